@@ -1,0 +1,58 @@
+import type { Decider } from "./decider.js";
+import type { EventStore } from "./event-store.js";
+import type { SnapshotStore } from "./snapshots.js";
+import type { AggregateStream } from "./stream.js";
+
+/** How many recent command ids an aggregate remembers for idempotency beyond the server's dedupe window. */
+export const REMEMBERED_COMMANDS = 256;
+
+/** An aggregate's state at a version, with the commands recently applied to it. */
+export interface LoadedAggregate<S> {
+  state: S;
+  /** The last stream sequence on the aggregate's subject (0: new aggregate). */
+  seq: number;
+  /** Command id -> sequence of the message it produced, most recent last, at most REMEMBERED_COMMANDS. */
+  commands: Map<string, number>;
+  /** How many messages were folded on top of the snapshot (all of them when there was none). */
+  messagesSinceSnapshot: number;
+}
+
+/** Loads an aggregate from its snapshot plus the events after it, or from its first event. */
+export async function loadAggregate<S, C, E extends { type: string }>(
+  store: EventStore,
+  stream: AggregateStream<E>,
+  decider: Decider<S, C, E>,
+  aggregateId: string,
+  snapshots?: SnapshotStore<S>,
+): Promise<LoadedAggregate<S>> {
+  const snapshot = await snapshots?.load(aggregateId);
+  let state = snapshot ? snapshot.state : decider.initialState();
+  const commands = new Map(snapshot?.commands ?? []);
+  const tail = await store.readAggregate(stream, aggregateId, snapshot?.seq ?? 0);
+  let messages = 0;
+  let lastMessageSeq = -1;
+  for (const recorded of tail.events) {
+    state = decider.evolve(state, recorded.event);
+    if (recorded.seq !== lastMessageSeq) {
+      lastMessageSeq = recorded.seq;
+      messages++;
+      remember(commands, recorded.causationId, recorded.seq);
+    }
+  }
+  return {
+    state,
+    seq: Math.max(tail.lastSeq, snapshot?.seq ?? 0),
+    commands,
+    messagesSinceSnapshot: messages,
+  };
+}
+
+/** Records a command id, forgetting the oldest beyond REMEMBERED_COMMANDS. */
+export function remember(commands: Map<string, number>, commandId: string, seq: number): void {
+  commands.delete(commandId);
+  commands.set(commandId, seq);
+  if (commands.size > REMEMBERED_COMMANDS) {
+    const oldest = commands.keys().next().value;
+    if (oldest !== undefined) commands.delete(oldest);
+  }
+}

@@ -1,0 +1,103 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { loadAggregate, remember } from "./aggregate.js";
+import type { EventMetadata } from "./batch.js";
+import type { Decider } from "./decider.js";
+import { isConcurrencyError, RetriesExhaustedError } from "./errors.js";
+import type { EventStore } from "./event-store.js";
+import type { SnapshotStore } from "./snapshots.js";
+import type { AggregateStream } from "./stream.js";
+
+/** What handling a command did. */
+export interface CommandResult<S, E> {
+  /** The events the command produced (for a repeated command: those of its first handling). */
+  events: E[];
+  /** The stream sequence of the message holding them; the aggregate's sequence when there were none. */
+  seq: number;
+  /** The aggregate's state after the command (for a repeated command: its current state). */
+  state: S;
+  /** True when this command id had already been handled: nothing was appended. */
+  duplicate: boolean;
+}
+
+export interface CommandHandlerOptions<S> {
+  /** Conflicting attempts before giving up (default 20). */
+  maxAttempts?: number;
+  snapshots?: SnapshotStore<S>;
+  /** Save a snapshot once this many messages were folded on top of the last one (default 100). */
+  snapshotEvery?: number;
+}
+
+/**
+ * Runs commands against one aggregate type: load, decide, append with the expected sequence; on a
+ * conflict reload and decide again (bounded, with jittered backoff). Idempotent by command id.
+ */
+export class CommandHandler<S, C, E extends { type: string }> {
+  private readonly maxAttempts: number;
+  private readonly snapshotEvery: number;
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly stream: AggregateStream<E>,
+    private readonly decider: Decider<S, C, E>,
+    private readonly opts: CommandHandlerOptions<S> = {},
+  ) {
+    this.maxAttempts = opts.maxAttempts ?? 20;
+    this.snapshotEvery = opts.snapshotEvery ?? 100;
+  }
+
+  /** Handles one command; DomainErrors from the decider pass through untouched. */
+  async handle(aggregateId: string, command: C, meta: EventMetadata): Promise<CommandResult<S, E>> {
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await loadAggregate(
+        this.store,
+        this.stream,
+        this.decider,
+        aggregateId,
+        this.opts.snapshots,
+      );
+      const previous = loaded.commands.get(meta.commandId);
+      if (previous !== undefined) return this.repeated(previous, loaded.state);
+      const events = this.decider.decide(command, loaded.state);
+      if (events.length === 0) return { events, seq: loaded.seq, state: loaded.state, duplicate: false };
+      try {
+        const ack = await this.store.append(this.stream, aggregateId, events, {
+          ...meta,
+          expectedSeq: loaded.seq,
+        });
+        if (ack.duplicate) {
+          // Another handler of the same command appended while we decided: report its result.
+          const current = await loadAggregate(
+            this.store,
+            this.stream,
+            this.decider,
+            aggregateId,
+            this.opts.snapshots,
+          );
+          return this.repeated(ack.seq, current.state);
+        }
+        let state = loaded.state;
+        for (const e of events) state = this.decider.evolve(state, e);
+        remember(loaded.commands, meta.commandId, ack.seq);
+        if (this.opts.snapshots && loaded.messagesSinceSnapshot + 1 >= this.snapshotEvery) {
+          await this.opts.snapshots.save(aggregateId, {
+            seq: ack.seq,
+            state,
+            commands: [...loaded.commands],
+          });
+        }
+        return { events, seq: ack.seq, state, duplicate: false };
+      } catch (err) {
+        if (!isConcurrencyError(err)) throw err;
+        if (attempt >= this.maxAttempts)
+          throw new RetriesExhaustedError(aggregateId, attempt, { cause: err });
+        // Jittered backoff so that many writers on one aggregate do not collide in lockstep.
+        await sleep(Math.random() * Math.min(2 ** attempt, 50));
+      }
+    }
+  }
+
+  private async repeated(seq: number, state: S): Promise<CommandResult<S, E>> {
+    const first = await this.store.readMessage(this.stream, seq);
+    return { events: first.map((r) => r.event), seq, state, duplicate: true };
+  }
+}

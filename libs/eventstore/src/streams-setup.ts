@@ -1,0 +1,57 @@
+import {
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from "@nats-io/jetstream";
+import { nanos } from "@nats-io/transport-node";
+import type { AggregateStream } from "./stream.js";
+
+/** The JetStream configuration of an aggregate stream: an append-only log on disk. */
+export function streamConfig(
+  stream: AggregateStream<{ type: string }>,
+  replicas = 1,
+): Partial<StreamConfig> & { name: string } {
+  return {
+    name: stream.name,
+    subjects: [`${stream.subjectPrefix}.>`],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    deny_delete: true,
+    deny_purge: true,
+    allow_direct: true,
+    duplicate_window: nanos(stream.duplicateWindowMs),
+    num_replicas: replicas,
+  };
+}
+
+/** Creates the stream, or updates the settings that may change; safe to call from every instance at start. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  stream: AggregateStream<{ type: string }>,
+  opts: { replicas?: number } = {},
+): Promise<void> {
+  const config = streamConfig(stream, opts.replicas);
+  try {
+    const info = await jsm.streams.info(stream.name);
+    const current = info.config;
+    if (
+      current.duplicate_window !== config.duplicate_window ||
+      current.allow_direct !== config.allow_direct
+    ) {
+      await jsm.streams.update(stream.name, { ...current, ...config });
+    }
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+    try {
+      await jsm.streams.add(config);
+    } catch (addErr) {
+      // Another instance created it between our info and add: that is the state we wanted.
+      if (!(addErr instanceof JetStreamApiError) || !/already in use/.test(addErr.message)) throw addErr;
+    }
+  }
+}

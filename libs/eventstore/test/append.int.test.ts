@@ -1,0 +1,177 @@
+import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  CommandHandler,
+  ConcurrencyError,
+  EventStore,
+  ensureStream,
+  isDomainError,
+  jsonSnapshots,
+  loadAggregate,
+  SnapshotStore,
+} from "../src/mod.js";
+import { type CounterState, counterDecider, counterStreamFor, uniquePrefix } from "./counter.js";
+
+let nc: NatsConnection;
+let store: EventStore;
+const stream = counterStreamFor(uniquePrefix("append"));
+const inc = (by = 1) => ({ type: "Incremented" as const, data: { by, totalAfter: by } });
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  store = await EventStore.connect(nc);
+  await ensureStream(store.jsm, stream);
+});
+afterAll(async () => {
+  await nc?.drain();
+});
+
+describe("stream set-up", () => {
+  it("creates a file stream that refuses delete and purge, and is idempotent", async () => {
+    await ensureStream(store.jsm, stream);
+    const info = await store.jsm.streams.info(stream.name);
+    expect(info.config).toMatchObject({
+      storage: "file",
+      deny_delete: true,
+      deny_purge: true,
+      allow_direct: true,
+    });
+    expect(info.config.subjects).toEqual([`${stream.subjectPrefix}.>`]);
+    await expect(store.jsm.streams.purge(stream.name)).rejects.toThrow();
+  });
+});
+
+describe("append", () => {
+  it("stores one decision as one message at the next subject sequence, with its envelope", async () => {
+    const id = "a1";
+    const first = await store.append(stream, id, [inc(1), inc(2)], {
+      expectedSeq: 0,
+      commandId: "c1",
+      correlationId: "flow-1",
+    });
+    expect(first.duplicate).toBe(false);
+    const { events, lastSeq } = await store.readAggregate(stream, id);
+    expect(lastSeq).toBe(first.seq);
+    expect(events.map((e) => e.event)).toEqual([inc(1), inc(2)]);
+    expect(events.map((e) => [e.seq, e.index])).toEqual([
+      [first.seq, 0],
+      [first.seq, 1],
+    ]);
+    for (const e of events) {
+      expect(e).toMatchObject({ aggregateId: id, causationId: "c1", correlationId: "flow-1" });
+      expect(e.eventId).toMatch(/^[0-9a-f-]{36}$/);
+      expect(Math.abs(e.timeUnixMs - Date.now())).toBeLessThan(60_000);
+    }
+    expect(events[0]?.eventId).not.toBe(events[1]?.eventId);
+  });
+
+  it("rejects an append on a stale sequence with ConcurrencyError carrying expected and actual", async () => {
+    const id = "a2";
+    const a = await store.append(stream, id, [inc()], { expectedSeq: 0, commandId: "c1" });
+    const b = await store.append(stream, id, [inc()], { expectedSeq: a.seq, commandId: "c2" });
+    const err = await store
+      .append(stream, id, [inc()], { expectedSeq: a.seq, commandId: "c3" })
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(ConcurrencyError);
+    expect(err).toMatchObject({
+      expected: a.seq,
+      actual: b.seq,
+      code: "CONCURRENCY_CONFLICT",
+      retryable: true,
+    });
+    const fresh = await store
+      .append(stream, id, [inc()], { expectedSeq: 0, commandId: "c4" })
+      .catch((e) => e);
+    expect(fresh).toMatchObject({ name: "ConcurrencyError", expected: 0, actual: b.seq });
+    expect((await store.readAggregate(stream, id)).events).toHaveLength(2);
+  });
+
+  it("stores a repeated command id once and reports the duplicate", async () => {
+    const id = "a3";
+    const a = await store.append(stream, id, [inc()], { expectedSeq: 0, commandId: "same" });
+    const b = await store.append(stream, id, [inc()], { expectedSeq: 0, commandId: "same" });
+    expect(b).toEqual({ seq: a.seq, duplicate: true });
+    expect((await store.readAggregate(stream, id)).events).toHaveLength(1);
+  });
+
+  it("refuses aggregate ids that would be wildcards or empty subject tokens", async () => {
+    for (const bad of ["*", ">", "a..b", "", "a b", "x.>"]) {
+      await expect(store.append(stream, bad, [inc()], { expectedSeq: 0, commandId: "x" })).rejects.toThrow(
+        /invalid aggregate id/,
+      );
+    }
+  });
+
+  it("reads an empty aggregate as sequence 0 without waiting", async () => {
+    expect(await store.readAggregate(stream, "nobody")).toEqual({ events: [], lastSeq: 0 });
+  });
+});
+
+describe("command handler", () => {
+  it("returns the first result for a repeated command and appends nothing", async () => {
+    const handler = new CommandHandler(store, stream, counterDecider);
+    const first = await handler.handle("h1", { type: "Increment", by: 5 }, { commandId: "cmd-1" });
+    const again = await handler.handle("h1", { type: "Increment", by: 5 }, { commandId: "cmd-1" });
+    expect(first.duplicate).toBe(false);
+    expect(again).toMatchObject({ duplicate: true, seq: first.seq, events: first.events });
+    expect(again.state).toEqual({ total: 5, increments: 1 });
+    expect((await store.readAggregate(stream, "h1")).events).toHaveLength(1);
+  });
+
+  it("recognises a repeated command after the server's duplicate window has passed", async () => {
+    const shortWindow = counterStreamFor(uniquePrefix("window"), 200);
+    await ensureStream(store.jsm, shortWindow);
+    const handler = new CommandHandler(store, shortWindow, counterDecider);
+    const first = await handler.handle("w1", { type: "Increment", by: 1 }, { commandId: "late" });
+    await sleep(600);
+    const again = await handler.handle("w1", { type: "Increment", by: 1 }, { commandId: "late" });
+    expect(again).toMatchObject({ duplicate: true, seq: first.seq });
+    expect((await store.readAggregate(shortWindow, "w1")).events).toHaveLength(1);
+  });
+
+  it("passes a decider's DomainError through and appends nothing", async () => {
+    const handler = new CommandHandler(store, stream, counterDecider);
+    const err = await handler
+      .handle("h2", { type: "Increment", by: -1 }, { commandId: "bad" })
+      .catch((e) => e);
+    expect(isDomainError(err, "invalid_argument")).toBe(true);
+    expect(err.retryable).toBe(false);
+    expect(await store.lastSequence(stream, "h2")).toBe(0);
+  });
+
+  it("loads from a snapshot plus the tail, to the same state as a full load, and keeps idempotency", async () => {
+    const snapshots = await SnapshotStore.open<CounterState>(nc, stream, jsonSnapshots());
+    const handler = new CommandHandler(store, stream, counterDecider, { snapshots, snapshotEvery: 10 });
+    for (let i = 1; i <= 25; i++)
+      await handler.handle("s1", { type: "Increment", by: i }, { commandId: `s-${i}` });
+    const snap = await snapshots.load("s1");
+    expect(snap?.seq).toBeGreaterThan(0);
+    expect(snap?.state.increments).toBe(20);
+    const fromSnapshot = await loadAggregate(store, stream, counterDecider, "s1", snapshots);
+    const full = await loadAggregate(store, stream, counterDecider, "s1");
+    expect(fromSnapshot.state).toEqual(full.state);
+    expect(fromSnapshot.state).toEqual({ total: (25 * 26) / 2, increments: 25 });
+    expect(fromSnapshot.messagesSinceSnapshot).toBe(5);
+    expect(fromSnapshot.seq).toBe(full.seq);
+    const repeated = await handler.handle("s1", { type: "Increment", by: 3 }, { commandId: "s-3" });
+    expect(repeated.duplicate).toBe(true);
+    expect(repeated.events).toEqual([{ type: "Incremented", data: { by: 3, totalAfter: 6 } }]);
+  });
+
+  it("ignores a snapshot of another state version", async () => {
+    const v1 = await SnapshotStore.open<CounterState>(nc, stream, jsonSnapshots(1));
+    await v1.save("v", { seq: 1, state: { total: 999, increments: 1 }, commands: [] });
+    const v2 = await SnapshotStore.open<CounterState>(nc, stream, jsonSnapshots(2));
+    expect(await v2.load("v")).toBeUndefined();
+  });
+
+  it("uses fresh ids: a new command with a new id is applied", async () => {
+    const handler = new CommandHandler(store, stream, counterDecider);
+    const a = await handler.handle("h3", { type: "Increment", by: 1 }, { commandId: randomUUID() });
+    const b = await handler.handle("h3", { type: "Increment", by: 1 }, { commandId: randomUUID() });
+    expect(b.seq).toBeGreaterThan(a.seq);
+    expect(b.state.total).toBe(2);
+  });
+});

@@ -1,0 +1,17 @@
+export { findBinary } from "./binaries.js";
+export { testDatabase } from "./database.js";
+export {
+  CommandFailedError,
+  MissingBinaryError,
+  MissingSystemUserError,
+  ServerStartError,
+  TimeoutError,
+} from "./errors.js";
+export type { NatsCluster, NatsClusterOptions } from "./nats-cluster.js";
+export { startNatsCluster } from "./nats-cluster.js";
+export type { NatsServer, NatsServerOptions } from "./nats-server.js";
+export { startNatsServer } from "./nats-server.js";
+export { freePort } from "./ports.js";
+export type { PostgresOptions, PostgresServer } from "./postgres.js";
+export { startPostgres } from "./postgres.js";
+export type {} from "./vitest-context.js";

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what `npm start` and `npm test` need and is missing, then builds.
+# Quick when nothing is missing: every step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=10.34.9
+say() { printf '[bootstrap] %s\n' "$*"; }
+die() { printf '[bootstrap] error: %s\n' "$*" >&2; exit 1; }
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js 20 or newer is needed (found $(node --version)); install it from https://nodejs.org"
+
+is_debian_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+# System packages: nats-server and PostgreSQL (Debian keeps initdb/pg_ctl under /usr/lib/postgresql/*/bin).
+have_postgres() {
+  command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+missing=()
+command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
+have_postgres || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
+  if is_debian_root; then
+    say "installing ${missing[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    die "missing ${missing[*]}. On Debian/Ubuntu run: sudo apt-get install -y ${missing[*]}; on macOS: brew install nats-server postgresql"
+  fi
+fi
+
+# pnpm: the workspace's package manager (corepack cannot be relied on offline).
+if ! command -v pnpm >/dev/null 2>&1; then
+  say "installing pnpm@$PNPM_VERSION with npm"
+  npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null 2>&1 ||
+    die "could not install pnpm; run: npm install -g pnpm@$PNPM_VERSION (with sudo if npm's global folder is not yours)"
+fi
+
+# node_modules: install when missing or when the lockfile changed since the last install.
+stamp=node_modules/.modules.yaml
+if [ ! -f "$stamp" ] || [ pnpm-lock.yaml -nt "$stamp" ] || [ package.json -nt "$stamp" ]; then
+  say "installing node modules"
+  if [ -n "${CI:-}" ]; then pnpm install --frozen-lockfile --reporter=silent; else pnpm install --reporter=silent; fi
+fi
+
+# Build: protobuf code generation (skips when up to date) and tsc --build (incremental).
+pnpm -s run build
