@@ -26,10 +26,30 @@ export async function loadAggregate<S, C, E extends { type: string }>(
   snapshots?: SnapshotStore<S>,
 ): Promise<LoadedAggregate<S>> {
   const snapshot = await snapshots?.load(aggregateId);
-  let state = snapshot ? snapshot.state : decider.initialState();
-  const commands = new Map(snapshot?.commands ?? []);
-  const tail = await store.readAggregate(stream, aggregateId, snapshot?.seq ?? 0);
-  let messages = 0;
+  const base: LoadedAggregate<S> = snapshot
+    ? {
+        state: snapshot.state,
+        seq: snapshot.seq,
+        commands: new Map(snapshot.commands),
+        messagesSinceSnapshot: 0,
+      }
+    : { state: decider.initialState(), seq: 0, commands: new Map(), messagesSinceSnapshot: 0 };
+  return catchUp(store, stream, decider, aggregateId, base);
+}
+
+/** Brings a loaded aggregate up to date by folding the events stored after its sequence. */
+export async function catchUp<S, C, E extends { type: string }>(
+  store: EventStore,
+  stream: AggregateStream<E>,
+  decider: Decider<S, C, E>,
+  aggregateId: string,
+  from: LoadedAggregate<S>,
+): Promise<LoadedAggregate<S>> {
+  const tail = await store.readAggregate(stream, aggregateId, from.seq);
+  if (tail.events.length === 0) return { ...from, seq: Math.max(from.seq, tail.lastSeq) };
+  let state = from.state;
+  const commands = new Map(from.commands);
+  let messages = from.messagesSinceSnapshot;
   let lastMessageSeq = -1;
   for (const recorded of tail.events) {
     state = decider.evolve(state, recorded.event);
@@ -39,12 +59,7 @@ export async function loadAggregate<S, C, E extends { type: string }>(
       remember(commands, recorded.causationId, recorded.seq);
     }
   }
-  return {
-    state,
-    seq: Math.max(tail.lastSeq, snapshot?.seq ?? 0),
-    commands,
-    messagesSinceSnapshot: messages,
-  };
+  return { state, seq: Math.max(tail.lastSeq, from.seq), commands, messagesSinceSnapshot: messages };
 }
 
 /** Records a command id, forgetting the oldest beyond REMEMBERED_COMMANDS. */

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { loadAggregate, remember } from "./aggregate.js";
+import { catchUp, type LoadedAggregate, loadAggregate, remember } from "./aggregate.js";
 import type { EventMetadata } from "./batch.js";
 import type { Decider } from "./decider.js";
 import { isConcurrencyError, RetriesExhaustedError } from "./errors.js";
@@ -25,15 +25,23 @@ export interface CommandHandlerOptions<S> {
   snapshots?: SnapshotStore<S>;
   /** Save a snapshot once this many messages were folded on top of the last one (default 100). */
   snapshotEvery?: number;
+  /** Aggregates kept in memory between commands, least recently used dropped first (default 10,000; 0: none). */
+  cacheSize?: number;
 }
 
 /**
  * Runs commands against one aggregate type: load, decide, append with the expected sequence; on a
- * conflict reload and decide again (bounded, with jittered backoff). Idempotent by command id.
+ * conflict catch up and decide again (bounded, with jittered backoff). Idempotent by command id.
+ *
+ * Aggregates stay cached after a command. A cached version may be stale when another instance
+ * wrote since; the append's expected sequence then fails and the handler folds the missing tail,
+ * so the cache saves the load of hot aggregates without ever deciding on an old state.
  */
 export class CommandHandler<S, C, E extends { type: string }> {
   private readonly maxAttempts: number;
   private readonly snapshotEvery: number;
+  private readonly cacheSize: number;
+  private readonly cache = new Map<string, LoadedAggregate<S>>();
 
   constructor(
     private readonly store: EventStore,
@@ -43,18 +51,13 @@ export class CommandHandler<S, C, E extends { type: string }> {
   ) {
     this.maxAttempts = opts.maxAttempts ?? 20;
     this.snapshotEvery = opts.snapshotEvery ?? 100;
+    this.cacheSize = opts.cacheSize ?? 10_000;
   }
 
   /** Handles one command; DomainErrors from the decider pass through untouched. */
   async handle(aggregateId: string, command: C, meta: EventMetadata): Promise<CommandResult<S, E>> {
+    let loaded = this.cache.get(aggregateId) ?? (await this.load(aggregateId));
     for (let attempt = 1; ; attempt++) {
-      const loaded = await loadAggregate(
-        this.store,
-        this.stream,
-        this.decider,
-        aggregateId,
-        this.opts.snapshots,
-      );
       const previous = loaded.commands.get(meta.commandId);
       if (previous !== undefined) return this.repeated(previous, loaded.state);
       const events = this.decider.decide(command, loaded.state);
@@ -66,33 +69,60 @@ export class CommandHandler<S, C, E extends { type: string }> {
         });
         if (ack.duplicate) {
           // Another handler of the same command appended while we decided: report its result.
-          const current = await loadAggregate(
-            this.store,
-            this.stream,
-            this.decider,
-            aggregateId,
-            this.opts.snapshots,
-          );
+          const current = await catchUp(this.store, this.stream, this.decider, aggregateId, loaded);
+          this.remember(aggregateId, current);
           return this.repeated(ack.seq, current.state);
         }
         let state = loaded.state;
         for (const e of events) state = this.decider.evolve(state, e);
-        remember(loaded.commands, meta.commandId, ack.seq);
-        if (this.opts.snapshots && loaded.messagesSinceSnapshot + 1 >= this.snapshotEvery) {
-          await this.opts.snapshots.save(aggregateId, {
-            seq: ack.seq,
-            state,
-            commands: [...loaded.commands],
-          });
+        const commands = new Map(loaded.commands);
+        remember(commands, meta.commandId, ack.seq);
+        const next = {
+          state,
+          seq: ack.seq,
+          commands,
+          messagesSinceSnapshot: loaded.messagesSinceSnapshot + 1,
+        };
+        if (this.opts.snapshots && next.messagesSinceSnapshot >= this.snapshotEvery) {
+          await this.opts.snapshots.save(aggregateId, { seq: ack.seq, state, commands: [...commands] });
+          next.messagesSinceSnapshot = 0;
         }
+        this.remember(aggregateId, next);
         return { events, seq: ack.seq, state, duplicate: false };
       } catch (err) {
-        if (!isConcurrencyError(err)) throw err;
+        if (!isConcurrencyError(err)) {
+          // The append's fate is unknown (timeout, lost connection): forget the cached version.
+          this.cache.delete(aggregateId);
+          throw err;
+        }
         if (attempt >= this.maxAttempts)
           throw new RetriesExhaustedError(aggregateId, attempt, { cause: err });
         // Jittered backoff so that many writers on one aggregate do not collide in lockstep.
         await sleep(Math.random() * Math.min(2 ** attempt, 50));
+        loaded = await catchUp(this.store, this.stream, this.decider, aggregateId, loaded);
       }
+    }
+  }
+
+  private async load(aggregateId: string): Promise<LoadedAggregate<S>> {
+    const loaded = await loadAggregate(
+      this.store,
+      this.stream,
+      this.decider,
+      aggregateId,
+      this.opts.snapshots,
+    );
+    this.remember(aggregateId, loaded);
+    return loaded;
+  }
+
+  private remember(aggregateId: string, loaded: LoadedAggregate<S>): void {
+    if (this.cacheSize <= 0) return;
+    this.cache.delete(aggregateId);
+    this.cache.set(aggregateId, loaded);
+    if (this.cache.size > this.cacheSize) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
     }
   }
 

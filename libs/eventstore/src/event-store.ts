@@ -1,8 +1,6 @@
 import { injectTraceContext, tracer } from "@hangar/telemetry";
 import {
-  DeliverPolicy,
   JetStreamApiCodes,
-  JetStreamApiError,
   type JetStreamClient,
   type JetStreamManager,
   jetstream,
@@ -12,6 +10,8 @@ import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import { decodeBatch, type EventMetadata, encodeBatch, type RecordedEvent } from "./batch.js";
 import { ConcurrencyError } from "./errors.js";
+import { JetStreamPublisher, PublishRejectedError } from "./publisher.js";
+import { OrderedReader } from "./reader.js";
 import { type AggregateStream, aggregateSubject } from "./stream.js";
 
 /** Header that names the event types of a message, so subscribers can filter without decoding. */
@@ -47,11 +47,17 @@ export class EventStore {
     readonly nc: NatsConnection,
     readonly js: JetStreamClient,
     readonly jsm: JetStreamManager,
+    readonly publisher: JetStreamPublisher,
   ) {}
 
   /** An event store over an open NATS connection. */
   static async connect(nc: NatsConnection): Promise<EventStore> {
-    return new EventStore(nc, jetstream(nc), await jetstreamManager(nc));
+    return new EventStore(nc, jetstream(nc), await jetstreamManager(nc), new JetStreamPublisher(nc));
+  }
+
+  /** Stops the publisher; the connection stays open (it belongs to the caller). */
+  close(): void {
+    this.publisher.close();
   }
 
   /**
@@ -68,7 +74,8 @@ export class EventStore {
     const subject = aggregateSubject(stream, aggregateId);
     const data = encodeBatch(stream, aggregateId, events, opts);
     const h = headers();
-    h.set(EVENT_TYPES_HEADER, events.map((e) => e.type).join(","));
+    // append, not set: the headers are new, so set's search for an existing key is wasted work.
+    h.append(EVENT_TYPES_HEADER, events.map((e) => e.type).join(","));
     const span = tracer().startSpan(`${stream.name} publish`, {
       kind: SpanKind.PRODUCER,
       attributes: {
@@ -80,16 +87,15 @@ export class EventStore {
     });
     injectTraceContext(h, trace.setSpan(context.active(), span));
     try {
-      const ack = await this.js.publish(subject, data, {
-        msgID: messageIdFor(opts.commandId, aggregateId),
-        headers: h,
-        expect: opts.expectedSeq === "any" ? {} : { lastSubjectSequence: opts.expectedSeq },
-      });
+      h.append("Nats-Msg-Id", messageIdFor(opts.commandId, aggregateId));
+      if (opts.expectedSeq !== "any")
+        h.append("Nats-Expected-Last-Subject-Sequence", String(opts.expectedSeq));
+      const ack = await this.publisher.publish(subject, data, h);
       span.setAttribute("messaging.nats.stream_sequence", ack.seq);
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (err) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
-      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamWrongLastSequence) {
+      if (err instanceof PublishRejectedError && err.apiCode === JetStreamApiCodes.StreamWrongLastSequence) {
         const actual = /wrong last sequence: (\d+)/.exec(err.message)?.[1];
         throw new ConcurrencyError(
           subject,
@@ -131,30 +137,39 @@ export class EventStore {
     aggregateId: string,
     afterSeq = 0,
   ): Promise<AggregateEvents<E>> {
+    const subject = aggregateSubject(stream, aggregateId);
     const lastSeq = await this.lastSequence(stream, aggregateId);
     if (lastSeq <= afterSeq) return { events: [], lastSeq };
-    const consumer = await this.js.consumers.get(stream.name, {
-      filter_subjects: aggregateSubject(stream, aggregateId),
-      ...(afterSeq > 0
-        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: afterSeq + 1 }
-        : { deliver_policy: DeliverPolicy.All }),
-    });
     const events: RecordedEvent<E>[] = [];
-    const messages = await consumer.fetch({
-      max_messages: Math.min(lastSeq - afterSeq, 10_000),
-      expires: 30_000,
+    let reader: OrderedReader | undefined;
+    let settled = false;
+    await new Promise<void>((resolve, reject) => {
+      const finish = (err?: unknown) => {
+        if (settled) return;
+        settled = true;
+        if (err) reject(err);
+        else resolve();
+      };
+      OrderedReader.start(this.nc, this.jsm, {
+        stream: stream.name,
+        filter: subject,
+        afterSeq,
+        onMessage: (m) => {
+          if (settled || m.seq > lastSeq) return;
+          try {
+            for (const e of decodeBatch(stream, m.data, m.seq)) events.push(e);
+          } catch (err) {
+            finish(err);
+            return;
+          }
+          if (m.seq === lastSeq) finish();
+        },
+      }).then((r) => {
+        reader = r;
+        if (settled) void r.stop();
+      }, finish);
     });
-    try {
-      for await (const m of messages) {
-        if (m.seq > lastSeq) break;
-        for (const e of decodeBatch(stream, m.data, m.seq)) events.push(e);
-        if (m.seq === lastSeq || m.info.pending === 0) break;
-      }
-    } finally {
-      await messages.close();
-      // An ordered consumer lives on for minutes after its last pull; one per load would pile up.
-      consumer.delete().catch(() => {});
-    }
+    void reader?.stop();
     return { events, lastSeq };
   }
 }

@@ -1,5 +1,5 @@
 export type { LoadedAggregate } from "./aggregate.js";
-export { loadAggregate, REMEMBERED_COMMANDS } from "./aggregate.js";
+export { catchUp, loadAggregate, REMEMBERED_COMMANDS } from "./aggregate.js";
 export type { EventMetadata, RecordedEvent } from "./batch.js";
 export { decodeBatch, encodeBatch } from "./batch.js";
 export type { EventCodec, EventOf, MessageClass } from "./codec.js";
@@ -31,6 +31,10 @@ export {
 } from "./postgres-projection.js";
 export type { ProjectedMessage, ProjectionOptions, RunningProjection } from "./projection.js";
 export { ensureDurable, runProjection } from "./projection.js";
+export type { PublishAck } from "./publisher.js";
+export { JetStreamPublisher, PublishRejectedError, PublishTimeoutError } from "./publisher.js";
+export type { OrderedReaderOptions, StreamMessage } from "./reader.js";
+export { OrderedReader } from "./reader.js";
 export type { Replay, ReplayOptions, ReplayProgress } from "./replay.js";
 export { replay } from "./replay.js";
 export type { Snapshot, SnapshotCodec } from "./snapshots.js";

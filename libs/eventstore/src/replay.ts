@@ -1,5 +1,6 @@
-import { DeliverPolicy, type JetStreamClient, type JsMsg } from "@nats-io/jetstream";
 import { decodeBatch, type RecordedEvent } from "./batch.js";
+import type { EventStore } from "./event-store.js";
+import { OrderedReader } from "./reader.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
 /** Progress of a replay, reported while it reads. */
@@ -37,30 +38,24 @@ export interface Replay {
 }
 
 /**
- * Reads a whole stream (or a filtered part) in order with an ordered consumer and hands every
- * message's events to `onEvents`; the in-memory rebuild of a service's state at start.
+ * Reads a whole stream (or a filtered part) in order and hands every message's events to
+ * `onEvents`: the in-memory rebuild of a service's state at start, optionally followed live.
  */
 export async function replay<E extends { type: string }>(
-  js: JetStreamClient,
+  store: EventStore,
   stream: AggregateStream<E>,
   opts: ReplayOptions<E>,
 ): Promise<Replay> {
   const started = performance.now();
-  const filter = opts.filter ?? `${stream.subjectPrefix}.>`;
   const progressEvery = opts.progressEvery ?? 100_000;
-  const consumer = await js.consumers.get(stream.name, {
-    filter_subjects: filter,
-    ...(opts.afterSeq
-      ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: opts.afterSeq + 1 }
-      : { deliver_policy: DeliverPolicy.All }),
-  });
-  const info = await js.jetstreamManager().then((jsm) => jsm.streams.info(stream.name));
+  const afterSeq = opts.afterSeq ?? 0;
   // Caught up = reached the last message that existed when the replay started.
-  const target = info.state.last_seq;
+  const target = (await store.jsm.streams.info(stream.name)).state.last_seq;
   let messages = 0;
   let events = 0;
-  let lastSeq = opts.afterSeq ?? 0;
+  let lastSeq = afterSeq;
   let caughtUp = false;
+  let failed = false;
   let resolveCaughtUp!: (p: ReplayProgress) => void;
   let rejectCaughtUp!: (err: unknown) => void;
   const caughtUpPromise = new Promise<ReplayProgress>((resolve, reject) => {
@@ -73,39 +68,44 @@ export async function replay<E extends { type: string }>(
     pending,
     elapsedMs: performance.now() - started,
   });
+  let reader: OrderedReader | undefined;
   const reachedTarget = (pending: number) => {
     if (caughtUp) return;
     caughtUp = true;
     const p = progress(pending);
     opts.onProgress?.(p);
     resolveCaughtUp(p);
-    if (!opts.follow) void iter?.close();
+    if (!opts.follow) void reader?.stop();
   };
-
-  let iter: Awaited<ReturnType<typeof consumer.consume>> | undefined;
-  const onMessage = (m: JsMsg) => {
-    if (!opts.follow && caughtUp) return;
-    try {
-      const recorded = decodeBatch(stream, m.data, m.seq);
-      messages++;
-      events += recorded.length;
-      lastSeq = m.seq;
-      opts.onEvents(recorded, aggregateIdOf(stream, m.subject));
-    } catch (err) {
-      rejectCaughtUp(err);
-      void iter?.close();
-      return;
-    }
-    const pending = m.info.pending;
-    if (!caughtUp && messages % progressEvery === 0) opts.onProgress?.(progress(pending));
-    if (m.seq >= target || pending === 0) reachedTarget(pending);
-  };
-  if (target <= (opts.afterSeq ?? 0) || info.state.messages === 0) reachedTarget(0);
-  if (!caughtUp || opts.follow) {
-    iter = await consumer.consume({ max_messages: 10_000, threshold_messages: 5_000, callback: onMessage });
+  reader = await OrderedReader.start(store.nc, store.jsm, {
+    stream: stream.name,
+    filter: opts.filter ?? `${stream.subjectPrefix}.>`,
+    afterSeq,
+    onMessage(m) {
+      if (failed || (caughtUp && !opts.follow)) return;
+      try {
+        const recorded = decodeBatch(stream, m.data, m.seq);
+        messages++;
+        events += recorded.length;
+        lastSeq = m.seq;
+        opts.onEvents(recorded, aggregateIdOf(stream, m.subject));
+      } catch (err) {
+        // A message that does not decode, or a handler that throws, ends the replay: state would be wrong.
+        failed = true;
+        rejectCaughtUp(err);
+        void reader?.stop();
+        return;
+      }
+      if (!caughtUp && messages % progressEvery === 0) opts.onProgress?.(progress(m.pending));
+      if (m.seq >= target || m.pending === 0) reachedTarget(m.pending);
+    },
+  });
+  if (target <= afterSeq) {
+    reachedTarget(0);
+  } else if (!caughtUp) {
     // A filter that matches nothing delivers nothing: ask the consumer whether anything is coming.
-    const ci = await consumer.info();
-    if (ci.num_pending === 0 && ci.delivered.consumer_seq === 0) reachedTarget(0);
+    const ci = await reader.consumerInfo().catch(() => undefined);
+    if (ci && ci.num_pending === 0 && ci.delivered.consumer_seq === 0) reachedTarget(0);
   }
   return {
     caughtUp: caughtUpPromise,
@@ -113,7 +113,7 @@ export async function replay<E extends { type: string }>(
       return lastSeq;
     },
     async stop() {
-      await iter?.close();
+      await reader?.stop();
     },
   };
 }

@@ -123,10 +123,18 @@ describe("command handler", () => {
   it("recognises a repeated command after the server's duplicate window has passed", async () => {
     const shortWindow = counterStreamFor(uniquePrefix("window"), 200);
     await ensureStream(store.jsm, shortWindow);
-    const handler = new CommandHandler(store, shortWindow, counterDecider);
-    const first = await handler.handle("w1", { type: "Increment", by: 1 }, { commandId: "late" });
+    const first = await new CommandHandler(store, shortWindow, counterDecider).handle(
+      "w1",
+      { type: "Increment", by: 1 },
+      { commandId: "late" },
+    );
     await sleep(600);
-    const again = await handler.handle("w1", { type: "Increment", by: 1 }, { commandId: "late" });
+    // A new handler (another instance, nothing cached) must find the command in the stored state.
+    const again = await new CommandHandler(store, shortWindow, counterDecider).handle(
+      "w1",
+      { type: "Increment", by: 1 },
+      { commandId: "late" },
+    );
     expect(again).toMatchObject({ duplicate: true, seq: first.seq });
     expect((await store.readAggregate(shortWindow, "w1")).events).toHaveLength(1);
   });
@@ -165,6 +173,21 @@ describe("command handler", () => {
     await v1.save("v", { seq: 1, state: { total: 999, increments: 1 }, commands: [] });
     const v2 = await SnapshotStore.open<CounterState>(nc, stream, jsonSnapshots(2));
     expect(await v2.load("v")).toBeUndefined();
+  });
+
+  it("catches up when its cached aggregate went stale because another instance wrote", async () => {
+    const a = new CommandHandler(store, stream, counterDecider);
+    const b = new CommandHandler(store, stream, counterDecider);
+    for (let i = 0; i < 10; i++) {
+      const writer = i % 3 === 0 ? b : a;
+      await writer.handle("shared", { type: "Increment", by: 1 }, { commandId: `shared-${i}` });
+    }
+    const last = await a.handle("shared", { type: "Increment", by: 1 }, { commandId: "shared-last" });
+    expect(last.state).toEqual({ total: 11, increments: 11 });
+    expect(last.events).toEqual([{ type: "Incremented", data: { by: 1, totalAfter: 11 } }]);
+    // b saw shared-0 and others; a command b never handled but a did is still recognised by b.
+    const repeat = await b.handle("shared", { type: "Increment", by: 1 }, { commandId: "shared-1" });
+    expect(repeat.duplicate).toBe(true);
   });
 
   it("uses fresh ids: a new command with a new id is applied", async () => {

@@ -33,7 +33,7 @@ describe("replay", () => {
   it("folds the whole stream into memory, reports progress, and signals when caught up", async () => {
     const states = new Map<string, CounterState>();
     const progress: ReplayProgress[] = [];
-    const r = await replay(store.js, stream, {
+    const r = await replay(store, stream, {
       progressEvery: 100,
       onProgress: (p) => progress.push(p),
       onEvents(events, aggregateId) {
@@ -56,7 +56,7 @@ describe("replay", () => {
 
   it("follows new events after catching up when asked to", async () => {
     const seen: string[] = [];
-    const r = await replay(store.js, stream, {
+    const r = await replay(store, stream, {
       filter: `${stream.subjectPrefix}.r0`,
       follow: true,
       onEvents: (events) => {
@@ -75,7 +75,7 @@ describe("replay", () => {
   });
 
   it("is caught up at once on a filter that matches nothing", async () => {
-    const r = await replay(store.js, stream, {
+    const r = await replay(store, stream, {
       filter: `${stream.subjectPrefix}.nobody`,
       onEvents: () => {},
     });
