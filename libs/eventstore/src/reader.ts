@@ -135,7 +135,10 @@ export class OrderedReader {
 
   private receive(m: Msg): void {
     this.lastActivity = Date.now();
-    if (m.subject === this.deliverSubject) return this.control(m);
+    if (m.subject === this.deliverSubject) {
+      this.control(m);
+      return;
+    }
     const reply = m.reply;
     if (!reply) return;
     const ack = parseAckReply(reply);
