@@ -62,14 +62,16 @@ class LazyRecordedEvent<E> implements RecordedEvent<E> {
   private envelope: hangar.v1.EventEnvelope | undefined;
 
   constructor(
-    private readonly bytes: Uint8Array,
+    private readonly data: Uint8Array,
+    private readonly start: number,
+    private readonly end: number,
     readonly event: E,
     readonly seq: number,
     readonly index: number,
   ) {}
 
   private get full(): hangar.v1.EventEnvelope {
-    this.envelope ??= hangar.v1.EventEnvelope.decode(this.bytes);
+    this.envelope ??= hangar.v1.EventEnvelope.decode(this.data.subarray(this.start, this.end));
     return this.envelope;
   }
   get eventId(): string {
@@ -93,6 +95,8 @@ class LazyRecordedEvent<E> implements RecordedEvent<E> {
   }
 }
 
+const EMPTY: Uint8Array = new Uint8Array(0);
+
 /** Decodes one message body into its recorded events (payloads now, envelope metadata on access). */
 export function decodeBatch<E extends { type: string }>(
   stream: AggregateStream<E>,
@@ -100,32 +104,29 @@ export function decodeBatch<E extends { type: string }>(
   seq: number,
 ): RecordedEvent<E>[] {
   const out: RecordedEvent<E>[] = [];
-  const batch = protobuf.Reader.create(data);
-  while (batch.pos < batch.len) {
-    const tag = batch.uint32();
+  // One reader walks the batch and, inside each envelope, only the fields a fold needs.
+  const r = protobuf.Reader.create(data);
+  while (r.pos < r.len) {
+    const tag = r.uint32();
     if (tag >>> 3 !== BATCH_EVENTS || (tag & 7) !== WIRE_LEN) {
-      batch.skipType(tag & 7);
+      r.skipType(tag & 7);
       continue;
     }
-    const length = batch.uint32();
-    const start = batch.pos;
-    const end = start + length;
-    batch.pos = end;
-    const env = protobuf.Reader.create(data.subarray(start, end));
+    const end = r.uint32() + r.pos;
+    const start = r.pos;
     let type = "";
-    let payload: Uint8Array | undefined;
-    while (env.pos < env.len) {
-      const t = env.uint32();
+    let payload: Uint8Array = EMPTY;
+    while (r.pos < end) {
+      const t = r.uint32();
       const field = t >>> 3;
-      if (field === ENVELOPE_TYPE && (t & 7) === WIRE_LEN) type = env.string();
+      if (field === ENVELOPE_TYPE && (t & 7) === WIRE_LEN) type = r.string();
       else if (field === ENVELOPE_PAYLOAD && (t & 7) === WIRE_LEN) {
-        const n = env.uint32();
-        payload = env.buf.subarray(env.pos, env.pos + n);
-        env.pos += n;
-      } else env.skipType(t & 7);
+        const n = r.uint32();
+        payload = data.subarray(r.pos, r.pos + n);
+        r.pos += n;
+      } else r.skipType(t & 7);
     }
-    const event = stream.codec.decode(type, payload ?? new Uint8Array(0));
-    out.push(new LazyRecordedEvent(data.subarray(start, end), event, seq, out.length));
+    out.push(new LazyRecordedEvent(data, start, end, stream.codec.decode(type, payload), seq, out.length));
   }
   return out;
 }

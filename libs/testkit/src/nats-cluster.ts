@@ -57,14 +57,19 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   }
 
   try {
-    await Promise.all(
-      nodes.map((node) =>
-        poll(() => metaLeader(node.monitor), {
-          what: `${node.name} to see a JetStream meta leader`,
-          timeoutMs: LEADER_TIMEOUT_MS,
-          intervalMs: 100,
-        }),
-      ),
+    // Every node must see the leader, and the leader must see every peer current: before that,
+    // placing a replicated stream can time out.
+    await poll(
+      () =>
+        metaReady(
+          nodes.map((n) => n.monitor),
+          nodes.length,
+        ),
+      {
+        what: "the JetStream meta leader to see every peer current",
+        timeoutMs: LEADER_TIMEOUT_MS,
+        intervalMs: 100,
+      },
     );
   } catch (error) {
     await stop();
@@ -75,13 +80,26 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   return { servers, urls: servers.map((server) => server.url), stop };
 }
 
-async function metaLeader(monitorPort: number): Promise<string | undefined> {
+interface MetaCluster {
+  leader?: string;
+  replicas?: { name: string; current: boolean }[];
+}
+
+async function metaReady(monitorPorts: number[], size: number): Promise<true | undefined> {
+  const views = await Promise.all(monitorPorts.map(metaCluster));
+  if (views.some((v) => !v?.leader)) return undefined;
+  const leaderView = views.find((v) => v?.replicas !== undefined);
+  const current = leaderView?.replicas?.filter((r) => r.current).length ?? 0;
+  return current === size - 1 ? true : undefined;
+}
+
+async function metaCluster(monitorPort: number): Promise<MetaCluster | undefined> {
   try {
     const response = await fetch(`http://127.0.0.1:${monitorPort}/jsz`, {
       signal: AbortSignal.timeout(2_000),
     });
-    const jsz = (await response.json()) as { meta_cluster?: { leader?: string } };
-    return jsz.meta_cluster?.leader || undefined;
+    const jsz = (await response.json()) as { meta_cluster?: MetaCluster };
+    return jsz.meta_cluster;
   } catch {
     // The monitor endpoint answers a little after the client port; keep polling.
     return undefined;

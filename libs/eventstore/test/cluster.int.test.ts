@@ -1,0 +1,55 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type NatsCluster, startNatsCluster } from "@hangar/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CommandHandler, EventStore, ensureStream, loadAggregate } from "../src/mod.js";
+import { counterDecider, counterStreamFor } from "./counter.js";
+
+// The production shape: a 3-node JetStream cluster with streams replicated three times.
+let cluster: NatsCluster;
+let nc: NatsConnection;
+const stream = counterStreamFor("cluster");
+
+beforeAll(async () => {
+  cluster = await startNatsCluster({ size: 3 });
+  nc = await connect({ servers: cluster.urls, maxReconnectAttempts: -1, reconnectTimeWait: 50 });
+}, 120_000);
+afterAll(async () => {
+  await nc?.close();
+  await cluster?.stop();
+});
+
+describe("event store on a 3-node cluster (R3)", () => {
+  it("keeps appending with one node killed, and loses nothing acknowledged", async () => {
+    const store = await EventStore.connect(nc);
+    await ensureStream(store.jsm, stream, { replicas: 3 });
+    expect((await store.jsm.streams.info(stream.name)).config.num_replicas).toBe(3);
+    const handler = new CommandHandler(store, stream, counterDecider, { maxAttempts: 50 });
+    const acked = new Set<string>();
+    const run = async (from: number, to: number) => {
+      for (let i = from; i < to; i++) {
+        const commandId = `c${i}`;
+        for (;;) {
+          try {
+            await handler.handle("replicated", { type: "Increment", by: 1 }, { commandId });
+            acked.add(commandId);
+            break;
+          } catch {
+            await sleep(100);
+          }
+        }
+      }
+    };
+    await run(0, 50);
+    // Kill a node that is not the one we are connected to... or is: either way the rest carry on.
+    const victim = cluster.servers[2];
+    await victim?.kill("SIGKILL");
+    await run(50, 100);
+    await victim?.restart();
+    await run(100, 120);
+    const loaded = await loadAggregate(store, stream, counterDecider, "replicated");
+    expect(acked.size).toBe(120);
+    expect(loaded.state).toEqual({ total: 120, increments: 120 });
+    store.close();
+  });
+});

@@ -1,0 +1,87 @@
+// `npm start`: runs the local platform under $HANGAR_HOME (default ~/.hangar): nats-server with
+// JetStream and Postgres on disk, the event streams, and the services that exist so far (none yet:
+// the gateway, placement, host agent, proxy and monitor come with the machines issue). Writes
+// $HANGAR_HOME/local.json for the CLI and tools, and stops everything on Ctrl-C or SIGTERM.
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { appsStream, hostsStream, machinesStream } from "@hangar/domain";
+import { EventStore, ensureStream } from "@hangar/eventstore";
+import { type NatsServer, type PostgresServer, startNatsServer, startPostgres } from "@hangar/testkit";
+import { connect } from "@nats-io/transport-node";
+
+const home = process.env.HANGAR_HOME ?? join(homedir(), ".hangar");
+const natsPort = Number(process.env.HANGAR_NATS_PORT ?? 4222);
+const pgPort = Number(process.env.HANGAR_PG_PORT ?? 5433);
+// Postgres runs as the `postgres` user when we are root, and that user cannot enter /root.
+const pgData =
+  process.env.HANGAR_PG_DATA ??
+  (process.getuid?.() === 0 ? "/var/lib/hangar/postgres" : join(home, "postgres"));
+
+function say(line: string): void {
+  process.stdout.write(`[hangar] ${line}\n`);
+}
+
+async function token(): Promise<string> {
+  const file = join(home, "token");
+  if (existsSync(file)) return (await readFile(file, "utf8")).trim();
+  const t = randomBytes(24).toString("base64url");
+  await writeFile(file, `${t}\n`, { mode: 0o600 });
+  return t;
+}
+
+async function main(): Promise<void> {
+  await mkdir(home, { recursive: true });
+  await mkdir(pgData, { recursive: true });
+  let nats: NatsServer | undefined;
+  let pg: PostgresServer | undefined;
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say("stopping");
+    await Promise.allSettled([pg?.stop(), nats?.stop()]);
+    say("stopped");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
+  try {
+    nats = await startNatsServer({ storeDir: join(home, "nats"), port: natsPort, name: "hangar-local" });
+    say(`nats-server ${nats.url} (JetStream in ${nats.storeDir})`);
+    if (pgData.startsWith("/var/lib/hangar")) await chmod("/var/lib/hangar", 0o755);
+    pg = await startPostgres({ dataDir: pgData, port: pgPort });
+    const databaseUrl = await pg.createDatabase("hangar").catch(async (err: Error) => {
+      if (!/already exists/.test(err.message)) throw err;
+      return pg?.url.replace(/\/postgres$/, "/hangar") as string;
+    });
+    say(`postgres ${databaseUrl} (data in ${pgData})`);
+
+    const nc = await connect({ servers: nats.url });
+    const store = await EventStore.connect(nc);
+    for (const stream of [appsStream, machinesStream, hostsStream]) await ensureStream(store.jsm, stream);
+    store.close();
+    await nc.close();
+    say(`streams ${[appsStream, machinesStream, hostsStream].map((s) => s.name).join(", ")} ready`);
+
+    const local = { nats_url: nats.url, database_url: databaseUrl, token: await token(), services: [] };
+    await writeFile(join(home, "local.json"), `${JSON.stringify(local, null, 2)}\n`, { mode: 0o600 });
+    say(`wrote ${join(home, "local.json")}`);
+    say("running; Ctrl-C stops everything");
+  } catch (err) {
+    process.stderr.write(`[hangar] could not start: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (/address already in use|EADDRINUSE/i.test(String(err))) {
+      process.stderr.write("[hangar] a port is taken: set HANGAR_NATS_PORT or HANGAR_PG_PORT to free ones\n");
+    }
+    if (/permission denied/i.test(String(err)) && process.getuid?.() === 0) {
+      process.stderr.write(
+        `[hangar] as root, Postgres runs as the postgres user: ${pgData} and every folder above it must be enterable by it (chmod o+x), or set HANGAR_PG_DATA elsewhere\n`,
+      );
+    }
+    await stop(1);
+  }
+}
+
+await main();
