@@ -34,7 +34,8 @@ export async function readCheckpoint(db: QueryExecutorProvider, name: string): P
 /**
  * Runs a Postgres projection: each batch is applied in one transaction that also moves the
  * checkpoint, and messages at or below the checkpoint are skipped, so redeliveries and replays
- * change nothing. Postgres is the truth about progress: a consumer ahead of it is recreated.
+ * change nothing. Postgres is the truth about progress: at start, a consumer ahead of it, or one
+ * holding unacknowledged messages of a crashed run, is recreated from the checkpoint.
  */
 export async function runPostgresProjection<E extends { type: string }, DB>(
   js: JetStreamClient,
@@ -56,8 +57,10 @@ export async function runPostgresProjection<E extends { type: string }, DB>(
     batchSize,
     afterSeq: checkpoint,
   });
-  if (info.ack_floor.stream_seq > checkpoint) {
-    // The read model lost rows the consumer thinks were applied (restored or reset database).
+  // Postgres knows how far the read model got; the consumer is rebuilt from there when it
+  // disagrees: ahead of the checkpoint (a restored or reset database), or holding messages a
+  // crashed instance never acknowledged, which would block delivery until their ack_wait ran out.
+  if (info.ack_floor.stream_seq > checkpoint || info.num_ack_pending > 0) {
     await jsm.consumers.delete(stream.name, projection.name);
   }
   return runProjection(js, stream, {
