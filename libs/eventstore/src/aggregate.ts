@@ -25,7 +25,12 @@ export async function loadAggregate<S, C, E extends { type: string }>(
   aggregateId: string,
   snapshots?: SnapshotStore<S>,
 ): Promise<LoadedAggregate<S>> {
-  const snapshot = await snapshots?.load(aggregateId);
+  // The snapshot and the aggregate's last sequence are fetched together: when the snapshot is
+  // current (the common case), the load is one round trip.
+  const [snapshot, lastSeq] = await Promise.all([
+    snapshots?.load(aggregateId),
+    store.lastSequence(stream, aggregateId),
+  ]);
   const base: LoadedAggregate<S> = snapshot
     ? {
         state: snapshot.state,
@@ -34,18 +39,22 @@ export async function loadAggregate<S, C, E extends { type: string }>(
         messagesSinceSnapshot: 0,
       }
     : { state: decider.initialState(), seq: 0, commands: new Map(), messagesSinceSnapshot: 0 };
-  return catchUp(store, stream, decider, aggregateId, base);
+  return catchUp(store, stream, decider, aggregateId, base, lastSeq);
 }
 
-/** Brings a loaded aggregate up to date by folding the events stored after its sequence. */
+/**
+ * Brings a loaded aggregate up to date by folding the events stored after its sequence, up to
+ * `lastSeq` when the caller already knows the aggregate's last sequence.
+ */
 export async function catchUp<S, C, E extends { type: string }>(
   store: EventStore,
   stream: AggregateStream<E>,
   decider: Decider<S, C, E>,
   aggregateId: string,
   from: LoadedAggregate<S>,
+  lastSeq?: number,
 ): Promise<LoadedAggregate<S>> {
-  const tail = await store.readAggregate(stream, aggregateId, from.seq);
+  const tail = await store.readAggregate(stream, aggregateId, from.seq, lastSeq);
   if (tail.events.length === 0) return { ...from, seq: Math.max(from.seq, tail.lastSeq) };
   let state = from.state;
   const commands = new Map(from.commands);

@@ -129,16 +129,18 @@ export class EventStore {
   }
 
   /**
-   * Reads an aggregate's events after `afterSeq` up to its current last sequence. Reads exactly up
-   * to the last sequence seen at the start, so the result is one consistent version.
+   * Reads an aggregate's events after `afterSeq` up to its current last sequence (or `upToSeq`,
+   * the last sequence the caller already looked up). Reads exactly up to that sequence, so the
+   * result is one consistent version.
    */
   async readAggregate<E extends { type: string }>(
     stream: AggregateStream<E>,
     aggregateId: string,
     afterSeq = 0,
+    upToSeq?: number,
   ): Promise<AggregateEvents<E>> {
     const subject = aggregateSubject(stream, aggregateId);
-    const lastSeq = await this.lastSequence(stream, aggregateId);
+    const lastSeq = upToSeq ?? (await this.lastSequence(stream, aggregateId));
     if (lastSeq <= afterSeq) return { events: [], lastSeq };
     const events: RecordedEvent<E>[] = [];
     let reader: OrderedReader | undefined;
