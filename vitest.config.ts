@@ -7,7 +7,7 @@ export default defineConfig({
   resolve: { conditions: ["source"] },
   ssr: { resolve: { conditions: ["source"] } },
   test: {
-    include: ["{libs,services,tests}/**/*.test.ts"],
+    include: ["{libs,services,tests,cli}/**/*.test.ts"],
     exclude: ["**/node_modules/**", "**/dist/**"],
     globalSetup: ["libs/testkit/src/global-setup.ts"],
     testTimeout: 60_000,
