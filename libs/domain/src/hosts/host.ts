@@ -6,6 +6,8 @@ const messages = {
   HostCordoned: hangar.v1.HostCordoned,
   HostUncordoned: hangar.v1.HostUncordoned,
   HostRemoved: hangar.v1.HostRemoved,
+  HostMachineReserved: hangar.v1.HostMachineReserved,
+  HostMachineReleased: hangar.v1.HostMachineReleased,
 };
 
 /** A host's events. */
@@ -26,15 +28,40 @@ export interface HostSpec {
   address: string;
 }
 
+/** Room a machine holds on a host. */
+export interface Reservation {
+  app: string;
+  cpus: number;
+  memoryMb: number;
+}
+
 export type HostState =
   | { status: "absent" }
-  | ({ status: "active" | "cordoned" | "removed"; cordonReason: string } & HostSpec);
+  | ({
+      status: "active" | "cordoned" | "removed";
+      cordonReason: string;
+      /** Reservations by machine id. */
+      reservations: Record<string, Reservation>;
+      usedCpus: number;
+      usedMemoryMb: number;
+    } & HostSpec);
+
+/** A host that registered at some point (active, cordoned or removed). */
+export type KnownHost = Exclude<HostState, { status: "absent" }>;
 
 export type HostCommand =
   | ({ type: "RegisterHost" } & HostSpec)
   | { type: "CordonHost"; reason: string }
   | { type: "UncordonHost" }
-  | { type: "RemoveHost" };
+  | { type: "RemoveHost" }
+  | ({ type: "ReserveMachine"; machineId: string } & Reservation)
+  | { type: "ReleaseMachine"; machineId: string; reason: string };
+
+/** Whether a host has room for a guest of this size. */
+export function hostHasRoom(state: HostState, cpus: number, memoryMb: number): boolean {
+  if (state.status !== "active") return false;
+  return state.usedCpus + cpus <= state.cpus && state.usedMemoryMb + memoryMb <= state.memoryMb;
+}
 
 /** The host aggregate: a host registers (again when its capacity changes), may be cordoned, and is removed. */
 export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
@@ -70,6 +97,36 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
         if (state.status === "absent" || state.status === "removed")
           throw new DomainError("host not found", "not_found");
         return [{ type: "HostRemoved", data: {} }];
+      case "ReserveMachine": {
+        if (state.status === "absent" || state.status === "removed")
+          throw new DomainError("host not found", "not_found");
+        // The same machine asking again gets the room it already has: placement may be retried.
+        if (state.reservations[command.machineId]) return [];
+        if (!hostHasRoom(state, command.cpus, command.memoryMb)) {
+          throw new DomainError(
+            state.status === "cordoned"
+              ? `host ${state.hostId} is cordoned`
+              : `host ${state.hostId} has no room for ${command.cpus} cpus and ${command.memoryMb} MB`,
+            "insufficient_capacity",
+          );
+        }
+        return [
+          {
+            type: "HostMachineReserved",
+            data: {
+              machineId: command.machineId,
+              app: command.app,
+              cpus: command.cpus,
+              memoryMb: command.memoryMb,
+            },
+          },
+        ];
+      }
+      case "ReleaseMachine":
+        if (state.status === "absent" || !state.reservations[command.machineId]) return [];
+        return [
+          { type: "HostMachineReleased", data: { machineId: command.machineId, reason: command.reason } },
+        ];
     }
   },
   evolve(state, event) {
@@ -85,7 +142,15 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
         };
         // Re-registering keeps a cordon: an operator's decision outlives a restart of the agent.
         if (state.status === "cordoned") return { ...state, ...spec };
-        return { status: "active", cordonReason: "", ...spec };
+        if (state.status !== "absent") return { ...state, ...spec, status: "active" };
+        return {
+          status: "active",
+          cordonReason: "",
+          reservations: {},
+          usedCpus: 0,
+          usedMemoryMb: 0,
+          ...spec,
+        };
       }
       case "HostCordoned":
         return state.status === "absent"
@@ -95,6 +160,30 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
         return state.status === "absent" ? state : { ...state, status: "active", cordonReason: "" };
       case "HostRemoved":
         return state.status === "absent" ? state : { ...state, status: "removed" };
+      case "HostMachineReserved": {
+        if (state.status === "absent") return state;
+        const d = event.data;
+        const r = { app: d.app ?? "", cpus: d.cpus ?? 0, memoryMb: d.memoryMb ?? 0 };
+        return {
+          ...state,
+          reservations: { ...state.reservations, [d.machineId ?? ""]: r },
+          usedCpus: state.usedCpus + r.cpus,
+          usedMemoryMb: state.usedMemoryMb + r.memoryMb,
+        };
+      }
+      case "HostMachineReleased": {
+        if (state.status === "absent") return state;
+        const id = event.data.machineId ?? "";
+        const r = state.reservations[id];
+        if (!r) return state;
+        const { [id]: _, ...rest } = state.reservations;
+        return {
+          ...state,
+          reservations: rest,
+          usedCpus: state.usedCpus - r.cpus,
+          usedMemoryMb: state.usedMemoryMb - r.memoryMb,
+        };
+      }
     }
   },
 };

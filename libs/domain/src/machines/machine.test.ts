@@ -13,12 +13,31 @@ const create: Extract<MachineCommand, { type: "CreateMachine" }> = {
   instanceId: "i1",
   configJson: '{"image":"dir:/srv/hello"}',
   skipLaunch: false,
+  hostId: "h1",
 };
+const now = 1_000_000;
 const { type: _, ...createdData } = create;
 const created: MachineEvent = { type: "MachineCreated", data: createdData };
 const startRequested: MachineEvent = { type: "MachineStartRequested", data: { instanceId: "i1" } };
-const started: MachineEvent = { type: "MachineStarted", data: { hostId: "h1", pid: 42 } };
+const recordStarted = {
+  type: "RecordStarted",
+  hostId: "h1",
+  pid: 42,
+  privateIp: "127.77.0.2",
+  port: 40000,
+  startTime: 777,
+  adopted: false,
+} as const;
+const { type: __, ...startedData } = recordStarted;
+const started: MachineEvent = { type: "MachineStarted", data: startedData };
 const stopRequested: MachineEvent = { type: "MachineStopRequested", data: { signal: "SIGINT", timeoutS: 5 } };
+const running = [created, startRequested, started];
+const exit = (exitCode: number, restart = false) =>
+  ({ type: "RecordExited", exitCode, signal: "", codeUnknown: false, restart }) as const;
+const exited = (exitCode: number, requested: boolean): MachineEvent => ({
+  type: "MachineExited",
+  data: { exitCode, signal: "", requested, codeUnknown: false },
+});
 
 describe("machine decider", () => {
   it("creates and asks for a start in one decision", () => {
@@ -39,49 +58,116 @@ describe("machine decider", () => {
       .thenThrows((e) => isDomainError(e, "already_exists"));
   });
 
-  it("records the host agent's start of a starting machine", () => {
-    spec
-      .given([created, startRequested])
-      .when({ type: "RecordStarted", hostId: "h1", pid: 42 })
-      .then([started]);
+  it("records the host agent's start of a starting machine, once", () => {
+    spec.given([created, startRequested]).when(recordStarted).then([started]);
+    spec.given(running).when(recordStarted).then([]);
   });
 
   it("decides nothing when asked to start a machine that is already started", () => {
-    spec.given([created, startRequested, started]).when({ type: "StartMachine" }).then([]);
+    spec.given(running).when({ type: "StartMachine", nowMs: now }).then([]);
   });
 
   it("stops a started machine with the requested signal and timeout", () => {
     spec
-      .given([created, startRequested, started])
-      .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5 })
+      .given(running)
+      .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5, nowMs: now })
       .then([stopRequested]);
   });
 
   it("marks an exit after a stop request as requested", () => {
     spec
-      .given([created, startRequested, started, stopRequested])
-      .when({ type: "RecordExited", exitCode: 0, signal: "SIGINT" })
-      .then([{ type: "MachineExited", data: { exitCode: 0, signal: "SIGINT", requested: true } }]);
+      .given([...running, stopRequested])
+      .when(exit(0))
+      .then([exited(0, true)]);
   });
 
-  it("marks a crash as not requested", () => {
+  it("marks a crash as not requested, and restarts it when the host agent's policy says so", () => {
     spec
-      .given([created, startRequested, started])
-      .when({ type: "RecordExited", exitCode: 137, signal: "SIGKILL" })
-      .then([{ type: "MachineExited", data: { exitCode: 137, signal: "SIGKILL", requested: false } }]);
+      .given(running)
+      .when(exit(137))
+      .then([exited(137, false)]);
+    spec
+      .given(running)
+      .when(exit(1, true))
+      .then([exited(1, false), { type: "MachineRestarting", data: { attempt: 1 } }, startRequested]);
+  });
+
+  it("never restarts by policy after a requested stop", () => {
+    spec
+      .given([...running, stopRequested])
+      .when(exit(0, true))
+      .then([exited(0, true)]);
+  });
+
+  it("restarts: stops, then asks for a start once the process has exited", () => {
+    const restart: MachineEvent = {
+      type: "MachineRestartRequested",
+      data: { signal: "SIGTERM", timeoutS: 3 },
+    };
+    spec
+      .given(running)
+      .when({ type: "RestartMachine", signal: "SIGTERM", timeoutS: 3, nowMs: now })
+      .then([restart]);
+    spec
+      .given([...running, restart])
+      .when(exit(0))
+      .then([exited(0, true), startRequested]);
+  });
+
+  it("replaces a running machine on update and starts it with the new config", () => {
+    const updated: MachineEvent = {
+      type: "MachineUpdated",
+      data: { instanceId: "i2", configJson: '{"image":"dir:/srv/v2"}', name: "m1-name" },
+    };
+    const update = {
+      type: "UpdateMachine",
+      instanceId: "i2",
+      configJson: '{"image":"dir:/srv/v2"}',
+      name: "m1-name",
+      skipLaunch: false,
+      nowMs: now,
+    } as const;
+    spec.given(running).when(update).then([updated]);
+    spec
+      .given([...running, updated])
+      .when(exit(0))
+      .then([exited(0, true), { type: "MachineStartRequested", data: { instanceId: "i2" } }]);
+    spec
+      .given([created])
+      .when(update)
+      .then([updated, { type: "MachineStartRequested", data: { instanceId: "i2" } }]);
+  });
+
+  it("suspends a started machine and resumes it by starting it", () => {
+    const suspended: MachineEvent[] = [
+      { type: "MachineSuspendRequested", data: {} },
+      { type: "MachineSuspended", data: {} },
+    ];
+    spec
+      .given(running)
+      .when({ type: "SuspendMachine", nowMs: now })
+      .then([{ type: "MachineSuspendRequested", data: {} }]);
+    spec
+      .given([...running, ...suspended])
+      .when({ type: "StartMachine", nowMs: now })
+      .then([startRequested]);
+    spec
+      .given([...running, ...suspended, startRequested])
+      .when(recordStarted)
+      .then([started]);
   });
 
   it("refuses to destroy a started machine without force", () => {
     spec
-      .given([created, startRequested, started])
-      .when({ type: "DestroyMachine", force: false })
+      .given(running)
+      .when({ type: "DestroyMachine", force: false, nowMs: now })
       .thenThrows((e) => isDomainError(e, "failed_precondition"));
   });
 
   it("destroys a started machine with force", () => {
     spec
-      .given([created, startRequested, started])
-      .when({ type: "DestroyMachine", force: true })
+      .given(running)
+      .when({ type: "DestroyMachine", force: true, nowMs: now })
       .then([{ type: "MachineDestroyRequested", data: { force: true } }]);
   });
 
@@ -92,14 +178,78 @@ describe("machine decider", () => {
         { type: "MachineDestroyRequested", data: { force: false } },
         { type: "MachineDestroyed", data: {} },
       ])
-      .when({ type: "StartMachine" })
+      .when({ type: "StartMachine", nowMs: now })
       .thenThrows((e) => isDomainError(e, "not_found"));
   });
 
   it("refuses commands for a machine that does not exist", () => {
     spec
       .given([])
-      .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5 })
+      .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5, nowMs: now })
       .thenThrows((e) => isDomainError(e, "not_found"));
+  });
+
+  describe("leases", () => {
+    const lease: MachineEvent = {
+      type: "MachineLeaseAcquired",
+      data: { nonce: "n1", expiresAtUnixMs: now + 30_000, owner: "ops", description: "deploy" },
+    };
+    const acquire = {
+      type: "AcquireLease",
+      nonce: "n1",
+      ttlS: 30,
+      owner: "ops",
+      description: "deploy",
+      nowMs: now,
+    } as const;
+
+    it("grants a lease to one holder at a time until it expires", () => {
+      spec.given(running).when(acquire).then([lease]);
+      spec
+        .given([...running, lease])
+        .when({ ...acquire, nonce: "n2" })
+        .thenThrows((e) => isDomainError(e, "lease_held"));
+      spec
+        .given([...running, lease])
+        .when({ ...acquire, nonce: "n2", nowMs: now + 31_000 })
+        .then([{ ...lease, data: { ...lease.data, nonce: "n2", expiresAtUnixMs: now + 61_000 } }]);
+    });
+
+    it("guards changes of a leased machine by its nonce", () => {
+      spec
+        .given([...running, lease])
+        .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5, nowMs: now })
+        .thenThrows((e) => isDomainError(e, "lease_held"));
+      spec
+        .given([...running, lease])
+        .when({ type: "StopMachine", signal: "SIGINT", timeoutS: 5, nowMs: now, leaseNonce: "n1" })
+        .then([stopRequested]);
+    });
+
+    it("releases only with the right nonce", () => {
+      spec
+        .given([...running, lease])
+        .when({ type: "ReleaseLease", nonce: "bad", nowMs: now })
+        .thenThrows((e) => isDomainError(e, "lease_held"));
+      spec
+        .given([...running, lease])
+        .when({ type: "ReleaseLease", nonce: "n1", nowMs: now })
+        .then([{ type: "MachineLeaseReleased", data: { nonce: "n1" } }]);
+    });
+  });
+
+  it("records only check changes", () => {
+    const passing: MachineEvent = {
+      type: "MachineCheckChanged",
+      data: { name: "http", status: "passing", output: "200" },
+    };
+    spec
+      .given(running)
+      .when({ type: "RecordCheck", name: "http", status: "passing", output: "200" })
+      .then([passing]);
+    spec
+      .given([...running, passing])
+      .when({ type: "RecordCheck", name: "http", status: "passing", output: "200" })
+      .then([]);
   });
 });

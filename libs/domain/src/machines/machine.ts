@@ -5,10 +5,21 @@ const messages = {
   MachineCreated: hangar.v1.MachineCreated,
   MachineStartRequested: hangar.v1.MachineStartRequested,
   MachineStarted: hangar.v1.MachineStarted,
+  MachineStartFailed: hangar.v1.MachineStartFailed,
   MachineStopRequested: hangar.v1.MachineStopRequested,
+  MachineRestartRequested: hangar.v1.MachineRestartRequested,
   MachineExited: hangar.v1.MachineExited,
+  MachineRestarting: hangar.v1.MachineRestarting,
+  MachineUpdated: hangar.v1.MachineUpdated,
+  MachineSuspendRequested: hangar.v1.MachineSuspendRequested,
+  MachineSuspended: hangar.v1.MachineSuspended,
   MachineDestroyRequested: hangar.v1.MachineDestroyRequested,
   MachineDestroyed: hangar.v1.MachineDestroyed,
+  MachineCordoned: hangar.v1.MachineCordoned,
+  MachineUncordoned: hangar.v1.MachineUncordoned,
+  MachineLeaseAcquired: hangar.v1.MachineLeaseAcquired,
+  MachineLeaseReleased: hangar.v1.MachineLeaseReleased,
+  MachineCheckChanged: hangar.v1.MachineCheckChanged,
 };
 
 /** A machine's events. */
@@ -26,30 +37,67 @@ export function machineAggregateId(app: string, machineId: string): string {
   return `${app}.${machineId}`;
 }
 
-/** The states of Fly's machine state machine that this aggregate has so far. */
+/** Fly's machine states (`replacing` is an update of a running machine). */
 export type MachineStatus =
   | "created"
   | "starting"
   | "started"
   | "stopping"
   | "stopped"
+  | "suspending"
+  | "suspended"
+  | "replacing"
   | "destroying"
-  | "destroyed";
+  | "destroyed"
+  | "failed";
 
-export type MachineState =
-  | { status: "absent" }
-  | {
-      status: MachineStatus;
-      machineId: string;
-      app: string;
-      name: string;
-      region: string;
-      instanceId: string;
-      configJson: string;
-      hostId: string;
-      pid: number;
-      lastExitCode: number | null;
-    };
+export interface MachineLease {
+  nonce: string;
+  expiresAtMs: number;
+  owner: string;
+  description: string;
+}
+
+export interface MachineCheck {
+  status: string;
+  output: string;
+}
+
+export interface ExistingMachine {
+  status: MachineStatus;
+  machineId: string;
+  app: string;
+  name: string;
+  region: string;
+  instanceId: string;
+  configJson: string;
+  hostId: string;
+  /** The running process as the host agent reported it; 0 when none runs. */
+  pid: number;
+  startTime: number;
+  privateIp: string;
+  port: number;
+  lastExitCode: number | null;
+  /** The stop in progress (for a host agent that takes over half-way). */
+  stopSignal: string;
+  stopTimeoutS: number;
+  /** Start again once the running process has exited (restart, update). */
+  startAfterExit: boolean;
+  /** Restarts by the restart policy since the last requested stop. */
+  restarts: number;
+  cordoned: boolean;
+  lease: MachineLease | null;
+  checks: Record<string, MachineCheck>;
+  failure: string;
+}
+
+export type MachineState = { status: "absent" } | ExistingMachine;
+
+/** Who asks, for commands a lease guards: the nonce they hold and the time they ask at. */
+export interface LeaseGuard {
+  leaseNonce?: string;
+  nowMs: number;
+}
 
 export type MachineCommand =
   | {
@@ -61,23 +109,325 @@ export type MachineCommand =
       instanceId: string;
       configJson: string;
       skipLaunch: boolean;
+      hostId: string;
     }
-  | { type: "StartMachine" }
-  | { type: "RecordStarted"; hostId: string; pid: number }
-  | { type: "StopMachine"; signal: string; timeoutS: number }
-  | { type: "RecordExited"; exitCode: number; signal: string }
-  | { type: "DestroyMachine"; force: boolean }
-  | { type: "RecordDestroyed" };
+  | ({ type: "StartMachine" } & LeaseGuard)
+  | ({ type: "StopMachine"; signal: string; timeoutS: number } & LeaseGuard)
+  | ({ type: "RestartMachine"; signal: string; timeoutS: number } & LeaseGuard)
+  | ({ type: "SuspendMachine" } & LeaseGuard)
+  | ({
+      type: "UpdateMachine";
+      instanceId: string;
+      configJson: string;
+      name: string;
+      skipLaunch: boolean;
+    } & LeaseGuard)
+  | ({ type: "DestroyMachine"; force: boolean } & LeaseGuard)
+  | ({ type: "CordonMachine" } & LeaseGuard)
+  | ({ type: "UncordonMachine" } & LeaseGuard)
+  | { type: "AcquireLease"; nonce: string; ttlS: number; owner: string; description: string; nowMs: number }
+  | { type: "ReleaseLease"; nonce: string; nowMs: number }
+  | {
+      type: "RecordStarted";
+      hostId: string;
+      pid: number;
+      privateIp: string;
+      port: number;
+      startTime: number;
+      adopted: boolean;
+    }
+  | { type: "RecordStartFailed"; message: string }
+  | { type: "RecordExited"; exitCode: number; signal: string; codeUnknown: boolean; restart: boolean }
+  | { type: "RecordSuspended" }
+  | { type: "RecordDestroyed" }
+  | { type: "RecordCheck"; name: string; status: string; output: string };
 
-function invalid(state: MachineState, action: string): DomainError {
-  const status = state.status === "absent" ? "absent" : state.status;
-  return new DomainError(`cannot ${action} a machine that is ${status}`, "failed_precondition");
+function invalid(state: ExistingMachine, action: string): DomainError {
+  return new DomainError(`cannot ${action} a machine that is ${state.status}`, "failed_precondition");
+}
+
+/** A running process belongs to the machine in these states. */
+const RUNNING: ReadonlySet<MachineStatus> = new Set([
+  "started",
+  "stopping",
+  "suspending",
+  "suspended",
+  "replacing",
+]);
+
+/** Whether a process of this machine may be running now (the host agent's question). */
+export function machineMayRun(state: MachineState): boolean {
+  return state.status !== "absent" && (RUNNING.has(state.status) || state.status === "starting");
+}
+
+function leaseHeld(state: ExistingMachine, guard: LeaseGuard): DomainError | undefined {
+  const lease = state.lease;
+  if (!lease || lease.expiresAtMs <= guard.nowMs || guard.leaseNonce === lease.nonce) return undefined;
+  return new DomainError(
+    `machine ${state.machineId} is leased${lease.description ? ` (${lease.description})` : ""}: send its nonce in the fly-machine-lease-nonce header, or wait for the lease to expire`,
+    "lease_held",
+  );
+}
+
+function decideExisting(
+  command: Exclude<MachineCommand, { type: "CreateMachine" }>,
+  state: ExistingMachine,
+): MachineEvent[] {
+  if ("nowMs" in command && command.type !== "AcquireLease" && command.type !== "ReleaseLease") {
+    const held = leaseHeld(state, command);
+    if (held) throw held;
+  }
+  switch (command.type) {
+    case "StartMachine":
+      if (state.status === "starting" || state.status === "started") return [];
+      if (
+        state.status === "created" ||
+        state.status === "stopped" ||
+        state.status === "failed" ||
+        state.status === "suspended"
+      )
+        return [{ type: "MachineStartRequested", data: { instanceId: state.instanceId } }];
+      throw invalid(state, "start");
+    case "StopMachine": {
+      if (
+        state.status === "stopping" ||
+        state.status === "stopped" ||
+        state.status === "created" ||
+        state.status === "failed"
+      )
+        return [];
+      if (!RUNNING.has(state.status) && state.status !== "starting") throw invalid(state, "stop");
+      return [{ type: "MachineStopRequested", data: { signal: command.signal, timeoutS: command.timeoutS } }];
+    }
+    case "RestartMachine":
+      if (state.status === "created" || state.status === "stopped" || state.status === "failed")
+        return [{ type: "MachineStartRequested", data: { instanceId: state.instanceId } }];
+      if (state.status === "started" || state.status === "suspended")
+        return [
+          { type: "MachineRestartRequested", data: { signal: command.signal, timeoutS: command.timeoutS } },
+        ];
+      throw invalid(state, "restart");
+    case "SuspendMachine":
+      if (state.status === "suspending" || state.status === "suspended") return [];
+      if (state.status !== "started") throw invalid(state, "suspend");
+      return [{ type: "MachineSuspendRequested", data: {} }];
+    case "UpdateMachine": {
+      if (state.status === "destroying") throw invalid(state, "update");
+      const updated: MachineEvent = {
+        type: "MachineUpdated",
+        data: { instanceId: command.instanceId, configJson: command.configJson, name: command.name },
+      };
+      // A running machine is replaced (stopped, then started with the new config) by its host agent.
+      if (machineMayRun(state) || command.skipLaunch) return [updated];
+      return [updated, { type: "MachineStartRequested", data: { instanceId: command.instanceId } }];
+    }
+    case "DestroyMachine":
+      if (state.status === "destroying") return [];
+      if (
+        !command.force &&
+        state.status !== "stopped" &&
+        state.status !== "created" &&
+        state.status !== "failed"
+      ) {
+        throw new DomainError(
+          `machine is ${state.status}: stop it first, or destroy it with force`,
+          "failed_precondition",
+        );
+      }
+      return [{ type: "MachineDestroyRequested", data: { force: command.force } }];
+    case "CordonMachine":
+      return state.cordoned ? [] : [{ type: "MachineCordoned", data: {} }];
+    case "UncordonMachine":
+      return state.cordoned ? [{ type: "MachineUncordoned", data: {} }] : [];
+    case "AcquireLease": {
+      const lease = state.lease;
+      if (lease && lease.expiresAtMs > command.nowMs) {
+        throw new DomainError(`machine ${state.machineId} already has a lease`, "lease_held");
+      }
+      return [
+        {
+          type: "MachineLeaseAcquired",
+          data: {
+            nonce: command.nonce,
+            expiresAtUnixMs: command.nowMs + command.ttlS * 1000,
+            owner: command.owner,
+            description: command.description,
+          },
+        },
+      ];
+    }
+    case "ReleaseLease": {
+      const lease = state.lease;
+      if (!lease || lease.expiresAtMs <= command.nowMs) return [];
+      if (lease.nonce !== command.nonce)
+        throw new DomainError("the lease nonce does not match the machine's lease", "lease_held");
+      return [{ type: "MachineLeaseReleased", data: { nonce: command.nonce } }];
+    }
+    case "RecordStarted":
+      if (state.status === "started" && state.pid === command.pid) return [];
+      // A suspended process that is resumed keeps its pid: starting it again is what resumes it.
+      if (state.status !== "starting") throw invalid(state, "record a start of");
+      return [
+        {
+          type: "MachineStarted",
+          data: {
+            hostId: command.hostId,
+            pid: command.pid,
+            privateIp: command.privateIp,
+            port: command.port,
+            startTime: command.startTime,
+            adopted: command.adopted,
+          },
+        },
+      ];
+    case "RecordStartFailed":
+      if (state.status !== "starting") return [];
+      return [{ type: "MachineStartFailed", data: { message: command.message } }];
+    case "RecordExited": {
+      if (!machineMayRun(state)) return [];
+      const requested = state.status === "stopping" || state.status === "replacing";
+      const events: MachineEvent[] = [
+        {
+          type: "MachineExited",
+          data: {
+            exitCode: command.exitCode,
+            signal: command.signal,
+            requested,
+            codeUnknown: command.codeUnknown,
+          },
+        },
+      ];
+      if (state.startAfterExit) {
+        events.push({ type: "MachineStartRequested", data: { instanceId: state.instanceId } });
+      } else if (command.restart && !requested) {
+        events.push({ type: "MachineRestarting", data: { attempt: state.restarts + 1 } });
+        events.push({ type: "MachineStartRequested", data: { instanceId: state.instanceId } });
+      }
+      return events;
+    }
+    case "RecordSuspended":
+      if (state.status !== "suspending") return [];
+      return [{ type: "MachineSuspended", data: {} }];
+    case "RecordDestroyed":
+      if (state.status === "destroyed") return [];
+      if (state.status !== "destroying") throw invalid(state, "record the destruction of");
+      return [{ type: "MachineDestroyed", data: {} }];
+    case "RecordCheck": {
+      const current = state.checks[command.name];
+      if (current && current.status === command.status) return [];
+      return [
+        {
+          type: "MachineCheckChanged",
+          data: { name: command.name, status: command.status, output: command.output },
+        },
+      ];
+    }
+  }
+}
+
+function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMachine {
+  switch (event.type) {
+    case "MachineCreated":
+      return state;
+    case "MachineStartRequested":
+      return { ...state, status: "starting", startAfterExit: false, failure: "" };
+    case "MachineStarted": {
+      const d = event.data;
+      return {
+        ...state,
+        status: "started",
+        hostId: d.hostId ?? state.hostId,
+        pid: d.pid ?? 0,
+        privateIp: d.privateIp ?? "",
+        port: d.port ?? 0,
+        startTime: d.startTime ?? 0,
+      };
+    }
+    case "MachineStartFailed":
+      return { ...state, status: "failed", pid: 0, failure: event.data.message ?? "" };
+    case "MachineStopRequested":
+      return {
+        ...state,
+        status: "stopping",
+        stopSignal: event.data.signal ?? "",
+        stopTimeoutS: event.data.timeoutS ?? 0,
+        startAfterExit: false,
+      };
+    case "MachineRestartRequested":
+      return {
+        ...state,
+        status: "stopping",
+        stopSignal: event.data.signal ?? "",
+        stopTimeoutS: event.data.timeoutS ?? 0,
+        startAfterExit: true,
+      };
+    case "MachineExited":
+      return {
+        ...state,
+        status: "stopped",
+        pid: 0,
+        startTime: 0,
+        lastExitCode: event.data.codeUnknown ? null : (event.data.exitCode ?? 0),
+        restarts: event.data.requested ? 0 : state.restarts,
+        checks: {},
+      };
+    case "MachineRestarting":
+      return { ...state, restarts: event.data.attempt ?? state.restarts + 1 };
+    case "MachineUpdated": {
+      const d = event.data;
+      const running = machineMayRun(state);
+      return {
+        ...state,
+        status: running ? "replacing" : state.status,
+        startAfterExit: running,
+        stopSignal: "",
+        stopTimeoutS: 0,
+        instanceId: d.instanceId ?? state.instanceId,
+        configJson: d.configJson ?? state.configJson,
+        name: d.name || state.name,
+        restarts: 0,
+      };
+    }
+    case "MachineSuspendRequested":
+      return { ...state, status: "suspending" };
+    case "MachineSuspended":
+      return { ...state, status: "suspended" };
+    case "MachineDestroyRequested":
+      return { ...state, status: "destroying", startAfterExit: false };
+    case "MachineDestroyed":
+      return { ...state, status: "destroyed", pid: 0, startTime: 0, lease: null };
+    case "MachineCordoned":
+      return { ...state, cordoned: true };
+    case "MachineUncordoned":
+      return { ...state, cordoned: false };
+    case "MachineLeaseAcquired": {
+      const d = event.data;
+      return {
+        ...state,
+        lease: {
+          nonce: d.nonce ?? "",
+          expiresAtMs: d.expiresAtUnixMs ?? 0,
+          owner: d.owner ?? "",
+          description: d.description ?? "",
+        },
+      };
+    }
+    case "MachineLeaseReleased":
+      return { ...state, lease: null };
+    case "MachineCheckChanged": {
+      const d = event.data;
+      return {
+        ...state,
+        checks: { ...state.checks, [d.name ?? ""]: { status: d.status ?? "", output: d.output ?? "" } },
+      };
+    }
+  }
 }
 
 /**
- * The machine aggregate. The control plane asks (…Requested), the host agent reports what
- * happened (Started, Exited, Destroyed). Asking for the state a machine is already heading to
- * decides nothing, so retried requests are harmless.
+ * The machine aggregate. The control plane asks (…Requested, Updated), the host agent reports what
+ * happened (Started, Exited, Suspended, Destroyed). Asking for the state a machine is already
+ * heading to decides nothing, so retried requests are harmless.
  */
 export const machineDecider: Decider<MachineState, MachineCommand, MachineEvent> = {
   initialState: () => ({ status: "absent" }),
@@ -92,53 +442,11 @@ export const machineDecider: Decider<MachineState, MachineCommand, MachineEvent>
       return events;
     }
     if (state.status === "absent") throw new DomainError("machine not found", "not_found");
-    if (state.status === "destroyed" && command.type !== "RecordDestroyed") {
+    if (state.status === "destroyed") {
+      if (command.type === "RecordDestroyed" || command.type === "RecordExited") return [];
       throw new DomainError("machine is destroyed", "not_found");
     }
-    switch (command.type) {
-      case "StartMachine":
-        if (state.status === "starting" || state.status === "started") return [];
-        if (state.status !== "created" && state.status !== "stopped") throw invalid(state, "start");
-        return [{ type: "MachineStartRequested", data: { instanceId: state.instanceId } }];
-      case "RecordStarted":
-        if (state.status === "started" && state.pid === command.pid) return [];
-        if (state.status !== "starting") throw invalid(state, "record a start of");
-        return [{ type: "MachineStarted", data: { hostId: command.hostId, pid: command.pid } }];
-      case "StopMachine":
-        if (state.status === "stopping" || state.status === "stopped") return [];
-        if (state.status !== "started" && state.status !== "starting") throw invalid(state, "stop");
-        return [
-          { type: "MachineStopRequested", data: { signal: command.signal, timeoutS: command.timeoutS } },
-        ];
-      case "RecordExited":
-        if (state.status === "stopped") return [];
-        if (state.status !== "started" && state.status !== "starting" && state.status !== "stopping") {
-          throw invalid(state, "record an exit of");
-        }
-        return [
-          {
-            type: "MachineExited",
-            data: {
-              exitCode: command.exitCode,
-              signal: command.signal,
-              requested: state.status === "stopping",
-            },
-          },
-        ];
-      case "DestroyMachine":
-        if (state.status === "destroying") return [];
-        if (!command.force && state.status !== "stopped" && state.status !== "created") {
-          throw new DomainError(
-            `machine is ${state.status}: stop it first, or destroy it with force`,
-            "failed_precondition",
-          );
-        }
-        return [{ type: "MachineDestroyRequested", data: { force: command.force } }];
-      case "RecordDestroyed":
-        if (state.status === "destroyed") return [];
-        if (state.status !== "destroying") throw invalid(state, "record the destruction of");
-        return [{ type: "MachineDestroyed", data: {} }];
-    }
+    return decideExisting(command, state);
   },
   evolve(state, event) {
     if (event.type === "MachineCreated") {
@@ -151,25 +459,23 @@ export const machineDecider: Decider<MachineState, MachineCommand, MachineEvent>
         region: d.region ?? "",
         instanceId: d.instanceId ?? "",
         configJson: d.configJson ?? "",
-        hostId: "",
+        hostId: d.hostId ?? "",
         pid: 0,
+        startTime: 0,
+        privateIp: "",
+        port: 0,
         lastExitCode: null,
+        stopSignal: "",
+        stopTimeoutS: 0,
+        startAfterExit: false,
+        restarts: 0,
+        cordoned: false,
+        lease: null,
+        checks: {},
+        failure: "",
       };
     }
     if (state.status === "absent") return state;
-    switch (event.type) {
-      case "MachineStartRequested":
-        return { ...state, status: "starting" };
-      case "MachineStarted":
-        return { ...state, status: "started", hostId: event.data.hostId ?? "", pid: event.data.pid ?? 0 };
-      case "MachineStopRequested":
-        return { ...state, status: "stopping" };
-      case "MachineExited":
-        return { ...state, status: "stopped", pid: 0, lastExitCode: event.data.exitCode ?? 0 };
-      case "MachineDestroyRequested":
-        return { ...state, status: "destroying" };
-      case "MachineDestroyed":
-        return { ...state, status: "destroyed", pid: 0 };
-    }
+    return evolveExisting(state, event);
   },
 };
