@@ -1,1 +1,1 @@
-export {};
+export { Monitor } from "./monitor.js";

@@ -1,0 +1,114 @@
+import {
+  type MachineCommand,
+  type MachineEvent,
+  type MachineState,
+  machineDecider,
+  machinesStream,
+} from "@hangar/domain";
+import type { EventStore } from "@hangar/eventstore";
+import { AggregateView, type ViewChange } from "@hangar/service";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+
+/**
+ * Machine-state metrics from the MACHINES stream: counts by app, region and state (from the whole
+ * history, rebuilt at start), and — for changes seen live — transitions, create-to-started latency and
+ * exits by code.
+ */
+export class Monitor {
+  private readonly createdAt = new Map<string, number>();
+
+  private constructor(
+    private readonly view: AggregateView<MachineState, MachineCommand, MachineEvent>,
+    private readonly transitions: Counter,
+    private readonly createToStarted: Histogram,
+    private readonly exits: Counter,
+  ) {}
+
+  /** Rebuilds machine states from the stream and keeps the metrics in `registry` current. */
+  static async start(store: EventStore, registry: Registry): Promise<Monitor> {
+    const registers = [registry];
+    const transitions = new Counter({
+      name: "hangar_machine_transitions_total",
+      help: "Machine state changes seen since this monitor started",
+      labelNames: ["app", "from", "to"],
+      registers,
+    });
+    const createToStarted = new Histogram({
+      name: "hangar_machine_create_to_started_seconds",
+      help: "From a machine's creation to its first start, by event times",
+      labelNames: ["region"],
+      buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30],
+      registers,
+    });
+    const exits = new Counter({
+      name: "hangar_machine_exits_total",
+      help: "Machine process exits seen since this monitor started, by exit code (unknown when no agent saw it)",
+      labelNames: ["app", "code", "requested"],
+      registers,
+    });
+    let monitor: Monitor | undefined;
+    const view = await AggregateView.start(store, machinesStream, machineDecider, {
+      onChange: (c) => monitor?.observe(c),
+    });
+    monitor = new Monitor(view, transitions, createToStarted, exits);
+    const machines = new Gauge({
+      name: "hangar_machines",
+      help: "Machines by app, region and state (destroyed ones included)",
+      labelNames: ["app", "region", "state"],
+      registers,
+      collect() {
+        this.reset();
+        const counts = new Map<string, { app: string; region: string; state: string; n: number }>();
+        for (const [, m] of view.entries()) {
+          if (m.status === "absent") continue;
+          const key = `${m.app}\u0000${m.region}\u0000${m.status}`;
+          const c = counts.get(key);
+          if (c) c.n++;
+          else counts.set(key, { app: m.app, region: m.region, state: m.status, n: 1 });
+        }
+        for (const c of counts.values()) this.set({ app: c.app, region: c.region, state: c.state }, c.n);
+      },
+    });
+    void machines;
+    await view.caughtUp;
+    return monitor;
+  }
+
+  private observe(c: ViewChange<MachineState, MachineEvent>): void {
+    for (const r of c.events) {
+      if (r.event.type === "MachineCreated") this.createdAt.set(c.aggregateId, r.timeUnixMs);
+      if (r.event.type === "MachineStarted") {
+        const created = this.createdAt.get(c.aggregateId);
+        if (created !== undefined) {
+          this.createdAt.delete(c.aggregateId);
+          if (c.live && c.state.status !== "absent") {
+            this.createToStarted.observe(
+              { region: c.state.region },
+              Math.max(0, r.timeUnixMs - created) / 1000,
+            );
+          }
+        }
+      }
+      if (r.event.type === "MachineDestroyed") this.createdAt.delete(c.aggregateId);
+      if (c.live && r.event.type === "MachineExited" && c.state.status !== "absent") {
+        const d = r.event.data;
+        this.exits.inc({
+          app: c.state.app,
+          code: d.codeUnknown ? "unknown" : String(d.exitCode ?? 0),
+          requested: String(Boolean(d.requested)),
+        });
+      }
+    }
+    if (c.live && c.state.status !== "absent" && c.previous.status !== c.state.status) {
+      this.transitions.inc({ app: c.state.app, from: c.previous.status, to: c.state.status });
+    }
+  }
+
+  health() {
+    return { ok: this.view.live, machines_known: this.view.size, last_seq: this.view.lastSeq };
+  }
+
+  stop(): Promise<void> {
+    return this.view.stop();
+  }
+}
