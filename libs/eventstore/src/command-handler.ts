@@ -56,12 +56,37 @@ export class CommandHandler<S, C, E extends { type: string }> {
 
   /** Handles one command; DomainErrors from the decider pass through untouched. */
   async handle(aggregateId: string, command: C, meta: EventMetadata): Promise<CommandResult<S, E>> {
-    let loaded = this.cache.get(aggregateId) ?? (await this.load(aggregateId));
+    const cached = this.cache.get(aggregateId);
+    let loaded = cached ?? (await this.load(aggregateId));
+    // A cached state may be stale. An append finds out by itself (its expected sequence fails),
+    // but a refusal or a decision to do nothing would not: those are checked against the stream.
+    let fresh = cached === undefined;
     for (let attempt = 1; ; attempt++) {
       const previous = loaded.commands.get(meta.commandId);
       if (previous !== undefined) return this.repeated(previous, loaded.state);
-      const events = this.decider.decide(command, loaded.state);
-      if (events.length === 0) return { events, seq: loaded.seq, state: loaded.state, duplicate: false };
+      let events: E[];
+      try {
+        events = this.decider.decide(command, loaded.state);
+      } catch (err) {
+        if (fresh) throw err;
+        fresh = true;
+        const current = await catchUp(this.store, this.stream, this.decider, aggregateId, loaded);
+        if (current.seq === loaded.seq) throw err;
+        loaded = current;
+        this.remember(aggregateId, loaded);
+        continue;
+      }
+      if (events.length === 0) {
+        if (!fresh) {
+          fresh = true;
+          if ((await this.store.lastSequence(this.stream, aggregateId)) !== loaded.seq) {
+            loaded = await catchUp(this.store, this.stream, this.decider, aggregateId, loaded);
+            this.remember(aggregateId, loaded);
+            continue;
+          }
+        }
+        return { events, seq: loaded.seq, state: loaded.state, duplicate: false };
+      }
       try {
         const ack = await this.store.append(this.stream, aggregateId, events, {
           ...meta,

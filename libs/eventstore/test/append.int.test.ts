@@ -190,6 +190,17 @@ describe("command handler", () => {
     expect(repeat.duplicate).toBe(true);
   });
 
+  it("never decides nothing, or refuses, on a cached state another instance made stale", async () => {
+    const a = new CommandHandler(store, stream, counterDecider);
+    const b = new CommandHandler(store, stream, counterDecider);
+    // a caches a total of 0, where Reset decides nothing; b then moves the total to 5.
+    await a.handle("stale-noop", { type: "Reset" }, { commandId: "stale-noop-0" });
+    await b.handle("stale-noop", { type: "Increment", by: 5 }, { commandId: "stale-noop-1" });
+    const reset = await a.handle("stale-noop", { type: "Reset" }, { commandId: "stale-noop-2" });
+    expect(reset.events).toEqual([{ type: "Reset", data: {} }]);
+    expect(reset.state.total).toBe(0);
+  });
+
   it("uses fresh ids: a new command with a new id is applied", async () => {
     const handler = new CommandHandler(store, stream, counterDecider);
     const a = await handler.handle("h3", { type: "Increment", by: 1 }, { commandId: randomUUID() });

@@ -1,1 +1,2 @@
-export {};
+export type { HostAgentOptions } from "./agent.js";
+export { HostAgent } from "./agent.js";

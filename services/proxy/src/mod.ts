@@ -1,1 +1,3 @@
-export {};
+export * from "./engine/mod.js";
+export type { AppRoute as StreamAppRoute, RouteBackend } from "./routes/route-table.js";
+export { StreamRouteTable } from "./routes/route-table.js";

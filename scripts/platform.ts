@@ -1,0 +1,210 @@
+// The whole platform as local processes: every service started as its own Node process against one
+// NATS server, each ready once its /health answers. `npm start` uses it, and so do the end-to-end
+// tests, the fault test (which kill -9s services and starts them again) and the benchmarks.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, type WriteStream } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+
+export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
+
+export type ServiceName = "placement" | "host-agent" | "gateway" | "proxy" | "monitor";
+/** The order they start in: placement and the host agent first, so the gateway can place at once. */
+export const SERVICES: ServiceName[] = ["placement", "host-agent", "gateway", "proxy", "monitor"];
+
+export interface PlatformOptions {
+  home: string;
+  natsUrl: string;
+  token: string;
+  region?: string;
+  gatewayPort: number;
+  proxyPort: number;
+  monitorPort: number;
+  placementOpsPort: number;
+  hostOpsPort: number;
+  proxyOpsPort: number;
+  hostId?: string;
+  hostCpus?: number;
+  hostMemoryMb?: number;
+  /** Extra environment per service. */
+  env?: Partial<Record<ServiceName, Record<string, string>>>;
+  logLevel?: string;
+  /** Where service output goes: a folder for one log file per service (default <home>/logs). */
+  logDir?: string;
+}
+
+export interface ServiceHandle {
+  name: ServiceName;
+  readonly pid: number | undefined;
+  healthUrl: string;
+  /** Sends a signal (default SIGKILL) and waits for the process to end. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts it again and waits until it is healthy. */
+  restart(): Promise<void>;
+}
+
+export interface Platform {
+  apiUrl: string;
+  proxyUrl: string;
+  monitorUrl: string;
+  hostId: string;
+  hostStateDir: string;
+  services: Record<ServiceName, ServiceHandle>;
+  /** Stops every service (SIGTERM, then SIGKILL after 10 s). */
+  stop(): Promise<void>;
+}
+
+function serviceEnv(
+  name: ServiceName,
+  o: PlatformOptions,
+  hostId: string,
+  hostStateDir: string,
+): Record<string, string> {
+  const common = {
+    HANGAR_NATS_URL: o.natsUrl,
+    HANGAR_REGION: o.region ?? "local",
+    LOG_LEVEL: o.logLevel ?? "info",
+  };
+  const own: Record<ServiceName, Record<string, string>> = {
+    placement: { HANGAR_PLACEMENT_OPS_PORT: String(o.placementOpsPort) },
+    "host-agent": {
+      HANGAR_HOST_ID: hostId,
+      HANGAR_HOST_STATE_DIR: hostStateDir,
+      HANGAR_HOST_OPS_PORT: String(o.hostOpsPort),
+      ...(o.hostCpus ? { HANGAR_HOST_CPUS: String(o.hostCpus) } : {}),
+      ...(o.hostMemoryMb ? { HANGAR_HOST_MEMORY_MB: String(o.hostMemoryMb) } : {}),
+    },
+    gateway: { HANGAR_GATEWAY_PORT: String(o.gatewayPort), HANGAR_TOKEN: o.token },
+    proxy: { HANGAR_PROXY_PORT: String(o.proxyPort), HANGAR_PROXY_OPS_PORT: String(o.proxyOpsPort) },
+    monitor: { HANGAR_MONITOR_PORT: String(o.monitorPort) },
+  };
+  return { ...common, ...own[name], ...(o.env?.[name] ?? {}) };
+}
+
+function healthPort(name: ServiceName, o: PlatformOptions): number {
+  return {
+    placement: o.placementOpsPort,
+    "host-agent": o.hostOpsPort,
+    gateway: o.gatewayPort,
+    proxy: o.proxyOpsPort,
+    monitor: o.monitorPort,
+  }[name];
+}
+
+class ServiceProcess implements ServiceHandle {
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private log: WriteStream | undefined;
+  private tail = "";
+
+  constructor(
+    readonly name: ServiceName,
+    readonly healthUrl: string,
+    private readonly env: Record<string, string>,
+    private readonly logFile: string,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async launch(): Promise<void> {
+    this.log ??= createWriteStream(this.logFile, { flags: "a" });
+    const child = spawn(
+      process.execPath,
+      ["--conditions=source", "--import", "tsx", join(repoRoot, "services", this.name, "src", "main.ts")],
+      { cwd: repoRoot, env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    this.child = child;
+    this.tail = "";
+    const keep = (d: Buffer) => {
+      this.log?.write(d);
+      this.tail = (this.tail + d.toString()).slice(-4000);
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(
+          `${this.name} exited while starting (code ${child.exitCode}); its last output:\n${this.tail}`,
+        );
+      }
+      const ok = await fetch(this.healthUrl, { signal: AbortSignal.timeout(1_000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) return;
+      await sleep(100);
+    }
+    throw new Error(
+      `${this.name} did not become healthy at ${this.healthUrl} within 60 s; its last output:\n${this.tail}`,
+    );
+  }
+
+  async kill(signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    await this.exited;
+  }
+
+  async restart(): Promise<void> {
+    await this.kill("SIGKILL");
+    await this.launch();
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+    this.log?.end();
+  }
+}
+
+/** Starts every service in order and waits for each to be healthy. */
+export async function startPlatform(o: PlatformOptions): Promise<Platform> {
+  const hostId = o.hostId ?? "local-1";
+  const hostStateDir = join(o.home, "hosts", hostId);
+  const logDir = o.logDir ?? join(o.home, "logs");
+  await mkdir(logDir, { recursive: true });
+  await mkdir(hostStateDir, { recursive: true });
+  const services = {} as Record<ServiceName, ServiceProcess>;
+  for (const name of SERVICES) {
+    services[name] = new ServiceProcess(
+      name,
+      `http://127.0.0.1:${healthPort(name, o)}/health`,
+      serviceEnv(name, o, hostId, hostStateDir),
+      join(logDir, `${name}.log`),
+    );
+  }
+  const started: ServiceProcess[] = [];
+  const stop = async () => {
+    for (const s of [...started].reverse()) await s.stop();
+  };
+  try {
+    for (const name of SERVICES) {
+      await services[name].launch();
+      started.push(services[name]);
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    apiUrl: `http://127.0.0.1:${o.gatewayPort}`,
+    proxyUrl: `http://localhost:${o.proxyPort}`,
+    monitorUrl: `http://127.0.0.1:${o.monitorPort}`,
+    hostId,
+    hostStateDir,
+    services,
+    stop,
+  };
+}

@@ -1,0 +1,394 @@
+import type {
+  CreateAppRequest,
+  CreateMachineRequest,
+  MachineConfig,
+  Signal,
+  UpdateMachineRequest,
+} from "@hangar/config";
+import { machineAggregateId } from "@hangar/domain";
+import { isDomainError } from "@hangar/eventstore";
+import { CommandError } from "@hangar/service";
+import {
+  ApiError,
+  type AppListView,
+  type AppView,
+  type ErrorCode,
+  type LeaseOptions,
+  type LeaseView,
+  type MachineEventView,
+  type MachineListFilter,
+  type MachineStartView,
+  type MachinesBackend,
+  type MachineView,
+  type RequestContext,
+  type RestartOptions,
+  type StopOptions,
+  type WaitOptions,
+  type WaitState,
+} from "../http/mod.js";
+import type { Catalog, MachineRecord } from "./catalog.js";
+import { type MachineCommands, newInstanceId } from "./commands.js";
+
+/** How the domain's and the bus's error codes read in Fly's API. */
+const CODE_MAP: Record<string, ErrorCode> = {
+  not_found: "not_found",
+  already_exists: "already_exists",
+  failed_precondition: "failed_precondition",
+  invalid_argument: "invalid_argument",
+  insufficient_capacity: "insufficient_capacity",
+  lease_held: "aborted",
+  unavailable: "unavailable",
+  timeout: "unavailable",
+};
+
+/** Turns domain and command errors into ApiErrors; everything else passes (and becomes a 500). */
+async function api<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const code =
+      isDomainError(err) || err instanceof CommandError ? (err as { code: string }).code : undefined;
+    const mapped = code ? CODE_MAP[code] : undefined;
+    if (mapped) throw ApiError.of(mapped, (err as Error).message, { cause: err });
+    throw err;
+  }
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+function imageRef(image: string) {
+  if (image.startsWith("dir:")) return { registry: "", repository: image, tag: "", digest: "" };
+  const at = image.indexOf("@");
+  const withoutDigest = at >= 0 ? image.slice(0, at) : image;
+  const colon = withoutDigest.lastIndexOf(":");
+  const slash = withoutDigest.indexOf("/");
+  const hasTag = colon > withoutDigest.lastIndexOf("/");
+  const name = hasTag ? withoutDigest.slice(0, colon) : withoutDigest;
+  const registry = slash > 0 && /[.:]/.test(name.slice(0, slash)) ? name.slice(0, slash) : "";
+  return {
+    registry,
+    repository: registry ? name.slice(slash + 1) : name,
+    tag: hasTag ? withoutDigest.slice(colon + 1) : "latest",
+    digest: at >= 0 ? image.slice(at + 1) : "",
+  };
+}
+
+/** A machine as Fly's API shows it. */
+export function toMachineView(r: MachineRecord, summary = false): MachineView {
+  const s = r.state;
+  const config = JSON.parse(s.configJson || "{}") as MachineConfig;
+  return {
+    id: s.machineId,
+    name: s.name,
+    state: s.status,
+    region: s.region,
+    instance_id: s.instanceId,
+    private_ip: s.privateIp,
+    config: summary ? ({ image: config.image } as MachineConfig) : config,
+    image_ref: imageRef(config.image ?? ""),
+    created_at: iso(r.createdAtMs),
+    updated_at: iso(r.updatedAtMs),
+    events: summary ? [] : r.events.slice(0, 10),
+    checks: Object.entries(s.checks).map(([name, c]) => ({
+      name,
+      status: c.status as "passing" | "critical",
+      output: c.output,
+      updated_at: iso(r.checkUpdatedAtMs[name] ?? r.updatedAtMs),
+    })),
+    host_status: "ok",
+    ...(s.cordoned ? { cordoned: true } : {}),
+  };
+}
+
+function appView(name: string, orgSlug: string): AppView {
+  return { id: name, name, organization: { name: orgSlug, slug: orgSlug }, status: "deployed" };
+}
+
+/** The Machines API over the event streams: writes through MachineCommands, reads from the Catalog. */
+export class StreamBackend implements MachinesBackend {
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly commands: MachineCommands,
+  ) {}
+
+  private record(app: string, machineId: string): MachineRecord {
+    const r = this.catalog.machine(machineAggregateId(app, machineId));
+    if (!r || r.state.status === "destroyed") {
+      if (!this.catalog.app(app)) throw ApiError.of("not_found", `app ${app} not found`);
+      throw ApiError.of("not_found", `machine ${machineId} not found in app ${app}`);
+    }
+    return r;
+  }
+
+  private appOrThrow(app: string) {
+    const a = this.catalog.app(app);
+    if (!a) throw ApiError.of("not_found", `app ${app} not found`);
+    return a;
+  }
+
+  async listApps(orgSlug: string): Promise<AppListView> {
+    const apps = this.catalog
+      .appNames()
+      .map((n) => this.catalog.app(n))
+      .filter((a) => a !== undefined && (!orgSlug || a.orgSlug === orgSlug))
+      .map((a) => ({
+        id: a?.name ?? "",
+        name: a?.name ?? "",
+        machine_count: this.catalog.machinesOf(a?.name ?? "").filter((m) => m.state.status !== "destroyed")
+          .length,
+        network: a?.network ?? "default",
+      }));
+    return { total_apps: apps.length, apps };
+  }
+
+  createApp(input: CreateAppRequest): Promise<AppView> {
+    return api(async () => {
+      if (this.catalog.app(input.app_name))
+        throw ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
+      await this.commands.createApp(input.app_name, input.org_slug, input.network ?? undefined);
+      return appView(input.app_name, input.org_slug);
+    });
+  }
+
+  async getApp(app: string): Promise<AppView> {
+    const a = this.appOrThrow(app);
+    return appView(a.name, a.orgSlug);
+  }
+
+  deleteApp(app: string): Promise<void> {
+    return api(() => this.commands.destroyApp(app));
+  }
+
+  async listMachines(app: string, filter: MachineListFilter): Promise<MachineView[]> {
+    this.appOrThrow(app);
+    return this.catalog
+      .machinesOf(app)
+      .filter(
+        (m) =>
+          (filter.includeDeleted || m.state.status !== "destroyed") &&
+          (!filter.region || m.state.region === filter.region) &&
+          (filter.states.length === 0 || filter.states.includes(m.state.status)),
+      )
+      .map((m) => toMachineView(m, filter.summary));
+  }
+
+  createMachine(app: string, input: CreateMachineRequest): Promise<MachineView> {
+    return api(async () => {
+      this.appOrThrow(app);
+      let r = await this.commands.createMachine(app, {
+        ...(input.name ? { name: input.name } : {}),
+        ...(input.region ? { region: input.region } : {}),
+        config: input.config as CreateMachineRequest["config"] & Record<string, unknown>,
+        skipLaunch: input.skip_launch ?? false,
+      });
+      let nonce: string | undefined;
+      if (input.lease_ttl) {
+        nonce = newInstanceId().toLowerCase();
+        r = await this.commands.machine(app, r.state.machineId, {
+          type: "AcquireLease",
+          nonce,
+          ttlS: input.lease_ttl,
+          owner: "api",
+          description: "",
+        });
+      }
+      return { ...toMachineView(r), ...(nonce ? { nonce } : {}) };
+    });
+  }
+
+  async getMachine(app: string, machineId: string): Promise<MachineView> {
+    return toMachineView(this.record(app, machineId));
+  }
+
+  updateMachine(
+    app: string,
+    machineId: string,
+    input: UpdateMachineRequest,
+    ctx: RequestContext,
+  ): Promise<MachineView> {
+    return api(async () => {
+      const current = this.record(app, machineId);
+      if (input.current_version && input.current_version !== current.state.instanceId) {
+        throw ApiError.of(
+          "failed_precondition",
+          `machine ${machineId} is at version ${current.state.instanceId}, not ${input.current_version}`,
+        );
+      }
+      const r = await this.commands.machine(app, machineId, {
+        type: "UpdateMachine",
+        instanceId: newInstanceId(),
+        configJson: JSON.stringify(input.config),
+        name: input.name ?? "",
+        skipLaunch: input.skip_launch ?? false,
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+      return toMachineView(r);
+    });
+  }
+
+  destroyMachine(
+    app: string,
+    machineId: string,
+    opts: { force: boolean },
+    ctx: RequestContext,
+  ): Promise<void> {
+    return api(async () => {
+      this.record(app, machineId);
+      await this.commands.machine(app, machineId, {
+        type: "DestroyMachine",
+        force: opts.force,
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  startMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineStartView> {
+    return api(async () => {
+      const previous = this.record(app, machineId).state.status;
+      await this.commands.machine(app, machineId, {
+        type: "StartMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+      return { previous_state: previous };
+    });
+  }
+
+  stopMachine(app: string, machineId: string, opts: StopOptions, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
+      await this.commands.machine(app, machineId, {
+        type: "StopMachine",
+        signal: opts.signal ?? config.stop_config?.signal ?? "SIGINT",
+        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  restartMachine(app: string, machineId: string, opts: RestartOptions, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
+      await this.commands.machine(app, machineId, {
+        type: "RestartMachine",
+        signal: opts.forceStop ? "SIGKILL" : (opts.signal ?? config.stop_config?.signal ?? "SIGINT"),
+        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  signalMachine(app: string, machineId: string, signal: Signal): Promise<void> {
+    return api(() => this.commands.signal(app, machineId, signal));
+  }
+
+  suspendMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      this.record(app, machineId);
+      await this.commands.machine(app, machineId, {
+        type: "SuspendMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  cordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      this.record(app, machineId);
+      await this.commands.machine(app, machineId, {
+        type: "CordonMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  uncordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      this.record(app, machineId);
+      await this.commands.machine(app, machineId, {
+        type: "UncordonMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      });
+    });
+  }
+
+  async waitMachine(app: string, machineId: string, opts: WaitOptions): Promise<WaitState> {
+    const id = machineAggregateId(app, machineId);
+    if (!this.catalog.machine(id)) this.record(app, machineId);
+    let failed: string | undefined;
+    const reached = await this.catalog.waitFor(
+      id,
+      (m) => {
+        if (opts.instanceId && m.state.instanceId !== opts.instanceId) return false;
+        if (opts.fromEventId) {
+          const i = m.events.findIndex((e) => e.id === opts.fromEventId);
+          if (i === 0) return false;
+        }
+        // Waiting for a start that failed would only time out: say why at once.
+        if (m.state.status === "failed" && opts.states.includes("started")) {
+          failed = m.state.failure;
+          return true;
+        }
+        return (opts.states as string[]).includes(m.state.status);
+      },
+      opts.timeoutMs,
+    );
+    if (failed !== undefined)
+      throw ApiError.of("failed_precondition", `machine ${machineId} failed to start: ${failed}`);
+    if (!reached) {
+      const now = this.catalog.machine(id)?.state.status ?? "unknown";
+      throw ApiError.of(
+        "deadline_exceeded",
+        `machine ${machineId} did not reach ${opts.states.join(" or ")} within ${Math.round(opts.timeoutMs / 1000)} s (it is ${now})`,
+      );
+    }
+    return reached.state.status as WaitState;
+  }
+
+  async listMachineEvents(app: string, machineId: string): Promise<MachineEventView[]> {
+    return this.record(app, machineId).events;
+  }
+
+  async getLease(app: string, machineId: string): Promise<LeaseView> {
+    const r = this.record(app, machineId);
+    const lease = r.state.lease;
+    if (!lease || lease.expiresAtMs <= Date.now())
+      throw ApiError.of("not_found", `machine ${machineId} has no lease`);
+    return {
+      nonce: lease.nonce,
+      expires_at: Math.floor(lease.expiresAtMs / 1000),
+      owner: lease.owner,
+      description: lease.description,
+      version: r.state.instanceId,
+    };
+  }
+
+  acquireLease(app: string, machineId: string, opts: LeaseOptions, ctx: RequestContext): Promise<LeaseView> {
+    return api(async () => {
+      const current = this.record(app, machineId).state.lease;
+      const ttlS = opts.ttlSeconds ?? 30;
+      // Holding the current nonce refreshes the lease: release it and take it again in its name.
+      if (current && ctx.leaseNonce === current.nonce && current.expiresAtMs > Date.now()) {
+        await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: current.nonce });
+      }
+      const nonce =
+        ctx.leaseNonce && current?.nonce === ctx.leaseNonce ? ctx.leaseNonce : newInstanceId().toLowerCase();
+      await this.commands.machine(app, machineId, {
+        type: "AcquireLease",
+        nonce,
+        ttlS,
+        owner: "api",
+        description: opts.description ?? "",
+      });
+      return this.getLease(app, machineId);
+    });
+  }
+
+  releaseLease(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    return api(async () => {
+      this.record(app, machineId);
+      await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: ctx.leaseNonce ?? "" });
+    });
+  }
+}

@@ -1,0 +1,399 @@
+import {
+  type ExistingMachine,
+  type HostCommand,
+  type HostEvent,
+  type HostState,
+  hostDecider,
+  hostsStream,
+  type MachineCommand,
+  type MachineEvent,
+  type MachineState,
+  machineAggregateId,
+  machineDecider,
+  machinesStream,
+} from "@hangar/domain";
+import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
+import {
+  AggregateView,
+  type HostHeartbeat,
+  type SignalRequest,
+  serveCommands,
+  subjects,
+} from "@hangar/service";
+import type { Logger } from "@hangar/telemetry";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { Counter, Gauge, type Registry } from "prom-client";
+import { type ExitInfo, type ProcessDriver, restartDecision, runChecks } from "./driver/mod.js";
+import { parseMachineConfig, type RunnableConfig, resolveRun } from "./run-spec.js";
+
+export interface HostAgentOptions {
+  nc: NatsConnection;
+  store: EventStore;
+  driver: ProcessDriver;
+  logger: Logger;
+  registry?: Registry;
+  hostId: string;
+  region: string;
+  cpus: number;
+  memoryMb: number;
+  /** The address other hosts reach this one at (machines' private addresses live on it). */
+  address: string;
+  heartbeatEveryMs?: number;
+}
+
+/**
+ * Runs the machines placed on one host and reports what really happens to them, like Fly's flyd.
+ * The MACHINES stream says what each machine should be doing; the agent makes the local processes
+ * match (reconcile), and records starts, exits, suspensions and check results as events on the
+ * machine's own subject. After a crash it adopts what still runs and never starts a second copy.
+ */
+export class HostAgent {
+  private view!: AggregateView<MachineState, MachineCommand, MachineEvent>;
+  private readonly machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
+  private readonly hosts: CommandHandler<HostState, HostCommand, HostEvent>;
+  /** Per machine: a reconcile in progress, and whether another pass was asked for meanwhile. */
+  private readonly busy = new Map<string, { again: boolean }>();
+  private readonly checks = new Map<string, () => void>();
+  private readonly subs: Subscription[] = [];
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private ready = false;
+  private readonly starts: Counter;
+  private readonly exits: Counter;
+
+  constructor(private readonly opts: HostAgentOptions) {
+    this.machines = new CommandHandler(opts.store, machinesStream, machineDecider);
+    this.hosts = new CommandHandler(opts.store, hostsStream, hostDecider);
+    const registers = opts.registry ? [opts.registry] : [];
+    this.starts = new Counter({
+      name: "hangar_host_machine_starts_total",
+      help: "Machine processes started",
+      registers,
+    });
+    this.exits = new Counter({
+      name: "hangar_host_machine_exits_total",
+      help: "Machine processes that exited",
+      labelNames: ["requested"],
+      registers,
+    });
+    const driver = opts.driver;
+    new Gauge({
+      name: "hangar_host_machines_running",
+      help: "Machine processes running on this host",
+      registers,
+      collect() {
+        this.set(driver.running().length);
+      },
+    });
+  }
+
+  /** Registers the host, adopts surviving processes, rebuilds machine state, reconciles, then follows. */
+  async start(): Promise<void> {
+    const { opts } = this;
+    await this.hosts.handle(
+      opts.hostId,
+      {
+        type: "RegisterHost",
+        hostId: opts.hostId,
+        region: opts.region,
+        cpus: opts.cpus,
+        memoryMb: opts.memoryMb,
+        address: opts.address,
+      },
+      { commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}` },
+    );
+    const adopted = await opts.driver.adopt();
+    opts.logger.info(
+      { adopted: adopted.running.map((m) => m.machineId), exited: adopted.exited.map((e) => e.machineId) },
+      "adopted machines that survived the last agent",
+    );
+    opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit));
+    opts.driver.onLog((machineId, stream, line) => this.onLog(machineId, stream, line));
+    this.view = await AggregateView.start(opts.store, machinesStream, machineDecider, {
+      onChange: (c) => {
+        if (this.ready && c.state.status !== "absent" && c.state.hostId === opts.hostId)
+          this.schedule(c.aggregateId);
+      },
+    });
+    await this.view.caughtUp;
+    this.ready = true;
+    for (const { machineId, exit } of adopted.exited) await this.onExit(machineId, exit);
+    for (const [id, m] of this.view.entries()) {
+      if (m.status !== "absent" && m.hostId === opts.hostId) this.schedule(id);
+    }
+    this.subs.push(
+      serveCommands<SignalRequest, { ok: true }>(
+        opts.nc,
+        subjects.hostCommand(opts.hostId, "signal"),
+        `host-${opts.hostId}`,
+        async (req) => {
+          opts.driver.signal(req.machine_id, req.signal);
+          return { ok: true };
+        },
+        (err) => opts.logger.error({ err }, "signal failed"),
+      ),
+    );
+    this.sendHeartbeat();
+    this.heartbeat = setInterval(() => this.sendHeartbeat(), opts.heartbeatEveryMs ?? 1_000);
+  }
+
+  private sendHeartbeat(): void {
+    const { opts } = this;
+    const hb: HostHeartbeat = {
+      host_id: opts.hostId,
+      region: opts.region,
+      cpus: opts.cpus,
+      memory_mb: opts.memoryMb,
+      address: opts.address,
+      machines_running: opts.driver.running().length,
+      load1: 0,
+      free_memory_mb: 0,
+      ts: Date.now(),
+    };
+    opts.nc.publish(subjects.heartbeat(opts.hostId), JSON.stringify(hb));
+  }
+
+  /** Machines on this host, by id, as the stream says. */
+  private mine(machineId: string): ExistingMachine | undefined {
+    for (const [, m] of this.view.entries()) {
+      if (m.status !== "absent" && m.machineId === machineId && m.hostId === this.opts.hostId) return m;
+    }
+    return undefined;
+  }
+
+  /** Runs one reconcile of a machine at a time; changes during a pass cause one more pass. */
+  private schedule(aggregateId: string): void {
+    if (this.stopped) return;
+    const running = this.busy.get(aggregateId);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const entry = { again: false };
+    this.busy.set(aggregateId, entry);
+    void (async () => {
+      do {
+        entry.again = false;
+        try {
+          await this.reconcile(aggregateId);
+        } catch (err) {
+          this.opts.logger.error({ err, machine: aggregateId }, "reconcile failed");
+        }
+      } while (entry.again && !this.stopped);
+      this.busy.delete(aggregateId);
+    })();
+  }
+
+  private record(m: ExistingMachine, command: MachineCommand, commandId: string) {
+    return this.machines
+      .handle(machineAggregateId(m.app, m.machineId), command, { commandId: `${commandId}-${m.machineId}` })
+      .catch((err: unknown) => {
+        // The machine moved on (destroyed, stopped by someone else): nothing to record.
+        if (isDomainError(err)) {
+          this.opts.logger.debug({ err, machine: m.machineId }, "recorded nothing");
+          return undefined;
+        }
+        throw err;
+      });
+  }
+
+  /** Makes the local process of one machine match what its events ask for. */
+  private async reconcile(aggregateId: string): Promise<void> {
+    const m = this.view.get(aggregateId);
+    if (!m || m.status === "absent" || m.hostId !== this.opts.hostId) return;
+    const { driver } = this.opts;
+    const proc = driver.running().find((r) => r.machineId === m.machineId);
+    switch (m.status) {
+      case "starting": {
+        if (proc) {
+          // A suspended process resumes; a running one (adopted, or started before a crash) is recorded.
+          driver.resume(m.machineId);
+          await this.recordStarted(m, proc, true);
+          return;
+        }
+        await this.startProcess(m);
+        return;
+      }
+      case "started":
+        if (!proc) {
+          // It died while nobody watched, and its exit left no trace.
+          await this.onExit(m.machineId, { exitCode: null });
+        } else this.ensureChecks(m, proc);
+        return;
+      case "stopping":
+      case "replacing":
+        if (proc) {
+          const cfg = parseMachineConfig(m.configJson);
+          const signal = m.stopSignal || cfg.stop_config?.signal || "SIGINT";
+          const timeoutS = m.stopTimeoutS || cfg.stopTimeoutS;
+          this.stopChecks(m.machineId);
+          driver.resume(m.machineId);
+          await driver.stop(m.machineId, { signal, timeoutMs: timeoutS * 1000 });
+        } else await this.onExit(m.machineId, { exitCode: null });
+        return;
+      case "suspending":
+        if (proc) {
+          this.stopChecks(m.machineId);
+          driver.suspend(m.machineId);
+          await this.record(m, { type: "RecordSuspended" }, `suspended-${m.instanceId}-${proc.pid}`);
+        } else await this.onExit(m.machineId, { exitCode: null });
+        return;
+      case "suspended":
+        if (!proc) await this.onExit(m.machineId, { exitCode: null });
+        return;
+      case "destroying":
+        this.stopChecks(m.machineId);
+        await driver.destroy(m.machineId);
+        await this.record(m, { type: "RecordDestroyed" }, "destroyed");
+        return;
+      case "destroyed":
+        if (proc) await driver.destroy(m.machineId);
+        return;
+      case "created":
+      case "stopped":
+      case "failed":
+        // Nothing should run; a process here outlived a stop recorded while this agent was down.
+        if (proc) await driver.stop(m.machineId, { signal: "SIGKILL", timeoutMs: 1_000 });
+        return;
+    }
+  }
+
+  private async startProcess(m: ExistingMachine): Promise<void> {
+    let run: RunnableConfig;
+    try {
+      run = await resolveRun(m);
+    } catch (err) {
+      await this.record(
+        m,
+        { type: "RecordStartFailed", message: (err as Error).message },
+        `start-failed-${m.instanceId}-${Date.now()}`,
+      );
+      return;
+    }
+    let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
+    try {
+      proc = await this.opts.driver.start({
+        machineId: m.machineId,
+        app: m.app,
+        region: m.region,
+        imageRef: run.imageRef,
+        instanceId: m.instanceId,
+        cmd: run.cmd,
+        cwd: run.cwd,
+        env: run.env,
+      });
+    } catch (err) {
+      await this.record(
+        m,
+        { type: "RecordStartFailed", message: (err as Error).message },
+        `start-failed-${m.instanceId}-${Date.now()}`,
+      );
+      return;
+    }
+    this.starts.inc();
+    await this.recordStarted(m, proc, false);
+  }
+
+  private async recordStarted(
+    m: ExistingMachine,
+    proc: { pid: number; startTime: number; privateIp: string; port: number },
+    adopted: boolean,
+  ): Promise<void> {
+    await this.record(
+      m,
+      {
+        type: "RecordStarted",
+        hostId: this.opts.hostId,
+        pid: proc.pid,
+        privateIp: proc.privateIp,
+        port: proc.port,
+        startTime: proc.startTime,
+        adopted,
+      },
+      `started-${m.instanceId}-${proc.pid}-${proc.startTime}`,
+    );
+    const now = this.view.get(machineAggregateId(m.app, m.machineId));
+    if (now && now.status === "started") this.ensureChecks(now, proc);
+  }
+
+  private async onExit(machineId: string, exit: ExitInfo): Promise<void> {
+    // A stopping agent stops machines without recording it: the next agent finds them gone and
+    // applies their restart policy.
+    if (this.stopped) return;
+    this.stopChecks(machineId);
+    const m = this.mine(machineId);
+    if (!m) return;
+    const requested = m.status === "stopping" || m.status === "replacing" || m.status === "destroying";
+    this.exits.inc({ requested: String(requested) });
+    const cfg = parseMachineConfig(m.configJson);
+    const restart = restartDecision(cfg.restart, exit, m.restarts, requested);
+    await this.record(
+      m,
+      {
+        type: "RecordExited",
+        exitCode: exit.exitCode ?? -1,
+        signal: exit.signal ?? "",
+        codeUnknown: exit.exitCode === null,
+        restart,
+      },
+      `exited-${m.instanceId}-${m.pid}-${m.startTime}`,
+    );
+  }
+
+  private onLog(machineId: string, stream: "stdout" | "stderr", line: string): void {
+    const m = this.mine(machineId);
+    if (!m) return;
+    this.opts.nc.publish(
+      subjects.logs(m.app, m.region, m.machineId),
+      JSON.stringify({
+        ts: new Date().toISOString(),
+        machine_id: m.machineId,
+        region: m.region,
+        stream,
+        line,
+      }),
+    );
+  }
+
+  private ensureChecks(m: ExistingMachine, proc: { privateIp: string; port: number }): void {
+    if (this.checks.has(m.machineId)) return;
+    const cfg = parseMachineConfig(m.configJson);
+    if (Object.keys(cfg.checks).length === 0) return;
+    const stop = runChecks(
+      cfg.checks,
+      { ip: proc.privateIp, port: proc.port },
+      (name, status, output) => {
+        void this.record(
+          m,
+          { type: "RecordCheck", name, status, output },
+          `check-${name}-${status}-${Date.now()}`,
+        );
+      },
+      (port) => (port === cfg.internalPort || port === undefined ? proc.port : port),
+    );
+    this.checks.set(m.machineId, () => stop.stop());
+  }
+
+  private stopChecks(machineId: string): void {
+    this.checks.get(machineId)?.();
+    this.checks.delete(machineId);
+  }
+
+  health() {
+    return {
+      ok: this.ready,
+      host_id: this.opts.hostId,
+      region: this.opts.region,
+      machines_running: this.opts.driver.running().length,
+    };
+  }
+
+  /** Stops following and heartbeating; machines keep running (a restarted agent adopts them). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    for (const s of this.subs) s.unsubscribe();
+    for (const id of [...this.checks.keys()]) this.stopChecks(id);
+    await this.view?.stop();
+  }
+}

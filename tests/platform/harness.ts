@@ -1,0 +1,165 @@
+// A whole platform for one test file: its own nats-server (the services use the platform's fixed
+// stream names) and every service as a real process on free ports, plus a small Machines API client.
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { freePort, type NatsServer, startNatsServer } from "@hangar/testkit";
+import { type Platform, type PlatformOptions, repoRoot, startPlatform } from "../../scripts/platform.js";
+
+export const helloDir = join(repoRoot, "examples", "hello");
+
+export interface TestPlatform extends Platform {
+  nats: NatsServer;
+  home: string;
+  token: string;
+  api: ApiClient;
+  proxyPort: number;
+  /** Stops the services, any machine they left, the nats-server, and removes the folder. */
+  close(): Promise<void>;
+}
+
+export interface ApiResponse<T = unknown> {
+  status: number;
+  body: T;
+}
+
+/** A thin client of the Machines API: JSON in, status and JSON out. */
+export class ApiClient {
+  constructor(
+    readonly baseUrl: string,
+    private readonly token: string,
+  ) {}
+
+  async call<T = Record<string, unknown>>(
+    method: string,
+    path: string,
+    body?: unknown,
+    opts: { token?: string | null; headers?: Record<string, string>; raw?: string } = {},
+  ): Promise<ApiResponse<T>> {
+    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+    const token = opts.token === undefined ? this.token : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    if (body !== undefined || opts.raw !== undefined) headers["content-type"] = "application/json";
+    const res = await fetch(`${this.baseUrl}/v1${path}`, {
+      method,
+      headers,
+      body: opts.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
+    });
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      // Not JSON: the test sees the text.
+    }
+    return { status: res.status, body: parsed as T };
+  }
+
+  async ok<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.call<T>(method, path, body);
+    if (res.status >= 300) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  }
+}
+
+/** A machine config running examples/hello, served on internal port 8080. */
+export function helloConfig(extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    image: `dir:${helloDir}`,
+    guest: { cpu_kind: "shared", cpus: 1, memory_mb: 256 },
+    services: [
+      {
+        protocol: "tcp",
+        internal_port: 8080,
+        ports: [
+          { port: 80, handlers: ["http"] },
+          { port: 443, handlers: ["tls", "http"] },
+        ],
+      },
+    ],
+    ...extra,
+  };
+}
+
+/** Starts nats-server and the platform in a temp HANGAR_HOME. */
+export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
+  const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));
+  chmodSync(home, 0o755);
+  const nats = await startNatsServer({ storeDir: join(home, "nats") });
+  const token = randomBytes(24).toString("base64url");
+  const proxyPort = await freePort();
+  let platform: Platform;
+  try {
+    platform = await startPlatform({
+      home,
+      natsUrl: nats.url,
+      token,
+      gatewayPort: await freePort(),
+      proxyPort,
+      monitorPort: await freePort(),
+      placementOpsPort: await freePort(),
+      hostOpsPort: await freePort(),
+      proxyOpsPort: await freePort(),
+      hostCpus: 64,
+      hostMemoryMb: 64 * 256,
+      logLevel: "warn",
+      ...opts,
+      env: {
+        ...(opts.env ?? {}),
+        "host-agent": { HANGAR_HOST_STOP_MACHINES: "1", ...(opts.env?.["host-agent"] ?? {}) },
+      },
+    });
+  } catch (err) {
+    await nats.stop();
+    throw err;
+  }
+  return {
+    ...platform,
+    nats,
+    home,
+    token,
+    proxyPort,
+    api: new ApiClient(platform.apiUrl, token),
+    async close() {
+      await platform.stop();
+      await nats.stop();
+      // HANGAR_KEEP_TEST_HOME=1 keeps the folder (service logs are in <home>/logs) to debug a failure.
+      if (process.env.HANGAR_KEEP_TEST_HOME !== "1") rmSync(home, { recursive: true, force: true });
+      else process.stderr.write(`kept ${home}\n`);
+    },
+  };
+}
+
+export interface ProxyResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** Sends a request through the proxy as `<app>.localhost` (node:http: fetch may not set Host). */
+export function viaProxy(p: TestPlatform, app: string, path = "/", method = "GET"): Promise<ProxyResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: "127.0.0.1",
+        port: p.proxyPort,
+        path,
+        method,
+        headers: { host: `${app}.localhost:${p.proxyPort}` },
+      },
+      (res) => {
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (d: string) => {
+          body += d;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+}
