@@ -1,1 +1,42 @@
-export {};
+export type { MachineCheck } from "./checks.js";
+export { CheckHeaderSchema, MachineCheckSchema } from "./checks.js";
+export { DurationSchema, durationToMs, parseDuration } from "./duration.js";
+export { dirImagePath, ImageSchema } from "./image.js";
+export type { MachineConfig, MachineConfigInput, MachineGuest } from "./machine-config.js";
+export {
+  DnsConfigSchema,
+  GUEST_DEFAULTS,
+  MachineConfigSchema,
+  MachineFileSchema,
+  MachineGuestSchema,
+  MachineInitSchema,
+  MachineMetricsSchema,
+  MachineMountSchema,
+  MachineProcessSchema,
+  MachineRestartSchema,
+  StaticSchema,
+  StopConfigSchema,
+} from "./machine-config.js";
+export { AppNameSchema, MachineIdSchema, RegionSchema } from "./names.js";
+export type {
+  CreateAppRequest,
+  CreateMachineRequest,
+  LeaseRequest,
+  SignalRequest,
+  StopRequest,
+  UpdateMachineRequest,
+} from "./requests.js";
+export {
+  CreateAppRequestSchema,
+  CreateMachineRequestSchema,
+  LeaseRequestSchema,
+  SignalRequestSchema,
+  StopRequestSchema,
+  UpdateMachineRequestSchema,
+} from "./requests.js";
+export type { MachineService } from "./services.js";
+export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./services.js";
+export type { Signal, StopSignal } from "./signals.js";
+export { SIGNALS, SignalSchema, STOP_SIGNALS, StopSignalSchema } from "./signals.js";
+export type { Validation } from "./validate.js";
+export { describeIssues, validate } from "./validate.js";

@@ -80,7 +80,9 @@ describe("monitor", () => {
         expect.objectContaining({ value: 1, labels: { app: "web", region: "local", state: "started" } }),
       );
       const latency = await metric(registry, "hangar_machine_create_to_started_seconds");
-      expect(latency.find((v) => v.metricName?.endsWith("_count"))?.value).toBe(1);
+      expect(latency.find((v) => (v as { metricName?: string }).metricName?.endsWith("_count"))?.value).toBe(
+        1,
+      );
       const transitions = await metric(registry, "hangar_machine_transitions_total");
       expect(transitions).toContainEqual(
         expect.objectContaining({ labels: { app: "web", from: "started", to: "stopped" } }),

@@ -1,0 +1,184 @@
+import type { ApiConfig } from "./config.js";
+import type {
+  App,
+  CreateMachineRequest,
+  ListAppsResponse,
+  Machine,
+  MachineEvent,
+  StopRequest,
+  WaitState,
+} from "./types.js";
+
+/** The API answered with an HTTP error. `code` is the API's `status` string (e.g. "not_found"). */
+export class ApiError extends Error {
+  override name = "ApiError";
+  constructor(
+    message: string,
+    readonly httpStatus: number,
+    readonly code: string | undefined,
+    readonly method: string,
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The API could not be reached at all (refused, unknown host, timed out). */
+export class ConnectionError extends Error {
+  override name = "ConnectionError";
+  constructor(
+    readonly url: string,
+    readonly reason: string,
+  ) {
+    super(`cannot reach the Hangar API at ${url}: is \`npm start\` running? (${reason})`);
+  }
+}
+
+interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  timeoutMs?: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+function reasonOf(err: unknown): string {
+  // undici wraps the socket error: "fetch failed" with the useful part in `cause`.
+  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+  if (cause?.code) return cause.code;
+  if ((err as Error).name === "TimeoutError") return "timed out";
+  return cause?.message ?? (err as Error).message;
+}
+
+async function errorFrom(res: Response, method: string, path: string): Promise<ApiError> {
+  const text = await res.text();
+  let message = `HTTP ${res.status} ${res.statusText}`.trim();
+  let code: string | undefined;
+  try {
+    const body = JSON.parse(text) as { error?: unknown; status?: unknown };
+    if (typeof body.error === "string" && body.error !== "") message = body.error;
+    if (typeof body.status === "string") code = body.status;
+  } catch {
+    if (text.trim() !== "") message = `${message}: ${text.trim().slice(0, 200)}`;
+  }
+  return new ApiError(message, res.status, code, method, path);
+}
+
+/** A client for the Fly-compatible Machines API served by the Hangar gateway under /v1. */
+export class ApiClient {
+  private readonly base: string;
+
+  constructor(private readonly config: ApiConfig) {
+    this.base = config.apiUrl.replace(/\/+$/, "");
+  }
+
+  /** Sends one request; resolves to the parsed JSON body, or undefined for an empty one. */
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const url = new URL(`${this.base}/v1${path}`);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.config.token}`,
+      accept: "application/json",
+    };
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method,
+        headers,
+        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
+        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
+      });
+    } catch (err) {
+      throw new ConnectionError(this.base, reasonOf(err));
+    }
+    if (!res.ok) throw await errorFrom(res, method, path);
+    const text = await res.text();
+    return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** GET /apps?org_slug= */
+  listApps(org: string): Promise<ListAppsResponse> {
+    return this.request("GET", "/apps", { query: { org_slug: org } });
+  }
+
+  /** GET /apps/{app} */
+  getApp(app: string): Promise<App> {
+    return this.request("GET", `/apps/${enc(app)}`);
+  }
+
+  /** POST /apps */
+  createApp(app: string, org: string): Promise<unknown> {
+    return this.request("POST", "/apps", { body: { app_name: app, org_slug: org } });
+  }
+
+  /** DELETE /apps/{app} */
+  destroyApp(app: string): Promise<unknown> {
+    return this.request("DELETE", `/apps/${enc(app)}`);
+  }
+
+  /** GET /apps/{app}/machines */
+  listMachines(app: string, filter: { region?: string } = {}): Promise<Machine[]> {
+    return this.request("GET", `/apps/${enc(app)}/machines`, { query: { region: filter.region } });
+  }
+
+  /** POST /apps/{app}/machines */
+  createMachine(app: string, body: CreateMachineRequest): Promise<Machine> {
+    return this.request("POST", `/apps/${enc(app)}/machines`, { body });
+  }
+
+  /** GET /apps/{app}/machines/{id} */
+  getMachine(app: string, id: string): Promise<Machine> {
+    return this.request("GET", machinePath(app, id));
+  }
+
+  /** GET /apps/{app}/machines/{id}/events */
+  machineEvents(app: string, id: string): Promise<MachineEvent[]> {
+    return this.request("GET", `${machinePath(app, id)}/events`);
+  }
+
+  /** POST /apps/{app}/machines/{id}/start */
+  startMachine(app: string, id: string): Promise<unknown> {
+    return this.request("POST", `${machinePath(app, id)}/start`);
+  }
+
+  /** POST /apps/{app}/machines/{id}/stop */
+  stopMachine(app: string, id: string, body: StopRequest = {}): Promise<unknown> {
+    return this.request("POST", `${machinePath(app, id)}/stop`, { body });
+  }
+
+  /** POST /apps/{app}/machines/{id}/restart?timeout= */
+  restartMachine(app: string, id: string, timeout?: string): Promise<unknown> {
+    return this.request("POST", `${machinePath(app, id)}/restart`, { query: { timeout } });
+  }
+
+  /** DELETE /apps/{app}/machines/{id}?force= */
+  destroyMachine(app: string, id: string, force = false): Promise<unknown> {
+    return this.request("DELETE", machinePath(app, id), { query: { force: force ? true : undefined } });
+  }
+
+  /** GET /apps/{app}/machines/{id}/wait: one long poll of at most `timeoutSeconds`. */
+  waitMachine(
+    app: string,
+    id: string,
+    state: WaitState,
+    timeoutSeconds: number,
+    instanceId?: string,
+  ): Promise<unknown> {
+    return this.request("GET", `${machinePath(app, id)}/wait`, {
+      query: { state, timeout: timeoutSeconds, instance_id: instanceId },
+      // The server holds the request for up to `timeout` seconds; give it room to answer.
+      timeoutMs: (timeoutSeconds + 15) * 1000,
+    });
+  }
+}
+
+function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}
+
+function machinePath(app: string, id: string): string {
+  return `/apps/${enc(app)}/machines/${enc(id)}`;
+}

@@ -1,0 +1,248 @@
+import type { Command } from "commander";
+import type { ApiClient } from "../api.js";
+import { CliError } from "../cli-error.js";
+import { appUrl } from "../config.js";
+import { type Context, printJson } from "../context.js";
+import { withHint } from "../errors.js";
+import { resolveImage } from "../image.js";
+import { buildCreateMachineRequest } from "../machine-request.js";
+import {
+  durationSeconds,
+  envPair,
+  goDuration,
+  port,
+  positiveInt,
+  restartPolicy,
+  waitTimeoutOption,
+} from "../options.js";
+import type { RestartPolicy, WaitState } from "../types.js";
+import { machineDetails, machineTable } from "../views.js";
+import { waitForState } from "../wait.js";
+
+interface RunFlags {
+  app: string;
+  port?: number;
+  region?: string;
+  env?: Record<string, string>;
+  name?: string;
+  cpus?: number;
+  memory?: number;
+  cmd?: string;
+  restart?: RestartPolicy;
+  detach?: boolean;
+  waitTimeout: number;
+  json?: boolean;
+}
+
+interface Waiting {
+  api: ApiClient;
+  app: string;
+  id: string;
+  state: WaitState;
+  timeout: number;
+  instanceId?: string;
+  progress: (text: string) => void;
+}
+
+function logsHint(app: string, id: string): string {
+  return `see what it printed with \`hangar logs -a ${app} --machine ${id}\`, and its events with \`hangar machine status ${id} -a ${app}\``;
+}
+
+/** Waits for a state, finishing the progress line with the state reached or "failed". */
+async function waitAndReport(w: Waiting): Promise<void> {
+  try {
+    await waitForState(w.api, w.app, w.id, w.state, w.timeout, w.instanceId);
+  } catch (err) {
+    w.progress("failed\n");
+    throw withHint(err, logsHint(w.app, w.id));
+  }
+  w.progress(`${w.state}\n`);
+}
+
+async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<void> {
+  let image: string;
+  try {
+    image = resolveImage(imageArg, ctx.cwd);
+  } catch (err) {
+    throw new CliError(
+      (err as Error).message,
+      "give an image reference, `dir:<path>`, or the path of a folder",
+    );
+  }
+  const body = buildCreateMachineRequest({
+    image,
+    name: flags.name,
+    region: flags.region,
+    port: flags.port,
+    env: flags.env,
+    cpus: flags.cpus,
+    memoryMb: flags.memory,
+    cmd: flags.cmd,
+    restart: flags.restart,
+  });
+  const api = await ctx.api();
+  const progress = flags.json ? ctx.err : ctx.out;
+  const machine = await api.createMachine(flags.app, body);
+  const where = `Machine ${machine.id} created in region ${machine.region ?? "?"}`;
+  if (flags.detach) {
+    progress(`${where}\n`);
+  } else {
+    progress(`${where}, waiting for it to start... `);
+    await waitAndReport({
+      api,
+      app: flags.app,
+      id: machine.id,
+      state: "started",
+      timeout: flags.waitTimeout,
+      instanceId: machine.instance_id,
+      progress,
+    });
+  }
+  if (body.config.services) progress(`URL: ${appUrl(flags.app, (await ctx.config()).proxyUrl)}\n`);
+  if (flags.json) printJson(ctx, flags.detach ? machine : await api.getMachine(flags.app, machine.id));
+}
+
+/** `hangar machine run|list|status|start|stop|restart|destroy`. */
+export function registerMachine(program: Command, ctx: Context): void {
+  const machine = program.command("machine").alias("machines").description("manage machines");
+
+  machine
+    .command("run <image>")
+    .description(
+      "create and start a machine from an image reference, `dir:<path>`, or a folder (`.`, `./app`)",
+    )
+    .requiredOption("-a, --app <name>", "app")
+    .option("-p, --port <port>", "port the app listens on inside the machine, served on 80 and 443", port)
+    .option("-r, --region <region>", "region to run in")
+    .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", envPair)
+    .option("-n, --name <name>", "machine name")
+    .option("--cpus <n>", "number of CPUs", positiveInt)
+    .option("--memory <mb>", "memory in MB", positiveInt)
+    .option("--cmd <command>", "command to run instead of the image's (split like a shell would)")
+    .option("--restart <policy>", "restart policy: no, always or on-failure", restartPolicy)
+    .option("-d, --detach", "return once created, without waiting for the machine to start")
+    .addOption(waitTimeoutOption(300, "5m", "it to start"))
+    .option("--json", "print the machine's JSON")
+    .action((image: string, flags: RunFlags) => run(ctx, image, flags));
+
+  machine
+    .command("list")
+    .alias("ls")
+    .description("list an app's machines")
+    .requiredOption("-a, --app <name>", "app")
+    .option("-s, --state <state>", "only machines in this state")
+    .option("-r, --region <region>", "only machines in this region")
+    .option("--json", "print the API's JSON")
+    .action(async (flags: { app: string; state?: string; region?: string; json?: boolean }) => {
+      const api = await ctx.api();
+      const all = await api.listMachines(flags.app, flags.region ? { region: flags.region } : {});
+      // The API has no state filter.
+      const machines = flags.state ? all.filter((m) => m.state === flags.state) : all;
+      if (flags.json) return printJson(ctx, machines);
+      if (machines.length === 0) return ctx.out(`No machines in app ${flags.app}\n`);
+      ctx.out(machineTable(machines));
+    });
+
+  machine
+    .command("status <id>")
+    .description("show a machine's state, config and recent events")
+    .requiredOption("-a, --app <name>", "app")
+    .option("--json", "print the machine's JSON, with its events")
+    .action(async (id: string, flags: { app: string; json?: boolean }) => {
+      const api = await ctx.api();
+      const [m, events] = await Promise.all([
+        api.getMachine(flags.app, id),
+        api.machineEvents(flags.app, id),
+      ]);
+      if (flags.json) return printJson(ctx, { ...m, events });
+      ctx.out(machineDetails(m, events));
+    });
+
+  machine
+    .command("start <id>")
+    .description("start a stopped machine")
+    .requiredOption("-a, --app <name>", "app")
+    .option("--no-wait", "do not wait for it to be started")
+    .addOption(waitTimeoutOption(60, "1m", "it to be started"))
+    .action(async (id: string, flags: { app: string; wait: boolean; waitTimeout: number }) => {
+      const api = await ctx.api();
+      await api.startMachine(flags.app, id);
+      if (!flags.wait) return ctx.out(`Machine ${id} starting\n`);
+      ctx.out(`Machine ${id} starting... `);
+      await waitAndReport({
+        api,
+        app: flags.app,
+        id,
+        state: "started",
+        timeout: flags.waitTimeout,
+        progress: ctx.out,
+      });
+    });
+
+  machine
+    .command("stop <id>")
+    .description("stop a machine")
+    .requiredOption("-a, --app <name>", "app")
+    .option("--signal <signal>", "signal to stop it with, e.g. SIGTERM (default: its stop_config)")
+    .option(
+      "--timeout <duration>",
+      "time before it is killed, e.g. 30s (default: its stop_config)",
+      goDuration,
+    )
+    .option("--no-wait", "do not wait for it to be stopped")
+    .addOption(waitTimeoutOption(60, "1m", "it to be stopped"))
+    .action(
+      async (
+        id: string,
+        flags: { app: string; signal?: string; timeout?: string; wait: boolean; waitTimeout: number },
+      ) => {
+        const api = await ctx.api();
+        await api.stopMachine(flags.app, id, {
+          ...(flags.signal ? { signal: flags.signal } : {}),
+          ...(flags.timeout ? { timeout: flags.timeout } : {}),
+        });
+        if (!flags.wait) return ctx.out(`Machine ${id} stopping\n`);
+        ctx.out(`Machine ${id} stopping... `);
+        // The kill timeout may be longer than the default wait.
+        const grace = flags.timeout ? Math.ceil(durationSeconds(flags.timeout)) + 10 : 0;
+        const timeout = Math.max(flags.waitTimeout, grace);
+        await waitAndReport({ api, app: flags.app, id, state: "stopped", timeout, progress: ctx.out });
+      },
+    );
+
+  machine
+    .command("restart <id>")
+    .description("restart a machine")
+    .requiredOption("-a, --app <name>", "app")
+    .option("--timeout <duration>", "time to stop before it is killed", goDuration)
+    .option("--no-wait", "do not wait for it to be started again")
+    .addOption(waitTimeoutOption(60, "1m", "it to be started again"))
+    .action(
+      async (id: string, flags: { app: string; timeout?: string; wait: boolean; waitTimeout: number }) => {
+        const api = await ctx.api();
+        await api.restartMachine(flags.app, id, flags.timeout);
+        if (!flags.wait) return ctx.out(`Machine ${id} restarting\n`);
+        ctx.out(`Machine ${id} restarting... `);
+        await waitAndReport({
+          api,
+          app: flags.app,
+          id,
+          state: "started",
+          timeout: flags.waitTimeout,
+          progress: ctx.out,
+        });
+      },
+    );
+
+  machine
+    .command("destroy <id>")
+    .alias("rm")
+    .description("destroy a machine")
+    .requiredOption("-a, --app <name>", "app")
+    .option("-f, --force", "destroy it even if it is running")
+    .action(async (id: string, flags: { app: string; force?: boolean }) => {
+      const api = await ctx.api();
+      await api.destroyMachine(flags.app, id, flags.force ?? false);
+      ctx.out(`Machine ${id} destroyed\n`);
+    });
+}

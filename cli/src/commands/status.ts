@@ -1,0 +1,29 @@
+import type { Command } from "commander";
+import { appUrl } from "../config.js";
+import { type Context, printJson } from "../context.js";
+import { fields, machineTable } from "../views.js";
+
+/** `hangar status`: the app, its URL and its machines. */
+export function registerStatus(program: Command, ctx: Context): void {
+  program
+    .command("status")
+    .description("show an app, its URL and its machines")
+    .requiredOption("-a, --app <name>", "app")
+    .option("--json", 'print {"app": ..., "machines": [...]} from the API')
+    .action(async (flags: { app: string; json?: boolean }) => {
+      const api = await ctx.api();
+      const [app, machines] = await Promise.all([api.getApp(flags.app), api.listMachines(flags.app)]);
+      if (flags.json) return printJson(ctx, { app, machines });
+      ctx.out("App\n");
+      ctx.out(
+        fields([
+          ["Name", app.name ?? flags.app],
+          ["Organization", app.organization?.slug],
+          ["Status", app.status],
+          ["URL", appUrl(flags.app, (await ctx.config()).proxyUrl)],
+        ]),
+      );
+      ctx.out("\nMachines\n");
+      ctx.out(machines.length === 0 ? "  none\n" : machineTable(machines));
+    });
+}

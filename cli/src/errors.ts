@@ -1,0 +1,48 @@
+import { ApiError } from "./api.js";
+import { CliError } from "./cli-error.js";
+
+const TOKEN_HINT =
+  "the API token was refused: check HANGAR_API_TOKEN, or the token in $HANGAR_HOME/local.json matches the running platform (restart `npm start` rewrites it)";
+
+const CAPACITY_HINT =
+  "no host has room for this machine (not enough free CPU or memory): stop or destroy machines, or ask for less with --cpus/--memory";
+
+/** Decodes the app (and machine id) from an API path such as /apps/web/machines/3d8d/stop. */
+function target(path: string): { app?: string; machine?: string } {
+  const m = /^\/apps\/([^/?]+)(?:\/machines(?:\/([^/?]+))?)?/.exec(path);
+  return {
+    ...(m?.[1] ? { app: decodeURIComponent(m[1]) } : {}),
+    ...(m?.[2] ? { machine: decodeURIComponent(m[2]) } : {}),
+  };
+}
+
+/** A hint for an API error the user can do something about, if there is one. */
+export function hintFor(err: ApiError): string | undefined {
+  if (err.httpStatus === 401) return TOKEN_HINT;
+  if (err.code === "insufficient_capacity") return CAPACITY_HINT;
+  if (err.httpStatus !== 404) return undefined;
+  const { app, machine } = target(err.path);
+  if (!app) return undefined;
+  // Below /apps/{app}/machines/{id} a 404 can mean either; the API's message tells which.
+  const appMissing = /\bapp\b/i.test(err.message) && !/machine/i.test(err.message);
+  if (machine && !appMissing) {
+    return `machine ${machine} not found in app ${app}: list them with \`hangar machine list -a ${app}\``;
+  }
+  return `app ${app} not found: create it with \`hangar apps create ${app}\``;
+}
+
+/** The lines to print on stderr for an error: `Error: <message>` and maybe a hint. */
+export function describeError(err: unknown): string[] {
+  const message = err instanceof Error ? err.message : String(err);
+  const lines = [`Error: ${message}`];
+  const hint = err instanceof ApiError ? hintFor(err) : err instanceof CliError ? err.hint : undefined;
+  if (hint) lines.push(hint);
+  return lines;
+}
+
+/** Gives an error a hint unless it already has one of its own. */
+export function withHint(err: unknown, hint: string): Error {
+  if (err instanceof ApiError && hintFor(err)) return err;
+  if (err instanceof CliError && err.hint) return err;
+  return new CliError(err instanceof Error ? err.message : String(err), hint);
+}

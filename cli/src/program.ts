@@ -1,0 +1,55 @@
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { registerApps } from "./commands/apps.js";
+import { registerLogs } from "./commands/logs.js";
+import { registerMachine } from "./commands/machine.js";
+import { registerStatus } from "./commands/status.js";
+import { type Context, processContext } from "./context.js";
+import { describeError } from "./errors.js";
+
+/** Exit status of a usage error (unknown command or option, missing or bad argument). */
+export const USAGE_EXIT_CODE = 2;
+
+function version(): string {
+  // src/ and dist/ both sit next to package.json.
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+/** The `hangar` command tree, bound to a context. */
+export function buildProgram(ctx: Context): Command {
+  const program = new Command("hangar")
+    .description("Command-line client of Hangar's Machines API")
+    .version(version())
+    // Set before the subcommands are added, so that they inherit them.
+    .exitOverride()
+    .configureOutput({ writeOut: ctx.out, writeErr: ctx.err })
+    .showHelpAfterError("(add --help for usage)");
+  registerApps(program, ctx);
+  registerMachine(program, ctx);
+  registerStatus(program, ctx);
+  registerLogs(program, ctx);
+  return program;
+}
+
+/** Runs the CLI on `argv` (without node and script); resolves to the exit status. */
+export async function runCli(argv: string[], ctx: Context = processContext()): Promise<number> {
+  try {
+    await buildProgram(ctx).parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander has printed the message already.
+      const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
+      return ok ? 0 : USAGE_EXIT_CODE;
+    }
+    ctx.err(
+      describeError(err)
+        .map((line) => `${line}\n`)
+        .join(""),
+    );
+    return 1;
+  }
+}

@@ -1,0 +1,61 @@
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import type { Readable } from "node:stream";
+import { fileURLToPath } from "node:url";
+
+const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+// By path: the child may run in a folder outside the repository, where `--import tsx` would not resolve.
+const tsx = createRequire(import.meta.url).resolve("tsx");
+
+/** What a CLI run printed and how it exited. */
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/** A CLI process that is still running: what it printed so far, and its end. */
+export interface RunningCli {
+  child: ChildProcessByStdio<null, Readable, Readable>;
+  output(): CliResult;
+  exited: Promise<CliResult>;
+}
+
+/** Starts the real CLI from its sources as a child process, with only the HANGAR_* variables given. */
+export function startHangar(args: string[], options: RunOptions = {}): RunningCli {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of Object.keys(env)) if (key.startsWith("HANGAR_")) delete env[key];
+  const child = spawn(process.execPath, ["--conditions=source", "--import", tsx, main, ...args], {
+    cwd: options.cwd ?? process.cwd(),
+    env: { ...env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const result: CliResult = { code: null, stdout: "", stderr: "" };
+  child.stdout.setEncoding("utf8").on("data", (d: string) => {
+    result.stdout += d;
+  });
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    result.stderr += d;
+  });
+  const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 20_000);
+  const exited = new Promise<CliResult>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      result.code = code;
+      resolve(result);
+    });
+  });
+  return { child, output: () => result, exited };
+}
+
+/** Runs the CLI to its end. */
+export function runHangar(args: string[], options: RunOptions = {}): Promise<CliResult> {
+  return startHangar(args, options).exited;
+}

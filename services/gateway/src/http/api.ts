@@ -1,0 +1,46 @@
+import { createLogger, type Logger } from "@hangar/telemetry";
+import { Hono } from "hono";
+import { Registry } from "prom-client";
+import { accessLog } from "./access-log.js";
+import { appRoutes } from "./apps.js";
+import { bearerAuth } from "./auth.js";
+import type { MachinesBackend } from "./backend.js";
+import type { ApiEnv } from "./context.js";
+import { errorHandler, notFound } from "./error-handler.js";
+import { httpMetrics } from "./http-metrics.js";
+import { leaseRoutes } from "./leases.js";
+import { machineActionRoutes } from "./machine-actions.js";
+import { machineRoutes } from "./machines.js";
+import { requestId } from "./request-id.js";
+import { tracing } from "./tracing.js";
+
+export interface ApiDeps {
+  backend: MachinesBackend;
+  /** The bearer token every `/v1` request must carry. */
+  token: string;
+  /** Defaults to a "gateway" logger at LOG_LEVEL. */
+  logger?: Logger;
+  /** Registry served on `/metrics` and holding the HTTP metrics; defaults to a new one. */
+  metrics?: Registry;
+}
+
+/** The Fly-compatible Machines API: `/v1/...` behind the bearer token, plus `/health` and `/metrics` without. */
+export function createApi(deps: ApiDeps): Hono<ApiEnv> {
+  const logger = deps.logger ?? createLogger("gateway");
+  const registry = deps.metrics ?? new Registry();
+  const api = new Hono<ApiEnv>();
+  api.onError(errorHandler(logger));
+  api.notFound(notFound);
+  api.use(requestId(), tracing(), httpMetrics(registry), accessLog(logger));
+
+  api.get("/health", (c) => c.json({ status: "ok" }));
+  api.get("/metrics", async (c) =>
+    c.body(await registry.metrics(), 200, { "content-type": registry.contentType }),
+  );
+
+  api.use("/v1/*", bearerAuth(deps.token));
+  for (const routes of [appRoutes, machineRoutes, machineActionRoutes, leaseRoutes]) {
+    api.route("/v1", routes(deps.backend));
+  }
+  return api;
+}

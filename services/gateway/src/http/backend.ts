@@ -1,0 +1,197 @@
+import type {
+  CreateAppRequest,
+  CreateMachineRequest,
+  MachineConfig,
+  Signal,
+  StopSignal,
+  UpdateMachineRequest,
+} from "@hangar/config";
+
+/** Fly's machine states. */
+export const MACHINE_STATES = [
+  "created",
+  "starting",
+  "started",
+  "stopping",
+  "stopped",
+  "suspending",
+  "suspended",
+  "replacing",
+  "destroying",
+  "destroyed",
+  "failed",
+] as const;
+export type MachineState = (typeof MACHINE_STATES)[number];
+
+/** States `wait` can wait for: the spec's started, stopped, destroyed, and suspended. */
+export const WAIT_STATES = ["started", "stopped", "suspended", "destroyed"] as const;
+export type WaitState = (typeof WAIT_STATES)[number];
+
+/** What the backend knows of the HTTP request behind a call. */
+export interface RequestContext {
+  /** The request's `fly-request-id` (echoed or generated): a correlation id, not an idempotency key. */
+  requestId: string;
+  /** The `fly-machine-lease-nonce` header, if sent; the backend checks it against a machine's lease. */
+  leaseNonce: string | undefined;
+  /** Aborted when the client goes away. */
+  signal: AbortSignal;
+}
+
+/** Fly's `App`. */
+export interface AppView {
+  id: string;
+  name: string;
+  organization: { name: string; slug: string };
+  status: string;
+}
+
+/** Fly's `ListAppsResponse`. */
+export interface AppListView {
+  total_apps: number;
+  apps: { id: string; name: string; machine_count: number; network: unknown }[];
+}
+
+/** Fly's `ImageRef`. */
+export interface ImageRefView {
+  registry: string;
+  repository: string;
+  tag: string;
+  digest: string;
+  labels?: Record<string, string>;
+}
+
+/** Fly's `MachineEvent`; timestamp in unix milliseconds. */
+export interface MachineEventView {
+  id: string;
+  type: string;
+  status: string;
+  source: string;
+  timestamp: number;
+  request?: Record<string, unknown>;
+}
+
+/** Fly's `CheckStatus`. */
+export interface CheckStatusView {
+  name: string;
+  status: "passing" | "warning" | "critical";
+  output: string;
+  updated_at: string;
+}
+
+/** Fly's `Machine`; times are RFC 3339. */
+export interface MachineView {
+  id: string;
+  name: string;
+  state: MachineState;
+  region: string;
+  instance_id: string;
+  private_ip: string;
+  config: MachineConfig;
+  /** Set when host_status is not "ok" and the config had to be pieced together. */
+  incomplete_config?: MachineConfig;
+  image_ref: ImageRefView;
+  created_at: string;
+  updated_at: string;
+  events: MachineEventView[];
+  checks: CheckStatusView[];
+  host_status: "ok" | "unknown" | "unreachable";
+  /** Only on the answer to a create with `lease_ttl`: the nonce of the lease taken. */
+  nonce?: string;
+  cordoned?: boolean;
+}
+
+/** Fly's `Lease`; expires_at in unix seconds. */
+export interface LeaseView {
+  nonce: string;
+  expires_at: number;
+  owner: string;
+  description: string;
+  version: string;
+}
+
+/** Answer to a start (fly-go reads previous_state). */
+export interface MachineStartView {
+  previous_state: MachineState;
+}
+
+export interface MachineListFilter {
+  includeDeleted: boolean;
+  region: string | undefined;
+  /** Empty means any state. */
+  states: MachineState[];
+  /** Fly's summary view: the backend may leave out config and events. */
+  summary: boolean;
+}
+
+export interface StopOptions {
+  signal: StopSignal | undefined;
+  timeoutMs: number | undefined;
+}
+
+export interface RestartOptions extends StopOptions {
+  forceStop: boolean;
+}
+
+export interface WaitOptions {
+  /** Any of these ends the wait. */
+  states: WaitState[];
+  /** Wait for this instance (Fly's `instance_id`, or `version` as newer clients send it). */
+  instanceId: string | undefined;
+  /** Only events after this one count. */
+  fromEventId: string | undefined;
+  timeoutMs: number;
+}
+
+export interface LeaseOptions {
+  ttlSeconds: number | undefined;
+  description: string | undefined;
+}
+
+/**
+ * What the Machines API needs from the platform. Inputs are already validated; results are the JSON
+ * views sent as they are. Failures are `ApiError`s (see ERROR_STATUS for the codes); anything else
+ * becomes a 500.
+ */
+export interface MachinesBackend {
+  listApps(orgSlug: string, ctx: RequestContext): Promise<AppListView>;
+  createApp(input: CreateAppRequest, ctx: RequestContext): Promise<AppView>;
+  getApp(app: string, ctx: RequestContext): Promise<AppView>;
+  deleteApp(app: string, ctx: RequestContext): Promise<void>;
+
+  listMachines(app: string, filter: MachineListFilter, ctx: RequestContext): Promise<MachineView[]>;
+  /** With `lease_ttl`, the machine is created leased and the view carries `nonce`. */
+  createMachine(app: string, input: CreateMachineRequest, ctx: RequestContext): Promise<MachineView>;
+  getMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineView>;
+  updateMachine(
+    app: string,
+    machineId: string,
+    input: UpdateMachineRequest,
+    ctx: RequestContext,
+  ): Promise<MachineView>;
+  /** `force` destroys a running machine (Fly's `force`/`kill`); without it a running machine is refused. */
+  destroyMachine(
+    app: string,
+    machineId: string,
+    opts: { force: boolean },
+    ctx: RequestContext,
+  ): Promise<void>;
+
+  startMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineStartView>;
+  stopMachine(app: string, machineId: string, opts: StopOptions, ctx: RequestContext): Promise<void>;
+  restartMachine(app: string, machineId: string, opts: RestartOptions, ctx: RequestContext): Promise<void>;
+  signalMachine(app: string, machineId: string, signal: Signal, ctx: RequestContext): Promise<void>;
+  suspendMachine(app: string, machineId: string, ctx: RequestContext): Promise<void>;
+  cordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void>;
+  uncordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void>;
+  /** Resolves with the state reached; throws `deadline_exceeded` after `timeoutMs`. */
+  waitMachine(app: string, machineId: string, opts: WaitOptions, ctx: RequestContext): Promise<WaitState>;
+  /** Newest first, as Fly lists them. */
+  listMachineEvents(app: string, machineId: string, ctx: RequestContext): Promise<MachineEventView[]>;
+
+  /** Throws `not_found` when the machine has no lease. */
+  getLease(app: string, machineId: string, ctx: RequestContext): Promise<LeaseView>;
+  /** Takes the lease, or refreshes it when `ctx.leaseNonce` is the current one; `aborted` if another holds it. */
+  acquireLease(app: string, machineId: string, opts: LeaseOptions, ctx: RequestContext): Promise<LeaseView>;
+  /** Releases the lease whose nonce is `ctx.leaseNonce`. */
+  releaseLease(app: string, machineId: string, ctx: RequestContext): Promise<void>;
+}

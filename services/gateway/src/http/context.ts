@@ -1,0 +1,17 @@
+import type { Context } from "hono";
+import type { RequestContext } from "./backend.js";
+
+/** Header a lease holder sends with guarded writes and to release the lease, as Fly names it. */
+export const LEASE_NONCE_HEADER = "fly-machine-lease-nonce";
+
+/** Variables the middlewares put on a request's context. */
+export type ApiEnv = { Variables: { requestId: string } };
+
+/** The backend's view of the request. */
+export function requestContext(c: Context<ApiEnv>): RequestContext {
+  return {
+    requestId: c.get("requestId"),
+    leaseNonce: c.req.header(LEASE_NONCE_HEADER) || undefined,
+    signal: c.req.raw.signal,
+  };
+}

@@ -1,0 +1,33 @@
+import { CreateMachineRequestSchema, UpdateMachineRequestSchema } from "@hangar/config";
+import { Hono } from "hono";
+import type { MachinesBackend } from "./backend.js";
+import { readBody } from "./body.js";
+import { type ApiEnv, requestContext } from "./context.js";
+import { appParam, MACHINE_PATH, machineTarget } from "./params.js";
+import { destroyOptions, listFilter } from "./query.js";
+
+/** `/apps/{app}/machines` routes: list, create, show, update, destroy. */
+export function machineRoutes(backend: MachinesBackend): Hono<ApiEnv> {
+  return new Hono<ApiEnv>()
+    .get("/apps/:app_name/machines", async (c) => {
+      return c.json(await backend.listMachines(appParam(c), listFilter(c), requestContext(c)));
+    })
+    .post("/apps/:app_name/machines", async (c) => {
+      const app = appParam(c);
+      const input = await readBody(c, CreateMachineRequestSchema);
+      return c.json(await backend.createMachine(app, input, requestContext(c)));
+    })
+    .get(MACHINE_PATH, async (c) => {
+      return c.json(await backend.getMachine(...machineTarget(c)));
+    })
+    .post(MACHINE_PATH, async (c) => {
+      const [app, id, ctx] = machineTarget(c);
+      const input = await readBody(c, UpdateMachineRequestSchema);
+      return c.json(await backend.updateMachine(app, id, input, ctx));
+    })
+    .delete(MACHINE_PATH, async (c) => {
+      const [app, id, ctx] = machineTarget(c);
+      await backend.destroyMachine(app, id, destroyOptions(c), ctx);
+      return c.json({ ok: true });
+    });
+}

@@ -1,0 +1,240 @@
+import {
+  type ClientRequest,
+  type IncomingMessage,
+  request,
+  type ServerResponse,
+  STATUS_CODES,
+} from "node:http";
+import type { AppState, BackendState } from "./backends.js";
+import { pickBackend } from "./balancer.js";
+import { isRouted, type ProxyEngine } from "./engine.js";
+import { downstreamResponse, type Forwarding, upstreamRequest, viaFor } from "./headers.js";
+import type { AppMetrics, RetryReason } from "./metrics.js";
+import { refuse } from "./refusal.js";
+
+/** Serves one HTTP request: routes it by Host, forwards it to a machine, relays the answer. */
+export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse): void {
+  const fwd = engine.forwarding(req);
+  const upstream = upstreamRequest(req.rawHeaders, fwd, false);
+  const target = engine.route(upstream.host);
+  if (!isRouted(target)) {
+    refuse(res, target, fwd);
+    const m = engine.appMetrics(target.app);
+    if (m) engine.metrics?.request(m, target.status);
+    return;
+  }
+  const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody);
+  res.on("close", () => ex.closed());
+  ex.send(pickBackend(target.backends, engine.now(), engine.random) as BackendState);
+}
+
+/** How long a request without a body waits, in all, for machines that refuse connections. */
+const LISTEN_WAIT_MS = 2_000;
+
+/** One client request and its (at most two) attempts on machines, plus waits for a machine to listen. */
+class Exchange {
+  attempts = 0;
+  clientGone = false;
+  private listenRetries = 0;
+  private listenWaitedMs = 0;
+  current: Attempt | undefined = undefined;
+  readonly metrics: AppMetrics | undefined;
+  // Only requests without a body can be sent again, and only idempotent ones.
+  private readonly retryable: boolean;
+
+  constructor(
+    readonly engine: ProxyEngine,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse,
+    readonly app: AppState,
+    readonly fwd: Forwarding,
+    readonly headers: string[],
+    readonly hasBody: boolean,
+  ) {
+    this.retryable = !hasBody && (req.method === "GET" || req.method === "HEAD");
+    this.metrics = engine.appMetrics(app.app);
+    app.inFlight++;
+  }
+
+  /** Starts an attempt on `backend`. */
+  send(backend: BackendState): void {
+    this.attempts++;
+    this.current = new Attempt(this, backend);
+  }
+
+  /** Where to send the request again after `failed` failed, if it may be. */
+  retryTarget(failed: BackendState): BackendState | undefined {
+    if (!this.retryable || this.attempts > 1 || this.clientGone) return undefined;
+    return pickBackend(this.app.backends, this.engine.now(), this.engine.random, failed);
+  }
+
+  /**
+   * A machine that has just started may not listen yet: a refused connection sent nothing, so a
+   * request without a body waits a little and tries again, for up to LISTEN_WAIT_MS in all.
+   */
+  waitForListen(): boolean {
+    if (!this.retryable || this.clientGone || this.listenWaitedMs >= LISTEN_WAIT_MS) return false;
+    const delay = Math.min(25 * 2 ** this.listenRetries, 250, LISTEN_WAIT_MS - this.listenWaitedMs);
+    this.listenRetries++;
+    this.listenWaitedMs += delay;
+    const timer = setTimeout(() => {
+      if (this.clientGone) return;
+      const backend = pickBackend(this.app.backends, this.engine.now(), this.engine.random);
+      if (!backend) {
+        this.badGateway(new Error("no machine left"));
+        return;
+      }
+      if (this.metrics) this.engine.metrics?.retry(this.metrics, "connect_refused");
+      this.current = new Attempt(this, backend);
+    }, delay);
+    timer.unref();
+    return true;
+  }
+
+  /** Sends the request again. */
+  retry(backend: BackendState, reason: RetryReason): void {
+    if (this.metrics) this.engine.metrics?.retry(this.metrics, reason);
+    this.send(backend);
+  }
+
+  /** Answers 502 because no machine could be reached. */
+  badGateway(err: Error): void {
+    const { app, engine, fwd } = this;
+    engine.logger.debug(
+      { request_id: fwd.requestId, app: app.app, err: errorCode(err) },
+      "no machine reachable for request",
+    );
+    // An unsent body would stall the client connection; drain it.
+    if (!this.req.complete) this.req.resume();
+    refuse(
+      this.res,
+      {
+        status: 502,
+        code: "bad_gateway",
+        message: `could not reach a machine of app ${app.app} (${errorCode(err)})`,
+        app: app.app,
+      },
+      fwd,
+    );
+  }
+
+  /** The client connection closed: after the answer, or before (then the machine's side is cut). */
+  closed(): void {
+    const { res, engine } = this;
+    if (!res.writableFinished) {
+      this.clientGone = true;
+      this.current?.upstream.destroy();
+    }
+    engine.pool.release(this.app);
+    if (this.metrics) engine.metrics?.request(this.metrics, res.headersSent ? res.statusCode : undefined);
+  }
+}
+
+const WAITING = 0;
+const RELAYING = 1;
+const DONE = 2;
+
+/** One try of an exchange on one machine. */
+class Attempt {
+  readonly upstream: ClientRequest;
+  private phase = WAITING;
+  private settled = false;
+  private readonly started: number;
+
+  constructor(
+    private readonly ex: Exchange,
+    private readonly backend: BackendState,
+  ) {
+    const { req } = ex;
+    this.started = ex.metrics ? performance.now() : 0;
+    this.upstream = request({
+      host: backend.address,
+      port: backend.port,
+      method: req.method,
+      path: req.url,
+      headers: ex.headers,
+      agent: backend.agent,
+    });
+    backend.inFlight++;
+    this.upstream.on("response", (upRes) => this.response(upRes));
+    this.upstream.on("error", (err) => this.error(err));
+    if (ex.hasBody) req.pipe(this.upstream);
+    else this.upstream.end();
+  }
+
+  private response(upRes: IncomingMessage): void {
+    const { ex } = this;
+    const { engine, res } = ex;
+    if (ex.metrics) engine.metrics?.upstreamResponse(ex.metrics, (performance.now() - this.started) / 1000);
+    const status = upRes.statusCode ?? 502;
+    const failed = status >= 500;
+    if (failed) {
+      const next = ex.retryTarget(this.backend);
+      if (next) {
+        this.phase = DONE;
+        upRes.resume();
+        this.settle(true);
+        ex.retry(next, "status_5xx");
+        return;
+      }
+    }
+    try {
+      res.writeHead(
+        status,
+        upRes.statusMessage || (STATUS_CODES[status] ?? ""),
+        downstreamResponse(
+          upRes.rawHeaders,
+          ex.fwd.requestId,
+          viaFor(upRes.httpVersionMajor, upRes.httpVersionMinor),
+          engine.region,
+          false,
+        ),
+      );
+    } catch (err) {
+      // Node refuses a head it cannot write (e.g. a bad status); treat it as an unreachable machine.
+      this.phase = DONE;
+      this.upstream.destroy();
+      this.settle(true);
+      ex.badGateway(err as Error);
+      return;
+    }
+    this.phase = RELAYING;
+    upRes.on("close", () => {
+      if (upRes.complete) {
+        this.settle(failed);
+        return;
+      }
+      // The machine went away mid-answer: the client must not take a cut body for a whole one.
+      this.settle(!ex.clientGone);
+      res.destroy();
+    });
+    upRes.pipe(res);
+  }
+
+  private error(err: Error): void {
+    // Once answered, the response's close handler owns the outcome.
+    if (this.phase !== WAITING) return;
+    this.phase = DONE;
+    const { ex } = this;
+    if (ex.clientGone) {
+      this.settle(false);
+      return;
+    }
+    this.settle(true);
+    if (errorCode(err) === "ECONNREFUSED" && ex.waitForListen()) return;
+    const next = ex.retryTarget(this.backend);
+    if (next) ex.retry(next, "connect_error");
+    else ex.badGateway(err);
+  }
+
+  private settle(failed: boolean): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (failed) this.backend.errors.record(this.ex.engine.now());
+    this.backend.release();
+  }
+}
+
+function errorCode(err: Error): string {
+  return (err as NodeJS.ErrnoException).code ?? err.message;
+}
