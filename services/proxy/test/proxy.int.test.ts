@@ -194,7 +194,9 @@ describe("retries", () => {
       const res = await answer;
       expect(res.status).toBe(200);
       expect(res.body.toString()).toBe("finally");
-      expect(await metric("hangar_proxy_retries_total", { app: "just-started", reason: "connect_refused" })).toBeGreaterThan(0);
+      expect(
+        await metric("hangar_proxy_retries_total", { app: "just-started", reason: "connect_refused" }),
+      ).toBeGreaterThan(0);
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

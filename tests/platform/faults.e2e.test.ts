@@ -1,0 +1,146 @@
+// The fault test: 50 machine creations spread over a few seconds while the gateway, placement, the
+// host agent, the proxy and the monitor are each killed with SIGKILL at a random moment and started
+// again. Afterwards every machine the API acknowledged exists, in one state that the API, the proxy
+// and the host agent agree on; none is lost, none runs twice, and no host is over capacity.
+import { readdirSync, readFileSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
+import { hostDecider, hostsStream } from "@hangar/domain";
+import { CommandHandler, EventStore } from "@hangar/eventstore";
+import { connect } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ServiceName } from "../../scripts/platform.js";
+import { helloConfig, startTestPlatform, type TestPlatform } from "./harness.js";
+
+let p: TestPlatform;
+const APP = "faulty";
+const CREATIONS = 50;
+
+beforeAll(async () => {
+  p = await startTestPlatform();
+  await p.api.ok("POST", "/apps", { app_name: APP, org_slug: "personal" });
+}, 120_000);
+
+afterAll(async () => {
+  await p?.close();
+});
+
+/** Live `node` processes per machine id, found by the FLY_MACHINE_ID in their environment. */
+function machineProcesses(): Map<string, number[]> {
+  const found = new Map<string, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/comm`, "utf8").trim() !== "node") continue;
+      const env = readFileSync(`/proc/${entry}/environ`, "utf8").split("\0");
+      const id = env.find((v) => v.startsWith("FLY_MACHINE_ID="))?.slice("FLY_MACHINE_ID=".length);
+      const app = env.find((v) => v.startsWith("FLY_APP_NAME="))?.slice("FLY_APP_NAME=".length);
+      if (!id || app !== APP) continue;
+      found.set(id, [...(found.get(id) ?? []), Number(entry)]);
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return found;
+}
+
+describe("kill -9 of every service during 50 concurrent creations", () => {
+  it("loses no acknowledged machine, runs none twice, and overbooks no host", async () => {
+    const acknowledged = new Set<string>();
+    let refused = 0;
+    const creations = Array.from({ length: CREATIONS }, async (_, i) => {
+      // Spread over about 6 s so that every kill lands in the middle of creations.
+      await sleep(Math.floor((i / CREATIONS) * 6_000 + Math.random() * 200));
+      try {
+        const res = await p.api.call<{ id?: string }>("POST", `/apps/${APP}/machines`, {
+          config: helloConfig({ env: { N: String(i) } }),
+        });
+        if (res.status === 200 && res.body.id) acknowledged.add(res.body.id);
+        else refused++;
+      } catch {
+        // The gateway died with the request in flight: not acknowledged.
+        refused++;
+      }
+    });
+    const victims: ServiceName[] = ["gateway", "placement", "host-agent", "proxy", "monitor"];
+    const killer = (async () => {
+      for (const name of victims.sort(() => Math.random() - 0.5)) {
+        await sleep(300 + Math.random() * 900);
+        await p.services[name].kill("SIGKILL");
+        await sleep(Math.random() * 300);
+        await p.services[name].restart();
+      }
+    })();
+    await Promise.all([...creations, killer]);
+    process.stderr.write(
+      `faults: ${acknowledged.size} creations acknowledged, ${refused} refused or cut off\n`,
+    );
+    expect(acknowledged.size).toBeGreaterThan(CREATIONS / 2);
+
+    // Converge: every acknowledged machine reaches started (those placed while the agent was down
+    // start when it is back).
+    for (const id of acknowledged) {
+      const res = await p.api.call("GET", `/apps/${APP}/machines/${id}/wait?state=started&timeout=60`);
+      expect(res.status, `${id}: ${JSON.stringify(res.body)}`).toBe(200);
+    }
+
+    // The API: every acknowledged machine, each in exactly one state: started.
+    const listed = await p.api.ok<Array<{ id: string; state: string }>>("GET", `/apps/${APP}/machines`);
+    const byId = new Map(listed.map((m) => [m.id, m]));
+    expect(listed.length).toBe(byId.size);
+    for (const id of acknowledged) expect(byId.get(id)?.state, id).toBe("started");
+    // A creation cut off after its event was stored exists too; it must be consistent like the rest.
+    const startedIds = listed
+      .filter((m) => m.state === "started")
+      .map((m) => m.id)
+      .sort();
+
+    // The host agent: one process per started machine, none for anything else.
+    const procs = machineProcesses();
+    for (const id of startedIds) expect(procs.get(id)?.length ?? 0, `processes of ${id}`).toBe(1);
+    expect([...procs.keys()].sort()).toEqual(startedIds);
+    const agent = (await (await fetch(p.services["host-agent"].healthUrl)).json()) as {
+      machines_running: number;
+    };
+    expect(agent.machines_running).toBe(startedIds.length);
+
+    // The proxy: routes exactly the started machines (its table follows the stream; give it a moment).
+    let routed: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const health = (await (await fetch(p.services.proxy.healthUrl)).json()) as {
+        routes: Record<string, string[]>;
+      };
+      routed = health.routes[APP] ?? [];
+      if (routed.length === startedIds.length) break;
+      await sleep(100);
+    }
+    expect(routed).toEqual(startedIds);
+
+    // No host over capacity, and every started machine holds its room.
+    const nc = await connect({ servers: p.nats.url });
+    try {
+      const hosts = new CommandHandler(await EventStore.connect(nc), hostsStream, hostDecider, {
+        cacheSize: 0,
+      });
+      const { state } = await hosts.handle(
+        p.hostId,
+        { type: "ReleaseMachine", machineId: "probe", reason: "probe" },
+        {
+          commandId: `probe-${Date.now()}`,
+        },
+      );
+      if (state.status === "absent") throw new Error("the host never registered");
+      expect(state.usedMemoryMb).toBeLessThanOrEqual(state.memoryMb);
+      expect(state.usedCpus).toBeLessThanOrEqual(state.cpus);
+      for (const id of startedIds) expect(state.reservations[id], `reservation of ${id}`).toBeDefined();
+    } finally {
+      await nc.close();
+    }
+
+    // The monitor, restarted mid-way, counts them all from the stream.
+    const metrics = await (await fetch(`${p.monitorUrl}/metrics`)).text();
+    const count = new RegExp(`hangar_machines\\{[^}]*app="${APP}"[^}]*state="started"[^}]*\\} (\\d+)`).exec(
+      metrics,
+    );
+    expect(Number(count?.[1])).toBe(startedIds.length);
+  });
+});
