@@ -1,6 +1,6 @@
-// `npm start`: runs the local platform under $HANGAR_HOME (default ~/.hangar): nats-server with
-// JetStream and Postgres on disk, the event streams, and the services that exist so far (none yet:
-// the gateway, placement, host agent, proxy and monitor come with the machines issue). Writes
+// `npm start`: runs the whole local platform under $HANGAR_HOME (default ~/.hangar): nats-server
+// with JetStream and Postgres on disk, the event streams, and every service as its own process
+// (placement, one host agent, the gateway on 4280, the proxy on 8080, the monitor on 4290). Writes
 // $HANGAR_HOME/local.json for the CLI and tools, and stops everything on Ctrl-C or SIGTERM.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -9,12 +9,22 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { appsStream, hostsStream, machinesStream } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
-import { type NatsServer, type PostgresServer, startNatsServer, startPostgres } from "@hangar/testkit";
+import {
+  freePort,
+  type NatsServer,
+  type PostgresServer,
+  startNatsServer,
+  startPostgres,
+} from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
+import { type Platform, startPlatform } from "./platform.js";
 
 const home = process.env.HANGAR_HOME ?? join(homedir(), ".hangar");
 const natsPort = Number(process.env.HANGAR_NATS_PORT ?? 4222);
 const pgPort = Number(process.env.HANGAR_PG_PORT ?? 5433);
+const gatewayPort = Number(process.env.HANGAR_GATEWAY_PORT ?? 4280);
+const proxyPort = Number(process.env.HANGAR_PROXY_PORT ?? 8080);
+const monitorPort = Number(process.env.HANGAR_MONITOR_PORT ?? 4290);
 // Postgres runs as the `postgres` user when we are root, and that user cannot enter /root.
 const pgData =
   process.env.HANGAR_PG_DATA ??
@@ -37,11 +47,13 @@ async function main(): Promise<void> {
   await mkdir(pgData, { recursive: true });
   let nats: NatsServer | undefined;
   let pg: PostgresServer | undefined;
+  let platform: Platform | undefined;
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say("stopping");
+    await platform?.stop();
     await Promise.allSettled([pg?.stop(), nats?.stop()]);
     say("stopped");
     process.exit(code);
@@ -66,14 +78,42 @@ async function main(): Promise<void> {
     await nc.close();
     say(`streams ${[appsStream, machinesStream, hostsStream].map((s) => s.name).join(", ")} ready`);
 
-    const local = { nats_url: nats.url, database_url: databaseUrl, token: await token(), services: [] };
+    const apiToken = await token();
+    say("starting services: placement, host agent, gateway, proxy, monitor");
+    platform = await startPlatform({
+      home,
+      natsUrl: nats.url,
+      token: apiToken,
+      gatewayPort,
+      proxyPort,
+      monitorPort,
+      placementOpsPort: await freePort(),
+      hostOpsPort: await freePort(),
+      proxyOpsPort: await freePort(),
+      // Stopping the platform stops its machines; the next start brings them back (restart policy).
+      env: { "host-agent": { HANGAR_HOST_STOP_MACHINES: "1" } },
+    });
+    const local = {
+      api_url: platform.apiUrl,
+      proxy_url: platform.proxyUrl,
+      nats_url: nats.url,
+      token: apiToken,
+      database_url: databaseUrl,
+      monitor_url: platform.monitorUrl,
+    };
     await writeFile(join(home, "local.json"), `${JSON.stringify(local, null, 2)}\n`, { mode: 0o600 });
-    say(`wrote ${join(home, "local.json")}`);
+    say(`Machines API  ${platform.apiUrl}/v1   (token: ${apiToken})`);
+    say(`proxy         http://<app>.localhost:${proxyPort}`);
+    say(`monitor       ${platform.monitorUrl}/metrics`);
+    say(`logs          ${join(home, "logs")}`);
+    say(`wrote ${join(home, "local.json")}; the hangar CLI (cli/bin/hangar) reads it`);
     say("running; Ctrl-C stops everything");
   } catch (err) {
     process.stderr.write(`[hangar] could not start: ${err instanceof Error ? err.message : String(err)}\n`);
     if (/address already in use|EADDRINUSE/i.test(String(err))) {
-      process.stderr.write("[hangar] a port is taken: set HANGAR_NATS_PORT or HANGAR_PG_PORT to free ones\n");
+      process.stderr.write(
+        "[hangar] a port is taken: set HANGAR_NATS_PORT, HANGAR_PG_PORT, HANGAR_GATEWAY_PORT, HANGAR_PROXY_PORT or HANGAR_MONITOR_PORT to free ones\n",
+      );
     }
     if (/permission denied/i.test(String(err)) && process.getuid?.() === 0) {
       process.stderr.write(

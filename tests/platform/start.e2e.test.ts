@@ -1,7 +1,9 @@
 // `npm start`'s launcher (scripts/start.ts) in a temp HANGAR_HOME on free ports: it starts
-// nats-server and Postgres, creates the streams, writes local.json, and stops cleanly on SIGTERM.
+// nats-server, Postgres and every service, writes local.json, serves the `hangar` CLI's commands,
+// and stops cleanly on SIGTERM.
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -11,6 +13,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
+import { runHangar, startHangar } from "../../cli/test/run-cli.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const home = mkdtempSync(join(tmpdir(), "hangar-home-"));
@@ -48,27 +51,33 @@ afterAll(async () => {
 });
 
 describe("npm start (the local platform launcher)", () => {
-  it("starts NATS and Postgres under HANGAR_HOME, writes local.json, and stops on SIGTERM", async () => {
+  it("starts the whole platform under HANGAR_HOME, serves the hangar CLI, and stops everything on SIGTERM", async () => {
     const env = {
       HANGAR_HOME: home,
       HANGAR_NATS_PORT: String(await freePort()),
       HANGAR_PG_PORT: String(await freePort()),
       HANGAR_PG_DATA: join(home, "postgres"),
+      HANGAR_GATEWAY_PORT: String(await freePort()),
+      HANGAR_PROXY_PORT: String(await freePort()),
+      HANGAR_MONITOR_PORT: String(await freePort()),
     };
     child = launch(env);
     const localJson = join(home, "local.json");
-    for (let i = 0; i < 600 && !existsSync(localJson); i++) {
+    for (let i = 0; i < 900 && !output.includes("running;"); i++) {
       if (child.exitCode !== null) throw new Error(`start exited early:\n${output}`);
       await sleep(100);
     }
     const local = JSON.parse(readFileSync(localJson, "utf8"));
     expect(local.nats_url).toBe(`nats://127.0.0.1:${env.HANGAR_NATS_PORT}`);
+    expect(local.api_url).toBe(`http://127.0.0.1:${env.HANGAR_GATEWAY_PORT}`);
+    expect(local.proxy_url).toBe(`http://localhost:${env.HANGAR_PROXY_PORT}`);
     expect(local.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(output).toContain(`token: ${local.token}`);
 
     const nc = await connect({ servers: local.nats_url });
     const jsm = await jetstreamManager(nc);
     const names = (await jsm.streams.names().next()).sort();
-    expect(names).toEqual(["APPS", "HOSTS", "MACHINES"]);
+    expect(names).toEqual(expect.arrayContaining(["APPS", "HOSTS", "MACHINES"]));
     await nc.close();
 
     const client = new pg.Client({ connectionString: local.database_url });
@@ -76,9 +85,13 @@ describe("npm start (the local platform launcher)", () => {
     expect((await client.query("select current_database() as db")).rows[0].db).toBe("hangar");
     await client.end();
 
+    await cliAgainstPlatform(home, local);
+
     child.kill("SIGTERM");
     expect(await exited(child)).toBe(0);
     expect(output).toContain("[hangar] stopped");
+    // Stopping the platform stopped its machines too.
+    expect(machineProcesses()).toEqual([]);
 
     // A second start reuses the same data and token.
     output = "";
@@ -110,3 +123,89 @@ describe("npm start (the local platform launcher)", () => {
     expect(output).toMatch(/HANGAR_NATS_PORT/);
   });
 });
+
+/** Pids of machine processes (they carry FLY_MACHINE_ID) of this test's app. */
+function machineProcesses(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, "utf8");
+      if (env.includes("FLY_APP_NAME=cli-web\0") && env.includes("FLY_MACHINE_ID=")) pids.push(Number(entry));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return pids;
+}
+
+/** The `hangar` CLI against the running platform, configured by local.json alone. */
+async function cliAgainstPlatform(
+  home: string,
+  local: { api_url: string; proxy_url: string; token: string },
+) {
+  const cli = (args: string[]) => runHangar(args, { env: { HANGAR_HOME: home }, timeoutMs: 60_000 });
+  const ok = async (args: string[]) => {
+    const r = await cli(args);
+    expect(r.code, `hangar ${args.join(" ")}: ${r.stderr}`).toBe(0);
+    return r;
+  };
+  await ok(["apps", "create", "cli-web"]);
+  const apps = JSON.parse((await ok(["apps", "list", "--json"])).stdout);
+  expect(JSON.stringify(apps)).toContain("cli-web");
+
+  const logs = startHangar(["logs", "-a", "cli-web"], { env: { HANGAR_HOME: home }, timeoutMs: 60_000 });
+  const run = JSON.parse(
+    (await ok(["machine", "run", join(root, "examples", "hello"), "-a", "cli-web", "--json"])).stdout,
+  );
+  expect(run.id).toMatch(/^[0-9a-f]{14}$/);
+  const list = JSON.parse((await ok(["machine", "list", "-a", "cli-web", "--json"])).stdout) as Array<{
+    id: string;
+    state: string;
+  }>;
+  expect(list.map((m) => [m.id, m.state])).toEqual([[run.id, "started"]]);
+  const status = JSON.parse((await ok(["status", "-a", "cli-web", "--json"])).stdout);
+  expect(JSON.stringify(status)).toContain(run.id);
+  const machine = JSON.parse((await ok(["machine", "status", run.id, "-a", "cli-web", "--json"])).stdout);
+  expect(machine.state ?? machine.machine?.state).toBe("started");
+
+  // The app answers through the proxy named in local.json.
+  const port = new URL(local.proxy_url).port;
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest(
+      { host: "127.0.0.1", port, path: "/", headers: { host: `cli-web.localhost:${port}` } },
+      (res) => {
+        let text = "";
+        res.on("data", (d) => {
+          text += d;
+        });
+        res.on("end", () => resolve(text));
+      },
+    );
+    req.on("error", reject);
+    req.end();
+  });
+  expect(JSON.parse(body).machine_id).toBe(run.id);
+
+  // The machine's output reaches `hangar logs` over NATS.
+  await ok(["machine", "restart", run.id, "-a", "cli-web"]);
+  for (let i = 0; i < 100 && !logs.output().stdout.includes("hello listening"); i++) await sleep(100);
+  logs.child.kill("SIGINT");
+  await logs.exited;
+  expect(logs.output().stdout).toContain("hello listening");
+
+  await ok(["machine", "stop", run.id, "-a", "cli-web"]);
+  const stopped = JSON.parse((await ok(["machine", "list", "-a", "cli-web", "--json"])).stdout) as Array<{
+    state: string;
+  }>;
+  expect(stopped[0]?.state).toBe("stopped");
+  await ok(["machine", "start", run.id, "-a", "cli-web"]);
+
+  // A wrong token says how to fix it, and fails.
+  const refused = await runHangar(["apps", "list"], {
+    env: { HANGAR_API_URL: local.api_url, HANGAR_API_TOKEN: "wrong" },
+  });
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/token/i);
+  expect(refused.stderr).toMatch(/HANGAR_API_TOKEN|local\.json/);
+}
