@@ -30,6 +30,7 @@ export interface AggregateViewOptions<S, E> {
  */
 export class AggregateView<S, C, E extends { type: string }> {
   private readonly states = new Map<string, S>();
+  private readonly seqs = new Map<string, number>();
   private readonly waiters: Array<{ seq: number; resolve(): void }> = [];
   private replayer!: Replay;
   private isLive = false;
@@ -79,6 +80,11 @@ export class AggregateView<S, C, E extends { type: string }> {
     return this.states.get(aggregateId);
   }
 
+  /** The stream sequence of the aggregate's last message folded in; 0 when none. */
+  seqOf(aggregateId: string): number {
+    return this.seqs.get(aggregateId) ?? 0;
+  }
+
   entries(): IterableIterator<[string, S]> {
     return this.states.entries();
   }
@@ -118,6 +124,7 @@ export class AggregateView<S, C, E extends { type: string }> {
     let state = previous;
     for (const r of events) state = this.decider.evolve(state, r.event);
     this.states.set(aggregateId, state);
+    this.seqs.set(aggregateId, events[0]?.seq ?? 0);
     this.opts.onChange?.({ aggregateId, previous, state, events, live: this.isLive });
     const seq = events[0]?.seq ?? 0;
     if (this.waiters.length > 0) {

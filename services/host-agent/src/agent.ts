@@ -310,7 +310,8 @@ export class HostAgent {
         startTime: proc.startTime,
         adopted,
       },
-      `started-${m.instanceId}-${proc.pid}-${proc.startTime}`,
+      // The start request's position tells a resume of the same process from its first start.
+      `started-${m.instanceId}-${proc.pid}-${proc.startTime}-${this.view.seqOf(machineAggregateId(m.app, m.machineId))}`,
     );
     const now = this.view.get(machineAggregateId(m.app, m.machineId));
     if (now && now.status === "started") this.ensureChecks(now, proc);

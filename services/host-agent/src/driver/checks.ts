@@ -1,0 +1,188 @@
+import { request as httpRequest, type RequestOptions } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { connect } from "node:net";
+import { parseDuration } from "./duration.js";
+import { InvalidCheckError } from "./errors.js";
+
+/** One of a machine's checks, with Fly's fields (MachineCheck). */
+export interface CheckDefinition {
+  /** "http" or "tcp". */
+  type?: string;
+  /** Defaults to the machine's port; otherwise mapped through `portMap`. */
+  port?: number;
+  /** For http: "/" by default. */
+  path?: string;
+  /** For http: GET by default. */
+  method?: string;
+  /** For http: "http" (default) or "https". */
+  protocol?: string;
+  /** Go durations: interval 15s, timeout 5s, grace_period 0s by default. */
+  interval?: string;
+  timeout?: string;
+  grace_period?: string;
+  headers?: Array<{ name?: string; values?: string[] }>;
+  tls_skip_verify?: boolean;
+  tls_server_name?: string;
+}
+
+export type CheckStatus = "passing" | "critical";
+export type CheckChangeListener = (name: string, status: CheckStatus, output: string) => void;
+
+/** Where the machine answers: its private ip and allocated port. */
+export interface CheckTarget {
+  ip: string;
+  port: number;
+}
+
+/** Maps a check's port (the app's internal_port) to the port the machine really listens on. */
+export type CheckPortMap = (port: number) => number;
+
+export interface ChecksHandle {
+  /** Stops every check; in-flight probes are aborted and report nothing. */
+  stop(): void;
+}
+
+interface Result {
+  status: CheckStatus;
+  output: string;
+}
+
+interface Plan {
+  name: string;
+  port: number;
+  intervalMs: number;
+  timeoutMs: number;
+  graceMs: number;
+  probe: (ip: string, port: number, signal: AbortSignal) => Promise<Result>;
+}
+
+const DEFAULTS = { interval: "15s", timeout: "5s", grace_period: "0s" };
+
+/**
+ * Runs a machine's checks against `target` until stopped, calling `onChange` with each check's first
+ * result and then only when its status changes. An http check passes on 2xx and 3xx (redirects are not
+ * followed), a tcp check when it connects. Throws InvalidCheckError / InvalidDurationError up front.
+ * `onChange` must not throw.
+ */
+export function runChecks(
+  checks: Record<string, CheckDefinition>,
+  target: CheckTarget,
+  onChange: CheckChangeListener,
+  portMap?: CheckPortMap,
+): ChecksHandle {
+  const plans = Object.entries(checks).map(([name, check]) => plan(name, check, target, portMap));
+  const stopper = new AbortController();
+  const timers = new Set<NodeJS.Timeout>();
+  const schedule = (ms: number, fn: () => void) => {
+    const timer = setTimeout(() => {
+      timers.delete(timer);
+      fn();
+    }, ms);
+    timer.unref();
+    timers.add(timer);
+  };
+
+  for (const p of plans) {
+    let last: CheckStatus | undefined;
+    const round = async () => {
+      const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(p.timeoutMs)]);
+      const result = await p.probe(target.ip, p.port, signal);
+      if (stopper.signal.aborted) return;
+      if (result.status !== last) {
+        last = result.status;
+        onChange(p.name, result.status, result.output);
+      }
+      schedule(p.intervalMs, () => void round());
+    };
+    schedule(p.graceMs, () => void round());
+  }
+
+  return {
+    stop() {
+      stopper.abort();
+      for (const timer of timers) clearTimeout(timer);
+      timers.clear();
+    },
+  };
+}
+
+function plan(
+  name: string,
+  check: CheckDefinition,
+  target: CheckTarget,
+  portMap: CheckPortMap | undefined,
+): Plan {
+  const intervalMs = parseDuration(check.interval ?? DEFAULTS.interval);
+  const timeoutMs = parseDuration(check.timeout ?? DEFAULTS.timeout);
+  const graceMs = parseDuration(check.grace_period ?? DEFAULTS.grace_period);
+  if (intervalMs <= 0) throw new InvalidCheckError(name, `interval ${check.interval} must be positive`);
+  if (timeoutMs <= 0) throw new InvalidCheckError(name, `timeout ${check.timeout} must be positive`);
+  if (graceMs < 0) throw new InvalidCheckError(name, `grace_period ${check.grace_period} is negative`);
+  const port = check.port === undefined ? target.port : (portMap?.(check.port) ?? check.port);
+  const base = { name, port, intervalMs, timeoutMs, graceMs };
+  switch (check.type) {
+    case "tcp":
+      return { ...base, probe: (ip, p, signal) => probeTcp(ip, p, signal, timeoutMs) };
+    case "http":
+      return { ...base, probe: httpProbe(name, check, timeoutMs) };
+    default:
+      throw new InvalidCheckError(name, `type ${JSON.stringify(check.type)} is not http or tcp`);
+  }
+}
+
+function probeTcp(ip: string, port: number, signal: AbortSignal, timeoutMs: number): Promise<Result> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: ip, port });
+    const done = (result: Result) => {
+      signal.removeEventListener("abort", onAbort);
+      socket.destroy();
+      resolve(result);
+    };
+    const onAbort = () => done({ status: "critical", output: `timed out after ${timeoutMs}ms` });
+    signal.addEventListener("abort", onAbort, { once: true });
+    socket.once("connect", () => done({ status: "passing", output: `connected to ${ip}:${port}` }));
+    socket.once("error", (err) => done({ status: "critical", output: err.message }));
+  });
+}
+
+function httpProbe(name: string, check: CheckDefinition, timeoutMs: number): Plan["probe"] {
+  const protocol = check.protocol ?? "http";
+  if (protocol !== "http" && protocol !== "https") {
+    throw new InvalidCheckError(name, `protocol ${JSON.stringify(protocol)} is not http or https`);
+  }
+  const headers: Record<string, string[]> = {};
+  for (const header of check.headers ?? []) {
+    if (header.name) headers[header.name] = header.values ?? [];
+  }
+  const request = protocol === "https" ? httpsRequest : httpRequest;
+  return (ip, port, signal) =>
+    new Promise((resolve) => {
+      const options: RequestOptions & { rejectUnauthorized?: boolean; servername?: string } = {
+        host: ip,
+        port,
+        method: check.method?.toUpperCase() || "GET",
+        path: check.path || "/",
+        headers,
+        signal,
+        // A fresh connection per probe: a pooled one could hide a server that stopped accepting.
+        agent: false,
+        rejectUnauthorized: !check.tls_skip_verify,
+        ...(check.tls_server_name ? { servername: check.tls_server_name } : {}),
+      };
+      const req = request(options, (res) => {
+        const code = res.statusCode ?? 0;
+        res.destroy();
+        resolve({
+          status: code >= 200 && code < 400 ? "passing" : "critical",
+          output: `HTTP ${code} ${res.statusMessage ?? ""}`.trimEnd(),
+        });
+      });
+      req.once("error", (err) =>
+        resolve({
+          status: "critical",
+          output: signal.aborted ? `timed out after ${timeoutMs}ms` : err.message,
+        }),
+      );
+      req.end();
+    });
+}

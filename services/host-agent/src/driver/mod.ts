@@ -1,0 +1,34 @@
+export type {
+  CheckChangeListener,
+  CheckDefinition,
+  CheckPortMap,
+  CheckStatus,
+  ChecksHandle,
+  CheckTarget,
+} from "./checks.js";
+export { runChecks } from "./checks.js";
+export { parseDuration } from "./duration.js";
+export {
+  DriverClosedError,
+  DriverError,
+  InvalidCheckError,
+  InvalidDurationError,
+  InvalidMachineSpecError,
+  InvalidSignalError,
+  MachineAlreadyRunningError,
+  MachineBusyError,
+  MachineNotRunningError,
+  MachineStartError,
+} from "./errors.js";
+export type {
+  AdoptResult,
+  ExitListener,
+  LogListener,
+  ProcessDriverOptions,
+  StopOptions,
+} from "./process-driver.js";
+export { ProcessDriver } from "./process-driver.js";
+export type { RestartPolicy } from "./restart.js";
+export { DEFAULT_MAX_RETRIES, restartDecision } from "./restart.js";
+export { parseSignal } from "./signals.js";
+export type { ExitInfo, LogStream, MachineRunSpec, RunningMachine } from "./types.js";

@@ -1,0 +1,572 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { closeSync, fstatSync, openSync } from "node:fs";
+import { createLogger, type Logger } from "@hangar/telemetry";
+import { nextPrivateIp, probePort } from "./address.js";
+import {
+  DriverClosedError,
+  InvalidMachineSpecError,
+  MachineAlreadyRunningError,
+  MachineBusyError,
+  MachineNotRunningError,
+  MachineStartError,
+} from "./errors.js";
+import { LogTail } from "./log-tail.js";
+import { isSameLiveProcess, readProcStat } from "./proc.js";
+import { parseSignal, signalNumber } from "./signals.js";
+import { validateRunSpec } from "./spec.js";
+import { type ControlRecord, isValidMachineId, listMachineIds, MachineDir, type RunRecord } from "./state.js";
+import type { ExitInfo, LogStream, MachineRunSpec, RunningMachine } from "./types.js";
+import { decodeWaitStatus, findWrapper, PERL, readExitStatus, untilForked, wrapperArgs } from "./wrapper.js";
+
+export interface ProcessDriverOptions {
+  /** Per-machine state lives in `<stateDir>/<machine_id>/`. */
+  stateDir: string;
+  /**
+   * The address a new port is checked free on. The default, 0.0.0.0, finds ports free on every address,
+   * which is what an app binding 0.0.0.0:$PORT needs.
+   */
+  hostIp?: string;
+  /** How often adopted machines (not our children) are checked for an exit; default 200 ms. */
+  pollIntervalMs?: number;
+  logger?: Pick<Logger, "warn">;
+}
+
+export interface StopOptions {
+  /** Sent to the machine's process group first; default SIGTERM. */
+  signal?: string;
+  /** How long to wait for the exit before SIGKILL; default 5000. */
+  timeoutMs?: number;
+}
+
+export type ExitListener = (machineId: string, exit: ExitInfo) => void;
+export type LogListener = (machineId: string, stream: LogStream, line: string) => void;
+
+/** What an agent finds at start: machines still running (now adopted) and runs that ended while it was away. */
+export interface AdoptResult {
+  running: RunningMachine[];
+  exited: Array<{ machineId: string; exit: ExitInfo }>;
+}
+
+const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const DEFAULT_POLL_MS = 200;
+/** Log tails are woken by inotify; every this many polls they are also read, in case an event was missed. */
+const TAIL_FALLBACK_POLLS = 5;
+const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+const STREAMS: readonly LogStream[] = ["stdout", "stderr"];
+
+interface Tracked {
+  readonly dir: MachineDir;
+  readonly runId: string;
+  readonly machine: RunningMachine;
+  readonly tails: LogTail[];
+  /** Our child when this driver started the run; null for an adopted run. */
+  child: ChildProcess | null;
+  detachChild: () => void;
+  /** The wrapper's own death by signal, as its parent saw it. */
+  childSignal: NodeJS.Signals | null;
+  control: ControlRecord;
+  /** Serializes writes of stop.json so the last one on disk is the latest state. */
+  controlWrite: Promise<void>;
+  finishing: boolean;
+  waiters: Array<{ resolve: (exit: ExitInfo) => void; reject: (err: Error) => void }>;
+}
+
+/**
+ * Runs machines as local processes that outlive the agent. Each machine runs in its own process group
+ * under a wrapper that records its exit status; the state folder tells a restarted agent what runs
+ * (adopt) and what ended while it was away.
+ */
+export class ProcessDriver {
+  readonly #stateDir: string;
+  readonly #hostIp: string;
+  readonly #pollMs: number;
+  readonly #logger: Pick<Logger, "warn">;
+  readonly #machines = new Map<string, Tracked>();
+  /** Machines a start, adoption or destroy is working on. */
+  readonly #busy = new Set<string>();
+  readonly #exitListeners = new Set<ExitListener>();
+  readonly #logListeners = new Set<LogListener>();
+  /** Private ip and port of every machine with state, so a machine keeps its ip across runs. */
+  #addresses: Map<string, { privateIp: string; port: number }> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #polls = 0;
+  #closed = false;
+
+  constructor(options: ProcessDriverOptions) {
+    this.#stateDir = options.stateDir;
+    this.#hostIp = options.hostIp ?? "0.0.0.0";
+    this.#pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+    this.#logger = options.logger ?? createLogger("host-agent").child({ component: "process-driver" });
+  }
+
+  /** Starts a run of a machine; resolves once its process runs and run.json records it. */
+  async start(spec: MachineRunSpec): Promise<RunningMachine> {
+    this.#assertOpen();
+    await validateRunSpec(spec);
+    const { machineId } = spec;
+    if (this.#machines.has(machineId)) throw new MachineAlreadyRunningError(machineId);
+    if (this.#busy.has(machineId)) throw new MachineBusyError(machineId);
+    this.#busy.add(machineId);
+    try {
+      return await this.#launch(spec);
+    } finally {
+      this.#busy.delete(machineId);
+    }
+  }
+
+  /** Signals the machine's group, waits up to the timeout, then SIGKILLs it; resolves with the recorded exit. */
+  async stop(machineId: string, options: StopOptions = {}): Promise<ExitInfo> {
+    const signal = parseSignal(options.signal ?? "SIGTERM");
+    const m = this.#running(machineId);
+    const exited = this.#waitExit(m);
+    await this.#control(m, { requested: true, killed: m.control.killed || signal === "SIGKILL" });
+    this.#send(m, signal);
+    // A suspended machine acts on the signal only once it runs again.
+    if (signal !== "SIGKILL") this.#send(m, "SIGCONT");
+    if (await settlesWithin(exited, options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS)) return exited;
+    await this.#control(m, { killed: true });
+    this.#send(m, "SIGKILL");
+    return exited;
+  }
+
+  /** Sends a signal (a name such as "SIGUSR1") to the machine's process group. */
+  signal(machineId: string, signal: string): void {
+    const name = parseSignal(signal);
+    this.#send(this.#running(machineId), name);
+  }
+
+  /** Freezes the machine's processes (SIGSTOP to the group). */
+  suspend(machineId: string): void {
+    this.#send(this.#running(machineId), "SIGSTOP");
+  }
+
+  /** Lets a suspended machine run again (SIGCONT to the group). */
+  resume(machineId: string): void {
+    this.#send(this.#running(machineId), "SIGCONT");
+  }
+
+  /**
+   * Takes over what an earlier agent left in the state folder. A run whose process still lives (same pid
+   * and start time) is adopted and watched; a run that ended unreported is returned in `exited` and
+   * marked reported. Never starts anything. Register onExit before: adopted runs may exit at once.
+   */
+  async adopt(): Promise<AdoptResult> {
+    this.#assertOpen();
+    await this.#loadAddresses();
+    const result: AdoptResult = { running: [], exited: [] };
+    for (const machineId of await listMachineIds(this.#stateDir)) {
+      const known = this.#machines.get(machineId);
+      if (known) {
+        if (!known.finishing) result.running.push({ ...known.machine });
+        continue;
+      }
+      if (this.#busy.has(machineId)) continue;
+      this.#busy.add(machineId);
+      try {
+        await this.#adoptOne(machineId, result);
+      } finally {
+        this.#busy.delete(machineId);
+      }
+    }
+    this.#updateTimer();
+    return result;
+  }
+
+  /** Kills the machine if it runs (SIGKILL, a requested exit) and deletes its state folder. */
+  async destroy(machineId: string): Promise<void> {
+    this.#assertOpen();
+    if (!isValidMachineId(machineId))
+      throw new InvalidMachineSpecError(`machine id ${JSON.stringify(machineId)}`);
+    const m = this.#machines.get(machineId);
+    if (m) {
+      const exited = this.#waitExit(m);
+      await this.#control(m, { requested: true, killed: true });
+      this.#send(m, "SIGKILL");
+      await exited;
+    } else if (this.#busy.has(machineId)) {
+      throw new MachineBusyError(machineId);
+    }
+    await new MachineDir(this.#stateDir, machineId).remove();
+    this.#addresses?.delete(machineId);
+  }
+
+  /** The machines running now (started or adopted by this driver). */
+  running(): RunningMachine[] {
+    return [...this.#machines.values()].filter((m) => !m.finishing).map((m) => ({ ...m.machine }));
+  }
+
+  /** Calls `listener` once per run when the machine's process exits, requested or not. Returns an unsubscribe. */
+  onExit(listener: ExitListener): () => void {
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /**
+   * Calls `listener` for each complete line the machines write: from the start of a fresh run, from the
+   * end of the file for an adopted one (lines written while no agent ran are skipped). Returns an unsubscribe.
+   */
+  onLog(listener: LogListener): () => void {
+    this.#logListeners.add(listener);
+    return () => this.#logListeners.delete(listener);
+  }
+
+  /** Stops watching and tailing; the machines keep running for the next agent to adopt. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#updateTimer();
+    const machines = [...this.#machines.values()];
+    this.#machines.clear();
+    for (const m of machines) {
+      m.detachChild();
+      for (const waiter of m.waiters.splice(0)) waiter.reject(new DriverClosedError());
+    }
+    await Promise.all(machines.flatMap((m) => m.tails.map((tail) => tail.close())));
+  }
+
+  async #launch(spec: MachineRunSpec): Promise<RunningMachine> {
+    const { machineId } = spec;
+    const dir = new MachineDir(this.#stateDir, machineId);
+    const previous = await dir.readRun();
+    // A run no agent adopted (yet) still counts: starting now would make a second copy.
+    if (previous && liveProcessOf(dir, previous)) throw new MachineAlreadyRunningError(machineId);
+    const { privateIp, port } = await this.#allocate(spec);
+    await dir.prepareRun();
+    const runId = randomUUID();
+    const record: RunRecord = { runId, spec, privateIp, port, pid: null, startTime: null };
+    await dir.writeRun(record);
+
+    const outputs = STREAMS.map((stream) => openSync(dir.logFile(stream), "a", 0o600));
+    let child: ChildProcess;
+    let tails: LogTail[] = [];
+    try {
+      // Lines are read from where this run starts appending.
+      const offsets = outputs.map((fd) => fstatSync(fd).size);
+      tails = await this.#openTails(machineId, dir, offsets);
+      child = spawn(PERL, wrapperArgs(dir.exitFile, spec.cmd), {
+        cwd: spec.cwd,
+        env: {
+          PATH: process.env.PATH ?? DEFAULT_PATH,
+          ...spec.env,
+          PORT: String(port),
+          FLY_PRIVATE_IP: privateIp,
+        },
+        // Its own session and process group: signals to the agent's group do not reach it, and the
+        // driver signals the machine's whole group.
+        detached: true,
+        // Files, not pipes: a dead agent must not leave the app writing into a closed pipe. fd 3 is
+        // the wrapper's "forked" notice; it closes it before the app runs.
+        stdio: ["ignore", outputs[0], outputs[1], "pipe"],
+      });
+    } catch (err) {
+      await closeTails(tails);
+      throw new MachineStartError(machineId, "could not spawn the process", { cause: err });
+    } finally {
+      for (const fd of outputs) closeSync(fd);
+    }
+    child.on("error", (err) => this.#logger.warn({ err, machineId }, "machine process error"));
+    // Listened to at once: a fast exit makes Node flush and close the pipe before start() gets to wait.
+    const forked = untilForked(child.stdio[3]);
+
+    const pid = child.pid;
+    if (pid === undefined) {
+      const error = await new Promise<Error>((resolve) => child.once("error", resolve));
+      await closeTails(tails);
+      throw new MachineStartError(machineId, error.message, { cause: error });
+    }
+    // Until the event loop reaps it, even a process that already exited still has its /proc entry.
+    const stat = readProcStat(pid);
+    if (stat === null) {
+      await closeTails(tails);
+      throw new MachineStartError(machineId, `process ${pid} vanished before it could be recorded`);
+    }
+    child.unref();
+    const machine: RunningMachine = { machineId, pid, startTime: stat.startTime, privateIp, port };
+    const m = this.#track(dir, runId, machine, { runId, requested: false, killed: false }, tails, child);
+    try {
+      await dir.writeRun({ ...record, pid, startTime: stat.startTime });
+    } catch (err) {
+      // A run the state folder does not know would be invisible to the next agent: undo it.
+      this.#machines.delete(machineId);
+      m.detachChild();
+      killGroup(machine, "SIGKILL");
+      await closeTails(tails);
+      throw new MachineStartError(machineId, "could not record run.json", { cause: err });
+    }
+    this.#updateTimer();
+    await forked;
+    return { ...machine };
+  }
+
+  async #adoptOne(machineId: string, result: AdoptResult): Promise<void> {
+    const dir = new MachineDir(this.#stateDir, machineId);
+    const run = await dir.readRun();
+    if (!run || (await dir.isReported(run.runId))) return;
+    const control = (await dir.readControl(run.runId)) ?? {
+      runId: run.runId,
+      requested: false,
+      killed: false,
+    };
+    const proc = liveProcessOf(dir, run);
+    if (proc) {
+      // An agent killed between spawn and recording the pid left a run without one: record it now.
+      if (run.pid === null) await dir.writeRun({ ...run, ...proc });
+      const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
+      const tails = await this.#openTails(machineId, dir, "end");
+      this.#track(dir, run.runId, machine, control, tails, null);
+      result.running.push({ ...machine });
+      return;
+    }
+    const exit = await exitInfo(dir, control, null);
+    await dir.writeReported({ runId: run.runId, exit });
+    result.exited.push({ machineId, exit });
+  }
+
+  /** Tails stdout and stderr from the given offsets (or their ends); closes what it opened if one fails. */
+  async #openTails(machineId: string, dir: MachineDir, from: readonly number[] | "end"): Promise<LogTail[]> {
+    const opened = await Promise.allSettled(
+      STREAMS.map((stream, i) =>
+        LogTail.open(dir.logFile(stream), from === "end" ? "end" : (from[i] ?? 0), (line) =>
+          this.#emitLog(machineId, stream, line),
+        ),
+      ),
+    );
+    const tails = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
+    const failed = opened.find((r) => r.status === "rejected");
+    if (failed) {
+      await closeTails(tails);
+      throw failed.reason;
+    }
+    return tails;
+  }
+
+  #track(
+    dir: MachineDir,
+    runId: string,
+    machine: RunningMachine,
+    control: ControlRecord,
+    tails: LogTail[],
+    child: ChildProcess | null,
+  ): Tracked {
+    const m: Tracked = {
+      dir,
+      runId,
+      machine,
+      tails,
+      child,
+      detachChild: () => {},
+      childSignal: null,
+      control,
+      controlWrite: Promise.resolve(),
+      finishing: false,
+      waiters: [],
+    };
+    if (child) {
+      const onExit = (_code: number | null, signal: NodeJS.Signals | null) => {
+        m.childSignal = signal;
+        this.#finish(m);
+      };
+      child.once("exit", onExit);
+      m.detachChild = () => child.off("exit", onExit);
+    }
+    this.#machines.set(machine.machineId, m);
+    return m;
+  }
+
+  /** Reports a run's exit once: logs drained first, then the listeners, then reported.json, then waiters. */
+  #finish(m: Tracked): void {
+    if (m.finishing) return;
+    m.finishing = true;
+    const { machineId } = m.machine;
+    const done = async () => {
+      const exit = await exitInfo(m.dir, m.control, m.childSignal);
+      await Promise.all(m.tails.map(async (tail) => tail.drain().finally(() => tail.close())));
+      if (this.#closed) return;
+      this.#machines.delete(machineId);
+      this.#updateTimer();
+      for (const listener of this.#exitListeners) {
+        try {
+          listener(machineId, exit);
+        } catch (err) {
+          this.#logger.warn({ err, machineId }, "exit listener failed");
+        }
+      }
+      await m.dir.writeReported({ runId: m.runId, exit }).catch((err: unknown) => {
+        this.#logger.warn({ err, machineId }, "could not record the reported exit");
+      });
+      for (const waiter of m.waiters.splice(0)) waiter.resolve(exit);
+    };
+    done().catch((err: unknown) => this.#logger.warn({ err, machineId }, "exit handling failed"));
+  }
+
+  #running(machineId: string): Tracked {
+    this.#assertOpen();
+    const m = this.#machines.get(machineId);
+    if (!m) throw new MachineNotRunningError(machineId);
+    return m;
+  }
+
+  #waitExit(m: Tracked): Promise<ExitInfo> {
+    const exited = new Promise<ExitInfo>((resolve, reject) => m.waiters.push({ resolve, reject }));
+    // A caller that fails before awaiting must not leave a rejection (on close) unhandled.
+    exited.catch(() => {});
+    return exited;
+  }
+
+  async #control(m: Tracked, change: Partial<Pick<ControlRecord, "requested" | "killed">>): Promise<void> {
+    m.control = { ...m.control, ...change };
+    m.controlWrite = m.controlWrite.catch(() => {}).then(() => m.dir.writeControl(m.control));
+    await m.controlWrite;
+  }
+
+  #send(m: Tracked, signal: NodeJS.Signals): void {
+    if (signal === "SIGKILL" && !m.control.killed) {
+      // SIGKILL kills the wrapper too, so nobody records the exit: remember that it came from us.
+      // In memory at once for this agent; the write is for an agent that takes over.
+      this.#control(m, { killed: true }).catch((err: unknown) =>
+        this.#logger.warn({ err, machineId: m.machine.machineId }, "could not record the SIGKILL"),
+      );
+    }
+    killGroup(m.machine, signal);
+  }
+
+  async #allocate(spec: MachineRunSpec): Promise<{ privateIp: string; port: number }> {
+    const addresses = await this.#loadAddresses();
+    const { machineId } = spec;
+    const previous = addresses.get(machineId);
+    let privateIp = spec.privateIp ?? previous?.privateIp;
+    if (privateIp === undefined) {
+      privateIp = nextPrivateIp(new Set([...addresses.values()].map((a) => a.privateIp))) ?? undefined;
+      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
+    }
+    // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
+    addresses.set(machineId, { privateIp, port: spec.port ?? 0 });
+    if (spec.port !== undefined) return { privateIp, port: spec.port };
+
+    const taken = () => {
+      const ports = new Set<number>();
+      for (const [id, a] of addresses) {
+        if (id !== machineId && (this.#machines.has(id) || this.#busy.has(id))) ports.add(a.port);
+      }
+      return ports;
+    };
+    // A machine keeps its port across runs when it is still free.
+    const candidates = previous?.port ? [previous.port] : [];
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = await probePort(this.#hostIp, candidates.shift() ?? 0).catch(() => null);
+      if (port !== null && !taken().has(port)) {
+        addresses.set(machineId, { privateIp, port });
+        return { privateIp, port };
+      }
+    }
+    throw new MachineStartError(machineId, `no free port on ${this.#hostIp}`);
+  }
+
+  async #loadAddresses(): Promise<Map<string, { privateIp: string; port: number }>> {
+    if (this.#addresses) return this.#addresses;
+    const loaded = new Map<string, { privateIp: string; port: number }>();
+    for (const machineId of await listMachineIds(this.#stateDir)) {
+      const run = await new MachineDir(this.#stateDir, machineId).readRun();
+      if (run) loaded.set(machineId, { privateIp: run.privateIp, port: run.port });
+    }
+    this.#addresses ??= loaded;
+    return this.#addresses;
+  }
+
+  #emitLog(machineId: string, stream: LogStream, line: string): void {
+    for (const listener of this.#logListeners) {
+      try {
+        listener(machineId, stream, line);
+      } catch (err) {
+        this.#logger.warn({ err, machineId }, "log listener failed");
+      }
+    }
+  }
+
+  #updateTimer(): void {
+    const needed = !this.#closed && this.#machines.size > 0;
+    if (needed && !this.#timer) {
+      this.#timer = setInterval(() => this.#poll(), this.#pollMs);
+      this.#timer.unref();
+    } else if (!needed && this.#timer) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  /** Notices exits of adopted runs (their parent is gone, so no exit event comes) and wakes the log tails. */
+  #poll(): void {
+    this.#polls++;
+    const wakeTails = this.#polls % TAIL_FALLBACK_POLLS === 0;
+    for (const m of this.#machines.values()) {
+      if (m.finishing) continue;
+      if (m.child === null && !isSameLiveProcess(m.machine.pid, m.machine.startTime)) {
+        this.#finish(m);
+      } else if (wakeTails) {
+        for (const tail of m.tails) tail.poke();
+      }
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new DriverClosedError();
+  }
+}
+
+/** The process of a run if it still lives: by its recorded pid and start time, or by its wrapper's argv. */
+function liveProcessOf(dir: MachineDir, run: RunRecord): { pid: number; startTime: number } | null {
+  if (run.pid !== null && run.startTime !== null) {
+    return isSameLiveProcess(run.pid, run.startTime) ? { pid: run.pid, startTime: run.startTime } : null;
+  }
+  return findWrapper(dir.exitFile);
+}
+
+/** How a run ended: the wrapper's record, else the SIGKILL the driver sent, else the wrapper's own death. */
+async function exitInfo(
+  dir: MachineDir,
+  control: ControlRecord,
+  wrapperSignal: NodeJS.Signals | null,
+): Promise<ExitInfo> {
+  const { requested } = control;
+  const status = await readExitStatus(dir.exitFile);
+  if (status !== null) return { ...decodeWaitStatus(status), requested };
+  if (control.killed) return { exitCode: 128 + signalNumber("SIGKILL"), signal: "SIGKILL", requested };
+  // The wrapper died of a signal before it could record anything (one sent before its handlers were set).
+  if (wrapperSignal) return { exitCode: 128 + signalNumber(wrapperSignal), signal: wrapperSignal, requested };
+  return { exitCode: null, requested };
+}
+
+/** Signals a machine's process group, unless its leader is gone (the exit is then already under way). */
+function killGroup(machine: RunningMachine, signal: NodeJS.Signals): void {
+  // The start time check keeps a signal from reaching a group that reuses the pid.
+  if (!isSameLiveProcess(machine.pid, machine.startTime)) return;
+  try {
+    process.kill(-machine.pid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  }
+}
+
+function closeTails(tails: readonly LogTail[]): Promise<unknown> {
+  return Promise.all(tails.map((tail) => tail.close()));
+}
+
+/** Whether `promise` settles within `ms`. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(resolve, ms, false);
+  });
+  try {
+    return await Promise.race([
+      promise.then(
+        () => true,
+        () => true,
+      ),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

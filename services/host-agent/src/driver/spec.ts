@@ -1,0 +1,36 @@
+import { stat } from "node:fs/promises";
+import { isIP } from "node:net";
+import { InvalidMachineSpecError } from "./errors.js";
+import { isValidMachineId } from "./state.js";
+import type { MachineRunSpec } from "./types.js";
+
+/** Rejects a spec the driver cannot run, before anything is allocated or spawned. */
+export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
+  if (!isValidMachineId(spec.machineId)) {
+    throw new InvalidMachineSpecError(
+      `machine id ${JSON.stringify(spec.machineId)} is not [A-Za-z0-9_-]{1,64}`,
+    );
+  }
+  if (!Array.isArray(spec.cmd) || spec.cmd.length === 0 || !spec.cmd.every(isArgvString)) {
+    throw new InvalidMachineSpecError("cmd must be a non-empty list of strings without NUL");
+  }
+  for (const [name, value] of Object.entries(spec.env)) {
+    if (name === "" || name.includes("=") || !isArgvString(name) || !isArgvString(value)) {
+      throw new InvalidMachineSpecError(`env variable ${JSON.stringify(name)}`);
+    }
+  }
+  if (spec.privateIp !== undefined && isIP(spec.privateIp) === 0) {
+    throw new InvalidMachineSpecError(`private ip ${JSON.stringify(spec.privateIp)}`);
+  }
+  if (spec.port !== undefined && !(Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536)) {
+    throw new InvalidMachineSpecError(`port ${spec.port}`);
+  }
+  // Checked here because spawn() reports a missing cwd as a missing executable ("spawn perl ENOENT").
+  const cwd = await stat(spec.cwd).catch(() => null);
+  if (!cwd?.isDirectory())
+    throw new InvalidMachineSpecError(`cwd ${JSON.stringify(spec.cwd)} is not a folder`);
+}
+
+function isArgvString(value: unknown): value is string {
+  return typeof value === "string" && !value.includes("\0");
+}

@@ -1,0 +1,40 @@
+/** What the host agent asks a driver to run: one run of one machine. */
+export interface MachineRunSpec {
+  machineId: string;
+  app: string;
+  region: string;
+  imageRef: string;
+  instanceId: string;
+  /** The resolved argv, e.g. ["node", "server.js"]. */
+  cmd: string[];
+  cwd: string;
+  /** Fly's environment plus the config's env, passed to the process as is. */
+  env: Record<string, string>;
+  /** Allocated (and kept across runs of the machine) when not given. */
+  privateIp?: string;
+  /** Allocated when not given. */
+  port?: number;
+}
+
+/** A machine's process as the driver runs it. */
+export interface RunningMachine {
+  machineId: string;
+  /** The pid of the process group leader (the wrapper that records the exit). */
+  pid: number;
+  /** Field 22 of /proc/<pid>/stat: tells this process from a later one that reuses its pid. */
+  startTime: number;
+  privateIp: string;
+  port: number;
+}
+
+/** How a machine's process ended. */
+export interface ExitInfo {
+  /** The exit status, 128+n after a death by signal n (as a shell reports it); null when unknown. */
+  exitCode: number | null;
+  /** The signal that killed the process, e.g. "SIGTERM". */
+  signal?: string;
+  /** Set by the driver: whether its stop or destroy asked for this exit (this agent's or an earlier one's). */
+  requested?: boolean;
+}
+
+export type LogStream = "stdout" | "stderr";

@@ -1,0 +1,233 @@
+import { existsSync, readFileSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  InvalidSignalError,
+  MachineAlreadyRunningError,
+  MachineNotRunningError,
+  ProcessDriver,
+  runChecks,
+} from "../src/driver/mod.js";
+import { readProcStat } from "../src/driver/proc.js";
+import {
+  groupGone,
+  groupMembers,
+  httpApp,
+  httpReady,
+  recordExits,
+  removeStateDir,
+  runSpec,
+  sh,
+  tempStateDir,
+} from "./harness.js";
+import { waitFor } from "./wait.js";
+
+let stateDir: string;
+let driver: ProcessDriver;
+
+beforeEach(async () => {
+  stateDir = await tempStateDir();
+  driver = new ProcessDriver({ stateDir, pollIntervalMs: 50 });
+});
+
+afterEach(async () => {
+  await driver.close();
+  await removeStateDir(stateDir);
+});
+
+describe("ProcessDriver: start", () => {
+  it("runs the app with PORT, FLY_PRIVATE_IP and its env, serving on privateIp:port, and tails its logs", async () => {
+    const lines: string[] = [];
+    driver.onLog((machineId, stream, line) => lines.push(`${machineId} ${stream} ${line}`));
+    const m = await driver.start(runSpec("m1", httpApp, { env: { HELLO: "world" } }));
+
+    expect(m.privateIp).toMatch(/^127\.77\.\d+\.\d+$/);
+    expect(m.startTime).toBe(readProcStat(m.pid)?.startTime);
+    // The machine leads its own process group, so a signal to the group reaches all of it.
+    expect(readProcStat(m.pid)?.pgrp).toBe(m.pid);
+    const body = await httpReady(m.privateIp, m.port);
+    expect(body).toEqual({ port: String(m.port), ip: m.privateIp, hello: "world" });
+    await waitFor("both log streams", () =>
+      lines.includes(`m1 stdout listening on ${m.port}`) && lines.includes("m1 stderr stderr works")
+        ? true
+        : undefined,
+    );
+
+    const run = JSON.parse(readFileSync(join(stateDir, "m1", "run.json"), "utf8"));
+    expect(run).toMatchObject({ pid: m.pid, startTime: m.startTime, privateIp: m.privateIp, port: m.port });
+    expect(run.spec.env).toEqual({ HELLO: "world" });
+    expect(driver.running()).toEqual([m]);
+  });
+
+  it("gives each machine its own private ip and port, and keeps the ip across runs", async () => {
+    const [a, b] = await Promise.all([
+      driver.start(runSpec("ma", ["sleep", "30"])),
+      driver.start(runSpec("mb", ["sleep", "30"])),
+    ]);
+    expect(a?.privateIp).not.toBe(b?.privateIp);
+    expect(a?.port).not.toBe(b?.port);
+    await driver.stop("ma", { timeoutMs: 5_000 });
+    const again = await driver.start(runSpec("ma", ["sleep", "30"]));
+    expect(again.privateIp).toBe(a?.privateIp);
+    expect(again.pid).not.toBe(a?.pid);
+  });
+
+  it("never starts a second copy, not even from another driver on the same state", async () => {
+    await driver.start(runSpec("m1", ["sleep", "30"]));
+    await expect(driver.start(runSpec("m1", ["sleep", "30"]))).rejects.toThrow(MachineAlreadyRunningError);
+    const other = new ProcessDriver({ stateDir });
+    try {
+      await expect(other.start(runSpec("m1", ["sleep", "30"]))).rejects.toThrow(MachineAlreadyRunningError);
+    } finally {
+      await other.close();
+    }
+  });
+});
+
+describe("ProcessDriver: exits", () => {
+  it("stop with SIGTERM: the app exits and the exit is recorded once, as requested", async () => {
+    const { exits } = recordExits(driver);
+    const m = await driver.start(runSpec("m1", httpApp));
+    await httpReady(m.privateIp, m.port);
+    const exit = await driver.stop("m1", { signal: "SIGTERM", timeoutMs: 10_000 });
+    expect(exit).toEqual({ exitCode: 0, requested: true });
+    expect(exits).toEqual([{ machineId: "m1", exit }]);
+    expect(driver.running()).toEqual([]);
+    await groupGone(m.pid);
+    // Later polls must not report it again.
+    await sleep(300);
+    expect(exits).toHaveLength(1);
+    expect(() => driver.signal("m1", "SIGTERM")).toThrow(MachineNotRunningError);
+  });
+
+  it("stop of an app that ignores SIGTERM: SIGKILL to the whole group after the timeout", async () => {
+    // The shell and its sleep children all ignore SIGTERM.
+    const m = await driver.start(runSpec("m1", sh("trap '' TERM; echo ready; while :; do sleep 1; done")));
+    await waitFor("the sleep child", () => (groupMembers(m.pid).length >= 3 ? true : undefined));
+    const exit = await driver.stop("m1", { signal: "SIGTERM", timeoutMs: 300 });
+    expect(exit).toEqual({ exitCode: 137, signal: "SIGKILL", requested: true });
+    await groupGone(m.pid);
+    expect(JSON.parse(readFileSync(join(stateDir, "m1", "stop.json"), "utf8"))).toMatchObject({
+      requested: true,
+      killed: true,
+    });
+  });
+
+  it("reports exit codes 0, 3 and 130, and deaths by signal as 128+n with the signal", async () => {
+    const { next } = recordExits(driver);
+    await driver.start(runSpec("zero", sh("exit 0")));
+    await driver.start(runSpec("three", sh("exit 3")));
+    await driver.start(runSpec("onethirty", sh("exit 130")));
+    await driver.start(runSpec("suicide", sh("kill -USR2 $$; sleep 5")));
+    await driver.start(runSpec("signalled", ["sleep", "30"]));
+    driver.signal("signalled", "SIGTERM");
+
+    expect(await next("zero")).toEqual({ exitCode: 0, requested: false });
+    expect(await next("three")).toEqual({ exitCode: 3, requested: false });
+    // A shell wrapper could not tell this from a death by SIGINT.
+    expect(await next("onethirty")).toEqual({ exitCode: 130, requested: false });
+    expect(await next("suicide")).toEqual({ exitCode: 140, signal: "SIGUSR2", requested: false });
+    expect(await next("signalled")).toEqual({ exitCode: 143, signal: "SIGTERM", requested: false });
+  });
+
+  it("leaves no straggler behind when the main process exits", async () => {
+    const { next } = recordExits(driver);
+    const lines: string[] = [];
+    driver.onLog((_id, _stream, line) => lines.push(line));
+    const m = await driver.start(runSpec("m1", sh("sleep 30 & echo $!; exit 4")));
+    expect(await next("m1")).toEqual({ exitCode: 4, requested: false });
+    const straggler = Number(lines[0]);
+    expect(readProcStat(straggler)?.pgrp).toBe(m.pid);
+    await groupGone(m.pid);
+  });
+
+  it("rejects signal names that are not signals", async () => {
+    await driver.start(runSpec("m1", ["sleep", "30"]));
+    for (const bad of ["SIGFOO", "TERM", "sigterm", "15", ""]) {
+      expect(() => driver.signal("m1", bad)).toThrow(InvalidSignalError);
+    }
+    await expect(driver.stop("m1", { signal: "KILL" })).rejects.toMatchObject({ code: "INVALID_SIGNAL" });
+    expect(() => driver.signal("nope", "SIGTERM")).toThrow(MachineNotRunningError);
+  });
+
+  it("reports an unknown command as exit 127 with the reason in stderr", async () => {
+    const { next } = recordExits(driver);
+    const lines: string[] = [];
+    driver.onLog((_id, stream, line) => lines.push(`${stream} ${line}`));
+    await driver.start(runSpec("m1", ["/no/such/binary"]));
+    expect(await next("m1")).toEqual({ exitCode: 127, requested: false });
+    expect(lines.some((l) => l.startsWith("stderr ") && l.includes("/no/such/binary"))).toBe(true);
+  });
+
+  it("destroy kills the machine and deletes its state", async () => {
+    const { next } = recordExits(driver);
+    const m = await driver.start(runSpec("m1", ["sleep", "30"]));
+    await driver.destroy("m1");
+    expect(await next("m1")).toEqual({ exitCode: 137, signal: "SIGKILL", requested: true });
+    expect(existsSync(join(stateDir, "m1"))).toBe(false);
+    await groupGone(m.pid);
+    await driver.destroy("m1");
+  });
+});
+
+describe("ProcessDriver: suspend and resume", () => {
+  it("a suspended machine does not answer; once resumed it answers the waiting request", async () => {
+    const m = await driver.start(runSpec("m1", httpApp));
+    await httpReady(m.privateIp, m.port);
+    driver.suspend("m1");
+    const app = groupMembers(m.pid).find((pid) => pid !== m.pid) ?? -1;
+    await waitFor("the app to stop", () => (readProcStat(app)?.state === "T" ? true : undefined));
+
+    let answered = false;
+    const response = new Promise<number>((resolve, reject) => {
+      const req = request({ host: m.privateIp, port: m.port, path: "/", agent: false }, (res) => {
+        answered = true;
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    await sleep(300);
+    expect(answered).toBe(false);
+
+    driver.resume("m1");
+    expect(await response).toBe(200);
+    expect(readProcStat(app)?.state).not.toBe("T");
+  });
+
+  it("stop reaches a suspended machine", async () => {
+    const m = await driver.start(runSpec("m1", httpApp));
+    await httpReady(m.privateIp, m.port);
+    driver.suspend("m1");
+    expect(await driver.stop("m1", { timeoutMs: 10_000 })).toEqual({ exitCode: 0, requested: true });
+  });
+});
+
+describe("ProcessDriver: checks against a machine", () => {
+  it("turns from passing to critical when the machine stops", async () => {
+    const m = await driver.start(runSpec("m1", httpApp));
+    await httpReady(m.privateIp, m.port);
+    const changes: string[] = [];
+    const checks = runChecks(
+      {
+        alive: { type: "http", port: 8080, path: "/", interval: "100ms", timeout: "1s" },
+        tcp: { type: "tcp", interval: "100ms", timeout: "1s" },
+      },
+      { ip: m.privateIp, port: m.port },
+      (name, status) => changes.push(`${name} ${status}`),
+      (port) => (port === 8080 ? m.port : port),
+    );
+    try {
+      await waitFor("both checks' first result", () => (changes.length === 2 ? true : undefined));
+      expect(changes.sort()).toEqual(["alive passing", "tcp passing"]);
+      await driver.stop("m1", { timeoutMs: 10_000 });
+      await waitFor("both checks critical", () => (changes.length === 4 ? true : undefined));
+      expect(changes.slice(2).sort()).toEqual(["alive critical", "tcp critical"]);
+    } finally {
+      checks.stop();
+    }
+  });
+});

@@ -1,0 +1,144 @@
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
+import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
+import { waitFor } from "./wait.js";
+
+// Machines run detached and outlive whoever started them, this test process included: every state
+// folder a test makes is swept, by SIGKILL to each recorded process group, on exit and on signals.
+const stateDirs = new Set<string>();
+
+/** SIGKILLs the process group of every run recorded under `stateDir` that still lives. */
+export function killRecordedMachines(stateDir: string): void {
+  let ids: string[];
+  try {
+    ids = readdirSync(stateDir);
+  } catch {
+    return;
+  }
+  for (const id of ids) {
+    try {
+      const run = JSON.parse(readFileSync(join(stateDir, id, "run.json"), "utf8")) as {
+        pid: number | null;
+        startTime: number | null;
+      };
+      if (run.pid && run.startTime && isSameLiveProcess(run.pid, run.startTime))
+        process.kill(-run.pid, "SIGKILL");
+    } catch {
+      // No run.json, or the group is already gone.
+    }
+  }
+}
+
+function sweep(): void {
+  for (const dir of stateDirs) killRecordedMachines(dir);
+}
+
+process.on("exit", sweep);
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  const onSignal = () => {
+    sweep();
+    if (process.listenerCount(signal) > 1) return;
+    process.off(signal, onSignal);
+    process.kill(process.pid, signal);
+  };
+  process.on(signal, onSignal);
+}
+
+/** A fresh state folder, swept of its machines when the process ends. */
+export async function tempStateDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "hangar-driver-"));
+  stateDirs.add(dir);
+  return dir;
+}
+
+/** Kills what runs under `stateDir` and deletes it. */
+export async function removeStateDir(stateDir: string): Promise<void> {
+  killRecordedMachines(stateDir);
+  await rm(stateDir, { recursive: true, force: true });
+  stateDirs.delete(stateDir);
+}
+
+/** A run spec with test defaults. */
+export function runSpec(
+  machineId: string,
+  cmd: string[],
+  extra: Partial<MachineRunSpec> = {},
+): MachineRunSpec {
+  return {
+    machineId,
+    app: "app1",
+    region: "local",
+    imageRef: "local/app1",
+    instanceId: `inst-${machineId}`,
+    cmd,
+    cwd: tmpdir(),
+    env: {},
+    ...extra,
+  };
+}
+
+/** argv of a shell script. */
+export function sh(script: string): string[] {
+  return ["/bin/sh", "-c", script];
+}
+
+/** argv of a node script. */
+export function nodeScript(source: string): string[] {
+  return [process.execPath, "-e", source];
+}
+
+/**
+ * An HTTP app as Fly apps are written: binds 0.0.0.0:$PORT, answers with its environment, logs to stdout
+ * and stderr, and exits 0 on SIGTERM.
+ */
+export const httpApp = nodeScript(`
+const server = require("node:http").createServer((req, res) => {
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({ port: process.env.PORT, ip: process.env.FLY_PRIVATE_IP, hello: process.env.HELLO }));
+});
+server.listen(Number(process.env.PORT), "0.0.0.0", () => {
+  console.log("listening on " + process.env.PORT);
+  console.error("stderr works");
+});
+process.on("SIGTERM", () => { console.log("bye"); process.exit(0); });
+`);
+
+/** Records every exit a driver reports. */
+export function recordExits(driver: ProcessDriver): {
+  exits: Array<{ machineId: string; exit: ExitInfo }>;
+  next: (machineId: string) => Promise<ExitInfo>;
+} {
+  const exits: Array<{ machineId: string; exit: ExitInfo }> = [];
+  driver.onExit((machineId, exit) => exits.push({ machineId, exit }));
+  const next = (machineId: string) =>
+    waitFor(`the exit of ${machineId}`, () => exits.find((e) => e.machineId === machineId)?.exit);
+  return { exits, next };
+}
+
+/** The live (not zombie) processes of process group `pgid`. */
+export function groupMembers(pgid: number): number[] {
+  return listPids().filter((pid) => {
+    const stat = readProcStat(pid);
+    return stat?.pgrp === pgid && stat.state !== "Z";
+  });
+}
+
+/** Waits until process group `pgid` has no live process left (a SIGKILL is delivered asynchronously). */
+export function groupGone(pgid: number): Promise<true> {
+  return waitFor(`group ${pgid} to be gone`, () => (groupMembers(pgid).length === 0 ? true : undefined));
+}
+
+/** Waits until the machine answers HTTP on ip:port and returns the parsed body. */
+export function httpReady(ip: string, port: number): Promise<Record<string, unknown>> {
+  return waitFor(`http://${ip}:${port}`, async () => {
+    try {
+      const res = await fetch(`http://${ip}:${port}/`);
+      return (await res.json()) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  });
+}
