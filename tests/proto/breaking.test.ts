@@ -33,7 +33,7 @@ describe("proto wire-compatibility check", () => {
       p,
       readFileSync(p, "utf8").replace(
         "bool skip_launch = 7;",
-        "bool skip_launch = 7;\n  string image_ref = 8;",
+        "bool skip_launch = 7;\n  string image_ref = 99;",
       ),
     );
     const r = check();
