@@ -1,5 +1,7 @@
 export type { AppCommand, AppEvent, AppState } from "./apps/app.js";
 export { appDecider, appsStream } from "./apps/app.js";
+export type { BuildCommand, BuildEvent, BuildRequest, BuildState, BuildStatus } from "./builds/build.js";
+export { buildAggregateId, buildDecider, buildIsOver, buildsStream } from "./builds/build.js";
 export type { HostCommand, HostEvent, HostSpec, HostState, KnownHost, Reservation } from "./hosts/host.js";
 export { hostDecider, hostHasRoom, hostsStream } from "./hosts/host.js";
 export type {
@@ -13,3 +15,11 @@ export type {
   MachineStatus,
 } from "./machines/machine.js";
 export { machineAggregateId, machineDecider, machineMayRun, machinesStream } from "./machines/machine.js";
+export type {
+  Release,
+  ReleaseCommand,
+  ReleaseEvent,
+  ReleaseStatus,
+  ReleasesState,
+} from "./releases/release.js";
+export { currentRelease, releaseDecider, releasesStream } from "./releases/release.js";
