@@ -13,7 +13,8 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 
 is_debian_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 
-# System packages: nats-server and PostgreSQL (Debian keeps initdb/pg_ctl under /usr/lib/postgresql/*/bin).
+# System packages: nats-server, PostgreSQL (Debian keeps initdb/pg_ctl under /usr/lib/postgresql/*/bin),
+# bubblewrap (the builder's RUN steps and sandboxed machines) and skopeo (the registry's conformance tests).
 have_postgres() {
   command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
@@ -21,6 +22,8 @@ have_postgres() {
 missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 have_postgres || missing+=(postgresql)
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
@@ -28,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   else
-    die "missing ${missing[*]}. On Debian/Ubuntu run: sudo apt-get install -y ${missing[*]}; on macOS: brew install nats-server postgresql"
+    die "missing ${missing[*]}. On Debian/Ubuntu run: sudo apt-get install -y ${missing[*]}; on macOS: brew install nats-server postgresql (bubblewrap needs Linux)"
   fi
 fi
 

@@ -12,6 +12,7 @@ import {
 } from "@hangar/domain";
 import type { EventStore } from "@hangar/eventstore";
 import { AggregateView } from "@hangar/service";
+import { isRoutable } from "./routable.js";
 
 /** A machine the proxy may send requests to. */
 export interface RouteBackend {
@@ -29,8 +30,8 @@ export interface AppRoute {
 
 /**
  * The proxy's routing table, rebuilt from the APPS and MACHINES streams at start and kept current
- * from their live tail: an app's backends are its started, uncordoned machines. Lookups are a map
- * read; the backend list of an app is rebuilt only when one of its machines changes.
+ * from their live tail: an app's backends are its started, uncordoned machines whose checks are not
+ * critical. Lookups are a map read; the backend list of an app is rebuilt only when one of its machines changes.
  */
 export class StreamRouteTable {
   private readonly routes = new Map<string, AppRoute>();
@@ -75,7 +76,7 @@ export class StreamRouteTable {
     const backends: RouteBackend[] = [];
     for (const id of this.machinesByApp.get(app) ?? []) {
       const m = this.machines.get(id);
-      if (m && m.status === "started" && !m.cordoned && m.port > 0) {
+      if (m && m.status !== "absent" && isRoutable(m)) {
         backends.push({ machineId: m.machineId, address: m.privateIp, port: m.port, region: m.region });
       }
     }
