@@ -1,11 +1,16 @@
 import type { ApiConfig } from "./config.js";
 import type {
   App,
+  Build,
+  BuildEvent,
   CreateMachineRequest,
+  CreateReleaseRequest,
   ListAppsResponse,
   Machine,
   MachineEvent,
+  Release,
   StopRequest,
+  UpdateReleaseRequest,
   WaitState,
 } from "./types.js";
 
@@ -34,9 +39,20 @@ export class ConnectionError extends Error {
   }
 }
 
+type Query = Record<string, string | number | boolean | readonly string[] | undefined>;
+
 interface RequestOptions {
-  query?: Record<string, string | number | boolean | undefined>;
+  query?: Query;
   body?: unknown;
+  timeoutMs?: number;
+}
+
+interface SendOptions {
+  query?: Query;
+  headers?: Record<string, string>;
+  /** Sent as it is: a string, or a stream of bytes. */
+  body?: string | AsyncIterable<Uint8Array>;
+  /** No timeout when undefined. */
   timeoutMs?: number;
 }
 
@@ -74,29 +90,46 @@ export class ApiClient {
 
   /** Sends one request; resolves to the parsed JSON body, or undefined for an empty one. */
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, {
+      ...(options.query ? { query: options.query } : {}),
+      ...(options.body !== undefined
+        ? { body: JSON.stringify(options.body), headers: { "content-type": "application/json" } }
+        : {}),
+      timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    });
+    const text = await res.text();
+    return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
+  }
+
+  /** Sends one request and returns the response once its headers are in; an HTTP error throws ApiError. */
+  async send(method: string, path: string, options: SendOptions = {}): Promise<Response> {
     const url = new URL(`${this.base}/v1${path}`);
     for (const [key, value] of Object.entries(options.query ?? {})) {
-      if (value !== undefined) url.searchParams.set(key, String(value));
+      if (value === undefined) continue;
+      // A list repeats the parameter (build_arg=A=1&build_arg=B=2).
+      for (const item of Array.isArray(value) ? value : [value]) url.searchParams.append(key, String(item));
     }
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.config.token}`,
       accept: "application/json",
+      ...options.headers,
     };
-    if (options.body !== undefined) headers["content-type"] = "application/json";
+    const streamed = options.body !== undefined && typeof options.body !== "string";
     let res: Response;
     try {
       res = await fetch(url, {
         method,
         headers,
-        ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
-        signal: AbortSignal.timeout(options.timeoutMs ?? DEFAULT_TIMEOUT_MS),
-      });
+        ...(options.body !== undefined ? { body: options.body as RequestInit["body"] } : {}),
+        // undici sends an async iterable body as it is read, which fetch only allows half-duplex.
+        ...(streamed ? { duplex: "half" } : {}),
+        ...(options.timeoutMs !== undefined ? { signal: AbortSignal.timeout(options.timeoutMs) } : {}),
+      } as RequestInit);
     } catch (err) {
       throw new ConnectionError(this.base, reasonOf(err));
     }
     if (!res.ok) throw await errorFrom(res, method, path);
-    const text = await res.text();
-    return (text.trim() === "" ? undefined : JSON.parse(text)) as T;
+    return res;
   }
 
   /** GET /apps?org_slug= */
@@ -173,6 +206,82 @@ export class ApiClient {
       timeoutMs: (timeoutSeconds + 15) * 1000,
     });
   }
+
+  /** POST /apps/{app}/builds: uploads a build context (a tar stream); `onSent` is told of each chunk sent. */
+  async createBuild(app: string, options: CreateBuildOptions): Promise<Build> {
+    const res = await this.send("POST", `/apps/${enc(app)}/builds`, {
+      query: {
+        dockerfile: options.dockerfile,
+        target: options.target,
+        no_cache: options.noCache ? true : undefined,
+        build_arg: options.buildArgs && options.buildArgs.length > 0 ? options.buildArgs : undefined,
+      },
+      headers: { "content-type": "application/x-tar" },
+      body: options.context,
+    });
+    return (await res.json()) as Build;
+  }
+
+  /** GET /apps/{app}/builds/{id} */
+  getBuild(app: string, id: string): Promise<Build> {
+    return this.request("GET", `/apps/${enc(app)}/builds/${enc(id)}`);
+  }
+
+  /** GET /apps/{app}/builds/{id}/events?follow=true: the build's events as they happen, until the last one. */
+  async *buildEvents(app: string, id: string): AsyncGenerator<BuildEvent> {
+    const res = await this.send("GET", `/apps/${enc(app)}/builds/${enc(id)}/events`, {
+      query: { follow: true },
+      headers: { accept: "application/x-ndjson" },
+    });
+    if (!res.body) return;
+    yield* parseNdjson<BuildEvent>(res.body);
+  }
+
+  /** POST /apps/{app}/releases */
+  createRelease(app: string, body: CreateReleaseRequest): Promise<Release> {
+    return this.request("POST", `/apps/${enc(app)}/releases`, { body });
+  }
+
+  /** PATCH /apps/{app}/releases/{version} */
+  updateRelease(app: string, version: number, body: UpdateReleaseRequest): Promise<Release> {
+    return this.request("PATCH", `/apps/${enc(app)}/releases/${version}`, { body });
+  }
+
+  /** GET /apps/{app}/releases, newest first. */
+  listReleases(app: string): Promise<Release[]> {
+    return this.request("GET", `/apps/${enc(app)}/releases`);
+  }
+}
+
+/** What `createBuild` uploads and how the image is built. */
+export interface CreateBuildOptions {
+  /** The tar of the build context. */
+  context: AsyncIterable<Uint8Array>;
+  /** The Dockerfile's path inside the context. */
+  dockerfile?: string;
+  /** The stage to build (`--target`). */
+  target?: string;
+  noCache?: boolean;
+  /** `KEY=VALUE` pairs. */
+  buildArgs?: string[];
+}
+
+/** Parses newline-delimited JSON from a byte stream, one object per non-empty line. */
+export async function* parseNdjson<T>(body: AsyncIterable<Uint8Array>): AsyncGenerator<T> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of body) {
+    pending += decoder.decode(chunk, { stream: true });
+    let newline = pending.indexOf("\n");
+    while (newline >= 0) {
+      const line = pending.slice(0, newline).trim();
+      pending = pending.slice(newline + 1);
+      if (line !== "") yield JSON.parse(line) as T;
+      newline = pending.indexOf("\n");
+    }
+  }
+  pending += decoder.decode();
+  if (pending.trim() !== "") yield JSON.parse(pending) as T;
 }
 
 function enc(segment: string): string {

@@ -11,6 +11,8 @@ export interface Context {
   api(): Promise<ApiClient>;
   /** The folder relative paths are resolved from. */
   cwd: string;
+  /** Whether `err` writes to a terminal, where progress can redraw one line. */
+  errIsTTY: boolean;
 }
 
 /** Builds a context from an environment, a working folder and two writers. */
@@ -19,6 +21,7 @@ export function createContext(options: {
   cwd: string;
   out: (text: string) => void;
   err: (text: string) => void;
+  errIsTTY?: boolean;
 }): Context {
   let config: Promise<HangarConfig> | undefined;
   const ctx: Context = {
@@ -30,6 +33,7 @@ export function createContext(options: {
     },
     api: async () => new ApiClient(requireApi(await ctx.config())),
     cwd: options.cwd,
+    errIsTTY: options.errIsTTY ?? false,
   };
   return ctx;
 }
@@ -41,6 +45,7 @@ export function processContext(): Context {
     cwd: process.cwd(),
     out: (text) => void process.stdout.write(text),
     err: (text) => void process.stderr.write(text),
+    errIsTTY: process.stderr.isTTY === true,
   });
 }
 

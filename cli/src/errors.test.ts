@@ -31,6 +31,11 @@ describe("hintFor", () => {
     );
   });
 
+  it("does not blame the app for a missing build or release", () => {
+    expect(hintFor(apiError(404, "build b1 not found", "/apps/web/builds/b1"))).toBeUndefined();
+    expect(hintFor(apiError(404, "app web not found", "/apps/web/releases"))).toMatch(/^app web not found/);
+  });
+
   it("has nothing to add to other errors", () => {
     expect(hintFor(apiError(400, "bad request", "/apps/web/machines"))).toBeUndefined();
   });

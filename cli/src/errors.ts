@@ -7,12 +7,13 @@ const TOKEN_HINT =
 const CAPACITY_HINT =
   "no host has room for this machine (not enough free CPU or memory): stop or destroy machines, or ask for less with --cpus/--memory";
 
-/** Decodes the app (and machine id) from an API path such as /apps/web/machines/3d8d/stop. */
-function target(path: string): { app?: string; machine?: string } {
-  const m = /^\/apps\/([^/?]+)(?:\/machines(?:\/([^/?]+))?)?/.exec(path);
+/** Decodes the app, the kind of thing below it and its id from an API path such as /apps/web/machines/3d8d/stop. */
+function target(path: string): { app?: string; kind?: string; id?: string } {
+  const m = /^\/apps\/([^/?]+)(?:\/([^/?]+)(?:\/([^/?]+))?)?/.exec(path);
   return {
     ...(m?.[1] ? { app: decodeURIComponent(m[1]) } : {}),
-    ...(m?.[2] ? { machine: decodeURIComponent(m[2]) } : {}),
+    ...(m?.[2] ? { kind: m[2] } : {}),
+    ...(m?.[3] ? { id: decodeURIComponent(m[3]) } : {}),
   };
 }
 
@@ -21,14 +22,16 @@ export function hintFor(err: ApiError): string | undefined {
   if (err.httpStatus === 401) return TOKEN_HINT;
   if (err.code === "insufficient_capacity") return CAPACITY_HINT;
   if (err.httpStatus !== 404) return undefined;
-  const { app, machine } = target(err.path);
+  const { app, kind, id } = target(err.path);
   if (!app) return undefined;
-  // Below /apps/{app}/machines/{id} a 404 can mean either; the API's message tells which.
-  const appMissing = /\bapp\b/i.test(err.message) && !/machine/i.test(err.message);
-  if (machine && !appMissing) {
-    return `machine ${machine} not found in app ${app}: list them with \`hangar machine list -a ${app}\``;
+  // Below /apps/{app}/<kind>/{id} a 404 can mean either; the API's message tells which.
+  const appMissing = /\bapp\b/i.test(err.message) && !/machine|build|release/i.test(err.message);
+  const appHint = `app ${app} not found: create it with \`hangar apps create ${app}\``;
+  if (kind === "machines" && id && !appMissing) {
+    return `machine ${id} not found in app ${app}: list them with \`hangar machine list -a ${app}\``;
   }
-  return `app ${app} not found: create it with \`hangar apps create ${app}\``;
+  if (kind !== undefined && kind !== "machines" && !appMissing) return undefined;
+  return appHint;
 }
 
 /** The lines to print on stderr for an error: `Error: <message>` and maybe a hint. */

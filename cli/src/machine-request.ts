@@ -1,4 +1,4 @@
-import { splitShellWords } from "./shell-words.js";
+import { splitShellWords } from "@hangar/config";
 import type { CreateMachineRequest, MachineConfig, MachineService, RestartPolicy } from "./types.js";
 
 /** What `hangar machine run` was asked for, after parsing. */

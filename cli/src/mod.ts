@@ -1,4 +1,14 @@
-export { ApiClient, ApiError, ConnectionError } from "./api.js";
+export { splitShellWords } from "@hangar/config";
+export { ApiClient, ApiError, ConnectionError, type CreateBuildOptions, parseNdjson } from "./api.js";
+export { APP_CONFIG_FILES, type LoadedAppConfig, loadAppConfig, resolveAppName } from "./app-config.js";
+export {
+  formatBytes,
+  listContext,
+  type PackedContext,
+  type PackOptions,
+  packContext,
+} from "./build-context.js";
+export { type BuildOutcome, followBuild, formatFailure, formatStep } from "./build-log.js";
 export { CliError } from "./cli-error.js";
 export {
   type ApiConfig,
@@ -12,12 +22,28 @@ export {
   requireNats,
 } from "./config.js";
 export { type Context, createContext, processContext } from "./context.js";
+export {
+  type DeployApi,
+  type DeployOptions,
+  type DeployResult,
+  deployRelease,
+  planReplacement,
+  type ReplacementPlan,
+} from "./deploy-machines.js";
 export { describeError, hintFor } from "./errors.js";
 export { resolveImage } from "./image.js";
+export {
+  appNameFrom,
+  appPort,
+  detectProject,
+  hangarToml,
+  NODE_DOCKERIGNORE,
+  nodeDockerfile,
+  type Project,
+} from "./launch.js";
 export { formatLogLine, type LogLine, logSubject, parseLogLine } from "./logs.js";
 export { buildCreateMachineRequest, httpService, parseEnvPair, type RunOptions } from "./machine-request.js";
 export { buildProgram, runCli, USAGE_EXIT_CODE } from "./program.js";
-export { splitShellWords } from "./shell-words.js";
 export { ago, formatTable } from "./table.js";
 export type * from "./types.js";
 export { WaitTimeoutError, waitForState } from "./wait.js";

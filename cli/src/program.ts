@@ -1,8 +1,11 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerApps } from "./commands/apps.js";
+import { registerDeploy } from "./commands/deploy.js";
+import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
+import { registerReleases } from "./commands/releases.js";
 import { registerStatus } from "./commands/status.js";
 import { type Context, processContext } from "./context.js";
 import { describeError } from "./errors.js";
@@ -31,6 +34,9 @@ export function buildProgram(ctx: Context): Command {
   registerMachine(program, ctx);
   registerStatus(program, ctx);
   registerLogs(program, ctx);
+  registerLaunch(program, ctx);
+  registerDeploy(program, ctx);
+  registerReleases(program, ctx);
   return program;
 }
 

@@ -76,6 +76,14 @@ export interface MachineEvent {
   request?: unknown;
 }
 
+/** A check's last result, as GET machine shows it. */
+export interface CheckStatus {
+  name: string;
+  status: "passing" | "warning" | "critical" | string;
+  output?: string;
+  updated_at?: string;
+}
+
 export interface Machine {
   id: string;
   name?: string;
@@ -86,6 +94,7 @@ export interface Machine {
   config?: MachineConfig;
   image_ref?: { registry?: string; repository?: string; tag?: string; digest?: string };
   events?: MachineEvent[];
+  checks?: CheckStatus[];
   created_at?: string;
   updated_at?: string;
 }
@@ -104,3 +113,84 @@ export interface StopRequest {
 
 /** The states the wait endpoint accepts. */
 export type WaitState = "started" | "stopped" | "destroyed";
+
+// Builds and releases: Hangar's own endpoints (Fly has no build API), as the gateway serves them.
+
+export type BuildStatus = "requested" | "running" | "succeeded" | "failed";
+
+/** One Dockerfile instruction the builder ran or found in its cache. */
+export interface BuildStep {
+  /** 1-based, of `steps`. */
+  step: number;
+  steps: number;
+  stage?: string;
+  /** Line of the instruction in the Dockerfile. */
+  line?: number;
+  instruction: string;
+  cached: boolean;
+  duration_ms?: number;
+  /** What a RUN printed. */
+  output?: string | string[];
+}
+
+/** Why a build failed: the instruction, its Dockerfile line and what it printed. */
+export interface BuildFailure {
+  message: string;
+  line?: number;
+  instruction?: string;
+  output?: string | string[];
+}
+
+export interface Build {
+  id: string;
+  app: string;
+  status: BuildStatus;
+  steps?: BuildStep[];
+  image_ref?: string;
+  manifest_digest?: string;
+  error?: BuildFailure;
+}
+
+/** One line of GET /apps/{app}/builds/{id}/events. */
+export type BuildEvent =
+  | { type: "requested" }
+  | { type: "started" }
+  | ({ type: "step" } & BuildStep)
+  | {
+      type: "succeeded";
+      image_ref: string;
+      manifest_digest?: string;
+      cached_steps?: number;
+      total_steps?: number;
+      duration_ms?: number;
+    }
+  | ({ type: "failed" } & BuildFailure);
+
+export type ReleaseStatus = "pending" | "succeeded" | "failed";
+
+export interface Release {
+  version: number;
+  id?: string;
+  status: ReleaseStatus;
+  image?: string;
+  build_id?: string | null;
+  description?: string | null;
+  reason?: string | null;
+  strategy?: string | null;
+  created_at?: string;
+}
+
+/** Body of POST /apps/{app}/releases. */
+export interface CreateReleaseRequest {
+  image: string;
+  build_id?: string;
+  /** The parsed app config. */
+  config: unknown;
+  strategy?: string;
+  description?: string;
+}
+
+/** Body of PATCH /apps/{app}/releases/{version}. */
+export type UpdateReleaseRequest =
+  | { status: "succeeded"; machine_ids: string[] }
+  | { status: "failed"; reason: string };

@@ -1,3 +1,5 @@
+export type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.js";
+export { AppConfigSchema, AutoStopSchema, UNSUPPORTED_KEYS } from "./app-config.js";
 export type { MachineCheck } from "./checks.js";
 export { CheckHeaderSchema, MachineCheckSchema } from "./checks.js";
 export { DurationSchema, durationToMs, parseDuration } from "./duration.js";
@@ -17,7 +19,16 @@ export {
   StaticSchema,
   StopConfigSchema,
 } from "./machine-config.js";
+export type { MachineFromAppOptions } from "./machine-from-app.js";
+export {
+  DEFAULT_PROCESS_GROUP,
+  machineConfigFromApp,
+  processGroups,
+  UnknownProcessGroupError,
+} from "./machine-from-app.js";
 export { AppNameSchema, MachineIdSchema, RegionSchema } from "./names.js";
+export type { AppConfigIssue, ParsedAppConfig } from "./parse-app-config.js";
+export { AppConfigError, parseAppConfig } from "./parse-app-config.js";
 export type {
   CreateAppRequest,
   CreateMachineRequest,
@@ -36,7 +47,12 @@ export {
 } from "./requests.js";
 export type { MachineService } from "./services.js";
 export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./services.js";
+export { splitShellWords } from "./shell-words.js";
 export type { Signal, StopSignal } from "./signals.js";
 export { SIGNALS, SignalSchema, STOP_SIGNALS, StopSignalSchema } from "./signals.js";
+export type { TomlPath } from "./toml-locator.js";
+export { TomlLocator } from "./toml-locator.js";
 export type { Validation } from "./validate.js";
 export { describeIssues, validate } from "./validate.js";
+export type { VmSize } from "./vm-sizes.js";
+export { parseMemoryMb, VM_SIZES } from "./vm-sizes.js";

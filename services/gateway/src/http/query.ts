@@ -13,17 +13,20 @@ import { ApiError } from "./errors.js";
 
 const WAIT_TIMEOUT_MAX_S = 60;
 
-const invalid = (name: string, message: string): ApiError =>
+/** A 422 naming the query parameter. */
+export const invalid = (name: string, message: string): ApiError =>
   ApiError.of("invalid_argument", `${name}: ${message}`);
 
-const quoted = (value: string): string =>
+/** A client's value, shortened, for an error message. */
+export const quoted = (value: string): string =>
   JSON.stringify(value.length > 32 ? `${value.slice(0, 32)}…` : value);
 
 function one(c: Context, name: string): string | undefined {
   return c.req.query(name) || undefined;
 }
 
-function flag(c: Context, name: string): boolean {
+/** A true/false query parameter. */
+export function flag(c: Context, name: string): boolean {
   const value = c.req.query(name);
   if (value === undefined || value === "false" || value === "0") return false;
   // A bare `?force` counts as true.

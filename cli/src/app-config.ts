@@ -1,0 +1,62 @@
+import { readFile } from "node:fs/promises";
+import { basename, resolve } from "node:path";
+import { type AppConfig, AppConfigError, parseAppConfig } from "@hangar/config";
+import { CliError } from "./cli-error.js";
+
+/** The app config files `hangar deploy` looks for, in this order. */
+export const APP_CONFIG_FILES = ["hangar.toml", "fly.toml"] as const;
+
+/** An app config read from a file. */
+export interface LoadedAppConfig {
+  /** Absolute path of the file. */
+  file: string;
+  config: AppConfig;
+  warnings: string[];
+}
+
+async function readIfExists(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Reads `configPath` (relative to `cwd`), else hangar.toml or fly.toml in `dir`; undefined when there is
+ * none and none was asked for. An invalid file throws a CliError listing each problem with its line.
+ */
+export async function loadAppConfig(
+  dir: string,
+  configPath?: string,
+  cwd: string = dir,
+): Promise<LoadedAppConfig | undefined> {
+  const candidates = configPath ? [resolve(cwd, configPath)] : APP_CONFIG_FILES.map((f) => resolve(dir, f));
+  for (const file of candidates) {
+    const text = await readIfExists(file);
+    if (text === undefined) continue;
+    try {
+      return { file, ...parseAppConfig(text, basename(file)) };
+    } catch (err) {
+      if (!(err instanceof AppConfigError)) throw err;
+      const what = err.code === "syntax" ? "is not valid TOML" : "has errors";
+      throw new CliError(
+        `${file} ${what}:\n${err.message}`,
+        `fix ${basename(file)} and run the command again`,
+      );
+    }
+  }
+  if (configPath) throw new CliError(`config file ${resolve(cwd, configPath)} does not exist`);
+  return undefined;
+}
+
+/** The app to act on: -a, else the config file's `app`, else an error saying how to name one. */
+export function resolveAppName(flag: string | undefined, loaded: LoadedAppConfig | undefined): string {
+  const app = flag ?? loaded?.config.app;
+  if (app) return app;
+  throw new CliError(
+    loaded ? `${loaded.file} does not name the app` : "no app given and no hangar.toml or fly.toml found",
+    "pass -a <app>, or run `hangar launch` to write a hangar.toml",
+  );
+}

@@ -1,0 +1,230 @@
+import { access, mkdtemp, rm, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { type AppConfig, durationToMs } from "@hangar/config";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import type { ApiClient } from "../api.js";
+import { type LoadedAppConfig, loadAppConfig, resolveAppName } from "../app-config.js";
+import { contextPath, formatBytes, packContext } from "../build-context.js";
+import { followBuild, formatDuration, formatFailure } from "../build-log.js";
+import { CliError } from "../cli-error.js";
+import { appUrl } from "../config.js";
+import { type Context, printJson } from "../context.js";
+import { deployRelease } from "../deploy-machines.js";
+import { seconds } from "../options.js";
+import type { Release } from "../types.js";
+import { readCounted, UploadProgress } from "../upload.js";
+
+interface DeployFlags {
+  app?: string;
+  config?: string;
+  cache: boolean;
+  buildArg?: string[];
+  message?: string;
+  waitTimeout?: number;
+  json?: boolean;
+}
+
+const DEFAULT_WAIT_MS = 60_000;
+
+function buildArg(value: string, previous: string[] = []): string[] {
+  if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(value)) throw new InvalidArgumentError("expected KEY=VALUE");
+  return [...previous, value];
+}
+
+/** [build.args] then --build-arg, a later value of the same key winning. */
+function buildArgs(config: AppConfig, flags: string[]): string[] {
+  const args = new Map(Object.entries(config.build?.args ?? {}));
+  for (const pair of flags) {
+    const eq = pair.indexOf("=");
+    args.set(pair.slice(0, eq), pair.slice(eq + 1));
+  }
+  return [...args].map(([key, value]) => `${key}=${value}`);
+}
+
+/** What the image build produced. */
+interface Built {
+  image: string;
+  buildId?: string;
+  cachedSteps?: number;
+}
+
+/** Packs and uploads the context, follows the build, and resolves to the image it produced. */
+async function build(
+  ctx: Context,
+  api: ApiClient,
+  app: string,
+  dir: string,
+  config: AppConfig,
+  flags: DeployFlags,
+  progress: (text: string) => void,
+): Promise<Built> {
+  const dockerfile = contextPath(config.build?.dockerfile ?? "Dockerfile", "Dockerfile");
+  try {
+    await access(join(dir, dockerfile));
+  } catch {
+    throw new CliError(
+      `no Dockerfile at ${join(dir, dockerfile)}`,
+      "run `hangar launch` to write one, set [build] dockerfile, or deploy an image with [build] image",
+    );
+  }
+  const tmp = await mkdtemp(join(tmpdir(), "hangar-context-"));
+  try {
+    const packed = await packContext(dir, join(tmp, "context.tar"), {
+      dockerfile,
+      ...(config.build?.ignorefile ? { ignoreFile: config.build.ignorefile } : {}),
+    });
+    ctx.err(
+      `Packed the build context: ${packed.files} files, ${packed.dirs} folders, ${packed.symlinks} symlinks, ${formatBytes(packed.size)}\n`,
+    );
+    if (packed.skipped.length > 0) {
+      ctx.err(`Warning: left out what is not a file, folder or symlink: ${packed.skipped.join(", ")}\n`);
+    }
+    const upload = new UploadProgress(packed.size, ctx.err, ctx.errIsTTY);
+    const created = await api.createBuild(app, {
+      context: readCounted(packed.file, upload),
+      dockerfile,
+      ...(config.build?.["build-target"] ? { target: config.build["build-target"] } : {}),
+      noCache: !flags.cache,
+      buildArgs: buildArgs(config, flags.buildArg ?? []),
+    });
+    upload.done();
+    progress(`Building ${created.id}\n`);
+    const outcome = await followBuild(api, app, created.id, progress);
+    if (outcome.status === "failed") {
+      progress(formatFailure(outcome.failure));
+      const where = outcome.failure.line !== undefined ? ` at Dockerfile line ${outcome.failure.line}` : "";
+      throw new CliError(
+        `build ${created.id} failed${where}`,
+        "fix the Dockerfile or the app and deploy again; nothing was released",
+      );
+    }
+    const took = outcome.durationMs !== undefined ? ` in ${formatDuration(outcome.durationMs)}` : "";
+    progress(
+      `Built ${outcome.imageRef}${took} (${outcome.cachedSteps} of ${outcome.totalSteps} steps cached)\n`,
+    );
+    return { image: outcome.imageRef, buildId: created.id, cachedSteps: outcome.cachedSteps };
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Notes for config the immediate strategy does not act on yet. */
+function unsupported(config: AppConfig): string[] {
+  const notes: string[] = [];
+  const strategy = config.deploy?.strategy;
+  if (strategy && strategy !== "immediate") {
+    notes.push(`[deploy] strategy ${strategy}: Hangar deploys with the immediate strategy`);
+  }
+  if (config.deploy?.release_command) notes.push("[deploy] release_command is not run by Hangar yet");
+  if (config.mounts && config.mounts.length > 0) notes.push("[mounts]: Hangar does not create volumes yet");
+  return notes;
+}
+
+function keepsServing(previous: Release | undefined, hadMachines: boolean): string {
+  if (previous) return `v${previous.version} keeps serving`;
+  return hadMachines ? "the previous machines keep serving" : "nothing was serving before";
+}
+
+async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise<void> {
+  const dir = resolve(ctx.cwd, dirArg);
+  if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new CliError(`${dir} is not a folder`);
+  const loaded: LoadedAppConfig | undefined = await loadAppConfig(dir, flags.config, ctx.cwd);
+  for (const warning of loaded?.warnings ?? []) ctx.err(`Warning: ${warning}\n`);
+  const app = resolveAppName(flags.app, loaded);
+  if (!loaded) ctx.err("Warning: no hangar.toml or fly.toml: deploying with defaults (no HTTP service)\n");
+  const config: AppConfig = loaded?.config ?? {};
+  for (const note of unsupported(config)) ctx.err(`Warning: ${note}\n`);
+  const progress = flags.json ? ctx.err : ctx.out;
+
+  const api = await ctx.api();
+  await api.getApp(app);
+  const built: Built = config.build?.image
+    ? { image: config.build.image }
+    : await build(ctx, api, app, dir, config, flags, progress);
+
+  const releases = await api.listReleases(app);
+  const previous = releases.find((r) => r.status === "succeeded");
+  const release = await api.createRelease(app, {
+    image: built.image,
+    ...(built.buildId ? { build_id: built.buildId } : {}),
+    config,
+    strategy: "immediate",
+    ...(flags.message ? { description: flags.message } : {}),
+  });
+  progress(`Release v${release.version} created, replacing machines\n`);
+
+  const configured = config.deploy?.wait_timeout;
+  const waitTimeoutMs =
+    flags.waitTimeout !== undefined
+      ? flags.waitTimeout * 1000
+      : configured !== undefined
+        ? durationToMs(configured)
+        : DEFAULT_WAIT_MS;
+  const result = await deployRelease({
+    api,
+    app,
+    config,
+    image: built.image,
+    release: release.version,
+    waitTimeoutMs,
+    progress,
+  });
+  if (!result.ok) {
+    const hadMachines = (await api.listMachines(app)).length > 0;
+    const message = `release v${release.version} failed: ${result.reason}; ${keepsServing(previous, hadMachines)}`;
+    if (flags.json) {
+      printJson(ctx, {
+        app,
+        release: release.version,
+        status: "failed",
+        reason: result.reason,
+        image: built.image,
+      });
+    }
+    throw new CliError(message, `see what the app printed with \`hangar logs -a ${app}\``);
+  }
+
+  const hasHttp = config.http_service !== undefined || (config.services ?? []).length > 0;
+  const url = hasHttp ? appUrl(app, (await ctx.config()).proxyUrl) : undefined;
+  if (result.unmanaged.length > 0) {
+    const ids = result.unmanaged.map((m) => m.id).join(", ");
+    ctx.err(`Note: machines not created by a deploy were left alone: ${ids}\n`);
+  }
+  if (flags.json) {
+    printJson(ctx, {
+      app,
+      release: release.version,
+      status: "succeeded",
+      image: built.image,
+      build_id: built.buildId ?? null,
+      machines: result.machines.map((m) => m.id),
+      url: url ?? null,
+      cached_steps: built.cachedSteps ?? null,
+    });
+    return;
+  }
+  const count = result.machines.length === 1 ? "1 machine" : `${result.machines.length} machines`;
+  ctx.out(`Release v${release.version} is live on ${count}\n`);
+  if (url) ctx.out(`URL: ${url}\n`);
+}
+
+/** `hangar deploy [dir]`: builds the image, records a release and replaces the app's machines. */
+export function registerDeploy(program: Command, ctx: Context): void {
+  program
+    .command("deploy [dir]")
+    .description("build the app in a folder (default: .) and replace its machines with the new release")
+    .option("-a, --app <name>", "app (default: `app` in the config file)")
+    .option("-c, --config <file>", "app config file (default: hangar.toml, else fly.toml, in the folder)")
+    .option("--no-cache", "build every step again, ignoring the layer cache")
+    .option("--build-arg <KEY=VALUE>", "build argument (repeatable; wins over [build.args])", buildArg)
+    .option("-m, --message <text>", "description of the release")
+    .addOption(
+      new Option(
+        "--wait-timeout <duration>",
+        "how long new machines have to start and pass their checks (default: [deploy] wait_timeout, else 60s)",
+      ).argParser(seconds),
+    )
+    .option("--json", "print the outcome as one JSON object")
+    .action((dir: string | undefined, flags: DeployFlags) => deploy(ctx, dir ?? ".", flags));
+}

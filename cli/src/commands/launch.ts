@@ -1,0 +1,123 @@
+import { stat } from "node:fs/promises";
+import { basename, join, relative, resolve } from "node:path";
+import { AppNameSchema } from "@hangar/config";
+import type { Command } from "commander";
+import { ApiError } from "../api.js";
+import { loadAppConfig } from "../app-config.js";
+import { CliError } from "../cli-error.js";
+import type { Context } from "../context.js";
+import {
+  appPort,
+  defaultAppName,
+  detectProject,
+  type FileOutcome,
+  hangarToml,
+  NODE_DOCKERIGNORE,
+  nodeDockerfile,
+  writeNew,
+} from "../launch.js";
+import { port } from "../options.js";
+
+interface LaunchFlags {
+  name?: string;
+  region?: string;
+  port?: number;
+  org: string;
+  create: boolean;
+  yes?: boolean;
+}
+
+function describeOutcome(file: string, outcome: FileOutcome): string {
+  if (outcome === "kept") return `${file} exists, kept it (pass --yes to overwrite)`;
+  return `${outcome === "written" ? "Wrote" : "Overwrote"} ${file}`;
+}
+
+/** Creates the app, or accepts an existing one of the same name in the user's organization. */
+async function createApp(ctx: Context, app: string, org: string): Promise<void> {
+  const api = await ctx.api();
+  try {
+    await api.createApp(app, org);
+    ctx.out(`Created app ${app} in organization ${org}\n`);
+    return;
+  } catch (err) {
+    if (!(err instanceof ApiError && err.httpStatus === 409)) throw err;
+  }
+  const existing = await api.getApp(app);
+  if (existing.organization?.slug !== org) {
+    throw new CliError(
+      `app name ${app} is taken by another organization`,
+      "pick another name with --name, and change `app` in hangar.toml",
+    );
+  }
+  ctx.out(`App ${app} already exists in your organization ${org}: using it\n`);
+}
+
+async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise<void> {
+  const dir = resolve(ctx.cwd, dirArg);
+  const info = await stat(dir).catch(() => undefined);
+  if (!info?.isDirectory()) throw new CliError(`${dir} is not a folder`);
+
+  const project = await detectProject(dir);
+  const existing = await loadAppConfig(dir);
+  const internalPort = appPort(project, flags.port);
+  const app = flags.name ?? existing?.config.app ?? defaultAppName(dir, project);
+  if (!AppNameSchema.safeParse(app).success) {
+    throw new CliError(
+      `${app} is not a valid app name: use lowercase letters, digits and dashes (at most 63)`,
+      "pass --name <app>",
+    );
+  }
+  const region = flags.region ?? existing?.config.primary_region ?? "local";
+  const overwrite = flags.yes ?? false;
+
+  if (project.kind === "dockerfile") {
+    const exposed = project.exposedPort ? ` (EXPOSE ${project.exposedPort})` : "";
+    ctx.out(`Found a Dockerfile${exposed}\n`);
+  } else {
+    ctx.out(`Detected a ${project.framework === "next" ? "Next.js" : "Node"} app\n`);
+    const dockerfile = await writeNew(
+      join(dir, "Dockerfile"),
+      nodeDockerfile(project, internalPort),
+      overwrite,
+    );
+    ctx.out(`${describeOutcome("Dockerfile", dockerfile)}\n`);
+    const ignore = await writeNew(join(dir, ".dockerignore"), NODE_DOCKERIGNORE, overwrite);
+    ctx.out(`${describeOutcome(".dockerignore", ignore)}\n`);
+  }
+
+  if (existing && basename(existing.file) === "fly.toml" && !overwrite) {
+    ctx.out(`Using the existing fly.toml (pass --yes to write a hangar.toml instead)\n`);
+  } else {
+    const toml = hangarToml({ app, region, port: internalPort });
+    const outcome = await writeNew(join(dir, "hangar.toml"), toml, overwrite);
+    ctx.out(`${describeOutcome("hangar.toml", outcome)}\n`);
+  }
+  for (const warning of existing?.warnings ?? []) ctx.err(`Warning: ${warning}\n`);
+  if (existing?.config.app && existing.config.app !== app && !overwrite) {
+    ctx.err(
+      `Warning: ${basename(existing.file)} names app ${existing.config.app}; \`hangar deploy\` uses it unless given -a ${app}\n`,
+    );
+  }
+
+  if (flags.create) await createApp(ctx, app, flags.org);
+  const where = relative(ctx.cwd, dir);
+  ctx.out(`Deploy it with \`hangar deploy${where === "" ? "" : ` ${where}`}\`\n`);
+}
+
+/** `hangar launch [dir]`: detects the app, writes Dockerfile, .dockerignore and hangar.toml, creates the app. */
+export function registerLaunch(program: Command, ctx: Context): void {
+  program
+    .command("launch [dir]")
+    .description("set up an app from a folder: Dockerfile (for Node apps), hangar.toml, and the app itself")
+    .option("-n, --name <app>", "app name (default: the package or folder name)")
+    .option("-r, --region <region>", "primary region", undefined)
+    .option(
+      "-p, --port <port>",
+      "port the app listens on (default: the Dockerfile's EXPOSE, else 8080)",
+      port,
+    )
+    .option("-o, --org <slug>", "organization", "personal")
+    .option("--no-create", "only write the files, do not create the app")
+    .option("-y, --yes", "overwrite files that exist")
+    .action((dir: string | undefined, flags: LaunchFlags) => launch(ctx, dir ?? ".", flags));
+}

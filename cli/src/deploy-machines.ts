@@ -1,0 +1,204 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type AppConfig, machineConfigFromApp, processGroups } from "@hangar/config";
+import { type ApiClient, ApiError } from "./api.js";
+import { formatDuration } from "./build-log.js";
+import type { Machine, MachineConfig } from "./types.js";
+
+/** The part of the API a deploy drives. */
+export type DeployApi = Pick<
+  ApiClient,
+  "listMachines" | "createMachine" | "getMachine" | "destroyMachine" | "updateRelease"
+>;
+
+/** What the immediate strategy starts from: how many machines per group, and which ones it replaces. */
+export interface ReplacementPlan {
+  groups: { group: string; count: number }[];
+  /** Machines of earlier deploys, destroyed once the new ones are healthy. */
+  previous: Machine[];
+  /** Machines no deploy created (`hangar machine run`): a deploy leaves them alone, as Fly's does. */
+  unmanaged: Machine[];
+}
+
+const GONE = new Set(["destroying", "destroyed"]);
+
+function groupOf(m: Machine): string | undefined {
+  return m.config?.metadata?.fly_process_group;
+}
+
+/** As many new machines per process group as the app has now (at least one), replacing those. */
+export function planReplacement(machines: Machine[], config: AppConfig): ReplacementPlan {
+  const live = machines.filter((m) => !GONE.has(m.state ?? ""));
+  const previous = live.filter((m) => groupOf(m) !== undefined);
+  return {
+    groups: processGroups(config).map((group) => ({
+      group,
+      count: Math.max(1, previous.filter((m) => groupOf(m) === group).length),
+    })),
+    previous,
+    unmanaged: live.filter((m) => groupOf(m) === undefined),
+  };
+}
+
+/** How many checks a machine of this config reports: its named checks and those of its services. */
+export function expectedChecks(config: ReturnType<typeof machineConfigFromApp>): number {
+  const services = (config.services ?? []).reduce((n, s) => n + (s.checks?.length ?? 0), 0);
+  return Object.keys(config.checks ?? {}).length + services;
+}
+
+export interface DeployOptions {
+  api: DeployApi;
+  app: string;
+  config: AppConfig;
+  image: string;
+  release: number;
+  /** How long new machines have to start and pass every check. */
+  waitTimeoutMs: number;
+  progress: (text: string) => void;
+  pollMs?: number;
+}
+
+export type DeployResult =
+  | { ok: true; machines: Machine[]; destroyed: string[]; unmanaged: Machine[] }
+  | { ok: false; reason: string };
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Why a machine is not healthy yet, or undefined once it is started with every check passing. */
+function unhealthy(m: Machine, checks: number): string | undefined {
+  if (m.state !== "started") return `machine ${m.id} is ${m.state ?? "in an unknown state"}`;
+  const failing = (m.checks ?? []).find((c) => c.status !== "passing");
+  if (failing) {
+    const output = failing.output ? `: ${failing.output.trim().slice(0, 200)}` : "";
+    return `check ${failing.name} of machine ${m.id} is ${failing.status}${output}`;
+  }
+  const reported = m.checks?.length ?? 0;
+  if (reported < checks) return `machine ${m.id} has reported ${reported} of its ${checks} checks`;
+  return undefined;
+}
+
+interface Waiting {
+  api: DeployApi;
+  app: string;
+  id: string;
+  checks: number;
+  deadline: number;
+  pollMs: number;
+  /** Set by the first machine to fail, so the others stop waiting. */
+  abort: { failed: boolean };
+}
+
+/** Another machine failed first, so this one was not waited for to the end. */
+const ABORTED = Symbol("aborted");
+
+/** Waits until the machine is started and passes its checks; resolves to why not, if it does not in time. */
+async function waitHealthy(w: Waiting): Promise<string | undefined | typeof ABORTED> {
+  for (;;) {
+    const m = await w.api.getMachine(w.app, w.id);
+    const why = unhealthy(m, w.checks);
+    if (why === undefined) return undefined;
+    // A failed or destroyed machine will not come back by waiting.
+    if (m.state === "failed" || GONE.has(m.state ?? "")) return `machine ${w.id} ${m.state}`;
+    if (Date.now() >= w.deadline) return why;
+    if (w.abort.failed) return ABORTED;
+    await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));
+  }
+}
+
+async function destroyAll(api: DeployApi, app: string, ids: string[]): Promise<string[]> {
+  const failures: string[] = [];
+  await Promise.all(
+    ids.map(async (id) => {
+      try {
+        await api.destroyMachine(app, id, true);
+      } catch (err) {
+        // Already gone is what was wanted.
+        if (!(err instanceof ApiError && err.httpStatus === 404)) failures.push(`${id}: ${reasonOf(err)}`);
+      }
+    }),
+  );
+  return failures;
+}
+
+/**
+ * The immediate strategy: creates the release's machines next to the running ones, waits until each is
+ * started with every check passing, and only then destroys the previous machines and marks the release
+ * succeeded. If a new machine cannot be created, fails, or stays unhealthy past the wait timeout, the NEW
+ * machines are destroyed, the previous ones are untouched, and the release is marked failed with the reason.
+ */
+export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
+  const { api, app } = o;
+  const plan = planReplacement(await api.listMachines(app), o.config);
+  const created: { machine: Machine; checks: number }[] = [];
+  let reason: string | undefined;
+
+  for (const { group, count } of plan.groups) {
+    const config = machineConfigFromApp(o.config, o.image, { processGroup: group, release: o.release });
+    for (let i = 0; i < count && reason === undefined; i++) {
+      try {
+        const machine = await api.createMachine(app, {
+          ...(o.config.primary_region ? { region: o.config.primary_region } : {}),
+          config: config as MachineConfig,
+        });
+        created.push({ machine, checks: expectedChecks(config) });
+        o.progress(`Created machine ${machine.id} (${group}) in region ${machine.region ?? "?"}\n`);
+      } catch (err) {
+        reason = `cannot create a machine for process group ${group}: ${reasonOf(err)}`;
+      }
+    }
+  }
+
+  if (reason === undefined) {
+    const count = created.length === 1 ? "1 machine" : `${created.length} machines`;
+    o.progress(
+      `Waiting up to ${formatDuration(o.waitTimeoutMs)} for ${count} to start and pass their checks\n`,
+    );
+    const abort = { failed: false };
+    const deadline = Date.now() + o.waitTimeoutMs;
+    const reasons = await Promise.all(
+      created.map(async ({ machine, checks }) => {
+        const why = await waitHealthy({
+          api,
+          app,
+          id: machine.id,
+          checks,
+          deadline,
+          pollMs: o.pollMs ?? 500,
+          abort,
+        }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
+        if (why === ABORTED) return undefined;
+        if (why !== undefined) abort.failed = true;
+        else o.progress(`Machine ${machine.id} is started and healthy\n`);
+        return why;
+      }),
+    );
+    reason = reasons.find((r) => r !== undefined);
+  }
+
+  if (reason !== undefined) {
+    const failures = await destroyAll(
+      api,
+      app,
+      created.map((c) => c.machine.id),
+    );
+    const leftover = failures.length > 0 ? ` (could not destroy new machines: ${failures.join("; ")})` : "";
+    await api.updateRelease(app, o.release, { status: "failed", reason: reason + leftover });
+    return { ok: false, reason: reason + leftover };
+  }
+
+  const failures = await destroyAll(
+    api,
+    app,
+    plan.previous.map((m) => m.id),
+  );
+  for (const failure of failures) o.progress(`Warning: could not destroy previous machine ${failure}\n`);
+  const machines = created.map((c) => c.machine);
+  await api.updateRelease(app, o.release, { status: "succeeded", machine_ids: machines.map((m) => m.id) });
+  return {
+    ok: true,
+    machines,
+    destroyed: plan.previous.map((m) => m.id),
+    unmanaged: plan.unmanaged,
+  };
+}

@@ -1,0 +1,248 @@
+import { z } from "zod";
+import { DurationSchema } from "./duration.js";
+import { AppNameSchema } from "./names.js";
+import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
+import { StopSignalSchema } from "./signals.js";
+import { VM_SIZES } from "./vm-sizes.js";
+
+// The app config of fly.toml (Fly's "App configuration" reference), also read from hangar.toml. Tables are
+// strict so that a key nobody reads is reported (as a warning, by parseAppConfig) instead of silently
+// doing nothing. Keys Fly defines that Hangar does not act on are listed in UNSUPPORTED_KEYS.
+
+/** An env or build-arg value: TOML lets people write numbers and booleans, which become strings. */
+const EnvValueSchema = z.union([z.string(), z.number(), z.boolean()]).transform(String);
+const EnvMapSchema = z.record(z.string(), EnvValueSchema);
+
+/** `auto_stop_machines`: the old boolean form, or what a stopped machine becomes. */
+export const AutoStopSchema = z.union([z.boolean(), z.enum(["off", "stop", "suspend"])]);
+
+const ProcessesSchema = StringListSchema;
+/** Memory as Fly writes it: a number of MB, or a size such as "512mb" or "1gb". */
+const MemorySchema = z.union([z.number().int().min(1), z.string().regex(/^\d+(\.\d+)?\s*(mb|gb|m|g)?$/i)]);
+
+const ConcurrencySchema = z.strictObject({
+  type: z.enum(["connections", "requests"]).optional(),
+  soft_limit: CountSchema.optional(),
+  hard_limit: CountSchema.optional(),
+});
+
+const TlsOptionsSchema = z.strictObject({
+  alpn: StringListSchema.optional(),
+  versions: StringListSchema.optional(),
+  default_self_signed: z.boolean().optional(),
+});
+
+const HttpOptionsSchema = z.strictObject({
+  compress: z.boolean().optional(),
+  h2_backend: z.boolean().optional(),
+  idle_timeout: z.number().int().min(0).optional(),
+  response: z
+    .strictObject({ headers: z.record(z.string(), z.unknown()).optional(), pristine: z.boolean().optional() })
+    .optional(),
+});
+
+const HeadersSchema = z.record(z.string(), z.string());
+
+/** An HTTP check of http_service or a service. */
+const HttpCheckSchema = z.strictObject({
+  grace_period: DurationSchema.optional(),
+  interval: DurationSchema.optional(),
+  timeout: DurationSchema.optional(),
+  method: z.string().optional(),
+  path: z.string().optional(),
+  protocol: z.enum(["http", "https"]).optional(),
+  tls_skip_verify: z.boolean().optional(),
+  tls_server_name: z.string().optional(),
+  headers: HeadersSchema.optional(),
+  restart_limit: CountSchema.optional(),
+});
+
+const TcpCheckSchema = z.strictObject({
+  grace_period: DurationSchema.optional(),
+  interval: DurationSchema.optional(),
+  timeout: DurationSchema.optional(),
+  restart_limit: CountSchema.optional(),
+});
+
+const HttpServiceSchema = z.strictObject({
+  internal_port: PortSchema.optional(),
+  force_https: z.boolean().optional(),
+  auto_stop_machines: AutoStopSchema.optional(),
+  auto_start_machines: z.boolean().optional(),
+  min_machines_running: CountSchema.optional(),
+  processes: ProcessesSchema.optional(),
+  concurrency: ConcurrencySchema.optional(),
+  tls_options: TlsOptionsSchema.optional(),
+  http_options: HttpOptionsSchema.optional(),
+  checks: z.array(HttpCheckSchema).optional(),
+});
+
+const ServicePortSchema = z.strictObject({
+  port: PortSchema.optional(),
+  start_port: PortSchema.optional(),
+  end_port: PortSchema.optional(),
+  handlers: StringListSchema.optional(),
+  force_https: z.boolean().optional(),
+  tls_options: TlsOptionsSchema.optional(),
+  http_options: HttpOptionsSchema.optional(),
+  proxy_proto_options: z.strictObject({ version: z.string().optional() }).optional(),
+});
+
+const ServiceSchema = z.strictObject({
+  protocol: z.enum(["tcp", "udp"]).optional(),
+  internal_port: PortSchema,
+  processes: ProcessesSchema.optional(),
+  ports: z.array(ServicePortSchema).optional(),
+  concurrency: ConcurrencySchema.optional(),
+  auto_stop_machines: AutoStopSchema.optional(),
+  auto_start_machines: z.boolean().optional(),
+  min_machines_running: CountSchema.optional(),
+  tcp_checks: z.array(TcpCheckSchema).optional(),
+  http_checks: z.array(HttpCheckSchema).optional(),
+  script_checks: z.array(z.unknown()).optional(),
+});
+
+const MountSchema = z.strictObject({
+  source: z.string().min(1),
+  destination: z.string().startsWith("/", "expected an absolute path"),
+  initial_size: z.union([z.string(), z.number()]).optional(),
+  processes: ProcessesSchema.optional(),
+  snapshot_retention: CountSchema.optional(),
+  scheduled_snapshots: z.boolean().optional(),
+  auto_extend_size_threshold: CountSchema.optional(),
+  auto_extend_size_increment: z.string().optional(),
+  auto_extend_size_limit: z.string().optional(),
+});
+
+const VmSchema = z.strictObject({
+  size: z
+    .string()
+    .refine((size) => Object.hasOwn(VM_SIZES, size), {
+      message: `expected a VM size: ${Object.keys(VM_SIZES).join(", ")}`,
+    })
+    .optional(),
+  memory: MemorySchema.optional(),
+  memory_mb: z.number().int().min(1).optional(),
+  cpus: z.number().int().min(1).optional(),
+  cpu_kind: z.enum(["shared", "performance"]).optional(),
+  gpus: CountSchema.optional(),
+  gpu_kind: z.string().optional(),
+  kernel_args: z.union([z.string(), StringListSchema]).optional(),
+  host_dedication_id: z.string().optional(),
+  persist_rootfs: z.enum(["never", "always", "restart"]).optional(),
+  processes: ProcessesSchema.optional(),
+});
+
+const DeploySchema = z.strictObject({
+  strategy: z.enum(["immediate", "rolling", "bluegreen", "canary"]).optional(),
+  release_command: z.string().optional(),
+  release_command_timeout: DurationSchema.optional(),
+  wait_timeout: DurationSchema.optional(),
+  max_unavailable: z.number().min(0).optional(),
+});
+
+/** A named top-level check (`[checks.<name>]`). */
+const NamedCheckSchema = z.strictObject({
+  type: z.enum(["http", "tcp"]),
+  port: PortSchema.optional(),
+  path: z.string().optional(),
+  interval: DurationSchema.optional(),
+  timeout: DurationSchema.optional(),
+  grace_period: DurationSchema.optional(),
+  method: z.string().optional(),
+  protocol: z.enum(["http", "https"]).optional(),
+  tls_skip_verify: z.boolean().optional(),
+  tls_server_name: z.string().optional(),
+  headers: HeadersSchema.optional(),
+  processes: ProcessesSchema.optional(),
+});
+
+const StaticsSchema = z.strictObject({
+  guest_path: z.string().optional(),
+  url_prefix: z.string(),
+  tigris_bucket: z.string().optional(),
+  index_document: z.string().optional(),
+});
+
+const MetricsSchema = z.strictObject({
+  port: PortSchema,
+  path: z.string(),
+  https: z.boolean().optional(),
+  processes: ProcessesSchema.optional(),
+});
+
+const RestartSchema = z.strictObject({
+  policy: z.enum(["never", "always", "on-failure"]),
+  retries: CountSchema.optional(),
+  processes: ProcessesSchema.optional(),
+});
+
+const BuildSchema = z.strictObject({
+  dockerfile: z.string().optional(),
+  image: z.string().optional(),
+  "build-target": z.string().optional(),
+  args: EnvMapSchema.optional(),
+  ignorefile: z.string().optional(),
+  builder: z.unknown().optional(),
+  buildpacks: z.unknown().optional(),
+  builtin: z.unknown().optional(),
+  settings: z.unknown().optional(),
+});
+
+const ExperimentalSchema = z.strictObject({
+  cmd: StringListSchema.optional(),
+  entrypoint: StringListSchema.optional(),
+  exec: StringListSchema.optional(),
+  auto_rollback: z.boolean().optional(),
+  enable_consul: z.unknown().optional(),
+  enable_etcd: z.unknown().optional(),
+  lazy_load_images: z.unknown().optional(),
+});
+
+/** fly.toml / hangar.toml, as parseAppConfig validates it. */
+export const AppConfigSchema = z.strictObject({
+  app: AppNameSchema.optional(),
+  primary_region: z.string().optional(),
+  kill_signal: StopSignalSchema.optional(),
+  kill_timeout: DurationSchema.optional(),
+  swap_size_mb: CountSchema.optional(),
+  console_command: z.string().optional(),
+  build: BuildSchema.optional(),
+  env: EnvMapSchema.optional(),
+  http_service: HttpServiceSchema.optional(),
+  services: z.array(ServiceSchema).optional(),
+  mounts: z.array(MountSchema).optional(),
+  processes: z
+    .record(z.string().regex(/^[a-z0-9_-]+$/, "expected a lowercase process group name"), z.string())
+    .optional(),
+  vm: z.array(VmSchema).optional(),
+  deploy: DeploySchema.optional(),
+  checks: z.record(z.string(), NamedCheckSchema).optional(),
+  statics: z.array(StaticsSchema).optional(),
+  metrics: z.array(MetricsSchema).optional(),
+  restart: z.array(RestartSchema).optional(),
+  experimental: ExperimentalSchema.optional(),
+  files: z.unknown().optional(),
+});
+
+/** Tables Fly allows either once (`[mounts]`) or as an array of tables (`[[mounts]]`); kept as arrays. */
+export const TABLE_OR_ARRAY_KEYS = ["mounts", "vm", "metrics", "restart"] as const;
+
+/** Keys Fly defines that Hangar accepts but does not act on: each one gets a warning. */
+export const UNSUPPORTED_KEYS: readonly string[] = [
+  "build.builder",
+  "build.buildpacks",
+  "build.builtin",
+  "build.settings",
+  "experimental.enable_consul",
+  "experimental.enable_etcd",
+  "experimental.lazy_load_images",
+  "services.script_checks",
+  "files",
+];
+
+/** A parsed and validated app config. */
+export type AppConfig = z.output<typeof AppConfigSchema>;
+export type AppService = z.output<typeof ServiceSchema>;
+export type AppHttpService = z.output<typeof HttpServiceSchema>;
+export type AppVm = z.output<typeof VmSchema>;

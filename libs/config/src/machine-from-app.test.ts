@@ -1,0 +1,172 @@
+import { describe, expect, it } from "vitest";
+import { MachineConfigSchema } from "./machine-config.js";
+import { machineConfigFromApp, processGroups, UnknownProcessGroupError } from "./machine-from-app.js";
+import { parseAppConfig } from "./parse-app-config.js";
+
+const IMAGE = "registry.hangar.local/web@sha256:0123";
+
+function app(text: string) {
+  return parseAppConfig(text, "hangar.toml").config;
+}
+
+const LAUNCHED = app(`app = "web"
+primary_region = "local"
+kill_signal = "SIGTERM"
+kill_timeout = 10
+
+[env]
+  GREETING = "hi"
+
+[http_service]
+  internal_port = 3000
+  force_https = false
+  auto_stop_machines = "stop"
+  auto_start_machines = true
+  min_machines_running = 0
+  [http_service.concurrency]
+    type = "connections"
+    soft_limit = 20
+  [[http_service.checks]]
+    grace_period = "2s"
+    interval = "5s"
+    timeout = "2s"
+    method = "GET"
+    path = "/"
+    headers = { Host = "web.internal" }
+`);
+
+describe("machineConfigFromApp", () => {
+  it("turns http_service into the proxy's 80/443 service with its checks", () => {
+    const config = machineConfigFromApp(LAUNCHED, IMAGE, { release: 4 });
+    expect(config).toEqual({
+      image: IMAGE,
+      env: { GREETING: "hi", FLY_PROCESS_GROUP: "app", PRIMARY_REGION: "local" },
+      services: [
+        {
+          protocol: "tcp",
+          internal_port: 3000,
+          ports: [
+            { port: 80, handlers: ["http"], force_https: false },
+            { port: 443, handlers: ["tls", "http"] },
+          ],
+          concurrency: { type: "connections", soft_limit: 20 },
+          autostop: "stop",
+          autostart: true,
+          min_machines_running: 0,
+          checks: [
+            {
+              type: "http",
+              interval: "5s",
+              timeout: "2s",
+              grace_period: "2s",
+              method: "GET",
+              path: "/",
+              headers: [{ name: "Host", values: ["web.internal"] }],
+            },
+          ],
+        },
+      ],
+      stop_config: { signal: "SIGTERM", timeout: "10s" },
+      metadata: { fly_process_group: "app", hangar_release: "4" },
+    });
+    expect(MachineConfigSchema.safeParse(config).success).toBe(true);
+  });
+
+  const MULTI = app(`app = "multi"
+swap_size_mb = 256
+
+[processes]
+  web = "node server.js --port '8080'"
+  worker = "node worker.js"
+
+[http_service]
+  internal_port = 8080
+  processes = ["web"]
+
+[[services]]
+  internal_port = 9000
+  processes = ["worker"]
+  [[services.ports]]
+    port = 9000
+  [[services.tcp_checks]]
+    interval = 15
+  [[services.http_checks]]
+    path = "/ready"
+
+[checks.db]
+  type = "tcp"
+  port = 5432
+  processes = ["worker"]
+
+[[vm]]
+  size = "performance-2x"
+  processes = ["worker"]
+[[vm]]
+  memory = "1gb"
+
+[mounts]
+  source = "data"
+  destination = "/data"
+  processes = ["worker"]
+
+[[restart]]
+  policy = "never"
+  processes = ["worker"]
+
+[metrics]
+  port = 9091
+  path = "/metrics"
+
+[[statics]]
+  guest_path = "/app/public"
+  url_prefix = "/static"
+`);
+
+  it("gives each process group its command, services, checks, guest, mounts and restart", () => {
+    expect(processGroups(MULTI)).toEqual(["web", "worker"]);
+    const web = machineConfigFromApp(MULTI, IMAGE, { processGroup: "web" });
+    expect(web.init).toEqual({ cmd: ["node", "server.js", "--port", "8080"], swap_size_mb: 256 });
+    expect(web.services?.map((s) => s.internal_port)).toEqual([8080]);
+    expect(web.checks).toBeUndefined();
+    expect(web.guest).toEqual({ cpu_kind: "shared", cpus: 1, memory_mb: 1024 });
+    expect(web.mounts).toBeUndefined();
+    expect(web.restart).toBeUndefined();
+    expect(web.metadata).toEqual({ fly_process_group: "web" });
+    expect(web.metrics).toEqual({ port: 9091, path: "/metrics" });
+    expect(web.statics).toEqual([{ guest_path: "/app/public", url_prefix: "/static" }]);
+
+    const worker = machineConfigFromApp(MULTI, IMAGE, { processGroup: "worker" });
+    expect(worker.init?.cmd).toEqual(["node", "worker.js"]);
+    expect(worker.services).toEqual([
+      {
+        protocol: "tcp",
+        internal_port: 9000,
+        ports: [{ port: 9000 }],
+        checks: [
+          { type: "tcp", interval: "15s" },
+          { type: "http", path: "/ready" },
+        ],
+      },
+    ]);
+    expect(worker.checks).toEqual({ db: { type: "tcp", port: 5432 } });
+    expect(worker.guest).toEqual({ cpu_kind: "performance", cpus: 2, memory_mb: 4096 });
+    expect(worker.mounts).toEqual([{ name: "data", path: "/data" }]);
+    expect(worker.restart).toEqual({ policy: "no" });
+    for (const config of [web, worker]) expect(MachineConfigSchema.safeParse(config).success).toBe(true);
+  });
+
+  it("defaults to the first process group and refuses one that is not defined", () => {
+    expect(machineConfigFromApp(MULTI, IMAGE).metadata).toEqual({ fly_process_group: "web" });
+    expect(() => machineConfigFromApp(MULTI, IMAGE, { processGroup: "cron" })).toThrow(
+      UnknownProcessGroupError,
+    );
+  });
+
+  it("builds a bare machine from an empty config", () => {
+    expect(machineConfigFromApp(app(""), IMAGE)).toEqual({
+      image: IMAGE,
+      env: { FLY_PROCESS_GROUP: "app" },
+      metadata: { fly_process_group: "app" },
+    });
+  });
+});

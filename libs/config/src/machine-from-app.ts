@@ -1,0 +1,204 @@
+import type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.js";
+import { GUEST_DEFAULTS, type MachineConfigInput } from "./machine-config.js";
+import { splitShellWords } from "./shell-words.js";
+import { parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
+
+/** The process group of an app without [processes], as Fly names it. */
+export const DEFAULT_PROCESS_GROUP = "app";
+
+/** Fly's default internal port of http_service. */
+const DEFAULT_INTERNAL_PORT = 8080;
+
+type Input = MachineConfigInput;
+type ServiceInput = NonNullable<Input["services"]>[number];
+type CheckInput = NonNullable<Input["checks"]>[string];
+type Duration = string | number;
+
+/** What machineConfigFromApp is building a machine for. */
+export interface MachineFromAppOptions {
+  /** The process group; the first of [processes], or "app", by default. */
+  processGroup?: string;
+  /** The release the machine belongs to, recorded in its metadata as hangar_release. */
+  release?: number | string;
+}
+
+/** The process groups an app config defines: the names in [processes], or just "app". */
+export function processGroups(app: AppConfig): string[] {
+  const names = Object.keys(app.processes ?? {});
+  return names.length > 0 ? names : [DEFAULT_PROCESS_GROUP];
+}
+
+/** The process group a config of `app` is not defined for. */
+export class UnknownProcessGroupError extends Error {
+  override name = "UnknownProcessGroupError";
+  readonly code = "unknown_process_group";
+  constructor(group: string, known: string[]) {
+    super(`process group ${group} is not defined in [processes] (defined: ${known.join(", ")})`);
+  }
+}
+
+/** The config (Machines API MachineConfig) of a machine of `app`'s process group running `image`. */
+export function machineConfigFromApp(app: AppConfig, image: string, opts: MachineFromAppOptions = {}): Input {
+  const groups = processGroups(app);
+  const group = opts.processGroup ?? (groups[0] as string);
+  const command = app.processes?.[group];
+  if (app.processes && Object.keys(app.processes).length > 0 && command === undefined) {
+    throw new UnknownProcessGroupError(group, groups);
+  }
+  const inGroup = <T extends { processes?: string[] | undefined }>(items: T[] | undefined): T[] =>
+    (items ?? []).filter((item) => item.processes === undefined || item.processes.includes(group));
+
+  const services = [
+    ...(app.http_service && inGroup([app.http_service]).length > 0 ? [httpService(app.http_service)] : []),
+    ...inGroup(app.services).map(service),
+  ];
+  const checks = Object.entries(app.checks ?? {}).filter(([, c]) => inGroup([c]).length > 0);
+  const vm = inGroup(app.vm)[0];
+  const restart = inGroup(app.restart)[0];
+  const metrics = inGroup(app.metrics)[0];
+  const mounts = inGroup(app.mounts);
+  const statics = (app.statics ?? []).filter((s) => s.guest_path !== undefined);
+  const init = compact({
+    cmd: command !== undefined ? splitShellWords(command) : app.experimental?.cmd,
+    entrypoint: app.experimental?.entrypoint,
+    exec: app.experimental?.exec,
+    swap_size_mb: app.swap_size_mb,
+  });
+
+  return compact({
+    image,
+    env: {
+      ...app.env,
+      // Fly sets both for every machine a deploy creates.
+      FLY_PROCESS_GROUP: group,
+      ...(app.primary_region ? { PRIMARY_REGION: app.primary_region } : {}),
+    },
+    init: Object.keys(init).length > 0 ? init : undefined,
+    guest: vm ? guest(vm) : undefined,
+    services: services.length > 0 ? services : undefined,
+    checks:
+      checks.length > 0
+        ? Object.fromEntries(checks.map(([name, c]) => [name, check(c, c.type, c.port)]))
+        : undefined,
+    restart: restart
+      ? compact({
+          policy: restart.policy === "never" ? ("no" as const) : restart.policy,
+          max_retries: restart.retries,
+        })
+      : undefined,
+    stop_config:
+      app.kill_signal !== undefined || app.kill_timeout !== undefined
+        ? compact({ signal: app.kill_signal, timeout: goDuration(app.kill_timeout) })
+        : undefined,
+    mounts: mounts.length > 0 ? mounts.map((m) => ({ name: m.source, path: m.destination })) : undefined,
+    statics:
+      statics.length > 0
+        ? statics.map((s) => ({ guest_path: s.guest_path as string, url_prefix: s.url_prefix }))
+        : undefined,
+    metrics: metrics ? compact({ port: metrics.port, path: metrics.path, https: metrics.https }) : undefined,
+    metadata: {
+      fly_process_group: group,
+      ...(opts.release !== undefined ? { hangar_release: String(opts.release) } : {}),
+    },
+  }) as Input;
+}
+
+function httpService(hs: AppHttpService): ServiceInput {
+  return compact({
+    protocol: "tcp" as const,
+    internal_port: hs.internal_port ?? DEFAULT_INTERNAL_PORT,
+    ports: [
+      compact({
+        port: 80,
+        handlers: ["http"],
+        force_https: hs.force_https ?? false,
+        http_options: hs.http_options,
+      }),
+      compact({
+        port: 443,
+        handlers: ["tls", "http"],
+        tls_options: hs.tls_options,
+        http_options: hs.http_options,
+      }),
+    ],
+    concurrency: hs.concurrency,
+    autostop: hs.auto_stop_machines,
+    autostart: hs.auto_start_machines,
+    min_machines_running: hs.min_machines_running,
+    checks: hs.checks?.map((c) => check(c, "http")),
+  });
+}
+
+function service(s: AppService): ServiceInput {
+  const checks = [
+    ...(s.tcp_checks ?? []).map((c) => check(c, "tcp")),
+    ...(s.http_checks ?? []).map((c) => check(c, "http")),
+  ];
+  return compact({
+    protocol: s.protocol ?? "tcp",
+    internal_port: s.internal_port,
+    ports: s.ports?.map((p) => compact({ ...p })),
+    concurrency: s.concurrency,
+    autostop: s.auto_stop_machines,
+    autostart: s.auto_start_machines,
+    min_machines_running: s.min_machines_running,
+    checks: checks.length > 0 ? checks : undefined,
+  });
+}
+
+interface AnyCheck {
+  grace_period?: Duration | undefined;
+  interval?: Duration | undefined;
+  timeout?: Duration | undefined;
+  method?: string | undefined;
+  path?: string | undefined;
+  protocol?: "http" | "https" | undefined;
+  tls_skip_verify?: boolean | undefined;
+  tls_server_name?: string | undefined;
+  headers?: Record<string, string> | undefined;
+}
+
+function check(c: AnyCheck, type: "http" | "tcp", port?: number): CheckInput {
+  return compact({
+    type,
+    port,
+    interval: goDuration(c.interval),
+    timeout: goDuration(c.timeout),
+    grace_period: goDuration(c.grace_period),
+    method: c.method,
+    path: c.path,
+    protocol: c.protocol,
+    tls_skip_verify: c.tls_skip_verify,
+    tls_server_name: c.tls_server_name,
+    headers: c.headers
+      ? Object.entries(c.headers).map(([name, value]) => ({ name, values: [value] }))
+      : undefined,
+  });
+}
+
+function guest(vm: AppVm): NonNullable<Input["guest"]> {
+  const base = vm.size ? (VM_SIZES[vm.size] ?? GUEST_DEFAULTS) : GUEST_DEFAULTS;
+  const memory = vm.memory_mb ?? (vm.memory !== undefined ? parseMemoryMb(vm.memory) : base.memory_mb);
+  return compact({
+    cpu_kind: vm.cpu_kind ?? base.cpu_kind,
+    cpus: vm.cpus ?? base.cpus,
+    memory_mb: memory,
+    gpus: vm.gpus,
+    gpu_kind: vm.gpu_kind,
+    host_dedication_id: vm.host_dedication_id,
+    kernel_args:
+      typeof vm.kernel_args === "string" ? vm.kernel_args.split(/\s+/).filter(Boolean) : vm.kernel_args,
+  });
+}
+
+/** Durations go to machines as Go duration strings; fly.toml may give a number of seconds. */
+function goDuration(value: Duration | undefined): string | undefined {
+  return typeof value === "number" ? `${value}s` : value;
+}
+
+/** The object without its undefined fields, so the config sent holds only what the app config says. */
+function compact<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}

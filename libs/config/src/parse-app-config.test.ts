@@ -1,0 +1,224 @@
+import { describe, expect, it } from "vitest";
+import { AppConfigError, parseAppConfig } from "./parse-app-config.js";
+
+// The shape of the examples in Fly's fly.toml reference, most sections at once.
+const FLY_TOML = `# fly.toml app configuration file generated for fly-app-name
+app = "fly-app-name"
+primary_region = "ord"
+kill_signal = "SIGINT"
+kill_timeout = "5s"
+swap_size_mb = 512
+console_command = "/code/manage.py shell"
+
+[experimental]
+  auto_rollback = true
+
+[build]
+  dockerfile = "Dockerfile.prod"
+  build-target = "runtime"
+  ignorefile = ".dockerignore"
+  [build.args]
+    NODE_VERSION = "20"
+    WORKERS = 4
+
+[deploy]
+  strategy = "bluegreen"
+  wait_timeout = "5m"
+  max_unavailable = 0.33
+
+[env]
+  PORT = "8080"
+  LOG_LEVEL = "info"
+
+[processes]
+  app = "node server.js --port 8080"
+  worker = "node worker.js"
+
+[http_service]
+  internal_port = 8080
+  force_https = true
+  auto_stop_machines = "stop"
+  auto_start_machines = true
+  min_machines_running = 0
+  processes = ["app"]
+  [http_service.concurrency]
+    type = "requests"
+    soft_limit = 200
+    hard_limit = 250
+  [[http_service.checks]]
+    grace_period = "10s"
+    interval = "30s"
+    method = "GET"
+    timeout = "5s"
+    path = "/"
+    headers = { X-Forwarded-Proto = "https" }
+
+[[services]]
+  http_checks = []
+  internal_port = 9000
+  processes = ["worker"]
+  protocol = "tcp"
+  script_checks = []
+  [services.concurrency]
+    hard_limit = 25
+    soft_limit = 20
+    type = "connections"
+  [[services.ports]]
+    force_https = true
+    handlers = ["http"]
+    port = 80
+  [[services.ports]]
+    handlers = ["tls", "http"]
+    port = 443
+  [[services.tcp_checks]]
+    grace_period = "1s"
+    interval = "15s"
+    restart_limit = 0
+    timeout = "2s"
+
+[mounts]
+  source = "myapp_data"
+  destination = "/data"
+  processes = ["app"]
+
+[checks]
+  [checks.status]
+    port = 8080
+    type = "http"
+    interval = "10s"
+    timeout = "2s"
+    grace_period = "5s"
+    method = "get"
+    path = "/status"
+
+[[vm]]
+  size = "shared-cpu-2x"
+  memory = "1gb"
+  processes = ["app"]
+
+[[vm]]
+  cpu_kind = "performance"
+  cpus = 2
+  memory_mb = 4096
+  processes = ["worker"]
+
+[[statics]]
+  guest_path = "/app/public"
+  url_prefix = "/static"
+
+[metrics]
+  port = 9091
+  path = "/metrics"
+
+[[restart]]
+  policy = "never"
+  retries = 3
+  processes = ["worker"]
+`;
+
+function invalid(text: string): AppConfigError {
+  try {
+    parseAppConfig(text, "fly.toml");
+  } catch (err) {
+    if (err instanceof AppConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected an AppConfigError");
+}
+
+describe("parseAppConfig", () => {
+  it("parses a realistic fly.toml from Fly's reference without warnings", () => {
+    const { config, warnings } = parseAppConfig(FLY_TOML, "fly.toml");
+    expect(warnings).toEqual([]);
+    expect(config.app).toBe("fly-app-name");
+    expect(config.kill_signal).toBe("SIGINT");
+    expect(config.build?.["build-target"]).toBe("runtime");
+    // Numbers in [build.args] and [env] become strings, as they reach the build and the machine as text.
+    expect(config.build?.args).toEqual({ NODE_VERSION: "20", WORKERS: "4" });
+    expect(config.http_service?.auto_stop_machines).toBe("stop");
+    expect(config.http_service?.checks?.[0]?.headers).toEqual({ "X-Forwarded-Proto": "https" });
+    expect(config.services?.[0]?.ports?.map((p) => p.port)).toEqual([80, 443]);
+    // A single [mounts] table is kept as a one-element list, like [[mounts]].
+    expect(config.mounts).toEqual([{ source: "myapp_data", destination: "/data", processes: ["app"] }]);
+    expect(config.metrics).toEqual([{ port: 9091, path: "/metrics" }]);
+    expect(config.vm).toHaveLength(2);
+    expect(config.checks?.status?.path).toBe("/status");
+    expect(config.deploy).toEqual({ strategy: "bluegreen", wait_timeout: "5m", max_unavailable: 0.33 });
+  });
+
+  it("takes auto_stop_machines as a boolean too", () => {
+    const { config } = parseAppConfig("[http_service]\nauto_stop_machines = false\n", "fly.toml");
+    expect(config.http_service?.auto_stop_machines).toBe(false);
+  });
+
+  it("warns about unknown keys with their path and line, and drops them", () => {
+    const text =
+      'app = "web"\nfoo = 1\n\n[http_service]\n  internal_port = 8080\n  foo = "x"\n\n[[services]]\n  internal_port = 1\n  [[services.ports]]\n    port = 80\n    bogus = true\n\n[mounts]\n  source = "d"\n  destination = "/d"\n  size = 3\n';
+    const { config, warnings } = parseAppConfig(text, "fly.toml");
+    expect(warnings).toEqual([
+      "fly.toml:2: unknown key foo (ignored)",
+      "fly.toml:6: unknown key http_service.foo (ignored)",
+      "fly.toml:12: unknown key services[0].ports[0].bogus (ignored)",
+      "fly.toml:17: unknown key mounts.size (ignored)",
+    ]);
+    expect(config.http_service).toEqual({ internal_port: 8080 });
+    expect(config.services?.[0]?.ports).toEqual([{ port: 80 }]);
+    expect(config).not.toHaveProperty("foo");
+  });
+
+  it("warns about Fly keys Hangar does not act on", () => {
+    const text =
+      '[build]\n  builder = "paketobuildpacks/builder:base"\n\n[[services]]\n  internal_port = 8080\n  script_checks = []\n';
+    expect(parseAppConfig(text, "fly.toml").warnings).toEqual([
+      "fly.toml:2: build.builder is not supported by Hangar (ignored)",
+    ]);
+  });
+
+  it("names the key and line of each wrong type", () => {
+    const text =
+      'app = "web"\n\n[http_service]\n  force_https = true\n  auto_stop_machines = "sometimes"\n\n  internal_port = "8080"\n\n[[vm]]\n  size = "huge"\n  cpus = 1.5\n';
+    const err = invalid(text);
+    expect(err.code).toBe("invalid");
+    expect(err.issues).toEqual([
+      {
+        path: "http_service.auto_stop_machines",
+        line: 5,
+        message: 'expected a boolean or one of "off", "stop", "suspend", got "sometimes"',
+      },
+      {
+        path: "http_service.internal_port",
+        line: 7,
+        message: "expected a number, got string",
+      },
+      {
+        path: "vm[0].size",
+        line: 10,
+        message: expect.stringMatching(/^expected a VM size: shared-cpu-1x, .*, got "huge"$/),
+      },
+      { path: "vm[0].cpus", line: 11, message: "expected an integer, got 1.5" },
+    ]);
+    expect(err.message.split("\n")[1]).toBe(
+      "fly.toml:7: http_service.internal_port: expected a number, got string",
+    );
+  });
+
+  it("reports bad durations, signals, app names and missing required keys", () => {
+    const text =
+      'app = "Web_App"\nkill_signal = "SIGFOO"\n\n[[http_service.checks]]\n  interval = "often"\n\n[[services]]\n  protocol = "tcp"\n';
+    const messages = invalid(text).message.split("\n");
+    expect(messages).toContain(
+      "fly.toml:5: http_service.checks[0].interval: " +
+        'expected a duration such as "10s" or "1m30s", or a number of seconds, got "often"',
+    );
+    expect(messages).toContain("fly.toml:7: services[0].internal_port: required, expected a number");
+    expect(messages.some((m) => m.startsWith("fly.toml:1: app: expected lowercase letters"))).toBe(true);
+    expect(messages.some((m) => m.startsWith("fly.toml:2: kill_signal: expected one of"))).toBe(true);
+  });
+
+  it("reports TOML syntax errors as file:line:column", () => {
+    const err = invalid('app = "web"\n\n[http_service]\n  internal_port = = 8080\n');
+    expect(err.code).toBe("syntax");
+    expect(err.issues[0]).toMatchObject({ path: "", line: 4, column: expect.any(Number) });
+    expect(err.message).toMatch(/^fly\.toml:4:\d+: /);
+  });
+});

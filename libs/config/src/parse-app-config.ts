@@ -1,0 +1,202 @@
+import { parse, TomlError } from "smol-toml";
+import type { z } from "zod";
+import { type AppConfig, AppConfigSchema, TABLE_OR_ARRAY_KEYS, UNSUPPORTED_KEYS } from "./app-config.js";
+import { TomlLocator, type TomlPath } from "./toml-locator.js";
+
+/** One problem in an app config file: where, and what is wrong. */
+export interface AppConfigIssue {
+  /** The key path as written in the file, e.g. "services[0].internal_port"; "" for the whole file. */
+  path: string;
+  line?: number;
+  column?: number;
+  message: string;
+}
+
+/** An app config file is not valid TOML (`syntax`) or has values of the wrong type (`invalid`). */
+export class AppConfigError extends Error {
+  override name = "AppConfigError";
+  constructor(
+    readonly code: "syntax" | "invalid",
+    readonly file: string,
+    readonly issues: AppConfigIssue[],
+    detail?: string,
+  ) {
+    super([...issues.map((issue) => formatIssue(file, issue)), ...(detail ? [detail] : [])].join("\n"));
+  }
+}
+
+/** "fly.toml:7: http_service.internal_port: expected a number, got string". */
+function formatIssue(file: string, issue: AppConfigIssue): string {
+  const where = [file, issue.line, issue.column].filter((part) => part !== undefined).join(":");
+  return issue.path === "" ? `${where}: ${issue.message}` : `${where}: ${issue.path}: ${issue.message}`;
+}
+
+/** The outcome of parseAppConfig: the config, and what in it was ignored. */
+export interface ParsedAppConfig {
+  config: AppConfig;
+  /** "fly.toml:12: unknown key http_service.foo (ignored)", one per ignored key. */
+  warnings: string[];
+}
+
+/**
+ * Parses and validates fly.toml / hangar.toml text. Unknown keys become warnings; values of the wrong type,
+ * and TOML syntax errors, throw an AppConfigError naming the file, line and key path of each problem.
+ */
+export function parseAppConfig(text: string, fileName: string): ParsedAppConfig {
+  let raw: Record<string, unknown>;
+  try {
+    raw = parse(text) as Record<string, unknown>;
+  } catch (err) {
+    if (!(err instanceof TomlError)) throw err;
+    const message = (err.message.split("\n")[0] ?? "").replace(/^Invalid TOML document: /, "");
+    const issue = { path: "", line: err.line, column: err.column, message };
+    throw new AppConfigError("syntax", fileName, [issue], err.codeblock);
+  }
+  const locator = new TomlLocator(text);
+  const wrapped = new Set<string>();
+  for (const key of TABLE_OR_ARRAY_KEYS) {
+    const value = raw[key];
+    if (value !== undefined && !Array.isArray(value)) {
+      raw[key] = [value];
+      wrapped.add(key);
+    }
+  }
+  // As written in the file: a table given once (`[mounts]`) has no index.
+  const asWritten = (path: TomlPath): TomlPath =>
+    typeof path[0] === "string" && wrapped.has(path[0]) && path[1] === 0 ? [path[0], ...path.slice(2)] : path;
+  const lineOf = (path: TomlPath) => locator.lineOf(asWritten(path));
+
+  const warnings: { line: number | undefined; text: string }[] = [];
+  const warn = (path: TomlPath, text: string) => {
+    const line = lineOf(path);
+    warnings.push({ line, text: `${line === undefined ? fileName : `${fileName}:${line}`}: ${text}` });
+  };
+  let result = AppConfigSchema.safeParse(raw, { reportInput: true });
+  const unknown = result.success ? [] : result.error.issues.filter((i) => i.code === "unrecognized_keys");
+  if (unknown.length > 0) {
+    for (const issue of unknown) {
+      const table = walk(raw, issue.path) as Record<string, unknown>;
+      for (const key of issue.keys) {
+        const path = [...issue.path, key] as TomlPath;
+        warn(path, `unknown key ${displayPath(asWritten(path))} (ignored)`);
+        delete table[key];
+      }
+    }
+    result = AppConfigSchema.safeParse(raw, { reportInput: true });
+  }
+  if (!result.success) {
+    const issues = result.error.issues.map((issue) => {
+      const path = issue.path as TomlPath;
+      const line = lineOf(path);
+      return {
+        path: displayPath(asWritten(path)),
+        ...(line !== undefined ? { line } : {}),
+        message: describeIssue(issue),
+      };
+    });
+    throw new AppConfigError("invalid", fileName, byLine(issues));
+  }
+  for (const key of UNSUPPORTED_KEYS) {
+    for (const path of present(raw, key.split("."))) {
+      warn(path, `${displayPath(asWritten(path))} is not supported by Hangar (ignored)`);
+    }
+  }
+  return { config: result.data, warnings: byLine(warnings).map((w) => w.text) };
+}
+
+/** Sorted by line, those without one last, so problems read in file order. */
+function byLine<T extends { line?: number | undefined }>(items: T[]): T[] {
+  return [...items].sort((a, b) => (a.line ?? Number.MAX_SAFE_INTEGER) - (b.line ?? Number.MAX_SAFE_INTEGER));
+}
+
+function walk(value: unknown, path: readonly PropertyKey[]): unknown {
+  let at = value;
+  for (const key of path) at = (at as Record<PropertyKey, unknown>)[key];
+  return at;
+}
+
+/** The concrete paths where a dotted key is set (to something other than an empty array), through arrays. */
+function present(value: unknown, keys: readonly string[], at: (string | number)[] = []): TomlPath[] {
+  if (keys.length === 0) return Array.isArray(value) && value.length === 0 ? [] : [at];
+  if (Array.isArray(value)) return value.flatMap((item, i) => present(item, keys, [...at, i]));
+  if (value === null || typeof value !== "object") return [];
+  const [key, ...rest] = keys as [string, ...string[]];
+  const child = (value as Record<string, unknown>)[key];
+  return child === undefined ? [] : present(child, rest, [...at, key]);
+}
+
+/** "services[0].ports[1].port". */
+function displayPath(path: TomlPath): string {
+  let out = "";
+  for (const part of path) {
+    if (typeof part === "number") out += `[${part}]`;
+    else out += out === "" ? part : `.${part}`;
+  }
+  return out;
+}
+
+const EXPECTED: Record<string, string> = {
+  number: "a number",
+  int: "an integer",
+  string: "a string",
+  boolean: "a boolean",
+  array: "an array",
+  object: "a table",
+  record: "a table",
+};
+
+/** The TOML type of a value, as the user wrote it. */
+function tomlType(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "array";
+  if (value instanceof Date) return "datetime";
+  if (value !== null && typeof value === "object") return "table";
+  return typeof value;
+}
+
+/** A scalar shown as written; anything else by its type. */
+function shown(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  return tomlType(value);
+}
+
+function expectation(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code === "invalid_type") return EXPECTED[issue.expected] ?? issue.expected;
+  if (issue.code === "invalid_value")
+    return `one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`;
+  return undefined;
+}
+
+function orList(items: string[]): string {
+  return items.length <= 1
+    ? (items[0] ?? "")
+    : `${items.slice(0, -1).join(", ")} or ${items[items.length - 1]}`;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const input = issue.input;
+  switch (issue.code) {
+    case "invalid_type":
+      if (input === undefined) return `required, expected ${expectation(issue)}`;
+      return `expected ${expectation(issue)}, got ${typeof input === "number" ? input : tomlType(input)}`;
+    case "invalid_value":
+      return `expected ${expectation(issue)}, got ${shown(input)}`;
+    case "invalid_union": {
+      const options = issue.errors.map((branch) => branch.find((i) => i.path.length === 0));
+      const expected = options.map((i) => (i ? expectation(i) : undefined));
+      if (expected.every((e): e is string => e !== undefined)) {
+        return `expected ${orList(expected)}, got ${shown(input)}`;
+      }
+      return `${issue.message}, got ${shown(input)}`;
+    }
+    case "too_small":
+      if (issue.origin === "string") return "expected a non-empty string";
+      if (issue.origin === "array") return `expected at least ${issue.minimum} items`;
+      return `expected at least ${issue.minimum}, got ${shown(input)}`;
+    case "too_big":
+      return `expected at most ${issue.maximum}, got ${shown(input)}`;
+    default:
+      return `${issue.message}, got ${shown(input)}`;
+  }
+}

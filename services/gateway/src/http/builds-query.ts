@@ -1,0 +1,51 @@
+import type { Context } from "hono";
+import type { BuildOptions } from "./builds-backend.js";
+import { flag, invalid, quoted } from "./query.js";
+
+const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+function dockerfile(c: Context): string | undefined {
+  const path = c.req.query("dockerfile") || undefined;
+  if (path === undefined) return undefined;
+  // The builder reads it from inside the context; a path out of it can only be a mistake or an attack.
+  if (path.startsWith("/") || path.split("/").includes("..") || path.includes("\0")) {
+    throw invalid("dockerfile", `expected a relative path inside the context, received ${quoted(path)}`);
+  }
+  return path;
+}
+
+function target(c: Context): string | undefined {
+  const stage = c.req.query("target") || undefined;
+  if (stage !== undefined && !/^\S+$/.test(stage)) {
+    throw invalid("target", `expected a stage name, received ${quoted(stage)}`);
+  }
+  return stage;
+}
+
+// `build_arg=K=V`, repeated; the value may itself hold "=".
+function buildArgs(c: Context): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const arg of c.req.queries("build_arg") ?? []) {
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (eq < 0 || !ARG_NAME.test(name)) {
+      throw invalid(
+        "build_arg",
+        `expected NAME=value with NAME of letters, digits and _, received ${quoted(arg)}`,
+      );
+    }
+    args[name] = arg.slice(eq + 1);
+  }
+  return args;
+}
+
+/** `POST .../builds`: dockerfile, target, no_cache, network, build_arg (repeatable K=V). */
+export function buildOptions(c: Context): BuildOptions {
+  return {
+    dockerfile: dockerfile(c),
+    target: target(c),
+    noCache: flag(c, "no_cache"),
+    network: flag(c, "network"),
+    buildArgs: buildArgs(c),
+  };
+}

@@ -1,0 +1,26 @@
+import { Hono } from "hono";
+import { type ApiEnv, requestContext } from "./context.js";
+import { appParam } from "./params.js";
+import type { ReleasesBackend } from "./releases-backend.js";
+import { createReleaseInput, releaseOutcome, versionParam } from "./releases-body.js";
+
+/** `/apps/{app}/releases` routes: create, end (PATCH), list, show. */
+export function releaseRoutes(backend: ReleasesBackend): Hono<ApiEnv> {
+  return new Hono<ApiEnv>()
+    .post("/apps/:app_name/releases", async (c) => {
+      const app = appParam(c);
+      const input = await createReleaseInput(c);
+      return c.json(await backend.createRelease(app, input, requestContext(c)), 201);
+    })
+    .get("/apps/:app_name/releases", async (c) => {
+      return c.json(await backend.listReleases(appParam(c), requestContext(c)));
+    })
+    .get("/apps/:app_name/releases/:version", async (c) => {
+      return c.json(await backend.getRelease(appParam(c), versionParam(c), requestContext(c)));
+    })
+    .patch("/apps/:app_name/releases/:version", async (c) => {
+      const [app, version] = [appParam(c), versionParam(c)];
+      const outcome = await releaseOutcome(c);
+      return c.json(await backend.endRelease(app, version, outcome, requestContext(c)));
+    });
+}

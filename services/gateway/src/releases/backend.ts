@@ -1,0 +1,161 @@
+import {
+  type ReleaseCommand,
+  type ReleaseEvent,
+  type ReleasesState,
+  releaseDecider,
+  releasesStream,
+} from "@hangar/domain";
+import {
+  type AggregateStream,
+  CommandHandler,
+  type CommandResult,
+  type EventStore,
+  isDomainError,
+} from "@hangar/eventstore";
+import type { BuildCatalog } from "../builds/catalog.js";
+import { newUlid } from "../builds/ids.js";
+import type { RequestContext } from "../http/backend.js";
+import { ApiError } from "../http/errors.js";
+import type {
+  CreateReleaseInput,
+  ReleaseOutcome,
+  ReleaseStatusView,
+  ReleasesBackend,
+  ReleaseView,
+} from "../http/releases-backend.js";
+import type { ReleaseCatalog, ReleaseRecord } from "./catalog.js";
+
+export interface StreamReleasesBackendDeps {
+  store: EventStore;
+  catalog: ReleaseCatalog;
+  /** Where a release's build_id is looked up. */
+  builds: BuildCatalog;
+  /** True when the app exists (and was not destroyed). */
+  appExists(app: string): boolean;
+  /** The RELEASES stream (tests pass a prefixed one). */
+  stream?: AggregateStream<ReleaseEvent>;
+}
+
+/** A release as the API shows it. */
+export function toReleaseView(r: ReleaseRecord): ReleaseView {
+  const x = r.release;
+  return {
+    version: x.version,
+    id: x.releaseId,
+    status: x.status as ReleaseStatusView,
+    image: x.imageRef,
+    build_id: x.buildId || null,
+    description: x.description,
+    reason: x.status === "failed" ? x.reason : null,
+    strategy: x.strategy,
+    machine_ids: x.machineIds,
+    config: x.configJson ? (JSON.parse(x.configJson) as Record<string, unknown>) : null,
+    created_at: new Date(r.createdAtMs).toISOString(),
+  };
+}
+
+/** The releases API over the RELEASES stream; reads come from the ReleaseCatalog. */
+export class StreamReleasesBackend implements ReleasesBackend {
+  private readonly handler: CommandHandler<ReleasesState, ReleaseCommand, ReleaseEvent>;
+
+  constructor(private readonly deps: StreamReleasesBackendDeps) {
+    this.handler = new CommandHandler(deps.store, deps.stream ?? releasesStream, releaseDecider);
+  }
+
+  private appOrThrow(app: string): void {
+    if (!this.deps.appExists(app)) throw ApiError.of("not_found", `app ${app} not found`);
+  }
+
+  private record(app: string, version: number): ReleaseRecord {
+    this.appOrThrow(app);
+    const r = this.deps.catalog.release(app, version);
+    if (!r) throw ApiError.of("not_found", `release v${version} not found in app ${app}`);
+    return r;
+  }
+
+  /** The image of a release that names a build: the build must belong to the app and have succeeded. */
+  private buildImage(app: string, buildId: string): string {
+    const build = this.deps.builds.build(app, buildId);
+    if (!build) throw unprocessable(`build_id: build ${buildId} not found in app ${app}`);
+    const imageRef = build.state.result?.imageRef;
+    if (build.state.status !== "succeeded" || !imageRef) {
+      throw unprocessable(
+        `build_id: build ${buildId} is ${build.state.status}; only a succeeded build can be released`,
+      );
+    }
+    return imageRef;
+  }
+
+  async createRelease(app: string, input: CreateReleaseInput, ctx: RequestContext): Promise<ReleaseView> {
+    this.appOrThrow(app);
+    const image = input.buildId ? (input.image ?? this.buildImage(app, input.buildId)) : input.image;
+    if (!image) throw unprocessable("image: required unless build_id is given");
+    const releaseId = newUlid();
+    const res = await this.handle(
+      app,
+      {
+        type: "CreateRelease",
+        releaseId,
+        imageRef: image,
+        configJson: input.config ? JSON.stringify(input.config) : "",
+        ...(input.buildId ? { buildId: input.buildId } : {}),
+        ...(input.strategy ? { strategy: input.strategy } : {}),
+        ...(input.description ? { description: input.description } : {}),
+      },
+      `create-release-${releaseId}`,
+      ctx,
+    );
+    const created = res.events[0];
+    const version = created?.type === "ReleaseCreated" ? (created.data.version ?? 0) : 0;
+    return toReleaseView(this.record(app, version));
+  }
+
+  async endRelease(
+    app: string,
+    version: number,
+    outcome: ReleaseOutcome,
+    ctx: RequestContext,
+  ): Promise<ReleaseView> {
+    this.record(app, version);
+    const command: ReleaseCommand =
+      outcome.status === "succeeded"
+        ? { type: "SucceedRelease", version, machineIds: outcome.machineIds }
+        : { type: "FailRelease", version, reason: outcome.reason };
+    await this.handle(app, command, `${command.type}-${app}-v${version}-${newUlid()}`, ctx);
+    return toReleaseView(this.record(app, version));
+  }
+
+  async listReleases(app: string): Promise<ReleaseView[]> {
+    this.appOrThrow(app);
+    return this.deps.catalog.releasesOf(app).map(toReleaseView);
+  }
+
+  async getRelease(app: string, version: number): Promise<ReleaseView> {
+    return toReleaseView(this.record(app, version));
+  }
+
+  // Runs a command on the app's releases and waits until the catalog shows it (read your own writes).
+  private async handle(
+    app: string,
+    command: ReleaseCommand,
+    commandId: string,
+    ctx: RequestContext,
+  ): Promise<CommandResult<ReleasesState, ReleaseEvent>> {
+    let res: CommandResult<ReleasesState, ReleaseEvent>;
+    try {
+      res = await this.handler.handle(app, command, { commandId, correlationId: ctx.requestId });
+    } catch (err) {
+      if (isDomainError(err, "failed_precondition"))
+        throw new ApiError(409, "failed_precondition", err.message, { cause: err });
+      if (isDomainError(err, "not_found")) throw ApiError.of("not_found", err.message, { cause: err });
+      if (isDomainError(err, "invalid_argument")) throw unprocessable(err.message, err);
+      throw err;
+    }
+    await this.deps.catalog.waitForSeq(res.seq);
+    return res;
+  }
+}
+
+function unprocessable(message: string, cause?: unknown): ApiError {
+  return new ApiError(422, "invalid_argument", message, cause ? { cause } : undefined);
+}
