@@ -14,7 +14,8 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 is_debian_root() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
 
 # System packages: nats-server, PostgreSQL (Debian keeps initdb/pg_ctl under /usr/lib/postgresql/*/bin),
-# bubblewrap (the builder's RUN steps and sandboxed machines) and skopeo (the registry's conformance tests).
+# bubblewrap (the builder's RUN steps and sandboxed machines), attr (overlayfs opaque-dir xattrs in
+# layers), and skopeo and umoci (tools no one here wrote, that check our images and registry in tests).
 have_postgres() {
   command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1 && return 0
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
@@ -24,6 +25,8 @@ command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 have_postgres || missing+=(postgresql)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v umoci >/dev/null 2>&1 || missing+=(umoci)
+command -v setfattr >/dev/null 2>&1 || missing+=(attr)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"

@@ -1,16 +1,21 @@
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { Registry } from "prom-client";
+import { type RegistryStore, registryRoutes } from "../registry/mod.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
 import { bearerAuth } from "./auth.js";
 import type { MachinesBackend } from "./backend.js";
+import { buildRoutes } from "./builds.js";
+import type { BuildsBackend } from "./builds-backend.js";
 import type { ApiEnv } from "./context.js";
 import { errorHandler, notFound } from "./error-handler.js";
 import { httpMetrics } from "./http-metrics.js";
 import { leaseRoutes } from "./leases.js";
 import { machineActionRoutes } from "./machine-actions.js";
 import { machineRoutes } from "./machines.js";
+import { releaseRoutes } from "./releases.js";
+import type { ReleasesBackend } from "./releases-backend.js";
 import { requestId } from "./request-id.js";
 import { tracing } from "./tracing.js";
 
@@ -22,9 +27,20 @@ export interface ApiDeps {
   logger?: Logger;
   /** Registry served on `/metrics` and holding the HTTP metrics; defaults to a new one. */
   metrics?: Registry;
+  /** Serves `/v1/apps/{app}/builds` when given. */
+  builds?: BuildsBackend;
+  /** Serves `/v1/apps/{app}/releases` when given. */
+  releases?: ReleasesBackend;
+  /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
+  registry?: RegistryStore;
+  /** Where `/v2` blob upload sessions keep their bytes; defaults to a folder under the OS temp dir. */
+  registryUploadDir?: string;
 }
 
-/** The Fly-compatible Machines API: `/v1/...` behind the bearer token, plus `/health` and `/metrics` without. */
+/**
+ * The Fly-compatible Machines API: `/v1/...` behind the bearer token, plus `/health` and `/metrics` without,
+ * and with a registry, the OCI Distribution API on `/v2` (same token, as Bearer or Basic password).
+ */
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const logger = deps.logger ?? createLogger("gateway");
   const registry = deps.metrics ?? new Registry();
@@ -42,5 +58,13 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   for (const routes of [appRoutes, machineRoutes, machineActionRoutes, leaseRoutes]) {
     api.route("/v1", routes(deps.backend));
   }
+  if (deps.registry) {
+    api.route(
+      "/v2",
+      registryRoutes({ store: deps.registry, token: deps.token, logger, uploadDir: deps.registryUploadDir }),
+    );
+  }
+  if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
+  if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
   return api;
 }

@@ -1,0 +1,344 @@
+import { createReadStream, createWriteStream, type Stats } from "node:fs";
+import {
+  chmod,
+  chown,
+  lchown,
+  link,
+  lstat,
+  lutimes,
+  mkdir,
+  readdir,
+  readlink,
+  rm,
+  symlink,
+  utimes,
+} from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip, createGzip } from "node:zlib";
+import tar, { type Pack } from "tar-stream";
+import { type Digest, DigestHasher } from "./digest.js";
+import { LayerEntryError } from "./errors.js";
+import { run } from "./exec.js";
+import { findOpaqueDirs, markOpaque } from "./xattr.js";
+
+/** A layer written to disk: its compressed digest (what manifests name) and uncompressed diff id. */
+export interface LayerFile {
+  file: string;
+  /** Digest of the .tar.gz. */
+  digest: Digest;
+  /** Digest of the uncompressed tar (the image config's rootfs.diff_ids). */
+  diffId: Digest;
+  /** Size of the .tar.gz in bytes. */
+  size: number;
+}
+
+type TarHeader = Parameters<Pack["entry"]>[0];
+
+const EMPTY = new Uint8Array(0);
+const WHITEOUT = ".wh.";
+const OPAQUE_MARKER = ".wh..wh..opq";
+
+/**
+ * Tars and gzips a directory into `outFile` as an OCI layer. With `overlayUpper`, the directory is an
+ * overlayfs upper dir and its whiteouts and opaque dirs become OCI whiteout entries. `skip` gets
+ * each path relative to `dir` without a leading slash (`app/node_modules`) and excludes it and what is under it.
+ * `mtime` clamps newer mtimes to it; `gzipLevel` trades size for speed (zlib's default, 6, if unset).
+ */
+export async function createLayer(
+  dir: string,
+  outFile: string,
+  opts: { overlayUpper?: boolean; skip?: (p: string) => boolean; mtime?: Date; gzipLevel?: number } = {},
+): Promise<LayerFile> {
+  const root = resolve(dir);
+  const opaque = opts.overlayUpper ? await findOpaqueDirs(root) : new Set<string>();
+  const diffId = new DigestHasher();
+  const compressed = new DigestHasher();
+  const pack = tar.pack();
+  const writing = pipeline(
+    pack,
+    tap(diffId),
+    createGzip({ level: opts.gzipLevel }),
+    tap(compressed),
+    createWriteStream(outFile),
+  );
+  writing.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
+  const links = new Map<string, string>();
+  const clamp = (d: Date): Date => (opts.mtime !== undefined && d > opts.mtime ? opts.mtime : d);
+
+  const add = (header: TarHeader, content?: () => NodeJS.ReadableStream): Promise<void> =>
+    new Promise((done, fail) => {
+      const callback = (err?: Error | null) => (err ? fail(err) : done());
+      if (content) content().once("error", fail).pipe(pack.entry(header, callback));
+      else pack.entry(header, EMPTY, callback);
+    });
+
+  const walk = async (relDir: string): Promise<void> => {
+    const names = (await readdir(join(root, relDir))).sort();
+    for (const name of names) {
+      const rel = relDir === "" ? name : `${relDir}/${name}`;
+      if (opts.skip?.(rel)) continue;
+      const abs = join(root, rel);
+      const st = await lstat(abs);
+      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(st.mtime) };
+      if (st.isDirectory()) {
+        await add({ ...base, name: `${rel}/`, type: "directory" });
+        if (opaque.has(abs))
+          await add({ ...base, name: `${rel}/${OPAQUE_MARKER}`, type: "file", mode: 0, size: 0 });
+        await walk(rel);
+      } else if (opts.overlayUpper && st.isCharacterDevice() && st.rdev === 0) {
+        const whiteout = relDir === "" ? `${WHITEOUT}${name}` : `${relDir}/${WHITEOUT}${name}`;
+        await add({ ...base, name: whiteout, type: "file", mode: 0, size: 0 });
+      } else if (st.isSymbolicLink()) {
+        await add({ ...base, name: rel, type: "symlink", linkname: await readlink(abs) });
+      } else if (st.isFile()) {
+        const inode = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? links.get(inode) : undefined;
+        if (first !== undefined) {
+          await add({ ...base, name: rel, type: "link", linkname: first });
+        } else {
+          if (st.nlink > 1) links.set(inode, rel);
+          await add({ ...base, name: rel, type: "file", size: st.size }, () => createReadStream(abs));
+        }
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        const type = st.isCharacterDevice() ? "character-device" : "block-device";
+        await add({ ...base, name: rel, type, ...deviceNumbers(st) });
+      } else if (st.isFIFO()) {
+        await add({ ...base, name: rel, type: "fifo" });
+      }
+      // Sockets cannot live in a tar; a process recreates them at run time anyway.
+    }
+  };
+
+  try {
+    await walk("");
+    pack.finalize();
+  } catch (error) {
+    pack.destroy(error as Error);
+    await writing.catch(() => {});
+    throw error;
+  }
+  await writing;
+  return { file: outFile, digest: compressed.digest(), diffId: diffId.digest(), size: compressed.size };
+}
+
+/**
+ * Applies a layer (.tar.gz, or plain tar) to `target`. Mode "flatten" (default) applies OCI whiteouts by
+ * deleting what they hide; mode "overlay" unpacks the layer as an overlayfs lower dir, turning
+ * whiteouts into 0/0 character devices and opaque markers into the overlay xattr. Entries that would
+ * land outside `target` are refused with LayerEntryError.
+ */
+export async function applyLayer(
+  src: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+  target: string,
+  opts: { mode?: "flatten" | "overlay" } = {},
+): Promise<void> {
+  const root = resolve(target);
+  const overlay = opts.mode === "overlay";
+  await mkdir(root, { recursive: true });
+  const extract = tar.extract();
+  const { head, rest } = await peek(src as AsyncIterable<Uint8Array>, 2);
+  const gzipped = head[0] === 0x1f && head[1] === 0x8b;
+  const feeding = gzipped
+    ? pipeline(Readable.from(rest), createGunzip(), extract)
+    : pipeline(Readable.from(rest), extract);
+  feeding.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
+
+  const created = new Set<string>();
+  const dirTimes: Array<{ path: string; mtime: Date }> = [];
+  const opaqueDirs: string[] = [];
+  const asRoot = process.getuid?.() === 0;
+
+  const own = async (path: string, h: TarHeader, symlinked = false): Promise<void> => {
+    if (!asRoot) return;
+    await (symlinked ? lchown : chown)(path, h.uid ?? 0, h.gid ?? 0);
+  };
+
+  try {
+    for await (const entry of extract) {
+      const h = entry.header;
+      const parts = entryPath(h.name);
+      if (parts.length === 0) {
+        entry.resume();
+        continue;
+      }
+      const rel = parts.join("/");
+      const name = parts[parts.length - 1] as string;
+      const parentRel = parts.slice(0, -1).join("/");
+      const parent = await ensureParents(root, parts.slice(0, -1), h.name);
+      const path = join(parent, name);
+
+      if (name === OPAQUE_MARKER) {
+        entry.resume();
+        if (overlay) opaqueDirs.push(parent);
+        else await clearLower(root, parentRel, created);
+        continue;
+      }
+      if (name.startsWith(WHITEOUT)) {
+        entry.resume();
+        const hidden = name.slice(WHITEOUT.length);
+        const hiddenRel = parentRel === "" ? hidden : `${parentRel}/${hidden}`;
+        entryPath(hiddenRel); // a whiteout of ".." is as much an escape as any other
+        if (created.has(hiddenRel)) continue; // whiteouts hide only what lower layers had
+        await rm(join(parent, hidden), { recursive: true, force: true });
+        if (overlay) await run("mknod", ["-m", "0", join(parent, hidden), "c", "0", "0"]);
+        continue;
+      }
+
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const mtime = h.mtime ?? new Date(0);
+      if (h.type === "directory") {
+        entry.resume();
+        const existing = await lstat(path).catch(() => undefined);
+        if (existing && !existing.isDirectory()) await rm(path, { force: true });
+        if (!existing?.isDirectory()) await mkdir(path);
+        await own(path, h);
+        await chmod(path, mode);
+        dirTimes.push({ path, mtime });
+        created.add(rel);
+        continue;
+      }
+
+      await rm(path, { recursive: true, force: true });
+      switch (h.type) {
+        case "file":
+        case "contiguous-file":
+          await pipeline(entry, createWriteStream(path, { mode: 0o600 }));
+          break;
+        case "symlink":
+          entry.resume();
+          await symlink(h.linkname ?? "", path);
+          break;
+        case "link": {
+          entry.resume();
+          const linkParts = entryPath(h.linkname ?? "");
+          const linkParent = await ensureParents(root, linkParts.slice(0, -1), h.linkname ?? "");
+          const linkTarget = join(linkParent, linkParts[linkParts.length - 1] ?? "");
+          const st = await lstat(linkTarget).catch(() => undefined);
+          if (!st || st.isDirectory()) {
+            throw new LayerEntryError(
+              `hard link ${h.name} points at ${h.linkname}, which is not a file in the layer`,
+            );
+          }
+          await link(linkTarget, path);
+          created.add(rel);
+          continue; // a hard link shares its target's owner, mode and times
+        }
+        case "character-device":
+        case "block-device":
+          entry.resume();
+          await run("mknod", [
+            path,
+            h.type === "character-device" ? "c" : "b",
+            `${h.devmajor ?? 0}`,
+            `${h.devminor ?? 0}`,
+          ]);
+          break;
+        case "fifo":
+          entry.resume();
+          await run("mkfifo", [path]);
+          break;
+        default:
+          entry.resume();
+          throw new LayerEntryError(`layer entry ${h.name} has type ${h.type}, which a layer cannot hold`);
+      }
+      created.add(rel);
+      if (h.type === "symlink") {
+        await own(path, h, true);
+        await lutimes(path, mtime, mtime);
+      } else {
+        await own(path, h);
+        await chmod(path, mode); // after chown, which clears setuid and setgid bits
+        await utimes(path, mtime, mtime);
+      }
+    }
+  } catch (error) {
+    extract.destroy();
+    await feeding.catch(() => {});
+    throw error;
+  }
+  await feeding;
+  await markOpaque(opaqueDirs);
+  // Last, deepest first: creating entries inside a directory moves its mtime.
+  for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
+}
+
+/** The path components of a tar entry name; refuses absolute names and `..`. */
+function entryPath(name: string): string[] {
+  if (name.startsWith("/"))
+    throw new LayerEntryError(`layer entry ${name} has an absolute path; layers hold relative paths`);
+  const parts = name.split("/").filter((p) => p !== "" && p !== ".");
+  if (parts.includes("..")) throw new LayerEntryError(`layer entry ${name} climbs out of the root with ".."`);
+  return parts;
+}
+
+/** Makes sure the parent directories exist as real directories, never following a symlink out of the root. */
+async function ensureParents(root: string, parts: string[], entryName: string): Promise<string> {
+  let dir = root;
+  for (const part of parts) {
+    dir = join(dir, part);
+    const st = await lstat(dir).catch(() => undefined);
+    if (st === undefined) await mkdir(dir, { mode: 0o755 });
+    else if (st.isSymbolicLink()) {
+      throw new LayerEntryError(
+        `layer entry ${entryName} goes through the symlink ${dir.slice(root.length)}; refused`,
+      );
+    } else if (!st.isDirectory()) {
+      throw new LayerEntryError(
+        `layer entry ${entryName} goes through ${dir.slice(root.length)}, which is not a directory`,
+      );
+    }
+  }
+  return dir;
+}
+
+/** An opaque directory in flatten mode: removes what lower layers had in it, keeping this layer's own entries. */
+async function clearLower(root: string, rel: string, created: Set<string>): Promise<void> {
+  for (const child of await readdir(join(root, rel))) {
+    const childRel = rel === "" ? child : `${rel}/${child}`;
+    if (!created.has(childRel)) await rm(join(root, childRel), { recursive: true, force: true });
+    else if ((await lstat(join(root, childRel))).isDirectory()) await clearLower(root, childRel, created);
+  }
+}
+
+/** Reads at least `n` bytes off the front of a stream and gives back a stream that still starts with them. */
+async function peek(
+  src: AsyncIterable<Uint8Array>,
+  n: number,
+): Promise<{ head: Buffer; rest: AsyncIterable<Uint8Array> }> {
+  const it = src[Symbol.asyncIterator]();
+  let head = Buffer.alloc(0);
+  while (head.length < n) {
+    const r = await it.next();
+    if (r.done) break;
+    head = Buffer.concat([head, typeof r.value === "string" ? Buffer.from(r.value) : r.value]);
+  }
+  const rest = (async function* () {
+    if (head.length > 0) yield head;
+    while (true) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  })();
+  return { head, rest };
+}
+
+function tap(hasher: DigestHasher): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      hasher.update(chunk);
+      cb(null, chunk);
+    },
+  });
+}
+
+// Linux's dev_t encoding (glibc's gnu_dev_major/minor).
+function deviceNumbers(st: Stats): { devmajor: number; devminor: number } {
+  const rdev = BigInt(st.rdev);
+  return {
+    devmajor: Number(((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn)),
+    devminor: Number((rdev & 0xffn) | ((rdev >> 12n) & ~0xffn)),
+  };
+}

@@ -1,0 +1,83 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "@hangar/telemetry";
+import { type Context, Hono } from "hono";
+import { registryAuth } from "./auth.js";
+import { cancelUpload, finishUpload, getBlob, patchUpload, startUpload, uploadStatus } from "./blobs.js";
+import { RegistryError, toRegistryError } from "./errors.js";
+import { getManifest, putManifest } from "./manifests.js";
+import { parseRegistryPath, type RegistryPath } from "./paths.js";
+import type { RegistryStore } from "./store.js";
+import { listTags } from "./tags.js";
+import { UploadSessions } from "./upload-sessions.js";
+
+export interface RegistryRoutesOptions {
+  store: RegistryStore;
+  /** The API token; accepted as a Bearer token or as the password of Basic auth. */
+  token: string;
+  logger: Logger;
+  /** Where upload sessions keep their bytes; defaults to `<os tmpdir>/hangar-gateway-uploads`. */
+  uploadDir?: string;
+}
+
+/** The OCI Distribution API, to mount on `/v2`. */
+export function registryRoutes(o: RegistryRoutesOptions): Hono {
+  const uploads = new UploadSessions(o.uploadDir ?? join(tmpdir(), "hangar-gateway-uploads"));
+  const routes = new Hono();
+  routes.use("*", async (c, next) => {
+    c.header("docker-distribution-api-version", "registry/2.0");
+    await next();
+  });
+  routes.use("*", registryAuth(o.token));
+  routes.all("*", async (c) => {
+    try {
+      // Everything after /v2; routes mounted elsewhere see the same suffix.
+      const path = parseRegistryPath(c.req.path.replace(/^\/v2(?=\/|$)/, ""));
+      if (path === undefined)
+        throw new RegistryError("NAME_UNKNOWN", `no registry endpoint at ${c.req.path}`);
+      return await dispatch(c, path, o.store, uploads);
+    } catch (error) {
+      const mapped = toRegistryError(error);
+      if (mapped instanceof RegistryError) {
+        if (mapped.status === 401) c.header("www-authenticate", 'Basic realm="hangar"');
+        return c.body(JSON.stringify(mapped.toJSON()), mapped.status as 400, {
+          "content-type": "application/json",
+        });
+      }
+      o.logger.error({ err: error, method: c.req.method, path: c.req.path }, "registry request failed");
+      const body = { errors: [{ code: "UNKNOWN", message: "internal error" }] };
+      return c.json(body, 500);
+    }
+  });
+  return routes;
+}
+
+async function dispatch(
+  c: Context,
+  path: RegistryPath,
+  store: RegistryStore,
+  uploads: UploadSessions,
+): Promise<Response> {
+  const method = c.req.method;
+  const unsupported = (): never => {
+    throw new RegistryError("UNSUPPORTED", `${method} is not supported on ${c.req.path}`);
+  };
+  switch (path.kind) {
+    case "base":
+      return method === "GET" || method === "HEAD" ? c.json({}) : unsupported();
+    case "tags":
+      return method === "GET" ? listTags(c, store, path.name) : unsupported();
+    case "manifest":
+      if (method === "GET" || method === "HEAD") return getManifest(c, store, path.name, path.reference);
+      return method === "PUT" ? putManifest(c, store, path.name, path.reference) : unsupported();
+    case "blob":
+      return method === "GET" || method === "HEAD" ? getBlob(c, store, path.digest) : unsupported();
+    case "uploads":
+      return method === "POST" ? startUpload(c, store, uploads, path.name) : unsupported();
+    case "upload":
+      if (method === "GET") return uploadStatus(c, uploads, path.name, path.id);
+      if (method === "PATCH") return patchUpload(c, uploads, path.name, path.id);
+      if (method === "PUT") return finishUpload(c, store, uploads, path.name, path.id);
+      return method === "DELETE" ? cancelUpload(c, uploads, path.name, path.id) : unsupported();
+  }
+}
