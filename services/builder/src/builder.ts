@@ -1,0 +1,333 @@
+import { mkdir, rm } from "node:fs/promises";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import {
+  type BuildCommand,
+  type BuildEvent,
+  type BuildState,
+  buildDecider,
+  buildsStream,
+} from "@hangar/domain";
+import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
+import { DEFAULT_REGISTRY_HOST } from "@hangar/oci";
+import { AggregateView } from "@hangar/service";
+import type { Logger } from "@hangar/telemetry";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { OutputLine } from "./command.js";
+import type { BuildContextStore } from "./context.js";
+import { isBuildError } from "./domain/errors.js";
+import { type BuildDeps, buildImage, type StepReport } from "./image-build.js";
+
+type BuildView = AggregateView<BuildState, BuildCommand, BuildEvent>;
+
+export interface BuilderOptions {
+  nc: NatsConnection;
+  store: EventStore;
+  logger: Logger;
+  deps: BuildDeps;
+  contexts: BuildContextStore;
+  /** Where builds unpack contexts and mount root filesystems. */
+  dataDir: string;
+  /** The BUILDS stream (tests pass a prefixed one). */
+  stream?: AggregateStream<BuildEvent>;
+  registry?: Registry;
+  /** This builder's id in BuildStarted; `<host name>/<pid>` by default. */
+  builderId?: string;
+  /** Builds run at once by this builder (default 1: a build already uses the cores it gets). */
+  concurrency?: number;
+  /** Prefix of the live log subjects (default "logs.build"). */
+  logSubjectPrefix?: string;
+}
+
+/** The message BuildFailed carries for a build its builder left unfinished. */
+export const RESTARTED_MESSAGE = "builder restarted during the build";
+
+/**
+ * The builder service: follows the BUILDS stream, takes requested builds (StartBuild with the
+ * expected sequence: of several builders exactly one gets each build), runs them, and records
+ * their steps and outcome. RUN output goes live to `logs.build.<app>.<build_id>`.
+ */
+export class Builder {
+  readonly builderId: string;
+  private readonly handler: CommandHandler<BuildState, BuildCommand, BuildEvent>;
+  private readonly running = new Map<string, AbortController>();
+  private readonly finished: Counter;
+  private readonly stepSeconds: Histogram;
+  private readonly cacheLookups: Counter;
+  private view!: BuildView;
+  private stopping = false;
+  private pumping = false;
+  private pumpAgain = false;
+  private readonly idle = new Set<() => void>();
+
+  private constructor(private readonly opts: BuilderOptions) {
+    this.builderId = opts.builderId ?? `${hostname()}/${process.pid}`;
+    this.handler = new CommandHandler(opts.store, opts.stream ?? buildsStream, buildDecider);
+    const registers = opts.registry ? [opts.registry] : [];
+    this.finished = new Counter({
+      name: "hangar_builds_total",
+      help: "Builds this builder finished, by outcome",
+      labelNames: ["outcome"],
+      registers,
+    });
+    this.stepSeconds = new Histogram({
+      name: "hangar_build_step_duration_seconds",
+      help: "Duration of build steps, by kind (from, config, workdir, run, copy) and cache use",
+      labelNames: ["kind", "cached"],
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+      registers,
+    });
+    this.cacheLookups = new Counter({
+      name: "hangar_build_cache_lookups_total",
+      help: "Layer cache lookups of RUN, COPY, ADD and WORKDIR steps, by result",
+      labelNames: ["result"],
+      registers,
+    });
+  }
+
+  /** Rebuilds the builds from the stream, settles what an earlier run left, then takes builds. */
+  static async start(opts: BuilderOptions): Promise<Builder> {
+    const builder = new Builder(opts);
+    builder.view = await AggregateView.start(opts.store, opts.stream ?? buildsStream, buildDecider, {
+      onChange: (c) => {
+        if (c.live && c.state.status === "requested") builder.pump();
+      },
+    });
+    await builder.view.caughtUp;
+    await builder.failLeftBuilds();
+    builder.pump();
+    return builder;
+  }
+
+  /**
+   * A build is left when it is running under this host's name by a process that is gone (its pid
+   * is not alive) or by this very id (a restarted container gets its old pid back). Builders on
+   * other hosts are never judged: only their own restart knows.
+   */
+  private async failLeftBuilds(): Promise<void> {
+    const host = hostname();
+    for (const [id, state] of [...this.view.entries()]) {
+      if (state.status !== "running") continue;
+      const slash = state.builderId.lastIndexOf("/");
+      const owner = state.builderId.slice(0, slash);
+      const pid = Number(state.builderId.slice(slash + 1));
+      if (owner !== host) continue;
+      if (state.builderId !== this.builderId && processAlive(pid)) continue;
+      this.opts.logger.warn({ build: id, builder: state.builderId }, "failing a build its builder left");
+      await this.record(id, {
+        type: "FailBuild",
+        failure: { message: RESTARTED_MESSAGE, line: 0, instruction: "", output: "", durationMs: 0 },
+      }).catch((err: unknown) => this.opts.logger.error({ err, build: id }, "could not fail a left build"));
+      this.finished.inc({ outcome: "abandoned" });
+    }
+  }
+
+  /** Takes requested builds, oldest first, while there is room. */
+  private pump(): void {
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
+    }
+    this.pumping = true;
+    void (async () => {
+      try {
+        do {
+          this.pumpAgain = false;
+          while (!this.stopping && this.running.size < (this.opts.concurrency ?? 1)) {
+            const next = this.nextRequested();
+            if (next === undefined) break;
+            await this.take(next);
+          }
+        } while (this.pumpAgain && !this.stopping);
+      } finally {
+        this.pumping = false;
+      }
+    })();
+  }
+
+  private readonly skipped = new Set<string>();
+
+  private nextRequested(): string | undefined {
+    let best: string | undefined;
+    for (const [id, state] of this.view.entries()) {
+      if (state.status !== "requested" || this.running.has(id) || this.skipped.has(id)) continue;
+      if (best === undefined || this.view.seqOf(id) < this.view.seqOf(best)) best = id;
+    }
+    return best;
+  }
+
+  private async take(aggregateId: string): Promise<void> {
+    try {
+      const r = await this.handler.handle(
+        aggregateId,
+        { type: "StartBuild", builderId: this.builderId },
+        { commandId: `start-${aggregateId}-${this.builderId}` },
+      );
+      if (r.state.status === "absent" || r.state.builderId !== this.builderId) {
+        this.skipped.add(aggregateId);
+        return;
+      }
+      const abort = new AbortController();
+      this.running.set(aggregateId, abort);
+      void this.runBuild(aggregateId, r.state, abort.signal).finally(() => {
+        this.running.delete(aggregateId);
+        if (this.running.size === 0) for (const f of this.idle) f();
+        this.pump();
+      });
+    } catch (err) {
+      // Another builder took it (or it ended): its events will show up in the view.
+      this.skipped.add(aggregateId);
+      if (isDomainError(err)) return;
+      this.opts.logger.error({ err, build: aggregateId }, "could not take a build; trying again shortly");
+      setTimeout(() => {
+        this.skipped.delete(aggregateId);
+        this.pump();
+      }, 2_000).unref();
+    }
+  }
+
+  private async runBuild(aggregateId: string, state: BuildState, signal: AbortSignal): Promise<void> {
+    if (state.status === "absent") return;
+    const { logger, nc } = this.opts;
+    const request = state.request;
+    const app = request.app ?? "";
+    const buildId = request.buildId ?? "";
+    const started = Date.now();
+    const log = logger.child({ build: buildId, app });
+    const subject = `${this.opts.logSubjectPrefix ?? "logs.build"}.${app}.${buildId}`;
+    const publish = (step: number, stream: string, line: string) => {
+      nc.publish(subject, JSON.stringify({ ts: new Date().toISOString(), step, stream, line }));
+    };
+    const workDir = join(this.opts.dataDir, "builds", buildId);
+    let steps = Promise.resolve();
+    log.info({ builder: this.builderId }, "build started");
+    try {
+      await rm(workDir, { recursive: true, force: true });
+      await mkdir(join(workDir, "context"), { recursive: true });
+      await this.opts.contexts.fetch(
+        request.contextObject ?? "",
+        request.contextDigest ?? undefined,
+        join(workDir, "context.tar"),
+        join(workDir, "context"),
+      );
+      const result = await buildImage(
+        this.opts.deps,
+        {
+          contextDir: join(workDir, "context"),
+          workDir: join(workDir, "steps"),
+          dockerfile: request.dockerfile ?? "",
+          buildArgs: request.buildArgs ?? {},
+          target: request.target ?? "",
+          repository: request.repository || app,
+          tag: request.tag || buildId.toLowerCase(),
+          noCache: request.noCache ?? false,
+          network: request.network ?? false,
+        },
+        {
+          signal,
+          onOutput: (step: number, l: OutputLine) => publish(step, l.stream, l.line),
+          onStep: (s: StepReport) => {
+            this.stepSeconds.observe({ kind: s.kind, cached: String(s.cached) }, s.durationMs / 1000);
+            if (s.kind === "run" || s.kind === "copy" || s.kind === "workdir") {
+              this.cacheLookups.inc({ result: s.cached ? "hit" : "miss" });
+            }
+            const note = `[${s.step}/${s.steps}] ${s.instruction}${s.cached ? " (cached)" : ""} ${s.durationMs} ms`;
+            publish(s.step, "builder", note);
+            log.info({ step: s.step, cached: s.cached, layer: s.layerDigest || undefined }, note);
+            // Steps are recorded in order; a failure of one ends the build below.
+            steps = steps.then(async () => {
+              await this.record(aggregateId, {
+                type: "FinishStep",
+                step: {
+                  stage: s.stage,
+                  stageName: s.stageName,
+                  step: s.step,
+                  steps: s.steps,
+                  line: s.line,
+                  instruction: s.instruction,
+                  cached: s.cached,
+                  layerDigest: s.layerDigest,
+                  durationMs: s.durationMs,
+                  output: s.output,
+                },
+              });
+            });
+            return steps;
+          },
+        },
+      );
+      await steps;
+      const repository = request.repository || app;
+      await this.record(aggregateId, {
+        type: "SucceedBuild",
+        result: {
+          imageRef: `${DEFAULT_REGISTRY_HOST}/${repository}@${result.manifestDigest}`,
+          manifestDigest: result.manifestDigest,
+          imageSize: result.imageSize,
+          durationMs: Date.now() - started,
+          cachedSteps: result.cachedSteps,
+          totalSteps: result.totalSteps,
+        },
+      });
+      this.finished.inc({ outcome: "succeeded" });
+      log.info(
+        { digest: result.manifestDigest, cached: result.cachedSteps, steps: result.totalSteps },
+        "build succeeded",
+      );
+    } catch (err) {
+      await steps.catch(() => undefined);
+      const failure = signal.aborted
+        ? { message: "builder stopped during the build", line: 0, instruction: "", output: "" }
+        : isBuildError(err)
+          ? { message: err.message, line: err.line, instruction: err.instruction, output: err.output }
+          : { message: `builder error: ${(err as Error).message}`, line: 0, instruction: "", output: "" };
+      if (!isBuildError(err) && !signal.aborted) log.error({ err }, "build failed in the builder");
+      else log.info({ line: failure.line, reason: failure.message }, "build failed");
+      this.finished.inc({ outcome: "failed" });
+      await this.record(aggregateId, {
+        type: "FailBuild",
+        failure: { ...failure, durationMs: Date.now() - started },
+      }).catch((recordErr: unknown) => log.error({ err: recordErr }, "could not record the build's failure"));
+    } finally {
+      await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+
+  private record(aggregateId: string, command: BuildCommand) {
+    const suffix = command.type === "FinishStep" ? `${command.type}-${command.step.step}` : command.type;
+    return this.handler.handle(aggregateId, command, {
+      commandId: `${suffix}-${aggregateId}-${this.builderId}`,
+    });
+  }
+
+  health() {
+    return {
+      ok: !this.stopping,
+      builder_id: this.builderId,
+      running: [...this.running.keys()],
+      builds_known: this.view?.size ?? 0,
+    };
+  }
+
+  /** Stops taking builds, ends the running ones (recorded as failed), and stops following the stream. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.running.size > 0) {
+      const done = new Promise<void>((resolve) => this.idle.add(resolve));
+      for (const abort of this.running.values()) abort.abort();
+      await done;
+    }
+    await this.view.stop();
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

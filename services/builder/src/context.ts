@@ -1,0 +1,58 @@
+import { createHash } from "node:crypto";
+import { createReadStream, createWriteStream } from "node:fs";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { applyLayer } from "@hangar/oci";
+import { type ObjectStore, Objm } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { BuildError } from "./domain/errors.js";
+
+/** The Object Store bucket the gateway puts build contexts in (one tar per build). */
+export const DEFAULT_CONTEXTS_BUCKET = "hangar-build-contexts";
+
+/** Reads build contexts from their Object Store bucket. */
+export class BuildContextStore {
+  private constructor(private readonly os: ObjectStore) {}
+
+  /** Opens the bucket, creating it if the gateway has not yet. */
+  static async open(nc: NatsConnection, opts: { bucket?: string } = {}): Promise<BuildContextStore> {
+    return new BuildContextStore(await new Objm(nc).create(opts.bucket ?? DEFAULT_CONTEXTS_BUCKET));
+  }
+
+  /**
+   * Downloads the context `name` to `tarFile`, checks it against the digest the request announced,
+   * and unpacks it into `dir`. Entries that would land outside `dir` are refused.
+   */
+  async fetch(name: string, expectedDigest: string | undefined, tarFile: string, dir: string): Promise<void> {
+    const object = await this.os.get(name);
+    if (object === null) {
+      throw new BuildError(
+        "context_missing",
+        `build context ${name} is not in the context store; start the build again`,
+      );
+    }
+    const hash = createHash("sha256");
+    const data = Readable.fromWeb(object.data as import("node:stream/web").ReadableStream<Uint8Array>);
+    data.on("data", (chunk: Buffer) => hash.update(chunk));
+    await pipeline(data, createWriteStream(tarFile));
+    const err = await object.error;
+    if (err) throw err;
+    const digest = `sha256:${hash.digest("hex")}`;
+    if (expectedDigest && digest !== expectedDigest) {
+      throw new BuildError(
+        "context_corrupt",
+        `build context ${name} hashes to ${digest}, not the ${expectedDigest} it was uploaded with; start the build again`,
+      );
+    }
+    try {
+      await applyLayer(createReadStream(tarFile), dir, { mode: "flatten" });
+    } catch (cause) {
+      throw new BuildError(
+        "context_invalid",
+        `the build context is not a readable tar: ${(cause as Error).message}`,
+        {},
+        { cause },
+      );
+    }
+  }
+}

@@ -1,0 +1,562 @@
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type BlobStore,
+  createLayer,
+  type Digest,
+  type HistoryEntry,
+  hostArchitecture,
+  type ImageConfig,
+  type ImageRegistry,
+  type ImageRuntimeConfig,
+  type LayerStore,
+  mountOverlay,
+  OciError,
+  type ResolvedImage,
+  resolveUser,
+  sandboxArgv,
+  writeImage,
+} from "@hangar/oci";
+import { extractArchive, fileArchiveKind } from "./archive.js";
+import { type OutputLine, runCommand } from "./command.js";
+import { baseKey, stepInputs, stepKey } from "./domain/cache-key.js";
+import { isUrl, placeSource } from "./domain/copy-rules.js";
+import { parseDockerfile } from "./domain/dockerfile.js";
+import {
+  BuildError,
+  type BuildFailureDetails,
+  CopySourceError,
+  DockerfileError,
+  RunFailedError,
+} from "./domain/errors.js";
+import {
+  type CopySource,
+  outlineBuild,
+  type PlannedStep,
+  planStage,
+  type StageHead,
+  type StepOp,
+} from "./domain/plan.js";
+import type { LayerCache, LayerRef } from "./layer-cache.js";
+import {
+  copyIntoRoot,
+  digestSources,
+  type FoundSource,
+  findSources,
+  mkdirInRoot,
+  type Owner,
+  resolveInRoot,
+} from "./rootfs-files.js";
+
+/** What a build needs from the platform. */
+export interface BuildDeps {
+  blobs: BlobStore;
+  registry: ImageRegistry;
+  layers: LayerStore;
+  cache: LayerCache;
+  /** Finds an image by reference: Hangar's registry, or one of the local base images. */
+  resolveImage(ref: string): Promise<ResolvedImage>;
+}
+
+/** One build's inputs. */
+export interface BuildInput {
+  /** The unpacked build context. */
+  contextDir: string;
+  /** Scratch space for this build, removed by the caller afterwards. */
+  workDir: string;
+  /** Path of the Dockerfile in the context ("Dockerfile" when empty). */
+  dockerfile?: string;
+  buildArgs?: Record<string, string>;
+  target?: string;
+  repository: string;
+  tag: string;
+  noCache?: boolean;
+  network?: boolean;
+}
+
+/** A finished step, as BuildStepFinished reports it. */
+export interface StepReport {
+  stage: number;
+  stageName: string;
+  step: number;
+  steps: number;
+  line: number;
+  instruction: string;
+  cached: boolean;
+  layerDigest: string;
+  durationMs: number;
+  /** What the step ran (RUN, COPY, WORKDIR) or only changed (config) — for metrics. */
+  kind: StepOp["kind"];
+  output: string;
+}
+
+export interface BuildHooks {
+  onStep?(report: StepReport): void | Promise<void>;
+  /** Each line a RUN writes, as it comes. */
+  onOutput?(step: number, line: OutputLine): void;
+  signal?: AbortSignal;
+}
+
+/** The image a build produced. */
+export interface BuildResult {
+  manifestDigest: Digest;
+  /** Compressed size of all the image's layers. */
+  imageSize: number;
+  cachedSteps: number;
+  totalSteps: number;
+}
+
+interface Stage {
+  layers: LayerRef[];
+  history: HistoryEntry[];
+  config: ImageRuntimeConfig;
+  platform: { architecture: string; os: string };
+  key: string;
+}
+
+/** Mount points bwrap makes in the root it runs on; left out of the layer when the image had none. */
+const SANDBOX_MOUNT_POINTS = ["proc", "dev", "etc/resolv.conf"];
+
+/**
+ * Builds an image from a Dockerfile in an unpacked context: each stage the target needs, step by
+ * step, taking steps from the layer cache when their key is known, and writes the image to the
+ * registry.
+ */
+export async function buildImage(
+  deps: BuildDeps,
+  input: BuildInput,
+  hooks: BuildHooks = {},
+): Promise<BuildResult> {
+  return new ImageBuild(deps, input, hooks).run();
+}
+
+class ImageBuild {
+  private readonly stages = new Map<number, Stage>();
+  private readonly images = new Map<string, Promise<ResolvedImage>>();
+  private cachedSteps = 0;
+  private totalSteps = 0;
+  private stepDirs = 0;
+
+  constructor(
+    private readonly deps: BuildDeps,
+    private readonly input: BuildInput,
+    private readonly hooks: BuildHooks,
+  ) {}
+
+  async run(): Promise<BuildResult> {
+    const dockerfilePath = this.input.dockerfile || "Dockerfile";
+    const content = await readContextFile(this.input.contextDir, dockerfilePath);
+    const parsed = parseDockerfile(content);
+    const buildArgs = this.input.buildArgs ?? {};
+    const outline = outlineBuild(parsed, {
+      buildArgs,
+      ...(this.input.target ? { target: this.input.target } : {}),
+    });
+    this.totalSteps = outline.totalSteps;
+    for (const head of outline.stages) {
+      const started = Date.now();
+      const base = await this.startStage(head);
+      const plan = planStage(head, { parsed, baseConfig: base.config, buildArgs });
+      const [from, ...steps] = plan.steps;
+      if (from) await this.report(from, { cached: false, layer: null, started, output: "" });
+      let stage: Stage = { ...base, config: plan.config };
+      for (const step of steps) {
+        this.hooks.signal?.throwIfAborted();
+        stage = await this.runStep(stage, step);
+      }
+      this.stages.set(head.index, stage);
+    }
+    const result = this.stages.get(outline.target) as Stage;
+    const config: ImageConfig = {
+      created: new Date().toISOString(),
+      architecture: result.platform.architecture,
+      os: result.platform.os,
+      config: result.config,
+      rootfs: { type: "layers", diff_ids: result.layers.map((l) => l.diffId) },
+      history: result.history,
+    };
+    const manifestDigest = await writeImage(this.deps.registry, {
+      repository: this.input.repository,
+      tag: this.input.tag,
+      config,
+      layers: result.layers.map((l) => ({ digest: l.digest, size: l.size })),
+    });
+    return {
+      manifestDigest,
+      imageSize: result.layers.reduce((n, l) => n + l.size, 0),
+      cachedSteps: this.cachedSteps,
+      totalSteps: this.totalSteps,
+    };
+  }
+
+  private async startStage(head: StageHead): Promise<Stage> {
+    const at = { line: head.parsed.from.line, instruction: head.parsed.from.text };
+    switch (head.base.kind) {
+      case "scratch":
+        return {
+          layers: [],
+          history: [],
+          config: {},
+          platform: { architecture: hostArchitecture(), os: "linux" },
+          key: baseKey(head.base, {}),
+        };
+      case "stage": {
+        const stage = this.stages.get(head.base.index) as Stage;
+        return { ...stage, key: baseKey(head.base, { stageKey: stage.key }) };
+      }
+      case "image": {
+        const image = await this.image(head.base.ref, at);
+        return {
+          layers: imageLayers(image),
+          history: image.config.history ?? [],
+          config: image.config.config ?? {},
+          platform: { architecture: image.config.architecture, os: image.config.os },
+          key: baseKey(head.base, { digest: image.digest }),
+        };
+      }
+    }
+  }
+
+  private image(ref: string, at: BuildFailureDetails): Promise<ResolvedImage> {
+    let pending = this.images.get(ref);
+    if (!pending) {
+      pending = this.deps.resolveImage(ref).catch((err: unknown) => {
+        if (err instanceof OciError) {
+          throw new BuildError("image_unavailable", `line ${at.line}: ${err.message}`, at, { cause: err });
+        }
+        throw err;
+      });
+      this.images.set(ref, pending);
+    }
+    return pending;
+  }
+
+  private async runStep(stage: Stage, step: PlannedStep): Promise<Stage> {
+    const started = Date.now();
+    const at = { line: step.line, instruction: step.instruction };
+    const op = step.op;
+    if (op.kind === "config" || op.kind === "from") {
+      const key = stepKey(stage.key, step.resolved);
+      await this.report(step, { cached: false, layer: null, started, output: "" });
+      return { ...stage, key, history: [...stage.history, history(step, null)] };
+    }
+    let found: FoundSource[] | undefined;
+    let contentDigest: string | undefined;
+    if (op.kind === "copy" && op.source.kind === "context") {
+      found = await this.findAll(this.input.contextDir, op, "the build context", at);
+      contentDigest = await digestSources(this.input.contextDir, found);
+    }
+    const imageDigests = new Map<string, string>();
+    if (op.kind === "copy" && op.source.kind === "image") {
+      imageDigests.set(op.source.ref, (await this.image(op.source.ref, at)).digest);
+    }
+    const stageKeys = new Map([...this.stages].map(([i, s]) => [i, s.key] as const));
+    const key = stepKey(
+      stage.key,
+      step.resolved,
+      stepInputs(op, { contentDigest, stageKeys, imageDigests, network: this.input.network ?? false }),
+    );
+    const hit = this.input.noCache ? undefined : await this.deps.cache.get(key);
+    let layer: LayerRef | null;
+    let output = "";
+    if (hit) {
+      layer = hit.layer;
+      this.cachedSteps++;
+    } else {
+      const dir = join(this.input.workDir, `step-${++this.stepDirs}`);
+      await mkdir(dir, { recursive: true });
+      try {
+        if (op.kind === "run") {
+          const made = await this.runCommandStep(stage, step, op, dir);
+          layer = made.layer;
+          output = made.output;
+        } else if (op.kind === "workdir") {
+          layer = await this.mutate(stage, dir, async (root) => {
+            await mkdirInRoot(root, op.path);
+            return new Set();
+          });
+        } else {
+          layer = await this.copyStep(stage, step, op, dir, found);
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+      await this.deps.cache.put(key, layer);
+    }
+    await this.report(step, { cached: hit !== undefined, layer, started, output });
+    return {
+      ...stage,
+      key,
+      layers: layer ? [...stage.layers, layer] : stage.layers,
+      history: [...stage.history, history(step, layer)],
+    };
+  }
+
+  private async findAll(
+    root: string,
+    op: Extract<StepOp, { kind: "copy" }>,
+    where: string,
+    at: BuildFailureDetails,
+  ): Promise<FoundSource[]> {
+    const found: FoundSource[] = [];
+    for (const source of op.sources) {
+      if (isUrl(source)) {
+        throw new CopySourceError(
+          `line ${at.line}: ${op.add ? "ADD" : "COPY"} of a URL (${source}) is not supported: builds run without ` +
+            "the network; download the file into the build context and COPY it",
+          at,
+        );
+      }
+      found.push(...(await findSources(root, source, where, at)));
+    }
+    if (found.length > 1 && !op.destIsDir) {
+      throw new DockerfileError(
+        `line ${at.line}: the sources match ${found.length} files, so the destination must be a directory and end with a /`,
+        at,
+      );
+    }
+    return found;
+  }
+
+  /** Runs `change` on the stage's root filesystem (an overlay) and makes what it changed a layer. */
+  private async mutate(
+    stage: Stage,
+    dir: string,
+    change: (root: string) => Promise<Set<string>>,
+  ): Promise<LayerRef | null> {
+    const upper = join(dir, "upper");
+    // The root is mounted where any user can reach it (a USER step's bwrap runs as that user);
+    // upper and work dirs stay in the builder's own dir, written by the kernel as the mounter.
+    const merged = await mkdtemp(join(tmpdir(), "hangar-build-root-"));
+    await chmod(merged, 0o755);
+    let skip: Set<string>;
+    try {
+      const mount = await this.mountStage(stage.layers, upper, join(dir, "work"), merged);
+      try {
+        skip = await change(merged);
+      } finally {
+        await mount.unmount();
+      }
+    } finally {
+      await rmdir(merged).catch(() => undefined);
+    }
+    // Nothing changed, or only bwrap's mount points did: the step needs no layer.
+    if (await onlySkipped(upper, skip)) return null;
+    const made = await createLayer(upper, join(dir, "layer.tar.gz"), {
+      overlayUpper: true,
+      skip: (p) => skip.has(p),
+    });
+    await this.deps.blobs.putFile(made.file, made.digest);
+    return { digest: made.digest, diffId: made.diffId, size: made.size };
+  }
+
+  private async mountStage(layers: LayerRef[], upper: string, work: string, target: string) {
+    const lowers = await Promise.all(layers.map((l) => this.deps.layers.dir(l.digest)));
+    return mountOverlay({ lowers: lowers.reverse(), upper, work, target });
+  }
+
+  private async runCommandStep(
+    stage: Stage,
+    step: PlannedStep,
+    op: Extract<StepOp, { kind: "run" }>,
+    dir: string,
+  ): Promise<{ layer: LayerRef | null; output: string }> {
+    const at = { line: step.line, instruction: step.instruction };
+    let output = "";
+    const layer = await this.mutate(stage, dir, async (root) => {
+      const existed = new Map<string, boolean>();
+      for (const p of SANDBOX_MOUNT_POINTS) existed.set(p, await exists(join(root, p)));
+      await mkdirInRoot(root, op.cwd);
+      let ids: { uid: number; gid: number } | undefined;
+      if (op.user !== "") {
+        try {
+          ids = await resolveUser(root, op.user);
+        } catch (err) {
+          if (err instanceof OciError)
+            throw new BuildError(err.code, `line ${step.line}: ${err.message}`, at);
+          throw err;
+        }
+      }
+      const network = this.input.network ?? false;
+      // bwrap started by root maps the sandbox's uid to root's: files a USER step wrote would be
+      // root's, and the user's own directories closed to it. Started as the user, it maps uid to uid.
+      const asUser = ids && (ids.uid !== 0 || ids.gid !== 0) ? ids : undefined;
+      const argv = sandboxArgv({
+        rootfs: root,
+        argv: op.argv,
+        cwd: op.cwd,
+        env: Object.fromEntries(op.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+        // Root needs no user namespace, and keeps owning what it writes.
+        ...(asUser ? { uid: asUser.uid, gid: asUser.gid } : {}),
+        network,
+        dieWithParent: true,
+        ...(network
+          ? { binds: [{ src: "/etc/resolv.conf", dest: "/etc/resolv.conf", readOnly: true }] }
+          : {}),
+      });
+      const outcome = await runCommand(argv, {
+        onLine: (l) => this.hooks.onOutput?.(step.step, l),
+        ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
+        ...(asUser ? { uid: asUser.uid, gid: asUser.gid } : {}),
+      });
+      output = outcome.output;
+      if (outcome.exitCode !== 0) {
+        throw new RunFailedError(
+          `line ${step.line}: ${step.instruction} failed with exit code ${outcome.exitCode}` +
+            (outcome.signal ? ` (killed by ${outcome.signal})` : ""),
+          { ...at, output: outcome.output, exitCode: outcome.exitCode },
+        );
+      }
+      const skip = new Set<string>();
+      for (const [p, was] of existed) {
+        if (!was && (await isEmptyEntry(join(root, p)))) skip.add(p);
+      }
+      return skip;
+    });
+    return { layer, output };
+  }
+
+  private async copyStep(
+    stage: Stage,
+    step: PlannedStep,
+    op: Extract<StepOp, { kind: "copy" }>,
+    dir: string,
+    contextSources: FoundSource[] | undefined,
+  ): Promise<LayerRef | null> {
+    const at = { line: step.line, instruction: step.instruction };
+    const source = await this.sourceRoot(op.source, join(dir, "source"), at);
+    try {
+      const found = contextSources ?? (await this.findAll(source.root, op, source.where, at));
+      return await this.mutate(stage, dir, async (root) => {
+        let owner: Owner = op.source.kind === "context" ? { uid: 0, gid: 0 } : "preserve";
+        if (op.chown !== undefined) {
+          try {
+            owner = await resolveUser(root, op.chown);
+          } catch (err) {
+            if (err instanceof OciError)
+              throw new BuildError(err.code, `line ${step.line}: --chown: ${err.message}`, at);
+            throw err;
+          }
+        }
+        const destHost = await resolveInRoot(root, op.dest);
+        const destExistsAsDir = (await stat(destHost).catch(() => undefined))?.isDirectory() ?? false;
+        let archives = 0;
+        for (const f of found) {
+          const srcHost = await resolveInRoot(source.root, f.path);
+          if (op.add && !f.isDir && (await fileArchiveKind(srcHost)) !== undefined) {
+            // ADD unpacks a local archive into the destination directory.
+            const unpacked = join(dir, `archive-${++archives}`);
+            await mkdir(unpacked);
+            await extractArchive(srcHost, unpacked).catch((err: unknown) => {
+              throw new CopySourceError(`line ${step.line}: ${(err as Error).message}`, at);
+            });
+            await copyIntoRoot(root, unpacked, op.dest, op.chown !== undefined ? owner : "preserve");
+            continue;
+          }
+          const placement = placeSource(f, op.dest, op.destIsDir, destExistsAsDir);
+          await copyIntoRoot(root, srcHost, placement.to, owner);
+        }
+        return new Set();
+      });
+    } finally {
+      await source.release();
+    }
+  }
+
+  /** The root filesystem COPY reads from: the context, or a read view of a stage or an image. */
+  private async sourceRoot(
+    source: CopySource,
+    dir: string,
+    at: BuildFailureDetails,
+  ): Promise<{ root: string; where: string; release(): Promise<void> }> {
+    if (source.kind === "context") {
+      return { root: this.input.contextDir, where: "the build context", release: async () => {} };
+    }
+    const layers =
+      source.kind === "stage"
+        ? (this.stages.get(source.index) as Stage).layers
+        : imageLayers(await this.image(source.ref, at));
+    const root = join(dir, "rootfs");
+    const mount = await this.mountStage(layers, join(dir, "upper"), join(dir, "work"), root);
+    const where = source.kind === "stage" ? `stage ${source.index}` : `image ${source.ref}`;
+    return { root, where, release: () => mount.unmount() };
+  }
+
+  private async report(
+    step: PlannedStep,
+    r: { cached: boolean; layer: LayerRef | null; started: number; output: string },
+  ): Promise<void> {
+    await this.hooks.onStep?.({
+      stage: step.stage,
+      stageName: step.stageName,
+      step: step.step,
+      steps: this.totalSteps,
+      line: step.line,
+      instruction: step.instruction,
+      cached: r.cached,
+      layerDigest: r.layer?.digest ?? "",
+      durationMs: Date.now() - r.started,
+      kind: step.op.kind,
+      output: r.output,
+    });
+  }
+}
+
+function imageLayers(image: ResolvedImage): LayerRef[] {
+  const diffIds = image.config.rootfs.diff_ids;
+  if (diffIds.length !== image.manifest.layers.length) {
+    throw new BuildError(
+      "image_invalid",
+      `image ${image.repository}@${image.digest} lists ${image.manifest.layers.length} layers but ${diffIds.length} diff ids`,
+    );
+  }
+  return image.manifest.layers.map((l, i) => ({
+    digest: l.digest,
+    diffId: diffIds[i] as Digest,
+    size: l.size,
+  }));
+}
+
+function history(step: PlannedStep, layer: LayerRef | null): HistoryEntry {
+  return {
+    created: new Date().toISOString(),
+    created_by: step.instruction,
+    comment: "hangar-builder",
+    ...(layer === null ? { empty_layer: true } : {}),
+  };
+}
+
+async function exists(path: string): Promise<boolean> {
+  return (await lstat(path).catch(() => undefined)) !== undefined;
+}
+
+/** True for an empty directory or an empty file: what a mount point bwrap made leaves behind. */
+async function isEmptyEntry(path: string): Promise<boolean> {
+  const st = await lstat(path).catch(() => undefined);
+  if (st === undefined) return false;
+  if (st.isDirectory()) return (await readdir(path)).length === 0;
+  return st.isFile() && st.size === 0;
+}
+
+/** True when the upper dir holds nothing but the skipped paths and the directories leading to them. */
+async function onlySkipped(upper: string, skip: Set<string>, rel = ""): Promise<boolean> {
+  for (const name of await readdir(join(upper, rel))) {
+    const p = rel === "" ? name : `${rel}/${name}`;
+    if (skip.has(p)) continue;
+    const prefix = `${p}/`;
+    if (![...skip].some((s) => s.startsWith(prefix))) return false;
+    if (!(await onlySkipped(upper, skip, p))) return false;
+  }
+  return true;
+}
+
+/** Reads a file of the context by its path there, never following a link out of it. */
+async function readContextFile(contextDir: string, path: string): Promise<string> {
+  const host = await resolveInRoot(contextDir, path);
+  const st = await stat(host).catch(() => undefined);
+  if (!st?.isFile()) {
+    throw new DockerfileError(`${path} is not in the build context: add it, or name the Dockerfile to use`);
+  }
+  return readFile(host, "utf8");
+}

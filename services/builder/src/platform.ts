@@ -1,0 +1,40 @@
+import { join } from "node:path";
+import { BlobStore, ensureBaseImage, ImageRegistry, LayerStore } from "@hangar/oci";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { BuildContextStore } from "./context.js";
+import type { BuildDeps } from "./image-build.js";
+import { LayerCache } from "./layer-cache.js";
+
+/** Bucket names, all overridable so that tests (and tenants) do not share them. */
+export interface BuilderBuckets {
+  blobs?: string;
+  registry?: string;
+  cache?: string;
+  contexts?: string;
+}
+
+/** Opens what a builder works with: blobs, registry, layer cache, context store, unpacked layers. */
+export async function openBuildDeps(
+  nc: NatsConnection,
+  dataDir: string,
+  buckets: BuilderBuckets = {},
+): Promise<{ deps: BuildDeps; contexts: BuildContextStore }> {
+  const blobs = await BlobStore.open(nc, buckets.blobs ? { bucket: buckets.blobs } : {});
+  const registry = await ImageRegistry.open(nc, blobs, buckets.registry ? { bucket: buckets.registry } : {});
+  const cache = await LayerCache.open(nc, blobs, buckets.cache ? { bucket: buckets.cache } : {});
+  const contexts = await BuildContextStore.open(nc, buckets.contexts ? { bucket: buckets.contexts } : {});
+  const layers = new LayerStore(join(dataDir, "layers"), blobs);
+  const deps: BuildDeps = {
+    blobs,
+    registry,
+    layers,
+    cache,
+    async resolveImage(ref) {
+      const image = await ensureBaseImage(registry, ref);
+      // The planner turns FROM scratch into an empty stage; only COPY --from=scratch gets here.
+      if (image === "scratch") throw new Error("scratch has no files to copy from");
+      return image;
+    },
+  };
+  return { deps, contexts };
+}

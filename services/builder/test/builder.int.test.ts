@@ -1,0 +1,360 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import {
+  type BuildCommand,
+  type BuildEvent,
+  type BuildState,
+  buildAggregateId,
+  buildDecider,
+  buildsStream,
+} from "@hangar/domain";
+import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hangar/eventstore";
+import { applyLayer, DEFAULT_REGISTRY_HOST, type ResolvedImage, sandboxArgv } from "@hangar/oci";
+import { createLogger } from "@hangar/telemetry";
+import { Objm } from "@nats-io/obj";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { Builder, RESTARTED_MESSAGE } from "../src/builder.js";
+import type { BuildDeps } from "../src/image-build.js";
+import { openBuildDeps } from "../src/platform.js";
+
+const run = promisify(execFile);
+const FIXTURES = join(import.meta.dirname, "fixtures");
+const NODE_MAJOR = process.versions.node.split(".")[0] as string;
+const prefix = `bld${Date.now().toString(36)}`;
+const stream = prefixedStream(buildsStream, prefix);
+const buckets = {
+  blobs: `${prefix}-blobs`,
+  registry: `${prefix}-registry`,
+  cache: `${prefix}-cache`,
+  contexts: `${prefix}-contexts`,
+};
+const logger = createLogger("builder-test", { level: "silent" });
+const APP = "demo";
+
+let nc: NatsConnection;
+let store: EventStore;
+let requests: CommandHandler<BuildState, BuildCommand, BuildEvent>;
+let dataDir: string;
+let deps: BuildDeps;
+const builders: Builder[] = [];
+const connections: NatsConnection[] = [];
+let buildCounter = 0;
+
+/** Calls `probe` until it returns a value, or fails after `timeoutMs` saying what it waited for. */
+async function poll<T>(
+  probe: () => Promise<T | undefined>,
+  o: { what: string; timeoutMs: number },
+): Promise<T> {
+  const deadline = Date.now() + o.timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${o.timeoutMs} ms waiting for ${o.what}`);
+    await sleep(200);
+  }
+}
+
+/** Tars a directory the way the CLI sends a context, stores it, and appends BuildRequested. */
+async function requestBuild(
+  dir: string,
+  opts: { buildArgs?: Record<string, string>; tag?: string; target?: string } = {},
+): Promise<string> {
+  const buildId = `b${Date.now().toString(36)}${++buildCounter}`;
+  const { stdout } = await run("tar", ["-c", "-f", "-", "-C", dir, "."], {
+    encoding: "buffer",
+    maxBuffer: 1 << 26,
+  });
+  const tar = stdout as Buffer;
+  const os = await new Objm(nc).create(buckets.contexts);
+  await os.putBlob({ name: buildId }, tar);
+  await requests.handle(
+    buildAggregateId(APP, buildId),
+    {
+      type: "RequestBuild",
+      request: {
+        buildId,
+        app: APP,
+        contextObject: buildId,
+        contextDigest: `sha256:${createHash("sha256").update(tar).digest("hex")}`,
+        dockerfile: "Dockerfile",
+        buildArgs: { NODE_MAJOR, ...opts.buildArgs },
+        target: opts.target ?? "",
+        repository: APP,
+        tag: opts.tag ?? buildId,
+      },
+    },
+    { commandId: `request-${buildId}` },
+  );
+  return buildId;
+}
+
+async function events(buildId: string): Promise<BuildEvent[]> {
+  const { events } = await store.readAggregate(stream, buildAggregateId(APP, buildId));
+  return events.map((e) => e.event);
+}
+
+/** Waits for the build's outcome and returns all its events. */
+async function outcome(buildId: string, timeoutMs = 240_000): Promise<BuildEvent[]> {
+  return poll(
+    async () => {
+      const all = await events(buildId);
+      return all.some((e) => e.type === "BuildSucceeded" || e.type === "BuildFailed") ? all : undefined;
+    },
+    { what: `build ${buildId} to finish`, timeoutMs },
+  );
+}
+
+function only<T extends BuildEvent["type"]>(
+  all: BuildEvent[],
+  type: T,
+): Extract<BuildEvent, { type: T }>["data"] {
+  const found = all.filter((e) => e.type === type);
+  expect(found, `${type} events`).toHaveLength(1);
+  return (found[0] as Extract<BuildEvent, { type: T }>).data;
+}
+
+function stepsOf(all: BuildEvent[]) {
+  return all.flatMap((e) => (e.type === "BuildStepFinished" ? [e.data] : []));
+}
+
+/** The image's layers applied in order into a fresh directory: what a machine's root would be. */
+async function flatten(image: ResolvedImage): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "hangar-builder-image-"));
+  for (const layer of image.manifest.layers) {
+    await applyLayer(await deps.blobs.getStream(layer.digest), dir, { mode: "flatten" });
+  }
+  return dir;
+}
+
+/** Runs the image's CMD in a sandbox over its flattened root and returns what it printed. */
+async function runImage(image: ResolvedImage, rootfs: string): Promise<string> {
+  const c = image.config.config;
+  const argv = sandboxArgv({
+    rootfs,
+    argv: [...(c.Entrypoint ?? []), ...(c.Cmd ?? [])],
+    cwd: c.WorkingDir || "/",
+    env: Object.fromEntries(
+      (c.Env ?? []).map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
+    ),
+  });
+  const { stdout } = await run(argv[0] as string, argv.slice(1));
+  return stdout.trim();
+}
+
+/** A pid that no process has: one of a process that has exited. */
+async function deadPid(): Promise<number> {
+  const child = execFile("true");
+  await new Promise((resolve) => child.once("exit", resolve));
+  return child.pid as number;
+}
+
+let leftBuild: string;
+let earlyBuild: string;
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  store = await EventStore.connect(nc);
+  await ensureStream(store.jsm, stream);
+  requests = new CommandHandler(store, stream, buildDecider);
+  dataDir = await mkdtemp(join(tmpdir(), "hangar-builder-test-"));
+  ({ deps } = await openBuildDeps(nc, dataDir, buckets));
+
+  // Before any builder runs: one build a dead builder of this host had started, one nobody took.
+  leftBuild = await requestBuild(join(FIXTURES, "single"));
+  await requests.handle(
+    buildAggregateId(APP, leftBuild),
+    { type: "StartBuild", builderId: `${hostname()}/${await deadPid()}` },
+    { commandId: `start-${leftBuild}` },
+  );
+  earlyBuild = await requestBuild(join(FIXTURES, "single"), { tag: "v1" });
+
+  // Two replicas, as in production: each build must be taken by exactly one.
+  for (const name of ["a", "b"]) {
+    const bnc = await connect({ servers: inject("natsUrl") });
+    connections.push(bnc);
+    const opened = await openBuildDeps(bnc, dataDir, buckets);
+    builders.push(
+      await Builder.start({
+        nc: bnc,
+        store: await EventStore.connect(bnc),
+        logger,
+        ...opened,
+        dataDir,
+        stream,
+        builderId: `test-${prefix}-${name}/${process.pid}`,
+      }),
+    );
+  }
+}, 120_000);
+
+afterAll(async () => {
+  for (const b of builders) await b.stop();
+  for (const c of connections) await c.drain();
+  await nc?.drain();
+  if (dataDir) await rm(dataDir, { recursive: true, force: true });
+});
+
+describe("the builder", () => {
+  it("fails a build its dead predecessor on this host left unfinished", async () => {
+    const all = await outcome(leftBuild, 30_000);
+    expect(only(all, "BuildFailed").message).toBe(RESTARTED_MESSAGE);
+    expect(stepsOf(all)).toHaveLength(0);
+  });
+
+  it("builds a single-stage image requested before it started: COPY, ADD, RUN as root and as USER, config", async () => {
+    const all = await outcome(earlyBuild);
+    const started = only(all, "BuildStarted");
+    expect(builders.map((b) => b.builderId)).toContain(started.builderId);
+    const ok = only(all, "BuildSucceeded");
+    expect(ok.imageRef).toBe(`${DEFAULT_REGISTRY_HOST}/${APP}@${ok.manifestDigest}`);
+    expect(ok.totalSteps).toBe(12);
+    expect(ok.imageSize).toBeGreaterThan(0);
+    const steps = stepsOf(all);
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(steps.map((s) => s.line)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    const runStep = steps[4];
+    expect(runStep?.instruction).toMatch(/^RUN node -e/);
+    expect(runStep?.output).toContain("installing single");
+    expect(runStep?.layerDigest).toMatch(/^sha256:/);
+    // Config-only steps make no layer.
+    expect(steps[1]?.layerDigest).toBe("");
+
+    const image = await deps.registry.resolve(`${APP}:v1`);
+    expect(image.digest).toBe(ok.manifestDigest);
+    const c = image.config.config;
+    expect(c.Cmd).toEqual(["node", "server.js"]);
+    expect(c.WorkingDir).toBe("/app");
+    expect(c.User).toBe("node");
+    expect(c.Env).toContain("GREETING=hello");
+    expect(c.ExposedPorts).toEqual({ "8080/tcp": {} });
+    expect(c.Labels?.["org.opencontainers.image.title"]).toBe("single");
+    expect(image.config.history?.map((h) => h.created_by).slice(-3)).toEqual([
+      "EXPOSE 8080",
+      'LABEL org.opencontainers.image.title="single"',
+      'CMD ["node", "server.js"]',
+    ]);
+    const rootfs = await flatten(image);
+    try {
+      expect((await readFile(join(rootfs, "app/run.txt"), "utf8")).trim()).toBe("hello from RUN");
+      // COPY from the context: root's files, whoever owned them in the tar.
+      const copied = await stat(join(rootfs, "app/server.js"));
+      expect([copied.uid, copied.gid]).toEqual([0, 0]);
+      expect(await stat(join(rootfs, "app/package.json"))).toBeTruthy();
+      // ADD unpacked the archive, keeping its owners.
+      const asset = await stat(join(rootfs, "opt/assets/hello.txt"));
+      expect([asset.uid, asset.gid]).toEqual([1234, 1234]);
+      expect(await readFile(join(rootfs, "opt/assets/hello.txt"), "utf8")).toBe("an asset\n");
+      // The RUN after USER node ran as node, and what it wrote is node's.
+      const made = await stat(join(rootfs, "home/node/made.txt"));
+      expect([made.uid, made.gid]).toEqual([1000, 1000]);
+      expect(await readFile(join(rootfs, "home/node/made.txt"), "utf8")).toBe("1000");
+      expect(await runImage(image, rootfs)).toBe("hello from hello from RUN");
+    } finally {
+      await rm(rootfs, { recursive: true, force: true });
+    }
+  });
+
+  it("builds a multi-stage image, then reuses the dependency steps after a code-only change", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-builder-multi-"));
+    try {
+      await cp(join(FIXTURES, "multi"), dir, { recursive: true });
+      const first = await outcome(await requestBuild(dir));
+      const ok1 = only(first, "BuildSucceeded");
+      const image1 = await deps.registry.resolve(`${APP}@${ok1.manifestDigest}`);
+      const rootfs = await flatten(image1);
+      try {
+        expect(await runImage(image1, rootfs)).toBe("BUILT ONCE!");
+        // Only dist/ made it into the runtime image: no sources, no node_modules.
+        expect(await stat(join(rootfs, "app/node_modules")).catch(() => undefined)).toBeUndefined();
+        expect(await stat(join(rootfs, "src")).catch(() => undefined)).toBeUndefined();
+      } finally {
+        await rm(rootfs, { recursive: true, force: true });
+      }
+
+      await writeFile(join(dir, "src/message.txt"), "built twice\n");
+      const second = await outcome(await requestBuild(dir));
+      const ok2 = only(second, "BuildSucceeded");
+      expect(ok2.manifestDigest).not.toBe(ok1.manifestDigest);
+      const cached = (all: BuildEvent[]) =>
+        Object.fromEntries(stepsOf(all).map((s) => [s.instruction, s.cached ?? false]));
+      const steps = cached(second);
+      expect(steps["COPY package.json ./"]).toBe(true);
+      expect(steps["COPY vendor ./vendor/"]).toBe(true);
+      expect(steps["RUN npm install --offline --no-audit --no-fund"]).toBe(true);
+      expect(steps["COPY src ./src/"]).toBe(false);
+      expect(steps["RUN node src/build.js"]).toBe(false);
+      expect(steps["COPY --from=build /src/dist ./dist"]).toBe(false);
+      expect(ok2.cachedSteps).toBe(Object.values(steps).filter(Boolean).length);
+      expect(ok2.totalSteps).toBe(11);
+      const image2 = await deps.registry.resolve(`${APP}@${ok2.manifestDigest}`);
+      const rootfs2 = await flatten(image2);
+      try {
+        expect(await runImage(image2, rootfs2)).toBe("BUILT TWICE!");
+      } finally {
+        await rm(rootfs2, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fails a build whose RUN exits non-zero, with its line, output and exit code, and streams the output live", async () => {
+    const lines: Array<{ step: number; stream: string; line: string }> = [];
+    const sub = nc.subscribe(`logs.build.${APP}.>`, {
+      callback: (_err, msg) => {
+        lines.push(msg.json());
+      },
+    });
+    try {
+      const all = await outcome(await requestBuild(join(FIXTURES, "failing")));
+      const failed = only(all, "BuildFailed");
+      expect(failed.line).toBe(4);
+      expect(failed.instruction).toBe('RUN echo "about to fail" && echo "oops on stderr" >&2 && exit 3');
+      expect(failed.message).toMatch(/^line 4: .* failed with exit code 3$/);
+      expect(failed.output).toContain("about to fail");
+      expect(failed.output).toContain("oops on stderr");
+      expect(stepsOf(all).map((s) => s.line)).toEqual([2, 3]);
+      await poll(async () => (lines.some((l) => l.line === "oops on stderr") ? true : undefined), {
+        what: "the failing step's output on the live log subject",
+        timeoutMs: 5_000,
+      });
+      expect(lines).toContainEqual({
+        ts: expect.any(String),
+        step: 3,
+        stream: "stderr",
+        line: "oops on stderr",
+      });
+      expect(lines).toContainEqual({
+        ts: expect.any(String),
+        step: 2,
+        stream: "stdout",
+        line: "step output before failing",
+      });
+    } finally {
+      sub.unsubscribe();
+    }
+  });
+
+  it("fails a build with an unsupported instruction, naming it and its line", async () => {
+    const all = await outcome(await requestBuild(join(FIXTURES, "unsupported")), 30_000);
+    const failed = only(all, "BuildFailed");
+    expect(failed.line).toBe(3);
+    expect(failed.instruction).toBe('HEALTHCHECK CMD ["/bin/true"]');
+    expect(failed.message).toMatch(/^line 3: HEALTHCHECK is not supported by Hangar's builder/);
+  });
+
+  it("refuses ADD of a URL with a clear message and the line", async () => {
+    const all = await outcome(await requestBuild(join(FIXTURES, "add-url")), 30_000);
+    const failed = only(all, "BuildFailed");
+    expect(failed.line).toBe(2);
+    expect(failed.message).toMatch(
+      /^line 2: ADD of a URL \(https:\/\/example.com\/app.tar.gz\) is not supported/,
+    );
+  });
+});
