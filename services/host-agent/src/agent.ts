@@ -24,7 +24,13 @@ import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { type ExitInfo, type ProcessDriver, restartDecision, runChecks } from "./driver/mod.js";
-import { parseMachineConfig, type RunnableConfig, resolveRun } from "./run-spec.js";
+import {
+  type ImageSource,
+  parseMachineConfig,
+  type RunnableConfig,
+  resolveRun,
+  type SandboxCapability,
+} from "./run-spec.js";
 
 export interface HostAgentOptions {
   nc: NatsConnection;
@@ -39,6 +45,10 @@ export interface HostAgentOptions {
   /** The address other hosts reach this one at (machines' private addresses live on it). */
   address: string;
   heartbeatEveryMs?: number;
+  /** Whether OCI images can run here; without it, only `dir:` images run. */
+  sandbox?: SandboxCapability;
+  /** Pulls OCI images (needed when `sandbox` says they can run). */
+  images?: ImageSource;
 }
 
 /**
@@ -261,7 +271,8 @@ export class HostAgent {
   private async startProcess(m: ExistingMachine): Promise<void> {
     let run: RunnableConfig;
     try {
-      run = await resolveRun(m);
+      const { images, sandbox } = this.opts;
+      run = await resolveRun(m, sandbox ? { sandbox, ...(images ? { images } : {}) } : undefined);
     } catch (err) {
       await this.record(
         m,
@@ -281,6 +292,8 @@ export class HostAgent {
         cmd: run.cmd,
         cwd: run.cwd,
         env: run.env,
+        ...(run.sandbox ? { sandbox: run.sandbox } : {}),
+        ...(run.port !== undefined ? { port: run.port } : {}),
       });
     } catch (err) {
       await this.record(

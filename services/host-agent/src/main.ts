@@ -2,11 +2,19 @@ import { cpus, hostname, totalmem } from "node:os";
 import { join } from "node:path";
 import { hostsStream, machinesStream } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
+import { BlobStore, bwrapPath, ImageRegistry, LayerStore, overlaySupported } from "@hangar/oci";
 import { connectNats, env, envNumber, onShutdown, startOpsServer } from "@hangar/service";
 import { createLogger, startTelemetry } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { HostAgent } from "./agent.js";
 import { ProcessDriver } from "./driver/mod.js";
+import { ImagePuller } from "./images.js";
+import {
+  netnsSupported,
+  parseDriverMode,
+  parseSandboxNetwork,
+  sandboxCapability,
+} from "./sandbox-support.js";
 
 const telemetry = startTelemetry({ serviceName: "hangar-host-agent" });
 const logger = createLogger("host-agent");
@@ -18,7 +26,30 @@ const nc = await connectNats(env("HANGAR_NATS_URL", "nats://127.0.0.1:4222"), `h
 const store = await EventStore.connect(nc);
 for (const s of [hostsStream, machinesStream]) await ensureStream(store.jsm, s);
 const registry = new Registry();
+// The layer cache lives beside the machine folders: the driver skips folders without a run.json.
 const driver = new ProcessDriver({ stateDir });
+const mode = parseDriverMode(process.env.HANGAR_HOST_DRIVER);
+const sandbox = await sandboxCapability(mode, parseSandboxNetwork(process.env.HANGAR_SANDBOX_NETWORK), {
+  bwrap: bwrapPath,
+  overlay: overlaySupported,
+  netns: netnsSupported,
+});
+// Asked for by name, the sandbox must work: better no agent than one that fails every OCI start.
+if (mode === "sandbox" && !sandbox.ok) throw new Error(`HANGAR_HOST_DRIVER=sandbox: ${sandbox.reason}`);
+let images: ImagePuller | undefined;
+if (sandbox.ok) {
+  const blobs = await BlobStore.open(nc, {});
+  images = new ImagePuller({
+    registry: await ImageRegistry.open(nc, blobs, {}),
+    layers: new LayerStore(join(stateDir, "layers"), blobs),
+    logger,
+    metrics: registry,
+  });
+}
+logger.info(
+  { mode, sandbox },
+  sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",
+);
 const agent = new HostAgent({
   nc,
   store,
@@ -31,6 +62,8 @@ const agent = new HostAgent({
   cpus: envNumber("HANGAR_HOST_CPUS", cpus().length * 16),
   memoryMb: envNumber("HANGAR_HOST_MEMORY_MB", Math.floor(totalmem() / 1024 / 1024)),
   address: env("HANGAR_HOST_ADDRESS", "127.0.0.1"),
+  sandbox,
+  ...(images ? { images } : {}),
 });
 await agent.start();
 const ops = await startOpsServer({

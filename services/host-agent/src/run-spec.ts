@@ -1,6 +1,8 @@
 import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import type { ExistingMachine } from "@hangar/domain";
+import type { ImageConfig } from "@hangar/oci";
+import type { SandboxNetwork, SandboxSpec } from "./driver/mod.js";
 
 /** A machine check as Fly's config states it. */
 export interface CheckConfig {
@@ -72,14 +74,6 @@ export function parseMachineConfig(configJson: string): AgentConfig {
   };
 }
 
-/** What to run for a machine: argv, folder, environment and the image reference it came from. */
-export interface RunnableConfig {
-  cmd: string[];
-  cwd: string;
-  env: Record<string, string>;
-  imageRef: string;
-}
-
 async function exists(path: string): Promise<boolean> {
   return stat(path).then(
     () => true,
@@ -102,35 +96,168 @@ async function defaultCommand(dir: string): Promise<string[]> {
   );
 }
 
-/**
- * Resolves a machine's command the way Fly's init does: exec replaces everything, otherwise
- * entrypoint + cmd. `dir:<absolute path>` images run that folder as it is (development).
- */
-export async function resolveRun(m: ExistingMachine): Promise<RunnableConfig> {
-  const cfg = parseMachineConfig(m.configJson);
-  if (!cfg.image.startsWith("dir:")) {
-    throw new Error(`image ${cfg.image} cannot run yet: the process driver runs dir:<absolute path> images`);
-  }
-  const cwd = cfg.image.slice("dir:".length);
-  if (!isAbsolute(cwd)) throw new Error(`image ${cfg.image}: the folder must be an absolute path`);
-  if (!(await exists(cwd))) throw new Error(`image ${cfg.image}: folder ${cwd} does not exist on host`);
-  const init = cfg.init;
-  let cmd: string[];
-  if (init.exec && init.exec.length > 0) cmd = init.exec;
-  else if ((init.entrypoint && init.entrypoint.length > 0) || (init.cmd && init.cmd.length > 0))
-    cmd = [...(init.entrypoint ?? []), ...(init.cmd ?? [])];
-  else cmd = await defaultCommand(cwd);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
-    HOME: process.env.HOME ?? "/root",
+/** What to run for a machine: argv, folder, environment and the image reference it came from. */
+export interface RunnableConfig {
+  cmd: string[];
+  /** A host folder for `dir:` images; the folder inside the root filesystem for sandboxed ones. */
+  cwd: string;
+  env: Record<string, string>;
+  imageRef: string;
+  /** Set for OCI images: the driver runs `cmd` in a sandbox on the image's root filesystem. */
+  sandbox?: SandboxSpec;
+  /** The port the app listens on, when the driver must not allocate one (own network namespace). */
+  port?: number;
+}
+
+/** An OCI image as the host holds it: resolved in the registry, its layers unpacked. */
+export interface PulledImage {
+  repository: string;
+  /** The manifest digest. */
+  digest: string;
+  config: ImageConfig;
+  /** Unpacked layer folders, top layer first (overlayfs lowerdir order). */
+  lowers: string[];
+}
+
+/** Fetches OCI images onto the host. */
+export interface ImageSource {
+  pull(ref: string): Promise<PulledImage>;
+}
+
+/** Whether this host runs OCI images, decided once at agent start. */
+export type SandboxCapability =
+  | { ok: true; network: SandboxNetwork }
+  | { ok: false /** What is missing, said so that an operator knows what to do. */; reason: string };
+
+/** What resolving a machine's run needs beyond its config. */
+export interface RunContext {
+  sandbox: SandboxCapability;
+  /** Absent when the host cannot sandbox (OCI images then fail before any pull). */
+  images?: ImageSource;
+}
+
+/** An OCI image that this host cannot run, or whose config gives nothing to run. */
+export class ImageRunError extends Error {
+  override name = "ImageRunError";
+  readonly code = "IMAGE_NOT_RUNNABLE";
+}
+
+const DEFAULT_IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** The variables Fly sets in every machine (FLY_PRIVATE_IP and PORT come from the driver). */
+function flyEnv(m: ExistingMachine, image: string): Record<string, string> {
+  return {
     FLY_APP_NAME: m.app,
     FLY_MACHINE_ID: m.machineId,
     FLY_ALLOC_ID: m.machineId,
     FLY_REGION: m.region,
-    FLY_IMAGE_REF: cfg.image,
+    FLY_IMAGE_REF: image,
     FLY_MACHINE_VERSION: m.instanceId,
     FLY_PROCESS_GROUP: "app",
+  };
+}
+
+/**
+ * Resolves a machine's command the way Fly's init does: exec replaces everything, otherwise
+ * entrypoint + cmd. `dir:<absolute path>` images run that folder as it is (development); any other
+ * image is an OCI reference, pulled from Hangar's registry and run sandboxed on its own rootfs.
+ */
+export async function resolveRun(m: ExistingMachine, ctx?: RunContext): Promise<RunnableConfig> {
+  const cfg = parseMachineConfig(m.configJson);
+  if (!cfg.image.startsWith("dir:")) {
+    if (!ctx)
+      throw new ImageRunError(
+        `image ${cfg.image} cannot run: this host agent runs only dir:<absolute path> images`,
+      );
+    if (!ctx.sandbox.ok)
+      throw new ImageRunError(`image ${cfg.image} cannot run on this host: ${ctx.sandbox.reason}`);
+    if (!ctx.images)
+      throw new ImageRunError(`image ${cfg.image} cannot run: this host agent has no image registry`);
+    const image = await ctx.images.pull(cfg.image);
+    return imageRun(m, cfg, image, ctx.sandbox.network);
+  }
+  const cwd = cfg.image.slice("dir:".length);
+  if (!isAbsolute(cwd)) throw new Error(`image ${cfg.image}: the folder must be an absolute path`);
+  if (!(await exists(cwd))) throw new Error(`image ${cfg.image}: folder ${cwd} does not exist on host`);
+  const cmd = initCommand(cfg.init, [], []) ?? (await defaultCommand(cwd));
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    ...flyEnv(m, cfg.image),
     ...cfg.env,
   };
   return { cmd, cwd, env, imageRef: cfg.image };
+}
+
+/**
+ * Fly's init rules: `exec` replaces everything; otherwise `entrypoint` and `cmd` each replace the
+ * image's ENTRYPOINT and CMD. Undefined when nothing is left to run.
+ */
+export function initCommand(
+  init: AgentConfig["init"],
+  imageEntrypoint: readonly string[],
+  imageCmd: readonly string[],
+): string[] | undefined {
+  if (init.exec && init.exec.length > 0) return [...init.exec];
+  const entrypoint = init.entrypoint && init.entrypoint.length > 0 ? init.entrypoint : imageEntrypoint;
+  const cmd = init.cmd && init.cmd.length > 0 ? init.cmd : imageCmd;
+  const argv = [...entrypoint, ...cmd];
+  return argv.length > 0 ? argv : undefined;
+}
+
+/** An image config's Env ("KEY=value" lines) as a record; a later line wins, as in Docker. */
+export function imageEnv(lines: readonly string[] | undefined): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of lines ?? []) {
+    const eq = line.indexOf("=");
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+    else if (eq < 0 && line !== "") env[line] = "";
+  }
+  return env;
+}
+
+/**
+ * The run of a machine of a pulled OCI image (pure): the image's ENTRYPOINT/CMD under Fly's
+ * overrides, its WorkingDir and USER, and its Env under Fly's variables, under config.env.
+ */
+export function imageRun(
+  m: ExistingMachine,
+  cfg: AgentConfig,
+  image: PulledImage,
+  network: SandboxNetwork,
+): RunnableConfig {
+  const run = image.config.config ?? {};
+  const cmd = initCommand(cfg.init, run.Entrypoint ?? [], run.Cmd ?? []);
+  if (!cmd) {
+    throw new ImageRunError(
+      `image ${cfg.image} has no ENTRYPOINT or CMD: set config.init.cmd (or init.exec) to what the machine runs`,
+    );
+  }
+  const env: Record<string, string> = {
+    PATH: DEFAULT_IMAGE_PATH,
+    ...imageEnv(run.Env),
+    ...flyEnv(m, cfg.image),
+    ...cfg.env,
+  };
+  const cwd = run.WorkingDir && run.WorkingDir !== "" ? run.WorkingDir : "/";
+  if (!isAbsolute(cwd))
+    throw new ImageRunError(`image ${cfg.image}: WorkingDir ${cwd} is not an absolute path`);
+  const sandbox: SandboxSpec = {
+    image: `${image.repository}@${image.digest}`,
+    lowers: image.lowers,
+    user: run.User ?? "",
+    network,
+  };
+  // In its own network namespace the app listens where the config says it does (Fly's internal_port).
+  const port = network === "netns" ? (cfg.internalPort ?? exposedPort(run.ExposedPorts) ?? 8080) : undefined;
+  return { cmd, cwd, env, imageRef: cfg.image, sandbox, ...(port !== undefined ? { port } : {}) };
+}
+
+/** The first TCP port an image EXPOSEs ("8080/tcp" or "8080"). */
+function exposedPort(ports: Record<string, unknown> | undefined): number | undefined {
+  for (const key of Object.keys(ports ?? {})) {
+    const m = /^(\d+)(?:\/tcp)?$/.exec(key);
+    if (m) return Number(m[1]);
+  }
+  return undefined;
 }

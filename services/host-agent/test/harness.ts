@@ -1,9 +1,11 @@
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
+import { mountPoints } from "../src/driver/rootfs.js";
 import { waitFor } from "./wait.js";
 
 // Machines run detached and outlive whoever started them, this test process included: every state
@@ -54,9 +56,26 @@ export async function tempStateDir(): Promise<string> {
   return dir;
 }
 
+/** Unmounts what is mounted under `stateDir` (machines' root filesystems), deepest first. */
+export function unmountUnder(stateDir: string): void {
+  const under = mountPoints()
+    .filter((p) => p.startsWith(`${stateDir}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const path of under) {
+    try {
+      execFileSync("umount", [path], { stdio: "ignore" });
+    } catch {
+      // A process SIGKILLed a moment ago may still hold it: detach it now, it goes when they do.
+      execFileSync("umount", ["-l", path], { stdio: "ignore" });
+    }
+  }
+}
+
 /** Kills what runs under `stateDir` and deletes it. */
 export async function removeStateDir(stateDir: string): Promise<void> {
   killRecordedMachines(stateDir);
+  // Never delete through a mounted root filesystem.
+  unmountUnder(stateDir);
   await rm(stateDir, { recursive: true, force: true });
   stateDirs.delete(stateDir);
 }

@@ -31,4 +31,11 @@ export { ProcessDriver } from "./process-driver.js";
 export type { RestartPolicy } from "./restart.js";
 export { DEFAULT_MAX_RETRIES, restartDecision } from "./restart.js";
 export { parseSignal } from "./signals.js";
-export type { ExitInfo, LogStream, MachineRunSpec, RunningMachine } from "./types.js";
+export type {
+  ExitInfo,
+  LogStream,
+  MachineRunSpec,
+  RunningMachine,
+  SandboxNetwork,
+  SandboxSpec,
+} from "./types.js";

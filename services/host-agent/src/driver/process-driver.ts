@@ -12,7 +12,10 @@ import {
   MachineStartError,
 } from "./errors.js";
 import { LogTail } from "./log-tail.js";
-import { isSameLiveProcess, readProcStat } from "./proc.js";
+import { ensureNetns, isNetnsAddress, nextNetnsAddress, removeNetns } from "./netns.js";
+import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
+import { releaseRootfs } from "./rootfs.js";
+import { sandboxCommand } from "./sandbox.js";
 import { parseSignal, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
 import { type ControlRecord, isValidMachineId, listMachineIds, MachineDir, type RunRecord } from "./state.js";
@@ -60,6 +63,8 @@ interface Tracked {
   readonly runId: string;
   readonly machine: RunningMachine;
   readonly tails: LogTail[];
+  /** Runs under bwrap, whose monitor process must not get the signals meant for the app. */
+  readonly sandboxed: boolean;
   /** Our child when this driver started the run; null for an adopted run. */
   child: ChildProcess | null;
   detachChild: () => void;
@@ -75,7 +80,9 @@ interface Tracked {
 /**
  * Runs machines as local processes that outlive the agent. Each machine runs in its own process group
  * under a wrapper that records its exit status; the state folder tells a restarted agent what runs
- * (adopt) and what ended while it was away.
+ * (adopt) and what ended while it was away. A spec with `sandbox` (an OCI image) runs the same way,
+ * with bubblewrap between the wrapper and the app: on an overlay root filesystem kept in the machine's
+ * folder, and in a network namespace of its own when the spec asks for one.
  */
 export class ProcessDriver {
   readonly #stateDir: string;
@@ -187,7 +194,12 @@ export class ProcessDriver {
     } else if (this.#busy.has(machineId)) {
       throw new MachineBusyError(machineId);
     }
-    await new MachineDir(this.#stateDir, machineId).remove();
+    const dir = new MachineDir(this.#stateDir, machineId);
+    // Unmounted first: removing the folder must never reach into a mounted root filesystem.
+    await releaseRootfs(dir.path);
+    // Whatever the machine's last run used: the host's network setting may have changed since.
+    await removeNetns(machineId);
+    await dir.remove();
     this.#addresses?.delete(machineId);
   }
 
@@ -233,6 +245,29 @@ export class ProcessDriver {
     if (previous && liveProcessOf(dir, previous)) throw new MachineAlreadyRunningError(machineId);
     const { privateIp, port } = await this.#allocate(spec);
     await dir.prepareRun();
+    const env = {
+      PATH: process.env.PATH ?? DEFAULT_PATH,
+      ...spec.env,
+      PORT: String(port),
+      FLY_PRIVATE_IP: privateIp,
+    };
+    let launch: { argv: string[]; cwd: string; env: Record<string, string> } = {
+      argv: spec.cmd,
+      cwd: spec.cwd,
+      env,
+    };
+    if (spec.sandbox) {
+      try {
+        if (spec.sandbox.network === "netns") await ensureNetns(machineId, privateIp);
+        const argv = await sandboxCommand(dir.path, spec, spec.sandbox, env);
+        // The sandbox gets `env` through bwrap; the wrapper needs only a PATH to find bwrap.
+        launch = { argv, cwd: dir.path, env: { PATH: process.env.PATH ?? DEFAULT_PATH } };
+      } catch (err) {
+        throw new MachineStartError(machineId, `could not prepare the sandbox: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
     const runId = randomUUID();
     const record: RunRecord = { runId, spec, privateIp, port, pid: null, startTime: null };
     await dir.writeRun(record);
@@ -244,14 +279,9 @@ export class ProcessDriver {
       // Lines are read from where this run starts appending.
       const offsets = outputs.map((fd) => fstatSync(fd).size);
       tails = await this.#openTails(machineId, dir, offsets);
-      child = spawn(PERL, wrapperArgs(dir.exitFile, spec.cmd), {
-        cwd: spec.cwd,
-        env: {
-          PATH: process.env.PATH ?? DEFAULT_PATH,
-          ...spec.env,
-          PORT: String(port),
-          FLY_PRIVATE_IP: privateIp,
-        },
+      child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
+        cwd: launch.cwd,
+        env: launch.env,
         // Its own session and process group: signals to the agent's group do not reach it, and the
         // driver signals the machine's whole group.
         detached: true,
@@ -283,7 +313,8 @@ export class ProcessDriver {
     }
     child.unref();
     const machine: RunningMachine = { machineId, pid, startTime: stat.startTime, privateIp, port };
-    const m = this.#track(dir, runId, machine, { runId, requested: false, killed: false }, tails, child);
+    const control = { runId, requested: false, killed: false };
+    const m = this.#track(dir, runId, machine, control, tails, child, spec.sandbox !== undefined);
     try {
       await dir.writeRun({ ...record, pid, startTime: stat.startTime });
     } catch (err) {
@@ -314,7 +345,7 @@ export class ProcessDriver {
       if (run.pid === null) await dir.writeRun({ ...run, ...proc });
       const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
       const tails = await this.#openTails(machineId, dir, "end");
-      this.#track(dir, run.runId, machine, control, tails, null);
+      this.#track(dir, run.runId, machine, control, tails, null, run.spec.sandbox !== undefined);
       result.running.push({ ...machine });
       return;
     }
@@ -348,8 +379,10 @@ export class ProcessDriver {
     control: ControlRecord,
     tails: LogTail[],
     child: ChildProcess | null,
+    sandboxed: boolean,
   ): Tracked {
     const m: Tracked = {
+      sandboxed,
       dir,
       runId,
       machine,
@@ -428,16 +461,22 @@ export class ProcessDriver {
         this.#logger.warn({ err, machineId: m.machine.machineId }, "could not record the SIGKILL"),
       );
     }
-    killGroup(m.machine, signal);
+    if (m.sandboxed && !GROUP_ONLY.has(signal)) signalSandboxed(m.machine, signal);
+    else killGroup(m.machine, signal);
   }
 
   async #allocate(spec: MachineRunSpec): Promise<{ privateIp: string; port: number }> {
     const addresses = await this.#loadAddresses();
     const { machineId } = spec;
     const previous = addresses.get(machineId);
-    let privateIp = spec.privateIp ?? previous?.privateIp;
+    // A machine in its own network namespace is reached at its end of a veth pair, on its own port.
+    const netns = spec.sandbox?.network === "netns";
+    // A previous address of the other kind (the host's network setting changed) is not kept.
+    const kept = previous && netns === isNetnsAddress(previous.privateIp) ? previous.privateIp : undefined;
+    let privateIp = spec.privateIp ?? kept;
     if (privateIp === undefined) {
-      privateIp = nextPrivateIp(new Set([...addresses.values()].map((a) => a.privateIp))) ?? undefined;
+      const used = new Set([...addresses.values()].map((a) => a.privateIp));
+      privateIp = (netns ? nextNetnsAddress(used) : nextPrivateIp(used)) ?? undefined;
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
     }
     // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
@@ -535,6 +574,27 @@ async function exitInfo(
   // The wrapper died of a signal before it could record anything (one sent before its handlers were set).
   if (wrapperSignal) return { exitCode: 128 + signalNumber(wrapperSignal), signal: wrapperSignal, requested };
   return { exitCode: null, requested };
+}
+
+/** Signals that must reach the whole group, bwrap's own processes included. */
+const GROUP_ONLY: ReadonlySet<NodeJS.Signals> = new Set(["SIGKILL", "SIGSTOP", "SIGCONT"]);
+
+/**
+ * Signals the processes of a sandboxed machine's group except bwrap's monitor (the wrapper's child).
+ * The monitor dies of a SIGTERM or SIGINT at once, without passing it on, and the wrapper would then
+ * take the group down before the app could shut down gracefully; the app gets it directly instead.
+ */
+function signalSandboxed(machine: RunningMachine, signal: NodeJS.Signals): void {
+  if (!isSameLiveProcess(machine.pid, machine.startTime)) return;
+  for (const pid of listPids()) {
+    const stat = readProcStat(pid);
+    if (stat?.pgrp !== machine.pid || stat.ppid === machine.pid) continue;
+    try {
+      process.kill(pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
+  }
 }
 
 /** Signals a machine's process group, unless its leader is gone (the exit is then already under way). */

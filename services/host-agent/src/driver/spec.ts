@@ -1,5 +1,6 @@
 import { stat } from "node:fs/promises";
 import { isIP } from "node:net";
+import { isAbsolute } from "node:path";
 import { InvalidMachineSpecError } from "./errors.js";
 import { isValidMachineId } from "./state.js";
 import type { MachineRunSpec } from "./types.js";
@@ -24,6 +25,15 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
   }
   if (spec.port !== undefined && !(Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536)) {
     throw new InvalidMachineSpecError(`port ${spec.port}`);
+  }
+  if (spec.sandbox) {
+    // cwd is inside the image's root filesystem, which is mounted only at launch.
+    if (!isAbsolute(spec.cwd))
+      throw new InvalidMachineSpecError(`cwd ${JSON.stringify(spec.cwd)} is not absolute`);
+    const { lowers } = spec.sandbox;
+    if (lowers.length === 0 || !lowers.every((l) => isAbsolute(l) && !l.includes(":") && !l.includes(",")))
+      throw new InvalidMachineSpecError("sandbox lowers must be absolute layer folders without ':' or ','");
+    return;
   }
   // Checked here because spawn() reports a missing cwd as a missing executable ("spawn perl ENOENT").
   const cwd = await stat(spec.cwd).catch(() => null);

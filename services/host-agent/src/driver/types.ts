@@ -14,6 +14,25 @@ export interface MachineRunSpec {
   privateIp?: string;
   /** Allocated when not given. */
   port?: number;
+  /**
+   * Set for OCI images: `cmd` runs under bubblewrap on an overlay of the image's layers, `cwd` is a
+   * folder inside that root filesystem and `env` is all the sandbox sees.
+   */
+  sandbox?: SandboxSpec;
+}
+
+/** How a sandboxed machine is networked: the host's network, or a namespace of its own. */
+export type SandboxNetwork = "host" | "netns";
+
+/** The root filesystem and user a sandboxed machine runs with. */
+export interface SandboxSpec {
+  /** `repository@digest`: a new image (or a new machine version) gets a fresh writable layer. */
+  image: string;
+  /** Unpacked layer folders on the host, top layer first. */
+  lowers: string[];
+  /** The image's USER ("" is root): a name or uid, optionally with ":group". */
+  user: string;
+  network: SandboxNetwork;
 }
 
 /** A machine's process as the driver runs it. */

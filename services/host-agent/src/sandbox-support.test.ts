@@ -1,0 +1,54 @@
+import { describe, expect, it } from "vitest";
+import {
+  type HostProbe,
+  InvalidHostSettingError,
+  parseDriverMode,
+  parseSandboxNetwork,
+  sandboxCapability,
+} from "./sandbox-support.js";
+
+const capable: HostProbe = { bwrap: async () => "/usr/bin/bwrap", overlay: () => true, netns: () => true };
+
+describe("driver settings", () => {
+  it("default to auto and a network namespace per machine, and refuse anything else", () => {
+    expect(parseDriverMode(undefined)).toBe("auto");
+    expect(parseDriverMode("sandbox")).toBe("sandbox");
+    expect(parseSandboxNetwork("")).toBe("netns");
+    expect(parseSandboxNetwork("host")).toBe("host");
+    expect(() => parseDriverMode("docker")).toThrow(InvalidHostSettingError);
+    expect(() => parseSandboxNetwork("bridge")).toThrow(
+      /HANGAR_SANDBOX_NETWORK="bridge" is not one of host, netns/,
+    );
+  });
+});
+
+describe("sandboxCapability", () => {
+  it("is ok on a host with bwrap and overlay mounts", async () => {
+    expect(await sandboxCapability("auto", "host", capable)).toEqual({ ok: true, network: "host" });
+    expect(await sandboxCapability("sandbox", "netns", capable)).toEqual({ ok: true, network: "netns" });
+  });
+
+  it("says exactly what is missing", async () => {
+    const bare: HostProbe = { bwrap: async () => undefined, overlay: () => false, netns: () => false };
+    const host = await sandboxCapability("auto", "host", bare);
+    expect(host).toEqual({
+      ok: false,
+      reason:
+        "the sandbox driver cannot run here: bubblewrap is not installed (install it: apt-get install bubblewrap); " +
+        "overlayfs cannot be mounted by this process (run the host agent as root)",
+    });
+    const onlyOverlay = await sandboxCapability("auto", "host", { ...capable, overlay: async () => false });
+    expect(onlyOverlay.ok ? "" : onlyOverlay.reason).not.toMatch(/bubblewrap/);
+    const netns = await sandboxCapability("auto", "netns", { ...capable, netns: () => false });
+    expect(netns.ok ? "" : netns.reason).toMatch(
+      /install iproute2 and run as root, or set HANGAR_SANDBOX_NETWORK=host/,
+    );
+  });
+
+  it("HANGAR_HOST_DRIVER=process runs no OCI image, and says how to change that", async () => {
+    const result = await sandboxCapability("process", "host", capable);
+    expect(result.ok ? "" : result.reason).toMatch(
+      /HANGAR_HOST_DRIVER=process.*set HANGAR_HOST_DRIVER=auto or sandbox/,
+    );
+  });
+});

@@ -1,0 +1,425 @@
+import { existsSync, readFileSync } from "node:fs";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import {
+  type ExistingMachine,
+  hostsStream,
+  type MachineCommand,
+  machineAggregateId,
+  machineDecider,
+  machinesStream,
+} from "@hangar/domain";
+import { CommandHandler, EventStore, ensureStream, loadAggregate } from "@hangar/eventstore";
+import {
+  BlobStore,
+  createLayer,
+  ensureBaseImage,
+  ImageRegistry,
+  LayerStore,
+  overlaySupported,
+  writeImage,
+} from "@hangar/oci";
+import { createLogger } from "@hangar/telemetry";
+import { type NatsServer, startNatsServer } from "@hangar/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HostAgent } from "../src/agent.js";
+import { ProcessDriver } from "../src/driver/mod.js";
+import { netnsName, removeNetns, vethName } from "../src/driver/netns.js";
+import { isMountPoint } from "../src/driver/rootfs.js";
+import { ImagePuller } from "../src/images.js";
+import type { SandboxCapability } from "../src/run-spec.js";
+import { sandboxCapability } from "../src/sandbox-support.js";
+import { removeStateDir, tempStateDir } from "./harness.js";
+import { waitFor } from "./wait.js";
+
+// The agent uses the platform's fixed stream names: a nats-server of its own.
+let server: NatsServer;
+let nc: NatsConnection;
+let store: EventStore;
+let registry: ImageRegistry;
+let blobs: BlobStore;
+let stateDir: string;
+let imageDigest: string;
+let images: ImagePuller;
+const logger = createLogger("host-agent-test", { level: "silent" });
+const metrics = new Registry();
+const running: Array<{ agent: HostAgent; driver: ProcessDriver }> = [];
+const HOST = "h-sandbox";
+const NETNS_HOST = "h-netns";
+
+/** The app in the image: answers with what it sees, and remembers files in its root filesystem. */
+const SERVER = `
+const fs = require("node:fs");
+const boot = Math.random().toString(36).slice(2);
+const read = (p) => { try { return fs.readFileSync(p, "utf8"); } catch { return null; } };
+require("node:http").createServer((req, res) => {
+  if (req.url === "/write") fs.writeFileSync("/app/note.txt", "kept");
+  res.setHeader("content-type", "application/json");
+  res.end(JSON.stringify({
+    boot, cwd: process.cwd(), uid: process.getuid(), env: process.env,
+    note: read("/app/note.txt"), graceful: read("/app/graceful.txt"),
+  }));
+}).listen(Number(process.env.PORT), "0.0.0.0", () => console.log("listening on " + process.env.PORT));
+// Fly stops machines with SIGINT: a graceful exit leaves a mark in the rootfs.
+process.on("SIGINT", () => { fs.writeFileSync("/app/graceful.txt", "yes"); process.exit(0); });
+`;
+
+/** The node base image plus one layer with /app/server.js; returns the manifest digest. */
+async function writeHelloImage(): Promise<string> {
+  const base = await ensureBaseImage(registry, "node");
+  if (base === "scratch") throw new Error("node base image expected");
+  const work = await mkdtemp(join(tmpdir(), "hangar-hello-layer-"));
+  try {
+    await mkdir(join(work, "root", "app"), { recursive: true });
+    await writeFile(join(work, "root", "app", "server.js"), SERVER);
+    const layer = await createLayer(join(work, "root"), join(work, "layer.tar.gz"));
+    await blobs.putFile(layer.file, layer.digest);
+    const baseRun = base.config.config;
+    const image = (tag: string, user: string | undefined) =>
+      writeImage(registry, {
+        repository: "hello",
+        tag,
+        config: {
+          ...base.config,
+          config: {
+            ...baseRun,
+            Env: [...(baseRun.Env ?? []), "GREETING=from-the-image", "FLY_REGION=overridden-by-fly"],
+            Cmd: ["node", "server.js"],
+            WorkingDir: "/app",
+            ...(user !== undefined ? { User: user } : {}),
+          },
+          rootfs: { type: "layers", diff_ids: [...base.config.rootfs.diff_ids, layer.diffId] },
+        },
+        layers: [...base.manifest.layers.map((l) => ({ digest: l.digest, size: l.size })), layer],
+      });
+    // The same layers as another user: tags share what is under them.
+    await image("v3-node", "node");
+    return await image("v3", undefined);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** An agent for `hostId`; each host has its own state folder, as each host has its own disk. */
+async function startAgent(hostId: string, sandbox: SandboxCapability): Promise<HostAgent> {
+  const dir = join(stateDir, hostId);
+  await mkdir(dir, { recursive: true });
+  const driver = new ProcessDriver({ stateDir: dir, pollIntervalMs: 50 });
+  const agent = new HostAgent({
+    nc,
+    store,
+    driver,
+    logger,
+    hostId,
+    region: "local",
+    cpus: 8,
+    memoryMb: 4096,
+    address: "127.0.0.1",
+    sandbox,
+    images,
+  });
+  await agent.start();
+  running.push({ agent, driver });
+  return agent;
+}
+
+async function stopAgent(agent: HostAgent): Promise<void> {
+  const i = running.findIndex((r) => r.agent === agent);
+  const [entry] = running.splice(i, 1);
+  await entry?.agent.stop();
+  await entry?.driver.close();
+}
+
+function command(app: string, id: string, cmd: MachineCommand) {
+  return new CommandHandler(store, machinesStream, machineDecider).handle(machineAggregateId(app, id), cmd, {
+    commandId: `${cmd.type}-${id}-${Date.now()}`,
+  });
+}
+
+async function createMachine(id: string, hostId: string, config: Record<string, unknown>): Promise<void> {
+  await command("hello", id, {
+    type: "CreateMachine",
+    machineId: id,
+    app: "hello",
+    name: `hello-${id}`,
+    region: "local",
+    instanceId: `v1-${id}`,
+    configJson: JSON.stringify(config),
+    skipLaunch: false,
+    hostId,
+  });
+}
+
+/** Waits until the machine reaches `status` and returns it. */
+function machineIn(
+  id: string,
+  status: ExistingMachine["status"],
+  timeoutMs = 30_000,
+  where: (m: ExistingMachine) => boolean = () => true,
+): Promise<ExistingMachine> {
+  return waitFor(
+    `machine ${id} to be ${status}`,
+    async () => {
+      const { state } = await loadAggregate(
+        store,
+        machinesStream,
+        machineDecider,
+        machineAggregateId("hello", id),
+      );
+      return state.status === status && where(state) ? state : undefined;
+    },
+    timeoutMs,
+  );
+}
+
+interface Seen {
+  boot: string;
+  cwd: string;
+  uid: number;
+  env: Record<string, string>;
+  note: string | null;
+  graceful: string | null;
+}
+
+function get<T = Seen>(m: ExistingMachine, path = "/"): Promise<T> {
+  return waitFor(`http://${m.privateIp}:${m.port}${path}`, async () => {
+    try {
+      return (await (await fetch(`http://${m.privateIp}:${m.port}${path}`)).json()) as T;
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  nc = await connect({ servers: server.url });
+  store = await EventStore.connect(nc);
+  for (const s of [hostsStream, machinesStream]) await ensureStream(store.jsm, s);
+  blobs = await BlobStore.open(nc, { bucket: "sandbox-test-blobs" });
+  registry = await ImageRegistry.open(nc, blobs, { bucket: "sandbox-test-registry" });
+  stateDir = await tempStateDir();
+  imageDigest = await writeHelloImage();
+  // One cache and one puller for every agent of the test, as on a host whose agent restarts.
+  images = new ImagePuller({
+    registry,
+    layers: new LayerStore(join(stateDir, "layers"), blobs),
+    logger,
+    metrics,
+  });
+}, 120_000);
+
+afterAll(async () => {
+  for (const { agent, driver } of running.splice(0)) {
+    await agent.stop();
+    await driver.close();
+  }
+  for (const id of ["n1", "n2"]) await removeNetns(id);
+  for (const host of [HOST, NETNS_HOST]) if (stateDir) await removeStateDir(join(stateDir, host));
+  if (stateDir) await removeStateDir(stateDir);
+  await nc?.drain();
+  await server?.stop();
+});
+
+describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () => {
+  let agent: HostAgent;
+  let first: ExistingMachine;
+  let seen: Seen;
+  const ref = () => `registry.hangar.internal/hello@${imageDigest}`;
+
+  it("pulls the image, runs its CMD in its WorkingDir with its Env under Fly's, and serves HTTP", async () => {
+    expect(await overlaySupported()).toBe(true);
+    agent = await startAgent(HOST, { ok: true, network: "host" });
+    await createMachine("m1", HOST, { image: ref(), env: { FROM_CONFIG: "yes", GREETING: "from-config" } });
+    first = await machineIn("m1", "started", 60_000);
+    seen = await get(first);
+    expect(seen.cwd).toBe("/app");
+    expect(seen.uid).toBe(0);
+    expect(seen.env).toMatchObject({
+      FLY_APP_NAME: "hello",
+      FLY_MACHINE_ID: "m1",
+      FLY_REGION: "local",
+      FLY_IMAGE_REF: ref(),
+      FLY_PRIVATE_IP: first.privateIp,
+      PORT: String(first.port),
+      // config.env wins over the image's Env, which Fly's variables override.
+      GREETING: "from-config",
+      FROM_CONFIG: "yes",
+      NODE_VERSION: process.versions.node,
+      HOME: "/root",
+    });
+    // Nothing of the host's environment leaks in.
+    expect(Object.keys(seen.env)).not.toContain("VITEST");
+    const rootfs = join(stateDir, HOST, "m1", "rootfs");
+    expect(isMountPoint(rootfs)).toBe(true);
+    // The sandbox sees the image, not the host: the app's file is at /app, the host's /work is absent.
+    expect(existsSync(join(rootfs, "app", "server.js"))).toBe(true);
+    expect(existsSync(join(rootfs, "work"))).toBe(false);
+    // Its output reaches the machine's log files, which the agent tails.
+    expect(readFileSync(join(stateDir, HOST, "m1", "stdout.log"), "utf8")).toContain(
+      `listening on ${first.port}`,
+    );
+    // Pull time is on /metrics.
+    expect(await metrics.getSingleMetricAsString("hangar_host_image_pull_seconds")).toMatch(
+      /hangar_host_image_pull_seconds_count\{outcome="ok"\} 1/,
+    );
+  });
+
+  it("stop (SIGINT, graceful) and start keep the root filesystem's files", async () => {
+    expect((await get(first, "/write")).note).toBe("kept");
+    // The write went to the machine's own upper layer, not into the shared layer cache.
+    expect(readFileSync(join(stateDir, HOST, "m1", "upper", "app", "note.txt"), "utf8")).toBe("kept");
+    await command("hello", "m1", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
+    const stopped = await machineIn("m1", "stopped");
+    // The app itself got the SIGINT and exited 0: bwrap's monitor did not take it down first.
+    expect(stopped.lastExitCode).toBe(0);
+    await command("hello", "m1", { type: "StartMachine", nowMs: Date.now() });
+    const again = await machineIn("m1", "started");
+    const after = await get(again);
+    expect(after.boot).not.toBe(seen.boot);
+    expect(after.note).toBe("kept");
+    expect(after.graceful).toBe("yes");
+    first = again;
+    seen = after;
+  });
+
+  it("a new agent adopts the running machine and keeps its rootfs mounted; nothing starts twice", async () => {
+    await stopAgent(agent);
+    agent = await startAgent(HOST, { ok: true, network: "host" });
+    // Give the new agent time to reconcile; a second start would show as a new boot.
+    await sleep(500);
+    const now = await machineIn("m1", "started");
+    expect(now.pid).toBe(first.pid);
+    expect(now.startTime).toBe(first.startTime);
+    expect((await get(now)).boot).toBe(seen.boot);
+    expect(isMountPoint(join(stateDir, HOST, "m1", "rootfs"))).toBe(true);
+    expect(
+      running
+        .at(-1)
+        ?.driver.running()
+        .map((m) => m.pid),
+    ).toEqual([first.pid]);
+  });
+
+  it("suspend freezes the sandboxed app; start resumes the same process", async () => {
+    await command("hello", "m1", { type: "SuspendMachine", nowMs: Date.now() });
+    const suspended = await machineIn("m1", "suspended");
+    const pending = fetch(`http://${suspended.privateIp}:${suspended.port}/`).then(
+      async (res) => (await res.json()) as Seen,
+    );
+    expect(await Promise.race([pending, sleep(300).then(() => "no answer")])).toBe("no answer");
+    await command("hello", "m1", { type: "StartMachine", nowMs: Date.now() });
+    expect((await machineIn("m1", "started")).pid).toBe(first.pid);
+    expect((await pending).boot).toBe(seen.boot);
+  });
+
+  it("an update to a new machine version starts from a fresh root filesystem", async () => {
+    await command("hello", "m1", {
+      type: "UpdateMachine",
+      instanceId: "v2-m1",
+      configJson: JSON.stringify({ image: ref() }),
+      name: "hello-m1",
+      skipLaunch: false,
+      nowMs: Date.now(),
+    });
+    const updated = await machineIn("m1", "started", 30_000, (m) => m.instanceId === "v2-m1");
+    const fresh = await get(updated);
+    expect(fresh.env.FLY_MACHINE_VERSION).toBe("v2-m1");
+    expect(fresh.note).toBeNull();
+    expect(fresh.graceful).toBeNull();
+  });
+
+  it("destroy unmounts and removes the machine's rootfs; the shared layers stay", async () => {
+    await command("hello", "m1", { type: "DestroyMachine", force: true, nowMs: Date.now() });
+    await machineIn("m1", "destroyed");
+    expect(isMountPoint(join(stateDir, HOST, "m1", "rootfs"))).toBe(false);
+    expect(existsSync(join(stateDir, HOST, "m1"))).toBe(false);
+    expect(existsSync(join(stateDir, "layers"))).toBe(true);
+  });
+
+  it("runs as the image's USER, resolved in the image's /etc/passwd", async () => {
+    await createMachine("m4", HOST, { image: "hello:v3-node" });
+    const m = await machineIn("m4", "started");
+    const seenAs = await get(m);
+    expect(seenAs.uid).toBe(1000);
+    // Docker's HOME for a user the image sets no HOME for.
+    expect(seenAs.env.HOME).toBe("/");
+    await command("hello", "m4", { type: "DestroyMachine", force: true, nowMs: Date.now() });
+    await machineIn("m4", "destroyed");
+  });
+
+  it("an image the registry does not have fails the start with the registry's message", async () => {
+    await createMachine("m2", HOST, { image: "registry.hangar.internal/nope:v1" });
+    const failed = await machineIn("m2", "failed");
+    expect(failed.failure).toMatch(/image registry\.hangar\.internal\/nope:v1 is not in Hangar's registry/);
+  });
+
+  it("a host that cannot sandbox fails OCI starts saying what is missing", async () => {
+    const sandbox = await sandboxCapability("auto", "host", {
+      bwrap: async () => undefined,
+      overlay: () => true,
+      netns: () => true,
+    });
+    await startAgent("h-no-bwrap", sandbox);
+    await createMachine("m3", "h-no-bwrap", { image: ref() });
+    const failed = await machineIn("m3", "failed");
+    expect(failed.failure).toBe(
+      `image ${ref()} cannot run on this host: the sandbox driver cannot run here: ` +
+        "bubblewrap is not installed (install it: apt-get install bubblewrap)",
+    );
+  });
+});
+
+/** Binds the port the config names, whatever PORT says: the kind of app only a namespace of its own can run twice. */
+const FIXED_PORT_SERVER = `
+require("node:http").createServer((req, res) => {
+  res.end(JSON.stringify({ id: process.env.FLY_MACHINE_ID, port: process.env.PORT, ip: process.env.FLY_PRIVATE_IP }));
+}).listen(8080, "0.0.0.0");
+`;
+
+describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of their own", () => {
+  const config = () => ({
+    image: `hello@${imageDigest}`,
+    init: { exec: ["node", "-e", FIXED_PORT_SERVER] },
+    services: [{ internal_port: 8080 }],
+  });
+
+  it("two machines listen on the same internal port, each at its own namespace address", async () => {
+    await startAgent(NETNS_HOST, { ok: true, network: "netns" });
+    await createMachine("n1", NETNS_HOST, config());
+    await createMachine("n2", NETNS_HOST, config());
+    const [a, b] = await Promise.all([machineIn("n1", "started"), machineIn("n2", "started")]);
+    for (const [m, id] of [
+      [a, "n1"],
+      [b, "n2"],
+    ] as const) {
+      expect(m.privateIp).toMatch(/^172\.30\.\d+\.\d+$/);
+      expect(m.port).toBe(8080);
+      expect(await get(m)).toEqual({ id, port: "8080", ip: m.privateIp });
+    }
+    expect(a.privateIp).not.toBe(b.privateIp);
+  });
+
+  it("the namespaces outlive an agent restart; destroy deletes them", async () => {
+    const [entry] = running.filter((r) => r.driver.running().some((m) => m.machineId === "n1"));
+    if (!entry) throw new Error("the netns agent is not running");
+    const before = await machineIn("n1", "started");
+    await stopAgent(entry.agent);
+    await startAgent(NETNS_HOST, { ok: true, network: "netns" });
+    await sleep(500);
+    const after = await machineIn("n1", "started");
+    expect(after.pid).toBe(before.pid);
+    expect((await get<{ id: string }>(after)).id).toBe("n1");
+
+    await command("hello", "n1", { type: "DestroyMachine", force: true, nowMs: Date.now() });
+    await machineIn("n1", "destroyed");
+    expect(existsSync(join("/run/netns", netnsName("n1")))).toBe(false);
+    expect(existsSync(join("/sys/class/net", vethName("n1")))).toBe(false);
+    // The other machine's namespace is untouched.
+    expect((await get<{ id: string }>(await machineIn("n2", "started"))).id).toBe("n2");
+  });
+});
