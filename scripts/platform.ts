@@ -7,12 +7,13 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { freePort } from "@hangar/testkit";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
-export type ServiceName = "placement" | "host-agent" | "gateway" | "proxy" | "monitor";
+export type ServiceName = "placement" | "host-agent" | "builder" | "gateway" | "proxy" | "monitor";
 /** The order they start in: placement and the host agent first, so the gateway can place at once. */
-export const SERVICES: ServiceName[] = ["placement", "host-agent", "gateway", "proxy", "monitor"];
+export const SERVICES: ServiceName[] = ["placement", "host-agent", "builder", "gateway", "proxy", "monitor"];
 
 export interface PlatformOptions {
   home: string;
@@ -25,6 +26,8 @@ export interface PlatformOptions {
   placementOpsPort: number;
   hostOpsPort: number;
   proxyOpsPort: number;
+  /** The builder's /health and /metrics; a free port when not given. */
+  builderOpsPort?: number;
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
@@ -58,7 +61,7 @@ export interface Platform {
 
 function serviceEnv(
   name: ServiceName,
-  o: PlatformOptions,
+  o: PlatformOptions & { builderOpsPort: number },
   hostId: string,
   hostStateDir: string,
 ): Record<string, string> {
@@ -76,6 +79,10 @@ function serviceEnv(
       ...(o.hostCpus ? { HANGAR_HOST_CPUS: String(o.hostCpus) } : {}),
       ...(o.hostMemoryMb ? { HANGAR_HOST_MEMORY_MB: String(o.hostMemoryMb) } : {}),
     },
+    builder: {
+      HANGAR_BUILDER_OPS_PORT: String(o.builderOpsPort),
+      HANGAR_BUILDER_DIR: join(o.home, "builder"),
+    },
     gateway: { HANGAR_GATEWAY_PORT: String(o.gatewayPort), HANGAR_TOKEN: o.token },
     proxy: { HANGAR_PROXY_PORT: String(o.proxyPort), HANGAR_PROXY_OPS_PORT: String(o.proxyOpsPort) },
     monitor: { HANGAR_MONITOR_PORT: String(o.monitorPort) },
@@ -83,10 +90,11 @@ function serviceEnv(
   return { ...common, ...own[name], ...(o.env?.[name] ?? {}) };
 }
 
-function healthPort(name: ServiceName, o: PlatformOptions): number {
+function healthPort(name: ServiceName, o: PlatformOptions & { builderOpsPort: number }): number {
   return {
     placement: o.placementOpsPort,
     "host-agent": o.hostOpsPort,
+    builder: o.builderOpsPort,
     gateway: o.gatewayPort,
     proxy: o.proxyOpsPort,
     monitor: o.monitorPort,
@@ -170,7 +178,8 @@ class ServiceProcess implements ServiceHandle {
 }
 
 /** Starts every service in order and waits for each to be healthy. */
-export async function startPlatform(o: PlatformOptions): Promise<Platform> {
+export async function startPlatform(options: PlatformOptions): Promise<Platform> {
+  const o = { ...options, builderOpsPort: options.builderOpsPort ?? (await freePort()) };
   const hostId = o.hostId ?? "local-1";
   const hostStateDir = join(o.home, "hosts", hostId);
   const logDir = o.logDir ?? join(o.home, "logs");

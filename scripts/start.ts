@@ -7,7 +7,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { appsStream, hostsStream, machinesStream } from "@hangar/domain";
+import { appsStream, buildsStream, hostsStream, machinesStream, releasesStream } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import {
   freePort,
@@ -71,15 +71,16 @@ async function main(): Promise<void> {
     });
     say(`postgres ${databaseUrl} (data in ${pgData})`);
 
+    const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream];
     const nc = await connect({ servers: nats.url });
     const store = await EventStore.connect(nc);
-    for (const stream of [appsStream, machinesStream, hostsStream]) await ensureStream(store.jsm, stream);
+    for (const stream of streams) await ensureStream(store.jsm, stream);
     store.close();
     await nc.close();
-    say(`streams ${[appsStream, machinesStream, hostsStream].map((s) => s.name).join(", ")} ready`);
+    say(`streams ${streams.map((s) => s.name).join(", ")} ready`);
 
     const apiToken = await token();
-    say("starting services: placement, host agent, gateway, proxy, monitor");
+    say("starting services: placement, host agent, builder, gateway, proxy, monitor");
     platform = await startPlatform({
       home,
       natsUrl: nats.url,

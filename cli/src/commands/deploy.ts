@@ -95,7 +95,7 @@ async function build(
       progress(formatFailure(outcome.failure));
       const where = outcome.failure.line !== undefined ? ` at Dockerfile line ${outcome.failure.line}` : "";
       throw new CliError(
-        `build ${created.id} failed${where}`,
+        `build ${created.id} failed${where}: ${outcome.failure.message}`,
         "fix the Dockerfile or the app and deploy again; nothing was released",
       );
     }
