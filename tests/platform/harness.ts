@@ -7,6 +7,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort, type NatsServer, startNatsServer } from "@hangar/testkit";
 import { type Platform, type PlatformOptions, repoRoot, startPlatform } from "../../scripts/platform.js";
+import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
+import { listMachineIds } from "../../services/host-agent/src/driver/state.js";
+import { removeStateDir } from "../../services/host-agent/test/harness.js";
 
 export const helloDir = join(repoRoot, "examples", "hello");
 
@@ -125,6 +128,10 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
     async close() {
       await platform.stop();
       await nats.stop();
+      // Stopped machines keep their network namespaces and mounted root filesystems (as they would
+      // across a platform restart); a test platform is gone for good, so they go too.
+      for (const id of await listMachineIds(platform.hostStateDir)) await removeNetns(id);
+      await removeStateDir(platform.hostStateDir);
       // HANGAR_KEEP_TEST_HOME=1 keeps the folder (service logs are in <home>/logs) to debug a failure.
       if (process.env.HANGAR_KEEP_TEST_HOME !== "1") rmSync(home, { recursive: true, force: true });
       else process.stderr.write(`kept ${home}\n`);

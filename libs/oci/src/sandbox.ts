@@ -12,6 +12,13 @@ export interface SandboxOptions {
   cwd?: string;
   /** The whole environment: the sandbox starts with none. */
   env?: Record<string, string>;
+  /**
+   * Runs the command as this uid (and `gid`, default the uid) in a user namespace of bwrap's own,
+   * which maps only that id to the uid bwrap itself runs as. The caller must start bwrap as that
+   * same user (spawn's uid/gid, setpriv): started by root it maps the uid to root, so the user's own
+   * files show as nobody's and root's as its own. Leave both out to run as the caller, with no user
+   * namespace.
+   */
   uid?: number;
   gid?: number;
   /** Shares the host's network; without it the sandbox has only a loopback of its own. */
@@ -24,7 +31,10 @@ export interface SandboxOptions {
   binds?: Array<{ src: string; dest: string; readOnly?: boolean }>;
 }
 
-/** The bubblewrap argv (starting with "bwrap") that runs `argv` with `rootfs` as `/`. */
+/**
+ * The bubblewrap argv (starting with "bwrap") that runs `argv` with `rootfs` as `/`. With `uid`/`gid`,
+ * start it as that user (see SandboxOptions.uid).
+ */
 export function sandboxArgv(o: SandboxOptions): string[] {
   const args = ["bwrap", "--bind", o.rootfs, "/", "--proc", "/proc", "--dev", "/dev"];
   if (o.tmpfs) args.push("--tmpfs", "/tmp");
@@ -32,7 +42,7 @@ export function sandboxArgv(o: SandboxOptions): string[] {
   if (!o.network) args.push("--unshare-net");
   if (o.dieWithParent) args.push("--die-with-parent");
   if (o.uid !== undefined || o.gid !== undefined) {
-    // bwrap only switches ids inside a user namespace of its own.
+    // bwrap only switches ids inside a user namespace of its own; started as the user, that maps uid to uid.
     args.push("--unshare-user", "--uid", String(o.uid ?? 0), "--gid", String(o.gid ?? o.uid ?? 0));
   }
   for (const b of o.binds ?? []) args.push(b.readOnly ? "--ro-bind" : "--bind", b.src, b.dest);

@@ -14,7 +14,15 @@ import {
 } from "../src/driver/mod.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { PERL, wrapperArgs } from "../src/driver/wrapper.js";
-import { groupGone, recordExits, removeStateDir, runSpec, sh, tempStateDir } from "./harness.js";
+import {
+  groupGone,
+  groupMembers,
+  recordExits,
+  removeStateDir,
+  runSpec,
+  sh,
+  tempStateDir,
+} from "./harness.js";
 import { waitFor } from "./wait.js";
 
 const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
@@ -87,7 +95,9 @@ describe("adopt", () => {
 
   it("a stop asked by the previous agent is reported as requested by the next", async () => {
     const a = newDriver();
-    await a.start(runSpec("m1", sh("trap 'exit 0' TERM; while :; do sleep 0.05; done")));
+    const m = await a.start(runSpec("m1", sh("trap 'exit 0' TERM; while :; do sleep 0.05; done")));
+    // A SIGTERM before the shell has set its trap would kill it (143): wait for its first sleep.
+    await waitFor("the trap", () => (groupMembers(m.pid).length >= 3 ? true : undefined));
     const stopping = a.stop("m1", { timeoutMs: 30_000 });
     await a.close();
     await expect(stopping).rejects.toThrow(DriverClosedError);

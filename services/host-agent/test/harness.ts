@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
-import { mountPoints } from "../src/driver/rootfs.js";
+import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
 import { waitFor } from "./wait.js";
 
 // Machines run detached and outlive whoever started them, this test process included: every state
@@ -56,10 +56,11 @@ export async function tempStateDir(): Promise<string> {
   return dir;
 }
 
-/** Unmounts what is mounted under `stateDir` (machines' root filesystems), deepest first. */
+/** Unmounts what is mounted under `stateDir` or its machines' rootfs mount root, deepest first. */
 export function unmountUnder(stateDir: string): void {
+  const roots = [stateDir, rootfsMountRoot(stateDir)];
   const under = mountPoints()
-    .filter((p) => p.startsWith(`${stateDir}/`))
+    .filter((p) => roots.some((root) => p.startsWith(`${root}/`)))
     .sort((a, b) => b.length - a.length);
   for (const path of under) {
     try {
@@ -77,6 +78,7 @@ export async function removeStateDir(stateDir: string): Promise<void> {
   // Never delete through a mounted root filesystem.
   unmountUnder(stateDir);
   await rm(stateDir, { recursive: true, force: true });
+  await rm(rootfsMountRoot(stateDir), { recursive: true, force: true });
   stateDirs.delete(stateDir);
 }
 

@@ -1,5 +1,5 @@
-import { existsSync, readFileSync } from "node:fs";
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,7 +29,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../src/agent.js";
 import { ProcessDriver } from "../src/driver/mod.js";
 import { netnsName, removeNetns, vethName } from "../src/driver/netns.js";
-import { isMountPoint } from "../src/driver/rootfs.js";
+import { isMountPoint, rootfsPaths } from "../src/driver/rootfs.js";
 import { ImagePuller } from "../src/images.js";
 import type { SandboxCapability } from "../src/run-spec.js";
 import { sandboxCapability } from "../src/sandbox-support.js";
@@ -51,21 +51,31 @@ const running: Array<{ agent: HostAgent; driver: ProcessDriver }> = [];
 const HOST = "h-sandbox";
 const NETNS_HOST = "h-netns";
 
-/** The app in the image: answers with what it sees, and remembers files in its root filesystem. */
+/**
+ * The app in the image: answers with what it sees, and remembers files in its root filesystem, in
+ * /app/data, which the image's node user owns. /probe tries writes as whatever user the app runs as.
+ */
 const SERVER = `
 const fs = require("node:fs");
 const boot = Math.random().toString(36).slice(2);
 const read = (p) => { try { return fs.readFileSync(p, "utf8"); } catch { return null; } };
+const tryWrite = (p) => { try { fs.writeFileSync(p, "written"); return "ok"; } catch (err) { return err.code; } };
 require("node:http").createServer((req, res) => {
-  if (req.url === "/write") fs.writeFileSync("/app/note.txt", "kept");
   res.setHeader("content-type", "application/json");
+  if (req.url === "/probe") {
+    return res.end(JSON.stringify({
+      uid: process.getuid(), gid: process.getgid(),
+      data: tryWrite("/app/data/by-app.txt"), etc: tryWrite("/etc/by-app.txt"),
+    }));
+  }
+  if (req.url === "/write") fs.writeFileSync("/app/data/note.txt", "kept");
   res.end(JSON.stringify({
     boot, cwd: process.cwd(), uid: process.getuid(), env: process.env,
-    note: read("/app/note.txt"), graceful: read("/app/graceful.txt"),
+    note: read("/app/data/note.txt"), graceful: read("/app/data/graceful.txt"),
   }));
 }).listen(Number(process.env.PORT), "0.0.0.0", () => console.log("listening on " + process.env.PORT));
 // Fly stops machines with SIGINT: a graceful exit leaves a mark in the rootfs.
-process.on("SIGINT", () => { fs.writeFileSync("/app/graceful.txt", "yes"); process.exit(0); });
+process.on("SIGINT", () => { fs.writeFileSync("/app/data/graceful.txt", "yes"); process.exit(0); });
 `;
 
 /** The node base image plus one layer with /app/server.js; returns the manifest digest. */
@@ -74,8 +84,10 @@ async function writeHelloImage(): Promise<string> {
   if (base === "scratch") throw new Error("node base image expected");
   const work = await mkdtemp(join(tmpdir(), "hangar-hello-layer-"));
   try {
-    await mkdir(join(work, "root", "app"), { recursive: true });
+    await mkdir(join(work, "root", "app", "data"), { recursive: true });
     await writeFile(join(work, "root", "app", "server.js"), SERVER);
+    // The image's node user (1000:1000 in the node image) owns /app/data: the layer's tar header says so.
+    await chown(join(work, "root", "app", "data"), 1000, 1000);
     const layer = await createLayer(join(work, "root"), join(work, "layer.tar.gz"));
     await blobs.putFile(layer.file, layer.digest);
     const baseRun = base.config.config;
@@ -254,7 +266,9 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     });
     // Nothing of the host's environment leaks in.
     expect(Object.keys(seen.env)).not.toContain("VITEST");
-    const rootfs = join(stateDir, HOST, "m1", "rootfs");
+    const rootfs = rootfsPaths(join(stateDir, HOST, "m1")).target;
+    // Mounted where any user can reach it, not in the (0700) state folder.
+    expect(rootfs.startsWith("/run/hangar/rootfs/")).toBe(true);
     expect(isMountPoint(rootfs)).toBe(true);
     // The sandbox sees the image, not the host: the app's file is at /app, the host's /work is absent.
     expect(existsSync(join(rootfs, "app", "server.js"))).toBe(true);
@@ -272,7 +286,7 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
   it("stop (SIGINT, graceful) and start keep the root filesystem's files", async () => {
     expect((await get(first, "/write")).note).toBe("kept");
     // The write went to the machine's own upper layer, not into the shared layer cache.
-    expect(readFileSync(join(stateDir, HOST, "m1", "upper", "app", "note.txt"), "utf8")).toBe("kept");
+    expect(readFileSync(join(stateDir, HOST, "m1", "upper", "app", "data", "note.txt"), "utf8")).toBe("kept");
     await command("hello", "m1", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
     const stopped = await machineIn("m1", "stopped");
     // The app itself got the SIGINT and exited 0: bwrap's monitor did not take it down first.
@@ -296,7 +310,7 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     expect(now.pid).toBe(first.pid);
     expect(now.startTime).toBe(first.startTime);
     expect((await get(now)).boot).toBe(seen.boot);
-    expect(isMountPoint(join(stateDir, HOST, "m1", "rootfs"))).toBe(true);
+    expect(isMountPoint(rootfsPaths(join(stateDir, HOST, "m1")).target)).toBe(true);
     expect(
       running
         .at(-1)
@@ -336,18 +350,30 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
   it("destroy unmounts and removes the machine's rootfs; the shared layers stay", async () => {
     await command("hello", "m1", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("m1", "destroyed");
-    expect(isMountPoint(join(stateDir, HOST, "m1", "rootfs"))).toBe(false);
+    const target = rootfsPaths(join(stateDir, HOST, "m1")).target;
+    expect(isMountPoint(target)).toBe(false);
+    expect(existsSync(target)).toBe(false);
     expect(existsSync(join(stateDir, HOST, "m1"))).toBe(false);
     expect(existsSync(join(stateDir, "layers"))).toBe(true);
   });
 
-  it("runs as the image's USER, resolved in the image's /etc/passwd", async () => {
+  it("runs as the image's USER, resolved in the image's /etc/passwd, owning its files and not root's", async () => {
     await createMachine("m4", HOST, { image: "hello:v3-node" });
     const m = await machineIn("m4", "started");
     const seenAs = await get(m);
     expect(seenAs.uid).toBe(1000);
     // Docker's HOME for a user the image sets no HOME for.
     expect(seenAs.env.HOME).toBe("/");
+    // Its own folder is writable, root's /etc is not: uid 1000 is 1000 on the host, not root.
+    expect(await get(m, "/probe")).toEqual({ uid: 1000, gid: 1000, data: "ok", etc: "EACCES" });
+    const upper = join(stateDir, HOST, "m4", "upper");
+    const written = statSync(join(upper, "app", "data", "by-app.txt"));
+    expect({ uid: written.uid, gid: written.gid }).toEqual({ uid: 1000, gid: 1000 });
+    expect(existsSync(join(upper, "etc", "by-app.txt"))).toBe(false);
+    // setpriv between the wrapper and bwrap: the SIGINT still reaches the app, not bwrap's monitor.
+    await command("hello", "m4", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
+    expect((await machineIn("m4", "stopped")).lastExitCode).toBe(0);
+    expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(1000);
     await command("hello", "m4", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("m4", "destroyed");
   });
@@ -377,13 +403,13 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
 /** Binds the port the config names, whatever PORT says: the kind of app only a namespace of its own can run twice. */
 const FIXED_PORT_SERVER = `
 require("node:http").createServer((req, res) => {
-  res.end(JSON.stringify({ id: process.env.FLY_MACHINE_ID, port: process.env.PORT, ip: process.env.FLY_PRIVATE_IP }));
+  res.end(JSON.stringify({ id: process.env.FLY_MACHINE_ID, port: process.env.PORT, ip: process.env.FLY_PRIVATE_IP, uid: process.getuid() }));
 }).listen(8080, "0.0.0.0");
 `;
 
 describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of their own", () => {
-  const config = () => ({
-    image: `hello@${imageDigest}`,
+  const config = (image = `hello@${imageDigest}`) => ({
+    image,
     init: { exec: ["node", "-e", FIXED_PORT_SERVER] },
     services: [{ internal_port: 8080 }],
   });
@@ -391,15 +417,16 @@ describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of th
   it("two machines listen on the same internal port, each at its own namespace address", async () => {
     await startAgent(NETNS_HOST, { ok: true, network: "netns" });
     await createMachine("n1", NETNS_HOST, config());
-    await createMachine("n2", NETNS_HOST, config());
+    // USER node in a namespace: `ip netns exec` (root) first, then setpriv, then bwrap as the user.
+    await createMachine("n2", NETNS_HOST, config("hello:v3-node"));
     const [a, b] = await Promise.all([machineIn("n1", "started"), machineIn("n2", "started")]);
-    for (const [m, id] of [
-      [a, "n1"],
-      [b, "n2"],
+    for (const [m, id, uid] of [
+      [a, "n1", 0],
+      [b, "n2", 1000],
     ] as const) {
       expect(m.privateIp).toMatch(/^172\.30\.\d+\.\d+$/);
       expect(m.port).toBe(8080);
-      expect(await get(m)).toEqual({ id, port: "8080", ip: m.privateIp });
+      expect(await get(m)).toEqual({ id, port: "8080", ip: m.privateIp, uid });
     }
     expect(a.privateIp).not.toBe(b.privateIp);
   });

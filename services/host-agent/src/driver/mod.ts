@@ -19,6 +19,7 @@ export {
   MachineBusyError,
   MachineNotRunningError,
   MachineStartError,
+  SandboxToolMissingError,
 } from "./errors.js";
 export type {
   AdoptResult,

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
@@ -36,13 +37,62 @@ export function isNetnsAddress(ip: string): boolean {
   return m !== null && Number(m[1]) < 256 && Number(m[2]) < 256 && Number(m[2]) % 4 === 2;
 }
 
-/** The first machine address in 172.30.0.0/16 not in `used`; null when every /30 is taken. */
-export function nextNetnsAddress(used: ReadonlySet<string>): string | null {
-  for (let i = 0; i < SUBNETS; i++) {
-    const ip = machineAddress(i);
-    if (!used.has(ip)) return ip;
+/** Where agents claim /30s: one file per machine address, holding the machine id. */
+export const CLAIMS_DIR = "/run/hangar/netns-addresses";
+
+async function claimOwner(claimsDir: string, ip: string): Promise<string | undefined> {
+  return readFile(join(claimsDir, ip), "utf8").then(
+    (id) => id.trim(),
+    () => undefined,
+  );
+}
+
+/**
+ * Claims a machine address for `machineId`, host-wide: the first free one (or `preferred`, if it is
+ * free or already the machine's). A claim is a file created with O_EXCL, so agents of different
+ * state folders, or two platforms on one host, never hand out the same /30. Addresses some veth on
+ * the host already holds (a namespace left by an older agent) are skipped too.
+ */
+export async function claimNetnsAddress(
+  machineId: string,
+  skip: ReadonlySet<string>,
+  preferred?: string,
+  claimsDir = CLAIMS_DIR,
+): Promise<string | null> {
+  await mkdir(claimsDir, { recursive: true });
+  const onHost = await hostVethAddresses();
+  const candidates = preferred ? [preferred] : [];
+  for (let i = 0; i < SUBNETS; i++) candidates.push(machineAddress(i));
+  for (const ip of candidates) {
+    if (ip !== preferred && (skip.has(ip) || onHost.has(ip))) continue;
+    try {
+      await writeFile(join(claimsDir, ip), machineId, { flag: "wx" });
+      return ip;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((await claimOwner(claimsDir, ip)) === machineId) return ip;
+    }
   }
   return null;
+}
+
+/** Gives up the machine's claim on `ip` (destroy), unless another machine holds it. */
+export async function releaseNetnsAddress(
+  machineId: string,
+  ip: string,
+  claimsDir = CLAIMS_DIR,
+): Promise<void> {
+  if ((await claimOwner(claimsDir, ip)) === machineId) await rm(join(claimsDir, ip), { force: true });
+}
+
+/** Machine addresses whose /30 a veth on this host holds (172.30.x.y/30, the host end). */
+async function hostVethAddresses(): Promise<Set<string>> {
+  const { stdout } = await exec(IP, ["-o", "-4", "addr", "show"]);
+  const used = new Set<string>();
+  for (const m of stdout.matchAll(/inet 172\.30\.(\d+)\.(\d+)\/30/g)) {
+    used.add(`${PREFIX}.${m[1]}.${Number(m[2]) + 1}`);
+  }
+  return used;
 }
 
 /** The host end of the /30 that holds machine address `ip`. */

@@ -12,7 +12,7 @@ import {
   MachineStartError,
 } from "./errors.js";
 import { LogTail } from "./log-tail.js";
-import { ensureNetns, isNetnsAddress, nextNetnsAddress, removeNetns } from "./netns.js";
+import { claimNetnsAddress, ensureNetns, isNetnsAddress, releaseNetnsAddress, removeNetns } from "./netns.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
 import { releaseRootfs } from "./rootfs.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -199,6 +199,8 @@ export class ProcessDriver {
     await releaseRootfs(dir.path);
     // Whatever the machine's last run used: the host's network setting may have changed since.
     await removeNetns(machineId);
+    const address = (await this.#loadAddresses()).get(machineId)?.privateIp;
+    if (address && isNetnsAddress(address)) await releaseNetnsAddress(machineId, address);
     await dir.remove();
     this.#addresses?.delete(machineId);
   }
@@ -468,15 +470,22 @@ export class ProcessDriver {
   async #allocate(spec: MachineRunSpec): Promise<{ privateIp: string; port: number }> {
     const addresses = await this.#loadAddresses();
     const { machineId } = spec;
-    const previous = addresses.get(machineId);
     // A machine in its own network namespace is reached at its end of a veth pair, on its own port.
     const netns = spec.sandbox?.network === "netns";
+    const previous = addresses.get(machineId);
     // A previous address of the other kind (the host's network setting changed) is not kept.
     const kept = previous && netns === isNetnsAddress(previous.privateIp) ? previous.privateIp : undefined;
     let privateIp = spec.privateIp ?? kept;
-    if (privateIp === undefined) {
+    if (netns && spec.privateIp === undefined) {
+      // Host-wide claims: other agents on this host hand out /30s from the same range.
+      const used = new Set(
+        [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
+      );
+      privateIp = (await claimNetnsAddress(machineId, used, kept)) ?? undefined;
+      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
+    } else if (privateIp === undefined) {
       const used = new Set([...addresses.values()].map((a) => a.privateIp));
-      privateIp = (netns ? nextNetnsAddress(used) : nextPrivateIp(used)) ?? undefined;
+      privateIp = nextPrivateIp(used) ?? undefined;
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
     }
     // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
