@@ -24,6 +24,12 @@ afterAll(async () => {
   await p?.close();
 });
 
+/** Whether fetch failed because nothing listened (ECONNREFUSED): the request never reached a server. */
+function connectionRefused(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: string } }).cause;
+  return cause?.code === "ECONNREFUSED";
+}
+
 /** Live `node` processes per machine id, found by the FLY_MACHINE_ID in their environment. */
 function machineProcesses(): Map<string, number[]> {
   const found = new Map<string, number[]>();
@@ -50,15 +56,25 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
     const creations = Array.from({ length: CREATIONS }, async (_, i) => {
       // Spread over about 6 s so that every kill lands in the middle of creations.
       await sleep(Math.floor((i / CREATIONS) * 6_000 + Math.random() * 200));
-      try {
-        const res = await p.api.call<{ id?: string }>("POST", `/apps/${APP}/machines`, {
-          config: helloConfig({ env: { N: String(i) } }),
-        });
-        if (res.status === 200 && res.body.id) acknowledged.add(res.body.id);
-        else refused++;
-      } catch {
-        // The gateway died with the request in flight: not acknowledged.
-        refused++;
+      // A refused connection sent nothing, so a client may send it again once a gateway is back:
+      // otherwise how many creations land would depend on how fast the gateway restarts on a busy
+      // machine. A request cut off in flight, or answered with an error, is not sent again.
+      for (;;) {
+        try {
+          const res = await p.api.call<{ id?: string }>("POST", `/apps/${APP}/machines`, {
+            config: helloConfig({ env: { N: String(i) } }),
+          });
+          if (res.status === 200 && res.body.id) acknowledged.add(res.body.id);
+          else refused++;
+        } catch (err) {
+          if (connectionRefused(err)) {
+            await sleep(100);
+            continue;
+          }
+          // The gateway died with the request in flight: not acknowledged.
+          refused++;
+        }
+        break;
       }
     });
     const victims: ServiceName[] = ["gateway", "placement", "host-agent", "proxy", "monitor"];
