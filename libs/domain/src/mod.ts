@@ -1,7 +1,13 @@
 export type { AppCommand, AppEvent, AppState } from "./apps/app.js";
 export { appDecider, appsStream } from "./apps/app.js";
 export type { BuildCommand, BuildEvent, BuildRequest, BuildState, BuildStatus } from "./builds/build.js";
-export { buildAggregateId, buildDecider, buildIsOver, buildsStream } from "./builds/build.js";
+export {
+  BUILD_CONTEXTS_BUCKET,
+  buildAggregateId,
+  buildDecider,
+  buildIsOver,
+  buildsStream,
+} from "./builds/build.js";
 export type { HostCommand, HostEvent, HostSpec, HostState, KnownHost, Reservation } from "./hosts/host.js";
 export { hostDecider, hostHasRoom, hostsStream } from "./hosts/host.js";
 export type {

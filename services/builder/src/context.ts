@@ -2,13 +2,11 @@ import { createHash } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { BUILD_CONTEXTS_BUCKET } from "@hangar/domain";
 import { applyLayer } from "@hangar/oci";
 import { type ObjectStore, Objm } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BuildError } from "./domain/errors.js";
-
-/** The Object Store bucket the gateway puts build contexts in (one tar per build). */
-export const DEFAULT_CONTEXTS_BUCKET = "hangar-build-contexts";
 
 /** Reads build contexts from their Object Store bucket. */
 export class BuildContextStore {
@@ -16,7 +14,7 @@ export class BuildContextStore {
 
   /** Opens the bucket, creating it if the gateway has not yet. */
   static async open(nc: NatsConnection, opts: { bucket?: string } = {}): Promise<BuildContextStore> {
-    return new BuildContextStore(await new Objm(nc).create(opts.bucket ?? DEFAULT_CONTEXTS_BUCKET));
+    return new BuildContextStore(await new Objm(nc).create(opts.bucket ?? BUILD_CONTEXTS_BUCKET));
   }
 
   /**

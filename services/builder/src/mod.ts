@@ -1,6 +1,6 @@
 export type { BuilderOptions } from "./builder.js";
 export { Builder, RESTARTED_MESSAGE } from "./builder.js";
-export { BuildContextStore, DEFAULT_CONTEXTS_BUCKET } from "./context.js";
+export { BuildContextStore } from "./context.js";
 export type { ParsedDockerfile } from "./domain/dockerfile.js";
 export { parseDockerfile } from "./domain/dockerfile.js";
 export {

@@ -1,4 +1,4 @@
-import type { ExistingMachine } from "@hangar/domain";
+import { type ExistingMachine, machineDecider } from "@hangar/domain";
 import type { ImageConfig } from "@hangar/oci";
 import { describe, expect, it } from "vitest";
 import {
@@ -12,30 +12,22 @@ import {
   resolveRun,
 } from "./run-spec.js";
 
+// Built by the machine decider, so the fixture follows the real state shape.
 function machine(config: Record<string, unknown>): ExistingMachine {
-  return {
-    status: "starting",
-    machineId: "m1",
-    app: "hello",
-    name: "hello-m1",
-    region: "ams",
-    instanceId: "v1",
-    configJson: JSON.stringify(config),
-    hostId: "h1",
-    pid: 0,
-    startTime: 0,
-    privateIp: "",
-    port: 0,
-    lastExitCode: null,
-    stopSignal: "",
-    stopTimeoutS: 0,
-    startAfterExit: false,
-    restarts: 0,
-    cordoned: false,
-    lease: null,
-    checks: {},
-    failure: "",
-  };
+  const state = machineDecider.evolve(machineDecider.initialState(), {
+    type: "MachineCreated",
+    data: {
+      machineId: "m1",
+      app: "hello",
+      name: "hello-m1",
+      region: "ams",
+      instanceId: "v1",
+      configJson: JSON.stringify(config),
+      hostId: "h1",
+    },
+  });
+  if (state.status === "absent") throw new Error("machine not created");
+  return { ...state, status: "starting" };
 }
 
 function image(run: ImageConfig["config"]): PulledImage {

@@ -19,6 +19,12 @@ export const buildsStream = defineStream({
   codec: eventCodec(messages),
 });
 
+/**
+ * The Object Store bucket of build contexts: the gateway writes one tar per build, named by the build
+ * id, and the builder reads it. Part of the build contract, like the stream.
+ */
+export const BUILD_CONTEXTS_BUCKET = "hangar-build-contexts";
+
 /** The aggregate id of a build: `<app>.<build_id>`. */
 export function buildAggregateId(app: string, buildId: string): string {
   return `${app}.${buildId}`;

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
+import { BUILD_CONTEXTS_BUCKET } from "@hangar/domain";
 import { type ObjectStore, Objm, StorageType } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
-
-/** The Object Store bucket of build contexts: one tar per build, named by the build id. */
-export const BUILD_CONTEXTS_BUCKET = "hangar-build-contexts";
 
 // Fewer, larger chunks than the object store's 128 KiB default mean fewer acknowledgements per
 // upload; nats-server's default max_payload (1 MiB) caps it anyway.
