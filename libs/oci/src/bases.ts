@@ -6,18 +6,21 @@ import {
   lstat,
   mkdir,
   mkdtemp,
+  readFile,
   readlink,
   realpath,
+  rename,
   rm,
+  stat,
   symlink,
   writeFile,
 } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { homedir, tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { ImageNotFoundError, UnknownBaseImageError } from "./errors.js";
 import { run } from "./exec.js";
 import { writeImage } from "./image-writer.js";
-import { createLayer } from "./layer.js";
+import { createLayer, type LayerFile } from "./layer.js";
 import { hostArchitecture, type ImageConfig } from "./media.js";
 import { parseImageRef } from "./ref.js";
 import type { ImageRegistry, ResolvedImage } from "./registry.js";
@@ -99,10 +102,7 @@ async function ensureNodeBase(registry: ImageRegistry): Promise<ResolvedImage> {
 
   const work = await mkdtemp(join(tmpdir(), "hangar-node-base-"));
   try {
-    const rootfs = join(work, "rootfs");
-    await stageNodeRootfs(rootfs);
-    // Level 1: the node binary alone is ~100 MB, and level 6 takes 2.5x as long for 10% less.
-    const layer = await createLayer(rootfs, join(work, "layer.tar.gz"), { mtime: EPOCH, gzipLevel: 1 });
+    const layer = await nodeBaseLayer(work);
     await registry.blobs.putFile(layer.file, layer.digest);
     const config: ImageConfig = {
       created: EPOCH.toISOString(),
@@ -132,6 +132,46 @@ async function ensureNodeBase(registry: ImageRegistry): Promise<ResolvedImage> {
     await rm(work, { recursive: true, force: true });
   }
   return registry.resolve(ref);
+}
+
+/**
+ * Where made base layers are kept on this host, so that every registry on it (each `npm start` data
+ * folder, each test run's nats-server) stores the same file instead of packing ~100 MB again.
+ */
+function baseLayerCacheDir(): string {
+  return (
+    process.env.HANGAR_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), ".cache"), "hangar")
+  );
+}
+
+/** The node base layer of this host's runtime: from the host cache, or made (and cached) now. */
+async function nodeBaseLayer(work: string): Promise<LayerFile> {
+  const cached = join(baseLayerCacheDir(), `node-base-${process.version}-${hostArchitecture()}`);
+  const meta = await readFile(`${cached}.json`, "utf8").then(
+    (text) => JSON.parse(text) as Omit<LayerFile, "file">,
+    () => undefined,
+  );
+  // The digest is checked again when the blob store takes the file: a damaged cache fails loudly there.
+  if (meta && (await stat(`${cached}.tar.gz`).catch(() => undefined))?.size === meta.size) {
+    return { ...meta, file: `${cached}.tar.gz` };
+  }
+  const rootfs = join(work, "rootfs");
+  await stageNodeRootfs(rootfs);
+  // Level 1: the node binary alone is ~100 MB, and level 6 takes 2.5x as long for 10% less.
+  const layer = await createLayer(rootfs, join(work, "layer.tar.gz"), { mtime: EPOCH, gzipLevel: 1 });
+  // Best effort: a host whose cache folder is not writable just makes the layer each time.
+  await mkdir(dirname(cached), { recursive: true })
+    .then(async () => {
+      // tmp + rename, so that concurrent makers never leave a half-written file under the final name.
+      const tmp = `${cached}.${process.pid}.tmp`;
+      await copyFile(layer.file, tmp);
+      await rename(tmp, `${cached}.tar.gz`);
+      const { file: _file, ...rest } = layer;
+      await writeFile(`${cached}.json.${process.pid}.tmp`, JSON.stringify(rest));
+      await rename(`${cached}.json.${process.pid}.tmp`, `${cached}.json`);
+    })
+    .catch(() => undefined);
+  return layer;
 }
 
 /** Lays out the node base image's filesystem in `rootfs` from what the host has. */

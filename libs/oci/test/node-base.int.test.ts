@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -8,7 +8,9 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import {
   availableBaseImages,
   BlobStore,
+  type Digest,
   ensureBaseImage,
+  hostArchitecture,
   ImageRegistry,
   LayerStore,
   mountOverlay,
@@ -32,8 +34,11 @@ beforeAll(async () => {
   registry = await ImageRegistry.open(nc, blobs, { bucket: `oci-test-base-${process.pid}` });
   work = await mkdtemp(join(tmpdir(), "oci-node-base-"));
   merged = join(work, "merged");
+  // An empty host cache of base layers, so that this test makes the layer from the host's runtime.
+  process.env.HANGAR_CACHE_DIR = join(work, "cache");
 });
 afterAll(async () => {
+  delete process.env.HANGAR_CACHE_DIR;
   await unmountIfMounted(merged);
   await nc?.drain();
   await rm(work, { recursive: true, force: true });
@@ -90,4 +95,17 @@ it("answers scratch, and refuses bases it cannot make", async () => {
   const unknown = ensureBaseImage(registry, "python:3.12");
   await expect(unknown).rejects.toBeInstanceOf(UnknownBaseImageError);
   await expect(unknown).rejects.toThrow(new RegExp(`node:${major}`));
+});
+
+it("keeps the made layer in the host cache, and a second registry stores that same file", async () => {
+  const first = (await ensureBaseImage(registry, `node:${major}`)) as ResolvedImage;
+  const layer = first.manifest.layers[0];
+  const cached = join(work, "cache", `node-base-${process.version}-${hostArchitecture()}.tar.gz`);
+  expect((await stat(cached)).size).toBe(layer?.size);
+  const blobs = await BlobStore.open(nc, { bucket: `oci-test-base2-blobs-${process.pid}` });
+  const other = await ImageRegistry.open(nc, blobs, { bucket: `oci-test-base2-${process.pid}` });
+  expect(await blobs.has(layer?.digest as Digest)).toBe(false);
+  const second = (await ensureBaseImage(other, "node")) as ResolvedImage;
+  expect(second.manifest.layers.map((l) => l.digest)).toEqual([layer?.digest]);
+  expect(await blobs.has(layer?.digest as Digest)).toBe(true);
 });
