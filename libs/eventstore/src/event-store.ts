@@ -42,9 +42,6 @@ export function messageIdFor(commandId: string, aggregateId: string): string {
 }
 
 /** Appends to and reads from aggregate streams on JetStream. */
-/** How long a JetStream API request may take before it fails. */
-const JS_API_TIMEOUT_MS = 20_000;
-
 export class EventStore {
   private constructor(
     readonly nc: NatsConnection,
@@ -55,11 +52,7 @@ export class EventStore {
 
   /** An event store over an open NATS connection. */
   static async connect(nc: NatsConnection): Promise<EventStore> {
-    // JetStream API calls (consumer creates, stream info) wait for the meta leader and the stream's
-    // leader: on a replicated stream whose node just came back, that takes longer than nats.js's
-    // default 5 s.
-    const jsm = await jetstreamManager(nc, { timeout: JS_API_TIMEOUT_MS });
-    return new EventStore(nc, jetstream(nc, { timeout: JS_API_TIMEOUT_MS }), jsm, new JetStreamPublisher(nc));
+    return new EventStore(nc, jetstream(nc), await jetstreamManager(nc), new JetStreamPublisher(nc));
   }
 
   /** Stops the publisher; the connection stays open (it belongs to the caller). */

@@ -27,6 +27,9 @@ export interface StreamMessage {
   pending: number;
 }
 
+/** Times a consumer create is sent before the reader gives up (each waits the API timeout). */
+const CREATE_ATTEMPTS = 3;
+
 export interface OrderedReaderOptions {
   stream: string;
   /** Subject filter (one subject or a wildcard). */
@@ -130,7 +133,17 @@ export class OrderedReader {
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.lastSeq + 1 }
         : { deliver_policy: DeliverPolicy.All }),
     };
-    await this.jsm.consumers.add(this.opts.stream, config);
+    // On a replicated stream whose peer has just come back, a create can go unanswered while the
+    // same create sent again (same name and config: idempotent on the server) succeeds.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.jsm.consumers.add(this.opts.stream, config);
+        return;
+      } catch (err) {
+        const timedOut = (err as Error).name === "TimeoutError";
+        if (!timedOut || attempt >= CREATE_ATTEMPTS || this.stopped) throw err;
+      }
+    }
   }
 
   private receive(m: Msg): void {
