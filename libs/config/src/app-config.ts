@@ -70,6 +70,8 @@ const HttpServiceSchema = z.strictObject({
   auto_stop_machines: AutoStopSchema.optional(),
   auto_start_machines: z.boolean().optional(),
   min_machines_running: CountSchema.optional(),
+  /** Hangar's own: the most machines the autoscaler runs for the service (default 20). */
+  max_machines_running: CountSchema.optional(),
   processes: ProcessesSchema.optional(),
   concurrency: ConcurrencySchema.optional(),
   tls_options: TlsOptionsSchema.optional(),
@@ -97,6 +99,7 @@ const ServiceSchema = z.strictObject({
   auto_stop_machines: AutoStopSchema.optional(),
   auto_start_machines: z.boolean().optional(),
   min_machines_running: CountSchema.optional(),
+  max_machines_running: CountSchema.optional(),
   tcp_checks: z.array(TcpCheckSchema).optional(),
   http_checks: z.array(HttpCheckSchema).optional(),
   script_checks: z.array(z.unknown()).optional(),

@@ -125,6 +125,7 @@ function httpService(hs: AppHttpService): ServiceInput {
     autostop: hs.auto_stop_machines,
     autostart: hs.auto_start_machines,
     min_machines_running: hs.min_machines_running,
+    max_machines_running: hs.max_machines_running,
     checks: hs.checks?.map((c) => check(c, "http")),
   });
 }
@@ -142,6 +143,7 @@ function service(s: AppService): ServiceInput {
     autostop: s.auto_stop_machines,
     autostart: s.auto_start_machines,
     min_machines_running: s.min_machines_running,
+    max_machines_running: s.max_machines_running,
     checks: checks.length > 0 ? checks : undefined,
   });
 }

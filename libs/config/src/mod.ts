@@ -45,6 +45,8 @@ export {
   StopRequestSchema,
   UpdateMachineRequestSchema,
 } from "./requests.js";
+export type { AutoStop, ScalingSettings } from "./scaling.js";
+export { DEFAULT_MAX_MACHINES_RUNNING, DEFAULT_SOFT_LIMIT, scalingSettings } from "./scaling.js";
 export type { MachineService } from "./services.js";
 export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./services.js";
 export { splitShellWords } from "./shell-words.js";

@@ -43,6 +43,8 @@ export const MachineServiceSchema = z.looseObject({
   autostop: z.union([z.boolean(), z.enum(["off", "stop", "suspend"])]).nullish(),
   autostart: z.boolean().nullish(),
   min_machines_running: CountSchema.nullish(),
+  /** Hangar's own: the most machines the autoscaler runs for this service. */
+  max_machines_running: CountSchema.nullish(),
   checks: z.array(MachineCheckSchema).nullish(),
   force_instance_key: z.string().nullish(),
   force_instance_description: z.string().nullish(),

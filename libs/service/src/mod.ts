@@ -6,5 +6,13 @@ export { env, envNumber, onShutdown } from "./lifecycle.js";
 export { connectNats } from "./nats.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
-export type { HostHeartbeat, PlaceRequest, PlaceResult, SignalRequest } from "./subjects.js";
+export type {
+  HostHeartbeat,
+  LoadSample,
+  MachineLoad,
+  PlaceRequest,
+  PlaceResult,
+  ProxyHeartbeat,
+  SignalRequest,
+} from "./subjects.js";
 export { subjects } from "./subjects.js";

@@ -12,7 +12,55 @@ export const subjects = {
   heartbeatAll: "hosts.heartbeat.*",
   /** Machine log lines, as Fly names them: `logs.<app>.<region>.<machine_id>`. */
   logs: (app: string, region: string, machineId: string) => `logs.${app}.${region}.${machineId}`,
+  /** Proxy load samples, as the brief names them: `load.<app>`, a LoadSample per proxy every second. */
+  load: (app: string) => `load.${app}`,
+  loadAll: "load.*",
+  /** Proxy presence: `proxy.heartbeat.<proxy_id>`, a ProxyHeartbeat every second. */
+  proxyHeartbeat: (proxyId: string) => `proxy.heartbeat.${proxyId}`,
+  proxyHeartbeatAll: "proxy.heartbeat.*",
 } as const;
+
+/** One machine's load as one proxy sees it. */
+export interface MachineLoad {
+  machine_id: string;
+  region: string;
+  /** What the app's concurrency type counts (connections or requests) in flight on the machine now. */
+  concurrency: number;
+}
+
+/**
+ * One proxy's load of one app, taken once a second. Concurrency is counted as the app's
+ * [http_service.concurrency] type says; `queued` are requests held by the proxy (at hard_limit, or
+ * waiting for a machine to wake), and they count in `concurrency` too: they are load no machine took yet.
+ */
+export interface LoadSample {
+  proxy_id: string;
+  /** The proxy's region. */
+  region: string;
+  app: string;
+  /** When the sample was taken (ms since the epoch). */
+  ts: number;
+  /** The last MACHINES stream sequence the proxy had folded when it took the sample. */
+  machines_seq: number;
+  /** All in flight for the app through this proxy, queued requests included. */
+  concurrency: number;
+  queued: number;
+  /** Per machine; machines with nothing in flight may be left out. */
+  machines: MachineLoad[];
+}
+
+/**
+ * A proxy is alive and has folded the MACHINES stream up to `machines_seq`. `apps` are the apps it sends
+ * load samples for (those with anything in flight in the last minute): for any other app it has nothing
+ * in flight, which is what lets the autoscaler know a cordoned machine is drained.
+ */
+export interface ProxyHeartbeat {
+  proxy_id: string;
+  region: string;
+  ts: number;
+  machines_seq: number;
+  apps: string[];
+}
 
 export interface PlaceRequest {
   machine_id: string;

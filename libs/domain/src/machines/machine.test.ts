@@ -67,6 +67,25 @@ describe("machine decider", () => {
     spec.given(running).when({ type: "StartMachine", nowMs: now }).then([]);
   });
 
+  it("lets the proxy route to a machine again when a start asks to uncordon it", () => {
+    const cordoned: MachineEvent = { type: "MachineCordoned", data: {} };
+    const uncordoned: MachineEvent = { type: "MachineUncordoned", data: {} };
+    const stopped = [...running, stopRequested, exited(0, true)];
+    spec
+      .given([...stopped, cordoned])
+      .when({ type: "StartMachine", uncordon: true, nowMs: now })
+      .then([uncordoned, startRequested]);
+    spec
+      .given([...running, cordoned])
+      .when({ type: "StartMachine", uncordon: true, nowMs: now })
+      .then([uncordoned]);
+    spec
+      .given([...stopped, cordoned])
+      .when({ type: "StartMachine", nowMs: now })
+      .then([startRequested]);
+    spec.given(stopped).when({ type: "StartMachine", uncordon: true, nowMs: now }).then([startRequested]);
+  });
+
   it("stops a started machine with the requested signal and timeout", () => {
     spec
       .given(running)

@@ -111,7 +111,8 @@ export type MachineCommand =
       skipLaunch: boolean;
       hostId: string;
     }
-  | ({ type: "StartMachine" } & LeaseGuard)
+  /** `uncordon`: the start also lets the proxy route to the machine again (autostart, autoscaler). */
+  | ({ type: "StartMachine"; uncordon?: boolean } & LeaseGuard)
   | ({ type: "StopMachine"; signal: string; timeoutS: number } & LeaseGuard)
   | ({ type: "RestartMachine"; signal: string; timeoutS: number } & LeaseGuard)
   | ({ type: "SuspendMachine" } & LeaseGuard)
@@ -178,16 +179,19 @@ function decideExisting(
     if (held) throw held;
   }
   switch (command.type) {
-    case "StartMachine":
-      if (state.status === "starting" || state.status === "started") return [];
+    case "StartMachine": {
+      const uncordon: MachineEvent[] =
+        command.uncordon && state.cordoned ? [{ type: "MachineUncordoned", data: {} }] : [];
+      if (state.status === "starting" || state.status === "started") return uncordon;
       if (
         state.status === "created" ||
         state.status === "stopped" ||
         state.status === "failed" ||
         state.status === "suspended"
       )
-        return [{ type: "MachineStartRequested", data: { instanceId: state.instanceId } }];
+        return [...uncordon, { type: "MachineStartRequested", data: { instanceId: state.instanceId } }];
       throw invalid(state, "start");
+    }
     case "StopMachine": {
       if (
         state.status === "stopping" ||

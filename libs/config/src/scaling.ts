@@ -1,0 +1,69 @@
+import { type MachineService, MachineServiceSchema } from "./services.js";
+
+/** Fly's default soft limit: one machine per 20 concurrent connections. */
+export const DEFAULT_SOFT_LIMIT = 20;
+/** Most machines the autoscaler runs for a service when the config does not say. */
+export const DEFAULT_MAX_MACHINES_RUNNING = 20;
+
+/** What a machine becomes when the autoscaler no longer needs it. */
+export type AutoStop = "off" | "stop" | "suspend";
+
+/** How the proxy counts a machine's load and how the autoscaler sizes the app, from one service. */
+export interface ScalingSettings {
+  /** What counts as load: connections (the default) or requests. Both count what is in flight. */
+  type: "connections" | "requests";
+  softLimit: number;
+  /** Most in flight on one machine; undefined: no limit. */
+  hardLimit: number | undefined;
+  /** Whether a request may start a stopped or suspended machine (and the autoscaler start or create). */
+  autostart: boolean;
+  autostop: AutoStop;
+  minMachinesRunning: number;
+  maxMachinesRunning: number;
+}
+
+/**
+ * The scaling settings of a machine config (its JSON or parsed form): those of its first service with
+ * an http handler, else its first service. Undefined when the machine has no service (nothing to route).
+ * Fly's defaults: soft_limit 20, autostart on, autostop off, min_machines_running 0.
+ */
+export function scalingSettings(config: unknown): ScalingSettings | undefined {
+  const obj = typeof config === "string" ? safeJson(config) : config;
+  if (typeof obj !== "object" || obj === null) return undefined;
+  const raw = (obj as { services?: unknown }).services;
+  if (!Array.isArray(raw) || raw.length === 0) return undefined;
+  const services: MachineService[] = [];
+  for (const s of raw) {
+    const parsed = MachineServiceSchema.safeParse(s);
+    if (parsed.success) services.push(parsed.data);
+  }
+  const svc = services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
+  if (!svc) return undefined;
+  const soft = svc.concurrency?.soft_limit ?? DEFAULT_SOFT_LIMIT;
+  const hard = svc.concurrency?.hard_limit ?? undefined;
+  const min = svc.min_machines_running ?? 0;
+  return {
+    type: svc.concurrency?.type ?? "connections",
+    // A hard limit below the soft one would make "over soft_limit" unreachable; Fly clamps the same way.
+    softLimit: hard !== undefined ? Math.min(soft, hard) : soft,
+    hardLimit: hard,
+    autostart: svc.autostart ?? true,
+    autostop: autostopOf(svc.autostop),
+    minMachinesRunning: min,
+    maxMachinesRunning: Math.max(min, svc.max_machines_running ?? DEFAULT_MAX_MACHINES_RUNNING),
+  };
+}
+
+function autostopOf(v: MachineService["autostop"]): AutoStop {
+  if (v === true) return "stop";
+  if (v === false || v === null || v === undefined) return "off";
+  return v;
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
