@@ -29,3 +29,14 @@ export type {
   ReleasesState,
 } from "./releases/release.js";
 export { currentRelease, releaseDecider, releasesStream } from "./releases/release.js";
+export type {
+  ScaleAction,
+  ScaleActionKind,
+  ScaleDecision,
+  ScaleInputs,
+  ScaleOutcome,
+  ScalingCommand,
+  ScalingEvent,
+  ScalingState,
+} from "./scaling/scaling.js";
+export { KEPT_DECISIONS, scalingDecider, scalingStream, unfinishedActions } from "./scaling/scaling.js";
