@@ -11,9 +11,24 @@ import { freePort } from "@hangar/testkit";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
-export type ServiceName = "placement" | "host-agent" | "builder" | "gateway" | "proxy" | "monitor";
+export type ServiceName =
+  | "placement"
+  | "host-agent"
+  | "builder"
+  | "gateway"
+  | "proxy"
+  | "scheduler"
+  | "monitor";
 /** The order they start in: placement and the host agent first, so the gateway can place at once. */
-export const SERVICES: ServiceName[] = ["placement", "host-agent", "builder", "gateway", "proxy", "monitor"];
+export const SERVICES: ServiceName[] = [
+  "placement",
+  "host-agent",
+  "builder",
+  "gateway",
+  "proxy",
+  "scheduler",
+  "monitor",
+];
 
 export interface PlatformOptions {
   home: string;
@@ -28,6 +43,8 @@ export interface PlatformOptions {
   proxyOpsPort: number;
   /** The builder's /health and /metrics; a free port when not given. */
   builderOpsPort?: number;
+  /** The scheduler's (autoscaler's) /health and /metrics; a free port when not given. */
+  schedulerOpsPort?: number;
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
@@ -59,9 +76,11 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
+type ResolvedOptions = PlatformOptions & { builderOpsPort: number; schedulerOpsPort: number };
+
 function serviceEnv(
   name: ServiceName,
-  o: PlatformOptions & { builderOpsPort: number },
+  o: ResolvedOptions,
   hostId: string,
   hostStateDir: string,
 ): Record<string, string> {
@@ -85,18 +104,20 @@ function serviceEnv(
     },
     gateway: { HANGAR_GATEWAY_PORT: String(o.gatewayPort), HANGAR_TOKEN: o.token },
     proxy: { HANGAR_PROXY_PORT: String(o.proxyPort), HANGAR_PROXY_OPS_PORT: String(o.proxyOpsPort) },
+    scheduler: { HANGAR_SCHEDULER_OPS_PORT: String(o.schedulerOpsPort) },
     monitor: { HANGAR_MONITOR_PORT: String(o.monitorPort) },
   };
   return { ...common, ...own[name], ...(o.env?.[name] ?? {}) };
 }
 
-function healthPort(name: ServiceName, o: PlatformOptions & { builderOpsPort: number }): number {
+function healthPort(name: ServiceName, o: ResolvedOptions): number {
   return {
     placement: o.placementOpsPort,
     "host-agent": o.hostOpsPort,
     builder: o.builderOpsPort,
     gateway: o.gatewayPort,
     proxy: o.proxyOpsPort,
+    scheduler: o.schedulerOpsPort,
     monitor: o.monitorPort,
   }[name];
 }
@@ -179,7 +200,11 @@ class ServiceProcess implements ServiceHandle {
 
 /** Starts every service in order and waits for each to be healthy. */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
-  const o = { ...options, builderOpsPort: options.builderOpsPort ?? (await freePort()) };
+  const o: ResolvedOptions = {
+    ...options,
+    builderOpsPort: options.builderOpsPort ?? (await freePort()),
+    schedulerOpsPort: options.schedulerOpsPort ?? (await freePort()),
+  };
   const hostId = o.hostId ?? "local-1";
   const hostStateDir = join(o.home, "hosts", hostId);
   const logDir = o.logDir ?? join(o.home, "logs");

@@ -7,7 +7,14 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { appsStream, buildsStream, hostsStream, machinesStream, releasesStream } from "@hangar/domain";
+import {
+  appsStream,
+  buildsStream,
+  hostsStream,
+  machinesStream,
+  releasesStream,
+  scalingStream,
+} from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import {
   freePort,
@@ -71,7 +78,7 @@ async function main(): Promise<void> {
     });
     say(`postgres ${databaseUrl} (data in ${pgData})`);
 
-    const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream];
+    const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream];
     const nc = await connect({ servers: nats.url });
     const store = await EventStore.connect(nc);
     for (const stream of streams) await ensureStream(store.jsm, stream);
@@ -80,7 +87,7 @@ async function main(): Promise<void> {
     say(`streams ${streams.map((s) => s.name).join(", ")} ready`);
 
     const apiToken = await token();
-    say("starting services: placement, host agent, builder, gateway, proxy, monitor");
+    say("starting services: placement, host agent, builder, gateway, proxy, scheduler, monitor");
     platform = await startPlatform({
       home,
       natsUrl: nats.url,

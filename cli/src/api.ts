@@ -9,6 +9,7 @@ import type {
   Machine,
   MachineEvent,
   Release,
+  Scaling,
   StopRequest,
   UpdateReleaseRequest,
   WaitState,
@@ -250,6 +251,11 @@ export class ApiClient {
   /** GET /apps/{app}/releases, newest first. */
   listReleases(app: string): Promise<Release[]> {
     return this.request("GET", `/apps/${enc(app)}/releases`);
+  }
+
+  /** GET /apps/{app}/scaling: the autoscaler's recent decisions, newest first. */
+  getScaling(app: string, limit = 20): Promise<Scaling> {
+    return this.request("GET", `/apps/${enc(app)}/scaling?limit=${limit}`);
   }
 }
 

@@ -194,3 +194,33 @@ export interface CreateReleaseRequest {
 export type UpdateReleaseRequest =
   | { status: "succeeded"; machine_ids: string[] }
   | { status: "failed"; reason: string };
+
+/** One action of an autoscaler decision. */
+export interface ScaleAction {
+  kind: string;
+  machine_id: string;
+  region: string;
+  /** pending, done, kept or failed. */
+  outcome: string;
+  message: string;
+}
+
+/** One autoscaler decision: why (reason and inputs) and what (actions). */
+export interface ScaleDecision {
+  id: string;
+  decided_at: string;
+  current: number;
+  desired: number;
+  reason: string;
+  inputs: Record<string, number | string | boolean>;
+  actions: ScaleAction[];
+}
+
+/** GET /apps/{app}/scaling. */
+export interface Scaling {
+  app: string;
+  panic: boolean;
+  panic_since: string | null;
+  decisions_total: number;
+  decisions: ScaleDecision[];
+}

@@ -1,5 +1,5 @@
 import { ago, formatTable } from "./table.js";
-import type { Machine, MachineConfig, MachineEvent, MachineService } from "./types.js";
+import type { Machine, MachineConfig, MachineEvent, MachineService, Scaling } from "./types.js";
 
 const RECENT_EVENTS = 10;
 
@@ -75,4 +75,22 @@ export function machineDetails(m: Machine, events: MachineEvent[], now: number =
   if (recent.length === 0) return `${text}  none\n`;
   const rows = recent.map((e) => [eventTime(e), e.type ?? "", e.status ?? "", e.source ?? ""]);
   return text + formatTable(["TIME", "TYPE", "STATUS", "SOURCE"], rows);
+}
+
+/** The autoscaling part of `hangar status`: panic mode, then recent decisions with why and what. */
+export function scalingSummary(s: Scaling, shown = 5, now: number = Date.now()): string {
+  if (s.decisions.length === 0) return "  no decisions yet\n";
+  let text = fields([["Mode", s.panic ? `panic since ${when(s.panic_since ?? undefined, now)}` : "stable"]]);
+  const rows = s.decisions
+    .slice(0, shown)
+    .map((d) => [
+      ago(d.decided_at, now),
+      `${d.current} -> ${d.desired}`,
+      d.actions
+        .map((a) => `${a.kind} ${a.machine_id}${a.outcome === "done" ? "" : ` (${a.outcome})`}`)
+        .join(", "),
+      d.reason,
+    ]);
+  text += formatTable(["WHEN", "MACHINES", "ACTIONS", "WHY"], rows);
+  return text;
 }

@@ -254,7 +254,7 @@ describe("apps and status", () => {
     expect(api.seen("DELETE", "/apps/shop")).toHaveLength(1);
   });
 
-  it("status shows the app, its URL and its machines", async () => {
+  it("status shows the app, its URL, its machines and the autoscaler's decisions", async () => {
     api.reply("GET", "/apps/shop", {
       id: "shop",
       name: "shop",
@@ -262,6 +262,23 @@ describe("apps and status", () => {
       status: "deployed",
     });
     api.reply("GET", "/apps/shop/machines", [fakeMachine("m1"), fakeMachine("m2", { state: "stopped" })]);
+    api.reply("GET", "/apps/shop/scaling", {
+      app: "shop",
+      panic: false,
+      panic_since: null,
+      decisions_total: 1,
+      decisions: [
+        {
+          id: "d1",
+          decided_at: new Date(Date.now() - 5_000).toISOString(),
+          current: 1,
+          desired: 2,
+          reason: "max 30 connections over 6 s / soft_limit 20 = 2 > 1 running",
+          inputs: { panic_concurrency: 30, soft_limit: 20 },
+          actions: [{ kind: "start", machine_id: "m2", region: "local", outcome: "done", message: "" }],
+        },
+      ],
+    });
     const res = await hangar(["status", "-a", "shop"]);
     expect(res.code).toBe(0);
     const lines = res.stdout.split("\n");
@@ -276,10 +293,20 @@ describe("apps and status", () => {
       "ID  NAME     STATE    REGION  IMAGE       UPDATED",
     ]);
     expect(lines[9]).toMatch(/^m2 {2}name-m2 {2}stopped {2}local {3}nginx:1\.27 {2}\d+d ago$/);
+    expect(lines.slice(11, 14)).toEqual([
+      "Autoscaling",
+      "  Mode:  stable",
+      "WHEN    MACHINES  ACTIONS   WHY",
+    ]);
+    expect(lines[14]).toBe(
+      "5s ago  1 -> 2    start m2  max 30 connections over 6 s / soft_limit 20 = 2 > 1 running",
+    );
+    expect(api.seen("GET", "/apps/shop/scaling").at(-1)?.query).toEqual({ limit: "20" });
     const json = await hangar(["status", "-a", "shop", "--json"]);
     expect(JSON.parse(json.stdout)).toMatchObject({
       app: { name: "shop" },
       machines: [{ id: "m1" }, { id: "m2" }],
+      scaling: { decisions: [{ id: "d1", actions: [{ kind: "start", machine_id: "m2" }] }] },
     });
   });
 });

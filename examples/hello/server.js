@@ -6,6 +6,8 @@ const port = Number(process.env.PORT ?? 8080);
 const machine = process.env.FLY_MACHINE_ID ?? "local";
 const region = process.env.FLY_REGION ?? "local";
 const started = new Date().toISOString();
+// Requests this process answered: a machine resumed from suspend keeps counting, a restarted one starts over.
+let served = 0;
 
 const server = createServer((req, res) => {
   if (req.url === "/healthz") {
@@ -13,6 +15,17 @@ const server = createServer((req, res) => {
     res.end("ok\n");
     return;
   }
+  // `?hold=<ms>` answers after that long (at most a minute): a long-lived request, to load the autoscaler.
+  const hold = Math.min(
+    Number(new URL(req.url ?? "/", "http://x").searchParams.get("hold") ?? 0) || 0,
+    60_000,
+  );
+  if (hold > 0) setTimeout(() => answer(req, res), hold);
+  else answer(req, res);
+});
+
+function answer(req, res) {
+  served++;
   const body = JSON.stringify({
     hello: process.env.GREETING ?? "world",
     machine_id: machine,
@@ -20,10 +33,12 @@ const server = createServer((req, res) => {
     started,
     path: req.url,
     client_ip: req.headers["fly-client-ip"] ?? null,
+    pid: process.pid,
+    served,
   });
   res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
-});
+}
 
 server.listen(port, "0.0.0.0", () => {
   console.log(`hello listening on ${port} as machine ${machine} in ${region}`);

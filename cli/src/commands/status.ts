@@ -1,19 +1,23 @@
 import type { Command } from "commander";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
-import { fields, machineTable } from "../views.js";
+import { fields, machineTable, scalingSummary } from "../views.js";
 
-/** `hangar status`: the app, its URL and its machines. */
+/** `hangar status`: the app, its URL, its machines and the autoscaler's recent decisions. */
 export function registerStatus(program: Command, ctx: Context): void {
   program
     .command("status")
-    .description("show an app, its URL and its machines")
+    .description("show an app, its URL, its machines and why the autoscaler last scaled it")
     .requiredOption("-a, --app <name>", "app")
-    .option("--json", 'print {"app": ..., "machines": [...]} from the API')
+    .option("--json", 'print {"app": ..., "machines": [...], "scaling": {...}} from the API')
     .action(async (flags: { app: string; json?: boolean }) => {
       const api = await ctx.api();
-      const [app, machines] = await Promise.all([api.getApp(flags.app), api.listMachines(flags.app)]);
-      if (flags.json) return printJson(ctx, { app, machines });
+      const [app, machines, scaling] = await Promise.all([
+        api.getApp(flags.app),
+        api.listMachines(flags.app),
+        api.getScaling(flags.app),
+      ]);
+      if (flags.json) return printJson(ctx, { app, machines, scaling });
       ctx.out("App\n");
       ctx.out(
         fields([
@@ -25,5 +29,7 @@ export function registerStatus(program: Command, ctx: Context): void {
       );
       ctx.out("\nMachines\n");
       ctx.out(machines.length === 0 ? "  none\n" : machineTable(machines));
+      ctx.out("\nAutoscaling\n");
+      ctx.out(scalingSummary(scaling));
     });
 }

@@ -1,4 +1,11 @@
-import { appsStream, buildsStream, hostsStream, machinesStream, releasesStream } from "@hangar/domain";
+import {
+  appsStream,
+  buildsStream,
+  hostsStream,
+  machinesStream,
+  releasesStream,
+  scalingStream,
+} from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import { BlobStore, ImageRegistry } from "@hangar/oci";
 import { connectNats, env, envNumber, onShutdown } from "@hangar/service";
@@ -13,18 +20,20 @@ import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
+import { ScalingCatalog } from "./scaling/catalog.js";
 
 const telemetry = startTelemetry({ serviceName: "hangar-gateway" });
 const logger = createLogger("gateway");
 const nc = await connectNats(env("HANGAR_NATS_URL", "nats://127.0.0.1:4222"), "hangar-gateway");
 const store = await EventStore.connect(nc);
-for (const s of [appsStream, machinesStream, hostsStream, buildsStream, releasesStream]) {
+for (const s of [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream]) {
   await ensureStream(store.jsm, s);
 }
 const catalog = await Catalog.start(store);
 const commands = new MachineCommands(nc, store, catalog, env("HANGAR_REGION", "local"));
 const builds = await BuildCatalog.start(store);
 const releases = await ReleaseCatalog.start(store);
+const scaling = await ScalingCatalog.start(store);
 const appExists = (name: string) => catalog.app(name) !== undefined;
 const buildsBackend = new StreamBuildsBackend({
   store,
@@ -45,6 +54,7 @@ const app = createApi({
   metrics: registry,
   builds: buildsBackend,
   releases: releasesBackend,
+  scaling: { scalingOf: (a, limit) => scaling.scalingOf(a, limit), appExists },
   registry: images,
 });
 const server = await startApiServer(app, {
@@ -56,7 +66,7 @@ logger.info({ url: server.url, apps: catalog.appNames().length }, "gateway ready
 onShutdown(logger, async () => {
   await server.close();
   await catalog.stop();
-  await Promise.all([builds.stop(), releases.stop()]);
+  await Promise.all([builds.stop(), releases.stop(), scaling.stop()]);
   store.close();
   await nc.drain();
   await telemetry.shutdown();

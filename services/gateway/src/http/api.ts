@@ -17,6 +17,7 @@ import { machineRoutes } from "./machines.js";
 import { releaseRoutes } from "./releases.js";
 import type { ReleasesBackend } from "./releases-backend.js";
 import { requestId } from "./request-id.js";
+import { type ScalingReader, scalingRoutes } from "./scaling.js";
 import { tracing } from "./tracing.js";
 
 export interface ApiDeps {
@@ -31,6 +32,8 @@ export interface ApiDeps {
   builds?: BuildsBackend;
   /** Serves `/v1/apps/{app}/releases` when given. */
   releases?: ReleasesBackend;
+  /** Serves `/v1/apps/{app}/scaling` (the autoscaler's decisions) when given. */
+  scaling?: ScalingReader;
   /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
   registry?: RegistryStore;
   /** Where `/v2` blob upload sessions keep their bytes; defaults to a folder under the OS temp dir. */
@@ -66,5 +69,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
   if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
+  if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   return api;
 }
