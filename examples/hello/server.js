@@ -8,6 +8,9 @@ const region = process.env.FLY_REGION ?? "local";
 const started = new Date().toISOString();
 // Requests this process answered: a machine resumed from suspend keeps counting, a restarted one starts over.
 let served = 0;
+// Requests in this process now, and the most ever: what the proxy's hard_limit bounds.
+let inFlight = 0;
+let maxInFlight = 0;
 
 const server = createServer((req, res) => {
   if (req.url === "/healthz") {
@@ -20,12 +23,15 @@ const server = createServer((req, res) => {
     Number(new URL(req.url ?? "/", "http://x").searchParams.get("hold") ?? 0) || 0,
     60_000,
   );
+  inFlight++;
+  maxInFlight = Math.max(maxInFlight, inFlight);
   if (hold > 0) setTimeout(() => answer(req, res), hold);
   else answer(req, res);
 });
 
 function answer(req, res) {
   served++;
+  inFlight--;
   const body = JSON.stringify({
     hello: process.env.GREETING ?? "world",
     machine_id: machine,
@@ -35,6 +41,8 @@ function answer(req, res) {
     client_ip: req.headers["fly-client-ip"] ?? null,
     pid: process.pid,
     served,
+    in_flight: inFlight + 1,
+    max_in_flight: maxInFlight,
   });
   res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   res.end(body);
