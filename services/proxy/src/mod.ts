@@ -1,3 +1,11 @@
 export * from "./engine/mod.js";
-export type { AppRoute as StreamAppRoute, RouteBackend } from "./routes/route-table.js";
+export type { LoadPublisherOptions } from "./load.js";
+export { ACTIVE_WINDOW_MS, LoadPublisher, proxyIdFromEnv } from "./load.js";
+export type {
+  AppRoute as StreamAppRoute,
+  RouteBackend,
+  StreamRouteTableOptions,
+} from "./routes/route-table.js";
 export { StreamRouteTable } from "./routes/route-table.js";
+export type { StreamWakerOptions } from "./wake.js";
+export { StreamWaker } from "./wake.js";

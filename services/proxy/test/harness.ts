@@ -78,21 +78,29 @@ export async function refusingBackend(name: string): Promise<Backend> {
   return { machineId: name, address: "127.0.0.1", port };
 }
 
-/** A route table the test edits between requests. */
+/** A route table the test edits between requests; listeners hear of each edit, as the stream table's do. */
 export class TestRoutes implements RouteTable {
-  private readonly apps = new Map<string, Backend[]>();
+  private readonly apps = new Map<string, AppRoute>();
+  private readonly listeners = new Set<(app: string) => void>();
 
-  set(app: string, backends: Backend[]): void {
-    this.apps.set(app, backends);
+  /** Sets an app's backends, and optionally its settings and its sleeping and starting machines. */
+  set(app: string, backends: Backend[], extra: Omit<AppRoute, "app" | "backends"> = {}): void {
+    this.apps.set(app, { app, backends, ...extra });
+    for (const l of this.listeners) l(app);
   }
 
   delete(app: string): void {
     this.apps.delete(app);
+    for (const l of this.listeners) l(app);
   }
 
   lookup(app: string): AppRoute | undefined {
-    const backends = this.apps.get(app);
-    return backends && { app, backends };
+    return this.apps.get(app);
+  }
+
+  onChange(listener: (app: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 }
 

@@ -1,7 +1,16 @@
 import { Agent } from "node:http";
-import type { Candidate } from "./balancer.js";
+import type { ScalingSettings } from "@hangar/config";
+import type { Candidate, Limits } from "./balancer.js";
 import { ErrorScore } from "./health.js";
-import type { Backend, RouteTable } from "./route-table.js";
+import type { Held } from "./held.js";
+import { HoldQueue } from "./queue.js";
+import {
+  type AppRoute,
+  type Backend,
+  DEFAULT_SCALING,
+  type RouteTable,
+  type SleepingMachine,
+} from "./route-table.js";
 
 // Idle upstream sockets close within node's default 5 s server keep-alive timeout, so a reused
 // socket is rarely one the machine is closing. Servers that announce a shorter Keep-Alive timeout
@@ -11,11 +20,17 @@ const IDLE_SOCKET_MS = 4_000;
 /** One machine of an app as the proxy tracks it: its keep-alive pool, load and recent errors. */
 export class BackendState implements Candidate {
   readonly errors = new ErrorScore();
+  /**
+   * The machine's concurrency as its limits count it: requests and upgraded connections in flight on
+   * it through this proxy, for both concurrency types (with the http handler, a connection to a
+   * machine is busy exactly while a request or a tunnel uses it).
+   */
   inFlight = 0;
   readonly agent: Agent;
   private retired = false;
 
   constructor(
+    private readonly owner: AppState,
     readonly machineId: string,
     readonly address: string,
     readonly port: number,
@@ -30,10 +45,14 @@ export class BackendState implements Candidate {
     return b.machineId === this.machineId && b.address === this.address && b.port === this.port;
   }
 
-  /** Marks a request on this backend as ended; frees the pool of a retired backend once idle. */
+  /**
+   * Marks a request on this backend as ended; frees the pool of a retired backend once idle, and
+   * hands the freed slot to the app's oldest held request.
+   */
   release(): void {
     this.inFlight--;
     if (this.retired && this.inFlight === 0) this.agent.destroy();
+    if (this.owner.queue.size > 0) this.owner.slotFreed(this.owner);
   }
 
   /** Takes the backend out of service: its sockets close now, or when its last request ends. */
@@ -43,23 +62,65 @@ export class BackendState implements Candidate {
   }
 }
 
-/** An app's current backends and the requests in flight for it. */
-export class AppState {
+/** A wake-up this proxy runs for an app: one machine at a time. */
+export interface Wake {
+  /** The machine whose start was recorded; undefined while the start is being asked for. */
+  machineId: string | undefined;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Called when a backend of the app frees a slot while requests are held. */
+export type SlotFreed = (app: AppState) => void;
+
+/**
+ * An app's current backends, settings and limits, the requests in flight for it (held ones
+ * included), the requests held until a machine can take them, and its wake-up in progress.
+ */
+export class AppState implements Limits {
   inFlight = 0;
+  /** Requests and upgrades received since this state exists: activity between two load samples. */
+  received = 0;
   backends: BackendState[] = [];
+  settings: ScalingSettings = DEFAULT_SCALING;
+  soft = DEFAULT_SCALING.softLimit;
+  hard = Number.POSITIVE_INFINITY;
+  sleeping: readonly SleepingMachine[] = [];
+  starting: readonly string[] = [];
+  readonly queue = new HoldQueue<Held>();
+  wake: Wake | undefined = undefined;
+  /** Machines whose start was refused lately, with when they may be tried again (engine clock). */
+  readonly refusedWakes = new Map<string, number>();
 
   constructor(
     readonly app: string,
     private readonly maxSockets: number,
+    readonly slotFreed: SlotFreed = () => {},
   ) {}
 
-  /** Follows the route table's backend list, keeping the state of machines still in it. */
-  sync(list: readonly Backend[]): void {
+  /** Follows the route: its settings, and its backend list, keeping the state of machines still in it. */
+  sync(route: AppRoute): void {
+    const settings = route.settings ?? DEFAULT_SCALING;
+    if (settings !== this.settings) {
+      this.settings = settings;
+      this.soft = settings.softLimit;
+      this.hard = settings.hardLimit ?? Number.POSITIVE_INFINITY;
+    }
+    this.sleeping = route.sleeping ?? NONE;
+    this.starting = route.starting ?? NONE;
+    this.syncBackends(route.backends);
+  }
+
+  /** Whether `b` can take one more request now (it is under the hard limit). */
+  canTake(b: BackendState): boolean {
+    return b.inFlight < this.hard;
+  }
+
+  private syncBackends(list: readonly Backend[]): void {
     if (this.matches(list)) return;
     const next = list.map(
       (b) =>
         this.backends.find((s) => s.is(b)) ??
-        new BackendState(b.machineId, b.address, b.port, b.region, this.maxSockets),
+        new BackendState(this, b.machineId, b.address, b.port, b.region, this.maxSockets),
     );
     for (const s of this.backends) if (!next.includes(s)) s.retire();
     this.backends = next;
@@ -75,9 +136,11 @@ export class AppState {
   }
 }
 
+const NONE: readonly never[] = Object.freeze([]);
+
 /**
  * The proxy's per-app state, synced lazily with the route table on each request for the app.
- * Apps without backends or requests in flight are forgotten.
+ * Apps without backends, requests in flight or a wake-up in progress are forgotten.
  */
 export class BackendPool {
   readonly apps = new Map<string, AppState>();
@@ -85,42 +148,59 @@ export class BackendPool {
   constructor(
     private readonly routes: RouteTable,
     private readonly maxSockets: number,
+    private readonly slotFreed?: SlotFreed,
   ) {}
 
-  /** The app's state, or undefined when the table does not know the app. */
+  /**
+   * The app's state, or undefined when the table does not know the app. An app without backends
+   * gets a state that is not kept unless `track` is called (a request held for it).
+   */
   resolve(app: string): AppState | undefined {
     const route = this.routes.lookup(app);
     let state = this.apps.get(app);
     if (route === undefined) {
-      if (state) this.forget(state, []);
+      if (state) this.forget(state, { app, backends: [] });
       return undefined;
     }
     if (route.backends.length === 0) {
-      if (state) this.forget(state, route.backends);
-      return state ?? new AppState(app, this.maxSockets);
+      if (state) this.forget(state, route);
+      else {
+        state = new AppState(app, this.maxSockets, this.slotFreed);
+        state.sync(route);
+      }
+      return state;
     }
     if (state === undefined) {
-      state = new AppState(app, this.maxSockets);
+      state = new AppState(app, this.maxSockets, this.slotFreed);
       this.apps.set(app, state);
     }
-    state.sync(route.backends);
+    state.sync(route);
     return state;
+  }
+
+  /** Keeps `state` (an app without backends that now holds requests or wakes a machine). */
+  track(state: AppState): void {
+    if (!this.apps.has(state.app)) this.apps.set(state.app, state);
   }
 
   /** Marks a request of the app as ended. */
   release(state: AppState): void {
     state.inFlight--;
-    if (state.inFlight === 0 && state.backends.length === 0) this.apps.delete(state.app);
+    if (idle(state) && this.apps.get(state.app) === state) this.apps.delete(state.app);
   }
 
   /** Closes every pool. */
   destroy(): void {
-    for (const state of this.apps.values()) state.sync([]);
+    for (const state of this.apps.values()) state.sync({ app: state.app, backends: [] });
     this.apps.clear();
   }
 
-  private forget(state: AppState, backends: readonly Backend[]): void {
-    state.sync(backends);
-    if (state.inFlight === 0) this.apps.delete(state.app);
+  private forget(state: AppState, route: AppRoute): void {
+    state.sync(route);
+    if (idle(state) && this.apps.get(state.app) === state) this.apps.delete(state.app);
   }
+}
+
+function idle(state: AppState): boolean {
+  return state.inFlight === 0 && state.backends.length === 0 && state.wake === undefined;
 }

@@ -70,3 +70,42 @@ describe("pickBackend", () => {
     expect([...seen].sort()).toEqual(["a", "b", "c"]);
   });
 });
+
+describe("pickBackend under concurrency limits", () => {
+  const limits = { soft: 2, hard: 4 };
+
+  it("sends nothing to a machine at or over its soft limit while another is under it", () => {
+    const list = [backend("full", 2), backend("busy", 3), backend("free", 1)];
+    for (let i = 0; i < 50; i++) {
+      expect(
+        pickBackend(list, 0, sequence((i % 10) / 10, ((i * 3) % 10) / 10), undefined, limits)?.name,
+      ).toBe("free");
+    }
+  });
+
+  it("uses machines over the soft limit but under the hard one when every machine is over soft", () => {
+    const list = [backend("a", 4), backend("b", 3), backend("c", 3)];
+    const seen = new Set<string>();
+    for (let i = 0; i < 50; i++) {
+      seen.add(
+        pickBackend(list, 0, sequence((i % 10) / 10, ((i * 7) % 10) / 10), undefined, limits)?.name ?? "",
+      );
+    }
+    expect([...seen].sort()).toEqual(["b", "c"]);
+  });
+
+  it("has no machine when every one is at its hard limit, and any when there is no hard limit", () => {
+    const list = [backend("a", 4), backend("b", 5)];
+    expect(pickBackend(list, 0, Math.random, undefined, limits)).toBeUndefined();
+    expect(
+      pickBackend(list, 0, sequence(0, 0), undefined, { soft: 2, hard: Number.POSITIVE_INFINITY })?.name,
+    ).toBe("a");
+  });
+
+  it("still avoids the failed machine among those under the limits", () => {
+    const list = [backend("a", 0), backend("b", 9), backend("c", 1)];
+    expect(pickBackend(list, 0, Math.random, list[0], limits)?.name).toBe("c");
+    // Only the machine to avoid is under its limits: it is the one.
+    expect(pickBackend(list.slice(0, 2), 0, Math.random, list[0], limits)?.name).toBe("a");
+  });
+});

@@ -3,23 +3,63 @@ import type { ErrorScore } from "./health.js";
 /** What the balancer needs to know about a backend. */
 export interface Candidate {
   readonly errors: ErrorScore;
+  /** Its concurrency: requests and upgraded connections in flight on it through this proxy. */
   readonly inFlight: number;
 }
+
+/** A machine's concurrency limits; `hard` is Infinity when there is none. */
+export interface Limits {
+  readonly soft: number;
+  readonly hard: number;
+}
+
+/** No limits: every backend is a candidate. */
+export const NO_LIMITS: Limits = Object.freeze({
+  soft: Number.POSITIVE_INFINITY,
+  hard: Number.POSITIVE_INFINITY,
+});
 
 // Scores closer than half a fresh failure count as equal, so a long-decayed blip does not
 // outweigh load.
 const SCORE_TIE = 0.5;
 
 /**
- * Power of two choices: draws two distinct backends at random (never `avoid` when another exists)
- * and returns the one with the lower error score, or with fewer requests in flight on a tie.
- * A single backend is returned even when it is `avoid`.
+ * Picks a backend under the limits: among those under the soft limit; when every one is at or over
+ * it, among those under the hard limit; undefined when every one is at the hard limit (or there is
+ * none). Within that set, power of two choices: two distinct backends drawn at random (never `avoid`
+ * when another exists), the one with the lower error score wins, or with fewer in flight on a tie.
+ * A single candidate is returned even when it is `avoid`.
  */
 export function pickBackend<T extends Candidate>(
   backends: readonly T[],
   now: number,
   random: () => number,
   avoid?: T,
+  limits: Limits = NO_LIMITS,
+): T | undefined {
+  let underSoft = 0;
+  let underHard = 0;
+  for (const b of backends) {
+    if (b.inFlight < limits.soft) underSoft++;
+    if (b.inFlight < limits.hard) underHard++;
+  }
+  // The common case, without an allocation: every backend is under its soft limit.
+  if (underSoft === backends.length) return twoChoices(backends, now, random, avoid);
+  if (underHard === 0) return undefined;
+  const cap = underSoft > 0 ? limits.soft : limits.hard;
+  return twoChoices(
+    backends.filter((b) => b.inFlight < cap),
+    now,
+    random,
+    avoid,
+  );
+}
+
+function twoChoices<T extends Candidate>(
+  backends: readonly T[],
+  now: number,
+  random: () => number,
+  avoid: T | undefined,
 ): T | undefined {
   const n = backends.length;
   if (n <= 1) return backends[0];

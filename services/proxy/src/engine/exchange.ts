@@ -6,11 +6,12 @@ import {
   STATUS_CODES,
 } from "node:http";
 import type { AppState, BackendState } from "./backends.js";
-import { pickBackend } from "./balancer.js";
 import { isRouted, type ProxyEngine } from "./engine.js";
 import { downstreamResponse, type Forwarding, upstreamRequest, viaFor } from "./headers.js";
+import type { Held } from "./held.js";
 import type { AppMetrics, RetryReason } from "./metrics.js";
-import { refuse } from "./refusal.js";
+import type { QueueEntry } from "./queue.js";
+import { type Refusal, refuse } from "./refusal.js";
 
 /** Serves one HTTP request: routes it by Host, forwards it to a machine, relays the answer. */
 export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse): void {
@@ -25,19 +26,24 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
   }
   const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody);
   res.on("close", () => ex.closed());
-  ex.send(pickBackend(target.backends, engine.now(), engine.random) as BackendState);
+  ex.start();
 }
 
 /** How long a request without a body waits, in all, for machines that refuse connections. */
 const LISTEN_WAIT_MS = 2_000;
 
-/** One client request and its (at most two) attempts on machines, plus waits for a machine to listen. */
-class Exchange {
+/**
+ * One client request and its (at most two) attempts on machines, plus waits for a machine to listen
+ * and for a machine to take it (hard limit, wake-up).
+ */
+class Exchange implements Held {
   attempts = 0;
   clientGone = false;
   private listenRetries = 0;
   private listenWaitedMs = 0;
   current: Attempt | undefined = undefined;
+  /** Its place in the app's queue while held. */
+  private queued: QueueEntry<Held> | undefined = undefined;
   readonly metrics: AppMetrics | undefined;
   // Only requests without a body can be sent again, and only idempotent ones.
   private readonly retryable: boolean;
@@ -54,18 +60,33 @@ class Exchange {
     this.retryable = !hasBody && (req.method === "GET" || req.method === "HEAD");
     this.metrics = engine.appMetrics(app.app);
     app.inFlight++;
+    app.received++;
   }
 
-  /** Starts an attempt on `backend`. */
-  send(backend: BackendState): void {
-    this.attempts++;
+  /** Sends the request to a machine that can take it, or holds it until one can, or refuses it. */
+  start(): void {
+    this.attempts = 1;
+    this.queued = this.engine.admit(this.app, this);
+  }
+
+  /** Starts an attempt on `backend` (Held). */
+  go(backend: BackendState): void {
+    this.queued = undefined;
     this.current = new Attempt(this, backend);
+  }
+
+  /** Answers with the proxy's own refusal (Held). */
+  refuse(r: Refusal): void {
+    this.queued = undefined;
+    // An unsent body would stall the client connection; drain it.
+    if (!this.req.complete) this.req.resume();
+    refuse(this.res, r, this.fwd);
   }
 
   /** Where to send the request again after `failed` failed, if it may be. */
   retryTarget(failed: BackendState): BackendState | undefined {
     if (!this.retryable || this.attempts > 1 || this.clientGone) return undefined;
-    return pickBackend(this.app.backends, this.engine.now(), this.engine.random, failed);
+    return this.engine.pick(this.app, failed);
   }
 
   /**
@@ -79,22 +100,23 @@ class Exchange {
     this.listenWaitedMs += delay;
     const timer = setTimeout(() => {
       if (this.clientGone) return;
-      const backend = pickBackend(this.app.backends, this.engine.now(), this.engine.random);
-      if (!backend) {
+      if (this.app.backends.length === 0) {
         this.badGateway(new Error("no machine left"));
         return;
       }
       if (this.metrics) this.engine.metrics?.retry(this.metrics, "connect_refused");
-      this.current = new Attempt(this, backend);
+      this.queued = this.engine.admit(this.app, this);
     }, delay);
     timer.unref();
     return true;
   }
 
-  /** Sends the request again. */
+  /** Sends the request again; should `backend` have filled up meanwhile, waits for a slot like any request. */
   retry(backend: BackendState, reason: RetryReason): void {
     if (this.metrics) this.engine.metrics?.retry(this.metrics, reason);
-    this.send(backend);
+    this.attempts++;
+    if (this.app.canTake(backend)) this.go(backend);
+    else this.queued = this.engine.admit(this.app, this);
   }
 
   /** Answers 502 because no machine could be reached. */
@@ -104,18 +126,12 @@ class Exchange {
       { request_id: fwd.requestId, app: app.app, err: errorCode(err) },
       "no machine reachable for request",
     );
-    // An unsent body would stall the client connection; drain it.
-    if (!this.req.complete) this.req.resume();
-    refuse(
-      this.res,
-      {
-        status: 502,
-        code: "bad_gateway",
-        message: `could not reach a machine of app ${app.app} (${errorCode(err)})`,
-        app: app.app,
-      },
-      fwd,
-    );
+    this.refuse({
+      status: 502,
+      code: "bad_gateway",
+      message: `could not reach a machine of app ${app.app} (${errorCode(err)})`,
+      app: app.app,
+    });
   }
 
   /** The client connection closed: after the answer, or before (then the machine's side is cut). */
@@ -124,6 +140,10 @@ class Exchange {
     if (!res.writableFinished) {
       this.clientGone = true;
       this.current?.upstream.destroy();
+    }
+    if (this.queued) {
+      this.app.queue.remove(this.queued);
+      this.queued = undefined;
     }
     engine.pool.release(this.app);
     if (this.metrics) engine.metrics?.request(this.metrics, res.headersSent ? res.statusCode : undefined);

@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /** The `app` label of requests that named no known app, so random Host headers add no series. */
 export const UNROUTED_APP = "_unrouted";
@@ -8,6 +8,9 @@ const ABORTED = 5;
 
 /** Why a request was sent again: to a second backend, or to a machine not listening yet. */
 export type RetryReason = "connect_error" | "connect_refused" | "status_5xx";
+
+/** How one wake-up (the start of one machine by a request) ended. */
+export type WakeResult = "ready" | "refused" | "error" | "failed" | "timeout";
 
 /** One app's counts; plain numbers on the hot path, turned into samples when scraped. */
 export class AppMetrics {
@@ -20,12 +23,17 @@ export class AppMetrics {
   }
 }
 
-/** The proxy's Prometheus metrics: requests by app and status class, retries, upstream latency. */
+/**
+ * The proxy's Prometheus metrics: requests by app and status class, retries, upstream latency,
+ * requests held per app, wake-ups by result.
+ */
 export class ProxyMetrics {
   private readonly apps = new Map<string, AppMetrics>();
   private readonly latency: Histogram<"app">;
+  private readonly wakes: Counter<"app" | "result">;
 
-  constructor(registry: Registry) {
+  /** `queued` lists the apps the proxy tracks with the requests each holds, read at scrape time. */
+  constructor(registry: Registry, queued: () => Iterable<[app: string, queued: number]> = () => []) {
     const apps = this.apps;
     const registers = [registry];
     new Counter({
@@ -63,6 +71,27 @@ export class ProxyMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    new Gauge({
+      name: "hangar_proxy_queued",
+      help: "Requests the proxy holds for an app until a machine can take them (hard limit, wake-up)",
+      labelNames: ["app"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [app, n] of queued()) this.set({ app }, n);
+      },
+    });
+    this.wakes = new Counter({
+      name: "hangar_proxy_wakes_total",
+      help: "Machines started by requests (autostart), by app and how the wake-up ended",
+      labelNames: ["app", "result"],
+      registers,
+    });
+  }
+
+  /** Counts a wake-up that ended. */
+  wake(app: string, result: WakeResult): void {
+    this.wakes.inc({ app, result });
   }
 
   /** The counters of `app`. */

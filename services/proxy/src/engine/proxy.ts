@@ -5,9 +5,17 @@ import { ProxyEngine } from "./engine.js";
 import { handleRequest } from "./exchange.js";
 import type { RouteTable } from "./route-table.js";
 import { handleUpgrade } from "./tunnel.js";
+import type { Waker } from "./waker.js";
 
 /** How long close() lets requests in flight finish before cutting them. */
 export const CLOSE_GRACE_MS = 10_000;
+
+/** Fly-like defaults for requests held until a machine can take them. */
+export const QUEUE_DEFAULTS = Object.freeze({
+  queueMax: 1000,
+  queueTimeoutMs: 10_000,
+  wakeTimeoutMs: 30_000,
+});
 
 export interface ProxyOptions {
   routes: RouteTable;
@@ -19,8 +27,16 @@ export interface ProxyOptions {
   keepAliveMaxSockets?: number;
   /** Default: createLogger("proxy"). Only failures are logged, at debug level. */
   logger?: Logger;
-  /** Where request, retry and upstream latency metrics go; none when absent. */
+  /** Where request, retry, upstream latency, queue and wake-up metrics go; none when absent. */
   registry?: Registry;
+  /** Starts sleeping machines for requests (autostart). None: an app with no started machine gets 503. */
+  waker?: Waker;
+  /** Most requests held per app (every machine at its hard limit, or one being woken). Default 1000. */
+  queueMax?: number;
+  /** How long a request is held for a machine under its hard limit before 503. Default 10 s. */
+  queueTimeoutMs?: number;
+  /** How long a request is held for a machine being started before 503. Default 30 s. */
+  wakeTimeoutMs?: number;
 }
 
 /** Requests in flight on one machine, and its recent error score. */
@@ -29,6 +45,7 @@ export interface BackendStats {
   address: string;
   port: number;
   region?: string;
+  /** Its concurrency as the limits count it: requests and upgraded connections in flight on it. */
   inFlight: number;
   /** Recent failures (5xx, connect errors), halving every 10 s. */
   errorScore: number;
@@ -37,13 +54,23 @@ export interface BackendStats {
 /** Requests (and upgraded connections) in flight for an app, in total and per machine. */
 export interface AppStats {
   app: string;
+  /** Everything in flight for the app, held requests included. */
   inFlight: number;
+  /** Requests held until a machine can take them. */
+  queued: number;
+  /** Requests and upgrades received since the proxy began tracking the app (it changes: there was activity). */
+  received: number;
+  /** The machine this proxy is waking for the app, if any ("" while its start is being asked for). */
+  waking?: string;
   backends: BackendStats[];
 }
 
 /** A snapshot of the proxy's load; apps with no state (never asked for, or gone idle) are left out. */
 export interface ProxyStats {
   inFlight: number;
+  queued: number;
+  /** The MACHINES stream sequence the route table had folded (0 when it does not follow the stream). */
+  machinesSeq: number;
   apps: AppStats[];
 }
 
@@ -55,7 +82,11 @@ export interface EdgeProxy {
   stats(): ProxyStats;
 }
 
-/** Creates the edge proxy: routes by Host, balances over an app's machines, retries safe requests. */
+/**
+ * Creates the edge proxy: routes by Host, balances over an app's machines under their concurrency
+ * limits, holds requests while every machine is at its hard limit or one is being woken, retries
+ * safe requests.
+ */
 export function createProxy(opts: ProxyOptions): EdgeProxy {
   const engine = new ProxyEngine({
     routes: opts.routes,
@@ -64,6 +95,10 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     maxSockets: opts.keepAliveMaxSockets ?? 128,
     logger: opts.logger ?? createLogger("proxy"),
     registry: opts.registry,
+    waker: opts.waker,
+    queueMax: opts.queueMax ?? QUEUE_DEFAULTS.queueMax,
+    queueTimeoutMs: opts.queueTimeoutMs ?? QUEUE_DEFAULTS.queueTimeoutMs,
+    wakeTimeoutMs: opts.wakeTimeoutMs ?? QUEUE_DEFAULTS.wakeTimeoutMs,
   });
   const server = createServer();
   // A request node parsed but cannot forward (http.request validates more strictly) must not take
@@ -87,6 +122,7 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
   });
 
   const close = async (): Promise<void> => {
+    engine.shutdown();
     for (const socket of engine.tunnels) socket.destroy();
     await new Promise<void>((resolve) => {
       const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
@@ -102,12 +138,17 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
   const stats = (): ProxyStats => {
     const now = engine.now();
     let inFlight = 0;
+    let queued = 0;
     const apps: AppStats[] = [];
     for (const state of engine.pool.apps.values()) {
       inFlight += state.inFlight;
+      queued += state.queue.size;
       apps.push({
         app: state.app,
         inFlight: state.inFlight,
+        queued: state.queue.size,
+        received: state.received,
+        ...(state.wake ? { waking: state.wake.machineId ?? "" } : {}),
         backends: state.backends.map((b) => ({
           machineId: b.machineId,
           address: b.address,
@@ -118,7 +159,7 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
         })),
       });
     }
-    return { inFlight, apps };
+    return { inFlight, queued, machinesSeq: opts.routes.machinesSeq ?? 0, apps };
   };
 
   return { server, close, stats };

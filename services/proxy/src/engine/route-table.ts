@@ -1,3 +1,5 @@
+import { DEFAULT_MAX_MACHINES_RUNNING, DEFAULT_SOFT_LIMIT, type ScalingSettings } from "@hangar/config";
+
 /** One started, non-cordoned machine that can take requests for an app. */
 export interface Backend {
   machineId: string;
@@ -7,13 +9,45 @@ export interface Backend {
   region?: string;
 }
 
+/** A stopped or suspended machine of an app: what a request may wake (autostart). */
+export interface SleepingMachine {
+  machineId: string;
+  region: string;
+  status: "stopped" | "suspended";
+}
+
 /** Where an app's requests may go; `backends` is empty when the app exists but nothing can serve it. */
 export interface AppRoute {
   app: string;
   backends: Backend[];
+  /** How machines are loaded and whether requests may wake them. Default: Fly's (DEFAULT_SCALING). */
+  settings?: ScalingSettings;
+  /** Machines a request may start when nothing started can take it. Default: none. */
+  sleeping?: readonly SleepingMachine[];
+  /** Machines being started now (by this proxy, another one, or the autoscaler). Default: none. */
+  starting?: readonly string[];
 }
 
 /** The proxy's view of routable apps; it may change between any two requests. */
 export interface RouteTable {
   lookup(app: string): AppRoute | undefined;
+  /**
+   * Calls `listener` with an app's name whenever its route may have changed; returns the way to stop.
+   * Requests held for a machine (hard limit, wake) go on from here: without it they wait for a freed
+   * slot or time out.
+   */
+  onChange?(listener: (app: string) => void): () => void;
+  /** The last MACHINES stream sequence the table has folded (0 when it does not follow a stream). */
+  readonly machinesSeq?: number;
 }
+
+/** Fly's scaling settings for a service that says nothing: soft_limit 20, no hard limit, autostart on. */
+export const DEFAULT_SCALING: ScalingSettings = Object.freeze({
+  type: "connections",
+  softLimit: DEFAULT_SOFT_LIMIT,
+  hardLimit: undefined,
+  autostart: true,
+  autostop: "off",
+  minMachinesRunning: 0,
+  maxMachinesRunning: DEFAULT_MAX_MACHINES_RUNNING,
+});

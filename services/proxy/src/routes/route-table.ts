@@ -1,3 +1,4 @@
+import { type ScalingSettings, scalingSettings } from "@hangar/config";
 import {
   type AppCommand,
   type AppEvent,
@@ -7,11 +8,13 @@ import {
   type MachineCommand,
   type MachineEvent,
   type MachineState,
+  machineAggregateId,
   machineDecider,
   machinesStream,
 } from "@hangar/domain";
-import type { EventStore } from "@hangar/eventstore";
+import type { AggregateStream, EventStore } from "@hangar/eventstore";
 import { AggregateView } from "@hangar/service";
+import { DEFAULT_SCALING, type SleepingMachine } from "../engine/route-table.js";
 import { isRoutable } from "./routable.js";
 
 /** A machine the proxy may send requests to. */
@@ -22,43 +25,61 @@ export interface RouteBackend {
   region: string;
 }
 
-/** An app the proxy knows, with the machines that can serve it now. */
+/** An app the proxy knows: the machines that can serve it now, those it may wake, and its limits. */
 export interface AppRoute {
   app: string;
   backends: RouteBackend[];
+  /** From the app's newest (last created) machine that is not destroyed and has services; Fly's defaults when none. */
+  settings: ScalingSettings;
+  /** Its stopped and suspended machines, cordoned or not. */
+  sleeping: SleepingMachine[];
+  /** Its machines being started. */
+  starting: string[];
+}
+
+/** Where the table reads from; tests give prefixed streams. */
+export interface StreamRouteTableOptions {
+  apps?: AggregateStream<AppEvent>;
+  machines?: AggregateStream<MachineEvent>;
 }
 
 /**
  * The proxy's routing table, rebuilt from the APPS and MACHINES streams at start and kept current
  * from their live tail: an app's backends are its started, uncordoned machines whose checks are not
- * critical. Lookups are a map read; the backend list of an app is rebuilt only when one of its machines changes.
+ * critical. Lookups are a map read; an app's route is rebuilt only when one of its machines changes,
+ * and listeners hear of every such change.
  */
 export class StreamRouteTable {
   private readonly routes = new Map<string, AppRoute>();
   private readonly dirty = new Set<string>();
+  private readonly listeners = new Set<(app: string) => void>();
 
   private constructor(
     private readonly apps: AggregateView<AppState, AppCommand, AppEvent>,
     private readonly machines: AggregateView<MachineState, MachineCommand, MachineEvent>,
     private readonly machinesByApp: Map<string, Set<string>>,
+    /** The MACHINES sequence of each machine's creation, so "newest" needs no clock. */
+    private readonly createdAt: Map<string, number>,
   ) {}
 
-  static async start(store: EventStore): Promise<StreamRouteTable> {
+  static async start(store: EventStore, opts: StreamRouteTableOptions = {}): Promise<StreamRouteTable> {
     const machinesByApp = new Map<string, Set<string>>();
+    const createdAt = new Map<string, number>();
     let table: StreamRouteTable | undefined;
-    const apps = await AggregateView.start(store, appsStream, appDecider, {
-      onChange: (c) => table?.dirty.add(c.aggregateId),
+    const apps = await AggregateView.start(store, opts.apps ?? appsStream, appDecider, {
+      onChange: (c) => table?.changed(c.aggregateId),
     });
-    const machines = await AggregateView.start(store, machinesStream, machineDecider, {
+    const machines = await AggregateView.start(store, opts.machines ?? machinesStream, machineDecider, {
       onChange: (c) => {
         if (c.state.status === "absent") return;
         const set = machinesByApp.get(c.state.app) ?? new Set<string>();
         machinesByApp.set(c.state.app, set);
         set.add(c.aggregateId);
-        table?.dirty.add(c.state.app);
+        for (const r of c.events) if (r.event.type === "MachineCreated") createdAt.set(c.aggregateId, r.seq);
+        table?.changed(c.state.app);
       },
     });
-    table = new StreamRouteTable(apps, machines, machinesByApp);
+    table = new StreamRouteTable(apps, machines, machinesByApp, createdAt);
     await Promise.all([apps.caughtUp, machines.caughtUp]);
     return table;
   }
@@ -73,16 +94,25 @@ export class StreamRouteTable {
     if (cached) return cached;
     const state = this.apps.get(app);
     if (state?.status !== "created") return undefined;
-    const backends: RouteBackend[] = [];
-    for (const id of this.machinesByApp.get(app) ?? []) {
-      const m = this.machines.get(id);
-      if (m && m.status !== "absent" && isRoutable(m)) {
-        backends.push({ machineId: m.machineId, address: m.privateIp, port: m.port, region: m.region });
-      }
-    }
-    const route = { app, backends };
+    const route = this.build(app);
     this.routes.set(app, route);
     return route;
+  }
+
+  /** Calls `listener` with the app's name each time one of its machines (or the app) changes. */
+  onChange(listener: (app: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The last MACHINES stream sequence folded in. */
+  get machinesSeq(): number {
+    return this.machines.lastSeq;
+  }
+
+  /** The MACHINES sequence of the machine's last message (0 when unknown): what a start is decided on. */
+  machineSeq(app: string, machineId: string): number {
+    return this.machines.seqOf(machineAggregateId(app, machineId));
   }
 
   /** Machines the proxy would send traffic to, per app (for health and agreement checks). */
@@ -100,6 +130,41 @@ export class StreamRouteTable {
   }
 
   async stop(): Promise<void> {
+    this.listeners.clear();
     await Promise.all([this.apps.stop(), this.machines.stop()]);
+  }
+
+  private changed(app: string): void {
+    this.dirty.add(app);
+    for (const listener of this.listeners) listener(app);
+  }
+
+  private build(app: string): AppRoute {
+    const backends: RouteBackend[] = [];
+    const sleeping: SleepingMachine[] = [];
+    const starting: string[] = [];
+    const candidates: Array<{ seq: number; configJson: string }> = [];
+    for (const id of this.machinesByApp.get(app) ?? []) {
+      const m = this.machines.get(id);
+      if (!m || m.status === "absent") continue;
+      if (isRoutable(m)) {
+        backends.push({ machineId: m.machineId, address: m.privateIp, port: m.port, region: m.region });
+      } else if (m.status === "stopped" || m.status === "suspended") {
+        sleeping.push({ machineId: m.machineId, region: m.region, status: m.status });
+      } else if (m.status === "starting") {
+        starting.push(m.machineId);
+      }
+      if (m.status !== "destroyed" && m.status !== "destroying") {
+        candidates.push({ seq: this.createdAt.get(id) ?? 0, configJson: m.configJson });
+      }
+    }
+    // Newest first; parsing stops at the first machine that has services.
+    candidates.sort((a, b) => b.seq - a.seq);
+    let settings: ScalingSettings | undefined;
+    for (const c of candidates) {
+      settings = scalingSettings(c.configJson);
+      if (settings) break;
+    }
+    return { app, backends, settings: settings ?? DEFAULT_SCALING, sleeping, starting };
   }
 }
