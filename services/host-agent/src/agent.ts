@@ -237,15 +237,18 @@ export class HostAgent {
           const signal = m.stopSignal || cfg.stop_config?.signal || "SIGINT";
           const timeoutS = m.stopTimeoutS || cfg.stopTimeoutS;
           this.stopChecks(m.machineId);
-          driver.resume(m.machineId);
+          // A suspended machine is discarded by the stop: killed at once, it never runs again.
           await driver.stop(m.machineId, { signal, timeoutMs: timeoutS * 1000 });
         } else await this.onExit(m.machineId, { exitCode: null });
         return;
       case "suspending":
         if (proc) {
+          // The request's position tells this suspension from an earlier one of the same process.
+          const commandId = `suspended-${m.instanceId}-${proc.pid}-${proc.startTime}-${this.view.seqOf(aggregateId)}`;
           this.stopChecks(m.machineId);
-          driver.suspend(m.machineId);
-          await this.record(m, { type: "RecordSuspended" }, `suspended-${m.instanceId}-${proc.pid}`);
+          // Resolves once every process is frozen; throws (the machine left running) when they are not.
+          await driver.suspend(m.machineId);
+          await this.record(m, { type: "RecordSuspended" }, commandId);
         } else await this.onExit(m.machineId, { exitCode: null });
         return;
       case "suspended":
@@ -399,6 +402,8 @@ export class HostAgent {
       host_id: this.opts.hostId,
       region: this.opts.region,
       machines_running: this.opts.driver.running().length,
+      // "cgroup-v1", "cgroup-v2" or "signals" (SIGSTOP, where the host has no freezer the agent may use).
+      suspend_mode: this.opts.driver.suspendMode().mode,
     };
   }
 

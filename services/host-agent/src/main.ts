@@ -46,6 +46,13 @@ if (sandbox.ok) {
     metrics: registry,
   });
 }
+const suspend = driver.suspendMode();
+logger.info(
+  suspend,
+  suspend.mode === "signals"
+    ? "suspend uses SIGSTOP/SIGCONT: no cgroup freezer"
+    : `suspend freezes each machine's cgroup (${suspend.mode})`,
+);
 logger.info(
   { mode, sandbox },
   sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",

@@ -172,13 +172,28 @@ describe("ProcessDriver: exits", () => {
   });
 });
 
-describe("ProcessDriver: suspend and resume", () => {
+// The cgroup freezer is tested in suspend.int.test.ts; this is the fallback for hosts without one.
+describe("ProcessDriver: suspend and resume with signals", () => {
+  let signals: ProcessDriver;
+
+  beforeEach(() => {
+    signals = new ProcessDriver({ stateDir, pollIntervalMs: 50, suspend: "signals" });
+  });
+
+  afterEach(async () => {
+    await signals.close();
+  });
+
   it("a suspended machine does not answer; once resumed it answers the waiting request", async () => {
-    const m = await driver.start(runSpec("m1", httpApp));
+    expect(signals.suspendMode()).toEqual({ mode: "signals", reason: "the driver was told to use signals" });
+    const m = await signals.start(runSpec("m1", httpApp));
+    expect(signals.cgroupOf("m1")).toBeNull();
     await httpReady(m.privateIp, m.port);
-    driver.suspend("m1");
-    const app = groupMembers(m.pid).find((pid) => pid !== m.pid) ?? -1;
-    await waitFor("the app to stop", () => (readProcStat(app)?.state === "T" ? true : undefined));
+    await signals.suspend("m1");
+    // suspend resolves once SIGSTOP has taken effect on every process of the group.
+    const members = groupMembers(m.pid);
+    expect(members.length).toBeGreaterThanOrEqual(2);
+    for (const pid of members) expect(readProcStat(pid)?.state).toBe("T");
 
     let answered = false;
     const response = new Promise<number>((resolve, reject) => {
@@ -193,16 +208,23 @@ describe("ProcessDriver: suspend and resume", () => {
     await sleep(300);
     expect(answered).toBe(false);
 
-    driver.resume("m1");
+    signals.resume("m1");
     expect(await response).toBe(200);
-    expect(readProcStat(app)?.state).not.toBe("T");
+    for (const pid of members) expect(readProcStat(pid)?.state).not.toBe("T");
   });
 
-  it("stop reaches a suspended machine", async () => {
-    const m = await driver.start(runSpec("m1", httpApp));
+  it("stop discards a suspended machine at once, without running it again", async () => {
+    const { next } = recordExits(signals);
+    const m = await signals.start(runSpec("m1", httpApp));
     await httpReady(m.privateIp, m.port);
-    driver.suspend("m1");
-    expect(await driver.stop("m1", { timeoutMs: 10_000 })).toEqual({ exitCode: 0, requested: true });
+    await signals.suspend("m1");
+    const started = Date.now();
+    // httpApp exits 0 on SIGTERM: a 137 shows it never got to run its handler.
+    const exit = await signals.stop("m1", { timeoutMs: 10_000 });
+    expect(exit).toEqual({ exitCode: 137, signal: "SIGKILL", requested: true });
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(await next("m1")).toEqual(exit);
+    await groupGone(m.pid);
   });
 });
 

@@ -1,8 +1,15 @@
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import {
+  CgroupFreezer,
+  type CgroupRef,
+  type CgroupVersion,
+  cgroupScope,
+  MachineCgroup,
+} from "../src/driver/cgroup.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
@@ -34,8 +41,53 @@ export function killRecordedMachines(stateDir: string): void {
   }
 }
 
+/** The host's freezers (v1 and v2) for the machines of `stateDir`: a test may use either. */
+function freezersOf(stateDir: string): CgroupFreezer[] {
+  return ([1, 2] as const).flatMap((version) => {
+    const found = CgroupFreezer.detect(cgroupScope(stateDir), { version });
+    return "freezer" in found ? [found.freezer] : [];
+  });
+}
+
+/** The cgroup versions this host can freeze with (as root); empty where suspend uses signals. */
+export function freezerVersions(): CgroupVersion[] {
+  // A probe scope: detect makes no scope folder, so it leaves nothing behind.
+  return freezersOf("probe").map((f) => f.version);
+}
+
+/** Best effort, synchronously (for process exit): kills what is in `stateDir`'s cgroups, removes them. */
+function sweepCgroups(stateDir: string): void {
+  for (const freezer of freezersOf(stateDir)) sweepScope(freezer);
+}
+
+function sweepScope(freezer: CgroupFreezer): void {
+  for (const cgroup of freezer.machines()) {
+    for (const pid of cgroup.pids()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Gone already.
+      }
+    }
+    cgroup.thaw();
+    try {
+      rmdirSync(cgroup.path);
+    } catch {
+      // Its processes may need a moment to die; nothing waits at exit.
+    }
+  }
+  try {
+    rmdirSync(freezer.scopePath);
+  } catch {
+    // Not empty, or never made.
+  }
+}
+
 function sweep(): void {
-  for (const dir of stateDirs) killRecordedMachines(dir);
+  for (const dir of stateDirs) {
+    killRecordedMachines(dir);
+    sweepCgroups(dir);
+  }
 }
 
 process.on("exit", sweep);
@@ -72,9 +124,10 @@ export function unmountUnder(stateDir: string): void {
   }
 }
 
-/** Kills what runs under `stateDir` and deletes it. */
+/** Kills what runs under `stateDir` and deletes it, and the machines' cgroups. */
 export async function removeStateDir(stateDir: string): Promise<void> {
   killRecordedMachines(stateDir);
+  for (const freezer of freezersOf(stateDir)) await freezer.removeScope();
   // Never delete through a mounted root filesystem.
   unmountUnder(stateDir);
   await rm(stateDir, { recursive: true, force: true });
@@ -162,4 +215,15 @@ export function httpReady(ip: string, port: number): Promise<Record<string, unkn
       return undefined;
     }
   });
+}
+
+/** Whether the kernel says every task in the cgroup is frozen (v1 freezer.state, v2 cgroup.events). */
+export function cgroupFrozen(ref: CgroupRef): boolean {
+  if (ref.version === 1) return readFileSync(join(ref.path, "freezer.state"), "utf8").trim() === "FROZEN";
+  return /^frozen 1$/m.test(readFileSync(join(ref.path, "cgroup.events"), "utf8"));
+}
+
+/** The pids in a cgroup now. */
+export function cgroupPids(ref: CgroupRef): number[] {
+  return new MachineCgroup(ref.version, ref.path).pids();
 }

@@ -33,7 +33,7 @@ import { isMountPoint, rootfsPaths } from "../src/driver/rootfs.js";
 import { ImagePuller } from "../src/images.js";
 import type { SandboxCapability } from "../src/run-spec.js";
 import { sandboxCapability } from "../src/sandbox-support.js";
-import { removeStateDir, tempStateDir } from "./harness.js";
+import { cgroupFrozen, cgroupPids, groupMembers, removeStateDir, tempStateDir } from "./harness.js";
 import { waitFor } from "./wait.js";
 
 // The agent uses the platform's fixed stream names: a nats-server of its own.
@@ -322,6 +322,17 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
   it("suspend freezes the sandboxed app; start resumes the same process", async () => {
     await command("hello", "m1", { type: "SuspendMachine", nowMs: Date.now() });
     const suspended = await machineIn("m1", "suspended");
+    const driver = running.find((r) => r.agent === agent)?.driver as ProcessDriver;
+    expect(agent.health().suspend_mode).toBe(driver.suspendMode().mode);
+    const ref = driver.cgroupOf("m1");
+    if (driver.suspendMode().mode !== "signals") {
+      if (!ref) throw new Error("a machine started with a freezer has a cgroup");
+      // bwrap's monitor, the sandbox's init and the app are the wrapper's descendants: all frozen with it.
+      expect(cgroupFrozen(ref)).toBe(true);
+      const members = groupMembers(first.pid);
+      expect(members.length).toBeGreaterThanOrEqual(3);
+      expect(cgroupPids(ref)).toEqual(expect.arrayContaining(members));
+    }
     const pending = fetch(`http://${suspended.privateIp}:${suspended.port}/`).then(
       async (res) => (await res.json()) as Seen,
     );
@@ -329,6 +340,24 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     await command("hello", "m1", { type: "StartMachine", nowMs: Date.now() });
     expect((await machineIn("m1", "started")).pid).toBe(first.pid);
     expect((await pending).boot).toBe(seen.boot);
+  });
+
+  it("stopping a suspended machine discards it at once; the next start is a fresh process", async () => {
+    await command("hello", "m1", { type: "SuspendMachine", nowMs: Date.now() });
+    const suspended = await machineIn("m1", "suspended");
+    const started = Date.now();
+    // A graceful stop would wait up to 30 s for SIGINT to end the app: a suspended one is killed.
+    await command("hello", "m1", { type: "StopMachine", signal: "SIGINT", timeoutS: 30, nowMs: Date.now() });
+    const stopped = await machineIn("m1", "stopped");
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(stopped.lastExitCode).toBe(137);
+    await command("hello", "m1", { type: "StartMachine", nowMs: Date.now() });
+    const fresh = await machineIn("m1", "started");
+    expect(fresh.pid).not.toBe(suspended.pid);
+    const now = await get(fresh);
+    expect(now.boot).not.toBe(seen.boot);
+    first = fresh;
+    seen = now;
   });
 
   it("an update to a new machine version starts from a fresh root filesystem", async () => {

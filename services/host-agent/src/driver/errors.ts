@@ -62,6 +62,22 @@ export class MachineStartError extends DriverError {
   }
 }
 
+/** The machine's processes could not all be frozen (or stopped) in time; it was left running. */
+export class MachineSuspendError extends DriverError {
+  override name = "MachineSuspendError";
+  constructor(
+    readonly machineId: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `machine ${machineId} could not be suspended: ${reason}; it keeps running (stop it, or suspend it again)`,
+      "MACHINE_SUSPEND_FAILED",
+      options,
+    );
+  }
+}
+
 /** The driver was closed while the call waited. */
 export class DriverClosedError extends DriverError {
   override name = "DriverClosedError";

@@ -1,3 +1,4 @@
+export type { CgroupRef, CgroupVersion, SuspendMode } from "./cgroup.js";
 export type {
   CheckChangeListener,
   CheckDefinition,
@@ -19,6 +20,7 @@ export {
   MachineBusyError,
   MachineNotRunningError,
   MachineStartError,
+  MachineSuspendError,
   SandboxToolMissingError,
 } from "./errors.js";
 export type {
@@ -27,6 +29,7 @@ export type {
   LogListener,
   ProcessDriverOptions,
   StopOptions,
+  SuspendInfo,
 } from "./process-driver.js";
 export { ProcessDriver } from "./process-driver.js";
 export type { RestartPolicy } from "./restart.js";

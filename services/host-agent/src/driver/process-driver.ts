@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { nextPrivateIp, probePort } from "./address.js";
+import { CgroupFreezer, type CgroupRef, cgroupScope, MachineCgroup, type SuspendMode } from "./cgroup.js";
 import {
   DriverClosedError,
   InvalidMachineSpecError,
@@ -10,9 +11,11 @@ import {
   MachineBusyError,
   MachineNotRunningError,
   MachineStartError,
+  MachineSuspendError,
 } from "./errors.js";
 import { LogTail } from "./log-tail.js";
 import { claimNetnsAddress, ensureNetns, isNetnsAddress, releaseNetnsAddress, removeNetns } from "./netns.js";
+import { pollUntil } from "./poll.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
 import { releaseRootfs } from "./rootfs.js";
 import { sandboxCommand } from "./sandbox.js";
@@ -20,7 +23,15 @@ import { parseSignal, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
 import { type ControlRecord, isValidMachineId, listMachineIds, MachineDir, type RunRecord } from "./state.js";
 import type { ExitInfo, LogStream, MachineRunSpec, RunningMachine } from "./types.js";
-import { decodeWaitStatus, findWrapper, PERL, readExitStatus, untilForked, wrapperArgs } from "./wrapper.js";
+import {
+  CGROUP_ENV,
+  decodeWaitStatus,
+  findWrapper,
+  PERL,
+  readExitStatus,
+  untilForked,
+  wrapperArgs,
+} from "./wrapper.js";
 
 export interface ProcessDriverOptions {
   /** Per-machine state lives in `<stateDir>/<machine_id>/`. */
@@ -32,6 +43,14 @@ export interface ProcessDriverOptions {
   hostIp?: string;
   /** How often adopted machines (not our children) are checked for an exit; default 200 ms. */
   pollIntervalMs?: number;
+  /**
+   * "auto" (the default) suspends with a cgroup freezer when the host has one and the agent may use it
+   * (root), v2 before v1, else with SIGSTOP/SIGCONT; "signals" always uses signals; "cgroup-v1" or
+   * "cgroup-v2" uses that freezer only, and signals when the host does not have it.
+   */
+  suspend?: "auto" | SuspendMode;
+  /** How long a suspend waits for every process to be frozen (or stopped); default 5000 ms. */
+  suspendTimeoutMs?: number;
   logger?: Pick<Logger, "warn">;
 }
 
@@ -40,6 +59,12 @@ export interface StopOptions {
   signal?: string;
   /** How long to wait for the exit before SIGKILL; default 5000. */
   timeoutMs?: number;
+}
+
+/** How this driver suspends machines, and why it does not use a freezer when it does not. */
+export interface SuspendInfo {
+  mode: SuspendMode;
+  reason?: string;
 }
 
 export type ExitListener = (machineId: string, exit: ExitInfo) => void;
@@ -53,6 +78,7 @@ export interface AdoptResult {
 
 const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const DEFAULT_POLL_MS = 200;
+const DEFAULT_SUSPEND_TIMEOUT_MS = 5_000;
 /** Log tails are woken by inotify; every this many polls they are also read, in case an event was missed. */
 const TAIL_FALLBACK_POLLS = 5;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
@@ -65,6 +91,10 @@ interface Tracked {
   readonly tails: LogTail[];
   /** Runs under bwrap, whose monitor process must not get the signals meant for the app. */
   readonly sandboxed: boolean;
+  /** The run's own cgroup, which the freezer freezes; null when it is suspended with signals. */
+  readonly cgroup: MachineCgroup | null;
+  /** Frozen (or stopped) by suspend and not resumed since: a stop discards it. */
+  suspended: boolean;
   /** Our child when this driver started the run; null for an adopted run. */
   child: ChildProcess | null;
   detachChild: () => void;
@@ -82,12 +112,17 @@ interface Tracked {
  * under a wrapper that records its exit status; the state folder tells a restarted agent what runs
  * (adopt) and what ended while it was away. A spec with `sandbox` (an OCI image) runs the same way,
  * with bubblewrap between the wrapper and the app: on an overlay root filesystem kept in the machine's
- * folder, and in a network namespace of its own when the spec asks for one.
+ * folder, and in a network namespace of its own when the spec asks for one. Where the host has a
+ * cgroup freezer, each machine's processes also live in a cgroup of their own, which suspend freezes.
  */
 export class ProcessDriver {
   readonly #stateDir: string;
   readonly #hostIp: string;
   readonly #pollMs: number;
+  readonly #suspendOption: "auto" | SuspendMode;
+  readonly #suspendTimeoutMs: number;
+  /** Detected on first use: the host's freezer for this driver's machines, or why there is none. */
+  #freezer: { freezer: CgroupFreezer | null; info: SuspendInfo } | null = null;
   readonly #logger: Pick<Logger, "warn">;
   readonly #machines = new Map<string, Tracked>();
   /** Machines a start, adoption or destroy is working on. */
@@ -104,6 +139,8 @@ export class ProcessDriver {
     this.#stateDir = options.stateDir;
     this.#hostIp = options.hostIp ?? "0.0.0.0";
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
+    this.#suspendOption = options.suspend ?? "auto";
+    this.#suspendTimeoutMs = options.suspendTimeoutMs ?? DEFAULT_SUSPEND_TIMEOUT_MS;
     this.#logger = options.logger ?? createLogger("host-agent").child({ component: "process-driver" });
   }
 
@@ -122,18 +159,26 @@ export class ProcessDriver {
     }
   }
 
-  /** Signals the machine's group, waits up to the timeout, then SIGKILLs it; resolves with the recorded exit. */
+  /**
+   * Signals the machine's group, waits up to the timeout, then SIGKILLs it; resolves with the recorded
+   * exit. A suspended machine is discarded instead: killed at once, without running again (as Fly
+   * drops a suspended machine's snapshot when it is stopped).
+   */
   async stop(machineId: string, options: StopOptions = {}): Promise<ExitInfo> {
     const signal = parseSignal(options.signal ?? "SIGTERM");
     const m = this.#running(machineId);
     const exited = this.#waitExit(m);
+    if (m.suspended) {
+      await this.#control(m, { requested: true });
+      await this.#kill(m);
+      return exited;
+    }
     await this.#control(m, { requested: true, killed: m.control.killed || signal === "SIGKILL" });
     this.#send(m, signal);
-    // A suspended machine acts on the signal only once it runs again.
+    // A process stopped by a SIGSTOP sent through signal() acts on the stop signal only once it runs.
     if (signal !== "SIGKILL") this.#send(m, "SIGCONT");
     if (await settlesWithin(exited, options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS)) return exited;
-    await this.#control(m, { killed: true });
-    this.#send(m, "SIGKILL");
+    await this.#kill(m);
     return exited;
   }
 
@@ -143,14 +188,46 @@ export class ProcessDriver {
     this.#send(this.#running(machineId), name);
   }
 
-  /** Freezes the machine's processes (SIGSTOP to the group). */
-  suspend(machineId: string): void {
-    this.#send(this.#running(machineId), "SIGSTOP");
+  /**
+   * Freezes all of the machine's processes, keeping them and their memory, and resolves once every one
+   * is frozen: with the cgroup freezer when the run has a cgroup, else SIGSTOP to the group. Throws
+   * MachineSuspendError (the machine left running) when that does not happen within the timeout.
+   */
+  async suspend(machineId: string): Promise<void> {
+    const m = this.#running(machineId);
+    // Set first: a stop that comes while the freeze is under way discards the machine.
+    m.suspended = true;
+    let done: boolean;
+    if (m.cgroup) {
+      done = await m.cgroup.freeze(this.#suspendTimeoutMs);
+    } else {
+      this.#send(m, "SIGSTOP");
+      done = await pollUntil(() => groupStopped(m.machine), this.#suspendTimeoutMs);
+      if (!done) this.#send(m, "SIGCONT");
+    }
+    if (!done) {
+      m.suspended = false;
+      const what = m.cgroup ? `not every process in ${m.cgroup.path} froze` : "not every process stopped";
+      throw new MachineSuspendError(machineId, `${what} within ${this.#suspendTimeoutMs} ms`);
+    }
   }
 
-  /** Lets a suspended machine run again (SIGCONT to the group). */
+  /** Lets a suspended machine run on, the same processes with the same memory; returns at once. */
   resume(machineId: string): void {
-    this.#send(this.#running(machineId), "SIGCONT");
+    const m = this.#running(machineId);
+    if (m.cgroup) m.cgroup.thaw();
+    else this.#send(m, "SIGCONT");
+    m.suspended = false;
+  }
+
+  /** How this driver suspends machines it starts: a cgroup freezer (v1 or v2) or signals, and why. */
+  suspendMode(): SuspendInfo {
+    return { ...this.#detectFreezer().info };
+  }
+
+  /** The cgroup a running machine's processes are in; null when it has none. */
+  cgroupOf(machineId: string): CgroupRef | null {
+    return this.#running(machineId).cgroup?.ref ?? null;
   }
 
   /**
@@ -188,13 +265,14 @@ export class ProcessDriver {
     const m = this.#machines.get(machineId);
     if (m) {
       const exited = this.#waitExit(m);
-      await this.#control(m, { requested: true, killed: true });
-      this.#send(m, "SIGKILL");
+      await this.#control(m, { requested: true });
+      await this.#kill(m);
       await exited;
     } else if (this.#busy.has(machineId)) {
       throw new MachineBusyError(machineId);
     }
     const dir = new MachineDir(this.#stateDir, machineId);
+    await this.#removeCgroups(machineId, (await dir.readRun())?.cgroup ?? null);
     // Unmounted first: removing the folder must never reach into a mounted root filesystem.
     await releaseRootfs(dir.path);
     // Whatever the machine's last run used: the host's network setting may have changed since.
@@ -247,6 +325,21 @@ export class ProcessDriver {
     if (previous && liveProcessOf(dir, previous)) throw new MachineAlreadyRunningError(machineId);
     const { privateIp, port } = await this.#allocate(spec);
     await dir.prepareRun();
+    const cgroup = this.#detectFreezer().freezer?.machine(machineId) ?? null;
+    if (cgroup) {
+      try {
+        cgroup.create();
+        // What an earlier run left behind (a process that escaped its group) goes, and a cgroup left
+        // frozen would freeze this run the moment it joins.
+        await cgroup.killAll();
+      } catch (err) {
+        throw new MachineStartError(
+          machineId,
+          `could not prepare its cgroup ${cgroup.path}: ${(err as Error).message}`,
+          { cause: err },
+        );
+      }
+    }
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.env,
@@ -271,7 +364,15 @@ export class ProcessDriver {
       }
     }
     const runId = randomUUID();
-    const record: RunRecord = { runId, spec, privateIp, port, pid: null, startTime: null };
+    const record: RunRecord = {
+      runId,
+      spec,
+      privateIp,
+      port,
+      pid: null,
+      startTime: null,
+      cgroup: cgroup?.ref ?? null,
+    };
     await dir.writeRun(record);
 
     const outputs = STREAMS.map((stream) => openSync(dir.logFile(stream), "a", 0o600));
@@ -283,7 +384,8 @@ export class ProcessDriver {
       tails = await this.#openTails(machineId, dir, offsets);
       child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
         cwd: launch.cwd,
-        env: launch.env,
+        // The wrapper joins the cgroup before it forks, and removes the variable from the app's env.
+        env: { ...launch.env, [CGROUP_ENV]: cgroup?.procsFile ?? "" },
         // Its own session and process group: signals to the agent's group do not reach it, and the
         // driver signals the machine's whole group.
         detached: true,
@@ -316,7 +418,11 @@ export class ProcessDriver {
     child.unref();
     const machine: RunningMachine = { machineId, pid, startTime: stat.startTime, privateIp, port };
     const control = { runId, requested: false, killed: false };
-    const m = this.#track(dir, runId, machine, control, tails, child, spec.sandbox !== undefined);
+    const m = this.#track(dir, runId, machine, control, tails, child, {
+      sandboxed: spec.sandbox !== undefined,
+      cgroup,
+      suspended: false,
+    });
     try {
       await dir.writeRun({ ...record, pid, startTime: stat.startTime });
     } catch (err) {
@@ -346,8 +452,16 @@ export class ProcessDriver {
       // An agent killed between spawn and recording the pid left a run without one: record it now.
       if (run.pid === null) await dir.writeRun({ ...run, ...proc });
       const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
+      // The cgroup outlives the agent, and so does its frozen state: a suspended machine stays suspended.
+      const recorded = run.cgroup ? new MachineCgroup(run.cgroup.version, run.cgroup.path) : null;
+      const cgroup = recorded?.exists() ? recorded : null;
+      const suspended = cgroup ? cgroup.isFreezeRequested() : groupStopped(machine);
       const tails = await this.#openTails(machineId, dir, "end");
-      this.#track(dir, run.runId, machine, control, tails, null, run.spec.sandbox !== undefined);
+      this.#track(dir, run.runId, machine, control, tails, null, {
+        sandboxed: run.spec.sandbox !== undefined,
+        cgroup,
+        suspended,
+      });
       result.running.push({ ...machine });
       return;
     }
@@ -381,10 +495,10 @@ export class ProcessDriver {
     control: ControlRecord,
     tails: LogTail[],
     child: ChildProcess | null,
-    sandboxed: boolean,
+    how: { sandboxed: boolean; cgroup: MachineCgroup | null; suspended: boolean },
   ): Tracked {
     const m: Tracked = {
-      sandboxed,
+      ...how,
       dir,
       runId,
       machine,
@@ -415,6 +529,10 @@ export class ProcessDriver {
     m.finishing = true;
     const { machineId } = m.machine;
     const done = async () => {
+      // The run is over: what escaped its process group goes too, as when a VM stops.
+      await m.cgroup?.killAll().catch((err: unknown) => {
+        this.#logger.warn({ err, machineId, cgroup: m.cgroup?.path }, "could not clear the machine's cgroup");
+      });
       const exit = await exitInfo(m.dir, m.control, m.childSignal);
       await Promise.all(m.tails.map(async (tail) => tail.drain().finally(() => tail.close())));
       if (this.#closed) return;
@@ -453,6 +571,50 @@ export class ProcessDriver {
     m.control = { ...m.control, ...change };
     m.controlWrite = m.controlWrite.catch(() => {}).then(() => m.dir.writeControl(m.control));
     await m.controlWrite;
+  }
+
+  /**
+   * SIGKILLs the machine's group and everything in its cgroup. A frozen task dies only once thawed
+   * (cgroup v1): killAll thaws after the kill, so the machine never runs user code again.
+   */
+  async #kill(m: Tracked): Promise<void> {
+    await this.#control(m, { killed: true });
+    this.#send(m, "SIGKILL");
+    await m.cgroup?.killAll();
+  }
+
+  /** Removes a destroyed machine's cgroups: its last run's and the one a new run would get. */
+  async #removeCgroups(machineId: string, recorded: CgroupRef | null): Promise<void> {
+    const refs = new Map<string, CgroupRef>();
+    if (recorded) refs.set(recorded.path, recorded);
+    const current = this.#detectFreezer().freezer?.machine(machineId).ref;
+    if (current) refs.set(current.path, current);
+    for (const ref of refs.values()) {
+      await new MachineCgroup(ref.version, ref.path).remove().catch((err: unknown) => {
+        this.#logger.warn({ err, machineId, cgroup: ref.path }, "could not remove the machine's cgroup");
+      });
+    }
+  }
+
+  #detectFreezer(): { freezer: CgroupFreezer | null; info: SuspendInfo } {
+    if (this.#freezer) return this.#freezer;
+    if (this.#suspendOption === "signals") {
+      this.#freezer = {
+        freezer: null,
+        info: { mode: "signals", reason: "the driver was told to use signals" },
+      };
+      return this.#freezer;
+    }
+    const option = this.#suspendOption;
+    const found = CgroupFreezer.detect(
+      cgroupScope(this.#stateDir),
+      option === "auto" ? {} : { version: option === "cgroup-v1" ? 1 : 2 },
+    );
+    this.#freezer =
+      "freezer" in found
+        ? { freezer: found.freezer, info: { mode: found.freezer.mode } }
+        : { freezer: null, info: { mode: "signals", reason: found.reason } };
+    return this.#freezer;
   }
 
   #send(m: Tracked, signal: NodeJS.Signals): void {
@@ -615,6 +777,17 @@ function killGroup(machine: RunningMachine, signal: NodeJS.Signals): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
   }
+}
+
+/** Whether every live process of the machine's group is stopped (SIGSTOP took effect). */
+function groupStopped(machine: RunningMachine): boolean {
+  if (!isSameLiveProcess(machine.pid, machine.startTime)) return true;
+  for (const pid of listPids()) {
+    const stat = readProcStat(pid);
+    if (stat?.pgrp !== machine.pid) continue;
+    if (stat.state !== "T" && stat.state !== "t" && stat.state !== "Z" && stat.state !== "X") return false;
+  }
+  return true;
 }
 
 function closeTails(tails: readonly LogTail[]): Promise<unknown> {

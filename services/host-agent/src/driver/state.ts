@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { Dirent } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { CgroupRef } from "./cgroup.js";
 import type { ExitInfo, LogStream, MachineRunSpec } from "./types.js";
 
 /** run.json: one run of a machine. pid and startTime are null between "about to spawn" and "spawned". */
@@ -13,6 +14,8 @@ export interface RunRecord {
   port: number;
   pid: number | null;
   startTime: number | null;
+  /** The cgroup the run's processes are in; absent or null when it runs without one (SIGSTOP suspends). */
+  cgroup?: CgroupRef | null;
 }
 
 /** stop.json: what the driver did to a run, so an agent that takes over knows it too. */

@@ -29,9 +29,19 @@ import type { ExitInfo } from "./types.js";
  * that, so a stop right after a start cannot hit a wrapper that has not set its handlers yet.
  * SIGKILL cannot be caught: a group SIGKILL kills the wrapper too, and the driver then records the
  * exit itself, since it knows it sent the SIGKILL.
+ * Where the host has a cgroup freezer, the wrapper first writes its own pid to the machine's
+ * cgroup.procs (named by CGROUP_ENV): joining before the fork leaves no moment in which the app or a
+ * child of it runs outside the cgroup. It dies (before forking) when it cannot join.
  */
 
 export const PERL = "/usr/bin/perl";
+
+/**
+ * The wrapper's environment variable naming the cgroup.procs file it joins before it forks, so the
+ * app and everything it forks are in the machine's cgroup from their first instruction. The wrapper
+ * removes it from the environment the app gets.
+ */
+export const CGROUP_ENV = "HANGAR_CGROUP_PROCS";
 
 // Signals whose default action does not terminate (CHLD, CONT, URG, WINCH), cannot be caught (KILL,
 // STOP), or stops the process (TSTP, TTIN, TTOU: a stopped wrapper is harmless and SIGCONT resumes it).
@@ -44,6 +54,12 @@ const CAUGHT = [...new Set(Object.keys(constants.signals).map((name) => name.sli
 const SCRIPT = `use strict;
 use POSIX ();
 my $exit_file = shift @ARGV;
+my $cgroup_procs = delete $ENV{${CGROUP_ENV}};
+if (defined $cgroup_procs && $cgroup_procs ne "") {
+  open(my $procs, ">", $cgroup_procs) or die "hangar wrapper: $cgroup_procs: $!\n";
+  defined(syswrite($procs, "$$\n")) or die "hangar wrapper: joining the cgroup $cgroup_procs: $!\n";
+  close($procs);
+}
 my @caught = qw(${CAUGHT.join(" ")});
 $SIG{$_} = sub {} for @caught;
 my $all = POSIX::SigSet->new;
