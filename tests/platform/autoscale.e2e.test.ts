@@ -175,7 +175,8 @@ describe("autoscaling on concurrency", () => {
     const status = await runHangar(["status", "-a", app], { env: { HANGAR_HOME: p.home } });
     expect(status.code, status.stderr).toBe(0);
     expect(status.stdout).toContain("Autoscaling");
-    expect(status.stdout).toMatch(/1 -> \d+ +.*create /);
+    // The newest decisions come first: the scale-down, one machine per pass, and why.
+    expect(status.stdout).toMatch(/\d+ -> 1 +stop [0-9a-f]{14} +scale down: mean 0 connections over 6 s/);
     const json = await runHangar(["status", "-a", app, "--json"], { env: { HANGAR_HOME: p.home } });
     const parsed = JSON.parse(json.stdout) as { scaling: Scaling };
     expect(parsed.scaling.decisions.length).toBeGreaterThan(0);
