@@ -1,0 +1,96 @@
+import {
+  type ScalingCommand,
+  type ScalingEvent,
+  type ScalingState,
+  scalingDecider,
+  scalingStream,
+} from "@hangar/domain";
+import {
+  type AggregateStream,
+  CommandHandler,
+  type EventStore,
+  isConcurrencyError,
+} from "@hangar/eventstore";
+import type { AggregateView } from "@hangar/service";
+
+export type ScalingView = AggregateView<ScalingState, ScalingCommand, ScalingEvent>;
+export type FinishScaleAction = Extract<ScalingCommand, { type: "FinishScaleAction" }>;
+
+/**
+ * The scheduler's writes to the SCALING stream, one at a time per app. A decision is appended on the
+ * exact version of the app's log it was made on, without retry: if another scheduler wrote in between
+ * it loses (ConcurrencyError) and the next pass decides again on what is there now. That, with the
+ * decider's one-unfinished-action-per-machine rule, keeps two schedulers from acting twice.
+ */
+export class ScalingLog {
+  private readonly finisher: CommandHandler<ScalingState, ScalingCommand, ScalingEvent>;
+  private readonly chains = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: EventStore,
+    private readonly view: ScalingView,
+    private readonly stream: AggregateStream<ScalingEvent> = scalingStream,
+  ) {
+    this.finisher = new CommandHandler(store, stream, scalingDecider);
+  }
+
+  /**
+   * Records a pass's commands (a panic change and/or a decision) as one message, on `expectedSeq`: the
+   * version of the app's log the pass read. Resolves false when the log moved since (another writer,
+   * or an action of ours that finished meanwhile): nothing was recorded.
+   */
+  record(app: string, commands: ScalingCommand[], commandId: string, expectedSeq: number): Promise<boolean> {
+    return this.serial(app, async () => {
+      if (this.view.seqOf(app) !== expectedSeq) return false;
+      let state = this.view.get(app) ?? scalingDecider.initialState();
+      const events: ScalingEvent[] = [];
+      for (const c of commands) {
+        for (const e of scalingDecider.decide(c, state)) {
+          events.push(e);
+          state = scalingDecider.evolve(state, e);
+        }
+      }
+      if (events.length === 0) return true;
+      try {
+        const ack = await this.store.append(this.stream, app, events, {
+          commandId,
+          expectedSeq,
+        });
+        await this.view.waitForSeq(ack.seq);
+        return true;
+      } catch (err) {
+        if (isConcurrencyError(err)) return false;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Records how an action ended. Idempotent: an action already ended stays as it ended, and then
+   * this resolves false.
+   */
+  finish(app: string, command: FinishScaleAction): Promise<boolean> {
+    return this.serial(app, async () => {
+      const res = await this.finisher.handle(app, command, {
+        commandId: `finish-${command.decisionId}-${command.machineId}`,
+      });
+      await this.view.waitForSeq(res.seq);
+      return res.events.length > 0 && !res.duplicate;
+    });
+  }
+
+  // Our own writes to one app never race each other; only another scheduler's can conflict.
+  private serial<T>(app: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.chains.get(app) ?? Promise.resolve();
+    const next = previous.then(fn, fn);
+    const settled = next.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.chains.set(app, settled);
+    void settled.then(() => {
+      if (this.chains.get(app) === settled) this.chains.delete(app);
+    });
+    return next;
+  }
+}

@@ -1,0 +1,258 @@
+import { EventStore } from "@hangar/eventstore";
+import type { HealthReport } from "@hangar/service";
+import { subjects } from "@hangar/service";
+import { createLogger, type Logger } from "@hangar/telemetry";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { Counter, Gauge, Registry } from "prom-client";
+import {
+  Autoscaler,
+  DEFAULT_PANIC_WINDOW_S,
+  DEFAULT_STABLE_WINDOW_S,
+  type PassResult,
+} from "./autoscaler.js";
+import { DEFAULT_DRAIN_TIMEOUT_S, type ExecutorHooks, ScaleExecutor } from "./executor.js";
+import { Fleet } from "./fleet.js";
+import { LoadBoard, PROXY_LIVE_MS, parseLoadSample, parseProxyHeartbeat } from "./load.js";
+import { ScalingLog } from "./scaling-log.js";
+
+export interface SchedulerOptions {
+  /** The connection to use; it stays open after stop (it belongs to the caller). */
+  nc: NatsConnection;
+  /** An event store on `nc`; one is made when absent (and closed on stop). */
+  store?: EventStore;
+  logger?: Logger;
+  /** Where the scheduler's metrics go (a new registry when absent). */
+  registry?: Registry;
+  /** Panic window (default 6 s): its maximum concurrency scales up at once. */
+  panicWindowS?: number;
+  /** Stable window (default 60 s): its mean concurrency scales down, and panic lasts at least this long. */
+  stableWindowS?: number;
+  /** How long a cordoned machine may take to drain before it is stopped anyway (default 30 s). */
+  drainTimeoutS?: number;
+  /** Time between passes (default 1000 ms). */
+  passIntervalMs?: number;
+  /** No decision until proxies had time to report after start (default the proxy live window, 3 s). */
+  warmupMs?: number;
+  /** After a decision with a failed action, no new decision for the app for this long (default 10 s). */
+  failureBackoffMs?: number;
+  /** Test seams: hold the executor at a step. */
+  hooks?: ExecutorHooks;
+}
+
+/** A running scheduler. */
+export interface RunningScheduler {
+  registry: Registry;
+  health(): HealthReport;
+  /** Runs one pass now (passes also run on their own timer). */
+  pass(): Promise<void>;
+  /** Stops passes and actions; unfinished actions stay in the log for the next scheduler. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the autoscaler: rebuilds APPS, MACHINES and SCALING from the log, follows proxies' load
+ * samples and heartbeats, decides once a pass per app, and carries out every unfinished action of
+ * the SCALING log. Run one scheduler at a time; a second one is safe (its decisions lose the
+ * expected-sequence race or name machines already in an action) but only adds conflicts.
+ */
+export async function startScheduler(opts: SchedulerOptions): Promise<RunningScheduler> {
+  const { nc } = opts;
+  const logger = opts.logger ?? createLogger("scheduler");
+  const ownStore = opts.store === undefined;
+  const store = opts.store ?? (await EventStore.connect(nc));
+  const registry = opts.registry ?? new Registry();
+  const metrics = schedulerMetrics(registry);
+  const board = new LoadBoard();
+  const autoscaler = new Autoscaler({
+    panicWindowS: opts.panicWindowS ?? DEFAULT_PANIC_WINDOW_S,
+    stableWindowS: opts.stableWindowS ?? DEFAULT_STABLE_WINDOW_S,
+    warmupMs: opts.warmupMs ?? PROXY_LIVE_MS,
+    ...(opts.failureBackoffMs !== undefined ? { failureBackoffMs: opts.failureBackoffMs } : {}),
+  });
+  const decoder = new TextDecoder();
+  const subs: Subscription[] = [];
+  // Load reports are taken from the start, so the windows fill while the streams replay.
+  subs.push(
+    nc.subscribe(subjects.loadAll, {
+      callback: (err, msg) => {
+        if (err) return;
+        const s = parseLoadSample(parseJson(decoder.decode(msg.data)));
+        if (s) board.sample(s, Date.now());
+      },
+    }),
+    nc.subscribe(subjects.proxyHeartbeatAll, {
+      callback: (err, msg) => {
+        if (err) return;
+        const hb = parseProxyHeartbeat(parseJson(decoder.decode(msg.data)));
+        if (hb) board.heartbeat(hb, Date.now());
+      },
+    }),
+  );
+  const fleet = await Fleet.start(store);
+  const log = new ScalingLog(store, fleet.scaling);
+  const executor = new ScaleExecutor({
+    nc,
+    store,
+    fleet,
+    board,
+    autoscaler,
+    log,
+    logger,
+    drainTimeoutMs: (opts.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000,
+    ...(opts.hooks ? { hooks: opts.hooks } : {}),
+  });
+
+  let stopped = false;
+  let passing: Promise<void> | undefined;
+  let lastPassMs = 0;
+  const known = new Set<string>();
+
+  async function passApp(app: string, nowMs: number): Promise<void> {
+    const scalingSeq = fleet.scaling.seqOf(app);
+    const result = autoscaler.pass({
+      app,
+      nowMs,
+      machines: fleet.machinesOf(app),
+      scaling: fleet.scalingOf(app),
+      load: board.appLoad(app, nowMs),
+    });
+    observe(app, result);
+    const commands = [
+      ...(result.panicChange ? [result.panicChange] : []),
+      ...(result.decision ? [result.decision] : []),
+    ];
+    if (commands.length === 0) return;
+    const commandId = result.decision?.decisionId ?? `panic-${app}-${nowMs}`;
+    const recorded = await log.record(app, commands, commandId, scalingSeq).catch((err: unknown) => {
+      // Refused by the decider: a machine got into another scheduler's action since we looked.
+      logger.warn({ err, app }, "decision not recorded; the next pass decides again");
+      return false;
+    });
+    if (!recorded) return;
+    if (result.panicChange)
+      logger.info({ app, panic: result.panicChange.panic, reason: result.panicChange.reason }, "panic mode");
+    const d = result.decision;
+    if (d) {
+      metrics.decisions.inc({ app, direction: d.desired > d.current ? "up" : "down" });
+      logger.info(
+        {
+          app,
+          decision: d.decisionId,
+          current: d.current,
+          desired: d.desired,
+          actions: d.actions.map((a) => `${a.kind} ${a.machineId} (${a.region})`),
+        },
+        d.reason,
+      );
+    }
+  }
+
+  function observe(app: string, result: PassResult): void {
+    const a = result.assessment;
+    if (!a) return;
+    metrics.desired.set({ app }, a.desired);
+    metrics.concurrency.set({ app, window: "panic" }, a.panicConcurrency);
+    metrics.concurrency.set({ app, window: "stable" }, a.stableConcurrency);
+    if (result.held && a.desired !== a.running)
+      logger.debug({ app, desired: a.desired, running: a.running, held: result.held }, "no decision");
+  }
+
+  async function runPass(): Promise<void> {
+    const nowMs = Date.now();
+    lastPassMs = nowMs;
+    board.prune(nowMs);
+    const apps = fleet.appNames();
+    for (const app of apps) {
+      if (stopped) return;
+      known.add(app);
+      try {
+        await passApp(app, nowMs);
+      } catch (err) {
+        logger.error({ err, app }, "pass failed for app");
+      }
+    }
+    const current = new Set(apps);
+    for (const app of known) {
+      if (current.has(app)) continue;
+      known.delete(app);
+      autoscaler.forget(app);
+      metrics.desired.remove({ app });
+      metrics.concurrency.remove({ app, window: "panic" });
+      metrics.concurrency.remove({ app, window: "stable" });
+    }
+    executor.kick();
+  }
+
+  function pass(): Promise<void> {
+    if (stopped) return Promise.resolve();
+    // One pass at a time: a slow append delays the next pass instead of overlapping it.
+    passing ??= runPass().finally(() => {
+      passing = undefined;
+    });
+    return passing;
+  }
+
+  const passIntervalMs = opts.passIntervalMs ?? 1000;
+  const timer = setInterval(() => {
+    pass().catch((err: unknown) => logger.error({ err }, "pass failed"));
+  }, passIntervalMs);
+  await pass();
+  logger.info(
+    { panic_window_s: autoscaler.panicWindowS, stable_window_s: autoscaler.stableWindowS },
+    "scheduler caught up with the log",
+  );
+
+  return {
+    registry,
+    pass,
+    health: () => ({
+      ok: !stopped && fleet.live && Date.now() - lastPassMs < Math.max(10_000, passIntervalMs * 5),
+      apps: known.size,
+      proxies: board.liveProxies(Date.now()).length,
+      actions_in_progress: executor.running,
+      panic_window_s: autoscaler.panicWindowS,
+      stable_window_s: autoscaler.stableWindowS,
+    }),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      executor.stop();
+      for (const s of subs) s.unsubscribe();
+      await passing?.catch(() => undefined);
+      await fleet.stop();
+      if (ownStore) store.close();
+    },
+  };
+}
+
+function schedulerMetrics(registry: Registry) {
+  return {
+    decisions: new Counter({
+      name: "hangar_scheduler_decisions_total",
+      help: "Scaling decisions recorded by this scheduler, by app and direction (up or down)",
+      labelNames: ["app", "direction"],
+      registers: [registry],
+    }),
+    desired: new Gauge({
+      name: "hangar_scheduler_desired_machines",
+      help: "Machines the autoscaler wants running for the app, as of its last pass",
+      labelNames: ["app"],
+      registers: [registry],
+    }),
+    concurrency: new Gauge({
+      name: "hangar_scheduler_concurrency",
+      help: "The app's concurrency over the panic window (max) and the stable window (mean)",
+      labelNames: ["app", "window"],
+      registers: [registry],
+    }),
+  };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
