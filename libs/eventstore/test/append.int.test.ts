@@ -67,6 +67,26 @@ describe("append", () => {
     expect(events[0]?.eventId).not.toBe(events[1]?.eventId);
   });
 
+  it("reads an aggregate's tail, short (direct gets) or long (a consumer after them), in order and only its own", async () => {
+    const seqs: number[] = [];
+    for (let i = 0; i < 9; i++) {
+      const mine = await store.append(stream, "tail", [inc(i)], {
+        expectedSeq: seqs.at(-1) ?? 0,
+        commandId: `t${i}`,
+      });
+      seqs.push(mine.seq);
+      // Another aggregate's message between each: the reads must skip it.
+      await store.append(stream, `other${i}`, [inc(100 + i)], { expectedSeq: 0, commandId: `o${i}` });
+    }
+    const all = await store.readAggregate(stream, "tail");
+    expect(all.events.map((e) => e.event)).toEqual(Array.from({ length: 9 }, (_, i) => inc(i)));
+    expect(all.events.map((e) => e.seq)).toEqual(seqs);
+    const short = await store.readAggregate(stream, "tail", seqs[6]);
+    expect(short.events.map((e) => e.event)).toEqual([inc(7), inc(8)]);
+    const bounded = await store.readAggregate(stream, "tail", seqs[1], seqs[7]);
+    expect(bounded.events.map((e) => e.seq)).toEqual(seqs.slice(2, 8));
+  });
+
   it("rejects an append on a stale sequence with ConcurrencyError carrying expected and actual", async () => {
     const id = "a2";
     const a = await store.append(stream, id, [inc()], { expectedSeq: 0, commandId: "c1" });
