@@ -326,6 +326,16 @@ describe("autoscaler", () => {
     expect(down.held).toMatch(/autostop is off/);
   });
 
+  it("creates no clone for a machine that is on its way to stopped or suspended: it starts next pass", () => {
+    const scaler = new Autoscaler({ panicWindowS: 1, stableWindowS: 2 });
+    const going = [machine("m1", "suspending", "ams")];
+    const now = scaler.pass({ app: "a", nowMs: 0, machines: going, scaling: empty(), load: load(1) });
+    expect(now.decision).toBeUndefined();
+    const asleep = [machine("m1", "suspended", "ams")];
+    const next = scaler.pass({ app: "a", nowMs: 1000, machines: asleep, scaling: empty(), load: load(1) });
+    expect(next.decision?.actions).toEqual([{ kind: "start", machineId: "m1", region: "ams" }]);
+  });
+
   it("stops no machine that started less than a stable window ago", () => {
     const scaler = new Autoscaler({ panicWindowS: 1, stableWindowS: 10 });
     const machines = [

@@ -370,9 +370,14 @@ export class Autoscaler {
     const actions: DecideScale["actions"] = sleepers
       .slice(0, need)
       .map((m) => ({ kind: "start", machineId: m.machineId, region: m.region }));
+    // A machine on its way to stopped or suspended (stopped by someone else) can be started on a later
+    // pass: a clone made now for the same load would be one machine too many.
+    const settling = scaled.filter(
+      (m) => (m.status === "stopping" || m.status === "suspending") && !counts.busy.has(m.machineId),
+    ).length;
     // Failed or cordoned machines count too: a clone that keeps failing must not multiply without end.
     const room = a.settings.maxMachinesRunning - scaled.length - counts.pendingCreates;
-    const creates = Math.min(need - actions.length, Math.max(0, room));
+    const creates = Math.min(need - actions.length - settling, Math.max(0, room));
     for (let i = 0; i < creates; i++)
       actions.push({ kind: "create", machineId: this.newMachineId(), region: a.busiestRegion });
     return actions;

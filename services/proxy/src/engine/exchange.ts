@@ -100,11 +100,9 @@ class Exchange implements Held {
     this.listenWaitedMs += delay;
     const timer = setTimeout(() => {
       if (this.clientGone) return;
-      if (this.app.backends.length === 0) {
-        this.badGateway(new Error("no machine left"));
-        return;
-      }
       if (this.metrics) this.engine.metrics?.retry(this.metrics, "connect_refused");
+      // The machine may have stopped before this proxy folded it: with no backend left, admit holds
+      // the request and wakes a sleeping machine (or refuses with 503 when there is none).
       this.queued = this.engine.admit(this.app, this);
     }, delay);
     timer.unref();
