@@ -218,16 +218,35 @@ export async function run(): Promise<Record<string, number>> {
     await until("the wake app", async () => (await viaProxy(p, wakeApp)).status === 200);
     const fromSuspended: number[] = [];
     const fromStopped: number[] = [];
-    for (let i = 0; i < WAKES; i++) {
-      await p.api.ok("POST", `/apps/${wakeApp}/machines/${wakeId}/suspend`);
-      await waitState(p, wakeApp, wakeId, "suspended");
-      fromSuspended.push(await firstByteMs(p, wakeApp));
-      await p.api.ok("POST", `/apps/${wakeApp}/machines/${wakeId}/stop`, {
-        signal: "SIGTERM",
-        timeout: "5s",
-      });
-      await waitState(p, wakeApp, wakeId, "stopped");
-      fromStopped.push(await firstByteMs(p, wakeApp));
+    const steps: string[] = [];
+    const step = (what: string) => steps.push(`${what}@${Date.now()}`);
+    try {
+      for (let i = 0; i < WAKES; i++) {
+        step(`suspend${i}`);
+        await p.api.ok("POST", `/apps/${wakeApp}/machines/${wakeId}/suspend`);
+        await waitState(p, wakeApp, wakeId, "suspended");
+        step("suspended");
+        fromSuspended.push(await firstByteMs(p, wakeApp));
+        step("woke");
+        await p.api.ok("POST", `/apps/${wakeApp}/machines/${wakeId}/stop`, {
+          signal: "SIGTERM",
+          timeout: "5s",
+        });
+        await waitState(p, wakeApp, wakeId, "stopped");
+        step("stopped");
+        fromStopped.push(await firstByteMs(p, wakeApp));
+        step("woke");
+      }
+    } catch (err) {
+      // What the machine went through says why a wake did not hold.
+      const events = await p.api.ok<{ type: string; status: string; timestamp: number }[]>(
+        "GET",
+        `/apps/${wakeApp}/machines/${wakeId}/events`,
+      );
+      const recent = events.slice(0, 12).map((e) => `${e.type}:${e.status}@${e.timestamp}`);
+      throw new Error(
+        `wake ${fromSuspended.length}/${fromStopped.length} failed: ${(err as Error).message}; events (newest first): ${recent.join(" ")}; steps: ${steps.slice(-8).join(" ")}`,
+      );
     }
 
     // --- a step from 0 to 200 connections, until 10 machines serve ---
