@@ -19,10 +19,9 @@ const server = createServer((req, res) => {
     return;
   }
   // `?hold=<ms>` answers after that long (at most a minute): a long-lived request, to load the autoscaler.
-  const hold = Math.min(
-    Number(new URL(req.url ?? "/", "http://x").searchParams.get("hold") ?? 0) || 0,
-    60_000,
-  );
+  const hold = req.url?.includes("hold=")
+    ? Math.min(Number(new URL(req.url, "http://x").searchParams.get("hold")) || 0, 60_000)
+    : 0;
   inFlight++;
   maxInFlight = Math.max(maxInFlight, inFlight);
   if (hold > 0) setTimeout(() => answer(req, res), hold);
