@@ -6,6 +6,7 @@ import { connect } from "node:net";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type CgroupRef, MachineCgroup } from "../../services/host-agent/src/driver/cgroup.js";
 import { helloConfig, startTestPlatform, type TestPlatform, viaProxy } from "./harness.js";
 
 let p: TestPlatform;
@@ -162,7 +163,17 @@ describe("machine lifecycle", () => {
     const pid = appPid(m.id);
     expect((await p.api.call("POST", `/apps/${APP}/machines/${m.id}/suspend`)).status).toBe(200);
     await waitState(m.id, "suspended");
-    expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2]).toBe("T");
+    // Frozen in its cgroup where the host has a freezer (as root here), else stopped by SIGSTOP.
+    const run = JSON.parse(readFileSync(join(p.hostStateDir, m.id, "run.json"), "utf8")) as {
+      cgroup?: CgroupRef | null;
+    };
+    if (run.cgroup) {
+      const cgroup = new MachineCgroup(run.cgroup.version, run.cgroup.path);
+      expect(cgroup.pids()).toContain(pid);
+      expect(cgroup.isFrozen()).toBe(true);
+    } else {
+      expect(readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2]).toBe("T");
+    }
     expect((await p.api.call("POST", `/apps/${APP}/machines/${m.id}/start`)).status).toBe(200);
     await waitState(m.id, "started");
     expect(appPid(m.id)).toBe(pid);

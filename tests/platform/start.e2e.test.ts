@@ -103,7 +103,7 @@ describe("npm start (the local platform launcher)", () => {
     expect(JSON.parse(readFileSync(localJson, "utf8")).token).toBe(local.token);
     child.kill("SIGTERM");
     expect(await exited(child)).toBe(0);
-  });
+  }, 180_000);
 
   it("says which variable to set when a port is taken", async () => {
     const net = await import("node:net");
