@@ -23,7 +23,13 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "@hangar/testkit";
 import { type Measurement, measure } from "../../services/proxy/test/load.js";
-import { helloConfig, startTestPlatform, type TestPlatform, viaProxy } from "../platform/harness.js";
+import {
+  type Scale,
+  scaledHelloConfig,
+  startTestPlatform,
+  type TestPlatform,
+  viaProxy,
+} from "../platform/harness.js";
 import { HeldLoad } from "../platform/held-load.js";
 import { percentile, printTable, round } from "./stats.js";
 
@@ -104,32 +110,9 @@ http {
   };
 }
 
-interface Scale {
-  soft: number;
-  autostop?: "off" | "stop" | "suspend";
-}
-
-function scaledConfig(s: Scale): Record<string, unknown> {
-  const base = helloConfig();
-  const [svc] = base.services as Record<string, unknown>[];
-  return {
-    ...base,
-    services: [
-      {
-        ...svc,
-        concurrency: { type: "connections", soft_limit: s.soft },
-        autostop: s.autostop ?? "off",
-        autostart: true,
-        min_machines_running: 0,
-        max_machines_running: 12,
-      },
-    ],
-  };
-}
-
 async function oneMachineApp(p: TestPlatform, app: string, s: Scale): Promise<string> {
   await p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
-  const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, { config: scaledConfig(s) });
+  const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, { config: scaledHelloConfig(s) });
   await waitState(p, app, m.id, "started");
   return m.id;
 }

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runHangar } from "../../cli/test/run-cli.js";
-import { helloConfig, startTestPlatform, type TestPlatform, viaProxy } from "./harness.js";
+import { type Scale, scaledHelloConfig, startTestPlatform, type TestPlatform, viaProxy } from "./harness.js";
 import { HeldLoad } from "./held-load.js";
 
 let p: TestPlatform;
@@ -56,38 +56,11 @@ interface Scaling {
   decisions: Decision[];
 }
 
-interface Scale {
-  soft?: number;
-  hard?: number;
-  autostop?: "off" | "stop" | "suspend";
-  min?: number;
-  max?: number;
-}
-
-/** examples/hello with the [http_service] scaling settings of `s`. */
-function scaledConfig(s: Scale): Record<string, unknown> {
-  const base = helloConfig();
-  const [svc] = base.services as Record<string, unknown>[];
-  return {
-    ...base,
-    services: [
-      {
-        ...svc,
-        concurrency: { type: "connections", soft_limit: s.soft ?? 20, hard_limit: s.hard },
-        autostop: s.autostop ?? "off",
-        autostart: true,
-        min_machines_running: s.min ?? 0,
-        max_machines_running: s.max ?? 12,
-      },
-    ],
-  };
-}
-
 async function createApp(app: string, machines: number, s: Scale): Promise<string[]> {
   await p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
   const ids: string[] = [];
   for (let i = 0; i < machines; i++) {
-    const m = await p.api.ok<Machine>("POST", `/apps/${app}/machines`, { config: scaledConfig(s) });
+    const m = await p.api.ok<Machine>("POST", `/apps/${app}/machines`, { config: scaledHelloConfig(s) });
     ids.push(m.id);
   }
   for (const id of ids) {

@@ -86,6 +86,34 @@ export function helloConfig(extra: Record<string, unknown> = {}): Record<string,
   };
 }
 
+/** How an app scales: its [http_service] concurrency and autoscaling keys. */
+export interface Scale {
+  soft?: number;
+  hard?: number;
+  autostop?: "off" | "stop" | "suspend";
+  min?: number;
+  max?: number;
+}
+
+/** helloConfig() whose service scales as `s` says (defaults: soft 20, autostop off, min 0, max 12). */
+export function scaledHelloConfig(s: Scale): Record<string, unknown> {
+  const base = helloConfig();
+  const [svc] = base.services as Record<string, unknown>[];
+  return {
+    ...base,
+    services: [
+      {
+        ...svc,
+        concurrency: { type: "connections", soft_limit: s.soft ?? 20, hard_limit: s.hard },
+        autostop: s.autostop ?? "off",
+        autostart: true,
+        min_machines_running: s.min ?? 0,
+        max_machines_running: s.max ?? 12,
+      },
+    ],
+  };
+}
+
 /** Starts nats-server and the platform in a temp HANGAR_HOME. */
 export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));

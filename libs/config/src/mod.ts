@@ -46,7 +46,12 @@ export {
   UpdateMachineRequestSchema,
 } from "./requests.js";
 export type { AutoStop, ScalingSettings } from "./scaling.js";
-export { DEFAULT_MAX_MACHINES_RUNNING, DEFAULT_SOFT_LIMIT, scalingSettings } from "./scaling.js";
+export {
+  DEFAULT_MAX_MACHINES_RUNNING,
+  DEFAULT_SCALING,
+  DEFAULT_SOFT_LIMIT,
+  scalingSettings,
+} from "./scaling.js";
 export type { MachineService } from "./services.js";
 export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./services.js";
 export { splitShellWords } from "./shell-words.js";

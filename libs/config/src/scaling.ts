@@ -22,6 +22,17 @@ export interface ScalingSettings {
   maxMachinesRunning: number;
 }
 
+/** Fly's settings for a service that says nothing: soft_limit 20, no hard limit, autostart on, autostop off. */
+export const DEFAULT_SCALING: Readonly<ScalingSettings> = Object.freeze({
+  type: "connections",
+  softLimit: DEFAULT_SOFT_LIMIT,
+  hardLimit: undefined,
+  autostart: true,
+  autostop: "off",
+  minMachinesRunning: 0,
+  maxMachinesRunning: DEFAULT_MAX_MACHINES_RUNNING,
+});
+
 /**
  * The scaling settings of a machine config (its JSON or parsed form): those of its first service with
  * an http handler, else its first service. Undefined when the machine has no service (nothing to route).
@@ -39,24 +50,25 @@ export function scalingSettings(config: unknown): ScalingSettings | undefined {
   }
   const svc = services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
   if (!svc) return undefined;
-  const soft = svc.concurrency?.soft_limit ?? DEFAULT_SOFT_LIMIT;
-  const hard = svc.concurrency?.hard_limit ?? undefined;
-  const min = svc.min_machines_running ?? 0;
+  const d = DEFAULT_SCALING;
+  const soft = svc.concurrency?.soft_limit ?? d.softLimit;
+  const hard = svc.concurrency?.hard_limit ?? d.hardLimit;
+  const min = svc.min_machines_running ?? d.minMachinesRunning;
   return {
-    type: svc.concurrency?.type ?? "connections",
+    type: svc.concurrency?.type ?? d.type,
     // A hard limit below the soft one would make "over soft_limit" unreachable; Fly clamps the same way.
     softLimit: hard !== undefined ? Math.min(soft, hard) : soft,
     hardLimit: hard,
-    autostart: svc.autostart ?? true,
-    autostop: autostopOf(svc.autostop),
+    autostart: svc.autostart ?? d.autostart,
+    autostop: svc.autostop === undefined || svc.autostop === null ? d.autostop : autostopOf(svc.autostop),
     minMachinesRunning: min,
-    maxMachinesRunning: Math.max(min, svc.max_machines_running ?? DEFAULT_MAX_MACHINES_RUNNING),
+    maxMachinesRunning: Math.max(min, svc.max_machines_running ?? d.maxMachinesRunning),
   };
 }
 
-function autostopOf(v: MachineService["autostop"]): AutoStop {
+function autostopOf(v: NonNullable<MachineService["autostop"]>): AutoStop {
   if (v === true) return "stop";
-  if (v === false || v === null || v === undefined) return "off";
+  if (v === false) return "off";
   return v;
 }
 

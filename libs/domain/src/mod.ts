@@ -10,6 +10,7 @@ export {
 } from "./builds/build.js";
 export type { HostCommand, HostEvent, HostSpec, HostState, KnownHost, Reservation } from "./hosts/host.js";
 export { hostDecider, hostHasRoom, hostsStream } from "./hosts/host.js";
+export { defaultMachineName, newInstanceId, newMachineId } from "./machines/ids.js";
 export type {
   ExistingMachine,
   LeaseGuard,

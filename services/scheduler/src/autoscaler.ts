@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { type ScalingSettings, scalingSettings } from "@hangar/config";
 import {
   type MachineStatus,
+  newMachineId,
   type ScaleActionKind,
   type ScaleInputs,
   type ScalingCommand,
@@ -82,11 +83,6 @@ export interface AutoscalerOptions {
 
 const RUNNING: ReadonlySet<MachineStatus> = new Set(["started", "starting", "replacing"]);
 const GONE: ReadonlySet<MachineStatus> = new Set(["destroyed", "destroying"]);
-
-/** Fly-style machine ids: 14 hex digits. */
-export function newMachineId(): string {
-  return randomBytes(7).toString("hex");
-}
 
 function newDecisionId(): string {
   return `sd${randomBytes(8).toString("hex")}`;

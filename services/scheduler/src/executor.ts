@@ -1,13 +1,14 @@
-import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { durationToMs } from "@hangar/config";
+import { durationToMs, GUEST_DEFAULTS } from "@hangar/config";
 import {
+  defaultMachineName,
   type MachineCommand,
   type MachineEvent,
   type MachineState,
   machineAggregateId,
   machineDecider,
   machinesStream,
+  newInstanceId,
   type ScaleAction,
   type ScaleDecision,
   unfinishedActions,
@@ -170,8 +171,8 @@ export class ScaleExecutor {
         machine_id: ref.machineId,
         app: ref.app,
         region: region || template.region,
-        cpus: config.guest?.cpus ?? 1,
-        memory_mb: config.guest?.memory_mb ?? 256,
+        cpus: config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
+        memory_mb: config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
       });
     } catch (err) {
       if (err instanceof CommandError && err.code === "insufficient_capacity")
@@ -187,9 +188,9 @@ export class ScaleExecutor {
           type: "CreateMachine",
           machineId: ref.machineId,
           app: ref.app,
-          name: `${ref.app}-${ref.machineId.slice(0, 6)}`,
+          name: defaultMachineName(ref.app, ref.machineId),
           region: placed.region,
-          instanceId: randomBytes(13).toString("hex").toUpperCase(),
+          instanceId: newInstanceId(),
           configJson: JSON.stringify(config),
           skipLaunch: false,
           hostId: placed.host_id,

@@ -12,7 +12,6 @@ export {
   DEFAULT_FAILURE_BACKOFF_MS,
   DEFAULT_PANIC_WINDOW_S,
   DEFAULT_STABLE_WINDOW_S,
-  newMachineId,
   scaledMachines,
   templateOf,
 } from "./autoscaler.js";

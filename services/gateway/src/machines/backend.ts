@@ -5,7 +5,7 @@ import type {
   Signal,
   UpdateMachineRequest,
 } from "@hangar/config";
-import { machineAggregateId } from "@hangar/domain";
+import { machineAggregateId, newInstanceId } from "@hangar/domain";
 import { isDomainError } from "@hangar/eventstore";
 import { CommandError } from "@hangar/service";
 import {
@@ -27,7 +27,7 @@ import {
   type WaitState,
 } from "../http/mod.js";
 import type { Catalog, MachineRecord } from "./catalog.js";
-import { type MachineCommands, newInstanceId } from "./commands.js";
+import type { MachineCommands } from "./commands.js";
 
 /** How the domain's and the bus's error codes read in Fly's API. */
 const CODE_MAP: Record<string, ErrorCode> = {

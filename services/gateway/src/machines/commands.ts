@@ -1,10 +1,12 @@
 import { randomBytes } from "node:crypto";
+import { GUEST_DEFAULTS } from "@hangar/config";
 import {
   type AppCommand,
   type AppEvent,
   type AppState,
   appDecider,
   appsStream,
+  defaultMachineName,
   type LeaseGuard,
   type MachineCommand,
   type MachineEvent,
@@ -12,21 +14,13 @@ import {
   machineAggregateId,
   machineDecider,
   machinesStream,
+  newInstanceId,
+  newMachineId,
 } from "@hangar/domain";
 import { CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
 import { type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalog, MachineRecord } from "./catalog.js";
-
-/** Fly's machine ids: 14 hex digits. */
-export function newMachineId(): string {
-  return randomBytes(7).toString("hex");
-}
-
-/** An instance id (Fly's machine version): changes with every config. */
-export function newInstanceId(): string {
-  return randomBytes(13).toString("hex").toUpperCase();
-}
 
 export interface CreateMachineInput {
   name?: string;
@@ -97,8 +91,8 @@ export class MachineCommands {
       machine_id: machineId,
       app,
       region,
-      cpus: input.config.guest?.cpus ?? 1,
-      memory_mb: input.config.guest?.memory_mb ?? 256,
+      cpus: input.config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
+      memory_mb: input.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
     });
     const instanceId = newInstanceId();
     const aggregateId = machineAggregateId(app, machineId);
@@ -108,7 +102,7 @@ export class MachineCommands {
         type: "CreateMachine",
         machineId,
         app,
-        name: input.name || `${app}-${machineId.slice(0, 6)}`,
+        name: input.name || defaultMachineName(app, machineId),
         region: placed.region,
         instanceId,
         configJson: JSON.stringify(input.config),

@@ -1,16 +1,10 @@
 import { Agent } from "node:http";
-import type { ScalingSettings } from "@hangar/config";
+import { DEFAULT_SCALING, type ScalingSettings } from "@hangar/config";
 import type { Candidate, Limits } from "./balancer.js";
 import { ErrorScore } from "./health.js";
 import type { Held } from "./held.js";
 import { HoldQueue } from "./queue.js";
-import {
-  type AppRoute,
-  type Backend,
-  DEFAULT_SCALING,
-  type RouteTable,
-  type SleepingMachine,
-} from "./route-table.js";
+import type { AppRoute, Backend, RouteTable, SleepingMachine } from "./route-table.js";
 
 // Idle upstream sockets close within node's default 5 s server keep-alive timeout, so a reused
 // socket is rarely one the machine is closing. Servers that announce a shorter Keep-Alive timeout

@@ -1,4 +1,4 @@
-import { DEFAULT_MAX_MACHINES_RUNNING, DEFAULT_SOFT_LIMIT, type ScalingSettings } from "@hangar/config";
+import type { ScalingSettings } from "@hangar/config";
 
 /** One started, non-cordoned machine that can take requests for an app. */
 export interface Backend {
@@ -40,14 +40,3 @@ export interface RouteTable {
   /** The last MACHINES stream sequence the table has folded (0 when it does not follow a stream). */
   readonly machinesSeq?: number;
 }
-
-/** Fly's scaling settings for a service that says nothing: soft_limit 20, no hard limit, autostart on. */
-export const DEFAULT_SCALING: ScalingSettings = Object.freeze({
-  type: "connections",
-  softLimit: DEFAULT_SOFT_LIMIT,
-  hardLimit: undefined,
-  autostart: true,
-  autostop: "off",
-  minMachinesRunning: 0,
-  maxMachinesRunning: DEFAULT_MAX_MACHINES_RUNNING,
-});

@@ -1,4 +1,4 @@
-import { type ScalingSettings, scalingSettings } from "@hangar/config";
+import { DEFAULT_SCALING, type ScalingSettings, scalingSettings } from "@hangar/config";
 import {
   type AppCommand,
   type AppEvent,
@@ -14,7 +14,7 @@ import {
 } from "@hangar/domain";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
 import { AggregateView } from "@hangar/service";
-import { DEFAULT_SCALING, type SleepingMachine } from "../engine/route-table.js";
+import type { SleepingMachine } from "../engine/route-table.js";
 import { isRoutable } from "./routable.js";
 
 /** A machine the proxy may send requests to. */
