@@ -149,9 +149,16 @@ export async function ensureNetns(machineId: string, address: string): Promise<v
 /** Deletes the machine's namespace and its veth pair, if they exist. */
 export async function removeNetns(machineId: string): Promise<void> {
   if (netnsExists(machineId)) await ip("netns", "delete", netnsName(machineId));
-  // Deleting the namespace deletes the pair; a pair left by a cut-short set-up goes here.
+  // Deleting the namespace deletes the pair, but the kernel tears the namespace down in the
+  // background: the host end can still be listed and then be gone by the time it is deleted. A pair
+  // left by a cut-short set-up goes here; one the kernel removed meanwhile is not an error.
   const veth = vethName(machineId);
-  if (await linkExists(veth)) await ip("link", "delete", veth);
+  if (!(await linkExists(veth))) return;
+  try {
+    await ip("link", "delete", veth);
+  } catch (err) {
+    if (await linkExists(veth)) throw err;
+  }
 }
 
 /** `argv` run inside the machine's network namespace. */
