@@ -10,6 +10,7 @@ import {
   removeNetns,
   vethName,
 } from "../src/driver/netns.js";
+import { waitFor } from "./wait.js";
 
 const claimed: Array<[string, string]> = [];
 afterEach(async () => {
@@ -33,6 +34,9 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("network namespace re
       expect(existsSync(join("/sys/class/net", vethName(id)))).toBe(true);
       await removeNetns(id);
       expect(existsSync(join("/run/netns", netnsName(id)))).toBe(false);
+      // The pair goes too, once the kernel has finished with the namespace.
+      const veth = join("/sys/class/net", vethName(id));
+      await waitFor(`${vethName(id)} gone`, () => (existsSync(veth) ? undefined : true), 5_000);
       // Removing again (a destroy after a cut-short one) is not an error.
       await removeNetns(id);
     }
