@@ -63,6 +63,8 @@ export interface ServiceHandle {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts it again and waits until it is healthy. */
   restart(): Promise<void>;
+  /** Resolves with how the current process ended ("exit code 1", "killed by SIGKILL"). */
+  exited(): Promise<string>;
 }
 
 export interface Platform {
@@ -124,7 +126,7 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
 
 class ServiceProcess implements ServiceHandle {
   private child: ChildProcess | undefined;
-  private exited: Promise<void> = Promise.resolve();
+  private ended: Promise<string> = Promise.resolve("not started");
   private log: WriteStream | undefined;
   private tail = "";
 
@@ -154,7 +156,11 @@ class ServiceProcess implements ServiceHandle {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
-    this.exited = new Promise((resolve) => child.once("exit", () => resolve()));
+    this.ended = new Promise((resolve) =>
+      child.once("exit", (code, signal) =>
+        resolve(signal === null ? `exit code ${code}` : `killed by ${signal}`),
+      ),
+    );
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       if (child.exitCode !== null || child.signalCode !== null) {
@@ -178,7 +184,11 @@ class ServiceProcess implements ServiceHandle {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
-    await this.exited;
+    await this.ended;
+  }
+
+  exited(): Promise<string> {
+    return this.ended;
   }
 
   async restart(): Promise<void> {
@@ -191,7 +201,7 @@ class ServiceProcess implements ServiceHandle {
     if (child && child.exitCode === null && child.signalCode === null) {
       child.kill("SIGTERM");
       const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
-      await this.exited;
+      await this.ended;
       clearTimeout(timer);
     }
     this.log?.end();

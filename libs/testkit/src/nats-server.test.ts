@@ -32,6 +32,7 @@ describe("startNatsServer", () => {
 
       await server.kill();
       expect(isAlive(pid)).toBe(false);
+      expect(await server.exited()).toBe("killed by SIGKILL");
       await expect(readInfo(port)).rejects.toThrow(/ECONNREFUSED/);
 
       await server.restart();

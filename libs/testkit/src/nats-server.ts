@@ -24,6 +24,8 @@ export interface NatsServer {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts the server again on the same port with the same store dir (stopping it first if it runs). */
   restart(): Promise<void>;
+  /** Resolves with how the current process ended ("exit code 1", "killed by SIGKILL"). */
+  exited(): Promise<string>;
 }
 
 export interface NatsServerOptions {
@@ -148,6 +150,10 @@ class NatsServerProcess implements NatsServer {
         EXIT_TIMEOUT_MS,
       );
     }
+  }
+
+  exited(): Promise<string> {
+    return this.#running?.exited ?? Promise.resolve("not started");
   }
 
   async restart(): Promise<void> {
