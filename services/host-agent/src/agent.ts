@@ -13,17 +13,13 @@ import {
   machinesStream,
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import {
-  AggregateView,
-  type HostHeartbeat,
-  type SignalRequest,
-  serveCommands,
-  subjects,
-} from "@hangar/service";
+import { AggregateView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { type ExitInfo, type ProcessDriver, restartDecision, runChecks } from "./driver/mod.js";
+import { CheckSupervisor } from "./check-supervisor.js";
+import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
+import { HostHeartbeats } from "./heartbeat.js";
 import {
   type ImageSource,
   parseMachineConfig,
@@ -63,9 +59,9 @@ export class HostAgent {
   private readonly hosts: CommandHandler<HostState, HostCommand, HostEvent>;
   /** Per machine: a reconcile in progress, and whether another pass was asked for meanwhile. */
   private readonly busy = new Map<string, { again: boolean }>();
-  private readonly checks = new Map<string, () => void>();
+  private readonly checks = new CheckSupervisor();
   private readonly subs: Subscription[] = [];
-  private heartbeat: NodeJS.Timeout | undefined;
+  private readonly heartbeats: HostHeartbeats;
   private stopped = false;
   private ready = false;
   private readonly starts: Counter;
@@ -87,6 +83,12 @@ export class HostAgent {
       registers,
     });
     const driver = opts.driver;
+    this.heartbeats = new HostHeartbeats({
+      host: opts,
+      machinesRunning: () => driver.running().length,
+      publish: (subject, payload) => opts.nc.publish(subject, payload),
+      ...(opts.heartbeatEveryMs !== undefined ? { everyMs: opts.heartbeatEveryMs } : {}),
+    });
     new Gauge({
       name: "hangar_host_machines_running",
       help: "Machine processes running on this host",
@@ -143,24 +145,7 @@ export class HostAgent {
         (err) => opts.logger.error({ err }, "signal failed"),
       ),
     );
-    this.sendHeartbeat();
-    this.heartbeat = setInterval(() => this.sendHeartbeat(), opts.heartbeatEveryMs ?? 1_000);
-  }
-
-  private sendHeartbeat(): void {
-    const { opts } = this;
-    const hb: HostHeartbeat = {
-      host_id: opts.hostId,
-      region: opts.region,
-      cpus: opts.cpus,
-      memory_mb: opts.memoryMb,
-      address: opts.address,
-      machines_running: opts.driver.running().length,
-      load1: 0,
-      free_memory_mb: 0,
-      ts: Date.now(),
-    };
-    opts.nc.publish(subjects.heartbeat(opts.hostId), JSON.stringify(hb));
+    this.heartbeats.start();
   }
 
   /** Machines on this host, by id, as the stream says. */
@@ -236,7 +221,7 @@ export class HostAgent {
           const cfg = parseMachineConfig(m.configJson);
           const signal = m.stopSignal || cfg.stop_config?.signal || "SIGINT";
           const timeoutS = m.stopTimeoutS || cfg.stopTimeoutS;
-          this.stopChecks(m.machineId);
+          this.checks.stop(m.machineId);
           // A suspended machine is discarded by the stop: killed at once, it never runs again.
           await driver.stop(m.machineId, { signal, timeoutMs: timeoutS * 1000 });
         } else await this.onExit(m.machineId, { exitCode: null });
@@ -245,7 +230,7 @@ export class HostAgent {
         if (proc) {
           // The request's position tells this suspension from an earlier one of the same process.
           const commandId = `suspended-${m.instanceId}-${proc.pid}-${proc.startTime}-${this.view.seqOf(aggregateId)}`;
-          this.stopChecks(m.machineId);
+          this.checks.stop(m.machineId);
           // Resolves once every process is frozen; throws (the machine left running) when they are not.
           await driver.suspend(m.machineId);
           await this.record(m, { type: "RecordSuspended" }, commandId);
@@ -255,7 +240,7 @@ export class HostAgent {
         if (!proc) await this.onExit(m.machineId, { exitCode: null });
         return;
       case "destroying":
-        this.stopChecks(m.machineId);
+        this.checks.stop(m.machineId);
         await driver.destroy(m.machineId);
         await this.record(m, { type: "RecordDestroyed" }, "destroyed");
         return;
@@ -337,7 +322,7 @@ export class HostAgent {
     // A stopping agent stops machines without recording it: the next agent finds them gone and
     // applies their restart policy.
     if (this.stopped) return;
-    this.stopChecks(machineId);
+    this.checks.stop(machineId);
     const m = this.mine(machineId);
     if (!m) return;
     const requested = m.status === "stopping" || m.status === "replacing" || m.status === "destroying";
@@ -373,27 +358,13 @@ export class HostAgent {
   }
 
   private ensureChecks(m: ExistingMachine, proc: { privateIp: string; port: number }): void {
-    if (this.checks.has(m.machineId)) return;
-    const cfg = parseMachineConfig(m.configJson);
-    if (Object.keys(cfg.checks).length === 0) return;
-    const stop = runChecks(
-      cfg.checks,
-      { ip: proc.privateIp, port: proc.port },
-      (name, status, output) => {
-        void this.record(
-          m,
-          { type: "RecordCheck", name, status, output },
-          `check-${name}-${status}-${Date.now()}`,
-        );
-      },
-      (port) => (port === cfg.internalPort || port === undefined ? proc.port : port),
-    );
-    this.checks.set(m.machineId, () => stop.stop());
-  }
-
-  private stopChecks(machineId: string): void {
-    this.checks.get(machineId)?.();
-    this.checks.delete(machineId);
+    this.checks.ensure(m, proc, (name, status, output) => {
+      void this.record(
+        m,
+        { type: "RecordCheck", name, status, output },
+        `check-${name}-${status}-${Date.now()}`,
+      );
+    });
   }
 
   health() {
@@ -410,9 +381,9 @@ export class HostAgent {
   /** Stops following and heartbeating; machines keep running (a restarted agent adopts them). */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
-    for (const id of [...this.checks.keys()]) this.stopChecks(id);
+    this.checks.stopAll();
     await this.view?.stop();
   }
 }
