@@ -1,6 +1,7 @@
 import { JetStreamApiCodes } from "@nats-io/jetstream";
-import { createInbox, type MsgHdrs, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import type { MsgHdrs, NatsConnection, Subscription } from "@nats-io/transport-node";
 import { EventStoreError } from "./errors.js";
+import { inboxFor } from "./inbox.js";
 
 /** What JetStream answered to a publish. */
 export interface PublishAck {
@@ -44,7 +45,7 @@ const decoder = new TextDecoder();
  * per message, which caps a 2-core machine at ~15k publishes/s; this reaches several times that.
  */
 export class JetStreamPublisher {
-  private readonly inbox = createInbox();
+  private readonly inbox: string;
   private readonly waiting = new Map<string, Waiting>();
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
@@ -54,6 +55,7 @@ export class JetStreamPublisher {
     private readonly nc: NatsConnection,
     private readonly timeoutMs = 5_000,
   ) {
+    this.inbox = inboxFor(nc);
     this.sub = nc.subscribe(`${this.inbox}.*`, {
       callback: (err, msg) => {
         if (err) return this.failAll(err);

@@ -7,13 +7,13 @@ import {
   ReplayPolicy,
 } from "@nats-io/jetstream";
 import {
-  createInbox,
   type Msg,
   type MsgHdrs,
   type NatsConnection,
   nanos,
   type Subscription,
 } from "@nats-io/transport-node";
+import { inboxFor } from "./inbox.js";
 
 /** One stored message as the reader delivers it. */
 export interface StreamMessage {
@@ -107,7 +107,7 @@ export class OrderedReader {
   }
 
   private async subscribe(): Promise<void> {
-    const deliverSubject = createInbox();
+    const deliverSubject = inboxFor(this.nc);
     const name = `rd_${deliverSubject.slice(deliverSubject.lastIndexOf(".") + 1)}`;
     this.deliverSubject = deliverSubject;
     this.consumerName = name;

@@ -1,0 +1,214 @@
+import { inboxPrefixOf } from "./nats.js";
+
+/**
+ * The one table of who may do what on the control plane's NATS. nats-server's authorization block
+ * (`natsAuthorization`) and docs/nats-security.md are both generated from it.
+ */
+
+/** An aggregate stream a user works with. Every user that uses a stream may ensure it (info/create/update). */
+export interface StreamGrant {
+  stream: string;
+  /** Replays, follows and loads aggregates: consumers, direct gets, flow control. */
+  read: boolean;
+  /** The event subjects it may append to (publish); none for a reader. */
+  append: string[];
+}
+
+/** A KV or Object Store bucket a user opens (creating it if needed), reads, and maybe writes. */
+export interface BucketGrant {
+  bucket: string;
+  write: boolean;
+}
+
+/** One NATS user: what it publishes and subscribes, in the platform's words. */
+export interface NatsUserSpec {
+  user: string;
+  /** Who connects as this user. */
+  role: string;
+  streams: StreamGrant[];
+  kv: BucketGrant[];
+  objects: BucketGrant[];
+  /** Core NATS subjects it publishes: heartbeats, samples, log lines, commands it sends. */
+  publish: string[];
+  /** Core NATS subjects it subscribes to. */
+  subscribe: string[];
+  /** Command subjects it answers (request/reply): it may reply to whoever asked. */
+  serves: string[];
+}
+
+/** The subjects one user may publish and subscribe to, as nats-server's permissions say them. */
+export interface NatsPermissions {
+  publish: string[];
+  subscribe: string[];
+  /** Publishing to the reply subject of a request it received (`allow_responses`). */
+  allowResponses: boolean;
+}
+
+/** The user with every permission: npm start's set-up, the tests, an operator's shell. */
+export const OPERATOR_USER = "operator";
+
+const reader = (stream: string): StreamGrant => ({ stream, read: true, append: [] });
+const writer = (stream: string, ...append: string[]): StreamGrant => ({ stream, read: true, append });
+const ensureOnly = (stream: string): StreamGrant => ({ stream, read: false, append: [] });
+
+/** The services' users; a host agent's is `hostAgentUser(hostId)`. */
+export const SERVICE_USERS: readonly NatsUserSpec[] = [
+  {
+    user: "gateway",
+    role: "the Machines API: owns the app, machine, build and release commands",
+    streams: [
+      writer("APPS", "ev.app.*"),
+      writer("MACHINES", "ev.machine.*.*"),
+      writer("BUILDS", "ev.build.*.*"),
+      writer("RELEASES", "ev.release.*"),
+      reader("SCALING"),
+      ensureOnly("HOSTS"),
+    ],
+    kv: [{ bucket: "hangar-registry", write: true }],
+    objects: [
+      { bucket: "hangar-blobs", write: true },
+      { bucket: "hangar-build-contexts", write: true },
+    ],
+    publish: ["cmd.placement.place", "cmd.host.*.signal"],
+    subscribe: [],
+    serves: ["cmd.machines.wake"],
+  },
+  {
+    user: "placement",
+    role: "host inventory and machine placement",
+    streams: [writer("HOSTS", "ev.host.*"), reader("MACHINES")],
+    kv: [],
+    objects: [],
+    publish: [],
+    subscribe: ["hosts.heartbeat.*"],
+    serves: ["cmd.placement.place"],
+  },
+  {
+    user: "builder",
+    role: "image builds",
+    streams: [writer("BUILDS", "ev.build.*.*")],
+    kv: [
+      { bucket: "hangar-registry", write: true },
+      { bucket: "hangar-build-cache", write: true },
+    ],
+    objects: [
+      { bucket: "hangar-blobs", write: true },
+      { bucket: "hangar-build-contexts", write: false },
+    ],
+    publish: ["logs.build.*.*"],
+    subscribe: [],
+    serves: [],
+  },
+  {
+    user: "proxy",
+    role: "the edge proxy: reads routes, wakes machines through the gateway",
+    streams: [reader("APPS"), reader("MACHINES")],
+    kv: [],
+    objects: [],
+    publish: ["load.*", "proxy.heartbeat.*", "cmd.machines.wake"],
+    subscribe: [],
+    serves: [],
+  },
+  {
+    user: "scheduler",
+    role: "the autoscaler",
+    streams: [reader("APPS"), writer("MACHINES", "ev.machine.*.*"), writer("SCALING", "ev.scale.*")],
+    kv: [],
+    objects: [],
+    publish: ["cmd.placement.place"],
+    subscribe: ["load.*", "proxy.heartbeat.*"],
+    serves: [],
+  },
+  {
+    user: "monitor",
+    role: "machine metrics",
+    streams: [reader("MACHINES")],
+    kv: [],
+    objects: [],
+    publish: [],
+    subscribe: [],
+    serves: [],
+  },
+];
+
+/** The user of one host's agent: its own host's subjects only, never another host's. */
+export function hostAgentUser(hostId: string): NatsUserSpec {
+  if (!/^[A-Za-z0-9_-]+$/.test(hostId)) throw new Error(`invalid host id ${JSON.stringify(hostId)}`);
+  return {
+    user: `host-agent-${hostId}`,
+    role: `the host agent of host ${hostId}`,
+    streams: [writer("MACHINES", "ev.machine.*.*"), writer("HOSTS", `ev.host.${hostId}`)],
+    kv: [{ bucket: "hangar-registry", write: false }],
+    objects: [{ bucket: "hangar-blobs", write: false }],
+    publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*"],
+    subscribe: [],
+    serves: [`cmd.host.${hostId}.*`],
+  };
+}
+
+/** Every user of a platform whose hosts are `hostIds`, the operator excluded. */
+export function natsUsers(hostIds: readonly string[]): NatsUserSpec[] {
+  return [...SERVICE_USERS, ...hostIds.map(hostAgentUser)];
+}
+
+const API = "$JS.API";
+
+/** What reading a stream takes: its info, ephemeral consumers (create, info, delete), direct gets, flow control. */
+function streamReadSubjects(stream: string): string[] {
+  return [
+    `${API}.CONSUMER.CREATE.${stream}.>`,
+    `${API}.CONSUMER.INFO.${stream}.*`,
+    `${API}.CONSUMER.DELETE.${stream}.*`,
+    `${API}.DIRECT.GET.${stream}`,
+    `${API}.DIRECT.GET.${stream}.>`,
+    `$JS.FC.${stream}.>`,
+  ];
+}
+
+function ensureSubjects(stream: string): string[] {
+  return [`${API}.STREAM.INFO.${stream}`, `${API}.STREAM.CREATE.${stream}`, `${API}.STREAM.UPDATE.${stream}`];
+}
+
+/** The JetStream subjects behind a stream, KV or Object Store grant. */
+function jetStreamSubjects(spec: NatsUserSpec): string[] {
+  const out: string[] = [];
+  for (const s of spec.streams) {
+    out.push(...ensureSubjects(s.stream));
+    if (s.read) out.push(...streamReadSubjects(s.stream));
+    out.push(...s.append);
+  }
+  for (const { bucket, write } of spec.kv) {
+    const stream = `KV_${bucket}`;
+    // Kvm.create looks the bucket up and creates it when missing; keys() and watch() are consumers.
+    out.push(`${API}.STREAM.INFO.${stream}`, `${API}.STREAM.CREATE.${stream}`, ...streamReadSubjects(stream));
+    if (write) out.push(`$KV.${bucket}.>`);
+  }
+  for (const { bucket, write } of spec.objects) {
+    const stream = `OBJ_${bucket}`;
+    // An object's metadata is read with a stream message get, its chunks with a push consumer.
+    out.push(
+      `${API}.STREAM.INFO.${stream}`,
+      `${API}.STREAM.CREATE.${stream}`,
+      `${API}.STREAM.MSG.GET.${stream}`,
+      ...streamReadSubjects(stream),
+    );
+    // Replacing or deleting an object purges its old chunks.
+    if (write) out.push(`$O.${bucket}.>`, `${API}.STREAM.PURGE.${stream}`);
+  }
+  // jetstreamManager() checks that JetStream answers before anything else.
+  if (out.length > 0) out.unshift(`${API}.INFO`);
+  return out;
+}
+
+/** The exact publish and subscribe permissions of a user. */
+export function permissionsOf(spec: NatsUserSpec): NatsPermissions {
+  const publish = [...jetStreamSubjects(spec), ...spec.publish];
+  // Replies (requests, JetStream API answers, acknowledgements, push deliveries) all land below the
+  // user's own inbox prefix, so nobody can read another user's replies.
+  const subscribe = [`${inboxPrefixOf(spec.user)}.>`, ...spec.subscribe, ...spec.serves];
+  return { publish: unique(publish), subscribe: unique(subscribe), allowResponses: spec.serves.length > 0 };
+}
+
+function unique(subjects: string[]): string[] {
+  return [...new Set(subjects)];
+}
