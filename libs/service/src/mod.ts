@@ -3,7 +3,12 @@ export { AggregateView } from "./aggregate-view.js";
 export type { CodedError } from "./bus.js";
 export { CommandError, sendCommand, serveCommands } from "./bus.js";
 export { env, envNumber, onShutdown } from "./lifecycle.js";
-export { connectNats } from "./nats.js";
+export type { NatsAuth } from "./nats.js";
+export { connectNats, inboxPrefixOf, natsAuthOptions, natsUserName } from "./nats.js";
+export type { AuthorizedUser, NatsCredentials } from "./nats-credentials.js";
+export { credsFileOf, natsAuthorization, writeNatsCredentials } from "./nats-credentials.js";
+export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./nats-permissions.js";
+export { hostAgentUser, natsUsers, OPERATOR_USER, permissionsOf, SERVICE_USERS } from "./nats-permissions.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
 export type {
