@@ -20,6 +20,7 @@ export interface ViewChange<S, E> {
 export interface AggregateViewOptions<S, E> {
   /** Only the subjects matching this filter (default the whole stream). */
   filter?: string;
+  /** Subscribed before the replay starts (as `subscribe` does), so it sees every change. */
   onChange?(change: ViewChange<S, E>): void;
 }
 
@@ -27,53 +28,91 @@ export interface AggregateViewOptions<S, E> {
  * Every aggregate of a stream folded in memory and kept up to date: a service's rebuild at start
  * (replay from the first message) followed by the live tail. Lets a writer wait until its own append
  * is visible, so reads after writes are consistent.
+ *
+ * `create` reads nothing: its owner subscribes first, then calls `follow`, so no listener needs to
+ * buffer changes that arrive before it exists. `start` does all three for owners with one listener.
  */
 export class AggregateView<S, C, E extends { type: string }> {
   private readonly states = new Map<string, S>();
   private readonly seqs = new Map<string, number>();
   private readonly waiters: Array<{ seq: number; resolve(): void }> = [];
-  private replayer!: Replay;
+  private readonly listeners = new Set<(change: ViewChange<S, E>) => void>();
+  private readonly caughtUpPromise: Promise<unknown>;
+  private resolveCaughtUp!: (replayer: Replay) => void;
+  private replayer: Replay | undefined;
   private isLive = false;
 
   private constructor(
+    private readonly store: EventStore,
+    private readonly stream: AggregateStream<E>,
     private readonly decider: Decider<S, C, E>,
-    private readonly opts: AggregateViewOptions<S, E>,
-  ) {}
+    private readonly filter: string | undefined,
+  ) {
+    // Settles with the replay's own promise once `follow` has started it.
+    this.caughtUpPromise = new Promise<Replay>((resolve) => {
+      this.resolveCaughtUp = resolve;
+    }).then((r) => r.caughtUp);
+    this.caughtUpPromise.then(
+      () => {
+        this.isLive = true;
+      },
+      () => undefined,
+    );
+  }
 
-  /** Starts following a stream; await `caughtUp` before serving reads. */
+  /** A view of a stream that reads nothing until `follow`; subscribe its listeners in between. */
+  static create<S, C, E extends { type: string }>(
+    store: EventStore,
+    stream: AggregateStream<E>,
+    decider: Decider<S, C, E>,
+    opts: AggregateViewOptions<S, E> = {},
+  ): AggregateView<S, C, E> {
+    const view = new AggregateView(store, stream, decider, opts.filter);
+    if (opts.onChange) view.subscribe(opts.onChange);
+    return view;
+  }
+
+  /** Creates a view and starts following its stream; await `caughtUp` before serving reads. */
   static async start<S, C, E extends { type: string }>(
     store: EventStore,
     stream: AggregateStream<E>,
     decider: Decider<S, C, E>,
     opts: AggregateViewOptions<S, E> = {},
   ): Promise<AggregateView<S, C, E>> {
-    const view = new AggregateView(decider, opts);
-    view.replayer = await replay(store, stream, {
-      follow: true,
-      ...(opts.filter ? { filter: opts.filter } : {}),
-      onEvents: (events, aggregateId) => view.apply(events, aggregateId),
-    });
-    void view.replayer.caughtUp.then(
-      () => {
-        view.isLive = true;
-      },
-      () => undefined,
-    );
+    const view = AggregateView.create(store, stream, decider, opts);
+    await view.follow();
     return view;
   }
 
-  /** Resolves once the history that existed at start is folded in. */
+  /** Calls `listener` for every change folded from now on, in stream order; returns the unsubscribe. */
+  subscribe(listener: (change: ViewChange<S, E>) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Starts reading: the history from the first message, then the live tail. Call once. */
+  async follow(): Promise<void> {
+    if (this.replayer) throw new Error(`view of ${this.stream.name} is already following`);
+    this.replayer = await replay(this.store, this.stream, {
+      follow: true,
+      ...(this.filter ? { filter: this.filter } : {}),
+      onEvents: (events, aggregateId) => this.apply(events, aggregateId),
+    });
+    this.resolveCaughtUp(this.replayer);
+  }
+
+  /** Resolves once the history that existed when `follow` started is folded in. */
   get caughtUp(): Promise<unknown> {
-    return this.replayer.caughtUp;
+    return this.caughtUpPromise;
   }
 
   get live(): boolean {
     return this.isLive;
   }
 
-  /** The last stream sequence folded into the view. */
+  /** The last stream sequence folded into the view (0 before `follow`). */
   get lastSeq(): number {
-    return this.replayer.lastSeq;
+    return this.replayer?.lastSeq ?? 0;
   }
 
   get(aggregateId: string): S | undefined {
@@ -95,7 +134,7 @@ export class AggregateView<S, C, E extends { type: string }> {
 
   /** Resolves once the view has folded the message at `seq` (or a later one). */
   waitForSeq(seq: number, timeoutMs = 5_000): Promise<void> {
-    if (this.replayer.lastSeq >= seq) return Promise.resolve();
+    if (this.lastSeq >= seq) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(waiter);
@@ -116,17 +155,21 @@ export class AggregateView<S, C, E extends { type: string }> {
   }
 
   async stop(): Promise<void> {
-    await this.replayer.stop();
+    this.listeners.clear();
+    await this.replayer?.stop();
   }
 
   private apply(events: RecordedEvent<E>[], aggregateId: string): void {
     const previous = this.states.get(aggregateId) ?? this.decider.initialState();
     let state = previous;
     for (const r of events) state = this.decider.evolve(state, r.event);
-    this.states.set(aggregateId, state);
-    this.seqs.set(aggregateId, events[0]?.seq ?? 0);
-    this.opts.onChange?.({ aggregateId, previous, state, events, live: this.isLive });
     const seq = events[0]?.seq ?? 0;
+    this.states.set(aggregateId, state);
+    this.seqs.set(aggregateId, seq);
+    if (this.listeners.size > 0) {
+      const change = { aggregateId, previous, state, events, live: this.isLive };
+      for (const listener of this.listeners) listener(change);
+    }
     if (this.waiters.length > 0) {
       for (let i = this.waiters.length - 1; i >= 0; i--) {
         const w = this.waiters[i];

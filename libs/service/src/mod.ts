@@ -3,6 +3,8 @@ export { AggregateView } from "./aggregate-view.js";
 export type { CodedError } from "./bus.js";
 export { CommandError, sendCommand, serveCommands } from "./bus.js";
 export { env, envNumber, onShutdown } from "./lifecycle.js";
+export type { MachineChange, MachineEntry, MachinesViewOptions } from "./machines-view.js";
+export { MachinesView } from "./machines-view.js";
 export type { NatsAuth } from "./nats.js";
 export { connectNats, inboxPrefixOf, natsAuthOptions, natsUserName } from "./nats.js";
 export type { AuthorizedUser, NatsCredentials } from "./nats-credentials.js";
@@ -11,6 +13,10 @@ export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./
 export { hostAgentUser, natsUsers, OPERATOR_USER, permissionsOf, SERVICE_USERS } from "./nats-permissions.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
+export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";
+export { placeThenCreateMachine } from "./place-machine.js";
+export type { SequencedView } from "./read-your-writes.js";
+export { handleThenWait } from "./read-your-writes.js";
 export type {
   HostHeartbeat,
   LoadSample,

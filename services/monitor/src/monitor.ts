@@ -1,12 +1,5 @@
-import {
-  type MachineCommand,
-  type MachineEvent,
-  type MachineState,
-  machineDecider,
-  machinesStream,
-} from "@hangar/domain";
 import type { EventStore } from "@hangar/eventstore";
-import { AggregateView, type ViewChange } from "@hangar/service";
+import { type MachineChange, MachinesView } from "@hangar/service";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 
 /**
@@ -18,11 +11,13 @@ export class Monitor {
   private readonly createdAt = new Map<string, number>();
 
   private constructor(
-    private readonly view: AggregateView<MachineState, MachineCommand, MachineEvent>,
+    private readonly view: MachinesView,
     private readonly transitions: Counter,
     private readonly createToStarted: Histogram,
     private readonly exits: Counter,
-  ) {}
+  ) {
+    view.subscribe((c) => this.observe(c));
+  }
 
   /** Rebuilds machine states from the stream and keeps the metrics in `registry` current. */
   static async start(store: EventStore, registry: Registry): Promise<Monitor> {
@@ -46,11 +41,8 @@ export class Monitor {
       labelNames: ["app", "code", "requested"],
       registers,
     });
-    let monitor: Monitor | undefined;
-    const view = await AggregateView.start(store, machinesStream, machineDecider, {
-      onChange: (c) => monitor?.observe(c),
-    });
-    monitor = new Monitor(view, transitions, createToStarted, exits);
+    const view = MachinesView.create(store);
+    const monitor = new Monitor(view, transitions, createToStarted, exits);
     const machines = new Gauge({
       name: "hangar_machines",
       help: "Machines by app, region and state (destroyed ones included)",
@@ -59,8 +51,7 @@ export class Monitor {
       collect() {
         this.reset();
         const counts = new Map<string, { app: string; region: string; state: string; n: number }>();
-        for (const [, m] of view.entries()) {
-          if (m.status === "absent") continue;
+        for (const { state: m } of view.all()) {
           const key = `${m.app}\u0000${m.region}\u0000${m.status}`;
           const c = counts.get(key);
           if (c) c.n++;
@@ -70,11 +61,12 @@ export class Monitor {
       },
     });
     void machines;
+    await view.follow();
     await view.caughtUp;
     return monitor;
   }
 
-  private observe(c: ViewChange<MachineState, MachineEvent>): void {
+  private observe(c: MachineChange): void {
     for (const r of c.events) {
       if (r.event.type === "MachineCreated") this.createdAt.set(c.aggregateId, r.timeUnixMs);
       if (r.event.type === "MachineStarted") {

@@ -4,16 +4,13 @@ import {
   type HostState,
   hostDecider,
   hostsStream,
-  type MachineCommand,
-  type MachineEvent,
-  type MachineState,
-  machineDecider,
-  machinesStream,
+  machineAggregateId,
 } from "@hangar/domain";
 import { CommandHandler, DomainError, type EventStore, isDomainError } from "@hangar/eventstore";
 import {
   AggregateView,
   type HostHeartbeat,
+  MachinesView,
   type PlaceRequest,
   type PlaceResult,
   serveCommands,
@@ -57,8 +54,20 @@ export class Placement {
   private constructor(
     private readonly opts: PlacementOptions,
     private readonly hosts: AggregateView<HostState, HostCommand, HostEvent>,
-    private readonly machines: AggregateView<MachineState, MachineCommand, MachineEvent>,
+    private readonly machines: MachinesView,
   ) {
+    hosts.subscribe((c) => {
+      for (const r of c.events) {
+        if (r.event.type === "HostMachineReserved")
+          this.reservedAt.set(r.event.data.machineId ?? "", r.timeUnixMs);
+        if (r.event.type === "HostMachineReleased") this.reservedAt.delete(r.event.data.machineId ?? "");
+      }
+    });
+    machines.subscribe((c) => {
+      if (c.live && c.state.status === "destroyed" && c.previous.status !== "destroyed") {
+        void this.release(c.state.hostId, c.state.machineId, "destroyed");
+      }
+    });
     this.handler = new CommandHandler(opts.store, hostsStream, hostDecider);
     const registers = opts.registry ? [opts.registry] : [];
     this.placed = new Counter({
@@ -95,30 +104,17 @@ export class Placement {
 
   /** Rebuilds hosts and machines from their streams, then serves placement requests. */
   static async start(opts: PlacementOptions): Promise<Placement> {
-    let self: Placement | undefined;
-    const hosts = await AggregateView.start(opts.store, hostsStream, hostDecider, {
-      onChange: (c) => {
-        for (const r of c.events) {
-          if (r.event.type === "HostMachineReserved")
-            self?.reservedAt.set(r.event.data.machineId ?? "", r.timeUnixMs);
-          if (r.event.type === "HostMachineReleased") self?.reservedAt.delete(r.event.data.machineId ?? "");
-        }
-      },
-    });
-    const machines = await AggregateView.start(opts.store, machinesStream, machineDecider, {
-      onChange: (c) => {
-        if (c.live && c.state.status === "destroyed" && c.previous.status !== "destroyed") {
-          void self?.release(c.state.hostId, c.state.machineId, "destroyed");
-        }
-      },
-    });
-    self = new Placement(opts, hosts, machines);
+    const hosts = AggregateView.create(opts.store, hostsStream, hostDecider);
+    const machines = MachinesView.create(opts.store);
+    const self = new Placement(opts, hosts, machines);
+    await Promise.all([hosts.follow(), machines.follow()]);
+    await Promise.all([hosts.caughtUp, machines.caughtUp]);
     // Reservations found in the history count as made at start: orphans among them wait a full period.
+    const now = Date.now();
     for (const [, h] of hosts.entries()) {
       if (h.status === "absent") continue;
-      for (const id of Object.keys(h.reservations)) self.reservedAt.set(id, Date.now());
+      for (const id of Object.keys(h.reservations)) self.reservedAt.set(id, now);
     }
-    await Promise.all([hosts.caughtUp, machines.caughtUp]);
     self.listen();
     return self;
   }
@@ -228,9 +224,9 @@ export class Placement {
     for (const [hostId, h] of [...this.hosts.entries()]) {
       if (h.status === "absent") continue;
       for (const [machineId, r] of Object.entries(h.reservations)) {
-        const m = this.machines.get(`${r.app}.${machineId}`);
+        const m = this.machines.get(machineAggregateId(r.app, machineId));
         let reason: string | undefined;
-        if (m === undefined || m.status === "absent") {
+        if (m === undefined) {
           if (now - (this.reservedAt.get(machineId) ?? now) > orphanAfter) reason = "never-created";
         } else if (m.status === "destroyed") reason = "destroyed";
         else if (m.hostId !== hostId) reason = "placed-elsewhere";

@@ -1,20 +1,18 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { durationToMs, GUEST_DEFAULTS } from "@hangar/config";
+import { durationToMs } from "@hangar/config";
 import {
-  defaultMachineName,
   type MachineCommand,
   type MachineEvent,
   type MachineState,
   machineAggregateId,
   machineDecider,
   machinesStream,
-  newInstanceId,
   type ScaleAction,
   type ScaleDecision,
   unfinishedActions,
 } from "@hangar/domain";
-import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import { CommandError, type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
+import { CommandHandler, type CommandResult, type EventStore, isDomainError } from "@hangar/eventstore";
+import { CommandError, handleThenWait, type PlacedMachine, placeThenCreateMachine } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Autoscaler, templateOf } from "./autoscaler.js";
@@ -141,12 +139,7 @@ export class ScaleExecutor {
 
   private async start(ref: ActionRef): Promise<void> {
     try {
-      const res = await this.machines.handle(
-        machineAggregateId(ref.app, ref.machineId),
-        { type: "StartMachine", uncordon: true, nowMs: this.now() },
-        { commandId: `scale-${ref.decisionId}-start-${ref.machineId}` },
-      );
-      await this.opts.fleet.machines.waitForSeq(res.seq);
+      await this.run(ref, { type: "StartMachine", uncordon: true, nowMs: this.now() }, "start");
     } catch (err) {
       if (isDomainError(err)) return this.finish(ref, "failed", `start refused: ${err.message}`);
       throw err;
@@ -164,45 +157,22 @@ export class ScaleExecutor {
       metadata?: Record<string, string>;
     };
     config.metadata = { ...(config.metadata ?? {}), hangar_scale_decision: ref.decisionId };
-    let placed: PlaceResult;
+    let created: PlacedMachine;
     try {
-      // The same machine id asking again gets the host it already holds.
-      placed = await sendCommand<PlaceRequest, PlaceResult>(this.opts.nc, subjects.place, {
-        machine_id: ref.machineId,
-        app: ref.app,
-        region: region || template.region,
-        cpus: config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
-        memory_mb: config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
-      });
+      // The decided machine id makes a second attempt get the same host and append nothing twice.
+      created = await placeThenCreateMachine(
+        { nc: this.opts.nc, machines: this.machines, view: fleet.machines },
+        { app: ref.app, machineId: ref.machineId, region: region || template.region, config },
+        { beforeCreate: () => this.step("create-machine", ref) },
+      );
     } catch (err) {
       if (err instanceof CommandError && err.code === "insufficient_capacity")
         return this.finish(ref, "failed", err.message);
-      throw err;
-    }
-    this.checkStopped();
-    await this.step("create-machine", ref);
-    try {
-      const res = await this.machines.handle(
-        machineAggregateId(ref.app, ref.machineId),
-        {
-          type: "CreateMachine",
-          machineId: ref.machineId,
-          app: ref.app,
-          name: defaultMachineName(ref.app, ref.machineId),
-          region: placed.region,
-          instanceId: newInstanceId(),
-          configJson: JSON.stringify(config),
-          skipLaunch: false,
-          hostId: placed.host_id,
-        },
-        { commandId: `create-${ref.machineId}` },
-      );
-      await fleet.machines.waitForSeq(res.seq);
-    } catch (err) {
       if (isDomainError(err, "already_exists")) return this.finish(ref, "done", "machine exists");
       if (isDomainError(err)) return this.finish(ref, "failed", `create refused: ${err.message}`);
       throw err;
     }
+    const { placed } = created;
     return this.finish(ref, "done", `created on host ${placed.host_id} in ${placed.region}`);
   }
 
@@ -213,18 +183,11 @@ export class ScaleExecutor {
    */
   private async stopOrSuspend(ref: ActionRef, kind: "stop" | "suspend"): Promise<void> {
     const { fleet } = this.opts;
-    const aggregateId = machineAggregateId(ref.app, ref.machineId);
     let cordonSeq: number;
     try {
-      const res = await this.machines.handle(
-        aggregateId,
-        { type: "CordonMachine", nowMs: this.now() },
-        { commandId: `scale-${ref.decisionId}-cordon-${ref.machineId}` },
-      );
       // An already cordoned machine (a restarted scheduler) decides nothing: its last sequence is
       // at or after the cordon, which is all the drain needs.
-      cordonSeq = res.seq;
-      await fleet.machines.waitForSeq(res.seq);
+      cordonSeq = (await this.run(ref, { type: "CordonMachine", nowMs: this.now() }, "cordon")).seq;
     } catch (err) {
       if (isDomainError(err)) return this.finish(ref, "failed", `cordon refused: ${err.message}`);
       throw err;
@@ -243,10 +206,7 @@ export class ScaleExecutor {
           kind === "stop"
             ? { type: "StopMachine", signal: stop.signal, timeoutS: stop.timeoutS, nowMs: this.now() }
             : { type: "SuspendMachine", nowMs: this.now() };
-        const res = await this.machines.handle(aggregateId, command, {
-          commandId: `scale-${ref.decisionId}-${kind}-${ref.machineId}`,
-        });
-        await fleet.machines.waitForSeq(res.seq);
+        await this.run(ref, command, kind);
       }
     } catch (err) {
       if (!isDomainError(err)) throw err;
@@ -307,17 +267,27 @@ export class ScaleExecutor {
 
   private async uncordon(ref: ActionRef): Promise<void> {
     try {
-      const res = await this.machines.handle(
-        machineAggregateId(ref.app, ref.machineId),
-        { type: "UncordonMachine", nowMs: this.now() },
-        { commandId: `scale-${ref.decisionId}-uncordon-${ref.machineId}` },
-      );
-      await this.opts.fleet.machines.waitForSeq(res.seq);
+      await this.run(ref, { type: "UncordonMachine", nowMs: this.now() }, "uncordon");
     } catch (err) {
       // A destroyed machine needs no uncordon; a leased one keeps its cordon until its owner acts.
       if (!isDomainError(err)) throw err;
       this.opts.logger.warn({ err, app: ref.app, machine: ref.machineId }, "could not uncordon");
     }
+  }
+
+  /** Runs one step's command on the action's machine and waits until the fleet shows it. */
+  private run(
+    ref: ActionRef,
+    command: MachineCommand,
+    verb: string,
+  ): Promise<CommandResult<MachineState, MachineEvent>> {
+    return handleThenWait(
+      this.machines,
+      this.opts.fleet.machines,
+      machineAggregateId(ref.app, ref.machineId),
+      command,
+      { commandId: `scale-${ref.decisionId}-${verb}-${ref.machineId}` },
+    );
   }
 
   private async finish(ref: ActionRef, outcome: "done" | "kept" | "failed", message: string): Promise<void> {

@@ -22,6 +22,7 @@ import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import {
   AggregateView,
   type LoadSample,
+  MachinesView,
   type PlaceRequest,
   type PlaceResult,
   type ProxyHeartbeat,
@@ -90,11 +91,13 @@ export class Platform {
     readonly server: NatsServer,
     readonly nc: NatsConnection,
     readonly store: EventStore,
-    readonly machines: AggregateView<MachineState, MachineCommand, MachineEvent>,
+    readonly machines: MachinesView,
     readonly scaling: AggregateView<ScalingState, ScalingCommand, ScalingEvent>,
     private readonly appsHandler: CommandHandler<AppState, AppCommand, AppEvent>,
     readonly machinesHandler: CommandHandler<MachineState, MachineCommand, MachineEvent>,
-  ) {}
+  ) {
+    machines.subscribe(({ aggregateId, state }) => this.agent(aggregateId, state));
+  }
 
   static async start(): Promise<Platform> {
     const server = await startNatsServer();
@@ -102,13 +105,9 @@ export class Platform {
     const store = await EventStore.connect(nc);
     for (const s of [appsStream, machinesStream, scalingStream]) await ensureStream(store.jsm, s);
     const machinesHandler = new CommandHandler(store, machinesStream, machineDecider);
-    let platform: Platform | undefined;
-    const machines = await AggregateView.start(store, machinesStream, machineDecider, {
-      onChange: ({ aggregateId, state }) => platform?.agent(aggregateId, state),
-    });
+    const machines = MachinesView.create(store);
     const scaling = await AggregateView.start(store, scalingStream, scalingDecider);
-    await Promise.all([machines.caughtUp, scaling.caughtUp]);
-    platform = new Platform(
+    const platform = new Platform(
       server,
       nc,
       store,
@@ -117,17 +116,19 @@ export class Platform {
       new CommandHandler(store, appsStream, appDecider),
       machinesHandler,
     );
+    await machines.follow();
+    await Promise.all([machines.caughtUp, scaling.caughtUp]);
     platform.subs.push(
       serveCommands<PlaceRequest, PlaceResult>(nc, subjects.place, "placement", async (req) => {
-        platform?.placements.push(req);
-        const hosts = platform?.hosts as Map<string, string>;
+        platform.placements.push(req);
+        const hosts = platform.hosts;
         // The same machine asking again gets the host it already holds, as real placement does.
         const host = hosts.get(req.machine_id) ?? `host-${hosts.size % 3}`;
         hosts.set(req.machine_id, host);
         return { host_id: host, region: req.region };
       }),
     );
-    platform.proxyTimer = setInterval(() => platform?.report(), 100);
+    platform.proxyTimer = setInterval(() => platform.report(), 100);
     return platform;
   }
 
@@ -175,14 +176,11 @@ export class Platform {
   }
 
   machine(app: string, machineId: string): ExistingMachine | undefined {
-    const s = this.machines.get(machineAggregateId(app, machineId));
-    return s && s.status !== "absent" ? s : undefined;
+    return this.machines.machine(app, machineId);
   }
 
   machinesOf(app: string): ExistingMachine[] {
-    const out: ExistingMachine[] = [];
-    for (const [, s] of this.machines.entries()) if (s.status !== "absent" && s.app === app) out.push(s);
-    return out;
+    return this.machines.ofApp(app).map((e) => e.state);
   }
 
   scalingOf(app: string): ScalingState {

@@ -5,14 +5,9 @@ import {
   appDecider,
   appsStream,
   type ExistingMachine,
-  type MachineCommand,
-  type MachineEvent,
-  type MachineState,
-  machineDecider,
-  machinesStream,
 } from "@hangar/domain";
-import type { EventStore, RecordedEvent } from "@hangar/eventstore";
-import { AggregateView, type ViewChange } from "@hangar/service";
+import type { EventStore } from "@hangar/eventstore";
+import { AggregateView, type MachineChange, type MachineEntry, MachinesView } from "@hangar/service";
 import { type MachineEventRecord, toEventRecord } from "./events.js";
 
 /** What the gateway knows of one machine beyond its aggregate state. */
@@ -27,37 +22,38 @@ export interface MachineRecord {
 
 const EVENTS_KEPT = 50;
 
+/** The API's history of one machine: its recent events and when each check last changed. */
+interface MachineHistory {
+  events: MachineEventRecord[];
+  checkUpdatedAtMs: Record<string, number>;
+}
+
 type Waiter = { aggregateId: string; test(m: MachineRecord): boolean; resolve(m: MachineRecord): void };
 
 /**
- * The gateway's read side: apps and machines folded from their streams in memory (rebuilt at
- * start, then live), with each machine's recent events and timestamps, and waiters for state changes.
+ * The gateway's read side: the APPS stream and the shared MachinesView in memory (rebuilt at
+ * start, then live), plus each machine's recent events for the API, and waiters for state changes.
  * Every gateway instance has its own, so reads need no database round trip and a writer can wait
  * for its own append to show.
  */
 export class Catalog {
-  private readonly records = new Map<string, MachineRecord>();
-  private readonly byApp = new Map<string, Set<string>>();
+  private readonly histories = new Map<string, MachineHistory>();
   private waiters: Waiter[] = [];
 
   private constructor(
     readonly apps: AggregateView<AppState, AppCommand, AppEvent>,
-    readonly machines: AggregateView<MachineState, MachineCommand, MachineEvent>,
-  ) {}
+    readonly machines: MachinesView,
+  ) {
+    machines.subscribe((c) => this.apply(c));
+  }
 
   static async start(store: EventStore): Promise<Catalog> {
-    let catalog: Catalog | undefined;
-    const pending: ViewChange<MachineState, MachineEvent>[] = [];
-    const apps = await AggregateView.start(store, appsStream, appDecider);
-    const machines = await AggregateView.start(store, machinesStream, machineDecider, {
-      onChange: (c) => {
-        if (catalog) catalog.apply(c);
-        else pending.push(c);
-      },
-    });
-    catalog = new Catalog(apps, machines);
-    for (const c of pending) catalog.apply(c);
-    await Promise.all([apps.caughtUp, machines.caughtUp]);
+    const catalog = new Catalog(
+      AggregateView.create(store, appsStream, appDecider),
+      MachinesView.create(store),
+    );
+    await Promise.all([catalog.apps.follow(), catalog.machines.follow()]);
+    await Promise.all([catalog.apps.caughtUp, catalog.machines.caughtUp]);
     return catalog;
   }
 
@@ -77,19 +73,13 @@ export class Catalog {
   }
 
   machine(aggregateId: string): MachineRecord | undefined {
-    return this.records.get(aggregateId);
+    const entry = this.machines.entry(aggregateId);
+    return entry && this.record(entry);
   }
 
   /** The app's machines, oldest first. */
   machinesOf(app: string): MachineRecord[] {
-    const ids = this.byApp.get(app);
-    if (!ids) return [];
-    const list: MachineRecord[] = [];
-    for (const id of ids) {
-      const r = this.records.get(id);
-      if (r) list.push(r);
-    }
-    return list.sort((a, b) => a.createdAtMs - b.createdAtMs);
+    return this.machines.ofApp(app).map((e) => this.record(e));
   }
 
   /** Resolves with the machine once `test` holds (checked at once and on each change), or undefined on timeout. */
@@ -98,7 +88,7 @@ export class Catalog {
     test: (m: MachineRecord) => boolean,
     timeoutMs: number,
   ): Promise<MachineRecord | undefined> {
-    const now = this.records.get(aggregateId);
+    const now = this.machine(aggregateId);
     if (now && test(now)) return Promise.resolve(now);
     return new Promise((resolve) => {
       const waiter: Waiter = {
@@ -121,34 +111,35 @@ export class Catalog {
     await Promise.all([this.apps.stop(), this.machines.stop()]);
   }
 
-  private apply(c: ViewChange<MachineState, MachineEvent>): void {
+  private record(entry: MachineEntry): MachineRecord {
+    const history = this.histories.get(entry.aggregateId);
+    return {
+      state: entry.state,
+      createdAtMs: entry.createdAtMs,
+      updatedAtMs: entry.updatedAtMs,
+      events: history?.events ?? [],
+      checkUpdatedAtMs: history?.checkUpdatedAtMs ?? {},
+    };
+  }
+
+  private apply(c: MachineChange): void {
     if (c.state.status === "absent") return;
-    const first = c.events[0] as RecordedEvent<MachineEvent>;
-    let record = this.records.get(c.aggregateId);
-    if (!record) {
-      record = {
-        state: c.state,
-        createdAtMs: first.timeUnixMs,
-        updatedAtMs: first.timeUnixMs,
-        events: [],
-        checkUpdatedAtMs: {},
-      };
-      this.records.set(c.aggregateId, record);
-      const set = this.byApp.get(c.state.app) ?? new Set<string>();
-      this.byApp.set(c.state.app, set);
-      set.add(c.aggregateId);
+    let history = this.histories.get(c.aggregateId);
+    if (!history) {
+      history = { events: [], checkUpdatedAtMs: {} };
+      this.histories.set(c.aggregateId, history);
     }
-    record.state = c.state;
-    record.updatedAtMs = first.timeUnixMs;
     for (const r of c.events) {
       if (r.event.type === "MachineCheckChanged")
-        record.checkUpdatedAtMs[r.event.data.name ?? ""] = r.timeUnixMs;
+        history.checkUpdatedAtMs[r.event.data.name ?? ""] = r.timeUnixMs;
       const e = toEventRecord(r);
-      if (e) record.events.unshift(e);
+      if (e) history.events.unshift(e);
     }
-    if (record.events.length > EVENTS_KEPT) record.events.length = EVENTS_KEPT;
+    if (history.events.length > EVENTS_KEPT) history.events.length = EVENTS_KEPT;
     if (this.waiters.length > 0) {
-      const rec = record;
+      const entry = this.machines.entry(c.aggregateId);
+      if (!entry) return;
+      const rec = this.record(entry);
       this.waiters = this.waiters.filter((w) => {
         if (w.aggregateId !== c.aggregateId || !w.test(rec)) return true;
         w.resolve(rec);

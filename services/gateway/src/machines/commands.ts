@@ -1,12 +1,10 @@
 import { randomBytes } from "node:crypto";
-import { GUEST_DEFAULTS } from "@hangar/config";
 import {
   type AppCommand,
   type AppEvent,
   type AppState,
   appDecider,
   appsStream,
-  defaultMachineName,
   type LeaseGuard,
   type MachineCommand,
   type MachineEvent,
@@ -14,11 +12,10 @@ import {
   machineAggregateId,
   machineDecider,
   machinesStream,
-  newInstanceId,
   newMachineId,
 } from "@hangar/domain";
 import { CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
-import { type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
+import { handleThenWait, placeThenCreateMachine, sendCommand, subjects } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Catalog, MachineRecord } from "./catalog.js";
 
@@ -51,12 +48,13 @@ export class MachineCommands {
   }
 
   async createApp(name: string, orgSlug: string, network?: string): Promise<void> {
-    const res = await this.appsHandler.handle(
+    await handleThenWait(
+      this.appsHandler,
+      this.catalog.apps,
       name,
       { type: "CreateApp", name, orgSlug, ...(network ? { network } : {}) },
       { commandId: `create-app-${name}-${randomBytes(4).toString("hex")}` },
     );
-    await this.catalog.apps.waitForSeq(res.seq);
   }
 
   /** Destroys the app's machines (forcefully), then the app. */
@@ -71,12 +69,13 @@ export class MachineCommands {
         `destroy-app-${name}`,
       );
     }
-    const res = await this.appsHandler.handle(
+    await handleThenWait(
+      this.appsHandler,
+      this.catalog.apps,
       name,
       { type: "DestroyApp" },
       { commandId: `destroy-app-${name}-${randomBytes(4).toString("hex")}` },
     );
-    await this.catalog.apps.waitForSeq(res.seq);
   }
 
   /**
@@ -86,33 +85,18 @@ export class MachineCommands {
   async createMachine(app: string, input: CreateMachineInput): Promise<MachineRecord> {
     if (!this.catalog.app(app)) throw new DomainError(`app ${app} not found`, "not_found");
     const machineId = newMachineId();
-    const region = input.region || this.defaultRegion;
-    const placed = await sendCommand<PlaceRequest, PlaceResult>(this.nc, subjects.place, {
-      machine_id: machineId,
-      app,
-      region,
-      cpus: input.config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
-      memory_mb: input.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
-    });
-    const instanceId = newInstanceId();
-    const aggregateId = machineAggregateId(app, machineId);
-    const res = await this.machinesHandler.handle(
-      aggregateId,
+    await placeThenCreateMachine(
+      { nc: this.nc, machines: this.machinesHandler, view: this.catalog.machines },
       {
-        type: "CreateMachine",
-        machineId,
         app,
-        name: input.name || defaultMachineName(app, machineId),
-        region: placed.region,
-        instanceId,
-        configJson: JSON.stringify(input.config),
+        machineId,
+        region: input.region || this.defaultRegion,
+        config: input.config,
+        ...(input.name ? { name: input.name } : {}),
         skipLaunch: input.skipLaunch ?? false,
-        hostId: placed.host_id,
       },
-      { commandId: `create-${machineId}` },
     );
-    await this.catalog.machines.waitForSeq(res.seq);
-    return this.catalog.machine(aggregateId) as MachineRecord;
+    return this.catalog.machine(machineAggregateId(app, machineId)) as MachineRecord;
   }
 
   /** Runs a user's command on a machine (the lease guard's time is now) and returns the machine after it. */
@@ -127,14 +111,13 @@ export class MachineCommands {
     const aggregateId = machineAggregateId(app, machineId);
     if (!this.catalog.machine(aggregateId))
       throw new DomainError(`machine ${machineId} not found in app ${app}`, "not_found");
-    const res = await this.machinesHandler.handle(
+    await handleThenWait(
+      this.machinesHandler,
+      this.catalog.machines,
       aggregateId,
       { ...command, nowMs: Date.now() } as MachineCommand,
-      {
-        commandId: `${commandId}-${machineId}`,
-      },
+      { commandId: `${commandId}-${machineId}` },
     );
-    await this.catalog.machines.waitForSeq(res.seq);
     return this.catalog.machine(aggregateId) as MachineRecord;
   }
 

@@ -5,15 +5,11 @@ import {
   type AppState,
   appDecider,
   appsStream,
-  type MachineCommand,
   type MachineEvent,
-  type MachineState,
   machineAggregateId,
-  machineDecider,
-  machinesStream,
 } from "@hangar/domain";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
-import { AggregateView } from "@hangar/service";
+import { AggregateView, MachinesView } from "@hangar/service";
 import type { SleepingMachine } from "../engine/route-table.js";
 import { isRoutable } from "./routable.js";
 
@@ -56,31 +52,21 @@ export class StreamRouteTable {
 
   private constructor(
     private readonly apps: AggregateView<AppState, AppCommand, AppEvent>,
-    private readonly machines: AggregateView<MachineState, MachineCommand, MachineEvent>,
-    private readonly machinesByApp: Map<string, Set<string>>,
-    /** The MACHINES sequence of each machine's creation, so "newest" needs no clock. */
-    private readonly createdAt: Map<string, number>,
-  ) {}
+    private readonly machines: MachinesView,
+  ) {
+    apps.subscribe((c) => this.changed(c.aggregateId));
+    machines.subscribe((c) => {
+      if (c.state.status !== "absent") this.changed(c.state.app);
+    });
+  }
 
   static async start(store: EventStore, opts: StreamRouteTableOptions = {}): Promise<StreamRouteTable> {
-    const machinesByApp = new Map<string, Set<string>>();
-    const createdAt = new Map<string, number>();
-    let table: StreamRouteTable | undefined;
-    const apps = await AggregateView.start(store, opts.apps ?? appsStream, appDecider, {
-      onChange: (c) => table?.changed(c.aggregateId),
-    });
-    const machines = await AggregateView.start(store, opts.machines ?? machinesStream, machineDecider, {
-      onChange: (c) => {
-        if (c.state.status === "absent") return;
-        const set = machinesByApp.get(c.state.app) ?? new Set<string>();
-        machinesByApp.set(c.state.app, set);
-        set.add(c.aggregateId);
-        for (const r of c.events) if (r.event.type === "MachineCreated") createdAt.set(c.aggregateId, r.seq);
-        table?.changed(c.state.app);
-      },
-    });
-    table = new StreamRouteTable(apps, machines, machinesByApp, createdAt);
-    await Promise.all([apps.caughtUp, machines.caughtUp]);
+    const table = new StreamRouteTable(
+      AggregateView.create(store, opts.apps ?? appsStream, appDecider),
+      MachinesView.create(store, opts.machines ? { stream: opts.machines } : {}),
+    );
+    await Promise.all([table.apps.follow(), table.machines.follow()]);
+    await Promise.all([table.apps.caughtUp, table.machines.caughtUp]);
     return table;
   }
 
@@ -144,9 +130,7 @@ export class StreamRouteTable {
     const sleeping: SleepingMachine[] = [];
     const starting: string[] = [];
     const candidates: Array<{ seq: number; configJson: string }> = [];
-    for (const id of this.machinesByApp.get(app) ?? []) {
-      const m = this.machines.get(id);
-      if (!m || m.status === "absent") continue;
+    for (const { state: m, createdSeq } of this.machines.ofApp(app)) {
       if (isRoutable(m)) {
         backends.push({ machineId: m.machineId, address: m.privateIp, port: m.port, region: m.region });
       } else if (m.status === "stopped" || m.status === "suspended") {
@@ -155,7 +139,7 @@ export class StreamRouteTable {
         starting.push(m.machineId);
       }
       if (m.status !== "destroyed" && m.status !== "destroying") {
-        candidates.push({ seq: this.createdAt.get(id) ?? 0, configJson: m.configJson });
+        candidates.push({ seq: createdSeq, configJson: m.configJson });
       }
     }
     // Newest first; parsing stops at the first machine that has services.

@@ -1,0 +1,78 @@
+import { GUEST_DEFAULTS } from "@hangar/config";
+import {
+  defaultMachineName,
+  type MachineCommand,
+  type MachineEvent,
+  type MachineState,
+  machineAggregateId,
+  newInstanceId,
+} from "@hangar/domain";
+import type { CommandHandler, CommandResult } from "@hangar/eventstore";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { sendCommand } from "./bus.js";
+import { handleThenWait, type SequencedView } from "./read-your-writes.js";
+import { type PlaceRequest, type PlaceResult, subjects } from "./subjects.js";
+
+/** A machine to create: its id is chosen by the caller, so asking again is idempotent. */
+export interface NewMachine {
+  app: string;
+  machineId: string;
+  region: string;
+  /** The machine config as the API holds it; its guest size is what placement reserves. */
+  config: { guest?: { cpus?: number; memory_mb?: number } } & Record<string, unknown>;
+  /** Default: Fly's generated name for the machine id. */
+  name?: string;
+  skipLaunch?: boolean;
+}
+
+/** Where a machine is created from: the bus to placement, the MACHINES handler and the caller's view. */
+export interface MachineCreator {
+  nc: NatsConnection;
+  machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
+  view: SequencedView;
+}
+
+/** What placing and creating did. */
+export interface PlacedMachine {
+  placed: PlaceResult;
+  created: CommandResult<MachineState, MachineEvent>;
+}
+
+/**
+ * Reserves room for a machine through placement, then records `CreateMachine` on the host it got and
+ * waits until `view` shows it. Placement refuses before anything exists when nothing fits; placing
+ * the same machine id again gets the host it already holds, and the command id `create-<machine id>`
+ * makes a repeated create append nothing, so a caller that died half-way can simply ask again.
+ */
+export async function placeThenCreateMachine(
+  creator: MachineCreator,
+  machine: NewMachine,
+  hooks: { beforeCreate?(placed: PlaceResult): Promise<void> | void } = {},
+): Promise<PlacedMachine> {
+  const placed = await sendCommand<PlaceRequest, PlaceResult>(creator.nc, subjects.place, {
+    machine_id: machine.machineId,
+    app: machine.app,
+    region: machine.region,
+    cpus: machine.config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
+    memory_mb: machine.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
+  });
+  await hooks.beforeCreate?.(placed);
+  const created = await handleThenWait(
+    creator.machines,
+    creator.view,
+    machineAggregateId(machine.app, machine.machineId),
+    {
+      type: "CreateMachine",
+      machineId: machine.machineId,
+      app: machine.app,
+      name: machine.name || defaultMachineName(machine.app, machine.machineId),
+      region: placed.region,
+      instanceId: newInstanceId(),
+      configJson: JSON.stringify(machine.config),
+      skipLaunch: machine.skipLaunch ?? false,
+      hostId: placed.host_id,
+    },
+    { commandId: `create-${machine.machineId}` },
+  );
+  return { placed, created };
+}
