@@ -25,5 +25,6 @@ export type {
   PlaceResult,
   ProxyHeartbeat,
   SignalRequest,
+  WakeRequest,
 } from "./subjects.js";
 export { subjects } from "./subjects.js";

@@ -5,6 +5,8 @@
 export const subjects = {
   /** Placement: reserve room for a machine. Request PlaceRequest, reply PlaceResult. */
   place: "cmd.placement.place",
+  /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
+  wake: "cmd.machines.wake",
   /** A host agent's direct commands (signals), one subject per host. */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
@@ -86,6 +88,17 @@ export interface HostHeartbeat {
   load1: number;
   free_memory_mb: number;
   ts: number;
+}
+
+/**
+ * A proxy asks for a sleeping machine to start (autostart). `machines_seq` is the MACHINES sequence of
+ * the machine's last message as the proxy folded it: the start's command id is derived from it, so
+ * proxies that wake the same sleeping machine record one start.
+ */
+export interface WakeRequest {
+  app: string;
+  machine_id: string;
+  machines_seq: number;
 }
 
 export interface SignalRequest {

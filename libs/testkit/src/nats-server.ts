@@ -37,6 +37,11 @@ export interface NatsServerOptions {
   jetstream?: boolean;
   /** server_name; JetStream clusters need one per node. */
   name?: string;
+  /**
+   * The server's `authorization { ... }` block (from @hangar/service's writeNatsCredentials): only
+   * the users it lists get in, each with its permissions. Without it, anyone may connect.
+   */
+  authorization?: string;
   /** Appended verbatim to the generated config file. */
   extraConfig?: string;
 }
@@ -189,13 +194,14 @@ class NatsServerProcess implements NatsServer {
   }
 
   #config(port: number | undefined): string {
-    const { jetstream = true, name, extraConfig } = this.#opts;
+    const { jetstream = true, name, authorization, extraConfig } = this.#opts;
     const lines = [
       "host: 127.0.0.1",
       `port: ${port ?? -1}`,
       `ports_file_dir: ${JSON.stringify(this.#workDir)}`,
       name === undefined ? "" : `server_name: ${JSON.stringify(name)}`,
       jetstream ? `jetstream { store_dir: ${JSON.stringify(this.storeDir)} }` : "",
+      authorization ?? "",
       extraConfig ?? "",
     ];
     return `${lines.filter((line) => line !== "").join("\n")}\n`;

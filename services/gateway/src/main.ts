@@ -18,6 +18,7 @@ import { createApi, startApiServer } from "./http/mod.js";
 import { StreamBackend } from "./machines/backend.js";
 import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
+import { serveWakes } from "./machines/wake.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
@@ -31,6 +32,8 @@ for (const s of [appsStream, machinesStream, hostsStream, buildsStream, releases
 }
 const catalog = await Catalog.start(store);
 const commands = new MachineCommands(nc, store, catalog, env("HANGAR_REGION", "local"));
+// The proxies' autostart: the gateway owns the machine commands, so it records their starts.
+const wakes = serveWakes(nc, store, { onInternalError: (err) => logger.error({ err }, "wake failed") });
 const builds = await BuildCatalog.start(store);
 const releases = await ReleaseCatalog.start(store);
 const scaling = await ScalingCatalog.start(store);
@@ -65,6 +68,7 @@ logger.info({ url: server.url, apps: catalog.appNames().length }, "gateway ready
 
 onShutdown(logger, async () => {
   await server.close();
+  wakes.unsubscribe();
   await catalog.stop();
   await Promise.all([builds.stop(), releases.stop(), scaling.stop()]);
   store.close();

@@ -6,7 +6,7 @@ import { Registry } from "prom-client";
 import { createProxy, QUEUE_DEFAULTS } from "./engine/mod.js";
 import { LoadPublisher, proxyIdFromEnv } from "./load.js";
 import { StreamRouteTable } from "./routes/route-table.js";
-import { StreamWaker } from "./wake.js";
+import { CommandWaker } from "./wake.js";
 
 const telemetry = startTelemetry({ serviceName: "hangar-proxy" });
 const logger = createLogger("proxy");
@@ -27,7 +27,7 @@ const proxy = createProxy({
   region,
   logger,
   registry,
-  waker: new StreamWaker(store, { machineSeq: (app, id) => routes.machineSeq(app, id) }),
+  waker: new CommandWaker(nc, { machineSeq: (app, id) => routes.machineSeq(app, id) }),
   queueMax: envNumber("HANGAR_PROXY_QUEUE_MAX", QUEUE_DEFAULTS.queueMax),
   queueTimeoutMs: envNumber("HANGAR_PROXY_QUEUE_TIMEOUT_MS", QUEUE_DEFAULTS.queueTimeoutMs),
   wakeTimeoutMs: envNumber("HANGAR_PROXY_WAKE_TIMEOUT_MS", QUEUE_DEFAULTS.wakeTimeoutMs),

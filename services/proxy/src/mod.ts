@@ -7,5 +7,5 @@ export type {
   StreamRouteTableOptions,
 } from "./routes/route-table.js";
 export { StreamRouteTable } from "./routes/route-table.js";
-export type { StreamWakerOptions } from "./wake.js";
-export { StreamWaker } from "./wake.js";
+export type { CommandWakerOptions } from "./wake.js";
+export { CommandWaker } from "./wake.js";

@@ -1,46 +1,40 @@
-import {
-  type MachineCommand,
-  type MachineEvent,
-  type MachineState,
-  machineAggregateId,
-  machineDecider,
-  machinesStream,
-} from "@hangar/domain";
-import { type AggregateStream, CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
+import { CommandError, sendCommand, subjects, type WakeRequest } from "@hangar/service";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { type SleepingMachine, WakeRefusedError, type Waker } from "./engine/mod.js";
 
-export interface StreamWakerOptions {
+export interface CommandWakerOptions {
   /** The MACHINES sequence of a machine's last message as the proxy folded it (the route table's). */
   machineSeq(app: string, machineId: string): number;
-  /** Default: the MACHINES stream; tests give a prefixed one. */
-  stream?: AggregateStream<MachineEvent>;
+  /** Default: `cmd.machines.wake`; tests give their own. */
+  subject?: string;
 }
 
-/**
- * Wakes machines by appending `StartMachine{uncordon}` to their aggregate, as the gateway's start does;
- * the host agent then starts (or resumes) the process. The command id is the machine and the sequence
- * the proxy saw it at, so proxies that wake the same sleeping machine record one start.
- */
-export class StreamWaker implements Waker {
-  private readonly handler: CommandHandler<MachineState, MachineCommand, MachineEvent>;
+// Codes that say the command never got a decision: the wake failed, it was not refused.
+const NOT_DECIDED = new Set(["unavailable", "timeout", "internal"]);
 
+/**
+ * Wakes machines through the gateway, which owns the machine commands: a `cmd.machines.wake`
+ * request with the sequence the proxy saw the machine at. The gateway derives the start's command id
+ * from it, so proxies that wake the same sleeping machine record one start.
+ */
+export class CommandWaker implements Waker {
   constructor(
-    store: EventStore,
-    private readonly opts: StreamWakerOptions,
-  ) {
-    this.handler = new CommandHandler(store, opts.stream ?? machinesStream, machineDecider);
-  }
+    private readonly nc: NatsConnection,
+    private readonly opts: CommandWakerOptions,
+  ) {}
 
   async start(app: string, machine: SleepingMachine): Promise<void> {
-    const seq = this.opts.machineSeq(app, machine.machineId);
+    const req: WakeRequest = {
+      app,
+      machine_id: machine.machineId,
+      machines_seq: this.opts.machineSeq(app, machine.machineId),
+    };
     try {
-      await this.handler.handle(
-        machineAggregateId(app, machine.machineId),
-        { type: "StartMachine", uncordon: true, nowMs: Date.now() },
-        { commandId: `wake-${machine.machineId}-${seq}` },
-      );
+      await sendCommand(this.nc, this.opts.subject ?? subjects.wake, req);
     } catch (err) {
-      if (err instanceof DomainError) throw new WakeRefusedError(err.code, err.message, { cause: err });
+      if (err instanceof CommandError && !NOT_DECIDED.has(err.code)) {
+        throw new WakeRefusedError(err.code, err.message, { cause: err });
+      }
       throw err;
     }
   }

@@ -22,6 +22,7 @@ import {
   ensureStream,
   prefixedStream,
 } from "@hangar/eventstore";
+import { serveWakes } from "@hangar/gateway";
 import { type LoadSample, type ProxyHeartbeat, subjects } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { connect, type NatsConnection, type Subscription } from "@nats-io/transport-node";
@@ -29,7 +30,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createProxy, type EdgeProxy } from "../src/engine/mod.js";
 import { LoadPublisher } from "../src/load.js";
 import { StreamRouteTable } from "../src/routes/route-table.js";
-import { StreamWaker } from "../src/wake.js";
+import { CommandWaker } from "../src/wake.js";
 import { send, startUpstream, stopUpstreams } from "./harness.js";
 
 // Streams, apps and the proxy id carry this run's suffix: other files share the nats-server.
@@ -71,9 +72,12 @@ beforeAll(async () => {
   apps = new CommandHandler(store, streams.apps, appDecider);
   machines = new CommandHandler(store, streams.machines, machineDecider);
   routes = await StreamRouteTable.start(store, streams);
-  const waker = new StreamWaker(store, {
+  // The gateway's side of a wake, on this file's stream and subject.
+  const wakeSubject = `${prefix}.cmd.machines.wake`;
+  subs.push(serveWakes(nc, store, { stream: streams.machines, subject: wakeSubject }));
+  const waker = new CommandWaker(nc, {
     machineSeq: (app, id) => routes.machineSeq(app, id),
-    stream: streams.machines,
+    subject: wakeSubject,
   });
   proxy = createProxy({
     routes,
