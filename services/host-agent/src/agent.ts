@@ -13,7 +13,7 @@ import {
   machinesStream,
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import { AggregateView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
+import { MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -54,7 +54,7 @@ export interface HostAgentOptions {
  * machine's own subject. After a crash it adopts what still runs and never starts a second copy.
  */
 export class HostAgent {
-  private view!: AggregateView<MachineState, MachineCommand, MachineEvent>;
+  private readonly view: MachinesView;
   private readonly machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
   private readonly hosts: CommandHandler<HostState, HostCommand, HostEvent>;
   /** Per machine: a reconcile in progress, and whether another pass was asked for meanwhile. */
@@ -69,6 +69,11 @@ export class HostAgent {
 
   constructor(private readonly opts: HostAgentOptions) {
     this.machines = new CommandHandler(opts.store, machinesStream, machineDecider);
+    this.view = MachinesView.create(opts.store);
+    this.view.subscribe((c) => {
+      if (this.ready && c.state.status !== "absent" && c.state.hostId === opts.hostId)
+        this.schedule(c.aggregateId);
+    });
     this.hosts = new CommandHandler(opts.store, hostsStream, hostDecider);
     const registers = opts.registry ? [opts.registry] : [];
     this.starts = new Counter({
@@ -121,18 +126,11 @@ export class HostAgent {
     );
     opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit));
     opts.driver.onLog((machineId, stream, line) => this.onLog(machineId, stream, line));
-    this.view = await AggregateView.start(opts.store, machinesStream, machineDecider, {
-      onChange: (c) => {
-        if (this.ready && c.state.status !== "absent" && c.state.hostId === opts.hostId)
-          this.schedule(c.aggregateId);
-      },
-    });
+    await this.view.follow();
     await this.view.caughtUp;
     this.ready = true;
     for (const { machineId, exit } of adopted.exited) await this.onExit(machineId, exit);
-    for (const [id, m] of this.view.entries()) {
-      if (m.status !== "absent" && m.hostId === opts.hostId) this.schedule(id);
-    }
+    for (const { aggregateId } of this.view.onHost(opts.hostId)) this.schedule(aggregateId);
     this.subs.push(
       serveCommands<SignalRequest, { ok: true }>(
         opts.nc,
@@ -150,10 +148,7 @@ export class HostAgent {
 
   /** Machines on this host, by id, as the stream says. */
   private mine(machineId: string): ExistingMachine | undefined {
-    for (const [, m] of this.view.entries()) {
-      if (m.status !== "absent" && m.machineId === machineId && m.hostId === this.opts.hostId) return m;
-    }
-    return undefined;
+    return this.view.onHost(this.opts.hostId).find((e) => e.state.machineId === machineId)?.state;
   }
 
   /** Runs one reconcile of a machine at a time; changes during a pass cause one more pass. */
@@ -195,7 +190,7 @@ export class HostAgent {
   /** Makes the local process of one machine match what its events ask for. */
   private async reconcile(aggregateId: string): Promise<void> {
     const m = this.view.get(aggregateId);
-    if (!m || m.status === "absent" || m.hostId !== this.opts.hostId) return;
+    if (!m || m.hostId !== this.opts.hostId) return;
     const { driver } = this.opts;
     const proc = driver.running().find((r) => r.machineId === m.machineId);
     switch (m.status) {
@@ -384,6 +379,6 @@ export class HostAgent {
     this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
     this.checks.stopAll();
-    await this.view?.stop();
+    await this.view.stop();
   }
 }
