@@ -17,6 +17,21 @@ export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.
 export { placeThenCreateMachine } from "./place-machine.js";
 export type { SequencedView } from "./read-your-writes.js";
 export { handleThenWait } from "./read-your-writes.js";
+export type { ConnectionWatch } from "./readiness.js";
+export { readiness, watchConnection } from "./readiness.js";
+export type { RunningService, RunServiceOptions, ServiceContext } from "./run-service.js";
+export { runService } from "./run-service.js";
+export type { ServiceConfig, ServiceSettings, SettingMeta, SharedSettings } from "./settings.js";
+export {
+  ConfigError,
+  defineServiceConfig,
+  port,
+  setting,
+  settingMeta,
+  settingPrefix,
+  settingsTable,
+  sharedSettings,
+} from "./settings.js";
 export type {
   HostHeartbeat,
   LoadSample,

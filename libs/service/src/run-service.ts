@@ -1,0 +1,104 @@
+import { type AggregateStream, EventStore, ensureStream } from "@hangar/eventstore";
+import { createLogger, type Logger, startTelemetry } from "@hangar/telemetry";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
+import type { z } from "zod";
+import { onShutdown } from "./lifecycle.js";
+import { connectNats, natsUserName } from "./nats.js";
+import { type HealthReport, startOpsServer } from "./ops-server.js";
+import { readiness, watchConnection } from "./readiness.js";
+import { ConfigError, type ServiceConfig, type ServiceSettings } from "./settings.js";
+
+/** What runService hands a service's `start`. */
+export interface ServiceContext<Own extends z.ZodRawShape> {
+  /** The service's name, as in `services/<name>`. */
+  name: string;
+  nc: NatsConnection;
+  store: EventStore;
+  logger: Logger;
+  /** The service's metrics (default label `service`), served on the ops server's /metrics. */
+  registry: Registry;
+  config: ServiceSettings<Own>;
+  /** What the ops server's /health says now; for a second /health (the gateway's API). */
+  readiness(): HealthReport;
+}
+
+/** A started service. */
+export interface RunningService {
+  /** The service's own view of its health; runService adds NATS connectivity and replay. */
+  health(): HealthReport;
+  /** Stops what the service started; runService closes the rest afterwards. */
+  stop(): Promise<void>;
+}
+
+export interface RunServiceOptions<Own extends z.ZodRawShape> {
+  /** The service's name, as in `services/<name>`: names its NATS user, logger, metrics and traces. */
+  name: string;
+  config: ServiceConfig<Own>;
+  /** The streams it reads or writes, created (or updated) with HANGAR_STREAM_REPLICAS replicas. */
+  streams: AggregateStream<{ type: string }>[];
+  /** For a host agent: the host it runs for, which names its NATS user. */
+  hostId?(config: ServiceSettings<Own>): string;
+  /** Starts the service; resolves once its views have replayed and it serves. */
+  start(ctx: ServiceContext<Own>): Promise<RunningService>;
+}
+
+/**
+ * Runs a service process: settings, telemetry, logger, NATS as the service's own user, the event
+ * store and its streams, metrics, the ops server (/health ready only once replayed and connected),
+ * then `start`, and an ordered shutdown on SIGTERM. A bad setting or a start that throws ends the
+ * process with code 1 and says why.
+ */
+export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOptions<Own>): Promise<void> {
+  const warnings: string[] = [];
+  let config: ServiceSettings<Own>;
+  try {
+    config = opts.config.load(process.env, (message) => warnings.push(message));
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(1);
+  }
+  const telemetry = startTelemetry({ serviceName: `hangar-${opts.name}` });
+  const logger = createLogger(opts.name, { level: config.LOG_LEVEL });
+  for (const message of warnings) logger.warn(message);
+  const hostId = opts.hostId?.(config);
+  const nc = await connectNats(config.HANGAR_NATS_URL, `hangar-${natsUserName(opts.name, hostId)}`, {
+    ...(config.HANGAR_NATS_CREDS === undefined ? {} : { credsFile: config.HANGAR_NATS_CREDS }),
+    user: natsUserName(opts.name, hostId),
+  });
+  const connection = watchConnection(nc);
+  const store = await EventStore.connect(nc);
+  for (const stream of opts.streams) {
+    await ensureStream(store.jsm, stream, { replicas: config.HANGAR_STREAM_REPLICAS });
+  }
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: opts.name });
+  let service: RunningService | undefined;
+  const report = () => readiness(service?.health(), connection);
+  const ops = await startOpsServer({
+    port: Number((config as Record<string, unknown>)[opts.config.opsPortKey]),
+    host: config.HANGAR_BIND_HOST,
+    service: opts.name,
+    registry,
+    health: report,
+  });
+  const closeAll = async () => {
+    await service?.stop();
+    await ops.close();
+    store.close();
+    await nc.drain();
+    await telemetry.shutdown();
+  };
+  onShutdown(logger, closeAll);
+  try {
+    service = await opts.start({ name: opts.name, nc, store, logger, registry, config, readiness: report });
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    logger.fatal({ err }, "could not start");
+    process.stderr.write(`hangar-${opts.name} cannot start: ${message}\n`);
+    await closeAll().catch(() => undefined);
+    process.exit(1);
+  }
+  logger.info({ ops: `${config.HANGAR_BIND_HOST}:${ops.port}` }, `${opts.name} ready`);
+}
