@@ -11,6 +11,8 @@ import {
   type MsgHdrs,
   type NatsConnection,
   nanos,
+  type QueuedIterator,
+  type Status,
   type Subscription,
 } from "@nats-io/transport-node";
 import { inboxFor } from "./inbox.js";
@@ -29,6 +31,8 @@ export interface StreamMessage {
 
 /** Times a consumer create is sent before the reader gives up (each waits the API timeout). */
 const CREATE_ATTEMPTS = 3;
+/** After a failed start-over (the server may still be coming back), the next attempt follows this soon. */
+const RETRY_MS = 500;
 
 export interface OrderedReaderOptions {
   stream: string;
@@ -37,7 +41,7 @@ export interface OrderedReaderOptions {
   /** Deliver the messages after this sequence (default 0: from the first). */
   afterSeq?: number;
   onMessage(m: StreamMessage): void;
-  /** Told about errors; the reader keeps trying (on its heartbeat watchdog) until stopped. */
+  /** Told about errors; the reader keeps trying until stopped. */
   onError?(err: unknown): void;
   /** Heartbeat interval; a silent server for twice this long makes the reader start over (default 5 s). */
   heartbeatMs?: number;
@@ -62,6 +66,9 @@ export class OrderedReader {
   private watchdog: NodeJS.Timeout | undefined;
   private stopped = false;
   private restarting = false;
+  private restartAgain = false;
+  private retry: NodeJS.Timeout | undefined;
+  private statusEvents: QueuedIterator<Status> | undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -84,6 +91,7 @@ export class OrderedReader {
       if (Date.now() - reader.lastActivity > 2 * hb) reader.restart();
     }, hb);
     reader.watchdog.unref();
+    void reader.restartOnReconnect();
     return reader;
   }
 
@@ -102,6 +110,8 @@ export class OrderedReader {
     if (this.stopped) return;
     this.stopped = true;
     clearInterval(this.watchdog);
+    clearTimeout(this.retry);
+    this.statusEvents?.stop();
     this.sub?.unsubscribe();
     await this.deleteConsumer(this.consumerName);
   }
@@ -193,20 +203,41 @@ export class OrderedReader {
     if (stalled) this.nc.publish(stalled);
   }
 
+  /**
+   * The consumer lives in the server's memory, so a server that restarted has lost it: after every
+   * reconnect, start over at once instead of waiting for the heartbeat watchdog to notice.
+   */
+  private async restartOnReconnect(): Promise<void> {
+    // status() is typed as a plain iterable, but it is nats.js's queued iterator, which stop() ends.
+    const events = this.nc.status() as QueuedIterator<Status>;
+    this.statusEvents = events;
+    for await (const status of events) {
+      if (status.type !== "reconnect") continue;
+      // A start-over under way may have created its consumer on the server that went away.
+      if (this.restarting) this.restartAgain = true;
+      else this.restart();
+    }
+  }
+
   private restart(): void {
     if (this.stopped || this.restarting) return;
     this.restarting = true;
+    this.restartAgain = false;
+    clearTimeout(this.retry);
     const old = this.consumerName;
     this.sub?.unsubscribe();
     void this.deleteConsumer(old);
     this.subscribe()
       .catch((err) => {
-        // The server may be restarting: the watchdog tries again after the next interval.
         this.lastActivity = Date.now();
         this.opts.onError?.(err);
+        // The server may still be restarting, or JetStream recovering its streams.
+        this.retry = setTimeout(() => this.restart(), RETRY_MS);
+        this.retry.unref();
       })
       .finally(() => {
         this.restarting = false;
+        if (this.restartAgain) this.restart();
       });
   }
 
