@@ -4,6 +4,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { Client } from "pg";
 import { describe, expect, it } from "vitest";
 import { ServerStartError, startPostgres } from "./mod.js";
@@ -49,6 +50,59 @@ describe("startPostgres", () => {
         await second.stop();
       }
     } finally {
+      await rm(parent, { recursive: true, force: true });
+    }
+  });
+
+  it("with a password, refuses TCP connections without it or with a wrong one, and accepts it", async () => {
+    const password = "s3cret 'quoted' pw";
+    const server = await startPostgres({ password });
+    try {
+      const url = new URL(server.url);
+      expect(decodeURIComponent(url.password)).toBe(password);
+      const without = new URL(server.url);
+      without.password = "";
+      await expect(queryOne(without.toString(), "select 1")).rejects.toThrow(/password/i);
+      const wrong = new URL(server.url);
+      wrong.password = "wrong";
+      await expect(queryOne(wrong.toString(), "select 1")).rejects.toThrow(
+        /password authentication failed for user "postgres"/,
+      );
+      expect(await queryOne(server.url, "select 1 as one")).toEqual({ one: 1 });
+      // A database it creates is reached with the same password.
+      const db = await server.createDatabase("with_password");
+      expect(await queryOne(db, "select current_database() as db")).toEqual({ db: "with_password" });
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it("comes back on its port and data after its postmaster is killed with SIGKILL", async () => {
+    // A kept data dir, as npm start's: a throwaway one commits without waiting for the WAL.
+    const parent = await mkdtemp(join(tmpdir(), "hangar-testkit-pg-"));
+    await chmod(parent, 0o755);
+    const server = await startPostgres({ dataDir: join(parent, "data"), password: "pw" });
+    try {
+      await queryOne(server.url, "create table kept as select 7 as id");
+      const before = server.pid as number;
+      process.kill(before, "SIGKILL");
+      expect(await server.exited()).toBe(
+        `postmaster pid ${before} is gone; its log: ${server.dataDir}/server.log`,
+      );
+      // Its backends leave shortly after the postmaster; until then a start is refused, so retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await server.restart();
+          break;
+        } catch (error) {
+          if (attempt >= 20) throw error;
+          await sleep(250);
+        }
+      }
+      expect(server.pid).not.toBe(before);
+      expect(await queryOne(server.url, "select id from kept")).toEqual({ id: 7 });
+    } finally {
+      await server.stop();
       await rm(parent, { recursive: true, force: true });
     }
   });
