@@ -22,9 +22,9 @@ export interface LoadPublisherOptions {
   now?: () => number;
 }
 
-/** This proxy's id: HANGAR_PROXY_ID, or `<hostname>-<pid>-<random>` (unique across restarts). */
-export function proxyIdFromEnv(env: NodeJS.ProcessEnv = process.env): string {
-  return env.HANGAR_PROXY_ID || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+/** This proxy's id: the configured one (HANGAR_PROXY_ID), or `<hostname>-<pid>-<random>` (unique across restarts). */
+export function proxyIdOf(configured: string | undefined): string {
+  return configured || `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
 }
 
 /**

@@ -1,6 +1,6 @@
 export * from "./engine/mod.js";
 export type { LoadPublisherOptions } from "./load.js";
-export { ACTIVE_WINDOW_MS, LoadPublisher, proxyIdFromEnv } from "./load.js";
+export { ACTIVE_WINDOW_MS, LoadPublisher, proxyIdOf } from "./load.js";
 export type {
   AppRoute as StreamAppRoute,
   RouteBackend,

@@ -298,7 +298,19 @@ describe("unauthenticated endpoints", () => {
   it("answers /health without a token", async () => {
     const res = await api.request("/health");
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: "ok" });
+    expect(await res.json()).toEqual({ ok: true, status: "ok" });
+  });
+
+  it("answers /health with 503 while the gateway is not ready (NATS down, views replaying)", async () => {
+    const notReady = createApi({
+      backend: new MemoryBackend(),
+      token: TOKEN,
+      logger: createLogger("test", { level: "silent" }),
+      health: () => ({ ok: false, nats: "disconnected" }),
+    });
+    const res = await notReady.request("/health");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ ok: false, nats: "disconnected", status: "unavailable" });
   });
 
   it("serves Prometheus metrics without a token, including the API's own", async () => {

@@ -1,3 +1,4 @@
+import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { Registry } from "prom-client";
@@ -38,6 +39,8 @@ export interface ApiDeps {
   registry?: RegistryStore;
   /** Where `/v2` blob upload sessions keep their bytes; defaults to a folder under the OS temp dir. */
   registryUploadDir?: string;
+  /** The gateway's readiness (runService's), served on `/health` (503 when not ok); without it, always ok. */
+  health?: () => HealthReport;
 }
 
 /**
@@ -52,7 +55,10 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   api.notFound(notFound);
   api.use(requestId(), tracing(), httpMetrics(registry), accessLog(logger));
 
-  api.get("/health", (c) => c.json({ status: "ok" }));
+  api.get("/health", (c) => {
+    const report = deps.health?.() ?? { ok: true };
+    return c.json({ ...report, status: report.ok ? "ok" : "unavailable" }, report.ok ? 200 : 503);
+  });
   api.get("/metrics", async (c) =>
     c.body(await registry.metrics(), 200, { "content-type": registry.contentType }),
   );

@@ -32,7 +32,7 @@ it("listens on the port it reports", () => {
 it("answers /health and refuses /v1 without the token", async () => {
   const health = await fetch(`${server.url}/health`);
   expect(health.status).toBe(200);
-  expect(await health.json()).toEqual({ status: "ok" });
+  expect(await health.json()).toEqual({ ok: true, status: "ok" });
 
   const denied = await fetch(`${server.url}/v1/apps/web`);
   expect(denied.status).toBe(401);
