@@ -30,6 +30,9 @@ export const SERVICES: ServiceName[] = [
   "monitor",
 ];
 
+/** The services that use Postgres: npm start runs Postgres only when one does (none yet). */
+export const POSTGRES_SERVICES: readonly ServiceName[] = [];
+
 export interface PlatformOptions {
   home: string;
   natsUrl: string;

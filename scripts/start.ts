@@ -1,7 +1,8 @@
 // `npm start`: runs the whole local platform under $HANGAR_HOME (default ~/.hangar): nats-server
-// with JetStream and Postgres on disk, the event streams, and every service as its own process
-// (placement, one host agent, the gateway on 4280, the proxy on 8080, the monitor on 4290). Writes
-// $HANGAR_HOME/local.json for the CLI and tools, and stops everything on Ctrl-C or SIGTERM.
+// with JetStream on disk, Postgres (with a password) once a service uses it, the event streams, and
+// every service as its own process (placement, one host agent, the gateway on 4280, the proxy on
+// 8080, the monitor on 4290). Whatever it started and dies is restarted with backoff, and logged.
+// Writes $HANGAR_HOME/local.json for the CLI and tools, and stops everything on Ctrl-C or SIGTERM.
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
@@ -24,7 +25,14 @@ import {
   startPostgres,
 } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
-import { type Platform, startPlatform } from "./platform.js";
+import {
+  POSTGRES_SERVICES,
+  type Platform,
+  type PlatformOptions,
+  SERVICES,
+  startPlatform,
+} from "./platform.js";
+import { type Supervisable, type Supervision, supervise } from "./supervisor.js";
 
 const home = process.env.HANGAR_HOME ?? join(homedir(), ".hangar");
 const natsPort = Number(process.env.HANGAR_NATS_PORT ?? 4222);
@@ -41,8 +49,9 @@ function say(line: string): void {
   process.stdout.write(`[hangar] ${line}\n`);
 }
 
-async function token(): Promise<string> {
-  const file = join(home, "token");
+/** A random secret kept (0600) in $HANGAR_HOME/<name>, made on first use. */
+async function secret(name: string): Promise<string> {
+  const file = join(home, name);
   if (existsSync(file)) return (await readFile(file, "utf8")).trim();
   const t = randomBytes(24).toString("base64url");
   await writeFile(file, `${t}\n`, { mode: 0o600 });
@@ -51,15 +60,19 @@ async function token(): Promise<string> {
 
 async function main(): Promise<void> {
   await mkdir(home, { recursive: true });
-  await mkdir(pgData, { recursive: true });
   let nats: NatsServer | undefined;
   let pg: PostgresServer | undefined;
   let platform: Platform | undefined;
   let stopping = false;
+  const supervisions: Supervision[] = [];
+  const watch = (name: string, target: Supervisable) =>
+    supervisions.push(supervise(name, target, { log: say }));
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say("stopping");
+    // First, so that what is stopped below is not taken for a crash and started again.
+    await Promise.all(supervisions.map((s) => s.stop()));
     await platform?.stop();
     await Promise.allSettled([pg?.stop(), nats?.stop()]);
     say("stopped");
@@ -69,14 +82,27 @@ async function main(): Promise<void> {
   process.on("SIGTERM", () => void stop(0));
   try {
     nats = await startNatsServer({ storeDir: join(home, "nats"), port: natsPort, name: "hangar-local" });
-    say(`nats-server ${nats.url} (JetStream in ${nats.storeDir})`);
-    if (pgData.startsWith("/var/lib/hangar")) await chmod("/var/lib/hangar", 0o755);
-    pg = await startPostgres({ dataDir: pgData, port: pgPort });
-    const databaseUrl = await pg.createDatabase("hangar").catch(async (err: Error) => {
-      if (!/already exists/.test(err.message)) throw err;
-      return pg?.url.replace(/\/postgres$/, "/hangar") as string;
-    });
-    say(`postgres ${databaseUrl} (data in ${pgData})`);
+    say(`nats-server ${nats.url} (pid ${nats.pid}, JetStream in ${nats.storeDir})`);
+    watch("nats-server", nats);
+    let databaseUrl: string | undefined;
+    if (POSTGRES_SERVICES.length > 0) {
+      await mkdir(pgData, { recursive: true });
+      if (pgData.startsWith("/var/lib/hangar")) await chmod("/var/lib/hangar", 0o755);
+      pg = await startPostgres({
+        dataDir: pgData,
+        port: pgPort,
+        password: await secret("postgres-password"),
+      });
+      watch("postgres", pg);
+      const server = pg;
+      databaseUrl = await server.createDatabase("hangar").catch(async (err: Error) => {
+        if (!/already exists/.test(err.message)) throw err;
+        return server.url.replace(/\/postgres$/, "/hangar");
+      });
+      say(
+        `postgres 127.0.0.1:${server.port}, database hangar (pid ${server.pid}, data in ${pgData}, password in ${join(home, "postgres-password")})`,
+      );
+    }
 
     const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream];
     const nc = await connect({ servers: nats.url });
@@ -86,7 +112,7 @@ async function main(): Promise<void> {
     await nc.close();
     say(`streams ${streams.map((s) => s.name).join(", ")} ready`);
 
-    const apiToken = await token();
+    const apiToken = await secret("token");
     say("starting services: placement, host agent, builder, gateway, proxy, scheduler, monitor");
     platform = await startPlatform({
       home,
@@ -98,15 +124,15 @@ async function main(): Promise<void> {
       placementOpsPort: await freePort(),
       hostOpsPort: await freePort(),
       proxyOpsPort: await freePort(),
-      // Stopping the platform stops its machines; the next start brings them back (restart policy).
-      env: { "host-agent": { HANGAR_HOST_STOP_MACHINES: "1" } },
+      env: serviceEnv(databaseUrl),
     });
+    for (const name of SERVICES) watch(name, platform.services[name]);
     const local = {
       api_url: platform.apiUrl,
       proxy_url: platform.proxyUrl,
       nats_url: nats.url,
       token: apiToken,
-      database_url: databaseUrl,
+      ...(databaseUrl === undefined ? {} : { database_url: databaseUrl }),
       monitor_url: platform.monitorUrl,
     };
     await writeFile(join(home, "local.json"), `${JSON.stringify(local, null, 2)}\n`, { mode: 0o600 });
@@ -130,6 +156,16 @@ async function main(): Promise<void> {
     }
     await stop(1);
   }
+}
+
+/** What npm start adds to the services' environments. */
+function serviceEnv(databaseUrl: string | undefined): PlatformOptions["env"] {
+  // Stopping the platform stops its machines; the next start brings them back (restart policy).
+  const env: PlatformOptions["env"] = { "host-agent": { HANGAR_HOST_STOP_MACHINES: "1" } };
+  if (databaseUrl !== undefined) {
+    for (const name of POSTGRES_SERVICES) env[name] = { ...env[name], HANGAR_DATABASE_URL: databaseUrl };
+  }
+  return env;
 }
 
 await main();
