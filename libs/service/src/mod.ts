@@ -34,8 +34,11 @@ export {
 } from "./settings.js";
 export type {
   HostHeartbeat,
+  HostLogsReply,
+  HostLogsRequest,
   LoadSample,
   MachineLoad,
+  MachineLogLine,
   PlaceRequest,
   PlaceResult,
   ProxyHeartbeat,

@@ -7,13 +7,16 @@ export const subjects = {
   place: "cmd.placement.place",
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
-  /** A host agent's direct commands (signals), one subject per host. */
+  /** A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest). */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
   heartbeat: (hostId: string) => `hosts.heartbeat.${hostId}`,
   heartbeatAll: "hosts.heartbeat.*",
   /** Machine log lines, as Fly names them: `logs.<app>.<region>.<machine_id>`. */
   logs: (app: string, region: string, machineId: string) => `logs.${app}.${region}.${machineId}`,
+  /** The log lines of an app, of one region and one machine when given. */
+  logsOf: (app: string, where: { region?: string; machineId?: string } = {}) =>
+    `logs.${app}.${where.region ?? "*"}.${where.machineId ?? "*"}`,
   /** Proxy load samples, as the brief names them: `load.<app>`, a LoadSample per proxy every second. */
   load: (app: string) => `load.${app}`,
   loadAll: "load.*",
@@ -105,4 +108,34 @@ export interface SignalRequest {
   app: string;
   machine_id: string;
   signal: string;
+}
+
+/**
+ * One line a machine printed: published live on `logs.<app>.<region>.<machine_id>` by the agent that
+ * runs it (core NATS), and kept by that agent, which answers the recent ones on `cmd.host.<id>.logs`.
+ */
+export interface MachineLogLine {
+  /** When the host agent read the line: ISO 8601 with milliseconds in UTC. */
+  ts: string;
+  /** Numbers the machine's lines (across its runs): tells a line from a repeat of its text. */
+  seq: number;
+  app: string;
+  machine_id: string;
+  region: string;
+  stream: "stdout" | "stderr";
+  /** The text of the line, without its newline. */
+  line: string;
+}
+
+/** Asks a host agent for the recent lines of some of the machines it runs. */
+export interface HostLogsRequest {
+  app: string;
+  machine_ids: string[];
+  /** At most this many lines per machine, the newest. */
+  limit: number;
+}
+
+/** The recent lines of the machines asked for that are on the host, each machine's oldest first. */
+export interface HostLogsReply {
+  lines: MachineLogLine[];
 }

@@ -20,6 +20,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { CheckSupervisor } from "./check-supervisor.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
+import { serveRecentLogs, toLogLine } from "./machine-logs.js";
 import {
   type ImageSource,
   parseMachineConfig,
@@ -125,7 +126,11 @@ export class HostAgent {
       "adopted machines that survived the last agent",
     );
     opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit));
-    opts.driver.onLog((machineId, stream, line) => this.onLog(machineId, stream, line));
+    opts.driver.onLog((machineId, entry) => {
+      const m = this.mine(machineId);
+      if (m)
+        opts.nc.publish(subjects.logs(m.app, m.region, m.machineId), JSON.stringify(toLogLine(m, entry)));
+    });
     await this.view.follow();
     await this.view.caughtUp;
     this.ready = true;
@@ -142,6 +147,13 @@ export class HostAgent {
         },
         (err) => opts.logger.error({ err }, "signal failed"),
       ),
+      serveRecentLogs({
+        nc: opts.nc,
+        hostId: opts.hostId,
+        driver: opts.driver,
+        machine: (id) => this.mine(id),
+        logger: opts.logger,
+      }),
     );
     this.heartbeats.start();
   }
@@ -334,21 +346,6 @@ export class HostAgent {
         restart,
       },
       `exited-${m.instanceId}-${m.pid}-${m.startTime}`,
-    );
-  }
-
-  private onLog(machineId: string, stream: "stdout" | "stderr", line: string): void {
-    const m = this.mine(machineId);
-    if (!m) return;
-    this.opts.nc.publish(
-      subjects.logs(m.app, m.region, m.machineId),
-      JSON.stringify({
-        ts: new Date().toISOString(),
-        machine_id: m.machineId,
-        region: m.region,
-        stream,
-        line,
-      }),
     );
   }
 

@@ -188,7 +188,7 @@ describe("adopt", () => {
 
     const b = newDriver();
     const lines: string[] = [];
-    b.onLog((_id, _stream, l) => lines.push(l));
+    b.onLog((_id, { line }) => lines.push(line));
     const { next } = recordExits(b);
     const before = new Set(readFileSync(join(stateDir, "survivor", "stdout.log"), "utf8").split("\n"));
     expect((await b.adopt()).running).toEqual([machine]);

@@ -40,7 +40,7 @@ afterEach(async () => {
 describe("ProcessDriver: start", () => {
   it("runs the app with PORT, FLY_PRIVATE_IP and its env, serving on privateIp:port, and tails its logs", async () => {
     const lines: string[] = [];
-    driver.onLog((machineId, stream, line) => lines.push(`${machineId} ${stream} ${line}`));
+    driver.onLog((machineId, { stream, line }) => lines.push(`${machineId} ${stream} ${line}`));
     const m = await driver.start(runSpec("m1", httpApp, { env: { HELLO: "world" } }));
 
     expect(m.privateIp).toMatch(/^127\.77\.\d+\.\d+$/);
@@ -135,7 +135,7 @@ describe("ProcessDriver: exits", () => {
   it("leaves no straggler behind when the main process exits", async () => {
     const { next } = recordExits(driver);
     const lines: string[] = [];
-    driver.onLog((_id, _stream, line) => lines.push(line));
+    driver.onLog((_id, { line }) => lines.push(line));
     const m = await driver.start(runSpec("m1", sh("sleep 30 & echo $!; exit 4")));
     expect(await next("m1")).toEqual({ exitCode: 4, requested: false });
     const straggler = Number(lines[0]);
@@ -155,7 +155,7 @@ describe("ProcessDriver: exits", () => {
   it("reports an unknown command as exit 127 with the reason in stderr", async () => {
     const { next } = recordExits(driver);
     const lines: string[] = [];
-    driver.onLog((_id, stream, line) => lines.push(`${stream} ${line}`));
+    driver.onLog((_id, { stream, line }) => lines.push(`${stream} ${line}`));
     await driver.start(runSpec("m1", ["/no/such/binary"]));
     expect(await next("m1")).toEqual({ exitCode: 127, requested: false });
     expect(lines.some((l) => l.startsWith("stderr ") && l.includes("/no/such/binary"))).toBe(true);

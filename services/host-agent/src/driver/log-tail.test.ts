@@ -1,3 +1,4 @@
+import { closeSync, openSync, statSync, writeSync } from "node:fs";
 import { appendFile, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -77,6 +78,26 @@ describe("LogTail", () => {
       await tail.drain();
       expect(lines).toEqual(["after"]);
     } finally {
+      await tail.close();
+    }
+  });
+
+  it("empties a file read to its end past its bound; the writer goes on at the new end", async () => {
+    const path = join(dir, "out.log");
+    // The machine's side: an O_APPEND descriptor, as the driver gives the wrapper.
+    const writer = openSync(path, "a");
+    const lines: string[] = [];
+    const tail = await LogTail.open(path, 0, (line) => lines.push(line), { truncateAboveBytes: 10 });
+    try {
+      writeSync(writer, "0123456789\npart");
+      await waitFor("the long line", () => (lines.length === 1 ? true : undefined));
+      await waitFor("the truncation", () => (statSync(path).size === 0 ? true : undefined));
+      writeSync(writer, "ial\nnext\n");
+      await tail.drain();
+      expect(lines).toEqual(["0123456789", "partial", "next"]);
+      expect(statSync(path).size).toBe("ial\nnext\n".length);
+    } finally {
+      closeSync(writer);
       await tail.close();
     }
   });

@@ -57,10 +57,15 @@ function decodeLine(bytes: Buffer): string {
 /**
  * Follows a log file from an offset and hands out complete lines. inotify (fs.watch) wakes it up;
  * `poke()` is the fallback the driver calls on its timer, and `drain()` reads to the end once more.
+ * With `truncateAboveBytes`, a file read to its end that holds more is emptied, so a machine's raw
+ * output stays bounded (its lines are kept elsewhere once read). The machine appends (O_APPEND), so
+ * it goes on writing at the new end; as with logrotate's copytruncate, what it writes between the
+ * last read and the truncation is lost, a window of one system call.
  */
 export class LogTail {
   readonly #file: FileHandle;
   readonly #onLine: (line: string) => void;
+  readonly #truncateAbove: number;
   readonly #splitter = new LineSplitter();
   readonly #buffer = Buffer.alloc(READ_BYTES);
   #watcher: FSWatcher | null = null;
@@ -69,18 +74,29 @@ export class LogTail {
   #again = false;
   #closed = false;
 
-  private constructor(file: FileHandle, offset: number, onLine: (line: string) => void) {
+  private constructor(
+    file: FileHandle,
+    offset: number,
+    onLine: (line: string) => void,
+    truncateAbove: number,
+  ) {
     this.#file = file;
     this.#offset = offset;
     this.#onLine = onLine;
+    this.#truncateAbove = truncateAbove;
   }
 
   /** Tails `path` from byte `offset`, or from its current end when `offset` is "end". */
-  static async open(path: string, offset: number | "end", onLine: (line: string) => void): Promise<LogTail> {
+  static async open(
+    path: string,
+    offset: number | "end",
+    onLine: (line: string) => void,
+    options: { truncateAboveBytes?: number } = {},
+  ): Promise<LogTail> {
     // a+ creates a log file that went missing; reads still go by offset.
     const file = await open(path, "a+", 0o600);
     const start = offset === "end" ? (await file.stat()).size : offset;
-    const tail = new LogTail(file, start, onLine);
+    const tail = new LogTail(file, start, onLine, options.truncateAboveBytes ?? Number.POSITIVE_INFINITY);
     try {
       tail.#watcher = watch(path, { persistent: false }, () => tail.poke());
       tail.#watcher.on("error", () => tail.#unwatch());
@@ -134,7 +150,13 @@ export class LogTail {
       for (;;) {
         if (this.#closed) return;
         const { bytesRead } = await this.#file.read(this.#buffer, 0, this.#buffer.length, this.#offset);
-        if (bytesRead === 0) break;
+        if (bytesRead === 0) {
+          if (this.#offset >= this.#truncateAbove) {
+            await this.#file.truncate(0);
+            this.#offset = 0;
+          }
+          break;
+        }
         this.#offset += bytesRead;
         for (const line of this.#splitter.push(this.#buffer.subarray(0, bytesRead))) this.#onLine(line);
       }

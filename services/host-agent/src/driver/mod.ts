@@ -23,6 +23,7 @@ export {
   MachineSuspendError,
   SandboxToolMissingError,
 } from "./errors.js";
+export type { LogEntry } from "./machine-log.js";
 export type {
   AdoptResult,
   ExitListener,

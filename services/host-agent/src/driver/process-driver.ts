@@ -1,9 +1,8 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, fstatSync, openSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { createLogger, type Logger } from "@hangar/telemetry";
-import { nextPrivateIp, probePort } from "./address.js";
-import { CgroupFreezer, type CgroupRef, cgroupScope, MachineCgroup, type SuspendMode } from "./cgroup.js";
+import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
 import {
   DriverClosedError,
   InvalidMachineSpecError,
@@ -13,16 +12,22 @@ import {
   MachineStartError,
   MachineSuspendError,
 } from "./errors.js";
-import { LogTail } from "./log-tail.js";
-import { claimNetnsAddress, ensureNetns, isNetnsAddress, releaseNetnsAddress, removeNetns } from "./netns.js";
+import { type LogEntry, recentLogs } from "./machine-log.js";
+import {
+  type MachineParts,
+  machineParts,
+  type RunOutput,
+  type RunSetup,
+  STREAMS,
+  type SuspendInfo,
+} from "./parts/mod.js";
 import { pollUntil } from "./poll.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
-import { releaseRootfs } from "./rootfs.js";
 import { sandboxCommand } from "./sandbox.js";
 import { parseSignal, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
 import { type ControlRecord, isValidMachineId, listMachineIds, MachineDir, type RunRecord } from "./state.js";
-import type { ExitInfo, LogStream, MachineRunSpec, RunningMachine } from "./types.js";
+import type { ExitInfo, MachineRunSpec, RunningMachine } from "./types.js";
 import {
   CGROUP_ENV,
   decodeWaitStatus,
@@ -51,6 +56,8 @@ export interface ProcessDriverOptions {
   suspend?: "auto" | SuspendMode;
   /** How long a suspend waits for every process to be frozen (or stopped); default 5000 ms. */
   suspendTimeoutMs?: number;
+  /** The bound of each machine's kept output file (one older file stays) and raw output files; default 1 MiB. */
+  logBytes?: number;
   logger?: Pick<Logger, "warn">;
 }
 
@@ -61,14 +68,10 @@ export interface StopOptions {
   timeoutMs?: number;
 }
 
-/** How this driver suspends machines, and why it does not use a freezer when it does not. */
-export interface SuspendInfo {
-  mode: SuspendMode;
-  reason?: string;
-}
-
+export type { SuspendInfo };
 export type ExitListener = (machineId: string, exit: ExitInfo) => void;
-export type LogListener = (machineId: string, stream: LogStream, line: string) => void;
+/** Gets each line a machine prints, as the host keeps it (with its time and number). */
+export type LogListener = (machineId: string, entry: LogEntry) => void;
 
 /** What an agent finds at start: machines still running (now adopted) and runs that ended while it was away. */
 export interface AdoptResult {
@@ -82,13 +85,12 @@ const DEFAULT_SUSPEND_TIMEOUT_MS = 5_000;
 /** Log tails are woken by inotify; every this many polls they are also read, in case an event was missed. */
 const TAIL_FALLBACK_POLLS = 5;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
-const STREAMS: readonly LogStream[] = ["stdout", "stderr"];
 
 interface Tracked {
   readonly dir: MachineDir;
   readonly runId: string;
   readonly machine: RunningMachine;
-  readonly tails: LogTail[];
+  readonly output: RunOutput;
   /** Runs under bwrap, whose monitor process must not get the signals meant for the app. */
   readonly sandboxed: boolean;
   /** The run's own cgroup, which the freezer freezes; null when it is suspended with signals. */
@@ -114,34 +116,38 @@ interface Tracked {
  * with bubblewrap between the wrapper and the app: on an overlay root filesystem kept in the machine's
  * folder, and in a network namespace of its own when the spec asks for one. Where the host has a
  * cgroup freezer, each machine's processes also live in a cgroup of their own, which suspend freezes.
+ * Each resource a machine gets is a part (see parts/mod.ts): launch prepares them in order, destroy
+ * releases them in reverse.
  */
 export class ProcessDriver {
   readonly #stateDir: string;
-  readonly #hostIp: string;
   readonly #pollMs: number;
-  readonly #suspendOption: "auto" | SuspendMode;
   readonly #suspendTimeoutMs: number;
-  /** Detected on first use: the host's freezer for this driver's machines, or why there is none. */
-  #freezer: { freezer: CgroupFreezer | null; info: SuspendInfo } | null = null;
+  readonly #parts: MachineParts;
   readonly #logger: Pick<Logger, "warn">;
   readonly #machines = new Map<string, Tracked>();
   /** Machines a start, adoption or destroy is working on. */
   readonly #busy = new Set<string>();
   readonly #exitListeners = new Set<ExitListener>();
   readonly #logListeners = new Set<LogListener>();
-  /** Private ip and port of every machine with state, so a machine keeps its ip across runs. */
-  #addresses: Map<string, { privateIp: string; port: number }> | null = null;
   #timer: NodeJS.Timeout | null = null;
   #polls = 0;
   #closed = false;
 
   constructor(options: ProcessDriverOptions) {
     this.#stateDir = options.stateDir;
-    this.#hostIp = options.hostIp ?? "0.0.0.0";
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
-    this.#suspendOption = options.suspend ?? "auto";
     this.#suspendTimeoutMs = options.suspendTimeoutMs ?? DEFAULT_SUSPEND_TIMEOUT_MS;
     this.#logger = options.logger ?? createLogger("host-agent").child({ component: "process-driver" });
+    this.#parts = machineParts({
+      stateDir: options.stateDir,
+      hostIp: options.hostIp ?? "0.0.0.0",
+      suspend: options.suspend ?? "auto",
+      logger: this.#logger,
+      holdsPort: (id) => this.#machines.has(id) || this.#busy.has(id),
+      sink: (machineId, entry) => this.#emitLog(machineId, entry),
+      ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
+    });
   }
 
   /** Starts a run of a machine; resolves once its process runs and run.json records it. */
@@ -222,7 +228,7 @@ export class ProcessDriver {
 
   /** How this driver suspends machines it starts: a cgroup freezer (v1 or v2) or signals, and why. */
   suspendMode(): SuspendInfo {
-    return { ...this.#detectFreezer().info };
+    return { ...this.#parts.cgroup.suspendInfo() };
   }
 
   /** The cgroup a running machine's processes are in; null when it has none. */
@@ -237,7 +243,7 @@ export class ProcessDriver {
    */
   async adopt(): Promise<AdoptResult> {
     this.#assertOpen();
-    await this.#loadAddresses();
+    await this.#parts.address.load();
     const result: AdoptResult = { running: [], exited: [] };
     for (const machineId of await listMachineIds(this.#stateDir)) {
       const known = this.#machines.get(machineId);
@@ -257,7 +263,10 @@ export class ProcessDriver {
     return result;
   }
 
-  /** Kills the machine if it runs (SIGKILL, a requested exit) and deletes its state folder. */
+  /**
+   * Kills the machine if it runs (SIGKILL, a requested exit), releases every part (in the reverse
+   * order of launch) and deletes its state folder.
+   */
   async destroy(machineId: string): Promise<void> {
     this.#assertOpen();
     if (!isValidMachineId(machineId))
@@ -272,15 +281,15 @@ export class ProcessDriver {
       throw new MachineBusyError(machineId);
     }
     const dir = new MachineDir(this.#stateDir, machineId);
-    await this.#removeCgroups(machineId, (await dir.readRun())?.cgroup ?? null);
-    // Unmounted first: removing the folder must never reach into a mounted root filesystem.
-    await releaseRootfs(dir.path);
-    // Whatever the machine's last run used: the host's network setting may have changed since.
-    await removeNetns(machineId);
-    const address = (await this.#loadAddresses()).get(machineId)?.privateIp;
-    if (address && isNetnsAddress(address)) await releaseNetnsAddress(machineId, address);
+    const teardown = { machineId, dir, lastRun: await dir.readRun() };
+    for (const part of [...this.#parts.all].reverse()) await part.release(teardown);
     await dir.remove();
-    this.#addresses?.delete(machineId);
+  }
+
+  /** The last `limit` lines the machine printed (kept across its runs), oldest first. */
+  async recentLogs(machineId: string, limit: number): Promise<LogEntry[]> {
+    if (!isValidMachineId(machineId)) return [];
+    return recentLogs(new MachineDir(this.#stateDir, machineId), limit);
   }
 
   /** The machines running now (started or adopted by this driver). */
@@ -314,7 +323,7 @@ export class ProcessDriver {
       m.detachChild();
       for (const waiter of m.waiters.splice(0)) waiter.reject(new DriverClosedError());
     }
-    await Promise.all(machines.flatMap((m) => m.tails.map((tail) => tail.close())));
+    await Promise.all(machines.map((m) => m.output.close()));
   }
 
   async #launch(spec: MachineRunSpec): Promise<RunningMachine> {
@@ -323,23 +332,36 @@ export class ProcessDriver {
     const previous = await dir.readRun();
     // A run no agent adopted (yet) still counts: starting now would make a second copy.
     if (previous && liveProcessOf(dir, previous)) throw new MachineAlreadyRunningError(machineId);
-    const { privateIp, port } = await this.#allocate(spec);
     await dir.prepareRun();
-    const cgroup = this.#detectFreezer().freezer?.machine(machineId) ?? null;
-    if (cgroup) {
+    const run: RunSetup = { spec, dir, privateIp: "", port: 0, cgroup: null, rootfs: null, output: null };
+    try {
+      return await this.#spawn(run);
+    } catch (err) {
+      // The run's output tails end with it; the machine's resources stay for its next run or destroy.
+      await run.output?.close();
+      throw err;
+    }
+  }
+
+  /** Prepares every part of the run in order, then starts the wrapper and records its pid. */
+  async #spawn(run: RunSetup): Promise<RunningMachine> {
+    const { spec, dir } = run;
+    const { machineId } = spec;
+    for (const part of this.#parts.all) {
       try {
-        cgroup.create();
-        // What an earlier run left behind (a process that escaped its group) goes, and a cgroup left
-        // frozen would freeze this run the moment it joins.
-        await cgroup.killAll();
+        await part.prepare(run);
       } catch (err) {
+        if (err instanceof MachineStartError) throw err;
         throw new MachineStartError(
           machineId,
-          `could not prepare its cgroup ${cgroup.path}: ${(err as Error).message}`,
-          { cause: err },
+          `could not prepare its ${part.name}: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
         );
       }
     }
+    const { privateIp, port, cgroup } = run;
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.env,
@@ -351,10 +373,9 @@ export class ProcessDriver {
       cwd: spec.cwd,
       env,
     };
-    if (spec.sandbox) {
+    if (spec.sandbox && run.rootfs) {
       try {
-        if (spec.sandbox.network === "netns") await ensureNetns(machineId, privateIp);
-        const argv = await sandboxCommand(dir.path, spec, spec.sandbox, env);
+        const argv = await sandboxCommand(run.rootfs, spec, spec.sandbox, env);
         // The sandbox gets `env` through bwrap; the wrapper needs only a PATH to find bwrap.
         launch = { argv, cwd: dir.path, env: { PATH: process.env.PATH ?? DEFAULT_PATH } };
       } catch (err) {
@@ -377,11 +398,7 @@ export class ProcessDriver {
 
     const outputs = STREAMS.map((stream) => openSync(dir.logFile(stream), "a", 0o600));
     let child: ChildProcess;
-    let tails: LogTail[] = [];
     try {
-      // Lines are read from where this run starts appending.
-      const offsets = outputs.map((fd) => fstatSync(fd).size);
-      tails = await this.#openTails(machineId, dir, offsets);
       child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
         cwd: launch.cwd,
         // The wrapper joins the cgroup before it forks, and removes the variable from the app's env.
@@ -394,7 +411,6 @@ export class ProcessDriver {
         stdio: ["ignore", outputs[0], outputs[1], "pipe"],
       });
     } catch (err) {
-      await closeTails(tails);
       throw new MachineStartError(machineId, "could not spawn the process", { cause: err });
     } finally {
       for (const fd of outputs) closeSync(fd);
@@ -406,19 +422,18 @@ export class ProcessDriver {
     const pid = child.pid;
     if (pid === undefined) {
       const error = await new Promise<Error>((resolve) => child.once("error", resolve));
-      await closeTails(tails);
       throw new MachineStartError(machineId, error.message, { cause: error });
     }
     // Until the event loop reaps it, even a process that already exited still has its /proc entry.
     const stat = readProcStat(pid);
     if (stat === null) {
-      await closeTails(tails);
       throw new MachineStartError(machineId, `process ${pid} vanished before it could be recorded`);
     }
     child.unref();
     const machine: RunningMachine = { machineId, pid, startTime: stat.startTime, privateIp, port };
     const control = { runId, requested: false, killed: false };
-    const m = this.#track(dir, runId, machine, control, tails, child, {
+    const output = run.output as RunOutput;
+    const m = this.#track(dir, runId, machine, control, output, child, {
       sandboxed: spec.sandbox !== undefined,
       cgroup,
       suspended: false,
@@ -430,7 +445,6 @@ export class ProcessDriver {
       this.#machines.delete(machineId);
       m.detachChild();
       killGroup(machine, "SIGKILL");
-      await closeTails(tails);
       throw new MachineStartError(machineId, "could not record run.json", { cause: err });
     }
     this.#updateTimer();
@@ -453,11 +467,10 @@ export class ProcessDriver {
       if (run.pid === null) await dir.writeRun({ ...run, ...proc });
       const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
       // The cgroup outlives the agent, and so does its frozen state: a suspended machine stays suspended.
-      const recorded = run.cgroup ? new MachineCgroup(run.cgroup.version, run.cgroup.path) : null;
-      const cgroup = recorded?.exists() ? recorded : null;
+      const cgroup = this.#parts.cgroup.recorded(run.cgroup);
       const suspended = cgroup ? cgroup.isFreezeRequested() : groupStopped(machine);
-      const tails = await this.#openTails(machineId, dir, "end");
-      this.#track(dir, run.runId, machine, control, tails, null, {
+      const output = await this.#parts.output.attach(machineId, dir);
+      this.#track(dir, run.runId, machine, control, output, null, {
         sandboxed: run.spec.sandbox !== undefined,
         cgroup,
         suspended,
@@ -470,30 +483,12 @@ export class ProcessDriver {
     result.exited.push({ machineId, exit });
   }
 
-  /** Tails stdout and stderr from the given offsets (or their ends); closes what it opened if one fails. */
-  async #openTails(machineId: string, dir: MachineDir, from: readonly number[] | "end"): Promise<LogTail[]> {
-    const opened = await Promise.allSettled(
-      STREAMS.map((stream, i) =>
-        LogTail.open(dir.logFile(stream), from === "end" ? "end" : (from[i] ?? 0), (line) =>
-          this.#emitLog(machineId, stream, line),
-        ),
-      ),
-    );
-    const tails = opened.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    const failed = opened.find((r) => r.status === "rejected");
-    if (failed) {
-      await closeTails(tails);
-      throw failed.reason;
-    }
-    return tails;
-  }
-
   #track(
     dir: MachineDir,
     runId: string,
     machine: RunningMachine,
     control: ControlRecord,
-    tails: LogTail[],
+    output: RunOutput,
     child: ChildProcess | null,
     how: { sandboxed: boolean; cgroup: MachineCgroup | null; suspended: boolean },
   ): Tracked {
@@ -502,7 +497,7 @@ export class ProcessDriver {
       dir,
       runId,
       machine,
-      tails,
+      output,
       child,
       detachChild: () => {},
       childSignal: null,
@@ -534,7 +529,7 @@ export class ProcessDriver {
         this.#logger.warn({ err, machineId, cgroup: m.cgroup?.path }, "could not clear the machine's cgroup");
       });
       const exit = await exitInfo(m.dir, m.control, m.childSignal);
-      await Promise.all(m.tails.map(async (tail) => tail.drain().finally(() => tail.close())));
+      await m.output.drain().finally(() => m.output.close());
       if (this.#closed) return;
       this.#machines.delete(machineId);
       this.#updateTimer();
@@ -583,40 +578,6 @@ export class ProcessDriver {
     await m.cgroup?.killAll();
   }
 
-  /** Removes a destroyed machine's cgroups: its last run's and the one a new run would get. */
-  async #removeCgroups(machineId: string, recorded: CgroupRef | null): Promise<void> {
-    const refs = new Map<string, CgroupRef>();
-    if (recorded) refs.set(recorded.path, recorded);
-    const current = this.#detectFreezer().freezer?.machine(machineId).ref;
-    if (current) refs.set(current.path, current);
-    for (const ref of refs.values()) {
-      await new MachineCgroup(ref.version, ref.path).remove().catch((err: unknown) => {
-        this.#logger.warn({ err, machineId, cgroup: ref.path }, "could not remove the machine's cgroup");
-      });
-    }
-  }
-
-  #detectFreezer(): { freezer: CgroupFreezer | null; info: SuspendInfo } {
-    if (this.#freezer) return this.#freezer;
-    if (this.#suspendOption === "signals") {
-      this.#freezer = {
-        freezer: null,
-        info: { mode: "signals", reason: "the driver was told to use signals" },
-      };
-      return this.#freezer;
-    }
-    const option = this.#suspendOption;
-    const found = CgroupFreezer.detect(
-      cgroupScope(this.#stateDir),
-      option === "auto" ? {} : { version: option === "cgroup-v1" ? 1 : 2 },
-    );
-    this.#freezer =
-      "freezer" in found
-        ? { freezer: found.freezer, info: { mode: found.freezer.mode } }
-        : { freezer: null, info: { mode: "signals", reason: found.reason } };
-    return this.#freezer;
-  }
-
   #send(m: Tracked, signal: NodeJS.Signals): void {
     if (signal === "SIGKILL" && !m.control.killed) {
       // SIGKILL kills the wrapper too, so nobody records the exit: remember that it came from us.
@@ -629,65 +590,10 @@ export class ProcessDriver {
     else killGroup(m.machine, signal);
   }
 
-  async #allocate(spec: MachineRunSpec): Promise<{ privateIp: string; port: number }> {
-    const addresses = await this.#loadAddresses();
-    const { machineId } = spec;
-    // A machine in its own network namespace is reached at its end of a veth pair, on its own port.
-    const netns = spec.sandbox?.network === "netns";
-    const previous = addresses.get(machineId);
-    // A previous address of the other kind (the host's network setting changed) is not kept.
-    const kept = previous && netns === isNetnsAddress(previous.privateIp) ? previous.privateIp : undefined;
-    let privateIp = spec.privateIp ?? kept;
-    if (netns && spec.privateIp === undefined) {
-      // Host-wide claims: other agents on this host hand out /30s from the same range.
-      const used = new Set(
-        [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
-      );
-      privateIp = (await claimNetnsAddress(machineId, used, kept)) ?? undefined;
-      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
-    } else if (privateIp === undefined) {
-      const used = new Set([...addresses.values()].map((a) => a.privateIp));
-      privateIp = nextPrivateIp(used) ?? undefined;
-      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
-    }
-    // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
-    addresses.set(machineId, { privateIp, port: spec.port ?? 0 });
-    if (spec.port !== undefined) return { privateIp, port: spec.port };
-
-    const taken = () => {
-      const ports = new Set<number>();
-      for (const [id, a] of addresses) {
-        if (id !== machineId && (this.#machines.has(id) || this.#busy.has(id))) ports.add(a.port);
-      }
-      return ports;
-    };
-    // A machine keeps its port across runs when it is still free.
-    const candidates = previous?.port ? [previous.port] : [];
-    for (let attempt = 0; attempt < 20; attempt++) {
-      const port = await probePort(this.#hostIp, candidates.shift() ?? 0).catch(() => null);
-      if (port !== null && !taken().has(port)) {
-        addresses.set(machineId, { privateIp, port });
-        return { privateIp, port };
-      }
-    }
-    throw new MachineStartError(machineId, `no free port on ${this.#hostIp}`);
-  }
-
-  async #loadAddresses(): Promise<Map<string, { privateIp: string; port: number }>> {
-    if (this.#addresses) return this.#addresses;
-    const loaded = new Map<string, { privateIp: string; port: number }>();
-    for (const machineId of await listMachineIds(this.#stateDir)) {
-      const run = await new MachineDir(this.#stateDir, machineId).readRun();
-      if (run) loaded.set(machineId, { privateIp: run.privateIp, port: run.port });
-    }
-    this.#addresses ??= loaded;
-    return this.#addresses;
-  }
-
-  #emitLog(machineId: string, stream: LogStream, line: string): void {
+  #emitLog(machineId: string, entry: LogEntry): void {
     for (const listener of this.#logListeners) {
       try {
-        listener(machineId, stream, line);
+        listener(machineId, entry);
       } catch (err) {
         this.#logger.warn({ err, machineId }, "log listener failed");
       }
@@ -714,7 +620,7 @@ export class ProcessDriver {
       if (m.child === null && !isSameLiveProcess(m.machine.pid, m.machine.startTime)) {
         this.#finish(m);
       } else if (wakeTails) {
-        for (const tail of m.tails) tail.poke();
+        m.output.poke();
       }
     }
   }
@@ -788,10 +694,6 @@ function groupStopped(machine: RunningMachine): boolean {
     if (stat.state !== "T" && stat.state !== "t" && stat.state !== "Z" && stat.state !== "X") return false;
   }
   return true;
-}
-
-function closeTails(tails: readonly LogTail[]): Promise<unknown> {
-  return Promise.all(tails.map((tail) => tail.close()));
 }
 
 /** Whether `promise` settles within `ms`. */

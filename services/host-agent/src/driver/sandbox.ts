@@ -4,7 +4,6 @@ import { join } from "node:path";
 import { resolveUser, sandboxArgv } from "@hangar/oci";
 import { SandboxToolMissingError } from "./errors.js";
 import { netnsExecArgv } from "./netns.js";
-import { prepareRootfs } from "./rootfs.js";
 import type { MachineRunSpec, SandboxSpec } from "./types.js";
 
 const RESOLV_CONF = "/etc/resolv.conf";
@@ -16,17 +15,15 @@ const SETPRIV = ["/usr/bin/setpriv", "/bin/setpriv", "/usr/sbin/setpriv", "/sbin
 
 /**
  * The argv that runs a sandboxed machine, for the wrapper to exec: bubblewrap on the machine's
- * root filesystem (mounted here if it is not yet), as the image's USER, in the image's WorkingDir,
+ * root filesystem (mounted at `rootfs` by its part), as the image's USER, in the image's WorkingDir,
  * with `env` as its whole environment; inside the machine's network namespace when it has one.
  */
 export async function sandboxCommand(
-  machineDir: string,
+  rootfs: string,
   spec: MachineRunSpec,
   sandbox: SandboxSpec,
   env: Record<string, string>,
 ): Promise<string[]> {
-  // The machine version is part of the key: Fly gives an updated machine a fresh root filesystem.
-  const rootfs = await prepareRootfs(machineDir, `${spec.instanceId} ${sandbox.image}`, sandbox.lowers);
   const user = sandbox.user === "" ? { uid: 0, gid: 0 } : await resolveUser(rootfs, sandbox.user);
   const asRoot = user.uid === 0 && user.gid === 0;
   const binds = existsSync(RESOLV_CONF) ? [{ src: RESOLV_CONF, dest: RESOLV_CONF, readOnly: true }] : [];

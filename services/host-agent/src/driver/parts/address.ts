@@ -1,0 +1,98 @@
+import { nextPrivateIp, probePort } from "../address.js";
+import { MachineStartError } from "../errors.js";
+import { claimNetnsAddress, isNetnsAddress, releaseNetnsAddress } from "../netns.js";
+import { listMachineIds, MachineDir } from "../state.js";
+import type { MachinePart, MachineTeardown, RunSetup } from "./part.js";
+
+/** A machine's private address and the port its app listens on. */
+export interface MachineAddress {
+  privateIp: string;
+  port: number;
+}
+
+/**
+ * The machine's private address and port. A machine keeps its address across runs (and its port
+ * while it is free); addresses of machines in their own network namespace are claimed host-wide, so
+ * agents of other state folders never hand out the same one.
+ */
+export class AddressPart implements MachinePart {
+  readonly name = "address";
+  /** Every machine with state, so a machine keeps its ip across runs; loaded from run.json on first use. */
+  #addresses: Map<string, MachineAddress> | null = null;
+
+  /**
+   * `hostIp` is where a new port is checked free; `holdsPort(id)` tells whether another machine's
+   * port is in use now (it runs, or is being started).
+   */
+  constructor(
+    private readonly stateDir: string,
+    private readonly hostIp: string,
+    private readonly holdsPort: (machineId: string) => boolean,
+  ) {}
+
+  /** Reads the addresses of every machine with a run record (once). */
+  async load(): Promise<Map<string, MachineAddress>> {
+    if (this.#addresses) return this.#addresses;
+    const loaded = new Map<string, MachineAddress>();
+    for (const machineId of await listMachineIds(this.stateDir)) {
+      const run = await new MachineDir(this.stateDir, machineId).readRun();
+      if (run) loaded.set(machineId, { privateIp: run.privateIp, port: run.port });
+    }
+    this.#addresses ??= loaded;
+    return this.#addresses;
+  }
+
+  async prepare(run: RunSetup): Promise<void> {
+    const addresses = await this.load();
+    const { spec } = run;
+    const { machineId } = spec;
+    // A machine in its own network namespace is reached at its end of a veth pair, on its own port.
+    const netns = spec.sandbox?.network === "netns";
+    const previous = addresses.get(machineId);
+    // A previous address of the other kind (the host's network setting changed) is not kept.
+    const kept = previous && netns === isNetnsAddress(previous.privateIp) ? previous.privateIp : undefined;
+    let privateIp = spec.privateIp ?? kept;
+    if (netns && spec.privateIp === undefined) {
+      // Host-wide claims: other agents on this host hand out /30s from the same range.
+      const used = new Set(
+        [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
+      );
+      privateIp = (await claimNetnsAddress(machineId, used, kept)) ?? undefined;
+      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
+    } else if (privateIp === undefined) {
+      const used = new Set([...addresses.values()].map((a) => a.privateIp));
+      privateIp = nextPrivateIp(used) ?? undefined;
+      if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
+    }
+    run.privateIp = privateIp;
+    // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
+    addresses.set(machineId, { privateIp, port: spec.port ?? 0 });
+    if (spec.port !== undefined) {
+      run.port = spec.port;
+      return;
+    }
+    const taken = () => {
+      const ports = new Set<number>();
+      for (const [id, a] of addresses) if (id !== machineId && this.holdsPort(id)) ports.add(a.port);
+      return ports;
+    };
+    // A machine keeps its port across runs when it is still free.
+    const candidates = previous?.port ? [previous.port] : [];
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const port = await probePort(this.hostIp, candidates.shift() ?? 0).catch(() => null);
+      if (port !== null && !taken().has(port)) {
+        addresses.set(machineId, { privateIp, port });
+        run.port = port;
+        return;
+      }
+    }
+    throw new MachineStartError(machineId, `no free port on ${this.hostIp}`);
+  }
+
+  /** Gives up the machine's host-wide claim on a namespace address, and forgets its address. */
+  async release({ machineId }: MachineTeardown): Promise<void> {
+    const address = (await this.load()).get(machineId)?.privateIp;
+    if (address && isNetnsAddress(address)) await releaseNetnsAddress(machineId, address);
+    this.#addresses?.delete(machineId);
+  }
+}

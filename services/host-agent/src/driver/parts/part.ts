@@ -1,0 +1,44 @@
+import type { MachineCgroup } from "../cgroup.js";
+import type { MachineDir, RunRecord } from "../state.js";
+import type { MachineRunSpec } from "../types.js";
+import type { RunOutput } from "./output.js";
+
+/**
+ * One run of a machine as launch sets it up: each part fills in what it provides, in the order the
+ * parts are wired (an address before the namespace that uses it).
+ */
+export interface RunSetup {
+  readonly spec: MachineRunSpec;
+  readonly dir: MachineDir;
+  /** Set by the address part. */
+  privateIp: string;
+  port: number;
+  /** Set by the cgroup part; null when the host has no freezer the driver may use (suspend uses signals). */
+  cgroup: MachineCgroup | null;
+  /** Set by the rootfs part for a sandboxed machine: where its root filesystem is mounted. */
+  rootfs: string | null;
+  /** Set by the output part: the tails of this run's stdout and stderr. */
+  output: RunOutput | null;
+}
+
+/** A machine being destroyed, after its last run has ended. */
+export interface MachineTeardown {
+  readonly machineId: string;
+  readonly dir: MachineDir;
+  /** The last run's record, if it got as far as writing one. */
+  readonly lastRun: RunRecord | null;
+}
+
+/**
+ * One resource a machine gets from its host (as a nomad allocrunner hook). `prepare` sets it up for a
+ * run, or checks that what an earlier run set up is still there (resources outlive runs and the
+ * agent: a machine keeps its address, namespace and root filesystem across stops). `release` gives
+ * back whatever any run of the machine set up; it runs at destroy, in the reverse order of
+ * `prepare`, and must not fail when there is nothing to release.
+ */
+export interface MachinePart {
+  /** Names the resource in errors: "could not prepare its <name>". */
+  readonly name: string;
+  prepare(run: RunSetup): Promise<void>;
+  release(machine: MachineTeardown): Promise<void>;
+}
