@@ -13,6 +13,7 @@ import { BuildCatalog } from "./builds/catalog.js";
 import { BuildContexts } from "./builds/contexts.js";
 import { config } from "./config.js";
 import { createApi, startApiServer } from "./http/mod.js";
+import { AppLogs } from "./logs/app-logs.js";
 import { StreamBackend } from "./machines/backend.js";
 import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
@@ -51,6 +52,12 @@ await runService({
       }),
       releases: new StreamReleasesBackend({ store, catalog: releases, builds, appExists }),
       scaling: { scalingOf: (a, limit) => scaling.scalingOf(a, limit), appExists },
+      logs: new AppLogs({
+        nc,
+        appExists,
+        logger,
+        machinesOf: (a) => catalog.machinesOf(a).map((m) => m.state),
+      }),
       registry: await ImageRegistry.open(nc, blobs),
       health: readiness,
     });

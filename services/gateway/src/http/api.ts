@@ -2,6 +2,8 @@ import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { Registry } from "prom-client";
+import type { LogsReader } from "../logs/app-logs.js";
+import { logRoutes } from "../logs/routes.js";
 import { type RegistryStore, registryRoutes } from "../registry/mod.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
@@ -33,6 +35,8 @@ export interface ApiDeps {
   builds?: BuildsBackend;
   /** Serves `/v1/apps/{app}/releases` when given. */
   releases?: ReleasesBackend;
+  /** Serves `/v1/apps/{app}/logs` (the machines' output, recent then live) when given. */
+  logs?: LogsReader;
   /** Serves `/v1/apps/{app}/scaling` (the autoscaler's decisions) when given. */
   scaling?: ScalingReader;
   /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
@@ -76,5 +80,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
   if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
+  if (deps.logs) api.route("/v1", logRoutes(deps.logs));
   return api;
 }
