@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@hangar/testkit";
+import { SERVICE_CONFIGS } from "./service-configs.js";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
@@ -94,25 +95,42 @@ function serviceEnv(
     HANGAR_REGION: o.region ?? "local",
     LOG_LEVEL: o.logLevel ?? "info",
   };
-  const own: Record<ServiceName, Record<string, string>> = {
-    placement: { HANGAR_PLACEMENT_OPS_PORT: String(o.placementOpsPort) },
-    "host-agent": {
-      HANGAR_HOST_ID: hostId,
-      HANGAR_HOST_STATE_DIR: hostStateDir,
-      HANGAR_HOST_OPS_PORT: String(o.hostOpsPort),
-      ...(o.hostCpus ? { HANGAR_HOST_CPUS: String(o.hostCpus) } : {}),
-      ...(o.hostMemoryMb ? { HANGAR_HOST_MEMORY_MB: String(o.hostMemoryMb) } : {}),
-    },
-    builder: {
-      HANGAR_BUILDER_OPS_PORT: String(o.builderOpsPort),
-      HANGAR_BUILDER_DIR: join(o.home, "builder"),
-    },
-    gateway: { HANGAR_GATEWAY_PORT: String(o.gatewayPort), HANGAR_TOKEN: o.token },
-    proxy: { HANGAR_PROXY_PORT: String(o.proxyPort), HANGAR_PROXY_OPS_PORT: String(o.proxyOpsPort) },
-    scheduler: { HANGAR_SCHEDULER_OPS_PORT: String(o.schedulerOpsPort) },
-    monitor: { HANGAR_MONITOR_PORT: String(o.monitorPort) },
+  // Each service's names come from its schema: a name it does not have fails to compile.
+  const own: Record<ServiceName, () => Record<string, string>> = {
+    placement: () =>
+      SERVICE_CONFIGS.placement.toEnv({ ...common, HANGAR_PLACEMENT_OPS_PORT: o.placementOpsPort }),
+    "host-agent": () =>
+      SERVICE_CONFIGS["host-agent"].toEnv({
+        ...common,
+        HANGAR_HOST_AGENT_ID: hostId,
+        HANGAR_HOST_AGENT_STATE_DIR: hostStateDir,
+        HANGAR_HOST_AGENT_OPS_PORT: o.hostOpsPort,
+        HANGAR_HOST_AGENT_CPUS: o.hostCpus,
+        HANGAR_HOST_AGENT_MEMORY_MB: o.hostMemoryMb,
+      }),
+    builder: () =>
+      SERVICE_CONFIGS.builder.toEnv({
+        ...common,
+        HANGAR_BUILDER_OPS_PORT: o.builderOpsPort,
+        HANGAR_BUILDER_DIR: join(o.home, "builder"),
+      }),
+    gateway: () =>
+      SERVICE_CONFIGS.gateway.toEnv({
+        ...common,
+        HANGAR_GATEWAY_PORT: o.gatewayPort,
+        HANGAR_GATEWAY_TOKEN: o.token,
+      }),
+    proxy: () =>
+      SERVICE_CONFIGS.proxy.toEnv({
+        ...common,
+        HANGAR_PROXY_PORT: o.proxyPort,
+        HANGAR_PROXY_OPS_PORT: o.proxyOpsPort,
+      }),
+    scheduler: () =>
+      SERVICE_CONFIGS.scheduler.toEnv({ ...common, HANGAR_SCHEDULER_OPS_PORT: o.schedulerOpsPort }),
+    monitor: () => SERVICE_CONFIGS.monitor.toEnv({ ...common, HANGAR_MONITOR_OPS_PORT: o.monitorPort }),
   };
-  return { ...common, ...own[name], ...(o.env?.[name] ?? {}) };
+  return { ...own[name](), ...(o.env?.[name] ?? {}) };
 }
 
 function healthPort(name: ServiceName, o: ResolvedOptions): number {

@@ -161,7 +161,7 @@ async function main(): Promise<void> {
 /** What npm start adds to the services' environments. */
 function serviceEnv(databaseUrl: string | undefined): PlatformOptions["env"] {
   // Stopping the platform stops its machines; the next start brings them back (restart policy).
-  const env: PlatformOptions["env"] = { "host-agent": { HANGAR_HOST_STOP_MACHINES: "1" } };
+  const env: PlatformOptions["env"] = { "host-agent": { HANGAR_HOST_AGENT_STOP_MACHINES: "1" } };
   if (databaseUrl !== undefined) {
     for (const name of POSTGRES_SERVICES) env[name] = { ...env[name], HANGAR_DATABASE_URL: databaseUrl };
   }

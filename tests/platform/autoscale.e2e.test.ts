@@ -18,9 +18,9 @@ beforeAll(async () => {
   p = await startTestPlatform({
     env: {
       scheduler: {
-        HANGAR_SCALER_PANIC_WINDOW_S: "2",
-        HANGAR_SCALER_STABLE_WINDOW_S: "6",
-        HANGAR_SCALER_DRAIN_TIMEOUT_S: "10",
+        HANGAR_SCHEDULER_PANIC_WINDOW_S: "2",
+        HANGAR_SCHEDULER_STABLE_WINDOW_S: "6",
+        HANGAR_SCHEDULER_DRAIN_TIMEOUT_S: "10",
       },
     },
   });

@@ -139,7 +139,7 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
       ...opts,
       env: {
         ...(opts.env ?? {}),
-        "host-agent": { HANGAR_HOST_STOP_MACHINES: "1", ...(opts.env?.["host-agent"] ?? {}) },
+        "host-agent": { HANGAR_HOST_AGENT_STOP_MACHINES: "1", ...(opts.env?.["host-agent"] ?? {}) },
       },
     });
   } catch (err) {

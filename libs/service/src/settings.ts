@@ -74,9 +74,14 @@ export interface ServiceConfig<Own extends z.ZodRawShape = z.ZodRawShape> {
   opsPortKey: string;
   /** Reads the environment: legacy names applied with a warning, bad values a ConfigError. */
   load(env?: NodeJS.ProcessEnv, warn?: (message: string) => void): ServiceSettings<Own>;
-  /** The environment that sets these values (names and strings), for launchers. */
-  toEnv(values: Partial<z.input<z.ZodObject<SharedShape & Own>>>): Record<string, string>;
+  /** The environment that sets these values, for launchers: only this service's names compile. */
+  toEnv(values: SettingValues<SharedShape & Own>): Record<string, string>;
 }
+
+/** Values to put in the environment, by setting name; undefined leaves a setting out. */
+export type SettingValues<Shape extends z.ZodRawShape> = {
+  [K in keyof Shape]?: string | number | boolean | undefined;
+};
 
 /** The parsed shared settings. */
 export type SharedSettings = z.output<z.ZodObject<SharedShape>>;

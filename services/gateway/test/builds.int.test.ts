@@ -141,7 +141,7 @@ describe("POST /v1/apps/{app}/builds", () => {
     const streamedOver = await upload("", streamed(randomBytes(LIMIT + 200_000)));
     expect(streamedOver.status).toBe(413);
     expect(await streamedOver.json()).toEqual({
-      error: expect.stringMatching(/larger than 1 MB.*HANGAR_MAX_CONTEXT_MB/),
+      error: expect.stringMatching(/larger than 1 MB.*HANGAR_GATEWAY_MAX_CONTEXT_MB/),
       status: "resource_exhausted",
     });
     // Declared too large: refused before a byte is read.

@@ -26,6 +26,11 @@ export const config = defineServiceConfig("host-agent", {
       "how OCI images run: sandbox (bubblewrap, must work), process (never sandboxed) or auto (sandbox when the host can)",
     legacy: "HANGAR_HOST_DRIVER",
   }),
+  // netns by default, as on Fly: an app listens on its service's internal_port whether or not it
+  // reads PORT, two machines can use the same port, and a machine cannot reach the host's loopback
+  // services (NATS, Postgres). Sandboxing needs root for overlayfs already, so namespaces cost
+  // nothing more. `host` shares the host's network: the app must listen on $PORT, and it keeps the
+  // host's outbound network (namespaces get no NAT).
   HANGAR_HOST_AGENT_SANDBOX_NETWORK: setting(z.enum(["netns", "host"]).default("netns"), {
     description: "a sandboxed machine's network: its own namespace (netns) or the host's",
     legacy: "HANGAR_SANDBOX_NETWORK",

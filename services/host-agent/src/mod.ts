@@ -5,10 +5,4 @@ export { ImagePuller } from "./images.js";
 export type { ImageSource, PulledImage, RunContext, RunnableConfig, SandboxCapability } from "./run-spec.js";
 export { ImageRunError, resolveRun } from "./run-spec.js";
 export type { HostDriverMode, HostProbe } from "./sandbox-support.js";
-export {
-  InvalidHostSettingError,
-  netnsSupported,
-  parseDriverMode,
-  parseSandboxNetwork,
-  sandboxCapability,
-} from "./sandbox-support.js";
+export { netnsSupported, sandboxCapability } from "./sandbox-support.js";

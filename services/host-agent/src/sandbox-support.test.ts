@@ -1,26 +1,7 @@
 import { describe, expect, it } from "vitest";
-import {
-  type HostProbe,
-  InvalidHostSettingError,
-  parseDriverMode,
-  parseSandboxNetwork,
-  sandboxCapability,
-} from "./sandbox-support.js";
+import { type HostProbe, sandboxCapability } from "./sandbox-support.js";
 
 const capable: HostProbe = { bwrap: async () => "/usr/bin/bwrap", overlay: () => true, netns: () => true };
-
-describe("driver settings", () => {
-  it("default to auto and a network namespace per machine, and refuse anything else", () => {
-    expect(parseDriverMode(undefined)).toBe("auto");
-    expect(parseDriverMode("sandbox")).toBe("sandbox");
-    expect(parseSandboxNetwork("")).toBe("netns");
-    expect(parseSandboxNetwork("host")).toBe("host");
-    expect(() => parseDriverMode("docker")).toThrow(InvalidHostSettingError);
-    expect(() => parseSandboxNetwork("bridge")).toThrow(
-      /HANGAR_SANDBOX_NETWORK="bridge" is not one of host, netns/,
-    );
-  });
-});
 
 describe("sandboxCapability", () => {
   it("is ok on a host with bwrap and overlay mounts", async () => {
@@ -41,14 +22,14 @@ describe("sandboxCapability", () => {
     expect(onlyOverlay.ok ? "" : onlyOverlay.reason).not.toMatch(/bubblewrap/);
     const netns = await sandboxCapability("auto", "netns", { ...capable, netns: () => false });
     expect(netns.ok ? "" : netns.reason).toMatch(
-      /install iproute2 and run as root, or set HANGAR_SANDBOX_NETWORK=host/,
+      /install iproute2 and run as root, or set HANGAR_HOST_AGENT_SANDBOX_NETWORK=host/,
     );
   });
 
-  it("HANGAR_HOST_DRIVER=process runs no OCI image, and says how to change that", async () => {
+  it("HANGAR_HOST_AGENT_DRIVER=process runs no OCI image, and says how to change that", async () => {
     const result = await sandboxCapability("process", "host", capable);
     expect(result.ok ? "" : result.reason).toMatch(
-      /HANGAR_HOST_DRIVER=process.*set HANGAR_HOST_DRIVER=auto or sandbox/,
+      /HANGAR_HOST_AGENT_DRIVER=process.*set HANGAR_HOST_AGENT_DRIVER=auto or sandbox/,
     );
   });
 });

@@ -14,7 +14,7 @@ export class ContextTooLargeError extends Error {
 
   constructor(readonly limitBytes: number) {
     super(
-      `build context is larger than ${Math.round(limitBytes / 2 ** 20)} MB: leave files out with .dockerignore, or raise HANGAR_MAX_CONTEXT_MB on the gateway`,
+      `build context is larger than ${Math.round(limitBytes / 2 ** 20)} MB: leave files out with .dockerignore, or raise HANGAR_GATEWAY_MAX_CONTEXT_MB on the gateway`,
     );
   }
 }
