@@ -46,11 +46,46 @@ export class RetriesExhaustedError extends EventStoreError {
   }
 }
 
+/**
+ * The platform's error codes, for refusals by deciders and command handlers and for failures of the
+ * bus between services, each with whether trying the same thing again later may succeed. The
+ * gateway maps each to an HTTP status in one place (services/gateway/src/http/errors.ts).
+ */
+export const DOMAIN_ERROR_CODES = {
+  /** The command or request is malformed. */
+  invalid_argument: { retryable: false },
+  /** The aggregate (app, machine, build, release, host) does not exist. */
+  not_found: { retryable: false },
+  /** Something with this id or name exists already. */
+  already_exists: { retryable: false },
+  /** The aggregate is in a state that does not allow the command. */
+  failed_precondition: { retryable: false },
+  /** A lease guards the machine and the caller does not hold it. */
+  lease_held: { retryable: false },
+  /** No host has room for the machine. */
+  insufficient_capacity: { retryable: false },
+  /** No service answers the command now (none subscribed, or it is restarting). */
+  unavailable: { retryable: true },
+  /** The service did not answer in time; the command may or may not have been carried out. */
+  timeout: { retryable: true },
+  /** The handling service failed unexpectedly. */
+  internal: { retryable: false },
+} as const satisfies Record<string, { retryable: boolean }>;
+
+/** One of the platform's error codes (DOMAIN_ERROR_CODES). */
+export type DomainErrorCode = keyof typeof DOMAIN_ERROR_CODES;
+
+/** True when `code` is one of the platform's error codes. */
+export function isDomainErrorCode(code: unknown): code is DomainErrorCode {
+  return typeof code === "string" && Object.hasOwn(DOMAIN_ERROR_CODES, code);
+}
+
 /** A decider refused a command: the command is wrong for the state, so retrying cannot help. */
 export class DomainError extends EventStoreError {
   override name = "DomainError";
-  constructor(message: string, code: string, options?: ErrorOptions) {
-    super(message, code, false, options);
+  declare readonly code: DomainErrorCode;
+  constructor(message: string, code: DomainErrorCode, options?: ErrorOptions) {
+    super(message, code, DOMAIN_ERROR_CODES[code].retryable, options);
   }
 }
 
@@ -68,12 +103,20 @@ export function isConcurrencyError(err: unknown): err is ConcurrencyError {
 }
 
 /** True when `err` is a DomainError, optionally with the given code. */
-export function isDomainError(err: unknown, code?: string): err is DomainError {
+export function isDomainError(err: unknown, code?: DomainErrorCode): err is DomainError {
   return err instanceof DomainError && (code === undefined || err.code === code);
 }
 
-/** True when retrying the failed operation may succeed (conflicts, timeouts, lost connections). */
+/**
+ * True when retrying the failed operation may succeed (conflicts, timeouts, lost connections). An
+ * error says so itself (a boolean `retryable`, as EventStoreErrors have) or through its platform
+ * code (`code` in DOMAIN_ERROR_CODES, as CommandErrors have). Anything else (a lost connection, a
+ * failing database) counts as passing: a consumer then retries instead of dropping the message.
+ */
 export function isRetryable(err: unknown): boolean {
-  if (err instanceof EventStoreError) return err.retryable;
+  if (typeof err !== "object" || err === null) return true;
+  const { retryable, code } = err as { retryable?: unknown; code?: unknown };
+  if (typeof retryable === "boolean") return retryable;
+  if (isDomainErrorCode(code)) return DOMAIN_ERROR_CODES[code].retryable;
   return true;
 }

@@ -10,13 +10,16 @@ export type { Decider } from "./decider.js";
 export { fold } from "./decider.js";
 export type { DeciderSpecification } from "./decider-spec.js";
 export { deciderSpec } from "./decider-spec.js";
+export type { DomainErrorCode } from "./errors.js";
 export {
   ConcurrencyError,
   DecodeError,
+  DOMAIN_ERROR_CODES,
   DomainError,
   EventStoreError,
   isConcurrencyError,
   isDomainError,
+  isDomainErrorCode,
   isRetryable,
   RetriesExhaustedError,
 } from "./errors.js";

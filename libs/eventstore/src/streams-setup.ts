@@ -10,6 +10,9 @@ import {
 import { nanos } from "@nats-io/transport-node";
 import type { AggregateStream } from "./stream.js";
 
+/** JetStream's error code for a stream name that exists (JSStreamNameExistErr); JetStreamApiCodes has no name for it. */
+const STREAM_NAME_IN_USE = 10058;
+
 /** The JetStream configuration of an aggregate stream: an append-only log on disk. */
 export function streamConfig(
   stream: AggregateStream<{ type: string }>,
@@ -51,7 +54,7 @@ export async function ensureStream(
       await jsm.streams.add(config);
     } catch (addErr) {
       // Another instance created it between our info and add: that is the state we wanted.
-      if (!(addErr instanceof JetStreamApiError) || !/already in use/.test(addErr.message)) throw addErr;
+      if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
     }
   }
 }

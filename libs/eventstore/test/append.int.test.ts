@@ -41,6 +41,12 @@ describe("stream set-up", () => {
     expect(info.config.subjects).toEqual([`${stream.subjectPrefix}.>`]);
     await expect(store.jsm.streams.purge(stream.name)).rejects.toThrow();
   });
+
+  it("lets several instances set up a new stream at once", async () => {
+    const fresh = counterStreamFor(uniquePrefix("setup"));
+    await Promise.all([1, 2, 3].map(() => ensureStream(store.jsm, fresh)));
+    expect((await store.jsm.streams.info(fresh.name)).config.name).toBe(fresh.name);
+  });
 });
 
 describe("append", () => {

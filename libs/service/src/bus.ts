@@ -1,19 +1,50 @@
+import { DOMAIN_ERROR_CODES, type DomainErrorCode, isDomainErrorCode } from "@hangar/eventstore";
 import { extractTraceContext, injectTraceContext, SpanKind, SpanStatusCode, tracer } from "@hangar/telemetry";
-import { headers, type NatsConnection, type Subscription } from "@nats-io/transport-node";
+import {
+  ClosedConnectionError,
+  DrainingConnectionError,
+  headers,
+  type NatsConnection,
+  NoRespondersError,
+  RequestError,
+  type Subscription,
+  TimeoutError,
+} from "@nats-io/transport-node";
 import { context, trace } from "@opentelemetry/api";
 
-/** A command refused or failed by the service that handles it; `code` is machine-readable. */
+/**
+ * A command refused or failed by the service that handles it, or by the bus on the way: `code` is
+ * one of the platform's codes, and says whether asking again later may help (`retryable`).
+ */
 export class CommandError extends Error {
   override name = "CommandError";
+  readonly retryable: boolean;
   constructor(
     message: string,
-    readonly code: string,
+    readonly code: DomainErrorCode,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
+    this.retryable = DOMAIN_ERROR_CODES[code].retryable;
   }
 }
 
 type Reply<R> = { ok: R } | { error: { code: string; message: string } };
+
+/**
+ * What a failed NATS request means for a command, recognised by the client's error types: no
+ * subscriber or no connection is `unavailable`, no answer in time is `timeout`; anything else (a
+ * permissions violation, a bad subject) is returned as it is.
+ */
+export function requestFailure(err: unknown, subject: string, timeoutMs: number): unknown {
+  if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders()))
+    return new CommandError(`no service answers ${subject}`, "unavailable", { cause: err });
+  if (err instanceof TimeoutError)
+    return new CommandError(`${subject} did not answer within ${timeoutMs} ms`, "timeout", { cause: err });
+  if (err instanceof ClosedConnectionError || err instanceof DrainingConnectionError)
+    return new CommandError(`no connection to NATS for ${subject}`, "unavailable", { cause: err });
+  return err;
+}
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -35,15 +66,14 @@ export async function sendCommand<Q, R>(
     const msg = await nc
       .request(subject, encoder.encode(JSON.stringify(payload)), { timeout: timeoutMs, headers: h })
       .catch((err: unknown) => {
-        const text = String(err);
-        if (/no responders|503/i.test(text))
-          throw new CommandError(`no service answers ${subject}`, "unavailable");
-        if (/timeout/i.test(text))
-          throw new CommandError(`${subject} did not answer within ${timeoutMs} ms`, "timeout");
-        throw err;
+        throw requestFailure(err, subject, timeoutMs);
       });
     const reply = JSON.parse(decoder.decode(msg.data)) as Reply<R>;
-    if ("error" in reply) throw new CommandError(reply.error.message, reply.error.code);
+    if ("error" in reply) {
+      // A handler of another version may answer a code this one does not know: it failed, unexpectedly.
+      const code = isDomainErrorCode(reply.error.code) ? reply.error.code : "internal";
+      throw new CommandError(reply.error.message, code);
+    }
     return reply.ok;
   } catch (err) {
     span.setStatus({ code: SpanStatusCode.ERROR, message: String(err) });
@@ -53,8 +83,8 @@ export async function sendCommand<Q, R>(
   }
 }
 
-/** What a command handler may throw to refuse with a code; anything else becomes `internal`. */
-export type CodedError = Error & { code?: string };
+/** What a command handler may throw to refuse with a platform code; anything else becomes `internal`. */
+export type CodedError = Error & { code?: DomainErrorCode };
 
 /**
  * Serves commands on a subject in a queue group, so instances share the work. The handler's result
@@ -92,7 +122,7 @@ export function serveCommands<Q, R>(
         },
         (e: unknown) => {
           const coded = e as CodedError;
-          const known = typeof coded?.code === "string" && coded.code !== "";
+          const known = isDomainErrorCode(coded?.code);
           if (!known) onInternalError(e);
           span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
           const error = known

@@ -1,4 +1,4 @@
-import { deciderSpec, fold, isDomainError } from "@hangar/eventstore";
+import { type DomainErrorCode, deciderSpec, fold, isDomainError } from "@hangar/eventstore";
 import { describe, expect, it } from "vitest";
 import { type BuildEvent, buildDecider, buildIsOver } from "./build.js";
 
@@ -29,7 +29,7 @@ const succeeded: BuildEvent = { type: "BuildSucceeded", data: result };
 const failure = { message: "RUN exited with 2", line: 3, instruction: "RUN false", output: "boom" };
 const failed: BuildEvent = { type: "BuildFailed", data: failure };
 
-const is = (code: string) => (e: unknown) => isDomainError(e, code);
+const is = (code: DomainErrorCode) => (e: unknown) => isDomainError(e, code);
 
 describe("build decider", () => {
   it("records a request once, and only a complete one", () => {

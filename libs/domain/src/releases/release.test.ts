@@ -1,4 +1,4 @@
-import { deciderSpec, fold, isDomainError } from "@hangar/eventstore";
+import { type DomainErrorCode, deciderSpec, fold, isDomainError } from "@hangar/eventstore";
 import { describe, expect, it } from "vitest";
 import { currentRelease, type ReleaseEvent, releaseDecider } from "./release.js";
 
@@ -32,7 +32,7 @@ const failed = (version: number): ReleaseEvent => ({
   data: { version, reason: "checks failed" },
 });
 
-const is = (code: string) => (e: unknown) => isDomainError(e, code);
+const is = (code: DomainErrorCode) => (e: unknown) => isDomainError(e, code);
 
 describe("release decider", () => {
   it("numbers releases 1, 2, ... with defaults for what was not given", () => {

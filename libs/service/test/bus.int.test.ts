@@ -1,0 +1,96 @@
+import { randomBytes } from "node:crypto";
+import { DomainError, isRetryable } from "@hangar/eventstore";
+import { connect, type NatsConnection, RequestError, TimeoutError } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { CommandError, sendCommand, serveCommands } from "../src/bus.js";
+
+// Subjects carry this file's suffix: the nats-server is shared with other test files.
+const subject = (name: string) => `test.bus.${randomBytes(4).toString("hex")}.${name}`;
+let nc: NatsConnection;
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+});
+afterAll(async () => {
+  await nc?.drain();
+});
+
+async function failure(p: Promise<unknown>): Promise<CommandError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CommandError);
+  return err as CommandError;
+}
+
+describe("commands over NATS", () => {
+  it("answers with the handler's result", async () => {
+    const s = subject("ok");
+    const sub = serveCommands<{ n: number }, { twice: number }>(nc, s, "q", async ({ n }) => ({
+      twice: n * 2,
+    }));
+    expect(await sendCommand(nc, s, { n: 21 })).toEqual({ twice: 42 });
+    sub.unsubscribe();
+  });
+
+  it("passes a refusal's platform code back, terminal", async () => {
+    const s = subject("refused");
+    const sub = serveCommands(nc, s, "q", async () => {
+      throw new DomainError("machine m1 is stopped", "failed_precondition");
+    });
+    const err = await failure(sendCommand(nc, s, {}));
+    expect([err.code, err.message, err.retryable, isRetryable(err)]).toEqual([
+      "failed_precondition",
+      "machine m1 is stopped",
+      false,
+      false,
+    ]);
+    sub.unsubscribe();
+  });
+
+  it("turns an unexpected failure of the handler into internal, and tells the service", async () => {
+    const s = subject("broken");
+    const seen: unknown[] = [];
+    const sub = serveCommands(
+      nc,
+      s,
+      "q",
+      async () => {
+        throw new TypeError("x is undefined");
+      },
+      (e) => seen.push(e),
+    );
+    const err = await failure(sendCommand(nc, s, {}));
+    expect(err.code).toBe("internal");
+    expect(err.message).toMatch(/x is undefined/);
+    expect(seen).toHaveLength(1);
+    sub.unsubscribe();
+  });
+
+  it("recognises no responders by the client's error type: unavailable, retryable", async () => {
+    const err = await failure(sendCommand(nc, subject("nobody"), {}));
+    expect([err.code, err.retryable]).toEqual(["unavailable", true]);
+    expect(err.cause instanceof RequestError && err.cause.isNoResponders()).toBe(true);
+  });
+
+  it("recognises a handler that does not answer in time: timeout, retryable", async () => {
+    const s = subject("silent");
+    const sub = nc.subscribe(s, { callback: () => undefined });
+    const err = await failure(sendCommand(nc, s, {}, 200));
+    expect([err.code, err.retryable]).toEqual(["timeout", true]);
+    expect(err.message).toMatch(/did not answer within 200 ms/);
+    expect(err.cause).toBeInstanceOf(TimeoutError);
+    sub.unsubscribe();
+  });
+
+  it("reads a code it does not know as internal", async () => {
+    const s = subject("future");
+    const sub = nc.subscribe(s, {
+      callback: (_, msg) => msg.respond(JSON.stringify({ error: { code: "brand_new", message: "?" } })),
+    });
+    const err = await failure(sendCommand(nc, s, {}));
+    expect(err.code).toBe("internal");
+    sub.unsubscribe();
+  });
+});
