@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   appsStream,
   buildsStream,
@@ -65,8 +66,8 @@ async function main(): Promise<void> {
   let platform: Platform | undefined;
   let stopping = false;
   const supervisions: Supervision[] = [];
-  const watch = (name: string, target: Supervisable) =>
-    supervisions.push(supervise(name, target, { log: say }));
+  const watch = (name: string, target: Supervisable, onRestart?: () => void) =>
+    supervisions.push(supervise(name, target, { log: say, onRestart }));
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
   try {
     nats = await startNatsServer({ storeDir: join(home, "nats"), port: natsPort, name: "hangar-local" });
     say(`nats-server ${nats.url} (pid ${nats.pid}, JetStream in ${nats.storeDir})`);
-    watch("nats-server", nats);
+    // The services reconnect on their own; say when they all are ready again.
+    watch("nats-server", nats, () => void (platform && sayWhenReady(platform, "nats-server")));
     let databaseUrl: string | undefined;
     if (POSTGRES_SERVICES.length > 0) {
       await mkdir(pgData, { recursive: true });
@@ -156,6 +158,28 @@ async function main(): Promise<void> {
     }
     await stop(1);
   }
+}
+
+/** Says, once every service's /health is ok again (or after a minute, which are not), how long it took. */
+async function sayWhenReady(platform: Platform, after: string): Promise<void> {
+  const since = Date.now();
+  const waiting = new Set(SERVICES);
+  while (waiting.size > 0 && Date.now() - since < 60_000) {
+    for (const name of waiting) {
+      const ok = await fetch(platform.services[name].healthUrl, { signal: AbortSignal.timeout(1_000) }).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) waiting.delete(name);
+    }
+    if (waiting.size > 0) await sleep(100);
+  }
+  const took = `${Date.now() - since} ms after ${after} restarted`;
+  say(
+    waiting.size === 0
+      ? `every service is ready again, ${took}`
+      : `not ready ${took}: ${[...waiting].join(", ")}`,
+  );
 }
 
 /** What npm start adds to the services' environments. */

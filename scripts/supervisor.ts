@@ -53,6 +53,8 @@ export interface SuperviseOptions {
   backoff?: BackoffPolicy;
   /** Where crash and restart lines go. */
   log(line: string): void;
+  /** Called after each successful restart. */
+  onRestart?(): void;
 }
 
 /** A running supervision; `stop()` before stopping the process, so its end is not taken for a crash. */
@@ -90,6 +92,7 @@ export function supervise(name: string, target: Supervisable, opts: SuperviseOpt
       }
       healthySince = Date.now();
       opts.log(`${name} restarted (pid ${target.pid})`);
+      opts.onRestart?.();
     }
   };
   const watching = watch();
