@@ -1,4 +1,5 @@
 import type { ApiConfig } from "./config.js";
+import type { LogEntry } from "./logs.js";
 import type {
   App,
   Build,
@@ -55,6 +56,8 @@ interface SendOptions {
   body?: string | AsyncIterable<Uint8Array>;
   /** No timeout when undefined. */
   timeoutMs?: number;
+  /** Ends the request (and a streamed response) when aborted. */
+  signal?: AbortSignal;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -124,9 +127,10 @@ export class ApiClient {
         ...(options.body !== undefined ? { body: options.body as RequestInit["body"] } : {}),
         // undici sends an async iterable body as it is read, which fetch only allows half-duplex.
         ...(streamed ? { duplex: "half" } : {}),
-        ...(options.timeoutMs !== undefined ? { signal: AbortSignal.timeout(options.timeoutMs) } : {}),
+        ...signalOf(options),
       } as RequestInit);
     } catch (err) {
+      if (options.signal?.aborted) throw err;
       throw new ConnectionError(this.base, reasonOf(err));
     }
     if (!res.ok) throw await errorFrom(res, method, path);
@@ -238,6 +242,27 @@ export class ApiClient {
     yield* parseNdjson<BuildEvent>(res.body);
   }
 
+  /**
+   * GET /apps/{app}/logs: the recent lines of the app's machines, oldest first, then (with `follow`)
+   * new ones as they are printed, until `signal` aborts.
+   */
+  async *appLogs(
+    app: string,
+    options: { machine?: string; region?: string; follow: boolean; signal?: AbortSignal },
+  ): AsyncGenerator<LogEntry> {
+    const res = await this.send("GET", `/apps/${enc(app)}/logs`, {
+      query: {
+        instance: options.machine,
+        region: options.region,
+        no_tail: options.follow ? undefined : true,
+      },
+      headers: { accept: "application/x-ndjson" },
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (!res.body) return;
+    yield* parseNdjson<LogEntry>(res.body);
+  }
+
   /** POST /apps/{app}/releases */
   createRelease(app: string, body: CreateReleaseRequest): Promise<Release> {
     return this.request("POST", `/apps/${enc(app)}/releases`, { body });
@@ -288,6 +313,16 @@ export async function* parseNdjson<T>(body: AsyncIterable<Uint8Array>): AsyncGen
   }
   pending += decoder.decode();
   if (pending.trim() !== "") yield JSON.parse(pending) as T;
+}
+
+/** The fetch signal of a request: its timeout, the caller's signal, or both. */
+function signalOf(options: SendOptions): { signal?: AbortSignal } {
+  const signals = [
+    ...(options.timeoutMs !== undefined ? [AbortSignal.timeout(options.timeoutMs)] : []),
+    ...(options.signal ? [options.signal] : []),
+  ];
+  if (signals.length === 0) return {};
+  return { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) };
 }
 
 function enc(segment: string): string {

@@ -9,8 +9,8 @@ import {
   DEFAULT_PROXY_URL,
   loadConfig,
   NO_PLATFORM_MESSAGE,
+  NO_TOKEN_MESSAGE,
   requireApi,
-  requireNats,
 } from "./config.js";
 
 let home: string;
@@ -22,7 +22,6 @@ beforeAll(async () => {
   const local = {
     api_url: "http://file-api:1",
     proxy_url: "http://127.0.0.1:9999",
-    nats_url: "nats://file-nats:2",
     token: "file-token",
   };
   await writeFile(join(home, "local.json"), JSON.stringify(local));
@@ -41,7 +40,6 @@ describe("loadConfig", () => {
       apiUrl: "http://file-api:1",
       token: "file-token",
       proxyUrl: "http://127.0.0.1:9999",
-      natsUrl: "nats://file-nats:2",
     });
   });
 
@@ -50,11 +48,9 @@ describe("loadConfig", () => {
       HANGAR_HOME: home,
       HANGAR_API_URL: "http://env-api:3",
       HANGAR_API_TOKEN: "env-token",
-      HANGAR_NATS_URL: "nats://env-nats:4",
     });
     expect(config.apiUrl).toBe("http://env-api:3");
     expect(config.token).toBe("env-token");
-    expect(config.natsUrl).toBe("nats://env-nats:4");
     expect(config.proxyUrl).toBe("http://127.0.0.1:9999");
   });
 
@@ -72,7 +68,7 @@ describe("loadConfig", () => {
   it("defaults the API address when local.json has none", async () => {
     const dir = await mkdtemp(join(tmpdir(), "hangar-cli-config-noapi-"));
     try {
-      await writeFile(join(dir, "local.json"), JSON.stringify({ token: "t", nats_url: "nats://n:1" }));
+      await writeFile(join(dir, "local.json"), JSON.stringify({ token: "t" }));
       expect(requireApi(await loadConfig({ HANGAR_HOME: dir }))).toEqual({
         apiUrl: DEFAULT_API_URL,
         token: "t",
@@ -82,11 +78,10 @@ describe("loadConfig", () => {
     }
   });
 
-  it("without a platform, requireApi and requireNats say how to get one", async () => {
+  it("without a platform or a token, requireApi says how to get them", async () => {
     const config = await loadConfig({ HANGAR_HOME: empty });
     expect(() => requireApi(config)).toThrow(new ConfigError(NO_PLATFORM_MESSAGE));
-    expect(() => requireNats(config)).toThrow(/HANGAR_NATS_URL/);
-    expect(() => requireApi({ ...config, apiUrl: "http://a:1" })).toThrow(ConfigError);
+    expect(() => requireApi({ ...config, apiUrl: "http://a:1" })).toThrow(new ConfigError(NO_TOKEN_MESSAGE));
   });
 
   it("reports a local.json that is not JSON", async () => {

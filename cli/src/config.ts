@@ -10,6 +10,9 @@ export const DEFAULT_PROXY_URL = "http://localhost:8080";
 export const NO_PLATFORM_MESSAGE =
   "no Hangar platform found: run `npm start` in the hangar repository, or set HANGAR_API_URL and HANGAR_API_TOKEN";
 
+export const NO_TOKEN_MESSAGE =
+  "no API token: set HANGAR_API_TOKEN, or use the token `npm start` writes to $HANGAR_HOME/local.json";
+
 /** What the CLI knows about the platform, from the environment and $HANGAR_HOME/local.json. */
 export interface HangarConfig {
   /** The local.json that was read, if one exists. */
@@ -17,7 +20,6 @@ export interface HangarConfig {
   apiUrl?: string;
   token?: string;
   proxyUrl: string;
-  natsUrl?: string;
 }
 
 /** What one command needs to call the API. */
@@ -34,7 +36,6 @@ export class ConfigError extends Error {
 interface LocalJson {
   api_url?: unknown;
   proxy_url?: unknown;
-  nats_url?: unknown;
   token?: unknown;
 }
 
@@ -71,24 +72,14 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
     apiUrl,
     token: str(env.HANGAR_API_TOKEN) ?? str(local?.token),
     proxyUrl: str(env.HANGAR_PROXY_URL) ?? str(local?.proxy_url) ?? DEFAULT_PROXY_URL,
-    natsUrl: str(env.HANGAR_NATS_URL) ?? str(local?.nats_url),
   };
 }
 
 /** The API address and token, or a ConfigError telling how to get them. */
 export function requireApi(config: HangarConfig): ApiConfig {
-  if (!config.apiUrl || !config.token) throw new ConfigError(NO_PLATFORM_MESSAGE);
+  if (!config.apiUrl) throw new ConfigError(NO_PLATFORM_MESSAGE);
+  if (!config.token) throw new ConfigError(NO_TOKEN_MESSAGE);
   return { apiUrl: config.apiUrl, token: config.token };
-}
-
-/** The NATS address for `hangar logs`, or a ConfigError telling how to get it. */
-export function requireNats(config: HangarConfig): string {
-  if (!config.natsUrl) {
-    throw new ConfigError(
-      "no Hangar platform found: run `npm start` in the hangar repository, or set HANGAR_NATS_URL",
-    );
-  }
-  return config.natsUrl;
 }
 
 /** The public URL of an app behind the proxy: `<app>.` in front of the proxy's host name. */

@@ -19,7 +19,6 @@ export {
   type HangarConfig,
   loadConfig,
   requireApi,
-  requireNats,
 } from "./config.js";
 export { type Context, createContext, processContext } from "./context.js";
 export {
@@ -41,7 +40,7 @@ export {
   nodeDockerfile,
   type Project,
 } from "./launch.js";
-export { formatLogLine, type LogLine, logSubject, parseLogLine } from "./logs.js";
+export { formatLogEntry, type LogEntry } from "./logs.js";
 export { buildCreateMachineRequest, httpService, parseEnvPair, type RunOptions } from "./machine-request.js";
 export { buildProgram, runCli, USAGE_EXIT_CODE } from "./program.js";
 export { ago, formatTable } from "./table.js";

@@ -39,7 +39,6 @@ beforeAll(async () => {
     api_url: api.url,
     token: TOKEN,
     proxy_url: "http://127.0.0.1:18080",
-    nats_url: "nats://x:1",
   };
   await writeFile(join(home, "local.json"), JSON.stringify(local));
 });

@@ -79,12 +79,22 @@ describe("errors", () => {
     expect(api.requests.length).toBe(before);
   });
 
-  it("logs without a NATS address says how to get one", async () => {
-    const res = await hangar(["logs", "-a", "web"]);
-    expect(res.code).toBe(1);
-    expect(res.stderr).toBe(
-      "Error: no Hangar platform found: run `npm start` in the hangar repository, or set HANGAR_NATS_URL\n",
-    );
+  it("logs reads through the API with the token, never NATS", async () => {
+    const entry = {
+      timestamp: "2026-12-04T12:00:00.000Z",
+      message: "hi",
+      level: "info",
+      instance: "m1",
+      region: "local",
+    };
+    api.reply("GET", "/apps/web/logs", entry);
+    const res = await hangar(["logs", "-a", "web", "--no-tail"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toBe("2026-12-04T12:00:00.000Z app[m1] local [info] hi\n");
+    expect(api.seen("GET", "/apps/web/logs").at(-1)).toMatchObject({
+      query: { no_tail: "true" },
+      authorization: `Bearer ${TOKEN}`,
+    });
   });
 
   it("rejects a path that is not a folder without calling the API", async () => {

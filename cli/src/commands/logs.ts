@@ -1,59 +1,56 @@
 import type { Command } from "commander";
-import { CliError } from "../cli-error.js";
-import { requireNats } from "../config.js";
+import { loadAppConfig, resolveAppName } from "../app-config.js";
 import type { Context } from "../context.js";
-import { formatLogLine, logSubject, parseLogLine } from "../logs.js";
+import { formatLogEntry } from "../logs.js";
 
 interface LogsFlags {
-  app: string;
+  app?: string;
   machine?: string;
   region?: string;
+  /** False with --no-tail. */
+  tail: boolean;
+  json?: boolean;
 }
 
-async function follow(ctx: Context, flags: LogsFlags): Promise<void> {
-  const url = requireNats(await ctx.config());
-  let subject: string;
+/** Whether an error is the end of a read the user asked for (Ctrl-C). */
+function isAbort(err: unknown): boolean {
+  return err instanceof Error && err.name === "AbortError";
+}
+
+async function printLogs(ctx: Context, flags: LogsFlags): Promise<void> {
+  const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
+  const api = await ctx.api();
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
   try {
-    subject = logSubject(flags.app, { region: flags.region, machineId: flags.machine });
-  } catch (err) {
-    throw new CliError((err as Error).message);
-  }
-  // Loaded here so that the other commands do not pay for the NATS client at start-up.
-  const { connect } = await import("@nats-io/transport-node");
-  const nc = await connect({ servers: url, name: "hangar-logs", maxReconnectAttempts: -1 }).catch(
-    (err: Error) => {
-      throw new CliError(`cannot reach NATS at ${url}: is \`npm start\` running? (${err.message})`);
-    },
-  );
-  const sub = nc.subscribe(subject);
-  await nc.flush();
-  const stop = () => void nc.close();
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
-  void (async () => {
-    for await (const s of nc.status()) {
-      if (s.type === "disconnect") ctx.err("connection to NATS lost, reconnecting...\n");
-      if (s.type === "reconnect") ctx.err("reconnected to NATS\n");
+    const entries = api.appLogs(app, {
+      machine: flags.machine,
+      region: flags.region,
+      follow: flags.tail,
+      signal: stop.signal,
+    });
+    for await (const entry of entries) {
+      ctx.out(`${flags.json ? JSON.stringify(entry) : formatLogEntry(entry)}\n`);
     }
-  })();
-  ctx.err(`Following the logs of ${subject} (Ctrl-C to stop)\n`);
-  for await (const msg of sub) {
-    const text = msg.string();
-    const log = parseLogLine(text);
-    // Something that is not a LogLine is still output someone sent; show it rather than drop it.
-    ctx.out(`${log ? formatLogLine(log) : text}\n`);
+  } catch (err) {
+    if (!isAbort(err)) throw err;
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
   }
-  const closed = await nc.closed();
-  if (closed) throw new CliError(`NATS connection closed: ${closed.message}`);
 }
 
-/** `hangar logs`: follows machines' output live over NATS until Ctrl-C. */
+/** `hangar logs`: an app's recent output through the API, then new lines as they are printed, until Ctrl-C. */
 export function registerLogs(program: Command, ctx: Context): void {
   program
     .command("logs")
-    .description("follow the output of an app's machines as it is printed (no history), until Ctrl-C")
-    .requiredOption("-a, --app <name>", "app")
+    .description("print an app's recent output, then follow new lines until Ctrl-C")
+    .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
     .option("-m, --machine <id>", "only this machine")
     .option("-r, --region <region>", "only machines in this region")
-    .action((flags: LogsFlags) => follow(ctx, flags));
+    .option("-n, --no-tail", "print the recent lines and exit, without following")
+    .option("--json", "print each entry as the API's JSON, one per line")
+    .action((flags: LogsFlags) => printLogs(ctx, flags));
 }
