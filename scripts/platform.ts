@@ -7,7 +7,17 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import {
+  credsFileOf,
+  type NatsCredentials,
+  natsAuthOptions,
+  natsUserName,
+  natsUsers,
+  OPERATOR_USER,
+  writeNatsCredentials,
+} from "@hangar/service";
 import { freePort } from "@hangar/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { SERVICE_CONFIGS } from "./service-configs.js";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
@@ -37,6 +47,8 @@ export const POSTGRES_SERVICES: readonly ServiceName[] = [];
 export interface PlatformOptions {
   home: string;
   natsUrl: string;
+  /** The NATS users' seeds (platformNatsCredentials): each service connects as its own user. */
+  natsCreds?: NatsCredentials;
   token: string;
   region?: string;
   gatewayPort: number;
@@ -92,6 +104,7 @@ function serviceEnv(
 ): Record<string, string> {
   const common = {
     HANGAR_NATS_URL: o.natsUrl,
+    ...(o.natsCreds ? { HANGAR_NATS_CREDS: credsFileOf(o.natsCreds.dir, natsUserName(name, hostId)) } : {}),
     HANGAR_REGION: o.region ?? "local",
     LOG_LEVEL: o.logLevel ?? "info",
   };
@@ -229,6 +242,30 @@ class ServiceProcess implements ServiceHandle {
   }
 }
 
+/** The host id of a platform's one host agent unless told otherwise. */
+export const DEFAULT_HOST_ID = "local-1";
+
+/**
+ * The NATS users of a one-host platform, their seeds under `<home>/nats/creds` (kept across
+ * restarts) and the server's authorization block (start nats-server with it).
+ */
+export function platformNatsCredentials(home: string, hostId = DEFAULT_HOST_ID): Promise<NatsCredentials> {
+  return writeNatsCredentials(join(home, "nats", "creds"), natsUsers([hostId]));
+}
+
+/** A connection to a platform's NATS as the operator (every subject): for set-up, tests and tools. */
+export function connectOperator(
+  url: string,
+  creds: NatsCredentials,
+  name = "hangar-operator",
+): Promise<NatsConnection> {
+  return connect({
+    servers: url,
+    name,
+    ...natsAuthOptions({ credsFile: creds.credsFile(OPERATOR_USER), user: OPERATOR_USER }),
+  });
+}
+
 /** Starts every service in order and waits for each to be healthy. */
 export async function startPlatform(options: PlatformOptions): Promise<Platform> {
   const o: ResolvedOptions = {
@@ -236,7 +273,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     builderOpsPort: options.builderOpsPort ?? (await freePort()),
     schedulerOpsPort: options.schedulerOpsPort ?? (await freePort()),
   };
-  const hostId = o.hostId ?? "local-1";
+  const hostId = o.hostId ?? DEFAULT_HOST_ID;
   const hostStateDir = join(o.home, "hosts", hostId);
   const logDir = o.logDir ?? join(o.home, "logs");
   await mkdir(logDir, { recursive: true });

@@ -18,6 +18,7 @@ import {
   scalingStream,
 } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
+import { OPERATOR_USER } from "@hangar/service";
 import {
   freePort,
   type NatsServer,
@@ -25,11 +26,12 @@ import {
   startNatsServer,
   startPostgres,
 } from "@hangar/testkit";
-import { connect } from "@nats-io/transport-node";
 import {
-  POSTGRES_SERVICES,
+  connectOperator,
   type Platform,
   type PlatformOptions,
+  POSTGRES_SERVICES,
+  platformNatsCredentials,
   SERVICES,
   startPlatform,
 } from "./platform.js";
@@ -82,7 +84,14 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
   try {
-    nats = await startNatsServer({ storeDir: join(home, "nats"), port: natsPort, name: "hangar-local" });
+    // Only the platform's users get in, each with its own permissions (docs/nats-security.md).
+    const natsCreds = await platformNatsCredentials(home);
+    nats = await startNatsServer({
+      storeDir: join(home, "nats"),
+      port: natsPort,
+      name: "hangar-local",
+      authorization: natsCreds.authorization,
+    });
     say(`nats-server ${nats.url} (pid ${nats.pid}, JetStream in ${nats.storeDir})`);
     // The services reconnect on their own; say when they all are ready again.
     watch("nats-server", nats, () => void (platform && sayWhenReady(platform, "nats-server")));
@@ -107,7 +116,7 @@ async function main(): Promise<void> {
     }
 
     const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream];
-    const nc = await connect({ servers: nats.url });
+    const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);
     for (const stream of streams) await ensureStream(store.jsm, stream);
     store.close();
@@ -119,6 +128,7 @@ async function main(): Promise<void> {
     platform = await startPlatform({
       home,
       natsUrl: nats.url,
+      natsCreds,
       token: apiToken,
       gatewayPort,
       proxyPort,
@@ -133,6 +143,7 @@ async function main(): Promise<void> {
       api_url: platform.apiUrl,
       proxy_url: platform.proxyUrl,
       nats_url: nats.url,
+      nats_creds: natsCreds.credsFile(OPERATOR_USER),
       token: apiToken,
       ...(databaseUrl === undefined ? {} : { database_url: databaseUrl }),
       monitor_url: platform.monitorUrl,

@@ -9,7 +9,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { BlobStore, type Digest, exportImageLayout, ImageRegistry } from "@hangar/oci";
-import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runHangar } from "../../cli/test/run-cli.js";
 import { repoRoot } from "../../scripts/platform.js";
@@ -114,7 +113,7 @@ describe("launch and deploy", () => {
         const [release] = await releases(app);
         const image = (release as unknown as { image: string }).image;
         const digest = image.slice(image.indexOf("@") + 1) as Digest;
-        const nc = await connect({ servers: p.nats.url });
+        const nc = await p.connectNats();
         const layout = join(work, "layout");
         try {
           const registry = await ImageRegistry.open(nc, await BlobStore.open(nc));

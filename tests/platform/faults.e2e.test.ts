@@ -6,7 +6,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hostDecider, hostsStream } from "@hangar/domain";
 import { CommandHandler, EventStore } from "@hangar/eventstore";
-import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ServiceName } from "../../scripts/platform.js";
 import { helloConfig, startTestPlatform, type TestPlatform } from "./harness.js";
@@ -132,7 +131,7 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
     expect(routed).toEqual(startedIds);
 
     // No host over capacity, and every started machine holds its room.
-    const nc = await connect({ servers: p.nats.url });
+    const nc = await p.connectNats();
     try {
       const hosts = new CommandHandler(await EventStore.connect(nc), hostsStream, hostDecider, {
         cacheSize: 0,

@@ -5,8 +5,18 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { NatsCredentials } from "@hangar/service";
 import { freePort, type NatsServer, startNatsServer } from "@hangar/testkit";
-import { type Platform, type PlatformOptions, repoRoot, startPlatform } from "../../scripts/platform.js";
+import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  connectOperator,
+  DEFAULT_HOST_ID,
+  type Platform,
+  type PlatformOptions,
+  platformNatsCredentials,
+  repoRoot,
+  startPlatform,
+} from "../../scripts/platform.js";
 import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
 import { listMachineIds } from "../../services/host-agent/src/driver/state.js";
 import { removeStateDir } from "../../services/host-agent/test/harness.js";
@@ -14,7 +24,11 @@ import { removeStateDir } from "../../services/host-agent/test/harness.js";
 export const helloDir = join(repoRoot, "examples", "hello");
 
 export interface TestPlatform extends Platform {
+  /** Secured: only the platform's users get in (natsCreds). */
   nats: NatsServer;
+  natsCreds: NatsCredentials;
+  /** A connection to the platform's NATS as the operator (every subject); the caller closes it. */
+  connectNats(): Promise<NatsConnection>;
   home: string;
   token: string;
   api: ApiClient;
@@ -118,7 +132,11 @@ export function scaledHelloConfig(s: Scale): Record<string, unknown> {
 export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));
   chmodSync(home, 0o755);
-  const nats = await startNatsServer({ storeDir: join(home, "nats") });
+  const natsCreds = await platformNatsCredentials(home, opts.hostId ?? DEFAULT_HOST_ID);
+  const nats = await startNatsServer({
+    storeDir: join(home, "nats"),
+    authorization: natsCreds.authorization,
+  });
   const token = randomBytes(24).toString("base64url");
   const proxyPort = await freePort();
   let platform: Platform;
@@ -126,6 +144,7 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
     platform = await startPlatform({
       home,
       natsUrl: nats.url,
+      natsCreds,
       token,
       gatewayPort: await freePort(),
       proxyPort,
@@ -149,6 +168,8 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
   return {
     ...platform,
     nats,
+    natsCreds,
+    connectNats: () => connectOperator(nats.url, natsCreds, "hangar-test"),
     home,
     token,
     proxyPort,

@@ -14,7 +14,7 @@ import {
   writeNatsCredentials,
 } from "@hangar/service";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
-import { connect } from "@nats-io/transport-node";
+import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { collectViolations, instanceOf, matches, Prober } from "./probe.js";
 
@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 it("refuses a connection without credentials", async () => {
-  await expect(connect({ servers: server.url, reconnect: false })).rejects.toThrow();
+  await expect(connect({ servers: server.url, reconnect: false })).rejects.toBeInstanceOf(AuthorizationError);
 });
 
 describe.each(users.map((u) => [u.user, u] as const))("user %s", (_name, spec) => {
