@@ -32,6 +32,7 @@ interface Probe {
 interface Container {
   name: string;
   image: string;
+  args?: string[];
   ports?: { name?: string; containerPort: number }[];
   env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string } }[];
@@ -228,6 +229,24 @@ function block(conf: string, name: string): string {
 
 function setting(conf: string, key: string): string | undefined {
   return new RegExp(`^\\s*${key}\\s*[:=]\\s*(\\S+)`, "m").exec(conf)?.[1];
+}
+
+/** The files a config block includes, in order. */
+function includes(conf: string): string[] {
+  // Only the block's own level: nested blocks' includes are theirs.
+  let depth = 0;
+  let own = "";
+  for (const c of conf) {
+    if (c === "{") depth++;
+    else if (c === "}") depth--;
+    else if (depth === 0) own += c;
+  }
+  return [...own.matchAll(/^\s*include\s+(\S+)/gm)].map((m) => m[1] as string);
+}
+
+/** A file of the nats-auth Secret as the base has it (placeholders an overlay replaces). */
+function authFile(name: string): string {
+  return readFileSync(join(BASE, "nats", "auth", name), "utf8");
 }
 
 function routes(cluster: string): string[] {
@@ -454,19 +473,46 @@ describe("NATS", () => {
     expect(mount && claims.includes(mount.name), `store_dir ${storeDir} is on a claimed volume`).toBe(true);
   });
 
-  it("routes to each of the 3 pods through the headless Service", () => {
+  it("routes to each of the 3 pods through the headless Service, with a route password", () => {
     const cluster = block(conf, "cluster");
     const headless = named<Service>(baseObjects, "Service", sts.spec.serviceName ?? "");
     expect(headless.spec.clusterIP).toBe("None");
     expect(headless.spec.publishNotReadyAddresses).toBe(true);
     const routePort = headless.spec.ports.find((p) => p.name === "cluster")?.port;
     expect(setting(cluster, "listen")).toBe(`0.0.0.0:${routePort}`);
-    expect(routes(cluster)).toEqual(
+    // Routes and their authorization come from the Secret, included in the cluster block.
+    expect(includes(cluster)).toEqual(["../auth/routes.conf"]);
+    const routesConf = stripComments(authFile("routes.conf"));
+    const auth = block(routesConf, "authorization");
+    const user = setting(auth, "user");
+    const password = JSON.parse(setting(auth, "password") ?? '""') as string;
+    expect(user).toBe("route");
+    expect(password.length).toBeGreaterThanOrEqual(16);
+    expect(routes(routesConf)).toEqual(
       Array.from(
         { length: 3 },
-        (_, i) => `nats://${sts.metadata.name}-${i}.${headless.metadata.name}:${routePort}`,
+        (_, i) =>
+          `nats://${user}:${password}@${sts.metadata.name}-${i}.${headless.metadata.name}:${routePort}`,
       ),
     );
+  });
+
+  it("admits only the users of the nats-auth Secret, mounted where nats.conf includes it from", () => {
+    const configDir = dirname(container.args?.[container.args.indexOf("--config") + 1] ?? "");
+    const mounts = container.volumeMounts ?? [];
+    const volumes = sts.spec.template.spec.volumes ?? [];
+    const authMount = mounts.find((m) => m.mountPath === resolve(configDir, "../auth"));
+    expect(volumes.find((v) => v.name === authMount?.name)?.secret?.secretName).toBe("nats-auth");
+    expect(includes(conf)).toEqual(["../auth/authorization.conf"]);
+    const generator = baseSecretGenerators.find((g) => g.name === "nats-auth");
+    expect(generator?.files?.map((f) => f.split("=")[0]).sort()).toEqual([
+      "authorization.conf",
+      "routes.conf",
+    ]);
+    // Users by nkey only: no anonymous fallback, no passwords.
+    const users = stripComments(authFile("authorization.conf"));
+    expect(users).not.toMatch(/no_auth_user|password|token/);
+    expect(users.match(/nkey:\s*"U[A-Z2-7]{55}"/g)?.length).toBeGreaterThan(0);
   });
 
   it("names each server after its pod", () => {
@@ -479,11 +525,23 @@ describe("NATS", () => {
   });
 
   it("probes readiness on JetStream being enabled, and waits for full health only at start", () => {
-    expect(container.readinessProbe?.httpGet?.path).toBe("/healthz?js-enabled-only=true");
-    expect(container.livenessProbe?.httpGet?.path).toBe("/healthz?js-enabled-only=true");
-    expect(container.startupProbe?.httpGet?.path).toBe("/healthz");
-    const monitor = container.ports?.find((p) => p.name === "monitor")?.containerPort;
-    expect(setting(conf, "http_port")).toBe(String(monitor));
+    const url = (p: Probe | undefined) => p?.exec?.command.at(-1);
+    const monitor = `http://${setting(conf, "http")}`;
+    expect(url(container.readinessProbe)).toBe(`${monitor}/healthz?js-enabled-only=true`);
+    expect(url(container.livenessProbe)).toBe(`${monitor}/healthz?js-enabled-only=true`);
+    expect(url(container.startupProbe)).toBe(`${monitor}/healthz`);
+  });
+
+  it("keeps the unauthenticated monitoring port on the pod's loopback", () => {
+    expect(setting(conf, "http")).toBe("127.0.0.1:8222");
+    expect(setting(conf, "http_port")).toBeUndefined();
+    expect(container.ports?.map((p) => p.containerPort)).not.toContain(8222);
+    for (const svc of ofKind<Service>(baseObjects, "Service")) {
+      expect(
+        svc.spec.ports.map((p) => p.port),
+        svc.metadata.name,
+      ).not.toContain(8222);
+    }
   });
 });
 

@@ -11,6 +11,7 @@ export type { AuthorizedUser, NatsCredentials } from "./nats-credentials.js";
 export { credsFileOf, natsAuthorization, writeNatsCredentials } from "./nats-credentials.js";
 export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./nats-permissions.js";
 export { hostAgentUser, natsUsers, OPERATOR_USER, permissionsOf, SERVICE_USERS } from "./nats-permissions.js";
+export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";

@@ -69,8 +69,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       { bucket: "hangar-blobs", write: true },
       { bucket: "hangar-build-contexts", write: true },
     ],
-    publish: ["cmd.placement.place", "cmd.host.*.signal"],
-    subscribe: [],
+    publish: ["cmd.placement.place", "cmd.host.*.signal", "cmd.host.*.logs"],
+    // `hangar logs`: live lines after the recent ones the hosts answer.
+    subscribe: ["logs.*.*.*"],
     serves: ["cmd.machines.wake"],
   },
   {
@@ -134,6 +135,11 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
 /** The user of one host's agent: its own host's subjects only, never another host's. */
 export function hostAgentUser(hostId: string): NatsUserSpec {
   if (!/^[A-Za-z0-9_-]+$/.test(hostId)) throw new Error(`invalid host id ${JSON.stringify(hostId)}`);
+  return hostAgentTemplate(hostId);
+}
+
+/** The host agent's entry with `hostId` put in as is: `<host>` in the docs. */
+export function hostAgentTemplate(hostId: string): NatsUserSpec {
   return {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,

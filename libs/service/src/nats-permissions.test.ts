@@ -1,0 +1,57 @@
+import {
+  appsStream,
+  buildsStream,
+  hostsStream,
+  machinesStream,
+  releasesStream,
+  scalingStream,
+} from "@hangar/domain";
+import { describe, expect, it } from "vitest";
+import { hostAgentUser, natsUsers, permissionsOf } from "./nats-permissions.js";
+
+const streams = new Map(
+  [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream].map((s) => [
+    s.name,
+    s.subjectPrefix,
+  ]),
+);
+
+describe("the NATS permission table", () => {
+  it.each(natsUsers(["h1"]).map((u) => [u.user, u] as const))(
+    "%s names real streams and their subjects",
+    (_n, u) => {
+      for (const grant of u.streams) {
+        const prefix = streams.get(grant.stream);
+        expect(prefix, grant.stream).toBeDefined();
+        for (const subject of grant.append) expect(subject.startsWith(`${prefix}.`), subject).toBe(true);
+      }
+    },
+  );
+
+  it("gives every user its own reply inbox and nobody else's", () => {
+    for (const u of natsUsers(["h1", "h2"])) {
+      const inboxes = permissionsOf(u).subscribe.filter((s) => s.startsWith("_INBOX"));
+      expect(inboxes).toEqual([`_INBOX_${u.user}.>`]);
+    }
+  });
+
+  it("lets a host agent use only its own host's subjects", () => {
+    const p = permissionsOf(hostAgentUser("h1"));
+    expect(p.publish).toContain("ev.host.h1");
+    expect(p.publish).toContain("hosts.heartbeat.h1");
+    expect(p.subscribe).toContain("cmd.host.h1.*");
+    expect([...p.publish, ...p.subscribe].filter((s) => /\bh2\b|ev\.host\.\*|heartbeat\.\*/.test(s))).toEqual(
+      [],
+    );
+  });
+
+  it("refuses a host id that is not one subject token", () => {
+    expect(() => hostAgentUser("a.b")).toThrow(/invalid host id/);
+    expect(() => hostAgentUser("*")).toThrow(/invalid host id/);
+  });
+
+  it("gives allow_responses only to users that serve commands", () => {
+    const serving = natsUsers(["h1"]).filter((u) => permissionsOf(u).allowResponses);
+    expect(serving.map((u) => u.user).sort()).toEqual(["gateway", "host-agent-h1", "placement"]);
+  });
+});
