@@ -8,9 +8,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { natsAuthOptions, OPERATOR_USER } from "@hangar/service";
 import { freePort } from "@hangar/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { connect } from "@nats-io/transport-node";
+import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { runHangar, startHangar } from "../../cli/test/run-cli.js";
 
@@ -73,7 +74,15 @@ describe("npm start (the local platform launcher)", () => {
     expect(local.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
     expect(output).toContain(`token: ${local.token}`);
 
-    const nc = await connect({ servers: local.nats_url });
+    // NATS admits only the platform's users: the operator's seed file is beside nats_url.
+    expect(local.nats_creds).toBe(join(home, "nats", "creds", `${OPERATOR_USER}.nk`));
+    await expect(connect({ servers: local.nats_url, reconnect: false })).rejects.toBeInstanceOf(
+      AuthorizationError,
+    );
+    const nc = await connect({
+      servers: local.nats_url,
+      ...natsAuthOptions({ credsFile: local.nats_creds, user: OPERATOR_USER }),
+    });
     const jsm = await jetstreamManager(nc);
     const names = (await jsm.streams.names().next()).sort();
     expect(names).toEqual(expect.arrayContaining(["APPS", "HOSTS", "MACHINES"]));
