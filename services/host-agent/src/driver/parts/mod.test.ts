@@ -1,0 +1,25 @@
+import { describe, expect, it } from "vitest";
+import { machineParts } from "./mod.js";
+
+describe("machineParts", () => {
+  it("wires every resource once, an address before the namespace on it and the cgroup before the root filesystem", () => {
+    const parts = machineParts({
+      stateDir: "/nonexistent",
+      hostIp: "127.0.0.1",
+      suspend: "signals",
+      logger: { warn: () => {} },
+      holdsPort: () => false,
+      sink: () => {},
+    });
+    expect(parts.all.map((p) => p.name)).toEqual([
+      "address",
+      "network namespace",
+      "cgroup",
+      "root filesystem",
+      "output",
+    ]);
+    expect(parts.all).toContain(parts.address);
+    expect(parts.all).toContain(parts.cgroup);
+    expect(parts.all).toContain(parts.output);
+  });
+});
