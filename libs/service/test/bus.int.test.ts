@@ -87,7 +87,9 @@ describe("commands over NATS", () => {
   it("reads a code it does not know as internal", async () => {
     const s = subject("future");
     const sub = nc.subscribe(s, {
-      callback: (_, msg) => msg.respond(JSON.stringify({ error: { code: "brand_new", message: "?" } })),
+      callback: (_, msg) => {
+        msg.respond(JSON.stringify({ error: { code: "brand_new", message: "?" } }));
+      },
     });
     const err = await failure(sendCommand(nc, s, {}));
     expect(err.code).toBe("internal");

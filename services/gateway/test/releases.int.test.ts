@@ -71,7 +71,7 @@ describe("releases", () => {
     expect(await (await gw.request("/v1/apps/other/releases")).json()).toEqual([]);
   });
 
-  it("ends a release once: a second PATCH is a 409", async () => {
+  it("ends a release once: a second PATCH is a 412", async () => {
     const r = await release("api", { image: IMAGE });
     const ok = await send("PATCH", `/v1/apps/api/releases/${r.version}`, {
       status: "succeeded",
@@ -85,7 +85,7 @@ describe("releases", () => {
       { status: "succeeded", machine_ids: [] },
     ]) {
       const again = await send("PATCH", `/v1/apps/api/releases/${r.version}`, body);
-      expect(again.status).toBe(409);
+      expect(again.status).toBe(412);
       expect(await again.json()).toEqual({
         error: `release v${r.version} already succeeded`,
         status: "failed_precondition",
@@ -106,7 +106,7 @@ describe("releases", () => {
   it("releases a succeeded build of the app, with its image by default", async () => {
     const b = await build("web");
     const notYet = await send("POST", "/v1/apps/web/releases", { build_id: b.id });
-    expect(notYet.status).toBe(422);
+    expect(notYet.status).toBe(400);
     expect(await notYet.json()).toEqual({
       error: `build_id: build ${b.id} is requested; only a succeeded build can be released`,
       status: "invalid_argument",
@@ -128,25 +128,25 @@ describe("releases", () => {
 
     // A build of another app is not this app's.
     const elsewhere = await send("POST", "/v1/apps/api/releases", { build_id: b.id });
-    expect(elsewhere.status).toBe(422);
+    expect(elsewhere.status).toBe(400);
     expect(await elsewhere.json()).toMatchObject({ error: `build_id: build ${b.id} not found in app api` });
     const unknown = await send("POST", "/v1/apps/web/releases", { build_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV" });
-    expect(unknown.status).toBe(422);
+    expect(unknown.status).toBe(400);
   });
 
   it("answers bad bodies and unknown things in Fly's error shape", async () => {
     const cases: [method: string, path: string, body: unknown, status: number, error: RegExp][] = [
       ["POST", "/v1/apps/web/releases", "{not json", 400, /invalid JSON body/],
       ["POST", "/v1/apps/web/releases", "", 400, /body is required/],
-      ["POST", "/v1/apps/web/releases", {}, 422, /image: required unless build_id is given/],
-      ["POST", "/v1/apps/web/releases", { image: 5 }, 422, /image: expected string, received 5/],
-      ["POST", "/v1/apps/web/releases", { image: "has space" }, 422, /image:/],
-      ["POST", "/v1/apps/web/releases", { image: IMAGE, strategy: "yolo" }, 422, /strategy: expected one of/],
-      ["POST", "/v1/apps/web/releases", { image: IMAGE, config: [1] }, 422, /config: expected record/],
+      ["POST", "/v1/apps/web/releases", {}, 400, /image: required unless build_id is given/],
+      ["POST", "/v1/apps/web/releases", { image: 5 }, 400, /image: expected string, received 5/],
+      ["POST", "/v1/apps/web/releases", { image: "has space" }, 400, /image:/],
+      ["POST", "/v1/apps/web/releases", { image: IMAGE, strategy: "yolo" }, 400, /strategy: expected one of/],
+      ["POST", "/v1/apps/web/releases", { image: IMAGE, config: [1] }, 400, /config: expected record/],
       ["PATCH", "/v1/apps/web/releases/1", "[", 400, /invalid JSON body/],
-      ["PATCH", "/v1/apps/web/releases/1", { status: "done" }, 422, /status/],
-      ["PATCH", "/v1/apps/web/releases/1", { status: "failed" }, 422, /reason: required/],
-      ["PATCH", "/v1/apps/web/releases/1", { status: "succeeded" }, 422, /machine_ids: required/],
+      ["PATCH", "/v1/apps/web/releases/1", { status: "done" }, 400, /status/],
+      ["PATCH", "/v1/apps/web/releases/1", { status: "failed" }, 400, /reason: required/],
+      ["PATCH", "/v1/apps/web/releases/1", { status: "succeeded" }, 400, /machine_ids: required/],
       ["POST", "/v1/apps/nope/releases", { image: IMAGE }, 404, /app nope not found/],
       ["PATCH", "/v1/apps/web/releases/99", { status: "failed", reason: "x" }, 404, /release v99 not found/],
     ];

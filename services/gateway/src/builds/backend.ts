@@ -138,5 +138,5 @@ export class StreamBuildsBackend implements BuildsBackend {
 }
 
 function tooLarge(err: ContextTooLargeError): ApiError {
-  return new ApiError(413, "resource_exhausted", err.message, { cause: err });
+  return ApiError.of("resource_exhausted", err.message, { cause: err });
 }

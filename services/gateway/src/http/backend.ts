@@ -149,8 +149,8 @@ export interface LeaseOptions {
 
 /**
  * What the Machines API needs from the platform. Inputs are already validated; results are the JSON
- * views sent as they are. Failures are `ApiError`s (see ERROR_STATUS for the codes); anything else
- * becomes a 500.
+ * views sent as they are. Failures are `ApiError`s, or DomainErrors and CommandErrors, which the
+ * error handler maps by their code (errors.ts); anything else becomes a 500.
  */
 export interface MachinesBackend {
   listApps(orgSlug: string, ctx: RequestContext): Promise<AppListView>;

@@ -24,9 +24,8 @@ export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
       const opts = buildOptions(c);
       const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
       if (type && !CONTEXT_TYPES.includes(type)) {
-        throw new ApiError(
-          415,
-          "invalid_argument",
+        throw ApiError.of(
+          "unsupported_media_type",
           `a build context is a tar sent as ${CONTEXT_TYPES.join(" or ")}, not ${type}`,
         );
       }

@@ -1,9 +1,11 @@
+import { DOMAIN_ERROR_CODES, DomainError, type DomainErrorCode } from "@hangar/eventstore";
+import { CommandError } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { Hono } from "hono";
-import { expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { ApiEnv } from "./context.js";
 import { errorHandler, notFound } from "./error-handler.js";
-import { ApiError, ERROR_STATUS } from "./errors.js";
+import { API_CODE_OF, ApiError, ERROR_STATUS, toApiError } from "./errors.js";
 import { requestId } from "./request-id.js";
 
 function appThrowing(err: unknown) {
@@ -21,8 +23,8 @@ function appThrowing(err: unknown) {
   return { app, lines };
 }
 
-it("sends an ApiError as Fly's body with its status, without logging a client error", async () => {
-  const { app, lines } = appThrowing(new ApiError(404, "not_found", "machine m1 not found"));
+it("sends an ApiError as Fly's body with its code's status, without logging a client error", async () => {
+  const { app, lines } = appThrowing(ApiError.of("not_found", "machine m1 not found"));
   const res = await app.request("/boom");
   expect(res.status).toBe(404);
   expect(await res.json()).toEqual({ error: "machine m1 not found", status: "not_found" });
@@ -40,6 +42,61 @@ it("uses the status ERROR_STATUS gives a code", async () => {
   expect(ERROR_STATUS.deadline_exceeded).toBe(408);
   expect(ERROR_STATUS.aborted).toBe(409);
   expect(ERROR_STATUS.failed_precondition).toBe(412);
+  expect(ERROR_STATUS.invalid_argument).toBe(400);
+});
+
+describe("platform codes", () => {
+  const codes = Object.keys(DOMAIN_ERROR_CODES) as DomainErrorCode[];
+
+  it("maps every platform code to an API code with a client or server status", () => {
+    for (const code of codes) {
+      const api = toApiError(new DomainError(`refused: ${code}`, code));
+      expect(api?.code, code).toBe(API_CODE_OF[code]);
+      expect(api?.status, code).toBe(ERROR_STATUS[API_CODE_OF[code]]);
+    }
+    expect(Object.fromEntries(codes.map((c) => [c, ERROR_STATUS[API_CODE_OF[c]]]))).toEqual({
+      invalid_argument: 400,
+      not_found: 404,
+      already_exists: 409,
+      failed_precondition: 412,
+      lease_held: 409,
+      insufficient_capacity: 422,
+      unavailable: 503,
+      timeout: 503,
+      internal: 500,
+    });
+  });
+
+  it("answers 500 for a platform code only when the service failed (internal)", () => {
+    const fivehundreds = codes.filter((c) => ERROR_STATUS[API_CODE_OF[c]] === 500);
+    expect(fivehundreds).toEqual(["internal"]);
+  });
+
+  it("sends a refusal from a decider or from another service with its code's status", async () => {
+    const local = await appThrowing(
+      new DomainError("cannot stop a machine that is stopped", "failed_precondition"),
+    ).app.request("/boom");
+    expect(local.status).toBe(412);
+    expect(await local.json()).toEqual({
+      error: "cannot stop a machine that is stopped",
+      status: "failed_precondition",
+    });
+    const remote = await appThrowing(new CommandError("lease held by deploy", "lease_held")).app.request(
+      "/boom",
+    );
+    expect(remote.status).toBe(409);
+    expect(await remote.json()).toEqual({ error: "lease held by deploy", status: "aborted" });
+  });
+
+  it("hides the message of a service that failed", async () => {
+    const { app, lines } = appThrowing(
+      new CommandError("cmd.x failed: TypeError: secret detail", "internal"),
+    );
+    const res = await app.request("/boom");
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({ error: "internal error", status: "unknown" });
+    expect(JSON.stringify(lines)).toContain("secret detail");
+  });
 });
 
 it("logs a 5xx ApiError", async () => {
@@ -64,11 +121,11 @@ it("hides an unexpected error behind a generic 500 and logs it with details", as
   expect(JSON.stringify(lines[0])).toContain("connection to nats lost");
 });
 
-it("treats an ApiError with a non-error status as a 500", async () => {
-  const { app } = appThrowing(new ApiError(200, "odd", "not an error status"));
-  const res = await app.request("/boom");
+it("treats an error with a code outside the platform's as unexpected", async () => {
+  const odd = Object.assign(new Error("odd"), { code: "not_a_platform_code" });
+  expect(toApiError(odd)).toBeUndefined();
+  const res = await appThrowing(odd).app.request("/boom");
   expect(res.status).toBe(500);
-  expect(await res.json()).toEqual({ error: "not an error status", status: "odd" });
 });
 
 it("answers unknown routes with a Fly-shaped 404", async () => {

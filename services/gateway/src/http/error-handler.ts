@@ -2,17 +2,20 @@ import type { Logger } from "@hangar/telemetry";
 import type { Context, ErrorHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { ApiEnv } from "./context.js";
-import { ApiError, type ErrorBody } from "./errors.js";
+import { type ErrorBody, toApiError } from "./errors.js";
 
 const INTERNAL: ErrorBody = { error: "internal error", status: "unknown" };
 
-/** Sends ApiErrors as Fly's error body with their status, and anything else as a logged, generic 500. */
+/**
+ * Sends ApiErrors, DomainErrors and CommandErrors as Fly's error body with their code's status (the
+ * one mapping in errors.ts), and anything else as a logged, generic 500.
+ */
 export function errorHandler(logger: Logger): ErrorHandler<ApiEnv> {
   return (err, c) => {
-    if (err instanceof ApiError) {
-      const status = err.status >= 400 && err.status <= 599 ? err.status : 500;
-      if (status >= 500) logger.error({ ...where(c), code: err.code, err }, err.message);
-      return c.json(err.toJSON(), status as ContentfulStatusCode);
+    const api = toApiError(err);
+    if (api) {
+      if (api.status >= 500) logger.error({ ...where(c), code: api.code, err }, api.message);
+      return c.json(api.toJSON(), api.status as ContentfulStatusCode);
     }
     logger.error({ ...where(c), err }, "unhandled error");
     return c.json(INTERNAL, 500);

@@ -1,13 +1,22 @@
+import { DomainError, type DomainErrorCode } from "@hangar/eventstore";
+import { CommandError } from "@hangar/service";
+
 /**
- * Error codes of the API (the `status` field of an error body) and the HTTP status each one is sent with.
- * The codes follow the gRPC-style words Fly's API uses in its messages. Notable choices, matching Fly:
+ * Error codes of the API (the `status` field of an error body) and the HTTP status each one is sent
+ * with: the one place where a code becomes a status. The codes follow the gRPC-style words Fly's API
+ * uses in its messages. Notable choices, matching Fly:
+ * - `invalid_argument` 400: Fly's spec answers every malformed request with 400, body fields
+ *   included (the releases API follows it, where it used to send 422).
  * - `aborted` 409: the machine is leased and the request has no or another lease nonce (Fly answers
  *   "aborted: ... lease currently held by ..." with 409, and flyctl retries lease acquisition on 409).
- * - `failed_precondition` 412: the machine is in the wrong state, or `current_version` does not match.
+ * - `failed_precondition` 412: the machine (or a build, a release) is in the wrong state, or
+ *   `current_version` does not match. Fly sends 412 for a machine in the wrong state; one status for
+ *   the code everywhere, so a release ended twice is a 412 too (it was a 409).
  * - `deadline_exceeded` 408: `wait` timed out (Fly answers 408 and clients loop on it).
  * - `insufficient_capacity` 422: no host can take the machine; the spec's error enum lists this code
  *   and Fly sends it with 422 (fly-go reads it to suggest another region).
  * - `name_taken` 409: an app name is in use (the code fly-go looks for); `already_exists` for other names.
+ * - `resource_exhausted` 413 and `unsupported_media_type` 415: a build context too large, or not a tar.
  * - `unknown` 500: anything unexpected (the spec's other error enum value).
  */
 export const ERROR_STATUS = {
@@ -19,6 +28,8 @@ export const ERROR_STATUS = {
   already_exists: 409,
   name_taken: 409,
   failed_precondition: 412,
+  resource_exhausted: 413,
+  unsupported_media_type: 415,
   insufficient_capacity: 422,
   unknown: 500,
   unavailable: 503,
@@ -26,32 +37,64 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * How each platform code (DomainError, CommandError) reads in Fly's API. A held lease is Fly's
+ * `aborted`; a service that does not answer, in time or at all, is `unavailable`; a service that
+ * failed is `unknown`, a 500 like any unexpected error.
+ */
+export const API_CODE_OF: Record<DomainErrorCode, ErrorCode> = {
+  invalid_argument: "invalid_argument",
+  not_found: "not_found",
+  already_exists: "already_exists",
+  failed_precondition: "failed_precondition",
+  lease_held: "aborted",
+  insufficient_capacity: "insufficient_capacity",
+  unavailable: "unavailable",
+  timeout: "unavailable",
+  internal: "unknown",
+};
+
 /** Fly's error body. */
 export interface ErrorBody {
   error: string;
   status: string;
 }
 
-/** The one error type of the API: the backend throws it and the HTTP layer sends it as Fly's error body. */
+/** The one error type of the API: the HTTP layer sends it as Fly's error body, with its code's status. */
 export class ApiError extends Error {
   override readonly name = "ApiError";
+  readonly status: number;
 
   constructor(
-    readonly status: number,
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     options?: ErrorOptions,
   ) {
     super(message, options);
+    this.status = ERROR_STATUS[code];
   }
 
   /** An ApiError with the HTTP status `ERROR_STATUS` gives `code`. */
   static of(code: ErrorCode, message: string, options?: ErrorOptions): ApiError {
-    return new ApiError(ERROR_STATUS[code], code, message, options);
+    return new ApiError(code, message, options);
   }
 
   /** The body sent to the client. */
   toJSON(): ErrorBody {
     return { error: this.message, status: this.code };
   }
+}
+
+/**
+ * What an error is sent as: an ApiError as it is; a DomainError or CommandError by its platform code
+ * (API_CODE_OF), with its message unless the code is `internal`; anything else undefined, for the
+ * caller to hide behind a generic 500.
+ */
+export function toApiError(err: unknown): ApiError | undefined {
+  if (err instanceof ApiError) return err;
+  if (!(err instanceof DomainError) && !(err instanceof CommandError)) return undefined;
+  const code = API_CODE_OF[err.code];
+  // A failing service's message may say more than a client should read.
+  const message = err.code === "internal" ? "internal error" : err.message;
+  return new ApiError(code, message, { cause: err });
 }

@@ -37,7 +37,7 @@ export type ReleaseOutcome =
 /** What the releases API needs from the platform; failures are ApiErrors. */
 export interface ReleasesBackend {
   createRelease(app: string, input: CreateReleaseInput, ctx: RequestContext): Promise<ReleaseView>;
-  /** Ends a pending release; a release that already ended is a 409. */
+  /** Ends a pending release; a release that already ended is a 412 (failed_precondition). */
   endRelease(
     app: string,
     version: number,

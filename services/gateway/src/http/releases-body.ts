@@ -1,4 +1,4 @@
-import { ImageSchema, validate } from "@hangar/config";
+import { ImageSchema } from "@hangar/config";
 import type { Context } from "hono";
 import { z } from "zod";
 import { readBody } from "./body.js";
@@ -28,17 +28,9 @@ export const EndReleaseRequestSchema = z.discriminatedUnion("status", [
   z.object({ status: z.literal("failed"), reason: z.string().min(1) }),
 ]);
 
-// Malformed JSON is a 400 (readBody); well-formed JSON with wrong fields is a 422.
-async function readValid<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  const json = await readBody(c, z.unknown());
-  const result = validate(schema, json);
-  if (!result.ok) throw new ApiError(422, "invalid_argument", result.message);
-  return result.value;
-}
-
 /** The validated body of a release creation. */
 export async function createReleaseInput(c: Context): Promise<CreateReleaseInput> {
-  const body = await readValid(c, CreateReleaseRequestSchema);
+  const body = await readBody(c, CreateReleaseRequestSchema);
   return {
     image: body.image ?? undefined,
     buildId: body.build_id ?? undefined,
@@ -50,7 +42,7 @@ export async function createReleaseInput(c: Context): Promise<CreateReleaseInput
 
 /** The validated body of a release's end. */
 export async function releaseOutcome(c: Context): Promise<ReleaseOutcome> {
-  const body = await readValid(c, EndReleaseRequestSchema);
+  const body = await readBody(c, EndReleaseRequestSchema);
   return body.status === "succeeded"
     ? { status: "succeeded", machineIds: body.machine_ids }
     : { status: "failed", reason: body.reason };

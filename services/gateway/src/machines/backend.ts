@@ -6,13 +6,10 @@ import type {
   UpdateMachineRequest,
 } from "@hangar/config";
 import { machineAggregateId, newInstanceId } from "@hangar/domain";
-import { isDomainError } from "@hangar/eventstore";
-import { CommandError } from "@hangar/service";
 import {
   ApiError,
   type AppListView,
   type AppView,
-  type ErrorCode,
   type LeaseOptions,
   type LeaseView,
   type MachineEventView,
@@ -28,31 +25,6 @@ import {
 } from "../http/mod.js";
 import type { Catalog, MachineRecord } from "./catalog.js";
 import type { MachineCommands } from "./commands.js";
-
-/** How the domain's and the bus's error codes read in Fly's API. */
-const CODE_MAP: Record<string, ErrorCode> = {
-  not_found: "not_found",
-  already_exists: "already_exists",
-  failed_precondition: "failed_precondition",
-  invalid_argument: "invalid_argument",
-  insufficient_capacity: "insufficient_capacity",
-  lease_held: "aborted",
-  unavailable: "unavailable",
-  timeout: "unavailable",
-};
-
-/** Turns domain and command errors into ApiErrors; everything else passes (and becomes a 500). */
-async function api<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (err) {
-    const code =
-      isDomainError(err) || err instanceof CommandError ? (err as { code: string }).code : undefined;
-    const mapped = code ? CODE_MAP[code] : undefined;
-    if (mapped) throw ApiError.of(mapped, (err as Error).message, { cause: err });
-    throw err;
-  }
-}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -143,13 +115,11 @@ export class StreamBackend implements MachinesBackend {
     return { total_apps: apps.length, apps };
   }
 
-  createApp(input: CreateAppRequest): Promise<AppView> {
-    return api(async () => {
-      if (this.catalog.app(input.app_name))
-        throw ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
-      await this.commands.createApp(input.app_name, input.org_slug, input.network ?? undefined);
-      return appView(input.app_name, input.org_slug);
-    });
+  async createApp(input: CreateAppRequest): Promise<AppView> {
+    if (this.catalog.app(input.app_name))
+      throw ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
+    await this.commands.createApp(input.app_name, input.org_slug, input.network ?? undefined);
+    return appView(input.app_name, input.org_slug);
   }
 
   async getApp(app: string): Promise<AppView> {
@@ -158,7 +128,7 @@ export class StreamBackend implements MachinesBackend {
   }
 
   deleteApp(app: string): Promise<void> {
-    return api(() => this.commands.destroyApp(app));
+    return this.commands.destroyApp(app);
   }
 
   async listMachines(app: string, filter: MachineListFilter): Promise<MachineView[]> {
@@ -174,142 +144,129 @@ export class StreamBackend implements MachinesBackend {
       .map((m) => toMachineView(m, filter.summary));
   }
 
-  createMachine(app: string, input: CreateMachineRequest): Promise<MachineView> {
-    return api(async () => {
-      this.appOrThrow(app);
-      let r = await this.commands.createMachine(app, {
-        ...(input.name ? { name: input.name } : {}),
-        ...(input.region ? { region: input.region } : {}),
-        config: input.config as CreateMachineRequest["config"] & Record<string, unknown>,
-        skipLaunch: input.skip_launch ?? false,
-      });
-      let nonce: string | undefined;
-      if (input.lease_ttl) {
-        nonce = newInstanceId().toLowerCase();
-        r = await this.commands.machine(app, r.state.machineId, {
-          type: "AcquireLease",
-          nonce,
-          ttlS: input.lease_ttl,
-          owner: "api",
-          description: "",
-        });
-      }
-      return { ...toMachineView(r), ...(nonce ? { nonce } : {}) };
+  async createMachine(app: string, input: CreateMachineRequest): Promise<MachineView> {
+    this.appOrThrow(app);
+    let r = await this.commands.createMachine(app, {
+      ...(input.name ? { name: input.name } : {}),
+      ...(input.region ? { region: input.region } : {}),
+      config: input.config as CreateMachineRequest["config"] & Record<string, unknown>,
+      skipLaunch: input.skip_launch ?? false,
     });
+    let nonce: string | undefined;
+    if (input.lease_ttl) {
+      nonce = newInstanceId().toLowerCase();
+      r = await this.commands.machine(app, r.state.machineId, {
+        type: "AcquireLease",
+        nonce,
+        ttlS: input.lease_ttl,
+        owner: "api",
+        description: "",
+      });
+    }
+    return { ...toMachineView(r), ...(nonce ? { nonce } : {}) };
   }
 
   async getMachine(app: string, machineId: string): Promise<MachineView> {
     return toMachineView(this.record(app, machineId));
   }
 
-  updateMachine(
+  async updateMachine(
     app: string,
     machineId: string,
     input: UpdateMachineRequest,
     ctx: RequestContext,
   ): Promise<MachineView> {
-    return api(async () => {
-      const current = this.record(app, machineId);
-      if (input.current_version && input.current_version !== current.state.instanceId) {
-        throw ApiError.of(
-          "failed_precondition",
-          `machine ${machineId} is at version ${current.state.instanceId}, not ${input.current_version}`,
-        );
-      }
-      const r = await this.commands.machine(app, machineId, {
-        type: "UpdateMachine",
-        instanceId: newInstanceId(),
-        configJson: JSON.stringify(input.config),
-        name: input.name ?? "",
-        skipLaunch: input.skip_launch ?? false,
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
-      return toMachineView(r);
+    const current = this.record(app, machineId);
+    if (input.current_version && input.current_version !== current.state.instanceId) {
+      throw ApiError.of(
+        "failed_precondition",
+        `machine ${machineId} is at version ${current.state.instanceId}, not ${input.current_version}`,
+      );
+    }
+    const r = await this.commands.machine(app, machineId, {
+      type: "UpdateMachine",
+      instanceId: newInstanceId(),
+      configJson: JSON.stringify(input.config),
+      name: input.name ?? "",
+      skipLaunch: input.skip_launch ?? false,
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
+    return toMachineView(r);
   }
 
-  destroyMachine(
+  async destroyMachine(
     app: string,
     machineId: string,
     opts: { force: boolean },
     ctx: RequestContext,
   ): Promise<void> {
-    return api(async () => {
-      this.record(app, machineId);
-      await this.commands.machine(app, machineId, {
-        type: "DestroyMachine",
-        force: opts.force,
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
+    this.record(app, machineId);
+    await this.commands.machine(app, machineId, {
+      type: "DestroyMachine",
+      force: opts.force,
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
-  startMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineStartView> {
-    return api(async () => {
-      const previous = this.record(app, machineId).state.status;
-      await this.commands.machine(app, machineId, {
-        type: "StartMachine",
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
-      return { previous_state: previous };
+  async startMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineStartView> {
+    const previous = this.record(app, machineId).state.status;
+    await this.commands.machine(app, machineId, {
+      type: "StartMachine",
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+    });
+    return { previous_state: previous };
+  }
+
+  async stopMachine(app: string, machineId: string, opts: StopOptions, ctx: RequestContext): Promise<void> {
+    const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
+    await this.commands.machine(app, machineId, {
+      type: "StopMachine",
+      signal: opts.signal ?? config.stop_config?.signal ?? "SIGINT",
+      timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
-  stopMachine(app: string, machineId: string, opts: StopOptions, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
-      await this.commands.machine(app, machineId, {
-        type: "StopMachine",
-        signal: opts.signal ?? config.stop_config?.signal ?? "SIGINT",
-        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
-    });
-  }
-
-  restartMachine(app: string, machineId: string, opts: RestartOptions, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
-      await this.commands.machine(app, machineId, {
-        type: "RestartMachine",
-        signal: opts.forceStop ? "SIGKILL" : (opts.signal ?? config.stop_config?.signal ?? "SIGINT"),
-        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
+  async restartMachine(
+    app: string,
+    machineId: string,
+    opts: RestartOptions,
+    ctx: RequestContext,
+  ): Promise<void> {
+    const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
+    await this.commands.machine(app, machineId, {
+      type: "RestartMachine",
+      signal: opts.forceStop ? "SIGKILL" : (opts.signal ?? config.stop_config?.signal ?? "SIGINT"),
+      timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
   signalMachine(app: string, machineId: string, signal: Signal): Promise<void> {
-    return api(() => this.commands.signal(app, machineId, signal));
+    return this.commands.signal(app, machineId, signal);
   }
 
-  suspendMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      this.record(app, machineId);
-      await this.commands.machine(app, machineId, {
-        type: "SuspendMachine",
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
+  async suspendMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(app, machineId, {
+      type: "SuspendMachine",
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
-  cordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      this.record(app, machineId);
-      await this.commands.machine(app, machineId, {
-        type: "CordonMachine",
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
+  async cordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(app, machineId, {
+      type: "CordonMachine",
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
-  uncordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      this.record(app, machineId);
-      await this.commands.machine(app, machineId, {
-        type: "UncordonMachine",
-        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-      });
+  async uncordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(app, machineId, {
+      type: "UncordonMachine",
+      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
     });
   }
 
@@ -364,31 +321,32 @@ export class StreamBackend implements MachinesBackend {
     };
   }
 
-  acquireLease(app: string, machineId: string, opts: LeaseOptions, ctx: RequestContext): Promise<LeaseView> {
-    return api(async () => {
-      const current = this.record(app, machineId).state.lease;
-      const ttlS = opts.ttlSeconds ?? 30;
-      // Holding the current nonce refreshes the lease: release it and take it again in its name.
-      if (current && ctx.leaseNonce === current.nonce && current.expiresAtMs > Date.now()) {
-        await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: current.nonce });
-      }
-      const nonce =
-        ctx.leaseNonce && current?.nonce === ctx.leaseNonce ? ctx.leaseNonce : newInstanceId().toLowerCase();
-      await this.commands.machine(app, machineId, {
-        type: "AcquireLease",
-        nonce,
-        ttlS,
-        owner: "api",
-        description: opts.description ?? "",
-      });
-      return this.getLease(app, machineId);
+  async acquireLease(
+    app: string,
+    machineId: string,
+    opts: LeaseOptions,
+    ctx: RequestContext,
+  ): Promise<LeaseView> {
+    const current = this.record(app, machineId).state.lease;
+    const ttlS = opts.ttlSeconds ?? 30;
+    // Holding the current nonce refreshes the lease: release it and take it again in its name.
+    if (current && ctx.leaseNonce === current.nonce && current.expiresAtMs > Date.now()) {
+      await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: current.nonce });
+    }
+    const nonce =
+      ctx.leaseNonce && current?.nonce === ctx.leaseNonce ? ctx.leaseNonce : newInstanceId().toLowerCase();
+    await this.commands.machine(app, machineId, {
+      type: "AcquireLease",
+      nonce,
+      ttlS,
+      owner: "api",
+      description: opts.description ?? "",
     });
+    return this.getLease(app, machineId);
   }
 
-  releaseLease(app: string, machineId: string, ctx: RequestContext): Promise<void> {
-    return api(async () => {
-      this.record(app, machineId);
-      await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: ctx.leaseNonce ?? "" });
-    });
+  async releaseLease(app: string, machineId: string, ctx: RequestContext): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(app, machineId, { type: "ReleaseLease", nonce: ctx.leaseNonce ?? "" });
   }
 }

@@ -10,8 +10,8 @@ import {
   CommandHandler,
   type CommandResult,
   type EventStore,
-  isDomainError,
 } from "@hangar/eventstore";
+import { handleThenWait } from "@hangar/service";
 import type { BuildCatalog } from "../builds/catalog.js";
 import { newUlid } from "../builds/ids.js";
 import type { RequestContext } from "../http/backend.js";
@@ -76,10 +76,11 @@ export class StreamReleasesBackend implements ReleasesBackend {
   /** The image of a release that names a build: the build must belong to the app and have succeeded. */
   private buildImage(app: string, buildId: string): string {
     const build = this.deps.builds.build(app, buildId);
-    if (!build) throw unprocessable(`build_id: build ${buildId} not found in app ${app}`);
+    if (!build) throw ApiError.of("invalid_argument", `build_id: build ${buildId} not found in app ${app}`);
     const imageRef = build.state.result?.imageRef;
     if (build.state.status !== "succeeded" || !imageRef) {
-      throw unprocessable(
+      throw ApiError.of(
+        "invalid_argument",
         `build_id: build ${buildId} is ${build.state.status}; only a succeeded build can be released`,
       );
     }
@@ -89,7 +90,7 @@ export class StreamReleasesBackend implements ReleasesBackend {
   async createRelease(app: string, input: CreateReleaseInput, ctx: RequestContext): Promise<ReleaseView> {
     this.appOrThrow(app);
     const image = input.buildId ? (input.image ?? this.buildImage(app, input.buildId)) : input.image;
-    if (!image) throw unprocessable("image: required unless build_id is given");
+    if (!image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
     const releaseId = newUlid();
     const res = await this.handle(
       app,
@@ -135,27 +136,16 @@ export class StreamReleasesBackend implements ReleasesBackend {
   }
 
   // Runs a command on the app's releases and waits until the catalog shows it (read your own writes).
-  private async handle(
+  // A refusal is a DomainError, which the HTTP layer sends with its code's status.
+  private handle(
     app: string,
     command: ReleaseCommand,
     commandId: string,
     ctx: RequestContext,
   ): Promise<CommandResult<ReleasesState, ReleaseEvent>> {
-    let res: CommandResult<ReleasesState, ReleaseEvent>;
-    try {
-      res = await this.handler.handle(app, command, { commandId, correlationId: ctx.requestId });
-    } catch (err) {
-      if (isDomainError(err, "failed_precondition"))
-        throw new ApiError(409, "failed_precondition", err.message, { cause: err });
-      if (isDomainError(err, "not_found")) throw ApiError.of("not_found", err.message, { cause: err });
-      if (isDomainError(err, "invalid_argument")) throw unprocessable(err.message, err);
-      throw err;
-    }
-    await this.deps.catalog.waitForSeq(res.seq);
-    return res;
+    return handleThenWait(this.handler, this.deps.catalog, app, command, {
+      commandId,
+      correlationId: ctx.requestId,
+    });
   }
-}
-
-function unprocessable(message: string, cause?: unknown): ApiError {
-  return new ApiError(422, "invalid_argument", message, cause ? { cause } : undefined);
 }
