@@ -1,0 +1,104 @@
+import {
+  type HostLogsReply,
+  type HostLogsRequest,
+  type MachineLogLine,
+  serveCommands,
+} from "@hangar/service";
+import { createLogger } from "@hangar/telemetry";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { AppLogs } from "../src/logs/app-logs.js";
+
+// App and host names of this file's own: other test files share the run's nats-server.
+const app = `logs${process.pid}`;
+const host = `h${process.pid}`;
+let nc: NatsConnection;
+let hostNc: NatsConnection;
+
+function line(seq: number, text: string, machine = "m1"): MachineLogLine {
+  return {
+    ts: `2026-12-04T10:00:${String(seq).padStart(2, "0")}.000Z`,
+    seq,
+    app,
+    machine_id: machine,
+    region: "ams",
+    stream: "stdout",
+    line: text,
+  };
+}
+
+const publish = (l: MachineLogLine) =>
+  hostNc.publish(`logs.${app}.${l.region}.${l.machine_id}`, JSON.stringify(l));
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  hostNc = await connect({ servers: inject("natsUrl") });
+  // A stand-in host agent: it keeps lines 1 and 2 of m1; while it answers, m1 prints line 3, and
+  // line 2 goes out live once more (as a line printed just before the subscription would).
+  serveCommands<HostLogsRequest, HostLogsReply>(hostNc, `cmd.host.${host}.logs`, "host", async (req) => {
+    publish(line(2, "two"));
+    publish(line(3, "three"));
+    await hostNc.flush();
+    return {
+      lines: req.machine_ids.includes("m1") ? [line(1, "one"), line(2, "two")].slice(-req.limit) : [],
+    };
+  });
+  await hostNc.flush();
+});
+
+afterAll(async () => {
+  await nc?.close();
+  await hostNc?.close();
+});
+
+function reader(machines = [{ machineId: "m1", hostId: host, region: "ams" }]): AppLogs {
+  return new AppLogs({
+    nc,
+    appExists: (a) => a === app,
+    machinesOf: () => machines,
+    logger: createLogger("test", { level: "silent" }),
+    hostTimeoutMs: 1_000,
+  });
+}
+
+describe("AppLogs", () => {
+  it("sends the recent lines, then live ones, none lost between and none twice", async () => {
+    const stop = new AbortController();
+    const got: string[] = [];
+    const read = reader().logs(app, {}, { limit: 10, follow: true, signal: stop.signal });
+    for await (const l of read) {
+      got.push(`${l.seq} ${l.line}`);
+      if (l.seq === 3) publish(line(4, "four"));
+      if (l.seq === 4) stop.abort();
+    }
+    expect(got).toEqual(["1 one", "2 two", "3 three", "4 four"]);
+  });
+
+  it("without follow, sends the recent lines and ends; a filter that matches no machine asks no host", async () => {
+    const stop = new AbortController();
+    const recent = [];
+    for await (const l of reader().logs(app, {}, { limit: 1, follow: false, signal: stop.signal }))
+      recent.push(l.line);
+    expect(recent).toEqual(["two"]);
+    const none = [];
+    for await (const l of reader().logs(
+      app,
+      { region: "elsewhere" },
+      { limit: 5, follow: false, signal: stop.signal },
+    ))
+      none.push(l);
+    expect(none).toEqual([]);
+  });
+
+  it("a host that does not answer costs its lines, not the read", async () => {
+    const stop = new AbortController();
+    const machines = [
+      { machineId: "m1", hostId: host, region: "ams" },
+      { machineId: "m9", hostId: `gone${process.pid}`, region: "ams" },
+    ];
+    const got = [];
+    for await (const l of reader(machines).logs(app, {}, { limit: 5, follow: false, signal: stop.signal }))
+      got.push(l.line);
+    expect(got).toEqual(["one", "two"]);
+  });
+});
