@@ -21,13 +21,7 @@ import { CheckSupervisor } from "./check-supervisor.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
-import {
-  type ImageSource,
-  parseMachineConfig,
-  type RunnableConfig,
-  resolveRun,
-  type SandboxCapability,
-} from "./run-spec.js";
+import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
 
 export interface HostAgentOptions {
   nc: NatsConnection;
@@ -264,20 +258,10 @@ export class HostAgent {
   }
 
   private async startProcess(m: ExistingMachine): Promise<void> {
-    let run: RunnableConfig;
-    try {
-      const { images, sandbox } = this.opts;
-      run = await resolveRun(m, sandbox ? { sandbox, ...(images ? { images } : {}) } : undefined);
-    } catch (err) {
-      await this.record(
-        m,
-        { type: "RecordStartFailed", message: (err as Error).message },
-        `start-failed-${m.instanceId}-${Date.now()}`,
-      );
-      return;
-    }
     let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
     try {
+      const { images, sandbox } = this.opts;
+      const run = await resolveRun(m, sandbox ? { sandbox, ...(images ? { images } : {}) } : undefined);
       proc = await this.opts.driver.start({
         machineId: m.machineId,
         app: m.app,
@@ -291,6 +275,7 @@ export class HostAgent {
         ...(run.port !== undefined ? { port: run.port } : {}),
       });
     } catch (err) {
+      // An image that cannot run here or a process that cannot start: either way the start failed.
       await this.record(
         m,
         { type: "RecordStartFailed", message: (err as Error).message },
