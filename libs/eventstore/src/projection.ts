@@ -13,6 +13,7 @@ import {
 import { nanos } from "@nats-io/transport-node";
 import { type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
 import { decodeBatch, type RecordedEvent } from "./batch.js";
+import { isRetryable } from "./errors.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
 /** One stored message as a projection sees it. */
@@ -35,7 +36,10 @@ export interface ProjectionOptions<E> {
   batchSize?: number;
   /** Start after this sequence when the consumer is created (default: from the first message). */
   afterSeq?: number;
-  /** Told about every failed batch before it is retried. */
+  /**
+   * Told about every failed batch before it is retried (or, for an error that is not retryable,
+   * before the message at fault is terminated).
+   */
   onError?(err: unknown, batch: ProjectedMessage<E>[]): void;
   /** Delay before a failed batch is delivered again (default 1 s). */
   retryDelayMs?: number;
@@ -43,7 +47,7 @@ export interface ProjectionOptions<E> {
 
 /** A running projection. */
 export interface RunningProjection {
-  /** The last sequence acknowledged. */
+  /** The last sequence settled: acknowledged, or terminated as a message that can never be applied. */
   readonly lastSeq: number;
   /** Resolves once the projection has acknowledged `seq` or later. */
   waitFor(seq: number): Promise<void>;
@@ -77,7 +81,10 @@ export async function ensureDurable(
 
 /**
  * Runs a projection on a durable consumer: at least once, in stream order, acknowledging a batch
- * only after `handle` finished it. A failed batch is retried after `retryDelayMs`.
+ * only after `handle` finished it. A batch that fails with a retryable error (isRetryable: a lost
+ * connection, a conflict, a timeout) is nak'ed and retried after `retryDelayMs`. One that fails with
+ * a terminal error (a message that does not decode, a DomainError) is applied again one message
+ * at a time, and the message at fault is terminated, so one bad message cannot stall the projection.
  */
 export async function runProjection<E extends { type: string }>(
   js: JetStreamClient,
@@ -179,8 +186,7 @@ export async function runProjection<E extends { type: string }>(
         s.end();
       }
       opts.onError?.(err, batch);
-      for (const m of msgs) m.nak(retryDelayMs);
-      return false;
+      return settleFailed(msgs, err);
     }
     for (const s of spans) s.end();
     const last = msgs[msgs.length - 1];
@@ -189,6 +195,28 @@ export async function runProjection<E extends { type: string }>(
       for (const m of msgs.slice(0, -1)) m.ack();
       await last.ackAck();
       acknowledged(last.seq);
+    }
+    return true;
+  };
+
+  // A retryable failure sends the batch back; a terminal one finds the message at fault and ends it.
+  const settleFailed = async (msgs: JsMsg[], err: unknown): Promise<boolean> => {
+    if (isRetryable(err)) {
+      for (const m of msgs) m.nak(retryDelayMs);
+      return false;
+    }
+    const [only] = msgs;
+    if (msgs.length === 1 && only) {
+      // No reason text: nats-server 2.9 takes "+TERM" with a reason for an unknown acknowledgement.
+      only.term();
+      acknowledged(only.seq);
+      return true;
+    }
+    for (let i = 0; i < msgs.length; i++) {
+      if (!(await apply(msgs.slice(i, i + 1)))) {
+        for (const m of msgs.slice(i + 1)) m.nak(retryDelayMs);
+        return false;
+      }
     }
     return true;
   };
