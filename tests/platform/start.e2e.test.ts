@@ -1,7 +1,6 @@
 // `npm start`'s launcher (scripts/start.ts) in a temp HANGAR_HOME on free ports: it starts
 // nats-server and every service (Postgres only once a service uses it), writes local.json, serves
 // the `hangar` CLI's commands, and stops cleanly on SIGTERM.
-import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
@@ -9,70 +8,35 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { natsAuthOptions, OPERATOR_USER } from "@hangar/service";
-import { freePort } from "@hangar/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { runHangar, startHangar } from "../../cli/test/run-cli.js";
+import { NpmStart, npmStartEnv } from "./npm-start.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const home = mkdtempSync(join(tmpdir(), "hangar-home-"));
 // As root, Postgres runs as the postgres user, which must be able to enter HANGAR_PG_DATA's parents.
 chmodSync(home, 0o755);
-let child: ChildProcess | undefined;
-let output = "";
-
-function launch(env: Record<string, string>): ChildProcess {
-  const c = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "scripts/start.ts"], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  c.stdout?.on("data", (d) => {
-    output += d;
-  });
-  c.stderr?.on("data", (d) => {
-    output += d;
-  });
-  return c;
-}
-
-async function exited(c: ChildProcess): Promise<number | null> {
-  if (c.exitCode !== null) return c.exitCode;
-  return new Promise((resolve) => c.once("exit", (code) => resolve(code)));
-}
+let run: NpmStart | undefined;
 
 afterAll(async () => {
-  if (child && child.exitCode === null) {
-    child.kill("SIGTERM");
-    await exited(child);
-  }
+  await run?.stop();
   rmSync(home, { recursive: true, force: true });
 });
 
 describe("npm start (the local platform launcher)", () => {
   it("starts the whole platform under HANGAR_HOME, serves the hangar CLI, and stops everything on SIGTERM", async () => {
-    const env = {
-      HANGAR_HOME: home,
-      HANGAR_NATS_PORT: String(await freePort()),
-      HANGAR_PG_PORT: String(await freePort()),
-      HANGAR_PG_DATA: join(home, "postgres"),
-      HANGAR_GATEWAY_PORT: String(await freePort()),
-      HANGAR_PROXY_PORT: String(await freePort()),
-      HANGAR_MONITOR_PORT: String(await freePort()),
-    };
-    child = launch(env);
+    const env = await npmStartEnv(home);
+    run = new NpmStart(env);
     const localJson = join(home, "local.json");
-    for (let i = 0; i < 900 && !output.includes("running;"); i++) {
-      if (child.exitCode !== null) throw new Error(`start exited early:\n${output}`);
-      await sleep(100);
-    }
+    await run.running();
     const local = JSON.parse(readFileSync(localJson, "utf8"));
     expect(local.nats_url).toBe(`nats://127.0.0.1:${env.HANGAR_NATS_PORT}`);
     expect(local.api_url).toBe(`http://127.0.0.1:${env.HANGAR_GATEWAY_PORT}`);
     expect(local.proxy_url).toBe(`http://localhost:${env.HANGAR_PROXY_PORT}`);
     expect(local.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
-    expect(output).toContain(`token: ${local.token}`);
+    expect(run.output).toContain(`token: ${local.token}`);
 
     // NATS admits only the platform's users: the operator's seed file is beside nats_url.
     expect(local.nats_creds).toBe(join(home, "nats", "creds", `${OPERATOR_USER}.nk`));
@@ -90,27 +54,21 @@ describe("npm start (the local platform launcher)", () => {
 
     // No service uses Postgres yet (POSTGRES_SERVICES), so npm start did not start it.
     expect(local.database_url).toBeUndefined();
-    expect(output).not.toContain("[hangar] postgres");
+    expect(run.output).not.toContain("[hangar] postgres");
     expect(existsSync(join(home, "postgres-password"))).toBe(false);
 
     await cliAgainstPlatform(home, local);
 
-    child.kill("SIGTERM");
-    expect(await exited(child)).toBe(0);
-    expect(output).toContain("[hangar] stopped");
+    expect(await run.stop()).toBe(0);
+    expect(run.output).toContain("[hangar] stopped");
     // Stopping the platform stopped its machines too.
     expect(machineProcesses()).toEqual([]);
 
     // A second start reuses the same data and token.
-    output = "";
-    child = launch(env);
-    for (let i = 0; i < 600 && !output.includes("running;"); i++) {
-      if (child.exitCode !== null) throw new Error(`second start exited early:\n${output}`);
-      await sleep(100);
-    }
+    run = new NpmStart(env);
+    await run.running(60_000);
     expect(JSON.parse(readFileSync(localJson, "utf8")).token).toBe(local.token);
-    child.kill("SIGTERM");
-    expect(await exited(child)).toBe(0);
+    expect(await run.stop()).toBe(0);
   }, 180_000);
 
   it("says which variable to set when a port is taken", async () => {
@@ -118,17 +76,14 @@ describe("npm start (the local platform launcher)", () => {
     const blocker = net.createServer().listen(0, "127.0.0.1");
     await new Promise((resolve) => blocker.once("listening", resolve));
     const port = (blocker.address() as { port: number }).port;
-    output = "";
-    const c = launch({
-      HANGAR_HOME: join(home, "taken"),
+    const taken = new NpmStart({
+      ...(await npmStartEnv(join(home, "taken"))),
       HANGAR_NATS_PORT: String(port),
-      HANGAR_PG_PORT: String(await freePort()),
-      HANGAR_PG_DATA: join(home, "taken", "postgres"),
     });
-    expect(await exited(c)).toBe(1);
+    expect(await taken.exited()).toBe(1);
     blocker.close();
-    expect(output).toMatch(/could not start/);
-    expect(output).toMatch(/HANGAR_NATS_PORT/);
+    expect(taken.output).toMatch(/could not start/);
+    expect(taken.output).toMatch(/HANGAR_NATS_PORT/);
   });
 });
 

@@ -3,23 +3,20 @@
 // of a service process. Each is restarted by npm start's supervisor (and says so), the proxy answers
 // every request meanwhile, /health says not ready while NATS is away, and a machine create
 // succeeds afterwards. Prints how long each took to come back.
-import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort } from "@hangar/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { repoRoot } from "../../scripts/platform.js";
 import { ApiClient, helloConfig } from "./harness.js";
 import { HeldLoad } from "./held-load.js";
+import { NpmStart, npmStartEnv } from "./npm-start.js";
 
 const home = mkdtempSync(join(tmpdir(), "hangar-supervise-"));
 // As root, Postgres (if a service ever needs it) runs as the postgres user, which must enter it.
 chmodSync(home, 0o755);
 const app = "steady";
-let child: ChildProcess | undefined;
-let output = "";
+let run: NpmStart;
 let api: ApiClient;
 let local: { api_url: string; proxy_url: string; token: string; monitor_url: string };
 let load: HeldLoad | undefined;
@@ -28,9 +25,12 @@ let load: HeldLoad | undefined;
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${output}`);
-    if (child?.exitCode !== null) throw new Error(`npm start exited while waiting for ${what}:\n${output}`);
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${run.output}`);
+    }
+    if (run.child.exitCode !== null) {
+      throw new Error(`npm start exited while waiting for ${what}:\n${run.output}`);
+    }
     await sleep(25);
   }
 }
@@ -68,26 +68,8 @@ async function createMachine(): Promise<string> {
 }
 
 beforeAll(async () => {
-  const env = {
-    HANGAR_HOME: home,
-    HANGAR_NATS_PORT: String(await freePort()),
-    HANGAR_PG_PORT: String(await freePort()),
-    HANGAR_PG_DATA: join(home, "postgres"),
-    HANGAR_GATEWAY_PORT: String(await freePort()),
-    HANGAR_PROXY_PORT: String(await freePort()),
-    HANGAR_MONITOR_PORT: String(await freePort()),
-  };
-  child = spawn(process.execPath, ["--conditions=source", "--import", "tsx", "scripts/start.ts"], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const keep = (d: Buffer) => {
-    output += d;
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  await until("npm start to run", () => output.includes("running;"), 120_000);
+  run = new NpmStart(await npmStartEnv(home));
+  await run.running(120_000);
   local = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
   api = new ApiClient(local.api_url, local.token);
   expect((await api.call("POST", "/apps", { app_name: app, org_slug: "personal" })).status).toBe(201);
@@ -98,10 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await load?.stop();
-  if (child && child.exitCode === null) {
-    child.kill("SIGTERM");
-    await new Promise((resolve) => child?.once("exit", resolve));
-  }
+  await run?.stop();
   rmSync(home, { recursive: true, force: true });
 }, 60_000);
 
@@ -118,12 +97,12 @@ describe("npm start supervision (acceptance 6)", () => {
     const healthSeen = new Set<number>();
     await until("npm start to restart nats-server", async () => {
       healthSeen.add(await healthStatus(gatewayHealth));
-      return output.includes("[hangar] nats-server restarted (pid");
+      return run.output.includes("[hangar] nats-server restarted (pid");
     });
     const backMs = performance.now() - killedAt;
     await until("every service to be ready again", async () => {
       healthSeen.add(await healthStatus(gatewayHealth));
-      return output.includes("[hangar] every service is ready again");
+      return run.output.includes("[hangar] every service is ready again");
     });
     const readyMs = performance.now() - killedAt;
     const id = await createMachine();
@@ -139,7 +118,7 @@ describe("npm start supervision (acceptance 6)", () => {
         `gateway /health statuses seen meanwhile: ${[...healthSeen].join(", ")}`,
     );
 
-    expect(output).toContain("[hangar] nats-server exited (killed by SIGKILL); restarting in 250 ms");
+    expect(run.output).toContain("[hangar] nats-server exited (killed by SIGKILL); restarting in 250 ms");
     expect(pidOf("nats-server")).not.toBe(pid);
     expect(backMs).toBeLessThan(30_000);
     expect(load?.failures()).toEqual([]);
@@ -153,7 +132,9 @@ describe("npm start supervision (acceptance 6)", () => {
 
     process.kill(pid, "SIGKILL");
     const killedAt = performance.now();
-    await until("npm start to restart placement", () => output.includes("[hangar] placement restarted (pid"));
+    await until("npm start to restart placement", () =>
+      run.output.includes("[hangar] placement restarted (pid"),
+    );
     const backMs = performance.now() - killedAt;
     const id = await createMachine();
     const createdMs = performance.now() - killedAt;
@@ -164,7 +145,7 @@ describe("npm start supervision (acceptance 6)", () => {
         `${load?.failures().length} not 200`,
     );
 
-    expect(output).toMatch(/\[hangar\] placement exited \(killed by SIGKILL\); restarting in \d+ ms/);
+    expect(run.output).toMatch(/\[hangar\] placement exited \(killed by SIGKILL\); restarting in \d+ ms/);
     expect(pidOf(join("services", "placement", "src", "main.ts"))).not.toBe(pid);
     expect(backMs).toBeLessThan(60_000);
     expect(load?.failures()).toEqual([]);
