@@ -18,20 +18,3 @@ export function onShutdown(logger: Logger, stop: () => Promise<void>): void {
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
 }
-
-/** Reads an environment variable, or the default; throws a clear error when required and missing. */
-export function env(name: string, fallback?: string): string {
-  const value = process.env[name];
-  if (value !== undefined && value !== "") return value;
-  if (fallback !== undefined) return fallback;
-  throw new Error(`${name} is not set: set it in the environment (npm start sets it for every service)`);
-}
-
-/** A numeric environment variable, or the default. */
-export function envNumber(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n)) throw new Error(`${name} must be a number, got "${raw}"`);
-  return n;
-}

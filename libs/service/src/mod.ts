@@ -2,7 +2,7 @@ export type { AggregateViewOptions, ViewChange } from "./aggregate-view.js";
 export { AggregateView } from "./aggregate-view.js";
 export type { CodedError } from "./bus.js";
 export { CommandError, sendCommand, serveCommands } from "./bus.js";
-export { env, envNumber, onShutdown } from "./lifecycle.js";
+export { onShutdown } from "./lifecycle.js";
 export type { MachineChange, MachineEntry, MachinesViewOptions } from "./machines-view.js";
 export { MachinesView } from "./machines-view.js";
 export type { NatsAuth } from "./nats.js";
