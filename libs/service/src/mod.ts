@@ -12,6 +12,8 @@ export { credsFileOf, natsAuthorization, writeNatsCredentials } from "./nats-cre
 export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./nats-permissions.js";
 export { hostAgentUser, natsUsers, OPERATOR_USER, permissionsOf, SERVICE_USERS } from "./nats-permissions.js";
 export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
+export type { ViolationLogger } from "./nats-violations.js";
+export { reportPermissionViolations } from "./nats-violations.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";

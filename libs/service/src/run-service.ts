@@ -5,6 +5,7 @@ import { Registry } from "prom-client";
 import type { z } from "zod";
 import { onShutdown } from "./lifecycle.js";
 import { connectNats, natsUserName } from "./nats.js";
+import { reportPermissionViolations } from "./nats-violations.js";
 import { type HealthReport, startOpsServer } from "./ops-server.js";
 import { readiness, watchConnection } from "./readiness.js";
 import { ConfigError, type ServiceConfig, type ServiceSettings } from "./settings.js";
@@ -74,6 +75,7 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   }
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.name });
+  reportPermissionViolations(nc, logger, registry);
   let service: RunningService | undefined;
   const report = () => readiness(service?.health(), connection);
   const ops = await startOpsServer({
