@@ -551,8 +551,8 @@ describe("hangar-config", () => {
   const port = (name: string, p: number) =>
     services.find((s) => s.metadata.name === name && s.spec.ports.some((sp) => sp.port === p));
 
-  it("points NATS_URL at the NATS client Service", () => {
-    const url = new URL(literal(config, "NATS_URL") ?? "");
+  it("points HANGAR_NATS_URL at the NATS client Service", () => {
+    const url = new URL(literal(config, "HANGAR_NATS_URL") ?? "");
     expect(url.protocol).toBe("nats:");
     expect(port(url.hostname, Number(url.port))?.spec.clusterIP).not.toBe("None");
   });
