@@ -150,7 +150,7 @@ async function cliAgainstPlatform(
   });
   expect(JSON.parse(body).machine_id).toBe(run.id);
 
-  // The machine's output reaches `hangar logs` over NATS.
+  // The machine's output reaches `hangar logs` through the gateway.
   await ok(["machine", "restart", run.id, "-a", "cli-web"]);
   for (let i = 0; i < 100 && !logs.output().stdout.includes("hello listening"); i++) await sleep(100);
   logs.child.kill("SIGINT");
