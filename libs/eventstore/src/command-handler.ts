@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { catchUp, type LoadedAggregate, loadAggregate, remember } from "./aggregate.js";
 import type { EventMetadata } from "./batch.js";
 import type { Decider } from "./decider.js";
-import { isConcurrencyError, RetriesExhaustedError } from "./errors.js";
+import { isConcurrencyError, isRetryable, RetriesExhaustedError } from "./errors.js";
 import type { EventStore } from "./event-store.js";
 import type { SnapshotStore } from "./snapshots.js";
 import type { AggregateStream } from "./stream.js";
@@ -22,6 +22,8 @@ export interface CommandResult<S, E> {
 export interface CommandHandlerOptions<S> {
   /** Conflicting attempts before giving up (default 20). */
   maxAttempts?: number;
+  /** Appends that failed for a passing reason (no acknowledgement, lost connection) tried again (default 2). */
+  maxTransientRetries?: number;
   snapshots?: SnapshotStore<S>;
   /** Save a snapshot once this many messages were folded on top of the last one (default 100). */
   snapshotEvery?: number;
@@ -39,6 +41,7 @@ export interface CommandHandlerOptions<S> {
  */
 export class CommandHandler<S, C, E extends { type: string }> {
   private readonly maxAttempts: number;
+  private readonly maxTransientRetries: number;
   private readonly snapshotEvery: number;
   private readonly cacheSize: number;
   private readonly cache = new Map<string, LoadedAggregate<S>>();
@@ -50,17 +53,23 @@ export class CommandHandler<S, C, E extends { type: string }> {
     private readonly opts: CommandHandlerOptions<S> = {},
   ) {
     this.maxAttempts = opts.maxAttempts ?? 20;
+    this.maxTransientRetries = opts.maxTransientRetries ?? 2;
     this.snapshotEvery = opts.snapshotEvery ?? 100;
     this.cacheSize = opts.cacheSize ?? 10_000;
   }
 
-  /** Handles one command; DomainErrors from the decider pass through untouched. */
+  /**
+   * Handles one command; DomainErrors from the decider pass through untouched (terminal). An append
+   * that fails for a reason that passes (isRetryable: no acknowledgement, a lost connection) is
+   * tried again from a fresh load, at most `maxTransientRetries` times.
+   */
   async handle(aggregateId: string, command: C, meta: EventMetadata): Promise<CommandResult<S, E>> {
     const cached = this.cache.get(aggregateId);
     let loaded = cached ?? (await this.load(aggregateId));
     // A cached state may be stale. An append finds out by itself (its expected sequence fails),
     // but a refusal or a decision to do nothing would not: those are checked against the stream.
     let fresh = cached === undefined;
+    let transientRetries = 0;
     for (let attempt = 1; ; attempt++) {
       const previous = loaded.commands.get(meta.commandId);
       if (previous !== undefined) return this.repeated(previous, loaded.state);
@@ -118,7 +127,14 @@ export class CommandHandler<S, C, E extends { type: string }> {
         if (!isConcurrencyError(err)) {
           // The append's fate is unknown (timeout, lost connection): forget the cached version.
           this.cache.delete(aggregateId);
-          throw err;
+          if (!isRetryable(err) || transientRetries >= this.maxTransientRetries) throw err;
+          transientRetries++;
+          // Deciding again from the stream is safe: if the lost append landed, the reload finds its
+          // command id and reports it; if it did not, the same message id appends it once.
+          await sleep(100 * 2 ** transientRetries);
+          loaded = await this.load(aggregateId);
+          fresh = true;
+          continue;
         }
         if (attempt >= this.maxAttempts)
           throw new RetriesExhaustedError(aggregateId, attempt, { cause: err });

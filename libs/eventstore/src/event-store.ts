@@ -53,9 +53,10 @@ export class EventStore {
     readonly publisher: JetStreamPublisher,
   ) {}
 
-  /** An event store over an open NATS connection. */
-  static async connect(nc: NatsConnection): Promise<EventStore> {
-    return new EventStore(nc, jetstream(nc), await jetstreamManager(nc), new JetStreamPublisher(nc));
+  /** An event store over an open NATS connection; appends not acknowledged within `publishTimeoutMs` (5 s) fail. */
+  static async connect(nc: NatsConnection, opts: { publishTimeoutMs?: number } = {}): Promise<EventStore> {
+    const publisher = new JetStreamPublisher(nc, opts.publishTimeoutMs);
+    return new EventStore(nc, jetstream(nc), await jetstreamManager(nc), publisher);
   }
 
   /** Stops the publisher; the connection stays open (it belongs to the caller). */
