@@ -1,12 +1,16 @@
-// npm start's supervisor (scripts/supervisor.ts) with real child processes: a nats-server killed
-// with SIGKILL comes back on its port with its streams, and a process that keeps crashing is
-// restarted with growing, capped delays until the supervision stops.
+// npm start's supervisor (scripts/supervisor.ts) with real processes: a nats-server or a Postgres
+// killed with SIGKILL comes back with its data, and a process that keeps crashing is restarted with
+// growing, capped delays until the supervision stops.
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { startNatsServer } from "@hangar/testkit";
+import { startNatsServer, startPostgres } from "@hangar/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import pg from "pg";
 import { describe, expect, it } from "vitest";
 import { type Supervisable, supervise } from "../../scripts/supervisor.js";
 
@@ -15,6 +19,16 @@ async function until(what: string, check: () => boolean, timeoutMs = 20_000): Pr
   while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
+  }
+}
+
+async function query(url: string, sql: string): Promise<unknown[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(sql)).rows;
+  } finally {
+    await client.end();
   }
 }
 
@@ -45,6 +59,33 @@ describe("supervise", () => {
     } finally {
       await supervision.stop();
       await server.stop();
+    }
+  });
+
+  it("restarts a Postgres whose postmaster was killed with SIGKILL, with its data, and logs both", async () => {
+    // A kept data dir, as npm start's; as root the server runs as postgres, which must enter it.
+    const parent = await mkdtemp(join(tmpdir(), "hangar-supervise-pg-"));
+    await chmod(parent, 0o755);
+    const server = await startPostgres({ dataDir: join(parent, "data"), password: "pw" });
+    const lines: string[] = [];
+    const supervision = supervise("postgres", server, { log: (line) => lines.push(line) });
+    try {
+      await query(server.url, "create table kept as select 1 as id");
+      const before = server.pid as number;
+
+      process.kill(before, "SIGKILL");
+      // Its backends leave shortly after the postmaster; a start before that fails and is retried.
+      await until("the restart", () => lines.some((l) => l.startsWith("postgres restarted")), 60_000);
+
+      expect(lines[0]).toBe(
+        `postgres exited (postmaster pid ${before} is gone; its log: ${server.dataDir}/server.log); restarting in 250 ms`,
+      );
+      expect(lines.at(-1)).toBe(`postgres restarted (pid ${server.pid})`);
+      expect(await query(server.url, "select id from kept")).toEqual([{ id: 1 }]);
+    } finally {
+      await supervision.stop();
+      await server.stop();
+      await rm(parent, { recursive: true, force: true });
     }
   });
 
