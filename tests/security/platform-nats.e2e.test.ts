@@ -125,3 +125,15 @@ it("keeps working: a machine create succeeds, and the proxy wakes a stopped mach
   const res = await viaProxy(p, APP, "/hi");
   expect(res.status, res.body).toBe(200);
 });
+
+it("ran every service within its permissions: no service was refused anything", async () => {
+  for (const [name, service] of Object.entries(p.services)) {
+    const metrics = await (await fetch(service.healthUrl.replace(/\/health$/, "/metrics"))).text();
+    // The counter is registered (so the check below looks at the right thing), and never went up.
+    expect(metrics, name).toContain("# TYPE hangar_nats_permission_violations_total counter");
+    const refused = metrics
+      .split("\n")
+      .filter((l) => l.startsWith("hangar_nats_permission_violations_total{") && !l.endsWith(" 0"));
+    expect(refused, name).toEqual([]);
+  }
+});
