@@ -55,7 +55,7 @@ export class Builder {
   private readonly finished: Counter;
   private readonly stepSeconds: Histogram;
   private readonly cacheLookups: Counter;
-  private view!: BuildView;
+  private readonly view: BuildView;
   private stopping = false;
   private pumping = false;
   private pumpAgain = false;
@@ -64,6 +64,10 @@ export class Builder {
   private constructor(private readonly opts: BuilderOptions) {
     this.builderId = opts.builderId ?? `${hostname()}/${process.pid}`;
     this.handler = new CommandHandler(opts.store, opts.stream ?? buildsStream, buildDecider);
+    this.view = AggregateView.create(opts.store, opts.stream ?? buildsStream, buildDecider);
+    this.view.subscribe((c) => {
+      if (c.live && c.state.status === "requested") this.pump();
+    });
     const registers = opts.registry ? [opts.registry] : [];
     this.finished = new Counter({
       name: "hangar_builds_total",
@@ -89,11 +93,7 @@ export class Builder {
   /** Rebuilds the builds from the stream, settles what an earlier run left, then takes builds. */
   static async start(opts: BuilderOptions): Promise<Builder> {
     const builder = new Builder(opts);
-    builder.view = await AggregateView.start(opts.store, opts.stream ?? buildsStream, buildDecider, {
-      onChange: (c) => {
-        if (c.live && c.state.status === "requested") builder.pump();
-      },
-    });
+    await builder.view.follow();
     await builder.view.caughtUp;
     await builder.failLeftBuilds();
     builder.pump();
@@ -306,7 +306,7 @@ export class Builder {
       ok: !this.stopping,
       builder_id: this.builderId,
       running: [...this.running.keys()],
-      builds_known: this.view?.size ?? 0,
+      builds_known: this.view.size,
     };
   }
 

@@ -25,19 +25,17 @@ export interface BuildRecord {
 export class BuildCatalog {
   private readonly records = new Map<string, BuildRecord>();
   private readonly byApp = new Map<string, Set<string>>();
-  private view!: AggregateView<BuildState, BuildCommand, BuildEvent>;
-
-  private constructor() {}
+  private constructor(private readonly view: AggregateView<BuildState, BuildCommand, BuildEvent>) {
+    view.subscribe((c) => this.apply(c));
+  }
 
   /** Follows the stream and resolves once its history is folded in. */
   static async start(
     store: EventStore,
     stream: AggregateStream<BuildEvent> = buildsStream,
   ): Promise<BuildCatalog> {
-    const catalog = new BuildCatalog();
-    catalog.view = await AggregateView.start(store, stream, buildDecider, {
-      onChange: (c) => catalog.apply(c),
-    });
+    const catalog = new BuildCatalog(AggregateView.create(store, stream, buildDecider));
+    await catalog.view.follow();
     await catalog.view.caughtUp;
     return catalog;
   }

@@ -21,19 +21,17 @@ export interface ReleaseRecord {
  */
 export class ReleaseCatalog {
   private readonly createdAt = new Map<string, number>();
-  private view!: AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>;
-
-  private constructor() {}
+  private constructor(private readonly view: AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>) {
+    view.subscribe((c) => this.apply(c));
+  }
 
   /** Follows the stream and resolves once its history is folded in. */
   static async start(
     store: EventStore,
     stream: AggregateStream<ReleaseEvent> = releasesStream,
   ): Promise<ReleaseCatalog> {
-    const catalog = new ReleaseCatalog();
-    catalog.view = await AggregateView.start(store, stream, releaseDecider, {
-      onChange: (c) => catalog.apply(c),
-    });
+    const catalog = new ReleaseCatalog(AggregateView.create(store, stream, releaseDecider));
+    await catalog.view.follow();
     await catalog.view.caughtUp;
     return catalog;
   }
