@@ -27,6 +27,9 @@ describe("MachineLog", () => {
     const second = await MachineLog.open(dir);
     expect(second.append("stdout", "three").seq).toBe(3);
     second.close();
+    // A second close does nothing, and a closed log keeps nothing more.
+    second.close();
+    expect(() => second.append("stdout", "late")).toThrow(/closed/);
     const kept = await recentLogs(dir, 10);
     expect(kept.map((e) => `${e.seq} ${e.stream} ${e.line}`)).toEqual([
       "1 stdout one",

@@ -30,7 +30,8 @@ const ROTATED = "output.log.1";
  * gives each line its time and number; `recentLogs` reads it back.
  */
 export class MachineLog {
-  #fd: number;
+  /** null once closed: a descriptor number is reused by the next open, so it is never closed twice. */
+  #fd: number | null;
   #bytes: number;
   #seq: number;
 
@@ -52,6 +53,7 @@ export class MachineLog {
 
   /** Keeps one line; returns it with its time and number. */
   append(stream: LogStream, line: string): LogEntry {
+    if (this.#fd === null) throw new Error(`the log of machine ${this.dir.machineId} is closed`);
     const entry: LogEntry = { ts: new Date().toISOString(), seq: ++this.#seq, stream, line };
     // Synchronous, so lines land in the order they were read and a reader never sees half a line.
     const bytes = Buffer.from(`${JSON.stringify(entry)}\n`);
@@ -61,11 +63,15 @@ export class MachineLog {
     return entry;
   }
 
+  /** Closes the file; closing again does nothing (a run's end and the driver's close may both do it). */
   close(): void {
+    if (this.#fd === null) return;
     closeSync(this.#fd);
+    this.#fd = null;
   }
 
   #rotate(): void {
+    if (this.#fd === null) return;
     closeSync(this.#fd);
     renameSync(join(this.dir.path, CURRENT), join(this.dir.path, ROTATED));
     this.#fd = openSync(join(this.dir.path, CURRENT), "a", 0o600);
