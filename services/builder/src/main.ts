@@ -13,7 +13,7 @@ await runService({
     // A host without what RUN steps need fails here, saying what is missing, rather than at each build.
     await checkBuilderHost();
     const dataDir = config.HANGAR_BUILDER_DIR;
-    const { deps, contexts } = await openBuildDeps(nc, dataDir);
+    const { deps, contexts } = await openBuildDeps(nc, dataDir, {}, config.HANGAR_STREAM_REPLICAS);
     const builder = await Builder.start({ nc, store, logger, deps, contexts, dataDir, registry });
     logger.info({ builder_id: builder.builderId, data_dir: dataDir }, "builder started");
     return builder;

@@ -18,8 +18,13 @@ export async function openBuildDeps(
   nc: NatsConnection,
   dataDir: string,
   buckets: BuilderBuckets = {},
+  /** Replicas of the blob bucket if the builder is first to create it (HANGAR_STREAM_REPLICAS). */
+  blobReplicas = 1,
 ): Promise<{ deps: BuildDeps; contexts: BuildContextStore }> {
-  const blobs = await BlobStore.open(nc, buckets.blobs ? { bucket: buckets.blobs } : {});
+  const blobs = await BlobStore.open(nc, {
+    ...(buckets.blobs ? { bucket: buckets.blobs } : {}),
+    replicas: blobReplicas,
+  });
   const registry = await ImageRegistry.open(nc, blobs, buckets.registry ? { bucket: buckets.registry } : {});
   const cache = await LayerCache.open(nc, blobs, buckets.cache ? { bucket: buckets.cache } : {});
   const contexts = await BuildContextStore.open(nc, buckets.contexts ? { bucket: buckets.contexts } : {});

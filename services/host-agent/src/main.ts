@@ -29,7 +29,8 @@ await runService({
       throw new Error(`HANGAR_HOST_AGENT_DRIVER=sandbox: ${sandbox.reason}`);
     let images: ImagePuller | undefined;
     if (sandbox.ok) {
-      const blobs = await BlobStore.open(nc, {});
+      // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
+      const blobs = await BlobStore.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
       images = new ImagePuller({
         registry: await ImageRegistry.open(nc, blobs, {}),
         layers: new LayerStore(join(stateDir, "layers"), blobs),
