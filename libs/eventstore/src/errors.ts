@@ -64,7 +64,7 @@ export const DOMAIN_ERROR_CODES = {
   lease_held: { retryable: false },
   /** No host has room for the machine. */
   insufficient_capacity: { retryable: false },
-  /** No service answers the command now (none subscribed, or it is restarting). */
+  /** No service can carry out the command now (none subscribed, it is restarting, or its store did not answer). */
   unavailable: { retryable: true },
   /** The service did not answer in time; the command may or may not have been carried out. */
   timeout: { retryable: true },

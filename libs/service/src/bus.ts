@@ -87,6 +87,19 @@ export async function sendCommand<Q, R>(
 export type CodedError = Error & { code?: DomainErrorCode };
 
 /**
+ * The reply to a failed command: a platform code as it is; a failure that says it passes (an
+ * EventStoreError with `retryable`: no acknowledgement, a lost connection, exhausted conflicts) as
+ * `unavailable`, so the caller may ask again; anything else as `internal`.
+ */
+function replyError(e: unknown, subject: string): { code: DomainErrorCode; message: string } {
+  const coded = e as CodedError & { retryable?: unknown };
+  if (isDomainErrorCode(coded?.code)) return { code: coded.code, message: coded.message };
+  if (coded?.retryable === true)
+    return { code: "unavailable", message: `${subject} failed for now: ${String(e)}` };
+  return { code: "internal", message: `${subject} failed: ${String(e)}` };
+}
+
+/**
  * Serves commands on a subject in a queue group, so instances share the work. The handler's result
  * is the reply; a thrown error with a string `code` is sent back as that code.
  */
@@ -121,13 +134,9 @@ export function serveCommands<Q, R>(
           span.end();
         },
         (e: unknown) => {
-          const coded = e as CodedError;
-          const known = isDomainErrorCode(coded?.code);
-          if (!known) onInternalError(e);
           span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
-          const error = known
-            ? { code: coded.code as string, message: coded.message }
-            : { code: "internal", message: `${subject} failed: ${String(e)}` };
+          const error = replyError(e, subject);
+          if (error.code === "internal") onInternalError(e);
           msg.respond(encoder.encode(JSON.stringify({ error })));
           span.end();
         },

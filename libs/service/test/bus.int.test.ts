@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { DomainError, isRetryable } from "@hangar/eventstore";
+import { DomainError, isRetryable, PublishTimeoutError } from "@hangar/eventstore";
 import { connect, type NatsConnection, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { CommandError, sendCommand, serveCommands } from "../src/bus.js";
@@ -65,6 +65,25 @@ describe("commands over NATS", () => {
     expect(err.code).toBe("internal");
     expect(err.message).toMatch(/x is undefined/);
     expect(seen).toHaveLength(1);
+    sub.unsubscribe();
+  });
+
+  it("answers a failure that passes (the handler's store did not acknowledge) as unavailable, retryable", async () => {
+    const s = subject("store-away");
+    const seen: unknown[] = [];
+    const sub = serveCommands(
+      nc,
+      s,
+      "q",
+      async () => {
+        throw new PublishTimeoutError("ev.host.h1", 5000);
+      },
+      (e) => seen.push(e),
+    );
+    const err = await failure(sendCommand(nc, s, {}));
+    expect([err.code, err.retryable]).toEqual(["unavailable", true]);
+    expect(err.message).toMatch(/no acknowledgement for ev.host.h1/);
+    expect(seen).toEqual([]);
     sub.unsubscribe();
   });
 
