@@ -29,10 +29,10 @@ and what it wants.
   default (as under \`npm start\`); a deployment that probes them from outside the pod sets it to
   \`0.0.0.0\`. The proxy is the edge and listens on all interfaces (\`HANGAR_PROXY_HOST\`).
 - **Replicas.** \`HANGAR_STREAM_REPLICAS\` is the replica count of the event streams and of the
-  image blob bucket, whichever service creates them (deploy/k8s sets 3, for its 3-node NATS). It
-  applies when a stream is created; an existing stream's replicas are changed with
-  \`nats stream edit\`. The KV buckets (registry tags, build cache, snapshots) and the build
-  context bucket are still created with one replica.
+  image, registry, build cache and build context buckets, whichever service creates them
+  (deploy/k8s sets 3, for its 3-node NATS). It applies when a stream or bucket is created; an
+  existing one's replicas are changed with \`nats stream edit\`. The event store's snapshot
+  buckets are still created with one replica.
 - \`scripts/platform.ts\` (used by \`npm start\`, the end-to-end tests and the benchmarks) builds each
   service's environment from the same schemas.
 

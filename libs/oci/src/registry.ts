@@ -60,9 +60,12 @@ export class ImageRegistry {
   static async open(
     nc: NatsConnection,
     blobs: BlobStore,
-    opts: { bucket?: string } = {},
+    opts: { bucket?: string; replicas?: number } = {},
   ): Promise<ImageRegistry> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_REGISTRY_BUCKET, { history: 1 });
+    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_REGISTRY_BUCKET, {
+      history: 1,
+      replicas: opts.replicas ?? 1,
+    });
     return new ImageRegistry(blobs, kv);
   }
 

@@ -49,7 +49,7 @@ export const sharedSettings = {
   ),
   HANGAR_STREAM_REPLICAS: setting(z.coerce.number().int().min(1).max(5).default(1), {
     description:
-      "replicas of the event streams and the image blob bucket a service creates (3 in deploy/k8s, on its 3-node NATS)",
+      "replicas of the streams and buckets a service creates, but snapshots (3 in deploy/k8s, on its 3-node NATS)",
   }),
   HANGAR_BIND_HOST: setting(z.string().min(1).default("127.0.0.1"), {
     description: "address the ops servers (/health, /metrics) and the gateway's API listen on",

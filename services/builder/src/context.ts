@@ -13,8 +13,14 @@ export class BuildContextStore {
   private constructor(private readonly os: ObjectStore) {}
 
   /** Opens the bucket, creating it if the gateway has not yet. */
-  static async open(nc: NatsConnection, opts: { bucket?: string } = {}): Promise<BuildContextStore> {
-    return new BuildContextStore(await new Objm(nc).create(opts.bucket ?? BUILD_CONTEXTS_BUCKET));
+  static async open(
+    nc: NatsConnection,
+    opts: { bucket?: string; replicas?: number } = {},
+  ): Promise<BuildContextStore> {
+    const os = await new Objm(nc).create(opts.bucket ?? BUILD_CONTEXTS_BUCKET, {
+      replicas: opts.replicas ?? 1,
+    });
+    return new BuildContextStore(os);
   }
 
   /**

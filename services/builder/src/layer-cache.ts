@@ -32,9 +32,12 @@ export class LayerCache {
   static async open(
     nc: NatsConnection,
     blobs: BlobStore,
-    opts: { bucket?: string } = {},
+    opts: { bucket?: string; replicas?: number } = {},
   ): Promise<LayerCache> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_CACHE_BUCKET, { history: 1 });
+    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_CACHE_BUCKET, {
+      history: 1,
+      replicas: opts.replicas ?? 1,
+    });
     return new LayerCache(kv, blobs);
   }
 

@@ -18,16 +18,14 @@ export async function openBuildDeps(
   nc: NatsConnection,
   dataDir: string,
   buckets: BuilderBuckets = {},
-  /** Replicas of the blob bucket if the builder is first to create it (HANGAR_STREAM_REPLICAS). */
-  blobReplicas = 1,
+  /** Replicas of the buckets the builder is first to create (HANGAR_STREAM_REPLICAS). */
+  replicas = 1,
 ): Promise<{ deps: BuildDeps; contexts: BuildContextStore }> {
-  const blobs = await BlobStore.open(nc, {
-    ...(buckets.blobs ? { bucket: buckets.blobs } : {}),
-    replicas: blobReplicas,
-  });
-  const registry = await ImageRegistry.open(nc, blobs, buckets.registry ? { bucket: buckets.registry } : {});
-  const cache = await LayerCache.open(nc, blobs, buckets.cache ? { bucket: buckets.cache } : {});
-  const contexts = await BuildContextStore.open(nc, buckets.contexts ? { bucket: buckets.contexts } : {});
+  const opts = (bucket: string | undefined) => ({ ...(bucket ? { bucket } : {}), replicas });
+  const blobs = await BlobStore.open(nc, opts(buckets.blobs));
+  const registry = await ImageRegistry.open(nc, blobs, opts(buckets.registry));
+  const cache = await LayerCache.open(nc, blobs, opts(buckets.cache));
+  const contexts = await BuildContextStore.open(nc, opts(buckets.contexts));
   const layers = new LayerStore(join(dataDir, "layers"), blobs);
   const deps: BuildDeps = {
     blobs,

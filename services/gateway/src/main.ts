@@ -46,7 +46,7 @@ await runService({
       builds: new StreamBuildsBackend({
         store,
         catalog: builds,
-        contexts: await BuildContexts.open(nc),
+        contexts: await BuildContexts.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
         appExists,
         maxContextBytes: config.HANGAR_GATEWAY_MAX_CONTEXT_MB * 2 ** 20,
       }),
@@ -58,7 +58,7 @@ await runService({
         logger,
         machinesOf: (a) => catalog.machinesOf(a).map((m) => m.state),
       }),
-      registry: await ImageRegistry.open(nc, blobs),
+      registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
       health: readiness,
     });
     const server = await startApiServer(app, {

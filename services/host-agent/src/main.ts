@@ -32,7 +32,7 @@ await runService({
       // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
       const blobs = await BlobStore.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
       images = new ImagePuller({
-        registry: await ImageRegistry.open(nc, blobs, {}),
+        registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
         layers: new LayerStore(join(stateDir, "layers"), blobs),
         logger,
         metrics: registry,
