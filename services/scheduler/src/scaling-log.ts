@@ -11,7 +11,7 @@ import {
   type EventStore,
   isConcurrencyError,
 } from "@hangar/eventstore";
-import type { AggregateView } from "@hangar/service";
+import { type AggregateView, handleThenWait } from "@hangar/service";
 
 export type ScalingView = AggregateView<ScalingState, ScalingCommand, ScalingEvent>;
 export type FinishScaleAction = Extract<ScalingCommand, { type: "FinishScaleAction" }>;
@@ -71,10 +71,9 @@ export class ScalingLog {
    */
   finish(app: string, command: FinishScaleAction): Promise<boolean> {
     return this.serial(app, async () => {
-      const res = await this.finisher.handle(app, command, {
+      const res = await handleThenWait(this.finisher, this.view, app, command, {
         commandId: `finish-${command.decisionId}-${command.machineId}`,
       });
-      await this.view.waitForSeq(res.seq);
       return res.events.length > 0 && !res.duplicate;
     });
   }
