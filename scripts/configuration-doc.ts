@@ -1,16 +1,34 @@
 // docs/configuration.md, generated from the services' settings schemas: `pnpm docs:config` writes
 // it, and tests/config/configuration-doc.test.ts fails when the file and the schemas differ.
+import { spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { settingsTable } from "@hangar/service";
 import { SERVICE_CONFIGS } from "./service-configs.js";
 
-/** Where the generated page lives. */
-export const CONFIGURATION_DOC = fileURLToPath(new URL("../docs/configuration.md", import.meta.url));
+const root = fileURLToPath(new URL("..", import.meta.url));
 
-/** The page: the naming rule, then one table of every setting of every service. */
+/** Where the generated page lives. */
+export const CONFIGURATION_DOC = join(root, "docs", "configuration.md");
+
+/** The page: the naming rule, then one table of every setting of every service, formatted as biome does. */
 export function configurationDoc(): string {
+  // biome formats markdown in \`npm test\`; the generated page must already be in its shape.
+  const biome = spawnSync(
+    join(root, "node_modules", ".bin", "biome"),
+    ["format", `--stdin-file-path=${CONFIGURATION_DOC}`],
+    {
+      cwd: root,
+      input: unformattedDoc(),
+      encoding: "utf8",
+    },
+  );
+  if (biome.status !== 0) throw new Error(`biome format failed: ${biome.stderr}`);
+  return biome.stdout;
+}
+
+function unformattedDoc(): string {
   return `# Configuration
 
 <!-- Generated from services/*/src/config.ts by \`pnpm docs:config\`; a test fails when they differ. -->
