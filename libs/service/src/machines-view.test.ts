@@ -72,6 +72,9 @@ describe("MachineIndex", () => {
     expect(index.apps().sort()).toEqual(["api", "web"]);
     expect(index.get("web.m1")?.createdSeq).toBe(3);
     expect(index.ofApp("nope")).toEqual([]);
+    // Machine ids are unique in practice; two apps sharing one still resolve by host.
+    expect(index.onHostById("h2", "m1")?.aggregateId).toBe("api.m1");
+    expect(index.onHostById("h1", "m2")?.aggregateId).toBe("web.m2");
     expect(index.onHost("nope")).toEqual([]);
   });
 
@@ -107,6 +110,9 @@ describe("MachineIndex", () => {
     h.run("web", "m1", started("h3"));
     expect(index.onHost("h1")).toEqual([]);
     expect(index.onHost("h3").map((e) => e.aggregateId)).toEqual(["web.m1"]);
+    expect(index.onHostById("h1", "m1")).toBeUndefined();
+    expect(index.onHostById("h3", "m1")?.aggregateId).toBe("web.m1");
+    expect(index.onHostById("h3", "m2")).toBeUndefined();
   });
 
   it("ignores a change that leaves no machine", () => {

@@ -34,6 +34,8 @@ export class MachineIndex {
   private readonly entries = new Map<string, MachineEntry>();
   private readonly byApp = new Map<string, Set<string>>();
   private readonly byHost = new Map<string, Set<string>>();
+  /** A host agent knows its processes by machine id only (unique in practice, but not across apps). */
+  private readonly byMachineId = new Map<string, Set<string>>();
 
   /** Folds one message's change in. */
   apply({ aggregateId, state, events }: MachineChange): void {
@@ -53,6 +55,7 @@ export class MachineIndex {
       this.entries.set(aggregateId, entry);
       addTo(this.byApp, state.app, aggregateId);
       addTo(this.byHost, state.hostId, aggregateId);
+      addTo(this.byMachineId, state.machineId, aggregateId);
     } else if (entry.state.hostId !== state.hostId) {
       this.byHost.get(entry.state.hostId)?.delete(aggregateId);
       addTo(this.byHost, state.hostId, aggregateId);
@@ -76,6 +79,15 @@ export class MachineIndex {
   /** The machines placed on a host, oldest first. */
   onHost(hostId: string): MachineEntry[] {
     return this.collect(this.byHost.get(hostId));
+  }
+
+  /** The machine with this id on a host, if it is placed there. */
+  onHostById(hostId: string, machineId: string): MachineEntry | undefined {
+    for (const id of this.byMachineId.get(machineId) ?? []) {
+      const e = this.entries.get(id);
+      if (e?.state.hostId === hostId) return e;
+    }
+    return undefined;
   }
 
   /** Apps that have (or had) machines. */
@@ -201,6 +213,11 @@ export class MachinesView {
   /** The machines placed on a host (destroyed ones included), oldest first. */
   onHost(hostId: string): MachineEntry[] {
     return this.index.onHost(hostId);
+  }
+
+  /** The machine with this id placed on a host, if any: a host agent's lookup for a process. */
+  onHostById(hostId: string, machineId: string): ExistingMachine | undefined {
+    return this.index.onHostById(hostId, machineId)?.state;
   }
 
   /** Apps that have (or had) machines. */

@@ -154,7 +154,7 @@ export class HostAgent {
 
   /** Machines on this host, by id, as the stream says. */
   private mine(machineId: string): ExistingMachine | undefined {
-    return this.view.onHost(this.opts.hostId).find((e) => e.state.machineId === machineId)?.state;
+    return this.view.onHostById(this.opts.hostId, machineId);
   }
 
   /** Runs one reconcile of a machine at a time; changes during a pass cause one more pass. */
