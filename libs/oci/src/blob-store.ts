@@ -3,10 +3,11 @@ import { mkdtemp, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { finished } from "node:stream/promises";
-import { type ObjectStore, Objm, StorageType } from "@nats-io/obj";
+import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { checkDigest, type Digest, DigestHasher, digestOf } from "./digest.js";
 import { BlobNotFoundError, DigestMismatchError } from "./errors.js";
+import { openObjectBucket } from "./object-bucket.js";
 
 /** The default Object Store bucket of image blobs (layers, configs, manifests). */
 export const DEFAULT_BLOB_BUCKET = "hangar-blobs";
@@ -28,11 +29,7 @@ export class BlobStore {
     nc: NatsConnection,
     opts: { bucket?: string; replicas?: number } = {},
   ): Promise<BlobStore> {
-    const os = await new Objm(nc).create(opts.bucket ?? DEFAULT_BLOB_BUCKET, {
-      storage: StorageType.File,
-      replicas: opts.replicas ?? 1,
-    });
-    return new BlobStore(os);
+    return new BlobStore(await openObjectBucket(nc, opts.bucket ?? DEFAULT_BLOB_BUCKET, opts));
   }
 
   /** True if the blob is stored. */

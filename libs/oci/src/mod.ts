@@ -31,6 +31,7 @@ export {
   MANIFEST_TYPES,
   MediaType,
 } from "./media.js";
+export { openObjectBucket } from "./object-bucket.js";
 export {
   DEFAULT_REGISTRY_HOST,
   formatImageRef,

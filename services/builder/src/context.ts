@@ -3,8 +3,8 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BUILD_CONTEXTS_BUCKET } from "@hangar/domain";
-import { applyLayer } from "@hangar/oci";
-import { type ObjectStore, Objm } from "@nats-io/obj";
+import { applyLayer, openObjectBucket } from "@hangar/oci";
+import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BuildError } from "./domain/errors.js";
 
@@ -17,10 +17,7 @@ export class BuildContextStore {
     nc: NatsConnection,
     opts: { bucket?: string; replicas?: number } = {},
   ): Promise<BuildContextStore> {
-    const os = await new Objm(nc).create(opts.bucket ?? BUILD_CONTEXTS_BUCKET, {
-      replicas: opts.replicas ?? 1,
-    });
-    return new BuildContextStore(os);
+    return new BuildContextStore(await openObjectBucket(nc, opts.bucket ?? BUILD_CONTEXTS_BUCKET, opts));
   }
 
   /**

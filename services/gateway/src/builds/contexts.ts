@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { BUILD_CONTEXTS_BUCKET } from "@hangar/domain";
-import { type ObjectStore, Objm, StorageType } from "@nats-io/obj";
+import { openObjectBucket } from "@hangar/oci";
+import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
 // Fewer, larger chunks than the object store's 128 KiB default mean fewer acknowledgements per
@@ -45,11 +46,7 @@ export class BuildContexts {
     nc: NatsConnection,
     opts: { bucket?: string; replicas?: number } = {},
   ): Promise<BuildContexts> {
-    const os = await new Objm(nc).create(opts.bucket ?? BUILD_CONTEXTS_BUCKET, {
-      storage: StorageType.File,
-      replicas: opts.replicas ?? 1,
-    });
-    return new BuildContexts(os);
+    return new BuildContexts(await openObjectBucket(nc, opts.bucket ?? BUILD_CONTEXTS_BUCKET, opts));
   }
 
   /**
