@@ -74,12 +74,9 @@ export class AggregateView<S, C, E extends { type: string }> {
 
   /** Creates a view and starts following its stream; await `caughtUp` before serving reads. */
   static async start<S, C, E extends { type: string }>(
-    store: EventStore,
-    stream: AggregateStream<E>,
-    decider: Decider<S, C, E>,
-    opts: AggregateViewOptions<S, E> = {},
+    ...args: Parameters<typeof AggregateView.create<S, C, E>>
   ): Promise<AggregateView<S, C, E>> {
-    const view = AggregateView.create(store, stream, decider, opts);
+    const view = AggregateView.create(...args);
     await view.follow();
     return view;
   }
