@@ -36,6 +36,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1
       ["--config", ".jscpd.json", "--reporters", "console,json", "--output", out, "--absolute"],
       { cwd: root, stdio: ["ignore", "inherit", "inherit"] },
     );
+    if (jscpd.error) {
+      process.stderr.write(`copy check: cannot run jscpd (${jscpd.error.message}): run pnpm install\n`);
+      process.exit(1);
+    }
     if (jscpd.status !== 0) {
       process.stderr.write(
         `copy check: jscpd failed (exit ${jscpd.status}): duplication above .jscpd.json's threshold\n`,
