@@ -36,7 +36,7 @@ type Reply<R> = { ok: R } | { error: { code: string; message: string } };
  * subscriber or no connection is `unavailable`, no answer in time is `timeout`; anything else (a
  * permissions violation, a bad subject) is returned as it is.
  */
-export function requestFailure(err: unknown, subject: string, timeoutMs: number): unknown {
+function requestFailure(err: unknown, subject: string, timeoutMs: number): unknown {
   if (err instanceof NoRespondersError || (err instanceof RequestError && err.isNoResponders()))
     return new CommandError(`no service answers ${subject}`, "unavailable", { cause: err });
   if (err instanceof TimeoutError)
