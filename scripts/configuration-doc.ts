@@ -1,10 +1,10 @@
 // docs/configuration.md, generated from the services' settings schemas: `pnpm docs:config` writes
 // it, and tests/config/configuration-doc.test.ts fails when the file and the schemas differ.
-import { spawnSync } from "node:child_process";
 import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { settingsTable } from "@hangar/service";
+import { formatMarkdown } from "./format-markdown.js";
 import { SERVICE_CONFIGS } from "./service-configs.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -14,18 +14,7 @@ export const CONFIGURATION_DOC = join(root, "docs", "configuration.md");
 
 /** The page: the naming rule, then one table of every setting of every service, formatted as biome does. */
 export function configurationDoc(): string {
-  // biome formats markdown in \`npm test\`; the generated page must already be in its shape.
-  const biome = spawnSync(
-    join(root, "node_modules", ".bin", "biome"),
-    ["format", `--stdin-file-path=${CONFIGURATION_DOC}`],
-    {
-      cwd: root,
-      input: unformattedDoc(),
-      encoding: "utf8",
-    },
-  );
-  if (biome.status !== 0) throw new Error(`biome format failed: ${biome.stderr}`);
-  return biome.stdout;
+  return formatMarkdown(unformattedDoc(), CONFIGURATION_DOC);
 }
 
 function unformattedDoc(): string {

@@ -6,13 +6,13 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { natsUsers, withPermissionsMarkdown, writeNatsCredentials } from "@hangar/service";
-import { repoRoot } from "./platform.js";
+import { natsUsers, writeNatsCredentials } from "@hangar/service";
+import { NATS_SECURITY_DOC, natsSecurityDoc } from "./nats-security-doc.js";
 
 const [command, dir, ...hosts] = process.argv.slice(2);
 if (command === "docs") {
-  const file = join(repoRoot, "docs", "nats-security.md");
-  await writeFile(file, withPermissionsMarkdown(await readFile(file, "utf8")));
+  const file = NATS_SECURITY_DOC;
+  await writeFile(file, natsSecurityDoc(await readFile(file, "utf8")));
   process.stdout.write(`rewrote the permission table in ${file}\n`);
 } else if (command === "credentials" && dir !== undefined && hosts.length > 0) {
   const creds = await writeNatsCredentials(dir, natsUsers(hosts));
