@@ -45,7 +45,7 @@ and what it wants.
 
 ${settingsTable(Object.values(SERVICE_CONFIGS))}
 Outside the services: \`npm start\` reads \`HANGAR_HOME\`, \`HANGAR_NATS_PORT\`, \`HANGAR_PG_PORT\`,
-\`HANGAR_PG_DATA\`, \`HANGAR_GATEWAY_PORT\`, \`HANGAR_PROXY_PORT\` and \`HANGAR_MONITOR_PORT\` (README);
+\`HANGAR_PG_DATA\`, \`HANGAR_GATEWAY_PORT\`, \`HANGAR_PROXY_PORT\` and \`HANGAR_MONITOR_OPS_PORT\` (README);
 the CLI reads \`HANGAR_HOME\`, \`HANGAR_API_URL\`, \`HANGAR_API_TOKEN\` and \`HANGAR_PROXY_URL\`; the image
 library reads \`HANGAR_CACHE_DIR\` and \`HANGAR_REGISTRY_HOST\`; tracing reads the standard
 \`OTEL_EXPORTER_OTLP_*\` variables.

@@ -42,7 +42,7 @@ const natsPort = Number(process.env.HANGAR_NATS_PORT ?? 4222);
 const pgPort = Number(process.env.HANGAR_PG_PORT ?? 5433);
 const gatewayPort = Number(process.env.HANGAR_GATEWAY_PORT ?? 4280);
 const proxyPort = Number(process.env.HANGAR_PROXY_PORT ?? 8080);
-const monitorPort = Number(process.env.HANGAR_MONITOR_PORT ?? 4290);
+const monitorPort = Number(process.env.HANGAR_MONITOR_OPS_PORT ?? 4290);
 // Postgres runs as the `postgres` user when we are root, and that user cannot enter /root.
 const pgData =
   process.env.HANGAR_PG_DATA ??
@@ -159,7 +159,7 @@ async function main(): Promise<void> {
     process.stderr.write(`[hangar] could not start: ${err instanceof Error ? err.message : String(err)}\n`);
     if (/address already in use|EADDRINUSE/i.test(String(err))) {
       process.stderr.write(
-        "[hangar] a port is taken: set HANGAR_NATS_PORT, HANGAR_PG_PORT, HANGAR_GATEWAY_PORT, HANGAR_PROXY_PORT or HANGAR_MONITOR_PORT to free ones\n",
+        "[hangar] a port is taken: set HANGAR_NATS_PORT, HANGAR_PG_PORT, HANGAR_GATEWAY_PORT, HANGAR_PROXY_PORT or HANGAR_MONITOR_OPS_PORT to free ones\n",
       );
     }
     if (/permission denied/i.test(String(err)) && process.getuid?.() === 0) {

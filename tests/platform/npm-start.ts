@@ -15,7 +15,7 @@ export async function npmStartEnv(home: string): Promise<Record<string, string>>
     HANGAR_PG_DATA: join(home, "postgres"),
     HANGAR_GATEWAY_PORT: String(await freePort()),
     HANGAR_PROXY_PORT: String(await freePort()),
-    HANGAR_MONITOR_PORT: String(await freePort()),
+    HANGAR_MONITOR_OPS_PORT: String(await freePort()),
   };
 }
 
