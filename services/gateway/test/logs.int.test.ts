@@ -102,3 +102,23 @@ describe("AppLogs", () => {
     expect(got).toEqual(["one", "two"]);
   });
 });
+
+describe("AppLogs follows only the app's own machines", () => {
+  it("drops live lines of a machine not in the app, and lines sent on another machine's subject", async () => {
+    const stop = new AbortController();
+    const got: string[] = [];
+    const read = reader().logs(app, { region: "ams" }, { limit: 10, follow: true, signal: stop.signal });
+    for await (const l of read) {
+      got.push(`${l.machine_id} ${l.seq} ${l.line}`);
+      if (l.seq === 3) {
+        // A machine that is not the app's, on a subject under the app's prefix (what a host agent,
+        // which may publish logs.*.*.*, could send), then m1's line on m2's subject.
+        hostNc.publish(`logs.${app}.ams.m2`, JSON.stringify(line(50, "not the app's", "m2")));
+        hostNc.publish(`logs.${app}.ams.m2`, JSON.stringify(line(51, "m1 on m2's subject")));
+        publish(line(60, "last"));
+      }
+      if (l.seq === 60) stop.abort();
+    }
+    expect(got).toEqual(["m1 1 one", "m1 2 two", "m1 3 three", "m1 60 last"]);
+  });
+});

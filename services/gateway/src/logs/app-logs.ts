@@ -1,5 +1,4 @@
 import {
-  CommandError,
   type HostLogsReply,
   type HostLogsRequest,
   type MachineLogLine,
@@ -62,6 +61,10 @@ export class AppLogs implements LogsReader {
   }
 
   machineExists(app: string, machineId: string): boolean {
+    return this.#machineOf(app, machineId);
+  }
+
+  #machineOf(app: string, machineId: string): boolean {
     return this.opts.machinesOf(app).some((m) => m.machineId === machineId);
   }
 
@@ -90,6 +93,10 @@ export class AppLogs implements LogsReader {
           continue;
         }
         if (!isMachineLogLine(line) || line.seq <= (newest.get(line.machine_id) ?? 0)) continue;
+        // Any host agent may publish on logs.*.*.*: only a line of one of this app's machines, sent
+        // on that machine's own subject, is the app's (an app named like a subject prefix reads no other).
+        if (msg.subject !== subjects.logs(app, line.region, line.machine_id)) continue;
+        if (!this.#machineOf(app, line.machine_id)) continue;
         newest.set(line.machine_id, line.seq);
         yield line;
       }
@@ -116,7 +123,8 @@ export class AppLogs implements LogsReader {
           { app, machine_ids: ids, limit },
           this.opts.hostTimeoutMs ?? 2_000,
         ).catch((err: unknown) => {
-          if (!(err instanceof CommandError)) throw err;
+          // Whatever went wrong with one host (no answer, a refusal, a reply that is not one), the
+          // read goes on with the others': the 200 has already gone out.
           this.opts.logger.warn(
             { err, app, host_id: hostId },
             "a host did not answer with its recent log lines",
@@ -125,7 +133,7 @@ export class AppLogs implements LogsReader {
         }),
       ),
     );
-    const lines = answers.flatMap((a) => a.lines).filter(isMachineLogLine);
+    const lines = answers.flatMap((a) => (Array.isArray(a?.lines) ? a.lines : [])).filter(isMachineLogLine);
     // Each host's clock stamps its own lines: across hosts, time order is as good as their clocks.
     return lines.sort((a, b) => a.ts.localeCompare(b.ts) || a.seq - b.seq);
   }

@@ -1,4 +1,4 @@
-import { MachineIdSchema, validate } from "@hangar/config";
+import { MachineIdSchema, RegionSchema, validate } from "@hangar/config";
 import type { MachineLogLine } from "@hangar/service";
 import { type Context, Hono } from "hono";
 import type { ApiEnv } from "../http/context.js";
@@ -11,8 +11,6 @@ import { toLogEntry } from "./entry.js";
 /** Recent lines per machine unless `limit` says otherwise, and the most it may say. */
 const DEFAULT_LIMIT = 100;
 const MAX_LIMIT = 1_000;
-/** A region is one token of a NATS subject. */
-const REGION = /^[A-Za-z0-9_-]{1,63}$/;
 
 /** `machine_id` (or Fly's `instance`) and `region`, checked: they become NATS subject tokens. */
 function logFilter(c: Context): LogFilter {
@@ -29,8 +27,9 @@ function logFilter(c: Context): LogFilter {
   }
   const region = c.req.query("region") || undefined;
   if (region !== undefined) {
-    if (!REGION.test(region)) throw invalid("region", `expected a region code, received ${quoted(region)}`);
-    filter.region = region;
+    const checked = validate(RegionSchema, region);
+    if (!checked.ok) throw invalid("region", checked.message);
+    filter.region = checked.value;
   }
   return filter;
 }
