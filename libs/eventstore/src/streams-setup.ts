@@ -32,19 +32,25 @@ export function streamConfig(
   };
 }
 
-/** Creates the stream, or updates the settings that may change; safe to call from every instance at start. */
+/**
+ * Creates the stream, or updates the settings that may change (replicas only when asked for); safe to
+ * call from every instance at start. With `update: false` (a service that only reads the stream, whose
+ * NATS user may not update it) an existing stream is left as it is, for a writer to update.
+ */
 export async function ensureStream(
   jsm: JetStreamManager,
   stream: AggregateStream<{ type: string }>,
-  opts: { replicas?: number } = {},
+  opts: { replicas?: number; update?: boolean } = {},
 ): Promise<void> {
   const config = streamConfig(stream, opts.replicas);
   try {
     const info = await jsm.streams.info(stream.name);
     const current = info.config;
     if (
-      current.duplicate_window !== config.duplicate_window ||
-      current.allow_direct !== config.allow_direct
+      opts.update !== false &&
+      (current.duplicate_window !== config.duplicate_window ||
+        current.allow_direct !== config.allow_direct ||
+        (opts.replicas !== undefined && current.num_replicas !== opts.replicas))
     ) {
       await jsm.streams.update(stream.name, { ...current, ...config });
     }

@@ -10,7 +10,15 @@ export { connectNats, inboxPrefixOf, natsAuthOptions, natsUserName } from "./nat
 export type { AuthorizedUser, NatsCredentials } from "./nats-credentials.js";
 export { credsFileOf, natsAuthorization, writeNatsCredentials } from "./nats-credentials.js";
 export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./nats-permissions.js";
-export { hostAgentUser, natsUsers, OPERATOR_USER, permissionsOf, SERVICE_USERS } from "./nats-permissions.js";
+export {
+  appendsTo,
+  hostAgentUser,
+  natsUserOf,
+  natsUsers,
+  OPERATOR_USER,
+  permissionsOf,
+  SERVICE_USERS,
+} from "./nats-permissions.js";
 export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
 export type { ViolationLogger } from "./nats-violations.js";
 export { reportPermissionViolations } from "./nats-violations.js";

@@ -7,7 +7,7 @@ import {
   scalingStream,
 } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
-import { hostAgentUser, natsUsers, permissionsOf } from "./nats-permissions.js";
+import { appendsTo, hostAgentUser, natsUserOf, natsUsers, permissionsOf } from "./nats-permissions.js";
 
 const streams = new Map(
   [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream].map((s) => [
@@ -48,6 +48,24 @@ describe("the NATS permission table", () => {
   it("refuses a host id that is not one subject token", () => {
     expect(() => hostAgentUser("a.b")).toThrow(/invalid host id/);
     expect(() => hostAgentUser("*")).toThrow(/invalid host id/);
+  });
+
+  it("lets only a stream's writers update, delete or purge it; nobody deletes or purges an aggregate stream", () => {
+    for (const u of natsUsers(["h1"])) {
+      const publish = permissionsOf(u).publish;
+      for (const name of streams.keys()) {
+        expect(publish.includes(`$JS.API.STREAM.UPDATE.${name}`), `${u.user} updates ${name}`).toBe(
+          appendsTo(u, name),
+        );
+        expect(publish.some((s) => s.startsWith(`$JS.API.STREAM.DELETE.${name}`))).toBe(false);
+        expect(publish.some((s) => s.startsWith(`$JS.API.STREAM.PURGE.${name}`))).toBe(false);
+      }
+      // No wildcard reaches the JetStream API beyond what the table spells out.
+      expect(publish.filter((s) => /^\$JS\.API\.(\*|>|STREAM\.\*|STREAM\.>)/.test(s))).toEqual([]);
+    }
+    expect(appendsTo(natsUserOf("monitor") ?? hostAgentUser("x"), "MACHINES")).toBe(false);
+    expect(appendsTo(natsUserOf("host-agent", "h1") ?? hostAgentUser("x"), "MACHINES")).toBe(true);
+    expect(natsUserOf("not-a-service")).toBeUndefined();
   });
 
   it("gives allow_responses only to users that serve commands", () => {

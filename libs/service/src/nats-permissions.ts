@@ -171,15 +171,31 @@ function streamReadSubjects(stream: string): string[] {
   ];
 }
 
-function ensureSubjects(stream: string): string[] {
-  return [`${API}.STREAM.INFO.${stream}`, `${API}.STREAM.CREATE.${stream}`, `${API}.STREAM.UPDATE.${stream}`];
+/**
+ * What ensuring a stream takes: info and create (a create never changes an existing stream), and
+ * update only for a writer: a reader could otherwise change a stream's limits under its writers.
+ */
+function ensureSubjects(stream: string, update: boolean): string[] {
+  const subjects = [`${API}.STREAM.INFO.${stream}`, `${API}.STREAM.CREATE.${stream}`];
+  return update ? [...subjects, `${API}.STREAM.UPDATE.${stream}`] : subjects;
+}
+
+/** Whether a user's entry lets it append to (and so update) `stream`. */
+export function appendsTo(spec: NatsUserSpec, stream: string): boolean {
+  return spec.streams.some((g) => g.stream === stream && g.append.length > 0);
+}
+
+/** The table's entry of a service (for a host agent, of its host); undefined for one not in the table. */
+export function natsUserOf(service: string, hostId?: string): NatsUserSpec | undefined {
+  if (service === "host-agent" && hostId !== undefined) return hostAgentUser(hostId);
+  return SERVICE_USERS.find((u) => u.user === service);
 }
 
 /** The JetStream subjects behind a stream, KV or Object Store grant. */
 function jetStreamSubjects(spec: NatsUserSpec): string[] {
   const out: string[] = [];
   for (const s of spec.streams) {
-    out.push(...ensureSubjects(s.stream));
+    out.push(...ensureSubjects(s.stream, s.append.length > 0));
     if (s.read) out.push(...streamReadSubjects(s.stream));
     out.push(...s.append);
   }

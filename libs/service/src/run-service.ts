@@ -5,6 +5,7 @@ import { Registry } from "prom-client";
 import type { z } from "zod";
 import { onShutdown } from "./lifecycle.js";
 import { connectNats, natsUserName } from "./nats.js";
+import { appendsTo, natsUserOf } from "./nats-permissions.js";
 import { reportPermissionViolations } from "./nats-violations.js";
 import { type HealthReport, startOpsServer } from "./ops-server.js";
 import { readiness, watchConnection } from "./readiness.js";
@@ -70,8 +71,13 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   });
   const connection = watchConnection(nc);
   const store = await EventStore.connect(nc);
+  // Only a stream's writers update it (and its NATS user may only then); a reader creates it if missing.
+  const user = natsUserOf(opts.name, hostId);
   for (const stream of opts.streams) {
-    await ensureStream(store.jsm, stream, { replicas: config.HANGAR_STREAM_REPLICAS });
+    await ensureStream(store.jsm, stream, {
+      replicas: config.HANGAR_STREAM_REPLICAS,
+      update: user === undefined || appendsTo(user, stream.name),
+    });
   }
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.name });
