@@ -6,6 +6,7 @@ import {
   type Replay,
   replay,
 } from "@hangar/eventstore";
+import { CommandError } from "./bus.js";
 
 /** One change of an aggregate seen by a view. */
 export interface ViewChange<S, E> {
@@ -35,7 +36,7 @@ export interface AggregateViewOptions<S, E> {
 export class AggregateView<S, C, E extends { type: string }> {
   private readonly states = new Map<string, S>();
   private readonly seqs = new Map<string, number>();
-  private readonly waiters: Array<{ seq: number; resolve(): void }> = [];
+  private readonly waiters: Array<{ seq: number; resolve(): void; reject(err: Error): void }> = [];
   private readonly listeners = new Set<(change: ViewChange<S, E>) => void>();
   private readonly caughtUpPromise: Promise<unknown>;
   private resolveCaughtUp!: (replayer: Replay) => void;
@@ -136,8 +137,12 @@ export class AggregateView<S, C, E extends { type: string }> {
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(waiter);
         if (i >= 0) this.waiters.splice(i, 1);
+        // What was written is stored; only reading it back is late, so the caller may ask again.
         reject(
-          new Error(`view did not reach stream sequence ${seq} within ${timeoutMs} ms (at ${this.lastSeq})`),
+          new CommandError(
+            `view did not reach stream sequence ${seq} within ${timeoutMs} ms (at ${this.lastSeq})`,
+            "timeout",
+          ),
         );
       }, timeoutMs);
       const waiter = {
@@ -146,6 +151,10 @@ export class AggregateView<S, C, E extends { type: string }> {
           clearTimeout(timer);
           resolve();
         },
+        reject: (err: Error) => {
+          clearTimeout(timer);
+          reject(err);
+        },
       };
       this.waiters.push(waiter);
     });
@@ -153,6 +162,8 @@ export class AggregateView<S, C, E extends { type: string }> {
 
   async stop(): Promise<void> {
     this.listeners.clear();
+    // Nobody is left to fold what they wait for: they hear it now, not when their timers fire.
+    for (const w of this.waiters.splice(0)) w.reject(new CommandError("the view stopped", "unavailable"));
     await this.replayer?.stop();
   }
 

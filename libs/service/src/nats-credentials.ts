@@ -76,7 +76,11 @@ async function ensureSeed(dir: string, user: string): Promise<string> {
     if (err.code === "ENOENT") return undefined;
     throw err;
   });
-  if (existing !== undefined) return fromSeed(new TextEncoder().encode(existing.trim())).getPublicKey();
+  if (existing !== undefined) {
+    // A seed copied in or restored from a backup may have come with a looser mode.
+    await chmod(file, 0o600);
+    return fromSeed(new TextEncoder().encode(existing.trim())).getPublicKey();
+  }
   const pair = createUser();
   await writeFile(file, `${new TextDecoder().decode(pair.getSeed())}\n`, { mode: 0o600 });
   return pair.getPublicKey();

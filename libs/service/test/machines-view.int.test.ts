@@ -80,7 +80,13 @@ describe("MachinesView", () => {
 
     // Refusals: following twice, and waiting for a sequence nobody appends.
     await expect(view.follow()).rejects.toThrow(/already following/);
-    await expect(view.waitForSeq(res.seq + 1_000, 200)).rejects.toThrow(/did not reach stream sequence/);
+    await expect(view.waitForSeq(res.seq + 1_000, 200)).rejects.toMatchObject({
+      code: "timeout",
+      message: expect.stringMatching(/did not reach stream sequence/),
+    });
+    // A stop answers whoever still waits at once, instead of when their timers fire.
+    const waiting = view.waitForSeq(res.seq + 1_000, 60_000);
     await view.stop();
+    await expect(waiting).rejects.toMatchObject({ code: "unavailable", message: "the view stopped" });
   });
 });

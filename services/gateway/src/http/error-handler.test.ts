@@ -1,4 +1,10 @@
-import { DOMAIN_ERROR_CODES, DomainError, type DomainErrorCode } from "@hangar/eventstore";
+import {
+  DOMAIN_ERROR_CODES,
+  DomainError,
+  type DomainErrorCode,
+  EventStoreError,
+  RetriesExhaustedError,
+} from "@hangar/eventstore";
 import { CommandError } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { Hono } from "hono";
@@ -119,6 +125,17 @@ it("hides an unexpected error behind a generic 500 and logs it with details", as
     { level: 50, msg: "unhandled error", request_id: "r-500", method: "GET", path: "/boom" },
   ]);
   expect(JSON.stringify(lines[0])).toContain("connection to nats lost");
+});
+
+it("answers an event store error that may pass with 503, and one that will not with 500", async () => {
+  const busy = await appThrowing(new RetriesExhaustedError("app.m1", 5)).app.request("/boom");
+  expect(busy.status).toBe(503);
+  expect(await busy.json()).toEqual({
+    error: "gave up on app.m1 after 5 conflicting attempts; try again",
+    status: "unavailable",
+  });
+  const broken = new EventStoreError("undecodable event", "DECODE", false);
+  expect((await appThrowing(broken).app.request("/boom")).status).toBe(500);
 });
 
 it("treats an error with a code outside the platform's as unexpected", async () => {

@@ -1,4 +1,4 @@
-import { DomainError, type DomainErrorCode } from "@hangar/eventstore";
+import { DomainError, type DomainErrorCode, EventStoreError } from "@hangar/eventstore";
 import { CommandError } from "@hangar/service";
 
 /**
@@ -92,6 +92,11 @@ export class ApiError extends Error {
  */
 export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err;
+  // An event store error that says it may pass (a conflict that outlasted its retries, a lost
+  // acknowledgement): the client may ask again, which is a 503, not a 500.
+  if (err instanceof EventStoreError && err.retryable) {
+    return new ApiError("unavailable", `${err.message}; try again`, { cause: err });
+  }
   if (!(err instanceof DomainError) && !(err instanceof CommandError)) return undefined;
   const code = API_CODE_OF[err.code];
   // A failing service's message may say more than a client should read.
