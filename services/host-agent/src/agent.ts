@@ -56,6 +56,8 @@ export class HostAgent {
   private readonly busy = new Map<string, { again: boolean }>();
   private readonly checks = new CheckSupervisor();
   private readonly subs: Subscription[] = [];
+  /** Unsubscribes from the driver's exits and log lines: the driver outlives a stopped agent. */
+  private readonly driverListeners: Array<() => void> = [];
   private readonly heartbeats: HostHeartbeats;
   private stopped = false;
   private ready = false;
@@ -119,12 +121,14 @@ export class HostAgent {
       { adopted: adopted.running.map((m) => m.machineId), exited: adopted.exited.map((e) => e.machineId) },
       "adopted machines that survived the last agent",
     );
-    opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit));
-    opts.driver.onLog((machineId, entry) => {
-      const m = this.mine(machineId);
-      if (m)
-        opts.nc.publish(subjects.logs(m.app, m.region, m.machineId), JSON.stringify(toLogLine(m, entry)));
-    });
+    this.driverListeners.push(
+      opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit)),
+      opts.driver.onLog((machineId, entry) => {
+        const m = this.mine(machineId);
+        if (m)
+          opts.nc.publish(subjects.logs(m.app, m.region, m.machineId), JSON.stringify(toLogLine(m, entry)));
+      }),
+    );
     await this.view.follow();
     await this.view.caughtUp;
     this.ready = true;
@@ -358,6 +362,7 @@ export class HostAgent {
   /** Stops following and heartbeating; machines keep running (a restarted agent adopts them). */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const off of this.driverListeners.splice(0)) off();
     this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
     this.checks.stopAll();

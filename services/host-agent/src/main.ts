@@ -76,6 +76,8 @@ await runService({
             driver.running().map((m) => driver.stop(m.machineId, { signal: "SIGTERM", timeoutMs: 5_000 })),
           );
         }
+        // Its tails, watchers and timer; the machines it leaves running are adopted by the next agent.
+        await driver.close();
       },
     };
   },
