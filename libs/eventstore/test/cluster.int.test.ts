@@ -20,6 +20,11 @@ afterAll(async () => {
 });
 
 describe("event store on a 3-node cluster (R3)", () => {
+  // When the killed node is the one this client was connected to, nats-server 2.9 leaves the first
+  // appends after the kill unanswered for a while: measured on this 2-core machine, each attempt of
+  // c50 timed out (5 s publish, then 15–20 s JetStream API) for 20 s to over 50 s before the cluster answered
+  // again, with the client on the 1a0bf7d event store as well as on this one. Nothing acknowledged is
+  // lost meanwhile, which is what this test checks; how fast a client fails over is not.
   it("keeps appending with one node killed, and loses nothing acknowledged", async () => {
     const store = await EventStore.connect(nc);
     await ensureStream(store.jsm, stream, { replicas: 3 });
@@ -51,5 +56,5 @@ describe("event store on a 3-node cluster (R3)", () => {
     expect(acked.size).toBe(120);
     expect(loaded.state).toEqual({ total: 120, increments: 120 });
     store.close();
-  });
+  }, 180_000);
 });

@@ -85,8 +85,11 @@ describe("MachinesView", () => {
       message: expect.stringMatching(/did not reach stream sequence/),
     });
     // A stop answers whoever still waits at once, instead of when their timers fire.
-    const waiting = view.waitForSeq(res.seq + 1_000, 60_000);
+    const waiting = expect(view.waitForSeq(res.seq + 1_000, 60_000)).rejects.toMatchObject({
+      code: "unavailable",
+      message: "the view stopped",
+    });
     await view.stop();
-    await expect(waiting).rejects.toMatchObject({ code: "unavailable", message: "the view stopped" });
+    await waiting;
   });
 });
