@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -31,9 +32,22 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** Freezes nats-server until `thaw` is called: what it received meanwhile it handles afterwards. */
-function freeze(): { thaw(): void } {
+/** Whether every thread of `pid` is stopped ("T" in its /proc stat). */
+function allThreadsStopped(pid: number): boolean {
+  return readdirSync(`/proc/${pid}/task`).every((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+  });
+}
+
+/**
+ * Freezes nats-server until `thaw` is called: what it received meanwhile it handles afterwards.
+ * kill() returns before the stop is delivered, and a thread still running could answer the next
+ * publish, so this waits until every thread of the server is stopped.
+ */
+async function freeze(): Promise<{ thaw(): void }> {
   process.kill(server.pid, "SIGSTOP");
+  while (!allThreadsStopped(server.pid)) await sleep(1);
   return { thaw: () => process.kill(server.pid, "SIGCONT") };
 }
 
@@ -41,7 +55,7 @@ describe("command handler and passing failures", () => {
   it("tries an append again after its acknowledgement was lost, and records the command once", async () => {
     const handler = new CommandHandler(store, stream, counterDecider);
     await handler.handle("c1", { type: "Increment", by: 1 }, { commandId: "first" });
-    const frozen = freeze();
+    const frozen = await freeze();
     const handling = handler.handle("c1", { type: "Increment", by: 2 }, { commandId: "second" });
     // Past the publish timeout: the append failed with a retryable PublishTimeoutError, and the
     // handler is waiting to load again; the frozen server still holds the first publish.
@@ -59,7 +73,7 @@ describe("command handler and passing failures", () => {
   it("gives up after its transient retries, with the retryable error", async () => {
     const handler = new CommandHandler(store, stream, counterDecider, { maxTransientRetries: 0 });
     await handler.handle("c2", { type: "Increment", by: 1 }, { commandId: "c2-first" });
-    const frozen = freeze();
+    const frozen = await freeze();
     try {
       const err = await handler.handle("c2", { type: "Increment", by: 1 }, { commandId: "c2-second" }).then(
         () => undefined,
