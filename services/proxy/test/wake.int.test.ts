@@ -91,12 +91,14 @@ it("turns a refusal into WakeRefusedError with the decider's code", async () => 
   expect(await lastSeq()).toBe(before);
 });
 
-it("refuses a wake whose ids are not subject tokens", async () => {
+it("refuses a wake whose ids are not subject tokens, and stores nothing", async () => {
+  const before = await lastSeq();
   const refused = await new CommandWaker(nc, { machineSeq: () => 1, subject })
     .start("a.b", sleeping("m1"))
     .catch((e: unknown) => e);
   expect(refused).toBeInstanceOf(WakeRefusedError);
   expect((refused as WakeRefusedError).code).toBe("invalid_argument");
+  expect(await lastSeq()).toBe(before);
 });
 
 it("fails, without calling it a refusal, when no gateway answers", async () => {
