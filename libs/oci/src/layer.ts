@@ -40,16 +40,30 @@ const EMPTY = new Uint8Array(0);
 const WHITEOUT = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 
+/** Host ids `hostId`.. that a user namespace shows as 0..`size`-1. */
+export interface LayerIdRange {
+  hostId: number;
+  size: number;
+}
+
 /**
  * Tars and gzips a directory into `outFile` as an OCI layer. With `overlayUpper`, the directory is an
  * overlayfs upper dir and its whiteouts and opaque dirs become OCI whiteout entries. `skip` gets
  * each path relative to `dir` without a leading slash (`app/node_modules`) and excludes it and what is under it.
  * `mtime` clamps newer mtimes to it; `gzipLevel` trades size for speed (zlib's default, 6, if unset).
+ * With `idRange`, the directory was written from a user namespace mapping 0.. to `hostId`..: the
+ * layer records the ids as the namespace saw them, and ids outside the range as root's (see hostToLayerId).
  */
 export async function createLayer(
   dir: string,
   outFile: string,
-  opts: { overlayUpper?: boolean; skip?: (p: string) => boolean; mtime?: Date; gzipLevel?: number } = {},
+  opts: {
+    overlayUpper?: boolean;
+    skip?: (p: string) => boolean;
+    mtime?: Date;
+    gzipLevel?: number;
+    idRange?: LayerIdRange;
+  } = {},
 ): Promise<LayerFile> {
   const root = resolve(dir);
   const opaque = opts.overlayUpper ? await findOpaqueDirs(root) : new Set<string>();
@@ -81,7 +95,12 @@ export async function createLayer(
       if (opts.skip?.(rel)) continue;
       const abs = join(root, rel);
       const st = await lstat(abs);
-      const base = { mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: clamp(st.mtime) };
+      const base = {
+        mode: st.mode & 0o7777,
+        uid: hostToLayerId(st.uid, opts.idRange),
+        gid: hostToLayerId(st.gid, opts.idRange),
+        mtime: clamp(st.mtime),
+      };
       if (st.isDirectory()) {
         await add({ ...base, name: `${rel}/`, type: "directory" });
         if (opaque.has(abs))
@@ -121,6 +140,16 @@ export async function createLayer(
   }
   await writing;
   return { file: outFile, digest: compressed.digest(), diffId: diffId.digest(), size: compressed.size };
+}
+
+/**
+ * The id a layer records for a file owned by host id `id`. A process in the user namespace can only
+ * make files owned by ids of its range; any other owner was set from the host (overlayfs's own
+ * whiteouts, a directory the builder made), on the image's behalf: root's.
+ */
+function hostToLayerId(id: number, range: LayerIdRange | undefined): number {
+  if (range === undefined) return id;
+  return id >= range.hostId && id < range.hostId + range.size ? id - range.hostId : 0;
 }
 
 /**

@@ -15,7 +15,7 @@ export {
   UnknownUserError,
 } from "./errors.js";
 export { writeImage } from "./image-writer.js";
-export { applyLayer, createLayer, type LayerFile } from "./layer.js";
+export { applyLayer, createLayer, type LayerFile, type LayerIdRange } from "./layer.js";
 export { LayerStore } from "./layer-store.js";
 export { exportImageLayout } from "./layout.js";
 export {
@@ -42,4 +42,5 @@ export {
 } from "./ref.js";
 export { DEFAULT_REGISTRY_BUCKET, ImageRegistry, type ResolvedImage } from "./registry.js";
 export { mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
+export * from "./runtime/mod.js";
 export { bwrapPath, resolveUser, type SandboxOptions, sandboxArgv } from "./sandbox.js";

@@ -149,6 +149,33 @@ describe("layers from an overlay upper dir", () => {
   });
 });
 
+describe("layers from an upper dir written in a user namespace", () => {
+  it("record the ids the namespace saw, and the host's own entries as root's", async () => {
+    const range = { hostId: 300_000, size: 65_536 };
+    const upper = join(work, "userns-upper");
+    await mkdir(join(upper, "home/app"), { recursive: true });
+    await chown(join(upper, "home"), range.hostId, range.hostId);
+    await chown(join(upper, "home/app"), range.hostId + 1000, range.hostId + 1000);
+    await writeFile(join(upper, "home/app/made"), "x");
+    await chown(join(upper, "home/app/made"), range.hostId + 1000, range.hostId + 1001);
+    // overlayfs makes whiteouts with its mounter's (the host's) credentials.
+    execFileSync("mknod", [join(upper, "home/gone"), "c", "0", "0"]);
+    // Made on the host, outside the range: recorded as root's.
+    await mkdir(join(upper, "tmp"));
+    const layerFile = join(work, "userns-layer.tar.gz");
+    await createLayer(upper, layerFile, { overlayUpper: true, idRange: range });
+
+    const ids = new Map((await listTar(await readFile(layerFile))).map((h) => [h.name, [h.uid, h.gid]]));
+    expect(Object.fromEntries(ids)).toEqual({
+      "home/": [0, 0],
+      "home/app/": [1000, 1000],
+      "home/app/made": [1000, 1001],
+      "home/.wh.gone": [0, 0],
+      "tmp/": [0, 0],
+    });
+  });
+});
+
 describe("applyLayer refuses entries that escape the target", () => {
   const cases: Array<[string, Array<TarHeader & { content?: string }>]> = [
     ["..", [{ name: "../escaped", content: "x" }]],
