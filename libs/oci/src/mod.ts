@@ -1,4 +1,4 @@
-export { availableBaseImages, ensureBaseImage, NODE_VERSION_LABEL } from "./bases.js";
+export { availableBaseImages, copyHostExecutables, ensureBaseImage, NODE_VERSION_LABEL } from "./bases.js";
 export { BlobStore, DEFAULT_BLOB_BUCKET, hashFile } from "./blob-store.js";
 export { checkDigest, type Digest, DigestHasher, digestOf, isDigest } from "./digest.js";
 export {
