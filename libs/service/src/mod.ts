@@ -45,14 +45,19 @@ export {
 } from "./settings.js";
 export type {
   HostHeartbeat,
+  HostExecReply,
+  HostExecRequest,
   HostLogsReply,
   HostLogsRequest,
   LoadSample,
+  HostPsRequest,
+  ListenSocket,
   MachineLoad,
   MachineLogLine,
   PlaceRequest,
   PlaceResult,
   ProxyHeartbeat,
+  ProcessStat,
   SignalRequest,
   WakeRequest,
 } from "./subjects.js";

@@ -69,7 +69,14 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       { bucket: "hangar-blobs", write: true },
       { bucket: "hangar-build-contexts", write: true },
     ],
-    publish: ["cmd.placement.place", "cmd.host.*.signal", "cmd.host.*.logs"],
+    // exec and ps: `POST .../exec` and `GET .../ps` of the Machines API, answered by the machine's host.
+    publish: [
+      "cmd.placement.place",
+      "cmd.host.*.signal",
+      "cmd.host.*.logs",
+      "cmd.host.*.exec",
+      "cmd.host.*.ps",
+    ],
     // `hangar logs`: live lines after the recent ones the hosts answer.
     subscribe: ["logs.*.*.*"],
     serves: ["cmd.machines.wake"],

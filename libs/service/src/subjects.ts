@@ -7,7 +7,10 @@ export const subjects = {
   place: "cmd.placement.place",
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
-  /** A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest). */
+  /**
+   * A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest),
+   * `exec` (HostExecRequest), `ps` (HostPsRequest).
+   */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
   heartbeat: (hostId: string) => `hosts.heartbeat.${hostId}`,
@@ -138,4 +141,53 @@ export interface HostLogsRequest {
 /** The recent lines of the machines asked for that are on the host, each machine's oldest first. */
 export interface HostLogsReply {
   lines: MachineLogLine[];
+}
+
+/** Runs a command inside a machine (`cmd.host.<id>.exec`): Fly's exec, already checked by the gateway. */
+export interface HostExecRequest {
+  app: string;
+  machine_id: string;
+  /** The argv, at least one element. */
+  command: string[];
+  /** How long the command may run before it is killed, in ms. */
+  timeout_ms: number;
+}
+
+/** How an exec ended, in Fly's `flydv1.ExecResponse` shape; output bounded (see the host agent). */
+export interface HostExecReply {
+  stdout: string;
+  stderr: string;
+  exit_code: number;
+  /** The signal number that killed the command; 0 when it exited by itself. */
+  exit_signal: number;
+}
+
+/** Asks a host agent for the processes of one of its machines (`cmd.host.<id>.ps`). */
+export interface HostPsRequest {
+  app: string;
+  machine_id: string;
+}
+
+/** A socket a process listens on, as Fly's `ListenSocket`: "tcp" or "tcp6", and `address:port`. */
+export interface ListenSocket {
+  proto: string;
+  address: string;
+}
+
+/** One process of a machine as it sees itself, in Fly's `ProcessStat` shape (units in the docs). */
+export interface ProcessStat {
+  /** The pid inside the machine's pid namespace. */
+  pid: number;
+  command: string;
+  /** The working folder inside the machine's root filesystem. */
+  directory: string;
+  /** Resident memory, bytes. */
+  rss: number;
+  /** User plus system CPU time, ms. */
+  cpu: number;
+  /** System CPU time, ms. */
+  stime: number;
+  /** How long it has run, ms. */
+  rtime: number;
+  listen_sockets: ListenSocket[];
 }

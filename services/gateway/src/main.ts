@@ -12,6 +12,7 @@ import { StreamBuildsBackend } from "./builds/backend.js";
 import { BuildCatalog } from "./builds/catalog.js";
 import { BuildContexts } from "./builds/contexts.js";
 import { config } from "./config.js";
+import { HostInspector } from "./exec/inspector.js";
 import { createApi, startApiServer } from "./http/mod.js";
 import { AppLogs } from "./logs/app-logs.js";
 import { StreamBackend } from "./machines/backend.js";
@@ -58,6 +59,7 @@ await runService({
         logger,
         machinesOf: (a) => catalog.machinesOf(a).map((m) => m.state),
       }),
+      inspector: new HostInspector(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
       health: readiness,
     });

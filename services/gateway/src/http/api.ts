@@ -2,6 +2,8 @@ import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { Registry } from "prom-client";
+import type { MachineInspector } from "../exec/inspector.js";
+import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import { type RegistryStore, registryRoutes } from "../registry/mod.js";
@@ -37,6 +39,8 @@ export interface ApiDeps {
   releases?: ReleasesBackend;
   /** Serves `/v1/apps/{app}/logs` (the machines' output, recent then live) when given. */
   logs?: LogsReader;
+  /** Serves `POST .../machines/{id}/exec` and `GET .../machines/{id}/ps` (through the machine's host) when given. */
+  inspector?: MachineInspector;
   /** Serves `/v1/apps/{app}/scaling` (the autoscaler's decisions) when given. */
   scaling?: ScalingReader;
   /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
@@ -83,3 +87,4 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
   return api;
 }
+  if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));

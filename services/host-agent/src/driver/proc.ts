@@ -7,6 +7,9 @@ export interface ProcStat {
   ppid: number;
   pgrp: number;
   startTime: number;
+  /** CPU time in user and system mode, clock ticks. */
+  utime: number;
+  stime: number;
 }
 
 /** Reads /proc/<pid>/stat; null when no such process exists. */
@@ -23,7 +26,14 @@ export function readProcStat(pid: number): ProcStat | null {
   const state = fields[0];
   const startTime = Number(fields[19]);
   if (state === undefined || !Number.isFinite(startTime)) return null;
-  return { state, ppid: Number(fields[1]), pgrp: Number(fields[2]), startTime };
+  return {
+    state,
+    ppid: Number(fields[1]),
+    pgrp: Number(fields[2]),
+    startTime,
+    utime: Number(fields[11]),
+    stime: Number(fields[12]),
+  };
 }
 
 /** Whether `pid` is a live (not zombie) process that started at `startTime`, not a later one reusing the pid. */

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
+import type { ProcessStat } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
 import {
@@ -23,6 +24,7 @@ import {
 } from "./parts/mod.js";
 import { pollUntil } from "./poll.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
+import { machineProcesses } from "./ps.js";
 import { sandboxCommand } from "./sandbox.js";
 import { parseSignal, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
@@ -295,6 +297,12 @@ export class ProcessDriver {
   /** The machines running now (started or adopted by this driver). */
   running(): RunningMachine[] {
     return [...this.#machines.values()].filter((m) => !m.finishing).map((m) => ({ ...m.machine }));
+  /** The processes of a running machine as it sees them (pids inside its pid namespace); see ps.ts. */
+  async ps(machineId: string): Promise<ProcessStat[]> {
+    const m = this.#running(machineId);
+    return machineProcesses({ leader: m.machine.pid, cgroupPids: m.cgroup?.pids() ?? [] });
+  }
+
   }
 
   /** Calls `listener` once per run when the machine's process exits, requested or not. Returns an unsubscribe. */
