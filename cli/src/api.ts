@@ -6,6 +6,8 @@ import type {
   BuildEvent,
   CreateMachineRequest,
   CreateReleaseRequest,
+  ExecRequest,
+  ExecResponse,
   ListAppsResponse,
   Machine,
   MachineEvent,
@@ -175,6 +177,14 @@ export class ApiClient {
   /** GET /apps/{app}/machines/{id}/events */
   machineEvents(app: string, id: string): Promise<MachineEvent[]> {
     return this.request("GET", `${machinePath(app, id)}/events`);
+  }
+
+  /** POST /apps/{app}/machines/{id}/exec: runs a command inside the machine; waits past its timeout for the answer. */
+  execMachine(app: string, id: string, body: ExecRequest): Promise<ExecResponse> {
+    return this.request("POST", `${machinePath(app, id)}/exec`, {
+      body,
+      timeoutMs: body.timeout * 1000 + DEFAULT_TIMEOUT_MS,
+    });
   }
 
   /** POST /apps/{app}/machines/{id}/start */

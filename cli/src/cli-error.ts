@@ -8,3 +8,11 @@ export class CliError extends Error {
     super(message);
   }
 }
+
+/** Ends the CLI with `code` and prints nothing more: the command has said what there was to say. */
+export class ExitStatus extends Error {
+  override name = "ExitStatus";
+  constructor(readonly code: number) {
+    super(`exit status ${code}`);
+  }
+}

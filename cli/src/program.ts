@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
+import { ExitStatus } from "./cli-error.js";
 import { registerApps } from "./commands/apps.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerLaunch } from "./commands/launch.js";
@@ -51,6 +52,7 @@ export async function runCli(argv: string[], ctx: Context = processContext()): P
       const ok = err.code === "commander.helpDisplayed" || err.code === "commander.version";
       return ok ? 0 : USAGE_EXIT_CODE;
     }
+    if (err instanceof ExitStatus) return err.code;
     ctx.err(
       describeError(err)
         .map((line) => `${line}\n`)

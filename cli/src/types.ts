@@ -66,6 +66,21 @@ export interface MachineConfig {
   auto_destroy?: boolean;
 }
 
+/** Fly's MachineExecRequest: an argv and a timeout in seconds. */
+export interface ExecRequest {
+  command: string[];
+  timeout: number;
+}
+
+/** Fly's answer to an exec: what the command printed and how it ended. */
+export interface ExecResponse {
+  stdout: string;
+  stderr: string;
+  exit_code: number;
+  /** The signal that killed it, 0 when none did. */
+  exit_signal: number;
+}
+
 export interface MachineEvent {
   id?: string;
   type?: string;

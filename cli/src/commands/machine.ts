@@ -18,6 +18,7 @@ import {
 import type { RestartPolicy, WaitState } from "../types.js";
 import { machineDetails, machineTable } from "../views.js";
 import { waitForState } from "../wait.js";
+import { registerMachineExec } from "./exec.js";
 
 interface RunFlags {
   app: string;
@@ -102,7 +103,7 @@ async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<voi
   if (flags.json) printJson(ctx, flags.detach ? machine : await api.getMachine(flags.app, machine.id));
 }
 
-/** `hangar machine run|list|status|start|stop|restart|destroy`. */
+/** `hangar machine run|list|status|start|stop|restart|destroy|exec`. */
 export function registerMachine(program: Command, ctx: Context): void {
   const machine = program.command("machine").alias("machines").description("manage machines");
 
@@ -245,4 +246,6 @@ export function registerMachine(program: Command, ctx: Context): void {
       await api.destroyMachine(flags.app, id, flags.force ?? false);
       ctx.out(`Machine ${id} destroyed\n`);
     });
+
+  registerMachineExec(machine, ctx);
 }
