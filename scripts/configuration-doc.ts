@@ -40,6 +40,10 @@ and what it wants.
   (deploy/k8s sets 3, for its 3-node NATS). It applies when a stream or bucket is created; an
   existing one's replicas are changed with \`nats stream edit\`. The event store's snapshot
   buckets are still created with one replica.
+- **dir: images.** \`HANGAR_DIR_IMAGE_ROOTS\` is shared by the gateway and the host agents, which
+  both enforce it: unset, every \`dir:\` image is refused with a message saying how to enable it.
+  \`npm start\` sets it to the repo's \`examples\` unless it is in its environment (empty: off);
+  deploy/k8s leaves it unset. See docs/architecture.md, "dir: images".
 - \`scripts/platform.ts\` (used by \`npm start\`, the end-to-end tests and the benchmarks) builds each
   service's environment from the same schemas.
 

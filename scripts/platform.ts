@@ -64,6 +64,11 @@ export interface PlatformOptions {
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
+  /**
+   * HANGAR_DIR_IMAGE_ROOTS of the gateway and the host agent: the folders whose `dir:` images may
+   * run. None (the default) refuses `dir:` images; each launcher lists the example folders it runs.
+   */
+  dirImageRoots?: readonly string[];
   /** Extra environment per service. */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   logLevel?: string;
@@ -108,6 +113,8 @@ function serviceEnv(
     HANGAR_REGION: o.region ?? "local",
     LOG_LEVEL: o.logLevel ?? "info",
   };
+  // Always set, empty for none: a value in the launcher's own environment must not turn them on.
+  const dirImageRoots = (o.dirImageRoots ?? []).join(":");
   // Each service's names come from its schema: a name it does not have fails to compile.
   const own: Record<ServiceName, () => Record<string, string>> = {
     placement: () =>
@@ -120,6 +127,7 @@ function serviceEnv(
         HANGAR_HOST_AGENT_OPS_PORT: o.hostOpsPort,
         HANGAR_HOST_AGENT_CPUS: o.hostCpus,
         HANGAR_HOST_AGENT_MEMORY_MB: o.hostMemoryMb,
+        HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
       }),
     builder: () =>
       SERVICE_CONFIGS.builder.toEnv({
@@ -132,6 +140,7 @@ function serviceEnv(
         ...common,
         HANGAR_GATEWAY_PORT: o.gatewayPort,
         HANGAR_GATEWAY_TOKEN: o.token,
+        HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
       }),
     proxy: () =>
       SERVICE_CONFIGS.proxy.toEnv({

@@ -18,7 +18,7 @@ import {
   scalingStream,
 } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
-import { OPERATOR_USER } from "@hangar/service";
+import { OPERATOR_USER, partlySharedSettings } from "@hangar/service";
 import {
   freePort,
   type NatsServer,
@@ -32,6 +32,7 @@ import {
   type PlatformOptions,
   POSTGRES_SERVICES,
   platformNatsCredentials,
+  repoRoot,
   SERVICES,
   startPlatform,
 } from "./platform.js";
@@ -124,6 +125,12 @@ async function main(): Promise<void> {
     say(`streams ${streams.map((s) => s.name).join(", ")} ready`);
 
     const apiToken = await secret("token");
+    const dirImageRoots = localDirImageRoots();
+    say(
+      dirImageRoots.length > 0
+        ? `dir: images run from ${dirImageRoots.join(", ")} (HANGAR_DIR_IMAGE_ROOTS)`
+        : "dir: images are off (HANGAR_DIR_IMAGE_ROOTS is empty)",
+    );
     say("starting services: placement, host agent, builder, gateway, proxy, scheduler, monitor");
     platform = await startPlatform({
       home,
@@ -136,6 +143,7 @@ async function main(): Promise<void> {
       placementOpsPort: await freePort(),
       hostOpsPort: await freePort(),
       proxyOpsPort: await freePort(),
+      dirImageRoots,
       env: serviceEnv(databaseUrl),
     });
     for (const name of SERVICES) watch(name, platform.services[name]);
@@ -191,6 +199,19 @@ async function sayWhenReady(platform: Platform, after: string): Promise<void> {
       ? `every service is ready again, ${took}`
       : `not ready ${took}: ${[...waiting].join(", ")}`,
   );
+}
+
+/**
+ * The folders whose dir: images npm start runs. A local development platform runs the repo's
+ * examples (the README's quick start runs examples/hello as a dir: image); HANGAR_DIR_IMAGE_ROOTS
+ * set in the environment replaces them, and set empty turns dir: images off.
+ */
+function localDirImageRoots(): string[] {
+  const value = process.env.HANGAR_DIR_IMAGE_ROOTS ?? join(repoRoot, "examples");
+  const parsed = partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS.safeParse(value);
+  if (!parsed.success)
+    throw new Error(`HANGAR_DIR_IMAGE_ROOTS=${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
 }
 
 /** What npm start adds to the services' environments. */

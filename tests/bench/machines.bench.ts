@@ -19,7 +19,13 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { type Measurement, measure } from "../../services/proxy/test/load.js";
-import { helloConfig, startTestPlatform, type TestPlatform, viaProxy } from "../platform/harness.js";
+import {
+  helloConfig,
+  helloDir,
+  startTestPlatform,
+  type TestPlatform,
+  viaProxy,
+} from "../platform/harness.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const CREATES = 100;
@@ -96,7 +102,8 @@ function median(xs: number[]): number {
 
 export async function run(): Promise<Record<string, number>> {
   const started = performance.now();
-  const p = await startTestPlatform({ hostCpus: 256, hostMemoryMb: 256 * 300 });
+  // Machines of examples/hello: the one folder whose dir: images this platform runs.
+  const p = await startTestPlatform({ hostCpus: 256, hostMemoryMb: 256 * 300, dirImageRoots: [helloDir] });
   try {
     const startupS = (performance.now() - started) / 1000;
 

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "@hangar/testkit";
 import { type Measurement, measure } from "../../services/proxy/test/load.js";
 import {
+  helloDir,
   type Scale,
   scaledHelloConfig,
   startTestPlatform,
@@ -161,7 +162,8 @@ function median(xs: number[]): number {
 export async function run(): Promise<Record<string, number>> {
   const nginxBin = ensureNginx();
   const started = performance.now();
-  const p = await startTestPlatform({ hostCpus: 256, hostMemoryMb: 256 * 300 });
+  // Machines of examples/hello: the one folder whose dir: images this platform runs.
+  const p = await startTestPlatform({ hostCpus: 256, hostMemoryMb: 256 * 300, dirImageRoots: [helloDir] });
   let nginx: { port: number; stop(): Promise<void> } | undefined;
   try {
     // --- direct vs proxy vs nginx, one machine ---

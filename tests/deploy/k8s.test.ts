@@ -568,6 +568,12 @@ describe("hangar-config", () => {
     expect(literal(config, "HANGAR_STREAM_REPLICAS")).toBe("3");
     expect(natsStatefulSet(baseObjects).sts.spec.replicas).toBe(3);
   });
+
+  it("leaves dir: images off (a development feature): no HANGAR_DIR_IMAGE_ROOTS, base or overlay", () => {
+    for (const generator of [...baseConfigMapGenerators, ...generators(LOCAL, "configMapGenerator")]) {
+      expect(literal(generator, "HANGAR_DIR_IMAGE_ROOTS"), generator.name).toBeUndefined();
+    }
+  });
 });
 
 describe("Postgres", () => {

@@ -128,7 +128,10 @@ export function scaledHelloConfig(s: Scale): Record<string, unknown> {
   };
 }
 
-/** Starts nats-server and the platform in a temp HANGAR_HOME. */
+/**
+ * Starts nats-server and the platform in a temp HANGAR_HOME. `dir:` images may run from
+ * examples/hello only (helloConfig's folder), unless `opts.dirImageRoots` lists the test's folders.
+ */
 export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
   const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));
   chmodSync(home, 0o755);
@@ -155,6 +158,7 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
       hostCpus: 64,
       hostMemoryMb: 64 * 256,
       logLevel: "warn",
+      dirImageRoots: [helloDir],
       ...opts,
       env: {
         ...(opts.env ?? {}),

@@ -3,7 +3,8 @@
 // agent kept, then a new line while following; --no-tail exits with the recent lines; without a
 // token it is refused. The machine prints what the test appends to a file (tail -F), so the test
 // knows when a line was printed and measures how long it took to reach the CLI's output.
-import { appendFileSync, chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,22 +12,24 @@ import { type RunningCli, runHangar, startHangar } from "../../cli/test/run-cli.
 import { startTestPlatform, type TestPlatform } from "./harness.js";
 
 let p: TestPlatform;
+let printer: string;
 let input: string;
 const running: RunningCli[] = [];
 const app = "logsapp";
 
 beforeAll(async () => {
-  p = await startTestPlatform();
-  const dir = join(p.home, "printer");
-  mkdirSync(dir);
-  chmodSync(dir, 0o755);
-  input = join(dir, "input");
+  // The machine's dir: image: the one folder this platform lets dir: images run from.
+  printer = mkdtempSync(join(tmpdir(), "hangar-logs-printer-"));
+  chmodSync(printer, 0o755);
+  input = join(printer, "input");
   writeFileSync(input, "first line\nsecond line\n", { mode: 0o644 });
+  p = await startTestPlatform({ dirImageRoots: [printer] });
 }, 120_000);
 
 afterAll(async () => {
   for (const cli of running) if (cli.child.exitCode === null) cli.child.kill("SIGKILL");
   await p?.close();
+  if (printer) rmSync(printer, { recursive: true, force: true });
 });
 
 async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
@@ -50,7 +53,7 @@ describe("hangar logs through the gateway", () => {
     expect((await p.api.call("POST", "/apps", { app_name: app, org_slug: "personal" })).status).toBe(201);
     const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, {
       config: {
-        image: `dir:${join(p.home, "printer")}`,
+        image: `dir:${printer}`,
         guest: { cpu_kind: "shared", cpus: 1, memory_mb: 256 },
         init: { exec: ["tail", "-n", "+1", "-F", input] },
       },

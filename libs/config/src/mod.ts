@@ -2,6 +2,16 @@ export type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.
 export { AppConfigSchema, AutoStopSchema, UNSUPPORTED_KEYS } from "./app-config.js";
 export type { MachineCheck } from "./checks.js";
 export { CheckHeaderSchema, MachineCheckSchema } from "./checks.js";
+export type { DirImageConfig, InitProgram } from "./dir-image.js";
+export {
+  DIR_IMAGES_OFF,
+  DirImageRootsSchema,
+  dirImageRefusal,
+  folderOutsideRoots,
+  initPrograms,
+  isUnder,
+  programOutsideRoots,
+} from "./dir-image.js";
 export { DurationSchema, durationToMs, parseDuration } from "./duration.js";
 export { dirImagePath, ImageSchema } from "./image.js";
 export type { MachineConfig, MachineConfigInput, MachineGuest } from "./machine-config.js";

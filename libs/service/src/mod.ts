@@ -36,6 +36,7 @@ export type { ServiceConfig, ServiceSettings, SettingMeta, SharedSettings } from
 export {
   ConfigError,
   defineServiceConfig,
+  partlySharedSettings,
   port,
   setting,
   settingMeta,
@@ -44,20 +45,20 @@ export {
   sharedSettings,
 } from "./settings.js";
 export type {
-  HostHeartbeat,
   HostExecReply,
   HostExecRequest,
+  HostHeartbeat,
   HostLogsReply,
   HostLogsRequest,
-  LoadSample,
   HostPsRequest,
   ListenSocket,
+  LoadSample,
   MachineLoad,
   MachineLogLine,
   PlaceRequest,
   PlaceResult,
-  ProxyHeartbeat,
   ProcessStat,
+  ProxyHeartbeat,
   SignalRequest,
   WakeRequest,
 } from "./subjects.js";

@@ -1,6 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
-import { ConfigError, defineServiceConfig, port, setting, settingsTable } from "./settings.js";
+import {
+  ConfigError,
+  defineServiceConfig,
+  partlySharedSettings,
+  port,
+  setting,
+  settingsTable,
+} from "./settings.js";
 
 const config = defineServiceConfig("echo-box", {
   HANGAR_ECHO_BOX_OPS_PORT: port(4999, { description: "ops", legacy: "HANGAR_ECHO_PORT" }),
@@ -90,5 +97,41 @@ describe("service settings", () => {
     expect(table).toContain("| `HANGAR_ECHO_BOX_OPS_PORT` | echo-box | `4999` | ops | `HANGAR_ECHO_PORT` |");
     expect(table).toContain("| `HANGAR_NATS_CREDS` | all | unset |");
     expect(table.match(/HANGAR_NATS_URL/g)).toHaveLength(1);
+  });
+
+  it("lets a service read a partly shared setting, shown once in the docs with its readers", () => {
+    const reader = (name: string) =>
+      defineServiceConfig(name, {
+        [`HANGAR_${name.toUpperCase()}_OPS_PORT`]: port(0, { description: "ops" }),
+        HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
+      });
+    const [one, two] = [reader("one"), reader("two")];
+    expect(one.load({ HANGAR_DIR_IMAGE_ROOTS: "/srv/a:/srv/b/" }).HANGAR_DIR_IMAGE_ROOTS).toEqual([
+      "/srv/a",
+      "/srv/b",
+    ]);
+    expect(one.load({}).HANGAR_DIR_IMAGE_ROOTS).toEqual([]);
+    const table = settingsTable([one, config, two]);
+    expect(table).toContain("| `HANGAR_DIR_IMAGE_ROOTS` | one, two | unset (dir: images off) |");
+    expect(table.match(/HANGAR_DIR_IMAGE_ROOTS/g)).toHaveLength(1);
+  });
+
+  it("refuses / as a dir: image root when the service starts", () => {
+    const gatewayLike = defineServiceConfig("gw", {
+      HANGAR_GW_OPS_PORT: port(0, { description: "ops" }),
+      HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
+    });
+    expect(() => gatewayLike.load({ HANGAR_DIR_IMAGE_ROOTS: "/srv/examples:/" })).toThrow(
+      'HANGAR_DIR_IMAGE_ROOTS="/srv/examples:/": / cannot be a dir: image root: list the folders to run',
+    );
+  });
+
+  it("refuses an unprefixed setting that is not a partly shared one", () => {
+    expect(() =>
+      defineServiceConfig("three", {
+        HANGAR_THREE_OPS_PORT: port(0, { description: "ops" }),
+        HANGAR_DIR_IMAGE_ROOTS: setting(z.string().optional(), { description: "a copy" }),
+      }),
+    ).toThrow("three's setting HANGAR_DIR_IMAGE_ROOTS does not start with HANGAR_THREE_");
   });
 });

@@ -4,6 +4,7 @@
 // keeps its old name in `legacy` for one release: the old name still works, with a warning.
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { DirImageRootsSchema } from "@hangar/config";
 import { z } from "zod";
 
 /** What docs/configuration.md says about a setting, beside its schema. */
@@ -63,6 +64,18 @@ export const sharedSettings = {
   }),
 };
 
+/**
+ * Shared settings (`HANGAR_...`, one value for the whole platform) that only some services read:
+ * each of them lists the ones it reads among its own settings, and the docs show each once.
+ */
+export const partlySharedSettings = {
+  HANGAR_DIR_IMAGE_ROOTS: setting(DirImageRootsSchema, {
+    description:
+      "colon-separated folders whose dir: images may run (development only); unset, dir: images are refused",
+    shownDefault: "unset (dir: images off)",
+  }),
+};
+
 type SharedShape = typeof sharedSettings;
 
 /** A service's settings: the shared ones plus its own, one zod object. */
@@ -107,8 +120,10 @@ export function defineServiceConfig<Own extends z.ZodRawShape>(
 ): ServiceConfig<Own> {
   const prefix = settingPrefix(service);
   const opsPortKey = `${prefix}OPS_PORT`;
-  for (const key of Object.keys(own)) {
-    if (!key.startsWith(prefix)) throw new Error(`${service}'s setting ${key} does not start with ${prefix}`);
+  for (const [key, field] of Object.entries(own)) {
+    const partlyShared = (partlySharedSettings as Record<string, z.ZodType>)[key] === field;
+    if (!key.startsWith(prefix) && !partlyShared)
+      throw new Error(`${service}'s setting ${key} does not start with ${prefix}`);
   }
   if (!(opsPortKey in own)) throw new Error(`${service} has no ${opsPortKey} setting`);
   const schema = z.object({ ...sharedSettings, ...own });
@@ -198,9 +213,14 @@ export function settingsTable(configs: ServiceConfig[]): string {
     ]);
   };
   for (const [key, field] of Object.entries(sharedSettings)) row(key, "all", field);
+  for (const [key, field] of Object.entries(partlySharedSettings)) {
+    const readers = configs.filter((config) => key in config.schema.shape).map((config) => config.service);
+    if (readers.length > 0) row(key, readers.join(", "), field);
+  }
   for (const config of configs) {
     for (const [key, field] of Object.entries(config.schema.shape)) {
-      if (!(key in sharedSettings)) row(key, config.service, field as z.ZodType);
+      if (!(key in sharedSettings) && !(key in partlySharedSettings))
+        row(key, config.service, field as z.ZodType);
     }
   }
   const header = ["setting", "service", "default", "meaning", "old name (read until the next release)"];

@@ -1,4 +1,4 @@
-import { defineServiceConfig, port, setting } from "@hangar/service";
+import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 
 /** The gateway's settings (docs/configuration.md). */
@@ -19,6 +19,8 @@ export const config = defineServiceConfig("gateway", {
     description: "largest build context an upload may send, in MiB",
     legacy: "HANGAR_MAX_CONTEXT_MB",
   }),
+  // dir: images are off unless listed; the gateway refuses them at machine create and update.
+  HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
   HANGAR_GATEWAY_BLOB_REPLICAS: setting(z.coerce.number().int().min(1).max(5).optional(), {
     description: "replicas of the image blob bucket, when they differ from HANGAR_STREAM_REPLICAS",
     legacy: "HANGAR_BLOB_REPLICAS",

@@ -62,6 +62,7 @@ await runService({
       inspector: new HostInspector(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
       health: readiness,
+      dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
     });
     const server = await startApiServer(app, {
       port: config.HANGAR_GATEWAY_PORT,

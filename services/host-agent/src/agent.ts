@@ -40,6 +40,8 @@ export interface HostAgentOptions {
   sandbox?: SandboxCapability;
   /** Pulls OCI images (needed when `sandbox` says they can run). */
   images?: ImageSource;
+  /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
+  dirImageRoots?: readonly string[];
 }
 
 /**
@@ -264,8 +266,12 @@ export class HostAgent {
   private async startProcess(m: ExistingMachine): Promise<void> {
     let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
     try {
-      const { images, sandbox } = this.opts;
-      const run = await resolveRun(m, sandbox ? { sandbox, ...(images ? { images } : {}) } : undefined);
+      const { images, sandbox, dirImageRoots } = this.opts;
+      const run = await resolveRun(m, {
+        ...(sandbox ? { sandbox } : {}),
+        ...(images ? { images } : {}),
+        ...(dirImageRoots ? { dirImageRoots } : {}),
+      });
       proc = await this.opts.driver.start({
         machineId: m.machineId,
         app: m.app,

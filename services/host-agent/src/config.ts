@@ -1,5 +1,5 @@
 import { cpus, hostname, totalmem } from "node:os";
-import { defineServiceConfig, port, setting } from "@hangar/service";
+import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 
 /** The host agent's settings (docs/configuration.md). */
@@ -63,6 +63,8 @@ export const config = defineServiceConfig("host-agent", {
     description: "the address the proxy reaches this host's machines on",
     legacy: "HANGAR_HOST_ADDRESS",
   }),
+  // dir: images are off unless listed; the host agent refuses to run them too, as defence in depth.
+  HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
   HANGAR_HOST_AGENT_STOP_MACHINES: setting(z.stringbool().default(false), {
     description:
       "stop this host's machines when the agent stops (npm start); otherwise the next agent adopts them",

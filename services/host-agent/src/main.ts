@@ -62,6 +62,7 @@ await runService({
       address: config.HANGAR_HOST_AGENT_ADDRESS,
       sandbox,
       ...(images ? { images } : {}),
+      dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
     });
     await agent.start();
     logger.info({ host_id: hostId, state_dir: stateDir }, "host agent started");

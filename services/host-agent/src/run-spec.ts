@@ -2,6 +2,7 @@ import { readFile, stat } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import type { ExistingMachine } from "@hangar/domain";
 import type { ImageConfig } from "@hangar/oci";
+import { admitDirImage } from "./dir-image.js";
 import type { SandboxNetwork, SandboxSpec } from "./driver/mod.js";
 
 /** A machine check as Fly's config states it. */
@@ -131,9 +132,12 @@ export type SandboxCapability =
 
 /** What resolving a machine's run needs beyond its config. */
 export interface RunContext {
-  sandbox: SandboxCapability;
+  /** Absent when the agent runs only `dir:` images. */
+  sandbox?: SandboxCapability;
   /** Absent when the host cannot sandbox (OCI images then fail before any pull). */
   images?: ImageSource;
+  /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none refuses them. */
+  dirImageRoots?: readonly string[];
 }
 
 /** An OCI image that this host cannot run, or whose config gives nothing to run. */
@@ -159,13 +163,14 @@ function flyEnv(m: ExistingMachine, image: string): Record<string, string> {
 
 /**
  * Resolves a machine's command the way Fly's init does: exec replaces everything, otherwise
- * entrypoint + cmd. `dir:<absolute path>` images run that folder as it is (development); any other
+ * entrypoint + cmd. `dir:<absolute path>` images run that folder as it is (development, only under
+ * the context's dirImageRoots); any other
  * image is an OCI reference, pulled from Hangar's registry and run sandboxed on its own rootfs.
  */
 export async function resolveRun(m: ExistingMachine, ctx?: RunContext): Promise<RunnableConfig> {
   const cfg = parseMachineConfig(m.configJson);
   if (!cfg.image.startsWith("dir:")) {
-    if (!ctx)
+    if (!ctx?.sandbox)
       throw new ImageRunError(
         `image ${cfg.image} cannot run: this host agent runs only dir:<absolute path> images`,
       );
@@ -176,9 +181,7 @@ export async function resolveRun(m: ExistingMachine, ctx?: RunContext): Promise<
     const image = await ctx.images.pull(cfg.image);
     return imageRun(m, cfg, image, ctx.sandbox.network);
   }
-  const cwd = cfg.image.slice("dir:".length);
-  if (!isAbsolute(cwd)) throw new Error(`image ${cfg.image}: the folder must be an absolute path`);
-  if (!(await exists(cwd))) throw new Error(`image ${cfg.image}: folder ${cwd} does not exist on host`);
+  const cwd = await admitDirImage(cfg, ctx?.dirImageRoots ?? []);
   const cmd = initCommand(cfg.init, [], []) ?? (await defaultCommand(cwd));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",

@@ -49,6 +49,8 @@ export interface ApiDeps {
   registryUploadDir?: string;
   /** The gateway's readiness (runService's), served on `/health` (503 when not ok); without it, always ok. */
   health?: () => HealthReport;
+  /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
+  dirImageRoots?: readonly string[];
 }
 
 /**
@@ -72,7 +74,9 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   api.use("/v1/*", bearerAuth(deps.token));
-  for (const routes of [appRoutes, machineRoutes, machineActionRoutes, leaseRoutes]) {
+  api.route("/v1", appRoutes(deps.backend));
+  api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots));
+  for (const routes of [machineActionRoutes, leaseRoutes]) {
     api.route("/v1", routes(deps.backend));
   }
   if (deps.registry) {
@@ -85,6 +89,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
+  if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
   return api;
 }
-  if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
