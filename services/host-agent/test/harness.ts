@@ -10,6 +10,7 @@ import {
   cgroupScope,
   MachineCgroup,
 } from "../src/driver/cgroup.js";
+import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
@@ -128,6 +129,8 @@ export function unmountUnder(stateDir: string): void {
 export async function removeStateDir(stateDir: string): Promise<void> {
   killRecordedMachines(stateDir);
   for (const freezer of freezersOf(stateDir)) await freezer.removeScope();
+  const limits = CgroupLimits.detect();
+  if ("limits" in limits) await limits.limits.removeScope(cgroupScope(stateDir));
   // Never delete through a mounted root filesystem.
   unmountUnder(stateDir);
   await rm(stateDir, { recursive: true, force: true });

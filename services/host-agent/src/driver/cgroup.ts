@@ -118,7 +118,8 @@ export function cgroupScope(stateDir: string): string {
   return `${SCOPE_PREFIX}${createHash("sha256").update(resolve(stateDir)).digest("hex").slice(0, 16)}`;
 }
 
-function isMissing(err: unknown): boolean {
+/** Whether a cgroup file operation failed because the cgroup is gone (removed, or never created). */
+export function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === "ENOENT" || code === "ENODEV";
 }

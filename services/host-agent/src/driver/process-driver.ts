@@ -4,6 +4,7 @@ import { closeSync, openSync } from "node:fs";
 import type { ProcessStat } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
+import type { MachineLimits } from "./cgroup-limits.js";
 import {
   DriverClosedError,
   InvalidMachineSpecError,
@@ -97,6 +98,8 @@ interface Tracked {
   readonly sandboxed: boolean;
   /** The run's own cgroup, which the freezer freezes; null when it is suspended with signals. */
   readonly cgroup: MachineCgroup | null;
+  /** The run's limit cgroups, whose OOM kill count tells an OOM kill; null when it runs without. */
+  readonly limits: MachineLimits | null;
   /** Frozen (or stopped) by suspend and not resumed since: a stop discards it. */
   suspended: boolean;
   /** Our child when this driver started the run; null for an adopted run. */
@@ -341,7 +344,16 @@ export class ProcessDriver {
     // A run no agent adopted (yet) still counts: starting now would make a second copy.
     if (previous && liveProcessOf(dir, previous)) throw new MachineAlreadyRunningError(machineId);
     await dir.prepareRun();
-    const run: RunSetup = { spec, dir, privateIp: "", port: 0, cgroup: null, rootfs: null, output: null };
+    const run: RunSetup = {
+      spec,
+      dir,
+      privateIp: "",
+      port: 0,
+      cgroup: null,
+      limits: null,
+      rootfs: null,
+      output: null,
+    };
     try {
       return await this.#spawn(run);
     } catch (err) {
@@ -401,6 +413,7 @@ export class ProcessDriver {
       pid: null,
       startTime: null,
       cgroup: cgroup?.ref ?? null,
+      limits: run.limits?.ref ?? null,
     };
     await dir.writeRun(record);
 
@@ -409,8 +422,11 @@ export class ProcessDriver {
     try {
       child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
         cwd: launch.cwd,
-        // The wrapper joins the cgroup before it forks, and removes the variable from the app's env.
-        env: { ...launch.env, [CGROUP_ENV]: cgroup?.procsFile ?? "" },
+        // The wrapper joins the cgroups before it forks, and removes the variable from the app's env.
+        env: {
+          ...launch.env,
+          [CGROUP_ENV]: [...(cgroup ? [cgroup.procsFile] : []), ...(run.limits?.procsFiles ?? [])].join(":"),
+        },
         // Its own session and process group: signals to the agent's group do not reach it, and the
         // driver signals the machine's whole group.
         detached: true,
@@ -444,6 +460,7 @@ export class ProcessDriver {
     const m = this.#track(dir, runId, machine, control, output, child, {
       sandboxed: spec.sandbox !== undefined,
       cgroup,
+      limits: run.limits,
       suspended: false,
     });
     try {
@@ -481,12 +498,13 @@ export class ProcessDriver {
       this.#track(dir, run.runId, machine, control, output, null, {
         sandboxed: run.spec.sandbox !== undefined,
         cgroup,
+        limits: this.#parts.cgroup.recordedLimits(run.limits),
         suspended,
       });
       result.running.push({ ...machine });
       return;
     }
-    const exit = await exitInfo(dir, control, null);
+    const exit = await exitInfo(dir, control, null, this.#parts.cgroup.recordedLimits(run.limits));
     await dir.writeReported({ runId: run.runId, exit });
     result.exited.push({ machineId, exit });
   }
@@ -498,7 +516,12 @@ export class ProcessDriver {
     control: ControlRecord,
     output: RunOutput,
     child: ChildProcess | null,
-    how: { sandboxed: boolean; cgroup: MachineCgroup | null; suspended: boolean },
+    how: {
+      sandboxed: boolean;
+      cgroup: MachineCgroup | null;
+      limits: MachineLimits | null;
+      suspended: boolean;
+    },
   ): Tracked {
     const m: Tracked = {
       ...how,
@@ -536,7 +559,7 @@ export class ProcessDriver {
       await m.cgroup?.killAll().catch((err: unknown) => {
         this.#logger.warn({ err, machineId, cgroup: m.cgroup?.path }, "could not clear the machine's cgroup");
       });
-      const exit = await exitInfo(m.dir, m.control, m.childSignal);
+      const exit = await exitInfo(m.dir, m.control, m.childSignal, m.limits);
       await m.output.drain().finally(() => m.output.close());
       if (this.#closed) return;
       this.#machines.delete(machineId);
@@ -646,8 +669,23 @@ function liveProcessOf(dir: MachineDir, run: RunRecord): { pid: number; startTim
   return findWrapper(dir.exitFile);
 }
 
-/** How a run ended: the wrapper's record, else the SIGKILL the driver sent, else the wrapper's own death. */
+/**
+ * How a run ended: the wrapper's record, else the SIGKILL the driver sent, else the wrapper's own death.
+ * An OOM kill is a run that ended by SIGKILL (the status 137 a runtime's init also reports for its
+ * child) after the OOM killer killed a process in the machine's memory cgroup.
+ */
 async function exitInfo(
+  dir: MachineDir,
+  control: ControlRecord,
+  wrapperSignal: NodeJS.Signals | null,
+  limits: MachineLimits | null,
+): Promise<ExitInfo> {
+  const exit = await recordedExit(dir, control, wrapperSignal);
+  const oomKilled = exit.exitCode === 128 + signalNumber("SIGKILL") && limits?.oomKilledSinceStart() === true;
+  return oomKilled ? { ...exit, oomKilled } : exit;
+}
+
+async function recordedExit(
   dir: MachineDir,
   control: ControlRecord,
   wrapperSignal: NodeJS.Signals | null,

@@ -3,6 +3,7 @@ import type { Dirent } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { CgroupRef } from "./cgroup.js";
+import type { LimitsRef } from "./cgroup-limits.js";
 import type { ExitInfo, LogStream, MachineRunSpec } from "./types.js";
 
 /** run.json: one run of a machine. pid and startTime are null between "about to spawn" and "spawned". */
@@ -16,6 +17,8 @@ export interface RunRecord {
   startTime: number | null;
   /** The cgroup the run's processes are in; absent or null when it runs without one (SIGSTOP suspends). */
   cgroup?: CgroupRef | null;
+  /** The run's limit cgroups; absent or null when it runs without limits. */
+  limits?: LimitsRef | null;
 }
 
 /** stop.json: what the driver did to a run, so an agent that takes over knows it too. */

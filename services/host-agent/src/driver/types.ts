@@ -19,6 +19,15 @@ export interface MachineRunSpec {
    * folder inside that root filesystem and `env` is all the sandbox sees.
    */
   sandbox?: SandboxSpec;
+  /** The machine's size, which its cgroups enforce (Fly's default, shared-cpu-1x, when absent). */
+  guest?: GuestSize;
+}
+
+/** A machine's CPUs and memory, from its config's `guest`. */
+export interface GuestSize {
+  cpus: number;
+  cpuKind: "shared" | "performance";
+  memoryMb: number;
 }
 
 /** How a sandboxed machine is networked: the host's network, or a namespace of its own. */
@@ -54,6 +63,8 @@ export interface ExitInfo {
   signal?: string;
   /** Set by the driver: whether its stop or destroy asked for this exit (this agent's or an earlier one's). */
   requested?: boolean;
+  /** The OOM killer ended the run: it killed a process of the machine, and the run ended by SIGKILL. */
+  oomKilled?: boolean;
 }
 
 export type LogStream = "stdout" | "stderr";

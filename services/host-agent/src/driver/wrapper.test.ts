@@ -1,10 +1,18 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { CGROUP_ENV, decodeWaitStatus, PERL, readExitStatus, wrapperArgs } from "./wrapper.js";
+import {
+  CGROUP_ENV,
+  decodeWaitStatus,
+  OOM_SCORE_ADJ_ENV,
+  PERL,
+  readExitStatus,
+  wrapperArgs,
+} from "./wrapper.js";
 
 describe("decodeWaitStatus", () => {
   it("reads a normal exit", () => {
@@ -37,6 +45,13 @@ describe("wrapperArgs", () => {
     for (const name of ["KILL", "STOP", "CHLD", "CONT", "TSTP"]) expect(caught).not.toContain(name);
   });
 });
+
+/** Lowering an oom_score_adj takes CAP_SYS_RESOURCE (bit 24), which some containers drop even for root. */
+const mayLowerOomScore =
+  ((BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0"}`) >>
+    24n) &
+    1n) ===
+  1n;
 
 describe("the wrapper joining a cgroup", () => {
   /** Runs `cmd` under the wrapper, detached (it SIGKILLs its own group at the end); stdout and stderr. */
@@ -78,6 +93,43 @@ describe("the wrapper joining a cgroup", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("joins every cgroup.procs file of a ':'-separated list", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-wrapper-procs-"));
+    try {
+      const files = ["freezer", "memory", "pids"].map((name) => join(dir, `${name}.procs`));
+      const run = await runWrapped({ [CGROUP_ENV]: files.join(":") }, ["true"]);
+      expect(run.exitStatus).toBe(0);
+      for (const file of files) expect(await readFile(file, "utf8")).toBe(`${run.pid}\n`);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!mayLowerOomScore)(
+    "keeps itself out of the OOM killer's reach (-1000) and execs the app with 0, or the value asked for",
+    async () => {
+      // The app prints its own score and its parent's (the wrapper's).
+      const cmd = ["/bin/sh", "-c", "cat /proc/self/oom_score_adj /proc/$PPID/oom_score_adj"];
+      const byDefault = await runWrapped({}, cmd);
+      expect(byDefault.stdout).toBe("0\n-1000\n");
+      const kept = await runWrapped({ [OOM_SCORE_ADJ_ENV]: "-1000" }, cmd);
+      expect(kept.stdout).toBe("-1000\n-1000\n");
+    },
+  );
+
+  it.skipIf(mayLowerOomScore)("runs the app all the same where it may not lower its own score", async () => {
+    const run = await runWrapped({}, ["/bin/sh", "-c", "cat /proc/self/oom_score_adj"]);
+    expect(run.stdout).toBe(`${readFileSync("/proc/self/oom_score_adj", "utf8").trim()}\n`);
+    expect(run.exitStatus).toBe(0);
+  });
+
+  it("refuses an oom_score_adj that is not a number, before the app runs", async () => {
+    const run = await runWrapped({ [OOM_SCORE_ADJ_ENV]: "1; rm" }, ["/bin/sh", "-c", "echo app ran"]);
+    expect(run.stdout).toBe("");
+    expect(run.stderr).toContain("is not a number");
+    expect(run.exitStatus).toBeNull();
   });
 
   it("dies before the app runs when it cannot join", async () => {

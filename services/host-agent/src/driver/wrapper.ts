@@ -29,19 +29,30 @@ import type { ExitInfo } from "./types.js";
  * that, so a stop right after a start cannot hit a wrapper that has not set its handlers yet.
  * SIGKILL cannot be caught: a group SIGKILL kills the wrapper too, and the driver then records the
  * exit itself, since it knows it sent the SIGKILL.
- * Where the host has a cgroup freezer, the wrapper first writes its own pid to the machine's
- * cgroup.procs (named by CGROUP_ENV): joining before the fork leaves no moment in which the app or a
- * child of it runs outside the cgroup. It dies (before forking) when it cannot join.
+ * The wrapper first writes its own pid to each of the machine's cgroup.procs files (named by
+ * CGROUP_ENV: the freezer's and the limits', see cgroup.ts and cgroup-limits.ts): joining before the
+ * fork leaves no moment in which the app or a child of it runs outside its cgroups and limits. It dies
+ * (before forking) when it cannot join one.
+ * It also sets its own oom_score_adj to -1000 (where it may: root), so that when the machine's memory
+ * cgroup runs out the OOM killer picks the app and never the wrapper, which must live to record the
+ * exit. The child execs with OOM_SCORE_ADJ_ENV's value (0 by default): a runtime that gives its
+ * container process its own oom_score_adj (crun, from the runtime spec) is itself kept at -1000.
  */
 
 export const PERL = "/usr/bin/perl";
 
 /**
- * The wrapper's environment variable naming the cgroup.procs file it joins before it forks, so the
- * app and everything it forks are in the machine's cgroup from their first instruction. The wrapper
- * removes it from the environment the app gets.
+ * The wrapper's environment variable naming the cgroup.procs files it joins before it forks,
+ * separated by ':', so the app and everything it forks are in the machine's cgroups from their first
+ * instruction. The wrapper removes it from the environment the app gets.
  */
 export const CGROUP_ENV = "HANGAR_CGROUP_PROCS";
+
+/**
+ * The wrapper's environment variable giving the oom_score_adj its child execs with (default 0); the
+ * wrapper removes it from the environment the app gets.
+ */
+export const OOM_SCORE_ADJ_ENV = "HANGAR_APP_OOM_SCORE_ADJ";
 
 // Signals whose default action does not terminate (CHLD, CONT, URG, WINCH), cannot be caught (KILL,
 // STOP), or stops the process (TSTP, TTIN, TTOU: a stopped wrapper is harmless and SIGCONT resumes it).
@@ -55,9 +66,19 @@ const SCRIPT = `use strict;
 use POSIX ();
 my $exit_file = shift @ARGV;
 my $cgroup_procs = delete $ENV{${CGROUP_ENV}};
-if (defined $cgroup_procs && $cgroup_procs ne "") {
-  open(my $procs, ">", $cgroup_procs) or die "hangar wrapper: $cgroup_procs: $!\n";
-  defined(syswrite($procs, "$$\n")) or die "hangar wrapper: joining the cgroup $cgroup_procs: $!\n";
+my $child_oom_adj = delete $ENV{${OOM_SCORE_ADJ_ENV}};
+$child_oom_adj = "0" unless defined $child_oom_adj && $child_oom_adj ne "";
+$child_oom_adj =~ /^-?[0-9]+$/ or die "hangar wrapper: ${OOM_SCORE_ADJ_ENV}=$child_oom_adj is not a number\n";
+sub oom_score_adj {
+  open(my $adj, ">", "/proc/self/oom_score_adj") or return 0;
+  my $ok = defined(syswrite($adj, "$_[0]\n"));
+  close($adj);
+  return $ok;
+}
+my $protected = oom_score_adj(-1000);
+for my $file (grep { $_ ne "" } split(/:/, defined $cgroup_procs ? $cgroup_procs : "")) {
+  open(my $procs, ">", $file) or die "hangar wrapper: $file: $!\n";
+  defined(syswrite($procs, "$$\n")) or die "hangar wrapper: joining the cgroup $file: $!\n";
   close($procs);
 }
 my @caught = qw(${CAUGHT.join(" ")});
@@ -71,6 +92,10 @@ defined $pid or die "hangar wrapper: fork: $!\n";
 if ($pid == 0) {
   $SIG{$_} = "DEFAULT" for @caught;
   POSIX::close(3);
+  if ($protected && !oom_score_adj($child_oom_adj)) {
+    print STDERR "hangar wrapper: oom_score_adj $child_oom_adj: $!\n";
+    POSIX::_exit(127);
+  }
   POSIX::sigprocmask(POSIX::SIG_SETMASK(), $mask);
   exec { $ARGV[0] } @ARGV;
   print STDERR "hangar wrapper: exec $ARGV[0]: $!\n";

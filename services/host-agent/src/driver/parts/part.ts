@@ -1,4 +1,5 @@
 import type { MachineCgroup } from "../cgroup.js";
+import type { MachineLimits } from "../cgroup-limits.js";
 import type { MachineDir, RunRecord } from "../state.js";
 import type { MachineRunSpec } from "../types.js";
 import type { RunOutput } from "./output.js";
@@ -15,6 +16,8 @@ export interface RunSetup {
   port: number;
   /** Set by the cgroup part; null when the host has no freezer the driver may use (suspend uses signals). */
   cgroup: MachineCgroup | null;
+  /** Set by the cgroup part; null when the host has no cgroup controllers the driver may use. */
+  limits: MachineLimits | null;
   /** Set by the rootfs part for a sandboxed machine: where its root filesystem is mounted. */
   rootfs: string | null;
   /** Set by the output part: the tails of this run's stdout and stderr. */

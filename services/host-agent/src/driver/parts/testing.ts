@@ -20,6 +20,7 @@ export function runSetup(stateDir: string, machineId: string, spec: Partial<Mach
     privateIp: "",
     port: 0,
     cgroup: null,
+    limits: null,
     rootfs: null,
     output: null,
   };
