@@ -39,6 +39,8 @@ export async function mountOverlay(o: {
   upper: string;
   work: string;
   target: string;
+  /** Extra mount options, e.g. nosuid and nodev for a machine's root filesystem. */
+  options?: readonly string[];
 }): Promise<{ unmount(): Promise<void> }> {
   const target = resolve(o.target);
   const lowers = o.lowers.length > 0 ? o.lowers.map((l) => resolve(l)) : [await emptyLower()];
@@ -52,7 +54,10 @@ export async function mountOverlay(o: {
   const parent = dirname(lowers[0] as string);
   const relative = lowers.every((l) => dirname(l) === parent);
   const lowerdir = relative ? lowers.map((l) => basename(l)).join(":") : lowers.join(":");
-  const options = `lowerdir=${lowerdir},upperdir=${resolve(o.upper)},workdir=${resolve(o.work)}`;
+  const options = [
+    `lowerdir=${lowerdir},upperdir=${resolve(o.upper)},workdir=${resolve(o.work)}`,
+    ...(o.options ?? []),
+  ].join(",");
   if (options.length > 4000) {
     throw new SystemToolError(
       `overlay mount options are ${options.length} bytes, over the kernel's 4 KiB limit; flatten the image`,

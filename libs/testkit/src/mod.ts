@@ -14,4 +14,11 @@ export { startNatsServer } from "./nats-server.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
+export {
+  HARDENED_PROBE,
+  PODMAN_CAP_EFF,
+  parseSandboxProbe,
+  type SandboxProbe,
+  sandboxProbe,
+} from "./sandbox-probe.js";
 export type {} from "./vitest-context.js";

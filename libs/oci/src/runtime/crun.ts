@@ -1,0 +1,259 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { SystemToolError } from "../errors.js";
+import { run } from "../exec.js";
+import { CONTAINERS_SECCOMP_PROFILE } from "./seccomp.js";
+import type { RuntimeSpec } from "./spec.js";
+
+/*
+ * crun, the OCI runtime podman uses (Debian's package), runs machines and build steps from a runtime
+ * spec. Its state (which holds a copy of the spec, environment included) and the bundles live on
+ * /run, a tmpfs, in folders only root can read. Cgroups are Hangar's own (the wrapper joins the
+ * machine's before crun starts, see the host agent's cgroup part), so crun runs with its cgroup
+ * manager disabled.
+ */
+
+/** crun's state root. */
+export const CRUN_ROOT = "/run/hangar/crun";
+/** Where bundles (config.json) are written; each is removed once its container has started. */
+export const BUNDLE_ROOT = "/run/hangar/bundles";
+/** catatonit, podman's init, run as each container's pid 1. */
+export const CATATONIT = "/usr/bin/catatonit";
+
+const CANDIDATES = ["/usr/bin/crun", "/usr/local/bin/crun", "/bin/crun"];
+
+/** crun's path, or undefined when it is not installed. */
+export function crunPath(): string | undefined {
+  return CANDIDATES.find((p) => existsSync(p));
+}
+
+/** The global options every crun call takes. */
+export function crunGlobalArgs(): string[] {
+  return ["--root", CRUN_ROOT, "--cgroup-manager=disabled"];
+}
+
+/** Valid container ids: what crun accepts and Hangar's machine ids are. */
+const ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+function checkId(id: string): void {
+  if (!ID.test(id)) throw new SystemToolError(`container id ${JSON.stringify(id)} is not valid for crun`);
+}
+
+/**
+ * Checks that this host can run the hardened sandbox, and fixes what it may: on a cgroup v1/v2 hybrid
+ * whose unified hierarchy still lists controllers (this project's hosts have hugetlb there), crun
+ * refuses to run at all; a controller no v2 cgroup uses is moved to a v1 hierarchy of its own, as
+ * systemd's hybrid mode does for the rest. Returns what is missing, as install instructions.
+ */
+export async function prepareCrunHost(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const missing: string[] = [];
+  if (!crunPath()) missing.push("crun is not installed (apt-get install crun)");
+  if (!existsSync(CATATONIT)) missing.push("catatonit is not installed (apt-get install catatonit)");
+  if (!existsSync(CONTAINERS_SECCOMP_PROFILE))
+    missing.push(
+      `the seccomp profile ${CONTAINERS_SECCOMP_PROFILE} is missing (apt-get install golang-github-containers-common)`,
+    );
+  if (process.getuid?.() !== 0) missing.push("the sandbox needs root (run the host agent as root)");
+  if (missing.length > 0) return { ok: false, reason: missing.join("; ") };
+  const hybrid = await moveHybridControllers();
+  if (hybrid) return { ok: false, reason: hybrid };
+  await mkdir(CRUN_ROOT, { recursive: true, mode: 0o700 });
+  await mkdir(BUNDLE_ROOT, { recursive: true, mode: 0o700 });
+  await chmod(CRUN_ROOT, 0o700);
+  await chmod(BUNDLE_ROOT, 0o700);
+  return { ok: true };
+}
+
+const UNIFIED = "/sys/fs/cgroup/unified";
+
+/** Mounts each controller the hybrid's unified hierarchy lists as a v1 hierarchy; why not, if it cannot. */
+async function moveHybridControllers(): Promise<string | undefined> {
+  const listed = await readFile(join(UNIFIED, "cgroup.controllers"), "utf8").catch(() => "");
+  const controllers = listed.split(/\s+/).filter((c) => c !== "");
+  if (controllers.length === 0) return undefined;
+  const enabled = (await readFile(join(UNIFIED, "cgroup.subtree_control"), "utf8").catch(() => ""))
+    .split(/\s+/)
+    .filter((c) => c !== "");
+  for (const c of controllers) {
+    if (enabled.includes(c))
+      return `crun cannot run on this cgroup hybrid: the controller ${c} is enabled in ${UNIFIED}; disable it there`;
+    const at = join("/sys/fs/cgroup", c);
+    await mkdir(at, { recursive: true });
+    const mounted = await run("mount", ["-t", "cgroup", "-o", c, "cgroup", at], { allowFailure: true });
+    if (mounted.code !== 0)
+      return `crun cannot run on this cgroup hybrid: ${UNIFIED} lists ${c}, and mounting it as v1 failed: ${mounted.stderr.trim()}`;
+  }
+  return undefined;
+}
+
+/** Writes the container's bundle (a root-only folder on /run holding config.json); returns its folder. */
+export async function writeBundle(id: string, spec: RuntimeSpec): Promise<string> {
+  checkId(id);
+  const dir = join(BUNDLE_ROOT, id);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(dir, "config.json"), JSON.stringify(spec), { mode: 0o600 });
+  return dir;
+}
+
+/** Removes a container's bundle (its spec and environment). */
+export async function removeBundle(id: string): Promise<void> {
+  checkId(id);
+  await rm(join(BUNDLE_ROOT, id), { recursive: true, force: true });
+}
+
+/** The argv that runs the container in the foreground: crun forwards signals and exits with its status. */
+export function crunRunArgv(id: string, bundle: string): string[] {
+  checkId(id);
+  const crun = crunPath();
+  if (!crun) throw new SystemToolError("crun is not installed (apt-get install crun)");
+  return [crun, ...crunGlobalArgs(), "run", "--bundle", bundle, id];
+}
+
+/** Whether crun has state for the container (created and not deleted). */
+export function containerExists(id: string): boolean {
+  checkId(id);
+  return existsSync(join(CRUN_ROOT, id));
+}
+
+/**
+ * Resolves once crun has created the container or `ms` passed; whether it did. crun writes its state's
+ * `status` last, after its own copy of the spec: from then on the bundle may go (removed earlier,
+ * crun fails reading it).
+ */
+export async function untilCreated(id: string, ms: number): Promise<boolean> {
+  checkId(id);
+  const until = Date.now() + ms;
+  const status = join(CRUN_ROOT, id, "status");
+  while (!existsSync(status)) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  return true;
+}
+
+/** Deletes what crun keeps of a container that is gone (a run killed with its crun leaves state behind). */
+export async function deleteContainer(id: string): Promise<void> {
+  checkId(id);
+  if (!containerExists(id)) return;
+  const crun = crunPath();
+  if (crun) await run(crun, [...crunGlobalArgs(), "delete", "--force", id], { allowFailure: true });
+  await rm(join(CRUN_ROOT, id), { recursive: true, force: true });
+}
+
+/** The ids of containers crun has state for. */
+export async function listContainers(): Promise<string[]> {
+  return readdir(CRUN_ROOT).catch(() => []);
+}
+
+export interface RunContainerOptions {
+  /** Where the container's stdout and stderr go (file descriptors, or "inherit"/"pipe"). */
+  stdio?: ["ignore", number | "inherit" | "pipe", number | "inherit" | "pipe"];
+  onStdout?: (chunk: Buffer) => void;
+  onStderr?: (chunk: Buffer) => void;
+}
+
+/**
+ * Runs a container to its end (a build step): writes the bundle, runs crun in the foreground, removes
+ * the bundle once the container exists, and resolves with crun's exit status (the process's, 128+n
+ * after a death by signal n, as catatonit reports it).
+ */
+export async function runContainer(
+  id: string,
+  spec: RuntimeSpec,
+  opts: RunContainerOptions = {},
+): Promise<{ exitCode: number }> {
+  await deleteContainer(id);
+  const bundle = await writeBundle(id, spec);
+  try {
+    const [file, ...args] = crunRunArgv(id, bundle);
+    const child = spawn(file as string, args, { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"] });
+    if (opts.onStdout) child.stdout?.on("data", opts.onStdout);
+    if (opts.onStderr) child.stderr?.on("data", opts.onStderr);
+    const closed = new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (code, signal) => resolve(code ?? (signal ? 128 : -1)));
+    });
+    void untilCreated(id, 10_000).then(() => removeBundle(id).catch(() => {}));
+    return { exitCode: await closed };
+  } finally {
+    await removeBundle(id);
+    await deleteContainer(id);
+  }
+}
+
+export interface ExecRequest {
+  args: readonly string[];
+  env?: Readonly<Record<string, string>>;
+  cwd?: string;
+  user?: { uid: number; gid: number };
+  timeoutMs: number;
+  /** Bytes kept of stdout and of stderr; what comes after is dropped. */
+  maxBytes: number;
+}
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  /** Set when the process was killed for running past the timeout. */
+  exitSignal?: number;
+  truncated: boolean;
+}
+
+/**
+ * Runs a process inside a running container (crun exec): in its namespaces, as its user, with its
+ * capabilities, seccomp filter and no_new_privs. Past the timeout the process is SIGKILLed.
+ */
+export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult> {
+  checkId(id);
+  const crun = crunPath();
+  if (!crun) throw new SystemToolError("crun is not installed (apt-get install crun)");
+  const pidFile = join(BUNDLE_ROOT, `${id}.exec-${process.pid}-${Date.now()}.pid`);
+  const args = [...crunGlobalArgs(), "exec", "--pid-file", pidFile];
+  for (const [k, v] of Object.entries(req.env ?? {})) args.push("--env", `${k}=${v}`);
+  if (req.cwd) args.push("--cwd", req.cwd);
+  if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
+  args.push(id, ...req.args);
+  const child = spawn(crun, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const out = { stdout: [] as Buffer[], stderr: [] as Buffer[], sizes: { stdout: 0, stderr: 0 } };
+  let truncated = false;
+  for (const name of ["stdout", "stderr"] as const) {
+    child[name].on("data", (b: Buffer) => {
+      const room = req.maxBytes - out.sizes[name];
+      if (room <= 0) {
+        truncated = true;
+        return;
+      }
+      const kept = b.length > room ? b.subarray(0, room) : b;
+      if (kept.length < b.length) truncated = true;
+      out[name].push(kept);
+      out.sizes[name] += kept.length;
+    });
+  }
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void readFile(pidFile, "utf8")
+      .then((pid) => process.kill(Number.parseInt(pid, 10), "SIGKILL"))
+      .catch(() => child.kill("SIGKILL"));
+  }, req.timeoutMs);
+  try {
+    const code = await new Promise<number>((resolve, reject) => {
+      child.once("error", reject);
+      child.once("close", (c) => resolve(c ?? -1));
+    });
+    return {
+      stdout: Buffer.concat(out.stdout).toString(),
+      stderr: Buffer.concat(out.stderr).toString(),
+      exitCode: code,
+      ...(timedOut ? { exitSignal: 9 } : {}),
+      truncated,
+    };
+  } finally {
+    clearTimeout(timer);
+    await rm(pidFile, { force: true });
+  }
+}

@@ -1,0 +1,38 @@
+export {
+  BUNDLE_ROOT,
+  CATATONIT,
+  CRUN_ROOT,
+  containerExists,
+  crunExec,
+  crunGlobalArgs,
+  crunPath,
+  crunRunArgv,
+  deleteContainer,
+  type ExecRequest,
+  type ExecResult,
+  listContainers,
+  prepareCrunHost,
+  type RunContainerOptions,
+  removeBundle,
+  runContainer,
+  untilCreated,
+  writeBundle,
+} from "./crun.js";
+export { chownToRange, idmapMounts, mountIdmappedOverlay } from "./idmap.js";
+export {
+  CONTAINERS_SECCOMP_PROFILE,
+  convertProfile,
+  defaultSeccomp,
+  loadContainersProfile,
+  type OciSeccomp,
+} from "./seccomp.js";
+export {
+  DEFAULT_CAPABILITIES,
+  type IdRange,
+  INIT_PATH,
+  type RuntimeBind,
+  type RuntimeNetwork,
+  type RuntimeSpec,
+  type RuntimeSpecOptions,
+  runtimeSpec,
+} from "./spec.js";
