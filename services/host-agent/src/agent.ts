@@ -283,6 +283,7 @@ export class HostAgent {
         env: run.env,
         ...(run.sandbox ? { sandbox: run.sandbox } : {}),
         ...(run.port !== undefined ? { port: run.port } : {}),
+        guest: parseMachineConfig(m.configJson).guest,
       });
     } catch (err) {
       // An image that cannot run here or a process that cannot start: either way the start failed.
@@ -338,6 +339,7 @@ export class HostAgent {
         exitCode: exit.exitCode ?? -1,
         signal: exit.signal ?? "",
         codeUnknown: exit.exitCode === null,
+        ...(exit.oomKilled ? { oomKilled: true } : {}),
         restart,
       },
       `exited-${m.instanceId}-${m.pid}-${m.startTime}`,

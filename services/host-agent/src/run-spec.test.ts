@@ -77,6 +77,22 @@ describe("initCommand (Fly's init rules)", () => {
   });
 });
 
+describe("parseMachineConfig guest", () => {
+  it("reads the guest size the cgroups enforce, with Fly's shared-cpu-1x where the config says nothing", () => {
+    expect(parseMachineConfig(JSON.stringify({ image: "x" })).guest).toEqual({
+      cpus: 1,
+      cpuKind: "shared",
+      memoryMb: 256,
+    });
+    const guest = { cpus: 2, cpu_kind: "performance", memory_mb: 4096 };
+    expect(parseMachineConfig(JSON.stringify({ image: "x", guest })).guest).toEqual({
+      cpus: 2,
+      cpuKind: "performance",
+      memoryMb: 4096,
+    });
+  });
+});
+
 describe("imageEnv", () => {
   it("splits at the first =, keeps empty values, and a later line wins", () => {
     expect(imageEnv(["A=1", "B=x=y", "C=", "A=2", "D"])).toEqual({ A: "2", B: "x=y", C: "", D: "" });

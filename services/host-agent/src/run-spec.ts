@@ -3,7 +3,7 @@ import { isAbsolute, join } from "node:path";
 import type { ExistingMachine } from "@hangar/domain";
 import type { ImageConfig } from "@hangar/oci";
 import { admitDirImage } from "./dir-image.js";
-import type { SandboxNetwork, SandboxSpec } from "./driver/mod.js";
+import { DEFAULT_GUEST, type GuestSize, type SandboxNetwork, type SandboxSpec } from "./driver/mod.js";
 
 /** A machine check as Fly's config states it. */
 export interface CheckConfig {
@@ -28,6 +28,8 @@ export interface AgentConfig {
   internalPort: number | undefined;
   stop_config?: { signal?: string; timeout?: string | number };
   stopTimeoutS: number;
+  /** The machine's size, with Fly's defaults (shared-cpu-1x): what its cgroups hold it to. */
+  guest: GuestSize;
 }
 
 function durationSeconds(v: string | number | undefined, fallback: number): number {
@@ -52,6 +54,7 @@ export function parseMachineConfig(configJson: string): AgentConfig {
     restart?: Partial<AgentConfig["restart"]>;
     checks?: Record<string, CheckConfig>;
     services?: Array<{ internal_port?: number; checks?: CheckConfig[] }>;
+    guest?: { cpus?: number; cpu_kind?: GuestSize["cpuKind"]; memory_mb?: number };
     stop_config?: AgentConfig["stop_config"];
   };
   const checks: Record<string, CheckConfig> = { ...(c.checks ?? {}) };
@@ -72,6 +75,11 @@ export function parseMachineConfig(configJson: string): AgentConfig {
     internalPort: c.services?.[0]?.internal_port,
     ...(c.stop_config ? { stop_config: c.stop_config } : {}),
     stopTimeoutS: durationSeconds(c.stop_config?.timeout, 5),
+    guest: {
+      cpus: c.guest?.cpus ?? DEFAULT_GUEST.cpus,
+      cpuKind: c.guest?.cpu_kind ?? DEFAULT_GUEST.cpuKind,
+      memoryMb: c.guest?.memory_mb ?? DEFAULT_GUEST.memoryMb,
+    },
   };
 }
 

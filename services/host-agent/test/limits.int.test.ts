@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CgroupLimits, type LimitsRef, MachineLimits } from "../src/driver/cgroup-limits.js";
-import { ProcessDriver } from "../src/driver/mod.js";
+import { type GuestSize, InvalidMachineSpecError, ProcessDriver } from "../src/driver/mod.js";
 import type { RunRecord } from "../src/driver/state.js";
 import {
   httpApp,
@@ -36,7 +36,7 @@ afterEach(async () => {
   await removeStateDir(stateDir);
 });
 
-const small = { cpus: 1, cpuKind: "shared", memoryMb: 256 } as const;
+const small: GuestSize = { cpus: 1, cpuKind: "shared", memoryMb: 256 };
 
 /** Grows a list of 1 MiB buffers, each written to (so its pages are charged), to 1 GiB and beyond. */
 const hog = (delayMs = 0) =>
@@ -59,6 +59,22 @@ function cgroupPath(limits: MachineLimits, controller: "cpu" | "memory" | "pids"
 function control(path: string, v1: string, v2: string): string {
   return readFileSync(join(path, existsSync(join(path, v1)) ? v1 : v2), "utf8").trim();
 }
+
+describe("a guest the driver cannot limit", () => {
+  it("is refused before anything runs", async () => {
+    const driver = newDriver();
+    for (const guest of [
+      { cpus: 0, cpuKind: "shared", memoryMb: 256 },
+      { cpus: 1, cpuKind: "shared", memoryMb: 0.5 },
+      { cpus: 1, cpuKind: "dedicated", memoryMb: 256 },
+    ]) {
+      await expect(
+        driver.start(runSpec("bad", httpApp, { guest: guest as GuestSize })),
+      ).rejects.toBeInstanceOf(InvalidMachineSpecError);
+    }
+    expect(existsSync(join(stateDir, "bad"))).toBe(false);
+  });
+});
 
 describe.skipIf(!("limits" in host))("machine limits from the guest", () => {
   it("puts the app in cgroups holding its guest size, and removes them with the machine", async () => {

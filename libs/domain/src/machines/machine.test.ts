@@ -111,6 +111,20 @@ describe("machine decider", () => {
       .then([exited(1, false), { type: "MachineRestarting", data: { attempt: 1 } }, startRequested]);
   });
 
+  it("records an OOM kill with the exit, and restarts the machine by its policy like any failed exit", () => {
+    spec
+      .given(running)
+      .when({ ...exit(137, true), signal: "SIGKILL", oomKilled: true })
+      .then([
+        {
+          type: "MachineExited",
+          data: { exitCode: 137, signal: "SIGKILL", requested: false, codeUnknown: false, oomKilled: true },
+        },
+        { type: "MachineRestarting", data: { attempt: 1 } },
+        startRequested,
+      ]);
+  });
+
   it("never restarts by policy after a requested stop", () => {
     spec
       .given([...running, stopRequested])

@@ -138,7 +138,15 @@ export type MachineCommand =
       adopted: boolean;
     }
   | { type: "RecordStartFailed"; message: string }
-  | { type: "RecordExited"; exitCode: number; signal: string; codeUnknown: boolean; restart: boolean }
+  | {
+      type: "RecordExited";
+      exitCode: number;
+      signal: string;
+      codeUnknown: boolean;
+      restart: boolean;
+      /** The OOM killer ended the run. */
+      oomKilled?: boolean;
+    }
   | { type: "RecordSuspended" }
   | { type: "RecordDestroyed" }
   | { type: "RecordCheck"; name: string; status: string; output: string };
@@ -298,6 +306,7 @@ function decideExisting(
             signal: command.signal,
             requested,
             codeUnknown: command.codeUnknown,
+            ...(command.oomKilled ? { oomKilled: true } : {}),
           },
         },
       ];

@@ -58,6 +58,7 @@ export function toEventRecord(r: RecordedEvent<MachineEvent>): MachineEventRecor
             signal: e.data.signal || undefined,
             requested_stop: Boolean(e.data.requested),
             restarting: false,
+            oom_killed: Boolean(e.data.oomKilled),
           },
         },
       };

@@ -1,4 +1,5 @@
 export type { CgroupRef, CgroupVersion, SuspendMode } from "./cgroup.js";
+export { DEFAULT_GUEST } from "./cgroup-limits.js";
 export type {
   CheckChangeListener,
   CheckDefinition,
@@ -38,6 +39,7 @@ export { DEFAULT_MAX_RETRIES, restartDecision } from "./restart.js";
 export { parseSignal } from "./signals.js";
 export type {
   ExitInfo,
+  GuestSize,
   LogStream,
   MachineRunSpec,
   RunningMachine,

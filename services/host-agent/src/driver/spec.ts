@@ -26,6 +26,19 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
   if (spec.port !== undefined && !(Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536)) {
     throw new InvalidMachineSpecError(`port ${spec.port}`);
   }
+  const { guest } = spec;
+  if (
+    guest &&
+    !(
+      Number.isInteger(guest.cpus) &&
+      guest.cpus > 0 &&
+      Number.isInteger(guest.memoryMb) &&
+      guest.memoryMb > 0 &&
+      (guest.cpuKind === "shared" || guest.cpuKind === "performance")
+    )
+  ) {
+    throw new InvalidMachineSpecError(`guest ${JSON.stringify(guest)}: whole cpus and memory_mb above 0`);
+  }
   if (spec.sandbox) {
     // cwd is inside the image's root filesystem, which is mounted only at launch.
     if (!isAbsolute(spec.cwd))
