@@ -1,3 +1,4 @@
+import { totalmem } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import { HostHeartbeats } from "./heartbeat.js";
@@ -43,6 +44,21 @@ describe("HostHeartbeats", () => {
     const count = sent.length;
     await sleep(60);
     expect(sent).toHaveLength(count);
+  });
+
+  it("says how loaded the host is: its real load average and free memory unless told otherwise", () => {
+    const { hb } = heartbeats(() => 0, 60_000);
+    const real = hb.beat();
+    expect(real.load1).toBeGreaterThanOrEqual(0);
+    expect(real.free_memory_mb).toBeGreaterThan(0);
+    expect(real.free_memory_mb).toBeLessThanOrEqual(Math.ceil(totalmem() / 1024 / 1024));
+    const given = new HostHeartbeats({
+      host,
+      machinesRunning: () => 0,
+      publish: () => {},
+      load: () => ({ load1: 1.5, freeMemoryMb: 512 }),
+    }).beat();
+    expect(given).toMatchObject({ load1: 1.5, free_memory_mb: 512 });
   });
 
   it("starts once however often it is told to", () => {

@@ -1,3 +1,4 @@
+import { freemem, loadavg } from "node:os";
 import type { HostHeartbeat } from "@hangar/service";
 import { subjects } from "@hangar/service";
 
@@ -17,6 +18,19 @@ export interface HostHeartbeatsOptions {
   /** Sends one heartbeat on its subject (core NATS: a missed one needs no history). */
   publish: (subject: string, payload: string) => void;
   everyMs?: number;
+  /** The host's load now; by default the kernel's 1-minute load average and free memory. */
+  load?: () => HostLoad;
+}
+
+/** How busy a host is now, as a heartbeat says it. */
+export interface HostLoad {
+  load1: number;
+  freeMemoryMb: number;
+}
+
+/** The kernel's view: the 1-minute load average and the memory no process or cache holds. */
+export function hostLoad(): HostLoad {
+  return { load1: loadavg()[0] ?? 0, freeMemoryMb: Math.floor(freemem() / 1024 / 1024) };
 }
 
 /**
@@ -38,6 +52,7 @@ export class HostHeartbeats {
   /** Sends one heartbeat now; returns what it sent. */
   beat(): HostHeartbeat {
     const { host } = this.opts;
+    const load = (this.opts.load ?? hostLoad)();
     const hb: HostHeartbeat = {
       host_id: host.hostId,
       region: host.region,
@@ -45,8 +60,8 @@ export class HostHeartbeats {
       memory_mb: host.memoryMb,
       address: host.address,
       machines_running: this.opts.machinesRunning(),
-      load1: 0,
-      free_memory_mb: 0,
+      load1: load.load1,
+      free_memory_mb: load.freeMemoryMb,
       ts: Date.now(),
     };
     this.opts.publish(subjects.heartbeat(host.hostId), JSON.stringify(hb));

@@ -35,6 +35,22 @@ describe("rankHosts", () => {
   });
 });
 
+describe("memory is never overcommitted", () => {
+  it("places a guest only where the host's memory minus what its machines hold covers it", () => {
+    // 768 MB held (machines started or stopped, until destroyed): 256 more fit exactly, 257 do not.
+    const held = [host("h1", 768)];
+    expect(rankHosts(held, guest, "binpack", alive).map((h) => h.hostId)).toEqual(["h1"]);
+    expect(rankHosts(held, { ...guest, memoryMb: 257 }, "binpack", alive)).toEqual([]);
+    expect(rankHosts(held, { ...guest, memoryMb: 257 }, "spread", alive)).toEqual([]);
+  });
+
+  it("says the host is full rather than too small when a guest would fit an empty one", () => {
+    expect(noRoomMessage([host("h1", 768)], { ...guest, memoryMb: 512 })).toBe(
+      "insufficient capacity: no host in region local has 1 cpus and 512 MB free right now",
+    );
+  });
+});
+
 describe("noRoomMessage", () => {
   it("says when a guest is larger than any host", () => {
     expect(noRoomMessage([host("a", 0)], { region: "local", cpus: 1, memoryMb: 4096 })).toMatch(
