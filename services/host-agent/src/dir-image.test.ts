@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DIR_IMAGES_OFF } from "@hangar/config";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { config } from "./config.js";
 import { admitDirImage, DirImageRefusedError } from "./dir-image.js";
 
 // A root with an app, a symlink out to /etc and one to /bin/sh, and a folder beside the root.
@@ -36,6 +37,11 @@ const refusal = (image: string, init?: Record<string, string[]>, roots = [root])
   );
 
 describe("admitDirImage on the host", () => {
+  it("has no roots unless HANGAR_DIR_IMAGE_ROOTS is set: dir: images are off", () => {
+    expect(config.load({}).HANGAR_DIR_IMAGE_ROOTS).toEqual([]);
+    expect(config.load({ HANGAR_DIR_IMAGE_ROOTS: root }).HANGAR_DIR_IMAGE_ROOTS).toEqual([root]);
+  });
+
   it("refuses every dir: image without roots", async () => {
     expect(await refusal(`dir:${app}`, undefined, [])).toBe(DIR_IMAGES_OFF);
   });

@@ -1,6 +1,7 @@
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { config } from "../config.js";
 import { createApi } from "./api.js";
 import type { MachinesBackend, MachineView } from "./backend.js";
 
@@ -40,6 +41,14 @@ function apiWith(dirImageRoots?: string[]) {
     update: (config: Record<string, unknown>) => send("/v1/apps/web/machines/m1", config),
   };
 }
+
+describe("HANGAR_DIR_IMAGE_ROOTS", () => {
+  it("leaves dir: images off on the gateway unless set", () => {
+    expect(config.load({ HANGAR_GATEWAY_TOKEN: "t".repeat(16) }).HANGAR_DIR_IMAGE_ROOTS).toEqual([]);
+    const env = { HANGAR_GATEWAY_TOKEN: "t".repeat(16), HANGAR_DIR_IMAGE_ROOTS: "/srv/examples" };
+    expect(config.load(env).HANGAR_DIR_IMAGE_ROOTS).toEqual(["/srv/examples"]);
+  });
+});
 
 describe("dir: images at the Machines API", () => {
   it("are refused by default with a 400 that says how to enable them; OCI images pass", async () => {
