@@ -15,6 +15,8 @@
 //   round (by rps) of each is reported.
 // - proxy_added_p50_ms / _p99_ms: proxy minus direct p50 and p99 of each time-adjacent pair (direct
 //   round i, proxy round i); the median of the 3 pairs is reported.
+// - web_alone_p99_ms / web_bomb_p99_ms / forkbomb_p99_ratio: a machine's HTTP p99 alone and while a
+//   capped fork bomb runs for 30 s in another machine on the same host (see forkbomb.ts).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -26,6 +28,7 @@ import {
   type TestPlatform,
   viaProxy,
 } from "../platform/harness.js";
+import { forkBombRound } from "./forkbomb.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const CREATES = 100;
@@ -145,6 +148,9 @@ export async function run(): Promise<Record<string, number>> {
     const addedP50 = directRounds.map((d, i) => (proxyRounds[i] as Measurement).p50Ms - d.p50Ms);
     const addedP99 = directRounds.map((d, i) => (proxyRounds[i] as Measurement).p99Ms - d.p99Ms);
 
+    // --- a capped fork bomb beside a machine answering HTTP ---
+    const bomb = await forkBombRound(p);
+
     const dist = (f: (c: Created) => number) => {
       const xs = creates.map(f);
       return `${round(percentile(xs, 50), 1)} / ${round(percentile(xs, 99), 1)}`;
@@ -157,6 +163,7 @@ export async function run(): Promise<Record<string, number>> {
       proxy_rps: round(best(proxyRounds).rps),
       proxy_added_p50_ms: round(median(addedP50), 3),
       proxy_added_p99_ms: round(median(addedP99), 3),
+      ...bomb.result,
     };
     const pairs = (xs: number[]) => xs.map((x) => round(x, 3)).join(" / ");
     const latency = (m: Measurement) => `${round(m.p50Ms, 3)} / ${round(m.p99Ms, 3)}`;
@@ -200,6 +207,7 @@ export async function run(): Promise<Record<string, number>> {
         result.proxy_added_p99_ms,
         `ms, median of round pairs ${pairs(addedP99)} (target < 1)`,
       ],
+      ...bomb.rows,
       ["total", round((performance.now() - started) / 1000, 1), "s until close"],
     ]);
     return result;
