@@ -21,6 +21,7 @@ import tar, { type Pack } from "tar-stream";
 import { type Digest, DigestHasher } from "./digest.js";
 import { LayerEntryError } from "./errors.js";
 import { run } from "./exec.js";
+import type { IdRange } from "./runtime/spec.js";
 import { findOpaqueDirs, markOpaque } from "./xattr.js";
 
 /** A layer written to disk: its compressed digest (what manifests name) and uncompressed diff id. */
@@ -40,12 +41,6 @@ const EMPTY = new Uint8Array(0);
 const WHITEOUT = ".wh.";
 const OPAQUE_MARKER = ".wh..wh..opq";
 
-/** Host ids `hostId`.. that a user namespace shows as 0..`size`-1. */
-export interface LayerIdRange {
-  hostId: number;
-  size: number;
-}
-
 /**
  * Tars and gzips a directory into `outFile` as an OCI layer. With `overlayUpper`, the directory is an
  * overlayfs upper dir and its whiteouts and opaque dirs become OCI whiteout entries. `skip` gets
@@ -62,7 +57,7 @@ export async function createLayer(
     skip?: (p: string) => boolean;
     mtime?: Date;
     gzipLevel?: number;
-    idRange?: LayerIdRange;
+    idRange?: IdRange;
   } = {},
 ): Promise<LayerFile> {
   const root = resolve(dir);
@@ -147,7 +142,7 @@ export async function createLayer(
  * make files owned by ids of its range; any other owner was set from the host (overlayfs's own
  * whiteouts, a directory the builder made), on the image's behalf: root's.
  */
-function hostToLayerId(id: number, range: LayerIdRange | undefined): number {
+function hostToLayerId(id: number, range: IdRange | undefined): number {
   if (range === undefined) return id;
   return id >= range.hostId && id < range.hostId + range.size ? id - range.hostId : 0;
 }

@@ -15,7 +15,7 @@ export {
   UnknownUserError,
 } from "./errors.js";
 export { writeImage } from "./image-writer.js";
-export { applyLayer, createLayer, type LayerFile, type LayerIdRange } from "./layer.js";
+export { applyLayer, createLayer, type LayerFile } from "./layer.js";
 export { LayerStore } from "./layer-store.js";
 export { exportImageLayout } from "./layout.js";
 export {
