@@ -1,5 +1,5 @@
 // `hangar launch` + `hangar deploy` against the whole platform (every service a real process, the
-// builder running RUN steps in bubblewrap over overlayfs, the host agent running the built OCI image):
+// builder running RUN steps in the crun sandbox over overlayfs, the host agent running the built OCI image):
 // examples/hello and examples/multistage answer through the proxy; a code-only change reuses the
 // dependency layers; a broken Dockerfile, a failing RUN, a fly.toml with a wrong type and a release
 // whose check fails each end with a clear message while the previous release keeps serving.

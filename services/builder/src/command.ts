@@ -42,18 +42,41 @@ export class OutputTail {
 }
 
 /**
+ * Splits a command's output into lines as it comes, for `onLine`, and keeps the end of it (both
+ * streams, interleaved as read).
+ */
+export class OutputCollector {
+  private readonly tail = new OutputTail();
+  private readonly pending: Record<OutputLine["stream"], string> = { stdout: "", stderr: "" };
+
+  constructor(private readonly onLine?: (l: OutputLine) => void) {}
+
+  /** Takes a chunk one stream wrote. */
+  push(stream: OutputLine["stream"], chunk: Buffer): void {
+    const text = chunk.toString();
+    this.tail.push(text);
+    const lines = (this.pending[stream] + text).split("\n");
+    this.pending[stream] = lines.pop() ?? "";
+    for (const line of lines) this.onLine?.({ stream, line });
+  }
+
+  /** Hands on the last unfinished lines and returns the output's tail. */
+  finish(): string {
+    for (const stream of ["stdout", "stderr"] as const) {
+      if (this.pending[stream] !== "") this.onLine?.({ stream, line: this.pending[stream] });
+      this.pending[stream] = "";
+    }
+    return this.tail.toString();
+  }
+}
+
+/**
  * Runs a command to its end, handing each output line to `onLine` as it comes. An abort signal
  * kills it (SIGKILL: a build step has nothing to save).
  */
 export function runCommand(
   argv: string[],
-  opts: {
-    onLine?: (l: OutputLine) => void;
-    signal?: AbortSignal;
-    cwd?: string;
-    uid?: number;
-    gid?: number;
-  } = {},
+  opts: { onLine?: (l: OutputLine) => void; signal?: AbortSignal; cwd?: string } = {},
 ): Promise<CommandOutcome> {
   const [file, ...args] = argv;
   if (file === undefined) return Promise.reject(new Error("runCommand needs a program"));
@@ -63,26 +86,13 @@ export function runCommand(
       stdio: ["ignore", "pipe", "pipe"],
       signal: opts.signal,
       killSignal: "SIGKILL",
-      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
-      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
-    const tail = new OutputTail();
-    const pending: Record<OutputLine["stream"], string> = { stdout: "", stderr: "" };
-    const read = (stream: OutputLine["stream"]) => (b: Buffer) => {
-      const text = b.toString();
-      tail.push(text);
-      const lines = (pending[stream] + text).split("\n");
-      pending[stream] = lines.pop() ?? "";
-      for (const line of lines) opts.onLine?.({ stream, line });
-    };
-    child.stdout.on("data", read("stdout"));
-    child.stderr.on("data", read("stderr"));
+    const output = new OutputCollector(opts.onLine);
+    child.stdout.on("data", (b: Buffer) => output.push("stdout", b));
+    child.stderr.on("data", (b: Buffer) => output.push("stderr", b));
     child.once("error", reject);
     child.once("close", (code, signal) => {
-      for (const stream of ["stdout", "stderr"] as const) {
-        if (pending[stream] !== "") opts.onLine?.({ stream, line: pending[stream] });
-      }
-      resolve({ exitCode: code ?? (signal ? 128 : -1), signal, output: tail.toString() });
+      resolve({ exitCode: code ?? (signal ? 128 : -1), signal, output: output.finish() });
     });
   });
 }

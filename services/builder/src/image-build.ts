@@ -1,25 +1,28 @@
-import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
   type BlobStore,
+  chownToRange,
   createLayer,
   type Digest,
   type HistoryEntry,
   hostArchitecture,
+  type IdRange,
   type ImageConfig,
   type ImageRegistry,
   type ImageRuntimeConfig,
   type LayerStore,
+  mountIdmappedOverlay,
   mountOverlay,
   OciError,
   type ResolvedImage,
   resolveUser,
-  sandboxArgv,
+  unmountIfMounted,
   writeImage,
 } from "@hangar/oci";
 import { extractArchive, fileArchiveKind } from "./archive.js";
-import { type OutputLine, runCommand } from "./command.js";
+import type { OutputLine } from "./command.js";
 import { baseKey, stepInputs, stepKey } from "./domain/cache-key.js";
 import { isUrl, placeSource } from "./domain/copy-rules.js";
 import { parseDockerfile } from "./domain/dockerfile.js";
@@ -48,6 +51,7 @@ import {
   type Owner,
   resolveInRoot,
 } from "./rootfs-files.js";
+import { BUILD_ID_RANGE, leftMountPoints, mountPoints, runInSandbox, runStepSpec } from "./run-sandbox.js";
 
 /** What a build needs from the platform. */
 export interface BuildDeps {
@@ -114,9 +118,6 @@ interface Stage {
   platform: { architecture: string; os: string };
   key: string;
 }
-
-/** Mount points bwrap makes in the root it runs on; left out of the layer when the image had none. */
-const SANDBOX_MOUNT_POINTS = ["proc", "dev", "etc/resolv.conf"];
 
 /**
  * Builds an image from a Dockerfile in an unpacked context: each stage the target needs, step by
@@ -319,41 +320,75 @@ class ImageBuild {
     return found;
   }
 
-  /** Runs `change` on the stage's root filesystem (an overlay) and makes what it changed a layer. */
+  /**
+   * Runs `change` on the stage's root filesystem (an overlay) and makes what it changed a layer.
+   * With `range`, the overlay's layers are idmapped into it, for a RUN step's user namespace: what
+   * the step writes lands in the upper dir owned by range ids, and the layer records its own ids.
+   * Without, the builder changes the root from the host, with the image's ids (COPY, WORKDIR).
+   */
   private async mutate(
     stage: Stage,
     dir: string,
     change: (root: string) => Promise<Set<string>>,
+    range?: IdRange,
   ): Promise<LayerRef | null> {
     const upper = join(dir, "upper");
-    // The root is mounted where any user can reach it (a USER step's bwrap runs as that user);
-    // upper and work dirs stay in the builder's own dir, written by the kernel as the mounter.
-    const merged = await mkdtemp(join(tmpdir(), "hangar-build-root-"));
-    await chmod(merged, 0o755);
+    const work = join(dir, "work");
+    let root = join(dir, "root");
+    let rootParent: string | undefined;
+    if (range) {
+      // crun reaches the root filesystem as the container's root, which cannot pass the builder's
+      // own folders: the root gets a folder of its own, 0700 and the range root's.
+      rootParent = await mkdtemp(join(tmpdir(), "hangar-build-root-"));
+      await chownToRange(rootParent, range);
+      root = join(rootParent, "root");
+      await mkdir(root);
+      // The upper dir is the root filesystem's "/", which the container's root must own.
+      for (const d of [upper, work]) await chownToRange(d, range);
+      await mountIdmappedOverlay({
+        lowers: await this.layerDirs(stage.layers),
+        upper,
+        work,
+        target: root,
+        range,
+      });
+    } else {
+      await this.mountStage(stage.layers, upper, work, root);
+    }
     let skip: Set<string>;
     try {
-      const mount = await this.mountStage(stage.layers, upper, join(dir, "work"), merged);
-      try {
-        skip = await change(merged);
-      } finally {
-        await mount.unmount();
-      }
+      skip = await change(root);
     } finally {
-      await rmdir(merged).catch(() => undefined);
+      await unmountIfMounted(root);
+      // Not recursive: were the unmount to fail, a recursive removal would go through the mount.
+      if (rootParent) {
+        const parent = rootParent;
+        await rmdir(root)
+          .then(() => rmdir(parent))
+          .catch(() => undefined);
+      }
     }
-    // Nothing changed, or only bwrap's mount points did: the step needs no layer.
+    // Nothing changed, or only the sandbox's mount points did: the step needs no layer.
     if (await onlySkipped(upper, skip)) return null;
     const made = await createLayer(upper, join(dir, "layer.tar.gz"), {
       overlayUpper: true,
       skip: (p) => skip.has(p),
+      ...(range ? { idRange: range } : {}),
     });
     await this.deps.blobs.putFile(made.file, made.digest);
     return { digest: made.digest, diffId: made.diffId, size: made.size };
   }
 
-  private async mountStage(layers: LayerRef[], upper: string, work: string, target: string) {
+  /** The stage's unpacked layers, top-most first, as overlayfs lists its lowers. */
+  private async layerDirs(layers: LayerRef[]): Promise<string[]> {
     const lowers = await Promise.all(layers.map((l) => this.deps.layers.dir(l.digest)));
-    return mountOverlay({ lowers: lowers.reverse(), upper, work, target });
+    return lowers.reverse();
+  }
+
+  /** A plain overlay of the layers, which only the builder reads and writes, from the host. */
+  private async mountStage(layers: LayerRef[], upper: string, work: string, target: string) {
+    const lowers = await this.layerDirs(layers);
+    return mountOverlay({ lowers, upper, work, target, options: ["nosuid", "nodev"] });
   }
 
   private async runCommandStep(
@@ -364,56 +399,49 @@ class ImageBuild {
   ): Promise<{ layer: LayerRef | null; output: string }> {
     const at = { line: step.line, instruction: step.instruction };
     let output = "";
-    const layer = await this.mutate(stage, dir, async (root) => {
-      const existed = new Map<string, boolean>();
-      for (const p of SANDBOX_MOUNT_POINTS) existed.set(p, await exists(join(root, p)));
-      await mkdirInRoot(root, op.cwd);
-      let ids: { uid: number; gid: number } | undefined;
-      if (op.user !== "") {
-        try {
-          ids = await resolveUser(root, op.user);
-        } catch (err) {
-          if (err instanceof OciError)
-            throw new BuildError(err.code, `line ${step.line}: ${err.message}`, at);
-          throw err;
+    const range = BUILD_ID_RANGE;
+    const layer = await this.mutate(
+      stage,
+      dir,
+      async (root) => {
+        // Made from the host for the container's root: owned by the range's root, not the host's.
+        await mkdirInRoot(root, op.cwd, { uid: range.hostId, gid: range.hostId });
+        let user = { uid: 0, gid: 0 };
+        if (op.user !== "") {
+          try {
+            user = await resolveUser(root, op.user);
+          } catch (err) {
+            if (err instanceof OciError)
+              throw new BuildError(err.code, `line ${step.line}: ${err.message}`, at);
+            throw err;
+          }
         }
-      }
-      const network = this.input.network ?? false;
-      // bwrap started by root maps the sandbox's uid to root's: files a USER step wrote would be
-      // root's, and the user's own directories closed to it. Started as the user, it maps uid to uid.
-      const asUser = ids && (ids.uid !== 0 || ids.gid !== 0) ? ids : undefined;
-      const argv = sandboxArgv({
-        rootfs: root,
-        argv: op.argv,
-        cwd: op.cwd,
-        env: Object.fromEntries(op.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
-        // Root needs no user namespace, and keeps owning what it writes.
-        ...(asUser ? { uid: asUser.uid, gid: asUser.gid } : {}),
-        network,
-        dieWithParent: true,
-        ...(network
-          ? { binds: [{ src: "/etc/resolv.conf", dest: "/etc/resolv.conf", readOnly: true }] }
-          : {}),
-      });
-      const outcome = await runCommand(argv, {
-        onLine: (l) => this.hooks.onOutput?.(step.step, l),
-        ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
-        ...(asUser ? { uid: asUser.uid, gid: asUser.gid } : {}),
-      });
-      output = outcome.output;
-      if (outcome.exitCode !== 0) {
-        throw new RunFailedError(
-          `line ${step.line}: ${step.instruction} failed with exit code ${outcome.exitCode}` +
-            (outcome.signal ? ` (killed by ${outcome.signal})` : ""),
-          { ...at, output: outcome.output, exitCode: outcome.exitCode },
-        );
-      }
-      const skip = new Set<string>();
-      for (const [p, was] of existed) {
-        if (!was && (await isEmptyEntry(join(root, p)))) skip.add(p);
-      }
-      return skip;
-    });
+        const spec = await runStepSpec({
+          rootfs: root,
+          argv: op.argv,
+          env: op.env,
+          cwd: op.cwd,
+          user,
+          range,
+          network: this.input.network ?? false,
+        });
+        const existed = new Map<string, boolean>();
+        for (const p of mountPoints(spec)) existed.set(p, await exists(join(root, p)));
+        const outcome = await runInSandbox(spec, {
+          onLine: (l) => this.hooks.onOutput?.(step.step, l),
+          ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
+        });
+        output = outcome.output;
+        if (outcome.exitCode !== 0) {
+          throw new RunFailedError(
+            `line ${step.line}: ${step.instruction} failed with exit code ${outcome.exitCode}`,
+            { ...at, output: outcome.output, exitCode: outcome.exitCode },
+          );
+        }
+        return leftMountPoints(root, existed);
+      },
+      range,
+    );
     return { layer, output };
   }
 
@@ -529,14 +557,6 @@ function history(step: PlannedStep, layer: LayerRef | null): HistoryEntry {
 
 async function exists(path: string): Promise<boolean> {
   return (await lstat(path).catch(() => undefined)) !== undefined;
-}
-
-/** True for an empty directory or an empty file: what a mount point bwrap made leaves behind. */
-async function isEmptyEntry(path: string): Promise<boolean> {
-  const st = await lstat(path).catch(() => undefined);
-  if (st === undefined) return false;
-  if (st.isDirectory()) return (await readdir(path)).length === 0;
-  return st.isFile() && st.size === 0;
 }
 
 /** True when the upper dir holds nothing but the skipped paths and the directories leading to them. */

@@ -1,4 +1,4 @@
-import { bwrapPath, overlaySupported } from "@hangar/oci";
+import { overlaySupported, prepareCrunHost } from "@hangar/oci";
 
 /** The builder cannot run on this machine; the message says what to install or how to run it. */
 export class BuilderPreflightError extends Error {
@@ -10,11 +10,15 @@ export class BuilderPreflightError extends Error {
   }
 }
 
-/** Checks that RUN steps can work here: bubblewrap installed and overlayfs mountable. */
+/**
+ * Checks that RUN steps can work here, preparing the host as the host agent does: crun, catatonit
+ * and the seccomp profile installed, a cgroup layout crun accepts, and overlayfs mountable.
+ */
 export async function checkBuilderHost(): Promise<void> {
-  if ((await bwrapPath()) === undefined) {
+  const crun = await prepareCrunHost();
+  if (!crun.ok) {
     throw new BuilderPreflightError(
-      "bwrap (bubblewrap) is not on PATH: RUN steps run in a bubblewrap sandbox; install it (apt-get install bubblewrap)",
+      `RUN steps run in the machines' sandbox (crun), which this host cannot run: ${crun.reason}`,
     );
   }
   if (!(await overlaySupported())) {

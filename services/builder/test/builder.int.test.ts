@@ -1,8 +1,8 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { copyFile, cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import {
@@ -14,14 +14,16 @@ import {
   buildsStream,
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hangar/eventstore";
-import { applyLayer, DEFAULT_REGISTRY_HOST, type ResolvedImage, sandboxArgv } from "@hangar/oci";
+import { applyLayer, DEFAULT_REGISTRY_HOST, INIT_PATH, type ResolvedImage, sandboxArgv } from "@hangar/oci";
 import { createLogger } from "@hangar/telemetry";
+import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe } from "@hangar/testkit";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Builder, RESTARTED_MESSAGE } from "../src/builder.js";
 import type { BuildDeps } from "../src/image-build.js";
 import { openBuildDeps } from "../src/platform.js";
+import { checkBuilderHost } from "../src/preflight.js";
 
 const run = promisify(execFile);
 const FIXTURES = join(import.meta.dirname, "fixtures");
@@ -158,6 +160,8 @@ let leftBuild: string;
 let earlyBuild: string;
 
 beforeAll(async () => {
+  // As the builder's main does: crun's host preparation included.
+  await checkBuilderHost();
   nc = await connect({ servers: inject("natsUrl") });
   store = await EventStore.connect(nc);
   await ensureStream(store.jsm, stream);
@@ -356,5 +360,73 @@ describe("the builder", () => {
     expect(failed.message).toMatch(
       /^line 2: ADD of a URL \(https:\/\/example.com\/app.tar.gz\) is not supported/,
     );
+  });
+});
+
+/** The hardened fixture's context, with the sandbox probe the machines' exec test runs too. */
+async function sandboxContext(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), "hangar-builder-sandbox-"));
+  await cp(join(FIXTURES, "hardened"), dir, { recursive: true });
+  await copyFile(await sandboxProbe(), join(dir, "sandbox-probe"));
+  return dir;
+}
+
+describe("RUN steps in the machines' sandbox", () => {
+  // The builder runs in this process: its pid is a host pid the step must not see. catatonit runs
+  // as pid 1 under the name of the path it is bound at.
+  const sandboxArgs = { BUILDER_PID: String(process.pid), SANDBOX_INIT: basename(INIT_PATH) };
+
+  it("refuse mknod, mount, module loading and user namespaces to the image's root, with podman's capabilities, seccomp and a pid namespace; a USER step runs as the user", async () => {
+    const dir = await sandboxContext();
+    try {
+      const all = await outcome(await requestBuild(dir, { buildArgs: sandboxArgs }));
+      const steps = stepsOf(all);
+      const probeStep = steps.find((s) => s.instruction?.includes("sandbox-probe |"));
+      const failed = all.find((e) => e.type === "BuildFailed");
+      expect(failed?.data, `the build failed: ${JSON.stringify(failed?.data)}`).toBeUndefined();
+      const ok = only(all, "BuildSucceeded");
+      const probe = parseSandboxProbe(probeStep?.output ?? "");
+      console.log(`sandbox probe in a RUN step: ${JSON.stringify(probe)}`);
+      expect(probe).toMatchObject(HARDENED_PROBE);
+      expect(probe.pid1).toBe(basename(INIT_PATH));
+      expect(Number(probe.processes)).toBeLessThan(10);
+      expect(probeStep?.output).not.toContain("FAIL");
+
+      // Root's chown inside the step, and the USER step's files, are recorded with the image's ids.
+      const image = await deps.registry.resolve(`${APP}@${ok.manifestDigest}`);
+      const rootfs = await flatten(image);
+      try {
+        const data = await stat(join(rootfs, "data"));
+        expect([data.uid, data.gid]).toEqual([1000, 1000]);
+        const made = await stat(join(rootfs, "data/by-node"));
+        expect([made.uid, made.gid]).toEqual([1000, 1000]);
+        expect((await readFile(join(rootfs, "data/uid"), "utf8")).split("\t")[0]).toBe("1000");
+        // The probe's mount point, made by root in the step, is root's; nothing is the range's.
+        const mnt = await stat(join(rootfs, "tmp/hangar-probe-mnt"));
+        expect([mnt.uid, mnt.gid]).toEqual([0, 0]);
+      } finally {
+        await rm(rootfs, { recursive: true, force: true });
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("fail the build when a check fails (negative control: another capability set expected)", async () => {
+    const dir = await sandboxContext();
+    try {
+      const expected = "000001ffffffffff";
+      const all = await outcome(
+        await requestBuild(dir, { buildArgs: { ...sandboxArgs, EXPECTED_CAPS: expected } }),
+      );
+      const failed = only(all, "BuildFailed");
+      expect(failed.instruction).toMatch(/sandbox-probe \|/);
+      expect(failed.message).toMatch(/failed with exit code 1$/);
+      expect(failed.output).toContain(`FAIL: CapEff is ${HARDENED_PROBE.CapEff}, expected ${expected}`);
+      // Only the check made to fail did.
+      expect(failed.output?.match(/^FAIL:/gm)).toHaveLength(1);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,125 @@
+import { randomBytes } from "node:crypto";
+import { lstat, readdir } from "node:fs/promises";
+import { join, posix } from "node:path";
+import {
+  CATATONIT,
+  DEFAULT_CAPABILITIES,
+  defaultSeccomp,
+  deleteContainer,
+  type IdRange,
+  type OciSeccomp,
+  type RuntimeSpec,
+  runContainer,
+  runtimeSpec,
+} from "@hangar/oci";
+import { type CommandOutcome, OutputCollector, type OutputLine } from "./command.js";
+
+/*
+ * A RUN step runs in the sandbox machines get (crun from a hardened runtime spec: a user namespace,
+ * podman's capabilities and seccomp profile, no_new_privs, pid namespace with catatonit), over the
+ * step's root: an overlay whose layers are idmapped into the build's id range.
+ */
+
+/**
+ * The host ids builds run as: one range for every build of the host, just below the ranges host
+ * agents hand their tenants (from 2^30 up, services/host-agent/src/driver/id-ranges.ts), so a build
+ * is never any org's machines. A build sees no other (each has its own mount and pid namespaces).
+ */
+export const BUILD_ID_RANGE: IdRange = { hostId: 2 ** 30 - 65536, size: 65536 };
+
+/** What one RUN step runs, and where. */
+export interface SandboxedRun {
+  /** The step's root filesystem, mounted by mountIdmappedOverlay with `range`. */
+  rootfs: string;
+  argv: string[];
+  /** `NAME=value` entries: the whole environment. */
+  env: string[];
+  cwd: string;
+  user: { uid: number; gid: number };
+  range: IdRange;
+  /** The host's network (and its resolv.conf); without it, a network namespace with only loopback. */
+  network: boolean;
+}
+
+let seccomp: Promise<OciSeccomp> | undefined;
+
+/** The runtime spec of a RUN step. */
+export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
+  seccomp ??= defaultSeccomp(DEFAULT_CAPABILITIES);
+  return runtimeSpec({
+    rootfs: r.rootfs,
+    args: r.argv,
+    env: Object.fromEntries(r.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+    cwd: r.cwd,
+    user: r.user,
+    idRange: r.range,
+    hardened: true,
+    seccomp: await seccomp,
+    network: r.network ? { kind: "host" } : { kind: "none" },
+    hostname: "hangar-build",
+    binds: r.network ? [{ src: "/etc/resolv.conf", dest: "/etc/resolv.conf", readOnly: true }] : [],
+    init: CATATONIT,
+  });
+}
+
+/**
+ * Runs a RUN step's spec to its end, handing each output line to `onLine` as it comes. An abort
+ * signal kills the container and rejects with the signal's reason.
+ */
+export async function runInSandbox(
+  spec: RuntimeSpec,
+  opts: { onLine?: (l: OutputLine) => void; signal?: AbortSignal } = {},
+): Promise<CommandOutcome> {
+  opts.signal?.throwIfAborted();
+  const id = `hangar-build-${randomBytes(8).toString("hex")}`;
+  const output = new OutputCollector(opts.onLine);
+  // crun delete --force kills the container's processes; crun run then returns.
+  const kill = () => void deleteContainer(id);
+  opts.signal?.addEventListener("abort", kill, { once: true });
+  try {
+    const { exitCode } = await runContainer(id, spec, {
+      onStdout: (b) => output.push("stdout", b),
+      onStderr: (b) => output.push("stderr", b),
+    });
+    opts.signal?.throwIfAborted();
+    return { exitCode, signal: null, output: output.finish() };
+  } finally {
+    opts.signal?.removeEventListener("abort", kill);
+  }
+}
+
+/**
+ * The paths of `rootfs` crun may create as mount points for `spec`: each mount's destination and the
+ * folders leading to it, deepest first, relative to the root without a leading slash.
+ */
+export function mountPoints(spec: RuntimeSpec): string[] {
+  const paths = new Set<string>();
+  for (const m of spec.mounts as Array<{ destination: string }>) {
+    let p = posix.normalize(m.destination).replace(/^\/+/, "");
+    while (p !== "" && p !== ".") {
+      paths.add(p);
+      p = posix.dirname(p);
+    }
+  }
+  return [...paths].sort((a, b) => b.split("/").length - a.split("/").length);
+}
+
+/**
+ * Of the mount points that did not exist before the run (`existed` false), those crun left behind
+ * untouched: an empty file or folder, or a folder holding only other such points. They stay out of
+ * the step's layer.
+ */
+export async function leftMountPoints(rootfs: string, existed: Map<string, boolean>): Promise<Set<string>> {
+  const left = new Set<string>();
+  // Deepest first (mountPoints' order), so a folder's own points are known before the folder.
+  for (const [p, was] of existed) {
+    if (was) continue;
+    const st = await lstat(join(rootfs, p)).catch(() => undefined);
+    if (st === undefined) continue;
+    const empty = st.isDirectory()
+      ? (await readdir(join(rootfs, p))).every((name) => left.has(`${p}/${name}`))
+      : st.isFile() && st.size === 0;
+    if (empty) left.add(p);
+  }
+  return left;
+}
