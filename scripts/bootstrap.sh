@@ -24,6 +24,13 @@ missing=()
 command -v nats-server >/dev/null 2>&1 || missing+=(nats-server)
 have_postgres || missing+=(postgresql)
 command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+# crun runs machines and build steps from an OCI runtime spec, catatonit is their init, and
+# containers-common has podman's default seccomp profile; the tests build a static sandbox probe.
+command -v crun >/dev/null 2>&1 || missing+=(crun)
+[ -x /usr/bin/catatonit ] || missing+=(catatonit)
+[ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr)

@@ -14,6 +14,7 @@ export {
   UnknownBaseImageError,
   UnknownUserError,
 } from "./errors.js";
+export { run as runTool } from "./exec.js";
 export { writeImage } from "./image-writer.js";
 export { applyLayer, createLayer, type LayerFile } from "./layer.js";
 export { LayerStore } from "./layer-store.js";

@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { hostsStream, machinesStream } from "@hangar/domain";
-import { BlobStore, bwrapPath, ImageRegistry, LayerStore, overlaySupported } from "@hangar/oci";
+import { BlobStore, ImageRegistry, LayerStore, overlaySupported, prepareCrunHost } from "@hangar/oci";
 import { runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
@@ -20,7 +20,7 @@ await runService({
     const driver = new ProcessDriver({ stateDir });
     const mode = config.HANGAR_HOST_AGENT_DRIVER;
     const sandbox = await sandboxCapability(mode, config.HANGAR_HOST_AGENT_SANDBOX_NETWORK, {
-      bwrap: bwrapPath,
+      runtime: prepareCrunHost,
       overlay: overlaySupported,
       netns: netnsSupported,
     });

@@ -1,21 +1,25 @@
 import { describe, expect, it } from "vitest";
 import { type HostProbe, sandboxCapability } from "./sandbox-support.js";
 
-const capable: HostProbe = { bwrap: async () => "/usr/bin/bwrap", overlay: () => true, netns: () => true };
+const capable: HostProbe = { runtime: async () => ({ ok: true }), overlay: () => true, netns: () => true };
 
 describe("sandboxCapability", () => {
-  it("is ok on a host with bwrap and overlay mounts", async () => {
+  it("is ok on a host where crun runs and overlays mount", async () => {
     expect(await sandboxCapability("auto", "host", capable)).toEqual({ ok: true, network: "host" });
     expect(await sandboxCapability("sandbox", "netns", capable)).toEqual({ ok: true, network: "netns" });
   });
 
   it("says exactly what is missing", async () => {
-    const bare: HostProbe = { bwrap: async () => undefined, overlay: () => false, netns: () => false };
+    const bare: HostProbe = {
+      runtime: async () => ({ ok: false, reason: "crun is not installed (apt-get install crun)" }),
+      overlay: () => false,
+      netns: () => false,
+    };
     const host = await sandboxCapability("auto", "host", bare);
     expect(host).toEqual({
       ok: false,
       reason:
-        "the sandbox driver cannot run here: bubblewrap is not installed (install it: apt-get install bubblewrap); " +
+        "the sandbox driver cannot run here: crun is not installed (apt-get install crun); " +
         "overlayfs cannot be mounted by this process (run the host agent as root)",
     });
     const onlyOverlay = await sandboxCapability("auto", "host", { ...capable, overlay: async () => false });

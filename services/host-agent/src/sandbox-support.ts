@@ -8,8 +8,8 @@ export type HostDriverMode = "process" | "sandbox" | "auto";
 
 /** What sandboxing needs from the host, as probed (injectable for tests). */
 export interface HostProbe {
-  /** bwrap's path, or undefined when bubblewrap is not installed. */
-  bwrap: () => Promise<string | undefined>;
+  /** Whether crun can run machines here (crun, catatonit, the seccomp profile, root), and if not why. */
+  runtime: () => Promise<{ ok: true } | { ok: false; reason: string }>;
   /** Whether this process may mount overlayfs. */
   overlay: () => boolean | Promise<boolean>;
   /** Whether iproute2's `ip` is installed and this process may create network namespaces. */
@@ -34,8 +34,8 @@ export async function sandboxCapability(
     };
   }
   const missing: string[] = [];
-  if ((await probe.bwrap()) === undefined)
-    missing.push("bubblewrap is not installed (install it: apt-get install bubblewrap)");
+  const runtime = await probe.runtime();
+  if (!runtime.ok) missing.push(runtime.reason);
   if (!(await probe.overlay()))
     missing.push("overlayfs cannot be mounted by this process (run the host agent as root)");
   if (network === "netns" && !probe.netns())

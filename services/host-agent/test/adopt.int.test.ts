@@ -97,7 +97,7 @@ describe("adopt", () => {
     const a = newDriver();
     const m = await a.start(runSpec("m1", sh("trap 'exit 0' TERM; while :; do sleep 0.05; done")));
     // A SIGTERM before the shell has set its trap would kill it (143): wait for its first sleep.
-    await waitFor("the trap", () => (groupMembers(m.pid).length >= 3 ? true : undefined));
+    await waitFor("the trap", () => (groupMembers(m.pid).length >= 5 ? true : undefined));
     const stopping = a.stop("m1", { timeoutMs: 30_000 });
     await a.close();
     await expect(stopping).rejects.toThrow(DriverClosedError);

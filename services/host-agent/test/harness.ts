@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, rmdirSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -13,6 +13,7 @@ import {
 import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
+import { machinePids } from "../src/driver/ps.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
 import { waitFor } from "./wait.js";
 
@@ -105,6 +106,9 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 /** A fresh state folder, swept of its machines when the process ends. */
 export async function tempStateDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), "hangar-driver-"));
+  // Machines run as their range's ids, strangers to host root's 0700 folder: tests hand them files
+  // (ticks, go-signals) in this folder, so they may write in it.
+  await chmod(dir, 0o777);
   stateDirs.add(dir);
   return dir;
 }
@@ -197,10 +201,8 @@ export function recordExits(driver: ProcessDriver): {
 
 /** The live (not zombie) processes of process group `pgid`. */
 export function groupMembers(pgid: number): number[] {
-  return listPids().filter((pid) => {
-    const stat = readProcStat(pid);
-    return stat?.pgrp === pgid && stat.state !== "Z";
-  });
+  // The machine's init and app lead process groups of their own, in the machine's pid namespace.
+  return machinePids({ leader: pgid, cgroupPids: [] }).filter((pid) => readProcStat(pid)?.state !== "Z");
 }
 
 /** Waits until process group `pgid` has no live process left (a SIGKILL is delivered asynchronously). */

@@ -27,6 +27,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../src/agent.js";
+import { RANGE_BASE } from "../src/driver/id-ranges.js";
 import { ProcessDriver } from "../src/driver/mod.js";
 import { netnsName, removeNetns, vethName } from "../src/driver/netns.js";
 import { isMountPoint, rootfsPaths } from "../src/driver/rootfs.js";
@@ -393,16 +394,20 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     expect(seenAs.uid).toBe(1000);
     // Docker's HOME for a user the image sets no HOME for.
     expect(seenAs.env.HOME).toBe("/");
-    // Its own folder is writable, root's /etc is not: uid 1000 is 1000 on the host, not root.
+    // Its own folder is writable, root's /etc is not.
     expect(await get(m, "/probe")).toEqual({ uid: 1000, gid: 1000, data: "ok", etc: "EACCES" });
+    // On the host, uid 1000 of the machine is 1000 into its org's range: neither root nor host user 1000.
     const upper = join(stateDir, HOST, "m4", "upper");
     const written = statSync(join(upper, "app", "data", "by-app.txt"));
-    expect({ uid: written.uid, gid: written.gid }).toEqual({ uid: 1000, gid: 1000 });
+    expect({ uid: written.uid, gid: written.gid }).toEqual({
+      uid: RANGE_BASE + 1000,
+      gid: RANGE_BASE + 1000,
+    });
     expect(existsSync(join(upper, "etc", "by-app.txt"))).toBe(false);
     // setpriv between the wrapper and bwrap: the SIGINT still reaches the app, not bwrap's monitor.
     await command("hello", "m4", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
     expect((await machineIn("m4", "stopped")).lastExitCode).toBe(0);
-    expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(1000);
+    expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(RANGE_BASE + 1000);
     await command("hello", "m4", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("m4", "destroyed");
   });
@@ -415,16 +420,16 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
 
   it("a host that cannot sandbox fails OCI starts saying what is missing", async () => {
     const sandbox = await sandboxCapability("auto", "host", {
-      bwrap: async () => undefined,
+      runtime: async () => ({ ok: false, reason: "crun is not installed (apt-get install crun)" }),
       overlay: () => true,
       netns: () => true,
     });
-    await startAgent("h-no-bwrap", sandbox);
-    await createMachine("m3", "h-no-bwrap", { image: ref() });
+    await startAgent("h-no-crun", sandbox);
+    await createMachine("m3", "h-no-crun", { image: ref() });
     const failed = await machineIn("m3", "failed");
     expect(failed.failure).toBe(
       `image ${ref()} cannot run on this host: the sandbox driver cannot run here: ` +
-        "bubblewrap is not installed (install it: apt-get install bubblewrap)",
+        "crun is not installed (apt-get install crun)",
     );
   });
 });

@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { SystemToolError } from "../errors.js";
@@ -132,6 +132,30 @@ export async function untilCreated(id: string, ms: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 2));
   }
   return true;
+}
+
+/**
+ * The host pid of the container's init as crun recorded it, if that process still lives (the same
+ * start time: a pid reused since is not it); null before crun has recorded it or once it is gone.
+ */
+export function containerInit(id: string): number | null {
+  checkId(id);
+  let status: { pid?: number; "process-start-time"?: number };
+  try {
+    status = JSON.parse(readFileSync(join(CRUN_ROOT, id, "status"), "utf8")) as typeof status;
+  } catch {
+    return null;
+  }
+  const pid = status.pid;
+  if (typeof pid !== "number" || pid <= 0) return null;
+  try {
+    // Field 22 of /proc/<pid>/stat, after the parenthesised name (which may hold spaces).
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return Number(fields[19]) === status["process-start-time"] ? pid : null;
+  } catch {
+    return null;
+  }
 }
 
 /** Deletes what crun keeps of a container that is gone (a run killed with its crun leaves state behind). */

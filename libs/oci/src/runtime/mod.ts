@@ -3,6 +3,7 @@ export {
   CATATONIT,
   CRUN_ROOT,
   containerExists,
+  containerInit,
   crunExec,
   crunGlobalArgs,
   crunPath,

@@ -104,14 +104,3 @@ export class InvalidCheckError extends DriverError {
     super(`invalid check ${check}: ${reason}`, "INVALID_CHECK");
   }
 }
-
-/** A host tool a sandboxed machine needs (setpriv, to start bwrap as the image's USER) is not installed. */
-export class SandboxToolMissingError extends DriverError {
-  override name = "SandboxToolMissingError";
-  constructor(
-    readonly tool: string,
-    reason: string,
-  ) {
-    super(`${tool} is not installed: ${reason}`, "SANDBOX_TOOL_MISSING");
-  }
-}

@@ -22,7 +22,6 @@ export {
   MachineNotRunningError,
   MachineStartError,
   MachineSuspendError,
-  SandboxToolMissingError,
 } from "./errors.js";
 export type { LogEntry } from "./machine-log.js";
 export type {

@@ -160,8 +160,3 @@ export async function removeNetns(machineId: string): Promise<void> {
     if (await linkExists(veth)) throw err;
   }
 }
-
-/** `argv` run inside the machine's network namespace. */
-export function netnsExecArgv(machineId: string, argv: readonly string[]): string[] {
-  return [IP, "netns", "exec", netnsName(machineId), ...argv];
-}

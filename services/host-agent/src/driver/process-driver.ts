@@ -1,6 +1,14 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
+import {
+  containerInit,
+  deleteContainer,
+  type IdRange,
+  prepareCrunHost,
+  removeBundle,
+  untilCreated,
+} from "@hangar/oci";
 import type { ProcessStat } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
@@ -25,9 +33,9 @@ import {
 } from "./parts/mod.js";
 import { pollUntil } from "./poll.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
-import { machineProcesses } from "./ps.js";
-import { sandboxCommand } from "./sandbox.js";
-import { parseSignal, signalNumber } from "./signals.js";
+import { machinePids, machineProcesses } from "./ps.js";
+import { containerIdOf, sandboxCommand } from "./sandbox.js";
+import { parseSignal, signalName, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
 import { type ControlRecord, isValidMachineId, listMachineIds, MachineDir, type RunRecord } from "./state.js";
 import type { ExitInfo, MachineRunSpec, RunningMachine } from "./types.js";
@@ -62,6 +70,11 @@ export interface ProcessDriverOptions {
   /** The bound of each machine's kept output file (one older file stays) and raw output files; default 1 MiB. */
   logBytes?: number;
   logger?: Pick<Logger, "warn">;
+  /**
+   * false runs machines without the hardening (no user namespace, every capability, no seccomp): only
+   * for `pnpm bench machines`, which measures what the hardening costs. Default true.
+   */
+  hardening?: boolean;
 }
 
 export interface StopOptions {
@@ -88,13 +101,15 @@ const DEFAULT_SUSPEND_TIMEOUT_MS = 5_000;
 /** Log tails are woken by inotify; every this many polls they are also read, in case an event was missed. */
 const TAIL_FALLBACK_POLLS = 5;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+/** How long a start waits for crun to take the bundle before removing it anyway. */
+const BUNDLE_WAIT_MS = 10_000;
 
 interface Tracked {
   readonly dir: MachineDir;
   readonly runId: string;
   readonly machine: RunningMachine;
   readonly output: RunOutput;
-  /** Runs under bwrap, whose monitor process must not get the signals meant for the app. */
+  /** Runs under crun, which passes signals on to the app (see signalSandboxed). */
   readonly sandboxed: boolean;
   /** The run's own cgroup, which the freezer freezes; null when it is suspended with signals. */
   readonly cgroup: MachineCgroup | null;
@@ -126,6 +141,7 @@ interface Tracked {
  */
 export class ProcessDriver {
   readonly #stateDir: string;
+  readonly #hardened: boolean;
   readonly #pollMs: number;
   readonly #suspendTimeoutMs: number;
   readonly #parts: MachineParts;
@@ -136,11 +152,13 @@ export class ProcessDriver {
   readonly #exitListeners = new Set<ExitListener>();
   readonly #logListeners = new Set<LogListener>();
   #timer: NodeJS.Timeout | null = null;
+  #runtime: Promise<{ ok: true } | { ok: false; reason: string }> | null = null;
   #polls = 0;
   #closed = false;
 
   constructor(options: ProcessDriverOptions) {
     this.#stateDir = options.stateDir;
+    this.#hardened = options.hardening ?? true;
     this.#pollMs = options.pollIntervalMs ?? DEFAULT_POLL_MS;
     this.#suspendTimeoutMs = options.suspendTimeoutMs ?? DEFAULT_SUSPEND_TIMEOUT_MS;
     this.#logger = options.logger ?? createLogger("host-agent").child({ component: "process-driver" });
@@ -213,7 +231,7 @@ export class ProcessDriver {
       done = await m.cgroup.freeze(this.#suspendTimeoutMs);
     } else {
       this.#send(m, "SIGSTOP");
-      done = await pollUntil(() => groupStopped(m.machine), this.#suspendTimeoutMs);
+      done = await pollUntil(() => groupStopped(m), this.#suspendTimeoutMs);
       if (!done) this.#send(m, "SIGCONT");
     }
     if (!done) {
@@ -234,6 +252,15 @@ export class ProcessDriver {
   /** How this driver suspends machines it starts: a cgroup freezer (v1 or v2) or signals, and why. */
   suspendMode(): SuspendInfo {
     return { ...this.#parts.cgroup.suspendInfo() };
+  }
+
+  /**
+   * The cgroup.procs files of a running machine (its freezer's and its limits'): a process that joins
+   * them all, as an exec'd command must, is frozen with the machine and held to its limits.
+   */
+  cgroupProcsFiles(machineId: string): string[] {
+    const m = this.#running(machineId);
+    return procsFilesOf(m.cgroup, m.limits);
   }
 
   /** The cgroup a running machine's processes are in; null when it has none. */
@@ -297,15 +324,15 @@ export class ProcessDriver {
     return recentLogs(new MachineDir(this.#stateDir, machineId), limit);
   }
 
-  /** The machines running now (started or adopted by this driver). */
-  running(): RunningMachine[] {
-    return [...this.#machines.values()].filter((m) => !m.finishing).map((m) => ({ ...m.machine }));
   /** The processes of a running machine as it sees them (pids inside its pid namespace); see ps.ts. */
   async ps(machineId: string): Promise<ProcessStat[]> {
     const m = this.#running(machineId);
     return machineProcesses({ leader: m.machine.pid, cgroupPids: m.cgroup?.pids() ?? [] });
   }
 
+  /** The machines running now (started or adopted by this driver). */
+  running(): RunningMachine[] {
+    return [...this.#machines.values()].filter((m) => !m.finishing).map((m) => ({ ...m.machine }));
   }
 
   /** Calls `listener` once per run when the machine's process exits, requested or not. Returns an unsubscribe. */
@@ -339,6 +366,9 @@ export class ProcessDriver {
 
   async #launch(spec: MachineRunSpec): Promise<RunningMachine> {
     const { machineId } = spec;
+    const host = await this.#runtimeReady();
+    if (!host.ok)
+      throw new MachineStartError(machineId, `the sandbox cannot run on this host: ${host.reason}`);
     const dir = new MachineDir(this.#stateDir, machineId);
     const previous = await dir.readRun();
     // A run no agent adopted (yet) still counts: starting now would make a second copy.
@@ -352,6 +382,7 @@ export class ProcessDriver {
       cgroup: null,
       limits: null,
       rootfs: null,
+      range: null,
       output: null,
     };
     try {
@@ -388,21 +419,27 @@ export class ProcessDriver {
       PORT: String(port),
       FLY_PRIVATE_IP: privateIp,
     };
-    let launch: { argv: string[]; cwd: string; env: Record<string, string> } = {
-      argv: spec.cmd,
-      cwd: spec.cwd,
-      env,
-    };
-    if (spec.sandbox && run.rootfs) {
-      try {
-        const argv = await sandboxCommand(run.rootfs, spec, spec.sandbox, env);
-        // The sandbox gets `env` through bwrap; the wrapper needs only a PATH to find bwrap.
-        launch = { argv, cwd: dir.path, env: { PATH: process.env.PATH ?? DEFAULT_PATH } };
-      } catch (err) {
-        throw new MachineStartError(machineId, `could not prepare the sandbox: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
+    const containerId = containerIdOf(this.#stateDir, machineId);
+    let launch: { argv: string[]; cwd: string; env: Record<string, string> };
+    try {
+      // What crun kept of a run killed with it (a SIGKILL to the group) would refuse the id.
+      await deleteContainer(containerId);
+      const argv = await sandboxCommand(
+        spec,
+        {
+          containerId,
+          rootfs: run.rootfs as string,
+          range: run.range as IdRange,
+          hardened: this.#hardened,
+        },
+        env,
+      );
+      // The sandbox gets `env` from the bundle; the wrapper needs only a PATH.
+      launch = { argv, cwd: dir.path, env: { PATH: process.env.PATH ?? DEFAULT_PATH } };
+    } catch (err) {
+      throw new MachineStartError(machineId, `could not prepare the sandbox: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     const runId = randomUUID();
     const record: RunRecord = {
@@ -425,7 +462,7 @@ export class ProcessDriver {
         // The wrapper joins the cgroups before it forks, and removes the variable from the app's env.
         env: {
           ...launch.env,
-          [CGROUP_ENV]: [...(cgroup ? [cgroup.procsFile] : []), ...(run.limits?.procsFiles ?? [])].join(":"),
+          [CGROUP_ENV]: procsFilesOf(cgroup, run.limits).join(":"),
         },
         // Its own session and process group: signals to the agent's group do not reach it, and the
         // driver signals the machine's whole group.
@@ -458,7 +495,7 @@ export class ProcessDriver {
     const control = { runId, requested: false, killed: false };
     const output = run.output as RunOutput;
     const m = this.#track(dir, runId, machine, control, output, child, {
-      sandboxed: spec.sandbox !== undefined,
+      sandboxed: true,
       cgroup,
       limits: run.limits,
       suspended: false,
@@ -469,11 +506,16 @@ export class ProcessDriver {
       // A run the state folder does not know would be invisible to the next agent: undo it.
       this.#machines.delete(machineId);
       m.detachChild();
-      killGroup(machine, "SIGKILL");
+      killGroup({ machine, cgroup }, "SIGKILL");
       throw new MachineStartError(machineId, "could not record run.json", { cause: err });
     }
     this.#updateTimer();
     await forked;
+    // The bundle holds the environment: it goes once crun has its own copy (in its root-only state
+    // on /run), or once the run has already ended.
+    const ended = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    await Promise.race([untilCreated(containerId, BUNDLE_WAIT_MS), ended]);
+    await removeBundle(containerId);
     return { ...machine };
   }
 
@@ -493,10 +535,10 @@ export class ProcessDriver {
       const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
       // The cgroup outlives the agent, and so does its frozen state: a suspended machine stays suspended.
       const cgroup = this.#parts.cgroup.recorded(run.cgroup);
-      const suspended = cgroup ? cgroup.isFreezeRequested() : groupStopped(machine);
+      const suspended = cgroup ? cgroup.isFreezeRequested() : groupStopped({ machine, cgroup });
       const output = await this.#parts.output.attach(machineId, dir);
       this.#track(dir, run.runId, machine, control, output, null, {
-        sandboxed: run.spec.sandbox !== undefined,
+        sandboxed: true,
         cgroup,
         limits: this.#parts.cgroup.recordedLimits(run.limits),
         suspended,
@@ -593,7 +635,10 @@ export class ProcessDriver {
     return exited;
   }
 
-  async #control(m: Tracked, change: Partial<Pick<ControlRecord, "requested" | "killed">>): Promise<void> {
+  async #control(
+    m: Tracked,
+    change: Partial<Pick<ControlRecord, "requested" | "killed" | "sent">>,
+  ): Promise<void> {
     m.control = { ...m.control, ...change };
     m.controlWrite = m.controlWrite.catch(() => {}).then(() => m.dir.writeControl(m.control));
     await m.controlWrite;
@@ -617,8 +662,20 @@ export class ProcessDriver {
         this.#logger.warn({ err, machineId: m.machine.machineId }, "could not record the SIGKILL"),
       );
     }
-    if (m.sandboxed && !GROUP_ONLY.has(signal)) signalSandboxed(m.machine, signal);
-    else killGroup(m.machine, signal);
+    if (!GROUP_ONLY.has(signal) && !m.control.sent?.includes(signal)) {
+      this.#control(m, { sent: [...(m.control.sent ?? []), signal] }).catch((err: unknown) =>
+        this.#logger.warn({ err, machineId: m.machine.machineId }, "could not record the signal sent"),
+      );
+    }
+    if (m.sandboxed && !GROUP_ONLY.has(signal))
+      signalSandboxed(m.machine, containerIdOf(this.#stateDir, m.machine.machineId), signal);
+    else killGroup(m, signal);
+  }
+
+  /** Checks (once) that crun can run here, and readies the host for it (see prepareCrunHost). */
+  #runtimeReady(): Promise<{ ok: true } | { ok: false; reason: string }> {
+    this.#runtime ??= prepareCrunHost();
+    return this.#runtime;
   }
 
   #emitLog(machineId: string, entry: LogEntry): void {
@@ -692,26 +749,49 @@ async function recordedExit(
 ): Promise<ExitInfo> {
   const { requested } = control;
   const status = await readExitStatus(dir.exitFile);
-  if (status !== null) return { ...decodeWaitStatus(status), requested };
+  if (status !== null) {
+    const exit = decodeWaitStatus(status);
+    // crun's 128+n: a death by a signal the driver sent (or its SIGKILL), else an exit code like any.
+    const n = (exit.exitCode ?? 0) - 128;
+    const sent = n > 0 && n < 65 ? signalName(n) : undefined;
+    if (
+      exit.signal === undefined &&
+      sent &&
+      (control.sent?.includes(sent) || (sent === "SIGKILL" && control.killed))
+    )
+      return { ...exit, signal: sent, requested };
+    return { ...exit, requested };
+  }
   if (control.killed) return { exitCode: 128 + signalNumber("SIGKILL"), signal: "SIGKILL", requested };
   // The wrapper died of a signal before it could record anything (one sent before its handlers were set).
   if (wrapperSignal) return { exitCode: 128 + signalNumber(wrapperSignal), signal: wrapperSignal, requested };
   return { exitCode: null, requested };
 }
 
-/** Signals that must reach the whole group, bwrap's own processes included. */
+/** The cgroup.procs files a machine's processes join: the freezer's, then the limits'. */
+function procsFilesOf(cgroup: MachineCgroup | null, limits: MachineLimits | null): string[] {
+  return [...(cgroup ? [cgroup.procsFile] : []), ...(limits?.procsFiles ?? [])];
+}
+
+/** Signals that must reach the whole group, crun's own process included. */
 const GROUP_ONLY: ReadonlySet<NodeJS.Signals> = new Set(["SIGKILL", "SIGSTOP", "SIGCONT"]);
 
 /**
- * Signals the processes of a sandboxed machine's group except bwrap's monitor (the wrapper's child).
- * The monitor dies of a SIGTERM or SIGINT at once, without passing it on, and the wrapper would then
- * take the group down before the app could shut down gracefully; the app gets it directly instead.
+ * Signals a sandboxed machine's init (catatonit, pid 1 of its namespace, as crun's state records it),
+ * which passes the signal to the app: the app gets it once, and the wrapper lives on to record how it
+ * ended. Before crun has recorded its init, crun itself gets it (and passes it on once it can).
  */
-function signalSandboxed(machine: RunningMachine, signal: NodeJS.Signals): void {
+function signalSandboxed(machine: RunningMachine, containerId: string, signal: NodeJS.Signals): void {
   if (!isSameLiveProcess(machine.pid, machine.startTime)) return;
-  for (const pid of listPids()) {
-    const stat = readProcStat(pid);
-    if (stat?.pgrp !== machine.pid || stat.ppid === machine.pid) continue;
+  const init = containerInit(containerId);
+  const targets =
+    init !== null
+      ? [init]
+      : listPids().filter((pid) => {
+          const stat = readProcStat(pid);
+          return stat?.pgrp === machine.pid && stat.ppid === machine.pid;
+        });
+  for (const pid of targets) {
     try {
       process.kill(pid, signal);
     } catch (err) {
@@ -720,24 +800,32 @@ function signalSandboxed(machine: RunningMachine, signal: NodeJS.Signals): void 
   }
 }
 
-/** Signals a machine's process group, unless its leader is gone (the exit is then already under way). */
-function killGroup(machine: RunningMachine, signal: NodeJS.Signals): void {
+/**
+ * Signals every process of a machine: its process group and what left it (the container's init and
+ * app are process group leaders of their own, in their pid namespace), unless its leader is gone (the
+ * exit is then already under way; its cgroup, where it has one, holds what is left).
+ */
+function killGroup(m: Pick<Tracked, "machine" | "cgroup">, signal: NodeJS.Signals): void {
+  const { machine } = m;
   // The start time check keeps a signal from reaching a group that reuses the pid.
   if (!isSameLiveProcess(machine.pid, machine.startTime)) return;
-  try {
-    process.kill(-machine.pid, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+  for (const pid of machinePids({ leader: machine.pid, cgroupPids: m.cgroup?.pids() ?? [] })) {
+    try {
+      process.kill(pid, signal);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw err;
+    }
   }
 }
 
-/** Whether every live process of the machine's group is stopped (SIGSTOP took effect). */
-function groupStopped(machine: RunningMachine): boolean {
+/** Whether every live process of the machine is stopped (SIGSTOP took effect). */
+function groupStopped(m: Pick<Tracked, "machine" | "cgroup">): boolean {
+  const { machine } = m;
   if (!isSameLiveProcess(machine.pid, machine.startTime)) return true;
-  for (const pid of listPids()) {
+  for (const pid of machinePids({ leader: machine.pid, cgroupPids: m.cgroup?.pids() ?? [] })) {
     const stat = readProcStat(pid);
-    if (stat?.pgrp !== machine.pid) continue;
-    if (stat.state !== "T" && stat.state !== "t" && stat.state !== "Z" && stat.state !== "X") return false;
+    if (stat && stat.state !== "T" && stat.state !== "t" && stat.state !== "Z" && stat.state !== "X")
+      return false;
   }
   return true;
 }

@@ -52,6 +52,11 @@ export function machineProcesses(machine: MachineProcesses): ProcessStat[] {
   return stats.sort((a, b) => a.pid - b.pid);
 }
 
+/** The pids of every live process of the machine: its group, its cgroup, all the wrapper forked. */
+export function machinePids(machine: MachineProcesses): number[] {
+  return membersOf(machine).map((c) => c.pid);
+}
+
 /** The live processes of the machine's group or cgroup, and everything the wrapper forked, however deep. */
 function membersOf(machine: MachineProcesses): Candidate[] {
   const all = new Map<number, ProcStat>();

@@ -1,21 +1,23 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, mkdir, readFile, rm, rmdir } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readFile, readlink, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { mountOverlay, unmountIfMounted } from "@hangar/oci";
+import { type IdRange, mountIdmappedOverlay, runTool as run, unmountIfMounted } from "@hangar/oci";
 import { writeJsonAtomic } from "./state.js";
 
 /** rootfs.json: what the machine's writable layer was made for. */
 interface RootfsRecord {
-  /** Machine version and image: a different one needs a fresh upper. */
+  /** Machine version, image and id range: a different one needs a fresh upper. */
   key: string;
   lowers: string[];
 }
 
 /**
- * Where root filesystems are mounted. Not in the state folder: a machine that runs as a non-root USER
- * starts bwrap as that user, who must be able to reach the mount point, and state folders may sit
- * under /root or a mkdtemp folder (0700). Everything on the way here is 0755.
+ * Where root filesystems are mounted. Not in the state folder: crun sets a machine's root up from
+ * inside its user namespace, as the range's root, which must be able to reach it, and state folders
+ * may sit under /root or a mkdtemp folder (0700, host root's). The way here is 0711 (traversable, not
+ * listable); each machine's folder is 0700 and belongs to its range's root, so no other host user
+ * and no other tenant reaches into it.
  */
 export const ROOTFS_MOUNT_BASE = "/run/hangar/rootfs";
 
@@ -31,8 +33,11 @@ export function rootfsMountRoot(stateDir: string): string {
  */
 export function rootfsPaths(machineDir: string) {
   const dir = resolve(machineDir);
+  const home = join(rootfsMountRoot(dirname(dir)), basename(dir));
   return {
-    target: join(rootfsMountRoot(dirname(dir)), basename(dir)),
+    /** The machine's 0700 folder, its range root's; before crun, the root filesystem was mounted here. */
+    home,
+    target: join(home, "root"),
     /** Where root filesystems were mounted before ROOTFS_MOUNT_BASE: unmounted if still there, never mounted. */
     legacyTarget: join(dir, "rootfs"),
     upper: join(machineDir, "upper"),
@@ -69,32 +74,101 @@ async function readRecord(path: string): Promise<RootfsRecord | null> {
 }
 
 /**
- * Makes sure the machine's root filesystem is mounted (see rootfsPaths): an overlay of the
- * image's layers (top first) under a writable upper in the state folder. The upper survives stops and
- * starts of the same machine version and image, as a Fly machine's rootfs does; a new `key` (update
+ * Makes sure the machine's root filesystem is mounted (see rootfsPaths): an overlay (nosuid, nodev) of
+ * the image's layers (top first), each seen through an idmapped mount into the machine's id range,
+ * under a writable upper in the state folder owned by that range. The upper survives stops and starts
+ * of the same machine version, image and range, as a Fly machine's rootfs does; a new `key` (update
  * to a new version or image) starts from a fresh one. Returns the mount point.
  */
 export async function prepareRootfs(
   machineDir: string,
   key: string,
   lowers: readonly string[],
+  range: IdRange,
 ): Promise<string> {
   const paths = rootfsPaths(machineDir);
+  const fullKey = `${key} ids:${range.hostId}`;
   const record = await readRecord(paths.record);
-  const same = record !== null && record.key === key && sameList(record.lowers, lowers);
+  const same = record !== null && record.key === fullKey && sameList(record.lowers, lowers);
   if (same && isMountPoint(paths.target)) return paths.target;
-  await unmountIfMounted(paths.target);
+  await unmountTree(paths.home);
   await unmountIfMounted(paths.legacyTarget);
   if (!same) {
     // Overlay forbids reusing an upper over other lowers; the new version starts clean anyway.
     await rm(paths.upper, { recursive: true, force: true });
     await rm(paths.work, { recursive: true, force: true });
-    await writeJsonAtomic(paths.record, { key, lowers: [...lowers] } satisfies RootfsRecord);
+    await writeJsonAtomic(paths.record, { key: fullKey, lowers: [...lowers] } satisfies RootfsRecord);
   }
-  for (const dir of [paths.upper, paths.work]) await mkdir(dir, { recursive: true, mode: 0o755 });
-  await mkdirTraversable(paths.target);
-  await mountOverlay({ lowers: [...lowers], upper: paths.upper, work: paths.work, target: paths.target });
+  for (const dir of [paths.upper, paths.work]) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    await chown(dir, range.hostId, range.hostId);
+  }
+  await machineHome(paths.home, paths.target, range);
+  await mountIdmappedOverlay({ lowers, upper: paths.upper, work: paths.work, target: paths.target, range });
   return paths.target;
+}
+
+/** Host folders a `dir:` machine sees read-only: the host's programs and libraries, and its /etc. */
+const HOST_VIEW = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc"];
+
+/**
+ * The root of a `dir:` machine (development only): a folder of the range's root holding read-only,
+ * nosuid, nodev binds of the host's programs (/usr, /etc, ...; their symlinks, as on a merged-/usr
+ * host, are copied as symlinks) and the app's folder at its own path, writable only as its
+ * permissions allow the range's ids. Bound here by host root: crun, in the user namespace, could
+ * not reach an app folder under a 0700 folder of host root's. Returns the root.
+ */
+export async function prepareHostView(machineDir: string, appDir: string, range: IdRange): Promise<string> {
+  const app = resolve(appDir);
+  // The host's root bound over the machine's would hand the machine the whole host.
+  if (app === "/" || HOST_VIEW.some((name) => app === `/${name}` || app.startsWith(`/${name}/`)))
+    throw new Error(
+      `the app folder ${app} is, or is inside, a host system folder; a dir: machine cannot run it`,
+    );
+  const paths = rootfsPaths(machineDir);
+  await unmountTree(paths.home);
+  await unmountIfMounted(paths.legacyTarget);
+  // Never remove through a bind that is still there: it would reach the app's folder or the host's.
+  if (stillMounted(paths.home)) throw new Error(`${paths.home} still has mounts; not removing its root`);
+  await rm(paths.target, { recursive: true, force: true });
+  await machineHome(paths.home, paths.target, range);
+  await chown(paths.target, range.hostId, range.hostId);
+  for (const name of HOST_VIEW) {
+    const st = await lstat(join("/", name)).catch(() => null);
+    if (!st) continue;
+    const at = join(paths.target, name);
+    if (st.isSymbolicLink()) {
+      await symlink(await readlink(join("/", name)), at);
+    } else if (st.isDirectory()) {
+      await mkdir(at);
+      await run("mount", ["--rbind", "-o", "ro,nosuid,nodev", join("/", name), at]);
+    }
+  }
+  const tmp = join(paths.target, "tmp");
+  await mkdir(tmp);
+  await chmod(tmp, 0o1777);
+  const at = join(paths.target, app);
+  await mkdir(at, { recursive: true });
+  await run("mount", ["--bind", "-o", "nosuid,nodev", app, at]);
+  return paths.target;
+}
+
+/** Creates the machine's 0700 folder, owned by its range's root, and its root folder inside. */
+async function machineHome(home: string, target: string, range: IdRange): Promise<void> {
+  await mkdirTraversable(dirname(home));
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  await chmod(home, 0o700);
+  await chown(home, range.hostId, range.hostId);
+  await mkdir(target, { recursive: true, mode: 0o755 });
+}
+
+/** Unmounts everything mounted at or under `path`, deepest first. */
+export async function unmountTree(path: string): Promise<void> {
+  const prefix = `${resolve(path)}/`;
+  const under = mountPoints()
+    .filter((p) => p === resolve(path) || p.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+  for (const p of under) await run("umount", ["-l", p], { allowFailure: true });
 }
 
 /**
@@ -104,18 +178,24 @@ export async function prepareRootfs(
  */
 export async function releaseRootfs(machineDir: string): Promise<void> {
   const paths = rootfsPaths(machineDir);
-  await unmountIfMounted(paths.target);
+  await unmountTree(paths.home);
   await unmountIfMounted(paths.legacyTarget);
-  await rmdir(paths.target).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== "ENOENT") throw err;
-  });
+  // Only once nothing is mounted below: a dir: machine's root holds binds of host folders.
+  if (stillMounted(paths.home)) return;
+  await rm(paths.home, { recursive: true, force: true });
 }
 
-/** Creates `dir` and its missing parents, each 0755 whatever the umask says. */
+/** Whether anything is mounted at or under `path`. */
+function stillMounted(path: string): boolean {
+  const dir = resolve(path);
+  return mountPoints().some((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+/** Creates `dir` and its missing parents, each 0711 (traversable, not listable) whatever the umask says. */
 async function mkdirTraversable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true, mode: 0o755 });
+  const first = await mkdir(dir, { recursive: true, mode: 0o711 });
   if (first === undefined) return;
-  for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o755);
+  for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o711);
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

@@ -28,6 +28,11 @@ export interface ControlRecord {
   requested: boolean;
   /** The driver sent SIGKILL to the group, which kills the wrapper before it can record the exit. */
   killed: boolean;
+  /**
+   * The signals the driver sent the app (names). crun and the machine's init report a death by signal
+   * n as exit status 128+n, like a shell: such a status is a death by signal only when n was sent.
+   */
+  sent?: string[];
 }
 
 /** reported.json: the run's exit has been handed to the agent, so a later agent does not report it again. */

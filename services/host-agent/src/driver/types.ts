@@ -3,6 +3,8 @@ export interface MachineRunSpec {
   machineId: string;
   app: string;
   region: string;
+  /** The app's organization (slug): machines of one org share a host id range, other orgs never. */
+  org?: string;
   imageRef: string;
   instanceId: string;
   /** The resolved argv, e.g. ["node", "server.js"]. */

@@ -42,5 +42,10 @@ export function machineParts(opts: PartsOptions): MachineParts {
   const address = new AddressPart(opts.stateDir, opts.hostIp, opts.holdsPort);
   const cgroup = new CgroupPart(opts.stateDir, opts.suspend, opts.logger);
   const output = new OutputPart(opts.sink, opts.logBytes);
-  return { address, cgroup, output, all: [address, new NetnsPart(), cgroup, new RootfsPart(), output] };
+  return {
+    address,
+    cgroup,
+    output,
+    all: [address, new NetnsPart(), cgroup, new RootfsPart(opts.stateDir), output],
+  };
 }

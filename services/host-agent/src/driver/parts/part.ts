@@ -1,3 +1,4 @@
+import type { IdRange } from "@hangar/oci";
 import type { MachineCgroup } from "../cgroup.js";
 import type { MachineLimits } from "../cgroup-limits.js";
 import type { MachineDir, RunRecord } from "../state.js";
@@ -18,8 +19,10 @@ export interface RunSetup {
   cgroup: MachineCgroup | null;
   /** Set by the cgroup part; null when the host has no cgroup controllers the driver may use. */
   limits: MachineLimits | null;
-  /** Set by the rootfs part for a sandboxed machine: where its root filesystem is mounted. */
+  /** Set by the rootfs part: where the machine's root filesystem is (an image's overlay, a dir: machine's host view). */
   rootfs: string | null;
+  /** Set by the rootfs part: the host id range the machine's user namespace maps to (its org's). */
+  range: IdRange | null;
   /** Set by the output part: the tails of this run's stdout and stderr. */
   output: RunOutput | null;
 }

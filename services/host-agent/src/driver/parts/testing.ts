@@ -22,6 +22,7 @@ export function runSetup(stateDir: string, machineId: string, spec: Partial<Mach
     cgroup: null,
     limits: null,
     rootfs: null,
+    range: null,
     output: null,
   };
 }
