@@ -65,7 +65,7 @@ async function poll<T>(
 /** Tars a directory the way the CLI sends a context, stores it, and appends BuildRequested. */
 async function requestBuild(
   dir: string,
-  opts: { buildArgs?: Record<string, string>; tag?: string; target?: string } = {},
+  opts: { buildArgs?: Record<string, string>; tag?: string; target?: string; network?: boolean } = {},
 ): Promise<string> {
   const buildId = `b${Date.now().toString(36)}${++buildCounter}`;
   const { stdout } = await run("tar", ["-c", "-f", "-", "-C", dir, "."], {
@@ -87,6 +87,7 @@ async function requestBuild(
         dockerfile: "Dockerfile",
         buildArgs: { NODE_MAJOR, ...opts.buildArgs },
         target: opts.target ?? "",
+        ...(opts.network ? { network: true } : {}),
         repository: APP,
         tag: opts.tag ?? buildId,
       },
@@ -428,5 +429,27 @@ describe("RUN steps in the machines' sandbox", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("have a network of their own with only loopback, or the host's with its resolv.conf when the build asks", async () => {
+    const seen = async (network: boolean) => {
+      const all = await outcome(await requestBuild(join(FIXTURES, "network"), { network }));
+      const ok = only(all, "BuildSucceeded");
+      const rootfs = await flatten(await deps.registry.resolve(`${APP}@${ok.manifestDigest}`));
+      try {
+        // crun's bind target for resolv.conf stays out of the layer: the base image has none.
+        expect(await stat(join(rootfs, "etc/resolv.conf")).catch(() => undefined)).toBeUndefined();
+        return {
+          interfaces: Number((await readFile(join(rootfs, "interfaces"), "utf8")).trim()),
+          resolv: (await readFile(join(rootfs, "resolv"), "utf8")).trim(),
+        };
+      } finally {
+        await rm(rootfs, { recursive: true, force: true });
+      }
+    };
+    expect(await seen(false)).toEqual({ interfaces: 0, resolv: "no" });
+    const host = await seen(true);
+    expect(host.interfaces).toBeGreaterThan(0);
+    expect(host.resolv).toBe("yes");
   });
 });
