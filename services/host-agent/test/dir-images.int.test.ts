@@ -2,11 +2,12 @@
 // written straight to the MACHINES stream, as a gateway with other settings or none would, reach
 // agents with and without HANGAR_DIR_IMAGE_ROOTS. A refused one is recorded as MachineStartFailed
 // with the refusal's message, and nothing runs.
-import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DIR_IMAGES_OFF } from "@hangar/config";
 import {
+  appsStream,
   type ExistingMachine,
   hostsStream,
   machineAggregateId,
@@ -38,10 +39,12 @@ beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   store = await EventStore.connect(nc);
-  for (const s of [hostsStream, machinesStream]) await ensureStream(store.jsm, s);
+  for (const s of [appsStream, hostsStream, machinesStream]) await ensureStream(store.jsm, s);
   stateDir = await tempStateDir();
   // The allowed root: an app folder, and a link out of the root to /etc.
   examples = await mkdtemp(join(tmpdir(), "hangar-dir-examples-"));
+  // Machines run as their range's ids: the folder must be open to them, as examples/ is.
+  await chmod(examples, 0o755);
   await mkdir(join(examples, "app"));
   await symlink("/etc", join(examples, "etc-link"));
   for (const [hostId, dirImageRoots] of [
@@ -115,7 +118,7 @@ describe("dir: machines on a host agent", () => {
 
   it("run from under an allowed root", async () => {
     const m = await placed("on1", ON, { image: `dir:${join(examples, "app")}`, init: idle });
-    expect(m.status).toBe("started");
+    expect(m.status, m.failure).toBe("started");
   });
 
   it("with a root allowed, refuse dir:/, init.exec /bin/sh and a link out of the root", async () => {
