@@ -43,6 +43,7 @@ import {
   CGROUP_ENV,
   decodeWaitStatus,
   findWrapper,
+  OOM_SCORE_ADJ_ENV,
   PERL,
   readExitStatus,
   untilForked,
@@ -459,10 +460,13 @@ export class ProcessDriver {
     try {
       child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
         cwd: launch.cwd,
-        // The wrapper joins the cgroups before it forks, and removes the variable from the app's env.
+        // The wrapper joins the cgroups before it forks, and removes the variables from the app's env.
+        // crun stays at the wrapper's oom_score_adj (-1000 where it may): the runtime spec puts the
+        // app back at 0, so the OOM killer picks the app and never crun between it and the wrapper.
         env: {
           ...launch.env,
           [CGROUP_ENV]: procsFilesOf(cgroup, run.limits).join(":"),
+          [OOM_SCORE_ADJ_ENV]: "-1000",
         },
         // Its own session and process group: signals to the agent's group do not reach it, and the
         // driver signals the machine's whole group.
