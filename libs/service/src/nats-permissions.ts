@@ -150,7 +150,8 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
   return {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,
-    streams: [writer("MACHINES", "ev.machine.*.*"), writer("HOSTS", `ev.host.${hostId}`)],
+    // APPS: the org of an app, which picks the id range its machines run as.
+    streams: [writer("MACHINES", "ev.machine.*.*"), writer("HOSTS", `ev.host.${hostId}`), reader("APPS")],
     kv: [{ bucket: "hangar-registry", write: false }],
     objects: [{ bucket: "hangar-blobs", write: false }],
     publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*"],

@@ -1,4 +1,6 @@
 import {
+  appDecider,
+  appsStream,
   type ExistingMachine,
   type HostCommand,
   type HostEvent,
@@ -12,9 +14,10 @@ import {
   machineDecider,
   machinesStream,
 } from "@hangar/domain";
-import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
+import { CommandHandler, type EventStore, isDomainError, loadAggregate } from "@hangar/eventstore";
 import { MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { CheckSupervisor } from "./check-supervisor.js";
@@ -52,6 +55,9 @@ export interface HostAgentOptions {
  */
 export class HostAgent {
   private readonly view: MachinesView;
+  /** App -> org slug, as read by orgOf. */
+  private readonly orgs = new Map<string, string>();
+  private appsStreamSeen = false;
   private readonly machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
   private readonly hosts: CommandHandler<HostState, HostCommand, HostEvent>;
   /** Per machine: a reconcile in progress, and whether another pass was asked for meanwhile. */
@@ -263,6 +269,34 @@ export class HostAgent {
     }
   }
 
+  /**
+   * The app's organization, which picks the id range its machines run as; read from the app's events
+   * once (an app never changes org). An app the log does not know (yet) has none: the driver then
+   * gives it a range of its own.
+   */
+  private async orgOf(app: string): Promise<string | undefined> {
+    const known = this.orgs.get(app);
+    if (known !== undefined) return known;
+    // A platform without apps (a host agent run alone) has no APPS stream: no org to look up. Asked
+    // first, since a direct get from a missing stream waits for its timeout.
+    if (!this.appsStreamSeen) {
+      const jsm = await jetstreamManager(this.opts.nc);
+      const found = await jsm.streams.info(appsStream.name).then(
+        () => true,
+        (err: unknown) => {
+          if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+          throw err;
+        },
+      );
+      if (!found) return undefined;
+      this.appsStreamSeen = true;
+    }
+    const { state } = await loadAggregate(this.opts.store, appsStream, appDecider, app);
+    const org = state.status === "absent" ? undefined : state.orgSlug || undefined;
+    if (org !== undefined) this.orgs.set(app, org);
+    return org;
+  }
+
   private async startProcess(m: ExistingMachine): Promise<void> {
     let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
     try {
@@ -272,9 +306,11 @@ export class HostAgent {
         ...(images ? { images } : {}),
         ...(dirImageRoots ? { dirImageRoots } : {}),
       });
+      const org = await this.orgOf(m.app);
       proc = await this.opts.driver.start({
         machineId: m.machineId,
         app: m.app,
+        ...(org ? { org } : {}),
         region: m.region,
         imageRef: run.imageRef,
         instanceId: m.instanceId,
