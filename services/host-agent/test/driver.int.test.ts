@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
+  InvalidMachineSpecError,
   InvalidSignalError,
   MachineAlreadyRunningError,
   MachineNotRunningError,
@@ -147,6 +148,50 @@ describe("ProcessDriver: exits", () => {
       listPids().some((pid) => readCmdline(pid)?.join(" ") === "sleep 3031") ? undefined : true,
     );
     await groupGone(m.pid);
+  });
+
+  it("exec runs a command inside the machine: its namespaces, capabilities, seccomp and cgroups", async () => {
+    await driver.start(runSpec("m1", sh("echo ready; while :; do sleep 1; done")));
+    const probe = await driver.exec("m1", {
+      command: [
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /proc/1/comm; cat /proc/self/cgroup",
+      ],
+      timeoutMs: 10_000,
+    });
+    expect(probe.exitCode, probe.stderr).toBe(0);
+    expect(probe.stdout).toMatch(/CapEff:\s+00000000800405fb/);
+    expect(probe.stdout).toMatch(/Seccomp:\s+2/);
+    // pid 1 is the machine's init, not the host's.
+    expect(probe.stdout).toMatch(/^hangar-init$/m);
+    // The exec'd command is in the machine's cgroups (limits included), as the app is.
+    const procs = driver.cgroupProcsFiles("m1")[0] ?? "";
+    expect(procs).toContain("/hangar/");
+    expect(probe.stdout).toContain(
+      `:${procs.slice(procs.indexOf("/hangar/")).replace(/\/cgroup\.procs$/, "")}\n`,
+    );
+    expect(probe.stdout).toContain(
+      `memory:${memory.slice(memory.indexOf("/hangar/")).replace(/\/cgroup\.procs$/, "")}`,
+    );
+
+    expect(
+      await driver.exec("m1", { command: ["sh", "-c", "echo out; echo err >&2; exit 3"], timeoutMs: 10_000 }),
+    ).toEqual({
+      stdout: "out\n",
+      stderr: "err\n",
+      exitCode: 3,
+      truncated: false,
+    });
+    const slow = await driver.exec("m1", { command: ["sleep", "30"], timeoutMs: 300 });
+    expect(slow.exitSignal).toBe(9);
+    await expect(driver.exec("m1", { command: [], timeoutMs: 1000 })).rejects.toThrow(
+      InvalidMachineSpecError,
+    );
+    await driver.stop("m1", { timeoutMs: 1000 });
+    await expect(driver.exec("m1", { command: ["true"], timeoutMs: 1000 })).rejects.toThrow(
+      MachineNotRunningError,
+    );
   });
 
   it("rejects signal names that are not signals", async () => {

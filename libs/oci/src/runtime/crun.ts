@@ -216,7 +216,20 @@ export interface ExecRequest {
   timeoutMs: number;
   /** Bytes kept of stdout and of stderr; what comes after is dropped. */
   maxBytes: number;
+  /**
+   * cgroup.procs files the command joins before crun starts it (the machine's: crun runs with its
+   * cgroup manager disabled, so nothing else would put an exec'd command under the machine's limits).
+   */
+  cgroupProcs?: readonly string[];
 }
+
+/** Joins each cgroup.procs file of a ':'-separated list, then execs the rest of the argv (no fork). */
+const JOIN_AND_EXEC = `for my $f (split /:/, shift @ARGV) {
+  open(my $procs, ">", $f) or die "hangar exec: $f: $!\n";
+  defined(syswrite($procs, "$$\n")) or die "hangar exec: joining $f: $!\n";
+  close($procs);
+}
+exec { $ARGV[0] } @ARGV or die "hangar exec: $ARGV[0]: $!\n";`;
 
 export interface ExecResult {
   stdout: string;
@@ -241,7 +254,11 @@ export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult
   if (req.cwd) args.push("--cwd", req.cwd);
   if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
   args.push(id, ...req.args);
-  const child = spawn(crun, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child = req.cgroupProcs?.length
+    ? spawn("/usr/bin/perl", ["-e", JOIN_AND_EXEC, req.cgroupProcs.join(":"), crun, ...args], {
+        stdio: ["ignore", "pipe", "pipe"],
+      })
+    : spawn(crun, args, { stdio: ["ignore", "pipe", "pipe"] });
   const out = { stdout: [] as Buffer[], stderr: [] as Buffer[], sizes: { stdout: 0, stderr: 0 } };
   let truncated = false;
   for (const name of ["stdout", "stderr"] as const) {

@@ -3,6 +3,7 @@ import { randomUUID } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
 import {
   containerInit,
+  crunExec,
   deleteContainer,
   type IdRange,
   prepareCrunHost,
@@ -102,6 +103,8 @@ const DEFAULT_SUSPEND_TIMEOUT_MS = 5_000;
 /** Log tails are woken by inotify; every this many polls they are also read, in case an event was missed. */
 const TAIL_FALLBACK_POLLS = 5;
 const DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin";
+/** What exec keeps of each of stdout and stderr. */
+const DEFAULT_EXEC_BYTES = 1024 * 1024;
 /** How long a start waits for crun to take the bundle before removing it anyway. */
 const BUNDLE_WAIT_MS = 10_000;
 
@@ -262,6 +265,27 @@ export class ProcessDriver {
   cgroupProcsFiles(machineId: string): string[] {
     const m = this.#running(machineId);
     return procsFilesOf(m.cgroup, m.limits);
+  }
+
+  /**
+   * Runs a command inside a running machine (crun exec): in its namespaces, as its user, with its
+   * capabilities, seccomp filter and cgroups, never on the host. Output beyond `maxBytes` per stream
+   * (default 1 MiB) is dropped; past the timeout the command is SIGKILLed (exitSignal 9).
+   */
+  async exec(
+    machineId: string,
+    req: { command: string[]; timeoutMs: number; maxBytes?: number },
+  ): Promise<{ stdout: string; stderr: string; exitCode: number; exitSignal?: number; truncated: boolean }> {
+    const m = this.#running(machineId);
+    if (req.command.length === 0 || !req.command.every(isArgvString))
+      throw new InvalidMachineSpecError("exec needs a command: a non-empty list of strings without NUL");
+    if (m.suspended) throw new MachineNotRunningError(machineId);
+    return crunExec(containerIdOf(this.#stateDir, machineId), {
+      args: req.command,
+      timeoutMs: req.timeoutMs,
+      maxBytes: req.maxBytes ?? DEFAULT_EXEC_BYTES,
+      cgroupProcs: procsFilesOf(m.cgroup, m.limits),
+    });
   }
 
   /** The cgroup a running machine's processes are in; null when it has none. */
@@ -851,4 +875,8 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isArgvString(value: unknown): value is string {
+  return typeof value === "string" && !value.includes("\0");
 }
