@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import {
   containerInit,
   crunExec,
@@ -544,6 +544,9 @@ export class ProcessDriver {
     const ended = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     await Promise.race([untilCreated(containerId, BUNDLE_WAIT_MS), ended]);
     await removeBundle(containerId);
+    // A signal from outside reaches a namespace's init only once it handles it: start returns when
+    // the init has forked the app, so a stop or signal right after it is not lost.
+    await Promise.race([untilInitForked(containerId, BUNDLE_WAIT_MS), ended]);
     return { ...machine };
   }
 
@@ -874,6 +877,25 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
     ]);
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Resolves once the container's init has a child (catatonit has set itself up and forked the app), or after `ms`. */
+async function untilInitForked(containerId: string, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const init = containerInit(containerId);
+    if (init !== null && hasChildren(init)) return;
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+/** Whether the process has a child now (/proc/<pid>/task/<pid>/children, Linux 4.2+). */
+function hasChildren(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim() !== "";
+  } catch {
+    return false;
   }
 }
 
