@@ -23,6 +23,7 @@ import { Counter, Gauge, type Registry } from "prom-client";
 import { CheckSupervisor } from "./check-supervisor.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
+import { serveMachineInspection } from "./machine-exec.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
 import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
 
@@ -158,6 +159,13 @@ export class HostAgent {
         hostId: opts.hostId,
         driver: opts.driver,
         machine: (id) => this.mine(id),
+        logger: opts.logger,
+      }),
+      ...serveMachineInspection({
+        nc: opts.nc,
+        hostId: opts.hostId,
+        driver: opts.driver,
+        appOf: (id) => this.mine(id)?.app,
         logger: opts.logger,
       }),
     );

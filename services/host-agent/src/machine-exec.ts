@@ -9,7 +9,7 @@ import {
 } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
-import { MachineNotRunningError } from "./driver/mod.js";
+import { InvalidMachineSpecError, MachineNotRunningError } from "./driver/mod.js";
 
 /** The longest exec a host runs, whatever it is asked: the gateway's maximum (60 s), with room to spare. */
 export const MAX_EXEC_TIMEOUT_MS = 120_000;
@@ -76,9 +76,7 @@ export function serveMachineInspection(opts: MachineInspectionOptions): Subscrip
             `timeout_ms: expected a whole number from 1 to ${MAX_EXEC_TIMEOUT_MS}`,
             "invalid_argument",
           );
-        const result = await notRunningRefused(machineId, () =>
-          driver.exec(machineId, { command, timeoutMs }),
-        );
+        const result = await driverRefusals(machineId, () => driver.exec(machineId, { command, timeoutMs }));
         return boundedReply(
           {
             stdout: result.stdout,
@@ -98,20 +96,24 @@ export function serveMachineInspection(opts: MachineInspectionOptions): Subscrip
       `host-${hostId}`,
       async (req) => {
         const machineId = machineOf(req);
-        return notRunningRefused(machineId, () => driver.ps(machineId));
+        return driverRefusals(machineId, () => driver.ps(machineId));
       },
       onError("ps"),
     ),
   ];
 }
 
-/** Runs `fn`, refusing with `failed_precondition` when the driver says the machine does not run. */
-async function notRunningRefused<T>(machineId: string, fn: () => Promise<T>): Promise<T> {
+/**
+ * Runs `fn`, refusing with `failed_precondition` when the driver says the machine does not run (or is
+ * suspended), and with `invalid_argument` when it refuses the command.
+ */
+async function driverRefusals<T>(machineId: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
     if (err instanceof MachineNotRunningError)
       throw new InspectRefused(`machine ${machineId} is not running on its host`, "failed_precondition");
+    if (err instanceof InvalidMachineSpecError) throw new InspectRefused(err.message, "invalid_argument");
     throw err;
   }
 }

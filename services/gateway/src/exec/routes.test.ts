@@ -127,6 +127,7 @@ describe("POST /v1/apps/{app}/machines/{id}/exec", () => {
       { command: ["id"], timeout: 61 },
       { command: ["id"], timeout: "10" },
       { command: ["cat"], stdin: "hello" },
+      { command: ["echo", "a\u0000b"] },
     ]) {
       const res = await exec(inspector, "/v1/apps/web/machines/m1/exec", body);
       expect(res.status, JSON.stringify(body)).toBe(400);

@@ -35,6 +35,8 @@ export function execRequest(body: z.output<typeof ExecRequestSchema>): {
   if (body.command !== undefined && body.cmd !== undefined)
     throw ApiError.of("invalid_argument", "give either command or cmd, not both");
   const command = body.command ?? splitShellWords(body.cmd ?? "");
+  if (command.some((arg) => arg.includes("\0")))
+    throw ApiError.of("invalid_argument", "command: an argument may not hold a NUL character");
   if (command.length === 0 || command[0] === "")
     throw ApiError.of(
       "invalid_argument",
