@@ -139,12 +139,15 @@ export function boundedReply(reply: HostExecReply, maxBytes: number): HostExecRe
   }
 }
 
-/** The first `room` bytes of `bytes` as text (never half a character), with a marker when some were left out. */
+/**
+ * The first `room` bytes of `bytes` as text (never half a character), with a marker when some were left
+ * out: "at least", since the driver may already have dropped what came past its own bound.
+ */
 function truncated(bytes: Uint8Array, room: number): string {
   if (bytes.length <= room) return new TextDecoder().decode(bytes);
   let end = room;
   // Back up to the start of a UTF-8 character: continuation bytes are 10xxxxxx.
   while (end > 0 && ((bytes[end] ?? 0) & 0xc0) === 0x80) end--;
   const left = bytes.length - end;
-  return `${new TextDecoder().decode(bytes.subarray(0, end))}\n[hangar: output truncated, ${left} more bytes]\n`;
+  return `${new TextDecoder().decode(bytes.subarray(0, end))}\n[hangar: output truncated, at least ${left} more bytes]\n`;
 }
