@@ -17,6 +17,8 @@
 //   round i, proxy round i); the median of the 3 pairs is reported.
 // - web_alone_p99_ms / web_bomb_p99_ms / forkbomb_p99_ratio: a machine's HTTP p99 alone and while a
 //   capped fork bomb runs for 30 s in another machine on the same host (see forkbomb.ts).
+// - hardened_start_p99_ms / plain_start_p99_ms: a machine's sandbox start with and without the
+//   hardening, alternating in this process (see sandbox-start.ts).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -29,6 +31,7 @@ import {
   viaProxy,
 } from "../platform/harness.js";
 import { forkBombRound } from "./forkbomb.js";
+import { sandboxStartRound } from "./sandbox-start.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const CREATES = 100;
@@ -151,6 +154,9 @@ export async function run(): Promise<Record<string, number>> {
     // --- a capped fork bomb beside a machine answering HTTP ---
     const bomb = await forkBombRound(p);
 
+    // --- the sandbox start with and without its hardening ---
+    const sandbox = await sandboxStartRound();
+
     const dist = (f: (c: Created) => number) => {
       const xs = creates.map(f);
       return `${round(percentile(xs, 50), 1)} / ${round(percentile(xs, 99), 1)}`;
@@ -164,6 +170,7 @@ export async function run(): Promise<Record<string, number>> {
       proxy_added_p50_ms: round(median(addedP50), 3),
       proxy_added_p99_ms: round(median(addedP99), 3),
       ...bomb.result,
+      ...sandbox.result,
     };
     const pairs = (xs: number[]) => xs.map((x) => round(x, 3)).join(" / ");
     const latency = (m: Measurement) => `${round(m.p50Ms, 3)} / ${round(m.p99Ms, 3)}`;
@@ -208,6 +215,7 @@ export async function run(): Promise<Record<string, number>> {
         `ms, median of round pairs ${pairs(addedP99)} (target < 1)`,
       ],
       ...bomb.rows,
+      ...sandbox.rows,
       ["total", round((performance.now() - started) / 1000, 1), "s until close"],
     ]);
     return result;

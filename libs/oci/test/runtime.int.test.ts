@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { chmod, mkdir, mkdtemp, rm, stat } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -18,9 +18,12 @@ import {
   mountIdmappedOverlay,
   prepareCrunHost,
   type ResolvedImage,
+  removeBundle,
   runContainer,
   runtimeSpec,
+  SECCOMP_CACHE,
   unmountIfMounted,
+  writeBundle,
 } from "../src/mod.js";
 
 const exec = promisify(execFile);
@@ -102,6 +105,33 @@ describe("the hardened runtime", () => {
     expect(probe).toMatchObject({ ...HARDENED_PROBE, pid1: "hangar-init" });
     // Only the machine's own processes: its init and the probe.
     expect(probe.processes).toBe("2");
+  });
+
+  it("keeps the filter crun compiled: a later container gets it precompiled, and it refuses the same", async () => {
+    const { root } = await rootfs("kept");
+    const first = parseSandboxProbe((await runIn(root, ["hangar-probe"])).out);
+    const kept = await readdir(SECCOMP_CACHE);
+    expect(kept.some((f) => f.endsWith(".bpf"))).toBe(true);
+    const spec = runtimeSpec({
+      rootfs: root,
+      args: ["true"],
+      env: {},
+      cwd: "/",
+      user: { uid: 0, gid: 0 },
+      idRange: range,
+      hardened: true,
+      seccomp: await defaultSeccomp(DEFAULT_CAPABILITIES),
+      network: { kind: "host" },
+    });
+    const bundle = await writeBundle(`oci-test-${process.pid}-annotated`, spec);
+    const written = JSON.parse(await readFile(join(bundle, "config.json"), "utf8")) as {
+      annotations?: Record<string, string>;
+    };
+    await removeBundle(`oci-test-${process.pid}-annotated`);
+    expect(written.annotations?.["run.oci.seccomp_bpf_data"]?.length).toBeGreaterThan(100);
+    const again = parseSandboxProbe((await runIn(root, ["hangar-probe"])).out);
+    expect(again).toEqual(first);
+    expect(again).toMatchObject(HARDENED_PROBE);
   });
 
   it("shows root the image's files as its own, and writes land in the upper owned by the range", async () => {

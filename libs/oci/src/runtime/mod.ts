@@ -16,6 +16,7 @@ export {
   type RunContainerOptions,
   removeBundle,
   runContainer,
+  SECCOMP_CACHE,
   untilCreated,
   writeBundle,
 } from "./crun.js";

@@ -126,6 +126,11 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
       `the app folder ${app} is, or is inside, a host system folder; a dir: machine cannot run it`,
     );
   const paths = rootfsPaths(machineDir);
+  const key = `dir:${app} ids:${range.hostId}`;
+  const record = await readRecord(paths.record);
+  // The view outlives a run, as an image's overlay does: the next start of the same folder reuses it.
+  if (record?.key === key && isMountPoint(join(paths.target, app)) && isMountPoint(join(paths.target, "usr")))
+    return paths.target;
   await unmountTree(paths.home);
   await unmountIfMounted(paths.legacyTarget);
   // Never remove through a bind that is still there: it would reach the app's folder or the host's.
@@ -150,6 +155,7 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
   const at = join(paths.target, app);
   await mkdir(at, { recursive: true });
   await run("mount", ["--bind", "-o", "nosuid,nodev", app, at]);
+  await writeJsonAtomic(paths.record, { key, lowers: [] } satisfies RootfsRecord);
   return paths.target;
 }
 
