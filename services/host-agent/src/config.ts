@@ -23,7 +23,7 @@ export const config = defineServiceConfig("host-agent", {
   }),
   HANGAR_HOST_AGENT_DRIVER: setting(z.enum(["process", "sandbox", "auto"]).default("auto"), {
     description:
-      "how OCI images run: sandbox (bubblewrap, must work), process (never sandboxed) or auto (sandbox when the host can)",
+      "whether OCI images run: sandbox (they must: the agent stops if the host cannot), process (only dir: images) or auto (OCI images when the host can); every machine runs under crun",
     legacy: "HANGAR_HOST_DRIVER",
   }),
   // netns by default, as on Fly: an app listens on its service's internal_port whether or not it
