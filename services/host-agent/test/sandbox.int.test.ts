@@ -396,6 +396,14 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     expect(seenAs.env.HOME).toBe("/");
     // Its own folder is writable, root's /etc is not.
     expect(await get(m, "/probe")).toEqual({ uid: 1000, gid: 1000, data: "ok", etc: "EACCES" });
+    // exec runs as that same user, in the image's WorkingDir.
+    const driver = running.find((r) => r.driver.running().some((x) => x.machineId === "m4"))?.driver;
+    const inside = await driver?.exec("m4", {
+      command: ["sh", "-c", "grep -E '^(Uid|Gid):' /proc/self/status; pwd"],
+      timeoutMs: 10_000,
+    });
+    expect(inside?.exitCode, inside?.stderr).toBe(0);
+    expect(inside?.stdout).toMatch(/^Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\n\/app\n$/);
     // On the host, uid 1000 of the machine is 1000 into its org's range: neither root nor host user 1000.
     const upper = join(stateDir, HOST, "m4", "upper");
     const written = statSync(join(upper, "app", "data", "by-app.txt"));

@@ -8,6 +8,7 @@ import {
   type IdRange,
   prepareCrunHost,
   removeBundle,
+  resolveUser,
   untilCreated,
 } from "@hangar/oci";
 import type { ProcessStat } from "@hangar/service";
@@ -35,6 +36,7 @@ import {
 import { pollUntil } from "./poll.js";
 import { isSameLiveProcess, listPids, readProcStat } from "./proc.js";
 import { machinePids, machineProcesses } from "./ps.js";
+import { rootfsPaths } from "./rootfs.js";
 import { containerIdOf, sandboxCommand } from "./sandbox.js";
 import { parseSignal, signalName, signalNumber } from "./signals.js";
 import { validateRunSpec } from "./spec.js";
@@ -280,8 +282,15 @@ export class ProcessDriver {
     if (req.command.length === 0 || !req.command.every(isArgvString))
       throw new InvalidMachineSpecError("exec needs a command: a non-empty list of strings without NUL");
     if (m.suspended) throw new MachineNotRunningError(machineId);
+    // As the machine's own user (the image's USER), in its working folder: crun exec would use root and /.
+    const run = await m.dir.readRun();
+    const userSpec = run?.spec.sandbox?.user ?? "";
+    const user =
+      userSpec === "" ? { uid: 0, gid: 0 } : await resolveUser(rootfsPaths(m.dir.path).target, userSpec);
     return crunExec(containerIdOf(this.#stateDir, machineId), {
       args: req.command,
+      user,
+      ...(run ? { cwd: run.spec.cwd } : {}),
       timeoutMs: req.timeoutMs,
       maxBytes: req.maxBytes ?? DEFAULT_EXEC_BYTES,
       cgroupProcs: procsFilesOf(m.cgroup, m.limits),
