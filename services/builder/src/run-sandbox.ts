@@ -11,6 +11,7 @@ import {
   type RuntimeSpec,
   runContainer,
   runtimeSpec,
+  untilCreated,
 } from "@hangar/oci";
 import { type CommandOutcome, OutputCollector, type OutputLine } from "./command.js";
 
@@ -73,8 +74,8 @@ export async function runInSandbox(
   opts.signal?.throwIfAborted();
   const id = `hangar-build-${randomBytes(8).toString("hex")}`;
   const output = new OutputCollector(opts.onLine);
-  // crun delete --force kills the container's processes; crun run then returns.
-  const kill = () => void deleteContainer(id);
+  // crun delete --force kills the container's processes, once it has created them; crun run then returns.
+  const kill = () => void untilCreated(id, 10_000).then(() => deleteContainer(id));
   opts.signal?.addEventListener("abort", kill, { once: true });
   try {
     const { exitCode } = await runContainer(id, spec, {
