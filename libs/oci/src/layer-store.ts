@@ -1,4 +1,4 @@
-import { lstat, mkdir, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
 import { type Digest, digestHex } from "./digest.js";
@@ -9,10 +9,14 @@ const SHORT = 16;
 
 /**
  * Unpacked layers on local disk, each once, as overlayfs lower dirs under `root/<first 16 hex digits>`.
- * An unpack goes to a temp dir and is renamed into place, so a dir that exists is complete.
+ * An unpack goes to a temp dir and is renamed into place, so a dir that exists is complete. `root`
+ * is 0700: layers keep what images hold, setuid-root programs and device nodes among them, which a
+ * host user who could reach them would run or open as they are. Machines and builds see layers only
+ * through overlays (nosuid, nodev), whose lowers the kernel reads with the mounter's credentials.
  */
 export class LayerStore {
   readonly #inFlight = new Map<Digest, Promise<string>>();
+  #rootReady: Promise<void> | null = null;
 
   constructor(
     readonly root: string,
@@ -29,10 +33,19 @@ export class LayerStore {
     return pending;
   }
 
+  /** Creates the root, or closes one an earlier version left open, 0700. */
+  #ensureRoot(): Promise<void> {
+    this.#rootReady ??= (async () => {
+      await mkdir(this.root, { recursive: true, mode: 0o700 });
+      await chmod(this.root, 0o700);
+    })();
+    return this.#rootReady;
+  }
+
   private async unpack(layer: Digest): Promise<string> {
+    await this.#ensureRoot();
     const dir = join(this.root, digestHex(layer).slice(0, SHORT));
     if (await exists(dir)) return dir;
-    await mkdir(this.root, { recursive: true });
     const tmp = join(this.root, `.tmp-${digestHex(layer).slice(0, SHORT)}-${process.pid}-${Date.now()}`);
     try {
       await applyLayer(await this.blobs.getStream(layer), tmp, { mode: "overlay" });

@@ -145,6 +145,8 @@ describe("the hardened runtime", () => {
     expect(out).toMatch(/^-rw-r--r-- 1 0 0 /);
     const written = await stat(join(upper, "etc", "hangar-written"));
     expect([written.uid, written.gid]).toEqual([range.hostId, range.hostId]);
+    // Host users cannot reach the unpacked layers (setuid programs and device nodes stay as images hold them).
+    expect((await stat(join(work, "layers"))).mode & 0o777).toBe(0o700);
     // The shared layer is untouched: still owned by host root, no copy made.
     expect((await stat(join(lowers[0] as string, "etc", "passwd"))).uid).toBe(0);
     expect((await exec("findmnt", ["-no", "OPTIONS", root])).stdout).toMatch(/nosuid.*nodev|nodev.*nosuid/);
