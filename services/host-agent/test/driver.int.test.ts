@@ -156,13 +156,14 @@ describe("ProcessDriver: exits", () => {
       command: [
         "sh",
         "-c",
-        "grep -E '^(CapEff|Seccomp):' /proc/self/status; cat /proc/1/comm; cat /proc/self/cgroup",
+        "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; cat /proc/1/comm; cat /proc/self/cgroup",
       ],
       timeoutMs: 10_000,
     });
     expect(probe.exitCode, probe.stderr).toBe(0);
     expect(probe.stdout).toMatch(/CapEff:\s+00000000800405fb/);
     expect(probe.stdout).toMatch(/Seccomp:\s+2/);
+    expect(probe.stdout).toMatch(/NoNewPrivs:\s+1/);
     // pid 1 is the machine's init, not the host's.
     expect(probe.stdout).toMatch(/^hangar-init$/m);
     // The exec'd command is in the machine's cgroups (limits included), as the app is.

@@ -324,7 +324,8 @@ export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult
   const crun = crunPath();
   if (!crun) throw new SystemToolError("crun is not installed (apt-get install crun)");
   const pidFile = join(BUNDLE_ROOT, `${id}.exec-${process.pid}-${Date.now()}.pid`);
-  const args = [...crunGlobalArgs(), "exec", "--pid-file", pidFile];
+  // crun exec gives the process no_new_privs only when asked, whatever the container's spec says.
+  const args = [...crunGlobalArgs(), "exec", "--no-new-privs", "--pid-file", pidFile];
   for (const [k, v] of Object.entries(req.env ?? {})) args.push("--env", `${k}=${v}`);
   if (req.cwd) args.push("--cwd", req.cwd);
   if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
