@@ -15,7 +15,7 @@ import { ProcessDriver } from "../../services/host-agent/src/driver/mod.js";
 import { helloDir } from "../platform/harness.js";
 import { percentile, round } from "./stats.js";
 
-const STARTS = 40;
+const STARTS = 100;
 const WARMUP = 5;
 
 function spec(machineId: string) {

@@ -22,7 +22,7 @@ import { waitFor } from "./wait.js";
 const stateDirs = new Set<string>();
 
 /** SIGKILLs the process group of every run recorded under `stateDir` that still lives. */
-export function killRecordedMachines(stateDir: string): void {
+export function killRecordedMachines(stateDir: string, depth = 2): void {
   let ids: string[];
   try {
     ids = readdirSync(stateDir);
@@ -30,15 +30,22 @@ export function killRecordedMachines(stateDir: string): void {
     return;
   }
   for (const id of ids) {
+    let run: { pid: number | null; startTime: number | null };
     try {
-      const run = JSON.parse(readFileSync(join(stateDir, id, "run.json"), "utf8")) as {
-        pid: number | null;
-        startTime: number | null;
-      };
-      if (run.pid && run.startTime && isSameLiveProcess(run.pid, run.startTime))
-        process.kill(-run.pid, "SIGKILL");
+      run = JSON.parse(readFileSync(join(stateDir, id, "run.json"), "utf8")) as typeof run;
     } catch {
-      // No run.json, or the group is already gone.
+      // No run.json: a host's folder of machines (tests run several hosts on one state folder), or nothing.
+      if (depth > 1) killRecordedMachines(join(stateDir, id), depth - 1);
+      continue;
+    }
+    if (!run.pid || !run.startTime || !isSameLiveProcess(run.pid, run.startTime)) continue;
+    // The group, and the machine's init and app, which lead groups of their own in its pid namespace.
+    for (const pid of machinePids({ leader: run.pid, cgroupPids: [] })) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
     }
   }
 }
@@ -123,8 +130,9 @@ export function unmountUnder(stateDir: string): void {
     try {
       execFileSync("umount", [path], { stdio: "ignore" });
     } catch {
-      // A process SIGKILLed a moment ago may still hold it: detach it now, it goes when they do.
-      execFileSync("umount", ["-l", path], { stdio: "ignore" });
+      // A process SIGKILLed a moment ago may still hold it: detach it now, it goes when they do. A
+      // bind inside another one may have gone with it already.
+      if (mountPoints().includes(path)) execFileSync("umount", ["-l", path], { stdio: "ignore" });
     }
   }
 }
@@ -132,14 +140,28 @@ export function unmountUnder(stateDir: string): void {
 /** Kills what runs under `stateDir` and deletes it, and the machines' cgroups. */
 export async function removeStateDir(stateDir: string): Promise<void> {
   killRecordedMachines(stateDir);
-  for (const freezer of freezersOf(stateDir)) await freezer.removeScope();
+  // Tests that run several hosts give each a folder of its own in the state folder.
+  const folders = [stateDir, ...subfolders(stateDir)];
   const limits = CgroupLimits.detect();
-  if ("limits" in limits) await limits.limits.removeScope(cgroupScope(stateDir));
-  // Never delete through a mounted root filesystem.
-  unmountUnder(stateDir);
+  for (const folder of folders) {
+    for (const freezer of freezersOf(folder)) await freezer.removeScope();
+    if ("limits" in limits) await limits.limits.removeScope(cgroupScope(folder));
+    // Never delete through a mounted root filesystem.
+    unmountUnder(folder);
+  }
   await rm(stateDir, { recursive: true, force: true });
-  await rm(rootfsMountRoot(stateDir), { recursive: true, force: true });
+  for (const folder of folders) await rm(rootfsMountRoot(folder), { recursive: true, force: true });
   stateDirs.delete(stateDir);
+}
+
+function subfolders(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => join(dir, e.name));
+  } catch {
+    return [];
+  }
 }
 
 /** A run spec with test defaults. */
