@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,6 +72,22 @@ describe("resolveUser", () => {
     const other = await mkdtemp(join(tmpdir(), "oci-user-link-"));
     await mkdir(join(other, "etc"));
     await symlink("/etc/passwd", join(other, "etc/passwd"));
+    await expect(resolveUser(other, "root")).rejects.toBeInstanceOf(UnknownUserError);
+    await rm(other, { recursive: true, force: true });
+  });
+
+  it("never follows a symlinked /etc out of the root, nor reads a FIFO or a device", async () => {
+    const other = await mkdtemp(join(tmpdir(), "oci-user-hostile-"));
+    // /etc -> the host's /etc: a machine's root can make its own /etc that, in its writable layer.
+    await symlink("/etc", join(other, "etc"));
+    await expect(resolveUser(other, "root")).rejects.toBeInstanceOf(UnknownUserError);
+    await rm(join(other, "etc"));
+    await mkdir(join(other, "etc"));
+    // A FIFO would block the read for ever; /dev/zero would never end.
+    execFileSync("mkfifo", [join(other, "etc/passwd")]);
+    await expect(resolveUser(other, "root")).rejects.toBeInstanceOf(UnknownUserError);
+    await rm(join(other, "etc/passwd"));
+    await symlink("/dev/zero", join(other, "etc/passwd"));
     await expect(resolveUser(other, "root")).rejects.toBeInstanceOf(UnknownUserError);
     await rm(other, { recursive: true, force: true });
   });

@@ -1,6 +1,6 @@
 import { constants } from "node:fs";
-import { access, lstat, readFile } from "node:fs/promises";
-import { delimiter, join } from "node:path";
+import { access, type FileHandle, open, realpath } from "node:fs/promises";
+import { basename, delimiter, dirname, join } from "node:path";
 import { UnknownUserError } from "./errors.js";
 
 /** What to run in a sandbox, and how. */
@@ -101,12 +101,37 @@ export async function resolveUser(rootfs: string, user: string): Promise<{ uid: 
   return { uid, gid };
 }
 
-// The image's own file, never a symlink that could point at the host's.
+/** The most of /etc/passwd or /etc/group read: a machine's own root filesystem is the tenant's to fill. */
+const MAX_IMAGE_FILE_BYTES = 1024 * 1024;
+
+/**
+ * The image's own file, read by host root from a root filesystem the machine may have changed while
+ * it ran: its folder must resolve inside the root (a symlinked /etc could point at the host's), the
+ * file itself is opened without following a symlink and without blocking (a FIFO), and only a
+ * regular file of at most 1 MiB is read (not /dev/zero). Anything else reads as empty.
+ */
 async function readImageFile(rootfs: string, rel: string): Promise<string> {
-  const path = join(rootfs, rel);
-  const st = await lstat(path).catch(() => undefined);
-  if (st === undefined || !st.isFile()) return "";
-  return readFile(path, "utf8");
+  const root = await realpath(rootfs);
+  const dir = await realpath(join(root, dirname(rel))).catch(() => undefined);
+  if (dir === undefined || (dir !== root && !dir.startsWith(`${root}/`))) return "";
+  let file: FileHandle;
+  try {
+    file = await open(
+      join(dir, basename(rel)),
+      constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    );
+  } catch {
+    return "";
+  }
+  try {
+    const st = await file.stat();
+    if (!st.isFile() || st.size > MAX_IMAGE_FILE_BYTES) return "";
+    const buf = Buffer.alloc(st.size);
+    const { bytesRead } = await file.read(buf, 0, st.size, 0);
+    return buf.subarray(0, bytesRead).toString("utf8");
+  } finally {
+    await file.close();
+  }
 }
 
 function parseColonFile(text: string): string[][] {

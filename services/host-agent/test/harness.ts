@@ -12,7 +12,7 @@ import {
 } from "../src/driver/cgroup.js";
 import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
-import { isSameLiveProcess, listPids, readProcStat } from "../src/driver/proc.js";
+import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { machinePids } from "../src/driver/ps.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
 import { waitFor } from "./wait.js";

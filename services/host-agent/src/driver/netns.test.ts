@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { claimNetnsAddress, hostEnd, isNetnsAddress, releaseNetnsAddress, vethName } from "./netns.js";
+import { claimNetnsAddress, hostEnd, isNetnsAddress, releaseNetnsAddress } from "./netns.js";
 
 describe("network namespace addresses", () => {
   let claims: string | undefined;

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, chown, lstat, mkdir, readFile, readlink, rm, symlink } from "node:fs/promises";
+import { chmod, chown, lstat, mkdir, readFile, readlink, realpath, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type IdRange, mountIdmappedOverlay, runTool as run, unmountIfMounted } from "@hangar/oci";
 import { writeJsonAtomic } from "./state.js";
@@ -119,7 +119,9 @@ const HOST_VIEW = ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc
  * not reach an app folder under a 0700 folder of host root's. Returns the root.
  */
 export async function prepareHostView(machineDir: string, appDir: string, range: IdRange): Promise<string> {
-  const app = resolve(appDir);
+  // Resolved again at every start: a link swapped in since the folder was admitted must not bind
+  // the host's root (or its /etc) into the machine read-write.
+  const app = await realpath(resolve(appDir));
   // The host's root bound over the machine's would hand the machine the whole host.
   if (app === "/" || HOST_VIEW.some((name) => app === `/${name}` || app.startsWith(`/${name}/`)))
     throw new Error(
@@ -146,7 +148,9 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
       await symlink(await readlink(join("/", name)), at);
     } else if (st.isDirectory()) {
       await mkdir(at);
-      await run("mount", ["--rbind", "-o", "ro,nosuid,nodev", join("/", name), at]);
+      // Not --rbind: util-linux makes only the top mount read-only, and what is mounted below the
+      // host's /usr or /etc is not the machine's to see.
+      await run("mount", ["--bind", "-o", "ro,nosuid,nodev", join("/", name), at]);
     }
   }
   const tmp = join(paths.target, "tmp");
