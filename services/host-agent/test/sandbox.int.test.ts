@@ -27,7 +27,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../src/agent.js";
-import { RANGE_BASE } from "../src/driver/id-ranges.js";
+import { RANGE_BASE, RANGE_SIZE } from "../src/driver/id-ranges.js";
 import { ProcessDriver } from "../src/driver/mod.js";
 import { netnsName, removeNetns, vethName } from "../src/driver/netns.js";
 import { isMountPoint, rootfsPaths } from "../src/driver/rootfs.js";
@@ -407,15 +407,13 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     // On the host, uid 1000 of the machine is 1000 into its org's range: neither root nor host user 1000.
     const upper = join(stateDir, HOST, "m4", "upper");
     const written = statSync(join(upper, "app", "data", "by-app.txt"));
-    expect({ uid: written.uid, gid: written.gid }).toEqual({
-      uid: RANGE_BASE + 1000,
-      gid: RANGE_BASE + 1000,
-    });
+    expect(written.uid).toBe(written.gid);
+    expect(written.uid > RANGE_BASE && (written.uid - RANGE_BASE) % RANGE_SIZE).toBe(1000);
     expect(existsSync(join(upper, "etc", "by-app.txt"))).toBe(false);
     // setpriv between the wrapper and bwrap: the SIGINT still reaches the app, not bwrap's monitor.
     await command("hello", "m4", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
     expect((await machineIn("m4", "stopped")).lastExitCode).toBe(0);
-    expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(RANGE_BASE + 1000);
+    expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(written.uid);
     await command("hello", "m4", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("m4", "destroyed");
   });

@@ -28,11 +28,13 @@ describe("RootfsPart", () => {
     const run = runSetup(stateDir, "m1", { org: "acme", cwd: appDir });
     await run.dir.prepareRun();
     await part.prepare(run);
-    expect(run.range).toEqual({ hostId: RANGE_BASE, size: RANGE_SIZE });
+    const hostId = run.range?.hostId ?? 0;
+    expect(run.range?.size).toBe(RANGE_SIZE);
+    expect(hostId >= RANGE_BASE && (hostId - RANGE_BASE) % RANGE_SIZE === 0).toBe(true);
     const { home, target } = rootfsPaths(run.dir.path);
     expect(run.rootfs).toBe(target);
     const folder = await stat(home);
-    expect([folder.mode & 0o777, folder.uid]).toEqual([0o700, RANGE_BASE]);
+    expect([folder.mode & 0o777, folder.uid]).toEqual([0o700, hostId]);
     const mounts = mountPoints();
     expect(mounts).toContain(join(target, "usr"));
     expect(mounts).toContain(join(target, appDir));
@@ -44,7 +46,7 @@ describe("RootfsPart", () => {
     expect(await readFile(join(appDir, "server.js"), "utf8")).toBe("// the app\n");
   });
 
-  it("gives machines of one org one range and another org another, kept across agents", async () => {
+  it("gives machines of one org one range and another org another, kept across agents of the host", async () => {
     const run = (id: string, org: string) => runSetup(stateDir, id, { org, cwd: appDir });
     const first = new RootfsPart(stateDir);
     const a = run("a1", "acme");
@@ -58,7 +60,15 @@ describe("RootfsPart", () => {
     await a2.dir.prepareRun();
     await again.prepare(a2);
     expect(a.range).toEqual(a2.range);
-    expect(b.range?.hostId).toBe((a.range?.hostId ?? 0) + RANGE_SIZE);
+    expect(b.range?.hostId).not.toBe(a.range?.hostId);
+    // A second state folder on the same host (another agent) sees the same ranges.
+    const elsewhere = await mkdtemp(join(tmpdir(), "rootfs-part-b-"));
+    const c = runSetup(elsewhere, "c1", { org: "other", cwd: appDir });
+    await c.dir.prepareRun();
+    await new RootfsPart(elsewhere).prepare(c);
+    expect(c.range).toEqual(b.range);
+    await new RootfsPart(elsewhere).release(teardownOf(c));
+    await rm(elsewhere, { recursive: true, force: true });
     for (const r of [a, b, a2]) await again.release(teardownOf(r));
   });
 

@@ -16,7 +16,7 @@ export class RootfsPart implements MachinePart {
   readonly #ranges: IdRanges;
 
   constructor(private readonly stateDir: string) {
-    this.#ranges = new IdRanges(stateDir);
+    this.#ranges = new IdRanges();
   }
 
   async prepare(run: RunSetup): Promise<void> {
