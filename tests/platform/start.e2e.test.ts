@@ -12,6 +12,7 @@ import { jetstreamManager } from "@nats-io/jetstream";
 import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
 import { runHangar, startHangar } from "../../cli/test/run-cli.js";
+import { removeStateDir } from "../../services/host-agent/test/harness.js";
 import { NpmStart, npmStartEnv } from "./npm-start.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -22,6 +23,8 @@ let run: NpmStart | undefined;
 
 afterAll(async () => {
   await run?.stop();
+  // The machines npm start left (they outlive it, for the next one to adopt): killed, unmounted.
+  await removeStateDir(join(home, "hosts"));
   rmSync(home, { recursive: true, force: true });
 });
 

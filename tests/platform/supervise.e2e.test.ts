@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { removeStateDir } from "../../services/host-agent/test/harness.js";
 import { ApiClient, helloConfig } from "./harness.js";
 import { HeldLoad } from "./held-load.js";
 import { NpmStart, npmStartEnv } from "./npm-start.js";
@@ -81,6 +82,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await load?.stop();
   await run?.stop();
+  // The machines npm start left (they outlive it, for the next one to adopt): killed, unmounted.
+  await removeStateDir(join(home, "hosts"));
   rmSync(home, { recursive: true, force: true });
 }, 60_000);
 
