@@ -2,9 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createContext } from "../src/context.js";
-import { runCli } from "../src/program.js";
 import { FakeApi, fakeMachine } from "./fake-api.js";
+import { runCliIn } from "./run-cli.js";
 
 // The commands in this process (runCli with captured output) against a stand-in for the HTTP API:
 // the request each one sends and what it prints. cli.int.test.ts runs the CLI as a real process.
@@ -13,20 +12,8 @@ const TOKEN = "test-token";
 let api: FakeApi;
 let home: string;
 
-async function hangar(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const res = { code: 0, stdout: "", stderr: "" };
-  const ctx = createContext({
-    env: { HANGAR_HOME: home },
-    cwd: home,
-    out: (text) => {
-      res.stdout += text;
-    },
-    err: (text) => {
-      res.stderr += text;
-    },
-  });
-  res.code = await runCli(args, ctx);
-  return res;
+function hangar(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return runCliIn(home, args);
 }
 
 beforeAll(async () => {

@@ -2,9 +2,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createContext } from "../src/context.js";
-import { runCli } from "../src/program.js";
 import { FakeApi } from "./fake-api.js";
+import { runCliIn } from "./run-cli.js";
 
 // `hangar machine exec` in this process against a stand-in for the HTTP API: what it sends, prints
 // and exits with. tests/security/exec.e2e.test.ts runs it against the real platform.
@@ -18,19 +17,7 @@ async function hangar(
   token = TOKEN,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   await writeFile(join(home, "local.json"), JSON.stringify({ api_url: api.url, token }));
-  const res = { code: 0, stdout: "", stderr: "" };
-  const ctx = createContext({
-    env: { HANGAR_HOME: home },
-    cwd: home,
-    out: (text) => {
-      res.stdout += text;
-    },
-    err: (text) => {
-      res.stderr += text;
-    },
-  });
-  res.code = await runCli(args, ctx);
-  return res;
+  return runCliIn(home, args);
 }
 
 beforeAll(async () => {

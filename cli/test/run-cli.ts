@@ -2,6 +2,8 @@ import { type ChildProcessByStdio, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
+import { createContext } from "../src/context.js";
+import { runCli } from "../src/program.js";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
 // By path: the child may run in a folder outside the repository, where `--import tsx` would not resolve.
@@ -58,4 +60,24 @@ export function startHangar(args: string[], options: RunOptions = {}): RunningCl
 /** Runs the CLI to its end. */
 export function runHangar(args: string[], options: RunOptions = {}): Promise<CliResult> {
   return startHangar(args, options).exited;
+}
+
+/** Runs the CLI in this process (its own context: HANGAR_HOME `home`, cwd `home`), and what it printed. */
+export async function runCliIn(
+  home: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const res = { code: 0, stdout: "", stderr: "" };
+  const ctx = createContext({
+    env: { HANGAR_HOME: home },
+    cwd: home,
+    out: (text) => {
+      res.stdout += text;
+    },
+    err: (text) => {
+      res.stderr += text;
+    },
+  });
+  res.code = await runCli(args, ctx);
+  return res;
 }

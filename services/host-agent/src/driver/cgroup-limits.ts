@@ -8,6 +8,7 @@ import {
   parseFlatKeyed,
   parseMountinfo,
   parsePids,
+  removeCgroupDir,
 } from "./cgroup.js";
 import { pollUntil } from "./poll.js";
 import type { GuestSize } from "./types.js";
@@ -256,20 +257,7 @@ export class MachineLimits {
   async remove(timeoutMs = 5_000): Promise<void> {
     if (!this.exists()) return;
     await this.killAll(timeoutMs);
-    for (const c of this.cgroups) {
-      let lastError: unknown;
-      const removed = await pollUntil(() => {
-        try {
-          rmdirSync(c.path);
-          return true;
-        } catch (err) {
-          if (isMissing(err)) return true;
-          lastError = err;
-          return false;
-        }
-      }, timeoutMs);
-      if (!removed) throw lastError;
-    }
+    for (const c of this.cgroups) await removeCgroupDir(c.path, timeoutMs);
   }
 
   #cgroupOf(controller: LimitController): LimitCgroupRef | undefined {

@@ -119,6 +119,25 @@ export function cgroupScope(stateDir: string): string {
 }
 
 /** Whether a cgroup file operation failed because the cgroup is gone (removed, or never created). */
+/**
+ * Removes an emptied cgroup's folder, retrying until `timeoutMs`: the kernel lets it go only a moment
+ * after its last task has died. Throws the last error if it never does.
+ */
+export async function removeCgroupDir(path: string, timeoutMs: number): Promise<void> {
+  let lastError: unknown;
+  const removed = await pollUntil(() => {
+    try {
+      rmdirSync(path);
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return true;
+      lastError = err;
+      return false;
+    }
+  }, timeoutMs);
+  if (!removed) throw lastError;
+}
+
 export function isMissing(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   return code === "ENOENT" || code === "ENODEV";
@@ -228,18 +247,7 @@ export class MachineCgroup {
   async remove(timeoutMs = DEFAULT_FREEZE_TIMEOUT_MS): Promise<void> {
     if (!this.exists()) return;
     await this.killAll();
-    let lastError: unknown;
-    const removed = await pollUntil(() => {
-      try {
-        rmdirSync(this.path);
-        return true;
-      } catch (err) {
-        if (isMissing(err)) return true;
-        lastError = err;
-        return false;
-      }
-    }, timeoutMs);
-    if (!removed) throw lastError;
+    await removeCgroupDir(this.path, timeoutMs);
   }
 
   /**
