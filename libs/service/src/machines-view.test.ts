@@ -51,6 +51,7 @@ const started = (hostId: string): MachineCommand => ({
   hostId,
   pid: 42,
   privateIp: "10.0.0.2",
+  privateIpv6: "",
   port: 8080,
   startTime: 1,
   adopted: false,

@@ -39,6 +39,8 @@ export interface HostAgentOptions {
   memoryMb: number;
   /** The address other hosts reach this one at (machines' private addresses live on it). */
   address: string;
+  /** Where other hosts route this host's 6PN traffic (HANGAR_HOST_AGENT_UNDERLAY_IP); none when alone. */
+  underlayIp?: string;
   heartbeatEveryMs?: number;
   /** Whether OCI images can run here; without it, only `dir:` images run. */
   sandbox?: SandboxCapability;
@@ -122,6 +124,7 @@ export class HostAgent {
         cpus: opts.cpus,
         memoryMb: opts.memoryMb,
         address: opts.address,
+        underlayIp: opts.underlayIp ?? "",
       },
       { commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}` },
     );
@@ -344,7 +347,7 @@ export class HostAgent {
 
   private async recordStarted(
     m: ExistingMachine,
-    proc: { pid: number; startTime: number; privateIp: string; port: number },
+    proc: { pid: number; startTime: number; privateIp: string; privateIpv6?: string; port: number },
     adopted: boolean,
   ): Promise<void> {
     await this.record(
@@ -354,6 +357,7 @@ export class HostAgent {
         hostId: this.opts.hostId,
         pid: proc.pid,
         privateIp: proc.privateIp,
+        privateIpv6: proc.privateIpv6 ?? "",
         port: proc.port,
         startTime: proc.startTime,
         adopted,

@@ -18,7 +18,7 @@ async function registerHost(hostId: string, cpus: number, memoryMb: number, regi
   const hosts = new CommandHandler(store, hostsStream, hostDecider);
   await hosts.handle(
     hostId,
-    { type: "RegisterHost", hostId, region, cpus, memoryMb, address: "127.0.0.1" },
+    { type: "RegisterHost", hostId, region, cpus, memoryMb, address: "127.0.0.1", underlayIp: "" },
     {
       commandId: `register-${hostId}-${cpus}-${memoryMb}`,
     },

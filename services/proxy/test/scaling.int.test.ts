@@ -117,6 +117,7 @@ function recordStarted(app: string, machineId: string, upstreamPort: number) {
       hostId: "h1",
       pid: 1000 + commands,
       privateIp: "127.0.0.1",
+      privateIpv6: "",
       port: upstreamPort,
       startTime: Date.now(),
       adopted: false,

@@ -237,6 +237,7 @@ export class Platform {
         hostId: state.hostId,
         pid: 1000 + seq,
         privateIp: "127.77.0.1",
+        privateIpv6: "",
         port: 9000 + seq,
         startTime: seq,
         adopted: false,

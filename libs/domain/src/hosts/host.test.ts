@@ -3,7 +3,7 @@ import { describe, it } from "vitest";
 import { hostDecider } from "./host.js";
 
 const spec = deciderSpec(hostDecider);
-const host = { hostId: "h1", region: "local", cpus: 4, memoryMb: 8192, address: "127.0.0.1" };
+const host = { hostId: "h1", region: "local", cpus: 4, memoryMb: 8192, address: "127.0.0.1", underlayIp: "" };
 const registered = { type: "HostRegistered" as const, data: host };
 
 describe("host decider", () => {

@@ -26,6 +26,8 @@ export interface HostSpec {
   cpus: number;
   memoryMb: number;
   address: string;
+  /** Where other hosts route this host's 6PN traffic (its IPv6 underlay address); empty when alone. */
+  underlayIp: string;
 }
 
 /** Room a machine holds on a host. */
@@ -78,7 +80,8 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
             state.region === spec.region &&
             state.cpus === spec.cpus &&
             state.memoryMb === spec.memoryMb &&
-            state.address === spec.address;
+            state.address === spec.address &&
+            state.underlayIp === spec.underlayIp;
           if (same) return [];
         }
         return [{ type: "HostRegistered", data: spec }];
@@ -139,6 +142,7 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           cpus: d.cpus ?? 0,
           memoryMb: d.memoryMb ?? 0,
           address: d.address ?? "",
+          underlayIp: d.underlayIp ?? "",
         };
         // Re-registering keeps a cordon: an operator's decision outlives a restart of the agent.
         if (state.status === "cordoned") return { ...state, ...spec };

@@ -24,6 +24,7 @@ const recordStarted = {
   hostId: "h1",
   pid: 42,
   privateIp: "127.77.0.2",
+  privateIpv6: "",
   port: 40000,
   startTime: 777,
   adopted: false,

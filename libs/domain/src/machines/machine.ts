@@ -76,6 +76,8 @@ export interface ExistingMachine {
   pid: number;
   startTime: number;
   privateIp: string;
+  /** Its address on its org's private network (6PN); empty on the host's network. */
+  privateIpv6: string;
   port: number;
   lastExitCode: number | null;
   /** The stop in progress (for a host agent that takes over half-way). */
@@ -133,6 +135,8 @@ export type MachineCommand =
       hostId: string;
       pid: number;
       privateIp: string;
+      /** The 6PN address; empty for a machine on the host's network. */
+      privateIpv6: string;
       port: number;
       startTime: number;
       adopted: boolean;
@@ -286,6 +290,7 @@ function decideExisting(
             hostId: command.hostId,
             pid: command.pid,
             privateIp: command.privateIp,
+            privateIpv6: command.privateIpv6,
             port: command.port,
             startTime: command.startTime,
             adopted: command.adopted,
@@ -352,6 +357,7 @@ function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMa
         hostId: d.hostId ?? state.hostId,
         pid: d.pid ?? 0,
         privateIp: d.privateIp ?? "",
+        privateIpv6: d.privateIpv6 ?? "",
         port: d.port ?? 0,
         startTime: d.startTime ?? 0,
       };
@@ -476,6 +482,7 @@ export const machineDecider: Decider<MachineState, MachineCommand, MachineEvent>
         pid: 0,
         startTime: 0,
         privateIp: "",
+        privateIpv6: "",
         port: 0,
         lastExitCode: null,
         stopSignal: "",

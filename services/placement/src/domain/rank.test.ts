@@ -9,6 +9,7 @@ const host = (hostId: string, usedMemoryMb: number, region = "local"): HostState
   cpus: 8,
   memoryMb: 1024,
   address: "",
+  underlayIp: "",
   cordonReason: "",
   reservations: {},
   usedCpus: 0,
