@@ -34,6 +34,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr)
+# nftables: each host agent's firewall between machines, the host and the internet (6PN, NAT).
+command -v nft >/dev/null 2>&1 || missing+=(nftables)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
