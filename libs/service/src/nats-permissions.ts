@@ -150,9 +150,13 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
   return {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,
-    // APPS: the org of an app, which picks the id range its machines run as.
+    // APPS: the org of an app, which picks the id range its machines run as and their 6PN network.
     streams: [writer("MACHINES", "ev.machine.*.*"), writer("HOSTS", `ev.host.${hostId}`), reader("APPS")],
-    kv: [{ bucket: "hangar-registry", write: false }],
+    // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
+    kv: [
+      { bucket: "hangar-registry", write: false },
+      { bucket: "hangar-6pn", write: true },
+    ],
     objects: [{ bucket: "hangar-blobs", write: false }],
     publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*"],
     subscribe: [],
