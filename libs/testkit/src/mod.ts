@@ -11,6 +11,8 @@ export type { NatsCluster, NatsClusterOptions } from "./nats-cluster.js";
 export { startNatsCluster } from "./nats-cluster.js";
 export type { NatsServer, NatsServerOptions } from "./nats-server.js";
 export { startNatsServer } from "./nats-server.js";
+export type { NetworkTopology, NetworkTopologyOptions, TopologyHost } from "./network-topology.js";
+export { createNetworkTopology } from "./network-topology.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
