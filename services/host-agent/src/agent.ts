@@ -15,7 +15,7 @@ import {
   machinesStream,
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError, loadAggregate } from "@hangar/eventstore";
-import { MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
+import { AggregateView, MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -25,6 +25,9 @@ import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
+import type { OrgNetworks } from "./network/org-networks.js";
+import { type RemoteRoute, RouteSync, remoteRoutes } from "./network/remote-routes.js";
+import { sixpnSpec } from "./network/sixpn.js";
 import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
 
 export interface HostAgentOptions {
@@ -48,6 +51,10 @@ export interface HostAgentOptions {
   images?: ImageSource;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
   dirImageRoots?: readonly string[];
+  /** The orgs' 6PN prefixes: sandboxed netns machines get an address on their org's network. */
+  orgNetworks?: Pick<OrgNetworks, "of">;
+  /** This host's network (HostNetwork): the agent keeps its routes to other hosts' machines. */
+  hostNetwork?: { setRemoteRoutes(routes: RemoteRoute[]): Promise<void> };
 }
 
 /**
@@ -58,6 +65,10 @@ export interface HostAgentOptions {
  */
 export class HostAgent {
   private readonly view: MachinesView;
+  /** Every host, for the underlay addresses 6PN routes go via. */
+  private readonly hostsView: AggregateView<HostState, HostCommand, HostEvent>;
+  /** Present when the agent has a host network to route 6PN on. */
+  private readonly routes: RouteSync | undefined;
   /** App -> org slug, as read by orgOf. */
   private readonly orgs = new Map<string, string>();
   private appsStreamSeen = false;
@@ -83,6 +94,28 @@ export class HostAgent {
         this.schedule(c.aggregateId);
     });
     this.hosts = new CommandHandler(opts.store, hostsStream, hostDecider);
+    this.hostsView = AggregateView.create(opts.store, hostsStream, hostDecider);
+    const hostNetwork = opts.hostNetwork;
+    if (hostNetwork) {
+      const routes = new RouteSync({
+        compute: () =>
+          remoteRoutes(
+            opts.hostId,
+            [...this.view.all()].map((e) => e.state),
+            [...this.hostsView.entries()].flatMap(([, h]) => (h.status === "absent" ? [] : [h])),
+          ),
+        apply: (r) => hostNetwork.setRemoteRoutes(r),
+        logger: opts.logger,
+      });
+      this.routes = routes;
+      // Only once both views are caught up: a partial history would drop live routes for a moment.
+      this.view.subscribe(() => {
+        if (this.ready) routes.changed();
+      });
+      this.hostsView.subscribe(() => {
+        if (this.ready) routes.changed();
+      });
+    }
     const registers = opts.registry ? [opts.registry] : [];
     this.starts = new Counter({
       name: "hangar_host_machine_starts_total",
@@ -126,7 +159,9 @@ export class HostAgent {
         address: opts.address,
         underlayIp: opts.underlayIp ?? "",
       },
-      { commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}` },
+      {
+        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}`,
+      },
     );
     const adopted = await opts.driver.adopt();
     opts.logger.info(
@@ -141,9 +176,10 @@ export class HostAgent {
           opts.nc.publish(subjects.logs(m.app, m.region, m.machineId), JSON.stringify(toLogLine(m, entry)));
       }),
     );
-    await this.view.follow();
-    await this.view.caughtUp;
+    await Promise.all([this.view.follow(), this.hostsView.follow()]);
+    await Promise.all([this.view.caughtUp, this.hostsView.caughtUp]);
     this.ready = true;
+    this.routes?.changed();
     for (const { machineId, exit } of adopted.exited) await this.onExit(machineId, exit);
     for (const { aggregateId } of this.view.onHost(opts.hostId)) this.schedule(aggregateId);
     this.subs.push(
@@ -318,6 +354,9 @@ export class HostAgent {
         ...(dirImageRoots ? { dirImageRoots } : {}),
       });
       const org = await this.orgOf(m.app);
+      // 6PN needs the machine's own namespace and an org to be on the network of.
+      const network =
+        run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
       proc = await this.opts.driver.start({
         machineId: m.machineId,
         app: m.app,
@@ -331,6 +370,7 @@ export class HostAgent {
         ...(run.sandbox ? { sandbox: run.sandbox } : {}),
         ...(run.port !== undefined ? { port: run.port } : {}),
         guest: parseMachineConfig(m.configJson).guest,
+        ...(network ? { sixpn: sixpnSpec(network, m.machineId) } : {}),
       });
     } catch (err) {
       // An image that cannot run here or a process that cannot start: either way the start failed.
@@ -422,6 +462,7 @@ export class HostAgent {
     this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
     this.checks.stopAll();
-    await this.view.stop();
+    await this.routes?.stop();
+    await Promise.all([this.view.stop(), this.hostsView.stop()]);
   }
 }

@@ -1,6 +1,36 @@
+import { isIP, isIPv4, isIPv6 } from "node:net";
 import { cpus, hostname, totalmem } from "node:os";
 import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
+
+/** An address or `address/length` block, IPv4 or IPv6. */
+const cidrSchema = z.string().refine((cidr) => {
+  const [address = "", length, extra] = cidr.split("/");
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (length === undefined) return true;
+  return /^\d{1,3}$/.test(length) && Number(length) <= (family === 4 ? 32 : 128);
+}, "an IPv4 or IPv6 address or block, e.g. 10.0.0.0/8 or fc00::/7");
+
+/**
+ * What machines never reach by default: private, loopback, link-local, multicast and reserved blocks
+ * of both families (the control plane and other tenants live there); public addresses are egress.
+ */
+export const DEFAULT_EGRESS_DENY = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+  "::1/128",
+  "fc00::/7",
+  "fe80::/10",
+  "ff00::/8",
+] as const;
 
 /** The host agent's settings (docs/configuration.md). */
 export const config = defineServiceConfig("host-agent", {
@@ -35,6 +65,63 @@ export const config = defineServiceConfig("host-agent", {
     description: "a sandboxed machine's network: its own namespace (netns) or the host's",
     legacy: "HANGAR_SANDBOX_NETWORK",
   }),
+  HANGAR_HOST_AGENT_NETNS: setting(
+    z
+      .string()
+      .regex(
+        /^[A-Za-z0-9_.-]+$/,
+        "a network namespace's name (/run/netns/<name>): letters, digits, _ . and -",
+      )
+      .refine((name) => name !== "." && name !== "..", "a network namespace's name, not . or ..")
+      .optional(),
+    {
+      description:
+        "the network namespace that is this host's network (machines' veths, 6PN routes, firewall, DNS); unset, the agent's own",
+      shownDefault: "unset (the agent's own namespace)",
+    },
+  ),
+  HANGAR_HOST_AGENT_UNDERLAY_IP: setting(
+    z
+      .string()
+      .refine((ip) => isIPv6(ip), "an IPv6 address")
+      .optional(),
+    {
+      description:
+        "this host's IPv6 address other hosts route its machines' 6PN traffic to; unset on a single host",
+      shownDefault: "unset (no routes from other hosts)",
+    },
+  ),
+  HANGAR_HOST_AGENT_MACHINE_CIDR: setting(
+    cidrSchema
+      // Each machine takes a /30 of it.
+      .refine(
+        (cidr) => isIPv4(cidr.split("/")[0] ?? "") && Number(cidr.split("/")[1] ?? 32) <= 30,
+        "an IPv4 block of /30 or larger, e.g. 172.30.0.0/16",
+      )
+      .default("172.30.0.0/16"),
+    {
+      description:
+        "the IPv4 block this host's machines get their /30s from (reached by the proxy and checks)",
+    },
+  ),
+  HANGAR_HOST_AGENT_EGRESS_DENY: setting(
+    z
+      .string()
+      .default(DEFAULT_EGRESS_DENY.join(","))
+      .transform((list) =>
+        list
+          .split(",")
+          .map((cidr) => cidr.trim())
+          .filter((cidr) => cidr !== ""),
+      )
+      .pipe(z.array(cidrSchema)),
+    {
+      description:
+        "comma-separated addresses and blocks machines may not reach outside their org's network (the machine CIDR and the host's own addresses always)",
+      shownDefault:
+        "private, loopback, link-local, multicast and reserved blocks ([networking](networking.md#settings))",
+    },
+  ),
   HANGAR_HOST_AGENT_CPUS: setting(
     z.coerce
       .number()
@@ -62,6 +149,10 @@ export const config = defineServiceConfig("host-agent", {
   HANGAR_HOST_AGENT_ADDRESS: setting(z.string().min(1).default("127.0.0.1"), {
     description: "the address the proxy reaches this host's machines on",
     legacy: "HANGAR_HOST_ADDRESS",
+  }),
+  HANGAR_HOST_AGENT_TUNNEL_PORT: port(0, {
+    description:
+      "the tunnel listener (on HANGAR_HOST_AGENT_ADDRESS) the gateway connects to for `hangar proxy` and `hangar ssh console`; 0 picks a free port",
   }),
   // dir: images are off unless listed; the host agent refuses to run them too, as defence in depth.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,

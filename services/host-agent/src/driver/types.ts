@@ -23,6 +23,8 @@ export interface MachineRunSpec {
   sandbox?: SandboxSpec;
   /** The machine's size, which its cgroups enforce (Fly's default, shared-cpu-1x, when absent). */
   guest?: GuestSize;
+  /** Its address on its org's private network (6PN); set for sandboxed machines with network "netns". */
+  sixpn?: { org: string; prefix: string; address: string };
 }
 
 /** A machine's CPUs and memory, from its config's `guest`. */
@@ -54,6 +56,8 @@ export interface RunningMachine {
   /** Field 22 of /proc/<pid>/stat: tells this process from a later one that reuses its pid. */
   startTime: number;
   privateIp: string;
+  /** Its 6PN address, "" when it has none. */
+  privateIpv6: string;
   port: number;
 }
 
