@@ -1,0 +1,68 @@
+import { createSocket } from "node:dgram";
+import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+
+/** A nameserver names outside `.internal` are forwarded to. */
+export interface Upstream {
+  address: string;
+  port: number;
+}
+
+/** The nameservers of a resolv.conf text, except `skip` (the resolver itself: no loop). */
+export function nameserversOf(resolvConf: string, skip: string): Upstream[] {
+  const out: Upstream[] = [];
+  for (const line of resolvConf.split("\n")) {
+    const [keyword, address] = line.trim().split(/\s+/);
+    if (keyword !== "nameserver" || !address) continue;
+    const bare = address.replace(/%.*$/, "");
+    if (isIP(bare) === 0 || bare === skip) continue;
+    out.push({ address: bare, port: 53 });
+  }
+  return out;
+}
+
+/** The host's nameservers, from /etc/resolv.conf (none when it cannot be read). */
+export function hostNameservers(skip: string): Upstream[] {
+  try {
+    return nameserversOf(readFileSync("/etc/resolv.conf", "utf8"), skip);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Sends a query as it came to each upstream in turn over UDP, from this process's namespace (where
+ * the host's resolvers are reachable), and returns the first reply carrying the query's id;
+ * undefined when none replies within `timeoutMs` each.
+ */
+export async function forwardQuery(
+  query: Buffer,
+  upstreams: readonly Upstream[],
+  timeoutMs: number,
+): Promise<Buffer | undefined> {
+  for (const upstream of upstreams) {
+    const reply = await askOne(query, upstream, timeoutMs);
+    if (reply) return reply;
+  }
+  return undefined;
+}
+
+function askOne(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  const socket = createSocket(isIP(upstream.address) === 6 ? "udp6" : "udp4");
+  return new Promise<Buffer | undefined>((resolve) => {
+    let finished = false;
+    const done = (reply: Buffer | undefined) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      socket.close();
+      resolve(reply);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.on("error", () => done(undefined));
+    socket.on("message", (reply) => {
+      if (reply.length >= 2 && reply.readUInt16BE(0) === query.readUInt16BE(0)) done(reply);
+    });
+    socket.send(query, upstream.port, upstream.address);
+  });
+}

@@ -1,0 +1,208 @@
+import type { Socket as DgramSocket, RemoteInfo } from "node:dgram";
+import type { Socket } from "node:net";
+import type { ExistingMachine } from "@hangar/domain";
+import type { Logger } from "@hangar/telemetry";
+import type DNS from "dns2";
+import { Packet } from "dns2";
+import { forwardQuery, hostNameservers, type Upstream } from "./forward.js";
+import { dnsMachineOf } from "./from-machine.js";
+import { NameTable, RecordType } from "./names.js";
+import { openResolverSockets, type ResolverSockets } from "./sockets.js";
+
+/**
+ * Seconds a client may keep an `.internal` answer. Fly's are a few seconds; one keeps a stopped
+ * machine out of answers within a second of its event even behind a caching client.
+ */
+const TTL_S = 1;
+/** The largest UDP reply to a client without EDNS (RFC 1035); larger ones are truncated (TC). */
+const UDP_PLAIN_MAX = 512;
+/** The largest UDP reply to an EDNS client: the common safe size that avoids fragmentation (DNS flag day 2020). */
+const UDP_EDNS_MAX = 1232;
+/** A TXT character-string holds at most 255 bytes (RFC 1035 3.3.14). */
+const TXT_CHUNK = 255;
+/** An idle TCP client is closed after this long (RFC 7766 suggests seconds). */
+const TCP_IDLE_MS = 10_000;
+
+export interface InternalDnsOptions {
+  /** HANGAR_HOST_AGENT_NETNS: the host's network namespace, where machines reach the resolver; this process's own when none. */
+  netns?: string;
+  /** The resolver's address (RESOLVER_ADDRESS, every machine's nameserver). */
+  address: string;
+  /** 53 unless a test says otherwise. */
+  port?: number;
+  hostId: string;
+  region: string;
+  /** HANGAR_HOST_AGENT_REGION_ORDER: regions nearest first, for `top<N>.nearest.of`. */
+  regionOrder?: readonly string[];
+  /** Where names outside `.internal` go; the host's /etc/resolv.conf nameservers when not given. */
+  upstreams?: readonly Upstream[];
+  /** How long forwarding waits for all upstreams together before answering SERVFAIL. */
+  forwardTimeoutMs?: number;
+  logger: Pick<Logger, "info" | "warn">;
+}
+
+/**
+ * One host's resolver for its machines, as Fly's on fdaa::3: Fly's `.internal` names from the name
+ * table, only for the asking machine's org (known by the query's source address; any other source
+ * is REFUSED), other names forwarded to the host's resolvers. Serves UDP and TCP on sockets opened
+ * in the host's network namespace and held by this process.
+ */
+export class InternalDns {
+  /** The names it answers; fed by `update`. */
+  readonly table: NameTable;
+  private readonly upstreams: readonly Upstream[];
+  private readonly forwardTimeoutMs: number;
+  private readonly tcpClients = new Set<Socket>();
+
+  private constructor(
+    private readonly opts: InternalDnsOptions,
+    private readonly sockets: ResolverSockets,
+  ) {
+    this.table = new NameTable({
+      hostId: opts.hostId,
+      region: opts.region,
+      ...(opts.regionOrder ? { regionOrder: opts.regionOrder } : {}),
+    });
+    this.upstreams = opts.upstreams ?? hostNameservers(opts.address);
+    this.forwardTimeoutMs = opts.forwardTimeoutMs ?? 2_000;
+    sockets.udp.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo));
+    sockets.udp.on("error", (err) => opts.logger.warn({ err }, "DNS resolver UDP socket error"));
+    sockets.tcp.on("connection", (socket) => this.onConnection(socket));
+  }
+
+  /** Opens the resolver's sockets in the host's namespace and serves from an empty table. */
+  static async open(opts: InternalDnsOptions): Promise<InternalDns> {
+    const port = opts.port ?? 53;
+    const sockets = await openResolverSockets({
+      address: opts.address,
+      port,
+      ...(opts.netns ? { netns: opts.netns } : {}),
+    });
+    const dns = new InternalDns(opts, sockets);
+    opts.logger.info(
+      {
+        address: opts.address,
+        port,
+        netns: opts.netns ?? null,
+        upstreams: dns.upstreams.map((u) => u.address),
+      },
+      "internal DNS resolver serving",
+    );
+    return dns;
+  }
+
+  /** Puts a machine's current state in the table; a destroyed machine, or one of no known org, leaves it. */
+  update(m: ExistingMachine, org: string | undefined): void {
+    if (m.status === "destroyed" || org === undefined) this.table.remove(m.app, m.machineId);
+    else this.table.upsert(dnsMachineOf(m, org));
+  }
+
+  /** The reply to one DNS message from `source` over `transport`; undefined when it gets none. */
+  async answer(msg: Buffer, source: string, transport: "udp" | "tcp"): Promise<Buffer | undefined> {
+    let query: Packet;
+    try {
+      query = Packet.parse(msg);
+    } catch {
+      return undefined; // No usable header: nothing to reply to.
+    }
+    if (query.header.qr === 1) return undefined;
+    const question = query.questions[0];
+    if (query.header.opcode !== 0) return this.error(query, Packet.RCODE.NOTIMP);
+    if (!question || query.questions.length !== 1) return this.error(query, Packet.RCODE.FORMERR);
+    const asker = this.table.asker(source);
+    if (!asker) return this.error(query, Packet.RCODE.REFUSED);
+    const resolution = this.table.resolve(asker.org, question.name, question.type);
+    if (resolution.kind === "forward") {
+      const reply = await forwardQuery(
+        msg,
+        this.upstreams,
+        this.forwardTimeoutMs / Math.max(1, this.upstreams.length),
+      );
+      return reply ?? this.error(query, Packet.RCODE.SERVFAIL);
+    }
+    const response = Packet.createResponseFromRequest(query);
+    response.header.aa = 1;
+    response.header.ra = 1;
+    if (resolution.kind === "nxdomain") {
+      response.header.rcode = Packet.RCODE.NXDOMAIN;
+      return response.toBuffer();
+    }
+    const record = { name: question.name, class: Packet.CLASS.IN, ttl: TTL_S };
+    for (const address of resolution.aaaa)
+      response.answers.push({ ...record, type: RecordType.AAAA, address } as DNS.Packet.Resource);
+    for (const text of resolution.txt)
+      response.answers.push({ ...record, type: RecordType.TXT, data: chunks(text) } as DNS.Packet.Resource);
+    let buffer = response.toBuffer();
+    const maxSize = transport === "tcp" ? 0xffff : udpLimit(query);
+    // Too long for this client's UDP: as many answers as fit, flagged so it asks again over TCP.
+    while (buffer.length > maxSize && response.answers.length > 0) {
+      response.answers.pop();
+      response.header.tc = 1;
+      buffer = response.toBuffer();
+    }
+    return buffer;
+  }
+
+  /** Stops serving: closes the sockets and every TCP client. */
+  async close(): Promise<void> {
+    for (const c of this.tcpClients) c.destroy();
+    await Promise.all([
+      new Promise<void>((resolve) => this.sockets.udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.sockets.tcp.close(() => resolve())),
+    ]);
+  }
+
+  private error(query: Packet, rcode: number): Buffer {
+    const response = Packet.createErrorResponseFromRequest(query, rcode);
+    response.header.ra = 1;
+    return response.toBuffer();
+  }
+
+  private onDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const udp: DgramSocket = this.sockets.udp;
+    void this.answer(msg, rinfo.address, "udp").then(
+      (reply) => {
+        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+      },
+      (err: unknown) => this.opts.logger.warn({ err, source: rinfo.address }, "DNS query failed"),
+    );
+  }
+
+  /** DNS over TCP (RFC 7766): messages framed by a two-byte length, answered in turn. */
+  private onConnection(socket: Socket): void {
+    this.tcpClients.add(socket);
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
+    socket.on("close", () => this.tcpClients.delete(socket));
+    socket.on("error", () => socket.destroy());
+    const source = socket.remoteAddress ?? "";
+    let pending = Buffer.alloc(0);
+    let chain = Promise.resolve();
+    socket.on("data", (data: Buffer) => {
+      pending = Buffer.concat([pending, data]);
+      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+        const msg = pending.subarray(2, 2 + pending.readUInt16BE(0));
+        pending = pending.subarray(2 + msg.length);
+        chain = chain.then(async () => {
+          const reply = await this.answer(msg, source, "tcp").catch(() => undefined);
+          if (!reply) return;
+          const length = Buffer.alloc(2);
+          length.writeUInt16BE(reply.length);
+          socket.write(Buffer.concat([length, reply]));
+        });
+      }
+    });
+  }
+}
+
+/** How large a UDP reply this query's client accepts: its EDNS payload size (capped), else 512. */
+function udpLimit(query: Packet): number {
+  const opt = query.additionals.find((r) => r.type === Packet.TYPE.EDNS);
+  return opt ? Math.max(UDP_PLAIN_MAX, Math.min(opt.class, UDP_EDNS_MAX)) : UDP_PLAIN_MAX;
+}
+
+/** A TXT value as character-strings of at most 255 bytes (clients join them). */
+function chunks(text: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < text.length; i += TXT_CHUNK) out.push(text.slice(i, i + TXT_CHUNK));
+  return out.length > 0 ? out : [""];
+}

@@ -1,0 +1,164 @@
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import { promisify } from "node:util";
+import { createLogger } from "@hangar/telemetry";
+import { createNetworkTopology, type NetworkTopology } from "@hangar/testkit";
+import DNS, { Packet } from "dns2";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RecordType } from "../src/dns/names.js";
+import { probeDns } from "../src/dns/probe.js";
+import { InternalDns } from "../src/dns/server.js";
+import { IP } from "../src/driver/netns.js";
+import { RESOLVER_ADDRESS } from "../src/network/host-network.js";
+
+const run = promisify(execFile);
+
+/** A machine-like namespace of this test file, joined to the host namespace by a veth pair. */
+const MACHINE_NS = `hgdns${process.pid}`;
+const HOST_END = `hgd${process.pid % 100_000}h`;
+const MACHINE_END = `hgd${process.pid % 100_000}m`;
+const KNOWN = "fdaa:0:1:0:a::2";
+const STRANGER = "fdaa:0:9:0:9::9";
+const OTHER_ORG = "fdaa:0:2:0:c::2";
+
+let topology: NetworkTopology;
+let dns: InternalDns;
+let upstream: DNS.UDPServer;
+
+function query(name: string, type: number): Buffer {
+  const q = new Packet();
+  q.header.rd = 1;
+  q.questions.push({ name, type, class: Packet.CLASS.IN } as DNS.Packet.Question);
+  return q.toBuffer();
+}
+
+async function ask(name: string, type: number, o: { source?: string; transport?: "udp" | "tcp" } = {}) {
+  const [result] = await probeDns({
+    netns: MACHINE_NS,
+    server: RESOLVER_ADDRESS,
+    source: o.source ?? KNOWN,
+    transport: o.transport ?? "udp",
+    queries: [query(name, type)],
+  });
+  if (!result?.reply) throw new Error(`no reply to ${name}`);
+  return Packet.parse(result.reply);
+}
+
+const ipIn = (ns: string, ...args: string[]) => run(IP, ["-n", ns, ...args]);
+
+describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a host namespace", () => {
+  beforeAll(async () => {
+    topology = await createNetworkTopology({ hosts: 1, internet: false });
+    const host = topology.hosts[0]?.netns as string;
+    // What HostNetwork.open and a machine's set-up do, reduced to what DNS needs: the resolver's
+    // address in the host namespace, a machine namespace with two addresses routed to it.
+    await ipIn(host, "addr", "replace", `${RESOLVER_ADDRESS}/128`, "dev", "lo", "nodad");
+    await run(IP, ["netns", "add", MACHINE_NS]);
+    await run(IP, [
+      "link",
+      "add",
+      HOST_END,
+      "netns",
+      host,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      MACHINE_END,
+      "netns",
+      MACHINE_NS,
+    ]);
+    await ipIn(host, "addr", "add", "fe80::1/64", "dev", HOST_END);
+    await ipIn(host, "link", "set", HOST_END, "up");
+    await ipIn(MACHINE_NS, "link", "set", "lo", "up");
+    await ipIn(MACHINE_NS, "link", "set", MACHINE_END, "up");
+    for (const address of [KNOWN, STRANGER, OTHER_ORG]) {
+      await ipIn(MACHINE_NS, "addr", "add", `${address}/128`, "dev", MACHINE_END, "nodad");
+      await ipIn(host, "route", "add", `${address}/128`, "dev", HOST_END);
+    }
+    await ipIn(MACHINE_NS, "route", "add", `${RESOLVER_ADDRESS}/128`, "via", "fe80::1", "dev", MACHINE_END);
+
+    upstream = DNS.createUDPServer((request, send) => {
+      const response = Packet.createResponseFromRequest(request);
+      const question = request.questions[0] as DNS.Packet.Question;
+      response.answers.push({
+        name: question.name,
+        type: Packet.TYPE.A,
+        class: 1,
+        ttl: 60,
+        address: "192.0.2.7",
+      } as DNS.Packet.Resource);
+      send(response);
+    });
+    await new Promise<void>((resolve) => upstream.bind(0, "127.0.0.1", () => resolve()));
+    const port = (upstream.address() as { port: number }).port;
+
+    dns = await InternalDns.open({
+      netns: host,
+      address: RESOLVER_ADDRESS,
+      hostId: "h1",
+      region: "ams",
+      upstreams: [{ address: "127.0.0.1", port }],
+      logger: createLogger("dns-test", { level: "silent" }),
+    });
+    const base = { region: "ams", hostId: "h1", processGroup: "app", ipv4: "", started: true, running: true };
+    dns.table.upsert({ ...base, id: "a1", app: "a", org: "acme", address: KNOWN });
+    dns.table.upsert({ ...base, id: "b1", app: "b", org: "acme", address: "fdaa:0:1:0:b::2", hostId: "h2" });
+    dns.table.upsert({ ...base, id: "c1", app: "c", org: "other", address: OTHER_ORG });
+  });
+
+  afterAll(async () => {
+    await dns?.close();
+    upstream?.close();
+    await run(IP, ["netns", "delete", MACHINE_NS]).catch(() => undefined);
+    await topology?.close();
+  });
+
+  it("answers a machine's .internal query over UDP and TCP, from the host namespace", async () => {
+    for (const transport of ["udp", "tcp"] as const) {
+      const reply = await ask("b.internal", RecordType.AAAA, { transport });
+      expect(reply.header.rcode).toBe(Packet.RCODE.NOERROR);
+      expect(reply.answers.map((a) => a.address)).toEqual(["fdaa:0:1:0:b::2"]);
+      expect(reply.answers[0]?.ttl).toBeLessThanOrEqual(5);
+    }
+    const apps = await ask("_apps.internal", RecordType.TXT);
+    expect(apps.answers.map((a) => a.data)).toEqual([["a,b"]]);
+  });
+
+  it("tells another org's machine that b.internal does not exist", async () => {
+    const reply = await ask("b.internal", RecordType.AAAA, { source: OTHER_ORG });
+    expect(reply.header.rcode).toBe(Packet.RCODE.NXDOMAIN);
+    expect(reply.answers).toEqual([]);
+  });
+
+  it("refuses a source that is no machine of this host", async () => {
+    const reply = await ask("b.internal", RecordType.AAAA, { source: STRANGER });
+    expect(reply.header.rcode).toBe(Packet.RCODE.REFUSED);
+    const forwarded = await ask("example.com", Packet.TYPE.A, { source: STRANGER });
+    expect(forwarded.header.rcode).toBe(Packet.RCODE.REFUSED);
+  });
+
+  it("forwards other names to the host's resolver", async () => {
+    const reply = await ask("example.com", Packet.TYPE.A);
+    expect(reply.header.rcode).toBe(Packet.RCODE.NOERROR);
+    expect(reply.answers.map((a) => a.address)).toEqual(["192.0.2.7"]);
+  });
+
+  it("reflects a stop in the next answer", async () => {
+    dns.table.upsert({
+      id: "b1",
+      app: "b",
+      org: "acme",
+      region: "ams",
+      hostId: "h2",
+      processGroup: "app",
+      address: "fdaa:0:1:0:b::2",
+      ipv4: "",
+      started: false,
+      running: false,
+    });
+    const reply = await ask("b.internal", RecordType.AAAA);
+    expect(reply.header.rcode).toBe(Packet.RCODE.NOERROR);
+    expect(reply.answers).toEqual([]);
+  });
+});
