@@ -255,11 +255,49 @@ class ServiceProcess implements ServiceHandle {
 export const DEFAULT_HOST_ID = "local-1";
 
 /**
- * The NATS users of a one-host platform, their seeds under `<home>/nats/creds` (kept across
- * restarts) and the server's authorization block (start nats-server with it).
+ * The NATS users of a platform whose host agents have `hostIds` (one host by default), their seeds
+ * under `<home>/nats/creds` (kept across restarts) and the server's authorization block (start
+ * nats-server with it).
  */
-export function platformNatsCredentials(home: string, hostId = DEFAULT_HOST_ID): Promise<NatsCredentials> {
-  return writeNatsCredentials(join(home, "nats", "creds"), natsUsers([hostId]));
+export function platformNatsCredentials(
+  home: string,
+  hostIds: readonly string[] = [DEFAULT_HOST_ID],
+): Promise<NatsCredentials> {
+  return writeNatsCredentials(join(home, "nats", "creds"), natsUsers([...hostIds]));
+}
+
+/** One more host agent of a running platform (startHostAgent): its process, id and state folder. */
+export interface HostAgentHandle extends ServiceHandle {
+  hostId: string;
+  hostStateDir: string;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a host agent for `options.hostId` (its own state folder `<home>/hosts/<id>`, NATS user,
+ * ops port `hostOpsPort` and `env["host-agent"]`) beside a running platform's, and waits until it is
+ * healthy: a platform with several hosts. Its NATS user must be in the platform's credentials.
+ */
+export async function startHostAgent(options: PlatformOptions): Promise<HostAgentHandle> {
+  const hostId = options.hostId ?? DEFAULT_HOST_ID;
+  const hostStateDir = join(options.home, "hosts", hostId);
+  const logDir = options.logDir ?? join(options.home, "logs");
+  await mkdir(logDir, { recursive: true });
+  await mkdir(hostStateDir, { recursive: true });
+  // The other services' ports are not this process's business.
+  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0 };
+  const agent = new ServiceProcess(
+    "host-agent",
+    `http://127.0.0.1:${o.hostOpsPort}/health`,
+    serviceEnv("host-agent", o, hostId, hostStateDir),
+    join(logDir, `host-agent-${hostId}.log`),
+  );
+  await agent.launch().catch(async (err: unknown) => {
+    await agent.stop();
+    throw err;
+  });
+  return Object.assign(agent, { hostId, hostStateDir });
 }
 
 /** A connection to a platform's NATS as the operator (every subject): for set-up, tests and tools. */

@@ -6,15 +6,23 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsCredentials } from "@hangar/service";
-import { freePort, type NatsServer, startNatsServer } from "@hangar/testkit";
+import {
+  createNetworkTopology,
+  freePort,
+  type NatsServer,
+  type NetworkTopology,
+  startNatsServer,
+} from "@hangar/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
 import {
   connectOperator,
   DEFAULT_HOST_ID,
+  type HostAgentHandle,
   type Platform,
   type PlatformOptions,
   platformNatsCredentials,
   repoRoot,
+  startHostAgent,
   startPlatform,
 } from "../../scripts/platform.js";
 import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
@@ -33,8 +41,23 @@ export interface TestPlatform extends Platform {
   token: string;
   api: ApiClient;
   proxyPort: number;
-  /** Stops the services, any machine they left, the nats-server, and removes the folder. */
+  /** The hosts' network namespaces: the platform's host agent runs on hosts[0]. */
+  topology: NetworkTopology;
+  /** The host id of each topology host's agent, by index (hostIds[0] is the platform's `hostId`). */
+  hostIds: string[];
+  /**
+   * Starts a host agent on topology host `index` (1..: 0 is the platform's own), as host
+   * hostIds[index] with its own state folder; `env` adds to its environment (e.g. HANGAR_REGION).
+   * close() stops it.
+   */
+  startHostAgent(index: number, env?: Record<string, string>): Promise<HostAgentHandle>;
+  /** Stops the services, any machine they left, the nats-server, the topology, and removes the folder. */
   close(): Promise<void>;
+}
+
+export interface TestPlatformOptions extends Partial<PlatformOptions> {
+  /** How many hosts its network topology has (default 1); see TestPlatform.startHostAgent. */
+  hosts?: number;
 }
 
 export interface ApiResponse<T = unknown> {
@@ -129,46 +152,64 @@ export function scaledHelloConfig(s: Scale): Record<string, unknown> {
 }
 
 /**
- * Starts nats-server and the platform in a temp HANGAR_HOME. `dir:` images may run from
- * examples/hello only (helloConfig's folder), unless `opts.dirImageRoots` lists the test's folders.
+ * Starts a network topology (`opts.hosts` hosts, 1 by default), nats-server and the platform in a
+ * temp HANGAR_HOME; the host agent runs on the topology's first host, so its machines' network
+ * (routes, firewall, forwarding) lives in namespaces the test owns, never in the root namespace.
+ * `dir:` images may run from examples/hello only (helloConfig's folder), unless `opts.dirImageRoots`
+ * lists the test's folders.
  */
-export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise<TestPlatform> {
+  const { hosts = 1, ...platformOpts } = opts;
   const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));
   chmodSync(home, 0o755);
-  const natsCreds = await platformNatsCredentials(home, opts.hostId ?? DEFAULT_HOST_ID);
+  const topology = await createNetworkTopology({ hosts });
+  const hostId = opts.hostId ?? DEFAULT_HOST_ID;
+  const hostIds = topology.hosts.map((host, i) => (i === 0 ? hostId : `${hostId}-${host.name}`));
+  const natsCreds = await platformNatsCredentials(home, hostIds);
   const nats = await startNatsServer({
     storeDir: join(home, "nats"),
     authorization: natsCreds.authorization,
+  }).catch(async (err: unknown) => {
+    await topology.close();
+    throw err;
   });
   const token = randomBytes(24).toString("base64url");
   const proxyPort = await freePort();
+  const hostEnv = (index: number, extra: Record<string, string> = {}) => ({
+    HANGAR_HOST_AGENT_STOP_MACHINES: "1",
+    ...(topology.hosts[index]?.env ?? {}),
+    ...(opts.env?.["host-agent"] ?? {}),
+    ...extra,
+  });
+  const base: PlatformOptions = {
+    home,
+    natsUrl: nats.url,
+    natsCreds,
+    token,
+    gatewayPort: await freePort(),
+    proxyPort,
+    monitorPort: await freePort(),
+    placementOpsPort: await freePort(),
+    hostOpsPort: await freePort(),
+    proxyOpsPort: await freePort(),
+    hostCpus: 64,
+    hostMemoryMb: 64 * 256,
+    logLevel: "warn",
+    dirImageRoots: [helloDir],
+    ...platformOpts,
+  };
   let platform: Platform;
   try {
     platform = await startPlatform({
-      home,
-      natsUrl: nats.url,
-      natsCreds,
-      token,
-      gatewayPort: await freePort(),
-      proxyPort,
-      monitorPort: await freePort(),
-      placementOpsPort: await freePort(),
-      hostOpsPort: await freePort(),
-      proxyOpsPort: await freePort(),
-      hostCpus: 64,
-      hostMemoryMb: 64 * 256,
-      logLevel: "warn",
-      dirImageRoots: [helloDir],
-      ...opts,
-      env: {
-        ...(opts.env ?? {}),
-        "host-agent": { HANGAR_HOST_AGENT_STOP_MACHINES: "1", ...(opts.env?.["host-agent"] ?? {}) },
-      },
+      ...base,
+      env: { ...(opts.env ?? {}), "host-agent": hostEnv(0) },
     });
   } catch (err) {
     await nats.stop();
+    await topology.close();
     throw err;
   }
+  const extraAgents: HostAgentHandle[] = [];
   return {
     ...platform,
     nats,
@@ -178,13 +219,36 @@ export async function startTestPlatform(opts: Partial<PlatformOptions> = {}): Pr
     token,
     proxyPort,
     api: new ApiClient(platform.apiUrl, token),
+    topology,
+    hostIds,
+    async startHostAgent(index, env) {
+      const id = hostIds[index];
+      if (index < 1 || id === undefined) {
+        throw new RangeError(
+          `topology host ${index}: the platform's own is 0, others are 1..${hostIds.length - 1}`,
+        );
+      }
+      const agent = await startHostAgent({
+        ...base,
+        hostId: id,
+        hostOpsPort: await freePort(),
+        env: { "host-agent": hostEnv(index, env) },
+      });
+      extraAgents.push(agent);
+      return agent;
+    },
     async close() {
+      for (const agent of extraAgents) await agent.stop();
       await platform.stop();
       await nats.stop();
       // Stopped machines keep their network namespaces and mounted root filesystems (as they would
       // across a platform restart); a test platform is gone for good, so they go too.
-      for (const id of await listMachineIds(platform.hostStateDir)) await removeNetns(id);
-      await removeStateDir(platform.hostStateDir);
+      const stateDirs = [platform.hostStateDir, ...extraAgents.map((agent) => agent.hostStateDir)];
+      for (const dir of stateDirs) {
+        for (const id of await listMachineIds(dir)) await removeNetns(id);
+        await removeStateDir(dir);
+      }
+      await topology.close();
       // HANGAR_KEEP_TEST_HOME=1 keeps the folder (service logs are in <home>/logs) to debug a failure.
       if (process.env.HANGAR_KEEP_TEST_HOME !== "1") rmSync(home, { recursive: true, force: true });
       else process.stderr.write(`kept ${home}\n`);

@@ -3,12 +3,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort } from "@hangar/testkit";
+import { freePort, type TopologyHost } from "@hangar/testkit";
 import { repoRoot } from "../../scripts/platform.js";
 
-/** The environment of an npm start in `home` with every port it opens free. */
-export async function npmStartEnv(home: string): Promise<Record<string, string>> {
+/**
+ * The environment of an npm start in `home` with every port it opens free, its host agent on
+ * topology host `host` (npm start passes the HANGAR_HOST_AGENT_* settings through to it).
+ */
+export async function npmStartEnv(home: string, host: TopologyHost): Promise<Record<string, string>> {
   return {
+    ...host.env,
     HANGAR_HOME: home,
     HANGAR_NATS_PORT: String(await freePort()),
     HANGAR_PG_PORT: String(await freePort()),

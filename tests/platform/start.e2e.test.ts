@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { natsAuthOptions, OPERATOR_USER } from "@hangar/service";
+import { createNetworkTopology, type NetworkTopology } from "@hangar/testkit";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { AuthorizationError, connect } from "@nats-io/transport-node";
 import { afterAll, describe, expect, it } from "vitest";
@@ -20,17 +21,26 @@ const home = mkdtempSync(join(tmpdir(), "hangar-home-"));
 // As root, Postgres runs as the postgres user, which must be able to enter HANGAR_PG_DATA's parents.
 chmodSync(home, 0o755);
 let run: NpmStart | undefined;
+// The host agent's network (machine routes, firewall) lives in a namespace of this test's own.
+let topology: NetworkTopology | undefined;
+
+/** The topology's one host, made on first use. */
+async function host(): Promise<NetworkTopology["hosts"][0]> {
+  topology ??= await createNetworkTopology({ hosts: 1 });
+  return topology.hosts[0] as NetworkTopology["hosts"][0];
+}
 
 afterAll(async () => {
   await run?.stop();
   // The machines npm start left (they outlive it, for the next one to adopt): killed, unmounted.
   await removeStateDir(join(home, "hosts"));
+  await topology?.close();
   rmSync(home, { recursive: true, force: true });
 });
 
 describe("npm start (the local platform launcher)", () => {
   it("starts the whole platform under HANGAR_HOME, serves the hangar CLI, and stops everything on SIGTERM", async () => {
-    const env = await npmStartEnv(home);
+    const env = await npmStartEnv(home, await host());
     run = new NpmStart(env);
     const localJson = join(home, "local.json");
     await run.running();
@@ -80,7 +90,7 @@ describe("npm start (the local platform launcher)", () => {
     await new Promise((resolve) => blocker.once("listening", resolve));
     const port = (blocker.address() as { port: number }).port;
     const taken = new NpmStart({
-      ...(await npmStartEnv(join(home, "taken"))),
+      ...(await npmStartEnv(join(home, "taken"), await host())),
       HANGAR_NATS_PORT: String(port),
     });
     expect(await taken.exited()).toBe(1);

@@ -7,6 +7,7 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createNetworkTopology, type NetworkTopology } from "@hangar/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { removeStateDir } from "../../services/host-agent/test/harness.js";
 import { ApiClient, helloConfig } from "./harness.js";
@@ -21,6 +22,8 @@ let run: NpmStart;
 let api: ApiClient;
 let local: { api_url: string; proxy_url: string; token: string; monitor_url: string };
 let load: HeldLoad | undefined;
+// The host agent's network (machine routes, firewall) lives in a namespace of this test's own.
+let topology: NetworkTopology | undefined;
 
 /** Waits until `check` holds, polling; fails after a generous bound with what it waited for. */
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) {
@@ -69,7 +72,8 @@ async function createMachine(): Promise<string> {
 }
 
 beforeAll(async () => {
-  run = new NpmStart(await npmStartEnv(home));
+  topology = await createNetworkTopology({ hosts: 1 });
+  run = new NpmStart(await npmStartEnv(home, topology.hosts[0] as NetworkTopology["hosts"][0]));
   await run.running(120_000);
   local = JSON.parse(readFileSync(join(home, "local.json"), "utf8"));
   api = new ApiClient(local.api_url, local.token);
@@ -84,6 +88,7 @@ afterAll(async () => {
   await run?.stop();
   // The machines npm start left (they outlive it, for the next one to adopt): killed, unmounted.
   await removeStateDir(join(home, "hosts"));
+  await topology?.close();
   rmSync(home, { recursive: true, force: true });
 }, 60_000);
 
