@@ -1,3 +1,7 @@
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
+import type { Socket } from "node:net";
+import { TUNNEL_PROTOCOL } from "@hangar/config";
 import type { ApiConfig } from "./config.js";
 import type { LogEntry } from "./logs.js";
 import type {
@@ -137,6 +141,52 @@ export class ApiClient {
     }
     if (!res.ok) throw await errorFrom(res, method, path);
     return res;
+  }
+
+  /**
+   * Opens a tunnel into the machine, or any started machine of the app (`GET .../tunnel` or
+   * `.../console` upgraded to hangar-tunnel): resolves to the connection once the gateway answers
+   * 101; any other answer throws its ApiError, an unreachable gateway ConnectionError.
+   */
+  openTunnel(
+    app: string,
+    machineId: string | undefined,
+    kind: "tunnel" | "console",
+    query: Query,
+  ): Promise<Socket> {
+    const path = `${machineId ? machinePath(app, machineId) : `/apps/${enc(app)}`}/${kind}`;
+    const url = new URL(`${this.base}/v1${path}`);
+    for (const [key, value] of Object.entries(query))
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    const request = url.protocol === "https:" ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(url, {
+        method: "GET",
+        headers: {
+          authorization: `Bearer ${this.config.token}`,
+          connection: "Upgrade",
+          upgrade: TUNNEL_PROTOCOL,
+        },
+      });
+      req.once("upgrade", (_res, socket, head) => {
+        socket.setNoDelay(true);
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      });
+      req.once("response", (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.once("end", () => {
+          const body = new Response(Buffer.concat(chunks), {
+            status: res.statusCode ?? 500,
+            statusText: res.statusMessage ?? "",
+          });
+          void errorFrom(body, "GET", path).then(reject, reject);
+        });
+      });
+      req.once("error", (err) => reject(new ConnectionError(this.base, reasonOf(err))));
+      req.end();
+    });
   }
 
   /** GET /apps?org_slug= */

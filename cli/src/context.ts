@@ -13,7 +13,22 @@ export interface Context {
   cwd: string;
   /** Whether `err` writes to a terminal, where progress can redraw one line. */
   errIsTTY: boolean;
+  /** The user's input (`hangar ssh console`); none when the CLI runs without one (in-process). */
+  stdin?: TerminalInput;
+  /** The terminal's size, for a remote console's PTY. */
+  terminalSize(): { cols: number; rows: number };
+  /** Resolves on Ctrl-C (SIGINT) or SIGTERM, for commands that run until then (`hangar proxy`). */
+  untilInterrupted(): Promise<void>;
 }
+
+/** Input that may be a terminal, which a console puts in raw mode. */
+export type TerminalInput = NodeJS.ReadableStream & {
+  isTTY?: boolean;
+  setRawMode?(raw: boolean): unknown;
+};
+
+/** The size a terminal is taken to have when there is none. */
+const DEFAULT_TERMINAL = { cols: 80, rows: 24 };
 
 /** Builds a context from an environment, a working folder and two writers. */
 export function createContext(options: {
@@ -22,6 +37,8 @@ export function createContext(options: {
   out: (text: string) => void;
   err: (text: string) => void;
   errIsTTY?: boolean;
+  stdin?: TerminalInput;
+  terminalSize?: () => { cols: number; rows: number };
 }): Context {
   let config: Promise<HangarConfig> | undefined;
   const ctx: Context = {
@@ -34,6 +51,18 @@ export function createContext(options: {
     api: async () => new ApiClient(requireApi(await ctx.config())),
     cwd: options.cwd,
     errIsTTY: options.errIsTTY ?? false,
+    ...(options.stdin ? { stdin: options.stdin } : {}),
+    terminalSize: options.terminalSize ?? (() => DEFAULT_TERMINAL),
+    untilInterrupted: () =>
+      new Promise((resolve) => {
+        const done = () => {
+          process.off("SIGINT", done);
+          process.off("SIGTERM", done);
+          resolve();
+        };
+        process.once("SIGINT", done);
+        process.once("SIGTERM", done);
+      }),
   };
   return ctx;
 }
@@ -46,6 +75,11 @@ export function processContext(): Context {
     out: (text) => void process.stdout.write(text),
     err: (text) => void process.stderr.write(text),
     errIsTTY: process.stderr.isTTY === true,
+    stdin: process.stdin,
+    terminalSize: () => ({
+      cols: process.stdout.columns || DEFAULT_TERMINAL.cols,
+      rows: process.stdout.rows || DEFAULT_TERMINAL.rows,
+    }),
   });
 }
 

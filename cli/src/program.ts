@@ -6,7 +6,9 @@ import { registerDeploy } from "./commands/deploy.js";
 import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
+import { registerProxy } from "./commands/proxy.js";
 import { registerReleases } from "./commands/releases.js";
+import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { type Context, processContext } from "./context.js";
 import { describeError } from "./errors.js";
@@ -38,6 +40,8 @@ export function buildProgram(ctx: Context): Command {
   registerLaunch(program, ctx);
   registerDeploy(program, ctx);
   registerReleases(program, ctx);
+  registerProxy(program, ctx);
+  registerSsh(program, ctx);
   return program;
 }
 

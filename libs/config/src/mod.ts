@@ -69,6 +69,17 @@ export type { Signal, StopSignal } from "./signals.js";
 export { SIGNALS, SignalSchema, STOP_SIGNALS, StopSignalSchema } from "./signals.js";
 export type { TomlPath } from "./toml-locator.js";
 export { TomlLocator } from "./toml-locator.js";
+export type { ExecEnd } from "./tunnel.js";
+export {
+  ExecFrameDecoder,
+  ExecFrameKind,
+  encodeExecEnd,
+  encodeExecFrame,
+  MAX_FRAME_BYTES,
+  parseExecEnd,
+  pipeBothWays,
+  TUNNEL_PROTOCOL,
+} from "./tunnel.js";
 export type { Validation } from "./validate.js";
 export { describeIssues, validate } from "./validate.js";
 export type { VmSize } from "./vm-sizes.js";

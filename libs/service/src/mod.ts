@@ -51,6 +51,8 @@ export type {
   HostLogsReply,
   HostLogsRequest,
   HostPsRequest,
+  HostTunnelReply,
+  HostTunnelRequest,
   ListenSocket,
   LoadSample,
   MachineLoad,
@@ -60,6 +62,7 @@ export type {
   ProcessStat,
   ProxyHeartbeat,
   SignalRequest,
+  TunnelTarget,
   WakeRequest,
 } from "./subjects.js";
 export { subjects } from "./subjects.js";

@@ -69,13 +69,15 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       { bucket: "hangar-blobs", write: true },
       { bucket: "hangar-build-contexts", write: true },
     ],
-    // exec and ps: `POST .../exec` and `GET .../ps` of the Machines API, answered by the machine's host.
+    // exec and ps: `POST .../exec` and `GET .../ps` of the Machines API, answered by the machine's host;
+    // tunnel: `hangar proxy` and `hangar ssh console`, through the machine's host.
     publish: [
       "cmd.placement.place",
       "cmd.host.*.signal",
       "cmd.host.*.logs",
       "cmd.host.*.exec",
       "cmd.host.*.ps",
+      "cmd.host.*.tunnel",
     ],
     // `hangar logs`: live lines after the recent ones the hosts answer.
     subscribe: ["logs.*.*.*"],

@@ -9,7 +9,7 @@ export const subjects = {
   wake: "cmd.machines.wake",
   /**
    * A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest),
-   * `exec` (HostExecRequest), `ps` (HostPsRequest).
+   * `exec` (HostExecRequest), `ps` (HostPsRequest), `tunnel` (HostTunnelRequest).
    */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
@@ -160,6 +160,25 @@ export interface HostExecReply {
   exit_code: number;
   /** The signal number that killed the command; 0 when it exited by itself. */
   exit_signal: number;
+}
+
+/** What a tunnel into a machine reaches: a TCP port of the machine, or a command run inside it. */
+export type TunnelTarget =
+  | { kind: "port"; port: number }
+  | { kind: "exec"; command: string[]; tty: boolean; cols: number; rows: number };
+
+/** Asks a host agent for a tunnel into one of its machines (`cmd.host.<id>.tunnel`); only the gateway may. */
+export interface HostTunnelRequest {
+  app: string;
+  machine_id: string;
+  target: TunnelTarget;
+}
+
+/** Where to connect for the tunnel, and the one-time ticket to send first (one line). */
+export interface HostTunnelReply {
+  address: string;
+  port: number;
+  ticket: string;
 }
 
 /** Asks a host agent for the processes of one of its machines (`cmd.host.<id>.ps`). */

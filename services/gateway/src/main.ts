@@ -22,6 +22,7 @@ import { serveWakes } from "./machines/wake.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
+import { HostTunnels } from "./tunnel/host-tunnels.js";
 
 await runService({
   name: "gateway",
@@ -60,6 +61,7 @@ await runService({
         machinesOf: (a) => catalog.machinesOf(a).map((m) => m.state),
       }),
       inspector: new HostInspector(nc, catalog),
+      tunnels: new HostTunnels(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
       health: readiness,
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,

@@ -29,6 +29,7 @@ import type { OrgNetworks } from "./network/org-networks.js";
 import { type RemoteRoute, RouteSync, remoteRoutes } from "./network/remote-routes.js";
 import { sixpnSpec } from "./network/sixpn.js";
 import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
+import { MachineTunnels } from "./tunnel/machine-tunnels.js";
 
 export interface HostAgentOptions {
   nc: NatsConnection;
@@ -55,6 +56,8 @@ export interface HostAgentOptions {
   orgNetworks?: Pick<OrgNetworks, "of">;
   /** This host's network (HostNetwork): the agent keeps its routes to other hosts' machines. */
   hostNetwork?: { setRemoteRoutes(routes: RemoteRoute[]): Promise<void> };
+  /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
+  tunnelPort?: number;
 }
 
 /**
@@ -81,6 +84,7 @@ export class HostAgent {
   /** Unsubscribes from the driver's exits and log lines: the driver outlives a stopped agent. */
   private readonly driverListeners: Array<() => void> = [];
   private readonly heartbeats: HostHeartbeats;
+  private tunnels: MachineTunnels | undefined;
   private stopped = false;
   private ready = false;
   private readonly starts: Counter;
@@ -208,6 +212,15 @@ export class HostAgent {
         logger: opts.logger,
       }),
     );
+    this.tunnels = await MachineTunnels.open({
+      nc: opts.nc,
+      hostId: opts.hostId,
+      address: opts.address,
+      port: opts.tunnelPort ?? 0,
+      driver: opts.driver,
+      appOf: (id) => this.mine(id)?.app,
+      logger: opts.logger,
+    });
     this.heartbeats.start();
   }
 
@@ -461,6 +474,7 @@ export class HostAgent {
     for (const off of this.driverListeners.splice(0)) off();
     this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
+    await this.tunnels?.close();
     this.checks.stopAll();
     await this.routes?.stop();
     await Promise.all([this.view.stop(), this.hostsView.stop()]);

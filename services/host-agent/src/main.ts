@@ -60,6 +60,7 @@ await runService({
       cpus: config.HANGAR_HOST_AGENT_CPUS,
       memoryMb: config.HANGAR_HOST_AGENT_MEMORY_MB,
       address: config.HANGAR_HOST_AGENT_ADDRESS,
+      tunnelPort: config.HANGAR_HOST_AGENT_TUNNEL_PORT,
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,

@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { SystemToolError } from "../errors.js";
 import { run } from "../exec.js";
 import { CONTAINERS_SECCOMP_PROFILE } from "./seccomp.js";
@@ -283,19 +284,30 @@ export async function runContainer(
   }
 }
 
-export interface ExecRequest {
+/** A process to start inside a running container (crun exec). */
+export interface ExecSpawnRequest {
   args: readonly string[];
   env?: Readonly<Record<string, string>>;
   cwd?: string;
   user?: { uid: number; gid: number };
-  timeoutMs: number;
-  /** Bytes kept of stdout and of stderr; what comes after is dropped. */
-  maxBytes: number;
   /**
    * cgroup.procs files the command joins before crun starts it (the machine's: crun runs with its
    * cgroup manager disabled, so nothing else would put an exec'd command under the machine's limits).
    */
   cgroupProcs?: readonly string[];
+  /**
+   * Runs the command on a terminal of this size: a PTY made on the host by util-linux `script`,
+   * whose slave crun hands to the command as its stdin, stdout and stderr (one output stream).
+   */
+  tty?: { cols: number; rows: number };
+  /** Whether the caller writes the command's stdin (otherwise it reads /dev/null). */
+  stdin?: boolean;
+}
+
+export interface ExecRequest extends Omit<ExecSpawnRequest, "tty" | "stdin"> {
+  timeoutMs: number;
+  /** Bytes kept of stdout and of stderr; what comes after is dropped. */
+  maxBytes: number;
 }
 
 /** Joins each cgroup.procs file of a ':'-separated list, then execs the rest of the argv (no fork). */
@@ -320,21 +332,8 @@ export interface ExecResult {
  * capabilities, seccomp filter and no_new_privs. Past the timeout the process is SIGKILLed.
  */
 export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult> {
-  checkId(id);
-  const crun = crunPath();
-  if (!crun) throw new SystemToolError("crun is not installed (apt-get install crun)");
-  const pidFile = join(BUNDLE_ROOT, `${id}.exec-${process.pid}-${Date.now()}.pid`);
-  // crun exec gives the process no_new_privs only when asked, whatever the container's spec says.
-  const args = [...crunGlobalArgs(), "exec", "--no-new-privs", "--pid-file", pidFile];
-  for (const [k, v] of Object.entries(req.env ?? {})) args.push("--env", `${k}=${v}`);
-  if (req.cwd) args.push("--cwd", req.cwd);
-  if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
-  args.push(id, ...req.args);
-  const child = req.cgroupProcs?.length
-    ? spawn("/usr/bin/perl", ["-e", JOIN_AND_EXEC, req.cgroupProcs.join(":"), crun, ...args], {
-        stdio: ["ignore", "pipe", "pipe"],
-      })
-    : spawn(crun, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const exec = spawnCrunExec(id, req);
+  const { child } = exec;
   const out = { stdout: [] as Buffer[], stderr: [] as Buffer[], sizes: { stdout: 0, stderr: 0 } };
   let truncated = false;
   for (const name of ["stdout", "stderr"] as const) {
@@ -353,15 +352,10 @@ export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    void readFile(pidFile, "utf8")
-      .then((pid) => process.kill(Number.parseInt(pid, 10), "SIGKILL"))
-      .catch(() => child.kill("SIGKILL"));
+    void exec.kill();
   }, req.timeoutMs);
   try {
-    const code = await new Promise<number>((resolve, reject) => {
-      child.once("error", reject);
-      child.once("close", (c) => resolve(c ?? -1));
-    });
+    const code = await exec.exited;
     return {
       stdout: Buffer.concat(out.stdout).toString(),
       stderr: Buffer.concat(out.stderr).toString(),
@@ -371,6 +365,74 @@ export async function crunExec(id: string, req: ExecRequest): Promise<ExecResult
     };
   } finally {
     clearTimeout(timer);
-    await rm(pidFile, { force: true });
   }
+}
+
+/** A process started by spawnCrunExec. */
+export interface CrunExecProcess {
+  /** crun (or `script` around it, with a tty): stdin is a pipe only when asked for. */
+  child: ChildProcess & { stdout: Readable; stderr: Readable };
+  /** crun's exit status: the command's (128+n after a death by signal n); resolves once its output is read. */
+  exited: Promise<number>;
+  /** SIGKILLs the command inside the container (not only crun, which would leave it running). */
+  kill(): Promise<void>;
+}
+
+/** Quotes a word for sh. */
+const shellWord = (word: string): string => `'${word.replaceAll("'", `'\\''`)}'`;
+
+/**
+ * Starts a process inside a running container (crun exec): in its namespaces, as its user, with its
+ * capabilities, seccomp filter and no_new_privs, and streams its stdio.
+ */
+export function spawnCrunExec(id: string, req: ExecSpawnRequest): CrunExecProcess {
+  checkId(id);
+  const crun = crunPath();
+  if (!crun) throw new SystemToolError("crun is not installed (apt-get install crun)");
+  const pidFile = join(
+    BUNDLE_ROOT,
+    `${id}.exec-${process.pid}-${Date.now()}-${randomBytes(4).toString("hex")}.pid`,
+  );
+  // crun exec gives the process no_new_privs only when asked, whatever the container's spec says.
+  const args = [...crunGlobalArgs(), "exec", "--no-new-privs", "--pid-file", pidFile];
+  for (const [k, v] of Object.entries(req.env ?? {})) args.push("--env", `${k}=${v}`);
+  if (req.cwd) args.push("--cwd", req.cwd);
+  if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
+  args.push(id, ...req.args);
+  const argv = req.cgroupProcs?.length
+    ? ["/usr/bin/perl", "-e", JOIN_AND_EXEC, req.cgroupProcs.join(":"), crun, ...args]
+    : [crun, ...args];
+  const stdio = [req.stdin ? "pipe" : "ignore", "pipe", "pipe"] as const;
+  // Node cannot receive the PTY master crun exec -t would pass over a socket: `script` holds it here,
+  // sizes the terminal, and relays it on plain pipes (-e: its exit status is the command's).
+  const [file, ...rest] = req.tty
+    ? [
+        "/usr/bin/script",
+        "-q",
+        "-f",
+        "-e",
+        "-c",
+        `stty rows ${req.tty.rows} cols ${req.tty.cols} && exec ${argv.map(shellWord).join(" ")}`,
+        "/dev/null",
+      ]
+    : argv;
+  const child = spawn(file as string, rest, {
+    stdio: [...stdio],
+    ...(req.tty ? { env: { ...process.env, SHELL: "/bin/sh" } } : {}),
+  }) as CrunExecProcess["child"];
+  const exited = new Promise<number>((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (c, signal) => resolve(c ?? (signal ? 128 : -1)));
+  }).finally(() => rm(pidFile, { force: true }));
+  return {
+    child,
+    exited,
+    kill: () =>
+      readFile(pidFile, "utf8")
+        .then((pid) => process.kill(Number.parseInt(pid, 10), "SIGKILL"))
+        .catch(() => {
+          child.kill("SIGKILL");
+        })
+        .then(() => undefined),
+  };
 }

@@ -51,15 +51,23 @@ export class HostInspector implements MachineInspector {
   }
 }
 
-/** The host of a started machine of the app; 404 for no such machine (another app's included), else 412. */
-export function startedHostOf(catalog: Pick<Catalog, "machine">, app: string, machineId: string): string {
+/**
+ * The host of a started machine of the app; 404 for no such machine (another app's included), else 412
+ * saying who needs it started.
+ */
+export function startedHostOf(
+  catalog: Pick<Catalog, "machine">,
+  app: string,
+  machineId: string,
+  needs = "exec and ps need",
+): string {
   const m = catalog.machine(machineAggregateId(app, machineId));
   if (!m || m.state.status === "destroyed")
     throw ApiError.of("not_found", `machine ${machineId} not found in app ${app}`);
   if (m.state.status !== "started")
     throw ApiError.of(
       "failed_precondition",
-      `machine ${machineId} is ${m.state.status}: exec and ps need a started machine`,
+      `machine ${machineId} is ${m.state.status}: ${needs} a started machine`,
     );
   return m.state.hostId;
 }

@@ -7,6 +7,8 @@ import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import { type RegistryStore, registryRoutes } from "../registry/mod.js";
+import type { TunnelOpener } from "../tunnel/host-tunnels.js";
+import { tunnelRoutes } from "../tunnel/routes.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
 import { bearerAuth } from "./auth.js";
@@ -41,6 +43,8 @@ export interface ApiDeps {
   logs?: LogsReader;
   /** Serves `POST .../machines/{id}/exec` and `GET .../machines/{id}/ps` (through the machine's host) when given. */
   inspector?: MachineInspector;
+  /** Serves the tunnels into machines (`.../tunnel`, `.../console`, HTTP upgrades) when given. */
+  tunnels?: TunnelOpener;
   /** Serves `/v1/apps/{app}/scaling` (the autoscaler's decisions) when given. */
   scaling?: ScalingReader;
   /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
@@ -90,5 +94,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
   if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
+  if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
   return api;
 }

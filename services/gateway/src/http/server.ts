@@ -1,5 +1,7 @@
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { serveUpgrades, type TunnelUpgrade } from "../tunnel/upgrade.js";
 
 export interface ApiServer {
   /** The port bound, useful when asked for port 0. */
@@ -10,9 +12,9 @@ export interface ApiServer {
   close(): Promise<void>;
 }
 
-/** Serves `app` (the API from createApi) on Node's HTTP server and resolves once it listens. */
+/** Serves `app` (the API from createApi) on Node's HTTP server, upgrades included, and resolves once it listens. */
 export function startApiServer(
-  app: { fetch: (request: Request) => Response | Promise<Response> },
+  app: { fetch: (request: Request, env?: { upgrade: TunnelUpgrade }) => Response | Promise<Response> },
   opts: { port: number; hostname?: string },
 ): Promise<ApiServer> {
   const hostname = opts.hostname ?? "127.0.0.1";
@@ -33,6 +35,8 @@ export function startApiServer(
         });
       },
     );
+    // Node's HTTP/1 server: the only kind serve() makes here (no createServer option is passed).
+    serveUpgrades(server as Server, app);
     server.once("error", reject);
   });
 }

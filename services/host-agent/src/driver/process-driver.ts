@@ -2,13 +2,16 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import {
+  type CrunExecProcess,
   containerInit,
   crunExec,
   deleteContainer,
+  type ExecSpawnRequest,
   type IdRange,
   prepareCrunHost,
   removeBundle,
   resolveUser,
+  spawnCrunExec,
   untilCreated,
 } from "@hangar/oci";
 import type { ProcessStat } from "@hangar/service";
@@ -278,8 +281,35 @@ export class ProcessDriver {
     machineId: string,
     req: { command: string[]; timeoutMs: number; maxBytes?: number },
   ): Promise<{ stdout: string; stderr: string; exitCode: number; exitSignal?: number; truncated: boolean }> {
+    return crunExec(containerIdOf(this.#stateDir, machineId), {
+      ...(await this.#execTarget(machineId, req.command)),
+      timeoutMs: req.timeoutMs,
+      maxBytes: req.maxBytes ?? DEFAULT_EXEC_BYTES,
+    });
+  }
+
+  /**
+   * Starts a command inside a running machine like `exec`, but streaming (a tunnel's `ssh console`):
+   * stdin a pipe, no timeout; with `tty`, on a terminal of that size (TERM=xterm), one output stream.
+   */
+  async execStream(
+    machineId: string,
+    req: { command: string[]; tty?: { cols: number; rows: number } },
+  ): Promise<CrunExecProcess> {
+    return spawnCrunExec(containerIdOf(this.#stateDir, machineId), {
+      ...(await this.#execTarget(machineId, req.command)),
+      ...(req.tty ? { tty: req.tty, env: { TERM: "xterm" } } : {}),
+      stdin: true,
+    });
+  }
+
+  /** Where and as whom a command runs inside a running machine; refuses a bad command or a suspended machine. */
+  async #execTarget(
+    machineId: string,
+    command: string[],
+  ): Promise<Pick<ExecSpawnRequest, "args" | "user" | "cwd" | "cgroupProcs">> {
     const m = this.#running(machineId);
-    if (req.command.length === 0 || !req.command.every(isArgvString))
+    if (command.length === 0 || !command.every(isArgvString))
       throw new InvalidMachineSpecError("exec needs a command: a non-empty list of strings without NUL");
     if (m.suspended) throw new MachineNotRunningError(machineId);
     // As the machine's own user (the image's USER), in its working folder: crun exec would use root and /.
@@ -287,14 +317,12 @@ export class ProcessDriver {
     const userSpec = run?.spec.sandbox?.user ?? "";
     const user =
       userSpec === "" ? { uid: 0, gid: 0 } : await resolveUser(rootfsPaths(m.dir.path).target, userSpec);
-    return crunExec(containerIdOf(this.#stateDir, machineId), {
-      args: req.command,
+    return {
+      args: command,
       user,
       ...(run ? { cwd: run.spec.cwd } : {}),
-      timeoutMs: req.timeoutMs,
-      maxBytes: req.maxBytes ?? DEFAULT_EXEC_BYTES,
       cgroupProcs: procsFilesOf(m.cgroup, m.limits),
-    });
+    };
   }
 
   /** The cgroup a running machine's processes are in; null when it has none. */

@@ -1,0 +1,95 @@
+import type { Socket } from "node:net";
+
+// The wire format of tunnels into machines (`hangar proxy`, `hangar ssh console`), shared by the CLI,
+// the gateway and the host agent. A port tunnel carries raw bytes both ways. An exec tunnel carries
+// the client's stdin raw (its end: the client's half-close) and the command's output in frames, so
+// that stdout, stderr and the exit status stay apart on one connection.
+
+/** The `Upgrade` header's protocol: `Connection: Upgrade`, `Upgrade: hangar-tunnel`, answered by 101. */
+export const TUNNEL_PROTOCOL = "hangar-tunnel";
+
+/** What a frame from the host carries. */
+export const ExecFrameKind = { stdout: 1, stderr: 2, end: 3 } as const;
+export type ExecFrameKind = (typeof ExecFrameKind)[keyof typeof ExecFrameKind];
+
+/** The last frame of an exec: how the command ended, or why it could not run. */
+export type ExecEnd = { exit_code: number; exit_signal: number } | { error: string };
+
+/** A frame's header: its kind (1 byte) and its payload's length (4 bytes, big-endian). */
+const HEADER_BYTES = 5;
+/** The largest payload a frame may carry: more is a broken or hostile stream. */
+export const MAX_FRAME_BYTES = 1 << 24;
+
+/** One frame of an exec's output. */
+export function encodeExecFrame(kind: ExecFrameKind, payload: Uint8Array): Buffer {
+  const header = Buffer.alloc(HEADER_BYTES);
+  header.writeUInt8(kind, 0);
+  header.writeUInt32BE(payload.length, 1);
+  return Buffer.concat([header, payload]);
+}
+
+/** The end frame of an exec. */
+export function encodeExecEnd(end: ExecEnd): Buffer {
+  return encodeExecFrame(ExecFrameKind.end, Buffer.from(JSON.stringify(end)));
+}
+
+/** Splits an exec's output stream back into frames, however its chunks fall. */
+export class ExecFrameDecoder {
+  private pending: Buffer = Buffer.alloc(0);
+
+  /** The whole frames completed by `chunk`; throws on an unknown kind or an oversized frame. */
+  push(chunk: Buffer): Array<{ kind: ExecFrameKind; payload: Buffer }> {
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const frames: Array<{ kind: ExecFrameKind; payload: Buffer }> = [];
+    while (this.pending.length >= HEADER_BYTES) {
+      const kind = this.pending.readUInt8(0);
+      const length = this.pending.readUInt32BE(1);
+      if (!Object.values(ExecFrameKind).includes(kind as ExecFrameKind))
+        throw new Error(`exec stream: unknown frame kind ${kind}`);
+      if (length > MAX_FRAME_BYTES) throw new Error(`exec stream: frame of ${length} bytes`);
+      if (this.pending.length < HEADER_BYTES + length) break;
+      frames.push({
+        kind: kind as ExecFrameKind,
+        payload: this.pending.subarray(HEADER_BYTES, HEADER_BYTES + length),
+      });
+      this.pending = this.pending.subarray(HEADER_BYTES + length);
+    }
+    return frames;
+  }
+
+  /** Whether a frame was cut off: bytes left over when the stream ended. */
+  get partial(): boolean {
+    return this.pending.length > 0;
+  }
+}
+
+/** Reads an end frame's payload. */
+export function parseExecEnd(payload: Buffer): ExecEnd {
+  const end = JSON.parse(payload.toString()) as Partial<{
+    exit_code: unknown;
+    exit_signal: unknown;
+    error: unknown;
+  }>;
+  if (typeof end.error === "string") return { error: end.error };
+  if (typeof end.exit_code === "number" && typeof end.exit_signal === "number")
+    return { exit_code: end.exit_code, exit_signal: end.exit_signal };
+  throw new Error("exec stream: malformed end frame");
+}
+
+/**
+ * Pipes two sockets into each other (a tunnel and its other end), each end passed on as it comes
+ * (the sockets should allow half-open), with no work per chunk; an error or a close on either side
+ * tears both down.
+ */
+export function pipeBothWays(a: Socket, b: Socket): void {
+  const teardown = () => {
+    a.destroy();
+    b.destroy();
+  };
+  a.on("error", teardown);
+  b.on("error", teardown);
+  a.on("close", teardown);
+  b.on("close", teardown);
+  a.pipe(b);
+  b.pipe(a);
+}
