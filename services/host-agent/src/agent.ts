@@ -21,6 +21,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { CheckSupervisor } from "./check-supervisor.js";
+import type { InternalDns } from "./dns/server.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
@@ -56,6 +57,8 @@ export interface HostAgentOptions {
   orgNetworks?: Pick<OrgNetworks, "of">;
   /** This host's network (HostNetwork): the agent keeps its routes to other hosts' machines. */
   hostNetwork?: { setRemoteRoutes(routes: RemoteRoute[]): Promise<void> };
+  /** This host's internal DNS resolver: the agent feeds it every machine change as it folds it. */
+  dns?: Pick<InternalDns, "update">;
   /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
   tunnelPort?: number;
 }
@@ -97,6 +100,9 @@ export class HostAgent {
       if (this.ready && c.state.status !== "absent" && c.state.hostId === opts.hostId)
         this.schedule(c.aggregateId);
     });
+    const dns = opts.dns;
+    // From the first change on, history included: answers are right as soon as the view catches up.
+    if (dns) this.view.subscribe((c) => this.feedDns(dns, c.aggregateId));
     this.hosts = new CommandHandler(opts.store, hostsStream, hostDecider);
     this.hostsView = AggregateView.create(opts.store, hostsStream, hostDecider);
     const hostNetwork = opts.hostNetwork;
@@ -327,6 +333,25 @@ export class HostAgent {
         if (proc) await driver.stop(m.machineId, { signal: "SIGKILL", timeoutMs: 1_000 });
         return;
     }
+  }
+
+  /** Puts a machine's state as of now in the DNS table: at once when its app's org is known, else once read. */
+  private feedDns(dns: Pick<InternalDns, "update">, aggregateId: string): void {
+    const m = this.view.get(aggregateId);
+    if (!m) return;
+    const org = this.orgs.get(m.app);
+    if (org !== undefined) {
+      dns.update(m, org);
+      return;
+    }
+    this.orgOf(m.app).then(
+      (found) => {
+        // The state as of when the org arrived: a later change may have overtaken this one.
+        const now = this.view.get(aggregateId);
+        if (now) dns.update(now, found);
+      },
+      (err: unknown) => this.opts.logger.warn({ err, app: m.app }, "no org for the app's DNS names"),
+    );
   }
 
   /**

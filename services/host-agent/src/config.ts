@@ -122,6 +122,22 @@ export const config = defineServiceConfig("host-agent", {
         "private, loopback, link-local, multicast and reserved blocks ([networking](networking.md#settings))",
     },
   ),
+  HANGAR_HOST_AGENT_REGION_ORDER: setting(
+    z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((region) => region.trim().toLowerCase())
+          .filter((region) => region !== ""),
+      ),
+    {
+      description:
+        "comma-separated regions nearest to this host first, for `top<N>.nearest.of.<app>.internal` (after this host and its region; regions not listed follow alphabetically)",
+      shownDefault: "unset (other regions alphabetically)",
+    },
+  ),
   HANGAR_HOST_AGENT_CPUS: setting(
     z.coerce
       .number()
