@@ -126,7 +126,11 @@ async function startedRemotely(id: string, privateIpv6: string): Promise<void> {
 async function destroyedRemotely(id: string): Promise<void> {
   const machines = new CommandHandler(store, machinesStream, machineDecider);
   const aggregateId = machineAggregateId(APP, id);
-  await machines.handle(aggregateId, { type: "DestroyMachine", force: true }, { commandId: `destroy-${id}` });
+  await machines.handle(
+    aggregateId,
+    { type: "DestroyMachine", force: true, nowMs: Date.now() },
+    { commandId: `destroy-${id}` },
+  );
   await machines.handle(aggregateId, { type: "RecordDestroyed" }, { commandId: `destroyed-${id}` });
 }
 

@@ -57,7 +57,8 @@ export function toMachineView(r: MachineRecord, summary = false): MachineView {
     state: s.status,
     region: s.region,
     instance_id: s.instanceId,
-    private_ip: s.privateIp,
+    // Fly's private_ip is the 6PN address; a machine without one (dir:, host network) has its v4.
+    private_ip: s.privateIpv6 || s.privateIp,
     config: summary ? ({ image: config.image } as MachineConfig) : config,
     image_ref: imageRef(config.image ?? ""),
     created_at: iso(r.createdAtMs),
