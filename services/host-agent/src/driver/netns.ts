@@ -2,14 +2,18 @@ import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
 
 const exec = promisify(execFile);
 
-/** Machines in namespaces get a /30 each from this /16: the host end is .1 of it, the machine .2. */
-const PREFIX = "172.30";
-const SUBNETS = 65536 / 4;
+/** Where machines' /30s come from when the host sets no block of its own: the host end is .1 of one, the machine .2. */
+export const DEFAULT_MACHINE_CIDR = "172.30.0.0/16";
+
+/** The link-local addresses of a veth pair: the machine's IPv6 default route goes to the host end's. */
+export const HOST_END_V6 = "fe80::1";
+const MACHINE_END_V6 = "fe80::2";
 
 /** `ip` from iproute2, looked up once (root's PATH has /usr/sbin, a service's may not). */
 export const IP =
@@ -25,16 +29,42 @@ export function vethName(machineId: string): string {
   return `hv${createHash("sha256").update(machineId).digest("hex").slice(0, 12)}`;
 }
 
-/** The machine's address in /30 number `index`. */
-function machineAddress(index: number): string {
-  const base = index * 4;
-  return `${PREFIX}.${base >> 8}.${(base & 0xff) + 2}`;
+function ipv4ToNumber(ip: string): number {
+  return ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
 }
 
-/** Whether `ip` is a machine's namespace address (the .2 of one of the /30s). */
-export function isNetnsAddress(ip: string): boolean {
-  const m = /^172\.30\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  return m !== null && Number(m[1]) < 256 && Number(m[2]) < 256 && Number(m[2]) % 4 === 2;
+function numberToIpv4(value: number): string {
+  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
+}
+
+/** An IPv4 block of machine /30s: its first address and how many /30s it holds. */
+interface MachineBlock {
+  base: number;
+  subnets: number;
+}
+
+/** Parses `a.b.c.d/len` (len <= 30); throws on anything else. */
+export function machineBlock(cidr: string): MachineBlock {
+  const [address = "", length = ""] = cidr.split("/");
+  const bits = Number(length);
+  if (!isIPv4(address) || !/^\d{1,2}$/.test(length) || bits > 30) {
+    throw new Error(`not an IPv4 block of /30 or larger: ${JSON.stringify(cidr)}`);
+  }
+  const size = 2 ** (32 - bits);
+  return { base: ipv4ToNumber(address) - (ipv4ToNumber(address) % size), subnets: size / 4 };
+}
+
+/** The machine's address in /30 number `index` of the block. */
+function machineAddress(block: MachineBlock, index: number): string {
+  return numberToIpv4(block.base + index * 4 + 2);
+}
+
+/** Whether `ip` is a machine's namespace address in `cidr` (the .2 of one of its /30s). */
+export function isNetnsAddress(ip: string, cidr = DEFAULT_MACHINE_CIDR): boolean {
+  if (!isIPv4(ip)) return false;
+  const block = machineBlock(cidr);
+  const offset = ipv4ToNumber(ip) - block.base;
+  return offset >= 0 && offset < block.subnets * 4 && offset % 4 === 2;
 }
 
 /** Where agents claim /30s: one file per machine address, holding the machine id. */
@@ -47,22 +77,33 @@ async function claimOwner(claimsDir: string, ip: string): Promise<string | undef
   );
 }
 
+/** Where a claim looks: the block (default DEFAULT_MACHINE_CIDR), the claims folder, and the namespace whose veths it checks. */
+export interface ClaimOptions {
+  cidr?: string;
+  claimsDir?: string;
+  /** The host's network namespace (undefined: the agent's own). */
+  hostNs?: string;
+}
+
 /**
- * Claims a machine address for `machineId`, host-wide: the first free one (or `preferred`, if it is
- * free or already the machine's). A claim is a file created with O_EXCL, so agents of different
- * state folders, or two platforms on one host, never hand out the same /30. Addresses some veth on
- * the host already holds (a namespace left by an older agent) are skipped too.
+ * Claims a machine address in the block for `machineId`, host-wide: the first free one (or
+ * `preferred`, if it is free or already the machine's). A claim is a file created with O_EXCL, so
+ * agents of different state folders, or two platforms on one host, never hand out the same /30.
+ * Addresses some veth of the host's namespace already holds (a namespace left by an older agent) are
+ * skipped too.
  */
 export async function claimNetnsAddress(
   machineId: string,
   skip: ReadonlySet<string>,
   preferred?: string,
-  claimsDir = CLAIMS_DIR,
+  options: ClaimOptions = {},
 ): Promise<string | null> {
+  const claimsDir = options.claimsDir ?? CLAIMS_DIR;
+  const block = machineBlock(options.cidr ?? DEFAULT_MACHINE_CIDR);
   await mkdir(claimsDir, { recursive: true });
-  const onHost = await hostVethAddresses();
+  const onHost = await hostVethAddresses(options.hostNs);
   const candidates = preferred ? [preferred] : [];
-  for (let i = 0; i < SUBNETS; i++) candidates.push(machineAddress(i));
+  for (let i = 0; i < block.subnets; i++) candidates.push(machineAddress(block, i));
   for (const ip of candidates) {
     if (ip !== preferred && (skip.has(ip) || onHost.has(ip))) continue;
     try {
@@ -85,25 +126,34 @@ export async function releaseNetnsAddress(
   if ((await claimOwner(claimsDir, ip)) === machineId) await rm(join(claimsDir, ip), { force: true });
 }
 
-/** Machine addresses whose /30 a veth on this host holds (172.30.x.y/30, the host end). */
-async function hostVethAddresses(): Promise<Set<string>> {
-  const { stdout } = await exec(IP, ["-o", "-4", "addr", "show"]);
+/** `ip` in namespace `ns` (`-n`), or in the agent's own when undefined. */
+function inNs(ns: string | undefined, args: string[]): string[] {
+  return ns === undefined ? args : ["-n", ns, ...args];
+}
+
+/** Machine addresses whose /30 a veth of the namespace holds (the host end, .1). */
+async function hostVethAddresses(hostNs: string | undefined): Promise<Set<string>> {
+  const { stdout } = await exec(IP, inNs(hostNs, ["-o", "-4", "addr", "show"]));
   const used = new Set<string>();
-  for (const m of stdout.matchAll(/inet 172\.30\.(\d+)\.(\d+)\/30/g)) {
-    used.add(`${PREFIX}.${m[1]}.${Number(m[2]) + 1}`);
+  for (const m of stdout.matchAll(/inet (\d+\.\d+\.\d+\.\d+)\/30/g)) {
+    used.add(machineEnd(m[1] as string));
   }
   return used;
 }
 
 /** The host end of the /30 that holds machine address `ip`. */
 export function hostEnd(ip: string): string {
-  const parts = ip.split(".").map(Number);
-  return `${parts[0]}.${parts[1]}.${parts[2]}.${(parts[3] ?? 2) - 1}`;
+  return numberToIpv4(ipv4ToNumber(ip) - 1);
 }
 
-async function ip(...args: string[]): Promise<void> {
+/** The machine's address of the /30 whose host end is `ip`. */
+export function machineEnd(ip: string): string {
+  return numberToIpv4(ipv4ToNumber(ip) + 1);
+}
+
+async function ip(...args: string[]): Promise<string> {
   try {
-    await exec(IP, args);
+    return (await exec(IP, args)).stdout;
   } catch (err) {
     const stderr = (err as { stderr?: string }).stderr?.trim();
     throw new Error(`ip ${args.join(" ")}: ${stderr || (err as Error).message}`, { cause: err });
@@ -114,49 +164,116 @@ function netnsExists(machineId: string): boolean {
   return existsSync(join("/run/netns", netnsName(machineId)));
 }
 
-async function linkExists(name: string): Promise<boolean> {
-  return exec(IP, ["link", "show", "dev", name]).then(
+async function linkExists(ns: string | undefined, name: string): Promise<boolean> {
+  return exec(IP, inNs(ns, ["link", "show", "dev", name])).then(
     () => true,
     () => false,
   );
 }
 
-/**
- * Makes sure the machine has its network namespace, `hangar-<id>`, joined to the host by a veth pair
- * on the /30 of `address` (the machine's end is eth0, with a default route to the host's end).
- * Namespaces outlive the agent and survive the machine's stops: only destroy removes them.
- */
-export async function ensureNetns(machineId: string, address: string): Promise<void> {
-  const ns = netnsName(machineId);
-  const veth = vethName(machineId);
-  if (netnsExists(machineId) && (await linkExists(veth))) return;
-  // A set-up cut short (agent killed half-way) is done again from scratch.
-  await removeNetns(machineId);
-  const host = hostEnd(address);
-  const peer = `${veth}p`;
-  await ip("netns", "add", ns);
-  await ip("link", "add", veth, "type", "veth", "peer", "name", peer);
-  await ip("link", "set", peer, "netns", ns);
-  await ip("addr", "add", `${host}/30`, "dev", veth);
-  await ip("link", "set", veth, "up");
-  await ip("-n", ns, "link", "set", peer, "name", "eth0");
-  await ip("-n", ns, "addr", "add", `${address}/30`, "dev", "eth0");
-  await ip("-n", ns, "link", "set", "eth0", "up");
-  await ip("-n", ns, "link", "set", "lo", "up");
-  await ip("-n", ns, "route", "add", "default", "via", host);
+/** Runs `ip -batch -` in namespace `ns` (or the agent's own): one process for many changes, stopping at the first failure. */
+function ipBatch(ns: string | undefined, lines: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(IP, inNs(ns, ["-batch", "-"]), (err, _stdout, stderr) => {
+      if (err)
+        reject(
+          new Error(`ip ${inNs(ns, ["-batch"]).join(" ")}: ${stderr.trim() || err.message}`, { cause: err }),
+        );
+      else resolve();
+    });
+    child.stdin?.end(`${lines.join("\n")}\n`);
+  });
 }
 
-/** Deletes the machine's namespace and its veth pair, if they exist. */
-export async function removeNetns(machineId: string): Promise<void> {
+/** The global addresses (`addr/len`) of a link; null when the link does not exist. */
+async function globalAddresses(ns: string | undefined, dev: string): Promise<string[] | null> {
+  let shown: string;
+  try {
+    shown = (await exec(IP, inNs(ns, ["-j", "addr", "show", "dev", dev]))).stdout;
+  } catch {
+    return null;
+  }
+  return (
+    JSON.parse(shown) as Array<{ addr_info?: Array<{ local: string; prefixlen: number; scope: string }> }>
+  )
+    .flatMap((link) => link.addr_info ?? [])
+    .filter((a) => a.scope !== "link" && a.scope !== "host")
+    .map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+/** The batch lines that make a link's global addresses exactly `wanted`, removing what an older setting left. */
+function addressLines(dev: string, present: readonly string[], wanted: readonly string[]): string[] {
+  return [
+    ...present.filter((a) => !wanted.includes(a)).map((a) => `addr del ${a} dev ${dev}`),
+    ...wanted
+      .filter((a) => !present.includes(a))
+      .map((a) => `addr add ${a} dev ${dev}${a.includes(":") ? " nodad" : ""}`),
+  ];
+}
+
+/** A machine's network as the namespace part sets it up. */
+export interface NetnsLink {
+  machineId: string;
+  /** Its IPv4 address, the .2 of a /30. */
+  ipv4: string;
+  /** Its 6PN address, if it has one. */
+  ipv6?: string;
+}
+
+/**
+ * Makes sure the machine has its network namespace, `hangar-<id>`, joined to the host's namespace
+ * (`hostNs`, or the agent's own) by a veth pair: the machine's end is eth0, with the /30 of its IPv4
+ * address and a default route to the host's end, and, with a 6PN address, that address (/128) and an
+ * IPv6 default route to the host end's link-local; the host's namespace routes the address to the
+ * veth. Only what is missing or wrong is changed, so re-ensuring a running machine (a restarted
+ * agent) cuts none of its connections. Namespaces outlive the agent and survive the machine's stops:
+ * only destroy removes them.
+ */
+export async function ensureNetns(link: NetnsLink, hostNs?: string): Promise<void> {
+  const ns = netnsName(link.machineId);
+  const veth = vethName(link.machineId);
+  const host = hostEnd(link.ipv4);
+  const existed = netnsExists(link.machineId);
+  if (!existed) await ip("netns", "add", ns);
+  const hostPresent = await globalAddresses(hostNs, veth);
+  const created = hostPresent === null;
+  if (created) {
+    // An eth0 whose host end is elsewhere (the host's namespace setting changed) makes way for the new pair.
+    if (existed) await ip("-n", ns, "link", "delete", "eth0").catch(() => undefined);
+    await ip(...inNs(hostNs, ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]));
+  }
+  const machinePresent = created ? [] : ((await globalAddresses(ns, "eth0")) ?? []);
+  // No generated link-locals: they would be tentative (DAD) for a second or more; the fixed ones are not.
+  const fresh = (dev: string) => (created ? [`link set ${dev} addrgenmode none`] : []);
+  await ipBatch(hostNs, [
+    ...fresh(veth),
+    ...addressLines(veth, hostPresent ?? [], [`${host}/30`]),
+    `addr replace ${HOST_END_V6}/64 dev ${veth} nodad`,
+    `link set ${veth} up`,
+    ...(link.ipv6 ? [`route replace ${link.ipv6}/128 dev ${veth}`] : []),
+  ]);
+  await ipBatch(ns, [
+    ...fresh("eth0"),
+    ...addressLines("eth0", machinePresent, [`${link.ipv4}/30`, ...(link.ipv6 ? [`${link.ipv6}/128`] : [])]),
+    `addr replace ${MACHINE_END_V6}/64 dev eth0 nodad`,
+    "link set eth0 up",
+    "link set lo up",
+    `route replace default via ${host}`,
+    ...(link.ipv6 ? [`route replace ::/0 via ${HOST_END_V6} dev eth0`] : []),
+  ]);
+}
+
+/** Deletes the machine's namespace and its veth pair (in `hostNs`, or the agent's own), if they exist. */
+export async function removeNetns(machineId: string, hostNs?: string): Promise<void> {
   if (netnsExists(machineId)) await ip("netns", "delete", netnsName(machineId));
   // Deleting the namespace deletes the pair, but the kernel tears the namespace down in the
   // background: the host end can still be listed and then be gone by the time it is deleted. A pair
   // left by a cut-short set-up goes here; one the kernel removed meanwhile is not an error.
   const veth = vethName(machineId);
-  if (!(await linkExists(veth))) return;
+  if (!(await linkExists(hostNs, veth))) return;
   try {
-    await ip("link", "delete", veth);
+    await ip(...inNs(hostNs, ["link", "delete", veth]));
   } catch (err) {
-    if (await linkExists(veth)) throw err;
+    if (await linkExists(hostNs, veth)) throw err;
   }
 }

@@ -16,6 +16,7 @@ import {
 } from "@hangar/oci";
 import type { ProcessStat } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
+import type { HostNetwork } from "../network/host-network.js";
 import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
 import type { MachineLimits } from "./cgroup-limits.js";
 import {
@@ -82,6 +83,8 @@ export interface ProcessDriverOptions {
    * for `pnpm bench machines`, which measures what the hardening costs. Default true.
    */
   hardening?: boolean;
+  /** The host's network for machines in namespaces (6PN, firewall); without it they join the agent's own namespace, IPv4 only. */
+  network?: HostNetwork;
 }
 
 export interface StopOptions {
@@ -179,6 +182,7 @@ export class ProcessDriver {
       holdsPort: (id) => this.#machines.has(id) || this.#busy.has(id),
       sink: (machineId, entry) => this.#emitLog(machineId, entry),
       ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
+      ...(options.network ? { network: options.network } : {}),
     });
   }
 
@@ -440,6 +444,7 @@ export class ProcessDriver {
       spec,
       dir,
       privateIp: "",
+      privateIpv6: "",
       port: 0,
       cgroup: null,
       limits: null,
@@ -474,12 +479,13 @@ export class ProcessDriver {
         );
       }
     }
-    const { privateIp, port, cgroup } = run;
+    const { privateIp, privateIpv6, port, cgroup } = run;
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.env,
       PORT: String(port),
-      FLY_PRIVATE_IP: privateIp,
+      // As on Fly: the machine's address on its org's network when it has one.
+      FLY_PRIVATE_IP: privateIpv6 || privateIp,
     };
     const containerId = containerIdOf(this.#stateDir, machineId);
     let launch: { argv: string[]; cwd: string; env: Record<string, string> };
@@ -493,6 +499,8 @@ export class ProcessDriver {
           rootfs: run.rootfs as string,
           range: run.range as IdRange,
           hardened: this.#hardened,
+          machineDir: dir.path,
+          privateIpv6,
         },
         env,
       );
@@ -508,6 +516,7 @@ export class ProcessDriver {
       runId,
       spec,
       privateIp,
+      privateIpv6,
       port,
       pid: null,
       startTime: null,
@@ -556,7 +565,14 @@ export class ProcessDriver {
       throw new MachineStartError(machineId, `process ${pid} vanished before it could be recorded`);
     }
     child.unref();
-    const machine: RunningMachine = { machineId, pid, startTime: stat.startTime, privateIp, port };
+    const machine: RunningMachine = {
+      machineId,
+      pid,
+      startTime: stat.startTime,
+      privateIp,
+      privateIpv6,
+      port,
+    };
     const control = { runId, requested: false, killed: false };
     const output = run.output as RunOutput;
     const m = this.#track(dir, runId, machine, control, output, child, {
@@ -600,7 +616,13 @@ export class ProcessDriver {
     if (proc) {
       // An agent killed between spawn and recording the pid left a run without one: record it now.
       if (run.pid === null) await dir.writeRun({ ...run, ...proc });
-      const machine: RunningMachine = { machineId, ...proc, privateIp: run.privateIp, port: run.port };
+      const machine: RunningMachine = {
+        machineId,
+        ...proc,
+        privateIp: run.privateIp,
+        privateIpv6: run.privateIpv6 ?? "",
+        port: run.port,
+      };
       // The cgroup outlives the agent, and so does its frozen state: a suspended machine stays suspended.
       const cgroup = this.#parts.cgroup.recorded(run.cgroup);
       const suspended = cgroup ? cgroup.isFreezeRequested() : groupStopped({ machine, cgroup });

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import {
   CATATONIT,
   crunRunArgv,
@@ -13,10 +14,12 @@ import {
   runtimeSpec,
   writeBundle,
 } from "@hangar/oci";
+import { RESOLVER_ADDRESS } from "../network/host-network.js";
 import { netnsName } from "./netns.js";
 import type { MachineRunSpec } from "./types.js";
 
 const RESOLV_CONF = "/etc/resolv.conf";
+const HOSTS = "/etc/hosts";
 
 /**
  * The crun container id of a machine: its id, prefixed with a hash of the agent's state folder, since
@@ -34,6 +37,43 @@ export interface SandboxLaunch {
   range: IdRange;
   /** false only for the benchmark's baseline (see runtimeSpec). */
   hardened: boolean;
+  /** The machine's state folder: its generated resolv.conf and hosts live there. */
+  machineDir: string;
+  /** Its 6PN address, "" when it has none. */
+  privateIpv6: string;
+}
+
+/**
+ * Writes the resolv.conf and hosts of a machine on its org's network, as Fly's machines have them:
+ * the host's resolver (fdaa::3) answers `.internal` names and forwards the rest, and `fly-local-6pn`
+ * names the machine's 6PN address (what an app binds to be reachable only privately). Returns the
+ * read-only binds that put them at /etc.
+ */
+async function sixpnNetworkFiles(
+  machineDir: string,
+  machineId: string,
+  address: string,
+): Promise<RuntimeBind[]> {
+  const folder = join(machineDir, "etc");
+  await mkdir(folder, { recursive: true, mode: 0o755 });
+  const resolvConf = join(folder, "resolv.conf");
+  const hosts = join(folder, "hosts");
+  await writeFile(resolvConf, `nameserver ${RESOLVER_ADDRESS}\n`, { mode: 0o644 });
+  await writeFile(
+    hosts,
+    [
+      "127.0.0.1\tlocalhost",
+      "::1\tlocalhost ip6-localhost ip6-loopback",
+      `${address}\tfly-local-6pn`,
+      `${address}\t${machineId}`,
+      "",
+    ].join("\n"),
+    { mode: 0o644 },
+  );
+  return [
+    { src: resolvConf, dest: RESOLV_CONF, readOnly: true },
+    { src: hosts, dest: HOSTS, readOnly: true },
+  ];
 }
 
 /**
@@ -51,8 +91,13 @@ export async function sandboxCommand(
   const sandbox = spec.sandbox;
   const user =
     !sandbox || sandbox.user === "" ? { uid: 0, gid: 0 } : await resolveUser(launch.rootfs, sandbox.user);
+  // On its org's network a machine asks the host's resolver; otherwise, the host's own.
   const binds: RuntimeBind[] =
-    sandbox && existsSync(RESOLV_CONF) ? [{ src: RESOLV_CONF, dest: RESOLV_CONF, readOnly: true }] : [];
+    sandbox?.network === "netns" && launch.privateIpv6 !== ""
+      ? await sixpnNetworkFiles(launch.machineDir, spec.machineId, launch.privateIpv6)
+      : sandbox && existsSync(RESOLV_CONF)
+        ? [{ src: RESOLV_CONF, dest: RESOLV_CONF, readOnly: true }]
+        : [];
   const network: RuntimeNetwork =
     sandbox?.network === "netns"
       ? { kind: "netns", path: `/run/netns/${netnsName(spec.machineId)}` }

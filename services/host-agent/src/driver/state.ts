@@ -12,6 +12,8 @@ export interface RunRecord {
   runId: string;
   spec: MachineRunSpec;
   privateIp: string;
+  /** The 6PN address, "" without one; absent in records of older agents (none). */
+  privateIpv6?: string;
   port: number;
   pid: number | null;
   startTime: number | null;

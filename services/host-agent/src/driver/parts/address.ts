@@ -1,6 +1,7 @@
+import type { HostNetwork } from "../../network/host-network.js";
 import { nextPrivateIp, probePort } from "../address.js";
 import { MachineStartError } from "../errors.js";
-import { claimNetnsAddress, isNetnsAddress, releaseNetnsAddress } from "../netns.js";
+import { claimNetnsAddress, DEFAULT_MACHINE_CIDR, isNetnsAddress, releaseNetnsAddress } from "../netns.js";
 import { listMachineIds, MachineDir } from "../state.js";
 import type { MachinePart, MachineTeardown, RunSetup } from "./part.js";
 
@@ -22,13 +23,19 @@ export class AddressPart implements MachinePart {
 
   /**
    * `hostIp` is where a new port is checked free; `holdsPort(id)` tells whether another machine's
-   * port is in use now (it runs, or is being started).
+   * port is in use now (it runs, or is being started). Namespace addresses come from the host
+   * network's machine CIDR (without one, DEFAULT_MACHINE_CIDR in the agent's own namespace).
    */
   constructor(
     private readonly stateDir: string,
     private readonly hostIp: string,
     private readonly holdsPort: (machineId: string) => boolean,
+    private readonly network?: Pick<HostNetwork, "netns" | "machineCidr">,
   ) {}
+
+  get #cidr(): string {
+    return this.network?.machineCidr ?? DEFAULT_MACHINE_CIDR;
+  }
 
   /** Reads the addresses of every machine with a run record (once). */
   async load(): Promise<Map<string, MachineAddress>> {
@@ -50,14 +57,20 @@ export class AddressPart implements MachinePart {
     const netns = spec.sandbox?.network === "netns";
     const previous = addresses.get(machineId);
     // A previous address of the other kind (the host's network setting changed) is not kept.
-    const kept = previous && netns === isNetnsAddress(previous.privateIp) ? previous.privateIp : undefined;
+    // So is one outside the machine CIDR (it changed).
+    const kept =
+      previous && netns === isNetnsAddress(previous.privateIp, this.#cidr) ? previous.privateIp : undefined;
     let privateIp = spec.privateIp ?? kept;
     if (netns && spec.privateIp === undefined) {
       // Host-wide claims: other agents on this host hand out /30s from the same range.
       const used = new Set(
         [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
       );
-      privateIp = (await claimNetnsAddress(machineId, used, kept)) ?? undefined;
+      privateIp =
+        (await claimNetnsAddress(machineId, used, kept, {
+          cidr: this.#cidr,
+          ...(this.network?.netns !== undefined ? { hostNs: this.network.netns } : {}),
+        })) ?? undefined;
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
     } else if (privateIp === undefined) {
       const used = new Set([...addresses.values()].map((a) => a.privateIp));
@@ -65,6 +78,8 @@ export class AddressPart implements MachinePart {
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
     }
     run.privateIp = privateIp;
+    // Only a host network (with its firewall) puts a machine on its org's 6PN.
+    run.privateIpv6 = netns && this.network ? (spec.sixpn?.address ?? "") : "";
     // Reserved before the port probe awaits, so a concurrent start cannot take the same ip.
     addresses.set(machineId, { privateIp, port: spec.port ?? 0 });
     if (spec.port !== undefined) {
@@ -92,7 +107,8 @@ export class AddressPart implements MachinePart {
   /** Gives up the machine's host-wide claim on a namespace address, and forgets its address. */
   async release({ machineId }: MachineTeardown): Promise<void> {
     const address = (await this.load()).get(machineId)?.privateIp;
-    if (address && isNetnsAddress(address)) await releaseNetnsAddress(machineId, address);
+    // Only a claim the machine holds goes (a loopback address has none), whatever the CIDR is now.
+    if (address) await releaseNetnsAddress(machineId, address);
     this.#addresses?.delete(machineId);
   }
 }

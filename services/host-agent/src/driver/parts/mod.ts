@@ -1,4 +1,5 @@
 import type { Logger } from "@hangar/telemetry";
+import type { HostNetwork } from "../../network/host-network.js";
 import type { SuspendMode } from "../cgroup.js";
 import { AddressPart } from "./address.js";
 import { CgroupPart } from "./cgroup.js";
@@ -26,6 +27,8 @@ export interface PartsOptions {
   sink: LineSink;
   /** The bound of a machine's kept output file and raw output files. */
   logBytes?: number;
+  /** The host's network (namespace, 6PN, firewall); without it, namespaces join the agent's own network, IPv4 only. */
+  network?: HostNetwork;
 }
 
 /** The resources of a machine, each one part, and the list launch walks forward and destroy backward. */
@@ -39,13 +42,13 @@ export interface MachineParts {
 
 /** Wires the parts every machine gets; the one place that lists them. */
 export function machineParts(opts: PartsOptions): MachineParts {
-  const address = new AddressPart(opts.stateDir, opts.hostIp, opts.holdsPort);
+  const address = new AddressPart(opts.stateDir, opts.hostIp, opts.holdsPort, opts.network);
   const cgroup = new CgroupPart(opts.stateDir, opts.suspend, opts.logger);
   const output = new OutputPart(opts.sink, opts.logBytes);
   return {
     address,
     cgroup,
     output,
-    all: [address, new NetnsPart(), cgroup, new RootfsPart(opts.stateDir), output],
+    all: [address, new NetnsPart(opts.network), cgroup, new RootfsPart(opts.stateDir), output],
   };
 }

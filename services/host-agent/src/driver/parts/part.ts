@@ -14,6 +14,8 @@ export interface RunSetup {
   readonly dir: MachineDir;
   /** Set by the address part. */
   privateIp: string;
+  /** Set by the address part: the machine's 6PN address, "" when it has none. */
+  privateIpv6: string;
   port: number;
   /** Set by the cgroup part; null when the host has no freezer the driver may use (suspend uses signals). */
   cgroup: MachineCgroup | null;

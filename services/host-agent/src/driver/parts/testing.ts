@@ -18,6 +18,7 @@ export function runSetup(stateDir: string, machineId: string, spec: Partial<Mach
     },
     dir: new MachineDir(stateDir, machineId),
     privateIp: "",
+    privateIpv6: "",
     port: 0,
     cgroup: null,
     limits: null,
