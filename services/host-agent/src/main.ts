@@ -6,6 +6,8 @@ import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
+import { HostNetwork } from "./network/host-network.js";
+import { OrgNetworks } from "./network/org-networks.js";
 import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
 
 await runService({
@@ -16,8 +18,6 @@ await runService({
   async start({ nc, store, logger, registry, config }) {
     const hostId = config.HANGAR_HOST_AGENT_ID;
     const stateDir = config.HANGAR_HOST_AGENT_STATE_DIR ?? join(config.HANGAR_HOME, "hosts", hostId);
-    // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
-    const driver = new ProcessDriver({ stateDir });
     const mode = config.HANGAR_HOST_AGENT_DRIVER;
     const sandbox = await sandboxCapability(mode, config.HANGAR_HOST_AGENT_SANDBOX_NETWORK, {
       runtime: prepareCrunHost,
@@ -27,6 +27,22 @@ await runService({
     // Asked for by name, the sandbox must work: better no agent than one that fails every OCI start.
     if (mode === "sandbox" && !sandbox.ok)
       throw new Error(`HANGAR_HOST_AGENT_DRIVER=sandbox: ${sandbox.reason}`);
+    // Machines with namespaces of their own live on the host's network: veths, 6PN routes, firewall.
+    const sixpn =
+      sandbox.ok && sandbox.network === "netns"
+        ? {
+            hostNetwork: await HostNetwork.open({
+              ...(config.HANGAR_HOST_AGENT_NETNS ? { netns: config.HANGAR_HOST_AGENT_NETNS } : {}),
+              hostId,
+              machineCidr: config.HANGAR_HOST_AGENT_MACHINE_CIDR,
+              egressDeny: config.HANGAR_HOST_AGENT_EGRESS_DENY,
+              logger,
+            }),
+            orgNetworks: await OrgNetworks.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
+          }
+        : undefined;
+    // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
+    const driver = new ProcessDriver({ stateDir, ...(sixpn ? { network: sixpn.hostNetwork } : {}) });
     let images: ImagePuller | undefined;
     if (sandbox.ok) {
       // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
@@ -64,6 +80,8 @@ await runService({
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
+      ...(config.HANGAR_HOST_AGENT_UNDERLAY_IP ? { underlayIp: config.HANGAR_HOST_AGENT_UNDERLAY_IP } : {}),
+      ...(sixpn ?? {}),
     });
     await agent.start();
     logger.info({ host_id: hostId, state_dir: stateDir }, "host agent started");
