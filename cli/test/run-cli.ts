@@ -29,11 +29,17 @@ export interface RunningCli {
   exited: Promise<CliResult>;
 }
 
+/** The command line that runs the real CLI from its sources (for a wrapper such as `script`). */
+export function hangarArgv(args: string[]): string[] {
+  return [process.execPath, "--conditions=source", "--import", tsx, main, ...args];
+}
+
 /** Starts the real CLI from its sources as a child process, with only the HANGAR_* variables given. */
 export function startHangar(args: string[], options: RunOptions = {}): RunningCli {
   const env: NodeJS.ProcessEnv = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith("HANGAR_")) delete env[key];
-  const child = spawn(process.execPath, ["--conditions=source", "--import", tsx, main, ...args], {
+  const [file, ...argv] = hangarArgv(args);
+  const child = spawn(file as string, argv, {
     cwd: options.cwd ?? process.cwd(),
     env: { ...env, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],

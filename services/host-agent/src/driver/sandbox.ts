@@ -20,6 +20,7 @@ import type { MachineRunSpec } from "./types.js";
 
 const RESOLV_CONF = "/etc/resolv.conf";
 const HOSTS = "/etc/hosts";
+const HOSTNAME = "/etc/hostname";
 
 /**
  * The crun container id of a machine: its id, prefixed with a hash of the agent's state folder, since
@@ -77,6 +78,18 @@ async function sixpnNetworkFiles(
 }
 
 /**
+ * Writes a machine's /etc/hostname (its id, as on Fly, where `cat /etc/hostname` names the machine)
+ * and returns the read-only bind that puts it there.
+ */
+async function hostnameFile(machineDir: string, machineId: string): Promise<RuntimeBind> {
+  const folder = join(machineDir, "etc");
+  await mkdir(folder, { recursive: true, mode: 0o755 });
+  const file = join(folder, "hostname");
+  await writeFile(file, `${machineId}\n`, { mode: 0o644 });
+  return { src: file, dest: HOSTNAME, readOnly: true };
+}
+
+/**
  * Writes the run's bundle and returns the argv that runs it, for the wrapper to exec: crun in the
  * foreground, the image's command under catatonit, as the image's USER (or root, mapped to the
  * machine's range), in its WorkingDir, with `env` as its whole environment; in the machine's network
@@ -92,12 +105,16 @@ export async function sandboxCommand(
   const user =
     !sandbox || sandbox.user === "" ? { uid: 0, gid: 0 } : await resolveUser(launch.rootfs, sandbox.user);
   // On its org's network a machine asks the host's resolver; otherwise, the host's own.
-  const binds: RuntimeBind[] =
+  const networkBinds: RuntimeBind[] =
     sandbox?.network === "netns" && launch.privateIpv6 !== ""
       ? await sixpnNetworkFiles(launch.machineDir, spec.machineId, launch.privateIpv6)
       : sandbox && existsSync(RESOLV_CONF)
         ? [{ src: RESOLV_CONF, dest: RESOLV_CONF, readOnly: true }]
         : [];
+  // A dir: machine sees the host's folders, /etc included: its hostname file stays the host's.
+  const binds = sandbox
+    ? [...networkBinds, await hostnameFile(launch.machineDir, spec.machineId)]
+    : networkBinds;
   const network: RuntimeNetwork =
     sandbox?.network === "netns"
       ? { kind: "netns", path: `/run/netns/${netnsName(spec.machineId)}` }
