@@ -1,0 +1,169 @@
+import { once } from "node:events";
+import { connect as tcpConnect } from "node:net";
+import { ExecFrameDecoder, ExecFrameKind, parseExecEnd } from "@hangar/config";
+import {
+  CommandError,
+  type HostTunnelReply,
+  type HostTunnelRequest,
+  sendCommand,
+  type TunnelTarget,
+} from "@hangar/service";
+import { createLogger } from "@hangar/telemetry";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { ProcessDriver } from "../src/driver/mod.js";
+import { MachineTunnels } from "../src/tunnel/machine-tunnels.js";
+import { nodeScript, removeStateDir, runSpec, tempStateDir } from "./harness.js";
+import { waitFor } from "./wait.js";
+
+// The host agent's tunnels over a real nats-server, with the real driver: a ticket from
+// cmd.host.<id>.tunnel opens one connection to the machine's port, or one exec inside its crun
+// sandbox (stdin in, framed output and exit status out); anything else closes the connection.
+
+let stateDir: string;
+let driver: ProcessDriver;
+let nc: NatsConnection;
+let tunnels: MachineTunnels;
+// A host id of its own: other test files share the run's nats-server.
+const hostId = `tunnels-${process.pid}`;
+// m1 runs a TCP echo server; m2 is a machine of this host that is not running.
+const apps = new Map([
+  ["m1", "app1"],
+  ["m2", "app1"],
+]);
+const ECHO = nodeScript(`
+require("node:net").createServer((s) => s.pipe(s)).listen(Number(process.env.PORT), "0.0.0.0");
+`);
+
+beforeAll(async () => {
+  stateDir = await tempStateDir();
+  driver = new ProcessDriver({ stateDir, pollIntervalMs: 50 });
+  nc = await connect({ servers: inject("natsUrl") });
+  tunnels = await MachineTunnels.open({
+    nc,
+    hostId,
+    address: "127.0.0.1",
+    port: 0,
+    driver,
+    appOf: (id) => apps.get(id),
+    logger: createLogger("test", { level: "silent" }),
+  });
+  await nc.flush();
+  await driver.start(runSpec("m1", ECHO));
+});
+
+afterAll(async () => {
+  await tunnels?.close();
+  await nc?.close();
+  for (const m of driver?.running() ?? []) await driver.destroy(m.machineId);
+  await driver?.close();
+  if (stateDir) await removeStateDir(stateDir);
+});
+
+const ask = (target: TunnelTarget, machineId = "m1", app = "app1") =>
+  sendCommand<HostTunnelRequest, HostTunnelReply>(nc, `cmd.host.${hostId}.tunnel`, {
+    app,
+    machine_id: machineId,
+    target,
+  });
+
+/** Connects with `ticket`, sends `input` (then ends it), and resolves to every byte that came back. */
+async function through(reply: HostTunnelReply, ticket: string, input: string): Promise<Buffer> {
+  const socket = tcpConnect({ host: reply.address, port: reply.port });
+  await once(socket, "connect");
+  const chunks: Buffer[] = [];
+  socket.on("data", (d: Buffer) => chunks.push(d));
+  socket.on("error", () => undefined);
+  socket.end(`${ticket}\n${input}`);
+  await once(socket, "close");
+  return Buffer.concat(chunks);
+}
+
+/** Runs an exec tunnel to its end: its stdout, stderr and end frame. */
+async function execThrough(target: TunnelTarget, input: string) {
+  const reply = await ask(target);
+  const decoder = new ExecFrameDecoder();
+  const out = { stdout: "", stderr: "", end: undefined as unknown };
+  for (const { kind, payload } of decoder.push(await through(reply, reply.ticket, input))) {
+    if (kind === ExecFrameKind.stdout) out.stdout += payload.toString();
+    else if (kind === ExecFrameKind.stderr) out.stderr += payload.toString();
+    else out.end = parseExecEnd(payload);
+  }
+  return out;
+}
+
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => "answered",
+    (err: unknown) => (err instanceof CommandError ? err.code : String(err)),
+  );
+
+describe("port tunnels", () => {
+  it("pipe a connection to the machine's port, once per ticket", async () => {
+    const port = driver.running().find((m) => m.machineId === "m1")?.port ?? 0;
+    const reply = await ask({ kind: "port", port });
+    expect(reply.address).toBe("127.0.0.1");
+    expect(reply.port).toBe(tunnels.port);
+    const echoed = await waitFor("the echo server", async () => {
+      const fresh = await ask({ kind: "port", port });
+      const back = (await through(fresh, fresh.ticket, "ping")).toString();
+      return back === "ping" ? back : undefined;
+    });
+    expect(echoed).toBe("ping");
+    expect((await through(reply, reply.ticket, "first use")).toString()).toBe("first use");
+    // Spent: the same ticket again gets the connection closed, nothing sent to the machine.
+    expect((await through(reply, reply.ticket, "again")).length).toBe(0);
+  });
+
+  it("close a connection that brings an unknown ticket or none", async () => {
+    const reply = await ask({ kind: "port", port: 1 });
+    expect((await through(reply, "not-a-ticket", "x")).length).toBe(0);
+    expect((await through(reply, "", "x")).length).toBe(0);
+  });
+});
+
+describe("cmd.host.<id>.tunnel", () => {
+  it("refuses another app's machine, a machine that does not run, and a bad target", async () => {
+    expect(await refusal(ask({ kind: "port", port: 80 }, "m1", "app2"))).toBe("not_found");
+    expect(await refusal(ask({ kind: "port", port: 80 }, "m9"))).toBe("not_found");
+    expect(await refusal(ask({ kind: "port", port: 80 }, "m2"))).toBe("failed_precondition");
+    expect(await refusal(ask({ kind: "port", port: 0 }))).toBe("invalid_argument");
+    expect(await refusal(ask({ kind: "exec", command: [], tty: false, cols: 80, rows: 24 }))).toBe(
+      "invalid_argument",
+    );
+    expect(await refusal(ask({ kind: "exec", command: ["sh"], tty: true, cols: 0, rows: 24 }))).toBe(
+      "invalid_argument",
+    );
+  });
+});
+
+describe("exec tunnels", () => {
+  it("run the command in the machine: stdin in, stdout and stderr apart, the exit status last", async () => {
+    const out = await execThrough(
+      {
+        kind: "exec",
+        command: ["/bin/sh", "-c", "cat; echo err >&2; exit 5"],
+        tty: false,
+        cols: 80,
+        rows: 24,
+      },
+      "from stdin",
+    );
+    expect(out).toEqual({ stdout: "from stdin", stderr: "err\n", end: { exit_code: 5, exit_signal: 0 } });
+  });
+
+  it("give the command a terminal of the size asked for", async () => {
+    const out = await execThrough(
+      {
+        kind: "exec",
+        command: ["/bin/sh", "-c", "test -t 0 && stty size"],
+        tty: true,
+        cols: 123,
+        rows: 45,
+      },
+      "",
+    );
+    expect(out.stdout).toContain("45 123");
+    expect(out.end).toEqual({ exit_code: 0, exit_signal: 0 });
+  });
+});
