@@ -68,7 +68,7 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
       "netns",
       MACHINE_NS,
     ]);
-    await ipIn(host, "addr", "add", "fe80::1/64", "dev", HOST_END);
+    await ipIn(host, "addr", "add", "fe80::1/64", "dev", HOST_END, "nodad");
     await ipIn(host, "link", "set", HOST_END, "up");
     await ipIn(MACHINE_NS, "link", "set", "lo", "up");
     await ipIn(MACHINE_NS, "link", "set", MACHINE_END, "up");
@@ -123,6 +123,19 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     }
     const apps = await ask("_apps.internal", RecordType.TXT);
     expect(apps.answers.map((a) => a.data)).toEqual([["a,b"]]);
+  });
+
+  it("answers the same question again (from its encoded answer) with each query's own id", async () => {
+    const results = await probeDns({
+      netns: MACHINE_NS,
+      server: RESOLVER_ADDRESS,
+      source: KNOWN,
+      queries: [0, 1, 2].map(() => query("top1.nearest.of.b.internal", RecordType.AAAA)),
+    });
+    expect(results.map((r) => r.reply && Packet.parse(r.reply).header.id)).toEqual([0, 1, 2]);
+    expect(results.map((r) => r.reply && Packet.parse(r.reply).answers.map((a) => a.address))).toEqual(
+      [0, 1, 2].map(() => ["fdaa:0:1:0:b::2"]),
+    );
   });
 
   it("tells another org's machine that b.internal does not exist", async () => {

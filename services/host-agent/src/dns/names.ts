@@ -69,6 +69,7 @@ export class NameTable {
   private readonly zones = new Map<string, Zone>();
   private askers: Map<string, DnsMachine> | undefined;
   private readonly regionRank: Map<string, number>;
+  #version = 0;
 
   constructor(private readonly opts: NameTableOptions) {
     this.regionRank = new Map((opts.regionOrder ?? []).map((r, i) => [r.toLowerCase(), i]));
@@ -92,10 +93,16 @@ export class NameTable {
     this.changed(before);
   }
 
+  /** Goes up with every change: an answer computed at one version holds until the next. */
+  get version(): number {
+    return this.#version;
+  }
+
   /** The machine of this host that sends from `address` (its 6PN or IPv4 address), if any. */
   asker(address: string): DnsMachine | undefined {
     if (!this.askers) this.askers = this.indexAskers();
-    return this.askers.get(normalizeAddress(address));
+    // The kernel's source addresses are canonical already: normalizing is for the rest.
+    return this.askers.get(address) ?? this.askers.get(normalizeAddress(address));
   }
 
   /** What `name` holds for a machine of `org` asking for records of `type`. */
@@ -119,6 +126,7 @@ export class NameTable {
   }
 
   private changed(m: DnsMachine): void {
+    this.#version++;
     this.zones.delete(m.org);
     if (m.hostId === this.opts.hostId) this.askers = undefined;
   }

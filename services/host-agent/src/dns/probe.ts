@@ -73,7 +73,7 @@ process.stdin.on("data", (d) => { input += d; });
 process.stdin.on("end", () => run(input.split("\\n").filter(Boolean).map((h) => Buffer.from(h, "hex"))));
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 function withId(q, i) { const b = Buffer.from(q); b.writeUInt16BE(i & 0xffff, 0); return b; }
-function finish(results) { process.stdout.write(JSON.stringify(results)); process.exit(0); }
+function finish(results) { process.stdout.write(JSON.stringify(results), () => process.exit(0)); }
 function run(queries) {
   const results = queries.map(() => ({ reply: null, ms: Number(timeoutMs) }));
   if (queries.length === 0) return finish(results);

@@ -6,7 +6,7 @@ import type DNS from "dns2";
 import { Packet } from "dns2";
 import { forwardQuery, hostNameservers, type Upstream } from "./forward.js";
 import { dnsMachineOf } from "./from-machine.js";
-import { NameTable, RecordType } from "./names.js";
+import { NameTable, RecordType, type Resolution } from "./names.js";
 import { openResolverSockets, type ResolverSockets } from "./sockets.js";
 
 /**
@@ -22,6 +22,8 @@ const UDP_EDNS_MAX = 1232;
 const TXT_CHUNK = 255;
 /** An idle TCP client is closed after this long (RFC 7766 suggests seconds). */
 const TCP_IDLE_MS = 10_000;
+/** Encoded answers kept per table version; past this many (names nobody asks twice), start over. */
+const ANSWER_CACHE_MAX = 10_000;
 
 export interface InternalDnsOptions {
   /** HANGAR_HOST_AGENT_NETNS: the host's network namespace, where machines reach the resolver; this process's own when none. */
@@ -53,6 +55,13 @@ export class InternalDns {
   private readonly upstreams: readonly Upstream[];
   private readonly forwardTimeoutMs: number;
   private readonly tcpClients = new Set<Socket>();
+  /**
+   * Encoded `.internal` replies by org, name as asked, type and size limit, valid for one table
+   * version: encoding is most of a query's cost (dns2 takes tens of µs a record), and a hit only
+   * needs the query's id and RD flag.
+   */
+  private readonly answers = new Map<string, Buffer>();
+  private answersVersion = -1;
 
   private constructor(
     private readonly opts: InternalDnsOptions,
@@ -111,6 +120,14 @@ export class InternalDns {
     if (!question || query.questions.length !== 1) return this.error(query, Packet.RCODE.FORMERR);
     const asker = this.table.asker(source);
     if (!asker) return this.error(query, Packet.RCODE.REFUSED);
+    const maxSize = transport === "tcp" ? 0xffff : udpLimit(query);
+    if (this.answersVersion !== this.table.version) {
+      this.answers.clear();
+      this.answersVersion = this.table.version;
+    }
+    const key = `${asker.org}\n${question.name}\n${question.type}\n${question.class}\n${maxSize}`;
+    const cached = this.answers.get(key);
+    if (cached) return asReplyTo(query, cached);
     const resolution = this.table.resolve(asker.org, question.name, question.type);
     if (resolution.kind === "forward") {
       const reply = await forwardQuery(
@@ -120,6 +137,19 @@ export class InternalDns {
       );
       return reply ?? this.error(query, Packet.RCODE.SERVFAIL);
     }
+    if (this.answers.size >= ANSWER_CACHE_MAX) this.answers.clear();
+    const reply = this.encode(query, question, resolution, maxSize);
+    this.answers.set(key, reply);
+    return reply;
+  }
+
+  /** The reply for an `.internal` name: NXDOMAIN, or its records (as many as fit in `maxSize`, TC when not all). */
+  private encode(
+    query: Packet,
+    question: DNS.Packet.Question,
+    resolution: Exclude<Resolution, { kind: "forward" }>,
+    maxSize: number,
+  ): Buffer {
     const response = Packet.createResponseFromRequest(query);
     response.header.aa = 1;
     response.header.ra = 1;
@@ -133,7 +163,6 @@ export class InternalDns {
     for (const text of resolution.txt)
       response.answers.push({ ...record, type: RecordType.TXT, data: chunks(text) } as DNS.Packet.Resource);
     let buffer = response.toBuffer();
-    const maxSize = transport === "tcp" ? 0xffff : udpLimit(query);
     // Too long for this client's UDP: as many answers as fit, flagged so it asks again over TCP.
     while (buffer.length > maxSize && response.answers.length > 0) {
       response.answers.pop();
@@ -192,6 +221,14 @@ export class InternalDns {
       }
     });
   }
+}
+
+/** A cached reply with this query's id and recursion-desired flag. */
+function asReplyTo(query: Packet, cached: Buffer): Buffer {
+  const reply = Buffer.from(cached);
+  reply.writeUInt16BE(query.header.id, 0);
+  reply[2] = ((reply[2] as number) & 0xfe) | (query.header.rd ? 1 : 0);
+  return reply;
 }
 
 /** How large a UDP reply this query's client accepts: its EDNS payload size (capped), else 512. */
