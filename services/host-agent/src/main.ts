@@ -4,9 +4,10 @@ import { BlobStore, ImageRegistry, LayerStore, overlaySupported, prepareCrunHost
 import { runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
+import { InternalDns } from "./dns/server.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
-import { HostNetwork } from "./network/host-network.js";
+import { HostNetwork, RESOLVER_ADDRESS } from "./network/host-network.js";
 import { OrgNetworks } from "./network/org-networks.js";
 import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
 
@@ -41,6 +42,17 @@ await runService({
             orgNetworks: await OrgNetworks.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
           }
         : undefined;
+    // Every such machine's nameserver, on the host's network (HostNetwork.open put its address there).
+    const dns = sixpn
+      ? await InternalDns.open({
+          ...(config.HANGAR_HOST_AGENT_NETNS ? { netns: config.HANGAR_HOST_AGENT_NETNS } : {}),
+          address: RESOLVER_ADDRESS,
+          hostId,
+          region: config.HANGAR_REGION,
+          regionOrder: config.HANGAR_HOST_AGENT_REGION_ORDER,
+          logger,
+        })
+      : undefined;
     // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
     const driver = new ProcessDriver({ stateDir, ...(sixpn ? { network: sixpn.hostNetwork } : {}) });
     let images: ImagePuller | undefined;
@@ -82,6 +94,7 @@ await runService({
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
       ...(config.HANGAR_HOST_AGENT_UNDERLAY_IP ? { underlayIp: config.HANGAR_HOST_AGENT_UNDERLAY_IP } : {}),
       ...(sixpn ?? {}),
+      ...(dns ? { dns } : {}),
     });
     await agent.start();
     logger.info({ host_id: hostId, state_dir: stateDir }, "host agent started");
@@ -89,6 +102,8 @@ await runService({
       health: () => agent.health(),
       async stop() {
         await agent.stop();
+        // Machines keep running without names until the next agent opens the resolver again.
+        await dns?.close();
         // A stopped agent leaves its machines running for the next one to adopt, unless told otherwise
         // (npm start stops the whole platform, machines included).
         if (config.HANGAR_HOST_AGENT_STOP_MACHINES) {
