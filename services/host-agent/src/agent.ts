@@ -27,7 +27,13 @@ import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
 import type { OrgNetworks } from "./network/org-networks.js";
-import { type RemoteRoute, RouteSync, remoteRoutes } from "./network/remote-routes.js";
+import {
+  hostRouteFacts,
+  machineRouteFacts,
+  type RemoteRoute,
+  RouteSync,
+  remoteRoutes,
+} from "./network/remote-routes.js";
 import { sixpnSpec } from "./network/sixpn.js";
 import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
 import { MachineTunnels } from "./tunnel/machine-tunnels.js";
@@ -119,11 +125,11 @@ export class HostAgent {
       });
       this.routes = routes;
       // Only once both views are caught up: a partial history would drop live routes for a moment.
-      this.view.subscribe(() => {
-        if (this.ready) routes.changed();
+      this.view.subscribe((c) => {
+        if (this.ready && machineRouteFacts(c.previous) !== machineRouteFacts(c.state)) routes.changed();
       });
-      this.hostsView.subscribe(() => {
-        if (this.ready) routes.changed();
+      this.hostsView.subscribe((c) => {
+        if (this.ready && hostRouteFacts(c.previous) !== hostRouteFacts(c.state)) routes.changed();
       });
     }
     const registers = opts.registry ? [opts.registry] : [];

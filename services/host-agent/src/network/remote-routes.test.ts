@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { type RemoteRoute, RouteSync, remoteRoutes } from "./remote-routes.js";
+import {
+  hostRouteFacts,
+  machineRouteFacts,
+  type RemoteRoute,
+  RouteSync,
+  remoteRoutes,
+} from "./remote-routes.js";
 
 const hosts = [
   { hostId: "h1", status: "active", underlayIp: "fd00:99::1" },
@@ -39,6 +45,24 @@ describe("remote 6PN routes", () => {
       hosts,
     );
     expect(routes).toEqual([]);
+  });
+});
+
+describe("what routes depend on", () => {
+  it("changes with a machine's host, address or destruction, not with its other states", () => {
+    const started = machineRouteFacts(machine("h2", "fdaa:1:2::9"));
+    expect(machineRouteFacts(machine("h2", "fdaa:1:2::9", "stopped"))).toBe(started);
+    expect(machineRouteFacts(machine("h2", "fdaa:1:2::9", "destroyed"))).not.toBe(started);
+    expect(machineRouteFacts(machine("h3", "fdaa:1:2::9"))).not.toBe(started);
+    expect(machineRouteFacts(machine("h2", "fdaa:1:2::8"))).not.toBe(started);
+    expect(machineRouteFacts({ status: "absent" })).not.toBe(started);
+  });
+
+  it("changes with a host's underlay or removal, not with its cordon", () => {
+    const active = hostRouteFacts({ hostId: "h2", status: "active", underlayIp: "fd00:99::2" });
+    expect(hostRouteFacts({ hostId: "h2", status: "cordoned", underlayIp: "fd00:99::2" })).toBe(active);
+    expect(hostRouteFacts({ hostId: "h2", status: "removed", underlayIp: "fd00:99::2" })).not.toBe(active);
+    expect(hostRouteFacts({ hostId: "h2", status: "active", underlayIp: "fd00:99::3" })).not.toBe(active);
   });
 });
 

@@ -44,6 +44,19 @@ export function remoteRoutes(
     .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }
 
+/**
+ * What of a machine's state the routes depend on, as a string: a change that leaves it equal (a check,
+ * a stop request) moves no route, so it need not recompute them.
+ */
+export function machineRouteFacts(m: RoutedMachine | { status: "absent" }): string {
+  return "hostId" in m ? `${m.hostId} ${m.privateIpv6} ${m.status === "destroyed"}` : "";
+}
+
+/** What of a host's state the routes depend on (a reservation moves none). */
+export function hostRouteFacts(h: RoutedHost | { status: "absent" }): string {
+  return "hostId" in h ? `${h.status === "removed"} ${h.underlayIp}` : "";
+}
+
 export interface RouteSyncOptions {
   /** The routes as the views say now. */
   compute(): RemoteRoute[];
