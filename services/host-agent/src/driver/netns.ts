@@ -181,6 +181,8 @@ function ipBatch(ns: string | undefined, lines: string[]): Promise<void> {
         );
       else resolve();
     });
+    // An ip that fails before reading its input reports through the callback, not as EPIPE.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(`${lines.join("\n")}\n`);
   });
 }

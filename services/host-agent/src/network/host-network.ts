@@ -50,6 +50,8 @@ function run(argv: string[], input?: string): Promise<{ stdout: string }> {
         resolve({ stdout });
       }
     });
+    // A command that fails before reading its input reports through the callback, not as EPIPE.
+    child.stdin?.on("error", () => undefined);
     child.stdin?.end(input ?? "");
   });
 }
