@@ -16,7 +16,8 @@ export function nameserversOf(resolvConf: string, skip: string): Upstream[] {
     if (keyword !== "nameserver" || !address) continue;
     const bare = address.replace(/%.*$/, "");
     if (isIP(bare) === 0 || bare === skip) continue;
-    out.push({ address: bare, port: 53 });
+    // A link-local nameserver keeps its zone: without it the kernel cannot tell the interface.
+    out.push({ address, port: 53 });
   }
   return out;
 }
