@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hangarArgv, runCliIn, startHangar } from "../../cli/test/run-cli.js";
 import { startTestPlatform, type TestPlatform } from "../platform/harness.js";
 import { createMachine, ECHO_PORT, pushNetworkImage, SERVE } from "./machines.js";
-import { echoThroughput, tcpConnect } from "./tunnel-throughput.js";
+import { echoThroughput, startHangarProxy, tcpConnect } from "./tunnel-throughput.js";
 
 let p: TestPlatform;
 let machineId: string;
@@ -58,22 +58,9 @@ function upgradeStatus(path: string, token?: string): Promise<{ status: number; 
   });
 }
 
-/** Runs `hangar proxy` in the background and resolves to it and the local port it printed. */
-async function startProxy(args: string[], token = p.token) {
-  const proxy = startHangar(["proxy", ...args], {
-    env: { HANGAR_API_URL: p.apiUrl, HANGAR_API_TOKEN: token },
-    timeoutMs: 120_000,
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    const check = () => {
-      const m = /Proxying local port (\d+) to remote \[reach\]:(\d+)/.exec(proxy.output().stdout);
-      if (m) resolve(Number(m[1]));
-    };
-    proxy.child.stdout.on("data", check);
-    void proxy.exited.then((r) => reject(new Error(`hangar proxy exited ${r.code}: ${r.stderr}`)));
-  });
-  return { proxy, port };
-}
+/** `hangar proxy 0:<remote> -a reach [args]` with the platform's token, or the one given. */
+const startProxy = (args: string[] = []) =>
+  startHangarProxy({ apiUrl: p.apiUrl, token: p.token, app: "reach", remotePort: ECHO_PORT, args });
 
 beforeAll(async () => {
   p = await startTestPlatform();
@@ -98,10 +85,10 @@ afterAll(async () => {
 
 describe("hangar proxy", () => {
   it("forwards a local port to the machine's port: a local client gets its bytes back", async () => {
-    const { proxy, port } = await startProxy([`0:${ECHO_PORT}`, "-a", "reach"]);
+    const proxy = await startProxy();
     try {
       for (const message of ["hello through the tunnel\n", "x".repeat(3 * 1024 * 1024)]) {
-        const socket = await tcpConnect("127.0.0.1", port);
+        const socket = await tcpConnect("127.0.0.1", proxy.port);
         const chunks: Buffer[] = [];
         socket.on("data", (d: Buffer) => chunks.push(d));
         socket.end(message);
@@ -109,10 +96,9 @@ describe("hangar proxy", () => {
         expect(Buffer.concat(chunks).toString()).toBe(message);
       }
     } finally {
-      proxy.child.kill("SIGINT");
+      const result = await proxy.stop();
+      expect(result.code).toBe(0);
     }
-    const result = await proxy.exited;
-    expect(result.code).toBe(0);
   }, 60_000);
 
   it("moves bytes at a rate printed beside a direct connection's (measured, not asserted)", async () => {
@@ -124,18 +110,17 @@ describe("hangar proxy", () => {
       ],
     });
     const privateIp = stdout.trim();
-    const { proxy, port } = await startProxy([`0:${ECHO_PORT}`, "-a", "reach", "--machine", machineId]);
+    const proxy = await startProxy(["--machine", machineId]);
     try {
       const direct = await echoThroughput(await tcpConnect(privateIp, ECHO_PORT));
-      const tunnel = await echoThroughput(await tcpConnect("127.0.0.1", port));
+      const tunnel = await echoThroughput(await tcpConnect("127.0.0.1", proxy.port));
       process.stdout.write(
         `echo of 64 MiB, both ways at once: direct to ${privateIp}:${ECHO_PORT} ${direct.toFixed(1)} MB/s, ` +
           `through hangar proxy ${tunnel.toFixed(1)} MB/s (${(tunnel / direct).toFixed(2)} x direct)\n`,
       );
       expect(tunnel).toBeGreaterThan(0);
     } finally {
-      proxy.child.kill("SIGINT");
-      await proxy.exited;
+      await proxy.stop();
     }
   }, 120_000);
 

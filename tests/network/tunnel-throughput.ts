@@ -3,9 +3,49 @@
 // tunnel_mb_s and direct_mb_s). `pnpm bench network` and the reaching-in test measure with it.
 import { once } from "node:events";
 import { connect, type Socket } from "node:net";
+import { type CliResult, startHangar } from "../../cli/test/run-cli.js";
 
 /** What one measurement sends (and reads back): enough for the pipes to reach their steady rate. */
 export const THROUGHPUT_BYTES = 64 * 1024 * 1024;
+
+/** A `hangar proxy` running in the background: the local port it listens on, and how to stop it. */
+export interface RunningProxy {
+  port: number;
+  /** Ctrl-C (SIGINT), then its exit. */
+  stop(): Promise<CliResult>;
+}
+
+/**
+ * Starts `hangar proxy 0:<remote> -a <app> [args]` against the API and resolves once it prints the
+ * local port it listens on; rejects with its output if it exits first.
+ */
+export async function startHangarProxy(o: {
+  apiUrl: string;
+  token: string;
+  app: string;
+  remotePort: number;
+  args?: string[];
+}): Promise<RunningProxy> {
+  const proxy = startHangar(["proxy", `0:${o.remotePort}`, "-a", o.app, ...(o.args ?? [])], {
+    env: { HANGAR_API_URL: o.apiUrl, HANGAR_API_TOKEN: o.token },
+    timeoutMs: 600_000,
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    const listening = () => {
+      const m = /Proxying local port (\d+) to remote/.exec(proxy.output().stdout);
+      if (m) resolve(Number(m[1]));
+    };
+    proxy.child.stdout.on("data", listening);
+    void proxy.exited.then((r) => reject(new Error(`hangar proxy exited ${r.code}: ${r.stderr}`)));
+  });
+  return {
+    port,
+    stop: () => {
+      proxy.child.kill("SIGINT");
+      return proxy.exited;
+    },
+  };
+}
 
 /** A connected TCP socket to `host:port`. */
 export async function tcpConnect(host: string, port: number): Promise<Socket> {
