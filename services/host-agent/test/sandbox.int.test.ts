@@ -4,6 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  appDecider,
+  appsStream,
   type ExistingMachine,
   hostsStream,
   type MachineCommand,
@@ -22,16 +24,25 @@ import {
   writeImage,
 } from "@hangar/oci";
 import { createLogger } from "@hangar/telemetry";
-import { type NatsServer, startNatsServer } from "@hangar/testkit";
+import {
+  createNetworkTopology,
+  type NatsServer,
+  type NetworkTopology,
+  startNatsServer,
+  type TopologyHost,
+} from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../src/agent.js";
+import { DEFAULT_EGRESS_DENY } from "../src/config.js";
 import { RANGE_BASE, RANGE_SIZE } from "../src/driver/id-ranges.js";
 import { ProcessDriver } from "../src/driver/mod.js";
-import { netnsName, removeNetns, vethName } from "../src/driver/netns.js";
+import { IP, isNetnsAddress, netnsName, removeNetns, vethName } from "../src/driver/netns.js";
 import { isMountPoint, rootfsPaths } from "../src/driver/rootfs.js";
 import { ImagePuller } from "../src/images.js";
+import { HostNetwork } from "../src/network/host-network.js";
+import { OrgNetworks } from "../src/network/org-networks.js";
 import type { SandboxCapability } from "../src/run-spec.js";
 import { sandboxCapability } from "../src/sandbox-support.js";
 import { cgroupFrozen, cgroupPids, groupMembers, removeStateDir, tempStateDir } from "./harness.js";
@@ -51,6 +62,8 @@ const metrics = new Registry();
 const running: Array<{ agent: HostAgent; driver: ProcessDriver }> = [];
 const HOST = "h-sandbox";
 const NETNS_HOST = "h-netns";
+/** The netns agent's host network: a namespace of a test topology, never this test's own. */
+let topology: NetworkTopology | undefined;
 
 /**
  * The app in the image: answers with what it sees, and remembers files in its root filesystem, in
@@ -117,11 +130,31 @@ async function writeHelloImage(): Promise<string> {
   }
 }
 
-/** An agent for `hostId`; each host has its own state folder, as each host has its own disk. */
-async function startAgent(hostId: string, sandbox: SandboxCapability): Promise<HostAgent> {
+/**
+ * An agent for `hostId`; each host has its own state folder, as each host has its own disk. With a
+ * topology host, its machines in namespaces are on that host's network, with 6PN.
+ */
+async function startAgent(
+  hostId: string,
+  sandbox: SandboxCapability,
+  host?: TopologyHost,
+): Promise<HostAgent> {
   const dir = join(stateDir, hostId);
   await mkdir(dir, { recursive: true });
-  const driver = new ProcessDriver({ stateDir: dir, pollIntervalMs: 50 });
+  const hostNetwork = host
+    ? await HostNetwork.open({
+        netns: host.netns,
+        hostId,
+        machineCidr: host.machineCidr,
+        egressDeny: [...DEFAULT_EGRESS_DENY],
+        logger,
+      })
+    : undefined;
+  const driver = new ProcessDriver({
+    stateDir: dir,
+    pollIntervalMs: 50,
+    ...(hostNetwork ? { network: hostNetwork } : {}),
+  });
   const agent = new HostAgent({
     nc,
     store,
@@ -134,6 +167,9 @@ async function startAgent(hostId: string, sandbox: SandboxCapability): Promise<H
     address: "127.0.0.1",
     sandbox,
     images,
+    ...(hostNetwork
+      ? { hostNetwork, orgNetworks: await OrgNetworks.open(nc, { bucket: "sandbox-test-6pn" }) }
+      : {}),
   });
   await agent.start();
   running.push({ agent, driver });
@@ -231,9 +267,10 @@ afterAll(async () => {
     await agent.stop();
     await driver.close();
   }
-  for (const id of ["n1", "n2"]) await removeNetns(id);
+  for (const id of ["n1", "n2"]) await removeNetns(id, topology?.hosts[0]?.netns);
   for (const host of [HOST, NETNS_HOST]) if (stateDir) await removeStateDir(join(stateDir, host));
   if (stateDir) await removeStateDir(stateDir);
+  await topology?.close();
   await nc?.drain();
   await server?.stop();
 });
@@ -453,9 +490,22 @@ describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of th
     init: { exec: ["node", "-e", FIXED_PORT_SERVER] },
     services: [{ internal_port: 8080 }],
   });
+  let host: TopologyHost;
+
+  beforeAll(async () => {
+    topology = await createNetworkTopology({ hosts: 1, internet: false });
+    host = topology.hosts[0] as TopologyHost;
+    // The app's org puts its machines on that org's 6PN.
+    await ensureStream(store.jsm, appsStream);
+    await new CommandHandler(store, appsStream, appDecider).handle(
+      "hello",
+      { type: "CreateApp", name: "hello", orgSlug: "sandbox-org" },
+      { commandId: "create-app-hello" },
+    );
+  }, 60_000);
 
   it("two machines listen on the same internal port, each at its own namespace address", async () => {
-    await startAgent(NETNS_HOST, { ok: true, network: "netns" });
+    await startAgent(NETNS_HOST, { ok: true, network: "netns" }, host);
     await createMachine("n1", NETNS_HOST, config());
     // USER node in a namespace: `ip netns exec` (root) first, then setpriv, then bwrap as the user.
     await createMachine("n2", NETNS_HOST, config("hello:v3-node"));
@@ -464,11 +514,30 @@ describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of th
       [a, "n1", 0],
       [b, "n2", 1000],
     ] as const) {
-      expect(m.privateIp).toMatch(/^172\.30\.\d+\.\d+$/);
+      expect(isNetnsAddress(m.privateIp, host.machineCidr)).toBe(true);
+      expect(m.privateIpv6).toMatch(/^fdaa:/);
       expect(m.port).toBe(8080);
-      expect(await get(m)).toEqual({ id, port: "8080", ip: m.privateIp, uid });
+      // FLY_PRIVATE_IP is the 6PN address, as on Fly; the control plane reaches the machine at its IPv4 one.
+      expect(await get(m)).toEqual({ id, port: "8080", ip: m.privateIpv6, uid });
     }
     expect(a.privateIp).not.toBe(b.privateIp);
+    expect(a.privateIpv6).not.toBe(b.privateIpv6);
+  });
+
+  it("a machine on its org's network asks the host's resolver and knows its 6PN address as fly-local-6pn", async () => {
+    const n2 = await machineIn("n2", "started");
+    const driver = running.find((r) => r.driver.running().some((x) => x.machineId === "n2"))?.driver;
+    const inside = await driver?.exec("n2", {
+      command: ["sh", "-c", "cat /etc/resolv.conf /etc/hosts; touch /etc/resolv.conf || echo read-only"],
+      timeoutMs: 10_000,
+    });
+    expect(inside?.stdout).toContain("nameserver fdaa::3\n");
+    expect(inside?.stdout).toContain(`${n2.privateIpv6}\tfly-local-6pn\n${n2.privateIpv6}\tn2\n`);
+    expect(inside?.stdout).toContain("read-only");
+    // Its address and route are in the host's namespace, not this test's.
+    const route = await topology?.exec(host.netns, [IP, "-6", "route", "show", `${n2.privateIpv6}/128`]);
+    expect(route?.stdout).toContain(vethName("n2"));
+    expect(existsSync(join("/sys/class/net", vethName("n2")))).toBe(false);
   });
 
   it("the namespaces outlive an agent restart; destroy deletes them", async () => {
@@ -476,7 +545,7 @@ describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of th
     if (!entry) throw new Error("the netns agent is not running");
     const before = await machineIn("n1", "started");
     await stopAgent(entry.agent);
-    await startAgent(NETNS_HOST, { ok: true, network: "netns" });
+    await startAgent(NETNS_HOST, { ok: true, network: "netns" }, host);
     await sleep(500);
     const after = await machineIn("n1", "started");
     expect(after.pid).toBe(before.pid);
@@ -485,7 +554,8 @@ describe.runIf(process.getuid?.() === 0)("OCI images in network namespaces of th
     await command("hello", "n1", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("n1", "destroyed");
     expect(existsSync(join("/run/netns", netnsName("n1")))).toBe(false);
-    expect(existsSync(join("/sys/class/net", vethName("n1")))).toBe(false);
+    const veth = await topology?.exec(host.netns, [IP, "link", "show", "dev", vethName("n1")]);
+    expect(veth?.code).not.toBe(0);
     // The other machine's namespace is untouched.
     expect((await get<{ id: string }>(await machineIn("n2", "started"))).id).toBe("n2");
   });
