@@ -90,7 +90,12 @@ describe("a host agent killed with kill -9 and started again", () => {
       [server.private_ip],
       ["cli,srv"],
     ]);
-    const heldBefore = await held();
+    let heldBefore = await held();
+    // The holder connects a moment after its machine started.
+    for (let i = 0; i < 100 && heldBefore.echoes === 0 && !heldBefore.closed; i++) {
+      await sleep(100);
+      heldBefore = await held();
+    }
     expect(heldBefore).toMatchObject({ connected: true, closed: false, error: "" });
     expect(heldBefore.echoes).toBeGreaterThan(0);
 

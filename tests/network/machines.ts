@@ -76,7 +76,7 @@ export async function inside(p: TestPlatform, app: string, id: string, command: 
   return res.body.stdout;
 }
 
-/** A probe.mjs question: names to resolve, addresses to connect to, URLs to fetch, a name to watch, a load to run. */
+/** A probe.mjs question: names to resolve, addresses to connect to, URLs to fetch, a name to watch, loads to run. */
 export interface ProbeAsk {
   timeoutMs?: number;
   resolve?: Array<{ name: string; type: "A" | "AAAA" | "TXT" }>;
@@ -84,6 +84,7 @@ export interface ProbeAsk {
   fetch?: string[];
   waitGone?: { name: string; address: string; pollMs?: number; forMs?: number };
   load?: { url: string; connections?: number; durationMs?: number };
+  dnsLoad?: { server: string; name: string; rate?: number; durationMs?: number };
 }
 
 /** probe.mjs's answer. */
@@ -93,6 +94,16 @@ export interface ProbeResult {
   fetch: Array<{ url: string; status?: number; body?: string; error?: string }>;
   waitGone?: { goneAt?: number; error?: string };
   load?: { requests: number; rps: number };
+  dnsLoad?: {
+    sent: number;
+    answered: number;
+    /** Answers with an error code or no record. */
+    empty: number;
+    seconds: number;
+    p50Ms: number;
+    p99Ms: number;
+    maxMs: number;
+  };
 }
 
 /** Runs probe.mjs in the machine. */

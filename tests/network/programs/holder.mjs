@@ -7,6 +7,7 @@ import { connect } from "node:net";
 const [host, port] = process.argv.slice(2);
 const state = { connected: false, sent: 0, echoes: 0, closed: false, error: "" };
 const save = () => writeFileSync("/tmp/holder.json", JSON.stringify(state));
+save();
 const socket = connect({ host, port: Number(port) });
 let buffered = "";
 socket.on("connect", () => {

@@ -1,6 +1,7 @@
 // Runs inside a machine (through exec) and prints one JSON object: what the machine's own resolver
 // (/etc/resolv.conf) answers, which addresses it can connect to, what URLs return, and how fast an
-// HTTP server answers under load. Every probe of a kind runs in parallel, each with its own timeout.
+// HTTP server answers under load and how fast a DNS server answers at a given rate. Every probe of
+// a kind runs in parallel, each with its own timeout.
 import { Resolver } from "node:dns/promises";
 import { Agent, request } from "node:http";
 import { connect } from "node:net";
@@ -82,6 +83,67 @@ async function load({ url, connections = 16, durationMs = 3000 }) {
   return { requests, rps: (requests * 1000) / (Date.now() - started) };
 }
 
+/** A DNS query for `name` (AAAA, recursion desired) with message id `id`. */
+function dnsQuery(id, name) {
+  const labels = name.split(".").filter(Boolean);
+  const question = Buffer.concat([
+    ...labels.map((label) => Buffer.concat([Buffer.from([label.length]), Buffer.from(label)])),
+    Buffer.from([0, 0, 28, 0, 1]),
+  ]);
+  const header = Buffer.alloc(12);
+  header.writeUInt16BE(id, 0);
+  header.writeUInt16BE(0x0100, 2);
+  header.writeUInt16BE(1, 4);
+  return Buffer.concat([header, question]);
+}
+
+/**
+ * Asks `server` for `name` at `rate` queries a second for `durationMs` over UDP, one socket, and
+ * times each answer from its send: percentiles of the answered, how many were lost or had no record.
+ */
+async function dnsLoad({ server, name, rate = 1000, durationMs = 5000 }) {
+  const { createSocket } = await import("node:dgram");
+  const socket = createSocket(server.includes(":") ? "udp6" : "udp4");
+  const sentAt = new Map();
+  const latencies = [];
+  let empty = 0;
+  socket.on("message", (msg) => {
+    const id = msg.readUInt16BE(0);
+    const at = sentAt.get(id);
+    if (at === undefined) return;
+    sentAt.delete(id);
+    latencies.push(performance.now() - at);
+    if ((msg.readUInt16BE(2) & 0xf) !== 0 || msg.readUInt16BE(6) === 0) empty++;
+  });
+  await new Promise((done) => socket.connect(53, server, done));
+  const start = performance.now();
+  let sent = 0;
+  const total = Math.round((rate * durationMs) / 1000);
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+    for (; sent < due; sent++) {
+      const id = sent % 65536;
+      sentAt.set(id, performance.now());
+      socket.send(dnsQuery(id, name));
+    }
+    await sleep(1);
+  }
+  await sleep(timeoutMs);
+  socket.close();
+  const sorted = latencies.sort((x, y) => x - y);
+  const at = (p) =>
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  return {
+    sent,
+    answered: sorted.length,
+    empty,
+    seconds: (performance.now() - start - timeoutMs) / 1000,
+    p50Ms: at(50),
+    p99Ms: at(99),
+    maxMs: sorted.at(-1),
+  };
+}
+
 const resolver = new Resolver({ timeout: timeoutMs, tries: 1 });
 const result = {
   resolve: await Promise.all((ask.resolve ?? []).map((q) => resolve(resolver, q))),
@@ -89,5 +151,6 @@ const result = {
   fetch: await Promise.all((ask.fetch ?? []).map(fetchText)),
   ...(ask.waitGone ? { waitGone: await waitGone(resolver, ask.waitGone) } : {}),
   ...(ask.load ? { load: await load(ask.load) } : {}),
+  ...(ask.dnsLoad ? { dnsLoad: await dnsLoad(ask.dnsLoad) } : {}),
 };
 process.stdout.write(`${JSON.stringify(result)}\n`);
