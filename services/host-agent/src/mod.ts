@@ -1,11 +1,5 @@
 export type { HostAgentOptions } from "./agent.js";
 export { HostAgent } from "./agent.js";
-export type { DnsMachine, NameTableOptions, Resolution } from "./dns/names.js";
-export { NameTable, RecordType } from "./dns/names.js";
-export type { ProbeOptions, ProbeResult } from "./dns/probe.js";
-export { probeDns } from "./dns/probe.js";
-export type { InternalDnsOptions } from "./dns/server.js";
-export { InternalDns } from "./dns/server.js";
 export type { ImagePullerOptions } from "./images.js";
 export { ImagePuller } from "./images.js";
 export type { ImageSource, PulledImage, RunContext, RunnableConfig, SandboxCapability } from "./run-spec.js";

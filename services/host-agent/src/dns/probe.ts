@@ -19,16 +19,12 @@ export interface ProbeOptions {
   transport?: "udp" | "tcp";
   /** Encoded DNS messages; each is sent with its index (mod 65536) as its id. */
   queries: Buffer[];
-  /** UDP: send at this steady rate (queries per second) instead of one after the other. */
-  perSecond?: number;
   timeoutMs?: number;
 }
 
 /**
- * Sends DNS queries from inside `netns`: what the resolver's tests and `pnpm bench network` use to
- * ask as a machine does. Runs a Node child under `ip netns exec` that sends each query (UDP paced
- * at `perSecond`, or one by one; TCP one connection per query) and reports every reply and its
- * round-trip time.
+ * Sends DNS queries from inside `netns`, as a machine asks: a Node child under `ip netns exec` sends
+ * them one after the other (TCP: one connection each) and reports every reply and its round trip.
  */
 export async function probeDns(o: ProbeOptions): Promise<ProbeResult[]> {
   const args = [
@@ -36,7 +32,6 @@ export async function probeDns(o: ProbeOptions): Promise<ProbeResult[]> {
     String(o.port ?? 53),
     o.source ?? "",
     o.transport ?? "udp",
-    String(o.perSecond ?? 0),
     String(o.timeoutMs ?? 2_000),
   ];
   const child = spawn(IP, ["netns", "exec", o.netns, process.execPath, "-e", PROBE, ...args], {
@@ -63,68 +58,53 @@ export async function probeDns(o: ProbeOptions): Promise<ProbeResult[]> {
   }));
 }
 
-/** The probe's child (CommonJS, for `node -e`): argv server port source transport perSecond timeoutMs; stdin hex queries. */
+/** The probe's child (CommonJS, for `node -e`): argv server port source transport timeoutMs; stdin hex queries. */
 const PROBE = `
 const dgram = require("node:dgram");
 const net = require("node:net");
-const [server, port, source, transport, perSecond, timeoutMs] = process.argv.slice(1);
+const [server, port, source, transport, timeoutMs] = process.argv.slice(1);
 let input = "";
 process.stdin.on("data", (d) => { input += d; });
 process.stdin.on("end", () => run(input.split("\\n").filter(Boolean).map((h) => Buffer.from(h, "hex"))));
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 function withId(q, i) { const b = Buffer.from(q); b.writeUInt16BE(i & 0xffff, 0); return b; }
-function finish(results) { process.stdout.write(JSON.stringify(results), () => process.exit(0)); }
 function run(queries) {
   const results = queries.map(() => ({ reply: null, ms: Number(timeoutMs) }));
-  if (queries.length === 0) return finish(results);
-  if (transport === "tcp") return tcp(queries, results, 0);
-  const socket = dgram.createSocket(net.isIPv6(server) ? "udp6" : "udp4");
-  const sentAt = new Map();
-  let pending = queries.length;
-  socket.on("message", (msg) => {
-    const i = [...sentAt.keys()].find((k) => (k & 0xffff) === msg.readUInt16BE(0));
-    if (i === undefined) return;
-    results[i] = { reply: msg.toString("hex"), ms: now() - sentAt.get(i) };
-    sentAt.delete(i);
-    if (--pending === 0) finish(results);
-  });
-  socket.bind(0, source || undefined, () => {
-    const gap = Number(perSecond) > 0 ? 1000 / Number(perSecond) : 0;
-    const start = now();
-    let i = 0;
-    const next = () => {
-      while (i < queries.length && (gap === 0 ? sentAt.size === 0 : now() >= start + i * gap)) {
-        const at = now();
-        sentAt.set(i, at);
-        const mine = i;
-        setTimeout(() => { if (sentAt.delete(mine) && --pending === 0) finish(results); }, Number(timeoutMs));
-        socket.send(withId(queries[i], i), Number(port), server);
-        i++;
-      }
-      if (i < queries.length) setTimeout(next, gap === 0 ? 0 : Math.max(0, start + i * gap - now()));
+  const finish = () => process.stdout.write(JSON.stringify(results), () => process.exit(0));
+  const udp = transport === "udp" ? dgram.createSocket(net.isIPv6(server) ? "udp6" : "udp4") : undefined;
+  const ask = (i) => {
+    if (i === queries.length) return finish();
+    const q = withId(queries[i], i);
+    const at = now();
+    let over = false;
+    const next = (reply) => {
+      if (over) return;
+      over = true;
+      clearTimeout(timer);
+      if (reply) results[i] = { reply: reply.toString("hex"), ms: now() - at };
+      ask(i + 1);
     };
-    next();
-  });
-}
-function tcp(queries, results, i) {
-  if (i === queries.length) return finish(results);
-  const at = now();
-  const socket = net.connect({ host: server, port: Number(port), ...(source ? { localAddress: source } : {}) });
-  const q = withId(queries[i], i);
-  const length = Buffer.alloc(2);
-  length.writeUInt16BE(q.length);
-  let got = Buffer.alloc(0);
-  let over = false;
-  const done = () => { if (over) return; over = true; socket.destroy(); tcp(queries, results, i + 1); };
-  socket.setTimeout(Number(timeoutMs), done);
-  socket.on("error", done);
-  socket.on("connect", () => socket.write(Buffer.concat([length, q])));
-  socket.on("data", (d) => {
-    got = Buffer.concat([got, d]);
-    if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
-      results[i] = { reply: got.subarray(2, 2 + got.readUInt16BE(0)).toString("hex"), ms: now() - at };
-      done();
+    const timer = setTimeout(() => next(undefined), Number(timeoutMs));
+    if (udp) {
+      udp.removeAllListeners("message");
+      udp.on("message", (msg) => { if (msg.readUInt16BE(0) === (i & 0xffff)) next(msg); });
+      return udp.send(q, Number(port), server);
     }
-  });
+    const socket = net.connect({ host: server, port: Number(port), ...(source ? { localAddress: source } : {}) });
+    const length = Buffer.alloc(2);
+    length.writeUInt16BE(q.length);
+    let got = Buffer.alloc(0);
+    socket.on("error", () => next(undefined));
+    socket.on("connect", () => socket.write(Buffer.concat([length, q])));
+    socket.on("data", (d) => {
+      got = Buffer.concat([got, d]);
+      if (got.length >= 2 && got.length >= 2 + got.readUInt16BE(0)) {
+        socket.destroy();
+        next(got.subarray(2, 2 + got.readUInt16BE(0)));
+      }
+    });
+  };
+  if (udp) udp.bind(0, source || undefined, () => ask(0));
+  else ask(0);
 }
 `;
