@@ -21,7 +21,7 @@ export function parseProxyPorts(spec: string): { local: number; remote: number }
 export interface ConsoleIO {
   out(text: string): void;
   err(text: string): void;
-  /** The local input, passed on as it comes; its end is the remote command's end of input. */
+  /** The local input, passed on as it comes; its end (or its absence) is the remote command's end of input. */
   stdin?: NodeJS.ReadableStream;
 }
 
@@ -34,8 +34,11 @@ export function runConsoleSession(socket: Socket, io: ConsoleIO): Promise<number
   const text = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
   const forward = (chunk: Buffer | string) => socket.write(chunk);
   const endInput = () => socket.end();
-  io.stdin?.on("data", forward);
-  io.stdin?.once("end", endInput);
+  // No input at all (the CLI run in-process) is an empty one: the command reads its end at once.
+  if (io.stdin) {
+    io.stdin.on("data", forward);
+    io.stdin.once("end", endInput);
+  } else endInput();
   return new Promise<number>((resolve, reject) => {
     let settled = false;
     const finish = (outcome: { code: number } | { error: Error }) => {

@@ -160,6 +160,11 @@ describe("hangar ssh console", () => {
     expect(res).toEqual({ code: 7, stdout: "out\n", stderr: "err\n" });
   }, 30_000);
 
+  it("gives a command run without input an empty one: cat ends at once", async () => {
+    const res = await runCliIn(home, ["ssh", "console", "-a", "reach", "-C", "cat"]);
+    expect(res).toEqual({ code: 0, stdout: "", stderr: "" });
+  }, 30_000);
+
   it("runs an interactive shell on a PTY: two commands, then exit", async () => {
     // util-linux script gives the CLI a real terminal: it sees a TTY, asks for one remotely, goes raw.
     const cli = hangarArgv(["ssh", "console", "-a", "reach"])
