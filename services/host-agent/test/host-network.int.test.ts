@@ -363,6 +363,12 @@ describe.runIf(canRun)("host network", () => {
     expect(await kernelState()).toEqual(before);
   });
 
+  it("refuses a host namespace that does not exist, saying what to do", async () => {
+    await expect(hostNetwork({ ...h1, netns: `hn-missing-${tag}` })).rejects.toThrow(
+      /does not exist .*ip netns add hn-missing-/,
+    );
+  });
+
   it("replaces the set of remote routes: what is no longer wanted goes, other routes stay", async () => {
     const other = `fdaa:ffff:1::9`;
     await network(h1).exec([IP, "-6", "route", "add", `${other}/128`, "via", h2.underlayIp]);

@@ -91,6 +91,11 @@ export class HostNetwork {
 
   /** Turns forwarding on in the host's namespace and puts this agent's table in place, with the machines the namespace already has. */
   static async open(o: HostNetworkOptions): Promise<HostNetwork> {
+    if (o.netns !== undefined && !existsSync(`/run/netns/${o.netns}`)) {
+      throw new Error(
+        `the host's network namespace ${o.netns} does not exist (/run/netns/${o.netns}): create it (ip netns add ${o.netns}) or unset HANGAR_HOST_AGENT_NETNS`,
+      );
+    }
     const network = new HostNetwork(o);
     if (o.netns === undefined) {
       o.logger.info(
