@@ -32,13 +32,18 @@ function query(name: string, type: number): Buffer {
   return q.toBuffer();
 }
 
-async function ask(name: string, type: number, o: { source?: string; transport?: "udp" | "tcp" } = {}) {
+async function ask(
+  name: string,
+  type: number,
+  o: { source?: string; transport?: "udp" | "tcp"; timeoutMs?: number } = {},
+) {
   const [result] = await probeDns({
     netns: MACHINE_NS,
     server: RESOLVER_ADDRESS,
     source: o.source ?? KNOWN,
     transport: o.transport ?? "udp",
     queries: [query(name, type)],
+    ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
   });
   if (!result?.reply) throw new Error(`no reply to ${name}`);
   return Packet.parse(result.reply);
@@ -81,6 +86,7 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     upstream = DNS.createUDPServer((request, send) => {
       const response = Packet.createResponseFromRequest(request);
       const question = request.questions[0] as DNS.Packet.Question;
+      if (question.name === "silent.example") return;
       response.answers.push({
         name: question.name,
         type: Packet.TYPE.A,
@@ -99,6 +105,7 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
       hostId: "h1",
       region: "ams",
       upstreams: [{ address: "127.0.0.1", port }],
+      forwardTimeoutMs: 500,
       logger: createLogger("dns-test", { level: "silent" }),
     });
     const base = { region: "ams", hostId: "h1", processGroup: "app", ipv4: "", started: true, running: true };
@@ -138,6 +145,26 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     );
   });
 
+  it("truncates a UDP answer too long for 512 bytes (TC), and answers it whole over TCP", async () => {
+    const base = { region: "ams", hostId: "h2", processGroup: "app", ipv4: "", started: true, running: true };
+    for (let i = 1; i <= 40; i++)
+      dns.table.upsert({ ...base, id: `big${i}`, app: "big", org: "acme", address: `fdaa:0:1:0:e::${i}` });
+    const [udp] = await probeDns({
+      netns: MACHINE_NS,
+      server: RESOLVER_ADDRESS,
+      source: KNOWN,
+      queries: [query("big.internal", RecordType.AAAA)],
+    });
+    expect(udp?.reply?.length).toBeLessThanOrEqual(512);
+    const truncated = Packet.parse(udp?.reply as Buffer);
+    expect(truncated.header.tc).toBe(1);
+    expect(truncated.answers.length).toBeGreaterThan(0);
+    expect(truncated.answers.length).toBeLessThan(40);
+    const whole = await ask("big.internal", RecordType.AAAA, { transport: "tcp" });
+    expect(whole.header.tc).toBe(0);
+    expect(whole.answers).toHaveLength(40);
+  });
+
   it("tells another org's machine that b.internal does not exist", async () => {
     const reply = await ask("b.internal", RecordType.AAAA, { source: OTHER_ORG });
     expect(reply.header.rcode).toBe(Packet.RCODE.NXDOMAIN);
@@ -155,6 +182,11 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     const reply = await ask("example.com", Packet.TYPE.A);
     expect(reply.header.rcode).toBe(Packet.RCODE.NOERROR);
     expect(reply.answers.map((a) => a.address)).toEqual(["192.0.2.7"]);
+  });
+
+  it("answers SERVFAIL when the host's resolver does not answer in time", async () => {
+    const reply = await ask("silent.example", Packet.TYPE.A, { timeoutMs: 3_000 });
+    expect(reply.header.rcode).toBe(Packet.RCODE.SERVFAIL);
   });
 
   it("reflects a stop in the next answer", async () => {

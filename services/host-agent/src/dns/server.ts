@@ -163,10 +163,18 @@ export class InternalDns {
     for (const text of resolution.txt)
       response.answers.push({ ...record, type: RecordType.TXT, data: chunks(text) } as DNS.Packet.Resource);
     let buffer = response.toBuffer();
-    // Too long for this client's UDP: as many answers as fit, flagged so it asks again over TCP.
+    if (buffer.length <= maxSize) return buffer;
+    // Too long for this client's UDP: as many answers as fit, flagged so it asks again over TCP. The
+    // first cut assumes answers of equal size (AAAA records are), so few encodings follow it.
+    const answers = response.answers;
+    response.answers = [];
+    const bare = response.toBuffer().length;
+    const perAnswer = (buffer.length - bare) / answers.length;
+    response.answers = answers.slice(0, Math.max(0, Math.floor((maxSize - bare) / perAnswer)));
+    response.header.tc = 1;
+    buffer = response.toBuffer();
     while (buffer.length > maxSize && response.answers.length > 0) {
       response.answers.pop();
-      response.header.tc = 1;
       buffer = response.toBuffer();
     }
     return buffer;
