@@ -128,6 +128,15 @@ describe("NameTable", () => {
     expect(table.resolve("acme", "_apps.internal", TXT)).toEqual(NXDOMAIN);
   });
 
+  it("keeps its version (and so encoded answers) when a machine's record comes again unchanged", () => {
+    const table = given(machine("1"));
+    const version = table.version;
+    table.upsert(machine("1"));
+    expect(table.version).toBe(version);
+    table.upsert(machine("1", { started: false }));
+    expect(table.version).toBeGreaterThan(version);
+  });
+
   it("leaves a machine without a 6PN address out of every answer", () => {
     const table = given(machine("1", { address: "" }));
     expect(table.resolve("acme", "b.internal", AAAA)).toEqual(answer([]));

@@ -75,10 +75,13 @@ export class NameTable {
     this.regionRank = new Map((opts.regionOrder ?? []).map((r, i) => [r.toLowerCase(), i]));
   }
 
-  /** Adds or replaces a machine (by app and id). */
+  /** Adds or replaces a machine (by app and id); the same record again changes nothing. */
   upsert(machine: DnsMachine): void {
     const key = `${machine.app}/${machine.id}`;
     const before = this.machines.get(key);
+    // Most machine events (checks, leases, restarts counted) leave its names as they were: the
+    // answers computed so far stay valid.
+    if (before && sameRecord(before, machine)) return;
     if (before) this.changed(before);
     this.machines.set(key, machine);
     this.changed(machine);
@@ -219,6 +222,10 @@ export class NameTable {
     }
     return compareIds(ra[3], rb[3]) || compareIds(a.id, b.id);
   }
+}
+
+function sameRecord(a: DnsMachine, b: DnsMachine): boolean {
+  return (Object.keys(a) as Array<keyof DnsMachine>).every((k) => a[k] === b[k]);
 }
 
 function compareIds(a: string, b: string): number {
