@@ -50,15 +50,19 @@ export interface MachineNetwork {
   private_ip: string;
 }
 
-/** Creates a machine of `image` running `cmd` (in `region`, which pins its host) and waits until it is started. */
+/**
+ * Creates a machine of `image` running `cmd` (in `region`, which pins its host; a shared-cpu-1x
+ * unless `cpuKind` says performance) and waits until it is started.
+ */
 export async function createMachine(
   p: TestPlatform,
   app: string,
-  o: { image: string; cmd: string[]; region?: string },
+  o: { image: string; cmd: string[]; region?: string; cpuKind?: "shared" | "performance" },
 ): Promise<MachineNetwork> {
+  const guest = { cpu_kind: o.cpuKind ?? "shared", cpus: 1, memory_mb: 256 };
   const created = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, {
     ...(o.region ? { region: o.region } : {}),
-    config: { image: o.image, init: { exec: o.cmd }, guest: { cpu_kind: "shared", cpus: 1, memory_mb: 256 } },
+    config: { image: o.image, init: { exec: o.cmd }, guest },
   });
   await p.api.ok("GET", `/apps/${app}/machines/${created.id}/wait?state=started&timeout=60`);
   return p.api.ok<MachineNetwork>("GET", `/apps/${app}/machines/${created.id}`);
@@ -97,6 +101,8 @@ export interface ProbeResult {
   dnsLoad?: {
     sent: number;
     answered: number;
+    /** Never answered within the timeout (counted at the timeout in the percentiles). */
+    lost: number;
     /** Answers with an error code or no record. */
     empty: number;
     seconds: number;

@@ -99,7 +99,8 @@ function dnsQuery(id, name) {
 
 /**
  * Asks `server` for `name` at `rate` queries a second for `durationMs` over UDP, one socket, and
- * times each answer from its send: percentiles of the answered, how many were lost or had no record.
+ * times each answer from its send: percentiles (a lost query at the timeout), how many were lost or
+ * had no record.
  */
 async function dnsLoad({ server, name, rate = 1000, durationMs = 5000 }) {
   const { createSocket } = await import("node:dgram");
@@ -130,12 +131,15 @@ async function dnsLoad({ server, name, rate = 1000, durationMs = 5000 }) {
   }
   await sleep(timeoutMs);
   socket.close();
-  const sorted = latencies.sort((x, y) => x - y);
+  // A query never answered counts at the timeout: a lost answer is the worst latency, not none.
+  const lost = sentAt.size;
+  const sorted = [...latencies, ...Array(lost).fill(timeoutMs)].sort((x, y) => x - y);
   const at = (p) =>
     sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
   return {
     sent,
-    answered: sorted.length,
+    answered: latencies.length,
+    lost,
     empty,
     seconds: (performance.now() - start - timeoutMs) / 1000,
     p50Ms: at(50),
