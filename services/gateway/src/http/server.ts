@@ -29,14 +29,15 @@ export function startApiServer(
           close: () =>
             new Promise<void>((done, fail) => {
               server.close((err) => (err ? fail(err) : done()));
-              // Keep-alive connections would otherwise hold close() open until they time out.
+              // Keep-alive connections and open tunnels would otherwise hold close() open.
               if ("closeIdleConnections" in server) server.closeIdleConnections();
+              upgrades.closeAll();
             }),
         });
       },
     );
     // Node's HTTP/1 server: the only kind serve() makes here (no createServer option is passed).
-    serveUpgrades(server as Server, app);
+    const upgrades = serveUpgrades(server as Server, app);
     server.once("error", reject);
   });
 }

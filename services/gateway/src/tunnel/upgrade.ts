@@ -17,16 +17,25 @@ const HOP_HEADERS = new Set(["connection", "content-length", "transfer-encoding"
 /**
  * Serves `Connection: Upgrade` requests through the same API (middlewares, auth, error bodies): a
  * handler that accepts gets the client's socket after a 101; any other answer is written as a
- * plain response and the connection closed.
+ * plain response and the connection closed. `closeAll` ends every upgraded connection, which the
+ * server's close would otherwise wait for (an idle console can last for hours).
  */
 export function serveUpgrades(
   server: Pick<Server, "on">,
   app: { fetch: (request: Request, env: { upgrade: TunnelUpgrade }) => Response | Promise<Response> },
-): void {
+): { closeAll(): void } {
+  const open = new Set<Socket>();
   server.on("upgrade", (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    open.add(socket);
+    socket.once("close", () => open.delete(socket));
     socket.on("error", () => socket.destroy());
     void upgradeOne(app, req, socket, head).catch(() => socket.destroy());
   });
+  return {
+    closeAll: () => {
+      for (const socket of open) socket.destroy();
+    },
+  };
 }
 
 async function upgradeOne(
