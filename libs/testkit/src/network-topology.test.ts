@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -158,33 +158,73 @@ describe("createNetworkTopology", () => {
   });
 });
 
-describe("a topology's exit cleanup", () => {
-  it("deletes its namespaces and routes when the test process is stopped with SIGTERM", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "hangar-topology-crash-"));
-    try {
-      const script = join(dir, "script.mts");
-      const module = JSON.stringify(pathToFileURL(join(import.meta.dirname, "network-topology.ts")).href);
-      await writeFile(
-        script,
-        `import { createNetworkTopology } from ${module};
-         const topology = await createNetworkTopology({ hosts: 1 });
-         console.log(JSON.stringify({ hosts: topology.hosts, internet: topology.internet }));
-         setInterval(() => {}, 1000);`,
-      );
-      const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: REPO_ROOT, stdio: "pipe" });
-      let out = "";
-      for await (const chunk of child.stdout) {
-        out += String(chunk);
-        if (out.includes("\n")) break;
-      }
-      const started = JSON.parse(out) as NetworkTopology;
-      expect(rootObjects(started)).not.toEqual([]);
-      child.kill("SIGTERM");
-      await once(child, "exit");
-      expect(rootObjects(started)).toEqual([]);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
+describe("a topology's owner going away", () => {
+  let dir = "";
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), "hangar-topology-crash-"));
+  });
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Starts a process that builds a one-host topology, marks its host with 10.255.255.1 on lo, and waits. */
+  async function topologyOwner(): Promise<{ child: ChildProcess; started: NetworkTopology }> {
+    const script = join(dir, "script.mts");
+    const module = JSON.stringify(pathToFileURL(join(import.meta.dirname, "network-topology.ts")).href);
+    await writeFile(
+      script,
+      `import { createNetworkTopology } from ${module};
+       const topology = await createNetworkTopology({ hosts: 1 });
+       await topology.exec(topology.hosts[0].netns, ["ip", "addr", "add", "10.255.255.1/32", "dev", "lo"]);
+       console.log(JSON.stringify({ hosts: topology.hosts, internet: topology.internet }));
+       setInterval(() => {}, 1000);`,
+    );
+    const child = spawn(process.execPath, ["--import", "tsx", script], { cwd: REPO_ROOT, stdio: "pipe" });
+    let out = "";
+    for await (const chunk of child.stdout) {
+      out += String(chunk);
+      if (out.includes("\n")) break;
     }
+    return { child, started: JSON.parse(out) as NetworkTopology };
+  }
+
+  it("deletes its namespaces and routes when the test process is stopped with SIGTERM", async () => {
+    const { child, started } = await topologyOwner();
+    expect(rootObjects(started)).not.toEqual([]);
+    child.kill("SIGTERM");
+    await once(child, "exit");
+    expect(rootObjects(started)).toEqual([]);
+  });
+
+  it("reclaims the slot of an owner killed with SIGKILL, and what it left there", async () => {
+    const { child, started } = await topologyOwner();
+    child.kill("SIGKILL");
+    await once(child, "exit");
+    const dead = started.hosts[0]?.netns;
+    expect(rootObjects(started)).not.toEqual([]);
+    // Its internet server outlived it, orphaned in the slot's internet namespace.
+    const orphans = execFileSync("ip", ["netns", "pids", started.internet.netns], { encoding: "utf8" });
+    expect(orphans.trim()).not.toBe("");
+    // Slots are claimed lowest first, so taking slots until the dead one comes round ends there.
+    const held: NetworkTopology[] = [];
+    try {
+      for (;;) {
+        const next = await createNetworkTopology({ hosts: 1, internet: false });
+        held.push(next);
+        if (next.hosts[0]?.netns === dead) break;
+        expect(Number(/\d+/.exec(next.hosts[0]?.netns ?? "")?.[0])).toBeLessThan(
+          Number(/\d+/.exec(dead ?? "")?.[0]),
+        );
+      }
+      const reclaimed = held.at(-1) as NetworkTopology;
+      // The dead owner's host namespace was deleted and made afresh: its mark is gone.
+      const lo = await reclaimed.exec(dead as string, ["ip", "-o", "addr", "show", "dev", "lo"]);
+      expect(lo.stdout).not.toContain("10.255.255.1");
+      for (const pid of orphans.trim().split("\n")) expect(isAlive(Number(pid))).toBe(false);
+    } finally {
+      for (const topology of held) await topology.close();
+    }
+    expect(rootObjects(started)).toEqual([]);
   });
 });
 
@@ -205,4 +245,14 @@ async function readFrom(address: string): Promise<string> {
       await new Promise((done) => setTimeout(done, 50));
     }
   }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  // An orphan re-parented to a container's pid 1 may never be reaped: a zombie is dead too.
+  return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
 }

@@ -308,13 +308,33 @@ function slotObjects(
   return { netns, links };
 }
 
+/** The pids `ip netns pids` listed. */
+function pidsIn(netnsPids: string): number[] {
+  return netnsPids
+    .split("\n")
+    .filter((line) => /^\d+$/.test(line))
+    .map(Number);
+}
+
+function killAll(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+}
+
 /**
- * Deletes the slot's links (which takes their routes along) and then its namespaces. The links go
- * first and explicitly: a namespace's deletion tears its veths down in the background, and close()
- * promises that the test's namespace is clean when it resolves.
+ * Kills what still runs in the slot's namespaces (a dead owner's internet server, a test's server
+ * left running), deletes the slot's links (which takes their routes along) and then its namespaces.
+ * The links go first and explicitly: a namespace's deletion tears its veths down in the background,
+ * and close() promises that the test's namespace is clean when it resolves.
  */
 async function removeSlotObjects(slot: number): Promise<void> {
   const { netns, links } = slotObjects(slot, await ip("netns", "list"), await ip("-o", "link", "show"));
+  for (const ns of netns) killAll(pidsIn(await ip("netns", "pids", ns).catch(() => "")));
   for (const link of links) await ip("link", "delete", link).catch(() => undefined);
   for (const ns of netns) await ip("netns", "delete", ns);
 }
@@ -323,6 +343,7 @@ async function removeSlotObjects(slot: number): Promise<void> {
 function removeSlotObjectsSync(slot: number): void {
   const list = (...args: string[]) => execFileSync(IP, args, { encoding: "utf8" });
   const { netns, links } = slotObjects(slot, list("netns", "list"), list("-o", "link", "show"));
+  for (const ns of netns) killAll(pidsIn(list("netns", "pids", ns)));
   for (const link of links) {
     try {
       execFileSync(IP, ["link", "delete", link], { stdio: "ignore" });
