@@ -199,6 +199,8 @@ describe("hangar ssh console", () => {
       child.kill("SIGKILL");
     }
     expect(screen).toContain(`second-9 ${machineId}`);
+    // The shell has its terminal as controlling terminal: job control works.
+    expect(screen).not.toContain("job control turned off");
   }, 60_000);
 
   it("is refused without a valid token, for a machine not started, and for another app's machine", async () => {

@@ -152,18 +152,48 @@ describe("exec tunnels", () => {
     expect(out).toEqual({ stdout: "from stdin", stderr: "err\n", end: { exit_code: 5, exit_signal: 0 } });
   });
 
-  it("give the command a terminal of the size asked for", async () => {
+  it("give the command a terminal of its own, of the size asked for", async () => {
     const out = await execThrough(
       {
         kind: "exec",
-        command: ["/bin/sh", "-c", "test -t 0 && stty size"],
+        command: ["/bin/sh", "-c", "test -t 0 && stty size && tty"],
         tty: true,
         cols: 123,
         rows: 45,
       },
       "",
     );
-    expect(out.stdout).toContain("45 123");
+    // A terminal's output: lines end in CR LF. Its own: the container's devpts.
+    expect(out.stdout).toMatch(/^45 123\r\n\/dev\/pts\/\d+\r\n$/);
     expect(out.end).toEqual({ exit_code: 0, exit_signal: 0 });
+  });
+
+  it("end a terminal's input with Ctrl-D when the client ends its own", async () => {
+    const reply = await ask({
+      kind: "exec",
+      command: ["/bin/sh", "-c", "echo ready; cat"],
+      tty: true,
+      cols: 80,
+      rows: 24,
+    });
+    const socket = tcpConnect({ host: reply.address, port: reply.port });
+    await once(socket, "connect");
+    socket.write(`${reply.ticket}\n`);
+    const decoder = new ExecFrameDecoder();
+    let stdout = "";
+    let end: unknown;
+    socket.on("data", (chunk: Buffer) => {
+      for (const { kind, payload } of decoder.push(chunk)) {
+        if (kind === ExecFrameKind.stdout) stdout += payload.toString();
+        if (kind === ExecFrameKind.end) end = parseExecEnd(payload);
+      }
+    });
+    // Typed once the terminal is up, as a user would: then the end of input reaches cat as Ctrl-D.
+    await waitFor("the terminal", () => (stdout.includes("ready") ? true : undefined));
+    socket.end("typed line\n");
+    await once(socket, "close");
+    // The terminal echoes the line, then cat prints it; the Ctrl-D ends cat.
+    expect(stdout).toBe("ready\r\ntyped line\r\ntyped line\r\n");
+    expect(end).toEqual({ exit_code: 0, exit_signal: 0 });
   });
 });

@@ -296,8 +296,8 @@ export interface ExecSpawnRequest {
    */
   cgroupProcs?: readonly string[];
   /**
-   * Runs the command on a terminal of this size: a PTY made on the host by util-linux `script`,
-   * whose slave crun hands to the command as its stdin, stdout and stderr (one output stream).
+   * Runs the command on a terminal of this size (crun exec -t, under a PTY util-linux `script` makes
+   * on the host): its stdin, stdout and stderr are that terminal, so there is one output stream.
    */
   tty?: { cols: number; rows: number };
   /** Whether the caller writes the command's stdin (otherwise it reads /dev/null). */
@@ -395,6 +395,9 @@ export function spawnCrunExec(id: string, req: ExecSpawnRequest): CrunExecProces
   );
   // crun exec gives the process no_new_privs only when asked, whatever the container's spec says.
   const args = [...crunGlobalArgs(), "exec", "--no-new-privs", "--pid-file", pidFile];
+  // A terminal of its own inside the container (its devpts), which crun relays to its stdio, sized
+  // as that is: the command is its session's leader with it as controlling terminal (job control).
+  if (req.tty) args.push("--tty");
   for (const [k, v] of Object.entries(req.env ?? {})) args.push("--env", `${k}=${v}`);
   if (req.cwd) args.push("--cwd", req.cwd);
   if (req.user) args.push("--user", `${req.user.uid}:${req.user.gid}`);
@@ -403,8 +406,9 @@ export function spawnCrunExec(id: string, req: ExecSpawnRequest): CrunExecProces
     ? ["/usr/bin/perl", "-e", JOIN_AND_EXEC, req.cgroupProcs.join(":"), crun, ...args]
     : [crun, ...args];
   const stdio = [req.stdin ? "pipe" : "ignore", "pipe", "pipe"] as const;
-  // Node cannot receive the PTY master crun exec -t would pass over a socket: `script` holds it here,
-  // sizes the terminal, and relays it on plain pipes (-e: its exit status is the command's).
+  // crun exec -t relays the container's terminal to its own stdio, which must be a terminal too: Node
+  // cannot make one (nor receive the PTY master crun would pass over a console socket), so `script`
+  // holds one here, sizes it, and relays it on plain pipes (-e: its exit status is the command's).
   const [file, ...rest] = req.tty
     ? [
         "/usr/bin/script",

@@ -147,7 +147,7 @@ export class MachineTunnels {
       socket.end(encodeExecEnd({ error: err.message }));
       return;
     }
-    streamExec(socket, exec);
+    streamExec(socket, exec, target.tty);
   }
 
   /** Stops answering, closes the listener and every open tunnel. */
@@ -182,13 +182,17 @@ function checkedTarget(target: TunnelTarget | undefined): TunnelTarget {
 }
 
 /** Relays a client's stdin to the command, and its output back in frames, ending with its exit status. */
-function streamExec(socket: Socket, exec: CrunExecProcess): void {
+function streamExec(socket: Socket, exec: CrunExecProcess, tty: boolean): void {
   const { child } = exec;
   socket.once("close", () => void exec.kill());
-  if (child.stdin) {
+  const { stdin } = child;
+  if (stdin) {
     // A command that exits without reading its input makes writes fail with EPIPE: nothing to do.
-    child.stdin.on("error", () => undefined);
-    socket.pipe(child.stdin);
+    stdin.on("error", () => undefined);
+    // On a terminal, the end of input is a key (Ctrl-D), as the user's own terminal would send it:
+    // closing script's input instead makes it send the terminal a byte of its own choosing.
+    socket.pipe(stdin, { end: !tty });
+    if (tty) socket.once("end", () => stdin.write("\x04"));
   }
   socket.resume();
   const relay = (stream: Readable, kind: ExecFrameKind) =>
