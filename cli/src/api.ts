@@ -168,7 +168,10 @@ export class ApiClient {
           upgrade: TUNNEL_PROTOCOL,
         },
       });
+      // Only the answer is timed: a tunnel may then stay idle as long as its user likes.
+      req.setTimeout(DEFAULT_TIMEOUT_MS, () => req.destroy(new Error("timed out")));
       req.once("upgrade", (_res, socket, head) => {
+        socket.setTimeout(0);
         socket.setNoDelay(true);
         if (head.length > 0) socket.unshift(head);
         resolve(socket);

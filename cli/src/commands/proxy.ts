@@ -86,11 +86,12 @@ async function proxy(
 /** `hangar proxy <local>[:<remote>] -a <app>`: forwards a local port to a port of the app's machines. */
 export function registerProxy(program: Command, ctx: Context): void {
   program
-    .command("proxy <ports>")
+    .command("proxy")
     .description(
       "forward a local port to a port of an app's machine through the gateway, until Ctrl-C " +
         "(`hangar proxy 15432:5432 -a db`; `<local>` alone uses the same remote port; local 0 picks a free one)",
     )
+    .argument("<ports>", "<local>[:<remote>]", parseProxyPorts)
     .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
     .option(
       "--machine <id>",
@@ -98,5 +99,5 @@ export function registerProxy(program: Command, ctx: Context): void {
     )
     .option("-b, --bind <address>", "the local address to listen on", "127.0.0.1")
     .option("--json", "print where it listens as JSON")
-    .action((spec: string, flags: ProxyFlags) => proxy(ctx, parseProxyPorts(spec), flags));
+    .action((ports: { local: number; remote: number }, flags: ProxyFlags) => proxy(ctx, ports, flags));
 }
