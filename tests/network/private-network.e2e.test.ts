@@ -39,6 +39,12 @@ afterAll(async () => {
 }, 120_000);
 
 describe("two apps of one org on two hosts", () => {
+  it("has one host agent per topology host, and no second one for a host", async () => {
+    expect(p.hostIds).toEqual(["local-1", "local-1-h2"]);
+    await expect(p.startHostAgent(0)).rejects.toThrow(RangeError);
+    await expect(p.startHostAgent(2)).rejects.toThrow(/others are 1\.\.1/);
+  });
+
   it("run on different hosts, each machine with a 6PN address of its org's /48", () => {
     expect(a.region).toBe("local");
     expect(b.region).toBe("ams");
