@@ -9,19 +9,18 @@
 //   firewall; host_veth_rps: the same two programs in three bare namespaces (client, router with
 //   forwarding on, server) joined by plain veths, no firewall. One warm-up round each, then 3 rounds
 //   alternating; the best of each is reported.
-// - tunnel_mb_s: MB/s (10^6 bytes) of GET /bytes/<100 MiB> from web through `hangar proxy` (gateway
-//   tunnel -> host agent -> machine); direct_mb_s: the same download from this process straight to
-//   web's address (routed through the host's uplink). 3 rounds each, alternating; the best is reported.
+// - tunnel_mb_s: MB/s (10^6 bytes) of 64 MiB written to web's TCP echo and read back on one
+//   connection through `hangar proxy` (gateway tunnel -> host agent -> machine;
+//   tests/network/tunnel-throughput.ts); direct_mb_s: the same from this process straight to web's
+//   address (routed through the host's uplink). 3 rounds each, alternating; the best is reported.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
-import { get } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { freePort } from "@hangar/testkit";
-import { startHangar } from "../../cli/test/run-cli.js";
 import {
   createMachine,
+  ECHO_PORT,
   HTTP_PORT,
   type ProbeAsk,
   type ProbeResult,
@@ -29,6 +28,13 @@ import {
   pushNetworkImage,
   SERVE,
 } from "../network/machines.js";
+import {
+  echoThroughput,
+  type RunningProxy,
+  startHangarProxy,
+  THROUGHPUT_BYTES,
+  tcpConnect,
+} from "../network/tunnel-throughput.js";
 import { startTestPlatform } from "../platform/harness.js";
 import { printTable, round } from "./stats.js";
 
@@ -39,7 +45,6 @@ const LOAD = { connections: 16, durationMs: 3000 };
 const DNS = { rate: 1000, durationMs: 5000 };
 /** How long the DNS load waits for the last answers; a lost query counts as this long. */
 const DNS_TIMEOUT_MS = 2000;
-const DOWNLOAD_BYTES = 100 * 1024 * 1024;
 
 /** Three bare namespaces, client - router - server, on plain veths with IPv6 ULAs and no firewall. */
 class VethPair {
@@ -95,22 +100,14 @@ class VethPair {
   }
 }
 
-/** Downloads `url` to nowhere; MB/s (10^6 bytes). */
-function download(url: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    get(url, (res) => {
-      let bytes = 0;
-      res.on("data", (chunk: Buffer) => {
-        bytes += chunk.length;
-      });
-      res.once("end", () => {
-        if (bytes !== DOWNLOAD_BYTES) reject(new Error(`${url}: ${bytes} bytes of ${DOWNLOAD_BYTES}`));
-        else resolve(bytes / 1e6 / ((performance.now() - started) / 1000));
-      });
-      res.once("error", reject);
-    }).once("error", reject);
-  });
+/** One echo round on a fresh connection to [host]:port; MB/s. */
+async function echoRound(host: string, port: number): Promise<number> {
+  const socket = await tcpConnect(host, port);
+  try {
+    return await echoThroughput(socket);
+  } finally {
+    socket.destroy();
+  }
 }
 
 /** Retries `probe` until it succeeds: a server that has just started may not listen yet. */
@@ -125,7 +122,7 @@ async function until(what: string, check: () => Promise<boolean>): Promise<void>
 export async function run(): Promise<Record<string, number>> {
   const p = await startTestPlatform();
   const bare = new VethPair();
-  let tunnel: ReturnType<typeof startHangar> | undefined;
+  let tunnel: RunningProxy | undefined;
   try {
     const image = await pushNetworkImage(p);
     for (const app of ["web", "client"])
@@ -171,20 +168,18 @@ export async function run(): Promise<Record<string, number>> {
     const run = JSON.parse(await readFile(join(p.hostStateDir, web.id, "run.json"), "utf8")) as {
       privateIp: string;
     };
-    const local = await freePort();
-    tunnel = startHangar(["proxy", `${local}:${HTTP_PORT}`, "-a", "web", "--machine", web.id], {
-      env: { HANGAR_HOME: p.home, HANGAR_API_URL: p.apiUrl, HANGAR_API_TOKEN: p.token },
-      timeoutMs: 30 * 60_000,
+    tunnel = await startHangarProxy({
+      apiUrl: p.apiUrl,
+      token: p.token,
+      app: "web",
+      remotePort: ECHO_PORT,
+      args: ["--machine", web.id],
     });
-    const proxying = tunnel;
-    await until("hangar proxy", async () => proxying.output().stdout.includes("Proxying local port"));
-    const tunnelUrl = `http://127.0.0.1:${local}/bytes/${DOWNLOAD_BYTES}`;
-    const directUrl = `http://${run.privateIp}:${HTTP_PORT}/bytes/${DOWNLOAD_BYTES}`;
     const tunnelMbs: number[] = [];
     const directMbs: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {
-      tunnelMbs.push(await download(tunnelUrl));
-      directMbs.push(await download(directUrl));
+      tunnelMbs.push(await echoRound("127.0.0.1", tunnel.port));
+      directMbs.push(await echoRound(run.privateIp, ECHO_PORT));
     }
 
     const best = (xs: number[]) => Math.max(...xs);
@@ -214,18 +209,17 @@ export async function run(): Promise<Record<string, number>> {
         `best of ${all(bareRps)}: the same programs, bare namespaces, no firewall`,
       ],
       ["private / veth", round(result.private_rps / result.host_veth_rps, 3), "(target >= 0.8)"],
-      ["tunnel MB/s", result.tunnel_mb_s, `best of ${all(tunnelMbs, 1)}: 100 MiB GETs through hangar proxy`],
       [
-        "direct MB/s",
-        result.direct_mb_s,
-        `best of ${all(directMbs, 1)}: the same GETs straight to the machine`,
+        "tunnel MB/s",
+        result.tunnel_mb_s,
+        `best of ${all(tunnelMbs, 1)}: ${THROUGHPUT_BYTES / 2 ** 20} MiB echoed through hangar proxy`,
       ],
+      ["direct MB/s", result.direct_mb_s, `best of ${all(directMbs, 1)}: the same straight to the machine`],
       ["tunnel / direct", round(result.tunnel_mb_s / result.direct_mb_s, 3), "(target >= 0.5)"],
     ]);
     return result;
   } finally {
-    tunnel?.child.kill("SIGTERM");
-    await tunnel?.exited.catch(() => undefined);
+    await tunnel?.stop();
     await bare.close();
     await p.close();
   }
