@@ -21,7 +21,7 @@ import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { CheckSupervisor } from "./check-supervisor.js";
-import type { InternalDns } from "./dns/server.js";
+import type { ResolverProcess } from "./dns/resolver-process.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
@@ -64,7 +64,7 @@ export interface HostAgentOptions {
   /** This host's network (HostNetwork): the agent keeps its routes to other hosts' machines. */
   hostNetwork?: { setRemoteRoutes(routes: RemoteRoute[]): Promise<void> };
   /** This host's internal DNS resolver: the agent feeds it every machine change as it folds it. */
-  dns?: Pick<InternalDns, "update">;
+  dns?: Pick<ResolverProcess, "update">;
   /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
   tunnelPort?: number;
 }
@@ -342,7 +342,7 @@ export class HostAgent {
   }
 
   /** Puts a machine's state as of now in the DNS table: at once when its app's org is known, else once read. */
-  private feedDns(dns: Pick<InternalDns, "update">, aggregateId: string): void {
+  private feedDns(dns: Pick<ResolverProcess, "update">, aggregateId: string): void {
     const m = this.view.get(aggregateId);
     if (!m) return;
     const org = this.orgs.get(m.app);

@@ -4,7 +4,7 @@ import { BlobStore, ImageRegistry, LayerStore, overlaySupported, prepareCrunHost
 import { runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
-import { InternalDns } from "./dns/server.js";
+import { ResolverProcess } from "./dns/resolver-process.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
 import { HostNetwork, RESOLVER_ADDRESS } from "./network/host-network.js";
@@ -44,7 +44,7 @@ await runService({
         : undefined;
     // Every such machine's nameserver, on the host's network (HostNetwork.open put its address there).
     const dns = sixpn
-      ? await InternalDns.open({
+      ? await ResolverProcess.open({
           ...(config.HANGAR_HOST_AGENT_NETNS ? { netns: config.HANGAR_HOST_AGENT_NETNS } : {}),
           address: RESOLVER_ADDRESS,
           hostId,

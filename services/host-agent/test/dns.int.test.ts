@@ -7,7 +7,7 @@ import DNS, { Packet } from "dns2";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RecordType } from "../src/dns/names.js";
 import { probeDns } from "../src/dns/probe.js";
-import { InternalDns } from "../src/dns/server.js";
+import { ResolverProcess } from "../src/dns/resolver-process.js";
 import { IP } from "../src/driver/netns.js";
 import { RESOLVER_ADDRESS } from "../src/network/host-network.js";
 
@@ -22,7 +22,7 @@ const STRANGER = "fdaa:0:9:0:9::9";
 const OTHER_ORG = "fdaa:0:2:0:c::2";
 
 let topology: NetworkTopology;
-let dns: InternalDns;
+let dns: ResolverProcess;
 let upstream: DNS.UDPServer;
 
 function query(name: string, type: number): Buffer {
@@ -99,7 +99,7 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     await new Promise<void>((resolve) => upstream.bind(0, "127.0.0.1", () => resolve()));
     const port = (upstream.address() as { port: number }).port;
 
-    dns = await InternalDns.open({
+    dns = await ResolverProcess.open({
       netns: host,
       address: RESOLVER_ADDRESS,
       hostId: "h1",
@@ -109,9 +109,10 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
       logger: createLogger("dns-test", { level: "silent" }),
     });
     const base = { region: "ams", hostId: "h1", processGroup: "app", ipv4: "", started: true, running: true };
-    dns.table.upsert({ ...base, id: "a1", app: "a", org: "acme", address: KNOWN });
-    dns.table.upsert({ ...base, id: "b1", app: "b", org: "acme", address: "fdaa:0:1:0:b::2", hostId: "h2" });
-    dns.table.upsert({ ...base, id: "c1", app: "c", org: "other", address: OTHER_ORG });
+    dns.upsert({ ...base, id: "a1", app: "a", org: "acme", address: KNOWN });
+    dns.upsert({ ...base, id: "b1", app: "b", org: "acme", address: "fdaa:0:1:0:b::2", hostId: "h2" });
+    dns.upsert({ ...base, id: "c1", app: "c", org: "other", address: OTHER_ORG });
+    await dns.sync();
   });
 
   afterAll(async () => {
@@ -148,7 +149,8 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
   it("truncates a UDP answer too long for 512 bytes (TC), and answers it whole over TCP", async () => {
     const base = { region: "ams", hostId: "h2", processGroup: "app", ipv4: "", started: true, running: true };
     for (let i = 1; i <= 40; i++)
-      dns.table.upsert({ ...base, id: `big${i}`, app: "big", org: "acme", address: `fdaa:0:1:0:e::${i}` });
+      dns.upsert({ ...base, id: `big${i}`, app: "big", org: "acme", address: `fdaa:0:1:0:e::${i}` });
+    await dns.sync();
     const [udp] = await probeDns({
       netns: MACHINE_NS,
       server: RESOLVER_ADDRESS,
@@ -189,8 +191,18 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
     expect(reply.header.rcode).toBe(Packet.RCODE.SERVFAIL);
   });
 
+  it("starts a resolver process that died again, with the whole table", async () => {
+    const pid = dns.pid;
+    if (pid === undefined) throw new Error("no resolver process");
+    process.kill(pid, "SIGKILL");
+    await expect.poll(() => dns.pid !== pid && dns.pid !== undefined, { timeout: 15_000 }).toBe(true);
+    await dns.sync();
+    const reply = await ask("a.internal", RecordType.AAAA);
+    expect(reply.answers.map((a) => (a as { address?: string }).address)).toEqual([KNOWN]);
+  });
+
   it("reflects a stop in the next answer", async () => {
-    dns.table.upsert({
+    dns.upsert({
       id: "b1",
       app: "b",
       org: "acme",
@@ -202,6 +214,7 @@ describe.runIf(process.getuid?.() === 0 && existsSync(IP))("internal DNS in a ho
       started: false,
       running: false,
     });
+    await dns.sync();
     const reply = await ask("b.internal", RecordType.AAAA);
     expect(reply.header.rcode).toBe(Packet.RCODE.NOERROR);
     expect(reply.answers).toEqual([]);

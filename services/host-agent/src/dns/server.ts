@@ -1,11 +1,9 @@
 import type { Socket as DgramSocket, RemoteInfo } from "node:dgram";
 import type { Socket } from "node:net";
-import type { ExistingMachine } from "@hangar/domain";
 import type { Logger } from "@hangar/telemetry";
 import type DNS from "dns2";
 import { Packet } from "dns2";
 import { forwardQuery, hostNameservers, type Upstream } from "./forward.js";
-import { dnsMachineOf } from "./from-machine.js";
 import { NameTable, RecordType, type Resolution } from "./names.js";
 import { openResolverSockets, type ResolverSockets } from "./sockets.js";
 
@@ -47,7 +45,7 @@ export interface InternalDnsOptions {
  * One host's resolver for its machines, as Fly's on fdaa::3: Fly's `.internal` names from the name
  * table, only for the asking machine's org (known by the query's source address; any other source
  * is REFUSED), other names forwarded to the host's resolvers. Serves UDP and TCP on sockets opened
- * in the host's network namespace and held by this process.
+ * in the host's network namespace and held by this process: the resolver process (ResolverProcess).
  */
 export class InternalDns {
   /** The names it answers; fed by `update`. */
@@ -98,12 +96,6 @@ export class InternalDns {
       "internal DNS resolver serving",
     );
     return dns;
-  }
-
-  /** Puts a machine's current state in the table; a destroyed machine, or one of no known org, leaves it. */
-  update(m: ExistingMachine, org: string | undefined): void {
-    if (m.status === "destroyed" || org === undefined) this.table.remove(m.app, m.machineId);
-    else this.table.upsert(dnsMachineOf(m, org));
   }
 
   /** The reply to one DNS message from `source` over `transport`; undefined when it gets none. */
