@@ -45,6 +45,7 @@ export {
   sharedSettings,
 } from "./settings.js";
 export type {
+  ExecTarget,
   HostExecReply,
   HostExecRequest,
   HostHeartbeat,

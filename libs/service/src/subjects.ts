@@ -162,16 +162,29 @@ export interface HostExecReply {
   exit_signal: number;
 }
 
-/** What a tunnel into a machine reaches: a TCP port of the machine, or a command run inside it. */
-export type TunnelTarget =
-  | { kind: "port"; port: number }
-  | { kind: "exec"; command: string[]; tty: boolean; cols: number; rows: number };
+/** A command run inside a machine's sandbox, on a terminal of the size given or without one. */
+export interface ExecTarget {
+  kind: "exec";
+  command: string[];
+  tty: boolean;
+  cols: number;
+  rows: number;
+}
 
-/** Asks a host agent for a tunnel into one of its machines (`cmd.host.<id>.tunnel`); only the gateway may. */
+/**
+ * What a tunnel into a machine reaches: a TCP port of the machine (the gateway connects to its
+ * private address itself), or a command run inside it (through its host agent).
+ */
+export type TunnelTarget = { kind: "port"; port: number } | ExecTarget;
+
+/**
+ * Asks a host agent for a console tunnel into one of its machines (`cmd.host.<id>.tunnel`); only the
+ * gateway may.
+ */
 export interface HostTunnelRequest {
   app: string;
   machine_id: string;
-  target: TunnelTarget;
+  target: ExecTarget;
 }
 
 /** Where to connect for the tunnel, and the one-time ticket to send first (one line). */

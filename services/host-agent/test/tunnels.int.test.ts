@@ -3,10 +3,10 @@ import { connect as tcpConnect } from "node:net";
 import { ExecFrameDecoder, ExecFrameKind, parseExecEnd } from "@hangar/config";
 import {
   CommandError,
+  type ExecTarget,
   type HostTunnelReply,
   type HostTunnelRequest,
   sendCommand,
-  type TunnelTarget,
 } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -16,9 +16,10 @@ import { MachineTunnels } from "../src/tunnel/machine-tunnels.js";
 import { nodeScript, removeStateDir, runSpec, tempStateDir } from "./harness.js";
 import { waitFor } from "./wait.js";
 
-// The host agent's tunnels over a real nats-server, with the real driver: a ticket from
-// cmd.host.<id>.tunnel opens one connection to the machine's port, or one exec inside its crun
-// sandbox (stdin in, framed output and exit status out); anything else closes the connection.
+// The host agent's console tunnels over a real nats-server, with the real driver: a ticket from
+// cmd.host.<id>.tunnel opens one exec inside the machine's crun sandbox (stdin in, framed output and
+// exit status out); anything else closes the connection. Port tunnels do not come here: the gateway
+// connects to the machine's port itself.
 
 let stateDir: string;
 let driver: ProcessDriver;
@@ -26,7 +27,7 @@ let nc: NatsConnection;
 let tunnels: MachineTunnels;
 // A host id of its own: other test files share the run's nats-server.
 const hostId = `tunnels-${process.pid}`;
-// m1 runs a TCP echo server; m2 is a machine of this host that is not running.
+// m1 runs; m2 is a machine of this host that is not running.
 const apps = new Map([
   ["m1", "app1"],
   ["m2", "app1"],
@@ -60,7 +61,7 @@ afterAll(async () => {
   if (stateDir) await removeStateDir(stateDir);
 });
 
-const ask = (target: TunnelTarget, machineId = "m1", app = "app1") =>
+const ask = (target: ExecTarget, machineId = "m1", app = "app1") =>
   sendCommand<HostTunnelRequest, HostTunnelReply>(nc, `cmd.host.${hostId}.tunnel`, {
     app,
     machine_id: machineId,
@@ -80,7 +81,7 @@ async function through(reply: HostTunnelReply, ticket: string, input: string): P
 }
 
 /** Runs an exec tunnel to its end: its stdout, stderr and end frame. */
-async function execThrough(target: TunnelTarget, input: string) {
+async function execThrough(target: ExecTarget, input: string) {
   const reply = await ask(target);
   const decoder = new ExecFrameDecoder();
   const out = { stdout: "", stderr: "", end: undefined as unknown };
@@ -98,25 +99,29 @@ const refusal = (p: Promise<unknown>) =>
     (err: unknown) => (err instanceof CommandError ? err.code : String(err)),
   );
 
-describe("port tunnels", () => {
-  it("pipe a connection to the machine's port, once per ticket", async () => {
-    const port = driver.running().find((m) => m.machineId === "m1")?.port ?? 0;
-    const reply = await ask({ kind: "port", port });
+/** A command that echoes its input back, without a terminal. */
+const CAT: ExecTarget = { kind: "exec", command: ["cat"], tty: false, cols: 80, rows: 24 };
+
+/** The stdout frames in what came back through an exec tunnel. */
+function stdoutOf(bytes: Buffer): string {
+  let out = "";
+  for (const { kind, payload } of new ExecFrameDecoder().push(bytes))
+    if (kind === ExecFrameKind.stdout) out += payload.toString();
+  return out;
+}
+
+describe("tickets", () => {
+  it("open one exec each, once", async () => {
+    const reply = await ask(CAT);
     expect(reply.address).toBe("127.0.0.1");
     expect(reply.port).toBe(tunnels.port);
-    const echoed = await waitFor("the echo server", async () => {
-      const fresh = await ask({ kind: "port", port });
-      const back = (await through(fresh, fresh.ticket, "ping")).toString();
-      return back === "ping" ? back : undefined;
-    });
-    expect(echoed).toBe("ping");
-    expect((await through(reply, reply.ticket, "first use")).toString()).toBe("first use");
-    // Spent: the same ticket again gets the connection closed, nothing sent to the machine.
+    expect(stdoutOf(await through(reply, reply.ticket, "first use"))).toBe("first use");
+    // Spent: the same ticket again gets the connection closed, nothing run in the machine.
     expect((await through(reply, reply.ticket, "again")).length).toBe(0);
   });
 
   it("close a connection that brings an unknown ticket or none", async () => {
-    const reply = await ask({ kind: "port", port: 1 });
+    const reply = await ask(CAT);
     expect((await through(reply, "not-a-ticket", "x")).length).toBe(0);
     expect((await through(reply, "", "x")).length).toBe(0);
   });
@@ -124,10 +129,11 @@ describe("port tunnels", () => {
 
 describe("cmd.host.<id>.tunnel", () => {
   it("refuses another app's machine, a machine that does not run, and a bad target", async () => {
-    expect(await refusal(ask({ kind: "port", port: 80 }, "m1", "app2"))).toBe("not_found");
-    expect(await refusal(ask({ kind: "port", port: 80 }, "m9"))).toBe("not_found");
-    expect(await refusal(ask({ kind: "port", port: 80 }, "m2"))).toBe("failed_precondition");
-    expect(await refusal(ask({ kind: "port", port: 0 }))).toBe("invalid_argument");
+    expect(await refusal(ask(CAT, "m1", "app2"))).toBe("not_found");
+    expect(await refusal(ask(CAT, "m9"))).toBe("not_found");
+    expect(await refusal(ask(CAT, "m2"))).toBe("failed_precondition");
+    // A port is no target here: the gateway connects to machines' ports itself.
+    expect(await refusal(ask({ kind: "port", port: 80 } as unknown as ExecTarget))).toBe("invalid_argument");
     expect(await refusal(ask({ kind: "exec", command: [], tty: false, cols: 80, rows: 24 }))).toBe(
       "invalid_argument",
     );

@@ -1,4 +1,4 @@
-import { machineAggregateId } from "@hangar/domain";
+import { type ExistingMachine, machineAggregateId } from "@hangar/domain";
 import {
   type HostExecReply,
   type HostExecRequest,
@@ -61,6 +61,16 @@ export function startedHostOf(
   machineId: string,
   needs = "exec and ps need",
 ): string {
+  return startedMachineOf(catalog, app, machineId, needs).hostId;
+}
+
+/** A started machine of the app, as the catalog sees it; refused as startedHostOf says. */
+export function startedMachineOf(
+  catalog: Pick<Catalog, "machine">,
+  app: string,
+  machineId: string,
+  needs: string,
+): ExistingMachine {
   const m = catalog.machine(machineAggregateId(app, machineId));
   if (!m || m.state.status === "destroyed")
     throw ApiError.of("not_found", `machine ${machineId} not found in app ${app}`);
@@ -69,5 +79,5 @@ export function startedHostOf(
       "failed_precondition",
       `machine ${machineId} is ${m.state.status}: ${needs} a started machine`,
     );
-  return m.state.hostId;
+  return m.state;
 }

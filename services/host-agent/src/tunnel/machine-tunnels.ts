@@ -1,15 +1,15 @@
 import { once } from "node:events";
-import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { type AddressInfo, createServer, type Server, type Socket } from "node:net";
 import type { Readable } from "node:stream";
-import { ExecFrameKind, encodeExecEnd, encodeExecFrame, pipeBothWays } from "@hangar/config";
+import { ExecFrameKind, encodeExecEnd, encodeExecFrame } from "@hangar/config";
 import type { CrunExecProcess } from "@hangar/oci";
 import {
   CommandError,
+  type ExecTarget,
   type HostTunnelReply,
   type HostTunnelRequest,
   serveCommands,
   subjects,
-  type TunnelTarget,
 } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -44,10 +44,10 @@ export interface MachineTunnelsOptions {
 }
 
 /**
- * Tunnels into this host's machines (`hangar proxy`, `hangar ssh console`): the gateway asks on
+ * Console tunnels into this host's machines (`hangar ssh console`): the gateway asks on
  * `cmd.host.<id>.tunnel` for a one-time ticket, then connects to the tunnel listener and sends it as
- * its first line. A port tunnel is then piped to the machine's private address (the host-local IPv4
- * the proxy uses); an exec tunnel runs the command inside the machine's sandbox and frames its output.
+ * its first line; the command runs inside the machine's sandbox, its output framed. (Port tunnels,
+ * `hangar proxy`, need no sandbox: the gateway connects to the machine's private address itself.)
  */
 export class MachineTunnels {
   private readonly tickets = new TicketBook();
@@ -123,19 +123,6 @@ export class MachineTunnels {
   }
 
   private async serve(socket: Socket, { machineId, target }: TicketGrant): Promise<void> {
-    if (target.kind === "port") {
-      const machine = this.opts.driver.running().find((m) => m.machineId === machineId);
-      if (!machine) {
-        socket.destroy();
-        return;
-      }
-      pipeBothWays(
-        socket,
-        connect({ host: machine.privateIp, port: target.port, allowHalfOpen: true, noDelay: true }),
-      );
-      socket.resume();
-      return;
-    }
     let exec: CrunExecProcess;
     try {
       exec = await this.opts.driver.execStream(machineId, {
@@ -158,14 +145,9 @@ export class MachineTunnels {
   }
 }
 
-/** The target of a request, checked: a TCP port, or a non-empty argv with a sane terminal size. */
-function checkedTarget(target: TunnelTarget | undefined): TunnelTarget {
+/** The target of a request, checked: a non-empty argv with a sane terminal size. */
+function checkedTarget(target: ExecTarget | undefined): ExecTarget {
   const refuse = (what: string) => new CommandError(`target: ${what}`, "invalid_argument");
-  if (target?.kind === "port") {
-    if (!Number.isInteger(target.port) || target.port < 1 || target.port > 65535)
-      throw refuse("port: expected a whole number from 1 to 65535");
-    return { kind: "port", port: target.port };
-  }
   if (target?.kind === "exec") {
     const { command, tty, cols, rows } = target;
     if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === "string"))
@@ -178,7 +160,7 @@ function checkedTarget(target: TunnelTarget | undefined): TunnelTarget {
         throw refuse(`${name}: expected a whole number from 1 to ${MAX_TERMINAL}`);
     return { kind: "exec", command, tty: tty === true, cols, rows };
   }
-  throw refuse('expected { kind: "port", port } or { kind: "exec", command, tty, cols, rows }');
+  throw refuse('expected { kind: "exec", command, tty, cols, rows }');
 }
 
 /** Relays a client's stdin to the command, and its output back in frames, ending with its exit status. */

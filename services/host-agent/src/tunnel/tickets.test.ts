@@ -1,7 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { TicketBook } from "./tickets.js";
 
-const grant = { machineId: "m1", target: { kind: "port" as const, port: 5432 } };
+const grant = {
+  machineId: "m1",
+  target: { kind: "exec" as const, command: ["/bin/sh", "-l"], tty: true, cols: 80, rows: 24 },
+};
 
 describe("TicketBook", () => {
   it("redeems a ticket once, for the grant it was issued for", () => {

@@ -1,13 +1,13 @@
 import { randomBytes } from "node:crypto";
-import type { TunnelTarget } from "@hangar/service";
+import type { ExecTarget } from "@hangar/service";
 
 /** How long a ticket may wait for its connection: the gateway connects right after it gets one. */
 export const TICKET_TTL_MS = 10_000;
 
-/** What a ticket opens: one machine, and a port of it or a command in it. */
+/** What a ticket opens: one command in one machine. */
 export interface TicketGrant {
   machineId: string;
-  target: TunnelTarget;
+  target: ExecTarget;
 }
 
 /**
