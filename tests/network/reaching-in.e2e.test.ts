@@ -1,5 +1,6 @@
 // Issue 12, acceptance 3 on the whole platform: `hangar proxy 0:<port>` forwards a local port to a
-// machine's echo server through the gateway's tunnel and the host agent; `hangar ssh console -C 'cat
+// machine's echo server through the gateway's tunnel (the gateway connects to the machine's private
+// address itself; consoles go through the host agent); `hangar ssh console -C 'cat
 // /etc/hostname'` prints the machine id; an interactive session, driven through a real PTY (the CLI
 // under util-linux `script`), runs two commands; and all of it is refused without a valid token
 // (401, the CLI exiting non-zero with a message). Also prints tunnel vs direct throughput (measured,
@@ -238,9 +239,12 @@ describe("the gateway's tunnel endpoints", () => {
     expect((await upgradeStatus(`/apps/reach/console?cmd=true`, p.token)).status).toBe(101);
   });
 
-  it("refuse a bad port, an unknown app and a plain (not upgraded) request", async () => {
+  it("refuse a bad port, a port nothing listens on, an unknown app and a plain (not upgraded) request", async () => {
     const badPort = await upgradeStatus(`/apps/reach/machines/${machineId}/tunnel?port=70000`, p.token);
     expect(badPort.status).toBe(400);
+    const closed = await upgradeStatus(`/apps/reach/machines/${machineId}/tunnel?port=1`, p.token);
+    expect(closed.status).toBe(503);
+    expect(JSON.parse(closed.body).error).toMatch(/cannot reach port 1 of machine .*ECONNREFUSED/);
     expect((await upgradeStatus(`/apps/nowhere/tunnel?port=1`, p.token)).status).toBe(404);
     const plain = await p.api.call("GET", `/apps/reach/machines/${machineId}/tunnel?port=${ECHO_PORT}`);
     expect(plain.status).toBe(400);
