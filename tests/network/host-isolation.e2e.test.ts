@@ -98,6 +98,7 @@ describe("inside a machine", () => {
       expect(ports, url).toContain(Number(new URL(url).port));
     }
     expect(ports).toContain(p.proxyPort);
+    expect(ports).toContain(Number(new URL(p.nats.url).port));
 
     const seen = await probe(p, "probe", m.id, { timeoutMs: 1500, connect: [...targets.values()] });
     process.stdout.write(`tried ${seen.connect.length} listening sockets from inside the machine\n`);

@@ -92,7 +92,10 @@ describe("createNetworkTopology", () => {
       HANGAR_HOST_AGENT_NETNS: h1?.netns,
       HANGAR_HOST_AGENT_UNDERLAY_IP: "fd00:99::1",
       HANGAR_HOST_AGENT_MACHINE_CIDR: h1?.machineCidr,
+      HANGAR_HOST_AGENT_CONTROL_SOURCES: `${h1?.rootIp}/32`,
     });
+    // The test's end of the uplink, whose packets to machines the host forwards.
+    expect(h1?.rootIp.split(".").slice(0, 3)).toEqual(h1?.uplinkIp.split(".").slice(0, 3));
   });
 
   it("lets hosts reach each other over the underlay, IPv4 and IPv6", async () => {

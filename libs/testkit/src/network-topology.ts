@@ -22,7 +22,9 @@ export interface TopologyHost {
   machineCidr: string;
   /** The host namespace's end of its veth to the test's namespace (the .2 of a /30; the test's end is the .1). */
   uplinkIp: string;
-  /** The three settings above, ready for the host agent. */
+  /** The test namespace's end of the uplink: where the control plane's packets to machines come from. */
+  rootIp: string;
+  /** The settings above, ready for the host agent (the root end as its HANGAR_HOST_AGENT_CONTROL_SOURCES). */
   env: Record<string, string>;
 }
 
@@ -118,6 +120,7 @@ class Topology implements NetworkTopology {
         underlayIp: `fd00:99::${i}`,
         machineCidr: `10.${128 + slot}.${16 * i}.0/20`,
         uplinkIp: `10.127.${slot}.${4 * i + 2}`,
+        rootIp: `10.127.${slot}.${4 * i + 1}`,
       };
       this.hosts.push({
         ...host,
@@ -125,6 +128,9 @@ class Topology implements NetworkTopology {
           HANGAR_HOST_AGENT_NETNS: host.netns,
           HANGAR_HOST_AGENT_UNDERLAY_IP: host.underlayIp,
           HANGAR_HOST_AGENT_MACHINE_CIDR: host.machineCidr,
+          // The test's namespace is the control plane (proxy, gateway, checks): it reaches machines
+          // through the uplink, so its packets are forwarded and must be let in.
+          HANGAR_HOST_AGENT_CONTROL_SOURCES: `${host.rootIp}/32`,
         },
       });
     }

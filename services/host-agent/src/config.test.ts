@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { config, DEFAULT_EGRESS_DENY } from "./config.js";
+import { config } from "./config.js";
 
 describe("host agent network settings", () => {
   it("defaults to the agent's own namespace, no underlay, 172.30.0.0/16 and the private blocks denied", () => {
@@ -7,7 +7,8 @@ describe("host agent network settings", () => {
     expect(s.HANGAR_HOST_AGENT_NETNS).toBeUndefined();
     expect(s.HANGAR_HOST_AGENT_UNDERLAY_IP).toBeUndefined();
     expect(s.HANGAR_HOST_AGENT_MACHINE_CIDR).toBe("172.30.0.0/16");
-    expect(s.HANGAR_HOST_AGENT_EGRESS_DENY).toEqual([...DEFAULT_EGRESS_DENY]);
+    expect(s.HANGAR_HOST_AGENT_EGRESS_DENY).toEqual([]);
+    expect(s.HANGAR_HOST_AGENT_CONTROL_SOURCES).toEqual([]);
   });
 
   it("reads a host namespace, an underlay address, a machine block and an egress list", () => {

@@ -12,26 +12,6 @@ const cidrSchema = z.string().refine((cidr) => {
   return /^\d{1,3}$/.test(length) && Number(length) <= (family === 4 ? 32 : 128);
 }, "an IPv4 or IPv6 address or block, e.g. 10.0.0.0/8 or fc00::/7");
 
-/**
- * What machines never reach by default: private, loopback, link-local, multicast and reserved blocks
- * of both families (the control plane and other tenants live there); public addresses are egress.
- */
-export const DEFAULT_EGRESS_DENY = [
-  "0.0.0.0/8",
-  "10.0.0.0/8",
-  "100.64.0.0/10",
-  "127.0.0.0/8",
-  "169.254.0.0/16",
-  "172.16.0.0/12",
-  "192.168.0.0/16",
-  "224.0.0.0/4",
-  "240.0.0.0/4",
-  "::1/128",
-  "fc00::/7",
-  "fe80::/10",
-  "ff00::/8",
-] as const;
-
 /** The host agent's settings (docs/configuration.md). */
 export const config = defineServiceConfig("host-agent", {
   HANGAR_HOST_AGENT_ID: setting(
@@ -107,7 +87,7 @@ export const config = defineServiceConfig("host-agent", {
   HANGAR_HOST_AGENT_EGRESS_DENY: setting(
     z
       .string()
-      .default(DEFAULT_EGRESS_DENY.join(","))
+      .default("")
       .transform((list) =>
         list
           .split(",")
@@ -117,9 +97,28 @@ export const config = defineServiceConfig("host-agent", {
       .pipe(z.array(cidrSchema)),
     {
       description:
-        "comma-separated addresses and blocks machines may not reach outside their org's network (the machine CIDR and the host's own addresses always)",
-      shownDefault:
-        "private, loopback, link-local, multicast and reserved blocks ([networking](networking.md#settings))",
+        "comma-separated addresses and blocks machines may not reach, besides the ones they never reach: private, loopback, link-local, multicast and reserved blocks, the machine CIDR and the host's own addresses ([networking](networking.md#settings))",
+      shownDefault: "none",
+    },
+  ),
+  // Where the proxy, the gateway's tunnels and checks run on this host, their packets to machines
+  // are the host's own (output path) and need no entry; from anywhere else they are forwarded and
+  // must come from a listed source: nothing else on the uplink or underlay reaches a machine's v4.
+  HANGAR_HOST_AGENT_CONTROL_SOURCES: setting(
+    z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((cidr) => cidr.trim())
+          .filter((cidr) => cidr !== ""),
+      )
+      .pipe(z.array(cidrSchema)),
+    {
+      description:
+        "comma-separated IPv4 addresses and blocks of control-plane services on other hosts or namespaces (proxy, gateway) allowed to reach machines' IPv4 addresses through this host",
+      shownDefault: "none",
     },
   ),
   HANGAR_HOST_AGENT_REGION_ORDER: setting(

@@ -37,6 +37,7 @@ await runService({
               hostId,
               machineCidr: config.HANGAR_HOST_AGENT_MACHINE_CIDR,
               egressDeny: config.HANGAR_HOST_AGENT_EGRESS_DENY,
+              controlSources: config.HANGAR_HOST_AGENT_CONTROL_SOURCES,
               logger,
             }),
             orgNetworks: await OrgNetworks.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),

@@ -5,7 +5,6 @@ import { promisify } from "node:util";
 import { createLogger } from "@hangar/telemetry";
 import { createNetworkTopology, type NetworkTopology, type TopologyHost } from "@hangar/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_EGRESS_DENY } from "../src/config.js";
 import {
   claimNetnsAddress,
   HOST_END_V6,
@@ -46,7 +45,8 @@ function hostNetwork(host: TopologyHost): Promise<HostNetwork> {
     netns: host.netns,
     hostId: `hn-${host.name}-${tag}`,
     machineCidr: host.machineCidr,
-    egressDeny: [...DEFAULT_EGRESS_DENY],
+    egressDeny: [],
+    controlSources: [`${host.rootIp}/32`],
     logger,
   });
 }

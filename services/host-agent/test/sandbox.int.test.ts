@@ -35,7 +35,6 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HostAgent } from "../src/agent.js";
-import { DEFAULT_EGRESS_DENY } from "../src/config.js";
 import { RANGE_BASE, RANGE_SIZE } from "../src/driver/id-ranges.js";
 import { ProcessDriver } from "../src/driver/mod.js";
 import { IP, isNetnsAddress, netnsName, removeNetns, vethName } from "../src/driver/netns.js";
@@ -146,7 +145,8 @@ async function startAgent(
         netns: host.netns,
         hostId,
         machineCidr: host.machineCidr,
-        egressDeny: [...DEFAULT_EGRESS_DENY],
+        egressDeny: [],
+        controlSources: [`${host.rootIp}/32`],
         logger,
       })
     : undefined;

@@ -12,7 +12,8 @@ const state: FirewallState = {
     { veth: "hvbbbbbbbbbbbb", ipv4: "10.130.16.6" },
   ],
   machineCidr: "10.130.16.0/20",
-  egressDeny: ["10.0.0.0/8", "fc00::/7", "::1"],
+  egressDeny: ["203.0.113.7"],
+  controlSources: ["10.127.0.1/32"],
   resolver: "fdaa::3",
 };
 
@@ -54,36 +55,26 @@ describe("firewall ruleset", () => {
     expect(setBody(ruleset, "org_peers")).toContain('elements = { "hvaaaaaaaaaaaa" . fdaa:1:2::/48 }');
   });
 
-  it("denies the configured blocks and always the machine CIDR, per family", () => {
-    const ruleset = firewallRuleset(state);
-    expect(setBody(ruleset, "egress_deny4")).toContain("elements = { 10.0.0.0/8, 10.130.16.0/20");
-    expect(setBody(ruleset, "egress_deny6")).toContain("elements = { fc00::/7, ::1/128");
+  it("always denies the built-in blocks and the machine CIDR, the configured ones besides, per family", () => {
+    const bare = firewallRuleset({ ...state, egressDeny: [] });
+    expect(setBody(bare, "egress_deny4")).toContain("10.0.0.0/8");
+    expect(setBody(bare, "egress_deny4")).toContain("10.130.16.0/20");
+    expect(setBody(bare, "egress_deny4")).toContain("169.254.0.0/16");
+    // Every other org's 6PN is in fc00::/7: no setting opens it.
+    expect(setBody(bare, "egress_deny6")).toContain("fc00::/7");
+    expect(setBody(bare, "egress_deny6")).not.toContain("10.0.0.0/8");
+    expect(setBody(firewallRuleset(state), "egress_deny4")).toContain("203.0.113.7/32");
   });
 
-  it("checks a machine's org before the egress deny list, and lets only DNS reach the host", () => {
+  it("lets forwarded IPv4 into machines only from the control sources", () => {
     const ruleset = firewallRuleset(state);
-    const fromMachine = body(ruleset, "chain from_machine")
-      .split("\n")
-      .map((l) => l.trim());
-    const order = [
-      "iifname . ip saddr != @machine_v4 drop",
-      "iifname . ip6 daddr @org_peers accept",
-      "ip6 daddr @egress_deny6 drop",
-      "accept",
-    ];
-    const positions = order.map((rule) => fromMachine.indexOf(rule));
-    expect(positions.every((p) => p >= 0)).toBe(true);
-    expect([...positions].sort((a, b) => a - b)).toEqual(positions);
-    const toHost = body(ruleset, "chain machine_to_host");
-    expect(toHost).toContain("ip6 daddr fdaa::3 udp dport 53 accept");
-    expect(toHost).toContain("ip6 daddr fdaa::3 tcp dport 53 accept");
-    expect(toHost.trim().endsWith("drop")).toBe(true);
-  });
-
-  it("leaves sets empty without elements (nft refuses an empty list)", () => {
-    const ruleset = firewallRuleset({ ...state, links: [] });
-    expect(setBody(ruleset, "machine_ifs")).not.toContain("elements");
-    expect(setBody(ruleset, "org_peers")).not.toContain("elements");
+    expect(setBody(ruleset, "control_sources")).toContain("elements = { 10.127.0.1/32 }");
+    const toMachine = body(ruleset, "chain to_machine");
+    expect(toMachine).toContain("ip saddr @control_sources accept");
+    expect(toMachine.trim().split("\n").at(-1)?.trim()).toBe("drop");
+    expect(setBody(firewallRuleset({ ...state, controlSources: [] }), "control_sources")).not.toContain(
+      "elements",
+    );
   });
 
   it("refuses anything that is not an interface name, address or block, so nothing can add a rule", () => {
@@ -93,6 +84,7 @@ describe("firewall ruleset", () => {
       { machineCidr: "fdaa::/48" },
       { egressDeny: ["10.0.0.0/8 }"] },
       { egressDeny: ["10.0.0.0/33"] },
+      { controlSources: ["10.0.0.1; accept"] },
       { links: [{ veth: 'hv" accept', ipv4: "10.130.16.2" }] },
       { links: [{ veth: "hvx", ipv4: "10.130.16.2; accept" }] },
       { links: [{ veth: "hvx", ipv4: "10.130.16.2", sixpn: { prefix: "10.0.0.0/8", address: "fdaa::5" } }] },

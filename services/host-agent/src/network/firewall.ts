@@ -1,5 +1,26 @@
 import { isIPv4, isIPv6 } from "node:net";
 
+/**
+ * What no machine reaches, whatever the settings add: private, loopback, link-local, multicast and
+ * reserved blocks of both families (the control plane and other tenants live there; fc00::/7 holds
+ * every other org's 6PN). Public addresses are egress.
+ */
+export const BUILT_IN_EGRESS_DENY = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.168.0.0/16",
+  "224.0.0.0/4",
+  "240.0.0.0/4",
+  "::1/128",
+  "fc00::/7",
+  "fe80::/10",
+  "ff00::/8",
+] as const;
+
 /** One machine as the firewall sees it: the host end of its veth and the addresses it may send from. */
 export interface FirewallLink {
   /** The veth's host end (in the host namespace). */
@@ -16,8 +37,10 @@ export interface FirewallState {
   links: readonly FirewallLink[];
   /** The IPv4 block machines' /30s come from: never a source of traffic into a machine, never a destination out of one. */
   machineCidr: string;
-  /** Destinations no machine reaches (IPv4 and IPv6 CIDRs), except its own org's 6PN prefix. */
+  /** Destinations no machine reaches (IPv4 and IPv6 CIDRs), besides BUILT_IN_EGRESS_DENY; its own org's 6PN prefix excepted. */
   egressDeny: readonly string[];
+  /** IPv4 sources whose forwarded packets may reach machines (the control plane elsewhere); the host's own always may. */
+  controlSources: readonly string[];
   /** The host's resolver address, the one place on the host a machine reaches (DNS, port 53). */
   resolver: string;
 }
@@ -65,7 +88,10 @@ export function firewallRuleset(state: FirewallState): string {
   const resolver = checked("resolver address", state.resolver, isIPv6);
   const machineCidr = cidr(state.machineCidr);
   if (machineCidr.family !== 4) throw new Error(`not an IPv4 machine CIDR: ${state.machineCidr}`);
-  const deny = [...state.egressDeny.map(cidr), machineCidr];
+  const deny = [...BUILT_IN_EGRESS_DENY, ...state.egressDeny].map(cidr).concat(machineCidr);
+  const control = state.controlSources.map(cidr);
+  if (control.some((c) => c.family !== 4))
+    throw new Error(`control sources must be IPv4: ${state.controlSources.join(", ")}`);
   const ifs: string[] = [];
   const v4: string[] = [];
   const v6: string[] = [];
@@ -98,6 +124,7 @@ export function firewallRuleset(state: FirewallState): string {
     "  # Each machine's org network: the 6PN prefix it reaches and is reached from.",
     set("org_peers", "ifname . ipv6_addr", unique(peers), "flags interval"),
     set("machine_cidr", "ipv4_addr", [machineCidr.text], "flags interval"),
+    set("control_sources", "ipv4_addr", unique(control.map((c) => c.text)), "flags interval\n    auto-merge"),
     set(
       "egress_deny4",
       "ipv4_addr",
@@ -132,8 +159,9 @@ export function firewallRuleset(state: FirewallState): string {
     "  chain to_machine {",
     "    ct state established,related accept",
     "    oifname . ip6 saddr @org_peers accept",
-    "    # IPv4 comes only from the control plane (proxy, tunnels, checks), never from a machine.",
-    "    ip saddr != @machine_cidr accept",
+    "    # Forwarded IPv4 comes only from the control plane elsewhere (proxy, tunnels); the host's own",
+    "    # packets (output path) never pass here. Never from a machine, nor anyone else on the network.",
+    "    ip saddr @control_sources accept",
     "    drop",
     "  }",
     "",

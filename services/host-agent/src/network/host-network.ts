@@ -27,8 +27,10 @@ export interface HostNetworkOptions {
   hostId: string;
   /** The IPv4 block this host's machines get their /30s from. */
   machineCidr: string;
-  /** Destinations machines may not reach outside their org's network (the machine CIDR is always added). */
+  /** Destinations machines may not reach, besides BUILT_IN_EGRESS_DENY and the machine CIDR. */
   egressDeny: string[];
+  /** IPv4 sources of the control plane elsewhere whose forwarded packets reach machines (HANGAR_HOST_AGENT_CONTROL_SOURCES). */
+  controlSources?: string[];
   logger: Pick<Logger, "info" | "warn">;
 }
 
@@ -76,6 +78,7 @@ export class HostNetwork {
   readonly machineCidr: string;
   readonly #table: string;
   readonly #egressDeny: string[];
+  readonly #controlSources: string[];
   readonly #logger: Pick<Logger, "info" | "warn">;
   /** The firewall's view of every machine of this host, by the host end of its veth. */
   readonly #links = new Map<string, FirewallLink>();
@@ -86,6 +89,7 @@ export class HostNetwork {
     this.machineCidr = o.machineCidr;
     this.#table = firewallTable(o.hostId);
     this.#egressDeny = o.egressDeny;
+    this.#controlSources = o.controlSources ?? [];
     this.#logger = o.logger;
   }
 
@@ -204,6 +208,7 @@ export class HostNetwork {
       links: [...this.#links.values()],
       machineCidr: this.machineCidr,
       egressDeny: this.#egressDeny,
+      controlSources: this.#controlSources,
       resolver: RESOLVER_ADDRESS,
     });
     const nft = [NFT, "-f", "-"];

@@ -46,6 +46,21 @@ describe("remote 6PN routes", () => {
     );
     expect(routes).toEqual([]);
   });
+
+  it("routes only 6PN addresses: an event naming another address diverts nothing and stops no other route", () => {
+    const routes = remoteRoutes(
+      "h1",
+      [
+        machine("h2", "fd00:99::1"), // the underlay: a control-plane address
+        machine("h2", "2001:db8::1"),
+        machine("h2", "10.0.0.1"),
+        machine("h2", "not an address"),
+        machine("h2", "fdaa:1:2::9"),
+      ],
+      hosts,
+    );
+    expect(routes).toEqual([{ address: "fdaa:1:2::9", via: "fd00:99::2" }]);
+  });
 });
 
 describe("what routes depend on", () => {

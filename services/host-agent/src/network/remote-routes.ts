@@ -1,3 +1,4 @@
+import { BlockList, isIPv6 } from "node:net";
 import type { Logger } from "@hangar/telemetry";
 
 /** A 6PN route to another host's machine: its address (/128) via that host's underlay IPv6. */
@@ -37,11 +38,22 @@ export function remoteRoutes(
   const routes = new Map<string, string>();
   for (const m of machines) {
     const via = underlay.get(m.hostId);
-    if (via !== undefined && m.privateIpv6 !== "" && m.status !== "destroyed") routes.set(m.privateIpv6, via);
+    // Only 6PN addresses become routes: an event naming any other address (a control-plane one, or
+    // not an address at all) must neither divert this host's traffic nor stop every other route.
+    if (via !== undefined && isIPv6(via) && isSixpn(m.privateIpv6) && m.status !== "destroyed")
+      routes.set(m.privateIpv6, via);
   }
   return [...routes]
     .map(([address, via]) => ({ address, via }))
     .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
+}
+
+const SIXPN = new BlockList();
+SIXPN.addSubnet("fdaa::", 16, "ipv6");
+
+/** Whether `address` is an IPv6 address inside fdaa::/16, where every org's /48 is (sixpn.ts). */
+function isSixpn(address: string): boolean {
+  return isIPv6(address) && SIXPN.check(address, "ipv6");
 }
 
 /**
