@@ -1,3 +1,4 @@
+import { randomInt } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
@@ -32,23 +33,33 @@ export function hostNameservers(skip: string): Upstream[] {
 }
 
 /**
- * Sends a query as it came to each upstream in turn over UDP, from this process's namespace (where
- * the host's resolvers are reachable), and returns the first reply carrying the query's id;
- * undefined when none replies within `timeoutMs` each.
+ * Sends a query to each upstream in turn over UDP, from this process's namespace (where the host's
+ * resolvers are reachable), and returns the first reply, with the query's own id; undefined when
+ * none replies within `timeoutMs` each. Each try goes out under a random id of the resolver's own
+ * (not the one the machine chose) from a socket connected to that upstream, so the kernel drops
+ * datagrams from any other source and an off-path spoofer must guess a 16-bit id and a port.
  */
 export async function forwardQuery(
   query: Buffer,
   upstreams: readonly Upstream[],
   timeoutMs: number,
 ): Promise<Buffer | undefined> {
+  if (query.length < 12) return undefined;
+  const clientId = query.readUInt16BE(0);
   for (const upstream of upstreams) {
     const reply = await askOne(query, upstream, timeoutMs);
-    if (reply) return reply;
+    if (reply) {
+      reply.writeUInt16BE(clientId, 0);
+      return reply;
+    }
   }
   return undefined;
 }
 
 function askOne(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<Buffer | undefined> {
+  const id = randomInt(0x10000);
+  const ours = Buffer.from(query);
+  ours.writeUInt16BE(id, 0);
   const socket = createSocket(isIP(upstream.address) === 6 ? "udp6" : "udp4");
   return new Promise<Buffer | undefined>((resolve) => {
     let finished = false;
@@ -60,10 +71,11 @@ function askOne(query: Buffer, upstream: Upstream, timeoutMs: number): Promise<B
       resolve(reply);
     };
     const timer = setTimeout(() => done(undefined), timeoutMs);
+    // Errors include the upstream's ICMP port unreachable, reported on a connected socket: next one.
     socket.on("error", () => done(undefined));
     socket.on("message", (reply) => {
-      if (reply.length >= 2 && reply.readUInt16BE(0) === query.readUInt16BE(0)) done(reply);
+      if (reply.length >= 12 && reply.readUInt16BE(0) === id) done(reply);
     });
-    socket.send(query, upstream.port, upstream.address);
+    socket.connect(upstream.port, upstream.address, () => socket.send(ours));
   });
 }

@@ -4,7 +4,7 @@ import type { Logger } from "@hangar/telemetry";
 import type DNS from "dns2";
 import { Packet } from "dns2";
 import { forwardQuery, hostNameservers, type Upstream } from "./forward.js";
-import { NameTable, RecordType, type Resolution } from "./names.js";
+import { type DnsMachine, NameTable, RecordType, type Resolution } from "./names.js";
 import { openResolverSockets, type ResolverSockets } from "./sockets.js";
 
 /**
@@ -22,6 +22,16 @@ const TXT_CHUNK = 255;
 const TCP_IDLE_MS = 10_000;
 /** Encoded answers kept per table version; past this many (names nobody asks twice), start over. */
 const ANSWER_CACHE_MAX = 10_000;
+/**
+ * Default limits, so that one machine cannot take DNS away from the host's other machines: each
+ * forward holds a socket until its reply or timeout, each TCP client a socket and its buffers.
+ */
+const DEFAULT_LIMITS = {
+  maxForwards: 256,
+  maxForwardsPerAsker: 32,
+  maxTcpClients: 256,
+  maxTcpClientsPerAsker: 16,
+};
 
 export interface InternalDnsOptions {
   /** HANGAR_HOST_AGENT_NETNS: the host's network namespace, where machines reach the resolver; this process's own when none. */
@@ -38,6 +48,14 @@ export interface InternalDnsOptions {
   upstreams?: readonly Upstream[];
   /** How long forwarding waits for all upstreams together before answering SERVFAIL. */
   forwardTimeoutMs?: number;
+  /** Forwards in flight at once, all askers together; past it, a forwarded name is SERVFAIL at once. 256. */
+  maxForwards?: number;
+  /** Forwards in flight at once for one asking machine; past it, SERVFAIL at once. 32. */
+  maxForwardsPerAsker?: number;
+  /** TCP clients at once; past it, the oldest idle one is closed for a new one, or the new one when none is idle. 256. */
+  maxTcpClients?: number;
+  /** TCP clients at once from one machine (any other source: one address); past it, a new one is closed. 16. */
+  maxTcpClientsPerAsker?: number;
   logger: Pick<Logger, "info" | "warn">;
 }
 
@@ -52,7 +70,12 @@ export class InternalDns {
   readonly table: NameTable;
   private readonly upstreams: readonly Upstream[];
   private readonly forwardTimeoutMs: number;
-  private readonly tcpClients = new Set<Socket>();
+  private readonly limits: typeof DEFAULT_LIMITS;
+  /** Open TCP clients, oldest first: who they are (for the per-asker cap) and whether one is at work. */
+  private readonly tcpClients = new Map<Socket, { asker: string; busy: boolean }>();
+  /** Forwards in flight, all together and by asking machine. */
+  private forwards = 0;
+  private readonly forwardsByAsker = new Map<string, number>();
   /**
    * Encoded `.internal` replies by org, name as asked, type and size limit, valid for one table
    * version: encoding is most of a query's cost (dns2 takes tens of µs a record), and a hit only
@@ -72,6 +95,12 @@ export class InternalDns {
     });
     this.upstreams = opts.upstreams ?? hostNameservers(opts.address);
     this.forwardTimeoutMs = opts.forwardTimeoutMs ?? 2_000;
+    this.limits = {
+      maxForwards: opts.maxForwards ?? DEFAULT_LIMITS.maxForwards,
+      maxForwardsPerAsker: opts.maxForwardsPerAsker ?? DEFAULT_LIMITS.maxForwardsPerAsker,
+      maxTcpClients: opts.maxTcpClients ?? DEFAULT_LIMITS.maxTcpClients,
+      maxTcpClientsPerAsker: opts.maxTcpClientsPerAsker ?? DEFAULT_LIMITS.maxTcpClientsPerAsker,
+    };
     sockets.udp.on("message", (msg, rinfo) => this.onDatagram(msg, rinfo));
     sockets.udp.on("error", (err) => opts.logger.warn({ err }, "DNS resolver UDP socket error"));
     sockets.tcp.on("connection", (socket) => this.onConnection(socket));
@@ -98,6 +127,11 @@ export class InternalDns {
     return dns;
   }
 
+  /** The port it serves on (UDP and TCP). */
+  get port(): number {
+    return this.sockets.udp.address().port;
+  }
+
   /** The reply to one DNS message from `source` over `transport`; undefined when it gets none. */
   async answer(msg: Buffer, source: string, transport: "udp" | "tcp"): Promise<Buffer | undefined> {
     let query: Packet;
@@ -122,12 +156,26 @@ export class InternalDns {
     if (cached) return asReplyTo(query, cached);
     const resolution = this.table.resolve(asker.org, question.name, question.type);
     if (resolution.kind === "forward") {
-      const reply = await forwardQuery(
-        msg,
-        this.upstreams,
-        this.forwardTimeoutMs / Math.max(1, this.upstreams.length),
-      );
-      return reply ?? this.error(query, Packet.RCODE.SERVFAIL);
+      // Bounded, never queued: past either cap the answer is SERVFAIL now, and the asker retries.
+      const who = askerKey(asker);
+      const mine = this.forwardsByAsker.get(who) ?? 0;
+      if (this.forwards >= this.limits.maxForwards || mine >= this.limits.maxForwardsPerAsker)
+        return this.error(query, Packet.RCODE.SERVFAIL);
+      this.forwards++;
+      this.forwardsByAsker.set(who, mine + 1);
+      try {
+        const reply = await forwardQuery(
+          msg,
+          this.upstreams,
+          this.forwardTimeoutMs / Math.max(1, this.upstreams.length),
+        );
+        return reply ?? this.error(query, Packet.RCODE.SERVFAIL);
+      } finally {
+        this.forwards--;
+        const left = (this.forwardsByAsker.get(who) ?? 1) - 1;
+        if (left > 0) this.forwardsByAsker.set(who, left);
+        else this.forwardsByAsker.delete(who);
+      }
     }
     if (this.answers.size >= ANSWER_CACHE_MAX) this.answers.clear();
     const reply = this.encode(query, question, resolution, maxSize);
@@ -174,7 +222,7 @@ export class InternalDns {
 
   /** Stops serving: closes the sockets and every TCP client. */
   async close(): Promise<void> {
-    for (const c of this.tcpClients) c.destroy();
+    for (const c of this.tcpClients.keys()) c.destroy();
     await Promise.all([
       new Promise<void>((resolve) => this.sockets.udp.close(() => resolve())),
       new Promise<void>((resolve) => this.sockets.tcp.close(() => resolve())),
@@ -197,30 +245,78 @@ export class InternalDns {
     );
   }
 
-  /** DNS over TCP (RFC 7766): messages framed by a two-byte length, answered in turn. */
+  /**
+   * DNS over TCP (RFC 7766): messages framed by a two-byte length, answered in turn, one at a time.
+   * Nothing more is read while a message is being answered or while the client's write buffer is
+   * full (it does not read its replies), so a client holds at most one read chunk and one buffer of
+   * replies here; the kernel's TCP flow control holds it back from there.
+   */
   private onConnection(socket: Socket): void {
-    this.tcpClients.add(socket);
+    const source = socket.remoteAddress ?? "";
+    const asker = this.tcpAsker(source);
+    if (!this.admit(asker)) {
+      socket.destroy();
+      return;
+    }
+    const client = { asker, busy: false };
+    this.tcpClients.set(socket, client);
     socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
     socket.on("close", () => this.tcpClients.delete(socket));
     socket.on("error", () => socket.destroy());
-    const source = socket.remoteAddress ?? "";
-    let pending = Buffer.alloc(0);
-    let chain = Promise.resolve();
-    socket.on("data", (data: Buffer) => {
-      pending = Buffer.concat([pending, data]);
-      while (pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
+    let pending: Buffer = Buffer.alloc(0);
+    const pump = async (): Promise<void> => {
+      while (!socket.destroyed && pending.length >= 2 && pending.length >= 2 + pending.readUInt16BE(0)) {
         const msg = pending.subarray(2, 2 + pending.readUInt16BE(0));
         pending = pending.subarray(2 + msg.length);
-        chain = chain.then(async () => {
-          const reply = await this.answer(msg, source, "tcp").catch(() => undefined);
-          if (!reply) return;
-          const length = Buffer.alloc(2);
-          length.writeUInt16BE(reply.length);
-          socket.write(Buffer.concat([length, reply]));
-        });
+        const reply = await this.answer(msg, source, "tcp").catch(() => undefined);
+        if (!reply || socket.destroyed) continue;
+        const length = Buffer.alloc(2);
+        length.writeUInt16BE(reply.length);
+        if (!socket.write(Buffer.concat([length, reply]))) {
+          socket.once("drain", () => void pump());
+          return;
+        }
       }
+      client.busy = false;
+      socket.resume();
+    };
+    socket.on("data", (data: Buffer) => {
+      pending = pending.length > 0 ? Buffer.concat([pending, data]) : data;
+      if (client.busy) return;
+      client.busy = true;
+      socket.pause();
+      void pump();
     });
   }
+
+  /**
+   * Whether a new TCP client may stay: not past its asker's cap, and under the total cap, for which
+   * the oldest idle client (nothing being answered, nothing unwritten) is closed when need be.
+   */
+  private admit(asker: string): boolean {
+    let mine = 0;
+    for (const c of this.tcpClients.values()) if (c.asker === asker) mine++;
+    if (mine >= this.limits.maxTcpClientsPerAsker) return false;
+    if (this.tcpClients.size < this.limits.maxTcpClients) return true;
+    for (const [other, c] of this.tcpClients) {
+      if (c.busy || other.writableLength > 0) continue;
+      this.tcpClients.delete(other);
+      other.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  /** Who a TCP client counts as: its machine when it is one of this host's, else its address. */
+  private tcpAsker(source: string): string {
+    const asker = this.table.asker(source);
+    return asker ? askerKey(asker) : source;
+  }
+}
+
+/** One asking machine (its 6PN and IPv4 addresses are the same asker). */
+function askerKey(m: DnsMachine): string {
+  return `${m.app}\n${m.id}`;
 }
 
 /** A cached reply with this query's id and recursion-desired flag. */

@@ -24,7 +24,8 @@ udp.once("error", fail);
 udp.bind(port, address, () => {
   const tcp = net.createServer();
   tcp.once("error", fail);
-  tcp.listen({ port, host: address, ipv6Only: true }, () => {
+  // Port 0 (tests): the free port UDP got, for TCP too.
+  tcp.listen({ port: udp.address().port, host: address, ipv6Only: true }, () => {
     process.send({ socket: "udp" }, udp);
     process.send({ socket: "tcp" }, tcp, () => process.exit(0));
   });
