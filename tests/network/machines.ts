@@ -57,9 +57,9 @@ export interface MachineNetwork {
 export async function createMachine(
   p: TestPlatform,
   app: string,
-  o: { image: string; cmd: string[]; region?: string; cpuKind?: "shared" | "performance" },
+  o: { image: string; cmd: string[]; region?: string; cpuKind?: "shared" | "performance"; cpus?: number },
 ): Promise<MachineNetwork> {
-  const guest = { cpu_kind: o.cpuKind ?? "shared", cpus: 1, memory_mb: 256 };
+  const guest = { cpu_kind: o.cpuKind ?? "shared", cpus: o.cpus ?? 1, memory_mb: 256 };
   const created = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, {
     ...(o.region ? { region: o.region } : {}),
     config: { image: o.image, init: { exec: o.cmd }, guest },

@@ -167,7 +167,7 @@ export const config = defineServiceConfig("host-agent", {
   }),
   HANGAR_HOST_AGENT_TUNNEL_PORT: port(0, {
     description:
-      "the tunnel listener (on HANGAR_HOST_AGENT_ADDRESS) the gateway connects to for `hangar proxy` and `hangar ssh console`; 0 picks a free port",
+      "the tunnel listener (on HANGAR_HOST_AGENT_ADDRESS) the gateway connects to for `hangar ssh console` (port tunnels go from the gateway to the machine); 0 picks a free port",
   }),
   // dir: images are off unless listed; the host agent refuses to run them too, as defence in depth.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
