@@ -255,6 +255,28 @@ describe.runIf(canRun)("host network", () => {
     expect(linesOf(recorders[2] as ChildProcess).slice(1)).toEqual([`${v6(a1)} real-dns`]);
   });
 
+  it("lets no forged 6PN source in from off the host: a neighbour on the underlay posing as org A", async () => {
+    // The internet namespace is on the fabric, as any neighbour of the hosts' underlay is. It routes
+    // a2's address to a2's host and sends from an org A address that is no machine's.
+    const neighbour = topology.internet.netns;
+    const forged = orgA.prefix.replace("::/48", "::bad");
+    for (const argv of [
+      [IP, "addr", "add", "fd00:99::fe/64", "dev", "underlay", "nodad"],
+      [IP, "addr", "add", `${forged}/128`, "dev", "lo", "nodad"],
+      [IP, "-6", "route", "add", `${v6(a2)}/128`, "via", h2.underlayIp],
+    ]) {
+      expect((await topology.exec(neighbour, argv)).code).toBe(0);
+    }
+    const recorder = await startIn(netnsName(a2.machineId), UDP_RECORDER, [String(UDP_PORT + 1)]);
+    const send = (ns: string, from: string) =>
+      topology.exec(ns, [process.execPath, "-e", UDP_SEND, from, v6(a2), String(UDP_PORT + 1), "hello"]);
+    await send(neighbour, forged);
+    // a1 is a known remote machine of org A (h2 routes to it): what it sends arrives.
+    await send(netnsName(a1.machineId), v6(a1));
+    await waitUntil(() => linesOf(recorder).length >= 2);
+    expect(linesOf(recorder).slice(1)).toEqual([`${v6(a1)} hello`]);
+  });
+
   it("lets a machine out to the internet through NAT on its host's address", async () => {
     await startIn(topology.internet.netns, ECHO_SERVER, [String(ECHO_PORT)]);
     expect(

@@ -14,6 +14,7 @@ const state: FirewallState = {
   machineCidr: "10.130.16.0/20",
   egressDeny: ["203.0.113.7"],
   controlSources: ["10.127.0.1/32"],
+  remotes: ["fdaa:1:2:9::1"],
   resolver: "fdaa::3",
 };
 
@@ -66,6 +67,15 @@ describe("firewall ruleset", () => {
     expect(setBody(firewallRuleset(state), "egress_deny4")).toContain("203.0.113.7/32");
   });
 
+  it("lets 6PN in from off the host only from known remote machines of the org, on their route's path", () => {
+    const ruleset = firewallRuleset(state);
+    expect(setBody(ruleset, "remote_6pn")).toContain("elements = { fdaa:1:2:9::1 }");
+    const toMachine = body(ruleset, "chain to_machine");
+    expect(toMachine).toContain("meta nfproto ipv6 fib saddr . iif oif missing drop");
+    expect(toMachine).toContain("ip6 saddr @remote_6pn oifname . ip6 saddr @org_peers accept");
+    expect(toMachine.indexOf("fib saddr")).toBeLessThan(toMachine.indexOf("@remote_6pn"));
+  });
+
   it("lets forwarded IPv4 into machines only from the control sources", () => {
     const ruleset = firewallRuleset(state);
     expect(setBody(ruleset, "control_sources")).toContain("elements = { 10.127.0.1/32 }");
@@ -85,6 +95,7 @@ describe("firewall ruleset", () => {
       { egressDeny: ["10.0.0.0/8 }"] },
       { egressDeny: ["10.0.0.0/33"] },
       { controlSources: ["10.0.0.1; accept"] },
+      { remotes: ["fdaa::1 accept"] },
       { links: [{ veth: 'hv" accept', ipv4: "10.130.16.2" }] },
       { links: [{ veth: "hvx", ipv4: "10.130.16.2; accept" }] },
       { links: [{ veth: "hvx", ipv4: "10.130.16.2", sixpn: { prefix: "10.0.0.0/8", address: "fdaa::5" } }] },

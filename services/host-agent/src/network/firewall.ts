@@ -41,6 +41,8 @@ export interface FirewallState {
   egressDeny: readonly string[];
   /** IPv4 sources whose forwarded packets may reach machines (the control plane elsewhere); the host's own always may. */
   controlSources: readonly string[];
+  /** Other hosts' machines' 6PN addresses (the remote routes): the only 6PN sources from off the host let into a machine. */
+  remotes: readonly string[];
   /** The host's resolver address, the one place on the host a machine reaches (DNS, port 53). */
   resolver: string;
 }
@@ -107,6 +109,7 @@ export function firewallRuleset(state: FirewallState): string {
       peers.push(`${veth} . ${prefix.text}`);
     }
   }
+  const remotes = state.remotes.map((a) => checked("IPv6 address", a, isIPv6));
   const unique = (items: string[]) => [...new Set(items)];
   const antiSpoof = [
     "    # A machine sends only from its own addresses (it has CAP_NET_RAW in its user namespace).",
@@ -124,6 +127,7 @@ export function firewallRuleset(state: FirewallState): string {
     "  # Each machine's org network: the 6PN prefix it reaches and is reached from.",
     set("org_peers", "ifname . ipv6_addr", unique(peers), "flags interval"),
     set("machine_cidr", "ipv4_addr", [machineCidr.text], "flags interval"),
+    set("remote_6pn", "ipv6_addr", unique(remotes)),
     set("control_sources", "ipv4_addr", unique(control.map((c) => c.text)), "flags interval\n    auto-merge"),
     set(
       "egress_deny4",
@@ -158,7 +162,10 @@ export function firewallRuleset(state: FirewallState): string {
     "",
     "  chain to_machine {",
     "    ct state established,related accept",
-    "    oifname . ip6 saddr @org_peers accept",
+    "    # From off the host, only a known remote machine of the same org, arriving where its route",
+    "    # points (reverse path): no forged 6PN source from the underlay or uplink gets in.",
+    "    meta nfproto ipv6 fib saddr . iif oif missing drop",
+    "    ip6 saddr @remote_6pn oifname . ip6 saddr @org_peers accept",
     "    # Forwarded IPv4 comes only from the control plane elsewhere (proxy, tunnels); the host's own",
     "    # packets (output path) never pass here. Never from a machine, nor anyone else on the network.",
     "    ip saddr @control_sources accept",

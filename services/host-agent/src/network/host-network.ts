@@ -82,6 +82,8 @@ export class HostNetwork {
   readonly #logger: Pick<Logger, "info" | "warn">;
   /** The firewall's view of every machine of this host, by the host end of its veth. */
   readonly #links = new Map<string, FirewallLink>();
+  /** Other hosts' machines' 6PN addresses (the remote routes): the only off-host 6PN sources let into machines. */
+  #remotes = new Set<string>();
   #queue: Promise<unknown> = Promise.resolve();
 
   private constructor(o: HostNetworkOptions) {
@@ -112,6 +114,8 @@ export class HostNetwork {
     await network.#ip(["link", "set", "lo", "up"]);
     await network.#ip(["addr", "replace", `${RESOLVER_ADDRESS}/128`, "dev", "lo", "nodad"]);
     for (const link of await network.#linksInKernel()) network.#links.set(link.veth, link);
+    // The routes a previous agent left stand for the remote machines until the views say otherwise.
+    network.#remotes = new Set((await network.#remoteRoutes()).keys());
     await network.#applyFirewall();
     return network;
   }
@@ -183,6 +187,11 @@ export class HostNetwork {
         if (installed.get(address) === via) continue;
         await this.#ip(["-6", "route", "replace", `${address}/128`, "via", via, "proto", REMOTE_ROUTE_PROTO]);
       }
+      const remotes = new Set(wanted.keys());
+      if (remotes.size !== this.#remotes.size || [...remotes].some((a) => !this.#remotes.has(a))) {
+        this.#remotes = remotes;
+        await this.#applyFirewall();
+      }
     });
   }
 
@@ -209,6 +218,7 @@ export class HostNetwork {
       machineCidr: this.machineCidr,
       egressDeny: this.#egressDeny,
       controlSources: this.#controlSources,
+      remotes: [...this.#remotes],
       resolver: RESOLVER_ADDRESS,
     });
     const nft = [NFT, "-f", "-"];
