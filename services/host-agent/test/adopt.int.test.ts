@@ -163,7 +163,14 @@ describe("adopt", () => {
     try {
       const adopted = await b.adopt();
       expect(adopted.running).toEqual([
-        { machineId: "m1", pid, startTime: readProcStat(pid)?.startTime, privateIp: "127.77.0.1", port: 1 },
+        {
+          machineId: "m1",
+          pid,
+          startTime: readProcStat(pid)?.startTime,
+          privateIp: "127.77.0.1",
+          privateIpv6: "",
+          port: 1,
+        },
       ]);
       expect(JSON.parse(readFileSync(join(dir, "run.json"), "utf8"))).toMatchObject({ pid });
     } finally {
