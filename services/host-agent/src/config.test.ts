@@ -17,11 +17,13 @@ describe("host agent network settings", () => {
       HANGAR_HOST_AGENT_UNDERLAY_IP: "fd00:99::1",
       HANGAR_HOST_AGENT_MACHINE_CIDR: "10.131.16.0/20",
       HANGAR_HOST_AGENT_EGRESS_DENY: " 10.0.0.0/8, fc00::/7 ,::1,",
+      HANGAR_HOST_AGENT_CONTROL_SOURCES: "10.127.0.1/32, 192.0.2.7",
     });
     expect(s.HANGAR_HOST_AGENT_NETNS).toBe("hangar-topo-3-h1");
     expect(s.HANGAR_HOST_AGENT_UNDERLAY_IP).toBe("fd00:99::1");
     expect(s.HANGAR_HOST_AGENT_MACHINE_CIDR).toBe("10.131.16.0/20");
     expect(s.HANGAR_HOST_AGENT_EGRESS_DENY).toEqual(["10.0.0.0/8", "fc00::/7", "::1"]);
+    expect(s.HANGAR_HOST_AGENT_CONTROL_SOURCES).toEqual(["10.127.0.1/32", "192.0.2.7"]);
   });
 
   it("refuses a namespace name with a path, an IPv4 underlay, an IPv6 or too small machine block, and a bad block", () => {
@@ -34,6 +36,8 @@ describe("host agent network settings", () => {
       { HANGAR_HOST_AGENT_MACHINE_CIDR: "10.0.0.0/31" },
       { HANGAR_HOST_AGENT_EGRESS_DENY: "10.0.0.0/33" },
       { HANGAR_HOST_AGENT_EGRESS_DENY: "10.0.0.0/8,example.com" },
+      { HANGAR_HOST_AGENT_CONTROL_SOURCES: "fd00:99::1" },
+      { HANGAR_HOST_AGENT_CONTROL_SOURCES: "10.0.0.0/33" },
     ])
       expect(() => config.load(env), JSON.stringify(env)).toThrow();
   });

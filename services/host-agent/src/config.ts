@@ -12,6 +12,20 @@ const cidrSchema = z.string().refine((cidr) => {
   return /^\d{1,3}$/.test(length) && Number(length) <= (family === 4 ? 32 : 128);
 }, "an IPv4 or IPv6 address or block, e.g. 10.0.0.0/8 or fc00::/7");
 
+/** A comma-separated list of blocks (blanks and empty entries dropped), each checked by `item`; empty by default. */
+function commaList(item: typeof cidrSchema) {
+  return z
+    .string()
+    .default("")
+    .transform((list) =>
+      list
+        .split(",")
+        .map((entry) => entry.trim())
+        .filter((entry) => entry !== ""),
+    )
+    .pipe(z.array(item));
+}
+
 /** The host agent's settings (docs/configuration.md). */
 export const config = defineServiceConfig("host-agent", {
   HANGAR_HOST_AGENT_ID: setting(
@@ -84,37 +98,17 @@ export const config = defineServiceConfig("host-agent", {
         "the IPv4 block this host's machines get their /30s from (reached by the proxy and checks)",
     },
   ),
-  HANGAR_HOST_AGENT_EGRESS_DENY: setting(
-    z
-      .string()
-      .default("")
-      .transform((list) =>
-        list
-          .split(",")
-          .map((cidr) => cidr.trim())
-          .filter((cidr) => cidr !== ""),
-      )
-      .pipe(z.array(cidrSchema)),
-    {
-      description:
-        "comma-separated addresses and blocks machines may not reach, besides the ones they never reach: private, loopback, link-local, multicast and reserved blocks, the machine CIDR and the host's own addresses ([networking](networking.md#settings))",
-      shownDefault: "none",
-    },
-  ),
+  HANGAR_HOST_AGENT_EGRESS_DENY: setting(commaList(cidrSchema), {
+    description:
+      "comma-separated addresses and blocks machines may not reach, besides the ones they never reach: private, loopback, link-local, multicast and reserved blocks, the machine CIDR and the host's own addresses ([networking](networking.md#settings))",
+    shownDefault: "none",
+  }),
   // Where the proxy, the gateway's tunnels and checks run on this host, their packets to machines
   // are the host's own (output path) and need no entry; from anywhere else they are forwarded and
   // must come from a listed source: nothing else on the uplink or underlay reaches a machine's v4.
   HANGAR_HOST_AGENT_CONTROL_SOURCES: setting(
-    z
-      .string()
-      .default("")
-      .transform((list) =>
-        list
-          .split(",")
-          .map((cidr) => cidr.trim())
-          .filter((cidr) => cidr !== ""),
-      )
-      .pipe(z.array(cidrSchema)),
+    // The firewall's control_sources set is IPv4: an IPv6 entry is refused here, not at the first machine.
+    commaList(cidrSchema.refine((cidr) => isIPv4(cidr.split("/")[0] ?? ""), "an IPv4 address or block")),
     {
       description:
         "comma-separated IPv4 addresses and blocks of control-plane services on other hosts or namespaces (proxy, gateway) allowed to reach machines' IPv4 addresses through this host",
