@@ -16,12 +16,17 @@ import { CommandError } from "@hangar/service";
  * - `insufficient_capacity` 422: no host can take the machine; the spec's error enum lists this code
  *   and Fly sends it with 422 (fly-go reads it to suggest another region).
  * - `name_taken` 409: an app name is in use (the code fly-go looks for); `already_exists` for other names.
+ * - `permission_denied` 403: the token's own org, but a caveat (apps, read-only, exec-only) denies;
+ *   another org's resources are `not_found`, as if they did not exist.
  * - `resource_exhausted` 413 and `unsupported_media_type` 415: a build context too large, or not a tar.
+ * - `rate_limited` 429: the org spent its budget for the action (http/rate-limit.ts); the answer's
+ *   Retry-After says in whole seconds when one more call fits, and clients such as flyctl retry then.
  * - `unknown` 500: anything unexpected (the spec's other error enum value).
  */
 export const ERROR_STATUS = {
   invalid_argument: 400,
   unauthenticated: 401,
+  permission_denied: 403,
   not_found: 404,
   deadline_exceeded: 408,
   aborted: 409,
@@ -31,6 +36,7 @@ export const ERROR_STATUS = {
   resource_exhausted: 413,
   unsupported_media_type: 415,
   insufficient_capacity: 422,
+  rate_limited: 429,
   unknown: 500,
   unavailable: 503,
 } as const;

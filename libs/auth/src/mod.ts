@@ -1,0 +1,11 @@
+export {
+  attenuateToken,
+  mintToken,
+  type Principal,
+  TOKEN_KINDS,
+  TOKEN_PREFIX,
+  TokenError,
+  type TokenErrorReason,
+  type TokenKind,
+  verifyToken,
+} from "./tokens.js";
