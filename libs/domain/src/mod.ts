@@ -41,3 +41,12 @@ export type {
   ScalingState,
 } from "./scaling/scaling.js";
 export { KEPT_DECISIONS, scalingDecider, scalingStream, unfinishedActions } from "./scaling/scaling.js";
+export type {
+  DeployedSecret,
+  SealedValue,
+  SecretsCommand,
+  SecretsEvent,
+  SecretsState,
+  StagedChange,
+} from "./secrets/secrets.js";
+export { appSecretsId, MAX_SECRETS, orgSecretsId, secretsDecider, secretsStream } from "./secrets/secrets.js";
