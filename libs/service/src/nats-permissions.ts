@@ -64,7 +64,11 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       reader("SCALING"),
       ensureOnly("HOSTS"),
     ],
-    kv: [{ bucket: "hangar-registry", write: true }],
+    // hangar-rate-limits: the orgs' token buckets, shared by the gateway replicas.
+    kv: [
+      { bucket: "hangar-registry", write: true },
+      { bucket: "hangar-rate-limits", write: true },
+    ],
     objects: [
       { bucket: "hangar-blobs", write: true },
       { bucket: "hangar-build-contexts", write: true },

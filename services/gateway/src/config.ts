@@ -1,5 +1,31 @@
+import { parseDuration } from "@hangar/config";
 import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
+import { DEFAULT_RATE_LIMITS, parseRateLimits } from "./limits/actions.js";
+
+/** A setting read with `parse`, whose RangeError becomes the setting's message. */
+function parsed<T>(fallback: string, parse: (text: string) => T) {
+  return z
+    .string()
+    .default(fallback)
+    .transform((text, ctx) => {
+      try {
+        return parse(text);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", message: (err as Error).message });
+        return z.NEVER;
+      }
+    });
+}
+
+/** A Go duration ("90s", "1h") of at least `minMs`, in milliseconds. */
+function duration(fallback: string, minMs: number) {
+  return parsed(fallback, (text) => {
+    const ms = parseDuration(text);
+    if (ms < minMs) throw new RangeError(`"${text}" is shorter than ${minMs} ms`);
+    return ms;
+  });
+}
 
 /** The gateway's settings (docs/configuration.md). */
 export const config = defineServiceConfig("gateway", {
@@ -18,6 +44,17 @@ export const config = defineServiceConfig("gateway", {
   HANGAR_GATEWAY_MAX_CONTEXT_MB: setting(z.coerce.number().positive().default(512), {
     description: "largest build context an upload may send, in MiB",
     legacy: "HANGAR_MAX_CONTEXT_MB",
+  }),
+  HANGAR_GATEWAY_RATE_LIMITS: setting(parsed("", parseRateLimits), {
+    description: `calls per period of each rate-limited action for every org without its own limit, as comma-separated <action>=<count> over the defaults (${Object.entries(
+      DEFAULT_RATE_LIMITS,
+    )
+      .map(([action, count]) => `${action}=${count}`)
+      .join(",")})`,
+    shownDefault: "the defaults",
+  }),
+  HANGAR_GATEWAY_RATE_LIMIT_PERIOD: setting(duration("1m", 1000), {
+    description: "the period every rate limit counts its calls over (a Go duration)",
   }),
   // dir: images are off unless listed; the gateway refuses them at machine create and update.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,

@@ -13,6 +13,7 @@ import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
 import { bearerAuth } from "./auth.js";
 import type { MachinesBackend } from "./backend.js";
+import { jsonBodyLimit } from "./body-limit.js";
 import { buildRoutes } from "./builds.js";
 import type { BuildsBackend } from "./builds-backend.js";
 import type { ApiEnv } from "./context.js";
@@ -21,6 +22,7 @@ import { httpMetrics } from "./http-metrics.js";
 import { leaseRoutes } from "./leases.js";
 import { machineActionRoutes } from "./machine-actions.js";
 import { machineRoutes } from "./machines.js";
+import { type RateLimitSettings, rateLimit } from "./rate-limit.js";
 import { releaseRoutes } from "./releases.js";
 import type { ReleasesBackend } from "./releases-backend.js";
 import { requestId } from "./request-id.js";
@@ -55,6 +57,8 @@ export interface ApiDeps {
   health?: () => HealthReport;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
   dirImageRoots?: readonly string[];
+  /** Rate limits per org and action on `/v1` (http/rate-limit.ts); without them, none. */
+  rateLimits?: RateLimitSettings;
 }
 
 /**
@@ -78,6 +82,8 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   );
 
   api.use("/v1/*", bearerAuth(deps.token));
+  api.use("/v1/*", jsonBodyLimit());
+  if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
   api.route("/v1", appRoutes(deps.backend));
   api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots));
   for (const routes of [machineActionRoutes, leaseRoutes]) {

@@ -1,0 +1,113 @@
+import type { Limit } from "./token-bucket.js";
+
+/** The actions the Machines API rate-limits per org, as Fly's users plan for them. */
+export const RATE_ACTIONS = [
+  "machine_create",
+  "machine_start",
+  "machine_get",
+  "app_create",
+  "volume",
+] as const;
+
+export type RateAction = (typeof RATE_ACTIONS)[number];
+
+/** Calls per period (a minute unless HANGAR_GATEWAY_RATE_LIMIT_PERIOD says otherwise) of each action. */
+export const DEFAULT_RATE_LIMITS: Readonly<Record<RateAction, number>> = {
+  machine_create: 10,
+  machine_start: 30,
+  machine_get: 120,
+  app_create: 5,
+  volume: 15,
+};
+
+/** Whether an action only reads: those fail open when the limits' store is unreachable. */
+export const READ_ACTIONS: ReadonlySet<RateAction> = new Set(["machine_get"]);
+
+/** A rate-limited route: its method and Hono pattern under `/v1`. */
+export interface RateLimitedRoute {
+  method: string;
+  path: string;
+  action: RateAction;
+}
+
+const MACHINE = "/v1/apps/:app_name/machines/:machine_id";
+
+/**
+ * The one table of which route spends which action's budget. `volume` has no routes until volumes
+ * exist. A test checks that every pattern here is a route of the API.
+ */
+export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
+  { method: "POST", path: "/v1/apps", action: "app_create" },
+  { method: "DELETE", path: "/v1/apps/:app_name", action: "app_create" },
+  { method: "POST", path: "/v1/apps/:app_name/machines", action: "machine_create" },
+  { method: "DELETE", path: MACHINE, action: "machine_create" },
+  { method: "POST", path: `${MACHINE}/start`, action: "machine_start" },
+  { method: "POST", path: `${MACHINE}/stop`, action: "machine_start" },
+  { method: "POST", path: `${MACHINE}/restart`, action: "machine_start" },
+  { method: "POST", path: `${MACHINE}/suspend`, action: "machine_start" },
+  { method: "GET", path: "/v1/apps/:app_name/machines", action: "machine_get" },
+  { method: "GET", path: MACHINE, action: "machine_get" },
+];
+
+/** A request matched to the table: its action and the path's `app_name`, when the pattern has one. */
+export interface RateLimitedCall {
+  action: RateAction;
+  app: string | undefined;
+}
+
+const compiled = RATE_LIMITED_ROUTES.map((route) => ({
+  ...route,
+  // A parameter is one path segment, as in Hono.
+  regex: new RegExp(`^${route.path.replace(/:(\w+)/g, "(?<$1>[^/]+)")}/?$`),
+}));
+
+/** The action a request spends, or undefined for a route that is not rate-limited. */
+export function rateLimitedCall(method: string, path: string): RateLimitedCall | undefined {
+  for (const route of compiled) {
+    if (route.method !== method) continue;
+    const m = route.regex.exec(path);
+    if (m) return { action: route.action, app: m.groups?.app_name && decodeSegment(m.groups.app_name) };
+  }
+  return undefined;
+}
+
+// A malformed escape is left as it is: the route's own validation refuses the name.
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+/**
+ * Parses HANGAR_GATEWAY_RATE_LIMITS: comma-separated `<action>=<calls per period>` pairs over the
+ * defaults ("machine_create=600,machine_get=5000"). Throws RangeError naming what is wrong.
+ */
+export function parseRateLimits(text: string): Record<RateAction, number> {
+  const limits = { ...DEFAULT_RATE_LIMITS };
+  for (const pair of text.split(",").map((p) => p.trim())) {
+    if (pair === "") continue;
+    const [name, value, ...rest] = pair.split("=").map((p) => p.trim());
+    if (!RATE_ACTIONS.includes(name as RateAction)) {
+      throw new RangeError(`unknown rate-limit action "${name}"; the actions are ${RATE_ACTIONS.join(", ")}`);
+    }
+    const count = Number(value);
+    if (rest.length > 0 || value === undefined || !Number.isInteger(count) || count < 1) {
+      throw new RangeError(`"${pair}": a limit is <action>=<whole number of calls, at least 1>`);
+    }
+    limits[name as RateAction] = count;
+  }
+  return limits;
+}
+
+/** The limit of `action` for an org: its own override when it has one, else the platform's. */
+export function limitOf(
+  action: RateAction,
+  platform: Readonly<Record<RateAction, number>>,
+  orgLimits: Partial<Record<string, number>>,
+  periodMs: number,
+): Limit {
+  const own = orgLimits[action];
+  return { count: own !== undefined && own > 0 ? own : platform[action], periodMs };
+}
