@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   appsStream,
+  auditStream,
   buildsStream,
   hostsStream,
   machinesStream,
@@ -116,7 +117,15 @@ async function main(): Promise<void> {
       );
     }
 
-    const streams = [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream];
+    const streams = [
+      appsStream,
+      machinesStream,
+      hostsStream,
+      buildsStream,
+      releasesStream,
+      scalingStream,
+      auditStream,
+    ];
     const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);
     for (const stream of streams) await ensureStream(store.jsm, stream);

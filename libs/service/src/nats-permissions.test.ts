@@ -1,5 +1,6 @@
 import {
   appsStream,
+  auditStream,
   buildsStream,
   hostsStream,
   machinesStream,
@@ -10,10 +11,9 @@ import { describe, expect, it } from "vitest";
 import { appendsTo, hostAgentUser, natsUserOf, natsUsers, permissionsOf } from "./nats-permissions.js";
 
 const streams = new Map(
-  [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream].map((s) => [
-    s.name,
-    s.subjectPrefix,
-  ]),
+  [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream, auditStream].map(
+    (s) => [s.name, s.subjectPrefix],
+  ),
 );
 
 describe("the NATS permission table", () => {

@@ -61,6 +61,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       writer("MACHINES", "ev.machine.*.*"),
       writer("BUILDS", "ev.build.*.*"),
       writer("RELEASES", "ev.release.*"),
+      // The audit trail: one event per successful mutating call, read back by `GET /v1/audit`.
+      writer("AUDIT", "ev.audit.*.*"),
       reader("SCALING"),
       ensureOnly("HOSTS"),
     ],

@@ -1,5 +1,6 @@
 import {
   appsStream,
+  auditStream,
   buildsStream,
   hostsStream,
   machinesStream,
@@ -8,6 +9,7 @@ import {
 } from "@hangar/domain";
 import { BlobStore, ImageRegistry } from "@hangar/oci";
 import { runService } from "@hangar/service";
+import { AuditTrail } from "./audit/trail.js";
 import { StreamBuildsBackend } from "./builds/backend.js";
 import { BuildCatalog } from "./builds/catalog.js";
 import { BuildContexts } from "./builds/contexts.js";
@@ -27,7 +29,15 @@ import { HostTunnels } from "./tunnel/host-tunnels.js";
 await runService({
   name: "gateway",
   config,
-  streams: [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream],
+  streams: [
+    appsStream,
+    machinesStream,
+    hostsStream,
+    buildsStream,
+    releasesStream,
+    scalingStream,
+    auditStream,
+  ],
   async start({ nc, store, logger, registry, config, readiness }) {
     const catalog = await Catalog.start(store);
     const commands = new MachineCommands(nc, store, catalog, config.HANGAR_REGION);
@@ -36,6 +46,7 @@ await runService({
     const builds = await BuildCatalog.start(store);
     const releases = await ReleaseCatalog.start(store);
     const scaling = await ScalingCatalog.start(store);
+    const audit = await AuditTrail.start(store);
     const appExists = (name: string) => catalog.app(name) !== undefined;
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
@@ -64,6 +75,7 @@ await runService({
       tunnels: new HostTunnels(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
       health: readiness,
+      audit,
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
     });
     const server = await startApiServer(app, {
@@ -76,7 +88,7 @@ await runService({
       async stop() {
         await server.close();
         wakes.unsubscribe();
-        await Promise.all([catalog.stop(), builds.stop(), releases.stop(), scaling.stop()]);
+        await Promise.all([catalog.stop(), builds.stop(), releases.stop(), scaling.stop(), audit.stop()]);
       },
     };
   },

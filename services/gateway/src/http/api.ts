@@ -2,6 +2,9 @@ import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { Registry } from "prom-client";
+import { auditCalls } from "../audit/middleware.js";
+import { auditRoutes } from "../audit/routes.js";
+import type { AuditLog } from "../audit/trail.js";
 import type { MachineInspector } from "../exec/inspector.js";
 import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
@@ -57,6 +60,8 @@ export interface ApiDeps {
   health?: () => HealthReport;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
   dirImageRoots?: readonly string[];
+  /** The audit trail: when given, successful mutating calls on `/v1` and `/v2` are recorded and `GET /v1/audit` serves them. */
+  audit?: AuditLog;
   /** Rate limits per org and action on `/v1` (http/rate-limit.ts); without them, none. */
   rateLimits?: RateLimitSettings;
 }
@@ -84,6 +89,10 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   api.use("/v1/*", bearerAuth(deps.token));
   api.use("/v1/*", jsonBodyLimit());
   if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
+  if (deps.audit) {
+    for (const path of ["/v1/*", "/v2/*"]) api.use(path, auditCalls(deps.audit, logger));
+    api.route("/v1", auditRoutes(deps.audit));
+  }
   api.route("/v1", appRoutes(deps.backend));
   api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots));
   for (const routes of [machineActionRoutes, leaseRoutes]) {
