@@ -69,6 +69,11 @@ export interface PlatformOptions {
    * run. None (the default) refuses `dir:` images; each launcher lists the example folders it runs.
    */
   dirImageRoots?: readonly string[];
+  /**
+   * HANGAR_SECRETS_KEY_FILE of the gateway and the host agents: the secrets master key (base64, mode
+   * 0600). Without it, app secrets are off.
+   */
+  secretsKeyFile?: string;
   /** Extra environment per service. */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
   logLevel?: string;
@@ -115,6 +120,7 @@ function serviceEnv(
   };
   // Always set, empty for none: a value in the launcher's own environment must not turn them on.
   const dirImageRoots = (o.dirImageRoots ?? []).join(":");
+  const secretsKey = o.secretsKeyFile ? { HANGAR_SECRETS_KEY_FILE: o.secretsKeyFile } : {};
   // Each service's names come from its schema: a name it does not have fails to compile.
   const own: Record<ServiceName, () => Record<string, string>> = {
     placement: () =>
@@ -128,6 +134,7 @@ function serviceEnv(
         HANGAR_HOST_AGENT_CPUS: o.hostCpus,
         HANGAR_HOST_AGENT_MEMORY_MB: o.hostMemoryMb,
         HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
+        ...secretsKey,
       }),
     builder: () =>
       SERVICE_CONFIGS.builder.toEnv({
@@ -141,6 +148,7 @@ function serviceEnv(
         HANGAR_GATEWAY_PORT: o.gatewayPort,
         HANGAR_GATEWAY_TOKEN: o.token,
         HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
+        ...secretsKey,
       }),
     proxy: () =>
       SERVICE_CONFIGS.proxy.toEnv({

@@ -17,6 +17,7 @@ import {
   machinesStream,
   releasesStream,
   scalingStream,
+  secretsStream,
 } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import { OPERATOR_USER, partlySharedSettings } from "@hangar/service";
@@ -61,6 +62,13 @@ async function secret(name: string): Promise<string> {
   const t = randomBytes(24).toString("base64url");
   await writeFile(file, `${t}\n`, { mode: 0o600 });
   return t;
+}
+
+/** The secrets master key's file ($HANGAR_HOME/secrets-key, 32 random bytes in base64, 0600), made on first use. */
+async function secretsKeyFile(): Promise<string> {
+  const file = join(home, "secrets-key");
+  if (!existsSync(file)) await writeFile(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+  return file;
 }
 
 async function main(): Promise<void> {
@@ -125,6 +133,7 @@ async function main(): Promise<void> {
       releasesStream,
       scalingStream,
       auditStream,
+      secretsStream,
     ];
     const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);
@@ -153,6 +162,7 @@ async function main(): Promise<void> {
       hostOpsPort: await freePort(),
       proxyOpsPort: await freePort(),
       dirImageRoots,
+      secretsKeyFile: await secretsKeyFile(),
       env: serviceEnv(databaseUrl),
     });
     for (const name of SERVICES) watch(name, platform.services[name]);

@@ -17,6 +17,7 @@ import type {
   MachineEvent,
   Release,
   Scaling,
+  SecretsListing,
   StopRequest,
   UpdateReleaseRequest,
   WaitState,
@@ -344,6 +345,18 @@ export class ApiClient {
   /** GET /apps/{app}/scaling: the autoscaler's recent decisions, newest first. */
   getScaling(app: string, limit = 20): Promise<Scaling> {
     return this.request("GET", `/apps/${enc(app)}/scaling?limit=${limit}`);
+  }
+
+  /** GET /apps/{app}/secrets: names, digests and times, never values. */
+  listSecrets(app: string): Promise<SecretsListing> {
+    return this.request("GET", `/apps/${enc(app)}/secrets`);
+  }
+
+  /** POST /apps/{app}/secrets: sets (and, for null values, unsets); empty values and no stage deploy what is staged. */
+  updateSecrets(app: string, values: Record<string, string | null>, stage = false): Promise<SecretsListing> {
+    return this.request("POST", `/apps/${enc(app)}/secrets`, {
+      body: { values, ...(stage ? { stage } : {}) },
+    });
   }
 }
 

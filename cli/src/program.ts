@@ -8,6 +8,7 @@ import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
 import { registerProxy } from "./commands/proxy.js";
 import { registerReleases } from "./commands/releases.js";
+import { registerSecrets } from "./commands/secrets.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { type Context, processContext } from "./context.js";
@@ -40,6 +41,7 @@ export function buildProgram(ctx: Context): Command {
   registerLaunch(program, ctx);
   registerDeploy(program, ctx);
   registerReleases(program, ctx);
+  registerSecrets(program, ctx);
   registerProxy(program, ctx);
   registerSsh(program, ctx);
   return program;

@@ -192,7 +192,24 @@ export interface Release {
   description?: string | null;
   reason?: string | null;
   strategy?: string | null;
+  /** The app config the release runs with, as sent. */
+  config?: Record<string, unknown> | null;
   created_at?: string;
+}
+
+/** One app secret as the API lists it: never its value. */
+export interface SecretInfo {
+  name: string;
+  digest: string | null;
+  status: "deployed" | "staged" | "unset_staged";
+  created_at: string;
+  updated_at: string;
+}
+
+/** GET/POST /apps/{app}/secrets. */
+export interface SecretsListing {
+  secrets: SecretInfo[];
+  version: number;
 }
 
 /** Body of POST /apps/{app}/releases. */

@@ -1,7 +1,7 @@
 // A whole platform for one test file: its own nats-server (the services use the platform's fixed
 // stream names) and every service as a real process on free ports, plus a small Machines API client.
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -174,6 +174,9 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     throw err;
   });
   const token = randomBytes(24).toString("base64url");
+  // A random secrets master key per platform, in a file as npm start keeps it.
+  const secretsKeyFile = join(home, "secrets-key");
+  writeFileSync(secretsKeyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
   const proxyPort = await freePort();
   const hostEnv = (index: number, extra: Record<string, string> = {}) => ({
     HANGAR_HOST_AGENT_STOP_MACHINES: "1",
@@ -196,6 +199,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     hostMemoryMb: 64 * 256,
     logLevel: "warn",
     dirImageRoots: [helloDir],
+    secretsKeyFile,
     ...platformOpts,
   };
   let platform: Platform;

@@ -143,6 +143,14 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
     ? { image: config.build.image }
     : await build(ctx, api, app, dir, config, flags, progress);
 
+  // Staged secrets (`hangar secrets set --stage`) go out with this deploy: its machines start with them.
+  const { secrets } = await api.listSecrets(app);
+  const staged = secrets.filter((s) => s.status !== "deployed").map((s) => s.name);
+  if (staged.length > 0) {
+    await api.updateSecrets(app, {});
+    progress(`Deployed the staged secrets ${staged.join(", ")}\n`);
+  }
+
   const releases = await api.listReleases(app);
   const previous = releases.find((r) => r.status === "succeeded");
   const release = await api.createRelease(app, {

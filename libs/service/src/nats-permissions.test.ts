@@ -6,14 +6,22 @@ import {
   machinesStream,
   releasesStream,
   scalingStream,
+  secretsStream,
 } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
 import { appendsTo, hostAgentUser, natsUserOf, natsUsers, permissionsOf } from "./nats-permissions.js";
 
 const streams = new Map(
-  [appsStream, machinesStream, hostsStream, buildsStream, releasesStream, scalingStream, auditStream].map(
-    (s) => [s.name, s.subjectPrefix],
-  ),
+  [
+    appsStream,
+    machinesStream,
+    hostsStream,
+    buildsStream,
+    releasesStream,
+    scalingStream,
+    auditStream,
+    secretsStream,
+  ].map((s) => [s.name, s.subjectPrefix]),
 );
 
 describe("the NATS permission table", () => {

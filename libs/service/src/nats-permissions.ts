@@ -61,6 +61,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       writer("MACHINES", "ev.machine.*.*"),
       writer("BUILDS", "ev.build.*.*"),
       writer("RELEASES", "ev.release.*"),
+      // Secrets: sealed values and digests only (ev.secret.app.<app>, ev.secret.org.<org>).
+      writer("SECRETS", "ev.secret.*.*"),
       // The audit trail: one event per successful mutating call, read back by `GET /v1/audit`.
       writer("AUDIT", "ev.audit.*.*"),
       reader("SCALING"),
@@ -159,7 +161,13 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,
     // APPS: the org of an app, which picks the id range its machines run as and their 6PN network.
-    streams: [writer("MACHINES", "ev.machine.*.*"), writer("HOSTS", `ev.host.${hostId}`), reader("APPS")],
+    // SECRETS: the sealed secrets it opens just in time when one of its machines starts.
+    streams: [
+      writer("MACHINES", "ev.machine.*.*"),
+      writer("HOSTS", `ev.host.${hostId}`),
+      reader("APPS"),
+      reader("SECRETS"),
+    ],
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
     kv: [
       { bucket: "hangar-registry", write: false },

@@ -74,6 +74,32 @@ export const partlySharedSettings = {
       "colon-separated folders whose dir: images may run (development only); unset, dir: images are refused",
     shownDefault: "unset (dir: images off)",
   }),
+  // Read by the gateway (seals secrets) and every host agent (opens them when a machine starts).
+  HANGAR_SECRETS_KEY: setting(z.string().min(1).optional(), {
+    description:
+      "the secrets master key: 32 random bytes in base64 (openssl rand -base64 32); or HANGAR_SECRETS_KEY_FILE",
+    shownDefault: "unset (secrets off)",
+  }),
+  HANGAR_SECRETS_KEY_FILE: setting(z.string().min(1).optional(), {
+    description: "a file (mode 0600) holding the secrets master key in base64; npm start creates one",
+    shownDefault: "unset",
+  }),
+  HANGAR_SECRETS_PREVIOUS_KEYS: setting(
+    z
+      .string()
+      .default("")
+      .transform((list) =>
+        list
+          .split(",")
+          .map((k) => k.trim())
+          .filter((k) => k !== ""),
+      ),
+    {
+      description:
+        "comma-separated earlier master keys (base64) still accepted after a rotation; the gateway rewraps every data key under the current key at start",
+      shownDefault: "none",
+    },
+  ),
 };
 
 type SharedShape = typeof sharedSettings;

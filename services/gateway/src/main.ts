@@ -6,8 +6,10 @@ import {
   machinesStream,
   releasesStream,
   scalingStream,
+  secretsStream,
 } from "@hangar/domain";
 import { BlobStore, ImageRegistry } from "@hangar/oci";
+import { loadMasterKeys } from "@hangar/secrets";
 import { runService } from "@hangar/service";
 import { AuditTrail } from "./audit/trail.js";
 import { StreamBuildsBackend } from "./builds/backend.js";
@@ -24,6 +26,7 @@ import { serveWakes } from "./machines/wake.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
+import { StreamSecretsBackend } from "./secrets/backend.js";
 import { HostTunnels } from "./tunnel/host-tunnels.js";
 
 await runService({
@@ -37,6 +40,7 @@ await runService({
     releasesStream,
     scalingStream,
     auditStream,
+    secretsStream,
   ],
   async start({ nc, store, logger, registry, config, readiness }) {
     const catalog = await Catalog.start(store);
@@ -47,6 +51,15 @@ await runService({
     const releases = await ReleaseCatalog.start(store);
     const scaling = await ScalingCatalog.start(store);
     const audit = await AuditTrail.start(store);
+    const secrets = await StreamSecretsBackend.start(
+      store,
+      loadMasterKeys({
+        key: config.HANGAR_SECRETS_KEY,
+        keyFile: config.HANGAR_SECRETS_KEY_FILE,
+        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+      }),
+      logger,
+    );
     const appExists = (name: string) => catalog.app(name) !== undefined;
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
@@ -65,6 +78,7 @@ await runService({
       }),
       releases: new StreamReleasesBackend({ store, catalog: releases, builds, appExists }),
       scaling: { scalingOf: (a, limit) => scaling.scalingOf(a, limit), appExists },
+      secrets,
       logs: new AppLogs({
         nc,
         appExists,
@@ -88,7 +102,14 @@ await runService({
       async stop() {
         await server.close();
         wakes.unsubscribe();
-        await Promise.all([catalog.stop(), builds.stop(), releases.stop(), scaling.stop(), audit.stop()]);
+        await Promise.all([
+          catalog.stop(),
+          builds.stop(),
+          releases.stop(),
+          scaling.stop(),
+          audit.stop(),
+          secrets.stop(),
+        ]);
       },
     };
   },

@@ -26,6 +26,7 @@ import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
+import type { MachineSecrets } from "./machine-secrets.js";
 import type { OrgNetworks } from "./network/org-networks.js";
 import {
   hostRouteFacts,
@@ -67,6 +68,8 @@ export interface HostAgentOptions {
   dns?: Pick<ResolverProcess, "update">;
   /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
   tunnelPort?: number;
+  /** The apps' secrets (MachineSecrets), opened when one of their machines starts; without it, none. */
+  secrets?: Pick<MachineSecrets, "envOf">;
 }
 
 /**
@@ -398,6 +401,7 @@ export class HostAgent {
         ...(dirImageRoots ? { dirImageRoots } : {}),
       });
       const org = await this.orgOf(m.app);
+      const secretEnv = this.opts.secrets?.envOf(m.app) ?? {};
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =
         run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
@@ -411,6 +415,7 @@ export class HostAgent {
         cmd: run.cmd,
         cwd: run.cwd,
         env: run.env,
+        secretEnv,
         ...(run.sandbox ? { sandbox: run.sandbox } : {}),
         ...(run.port !== undefined ? { port: run.port } : {}),
         guest: parseMachineConfig(m.configJson).guest,

@@ -165,6 +165,9 @@ export const config = defineServiceConfig("host-agent", {
   }),
   // dir: images are off unless listed; the host agent refuses to run them too, as defence in depth.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
+  HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
+  HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
+  HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
   HANGAR_HOST_AGENT_STOP_MACHINES: setting(z.stringbool().default(false), {
     description:
       "stop this host's machines when the agent stops (npm start); otherwise the next agent adopts them",

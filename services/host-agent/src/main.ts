@@ -1,12 +1,14 @@
 import { join } from "node:path";
-import { hostsStream, machinesStream } from "@hangar/domain";
+import { hostsStream, machinesStream, secretsStream } from "@hangar/domain";
 import { BlobStore, ImageRegistry, LayerStore, overlaySupported, prepareCrunHost } from "@hangar/oci";
+import { loadMasterKeys } from "@hangar/secrets";
 import { runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
 import { ResolverProcess } from "./dns/resolver-process.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
+import { MachineSecrets } from "./machine-secrets.js";
 import { HostNetwork, RESOLVER_ADDRESS } from "./network/host-network.js";
 import { OrgNetworks } from "./network/org-networks.js";
 import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
@@ -14,7 +16,7 @@ import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
 await runService({
   name: "host-agent",
   config,
-  streams: [hostsStream, machinesStream],
+  streams: [hostsStream, machinesStream, secretsStream],
   hostId: (config) => config.HANGAR_HOST_AGENT_ID,
   async start({ nc, store, logger, registry, config }) {
     const hostId = config.HANGAR_HOST_AGENT_ID;
@@ -78,6 +80,16 @@ await runService({
       { mode, sandbox },
       sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",
     );
+    // The master key is read here, once; the agent's environment holds at most the key file's path.
+    const secrets = await MachineSecrets.start(
+      store,
+      loadMasterKeys({
+        key: config.HANGAR_SECRETS_KEY,
+        keyFile: config.HANGAR_SECRETS_KEY_FILE,
+        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+      }),
+      { registry },
+    );
     const agent = new HostAgent({
       nc,
       store,
@@ -90,6 +102,7 @@ await runService({
       memoryMb: config.HANGAR_HOST_AGENT_MEMORY_MB,
       address: config.HANGAR_HOST_AGENT_ADDRESS,
       tunnelPort: config.HANGAR_HOST_AGENT_TUNNEL_PORT,
+      secrets,
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
@@ -103,6 +116,7 @@ await runService({
       health: () => agent.health(),
       async stop() {
         await agent.stop();
+        await secrets.stop();
         // Machines keep running without names until the next agent opens the resolver again.
         await dns?.close();
         // A stopped agent leaves its machines running for the next one to adopt, unless told otherwise

@@ -30,6 +30,8 @@ import { releaseRoutes } from "./releases.js";
 import type { ReleasesBackend } from "./releases-backend.js";
 import { requestId } from "./request-id.js";
 import { type ScalingReader, scalingRoutes } from "./scaling.js";
+import { secretRoutes } from "./secrets.js";
+import type { SecretsBackend } from "./secrets-backend.js";
 import { tracing } from "./tracing.js";
 
 export interface ApiDeps {
@@ -52,6 +54,8 @@ export interface ApiDeps {
   tunnels?: TunnelOpener;
   /** Serves `/v1/apps/{app}/scaling` (the autoscaler's decisions) when given. */
   scaling?: ScalingReader;
+  /** Serves `/v1/apps/{app}/secrets` and `/v1/orgs/{org}/secrets` (write-only values) when given. */
+  secrets?: SecretsBackend;
   /** Hangar's image registry (an ImageRegistry); when given, the OCI Distribution API is served on `/v2`. */
   registry?: RegistryStore;
   /** Where `/v2` blob upload sessions keep their bytes; defaults to a folder under the OS temp dir. */
@@ -107,6 +111,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
   if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
+  if (deps.secrets) api.route("/v1", secretRoutes(deps.secrets));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
   if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));

@@ -480,9 +480,12 @@ export class ProcessDriver {
       }
     }
     const { privateIp, privateIpv6, port, cgroup } = run;
+    const { secretEnv, ...recorded } = spec;
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.env,
+      // Secrets override the config's env, as on Fly; they reach only the bundle (removed below).
+      ...secretEnv,
       PORT: String(port),
       // As on Fly: the machine's address on its org's network when it has one.
       FLY_PRIVATE_IP: privateIpv6 || privateIp,
@@ -514,7 +517,7 @@ export class ProcessDriver {
     const runId = randomUUID();
     const record: RunRecord = {
       runId,
-      spec,
+      spec: recorded,
       privateIp,
       privateIpv6,
       port,

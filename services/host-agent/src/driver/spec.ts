@@ -15,7 +15,8 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
   if (!Array.isArray(spec.cmd) || spec.cmd.length === 0 || !spec.cmd.every(isArgvString)) {
     throw new InvalidMachineSpecError("cmd must be a non-empty list of strings without NUL");
   }
-  for (const [name, value] of Object.entries(spec.env)) {
+  for (const [name, value] of [...Object.entries(spec.env), ...Object.entries(spec.secretEnv ?? {})]) {
+    // Only the name in the message: a value may be a secret.
     if (name === "" || name.includes("=") || !isArgvString(name) || !isArgvString(value)) {
       throw new InvalidMachineSpecError(`env variable ${JSON.stringify(name)}`);
     }

@@ -12,6 +12,11 @@ export interface MachineRunSpec {
   cwd: string;
   /** Fly's environment plus the config's env, passed to the process as is. */
   env: Record<string, string>;
+  /**
+   * The app's secrets, decrypted just in time: they go into the machine's environment (over `env`)
+   * and nowhere else; run.json records the spec without them, so an adopting agent never needs them.
+   */
+  secretEnv?: Readonly<Record<string, string>>;
   /** Allocated (and kept across runs of the machine) when not given. */
   privateIp?: string;
   /** Allocated when not given. */

@@ -1,0 +1,212 @@
+import type { AppConfig } from "@hangar/config";
+import { type Command, InvalidArgumentError, Option } from "commander";
+import { parse as parseDotenv } from "dotenv";
+import type { ApiClient } from "../api.js";
+import { loadAppConfig, resolveAppName } from "../app-config.js";
+import { CliError } from "../cli-error.js";
+import { type Context, printJson } from "../context.js";
+import { deployRelease } from "../deploy-machines.js";
+import { seconds } from "../options.js";
+import { ago, formatTable } from "../table.js";
+import type { SecretsListing } from "../types.js";
+
+const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DEFAULT_WAIT_MS = 60_000;
+
+interface SecretsFlags {
+  app?: string;
+  stage?: boolean;
+  detach?: boolean;
+  waitTimeout?: number;
+  json?: boolean;
+}
+
+/** `NAME=VALUE` arguments as secrets; a value may hold `=`, a name must be an environment variable name. */
+export function parseAssignments(args: readonly string[]): Record<string, string> {
+  const values: Record<string, string> = {};
+  for (const arg of args) {
+    const eq = arg.indexOf("=");
+    const name = eq < 0 ? arg : arg.slice(0, eq);
+    if (eq < 0 || !NAME.test(name)) {
+      throw new CliError(
+        `${JSON.stringify(name)}: expected NAME=VALUE with NAME an environment variable name`,
+        "quote a value with spaces: hangar secrets set 'GREETING=hello world'",
+      );
+    }
+    values[name] = arg.slice(eq + 1);
+  }
+  return values;
+}
+
+/** Secrets from dotenv text (`NAME=VALUE` lines, comments, quotes, multi-line quoted values). */
+export function parseImport(text: string): Record<string, string> {
+  const values = parseDotenv(text);
+  for (const name of Object.keys(values)) {
+    if (!NAME.test(name)) throw new CliError(`${JSON.stringify(name)} is not an environment variable name`);
+  }
+  return values;
+}
+
+/** The table of `hangar secrets list`. */
+export function secretsTable(listing: SecretsListing, now: number = Date.now()): string {
+  const status = { deployed: "Deployed", staged: "Staged", unset_staged: "Staged for removal" } as const;
+  const rows = listing.secrets.map((s) => [
+    s.name,
+    s.digest ?? "-",
+    status[s.status],
+    ago(s.updated_at, now),
+  ]);
+  return formatTable(["NAME", "DIGEST", "STATUS", "UPDATED"], rows);
+}
+
+async function appOf(ctx: Context, flags: SecretsFlags): Promise<string> {
+  return resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
+}
+
+async function readStdin(ctx: Context): Promise<string> {
+  const input = ctx.stdin ?? process.stdin;
+  const chunks: Buffer[] = [];
+  for await (const chunk of input) chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk)));
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Rolls the app's machines onto its deployed secrets through the deploy path: a release of the
+ * current image and config, whose machines start (and open the new secrets) and pass their checks
+ * before the previous ones go. Machines get their secrets only when they start.
+ */
+export async function rollSecrets(
+  api: ApiClient,
+  app: string,
+  opts: { waitTimeoutMs: number; progress: (text: string) => void; reason: string },
+): Promise<{ release: number; machines: string[] } | undefined> {
+  const current = (await api.listReleases(app)).find((r) => r.status === "succeeded");
+  if (!current?.image) {
+    opts.progress(
+      `No release of app ${app} to roll: machines get the new secrets when they next start (hangar machine restart)\n`,
+    );
+    return undefined;
+  }
+  const config = (current.config ?? {}) as AppConfig;
+  const release = await api.createRelease(app, {
+    image: current.image,
+    ...(current.build_id ? { build_id: current.build_id } : {}),
+    config,
+    strategy: "immediate",
+    description: opts.reason,
+  });
+  opts.progress(`Release v${release.version} (${opts.reason}) created, replacing machines\n`);
+  const result = await deployRelease({
+    api,
+    app,
+    config,
+    image: current.image,
+    release: release.version,
+    waitTimeoutMs: opts.waitTimeoutMs,
+    progress: opts.progress,
+  });
+  if (!result.ok) {
+    throw new CliError(
+      `release v${release.version} failed: ${result.reason}; v${current.version} keeps serving with the secrets it started with`,
+      `see what the app printed with \`hangar logs -a ${app}\``,
+    );
+  }
+  return { release: release.version, machines: result.machines.map((m) => m.id) };
+}
+
+/** Applies an update and, unless staged or detached, rolls the machines onto it. */
+async function apply(
+  ctx: Context,
+  flags: SecretsFlags,
+  values: Record<string, string | null>,
+  what: string,
+): Promise<void> {
+  const app = await appOf(ctx, flags);
+  const api = await ctx.api();
+  const stage = flags.stage ?? false;
+  const listing = await api.updateSecrets(app, values, stage);
+  const progress = flags.json ? ctx.err : ctx.out;
+  const names = Object.keys(values);
+  const subject = names.length > 0 ? `${what} ${names.join(", ")}` : "Deployed the staged secrets";
+  if (stage) {
+    progress(`${subject} (staged: \`hangar secrets deploy\` or the next \`hangar deploy\` applies them)\n`);
+    if (flags.json) printJson(ctx, { app, staged: true, ...listing });
+    return;
+  }
+  progress(`${subject} of app ${app} (version ${listing.version})\n`);
+  if (flags.detach) {
+    progress(`Not rolling the machines (--detach): they get the new values when they next start\n`);
+    if (flags.json) printJson(ctx, { app, staged: false, rolled: null, ...listing });
+    return;
+  }
+  const rolled = await rollSecrets(api, app, {
+    waitTimeoutMs: flags.waitTimeout !== undefined ? flags.waitTimeout * 1000 : DEFAULT_WAIT_MS,
+    progress,
+    reason: names.length > 0 ? `secrets: ${what.toLowerCase()} ${names.join(", ")}` : "secrets deploy",
+  });
+  if (rolled) progress(`Release v${rolled.release} is live on ${rolled.machines.length} machine(s)\n`);
+  if (flags.json) printJson(ctx, { app, staged: false, rolled: rolled ?? null, ...listing });
+}
+
+function withCommon(cmd: Command, stage: boolean): Command {
+  cmd
+    .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
+    .option("--json", "print the outcome as one JSON object");
+  if (stage) {
+    cmd
+      .option("--stage", "record the change without rolling the machines: the next deploy applies it")
+      .option("--detach", "apply at once, but do not wait for (nor start) a roll of the machines");
+  }
+  return cmd.addOption(
+    new Option(
+      "--wait-timeout <duration>",
+      "how long new machines have to start and pass their checks (60s)",
+    ).argParser(seconds),
+  );
+}
+
+/** `hangar secrets set|unset|list|import|deploy`, as flyctl's. */
+export function registerSecrets(program: Command, ctx: Context): void {
+  const secrets = program
+    .command("secrets")
+    .description("app secrets: encrypted, write-only, given to machines as environment variables");
+
+  withCommon(secrets.command("set <NAME=VALUE...>"), true)
+    .description("set secrets and roll the app's machines onto them (one release, healthy before the old go)")
+    .action((pairs: string[], flags: SecretsFlags) => apply(ctx, flags, parseAssignments(pairs), "Set"));
+
+  withCommon(secrets.command("unset <NAME...>"), true)
+    .description("remove secrets and roll the app's machines")
+    .action((names: string[], flags: SecretsFlags) => {
+      for (const name of names) {
+        if (!NAME.test(name)) throw new InvalidArgumentError(`${JSON.stringify(name)} is not a secret name`);
+      }
+      return apply(ctx, flags, Object.fromEntries(names.map((n) => [n, null])), "Unset");
+    });
+
+  withCommon(secrets.command("import"), true)
+    .description("set secrets from NAME=VALUE lines on stdin (dotenv format)")
+    .action(async (flags: SecretsFlags) => {
+      const values = parseImport(await readStdin(ctx));
+      if (Object.keys(values).length === 0) throw new CliError("no NAME=VALUE lines on stdin");
+      return apply(ctx, flags, values, "Set");
+    });
+
+  withCommon(secrets.command("deploy"), false)
+    .description("apply the staged secrets and roll the app's machines onto them")
+    .action((flags: SecretsFlags) => apply(ctx, flags, {}, "Deployed"));
+
+  secrets
+    .command("list")
+    .description("list the app's secrets: names, digests and times, never values")
+    .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
+    .option("--json", "print the API's JSON")
+    .action(async (flags: SecretsFlags) => {
+      const app = await appOf(ctx, flags);
+      const listing = await (await ctx.api()).listSecrets(app);
+      if (flags.json) return printJson(ctx, listing);
+      if (listing.secrets.length === 0)
+        return ctx.out(`App ${app} has no secrets: set one with \`hangar secrets set NAME=VALUE\`\n`);
+      ctx.out(secretsTable(listing));
+    });
+}
