@@ -73,6 +73,13 @@ export class LayerEntryError extends OciError {
   }
 }
 
+/** A layer's files add up to more than the limit it was applied with; files up to the limit were written. */
+export class LayerTooLargeError extends OciError {
+  constructor(readonly limitBytes: number) {
+    super("layer_too_large", `the layer unpacks to more than ${limitBytes} bytes`);
+  }
+}
+
 /** A FROM names a base image Hangar cannot provide. */
 export class UnknownBaseImageError extends OciError {
   constructor(

@@ -19,7 +19,7 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
 import tar, { type Pack } from "tar-stream";
 import { type Digest, DigestHasher } from "./digest.js";
-import { LayerEntryError } from "./errors.js";
+import { LayerEntryError, LayerTooLargeError } from "./errors.js";
 import { run } from "./exec.js";
 import type { IdRange } from "./runtime/spec.js";
 import { findOpaqueDirs, markOpaque } from "./xattr.js";
@@ -151,13 +151,16 @@ function hostToLayerId(id: number, range: IdRange | undefined): number {
  * Applies a layer (.tar.gz, or plain tar) to `target`. Mode "flatten" (default) applies OCI whiteouts by
  * deleting what they hide; mode "overlay" unpacks the layer as an overlayfs lower dir, turning
  * whiteouts into 0/0 character devices and opaque markers into the overlay xattr. Entries that would
- * land outside `target` are refused with LayerEntryError.
+ * land outside `target` are refused with LayerEntryError. With `maxBytes`, a file that would take
+ * the files' sizes past it is refused with LayerTooLargeError before it is written (a compressed
+ * layer cannot unpack to more than it may).
  */
 export async function applyLayer(
   src: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
   target: string,
-  opts: { mode?: "flatten" | "overlay" } = {},
+  opts: { mode?: "flatten" | "overlay"; maxBytes?: number } = {},
 ): Promise<void> {
+  let unpacked = 0;
   const root = resolve(target);
   const overlay = opts.mode === "overlay";
   await mkdir(root, { recursive: true });
@@ -228,6 +231,9 @@ export async function applyLayer(
       switch (h.type) {
         case "file":
         case "contiguous-file":
+          unpacked += h.size ?? 0;
+          if (opts.maxBytes !== undefined && unpacked > opts.maxBytes)
+            throw new LayerTooLargeError(opts.maxBytes);
           await pipeline(entry, createWriteStream(path, { mode: 0o600 }));
           break;
         case "symlink":

@@ -7,6 +7,7 @@ export {
   ImageNotFoundError,
   InvalidReferenceError,
   LayerEntryError,
+  LayerTooLargeError,
   ManifestBlobUnknownError,
   ManifestInvalidError,
   OciError,

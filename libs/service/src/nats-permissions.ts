@@ -111,7 +111,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     ],
     objects: [
       { bucket: "hangar-blobs", write: true },
-      { bucket: "hangar-build-contexts", write: false },
+      // A build's context is deleted by the builder once the build has ended.
+      { bucket: "hangar-build-contexts", write: true },
     ],
     publish: ["logs.build.*.*"],
     subscribe: [],

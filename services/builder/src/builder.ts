@@ -38,7 +38,12 @@ export interface BuilderOptions {
   concurrency?: number;
   /** Prefix of the live log subjects (default "logs.build"). */
   logSubjectPrefix?: string;
+  /** The most a build context may unpack to (default MAX_CONTEXT_BYTES). */
+  maxContextBytes?: number;
 }
+
+/** The most a build context may unpack to by default: 2 GiB. */
+export const MAX_CONTEXT_BYTES = 2 * 2 ** 30;
 
 /** The message BuildFailed carries for a build its builder left unfinished. */
 export const RESTARTED_MESSAGE = "builder restarted during the build";
@@ -120,6 +125,7 @@ export class Builder {
         failure: { message: RESTARTED_MESSAGE, line: 0, instruction: "", output: "", durationMs: 0 },
       }).catch((err: unknown) => this.opts.logger.error({ err, build: id }, "could not fail a left build"));
       this.finished.inc({ outcome: "abandoned" });
+      await this.discardContext(state.request.contextObject, this.opts.logger);
     }
   }
 
@@ -210,6 +216,7 @@ export class Builder {
         request.contextDigest ?? undefined,
         join(workDir, "context.tar"),
         join(workDir, "context"),
+        this.opts.maxContextBytes ?? MAX_CONTEXT_BYTES,
       );
       const result = await buildImage(
         this.opts.deps,
@@ -291,7 +298,15 @@ export class Builder {
       }).catch((recordErr: unknown) => log.error({ err: recordErr }, "could not record the build's failure"));
     } finally {
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
+      await this.discardContext(request.contextObject, log);
     }
+  }
+
+  /** The build has ended (its outcome recorded, or not recordable): its context is of no more use. */
+  private async discardContext(name: string | null | undefined, log: Logger): Promise<void> {
+    await this.opts.contexts
+      .discard(name ?? "")
+      .catch((err: unknown) => log.warn({ err, context: name }, "could not delete an ended build's context"));
   }
 
   private record(aggregateId: string, command: BuildCommand) {

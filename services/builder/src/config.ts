@@ -10,4 +10,7 @@ export const config = defineServiceConfig("builder", {
     description: "where builds unpack contexts and assemble layers",
     shownDefault: "`$TMPDIR/hangar-builder`",
   }),
+  HANGAR_BUILDER_MAX_CONTEXT_MB: setting(z.coerce.number().positive().default(2048), {
+    description: "the most a build context may unpack to, in MiB (a larger one fails its build)",
+  }),
 });

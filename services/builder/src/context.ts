@@ -3,7 +3,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { BUILD_CONTEXTS_BUCKET } from "@hangar/domain";
-import { applyLayer, openObjectBucket } from "@hangar/oci";
+import { applyLayer, LayerTooLargeError, openObjectBucket } from "@hangar/oci";
 import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BuildError } from "./domain/errors.js";
@@ -22,9 +22,16 @@ export class BuildContextStore {
 
   /**
    * Downloads the context `name` to `tarFile`, checks it against the digest the request announced,
-   * and unpacks it into `dir`. Entries that would land outside `dir` are refused.
+   * and unpacks it into `dir`. Entries that would land outside `dir` are refused, and so is a
+   * context whose files add up to more than `maxUnpackedBytes`.
    */
-  async fetch(name: string, expectedDigest: string | undefined, tarFile: string, dir: string): Promise<void> {
+  async fetch(
+    name: string,
+    expectedDigest: string | undefined,
+    tarFile: string,
+    dir: string,
+    maxUnpackedBytes: number,
+  ): Promise<void> {
     const object = await this.os.get(name);
     if (object === null) {
       throw new BuildError(
@@ -46,8 +53,16 @@ export class BuildContextStore {
       );
     }
     try {
-      await applyLayer(createReadStream(tarFile), dir, { mode: "flatten" });
+      await applyLayer(createReadStream(tarFile), dir, { mode: "flatten", maxBytes: maxUnpackedBytes });
     } catch (cause) {
+      if (cause instanceof LayerTooLargeError) {
+        throw new BuildError(
+          "context_too_large",
+          `the build context unpacks to more than ${Math.round(maxUnpackedBytes / 2 ** 20)} MiB: leave files out with .dockerignore, or raise HANGAR_BUILDER_MAX_CONTEXT_MB on the builder`,
+          {},
+          { cause },
+        );
+      }
       throw new BuildError(
         "context_invalid",
         `the build context is not a readable tar: ${(cause as Error).message}`,
@@ -55,5 +70,14 @@ export class BuildContextStore {
         { cause },
       );
     }
+  }
+
+  /** Deletes the context `name` once its build has ended; one already gone is left as it is (no write). */
+  async discard(name: string): Promise<void> {
+    if (name === "") return;
+    // info() still answers for a deleted object, marked deleted.
+    const info = await this.os.info(name);
+    if (info === null || info.deleted) return;
+    await this.os.delete(name);
   }
 }

@@ -14,7 +14,16 @@ await runService({
     await checkBuilderHost();
     const dataDir = config.HANGAR_BUILDER_DIR;
     const { deps, contexts } = await openBuildDeps(nc, dataDir, {}, config.HANGAR_STREAM_REPLICAS);
-    const builder = await Builder.start({ nc, store, logger, deps, contexts, dataDir, registry });
+    const builder = await Builder.start({
+      nc,
+      store,
+      logger,
+      deps,
+      contexts,
+      dataDir,
+      registry,
+      maxContextBytes: config.HANGAR_BUILDER_MAX_CONTEXT_MB * 2 ** 20,
+    });
     logger.info({ builder_id: builder.builderId, data_dir: dataDir }, "builder started");
     return builder;
   },

@@ -38,6 +38,8 @@ const buckets = {
 };
 const logger = createLogger("builder-test", { level: "silent" });
 const APP = "demo";
+// Small enough for a test to pass cheaply (a gzipped context of zeros), large enough for the fixtures.
+const MAX_CONTEXT_BYTES = 8 * 2 ** 20;
 
 let nc: NatsConnection;
 let store: EventStore;
@@ -65,10 +67,16 @@ async function poll<T>(
 /** Tars a directory the way the CLI sends a context, stores it, and appends BuildRequested. */
 async function requestBuild(
   dir: string,
-  opts: { buildArgs?: Record<string, string>; tag?: string; target?: string; network?: boolean } = {},
+  opts: {
+    buildArgs?: Record<string, string>;
+    tag?: string;
+    target?: string;
+    network?: boolean;
+    gzip?: boolean;
+  } = {},
 ): Promise<string> {
   const buildId = `b${Date.now().toString(36)}${++buildCounter}`;
-  const { stdout } = await run("tar", ["-c", "-f", "-", "-C", dir, "."], {
+  const { stdout } = await run("tar", [opts.gzip ? "-cz" : "-c", "-f", "-", "-C", dir, "."], {
     encoding: "buffer",
     maxBuffer: 1 << 26,
   });
@@ -193,6 +201,7 @@ beforeAll(async () => {
         dataDir,
         stream,
         builderId: `test-${prefix}-${name}/${process.pid}`,
+        maxContextBytes: MAX_CONTEXT_BYTES,
       }),
     );
   }
@@ -352,6 +361,35 @@ describe("the builder", () => {
     expect(failed.line).toBe(3);
     expect(failed.instruction).toBe('HEALTHCHECK CMD ["/bin/true"]');
     expect(failed.message).toMatch(/^line 3: HEALTHCHECK is not supported by Hangar's builder/);
+  });
+
+  it("deletes the context of every ended build: left, succeeded and failed ones", async () => {
+    const failed = await requestBuild(join(FIXTURES, "unsupported"));
+    await outcome(failed, 30_000);
+    const contexts = await new Objm(nc).open(buckets.contexts);
+    for (const buildId of [leftBuild, earlyBuild, failed]) {
+      await outcome(buildId);
+      // The context goes right after the outcome is recorded, so allow a moment.
+      await poll(async () => ((await contexts.info(buildId))?.deleted ? true : undefined), {
+        what: `build ${buildId}'s context to be deleted`,
+        timeoutMs: 10_000,
+      });
+    }
+  });
+
+  it("fails a build whose context unpacks past the limit, however small it was sent", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-builder-large-"));
+    try {
+      await writeFile(join(dir, "Dockerfile"), "FROM scratch\nCOPY zeros /zeros\n");
+      await writeFile(join(dir, "zeros"), Buffer.alloc(MAX_CONTEXT_BYTES + 1));
+      const all = await outcome(await requestBuild(dir, { gzip: true }), 30_000);
+      expect(only(all, "BuildFailed").message).toMatch(
+        /^the build context unpacks to more than 8 MiB: leave files out with \.dockerignore, or raise HANGAR_BUILDER_MAX_CONTEXT_MB/,
+      );
+      expect(stepsOf(all)).toHaveLength(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses ADD of a URL with a clear message and the line", async () => {
