@@ -2,6 +2,16 @@ import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { TUNNEL_PROTOCOL } from "@hangar/config";
+import type {
+  AuditPage,
+  CreatedOrg,
+  CreatedToken,
+  CreateTokenRequest,
+  Org,
+  OrgDetails,
+  TokenInfo,
+  Whoami,
+} from "./auth-types.js";
 import type { ApiConfig } from "./config.js";
 import type { LogEntry } from "./logs.js";
 import type {
@@ -345,6 +355,46 @@ export class ApiClient {
   /** GET /apps/{app}/scaling: the autoscaler's recent decisions, newest first. */
   getScaling(app: string, limit = 20): Promise<Scaling> {
     return this.request("GET", `/apps/${enc(app)}/scaling?limit=${limit}`);
+  }
+
+  /** POST /orgs: a new org, and its first admin token. */
+  createOrg(slug: string, name?: string): Promise<CreatedOrg> {
+    return this.request("POST", "/orgs", { body: { slug, ...(name ? { name } : {}) } });
+  }
+
+  /** GET /orgs: the orgs the token covers. */
+  async listOrgs(): Promise<Org[]> {
+    return (await this.request<{ orgs: Org[] }>("GET", "/orgs")).orgs;
+  }
+
+  /** GET /orgs/{slug} */
+  getOrg(slug: string): Promise<OrgDetails> {
+    return this.request("GET", `/orgs/${enc(slug)}`);
+  }
+
+  /** POST /tokens: a new token, shown this once. */
+  createToken(body: CreateTokenRequest): Promise<CreatedToken> {
+    return this.request("POST", "/tokens", { body });
+  }
+
+  /** GET /tokens?org= */
+  async listTokens(org?: string): Promise<TokenInfo[]> {
+    return (await this.request<{ tokens: TokenInfo[] }>("GET", "/tokens", { query: { org } })).tokens;
+  }
+
+  /** DELETE /tokens/{id} */
+  async revokeToken(id: string): Promise<void> {
+    await this.request("DELETE", `/tokens/${enc(id)}`);
+  }
+
+  /** GET /auth/whoami */
+  whoami(): Promise<Whoami> {
+    return this.request("GET", "/auth/whoami");
+  }
+
+  /** GET /audit: audited calls, newest first. */
+  listAudit(query: { app?: string; org?: string; limit?: number; before?: number }): Promise<AuditPage> {
+    return this.request("GET", "/audit", { query });
   }
 
   /** GET /apps/{app}/secrets: names, digests and times, never values. */

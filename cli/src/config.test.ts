@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  apiToken,
   appUrl,
   ConfigError,
   DEFAULT_API_URL,
@@ -101,5 +102,22 @@ describe("appUrl", () => {
     expect(appUrl("web", "http://127.0.0.1:8080/")).toBe("http://web.localhost:8080");
     expect(appUrl("web", "http://0.0.0.0:80")).toBe("http://web.localhost");
     expect(appUrl("web", "https://hangar.example.com")).toBe("https://web.hangar.example.com");
+  });
+});
+
+describe("the API token", () => {
+  it("is read from FLY_API_TOKEN too, HANGAR_API_TOKEN winning over it and both over the file", async () => {
+    expect((await loadConfig({ HANGAR_HOME: home, FLY_API_TOKEN: "fly-token" })).token).toBe("fly-token");
+    const both = { HANGAR_HOME: home, FLY_API_TOKEN: "fly-token", HANGAR_API_TOKEN: "env-token" };
+    expect((await loadConfig(both)).token).toBe("env-token");
+    expect((await loadConfig({ HANGAR_HOME: home, FLY_API_TOKEN: "" })).token).toBe("file-token");
+  });
+
+  it("drops flyctl's FlyV1 prefix", async () => {
+    expect((await loadConfig({ HANGAR_HOME: empty, FLY_API_TOKEN: "FlyV1 hm2_abc" })).token).toBe("hm2_abc");
+    expect(apiToken("  flyv1   hm2_abc \n")).toBe("hm2_abc");
+    expect(apiToken("hm2_abc")).toBe("hm2_abc");
+    expect(apiToken("FlyV1 ")).toBeUndefined();
+    expect(apiToken(42)).toBeUndefined();
   });
 });

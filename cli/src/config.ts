@@ -11,7 +11,7 @@ export const NO_PLATFORM_MESSAGE =
   "no Hangar platform found: run `npm start` in the hangar repository, or set HANGAR_API_URL and HANGAR_API_TOKEN";
 
 export const NO_TOKEN_MESSAGE =
-  "no API token: set HANGAR_API_TOKEN, or use the token `npm start` writes to $HANGAR_HOME/local.json";
+  "no API token: set HANGAR_API_TOKEN (or FLY_API_TOKEN), or use the token `npm start` writes to $HANGAR_HOME/local.json";
 
 /** What the CLI knows about the platform, from the environment and $HANGAR_HOME/local.json. */
 export interface HangarConfig {
@@ -43,6 +43,12 @@ function str(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
+/** A token as given: flyctl's `FlyV1 <token>` form (what `fly tokens create` prints) loses its prefix. */
+export function apiToken(value: unknown): string | undefined {
+  const text = str(value);
+  return text === undefined ? undefined : str(text.replace(/^\s*FlyV1\s+/i, "").trim());
+}
+
 async function readLocalJson(file: string): Promise<LocalJson | undefined> {
   let text: string;
   try {
@@ -60,7 +66,7 @@ async function readLocalJson(file: string): Promise<LocalJson | undefined> {
   }
 }
 
-/** Reads the configuration: HANGAR_* environment variables win over $HANGAR_HOME/local.json. */
+/** Reads the configuration: HANGAR_* (then FLY_API_TOKEN) environment variables win over $HANGAR_HOME/local.json. */
 export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<HangarConfig> {
   const home = str(env.HANGAR_HOME) ?? join(homedir(), ".hangar");
   const file = join(home, "local.json");
@@ -70,7 +76,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   return {
     ...(local ? { file } : {}),
     apiUrl,
-    token: str(env.HANGAR_API_TOKEN) ?? str(local?.token),
+    // FLY_API_TOKEN, so scripts written for flyctl run unchanged; HANGAR_API_TOKEN wins when both are set.
+    token: apiToken(env.HANGAR_API_TOKEN) ?? apiToken(env.FLY_API_TOKEN) ?? apiToken(local?.token),
     proxyUrl: str(env.HANGAR_PROXY_URL) ?? str(local?.proxy_url) ?? DEFAULT_PROXY_URL,
   };
 }

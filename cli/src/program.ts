@@ -2,15 +2,19 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { ExitStatus } from "./cli-error.js";
 import { registerApps } from "./commands/apps.js";
+import { registerAudit } from "./commands/audit.js";
+import { registerAuth } from "./commands/auth.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
+import { registerOrgs } from "./commands/orgs.js";
 import { registerProxy } from "./commands/proxy.js";
 import { registerReleases } from "./commands/releases.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
+import { registerTokens } from "./commands/tokens.js";
 import { type Context, processContext } from "./context.js";
 import { describeError } from "./errors.js";
 
@@ -44,6 +48,10 @@ export function buildProgram(ctx: Context): Command {
   registerSecrets(program, ctx);
   registerProxy(program, ctx);
   registerSsh(program, ctx);
+  registerOrgs(program, ctx);
+  registerTokens(program, ctx);
+  registerAuth(program, ctx);
+  registerAudit(program, ctx);
   return program;
 }
 
