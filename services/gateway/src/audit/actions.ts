@@ -21,6 +21,7 @@ const APP = "/v1/apps/:app_name";
 const MACHINE = `${APP}/machines/:machine_id`;
 const app = { param: "app_name" };
 const machine = { param: "machine_id" };
+const orgSlug = { param: "org_slug" };
 const machineAction = (verb: string): AuditedRoute => ({ action: `machine.${verb}`, target: machine });
 
 /**
@@ -57,8 +58,15 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`POST ${APP}/builds`]: { action: "build.create", target: { response: "id" } },
   [`POST ${APP}/releases`]: { action: "release.create", target: { response: "version" } },
   [`PATCH ${APP}/releases/:version`]: { action: "release.end", target: { param: "version" } },
-  [`POST ${APP}/secrets`]: { action: "secrets.set", target: app },
+  // A POST sets, unsets (null values), stages or deploys what was staged: one update of the app's secrets.
+  [`POST ${APP}/secrets`]: { action: "secrets.update", target: app },
   [`DELETE ${APP}/secrets/:name`]: { action: "secrets.unset", target: { param: "name" } },
+  "POST /v1/orgs/:org_slug/secrets": { action: "org_secrets.update", target: orgSlug, org: orgSlug },
+  "DELETE /v1/orgs/:org_slug/secrets/:name": {
+    action: "org_secrets.unset",
+    target: { param: "name" },
+    org: orgSlug,
+  },
   "POST /v1/orgs": { action: "org.create", target: { response: "slug" }, org: { response: "slug" } },
   "PUT /v1/orgs/:slug/limits": {
     action: "org.set_limits",

@@ -20,14 +20,24 @@ const principal: Principal = {
   execOnly: false,
   expiresAt: undefined,
 };
+const operator: Principal = {
+  ...principal,
+  tokenId: "tok-op",
+  kind: "operator",
+  org: undefined,
+  apps: undefined,
+};
+const appOrgs = new Map<string, string>();
 const orgs: OrgDirectory = {
-  orgOf: (app) => (app === "web" ? "acme" : undefined),
+  orgOf: (app) => appOrgs.get(app),
   exists: (org) => org === "acme",
   limitsOf: () => ({}),
 };
 
 /** An API shaped like createApi's (routes mounted under /v1 and /v2) whose calls are recorded in memory. */
-function auditedApi(): { api: Hono<ApiEnv>; entries: AuditEntry[] } {
+function auditedApi(as: Principal = principal): { api: Hono<ApiEnv>; entries: AuditEntry[] } {
+  appOrgs.clear();
+  appOrgs.set("web", "acme");
   const entries: AuditEntry[] = [];
   const log: AuditLog = {
     record: async (e) => {
@@ -41,13 +51,17 @@ function auditedApi(): { api: Hono<ApiEnv>; entries: AuditEntry[] } {
     .post("/apps/:app_name/machines/:machine_id/stop", () => {
       throw ApiError.of("permission_denied", "token is read-only");
     })
-    .get("/apps/:app_name/machines/:machine_id", (c) => c.json({ id: c.req.param("machine_id") }));
+    .get("/apps/:app_name/machines/:machine_id", (c) => c.json({ id: c.req.param("machine_id") }))
+    .delete("/apps/:app_name", (c) => {
+      appOrgs.delete(c.req.param("app_name"));
+      return c.body(null, 202);
+    });
   const v2 = new Hono().all("*", (c) => c.body(null, c.req.method === "PUT" ? 201 : 202));
   const api = new Hono<ApiEnv>();
   api.onError(errorHandler(logger));
   api.use(async (c, next) => {
     c.set("requestId", "req-1");
-    c.set("principal", principal);
+    c.set("principal", as);
     c.set("orgs", orgs);
     await next();
   });
@@ -84,6 +98,14 @@ describe("auditCalls", () => {
     expect((await api.request("/v1/apps/web/machines/m-1/stop", { method: "POST" })).status).toBe(403);
     expect((await api.request("/v1/apps/web/machines/m-1")).status).toBe(200);
     expect(entries).toEqual([]);
+  });
+
+  it("records an app's deletion under the org the app was in, which the directory forgets", async () => {
+    const { api, entries } = auditedApi(operator);
+    expect((await api.request("/v1/apps/web", { method: "DELETE" })).status).toBe(202);
+    expect(entries).toMatchObject([
+      { action: "app.delete", target: "web", app: "web", org: "acme", tokenId: "tok-op" },
+    ]);
   });
 
   it("records a registry push, not the uploads that lead to it", async () => {

@@ -6,14 +6,34 @@ import type { ApiEnv } from "../http/context.js";
 import { AUDITED_ROUTES, type AuditSource, fieldOf, MUTATING_METHODS, registryCall } from "./actions.js";
 import type { AuditLog } from "./trail.js";
 
+const APP_ROUTE = "/v1/apps/:app_name";
+
+/**
+ * The app and its org named by the route a request is about to reach (its last matched route), read
+ * before the handler runs: a deleted app is gone from the org directory afterwards.
+ */
+function appBeforeCall(c: Context<ApiEnv>): { app: string; org: string | undefined } | undefined {
+  const pattern = routePath(c, -1);
+  if (pattern !== APP_ROUTE && !pattern.startsWith(`${APP_ROUTE}/`)) return undefined;
+  const app = c.req.path.split("/")[3] ?? "";
+  // An app name never holds an escape; one that does names no app.
+  if (app === "" || app.includes("%")) return undefined;
+  return { app, org: c.get("orgs")?.orgOf(app) };
+}
+
 /** The action, target, org and app of a call that succeeded; undefined for a call that is not audited. */
 async function describeCall(
   c: Context<ApiEnv>,
+  before: { app: string; org: string | undefined } | undefined,
 ): Promise<Pick<AuditEntry, "action" | "target" | "org" | "app"> | undefined> {
   const method = c.req.method;
   // Read after the handler ran: the route (and its params) are the handler's, not this middleware's.
   const pattern = routePath(c);
-  const orgOfApp = (app: string) => c.get("orgs")?.orgOf(app) ?? c.get("principal")?.org ?? "";
+  const orgOfApp = (app: string) =>
+    (app === before?.app ? before.org : undefined) ??
+    c.get("orgs")?.orgOf(app) ??
+    c.get("principal")?.org ??
+    "";
   if (pattern === "/v2/*") {
     const push = registryCall(method, c.req.path);
     return push && { action: push.action, target: push.target, app: push.app, org: orgOfApp(push.app) };
@@ -50,9 +70,10 @@ async function describeCall(
  */
 export function auditCalls(log: AuditLog, logger: Logger): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
+    const before = appBeforeCall(c);
     await next();
     if (c.res.status < 200 || c.res.status > 299 || c.error) return;
-    const call = await describeCall(c);
+    const call = await describeCall(c, before);
     if (!call) return;
     const principal = c.get("principal");
     const entry: AuditEntry = {
