@@ -4,7 +4,7 @@ import { ApiError } from "./api.js";
 import { type DeployApi, deployRelease, planReplacement } from "./deploy-machines.js";
 import type { CheckStatus, CreateMachineRequest, Machine, UpdateReleaseRequest } from "./types.js";
 
-// Unit tests of the immediate strategy's decisions, against an in-memory stand-in for the API: which
+// Unit tests of the immediate and rolling strategies' decisions, against an in-memory stand-in for the API: which
 // machines are created, which are destroyed on success and on failure, and what the release is marked.
 
 const APP = "web";
@@ -83,9 +83,15 @@ class FakeDeployApi implements DeployApi {
 
 const passing: CheckStatus[] = [{ name: "servicecheck-0-0", status: "passing" }];
 
-async function run(api: FakeDeployApi, appConfig = WITH_CHECK, waitTimeoutMs = 2_000) {
+async function run(
+  api: FakeDeployApi,
+  appConfig = WITH_CHECK,
+  waitTimeoutMs = 2_000,
+  strategy: "immediate" | "rolling" = "immediate",
+) {
   const lines: string[] = [];
   const result = await deployRelease({
+    strategy,
     api,
     app: APP,
     config: appConfig,
@@ -200,6 +206,62 @@ describe("deployRelease (unit, in-memory API)", () => {
     expect(result).toEqual({
       ok: false,
       reason: "cannot create a machine for process group app: no host has room",
+    });
+    expect(api.destroyed).toEqual(["new1"]);
+    expect([...api.machines.keys()]).toEqual(["old1", "old2"]);
+    expect(api.releases[0]?.body.status).toBe("failed");
+  });
+});
+
+describe("deployRelease, rolling (unit, in-memory API)", () => {
+  it("replaces one machine at a time: each new one healthy before one previous one goes", async () => {
+    const api = new FakeDeployApi((poll) =>
+      poll < 2 ? { state: "starting" } : { state: "started", checks: passing },
+    );
+    api.add("old1", "app");
+    api.add("old2", "app");
+    api.add("old3", "app");
+    api.add("manual");
+    const order: string[] = [];
+    const create = api.createMachine.bind(api);
+    const destroy = api.destroyMachine.bind(api);
+    api.createMachine = async (app, body) => {
+      const m = await create(app, body);
+      order.push(`create ${m.id}`);
+      return m;
+    };
+    api.destroyMachine = async (app, id) => {
+      order.push(`destroy ${id}`);
+      return destroy(app, id);
+    };
+    const { result } = await run(api, WITH_CHECK, 2_000, "rolling");
+    expect(result).toMatchObject({
+      ok: true,
+      destroyed: ["old1", "old2", "old3"],
+      unmanaged: [{ id: "manual" }],
+    });
+    expect(order).toEqual([
+      "create new1",
+      "destroy old1",
+      "create new2",
+      "destroy old2",
+      "create new3",
+      "destroy old3",
+    ]);
+    expect(api.releases).toEqual([
+      { version: 7, body: { status: "succeeded", machine_ids: ["new1", "new2", "new3"] } },
+    ]);
+  });
+
+  it("stops at the first unhealthy machine: destroys it, keeps the machines not replaced yet", async () => {
+    const critical = [{ name: "servicecheck-0-0", status: "critical", output: "connection refused" }];
+    const api = new FakeDeployApi(() => ({ state: "started", checks: critical }));
+    api.add("old1", "app");
+    api.add("old2", "app");
+    const { result } = await run(api, WITH_CHECK, 100, "rolling");
+    expect(result).toEqual({
+      ok: false,
+      reason: "check servicecheck-0-0 of machine new1 is critical: connection refused",
     });
     expect(api.destroyed).toEqual(["new1"]);
     expect([...api.machines.keys()]).toEqual(["old1", "old2"]);

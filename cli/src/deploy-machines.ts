@@ -51,10 +51,16 @@ export interface DeployOptions {
   config: AppConfig;
   image: string;
   release: number;
-  /** How long new machines have to start and pass every check. */
+  /** How long new machines have to start and pass every check (with "rolling", each one). */
   waitTimeoutMs: number;
   progress: (text: string) => void;
   pollMs?: number;
+  /**
+   * "immediate" (the default): every new machine healthy before any previous one goes. "rolling":
+   * one machine at a time, each new one healthy before one previous machine goes and the next starts
+   * (what `hangar secrets set` rolls with, so the app keeps all but one of its machines serving).
+   */
+  strategy?: "immediate" | "rolling";
 }
 
 export type DeployResult =
@@ -130,6 +136,7 @@ async function destroyAll(api: DeployApi, app: string, ids: string[]): Promise<s
 export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
   const { api, app } = o;
   const plan = planReplacement(await api.listMachines(app), o.config);
+  if (o.strategy === "rolling") return rollRelease(o, plan);
   const created: { machine: Machine; checks: number }[] = [];
   let reason: string | undefined;
 
@@ -201,4 +208,66 @@ export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
     destroyed: plan.previous.map((m) => m.id),
     unmanaged: plan.unmanaged,
   };
+}
+
+/**
+ * The rolling strategy: per process group, creates one new machine, waits until it is started with
+ * every check passing, then destroys one previous machine of the group, and only then goes on. If a
+ * new machine cannot be created or does not become healthy in time, that machine is destroyed, the
+ * release is marked failed, and the machines not replaced yet keep running as they were.
+ */
+async function rollRelease(o: DeployOptions, plan: ReplacementPlan): Promise<DeployResult> {
+  const { api, app } = o;
+  const machines: Machine[] = [];
+  const destroyed: string[] = [];
+  const fail = async (reason: string): Promise<DeployResult> => {
+    await api.updateRelease(app, o.release, { status: "failed", reason });
+    return { ok: false, reason };
+  };
+  const destroy = async (ids: string[]) => {
+    for (const failure of await destroyAll(api, app, ids)) {
+      o.progress(`Warning: could not destroy previous machine ${failure}\n`);
+    }
+    destroyed.push(...ids);
+  };
+  for (const { group, count } of plan.groups) {
+    const config = machineConfigFromApp(o.config, o.image, { processGroup: group, release: o.release });
+    const previous = plan.previous.filter((m) => groupOf(m) === group);
+    for (let i = 0; i < count; i++) {
+      let machine: Machine;
+      try {
+        machine = await api.createMachine(app, {
+          ...(o.config.primary_region ? { region: o.config.primary_region } : {}),
+          config: config as MachineConfig,
+        });
+      } catch (err) {
+        return fail(`cannot create a machine for process group ${group}: ${reasonOf(err)}`);
+      }
+      o.progress(`Created machine ${machine.id} (${group}), ${i + 1} of ${count}\n`);
+      const why = await waitHealthy({
+        api,
+        app,
+        id: machine.id,
+        checks: expectedChecks(config),
+        deadline: Date.now() + o.waitTimeoutMs,
+        pollMs: o.pollMs ?? 500,
+        abort: { failed: false },
+      }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
+      if (why !== undefined) {
+        const failures = await destroyAll(api, app, [machine.id]);
+        const leftover = failures.length > 0 ? ` (could not destroy it: ${failures.join("; ")})` : "";
+        return fail(String(why) + leftover);
+      }
+      machines.push(machine);
+      const replaced = previous[i];
+      o.progress(
+        `Machine ${machine.id} is started and healthy${replaced ? `; replacing ${replaced.id}` : ""}\n`,
+      );
+      if (replaced) await destroy([replaced.id]);
+    }
+  }
+  // Machines of process groups the config no longer has go once every group has rolled.
+  await destroy(plan.previous.map((m) => m.id).filter((id) => !destroyed.includes(id)));
+  await api.updateRelease(app, o.release, { status: "succeeded", machine_ids: machines.map((m) => m.id) });
+  return { ok: true, machines, destroyed, unmanaged: plan.unmanaged };
 }

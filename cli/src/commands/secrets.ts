@@ -72,8 +72,8 @@ async function readStdin(ctx: Context): Promise<string> {
 
 /**
  * Rolls the app's machines onto its deployed secrets through the deploy path: a release of the
- * current image and config, whose machines start (and open the new secrets) and pass their checks
- * before the previous ones go. Machines get their secrets only when they start.
+ * current image and config, rolled one machine at a time (each new one starts with the new secrets
+ * and passes its checks before one previous machine goes). Machines get secrets only when they start.
  */
 export async function rollSecrets(
   api: ApiClient,
@@ -92,7 +92,7 @@ export async function rollSecrets(
     image: current.image,
     ...(current.build_id ? { build_id: current.build_id } : {}),
     config,
-    strategy: "immediate",
+    strategy: "rolling",
     description: opts.reason,
   });
   opts.progress(`Release v${release.version} (${opts.reason}) created, replacing machines\n`);
@@ -104,6 +104,7 @@ export async function rollSecrets(
     release: release.version,
     waitTimeoutMs: opts.waitTimeoutMs,
     progress: opts.progress,
+    strategy: "rolling",
   });
   if (!result.ok) {
     throw new CliError(
@@ -172,7 +173,9 @@ export function registerSecrets(program: Command, ctx: Context): void {
     .description("app secrets: encrypted, write-only, given to machines as environment variables");
 
   withCommon(secrets.command("set <NAME=VALUE...>"), true)
-    .description("set secrets and roll the app's machines onto them (one release, healthy before the old go)")
+    .description(
+      "set secrets and roll the app's machines onto them, one at a time, each healthy before the next",
+    )
     .action((pairs: string[], flags: SecretsFlags) => apply(ctx, flags, parseAssignments(pairs), "Set"));
 
   withCommon(secrets.command("unset <NAME...>"), true)
