@@ -49,7 +49,8 @@ export interface PlatformOptions {
   natsUrl: string;
   /** The NATS users' seeds (platformNatsCredentials): each service connects as its own user. */
   natsCreds?: NatsCredentials;
-  token: string;
+  /** HANGAR_GATEWAY_TOKEN_KEY: the root key API tokens are signed with (32+ random bytes, base64). */
+  tokenKey: string;
   region?: string;
   gatewayPort: number;
   proxyPort: number;
@@ -146,7 +147,7 @@ function serviceEnv(
       SERVICE_CONFIGS.gateway.toEnv({
         ...common,
         HANGAR_GATEWAY_PORT: o.gatewayPort,
-        HANGAR_GATEWAY_TOKEN: o.token,
+        HANGAR_GATEWAY_TOKEN_KEY: o.tokenKey,
         HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
         ...secretsKey,
       }),

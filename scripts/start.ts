@@ -9,12 +9,14 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { mintToken, verifyToken } from "@hangar/auth";
 import {
   appsStream,
   auditStream,
   buildsStream,
   hostsStream,
   machinesStream,
+  orgsStream,
   releasesStream,
   scalingStream,
   secretsStream,
@@ -62,6 +64,50 @@ async function secret(name: string): Promise<string> {
   const t = randomBytes(24).toString("base64url");
   await writeFile(file, `${t}\n`, { mode: 0o600 });
   return t;
+}
+
+/** The API tokens' root key ($HANGAR_HOME/token-key, 32 random bytes in base64, 0600), made on first use. */
+async function tokenKey(): Promise<string> {
+  const file = join(home, "token-key");
+  if (!existsSync(file)) await writeFile(file, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600 });
+  return (await readFile(file, "utf8")).trim();
+}
+
+/**
+ * The token local.json hands the CLI: an admin token of the `personal` org, kept in $HANGAR_HOME/token.
+ * The org and the token are made through the API on first start (the org only if missing), and again
+ * when the kept token no longer verifies (another key, or one kept from before tokens were macaroons).
+ */
+async function personalToken(apiUrl: string, key: Uint8Array, operator: string): Promise<string> {
+  const file = join(home, "token");
+  if (existsSync(file)) {
+    const kept = (await readFile(file, "utf8")).trim();
+    try {
+      verifyToken(key, kept, Date.now());
+      const whoami = await fetch(`${apiUrl}/v1/auth/whoami`, {
+        headers: { authorization: `Bearer ${kept}` },
+      });
+      if (whoami.ok) return kept;
+    } catch {
+      // Not a token of this key: mint a new one below.
+    }
+  }
+  const call = async (method: string, path: string, body: unknown) => {
+    const res = await fetch(`${apiUrl}/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${operator}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as { token?: string; error?: string } };
+  };
+  let res = await call("POST", "/orgs", { slug: "personal", name: "personal" });
+  if (res.status === 409)
+    res = await call("POST", "/tokens", { kind: "org", org: "personal", name: "npm start" });
+  if (res.status !== 201 || res.body.token === undefined) {
+    throw new Error(`could not make the personal org's admin token: ${res.status} ${res.body.error ?? ""}`);
+  }
+  await writeFile(file, `${res.body.token}\n`, { mode: 0o600 });
+  return res.body.token;
 }
 
 /** The secrets master key's file ($HANGAR_HOME/secrets-key, 32 random bytes in base64, 0600), made on first use. */
@@ -134,6 +180,7 @@ async function main(): Promise<void> {
       scalingStream,
       auditStream,
       secretsStream,
+      orgsStream,
     ];
     const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);
@@ -142,7 +189,13 @@ async function main(): Promise<void> {
     await nc.close();
     say(`streams ${streams.map((s) => s.name).join(", ")} ready`);
 
-    const apiToken = await secret("token");
+    const key = await tokenKey();
+    // The operator's token (every org) is minted offline from the key; its fixed id makes it the same
+    // token on every start, so what a script saved keeps working.
+    const operatorToken = mintToken(new Uint8Array(Buffer.from(key, "base64")), {
+      id: "tok_operator",
+      kind: "operator",
+    });
     const dirImageRoots = localDirImageRoots();
     say(
       dirImageRoots.length > 0
@@ -154,7 +207,7 @@ async function main(): Promise<void> {
       home,
       natsUrl: nats.url,
       natsCreds,
-      token: apiToken,
+      tokenKey: key,
       gatewayPort,
       proxyPort,
       monitorPort,
@@ -166,17 +219,23 @@ async function main(): Promise<void> {
       env: serviceEnv(databaseUrl),
     });
     for (const name of SERVICES) watch(name, platform.services[name]);
+    const apiToken = await personalToken(
+      platform.apiUrl,
+      new Uint8Array(Buffer.from(key, "base64")),
+      operatorToken,
+    );
     const local = {
       api_url: platform.apiUrl,
       proxy_url: platform.proxyUrl,
       nats_url: nats.url,
       nats_creds: natsCreds.credsFile(OPERATOR_USER),
       token: apiToken,
+      operator_token: operatorToken,
       ...(databaseUrl === undefined ? {} : { database_url: databaseUrl }),
       monitor_url: platform.monitorUrl,
     };
     await writeFile(join(home, "local.json"), `${JSON.stringify(local, null, 2)}\n`, { mode: 0o600 });
-    say(`Machines API  ${platform.apiUrl}/v1   (token: ${apiToken})`);
+    say(`Machines API  ${platform.apiUrl}/v1   (personal org admin token in local.json; operator token too)`);
     say(`proxy         http://<app>.localhost:${proxyPort}`);
     say(`monitor       ${platform.monitorUrl}/metrics`);
     say(`logs          ${join(home, "logs")}`);

@@ -125,6 +125,7 @@ export async function run(): Promise<Record<string, number>> {
   let tunnel: RunningProxy | undefined;
   try {
     const image = await pushNetworkImage(p);
+    await p.api.ok("POST", "/orgs", { slug: "bench" });
     for (const app of ["web", "client"])
       await p.api.ok("POST", "/apps", { app_name: app, org_slug: "bench" });
     // Two performance vCPUs each: the CPU weight of the bare namespaces' processes, and a quota of

@@ -25,6 +25,7 @@ beforeAll(async () => {
   p = await startTestPlatform({ hosts: 2 });
   await p.startHostAgent(1, { HANGAR_REGION: "ams" });
   const image = await pushNetworkImage(p);
+  await p.api.ok("POST", "/orgs", { slug: "acme" });
   for (const app of ["srv", "cli"]) await p.api.ok("POST", "/apps", { app_name: app, org_slug: "acme" });
   server = await createMachine(p, "srv", { image, cmd: SERVE });
   holder = await createMachine(p, "cli", {

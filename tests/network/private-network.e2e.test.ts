@@ -20,6 +20,8 @@ beforeAll(async () => {
   // Host h2 is the only one in region "ams": a machine created there lands on it.
   await p.startHostAgent(1, { HANGAR_REGION: "ams" });
   image = await pushNetworkImage(p);
+  // Apps name an existing org: the two tenants are made first.
+  for (const slug of ["acme", "rival"]) await p.api.ok("POST", "/orgs", { slug });
   for (const [app, org] of [
     ["a", "acme"],
     ["b", "acme"],

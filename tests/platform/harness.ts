@@ -5,6 +5,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { mintToken } from "@hangar/auth";
 import type { NatsCredentials } from "@hangar/service";
 import {
   createNetworkTopology,
@@ -38,7 +39,10 @@ export interface TestPlatform extends Platform {
   /** A connection to the platform's NATS as the operator (every subject); the caller closes it. */
   connectNats(): Promise<NatsConnection>;
   home: string;
+  /** An operator token (every org), minted offline with `tokenKey` as npm start mints its own. */
   token: string;
+  /** HANGAR_GATEWAY_TOKEN_KEY, for tests that mint or attenuate tokens themselves. */
+  tokenKey: Uint8Array;
   api: ApiClient;
   proxyPort: number;
   /** The hosts' network namespaces: the platform's host agent runs on hosts[0]. */
@@ -173,7 +177,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     await topology.close();
     throw err;
   });
-  const token = randomBytes(24).toString("base64url");
+  const tokenKey = new Uint8Array(randomBytes(32));
+  const token = mintToken(tokenKey, { id: "tok_test_operator", kind: "operator" });
   // A random secrets master key per platform, in a file as npm start keeps it.
   const secretsKeyFile = join(home, "secrets-key");
   writeFileSync(secretsKeyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
@@ -188,7 +193,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     home,
     natsUrl: nats.url,
     natsCreds,
-    token,
+    tokenKey: Buffer.from(tokenKey).toString("base64"),
     gatewayPort: await freePort(),
     proxyPort,
     monitorPort: await freePort(),
@@ -214,6 +219,14 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     throw err;
   }
   const extraAgents: HostAgentHandle[] = [];
+  const api = new ApiClient(platform.apiUrl, token);
+  // Apps go to the "personal" org unless they name another, as with npm start; the org must exist.
+  await api.ok("POST", "/orgs", { slug: "personal" }).catch(async (err: unknown) => {
+    await platform.stop();
+    await nats.stop();
+    await topology.close();
+    throw err;
+  });
   return {
     ...platform,
     nats,
@@ -221,8 +234,9 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     connectNats: () => connectOperator(nats.url, natsCreds, "hangar-test"),
     home,
     token,
+    tokenKey,
     proxyPort,
-    api: new ApiClient(platform.apiUrl, token),
+    api,
     topology,
     hostIds,
     async startHostAgent(index, env) {

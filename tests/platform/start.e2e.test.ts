@@ -48,8 +48,14 @@ describe("npm start (the local platform launcher)", () => {
     expect(local.nats_url).toBe(`nats://127.0.0.1:${env.HANGAR_NATS_PORT}`);
     expect(local.api_url).toBe(`http://127.0.0.1:${env.HANGAR_GATEWAY_PORT}`);
     expect(local.proxy_url).toBe(`http://localhost:${env.HANGAR_PROXY_PORT}`);
-    expect(local.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
-    expect(run.output).toContain(`token: ${local.token}`);
+    // The CLI's token is the personal org's admin token; the operator's (every org) is beside it.
+    expect(local.token).toMatch(/^hm2_/);
+    expect(local.operator_token).toMatch(/^hm2_/);
+    expect(run.output).not.toContain(local.token);
+    const whoami = await fetch(`${local.api_url}/v1/auth/whoami`, {
+      headers: { authorization: `Bearer ${local.token}` },
+    });
+    expect(await whoami.json()).toMatchObject({ kind: "org", org: "personal", apps: null, read_only: false });
 
     // NATS admits only the platform's users: the operator's seed file is beside nats_url.
     expect(local.nats_creds).toBe(join(home, "nats", "creds", `${OPERATOR_USER}.nk`));

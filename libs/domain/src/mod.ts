@@ -24,6 +24,8 @@ export type {
   MachineStatus,
 } from "./machines/machine.js";
 export { machineAggregateId, machineDecider, machineMayRun, machinesStream } from "./machines/machine.js";
+export type { OrgCommand, OrgEvent, OrgState, TokenRecord } from "./orgs/org.js";
+export { OPERATOR_AGGREGATE, ORG_SLUG, orgDecider, orgsStream } from "./orgs/org.js";
 export type {
   Release,
   ReleaseCommand,

@@ -65,6 +65,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       writer("SECRETS", "ev.secret.*.*"),
       // The audit trail: one event per successful mutating call, read back by `GET /v1/audit`.
       writer("AUDIT", "ev.audit.*.*"),
+      // Orgs, their tokens (ids and caveats, never the tokens) and limits; operator tokens under ev.org._operator.
+      writer("ORGS", "ev.org.*"),
       reader("SCALING"),
       ensureOnly("HOSTS"),
     ],

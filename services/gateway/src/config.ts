@@ -37,10 +37,16 @@ export const config = defineServiceConfig("gateway", {
   HANGAR_GATEWAY_OPS_PORT: port(0, {
     description: "the gateway's /health and /metrics; 0 picks a free port",
   }),
-  HANGAR_GATEWAY_TOKEN: setting(z.string().min(16, "at least 16 characters"), {
-    description: "the API's bearer token",
-    legacy: "HANGAR_TOKEN",
-  }),
+  HANGAR_GATEWAY_TOKEN_KEY: setting(
+    z
+      .string()
+      .transform((text) => new Uint8Array(Buffer.from(text, "base64")))
+      .refine((key) => key.length >= 32, "at least 32 bytes, base64-encoded"),
+    {
+      description:
+        "the root key every API token (macaroon) is signed and verified with: 32 or more random bytes, base64 (docs/security.md)",
+    },
+  ),
   HANGAR_GATEWAY_MAX_CONTEXT_MB: setting(z.coerce.number().positive().default(512), {
     description: "largest build context an upload may send, in MiB",
     legacy: "HANGAR_MAX_CONTEXT_MB",

@@ -4,6 +4,7 @@ import {
   buildsStream,
   hostsStream,
   machinesStream,
+  orgsStream,
   releasesStream,
   scalingStream,
   secretsStream,
@@ -23,6 +24,7 @@ import { StreamBackend } from "./machines/backend.js";
 import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
 import { serveWakes } from "./machines/wake.js";
+import { Orgs } from "./orgs/orgs.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
@@ -41,6 +43,7 @@ await runService({
     scalingStream,
     auditStream,
     secretsStream,
+    orgsStream,
   ],
   async start({ nc, store, logger, registry, config, readiness }) {
     const catalog = await Catalog.start(store);
@@ -60,13 +63,19 @@ await runService({
       }),
       logger,
     );
+    const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
     const appExists = (name: string) => catalog.app(name) !== undefined;
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
     });
     const app = createApi({
       backend: new StreamBackend(catalog, commands),
-      token: config.HANGAR_GATEWAY_TOKEN,
+      auth: {
+        key: config.HANGAR_GATEWAY_TOKEN_KEY,
+        directory: orgs,
+        isRevoked: (id) => orgs.isRevoked(id),
+      },
+      orgs,
       logger,
       metrics: registry,
       builds: new StreamBuildsBackend({
@@ -109,6 +118,7 @@ await runService({
           scaling.stop(),
           audit.stop(),
           secrets.stop(),
+          orgs.stop(),
         ]);
       },
     };

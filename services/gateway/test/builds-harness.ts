@@ -25,8 +25,9 @@ import type { MachinesBackend } from "../src/http/backend.js";
 import { ApiError } from "../src/http/errors.js";
 import { StreamReleasesBackend } from "../src/releases/backend.js";
 import { ReleaseCatalog } from "../src/releases/catalog.js";
+import { testAuth } from "./auth-fixture.js";
 
-const TOKEN = "builds-test-token";
+const { auth: AUTH, token: TOKEN } = testAuth();
 
 // These tests never reach the Machines API: every call of it fails loudly.
 const noMachines = new Proxy({} as MachinesBackend, {
@@ -56,7 +57,7 @@ export async function startBuildsGateway(prefix: string, opts: { maxContextBytes
   const contexts = await BuildContexts.open(nc, { bucket: `${prefix}-build-contexts` });
   const api = createApi({
     backend: noMachines,
-    token: TOKEN,
+    auth: AUTH,
     logger: createLogger("builds-test", { level: "silent" }),
     builds: new StreamBuildsBackend({
       store,

@@ -18,11 +18,12 @@ import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import { createApi } from "../src/http/api.js";
 import type { MachinesBackend } from "../src/http/backend.js";
 import { type ApiServer, startApiServer } from "../src/http/server.js";
+import { testAuth } from "./auth-fixture.js";
 
 // The registry over a real socket and a real nats-server, checked by a client no one here wrote:
 // skopeo pushes an image layout to the gateway and pulls it back, and every byte must survive.
 const exec = promisify(execFile);
-const TOKEN = "registry-int-token";
+const { auth: AUTH, token: TOKEN } = testAuth();
 let nc: NatsConnection;
 let server: ApiServer;
 let work: string;
@@ -57,7 +58,7 @@ beforeAll(async () => {
   server = await startApiServer(
     createApi({
       backend: {} as MachinesBackend, // the /v1 routes are not under test here
-      token: TOKEN,
+      auth: AUTH,
       logger: createLogger("registry-int", { level: "silent" }),
       registry,
       registryUploadDir: join(work, "uploads"),

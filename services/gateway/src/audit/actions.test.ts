@@ -9,7 +9,7 @@ const unused = {} as never;
 const audit: AuditLog = { record: async () => undefined, query: async () => [] };
 const api = createApi({
   backend: unused,
-  token: "t",
+  auth: unused,
   logger: createLogger("gateway", { level: "silent" }),
   builds: unused,
   releases: unused,

@@ -2,12 +2,13 @@ import type { HostExecReply, ProcessStat } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { createApi } from "../http/api.js";
 import type { MachinesBackend } from "../http/backend.js";
 import type { Catalog, MachineRecord } from "../machines/catalog.js";
 import { type MachineInspector, startedHostOf } from "./inspector.js";
 
-const TOKEN = "t";
+const { auth: AUTH, token: TOKEN } = testAuth();
 
 /** App "web" has m1 (started) and m2 (stopped); app "other" has m3 (started). */
 const MACHINES: Record<string, string> = { "web:m1": "started", "web:m2": "stopped", "other:m3": "started" };
@@ -42,7 +43,7 @@ function request(inspector: MachineInspector, path: string, init: RequestInit = 
   const api = createApi({
     // Only the exec and ps routes are called.
     backend: {} as MachinesBackend,
-    token: TOKEN,
+    auth: AUTH,
     logger: createLogger("test", { level: "silent" }),
     metrics: new Registry(),
     inspector,

@@ -79,12 +79,12 @@ function psOrder(c: Context): (a: ProcessStat, b: ProcessStat) => number {
 export function execRoutes(inspector: MachineInspector): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .post(`${MACHINE_PATH}/exec`, async (c) => {
-      const [app, id] = machineTarget(c);
+      const [app, id] = machineTarget(c, "exec");
       const { command, timeoutMs } = execRequest(await readBody(c, ExecRequestSchema));
       return c.json(await inspector.exec(app, id, command, timeoutMs));
     })
     .get(`${MACHINE_PATH}/ps`, async (c) => {
-      const [app, id] = machineTarget(c);
+      const [app, id] = machineTarget(c, "exec");
       const order = psOrder(c);
       return c.json((await inspector.ps(app, id)).sort(order));
     });

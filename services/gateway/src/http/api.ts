@@ -9,12 +9,13 @@ import type { MachineInspector } from "../exec/inspector.js";
 import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
+import type { Orgs } from "../orgs/orgs.js";
 import { type RegistryStore, registryRoutes } from "../registry/mod.js";
 import type { TunnelOpener } from "../tunnel/host-tunnels.js";
 import { tunnelRoutes } from "../tunnel/routes.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
-import { bearerAuth } from "./auth.js";
+import { type TokenAuth, tokenAuth } from "./auth.js";
 import type { MachinesBackend } from "./backend.js";
 import { jsonBodyLimit } from "./body-limit.js";
 import { buildRoutes } from "./builds.js";
@@ -25,6 +26,7 @@ import { httpMetrics } from "./http-metrics.js";
 import { leaseRoutes } from "./leases.js";
 import { machineActionRoutes } from "./machine-actions.js";
 import { machineRoutes } from "./machines.js";
+import { orgRoutes } from "./orgs.js";
 import { type RateLimitSettings, rateLimit } from "./rate-limit.js";
 import { releaseRoutes } from "./releases.js";
 import type { ReleasesBackend } from "./releases-backend.js";
@@ -36,8 +38,10 @@ import { tracing } from "./tracing.js";
 
 export interface ApiDeps {
   backend: MachinesBackend;
-  /** The bearer token every `/v1` request must carry. */
-  token: string;
+  /** Verifies the token every `/v1` and `/v2` request must carry, and knows the orgs it is checked against. */
+  auth: TokenAuth;
+  /** Serves `/v1/orgs`, `/v1/tokens` and `/v1/auth/whoami` when given. */
+  orgs?: Orgs;
   /** Defaults to a "gateway" logger at LOG_LEVEL. */
   logger?: Logger;
   /** Registry served on `/metrics` and holding the HTTP metrics; defaults to a new one. */
@@ -71,8 +75,9 @@ export interface ApiDeps {
 }
 
 /**
- * The Fly-compatible Machines API: `/v1/...` behind the bearer token, plus `/health` and `/metrics` without,
- * and with a registry, the OCI Distribution API on `/v2` (same token, as Bearer or Basic password).
+ * The Fly-compatible Machines API: `/v1/...` behind a macaroon token (Bearer or FlyV1) whose caveats
+ * every route checks (authz.ts), plus `/health` and `/metrics` without, and with a registry, the OCI
+ * Distribution API on `/v2` (same tokens, also as the Basic password).
  */
 export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   const logger = deps.logger ?? createLogger("gateway");
@@ -90,13 +95,14 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     c.body(await registry.metrics(), 200, { "content-type": registry.contentType }),
   );
 
-  api.use("/v1/*", bearerAuth(deps.token));
+  api.use("/v1/*", tokenAuth(deps.auth));
   api.use("/v1/*", jsonBodyLimit());
   if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
   if (deps.audit) {
     for (const path of ["/v1/*", "/v2/*"]) api.use(path, auditCalls(deps.audit, logger));
     api.route("/v1", auditRoutes(deps.audit));
   }
+  if (deps.orgs) api.route("/v1", orgRoutes(deps.orgs));
   api.route("/v1", appRoutes(deps.backend));
   api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots));
   for (const routes of [machineActionRoutes, leaseRoutes]) {
@@ -105,7 +111,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.registry) {
     api.route(
       "/v2",
-      registryRoutes({ store: deps.registry, token: deps.token, logger, uploadDir: deps.registryUploadDir }),
+      registryRoutes({ store: deps.registry, auth: deps.auth, logger, uploadDir: deps.registryUploadDir }),
     );
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));

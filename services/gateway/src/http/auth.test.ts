@@ -1,24 +1,38 @@
+import { randomBytes } from "node:crypto";
+import { attenuateToken, mintToken } from "@hangar/auth";
 import { createLogger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
-import { bearerAuth } from "./auth.js";
+import { presentedToken, tokenAuth } from "./auth.js";
 import type { ApiEnv } from "./context.js";
 import { errorHandler } from "./error-handler.js";
 
+const key = new Uint8Array(randomBytes(32));
+const NOW = Date.UTC(2026, 0, 1);
+const revoked = new Set(["tok_revoked"]);
 const app = new Hono<ApiEnv>()
-  .use(bearerAuth("s3cret-token"))
-  .get("/", (c) => c.text("in"))
+  .use(
+    tokenAuth({
+      key,
+      directory: { orgOf: () => "acme", exists: () => true, limitsOf: () => ({}) },
+      isRevoked: (id) => revoked.has(id),
+      now: () => NOW,
+    }),
+  )
+  .get("/", (c) => c.json({ token_id: c.get("principal").tokenId, org: c.get("principal").org ?? null }))
   .onError(errorHandler(createLogger("test", { level: "silent" })));
 
 const get = (authorization?: string) =>
   app.request("/", { headers: authorization === undefined ? {} : { authorization } });
 
-describe("bearerAuth", () => {
-  it("lets the right token through, with any casing of the scheme", async () => {
-    for (const header of ["Bearer s3cret-token", "bearer s3cret-token", "Bearer   s3cret-token "]) {
+const admin = mintToken(key, { id: "tok_admin", kind: "org", org: "acme" });
+
+describe("tokenAuth", () => {
+  it("lets a valid token through as Bearer or FlyV1, any casing, and sets the principal", async () => {
+    for (const header of [`Bearer ${admin}`, `bearer ${admin}`, `FlyV1 ${admin}`, `Bearer   ${admin} `]) {
       const res = await get(header);
       expect(res.status).toBe(200);
-      expect(await res.text()).toBe("in");
+      expect(await res.json()).toEqual({ token_id: "tok_admin", org: "acme" });
     }
   });
 
@@ -32,20 +46,36 @@ describe("bearerAuth", () => {
     });
   });
 
-  it.each([
-    "Bearer wrong",
-    "Bearer s3cret-token-and-more",
-    "Bearer s3cret",
-    "Basic czNjcmV0LXRva2Vu",
-    "s3cret-token",
-    "Bearer",
-  ])("refuses %j", async (header) => {
-    const res = await get(header);
-    expect(res.status).toBe(401);
-    expect(await res.json()).toEqual({ error: "invalid bearer token", status: "unauthenticated" });
+  it("refuses malformed, forged, other-key, expired and revoked tokens, saying why", async () => {
+    const forged = `${admin.slice(0, -3)}${admin.endsWith("A") ? "B" : "A"}${admin.slice(-2)}`;
+    const cases: [string, RegExp][] = [
+      ["Bearer wrong", /^malformed token/],
+      [
+        `Bearer ${mintToken(new Uint8Array(randomBytes(32)), { id: "x", kind: "operator" })}`,
+        /^invalid token/,
+      ],
+      [`Bearer ${forged}`, /token/],
+      [`Bearer ${attenuateToken(admin, { expiresAt: NOW })}`, /^expired token/],
+      [`Bearer ${mintToken(key, { id: "tok_revoked", kind: "org", org: "acme" })}`, /was revoked/],
+      [`Basic ${btoa(`x:${admin}`)}`, /unsupported Authorization header/],
+      ["Bearer", /unsupported Authorization header/],
+    ];
+    for (const [header, message] of cases) {
+      const res = await get(header);
+      expect(res.status, header).toBe(401);
+      const body = (await res.json()) as { error: string; status: string };
+      expect(body.status).toBe("unauthenticated");
+      expect(body.error).toMatch(message);
+    }
   });
+});
 
-  it("refuses to be set up without a token", () => {
-    expect(() => bearerAuth("")).toThrow(/non-empty token/);
+describe("presentedToken", () => {
+  it("reads the Basic password only where Basic is allowed", () => {
+    const basic = `Basic ${btoa("anyone:hm2_abc")}`;
+    expect(presentedToken(basic, true)).toBe("hm2_abc");
+    expect(presentedToken(basic, false)).toBeUndefined();
+    expect(presentedToken("Bearer hm2_abc", true)).toBe("hm2_abc");
+    expect(presentedToken(`Basic ${btoa("no-colon")}`, true)).toBeUndefined();
   });
 });

@@ -3,7 +3,7 @@ import type { BuildsBackend } from "./builds-backend.js";
 import { buildOptions } from "./builds-query.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { ApiError } from "./errors.js";
-import { appParam } from "./params.js";
+import { appFor } from "./params.js";
 import { flag } from "./query.js";
 
 /** Media types a build context may be sent as. */
@@ -20,7 +20,7 @@ function contentLength(header: string | undefined): number | undefined {
 export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .post("/apps/:app_name/builds", async (c) => {
-      const app = appParam(c);
+      const app = appFor(c, "write");
       const opts = buildOptions(c);
       const type = c.req.header("content-type")?.split(";")[0]?.trim().toLowerCase();
       if (type && !CONTEXT_TYPES.includes(type)) {
@@ -33,10 +33,10 @@ export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
       return c.json(await backend.createBuild(app, upload, opts, requestContext(c)), 201);
     })
     .get("/apps/:app_name/builds", async (c) => {
-      return c.json(await backend.listBuilds(appParam(c), requestContext(c)));
+      return c.json(await backend.listBuilds(appFor(c, "read"), requestContext(c)));
     })
     .get(BUILD_PATH, async (c) => {
-      return c.json(await backend.getBuild(appParam(c), c.req.param("build_id"), requestContext(c)));
+      return c.json(await backend.getBuild(appFor(c, "read"), c.req.param("build_id"), requestContext(c)));
     })
     .get(`${BUILD_PATH}/events`, async (c) => {
       const follow = flag(c, "follow");
@@ -45,7 +45,7 @@ export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
       const done = new AbortController();
       const signal = AbortSignal.any([ctx.signal, done.signal]);
       const events = await backend.buildEvents(
-        appParam(c),
+        appFor(c, "read"),
         c.req.param("build_id"),
         { follow },
         { ...ctx, signal },

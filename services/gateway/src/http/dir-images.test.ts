@@ -1,11 +1,12 @@
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { config } from "../config.js";
 import { createApi } from "./api.js";
 import type { MachinesBackend, MachineView } from "./backend.js";
 
-const TOKEN = "test-token";
+const { auth: AUTH, token: TOKEN } = testAuth();
 
 /** The machine routes' part of the backend: records what reached it; nothing else is called here. */
 function recordingBackend(): { backend: MachinesBackend; reached: string[] } {
@@ -22,7 +23,7 @@ function apiWith(dirImageRoots?: string[]) {
   const { backend, reached } = recordingBackend();
   const api = createApi({
     backend,
-    token: TOKEN,
+    auth: AUTH,
     logger: createLogger("test", { level: "silent" }),
     metrics: new Registry(),
     ...(dirImageRoots ? { dirImageRoots } : {}),
@@ -44,8 +45,9 @@ function apiWith(dirImageRoots?: string[]) {
 
 describe("HANGAR_DIR_IMAGE_ROOTS", () => {
   it("leaves dir: images off on the gateway unless set", () => {
-    expect(config.load({ HANGAR_GATEWAY_TOKEN: "t".repeat(16) }).HANGAR_DIR_IMAGE_ROOTS).toEqual([]);
-    const env = { HANGAR_GATEWAY_TOKEN: "t".repeat(16), HANGAR_DIR_IMAGE_ROOTS: "/srv/examples" };
+    const key = Buffer.alloc(32, 7).toString("base64");
+    expect(config.load({ HANGAR_GATEWAY_TOKEN_KEY: key }).HANGAR_DIR_IMAGE_ROOTS).toEqual([]);
+    const env = { HANGAR_GATEWAY_TOKEN_KEY: key, HANGAR_DIR_IMAGE_ROOTS: "/srv/examples" };
     expect(config.load(env).HANGAR_DIR_IMAGE_ROOTS).toEqual(["/srv/examples"]);
   });
 });

@@ -15,16 +15,16 @@ const leaseBody = (lease: LeaseView) => ({ ...lease, status: "success", data: le
 export function leaseRoutes(backend: MachinesBackend): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .get(LEASE, async (c) => {
-      return c.json(leaseBody(await backend.getLease(...machineTarget(c))));
+      return c.json(leaseBody(await backend.getLease(...machineTarget(c, "read"))));
     })
     .post(LEASE, async (c) => {
-      const [app, id, ctx] = machineTarget(c);
+      const [app, id, ctx] = machineTarget(c, "write");
       const body = await readBody(c, LeaseRequestSchema, { optional: true });
       const opts = { ttlSeconds: body.ttl ?? leaseTtl(c), description: body.description ?? undefined };
       return c.json(leaseBody(await backend.acquireLease(app, id, opts, ctx)));
     })
     .delete(LEASE, async (c) => {
-      await backend.releaseLease(...machineTarget(c));
+      await backend.releaseLease(...machineTarget(c, "write"));
       return c.json({ ok: true });
     });
 }

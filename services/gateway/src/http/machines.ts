@@ -4,7 +4,7 @@ import type { MachinesBackend } from "./backend.js";
 import { readBody } from "./body.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { admitDirImage } from "./dir-images.js";
-import { appParam, MACHINE_PATH, machineTarget } from "./params.js";
+import { appFor, MACHINE_PATH, machinesAppFor, machineTarget } from "./params.js";
 import { destroyOptions, listFilter } from "./query.js";
 
 /**
@@ -14,25 +14,25 @@ import { destroyOptions, listFilter } from "./query.js";
 export function machineRoutes(backend: MachinesBackend, dirImageRoots: readonly string[] = []): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/machines", async (c) => {
-      return c.json(await backend.listMachines(appParam(c), listFilter(c), requestContext(c)));
+      return c.json(await backend.listMachines(machinesAppFor(c), listFilter(c), requestContext(c)));
     })
     .post("/apps/:app_name/machines", async (c) => {
-      const app = appParam(c);
+      const app = appFor(c, "write");
       const input = await readBody(c, CreateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
       return c.json(await backend.createMachine(app, input, requestContext(c)));
     })
     .get(MACHINE_PATH, async (c) => {
-      return c.json(await backend.getMachine(...machineTarget(c)));
+      return c.json(await backend.getMachine(...machineTarget(c, "read")));
     })
     .post(MACHINE_PATH, async (c) => {
-      const [app, id, ctx] = machineTarget(c);
+      const [app, id, ctx] = machineTarget(c, "write");
       const input = await readBody(c, UpdateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
       return c.json(await backend.updateMachine(app, id, input, ctx));
     })
     .delete(MACHINE_PATH, async (c) => {
-      const [app, id, ctx] = machineTarget(c);
+      const [app, id, ctx] = machineTarget(c, "write");
       await backend.destroyMachine(app, id, destroyOptions(c), ctx);
       return c.json({ ok: true });
     });

@@ -1,6 +1,7 @@
 import { AppNameSchema, MachineIdSchema, validate } from "@hangar/config";
 import type { Context } from "hono";
 import type { z } from "zod";
+import { type Access, authorizeApp, authorizeMachineRead } from "./authz.js";
 import type { RequestContext } from "./backend.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { ApiError } from "./errors.js";
@@ -21,7 +22,31 @@ export const appParam = (c: Context): string => param(c, "app_name", AppNameSche
 /** The `machine_id` path parameter, validated. */
 export const machineParam = (c: Context): string => param(c, "machine_id", MachineIdSchema);
 
-/** The app, machine id and backend context of a request on `/apps/:app_name/machines/:machine_id...`. */
-export function machineTarget(c: Context<ApiEnv>): [app: string, machineId: string, ctx: RequestContext] {
-  return [appParam(c), machineParam(c), requestContext(c)];
+/**
+ * The `app_name` path parameter, validated, once the request's token may do `access` to the app
+ * (authz.ts: 404 for another org's app, 403 for one its caveats deny).
+ */
+export function appFor(c: Context<ApiEnv>, access: Access): string {
+  const app = appParam(c);
+  authorizeApp(c, app, access);
+  return app;
+}
+
+/** appFor(c, "read") for the app's machines, which a machine-exec token may read too. */
+export function machinesAppFor(c: Context<ApiEnv>): string {
+  const app = appParam(c);
+  authorizeMachineRead(c, app);
+  return app;
+}
+
+/**
+ * The app, machine id and backend context of a request on `/apps/:app_name/machines/:machine_id...`,
+ * once the token may do `access` to the app (a machine-exec token may also read its machines).
+ */
+export function machineTarget(
+  c: Context<ApiEnv>,
+  access: Access,
+): [app: string, machineId: string, ctx: RequestContext] {
+  const app = access === "read" ? machinesAppFor(c) : appFor(c, access);
+  return [app, machineParam(c), requestContext(c)];
 }

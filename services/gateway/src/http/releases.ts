@@ -1,6 +1,6 @@
 import { Hono } from "hono";
 import { type ApiEnv, requestContext } from "./context.js";
-import { appParam } from "./params.js";
+import { appFor } from "./params.js";
 import type { ReleasesBackend } from "./releases-backend.js";
 import { createReleaseInput, releaseOutcome, versionParam } from "./releases-body.js";
 
@@ -8,18 +8,18 @@ import { createReleaseInput, releaseOutcome, versionParam } from "./releases-bod
 export function releaseRoutes(backend: ReleasesBackend): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .post("/apps/:app_name/releases", async (c) => {
-      const app = appParam(c);
+      const app = appFor(c, "write");
       const input = await createReleaseInput(c);
       return c.json(await backend.createRelease(app, input, requestContext(c)), 201);
     })
     .get("/apps/:app_name/releases", async (c) => {
-      return c.json(await backend.listReleases(appParam(c), requestContext(c)));
+      return c.json(await backend.listReleases(appFor(c, "read"), requestContext(c)));
     })
     .get("/apps/:app_name/releases/:version", async (c) => {
-      return c.json(await backend.getRelease(appParam(c), versionParam(c), requestContext(c)));
+      return c.json(await backend.getRelease(appFor(c, "read"), versionParam(c), requestContext(c)));
     })
     .patch("/apps/:app_name/releases/:version", async (c) => {
-      const [app, version] = [appParam(c), versionParam(c)];
+      const [app, version] = [appFor(c, "write"), versionParam(c)];
       const outcome = await releaseOutcome(c);
       return c.json(await backend.endRelease(app, version, outcome, requestContext(c)));
     });

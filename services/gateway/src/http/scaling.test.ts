@@ -1,11 +1,12 @@
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import type { ScalingView } from "../scaling/catalog.js";
 import { createApi } from "./api.js";
 import type { MachinesBackend } from "./backend.js";
 
-const TOKEN = "t";
+const { auth: AUTH, token: TOKEN } = testAuth();
 const view: ScalingView = {
   app: "web",
   panic: true,
@@ -17,7 +18,7 @@ const limits: number[] = [];
 const api = createApi({
   // Only the scaling route is called; the machines backend is never reached.
   backend: {} as MachinesBackend,
-  token: TOKEN,
+  auth: AUTH,
   logger: createLogger("test", { level: "silent" }),
   metrics: new Registry(),
   scaling: {

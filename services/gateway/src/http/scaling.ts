@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import type { ScalingView } from "../scaling/catalog.js";
 import type { ApiEnv } from "./context.js";
 import { ApiError } from "./errors.js";
-import { appParam } from "./params.js";
+import { appFor } from "./params.js";
 
 /** What the scaling route reads: the app's autoscaler decisions, and whether the app exists. */
 export interface ScalingReader {
@@ -13,7 +13,7 @@ export interface ScalingReader {
 /** `GET /apps/{app}/scaling?limit=N` (Hangar's own): the autoscaler's recent decisions, newest first. */
 export function scalingRoutes(reader: ScalingReader): Hono<ApiEnv> {
   return new Hono<ApiEnv>().get("/apps/:app_name/scaling", (c) => {
-    const app = appParam(c);
+    const app = appFor(c, "read");
     if (!reader.appExists(app)) throw ApiError.of("not_found", `app ${app} not found`);
     const raw = c.req.query("limit");
     const limit = raw === undefined ? 20 : Number(raw);

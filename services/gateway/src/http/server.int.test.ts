@@ -1,9 +1,12 @@
 import { createLogger } from "@hangar/telemetry";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { createApi } from "./api.js";
 import type { MachinesBackend } from "./backend.js";
 import { ApiError } from "./errors.js";
 import { type ApiServer, startApiServer } from "./server.js";
+
+const { auth, token } = testAuth();
 
 // Smoke test over a real socket; routes are covered in-process by api.test.ts. Every backend call
 // answers not_found, which is enough to see a Fly error body cross the wire.
@@ -17,7 +20,7 @@ let server: ApiServer;
 beforeAll(async () => {
   const api = createApi({
     backend,
-    token: "smoke-token",
+    auth,
     logger: createLogger("smoke", { level: "silent" }),
   });
   server = await startApiServer(api, { port: 0 });
@@ -41,7 +44,7 @@ it("answers /health and refuses /v1 without the token", async () => {
 
 it("carries requests to the backend and its errors back in Fly's shape", async () => {
   const res = await fetch(`${server.url}/v1/apps/web/machines/m1`, {
-    headers: { authorization: "Bearer smoke-token", "fly-request-id": "smoke-1" },
+    headers: { authorization: `Bearer ${token}`, "fly-request-id": "smoke-1" },
   });
   expect(res.status).toBe(404);
   expect(res.headers.get("fly-request-id")).toBe("smoke-1");
@@ -50,7 +53,7 @@ it("carries requests to the backend and its errors back in Fly's shape", async (
 
   const bad = await fetch(`${server.url}/v1/apps/web/machines`, {
     method: "POST",
-    headers: { authorization: "Bearer smoke-token", "content-type": "application/json" },
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: "{not json",
   });
   expect(bad.status).toBe(400);
@@ -58,6 +61,6 @@ it("carries requests to the backend and its errors back in Fly's shape", async (
 });
 
 it("fails to start on a port already taken", async () => {
-  const api = createApi({ backend, token: "t", logger: createLogger("smoke", { level: "silent" }) });
+  const api = createApi({ backend, auth, logger: createLogger("smoke", { level: "silent" }) });
   await expect(startApiServer(api, { port: server.port })).rejects.toThrow(/EADDRINUSE/);
 });

@@ -2,11 +2,12 @@ import type { MachineLogLine } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { createApi } from "../http/api.js";
 import type { MachinesBackend } from "../http/backend.js";
 import type { LogFilter, LogRead, LogsReader } from "./app-logs.js";
 
-const TOKEN = "t";
+const { auth: AUTH, token: TOKEN } = testAuth();
 
 function line(seq: number, text: string, stream: "stdout" | "stderr" = "stdout"): MachineLogLine {
   return {
@@ -39,7 +40,7 @@ function api(reader: LogsReader) {
   return createApi({
     // Only the logs route is called; the machines backend is never reached.
     backend: {} as MachinesBackend,
-    token: TOKEN,
+    auth: AUTH,
     logger: createLogger("test", { level: "silent" }),
     metrics: new Registry(),
     logs: reader,

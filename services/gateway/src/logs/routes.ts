@@ -3,7 +3,7 @@ import type { MachineLogLine } from "@hangar/service";
 import { type Context, Hono } from "hono";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
-import { appParam } from "../http/params.js";
+import { appFor } from "../http/params.js";
 import { flag, invalid, quoted } from "../http/query.js";
 import type { LogFilter, LogsReader } from "./app-logs.js";
 import { toLogEntry } from "./entry.js";
@@ -60,7 +60,7 @@ function ndjsonLine(line: MachineLogLine): string {
  */
 export function logRoutes(reader: LogsReader): Hono<ApiEnv> {
   return new Hono<ApiEnv>().get("/apps/:app_name/logs", (c) => {
-    const app = appParam(c);
+    const app = appFor(c, "read");
     const filter = logFilter(c);
     const limit = limitOf(c);
     const follow = !flag(c, "no_tail") && (c.req.query("follow") === undefined || flag(c, "follow"));

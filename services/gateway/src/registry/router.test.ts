@@ -13,6 +13,7 @@ import {
 import { createLogger } from "@hangar/telemetry";
 import { Hono } from "hono";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { registryRoutes } from "./router.js";
 import type { RegistryStore } from "./store.js";
 
@@ -77,7 +78,7 @@ class MemoryStore implements RegistryStore {
   }
 }
 
-const TOKEN = "registry-token";
+const { auth: AUTH, token: TOKEN } = testAuth();
 const auth = { authorization: `Bearer ${TOKEN}` };
 const uploadDir = join(tmpdir(), `gateway-registry-test-${process.pid}`);
 let store: MemoryStore;
@@ -92,7 +93,7 @@ beforeEach(() => {
     "/v2",
     registryRoutes({
       store,
-      token: TOKEN,
+      auth: AUTH,
       logger: createLogger("registry-test", { level: "silent" }),
       uploadDir,
     }),

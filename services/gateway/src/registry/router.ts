@@ -2,6 +2,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "@hangar/telemetry";
 import { type Context, Hono } from "hono";
+import type { TokenAuth } from "../http/auth.js";
+import { authorizeApp } from "../http/authz.js";
+import type { ApiEnv } from "../http/context.js";
+import { ApiError } from "../http/errors.js";
 import { registryAuth } from "./auth.js";
 import { cancelUpload, finishUpload, getBlob, patchUpload, startUpload, uploadStatus } from "./blobs.js";
 import { RegistryError, toRegistryError } from "./errors.js";
@@ -13,28 +17,29 @@ import { UploadSessions } from "./upload-sessions.js";
 
 export interface RegistryRoutesOptions {
   store: RegistryStore;
-  /** The API token; accepted as a Bearer token or as the password of Basic auth. */
-  token: string;
+  /** Verifies API tokens, accepted as Bearer or FlyV1 tokens or as the password of Basic auth. */
+  auth: TokenAuth;
   logger: Logger;
   /** Where upload sessions keep their bytes; defaults to `<os tmpdir>/hangar-gateway-uploads`. */
   uploadDir?: string;
 }
 
 /** The OCI Distribution API, to mount on `/v2`. */
-export function registryRoutes(o: RegistryRoutesOptions): Hono {
+export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
   const uploads = new UploadSessions(o.uploadDir ?? join(tmpdir(), "hangar-gateway-uploads"));
-  const routes = new Hono();
+  const routes = new Hono<ApiEnv>();
   routes.use("*", async (c, next) => {
     c.header("docker-distribution-api-version", "registry/2.0");
     await next();
   });
-  routes.use("*", registryAuth(o.token));
+  routes.use("*", registryAuth(o.auth));
   routes.all("*", async (c) => {
     try {
       // Everything after /v2; routes mounted elsewhere see the same suffix.
       const path = parseRegistryPath(c.req.path.replace(/^\/v2(?=\/|$)/, ""));
       if (path === undefined)
         throw new RegistryError("NAME_UNKNOWN", `no registry endpoint at ${c.req.path}`);
+      if (path.kind !== "base") authorizeRepository(c, path.name);
       return await dispatch(c, path, o.store, uploads);
     } catch (error) {
       const mapped = toRegistryError(error);
@@ -52,8 +57,25 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono {
   return routes;
 }
 
+/**
+ * A repository belongs to the app its name starts with (`<app>` or `<app>/...`): pulling needs read
+ * access to that app, pushing write access. Another org's repository is NAME_UNKNOWN (404) like a
+ * missing one; one of the token's org outside its caveats is DENIED (403).
+ */
+function authorizeRepository(c: Context<ApiEnv>, name: string): void {
+  const app = name.split("/")[0] as string;
+  const access = c.req.method === "GET" || c.req.method === "HEAD" ? "read" : "write";
+  try {
+    authorizeApp(c, app, access);
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    if (err.code === "permission_denied") throw new RegistryError("DENIED", err.message);
+    throw new RegistryError("NAME_UNKNOWN", `repository ${name} not found`);
+  }
+}
+
 async function dispatch(
-  c: Context,
+  c: Context<ApiEnv>,
   path: RegistryPath,
   store: RegistryStore,
   uploads: UploadSessions,

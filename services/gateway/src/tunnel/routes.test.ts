@@ -3,13 +3,14 @@ import type { TunnelTarget } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { describe, expect, it } from "vitest";
+import { testAuth } from "../../test/auth-fixture.js";
 import { createApi } from "../http/api.js";
 import type { MachinesBackend } from "../http/backend.js";
 import { ApiError } from "../http/errors.js";
 import type { TunnelOpener } from "./host-tunnels.js";
 import type { TunnelUpgrade } from "./upgrade.js";
 
-const TOKEN = "t";
+const { auth: AUTH, token: TOKEN } = testAuth();
 
 /** Records what it is asked to open; "gone" is an app it does not know. */
 class Recorder implements TunnelOpener {
@@ -28,7 +29,7 @@ async function get(path: string, o: { token?: string; plain?: boolean } = {}) {
   const api = createApi({
     // Only the tunnel routes are called.
     backend: {} as MachinesBackend,
-    token: TOKEN,
+    auth: AUTH,
     logger: createLogger("test", { level: "silent" }),
     metrics: new Registry(),
     tunnels,

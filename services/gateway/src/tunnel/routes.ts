@@ -3,7 +3,7 @@ import type { TunnelTarget } from "@hangar/service";
 import { type Context, Hono } from "hono";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
-import { appParam, MACHINE_PATH, machineParam } from "../http/params.js";
+import { appFor, MACHINE_PATH, machineParam } from "../http/params.js";
 import { flag, invalid, quoted } from "../http/query.js";
 import type { TunnelOpener } from "./host-tunnels.js";
 
@@ -59,7 +59,7 @@ export const portTarget = (c: Context): TunnelTarget => ({
 export function tunnelRoutes(tunnels: TunnelOpener): Hono<ApiEnv> {
   const handler =
     (target: (c: Context) => TunnelTarget, withMachine: boolean) => async (c: Context<ApiEnv>) => {
-      const app = appParam(c);
+      const app = appFor(c, "exec");
       const machineId = withMachine ? machineParam(c) : undefined;
       const upgrade = c.env?.upgrade;
       if (!upgrade || c.req.header("upgrade")?.toLowerCase() !== TUNNEL_PROTOCOL)
