@@ -69,7 +69,7 @@ export interface HostAgentOptions {
   /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
   tunnelPort?: number;
   /** The apps' secrets (MachineSecrets), opened when one of their machines starts; without it, none. */
-  secrets?: Pick<MachineSecrets, "envOf">;
+  secrets?: Pick<MachineSecrets, "envFor">;
 }
 
 /**
@@ -401,7 +401,7 @@ export class HostAgent {
         ...(dirImageRoots ? { dirImageRoots } : {}),
       });
       const org = await this.orgOf(m.app);
-      const secretEnv = this.opts.secrets?.envOf(m.app) ?? {};
+      const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =
         run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;

@@ -28,12 +28,14 @@ export class MachineSecrets {
   private constructor(
     private readonly view: AggregateView<SecretsState, SecretsCommand, SecretsEvent>,
     private readonly keys: MasterKeys | undefined,
+    private readonly store: EventStore,
+    private readonly stream: AggregateStream<SecretsEvent>,
     registry: Registry | undefined,
   ) {
     this.injectSeconds = registry
       ? new Histogram({
           name: "hangar_host_secret_inject_seconds",
-          help: "Time to open an app's secrets for one machine start",
+          help: "Time secrets add to one machine start: catching up with the app's secrets and opening them",
           buckets: [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.05],
           registers: [registry],
         })
@@ -52,15 +54,30 @@ export class MachineSecrets {
     });
     await view.follow();
     await view.caughtUp;
-    return new MachineSecrets(view, keys, opts.registry);
+    return new MachineSecrets(view, keys, store, stream, opts.registry);
   }
 
   /**
-   * The app's deployed secrets, decrypted, as environment variables; {} for an app without any.
-   * Throws MachineSecretsError when they cannot be opened (the start then fails, saying why).
+   * The app's deployed secrets for a machine that starts now: once this host has folded every change
+   * the gateway has acknowledged for the app (one direct get of the app's last sequence), so a start
+   * right after `secrets set` never misses the new values. Timed as what secrets add to a start.
+   */
+  async envFor(app: string): Promise<Record<string, string>> {
+    const started = performance.now();
+    const id = appSecretsId(app);
+    const last = await this.store.lastSequence(this.stream, id);
+    if (last > this.view.seqOf(id)) await this.view.waitForSeq(last);
+    const env = this.envOf(app);
+    this.injectSeconds?.observe((performance.now() - started) / 1000);
+    return env;
+  }
+
+  /**
+   * The app's deployed secrets as this host has folded them, decrypted, as environment variables; {}
+   * for an app without any. Throws MachineSecretsError when they cannot be opened (the start then
+   * fails, saying why).
    */
   envOf(app: string): Record<string, string> {
-    const started = performance.now();
     const state = this.view.get(appSecretsId(app));
     const deployed = state ? Object.values(state.deployed) : [];
     if (!state?.dataKey || deployed.length === 0) return {};
@@ -80,7 +97,6 @@ export class MachineSecrets {
     } catch (err) {
       throw new MachineSecretsError(`the secrets of app ${app} do not open: ${(err as Error).message}`);
     }
-    this.injectSeconds?.observe((performance.now() - started) / 1000);
     return env;
   }
 
