@@ -5,6 +5,8 @@ export interface MeasureOptions {
   url: string;
   /** Host header to send instead of the URL's (to reach an app through the proxy). */
   host?: string;
+  /** Headers sent with every request (e.g. authorization). */
+  headers?: Record<string, string>;
   /** Measured requests. */
   requests: number;
   /** Requests kept in flight at once, each on its own keep-alive connection. */
@@ -28,7 +30,7 @@ export async function measure(opts: MeasureOptions): Promise<Measurement> {
     port: url.port,
     path: `${url.pathname}${url.search}`,
     agent,
-    headers: opts.host === undefined ? undefined : { host: opts.host },
+    headers: { ...(opts.host === undefined ? {} : { host: opts.host }), ...opts.headers },
   };
   const get = () =>
     new Promise<void>((resolve, reject) => {
