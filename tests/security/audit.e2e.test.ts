@@ -2,7 +2,9 @@
 // token id, the action and the target, and `GET /v1/audit` shows an org its own events only. Two
 // orgs make calls; each reads back exactly its own, with the right token ids and actions; refused
 // calls (another org's app: 404; a read-only token's write: 403; a forged token: 401) leave the
-// AUDIT stream's last sequence where it was.
+// AUDIT stream's last sequence where it was. A registry push (/v2, the token as Basic password) is
+// recorded under the app its repository belongs to; another org's push is refused and not recorded.
+import { createHash } from "node:crypto";
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -133,5 +135,47 @@ describe("the audit trail", () => {
     const trail = await auditOf(orgs.acme.token);
     expect(trail.body.events[0]?.action).toBe("token.create");
     expect(trail.body.events.some((e) => e.action === "app.delete")).toBe(false);
+  });
+
+  it("records a registry push under the repository's app, and not a refused one", async () => {
+    // An image of one config blob and no layers, pushed as docker does: the blob, then the manifest.
+    const config = Buffer.from(
+      JSON.stringify({ architecture: "amd64", os: "linux", rootfs: { type: "layers", diff_ids: [] } }),
+    );
+    const digest = `sha256:${createHash("sha256").update(config).digest("hex")}`;
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: { mediaType: "application/vnd.oci.image.config.v1+json", digest, size: config.length },
+      layers: [],
+    });
+    const push = async (token: string) => {
+      const basic = `Basic ${Buffer.from(`x:${token}`).toString("base64")}`;
+      const repo = `${p.apiUrl}/v2/${orgs.acme.app}`;
+      await fetch(`${repo}/blobs/uploads/?digest=${digest}`, {
+        method: "POST",
+        headers: { authorization: basic },
+        body: config,
+      });
+      const res = await fetch(`${repo}/manifests/v1`, {
+        method: "PUT",
+        headers: { authorization: basic, "content-type": "application/vnd.oci.image.manifest.v1+json" },
+        body: manifest,
+      });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    const before = await auditLastSeq();
+    expect(await push(orgs.zeta.token)).toBeGreaterThanOrEqual(400);
+    expect(await auditLastSeq()).toBe(before);
+    expect(await push(orgs.acme.token)).toBe(201);
+    const trail = await auditOf(orgs.acme.token, `?app=${orgs.acme.app}`);
+    expect(trail.body.events[0]).toMatchObject({
+      action: "registry.push",
+      target: `${orgs.acme.app}:v1`,
+      app: orgs.acme.app,
+      org: "acme",
+      token_id: orgs.acme.tokenId,
+    });
   });
 });
