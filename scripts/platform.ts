@@ -309,6 +309,37 @@ export async function startHostAgent(options: PlatformOptions): Promise<HostAgen
   return Object.assign(agent, { hostId, hostStateDir });
 }
 
+/** One more gateway of a running platform (startGateway): its process and API address. */
+export interface GatewayHandle extends ServiceHandle {
+  apiUrl: string;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts another gateway replica on `options.gatewayPort` beside a running platform's, against the
+ * same NATS (its own log file `gateway-<port>.log`, `env.gateway` added), and waits until it is
+ * healthy: replicas share the streams, the KV buckets (rate limits) and the command queue groups.
+ */
+export async function startGateway(options: PlatformOptions): Promise<GatewayHandle> {
+  const hostId = options.hostId ?? DEFAULT_HOST_ID;
+  const logDir = options.logDir ?? join(options.home, "logs");
+  await mkdir(logDir, { recursive: true });
+  // The other services' ports are not this process's business.
+  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0 };
+  const gateway = new ServiceProcess(
+    "gateway",
+    `http://127.0.0.1:${o.gatewayPort}/health`,
+    serviceEnv("gateway", o, hostId, join(o.home, "hosts", hostId)),
+    join(logDir, `gateway-${o.gatewayPort}.log`),
+  );
+  await gateway.launch().catch(async (err: unknown) => {
+    await gateway.stop();
+    throw err;
+  });
+  return Object.assign(gateway, { apiUrl: `http://127.0.0.1:${o.gatewayPort}` });
+}
+
 /** A connection to a platform's NATS as the operator (every subject): for set-up, tests and tools. */
 export function connectOperator(
   url: string,

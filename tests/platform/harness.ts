@@ -18,11 +18,13 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   connectOperator,
   DEFAULT_HOST_ID,
+  type GatewayHandle,
   type HostAgentHandle,
   type Platform,
   type PlatformOptions,
   platformNatsCredentials,
   repoRoot,
+  startGateway,
   startHostAgent,
   startPlatform,
 } from "../../scripts/platform.js";
@@ -55,6 +57,8 @@ export interface TestPlatform extends Platform {
    * close() stops it.
    */
   startHostAgent(index: number, env?: Record<string, string>): Promise<HostAgentHandle>;
+  /** Starts another gateway replica on a free port, with the platform's gateway settings; close() stops it. */
+  startGateway(): Promise<GatewayHandle>;
   /** Stops the services, any machine they left, the nats-server, the topology, and removes the folder. */
   close(): Promise<void>;
 }
@@ -183,6 +187,14 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   const secretsKeyFile = join(home, "secrets-key");
   writeFileSync(secretsKeyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
   const proxyPort = await freePort();
+  // Ordinary tests create and delete machines and apps far faster than an org's default budget
+  // allows: the test platform raises every action's limit (a test's own env.gateway, or an org's
+  // limits, may lower them again).
+  const gatewayEnv = {
+    HANGAR_GATEWAY_RATE_LIMITS:
+      "machine_create=1000000,machine_start=1000000,machine_get=1000000,app_create=1000000,volume=1000000",
+    ...(opts.env?.gateway ?? {}),
+  };
   const hostEnv = (index: number, extra: Record<string, string> = {}) => ({
     HANGAR_HOST_AGENT_STOP_MACHINES: "1",
     ...(topology.hosts[index]?.env ?? {}),
@@ -211,7 +223,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   try {
     platform = await startPlatform({
       ...base,
-      env: { ...(opts.env ?? {}), "host-agent": hostEnv(0) },
+      env: { ...(opts.env ?? {}), gateway: gatewayEnv, "host-agent": hostEnv(0) },
     });
   } catch (err) {
     await nats.stop();
@@ -219,6 +231,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     throw err;
   }
   const extraAgents: HostAgentHandle[] = [];
+  const extraGateways: GatewayHandle[] = [];
   const api = new ApiClient(platform.apiUrl, token);
   // Apps go to the "personal" org unless they name another, as with npm start; the org must exist.
   await api.ok("POST", "/orgs", { slug: "personal" }).catch(async (err: unknown) => {
@@ -255,7 +268,17 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       extraAgents.push(agent);
       return agent;
     },
+    async startGateway() {
+      const gateway = await startGateway({
+        ...base,
+        gatewayPort: await freePort(),
+        env: { gateway: gatewayEnv },
+      });
+      extraGateways.push(gateway);
+      return gateway;
+    },
     async close() {
+      for (const gateway of extraGateways) await gateway.stop();
       for (const agent of extraAgents) await agent.stop();
       await platform.stop();
       await nats.stop();

@@ -61,6 +61,15 @@ export const config = defineServiceConfig("gateway", {
   }),
   HANGAR_GATEWAY_RATE_LIMIT_PERIOD: setting(duration("1m", 1000), {
     description: "the period every rate limit counts its calls over (a Go duration)",
+    shownDefault: "`1m`",
+  }),
+  HANGAR_GATEWAY_MAX_BLOB_GB: setting(z.coerce.number().positive().default(10), {
+    description: "largest blob a registry upload (`/v2`) may send, in GiB",
+  }),
+  HANGAR_GATEWAY_UPLOAD_TTL: setting(duration("1h", 1000), {
+    description:
+      "how long a registry upload session may stay untouched before it is dropped with its bytes (a Go duration)",
+    shownDefault: "`1h`",
   }),
   // dir: images are off unless listed; the gateway refuses them at machine create and update.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,

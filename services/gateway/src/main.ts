@@ -19,6 +19,7 @@ import { BuildContexts } from "./builds/contexts.js";
 import { config } from "./config.js";
 import { HostInspector } from "./exec/inspector.js";
 import { createApi, startApiServer } from "./http/mod.js";
+import { KvRateLimiter } from "./limits/kv-rate-limiter.js";
 import { AppLogs } from "./logs/app-logs.js";
 import { StreamBackend } from "./machines/backend.js";
 import { Catalog } from "./machines/catalog.js";
@@ -97,6 +98,16 @@ await runService({
       inspector: new HostInspector(nc, catalog),
       tunnels: new HostTunnels(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
+      registryUploads: {
+        maxBlobBytes: config.HANGAR_GATEWAY_MAX_BLOB_GB * 2 ** 30,
+        ttlMs: config.HANGAR_GATEWAY_UPLOAD_TTL,
+      },
+      rateLimits: {
+        limiter: await KvRateLimiter.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
+        limits: config.HANGAR_GATEWAY_RATE_LIMITS,
+        periodMs: config.HANGAR_GATEWAY_RATE_LIMIT_PERIOD,
+        logger,
+      },
       health: readiness,
       audit,
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,

@@ -10,7 +10,7 @@ import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import type { Orgs } from "../orgs/orgs.js";
-import { type RegistryStore, registryRoutes } from "../registry/mod.js";
+import { type RegistryStore, registryRoutes, type UploadSessionOptions } from "../registry/mod.js";
 import type { TunnelOpener } from "../tunnel/host-tunnels.js";
 import { tunnelRoutes } from "../tunnel/routes.js";
 import { accessLog } from "./access-log.js";
@@ -64,6 +64,8 @@ export interface ApiDeps {
   registry?: RegistryStore;
   /** Where `/v2` blob upload sessions keep their bytes; defaults to a folder under the OS temp dir. */
   registryUploadDir?: string;
+  /** `/v2` upload limits: how long an untouched upload lives, how large a blob may be. */
+  registryUploads?: UploadSessionOptions;
   /** The gateway's readiness (runService's), served on `/health` (503 when not ok); without it, always ok. */
   health?: () => HealthReport;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
@@ -111,7 +113,13 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.registry) {
     api.route(
       "/v2",
-      registryRoutes({ store: deps.registry, auth: deps.auth, logger, uploadDir: deps.registryUploadDir }),
+      registryRoutes({
+        store: deps.registry,
+        auth: deps.auth,
+        logger,
+        uploadDir: deps.registryUploadDir,
+        uploads: deps.registryUploads,
+      }),
     );
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));

@@ -35,7 +35,7 @@ export async function startUpload(
   const digest = c.req.query("digest");
   if (digest !== undefined) {
     const expected = checkedDigest(digest);
-    await store.blobs.putStream(requestChunks(c.req.raw), expected);
+    await store.blobs.putStream(uploads.capped(requestChunks(c.req.raw)), expected);
     return blobCreated(c, name, expected);
   }
   // A mount of an unknown blob falls back to a plain upload, as the spec allows.

@@ -7,4 +7,4 @@ export {
 } from "./errors.js";
 export { type RegistryRoutesOptions, registryRoutes } from "./router.js";
 export type { RegistryStore } from "./store.js";
-export { UploadSessions } from "./upload-sessions.js";
+export { type UploadSessionOptions, UploadSessions } from "./upload-sessions.js";

@@ -13,7 +13,7 @@ import { getManifest, putManifest } from "./manifests.js";
 import { parseRegistryPath, type RegistryPath } from "./paths.js";
 import type { RegistryStore } from "./store.js";
 import { listTags } from "./tags.js";
-import { UploadSessions } from "./upload-sessions.js";
+import { type UploadSessionOptions, UploadSessions } from "./upload-sessions.js";
 
 export interface RegistryRoutesOptions {
   store: RegistryStore;
@@ -22,11 +22,13 @@ export interface RegistryRoutesOptions {
   logger: Logger;
   /** Where upload sessions keep their bytes; defaults to `<os tmpdir>/hangar-gateway-uploads`. */
   uploadDir?: string;
+  /** How long an untouched upload lives and how large a blob may be (UploadSessions' defaults). */
+  uploads?: UploadSessionOptions;
 }
 
 /** The OCI Distribution API, to mount on `/v2`. */
 export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
-  const uploads = new UploadSessions(o.uploadDir ?? join(tmpdir(), "hangar-gateway-uploads"));
+  const uploads = new UploadSessions(o.uploadDir ?? join(tmpdir(), "hangar-gateway-uploads"), o.uploads);
   const routes = new Hono<ApiEnv>();
   routes.use("*", async (c, next) => {
     c.header("docker-distribution-api-version", "registry/2.0");
