@@ -2,7 +2,7 @@
 // onto the new value while clients keep sending requests through the proxy, with no failed request,
 // and every machine ends with the new value in its environment. `--stage` leaves the machines as they
 // are (same machines, old value inside), and a following `hangar secrets deploy` or `hangar deploy`
-// applies the staged value.
+// applies the staged value; `unset --detach` changes the secrets without touching the machines.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -167,4 +167,13 @@ describe("secrets set rolls the machines", () => {
     },
     ROLL_TIMEOUT_MS,
   );
+
+  it("unset --detach removes a secret at once without touching the running machines", async () => {
+    const before = await greetings();
+    const unset = await hangar(["secrets", "unset", "GREETING", "--detach", "-a", APP, "--json"]);
+    expect(unset.code, unset.stderr).toBe(0);
+    expect(JSON.parse(unset.stdout)).toMatchObject({ app: APP, staged: false, rolled: null, secrets: [] });
+    // Machines get secrets when they start: the running ones keep the value until their next start.
+    expect(await greetings()).toEqual(before);
+  });
 });
