@@ -114,6 +114,8 @@ describe("the secrets API", () => {
     const again = await call("DELETE", "/apps/web/secrets/GONE");
     expect(again.status).toBe(404);
     expect(await again.json()).toEqual({ error: "secret GONE not found", status: "not_found" });
+    const unset = await call("POST", "/apps/web/secrets", { values: { GONE: null } });
+    expect(unset.status).toBe(404);
   });
 
   it("refuses bad names, oversized values, malformed bodies and nothing to stage, with 400", async () => {
@@ -170,8 +172,9 @@ describe("master key rotation", () => {
     );
     const token = state.deployed.TOKEN;
     expect(token && decryptSecret(dataKey, scopeOfApp("web"), "TOKEN", token.ciphertext)).toBe("n3w");
-    // A second start finds nothing left to rewrap.
+    // A second start finds nothing left to rewrap, and one without the key sealing them still starts.
     await gateway(new MasterKeys(newKey, [oldKey]));
+    await gateway(new MasterKeys(newDataKey()));
     expect((await store.jsm.streams.info(stream.name)).state.last_seq).toBe(after.state.last_seq);
   });
 });

@@ -16,6 +16,7 @@ import {
   scopeOfApp,
   scopeOfOrg,
   secretDigest,
+  type WrappedKey,
 } from "@hangar/secrets";
 import { AggregateView, handleThenWait } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
@@ -97,22 +98,34 @@ export class StreamSecretsBackend implements SecretsBackend {
     const view = await AggregateView.start(store, stream, secretsDecider);
     await view.caughtUp;
     const backend = new StreamSecretsBackend(view, keys, store, stream);
-    const rewrapped = await backend.rewrapAll();
-    if (rewrapped > 0)
-      logger.info({ rewrapped, master_key_id: keys?.currentId }, "secrets data keys rewrapped");
+    await backend.rewrapAll(logger);
     return backend;
   }
 
-  private async rewrapAll(): Promise<number> {
+  /**
+   * Rewraps the data keys sealed by a previous master key. One that no configured key opens is
+   * logged and left as it is (its secrets stay sealed until that key is configured again): the
+   * gateway still starts.
+   */
+  private async rewrapAll(logger: Logger): Promise<void> {
     const keys = this.keys;
-    if (!keys) return 0;
-    let count = 0;
+    if (!keys) return;
+    let rewrapped = 0;
     for (const [aggregateId, state] of [...this.view.entries()]) {
       const dataKey = state.dataKey;
       if (!dataKey || keys.isCurrent({ keyId: dataKey.masterKeyId, wrapped: dataKey.wrappedKey })) continue;
       const [kind, ...rest] = aggregateId.split(".");
       const crypto = kind === "org" ? scopeOfOrg(rest.join(".")) : scopeOfApp(rest.join("."));
-      const next = keys.rewrap({ keyId: dataKey.masterKeyId, wrapped: dataKey.wrappedKey }, crypto);
+      let next: WrappedKey;
+      try {
+        next = keys.rewrap({ keyId: dataKey.masterKeyId, wrapped: dataKey.wrappedKey }, crypto);
+      } catch (err) {
+        logger.error(
+          { err, secrets: aggregateId, master_key_id: dataKey.masterKeyId },
+          "secrets data key not rewrapped: no configured master key opens it (add it to HANGAR_SECRETS_PREVIOUS_KEYS)",
+        );
+        continue;
+      }
       await this.handle(aggregateId, {
         type: "RewrapDataKey",
         masterKeyId: next.keyId,
@@ -120,9 +133,10 @@ export class StreamSecretsBackend implements SecretsBackend {
         previousMasterKeyId: dataKey.masterKeyId,
         atMs: Date.now(),
       });
-      count++;
+      rewrapped++;
     }
-    return count;
+    if (rewrapped > 0)
+      logger.info({ rewrapped, master_key_id: keys.currentId }, "secrets data keys rewrapped");
   }
 
   list(scope: SecretScope): SecretsListing {
@@ -136,6 +150,13 @@ export class StreamSecretsBackend implements SecretsBackend {
       if (update.stage) throw ApiError.of("invalid_argument", "values: nothing to stage");
       await this.handle(aggregateId, { type: "DeployStagedSecrets", atMs: Date.now() }, ctx);
       return this.list(scope);
+    }
+    const state = this.view.get(aggregateId);
+    for (const [name, value] of entries) {
+      // Unsetting what is not there would only roll the machines for nothing.
+      if (value === null && !state?.deployed[name] && !state?.staged[name]) {
+        throw ApiError.of("not_found", `secret ${name} not found`);
+      }
     }
     const dataKey = await this.dataKeyOf(aggregateId, crypto, ctx);
     const digests = digestKey(dataKey, crypto);
