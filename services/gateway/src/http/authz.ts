@@ -47,12 +47,16 @@ export function coversApp(p: Principal, org: string, app: string): boolean {
   return coversOrg(p, org) && (p.apps === undefined || p.apps.has(app));
 }
 
-function authorize(
-  c: Context<ApiEnv>,
-  app: string,
-  access: Access,
-  execOnlyMayRead: boolean,
-): { org: string } {
+// GET of an app's machines: the list, one machine, and its wait, events, lease and ps.
+const MACHINE_READ = /^\/v1\/apps\/[^/]+\/machines(?:\/[^/]+(?:\/(?:wait|events|lease|ps))?)?$/;
+
+/**
+ * Checks the request's token may do `access` to `app`: 404 `app <x> not found` when the app does not
+ * exist or is in another org; 403 `permission_denied` when it is the token's org but a caveat denies.
+ * A machine-exec token may also GET the app's machines (Fly's machine-exec tokens list and get the
+ * machines they exec into), whichever middleware or handler asks.
+ */
+export function authorizeApp(c: Context<ApiEnv>, app: string, access: Access): { org: string } {
   const p = principalOf(c);
   const org = c.get("orgs").orgOf(app);
   // Another org's app answers exactly like one that does not exist, so a token learns nothing of it.
@@ -60,21 +64,9 @@ function authorize(
   if (p.apps !== undefined && !p.apps.has(app)) {
     throw ApiError.of("permission_denied", `token does not cover app ${app}`);
   }
-  checkCaveats(p, access, `app ${app}`, execOnlyMayRead);
+  const machineRead = c.req.method === "GET" && MACHINE_READ.test(c.req.path);
+  checkCaveats(p, access, `app ${app}`, machineRead);
   return { org };
-}
-
-/**
- * Checks the request's token may do `access` to `app`: 404 `app <x> not found` when the app does not
- * exist or is in another org; 403 `permission_denied` when it is the token's org but a caveat denies.
- */
-export function authorizeApp(c: Context<ApiEnv>, app: string, access: Access): { org: string } {
-  return authorize(c, app, access, false);
-}
-
-/** authorizeApp for reading an app's machines: a machine-exec token may read the machines it may exec into. */
-export function authorizeMachineRead(c: Context<ApiEnv>, app: string): { org: string } {
-  return authorize(c, app, "read", true);
 }
 
 /**

@@ -4,7 +4,7 @@ import type { MachinesBackend } from "./backend.js";
 import { readBody } from "./body.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { admitDirImage } from "./dir-images.js";
-import { appFor, MACHINE_PATH, machinesAppFor, machineTarget } from "./params.js";
+import { appFor, MACHINE_PATH, machineTarget } from "./params.js";
 import { destroyOptions, listFilter } from "./query.js";
 
 /**
@@ -14,7 +14,7 @@ import { destroyOptions, listFilter } from "./query.js";
 export function machineRoutes(backend: MachinesBackend, dirImageRoots: readonly string[] = []): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/machines", async (c) => {
-      return c.json(await backend.listMachines(machinesAppFor(c), listFilter(c), requestContext(c)));
+      return c.json(await backend.listMachines(appFor(c, "read"), listFilter(c), requestContext(c)));
     })
     .post("/apps/:app_name/machines", async (c) => {
       const app = appFor(c, "write");

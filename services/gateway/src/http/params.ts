@@ -1,7 +1,7 @@
 import { AppNameSchema, MachineIdSchema, validate } from "@hangar/config";
 import type { Context } from "hono";
 import type { z } from "zod";
-import { type Access, authorizeApp, authorizeMachineRead } from "./authz.js";
+import { type Access, authorizeApp } from "./authz.js";
 import type { RequestContext } from "./backend.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { ApiError } from "./errors.js";
@@ -32,21 +32,13 @@ export function appFor(c: Context<ApiEnv>, access: Access): string {
   return app;
 }
 
-/** appFor(c, "read") for the app's machines, which a machine-exec token may read too. */
-export function machinesAppFor(c: Context<ApiEnv>): string {
-  const app = appParam(c);
-  authorizeMachineRead(c, app);
-  return app;
-}
-
 /**
  * The app, machine id and backend context of a request on `/apps/:app_name/machines/:machine_id...`,
- * once the token may do `access` to the app (a machine-exec token may also read its machines).
+ * once the token may do `access` to the app.
  */
 export function machineTarget(
   c: Context<ApiEnv>,
   access: Access,
 ): [app: string, machineId: string, ctx: RequestContext] {
-  const app = access === "read" ? machinesAppFor(c) : appFor(c, access);
-  return [app, machineParam(c), requestContext(c)];
+  return [appFor(c, access), machineParam(c), requestContext(c)];
 }
