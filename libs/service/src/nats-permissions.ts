@@ -70,10 +70,12 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       reader("SCALING"),
       ensureOnly("HOSTS"),
     ],
-    // hangar-rate-limits: the orgs' token buckets, shared by the gateway replicas.
+    // hangar-rate-limits: the orgs' token buckets; hangar-blob-usage: the blob bytes each org pushed
+    // (its registry quota). Both shared by the gateway replicas.
     kv: [
       { bucket: "hangar-registry", write: true },
       { bucket: "hangar-rate-limits", write: true },
+      { bucket: "hangar-blob-usage", write: true },
     ],
     objects: [
       { bucket: "hangar-blobs", write: true },

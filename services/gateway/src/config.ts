@@ -66,6 +66,10 @@ export const config = defineServiceConfig("gateway", {
   HANGAR_GATEWAY_MAX_BLOB_GB: setting(z.coerce.number().positive().default(10), {
     description: "largest blob a registry upload (`/v2`) may send, in GiB",
   }),
+  HANGAR_GATEWAY_ORG_BLOB_QUOTA_GB: setting(z.coerce.number().positive().default(100), {
+    description:
+      "blob bytes each org may store through registry uploads (`/v2`), in GiB; a blob already stored costs nothing",
+  }),
   HANGAR_GATEWAY_UPLOAD_TTL: setting(duration("1h", 1000), {
     description:
       "how long a registry upload session may stay untouched before it is dropped with its bytes (a Go duration)",

@@ -26,6 +26,7 @@ import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
 import { serveWakes } from "./machines/wake.js";
 import { Orgs } from "./orgs/orgs.js";
+import { KvBlobUsage } from "./registry/mod.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
@@ -98,6 +99,10 @@ await runService({
       inspector: new HostInspector(nc, catalog),
       tunnels: new HostTunnels(nc, catalog),
       registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
+      registryQuota: {
+        usage: await KvBlobUsage.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
+        bytesPerOrg: config.HANGAR_GATEWAY_ORG_BLOB_QUOTA_GB * 2 ** 30,
+      },
       registryUploads: {
         maxBlobBytes: config.HANGAR_GATEWAY_MAX_BLOB_GB * 2 ** 30,
         ttlMs: config.HANGAR_GATEWAY_UPLOAD_TTL,

@@ -3,6 +3,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { KvRateLimiter, type RateDecision } from "../src/limits/kv-rate-limiter.js";
 import { tokensAt } from "../src/limits/token-bucket.js";
+import { KvBlobUsage } from "../src/registry/quota.js";
 
 // One bucket per test file run: the shared nats-server outlives it.
 const bucket = `hangar-rate-limits-test-${process.pid}`;
@@ -76,5 +77,19 @@ describe("token buckets in NATS KV", () => {
     await admitted(await limiter.decide("a.b", "volume", limit)).charge();
     expect((await limiter.decide("a.b", "volume", limit)).ok).toBe(false);
     expect((await limiter.decide("a-b", "volume", limit)).ok).toBe(true);
+  });
+});
+
+describe("stored blob bytes per org in NATS KV", () => {
+  it("adds concurrent uploads of two replicas without losing any", async () => {
+    const usageBucket = `${bucket}-usage`;
+    const [one, two] = await Promise.all([
+      KvBlobUsage.open(a, { bucket: usageBucket }),
+      KvBlobUsage.open(b, { bucket: usageBucket }),
+    ]);
+    await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).add("org-q", 100)));
+    expect(await one.usedBy("org-q")).toBe(1000);
+    expect(await two.usedBy("org-other")).toBe(0);
+    await new Kvm(a).open(usageBucket).then((kv) => kv.destroy());
   });
 });

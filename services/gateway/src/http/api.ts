@@ -10,7 +10,12 @@ import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import type { Orgs } from "../orgs/orgs.js";
-import { type RegistryStore, registryRoutes, type UploadSessionOptions } from "../registry/mod.js";
+import {
+  type BlobQuota,
+  type RegistryStore,
+  registryRoutes,
+  type UploadSessionOptions,
+} from "../registry/mod.js";
 import type { TunnelOpener } from "../tunnel/host-tunnels.js";
 import { tunnelRoutes } from "../tunnel/routes.js";
 import { accessLog } from "./access-log.js";
@@ -66,6 +71,8 @@ export interface ApiDeps {
   registryUploadDir?: string;
   /** `/v2` upload limits: how long an untouched upload lives, how large a blob may be. */
   registryUploads?: UploadSessionOptions;
+  /** `/v2` blob bytes each org may store (what it pushed so far, and the limit); without it, no quota. */
+  registryQuota?: BlobQuota;
   /** The gateway's readiness (runService's), served on `/health` (503 when not ok); without it, always ok. */
   health?: () => HealthReport;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
@@ -119,6 +126,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
         logger,
         uploadDir: deps.registryUploadDir,
         uploads: deps.registryUploads,
+        quota: deps.registryQuota,
       }),
     );
   }

@@ -1,7 +1,7 @@
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { RateAction } from "./actions.js";
+import { isLostCas, orgKeyToken } from "./kv-cas.js";
 import { admit, type BucketState, charge, type Limit } from "./token-bucket.js";
 
 /** The KV bucket holding every org's token buckets, shared by the gateway replicas. */
@@ -115,8 +115,7 @@ export class KvRateLimiter {
 
 /** The key of an org's bucket for an action; a slug KV keys cannot hold is hex-encoded. */
 export function bucketKey(org: string, action: RateAction): string {
-  const token = /^[A-Za-z0-9_-]+$/.test(org) ? org : `x${Buffer.from(org).toString("hex")}`;
-  return `${token}.${action}`;
+  return `${orgKeyToken(org)}.${action}`;
 }
 
 // A value this version cannot read (a newer format, a hand edit) reads as a full bucket rather than
@@ -130,12 +129,4 @@ function parseState(text: string): BucketState | undefined {
   } catch {
     return undefined;
   }
-}
-
-function isLostCas(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-      err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
 }

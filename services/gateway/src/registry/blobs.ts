@@ -2,8 +2,36 @@ import { type Digest, isDigest } from "@hangar/oci";
 import type { Context } from "hono";
 import { requestChunks, responseStream } from "./body.js";
 import { RegistryError } from "./errors.js";
+import { admitBlob, type BlobQuota } from "./quota.js";
 import type { RegistryStore } from "./store.js";
 import type { UploadSessions } from "./upload-sessions.js";
+
+/** The org a push is charged to, and its quota. */
+export interface OrgCharge {
+  org: string;
+  quota: BlobQuota;
+}
+
+/**
+ * Stores a blob the org pushes: one the store already has costs nothing; a new one must fit the
+ * org's quota (`size` when known before the bytes are read, else checked against what is left) and
+ * is added to its usage once stored.
+ */
+async function chargedPut(
+  store: RegistryStore,
+  digest: Digest,
+  charge: OrgCharge | undefined,
+  size: number | undefined,
+  put: () => Promise<{ size: number }>,
+): Promise<void> {
+  if (charge === undefined || (await store.blobs.has(digest))) {
+    await put();
+    return;
+  }
+  await admitBlob(charge.quota, charge.org, size ?? 0);
+  const stored = await put();
+  await charge.quota.usage.add(charge.org, stored.size);
+}
 
 /** HEAD/GET /v2/<name>/blobs/<digest>. Blobs are content-addressed and shared by every repository. */
 export async function getBlob(c: Context, store: RegistryStore, digest: Digest): Promise<Response> {
@@ -28,6 +56,7 @@ export async function startUpload(
   store: RegistryStore,
   uploads: UploadSessions,
   name: string,
+  charge?: OrgCharge,
 ): Promise<Response> {
   const mount = c.req.query("mount");
   if (mount !== undefined && isDigest(mount) && (await store.blobs.has(mount)))
@@ -35,7 +64,9 @@ export async function startUpload(
   const digest = c.req.query("digest");
   if (digest !== undefined) {
     const expected = checkedDigest(digest);
-    await store.blobs.putStream(uploads.capped(requestChunks(c.req.raw)), expected);
+    await chargedPut(store, expected, charge, undefined, () =>
+      store.blobs.putStream(uploads.capped(requestChunks(c.req.raw)), expected),
+    );
     return blobCreated(c, name, expected);
   }
   // A mount of an unknown blob falls back to a plain upload, as the spec allows.
@@ -68,12 +99,13 @@ export async function finishUpload(
   uploads: UploadSessions,
   name: string,
   id: string,
+  charge?: OrgCharge,
 ): Promise<Response> {
   const session = uploads.get(name, id);
   const digest = checkedDigest(c.req.query("digest"));
   await uploads.append(session, requestChunks(c.req.raw), rangeStart(c.req.header("content-range")));
   try {
-    await store.blobs.putFile(session.file, digest);
+    await chargedPut(store, digest, charge, session.size, () => store.blobs.putFile(session.file, digest));
   } finally {
     // A digest mismatch ends the session too: the client has to start over anyway.
     await uploads.end(session);

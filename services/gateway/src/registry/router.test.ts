@@ -192,6 +192,48 @@ describe("blobs", () => {
     expect(unknown.status).toBe(202);
   });
 
+  it("charges new blobs to the repository's org and refuses those past its quota", async () => {
+    const used = new Map<string, number>();
+    const usage = {
+      usedBy: async (org: string) => used.get(org) ?? 0,
+      add: async (org: string, bytes: number) => void used.set(org, (used.get(org) ?? 0) + bytes),
+    };
+    const quotaApp = new Hono();
+    quotaApp.route(
+      "/v2",
+      registryRoutes({
+        store,
+        auth: AUTH,
+        logger: createLogger("registry-test", { level: "silent" }),
+        uploadDir,
+        quota: { usage, bytesPerOrg: 10 },
+      }),
+    );
+    const push = (body: string) =>
+      quotaApp.request(`/v2/demo/blobs/uploads/?digest=${digestOf(body)}`, {
+        method: "POST",
+        headers: auth,
+        body,
+      });
+    expect((await push("12345678")).status).toBe(201);
+    expect(used.get("personal")).toBe(8);
+    // A blob the store has costs nothing, even for an org at its quota.
+    expect((await push("12345678")).status).toBe(201);
+    expect(used.get("personal")).toBe(8);
+
+    const start = await quotaApp.request("/v2/demo/blobs/uploads/", { method: "POST", headers: auth });
+    const location = start.headers.get("location") as string;
+    const over = await quotaApp.request(`${location}?digest=${digestOf("abc")}`, {
+      method: "PUT",
+      headers: auth,
+      body: "abc",
+    });
+    expect(over.status).toBe(403);
+    expect(await errorCode(over)).toBe("DENIED");
+    expect(store.blobMap.has(digestOf("abc"))).toBe(false);
+    expect(used.get("personal")).toBe(8);
+  });
+
   it("answers the spec's errors for missing blobs, bad digests, bad names and unknown uploads", async () => {
     const missing = await app.request(`/v2/a/blobs/${digestOf("missing")}`, { headers: auth });
     expect([missing.status, await errorCode(missing)]).toEqual([404, "BLOB_UNKNOWN"]);

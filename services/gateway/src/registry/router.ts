@@ -7,10 +7,19 @@ import { authorizeApp } from "../http/authz.js";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
 import { registryAuth } from "./auth.js";
-import { cancelUpload, finishUpload, getBlob, patchUpload, startUpload, uploadStatus } from "./blobs.js";
+import {
+  cancelUpload,
+  finishUpload,
+  getBlob,
+  type OrgCharge,
+  patchUpload,
+  startUpload,
+  uploadStatus,
+} from "./blobs.js";
 import { RegistryError, toRegistryError } from "./errors.js";
 import { getManifest, putManifest } from "./manifests.js";
 import { parseRegistryPath, type RegistryPath } from "./paths.js";
+import type { BlobQuota } from "./quota.js";
 import type { RegistryStore } from "./store.js";
 import { listTags } from "./tags.js";
 import { type UploadSessionOptions, UploadSessions } from "./upload-sessions.js";
@@ -24,6 +33,8 @@ export interface RegistryRoutesOptions {
   uploadDir?: string;
   /** How long an untouched upload lives and how large a blob may be (UploadSessions' defaults). */
   uploads?: UploadSessionOptions;
+  /** Each org's stored blob bytes and their limit; without it, no quota. */
+  quota?: BlobQuota;
 }
 
 /** The OCI Distribution API, to mount on `/v2`. */
@@ -41,8 +52,9 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
       const path = parseRegistryPath(c.req.path.replace(/^\/v2(?=\/|$)/, ""));
       if (path === undefined)
         throw new RegistryError("NAME_UNKNOWN", `no registry endpoint at ${c.req.path}`);
-      if (path.kind !== "base") authorizeRepository(c, path.name);
-      return await dispatch(c, path, o.store, uploads);
+      const org = path.kind === "base" ? undefined : authorizeRepository(c, path.name);
+      const charge = o.quota && org !== undefined ? { org, quota: o.quota } : undefined;
+      return await dispatch(c, path, o.store, uploads, charge);
     } catch (error) {
       const mapped = toRegistryError(error);
       if (mapped instanceof RegistryError) {
@@ -64,11 +76,11 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
  * access to that app, pushing write access. Another org's repository is NAME_UNKNOWN (404) like a
  * missing one; one of the token's org outside its caveats is DENIED (403).
  */
-function authorizeRepository(c: Context<ApiEnv>, name: string): void {
+function authorizeRepository(c: Context<ApiEnv>, name: string): string {
   const app = name.split("/")[0] as string;
   const access = c.req.method === "GET" || c.req.method === "HEAD" ? "read" : "write";
   try {
-    authorizeApp(c, app, access);
+    return authorizeApp(c, app, access).org;
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     if (err.code === "permission_denied") throw new RegistryError("DENIED", err.message);
@@ -81,6 +93,7 @@ async function dispatch(
   path: RegistryPath,
   store: RegistryStore,
   uploads: UploadSessions,
+  charge: OrgCharge | undefined,
 ): Promise<Response> {
   const method = c.req.method;
   const unsupported = (): never => {
@@ -97,11 +110,11 @@ async function dispatch(
     case "blob":
       return method === "GET" || method === "HEAD" ? getBlob(c, store, path.digest) : unsupported();
     case "uploads":
-      return method === "POST" ? startUpload(c, store, uploads, path.name) : unsupported();
+      return method === "POST" ? startUpload(c, store, uploads, path.name, charge) : unsupported();
     case "upload":
       if (method === "GET") return uploadStatus(c, uploads, path.name, path.id);
       if (method === "PATCH") return patchUpload(c, uploads, path.name, path.id);
-      if (method === "PUT") return finishUpload(c, store, uploads, path.name, path.id);
+      if (method === "PUT") return finishUpload(c, store, uploads, path.name, path.id, charge);
       return method === "DELETE" ? cancelUpload(c, uploads, path.name, path.id) : unsupported();
   }
 }
