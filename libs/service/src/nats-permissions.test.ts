@@ -4,6 +4,7 @@ import {
   buildsStream,
   hostsStream,
   machinesStream,
+  orgsStream,
   releasesStream,
   scalingStream,
   secretsStream,
@@ -21,6 +22,7 @@ const streams = new Map(
     scalingStream,
     auditStream,
     secretsStream,
+    orgsStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
 
