@@ -1,10 +1,11 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { BUNDLE_ROOT } from "@hangar/oci";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   DriverClosedError,
@@ -13,6 +14,7 @@ import {
   type RunningMachine,
 } from "../src/driver/mod.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
+import { containerIdOf } from "../src/driver/sandbox.js";
 import { PERL, wrapperArgs } from "../src/driver/wrapper.js";
 import {
   groupGone,
@@ -53,6 +55,19 @@ afterEach(async () => {
 });
 
 describe("adopt", () => {
+  it("removes a bundle a dropped agent left behind (it holds the machine's environment)", async () => {
+    const a = newDriver();
+    await a.start(runSpec("bundled", ["sleep", "30"]));
+    const bundle = join(BUNDLE_ROOT, containerIdOf(stateDir, "bundled"));
+    // As an agent killed between writing the bundle and removing it leaves it.
+    await mkdir(bundle, { recursive: true, mode: 0o700 });
+    await writeFile(join(bundle, "config.json"), "{}", { mode: 0o600 });
+    const b = newDriver();
+    const adopted = await b.adopt();
+    expect(adopted.running.map((m) => m.machineId)).toEqual(["bundled"]);
+    expect(existsSync(bundle)).toBe(false);
+  });
+
   it("a new driver adopts what the dropped one left running, and reports what died meanwhile", async () => {
     const a = newDriver();
     const waiting = await a.start(runSpec("waiting", exitsWhenFileAppears("go-waiting", 7)));

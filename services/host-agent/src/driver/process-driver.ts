@@ -353,6 +353,9 @@ export class ProcessDriver {
       this.#busy.add(machineId);
       try {
         await this.#adoptOne(machineId, result);
+        // A bundle holds the machine's environment, secrets included: one an agent killed mid-start
+        // left behind goes now (crun read it long ago, or never will).
+        await removeBundle(containerIdOf(this.#stateDir, machineId));
       } finally {
         this.#busy.delete(machineId);
       }
