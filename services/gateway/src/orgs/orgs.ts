@@ -12,7 +12,7 @@ import {
   orgsStream,
   type TokenRecord,
 } from "@hangar/domain";
-import { CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
+import { type AggregateStream, CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
 import { AggregateView, handleThenWait } from "@hangar/service";
 import type { OrgDirectory } from "../http/authz.js";
 
@@ -54,11 +54,12 @@ export class Orgs implements OrgDirectory {
 
   private constructor(
     store: EventStore,
+    stream: AggregateStream<OrgEvent>,
     private readonly view: AggregateView<OrgState, OrgCommand, OrgEvent>,
     private readonly apps: AggregateView<AppState, AppCommand, AppEvent>,
     private readonly key: Uint8Array,
   ) {
-    this.handler = new CommandHandler(store, orgsStream, orgDecider);
+    this.handler = new CommandHandler(store, stream, orgDecider);
     view.subscribe(({ aggregateId, state }) => {
       for (const t of state.tokens.values()) {
         this.tokenHome.set(t.id, aggregateId);
@@ -67,13 +68,17 @@ export class Orgs implements OrgDirectory {
     });
   }
 
-  /** Follows ORGS until caught up; `apps` is the gateway's APPS view, `key` the token root key. */
+  /**
+   * Follows ORGS until caught up; `apps` is the gateway's APPS view, `key` the token root key; `stream`
+   * is ORGS unless a test names its own.
+   */
   static async start(
     store: EventStore,
     apps: AggregateView<AppState, AppCommand, AppEvent>,
     key: Uint8Array,
+    stream: AggregateStream<OrgEvent> = orgsStream,
   ): Promise<Orgs> {
-    const orgs = new Orgs(store, AggregateView.create(store, orgsStream, orgDecider), apps, key);
+    const orgs = new Orgs(store, stream, AggregateView.create(store, stream, orgDecider), apps, key);
     await orgs.view.follow();
     await orgs.view.caughtUp;
     return orgs;
