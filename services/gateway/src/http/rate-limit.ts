@@ -1,3 +1,4 @@
+import { AppNameSchema, validate } from "@hangar/config";
 import type { Logger } from "@hangar/telemetry";
 import type { Context, MiddlewareHandler } from "hono";
 import { limitOf, type RateAction, READ_ACTIONS, rateLimitedCall } from "../limits/actions.js";
@@ -38,7 +39,9 @@ const ACCESS: Record<RateAction, Access> = {
 export function rateLimit(s: RateLimitSettings): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
     const call = rateLimitedCall(c.req.method, c.req.path);
-    if (call === undefined) return next();
+    // A name that is no app name is the route's 400 to give (and costs nothing).
+    if (call === undefined || (call.app !== undefined && !validate(AppNameSchema, call.app).ok))
+      return next();
     const org =
       call.app !== undefined ? authorizeApp(c, call.app, ACCESS[call.action]).org : await orgOfNewApp(c);
     const limit = limitOf(call.action, s.limits, c.get("orgs").limitsOf(org), s.periodMs);
