@@ -21,6 +21,8 @@ export interface ViewChange<S, E> {
 export interface AggregateViewOptions<S, E> {
   /** Only the subjects matching this filter (default the whole stream). */
   filter?: string;
+  /** Start after this stream sequence (default: from the first message), for a view of the recent tail only. */
+  afterSeq?: number;
   /** Subscribed before the replay starts (as `subscribe` does), so it sees every change. */
   onChange?(change: ViewChange<S, E>): void;
 }
@@ -47,7 +49,7 @@ export class AggregateView<S, C, E extends { type: string }> {
     private readonly store: EventStore,
     private readonly stream: AggregateStream<E>,
     private readonly decider: Decider<S, C, E>,
-    private readonly filter: string | undefined,
+    private readonly from: { filter?: string; afterSeq?: number },
   ) {
     // Settles with the replay's own promise once `follow` has started it.
     this.caughtUpPromise = new Promise<Replay>((resolve) => {
@@ -68,7 +70,7 @@ export class AggregateView<S, C, E extends { type: string }> {
     decider: Decider<S, C, E>,
     opts: AggregateViewOptions<S, E> = {},
   ): AggregateView<S, C, E> {
-    const view = new AggregateView(store, stream, decider, opts.filter);
+    const view = new AggregateView(store, stream, decider, opts);
     if (opts.onChange) view.subscribe(opts.onChange);
     return view;
   }
@@ -93,7 +95,8 @@ export class AggregateView<S, C, E extends { type: string }> {
     if (this.replayer) throw new Error(`view of ${this.stream.name} is already following`);
     this.replayer = await replay(this.store, this.stream, {
       follow: true,
-      ...(this.filter ? { filter: this.filter } : {}),
+      ...(this.from.filter ? { filter: this.from.filter } : {}),
+      ...(this.from.afterSeq ? { afterSeq: this.from.afterSeq } : {}),
       onEvents: (events, aggregateId) => this.apply(events, aggregateId),
     });
     this.resolveCaughtUp(this.replayer);

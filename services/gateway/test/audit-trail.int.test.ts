@@ -87,6 +87,17 @@ describe("AuditTrail", () => {
     await trail.stop();
   });
 
+  it("reads back only the platform's newest calls at start", async () => {
+    const writer = await AuditTrail.start(store, { stream });
+    for (let i = 0; i < 5; i++) await writer.record(entry("tail", "web", "machine.start", `t${i}`));
+    const reader = await AuditTrail.start(store, { stream, readAtStart: 3 });
+    expect((await reader.query({ org: "tail", limit: 10 })).map((r) => r.target)).toEqual(["t4", "t3", "t2"]);
+    // What comes after the start is followed as ever.
+    await writer.record(entry("tail", "web", "machine.stop", "t5"));
+    await expect.poll(async () => (await reader.query({ org: "tail", limit: 1 }))[0]?.target).toBe("t5");
+    await Promise.all([writer.stop(), reader.stop()]);
+  });
+
   it("refuses to record a call that did not succeed, and stores nothing", async () => {
     const trail = await AuditTrail.start(store, { stream });
     const before = (await store.jsm.streams.info(stream.name)).state.last_seq;

@@ -38,11 +38,14 @@ export interface AuditLog {
 
 /** Entries kept in memory per org for `GET /v1/audit`; older ones stay in the stream. */
 export const KEPT_PER_ORG = 10_000;
+/** The platform's newest calls read back at start; the stream only grows, and a start must not with it. */
+export const READ_AT_START = 200_000;
 
 /**
  * The AUDIT stream, written and read by the gateway: `record` appends one entry and waits for its
- * acknowledgement; the read side follows the stream (every gateway replica's appends) and keeps each
- * org's newest entries, so a query filters memory, not the stream.
+ * acknowledgement; the read side follows the stream (every gateway replica's appends) from the
+ * platform's newest READ_AT_START calls and keeps each org's newest KEPT_PER_ORG, so a query filters
+ * memory, not the stream.
  */
 export class AuditTrail implements AuditLog {
   private readonly byOrg = new Map<string, AuditRecord[]>();
@@ -62,10 +65,12 @@ export class AuditTrail implements AuditLog {
   /** Follows the stream and resolves once its history is read. */
   static async start(
     store: EventStore,
-    opts: { stream?: AggregateStream<AuditEvent>; keptPerOrg?: number } = {},
+    opts: { stream?: AggregateStream<AuditEvent>; keptPerOrg?: number; readAtStart?: number } = {},
   ): Promise<AuditTrail> {
     const stream = opts.stream ?? auditStream;
-    const view = AggregateView.create(store, stream, auditDecider);
+    const last = (await store.jsm.streams.info(stream.name)).state.last_seq;
+    const afterSeq = Math.max(0, last - (opts.readAtStart ?? READ_AT_START));
+    const view = AggregateView.create(store, stream, auditDecider, { afterSeq });
     const trail = new AuditTrail(store, stream, view, opts.keptPerOrg ?? KEPT_PER_ORG);
     await view.follow();
     await view.caughtUp;
