@@ -62,6 +62,30 @@ describe("ProcessDriver: start", () => {
     expect(driver.running()).toEqual([m]);
   });
 
+  it("puts secrets in the machine's environment, over its env, and never in run.json", async () => {
+    const m = await driver.start(
+      runSpec("ms", ["sleep", "30"], {
+        env: { SHARED: "from-config" },
+        secretEnv: { TOKEN: "s3cret-value", SHARED: "from-secret" },
+      }),
+    );
+    // The app's own environment, as the kernel holds it (the machine's processes may hold it).
+    const environ = await waitFor("the app's environment", () =>
+      groupMembers(m.pid)
+        .map((pid) => readFileSync(`/proc/${pid}/environ`, "utf8").split("\0"))
+        .find((vars) => vars.some((v) => v.startsWith("TOKEN="))),
+    );
+    expect(environ).toContain("TOKEN=s3cret-value");
+    expect(environ).toContain("SHARED=from-secret");
+    const run = readFileSync(join(stateDir, "ms", "run.json"), "utf8");
+    expect(run).not.toContain("s3cret-value");
+    expect(run).not.toContain("from-secret");
+    expect(JSON.parse(run).spec.env).toEqual({ SHARED: "from-config" });
+    // Nor the wrapper's, nor the driver's own.
+    expect(readFileSync(`/proc/${m.pid}/environ`, "utf8")).not.toContain("s3cret-value");
+    expect(readFileSync(`/proc/${process.pid}/environ`, "utf8")).not.toContain("s3cret-value");
+  });
+
   it("gives each machine its own private ip and port, and keeps the ip across runs", async () => {
     const [a, b] = await Promise.all([
       driver.start(runSpec("ma", ["sleep", "30"])),
