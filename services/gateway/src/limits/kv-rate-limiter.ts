@@ -1,4 +1,5 @@
-import { type KV, Kvm } from "@nats-io/kv";
+import { type KvBucketOptions, openKvBucket } from "@hangar/service";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { RateAction } from "./actions.js";
 import { isLostCas, orgKeyToken } from "./kv-cas.js";
@@ -45,14 +46,10 @@ export class KvRateLimiter {
   private constructor(private readonly kv: KV) {}
 
   /** Opens (creating if needed) the bucket. */
-  static async open(
-    nc: NatsConnection,
-    opts: { bucket?: string; replicas?: number } = {},
-  ): Promise<KvRateLimiter> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? RATE_LIMITS_BUCKET, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-      ttl: BUCKET_TTL_MS,
+  static async open(nc: NatsConnection, opts: KvBucketOptions = {}): Promise<KvRateLimiter> {
+    const kv = await openKvBucket(nc, opts.bucket ?? RATE_LIMITS_BUCKET, {
+      replicas: opts.replicas,
+      ttlMs: BUCKET_TTL_MS,
     });
     return new KvRateLimiter(kv);
   }
@@ -114,7 +111,7 @@ export class KvRateLimiter {
 }
 
 /** The key of an org's bucket for an action; a slug KV keys cannot hold is hex-encoded. */
-export function bucketKey(org: string, action: RateAction): string {
+function bucketKey(org: string, action: RateAction): string {
   return `${orgKeyToken(org)}.${action}`;
 }
 

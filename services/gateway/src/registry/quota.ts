@@ -1,4 +1,5 @@
-import { type KV, Kvm } from "@nats-io/kv";
+import { type KvBucketOptions, openKvBucket } from "@hangar/service";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { isLostCas, orgKeyToken } from "../limits/kv-cas.js";
 import { RegistryError } from "./errors.js";
@@ -42,15 +43,10 @@ export class KvBlobUsage implements BlobUsage {
   private constructor(private readonly kv: KV) {}
 
   /** Opens (creating if needed) the bucket. */
-  static async open(
-    nc: NatsConnection,
-    opts: { bucket?: string; replicas?: number } = {},
-  ): Promise<KvBlobUsage> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? BLOB_USAGE_BUCKET, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-    });
-    return new KvBlobUsage(kv);
+  static async open(nc: NatsConnection, opts: KvBucketOptions = {}): Promise<KvBlobUsage> {
+    return new KvBlobUsage(
+      await openKvBucket(nc, opts.bucket ?? BLOB_USAGE_BUCKET, { replicas: opts.replicas }),
+    );
   }
 
   async usedBy(org: string): Promise<number> {
