@@ -1,3 +1,7 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { AppConfig } from "@hangar/config";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parse as parseDotenv } from "dotenv";
@@ -115,7 +119,38 @@ export async function rollSecrets(
   return { release: release.version, machines: result.machines.map((m) => m.id) };
 }
 
-/** Applies an update and, unless staged or detached, rolls the machines onto it. */
+/**
+ * Starts `hangar secrets deploy -a <app>` as a process of its own that outlives this one (the roll is
+ * client-driven, so a detached roll needs a process), its output in a log file.
+ */
+function rollInBackground(app: string, waitTimeoutS: number | undefined): { pid: number; log: string } {
+  const entry = process.argv[1];
+  if (!entry) {
+    throw new CliError(
+      "cannot find the hangar command to roll in the background",
+      "run `hangar secrets deploy`",
+    );
+  }
+  const log = join(tmpdir(), `hangar-secrets-roll-${app}-${Date.now()}.log`);
+  const out = openSync(log, "a", 0o600);
+  try {
+    const wait = waitTimeoutS !== undefined ? ["--wait-timeout", `${waitTimeoutS}s`] : [];
+    const child = spawn(
+      process.execPath,
+      [...process.execArgv, entry, "secrets", "deploy", "-a", app, ...wait],
+      {
+        detached: true,
+        stdio: ["ignore", out, out],
+      },
+    );
+    child.unref();
+    return { pid: child.pid ?? 0, log };
+  } finally {
+    closeSync(out);
+  }
+}
+
+/** Applies an update and, unless staged, rolls the machines onto it (in the background when detached). */
 async function apply(
   ctx: Context,
   flags: SecretsFlags,
@@ -136,8 +171,9 @@ async function apply(
   }
   progress(`${subject} of app ${app} (version ${listing.version})\n`);
   if (flags.detach) {
-    progress(`Not rolling the machines (--detach): they get the new values when they next start\n`);
-    if (flags.json) printJson(ctx, { app, staged: false, rolled: null, ...listing });
+    const roll = rollInBackground(app, flags.waitTimeout);
+    progress(`Rolling the machines in the background (pid ${roll.pid}), its output in ${roll.log}\n`);
+    if (flags.json) printJson(ctx, { app, staged: false, rolled: { background: roll }, ...listing });
     return;
   }
   const rolled = await rollSecrets(api, app, {
@@ -156,7 +192,7 @@ function withCommon(cmd: Command, stage: boolean): Command {
   if (stage) {
     cmd
       .option("--stage", "record the change without rolling the machines: the next deploy applies it")
-      .option("--detach", "apply at once, but do not wait for (nor start) a roll of the machines");
+      .option("--detach", "apply at once and roll the machines in the background, without waiting");
   }
   return cmd.addOption(
     new Option(
