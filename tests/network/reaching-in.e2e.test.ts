@@ -130,7 +130,7 @@ describe("hangar proxy", () => {
       env: { HANGAR_API_URL: p.apiUrl, HANGAR_API_TOKEN: "not-the-token" },
     }).exited;
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/invalid bearer token/);
+    expect(bad.stderr).toMatch(/malformed token/);
     expect(bad.stderr).toMatch(/the API token was refused/);
     const unknown = await runCliIn(home, ["proxy", `0:${ECHO_PORT}`, "-a", "nowhere"]);
     expect(unknown.code).not.toBe(0);
@@ -207,7 +207,7 @@ describe("hangar ssh console", () => {
   it("is refused without a valid token, for a machine not started, and for another app's machine", async () => {
     const bad = await runCliIn(badHome, ["ssh", "console", "-a", "reach", "-C", "true"]);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toMatch(/invalid bearer token/);
+    expect(bad.stderr).toMatch(/malformed token/);
     const idle = await runCliIn(home, ["ssh", "console", "-a", "reach", "--machine", idleId, "-C", "true"]);
     expect(idle.code).toBe(1);
     expect(idle.stderr).toMatch(/is created: tunnels need a started machine/);

@@ -122,7 +122,7 @@ describe("hangar logs through the gateway", () => {
     expect(none.stderr).toContain("no API token");
     const wrong = await runHangar(["logs", "-a", app], { env: cliEnv("not-the-token") });
     expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toContain("invalid bearer token");
+    expect(wrong.stderr).toContain("malformed token");
     const raw = await p.api.call("GET", `/apps/${app}/logs?no_tail=true`, undefined, { token: null });
     expect(raw.status).toBe(401);
     expect(raw.body).toEqual({
