@@ -78,6 +78,32 @@ interface SendOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** How long one call may wait in all for the org's rate limit before its 429 is the answer. */
+const RATE_LIMIT_MAX_WAIT_MS = 120_000;
+
+/** A 429's `Retry-After` (whole seconds) in ms, or undefined when absent or not a number of seconds. */
+export function retryAfterOf(res: Pick<Response, "headers">): number | undefined {
+  const value = res.headers.get("retry-after")?.trim();
+  if (value === undefined || !/^\d{1,6}$/.test(value)) return undefined;
+  // At least a little: a 0 would make the retry a busy loop.
+  return Math.max(Number(value) * 1000, 100);
+}
+
+/** Resolves after `ms`, or rejects with the signal's reason once it aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 function reasonOf(err: unknown): string {
   // undici wraps the socket error: "fetch failed" with the useful part in `cause`.
@@ -136,22 +162,35 @@ export class ApiClient {
       ...options.headers,
     };
     const streamed = options.body !== undefined && typeof options.body !== "string";
-    let res: Response;
-    try {
-      res = await fetch(url, {
-        method,
-        headers,
-        ...(options.body !== undefined ? { body: options.body as RequestInit["body"] } : {}),
-        // undici sends an async iterable body as it is read, which fetch only allows half-duplex.
-        ...(streamed ? { duplex: "half" } : {}),
-        ...signalOf(options),
-      } as RequestInit);
-    } catch (err) {
-      if (options.signal?.aborted) throw err;
-      throw new ConnectionError(this.base, reasonOf(err));
+    let waited = 0;
+    for (;;) {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers,
+          ...(options.body !== undefined ? { body: options.body as RequestInit["body"] } : {}),
+          // undici sends an async iterable body as it is read, which fetch only allows half-duplex.
+          ...(streamed ? { duplex: "half" } : {}),
+          ...signalOf(options),
+        } as RequestInit);
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        throw new ConnectionError(this.base, reasonOf(err));
+      }
+      // Over the org's rate limit: the call was refused and charged nothing, so it is sent again once
+      // Retry-After has passed, as flyctl does, up to RATE_LIMIT_MAX_WAIT_MS in all. A streamed body
+      // has been consumed and cannot be sent again.
+      const retryAfterMs = res.status === 429 && !streamed ? retryAfterOf(res) : undefined;
+      if (retryAfterMs !== undefined && waited + retryAfterMs <= RATE_LIMIT_MAX_WAIT_MS) {
+        await res.body?.cancel();
+        await sleep(retryAfterMs, options.signal);
+        waited += retryAfterMs;
+        continue;
+      }
+      if (!res.ok) throw await errorFrom(res, method, path);
+      return res;
     }
-    if (!res.ok) throw await errorFrom(res, method, path);
-    return res;
   }
 
   /**
