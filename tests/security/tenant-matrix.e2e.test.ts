@@ -384,6 +384,18 @@ describe("tenant isolation", () => {
     expect(failures.sort()).toEqual([]);
   }, 300_000);
 
+  it("a repository of no app is the platform's: the operator pushes base images there, an org's token finds nothing", async () => {
+    const start = (token: string) =>
+      fetch(`${p.apiUrl}/v2/library/base/blobs/uploads/`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}` },
+      });
+    expect((await start(tokens.op)).status).toBe(202);
+    for (const t of ["admin", "deploy", "ro", "exec", "att"] as const)
+      expect((await start(tokens[t])).status).toBe(404);
+    expect((await start(attenuateToken(tokens.op, { readOnly: true }))).status).toBe(403);
+  });
+
   it("a caveat naming an unknown app denies, and a forged signature is 401", async () => {
     const ghost = attenuateToken(tokens.admin, { apps: ["ghost"] });
     expect((await p.api.call("GET", "/apps/t1a", undefined, { token: ghost })).status).toBe(403);

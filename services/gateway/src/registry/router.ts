@@ -3,7 +3,7 @@ import { join } from "node:path";
 import type { Logger } from "@hangar/telemetry";
 import { type Context, Hono } from "hono";
 import type { TokenAuth } from "../http/auth.js";
-import { authorizeApp } from "../http/authz.js";
+import { authorizeApp, principalOf } from "../http/authz.js";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
 import { registryAuth } from "./auth.js";
@@ -74,11 +74,20 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
 /**
  * A repository belongs to the app its name starts with (`<app>` or `<app>/...`): pulling needs read
  * access to that app, pushing write access. Another org's repository is NAME_UNKNOWN (404) like a
- * missing one; one of the token's org outside its caveats is DENIED (403).
+ * missing one; one of the token's org outside its caveats is DENIED (403). A repository of no app
+ * (the base images an operator copies in, `library/node:20`) is the platform's: only an operator
+ * token reaches it, and it counts against no org. Returns the org the repository is in.
  */
-function authorizeRepository(c: Context<ApiEnv>, name: string): string {
+function authorizeRepository(c: Context<ApiEnv>, name: string): string | undefined {
   const app = name.split("/")[0] as string;
   const access = c.req.method === "GET" || c.req.method === "HEAD" ? "read" : "write";
+  const p = principalOf(c);
+  if (c.get("orgs").orgOf(app) === undefined && p.org === undefined && p.apps === undefined) {
+    if (p.execOnly || (p.readOnly && access === "write")) {
+      throw new RegistryError("DENIED", `token may not ${access === "read" ? "pull" : "push"} ${name}`);
+    }
+    return undefined;
+  }
   try {
     return authorizeApp(c, app, access).org;
   } catch (err) {
