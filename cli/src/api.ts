@@ -243,7 +243,8 @@ export class ApiClient {
   }
 
   /** GET /apps?org_slug= */
-  listApps(org: string): Promise<ListAppsResponse> {
+  listApps(org?: string): Promise<ListAppsResponse> {
+    // Without org_slug, the gateway lists the token's own org.
     return this.request("GET", "/apps", { query: { org_slug: org } });
   }
 
@@ -253,8 +254,9 @@ export class ApiClient {
   }
 
   /** POST /apps */
-  createApp(app: string, org: string): Promise<unknown> {
-    return this.request("POST", "/apps", { body: { app_name: app, org_slug: org } });
+  createApp(app: string, org?: string): Promise<App> {
+    // Without org_slug, the app goes to the token's own org.
+    return this.request("POST", "/apps", { body: { app_name: app, ...(org ? { org_slug: org } : {}) } });
   }
 
   /** DELETE /apps/{app} */

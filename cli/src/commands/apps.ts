@@ -26,24 +26,24 @@ export function registerApps(program: Command, ctx: Context): void {
   apps
     .command("create <name>")
     .description("create an app")
-    .option("-o, --org <slug>", "organization", "personal")
-    .action(async (name: string, opts: { org: string }) => {
+    .option("-o, --org <slug>", "organization (default: the token's)")
+    .action(async (name: string, opts: { org?: string }) => {
       const api = await ctx.api();
-      await api.createApp(name, opts.org);
-      ctx.out(`App ${name} created in organization ${opts.org}\n`);
+      const app = await api.createApp(name, opts.org);
+      ctx.out(`App ${name} created in organization ${app?.organization?.slug ?? opts.org}\n`);
     });
 
   apps
     .command("list")
     .description("list the apps of an organization")
-    .option("-o, --org <slug>", "organization", "personal")
+    .option("-o, --org <slug>", "organization (default: the token's)")
     .option("--json", "print the API's JSON")
-    .action(async (opts: { org: string; json?: boolean }) => {
+    .action(async (opts: { org?: string; json?: boolean }) => {
       const api = await ctx.api();
       const res = await api.listApps(opts.org);
       if (opts.json) return printJson(ctx, res);
       const list = res.apps ?? [];
-      if (list.length === 0) return ctx.out(`No apps in organization ${opts.org}\n`);
+      if (list.length === 0) return ctx.out(opts.org ? `No apps in organization ${opts.org}\n` : "No apps\n");
       const rows = list.map((a) => [a.name ?? "", String(a.machine_count ?? 0)]);
       ctx.out(formatTable(["NAME", "MACHINES"], rows));
     });

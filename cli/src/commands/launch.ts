@@ -22,7 +22,7 @@ interface LaunchFlags {
   name?: string;
   region?: string;
   port?: number;
-  org: string;
+  org?: string;
   create: boolean;
   yes?: boolean;
 }
@@ -33,23 +33,27 @@ function describeOutcome(file: string, outcome: FileOutcome): string {
 }
 
 /** Creates the app, or accepts an existing one of the same name in the user's organization. */
-async function createApp(ctx: Context, app: string, org: string): Promise<void> {
+async function createApp(ctx: Context, app: string, org: string | undefined): Promise<void> {
   const api = await ctx.api();
   try {
-    await api.createApp(app, org);
-    ctx.out(`Created app ${app} in organization ${org}\n`);
+    const created = await api.createApp(app, org);
+    ctx.out(`Created app ${app} in organization ${created?.organization?.slug ?? org}\n`);
     return;
   } catch (err) {
     if (!(err instanceof ApiError && err.httpStatus === 409)) throw err;
   }
-  const existing = await api.getApp(app);
-  if (existing.organization?.slug !== org) {
+  // Another org's app is a 404 to this token: taken all the same.
+  const existing = await api.getApp(app).catch((err: unknown) => {
+    if (err instanceof ApiError && err.httpStatus === 404) return undefined;
+    throw err;
+  });
+  if (!existing || (org !== undefined && existing.organization?.slug !== org)) {
     throw new CliError(
       `app name ${app} is taken by another organization`,
       "pick another name with --name, and change `app` in hangar.toml",
     );
   }
-  ctx.out(`App ${app} already exists in your organization ${org}: using it\n`);
+  ctx.out(`App ${app} already exists in your organization ${existing.organization?.slug ?? org}: using it\n`);
 }
 
 async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise<void> {
@@ -116,7 +120,7 @@ export function registerLaunch(program: Command, ctx: Context): void {
       "port the app listens on (default: the Dockerfile's EXPOSE, else 8080)",
       port,
     )
-    .option("-o, --org <slug>", "organization", "personal")
+    .option("-o, --org <slug>", "organization (default: the token's)")
     .option("--no-create", "only write the files, do not create the app")
     .option("-y, --yes", "overwrite files that exist")
     .action((dir: string | undefined, flags: LaunchFlags) => launch(ctx, dir ?? ".", flags));
