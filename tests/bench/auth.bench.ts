@@ -6,8 +6,9 @@
 //   caveats). Load: 16 keep-alive connections from this process, 20,000 requests a round after a
 //   warm-up; 4 rounds alternating the two, the best of each reported. Target: authorized >= 0.9 x plain.
 // - secret_inject_ms_p99: what opening an app's secrets adds to a machine start: the host agent's
-//   MachineSecrets.envOf (the app's sealed secrets from its folded SECRETS view, the data key
-//   unwrapped with the master key, 20 values decrypted) and the driver's env merge, p99 of 5,000
+//   MachineSecrets.envFor, as a start calls it (one direct get of the app's last SECRETS sequence so
+//   the host has folded every acknowledged change, then the app's sealed secrets from its folded
+//   view, the data key unwrapped with the master key, 20 values decrypted) and the driver's env merge, p99 of 5,000
 //   starts after 500 unmeasured ones, against a real nats-server holding the secrets the gateway's
 //   secrets backend wrote. Target: < 5 ms.
 import { spawn } from "node:child_process";
@@ -96,7 +97,7 @@ async function secretInjectTimes(): Promise<number[]> {
     const times: number[] = [];
     for (let i = 0; i < WARMUP_STARTS + STARTS; i++) {
       const t0 = performance.now();
-      const env = { ...configEnv, ...host.envOf("bench"), PORT: "8080" };
+      const env = { ...configEnv, ...(await host.envFor("bench")), PORT: "8080" };
       const ms = performance.now() - t0;
       if (Object.keys(env).length !== SECRETS + 4) throw new Error("the secrets did not all reach the env");
       if (i >= WARMUP_STARTS) times.push(ms);
