@@ -42,7 +42,7 @@ export {
   isTag,
   parseImageRef,
 } from "./ref.js";
-export { DEFAULT_REGISTRY_BUCKET, ImageRegistry, type ResolvedImage } from "./registry.js";
+export { DEFAULT_REGISTRY_BUCKET, ImageRegistry, linksBucketOf, type ResolvedImage } from "./registry.js";
 export { mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
 export * from "./runtime/mod.js";
 export { bwrapPath, resolveUser, type SandboxOptions, sandboxArgv } from "./sandbox.js";

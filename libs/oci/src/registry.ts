@@ -22,6 +22,9 @@ import { isRepositoryName, isTag, parseImageRef } from "./ref.js";
 /** The default KV bucket of tags and manifest records. */
 export const DEFAULT_REGISTRY_BUCKET = "hangar-registry";
 
+/** The KV bucket of a registry bucket's blob links: `<registry bucket>-links`, `hangar-registry-links` by default. */
+export const linksBucketOf = (registryBucket: string): string => `${registryBucket}-links`;
+
 /** An image found in the registry, with its manifest and config read. */
 export interface ResolvedImage {
   repository: string;
@@ -45,39 +48,70 @@ interface TagRecord {
 const token = (s: string): string => Buffer.from(s).toString("base64url");
 const tagKey = (repo: string, tag: string): string => `tag.${token(repo)}.${token(tag)}`;
 const manifestKey = (repo: string, d: Digest): string => `manifest.${token(repo)}.${digestHex(d)}`;
+const linkKey = (repo: string, d: Digest): string => `link.${token(repo)}.${digestHex(d)}`;
 
 /**
  * Hangar's image registry: manifests are blobs in the BlobStore, and a KV bucket records which
- * repository holds which manifest (with its media type) and where each tag points.
+ * repository holds which manifest (with its media type) and where each tag points. The BlobStore
+ * is shared by every repository, so a second bucket links each blob to the repositories it was
+ * pushed to or referenced from (as Docker Distribution does): only a linked blob may be read or
+ * mounted through a repository, so knowing another tenant's digest gets nobody its bytes.
  */
 export class ImageRegistry {
   private constructor(
     readonly blobs: BlobStore,
     private readonly kv: KV,
+    private readonly links: KV,
   ) {}
 
-  /** Opens (creating if needed) the registry's KV bucket. */
+  /** Opens (creating if needed) the registry's KV buckets: records and tags, and blob links. */
   static async open(
     nc: NatsConnection,
     blobs: BlobStore,
     opts: { bucket?: string; replicas?: number } = {},
   ): Promise<ImageRegistry> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_REGISTRY_BUCKET, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-    });
-    return new ImageRegistry(blobs, kv);
+    const bucket = opts.bucket ?? DEFAULT_REGISTRY_BUCKET;
+    const kvm = new Kvm(nc);
+    const settings = { history: 1, replicas: opts.replicas ?? 1 };
+    const kv = await kvm.create(bucket, settings);
+    const links = await kvm.create(linksBucketOf(bucket), settings);
+    return new ImageRegistry(blobs, kv, links);
+  }
+
+  /** Links a stored blob to `repository`, so it may be read and mounted from there. */
+  async linkBlob(repository: string, digest: Digest): Promise<void> {
+    checkRepository(repository);
+    await this.links.put(linkKey(repository, digest), "1");
   }
 
   /**
-   * Stores a manifest in `repository` under a tag or its digest and returns its digest. Refuses a
-   * manifest whose config, layers or (for an index) manifests are not stored.
+   * True if `digest` is a blob of `repository`: linked to it, or a manifest stored in it. A
+   * repository pushed before links existed has none; there a blob some manifest of the repository
+   * references counts too, and is linked on the way so the next look is one KV get.
+   */
+  async hasBlob(repository: string, digest: Digest): Promise<boolean> {
+    if (!isRepositoryName(repository) || !isDigest(digest)) return false;
+    if ((await this.links.get(linkKey(repository, digest)))?.operation === "PUT") return true;
+    if (await this.hasManifest(repository, digest)) return true;
+    if (!(await this.referencedByManifest(repository, digest))) return false;
+    await this.linkBlob(repository, digest);
+    return true;
+  }
+
+  /**
+   * Stores a manifest in `repository` under a tag or its digest and returns its digest, and links
+   * its config and layers (or, for an index, its manifests) to the repository. Refuses a manifest
+   * whose config, layers or (for an index) manifests are not stored. With `linkedBlobsOnly` (a
+   * tenant's push over /v2) config and layers must already be blobs of the repository, or a manifest
+   * naming another tenant's digest would link that tenant's blob here; the builder, which stored
+   * the blobs itself, leaves it off.
    */
   async putManifest(
     repository: string,
     reference: string,
     bytes: Uint8Array,
     mediaType: string,
+    opts: { linkedBlobsOnly?: boolean } = {},
   ): Promise<Digest> {
     checkRepository(repository);
     const digest = digestOf(bytes);
@@ -89,15 +123,21 @@ export class ImageRegistry {
     }
     const type = mediaType.split(";")[0]?.trim() ?? "";
     const parsed = parseManifest(bytes, type);
+    const referenced = referencedDigests(parsed);
     if ("manifests" in parsed) {
-      for (const m of parsed.manifests) {
-        if (!(await this.hasManifest(repository, m.digest))) throw new ManifestBlobUnknownError(m.digest);
+      for (const m of referenced) {
+        if (!(await this.hasManifest(repository, m))) throw new ManifestBlobUnknownError(m);
       }
     } else {
-      for (const blob of [parsed.config, ...parsed.layers]) {
-        if (!(await this.blobs.has(blob.digest))) throw new ManifestBlobUnknownError(blob.digest);
+      for (const blob of referenced) {
+        const known = opts.linkedBlobsOnly
+          ? await this.hasBlob(repository, blob)
+          : await this.blobs.has(blob);
+        if (!known) throw new ManifestBlobUnknownError(blob);
       }
     }
+    // Linked before the manifest is recorded: a manifest never names a blob its repository lacks.
+    for (const d of referenced) await this.linkBlob(repository, d);
     await this.blobs.putBytes(bytes, digest);
     await this.kv.put(
       manifestKey(repository, digest),
@@ -171,6 +211,25 @@ export class ImageRegistry {
     throw new ImageNotFoundError(ref);
   }
 
+  /** True if a manifest stored in `repository` names `digest` as its config, a layer or a child manifest. */
+  private async referencedByManifest(repository: string, digest: Digest): Promise<boolean> {
+    const prefix = `manifest.${token(repository)}.`;
+    for await (const key of await this.kv.keys(`${prefix}*`)) {
+      const record = await this.read<ManifestRecord>(key);
+      if (record === undefined) continue;
+      const manifestDigest = `sha256:${key.slice(prefix.length)}` as Digest;
+      let parsed: ImageManifest | ImageIndex;
+      try {
+        parsed = parseManifest(await this.blobs.getBytes(manifestDigest), record.mediaType);
+      } catch {
+        // A record whose manifest is gone or unreadable vouches for nothing.
+        continue;
+      }
+      if (referencedDigests(parsed).includes(digest)) return true;
+    }
+    return false;
+  }
+
   private async hasManifest(repository: string, digest: Digest): Promise<boolean> {
     return (await this.read<ManifestRecord>(manifestKey(repository, digest))) !== undefined;
   }
@@ -225,6 +284,12 @@ function parseManifest(bytes: Uint8Array, mediaType: string): ImageManifest | Im
     );
   }
   return doc as unknown as ImageManifest;
+}
+
+/** The blobs a manifest names: config and layers, or an index's manifests. */
+function referencedDigests(parsed: ImageManifest | ImageIndex): Digest[] {
+  if ("manifests" in parsed) return parsed.manifests.map((m) => m.digest);
+  return [parsed.config, ...parsed.layers].map((b) => b.digest);
 }
 
 function pickPlatform(index: ImageIndex): Descriptor | undefined {

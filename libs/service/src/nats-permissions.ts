@@ -74,6 +74,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // (its registry quota). Both shared by the gateway replicas.
     kv: [
       { bucket: "hangar-registry", write: true },
+      // Which repositories each shared blob is linked to: a repository serves only its own blobs.
+      { bucket: "hangar-registry-links", write: true },
       { bucket: "hangar-rate-limits", write: true },
       { bucket: "hangar-blob-usage", write: true },
     ],
@@ -111,6 +113,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     streams: [writer("BUILDS", "ev.build.*.*")],
     kv: [
       { bucket: "hangar-registry", write: true },
+      // Pushing an image links its blobs to its repository.
+      { bucket: "hangar-registry-links", write: true },
       { bucket: "hangar-build-cache", write: true },
     ],
     objects: [
@@ -176,6 +180,8 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
     kv: [
       { bucket: "hangar-registry", write: false },
+      // ImageRegistry.open opens the links bucket too; the agent only resolves images, never links.
+      { bucket: "hangar-registry-links", write: false },
       { bucket: "hangar-6pn", write: true },
     ],
     objects: [{ bucket: "hangar-blobs", write: false }],

@@ -1,4 +1,4 @@
-import { type Digest, isDigest } from "@hangar/oci";
+import { type Digest, isDigest, isRepositoryName } from "@hangar/oci";
 import type { Context } from "hono";
 import { requestChunks, responseStream } from "./body.js";
 import { RegistryError } from "./errors.js";
@@ -13,12 +13,14 @@ export interface OrgCharge {
 }
 
 /**
- * Stores a blob the org pushes: one the store already has costs nothing; a new one must fit the
- * org's quota (`size` when known before the bytes are read, else checked against what is left) and
- * is added to its usage once stored.
+ * Stores a blob the org pushes into repository `name` and links it there: one the store already
+ * has costs nothing (its bytes are still read and checked, so only a pusher who has them gets it
+ * linked); a new one must fit the org's quota (`size` when known before the bytes are read, else
+ * checked against what is left) and is added to its usage once stored.
  */
 async function chargedPut(
   store: RegistryStore,
+  name: string,
   digest: Digest,
   charge: OrgCharge | undefined,
   size: number | undefined,
@@ -26,18 +28,28 @@ async function chargedPut(
 ): Promise<void> {
   if (charge === undefined || (await store.blobs.has(digest))) {
     await put();
-    return;
+  } else {
+    await admitBlob(charge.quota, charge.org, size ?? 0);
+    const stored = await put();
+    await charge.quota.usage.add(charge.org, stored.size);
   }
-  await admitBlob(charge.quota, charge.org, size ?? 0);
-  const stored = await put();
-  await charge.quota.usage.add(charge.org, stored.size);
+  await store.linkBlob(name, digest);
 }
 
-/** HEAD/GET /v2/<name>/blobs/<digest>. Blobs are content-addressed and shared by every repository. */
-export async function getBlob(c: Context, store: RegistryStore, digest: Digest): Promise<Response> {
-  const size = await store.blobs.size(digest);
+/**
+ * HEAD/GET /v2/<name>/blobs/<digest>. Blobs are content-addressed and stored once for every
+ * repository, but a repository serves only those linked to it: another repository's blob is
+ * BLOB_UNKNOWN here, as if not stored (so a client pushing it uploads its bytes).
+ */
+export async function getBlob(
+  c: Context,
+  store: RegistryStore,
+  name: string,
+  digest: Digest,
+): Promise<Response> {
+  const size = (await store.hasBlob(name, digest)) ? await store.blobs.size(digest) : undefined;
   if (size === undefined)
-    throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is not in the registry`, { digest });
+    throw new RegistryError("BLOB_UNKNOWN", `blob ${digest} is not in repository ${name}`, { digest });
   const headers = {
     "content-type": "application/octet-stream",
     "content-length": String(size),
@@ -48,28 +60,40 @@ export async function getBlob(c: Context, store: RegistryStore, digest: Digest):
 }
 
 /**
- * POST /v2/<name>/blobs/uploads/: a cross-repository mount (`?mount=&from=`; the blob store is
- * shared, so any stored blob mounts), a monolithic upload (`?digest=`), or a new upload session.
+ * POST /v2/<name>/blobs/uploads/: a cross-repository mount (`?mount=&from=`), a monolithic upload
+ * (`?digest=`), or a new upload session. A mount needs a `from` the token may pull (`mayPull`) that
+ * the blob is linked to; anything else falls back to an upload session, as the spec allows, so the
+ * answer says nothing of what another org's repository holds.
  */
 export async function startUpload(
   c: Context,
   store: RegistryStore,
   uploads: UploadSessions,
   name: string,
+  mayPull: (repository: string) => boolean,
   charge?: OrgCharge,
 ): Promise<Response> {
   const mount = c.req.query("mount");
-  if (mount !== undefined && isDigest(mount) && (await store.blobs.has(mount)))
+  const from = c.req.query("from");
+  if (
+    mount !== undefined &&
+    isDigest(mount) &&
+    from !== undefined &&
+    isRepositoryName(from) &&
+    mayPull(from) &&
+    (await store.hasBlob(from, mount))
+  ) {
+    await store.linkBlob(name, mount);
     return blobCreated(c, name, mount);
+  }
   const digest = c.req.query("digest");
   if (digest !== undefined) {
     const expected = checkedDigest(digest);
-    await chargedPut(store, expected, charge, undefined, () =>
+    await chargedPut(store, name, expected, charge, undefined, () =>
       store.blobs.putStream(uploads.capped(requestChunks(c.req.raw)), expected),
     );
     return blobCreated(c, name, expected);
   }
-  // A mount of an unknown blob falls back to a plain upload, as the spec allows.
   const session = await uploads.start(name);
   return c.body(null, 202, uploadHeaders(name, session.id, 0));
 }
@@ -105,7 +129,9 @@ export async function finishUpload(
   const digest = checkedDigest(c.req.query("digest"));
   await uploads.append(session, requestChunks(c.req.raw), rangeStart(c.req.header("content-range")));
   try {
-    await chargedPut(store, digest, charge, session.size, () => store.blobs.putFile(session.file, digest));
+    await chargedPut(store, name, digest, charge, session.size, () =>
+      store.blobs.putFile(session.file, digest),
+    );
   } finally {
     // A digest mismatch ends the session too: the client has to start over anyway.
     await uploads.end(session);

@@ -56,7 +56,9 @@ export async function putManifest(
   if (isDigest(reference) && digestOf(bytes) !== reference) {
     throw new RegistryError("DIGEST_INVALID", `manifest hashes to ${digestOf(bytes)}, not ${reference}`);
   }
-  const digest = await store.putManifest(name, reference, bytes, mediaType);
+  // A tenant's manifest may name only blobs of its repository, else naming another org's digest
+  // would link that org's layer here.
+  const digest = await store.putManifest(name, reference, bytes, mediaType, { linkedBlobsOnly: true });
   return c.body(null, 201, {
     location: `/v2/${name}/manifests/${digest}`,
     "docker-content-digest": digest,

@@ -22,6 +22,8 @@ class MemoryStore implements RegistryStore {
   readonly blobMap = new Map<Digest, Buffer>();
   readonly manifests = new Map<string, { digest: Digest; mediaType: string; bytes: Uint8Array }>();
   readonly tagMap = new Map<string, string[]>();
+  /** `<repository>@<digest>` of every blob linked to a repository. */
+  readonly linkSet = new Set<string>();
 
   readonly blobs = {
     has: async (d: Digest) => this.blobMap.has(d),
@@ -48,15 +50,28 @@ class MemoryStore implements RegistryStore {
     return { digest, size: bytes.byteLength };
   }
 
+  async hasBlob(repository: string, digest: Digest) {
+    return this.linkSet.has(`${repository}@${digest}`);
+  }
+
+  async linkBlob(repository: string, digest: Digest) {
+    this.linkSet.add(`${repository}@${digest}`);
+  }
+
   async putManifest(
     repository: string,
     reference: string,
     bytes: Uint8Array,
     mediaType: string,
+    opts: { linkedBlobsOnly?: boolean } = {},
   ): Promise<Digest> {
     const m = JSON.parse(Buffer.from(bytes).toString());
-    for (const d of [m.config, ...m.layers])
-      if (!this.blobMap.has(d.digest)) throw new ManifestBlobUnknownError(d.digest);
+    for (const d of [m.config, ...m.layers]) {
+      const known = opts.linkedBlobsOnly
+        ? await this.hasBlob(repository, d.digest)
+        : this.blobMap.has(d.digest);
+      if (!known) throw new ManifestBlobUnknownError(d.digest);
+    }
     const digest = digestOf(bytes);
     const entry = { digest, mediaType, bytes };
     this.manifests.set(`${repository}@${digest}`, entry);
@@ -254,6 +269,7 @@ describe("manifests and tags", () => {
   async function pushImage(tag: string) {
     const config = Buffer.from("{}");
     store.blobMap.set(digestOf(config), config);
+    await store.linkBlob("org/team/app", digestOf(config));
     const manifest = JSON.stringify({
       schemaVersion: 2,
       mediaType: MediaType.ociManifest,

@@ -52,7 +52,9 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
       const path = parseRegistryPath(c.req.path.replace(/^\/v2(?=\/|$)/, ""));
       if (path === undefined)
         throw new RegistryError("NAME_UNKNOWN", `no registry endpoint at ${c.req.path}`);
-      const org = path.kind === "base" ? undefined : authorizeRepository(c, path.name);
+      const read = c.req.method === "GET" || c.req.method === "HEAD";
+      const org =
+        path.kind === "base" ? undefined : authorizeRepository(c, path.name, read ? "read" : "write");
       const charge = o.quota && org !== undefined ? { org, quota: o.quota } : undefined;
       return await dispatch(c, path, o.store, uploads, charge);
     } catch (error) {
@@ -78,9 +80,8 @@ export function registryRoutes(o: RegistryRoutesOptions): Hono<ApiEnv> {
  * (the base images an operator copies in, `library/node:20`) is the platform's: only an operator
  * token reaches it, and it counts against no org. Returns the org the repository is in.
  */
-function authorizeRepository(c: Context<ApiEnv>, name: string): string | undefined {
+function authorizeRepository(c: Context<ApiEnv>, name: string, access: "read" | "write"): string | undefined {
   const app = name.split("/")[0] as string;
-  const access = c.req.method === "GET" || c.req.method === "HEAD" ? "read" : "write";
   const p = principalOf(c);
   if (c.get("orgs").orgOf(app) === undefined && p.org === undefined && p.apps === undefined) {
     if (p.execOnly || (p.readOnly && access === "write")) {
@@ -94,6 +95,17 @@ function authorizeRepository(c: Context<ApiEnv>, name: string): string | undefin
     if (!(err instanceof ApiError)) throw err;
     if (err.code === "permission_denied") throw new RegistryError("DENIED", err.message);
     throw new RegistryError("NAME_UNKNOWN", `repository ${name} not found`);
+  }
+}
+
+/** True if the token may pull `repository`: the source of a cross-repository mount. */
+function mayPull(c: Context<ApiEnv>, repository: string): boolean {
+  try {
+    authorizeRepository(c, repository, "read");
+    return true;
+  } catch (err) {
+    if (err instanceof RegistryError) return false;
+    throw err;
   }
 }
 
@@ -117,9 +129,13 @@ async function dispatch(
       if (method === "GET" || method === "HEAD") return getManifest(c, store, path.name, path.reference);
       return method === "PUT" ? putManifest(c, store, path.name, path.reference) : unsupported();
     case "blob":
-      return method === "GET" || method === "HEAD" ? getBlob(c, store, path.digest) : unsupported();
+      return method === "GET" || method === "HEAD"
+        ? getBlob(c, store, path.name, path.digest)
+        : unsupported();
     case "uploads":
-      return method === "POST" ? startUpload(c, store, uploads, path.name, charge) : unsupported();
+      return method === "POST"
+        ? startUpload(c, store, uploads, path.name, (from) => mayPull(c, from), charge)
+        : unsupported();
     case "upload":
       if (method === "GET") return uploadStatus(c, uploads, path.name, path.id);
       if (method === "PATCH") return patchUpload(c, uploads, path.name, path.id);
