@@ -113,7 +113,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   }
   if (deps.orgs) api.route("/v1", orgRoutes(deps.orgs));
   api.route("/v1", appRoutes(deps.backend));
-  api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots));
+  api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots, deps.registry));
   for (const routes of [machineActionRoutes, leaseRoutes]) {
     api.route("/v1", routes(deps.backend));
   }
@@ -131,7 +131,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     );
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
-  if (deps.releases) api.route("/v1", releaseRoutes(deps.releases));
+  if (deps.releases) api.route("/v1", releaseRoutes(deps.releases, deps.registry));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.secrets) api.route("/v1", secretRoutes(deps.secrets));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));

@@ -1,17 +1,24 @@
 import { CreateMachineRequestSchema, UpdateMachineRequestSchema } from "@hangar/config";
 import { Hono } from "hono";
+import type { RegistryStore } from "../registry/mod.js";
 import type { MachinesBackend } from "./backend.js";
 import { readBody } from "./body.js";
 import { type ApiEnv, requestContext } from "./context.js";
 import { admitDirImage } from "./dir-images.js";
+import { admitImage } from "./image-access.js";
 import { appFor, MACHINE_PATH, machineTarget } from "./params.js";
 import { destroyOptions, listFilter } from "./query.js";
 
 /**
  * `/apps/{app}/machines` routes: list, create, show, update, destroy. A `dir:` image must lie under
- * `dirImageRoots` (none: `dir:` images are off).
+ * `dirImageRoots` (none: `dir:` images are off). An image of another org's app is refused as not
+ * found (image-access.ts); `registry` tells whether an operator's `library/x` shadows such an app.
  */
-export function machineRoutes(backend: MachinesBackend, dirImageRoots: readonly string[] = []): Hono<ApiEnv> {
+export function machineRoutes(
+  backend: MachinesBackend,
+  dirImageRoots: readonly string[] = [],
+  registry?: RegistryStore,
+): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/machines", async (c) => {
       return c.json(await backend.listMachines(appFor(c, "read"), listFilter(c), requestContext(c)));
@@ -20,6 +27,7 @@ export function machineRoutes(backend: MachinesBackend, dirImageRoots: readonly 
       const app = appFor(c, "write");
       const input = await readBody(c, CreateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
+      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.config.image);
       return c.json(await backend.createMachine(app, input, requestContext(c)));
     })
     .get(MACHINE_PATH, async (c) => {
@@ -29,6 +37,7 @@ export function machineRoutes(backend: MachinesBackend, dirImageRoots: readonly 
       const [app, id, ctx] = machineTarget(c, "write");
       const input = await readBody(c, UpdateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
+      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.config.image);
       return c.json(await backend.updateMachine(app, id, input, ctx));
     })
     .delete(MACHINE_PATH, async (c) => {
