@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
 import { request } from "node:http";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { BUNDLE_ROOT } from "@hangar/oci";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   InvalidMachineSpecError,
@@ -12,6 +14,7 @@ import {
   runChecks,
 } from "../src/driver/mod.js";
 import { listPids, readCmdline, readProcStat } from "../src/driver/proc.js";
+import { containerIdOf } from "../src/driver/sandbox.js";
 import {
   groupGone,
   groupMembers,
@@ -84,6 +87,16 @@ describe("ProcessDriver: start", () => {
     // Nor the wrapper's, nor the driver's own.
     expect(readFileSync(`/proc/${m.pid}/environ`, "utf8")).not.toContain("s3cret-value");
     expect(readFileSync(`/proc/${process.pid}/environ`, "utf8")).not.toContain("s3cret-value");
+  });
+
+  it("removes the bundle (the env, secrets included) when a start fails after writing it", async () => {
+    // run.json a folder with a file in it: recording the run, right after the bundle is written, fails.
+    await mkdir(join(stateDir, "mb", "run.json", "in-the-way"), { recursive: true });
+    const bundle = join(BUNDLE_ROOT, containerIdOf(stateDir, "mb"));
+    await expect(
+      driver.start(runSpec("mb", ["sleep", "30"], { secretEnv: { TOKEN: "s3cret-value" } })),
+    ).rejects.toThrow(/run\.json/);
+    expect(existsSync(bundle)).toBe(false);
   });
 
   it("gives each machine its own private ip and port, and keeps the ip across runs", async () => {

@@ -466,7 +466,7 @@ export class ProcessDriver {
 
   /** Prepares every part of the run in order, then starts the wrapper and records its pid. */
   async #spawn(run: RunSetup): Promise<RunningMachine> {
-    const { spec, dir } = run;
+    const { spec } = run;
     const { machineId } = spec;
     for (const part of this.#parts.all) {
       try {
@@ -482,8 +482,8 @@ export class ProcessDriver {
         );
       }
     }
-    const { privateIp, privateIpv6, port, cgroup } = run;
-    const { secretEnv, ...recorded } = spec;
+    const { privateIp, privateIpv6, port } = run;
+    const { secretEnv } = spec;
     const env = {
       PATH: process.env.PATH ?? DEFAULT_PATH,
       ...spec.env,
@@ -494,6 +494,37 @@ export class ProcessDriver {
       FLY_PRIVATE_IP: privateIpv6 || privateIp,
     };
     const containerId = containerIdOf(this.#stateDir, machineId);
+    let machine: RunningMachine;
+    let ended: Promise<void>;
+    try {
+      ({ machine, ended } = await this.#startSandbox(run, containerId, env));
+    } catch (err) {
+      // The bundle holds the environment, secrets included: a start that failed after writing it
+      // (the run record, the spawn, the pid) must not leave it on disk until a later start or adoption.
+      await removeBundle(containerId).catch((removeErr: unknown) =>
+        this.#logger.warn({ err: removeErr, machineId }, "could not remove the bundle of a failed start"),
+      );
+      throw err;
+    }
+    // A signal from outside reaches a namespace's init only once it handles it: start returns when
+    // the init has forked the app, so a stop or signal right after it is not lost.
+    await Promise.race([untilInitForked(containerId, BUNDLE_WAIT_MS), ended]);
+    return { ...machine };
+  }
+
+  /**
+   * Writes the bundle, starts the wrapper (crun under it), records its pid and removes the bundle
+   * once crun has its copy. A throw may leave the bundle: the caller removes it.
+   */
+  async #startSandbox(
+    run: RunSetup,
+    containerId: string,
+    env: Record<string, string>,
+  ): Promise<{ machine: RunningMachine; ended: Promise<void> }> {
+    const { spec, dir } = run;
+    const { machineId } = spec;
+    const { privateIp, privateIpv6, port, cgroup } = run;
+    const { secretEnv: _secretEnv, ...recorded } = spec;
     let launch: { argv: string[]; cwd: string; env: Record<string, string> };
     try {
       // What crun kept of a run killed with it (a SIGKILL to the group) would refuse the id.
@@ -603,10 +634,7 @@ export class ProcessDriver {
     const ended = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     await Promise.race([untilCreated(containerId, BUNDLE_WAIT_MS), ended]);
     await removeBundle(containerId);
-    // A signal from outside reaches a namespace's init only once it handles it: start returns when
-    // the init has forked the app, so a stop or signal right after it is not lost.
-    await Promise.race([untilInitForked(containerId, BUNDLE_WAIT_MS), ended]);
-    return { ...machine };
+    return { machine, ended };
   }
 
   async #adoptOne(machineId: string, result: AdoptResult): Promise<void> {
