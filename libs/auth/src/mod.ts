@@ -1,5 +1,6 @@
 export {
   attenuateToken,
+  MAX_EXPIRES_AT,
   mintToken,
   type Principal,
   TOKEN_KINDS,

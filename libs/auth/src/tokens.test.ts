@@ -3,6 +3,7 @@ import { newMacaroon } from "macaroon";
 import { describe, expect, it } from "vitest";
 import {
   attenuateToken,
+  MAX_EXPIRES_AT,
   mintToken,
   TOKEN_PREFIX,
   TokenError,
@@ -129,6 +130,24 @@ describe("verifyToken refuses", () => {
     const noKind = newMacaroon({ identifier: "t2", rootKey: key });
     noKind.addFirstPartyCaveat("org = acme");
     expect(refusal(() => verifyToken(key, encode(noKind.exportJSON()), NOW))).toBe("unknown_caveat");
+  });
+
+  it("an expiry caveat past the year 9999, signed or attenuated offline, as malformed", () => {
+    // 9e15 ms is past what a Date can hold: rendering it threw a RangeError (a 500 from whoami).
+    for (const at of ["9000000000000000", String(MAX_EXPIRES_AT + 1)]) {
+      const m = newMacaroon({ identifier: `t-far-${at}`, rootKey: key });
+      m.addFirstPartyCaveat("kind = org");
+      m.addFirstPartyCaveat("org = acme");
+      m.addFirstPartyCaveat(`expires < ${at}`);
+      expect(refusal(() => verifyToken(key, encode(m.exportJSON()), NOW))).toBe("malformed");
+    }
+    const atMax = mintToken(key, { id: "t-max", kind: "org", org: "acme", expiresAt: MAX_EXPIRES_AT });
+    expect(verifyToken(key, atMax, NOW).expiresAt).toBe(MAX_EXPIRES_AT);
+    expect(() =>
+      mintToken(key, { id: "t", kind: "org", org: "acme", expiresAt: MAX_EXPIRES_AT + 1 }),
+    ).toThrow(TypeError);
+    const admin = mintToken(key, { id: "t-admin", kind: "org", org: "acme" });
+    expect(() => attenuateToken(admin, { expiresAt: 9e15 })).toThrow(TypeError);
   });
 
   it("text that is not a token", () => {

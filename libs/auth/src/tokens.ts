@@ -49,8 +49,14 @@ function checkName(what: string, name: string): string {
   return name;
 }
 
+/**
+ * The latest expiry a token may carry: 9999-12-31T23:59:59.999Z. Past it a time has no four-digit year
+ * and, far enough out, no Date at all, so a caveat beyond it is malformed rather than "never expires".
+ */
+export const MAX_EXPIRES_AT = 253_402_300_799_999;
+
 function checkExpiry(expiresAt: number): number {
-  if (!Number.isSafeInteger(expiresAt) || expiresAt < 0) {
+  if (!Number.isSafeInteger(expiresAt) || expiresAt < 0 || expiresAt > MAX_EXPIRES_AT) {
     throw new TypeError(`expiresAt ${expiresAt} is not a time in ms since the epoch`);
   }
   return expiresAt;
@@ -171,7 +177,9 @@ const CAVEATS: [RegExp, (p: Principal, arg: string) => void][] = [
   [
     /^expires < (\d{1,16})$/,
     (p, ms) => {
-      p.expiresAt = p.expiresAt === undefined ? Number(ms) : Math.min(p.expiresAt, Number(ms));
+      const at = Number(ms);
+      if (at > MAX_EXPIRES_AT) throw new TokenError("malformed", `expiry ${ms} is past the year 9999`);
+      p.expiresAt = p.expiresAt === undefined ? at : Math.min(p.expiresAt, at);
     },
   ],
 ];

@@ -26,7 +26,21 @@ const CreateTokenSchema = z.strictObject({
   name: z.string().max(100).optional(),
 });
 
-const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
+// The range a Date can hold (±8.64e15 ms from the epoch).
+const DATE_MAX_MS = 8.64e15;
+
+/**
+ * A time in ms as ISO 8601, or null when there is none. Total: an expiry recorded before expiries were
+ * bounded may lie past what a Date holds, and must not make every later listing of its org throw; it
+ * renders as the last time a Date can express.
+ */
+export function iso(ms: number | undefined): string | null {
+  if (ms === undefined || Number.isNaN(ms)) return null;
+  return new Date(Math.max(-DATE_MAX_MS, Math.min(DATE_MAX_MS, Math.trunc(ms)))).toISOString();
+}
+
+/** The longest expiry a token can be minted with: 20 years, the default of Fly's deploy tokens. */
+export const MAX_TOKEN_EXPIRY_MS = 20 * 365 * 24 * 3_600_000;
 
 function tokenView(t: TokenRecord) {
   return {
@@ -52,6 +66,9 @@ function expiryOf(p: Principal, expiry: string | undefined): number | undefined 
       throw ApiError.of("invalid_argument", `expiry: "${expiry}" is not a duration such as 720h`);
     }
     if (ms <= 0) throw ApiError.of("invalid_argument", "expiry: must be a positive duration");
+    if (!(ms <= MAX_TOKEN_EXPIRY_MS)) {
+      throw ApiError.of("invalid_argument", `expiry: at most ${MAX_TOKEN_EXPIRY_MS / 3_600_000}h (20 years)`);
+    }
     requested = Date.now() + Math.ceil(ms);
   }
   // A token cannot outlive the one that minted it; otherwise an expiring token could renew itself.

@@ -143,6 +143,14 @@ export class Orgs implements OrgDirectory {
     if (req.org !== undefined) await this.ensureRecorded(req.org);
     const id = newTokenId();
     const home = req.org ?? OPERATOR_AGGREGATE;
+    // Minted before it is recorded: a token that cannot be minted must not leave a TokenIssued behind.
+    const token = mintToken(this.key, {
+      id,
+      kind: req.kind,
+      ...(req.org !== undefined ? { org: req.org } : {}),
+      ...(req.apps !== undefined ? { apps: req.apps } : {}),
+      ...(req.expiresAtMs !== undefined ? { expiresAt: req.expiresAtMs } : {}),
+    });
     await this.run(home, {
       type: "IssueToken",
       id,
@@ -152,13 +160,6 @@ export class Orgs implements OrgDirectory {
       apps: req.apps ?? [],
       expiresAtMs: req.expiresAtMs,
       nowMs: Date.now(),
-    });
-    const token = mintToken(this.key, {
-      id,
-      kind: req.kind,
-      ...(req.org !== undefined ? { org: req.org } : {}),
-      ...(req.apps !== undefined ? { apps: req.apps } : {}),
-      ...(req.expiresAtMs !== undefined ? { expiresAt: req.expiresAtMs } : {}),
     });
     return { token, record: this.token(id) as TokenRecord };
   }
