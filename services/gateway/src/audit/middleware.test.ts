@@ -52,6 +52,7 @@ function auditedApi(as: Principal = principal): { api: Hono<ApiEnv>; entries: Au
       throw ApiError.of("permission_denied", "token is read-only");
     })
     .get("/apps/:app_name/machines/:machine_id", (c) => c.json({ id: c.req.param("machine_id") }))
+    .get("/apps/:app_name/machines/:machine_id/console", (c) => c.body(null, 200))
     .delete("/apps/:app_name", (c) => {
       appOrgs.delete(c.req.param("app_name"));
       return c.body(null, 202);
@@ -98,6 +99,15 @@ describe("auditCalls", () => {
     expect((await api.request("/v1/apps/web/machines/m-1/stop", { method: "POST" })).status).toBe(403);
     expect((await api.request("/v1/apps/web/machines/m-1")).status).toBe(200);
     expect(entries).toEqual([]);
+  });
+
+  it("records a console opened by HEAD, which Hono answers with the GET handler, as the GET's action", async () => {
+    const { api, entries } = auditedApi();
+    expect((await api.request("/v1/apps/web/machines/m-1/console", { method: "HEAD" })).status).toBe(200);
+    expect((await api.request("/v1/apps/web/machines/m-1", { method: "HEAD" })).status).toBe(200);
+    expect(entries).toMatchObject([
+      { action: "console.open", target: "m-1", app: "web", org: "acme", method: "HEAD" },
+    ]);
   });
 
   it("records an app's deletion under the org the app was in, which the directory forgets", async () => {

@@ -26,7 +26,8 @@ async function describeCall(
   c: Context<ApiEnv>,
   before: { app: string; org: string | undefined } | undefined,
 ): Promise<Pick<AuditEntry, "action" | "target" | "org" | "app"> | undefined> {
-  const method = c.req.method;
+  // Hono answers HEAD with the GET handler: a HEAD is described (and audited) as that GET.
+  const method = c.req.method === "HEAD" ? "GET" : c.req.method;
   // Read after the handler ran: the route (and its params) are the handler's, not this middleware's.
   const pattern = routePath(c);
   const orgOfApp = (app: string) =>

@@ -29,6 +29,12 @@ describe("rate-limited routes", () => {
       app: "web",
     });
     expect(rateLimitedCall("GET", "/v1/apps/web/machines/m1")).toEqual({ action: "machine_get", app: "web" });
+    // Hono answers HEAD with the GET handler: a HEAD spends the GET's budget.
+    expect(rateLimitedCall("HEAD", "/v1/apps/web/machines")).toEqual({ action: "machine_get", app: "web" });
+    expect(rateLimitedCall("HEAD", "/v1/apps/web/machines/m1")).toEqual({
+      action: "machine_get",
+      app: "web",
+    });
     expect(rateLimitedCall("POST", "/v1/apps")).toEqual({ action: "app_create", app: undefined });
     expect(rateLimitedCall("POST", "/v1/apps/web/machines/m1")).toBeUndefined(); // update
     expect(rateLimitedCall("GET", "/v1/apps/web/machines/m1/events")).toBeUndefined();

@@ -63,8 +63,10 @@ const compiled = RATE_LIMITED_ROUTES.map((route) => ({
 
 /** The action a request spends, or undefined for a route that is not rate-limited. */
 export function rateLimitedCall(method: string, path: string): RateLimitedCall | undefined {
+  // Hono answers HEAD with the GET handler, so a HEAD spends the GET's budget.
+  const as = method === "HEAD" ? "GET" : method;
   for (const route of compiled) {
-    if (route.method !== method) continue;
+    if (route.method !== as) continue;
     const m = route.regex.exec(path);
     if (m) return { action: route.action, app: m.groups?.app_name && decodeSegment(m.groups.app_name) };
   }

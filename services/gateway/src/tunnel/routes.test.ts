@@ -23,8 +23,11 @@ class Recorder implements TunnelOpener {
   }
 }
 
-/** A GET through the whole API, as an upgrade (with the binding the server gives one) unless `plain`. */
-async function get(path: string, o: { token?: string; plain?: boolean } = {}) {
+/**
+ * A GET (or `method`) through the whole API, as an upgrade (with the binding the server gives one)
+ * unless `plain`.
+ */
+async function get(path: string, o: { token?: string; plain?: boolean; method?: string } = {}) {
   const tunnels = new Recorder();
   const api = createApi({
     // Only the tunnel routes are called.
@@ -43,8 +46,10 @@ async function get(path: string, o: { token?: string; plain?: boolean } = {}) {
   };
   const headers: Record<string, string> = { authorization: `Bearer ${o.token ?? TOKEN}` };
   if (!o.plain) Object.assign(headers, { connection: "Upgrade", upgrade: "hangar-tunnel" });
-  const res = await api.request(path, { headers }, o.plain ? {} : { upgrade });
-  return { res, tunnels, accepted, body: res.status === 200 ? undefined : await res.json() };
+  const res = await api.request(path, { headers, method: o.method ?? "GET" }, o.plain ? {} : { upgrade });
+  // A HEAD's answer has no body.
+  const body = res.status === 200 || o.method === "HEAD" ? undefined : await res.json();
+  return { res, tunnels, accepted, body };
 }
 
 describe("tunnel routes", () => {
@@ -94,6 +99,9 @@ describe("tunnel routes", () => {
       { path: "/v1/apps/web/console?tty=maybe", o: {}, status: 400, error: /tty: expected/ },
       { path: "/v1/apps/Bad_App/tunnel?port=1", o: {}, status: 400 },
       { path: "/v1/apps/gone/tunnel?port=1", o: {}, status: 404, error: /app gone not found/ },
+      // Hono runs GET handlers for HEAD, and Node upgrades a HEAD: a console opened so went unaudited.
+      { path: "/v1/apps/web/machines/m1/console", o: { method: "HEAD" }, status: 400 },
+      { path: "/v1/apps/web/tunnel?port=1", o: { method: "HEAD" }, status: 400 },
     ];
     for (const c of cases) {
       const { res, tunnels, accepted, body } = await get(c.path, c.o);

@@ -59,6 +59,13 @@ export const portTarget = (c: Context): TunnelTarget => ({
 export function tunnelRoutes(tunnels: TunnelOpener): Hono<ApiEnv> {
   const handler =
     (target: (c: Context) => TunnelTarget, withMachine: boolean) => async (c: Context<ApiEnv>) => {
+      // Hono runs GET handlers for HEAD too, and Node hands a HEAD with Connection: Upgrade to the
+      // upgrade path; but middlewares (the audit among them) see "HEAD", so only a GET may open one.
+      if (c.req.method !== "GET")
+        throw ApiError.of(
+          "invalid_argument",
+          `this endpoint is a tunnel: open it with GET, not ${c.req.method}`,
+        );
       const app = appFor(c, "exec");
       const machineId = withMachine ? machineParam(c) : undefined;
       const upgrade = c.env?.upgrade;
