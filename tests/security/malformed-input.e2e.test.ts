@@ -93,6 +93,29 @@ function streamedBody(bytes: number): ReadableStream<Uint8Array> {
   });
 }
 
+/** A secrets update of values up to 64 KiB each, its body 256 bytes under 1 MiB. */
+function nearLimitSecrets(): string {
+  const values: Record<string, string> = {};
+  let body = "";
+  for (let i = 0; ; i++) {
+    const room = MIB - 256 - JSON.stringify({ values: { ...values, [`BIG_${i}`]: "" } }).length;
+    values[`BIG_${i}`] = "v".repeat(Math.min(64 * 1024, room));
+    body = JSON.stringify({ values });
+    if (room <= 64 * 1024) break;
+  }
+  if (body.length >= MIB) throw new Error(`secrets body of ${body.length} bytes is over the limit`);
+  return body;
+}
+
+/** A machine config whose env fills its body to 256 bytes under 1 MiB. */
+function nearLimitConfig(skipLaunch: boolean): string {
+  const shape = (big: string) =>
+    JSON.stringify({ config: { ...helloConfig(), env: { BIG: big } }, skip_launch: skipLaunch });
+  const body = shape("e".repeat(MIB - 256 - shape("").length));
+  if (body.length >= MIB) throw new Error(`machine body of ${body.length} bytes is over the limit`);
+  return body;
+}
+
 beforeAll(async () => {
   p = await startTestPlatform();
   nc = await p.connectNats();
@@ -127,6 +150,15 @@ describe("malformed input", () => {
         expect: [413],
       },
       { what: "app body over 1 MiB", method: "POST", path: "/v1/apps", body: overLimit, expect: [413] },
+      // Secrets just under 1 MiB, which pass the body limit (64 KiB values, ~1 MiB in all), are over
+      // one update's total: refused before they become an event over NATS's max_payload (a 500).
+      {
+        what: "secrets of ~1 MiB in one update",
+        method: "POST",
+        path: `/v1/apps/${APP}/secrets`,
+        body: nearLimitSecrets(),
+        expect: [413],
+      },
       // Invalid JSON.
       {
         what: "invalid JSON: create machine",
@@ -368,4 +400,25 @@ describe("malformed input", () => {
     expect(outcomes.filter((o) => o.status >= 500)).toEqual([]);
     expect(after).toEqual(before);
   });
+
+  // A body just under 1 MiB passes every input limit, so its machine is created and updated: the
+  // command and event carrying it are over 1 MiB, which nats-server's default max_payload refused
+  // (a 500); the platform runs it with 4 MB.
+  it("takes a machine config of ~1 MiB on create and update, with no 500", async () => {
+    const machines = `/v1/apps/${APP}/machines`;
+    const created = await fetch(`${p.apiUrl}${machines}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${p.token}`, "content-type": "application/json" },
+      body: nearLimitConfig(true),
+    });
+    const createdBody = (await created.json()) as { id?: string; error?: string };
+    expect({ status: created.status, error: createdBody.error }).toEqual({ status: 200, error: undefined });
+    const updated = await fetch(`${p.apiUrl}${machines}/${createdBody.id}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${p.token}`, "content-type": "application/json" },
+      body: nearLimitConfig(true),
+    });
+    const updatedBody = (await updated.json()) as { error?: string };
+    expect({ status: updated.status, error: updatedBody.error }).toEqual({ status: 200, error: undefined });
+  }, 60_000);
 });

@@ -198,6 +198,9 @@ class NatsServerProcess implements NatsServer {
     const lines = [
       "host: 127.0.0.1",
       `port: ${port ?? -1}`,
+      // The platform's (deploy/k8s nats.conf): an API body may be 1 MiB, and its event (or command)
+      // is larger than the body once encoded; the default 1 MiB would refuse it.
+      "max_payload: 4MB",
       `ports_file_dir: ${JSON.stringify(this.#workDir)}`,
       name === undefined ? "" : `server_name: ${JSON.stringify(name)}`,
       jetstream ? `jetstream { store_dir: ${JSON.stringify(this.storeDir)} }` : "",

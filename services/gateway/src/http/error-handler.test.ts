@@ -7,6 +7,7 @@ import {
 } from "@hangar/eventstore";
 import { CommandError } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
+import { InvalidArgumentError } from "@nats-io/transport-node";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import type { ApiEnv } from "./context.js";
@@ -150,4 +151,17 @@ it("answers unknown routes with a Fly-shaped 404", async () => {
   const res = await app.request("/nope", { method: "PUT" });
   expect(res.status).toBe(404);
   expect(await res.json()).toEqual({ error: "no route for PUT /nope", status: "not_found" });
+});
+
+it("sends the NATS client's refusal of a message over max_payload, even wrapped, as 413", async () => {
+  // The error the client throws (nats-core's protocol.js) for a publish or request over max_payload.
+  const refusal = InvalidArgumentError.format("payload", "max_payload size exceeded");
+  const wrapped = new Error("append machine event failed", { cause: refusal });
+  for (const err of [refusal, wrapped]) {
+    const res = await appThrowing(err).app.request("/boom");
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { status: string }).status).toBe("resource_exhausted");
+  }
+  // Another invalid argument of the client stays an unexpected error.
+  expect(toApiError(InvalidArgumentError.format("subject", "is not valid"))).toBeUndefined();
 });

@@ -98,6 +98,13 @@ export class ApiError extends Error {
  */
 export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof ApiError) return err;
+  // A message larger than nats-server's max_payload (the client refuses it before sending): the
+  // request was too large to record, whatever stage found it, so the client's fault, not a 500.
+  if (exceedsMaxPayload(err)) {
+    return new ApiError("resource_exhausted", "request too large to record; send less at once", {
+      cause: err,
+    });
+  }
   // An event store error that says it may pass (a conflict that outlasted its retries, a lost
   // acknowledgement): the client may ask again, which is a 503, not a 500.
   if (err instanceof EventStoreError && err.retryable) {
@@ -108,4 +115,12 @@ export function toApiError(err: unknown): ApiError | undefined {
   // A failing service's message may say more than a client should read.
   const message = err.code === "internal" ? "internal error" : err.message;
   return new ApiError(code, message, { cause: err });
+}
+
+/** Whether `err`, or an error it wraps, is the NATS client's refusal of a message over max_payload. */
+function exceedsMaxPayload(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (e.message.includes("max_payload size exceeded")) return true;
+  }
+  return false;
 }

@@ -35,13 +35,29 @@ function secretNameRule(name: string): string {
   return `${JSON.stringify(name.slice(0, 64))} is not an environment variable name (letters, digits and _, not starting with a digit)`;
 }
 
+/**
+ * Most bytes of values (UTF-8) one update may set. A 1 MiB body of values becomes a SecretsUpdated
+ * event of more than 1 MiB once sealed and encoded; half of it leaves ample room under any
+ * nats-server's max_payload, and an app needing more can set its secrets in several calls.
+ */
+export const MAX_SECRETS_UPDATE_BYTES = 512 * 1024;
+
 async function updateBody(c: Context): Promise<SecretsUpdate> {
   const body = await readBody(c, UpdateSchema);
+  let total = 0;
   for (const [name, value] of Object.entries(body.values)) {
     if (!isSecretName(name)) throw ApiError.of("invalid_argument", `values: ${secretNameRule(name)}`);
-    if (value !== null && Buffer.byteLength(value, "utf8") > MAX_SECRET_VALUE_BYTES) {
+    const bytes = value === null ? 0 : Buffer.byteLength(value, "utf8");
+    if (bytes > MAX_SECRET_VALUE_BYTES) {
       throw ApiError.of("invalid_argument", `values.${name}: longer than ${MAX_SECRET_VALUE_BYTES} bytes`);
     }
+    total += bytes;
+  }
+  if (total > MAX_SECRETS_UPDATE_BYTES) {
+    throw ApiError.of(
+      "resource_exhausted",
+      `values: ${total} bytes in one update, more than ${MAX_SECRETS_UPDATE_BYTES}; set them in several calls`,
+    );
   }
   return { values: body.values, stage: body.stage ?? false };
 }
