@@ -1,5 +1,6 @@
 // Issue 13 review, gateway auth and limits hardening: token expiries are bounded (20 years) and
-// refused before anything is recorded.
+// refused before anything is recorded; an org's limits are the operator's to set, and creating orgs
+// spends the creating org's app_create budget.
 import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -50,5 +51,33 @@ describe("token expiry", () => {
     expect(Date.parse(ok.body.expires_at)).toBeGreaterThan(Date.now() + 19 * 365 * 24 * 3_600_000);
     expect((await p.api.call("GET", "/tokens?org=hx", undefined, { token: admin })).status).toBe(200);
     expect((await p.api.call("GET", "/tokens")).status).toBe(200);
+  });
+});
+
+describe("tenants cannot escape their limits", () => {
+  it("an org admin may not set its org's limits (403), nor another org's (404); the operator may", async () => {
+    const body = { limits: { machine_create: 1_000_000 } };
+    const own = await p.api.call("PUT", "/orgs/hx/limits", body, { token: admin });
+    expect(own.status).toBe(403);
+    expect(own.body).toMatchObject({ status: "permission_denied" });
+    expect((await p.api.call("PUT", "/orgs/personal/limits", body, { token: admin })).status).toBe(404);
+    const byOperator = await p.api.call<{ limits: Record<string, number> }>("PUT", "/orgs/hx/limits", body);
+    expect(byOperator.status).toBe(200);
+    expect(byOperator.body.limits.machine_create).toBe(1_000_000);
+  });
+
+  it("creating orgs spends the creator's app_create budget; the operator's are free", async () => {
+    const { token } = await p.api.ok<{ token: string }>("POST", "/orgs", { slug: "maker" });
+    // The test platform raises every limit: the operator lowers this org's own.
+    await p.api.ok("PUT", "/orgs/maker/limits", { limits: { app_create: 3 } });
+    for (let i = 0; i < 3; i++) {
+      expect((await p.api.call("POST", "/orgs", { slug: `maker-${i}` }, { token })).status).toBe(201);
+    }
+    const over = await p.api.call("POST", "/orgs", { slug: "maker-3" }, { token });
+    expect(over.status).toBe(429);
+    expect(over.body).toMatchObject({ status: "rate_limited" });
+    expect((await p.api.call("GET", "/orgs/maker-3")).status).toBe(404);
+    for (let i = 0; i < 6; i++)
+      expect((await p.api.call("POST", "/orgs", { slug: `op-${i}` })).status).toBe(201);
   });
 });

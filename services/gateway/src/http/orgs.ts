@@ -131,6 +131,9 @@ export function orgRoutes(orgs: Orgs): Hono<ApiEnv> {
     .put("/orgs/:slug/limits", async (c) => {
       const slug = c.req.param("slug");
       authorizeOrg(c, slug, "write");
+      // Limits bound what a tenant may spend: an org's own admin setting them would lift its own bounds.
+      if (!isOperator(principalOf(c)))
+        throw ApiError.of("permission_denied", "only an operator token may set an org's limits");
       const input = await readBody(c, LimitsSchema);
       await orgs.setLimits(slug, input.limits);
       return c.json({ slug, limits: orgs.limitsOf(slug) });

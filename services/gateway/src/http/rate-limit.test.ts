@@ -68,6 +68,7 @@ function app(limiter: RateLimiter, principal: Partial<Principal> = {}): Hono<Api
     c.req.query("fail") ? c.json({ error: "bad", status: "invalid_argument" }, 400) : c.json({ id: "m1" }),
   );
   a.post("/v1/apps", (c) => c.json({}, 201));
+  a.post("/v1/orgs", (c) => c.json({}, 201));
   return a;
 }
 
@@ -117,6 +118,20 @@ describe("rate-limit middleware", () => {
     });
     expect(res.status).toBe(201);
     expect(limiter.charged).toEqual(["other.app_create"]);
+  });
+
+  it("a new org spends the creating token's org's app_create budget; the operator's is not charged", async () => {
+    const limiter = new CountingLimiter(1);
+    const newOrg = (a: Hono<ApiEnv>) => a.request("/v1/orgs", { method: "POST", body: '{"slug":"fresh"}' });
+    expect((await newOrg(app(limiter))).status).toBe(201);
+    expect(limiter.charged).toEqual(["acme.app_create"]);
+    // Unlimited, a tenant could mint orgs, each with a fresh budget and blob quota.
+    const over = await newOrg(app(limiter));
+    expect(over.status).toBe(429);
+    expect(await over.json()).toMatchObject({ status: "rate_limited" });
+    const asked = limiter.asked.length;
+    expect((await newOrg(app(limiter, { org: undefined, kind: "operator" }))).status).toBe(201);
+    expect(limiter.asked.length).toBe(asked);
   });
 
   it("an unreadable store refuses mutations with 503 and lets reads through", async () => {

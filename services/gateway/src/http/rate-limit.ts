@@ -32,7 +32,8 @@ const ACCESS: Record<RateAction, Access> = {
 /**
  * Rate-limits the calls of RATE_LIMITED_ROUTES per org and action, after the token middleware.
  * The org is the app's (authorized here, so a call another org's token cannot make never spends
- * anyone's budget) or, for a new app, the one its body names. Over budget: 429 `rate_limited` with
+ * anyone's budget), for a new app the one its body names, and for a new org the calling token's own
+ * (the operator's is not charged). Over budget: 429 `rate_limited` with
  * Retry-After in whole seconds. Only a 2xx answer is charged. When the store cannot be read,
  * mutations are refused with 503 (failing closed) and reads go through (failing open), logged.
  */
@@ -42,8 +43,14 @@ export function rateLimit(s: RateLimitSettings): MiddlewareHandler<ApiEnv> {
     // A name that is no app name is the route's 400 to give (and costs nothing).
     if (call === undefined || (call.app !== undefined && !validate(AppNameSchema, call.app).ok))
       return next();
-    const org =
-      call.app !== undefined ? authorizeApp(c, call.app, ACCESS[call.action]).org : await orgOfNewApp(c);
+    let org: string;
+    if (call.app !== undefined) org = authorizeApp(c, call.app, ACCESS[call.action]).org;
+    else if (call.payer === "token") {
+      const own = c.get("principal").org;
+      // The operator's token has no org: it is the platform's, and nothing limits it.
+      if (own === undefined) return next();
+      org = own;
+    } else org = await orgOfNewApp(c);
     const limit = limitOf(call.action, s.limits, c.get("orgs").limitsOf(org), s.periodMs);
     let decision: RateDecision;
     try {

@@ -10,7 +10,8 @@ import {
 
 describe("rate-limited routes", () => {
   it("every pattern of the table is a route of the API", () => {
-    const api = createApi({ backend: {} as never, auth: {} as never });
+    // With orgs, so that /v1/orgs is mounted.
+    const api = createApi({ backend: {} as never, auth: {} as never, orgs: {} as never });
     const routes = new Set(api.routes.map((r) => `${r.method} ${r.path}`));
     for (const { method, path } of RATE_LIMITED_ROUTES) expect(routes).toContain(`${method} ${path}`);
   });
@@ -36,6 +37,11 @@ describe("rate-limited routes", () => {
       app: "web",
     });
     expect(rateLimitedCall("POST", "/v1/apps")).toEqual({ action: "app_create", app: undefined });
+    expect(rateLimitedCall("POST", "/v1/orgs")).toEqual({
+      action: "app_create",
+      app: undefined,
+      payer: "token",
+    });
     expect(rateLimitedCall("POST", "/v1/apps/web/machines/m1")).toBeUndefined(); // update
     expect(rateLimitedCall("GET", "/v1/apps/web/machines/m1/events")).toBeUndefined();
     expect(rateLimitedCall("POST", "/v1/apps/%E0%A4%A/machines")?.app).toBe("%E0%A4%A");

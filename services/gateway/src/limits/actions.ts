@@ -28,6 +28,11 @@ export interface RateLimitedRoute {
   method: string;
   path: string;
   action: RateAction;
+  /**
+   * Who pays when the path names no app: "token" charges the calling token's own org (a token of no
+   * org, the operator's, is not charged); otherwise the org the body names (a new app's).
+   */
+  payer?: "token";
 }
 
 const MACHINE = "/v1/apps/:app_name/machines/:machine_id";
@@ -39,6 +44,9 @@ const MACHINE = "/v1/apps/:app_name/machines/:machine_id";
 export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "POST", path: "/v1/apps", action: "app_create" },
   { method: "DELETE", path: "/v1/apps/:app_name", action: "app_create" },
+  // Each new org comes with a fresh budget and blob quota: creating them is charged like apps, to the
+  // creator's org, so a tenant cannot mint orgs at will.
+  { method: "POST", path: "/v1/orgs", action: "app_create", payer: "token" },
   { method: "POST", path: "/v1/apps/:app_name/machines", action: "machine_create" },
   { method: "DELETE", path: MACHINE, action: "machine_create" },
   { method: "POST", path: `${MACHINE}/start`, action: "machine_start" },
@@ -53,6 +61,8 @@ export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
 export interface RateLimitedCall {
   action: RateAction;
   app: string | undefined;
+  /** Set when the calling token's org pays (see RateLimitedRoute). */
+  payer?: "token";
 }
 
 const compiled = RATE_LIMITED_ROUTES.map((route) => ({
@@ -68,7 +78,10 @@ export function rateLimitedCall(method: string, path: string): RateLimitedCall |
   for (const route of compiled) {
     if (route.method !== as) continue;
     const m = route.regex.exec(path);
-    if (m) return { action: route.action, app: m.groups?.app_name && decodeSegment(m.groups.app_name) };
+    if (m) {
+      const app = m.groups?.app_name && decodeSegment(m.groups.app_name);
+      return route.payer ? { action: route.action, app, payer: route.payer } : { action: route.action, app };
+    }
   }
   return undefined;
 }
