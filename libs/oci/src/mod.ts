@@ -16,6 +16,7 @@ export {
   UnknownUserError,
 } from "./errors.js";
 export { run as runTool } from "./exec.js";
+export { reachesForeignApp } from "./image-owner.js";
 export { writeImage } from "./image-writer.js";
 export { applyLayer, createLayer, type LayerFile } from "./layer.js";
 export { LayerStore } from "./layer-store.js";

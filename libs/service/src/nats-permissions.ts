@@ -110,7 +110,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
   {
     user: "builder",
     role: "image builds",
-    streams: [writer("BUILDS", "ev.build.*.*")],
+    // APPS: which org holds each app, so a build's FROM may not reach another org's images.
+    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS")],
     kv: [
       { bucket: "hangar-registry", write: true },
       // Pushing an image links its blobs to its repository.

@@ -9,7 +9,12 @@ import {
   buildsStream,
 } from "@hangar/domain";
 import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import { DEFAULT_REGISTRY_HOST } from "@hangar/oci";
+import {
+  availableBaseImages,
+  DEFAULT_REGISTRY_HOST,
+  reachesForeignApp,
+  UnknownBaseImageError,
+} from "@hangar/oci";
 import { AggregateView } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -40,6 +45,11 @@ export interface BuilderOptions {
   logSubjectPrefix?: string;
   /** The most a build context may unpack to (default MAX_CONTEXT_BYTES). */
   maxContextBytes?: number;
+  /**
+   * The org of an app (the APPS view; undefined for no such app). A build's FROM and COPY --from
+   * may not reach another org's app repository: it fails as an unknown base image would.
+   */
+  orgOf(app: string): string | undefined;
 }
 
 /** The most a build context may unpack to by default: 2 GiB. */
@@ -193,6 +203,27 @@ export class Builder {
     }
   }
 
+  /**
+   * The build deps of a build of `app`: a base image of another org's app answers exactly like one
+   * that does not exist, so a Dockerfile learns nothing of other orgs' images. An app the view does
+   * not know has no org, so every app repository is foreign to it.
+   */
+  private depsFor(app: string): BuildDeps {
+    const { deps, orgOf } = this.opts;
+    const org = orgOf(app) ?? "";
+    const official = async (repository: string, reference: string) =>
+      (await deps.registry.getManifest(repository, reference)) !== undefined;
+    return {
+      ...deps,
+      async resolveImage(ref) {
+        if (await reachesForeignApp(ref, org, orgOf, official)) {
+          throw new UnknownBaseImageError(ref, availableBaseImages());
+        }
+        return deps.resolveImage(ref);
+      },
+    };
+  }
+
   private async runBuild(aggregateId: string, state: BuildState, signal: AbortSignal): Promise<void> {
     if (state.status === "absent") return;
     const { logger, nc } = this.opts;
@@ -219,7 +250,7 @@ export class Builder {
         this.opts.maxContextBytes ?? MAX_CONTEXT_BYTES,
       );
       const result = await buildImage(
-        this.opts.deps,
+        this.depsFor(app),
         {
           contextDir: join(workDir, "context"),
           workDir: join(workDir, "steps"),

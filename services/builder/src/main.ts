@@ -1,5 +1,5 @@
-import { buildsStream } from "@hangar/domain";
-import { runService } from "@hangar/service";
+import { appDecider, appsStream, buildsStream } from "@hangar/domain";
+import { AggregateView, runService } from "@hangar/service";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
 import { openBuildDeps } from "./platform.js";
@@ -8,12 +8,15 @@ import { checkBuilderHost } from "./preflight.js";
 await runService({
   name: "builder",
   config,
-  streams: [buildsStream],
+  streams: [buildsStream, appsStream],
   async start({ nc, store, logger, registry, config }) {
     // A host without what RUN steps need fails here, saying what is missing, rather than at each build.
     await checkBuilderHost();
     const dataDir = config.HANGAR_BUILDER_DIR;
     const { deps, contexts } = await openBuildDeps(nc, dataDir, {}, config.HANGAR_STREAM_REPLICAS);
+    // Which org holds each app: a build may not take its base from another org's app repository.
+    const apps = await AggregateView.start(store, appsStream, appDecider);
+    await apps.caughtUp;
     const builder = await Builder.start({
       nc,
       store,
@@ -23,8 +26,18 @@ await runService({
       dataDir,
       registry,
       maxContextBytes: config.HANGAR_BUILDER_MAX_CONTEXT_MB * 2 ** 20,
+      orgOf: (app) => {
+        const a = apps.get(app);
+        return a?.status === "created" ? a.orgSlug : undefined;
+      },
     });
     logger.info({ builder_id: builder.builderId, data_dir: dataDir }, "builder started");
-    return builder;
+    return {
+      health: () => builder.health(),
+      stop: async () => {
+        await builder.stop();
+        await apps.stop();
+      },
+    };
   },
 });

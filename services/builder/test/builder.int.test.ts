@@ -38,6 +38,8 @@ const buckets = {
 };
 const logger = createLogger("builder-test", { level: "silent" });
 const APP = "demo";
+// The org of each app, as the builder's APPS view would say: demo's images are acme's own.
+const ORG_OF: Record<string, string> = { [APP]: "acme", "zeta-app": "zeta" };
 // Small enough for a test to pass cheaply (a gzipped context of zeros), large enough for the fixtures.
 const MAX_CONTEXT_BYTES = 8 * 2 ** 20;
 
@@ -73,8 +75,11 @@ async function requestBuild(
     target?: string;
     network?: boolean;
     gzip?: boolean;
+    /** The app the build is for (default APP). */
+    app?: string;
   } = {},
 ): Promise<string> {
+  const app = opts.app ?? APP;
   const buildId = `b${Date.now().toString(36)}${++buildCounter}`;
   const { stdout } = await run("tar", [opts.gzip ? "-cz" : "-c", "-f", "-", "-C", dir, "."], {
     encoding: "buffer",
@@ -84,19 +89,19 @@ async function requestBuild(
   const os = await new Objm(nc).create(buckets.contexts);
   await os.putBlob({ name: buildId }, tar);
   await requests.handle(
-    buildAggregateId(APP, buildId),
+    buildAggregateId(app, buildId),
     {
       type: "RequestBuild",
       request: {
         buildId,
-        app: APP,
+        app,
         contextObject: buildId,
         contextDigest: `sha256:${createHash("sha256").update(tar).digest("hex")}`,
         dockerfile: "Dockerfile",
         buildArgs: { NODE_MAJOR, ...opts.buildArgs },
         target: opts.target ?? "",
         ...(opts.network ? { network: true } : {}),
-        repository: APP,
+        repository: app,
         tag: opts.tag ?? buildId,
       },
     },
@@ -105,16 +110,16 @@ async function requestBuild(
   return buildId;
 }
 
-async function events(buildId: string): Promise<BuildEvent[]> {
-  const { events } = await store.readAggregate(stream, buildAggregateId(APP, buildId));
+async function events(buildId: string, app = APP): Promise<BuildEvent[]> {
+  const { events } = await store.readAggregate(stream, buildAggregateId(app, buildId));
   return events.map((e) => e.event);
 }
 
 /** Waits for the build's outcome and returns all its events. */
-async function outcome(buildId: string, timeoutMs = 240_000): Promise<BuildEvent[]> {
+async function outcome(buildId: string, timeoutMs = 240_000, app = APP): Promise<BuildEvent[]> {
   return poll(
     async () => {
-      const all = await events(buildId);
+      const all = await events(buildId, app);
       return all.some((e) => e.type === "BuildSucceeded" || e.type === "BuildFailed") ? all : undefined;
     },
     { what: `build ${buildId} to finish`, timeoutMs },
@@ -202,6 +207,7 @@ beforeAll(async () => {
         stream,
         builderId: `test-${prefix}-${name}/${process.pid}`,
         maxContextBytes: MAX_CONTEXT_BYTES,
+        orgOf: (app) => ORG_OF[app],
       }),
     );
   }
@@ -387,6 +393,29 @@ describe("the builder", () => {
         /^the build context unpacks to more than 8 MiB: leave files out with \.dockerignore, or raise HANGAR_BUILDER_MAX_CONTEXT_MB/,
       );
       expect(stepsOf(all)).toHaveLength(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses FROM and COPY --from of another org's app image with the unknown-base message, and lets its own org use it", async () => {
+    await outcome(earlyBuild); // demo:v1 exists once it has succeeded
+    const dir = await mkdtemp(join(tmpdir(), "hangar-builder-foreign-"));
+    const build = async (app: string, dockerfile: string) => {
+      await writeFile(join(dir, "Dockerfile"), dockerfile);
+      return outcome(await requestBuild(dir, { app }), 60_000, app);
+    };
+    const failure = async (app: string, dockerfile: string) =>
+      only(await build(app, dockerfile), "BuildFailed").message ?? "";
+    try {
+      const unknown = await failure("zeta-app", "FROM nosuch-base:v1\n");
+      for (const ref of [`${APP}:v1`, `${DEFAULT_REGISTRY_HOST}/${APP}:v1`]) {
+        const from = await failure("zeta-app", `FROM ${ref}\n`);
+        expect(from).toBe(unknown.replaceAll("nosuch-base:v1", ref));
+        const copy = await failure("zeta-app", `FROM scratch\nCOPY --from=${ref} /etc /etc\n`);
+        expect(copy).toBe(unknown.replaceAll("nosuch-base:v1", ref).replace(/^line 1:/, "line 2:"));
+      }
+      only(await build(APP, `FROM ${APP}:v1\n`), "BuildSucceeded");
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
