@@ -1,6 +1,8 @@
 export {
   attenuateToken,
+  MAX_CAVEATS,
   MAX_EXPIRES_AT,
+  MAX_TOKEN_LENGTH,
   mintToken,
   type Principal,
   TOKEN_KINDS,

@@ -73,7 +73,17 @@ function appsCaveat(apps: readonly string[]): string {
 const encode = (m: Macaroon): string =>
   TOKEN_PREFIX + Buffer.from(JSON.stringify(m.exportJSON())).toString("base64url");
 
+/**
+ * The largest token and the most caveats one may carry. Verification costs a pure-JS HMAC per caveat
+ * and is cached only on success, so without a bound anyone could make the gateway hash a forged 16 KB
+ * token of ~1,200 caveats (~11 ms) on every request; a real token has a handful.
+ */
+export const MAX_TOKEN_LENGTH = 4096;
+export const MAX_CAVEATS = 32;
+
 function decode(token: string): Macaroon {
+  if (token.length > MAX_TOKEN_LENGTH)
+    throw new TokenError("malformed", `a token is at most ${MAX_TOKEN_LENGTH} characters`);
   if (!token.startsWith(TOKEN_PREFIX))
     throw new TokenError("malformed", `a token starts with ${TOKEN_PREFIX}`);
   const body = token.slice(TOKEN_PREFIX.length);
@@ -90,8 +100,13 @@ function decode(token: string): Macaroon {
     ) {
       throw new Error("not a v2 JSON macaroon");
     }
+    const caveats = (json as { c?: unknown }).c;
+    if (Array.isArray(caveats) && caveats.length > MAX_CAVEATS) {
+      throw new TokenError("malformed", `a token has at most ${MAX_CAVEATS} caveats`);
+    }
     return importMacaroon(json);
   } catch (err) {
+    if (err instanceof TokenError) throw err;
     throw new TokenError("malformed", `not a macaroon: ${(err as Error).message}`);
   }
 }
