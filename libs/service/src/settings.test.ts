@@ -57,6 +57,29 @@ describe("service settings", () => {
     expect(warnings[0]).toMatch(/^HANGAR_ECHO_PORT is ignored: HANGAR_ECHO_BOX_OPS_PORT is set too/);
   });
 
+  it("takes the secrets master keys out of the environment once loaded, keeping them in the settings", () => {
+    const withKeys = defineServiceConfig("key-box", {
+      HANGAR_KEY_BOX_OPS_PORT: port(4998, { description: "ops" }),
+      HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
+      HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
+    });
+    const saved = { ...process.env };
+    try {
+      process.env.HANGAR_SECRETS_KEY = "current-key";
+      process.env.HANGAR_SECRETS_PREVIOUS_KEYS = "old-key";
+      const settings = withKeys.load(process.env, () => {});
+      expect(settings.HANGAR_SECRETS_KEY).toBe("current-key");
+      expect(settings.HANGAR_SECRETS_PREVIOUS_KEYS).toEqual(["old-key"]);
+      expect(process.env.HANGAR_SECRETS_KEY).toBeUndefined();
+      expect(process.env.HANGAR_SECRETS_PREVIOUS_KEYS).toBeUndefined();
+    } finally {
+      for (const key of ["HANGAR_SECRETS_KEY", "HANGAR_SECRETS_PREVIOUS_KEYS"]) {
+        if (saved[key] === undefined) delete process.env[key];
+        else process.env[key] = saved[key];
+      }
+    }
+  });
+
   it("refuses bad values, naming each variable, its value and what it wants", () => {
     const bad = () => load({ HANGAR_ECHO_BOX_OPS_PORT: "70000", HANGAR_ECHO_BOX_MODE: "shout" });
     expect(bad).toThrow(ConfigError);

@@ -139,7 +139,13 @@ export function settingPrefix(service: string): string {
   return `HANGAR_${service.toUpperCase().replace(/-/g, "_")}_`;
 }
 
-/** Defines a service's settings; its own must follow the naming rule and include its ops port. */
+/** Settings holding secret key material, which `load` deletes from the environment it read. */
+const KEYS_TAKEN_FROM_ENV = ["HANGAR_SECRETS_KEY", "HANGAR_SECRETS_PREVIOUS_KEYS"] as const;
+
+/**
+ * Defines a service's settings; its own must follow the naming rule and include its ops port.
+ * Loading them takes the secrets master keys out of the environment (KEYS_TAKEN_FROM_ENV).
+ */
 export function defineServiceConfig<Own extends z.ZodRawShape>(
   service: string,
   own: Own,
@@ -160,8 +166,13 @@ export function defineServiceConfig<Own extends z.ZodRawShape>(
     load(env = process.env, warn = (message) => process.stderr.write(`${message}\n`)) {
       const { values, from } = withLegacyNames(schema, env, warn);
       const parsed = schema.safeParse(values);
-      // zod cannot see through the generic spread; the object is exactly the shared shape plus Own.
-      if (parsed.success) return parsed.data as ServiceSettings<Own>;
+      if (parsed.success) {
+        // The master keys live on in the settings only: out of the environment, no child the
+        // service spawns (the DNS resolver, a machine's wrapper, a build) inherits them.
+        for (const key of KEYS_TAKEN_FROM_ENV) delete env[key];
+        // zod cannot see through the generic spread; the object is exactly the shared shape plus Own.
+        return parsed.data as ServiceSettings<Own>;
+      }
       const lines = parsed.error.issues.map((issue) => {
         const key = String(issue.path[0]);
         const name = from.get(key) ?? key;
