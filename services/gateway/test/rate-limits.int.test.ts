@@ -78,6 +78,20 @@ describe("token buckets in NATS KV", () => {
     expect((await limiter.decide("a.b", "volume", limit)).ok).toBe(false);
     expect((await limiter.decide("a-b", "volume", limit)).ok).toBe(true);
   });
+
+  it("a free-text org and the slug of its former key encoding have buckets of their own", async () => {
+    const limiter = await KvRateLimiter.open(a, { bucket });
+    const limit = { count: 1, periodMs: 60_000 };
+    // "my org" was keyed `x6d79206f7267`, a slug anyone can create: they shared one budget.
+    for (const org of ["my org", "My_Org"]) {
+      await admitted(await limiter.decide(org, "volume", limit)).charge();
+      expect((await limiter.decide(org, "volume", limit)).ok).toBe(false);
+    }
+    expect((await limiter.decide("x6d79206f7267", "volume", limit)).ok).toBe(true);
+    expect((await limiter.decide(`_${Buffer.from("my org").toString("hex")}`, "volume", limit)).ok).toBe(
+      true,
+    );
+  });
 });
 
 describe("stored blob bytes per org in NATS KV", () => {
@@ -90,6 +104,10 @@ describe("stored blob bytes per org in NATS KV", () => {
     await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? one : two).add("org-q", 100)));
     expect(await one.usedBy("org-q")).toBe(1000);
     expect(await two.usedBy("org-other")).toBe(0);
+    // A free-text org's usage is not a slug's: "my org" and `x6d79206f7267` shared one counter.
+    await one.add("my org", 5);
+    expect(await two.usedBy("my org")).toBe(5);
+    expect(await two.usedBy("x6d79206f7267")).toBe(0);
     await new Kvm(a).open(usageBucket).then((kv) => kv.destroy());
   });
 });
