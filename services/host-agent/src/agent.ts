@@ -395,12 +395,13 @@ export class HostAgent {
     let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
     try {
       const { images, sandbox, dirImageRoots } = this.opts;
+      const org = await this.orgOf(m.app);
       const run = await resolveRun(m, {
         ...(sandbox ? { sandbox } : {}),
         ...(images ? { images } : {}),
         ...(dirImageRoots ? { dirImageRoots } : {}),
+        ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
       });
-      const org = await this.orgOf(m.app);
       const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =

@@ -1,7 +1,12 @@
-import type { ImageRegistry, LayerStore } from "@hangar/oci";
+import { type ImageRegistry, type LayerStore, parseImageRef, reachesForeignApp } from "@hangar/oci";
 import type { Logger } from "@hangar/telemetry";
 import { Histogram, type Registry } from "prom-client";
-import type { ImageSource, PulledImage } from "./run-spec.js";
+import type { ImageOwner, ImageSource, PulledImage } from "./run-spec.js";
+
+/** An image a machine may not run: another org's app's, refused as if it did not exist. */
+export class ForeignImageError extends Error {
+  override name = "ForeignImageError";
+}
 
 export interface ImagePullerOptions {
   registry: ImageRegistry;
@@ -30,11 +35,17 @@ export class ImagePuller implements ImageSource {
     });
   }
 
-  /** Resolves `ref` and returns its config and unpacked layers, top layer first. */
-  async pull(ref: string): Promise<PulledImage> {
+  /**
+   * Resolves `ref` and returns its config and unpacked layers, top layer first. With `owner`, an image
+   * of another org's app is refused (ForeignImageError): the gateway checks at create and update, and
+   * this check at each pull covers a name another org took since (e.g. an app named `redis` pushed
+   * after a machine was made with `redis:7`).
+   */
+  async pull(ref: string, owner?: ImageOwner): Promise<PulledImage> {
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
     try {
+      if (owner && (await this.#foreign(ref, owner))) throw new ForeignImageError(`image ${ref} not found`);
       const image = await this.#opts.registry.resolve(ref);
       const dirs: string[] = [];
       // One at a time: unpacking is disk-bound, and a 2-core host also runs the machines.
@@ -61,5 +72,27 @@ export class ImagePuller implements ImageSource {
       this.#seconds.observe({ outcome: "error" }, elapsed());
       throw err;
     }
+  }
+
+  /** Whether `ref` reaches another org's app: the orgs of the apps it may name are looked up first. */
+  async #foreign(ref: string, owner: ImageOwner): Promise<boolean> {
+    let repository: string;
+    try {
+      repository = parseImageRef(ref).repository;
+    } catch {
+      return false;
+    }
+    // The apps the ref may name: its repository's first segment, and without `library/` (the
+    // resolver's fallback).
+    const apps = [repository, repository.replace(/^library\//, "")].map((r) => r.split("/")[0] ?? "");
+    const orgs = new Map<string, string | undefined>();
+    for (const app of new Set(apps)) orgs.set(app, await owner.orgOf(app));
+    const registry = this.#opts.registry;
+    return reachesForeignApp(
+      ref,
+      owner.org,
+      (app) => orgs.get(app),
+      async (repo, reference) => (await registry.getManifest(repo, reference)) !== undefined,
+    );
   }
 }

@@ -129,8 +129,15 @@ export interface PulledImage {
 }
 
 /** Fetches OCI images onto the host. */
+/** Whose machine an image is pulled for: its org, and how to find which org holds an app. */
+export interface ImageOwner {
+  org: string;
+  orgOf(app: string): Promise<string | undefined>;
+}
+
 export interface ImageSource {
-  pull(ref: string): Promise<PulledImage>;
+  /** With `owner`, an image of another org's app is refused as not found. */
+  pull(ref: string, owner?: ImageOwner): Promise<PulledImage>;
 }
 
 /** Whether this host runs OCI images, decided once at agent start. */
@@ -146,6 +153,8 @@ export interface RunContext {
   images?: ImageSource;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none refuses them. */
   dirImageRoots?: readonly string[];
+  /** The machine's org, so that its image is checked at every pull, not only when it was created. */
+  owner?: ImageOwner;
 }
 
 /** An OCI image that this host cannot run, or whose config gives nothing to run. */
@@ -186,7 +195,7 @@ export async function resolveRun(m: ExistingMachine, ctx?: RunContext): Promise<
       throw new ImageRunError(`image ${cfg.image} cannot run on this host: ${ctx.sandbox.reason}`);
     if (!ctx.images)
       throw new ImageRunError(`image ${cfg.image} cannot run: this host agent has no image registry`);
-    const image = await ctx.images.pull(cfg.image);
+    const image = await ctx.images.pull(cfg.image, ctx.owner);
     return imageRun(m, cfg, image, ctx.sandbox.network);
   }
   const cwd = await admitDirImage(cfg, ctx?.dirImageRoots ?? []);
