@@ -1,5 +1,5 @@
 export type { AppCommand, AppEvent, AppState } from "./apps/app.js";
-export { appDecider, appsStream } from "./apps/app.js";
+export { appDecider, appsStream, RESERVED_APP_NAMES } from "./apps/app.js";
 export type { AuditCommand, AuditEntry, AuditEvent, AuditState } from "./audit/audit.js";
 export { auditAggregateId, auditDecider, auditEntryOf, auditStream } from "./audit/audit.js";
 export type { BuildCommand, BuildEvent, BuildRequest, BuildState, BuildStatus } from "./builds/build.js";

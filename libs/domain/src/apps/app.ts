@@ -24,6 +24,12 @@ export type AppCommand =
 // Fly's rule: app names become DNS labels.
 const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/**
+ * Names no app may take: a registry repository belongs to the app its first segment names, and
+ * `library/...` holds the platform's base images (library/node), which an app named `library` would own.
+ */
+export const RESERVED_APP_NAMES: ReadonlySet<string> = new Set(["library"]);
+
 /** The app aggregate: created once under a valid name, destroyed once. */
 export const appDecider: Decider<AppState, AppCommand, AppEvent> = {
   initialState: () => ({ status: "absent" }),
@@ -32,6 +38,11 @@ export const appDecider: Decider<AppState, AppCommand, AppEvent> = {
       case "CreateApp": {
         if (state.status !== "absent")
           throw new DomainError(`app ${command.name} already exists`, "already_exists");
+        if (RESERVED_APP_NAMES.has(command.name))
+          throw new DomainError(
+            `app name ${command.name} is reserved by the platform: pick another`,
+            "already_exists",
+          );
         if (!APP_NAME.test(command.name)) {
           throw new DomainError(
             `invalid app name ${JSON.stringify(command.name)}: use 1-63 lowercase letters, digits and dashes, not starting or ending with a dash`,

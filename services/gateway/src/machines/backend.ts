@@ -5,7 +5,7 @@ import type {
   Signal,
   UpdateMachineRequest,
 } from "@hangar/config";
-import { machineAggregateId, newInstanceId } from "@hangar/domain";
+import { machineAggregateId, newInstanceId, RESERVED_APP_NAMES } from "@hangar/domain";
 import {
   ApiError,
   type AppListView,
@@ -117,7 +117,7 @@ export class StreamBackend implements MachinesBackend {
   }
 
   async createApp(input: CreateAppRequest): Promise<AppView> {
-    if (this.catalog.app(input.app_name))
+    if (this.catalog.app(input.app_name) || RESERVED_APP_NAMES.has(input.app_name))
       throw ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
     await this.commands.createApp(input.app_name, input.org_slug, input.network ?? undefined);
     return appView(input.app_name, input.org_slug);
