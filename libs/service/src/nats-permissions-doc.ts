@@ -10,7 +10,11 @@ const list = (items: string[]) => (items.length === 0 ? "-" : items.map(code).jo
 
 function grants(spec: NatsUserSpec): string[] {
   return [
-    list(spec.streams.filter((s) => s.read).map((s) => s.stream)),
+    list(
+      spec.streams
+        .filter((s) => s.read)
+        .map((s) => (s.readOnly === undefined ? s.stream : `${s.stream} (${s.readOnly} only)`)),
+    ),
     list(spec.streams.flatMap((s) => s.append)),
     list(spec.streams.filter((s) => !s.read && s.append.length === 0).map((s) => s.stream)),
     list([

@@ -12,6 +12,12 @@ export interface StreamGrant {
   read: boolean;
   /** The event subjects it may append to (publish); none for a reader. */
   append: string[];
+  /**
+   * The only subjects it may read, when not the whole stream: consumers filtered to them (the
+   * filter is in the create subject, which nats-server checks against the consumer's config) and
+   * direct gets of their last message; no direct get by sequence, which could reach any subject.
+   */
+  readOnly?: string;
 }
 
 /** A KV or Object Store bucket a user opens (creating it if needed), reads, and maybe writes. */
@@ -47,7 +53,12 @@ export interface NatsPermissions {
 /** The user with every permission: npm start's set-up, the tests, an operator's shell. */
 export const OPERATOR_USER = "operator";
 
-const reader = (stream: string): StreamGrant => ({ stream, read: true, append: [] });
+const reader = (stream: string, readOnly?: string): StreamGrant => ({
+  stream,
+  read: true,
+  append: [],
+  ...(readOnly === undefined ? {} : { readOnly }),
+});
 const writer = (stream: string, ...append: string[]): StreamGrant => ({ stream, read: true, append });
 const ensureOnly = (stream: string): StreamGrant => ({ stream, read: false, append: [] });
 
@@ -171,12 +182,13 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,
     // APPS: the org of an app, which picks the id range its machines run as and their 6PN network.
-    // SECRETS: the sealed secrets it opens just in time when one of its machines starts.
+    // SECRETS: the sealed app secrets it opens just in time when one of its machines starts; not
+    // the orgs' (registry credentials), which no machine gets.
     streams: [
       writer("MACHINES", "ev.machine.*.*"),
       writer("HOSTS", `ev.host.${hostId}`),
       reader("APPS"),
-      reader("SECRETS"),
+      reader("SECRETS", "ev.secret.app.>"),
     ],
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
     kv: [
@@ -200,7 +212,16 @@ export function natsUsers(hostIds: readonly string[]): NatsUserSpec[] {
 const API = "$JS.API";
 
 /** What reading a stream takes: its info, ephemeral consumers (create, info, delete), direct gets, flow control. */
-function streamReadSubjects(stream: string): string[] {
+function streamReadSubjects(stream: string, readOnly?: string): string[] {
+  if (readOnly !== undefined) {
+    return [
+      `${API}.CONSUMER.CREATE.${stream}.*.${readOnly}`,
+      `${API}.CONSUMER.INFO.${stream}.*`,
+      `${API}.CONSUMER.DELETE.${stream}.*`,
+      `${API}.DIRECT.GET.${stream}.${readOnly}`,
+      `$JS.FC.${stream}.>`,
+    ];
+  }
   return [
     `${API}.CONSUMER.CREATE.${stream}.>`,
     `${API}.CONSUMER.INFO.${stream}.*`,
@@ -236,7 +257,7 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
   const out: string[] = [];
   for (const s of spec.streams) {
     out.push(...ensureSubjects(s.stream, s.append.length > 0));
-    if (s.read) out.push(...streamReadSubjects(s.stream));
+    if (s.read) out.push(...streamReadSubjects(s.stream, s.readOnly));
     out.push(...s.append);
   }
   for (const { bucket, write } of spec.kv) {
