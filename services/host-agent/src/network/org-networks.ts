@@ -1,4 +1,5 @@
-import { type KV, Kvm } from "@nats-io/kv";
+import { type KvBucketOptions, openKvBucket } from "@hangar/service";
+import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type OrgNetwork, orgNetCandidate, orgNetwork } from "./sixpn.js";
 
@@ -21,14 +22,8 @@ export class OrgNetworks {
   private constructor(private readonly kv: KV) {}
 
   /** Opens (creating if needed) the bucket. */
-  static async open(
-    nc: NatsConnection,
-    opts: { bucket?: string; replicas?: number } = {},
-  ): Promise<OrgNetworks> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? SIXPN_BUCKET, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-    });
+  static async open(nc: NatsConnection, opts: KvBucketOptions = {}): Promise<OrgNetworks> {
+    const kv = await openKvBucket(nc, opts.bucket ?? SIXPN_BUCKET, opts);
     return new OrgNetworks(kv);
   }
 
