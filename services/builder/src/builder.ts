@@ -23,6 +23,8 @@ import type { OutputLine } from "./command.js";
 import type { BuildContextStore } from "./context.js";
 import { isBuildError } from "./domain/errors.js";
 import { type BuildDeps, buildImage, type StepReport } from "./image-build.js";
+import type { BuildNetworks } from "./network/build-network.js";
+import { processAlive } from "./network/egress-forwarding.js";
 
 type BuildView = AggregateView<BuildState, BuildCommand, BuildEvent>;
 
@@ -39,8 +41,16 @@ export interface BuilderOptions {
   registry?: Registry;
   /** This builder's id in BuildStarted; `<host name>/<pid>` by default. */
   builderId?: string;
-  /** Builds run at once by this builder (default 1: a build already uses the cores it gets). */
+  /** Builds run at once by this builder (default 1): a stuck one no longer holds the others back. */
   concurrency?: number;
+  /** The most a build may last, in ms (HANGAR_BUILDER_BUILD_TIMEOUT); a request may ask for less. Default: no deadline. */
+  buildTimeoutMs?: number;
+  /**
+   * Network of RUN steps (HANGAR_BUILDER_NETWORK): "default" gives each build a network namespace
+   * of its own from `networks`; "none" runs every RUN without network and fails RUN --network=default.
+   */
+  network?: "default" | "none";
+  networks?: BuildNetworks;
   /** Prefix of the live log subjects (default "logs.build"). */
   logSubjectPrefix?: string;
   /** The most a build context may unpack to (default MAX_CONTEXT_BYTES). */
@@ -82,6 +92,10 @@ export class Builder {
     this.view = AggregateView.create(opts.store, opts.stream ?? buildsStream, buildDecider);
     this.view.subscribe((c) => {
       if (c.live && c.state.status === "requested") this.pump();
+      // Cancelled through the API (the gateway recorded its failure): the running build stops.
+      if (c.state.status === "failed" && c.state.failure?.reason === "cancelled") {
+        this.running.get(c.aggregateId)?.abort(new BuildStopped("cancelled", "build cancelled"));
+      }
     });
     const registers = opts.registry ? [opts.registry] : [];
     this.finished = new Counter({
@@ -213,8 +227,10 @@ export class Builder {
     const org = orgOf(app) ?? "";
     const official = async (repository: string, reference: string) =>
       (await deps.registry.getManifest(repository, reference)) !== undefined;
+    const networks = this.opts.networks;
     return {
       ...deps,
+      ...(networks ? { openNetwork: () => networks.open() } : {}),
       async resolveImage(ref) {
         if (await reachesForeignApp(ref, org, orgOf, official)) {
           throw new UnknownBaseImageError(ref, availableBaseImages());
@@ -239,6 +255,17 @@ export class Builder {
     const workDir = join(this.opts.dataDir, "builds", buildId);
     let steps = Promise.resolve();
     log.info({ builder: this.builderId }, "build started");
+    const timeoutMs = buildTimeout(request.timeoutSeconds ?? 0, this.opts.buildTimeoutMs);
+    const stop = new AbortController();
+    const deadline =
+      timeoutMs === undefined
+        ? undefined
+        : setTimeout(
+            () =>
+              stop.abort(new BuildStopped("timed_out", `build timed out after ${formatDuration(timeoutMs)}`)),
+            timeoutMs,
+          );
+    signal.addEventListener("abort", () => stop.abort(signal.reason), { once: true });
     try {
       await rm(workDir, { recursive: true, force: true });
       await mkdir(join(workDir, "context"), { recursive: true });
@@ -260,10 +287,11 @@ export class Builder {
           repository: request.repository || app,
           tag: request.tag || buildId.toLowerCase(),
           noCache: request.noCache ?? false,
-          network: request.network ?? false,
+          // A builder given no way to make build networks runs every RUN without one.
+          network: this.opts.networks ? (this.opts.network ?? "default") : "none",
         },
         {
-          signal,
+          signal: stop.signal,
           onOutput: (step: number, l: OutputLine) => publish(step, l.stream, l.line),
           onStep: (s: StepReport) => {
             this.stepSeconds.observe({ kind: s.kind, cached: String(s.cached) }, s.durationMs / 1000);
@@ -315,19 +343,29 @@ export class Builder {
       );
     } catch (err) {
       await steps.catch(() => undefined);
-      const failure = signal.aborted
-        ? { message: "builder stopped during the build", line: 0, instruction: "", output: "" }
-        : isBuildError(err)
-          ? { message: err.message, line: err.line, instruction: err.instruction, output: err.output }
-          : { message: `builder error: ${(err as Error).message}`, line: 0, instruction: "", output: "" };
-      if (!isBuildError(err) && !signal.aborted) log.error({ err }, "build failed in the builder");
+      const stopped: unknown = stop.signal.aborted ? stop.signal.reason : undefined;
+      const failure =
+        stopped instanceof BuildStopped
+          ? { message: stopped.message, reason: stopped.reason, line: 0, instruction: "", output: "" }
+          : stop.signal.aborted
+            ? { message: "builder stopped during the build", line: 0, instruction: "", output: "" }
+            : isBuildError(err)
+              ? { message: err.message, line: err.line, instruction: err.instruction, output: err.output }
+              : { message: `builder error: ${(err as Error).message}`, line: 0, instruction: "", output: "" };
+      if (!isBuildError(err) && !stop.signal.aborted) log.error({ err }, "build failed in the builder");
       else log.info({ line: failure.line, reason: failure.message }, "build failed");
+      // A cancelled build's failure is already recorded (by the gateway): there is nothing to add.
+      if ("reason" in failure && failure.reason === "cancelled") {
+        this.finished.inc({ outcome: "cancelled" });
+        return;
+      }
       this.finished.inc({ outcome: "failed" });
       await this.record(aggregateId, {
         type: "FailBuild",
         failure: { ...failure, durationMs: Date.now() - started },
       }).catch((recordErr: unknown) => log.error({ err: recordErr }, "could not record the build's failure"));
     } finally {
+      clearTimeout(deadline);
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       await this.discardContext(request.contextObject, log);
     }
@@ -368,12 +406,29 @@ export class Builder {
   }
 }
 
-function processAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+/** Why a build was stopped from outside its steps: BuildFailed's reason and message. */
+class BuildStopped extends Error {
+  constructor(
+    readonly reason: "cancelled" | "timed_out",
+    message: string,
+  ) {
+    super(message);
+    this.name = "BuildStopped";
   }
+}
+
+/** A build's deadline in ms: what it asked for (seconds, 0 for none), at most the builder's. */
+export function buildTimeout(askedSeconds: number, maxMs: number | undefined): number | undefined {
+  const asked = askedSeconds > 0 ? askedSeconds * 1000 : undefined;
+  if (asked === undefined) return maxMs;
+  return maxMs === undefined ? asked : Math.min(asked, maxMs);
+}
+
+/** "90 s", "30 min", "1 h 5 min": how long a deadline was, for its failure message. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 120) return `${s} s`;
+  const h = Math.floor(s / 3600);
+  const min = Math.round((s % 3600) / 60);
+  return h > 0 ? `${h} h${min > 0 ? ` ${min} min` : ""}` : `${min} min`;
 }

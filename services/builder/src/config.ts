@@ -13,4 +13,19 @@ export const config = defineServiceConfig("builder", {
   HANGAR_BUILDER_MAX_CONTEXT_MB: setting(z.coerce.number().positive().default(2048), {
     description: "the most a build context may unpack to, in MiB (a larger one fails its build)",
   }),
+  HANGAR_BUILDER_CONCURRENCY: setting(z.coerce.number().int().min(1).default(2), {
+    description: "builds this builder runs at once (a stuck one holds back only its own slot)",
+  }),
+  HANGAR_BUILDER_BUILD_TIMEOUT_S: setting(z.coerce.number().int().min(1).default(1800), {
+    description:
+      "the most a build may last, in seconds: then it fails with `build timed out` and its RUN processes are killed (a request's `timeout` may ask for less)",
+  }),
+  HANGAR_BUILDER_NETWORK: setting(z.enum(["default", "none"]).default("default"), {
+    description:
+      "network of RUN steps: `default` gives each build a network namespace of its own, NATed out, reaching nothing of the host or private networks; `none` runs every RUN without network and fails `RUN --network=default`",
+  }),
+  HANGAR_BUILDER_NETWORK_CIDR: setting(z.string().default("172.29.0.0/16"), {
+    description:
+      "the IPv4 block builds' network namespaces take their /30s from: keep it clear of the host's networks and HANGAR_HOST_AGENT_MACHINE_CIDR",
+  }),
 });

@@ -42,6 +42,8 @@ import {
   type StepOp,
 } from "./domain/plan.js";
 import type { LayerCache, LayerRef } from "./layer-cache.js";
+import type { BuildNetwork } from "./network/build-network.js";
+import { type BuildNetworkPolicy, stepNetwork } from "./network/step-network.js";
 import {
   copyIntoRoot,
   digestSources,
@@ -61,6 +63,8 @@ export interface BuildDeps {
   cache: LayerCache;
   /** Finds an image by reference: Hangar's registry, or one of the local base images. */
   resolveImage(ref: string): Promise<ResolvedImage>;
+  /** Makes the build's network namespace, at its first RUN with network; without it, RUN steps have none. */
+  openNetwork?(): Promise<BuildNetwork>;
 }
 
 /** One build's inputs. */
@@ -76,7 +80,8 @@ export interface BuildInput {
   repository: string;
   tag: string;
   noCache?: boolean;
-  network?: boolean;
+  /** The platform's policy for RUN network (default "default": on, as docker build). */
+  network?: BuildNetworkPolicy;
 }
 
 /** A finished step, as BuildStepFinished reports it. */
@@ -138,6 +143,7 @@ class ImageBuild {
   private cachedSteps = 0;
   private totalSteps = 0;
   private stepDirs = 0;
+  private network: Promise<BuildNetwork> | undefined;
 
   constructor(
     private readonly deps: BuildDeps,
@@ -146,6 +152,27 @@ class ImageBuild {
   ) {}
 
   async run(): Promise<BuildResult> {
+    try {
+      return await this.build();
+    } finally {
+      if (this.network) await (await this.network.catch(() => undefined))?.close();
+    }
+  }
+
+  /** The build's network namespace, made once for all its RUN steps with network. */
+  private buildNetwork(at: BuildFailureDetails): Promise<BuildNetwork> {
+    const open = this.deps.openNetwork;
+    if (!open)
+      throw new BuildError(
+        "network_unavailable",
+        `line ${at.line}: this builder gives RUN steps no network`,
+        at,
+      );
+    this.network ??= open();
+    return this.network;
+  }
+
+  private async build(): Promise<BuildResult> {
     const dockerfilePath = this.input.dockerfile || "Dockerfile";
     const content = await readContextFile(this.input.contextDir, dockerfilePath);
     const parsed = parseDockerfile(content);
@@ -256,7 +283,12 @@ class ImageBuild {
     const key = stepKey(
       stage.key,
       step.resolved,
-      stepInputs(op, { contentDigest, stageKeys, imageDigests, network: this.input.network ?? false }),
+      stepInputs(op, {
+        contentDigest,
+        stageKeys,
+        imageDigests,
+        network: op.kind === "run" && this.runNetwork(op, at) === "default",
+      }),
     );
     const hit = this.input.noCache ? undefined : await this.deps.cache.get(key);
     let layer: LayerRef | null;
@@ -416,6 +448,7 @@ class ImageBuild {
             throw err;
           }
         }
+        const network = this.runNetwork(op, at);
         const spec = await runStepSpec({
           rootfs: root,
           argv: op.argv,
@@ -423,7 +456,8 @@ class ImageBuild {
           cwd: op.cwd,
           user,
           range,
-          network: this.input.network ?? false,
+          network,
+          ...(network === "default" ? { buildNetwork: await this.buildNetwork(at) } : {}),
         });
         const existed = new Map<string, boolean>();
         for (const p of mountPoints(spec)) existed.set(p, await exists(join(root, p)));
@@ -443,6 +477,11 @@ class ImageBuild {
       range,
     );
     return { layer, output };
+  }
+
+  /** The network a RUN step gets: what it asked within the platform's policy. */
+  private runNetwork(_op: Extract<StepOp, { kind: "run" }>, at: BuildFailureDetails): "default" | "none" {
+    return stepNetwork(undefined, this.input.network ?? "default", at);
   }
 
   private async copyStep(

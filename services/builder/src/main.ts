@@ -2,6 +2,7 @@ import { appDecider, appsStream, buildsStream } from "@hangar/domain";
 import { AggregateView, runService } from "@hangar/service";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
+import { BuildNetworks } from "./network/build-network.js";
 import { openBuildDeps } from "./platform.js";
 import { checkBuilderHost } from "./preflight.js";
 
@@ -26,6 +27,10 @@ await runService({
       dataDir,
       registry,
       maxContextBytes: config.HANGAR_BUILDER_MAX_CONTEXT_MB * 2 ** 20,
+      concurrency: config.HANGAR_BUILDER_CONCURRENCY,
+      buildTimeoutMs: config.HANGAR_BUILDER_BUILD_TIMEOUT_S * 1000,
+      network: config.HANGAR_BUILDER_NETWORK,
+      networks: new BuildNetworks(config.HANGAR_BUILDER_NETWORK_CIDR),
       orgOf: (app) => {
         const a = apps.get(app);
         return a?.status === "created" ? a.orgSlug : undefined;

@@ -14,6 +14,7 @@ import {
   untilCreated,
 } from "@hangar/oci";
 import { type CommandOutcome, OutputCollector, type OutputLine } from "./command.js";
+import type { BuildNetwork } from "./network/build-network.js";
 
 /*
  * A RUN step runs in the sandbox machines get (crun from a hardened runtime spec: a user namespace,
@@ -38,8 +39,10 @@ export interface SandboxedRun {
   cwd: string;
   user: { uid: number; gid: number };
   range: IdRange;
-  /** The host's network (and its resolv.conf); without it, a network namespace with only loopback. */
-  network: boolean;
+  /** "default": the build's network namespace (`buildNetwork`); "none": a namespace with only loopback. */
+  network: "default" | "none";
+  /** The build's network, which a step with network "default" joins. */
+  buildNetwork?: Pick<BuildNetwork, "netnsPath" | "resolvConf">;
 }
 
 let seccomp: Promise<OciSeccomp> | undefined;
@@ -47,6 +50,9 @@ let seccomp: Promise<OciSeccomp> | undefined;
 /** The runtime spec of a RUN step. */
 export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
   seccomp ??= defaultSeccomp(DEFAULT_CAPABILITIES);
+  if (r.network === "default" && !r.buildNetwork)
+    throw new Error("a RUN step with network needs the build's network");
+  const net = r.network === "default" ? r.buildNetwork : undefined;
   return runtimeSpec({
     rootfs: r.rootfs,
     args: r.argv,
@@ -56,9 +62,9 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
     idRange: r.range,
     hardened: true,
     seccomp: await seccomp,
-    network: r.network ? { kind: "host" } : { kind: "none" },
+    network: net ? { kind: "netns", path: net.netnsPath } : { kind: "none" },
     hostname: "hangar-build",
-    binds: r.network ? [{ src: "/etc/resolv.conf", dest: "/etc/resolv.conf", readOnly: true }] : [],
+    binds: net ? [{ src: net.resolvConf, dest: "/etc/resolv.conf", readOnly: true }] : [],
     init: CATATONIT,
   });
 }

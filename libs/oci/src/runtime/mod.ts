@@ -23,6 +23,7 @@ export {
   untilCreated,
   writeBundle,
 } from "./crun.js";
+export { BUILT_IN_EGRESS_DENY } from "./egress.js";
 export { chownToRange, idmapMounts, mountIdmappedOverlay } from "./idmap.js";
 export {
   CONTAINERS_SECCOMP_PROFILE,
