@@ -97,6 +97,7 @@ export class StreamBuildsBackend implements BuildsBackend {
             tag: `deployment-${buildId}`,
             noCache: opts.noCache,
             network: opts.network,
+            timeoutSeconds: opts.timeoutSeconds ?? 0,
           },
         },
         { commandId: `request-build-${buildId}`, correlationId: ctx.requestId },
@@ -117,6 +118,25 @@ export class StreamBuildsBackend implements BuildsBackend {
   }
 
   async getBuild(app: string, buildId: string): Promise<BuildView> {
+    return toBuildView(this.record(app, buildId));
+  }
+
+  async cancelBuild(app: string, buildId: string, ctx: RequestContext): Promise<BuildView> {
+    const before = this.record(app, buildId);
+    // Over already: the decider refuses (failed_precondition, "build already succeeded").
+    const res = await this.handler.handle(
+      buildAggregateId(app, buildId),
+      {
+        type: "FailBuild",
+        failure: {
+          message: "build cancelled",
+          reason: "cancelled",
+          durationMs: Date.now() - before.createdAtMs,
+        },
+      },
+      { commandId: `cancel-build-${buildId}`, correlationId: ctx.requestId },
+    );
+    await this.deps.catalog.waitForSeq(res.seq);
     return toBuildView(this.record(app, buildId));
   }
 

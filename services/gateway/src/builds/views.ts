@@ -24,6 +24,7 @@ function errorView(f: hangar.v1.IBuildFailed): BuildErrorView {
     line: f.line ?? 0,
     instruction: f.instruction ?? "",
     output: f.output ?? "",
+    ...(f.reason ? { reason: f.reason } : {}),
   };
 }
 

@@ -26,6 +26,8 @@ export interface BuildErrorView {
   line: number;
   instruction: string;
   output: string;
+  /** "cancelled" or "timed_out" when the build was stopped from outside; absent otherwise. */
+  reason?: string;
 }
 
 /** A build; image_ref, manifest_digest and duration_ms are null until it ends. */
@@ -65,8 +67,11 @@ export interface BuildOptions {
   dockerfile: string | undefined;
   target: string | undefined;
   noCache: boolean;
+  /** Accepted for older clients: RUN steps have network by default now. */
   network: boolean;
   buildArgs: Record<string, string>;
+  /** The build's deadline in seconds (at most the builder's own); undefined: the builder's. */
+  timeoutSeconds: number | undefined;
 }
 
 /** The request body of a build: the context tar, as a stream. */
@@ -88,6 +93,8 @@ export interface BuildsBackend {
   /** Newest first. */
   listBuilds(app: string, ctx: RequestContext): Promise<BuildView[]>;
   getBuild(app: string, buildId: string, ctx: RequestContext): Promise<BuildView>;
+  /** Cancels a build not yet over: it fails with reason "cancelled" and its builder stops it. */
+  cancelBuild(app: string, buildId: string, ctx: RequestContext): Promise<BuildView>;
   /**
    * The build's events from the first, in order. With `follow` it goes on with live events until
    * the build ends or `ctx.signal` aborts; without, it ends with the events stored so far.

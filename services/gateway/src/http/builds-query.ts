@@ -39,7 +39,19 @@ function buildArgs(c: Context): Record<string, string> {
   return args;
 }
 
-/** `POST .../builds`: dockerfile, target, no_cache, network, build_arg (repeatable K=V). */
+/** The most a build may ask to last, in seconds: a day (the builder's own deadline caps it further). */
+const MAX_TIMEOUT_S = 86_400;
+
+function timeout(c: Context): number | undefined {
+  const text = c.req.query("timeout") || undefined;
+  if (text === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_TIMEOUT_S) {
+    throw invalid("timeout", `expected whole seconds from 1 to ${MAX_TIMEOUT_S}, received ${quoted(text)}`);
+  }
+  return Number(text);
+}
+
+/** `POST .../builds`: dockerfile, target, no_cache, network, timeout (seconds), build_arg (repeatable K=V). */
 export function buildOptions(c: Context): BuildOptions {
   return {
     dockerfile: dockerfile(c),
@@ -47,5 +59,6 @@ export function buildOptions(c: Context): BuildOptions {
     noCache: flag(c, "no_cache"),
     network: flag(c, "network"),
     buildArgs: buildArgs(c),
+    timeoutSeconds: timeout(c),
   };
 }

@@ -16,7 +16,7 @@ function contentLength(header: string | undefined): number | undefined {
   return Number(header);
 }
 
-/** `/apps/{app}/builds` routes: upload a context and request its build, list, show, follow its events. */
+/** `/apps/{app}/builds` routes: upload a context and request its build, list, show, cancel, follow its events. */
 export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .post("/apps/:app_name/builds", async (c) => {
@@ -37,6 +37,11 @@ export function buildRoutes(backend: BuildsBackend): Hono<ApiEnv> {
     })
     .get(BUILD_PATH, async (c) => {
       return c.json(await backend.getBuild(appFor(c, "read"), c.req.param("build_id"), requestContext(c)));
+    })
+    .post(`${BUILD_PATH}/cancel`, async (c) => {
+      return c.json(
+        await backend.cancelBuild(appFor(c, "write"), c.req.param("build_id"), requestContext(c)),
+      );
     })
     .get(`${BUILD_PATH}/events`, async (c) => {
       const follow = flag(c, "follow");
