@@ -58,6 +58,22 @@ export interface ImageRuntimeConfig {
   Labels?: Record<string, string>;
   StopSignal?: string;
   Volumes?: Record<string, Record<string, never>>;
+  /** Docker's health check: durations in nanoseconds; Test ["NONE"] turns an inherited one off. */
+  Healthcheck?: ImageHealthcheck;
+  /** Instructions a child image runs right after its FROM (Dockerfile ONBUILD). */
+  OnBuild?: string[];
+  /** The shell of shell-form commands (Dockerfile SHELL); ["/bin/sh", "-c"] when unset. */
+  Shell?: string[];
+}
+
+/** The Healthcheck of an image config, in Docker's shape. */
+export interface ImageHealthcheck {
+  Test: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
 }
 
 /** One step of an image's history. */
@@ -73,6 +89,8 @@ export interface ImageConfig {
   created?: string;
   architecture: string;
   os: string;
+  /** Who made the image (Dockerfile MAINTAINER). */
+  author?: string;
   config: ImageRuntimeConfig;
   rootfs: { type: "layers"; diff_ids: Digest[] };
   history?: HistoryEntry[];

@@ -27,6 +27,7 @@ export {
   hostArchitecture,
   IMAGE_MANIFEST_TYPES,
   type ImageConfig,
+  type ImageHealthcheck,
   type ImageIndex,
   type ImageManifest,
   type ImageRuntimeConfig,

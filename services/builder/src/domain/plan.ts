@@ -1,7 +1,17 @@
 import { posix } from "node:path";
-import type { ImageRuntimeConfig } from "@hangar/oci";
-import type { CommandForm, CopyInstruction, ParsedDockerfile, ParsedStage, RawPair } from "./dockerfile.js";
+import { hostArchitecture, type ImageHealthcheck, type ImageRuntimeConfig } from "@hangar/oci";
+import {
+  type CommandForm,
+  type HealthcheckFlags,
+  heredocMark,
+  type Instruction,
+  type ParsedDockerfile,
+  type ParsedStage,
+  parseTrigger,
+  type RawPair,
+} from "./dockerfile.js";
 import { DockerfileError } from "./errors.js";
+import { MountSpecError, parseRunMount, type RunMount } from "./run-mounts.js";
 import { expandWord, SubstitutionError, type VariableLookup } from "./substitute.js";
 
 /** Where a stage starts from. */
@@ -41,13 +51,31 @@ export type StepOp =
   | { kind: "config" }
   /** Sets the working directory and creates it when the image lacks it. */
   | { kind: "workdir"; path: string }
-  | { kind: "run"; argv: string[]; env: string[]; cwd: string; user: string }
+  | {
+      kind: "run";
+      argv: string[];
+      env: string[];
+      cwd: string;
+      user: string;
+      /** `RUN --network=`: "default" unless the step asked for none. */
+      network: "default" | "none";
+      /** `RUN --mount=`s, their sources resolved. */
+      mounts: RunMount<CopySource>[];
+      /** A `#!` heredoc, written to `path` (executable) and run as the command, as BuildKit does. */
+      script: { path: string; content: string } | undefined;
+    }
   | {
       kind: "copy";
       add: boolean;
       source: CopySource;
       /** Paths (or globs) in the source, as written after substitution. */
       sources: string[];
+      /** Files made from heredocs (`COPY <<NAME dest`), named NAME in a destination folder. */
+      inline: Array<{ name: string; content: string }>;
+      /** `--chmod`: the mode of what is copied (files and folders), instead of the source's. */
+      chmod: number | undefined;
+      /** ADD `--checksum`: the digest a URL's content must have. */
+      checksum: string | undefined;
       /** Absolute destination. */
       dest: string;
       /** The destination names a directory (trailing slash, or "."). */
@@ -72,6 +100,29 @@ export interface PlannedStep {
 export interface StagePlan {
   steps: PlannedStep[];
   config: ImageRuntimeConfig;
+  /** MAINTAINER, the image's author. */
+  author: string | undefined;
+  /** How many of the steps are the base image's ONBUILD triggers (numbered right after its FROM). */
+  triggers: number;
+}
+
+/** The one platform this builder builds for: the host's. */
+export function buildPlatform(): { os: string; architecture: string; platform: string } {
+  const architecture = hostArchitecture();
+  return { os: "linux", architecture, platform: `linux/${architecture}` };
+}
+
+/** BuildKit's automatic platform ARGs: in scope for FROM, and in a stage once it declares them. */
+export function platformArgs(): Map<string, string> {
+  const p = buildPlatform();
+  const args = new Map<string, string>();
+  for (const prefix of ["BUILD", "TARGET"]) {
+    args.set(`${prefix}PLATFORM`, p.platform);
+    args.set(`${prefix}OS`, p.os);
+    args.set(`${prefix}ARCH`, p.architecture);
+    args.set(`${prefix}VARIANT`, "");
+  }
+  return args;
 }
 
 /** The PATH a RUN gets when the image sets none, as in Docker. */
@@ -113,9 +164,27 @@ export function outlineBuild(parsed: ParsedDockerfile, opts: OutlineOptions = {}
     const stage = parsed.stages[i] as ParsedStage;
     const vars = stageArgLookup(stage, buildArgs, globals);
     for (const ins of stage.instructions) {
-      if (ins.kind !== "COPY" || ins.from === undefined) continue;
-      const src = resolveCopyFrom(parsed, stage, ins, vars);
-      if (src.kind === "stage") visit(src.index);
+      const at = { line: ins.line, instruction: ins.text };
+      const froms =
+        ins.kind === "COPY" && ins.from !== undefined
+          ? [ins.from]
+          : ins.kind === "RUN"
+            ? ins.mounts.flatMap((spec) => {
+                const m = outlineMount(spec, vars, parsed.escape, at);
+                return m.type === "bind" && m.from.kind === "named" ? [m.from.name] : [];
+              })
+            : [];
+      for (const from of froms) {
+        const src = resolveSourceName(
+          parsed,
+          stage,
+          from,
+          vars,
+          at,
+          ins.kind === "COPY" ? "COPY --from" : "--mount from",
+        );
+        if (src.kind === "stage") visit(src.index);
+      }
     }
   };
   visit(target);
@@ -149,10 +218,16 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
   const buildArgs = opts.buildArgs ?? {};
   const globals = globalArgValues(parsed, buildArgs);
   const config = cloneConfig(opts.baseConfig);
+  // The base's triggers run here first; the new image has only the triggers this stage declares.
+  const triggers = (config.OnBuild ?? []).map((t) => parseTrigger(t, head.parsed.from.line, parsed.escape));
+  delete config.OnBuild;
   const env = new Map<string, string>((config.Env ?? []).map(splitEnv));
   const args = new Map<string, string | undefined>();
   const lookup: VariableLookup = (name) => env.get(name) ?? args.get(name);
   let cmdSet = false;
+  let author: string | undefined;
+  const shell = () => config.Shell ?? ["/bin/sh", "-c"];
+  const argvOf = (ins: CommandForm) => (ins.form === "exec" ? ins.argv : [...shell(), ins.command]);
   const stageName = head.name ?? "";
   const steps: PlannedStep[] = [
     {
@@ -165,11 +240,12 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
       op: { kind: "from", base: head.base },
     },
   ];
-  head.parsed.instructions.forEach((ins, i) => {
+  const instructions: Instruction[] = [...triggers, ...head.parsed.instructions];
+  instructions.forEach((ins, i) => {
     const at = { line: ins.line, instruction: ins.text };
-    const expand = (raw: string) => {
+    const expand = (raw: string, rawQuotes = false) => {
       try {
-        return expandWord(raw, lookup, parsed.escape);
+        return expandWord(raw, lookup, parsed.escape, { rawQuotes });
       } catch (err) {
         if (err instanceof SubstitutionError)
           throw new DockerfileError(`line ${ins.line}: ${err.message}`, at);
@@ -228,6 +304,37 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
         push(`STOPSIGNAL ${config.StopSignal}`, { kind: "config" });
         return;
       }
+      case "MAINTAINER": {
+        author = ins.raw;
+        push(`MAINTAINER ${author}`, { kind: "config" });
+        return;
+      }
+      case "VOLUME": {
+        const paths = ins.raw.map((r) => expand(r));
+        if (paths.some((p) => p.trim() === ""))
+          throw new DockerfileError(`line ${ins.line}: VOLUME names an empty path`, at);
+        config.Volumes = { ...config.Volumes };
+        for (const p of paths) config.Volumes[p] = {};
+        push(`VOLUME ${JSON.stringify(paths)}`, { kind: "config" });
+        return;
+      }
+      case "SHELL": {
+        config.Shell = ins.argv;
+        push(`SHELL ${JSON.stringify(ins.argv)}`, { kind: "config" });
+        return;
+      }
+      case "HEALTHCHECK": {
+        config.Healthcheck = ins.check.none
+          ? { Test: ["NONE"] }
+          : healthcheck(ins.check, ins.check.flags, expand, ins.line, at);
+        push(`HEALTHCHECK ${JSON.stringify(config.Healthcheck)}`, { kind: "config" });
+        return;
+      }
+      case "ONBUILD": {
+        config.OnBuild = [...(config.OnBuild ?? []), ins.trigger];
+        push(`ONBUILD ${ins.trigger}`, { kind: "config" });
+        return;
+      }
       case "EXPOSE": {
         const ports = ins.raw.flatMap((r) => exposedPorts(expand(r), ins.line, at));
         config.ExposedPorts = { ...config.ExposedPorts };
@@ -249,7 +356,40 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
         return;
       }
       case "RUN": {
-        const argv = argvOf(ins);
+        const cwd = config.WorkingDir || "/";
+        let argv = argvOf(ins);
+        let script: { path: string; content: string } | undefined;
+        const only =
+          ins.heredocs.length === 1 && ins.form === "shell"
+            ? heredocMark(ins.command.split("\n")[0]?.trim() ?? "")
+            : undefined;
+        const doc = ins.heredocs[0];
+        if (only && doc) {
+          // A RUN that is one heredoc runs its body: as a script when it has a #! line, else with the shell.
+          if (doc.content.startsWith("#!")) {
+            script = { path: `/dev/pipes/${doc.name}`, content: doc.content };
+            argv = [script.path];
+          } else {
+            argv = [...shell(), doc.content];
+          }
+        }
+        const network = runNetwork(ins.network, ins.line, at);
+        const mounts = ins.mounts.map((spec) => {
+          let mount: RunMount;
+          try {
+            mount = parseRunMount(expand(spec), cwd);
+          } catch (err) {
+            if (err instanceof MountSpecError)
+              throw new DockerfileError(`line ${ins.line}: ${err.message}`, at);
+            throw err;
+          }
+          if (mount.type !== "bind") return mount;
+          const from =
+            mount.from.kind === "context"
+              ? ({ kind: "context" } as const)
+              : resolveSourceName(parsed, head.parsed, mount.from.name, lookup, at, "--mount from");
+          return { ...mount, from };
+        });
         const runEnv = new Map(env);
         if (!runEnv.has("PATH")) runEnv.set("PATH", DEFAULT_PATH);
         for (const [k, v] of args) if (v !== undefined && !env.has(k)) runEnv.set(k, v);
@@ -257,29 +397,56 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
           kind: "run",
           argv,
           env: [...runEnv].map(([k, v]) => `${k}=${v}`),
-          cwd: config.WorkingDir || "/",
+          cwd,
           user: config.User ?? "",
+          network,
+          mounts,
+          script,
         };
         // Build args reach the command's environment, so they are part of what it ran.
         const argPairs = [...args].filter(([, v]) => v !== undefined);
-        push(
-          `RUN ${JSON.stringify(argv)}${argPairs.length > 0 ? ` ARGS ${JSON.stringify(argPairs)}` : ""}`,
-          op,
-        );
+        // Mounts (their specs, never a secret's value) and the network are part of what it ran.
+        const extra = [
+          argPairs.length > 0 ? ` ARGS ${JSON.stringify(argPairs)}` : "",
+          network !== "default" ? ` NETWORK ${network}` : "",
+          mounts.length > 0 ? ` MOUNTS ${JSON.stringify(mounts)}` : "",
+          script ? ` SCRIPT ${JSON.stringify(script.content)}` : "",
+        ];
+        push(`RUN ${JSON.stringify(argv)}${extra.join("")}`, op);
         return;
       }
       case "COPY":
       case "ADD": {
-        const words = ins.raw.map(expand);
+        const docs = new Map(ins.heredocs.map((d) => [d.name, d]));
+        const inline: Array<{ name: string; content: string }> = [];
+        const words: string[] = [];
+        ins.raw.forEach((raw, n) => {
+          const mark = n < ins.raw.length - 1 ? heredocMark(raw) : undefined;
+          const doc = mark ? docs.get(mark.name) : undefined;
+          if (doc)
+            inline.push({ name: doc.name, content: doc.expand ? expand(doc.content, true) : doc.content });
+          else words.push(expand(raw));
+        });
         const destRaw = words.pop() as string;
         const source =
           ins.kind === "COPY" && ins.from !== undefined
-            ? resolveCopyFrom(parsed, head.parsed, ins, lookup)
+            ? resolveSourceName(parsed, head.parsed, ins.from, lookup, at, "COPY --from")
             : ({ kind: "context" } as const);
         const chown = ins.chown !== undefined ? expand(ins.chown) : undefined;
+        const chmod = ins.chmod !== undefined ? octalMode(expand(ins.chmod), ins.line, at) : undefined;
+        const checksum = ins.checksum !== undefined ? expand(ins.checksum) : undefined;
+        if (checksum !== undefined) {
+          if (!/^sha256:[0-9a-f]{64}$/.test(checksum))
+            throw new DockerfileError(
+              `line ${ins.line}: --checksum=${checksum} is not sha256:<64 hex digits>`,
+              at,
+            );
+          if (!words.every((w) => /^https?:\/\//i.test(w)))
+            throw new DockerfileError(`line ${ins.line}: ADD --checksum is only for http(s) URL sources`, at);
+        }
         const destIsDir = destRaw.endsWith("/") || destRaw === "." || destRaw === "";
         const dest = posix.resolve(config.WorkingDir || "/", destRaw);
-        if (words.length > 1 && !destIsDir) {
+        if (words.length + inline.length > 1 && !destIsDir) {
           throw new DockerfileError(
             `line ${ins.line}: when ${ins.kind} has more than one source, the destination must be a directory and end with a /`,
             at,
@@ -290,12 +457,21 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
           add: ins.kind === "ADD",
           source,
           sources: words,
+          inline,
+          chmod,
+          checksum,
           dest,
           destIsDir,
           chown,
         };
+        // Fields that are unset stay out, so a plain COPY keeps the key it always had.
+        const extra = {
+          ...(inline.length > 0 ? { inline } : {}),
+          ...(chmod !== undefined ? { chmod } : {}),
+          ...(checksum !== undefined ? { checksum } : {}),
+        };
         push(
-          `${ins.kind} ${JSON.stringify({ source, sources: words, dest, destIsDir, chown: chown ?? null })}`,
+          `${ins.kind} ${JSON.stringify({ source, sources: words, dest, destIsDir, chown: chown ?? null, ...extra })}`,
           op,
         );
         return;
@@ -304,11 +480,99 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
         throw new Error("FROM inside a stage");
     }
   });
-  return { steps, config };
+  return { steps, config, author, triggers: triggers.length };
 }
 
-function argvOf(ins: CommandForm): string[] {
-  return ins.form === "exec" ? ins.argv : ["/bin/sh", "-c", ins.command];
+/** A RUN's mount parsed for the outline, which needs only the stages binds read from. */
+function outlineMount(
+  spec: string,
+  lookup: VariableLookup,
+  escapeChar: string,
+  at: { line: number; instruction: string },
+): RunMount {
+  try {
+    return parseRunMount(expandWord(spec, lookup, escapeChar), "/");
+  } catch (err) {
+    if (err instanceof MountSpecError || err instanceof SubstitutionError)
+      throw new DockerfileError(`line ${at.line}: ${err.message}`, at);
+    throw err;
+  }
+}
+
+function runNetwork(raw: string | undefined, line: number, at: { line: number; instruction: string }) {
+  if (raw === undefined || raw === "default") return "default";
+  if (raw === "none") return "none";
+  if (raw === "host") {
+    throw new DockerfileError(
+      `line ${line}: RUN --network=host is refused: a build never gets the host's network (use --network=default, the build's own network with NAT, or --network=none)`,
+      at,
+    );
+  }
+  throw new DockerfileError(`line ${line}: RUN --network=${raw} is not default or none`, at);
+}
+
+function octalMode(raw: string, line: number, at: { line: number; instruction: string }): number {
+  if (!/^[0-7]{3,4}$/.test(raw)) {
+    throw new DockerfileError(`line ${line}: --chmod=${raw} is not an octal mode (such as 755 or 0644)`, at);
+  }
+  return Number.parseInt(raw, 8);
+}
+
+const DURATION_UNITS: Record<string, number> = {
+  ns: 1,
+  us: 1e3,
+  µs: 1e3,
+  ms: 1e6,
+  s: 1e9,
+  m: 60e9,
+  h: 3600e9,
+};
+
+/** A Go duration ("30s", "1m30s", "500ms") in nanoseconds, as Docker reads HEALTHCHECK's flags. */
+export function parseDuration(raw: string): number | undefined {
+  if (raw === "0") return 0;
+  const parts = [...raw.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join("") !== raw) return undefined;
+  return Math.round(parts.reduce((n, p) => n + Number(p[1]) * (DURATION_UNITS[p[2] as string] as number), 0));
+}
+
+function healthcheck(
+  cmd: CommandForm,
+  flags: HealthcheckFlags,
+  expand: (raw: string) => string,
+  line: number,
+  at: { line: number; instruction: string },
+): ImageHealthcheck {
+  const check: ImageHealthcheck = {
+    Test: cmd.form === "exec" ? ["CMD", ...cmd.argv] : ["CMD-SHELL", cmd.command],
+  };
+  const durations: Array<[keyof HealthcheckFlags, "Interval" | "Timeout" | "StartPeriod" | "StartInterval"]> =
+    [
+      ["interval", "Interval"],
+      ["timeout", "Timeout"],
+      ["startPeriod", "StartPeriod"],
+      ["startInterval", "StartInterval"],
+    ];
+  for (const [flag, key] of durations) {
+    const raw = flags[flag];
+    if (raw === undefined) continue;
+    const ns = parseDuration(expand(raw));
+    // Docker refuses durations under a millisecond, except 0 (the default).
+    if (ns === undefined || (ns !== 0 && ns < 1e6)) {
+      throw new DockerfileError(
+        `line ${line}: HEALTHCHECK --${flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}=${raw} is not a duration of at least 1ms (such as 30s or 1m30s)`,
+        at,
+      );
+    }
+    if (ns !== 0) check[key] = ns;
+  }
+  if (flags.retries !== undefined) {
+    const retries = expand(flags.retries);
+    if (!/^\d+$/.test(retries))
+      throw new DockerfileError(`line ${line}: HEALTHCHECK --retries=${retries} is not a whole number`, at);
+    if (Number(retries) !== 0) check.Retries = Number(retries);
+  }
+  return check;
 }
 
 function exposedPorts(spec: string, line: number, at: { line: number; instruction: string }): string[] {
@@ -335,7 +599,7 @@ function cloneConfig(c: ImageRuntimeConfig): ImageRuntimeConfig {
 
 /** The values of the ARGs before the first FROM: build args override their defaults. */
 function globalArgValues(parsed: ParsedDockerfile, buildArgs: Record<string, string>): Map<string, string> {
-  const values = new Map<string, string>();
+  const values = platformArgs();
   for (const a of parsed.globalArgs) {
     const given = buildArgs[a.name];
     let value = given;
@@ -387,33 +651,45 @@ function resolveFrom(parsed: ParsedDockerfile, stage: ParsedStage, lookup: Varia
     throw err;
   }
   if (image === "") throw new DockerfileError(`line ${at.line}: FROM names no image after substitution`, at);
+  if (stage.from.platform !== undefined) {
+    const platform = expandWord(stage.from.platform, lookup, parsed.escape);
+    const host = buildPlatform().platform;
+    if (platform !== host) {
+      throw new DockerfileError(
+        `line ${at.line}: FROM --platform=${platform} is refused: this builder builds for ${host} only`,
+        at,
+      );
+    }
+  }
   if (image.toLowerCase() === "scratch") return { kind: "scratch" };
   const earlier = findStage(parsed, image, stage.index);
   if (earlier !== undefined) return { kind: "stage", index: earlier };
   return { kind: "image", ref: image };
 }
 
-function resolveCopyFrom(
+/** What COPY --from or a bind mount's from= names: an earlier stage, or an image. */
+function resolveSourceName(
   parsed: ParsedDockerfile,
   stage: ParsedStage,
-  ins: CopyInstruction,
+  raw: string,
   lookup: VariableLookup,
+  at: { line: number; instruction: string },
+  what: string,
 ): CopySource {
-  const at = { line: ins.line, instruction: ins.text };
   let from: string;
   try {
-    from = expandWord(ins.from ?? "", lookup, parsed.escape);
+    from = expandWord(raw, lookup, parsed.escape);
   } catch (err) {
-    if (err instanceof SubstitutionError) throw new DockerfileError(`line ${ins.line}: ${err.message}`, at);
+    if (err instanceof SubstitutionError) throw new DockerfileError(`line ${at.line}: ${err.message}`, at);
     throw err;
   }
-  if (from === "") throw new DockerfileError(`line ${ins.line}: COPY --from needs a stage or an image`, at);
+  if (from === "") throw new DockerfileError(`line ${at.line}: ${what} needs a stage or an image`, at);
   const i = findStage(parsed, from, stage.index);
   if (i !== undefined) return { kind: "stage", index: i };
   const lower = from.toLowerCase();
   if (parsed.stages.some((s) => s.name === lower) || /^\d+$/.test(from)) {
     throw new DockerfileError(
-      `line ${ins.line}: COPY --from=${from} refers to a stage that is not defined before it`,
+      `line ${at.line}: ${what}=${from} refers to a stage that is not defined before it`,
       at,
     );
   }

@@ -17,14 +17,30 @@ const NAME_CHAR = /[A-Za-z0-9_]/;
  * LABEL, WORKDIR, USER, EXPOSE, COPY, ADD, FROM): `$VAR`, `${VAR}`, `${VAR:-default}`,
  * `${VAR-default}`, `${VAR:+alt}`, `${VAR+alt}`, `${VAR:?message}`; single quotes are literal,
  * double quotes expand, the escape character makes the next character literal; quotes are removed.
+ * With `rawQuotes` (a heredoc's body) quotes are kept as written and only variables expand.
  */
-export function expandWord(raw: string, lookup: VariableLookup, escapeChar = "\\"): string {
+export function expandWord(
+  raw: string,
+  lookup: VariableLookup,
+  escapeChar = "\\",
+  opts: { rawQuotes?: boolean } = {},
+): string {
   let out = "";
   let i = 0;
   const n = raw.length;
   while (i < n) {
     const ch = raw[i] as string;
-    if (ch === escapeChar) {
+    if (opts.rawQuotes && ch !== "$") {
+      // A heredoc's text: quotes are part of the file, and the escape only protects `$` and itself.
+      const next = raw[i + 1];
+      if (ch === escapeChar && (next === "$" || next === escapeChar)) {
+        out += next;
+        i += 2;
+      } else {
+        out += ch;
+        i++;
+      }
+    } else if (ch === escapeChar) {
       if (i + 1 < n) out += raw[i + 1];
       i += 2;
     } else if (ch === "'") {
