@@ -342,6 +342,16 @@ export class ApiClient {
     return (await res.json()) as Build;
   }
 
+  /** GET /apps/{app}/builds: newest first. */
+  listBuilds(app: string): Promise<Build[]> {
+    return this.request("GET", `/apps/${enc(app)}/builds`);
+  }
+
+  /** POST /apps/{app}/builds/{id}/cancel: the build fails with reason "cancelled". */
+  cancelBuild(app: string, id: string): Promise<Build> {
+    return this.request("POST", `/apps/${enc(app)}/builds/${enc(id)}/cancel`);
+  }
+
   /** GET /apps/{app}/builds/{id} */
   getBuild(app: string, id: string): Promise<Build> {
     return this.request("GET", `/apps/${enc(app)}/builds/${enc(id)}`);

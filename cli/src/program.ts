@@ -4,6 +4,7 @@ import { ExitStatus } from "./cli-error.js";
 import { registerApps } from "./commands/apps.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerAuth } from "./commands/auth.js";
+import { registerBuilds } from "./commands/builds.js";
 import { registerDeploy } from "./commands/deploy.js";
 import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
@@ -44,6 +45,7 @@ export function buildProgram(ctx: Context): Command {
   registerLogs(program, ctx);
   registerLaunch(program, ctx);
   registerDeploy(program, ctx);
+  registerBuilds(program, ctx);
   registerReleases(program, ctx);
   registerSecrets(program, ctx);
   registerProxy(program, ctx);

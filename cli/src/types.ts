@@ -164,6 +164,9 @@ export interface Build {
   image_ref?: string;
   manifest_digest?: string;
   error?: BuildFailure;
+  /** RFC 3339: when the build was requested. */
+  created_at?: string;
+  duration_ms?: number | null;
 }
 
 /** One line of GET /apps/{app}/builds/{id}/events. */
