@@ -1,0 +1,417 @@
+// The Hangar-vs-buildah comparison of issue 14's acceptance 3: one corpus entry (a folder of
+// tests/images/corpus with a Dockerfile) is built twice FROM THE SAME BASES:
+// - by Hangar's builder (buildImage over openBuildDeps, as the builder's own integration tests do),
+//   which makes or finds each base through its image resolution;
+// - by Debian's buildah (`buildah build --isolation chroot --layers`), which pulls those same bases,
+//   exported from Hangar's registry and pushed with skopeo into a local docker-registry. A
+//   registries.conf of the comparer's own remaps docker.io (where buildah sends short names such as
+//   node:20-slim) onto that registry, so the Dockerfile is built verbatim.
+// Both images are exported as OCI layouts and unpacked with umoci (as root, so owners are kept), then
+// compared: the runtime config (Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts) and every file
+// (path, type, mode, uid/gid, sha256 of content or symlink target), leaving out what any two builds
+// of one Dockerfile write differently (see IGNORED).
+import { execFile, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { performance } from "node:perf_hooks";
+import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { type BuildDeps, buildImage, openBuildDeps, outlineBuild, parseDockerfile } from "@hangar/builder";
+import { type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
+import { freePort, startNatsServer } from "@hangar/testkit";
+import { connect } from "@nats-io/transport-node";
+
+const run = promisify(execFile);
+const BIG = { maxBuffer: 1 << 28 };
+
+/** The corpus: one folder per Dockerfile, with the app's files and SOURCE.md. */
+export const CORPUS_DIR = join(import.meta.dirname, "corpus");
+
+/** The names of the corpus entries, sorted. */
+export function corpusEntries(): string[] {
+  return readdirSync(CORPUS_DIR, { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(join(CORPUS_DIR, d.name, "Dockerfile")))
+    .map((d) => d.name)
+    .sort();
+}
+
+/**
+ * Paths left out of the file comparison, and why: logs, caches and scratch space are written
+ * differently by any two builds of one Dockerfile (docker's included), so issue 14 leaves them out.
+ */
+const IGNORED: RegExp[] = [
+  /^\/var\/log(\/|$)/,
+  /^\/var\/cache(\/|$)/,
+  /^\/tmp(\/|$)/,
+  /^\/root\/\.npm\/_logs(\/|$)/,
+  /^\/home\/[^/]+\/\.npm\/_logs(\/|$)/,
+];
+
+/** The runtime config fields both builders must agree on. */
+const CONFIG_FIELDS = ["Entrypoint", "Cmd", "Env", "WorkingDir", "User", "ExposedPorts"] as const;
+
+/** One image, read back: its runtime config fields and its files (path -> facts). */
+export interface ImageView {
+  config: Record<string, unknown>;
+  files: Map<string, string>;
+}
+
+/** The outcome of building one corpus entry with both builders. */
+export interface Comparison {
+  entry: string;
+  hangarSeconds: number;
+  buildahSeconds: number;
+  /** "Cmd: hangar [..] buildah [..]", one per field that differs. */
+  configDiffs: string[];
+  /** "only in hangar: /path", "only in buildah: /path", "/path: hangar <facts> buildah <facts>". */
+  fileDiffs: string[];
+  filesCompared: number;
+}
+
+/** True when both images agree. */
+export function agrees(c: Comparison): boolean {
+  return c.configDiffs.length === 0 && c.fileDiffs.length === 0;
+}
+
+/** A readable account of a comparison: the verdict, then each difference (at most `limit` files). */
+export function describeComparison(c: Comparison, limit = 40): string {
+  const head = `${c.entry}: ${agrees(c) ? "same" : "DIFFERENT"} (${c.filesCompared} files; hangar ${c.hangarSeconds} s, buildah ${c.buildahSeconds} s)`;
+  const files = c.fileDiffs.slice(0, limit);
+  const more =
+    c.fileDiffs.length > limit ? [`... and ${c.fileDiffs.length - limit} more file differences`] : [];
+  return [head, ...c.configDiffs.map((d) => `  config ${d}`), ...files.map((d) => `  ${d}`), ...more].join(
+    "\n",
+  );
+}
+
+/** Starts Debian's docker-registry (distribution) on a free port, storing into `dir`. */
+async function startLocalRegistry(dir: string): Promise<{ host: string; stop(): Promise<void> }> {
+  const port = await freePort();
+  const config = join(dir, "config.yml");
+  writeFileSync(
+    config,
+    [
+      "version: 0.1",
+      "log: { level: error }",
+      `storage: { filesystem: { rootdirectory: ${join(dir, "data")} } }`,
+      `http: { addr: 127.0.0.1:${port} }`,
+    ].join("\n"),
+  );
+  const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (b: Buffer) => {
+    stderr = (stderr + b.toString()).slice(-4000);
+  });
+  const host = `127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    if (child.exitCode !== null) throw new Error(`docker-registry exited at start: ${stderr}`);
+    const up = await fetch(`http://${host}/v2/`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (up) break;
+    if (i > 100) throw new Error(`docker-registry did not answer on ${host} within 10 s: ${stderr}`);
+    await sleep(100);
+  }
+  return {
+    host,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await new Promise((r) => child.once("exit", r));
+      }
+    },
+  };
+}
+
+/** sha256 of a file's content, streamed. */
+function fileSha256(path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const h = createHash("sha256");
+    createReadStream(path)
+      .on("data", (b) => h.update(b))
+      .on("error", reject)
+      .on("end", () => resolve(h.digest("hex")));
+  });
+}
+
+/** Every path under `rootfs` (as the image sees it) with its type, mode, owner and content. */
+export async function readRootfs(rootfs: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  const walk = async (rel: string): Promise<void> => {
+    for (const name of await readdir(join(rootfs, rel))) {
+      const path = `${rel}/${name}`;
+      if (IGNORED.some((r) => r.test(path))) continue;
+      const full = join(rootfs, path);
+      const st = await lstat(full);
+      const owner = `${st.uid}:${st.gid}`;
+      const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+      if (st.isSymbolicLink()) files.set(path, `symlink ${owner} -> ${await readlink(full)}`);
+      else if (st.isDirectory()) {
+        files.set(path, `dir ${mode} ${owner}`);
+        await walk(path);
+      } else if (st.isFile()) files.set(path, `file ${mode} ${owner} ${await fileSha256(full)}`);
+      else files.set(path, `special ${(st.mode >>> 12).toString(8)} ${mode} ${owner} rdev ${st.rdev}`);
+    }
+  };
+  await walk("");
+  return files;
+}
+
+/** An empty array, object or string says the same as an absent field. */
+function normalized(value: unknown): unknown {
+  if (value === null || value === "") return undefined;
+  if (Array.isArray(value) && value.length === 0) return undefined;
+  if (typeof value === "object" && value !== null && Object.keys(value).length === 0) return undefined;
+  return value;
+}
+
+/** The config field differences and the file differences of two image views. */
+export function diffImages(hangar: ImageView, buildah: ImageView): { config: string[]; files: string[] } {
+  const config: string[] = [];
+  for (const field of CONFIG_FIELDS) {
+    const a = JSON.stringify(normalized(hangar.config[field]));
+    const b = JSON.stringify(normalized(buildah.config[field]));
+    if (a !== b) config.push(`${field}: hangar ${a} buildah ${b}`);
+  }
+  const files: string[] = [];
+  for (const [path, facts] of hangar.files) {
+    const other = buildah.files.get(path);
+    if (other === undefined) files.push(`only in hangar: ${path} (${facts})`);
+    else if (other !== facts) files.push(`${path}: hangar ${facts} / buildah ${other}`);
+  }
+  for (const [path, facts] of buildah.files) {
+    if (!hangar.files.has(path)) files.push(`only in buildah: ${path} (${facts})`);
+  }
+  return { config, files: files.sort() };
+}
+
+/** The repository path a registry stores a base ref under (`node:20-slim` -> `library/node`). */
+function baseRepository(ref: string): { repository: string; tag: string } {
+  const parsed = parseImageRef(ref);
+  return { repository: parsed.repository, tag: parsed.tag ?? "latest" };
+}
+
+/**
+ * Builds corpus entries with Hangar and with buildah from the same bases, and compares the images.
+ * One comparer keeps one buildah storage and one Hangar layer cache, so a second build of an entry
+ * is a rebuild for both.
+ */
+export class ImageComparer {
+  private readonly published = new Set<string>();
+
+  private constructor(
+    private readonly deps: BuildDeps,
+    private readonly root: string,
+    private readonly registry: { host: string; stop(): Promise<void> },
+  ) {}
+
+  /** Starts the local registry; `root` is a scratch folder the comparer owns. */
+  static async open(deps: BuildDeps, root: string): Promise<ImageComparer> {
+    await mkdir(join(root, "registry"), { recursive: true });
+    await mkdir(join(root, "registries.conf.d"), { recursive: true });
+    return new ImageComparer(deps, root, await startLocalRegistry(join(root, "registry")));
+  }
+
+  /** Stops the local registry and removes buildah's storage. */
+  async close(): Promise<void> {
+    await this.registry.stop();
+    await run("buildah", [...this.storage(), "rm", "--all"]).catch(() => undefined);
+    await run("buildah", [...this.storage(), "rmi", "--all", "--force"], BIG).catch(() => undefined);
+  }
+
+  /** buildah's global flags: storage of the comparer's own, and its registries.conf alone (the
+   * system's drop-ins alias node to docker.io, and would win over the aliases here). */
+  private storage(): string[] {
+    return [
+      "--root",
+      join(this.root, "buildah"),
+      "--runroot",
+      join(this.root, "buildah-run"),
+      "--registries-conf",
+      this.registriesConf(),
+      "--registries-conf-dir",
+      join(this.root, "registries.conf.d"),
+    ];
+  }
+
+  /** The base image refs a corpus entry's Dockerfile starts its stages from. */
+  baseRefs(contextDir: string): string[] {
+    const outline = outlineBuild(parseDockerfile(readFileSync(join(contextDir, "Dockerfile"), "utf8")));
+    const refs = outline.stages.flatMap((s) => (s.base.kind === "image" ? [s.base.ref] : []));
+    return [...new Set(refs)];
+  }
+
+  /**
+   * Pushes each base of an entry from Hangar's registry into the local registry, and names it in
+   * buildah's registries.conf. Hangar resolves (or makes) the base first, as its FROM would.
+   */
+  async publishBases(contextDir: string): Promise<void> {
+    for (const ref of this.baseRefs(contextDir)) {
+      if (this.published.has(ref)) continue;
+      const image = await this.deps.resolveImage(ref);
+      const { repository, tag } = baseRepository(ref);
+      const layout = await mkdtemp(join(this.root, "base-"));
+      await exportImageLayout(this.deps.registry, image.digest, layout, tag);
+      await run("skopeo", [
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        `oci:${layout}:${tag}`,
+        `docker://${this.registry.host}/${repository}:${tag}`,
+      ]);
+      await rm(layout, { recursive: true, force: true });
+      this.published.add(ref);
+    }
+    // docker.io is where buildah sends a short name (the system's alias table says so); the comparer
+    // remaps that whole registry onto the local one, so `FROM node:20-slim` pulls the made base.
+    const conf = [
+      "[[registry]]",
+      'prefix = "docker.io"',
+      `location = "${this.registry.host}"`,
+      "insecure = true",
+      "[[registry]]",
+      `location = "${this.registry.host}"`,
+      "insecure = true",
+    ];
+    writeFileSync(this.registriesConf(), `${conf.join("\n")}\n`);
+  }
+
+  private registriesConf(): string {
+    return join(this.root, "registries.conf");
+  }
+
+  /** Builds a context with Hangar's builder; returns the image digest and the seconds it took. */
+  async buildWithHangar(contextDir: string, tag: string): Promise<{ digest: Digest; seconds: number }> {
+    const workDir = await mkdtemp(join(this.root, "work-"));
+    const t0 = performance.now();
+    try {
+      const result = await buildImage(this.deps, { contextDir, workDir, repository: "corpus", tag });
+      return { digest: result.manifestDigest, seconds: (performance.now() - t0) / 1000 };
+    } finally {
+      await rm(workDir, { recursive: true, force: true });
+    }
+  }
+
+  /** Builds a context with buildah (chroot isolation, layer cache on); returns the seconds it took. */
+  async buildWithBuildah(contextDir: string, tag: string): Promise<{ seconds: number }> {
+    await this.publishBases(contextDir);
+    const t0 = performance.now();
+    await run(
+      "buildah",
+      [
+        ...this.storage(),
+        "build",
+        "--isolation",
+        "chroot",
+        "--layers",
+        "--quiet",
+        "-t",
+        `localhost/corpus:${tag}`,
+        "-f",
+        join(contextDir, "Dockerfile"),
+        contextDir,
+      ],
+      BIG,
+    ).catch((e: Error & { stderr?: string }) => {
+      throw new Error(`buildah build of ${contextDir} failed: ${e.stderr?.slice(-3000) ?? e.message}`);
+    });
+    return { seconds: (performance.now() - t0) / 1000 };
+  }
+
+  /** Reads an image back from an OCI layout: its config (skopeo) and its files (umoci unpack). */
+  private async view(layout: string, tag: string): Promise<ImageView> {
+    const { stdout } = await run("skopeo", ["inspect", "--config", `oci:${layout}:${tag}`], BIG);
+    const config = (JSON.parse(stdout) as { config?: Record<string, unknown> }).config ?? {};
+    const bundle = join(layout, "..", `bundle-${tag}`);
+    await run("umoci", ["unpack", "--image", `${layout}:${tag}`, bundle], BIG);
+    try {
+      return { config, files: await readRootfs(join(bundle, "rootfs")) };
+    } finally {
+      await rm(bundle, { recursive: true, force: true });
+    }
+  }
+
+  /** Builds one corpus entry with both builders and compares the two images. */
+  async compare(entry: string): Promise<Comparison> {
+    const contextDir = join(CORPUS_DIR, entry);
+    const tag = entry;
+    const hangar = await this.buildWithHangar(contextDir, tag);
+    const buildah = await this.buildWithBuildah(contextDir, tag);
+    const out = await mkdtemp(join(this.root, `cmp-${entry}-`));
+    try {
+      await exportImageLayout(this.deps.registry, hangar.digest, join(out, "hangar"), tag);
+      await run(
+        "buildah",
+        [
+          ...this.storage(),
+          "push",
+          "--quiet",
+          `localhost/corpus:${tag}`,
+          `oci:${join(out, "buildah")}:${tag}`,
+        ],
+        BIG,
+      );
+      const a = await this.view(join(out, "hangar"), tag);
+      const b = await this.view(join(out, "buildah"), tag);
+      const diff = diffImages(a, b);
+      const round = (s: number) => Math.round(s * 10) / 10;
+      return {
+        entry,
+        hangarSeconds: round(hangar.seconds),
+        buildahSeconds: round(buildah.seconds),
+        configDiffs: diff.config,
+        fileDiffs: diff.files,
+        filesCompared: a.files.size,
+      };
+    } finally {
+      await rm(out, { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Runs `f` with a comparer over a nats-server of its own (blobs, registry, layer cache) in a
+ * scratch folder, and removes everything afterwards.
+ */
+export async function withComparer<T>(f: (c: ImageComparer) => Promise<T>): Promise<T> {
+  const root = await mkdtemp(join(tmpdir(), "hangar-compare-"));
+  const nats = await startNatsServer({ storeDir: join(root, "nats") });
+  const nc = await connect({ servers: nats.url });
+  let comparer: ImageComparer | undefined;
+  try {
+    const { deps } = await openBuildDeps(nc, join(root, "builder"));
+    comparer = await ImageComparer.open(deps, root);
+    return await f(comparer);
+  } finally {
+    await comparer?.close();
+    await nc.close();
+    await nats.stop();
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+// `node --conditions=source --import tsx tests/images/compare.ts [entry...]` compares the entries
+// named (all of the corpus without any) and prints each result; exits 1 when any differs.
+if (process.argv[1] && fileURLToPath(import.meta.url) === resolve(process.argv[1])) {
+  const names = process.argv.length > 2 ? process.argv.slice(2) : corpusEntries();
+  const failed = await withComparer(async (c) => {
+    let bad = 0;
+    for (const name of names) {
+      const result = await c.compare(name).catch((e: Error) => e);
+      if (result instanceof Error) {
+        bad++;
+        process.stdout.write(`${name}: FAILED ${result.message}\n`);
+      } else {
+        if (!agrees(result)) bad++;
+        process.stdout.write(`${describeComparison(result)}\n`);
+      }
+    }
+    return bad;
+  });
+  process.exit(failed === 0 ? 0 : 1);
+}
