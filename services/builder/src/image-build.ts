@@ -480,8 +480,8 @@ class ImageBuild {
   }
 
   /** The network a RUN step gets: what it asked within the platform's policy. */
-  private runNetwork(_op: Extract<StepOp, { kind: "run" }>, at: BuildFailureDetails): "default" | "none" {
-    return stepNetwork(undefined, this.input.network ?? "default", at);
+  private runNetwork(op: Extract<StepOp, { kind: "run" }>, at: BuildFailureDetails): "default" | "none" {
+    return stepNetwork(op.network, this.input.network ?? "default", at);
   }
 
   private async copyStep(

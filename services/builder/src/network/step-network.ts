@@ -9,17 +9,10 @@ export type BuildNetworkPolicy = "default" | "none";
  * runs without network, and one that asks for it by name fails, naming the setting.
  */
 export function stepNetwork(
-  asked: "default" | "none" | "host" | undefined,
+  asked: "default" | "none" | undefined,
   policy: BuildNetworkPolicy,
   at: BuildFailureDetails,
 ): "default" | "none" {
-  if (asked === "host") {
-    throw new BuildError(
-      "network_forbidden",
-      `line ${at.line}: RUN --network=host is refused: builds never share the host's network; use --network=default`,
-      at,
-    );
-  }
   if (policy === "none" && asked === "default") {
     throw new BuildError(
       "network_forbidden",
