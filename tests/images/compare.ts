@@ -374,24 +374,34 @@ export class ImageComparer {
   }
 }
 
-/**
- * Runs `f` with a comparer over a nats-server of its own (blobs, registry, layer cache) in a
- * scratch folder, and removes everything afterwards.
- */
-export async function withComparer<T>(f: (c: ImageComparer) => Promise<T>): Promise<T> {
+/** A comparer over a nats-server of its own (blobs, registry, layer cache) in a scratch folder. */
+export async function openComparer(): Promise<{ comparer: ImageComparer; close(): Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), "hangar-compare-"));
   const nats = await startNatsServer({ storeDir: join(root, "nats") });
   const nc = await connect({ servers: nats.url });
-  let comparer: ImageComparer | undefined;
-  try {
-    const { deps } = await openBuildDeps(nc, join(root, "builder"));
-    comparer = await ImageComparer.open(deps, root);
-    return await f(comparer);
-  } finally {
+  const close = async (comparer?: ImageComparer) => {
     await comparer?.close();
     await nc.close();
     await nats.stop();
     await rm(root, { recursive: true, force: true });
+  };
+  try {
+    const { deps } = await openBuildDeps(nc, join(root, "builder"));
+    const comparer = await ImageComparer.open(deps, root);
+    return { comparer, close: () => close(comparer) };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
+
+/** Runs `f` with a comparer of its own, and removes everything afterwards. */
+export async function withComparer<T>(f: (c: ImageComparer) => Promise<T>): Promise<T> {
+  const { comparer, close } = await openComparer();
+  try {
+    return await f(comparer);
+  } finally {
+    await close();
   }
 }
 

@@ -1,0 +1,93 @@
+// The comparison's pure parts: which differences count, and which paths are left out.
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { agrees, diffImages, type ImageView, readRootfs } from "./compare.js";
+
+const root = mkdtempSync(join(tmpdir(), "hangar-compare-test-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const view = (config: Record<string, unknown>, files: Record<string, string>): ImageView => ({
+  config,
+  files: new Map(Object.entries(files)),
+});
+
+describe("diffImages", () => {
+  it("finds nothing between equal images, reading empty and absent fields alike", () => {
+    const a = view({ Cmd: ["node"], Env: ["A=1"], ExposedPorts: {} }, { "/app": "dir 0755 0:0" });
+    const b = view({ Cmd: ["node"], Env: ["A=1"], User: "" }, { "/app": "dir 0755 0:0" });
+    const diff = diffImages(a, b);
+    expect(diff).toEqual({ config: [], files: [] });
+    expect(
+      agrees({
+        entry: "x",
+        hangarSeconds: 0,
+        buildahSeconds: 0,
+        configDiffs: [],
+        fileDiffs: [],
+        filesCompared: 1,
+      }),
+    ).toBe(true);
+  });
+
+  it("names each config field and each file that differs, and files only one side has", () => {
+    const a = view({ User: "app", WorkingDir: "/app" }, { "/a": "file 0644 0:0 x", "/b": "dir 0755 0:0" });
+    const b = view({ User: "root", WorkingDir: "/app" }, { "/a": "file 0755 0:0 x", "/c": "dir 0755 0:0" });
+    const diff = diffImages(a, b);
+    expect(diff.config).toEqual(['User: hangar "app" buildah "root"']);
+    expect(diff.files).toEqual([
+      "/a: hangar file 0644 0:0 x / buildah file 0755 0:0 x",
+      "only in buildah: /c (dir 0755 0:0)",
+      "only in hangar: /b (dir 0755 0:0)",
+    ]);
+  });
+});
+
+describe("readRootfs", () => {
+  it("records type, mode, owner, content hash and link target, leaving out logs, caches, /tmp and npm's logs", () => {
+    const rootfs = join(root, "rootfs");
+    for (const d of [
+      "app",
+      "var/log/apt",
+      "var/cache/apt",
+      "tmp",
+      "root/.npm/_logs",
+      "home/node/.npm/_logs",
+    ]) {
+      mkdirSync(join(rootfs, d), { recursive: true });
+    }
+    writeFileSync(join(rootfs, "app", "a.txt"), "hello");
+    symlinkSync("a.txt", join(rootfs, "app", "link"));
+    for (const f of [
+      "var/log/apt/x",
+      "var/cache/apt/x",
+      "tmp/x",
+      "root/.npm/_logs/x",
+      "home/node/.npm/_logs/x",
+    ]) {
+      writeFileSync(join(rootfs, f), "noise");
+    }
+    return readRootfs(rootfs).then((files) => {
+      const uid = process.getuid?.() ?? 0;
+      const gid = process.getgid?.() ?? 0;
+      expect(files.get("/app/a.txt")).toMatch(
+        new RegExp(
+          `^file 0\\d{3} ${uid}:${gid} 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824$`,
+        ),
+      );
+      expect(files.get("/app/link")).toBe(`symlink ${uid}:${gid} -> a.txt`);
+      expect([...files.keys()].sort()).toEqual([
+        "/app",
+        "/app/a.txt",
+        "/app/link",
+        "/home",
+        "/home/node",
+        "/home/node/.npm",
+        "/root",
+        "/root/.npm",
+        "/var",
+      ]);
+    });
+  });
+});
