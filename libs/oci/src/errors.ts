@@ -107,3 +107,43 @@ export class SystemToolError extends OciError {
     super("system_tool_failed", message, options);
   }
 }
+
+/** A remote registry refused the credentials it was given, or asked for some and had none. */
+export class RegistryAuthError extends OciError {
+  constructor(
+    readonly ref: string,
+    readonly host: string,
+    detail?: string,
+  ) {
+    super(
+      "registry_auth_failed",
+      `authentication failed for ${ref}: check the registry credentials (hangar registry login ${host})` +
+        (detail ? ` (${detail})` : ""),
+    );
+  }
+}
+
+/** A remote registry could not be reached or answered with an error after the retries. */
+export class RemoteRegistryError extends OciError {
+  constructor(
+    readonly ref: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super("registry_unavailable", message, options);
+  }
+}
+
+/** A blob a remote registry sent does not hash to its digest (or size); nothing of it was stored. */
+export class BlobCorruptedError extends OciError {
+  constructor(
+    readonly ref: string,
+    readonly digest: string,
+    detail: string,
+  ) {
+    super(
+      "blob_corrupted",
+      `blob ${digest} of ${ref} is corrupted: ${detail}; nothing of it was stored (pull again, or check the registry)`,
+    );
+  }
+}

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream, type Stats } from "node:fs";
 import {
   chmod,
@@ -14,7 +15,7 @@ import {
   utimes,
 } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { Readable, Transform } from "node:stream";
+import { Duplex, Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { createGunzip, createGzip } from "node:zlib";
 import tar, { type Pack } from "tar-stream";
@@ -165,11 +166,13 @@ export async function applyLayer(
   const overlay = opts.mode === "overlay";
   await mkdir(root, { recursive: true });
   const extract = tar.extract();
-  const { head, rest } = await peek(src as AsyncIterable<Uint8Array>, 2);
+  const { head, rest } = await peek(src as AsyncIterable<Uint8Array>, 4);
   const gzipped = head[0] === 0x1f && head[1] === 0x8b;
   const feeding = gzipped
     ? pipeline(Readable.from(rest), createGunzip(), extract)
-    : pipeline(Readable.from(rest), extract);
+    : head.length >= 4 && head.readUInt32LE(0) === ZSTD_MAGIC
+      ? pipeline(Readable.from(rest), zstdDecompress(), extract)
+      : pipeline(Readable.from(rest), extract);
   feeding.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
 
   const created = new Set<string>();
@@ -333,6 +336,40 @@ async function clearLower(root: string, rel: string, created: Set<string>): Prom
 }
 
 /** Reads at least `n` bytes off the front of a stream and gives back a stream that still starts with them. */
+/** The first four bytes of a zstd frame, read little-endian (layers of media type `...tar+zstd`). */
+const ZSTD_MAGIC = 0xfd2fb528;
+
+/**
+ * A zstd decompressor as a stream: Debian's zstd binary, since Node 20's zlib has no zstd. Its exit
+ * status is checked, so a truncated or corrupt frame fails the unpack instead of ending it early.
+ */
+function zstdDecompress(): Duplex {
+  const child = spawn("zstd", ["-dc", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+  const stderr: Buffer[] = [];
+  child.stderr.on("data", (b: Buffer) => stderr.push(b));
+  const exited = new Promise<void>((resolve, reject) => {
+    child.once("error", (error) =>
+      reject(new LayerEntryError(`cannot unpack a zstd layer: ${error.message} (install zstd)`)),
+    );
+    child.once("close", (code) =>
+      code === 0
+        ? resolve()
+        : reject(
+            new LayerEntryError(`zstd layer does not decompress: ${Buffer.concat(stderr).toString().trim()}`),
+          ),
+    );
+  });
+  exited.catch(() => {});
+  const out = child.stdout;
+  const readable = Readable.from(
+    (async function* () {
+      for await (const chunk of out) yield chunk as Buffer;
+      await exited;
+    })(),
+  );
+  return Duplex.from({ writable: child.stdin, readable });
+}
+
 async function peek(
   src: AsyncIterable<Uint8Array>,
   n: number,

@@ -7,6 +7,7 @@ export const MediaType = {
   ociConfig: "application/vnd.oci.image.config.v1+json",
   ociLayerTarGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
   ociLayerTar: "application/vnd.oci.image.layer.v1.tar",
+  ociLayerTarZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
   dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
   dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
@@ -94,6 +95,19 @@ export interface ImageConfig {
   config: ImageRuntimeConfig;
   rootfs: { type: "layers"; diff_ids: Digest[] };
   history?: HistoryEntry[];
+}
+
+/**
+ * The manifest of an index for linux/`arch` (this host's by default); an index of one entry without
+ * a platform is taken as it is. Undefined when no entry fits.
+ */
+export function choosePlatform(index: ImageIndex, arch: string = hostArchitecture()): Descriptor | undefined {
+  return (
+    index.manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === arch) ??
+    (index.manifests.length === 1 && index.manifests[0]?.platform === undefined
+      ? index.manifests[0]
+      : undefined)
+  );
 }
 
 /** The OCI architecture name of this host (`amd64`, `arm64`, ...). */

@@ -2,6 +2,7 @@ export { availableBaseImages, copyHostExecutables, ensureBaseImage, NODE_VERSION
 export { BlobStore, DEFAULT_BLOB_BUCKET, hashFile } from "./blob-store.js";
 export { checkDigest, type Digest, DigestHasher, digestOf, isDigest } from "./digest.js";
 export {
+  BlobCorruptedError,
   BlobNotFoundError,
   DigestMismatchError,
   ImageNotFoundError,
@@ -11,17 +12,30 @@ export {
   ManifestBlobUnknownError,
   ManifestInvalidError,
   OciError,
+  RegistryAuthError,
+  RemoteRegistryError,
   SystemToolError,
   UnknownBaseImageError,
   UnknownUserError,
 } from "./errors.js";
 export { run as runTool } from "./exec.js";
 export { reachesForeignApp } from "./image-owner.js";
+export {
+  cacheRepository,
+  DOCKER_HUB,
+  type ImageSourceOptions,
+  isUpstreamRef,
+  parseUpstreams,
+  registryHostOf,
+  resolveImage,
+  type UpstreamRegistries,
+} from "./image-source.js";
 export { writeImage } from "./image-writer.js";
 export { applyLayer, createLayer, type LayerFile } from "./layer.js";
 export { LayerStore } from "./layer-store.js";
 export { exportImageLayout } from "./layout.js";
 export {
+  choosePlatform,
   type Descriptor,
   type HistoryEntry,
   hostArchitecture,
@@ -45,6 +59,17 @@ export {
   parseImageRef,
 } from "./ref.js";
 export { DEFAULT_REGISTRY_BUCKET, ImageRegistry, linksBucketOf, type ResolvedImage } from "./registry.js";
+export { type AuthChallenge, basicAuthorization, parseWwwAuthenticate } from "./remote/auth.js";
+export { DEFAULT_RETRY, isRetryableStatus, type RetryPolicy, retryDelayMs } from "./remote/backoff.js";
+export { type RemoteManifest, RemoteRegistry, type RemoteRegistryOptions } from "./remote/client.js";
+export {
+  credentialsFor,
+  type DockerAuthConfig,
+  parseDockerAuthConfig,
+  REGISTRY_AUTH_SECRET,
+  type RegistryCredentials,
+  withCredentials,
+} from "./remote/credentials.js";
 export { mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
 export * from "./runtime/mod.js";
 export { bwrapPath, resolveUser, type SandboxOptions, sandboxArgv } from "./sandbox.js";

@@ -9,6 +9,7 @@ import {
   ManifestInvalidError,
 } from "./errors.js";
 import {
+  choosePlatform,
   type Descriptor,
   hostArchitecture,
   type ImageConfig,
@@ -191,24 +192,33 @@ export class ImageRegistry {
       candidates.push(parsed.repository.slice("library/".length));
     }
     for (const repository of candidates) {
-      const found = await this.getManifest(repository, reference);
-      if (found === undefined) continue;
-      let { digest, mediaType, bytes } = found;
-      if (INDEX_TYPES.includes(mediaType)) {
-        const chosen = pickPlatform(JSON.parse(Buffer.from(bytes).toString()) as ImageIndex);
-        const platformManifest = chosen && (await this.getManifest(repository, chosen.digest));
-        if (!platformManifest) {
-          throw new ImageNotFoundError(ref, `image ${ref} has no manifest for linux/${hostArchitecture()}`);
-        }
-        ({ digest, mediaType, bytes } = platformManifest);
-      }
-      const manifest = JSON.parse(Buffer.from(bytes).toString()) as ImageManifest;
-      const config = JSON.parse(
-        Buffer.from(await this.blobs.getBytes(manifest.config.digest)).toString(),
-      ) as ImageConfig;
-      return { repository, digest, manifest, config, configDigest: manifest.config.digest };
+      const found = await this.resolveIn(repository, reference, ref);
+      if (found !== undefined) return found;
     }
     throw new ImageNotFoundError(ref);
+  }
+
+  /**
+   * The image `reference` (tag or digest) of `repository` names, or undefined if it holds none; an
+   * index resolves to this host's platform (ImageNotFoundError naming `ref` when it has none).
+   */
+  async resolveIn(repository: string, reference: string, ref: string): Promise<ResolvedImage | undefined> {
+    const found = await this.getManifest(repository, reference);
+    if (found === undefined) return undefined;
+    let { digest, mediaType, bytes } = found;
+    if (INDEX_TYPES.includes(mediaType)) {
+      const chosen = choosePlatform(JSON.parse(Buffer.from(bytes).toString()) as ImageIndex);
+      const platformManifest = chosen && (await this.getManifest(repository, chosen.digest));
+      if (!platformManifest) {
+        throw new ImageNotFoundError(ref, `image ${ref} has no manifest for linux/${hostArchitecture()}`);
+      }
+      ({ digest, mediaType, bytes } = platformManifest);
+    }
+    const manifest = JSON.parse(Buffer.from(bytes).toString()) as ImageManifest;
+    const config = JSON.parse(
+      Buffer.from(await this.blobs.getBytes(manifest.config.digest)).toString(),
+    ) as ImageConfig;
+    return { repository, digest, manifest, config, configDigest: manifest.config.digest };
   }
 
   /** True if a manifest stored in `repository` names `digest` as its config, a layer or a child manifest. */
@@ -290,14 +300,4 @@ function parseManifest(bytes: Uint8Array, mediaType: string): ImageManifest | Im
 function referencedDigests(parsed: ImageManifest | ImageIndex): Digest[] {
   if ("manifests" in parsed) return parsed.manifests.map((m) => m.digest);
   return [parsed.config, ...parsed.layers].map((b) => b.digest);
-}
-
-function pickPlatform(index: ImageIndex): Descriptor | undefined {
-  const arch = hostArchitecture();
-  return (
-    index.manifests.find((m) => m.platform?.os === "linux" && m.platform.architecture === arch) ??
-    (index.manifests.length === 1 && index.manifests[0]?.platform === undefined
-      ? index.manifests[0]
-      : undefined)
-  );
 }

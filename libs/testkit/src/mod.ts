@@ -7,6 +7,8 @@ export {
   ServerStartError,
   TimeoutError,
 } from "./errors.js";
+export type { TestPlatformImage } from "./image-layout.js";
+export { writeTestImageLayout } from "./image-layout.js";
 export type { NatsCluster, NatsClusterOptions } from "./nats-cluster.js";
 export { startNatsCluster } from "./nats-cluster.js";
 export type { NatsServer, NatsServerOptions } from "./nats-server.js";
@@ -16,6 +18,8 @@ export { createNetworkTopology } from "./network-topology.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
+export type { RegistryAuthMode, TestRegistry, TestRegistryOptions } from "./registry.js";
+export { startTestRegistry } from "./registry.js";
 export {
   HARDENED_PROBE,
   PODMAN_CAP_EFF,

@@ -1,0 +1,255 @@
+import { createWriteStream } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { finished } from "node:stream/promises";
+import { type Digest, DigestHasher, isDigest } from "./digest.js";
+import { BlobCorruptedError, ImageNotFoundError, InvalidReferenceError } from "./errors.js";
+import {
+  choosePlatform,
+  hostArchitecture,
+  type ImageIndex,
+  type ImageManifest,
+  INDEX_TYPES,
+} from "./media.js";
+import { DEFAULT_REGISTRY_HOST, type ImageRef, isRepositoryName, parseImageRef } from "./ref.js";
+import type { ImageRegistry, ResolvedImage } from "./registry.js";
+import { RemoteRegistry } from "./remote/client.js";
+import type { RegistryCredentials } from "./remote/credentials.js";
+
+/** The remote registries pulls may reach: a ref's host (`docker.io`, `ghcr.io`, `localhost:5000`) -> its API's base URL. */
+export type UpstreamRegistries = Readonly<Record<string, string>>;
+
+/** What resolveImage works with. */
+export interface ImageSourceOptions {
+  /** Hangar's registry: the pull-through cache. */
+  registry: ImageRegistry;
+  /** Which remote registries exist (HANGAR_REGISTRY_UPSTREAMS); none on development machines. */
+  upstreams: UpstreamRegistries;
+  /** The org's credentials for a registry host (its HANGAR_REGISTRY_AUTH secret), if any. */
+  credentials?: (registryHost: string) => Promise<RegistryCredentials | undefined>;
+  /** The maker of platform-made bases (libs/oci/src/bases/), for short names no upstream serves. */
+  bases?: { make(ref: string, onProgress?: (line: string) => void): Promise<ResolvedImage | undefined> };
+  /** Human progress lines ("pulling docker.io/library/node:20 (3/7 layers, 41 MB)"). */
+  onProgress?: (line: string) => void;
+}
+
+/** Docker Hub, where a ref without a registry host points. */
+export const DOCKER_HUB = "docker.io";
+
+/** Blobs fetched at once by one pull: enough to hide a round trip, few enough for a 2-core host. */
+const PARALLEL_BLOBS = 3;
+
+/**
+ * Parses HANGAR_REGISTRY_UPSTREAMS: a JSON object of registry host -> http(s) base URL, e.g.
+ * `{"docker.io":"https://registry-1.docker.io"}`; an empty string means none.
+ */
+export function parseUpstreams(json: string): UpstreamRegistries {
+  if (json.trim() === "") return {};
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    throw new Error(
+      `upstream registries must be a JSON object such as {"docker.io":"https://registry-1.docker.io"}`,
+    );
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new Error(`upstream registries must be a JSON object of registry host -> URL`);
+  }
+  for (const [host, url] of Object.entries(doc)) {
+    if (typeof url !== "string" || !/^https?:\/\/[^/]+/.test(url)) {
+      throw new Error(`upstream registry ${host} needs an http(s) URL, not ${JSON.stringify(url)}`);
+    }
+  }
+  return doc as UpstreamRegistries;
+}
+
+/** The registry host a ref pulls from: its own, or docker.io for a ref without one. */
+export function registryHostOf(ref: ImageRef): string {
+  return ref.registry ?? DOCKER_HUB;
+}
+
+/** Whether `ref` (parsed) names an image of a configured upstream registry: never an app's image. */
+export function isUpstreamRef(ref: ImageRef, upstreams: UpstreamRegistries): boolean {
+  return (
+    ref.registry !== undefined &&
+    ref.registry !== DEFAULT_REGISTRY_HOST &&
+    upstreams[ref.registry] !== undefined
+  );
+}
+
+/**
+ * The repository of Hangar's registry that caches an upstream's repository: `docker.io/library/node`,
+ * `localhost_5000/x/app` (a port's colon is no repository character). No app is named with a dot or
+ * an underscore, so no tenant can push into it.
+ */
+export function cacheRepository(host: string, repository: string): string {
+  const name = `${host.toLowerCase().replace(/:/g, "_")}/${repository}`;
+  if (!isRepositoryName(name))
+    throw new InvalidReferenceError(`cannot cache ${host}/${repository}: not a valid repository name`);
+  return name;
+}
+
+/**
+ * Finds the image `ref` names, pulling it through Hangar's registry when it comes from an upstream:
+ * (1) Hangar's registry has it (for a short name, `library/x` and then `x`; for an upstream's ref, its
+ * cache repository); (2) its registry host is an upstream: pulled (every blob verified, each stored
+ * once), recorded in the cache repository only when complete, and resolved from there; (3) a
+ * short name the platform makes (`bases`); (4) ImageNotFoundError naming the ref and what exists.
+ * A ref of another host (Hangar's own among them) resolves in Hangar's registry only.
+ */
+export async function resolveImage(ref: string, opts: ImageSourceOptions): Promise<ResolvedImage> {
+  const parsed = parseImageRef(ref);
+  const host = registryHostOf(parsed);
+  const reference = parsed.digest ?? parsed.tag ?? "latest";
+  const hub = host === DOCKER_HUB;
+  if (!hub && opts.upstreams[host] === undefined) return opts.registry.resolve(ref);
+  if (hub) {
+    // Hangar's own copy of an official image (a base the platform made, or one an operator pushed).
+    const { registry: _host, ...local } = parsed;
+    const own = await opts.registry.resolve(formatLocal(local)).catch((error: unknown) => {
+      if (error instanceof ImageNotFoundError) return undefined;
+      throw error;
+    });
+    if (own) return own;
+  }
+  const url = opts.upstreams[host];
+  if (url !== undefined) {
+    const cache = cacheRepository(host, parsed.repository);
+    const cached = await opts.registry.resolveIn(cache, reference, ref);
+    if (cached) return cached;
+    const digest = await pullOnce(opts.registry, `${cache}@${reference}`, () =>
+      pull(ref, parsed.repository, reference, cache, url, host, opts),
+    );
+    const pulled = await opts.registry.resolveIn(cache, digest, ref);
+    if (pulled) return pulled;
+  }
+  if (hub) {
+    const made = await opts.bases?.make(ref, opts.onProgress);
+    if (made) return made;
+  }
+  const tags = await opts.registry.tags(parsed.repository);
+  throw new ImageNotFoundError(
+    ref,
+    `image ${ref} is not in Hangar's registry` +
+      (tags.length > 0 ? ` (${parsed.repository} has tags ${tags.join(", ")})` : "") +
+      (url === undefined
+        ? `, no upstream registry is configured for ${host} (HANGAR_REGISTRY_UPSTREAMS), and it is not a base this platform makes`
+        : ""),
+  );
+}
+
+function formatLocal(r: Omit<ImageRef, "registry">): string {
+  return `${r.repository}${r.tag === undefined ? "" : `:${r.tag}`}${r.digest === undefined ? "" : `@${r.digest}`}`;
+}
+
+// Concurrent pulls of one image share one download (per registry instance).
+const inFlight = new WeakMap<ImageRegistry, Map<string, Promise<Digest>>>();
+
+function pullOnce(registry: ImageRegistry, key: string, run: () => Promise<Digest>): Promise<Digest> {
+  const pending = inFlight.get(registry) ?? new Map<string, Promise<Digest>>();
+  inFlight.set(registry, pending);
+  let p = pending.get(key);
+  if (!p) {
+    p = run().finally(() => pending.delete(key));
+    pending.set(key, p);
+  }
+  return p;
+}
+
+/**
+ * Pulls one image into `cache`: the manifest (this host's platform of an index), then every blob
+ * Hangar's blob store lacks, each hashed as it streams to a temp file and stored only if it matches
+ * its digest and size; the manifest is recorded (and tagged) last, so a half-pulled image is never
+ * found. Returns the digest of the platform manifest.
+ */
+async function pull(
+  ref: string,
+  repository: string,
+  reference: string,
+  cache: string,
+  url: string,
+  host: string,
+  opts: ImageSourceOptions,
+): Promise<Digest> {
+  const credentials = await opts.credentials?.(host);
+  const remote = new RemoteRegistry({ host, url, ...(credentials ? { credentials } : {}) });
+  let top = await remote.manifest(repository, reference, ref);
+  if (INDEX_TYPES.includes(top.mediaType)) {
+    const chosen = choosePlatform(JSON.parse(Buffer.from(top.bytes).toString()) as ImageIndex);
+    if (!chosen)
+      throw new ImageNotFoundError(ref, `image ${ref} has no manifest for linux/${hostArchitecture()}`);
+    top = await remote.manifest(repository, chosen.digest, ref);
+    if (INDEX_TYPES.includes(top.mediaType)) {
+      throw new ImageNotFoundError(
+        ref,
+        `image ${ref}: the linux/${hostArchitecture()} entry of its index is another index`,
+      );
+    }
+  }
+  const manifest = JSON.parse(Buffer.from(top.bytes).toString()) as ImageManifest;
+  const blobs = [manifest.config, ...manifest.layers];
+  const total = manifest.layers.length;
+  let done = 0;
+  let bytes = 0;
+  const progress = (): void =>
+    opts.onProgress?.(
+      `pulling ${host}/${repository}:${reference} (${done}/${total} layers, ${Math.round(bytes / 1e6)} MB)`,
+    );
+  const dir = await mkdtemp(join(tmpdir(), "hangar-pull-"));
+  try {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < blobs.length) {
+        const blob = blobs[next++];
+        if (!blob) break;
+        if (!(await opts.registry.blobs.has(blob.digest))) {
+          const file = join(dir, blob.digest.slice("sha256:".length));
+          await download(remote, repository, blob.digest, blob.size, file, ref);
+          await opts.registry.blobs.putFile(file, blob.digest);
+          await rm(file, { force: true });
+          bytes += blob.size;
+        }
+        if (blob !== manifest.config) {
+          done++;
+          progress();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL_BLOBS }, worker));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  // The platform manifest under its digest, then the tag (or the asked digest) pointing at it.
+  await opts.registry.putManifest(cache, top.digest, top.bytes, top.mediaType);
+  if (!isDigest(reference)) await opts.registry.putManifest(cache, reference, top.bytes, top.mediaType);
+  return top.digest;
+}
+
+/** Streams a blob into `file`, hashing it; a digest or size other than announced is BlobCorruptedError. */
+async function download(
+  remote: RemoteRegistry,
+  repository: string,
+  digest: Digest,
+  size: number,
+  file: string,
+  ref: string,
+): Promise<void> {
+  const body = await remote.blob(repository, digest, ref);
+  const hasher = new DigestHasher();
+  const out = createWriteStream(file);
+  try {
+    for await (const chunk of body) {
+      hasher.update(chunk);
+      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", resolve));
+    }
+  } finally {
+    out.end();
+    await finished(out);
+  }
+  const actual = hasher.digest();
+  if (actual !== digest) throw new BlobCorruptedError(ref, digest, `its content hashes to ${actual}`);
+  if (hasher.size !== size)
+    throw new BlobCorruptedError(ref, digest, `it is ${hasher.size} bytes, not ${size}`);
+}

@@ -1,0 +1,211 @@
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startTestRegistry, type TestRegistry, writeTestImageLayout } from "@hangar/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  BlobCorruptedError,
+  BlobStore,
+  cacheRepository,
+  ImageNotFoundError,
+  ImageRegistry,
+  LayerStore,
+  RegistryAuthError,
+  resolveImage,
+} from "../src/mod.js";
+
+let nc: NatsConnection;
+let work: string;
+const registries: TestRegistry[] = [];
+let seq = 0;
+
+/** A fresh Hangar registry (own buckets), so each case starts with an empty pull-through cache. */
+async function hangarRegistry(): Promise<ImageRegistry> {
+  const id = `${process.pid}-${seq++}`;
+  const blobs = await BlobStore.open(nc, { bucket: `oci-pull-blobs-${id}` });
+  return ImageRegistry.open(nc, blobs, { bucket: `oci-pull-registry-${id}` });
+}
+
+/** A test registry holding `x/app:1`: an index of an amd64 image (marker "amd64") and an arm64 one. */
+async function registryWithApp(
+  auth: "none" | "basic" | "token",
+  compression: "gzip" | "zstd" = "gzip",
+  format?: "v2s2",
+): Promise<TestRegistry> {
+  const r = await startTestRegistry({ auth });
+  registries.push(r);
+  const layout = join(work, `layout-${seq++}`);
+  writeTestImageLayout(
+    layout,
+    "1",
+    [
+      { architecture: "amd64", files: { marker: "amd64\n", big: "x".repeat(200_000) } },
+      { architecture: "arm64", files: { marker: "arm64\n" } },
+    ],
+    compression,
+  );
+  await r.push(`oci:${layout}:1`, "x/app:1", { all: true, ...(format ? { format } : {}) });
+  return r;
+}
+
+/**
+ * A proxy in front of a registry that counts blob GETs and, when told, answers the next requests
+ * with a status (429/503) or flips a byte of blob bodies.
+ */
+async function proxy(target: string): Promise<{
+  url: string;
+  blobGets: string[];
+  failNext: number[];
+  corrupt: boolean;
+  server: Server;
+}> {
+  const state = { blobGets: [] as string[], failNext: [] as number[], corrupt: false };
+  const server = createServer(async (req, res) => {
+    const status = state.failNext.shift();
+    if (status !== undefined) {
+      res.writeHead(status, status === 429 ? { "retry-after": "0" } : {});
+      res.end();
+      return;
+    }
+    const isBlob = /\/blobs\/sha256:/.test(req.url ?? "");
+    if (isBlob && req.method === "GET") state.blobGets.push(req.url ?? "");
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (typeof v === "string" && k !== "host") headers[k] = v;
+    const upstream = await fetch(`${target}${req.url}`, { method: req.method, headers, redirect: "manual" });
+    const out: Record<string, string> = {};
+    upstream.headers.forEach((v, k) => {
+      if (k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding") out[k] = v;
+    });
+    const body = Buffer.from(await upstream.arrayBuffer());
+    if (isBlob && state.corrupt && body.length > 0)
+      body[body.length - 1] = (body[body.length - 1] ?? 0) ^ 0xff;
+    res.writeHead(upstream.status, out);
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return Object.assign(state, { url, server });
+}
+
+const creds = (r: TestRegistry) => async () => ({ username: r.username, password: r.password });
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  work = await mkdtemp(join(tmpdir(), "oci-pull-"));
+});
+
+afterAll(async () => {
+  for (const r of registries) await r.stop();
+  await nc?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+/** The marker file of a resolved image, read from its one layer unpacked. */
+async function markerOf(registry: ImageRegistry, layers: string[]): Promise<string> {
+  const store = new LayerStore(join(work, `layers-${seq++}`), registry.blobs);
+  const dir = await store.dir(layers[0] as `sha256:${string}`);
+  return (await readFile(join(dir, "marker"))).toString().trim();
+}
+
+describe("pull-through from a real docker-registry", () => {
+  it("pulls the amd64 image of an index anonymously (OCI, gzip), once", async () => {
+    const r = await registryWithApp("none");
+    const p = await proxy(r.url);
+    const registry = await hangarRegistry();
+    const ref = `${r.host}/x/app:1`;
+    const progress: string[] = [];
+    const upstreams = { [r.host]: p.url };
+    const image = await resolveImage(ref, { registry, upstreams, onProgress: (l) => progress.push(l) });
+    expect(image.repository).toBe(cacheRepository(r.host, "x/app"));
+    expect(image.config.architecture).toBe("amd64");
+    expect(
+      await markerOf(
+        registry,
+        image.manifest.layers.map((l) => l.digest),
+      ),
+    ).toBe("amd64");
+    expect(progress.at(-1)).toMatch(/1\/1 layers/);
+    const gets = p.blobGets.length;
+    expect(gets).toBe(2); // config and layer
+    const again = await resolveImage(ref, { registry, upstreams });
+    expect(again.digest).toBe(image.digest);
+    expect(p.blobGets.length).toBe(gets);
+    p.server.close();
+  });
+
+  it("pulls Docker schema 2 with Basic auth", async () => {
+    const r = await registryWithApp("basic", "gzip", "v2s2");
+    const registry = await hangarRegistry();
+    const image = await resolveImage(`${r.host}/x/app:1`, {
+      registry,
+      upstreams: { [r.host]: r.url },
+      credentials: creds(r),
+    });
+    expect(image.manifest.mediaType).toBe("application/vnd.docker.distribution.manifest.v2+json");
+    expect(
+      await markerOf(
+        registry,
+        image.manifest.layers.map((l) => l.digest),
+      ),
+    ).toBe("amd64");
+  });
+
+  it("pulls zstd layers with the token flow, and refuses a wrong password", async () => {
+    const r = await registryWithApp("token", "zstd");
+    const registry = await hangarRegistry();
+    const ref = `${r.host}/x/app:1`;
+    const upstreams = { [r.host]: r.url };
+    const wrong = resolveImage(ref, {
+      registry,
+      upstreams,
+      credentials: async () => ({ username: r.username, password: "wrong" }),
+    });
+    await expect(wrong).rejects.toThrow(RegistryAuthError);
+    await expect(wrong).rejects.toThrow(`authentication failed for ${ref}`);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual([]);
+    const image = await resolveImage(ref, { registry, upstreams, credentials: creds(r) });
+    expect(image.manifest.layers[0]?.mediaType).toBe("application/vnd.oci.image.layer.v1.tar+zstd");
+    expect(
+      await markerOf(
+        registry,
+        image.manifest.layers.map((l) => l.digest),
+      ),
+    ).toBe("amd64");
+  });
+
+  it("retries 429 and 503, names a missing tag, and stores nothing of a corrupted blob", async () => {
+    const r = await registryWithApp("none");
+    const p = await proxy(r.url);
+    const registry = await hangarRegistry();
+    const upstreams = { [r.host]: p.url };
+    const missing = resolveImage(`${r.host}/x/app:2`, { registry, upstreams });
+    await expect(missing).rejects.toThrow(ImageNotFoundError);
+    await expect(missing).rejects.toThrow(
+      `${r.host}/x/app:2 not found: tag 2 does not exist in ${r.host}/x/app`,
+    );
+    p.corrupt = true;
+    const ref = `${r.host}/x/app:1`;
+    await expect(resolveImage(ref, { registry, upstreams })).rejects.toThrow(BlobCorruptedError);
+    await expect(resolveImage(ref, { registry, upstreams })).rejects.toThrow(`of ${ref} is corrupted`);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual([]);
+    p.corrupt = false;
+    p.failNext.push(429, 503);
+    const image = await resolveImage(ref, { registry, upstreams });
+    expect(image.config.architecture).toBe("amd64");
+    p.server.close();
+  });
+
+  it("never goes upstream for a host that is not configured", async () => {
+    const registry = await hangarRegistry();
+    await expect(resolveImage("127.0.0.1:1/x/app:1", { registry, upstreams: {} })).rejects.toThrow(
+      ImageNotFoundError,
+    );
+    await expect(resolveImage("node:99", { registry, upstreams: {} })).rejects.toThrow(
+      /no upstream registry is configured for docker.io/,
+    );
+  });
+});
