@@ -205,7 +205,8 @@ export class ImageComparer {
   private readonly published = new Set<string>();
 
   private constructor(
-    private readonly deps: BuildDeps,
+    /** What the Hangar side builds with (its registry, blobs and layer cache). */
+    readonly deps: BuildDeps,
     private readonly root: string,
     private readonly registry: { host: string; stop(): Promise<void> },
   ) {}
