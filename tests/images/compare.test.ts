@@ -26,6 +26,7 @@ describe("diffImages", () => {
         buildahSeconds: 0,
         configDiffs: [],
         fileDiffs: [],
+        volatilePaths: [],
         filesCompared: 1,
       }),
     ).toBe(true);
@@ -36,10 +37,10 @@ describe("diffImages", () => {
     const b = view({ User: "root", WorkingDir: "/app" }, { "/a": "file 0755 0:0 x", "/c": "dir 0755 0:0" });
     const diff = diffImages(a, b);
     expect(diff.config).toEqual(['User: hangar "app" buildah "root"']);
-    expect(diff.files).toEqual([
+    expect(diff.files.map((d) => d.text)).toEqual([
       "/a: hangar file 0644 0:0 x / buildah file 0755 0:0 x",
-      "only in buildah: /c (dir 0755 0:0)",
       "only in hangar: /b (dir 0755 0:0)",
+      "only in buildah: /c (dir 0755 0:0)",
     ]);
   });
 });

@@ -60,6 +60,13 @@ export interface ImageView {
   files: Map<string, string>;
 }
 
+/** One path the two images disagree on, and how. */
+export interface FileDiff {
+  path: string;
+  /** "only in hangar: /path (facts)", "only in buildah: ...", "/path: hangar <facts> / buildah <facts>". */
+  text: string;
+}
+
 /** The outcome of building one corpus entry with both builders. */
 export interface Comparison {
   entry: string;
@@ -67,8 +74,13 @@ export interface Comparison {
   buildahSeconds: number;
   /** "Cmd: hangar [..] buildah [..]", one per field that differs. */
   configDiffs: string[];
-  /** "only in hangar: /path", "only in buildah: /path", "/path: hangar <facts> buildah <facts>". */
-  fileDiffs: string[];
+  fileDiffs: FileDiff[];
+  /**
+   * Paths that differed too between two buildah builds of the entry (without cache): what the
+   * Dockerfile's own tools write differently at each build (timestamps in npm's cache index, a
+   * Next.js build id). Left out of fileDiffs, and counted here.
+   */
+  volatilePaths: string[];
   filesCompared: number;
 }
 
@@ -83,9 +95,19 @@ export function describeComparison(c: Comparison, limit = 40): string {
   const files = c.fileDiffs.slice(0, limit);
   const more =
     c.fileDiffs.length > limit ? [`... and ${c.fileDiffs.length - limit} more file differences`] : [];
-  return [head, ...c.configDiffs.map((d) => `  config ${d}`), ...files.map((d) => `  ${d}`), ...more].join(
-    "\n",
-  );
+  const volatile =
+    c.volatilePaths.length > 0
+      ? [
+          `  left out: ${c.volatilePaths.length} paths two buildah builds also write differently, e.g. ${c.volatilePaths.slice(0, 3).join(", ")}`,
+        ]
+      : [];
+  return [
+    head,
+    ...c.configDiffs.map((d) => `  config ${d}`),
+    ...files.map((d) => `  ${d.text}`),
+    ...more,
+    ...volatile,
+  ].join("\n");
 }
 
 /** Starts Debian's docker-registry (distribution) on a free port, storing into `dir`. */
@@ -171,23 +193,23 @@ function normalized(value: unknown): unknown {
 }
 
 /** The config field differences and the file differences of two image views. */
-export function diffImages(hangar: ImageView, buildah: ImageView): { config: string[]; files: string[] } {
+export function diffImages(hangar: ImageView, buildah: ImageView): { config: string[]; files: FileDiff[] } {
   const config: string[] = [];
   for (const field of CONFIG_FIELDS) {
     const a = JSON.stringify(normalized(hangar.config[field]));
     const b = JSON.stringify(normalized(buildah.config[field]));
     if (a !== b) config.push(`${field}: hangar ${a} buildah ${b}`);
   }
-  const files: string[] = [];
+  const files: FileDiff[] = [];
   for (const [path, facts] of hangar.files) {
     const other = buildah.files.get(path);
-    if (other === undefined) files.push(`only in hangar: ${path} (${facts})`);
-    else if (other !== facts) files.push(`${path}: hangar ${facts} / buildah ${other}`);
+    if (other === undefined) files.push({ path, text: `only in hangar: ${path} (${facts})` });
+    else if (other !== facts) files.push({ path, text: `${path}: hangar ${facts} / buildah ${other}` });
   }
   for (const [path, facts] of buildah.files) {
-    if (!hangar.files.has(path)) files.push(`only in buildah: ${path} (${facts})`);
+    if (!hangar.files.has(path)) files.push({ path, text: `only in buildah: ${path} (${facts})` });
   }
-  return { config, files: files.sort() };
+  return { config, files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)) };
 }
 
 /** The repository path a registry stores a base ref under (`node:20-slim` -> `library/node`). */
@@ -299,7 +321,7 @@ export class ImageComparer {
   }
 
   /** Builds a context with buildah (chroot isolation, layer cache on); returns the seconds it took. */
-  async buildWithBuildah(contextDir: string, tag: string): Promise<{ seconds: number }> {
+  async buildWithBuildah(contextDir: string, tag: string, noCache = false): Promise<{ seconds: number }> {
     await this.publishBases(contextDir);
     const t0 = performance.now();
     await run(
@@ -310,6 +332,7 @@ export class ImageComparer {
         "--isolation",
         "chroot",
         "--layers",
+        ...(noCache ? ["--no-cache"] : []),
         "--quiet",
         "-t",
         `localhost/corpus:${tag}`,
@@ -337,7 +360,22 @@ export class ImageComparer {
     }
   }
 
-  /** Builds one corpus entry with both builders and compares the two images. */
+  /** Reads back the image buildah built as `tag`. */
+  private async buildahView(out: string, tag: string): Promise<ImageView> {
+    const layout = join(out, `buildah-${tag}`);
+    await run(
+      "buildah",
+      [...this.storage(), "push", "--quiet", `localhost/corpus:${tag}`, `oci:${layout}:${tag}`],
+      BIG,
+    );
+    return this.view(layout, tag);
+  }
+
+  /**
+   * Builds one corpus entry with both builders and compares the two images. When files differ,
+   * buildah builds the entry once more without its cache: a path that differs between buildah's
+   * two builds as well is the Dockerfile's own doing, not a builder's, and is left out.
+   */
   async compare(entry: string): Promise<Comparison> {
     const contextDir = join(CORPUS_DIR, entry);
     const tag = entry;
@@ -346,27 +384,23 @@ export class ImageComparer {
     const out = await mkdtemp(join(this.root, `cmp-${entry}-`));
     try {
       await exportImageLayout(this.deps.registry, hangar.digest, join(out, "hangar"), tag);
-      await run(
-        "buildah",
-        [
-          ...this.storage(),
-          "push",
-          "--quiet",
-          `localhost/corpus:${tag}`,
-          `oci:${join(out, "buildah")}:${tag}`,
-        ],
-        BIG,
-      );
       const a = await this.view(join(out, "hangar"), tag);
-      const b = await this.view(join(out, "buildah"), tag);
+      const b = await this.buildahView(out, tag);
       const diff = diffImages(a, b);
+      let volatile = new Set<string>();
+      if (diff.files.length > 0) {
+        await this.buildWithBuildah(contextDir, `${tag}-again`, true);
+        const again = diffImages(b, await this.buildahView(out, `${tag}-again`));
+        volatile = new Set(again.files.map((d) => d.path));
+      }
       const round = (s: number) => Math.round(s * 10) / 10;
       return {
         entry,
         hangarSeconds: round(hangar.seconds),
         buildahSeconds: round(buildah.seconds),
         configDiffs: diff.config,
-        fileDiffs: diff.files,
+        fileDiffs: diff.files.filter((d) => !volatile.has(d.path)),
+        volatilePaths: diff.files.filter((d) => volatile.has(d.path)).map((d) => d.path),
         filesCompared: a.files.size,
       };
     } finally {
