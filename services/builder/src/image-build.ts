@@ -1,4 +1,4 @@
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat } from "node:fs/promises";
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -24,7 +24,7 @@ import {
 import { extractArchive, fileArchiveKind } from "./archive.js";
 import type { OutputLine } from "./command.js";
 import { baseKey, stepInputs, stepKey } from "./domain/cache-key.js";
-import { isUrl, placeSource } from "./domain/copy-rules.js";
+import { cleanSource, isUrl, placeSource } from "./domain/copy-rules.js";
 import { parseDockerfile } from "./domain/dockerfile.js";
 import {
   BuildError,
@@ -41,6 +41,7 @@ import {
   type StageHead,
   type StepOp,
 } from "./domain/plan.js";
+import { downloadUrl, UrlFetchError } from "./fetch-url.js";
 import type { LayerCache, LayerRef } from "./layer-cache.js";
 import type { BuildNetwork } from "./network/build-network.js";
 import { type BuildNetworkPolicy, stepNetwork } from "./network/step-network.js";
@@ -54,6 +55,7 @@ import {
   resolveInRoot,
 } from "./rootfs-files.js";
 import { BUILD_ID_RANGE, leftMountPoints, mountPoints, runInSandbox, runStepSpec } from "./run-sandbox.js";
+import { prepareStepMounts } from "./step-mounts.js";
 
 /** What a build needs from the platform. */
 export interface BuildDeps {
@@ -82,6 +84,10 @@ export interface BuildInput {
   noCache?: boolean;
   /** The platform's policy for RUN network (default "default": on, as docker build). */
   network?: BuildNetworkPolicy;
+  /** The app's folder of RUN --mount=type=cache caches, kept between its builds; none without. */
+  cacheMountDir?: string;
+  /** A build secret by id (RUN --mount=type=secret), or undefined when the build has none. */
+  secret?(id: string): Promise<string | undefined>;
 }
 
 /** A finished step, as BuildStepFinished reports it. */
@@ -122,6 +128,8 @@ interface Stage {
   config: ImageRuntimeConfig;
   platform: { architecture: string; os: string };
   key: string;
+  /** The image's author (MAINTAINER, or the base image's). */
+  author?: string;
 }
 
 /**
@@ -182,13 +190,21 @@ class ImageBuild {
       ...(this.input.target ? { target: this.input.target } : {}),
     });
     this.totalSteps = outline.totalSteps;
+    for (const line of parsed.notes) this.hooks.onOutput?.(0, { stream: "stderr", line });
+    // A base image's ONBUILD triggers are steps of the build too, numbered right after its FROM.
+    let nextStep = 1;
     for (const head of outline.stages) {
       const started = Date.now();
       const base = await this.startStage(head);
-      const plan = planStage(head, { parsed, baseConfig: base.config, buildArgs });
+      const plan = planStage(
+        { ...head, firstStep: nextStep },
+        { parsed, baseConfig: base.config, buildArgs },
+      );
+      nextStep += plan.steps.length;
+      this.totalSteps += plan.triggers;
       const [from, ...steps] = plan.steps;
       if (from) await this.report(from, { cached: false, layer: null, started, output: "" });
-      let stage: Stage = { ...base, config: plan.config };
+      let stage: Stage = { ...base, config: plan.config, author: plan.author ?? base.author };
       for (const step of steps) {
         this.hooks.signal?.throwIfAborted();
         stage = await this.runStep(stage, step);
@@ -200,6 +216,7 @@ class ImageBuild {
       created: new Date().toISOString(),
       architecture: result.platform.architecture,
       os: result.platform.os,
+      ...(result.author !== undefined ? { author: result.author } : {}),
       config: result.config,
       rootfs: { type: "layers", diff_ids: result.layers.map((l) => l.diffId) },
       history: result.history,
@@ -241,6 +258,7 @@ class ImageBuild {
           config: image.config.config ?? {},
           platform: { architecture: image.config.architecture, os: image.config.os },
           key: baseKey(head.base, { digest: image.digest }),
+          ...(image.config.author !== undefined ? { author: image.config.author } : {}),
         };
       }
     }
@@ -271,9 +289,11 @@ class ImageBuild {
     }
     let found: FoundSource[] | undefined;
     let contentDigest: string | undefined;
+    const files = op.kind === "copy" ? await this.stepFiles(op, at) : undefined;
     if (op.kind === "copy" && op.source.kind === "context") {
       found = await this.findAll(this.input.contextDir, op, "the build context", at);
       contentDigest = await digestSources(this.input.contextDir, found);
+      if (files) contentDigest += ` ${await digestSources(files.root, files.found)}`;
     }
     const imageDigests = new Map<string, string>();
     if (op.kind === "copy" && op.source.kind === "image") {
@@ -288,6 +308,7 @@ class ImageBuild {
         stageKeys,
         imageDigests,
         network: op.kind === "run" && this.runNetwork(op, at) === "default",
+        mountInputs: op.kind === "run" ? await this.mountInputs(op, at) : [],
       }),
     );
     const hit = this.input.noCache ? undefined : await this.deps.cache.get(key);
@@ -310,13 +331,14 @@ class ImageBuild {
             return new Set();
           });
         } else {
-          layer = await this.copyStep(stage, step, op, dir, found);
+          layer = await this.copyStep(stage, step, op, dir, found, files);
         }
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
       await this.deps.cache.put(key, layer);
     }
+    if (files) await rm(files.root, { recursive: true, force: true });
     await this.report(step, { cached: hit !== undefined, layer, started, output });
     return {
       ...stage,
@@ -335,9 +357,12 @@ class ImageBuild {
     const found: FoundSource[] = [];
     for (const source of op.sources) {
       if (isUrl(source)) {
+        // ADD downloads http(s) URLs before the step (stepFiles); anything else is refused.
+        if (op.add && /^https?:\/\//i.test(source)) continue;
         throw new CopySourceError(
-          `line ${at.line}: ${op.add ? "ADD" : "COPY"} of a URL (${source}) is not supported: builds run without ` +
-            "the network; download the file into the build context and COPY it",
+          op.add
+            ? `line ${at.line}: ADD of ${source} is not supported: ADD downloads http and https URLs only`
+            : `line ${at.line}: COPY does not download URLs (${source}): use ADD`,
           at,
         );
       }
@@ -449,34 +474,123 @@ class ImageBuild {
           }
         }
         const network = this.runNetwork(op, at);
-        const spec = await runStepSpec({
-          rootfs: root,
-          argv: op.argv,
-          env: op.env,
-          cwd: op.cwd,
-          user,
-          range,
-          network,
-          ...(network === "default" ? { buildNetwork: await this.buildNetwork(at) } : {}),
-        });
-        const existed = new Map<string, boolean>();
-        for (const p of mountPoints(spec)) existed.set(p, await exists(join(root, p)));
-        const outcome = await runInSandbox(spec, {
-          onLine: (l) => this.hooks.onOutput?.(step.step, l),
-          ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
-        });
-        output = outcome.output;
-        if (outcome.exitCode !== 0) {
-          throw new RunFailedError(
-            `line ${step.line}: ${step.instruction} failed with exit code ${outcome.exitCode}`,
-            { ...at, output: outcome.output, exitCode: outcome.exitCode },
-          );
+        const mounts = await prepareStepMounts(op.mounts, op.script, this.mountContext(range), at);
+        try {
+          const spec = await runStepSpec({
+            rootfs: root,
+            argv: op.argv,
+            env: [...op.env, ...mounts.env],
+            cwd: op.cwd,
+            user,
+            range,
+            network,
+            ...(network === "default" ? { buildNetwork: await this.buildNetwork(at) } : {}),
+            binds: mounts.binds,
+          });
+          const existed = new Map<string, boolean>();
+          for (const p of mountPoints(spec)) existed.set(p, await exists(join(root, p)));
+          // What a step prints of its secrets stays out of the log and the BUILDS stream.
+          const redact = (text: string) =>
+            mounts.secretValues.reduce((t, v) => (v === "" ? t : t.split(v).join("[secret]")), text);
+          const outcome = await runInSandbox(spec, {
+            onLine: (l) => this.hooks.onOutput?.(step.step, { ...l, line: redact(l.line) }),
+            ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
+          });
+          output = redact(outcome.output);
+          if (outcome.exitCode !== 0) {
+            throw new RunFailedError(
+              `line ${step.line}: ${step.instruction} failed with exit code ${outcome.exitCode}`,
+              { ...at, output, exitCode: outcome.exitCode },
+            );
+          }
+          return leftMountPoints(root, existed);
+        } finally {
+          await mounts.release();
         }
-        return leftMountPoints(root, existed);
       },
       range,
     );
     return { layer, output };
+  }
+
+  /**
+   * The files a COPY or ADD makes rather than finds: its heredocs (mode 0644, as BuildKit writes
+   * them) and ADD's http(s) downloads (0600, mtime from Last-Modified, as Docker keeps them), each
+   * under a folder of its own so names never collide. Undefined when the step has neither.
+   */
+  private async stepFiles(
+    op: Extract<StepOp, { kind: "copy" }>,
+    at: BuildFailureDetails,
+  ): Promise<{ root: string; found: FoundSource[] } | undefined> {
+    const urls = op.add ? op.sources.filter((s) => /^https?:\/\//i.test(s)) : [];
+    if (op.inline.length === 0 && urls.length === 0) return undefined;
+    if (urls.length > 0 && (this.input.network ?? "default") === "none") {
+      throw new BuildError(
+        "network_forbidden",
+        `line ${at.line}: ADD ${urls[0]} is refused: this platform runs builds without network (HANGAR_BUILDER_NETWORK=none); download the file into the build context and COPY it`,
+        at,
+      );
+    }
+    const root = join(this.input.workDir, `files-${++this.stepDirs}`);
+    const found: FoundSource[] = [];
+    for (const doc of op.inline) {
+      const path = `${found.length}/${cleanSource(doc.name, at)}`;
+      await mkdir(join(root, String(found.length)), { recursive: true });
+      await writeFile(join(root, path), doc.content, { mode: 0o644 });
+      found.push({ path, isDir: false });
+    }
+    for (const url of urls) {
+      const name =
+        decodeURIComponent(new URL(url).pathname.split("/").filter(Boolean).at(-1) ?? "") || "index.html";
+      const path = `${found.length}/${cleanSource(name, at)}`;
+      await mkdir(join(root, String(found.length)), { recursive: true });
+      await downloadUrl(url, join(root, path), {
+        ...(op.checksum !== undefined ? { checksum: op.checksum } : {}),
+        ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
+      }).catch((err: unknown) => {
+        if (err instanceof UrlFetchError)
+          throw new CopySourceError(`line ${at.line}: ADD ${err.message}`, at);
+        throw err;
+      });
+      found.push({ path, isDir: false });
+    }
+    return { root, found };
+  }
+
+  /** What a RUN's bind mounts read, for its cache key: a context digest, a stage key, an image digest. */
+  private async mountInputs(
+    op: Extract<StepOp, { kind: "run" }>,
+    at: BuildFailureDetails,
+  ): Promise<string[]> {
+    const inputs: string[] = [];
+    for (const m of op.mounts) {
+      if (m.type !== "bind") continue;
+      if (m.from.kind === "context") {
+        const found = await findSources(this.input.contextDir, m.source || ".", "the build context", at);
+        inputs.push(`bind ${m.target} context ${await digestSources(this.input.contextDir, found)}`);
+      } else if (m.from.kind === "stage") {
+        inputs.push(`bind ${m.target} stage ${(this.stages.get(m.from.index) as Stage).key}`);
+      } else {
+        inputs.push(`bind ${m.target} image ${(await this.image(m.from.ref, at)).digest}`);
+      }
+    }
+    return inputs;
+  }
+
+  /** Where a RUN's mounts come from: the build's context, stages, images, caches and secrets. */
+  private mountContext(range: typeof BUILD_ID_RANGE) {
+    return {
+      range,
+      cacheDir: this.input.cacheMountDir,
+      contextDir: this.input.contextDir,
+      lowersOf: async (source: Exclude<CopySource, { kind: "context" }>) =>
+        this.layerDirs(
+          source.kind === "stage"
+            ? (this.stages.get(source.index) as Stage).layers
+            : imageLayers(await this.image(source.ref, {})),
+        ),
+      secret: async (id: string) => this.input.secret?.(id),
+    };
   }
 
   /** The network a RUN step gets: what it asked within the platform's policy. */
@@ -490,6 +604,7 @@ class ImageBuild {
     op: Extract<StepOp, { kind: "copy" }>,
     dir: string,
     contextSources: FoundSource[] | undefined,
+    files: { root: string; found: FoundSource[] } | undefined,
   ): Promise<LayerRef | null> {
     const at = { line: step.line, instruction: step.instruction };
     const source = await this.sourceRoot(op.source, join(dir, "source"), at);
@@ -518,11 +633,22 @@ class ImageBuild {
             await extractArchive(srcHost, unpacked).catch((err: unknown) => {
               throw new CopySourceError(`line ${step.line}: ${(err as Error).message}`, at);
             });
-            await copyIntoRoot(root, unpacked, op.dest, op.chown !== undefined ? owner : "preserve");
+            await copyIntoRoot(
+              root,
+              unpacked,
+              op.dest,
+              op.chown !== undefined ? owner : "preserve",
+              op.chmod,
+            );
             continue;
           }
           const placement = placeSource(f, op.dest, op.destIsDir, destExistsAsDir);
-          await copyIntoRoot(root, srcHost, placement.to, owner);
+          await copyIntoRoot(root, srcHost, placement.to, owner, op.chmod);
+        }
+        // Heredoc files and downloads: a file each, never unpacked (as Docker treats remote archives).
+        for (const f of files?.found ?? []) {
+          const placement = placeSource(f, op.dest, op.destIsDir, destExistsAsDir);
+          await copyIntoRoot(root, join(files?.root ?? "", f.path), placement.to, owner, op.chmod);
         }
         return new Set();
       });

@@ -129,25 +129,33 @@ export async function findSources(
 /**
  * Copies `srcHost` (a file, symlink or directory on the host) to `destPath` inside `root`; a
  * directory's contents are merged into the destination directory. Modes and times are kept;
- * ownership is `owner`'s, or the source's with "preserve".
+ * ownership is `owner`'s, or the source's with "preserve"; `mode` (COPY --chmod) replaces the mode
+ * of every file and folder copied.
  */
 export async function copyIntoRoot(
   root: string,
   srcHost: string,
   destPath: string,
   owner: Owner,
+  mode?: number,
 ): Promise<void> {
   const st = await stat(srcHost);
   if (st.isDirectory()) {
-    await copyDirContents(root, srcHost, destPath, owner);
+    await copyDirContents(root, srcHost, destPath, owner, mode);
     return;
   }
   // The destination's last component is replaced, never followed: a link there is overwritten.
   const parent = await mkdirInRoot(root, posix.dirname(destPath), owner === "preserve" ? undefined : owner);
-  await copyEntry(srcHost, join(parent, posix.basename(destPath)), owner, true);
+  await copyEntry(srcHost, join(parent, posix.basename(destPath)), owner, true, mode);
 }
 
-async function copyDirContents(root: string, srcDir: string, destPath: string, owner: Owner): Promise<void> {
+async function copyDirContents(
+  root: string,
+  srcDir: string,
+  destPath: string,
+  owner: Owner,
+  mode: number | undefined,
+): Promise<void> {
   const destDir = await mkdirInRoot(root, destPath, owner === "preserve" ? undefined : owner);
   for (const name of (await readdir(srcDir)).sort()) {
     const src = join(srcDir, name);
@@ -158,17 +166,23 @@ async function copyDirContents(root: string, srcDir: string, destPath: string, o
       if (existing && !existing.isDirectory() && !existing.isSymbolicLink()) await rm(dest, { force: true });
       if (!existing || (!existing.isDirectory() && !existing.isSymbolicLink())) {
         await mkdir(dest);
-        await applyMeta(dest, st, owner, false);
+        await applyMeta(dest, st, owner, false, mode);
       }
       // A symlink to a directory in the image is followed, inside the root, as Docker does.
-      await copyDirContents(root, src, posix.join(destPath, name), owner);
+      await copyDirContents(root, src, posix.join(destPath, name), owner, mode);
     } else {
-      await copyEntry(src, join(destDir, name), owner, false);
+      await copyEntry(src, join(destDir, name), owner, false, mode);
     }
   }
 }
 
-async function copyEntry(src: string, dest: string, owner: Owner, followSource: boolean): Promise<void> {
+async function copyEntry(
+  src: string,
+  dest: string,
+  owner: Owner,
+  followSource: boolean,
+  mode?: number,
+): Promise<void> {
   const st = followSource ? await stat(src) : await lstat(src);
   await rm(dest, { recursive: true, force: true });
   if (st.isSymbolicLink()) {
@@ -179,7 +193,7 @@ async function copyEntry(src: string, dest: string, owner: Owner, followSource: 
     // Sockets, devices and fifos do not belong in a build context or a copied tree.
     return;
   }
-  await applyMeta(dest, st, owner, st.isSymbolicLink());
+  await applyMeta(dest, st, owner, st.isSymbolicLink(), mode);
 }
 
 async function applyMeta(
@@ -187,10 +201,11 @@ async function applyMeta(
   st: { mode: number; uid: number; gid: number; atime: Date; mtime: Date },
   owner: Owner,
   isLink: boolean,
+  mode?: number,
 ): Promise<void> {
   const ids = owner === "preserve" ? { uid: st.uid, gid: st.gid } : owner;
   await lchown(path, ids.uid, ids.gid);
-  if (!isLink) await chmod(path, st.mode & 0o7777);
+  if (!isLink) await chmod(path, mode ?? st.mode & 0o7777);
   await lutimes(path, st.atime, st.mtime);
 }
 

@@ -8,6 +8,7 @@ import {
   deleteContainer,
   type IdRange,
   type OciSeccomp,
+  type RuntimeBind,
   type RuntimeSpec,
   runContainer,
   runtimeSpec,
@@ -43,6 +44,8 @@ export interface SandboxedRun {
   network: "default" | "none";
   /** The build's network, which a step with network "default" joins. */
   buildNetwork?: Pick<BuildNetwork, "netnsPath" | "resolvConf">;
+  /** The step's --mount binds and #! heredoc script (step-mounts.ts). */
+  binds?: RuntimeBind[];
 }
 
 let seccomp: Promise<OciSeccomp> | undefined;
@@ -64,7 +67,10 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
     seccomp: await seccomp,
     network: net ? { kind: "netns", path: net.netnsPath } : { kind: "none" },
     hostname: "hangar-build",
-    binds: net ? [{ src: net.resolvConf, dest: "/etc/resolv.conf", readOnly: true }] : [],
+    binds: [
+      ...(net ? [{ src: net.resolvConf, dest: "/etc/resolv.conf", readOnly: true }] : []),
+      ...(r.binds ?? []),
+    ],
     init: CATATONIT,
   });
 }

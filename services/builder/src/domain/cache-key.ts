@@ -39,13 +39,15 @@ export interface StepInputContext {
   imageDigests: ReadonlyMap<string, string>;
   /** RUN steps get the host network. */
   network: boolean;
+  /** What a RUN's bind mounts read: the digest of their context files, or their stage's key or image's digest. */
+  mountInputs?: readonly string[];
 }
 
 /** The inputs a step's key hashes beside its parent key and instruction. */
 export function stepInputs(op: StepOp, ctx: StepInputContext): string[] {
   switch (op.kind) {
     case "run":
-      return ctx.network ? ["network"] : [];
+      return [...(ctx.network ? ["network"] : []), ...(ctx.mountInputs ?? [])];
     case "copy": {
       const src = op.source;
       if (src.kind === "context") {

@@ -124,7 +124,7 @@ describe("Dockerfile planning", () => {
       env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
       cwd: "/w",
       user: "",
-      network: "default",
+      network: undefined,
       mounts: [],
       script: undefined,
     });

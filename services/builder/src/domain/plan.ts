@@ -57,8 +57,8 @@ export type StepOp =
       env: string[];
       cwd: string;
       user: string;
-      /** `RUN --network=`: "default" unless the step asked for none. */
-      network: "default" | "none";
+      /** `RUN --network=` as written; undefined when not written (the platform's policy decides). */
+      network: "default" | "none" | undefined;
       /** `RUN --mount=`s, their sources resolved. */
       mounts: RunMount<CopySource>[];
       /** A `#!` heredoc, written to `path` (executable) and run as the command, as BuildKit does. */
@@ -408,7 +408,7 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
         // Mounts (their specs, never a secret's value) and the network are part of what it ran.
         const extra = [
           argPairs.length > 0 ? ` ARGS ${JSON.stringify(argPairs)}` : "",
-          network !== "default" ? ` NETWORK ${network}` : "",
+          network !== undefined ? ` NETWORK ${network}` : "",
           mounts.length > 0 ? ` MOUNTS ${JSON.stringify(mounts)}` : "",
           script ? ` SCRIPT ${JSON.stringify(script.content)}` : "",
         ];
@@ -500,8 +500,8 @@ function outlineMount(
 }
 
 function runNetwork(raw: string | undefined, line: number, at: { line: number; instruction: string }) {
-  if (raw === undefined || raw === "default") return "default";
-  if (raw === "none") return "none";
+  if (raw === undefined) return undefined;
+  if (raw === "default" || raw === "none") return raw;
   if (raw === "host") {
     throw new DockerfileError(
       `line ${line}: RUN --network=host is refused: a build never gets the host's network (use --network=default, the build's own network with NAT, or --network=none)`,

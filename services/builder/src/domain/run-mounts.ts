@@ -103,7 +103,9 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
     if (v === undefined) return fallback;
     const n = Number.parseInt(v, base);
     if (!/^[0-9]+$/.test(v) || Number.isNaN(n) || (base === 8 && /[89]/.test(v))) {
-      throw new MountSpecError(`--mount field ${name}=${v} is not a ${base === 8 ? "octal mode" : "number"}`);
+      throw new MountSpecError(
+        `--mount field ${name}=${v} is not ${base === 8 ? "an octal mode" : "a number"}`,
+      );
     }
     return n;
   };
@@ -152,12 +154,14 @@ export function parseRunMount(spec: string, cwd: string): RunMount {
     }
     case "bind": {
       const from = fields.get("from");
+      const rw = flag("rw") || flag("readwrite");
+      const ro = flag("ro") || flag("readonly");
       return {
         type,
         target: target(true) as string,
         source: posix.normalize(`/${fields.get("source") ?? ""}`).slice(1),
         from: from ? { kind: "named", name: from } : { kind: "context" },
-        readWrite: flag("rw") || flag("readwrite"),
+        readWrite: rw && !ro,
       };
     }
   }
