@@ -36,6 +36,14 @@ command -v umoci >/dev/null 2>&1 || missing+=(umoci)
 command -v setfattr >/dev/null 2>&1 || missing+=(attr)
 # nftables: each host agent's firewall between machines, the host and the internet (6PN, NAT).
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+# Issue 14's images: mmdebstrap makes the platform's debian/node/postgres bases, buildah builds the
+# image corpus to compare with Hangar's builder, docker-registry (Debian's distribution) with
+# htpasswd (apache2-utils) is the tests' real registry, zstd unpacks zstd layers.
+command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+command -v buildah >/dev/null 2>&1 || missing+=(buildah)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"

@@ -14,7 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { buildImage, openBuildDeps } from "@hangar/builder";
-import { ensureBaseImage, LayerStore } from "@hangar/oci";
+import { LayerStore, platformBaseImages } from "@hangar/oci";
 import { startNatsServer } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 import { repoRoot } from "../../scripts/platform.js";
@@ -43,7 +43,7 @@ export async function run(): Promise<Record<string, number>> {
     const server = join(context, "src", "server.js");
     const original = readFileSync(server, "utf8");
 
-    const base = await timed(() => ensureBaseImage(deps.registry, "node:20"));
+    const base = await timed(() => platformBaseImages(deps.registry).make("node:20"));
     const build = (tag: string) =>
       timed(() =>
         buildImage(deps, {

@@ -6,8 +6,9 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BlobStore, copyHostExecutables, ImageRegistry } from "@hangar/oci";
+import { BlobStore, ImageRegistry } from "@hangar/oci";
 import type { HostExecReply, ProcessStat } from "@hangar/service";
+import { copyHostExecutables } from "@hangar/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runHangar } from "../../cli/test/run-cli.js";
 import { pushNodeLayerImage } from "../fixtures/node-layer-image.js";

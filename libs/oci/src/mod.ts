@@ -1,4 +1,5 @@
-export { availableBaseImages, copyHostExecutables, ensureBaseImage, NODE_VERSION_LABEL } from "./bases.js";
+export { BASE_LABEL, type BaseImages, platformBaseImages } from "./bases/base-images.js";
+export { platformBaseNames } from "./bases/catalog.js";
 export { BlobStore, DEFAULT_BLOB_BUCKET, hashFile } from "./blob-store.js";
 export { checkDigest, type Digest, DigestHasher, digestOf, isDigest } from "./digest.js";
 export {

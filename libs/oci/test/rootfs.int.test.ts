@@ -3,9 +3,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { copyHostExecutables } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
-import { copyHostExecutables } from "../src/bases.js";
 import {
   BlobStore,
   bwrapPath,

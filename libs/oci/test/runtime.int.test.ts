@@ -12,10 +12,10 @@ import {
   chownToRange,
   DEFAULT_CAPABILITIES,
   defaultSeccomp,
-  ensureBaseImage,
   ImageRegistry,
   LayerStore,
   mountIdmappedOverlay,
+  platformBaseImages,
   prepareCrunHost,
   type ResolvedImage,
   removeBundle,
@@ -41,7 +41,7 @@ beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), "oci-runtime-"));
   // Traversable, not listable: each root filesystem sits in a 0700 folder of its range's root.
   await chmod(work, 0o711);
-  const image = (await ensureBaseImage(registry, "node")) as ResolvedImage;
+  const image = (await platformBaseImages(registry).make("node:20-slim")) as ResolvedImage;
   const layers = new LayerStore(join(work, "layers"), registry.blobs);
   lowers = (await Promise.all(image.manifest.layers.map((l) => layers.dir(l.digest)))).reverse();
 });

@@ -7,6 +7,7 @@ export {
   ServerStartError,
   TimeoutError,
 } from "./errors.js";
+export { copyHostExecutables } from "./host-executables.js";
 export type { TestPlatformImage } from "./image-layout.js";
 export { writeTestImageLayout } from "./image-layout.js";
 export type { NatsCluster, NatsClusterOptions } from "./nats-cluster.js";

@@ -10,9 +10,9 @@ import {
 } from "@hangar/domain";
 import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
 import {
-  availableBaseImages,
   DEFAULT_REGISTRY_HOST,
   reachesForeignApp,
+  platformBaseNames,
   UnknownBaseImageError,
 } from "@hangar/oci";
 import { AggregateView } from "@hangar/service";
@@ -233,7 +233,7 @@ export class Builder {
       ...(networks ? { openNetwork: () => networks.open() } : {}),
       async resolveImage(ref) {
         if (await reachesForeignApp(ref, org, orgOf, official)) {
-          throw new UnknownBaseImageError(ref, availableBaseImages());
+          throw new UnknownBaseImageError(ref, platformBaseNames());
         }
         return deps.resolveImage(ref);
       },

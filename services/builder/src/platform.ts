@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { BlobStore, ensureBaseImage, ImageRegistry, LayerStore } from "@hangar/oci";
+import { BlobStore, ImageRegistry, LayerStore, platformBaseImages, resolveImage } from "@hangar/oci";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BuildContextStore } from "./context.js";
 import type { BuildDeps } from "./image-build.js";
@@ -27,17 +27,14 @@ export async function openBuildDeps(
   const cache = await LayerCache.open(nc, blobs, opts(buckets.cache));
   const contexts = await BuildContextStore.open(nc, opts(buckets.contexts));
   const layers = new LayerStore(join(dataDir, "layers"), blobs);
+  const bases = platformBaseImages(registry);
   const deps: BuildDeps = {
     blobs,
     registry,
     layers,
     cache,
-    async resolveImage(ref) {
-      const image = await ensureBaseImage(registry, ref);
-      // The planner turns FROM scratch into an empty stage; only COPY --from=scratch gets here.
-      if (image === "scratch") throw new Error("scratch has no files to copy from");
-      return image;
-    },
+    // Hangar's registry, else a base the platform makes (debian, node, postgres) in the host cache.
+    resolveImage: (ref) => resolveImage(ref, { registry, upstreams: {}, bases }),
   };
   return { deps, contexts };
 }

