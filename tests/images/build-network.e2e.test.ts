@@ -20,6 +20,8 @@ const run = promisify(execFile);
 const NODE_MAJOR = process.versions.node.split(".")[0] as string;
 const APP = "netcheck";
 // A RUN that never ends by itself (node is in every base image; sleep is not in all).
+// Prints the RUN's cgroups (the host's cgroup v1 hierarchies: no cgroup namespace).
+const LIMITS = 'console.log(require("node:fs").readFileSync("/proc/self/cgroup", "utf8"))';
 const STUCK = 'RUN ["node", "-e", "setTimeout(() => {}, 1e9)"]';
 let p: TestPlatform;
 let work: string;
@@ -125,6 +127,7 @@ describe("RUN network", () => {
         "COPY probe.js /probe.js",
         `RUN node /probe.js ${targets.join(" ")}`,
         `RUN --network=none node /probe.js registry.npmjs.org:443 1.1.1.1:443`,
+        `RUN ["node", "-e", ${JSON.stringify(LIMITS)}]`,
         "",
       ].join("\n"),
     );
@@ -148,6 +151,13 @@ describe("RUN network", () => {
     const none = b.steps.find((s) => s.instruction.startsWith("RUN --network=none"))?.output ?? "";
     expect(none).toMatch(/registry\.npmjs\.org:443 failed/);
     expect(none).toMatch(/1\.1\.1\.1:443 failed/);
+    // Every RUN of the build is in the build's cgroups, which bound its memory, CPU and processes.
+    const cgroups = b.steps.find((s) => s.instruction.startsWith('RUN ["node"'))?.output ?? "";
+    for (const controller of ["memory", "cpu", "pids"]) {
+      expect(cgroups).toMatch(
+        new RegExp(`^\\d+:(?:[a-z,]+,)?${controller}(?:,[a-z,]+)?:/hangar-builds/\\S+-${id}$`, "m"),
+      );
+    }
   }, 200_000);
 });
 

@@ -11,14 +11,16 @@ import {
 import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
 import {
   DEFAULT_REGISTRY_HOST,
-  reachesForeignApp,
   platformBaseNames,
+  reachesForeignApp,
   UnknownBaseImageError,
+  type UpstreamRegistries,
 } from "@hangar/oci";
 import { AggregateView } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { type BuildLimits, openBuildCgroup } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
 import type { BuildContextStore } from "./context.js";
 import { isBuildError } from "./domain/errors.js";
@@ -51,6 +53,8 @@ export interface BuilderOptions {
    */
   network?: "default" | "none";
   networks?: BuildNetworks;
+  /** Each build's RUN steps run in cgroups of the build's own with these limits; none without. */
+  limits?: BuildLimits;
   /** Prefix of the live log subjects (default "logs.build"). */
   logSubjectPrefix?: string;
   /** The most a build context may unpack to (default MAX_CONTEXT_BYTES). */
@@ -60,6 +64,10 @@ export interface BuilderOptions {
    * may not reach another org's app repository: it fails as an unknown base image would.
    */
   orgOf(app: string): string | undefined;
+  /** FROM's resolver for a build of an app of `org` (openBuildDeps' resolveImageFor); deps.resolveImage without. */
+  resolveImageFor?: (org: string) => BuildDeps["resolveImage"];
+  /** The upstream registries (HANGAR_REGISTRY_UPSTREAMS): their refs are never an app's image. */
+  upstreams?: UpstreamRegistries;
 }
 
 /** The most a build context may unpack to by default: 2 GiB. */
@@ -222,20 +230,22 @@ export class Builder {
    * that does not exist, so a Dockerfile learns nothing of other orgs' images. An app the view does
    * not know has no org, so every app repository is foreign to it.
    */
-  private depsFor(app: string): BuildDeps {
+  private depsFor(app: string, buildId: string): BuildDeps {
     const { deps, orgOf } = this.opts;
     const org = orgOf(app) ?? "";
     const official = async (repository: string, reference: string) =>
       (await deps.registry.getManifest(repository, reference)) !== undefined;
-    const networks = this.opts.networks;
+    const { networks, limits, upstreams } = this.opts;
+    const resolve = this.opts.resolveImageFor?.(org) ?? deps.resolveImage;
     return {
       ...deps,
       ...(networks ? { openNetwork: () => networks.open() } : {}),
+      ...(limits ? { openCgroup: () => openBuildCgroup(cgroupName(this.builderId, buildId), limits) } : {}),
       async resolveImage(ref) {
-        if (await reachesForeignApp(ref, org, orgOf, official)) {
+        if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
           throw new UnknownBaseImageError(ref, platformBaseNames());
         }
-        return deps.resolveImage(ref);
+        return resolve(ref);
       },
     };
   }
@@ -277,7 +287,7 @@ export class Builder {
         this.opts.maxContextBytes ?? MAX_CONTEXT_BYTES,
       );
       const result = await buildImage(
-        this.depsFor(app),
+        this.depsFor(app, buildId),
         {
           contextDir: join(workDir, "context"),
           workDir: join(workDir, "steps"),
@@ -415,6 +425,11 @@ class BuildStopped extends Error {
     super(message);
     this.name = "BuildStopped";
   }
+}
+
+/** A build's cgroup name: unique on the host, as builders of several platforms may share it. */
+function cgroupName(builderId: string, buildId: string): string {
+  return `${builderId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${buildId}`;
 }
 
 /** A build's deadline in ms: what it asked for (seconds, 0 for none), at most the builder's. */

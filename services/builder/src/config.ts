@@ -1,10 +1,15 @@
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defineServiceConfig, port, setting } from "@hangar/service";
+import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 
 /** The builder's settings (docs/configuration.md). */
 export const config = defineServiceConfig("builder", {
+  HANGAR_REGISTRY_UPSTREAMS: partlySharedSettings.HANGAR_REGISTRY_UPSTREAMS,
+  // The master key opens the orgs' registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with.
+  HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
+  HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
+  HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
   HANGAR_BUILDER_OPS_PORT: port(4284, { description: "the builder's /health and /metrics" }),
   HANGAR_BUILDER_DIR: setting(z.string().default(join(tmpdir(), "hangar-builder")), {
     description: "where builds unpack contexts and assemble layers",
@@ -23,6 +28,15 @@ export const config = defineServiceConfig("builder", {
   HANGAR_BUILDER_NETWORK: setting(z.enum(["default", "none"]).default("default"), {
     description:
       "network of RUN steps: `default` gives each build a network namespace of its own, NATed out, reaching nothing of the host or private networks; `none` runs every RUN without network and fails `RUN --network=default`",
+  }),
+  HANGAR_BUILDER_MEMORY_MB: setting(z.coerce.number().int().min(64).default(4096), {
+    description: "memory each build's RUN steps may use together, in MiB (over it, the kernel kills one)",
+  }),
+  HANGAR_BUILDER_CPUS: setting(z.coerce.number().positive().default(2), {
+    description: "CPU each build's RUN steps may use, in cores (1.5: one and a half)",
+  }),
+  HANGAR_BUILDER_PIDS: setting(z.coerce.number().int().min(16).default(4096), {
+    description: "processes and threads each build's RUN steps may have at once",
   }),
   HANGAR_BUILDER_NETWORK_CIDR: setting(z.string().default("172.29.0.0/16"), {
     description:

@@ -22,6 +22,7 @@ import {
   writeImage,
 } from "@hangar/oci";
 import { extractArchive, fileArchiveKind } from "./archive.js";
+import type { BuildCgroup } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
 import { baseKey, stepInputs, stepKey } from "./domain/cache-key.js";
 import { cleanSource, isUrl, placeSource } from "./domain/copy-rules.js";
@@ -67,6 +68,8 @@ export interface BuildDeps {
   resolveImage(ref: string): Promise<ResolvedImage>;
   /** Makes the build's network namespace, at its first RUN with network; without it, RUN steps have none. */
   openNetwork?(): Promise<BuildNetwork>;
+  /** Makes the build's cgroups, at its first RUN: every RUN of the build runs within their limits. */
+  openCgroup?(): Promise<BuildCgroup>;
 }
 
 /** One build's inputs. */
@@ -152,6 +155,7 @@ class ImageBuild {
   private totalSteps = 0;
   private stepDirs = 0;
   private network: Promise<BuildNetwork> | undefined;
+  private cgroup: Promise<BuildCgroup> | undefined;
 
   constructor(
     private readonly deps: BuildDeps,
@@ -164,6 +168,7 @@ class ImageBuild {
       return await this.build();
     } finally {
       if (this.network) await (await this.network.catch(() => undefined))?.close();
+      if (this.cgroup) await (await this.cgroup.catch(() => undefined))?.close();
     }
   }
 
@@ -492,7 +497,10 @@ class ImageBuild {
           // What a step prints of its secrets stays out of the log and the BUILDS stream.
           const redact = (text: string) =>
             mounts.secretValues.reduce((t, v) => (v === "" ? t : t.split(v).join("[secret]")), text);
+          const open = this.deps.openCgroup;
+          if (open) this.cgroup ??= open();
           const outcome = await runInSandbox(spec, {
+            ...(this.cgroup ? { cgroupProcs: (await this.cgroup).procs } : {}),
             onLine: (l) => this.hooks.onOutput?.(step.step, { ...l, line: redact(l.line) }),
             ...(this.hooks.signal ? { signal: this.hooks.signal } : {}),
           });

@@ -1,5 +1,7 @@
-import { appDecider, appsStream, buildsStream } from "@hangar/domain";
-import { AggregateView, runService } from "@hangar/service";
+import { appDecider, appsStream, buildsStream, secretsStream } from "@hangar/domain";
+import { parseUpstreams, REGISTRY_AUTH_SECRET, registryCredentials } from "@hangar/oci";
+import { loadMasterKeys } from "@hangar/secrets";
+import { AggregateView, OrgSecrets, runService } from "@hangar/service";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
 import { BuildNetworks } from "./network/build-network.js";
@@ -9,12 +11,31 @@ import { checkBuilderHost } from "./preflight.js";
 await runService({
   name: "builder",
   config,
-  streams: [buildsStream, appsStream],
+  streams: [buildsStream, appsStream, secretsStream],
   async start({ nc, store, logger, registry, config }) {
     // A host without what RUN steps need fails here, saying what is missing, rather than at each build.
     await checkBuilderHost();
     const dataDir = config.HANGAR_BUILDER_DIR;
-    const { deps, contexts } = await openBuildDeps(nc, dataDir, {}, config.HANGAR_STREAM_REPLICAS);
+    const upstreams = parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS);
+    // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a FROM pulls; the master key is read once.
+    const orgSecrets = await OrgSecrets.start(
+      store,
+      loadMasterKeys({
+        key: config.HANGAR_SECRETS_KEY,
+        keyFile: config.HANGAR_SECRETS_KEY_FILE,
+        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+      }),
+    );
+    const { deps, contexts, resolveImageFor } = await openBuildDeps(
+      nc,
+      dataDir,
+      {},
+      config.HANGAR_STREAM_REPLICAS,
+      {
+        upstreams,
+        credentials: registryCredentials((org) => orgSecrets.read(org, REGISTRY_AUTH_SECRET)),
+      },
+    );
     // Which org holds each app: a build may not take its base from another org's app repository.
     const apps = await AggregateView.start(store, appsStream, appDecider);
     await apps.caughtUp;
@@ -23,6 +44,8 @@ await runService({
       store,
       logger,
       deps,
+      resolveImageFor,
+      upstreams,
       contexts,
       dataDir,
       registry,
@@ -31,6 +54,11 @@ await runService({
       buildTimeoutMs: config.HANGAR_BUILDER_BUILD_TIMEOUT_S * 1000,
       network: config.HANGAR_BUILDER_NETWORK,
       networks: new BuildNetworks(config.HANGAR_BUILDER_NETWORK_CIDR),
+      limits: {
+        memoryBytes: config.HANGAR_BUILDER_MEMORY_MB * 2 ** 20,
+        cpus: config.HANGAR_BUILDER_CPUS,
+        pids: config.HANGAR_BUILDER_PIDS,
+      },
       orgOf: (app) => {
         const a = apps.get(app);
         return a?.status === "created" ? a.orgSlug : undefined;
@@ -42,6 +70,7 @@ await runService({
       stop: async () => {
         await builder.stop();
         await apps.stop();
+        await orgSecrets.stop();
       },
     };
   },

@@ -81,7 +81,7 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
  */
 export async function runInSandbox(
   spec: RuntimeSpec,
-  opts: { onLine?: (l: OutputLine) => void; signal?: AbortSignal } = {},
+  opts: { onLine?: (l: OutputLine) => void; signal?: AbortSignal; cgroupProcs?: readonly string[] } = {},
 ): Promise<CommandOutcome> {
   opts.signal?.throwIfAborted();
   const id = `hangar-build-${randomBytes(8).toString("hex")}`;
@@ -91,6 +91,7 @@ export async function runInSandbox(
   opts.signal?.addEventListener("abort", kill, { once: true });
   try {
     const { exitCode } = await runContainer(id, spec, {
+      ...(opts.cgroupProcs ? { cgroupProcs: opts.cgroupProcs } : {}),
       onStdout: (b) => output.push("stdout", b),
       onStderr: (b) => output.push("stderr", b),
     });

@@ -253,6 +253,8 @@ export interface RunContainerOptions {
   stdio?: ["ignore", number | "inherit" | "pipe", number | "inherit" | "pipe"];
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
+  /** cgroup.procs files crun joins before it starts (its cgroup manager is disabled): the container's limits. */
+  cgroupProcs?: readonly string[];
 }
 
 /**
@@ -268,7 +270,10 @@ export async function runContainer(
   await deleteContainer(id);
   const bundle = await writeBundle(id, spec);
   try {
-    const [file, ...args] = crunRunArgv(id, bundle);
+    const crun = crunRunArgv(id, bundle);
+    const [file, ...args] = opts.cgroupProcs?.length
+      ? ["/usr/bin/perl", "-e", JOIN_AND_EXEC, opts.cgroupProcs.join(":"), ...crun]
+      : crun;
     const child = spawn(file as string, args, { stdio: opts.stdio ?? ["ignore", "pipe", "pipe"] });
     if (opts.onStdout) child.stdout?.on("data", opts.onStdout);
     if (opts.onStderr) child.stderr?.on("data", opts.onStderr);
