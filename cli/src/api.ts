@@ -453,6 +453,16 @@ export class ApiClient {
     return this.request("GET", `/apps/${enc(app)}/secrets`);
   }
 
+  /** GET /orgs/{slug}/secrets: the org's secrets' names, digests and times, never values. */
+  listOrgSecrets(org: string): Promise<SecretsListing> {
+    return this.request("GET", `/orgs/${enc(org)}/secrets`);
+  }
+
+  /** POST /orgs/{slug}/secrets: sets (and, for null values, unsets) org secrets. */
+  updateOrgSecrets(org: string, values: Record<string, string | null>): Promise<SecretsListing> {
+    return this.request("POST", `/orgs/${enc(org)}/secrets`, { body: { values } });
+  }
+
   /** POST /apps/{app}/secrets: sets (and, for null values, unsets); empty values and no stage deploy what is staged. */
   updateSecrets(app: string, values: Record<string, string | null>, stage = false): Promise<SecretsListing> {
     return this.request("POST", `/apps/${enc(app)}/secrets`, {

@@ -11,6 +11,7 @@ import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
 import { registerOrgs } from "./commands/orgs.js";
 import { registerProxy } from "./commands/proxy.js";
+import { registerRegistry } from "./commands/registry.js";
 import { registerReleases } from "./commands/releases.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerSsh } from "./commands/ssh.js";
@@ -48,6 +49,7 @@ export function buildProgram(ctx: Context): Command {
   registerBuilds(program, ctx);
   registerReleases(program, ctx);
   registerSecrets(program, ctx);
+  registerRegistry(program, ctx);
   registerProxy(program, ctx);
   registerSsh(program, ctx);
   registerOrgs(program, ctx);

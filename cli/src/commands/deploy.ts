@@ -21,6 +21,8 @@ interface DeployFlags {
   cache: boolean;
   buildArg?: string[];
   message?: string;
+  /** A prebuilt image to deploy without a build (--image). */
+  image?: string;
   waitTimeout?: number;
   json?: boolean;
 }
@@ -139,8 +141,11 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
 
   const api = await ctx.api();
   await api.getApp(app);
-  const built: Built = config.build?.image
-    ? { image: config.build.image }
+  // A prebuilt image (--image, else [build] image) is deployed as it is: its hosts pull it.
+  const prebuilt = flags.image ?? config.build?.image;
+  if (prebuilt) progress(`Deploying the image ${prebuilt} (no build)\n`);
+  const built: Built = prebuilt
+    ? { image: prebuilt }
     : await build(ctx, api, app, dir, config, flags, progress);
 
   // Staged secrets (`hangar secrets set --stage`) go out with this deploy: its machines start with them.
@@ -227,6 +232,10 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .option("--no-cache", "build every step again, ignoring the layer cache")
     .option("--build-arg <KEY=VALUE>", "build argument (repeatable; wins over [build.args])", buildArg)
     .option("-m, --message <text>", "description of the release")
+    .option(
+      "--image <ref>",
+      "deploy this prebuilt image (from any registry) without a build; wins over [build] image",
+    )
     .addOption(
       new Option(
         "--wait-timeout <duration>",

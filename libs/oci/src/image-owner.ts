@@ -1,3 +1,4 @@
+import { isUpstreamRef, type UpstreamRegistries } from "./image-source.js";
 import { parseImageRef } from "./ref.js";
 
 /**
@@ -7,13 +8,15 @@ import { parseImageRef } from "./ref.js";
  * as ImageRegistry.resolve reads them: whatever host a ref names, it is looked up in Hangar's
  * registry, and a ref without a host tries `library/x` and then `x`, so `x` held by another org (a
  * tenant squatting an official name such as `redis`) counts unless `hasManifest` finds the
- * operator's `library/x` first. A ref that does not parse reaches nothing.
+ * operator's `library/x` first. A ref of an upstream registry (`upstreams`) is pulled from there,
+ * never an app's image, and a ref that does not parse reaches nothing.
  */
 export async function reachesForeignApp(
   ref: string,
   org: string,
   orgOf: (app: string) => string | undefined,
   hasManifest: (repository: string, reference: string) => Promise<boolean>,
+  upstreams: UpstreamRegistries = {},
 ): Promise<boolean> {
   let parsed: ReturnType<typeof parseImageRef>;
   try {
@@ -21,6 +24,7 @@ export async function reachesForeignApp(
   } catch {
     return false;
   }
+  if (isUpstreamRef(parsed, upstreams)) return false;
   const foreign = (repository: string): boolean => {
     const owner = orgOf(repository.split("/")[0] ?? "");
     return owner !== undefined && owner !== org;

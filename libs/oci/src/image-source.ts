@@ -12,7 +12,13 @@ import {
   type ImageManifest,
   INDEX_TYPES,
 } from "./media.js";
-import { DEFAULT_REGISTRY_HOST, type ImageRef, isRepositoryName, parseImageRef } from "./ref.js";
+import {
+  DEFAULT_REGISTRY_HOST,
+  formatImageRef,
+  type ImageRef,
+  isRepositoryName,
+  parseImageRef,
+} from "./ref.js";
 import type { ImageRegistry, ResolvedImage } from "./registry.js";
 import { RemoteRegistry } from "./remote/client.js";
 import type { RegistryCredentials } from "./remote/credentials.js";
@@ -108,10 +114,12 @@ export async function resolveImage(ref: string, opts: ImageSourceOptions): Promi
   if (hub) {
     // Hangar's own copy of an official image (a base the platform made, or one an operator pushed).
     const { registry: _host, ...local } = parsed;
-    const own = await opts.registry.resolve(formatLocal(local)).catch((error: unknown) => {
-      if (error instanceof ImageNotFoundError) return undefined;
-      throw error;
-    });
+    const own = await opts.registry
+      .resolve(parsed.registry === undefined ? ref : formatImageRef(local))
+      .catch((error: unknown) => {
+        if (error instanceof ImageNotFoundError) return undefined;
+        throw error;
+      });
     if (own) return own;
   }
   const url = opts.upstreams[host];
@@ -138,10 +146,6 @@ export async function resolveImage(ref: string, opts: ImageSourceOptions): Promi
         ? `, no upstream registry is configured for ${host} (HANGAR_REGISTRY_UPSTREAMS), and it is not a base this platform makes`
         : ""),
   );
-}
-
-function formatLocal(r: Omit<ImageRef, "registry">): string {
-  return `${r.repository}${r.tag === undefined ? "" : `:${r.tag}`}${r.digest === undefined ? "" : `@${r.digest}`}`;
 }
 
 // Concurrent pulls of one image share one download (per registry instance).

@@ -69,6 +69,7 @@ export {
   parseDockerAuthConfig,
   REGISTRY_AUTH_SECRET,
   type RegistryCredentials,
+  registryCredentials,
   withCredentials,
 } from "./remote/credentials.js";
 export { mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";

@@ -24,6 +24,7 @@ export {
 export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
 export type { ViolationLogger } from "./nats-violations.js";
 export { reportPermissionViolations } from "./nats-violations.js";
+export { OrgSecrets } from "./org-secrets.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";

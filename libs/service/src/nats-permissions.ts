@@ -122,7 +122,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     user: "builder",
     role: "image builds",
     // APPS: which org holds each app, so a build's FROM may not reach another org's images.
-    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS")],
+    // SECRETS: the orgs' sealed registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with; no app's.
+    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS"), reader("SECRETS", "ev.secret.org.>")],
     kv: [
       { bucket: "hangar-registry", write: true },
       // Pushing an image links its blobs to its repository.
@@ -182,13 +183,14 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
     user: `host-agent-${hostId}`,
     role: `the host agent of host ${hostId}`,
     // APPS: the org of an app, which picks the id range its machines run as and their 6PN network.
-    // SECRETS: the sealed app secrets it opens just in time when one of its machines starts; not
-    // the orgs' (registry credentials), which no machine gets.
+    // SECRETS: the sealed app secrets it opens just in time when one of its machines starts, and
+    // the orgs' registry credentials (HANGAR_REGISTRY_AUTH) it pulls their images with; no machine
+    // gets an org secret.
     streams: [
       writer("MACHINES", "ev.machine.*.*"),
       writer("HOSTS", `ev.host.${hostId}`),
       reader("APPS"),
-      reader("SECRETS", "ev.secret.app.>"),
+      reader("SECRETS", "ev.secret.*.>"),
     ],
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
     kv: [

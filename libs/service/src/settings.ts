@@ -100,6 +100,32 @@ export const partlySharedSettings = {
       shownDefault: "none",
     },
   ),
+  // Read by the builder (FROM), every host agent (machine images) and the gateway (which refs name
+  // no app's image): the same map everywhere.
+  HANGAR_REGISTRY_UPSTREAMS: setting(
+    z
+      .string()
+      .default("")
+      .refine((json) => {
+        if (json.trim() === "") return true;
+        try {
+          const doc = JSON.parse(json) as unknown;
+          return (
+            typeof doc === "object" &&
+            doc !== null &&
+            !Array.isArray(doc) &&
+            Object.values(doc).every((url) => typeof url === "string" && /^https?:\/\/[^/]+/.test(url))
+          );
+        } catch {
+          return false;
+        }
+      }, 'a JSON object of registry host -> http(s) URL, e.g. {"docker.io":"https://registry-1.docker.io"}'),
+    {
+      description:
+        'the remote registries images are pulled from, through Hangar\'s registry as a cache: a JSON object of registry host -> base URL, e.g. `{"docker.io":"https://registry-1.docker.io"}` (a ref without a host is docker.io\'s); unset, nothing is pulled and short names such as `node:20` are the platform-made bases',
+      shownDefault: "unset (no upstream)",
+    },
+  ),
 };
 
 type SharedShape = typeof sharedSettings;

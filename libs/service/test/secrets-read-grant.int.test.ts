@@ -1,7 +1,7 @@
-// The host agent's read grant on SECRETS covers the apps' secrets only: a real nats-server with the
-// generated users, where the agent reads an app's sealed secrets as MachineSecrets does (a consumer
-// filtered to ev.secret.app.>, a direct get of an app's last message) and is refused an org's
-// (registry credentials, which no machine gets), by consumer filter, by subject and by sequence.
+// The read grants on SECRETS, on a real nats-server with the generated users: a host agent reads the
+// apps' sealed secrets as MachineSecrets does (a consumer filtered to ev.secret.app.>, a direct get
+// of an app's last message) and the orgs' registry credentials as OrgSecrets does (ev.secret.org.>);
+// the builder reads the orgs' only. Neither may read by sequence or without a filter.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -43,23 +43,38 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("lets a host agent read the apps' secrets and refuses it the orgs'", async () => {
+const consumer = { ack_policy: AckPolicy.None, mem_storage: true, inactive_threshold: 30_000_000_000 };
+
+it("lets a host agent read the apps' and the orgs' secrets, only by subject", async () => {
   const agent = await managerOf("host-agent-h1");
   const app = await agent.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
   expect(app?.string()).toBe("app sealed");
-  const consumer = { ack_policy: AckPolicy.None, mem_storage: true, inactive_threshold: 30_000_000_000 };
   await expect(
     agent.consumers.add("SECRETS", { ...consumer, name: "apps", filter_subject: "ev.secret.app.>" }),
   ).resolves.toMatchObject({ num_pending: 1 });
-
-  await expect(agent.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" })).rejects.toThrow();
-  // By sequence (the body form), any subject could be read: refused outright.
-  await expect(agent.direct.getMessage("SECRETS", { seq: 2 })).rejects.toThrow();
+  const org = await agent.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
+  expect(org?.string()).toBe("org sealed");
   await expect(
     agent.consumers.add("SECRETS", { ...consumer, name: "orgs", filter_subject: "ev.secret.org.>" }),
-  ).rejects.toThrow();
+  ).resolves.toMatchObject({ num_pending: 1 });
+  // By sequence (the body form), any subject could be read: refused outright.
+  await expect(agent.direct.getMessage("SECRETS", { seq: 2 })).rejects.toThrow();
   await expect(
     agent.consumers.add("SECRETS", { ...consumer, name: "all", filter_subject: "ev.secret.>" }),
   ).rejects.toThrow();
   await expect(agent.consumers.add("SECRETS", { ...consumer, name: "unfiltered" })).rejects.toThrow();
+});
+
+it("lets the builder read the orgs' registry credentials and refuses it the apps' secrets", async () => {
+  const builder = await managerOf("builder");
+  const org = await builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
+  expect(org?.string()).toBe("org sealed");
+  await expect(
+    builder.consumers.add("SECRETS", { ...consumer, name: "b-orgs", filter_subject: "ev.secret.org.>" }),
+  ).resolves.toMatchObject({ num_pending: 1 });
+  await expect(builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" })).rejects.toThrow();
+  await expect(builder.direct.getMessage("SECRETS", { seq: 1 })).rejects.toThrow();
+  await expect(
+    builder.consumers.add("SECRETS", { ...consumer, name: "b-apps", filter_subject: "ev.secret.app.>" }),
+  ).rejects.toThrow();
 });

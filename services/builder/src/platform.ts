@@ -1,5 +1,13 @@
 import { join } from "node:path";
-import { BlobStore, ImageRegistry, LayerStore, platformBaseImages, resolveImage } from "@hangar/oci";
+import {
+  BlobStore,
+  ImageRegistry,
+  LayerStore,
+  platformBaseImages,
+  type RegistryCredentials,
+  resolveImage,
+  type UpstreamRegistries,
+} from "@hangar/oci";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { BuildContextStore } from "./context.js";
 import type { BuildDeps } from "./image-build.js";
@@ -13,6 +21,14 @@ export interface BuilderBuckets {
   contexts?: string;
 }
 
+/** Where FROM images come from besides Hangar's registry and the platform's bases. */
+export interface BuilderImageSource {
+  /** The remote registries pulled through Hangar's registry (HANGAR_REGISTRY_UPSTREAMS). */
+  upstreams?: UpstreamRegistries;
+  /** An org's credentials for a registry host (its HANGAR_REGISTRY_AUTH secret). */
+  credentials?: (org: string, registryHost: string) => Promise<RegistryCredentials | undefined>;
+}
+
 /** Opens what a builder works with: blobs, registry, layer cache, context store, unpacked layers. */
 export async function openBuildDeps(
   nc: NatsConnection,
@@ -20,7 +36,13 @@ export async function openBuildDeps(
   buckets: BuilderBuckets = {},
   /** Replicas of the buckets the builder is first to create (HANGAR_STREAM_REPLICAS). */
   replicas = 1,
-): Promise<{ deps: BuildDeps; contexts: BuildContextStore }> {
+  images: BuilderImageSource = {},
+): Promise<{
+  deps: BuildDeps;
+  contexts: BuildContextStore;
+  /** FROM's resolver for a build of an app of `org`: pulls with the org's registry credentials. */
+  resolveImageFor: (org: string) => BuildDeps["resolveImage"];
+}> {
   const opts = (bucket: string | undefined) => ({ ...(bucket ? { bucket } : {}), replicas });
   const blobs = await BlobStore.open(nc, opts(buckets.blobs));
   const registry = await ImageRegistry.open(nc, blobs, opts(buckets.registry));
@@ -28,13 +50,24 @@ export async function openBuildDeps(
   const contexts = await BuildContextStore.open(nc, opts(buckets.contexts));
   const layers = new LayerStore(join(dataDir, "layers"), blobs);
   const bases = platformBaseImages(registry);
+  const { upstreams = {}, credentials } = images;
   const deps: BuildDeps = {
     blobs,
     registry,
     layers,
     cache,
-    // Hangar's registry, else a base the platform makes (debian, node, postgres) in the host cache.
-    resolveImage: (ref) => resolveImage(ref, { registry, upstreams: {}, bases }),
+    // Hangar's registry, else pulled through it from an upstream, else a base the platform makes
+    // (debian, node, postgres) in the host cache.
+    resolveImage: (ref) => resolveImage(ref, { registry, upstreams, bases }),
   };
-  return { deps, contexts };
+  const resolveImageFor =
+    (org: string): BuildDeps["resolveImage"] =>
+    (ref) =>
+      resolveImage(ref, {
+        registry,
+        upstreams,
+        bases,
+        ...(credentials ? { credentials: (host: string) => credentials(org, host) } : {}),
+      });
+  return { deps, contexts, resolveImageFor };
 }

@@ -1,4 +1,13 @@
-import { type ImageRegistry, type LayerStore, parseImageRef, reachesForeignApp } from "@hangar/oci";
+import {
+  type ImageRegistry,
+  type ImageSourceOptions,
+  type LayerStore,
+  parseImageRef,
+  type RegistryCredentials,
+  reachesForeignApp,
+  resolveImage,
+  type UpstreamRegistries,
+} from "@hangar/oci";
 import type { Logger } from "@hangar/telemetry";
 import { Histogram, type Registry } from "prom-client";
 import type { ImageOwner, ImageSource, PulledImage } from "./run-spec.js";
@@ -14,11 +23,18 @@ export interface ImagePullerOptions {
   layers: LayerStore;
   logger: Pick<Logger, "info">;
   metrics?: Registry;
+  /** The remote registries images are pulled from through Hangar's registry (HANGAR_REGISTRY_UPSTREAMS). */
+  upstreams?: UpstreamRegistries;
+  /** An org's credentials for a registry host (its HANGAR_REGISTRY_AUTH secret). */
+  credentials?: (org: string, registryHost: string) => Promise<RegistryCredentials | undefined>;
+  /** The platform-made bases, for short names no upstream serves. */
+  bases?: ImageSourceOptions["bases"];
 }
 
 /**
- * Brings OCI images onto the host: resolves the reference in Hangar's registry, then has every layer
- * unpacked in the shared layer cache (each layer once, whatever image or machine uses it).
+ * Brings OCI images onto the host: resolves the reference (resolveImage: Hangar's registry, pulled
+ * through it from an upstream with the machine's org's credentials, or a platform-made base), then
+ * has every layer unpacked in the shared layer cache (each layer once, whatever image or machine uses it).
  */
 export class ImagePuller implements ImageSource {
   readonly #opts: ImagePullerOptions;
@@ -46,7 +62,14 @@ export class ImagePuller implements ImageSource {
     const elapsed = () => (performance.now() - started) / 1000;
     try {
       if (owner && (await this.#foreign(ref, owner))) throw new ForeignImageError(`image ${ref} not found`);
-      const image = await this.#opts.registry.resolve(ref);
+      const { registry, upstreams = {}, credentials, bases, logger } = this.#opts;
+      const image = await resolveImage(ref, {
+        registry,
+        upstreams,
+        ...(owner && credentials ? { credentials: (host: string) => credentials(owner.org, host) } : {}),
+        ...(bases ? { bases } : {}),
+        onProgress: (line) => logger.info({ ref }, line),
+      });
       const dirs: string[] = [];
       // One at a time: unpacking is disk-bound, and a 2-core host also runs the machines.
       for (const layer of image.manifest.layers) dirs.push(await this.#opts.layers.dir(layer.digest));
@@ -93,6 +116,7 @@ export class ImagePuller implements ImageSource {
       owner.org,
       (app) => orgs.get(app),
       async (repo, reference) => (await registry.getManifest(repo, reference)) !== undefined,
+      this.#opts.upstreams,
     );
   }
 }

@@ -1,8 +1,17 @@
 import { join } from "node:path";
 import { hostsStream, machinesStream, secretsStream } from "@hangar/domain";
-import { BlobStore, ImageRegistry, LayerStore, overlaySupported, prepareCrunHost } from "@hangar/oci";
+import {
+  BlobStore,
+  ImageRegistry,
+  LayerStore,
+  overlaySupported,
+  parseUpstreams,
+  prepareCrunHost,
+  REGISTRY_AUTH_SECRET,
+  registryCredentials,
+} from "@hangar/oci";
 import { loadMasterKeys } from "@hangar/secrets";
-import { runService } from "@hangar/service";
+import { OrgSecrets, runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
 import { ResolverProcess } from "./dns/resolver-process.js";
@@ -58,6 +67,14 @@ await runService({
       : undefined;
     // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
     const driver = new ProcessDriver({ stateDir, ...(sixpn ? { network: sixpn.hostNetwork } : {}) });
+    // The master key is read here, once; the agent's environment holds at most the key file's path.
+    const keys = loadMasterKeys({
+      key: config.HANGAR_SECRETS_KEY,
+      keyFile: config.HANGAR_SECRETS_KEY_FILE,
+      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+    });
+    // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a machine's image is pulled.
+    const orgSecrets = await OrgSecrets.start(store, keys);
     let images: ImagePuller | undefined;
     if (sandbox.ok) {
       // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
@@ -67,6 +84,8 @@ await runService({
         layers: new LayerStore(join(stateDir, "layers"), blobs),
         logger,
         metrics: registry,
+        upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
+        credentials: registryCredentials((org) => orgSecrets.read(org, REGISTRY_AUTH_SECRET)),
       });
     }
     const suspend = driver.suspendMode();
@@ -80,16 +99,7 @@ await runService({
       { mode, sandbox },
       sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",
     );
-    // The master key is read here, once; the agent's environment holds at most the key file's path.
-    const secrets = await MachineSecrets.start(
-      store,
-      loadMasterKeys({
-        key: config.HANGAR_SECRETS_KEY,
-        keyFile: config.HANGAR_SECRETS_KEY_FILE,
-        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-      }),
-      { registry },
-    );
+    const secrets = await MachineSecrets.start(store, keys, { registry });
     const agent = new HostAgent({
       nc,
       store,
@@ -117,6 +127,7 @@ await runService({
       async stop() {
         await agent.stop();
         await secrets.stop();
+        await orgSecrets.stop();
         // Machines keep running without names until the next agent opens the resolver again.
         await dns?.close();
         // A stopped agent leaves its machines running for the next one to adopt, unless told otherwise

@@ -62,3 +62,16 @@ export function withCredentials(
   if (creds) auths[host] = { auth: Buffer.from(`${creds.username}:${creds.password}`).toString("base64") };
   return { auths };
 }
+
+/**
+ * An org's credentials per registry host, from its HANGAR_REGISTRY_AUTH secret as `read` returns it
+ * (undefined: the org has none): what resolveImage's `credentials` option takes, bound to an org.
+ */
+export function registryCredentials(
+  read: (org: string) => Promise<string | undefined>,
+): (org: string, host: string) => Promise<RegistryCredentials | undefined> {
+  return async (org, host) => {
+    const value = await read(org);
+    return value === undefined ? undefined : credentialsFor(parseDockerAuthConfig(value), host);
+  };
+}
