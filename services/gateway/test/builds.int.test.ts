@@ -182,12 +182,41 @@ describe("POST /v1/apps/{app}/builds", () => {
       "?build_arg=1X=2",
       "?dockerfile=../Dockerfile",
       "?no_cache=maybe",
+      "?timeout=0",
+      "?timeout=1.5",
+      "?timeout=86401",
     ]) {
       const bad = await upload(query, randomBytes(10));
       expect(bad.status, query).toBe(400);
       expect(await bad.json()).toMatchObject({ status: "invalid_argument" });
     }
     expect(await bucketMessages()).toBe(before);
+  });
+});
+
+describe("POST /v1/apps/{app}/builds/{id}/cancel", () => {
+  it("fails a build not yet over as cancelled, again the same; a build that is over is 412", async () => {
+    const build = await newBuild();
+    for (let i = 0; i < 2; i++) {
+      const res = await gw.request(`/v1/apps/web/builds/${build.id}/cancel`, { method: "POST" });
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        status: "failed",
+        error: { message: "build cancelled", reason: "cancelled" },
+      });
+    }
+    const done = await newBuild();
+    await gw.builder("web", done.id, { type: "StartBuild", builderId: "b/1" });
+    await gw.builder("web", done.id, {
+      type: "SucceedBuild",
+      result: { imageRef: "registry.hangar.internal/web@sha256:00", manifestDigest: "sha256:00" },
+    });
+    const over = await gw.request(`/v1/apps/web/builds/${done.id}/cancel`, { method: "POST" });
+    expect(over.status).toBe(412);
+    expect(await over.json()).toEqual({ error: "build already succeeded", status: "failed_precondition" });
+    expect(
+      (await gw.request("/v1/apps/web/builds/01ARZ3NDEKTSV4RRFFQ69G5FAV/cancel", { method: "POST" })).status,
+    ).toBe(404);
   });
 });
 
