@@ -34,13 +34,24 @@ describe("diffImages", () => {
 
   it("names each config field and each file that differs, and files only one side has", () => {
     const a = view({ User: "app", WorkingDir: "/app" }, { "/a": "file 0644 0:0 x", "/b": "dir 0755 0:0" });
-    const b = view({ User: "root", WorkingDir: "/app" }, { "/a": "file 0755 0:0 x", "/c": "dir 0755 0:0" });
+    const b = view(
+      { User: "root", WorkingDir: "/app" },
+      {
+        "/a": "file 0755 0:0 x",
+        "/c": "dir 0755 0:0",
+        // buildah's empty mount point for a RUN's resolv.conf, left in its layer: not a difference.
+        "/etc/resolv.conf": "file 0755 0:0 e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        // The same path with content is one.
+        "/etc/hosts": "file 0644 0:0 abc",
+      },
+    );
     const diff = diffImages(a, b);
     expect(diff.config).toEqual(['User: hangar "app" buildah "root"']);
     expect(diff.files.map((d) => d.text)).toEqual([
       "/a: hangar file 0644 0:0 x / buildah file 0755 0:0 x",
       "only in hangar: /b (dir 0755 0:0)",
       "only in buildah: /c (dir 0755 0:0)",
+      "only in buildah: /etc/hosts (file 0644 0:0 abc)",
     ]);
   });
 });

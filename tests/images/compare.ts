@@ -20,13 +20,23 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { type BuildDeps, buildImage, openBuildDeps, outlineBuild, parseDockerfile } from "@hangar/builder";
+import {
+  type BuildDeps,
+  BuildNetworks,
+  buildImage,
+  openBuildDeps,
+  outlineBuild,
+  parseDockerfile,
+} from "@hangar/builder";
 import { type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
 import { freePort, startNatsServer } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 
 const run = promisify(execFile);
 const BIG = { maxBuffer: 1 << 28 };
+
+/** The block the comparer's build networks take their /30s from (the builder's default). */
+const BUILD_NETWORK_CIDR = "172.29.0.0/16";
 
 /** The corpus: one folder per Dockerfile, with the app's files and SOURCE.md. */
 export const CORPUS_DIR = join(import.meta.dirname, "corpus");
@@ -192,6 +202,18 @@ function normalized(value: unknown): unknown {
   return value;
 }
 
+const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/**
+ * buildah (1.28, chroot isolation) creates these as empty files to bind the build's own over them in
+ * a RUN, and leaves them in the layer when the base had none; docker build does not, nor Hangar.
+ */
+const BUILDAH_MOUNT_POINTS = new Set(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+
+function isBuildahMountPoint(path: string, facts: string): boolean {
+  return BUILDAH_MOUNT_POINTS.has(path) && facts.startsWith("file ") && facts.endsWith(` ${EMPTY_SHA256}`);
+}
+
 /** The config field differences and the file differences of two image views. */
 export function diffImages(hangar: ImageView, buildah: ImageView): { config: string[]; files: FileDiff[] } {
   const config: string[] = [];
@@ -207,7 +229,8 @@ export function diffImages(hangar: ImageView, buildah: ImageView): { config: str
     else if (other !== facts) files.push({ path, text: `${path}: hangar ${facts} / buildah ${other}` });
   }
   for (const [path, facts] of buildah.files) {
-    if (!hangar.files.has(path)) files.push({ path, text: `only in buildah: ${path} (${facts})` });
+    if (hangar.files.has(path) || isBuildahMountPoint(path, facts)) continue;
+    files.push({ path, text: `only in buildah: ${path} (${facts})` });
   }
   return { config, files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)) };
 }
@@ -422,7 +445,9 @@ export async function openComparer(): Promise<{ comparer: ImageComparer; close()
   };
   try {
     const { deps } = await openBuildDeps(nc, join(root, "builder"));
-    const comparer = await ImageComparer.open(deps, root);
+    // RUN steps get network as in the builder service: a namespace of the build's own, NATed out.
+    const networks = new BuildNetworks(BUILD_NETWORK_CIDR);
+    const comparer = await ImageComparer.open({ ...deps, openNetwork: () => networks.open() }, root);
     return { comparer, close: () => close(comparer) };
   } catch (e) {
     await close();

@@ -17,6 +17,8 @@ export type { BuildDeps, BuildHooks, BuildInput, BuildResult, StepReport } from 
 export { buildImage } from "./image-build.js";
 export type { CacheEntry, LayerRef } from "./layer-cache.js";
 export { DEFAULT_CACHE_BUCKET, LayerCache } from "./layer-cache.js";
+export type { BuildNetwork } from "./network/build-network.js";
+export { BuildNetworks } from "./network/build-network.js";
 export type { BuilderBuckets } from "./platform.js";
 export { openBuildDeps } from "./platform.js";
 export { BuilderPreflightError, checkBuilderHost } from "./preflight.js";
