@@ -6,6 +6,7 @@ import {
   LayerStore,
   overlaySupported,
   parseUpstreams,
+  platformBaseImages,
   prepareCrunHost,
   REGISTRY_AUTH_SECRET,
   registryCredentials,
@@ -79,13 +80,16 @@ await runService({
     if (sandbox.ok) {
       // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
       const blobs = await BlobStore.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
+      const imageRegistry = await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS });
       images = new ImagePuller({
-        registry: await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS }),
+        registry: imageRegistry,
         layers: new LayerStore(join(stateDir, "layers"), blobs),
         logger,
         metrics: registry,
         upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
         credentials: registryCredentials((org) => orgSecrets.read(org, REGISTRY_AUTH_SECRET)),
+        // A machine of `node:20-slim` on a host without upstreams: the base is made here as for a build.
+        bases: platformBaseImages(imageRegistry),
       });
     }
     const suspend = driver.suspendMode();

@@ -51,6 +51,9 @@ export function mmdebstrapArgs(dir: string, include: string[], hooks: string[] =
     "--format=directory",
     `--include=${include.join(",")}`,
     '--aptopt=Acquire::Languages "none"',
+    // /usr merged by mmdebstrap's hook and Debian's usr-is-merged, as the official images: without it
+    // apt picks usrmerge, which brings the whole of perl (30 MB) into the image.
+    "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
     ...hooks,
     DEBIAN_SUITE,
     dir,
