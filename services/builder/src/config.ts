@@ -2,6 +2,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
+import { DEFAULT_BUILD_NETWORK_CIDR } from "./network/build-network.js";
 
 /** The builder's settings (docs/configuration.md). */
 export const config = defineServiceConfig("builder", {
@@ -38,7 +39,7 @@ export const config = defineServiceConfig("builder", {
   HANGAR_BUILDER_PIDS: setting(z.coerce.number().int().min(16).default(4096), {
     description: "processes and threads each build's RUN steps may have at once",
   }),
-  HANGAR_BUILDER_NETWORK_CIDR: setting(z.string().default("172.29.0.0/16"), {
+  HANGAR_BUILDER_NETWORK_CIDR: setting(z.string().default(DEFAULT_BUILD_NETWORK_CIDR), {
     description:
       "the IPv4 block builds' network namespaces take their /30s from: keep it clear of the host's networks and HANGAR_HOST_AGENT_MACHINE_CIDR",
   }),

@@ -9,6 +9,9 @@ import { EgressForwarding, processAlive } from "./egress-forwarding.js";
 const IP = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].find((p) => existsSync(p)) ?? "ip";
 const NFT = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].find((p) => existsSync(p)) ?? "nft";
 
+/** The block builds' /30s come from by default, beside machines' 172.30.0.0/16 (HANGAR_HOST_AGENT_MACHINE_CIDR). */
+export const DEFAULT_BUILD_NETWORK_CIDR = "172.29.0.0/16";
+
 /** Where builders of this host claim build /30s and keep their forwarding holds. */
 export const BUILD_NETWORK_STATE_DIR = "/run/hangar/build-networks";
 
