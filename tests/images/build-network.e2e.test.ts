@@ -2,8 +2,8 @@
 // build's own namespace, NATed out. From there the package registry answers, while the gateway,
 // NATS, the builder's ops port and a port the host listens on for every address do not; a RUN
 // --network=none reaches nothing. Then the bounds: a RUN that never ends does not hold back a
-// second build (two run at once), is killed by `hangar builds cancel`, and a build's own deadline
-// (timeout) fails it as timed out.
+// second build (two run at once) and is killed by `hangar builds cancel` or by Ctrl-C in the
+// `hangar deploy` that started it; a build's own deadline (timeout) fails it as timed out.
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runHangar } from "../../cli/test/run-cli.js";
+import { runHangar, startHangar } from "../../cli/test/run-cli.js";
 import { startTestPlatform, type TestPlatform } from "../platform/harness.js";
 
 const run = promisify(execFile);
@@ -34,19 +34,16 @@ interface BuildView {
   error?: { message: string; reason?: string; output: string };
 }
 
-// Tries each host:port for 3 s and prints `host:port connected|failed <why>`, one a line.
+// Tries every host:port at once, for 3 s, and prints `host:port connected|failed <why>`, one a line.
 const PROBE = `const net = require("node:net");
-const targets = process.argv.slice(2);
-(async () => { for (const t of targets) {
+const probe = (t) => new Promise((done) => {
   const i = t.lastIndexOf(":");
-  const r = await new Promise((done) => {
-    const s = net.connect({ host: t.slice(0, i), port: Number(t.slice(i + 1)), timeout: 3000 });
-    s.on("connect", () => { s.destroy(); done("connected"); });
-    s.on("timeout", () => { s.destroy(); done("failed timeout"); });
-    s.on("error", (e) => done("failed " + e.code));
-  });
-  console.log(t + " " + r);
-} })();`;
+  const s = net.connect({ host: t.slice(0, i), port: Number(t.slice(i + 1)), timeout: 3000 });
+  s.on("connect", () => { s.destroy(); done(t + " connected"); });
+  s.on("timeout", () => { s.destroy(); done(t + " failed timeout"); });
+  s.on("error", (e) => done(t + " failed " + e.code));
+});
+Promise.all(process.argv.slice(2).map(probe)).then((lines) => console.log(lines.join("\\n")));`;
 
 /** The host's first non-loopback IPv4 address: where a port bound to every address listens. */
 function hostAddress(): string {
@@ -184,6 +181,29 @@ describe("build bounds", () => {
     expect(done.status).toBe(412);
     expect(JSON.stringify(done.body)).toMatch(/build already succeeded/);
   }, 240_000);
+
+  it("cancels the build hangar deploy started when it gets Ctrl-C", async () => {
+    const dir = mkdtempSync(join(work, "deploy-"));
+    writeFileSync(join(dir, "Dockerfile"), `FROM node:${NODE_MAJOR}-slim\n${STUCK}\n`);
+    const deploy = startHangar(["deploy", "-a", APP], {
+      cwd: dir,
+      env: { HANGAR_HOME: p.home },
+      timeoutMs: 120_000,
+    });
+    let id: string | undefined;
+    for (let i = 0; i < 600 && id === undefined; i++) {
+      id = /Building (\S+)/.exec(deploy.output().stdout)?.[1];
+      await sleep(100);
+    }
+    if (id === undefined)
+      throw new Error(`hangar deploy printed no build id: ${JSON.stringify(deploy.output())}`);
+    await until(id, (b) => b.status === "running", 60_000);
+    deploy.child.kill("SIGINT");
+    const ended = await deploy.exited;
+    expect(ended.code, ended.stderr).not.toBe(0);
+    expect(ended.stdout).toMatch(new RegExp(`Cancelling build ${id}`));
+    expect((await build(id)).error?.reason).toBe("cancelled");
+  }, 150_000);
 
   it("fails a build past its deadline as timed out", async () => {
     const id = await startBuild(`FROM node:${NODE_MAJOR}-slim\n${STUCK}\n`, "?timeout=5");

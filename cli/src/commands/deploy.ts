@@ -92,7 +92,19 @@ async function build(
     });
     upload.done();
     progress(`Building ${created.id}\n`);
-    const outcome = await followBuild(api, app, created.id, progress);
+    // Ctrl-C cancels the build it started (which would otherwise run on unseen), then the follow
+    // sees it end as cancelled; a second Ctrl-C ends the CLI at once.
+    const cancel = () => {
+      progress(`Cancelling build ${created.id} (Ctrl-C again to stop waiting)\n`);
+      void api.cancelBuild(app, created.id).catch(() => undefined);
+    };
+    process.once("SIGINT", cancel);
+    let outcome: Awaited<ReturnType<typeof followBuild>>;
+    try {
+      outcome = await followBuild(api, app, created.id, progress);
+    } finally {
+      process.off("SIGINT", cancel);
+    }
     if (outcome.status === "failed") {
       progress(formatFailure(outcome.failure));
       const where = outcome.failure.line !== undefined ? ` at Dockerfile line ${outcome.failure.line}` : "";
