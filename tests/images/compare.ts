@@ -313,9 +313,12 @@ export class ImageComparer {
       await rm(layout, { recursive: true, force: true });
       this.published.add(ref);
     }
-    // docker.io is where buildah sends a short name (the system's alias table says so); the comparer
-    // remaps that whole registry onto the local one, so `FROM node:20-slim` pulls the made base.
+    // docker.io is where buildah sends a short name (by the system's alias table, else by the search
+    // list here); the comparer remaps that whole registry onto the local one, so `FROM node:20-slim`
+    // pulls the made base.
     const conf = [
+      'unqualified-search-registries = ["docker.io"]',
+      'short-name-mode = "permissive"',
       "[[registry]]",
       'prefix = "docker.io"',
       `location = "${this.registry.host}"`,
