@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rmdir, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rmdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 
@@ -80,6 +80,28 @@ export async function openBuildCgroup(name: string, limits: BuildLimits): Promis
     throw new Error(`could not make the build's cgroups: ${(err as Error).message}`, { cause: err });
   }
   return { procs: [...dirs.keys()].map((d) => join(d, "cgroup.procs")), close };
+}
+
+/** A build's cgroup name: unique on the host, as builders of several platforms may share it. */
+export function buildCgroupName(builderId: string, buildId: string): string {
+  return `${builderId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${buildId}`;
+}
+
+/**
+ * Removes the cgroups a builder of this host left when it died (a `<host>/<pid>` builder id whose
+ * pid is gone): their RUN processes died with it, or were killed by crun's own pid 1 going.
+ */
+export async function removeLeftCgroups(host: string, alive: (pid: number) => boolean): Promise<void> {
+  const prefix = buildCgroupName(`${host}/`, "").slice(0, -1);
+  const v2 = existsSync(join(ROOT, "cgroup.controllers"));
+  const parents = v2 ? [join(ROOT, BUILDS)] : ["memory", "cpu", "pids"].map((c) => join(ROOT, c, BUILDS));
+  for (const parent of parents) {
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const pid = /^(\d+)-/.exec(name.startsWith(prefix) ? name.slice(prefix.length) : "")?.[1];
+      if (pid === undefined || alive(Number(pid))) continue;
+      await removeCgroup(join(parent, name)).catch(() => undefined);
+    }
+  }
 }
 
 /** Removes a cgroup once its processes are gone (the kernel lets them go a moment after they exit). */

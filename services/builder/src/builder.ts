@@ -16,14 +16,15 @@ import {
   UnknownBaseImageError,
   type UpstreamRegistries,
 } from "@hangar/oci";
+import { type MasterKeys, openBuildSecrets } from "@hangar/secrets";
 import { AggregateView } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Counter, Histogram, type Registry } from "prom-client";
-import { type BuildLimits, openBuildCgroup } from "./build-cgroup.js";
+import { type BuildLimits, buildCgroupName, openBuildCgroup, removeLeftCgroups } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
 import type { BuildContextStore } from "./context.js";
-import { isBuildError } from "./domain/errors.js";
+import { BuildError, isBuildError } from "./domain/errors.js";
 import { type BuildDeps, buildImage, type StepReport } from "./image-build.js";
 import type { BuildNetworks } from "./network/build-network.js";
 import { processAlive } from "./network/egress-forwarding.js";
@@ -64,6 +65,10 @@ export interface BuilderOptions {
    * may not reach another org's app repository: it fails as an unknown base image would.
    */
   orgOf(app: string): string | undefined;
+  /** The master keys that open the build secrets a request carries (hangar deploy --build-secret). */
+  keys?: MasterKeys;
+  /** An app's secret by name: what RUN --mount=type=secret gets when the build was sent no secret of that id. */
+  appSecret?(app: string, name: string): Promise<string | undefined>;
   /** FROM's resolver for a build of an app of `org` (openBuildDeps' resolveImageFor); deps.resolveImage without. */
   resolveImageFor?: (org: string) => BuildDeps["resolveImage"];
   /** The upstream registries (HANGAR_REGISTRY_UPSTREAMS): their refs are never an app's image. */
@@ -133,6 +138,7 @@ export class Builder {
     await builder.view.follow();
     await builder.view.caughtUp;
     await builder.failLeftBuilds();
+    if (opts.limits) await removeLeftCgroups(hostname(), processAlive);
     builder.pump();
     return builder;
   }
@@ -240,7 +246,9 @@ export class Builder {
     return {
       ...deps,
       ...(networks ? { openNetwork: () => networks.open() } : {}),
-      ...(limits ? { openCgroup: () => openBuildCgroup(cgroupName(this.builderId, buildId), limits) } : {}),
+      ...(limits
+        ? { openCgroup: () => openBuildCgroup(buildCgroupName(this.builderId, buildId), limits) }
+        : {}),
       async resolveImage(ref) {
         if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
           throw new UnknownBaseImageError(ref, platformBaseNames());
@@ -299,6 +307,9 @@ export class Builder {
           noCache: request.noCache ?? false,
           // A builder given no way to make build networks runs every RUN without one.
           network: this.opts.networks ? (this.opts.network ?? "default") : "none",
+          // RUN --mount=type=cache folders: this builder's, kept per app.
+          cacheMountDir: join(this.opts.dataDir, "cache-mounts", app),
+          secret: this.buildSecrets(app, buildId, request.buildSecrets),
         },
         {
           signal: stop.signal,
@@ -381,6 +392,36 @@ export class Builder {
     }
   }
 
+  /**
+   * A build's secrets by id: the ones sent with it (sealed in its request, opened at first use),
+   * else the app's secret of that name.
+   */
+  private buildSecrets(
+    app: string,
+    buildId: string,
+    sealed: BuildState extends { request: infer R } ? (R extends { buildSecrets?: infer S } ? S : never) : never,
+  ): (id: string) => Promise<string | undefined> {
+    let opened: Record<string, string> | undefined;
+    return async (id) => {
+      if (sealed?.values && Object.keys(sealed.values).length > 0) {
+        if (!this.opts.keys) {
+          throw new BuildError(
+            "secret_unavailable",
+            "the build was sent secrets and this builder has no master key to open them (HANGAR_SECRETS_KEY or HANGAR_SECRETS_KEY_FILE)",
+          );
+        }
+        opened ??= openBuildSecrets(this.opts.keys, app, buildId, {
+          masterKeyId: sealed.masterKeyId ?? "",
+          wrappedKey: sealed.wrappedKey ?? new Uint8Array(),
+          values: sealed.values,
+        });
+        const value = opened[id];
+        if (value !== undefined) return value;
+      }
+      return this.opts.appSecret?.(app, id);
+    };
+  }
+
   /** The build has ended (its outcome recorded, or not recordable): its context is of no more use. */
   private async discardContext(name: string | null | undefined, log: Logger): Promise<void> {
     await this.opts.contexts
@@ -425,11 +466,6 @@ class BuildStopped extends Error {
     super(message);
     this.name = "BuildStopped";
   }
-}
-
-/** A build's cgroup name: unique on the host, as builders of several platforms may share it. */
-function cgroupName(builderId: string, buildId: string): string {
-  return `${builderId.replace(/[^A-Za-z0-9_.-]/g, "_")}-${buildId}`;
 }
 
 /** A build's deadline in ms: what it asked for (seconds, 0 for none), at most the builder's. */

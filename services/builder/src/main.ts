@@ -14,7 +14,7 @@ await runService({
   streams: [buildsStream, appsStream, secretsStream],
   async start({ nc, store, logger, registry, config }) {
     // A host without what RUN steps need fails here, saying what is missing, rather than at each build.
-    await checkBuilderHost();
+    await checkBuilderHost(config.HANGAR_BUILDER_NETWORK);
     const dataDir = config.HANGAR_BUILDER_DIR;
     const upstreams = parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS);
     // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a FROM pulls; the master key is read once.

@@ -1,4 +1,5 @@
 import { overlaySupported, prepareCrunHost } from "@hangar/oci";
+import { missingNetworkTools } from "./network/build-network.js";
 
 /** The builder cannot run on this machine; the message says what to install or how to run it. */
 export class BuilderPreflightError extends Error {
@@ -12,9 +13,16 @@ export class BuilderPreflightError extends Error {
 
 /**
  * Checks that RUN steps can work here, preparing the host as the host agent does: crun, catatonit
- * and the seccomp profile installed, a cgroup layout crun accepts, and overlayfs mountable.
+ * and the seccomp profile installed, a cgroup layout crun accepts, overlayfs mountable, and (unless
+ * builds run without network) ip and nft for the builds' network namespaces.
  */
-export async function checkBuilderHost(): Promise<void> {
+export async function checkBuilderHost(network: "default" | "none" = "default"): Promise<void> {
+  const missing = network === "default" ? missingNetworkTools() : [];
+  if (missing.length > 0) {
+    throw new BuilderPreflightError(
+      `RUN steps get a network namespace of the build's own, made with tools this host lacks: install ${missing.join(" and ")}, or set HANGAR_BUILDER_NETWORK=none`,
+    );
+  }
   const crun = await prepareCrunHost();
   if (!crun.ok) {
     throw new BuilderPreflightError(

@@ -12,6 +12,14 @@ const NFT = ["/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft"].find((p) => existsSyn
 /** The block builds' /30s come from by default, beside machines' 172.30.0.0/16 (HANGAR_HOST_AGENT_MACHINE_CIDR). */
 export const DEFAULT_BUILD_NETWORK_CIDR = "172.29.0.0/16";
 
+/** The packages of the tools build networks need that this host lacks (a tool found nowhere is named bare). */
+export function missingNetworkTools(): string[] {
+  return [
+    ...(IP.startsWith("/") ? [] : ["iproute2 (ip)"]),
+    ...(NFT.startsWith("/") ? [] : ["nftables (nft)"]),
+  ];
+}
+
 /** Where builders of this host claim build /30s and keep their forwarding holds. */
 export const BUILD_NETWORK_STATE_DIR = "/run/hangar/build-networks";
 
