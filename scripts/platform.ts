@@ -71,7 +71,7 @@ export interface PlatformOptions {
    */
   dirImageRoots?: readonly string[];
   /**
-   * HANGAR_SECRETS_KEY_FILE of the gateway and the host agents: the secrets master key (base64, mode
+   * HANGAR_SECRETS_KEY_FILE of the gateway, the builder and the host agents: the secrets master key (base64, mode
    * 0600). Without it, app secrets are off.
    */
   secretsKeyFile?: string;
@@ -142,6 +142,7 @@ function serviceEnv(
         ...common,
         HANGAR_BUILDER_OPS_PORT: o.builderOpsPort,
         HANGAR_BUILDER_DIR: join(o.home, "builder"),
+        ...secretsKey,
       }),
     gateway: () =>
       SERVICE_CONFIGS.gateway.toEnv({

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { type AppConfig, machineConfigFromApp, processGroups } from "@hangar/config";
 import { type ApiClient, ApiError } from "./api.js";
 import { formatDuration } from "./build-log.js";
-import type { Machine, MachineConfig } from "./types.js";
+import type { Machine, MachineConfig, MachineEvent } from "./types.js";
 
 /** The part of the API a deploy drives. */
 export type DeployApi = Pick<
@@ -95,6 +95,18 @@ interface Waiting {
   abort: { failed: boolean };
 }
 
+/** Why a failed machine did not start (its last failed launch's error, e.g. an image that cannot be pulled), as ": <why>". */
+function failureOf(m: Machine): string {
+  const launch = (m.events ?? [])
+    .filter((e) => e.type === "launch" && e.status === "failed")
+    .reduce<MachineEvent | undefined>(
+      (a, e) => (a && (a.timestamp ?? 0) >= (e.timestamp ?? 0) ? a : e),
+      undefined,
+    );
+  const error = (launch?.request as { error?: unknown } | undefined)?.error;
+  return typeof error === "string" && error !== "" ? `: ${error}` : "";
+}
+
 /** Another machine failed first, so this one was not waited for to the end. */
 const ABORTED = Symbol("aborted");
 
@@ -105,7 +117,7 @@ async function waitHealthy(w: Waiting): Promise<string | undefined | typeof ABOR
     const why = unhealthy(m, w.checks);
     if (why === undefined) return undefined;
     // A failed or destroyed machine will not come back by waiting.
-    if (m.state === "failed" || GONE.has(m.state ?? "")) return `machine ${w.id} ${m.state}`;
+    if (m.state === "failed" || GONE.has(m.state ?? "")) return `machine ${w.id} ${m.state}${failureOf(m)}`;
     if (Date.now() >= w.deadline) return why;
     if (w.abort.failed) return ABORTED;
     await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));

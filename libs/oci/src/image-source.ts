@@ -2,7 +2,9 @@ import { createWriteStream } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { finished } from "node:stream/promises";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { type Digest, DigestHasher, isDigest } from "./digest.js";
 import { BlobCorruptedError, ImageNotFoundError, InvalidReferenceError } from "./errors.js";
 import {
@@ -204,16 +206,23 @@ async function pull(
   const dir = await mkdtemp(join(tmpdir(), "hangar-pull-"));
   try {
     let next = 0;
+    let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < blobs.length) {
+      // A failed blob stops the others from starting new ones: the pull has failed already.
+      while (next < blobs.length && !failed) {
         const blob = blobs[next++];
         if (!blob) break;
-        if (!(await opts.registry.blobs.has(blob.digest))) {
-          const file = join(dir, blob.digest.slice("sha256:".length));
-          await download(remote, repository, blob.digest, blob.size, file, ref);
-          await opts.registry.blobs.putFile(file, blob.digest);
-          await rm(file, { force: true });
-          bytes += blob.size;
+        try {
+          if (!(await opts.registry.blobs.has(blob.digest))) {
+            const file = join(dir, blob.digest.slice("sha256:".length));
+            await download(remote, repository, blob.digest, blob.size, file, ref);
+            await opts.registry.blobs.putFile(file, blob.digest);
+            await rm(file, { force: true });
+            bytes += blob.size;
+          }
+        } catch (error) {
+          failed = true;
+          throw error;
         }
         if (blob !== manifest.config) {
           done++;
@@ -221,7 +230,10 @@ async function pull(
         }
       }
     };
-    await Promise.all(Array.from({ length: PARALLEL_BLOBS }, worker));
+    // Every worker is done before the temp folder goes, so none writes into a folder that is gone.
+    const settled = await Promise.allSettled(Array.from({ length: PARALLEL_BLOBS }, worker));
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (rejected) throw rejected.reason;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -242,16 +254,13 @@ async function download(
 ): Promise<void> {
   const body = await remote.blob(repository, digest, ref);
   const hasher = new DigestHasher();
-  const out = createWriteStream(file);
-  try {
-    for await (const chunk of body) {
+  const hash = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
       hasher.update(chunk);
-      if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", resolve));
-    }
-  } finally {
-    out.end();
-    await finished(out);
-  }
+      callback(null, chunk);
+    },
+  });
+  await pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), hash, createWriteStream(file));
   const actual = hasher.digest();
   if (actual !== digest) throw new BlobCorruptedError(ref, digest, `its content hashes to ${actual}`);
   if (hasher.size !== size)

@@ -1,9 +1,12 @@
 import { mkdtemp, readFile, rm } from "node:fs/promises";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startTestRegistry, type TestRegistry, writeTestImageLayout } from "@hangar/testkit";
+import {
+  startFaultyRegistryProxy,
+  startTestRegistry,
+  type TestRegistry,
+  writeTestImageLayout,
+} from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
@@ -51,46 +54,6 @@ async function registryWithApp(
   return r;
 }
 
-/**
- * A proxy in front of a registry that counts blob GETs and, when told, answers the next requests
- * with a status (429/503) or flips a byte of blob bodies.
- */
-async function proxy(target: string): Promise<{
-  url: string;
-  blobGets: string[];
-  failNext: number[];
-  corrupt: boolean;
-  server: Server;
-}> {
-  const state = { blobGets: [] as string[], failNext: [] as number[], corrupt: false };
-  const server = createServer(async (req, res) => {
-    const status = state.failNext.shift();
-    if (status !== undefined) {
-      res.writeHead(status, status === 429 ? { "retry-after": "0" } : {});
-      res.end();
-      return;
-    }
-    const isBlob = /\/blobs\/sha256:/.test(req.url ?? "");
-    if (isBlob && req.method === "GET") state.blobGets.push(req.url ?? "");
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers))
-      if (typeof v === "string" && k !== "host") headers[k] = v;
-    const upstream = await fetch(`${target}${req.url}`, { method: req.method, headers, redirect: "manual" });
-    const out: Record<string, string> = {};
-    upstream.headers.forEach((v, k) => {
-      if (k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding") out[k] = v;
-    });
-    const body = Buffer.from(await upstream.arrayBuffer());
-    if (isBlob && state.corrupt && body.length > 0)
-      body[body.length - 1] = (body[body.length - 1] ?? 0) ^ 0xff;
-    res.writeHead(upstream.status, out);
-    res.end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return Object.assign(state, { url, server });
-}
-
 const creds = (r: TestRegistry) => async () => ({ username: r.username, password: r.password });
 
 beforeAll(async () => {
@@ -114,7 +77,7 @@ async function markerOf(registry: ImageRegistry, layers: string[]): Promise<stri
 describe("pull-through from a real docker-registry", () => {
   it("pulls the amd64 image of an index anonymously (OCI, gzip), once", async () => {
     const r = await registryWithApp("none");
-    const p = await proxy(r.url);
+    const p = await startFaultyRegistryProxy(r.url);
     const registry = await hangarRegistry();
     const ref = `${r.host}/x/app:1`;
     const progress: string[] = [];
@@ -134,7 +97,7 @@ describe("pull-through from a real docker-registry", () => {
     const again = await resolveImage(ref, { registry, upstreams });
     expect(again.digest).toBe(image.digest);
     expect(p.blobGets.length).toBe(gets);
-    p.server.close();
+    await p.stop();
   });
 
   it("pulls Docker schema 2 with Basic auth", async () => {
@@ -179,7 +142,7 @@ describe("pull-through from a real docker-registry", () => {
 
   it("retries 429 and 503, names a missing tag, and stores nothing of a corrupted blob", async () => {
     const r = await registryWithApp("none");
-    const p = await proxy(r.url);
+    const p = await startFaultyRegistryProxy(r.url);
     const registry = await hangarRegistry();
     const upstreams = { [r.host]: p.url };
     const missing = resolveImage(`${r.host}/x/app:2`, { registry, upstreams });
@@ -196,7 +159,7 @@ describe("pull-through from a real docker-registry", () => {
     p.failNext.push(429, 503);
     const image = await resolveImage(ref, { registry, upstreams });
     expect(image.config.architecture).toBe("amd64");
-    p.server.close();
+    await p.stop();
   });
 
   it("never goes upstream for a host that is not configured", async () => {

@@ -5,10 +5,12 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { gzipSync } from "node:zlib";
 
-/** One platform's image of a test layout: its files (path -> content) in one layer. */
+/** One platform's image of a test layout: its files (path -> content, executable) in one layer. */
 export interface TestPlatformImage {
   architecture: string;
-  files: Record<string, string>;
+  files: Record<string, string | Uint8Array>;
+  /** Further layers on top of the first, one record of files each. */
+  moreLayers?: Array<Record<string, string | Uint8Array>>;
   cmd?: string[];
 }
 
@@ -29,10 +31,12 @@ export function writeTestImageLayout(
     writeFileSync(join(dir, "blobs/sha256", hex), bytes);
     return { digest: `sha256:${hex}`, size: bytes.length };
   };
-  const manifests = images.map((image) => {
+  const layerOf = (
+    files: Record<string, string | Uint8Array>,
+  ): { layer: { digest: string; size: number }; diffId: string } => {
     const root = mkdtempSync(join(tmpdir(), "hangar-test-layer-"));
     try {
-      for (const [path, content] of Object.entries(image.files)) {
+      for (const [path, content] of Object.entries(files)) {
         mkdirSync(dirname(join(root, path)), { recursive: true });
         writeFileSync(join(root, path), content, { mode: 0o755 });
       }
@@ -45,38 +49,43 @@ export function writeTestImageLayout(
       );
       const compressed =
         compression === "gzip"
-          ? gzipSync(tar)
+          ? gzipSync(tar, { level: 1 })
           : execFileSync("zstd", ["-q", "-c"], { input: tar, maxBuffer: 1 << 30 });
-      const layer = put(compressed);
-      const diffId = `sha256:${createHash("sha256").update(tar).digest("hex")}`;
-      const config = put(
-        Buffer.from(
-          JSON.stringify({
-            architecture: image.architecture,
-            os: "linux",
-            config: { Cmd: image.cmd ?? ["/bin/sh"], Env: ["PATH=/usr/local/bin:/usr/bin:/bin"] },
-            rootfs: { type: "layers", diff_ids: [diffId] },
-          }),
-        ),
-      );
-      const manifest = put(
-        Buffer.from(
-          JSON.stringify({
-            schemaVersion: 2,
-            mediaType: "application/vnd.oci.image.manifest.v1+json",
-            config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-            layers: [{ mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`, ...layer }],
-          }),
-        ),
-      );
-      return {
-        mediaType: "application/vnd.oci.image.manifest.v1+json",
-        ...manifest,
-        platform: { architecture: image.architecture, os: "linux" },
-      };
+      return { layer: put(compressed), diffId: `sha256:${createHash("sha256").update(tar).digest("hex")}` };
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
+  };
+  const manifests = images.map((image) => {
+    const layers = [image.files, ...(image.moreLayers ?? [])].map(layerOf);
+    const config = put(
+      Buffer.from(
+        JSON.stringify({
+          architecture: image.architecture,
+          os: "linux",
+          config: { Cmd: image.cmd ?? ["/bin/sh"], Env: ["PATH=/usr/local/bin:/usr/bin:/bin"] },
+          rootfs: { type: "layers", diff_ids: layers.map((l) => l.diffId) },
+        }),
+      ),
+    );
+    const manifest = put(
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+          layers: layers.map((l) => ({
+            mediaType: `application/vnd.oci.image.layer.v1.tar+${compression}`,
+            ...l.layer,
+          })),
+        }),
+      ),
+    );
+    return {
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      ...manifest,
+      platform: { architecture: image.architecture, os: "linux" },
+    };
   });
   const index = put(
     Buffer.from(

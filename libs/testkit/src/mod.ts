@@ -19,8 +19,8 @@ export { createNetworkTopology } from "./network-topology.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
-export type { RegistryAuthMode, TestRegistry, TestRegistryOptions } from "./registry.js";
-export { startTestRegistry } from "./registry.js";
+export type { FaultyRegistryProxy, RegistryAuthMode, TestRegistry, TestRegistryOptions } from "./registry.js";
+export { startFaultyRegistryProxy, startTestRegistry } from "./registry.js";
 export {
   HARDENED_PROBE,
   PODMAN_CAP_EFF,

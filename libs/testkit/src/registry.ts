@@ -214,3 +214,62 @@ async function startTokenServer(dir: string, username: string, password: string)
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return server;
 }
+
+/** An HTTP proxy in front of a registry that counts blob GETs and injects faults on demand. */
+export interface FaultyRegistryProxy {
+  /** `http://127.0.0.1:<port>`. */
+  url: string;
+  /** `127.0.0.1:<port>`, as refs name it. */
+  host: string;
+  /** The paths of the blob GETs it passed on. */
+  blobGets: string[];
+  /** Statuses (429, 503, ...) to answer the next requests with, one each, before passing any on. */
+  failNext: number[];
+  /** While true, the last byte of every blob body is flipped. */
+  corrupt: boolean;
+  stop(): Promise<void>;
+}
+
+/** Starts a FaultyRegistryProxy in front of `target` (a registry's base URL). */
+export async function startFaultyRegistryProxy(target: string): Promise<FaultyRegistryProxy> {
+  const state = { blobGets: [] as string[], failNext: [] as number[], corrupt: false };
+  const server = createServer(async (req, res) => {
+    const status = state.failNext.shift();
+    if (status !== undefined) {
+      res.writeHead(status, status === 429 ? { "retry-after": "0" } : {});
+      res.end();
+      return;
+    }
+    const isBlob = /\/blobs\/sha256:/.test(req.url ?? "");
+    if (isBlob && req.method === "GET") state.blobGets.push(req.url ?? "");
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (typeof v === "string" && k !== "host") headers[k] = v;
+    try {
+      const upstream = await fetch(`${target}${req.url}`, {
+        method: req.method,
+        headers,
+        redirect: "manual",
+      });
+      const out: Record<string, string> = {};
+      upstream.headers.forEach((v, k) => {
+        if (k !== "content-length" && k !== "transfer-encoding" && k !== "content-encoding") out[k] = v;
+      });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      const last = body.length - 1;
+      if (isBlob && state.corrupt && last >= 0) body[last] = (body[last] ?? 0) ^ 0xff;
+      res.writeHead(upstream.status, out);
+      res.end(body);
+    } catch {
+      res.writeHead(502);
+      res.end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return Object.assign(state, {
+    url: `http://${host}`,
+    host,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  });
+}

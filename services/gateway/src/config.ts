@@ -80,6 +80,7 @@ export const config = defineServiceConfig("gateway", {
   HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
   HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
   HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
+  HANGAR_REGISTRY_UPSTREAMS: partlySharedSettings.HANGAR_REGISTRY_UPSTREAMS,
   HANGAR_GATEWAY_BLOB_REPLICAS: setting(z.coerce.number().int().min(1).max(5).optional(), {
     description: "replicas of the image blob bucket, when they differ from HANGAR_STREAM_REPLICAS",
     legacy: "HANGAR_BLOB_REPLICAS",

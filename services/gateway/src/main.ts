@@ -9,7 +9,7 @@ import {
   scalingStream,
   secretsStream,
 } from "@hangar/domain";
-import { BlobStore, ImageRegistry } from "@hangar/oci";
+import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
 import { loadMasterKeys } from "@hangar/secrets";
 import { runService } from "@hangar/service";
 import { AuditTrail } from "./audit/trail.js";
@@ -56,15 +56,12 @@ await runService({
     const releases = await ReleaseCatalog.start(store);
     const scaling = await ScalingCatalog.start(store);
     const audit = await AuditTrail.start(store);
-    const secrets = await StreamSecretsBackend.start(
-      store,
-      loadMasterKeys({
-        key: config.HANGAR_SECRETS_KEY,
-        keyFile: config.HANGAR_SECRETS_KEY_FILE,
-        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-      }),
-      logger,
-    );
+    const masterKeys = loadMasterKeys({
+      key: config.HANGAR_SECRETS_KEY,
+      keyFile: config.HANGAR_SECRETS_KEY_FILE,
+      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+    });
+    const secrets = await StreamSecretsBackend.start(store, masterKeys, logger);
     const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
     const appExists = (name: string) => catalog.app(name) !== undefined;
     const blobs = await BlobStore.open(nc, {
@@ -86,6 +83,7 @@ await runService({
         contexts: await BuildContexts.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
         appExists,
         maxContextBytes: config.HANGAR_GATEWAY_MAX_CONTEXT_MB * 2 ** 20,
+        ...(masterKeys ? { keys: masterKeys } : {}),
       }),
       releases: new StreamReleasesBackend({ store, catalog: releases, builds, appExists }),
       scaling: { scalingOf: (a, limit) => scaling.scalingOf(a, limit), appExists },
@@ -116,6 +114,7 @@ await runService({
       health: readiness,
       audit,
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
+      upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
     });
     const server = await startApiServer(app, {
       port: config.HANGAR_GATEWAY_PORT,

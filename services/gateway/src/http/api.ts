@@ -1,3 +1,4 @@
+import type { UpstreamRegistries } from "@hangar/oci";
 import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import { Hono } from "hono";
@@ -77,6 +78,8 @@ export interface ApiDeps {
   health?: () => HealthReport;
   /** HANGAR_DIR_IMAGE_ROOTS: the folders `dir:` images may run from; none (the default) refuses them. */
   dirImageRoots?: readonly string[];
+  /** HANGAR_REGISTRY_UPSTREAMS: refs of these registries are pulled from there, never an app's image. */
+  upstreams?: UpstreamRegistries;
   /** The audit trail: when given, successful mutating calls on `/v1` and `/v2` are recorded and `GET /v1/audit` serves them. */
   audit?: AuditLog;
   /** Rate limits per org and action on `/v1` (http/rate-limit.ts); without them, none. */
@@ -113,7 +116,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   }
   if (deps.orgs) api.route("/v1", orgRoutes(deps.orgs));
   api.route("/v1", appRoutes(deps.backend));
-  api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots, deps.registry));
+  api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots, deps.registry, deps.upstreams));
   for (const routes of [machineActionRoutes, leaseRoutes]) {
     api.route("/v1", routes(deps.backend));
   }
@@ -131,7 +134,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
     );
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
-  if (deps.releases) api.route("/v1", releaseRoutes(deps.releases, deps.registry));
+  if (deps.releases) api.route("/v1", releaseRoutes(deps.releases, deps.registry, deps.upstreams));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.secrets) api.route("/v1", secretRoutes(deps.secrets));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));

@@ -1,4 +1,5 @@
 import { CreateMachineRequestSchema, UpdateMachineRequestSchema } from "@hangar/config";
+import type { UpstreamRegistries } from "@hangar/oci";
 import { Hono } from "hono";
 import type { RegistryStore } from "../registry/mod.js";
 import type { MachinesBackend } from "./backend.js";
@@ -18,6 +19,7 @@ export function machineRoutes(
   backend: MachinesBackend,
   dirImageRoots: readonly string[] = [],
   registry?: RegistryStore,
+  upstreams: UpstreamRegistries = {},
 ): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/machines", async (c) => {
@@ -27,7 +29,13 @@ export function machineRoutes(
       const app = appFor(c, "write");
       const input = await readBody(c, CreateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
-      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.config.image);
+      await admitImage(
+        c.get("orgs"),
+        registry,
+        c.get("orgs").orgOf(app) ?? "",
+        input.config.image,
+        upstreams,
+      );
       return c.json(await backend.createMachine(app, input, requestContext(c)));
     })
     .get(MACHINE_PATH, async (c) => {
@@ -37,7 +45,13 @@ export function machineRoutes(
       const [app, id, ctx] = machineTarget(c, "write");
       const input = await readBody(c, UpdateMachineRequestSchema);
       admitDirImage(input.config, dirImageRoots);
-      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.config.image);
+      await admitImage(
+        c.get("orgs"),
+        registry,
+        c.get("orgs").orgOf(app) ?? "",
+        input.config.image,
+        upstreams,
+      );
       return c.json(await backend.updateMachine(app, id, input, ctx));
     })
     .delete(MACHINE_PATH, async (c) => {

@@ -1,3 +1,4 @@
+import type { UpstreamRegistries } from "@hangar/oci";
 import { Hono } from "hono";
 import type { RegistryStore } from "../registry/mod.js";
 import { type ApiEnv, requestContext } from "./context.js";
@@ -10,12 +11,16 @@ import { createReleaseInput, releaseOutcome, versionParam } from "./releases-bod
  * `/apps/{app}/releases` routes: create, end (PATCH), list, show. A release's image of another org's
  * app is refused as not found (image-access.ts).
  */
-export function releaseRoutes(backend: ReleasesBackend, registry?: RegistryStore): Hono<ApiEnv> {
+export function releaseRoutes(
+  backend: ReleasesBackend,
+  registry?: RegistryStore,
+  upstreams: UpstreamRegistries = {},
+): Hono<ApiEnv> {
   return new Hono<ApiEnv>()
     .post("/apps/:app_name/releases", async (c) => {
       const app = appFor(c, "write");
       const input = await createReleaseInput(c);
-      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.image);
+      await admitImage(c.get("orgs"), registry, c.get("orgs").orgOf(app) ?? "", input.image, upstreams);
       return c.json(await backend.createRelease(app, input, requestContext(c)), 201);
     })
     .get("/apps/:app_name/releases", async (c) => {
