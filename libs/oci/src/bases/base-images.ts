@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import { readdir, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { Digest } from "../digest.js";
 import { writeImage } from "../image-writer.js";
@@ -192,10 +193,13 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
     },
   };
 
+  let pruned: Promise<void> | undefined;
   return {
     async make(ref, onProgress = () => {}) {
       const spec = baseSpecOf(ref);
       if (spec === undefined) return undefined;
+      pruned ??= pruneOtherRecipes(layersDir);
+      await pruned;
       const tag = parseImageRef(ref).tag ?? "latest";
       const maker = makers[spec.kind] as (
         s: BaseSpec,
@@ -205,4 +209,13 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
       return maker(spec, tag, onProgress);
     },
   };
+}
+
+/** Removes layers of other recipes from the host cache (a changed maker never uses them again). */
+async function pruneOtherRecipes(dir: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names) {
+    const recipe = /-([0-9a-f]{12})\.(?:tar\.gz|json)$/.exec(name)?.[1];
+    if (recipe !== undefined && recipe !== RECIPE) await rm(join(dir, name), { force: true });
+  }
 }
