@@ -56,6 +56,7 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`GET ${APP}/tunnel`]: { action: "tunnel.open", target: app },
   [`GET ${APP}/console`]: { action: "console.open", target: app },
   [`POST ${APP}/builds`]: { action: "build.create", target: { response: "id" } },
+  [`POST ${APP}/builds/:build_id/cancel`]: { action: "build.cancel", target: { param: "build_id" } },
   [`POST ${APP}/releases`]: { action: "release.create", target: { response: "version" } },
   [`PATCH ${APP}/releases/:version`]: { action: "release.end", target: { param: "version" } },
   // A POST sets, unsets (null values), stages or deploys what was staged: one update of the app's secrets.
