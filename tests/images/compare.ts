@@ -3,21 +3,20 @@
 // - by Hangar's builder (buildImage over openBuildDeps, as the builder's own integration tests do),
 //   which makes or finds each base through its image resolution;
 // - by Debian's buildah (`buildah build --isolation chroot --layers`), which pulls those same bases,
-//   exported from Hangar's registry and pushed with skopeo into a local docker-registry. A
-//   registries.conf of the comparer's own remaps docker.io (where buildah sends short names such as
-//   node:20-slim) onto that registry, so the Dockerfile is built verbatim.
+//   exported from Hangar's registry and pushed with skopeo into the test kit's docker-registry
+//   (startTestRegistry). A registries.conf of the comparer's own remaps docker.io (where buildah
+//   sends short names such as node:20-slim) onto that registry, so the Dockerfile is built verbatim.
 // Both images are exported as OCI layouts and unpacked with umoci (as root, so owners are kept), then
 // compared: the runtime config (Entrypoint, Cmd, Env, WorkingDir, User, ExposedPorts) and every file
 // (path, type, mode, uid/gid, sha256 of content or symlink target), leaving out what any two builds
 // of one Dockerfile write differently (see IGNORED).
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { lstat, mkdir, mkdtemp, readdir, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
-import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import {
@@ -29,7 +28,7 @@ import {
   parseDockerfile,
 } from "@hangar/builder";
 import { type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
-import { freePort, startNatsServer } from "@hangar/testkit";
+import { startNatsServer, startTestRegistry, type TestRegistry } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 
 const run = promisify(execFile);
@@ -118,46 +117,6 @@ export function describeComparison(c: Comparison, limit = 40): string {
     ...more,
     ...volatile,
   ].join("\n");
-}
-
-/** Starts Debian's docker-registry (distribution) on a free port, storing into `dir`. */
-async function startLocalRegistry(dir: string): Promise<{ host: string; stop(): Promise<void> }> {
-  const port = await freePort();
-  const config = join(dir, "config.yml");
-  writeFileSync(
-    config,
-    [
-      "version: 0.1",
-      "log: { level: error }",
-      `storage: { filesystem: { rootdirectory: ${join(dir, "data")} } }`,
-      `http: { addr: 127.0.0.1:${port} }`,
-    ].join("\n"),
-  );
-  const child = spawn("docker-registry", ["serve", config], { stdio: ["ignore", "ignore", "pipe"] });
-  let stderr = "";
-  child.stderr.on("data", (b: Buffer) => {
-    stderr = (stderr + b.toString()).slice(-4000);
-  });
-  const host = `127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited at start: ${stderr}`);
-    const up = await fetch(`http://${host}/v2/`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (up) break;
-    if (i > 100) throw new Error(`docker-registry did not answer on ${host} within 10 s: ${stderr}`);
-    await sleep(100);
-  }
-  return {
-    host,
-    async stop() {
-      if (child.exitCode === null) {
-        child.kill("SIGTERM");
-        await new Promise((r) => child.once("exit", r));
-      }
-    },
-  };
 }
 
 /** sha256 of a file's content, streamed. */
@@ -253,14 +212,13 @@ export class ImageComparer {
     /** What the Hangar side builds with (its registry, blobs and layer cache). */
     readonly deps: BuildDeps,
     private readonly root: string,
-    private readonly registry: { host: string; stop(): Promise<void> },
+    private readonly registry: TestRegistry,
   ) {}
 
   /** Starts the local registry; `root` is a scratch folder the comparer owns. */
   static async open(deps: BuildDeps, root: string): Promise<ImageComparer> {
-    await mkdir(join(root, "registry"), { recursive: true });
     await mkdir(join(root, "registries.conf.d"), { recursive: true });
-    return new ImageComparer(deps, root, await startLocalRegistry(join(root, "registry")));
+    return new ImageComparer(deps, root, await startTestRegistry());
   }
 
   /** Stops the local registry and removes buildah's storage. */
@@ -303,13 +261,7 @@ export class ImageComparer {
       const { repository, tag } = baseRepository(ref);
       const layout = await mkdtemp(join(this.root, "base-"));
       await exportImageLayout(this.deps.registry, image.digest, layout, tag);
-      await run("skopeo", [
-        "copy",
-        "--quiet",
-        "--dest-tls-verify=false",
-        `oci:${layout}:${tag}`,
-        `docker://${this.registry.host}/${repository}:${tag}`,
-      ]);
+      await this.registry.push(`oci:${layout}:${tag}`, `${repository}:${tag}`);
       await rm(layout, { recursive: true, force: true });
       this.published.add(ref);
     }
