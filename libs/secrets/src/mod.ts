@@ -1,3 +1,9 @@
+export {
+  openBuildSecrets,
+  type SealedBuildSecrets,
+  scopeOfBuild,
+  sealBuildSecrets,
+} from "./build-secrets.js";
 export type { WrappedKey } from "./envelope.js";
 export {
   decryptSecret,

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import {
   type BuildCommand,
   type BuildEvent,
+  type BuildRequest,
   type BuildState,
   buildDecider,
   buildsStream,
@@ -399,7 +400,7 @@ export class Builder {
   private buildSecrets(
     app: string,
     buildId: string,
-    sealed: BuildState extends { request: infer R } ? (R extends { buildSecrets?: infer S } ? S : never) : never,
+    sealed: BuildRequest["buildSecrets"],
   ): (id: string) => Promise<string | undefined> {
     let opened: Record<string, string> | undefined;
     return async (id) => {

@@ -18,14 +18,12 @@ await runService({
     const dataDir = config.HANGAR_BUILDER_DIR;
     const upstreams = parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS);
     // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a FROM pulls; the master key is read once.
-    const orgSecrets = await OrgSecrets.start(
-      store,
-      loadMasterKeys({
-        key: config.HANGAR_SECRETS_KEY,
-        keyFile: config.HANGAR_SECRETS_KEY_FILE,
-        previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-      }),
-    );
+    const keys = loadMasterKeys({
+      key: config.HANGAR_SECRETS_KEY,
+      keyFile: config.HANGAR_SECRETS_KEY_FILE,
+      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+    });
+    const orgSecrets = await OrgSecrets.start(store, keys);
     const { deps, contexts, resolveImageFor } = await openBuildDeps(
       nc,
       dataDir,
@@ -50,6 +48,8 @@ await runService({
       dataDir,
       registry,
       maxContextBytes: config.HANGAR_BUILDER_MAX_CONTEXT_MB * 2 ** 20,
+      // The build secrets a request carries are sealed under the master key.
+      ...(keys ? { keys } : {}),
       concurrency: config.HANGAR_BUILDER_CONCURRENCY,
       buildTimeoutMs: config.HANGAR_BUILDER_BUILD_TIMEOUT_S * 1000,
       network: config.HANGAR_BUILDER_NETWORK,

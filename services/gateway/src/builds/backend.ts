@@ -7,6 +7,7 @@ import {
   buildsStream,
 } from "@hangar/domain";
 import { type AggregateStream, CommandHandler, type EventStore } from "@hangar/eventstore";
+import { type MasterKeys, sealBuildSecrets } from "@hangar/secrets";
 import type { RequestContext } from "../http/backend.js";
 import type {
   BuildContextUpload,
@@ -37,6 +38,8 @@ export interface StreamBuildsBackendDeps {
   maxContextBytes: number;
   /** The BUILDS stream (tests pass a prefixed one). */
   stream?: AggregateStream<BuildEvent>;
+  /** The platform's master keys, which seal build secrets; a build with secrets is refused without. */
+  keys?: MasterKeys;
 }
 
 /** The builds API over the BUILDS stream and the build-contexts bucket; reads come from the BuildCatalog. */
@@ -69,6 +72,13 @@ export class StreamBuildsBackend implements BuildsBackend {
     this.appOrThrow(app);
     const limit = this.deps.maxContextBytes;
     if (upload.length !== undefined && upload.length > limit) throw tooLarge(new ContextTooLargeError(limit));
+    const keys = this.deps.keys;
+    if (opts.secrets && !keys) {
+      throw ApiError.of(
+        "failed_precondition",
+        "build secrets need the platform's master key (HANGAR_SECRETS_KEY or HANGAR_SECRETS_KEY_FILE), which this gateway lacks",
+      );
+    }
     const buildId = newUlid();
     let stored: StoredContext;
     try {
@@ -98,6 +108,9 @@ export class StreamBuildsBackend implements BuildsBackend {
             noCache: opts.noCache,
             network: opts.network,
             timeoutSeconds: opts.timeoutSeconds ?? 0,
+            ...(opts.secrets && keys
+              ? { buildSecrets: sealBuildSecrets(keys, app, buildId, opts.secrets) }
+              : {}),
           },
         },
         { commandId: `request-build-${buildId}`, correlationId: ctx.requestId },
@@ -136,6 +149,9 @@ export class StreamBuildsBackend implements BuildsBackend {
       },
       { commandId: `cancel-build-${buildId}`, correlationId: ctx.requestId },
     );
+    // No builder took it, so none will discard its context; a builder that takes it meanwhile
+    // finds the build failed, or its context gone, and ends it all the same.
+    if (before.state.status === "requested") await this.deps.contexts.delete(buildId).catch(() => {});
     await this.deps.catalog.waitForSeq(res.seq);
     return toBuildView(this.record(app, buildId));
   }

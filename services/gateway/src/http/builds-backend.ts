@@ -72,6 +72,8 @@ export interface BuildOptions {
   buildArgs: Record<string, string>;
   /** The build's deadline in seconds (at most the builder's own); undefined: the builder's. */
   timeoutSeconds: number | undefined;
+  /** Secrets for RUN --mount=type=secret, by id (hangar deploy --build-secret); sealed before they are recorded. */
+  secrets?: Record<string, string>;
 }
 
 /** The request body of a build: the context tar, as a stream. */

@@ -51,7 +51,34 @@ function timeout(c: Context): number | undefined {
   return Number(text);
 }
 
-/** `POST .../builds`: dockerfile, target, no_cache, network, timeout (seconds), build_arg (repeatable K=V). */
+/** The header that carries build secrets: base64 of a JSON object of id to value (never the query, which is logged). */
+export const BUILD_SECRETS_HEADER = "hangar-build-secrets";
+const SECRET_ID = /^[A-Za-z0-9_.-]{1,128}$/;
+
+function buildSecrets(c: Context): Record<string, string> | undefined {
+  const header = c.req.header(BUILD_SECRETS_HEADER);
+  if (header === undefined || header === "") return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(header, "base64").toString("utf8"));
+  } catch {
+    parsed = undefined;
+  }
+  const entries =
+    parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? Object.entries(parsed) : [];
+  if (entries.length === 0 || entries.some(([id, v]) => !SECRET_ID.test(id) || typeof v !== "string")) {
+    throw invalid(
+      BUILD_SECRETS_HEADER,
+      "expected base64 of a JSON object of secret ids (letters, digits, _ . -) to string values",
+    );
+  }
+  return Object.fromEntries(entries) as Record<string, string>;
+}
+
+/**
+ * `POST .../builds`: dockerfile, target, no_cache, network, timeout (seconds), build_arg (repeatable
+ * K=V); build secrets in the Hangar-Build-Secrets header.
+ */
 export function buildOptions(c: Context): BuildOptions {
   return {
     dockerfile: dockerfile(c),
@@ -60,5 +87,6 @@ export function buildOptions(c: Context): BuildOptions {
     network: flag(c, "network"),
     buildArgs: buildArgs(c),
     timeoutSeconds: timeout(c),
+    secrets: buildSecrets(c),
   };
 }
