@@ -193,13 +193,15 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
       reader("SECRETS", "ev.secret.*.>"),
     ],
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
+    // hangar-registry, -links and hangar-blobs: an image of an upstream registry (and a platform-made
+    // base) is pulled through Hangar's registry, so the agent stores its verified blobs, links them
+    // to the upstream's cache repository and records its manifest there.
     kv: [
-      { bucket: "hangar-registry", write: false },
-      // ImageRegistry.open opens the links bucket too; the agent only resolves images, never links.
-      { bucket: "hangar-registry-links", write: false },
+      { bucket: "hangar-registry", write: true },
+      { bucket: "hangar-registry-links", write: true },
       { bucket: "hangar-6pn", write: true },
     ],
-    objects: [{ bucket: "hangar-blobs", write: false }],
+    objects: [{ bucket: "hangar-blobs", write: true }],
     publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*"],
     subscribe: [],
     serves: [`cmd.host.${hostId}.*`],
