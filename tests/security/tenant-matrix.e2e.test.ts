@@ -80,6 +80,7 @@ const TABLE: Record<string, Row> = {
   "GET /v1/apps/:app_name/builds": row("222", "224", "234", "224", "334", "234"),
   "GET /v1/apps/:app_name/builds/:build_id": row("222", "224", "234", "224", "334", "234"),
   "GET /v1/apps/:app_name/builds/:build_id/events": row("222", "224", "234", "224", "334", "234"),
+  "POST /v1/apps/:app_name/builds/:build_id/cancel": row("222", "224", "234", "334", "334", "334"),
   "POST /v1/apps/:app_name/releases": row("222", "224", "234", "334", "334", "334"),
   "GET /v1/apps/:app_name/releases": row("222", "224", "234", "224", "334", "234"),
   "GET /v1/apps/:app_name/releases/:version": row("222", "224", "234", "224", "334", "234"),

@@ -197,6 +197,7 @@ describe("POST /v1/apps/{app}/builds", () => {
 describe("POST /v1/apps/{app}/builds/{id}/cancel", () => {
   it("fails a build not yet over as cancelled, again the same; a build that is over is 412", async () => {
     const build = await newBuild();
+    expect((await gw.contexts.os.info(build.id))?.deleted).toBe(false);
     for (let i = 0; i < 2; i++) {
       const res = await gw.request(`/v1/apps/web/builds/${build.id}/cancel`, { method: "POST" });
       expect(res.status).toBe(200);
@@ -205,6 +206,8 @@ describe("POST /v1/apps/{app}/builds/{id}/cancel", () => {
         error: { message: "build cancelled", reason: "cancelled" },
       });
     }
+    // No builder took it: its context goes with the cancel.
+    expect((await gw.contexts.os.info(build.id))?.deleted ?? true).toBe(true);
     const done = await newBuild();
     await gw.builder("web", done.id, { type: "StartBuild", builderId: "b/1" });
     await gw.builder("web", done.id, {

@@ -136,6 +136,9 @@ export class StreamBuildsBackend implements BuildsBackend {
 
   async cancelBuild(app: string, buildId: string, ctx: RequestContext): Promise<BuildView> {
     const before = this.record(app, buildId);
+    // The catalog's record follows the stream: read what it says before the cancel lands in it.
+    const taken = before.state.status !== "requested";
+    const requestedAt = before.createdAtMs;
     // Over already: the decider refuses (failed_precondition, "build already succeeded").
     const res = await this.handler.handle(
       buildAggregateId(app, buildId),
@@ -144,14 +147,14 @@ export class StreamBuildsBackend implements BuildsBackend {
         failure: {
           message: "build cancelled",
           reason: "cancelled",
-          durationMs: Date.now() - before.createdAtMs,
+          durationMs: Date.now() - requestedAt,
         },
       },
       { commandId: `cancel-build-${buildId}`, correlationId: ctx.requestId },
     );
     // No builder took it, so none will discard its context; a builder that takes it meanwhile
     // finds the build failed, or its context gone, and ends it all the same.
-    if (before.state.status === "requested") await this.deps.contexts.delete(buildId).catch(() => {});
+    if (!taken) await this.deps.contexts.delete(buildId).catch(() => {});
     await this.deps.catalog.waitForSeq(res.seq);
     return toBuildView(this.record(app, buildId));
   }
