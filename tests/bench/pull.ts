@@ -1,0 +1,87 @@
+// A host agent's pull of a ~200 MB image against skopeo + umoci (issue 14's acceptance 6:
+// pull_mb_s >= 0.8 x skopeo_umoci_mb_s). The image (4 layers of 50 MB of random bytes, so gzip
+// cannot shrink them) is pushed into Debian's docker-registry; the host agent's ImagePuller pulls it
+// through an empty Hangar registry (every blob fetched, verified and stored in JetStream) and
+// unpacks every layer into an empty layer cache; skopeo copies the same image into an OCI layout
+// and umoci unpacks it. MB/s is the image's compressed size over the wall time, both from cold.
+import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { BlobStore, cacheRepository, ImageRegistry, LayerStore } from "@hangar/oci";
+import { startNatsServer, startTestRegistry, writeTestImageLayout } from "@hangar/testkit";
+import { connect } from "@nats-io/transport-node";
+import { ImagePuller } from "../../services/host-agent/src/images.js";
+
+const exec = promisify(execFile);
+const LAYERS = 4;
+const LAYER_MB = 50;
+
+/** The outcome: both throughputs and what was pulled. */
+export interface PullThroughput {
+  pullMbS: number;
+  skopeoUmociMbS: number;
+  description: string;
+}
+
+/** Measures a host agent's pull + unpack against skopeo copy + umoci unpack of the same ~200 MB image. */
+export async function measurePullThroughput(): Promise<PullThroughput> {
+  const root = mkdtempSync(join(tmpdir(), "hangar-bench-pull-"));
+  const nats = await startNatsServer();
+  const registry = await startTestRegistry({ auth: "basic" });
+  const nc = await connect({ servers: nats.url });
+  try {
+    const layout = join(root, "layout");
+    writeTestImageLayout(layout, "1", [
+      {
+        architecture: "amd64",
+        files: Object.fromEntries(
+          Array.from({ length: LAYERS }, (_, i) => [`/data/part-${i}`, randomBytes(LAYER_MB * 2 ** 20)]),
+        ),
+      },
+    ]);
+    await registry.push(`oci:${layout}:1`, "bench/big:1", { all: true });
+    const ref = `${registry.host}/bench/big:1`;
+
+    const blobs = await BlobStore.open(nc);
+    const images = await ImageRegistry.open(nc, blobs);
+    const puller = new ImagePuller({
+      registry: images,
+      layers: new LayerStore(join(root, "layers"), blobs),
+      logger: { info() {} },
+      upstreams: { [registry.host]: registry.url },
+      credentials: async () => ({ username: registry.username, password: registry.password }),
+    });
+    let started = performance.now();
+    await puller.pull(ref, { org: "bench", orgOf: async () => undefined });
+    const pullS = (performance.now() - started) / 1000;
+    const image = await images.resolveIn(cacheRepository(registry.host, "bench/big"), "1", ref);
+    const bytes = (image?.manifest.layers ?? []).reduce((n, l) => n + l.size, 0);
+
+    started = performance.now();
+    await exec("skopeo", [
+      "copy",
+      "--quiet",
+      "--src-tls-verify=false",
+      "--src-creds",
+      `${registry.username}:${registry.password}`,
+      `docker://${ref}`,
+      `oci:${join(root, "skopeo")}:1`,
+    ]);
+    await exec("umoci", ["unpack", "--image", `${join(root, "skopeo")}:1`, join(root, "bundle")]);
+    const skopeoS = (performance.now() - started) / 1000;
+    const mb = bytes / 1e6;
+    return {
+      pullMbS: mb / pullS,
+      skopeoUmociMbS: mb / skopeoS,
+      description: `${Math.round(mb)} MB in ${image?.manifest.layers.length ?? 0} layers: ${pullS.toFixed(1)} s vs ${skopeoS.toFixed(1)} s`,
+    };
+  } finally {
+    await nc.close();
+    await registry.stop();
+    await nats.stop();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
