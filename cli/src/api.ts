@@ -336,7 +336,13 @@ export class ApiClient {
         no_cache: options.noCache ? true : undefined,
         build_arg: options.buildArgs && options.buildArgs.length > 0 ? options.buildArgs : undefined,
       },
-      headers: { "content-type": "application/x-tar" },
+      headers: {
+        "content-type": "application/x-tar",
+        // In a header, not the query: URLs end up in logs.
+        ...(options.secrets
+          ? { "hangar-build-secrets": Buffer.from(JSON.stringify(options.secrets)).toString("base64") }
+          : {}),
+      },
       body: options.context,
     });
     return (await res.json()) as Build;
@@ -482,6 +488,8 @@ export interface CreateBuildOptions {
   noCache?: boolean;
   /** `KEY=VALUE` pairs. */
   buildArgs?: string[];
+  /** Build secrets by id (`--build-secret`); the gateway seals them. */
+  secrets?: Record<string, string>;
 }
 
 /** Parses newline-delimited JSON from a byte stream, one object per non-empty line. */

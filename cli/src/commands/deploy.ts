@@ -7,6 +7,7 @@ import type { ApiClient } from "../api.js";
 import { type LoadedAppConfig, loadAppConfig, resolveAppName } from "../app-config.js";
 import { contextPath, formatBytes, packContext } from "../build-context.js";
 import { followBuild, formatDuration, formatFailure } from "../build-log.js";
+import { type BuildSecretSpec, parseBuildSecret, readBuildSecrets } from "../build-secrets.js";
 import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
@@ -20,6 +21,8 @@ interface DeployFlags {
   config?: string;
   cache: boolean;
   buildArg?: string[];
+  /** `--build-secret`s, read here and sent sealed with the build. */
+  buildSecret?: BuildSecretSpec[];
   message?: string;
   /** A prebuilt image to deploy without a build (--image). */
   image?: string;
@@ -70,6 +73,8 @@ async function build(
       "run `hangar launch` to write one, set [build] dockerfile, or deploy an image with [build] image",
     );
   }
+  // Read before anything is uploaded, so a missing file or variable fails at once.
+  const secrets = await readBuildSecrets(flags.buildSecret ?? []);
   const tmp = await mkdtemp(join(tmpdir(), "hangar-context-"));
   try {
     const packed = await packContext(dir, join(tmp, "context.tar"), {
@@ -89,6 +94,7 @@ async function build(
       ...(config.build?.["build-target"] ? { target: config.build["build-target"] } : {}),
       noCache: !flags.cache,
       buildArgs: buildArgs(config, flags.buildArg ?? []),
+      ...(Object.keys(secrets).length > 0 ? { secrets } : {}),
     });
     upload.done();
     progress(`Building ${created.id}\n`);
@@ -243,6 +249,11 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .option("-c, --config <file>", "app config file (default: hangar.toml, else fly.toml, in the folder)")
     .option("--no-cache", "build every step again, ignoring the layer cache")
     .option("--build-arg <KEY=VALUE>", "build argument (repeatable; wins over [build.args])", buildArg)
+    .option(
+      "--build-secret <id=ID,src=FILE|id=ID,env=VAR>",
+      "secret for RUN --mount=type=secret,id=ID, read here and never stored in the image (repeatable)",
+      parseBuildSecret,
+    )
     .option("-m, --message <text>", "description of the release")
     .option(
       "--image <ref>",
