@@ -1,27 +1,42 @@
-// The image builder on examples/multistage (a build stage with a dev dependency, a slim runtime
-// stage), in this process, against one nats-server it starts (blobs, registry and layer cache in
-// JetStream, RUN steps in bubblewrap over overlayfs):
-// - cold_build_s: the first build, with an empty layer cache and an empty local layer folder. The
-//   node base image is made beforehand (it stands for a base image already pulled), and timed apart.
-// - rebuild_s: a build after a code-only change (src/server.js), same builder; the median of 3, each
-//   after a different change. The dependency steps come from the cache, the code steps run.
-// - rebuild_ratio: rebuild_s / cold_build_s (target <= 0.2).
-// - pull_unpack_s: a host with an empty cache fetches every layer of the last image from the blob
-//   store and unpacks it (the host agent's LayerStore, layers in parallel); the median of 3, each
-//   into a fresh folder.
+// The image builder against buildah, in this process, over one nats-server of its own (blobs,
+// registry and layer cache in JetStream) and the test kit's docker-registry (tests/images/compare.ts):
+// - The Express app of issue 14 (tests/images/corpus/express-issue: node:20-slim stages, `npm ci`
+//   from the npm registry in RUN, adduser, USER app). Its bases are made (or found in the host
+//   cache) and pushed into the local registry first, timed apart.
+//   - cold_build_s / buildah_cold_s: the first build, Hangar with an empty layer cache and an empty
+//     local layer folder, buildah (--isolation chroot --layers) with empty storage, pulling the same
+//     bases from the local registry.
+//   - rebuild_s / buildah_rebuild_s: a build after a code-only change (server.js), same builder;
+//     the median of 3, each after a different change. Both take the dependency steps from their cache.
+//   - rebuild_ratio: rebuild_s / cold_build_s (target <= 0.2).
+//   - pull_unpack_s: a host with an empty cache fetches every layer of the last Hangar image from the
+//     blob store and unpacks it (the host agent's LayerStore, layers in parallel); median of 3.
+//   When a build of the app fails, its figures are null and the table says why.
+// - pull_mb_s / skopeo_umoci_mb_s: a host agent's pull and unpack of a ~200 MB image from a
+//   registry against `skopeo copy` + `umoci unpack` of the same image (tests/bench/pull.ts).
+// - corpus_ok / corpus_total: every corpus entry built with both builders and compared (config and
+//   files); the table has one row per entry.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { buildImage, openBuildDeps } from "@hangar/builder";
-import { LayerStore, platformBaseImages } from "@hangar/oci";
-import { startNatsServer } from "@hangar/testkit";
-import { connect } from "@nats-io/transport-node";
-import { repoRoot } from "../../scripts/platform.js";
+import { LayerStore } from "@hangar/oci";
+import {
+  agrees,
+  CORPUS_DIR,
+  corpusEntries,
+  describeComparison,
+  type ImageComparer,
+  openComparer,
+} from "../images/compare.js";
+import { measurePullThroughput } from "./pull.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const REBUILDS = 3;
 const PULLS = 3;
+const EXPRESS = "express-issue";
+
+type Row = [string, string | number, string];
 
 const seconds = (ms: number) => round(ms / 1000, 2);
 const median = (xs: number[]) => percentile(xs, 50);
@@ -32,78 +47,127 @@ async function timed<T>(f: () => Promise<T>): Promise<{ ms: number; value: T }> 
   return { ms: performance.now() - t0, value };
 }
 
-export async function run(): Promise<Record<string, number>> {
-  const root = mkdtempSync(join(tmpdir(), "hangar-bench-build-"));
-  const nats = await startNatsServer({ storeDir: join(root, "nats") });
-  const nc = await connect({ servers: nats.url });
-  try {
-    const { deps } = await openBuildDeps(nc, join(root, "builder"));
-    const context = join(root, "context");
-    cpSync(join(repoRoot, "examples", "multistage"), context, { recursive: true });
-    const server = join(context, "src", "server.js");
-    const original = readFileSync(server, "utf8");
+/** The Express app's cold builds, code-only rebuilds and a host's pull of the result. */
+async function expressFigures(comparer: ImageComparer, root: string) {
+  const context = join(root, "context");
+  cpSync(join(CORPUS_DIR, EXPRESS), context, { recursive: true });
+  const server = join(context, "server.js");
+  const original = readFileSync(server, "utf8");
 
-    const base = await timed(() => platformBaseImages(deps.registry).make("node:20"));
-    const build = (tag: string) =>
-      timed(() =>
-        buildImage(deps, {
-          contextDir: context,
-          workDir: mkdtempSync(join(root, "work-")),
-          repository: "bench",
-          tag,
-        }),
-      );
+  const bases = await timed(() => comparer.publishBases(context));
+  const cold = await timed(() => comparer.buildWithHangar(context, "cold"));
+  const buildahCold = await comparer.buildWithBuildah(context, "cold");
+  const rebuilds: number[] = [];
+  const buildahRebuilds: number[] = [];
+  let last = cold.value.digest;
+  for (let i = 1; i <= REBUILDS; i++) {
+    writeFileSync(server, original.replace(`app: "${EXPRESS}"`, `app: "${EXPRESS}", change: ${i}`));
+    const r = await comparer.buildWithHangar(context, `change-${i}`);
+    rebuilds.push(r.seconds * 1000);
+    last = r.digest;
+    buildahRebuilds.push((await comparer.buildWithBuildah(context, `change-${i}`)).seconds * 1000);
+  }
 
-    const cold = await build("cold");
-    const rebuilds: number[] = [];
-    let last = cold.value;
-    for (let i = 1; i <= REBUILDS; i++) {
-      writeFileSync(server, original.replace("multistage v1", `multistage v1.${i}`));
-      const r = await build(`change-${i}`);
-      if (r.value.cachedSteps === 0) throw new Error("a code-only rebuild took nothing from the cache");
-      rebuilds.push(r.ms);
-      last = r.value;
+  const image = await comparer.deps.registry.resolve(`corpus@${last}`);
+  const pulls: number[] = [];
+  for (let i = 0; i < PULLS; i++) {
+    const host = new LayerStore(mkdtempSync(join(root, "host-")), comparer.deps.blobs);
+    pulls.push((await timed(() => Promise.all(image.manifest.layers.map((l) => host.dir(l.digest))))).ms);
+  }
+  const imageMb = image.manifest.layers.reduce((n, l) => n + l.size, 0) / 2 ** 20;
+  return {
+    basesMs: bases.ms,
+    coldMs: cold.ms,
+    buildahColdMs: buildahCold.seconds * 1000,
+    rebuildMs: median(rebuilds),
+    buildahRebuildMs: median(buildahRebuilds),
+    pullMs: median(pulls),
+    pullNote: `${image.manifest.layers.length} layers, ${round(imageMb, 1)} MiB compressed, empty host cache, median of ${PULLS}`,
+  };
+}
+
+/** Every corpus entry compared: one table row each, and how many agree. */
+async function corpusFigures(comparer: ImageComparer): Promise<{ rows: Row[]; ok: number; total: number }> {
+  const rows: Row[] = [];
+  let ok = 0;
+  const entries = corpusEntries();
+  for (const entry of entries) {
+    const result = await comparer.compare(entry).catch((e: Error) => e);
+    if (result instanceof Error) {
+      rows.push([`corpus ${entry}`, "FAILED", result.message.replace(/\s+/g, " ").slice(-300)]);
+      continue;
     }
-
-    const image = await deps.registry.resolve(`bench@${last.manifestDigest}`);
-    const pulls: number[] = [];
-    for (let i = 0; i < PULLS; i++) {
-      const host = new LayerStore(mkdtempSync(join(root, "host-")), deps.blobs);
-      const p = await timed(() => Promise.all(image.manifest.layers.map((l) => host.dir(l.digest))));
-      pulls.push(p.ms);
-    }
-
-    const rebuild = median(rebuilds);
-    const ratio = rebuild / cold.ms;
-    const imageMb = image.manifest.layers.reduce((n, l) => n + l.size, 0) / 2 ** 20;
-    printTable([
-      [
-        "node base image",
-        seconds(base.ms),
-        "s, made once per registry from the host's Node (not in the ratio)",
-      ],
-      ["cold build", seconds(cold.ms), `s, ${cold.value.totalSteps} steps, empty layer cache`],
-      [
-        "rebuild",
-        seconds(rebuild),
-        `s, median of ${REBUILDS} code-only changes (${last.cachedSteps}/${last.totalSteps} steps cached)`,
-      ],
-      ["rebuild ratio", round(ratio, 3), "rebuild / cold (target <= 0.2)"],
-      [
-        "pull + unpack",
-        seconds(median(pulls)),
-        `s, ${image.manifest.layers.length} layers, ${round(imageMb, 1)} MiB compressed, empty host cache, median of ${PULLS}`,
-      ],
+    if (agrees(result)) ok++;
+    else process.stdout.write(`${describeComparison(result, 20)}\n`);
+    const left = result.volatilePaths.length > 0 ? `, ${result.volatilePaths.length} volatile left out` : "";
+    rows.push([
+      `corpus ${entry}`,
+      agrees(result) ? "same" : "DIFFERENT",
+      `${result.filesCompared} files${left}; hangar ${result.hangarSeconds} s, buildah ${result.buildahSeconds} s`,
     ]);
+  }
+  return { rows, ok, total: entries.length };
+}
+
+export async function run(): Promise<Record<string, number | null>> {
+  const root = mkdtempSync(join(tmpdir(), "hangar-bench-build-"));
+  const { comparer, close } = await openComparer();
+  try {
+    const express = await expressFigures(comparer, root).catch((e: Error) => e);
+    const pull = await measurePullThroughput();
+    const corpus = await corpusFigures(comparer);
+
+    const expressRows: Row[] =
+      express instanceof Error
+        ? [["Express app", "FAILED", express.message.replace(/\s+/g, " ").slice(-300)]]
+        : [
+            [
+              "bases",
+              seconds(express.basesMs),
+              "s, made or found in the host cache, pushed to the local registry",
+            ],
+            [
+              "cold build",
+              seconds(express.coldMs),
+              "s, Hangar, the Express app, empty layer cache and layer folder",
+            ],
+            [
+              "buildah cold build",
+              seconds(express.buildahColdMs),
+              "s, empty storage, bases from the local registry",
+            ],
+            ["rebuild", seconds(express.rebuildMs), `s, Hangar, median of ${REBUILDS} code-only changes`],
+            [
+              "buildah rebuild",
+              seconds(express.buildahRebuildMs),
+              `s, buildah --layers, median of ${REBUILDS}`,
+            ],
+            ["rebuild ratio", round(express.rebuildMs / express.coldMs, 3), "rebuild / cold (target <= 0.2)"],
+            ["pull + unpack", seconds(express.pullMs), `s, ${express.pullNote}`],
+          ];
+    printTable([
+      ...expressRows,
+      ["pull (host agent)", round(pull.pullMbS, 1), `MB/s, ${pull.description}`],
+      ["skopeo + umoci", round(pull.skopeoUmociMbS, 1), "MB/s, the same image (target: pull >= 0.8 x this)"],
+      ...corpus.rows,
+      ["corpus", `${corpus.ok}/${corpus.total}`, "entries where both builders agree"],
+    ]);
+    const figure = (f: (e: Exclude<typeof express, Error>) => number) =>
+      express instanceof Error ? null : f(express);
     return {
-      cold_build_s: seconds(cold.ms),
-      rebuild_s: seconds(rebuild),
-      rebuild_ratio: round(ratio, 3),
-      pull_unpack_s: seconds(median(pulls)),
+      cold_build_s: figure((e) => seconds(e.coldMs)),
+      rebuild_s: figure((e) => seconds(e.rebuildMs)),
+      rebuild_ratio: figure((e) => round(e.rebuildMs / e.coldMs, 3)),
+      pull_unpack_s: figure((e) => seconds(e.pullMs)),
+      buildah_cold_s: figure((e) => seconds(e.buildahColdMs)),
+      buildah_rebuild_s: figure((e) => seconds(e.buildahRebuildMs)),
+      pull_mb_s: round(pull.pullMbS, 1),
+      skopeo_umoci_mb_s: round(pull.skopeoUmociMbS, 1),
+      corpus_ok: corpus.ok,
+      corpus_total: corpus.total,
     };
   } finally {
-    await nc.close();
-    await nats.stop();
+    await close();
     rmSync(root, { recursive: true, force: true });
   }
 }
