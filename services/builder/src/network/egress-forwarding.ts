@@ -39,8 +39,12 @@ export class EgressForwarding {
       }
       const saved = join(this.dir, `${dev}.saved`);
       const value = await readFile(saved, "utf8").catch(() => undefined);
-      // An interface that went away meanwhile has no setting to put back.
-      if (value !== undefined) await writeFile(sysctlPath(dev), value.trim()).catch(() => undefined);
+      // Forwarding turned on for every interface meanwhile (a host agent starting on this host) is
+      // wanted by someone else: it stays. An interface that went away has no setting to put back.
+      const all = (await readFile(ALL_FORWARDING, "utf8").catch(() => "0")).trim();
+      if (value !== undefined && all !== "1") {
+        await writeFile(sysctlPath(dev), value.trim()).catch(() => undefined);
+      }
       await rm(saved, { force: true });
     });
   }
@@ -67,6 +71,8 @@ export class EgressForwarding {
     }
   }
 }
+
+const ALL_FORWARDING = "/proc/sys/net/ipv4/conf/all/forwarding";
 
 function sysctlPath(dev: string): string {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(dev)) throw new Error(`not an interface name: ${JSON.stringify(dev)}`);
