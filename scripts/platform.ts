@@ -142,6 +142,8 @@ function serviceEnv(
         ...common,
         HANGAR_BUILDER_OPS_PORT: o.builderOpsPort,
         HANGAR_BUILDER_DIR: join(o.home, "builder"),
+        // A host that trusts extra roots for its own TLS (an inspecting egress proxy) lets builds trust them too.
+        HANGAR_BUILDER_CA_FILE: process.env.HANGAR_BUILDER_CA_FILE ?? process.env.NODE_EXTRA_CA_CERTS ?? "",
         ...secretsKey,
       }),
     gateway: () =>

@@ -39,6 +39,10 @@ export const config = defineServiceConfig("builder", {
   HANGAR_BUILDER_PIDS: setting(z.coerce.number().int().min(16).default(4096), {
     description: "processes and threads each build's RUN steps may have at once",
   }),
+  HANGAR_BUILDER_CA_FILE: setting(z.string().default(""), {
+    description:
+      "a PEM bundle (public roots included) that RUN steps with network trust, for a host whose egress goes through a TLS-inspecting proxy: bound read-only at /run/hangar/ca-certificates.crt and named by NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, PIP_CERT and GIT_SSL_CAINFO in the step's environment only; empty: the image's own CAs",
+  }),
   HANGAR_BUILDER_NETWORK_CIDR: setting(z.string().default(DEFAULT_BUILD_NETWORK_CIDR), {
     description:
       "the IPv4 block builds' network namespaces take their /30s from: keep it clear of the host's networks and HANGAR_HOST_AGENT_MACHINE_CIDR",

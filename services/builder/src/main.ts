@@ -24,6 +24,8 @@ await runService({
       previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
     });
     const orgSecrets = await OrgSecrets.start(store, keys);
+    // The apps' secrets: what RUN --mount=type=secret reads when the build was sent no secret of that id.
+    const appSecrets = await OrgSecrets.start(store, keys, { kind: "app" });
     const { deps, contexts, resolveImageFor } = await openBuildDeps(
       nc,
       dataDir,
@@ -50,10 +52,13 @@ await runService({
       maxContextBytes: config.HANGAR_BUILDER_MAX_CONTEXT_MB * 2 ** 20,
       // The build secrets a request carries are sealed under the master key.
       ...(keys ? { keys } : {}),
+      appSecret: (app, name) => appSecrets.read(app, name),
       concurrency: config.HANGAR_BUILDER_CONCURRENCY,
       buildTimeoutMs: config.HANGAR_BUILDER_BUILD_TIMEOUT_S * 1000,
       network: config.HANGAR_BUILDER_NETWORK,
-      networks: new BuildNetworks(config.HANGAR_BUILDER_NETWORK_CIDR),
+      networks: new BuildNetworks(config.HANGAR_BUILDER_NETWORK_CIDR, {
+        ...(config.HANGAR_BUILDER_CA_FILE !== "" ? { caFile: config.HANGAR_BUILDER_CA_FILE } : {}),
+      }),
       limits: {
         memoryBytes: config.HANGAR_BUILDER_MEMORY_MB * 2 ** 20,
         cpus: config.HANGAR_BUILDER_CPUS,
@@ -71,6 +76,7 @@ await runService({
         await builder.stop();
         await apps.stop();
         await orgSecrets.stop();
+        await appSecrets.stop();
       },
     };
   },

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { leftMountPoints, mountPoints } from "./run-sandbox.js";
+import { BUILD_CA_PATH, leftMountPoints, mountPoints, runStepSpec } from "./run-sandbox.js";
 
 describe("a RUN step's mount points", () => {
   let root: string;
@@ -41,5 +41,50 @@ describe("a RUN step's mount points", () => {
       ["sys", false],
     ]);
     expect(await leftMountPoints(root, existed)).toEqual(new Set(["run/hangar-init", "proc", "run"]));
+  });
+});
+
+describe("a RUN step's trust of the platform's CA bundle", () => {
+  const base = {
+    rootfs: "/tmp/root",
+    argv: ["npm", "ci"],
+    cwd: "/",
+    user: { uid: 0, gid: 0 },
+    range: { hostId: 100000, size: 65536 },
+  };
+  const envOf = (spec: { process?: { env?: string[] } }) => spec.process?.env ?? [];
+  const bindsOf = (spec: { mounts?: Array<{ source?: string; destination: string }> }) =>
+    (spec.mounts ?? []).map((m) => `${m.source}->${m.destination}`);
+
+  it("binds the bundle read-only and names it to the usual clients when the build network has one", async () => {
+    const spec = await runStepSpec({
+      ...base,
+      env: ["PATH=/usr/bin", "SSL_CERT_FILE=/etc/ssl/mine.pem"],
+      network: "default",
+      buildNetwork: {
+        netnsPath: "/run/netns/b",
+        resolvConf: "/tmp/r.conf",
+        caFile: "/etc/ssl/certs/host.crt",
+      },
+    });
+    expect(bindsOf(spec)).toContain(`/etc/ssl/certs/host.crt->${BUILD_CA_PATH}`);
+    expect(envOf(spec)).toContain(`NODE_EXTRA_CA_CERTS=${BUILD_CA_PATH}`);
+    // The image's own ENV wins over the platform's.
+    expect(envOf(spec)).toContain("SSL_CERT_FILE=/etc/ssl/mine.pem");
+    expect(envOf(spec)).not.toContain(`SSL_CERT_FILE=${BUILD_CA_PATH}`);
+  });
+
+  it("is absent without network, and without a bundle", async () => {
+    const none = await runStepSpec({ ...base, env: [], network: "none" });
+    const plain = await runStepSpec({
+      ...base,
+      env: [],
+      network: "default",
+      buildNetwork: { netnsPath: "/run/netns/b", resolvConf: "/tmp/r.conf" },
+    });
+    for (const spec of [none, plain]) {
+      expect(bindsOf(spec).some((b) => b.endsWith(BUILD_CA_PATH))).toBe(false);
+      expect(envOf(spec).some((e) => e.startsWith("NODE_EXTRA_CA_CERTS="))).toBe(false);
+    }
   });
 });

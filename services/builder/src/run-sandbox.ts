@@ -43,12 +43,33 @@ export interface SandboxedRun {
   /** "default": the build's network namespace (`buildNetwork`); "none": a namespace with only loopback. */
   network: "default" | "none";
   /** The build's network, which a step with network "default" joins. */
-  buildNetwork?: Pick<BuildNetwork, "netnsPath" | "resolvConf">;
+  buildNetwork?: Pick<BuildNetwork, "netnsPath" | "resolvConf" | "caFile">;
   /** The step's --mount binds and #! heredoc script (step-mounts.ts). */
   binds?: RuntimeBind[];
 }
 
 let seccomp: Promise<OciSeccomp> | undefined;
+
+/** Where a RUN step with network finds the platform's CA bundle (HANGAR_BUILDER_CA_FILE), outside the image's own paths. */
+export const BUILD_CA_PATH = "/run/hangar/ca-certificates.crt";
+
+/**
+ * The variables through which the usual clients (Node and npm, OpenSSL, curl, pip, git) trust the
+ * platform's CA bundle; the step's own environment (the image's ENV) wins over them. They live only
+ * in the step's process: never in the image config or a layer.
+ */
+function caEnv(): Record<string, string> {
+  return Object.fromEntries(
+    [
+      "NODE_EXTRA_CA_CERTS",
+      "SSL_CERT_FILE",
+      "CURL_CA_BUNDLE",
+      "REQUESTS_CA_BUNDLE",
+      "PIP_CERT",
+      "GIT_SSL_CAINFO",
+    ].map((name) => [name, BUILD_CA_PATH]),
+  );
+}
 
 /** The runtime spec of a RUN step. */
 export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
@@ -59,7 +80,10 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
   return runtimeSpec({
     rootfs: r.rootfs,
     args: r.argv,
-    env: Object.fromEntries(r.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+    env: {
+      ...(net?.caFile ? caEnv() : {}),
+      ...Object.fromEntries(r.env.map((e) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)])),
+    },
     cwd: r.cwd,
     user: r.user,
     idRange: r.range,
@@ -69,6 +93,7 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
     hostname: "hangar-build",
     binds: [
       ...(net ? [{ src: net.resolvConf, dest: "/etc/resolv.conf", readOnly: true }] : []),
+      ...(net?.caFile ? [{ src: net.caFile, dest: BUILD_CA_PATH, readOnly: true }] : []),
       ...(r.binds ?? []),
     ],
     init: CATATONIT,

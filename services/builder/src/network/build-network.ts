@@ -32,6 +32,8 @@ export interface BuildNetwork {
   netnsPath: string;
   /** The resolv.conf bound into RUN steps: the nameservers the build may reach. */
   resolvConf: string;
+  /** The CA bundle RUN steps with network trust besides the image's own (HANGAR_BUILDER_CA_FILE). */
+  caFile?: string;
   /** Removes the namespace, veth pair, table and forwarding hold. */
   close(): Promise<void>;
 }
@@ -52,11 +54,20 @@ interface Claim {
 export class BuildNetworks {
   private readonly forwarding: EgressForwarding;
 
+  private readonly stateDir: string;
+  private readonly caFile: string | undefined;
+
+  /**
+   * `caFile`: a PEM bundle RUN steps with network trust as well (a host whose egress goes through a
+   * TLS-inspecting proxy); `stateDir`: where claims and holds are kept.
+   */
   constructor(
     private readonly cidr: string,
-    private readonly stateDir = BUILD_NETWORK_STATE_DIR,
+    opts: { stateDir?: string; caFile?: string } = {},
   ) {
-    this.forwarding = new EgressForwarding(join(stateDir, "forwarding"));
+    this.stateDir = opts.stateDir ?? BUILD_NETWORK_STATE_DIR;
+    this.caFile = opts.caFile;
+    this.forwarding = new EgressForwarding(join(this.stateDir, "forwarding"));
   }
 
   /** Makes a build network; fails with what to do when the host gives builds no nameserver or route out. */
@@ -97,7 +108,12 @@ export class BuildNetworks {
         cause: err,
       });
     }
-    return { netnsPath: `/run/netns/${names.netns}`, resolvConf, close };
+    return {
+      netnsPath: `/run/netns/${names.netns}`,
+      resolvConf,
+      ...(this.caFile ? { caFile: this.caFile } : {}),
+      close,
+    };
   }
 
   /** Claims the first free /30 (a file made with O_EXCL), taking over one whose builder died after tearing down what it left. */
