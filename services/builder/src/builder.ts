@@ -250,11 +250,11 @@ export class Builder {
       ...(limits
         ? { openCgroup: () => openBuildCgroup(buildCgroupName(this.builderId, buildId), limits) }
         : {}),
-      async resolveImage(ref) {
+      async resolveImage(ref, onProgress) {
         if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
           throw new UnknownBaseImageError(ref, platformBaseNames());
         }
-        return resolve(ref);
+        return resolve(ref, onProgress);
       },
     };
   }

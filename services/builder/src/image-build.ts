@@ -65,7 +65,7 @@ export interface BuildDeps {
   layers: LayerStore;
   cache: LayerCache;
   /** Finds an image by reference: Hangar's registry, or one of the local base images. */
-  resolveImage(ref: string): Promise<ResolvedImage>;
+  resolveImage(ref: string, onProgress?: (line: string) => void): Promise<ResolvedImage>;
   /** Makes the build's network namespace, at its first RUN with network; without it, RUN steps have none. */
   openNetwork?(): Promise<BuildNetwork>;
   /** Makes the build's cgroups, at its first RUN: every RUN of the build runs within their limits. */
@@ -272,7 +272,9 @@ class ImageBuild {
   private image(ref: string, at: BuildFailureDetails): Promise<ResolvedImage> {
     let pending = this.images.get(ref);
     if (!pending) {
-      pending = this.deps.resolveImage(ref).catch((err: unknown) => {
+      // A base made at first use takes minutes: its progress goes to the build log as the parser's notes do.
+      const progress = (line: string) => this.hooks.onOutput?.(0, { stream: "stderr", line });
+      pending = this.deps.resolveImage(ref, progress).catch((err: unknown) => {
         if (err instanceof OciError) {
           throw new BuildError("image_unavailable", `line ${at.line}: ${err.message}`, at, { cause: err });
         }

@@ -58,15 +58,17 @@ export async function openBuildDeps(
     cache,
     // Hangar's registry, else pulled through it from an upstream, else a base the platform makes
     // (debian, node, postgres) in the host cache.
-    resolveImage: (ref) => resolveImage(ref, { registry, upstreams, bases }),
+    resolveImage: (ref, onProgress) =>
+      resolveImage(ref, { registry, upstreams, bases, ...(onProgress ? { onProgress } : {}) }),
   };
   const resolveImageFor =
     (org: string): BuildDeps["resolveImage"] =>
-    (ref) =>
+    (ref, onProgress) =>
       resolveImage(ref, {
         registry,
         upstreams,
         bases,
+        ...(onProgress ? { onProgress } : {}),
         ...(credentials ? { credentials: (host: string) => credentials(org, host) } : {}),
       });
   return { deps, contexts, resolveImageFor };

@@ -206,7 +206,11 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
         tag: string,
         p: (line: string) => void,
       ) => Promise<ResolvedImage>;
-      return maker(spec, tag, onProgress);
+      const started = Date.now();
+      // Every line says how long this base has taken so far: a first make is minutes of mmdebstrap.
+      const timed = (line: string) =>
+        onProgress(`[${Math.round((Date.now() - started) / 1000)} s] ${ref}: ${line}`);
+      return maker(spec, tag, timed);
     },
   };
 }

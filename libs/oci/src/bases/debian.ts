@@ -82,7 +82,7 @@ export async function mmdebstrap(
   createInterface({ input: child.stderr }).on("line", (line) => {
     tail.push(line);
     if (tail.length > 20) tail.shift();
-    if (line.startsWith("I: ")) onProgress(`mmdebstrap (${seconds()}): ${line.slice(3)}`);
+    if (line.startsWith("I: ")) onProgress(`mmdebstrap: ${line.slice(3)}`);
   });
   const code = await new Promise<number>((resolve, reject) => {
     child.once("error", (error: NodeJS.ErrnoException) =>
