@@ -122,8 +122,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     user: "builder",
     role: "image builds",
     // APPS: which org holds each app, so a build's FROM may not reach another org's images.
-    // SECRETS: the orgs' sealed registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with; no app's.
-    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS"), reader("SECRETS", "ev.secret.org.>")],
+    // SECRETS: the orgs' sealed registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with, and the
+    // apps' sealed secrets RUN --mount=type=secret falls back to.
+    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS"), reader("SECRETS", "ev.secret.*.>")],
     kv: [
       { bucket: "hangar-registry", write: true },
       // Pushing an image links its blobs to its repository.

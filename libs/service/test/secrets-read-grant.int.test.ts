@@ -1,7 +1,8 @@
 // The read grants on SECRETS, on a real nats-server with the generated users: a host agent reads the
 // apps' sealed secrets as MachineSecrets does (a consumer filtered to ev.secret.app.>, a direct get
 // of an app's last message) and the orgs' registry credentials as OrgSecrets does (ev.secret.org.>);
-// the builder reads the orgs' only. Neither may read by sequence or without a filter.
+// the builder reads both too (registry credentials, and app secrets for RUN --mount=type=secret).
+// Neither may read by sequence or without a filter.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,16 +66,20 @@ it("lets a host agent read the apps' and the orgs' secrets, only by subject", as
   await expect(agent.consumers.add("SECRETS", { ...consumer, name: "unfiltered" })).rejects.toThrow();
 });
 
-it("lets the builder read the orgs' registry credentials and refuses it the apps' secrets", async () => {
+it("lets the builder read the orgs' registry credentials and the apps' secrets, only by subject", async () => {
   const builder = await managerOf("builder");
   const org = await builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
   expect(org?.string()).toBe("org sealed");
   await expect(
     builder.consumers.add("SECRETS", { ...consumer, name: "b-orgs", filter_subject: "ev.secret.org.>" }),
   ).resolves.toMatchObject({ num_pending: 1 });
-  await expect(builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" })).rejects.toThrow();
-  await expect(builder.direct.getMessage("SECRETS", { seq: 1 })).rejects.toThrow();
+  const app = await builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
+  expect(app?.string()).toBe("app sealed");
   await expect(
     builder.consumers.add("SECRETS", { ...consumer, name: "b-apps", filter_subject: "ev.secret.app.>" }),
+  ).resolves.toMatchObject({ num_pending: 1 });
+  await expect(builder.direct.getMessage("SECRETS", { seq: 1 })).rejects.toThrow();
+  await expect(
+    builder.consumers.add("SECRETS", { ...consumer, name: "b-all", filter_subject: "ev.secret.>" }),
   ).rejects.toThrow();
 });
