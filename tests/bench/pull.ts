@@ -37,9 +37,10 @@ export async function measurePullThroughput(): Promise<PullThroughput> {
     writeTestImageLayout(layout, "1", [
       {
         architecture: "amd64",
-        files: Object.fromEntries(
-          Array.from({ length: LAYERS }, (_, i) => [`/data/part-${i}`, randomBytes(LAYER_MB * 2 ** 20)]),
-        ),
+        files: { "/data/part-0": randomBytes(LAYER_MB * 2 ** 20) },
+        moreLayers: Array.from({ length: LAYERS - 1 }, (_, i) => ({
+          [`/data/part-${i + 1}`]: randomBytes(LAYER_MB * 2 ** 20),
+        })),
       },
     ]);
     await registry.push(`oci:${layout}:1`, "bench/big:1", { all: true });

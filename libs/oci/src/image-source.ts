@@ -40,6 +40,11 @@ export interface ImageSourceOptions {
   bases?: { make(ref: string, onProgress?: (line: string) => void): Promise<ResolvedImage | undefined> };
   /** Human progress lines ("pulling docker.io/library/node:20 (3/7 layers, 41 MB)"). */
   onProgress?: (line: string) => void;
+  /**
+   * Called with each pulled layer's verified file while it is stored, before the file goes: a host
+   * unpacks it from there (LayerStore.dir with `file`) instead of reading it back from the blob store.
+   */
+  onLayerFile?: (digest: Digest, file: string) => Promise<unknown>;
 }
 
 /** Docker Hub, where a ref without a registry host points. */
@@ -216,7 +221,8 @@ async function pull(
           if (!(await opts.registry.blobs.has(blob.digest))) {
             const file = join(dir, blob.digest.slice("sha256:".length));
             await download(remote, repository, blob.digest, blob.size, file, ref);
-            await opts.registry.blobs.putFile(file, blob.digest);
+            const unpack = blob !== manifest.config ? opts.onLayerFile?.(blob.digest, file) : undefined;
+            await Promise.all([opts.registry.blobs.putFile(file, blob.digest), unpack]);
             await rm(file, { force: true });
             bytes += blob.size;
           }

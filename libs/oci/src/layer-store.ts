@@ -1,3 +1,4 @@
+import { createReadStream } from "node:fs";
 import { chmod, lstat, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { BlobStore } from "./blob-store.js";
@@ -23,11 +24,14 @@ export class LayerStore {
     private readonly blobs: BlobStore,
   ) {}
 
-  /** The directory holding the unpacked layer, unpacking it from the blob store first if needed. */
-  dir(layer: Digest): Promise<string> {
+  /**
+   * The directory holding the unpacked layer, unpacking it first if needed: from the blob store, or
+   * from `file`, a local copy of the layer whose digest the caller has checked (a pull's download).
+   */
+  dir(layer: Digest, file?: string): Promise<string> {
     let pending = this.#inFlight.get(layer);
     if (pending === undefined) {
-      pending = this.unpack(layer).finally(() => this.#inFlight.delete(layer));
+      pending = this.unpack(layer, file).finally(() => this.#inFlight.delete(layer));
       this.#inFlight.set(layer, pending);
     }
     return pending;
@@ -42,13 +46,14 @@ export class LayerStore {
     return this.#rootReady;
   }
 
-  private async unpack(layer: Digest): Promise<string> {
+  private async unpack(layer: Digest, file?: string): Promise<string> {
     await this.#ensureRoot();
     const dir = join(this.root, digestHex(layer).slice(0, SHORT));
     if (await exists(dir)) return dir;
     const tmp = join(this.root, `.tmp-${digestHex(layer).slice(0, SHORT)}-${process.pid}-${Date.now()}`);
     try {
-      await applyLayer(await this.blobs.getStream(layer), tmp, { mode: "overlay" });
+      const source = file === undefined ? await this.blobs.getStream(layer) : createReadStream(file);
+      await applyLayer(source, tmp, { mode: "overlay" });
       await rename(tmp, dir);
     } catch (error) {
       await rm(tmp, { recursive: true, force: true });

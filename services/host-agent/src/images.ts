@@ -69,6 +69,8 @@ export class ImagePuller implements ImageSource {
         ...(owner && credentials ? { credentials: (host: string) => credentials(owner.org, host) } : {}),
         ...(bases ? { bases } : {}),
         onProgress: (line) => logger.info({ ref }, line),
+        // A pulled layer is unpacked from its download while it is stored, not read back after.
+        onLayerFile: (digest, file) => this.#opts.layers.dir(digest, file),
       });
       const dirs: string[] = [];
       // One at a time: unpacking is disk-bound, and a 2-core host also runs the machines.
