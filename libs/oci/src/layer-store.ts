@@ -5,6 +5,9 @@ import type { BlobStore } from "./blob-store.js";
 import { type Digest, digestHex } from "./digest.js";
 import { applyLayer } from "./layer.js";
 
+/** Read size of a local layer file: large reads keep gunzip and the tar parser off many small chunks. */
+const READ_CHUNK = 1 << 20;
+
 /** Length of the digest prefix naming a layer's directory: short, so many lowerdirs fit in one mount. */
 const SHORT = 16;
 
@@ -52,7 +55,10 @@ export class LayerStore {
     if (await exists(dir)) return dir;
     const tmp = join(this.root, `.tmp-${digestHex(layer).slice(0, SHORT)}-${process.pid}-${Date.now()}`);
     try {
-      const source = file === undefined ? await this.blobs.getStream(layer) : createReadStream(file);
+      const source =
+        file === undefined
+          ? await this.blobs.getStream(layer)
+          : createReadStream(file, { highWaterMark: READ_CHUNK });
       await applyLayer(source, tmp, { mode: "overlay" });
       await rename(tmp, dir);
     } catch (error) {
