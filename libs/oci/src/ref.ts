@@ -2,8 +2,9 @@ import { type Digest, isDigest } from "./digest.js";
 import { InvalidReferenceError } from "./errors.js";
 
 /**
- * The host name Hangar writes into the refs of images it builds. Pulls never leave Hangar: every
- * ref, whatever its host, is looked up in Hangar's registry by repository and tag or digest.
+ * The host name Hangar writes into the refs of images it builds. A ref of this host (or of any host
+ * that is not a configured upstream, see image-source.ts) is looked up in Hangar's registry by
+ * repository and tag or digest.
  */
 export const DEFAULT_REGISTRY_HOST: string = process.env.HANGAR_REGISTRY_HOST || "registry.hangar.internal";
 
