@@ -37,6 +37,16 @@ const BIG = { maxBuffer: 1 << 28 };
 /** The block the comparer's build networks take their /30s from (the builder's default). */
 const BUILD_NETWORK_CIDR = "172.29.0.0/16";
 
+/**
+ * The CA bundle of a host whose egress inspects TLS (this project's development machines): both
+ * builders' RUN steps trust it, or npm in them cannot reach the registry.
+ */
+const HOST_CA_FILE = process.env.NODE_EXTRA_CA_CERTS;
+
+/** Where buildah's RUN steps find that bundle, and the npm config naming it (npm's global npmrc). */
+const BUILDAH_CA_PATH = "/run/hangar/ca-certificates.crt";
+const BUILDAH_NPMRC_PATH = "/usr/local/etc/npmrc";
+
 /** The corpus: one folder per Dockerfile, with the app's files and SOURCE.md. */
 export const CORPUS_DIR = join(import.meta.dirname, "corpus");
 
@@ -167,9 +177,17 @@ const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
  * buildah (1.28, chroot isolation) creates these as empty files to bind the build's own over them in
  * a RUN, and leaves them in the layer when the base had none; docker build does not, nor Hangar.
  */
-const BUILDAH_MOUNT_POINTS = new Set(["/etc/hostname", "/etc/hosts", "/etc/resolv.conf"]);
+const BUILDAH_MOUNT_POINTS = new Set([
+  "/etc/hostname",
+  "/etc/hosts",
+  "/etc/resolv.conf",
+  // The comparer's own binds of the host's CA bundle (HOST_CA_FILE).
+  BUILDAH_CA_PATH,
+  BUILDAH_NPMRC_PATH,
+]);
 
 function isBuildahMountPoint(path: string, facts: string): boolean {
+  if (path === "/run/hangar") return HOST_CA_FILE !== undefined && facts.startsWith("dir ");
   return BUILDAH_MOUNT_POINTS.has(path) && facts.startsWith("file ") && facts.endsWith(` ${EMPTY_SHA256}`);
 }
 
@@ -298,6 +316,22 @@ export class ImageComparer {
     }
   }
 
+  /**
+   * buildah's binds of the host's CA bundle into RUN steps: buildah has no way to set a RUN's
+   * environment alone, so npm (and yarn, pnpm) are told through npm's global npmrc instead.
+   */
+  private caVolumes(): string[] {
+    if (!HOST_CA_FILE) return [];
+    const npmrc = join(this.root, "npmrc");
+    writeFileSync(npmrc, `cafile=${BUILDAH_CA_PATH}\n`);
+    return [
+      "--volume",
+      `${HOST_CA_FILE}:${BUILDAH_CA_PATH}:ro`,
+      "--volume",
+      `${npmrc}:${BUILDAH_NPMRC_PATH}:ro`,
+    ];
+  }
+
   /** Builds a context with buildah (chroot isolation, layer cache on); returns the seconds it took. */
   async buildWithBuildah(contextDir: string, tag: string, noCache = false): Promise<{ seconds: number }> {
     await this.publishBases(contextDir);
@@ -311,6 +345,7 @@ export class ImageComparer {
         "chroot",
         "--layers",
         ...(noCache ? ["--no-cache"] : []),
+        ...this.caVolumes(),
         "--quiet",
         "-t",
         `localhost/corpus:${tag}`,
@@ -400,8 +435,9 @@ export async function openComparer(): Promise<{ comparer: ImageComparer; close()
   };
   try {
     const { deps } = await openBuildDeps(nc, join(root, "builder"));
-    // RUN steps get network as in the builder service: a namespace of the build's own, NATed out.
-    const networks = new BuildNetworks(BUILD_NETWORK_CIDR);
+    // RUN steps get network as in the builder service: a namespace of the build's own, NATed out,
+    // trusting the host's extra CAs as the test platform's builder does (HANGAR_BUILDER_CA_FILE).
+    const networks = new BuildNetworks(BUILD_NETWORK_CIDR, HOST_CA_FILE ? { caFile: HOST_CA_FILE } : {});
     const comparer = await ImageComparer.open({ ...deps, openNetwork: () => networks.open() }, root);
     return { comparer, close: () => close(comparer) };
   } catch (e) {
