@@ -280,7 +280,7 @@ describe("the builder", () => {
     } finally {
       await rm(rootfs, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 
   it("builds a multi-stage image, then reuses the dependency steps after a code-only change", async () => {
     const dir = await mkdtemp(join(tmpdir(), "hangar-builder-multi-"));
@@ -324,7 +324,7 @@ describe("the builder", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, 180_000);
 
   it("fails a build whose RUN exits non-zero, with its line, output and exit code, and streams the output live", async () => {
     const lines: Array<{ step: number; stream: string; line: string }> = [];
