@@ -38,12 +38,14 @@ command -v setfattr >/dev/null 2>&1 || missing+=(attr)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
 # Issue 14's images: mmdebstrap makes the platform's debian/node/postgres bases, buildah builds the
 # image corpus to compare with Hangar's builder, docker-registry (Debian's distribution) with
-# htpasswd (apache2-utils) is the tests' real registry, zstd unpacks zstd layers.
+# htpasswd (apache2-utils) is the tests' real registry (openssl makes its token server's
+# certificate), zstd unpacks zstd layers.
 command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
 command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
