@@ -334,7 +334,16 @@ class ImageBuild {
           output = made.output;
         } else if (op.kind === "workdir") {
           layer = await this.mutate(stage, dir, async (root) => {
-            await mkdirInRoot(root, op.path);
+            let owner: { uid: number; gid: number } | undefined;
+            if (op.user !== "") {
+              const u = await resolveUser(root, op.user).catch((err: unknown) => {
+                if (err instanceof OciError)
+                  throw new BuildError(err.code, `line ${step.line}: ${err.message}`, at);
+                throw err;
+              });
+              owner = { uid: u.uid, gid: u.gid };
+            }
+            await mkdirInRoot(root, op.path, owner);
             return new Set();
           });
         } else {

@@ -132,6 +132,9 @@ describe("Dockerfile features, built end to end", () => {
       expect(await readFile(join(root, "app/cache-runs.txt"), "utf8")).toBe("run\n");
       expect(await readFile(join(root, "app/secret-ok.txt"), "utf8")).toBe("ok\n");
       expect(await readFile(join(root, "app/bound.txt"), "utf8")).toBe("from the context\n");
+      // WORKDIR after USER makes the folder the user's, as BuildKit does, so the user can write there.
+      expect((await stat(join(root, "home/node/work"))).uid).toBe(1000);
+      expect((await stat(join(root, "home/node/work/made-by-node"))).uid).toBe(1000);
       // Nothing of the mounts is in the image: no cache folder, no secret file, no bind target's files.
       for (const p of ["cache/runs", "run/secrets/token", "tmp/again", "mnt/data/input.txt"]) {
         await expect(stat(join(root, p))).rejects.toThrow(/ENOENT/);
@@ -148,32 +151,26 @@ describe("Dockerfile features, built end to end", () => {
     for (const tar of await layerBytes(image)) expect(tar.includes(SECRET)).toBe(false);
   }, 300_000);
 
-  it("keeps a cache mount between builds of the app, and fails a required secret that is missing", async () => {
-    const again = await build(FIXTURE, { noCache: true });
-    const root = await flatten(again.image);
-    try {
-      expect(await readFile(join(root, "app/cache-runs.txt"), "utf8")).toBe("run\nrun\n");
-    } finally {
-      await rm(root, { recursive: true, force: true });
-    }
-    const err = await failure(build(FIXTURE, { noCache: true, secret: async () => undefined }));
-    expect(err.code).toBe("secret_missing");
-    expect(err.message).toMatch(
-      /the build has no secret token: pass it with hangar deploy --build-secret id=token/,
-    );
-  }, 300_000);
-
-  it("runs a base image's ONBUILD trigger in the child, and does not pass it on", async () => {
+  it("runs a base image's ONBUILD trigger in the child, keeps the app's cache mount between builds, and fails a required secret that is missing", async () => {
+    // The parent is the first test's image, all of it from the layer cache.
     const parent = await build(FIXTURE);
     const dir = await mkdtemp(join(tmpdir(), "hangar-features-child-"));
     try {
-      await writeFile(
-        join(dir, "Dockerfile"),
-        `FROM features@${parent.image.digest}\nRUN cat /app/onbuild.txt\n`,
+      const write = (df: string) => writeFile(join(dir, "Dockerfile"), df);
+      await write(
+        `FROM features@${parent.image.digest}\nRUN cat /app/onbuild.txt\nRUN --mount=type=cache,id=runs,target=/c cat /c/runs\n`,
       );
       const child = await build(dir);
       expect(child.lines.some((l) => l.line === "child of features")).toBe(true);
+      // The cache folder the parent's RUN wrote, under another target.
+      expect(child.lines.some((l) => l.line === "run")).toBe(true);
       expect(child.image.config.config.OnBuild).toBeUndefined();
+      await write("FROM scratch\nRUN --mount=type=secret,id=token,required=true true\n");
+      const err = await failure(build(dir, { secret: async () => undefined }));
+      expect(err.code).toBe("secret_missing");
+      expect(err.message).toMatch(
+        /^line 2: the build has no secret token: pass it with hangar deploy --build-secret id=token/,
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

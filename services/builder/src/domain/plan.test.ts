@@ -112,6 +112,11 @@ describe("Dockerfile planning", () => {
     const { steps } = plan("FROM node:20 AS a\nARG X=1\nFROM a\nRUN true\nWORKDIR /w$X");
     expect(op(steps[3], "run").env.some((e) => e.startsWith("X="))).toBe(false);
     expect(op(steps[4], "workdir").path).toBe("/w");
+    expect(op(plan("FROM node:20\nUSER node\nWORKDIR /home/node/app").steps[2], "workdir")).toEqual({
+      kind: "workdir",
+      path: "/home/node/app",
+      user: "node",
+    });
   });
 
   it("runs the shell form through /bin/sh -c and the exec form as written, in the workdir, with a default PATH", () => {

@@ -50,7 +50,7 @@ export type StepOp =
   /** Changes only the image config (ENV, ARG, LABEL, CMD, ENTRYPOINT, EXPOSE, USER, STOPSIGNAL). */
   | { kind: "config" }
   /** Sets the working directory and creates it when the image lacks it. */
-  | { kind: "workdir"; path: string }
+  | { kind: "workdir"; path: string; user: string }
   | {
       kind: "run";
       argv: string[];
@@ -291,7 +291,9 @@ export function planStage(head: StageHead, opts: PlanStageOptions): StagePlan {
       case "WORKDIR": {
         const path = posix.resolve(config.WorkingDir || "/", expand(ins.raw));
         config.WorkingDir = path;
-        push(`WORKDIR ${path}`, { kind: "workdir", path });
+        // The folders it creates are the USER's, as BuildKit makes them.
+        const user = config.User ?? "";
+        push(`WORKDIR ${path}${user !== "" ? ` USER ${user}` : ""}`, { kind: "workdir", path, user });
         return;
       }
       case "USER": {
