@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { copyFile, cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
@@ -15,6 +15,7 @@ import {
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hangar/eventstore";
 import { applyLayer, DEFAULT_REGISTRY_HOST, INIT_PATH, type ResolvedImage, sandboxArgv } from "@hangar/oci";
+import { MasterKeys, sealBuildSecrets } from "@hangar/secrets";
 import { createLogger } from "@hangar/telemetry";
 import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe } from "@hangar/testkit";
 import { Objm } from "@nats-io/obj";
@@ -43,6 +44,8 @@ const APP = "demo";
 const ORG_OF: Record<string, string> = { [APP]: "acme", "zeta-app": "zeta" };
 // Small enough for a test to pass cheaply (a gzipped context of zeros), large enough for the fixtures.
 const MAX_CONTEXT_BYTES = 8 * 2 ** 20;
+// The platform's master key, as the gateway (which seals build secrets) and the builders share it.
+const KEYS = new MasterKeys(randomBytes(32));
 
 let nc: NatsConnection;
 let store: EventStore;
@@ -76,6 +79,8 @@ async function requestBuild(
     target?: string;
     network?: boolean;
     gzip?: boolean;
+    /** Build secrets, sealed into the request as the gateway does. */
+    secrets?: Record<string, string>;
     /** The app the build is for (default APP). */
     app?: string;
   } = {},
@@ -102,6 +107,7 @@ async function requestBuild(
         buildArgs: { NODE_MAJOR, ...opts.buildArgs },
         target: opts.target ?? "",
         ...(opts.network ? { network: true } : {}),
+        ...(opts.secrets ? { buildSecrets: sealBuildSecrets(KEYS, app, buildId, opts.secrets) } : {}),
         repository: app,
         tag: opts.tag ?? buildId,
       },
@@ -209,6 +215,7 @@ beforeAll(async () => {
         builderId: `test-${prefix}-${name}/${process.pid}`,
         maxContextBytes: MAX_CONTEXT_BYTES,
         orgOf: (app) => ORG_OF[app],
+        keys: KEYS,
         networks: new BuildNetworks(DEFAULT_BUILD_NETWORK_CIDR),
       }),
     );
@@ -421,6 +428,20 @@ describe("the builder", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it("opens the build secrets sealed in the request for RUN --mount=type=secret, and keeps their value out of the BUILDS stream", async () => {
+    const value = `tok-${randomBytes(6).toString("hex")}`;
+    const buildId = await requestBuild(join(FIXTURES, "secret"), { secrets: { token: value } });
+    const all = await outcome(buildId);
+    only(all, "BuildSucceeded");
+    const requested = only(all, "BuildRequested");
+    expect(Object.keys(requested.buildSecrets?.values ?? {})).toEqual(["token"]);
+    // The step printed it; its recorded output says [secret], and no event holds the value.
+    expect(stepsOf(all).at(-1)?.output).toContain("token: [secret]");
+    expect(
+      JSON.stringify(all, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString("latin1") : v)),
+    ).not.toContain(value);
   });
 
   it("refuses ADD of a URL on the host's own addresses (NATS here) with a clear message and the line", async () => {
