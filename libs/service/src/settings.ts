@@ -100,6 +100,12 @@ export const partlySharedSettings = {
       shownDefault: "none",
     },
   ),
+  // Read by the builder and every host agent of a machine: one folder of unpacked layers may serve them all.
+  HANGAR_LAYERS_DIR: setting(z.string().optional(), {
+    description:
+      "where unpacked image layers are kept, one folder per layer digest, each unpacked once into a temp folder and renamed into place: the builder and host agents of one machine may share it (the tests share one per run)",
+    shownDefault: "`layers` in the service's own folder",
+  }),
   // Read by the builder (FROM), every host agent (machine images) and the gateway (which refs name
   // no app's image): the same map everywhere.
   HANGAR_REGISTRY_UPSTREAMS: setting(

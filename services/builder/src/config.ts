@@ -7,6 +7,7 @@ import { DEFAULT_BUILD_NETWORK_CIDR } from "./network/build-network.js";
 /** The builder's settings (docs/configuration.md). */
 export const config = defineServiceConfig("builder", {
   HANGAR_REGISTRY_UPSTREAMS: partlySharedSettings.HANGAR_REGISTRY_UPSTREAMS,
+  HANGAR_LAYERS_DIR: partlySharedSettings.HANGAR_LAYERS_DIR,
   // The master key opens the orgs' registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with.
   HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
   HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,

@@ -34,6 +34,7 @@ await runService({
       {
         upstreams,
         credentials: registryCredentials((org) => orgSecrets.read(org, REGISTRY_AUTH_SECRET)),
+        ...(config.HANGAR_LAYERS_DIR ? { layersDir: config.HANGAR_LAYERS_DIR } : {}),
       },
     );
     // Which org holds each app: a build may not take its base from another org's app repository.

@@ -27,6 +27,8 @@ export interface BuilderImageSource {
   upstreams?: UpstreamRegistries;
   /** An org's credentials for a registry host (its HANGAR_REGISTRY_AUTH secret). */
   credentials?: (org: string, registryHost: string) => Promise<RegistryCredentials | undefined>;
+  /** Where unpacked layers are kept (HANGAR_LAYERS_DIR); `layers` in the data folder by default. */
+  layersDir?: string;
 }
 
 /** Opens what a builder works with: blobs, registry, layer cache, context store, unpacked layers. */
@@ -48,7 +50,7 @@ export async function openBuildDeps(
   const registry = await ImageRegistry.open(nc, blobs, opts(buckets.registry));
   const cache = await LayerCache.open(nc, blobs, opts(buckets.cache));
   const contexts = await BuildContextStore.open(nc, opts(buckets.contexts));
-  const layers = new LayerStore(join(dataDir, "layers"), blobs);
+  const layers = new LayerStore(images.layersDir ?? join(dataDir, "layers"), blobs);
   const bases = platformBaseImages(registry);
   const { upstreams = {}, credentials } = images;
   const deps: BuildDeps = {

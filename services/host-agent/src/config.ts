@@ -169,6 +169,7 @@ export const config = defineServiceConfig("host-agent", {
   HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
   HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
   HANGAR_REGISTRY_UPSTREAMS: partlySharedSettings.HANGAR_REGISTRY_UPSTREAMS,
+  HANGAR_LAYERS_DIR: partlySharedSettings.HANGAR_LAYERS_DIR,
   HANGAR_HOST_AGENT_STOP_MACHINES: setting(z.stringbool().default(false), {
     description:
       "stop this host's machines when the agent stops (npm start); otherwise the next agent adopts them",

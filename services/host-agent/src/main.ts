@@ -83,7 +83,7 @@ await runService({
       const imageRegistry = await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS });
       images = new ImagePuller({
         registry: imageRegistry,
-        layers: new LayerStore(join(stateDir, "layers"), blobs),
+        layers: new LayerStore(config.HANGAR_LAYERS_DIR ?? join(stateDir, "layers"), blobs),
         logger,
         metrics: registry,
         upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
