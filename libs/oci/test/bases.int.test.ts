@@ -149,7 +149,7 @@ it("answers undefined for images it does not make, and names a Node release the 
     "node:20-alpine",
     "debian:bullseye",
     "ghcr.io/x/node:20",
-    "node@sha256:" + "0".repeat(64),
+    `node@sha256:${"0".repeat(64)}`,
   ]) {
     expect(await bases.make(ref)).toBeUndefined();
   }

@@ -24,9 +24,9 @@ export {
 export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
 export type { ViolationLogger } from "./nats-violations.js";
 export { reportPermissionViolations } from "./nats-violations.js";
-export { OrgSecrets } from "./org-secrets.js";
 export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js";
 export { startOpsServer } from "./ops-server.js";
+export { OrgSecrets } from "./org-secrets.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";
 export { placeThenCreateMachine } from "./place-machine.js";
 export type { SequencedView } from "./read-your-writes.js";
