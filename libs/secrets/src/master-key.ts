@@ -34,3 +34,16 @@ export function loadMasterKeys(settings: MasterKeySettings): MasterKeys | undefi
   const previous = (settings.previous ?? []).map((k) => parseMasterKey(k, "HANGAR_SECRETS_PREVIOUS_KEYS"));
   return new MasterKeys(parseMasterKey(text, what), previous);
 }
+
+/** The master keys a service's settings name (HANGAR_SECRETS_KEY, _KEY_FILE, _PREVIOUS_KEYS); see loadMasterKeys. */
+export function masterKeysFromConfig(config: {
+  HANGAR_SECRETS_KEY?: string | undefined;
+  HANGAR_SECRETS_KEY_FILE?: string | undefined;
+  HANGAR_SECRETS_PREVIOUS_KEYS?: readonly string[] | undefined;
+}): MasterKeys | undefined {
+  return loadMasterKeys({
+    key: config.HANGAR_SECRETS_KEY,
+    keyFile: config.HANGAR_SECRETS_KEY_FILE,
+    previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
+  });
+}

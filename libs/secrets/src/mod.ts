@@ -17,5 +17,5 @@ export {
   secretDigest,
 } from "./envelope.js";
 export type { MasterKeySettings } from "./master-key.js";
-export { loadMasterKeys, parseMasterKey } from "./master-key.js";
+export { loadMasterKeys, masterKeysFromConfig, parseMasterKey } from "./master-key.js";
 export { isSecretName, MAX_SECRET_VALUE_BYTES, scopeOfApp, scopeOfOrg } from "./names.js";

@@ -1,6 +1,6 @@
 import { appDecider, appsStream, buildsStream, secretsStream } from "@hangar/domain";
 import { parseUpstreams, REGISTRY_AUTH_SECRET, registryCredentials } from "@hangar/oci";
-import { loadMasterKeys } from "@hangar/secrets";
+import { masterKeysFromConfig } from "@hangar/secrets";
 import { AggregateView, OrgSecrets, runService } from "@hangar/service";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
@@ -18,11 +18,7 @@ await runService({
     const dataDir = config.HANGAR_BUILDER_DIR;
     const upstreams = parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS);
     // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a FROM pulls; the master key is read once.
-    const keys = loadMasterKeys({
-      key: config.HANGAR_SECRETS_KEY,
-      keyFile: config.HANGAR_SECRETS_KEY_FILE,
-      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-    });
+    const keys = masterKeysFromConfig(config);
     const orgSecrets = await OrgSecrets.start(store, keys);
     // The apps' secrets: what RUN --mount=type=secret reads when the build was sent no secret of that id.
     const appSecrets = await OrgSecrets.start(store, keys, { kind: "app" });

@@ -10,7 +10,7 @@ import {
   secretsStream,
 } from "@hangar/domain";
 import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
-import { loadMasterKeys } from "@hangar/secrets";
+import { masterKeysFromConfig } from "@hangar/secrets";
 import { runService } from "@hangar/service";
 import { AuditTrail } from "./audit/trail.js";
 import { StreamBuildsBackend } from "./builds/backend.js";
@@ -56,11 +56,7 @@ await runService({
     const releases = await ReleaseCatalog.start(store);
     const scaling = await ScalingCatalog.start(store);
     const audit = await AuditTrail.start(store);
-    const masterKeys = loadMasterKeys({
-      key: config.HANGAR_SECRETS_KEY,
-      keyFile: config.HANGAR_SECRETS_KEY_FILE,
-      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-    });
+    const masterKeys = masterKeysFromConfig(config);
     const secrets = await StreamSecretsBackend.start(store, masterKeys, logger);
     const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
     const appExists = (name: string) => catalog.app(name) !== undefined;

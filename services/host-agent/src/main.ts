@@ -11,7 +11,7 @@ import {
   REGISTRY_AUTH_SECRET,
   registryCredentials,
 } from "@hangar/oci";
-import { loadMasterKeys } from "@hangar/secrets";
+import { masterKeysFromConfig } from "@hangar/secrets";
 import { OrgSecrets, runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config } from "./config.js";
@@ -69,11 +69,7 @@ await runService({
     // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
     const driver = new ProcessDriver({ stateDir, ...(sixpn ? { network: sixpn.hostNetwork } : {}) });
     // The master key is read here, once; the agent's environment holds at most the key file's path.
-    const keys = loadMasterKeys({
-      key: config.HANGAR_SECRETS_KEY,
-      keyFile: config.HANGAR_SECRETS_KEY_FILE,
-      previous: config.HANGAR_SECRETS_PREVIOUS_KEYS,
-    });
+    const keys = masterKeysFromConfig(config);
     // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a machine's image is pulled.
     const orgSecrets = await OrgSecrets.start(store, keys);
     let images: ImagePuller | undefined;

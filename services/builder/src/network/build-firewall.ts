@@ -1,5 +1,5 @@
 import { isIPv4 } from "node:net";
-import { BUILT_IN_EGRESS_DENY } from "@hangar/oci";
+import { BUILT_IN_EGRESS_DENY, checked, ipv4ToNumber, numberToIpv4 } from "@hangar/oci";
 
 /** One build's network as its firewall sees it. */
 export interface BuildLink {
@@ -18,11 +18,6 @@ export interface BuildLink {
 const TABLE = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const CIDR4 = /^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/;
-
-function checked(what: string, value: string, valid: (v: string) => boolean): string {
-  if (!valid(value)) throw new Error(`not a valid ${what}: ${JSON.stringify(value)}`);
-  return value;
-}
 
 /**
  * The nft script that makes one build network's table: from the build, the host itself answers
@@ -101,14 +96,6 @@ export function resolvConfNameservers(text: string): string[] {
 /** Whether a nameserver is on the host's loopback, where a build cannot reach it. */
 export function isLoopback(address: string): boolean {
   return address.startsWith("127.");
-}
-
-function ipv4ToNumber(ip: string): number {
-  return ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
-}
-
-function numberToIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
 /** The /30s of an IPv4 block, as [host end, build address] pairs (.1 and .2 of each). */

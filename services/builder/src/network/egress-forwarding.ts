@@ -1,6 +1,6 @@
-import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
+import { withDirLock } from "@hangar/oci";
 
 /**
  * IPv4 forwarding on the host's egress interfaces while build networks use them. A reply to a
@@ -51,24 +51,7 @@ export class EgressForwarding {
 
   private async locked<T>(work: () => Promise<T>): Promise<T> {
     await mkdir(this.dir, { recursive: true });
-    const lock = join(this.dir, ".lock");
-    for (;;) {
-      try {
-        await mkdir(lock);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        // A lock older than any holder keeps it was left by a process that died holding it.
-        const age = Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
-        if (age > 10_000) await rmdir(lock).catch(() => undefined);
-        else await sleep(20);
-      }
-    }
-    try {
-      return await work();
-    } finally {
-      await rmdir(lock);
-    }
+    return withDirLock(join(this.dir, ".lock"), work);
   }
 }
 

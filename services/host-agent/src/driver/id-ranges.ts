@@ -1,6 +1,6 @@
-import { mkdir, readFile, rmdir, stat } from "node:fs/promises";
+import { mkdir, readFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { IdRange } from "@hangar/oci";
+import { type IdRange, withDirLock } from "@hangar/oci";
 import { writeJsonAtomic } from "./state.js";
 
 /*
@@ -67,26 +67,7 @@ export class IdRanges {
 
   /** Runs `fn` holding `<file>.lock` (a folder: mkdir is atomic), across processes. */
   async #locked<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = `${this.file}.lock`;
     await mkdir(dirname(this.file), { recursive: true, mode: 0o700 });
-    for (;;) {
-      try {
-        await mkdir(lock);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-        const since = await stat(lock).then(
-          (st) => Date.now() - st.mtimeMs,
-          () => 0,
-        );
-        if (since > STALE_LOCK_MS) await rmdir(lock).catch(() => {});
-        else await new Promise((resolve) => setTimeout(resolve, 5));
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      await rmdir(lock).catch(() => {});
-    }
+    return withDirLock(`${this.file}.lock`, fn, { staleMs: STALE_LOCK_MS, pollMs: 5 });
   }
 }

@@ -5,6 +5,7 @@ import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { ipv4ToNumber, numberToIpv4 } from "@hangar/oci";
 
 const exec = promisify(execFile);
 
@@ -27,14 +28,6 @@ export function netnsName(machineId: string): string {
 /** The host end of the machine's veth pair: interface names have at most 15 bytes, machine ids 64. */
 export function vethName(machineId: string): string {
   return `hv${createHash("sha256").update(machineId).digest("hex").slice(0, 12)}`;
-}
-
-function ipv4ToNumber(ip: string): number {
-  return ip.split(".").reduce((acc, part) => acc * 256 + Number(part), 0);
-}
-
-function numberToIpv4(value: number): string {
-  return [24, 16, 8, 0].map((shift) => Math.floor(value / 2 ** shift) % 256).join(".");
 }
 
 /** An IPv4 block of machine /30s: its first address and how many /30s it holds. */

@@ -1,5 +1,5 @@
 import { isIPv4, isIPv6 } from "node:net";
-import { BUILT_IN_EGRESS_DENY } from "@hangar/oci";
+import { BUILT_IN_EGRESS_DENY, checked } from "@hangar/oci";
 
 /** One machine as the firewall sees it: the host end of its veth and the addresses it may send from. */
 export interface FirewallLink {
@@ -43,11 +43,6 @@ function cidr(value: string): { family: 4 | 6; text: string } {
     throw new Error(`not an IP address or CIDR: ${JSON.stringify(value)}`);
   }
   return { family, text: `${address}/${bits}` };
-}
-
-function checked(what: string, value: string, valid: (v: string) => boolean): string {
-  if (!valid(value)) throw new Error(`not a valid ${what}: ${JSON.stringify(value)}`);
-  return value;
 }
 
 /** A set declaration; nft refuses `elements = { }`, so an empty set has none. */
