@@ -80,20 +80,6 @@ export class LayerTooLargeError extends OciError {
   }
 }
 
-/** A FROM names a base image Hangar cannot provide. */
-export class UnknownBaseImageError extends OciError {
-  constructor(
-    readonly image: string,
-    readonly available: string[],
-  ) {
-    super(
-      "unknown_base_image",
-      `base image ${image} is not available here (no public registry is reachable); use one of: ${available.join(", ")}, ` +
-        "or push the base image into Hangar's registry first",
-    );
-  }
-}
-
 /** A USER spec names a user or group the image's /etc/passwd or /etc/group does not know. */
 export class UnknownUserError extends OciError {
   constructor(message: string) {

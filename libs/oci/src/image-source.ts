@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { platformBaseNames } from "./bases/catalog.js";
 import { type Digest, DigestHasher, isDigest } from "./digest.js";
 import { BlobCorruptedError, ImageNotFoundError, InvalidReferenceError } from "./errors.js";
 import {
@@ -144,13 +145,30 @@ export async function resolveImage(ref: string, opts: ImageSourceOptions): Promi
     const made = await opts.bases?.make(ref, opts.onProgress);
     if (made) return made;
   }
-  const tags = await opts.registry.tags(parsed.repository);
-  throw new ImageNotFoundError(
+  throw imageNotFoundError(ref, opts.upstreams, await opts.registry.tags(parsed.repository));
+}
+
+/**
+ * The error resolveImage throws for `ref` when nothing has it, naming the tags its repository has
+ * (`tags`). A caller refusing a ref it may not see (another org's app) throws this with no tags,
+ * so the refusal reads exactly as if the image did not exist.
+ */
+export function imageNotFoundError(
+  ref: string,
+  upstreams: UpstreamRegistries,
+  tags: readonly string[] = [],
+): ImageNotFoundError {
+  const parsed = parseImageRef(ref);
+  const host = registryHostOf(parsed);
+  const url = upstreams[host];
+  // A ref of a host that is neither Docker Hub nor an upstream resolves in Hangar's registry only.
+  if (host !== DOCKER_HUB && url === undefined) return new ImageNotFoundError(ref);
+  return new ImageNotFoundError(
     ref,
     `image ${ref} is not in Hangar's registry` +
       (tags.length > 0 ? ` (${parsed.repository} has tags ${tags.join(", ")})` : "") +
       (url === undefined
-        ? `, no upstream registry is configured for ${host} (HANGAR_REGISTRY_UPSTREAMS), and it is not a base this platform makes`
+        ? `, no upstream registry is configured for ${host} (HANGAR_REGISTRY_UPSTREAMS), and it is not a base this platform makes (${platformBaseNames().join(", ")})`
         : ""),
   );
 }

@@ -16,7 +16,6 @@ export {
   RegistryAuthError,
   RemoteRegistryError,
   SystemToolError,
-  UnknownBaseImageError,
   UnknownUserError,
 } from "./errors.js";
 export { run as runTool } from "./exec.js";
@@ -25,6 +24,7 @@ export {
   cacheRepository,
   DOCKER_HUB,
   type ImageSourceOptions,
+  imageNotFoundError,
   isUpstreamRef,
   parseUpstreams,
   registryHostOf,

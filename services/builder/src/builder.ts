@@ -12,9 +12,8 @@ import {
 import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
 import {
   DEFAULT_REGISTRY_HOST,
-  platformBaseNames,
+  imageNotFoundError,
   reachesForeignApp,
-  UnknownBaseImageError,
   type UpstreamRegistries,
 } from "@hangar/oci";
 import { type MasterKeys, openBuildSecrets } from "@hangar/secrets";
@@ -252,7 +251,7 @@ export class Builder {
         : {}),
       async resolveImage(ref, onProgress) {
         if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
-          throw new UnknownBaseImageError(ref, platformBaseNames());
+          throw imageNotFoundError(ref, upstreams ?? {});
         }
         return resolve(ref, onProgress);
       },

@@ -417,12 +417,15 @@ describe("the builder", () => {
     const failure = async (app: string, dockerfile: string) =>
       only(await build(app, dockerfile), "BuildFailed").message ?? "";
     try {
-      const unknown = await failure("zeta-app", "FROM nosuch-base:v1\n");
-      for (const ref of [`${APP}:v1`, `${DEFAULT_REGISTRY_HOST}/${APP}:v1`]) {
+      // Each form of ref is refused exactly as a ref of that form that names nothing.
+      for (const host of ["", `${DEFAULT_REGISTRY_HOST}/`]) {
+        const missing = `${host}nosuch-base:v1`;
+        const unknown = await failure("zeta-app", `FROM ${missing}\n`);
+        const ref = `${host}${APP}:v1`;
         const from = await failure("zeta-app", `FROM ${ref}\n`);
-        expect(from).toBe(unknown.replaceAll("nosuch-base:v1", ref));
+        expect(from).toBe(unknown.replaceAll(missing, ref));
         const copy = await failure("zeta-app", `FROM scratch\nCOPY --from=${ref} /etc /etc\n`);
-        expect(copy).toBe(unknown.replaceAll("nosuch-base:v1", ref).replace(/^line 1:/, "line 2:"));
+        expect(copy).toBe(unknown.replaceAll(missing, ref).replace(/^line 1:/, "line 2:"));
       }
       only(await build(APP, `FROM ${APP}:v1\n`), "BuildSucceeded");
     } finally {
