@@ -25,7 +25,7 @@ import { extractArchive, fileArchiveKind } from "./archive.js";
 import type { BuildCgroup } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
 import { baseKey, stepInputs, stepKey } from "./domain/cache-key.js";
-import { cleanSource, isUrl, placeSource } from "./domain/copy-rules.js";
+import { cleanSource, dockerignoreExcludes, isUrl, placeSource } from "./domain/copy-rules.js";
 import { parseDockerfile } from "./domain/dockerfile.js";
 import {
   BuildError,
@@ -156,6 +156,8 @@ class ImageBuild {
   private stepDirs = 0;
   private network: Promise<BuildNetwork> | undefined;
   private cgroup: Promise<BuildCgroup> | undefined;
+  /** Host paths of the context COPY and ADD leave out (see contextLeftOut). */
+  private leftOut: ReadonlySet<string> = new Set();
 
   constructor(
     private readonly deps: BuildDeps,
@@ -188,6 +190,7 @@ class ImageBuild {
   private async build(): Promise<BuildResult> {
     const dockerfilePath = this.input.dockerfile || "Dockerfile";
     const content = await readContextFile(this.input.contextDir, dockerfilePath);
+    this.leftOut = await contextLeftOut(this.input.contextDir, dockerfilePath);
     const parsed = parseDockerfile(content);
     const buildArgs = this.input.buildArgs ?? {};
     const outline = outlineBuild(parsed, {
@@ -300,6 +303,8 @@ class ImageBuild {
     if (op.kind === "copy" && op.source.kind === "context") {
       found = await this.findAll(this.input.contextDir, op, "the build context", at);
       contentDigest = await digestSources(this.input.contextDir, found);
+      // Layers copied before the Dockerfile and .dockerignore were left out must not be reused.
+      if (this.leftOut.size > 0) contentDigest += ` leaving out ${[...this.leftOut].sort().join(" ")}`;
       if (files) contentDigest += ` ${await digestSources(files.root, files.found)}`;
     }
     const imageDigests = new Map<string, string>();
@@ -662,7 +667,14 @@ class ImageBuild {
             continue;
           }
           const placement = placeSource(f, op.dest, op.destIsDir, destExistsAsDir);
-          await copyIntoRoot(root, srcHost, placement.to, owner, op.chmod);
+          await copyIntoRoot(
+            root,
+            srcHost,
+            placement.to,
+            owner,
+            op.chmod,
+            op.source.kind === "context" ? this.leftOut : undefined,
+          );
         }
         // Heredoc files and downloads: a file each, never unpacked (as Docker treats remote archives).
         for (const f of files?.found ?? []) {
@@ -753,6 +765,17 @@ async function onlySkipped(upper: string, skip: Set<string>, rel = ""): Promise<
     if (!(await onlySkipped(upper, skip, p))) return false;
   }
   return true;
+}
+
+/**
+ * The Dockerfile and .dockerignore when .dockerignore names them: the CLI sends both whatever it
+ * says (the builder needs them, as Docker's daemon does), and COPY and ADD leave them out then, as
+ * docker build and buildah do. Everything else .dockerignore names the CLI did not send.
+ */
+async function contextLeftOut(contextDir: string, dockerfilePath: string): Promise<Set<string>> {
+  const ignore = await readFile(join(contextDir, ".dockerignore"), "utf8").catch(() => "");
+  const named = [cleanSource(dockerfilePath), ".dockerignore"].filter((p) => dockerignoreExcludes(ignore, p));
+  return new Set(named.map((p) => join(contextDir, p)));
 }
 
 /** Reads a file of the context by its path there, never following a link out of it. */

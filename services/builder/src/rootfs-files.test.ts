@@ -88,4 +88,19 @@ describe("COPY sources", () => {
     await copyIntoRoot(image, join(root, "app/package.json"), "/new/dir/pkg.json", { uid: 0, gid: 0 });
     expect((await readFile(join(image, "new/dir/pkg.json"))).toString()).toBe("{}");
   });
+
+  it("leaves the paths it is told to out of a copied directory", async () => {
+    const image = join(dir, "image");
+    await mkdir(image, { recursive: true });
+    await copyIntoRoot(
+      image,
+      join(root, "app"),
+      "/app",
+      { uid: 0, gid: 0 },
+      undefined,
+      new Set([join(root, "app/package.json")]),
+    );
+    expect((await readFile(join(image, "app/src/a.js"))).toString()).toBe("a");
+    await expect(stat(join(image, "app/package.json"))).rejects.toThrow(/ENOENT/);
+  });
 });

@@ -130,7 +130,7 @@ export async function findSources(
  * Copies `srcHost` (a file, symlink or directory on the host) to `destPath` inside `root`; a
  * directory's contents are merged into the destination directory. Modes and times are kept;
  * ownership is `owner`'s, or the source's with "preserve"; `mode` (COPY --chmod) replaces the mode
- * of every file and folder copied.
+ * of every file and folder copied. Host paths in `leftOut` are not copied out of a directory.
  */
 export async function copyIntoRoot(
   root: string,
@@ -138,10 +138,11 @@ export async function copyIntoRoot(
   destPath: string,
   owner: Owner,
   mode?: number,
+  leftOut: ReadonlySet<string> = new Set(),
 ): Promise<void> {
   const st = await stat(srcHost);
   if (st.isDirectory()) {
-    await copyDirContents(root, srcHost, destPath, owner, mode);
+    await copyDirContents(root, srcHost, destPath, owner, mode, leftOut);
     return;
   }
   // The destination's last component is replaced, never followed: a link there is overwritten.
@@ -155,10 +156,12 @@ async function copyDirContents(
   destPath: string,
   owner: Owner,
   mode: number | undefined,
+  leftOut: ReadonlySet<string>,
 ): Promise<void> {
   const destDir = await mkdirInRoot(root, destPath, owner === "preserve" ? undefined : owner);
   for (const name of (await readdir(srcDir)).sort()) {
     const src = join(srcDir, name);
+    if (leftOut.has(src)) continue;
     const st = await lstat(src);
     if (st.isDirectory()) {
       const dest = join(destDir, name);
@@ -169,7 +172,7 @@ async function copyDirContents(
         await applyMeta(dest, st, owner, false, mode);
       }
       // A symlink to a directory in the image is followed, inside the root, as Docker does.
-      await copyDirContents(root, src, posix.join(destPath, name), owner, mode);
+      await copyDirContents(root, src, posix.join(destPath, name), owner, mode, leftOut);
     } else {
       await copyEntry(src, join(destDir, name), owner, false, mode);
     }

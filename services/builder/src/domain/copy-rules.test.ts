@@ -1,5 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { archiveKind, cleanSource, hasGlob, isUrl, matchComponent, placeSource } from "./copy-rules.js";
+import {
+  archiveKind,
+  cleanSource,
+  dockerignoreExcludes,
+  hasGlob,
+  isUrl,
+  matchComponent,
+  placeSource,
+} from "./copy-rules.js";
 import { CopySourceError } from "./errors.js";
 
 describe("COPY path rules", () => {
@@ -52,5 +60,19 @@ describe("COPY path rules", () => {
     tarHead.set(Buffer.from("ustar"), 257);
     expect(archiveKind(tarHead)).toBe("tar");
     expect(archiveKind(Buffer.from("hello world"))).toBeUndefined();
+  });
+
+  it("reads .dockerignore as Docker does: folders, **, negations, last line wins", () => {
+    const ignore =
+      "# fly launch\n/.git\n/node_modules\n.dockerignore\nDockerfile\n*.log\n!keep.log\ndocs/**/*.md\n";
+    expect(dockerignoreExcludes(ignore, "Dockerfile")).toBe(true);
+    expect(dockerignoreExcludes(ignore, ".dockerignore")).toBe(true);
+    expect(dockerignoreExcludes(ignore, "node_modules/express/index.js")).toBe(true);
+    expect(dockerignoreExcludes(ignore, "debug.log")).toBe(true);
+    expect(dockerignoreExcludes(ignore, "docs/a/b/c.md")).toBe(true);
+    expect(dockerignoreExcludes(ignore, "keep.log")).toBe(false);
+    expect(dockerignoreExcludes(ignore, "server.js")).toBe(false);
+    expect(dockerignoreExcludes(ignore, "src/Dockerfile")).toBe(false);
+    expect(dockerignoreExcludes("", "Dockerfile")).toBe(false);
   });
 });

@@ -29,6 +29,35 @@ export function matchComponent(pattern: string, name: string): boolean {
   return componentRegExp(pattern).test(name);
 }
 
+/**
+ * True when a .dockerignore (its text) leaves `path` (relative to the context, with `/`) out, by
+ * Docker's rules: `#` comments, a leading `/` ignored, `**` for any number of folders, `!` brings a
+ * path back, the last matching line wins, and a line naming a folder names everything inside it.
+ */
+export function dockerignoreExcludes(ignoreText: string, path: string): boolean {
+  const parts = path.split("/");
+  let excluded = false;
+  for (const raw of ignoreText.split(/\r?\n/)) {
+    let line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const negate = line.startsWith("!");
+    if (negate) line = line.slice(1).trim();
+    const pattern = posix.normalize(line.replace(/^\/+/, "")).replace(/\/+$/, "").split("/");
+    // The path itself or one of its parent folders.
+    const matches = parts.some((_, i) => matchParts(pattern, parts.slice(0, i + 1)));
+    if (matches) excluded = !negate;
+  }
+  return excluded;
+}
+
+function matchParts(pattern: string[], parts: string[]): boolean {
+  const [head, ...rest] = pattern;
+  if (head === undefined) return parts.length === 0;
+  if (head === "**") return parts.some((_, i) => matchParts(rest, parts.slice(i))) || matchParts(rest, []);
+  const [name, ...others] = parts;
+  return name !== undefined && matchComponent(head, name) && matchParts(rest, others);
+}
+
 const regexps = new Map<string, RegExp>();
 
 function componentRegExp(pattern: string): RegExp {
