@@ -309,7 +309,15 @@ export class ImageComparer {
     const workDir = await mkdtemp(join(this.root, "work-"));
     const t0 = performance.now();
     try {
-      const result = await buildImage(this.deps, { contextDir, workDir, repository: "corpus", tag });
+      // RUN --mount=type=cache folders, per entry as the builder keeps them per app.
+      const cacheMountDir = join(this.root, "cache-mounts", tag);
+      const result = await buildImage(this.deps, {
+        contextDir,
+        workDir,
+        repository: "corpus",
+        tag,
+        cacheMountDir,
+      });
       return { digest: result.manifestDigest, seconds: (performance.now() - t0) / 1000 };
     } finally {
       await rm(workDir, { recursive: true, force: true });
