@@ -21,6 +21,11 @@ export function machineRoutes(
   registry?: RegistryStore,
   upstreams: UpstreamRegistries = {},
 ): Hono<ApiEnv> {
+  // A machine's image, at create and update: a `dir:` image under the roots, no other org's app's image.
+  const admit = async (orgs: ApiEnv["Variables"]["orgs"], app: string, config: { image: string }) => {
+    admitDirImage(config, dirImageRoots);
+    await admitImage(orgs, registry, orgs.orgOf(app) ?? "", config.image, upstreams);
+  };
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/machines", async (c) => {
       return c.json(await backend.listMachines(appFor(c, "read"), listFilter(c), requestContext(c)));
@@ -28,14 +33,7 @@ export function machineRoutes(
     .post("/apps/:app_name/machines", async (c) => {
       const app = appFor(c, "write");
       const input = await readBody(c, CreateMachineRequestSchema);
-      admitDirImage(input.config, dirImageRoots);
-      await admitImage(
-        c.get("orgs"),
-        registry,
-        c.get("orgs").orgOf(app) ?? "",
-        input.config.image,
-        upstreams,
-      );
+      await admit(c.get("orgs"), app, input.config);
       return c.json(await backend.createMachine(app, input, requestContext(c)));
     })
     .get(MACHINE_PATH, async (c) => {
@@ -44,14 +42,7 @@ export function machineRoutes(
     .post(MACHINE_PATH, async (c) => {
       const [app, id, ctx] = machineTarget(c, "write");
       const input = await readBody(c, UpdateMachineRequestSchema);
-      admitDirImage(input.config, dirImageRoots);
-      await admitImage(
-        c.get("orgs"),
-        registry,
-        c.get("orgs").orgOf(app) ?? "",
-        input.config.image,
-        upstreams,
-      );
+      await admit(c.get("orgs"), app, input.config);
       return c.json(await backend.updateMachine(app, id, input, ctx));
     })
     .delete(MACHINE_PATH, async (c) => {
