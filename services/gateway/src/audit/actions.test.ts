@@ -20,6 +20,7 @@ const api = createApi({
   registry: unused,
   orgs: unused,
   secrets: unused,
+  volumes: unused,
   audit,
 });
 

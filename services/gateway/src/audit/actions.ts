@@ -23,6 +23,8 @@ const app = { param: "app_name" };
 const machine = { param: "machine_id" };
 const orgSlug = { param: "org_slug" };
 const machineAction = (verb: string): AuditedRoute => ({ action: `machine.${verb}`, target: machine });
+const VOLUME = `${APP}/volumes/:volume_id`;
+const volume = { param: "volume_id" };
 
 /**
  * Every route whose successful calls are audited, by method and route pattern (never by the raw
@@ -61,6 +63,11 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`PATCH ${APP}/releases/:version`]: { action: "release.end", target: { param: "version" } },
   // A POST sets, unsets (null values), stages or deploys what was staged: one update of the app's secrets.
   [`POST ${APP}/secrets`]: { action: "secrets.update", target: app },
+  [`POST ${APP}/volumes`]: { action: "volume.create", target: { response: "id" } },
+  [`POST ${VOLUME}`]: { action: "volume.update", target: volume },
+  [`DELETE ${VOLUME}`]: { action: "volume.delete", target: volume },
+  [`PUT ${VOLUME}/extend`]: { action: "volume.extend", target: volume },
+  [`POST ${VOLUME}/snapshots`]: { action: "volume.snapshot", target: volume },
   [`DELETE ${APP}/secrets/:name`]: { action: "secrets.unset", target: { param: "name" } },
   "POST /v1/orgs/:org_slug/secrets": { action: "org_secrets.update", target: orgSlug, org: orgSlug },
   "DELETE /v1/orgs/:org_slug/secrets/:name": {

@@ -19,6 +19,8 @@ import {
 } from "../registry/mod.js";
 import type { TunnelOpener } from "../tunnel/host-tunnels.js";
 import { tunnelRoutes } from "../tunnel/routes.js";
+import type { VolumesBackend } from "../volumes/api.js";
+import { volumeRoutes } from "../volumes/routes.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
 import { type TokenAuth, tokenAuth } from "./auth.js";
@@ -84,6 +86,8 @@ export interface ApiDeps {
   audit?: AuditLog;
   /** Rate limits per org and action on `/v1` (http/rate-limit.ts); without them, none. */
   rateLimits?: RateLimitSettings;
+  /** Serves Fly's Volumes API on `/v1/apps/{app}/volumes` when given. */
+  volumes?: VolumesBackend;
 }
 
 /**
@@ -140,5 +144,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
   if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
+  if (deps.volumes) api.route("/v1", volumeRoutes(deps.volumes));
   return api;
 }

@@ -10,8 +10,13 @@ import {
 
 describe("rate-limited routes", () => {
   it("every pattern of the table is a route of the API", () => {
-    // With orgs, so that /v1/orgs is mounted.
-    const api = createApi({ backend: {} as never, auth: {} as never, orgs: {} as never });
+    // With orgs and volumes, so that /v1/orgs and /v1/apps/{app}/volumes are mounted.
+    const api = createApi({
+      backend: {} as never,
+      auth: {} as never,
+      orgs: {} as never,
+      volumes: {} as never,
+    });
     const routes = new Set(api.routes.map((r) => `${r.method} ${r.path}`));
     for (const { method, path } of RATE_LIMITED_ROUTES) expect(routes).toContain(`${method} ${path}`);
   });

@@ -36,10 +36,11 @@ export interface RateLimitedRoute {
 }
 
 const MACHINE = "/v1/apps/:app_name/machines/:machine_id";
+const VOLUME = "/v1/apps/:app_name/volumes/:volume_id";
 
 /**
- * The one table of which route spends which action's budget. `volume` has no routes until volumes
- * exist. A test checks that every pattern here is a route of the API.
+ * The one table of which route spends which action's budget. A test checks that every pattern here is
+ * a route of the API.
  */
 export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "POST", path: "/v1/apps", action: "app_create" },
@@ -55,6 +56,12 @@ export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "POST", path: `${MACHINE}/suspend`, action: "machine_start" },
   { method: "GET", path: "/v1/apps/:app_name/machines", action: "machine_get" },
   { method: "GET", path: MACHINE, action: "machine_get" },
+  // Every change of a volume makes or moves disk on a host: one budget for all of them.
+  { method: "POST", path: "/v1/apps/:app_name/volumes", action: "volume" },
+  { method: "POST", path: VOLUME, action: "volume" },
+  { method: "DELETE", path: VOLUME, action: "volume" },
+  { method: "PUT", path: `${VOLUME}/extend`, action: "volume" },
+  { method: "POST", path: `${VOLUME}/snapshots`, action: "volume" },
 ];
 
 /** A request matched to the table: its action and the path's `app_name`, when the pattern has one. */
