@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DurationSchema } from "./duration.js";
+import { refineMount } from "./mounts.js";
 import { AppNameSchema } from "./names.js";
 import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
 import { StopSignalSchema } from "./signals.js";
@@ -105,17 +106,20 @@ const ServiceSchema = z.strictObject({
   script_checks: z.array(z.unknown()).optional(),
 });
 
-const MountSchema = z.strictObject({
-  source: z.string().min(1),
-  destination: z.string().startsWith("/", "expected an absolute path"),
-  initial_size: z.union([z.string(), z.number()]).optional(),
-  processes: ProcessesSchema.optional(),
-  snapshot_retention: CountSchema.optional(),
-  scheduled_snapshots: z.boolean().optional(),
-  auto_extend_size_threshold: CountSchema.optional(),
-  auto_extend_size_increment: z.string().optional(),
-  auto_extend_size_limit: z.string().optional(),
-});
+/** A volume the machines of the app mount; sizes and limits are checked as flyctl checks them. */
+const MountSchema = z
+  .strictObject({
+    source: z.string().min(1),
+    destination: z.string().startsWith("/", "expected an absolute path"),
+    initial_size: z.union([z.string(), z.number().int()]).optional(),
+    processes: ProcessesSchema.optional(),
+    snapshot_retention: CountSchema.optional(),
+    scheduled_snapshots: z.boolean().optional(),
+    auto_extend_size_threshold: CountSchema.optional(),
+    auto_extend_size_increment: z.string().optional(),
+    auto_extend_size_limit: z.string().optional(),
+  })
+  .superRefine(refineMount);
 
 const VmSchema = z.strictObject({
   size: z
@@ -249,3 +253,4 @@ export type AppConfig = z.output<typeof AppConfigSchema>;
 export type AppService = z.output<typeof ServiceSchema>;
 export type AppHttpService = z.output<typeof HttpServiceSchema>;
 export type AppVm = z.output<typeof VmSchema>;
+export type AppMountConfig = z.output<typeof MountSchema>;

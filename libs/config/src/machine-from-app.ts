@@ -1,5 +1,6 @@
 import type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.js";
 import { GUEST_DEFAULTS, type MachineConfigInput } from "./machine-config.js";
+import { machineMount } from "./mounts.js";
 import { splitShellWords } from "./shell-words.js";
 import { parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
 
@@ -90,7 +91,7 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
       app.kill_signal !== undefined || app.kill_timeout !== undefined
         ? compact({ signal: app.kill_signal, timeout: goDuration(app.kill_timeout) })
         : undefined,
-    mounts: mounts.length > 0 ? mounts.map((m) => ({ name: m.source, path: m.destination })) : undefined,
+    mounts: mounts.length > 0 ? mounts.map(machineMount) : undefined,
     statics:
       statics.length > 0
         ? statics.map((s) => ({ guest_path: s.guest_path as string, url_prefix: s.url_prefix }))

@@ -1,4 +1,4 @@
-export type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.js";
+export type { AppConfig, AppHttpService, AppMountConfig, AppService, AppVm } from "./app-config.js";
 export { AppConfigSchema, AutoStopSchema, UNSUPPORTED_KEYS } from "./app-config.js";
 export type { MachineCheck } from "./checks.js";
 export { CheckHeaderSchema, MachineCheckSchema } from "./checks.js";
@@ -36,6 +36,14 @@ export {
   processGroups,
   UnknownProcessGroupError,
 } from "./machine-from-app.js";
+export type { AppMount, MachineMountFromApp, MountIssue, MountVolume } from "./mounts.js";
+export {
+  DEFAULT_VOLUME_SIZE_GB,
+  machineMount,
+  mountIssues,
+  mountVolume,
+  parseVolumeSizeGb,
+} from "./mounts.js";
 export { AppNameSchema, MachineIdSchema, RegionSchema } from "./names.js";
 export type { AppConfigIssue, ParsedAppConfig } from "./parse-app-config.js";
 export { AppConfigError, parseAppConfig } from "./parse-app-config.js";
