@@ -20,8 +20,10 @@ import type {
   BuildEvent,
   CreateMachineRequest,
   CreateReleaseRequest,
+  CreateVolumeRequest,
   ExecRequest,
   ExecResponse,
+  ExtendVolumeResponse,
   ListAppsResponse,
   Machine,
   MachineEvent,
@@ -30,6 +32,8 @@ import type {
   SecretsListing,
   StopRequest,
   UpdateReleaseRequest,
+  Volume,
+  VolumeSnapshot,
   WaitState,
 } from "./types.js";
 
@@ -78,6 +82,8 @@ interface SendOptions {
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
+/** Volume creates and snapshots copy disk images on a host: minutes for large ones. */
+const VOLUME_TIMEOUT_MS = 600_000;
 /** How long one call may wait in all for the org's rate limit before its 429 is the answer. */
 const RATE_LIMIT_MAX_WAIT_MS = 120_000;
 
@@ -475,6 +481,42 @@ export class ApiClient {
       body: { values, ...(stage ? { stage } : {}) },
     });
   }
+
+  /** GET /apps/{app}/volumes: the app's volumes that are not destroyed. */
+  listVolumes(app: string): Promise<Volume[]> {
+    return this.request("GET", `/apps/${enc(app)}/volumes`);
+  }
+
+  /** POST /apps/{app}/volumes: answers once the volume is usable (its disk is made on its host). */
+  createVolume(app: string, body: CreateVolumeRequest): Promise<Volume> {
+    // Restoring or forking copies a whole disk, which takes longer than a plain create.
+    return this.request("POST", `/apps/${enc(app)}/volumes`, { body, timeoutMs: VOLUME_TIMEOUT_MS });
+  }
+
+  /** GET /apps/{app}/volumes/{id} */
+  getVolume(app: string, id: string): Promise<Volume> {
+    return this.request("GET", volumePath(app, id));
+  }
+
+  /** PUT /apps/{app}/volumes/{id}/extend: grows the volume, mounted or not. */
+  extendVolume(app: string, id: string, sizeGb: number): Promise<ExtendVolumeResponse> {
+    return this.request("PUT", `${volumePath(app, id)}/extend`, { body: { size_gb: sizeGb } });
+  }
+
+  /** DELETE /apps/{app}/volumes/{id}: refused while a machine has it attached. */
+  destroyVolume(app: string, id: string): Promise<Volume> {
+    return this.request("DELETE", volumePath(app, id));
+  }
+
+  /** GET /apps/{app}/volumes/{id}/snapshots */
+  listVolumeSnapshots(app: string, id: string): Promise<VolumeSnapshot[]> {
+    return this.request("GET", `${volumePath(app, id)}/snapshots`);
+  }
+
+  /** POST /apps/{app}/volumes/{id}/snapshots: answers once the snapshot is stored. */
+  createVolumeSnapshot(app: string, id: string): Promise<VolumeSnapshot> {
+    return this.request("POST", `${volumePath(app, id)}/snapshots`, { timeoutMs: VOLUME_TIMEOUT_MS });
+  }
 }
 
 /** What `createBuild` uploads and how the image is built. */
@@ -526,4 +568,8 @@ function enc(segment: string): string {
 
 function machinePath(app: string, id: string): string {
   return `/apps/${enc(app)}/machines/${enc(id)}`;
+}
+
+function volumePath(app: string, id: string): string {
+  return `/apps/${enc(app)}/volumes/${enc(id)}`;
 }

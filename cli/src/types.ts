@@ -259,3 +259,52 @@ export interface Scaling {
   decisions_total: number;
   decisions: ScaleDecision[];
 }
+
+/** Fly's `Volume`. */
+export interface Volume {
+  id: string;
+  name: string;
+  state: string;
+  size_gb: number;
+  region: string;
+  zone: string;
+  encrypted: boolean;
+  fstype: string;
+  created_at: string;
+  snapshot_retention: number;
+  auto_backup_enabled?: boolean;
+  attached_machine_id: string | null;
+  attached_alloc_id: string | null;
+  block_size: number;
+  blocks: number;
+  blocks_free: number;
+  blocks_avail: number;
+}
+
+/** Fly's `CreateVolumeRequest`: `snapshot_id` restores a snapshot, `source_volume_id` forks a volume. */
+export interface CreateVolumeRequest {
+  name: string;
+  region?: string;
+  size_gb?: number;
+  snapshot_id?: string;
+  source_volume_id?: string;
+  snapshot_retention?: number;
+  require_unique_zone?: boolean;
+}
+
+/** Fly's `VolumeSnapshot`, with its retention and kind. */
+export interface VolumeSnapshot {
+  id: string;
+  size: number;
+  digest: string;
+  created_at: string;
+  status: string;
+  retention_days?: number;
+  type?: string;
+}
+
+/** Fly's `ExtendVolumeResponse`. */
+export interface ExtendVolumeResponse {
+  needs_restart: boolean;
+  volume: Volume;
+}
