@@ -25,10 +25,13 @@ export function hintFor(err: ApiError): string | undefined {
   const { app, kind, id } = target(err.path);
   if (!app) return undefined;
   // Below /apps/{app}/<kind>/{id} a 404 can mean either; the API's message tells which.
-  const appMissing = /\bapp\b/i.test(err.message) && !/machine|build|release/i.test(err.message);
+  const appMissing = /\bapp\b/i.test(err.message) && !/machine|build|release|volume/i.test(err.message);
   const appHint = `app ${app} not found: create it with \`hangar apps create ${app}\``;
   if (kind === "machines" && id && !appMissing) {
     return `machine ${id} not found in app ${app}: list them with \`hangar machine list -a ${app}\``;
+  }
+  if (kind === "volumes" && id && !appMissing) {
+    return `volume ${id} not found in app ${app}: list them with \`hangar volumes list -a ${app}\``;
   }
   if (kind !== undefined && kind !== "machines" && !appMissing) return undefined;
   return appHint;

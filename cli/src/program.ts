@@ -17,6 +17,7 @@ import { registerSecrets } from "./commands/secrets.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTokens } from "./commands/tokens.js";
+import { registerVolumes } from "./commands/volumes.js";
 import { type Context, processContext } from "./context.js";
 import { describeError } from "./errors.js";
 
@@ -49,6 +50,7 @@ export function buildProgram(ctx: Context): Command {
   registerBuilds(program, ctx);
   registerReleases(program, ctx);
   registerSecrets(program, ctx);
+  registerVolumes(program, ctx);
   registerRegistry(program, ctx);
   registerProxy(program, ctx);
   registerSsh(program, ctx);
