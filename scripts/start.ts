@@ -20,6 +20,7 @@ import {
   releasesStream,
   scalingStream,
   secretsStream,
+  volumesStream,
 } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import { OPERATOR_USER, partlySharedSettings } from "@hangar/service";
@@ -181,6 +182,7 @@ async function main(): Promise<void> {
       auditStream,
       secretsStream,
       orgsStream,
+      volumesStream,
     ];
     const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);

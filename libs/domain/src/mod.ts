@@ -10,8 +10,16 @@ export {
   buildIsOver,
   buildsStream,
 } from "./builds/build.js";
-export type { HostCommand, HostEvent, HostSpec, HostState, KnownHost, Reservation } from "./hosts/host.js";
-export { hostDecider, hostHasRoom, hostsStream } from "./hosts/host.js";
+export type {
+  HostCommand,
+  HostEvent,
+  HostSpec,
+  HostState,
+  KnownHost,
+  Reservation,
+  VolumeReservation,
+} from "./hosts/host.js";
+export { hostDecider, hostHasDiskRoom, hostHasRoom, hostsStream } from "./hosts/host.js";
 export { defaultMachineName, newInstanceId, newMachineId } from "./machines/ids.js";
 export type {
   ExistingMachine,
@@ -54,3 +62,31 @@ export type {
   StagedChange,
 } from "./secrets/secrets.js";
 export { appSecretsId, MAX_SECRETS, orgSecretsId, secretsDecider, secretsStream } from "./secrets/secrets.js";
+export type {
+  CreateVolumeSpec,
+  Volume,
+  VolumeCommand,
+  VolumeEvent,
+  VolumeSnapshot,
+  VolumeState,
+  VolumeStatus,
+} from "./volumes/volume.js";
+export {
+  DEFAULT_SNAPSHOT_RETENTION,
+  expiredSnapshots,
+  isVolumeId,
+  MAX_SNAPSHOT_RETENTION,
+  MAX_VOLUME_SIZE_GB,
+  MIN_SNAPSHOT_RETENTION,
+  newSnapshotId,
+  newVolumeId,
+  snapshotRetentionProblem,
+  VOLUME_SNAPSHOTS_BUCKET,
+  volumeAggregateId,
+  volumeDecider,
+  volumeHasDisk,
+  volumeIsUsable,
+  volumeNameProblem,
+  volumeSizeProblem,
+  volumesStream,
+} from "./volumes/volume.js";

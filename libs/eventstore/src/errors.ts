@@ -60,6 +60,8 @@ export const DOMAIN_ERROR_CODES = {
   already_exists: { retryable: false },
   /** The aggregate is in a state that does not allow the command. */
   failed_precondition: { retryable: false },
+  /** Another holds what the command needs (a volume attached to another machine). */
+  conflict: { retryable: false },
   /** A lease guards the machine and the caller does not hold it. */
   lease_held: { retryable: false },
   /** No host has room for the machine. */

@@ -8,6 +8,7 @@ import {
   releasesStream,
   scalingStream,
   secretsStream,
+  volumesStream,
 } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
 import { appendsTo, hostAgentUser, natsUserOf, natsUsers, permissionsOf } from "./nats-permissions.js";
@@ -23,6 +24,7 @@ const streams = new Map(
     auditStream,
     secretsStream,
     orgsStream,
+    volumesStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
 

@@ -1,3 +1,5 @@
+import type { Volume } from "@hangar/domain";
+
 /**
  * The NATS subjects services talk on, besides the event streams (ev.app.*, ev.machine.*, ev.host.*).
  * Commands are request/reply in queue groups; heartbeats and logs are core NATS (no history needed).
@@ -5,11 +7,30 @@
 export const subjects = {
   /** Placement: reserve room for a machine. Request PlaceRequest, reply PlaceResult. */
   place: "cmd.placement.place",
+  /** Placement: reserve disk room for a volume (or grow it). Request PlaceVolumeRequest, reply PlaceResult. */
+  placeVolume: "cmd.placement.place_volume",
+  /**
+   * The volume service's commands (docs/volumes.md), each answered with the volume (VolumeReply) or
+   * its snapshot: create (VolumeCreateRequest), update (VolumeUpdateRequest), extend
+   * (VolumeExtendRequest), destroy (VolumeRef), snapshot (VolumeSnapshotRequest), attach and detach
+   * (VolumeAttachRequest).
+   */
+  volume: {
+    create: "cmd.volume.create",
+    update: "cmd.volume.update",
+    extend: "cmd.volume.extend",
+    destroy: "cmd.volume.destroy",
+    snapshot: "cmd.volume.snapshot",
+    attach: "cmd.volume.attach",
+    detach: "cmd.volume.detach",
+  },
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
   /**
    * A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest),
-   * `exec` (HostExecRequest), `ps` (HostPsRequest), `tunnel` (HostTunnelRequest).
+   * `exec` (HostExecRequest), `ps` (HostPsRequest), `tunnel` (HostTunnelRequest); the volume
+   * service's `volume.create` (HostVolumeCreateRequest), `volume.extend`, `volume.snapshot`,
+   * `volume.delete`, `volume.delete_snapshot` and `volume.stat`.
    */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
@@ -77,6 +98,19 @@ export interface PlaceRequest {
   cpus: number;
   memory_mb: number;
   strategy?: "binpack" | "spread";
+  /** The host of the machine's volume: placed there or refused (with a message that says why). */
+  host_id?: string;
+}
+
+/** Disk room for a volume: on `host_id` when given (extend, a machine's volume) or refused. */
+export interface PlaceVolumeRequest {
+  volume_id: string;
+  app: string;
+  region: string;
+  size_gb: number;
+  host_id?: string;
+  /** Hosts not to use (require_unique_zone: those holding the app's other volumes of the same name). */
+  avoid_host_ids?: string[];
 }
 
 export interface PlaceResult {
@@ -223,3 +257,110 @@ export interface ProcessStat {
   rtime: number;
   listen_sockets: ListenSocket[];
 }
+
+/** Creates a volume (`cmd.volume.create`); asked again with the same command_id, the same volume. */
+export interface VolumeCreateRequest {
+  command_id: string;
+  app: string;
+  org: string;
+  name: string;
+  region: string;
+  size_gb: number;
+  /** Restore this snapshot (of one of the app's volumes) into the new volume. */
+  snapshot_id?: string;
+  /** Fork this volume of the app: a snapshot of it now, restored into the new volume. */
+  source_volume_id?: string;
+  snapshot_retention?: number;
+  auto_backup_enabled?: boolean;
+  /** Not on a host that holds another of the app's volumes of this name (Fly's default: true). */
+  require_unique_zone?: boolean;
+}
+
+/** One volume of an app (`cmd.volume.destroy`). */
+export interface VolumeRef {
+  app: string;
+  volume_id: string;
+}
+
+export interface VolumeUpdateRequest extends VolumeRef {
+  snapshot_retention?: number;
+  auto_backup_enabled?: boolean;
+}
+
+/** Grows a volume to size_gb (only grows). */
+export interface VolumeExtendRequest extends VolumeRef {
+  size_gb: number;
+}
+
+export interface VolumeSnapshotRequest extends VolumeRef {
+  type?: "on_demand" | "scheduled";
+}
+
+/** Attaches a volume to a machine, or detaches it from that machine. */
+export interface VolumeAttachRequest extends VolumeRef {
+  machine_id: string;
+}
+
+/** The volume service's answer: the volume as the VOLUMES stream has it (extend adds needs_restart). */
+export type VolumeReply = Volume & { needs_restart?: boolean };
+
+/** Makes a volume's disk on its host (`cmd.host.<id>.volume.create`), from a snapshot when given. */
+export interface HostVolumeCreateRequest {
+  volume_id: string;
+  app: string;
+  size_gb: number;
+  snapshot?: { volume_id: string; snapshot_id: string };
+}
+
+/** Grows a volume's disk and filesystem (`volume.extend`), online when mounted. */
+export interface HostVolumeExtendRequest {
+  volume_id: string;
+  size_gb: number;
+}
+
+/** Snapshots a volume into the VOLUME_SNAPSHOTS bucket (`volume.snapshot`). */
+export interface HostVolumeSnapshotRequest {
+  volume_id: string;
+  snapshot_id: string;
+}
+
+export interface HostVolumeSnapshotReply {
+  /** Bytes of the raw image. */
+  size: number;
+  /** Bytes stored (zstd). */
+  stored_size: number;
+  /** "sha256:..." of the raw image. */
+  digest: string;
+  /** How long the filesystem was frozen; 0 when not mounted. */
+  freeze_ms: number;
+}
+
+/** Deletes a volume's disk (`volume.delete`); refused while mounted. */
+export interface HostVolumeDeleteRequest {
+  volume_id: string;
+}
+
+/** Deletes one snapshot object (`volume.delete_snapshot`). */
+export interface HostVolumeDeleteSnapshotRequest {
+  volume_id: string;
+  snapshot_id: string;
+}
+
+/** Asks a host for its volumes' filesystem figures (`volume.stat`); reply: HostVolumeStatReply. */
+export interface HostVolumeStatRequest {
+  volume_ids: string[];
+}
+
+/** A volume's disk as its host sees it (statfs of the mounted filesystem, or of the image). */
+export interface VolumeStat {
+  size_gb: number;
+  block_size: number;
+  blocks: number;
+  blocks_free: number;
+  blocks_avail: number;
+  used_bytes: number;
+  mounted: boolean;
+}
+
+/** The stats of the volumes asked for that are on the host, by volume id. */
+export type HostVolumeStatReply = Record<string, VolumeStat>;

@@ -3,7 +3,15 @@ import { describe, it } from "vitest";
 import { hostDecider } from "./host.js";
 
 const spec = deciderSpec(hostDecider);
-const host = { hostId: "h1", region: "local", cpus: 4, memoryMb: 8192, address: "127.0.0.1", underlayIp: "" };
+const host = {
+  hostId: "h1",
+  region: "local",
+  cpus: 4,
+  memoryMb: 8192,
+  address: "127.0.0.1",
+  underlayIp: "",
+  diskGb: 10,
+};
 const registered = { type: "HostRegistered" as const, data: host };
 
 describe("host decider", () => {
@@ -101,5 +109,67 @@ describe("host decider", () => {
       .given([registered, { type: "HostCordoned", data: { reason: "maintenance" } }])
       .when(reserve("m1"))
       .thenThrows((e) => isDomainError(e, "insufficient_capacity"));
+  });
+  const reserveVolume = (volumeId: string, sizeGb: number) =>
+    ({ type: "ReserveVolume", volumeId, app: "a", sizeGb }) as const;
+  const volumeReserved = (volumeId: string, sizeGb: number) => ({
+    type: "HostVolumeReserved" as const,
+    data: { volumeId, app: "a", sizeGb },
+  });
+
+  it("reserves disk room for a volume once, and an extend replaces its size", () => {
+    spec
+      .given([registered])
+      .when(reserveVolume("v1", 4))
+      .then([volumeReserved("v1", 4)]);
+    spec
+      .given([registered, volumeReserved("v1", 4)])
+      .when(reserveVolume("v1", 4))
+      .then([]);
+    // 4 GB held, 10 GB of disk: growing v1 to 10 GB fits because its own 4 GB count as free.
+    spec
+      .given([registered, volumeReserved("v1", 4)])
+      .when(reserveVolume("v1", 10))
+      .then([volumeReserved("v1", 10)]);
+  });
+
+  it("never reserves disk beyond the host's volumes disk", () => {
+    spec
+      .given([registered, volumeReserved("v1", 4), volumeReserved("v2", 4)])
+      .when(reserveVolume("v3", 3))
+      .thenThrows((e) => isDomainError(e, "insufficient_capacity"));
+    spec
+      .given([registered, volumeReserved("v1", 4), volumeReserved("v1", 9)])
+      .when(reserveVolume("v2", 2))
+      .thenThrows((e) => isDomainError(e, "insufficient_capacity"));
+    spec
+      .given([registered])
+      .when(reserveVolume("v1", 0))
+      .thenThrows((e) => isDomainError(e, "invalid_argument"));
+  });
+
+  it("frees a released volume's disk, and releasing twice decides nothing", () => {
+    const released = { type: "HostVolumeReleased" as const, data: { volumeId: "v1" } };
+    const held = [registered, volumeReserved("v1", 8)];
+    spec.given(held).when({ type: "ReleaseVolume", volumeId: "v1" }).then([released]);
+    spec
+      .given([...held, released])
+      .when({ type: "ReleaseVolume", volumeId: "v1" })
+      .then([]);
+    spec
+      .given([...held, released])
+      .when(reserveVolume("v2", 8))
+      .then([volumeReserved("v2", 8)]);
+  });
+
+  it("reserves no disk on a cordoned or unknown host", () => {
+    spec
+      .given([registered, { type: "HostCordoned", data: { reason: "maintenance" } }])
+      .when(reserveVolume("v1", 1))
+      .thenThrows((e) => isDomainError(e, "insufficient_capacity"));
+    spec
+      .given([])
+      .when(reserveVolume("v1", 1))
+      .thenThrows((e) => isDomainError(e, "not_found"));
   });
 });

@@ -8,6 +8,8 @@ const messages = {
   HostRemoved: hangar.v1.HostRemoved,
   HostMachineReserved: hangar.v1.HostMachineReserved,
   HostMachineReleased: hangar.v1.HostMachineReleased,
+  HostVolumeReserved: hangar.v1.HostVolumeReserved,
+  HostVolumeReleased: hangar.v1.HostVolumeReleased,
 };
 
 /** A host's events. */
@@ -28,6 +30,8 @@ export interface HostSpec {
   address: string;
   /** Where other hosts route this host's 6PN traffic (its IPv6 underlay address); empty when alone. */
   underlayIp: string;
+  /** Room for volumes, GiB (the host agent's HANGAR_HOST_VOLUMES_DISK_GB); 0 or absent: none. */
+  diskGb?: number;
 }
 
 /** Room a machine holds on a host. */
@@ -35,6 +39,12 @@ export interface Reservation {
   app: string;
   cpus: number;
   memoryMb: number;
+}
+
+/** Disk room a volume holds on a host. */
+export interface VolumeReservation {
+  app: string;
+  sizeGb: number;
 }
 
 export type HostState =
@@ -46,6 +56,10 @@ export type HostState =
       reservations: Record<string, Reservation>;
       usedCpus: number;
       usedMemoryMb: number;
+      /** Disk reservations by volume id. */
+      volumes: Record<string, VolumeReservation>;
+      usedDiskGb: number;
+      diskGb: number;
     } & HostSpec);
 
 /** A host that registered at some point (active, cordoned or removed). */
@@ -57,12 +71,24 @@ export type HostCommand =
   | { type: "UncordonHost" }
   | { type: "RemoveHost" }
   | ({ type: "ReserveMachine"; machineId: string } & Reservation)
-  | { type: "ReleaseMachine"; machineId: string; reason: string };
+  | { type: "ReleaseMachine"; machineId: string; reason: string }
+  | ({ type: "ReserveVolume"; volumeId: string } & VolumeReservation)
+  | { type: "ReleaseVolume"; volumeId: string };
 
 /** Whether a host has room for a guest of this size. */
 export function hostHasRoom(state: HostState, cpus: number, memoryMb: number): boolean {
   if (state.status !== "active") return false;
   return state.usedCpus + cpus <= state.cpus && state.usedMemoryMb + memoryMb <= state.memoryMb;
+}
+
+/**
+ * Whether an active host has disk room for a volume of `sizeGb`; the volume's own reservation (an
+ * extend) counts as free.
+ */
+export function hostHasDiskRoom(state: HostState, sizeGb: number, volumeId?: string): boolean {
+  if (state.status !== "active") return false;
+  const own = volumeId === undefined ? 0 : (state.volumes[volumeId]?.sizeGb ?? 0);
+  return state.usedDiskGb - own + sizeGb <= state.diskGb;
 }
 
 /** The host aggregate: a host registers (again when its capacity changes), may be cordoned, and is removed. */
@@ -81,10 +107,11 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
             state.cpus === spec.cpus &&
             state.memoryMb === spec.memoryMb &&
             state.address === spec.address &&
-            state.underlayIp === spec.underlayIp;
+            state.underlayIp === spec.underlayIp &&
+            state.diskGb === (spec.diskGb ?? 0);
           if (same) return [];
         }
-        return [{ type: "HostRegistered", data: spec }];
+        return [{ type: "HostRegistered", data: { ...spec, diskGb: spec.diskGb ?? 0 } }];
       }
       case "CordonHost":
         if (state.status === "absent" || state.status === "removed")
@@ -130,6 +157,30 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
         return [
           { type: "HostMachineReleased", data: { machineId: command.machineId, reason: command.reason } },
         ];
+      case "ReserveVolume": {
+        if (state.status === "absent" || state.status === "removed")
+          throw new DomainError("host not found", "not_found");
+        if (command.sizeGb <= 0) throw new DomainError("a volume needs at least 1 GB", "invalid_argument");
+        // Asked again with the size it holds (a retried placement or extend): nothing to do.
+        if (state.volumes[command.volumeId]?.sizeGb === command.sizeGb) return [];
+        if (!hostHasDiskRoom(state, command.sizeGb, command.volumeId)) {
+          throw new DomainError(
+            state.status === "cordoned"
+              ? `host ${state.hostId} is cordoned`
+              : `host ${state.hostId} has no disk room for ${command.sizeGb} GB (${state.diskGb - state.usedDiskGb} GB free of ${state.diskGb})`,
+            "insufficient_capacity",
+          );
+        }
+        return [
+          {
+            type: "HostVolumeReserved",
+            data: { volumeId: command.volumeId, app: command.app, sizeGb: command.sizeGb },
+          },
+        ];
+      }
+      case "ReleaseVolume":
+        if (state.status === "absent" || !state.volumes[command.volumeId]) return [];
+        return [{ type: "HostVolumeReleased", data: { volumeId: command.volumeId } }];
     }
   },
   evolve(state, event) {
@@ -143,6 +194,7 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           memoryMb: d.memoryMb ?? 0,
           address: d.address ?? "",
           underlayIp: d.underlayIp ?? "",
+          diskGb: d.diskGb ?? 0,
         };
         // Re-registering keeps a cordon: an operator's decision outlives a restart of the agent.
         if (state.status === "cordoned") return { ...state, ...spec };
@@ -153,6 +205,8 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           reservations: {},
           usedCpus: 0,
           usedMemoryMb: 0,
+          volumes: {},
+          usedDiskGb: 0,
           ...spec,
         };
       }
@@ -187,6 +241,26 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           usedCpus: state.usedCpus - r.cpus,
           usedMemoryMb: state.usedMemoryMb - r.memoryMb,
         };
+      }
+      case "HostVolumeReserved": {
+        if (state.status === "absent") return state;
+        const d = event.data;
+        const id = d.volumeId ?? "";
+        const sizeGb = d.sizeGb ?? 0;
+        const before = state.volumes[id]?.sizeGb ?? 0;
+        return {
+          ...state,
+          volumes: { ...state.volumes, [id]: { app: d.app ?? "", sizeGb } },
+          usedDiskGb: state.usedDiskGb - before + sizeGb,
+        };
+      }
+      case "HostVolumeReleased": {
+        if (state.status === "absent") return state;
+        const id = event.data.volumeId ?? "";
+        const v = state.volumes[id];
+        if (!v) return state;
+        const { [id]: _, ...rest } = state.volumes;
+        return { ...state, volumes: rest, usedDiskGb: state.usedDiskGb - v.sizeGb };
       }
     }
   },

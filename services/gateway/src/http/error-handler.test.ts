@@ -66,6 +66,7 @@ describe("platform codes", () => {
       not_found: 404,
       already_exists: 409,
       failed_precondition: 412,
+      conflict: 409,
       lease_held: 409,
       insufficient_capacity: 422,
       unavailable: 503,

@@ -16,6 +16,7 @@ import { CommandError } from "@hangar/service";
  * - `insufficient_capacity` 422: no host can take the machine; the spec's error enum lists this code
  *   and Fly sends it with 422 (fly-go reads it to suggest another region).
  * - `name_taken` 409: an app name is in use (the code fly-go looks for); `already_exists` for other names.
+ * - `conflict` 409: another holds it (a volume attached to another machine).
  * - `permission_denied` 403: the token's own org, but a caveat (apps, read-only, exec-only) denies;
  *   another org's resources are `not_found`, as if they did not exist.
  * - `resource_exhausted` 413 and `unsupported_media_type` 415: a build context too large, or not a tar.
@@ -32,6 +33,7 @@ export const ERROR_STATUS = {
   aborted: 409,
   already_exists: 409,
   name_taken: 409,
+  conflict: 409,
   failed_precondition: 412,
   resource_exhausted: 413,
   unsupported_media_type: 415,
@@ -53,6 +55,7 @@ export const API_CODE_OF: Record<DomainErrorCode, ErrorCode> = {
   not_found: "not_found",
   already_exists: "already_exists",
   failed_precondition: "failed_precondition",
+  conflict: "conflict",
   lease_held: "aborted",
   insufficient_capacity: "insufficient_capacity",
   unavailable: "unavailable",

@@ -14,6 +14,9 @@ const host = (hostId: string, usedMemoryMb: number, region = "local"): HostState
   reservations: {},
   usedCpus: 0,
   usedMemoryMb,
+  volumes: {},
+  usedDiskGb: 0,
+  diskGb: 10,
 });
 const alive = () => true;
 const guest = { region: "local", cpus: 1, memoryMb: 256 };
