@@ -1,0 +1,139 @@
+import { spawn } from "node:child_process";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { hashFile, openObjectBucket } from "@hangar/oci";
+import type { NatsConnection } from "@nats-io/transport-node";
+import { checkSnapshotId, checkVolumeId, VolumeDiskError, type VolumeDisks } from "./disk.js";
+
+/** The object store bucket of volume snapshots: every host reads any host's, so a lost host loses none. */
+export const VOLUME_SNAPSHOTS_BUCKET = "VOLUME_SNAPSHOTS";
+
+/** Object store chunks: large enough to keep a GB image's metadata small. */
+const CHUNK_SIZE = 1024 * 1024;
+
+type ObjectStore = Awaited<ReturnType<typeof openObjectBucket>>;
+
+/** What a stored snapshot is (the contract's reply to volume.snapshot). */
+export interface SnapshotInfo {
+  /** Bytes of the raw image. */
+  size: number;
+  /** Bytes stored (zstd-compressed). */
+  stored_size: number;
+  /** sha256 of the raw image. */
+  digest: string;
+  /** How long the volume was frozen for the copy (0 when it was not mounted). */
+  freeze_ms: number;
+}
+
+/** The object of a snapshot: `<volume_id>/<snapshot_id>`. */
+export function snapshotObjectName(volumeId: string, snapshotId: string): string {
+  checkVolumeId(volumeId);
+  checkSnapshotId(snapshotId);
+  return `${volumeId}/${snapshotId}`;
+}
+
+/**
+ * Volume snapshots in the JetStream object store: a consistent copy of the image (see
+ * VolumeDisks.copyConsistent), zstd-compressed and chunked by the object store, with its raw size,
+ * digest and freeze time as the object's metadata.
+ */
+export class SnapshotStore {
+  constructor(private readonly bucket: ObjectStore) {}
+
+  /** Opens (creating if missing) the snapshots bucket. */
+  static async open(nc: NatsConnection, opts: { replicas?: number } = {}): Promise<SnapshotStore> {
+    return new SnapshotStore(await openObjectBucket(nc, VOLUME_SNAPSHOTS_BUCKET, opts));
+  }
+
+  /** The stored snapshot, or null when there is none (or only a deleted one). */
+  async info(volumeId: string, snapshotId: string): Promise<SnapshotInfo | null> {
+    const info = await this.bucket.info(snapshotObjectName(volumeId, snapshotId));
+    if (!info || info.deleted) return null;
+    const meta = info.metadata ?? {};
+    return {
+      size: Number(meta.size ?? 0),
+      stored_size: info.size,
+      digest: meta.digest ?? "",
+      freeze_ms: Number(meta.freeze_ms ?? 0),
+    };
+  }
+
+  /**
+   * Takes a snapshot of volume `volumeId` on this host, unless one named `snapshotId` is stored
+   * already (the command is idempotent). The copy goes through a temp file beside the images, removed
+   * whatever happens; the object store only publishes an object once all its chunks are in.
+   */
+  async take(disks: VolumeDisks, volumeId: string, snapshotId: string): Promise<SnapshotInfo> {
+    const name = snapshotObjectName(volumeId, snapshotId);
+    const stored = await this.info(volumeId, snapshotId);
+    if (stored) return stored;
+    const tmp = join(disks.opts.dir, `.${volumeId}.${snapshotId}.tmp-snapshot`);
+    try {
+      const { freezeMs } = await disks.copyConsistent(volumeId, tmp);
+      // Hashed first so the object is published with its metadata in one step: no reader ever sees
+      // a snapshot without its digest.
+      const { digest, size } = await hashFile(tmp);
+      const freeze_ms = Math.round(freezeMs);
+      await this.#putCompressed(name, tmp, { size: String(size), digest, freeze_ms: String(freeze_ms) });
+      const info = await this.info(volumeId, snapshotId);
+      if (!info) throw new VolumeDiskError(`snapshot ${snapshotId} was not stored`, "failed");
+      return info;
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Makes volume `volumeId` of `bytes` on this host from a stored snapshot; `not_found` when there is none. */
+  async restore(
+    disks: VolumeDisks,
+    volumeId: string,
+    bytes: number,
+    from: { volume_id: string; snapshot_id: string },
+  ): Promise<void> {
+    const name = snapshotObjectName(from.volume_id, from.snapshot_id);
+    const result = await this.bucket.get(name);
+    if (!result)
+      throw new VolumeDiskError(
+        `snapshot ${from.snapshot_id} of volume ${from.volume_id} is not in ${VOLUME_SNAPSHOTS_BUCKET}`,
+        "not_found",
+      );
+    await disks.restore(
+      volumeId,
+      bytes,
+      Readable.fromWeb(result.data as import("node:stream/web").ReadableStream),
+    );
+    const error = await result.error;
+    if (error) {
+      await disks.remove(volumeId);
+      throw new VolumeDiskError(`reading snapshot ${from.snapshot_id} failed: ${error.message}`, "failed");
+    }
+  }
+
+  /** Deletes a stored snapshot; a missing one is no error. */
+  async delete(volumeId: string, snapshotId: string): Promise<void> {
+    const name = snapshotObjectName(volumeId, snapshotId);
+    const info = await this.bucket.info(name);
+    if (info && !info.deleted) await this.bucket.delete(name);
+  }
+
+  /** Streams `file` through zstd into object `name`. */
+  async #putCompressed(name: string, file: string, metadata: Record<string, string>): Promise<void> {
+    const zstd = spawn("zstd", ["-q", "-c", file], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    zstd.stderr.on("data", (b: Buffer) => {
+      err += b.toString();
+    });
+    const exited = new Promise<number>((done, fail) => {
+      zstd.once("error", fail);
+      zstd.once("close", (c) => done(c ?? -1));
+    });
+    const data = Readable.toWeb(zstd.stdout) as ReadableStream<Uint8Array>;
+    await this.bucket.put({ name, metadata, options: { max_chunk_size: CHUNK_SIZE } }, data);
+    const code = await exited;
+    if (code !== 0) {
+      await this.bucket.delete(name).catch(() => {});
+      throw new VolumeDiskError(`zstd failed (exit ${code}): ${err.trim()}`, "failed");
+    }
+  }
+}
