@@ -197,9 +197,9 @@ describe("hangar volumes", () => {
       `/apps/att/volumes/${ID}`,
       {
         error: `volume ${ID} is attached to machine m1; destroy the machine first`,
-        status: "failed_precondition",
+        status: "conflict",
       },
-      412,
+      409,
     );
     const res = await hangar(["volumes", "destroy", ID, "-a", "att", "--yes"]);
     expect(res.code).toBe(1);

@@ -23,6 +23,8 @@ export interface NewMachine {
   /** Default: Fly's generated name for the machine id. */
   name?: string;
   skipLaunch?: boolean;
+  /** The host of the machine's volume: placement puts it there or refuses, saying why. */
+  hostId?: string;
 }
 
 /** Where a machine is created from: the bus to placement, the MACHINES handler and the caller's view. */
@@ -55,6 +57,7 @@ export async function placeThenCreateMachine(
     region: machine.region,
     cpus: machine.config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
     memory_mb: machine.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
+    ...(machine.hostId ? { host_id: machine.hostId } : {}),
   });
   await hooks.beforeCreate?.(placed);
   const created = await handleThenWait(

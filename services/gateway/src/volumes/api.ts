@@ -1,4 +1,5 @@
 import { RegionSchema } from "@hangar/config";
+import { MAX_SNAPSHOT_RETENTION, MAX_VOLUME_SIZE_GB, MIN_SNAPSHOT_RETENTION } from "@hangar/domain";
 import { z } from "zod";
 import type { RequestContext } from "../http/backend.js";
 
@@ -20,12 +21,9 @@ export const SnapshotIdSchema = z
   .string()
   .regex(/^vs_[A-Za-z0-9]{1,40}$/, "expected a snapshot id such as vs_2a4kdv0vj3gq1");
 
-/** The largest volume Fly creates, in GB; Hangar keeps the same bound. */
-export const MAX_VOLUME_GB = 500;
-
-const SizeSchema = z.number().int().min(1).max(MAX_VOLUME_GB);
-// Fly keeps snapshots 1 to 60 days.
-const RetentionSchema = z.number().int().min(1).max(60);
+// The volume decider's bounds (Fly's), checked here too so that a bad body is a 400 naming its field.
+const SizeSchema = z.number().int().min(1).max(MAX_VOLUME_SIZE_GB);
+const RetentionSchema = z.number().int().min(MIN_SNAPSHOT_RETENTION).max(MAX_SNAPSHOT_RETENTION);
 
 /**
  * Fly's CreateVolumeRequest. `encrypted`, `compute`, `machines_only` and `unique_zone_app_wide` are
@@ -86,7 +84,6 @@ export interface VolumeSnapshotView {
   created_at: string;
   status: string;
   retention_days: number;
-  volume_size: number;
   type: string;
 }
 

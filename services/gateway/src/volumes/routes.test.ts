@@ -87,10 +87,7 @@ class MemoryVolumes implements VolumesBackend {
   async deleteVolume(app: string, id: string): Promise<VolumeView> {
     const v = this.found(app, id);
     if (v.attached_machine_id) {
-      throw ApiError.of(
-        "failed_precondition",
-        `volume ${id} is attached to machine ${v.attached_machine_id}`,
-      );
+      throw ApiError.of("conflict", `volume ${id} is attached to machine ${v.attached_machine_id}`);
     }
     this.volumes.delete(`${app}/${id}`);
     return { ...v, state: "destroyed" };
@@ -109,7 +106,6 @@ class MemoryVolumes implements VolumesBackend {
       created_at: "2026-12-05T07:00:00.000Z",
       status: "created",
       retention_days: 5,
-      volume_size: 1,
       type: "on_demand",
     };
   }
@@ -215,10 +211,10 @@ describe("volume routes", () => {
   it("passes the backend's refusal of an attached volume on as Fly's error body", async () => {
     backend.volumes.set(`web/${VOL}`, volume({ attached_machine_id: "m1" }));
     const res = await call("DELETE", `/v1/apps/web/volumes/${VOL}`);
-    expect(res.status).toBe(412);
+    expect(res.status).toBe(409);
     expect(res.json).toEqual({
       error: `volume ${VOL} is attached to machine m1`,
-      status: "failed_precondition",
+      status: "conflict",
     });
   });
 });
