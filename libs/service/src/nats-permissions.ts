@@ -80,6 +80,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       writer("ORGS", "ev.org.*"),
       reader("SCALING"),
       ensureOnly("HOSTS"),
+      // The Volumes API reads volumes here; their changes go through the volume service.
+      reader("VOLUMES"),
     ],
     // hangar-rate-limits: the orgs' token buckets; hangar-blob-usage: the blob bytes each org pushed
     // (its registry quota). Both shared by the gateway replicas.
@@ -96,8 +98,12 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     ],
     // exec and ps: `POST .../exec` and `GET .../ps` of the Machines API, answered by the machine's host;
     // tunnel: `hangar proxy` and `hangar ssh console`, through the machine's host.
+    // cmd.volume.*: the Volumes API and machine mounts (attach, detach); volume.stat: a volume's
+    // blocks figures, asked of its host.
     publish: [
       "cmd.placement.place",
+      "cmd.volume.*",
+      "cmd.host.*.volume.stat",
       "cmd.host.*.signal",
       "cmd.host.*.logs",
       "cmd.host.*.exec",
@@ -111,12 +117,26 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
   {
     user: "placement",
     role: "host inventory and machine placement",
-    streams: [writer("HOSTS", "ev.host.*"), reader("MACHINES")],
+    // VOLUMES: a destroyed volume's disk room is released.
+    streams: [writer("HOSTS", "ev.host.*"), reader("MACHINES"), reader("VOLUMES")],
     kv: [],
     objects: [],
     publish: [],
     subscribe: ["hosts.heartbeat.*"],
-    serves: ["cmd.placement.place"],
+    serves: ["cmd.placement.place", "cmd.placement.place_volume"],
+  },
+  {
+    user: "volume",
+    role: "volumes: create, attach, extend, snapshot, destroy (docs/volumes.md)",
+    // MACHINES: a destroyed machine's volume is detached.
+    streams: [writer("VOLUMES", "ev.volume.*.*"), reader("MACHINES")],
+    kv: [],
+    // Opens (creates) the snapshots bucket at start, and deletes snapshots past their retention.
+    objects: [{ bucket: "VOLUME_SNAPSHOTS", write: true }],
+    // The disks themselves are made by the volume's host agent.
+    publish: ["cmd.placement.place_volume", "cmd.host.*.volume.*"],
+    subscribe: [],
+    serves: ["cmd.volume.*"],
   },
   {
     user: "builder",
@@ -192,6 +212,8 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
       writer("HOSTS", `ev.host.${hostId}`),
       reader("APPS"),
       reader("SECRETS", "ev.secret.*.>"),
+      // Which disks on this host belong to volumes that exist (its reconcile at start).
+      reader("VOLUMES"),
     ],
     // hangar-6pn: the agents allocate each org's 6PN prefix there (create-only keys).
     // hangar-registry, -links and hangar-blobs: an image of an upstream registry (and a platform-made
@@ -202,10 +224,16 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
       { bucket: "hangar-registry-links", write: true },
       { bucket: "hangar-6pn", write: true },
     ],
-    objects: [{ bucket: "hangar-blobs", write: true }],
-    publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*"],
+    // VOLUME_SNAPSHOTS: its volumes' snapshots, stored and restored by the agent.
+    objects: [
+      { bucket: "hangar-blobs", write: true },
+      { bucket: "VOLUME_SNAPSHOTS", write: true },
+    ],
+    // cmd.volume.extend: auto-extend of a mounted volume past its threshold.
+    publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*", "cmd.volume.extend"],
     subscribe: [],
-    serves: [`cmd.host.${hostId}.*`],
+    // cmd.host.<id>.volume.*: the volume service's disk commands.
+    serves: [`cmd.host.${hostId}.*`, `cmd.host.${hostId}.volume.*`],
   };
 }
 

@@ -1,4 +1,4 @@
-import { hostsStream, machinesStream } from "@hangar/domain";
+import { hostsStream, machinesStream, volumesStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
 import { config } from "./config.js";
 import { Placement } from "./placement.js";
@@ -6,7 +6,7 @@ import { Placement } from "./placement.js";
 await runService({
   name: "placement",
   config,
-  streams: [hostsStream, machinesStream],
+  streams: [hostsStream, machinesStream, volumesStream],
   start: ({ nc, store, logger, registry, config }) =>
     Placement.start({ nc, store, logger, registry, strategy: config.HANGAR_PLACEMENT_STRATEGY }),
 });

@@ -1,9 +1,12 @@
+import { randomUUID } from "node:crypto";
 import {
   type HostCommand,
   type HostEvent,
   type HostState,
   hostDecider,
+  hostHasDiskRoom,
   hostsStream,
+  type KnownHost,
   machineAggregateId,
 } from "@hangar/domain";
 import { CommandHandler, DomainError, type EventStore, isDomainError } from "@hangar/eventstore";
@@ -13,8 +16,10 @@ import {
   MachinesView,
   type PlaceRequest,
   type PlaceResult,
+  type PlaceVolumeRequest,
   serveCommands,
   subjects,
+  VolumesView,
 } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -36,9 +41,10 @@ export interface PlacementOptions {
 }
 
 /**
- * Picks a host for each new machine and reserves its room there. The reservation is an event on the
- * host's aggregate, appended with the host's expected sequence, so capacity holds with any number of
- * placement instances; a machine already holding room somewhere gets that host again.
+ * Picks a host for each new machine and each volume and reserves its room there. The reservation is
+ * an event on the host's aggregate, appended with the host's expected sequence, so capacity holds
+ * with any number of placement instances; a machine or volume already holding room somewhere gets
+ * that host again. A machine with a volume goes to the volume's host or nowhere.
  */
 export class Placement {
   private readonly lastSeen = new Map<string, number>();
@@ -55,17 +61,27 @@ export class Placement {
     private readonly opts: PlacementOptions,
     private readonly hosts: AggregateView<HostState, HostCommand, HostEvent>,
     private readonly machines: MachinesView,
+    private readonly volumes: VolumesView,
   ) {
     hosts.subscribe((c) => {
       for (const r of c.events) {
         if (r.event.type === "HostMachineReserved")
           this.reservedAt.set(r.event.data.machineId ?? "", r.timeUnixMs);
         if (r.event.type === "HostMachineReleased") this.reservedAt.delete(r.event.data.machineId ?? "");
+        if (r.event.type === "HostVolumeReserved")
+          this.reservedAt.set(r.event.data.volumeId ?? "", r.timeUnixMs);
+        if (r.event.type === "HostVolumeReleased") this.reservedAt.delete(r.event.data.volumeId ?? "");
       }
     });
     machines.subscribe((c) => {
       if (c.live && c.state.status === "destroyed" && c.previous.status !== "destroyed") {
         void this.release(c.state.hostId, c.state.machineId, "destroyed");
+      }
+    });
+    volumes.subscribe((c) => {
+      const v = c.state;
+      if (c.live && v && (v.state === "destroyed" || v.state === "failed") && c.previous?.state !== v.state) {
+        void this.releaseVolume(v.host_id, v.id);
       }
     });
     this.handler = new CommandHandler(opts.store, hostsStream, hostDecider);
@@ -106,14 +122,16 @@ export class Placement {
   static async start(opts: PlacementOptions): Promise<Placement> {
     const hosts = AggregateView.create(opts.store, hostsStream, hostDecider);
     const machines = MachinesView.create(opts.store);
-    const self = new Placement(opts, hosts, machines);
-    await Promise.all([hosts.follow(), machines.follow()]);
-    await Promise.all([hosts.caughtUp, machines.caughtUp]);
+    const volumes = VolumesView.create(opts.store);
+    const self = new Placement(opts, hosts, machines, volumes);
+    await Promise.all([hosts.follow(), machines.follow(), volumes.follow()]);
+    await Promise.all([hosts.caughtUp, machines.caughtUp, volumes.caughtUp]);
     // Reservations found in the history count as made at start: orphans among them wait a full period.
     const now = Date.now();
     for (const [, h] of hosts.entries()) {
       if (h.status === "absent") continue;
-      for (const id of Object.keys(h.reservations)) self.reservedAt.set(id, now);
+      for (const id of [...Object.keys(h.reservations), ...Object.keys(h.volumes)])
+        self.reservedAt.set(id, now);
     }
     self.listen();
     return self;
@@ -142,6 +160,13 @@ export class Placement {
         (req) => this.place(req),
         (err) => logger.error({ err }, "placement failed"),
       ),
+      serveCommands<PlaceVolumeRequest, PlaceResult>(
+        nc,
+        subjects.placeVolume,
+        "placement",
+        (req) => this.placeVolume(req),
+        (err) => logger.error({ err }, "volume placement failed"),
+      ),
     );
     const every = this.opts.reconcileEveryMs ?? 5_000;
     this.timer = setInterval(() => {
@@ -167,12 +192,14 @@ export class Placement {
     for (const [id, h] of this.hosts.entries()) {
       if (h.status !== "absent" && h.reservations[req.machine_id]) return { host_id: id, region: h.region };
     }
-    const ranked = rankHosts(
-      [...this.hosts.entries()].map(([, h]) => h),
-      guest,
-      req.strategy ?? this.opts.strategy ?? "binpack",
-      (id) => this.isAlive(id),
-    );
+    const ranked = req.host_id
+      ? [this.volumeHost(req.host_id, req.region, "the machine's volume")]
+      : rankHosts(
+          [...this.hosts.entries()].map(([, h]) => h),
+          guest,
+          req.strategy ?? this.opts.strategy ?? "binpack",
+          (id) => this.isAlive(id),
+        );
     for (const host of ranked) {
       try {
         await this.handler.handle(
@@ -190,7 +217,14 @@ export class Placement {
         return { host_id: host.hostId, region: host.region };
       } catch (err) {
         // Another instance filled it first: the next host may still have room.
-        if (isDomainError(err, "insufficient_capacity")) continue;
+        if (isDomainError(err, "insufficient_capacity") && !req.host_id) continue;
+        if (isDomainError(err, "insufficient_capacity")) {
+          this.refused.inc({ region: req.region });
+          throw new DomainError(
+            `insufficient capacity: the machine's volume is on host ${req.host_id}, and ${err.message}`,
+            "insufficient_capacity",
+          );
+        }
         throw err;
       }
     }
@@ -201,6 +235,104 @@ export class Placement {
         guest,
       ),
       "insufficient_capacity",
+    );
+  }
+
+  /**
+   * The host a volume lives on, when it can take more there: known, active, alive and in `region`;
+   * refused with a message that names the host and says why otherwise.
+   */
+  private volumeHost(hostId: string, region: string, what: string): KnownHost {
+    const h = this.hosts.get(hostId);
+    const refuse = (why: string) =>
+      new DomainError(
+        `insufficient capacity: ${what} is on host ${hostId}, which ${why}`,
+        "insufficient_capacity",
+      );
+    if (!h || h.status === "absent" || h.status === "removed") throw refuse("is gone");
+    if (h.status === "cordoned") throw refuse(`is cordoned (${h.cordonReason || "no reason given"})`);
+    if (!this.isAlive(hostId)) throw refuse("sends no heartbeat");
+    if (h.region !== region) throw refuse(`is in region ${h.region}, not ${region}`);
+    return h;
+  }
+
+  /**
+   * Reserves disk room for a volume: on `host_id` when given (an extend or a fork's target), else
+   * on the host in the region with the most free disk (volumes spread, so one host's disk filling
+   * up touches the fewest apps). Asked again with the size it holds, the same host.
+   */
+  async placeVolume(req: PlaceVolumeRequest): Promise<PlaceResult> {
+    if (!req.volume_id || !req.app || !req.region || !(req.size_gb > 0)) {
+      throw new DomainError(
+        "a volume placement needs volume_id, app, region and size_gb",
+        "invalid_argument",
+      );
+    }
+    for (const [id, h] of this.hosts.entries()) {
+      if (h.status === "absent" || !h.volumes[req.volume_id]) continue;
+      if (h.volumes[req.volume_id]?.sizeGb === req.size_gb) return { host_id: id, region: h.region };
+      // A size change (extend) happens where the volume is.
+      if (req.host_id === undefined) req.host_id = id;
+    }
+    const avoid = new Set(req.avoid_host_ids ?? []);
+    const candidates = req.host_id
+      ? [this.volumeHost(req.host_id, req.region, `volume ${req.volume_id}`)]
+      : [...this.hosts.entries()]
+          .map(([, h]) => h)
+          .filter(
+            (h): h is KnownHost =>
+              h.status === "active" &&
+              h.region === req.region &&
+              !avoid.has(h.hostId) &&
+              this.isAlive(h.hostId) &&
+              hostHasDiskRoom(h, req.size_gb, req.volume_id),
+          )
+          .sort(
+            (a, b) => b.diskGb - b.usedDiskGb - (a.diskGb - a.usedDiskGb) || a.hostId.localeCompare(b.hostId),
+          );
+    for (const host of candidates) {
+      try {
+        await this.handler.handle(
+          host.hostId,
+          { type: "ReserveVolume", volumeId: req.volume_id, app: req.app, sizeGb: req.size_gb },
+          // The decider answers a repeat (same size) with nothing; a fixed id could make a later
+          // extend to a size held once before look like a duplicate.
+          { commandId: `reserve-${req.volume_id}-${req.size_gb}-${randomUUID()}` },
+        );
+        this.placed.inc({ region: req.region });
+        return { host_id: host.hostId, region: host.region };
+      } catch (err) {
+        if (isDomainError(err, "insufficient_capacity") && !req.host_id) continue;
+        throw err;
+      }
+    }
+    this.refused.inc({ region: req.region });
+    throw new DomainError(this.noDiskMessage(req, avoid), "insufficient_capacity");
+  }
+
+  /** Why no host takes a volume, in words an operator can act on. */
+  private noDiskMessage(req: PlaceVolumeRequest, avoid: Set<string>): string {
+    const inRegion = [...this.hosts.entries()]
+      .map(([, h]) => h)
+      .filter((h): h is KnownHost => h.status === "active" && h.region === req.region);
+    if (inRegion.length === 0) return `insufficient capacity: no host in region ${req.region} for volumes`;
+    const free = inRegion
+      .filter((h) => !avoid.has(h.hostId))
+      .map((h) => `${h.hostId}: ${h.diskGb - h.usedDiskGb} GB free`)
+      .join(", ");
+    const unique =
+      avoid.size > 0
+        ? ` (not on ${[...avoid].sort().join(", ")}: they hold the app's volumes of this name)`
+        : "";
+    return `insufficient capacity: no host in region ${req.region} has ${req.size_gb} GB of volume disk free${unique}; ${free || "no other host"}`;
+  }
+
+  private async releaseVolume(hostId: string, volumeId: string): Promise<void> {
+    if (!hostId) return;
+    await this.handler.handle(
+      hostId,
+      { type: "ReleaseVolume", volumeId },
+      { commandId: `release-${volumeId}` },
     );
   }
 
@@ -235,6 +367,24 @@ export class Placement {
           released++;
         }
       }
+      for (const [volumeId, r] of Object.entries(h.volumes)) {
+        const v = this.volumes.volume(r.app, volumeId);
+        const gone =
+          v === undefined
+            ? now - (this.reservedAt.get(volumeId) ?? now) > orphanAfter
+            : v.state === "destroyed" || v.state === "failed" || v.host_id !== hostId;
+        if (gone) {
+          await this.releaseVolume(hostId, volumeId);
+          released++;
+        } else if (v && v.state === "created" && r.sizeGb > v.size_gb) {
+          // An extend that failed: the room goes back to the size the volume has.
+          await this.handler.handle(
+            hostId,
+            { type: "ReserveVolume", volumeId, app: r.app, sizeGb: v.size_gb },
+            { commandId: `shrink-${volumeId}-${r.sizeGb}-${v.size_gb}` },
+          );
+        }
+      }
     }
     return released;
   }
@@ -248,6 +398,6 @@ export class Placement {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     for (const s of this.subs) s.unsubscribe();
-    await Promise.all([this.hosts.stop(), this.machines.stop()]);
+    await Promise.all([this.hosts.stop(), this.machines.stop(), this.volumes.stop()]);
   }
 }

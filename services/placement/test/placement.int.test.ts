@@ -1,6 +1,13 @@
-import { hostDecider, hostsStream, machinesStream } from "@hangar/domain";
+import { hostDecider, hostsStream, machinesStream, volumesStream } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
-import { CommandError, type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
+import {
+  CommandError,
+  type PlaceRequest,
+  type PlaceResult,
+  type PlaceVolumeRequest,
+  sendCommand,
+  subjects,
+} from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -14,13 +21,13 @@ let store: EventStore;
 const instances: Placement[] = [];
 const logger = createLogger("placement-test", { level: "silent" });
 
-async function registerHost(hostId: string, cpus: number, memoryMb: number, region = "local") {
+async function registerHost(hostId: string, cpus: number, memoryMb: number, region = "local", diskGb = 0) {
   const hosts = new CommandHandler(store, hostsStream, hostDecider);
   await hosts.handle(
     hostId,
-    { type: "RegisterHost", hostId, region, cpus, memoryMb, address: "127.0.0.1", underlayIp: "" },
+    { type: "RegisterHost", hostId, region, cpus, memoryMb, address: "127.0.0.1", underlayIp: "", diskGb },
     {
-      commandId: `register-${hostId}-${cpus}-${memoryMb}`,
+      commandId: `register-${hostId}-${cpus}-${memoryMb}-${diskGb}`,
     },
   );
   nc.publish(subjects.heartbeat(hostId), JSON.stringify({ host_id: hostId }));
@@ -39,7 +46,7 @@ beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   store = await EventStore.connect(nc);
-  for (const s of [hostsStream, machinesStream]) await ensureStream(store.jsm, s);
+  for (const s of [hostsStream, machinesStream, volumesStream]) await ensureStream(store.jsm, s);
   await registerHost("h1", 4, 1024);
   await registerHost("h2", 4, 1024);
   // Two placement instances share the requests through the queue group.
@@ -124,5 +131,74 @@ describe("placement with two instances", () => {
       },
     );
     expect(state.status !== "absent" && Object.keys(state.reservations)).toEqual([]);
+  });
+});
+
+const placeVolume = (req: Partial<PlaceVolumeRequest> & { volume_id: string }) =>
+  sendCommand<PlaceVolumeRequest, PlaceResult>(nc, subjects.placeVolume, {
+    app: "a",
+    region: "disk",
+    size_gb: 4,
+    ...req,
+  });
+const refusal = (p: Promise<unknown>) =>
+  p.then(
+    () => new Error("not refused"),
+    (e: unknown) => e as CommandError,
+  );
+
+describe("volume placement", () => {
+  beforeAll(async () => {
+    // Region "disk": d1 with 10 GB of volume disk, d2 with 6 GB.
+    await registerHost("d1", 4, 1024, "disk", 10);
+    await registerHost("d2", 4, 1024, "disk", 6);
+  });
+
+  it("puts a volume on the host with the most free disk, answers a repeat with the same host, and never overbooks", async () => {
+    const first = await placeVolume({ volume_id: "vol_a" });
+    expect(first).toEqual({ host_id: "d1", region: "disk" });
+    expect(await placeVolume({ volume_id: "vol_a" })).toEqual(first);
+    // d1 has 6 free, d2 6: ties go by name; then d2 has the most.
+    expect((await placeVolume({ volume_id: "vol_b" })).host_id).toBe("d1");
+    expect((await placeVolume({ volume_id: "vol_c" })).host_id).toBe("d2");
+    const err = await refusal(placeVolume({ volume_id: "vol_d", size_gb: 3 }));
+    expect(err.code).toBe("insufficient_capacity");
+    expect(err.message).toMatch(
+      /no host in region disk has 3 GB of volume disk free; d1: 2 GB free, d2: 2 GB free/,
+    );
+  });
+
+  it("keeps a volume of the same name off the hosts it is told to avoid", async () => {
+    const err = await refusal(placeVolume({ volume_id: "vol_e", size_gb: 1, avoid_host_ids: ["d1", "d2"] }));
+    expect(err.code).toBe("insufficient_capacity");
+    expect(err.message).toMatch(/not on d1, d2/);
+  });
+
+  it("grows a volume where it is, and refuses growth beyond that host's disk", async () => {
+    // vol_c holds 4 of d2's 6 GB: 6 fits there, 7 does not, and it never moves to d1.
+    expect(await placeVolume({ volume_id: "vol_c", size_gb: 6 })).toEqual({ host_id: "d2", region: "disk" });
+    const err = await refusal(placeVolume({ volume_id: "vol_c", size_gb: 7 }));
+    expect(err.code).toBe("insufficient_capacity");
+    expect(err.message).toMatch(/host d2 has no disk room for 7 GB/);
+  });
+
+  it("places a machine on its volume's host or refuses, naming the host and why", async () => {
+    expect(await place({ machine_id: "with-vol", region: "disk", host_id: "d2" })).toEqual({
+      host_id: "d2",
+      region: "disk",
+    });
+    const big = await refusal(
+      place({ machine_id: "too-big", region: "disk", host_id: "d2", memory_mb: 4096 }),
+    );
+    expect(big.code).toBe("insufficient_capacity");
+    expect(big.message).toMatch(/the machine's volume is on host d2, and host d2 has no room/);
+    const wrongRegion = await refusal(place({ machine_id: "elsewhere", region: "local", host_id: "d2" }));
+    expect(wrongRegion.message).toMatch(/is on host d2, which is in region disk, not local/);
+    const hosts = new CommandHandler(store, hostsStream, hostDecider);
+    await hosts.handle("d1", { type: "CordonHost", reason: "disk swap" }, { commandId: "cordon-d1" });
+    const cordoned = await refusal(place({ machine_id: "on-cordoned", region: "disk", host_id: "d1" }));
+    expect(cordoned.message).toMatch(/is on host d1, which is cordoned \(disk swap\)/);
+    const gone = await refusal(place({ machine_id: "on-gone", region: "disk", host_id: "nowhere" }));
+    expect(gone.message).toMatch(/host nowhere, which is gone/);
   });
 });
