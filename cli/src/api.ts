@@ -280,6 +280,11 @@ export class ApiClient {
     return this.request("POST", `/apps/${enc(app)}/machines`, { body });
   }
 
+  /** POST /apps/{app}/machines/{id}: a running machine is replaced by one with the new config. */
+  updateMachine(app: string, id: string, body: CreateMachineRequest): Promise<Machine> {
+    return this.request("POST", machinePath(app, id), { body });
+  }
+
   /** GET /apps/{app}/machines/{id} */
   getMachine(app: string, id: string): Promise<Machine> {
     return this.request("GET", machinePath(app, id));

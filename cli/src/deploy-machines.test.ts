@@ -2,7 +2,14 @@ import { parseAppConfig } from "@hangar/config";
 import { describe, expect, it } from "vitest";
 import { ApiError } from "./api.js";
 import { type DeployApi, deployRelease, planReplacement } from "./deploy-machines.js";
-import type { CheckStatus, CreateMachineRequest, Machine, UpdateReleaseRequest } from "./types.js";
+import type {
+  CheckStatus,
+  CreateMachineRequest,
+  CreateVolumeRequest,
+  Machine,
+  UpdateReleaseRequest,
+  Volume,
+} from "./types.js";
 
 // Unit tests of the immediate and rolling strategies' decisions, against an in-memory stand-in for the API: which
 // machines are created, which are destroyed on success and on failure, and what the release is marked.
@@ -28,9 +35,14 @@ class FakeDeployApi implements DeployApi {
   created: CreateMachineRequest[] = [];
   destroyed: string[] = [];
   releases: { version: number; body: UpdateReleaseRequest }[] = [];
+  updated: { id: string; body: CreateMachineRequest }[] = [];
+  volumes: Volume[] = [];
+  createdVolumes: CreateVolumeRequest[] = [];
   /** How many times each new machine had been read when the first machine was destroyed. */
   pollsAtFirstDestroy: Record<string, number> | undefined;
   private polls = new Map<string, number>();
+  /** Machines that run the script when read: those created, and those updated in place. */
+  private scripted = new Set<string>();
   private next = 0;
 
   constructor(
@@ -38,9 +50,43 @@ class FakeDeployApi implements DeployApi {
     private readonly failCreateAfter = Number.POSITIVE_INFINITY,
   ) {}
 
-  add(id: string, group?: string, state = "started"): void {
+  add(id: string, group?: string, state = "started", volume?: string): void {
     const metadata = group ? { fly_process_group: group } : undefined;
-    this.machines.set(id, { id, state, config: { image: "old", ...(metadata ? { metadata } : {}) } });
+    const mounts = volume ? { mounts: [{ volume, name: "data", path: "/data" }] } : {};
+    this.machines.set(id, {
+      id,
+      state,
+      config: { image: "old", ...(metadata ? { metadata } : {}), ...mounts } as Machine["config"],
+    });
+  }
+
+  addVolume(id: string, name: string, region = "local", attachedTo: string | null = null): void {
+    this.volumes.push(volume(id, name, region, attachedTo));
+  }
+
+  async listVolumes(): Promise<Volume[]> {
+    return this.volumes;
+  }
+
+  async createVolume(_app: string, body: CreateVolumeRequest): Promise<Volume> {
+    this.createdVolumes.push(body);
+    const created = {
+      ...volume(`vol_new${this.createdVolumes.length}`, body.name, body.region ?? "local", null),
+      size_gb: body.size_gb ?? 1,
+    };
+    this.volumes.push(created);
+    return created;
+  }
+
+  async updateMachine(_app: string, id: string, body: CreateMachineRequest): Promise<Machine> {
+    const machine = this.machines.get(id);
+    if (!machine)
+      throw new ApiError("machine not found", 404, "not_found", "POST", `/apps/${APP}/machines/${id}`);
+    this.updated.push({ id, body });
+    this.scripted.add(id);
+    const replaced = { ...machine, state: "replacing", config: body.config };
+    this.machines.set(id, replaced);
+    return replaced;
   }
 
   async listMachines(): Promise<Machine[]> {
@@ -53,6 +99,7 @@ class FakeDeployApi implements DeployApi {
     }
     this.created.push(body);
     const id = `new${++this.next}`;
+    this.scripted.add(id);
     const machine = { id, state: "created", region: body.region ?? "local", config: body.config };
     this.machines.set(id, machine);
     return machine;
@@ -62,7 +109,7 @@ class FakeDeployApi implements DeployApi {
     const machine = this.machines.get(id);
     if (!machine)
       throw new ApiError("machine not found", 404, "not_found", "GET", `/apps/${APP}/machines/${id}`);
-    if (!id.startsWith("new")) return machine;
+    if (!this.scripted.has(id)) return machine;
     const poll = this.polls.get(id) ?? 0;
     this.polls.set(id, poll + 1);
     return { ...machine, ...this.script(poll) };
@@ -79,6 +126,32 @@ class FakeDeployApi implements DeployApi {
     this.releases.push({ version, body });
     return { version, status: body.status };
   }
+}
+
+function volume(id: string, name: string, region: string, attachedTo: string | null): Volume {
+  return {
+    id,
+    name,
+    state: "created",
+    size_gb: 1,
+    region,
+    zone: "host-1",
+    encrypted: false,
+    fstype: "ext4",
+    created_at: "2026-12-05T00:00:00Z",
+    snapshot_retention: 5,
+    attached_machine_id: attachedTo,
+    attached_alloc_id: attachedTo,
+    block_size: 4096,
+    blocks: 0,
+    blocks_free: 0,
+    blocks_avail: 0,
+  };
+}
+
+/** The mounts of a create or update request's config. */
+function mountsOf(body: CreateMachineRequest | undefined): { volume?: string }[] | undefined {
+  return (body?.config as { mounts?: { volume?: string }[] } | undefined)?.mounts;
 }
 
 const passing: CheckStatus[] = [{ name: "servicecheck-0-0", status: "passing" }];
@@ -266,5 +339,93 @@ describe("deployRelease, rolling (unit, in-memory API)", () => {
     expect(api.destroyed).toEqual(["new1"]);
     expect([...api.machines.keys()]).toEqual(["old1", "old2"]);
     expect(api.releases[0]?.body.status).toBe("failed");
+  });
+});
+
+describe("deployRelease with [mounts] (unit, in-memory API)", () => {
+  const WITH_MOUNT = config(`app = "web"
+primary_region = "local"
+[mounts]
+  source = "data"
+  destination = "/data"
+  initial_size = "2gb"
+  snapshot_retention = 7
+`);
+  const healthy = () => ({ state: "started", checks: [] });
+
+  it("creates a volume of the mount's initial_size for a new machine, which mounts it by id", async () => {
+    const api = new FakeDeployApi(healthy);
+    const { result, lines } = await run(api, WITH_MOUNT);
+    expect(result).toMatchObject({ ok: true, volumesCreated: ["vol_new1"] });
+    expect(api.createdVolumes).toEqual([
+      { name: "data", size_gb: 2, snapshot_retention: 7, region: "local" },
+    ]);
+    expect(mountsOf(api.created[0])).toEqual([{ name: "data", path: "/data", volume: "vol_new1" }]);
+    expect(lines).toContain("Created volume vol_new1 (data, 2GB) in region local\n");
+  });
+
+  it("reuses an unattached volume of the name in the region, as flyctl does", async () => {
+    const api = new FakeDeployApi(healthy);
+    api.addVolume("vol_attached", "data", "local", "someone");
+    api.addVolume("vol_elsewhere", "data", "other");
+    api.addVolume("vol_free", "data", "local");
+    const { result } = await run(api, WITH_MOUNT);
+    expect(result).toMatchObject({ ok: true, volumesCreated: [] });
+    expect(api.createdVolumes).toEqual([]);
+    expect(mountsOf(api.created[0])?.[0]?.volume).toBe("vol_free");
+  });
+
+  it("updates a machine on a volume in place with the new image, keeping its volume", async () => {
+    const api = new FakeDeployApi(healthy);
+    api.add("old1", "app", "started", "vol_1");
+    const { result } = await run(api, WITH_MOUNT);
+    expect(result).toMatchObject({ ok: true, destroyed: [], volumesCreated: [] });
+    expect(api.created).toEqual([]);
+    expect(api.destroyed).toEqual([]);
+    expect(api.updated.map((u) => u.id)).toEqual(["old1"]);
+    const config = api.updated[0]?.body.config as { image?: string; mounts?: unknown };
+    expect(config.image).toBe(IMAGE);
+    expect(config.mounts).toEqual([{ name: "data", path: "/data", volume: "vol_1" }]);
+    expect(api.releases).toEqual([{ version: 7, body: { status: "succeeded", machine_ids: ["old1"] } }]);
+  });
+
+  it("gives a machine updated in place its previous config back when it does not become healthy", async () => {
+    const api = new FakeDeployApi(() => ({ state: "failed" }));
+    api.add("old1", "app", "started", "vol_1");
+    const before = api.machines.get("old1")?.config;
+    const { result } = await run(api, WITH_MOUNT);
+    expect(result).toEqual({ ok: false, reason: "machine old1 failed" });
+    expect(api.updated.map((u) => u.id)).toEqual(["old1", "old1"]);
+    expect(api.updated[1]?.body.config).toEqual(before);
+    expect(api.destroyed).toEqual([]);
+  });
+
+  it("updates machines on a volume in place with the rolling strategy too", async () => {
+    const api = new FakeDeployApi(healthy);
+    api.add("old1", "app", "started", "vol_1");
+    api.add("old2", "app", "started", "vol_2");
+    const { result } = await run(api, WITH_MOUNT, 2_000, "rolling");
+    expect(result).toMatchObject({ ok: true, destroyed: [] });
+    expect(api.updated.map((u) => u.id)).toEqual(["old1", "old2"]);
+    expect(api.created).toEqual([]);
+  });
+
+  it("refuses a process group with two [mounts] before changing anything", async () => {
+    const api = new FakeDeployApi(healthy);
+    const two = config(`[[mounts]]
+  source = "a"
+  destination = "/a"
+[[mounts]]
+  source = "b"
+  destination = "/b"
+`);
+    const { result } = await run(api, two);
+    expect(result).toEqual({
+      ok: false,
+      reason:
+        "process group app has 2 [mounts]; a machine mounts one volume (give each [mounts] its own processes)",
+    });
+    expect(api.created).toEqual([]);
+    expect(api.createdVolumes).toEqual([]);
   });
 });

@@ -1,13 +1,26 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type AppConfig, machineConfigFromApp, processGroups } from "@hangar/config";
+import {
+  type AppConfig,
+  type AppMountConfig,
+  machineConfigFromApp,
+  mountVolume,
+  processGroups,
+} from "@hangar/config";
 import { type ApiClient, ApiError } from "./api.js";
 import { formatDuration } from "./build-log.js";
-import type { Machine, MachineConfig, MachineEvent } from "./types.js";
+import type { Machine, MachineConfig, MachineEvent, Volume } from "./types.js";
 
 /** The part of the API a deploy drives. */
 export type DeployApi = Pick<
   ApiClient,
-  "listMachines" | "createMachine" | "getMachine" | "destroyMachine" | "updateRelease"
+  | "listMachines"
+  | "createMachine"
+  | "updateMachine"
+  | "getMachine"
+  | "destroyMachine"
+  | "updateRelease"
+  | "listVolumes"
+  | "createVolume"
 >;
 
 /** What the immediate strategy starts from: how many machines per group, and which ones it replaces. */
@@ -39,6 +52,147 @@ export function planReplacement(machines: Machine[], config: AppConfig): Replace
   };
 }
 
+/** A machine's mount as the Machines API takes it: by volume id, or by name (Fly's MachineMount). */
+interface Mount {
+  volume?: string | null;
+  name?: string | null;
+  path: string;
+}
+type ConfigWithMounts = MachineConfig & { mounts?: Mount[] | null };
+
+/** The volume a machine has mounted, if any. */
+function volumeOf(m: Machine): string | undefined {
+  return (
+    (m.config as ConfigWithMounts | undefined)?.mounts?.find((mount) => mount.volume)?.volume ?? undefined
+  );
+}
+
+/** What a deploy does for one process group: the machines it updates in place, and how many it creates. */
+interface GroupPlan {
+  group: string;
+  config: ConfigWithMounts;
+  /** The group's [mounts] table, when its machines mount a volume. */
+  mount: AppMountConfig | undefined;
+  checks: number;
+  /**
+   * Previous machines that keep their volume: updated in place with the new config, so the release
+   * runs on the same disk (a volume is attached to one machine at a time, so it cannot move to a new one).
+   */
+  updates: Machine[];
+  /** Previous machines the new ones replace (destroyed once those are healthy). */
+  replaced: Machine[];
+  creates: number;
+}
+
+/** Each group's plan, or why the config cannot be deployed (a group with more than one [mounts]). */
+function groupPlans(o: DeployOptions, plan: ReplacementPlan): GroupPlan[] | string {
+  const plans: GroupPlan[] = [];
+  for (const { group, count } of plan.groups) {
+    const input = machineConfigFromApp(o.config, o.image, { processGroup: group, release: o.release });
+    const config = input as ConfigWithMounts;
+    const mounts = (o.config.mounts ?? []).filter(
+      (m) => m.processes === undefined || m.processes.includes(group),
+    );
+    if (mounts.length > 1) {
+      return `process group ${group} has ${mounts.length} [mounts]; a machine mounts one volume (give each [mounts] its own processes)`;
+    }
+    const previous = plan.previous.filter((m) => groupOf(m) === group);
+    const updates = mounts.length > 0 ? previous.filter((m) => volumeOf(m) !== undefined) : [];
+    plans.push({
+      group,
+      config,
+      mount: mounts[0],
+      checks: expectedChecks(input),
+      updates,
+      replaced: previous.filter((m) => !updates.includes(m)),
+      creates: Math.max(0, count - updates.length),
+    });
+  }
+  return plans;
+}
+
+/** The config with its mount on `volume`. */
+function onVolume(config: ConfigWithMounts, volume: string): ConfigWithMounts {
+  return { ...config, mounts: (config.mounts ?? []).map((m) => ({ ...m, volume })) };
+}
+
+/**
+ * Volumes for new machines, as flyctl's deploy finds them: an unattached volume of the mount's name in
+ * the machine's region, else a new one of the mount's initial_size.
+ */
+class VolumePool {
+  private unattached: Volume[] | undefined;
+  readonly created: Volume[] = [];
+
+  constructor(
+    private readonly api: DeployApi,
+    private readonly app: string,
+    private readonly progress: (text: string) => void,
+  ) {}
+
+  /** A volume for a new machine with this mount, in `region` (the platform's default when undefined). */
+  async take(mount: AppMountConfig, region: string | undefined): Promise<Volume> {
+    this.unattached ??= (await this.api.listVolumes(this.app)).filter(
+      (v) => v.state === "created" && !v.attached_machine_id,
+    );
+    const spec = mountVolume(mount);
+    const i = this.unattached.findIndex(
+      (v) => v.name === spec.name && (region === undefined || v.region === region),
+    );
+    const found = i >= 0 ? this.unattached.splice(i, 1)[0] : undefined;
+    if (found) {
+      this.progress(
+        `Using volume ${found.id} (${found.name}, ${found.size_gb}GB) in region ${found.region}\n`,
+      );
+      return found;
+    }
+    // The gateway takes auto_backup_enabled with a create, as Fly's current API does.
+    const body: Parameters<DeployApi["createVolume"]>[1] & { auto_backup_enabled?: boolean } = {
+      ...spec,
+      ...(region ? { region } : {}),
+    };
+    const volume = await this.api.createVolume(this.app, body);
+    this.created.push(volume);
+    this.progress(
+      `Created volume ${volume.id} (${volume.name}, ${volume.size_gb}GB) in region ${volume.region}\n`,
+    );
+    return volume;
+  }
+}
+
+/** Creates one new machine of the group, on a volume of the pool when the group mounts one. */
+async function createFor(o: DeployOptions, p: GroupPlan, volumes: VolumePool): Promise<Machine> {
+  const region = o.config.primary_region;
+  const config = p.mount ? onVolume(p.config, (await volumes.take(p.mount, region)).id) : p.config;
+  return o.api.createMachine(o.app, {
+    ...(region ? { region } : {}),
+    config: config as MachineConfig,
+  });
+}
+
+/** Updates a previous machine in place with the release's config, on the volume it has. */
+async function updateInPlace(o: DeployOptions, p: GroupPlan, m: Machine): Promise<Machine> {
+  const volume = volumeOf(m) as string;
+  const updated = await o.api.updateMachine(o.app, m.id, {
+    config: onVolume(p.config, volume) as MachineConfig,
+  });
+  o.progress(`Updating machine ${m.id} (${p.group}) in place on its volume ${volume}\n`);
+  return updated;
+}
+
+/** Gives machines updated in place their previous config back; resolves to what could not be. */
+async function rollBack(api: DeployApi, app: string, machines: Machine[]): Promise<string[]> {
+  const failures: string[] = [];
+  for (const m of machines) {
+    try {
+      await api.updateMachine(app, m.id, { config: m.config ?? {} });
+    } catch (err) {
+      failures.push(`${m.id}: ${reasonOf(err)}`);
+    }
+  }
+  return failures;
+}
+
 /** How many checks a machine of this config reports: its named checks and those of its services. */
 export function expectedChecks(config: ReturnType<typeof machineConfigFromApp>): number {
   const services = (config.services ?? []).reduce((n, s) => n + (s.checks?.length ?? 0), 0);
@@ -64,7 +218,14 @@ export interface DeployOptions {
 }
 
 export type DeployResult =
-  | { ok: true; machines: Machine[]; destroyed: string[]; unmanaged: Machine[] }
+  | {
+      ok: true;
+      machines: Machine[];
+      destroyed: string[];
+      unmanaged: Machine[];
+      /** Volumes this deploy created for new machines. */
+      volumesCreated: string[];
+    }
   | { ok: false; reason: string };
 
 function reasonOf(err: unknown): string {
@@ -144,39 +305,56 @@ async function destroyAll(api: DeployApi, app: string, ids: string[]): Promise<s
  * started with every check passing, and only then destroys the previous machines and marks the release
  * succeeded. If a new machine cannot be created, fails, or stays unhealthy past the wait timeout, the NEW
  * machines are destroyed, the previous ones are untouched, and the release is marked failed with the reason.
+ * Machines on a volume ([mounts]) are updated in place instead, keeping their volume, and get their previous
+ * config back on failure; new machines of such a group get an unattached volume of the mount's name or a new one.
  */
 export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
   const { api, app } = o;
   const plan = planReplacement(await api.listMachines(app), o.config);
-  if (o.strategy === "rolling") return rollRelease(o, plan);
+  const groups = groupPlans(o, plan);
+  if (typeof groups === "string") {
+    await api.updateRelease(app, o.release, { status: "failed", reason: groups });
+    return { ok: false, reason: groups };
+  }
+  const volumes = new VolumePool(api, app, o.progress);
+  if (o.strategy === "rolling") return rollRelease(o, plan, groups, volumes);
   const created: { machine: Machine; checks: number }[] = [];
+  const updated: { machine: Machine; checks: number; before: Machine }[] = [];
   let reason: string | undefined;
 
-  for (const { group, count } of plan.groups) {
-    const config = machineConfigFromApp(o.config, o.image, { processGroup: group, release: o.release });
-    for (let i = 0; i < count && reason === undefined; i++) {
+  // New machines first: they are undone by destroying them, before any machine is changed in place.
+  for (const p of groups) {
+    for (let i = 0; i < p.creates && reason === undefined; i++) {
       try {
-        const machine = await api.createMachine(app, {
-          ...(o.config.primary_region ? { region: o.config.primary_region } : {}),
-          config: config as MachineConfig,
-        });
-        created.push({ machine, checks: expectedChecks(config) });
-        o.progress(`Created machine ${machine.id} (${group}) in region ${machine.region ?? "?"}\n`);
+        const machine = await createFor(o, p, volumes);
+        created.push({ machine, checks: p.checks });
+        o.progress(`Created machine ${machine.id} (${p.group}) in region ${machine.region ?? "?"}\n`);
       } catch (err) {
-        reason = `cannot create a machine for process group ${group}: ${reasonOf(err)}`;
+        reason = `cannot create a machine for process group ${p.group}: ${reasonOf(err)}`;
+      }
+    }
+  }
+  for (const p of groups) {
+    for (const m of p.updates) {
+      if (reason !== undefined) break;
+      try {
+        updated.push({ machine: await updateInPlace(o, p, m), checks: p.checks, before: m });
+      } catch (err) {
+        reason = `cannot update machine ${m.id} of process group ${p.group}: ${reasonOf(err)}`;
       }
     }
   }
 
+  const started = [...created, ...updated];
   if (reason === undefined) {
-    const count = created.length === 1 ? "1 machine" : `${created.length} machines`;
+    const count = started.length === 1 ? "1 machine" : `${started.length} machines`;
     o.progress(
       `Waiting up to ${formatDuration(o.waitTimeoutMs)} for ${count} to start and pass their checks\n`,
     );
     const abort = { failed: false };
     const deadline = Date.now() + o.waitTimeoutMs;
     const reasons = await Promise.all(
-      created.map(async ({ machine, checks }) => {
+      started.map(async ({ machine, checks }) => {
         const why = await waitHealthy({
           api,
           app,
@@ -196,29 +374,37 @@ export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
   }
 
   if (reason !== undefined) {
-    const failures = await destroyAll(
-      api,
-      app,
-      created.map((c) => c.machine.id),
-    );
-    const leftover = failures.length > 0 ? ` (could not destroy new machines: ${failures.join("; ")})` : "";
+    const failures = [
+      ...(await destroyAll(
+        api,
+        app,
+        created.map((c) => c.machine.id),
+      )),
+      ...(
+        await rollBack(
+          api,
+          app,
+          updated.map((u) => u.before),
+        )
+      ).map((f) => `rolling back ${f}`),
+    ];
+    const leftover = failures.length > 0 ? ` (could not undo: ${failures.join("; ")})` : "";
     await api.updateRelease(app, o.release, { status: "failed", reason: reason + leftover });
     return { ok: false, reason: reason + leftover };
   }
 
-  const failures = await destroyAll(
-    api,
-    app,
-    plan.previous.map((m) => m.id),
-  );
+  const kept = new Set(updated.map((u) => u.machine.id));
+  const gone = plan.previous.map((m) => m.id).filter((id) => !kept.has(id));
+  const failures = await destroyAll(api, app, gone);
   for (const failure of failures) o.progress(`Warning: could not destroy previous machine ${failure}\n`);
-  const machines = created.map((c) => c.machine);
+  const machines = started.map((c) => c.machine);
   await api.updateRelease(app, o.release, { status: "succeeded", machine_ids: machines.map((m) => m.id) });
   return {
     ok: true,
     machines,
-    destroyed: plan.previous.map((m) => m.id),
+    destroyed: gone,
     unmanaged: plan.unmanaged,
+    volumesCreated: volumes.created.map((v) => v.id),
   };
 }
 
@@ -228,7 +414,12 @@ export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
  * new machine cannot be created or does not become healthy in time, that machine is destroyed, the
  * release is marked failed, and the machines not replaced yet keep running as they were.
  */
-async function rollRelease(o: DeployOptions, plan: ReplacementPlan): Promise<DeployResult> {
+async function rollRelease(
+  o: DeployOptions,
+  plan: ReplacementPlan,
+  groups: GroupPlan[],
+  volumes: VolumePool,
+): Promise<DeployResult> {
   const { api, app } = o;
   const machines: Machine[] = [];
   const destroyed: string[] = [];
@@ -242,36 +433,50 @@ async function rollRelease(o: DeployOptions, plan: ReplacementPlan): Promise<Dep
     }
     destroyed.push(...ids);
   };
-  for (const { group, count } of plan.groups) {
-    const config = machineConfigFromApp(o.config, o.image, { processGroup: group, release: o.release });
-    const previous = plan.previous.filter((m) => groupOf(m) === group);
-    for (let i = 0; i < count; i++) {
+  const healthy = (p: GroupPlan, machine: Machine) =>
+    waitHealthy({
+      api,
+      app,
+      id: machine.id,
+      checks: p.checks,
+      deadline: Date.now() + o.waitTimeoutMs,
+      pollMs: o.pollMs ?? 500,
+      abort: { failed: false },
+    }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
+  for (const p of groups) {
+    // Machines on a volume are updated in place one at a time; a failed one gets its config back.
+    for (const before of p.updates) {
       let machine: Machine;
       try {
-        machine = await api.createMachine(app, {
-          ...(o.config.primary_region ? { region: o.config.primary_region } : {}),
-          config: config as MachineConfig,
-        });
+        machine = await updateInPlace(o, p, before);
       } catch (err) {
-        return fail(`cannot create a machine for process group ${group}: ${reasonOf(err)}`);
+        return fail(`cannot update machine ${before.id} of process group ${p.group}: ${reasonOf(err)}`);
       }
-      o.progress(`Created machine ${machine.id} (${group}), ${i + 1} of ${count}\n`);
-      const why = await waitHealthy({
-        api,
-        app,
-        id: machine.id,
-        checks: expectedChecks(config),
-        deadline: Date.now() + o.waitTimeoutMs,
-        pollMs: o.pollMs ?? 500,
-        abort: { failed: false },
-      }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
+      const why = await healthy(p, machine);
+      if (why !== undefined) {
+        const failures = await rollBack(api, app, [before]);
+        const leftover = failures.length > 0 ? ` (could not roll it back: ${failures.join("; ")})` : "";
+        return fail(String(why) + leftover);
+      }
+      machines.push(machine);
+      o.progress(`Machine ${machine.id} is started and healthy\n`);
+    }
+    for (let i = 0; i < p.creates; i++) {
+      let machine: Machine;
+      try {
+        machine = await createFor(o, p, volumes);
+      } catch (err) {
+        return fail(`cannot create a machine for process group ${p.group}: ${reasonOf(err)}`);
+      }
+      o.progress(`Created machine ${machine.id} (${p.group}), ${i + 1} of ${p.creates}\n`);
+      const why = await healthy(p, machine);
       if (why !== undefined) {
         const failures = await destroyAll(api, app, [machine.id]);
         const leftover = failures.length > 0 ? ` (could not destroy it: ${failures.join("; ")})` : "";
         return fail(String(why) + leftover);
       }
       machines.push(machine);
-      const replaced = previous[i];
+      const replaced = p.replaced[i];
       o.progress(
         `Machine ${machine.id} is started and healthy${replaced ? `; replacing ${replaced.id}` : ""}\n`,
       );
@@ -279,7 +484,14 @@ async function rollRelease(o: DeployOptions, plan: ReplacementPlan): Promise<Dep
     }
   }
   // Machines of process groups the config no longer has go once every group has rolled.
-  await destroy(plan.previous.map((m) => m.id).filter((id) => !destroyed.includes(id)));
+  const kept = new Set(machines.map((m) => m.id));
+  await destroy(plan.previous.map((m) => m.id).filter((id) => !destroyed.includes(id) && !kept.has(id)));
   await api.updateRelease(app, o.release, { status: "succeeded", machine_ids: machines.map((m) => m.id) });
-  return { ok: true, machines, destroyed, unmanaged: plan.unmanaged };
+  return {
+    ok: true,
+    machines,
+    destroyed,
+    unmanaged: plan.unmanaged,
+    volumesCreated: volumes.created.map((v) => v.id),
+  };
 }

@@ -137,7 +137,6 @@ function unsupported(config: AppConfig): string[] {
     notes.push(`[deploy] strategy ${strategy}: Hangar deploys with the immediate strategy`);
   }
   if (config.deploy?.release_command) notes.push("[deploy] release_command is not run by Hangar yet");
-  if (config.mounts && config.mounts.length > 0) notes.push("[mounts]: Hangar does not create volumes yet");
   return notes;
 }
 
@@ -230,6 +229,7 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
       image: built.image,
       build_id: built.buildId ?? null,
       machines: result.machines.map((m) => m.id),
+      volumes_created: result.volumesCreated,
       url: url ?? null,
       cached_steps: built.cachedSteps ?? null,
     });
