@@ -8,10 +8,11 @@ import {
   releasesStream,
   scalingStream,
   secretsStream,
+  volumesStream,
 } from "@hangar/domain";
 import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
-import { runService } from "@hangar/service";
+import { runService, VolumesView } from "@hangar/service";
 import { AuditTrail } from "./audit/trail.js";
 import { StreamBuildsBackend } from "./builds/backend.js";
 import { BuildCatalog } from "./builds/catalog.js";
@@ -32,6 +33,7 @@ import { ReleaseCatalog } from "./releases/catalog.js";
 import { ScalingCatalog } from "./scaling/catalog.js";
 import { StreamSecretsBackend } from "./secrets/backend.js";
 import { HostTunnels } from "./tunnel/host-tunnels.js";
+import { StreamVolumesBackend } from "./volumes/backend.js";
 
 await runService({
   name: "gateway",
@@ -46,10 +48,13 @@ await runService({
     auditStream,
     secretsStream,
     orgsStream,
+    volumesStream,
   ],
   async start({ nc, store, logger, registry, config, readiness }) {
     const catalog = await Catalog.start(store);
-    const commands = new MachineCommands(nc, store, catalog, config.HANGAR_REGION);
+    const volumesView = await VolumesView.start(store);
+    const volumes = new StreamVolumesBackend(nc, store, volumesView, config.HANGAR_REGION);
+    const commands = new MachineCommands(nc, store, catalog, config.HANGAR_REGION, volumes);
     // The proxies' autostart: the gateway owns the machine commands, so it records their starts.
     const wakes = serveWakes(nc, store, { onInternalError: (err) => logger.error({ err }, "wake failed") });
     const builds = await BuildCatalog.start(store);
@@ -109,6 +114,7 @@ await runService({
       },
       health: readiness,
       audit,
+      volumes,
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
       upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
     });
@@ -130,6 +136,7 @@ await runService({
           audit.stop(),
           secrets.stop(),
           orgs.stop(),
+          volumesView.stop(),
         ]);
       },
     };

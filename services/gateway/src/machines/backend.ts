@@ -187,7 +187,7 @@ export class StreamBackend implements MachinesBackend {
     const r = await this.commands.machine(app, machineId, {
       type: "UpdateMachine",
       instanceId: newInstanceId(),
-      configJson: JSON.stringify(input.config),
+      configJson: JSON.stringify(this.commands.keepVolume(app, current, input.config)),
       name: input.name ?? "",
       skipLaunch: input.skip_launch ?? false,
       ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),

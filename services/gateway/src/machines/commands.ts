@@ -17,6 +17,13 @@ import {
 import { CommandHandler, DomainError, type EventStore } from "@hangar/eventstore";
 import { handleThenWait, placeThenCreateMachine, sendCommand, subjects } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
+import {
+  keepUpdateMount,
+  type MachineVolumes,
+  type MountInput,
+  resolveCreateMount,
+  type WithMounts,
+} from "../volumes/mounts.js";
 import type { Catalog, MachineRecord } from "./catalog.js";
 
 export interface CreateMachineInput {
@@ -42,6 +49,7 @@ export class MachineCommands {
     store: EventStore,
     private readonly catalog: Catalog,
     private readonly defaultRegion: string,
+    private readonly volumes: MachineVolumes,
   ) {
     this.appsHandler = new CommandHandler(store, appsStream, appDecider);
     this.machinesHandler = new CommandHandler(store, machinesStream, machineDecider);
@@ -81,22 +89,52 @@ export class MachineCommands {
   /**
    * Creates a machine: placement reserves room on a host first (so a machine that does not fit is
    * refused before anything exists), then one decision records the machine and its start request.
+   * A machine that mounts a volume gets it attached before placement (a volume another machine has
+   * is a 409 before anything is placed), is placed on the volume's host, and gives the volume back
+   * when the create fails.
    */
   async createMachine(app: string, input: CreateMachineInput): Promise<MachineRecord> {
     if (!this.catalog.app(app)) throw new DomainError(`app ${app} not found`, "not_found");
     const machineId = newMachineId();
-    await placeThenCreateMachine(
-      { nc: this.nc, machines: this.machinesHandler, view: this.catalog.machines },
-      {
-        app,
-        machineId,
-        region: input.region || this.defaultRegion,
-        config: input.config,
-        ...(input.name ? { name: input.name } : {}),
-        skipLaunch: input.skipLaunch ?? false,
-      },
-    );
+    const mount = resolveCreateMount(app, this.volumes.volumesOf(app), input.config as WithMounts, {
+      asked: input.region || undefined,
+      fallback: this.defaultRegion,
+    });
+    if (mount) await this.volumes.attach(app, mount.volume.id, machineId);
+    try {
+      await placeThenCreateMachine(
+        { nc: this.nc, machines: this.machinesHandler, view: this.catalog.machines },
+        {
+          app,
+          machineId,
+          region: mount?.region ?? (input.region || this.defaultRegion),
+          config: (mount?.config ?? input.config) as CreateMachineInput["config"],
+          ...(input.name ? { name: input.name } : {}),
+          skipLaunch: input.skipLaunch ?? false,
+          ...(mount ? { hostId: mount.volume.host_id } : {}),
+        },
+      );
+    } catch (err) {
+      // The refusal is the answer; a detach that fails too leaves the volume attached to a machine
+      // that never existed, which the caller can see on the volume (attached_machine_id).
+      if (mount) await this.volumes.detach(app, mount.volume.id, machineId).catch(() => undefined);
+      throw err;
+    }
     return this.catalog.machine(machineAggregateId(app, machineId)) as MachineRecord;
+  }
+
+  /**
+   * The config an update of `current` records: the machine keeps the volume attached to it
+   * (volumes/mounts.ts says which mounts an update may send).
+   */
+  keepVolume<C extends object>(app: string, current: MachineRecord, config: C): C {
+    const id = current.state.machineId;
+    const [mount] = ((JSON.parse(current.state.configJson || "{}") as WithMounts).mounts ??
+      []) as MountInput[];
+    const volume = mount?.volume
+      ? this.volumes.volumesOf(app).find((v) => v.id === mount.volume && v.attached_machine_id === id)
+      : undefined;
+    return keepUpdateMount(id, volume && mount ? { volume, mount } : undefined, config as C & WithMounts);
   }
 
   /** Runs a user's command on a machine (the lease guard's time is now) and returns the machine after it. */
