@@ -141,9 +141,9 @@ const placeVolume = (req: Partial<PlaceVolumeRequest> & { volume_id: string }) =
     size_gb: 4,
     ...req,
   });
-const refusal = (p: Promise<unknown>) =>
+const refusal = (p: Promise<unknown>): Promise<CommandError> =>
   p.then(
-    () => new Error("not refused"),
+    () => new CommandError("not refused", "internal"),
     (e: unknown) => e as CommandError,
   );
 
