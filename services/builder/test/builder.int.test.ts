@@ -14,7 +14,7 @@ import {
   buildsStream,
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hangar/eventstore";
-import { applyLayer, DEFAULT_REGISTRY_HOST, INIT_PATH, type ResolvedImage, sandboxArgv } from "@hangar/oci";
+import { DEFAULT_REGISTRY_HOST, INIT_PATH, type ResolvedImage, sandboxArgv } from "@hangar/oci";
 import { MasterKeys, sealBuildSecrets } from "@hangar/secrets";
 import { createLogger } from "@hangar/telemetry";
 import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe } from "@hangar/testkit";
@@ -26,6 +26,7 @@ import type { BuildDeps } from "../src/image-build.js";
 import { BuildNetworks, DEFAULT_BUILD_NETWORK_CIDR } from "../src/network/build-network.js";
 import { openBuildDeps } from "../src/platform.js";
 import { checkBuilderHost } from "../src/preflight.js";
+import { mountImageRoot } from "./image-root.js";
 
 const run = promisify(execFile);
 const FIXTURES = join(import.meta.dirname, "fixtures");
@@ -46,6 +47,11 @@ const ORG_OF: Record<string, string> = { [APP]: "acme", "zeta-app": "zeta" };
 const MAX_CONTEXT_BYTES = 8 * 2 ** 20;
 // The platform's master key, as the gateway (which seals build secrets) and the builders share it.
 const KEYS = new MasterKeys(randomBytes(32));
+// Layers are unpacked once per run into the folder the global setup made (HANGAR_LAYERS_DIR), which
+// the other builds and machines of the run share, as the builder service does.
+const images = process.env.HANGAR_LAYERS_DIR ? { layersDir: process.env.HANGAR_LAYERS_DIR } : {};
+// A first make of the node base on a host runs mmdebstrap and downloads Node: minutes, not seconds.
+const BASE_TIMEOUT_MS = 600_000;
 
 let nc: NatsConnection;
 let store: EventStore;
@@ -146,16 +152,7 @@ function stepsOf(all: BuildEvent[]) {
   return all.flatMap((e) => (e.type === "BuildStepFinished" ? [e.data] : []));
 }
 
-/** The image's layers applied in order into a fresh directory: what a machine's root would be. */
-async function flatten(image: ResolvedImage): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "hangar-builder-image-"));
-  for (const layer of image.manifest.layers) {
-    await applyLayer(await deps.blobs.getStream(layer.digest), dir, { mode: "flatten" });
-  }
-  return dir;
-}
-
-/** Runs the image's CMD in a sandbox over its flattened root and returns what it printed. */
+/** Runs the image's CMD in a sandbox over its root filesystem and returns what it printed. */
 async function runImage(image: ResolvedImage, rootfs: string): Promise<string> {
   const c = image.config.config;
   const argv = sandboxArgv({
@@ -188,7 +185,11 @@ beforeAll(async () => {
   await ensureStream(store.jsm, stream);
   requests = new CommandHandler(store, stream, buildDecider);
   dataDir = await mkdtemp(join(tmpdir(), "hangar-builder-test-"));
-  ({ deps } = await openBuildDeps(nc, dataDir, buckets));
+  ({ deps } = await openBuildDeps(nc, dataDir, buckets, 1, images));
+  // The node base every fixture starts from, made (minutes of mmdebstrap when the host cache lacks
+  // it), pushed and unpacked here, under this hook's timeout: the tests' timeouts are the builds'.
+  const base = await deps.resolveImage(`node:${NODE_MAJOR}`);
+  await Promise.all(base.manifest.layers.map((l) => deps.layers.dir(l.digest)));
 
   // Before any builder runs: one build a dead builder of this host had started, one nobody took.
   leftBuild = await requestBuild(join(FIXTURES, "single"));
@@ -203,7 +204,7 @@ beforeAll(async () => {
   for (const name of ["a", "b"]) {
     const bnc = await connect({ servers: inject("natsUrl") });
     connections.push(bnc);
-    const opened = await openBuildDeps(bnc, dataDir, buckets);
+    const opened = await openBuildDeps(bnc, dataDir, buckets, 1, images);
     builders.push(
       await Builder.start({
         nc: bnc,
@@ -220,7 +221,7 @@ beforeAll(async () => {
       }),
     );
   }
-}, 120_000);
+}, BASE_TIMEOUT_MS);
 
 afterAll(async () => {
   for (const b of builders) await b.stop();
@@ -268,7 +269,7 @@ describe("the builder", () => {
       'LABEL org.opencontainers.image.title="single"',
       'CMD ["node", "server.js"]',
     ]);
-    const rootfs = await flatten(image);
+    const { root: rootfs, release } = await mountImageRoot(deps.layers, image);
     try {
       expect((await readFile(join(rootfs, "app/run.txt"), "utf8")).trim()).toBe("hello from RUN");
       // COPY from the context: root's files, whoever owned them in the tar.
@@ -285,7 +286,7 @@ describe("the builder", () => {
       expect(await readFile(join(rootfs, "home/node/made.txt"), "utf8")).toBe("1000");
       expect(await runImage(image, rootfs)).toBe("hello from hello from RUN");
     } finally {
-      await rm(rootfs, { recursive: true, force: true });
+      await release();
     }
   }, 180_000);
 
@@ -296,14 +297,14 @@ describe("the builder", () => {
       const first = await outcome(await requestBuild(dir));
       const ok1 = only(first, "BuildSucceeded");
       const image1 = await deps.registry.resolve(`${APP}@${ok1.manifestDigest}`);
-      const rootfs = await flatten(image1);
+      const { root: rootfs, release } = await mountImageRoot(deps.layers, image1);
       try {
         expect(await runImage(image1, rootfs)).toBe("BUILT ONCE!");
         // Only dist/ made it into the runtime image: no sources, no node_modules.
         expect(await stat(join(rootfs, "app/node_modules")).catch(() => undefined)).toBeUndefined();
         expect(await stat(join(rootfs, "src")).catch(() => undefined)).toBeUndefined();
       } finally {
-        await rm(rootfs, { recursive: true, force: true });
+        await release();
       }
 
       await writeFile(join(dir, "src/message.txt"), "built twice\n");
@@ -322,11 +323,11 @@ describe("the builder", () => {
       expect(ok2.cachedSteps).toBe(Object.values(steps).filter(Boolean).length);
       expect(ok2.totalSteps).toBe(11);
       const image2 = await deps.registry.resolve(`${APP}@${ok2.manifestDigest}`);
-      const rootfs2 = await flatten(image2);
+      const { root: rootfs2, release: release2 } = await mountImageRoot(deps.layers, image2);
       try {
         expect(await runImage(image2, rootfs2)).toBe("BUILT TWICE!");
       } finally {
-        await rm(rootfs2, { recursive: true, force: true });
+        await release2();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -488,7 +489,7 @@ describe("RUN steps in the machines' sandbox", () => {
 
       // Root's chown inside the step, and the USER step's files, are recorded with the image's ids.
       const image = await deps.registry.resolve(`${APP}@${ok.manifestDigest}`);
-      const rootfs = await flatten(image);
+      const { root: rootfs, release } = await mountImageRoot(deps.layers, image);
       try {
         const data = await stat(join(rootfs, "data"));
         expect([data.uid, data.gid]).toEqual([1000, 1000]);
@@ -499,7 +500,7 @@ describe("RUN steps in the machines' sandbox", () => {
         const mnt = await stat(join(rootfs, "tmp/hangar-probe-mnt"));
         expect([mnt.uid, mnt.gid]).toEqual([0, 0]);
       } finally {
-        await rm(rootfs, { recursive: true, force: true });
+        await release();
       }
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -528,7 +529,10 @@ describe("RUN steps in the machines' sandbox", () => {
     const seen = async (fixture: string) => {
       const all = await outcome(await requestBuild(join(FIXTURES, fixture)));
       const ok = only(all, "BuildSucceeded");
-      const rootfs = await flatten(await deps.registry.resolve(`${APP}@${ok.manifestDigest}`));
+      const { root: rootfs, release } = await mountImageRoot(
+        deps.layers,
+        await deps.registry.resolve(`${APP}@${ok.manifestDigest}`),
+      );
       try {
         // crun's bind target for resolv.conf stays out of the layer: the base image has none.
         expect(await stat(join(rootfs, "etc/resolv.conf")).catch(() => undefined)).toBeUndefined();
@@ -537,7 +541,7 @@ describe("RUN steps in the machines' sandbox", () => {
           resolv: (await readFile(join(rootfs, "resolv"), "utf8")).trim(),
         };
       } finally {
-        await rm(rootfs, { recursive: true, force: true });
+        await release();
       }
     };
     expect(await seen("network")).toEqual({ interfaces: 1, resolv: "yes" });

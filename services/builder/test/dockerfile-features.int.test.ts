@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { applyLayer, hostArchitecture, type ResolvedImage } from "@hangar/oci";
+import { hostArchitecture, type ResolvedImage } from "@hangar/oci";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { OutputLine } from "../src/command.js";
@@ -10,6 +10,7 @@ import { BuildError } from "../src/domain/errors.js";
 import { type BuildDeps, type BuildInput, buildImage } from "../src/image-build.js";
 import { openBuildDeps } from "../src/platform.js";
 import { checkBuilderHost } from "../src/preflight.js";
+import { mountImageRoot } from "./image-root.js";
 
 /*
  * One Dockerfile using most of BuildKit's features, built by the real builder (crun sandbox, layer
@@ -61,14 +62,6 @@ async function build(
   return { image: await deps.registry.resolve(`features:${tag}`), lines };
 }
 
-async function flatten(image: ResolvedImage): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), "hangar-features-image-"));
-  for (const layer of image.manifest.layers) {
-    await applyLayer(await deps.blobs.getStream(layer.digest), dir, { mode: "flatten" });
-  }
-  return dir;
-}
-
 async function layerBytes(image: ResolvedImage): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (const layer of image.manifest.layers) {
@@ -93,11 +86,15 @@ beforeAll(async () => {
   await checkBuilderHost();
   nc = await connect({ servers: inject("natsUrl") });
   dataDir = await mkdtemp(join(tmpdir(), "hangar-features-"));
-  ({ deps } = await openBuildDeps(nc, dataDir, {
-    blobs: `${prefix}-blobs`,
-    registry: `${prefix}-registry`,
-    cache: `${prefix}-cache`,
-  }));
+  // Layers unpacked once per run, in the folder the global setup made (HANGAR_LAYERS_DIR).
+  const layersDir = process.env.HANGAR_LAYERS_DIR;
+  ({ deps } = await openBuildDeps(
+    nc,
+    dataDir,
+    { blobs: `${prefix}-blobs`, registry: `${prefix}-registry`, cache: `${prefix}-cache` },
+    1,
+    layersDir ? { layersDir } : {},
+  ));
 }, 120_000);
 
 afterAll(async () => {
@@ -120,7 +117,7 @@ describe("Dockerfile features, built end to end", () => {
     expect(c.OnBuild).toEqual(['RUN echo "child of features" > /app/onbuild.txt']);
     expect(image.config.author).toBe("Hangar tests");
 
-    const root = await flatten(image);
+    const { root, release } = await mountImageRoot(deps.layers, image);
     try {
       const hello = join(root, "app/hello.sh");
       expect(await readFile(hello, "utf8")).toBe(
@@ -140,7 +137,7 @@ describe("Dockerfile features, built end to end", () => {
         await expect(stat(join(root, p))).rejects.toThrow(/ENOENT/);
       }
     } finally {
-      await rm(root, { recursive: true, force: true });
+      await release();
     }
     // The bind was read-write, but its writes were thrown away.
     expect(await readFile(join(FIXTURE, "data/input.txt"), "utf8")).toBe("from the context\n");
@@ -182,12 +179,12 @@ describe("Dockerfile features, built end to end", () => {
       const write = (df: string) => writeFile(join(dir, "Dockerfile"), df);
       await write(`FROM scratch\nADD --checksum=${TARBALL_SHA256} ${TARBALL} /pkg/\n`);
       const { image } = await build(dir, { network: "default" });
-      const root = await flatten(image);
+      const { root, release } = await mountImageRoot(deps.layers, image);
       try {
         const st = await stat(join(root, "pkg/is-number-7.0.0.tgz"));
         expect([st.size, st.mode & 0o777]).toEqual([3730, 0o600]);
       } finally {
-        await rm(root, { recursive: true, force: true });
+        await release();
       }
       await write(`FROM scratch\nADD --checksum=sha256:${"0".repeat(64)} ${TARBALL} /pkg/\n`);
       expect((await failure(build(dir, { network: "default" }))).message).toMatch(
