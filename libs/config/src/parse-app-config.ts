@@ -61,9 +61,24 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
       wrapped.add(key);
     }
   }
-  // As written in the file: a table given once (`[mounts]`) has no index.
-  const asWritten = (path: TomlPath): TomlPath =>
-    typeof path[0] === "string" && wrapped.has(path[0]) && path[1] === 0 ? [path[0], ...path.slice(2)] : path;
+  // flyctl reads `[mount]` / `[[mount]]` as more [mounts] (appconfig's patchMounts): they follow those.
+  const alias = raw.mount;
+  const aliasFrom = Array.isArray(raw.mounts) ? raw.mounts.length : 0;
+  if (alias !== undefined) {
+    raw.mounts = [
+      ...((raw.mounts as unknown[] | undefined) ?? []),
+      ...(Array.isArray(alias) ? alias : [alias]),
+    ];
+    delete raw.mount;
+  }
+  // As written in the file: a table given once (`[mounts]`) has no index; an aliased one is `mount`.
+  const asWritten = (path: TomlPath): TomlPath => {
+    const [key, index] = path;
+    if (alias !== undefined && key === "mounts" && typeof index === "number" && index >= aliasFrom) {
+      return ["mount", ...(Array.isArray(alias) ? [index - aliasFrom] : []), ...path.slice(2)];
+    }
+    return typeof key === "string" && wrapped.has(key) && index === 0 ? [key, ...path.slice(2)] : path;
+  };
   const lineOf = (path: TomlPath) => locator.lineOf(asWritten(path));
 
   const warnings: { line: number | undefined; text: string }[] = [];
