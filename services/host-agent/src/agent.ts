@@ -38,6 +38,7 @@ import {
 import { sixpnSpec } from "./network/sixpn.js";
 import { type ImageSource, parseMachineConfig, resolveRun, type SandboxCapability } from "./run-spec.js";
 import { MachineTunnels } from "./tunnel/machine-tunnels.js";
+import type { HostVolumes } from "./volumes/host-volumes.js";
 
 export interface HostAgentOptions {
   nc: NatsConnection;
@@ -70,6 +71,10 @@ export interface HostAgentOptions {
   tunnelPort?: number;
   /** The apps' secrets (MachineSecrets), opened when one of their machines starts; without it, none. */
   secrets?: Pick<MachineSecrets, "envFor">;
+  /** This host's volumes (disk commands, reconcile, auto-extend); without it, the host offers no disk. */
+  volumes?: HostVolumes;
+  /** Room for volumes this host offers placement, GiB (HANGAR_HOST_AGENT_VOLUMES_DISK_GB). */
+  diskGb?: number;
 }
 
 /**
@@ -177,9 +182,10 @@ export class HostAgent {
         memoryMb: opts.memoryMb,
         address: opts.address,
         underlayIp: opts.underlayIp ?? "",
+        diskGb: opts.diskGb ?? 0,
       },
       {
-        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}`,
+        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}-${opts.diskGb ?? 0}`,
       },
     );
     const adopted = await opts.driver.adopt();
@@ -199,6 +205,8 @@ export class HostAgent {
     await Promise.all([this.view.caughtUp, this.hostsView.caughtUp]);
     this.ready = true;
     this.routes?.changed();
+    // Before machines start: a stale disk is gone and the volume commands are served.
+    await opts.volumes?.start(this.view);
     for (const { machineId, exit } of adopted.exited) await this.onExit(machineId, exit);
     for (const { aggregateId } of this.view.onHost(opts.hostId)) this.schedule(aggregateId);
     this.subs.push(
@@ -403,6 +411,7 @@ export class HostAgent {
         ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
       });
       const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
+      const config = parseMachineConfig(m.configJson);
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =
         run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
@@ -419,7 +428,10 @@ export class HostAgent {
         secretEnv,
         ...(run.sandbox ? { sandbox: run.sandbox } : {}),
         ...(run.port !== undefined ? { port: run.port } : {}),
-        guest: parseMachineConfig(m.configJson).guest,
+        guest: config.guest,
+        ...(config.mounts.length > 0
+          ? { volumes: config.mounts.map((v) => ({ volumeId: v.volume, path: v.path })) }
+          : {}),
         ...(network ? { sixpn: sixpnSpec(network, m.machineId) } : {}),
       });
     } catch (err) {
@@ -511,6 +523,7 @@ export class HostAgent {
     for (const off of this.driverListeners.splice(0)) off();
     this.heartbeats.stop();
     for (const s of this.subs) s.unsubscribe();
+    await this.opts.volumes?.stop();
     await this.tunnels?.close();
     this.checks.stopAll();
     await this.routes?.stop();

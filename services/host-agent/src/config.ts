@@ -170,6 +170,22 @@ export const config = defineServiceConfig("host-agent", {
   HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
   HANGAR_REGISTRY_UPSTREAMS: partlySharedSettings.HANGAR_REGISTRY_UPSTREAMS,
   HANGAR_LAYERS_DIR: partlySharedSettings.HANGAR_LAYERS_DIR,
+  HANGAR_HOST_AGENT_VOLUMES_DIR: setting(z.string().min(1).optional(), {
+    description: "where this host keeps its volumes' ext4 image files",
+    shownDefault: "`<state dir>/volumes`",
+  }),
+  HANGAR_HOST_AGENT_VOLUMES_DISK_GB: setting(z.coerce.number().int().min(0).optional(), {
+    description: "room for volumes this host offers placement, in GiB",
+    shownDefault: "the free space of the volumes folder plus what its volumes hold",
+  }),
+  HANGAR_HOST_AGENT_VOLUME_FREEZE_TIMEOUT_MS: setting(z.coerce.number().int().positive().default(10_000), {
+    description:
+      "how long a snapshot may keep a mounted volume frozen (fsfreeze) while its image is copied; past it the volume is thawed and the snapshot fails",
+  }),
+  HANGAR_HOST_AGENT_VOLUMES_EXTEND_INTERVAL_MS: setting(z.coerce.number().int().positive().default(30_000), {
+    description:
+      "how often mounted volumes are checked against their mount's auto-extend threshold (extend_threshold_percent)",
+  }),
   HANGAR_HOST_AGENT_STOP_MACHINES: setting(z.stringbool().default(false), {
     description:
       "stop this host's machines when the agent stops (npm start); otherwise the next agent adopts them",

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { hostsStream, machinesStream, secretsStream } from "@hangar/domain";
+import { hostsStream, machinesStream, secretsStream, volumesStream } from "@hangar/domain";
 import {
   BlobStore,
   ImageRegistry,
@@ -22,11 +22,13 @@ import { MachineSecrets } from "./machine-secrets.js";
 import { HostNetwork, RESOLVER_ADDRESS } from "./network/host-network.js";
 import { OrgNetworks } from "./network/org-networks.js";
 import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
+import { VolumeDisks } from "./volumes/disk.js";
+import { defaultDiskGb, HostVolumes } from "./volumes/host-volumes.js";
 
 await runService({
   name: "host-agent",
   config,
-  streams: [hostsStream, machinesStream, secretsStream],
+  streams: [hostsStream, machinesStream, secretsStream, volumesStream],
   hostId: (config) => config.HANGAR_HOST_AGENT_ID,
   async start({ nc, store, logger, registry, config }) {
     const hostId = config.HANGAR_HOST_AGENT_ID;
@@ -67,7 +69,16 @@ await runService({
         })
       : undefined;
     // The layer cache lives beside the machine folders: the driver skips folders without a run.json.
-    const driver = new ProcessDriver({ stateDir, ...(sixpn ? { network: sixpn.hostNetwork } : {}) });
+    const disks = new VolumeDisks({
+      dir: config.HANGAR_HOST_AGENT_VOLUMES_DIR ?? join(stateDir, "volumes"),
+      mountsDir: join(stateDir, "volume-mounts"),
+      freezeTimeoutMs: config.HANGAR_HOST_AGENT_VOLUME_FREEZE_TIMEOUT_MS,
+    });
+    const driver = new ProcessDriver({
+      stateDir,
+      volumes: disks,
+      ...(sixpn ? { network: sixpn.hostNetwork } : {}),
+    });
     // The master key is read here, once; the agent's environment holds at most the key file's path.
     const keys = masterKeysFromConfig(config);
     // The orgs' registry credentials (HANGAR_REGISTRY_AUTH), read when a machine's image is pulled.
@@ -100,6 +111,16 @@ await runService({
       sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",
     );
     const secrets = await MachineSecrets.start(store, keys, { registry });
+    const volumes = await HostVolumes.open({
+      nc,
+      store,
+      hostId,
+      logger,
+      registry,
+      disks,
+      extendIntervalMs: config.HANGAR_HOST_AGENT_VOLUMES_EXTEND_INTERVAL_MS,
+      replicas: config.HANGAR_STREAM_REPLICAS,
+    });
     const agent = new HostAgent({
       nc,
       store,
@@ -113,6 +134,8 @@ await runService({
       address: config.HANGAR_HOST_AGENT_ADDRESS,
       tunnelPort: config.HANGAR_HOST_AGENT_TUNNEL_PORT,
       secrets,
+      volumes,
+      diskGb: config.HANGAR_HOST_AGENT_VOLUMES_DISK_GB ?? (await defaultDiskGb(disks)),
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,

@@ -17,6 +17,15 @@ export interface CheckConfig {
   headers?: Array<{ name: string; values: string[] }>;
 }
 
+/** A machine's mount of a volume (the gateway resolved it to an id): where it goes and how it grows. */
+export interface VolumeMountConfig {
+  volume: string;
+  path: string;
+  extend_threshold_percent?: number;
+  add_size_gb?: number;
+  size_gb_limit?: number;
+}
+
 /** The parts of a stored machine config the host agent acts on. */
 export interface AgentConfig {
   image: string;
@@ -30,6 +39,8 @@ export interface AgentConfig {
   stopTimeoutS: number;
   /** The machine's size, with Fly's defaults (shared-cpu-1x): what its cgroups hold it to. */
   guest: GuestSize;
+  /** Its volumes' mounts; a mount without a volume id (not resolved) is left out. */
+  mounts: VolumeMountConfig[];
 }
 
 function durationSeconds(v: string | number | undefined, fallback: number): number {
@@ -56,6 +67,7 @@ export function parseMachineConfig(configJson: string): AgentConfig {
     services?: Array<{ internal_port?: number; checks?: CheckConfig[] }>;
     guest?: { cpus?: number; cpu_kind?: GuestSize["cpuKind"]; memory_mb?: number };
     stop_config?: AgentConfig["stop_config"];
+    mounts?: Array<Partial<VolumeMountConfig> | null>;
   };
   const checks: Record<string, CheckConfig> = { ...(c.checks ?? {}) };
   for (const [i, s] of (c.services ?? []).entries()) {
@@ -80,6 +92,11 @@ export function parseMachineConfig(configJson: string): AgentConfig {
       cpuKind: c.guest?.cpu_kind ?? DEFAULT_GUEST.cpuKind,
       memoryMb: c.guest?.memory_mb ?? DEFAULT_GUEST.memoryMb,
     },
+    mounts: (c.mounts ?? []).flatMap((m) =>
+      m && typeof m.volume === "string" && typeof m.path === "string"
+        ? [{ ...m, volume: m.volume, path: m.path }]
+        : [],
+    ),
   };
 }
 

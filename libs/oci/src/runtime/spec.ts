@@ -50,6 +50,11 @@ export interface RuntimeBind {
   src: string;
   dest: string;
   readOnly: boolean;
+  /**
+   * Seen through an idmapped mount into the container's user namespace: a file the container's uid
+   * N writes is stored as N, not as the range's host id (a volume works in any org's range).
+   */
+  idmap?: boolean;
 }
 
 /** How the container is networked: the host's network, a named namespace it joins, or none. */
@@ -148,7 +153,14 @@ export function runtimeSpec(o: RuntimeSpecOptions): RuntimeSpec {
       destination: b.dest,
       type: "bind",
       source: b.src,
-      options: ["rbind", "nosuid", "nodev", ...(b.readOnly ? ["ro"] : ["rw"])],
+      options: [
+        "rbind",
+        "nosuid",
+        "nodev",
+        ...(b.readOnly ? ["ro"] : ["rw"]),
+        // Only with a user namespace to map through (the plain baseline has none).
+        ...(b.idmap && o.idRange ? ["idmap"] : []),
+      ],
     })),
   ];
   const linux: Record<string, unknown> = { namespaces };

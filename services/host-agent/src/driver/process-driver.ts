@@ -17,6 +17,7 @@ import {
 import type { ProcessStat } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { HostNetwork } from "../network/host-network.js";
+import type { VolumeDisks } from "../volumes/disk.js";
 import type { CgroupRef, MachineCgroup, SuspendMode } from "./cgroup.js";
 import type { MachineLimits } from "./cgroup-limits.js";
 import {
@@ -85,6 +86,8 @@ export interface ProcessDriverOptions {
   hardening?: boolean;
   /** The host's network for machines in namespaces (6PN, firewall); without it they join the agent's own namespace, IPv4 only. */
   network?: HostNetwork;
+  /** The host's volume disks machines mount; without them, a machine with volumes cannot start. */
+  volumes?: VolumeDisks;
 }
 
 export interface StopOptions {
@@ -183,6 +186,7 @@ export class ProcessDriver {
       sink: (machineId, entry) => this.#emitLog(machineId, entry),
       ...(options.logBytes !== undefined ? { logBytes: options.logBytes } : {}),
       ...(options.network ? { network: options.network } : {}),
+      ...(options.volumes ? { volumes: options.volumes } : {}),
     });
   }
 
@@ -454,6 +458,7 @@ export class ProcessDriver {
       rootfs: null,
       range: null,
       output: null,
+      binds: [],
     };
     try {
       return await this.#spawn(run);
@@ -538,6 +543,7 @@ export class ProcessDriver {
           hardened: this.#hardened,
           machineDir: dir.path,
           privateIpv6,
+          binds: run.binds,
         },
         env,
       );

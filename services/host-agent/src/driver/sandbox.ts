@@ -42,6 +42,8 @@ export interface SandboxLaunch {
   machineDir: string;
   /** Its 6PN address, "" when it has none. */
   privateIpv6: string;
+  /** What the parts bind in (its volumes). */
+  binds: readonly RuntimeBind[];
 }
 
 /**
@@ -113,8 +115,8 @@ export async function sandboxCommand(
         : [];
   // A dir: machine sees the host's folders, /etc included: its hostname file stays the host's.
   const binds = sandbox
-    ? [...networkBinds, await hostnameFile(launch.machineDir, spec.machineId)]
-    : networkBinds;
+    ? [...networkBinds, await hostnameFile(launch.machineDir, spec.machineId), ...launch.binds]
+    : [...networkBinds, ...launch.binds];
   const network: RuntimeNetwork =
     sandbox?.network === "netns"
       ? { kind: "netns", path: `/run/netns/${netnsName(spec.machineId)}` }

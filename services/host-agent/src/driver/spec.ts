@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { isVolumeId } from "@hangar/domain";
 import { InvalidMachineSpecError } from "./errors.js";
 import { isValidMachineId } from "./state.js";
 import type { MachineRunSpec } from "./types.js";
@@ -26,6 +27,14 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
   }
   if (spec.port !== undefined && !(Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536)) {
     throw new InvalidMachineSpecError(`port ${spec.port}`);
+  }
+  for (const { volumeId, path } of spec.volumes ?? []) {
+    if (!isVolumeId(volumeId))
+      throw new InvalidMachineSpecError(`volume ${JSON.stringify(volumeId)} is not a volume id`);
+    if (!isAbsolute(path) || path === "/" || path.includes("\0"))
+      throw new InvalidMachineSpecError(
+        `volume mount path ${JSON.stringify(path)}: an absolute path other than /`,
+      );
   }
   const { guest } = spec;
   if (

@@ -30,6 +30,14 @@ export interface MachineRunSpec {
   guest?: GuestSize;
   /** Its address on its org's private network (6PN); set for sandboxed machines with network "netns". */
   sixpn?: { org: string; prefix: string; address: string };
+  /** The volumes it mounts (on this host's disks), each at an absolute path inside the machine. */
+  volumes?: VolumeMount[];
+}
+
+/** A volume a machine mounts: its id and where it appears in the machine. */
+export interface VolumeMount {
+  volumeId: string;
+  path: string;
 }
 
 /** A machine's CPUs and memory, from its config's `guest`. */

@@ -4,47 +4,40 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { isVolumeId } from "@hangar/domain";
+import type { DomainErrorCode } from "@hangar/eventstore";
 import { runTool as run } from "@hangar/oci";
+import type { VolumeStat } from "@hangar/service";
 import { isMountPoint } from "../driver/rootfs.js";
 
 /** Bytes in a GiB: volume sizes are whole GiB, as Fly's size_gb. */
 export const GIB = 2 ** 30;
-
-/** What the host knows of one volume's filesystem (the contract's VolumeStat). */
-export interface VolumeStat {
-  size_gb: number;
-  block_size: number;
-  blocks: number;
-  blocks_free: number;
-  blocks_avail: number;
-  used_bytes: number;
-  mounted: boolean;
-}
 
 /** A disk operation refused because of the volume's state (mounted, missing), with the bus's error code. */
 export class VolumeDiskError extends Error {
   override name = "VolumeDiskError";
   constructor(
     message: string,
-    readonly code: "conflict" | "not_found" | "invalid" | "unavailable" | "failed",
+    readonly code: DomainErrorCode,
   ) {
     super(message);
   }
 }
 
-/** Volume ids are Fly's `vol_` + lowercase letters and digits: they become file names, so nothing else passes. */
-const VOLUME_ID = /^vol_[a-z0-9]{1,40}$/;
 /** Snapshot ids, `vs_...`, likewise name object-store entries and temp files. */
 const SNAPSHOT_ID = /^vs_[A-Za-z0-9]{1,40}$/;
 
-/** Throws `invalid` unless `id` is a volume id. */
+/** Throws `invalid_argument` unless `id` is a volume id. */
 export function checkVolumeId(id: string): void {
-  if (!VOLUME_ID.test(id)) throw new VolumeDiskError(`not a volume id: ${JSON.stringify(id)}`, "invalid");
+  // They become file names: nothing but the platform's shape passes.
+  if (!isVolumeId(id))
+    throw new VolumeDiskError(`not a volume id: ${JSON.stringify(id)}`, "invalid_argument");
 }
 
-/** Throws `invalid` unless `id` is a snapshot id. */
+/** Throws `invalid_argument` unless `id` is a snapshot id. */
 export function checkSnapshotId(id: string): void {
-  if (!SNAPSHOT_ID.test(id)) throw new VolumeDiskError(`not a snapshot id: ${JSON.stringify(id)}`, "invalid");
+  if (!SNAPSHOT_ID.test(id))
+    throw new VolumeDiskError(`not a snapshot id: ${JSON.stringify(id)}`, "invalid_argument");
 }
 
 export interface VolumeDisksOptions {
@@ -109,7 +102,7 @@ export class VolumeDisks {
     const names = await readdir(this.opts.dir).catch(() => [] as string[]);
     return names.flatMap((n) => {
       const id = n.endsWith(".ext4") ? n.slice(0, -".ext4".length) : "";
-      return VOLUME_ID.test(id) ? [id] : [];
+      return isVolumeId(id) ? [id] : [];
     });
   }
 
@@ -158,7 +151,10 @@ export class VolumeDisks {
     try {
       await pipeInto("zstd", ["-d", "-q", "--sparse", "-f", "-o", tmp], compressed);
       if ((await stat(tmp)).size > bytes)
-        throw new VolumeDiskError(`the snapshot is larger than the ${bytes / GIB} GB asked for`, "invalid");
+        throw new VolumeDiskError(
+          `the snapshot is larger than the ${bytes / GIB} GB asked for`,
+          "invalid_argument",
+        );
       await allocate(tmp, bytes);
       await growOffline(tmp);
       await rename(tmp, path);
@@ -179,7 +175,7 @@ export class VolumeDisks {
     const st = await stat(path).catch(() => null);
     if (!st) throw new VolumeDiskError(`volume ${id} has no disk on this host`, "not_found");
     if (bytes < st.size)
-      throw new VolumeDiskError(`volume ${id} is ${st.size} bytes; a volume only grows`, "invalid");
+      throw new VolumeDiskError(`volume ${id} is ${st.size} bytes; a volume only grows`, "invalid_argument");
     if (bytes > st.size) await allocate(path, bytes);
     const device = this.isMounted(id) ? await this.#loopDeviceOf(path) : null;
     if (!device) {
@@ -225,6 +221,11 @@ export class VolumeDisks {
     await rm(target, { recursive: true, force: true }).catch(() => {});
     for (const device of await loopDevicesOf(path))
       await run("losetup", ["-d", device], { allowFailure: true });
+  }
+
+  /** Detaches a loop device (at once, or when its last user lets go). */
+  async detachDevice(device: string): Promise<void> {
+    await run("losetup", ["-d", device], { allowFailure: true });
   }
 
   /** Removes the volume's disk; refused while it is mounted (a machine uses it). */
@@ -289,8 +290,8 @@ export class VolumeDisks {
       const copied = await runBounded("cp", ["--sparse=always", path, dest], left);
       if (!copied)
         throw new VolumeDiskError(
-          `the copy of volume ${id} did not finish within the ${limit} ms freeze bound (HANGAR_VOLUME_FREEZE_TIMEOUT_MS); the volume was thawed`,
-          "failed",
+          `the copy of volume ${id} did not finish within the ${limit} ms freeze bound (HANGAR_HOST_AGENT_VOLUME_FREEZE_TIMEOUT_MS); the volume was thawed`,
+          "unavailable",
         );
     } finally {
       await run("fsfreeze", ["-u", target]);
@@ -351,7 +352,7 @@ async function checkFilesystem(file: string): Promise<void> {
   if (code > 1)
     throw new VolumeDiskError(
       `e2fsck found errors it could not fix (exit ${code}): ${stderr.trim()}`,
-      "failed",
+      "internal",
     );
 }
 
@@ -407,7 +408,7 @@ async function runBounded(file: string, args: string[], ms: number): Promise<boo
   }).finally(() => clearTimeout(timer));
   if (timedOut) return false;
   if (code !== 0)
-    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "failed");
+    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "internal");
   return true;
 }
 
@@ -427,5 +428,5 @@ async function pipeInto(file: string, args: string[], input: Readable): Promise<
     child.once("close", (c) => done(c ?? -1));
   });
   if (code !== 0)
-    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "failed");
+    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "internal");
 }

@@ -2,29 +2,16 @@ import { spawn } from "node:child_process";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import { VOLUME_SNAPSHOTS_BUCKET } from "@hangar/domain";
 import { hashFile, openObjectBucket } from "@hangar/oci";
+import type { HostVolumeSnapshotReply } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { checkSnapshotId, checkVolumeId, VolumeDiskError, type VolumeDisks } from "./disk.js";
-
-/** The object store bucket of volume snapshots: every host reads any host's, so a lost host loses none. */
-export const VOLUME_SNAPSHOTS_BUCKET = "VOLUME_SNAPSHOTS";
 
 /** Object store chunks: large enough to keep a GB image's metadata small. */
 const CHUNK_SIZE = 1024 * 1024;
 
 type ObjectStore = Awaited<ReturnType<typeof openObjectBucket>>;
-
-/** What a stored snapshot is (the contract's reply to volume.snapshot). */
-export interface SnapshotInfo {
-  /** Bytes of the raw image. */
-  size: number;
-  /** Bytes stored (zstd-compressed). */
-  stored_size: number;
-  /** sha256 of the raw image. */
-  digest: string;
-  /** How long the volume was frozen for the copy (0 when it was not mounted). */
-  freeze_ms: number;
-}
 
 /** The object of a snapshot: `<volume_id>/<snapshot_id>`. */
 export function snapshotObjectName(volumeId: string, snapshotId: string): string {
@@ -47,7 +34,7 @@ export class SnapshotStore {
   }
 
   /** The stored snapshot, or null when there is none (or only a deleted one). */
-  async info(volumeId: string, snapshotId: string): Promise<SnapshotInfo | null> {
+  async info(volumeId: string, snapshotId: string): Promise<HostVolumeSnapshotReply | null> {
     const info = await this.bucket.info(snapshotObjectName(volumeId, snapshotId));
     if (!info || info.deleted) return null;
     const meta = info.metadata ?? {};
@@ -64,7 +51,7 @@ export class SnapshotStore {
    * already (the command is idempotent). The copy goes through a temp file beside the images, removed
    * whatever happens; the object store only publishes an object once all its chunks are in.
    */
-  async take(disks: VolumeDisks, volumeId: string, snapshotId: string): Promise<SnapshotInfo> {
+  async take(disks: VolumeDisks, volumeId: string, snapshotId: string): Promise<HostVolumeSnapshotReply> {
     const name = snapshotObjectName(volumeId, snapshotId);
     const stored = await this.info(volumeId, snapshotId);
     if (stored) return stored;
@@ -77,7 +64,7 @@ export class SnapshotStore {
       const freeze_ms = Math.round(freezeMs);
       await this.#putCompressed(name, tmp, { size: String(size), digest, freeze_ms: String(freeze_ms) });
       const info = await this.info(volumeId, snapshotId);
-      if (!info) throw new VolumeDiskError(`snapshot ${snapshotId} was not stored`, "failed");
+      if (!info) throw new VolumeDiskError(`snapshot ${snapshotId} was not stored`, "internal");
       return info;
     } finally {
       await rm(tmp, { force: true });
@@ -106,7 +93,7 @@ export class SnapshotStore {
     const error = await result.error;
     if (error) {
       await disks.remove(volumeId);
-      throw new VolumeDiskError(`reading snapshot ${from.snapshot_id} failed: ${error.message}`, "failed");
+      throw new VolumeDiskError(`reading snapshot ${from.snapshot_id} failed: ${error.message}`, "internal");
     }
   }
 
@@ -133,7 +120,7 @@ export class SnapshotStore {
     const code = await exited;
     if (code !== 0) {
       await this.bucket.delete(name).catch(() => {});
-      throw new VolumeDiskError(`zstd failed (exit ${code}): ${err.trim()}`, "failed");
+      throw new VolumeDiskError(`zstd failed (exit ${code}): ${err.trim()}`, "internal");
     }
   }
 }

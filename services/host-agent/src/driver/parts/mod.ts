@@ -1,5 +1,6 @@
 import type { Logger } from "@hangar/telemetry";
 import type { HostNetwork } from "../../network/host-network.js";
+import type { VolumeDisks } from "../../volumes/disk.js";
 import type { SuspendMode } from "../cgroup.js";
 import { AddressPart } from "./address.js";
 import { CgroupPart } from "./cgroup.js";
@@ -7,6 +8,7 @@ import { NetnsPart } from "./netns.js";
 import { type LineSink, OutputPart } from "./output.js";
 import type { MachinePart } from "./part.js";
 import { RootfsPart } from "./rootfs.js";
+import { VolumesPart } from "./volumes.js";
 
 export type { MachineAddress } from "./address.js";
 export type { SuspendInfo } from "./cgroup.js";
@@ -29,6 +31,8 @@ export interface PartsOptions {
   logBytes?: number;
   /** The host's network (namespace, 6PN, firewall); without it, namespaces join the agent's own network, IPv4 only. */
   network?: HostNetwork;
+  /** The host's volume disks; without them, a machine with volumes cannot start. */
+  volumes?: VolumeDisks;
 }
 
 /** The resources of a machine, each one part, and the list launch walks forward and destroy backward. */
@@ -36,7 +40,7 @@ export interface MachineParts {
   address: AddressPart;
   cgroup: CgroupPart;
   output: OutputPart;
-  /** In launch order: an address before the namespace that uses it, the cgroup (killing what an earlier run left) before the root filesystem is mounted again. */
+  /** In launch order: an address before the namespace that uses it, the cgroup (killing what an earlier run left) before the root filesystem is mounted again, the root filesystem (the image's users) before the volumes. */
   all: readonly MachinePart[];
 }
 
@@ -49,6 +53,13 @@ export function machineParts(opts: PartsOptions): MachineParts {
     address,
     cgroup,
     output,
-    all: [address, new NetnsPart(opts.network), cgroup, new RootfsPart(opts.stateDir), output],
+    all: [
+      address,
+      new NetnsPart(opts.network),
+      cgroup,
+      new RootfsPart(opts.stateDir),
+      new VolumesPart(opts.volumes),
+      output,
+    ],
   };
 }

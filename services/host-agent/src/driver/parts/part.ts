@@ -1,4 +1,4 @@
-import type { IdRange } from "@hangar/oci";
+import type { IdRange, RuntimeBind } from "@hangar/oci";
 import type { MachineCgroup } from "../cgroup.js";
 import type { MachineLimits } from "../cgroup-limits.js";
 import type { MachineDir, RunRecord } from "../state.js";
@@ -27,6 +27,8 @@ export interface RunSetup {
   range: IdRange | null;
   /** Set by the output part: the tails of this run's stdout and stderr. */
   output: RunOutput | null;
+  /** Host folders bound into the sandbox besides its own files: set by the volumes part. */
+  binds: RuntimeBind[];
 }
 
 /** A machine being destroyed, after its last run has ended. */

@@ -25,6 +25,7 @@ export function runSetup(stateDir: string, machineId: string, spec: Partial<Mach
     rootfs: null,
     range: null,
     output: null,
+    binds: [],
   };
 }
 
