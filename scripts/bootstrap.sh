@@ -46,6 +46,11 @@ command -v buildah >/dev/null 2>&1 || missing+=(buildah)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# Volumes: ext4 image files (e2fsprogs: mkfs.ext4, e2fsck, resize2fs, dumpe2fs) on loop devices
+# (mount: losetup), frozen for snapshots (util-linux: fsfreeze, fallocate), compressed by zstd.
+[ -x /sbin/mkfs.ext4 ] && [ -x /sbin/resize2fs ] || missing+=(e2fsprogs)
+[ -x /sbin/losetup ] || missing+=(mount)
+[ -x /sbin/fsfreeze ] && command -v fallocate >/dev/null 2>&1 || missing+=(util-linux)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
