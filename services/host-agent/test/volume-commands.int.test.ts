@@ -18,6 +18,7 @@ import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loopDevices, VolumeDisks } from "../src/volumes/disk.js";
 import { HostVolumes } from "../src/volumes/host-volumes.js";
+import { waitFor } from "./wait.js";
 
 // The volume service's disk commands to one host, over a real nats-server (the platform's fixed
 // VOLUMES and VOLUME_SNAPSHOTS names: a server of its own), on real loop devices.
@@ -40,8 +41,10 @@ const restored = "vol_0000000000000b05";
 
 async function record(volumeId: string, commands: VolumeCommand[]): Promise<void> {
   const handler = new CommandHandler(store, volumesStream, volumeDecider);
-  for (const [i, command] of commands.entries())
-    await handler.handle(volumeAggregateId(APP, volumeId), command, { commandId: `${volumeId}-${i}` });
+  for (const command of commands)
+    await handler.handle(volumeAggregateId(APP, volumeId), command, {
+      commandId: `${volumeId}-${command.type}`,
+    });
 }
 
 function createCommand(volumeId: string): VolumeCommand {
@@ -179,6 +182,14 @@ describe.runIf(canLoop)("a host's volume commands", () => {
     for (const id of [made, restored])
       expect(await ask("delete", { volume_id: id })).toEqual({ deleted: true });
     expect(disks.exists(made)).toBe(false);
+  });
+
+  it("removes the disk of a volume destroyed while the agent runs", async () => {
+    const ending = "vol_0000000000000b06";
+    await record(ending, [createCommand(ending), { type: "MarkCreated", hostId: HOST }]);
+    await ask("create", { volume_id: ending, app: APP, size_gb: 1 });
+    await record(ending, [{ type: "RequestDestroy" }, { type: "CompleteDestroy" }]);
+    await waitFor("the disk's removal", () => (disks.exists(ending) ? undefined : true));
   });
 
   it("refuses bad requests, a mounted volume's delete and a missing snapshot, naming what is wrong", async () => {

@@ -80,6 +80,7 @@ export class HostVolumes {
   /** Volumes an auto-extend was asked for and not yet answered. */
   readonly #extending = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
+  #unsubscribe: (() => void) | null = null;
 
   constructor(private readonly opts: HostVolumesOptions) {
     this.#view = VolumesView.create(opts.store);
@@ -102,6 +103,12 @@ export class HostVolumes {
     await this.#view.follow();
     await this.#view.caughtUp;
     await this.reconcile();
+    // From now on, a volume that ends (destroyed, or its create failed) loses its disk here at once,
+    // even when the volume service that recorded it did not get to ask (it was killed meanwhile).
+    this.#unsubscribe = this.#view.subscribe(({ state }) => {
+      if (state?.host_id !== opts.hostId || (state.state !== "destroyed" && state.state !== "failed")) return;
+      void this.#removeEnded(state.id, state.state);
+    });
     this.#subs.push(
       ...serveVolumeCommands({
         nc: opts.nc,
@@ -143,6 +150,21 @@ export class HostVolumes {
     }
   }
 
+  /** Removes the disk of a volume that ended, unless it is gone already or (still) mounted. */
+  async #removeEnded(id: string, state: string): Promise<void> {
+    const { disks, logger } = this.opts;
+    try {
+      const removed = await disks.serial(id, async () => {
+        if (!disks.exists(id) || disks.isMounted(id)) return false;
+        await disks.remove(id);
+        return true;
+      });
+      if (removed) logger.info({ volume_id: id, state }, `removed the disk of volume ${id} (${state})`);
+    } catch (err) {
+      logger.warn({ err, volume_id: id }, "could not remove the disk of an ended volume");
+    }
+  }
+
   /** Asks the volume service to grow each mounted volume whose use crossed its mount's threshold. */
   async #autoExtend(machines: MachinesView): Promise<void> {
     const { disks, hostId, nc, logger } = this.opts;
@@ -174,6 +196,7 @@ export class HostVolumes {
   /** Stops serving and watching; mounted volumes stay mounted for their machines. */
   async stop(): Promise<void> {
     if (this.#timer) clearInterval(this.#timer);
+    this.#unsubscribe?.();
     for (const s of this.#subs.splice(0)) s.unsubscribe();
     await this.#view.stop();
   }
