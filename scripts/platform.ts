@@ -25,15 +25,20 @@ export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 export type ServiceName =
   | "placement"
   | "host-agent"
+  | "volume"
   | "builder"
   | "gateway"
   | "proxy"
   | "scheduler"
   | "monitor";
-/** The order they start in: placement and the host agent first, so the gateway can place at once. */
+/**
+ * The order they start in: placement, the host agent and the volume service first, so the gateway
+ * can place machines and make volumes at once.
+ */
 export const SERVICES: ServiceName[] = [
   "placement",
   "host-agent",
+  "volume",
   "builder",
   "gateway",
   "proxy",
@@ -62,6 +67,8 @@ export interface PlatformOptions {
   builderOpsPort?: number;
   /** The scheduler's (autoscaler's) /health and /metrics; a free port when not given. */
   schedulerOpsPort?: number;
+  /** The volume service's /health and /metrics; a free port when not given. */
+  volumeOpsPort?: number;
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
@@ -105,7 +112,11 @@ export interface Platform {
   stop(): Promise<void>;
 }
 
-type ResolvedOptions = PlatformOptions & { builderOpsPort: number; schedulerOpsPort: number };
+type ResolvedOptions = PlatformOptions & {
+  builderOpsPort: number;
+  schedulerOpsPort: number;
+  volumeOpsPort: number;
+};
 
 function serviceEnv(
   name: ServiceName,
@@ -137,6 +148,7 @@ function serviceEnv(
         HANGAR_DIR_IMAGE_ROOTS: dirImageRoots,
         ...secretsKey,
       }),
+    volume: () => SERVICE_CONFIGS.volume.toEnv({ ...common, HANGAR_VOLUME_OPS_PORT: o.volumeOpsPort }),
     builder: () =>
       SERVICE_CONFIGS.builder.toEnv({
         ...common,
@@ -171,6 +183,7 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
   return {
     placement: o.placementOpsPort,
     "host-agent": o.hostOpsPort,
+    volume: o.volumeOpsPort,
     builder: o.builderOpsPort,
     gateway: o.gatewayPort,
     proxy: o.proxyOpsPort,
@@ -298,7 +311,7 @@ export async function startHostAgent(options: PlatformOptions): Promise<HostAgen
   await mkdir(logDir, { recursive: true });
   await mkdir(hostStateDir, { recursive: true });
   // The other services' ports are not this process's business.
-  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0 };
+  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 };
   const agent = new ServiceProcess(
     "host-agent",
     `http://127.0.0.1:${o.hostOpsPort}/health`,
@@ -329,7 +342,7 @@ export async function startGateway(options: PlatformOptions): Promise<GatewayHan
   const logDir = options.logDir ?? join(options.home, "logs");
   await mkdir(logDir, { recursive: true });
   // The other services' ports are not this process's business.
-  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0 };
+  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 };
   const gateway = new ServiceProcess(
     "gateway",
     `http://127.0.0.1:${o.gatewayPort}/health`,
@@ -362,6 +375,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     ...options,
     builderOpsPort: options.builderOpsPort ?? (await freePort()),
     schedulerOpsPort: options.schedulerOpsPort ?? (await freePort()),
+    volumeOpsPort: options.volumeOpsPort ?? (await freePort()),
   };
   const hostId = o.hostId ?? DEFAULT_HOST_ID;
   const hostStateDir = join(o.home, "hosts", hostId);

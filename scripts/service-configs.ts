@@ -8,11 +8,13 @@ import { config as monitor } from "../services/monitor/src/config.js";
 import { config as placement } from "../services/placement/src/config.js";
 import { config as proxy } from "../services/proxy/src/config.js";
 import { config as scheduler } from "../services/scheduler/src/config.js";
+import { config as volume } from "../services/volume/src/config.js";
 
 /** The settings of each service, in the order the platform starts them. */
 export const SERVICE_CONFIGS = {
   placement,
   "host-agent": hostAgent,
+  volume,
   builder,
   gateway,
   proxy,

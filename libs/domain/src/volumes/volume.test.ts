@@ -59,6 +59,8 @@ describe("volume ids", () => {
     expect(isVolumeId(newVolumeId())).toBe(true);
     expect(newSnapshotId()).toMatch(/^vs_[0-9a-f]{16}$/);
     expect(isVolumeId("vol_short")).toBe(false);
+    expect(newVolumeId("create-1")).toBe(newVolumeId("create-1"));
+    expect(newVolumeId("create-1")).not.toBe(newVolumeId("create-2"));
   });
 });
 

@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { type Decider, DomainError, defineStream, type EventOf, eventCodec } from "@hangar/eventstore";
 import { hangar } from "@hangar/proto";
 
@@ -45,14 +45,24 @@ export function volumeAggregateId(app: string, volumeId: string): string {
   return `${app}.${volumeId}`;
 }
 
-/** Fly's volume id shape: `vol_` and 16 lowercase hex digits. */
-export function newVolumeId(): string {
-  return `vol_${randomBytes(8).toString("hex")}`;
+/** 16 lowercase hex digits: random, or derived from `seed` (the same seed, the same digits). */
+function idDigits(seed?: string): string {
+  return seed === undefined
+    ? randomBytes(8).toString("hex")
+    : createHash("sha256").update(seed).digest("hex").slice(0, 16);
 }
 
-/** A snapshot id: `vs_` and 16 lowercase hex digits. */
-export function newSnapshotId(): string {
-  return `vs_${randomBytes(8).toString("hex")}`;
+/**
+ * Fly's volume id shape: `vol_` and 16 lowercase hex digits. The volume service derives it from the
+ * create's command id, so a create asked twice (or resumed) can only ever name one volume.
+ */
+export function newVolumeId(seed?: string): string {
+  return `vol_${idDigits(seed)}`;
+}
+
+/** A snapshot id: `vs_` and 16 lowercase hex digits, derived from `seed` when given. */
+export function newSnapshotId(seed?: string): string {
+  return `vs_${idDigits(seed)}`;
 }
 
 /** True for a string shaped as newVolumeId makes them. */

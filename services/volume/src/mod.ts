@@ -1,0 +1,2 @@
+export type { VolumeServiceOptions } from "./volume-service.js";
+export { VolumeService } from "./volume-service.js";
