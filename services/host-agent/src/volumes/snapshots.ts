@@ -1,9 +1,10 @@
-import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { VOLUME_SNAPSHOTS_BUCKET } from "@hangar/domain";
-import { hashFile, openObjectBucket } from "@hangar/oci";
+import { hashFile, openObjectBucket, runTool as run } from "@hangar/oci";
 import type { HostVolumeSnapshotReply } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { checkSnapshotId, checkVolumeId, VolumeDiskError, type VolumeDisks } from "./disk.js";
@@ -56,18 +57,24 @@ export class SnapshotStore {
     const stored = await this.info(volumeId, snapshotId);
     if (stored) return stored;
     const tmp = join(disks.opts.dir, `.${volumeId}.${snapshotId}.tmp-snapshot`);
+    const compressed = `${tmp}.zst`;
     try {
       const { freezeMs } = await disks.copyConsistent(volumeId, tmp);
-      // Hashed first so the object is published with its metadata in one step: no reader ever sees
-      // a snapshot without its digest.
-      const { digest, size } = await hashFile(tmp);
-      const freeze_ms = Math.round(freezeMs);
-      await this.#putCompressed(name, tmp, { size: String(size), digest, freeze_ms: String(freeze_ms) });
+      // Hashed while zstd compresses (two cores), and stored once both are done, so the object is
+      // published with its metadata in one step: no reader ever sees a snapshot without its digest.
+      const [{ digest, size }] = await Promise.all([
+        hashFile(tmp),
+        run("zstd", ["-q", "-f", "-o", compressed, tmp]),
+      ]);
+      const metadata = { size: String(size), digest, freeze_ms: String(Math.round(freezeMs)) };
+      const data = Readable.toWeb(createReadStream(compressed)) as ReadableStream<Uint8Array>;
+      await this.bucket.put({ name, metadata, options: { max_chunk_size: CHUNK_SIZE } }, data);
       const info = await this.info(volumeId, snapshotId);
       if (!info) throw new VolumeDiskError(`snapshot ${snapshotId} was not stored`, "internal");
       return info;
     } finally {
       await rm(tmp, { force: true });
+      await rm(compressed, { force: true });
     }
   }
 
@@ -85,11 +92,7 @@ export class SnapshotStore {
         `snapshot ${from.snapshot_id} of volume ${from.volume_id} is not in ${VOLUME_SNAPSHOTS_BUCKET}`,
         "not_found",
       );
-    await disks.restore(
-      volumeId,
-      bytes,
-      Readable.fromWeb(result.data as import("node:stream/web").ReadableStream),
-    );
+    await disks.restore(volumeId, bytes, Readable.fromWeb(result.data as WebReadableStream));
     const error = await result.error;
     if (error) {
       await disks.remove(volumeId);
@@ -102,25 +105,5 @@ export class SnapshotStore {
     const name = snapshotObjectName(volumeId, snapshotId);
     const info = await this.bucket.info(name);
     if (info && !info.deleted) await this.bucket.delete(name);
-  }
-
-  /** Streams `file` through zstd into object `name`. */
-  async #putCompressed(name: string, file: string, metadata: Record<string, string>): Promise<void> {
-    const zstd = spawn("zstd", ["-q", "-c", file], { stdio: ["ignore", "pipe", "pipe"] });
-    let err = "";
-    zstd.stderr.on("data", (b: Buffer) => {
-      err += b.toString();
-    });
-    const exited = new Promise<number>((done, fail) => {
-      zstd.once("error", fail);
-      zstd.once("close", (c) => done(c ?? -1));
-    });
-    const data = Readable.toWeb(zstd.stdout) as ReadableStream<Uint8Array>;
-    await this.bucket.put({ name, metadata, options: { max_chunk_size: CHUNK_SIZE } }, data);
-    const code = await exited;
-    if (code !== 0) {
-      await this.bucket.delete(name).catch(() => {});
-      throw new VolumeDiskError(`zstd failed (exit ${code}): ${err.trim()}`, "internal");
-    }
   }
 }
