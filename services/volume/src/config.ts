@@ -10,7 +10,7 @@ export const config = defineServiceConfig("volume", {
   }),
   HANGAR_VOLUME_SNAPSHOT_INTERVAL_S: setting(seconds(86_400), {
     description:
-      "how often volumes with scheduled snapshots (auto_backup_enabled) are snapshotted and snapshots past their retention are pruned",
+      "how often volumes with scheduled snapshots (auto_backup_enabled) are snapshotted; checked (and snapshots past their retention pruned) every 15 minutes, or this often when shorter",
   }),
   HANGAR_VOLUME_HOST_TIMEOUT_S: setting(seconds(300), {
     description: "how long a host agent may take to make, grow or delete a volume's disk",

@@ -182,7 +182,9 @@ export class VolumeService {
       this.timers.push(timer);
     };
     every(this.opts.retryIntervalMs ?? 30_000, "resume", () => this.resume());
-    every(this.snapshotInterval, "scheduled snapshots", () => this.scheduledPass());
+    // Checked more often than the interval: a service restarted more often than that would otherwise
+    // never take one. A volume snapshotted within the interval is skipped, so a check is cheap.
+    every(Math.min(this.snapshotInterval, 900_000), "scheduled snapshots", () => this.scheduledPass());
   }
 
   private get snapshotInterval(): number {
