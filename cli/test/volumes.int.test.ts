@@ -110,7 +110,6 @@ describe("hangar volumes", () => {
     expect(res.stderr).toMatch(/^Created volume/);
     expect(api.seen("POST", "/apps/json/volumes")[0]?.body).toEqual({
       name: "data",
-      size_gb: 1,
       snapshot_id: "vs_1",
     });
   });

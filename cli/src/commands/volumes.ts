@@ -14,7 +14,7 @@ interface AppFlags {
 }
 
 interface CreateFlags extends AppFlags {
-  size: number;
+  size?: number;
   region?: string;
   snapshotId?: string;
   count: number;
@@ -153,7 +153,11 @@ export function registerVolumes(program: Command, ctx: Context): void {
     volumes.command("create").argument("<name>", "volume name, as [mounts] source names it", volumeName),
   )
     .description("create volumes named <name>: ext4 disks on a host of the region")
-    .addOption(new Option("-s, --size <gb>", "size in GB").argParser(positiveInt).default(1))
+    .addOption(
+      new Option("-s, --size <gb>", "size in GB (default 1; a restore: the snapshot's size)").argParser(
+        positiveInt,
+      ),
+    )
     .option("-r, --region <region>", "region (default: the platform's)")
     .option("--snapshot-id <id>", "restore this snapshot into the new volume")
     .addOption(new Option("-n, --count <n>", "how many volumes to create").argParser(positiveInt).default(1))
@@ -163,7 +167,7 @@ export function registerVolumes(program: Command, ctx: Context): void {
       const app = await appOf(ctx, flags);
       const body: CreateVolumeRequest = {
         name,
-        size_gb: flags.size,
+        ...(flags.size || !flags.snapshotId ? { size_gb: flags.size ?? 1 } : {}),
         ...(flags.region ? { region: flags.region } : {}),
         ...(flags.snapshotId ? { snapshot_id: flags.snapshotId } : {}),
         ...(flags.snapshotRetention ? { snapshot_retention: flags.snapshotRetention } : {}),

@@ -29,7 +29,7 @@ const RetentionSchema = z.number().int().min(MIN_SNAPSHOT_RETENTION).max(MAX_SNA
  * Fly's CreateVolumeRequest. `encrypted`, `compute`, `machines_only` and `unique_zone_app_wide` are
  * accepted because flyctl sends them, and have no effect: Hangar's volumes are not encrypted (the
  * answer says `encrypted: false`) and every volume may be used by machines. `region` defaults to the
- * platform's region, `size_gb` to 1 as flyctl's.
+ * platform's region, `size_gb` to 1 as flyctl's (a restore's or a fork's to its source's size).
  */
 export const CreateVolumeRequestSchema = z.looseObject({
   name: VolumeNameSchema,

@@ -117,7 +117,8 @@ export class StreamVolumesBackend implements VolumesBackend, MachineVolumes {
         org,
         name: input.name,
         region: input.region || this.defaultRegion,
-        size_gb: input.size_gb ?? 1,
+        // A restore or a fork is as large as its source unless asked for more (0: the service decides).
+        size_gb: input.size_gb ?? (input.snapshot_id || input.source_volume_id ? 0 : 1),
         ...(input.snapshot_id ? { snapshot_id: input.snapshot_id } : {}),
         ...(input.source_volume_id ? { source_volume_id: input.source_volume_id } : {}),
         ...(input.snapshot_retention ? { snapshot_retention: input.snapshot_retention } : {}),
