@@ -104,8 +104,10 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
       await disks.create(id, 64 * MIB);
       const at = await disks.mount(id);
       expect(await disks.extend(id, 128 * MIB)).toEqual({ online: false });
+      expect(await disks.growPending(id)).toBe(true);
       await disks.unmount(id);
       const again = await statfs(await disks.mount(id));
+      expect(await disks.growPending(id)).toBe(false);
       expect(again.blocks * again.bsize).toBeGreaterThan(100 * MIB);
       expect(at).toBe(disks.mountPoint(id));
     },

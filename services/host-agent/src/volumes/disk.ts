@@ -238,6 +238,13 @@ export class VolumeDisks {
     await rm(path, { force: true });
   }
 
+  /** Whether the volume's file is larger than its filesystem: an extend that waits for the next mount. */
+  async growPending(id: string): Promise<boolean> {
+    const path = this.imagePath(id);
+    const [{ size }, sb] = await Promise.all([stat(path), superblock(path)]);
+    return sb.blocks * sb.blockSize < size;
+  }
+
   /** The volume's size and use: from the mounted filesystem, or its superblock when unmounted. */
   async stat(id: string): Promise<VolumeStat> {
     const path = this.imagePath(id);

@@ -174,6 +174,8 @@ export class HostVolumes {
         const volume = this.#view.volume(m.app, mount.volume);
         if (volume?.state !== "created" || this.#extending.has(volume.id) || !disks.isMounted(volume.id))
           continue;
+        // Grown already, waiting for its next mount: asking again would grow it past what it needs.
+        if (await disks.growPending(volume.id).catch(() => true)) continue;
         const stat = await disks.stat(volume.id).catch(() => null);
         const target = stat ? autoExtendTarget(mount, volume.size_gb, stat) : null;
         if (target === null) continue;
