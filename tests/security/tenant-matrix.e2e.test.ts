@@ -93,6 +93,14 @@ const TABLE: Record<string, Row> = {
   "POST /v1/orgs/:org_slug/secrets": row("222", "224", "334", "334", "334", "334"),
   "DELETE /v1/orgs/:org_slug/secrets/:name": row("222", "224", "334", "334", "334", "334"),
   "GET /v1/apps/:app_name/logs": row("222", "224", "234", "224", "334", "234"),
+  "GET /v1/apps/:app_name/volumes": row("222", "224", "234", "224", "334", "234"),
+  "POST /v1/apps/:app_name/volumes": row("222", "224", "234", "334", "334", "334"),
+  "GET /v1/apps/:app_name/volumes/:volume_id": row("222", "224", "234", "224", "334", "234"),
+  "POST /v1/apps/:app_name/volumes/:volume_id": row("222", "224", "234", "334", "334", "334"),
+  "DELETE /v1/apps/:app_name/volumes/:volume_id": row("222", "224", "234", "334", "334", "334"),
+  "PUT /v1/apps/:app_name/volumes/:volume_id/extend": row("222", "224", "234", "334", "334", "334"),
+  "GET /v1/apps/:app_name/volumes/:volume_id/snapshots": row("222", "224", "234", "224", "334", "234"),
+  "POST /v1/apps/:app_name/volumes/:volume_id/snapshots": row("222", "224", "234", "334", "334", "334"),
   "POST /v1/apps/:app_name/machines/:machine_id/exec": row("222", "224", "234", "334", "234", "334"),
   "GET /v1/apps/:app_name/machines/:machine_id/ps": row("222", "224", "234", "334", "234", "334"),
   "GET /v1/apps/:app_name/machines/:machine_id/tunnel": row("222", "224", "234", "334", "234", "334"),
@@ -164,7 +172,9 @@ function callOf(route: string, t: TokenName, k: number): Call {
     .replace(":version", "999")
     .replace(":name", "MISSING_SECRET")
     .replace(":digest", IMAGE_CONFIG_DIGEST)
-    .replace(":upload", "missing-upload");
+    .replace(":upload", "missing-upload")
+    // No volume of that id: an authorized call is the volume's 404 (or the body's 400), and nothing changes.
+    .replace(":volume_id", "vol_0000000000000000");
   const query: Record<string, string> = {
     "GET /v1/apps": `?org_slug=${org}`,
     "GET /v1/tokens": `?org=${org}`,
@@ -190,6 +200,9 @@ function callOf(route: string, t: TokenName, k: number): Call {
     "POST /v1/apps/:app_name/secrets": { values: { "1BAD": "x" } },
     "POST /v1/orgs/:org_slug/secrets": { values: { "1BAD": "x" } },
     "POST /v1/apps/:app_name/machines/:machine_id/exec": { command: ["true"] },
+    "POST /v1/apps/:app_name/volumes": {},
+    "POST /v1/apps/:app_name/volumes/:volume_id": {},
+    "PUT /v1/apps/:app_name/volumes/:volume_id/extend": {},
   };
   const headers: Record<string, string> = { authorization: `Bearer ${tokens[t]}` };
   let body: string | undefined;
@@ -254,6 +267,7 @@ function routerRoutes(): string[] {
     scaling: unused,
     registry: unused,
     secrets: unused,
+    volumes: unused,
     audit: { record: async () => undefined, query: async () => [] },
   });
   const routes = new Set<string>();
