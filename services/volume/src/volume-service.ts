@@ -92,6 +92,8 @@ export class VolumeService {
   private readonly handler: CommandHandler<VolumeState, VolumeCommand, VolumeEvent>;
   /** The work in flight per volume id: the next command on that volume waits for it. */
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** When a periodic resume first saw each unfinished step that no command here was doing. */
+  private readonly seenUnfinished = new Map<string, number>();
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
   private readonly snapshotSeconds: Histogram;
@@ -155,7 +157,7 @@ export class VolumeService {
     await Promise.all([volumes.caughtUp, machines.caughtUp]);
     self.listen();
     // In the background: the service answers (and is healthy) while hosts are asked.
-    void self.resume();
+    void self.resume({ atStart: true });
     return self;
   }
 
@@ -181,7 +183,7 @@ export class VolumeService {
       timer.unref();
       this.timers.push(timer);
     };
-    every(this.opts.retryIntervalMs ?? 30_000, "resume", () => this.resume());
+    every(this.opts.retryIntervalMs ?? 30_000, "resume", () => this.resume({ atStart: false }));
     // Checked more often than the interval: a service restarted more often than that would otherwise
     // never take one. A volume snapshotted within the interval is skipped, so a check is cheap.
     every(Math.min(this.snapshotInterval, 900_000), "scheduled snapshots", () => this.scheduledPass());
@@ -598,21 +600,32 @@ export class VolumeService {
    * Takes up what the stream shows unfinished: creates, extends and destroys asked of a host that
    * never answered (a restart half-way), snapshots in flight, and volumes still attached to a
    * destroyed machine. The hosts' commands are idempotent, so asking again is safe; a host that
-   * refuses makes a create or snapshot recorded failed. Work in flight here is left alone.
+   * refuses makes a create or snapshot recorded failed. Work in flight here is left alone. At start
+   * everything unfinished is taken up; later, a step only once it has been unfinished for longer than
+   * a host may take, so another instance's step in flight gets its full time first.
    */
-  async resume(): Promise<void> {
+  async resume({ atStart }: { atStart: boolean }): Promise<void> {
     const { logger } = this.opts;
     const jobs: Promise<unknown>[] = [];
+    const now = Date.now();
+    const grace = Math.max(this.opts.hostTimeoutMs ?? 300_000, this.opts.snapshotTimeoutMs ?? 1_800_000);
+    const unfinished = new Set<string>();
     for (const v of this.volumes.all()) {
       if (this.locks.has(v.id)) continue;
       const app = v.app;
-      const run = (what: string, work: () => Promise<unknown>) =>
+      const run = (what: string, work: () => Promise<unknown>, touchesDisk = true) => {
+        const key = `${v.id} ${what}`;
+        unfinished.add(key);
+        const since = this.seenUnfinished.get(key) ?? now;
+        this.seenUnfinished.set(key, since);
+        if (!atStart && touchesDisk && now - since < grace) return;
         jobs.push(
           this.serial(v.id, work).then(
             () => logger.info({ volume_id: v.id }, `resumed: ${what}`),
             (err: unknown) => logger.warn({ err, volume_id: v.id }, `resumed: ${what} failed`),
           ),
         );
+      };
       if (v.state === "creating") run("create", () => this.finishCreate(app, v.id));
       if (v.state === "extending") run("extend", () => this.finishExtend(app, v.id));
       if (v.state === "destroying") run("destroy", () => this.finishDestroy(app, v.id));
@@ -620,8 +633,13 @@ export class VolumeService {
         if (s.state === "creating") run(`snapshot ${s.id}`, () => this.finishSnapshot(app, v.id, s.id));
       const holder = v.attached_machine_id;
       if (holder && this.machines.machine(app, holder)?.status === "destroyed")
-        run("detach of a destroyed machine", () => this.detachFrom(app, v.id, holder, "machine-destroyed"));
+        run(
+          "detach of a destroyed machine",
+          () => this.detachFrom(app, v.id, holder, "machine-destroyed"),
+          false,
+        );
     }
+    for (const key of this.seenUnfinished.keys()) if (!unfinished.has(key)) this.seenUnfinished.delete(key);
     await Promise.all(jobs);
   }
 
