@@ -263,21 +263,23 @@ describe("volume service", () => {
     await until("the detach", () => view.volume("app1", vol.id)?.attached_machine_id === null);
   });
 
-  it("takes scheduled snapshots into the object store, and prunes them past their retention", async () => {
+  it("takes a scheduled snapshot once per interval, records its failure, and prunes it past its retention", async () => {
     const svc = services[0]?.svc as VolumeService;
+    // Its host is away: the snapshot is recorded failed at once (a stored one is in the fork test below).
+    stopHost();
     await svc.scheduledPass();
     const snap = await until("the snapshot in the view", () =>
       view.volume("app1", vol.id)?.snapshots.find((s) => s.state !== "creating"),
     );
-    expect(snap).toMatchObject({ state: "created", type: "scheduled", retention_days: 5 });
-    expect(snap?.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    expect(await bucket.info(`${vol.id}/${snap?.id}`)).not.toBeNull();
-    // The pass again: a snapshot within the interval, so none is taken.
+    expect(snap).toMatchObject({ state: "failed", type: "scheduled", retention_days: 5 });
+    expect(snap.error).toMatch(/no service answers cmd.host.h1.volume.snapshot/);
+    // The pass again within the same interval: the same snapshot id, so no second one.
     await svc.scheduledPass();
     expect(view.volume("app1", vol.id)?.snapshots).toHaveLength(1);
+    await startHost();
     expect(await svc.prune(Date.now() + 6 * 86_400_000)).toBe(1);
     await until("the prune in the view", () => view.volume("app1", vol.id)?.snapshots.length === 0);
-    expect((await bucket.info(`${vol.id}/${snap?.id}`).catch(() => null))?.deleted ?? true).toBe(true);
+    expect(await bucket.info(`${vol.id}/${snap.id}`)).toBeNull();
   });
 
   it("extends, only to a larger size", async () => {
@@ -338,38 +340,57 @@ describe("volume service restarts (acceptance 6)", () => {
     expect(await diskFiles()).toEqual([creating.id]);
   });
 
-  it("a snapshot killed half-way completes after a restart, or is recorded failed when its host is gone", async () => {
-    const [made] = view.ofApp("app1").filter((v) => v.create_command_id === "c-kill");
-    const volumeId = made?.id as string;
-    const snapshotOnce = async (hostBack: boolean) => {
-      stopHost();
-      const silent = silentHost("snapshot");
-      const svc = services[0]?.svc as VolumeService;
-      const pending = ask(subjects.volume.snapshot, { app: "app1", volume_id: volumeId }, PENDING_MS).catch(
-        (e: unknown) => e,
-      );
-      const taking = await until("the snapshot recorded", () =>
-        view.volume("app1", volumeId)?.snapshots.find((s) => s.state === "creating"),
-      );
-      await crash(svc);
-      silent.unsubscribe();
-      await pending;
-      if (hostBack) await startHost();
-      await startService();
-      return until("the snapshot settled", () => {
-        const s = view.volume("app1", volumeId)?.snapshots.find((x) => x.id === taking.id);
-        return s?.state !== "creating" && s;
-      });
-    };
-    const done = await snapshotOnce(true);
-    expect(done.state).toBe("created");
-    expect(await bucket.info(`${volumeId}/${done.id}`)).not.toBeNull();
-    const failed = await snapshotOnce(false);
+  /**
+   * Kills the service while the host is taking a snapshot of `volumeId` (asked by `request`), then
+   * starts it again, with the host back or still gone; resolves with the snapshot once it settled.
+   */
+  async function killDuringSnapshot(volumeId: string, request: () => Promise<unknown>, hostBack: boolean) {
+    stopHost();
+    const silent = silentHost("snapshot");
+    const svc = services[0]?.svc as VolumeService;
+    const pending = request().catch((e: unknown) => e);
+    const taking = await until("the snapshot recorded", () =>
+      view.volume("app1", volumeId)?.snapshots.find((s) => s.state === "creating"),
+    );
+    await crash(svc);
+    silent.unsubscribe();
+    await pending;
+    if (hostBack) await startHost();
+    await startService();
+    return until("the snapshot settled", () => {
+      const s = view.volume("app1", volumeId)?.snapshots.find((x) => x.id === taking.id);
+      return s?.state !== "creating" && s;
+    });
+  }
+  const sourceId = () => view.ofApp("app1").find((v) => v.create_command_id === "c-kill")?.id as string;
+
+  it("a fork killed during its snapshot: the snapshot completes after a restart, and the fork asked again restores it", async () => {
+    const fork = { command_id: "c-fork", source_volume_id: sourceId() };
+    const done = await killDuringSnapshot(sourceId(), () => create(fork, PENDING_MS), true);
+    expect(done).toMatchObject({ state: "created", type: "on_demand" });
+    expect(done.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(await bucket.info(`${sourceId()}/${done.id}`)).not.toBeNull();
+    const forked = await create(fork);
+    expect(forked).toMatchObject({
+      state: "created",
+      size_gb: 1,
+      source_volume_id: sourceId(),
+      source_snapshot_id: done.id,
+    });
+    // The fork asked again took no second snapshot.
+    expect(view.volume("app1", sourceId())?.snapshots.map((x) => x.id)).toEqual([done.id]);
+    expect((await diskFiles()).sort()).toEqual([sourceId(), forked.id].sort());
+    await ask(subjects.volume.destroy, { app: "app1", volume_id: forked.id });
+  });
+
+  it("a snapshot killed while its host is gone is recorded failed, with no object left", async () => {
+    const request = () => ask(subjects.volume.snapshot, { app: "app1", volume_id: sourceId() }, PENDING_MS);
+    const failed = await killDuringSnapshot(sourceId(), request, false);
     expect(failed.state).toBe("failed");
     expect(failed.error).toMatch(/host h1: no service answers cmd.host.h1.volume.snapshot/);
-    expect(await bucket.info(`${volumeId}/${failed.id}`)).toBeNull();
+    expect(await bucket.info(`${sourceId()}/${failed.id}`)).toBeNull();
     await startHost();
-    await ask(subjects.volume.destroy, { app: "app1", volume_id: volumeId });
+    await ask(subjects.volume.destroy, { app: "app1", volume_id: sourceId() });
     expect(await diskFiles()).toEqual([]);
   });
 });
