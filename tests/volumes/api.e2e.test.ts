@@ -3,9 +3,12 @@
 // update, extend, snapshots, delete; and issue 15's acceptance 4: a second machine asking for an
 // attached volume (409), destroying an attached volume, and a machine asking for a volume in another
 // region each get a clear error, and nothing is created.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { mintToken } from "@hangar/auth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCliIn } from "../../cli/test/run-cli.js";
 import { helloConfig, startTestPlatform, type TestPlatform } from "../platform/harness.js";
 
 let p: TestPlatform;
@@ -52,6 +55,8 @@ beforeAll(async () => {
   // One host, in region "local": a machine asking for "ams" is refused for its volume's region before
   // placement is asked anything, whichever hosts "ams" has.
   p = await startTestPlatform();
+  // hangar finds the platform as after `npm start`: through $HANGAR_HOME/local.json.
+  writeFileSync(join(p.home, "local.json"), JSON.stringify({ api_url: p.apiUrl, token: p.token }));
   await p.api.ok("POST", "/apps", { app_name: APP, org_slug: "personal" });
   await p.api.ok("POST", "/orgs", { slug: "rival" });
 }, 120_000);
@@ -204,6 +209,17 @@ describe("the Volumes API", () => {
         state: "created",
         attached_machine_id: machineId,
       });
+    });
+
+    it("hangar volumes shows it attached and prints the same refusal to destroy it", async () => {
+      const show = await runCliIn(p.home, ["volumes", "show", vol.id, "-a", APP, "--json"]);
+      expect(show.code, show.stderr).toBe(0);
+      expect(JSON.parse(show.stdout)).toMatchObject({ id: vol.id, attached_machine_id: machineId });
+      const destroy = await runCliIn(p.home, ["volumes", "destroy", vol.id, "-a", APP, "--yes"]);
+      expect(destroy.code).toBe(1);
+      expect(destroy.stderr).toBe(
+        `Error: volume ${vol.id} is attached to machine ${machineId}; destroy the machine first\n`,
+      );
     });
 
     it("a machine in another region asking for it gets 400 naming both regions, and nothing is created", async () => {
