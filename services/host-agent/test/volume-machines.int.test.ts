@@ -95,8 +95,11 @@ describe.runIf(canRun)("machines with volumes", () => {
     await second.stop("vm1", { signal: "SIGKILL", timeoutMs: 5_000 });
     // Its next run mounts the same volume on the same loop device: none leaked, the data is there.
     await second.start(machine("vm1", id, "cat /data/first > /data/again; exec sleep 600"));
-    await waitFor("the second run's read", () => (existsSync(join(at, "again")) ? true : undefined));
-    expect(await readFile(join(at, "again"), "utf8")).toBe("one\n");
+    const again = await waitFor("the second run's read", async () => {
+      const text = await readFile(join(at, "again"), "utf8").catch(() => "");
+      return text === "" ? undefined : text;
+    });
+    expect(again).toBe("one\n");
     expect(await devicesOf(id)).toHaveLength(1);
 
     await second.destroy("vm1");

@@ -198,14 +198,16 @@ export class VolumeDisks {
     const target = this.mountPoint(id);
     if (!existsSync(path)) throw new VolumeDiskError(`volume ${id} has no disk on this host`, "not_found");
     if (isMountPoint(target)) return target;
-    let device = await this.#loopDeviceOf(path);
-    if (!device) {
-      // An extend the agent could not apply online (or one made while unmounted) is applied here.
-      await growOffline(path);
-      device = await this.#attachLoop(path);
-    }
     await mkdir(target, { recursive: true, mode: 0o700 });
-    await run("mount", ["-t", "ext4", "-o", "nosuid,nodev", device, target]);
+    // A loop device left attached (by an agent that died between attaching and mounting) is used again.
+    const device = await this.#loopDeviceOf(path);
+    if (device) {
+      await run("mount", ["-t", "ext4", "-o", "nosuid,nodev", device, target]);
+      return target;
+    }
+    // An extend the agent could not apply online (or one made while unmounted) is applied here.
+    await growOffline(path);
+    await this.#mountOnNewLoop(path, target);
     return target;
   }
 
@@ -267,7 +269,8 @@ export class VolumeDisks {
     return {
       size_gb,
       block_size: sb.blockSize,
-      blocks: sb.blocks,
+      // As statfs counts them for a mounted one: without the filesystem's own metadata.
+      blocks: sb.blocks - sb.overhead,
       blocks_free: sb.free,
       blocks_avail: Math.max(0, sb.free - sb.reserved),
       used_bytes: (sb.blocks - sb.free) * sb.blockSize,
@@ -315,19 +318,25 @@ export class VolumeDisks {
     return (await loopDevicesOf(path))[0] ?? null;
   }
 
-  async #attachLoop(path: string): Promise<string> {
+  /**
+   * Mounts `path` through a free loop device that mount attaches with autoclear: the device goes
+   * with the filesystem's last user (an unmount, lazy or not, then the machine that still held it),
+   * so nothing that unmounts a volume can leave its loop device behind.
+   */
+  async #mountOnNewLoop(path: string, target: string): Promise<void> {
     if (!existsSync(this.#loopControl))
       throw new VolumeDiskError(
         `this host has no loop devices (${this.#loopControl} is missing; load the loop module: modprobe loop), so it cannot attach volumes`,
         "unavailable",
       );
-    const { code, stdout, stderr } = await run("losetup", ["--find", "--show", path], { allowFailure: true });
+    const { code, stderr } = await run("mount", ["-t", "ext4", "-o", "loop,nosuid,nodev", path, target], {
+      allowFailure: true,
+    });
     if (code !== 0)
       throw new VolumeDiskError(
-        `no loop device is free on this host to attach the volume (losetup: ${stderr.trim()})`,
+        `could not attach the volume to a loop device and mount it (is one free? mount: ${stderr.trim()})`,
         "unavailable",
       );
-    return stdout.trim();
   }
 }
 
@@ -386,7 +395,7 @@ export async function loopDevices(): Promise<Array<{ name: string; file: string 
 /** Block size, count, free and reserved blocks from an unmounted ext4's superblock. */
 async function superblock(
   file: string,
-): Promise<{ blockSize: number; blocks: number; free: number; reserved: number }> {
+): Promise<{ blockSize: number; blocks: number; free: number; reserved: number; overhead: number }> {
   const { stdout } = await run("dumpe2fs", ["-h", file]);
   const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, "m").exec(stdout)?.[1] ?? 0);
   return {
@@ -394,6 +403,7 @@ async function superblock(
     blocks: field("Block count"),
     free: field("Free blocks"),
     reserved: field("Reserved block count"),
+    overhead: field("Overhead clusters"),
   };
 }
 
