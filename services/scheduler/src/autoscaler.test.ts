@@ -361,6 +361,39 @@ describe("autoscaler", () => {
     expect(r.decision?.actions).toEqual([{ kind: "suspend", machineId: "m2", region: "ams" }]);
   });
 
+  it("starts a stopped machine on a volume but never clones one: the clone would mount the same volume", () => {
+    const scaler = new Autoscaler();
+    const onVolume = (m: AppMachine): AppMachine => ({
+      ...m,
+      configJson: JSON.stringify({
+        ...JSON.parse(m.configJson),
+        mounts: [{ volume: "vol_0123456789abcdef", path: "/data" }],
+      }),
+    });
+    const machines = [onVolume(machine("run")), onVolume(machine("slept", "stopped"))];
+    const r = scaler.pass({
+      app: "a",
+      nowMs: 1000,
+      machines,
+      scaling: empty(),
+      load: load(200, { run: ["ams", 200] }),
+    });
+    expect(r.decision?.actions).toEqual([{ kind: "start", machineId: "slept", region: "ams" }]);
+    const busy = finishAll(record(empty(), r));
+    const all = machines.map((m) => ({ ...m, status: "started" as const }));
+    const again = scaler.pass({
+      app: "a",
+      nowMs: 2000,
+      machines: all,
+      scaling: busy,
+      load: load(200, { run: ["ams", 200] }),
+    });
+    expect(again.decision).toBeUndefined();
+    expect(again.held).toBe(
+      "no stopped machine to start: machines on volumes are not cloned (each needs a volume of its own)",
+    );
+  });
+
   it("does not scale apps whose machines have no services", () => {
     const plain: AppMachine = { ...machine("m1"), configJson: JSON.stringify({ image: "dir:/x" }) };
     const r = new Autoscaler().pass({

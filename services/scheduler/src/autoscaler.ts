@@ -88,6 +88,12 @@ function newDecisionId(): string {
   return `sd${randomBytes(8).toString("hex")}`;
 }
 
+/** Whether the machine mounts a volume: a volume attaches to one machine, so such a machine is never cloned. */
+export function onVolume(machine: AppMachine): boolean {
+  const { mounts } = JSON.parse(machine.configJson || "{}") as { mounts?: unknown[] | null };
+  return Array.isArray(mounts) && mounts.length > 0;
+}
+
 /** The machines the autoscaler sizes: not destroyed and with a service, each with its settings. */
 export function scaledMachines(machines: AppMachine[]): AppMachine[] {
   return machines.filter((m) => !GONE.has(m.status) && scalingSettings(m.configJson) !== undefined);
@@ -205,7 +211,9 @@ export class Autoscaler {
             ? "autostart is off: nothing is started or created"
             : assessment.desired <= counts.running + counts.draining
               ? "machines being drained are kept first (the executor uncordons them)"
-              : `no machine to start and max_machines_running ${settings.maxMachinesRunning} reached`;
+              : onVolume(assessment.template)
+                ? "no stopped machine to start: machines on volumes are not cloned (each needs a volume of its own)"
+                : `no machine to start and max_machines_running ${settings.maxMachinesRunning} reached`;
       return { ...result, held };
     }
     const inputs: ScaleInputs = {
@@ -373,7 +381,8 @@ export class Autoscaler {
     ).length;
     // Failed or cordoned machines count too: a clone that keeps failing must not multiply without end.
     const room = a.settings.maxMachinesRunning - scaled.length - counts.pendingCreates;
-    const creates = Math.min(need - actions.length - settling, Math.max(0, room));
+    // A clone of a machine on a volume would mount the same volume: only its own stopped machines start.
+    const creates = onVolume(a.template) ? 0 : Math.min(need - actions.length - settling, Math.max(0, room));
     for (let i = 0; i < creates; i++)
       actions.push({ kind: "create", machineId: this.newMachineId(), region: a.busiestRegion });
     return actions;
