@@ -140,23 +140,30 @@ function fileSha256(path: string): Promise<string> {
   });
 }
 
+/** How many entries of one folder readRootfs reads at once: hashing overlaps the reads. */
+const READ_CONCURRENCY = 16;
+
 /** Every path under `rootfs` (as the image sees it) with its type, mode, owner and content. */
 export async function readRootfs(rootfs: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
+  const visit = async (path: string): Promise<void> => {
+    const full = join(rootfs, path);
+    const st = await lstat(full);
+    const owner = `${st.uid}:${st.gid}`;
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
+    if (st.isSymbolicLink()) files.set(path, `symlink ${owner} -> ${await readlink(full)}`);
+    else if (st.isDirectory()) {
+      files.set(path, `dir ${mode} ${owner}`);
+      await walk(path);
+    } else if (st.isFile()) files.set(path, `file ${mode} ${owner} ${await fileSha256(full)}`);
+    else files.set(path, `special ${(st.mode >>> 12).toString(8)} ${mode} ${owner} rdev ${st.rdev}`);
+  };
   const walk = async (rel: string): Promise<void> => {
-    for (const name of await readdir(join(rootfs, rel))) {
-      const path = `${rel}/${name}`;
-      if (IGNORED.some((r) => r.test(path))) continue;
-      const full = join(rootfs, path);
-      const st = await lstat(full);
-      const owner = `${st.uid}:${st.gid}`;
-      const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
-      if (st.isSymbolicLink()) files.set(path, `symlink ${owner} -> ${await readlink(full)}`);
-      else if (st.isDirectory()) {
-        files.set(path, `dir ${mode} ${owner}`);
-        await walk(path);
-      } else if (st.isFile()) files.set(path, `file ${mode} ${owner} ${await fileSha256(full)}`);
-      else files.set(path, `special ${(st.mode >>> 12).toString(8)} ${mode} ${owner} rdev ${st.rdev}`);
+    const paths = (await readdir(join(rootfs, rel)))
+      .map((name) => `${rel}/${name}`)
+      .filter((path) => !IGNORED.some((r) => r.test(path)));
+    for (let i = 0; i < paths.length; i += READ_CONCURRENCY) {
+      await Promise.all(paths.slice(i, i + READ_CONCURRENCY).map(visit));
     }
   };
   await walk("");
@@ -372,7 +379,8 @@ export class ImageComparer {
   private async view(layout: string, tag: string): Promise<ImageView> {
     const { stdout } = await run("skopeo", ["inspect", "--config", `oci:${layout}:${tag}`], BIG);
     const config = (JSON.parse(stdout) as { config?: Record<string, unknown> }).config ?? {};
-    const bundle = join(layout, "..", `bundle-${tag}`);
+    // Beside the layout and named after it: the two images of an entry are read at the same time.
+    const bundle = `${layout}.bundle`;
     await run("umoci", ["unpack", "--image", `${layout}:${tag}`, bundle], BIG);
     try {
       return { config, files: await readRootfs(join(bundle, "rootfs")) };
@@ -396,17 +404,28 @@ export class ImageComparer {
    * Builds one corpus entry with both builders and compares the two images. When files differ,
    * buildah builds the entry once more without its cache: a path that differs between buildah's
    * two builds as well is the Dockerfile's own doing, not a builder's, and is left out.
+   * `concurrently`: the two builds run at the same time, and so do the two read-backs (CI, where
+   * only the verdict counts); without it each runs alone, so that its seconds are its own (bench).
    */
-  async compare(entry: string): Promise<Comparison> {
+  async compare(entry: string, opts: { concurrently?: boolean } = {}): Promise<Comparison> {
     const contextDir = join(CORPUS_DIR, entry);
     const tag = entry;
-    const hangar = await this.buildWithHangar(contextDir, tag);
-    const buildah = await this.buildWithBuildah(contextDir, tag);
+    const both = opts.concurrently ? bothAtOnce : oneThenOther;
+    // Built at once, both builds would make and push the same bases: they are published first.
+    if (opts.concurrently) await this.publishBases(contextDir);
+    const [hangar, buildah] = await both(
+      () => this.buildWithHangar(contextDir, tag),
+      () => this.buildWithBuildah(contextDir, tag),
+    );
     const out = await mkdtemp(join(this.root, `cmp-${entry}-`));
     try {
-      await exportImageLayout(this.deps.registry, hangar.digest, join(out, "hangar"), tag);
-      const a = await this.view(join(out, "hangar"), tag);
-      const b = await this.buildahView(out, tag);
+      const [a, b] = await both(
+        async () => {
+          await exportImageLayout(this.deps.registry, hangar.digest, join(out, "hangar"), tag);
+          return this.view(join(out, "hangar"), tag);
+        },
+        () => this.buildahView(out, tag),
+      );
       const diff = diffImages(a, b);
       let volatile = new Set<string>();
       if (diff.files.length > 0) {
@@ -430,6 +449,20 @@ export class ImageComparer {
   }
 }
 
+/** Runs `a`, then `b`. */
+async function oneThenOther<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  const first = await a();
+  return [first, await b()];
+}
+
+/** Runs `a` and `b` at the same time; when either fails, throws once both have ended. */
+async function bothAtOnce<A, B>(a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  const [ra, rb] = await Promise.allSettled([a(), b()]);
+  if (ra.status === "rejected") throw ra.reason;
+  if (rb.status === "rejected") throw rb.reason;
+  return [ra.value, rb.value];
+}
+
 /** A comparer over a nats-server of its own (blobs, registry, layer cache) in a scratch folder. */
 export async function openComparer(): Promise<{ comparer: ImageComparer; close(): Promise<void> }> {
   const root = await mkdtemp(join(tmpdir(), "hangar-compare-"));
@@ -442,7 +475,9 @@ export async function openComparer(): Promise<{ comparer: ImageComparer; close()
     await rm(root, { recursive: true, force: true });
   };
   try {
-    const { deps } = await openBuildDeps(nc, join(root, "builder"));
+    // Under vitest, layers are unpacked into the run's shared folder (HANGAR_LAYERS_DIR, global setup).
+    const layersDir = process.env.HANGAR_LAYERS_DIR;
+    const { deps } = await openBuildDeps(nc, join(root, "builder"), {}, 1, layersDir ? { layersDir } : {});
     // RUN steps get network as in the builder service: a namespace of the build's own, NATed out,
     // trusting the host's extra CAs as the test platform's builder does (HANGAR_BUILDER_CA_FILE).
     const networks = new BuildNetworks(BUILD_NETWORK_CIDR, HOST_CA_FILE ? { caFile: HOST_CA_FILE } : {});
