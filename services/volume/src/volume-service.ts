@@ -251,6 +251,9 @@ export class VolumeService {
     if (this.volumes.volume(req.app, volumeId)) {
       return this.serial(volumeId, () => this.finishCreate(req.app, volumeId));
     }
+    // An asked size is checked before a fork takes its snapshot.
+    const askedProblem = req.size_gb ? volumeSizeProblem(req.size_gb) : undefined;
+    if (askedProblem) refuse(askedProblem);
     const source = await this.sourceOf(req);
     const sizeGb = req.size_gb || source?.minSizeGb || 0;
     const sizeProblem = volumeSizeProblem(sizeGb);
@@ -692,7 +695,8 @@ export class VolumeService {
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const s of this.subs) s.unsubscribe();
-    await Promise.allSettled([...this.locks.values()]);
+    // Work in flight is not waited for (a host may take minutes): the stream says what is
+    // unfinished, and the next start takes it up.
     await Promise.all([this.volumes.stop(), this.machines.stop()]);
   }
 }
