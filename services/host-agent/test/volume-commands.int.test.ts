@@ -3,6 +3,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  machineAggregateId,
+  machineDecider,
   machinesStream,
   type VolumeCommand,
   volumeAggregateId,
@@ -10,7 +12,7 @@ import {
   volumesStream,
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
-import { CommandError, MachinesView, sendCommand, subjects } from "@hangar/service";
+import { CommandError, MachinesView, sendCommand, serveCommands, subjects } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -32,6 +34,7 @@ let store: EventStore;
 let root = "";
 let disks: VolumeDisks;
 let volumes: HostVolumes;
+let machines: MachinesView;
 const metrics = new Registry();
 const live = "vol_0000000000000b01";
 const destroyed = "vol_0000000000000b02";
@@ -110,13 +113,15 @@ describe.runIf(canLoop)("a host's volume commands", () => {
       disks,
       logger: createLogger("volume-commands-test", { level: "silent" }),
       registry: metrics,
-      extendIntervalMs: 3_600_000,
+      extendIntervalMs: 200,
       replicas: 1,
     });
-    await volumes.start(MachinesView.create(store));
+    machines = await MachinesView.start(store);
+    await volumes.start(machines);
   });
   afterAll(async () => {
     await volumes?.stop();
+    await machines?.stop();
     for (const id of await disks.list()) {
       await disks.unmount(id);
       await disks.remove(id);
@@ -190,6 +195,63 @@ describe.runIf(canLoop)("a host's volume commands", () => {
     await ask("create", { volume_id: ending, app: APP, size_gb: 1 });
     await record(ending, [{ type: "RequestDestroy" }, { type: "CompleteDestroy" }]);
     await waitFor("the disk's removal", () => (disks.exists(ending) ? undefined : true));
+  });
+
+  it("asks the volume service to grow a mounted volume whose use crossed its mount's threshold", async () => {
+    const asked: unknown[] = [];
+    // The volume service's side, on the real bus: it records what it was asked.
+    const sub = serveCommands(nc, subjects.volume.extend, "volume", async (req: unknown) => {
+      asked.push(req);
+      return {};
+    });
+    try {
+      const mount = {
+        volume: live,
+        path: "/data",
+        extend_threshold_percent: 50,
+        add_size_gb: 2,
+        size_gb_limit: 2,
+      };
+      const handler = new CommandHandler(store, machinesStream, machineDecider);
+      const id = machineAggregateId(APP, "m-extend");
+      const configJson = JSON.stringify({ image: "dir:/srv", mounts: [mount] });
+      await handler.handle(
+        id,
+        {
+          type: "CreateMachine",
+          machineId: "m-extend",
+          app: APP,
+          name: "m-extend",
+          region: "local",
+          instanceId: "i1",
+          configJson,
+          skipLaunch: false,
+          hostId: HOST,
+        },
+        { commandId: "m-extend-create" },
+      );
+      await handler.handle(
+        id,
+        {
+          type: "RecordStarted",
+          hostId: HOST,
+          pid: 1,
+          privateIp: "",
+          privateIpv6: "",
+          port: 1,
+          startTime: 1,
+          adopted: false,
+        },
+        { commandId: "m-extend-started" },
+      );
+      const at = await disks.mount(live);
+      await writeFile(join(at, "fill"), Buffer.alloc(24 * 2 ** 20, 1));
+      await waitFor("the extend request", () => asked[0]);
+      expect(asked[0]).toEqual({ app: APP, volume_id: live, size_gb: 2 });
+    } finally {
+      sub.unsubscribe();
+      await disks.unmount(live);
+    }
   });
 
   it("refuses bad requests, a mounted volume's delete and a missing snapshot, naming what is wrong", async () => {
