@@ -30,7 +30,7 @@ export interface HostSpec {
   address: string;
   /** Where other hosts route this host's 6PN traffic (its IPv6 underlay address); empty when alone. */
   underlayIp: string;
-  /** Room for volumes, GiB (the host agent's HANGAR_HOST_VOLUMES_DISK_GB); 0 or absent: none. */
+  /** Room for volumes, GiB (the host agent's HANGAR_HOST_AGENT_VOLUMES_DISK_GB); 0 or absent: none. */
   diskGb?: number;
 }
 
