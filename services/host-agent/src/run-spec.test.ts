@@ -93,6 +93,23 @@ describe("parseMachineConfig guest", () => {
   });
 });
 
+describe("parseMachineConfig mounts", () => {
+  it("keeps the mounts of a volume (with their auto-extend settings) and leaves out unresolved ones", () => {
+    const extend = { extend_threshold_percent: 80, add_size_gb: 2, size_gb_limit: 10 };
+    const cfg = parseMachineConfig(
+      JSON.stringify({
+        image: "x",
+        mounts: [
+          { volume: "vol_0000000000000001", path: "/data", name: "data", ...extend },
+          { name: "logs", path: "/logs" },
+        ],
+      }),
+    );
+    expect(cfg.mounts).toEqual([{ volume: "vol_0000000000000001", path: "/data", name: "data", ...extend }]);
+    expect(parseMachineConfig('{"image":"x"}').mounts).toEqual([]);
+  });
+});
+
 describe("imageEnv", () => {
   it("splits at the first =, keeps empty values, and a later line wins", () => {
     expect(imageEnv(["A=1", "B=x=y", "C=", "A=2", "D"])).toEqual({ A: "2", B: "x=y", C: "", D: "" });
