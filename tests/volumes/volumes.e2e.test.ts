@@ -1,13 +1,15 @@
 // Issue 15 (volumes) on the whole platform, every service a real process and real loop devices:
 // acceptance 1 (`hangar deploy` of an app with [mounts] writes to its volume, and the data survives a
 // restart, a second deploy and a host agent kill -9; df inside shows the volume's size), 3 (a snapshot
-// restored into a new volume holds the data as of the snapshot, checksum for checksum) and 6 (the
-// volume service killed with SIGKILL during a create and during a snapshot: after its restart no
-// volume is lost or doubled, the snapshot is created or recorded failed, and every disk file and
-// loop device on the host belongs to a volume the API lists).
+// restored into a new volume holds the data as of the snapshot, checksum for checksum), 5 (filling
+// that volume gives the app ENOSPC and nothing worse) and 6 (the volume service killed with SIGKILL
+// during a create and during a snapshot: after its restart no volume is lost or doubled, the
+// snapshot is created or recorded failed, and every disk file and loop device on the host belongs
+// to a volume the API lists).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { HostExecReply } from "@hangar/service";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runHangar } from "../../cli/test/run-cli.js";
 import { startTestPlatform, type TestPlatform } from "../platform/harness.js";
@@ -32,6 +34,8 @@ let image = "";
 /** The machine `hangar deploy` made, and its volume. */
 let machineId = "";
 let volumeId = "";
+/** The machine on the volume restored from a snapshot (acceptance 3), filled up by acceptance 5. */
+let restoredMachine = "";
 
 beforeAll(async () => {
   p = await startTestPlatform();
@@ -148,8 +152,27 @@ describe("acceptance 3: a snapshot restored into a new volume holds the data as 
     });
     await p.api.ok("GET", `/apps/${APP}/machines/${machine.id}/wait?state=started&timeout=60`);
     expect(await inMachine("cd /data/snap && sha256sum *", machine.id)).toBe(taken);
-    await p.api.ok("DELETE", `/apps/${APP}/machines/${machine.id}?force=true`);
+    restoredMachine = machine.id;
   }, 120_000);
+});
+
+describe("acceptance 5: a full volume", () => {
+  it("gives the app ENOSPC; the machine keeps running, and the other machine and the API are unaffected", async () => {
+    const fill = await p.api.call<HostExecReply>("POST", `/apps/${APP}/machines/${restoredMachine}/exec`, {
+      command: ["sh", "-c", "head -c 2147483648 /dev/zero > /data/fill"],
+      timeout: 60,
+    });
+    expect(fill.status).toBe(200);
+    expect(fill.body.exit_code).not.toBe(0);
+    expect(fill.body.stderr).toMatch(/No space left on device/);
+    expect(await inMachine("echo still here", restoredMachine)).toBe("still here\n");
+    expect((await p.api.ok<{ state: string }>("GET", `/apps/${APP}/machines/${restoredMachine}`)).state).toBe(
+      "started",
+    );
+    await inMachine("echo fine > /data/beside-a-full-volume");
+    expect((await volumes()).length).toBeGreaterThanOrEqual(2);
+    await p.api.ok("DELETE", `/apps/${APP}/machines/${restoredMachine}?force=true`);
+  }, 90_000);
 });
 
 describe("acceptance 6: the volume service killed mid-way loses and doubles nothing", () => {
