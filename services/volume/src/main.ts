@@ -17,5 +17,7 @@ await runService({
       hostTimeoutMs: config.HANGAR_VOLUME_HOST_TIMEOUT_S * 1000,
       snapshotTimeoutMs: config.HANGAR_VOLUME_SNAPSHOT_TIMEOUT_S * 1000,
       retryIntervalMs: config.HANGAR_VOLUME_RETRY_INTERVAL_S * 1000,
+      // Snapshots must outlive a NATS node as the streams do.
+      replicas: config.HANGAR_STREAM_REPLICAS,
     }),
 });

@@ -64,6 +64,8 @@ export interface VolumeServiceOptions {
   retryIntervalMs?: number;
   /** The snapshots' Object Store bucket (default VOLUME_SNAPSHOTS). */
   bucket?: string;
+  /** Replicas of the bucket when this service creates it (HANGAR_STREAM_REPLICAS; default 1). */
+  replicas?: number;
 }
 
 /** A failure's message without the error class. */
@@ -144,7 +146,9 @@ export class VolumeService {
 
   /** Rebuilds the volumes and machines from their streams, serves the commands, then resumes unfinished work. */
   static async start(opts: VolumeServiceOptions): Promise<VolumeService> {
-    const snapshots = await openObjectBucket(opts.nc, opts.bucket ?? VOLUME_SNAPSHOTS_BUCKET);
+    const snapshots = await openObjectBucket(opts.nc, opts.bucket ?? VOLUME_SNAPSHOTS_BUCKET, {
+      replicas: opts.replicas ?? 1,
+    });
     const volumes = VolumesView.create(opts.store);
     const machines = MachinesView.create(opts.store);
     const self = new VolumeService(opts, volumes, machines, snapshots);
