@@ -100,6 +100,10 @@ export class HostVolumes {
   /** Reads the VOLUMES stream, removes stale disks, then serves commands and watches `machines` for auto-extend. */
   async start(machines: MachinesView): Promise<void> {
     const { opts } = this;
+    if (!opts.disks.onlineResize)
+      opts.logger.warn(
+        "this host agent lacks CAP_SYS_RESOURCE, which ext4 needs to grow a mounted filesystem: an extend of a mounted volume answers needs_restart and applies at its machine's next start",
+      );
     await this.#view.follow();
     await this.#view.caughtUp;
     await this.reconcile();
