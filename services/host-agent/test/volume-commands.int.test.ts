@@ -105,6 +105,8 @@ describe.runIf(canLoop)("a host's volume commands", () => {
     ]);
     for (const id of [live, destroyed, stray]) await disks.create(id, 32 * 2 ** 20);
     await disks.mount(stray);
+    // Mounted for a machine destroyed while the agent was down: the volume is no longer attached.
+    await disks.mount(live);
     await writeFile(join(root, "volumes", `.${made}.tmp-0badf00d`), "half made");
     volumes = await HostVolumes.open({
       nc,
@@ -137,6 +139,7 @@ describe.runIf(canLoop)("a host's volume commands", () => {
   it("removes at start only the disks no event accounts for, and the temp files of interrupted creates", async () => {
     expect((await disks.list()).sort()).toEqual([live]);
     expect(disks.isMounted(stray)).toBe(false);
+    expect(disks.isMounted(live)).toBe(false);
     expect(existsSync(join(root, "volumes", `.${made}.tmp-0badf00d`))).toBe(false);
   });
 
@@ -187,6 +190,14 @@ describe.runIf(canLoop)("a host's volume commands", () => {
     for (const id of [made, restored])
       expect(await ask("delete", { volume_id: id })).toEqual({ deleted: true });
     expect(disks.exists(made)).toBe(false);
+  });
+
+  it("unmounts a volume detached while the agent runs", async () => {
+    await record(live, [{ type: "AttachVolume", machineId: "m-gone" }]);
+    await disks.mount(live);
+    await record(live, [{ type: "DetachVolume", machineId: "m-gone", reason: "machine destroyed" }]);
+    await waitFor("the unmount", () => (disks.isMounted(live) ? undefined : true));
+    expect(disks.exists(live)).toBe(true);
   });
 
   it("removes the disk of a volume destroyed while the agent runs", async () => {

@@ -109,9 +109,14 @@ export class HostVolumes {
     await this.reconcile();
     // From now on, a volume that ends (destroyed, or its create failed) loses its disk here at once,
     // even when the volume service that recorded it did not get to ask (it was killed meanwhile).
-    this.#unsubscribe = this.#view.subscribe(({ state }) => {
-      if (state?.host_id !== opts.hostId || (state.state !== "destroyed" && state.state !== "failed")) return;
-      void this.#removeEnded(state.id, state.state);
+    // A volume detached from its machine (destroyed meanwhile) is unmounted, so nothing keeps it
+    // busy for its next machine or its destroy.
+    this.#unsubscribe = this.#view.subscribe(({ previous, state }) => {
+      if (state?.host_id !== opts.hostId) return;
+      if (state.state === "destroyed" || state.state === "failed")
+        void this.#removeEnded(state.id, state.state);
+      else if (previous?.attached_machine_id && !state.attached_machine_id)
+        void this.#unmountDetached(state.id);
     });
     this.#subs.push(
       ...serveVolumeCommands({
@@ -129,7 +134,8 @@ export class HostVolumes {
 
   /**
    * Removes the disks, mounts and loop devices of volumes no event accounts for on this host, and
-   * the temp files of creates and snapshots a crash cut short; logs each. Nothing else is touched.
+   * the temp files of creates and snapshots a crash cut short; unmounts volumes no machine holds
+   * (detached while the agent was down); logs each. Nothing else is touched.
    */
   async reconcile(): Promise<void> {
     const { disks, logger, hostId } = this.opts;
@@ -144,6 +150,8 @@ export class HostVolumes {
           : `removed the disk of volume ${id}: no event places it on this host`,
       );
     }
+    for (const volume of this.#view.onHost(hostId))
+      if (volume.state !== "destroyed" && !volume.attached_machine_id) await this.#unmountDetached(volume.id);
     const dir = disks.opts.dir;
     for (const name of await readdir(dir).catch(() => [] as string[])) {
       if (!name.startsWith(".") || !name.includes(".tmp-")) continue;
@@ -151,6 +159,21 @@ export class HostVolumes {
       for (const d of await loopDevices()) if (d.file === join(dir, name)) await disks.detachDevice(d.name);
       await rm(join(dir, name), { force: true });
       logger.warn({ file: name }, "removed a volume temp file an interrupted create or snapshot left");
+    }
+  }
+
+  /** Unmounts a volume no machine holds (detached), if it is mounted. */
+  async #unmountDetached(id: string): Promise<void> {
+    const { disks, logger } = this.opts;
+    try {
+      const unmounted = await disks.serial(id, async () => {
+        if (!disks.isMounted(id)) return false;
+        await disks.unmount(id);
+        return true;
+      });
+      if (unmounted) logger.info({ volume_id: id }, `unmounted volume ${id}: no machine holds it`);
+    } catch (err) {
+      logger.warn({ err, volume_id: id }, "could not unmount a detached volume");
     }
   }
 
