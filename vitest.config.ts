@@ -14,6 +14,10 @@ if (layerName && LAYERS[layerName] === undefined) {
 }
 const roots = "{libs,services,tests,cli}/";
 const conditions = ["source"];
+// @hangar/proto is plain JavaScript (1.2 MB of protobufjs static code, proto/gen): Node loads it
+// natively, as it does node_modules, instead of vite transforming it and every test file's
+// process evaluating it through vitest's module runner (seconds per int/e2e file).
+const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 
 // One run starts one nats-server and one Postgres (libs/testkit/src/global-setup.ts, the root
 // project's: the layers' projects leave it out, or each would start its own) and hands their
@@ -41,6 +45,7 @@ export default defineConfig({
           testTimeout: 60_000,
           hookTimeout: 60_000,
           pool: "forks" as const,
+          server: { deps: { external } },
           isolate: name !== "unit",
           // Layers run one after another, unit first: its files give the quickest verdict.
           sequence: { groupOrder },
