@@ -23,8 +23,9 @@ const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 // project's: the layers' projects leave it out, or each would start its own) and hands their
 // addresses to every test file through `inject`. Tests that kill or restart a server start their own.
 //
-// Unit files share one worker without isolation (isolate: false): each module of the workspace is
-// loaded once for all of them, not once per file, which was most of their time. They restore what
+// Unit files run without isolation (isolate: false): a worker (one on a 2-core machine) loads each
+// module of the workspace once for all the files it runs, not once per file, which was most of
+// their time. They restore what
 // they change of the process (vi.unstubAllEnvs, saved process.env) and mock no modules; a unit file
 // that needs a process of its own belongs in the int layer. Int and e2e files keep a fresh process
 // each: they start services whose module state (caches, handles) must not reach the next file.
