@@ -175,6 +175,25 @@ describe("acceptance 5: a full volume", () => {
   }, 90_000);
 });
 
+describe("acceptance 2: extend while mounted", () => {
+  // ext4 grows a mounted filesystem only for a process with CAP_SYS_RESOURCE. With it, the app sees the
+  // new size at once; without it (as in this CI's containers) the API says needs_restart, as Fly's does,
+  // and the machine's next start grows the filesystem before mounting it.
+  it("the app sees the new size at once, or after the restart the API asks for, with its data kept", async () => {
+    const res = await p.api.ok<{ needs_restart: boolean; volume: ApiVolume }>(
+      "PUT",
+      `/apps/${APP}/volumes/${volumeId}/extend`,
+      { size_gb: 2 },
+    );
+    expect(res.volume).toMatchObject({ id: volumeId, size_gb: 2 });
+    if (res.needs_restart) await p.api.ok("POST", `/apps/${APP}/machines/${machineId}/restart`);
+    const size = async () => Number((await inMachine("df -B1 --output=size /data | tail -1")).trim());
+    await until(async () => expect(await size()).toBeGreaterThan(1.9 * GIB), 60_000);
+    expect(await size()).toBeLessThanOrEqual(2 * GIB);
+    expect(await inMachine("cat /data/marker")).toBe("kept\n");
+  }, 90_000);
+});
+
 describe("acceptance 6: the volume service killed mid-way loses and doubles nothing", () => {
   /** Kills the volume service as soon as the VOLUMES stream records a change of `subject`, then restarts it. */
   async function killOnFirstEvent(subject: string, request: () => Promise<unknown>): Promise<void> {

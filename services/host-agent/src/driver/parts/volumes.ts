@@ -16,7 +16,8 @@ interface VolumesRecord {
  * sandbox at its path through an idmapped mount, so files are stored with the machine's own ids
  * (0..65535) and the volume works in any org's range. A fresh volume's root is given to the image's
  * user, so an image that runs as a user can write to it, as it could to a folder of its own. Volumes
- * stay mounted across runs and are released at destroy (or when a new version no longer mounts them).
+ * stay mounted across runs (unless an extend waits for the next start to grow the filesystem) and are
+ * released at destroy (or when a new version no longer mounts them).
  */
 export class VolumesPart implements MachinePart {
   readonly name = "volumes";
@@ -40,7 +41,12 @@ export class VolumesPart implements MachinePart {
     for (const id of before) if (!wanted.has(id)) await disks.serial(id, () => disks.unmount(id));
     const owner = await imageUser(run);
     for (const { volumeId, path } of mounts) {
-      const at = await disks.serial(volumeId, () => disks.mount(volumeId));
+      const at = await disks.serial(volumeId, async () => {
+        // An extend the agent could not apply online waits for the machine's next start, which is now:
+        // nothing uses the volume between two runs, so it is unmounted and grown as it mounts again.
+        if (disks.isMounted(volumeId) && (await disks.growPending(volumeId))) await disks.unmount(volumeId);
+        return disks.mount(volumeId);
+      });
       if (owner) await giveFreshRoot(at, owner);
       run.binds.push({ src: at, dest: path, readOnly: false, idmap: true });
     }
