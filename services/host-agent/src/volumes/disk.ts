@@ -293,6 +293,10 @@ export class VolumeDisks {
     }
     const target = this.mountPoint(id);
     const limit = this.opts.freezeTimeoutMs;
+    // The loop device writes with direct I/O, so the image is not in the host's page cache: read it
+    // in first, and the copy under the freeze reads from disk only what changed since (1.1 s -> 0.2 s
+    // frozen for 128 MB in use, pnpm bench volumes).
+    await run("dd", [`if=${path}`, "of=/dev/null", "bs=8M", "status=none"]);
     const started = performance.now();
     await run("fsfreeze", ["-f", target]);
     try {
@@ -337,6 +341,11 @@ export class VolumeDisks {
         `could not attach the volume to a loop device and mount it (is one free? mount: ${stderr.trim()})`,
         "unavailable",
       );
+    // Direct I/O: the loop device writes the image file without a second copy in the host's page cache
+    // (sequential writes in a machine 0.4x -> 0.8x of the host's, pnpm bench volumes). A backing
+    // filesystem that refuses it (block size) keeps the buffered device, which is only slower.
+    const device = await this.#loopDeviceOf(path);
+    if (device) await run("losetup", ["--direct-io=on", device], { allowFailure: true });
   }
 }
 
