@@ -67,8 +67,10 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
       // otherwise how many creations land would depend on how fast the gateway restarts on a busy
       // machine. The same holds for placement's insufficient_capacity while the only host's agent is
       // being restarted (its heartbeat is older than placement's 5 s): placement refuses before it
-      // reserves anything (so it is sent again only while services are being killed). A request cut off
-      // in flight, or answered with another error, is not sent again.
+      // reserves anything (so it is sent again only while services are being killed), and for a 503 that
+      // says no placement instance answered: no placement got the request, so nothing was reserved or
+      // recorded (how many of those there are depends only on how fast placement restarts). A request
+      // cut off in flight, or answered with another error, is not sent again.
       for (;;) {
         try {
           const res = await p.api.call<{ id?: string; error?: string; status?: string }>(
@@ -79,7 +81,11 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
             },
           );
           if (res.status === 200 && res.body.id) acknowledged.add(res.body.id);
-          else if (res.body.status === "insufficient_capacity" && killing) {
+          else if (
+            killing &&
+            (res.body.status === "insufficient_capacity" ||
+              (res.status === 503 && res.body.error?.startsWith("no service answers cmd.placement.place")))
+          ) {
             await sleep(100);
             continue;
           } else refuse(`${res.status} ${res.body.error ?? ""}`.slice(0, 120));
