@@ -7,7 +7,7 @@ import {
   machineAggregateId,
   newInstanceId,
 } from "@hangar/domain";
-import type { CommandHandler, CommandResult } from "@hangar/eventstore";
+import { type CommandHandler, type CommandResult, DomainError } from "@hangar/eventstore";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { sendCommand } from "./bus.js";
 import { handleThenWait, type SequencedView } from "./read-your-writes.js";
@@ -23,7 +23,10 @@ export interface NewMachine {
   /** Default: Fly's generated name for the machine id. */
   name?: string;
   skipLaunch?: boolean;
-  /** The host of the machine's volume: placement puts it there or refuses, saying why. */
+  /**
+   * The host of the machine's volume: placement puts it there or refuses, saying why. Required when
+   * the config mounts a volume (the caller attached it first and knows its host).
+   */
   hostId?: string;
 }
 
@@ -45,12 +48,21 @@ export interface PlacedMachine {
  * waits until `view` shows it. Placement refuses before anything exists when nothing fits; placing
  * the same machine id again gets the host it already holds, and the command id `create-<machine id>`
  * makes a repeated create append nothing, so a caller that died half-way can simply ask again.
+ * A config that mounts a volume is refused (`failed_precondition`, nothing placed) unless the caller
+ * gives the volume's host: a volume attaches to one machine, so a copied config (a clone) must not
+ * create a second machine on it.
  */
 export async function placeThenCreateMachine(
   creator: MachineCreator,
   machine: NewMachine,
   hooks: { beforeCreate?(placed: PlaceResult): Promise<void> | void } = {},
 ): Promise<PlacedMachine> {
+  const { mounts } = machine.config as { mounts?: unknown };
+  if (Array.isArray(mounts) && mounts.length > 0 && !machine.hostId)
+    throw new DomainError(
+      `machine ${machine.machineId} mounts a volume but no volume host was given: a machine on a volume is created only with its attached volume, never cloned`,
+      "failed_precondition",
+    );
   const placed = await sendCommand<PlaceRequest, PlaceResult>(creator.nc, subjects.place, {
     machine_id: machine.machineId,
     app: machine.app,

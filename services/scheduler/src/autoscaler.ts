@@ -89,7 +89,7 @@ function newDecisionId(): string {
 }
 
 /** Whether the machine mounts a volume: a volume attaches to one machine, so such a machine is never cloned. */
-export function onVolume(machine: AppMachine): boolean {
+function onVolume(machine: AppMachine): boolean {
   const { mounts } = JSON.parse(machine.configJson || "{}") as { mounts?: unknown[] | null };
   return Array.isArray(mounts) && mounts.length > 0;
 }
