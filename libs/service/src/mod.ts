@@ -2,6 +2,7 @@ export type { AggregateViewOptions, ViewChange } from "./aggregate-view.js";
 export { AggregateView } from "./aggregate-view.js";
 export type { CodedError } from "./bus.js";
 export { CommandError, sendCommand, serveCommands } from "./bus.js";
+export { KeyedSerial } from "./keyed-serial.js";
 export type { KvBucketOptions } from "./kv-bucket.js";
 export { openKvBucket } from "./kv-bucket.js";
 export { onShutdown } from "./lifecycle.js";

@@ -11,7 +11,7 @@ import {
   type EventStore,
   isConcurrencyError,
 } from "@hangar/eventstore";
-import { type AggregateView, handleThenWait } from "@hangar/service";
+import { type AggregateView, handleThenWait, KeyedSerial } from "@hangar/service";
 
 export type ScalingView = AggregateView<ScalingState, ScalingCommand, ScalingEvent>;
 export type FinishScaleAction = Extract<ScalingCommand, { type: "FinishScaleAction" }>;
@@ -24,7 +24,8 @@ export type FinishScaleAction = Extract<ScalingCommand, { type: "FinishScaleActi
  */
 export class ScalingLog {
   private readonly finisher: CommandHandler<ScalingState, ScalingCommand, ScalingEvent>;
-  private readonly chains = new Map<string, Promise<unknown>>();
+  /** Our own writes to one app never race each other; only another scheduler's can conflict. */
+  private readonly chains = new KeyedSerial();
 
   constructor(
     private readonly store: EventStore,
@@ -78,18 +79,7 @@ export class ScalingLog {
     });
   }
 
-  // Our own writes to one app never race each other; only another scheduler's can conflict.
   private serial<T>(app: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.chains.get(app) ?? Promise.resolve();
-    const next = previous.then(fn, fn);
-    const settled = next.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.chains.set(app, settled);
-    void settled.then(() => {
-      if (this.chains.get(app) === settled) this.chains.delete(app);
-    });
-    return next;
+    return this.chains.run(app, fn);
   }
 }

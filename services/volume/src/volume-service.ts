@@ -27,6 +27,7 @@ import {
   type HostVolumeSnapshotReply,
   type HostVolumeSnapshotRequest,
   handleThenWait,
+  KeyedSerial,
   MachinesView,
   type PlaceResult,
   type PlaceVolumeRequest,
@@ -93,7 +94,7 @@ function refuse(message: string, code: DomainErrorCode = "invalid_argument"): ne
 export class VolumeService {
   private readonly handler: CommandHandler<VolumeState, VolumeCommand, VolumeEvent>;
   /** The work in flight per volume id: the next command on that volume waits for it. */
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedSerial();
   /** When a periodic resume first saw each unfinished step that no command here was doing. */
   private readonly seenUnfinished = new Map<string, number>();
   private subs: Subscription[] = [];
@@ -175,6 +176,13 @@ export class VolumeService {
       serve(subjects.volume.create, (req: VolumeCreateRequest) => this.create(req)),
       serve(subjects.volume.update, (req: VolumeUpdateRequest) => this.update(req)),
       serve(subjects.volume.extend, (req: VolumeExtendRequest) => this.extend(req)),
+      serveCommands<VolumeExtendRequest, VolumeReply>(
+        nc,
+        subjects.volumeAutoExtendAll,
+        "volume",
+        (req, subject) => this.autoExtend(subject.slice(subjects.volumeAutoExtend("").length), req),
+        (err) => logger.error({ err, subject: subjects.volumeAutoExtendAll }, "volume command failed"),
+      ),
       serve(subjects.volume.destroy, (req: VolumeRef) => this.destroy(req)),
       serve(subjects.volume.snapshot, (req: VolumeSnapshotRequest) => this.snapshot(req)),
       serve(subjects.volume.attach, (req: VolumeAttachRequest) => this.attach(req)),
@@ -199,17 +207,7 @@ export class VolumeService {
 
   /** Runs `work` after the work in flight on the same volume. */
   private serial<T>(volumeId: string, work: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(volumeId) ?? Promise.resolve();
-    const run = before.then(work, work);
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.locks.set(volumeId, settled);
-    void settled.then(() => {
-      if (this.locks.get(volumeId) === settled) this.locks.delete(volumeId);
-    });
-    return run;
+    return this.locks.run(volumeId, work);
   }
 
   /** Decides and appends a command on a volume, and waits until the view shows it. */
@@ -399,11 +397,33 @@ export class VolumeService {
     );
   }
 
-  /** Grows a volume (never shrinks): its host's disk room first, then the disk, online when mounted. */
-  async extend(req: VolumeExtendRequest): Promise<VolumeReply> {
-    this.existing(req.app, req.volume_id);
+  /**
+   * A host agent's auto-extend (`cmd.volume.auto_extend.<host_id>`): only of a volume on that host
+   * and attached to a machine, so a host agent's credentials grow no other host's volumes.
+   */
+  autoExtend(hostId: string, req: VolumeExtendRequest): Promise<VolumeReply> {
+    return this.extend(req, hostId);
+  }
+
+  /** Refuses an auto-extend from `hostId` of a volume not on that host or not attached. */
+  private checkAutoExtend(v: Volume, hostId: string): void {
+    if (v.host_id !== hostId) refuse(`volume ${v.id} not found on host ${hostId}`, "not_found");
+    if (!v.attached_machine_id)
+      refuse(`volume ${v.id} is attached to no machine: only a mounted volume auto-extends`, "failed_precondition");
+  }
+
+  /**
+   * Grows a volume (never shrinks): its host's disk room first, then the disk, online when mounted.
+   * `fromHost`: asked by that host's agent (an auto-extend), checked with checkAutoExtend.
+   */
+  async extend(req: VolumeExtendRequest, fromHost?: string): Promise<VolumeReply> {
+    if (!req.app || !req.volume_id || typeof req.size_gb !== "number")
+      refuse("a volume extend needs app, volume_id and size_gb (a number)");
+    const found = this.existing(req.app, req.volume_id);
+    if (fromHost !== undefined) this.checkAutoExtend(found, fromHost);
     return this.serial(req.volume_id, async () => {
       const v = this.existing(req.app, req.volume_id);
+      if (fromHost !== undefined) this.checkAutoExtend(v, fromHost);
       this.check(v, { type: "RequestExtend", sizeGb: req.size_gb });
       await sendCommand<PlaceVolumeRequest, PlaceResult>(this.opts.nc, subjects.placeVolume, {
         volume_id: v.id,
@@ -618,7 +638,7 @@ export class VolumeService {
     const grace = Math.max(this.opts.hostTimeoutMs ?? 300_000, this.opts.snapshotTimeoutMs ?? 1_800_000);
     const unfinished = new Set<string>();
     for (const v of this.volumes.all()) {
-      if (this.locks.has(v.id)) continue;
+      if (this.locks.busy(v.id)) continue;
       const app = v.app;
       const run = (what: string, work: () => Promise<unknown>, touchesDisk = true) => {
         const key = `${v.id} ${what}`;

@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import { isVolumeId } from "@hangar/domain";
 import type { DomainErrorCode } from "@hangar/eventstore";
 import { runTool as run } from "@hangar/oci";
-import type { VolumeStat } from "@hangar/service";
+import { KeyedSerial, type VolumeStat } from "@hangar/service";
 import { isMountPoint } from "../driver/rootfs.js";
 
 /** Bytes in a GiB: volume sizes are whole GiB, as Fly's size_gb. */
@@ -60,7 +60,7 @@ export interface VolumeDisksOptions {
  * volume run one at a time.
  */
 export class VolumeDisks {
-  readonly #locks = new Map<string, Promise<unknown>>();
+  readonly #locks = new KeyedSerial();
   readonly #loopControl: string;
 
   readonly #onlineResize: boolean;
@@ -108,14 +108,7 @@ export class VolumeDisks {
 
   /** Runs `fn` after every earlier operation on volume `id` has finished. */
   serial<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.#locks.get(id) ?? Promise.resolve();
-    const result = before.then(fn, fn);
-    const tail = result.catch(() => {});
-    this.#locks.set(id, tail);
-    void tail.then(() => {
-      if (this.#locks.get(id) === tail) this.#locks.delete(id);
-    });
-    return result;
+    return this.#locks.run(id, fn);
   }
 
   /**
@@ -304,7 +297,7 @@ export class VolumeDisks {
       const copied = await runBounded("cp", ["--sparse=always", path, dest], left);
       if (!copied)
         throw new VolumeDiskError(
-          `the copy of volume ${id} did not finish within the ${limit} ms freeze bound (HANGAR_HOST_AGENT_VOLUME_FREEZE_TIMEOUT_MS); the volume was thawed`,
+          `the copy of volume ${id} did not finish within the ${limit} ms freeze bound (HANGAR_HOST_AGENT_VOLUMES_FREEZE_TIMEOUT_MS); the volume was thawed`,
           "unavailable",
         );
     } finally {
