@@ -72,7 +72,7 @@ await runService({
     const disks = new VolumeDisks({
       dir: config.HANGAR_HOST_AGENT_VOLUMES_DIR ?? join(stateDir, "volumes"),
       mountsDir: join(stateDir, "volume-mounts"),
-      freezeTimeoutMs: config.HANGAR_HOST_AGENT_VOLUME_FREEZE_TIMEOUT_MS,
+      freezeTimeoutMs: config.HANGAR_HOST_AGENT_VOLUMES_FREEZE_TIMEOUT_MS,
     });
     const driver = new ProcessDriver({
       stateDir,
