@@ -1,7 +1,7 @@
 import { ServerStartError } from "./errors.js";
 import { type NatsServer, startNatsServer } from "./nats-server.js";
 import { poll } from "./poll.js";
-import { uniqueFreePort } from "./ports.js";
+import { freePort } from "./ports.js";
 
 export interface NatsCluster {
   servers: NatsServer[];
@@ -21,15 +21,15 @@ const LEADER_TIMEOUT_MS = 30_000;
 /** Starts a JetStream cluster on 127.0.0.1 and resolves once every node sees an elected meta leader. */
 export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
   const size = opts.size ?? 3;
-  // Each node's config lists every route, so all ports are chosen before the first node starts.
-  const taken = new Set<number>();
+  // Each node's config lists every route, so all ports are chosen before the first node starts
+  // (freePort never hands out a port twice).
   const nodes: { name: string; client: number; route: number; monitor: number }[] = [];
   for (let i = 1; i <= size; i++) {
     nodes.push({
       name: `hangar-${i}`,
-      client: await uniqueFreePort(taken),
-      route: await uniqueFreePort(taken),
-      monitor: await uniqueFreePort(taken),
+      client: await freePort(),
+      route: await freePort(),
+      monitor: await freePort(),
     });
   }
   const routes = nodes.map((node) => `"nats-route://127.0.0.1:${node.route}"`).join(", ");

@@ -8,18 +8,19 @@ const LOWEST_PORT = 10_000;
 const handedOut = new Set<number>();
 
 /**
- * The kernel's ephemeral range (ports it gives outgoing connections). A port picked inside it can be
- * taken as some connection's local port between the pick and the bind of the server it is for (a
- * test platform's proxy binds seconds later, and failed with EADDRINUSE), so free ports come from below it.
+ * The lowest port of the kernel's ephemeral range (ports it gives outgoing connections), read once. A
+ * port picked inside it can be taken as some connection's local port between the pick and the bind of
+ * the server it is for (a test platform's proxy binds seconds later, and failed with EADDRINUSE), so
+ * free ports come from below it.
  */
-function ephemeralLow(): number {
+export const ephemeralLow: number = (() => {
   try {
     const [low] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/);
     return Number(low) || 32_768;
   } catch {
     return 32_768;
   }
-}
+})();
 
 function canListen(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -36,7 +37,7 @@ function canListen(port: number): Promise<boolean> {
  */
 export async function freePort(): Promise<number> {
   // A host whose ephemeral range starts low leaves a range above LOWEST_PORT all the same.
-  const high = Math.max(ephemeralLow() - 1, LOWEST_PORT + 1_000);
+  const high = Math.max(ephemeralLow - 1, LOWEST_PORT + 1_000);
   for (let attempt = 0; attempt < 1_000; attempt++) {
     const port = LOWEST_PORT + Math.floor(Math.random() * (high - LOWEST_PORT + 1));
     if (handedOut.has(port)) continue;
@@ -46,15 +47,4 @@ export async function freePort(): Promise<number> {
     handedOut.delete(port);
   }
   throw new Error(`no free TCP port between ${LOWEST_PORT} and ${high}`);
-}
-
-/** Returns a free port not already in `taken` and adds it there. */
-export async function uniqueFreePort(taken: Set<number>): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
 }
