@@ -18,6 +18,7 @@ export {
   SystemToolError,
   UnknownUserError,
 } from "./errors.js";
+export type { RunOptions as RunToolOptions, RunResult as RunToolResult } from "./exec.js";
 export { run as runTool } from "./exec.js";
 export { reachesForeignApp } from "./image-owner.js";
 export {

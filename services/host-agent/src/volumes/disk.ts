@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
@@ -142,7 +141,7 @@ export class VolumeDisks {
     await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const tmp = this.#tempPath(id);
     try {
-      await pipeInto("zstd", ["-d", "-q", "--sparse", "-f", "-o", tmp], compressed);
+      await run("zstd", ["-d", "-q", "--sparse", "-f", "-o", tmp], { input: compressed });
       if ((await stat(tmp)).size > bytes)
         throw new VolumeDiskError(
           `the snapshot is larger than the ${bytes / GIB} GB asked for`,
@@ -294,8 +293,8 @@ export class VolumeDisks {
     await run("fsfreeze", ["-f", target]);
     try {
       const left = Math.max(1, limit - (performance.now() - started));
-      const copied = await runBounded("cp", ["--sparse=always", path, dest], left);
-      if (!copied)
+      const { timedOut } = await run("cp", ["--sparse=always", path, dest], { timeoutMs: left });
+      if (timedOut)
         throw new VolumeDiskError(
           `the copy of volume ${id} did not finish within the ${limit} ms freeze bound (HANGAR_HOST_AGENT_VOLUMES_FREEZE_TIMEOUT_MS); the volume was thawed`,
           "unavailable",
@@ -407,45 +406,4 @@ async function superblock(
     reserved: field("Reserved block count"),
     overhead: field("Overhead clusters"),
   };
-}
-
-/** Runs a program; false when it had to be killed after `ms`. A failure is a SystemToolError as run's. */
-async function runBounded(file: string, args: string[], ms: number): Promise<boolean> {
-  const child = spawn(file, args, { stdio: ["ignore", "ignore", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (b: Buffer) => {
-    err += b.toString();
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill("SIGKILL");
-  }, ms);
-  const code = await new Promise<number>((done, fail) => {
-    child.once("error", fail);
-    child.once("close", (c) => done(c ?? -1));
-  }).finally(() => clearTimeout(timer));
-  if (timedOut) return false;
-  if (code !== 0)
-    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "internal");
-  return true;
-}
-
-/** Runs a program with `input` as its stdin, to completion. */
-async function pipeInto(file: string, args: string[], input: Readable): Promise<void> {
-  const child = spawn(file, args, { stdio: ["pipe", "ignore", "pipe"] });
-  let err = "";
-  child.stderr.on("data", (b: Buffer) => {
-    err += b.toString();
-  });
-  input.on("error", (e) => child.stdin.destroy(e));
-  // A program that exits early (bad input) closes its stdin: the rest of the input is dropped.
-  child.stdin.on("error", () => {});
-  input.pipe(child.stdin);
-  const code = await new Promise<number>((done, fail) => {
-    child.once("error", fail);
-    child.once("close", (c) => done(c ?? -1));
-  });
-  if (code !== 0)
-    throw new VolumeDiskError(`${file} ${args.join(" ")} failed (exit ${code}): ${err.trim()}`, "internal");
 }
