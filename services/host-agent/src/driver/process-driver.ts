@@ -457,6 +457,7 @@ export class ProcessDriver {
       limits: null,
       rootfs: null,
       range: null,
+      user: null,
       output: null,
       binds: [],
     };
@@ -540,6 +541,7 @@ export class ProcessDriver {
           containerId,
           rootfs: run.rootfs as string,
           range: run.range as IdRange,
+          user: run.user ?? { uid: 0, gid: 0 },
           hardened: this.#hardened,
           machineDir: dir.path,
           privateIpv6,

@@ -10,7 +10,6 @@ import {
   type IdRange,
   type RuntimeBind,
   type RuntimeNetwork,
-  resolveUser,
   runtimeSpec,
   writeBundle,
 } from "@hangar/oci";
@@ -36,6 +35,8 @@ export interface SandboxLaunch {
   /** The machine's root filesystem, mounted (an image's) or assembled (a dir: machine's) by the rootfs part. */
   rootfs: string;
   range: IdRange;
+  /** The ids the machine's process runs as (RunSetup.user, resolved by the rootfs part). */
+  user: { uid: number; gid: number };
   /** false only for the benchmark's baseline (see runtimeSpec). */
   hardened: boolean;
   /** The machine's state folder: its generated resolv.conf and hosts live there. */
@@ -104,8 +105,7 @@ export async function sandboxCommand(
   env: Record<string, string>,
 ): Promise<string[]> {
   const sandbox = spec.sandbox;
-  const user =
-    !sandbox || sandbox.user === "" ? { uid: 0, gid: 0 } : await resolveUser(launch.rootfs, sandbox.user);
+  const { user } = launch;
   // On its org's network a machine asks the host's resolver; otherwise, the host's own.
   const networkBinds: RuntimeBind[] =
     sandbox?.network === "netns" && launch.privateIpv6 !== ""

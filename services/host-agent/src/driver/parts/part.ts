@@ -25,6 +25,11 @@ export interface RunSetup {
   rootfs: string | null;
   /** Set by the rootfs part: the host id range the machine's user namespace maps to (its org's). */
   range: IdRange | null;
+  /**
+   * Set by the rootfs part: the ids the machine's process runs as inside it (the image's USER
+   * resolved in its root filesystem, once per run; root when it sets none and for a dir: machine).
+   */
+  user: { uid: number; gid: number } | null;
   /** Set by the output part: the tails of this run's stdout and stderr. */
   output: RunOutput | null;
   /** Host folders bound into the sandbox besides its own files: set by the volumes part. */

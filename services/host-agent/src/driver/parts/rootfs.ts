@@ -1,4 +1,4 @@
-import { deleteContainer, removeBundle } from "@hangar/oci";
+import { deleteContainer, removeBundle, resolveUser } from "@hangar/oci";
 import { IdRanges } from "../id-ranges.js";
 import { prepareHostView, prepareRootfs, releaseRootfs } from "../rootfs.js";
 import { containerIdOf } from "../sandbox.js";
@@ -25,11 +25,14 @@ export class RootfsPart implements MachinePart {
     run.range = range;
     if (!spec.sandbox) {
       run.rootfs = await prepareHostView(run.dir.path, spec.cwd, range);
+      run.user = { uid: 0, gid: 0 };
       return;
     }
     // The machine version is part of the key: Fly gives an updated machine a fresh root filesystem.
     const key = `${spec.instanceId} ${spec.sandbox.image}`;
     run.rootfs = await prepareRootfs(run.dir.path, key, spec.sandbox.lowers, range);
+    const { user } = spec.sandbox;
+    run.user = user === "" ? { uid: 0, gid: 0 } : await resolveUser(run.rootfs, user);
   }
 
   /** Unmounted before the state folder goes: removing it must never reach into a mounted root filesystem. */

@@ -24,6 +24,7 @@ export function runSetup(stateDir: string, machineId: string, spec: Partial<Mach
     limits: null,
     rootfs: null,
     range: null,
+    user: null,
     output: null,
     binds: [],
   };

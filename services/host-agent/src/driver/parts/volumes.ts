@@ -1,6 +1,5 @@
 import { chown, readdir, readFile, rm, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { resolveUser } from "@hangar/oci";
 import type { VolumeDisks } from "../../volumes/disk.js";
 import { writeJsonAtomic } from "../state.js";
 import type { MachinePart, MachineTeardown, RunSetup } from "./part.js";
@@ -39,7 +38,8 @@ export class VolumesPart implements MachinePart {
       volumes: [...new Set([...before, ...wanted])],
     } satisfies VolumesRecord);
     for (const id of before) if (!wanted.has(id)) await disks.serial(id, () => disks.unmount(id));
-    const owner = await imageUser(run);
+    // The image's user (resolved once by the rootfs part); root's volumes stay as mkfs made them.
+    const owner = run.user && run.user.uid !== 0 ? run.user : null;
     for (const { volumeId, path } of mounts) {
       const at = await disks.serial(volumeId, async () => {
         // An extend the agent could not apply online waits for the machine's next start, which is now:
@@ -70,14 +70,6 @@ async function readRecord(path: string): Promise<VolumesRecord | null> {
   } catch {
     return null;
   }
-}
-
-/** The image's user (ids inside the machine), or null for root or a machine without an image. */
-async function imageUser(run: RunSetup): Promise<{ uid: number; gid: number } | null> {
-  const user = run.spec.sandbox?.user ?? "";
-  if (user === "" || run.rootfs === null) return null;
-  const ids = await resolveUser(run.rootfs, user);
-  return ids.uid === 0 ? null : ids;
 }
 
 /**
