@@ -77,6 +77,63 @@ describe.each(users.map((u) => [u.user, u] as const))("user %s", (_name, spec) =
   });
 });
 
+describe("volumes (issue 15)", () => {
+  /** What `user` may publish of `subjects`, probed on the server. */
+  async function published(user: string, subjects: string[]): Promise<string[]> {
+    const prober = await Prober.open(server.url, creds, user);
+    try {
+      const out: string[] = [];
+      for (const subject of subjects) if (await prober.canPublish(subject)) out.push(subject);
+      return out;
+    } finally {
+      await prober.close();
+    }
+  }
+
+  it("lets a host agent ask only its own host's auto-extend: no other host's, no other volume command, no VOLUMES append", async () => {
+    const tried = [
+      "cmd.volume.auto_extend.host-a",
+      "cmd.volume.auto_extend.host-b",
+      "cmd.volume.extend",
+      "cmd.volume.create",
+      "cmd.volume.destroy",
+      "cmd.volume.snapshot",
+      "cmd.host.host-b.volume.delete",
+      "cmd.host.host-b.volume.create",
+      "ev.volume.app1.vol_0123456789abcdef",
+    ];
+    expect(await published("host-agent-host-a", tried)).toEqual(["cmd.volume.auto_extend.host-a"]);
+    expect(await published("host-agent-host-b", tried)).toEqual(["cmd.volume.auto_extend.host-b"]);
+    // The gateway's cmd.volume.* is one token deep: no host's auto-extend subject.
+    expect(await published("gateway", tried.slice(0, 2))).toEqual([]);
+  });
+
+  it("keeps the proxy and the builder out of the VOLUME_SNAPSHOTS bucket", async () => {
+    const bucket = [
+      "$JS.API.STREAM.INFO.OBJ_VOLUME_SNAPSHOTS",
+      "$JS.API.STREAM.CREATE.OBJ_VOLUME_SNAPSHOTS",
+      "$JS.API.STREAM.MSG.GET.OBJ_VOLUME_SNAPSHOTS",
+      "$JS.API.STREAM.PURGE.OBJ_VOLUME_SNAPSHOTS",
+      "$JS.API.CONSUMER.CREATE.OBJ_VOLUME_SNAPSHOTS.probe",
+      "$JS.API.DIRECT.GET.OBJ_VOLUME_SNAPSHOTS",
+      "$JS.API.DIRECT.GET.OBJ_VOLUME_SNAPSHOTS.probe",
+      "$O.VOLUME_SNAPSHOTS.M.probe",
+      "$O.VOLUME_SNAPSHOTS.C.probe",
+    ];
+    for (const user of ["proxy", "builder"]) {
+      expect(await published(user, bucket), user).toEqual([]);
+      const prober = await Prober.open(server.url, creds, user);
+      try {
+        expect(await prober.canSubscribe("$O.VOLUME_SNAPSHOTS.C.probe"), user).toBe(false);
+      } finally {
+        await prober.close();
+      }
+    }
+    // The probe reaches what the bucket's users may do: the volume service may.
+    expect(await published("volume", bucket)).toEqual(bucket);
+  });
+});
+
 it("lets the operator publish and subscribe anywhere", async () => {
   const prober = await Prober.open(server.url, creds, OPERATOR_USER);
   try {

@@ -107,7 +107,8 @@ export function serveCommands<Q, R>(
   nc: NatsConnection,
   subject: string,
   queue: string,
-  handle: (payload: Q) => Promise<R>,
+  /** Called with the request and the subject it came on (a concrete one when `subject` has wildcards). */
+  handle: (payload: Q, subject: string) => Promise<R>,
   onInternalError: (err: unknown) => void = () => undefined,
 ): Subscription {
   return nc.subscribe(subject, {
@@ -128,7 +129,7 @@ export function serveCommands<Q, R>(
         span.end();
         return;
       }
-      handle(payload).then(
+      handle(payload, msg.subject).then(
         (ok) => {
           msg.respond(encoder.encode(JSON.stringify({ ok })));
           span.end();

@@ -84,16 +84,17 @@ describe("the NATS permission table", () => {
     const serving = natsUsers(["h1"]).filter((u) => permissionsOf(u).allowResponses);
     expect(serving.map((u) => u.user).sort()).toEqual(["gateway", "host-agent-h1", "placement", "volume"]);
   });
-  it("lets only the volume service make disks, and host agents ask only for an extend", () => {
+  it("lets only the volume service make disks, and host agents ask only for their own host's auto-extends", () => {
     const volume = permissionsOf(natsUserOf("volume") ?? hostAgentUser("x"));
     expect(volume.publish).toContain("cmd.host.*.volume.*");
     expect(volume.subscribe).toContain("cmd.volume.*");
+    expect(volume.subscribe).toContain("cmd.volume.auto_extend.*");
     const gateway = permissionsOf(natsUserOf("gateway") ?? hostAgentUser("x"));
     expect(gateway.publish.filter((s) => s.startsWith("cmd.host.") && s.includes(".volume."))).toEqual([
       "cmd.host.*.volume.stat",
     ]);
     const agent = permissionsOf(hostAgentUser("h1"));
-    expect(agent.publish.filter((s) => s.startsWith("cmd.volume."))).toEqual(["cmd.volume.extend"]);
+    expect(agent.publish.filter((s) => s.startsWith("cmd.volume."))).toEqual(["cmd.volume.auto_extend.h1"]);
     expect(agent.publish.some((s) => s.startsWith("ev.volume"))).toBe(false);
     expect(agent.subscribe).toContain("cmd.host.h1.volume.*");
   });

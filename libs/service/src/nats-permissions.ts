@@ -136,7 +136,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // The disks themselves are made by the volume's host agent.
     publish: ["cmd.placement.place_volume", "cmd.host.*.volume.*"],
     subscribe: [],
-    serves: ["cmd.volume.*"],
+    // cmd.volume.auto_extend.<host>: each host agent's auto-extends, checked against the volume's host.
+    serves: ["cmd.volume.*", "cmd.volume.auto_extend.*"],
   },
   {
     user: "builder",
@@ -229,8 +230,10 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
       { bucket: "hangar-blobs", write: true },
       { bucket: "VOLUME_SNAPSHOTS", write: true },
     ],
-    // cmd.volume.extend: auto-extend of a mounted volume past its threshold.
-    publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*", "cmd.volume.extend"],
+    // cmd.volume.auto_extend.<id>: auto-extend of a volume mounted here past its threshold (the
+    // volume service refuses one of another host's volumes); never cmd.volume.extend or any other
+    // volume command.
+    publish: [`hosts.heartbeat.${hostId}`, "logs.*.*.*", `cmd.volume.auto_extend.${hostId}`],
     subscribe: [],
     // cmd.host.<id>.volume.*: the volume service's disk commands.
     serves: [`cmd.host.${hostId}.*`, `cmd.host.${hostId}.volume.*`],

@@ -24,13 +24,20 @@ export const subjects = {
     attach: "cmd.volume.attach",
     detach: "cmd.volume.detach",
   },
+  /**
+   * A host agent's auto-extend of a volume mounted on its own host (VolumeExtendRequest), one subject
+   * per host: `cmd.volume.auto_extend.<host_id>`. Host agents may publish only their own; the volume
+   * service refuses a volume not on that host or not attached to a machine (docs/volumes.md).
+   */
+  volumeAutoExtend: (hostId: string) => `cmd.volume.auto_extend.${hostId}`,
+  volumeAutoExtendAll: "cmd.volume.auto_extend.*",
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
   /**
    * A host agent's direct commands, one subject per host: `signal` (SignalRequest), `logs` (HostLogsRequest),
    * `exec` (HostExecRequest), `ps` (HostPsRequest), `tunnel` (HostTunnelRequest); the volume
    * service's `volume.create` (HostVolumeCreateRequest), `volume.extend`, `volume.snapshot`,
-   * `volume.delete`, `volume.delete_snapshot` and `volume.stat`.
+   * `volume.delete` and `volume.stat`.
    */
   hostCommand: (hostId: string, verb: string) => `cmd.host.${hostId}.${verb}`,
   /** Host heartbeats: `hosts.heartbeat.<host_id>`, a HostHeartbeat every second. */
@@ -338,12 +345,6 @@ export interface HostVolumeSnapshotReply {
 /** Deletes a volume's disk (`volume.delete`); refused while mounted. */
 export interface HostVolumeDeleteRequest {
   volume_id: string;
-}
-
-/** Deletes one snapshot object (`volume.delete_snapshot`). */
-export interface HostVolumeDeleteSnapshotRequest {
-  volume_id: string;
-  snapshot_id: string;
 }
 
 /** Asks a host for its volumes' filesystem figures (`volume.stat`); reply: HostVolumeStatReply. */

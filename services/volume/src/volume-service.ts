@@ -22,6 +22,7 @@ import { CommandHandler, type DomainErrorCode, type EventStore, isDomainErrorCod
 import { openObjectBucket } from "@hangar/oci";
 import {
   CommandError,
+  deleteSnapshotObject,
   type HostVolumeCreateRequest,
   type HostVolumeExtendRequest,
   type HostVolumeSnapshotReply,
@@ -100,7 +101,6 @@ export class VolumeService {
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
   private readonly snapshotSeconds: Histogram;
-  private readonly freezeSeconds: Histogram;
   private readonly hostFailures: Counter;
 
   private constructor(
@@ -116,12 +116,6 @@ export class VolumeService {
       help: "How long a volume snapshot took, asked to stored",
       labelNames: ["type"],
       buckets: [0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900],
-      registers,
-    });
-    this.freezeSeconds = new Histogram({
-      name: "hangar_volume_snapshot_freeze_seconds",
-      help: "How long a mounted volume's filesystem was frozen for a snapshot",
-      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10],
       registers,
     });
     this.hostFailures = new Counter({
@@ -409,7 +403,10 @@ export class VolumeService {
   private checkAutoExtend(v: Volume, hostId: string): void {
     if (v.host_id !== hostId) refuse(`volume ${v.id} not found on host ${hostId}`, "not_found");
     if (!v.attached_machine_id)
-      refuse(`volume ${v.id} is attached to no machine: only a mounted volume auto-extends`, "failed_precondition");
+      refuse(
+        `volume ${v.id} is attached to no machine: only a mounted volume auto-extends`,
+        "failed_precondition",
+      );
   }
 
   /**
@@ -569,17 +566,14 @@ export class VolumeService {
       `snapshot-done-${snapshotId}`,
     );
     this.snapshotSeconds.observe({ type: s.type }, (Date.now() - started) / 1000);
-    this.freezeSeconds.observe(reply.freeze_ms / 1000);
     return (
       done.snapshots.find((x) => x.id === snapshotId) ??
       refuse(`snapshot ${snapshotId} not found`, "not_found")
     );
   }
 
-  private async deleteSnapshotObject(volumeId: string, snapshotId: string): Promise<void> {
-    const name = `${volumeId}/${snapshotId}`;
-    const info = await this.snapshots.info(name);
-    if (info && !info.deleted) await this.snapshots.delete(name);
+  private deleteSnapshotObject(volumeId: string, snapshotId: string): Promise<void> {
+    return deleteSnapshotObject(this.snapshots, volumeId, snapshotId);
   }
 
   /** Attaches a volume to a machine: `conflict` when another machine holds it; the same machine again is a no-op. */

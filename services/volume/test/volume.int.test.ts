@@ -134,6 +134,16 @@ async function until<T>(what: string, get: () => T | undefined | false, timeoutM
   }
 }
 
+/** The last sequences of VOLUMES and HOSTS: unchanged when a refused command recorded and reserved nothing. */
+async function lastSeqs(): Promise<{ volumes: number; hosts: number }> {
+  const [volumes, hosts] = await Promise.all(
+    [volumesStream.name, hostsStream.name].map(
+      async (name) => (await store.jsm.streams.info(name)).state.last_seq,
+    ),
+  );
+  return { volumes: volumes ?? 0, hosts: hosts ?? 0 };
+}
+
 /** The image files in the volumes folder, by volume id. */
 async function diskFiles(): Promise<string[]> {
   const names = existsSync(disks.opts.dir) ? await readdir(disks.opts.dir) : [];
@@ -293,6 +303,37 @@ describe("volume service", () => {
     const grown = await extend(2);
     expect(grown).toMatchObject({ state: "created", size_gb: 2, needs_restart: false });
     expect((await disks.stat(vol.id)).size_gb).toBe(2);
+  });
+
+  it("auto-extends only a volume attached on the asking host's subject: another host's is refused, nothing recorded", async () => {
+    const autoExtend = (hostId: string, size_gb: number) =>
+      ask<{ app: string; volume_id: string; size_gb: number }, VolumeReply>(
+        subjects.volumeAutoExtend(hostId),
+        {
+          app: "app1",
+          volume_id: vol.id,
+          size_gb,
+        },
+      );
+    const before = await lastSeqs();
+    // Another host's agent (a stolen credential may publish its own host's subject only).
+    const otherHost = await refusal(autoExtend("h2", 3));
+    expect(otherHost.code).toBe("not_found");
+    expect(otherHost.message).toBe(`volume ${vol.id} not found on host h2`);
+    // Its own host, but the volume is attached to no machine.
+    expect((await refusal(autoExtend(HOST, 3))).code).toBe("failed_precondition");
+    expect(await lastSeqs()).toEqual(before);
+    expect(view.volume("app1", vol.id)).toMatchObject({ size_gb: 2, state: "created" });
+    expect((await disks.stat(vol.id)).size_gb).toBe(2);
+    // Attached to a machine: the host's own auto-extend grows it, and another host's still may not.
+    const attachReq = { app: "app1", volume_id: vol.id, machine_id: "m-auto" };
+    await ask<VolumeAttachRequest, Volume>(subjects.volume.attach, attachReq);
+    const attached = await lastSeqs();
+    expect((await refusal(autoExtend("h2", 3))).code).toBe("not_found");
+    expect(await lastSeqs()).toEqual(attached);
+    expect(await autoExtend(HOST, 3)).toMatchObject({ state: "created", size_gb: 3 });
+    expect((await disks.stat(vol.id)).size_gb).toBe(3);
+    await ask<VolumeAttachRequest, Volume>(subjects.volume.detach, attachReq);
   });
 
   it("destroys a detached volume: its disk deleted, its host room released", async () => {

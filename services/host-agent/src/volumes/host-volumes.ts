@@ -211,7 +211,7 @@ export class HostVolumes {
           { volume_id: volume.id, size_gb: volume.size_gb, to_gb: target },
           "auto-extending a volume",
         );
-        void sendCommand<VolumeExtendRequest, unknown>(nc, subjects.volume.extend, {
+        void sendCommand<VolumeExtendRequest, unknown>(nc, subjects.volumeAutoExtend(hostId), {
           app: m.app,
           volume_id: volume.id,
           size_gb: target,
