@@ -60,7 +60,6 @@ export type {
   HostTunnelRequest,
   HostVolumeCreateRequest,
   HostVolumeDeleteRequest,
-  HostVolumeDeleteSnapshotRequest,
   HostVolumeExtendRequest,
   HostVolumeSnapshotReply,
   HostVolumeSnapshotRequest,
@@ -88,5 +87,7 @@ export type {
   WakeRequest,
 } from "./subjects.js";
 export { subjects } from "./subjects.js";
+export type { SnapshotObjects } from "./volume-snapshots.js";
+export { deleteSnapshotObject, snapshotObjectName } from "./volume-snapshots.js";
 export type { VolumeChange, VolumesViewOptions } from "./volumes-view.js";
 export { VolumesView } from "./volumes-view.js";

@@ -1,7 +1,6 @@
 import {
   type HostVolumeCreateRequest,
   type HostVolumeDeleteRequest,
-  type HostVolumeDeleteSnapshotRequest,
   type HostVolumeExtendRequest,
   type HostVolumeSnapshotReply,
   type HostVolumeSnapshotRequest,
@@ -35,7 +34,6 @@ const schemas = {
   extend: z.object({ volume_id: volumeId, size_gb: sizeGb }),
   snapshot: z.object({ volume_id: volumeId, snapshot_id: snapshotId }),
   delete: z.object({ volume_id: volumeId }),
-  deleteSnapshot: z.object({ volume_id: volumeId, snapshot_id: snapshotId }),
   stat: z.object({ volume_ids: z.array(volumeId).max(1000) }),
 };
 
@@ -111,11 +109,6 @@ export function serveVolumeCommands(o: VolumeCommandsOptions): Subscription[] {
       const req = parse(schemas.delete, payload);
       await disks.serial(req.volume_id, () => disks.remove(req.volume_id));
       o.logger.info({ volume_id: req.volume_id }, "volume disk deleted");
-      return { deleted: true };
-    }),
-    serve<HostVolumeDeleteSnapshotRequest, { deleted: true }>("delete_snapshot", async (payload) => {
-      const req = parse(schemas.deleteSnapshot, payload);
-      await snapshots.delete(req.volume_id, req.snapshot_id);
       return { deleted: true };
     }),
     serve<HostVolumeStatRequest, HostVolumeStatReply>("stat", async (payload) => {

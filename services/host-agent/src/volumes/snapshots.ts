@@ -5,7 +5,11 @@ import { Readable } from "node:stream";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { VOLUME_SNAPSHOTS_BUCKET } from "@hangar/domain";
 import { hashFile, openObjectBucket, runTool as run } from "@hangar/oci";
-import type { HostVolumeSnapshotReply } from "@hangar/service";
+import {
+  deleteSnapshotObject,
+  type HostVolumeSnapshotReply,
+  snapshotObjectName as objectName,
+} from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { checkSnapshotId, checkVolumeId, VolumeDiskError, type VolumeDisks } from "./disk.js";
 
@@ -14,11 +18,11 @@ const CHUNK_SIZE = 1024 * 1024;
 
 type ObjectStore = Awaited<ReturnType<typeof openObjectBucket>>;
 
-/** The object of a snapshot: `<volume_id>/<snapshot_id>`. */
-export function snapshotObjectName(volumeId: string, snapshotId: string): string {
+/** The object of a snapshot (`<volume_id>/<snapshot_id>`), once both ids are checked. */
+function snapshotObjectName(volumeId: string, snapshotId: string): string {
   checkVolumeId(volumeId);
   checkSnapshotId(snapshotId);
-  return `${volumeId}/${snapshotId}`;
+  return objectName(volumeId, snapshotId);
 }
 
 /**
@@ -102,8 +106,6 @@ export class SnapshotStore {
 
   /** Deletes a stored snapshot; a missing one is no error. */
   async delete(volumeId: string, snapshotId: string): Promise<void> {
-    const name = snapshotObjectName(volumeId, snapshotId);
-    const info = await this.bucket.info(name);
-    if (info && !info.deleted) await this.bucket.delete(name);
+    await deleteSnapshotObject(this.bucket, volumeId, snapshotId);
   }
 }
