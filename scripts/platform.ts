@@ -125,6 +125,9 @@ type ResolvedOptions = PlatformOptions & {
   volumeOpsPort: number;
 };
 
+/** The ops ports of the services a lone host agent or gateway does not start: not its business. */
+const NO_OTHER_OPS_PORTS = { builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 } as const;
+
 function serviceEnv(
   name: ServiceName,
   o: ResolvedOptions,
@@ -317,8 +320,7 @@ export async function startHostAgent(options: PlatformOptions): Promise<HostAgen
   const logDir = options.logDir ?? join(options.home, "logs");
   await mkdir(logDir, { recursive: true });
   await mkdir(hostStateDir, { recursive: true });
-  // The other services' ports are not this process's business.
-  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 };
+  const o: ResolvedOptions = { ...options, ...NO_OTHER_OPS_PORTS };
   const agent = new ServiceProcess(
     "host-agent",
     `http://127.0.0.1:${o.hostOpsPort}/health`,
@@ -348,8 +350,7 @@ export async function startGateway(options: PlatformOptions): Promise<GatewayHan
   const hostId = options.hostId ?? DEFAULT_HOST_ID;
   const logDir = options.logDir ?? join(options.home, "logs");
   await mkdir(logDir, { recursive: true });
-  // The other services' ports are not this process's business.
-  const o: ResolvedOptions = { ...options, builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 };
+  const o: ResolvedOptions = { ...options, ...NO_OTHER_OPS_PORTS };
   const gateway = new ServiceProcess(
     "gateway",
     `http://127.0.0.1:${o.gatewayPort}/health`,

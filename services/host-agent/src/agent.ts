@@ -411,7 +411,6 @@ export class HostAgent {
         ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
       });
       const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
-      const config = parseMachineConfig(m.configJson);
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =
         run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
@@ -428,10 +427,8 @@ export class HostAgent {
         secretEnv,
         ...(run.sandbox ? { sandbox: run.sandbox } : {}),
         ...(run.port !== undefined ? { port: run.port } : {}),
-        guest: config.guest,
-        ...(config.mounts.length > 0
-          ? { volumes: config.mounts.map((v) => ({ volumeId: v.volume, path: v.path })) }
-          : {}),
+        guest: run.guest,
+        ...(run.mounts.length > 0 ? { volumes: run.mounts } : {}),
         ...(network ? { sixpn: sixpnSpec(network, m.machineId) } : {}),
       });
     } catch (err) {

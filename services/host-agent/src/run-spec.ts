@@ -3,7 +3,13 @@ import { isAbsolute, join } from "node:path";
 import type { ExistingMachine } from "@hangar/domain";
 import type { ImageConfig } from "@hangar/oci";
 import { admitDirImage } from "./dir-image.js";
-import { DEFAULT_GUEST, type GuestSize, type SandboxNetwork, type SandboxSpec } from "./driver/mod.js";
+import {
+  DEFAULT_GUEST,
+  type GuestSize,
+  type SandboxNetwork,
+  type SandboxSpec,
+  type VolumeMount,
+} from "./driver/mod.js";
 
 /** A machine check as Fly's config states it. */
 export interface CheckConfig {
@@ -17,10 +23,11 @@ export interface CheckConfig {
   headers?: Array<{ name: string; values: string[] }>;
 }
 
-/** A machine's mount of a volume (the gateway resolved it to an id): where it goes and how it grows. */
-export interface VolumeMountConfig {
-  volume: string;
-  path: string;
+/**
+ * A machine's mount of a volume (the gateway resolved it to an id): the driver's VolumeMount (which
+ * volume, where) and how it grows.
+ */
+export interface VolumeMountConfig extends VolumeMount {
   extend_threshold_percent?: number;
   add_size_gb?: number;
   size_gb_limit?: number;
@@ -133,6 +140,10 @@ export interface RunnableConfig {
   sandbox?: SandboxSpec;
   /** The port the app listens on, when the driver must not allocate one (own network namespace). */
   port?: number;
+  /** The config's guest size (with Fly's defaults). */
+  guest: GuestSize;
+  /** The config's volume mounts, as the driver takes them. */
+  mounts: VolumeMountConfig[];
 }
 
 /** An OCI image as the host holds it: resolved in the registry, its layers unpacked. */
@@ -223,7 +234,7 @@ export async function resolveRun(m: ExistingMachine, ctx?: RunContext): Promise<
     ...flyEnv(m, cfg.image),
     ...cfg.env,
   };
-  return { cmd, cwd, env, imageRef: cfg.image };
+  return { cmd, cwd, env, imageRef: cfg.image, guest: cfg.guest, mounts: cfg.mounts };
 }
 
 /**
@@ -287,7 +298,16 @@ export function imageRun(
   };
   // In its own network namespace the app listens where the config says it does (Fly's internal_port).
   const port = network === "netns" ? (cfg.internalPort ?? exposedPort(run.ExposedPorts) ?? 8080) : undefined;
-  return { cmd, cwd, env, imageRef: cfg.image, sandbox, ...(port !== undefined ? { port } : {}) };
+  return {
+    cmd,
+    cwd,
+    env,
+    imageRef: cfg.image,
+    sandbox,
+    ...(port !== undefined ? { port } : {}),
+    guest: cfg.guest,
+    mounts: cfg.mounts,
+  };
 }
 
 /** The first TCP port an image EXPOSEs ("8080/tcp" or "8080"). */

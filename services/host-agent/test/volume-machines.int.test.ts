@@ -25,7 +25,7 @@ function machine(machineId: string, volumeId: string, script: string): MachineRu
     org: "volume-test",
     cwd: "/",
     sandbox: { image: "test/volumes@sha256:0", lowers: [layer], user: "app", network: "host" },
-    volumes: [{ volumeId, path: "/data" }],
+    volumes: [{ volume: volumeId, path: "/data" }],
   });
 }
 

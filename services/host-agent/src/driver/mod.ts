@@ -44,4 +44,5 @@ export type {
   RunningMachine,
   SandboxNetwork,
   SandboxSpec,
+  VolumeMount,
 } from "./types.js";

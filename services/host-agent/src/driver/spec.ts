@@ -28,9 +28,9 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
   if (spec.port !== undefined && !(Number.isInteger(spec.port) && spec.port > 0 && spec.port < 65536)) {
     throw new InvalidMachineSpecError(`port ${spec.port}`);
   }
-  for (const { volumeId, path } of spec.volumes ?? []) {
-    if (!isVolumeId(volumeId))
-      throw new InvalidMachineSpecError(`volume ${JSON.stringify(volumeId)} is not a volume id`);
+  for (const { volume, path } of spec.volumes ?? []) {
+    if (!isVolumeId(volume))
+      throw new InvalidMachineSpecError(`volume ${JSON.stringify(volume)} is not a volume id`);
     if (!isAbsolute(path) || path === "/" || path.includes("\0"))
       throw new InvalidMachineSpecError(
         `volume mount path ${JSON.stringify(path)}: an absolute path other than /`,

@@ -34,9 +34,9 @@ export interface MachineRunSpec {
   volumes?: VolumeMount[];
 }
 
-/** A volume a machine mounts: its id and where it appears in the machine. */
+/** A volume a machine mounts (as its config's `mounts` name it): its id and where it appears in the machine. */
 export interface VolumeMount {
-  volumeId: string;
+  volume: string;
   path: string;
 }
 

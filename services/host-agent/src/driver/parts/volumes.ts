@@ -32,7 +32,7 @@ export class VolumesPart implements MachinePart {
     const { disks } = this;
     if (!disks)
       throw new Error("this host agent keeps no volumes (no volumes folder), so it cannot mount them");
-    const wanted = new Set(mounts.map((m) => m.volumeId));
+    const wanted = new Set(mounts.map((m) => m.volume));
     // Recorded first: a crash between a mount and the record still leaves the mount accounted for.
     await writeJsonAtomic(recordPath, {
       volumes: [...new Set([...before, ...wanted])],
@@ -40,7 +40,7 @@ export class VolumesPart implements MachinePart {
     for (const id of before) if (!wanted.has(id)) await disks.serial(id, () => disks.unmount(id));
     // The image's user (resolved once by the rootfs part); root's volumes stay as mkfs made them.
     const owner = run.user && run.user.uid !== 0 ? run.user : null;
-    for (const { volumeId, path } of mounts) {
+    for (const { volume: volumeId, path } of mounts) {
       const at = await disks.serial(volumeId, async () => {
         // An extend the agent could not apply online waits for the machine's next start, which is now:
         // nothing uses the volume between two runs, so it is unmounted and grown as it mounts again.
@@ -58,7 +58,7 @@ export class VolumesPart implements MachinePart {
     const { disks } = this;
     if (!disks) return;
     const recorded = (await readRecord(join(dir.path, "volumes.json")))?.volumes ?? [];
-    const ids = new Set([...recorded, ...(lastRun?.spec.volumes ?? []).map((m) => m.volumeId)]);
+    const ids = new Set([...recorded, ...(lastRun?.spec.volumes ?? []).map((m) => m.volume)]);
     for (const id of ids) await disks.serial(id, () => disks.unmount(id));
     await rm(join(dir.path, "volumes.json"), { force: true });
   }
