@@ -192,39 +192,32 @@ export class Placement {
     for (const [id, h] of this.hosts.entries()) {
       if (h.status !== "absent" && h.reservations[req.machine_id]) return { host_id: id, region: h.region };
     }
-    const ranked = req.host_id
-      ? [this.volumeHost(req.host_id, req.region, "the machine's volume")]
-      : rankHosts(
-          [...this.hosts.entries()].map(([, h]) => h),
-          guest,
-          req.strategy ?? this.opts.strategy ?? "binpack",
-          (id) => this.isAlive(id),
+    if (req.host_id) {
+      // Where its volume is, or nowhere.
+      const host = this.volumeHost(req.host_id, req.region, "the machine's volume");
+      try {
+        return await this.reserveMachine(host, req);
+      } catch (err) {
+        if (!isDomainError(err, "insufficient_capacity")) throw err;
+        this.refused.inc({ region: req.region });
+        throw new DomainError(
+          `insufficient capacity: the machine's volume is on host ${req.host_id}, and ${err.message}`,
+          "insufficient_capacity",
         );
+      }
+    }
+    const ranked = rankHosts(
+      [...this.hosts.entries()].map(([, h]) => h),
+      guest,
+      req.strategy ?? this.opts.strategy ?? "binpack",
+      (id) => this.isAlive(id),
+    );
     for (const host of ranked) {
       try {
-        await this.handler.handle(
-          host.hostId,
-          {
-            type: "ReserveMachine",
-            machineId: req.machine_id,
-            app: req.app,
-            cpus: req.cpus,
-            memoryMb: req.memory_mb,
-          },
-          { commandId: `reserve-${req.machine_id}` },
-        );
-        this.placed.inc({ region: req.region });
-        return { host_id: host.hostId, region: host.region };
+        return await this.reserveMachine(host, req);
       } catch (err) {
         // Another instance filled it first: the next host may still have room.
-        if (isDomainError(err, "insufficient_capacity") && !req.host_id) continue;
-        if (isDomainError(err, "insufficient_capacity")) {
-          this.refused.inc({ region: req.region });
-          throw new DomainError(
-            `insufficient capacity: the machine's volume is on host ${req.host_id}, and ${err.message}`,
-            "insufficient_capacity",
-          );
-        }
+        if (isDomainError(err, "insufficient_capacity")) continue;
         throw err;
       }
     }
@@ -236,6 +229,23 @@ export class Placement {
       ),
       "insufficient_capacity",
     );
+  }
+
+  /** Reserves room for the machine on `host` (refused `insufficient_capacity` when it has none). */
+  private async reserveMachine(host: KnownHost, req: PlaceRequest): Promise<PlaceResult> {
+    await this.handler.handle(
+      host.hostId,
+      {
+        type: "ReserveMachine",
+        machineId: req.machine_id,
+        app: req.app,
+        cpus: req.cpus,
+        memoryMb: req.memory_mb,
+      },
+      { commandId: `reserve-${req.machine_id}` },
+    );
+    this.placed.inc({ region: req.region });
+    return { host_id: host.hostId, region: host.region };
   }
 
   /**
@@ -268,15 +278,16 @@ export class Placement {
         "invalid_argument",
       );
     }
+    let pinned = req.host_id;
     for (const [id, h] of this.hosts.entries()) {
       if (h.status === "absent" || !h.volumes[req.volume_id]) continue;
       if (h.volumes[req.volume_id]?.sizeGb === req.size_gb) return { host_id: id, region: h.region };
       // A size change (extend) happens where the volume is.
-      if (req.host_id === undefined) req.host_id = id;
+      pinned ??= id;
     }
     const avoid = new Set(req.avoid_host_ids ?? []);
-    const candidates = req.host_id
-      ? [this.volumeHost(req.host_id, req.region, `volume ${req.volume_id}`)]
+    const candidates = pinned
+      ? [this.volumeHost(pinned, req.region, `volume ${req.volume_id}`)]
       : [...this.hosts.entries()]
           .map(([, h]) => h)
           .filter(
@@ -302,7 +313,7 @@ export class Placement {
         this.placed.inc({ region: req.region });
         return { host_id: host.hostId, region: host.region };
       } catch (err) {
-        if (isDomainError(err, "insufficient_capacity") && !req.host_id) continue;
+        if (isDomainError(err, "insufficient_capacity") && !pinned) continue;
         throw err;
       }
     }
