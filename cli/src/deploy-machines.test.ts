@@ -410,6 +410,21 @@ primary_region = "local"
     expect(api.created).toEqual([]);
   });
 
+  it("keeps every machine on a volume of a configured group, as flyctl's deploy does; replaces one without a volume and destroys a removed group's", async () => {
+    const api = new FakeDeployApi(healthy);
+    api.add("old1", "app", "started", "vol_1");
+    api.add("old2", "app", "started", "vol_2");
+    api.add("novol", "app");
+    api.add("gone1", "worker", "started", "vol_w");
+    const { result } = await run(api, WITH_MOUNT);
+    expect(result).toMatchObject({ ok: true, volumesCreated: ["vol_new1"] });
+    expect(api.updated.map((u) => u.id)).toEqual(["old1", "old2"]);
+    // Three machines in the group before, three after: the one without a volume gets a new machine on one.
+    expect(api.created).toHaveLength(1);
+    expect(mountsOf(api.created[0])?.[0]?.volume).toBe("vol_new1");
+    expect([...api.destroyed].sort()).toEqual(["gone1", "novol"]);
+  });
+
   it("refuses a process group with two [mounts] before changing anything", async () => {
     const api = new FakeDeployApi(healthy);
     const two = config(`[[mounts]]

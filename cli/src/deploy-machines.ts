@@ -25,6 +25,11 @@ export type DeployApi = Pick<
 
 /** What the immediate strategy starts from: how many machines per group, and which ones it replaces. */
 export interface ReplacementPlan {
+  /**
+   * Each configured group's machine count: never fewer than it has now, as a deploy never scales a
+   * group down (neither does flyctl's, which updates every machine of a group still in the config and
+   * destroys only those of removed groups; `scale count` changes counts).
+   */
   groups: { group: string; count: number }[];
   /** Machines of earlier deploys, destroyed once the new ones are healthy. */
   previous: Machine[];
@@ -97,6 +102,8 @@ function groupPlans(o: DeployOptions, plan: ReplacementPlan): GroupPlan[] | stri
       return `process group ${group} has ${mounts.length} [mounts]; a machine mounts one volume (give each [mounts] its own processes)`;
     }
     const previous = plan.previous.filter((m) => groupOf(m) === group);
+    // Every machine on a volume of a group that mounts one stays, updated in place (flyctl's deploy
+    // updates them all); count is never below them (planReplacement), so none is left out.
     const updates = mounts.length > 0 ? previous.filter((m) => volumeOf(m) !== undefined) : [];
     plans.push({
       group,
