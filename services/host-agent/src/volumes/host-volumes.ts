@@ -153,10 +153,13 @@ export class HostVolumes {
     for (const volume of this.#view.onHost(hostId))
       if (volume.state !== "destroyed" && !volume.attached_machine_id) await this.#unmountDetached(volume.id);
     const dir = disks.opts.dir;
-    for (const name of await readdir(dir).catch(() => [] as string[])) {
-      if (!name.startsWith(".") || !name.includes(".tmp-")) continue;
-      // A loop device on a temp file can only be a leftover too.
-      for (const d of await loopDevices()) if (d.file === join(dir, name)) await disks.detachDevice(d.name);
+    const temps = (await readdir(dir).catch(() => [] as string[])).filter(
+      (name) => name.startsWith(".") && name.includes(".tmp-"),
+    );
+    // A loop device on a temp file can only be a leftover too.
+    const devices = temps.length > 0 ? await loopDevices() : [];
+    for (const name of temps) {
+      for (const d of devices) if (d.file === join(dir, name)) await disks.detachDevice(d.name);
       await rm(join(dir, name), { force: true });
       logger.warn({ file: name }, "removed a volume temp file an interrupted create or snapshot left");
     }
@@ -198,14 +201,16 @@ export class HostVolumes {
     for (const { state: m } of machines.onHost(hostId)) {
       if (m.status !== "started") continue;
       for (const mount of parseMachineConfig(m.configJson).mounts) {
+        if (!mount.extend_threshold_percent || !mount.add_size_gb) continue;
         const volume = this.#view.volume(m.app, mount.volume);
         if (volume?.state !== "created" || this.#extending.has(volume.id) || !disks.isMounted(volume.id))
           continue;
-        // Grown already, waiting for its next mount: asking again would grow it past what it needs.
-        if (await disks.growPending(volume.id).catch(() => true)) continue;
+        // statfs first (cheap); the superblock read only for a volume past its threshold.
         const stat = await disks.stat(volume.id).catch(() => null);
         const target = stat ? autoExtendTarget(mount, volume.size_gb, stat) : null;
         if (target === null) continue;
+        // Grown already, waiting for its next mount: asking again would grow it past what it needs.
+        if (await disks.growPending(volume.id).catch(() => true)) continue;
         this.#extending.add(volume.id);
         logger.info(
           { volume_id: volume.id, size_gb: volume.size_gb, to_gb: target },
