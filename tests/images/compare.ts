@@ -28,7 +28,7 @@ import {
   parseDockerfile,
 } from "@hangar/builder";
 import { type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
-import { startNatsServer, startTestRegistry, type TestRegistry } from "@hangar/testkit";
+import { sharedLayersDir, startNatsServer, startTestRegistry, type TestRegistry } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 
 const run = promisify(execFile);
@@ -476,8 +476,7 @@ export async function openComparer(): Promise<{ comparer: ImageComparer; close()
   };
   try {
     // Under vitest, layers are unpacked into the run's shared folder (HANGAR_LAYERS_DIR, global setup).
-    const layersDir = process.env.HANGAR_LAYERS_DIR;
-    const { deps } = await openBuildDeps(nc, join(root, "builder"), {}, 1, layersDir ? { layersDir } : {});
+    const { deps } = await openBuildDeps(nc, join(root, "builder"), {}, 1, sharedLayersDir());
     // RUN steps get network as in the builder service: a namespace of the build's own, NATed out,
     // trusting the host's extra CAs as the test platform's builder does (HANGAR_BUILDER_CA_FILE).
     const networks = new BuildNetworks(BUILD_NETWORK_CIDR, HOST_CA_FILE ? { caFile: HOST_CA_FILE } : {});

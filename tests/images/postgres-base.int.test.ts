@@ -12,7 +12,7 @@ import {
   BlobStore,
   ImageRegistry,
   LayerStore,
-  mountOverlay,
+  mountImageRoot,
   platformBaseImages,
   unmountIfMounted,
 } from "@hangar/oci";
@@ -106,9 +106,7 @@ it.runIf(enabled)(
     });
 
     const layers = new LayerStore(join(work, "layers"), blobs);
-    const lowers = await Promise.all(image.manifest.layers.map((l) => layers.dir(l.digest)));
-    await mountOverlay({
-      lowers: lowers.reverse(),
+    await mountImageRoot(layers, image.manifest.layers, {
       upper: join(work, "upper"),
       work: join(work, "work"),
       target: merged,

@@ -73,6 +73,6 @@ export {
   registryCredentials,
   withCredentials,
 } from "./remote/credentials.js";
-export { mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
+export { layerLowers, mountImageRoot, mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
 export * from "./runtime/mod.js";
 export { bwrapPath, resolveUser, type SandboxOptions, sandboxArgv } from "./sandbox.js";

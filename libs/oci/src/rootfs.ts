@@ -1,8 +1,10 @@
 import { mkdir, mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
+import type { Digest } from "./digest.js";
 import { SystemToolError } from "./errors.js";
 import { run } from "./exec.js";
+import type { LayerStore } from "./layer-store.js";
 
 let supported: Promise<boolean> | undefined;
 
@@ -65,6 +67,28 @@ export async function mountOverlay(o: {
   }
   await run("mount", ["-t", "overlay", "overlay", "-o", options, target], relative ? { cwd: parent } : {});
   return { unmount: () => unmountIfMounted(target) };
+}
+
+/** The unpacked folders of `layers` (an image's, bottom first), top-most first as overlayfs lists its lowers. */
+export async function layerLowers(
+  store: LayerStore,
+  layers: readonly { digest: Digest }[],
+): Promise<string[]> {
+  const lowers = await Promise.all(layers.map((l) => store.dir(l.digest)));
+  return lowers.reverse();
+}
+
+/**
+ * Mounts an image's root filesystem at `target`: an overlay of its `layers` (the manifest's, bottom
+ * first), each unpacked once by `store`, under `upper` and `work`, so writing to it changes no layer.
+ * Returns its unmount.
+ */
+export async function mountImageRoot(
+  store: LayerStore,
+  layers: readonly { digest: Digest }[],
+  o: { upper: string; work: string; target: string; options?: readonly string[] },
+): Promise<{ unmount(): Promise<void> }> {
+  return mountOverlay({ ...o, lowers: await layerLowers(store, layers) });
 }
 
 /** Unmounts whatever is mounted at `target`, if anything is. */

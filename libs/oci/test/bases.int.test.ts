@@ -11,7 +11,7 @@ import {
   BlobStore,
   ImageRegistry,
   LayerStore,
-  mountOverlay,
+  mountImageRoot,
   platformBaseImages,
   type ResolvedImage,
   sandboxArgv,
@@ -51,9 +51,7 @@ async function runIn(
   const merged = join(work, name, "merged");
   if (!mounted.includes(merged)) {
     const layers = new LayerStore(join(work, "layers"), registry.blobs);
-    const lowers = await Promise.all(image.manifest.layers.map((l) => layers.dir(l.digest)));
-    await mountOverlay({
-      lowers: lowers.reverse(),
+    await mountImageRoot(layers, image.manifest.layers, {
       upper: join(work, name, "upper"),
       work: join(work, name, "work"),
       target: merged,

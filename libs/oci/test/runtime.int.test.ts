@@ -14,6 +14,7 @@ import {
   defaultSeccomp,
   ImageRegistry,
   LayerStore,
+  layerLowers,
   mountIdmappedOverlay,
   platformBaseImages,
   prepareCrunHost,
@@ -43,7 +44,7 @@ beforeAll(async () => {
   await chmod(work, 0o711);
   const image = (await platformBaseImages(registry).make("node:20-slim")) as ResolvedImage;
   const layers = new LayerStore(join(work, "layers"), registry.blobs);
-  lowers = (await Promise.all(image.manifest.layers.map((l) => layers.dir(l.digest)))).reverse();
+  lowers = await layerLowers(layers, image.manifest.layers);
 });
 afterAll(async () => {
   for (const root of roots) await unmountIfMounted(root);

@@ -10,6 +10,7 @@ export {
 export { copyHostExecutables } from "./host-executables.js";
 export type { TestPlatformImage } from "./image-layout.js";
 export { writeTestImageLayout } from "./image-layout.js";
+export { sharedLayersDir } from "./layers-dir.js";
 export type { NatsCluster, NatsClusterOptions } from "./nats-cluster.js";
 export { startNatsCluster } from "./nats-cluster.js";
 export type { NatsServer, NatsServerOptions } from "./nats-server.js";

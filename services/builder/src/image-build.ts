@@ -13,8 +13,9 @@ import {
   type ImageRegistry,
   type ImageRuntimeConfig,
   type LayerStore,
+  layerLowers,
   mountIdmappedOverlay,
-  mountOverlay,
+  mountImageRoot,
   OciError,
   type ResolvedImage,
   resolveUser,
@@ -424,7 +425,7 @@ class ImageBuild {
       // The upper dir is the root filesystem's "/", which the container's root must own.
       for (const d of [upper, work]) await chownToRange(d, range);
       await mountIdmappedOverlay({
-        lowers: await this.layerDirs(stage.layers),
+        lowers: await layerLowers(this.deps.layers, stage.layers),
         upper,
         work,
         target: root,
@@ -457,16 +458,9 @@ class ImageBuild {
     return { digest: made.digest, diffId: made.diffId, size: made.size };
   }
 
-  /** The stage's unpacked layers, top-most first, as overlayfs lists its lowers. */
-  private async layerDirs(layers: LayerRef[]): Promise<string[]> {
-    const lowers = await Promise.all(layers.map((l) => this.deps.layers.dir(l.digest)));
-    return lowers.reverse();
-  }
-
   /** A plain overlay of the layers, which only the builder reads and writes, from the host. */
-  private async mountStage(layers: LayerRef[], upper: string, work: string, target: string) {
-    const lowers = await this.layerDirs(layers);
-    return mountOverlay({ lowers, upper, work, target, options: ["nosuid", "nodev"] });
+  private mountStage(layers: LayerRef[], upper: string, work: string, target: string) {
+    return mountImageRoot(this.deps.layers, layers, { upper, work, target, options: ["nosuid", "nodev"] });
   }
 
   private async runCommandStep(
@@ -608,7 +602,8 @@ class ImageBuild {
       cacheDir: this.input.cacheMountDir,
       contextDir: this.input.contextDir,
       lowersOf: async (source: Exclude<CopySource, { kind: "context" }>) =>
-        this.layerDirs(
+        layerLowers(
+          this.deps.layers,
           source.kind === "stage"
             ? (this.stages.get(source.index) as Stage).layers
             : imageLayers(await this.image(source.ref, {})),

@@ -17,7 +17,7 @@ import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hanga
 import { DEFAULT_REGISTRY_HOST, INIT_PATH, type ResolvedImage, sandboxArgv } from "@hangar/oci";
 import { MasterKeys, sealBuildSecrets } from "@hangar/secrets";
 import { createLogger } from "@hangar/telemetry";
-import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe } from "@hangar/testkit";
+import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe, sharedLayersDir } from "@hangar/testkit";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -26,7 +26,7 @@ import type { BuildDeps } from "../src/image-build.js";
 import { BuildNetworks, DEFAULT_BUILD_NETWORK_CIDR } from "../src/network/build-network.js";
 import { openBuildDeps } from "../src/platform.js";
 import { checkBuilderHost } from "../src/preflight.js";
-import { mountImageRoot } from "./image-root.js";
+import { scratchImageRoot } from "./image-root.js";
 
 const run = promisify(execFile);
 const FIXTURES = join(import.meta.dirname, "fixtures");
@@ -49,7 +49,7 @@ const MAX_CONTEXT_BYTES = 8 * 2 ** 20;
 const KEYS = new MasterKeys(randomBytes(32));
 // Layers are unpacked once per run into the folder the global setup made (HANGAR_LAYERS_DIR), which
 // the other builds and machines of the run share, as the builder service does.
-const images = process.env.HANGAR_LAYERS_DIR ? { layersDir: process.env.HANGAR_LAYERS_DIR } : {};
+const images = sharedLayersDir();
 // A first make of the node base on a host runs mmdebstrap and downloads Node: minutes, not seconds.
 const BASE_TIMEOUT_MS = 600_000;
 
@@ -269,7 +269,7 @@ describe("the builder", () => {
       'LABEL org.opencontainers.image.title="single"',
       'CMD ["node", "server.js"]',
     ]);
-    const { root: rootfs, release } = await mountImageRoot(deps.layers, image);
+    const { root: rootfs, release } = await scratchImageRoot(deps.layers, image);
     try {
       expect((await readFile(join(rootfs, "app/run.txt"), "utf8")).trim()).toBe("hello from RUN");
       // COPY from the context: root's files, whoever owned them in the tar.
@@ -297,7 +297,7 @@ describe("the builder", () => {
       const first = await outcome(await requestBuild(dir));
       const ok1 = only(first, "BuildSucceeded");
       const image1 = await deps.registry.resolve(`${APP}@${ok1.manifestDigest}`);
-      const { root: rootfs, release } = await mountImageRoot(deps.layers, image1);
+      const { root: rootfs, release } = await scratchImageRoot(deps.layers, image1);
       try {
         expect(await runImage(image1, rootfs)).toBe("BUILT ONCE!");
         // Only dist/ made it into the runtime image: no sources, no node_modules.
@@ -323,7 +323,7 @@ describe("the builder", () => {
       expect(ok2.cachedSteps).toBe(Object.values(steps).filter(Boolean).length);
       expect(ok2.totalSteps).toBe(11);
       const image2 = await deps.registry.resolve(`${APP}@${ok2.manifestDigest}`);
-      const { root: rootfs2, release: release2 } = await mountImageRoot(deps.layers, image2);
+      const { root: rootfs2, release: release2 } = await scratchImageRoot(deps.layers, image2);
       try {
         expect(await runImage(image2, rootfs2)).toBe("BUILT TWICE!");
       } finally {
@@ -489,7 +489,7 @@ describe("RUN steps in the machines' sandbox", () => {
 
       // Root's chown inside the step, and the USER step's files, are recorded with the image's ids.
       const image = await deps.registry.resolve(`${APP}@${ok.manifestDigest}`);
-      const { root: rootfs, release } = await mountImageRoot(deps.layers, image);
+      const { root: rootfs, release } = await scratchImageRoot(deps.layers, image);
       try {
         const data = await stat(join(rootfs, "data"));
         expect([data.uid, data.gid]).toEqual([1000, 1000]);
@@ -529,7 +529,7 @@ describe("RUN steps in the machines' sandbox", () => {
     const seen = async (fixture: string) => {
       const all = await outcome(await requestBuild(join(FIXTURES, fixture)));
       const ok = only(all, "BuildSucceeded");
-      const { root: rootfs, release } = await mountImageRoot(
+      const { root: rootfs, release } = await scratchImageRoot(
         deps.layers,
         await deps.registry.resolve(`${APP}@${ok.manifestDigest}`),
       );

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { hostArchitecture, type ResolvedImage } from "@hangar/oci";
+import { sharedLayersDir } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import type { OutputLine } from "../src/command.js";
@@ -10,7 +11,7 @@ import { BuildError } from "../src/domain/errors.js";
 import { type BuildDeps, type BuildInput, buildImage } from "../src/image-build.js";
 import { openBuildDeps } from "../src/platform.js";
 import { checkBuilderHost } from "../src/preflight.js";
-import { mountImageRoot } from "./image-root.js";
+import { scratchImageRoot } from "./image-root.js";
 
 /*
  * One Dockerfile using most of BuildKit's features, built by the real builder (crun sandbox, layer
@@ -87,13 +88,12 @@ beforeAll(async () => {
   nc = await connect({ servers: inject("natsUrl") });
   dataDir = await mkdtemp(join(tmpdir(), "hangar-features-"));
   // Layers unpacked once per run, in the folder the global setup made (HANGAR_LAYERS_DIR).
-  const layersDir = process.env.HANGAR_LAYERS_DIR;
   ({ deps } = await openBuildDeps(
     nc,
     dataDir,
     { blobs: `${prefix}-blobs`, registry: `${prefix}-registry`, cache: `${prefix}-cache` },
     1,
-    layersDir ? { layersDir } : {},
+    sharedLayersDir(),
   ));
 }, 120_000);
 
@@ -117,7 +117,7 @@ describe("Dockerfile features, built end to end", () => {
     expect(c.OnBuild).toEqual(['RUN echo "child of features" > /app/onbuild.txt']);
     expect(image.config.author).toBe("Hangar tests");
 
-    const { root, release } = await mountImageRoot(deps.layers, image);
+    const { root, release } = await scratchImageRoot(deps.layers, image);
     try {
       const hello = join(root, "app/hello.sh");
       expect(await readFile(hello, "utf8")).toBe(
@@ -179,7 +179,7 @@ describe("Dockerfile features, built end to end", () => {
       const write = (df: string) => writeFile(join(dir, "Dockerfile"), df);
       await write(`FROM scratch\nADD --checksum=${TARBALL_SHA256} ${TARBALL} /pkg/\n`);
       const { image } = await build(dir, { network: "default" });
-      const { root, release } = await mountImageRoot(deps.layers, image);
+      const { root, release } = await scratchImageRoot(deps.layers, image);
       try {
         const st = await stat(join(root, "pkg/is-number-7.0.0.tgz"));
         expect([st.size, st.mode & 0o777]).toEqual([3730, 0o600]);
