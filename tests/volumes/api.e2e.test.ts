@@ -10,6 +10,7 @@ import { mintToken } from "@hangar/auth";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCliIn } from "../../cli/test/run-cli.js";
 import { helloConfig, startTestPlatform, type TestPlatform } from "../platform/harness.js";
+import { volumeFiles } from "./volume-app.js";
 
 let p: TestPlatform;
 const APP = "vols";
@@ -159,6 +160,160 @@ describe("the Volumes API", () => {
     const foreign = await p.api.call("GET", `/apps/${APP}/volumes/${vol.id}`, undefined, { token: rival });
     expect(foreign).toEqual({ status: 404, body: { error: `app ${APP} not found`, status: "not_found" } });
     expect((await p.api.ok<Volume[]>("GET", `/apps/${APP}/volumes`)).length).toBe(1);
+  });
+
+  describe("another org's, another app's and a read-only token's requests on a real volume", () => {
+    const OTHER_APP = "vols-other";
+    const RIVAL_APP = "vols-rival";
+    let rival = "";
+    let readOnly = "";
+
+    /** What a refused request must leave as it was: the volume, its snapshots, every volume and disk. */
+    async function everything() {
+      const v = await p.api.ok<Volume>("GET", `/apps/${APP}/volumes/${vol.id}`);
+      return {
+        volume: {
+          state: v.state,
+          size_gb: v.size_gb,
+          snapshot_retention: v.snapshot_retention,
+          auto_backup_enabled: v.auto_backup_enabled,
+          attached_machine_id: v.attached_machine_id,
+        },
+        snapshots: (await p.api.ok<{ id: string }[]>("GET", `/apps/${APP}/volumes/${vol.id}/snapshots`)).map(
+          (x) => x.id,
+        ),
+        volumes: await Promise.all(
+          [APP, OTHER_APP, RIVAL_APP].map(async (app) =>
+            (await p.api.ok<Volume[]>("GET", `/apps/${app}/volumes`)).map((x) => x.id),
+          ),
+        ),
+        machines: await Promise.all(
+          [APP, OTHER_APP, RIVAL_APP].map(async (app) =>
+            (await p.api.ok<{ id: string }[]>("GET", `/apps/${app}/machines`)).map((m) => m.id),
+          ),
+        ),
+        disks: (await volumeFiles(p)).sort(),
+      };
+    }
+
+    beforeAll(async () => {
+      await p.api.ok("POST", "/apps", { app_name: OTHER_APP, org_slug: "personal" });
+      await p.api.ok("POST", "/apps", { app_name: RIVAL_APP, org_slug: "rival" });
+      rival = mintToken(p.tokenKey, { id: "tok_rival_vols", kind: "org", org: "rival" });
+      readOnly = (await p.api.ok<{ token: string }>("POST", "/tokens", { kind: "readonly", org: "personal" }))
+        .token;
+    });
+
+    it("another org's token gets 404 on update, extend, snapshot and delete, and nothing changes", async () => {
+      const before = await everything();
+      const path = `/apps/${APP}/volumes/${vol.id}`;
+      for (const [method, url, body] of [
+        ["POST", path, { snapshot_retention: 10, auto_backup_enabled: true }],
+        ["PUT", `${path}/extend`, { size_gb: 3 }],
+        ["POST", `${path}/snapshots`, undefined],
+        ["DELETE", path, undefined],
+      ] as const) {
+        const res = await p.api.call(method, url, body, { token: rival });
+        expect(res, `${method} ${url}`).toEqual({
+          status: 404,
+          body: { error: `app ${APP} not found`, status: "not_found" },
+        });
+      }
+      expect(await everything()).toEqual(before);
+    });
+
+    it("the same org's other app with this app's volume id gets 404, and nothing changes", async () => {
+      const before = await everything();
+      const path = `/apps/${OTHER_APP}/volumes/${vol.id}`;
+      for (const [method, url, body] of [
+        ["GET", path, undefined],
+        ["POST", path, { snapshot_retention: 10 }],
+        ["PUT", `${path}/extend`, { size_gb: 3 }],
+        ["GET", `${path}/snapshots`, undefined],
+        ["POST", `${path}/snapshots`, undefined],
+        ["DELETE", path, undefined],
+      ] as const) {
+        const res = await p.api.call(method, url, body);
+        expect(res.status, `${method} ${url}: ${JSON.stringify(res.body)}`).toBe(404);
+        expect(res.body).toMatchObject({ status: "not_found" });
+      }
+      expect(await everything()).toEqual(before);
+    });
+
+    it("a create from another app's or org's snapshot or volume is 404, and no volume or disk is made", async () => {
+      const [snap] = await p.api.ok<{ id: string }[]>("GET", `/apps/${APP}/volumes/${vol.id}/snapshots`);
+      expect(snap).toBeDefined();
+      const before = await everything();
+      for (const [app, token] of [
+        [OTHER_APP, p.token],
+        [RIVAL_APP, rival],
+      ] as const) {
+        for (const source of [{ snapshot_id: snap?.id }, { source_volume_id: vol.id }]) {
+          const res = await p.api.call(
+            "POST",
+            `/apps/${app}/volumes`,
+            { name: "stolen", ...source },
+            { token },
+          );
+          expect(res.status, `${app} ${JSON.stringify(source)}: ${JSON.stringify(res.body)}`).toBe(404);
+          expect(res.body).toMatchObject({ status: "not_found" });
+        }
+      }
+      expect(await everything()).toEqual(before);
+    });
+
+    it("a machine of another org's app mounting the volume is refused, and nothing is created or attached", async () => {
+      const before = await everything();
+      const res = await p.api.call(
+        "POST",
+        `/apps/${RIVAL_APP}/machines`,
+        { config: helloConfig({ mounts: [{ volume: vol.id, path: "/data" }] }), skip_launch: true },
+        { token: rival },
+      );
+      expect(res.status, JSON.stringify(res.body)).toBe(404);
+      expect(res.body).toMatchObject({ status: "not_found" });
+      expect(await everything()).toEqual(before);
+    });
+
+    it("a read-only token may read the volume but not update, extend, snapshot or delete it", async () => {
+      const before = await everything();
+      const path = `/apps/${APP}/volumes/${vol.id}`;
+      expect((await p.api.call("GET", path, undefined, { token: readOnly })).status).toBe(200);
+      for (const [method, url, body] of [
+        ["POST", path, { snapshot_retention: 10 }],
+        ["PUT", `${path}/extend`, { size_gb: 3 }],
+        ["POST", `${path}/snapshots`, undefined],
+        ["DELETE", path, undefined],
+        ["POST", `/apps/${APP}/volumes`, { name: "ro" }],
+      ] as const) {
+        const res = await p.api.call(method, url, body, { token: readOnly });
+        expect(res.status, `${method} ${url}: ${JSON.stringify(res.body)}`).toBe(403);
+        expect(res.body).toMatchObject({ status: "permission_denied" });
+      }
+      expect(await everything()).toEqual(before);
+    });
+
+    it("bad update and extend bodies are 400 at the route, and nothing changes", async () => {
+      const before = await everything();
+      const path = `/apps/${APP}/volumes/${vol.id}`;
+      for (const body of [
+        { snapshot_retention: 0 },
+        { snapshot_retention: 61 },
+        { snapshot_retention: "7" },
+        { snapshot_retention: 2.5 },
+        { auto_backup_enabled: "yes" },
+      ]) {
+        const res = await p.api.call("POST", path, body);
+        expect(res.status, `update ${JSON.stringify(body)}`).toBe(400);
+        expect(res.body).toMatchObject({ status: "invalid_argument" });
+      }
+      for (const body of [{ size_gb: 501 }, { size_gb: "3" }, { size_gb: 2.5 }, {}, { size_gb: null }]) {
+        const res = await p.api.call("PUT", `${path}/extend`, body);
+        expect(res.status, `extend ${JSON.stringify(body)}`).toBe(400);
+        expect(res.body).toMatchObject({ status: "invalid_argument" });
+      }
+      expect(await everything()).toEqual(before);
+    });
   });
 
   describe("machines mounting it (acceptance 4)", () => {
