@@ -77,6 +77,7 @@ export type {
   SignalRequest,
   TunnelTarget,
   VolumeAttachRequest,
+  VolumeCommandReply,
   VolumeCreateRequest,
   VolumeExtendRequest,
   VolumeRef,

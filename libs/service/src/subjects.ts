@@ -308,6 +308,13 @@ export interface VolumeAttachRequest extends VolumeRef {
   machine_id: string;
 }
 
+/**
+ * The volume service's answer to a `cmd.volume.*` command (R: the volume, or a snapshot's) with `seq`:
+ * the VOLUMES sequence of the volume's last message when it answered, which a reader waits for to
+ * see its own write.
+ */
+export type VolumeCommandReply<R> = R & { seq: number };
+
 /** The volume service's answer: the volume as the VOLUMES stream has it (extend adds needs_restart). */
 export type VolumeReply = Volume & { needs_restart?: boolean };
 

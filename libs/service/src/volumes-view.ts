@@ -84,6 +84,11 @@ export class VolumesView {
     return this.view.get(volumeAggregateId(app, volumeId)) ?? undefined;
   }
 
+  /** The VOLUMES sequence of the volume's last message folded in; 0 when none. */
+  seqOf(app: string, volumeId: string): number {
+    return this.view.seqOf(volumeAggregateId(app, volumeId));
+  }
+
   /** The app's volumes, destroyed ones included, oldest first. */
   ofApp(app: string): Volume[] {
     const out: Volume[] = [];

@@ -53,7 +53,7 @@ await runService({
   async start({ nc, store, logger, registry, config, readiness }) {
     const catalog = await Catalog.start(store);
     const volumesView = await VolumesView.start(store);
-    const volumes = new StreamVolumesBackend(nc, store, volumesView, config.HANGAR_REGION);
+    const volumes = new StreamVolumesBackend(nc, volumesView, config.HANGAR_REGION);
     const commands = new MachineCommands(nc, store, catalog, config.HANGAR_REGION, volumes);
     // The proxies' autostart: the gateway owns the machine commands, so it records their starts.
     const wakes = serveWakes(nc, store, { onInternalError: (err) => logger.error({ err }, "wake failed") });

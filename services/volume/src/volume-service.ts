@@ -36,6 +36,7 @@ import {
   serveCommands,
   subjects,
   type VolumeAttachRequest,
+  type VolumeCommandReply,
   type VolumeCreateRequest,
   type VolumeExtendRequest,
   type VolumeRef,
@@ -162,9 +163,20 @@ export class VolumeService {
 
   private listen(): void {
     const { nc, logger } = this.opts;
-    const serve = <Q, R>(subject: string, handle: (req: Q) => Promise<R>) =>
-      serveCommands<Q, R>(nc, subject, "volume", handle, (err) =>
-        logger.error({ err, subject }, "volume command failed"),
+    // Each answer has the volume's sequence, which the asker waits for to read its own write.
+    const serve = <Q extends { app: string; volume_id?: string }, R extends { id: string }>(
+      subject: string,
+      handle: (req: Q) => Promise<R>,
+    ) =>
+      serveCommands<Q, VolumeCommandReply<R>>(
+        nc,
+        subject,
+        "volume",
+        async (req) => {
+          const reply = await handle(req);
+          return { ...reply, seq: this.volumes.seqOf(req.app, req.volume_id ?? reply.id) };
+        },
+        (err) => logger.error({ err, subject }, "volume command failed"),
       );
     this.subs.push(
       serve(subjects.volume.create, (req: VolumeCreateRequest) => this.create(req)),

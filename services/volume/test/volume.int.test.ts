@@ -11,6 +11,7 @@ import {
   machinesStream,
   VOLUME_SNAPSHOTS_BUCKET,
   type Volume,
+  volumeAggregateId,
   volumesStream,
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
@@ -20,6 +21,7 @@ import {
   sendCommand,
   subjects,
   type VolumeAttachRequest,
+  type VolumeCommandReply,
   type VolumeCreateRequest,
   type VolumeRef,
   type VolumeReply,
@@ -223,13 +225,20 @@ describe("volume service", () => {
 
   it("attaches one machine at a time and refuses to destroy an attached volume", async () => {
     const attach = (machine_id: string) =>
-      ask<VolumeAttachRequest, Volume>(subjects.volume.attach, {
+      ask<VolumeAttachRequest, VolumeCommandReply<Volume>>(subjects.volume.attach, {
         app: "app1",
         volume_id: vol.id,
         machine_id,
       });
-    expect((await attach("m1")).attached_machine_id).toBe("m1");
-    expect((await attach("m1")).attached_machine_id).toBe("m1");
+    const attached = await attach("m1");
+    expect(attached.attached_machine_id).toBe("m1");
+    // The answer has the volume's sequence (the attach's), for the asker to read its own write.
+    const volumeSeq = () => store.lastSequence(volumesStream, volumeAggregateId("app1", vol.id));
+    expect(attached.seq).toBe(await volumeSeq());
+    // Asked again: nothing appended, and the same sequence.
+    const again = await attach("m1");
+    expect(again.attached_machine_id).toBe("m1");
+    expect(again.seq).toBe(attached.seq);
     const second = await refusal(attach("m2"));
     expect(second.code).toBe("conflict");
     expect(second.message).toBe(`volume ${vol.id} is attached to machine m1`);

@@ -1,12 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { type Volume, type VolumeSnapshot, volumeAggregateId, volumesStream } from "@hangar/domain";
-import type { EventStore } from "@hangar/eventstore";
+import type { Volume, VolumeSnapshot } from "@hangar/domain";
 import {
   type HostVolumeStatReply,
   type HostVolumeStatRequest,
   sendCommand,
   subjects,
   type VolumeAttachRequest,
+  type VolumeCommandReply,
   type VolumeCreateRequest,
   type VolumeExtendRequest,
   type VolumeRef,
@@ -44,7 +44,6 @@ const COMMAND_TIMEOUT_MS = 30_000;
 export class StreamVolumesBackend implements VolumesBackend, MachineVolumes {
   constructor(
     private readonly nc: NatsConnection,
-    private readonly store: EventStore,
     private readonly view: VolumesView,
     private readonly defaultRegion: string,
   ) {}
@@ -57,17 +56,17 @@ export class StreamVolumesBackend implements VolumesBackend, MachineVolumes {
     return v;
   }
 
-  /** Sends a volume command and waits until the view has folded what it appended to the volume. */
+  /**
+   * Sends a volume command and waits until the view has folded the volume's sequence the service
+   * answered with (what the command appended, or its last message when it appended nothing).
+   */
   private async command<Q extends VolumeRef | VolumeCreateRequest, R extends { id: string }>(
     subject: string,
     request: Q,
     timeoutMs = COMMAND_TIMEOUT_MS,
   ): Promise<R> {
-    const reply = await sendCommand<Q, R>(this.nc, subject, request, timeoutMs);
-    const volumeId = "volume_id" in request ? request.volume_id : reply.id;
-    await this.view.waitForSeq(
-      await this.store.lastSequence(volumesStream, volumeAggregateId(request.app, volumeId)),
-    );
+    const reply = await sendCommand<Q, VolumeCommandReply<R>>(this.nc, subject, request, timeoutMs);
+    await this.view.waitForSeq(reply.seq);
     return reply;
   }
 
