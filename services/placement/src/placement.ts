@@ -272,9 +272,19 @@ export class Placement {
    * up touches the fewest apps). Asked again with the size it holds, the same host.
    */
   async placeVolume(req: PlaceVolumeRequest): Promise<PlaceResult> {
-    if (!req.volume_id || !req.app || !req.region || !(req.size_gb > 0)) {
+    const text = (v: unknown) => typeof v === "string" && v !== "";
+    if (
+      !text(req.volume_id) ||
+      !text(req.app) ||
+      !text(req.region) ||
+      !Number.isInteger(req.size_gb) ||
+      req.size_gb <= 0 ||
+      (req.host_id !== undefined && !text(req.host_id)) ||
+      (req.avoid_host_ids !== undefined &&
+        !(Array.isArray(req.avoid_host_ids) && req.avoid_host_ids.every(text)))
+    ) {
       throw new DomainError(
-        "a volume placement needs volume_id, app, region and size_gb",
+        "a volume placement needs volume_id, app, region and size_gb (a whole number of GB), and host ids as strings",
         "invalid_argument",
       );
     }

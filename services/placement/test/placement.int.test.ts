@@ -182,6 +182,29 @@ describe("volume placement", () => {
     expect(err.message).toMatch(/host d2 has no disk room for 7 GB/);
   });
 
+  it("refuses a bad volume placement with invalid_argument, and appends nothing to HOSTS", async () => {
+    const lastSeq = async () => (await store.jsm.streams.info(hostsStream.name)).state.last_seq;
+    const before = await lastSeq();
+    for (const bad of [
+      { volume_id: "" },
+      { volume_id: 5 },
+      { volume_id: "vol_bad", app: "" },
+      { volume_id: "vol_bad", region: undefined },
+      { volume_id: "vol_bad", size_gb: undefined },
+      { volume_id: "vol_bad", size_gb: "3" },
+      { volume_id: "vol_bad", size_gb: 0 },
+      { volume_id: "vol_bad", size_gb: 1.5 },
+      { volume_id: "vol_bad", host_id: 7 },
+      { volume_id: "vol_bad", avoid_host_ids: "d1" },
+      { volume_id: "vol_bad", avoid_host_ids: [1] },
+    ]) {
+      const err = await refusal(placeVolume(bad as unknown as PlaceVolumeRequest));
+      expect(err.code, JSON.stringify(bad)).toBe("invalid_argument");
+      expect(err.message).toMatch(/a volume placement needs volume_id, app, region and size_gb/);
+    }
+    expect(await lastSeq()).toBe(before);
+  });
+
   it("places a machine on its volume's host or refuses, naming the host and why", async () => {
     expect(await place({ machine_id: "with-vol", region: "disk", host_id: "d2" })).toEqual({
       host_id: "d2",

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   DEFAULT_SNAPSHOT_RETENTION,
   expiredSnapshots,
+  isVolumeId,
   newSnapshotId,
   newVolumeId,
   snapshotRetentionProblem,
@@ -230,8 +231,15 @@ export class VolumeService {
     return res.state;
   }
 
-  /** The app's volume, or `not_found`; a destroyed volume is not found either. */
+  /**
+   * The app's volume, or `not_found`; a destroyed volume is not found either. A request without an
+   * app or a volume id of the domain's shape is `invalid_argument`, before anything is looked up.
+   */
   private existing(app: string, volumeId: string): Volume {
+    if (typeof app !== "string" || !app || typeof volumeId !== "string" || !isVolumeId(volumeId))
+      refuse(
+        `a volume command needs app and volume_id (such as vol_0123456789abcdef), not ${JSON.stringify({ app, volume_id: volumeId })}`,
+      );
     const v = this.volumes.volume(app, volumeId);
     if (!v || v.state === "destroyed") refuse(`volume ${volumeId} not found`, "not_found");
     return v;
@@ -389,6 +397,10 @@ export class VolumeService {
   /** Changes snapshot_retention and scheduled snapshots (auto_backup_enabled). */
   async update(req: VolumeUpdateRequest): Promise<Volume> {
     this.existing(req.app, req.volume_id);
+    if (req.snapshot_retention !== undefined && typeof req.snapshot_retention !== "number")
+      refuse("snapshot_retention must be a number of days");
+    if (req.auto_backup_enabled !== undefined && typeof req.auto_backup_enabled !== "boolean")
+      refuse("auto_backup_enabled must be true or false");
     return this.serial(req.volume_id, () =>
       this.handle(
         req.app,
@@ -519,6 +531,8 @@ export class VolumeService {
    */
   async snapshot(req: VolumeSnapshotRequest, snapshotId = newSnapshotId()): Promise<VolumeSnapshot> {
     this.existing(req.app, req.volume_id);
+    if (req.type !== undefined && req.type !== "on_demand" && req.type !== "scheduled")
+      refuse(`a snapshot's type is on_demand or scheduled, not ${JSON.stringify(req.type)}`);
     return this.serial(req.volume_id, async () => {
       await this.handle(
         req.app,
@@ -590,7 +604,7 @@ export class VolumeService {
 
   /** Attaches a volume to a machine: `conflict` when another machine holds it; the same machine again is a no-op. */
   async attach(req: VolumeAttachRequest): Promise<Volume> {
-    if (!req.machine_id) refuse("attach needs a machine_id");
+    if (typeof req.machine_id !== "string" || !req.machine_id) refuse("attach needs a machine_id");
     this.existing(req.app, req.volume_id);
     return this.serial(req.volume_id, () =>
       this.handle(
@@ -604,7 +618,7 @@ export class VolumeService {
 
   /** Detaches a volume from a machine; nothing when that machine does not hold it. */
   async detach(req: VolumeAttachRequest): Promise<Volume> {
-    if (!req.machine_id) refuse("detach needs a machine_id");
+    if (typeof req.machine_id !== "string" || !req.machine_id) refuse("detach needs a machine_id");
     this.existing(req.app, req.volume_id);
     return this.serial(req.volume_id, () =>
       this.detachFrom(req.app, req.volume_id, req.machine_id, "requested"),

@@ -345,6 +345,45 @@ describe("volume service", () => {
     await ask<VolumeAttachRequest, Volume>(subjects.volume.detach, attachReq);
   });
 
+  it("refuses commands with missing or mistyped fields with invalid_argument, recording and reserving nothing", async () => {
+    const before = await lastSeqs();
+    const id = vol.id;
+    const bad: Array<[string, unknown]> = [
+      [subjects.volume.update, { app: "app1" }],
+      [subjects.volume.update, { volume_id: id }],
+      [subjects.volume.update, { app: "app1", volume_id: id, snapshot_retention: "7" }],
+      [subjects.volume.update, { app: "app1", volume_id: id, snapshot_retention: 0 }],
+      [subjects.volume.update, { app: "app1", volume_id: id, auto_backup_enabled: "yes" }],
+      [subjects.volume.extend, { app: "app1", volume_id: id }],
+      [subjects.volume.extend, { app: "app1", volume_id: id, size_gb: "3" }],
+      [subjects.volume.extend, { app: "app1", size_gb: 3 }],
+      [subjects.volume.extend, { volume_id: id, size_gb: 3 }],
+      [subjects.volume.extend, { app: "app1", volume_id: id, size_gb: 2.5 }],
+      [subjects.volume.destroy, { app: "app1" }],
+      [subjects.volume.destroy, { volume_id: id }],
+      [subjects.volume.destroy, { app: "app1", volume_id: "vol_short" }],
+      [subjects.volume.destroy, { app: 7, volume_id: id }],
+      [subjects.volume.snapshot, { app: "app1" }],
+      [subjects.volume.snapshot, { app: "app1", volume_id: id, type: "weekly" }],
+      [subjects.volume.attach, { app: "app1", volume_id: id }],
+      [subjects.volume.detach, { app: "app1", volume_id: id }],
+      [subjects.volume.detach, { app: "app1", volume_id: id, machine_id: 5 }],
+      [subjects.volume.detach, { app: "app1", machine_id: "m1" }],
+      [subjects.volumeAutoExtend(HOST), { app: "app1", volume_id: id, size_gb: "3" }],
+    ];
+    for (const [subject, req] of bad) {
+      const err = await refusal(ask(subject, req));
+      expect(err.code, `${subject} ${JSON.stringify(req)}: ${err.message}`).toBe("invalid_argument");
+    }
+    expect(await lastSeqs()).toEqual(before);
+    expect(view.volume("app1", id)).toMatchObject({
+      size_gb: 3,
+      state: "created",
+      attached_machine_id: null,
+    });
+    expect((await disks.stat(id)).size_gb).toBe(3);
+  });
+
   it("destroys a detached volume: its disk deleted, its host room released", async () => {
     const gone = await ask<VolumeRef, Volume>(subjects.volume.destroy, { app: "app1", volume_id: vol.id });
     expect(gone.state).toBe("destroyed");
