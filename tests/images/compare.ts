@@ -140,31 +140,50 @@ function fileSha256(path: string): Promise<string> {
   });
 }
 
-/** How many entries of one folder readRootfs reads at once: hashing overlaps the reads. */
+/** How many files readRootfs has open at once, over the whole tree: hashing overlaps the reads. */
 const READ_CONCURRENCY = 16;
+
+/** Runs each function given with at most `n` of them running at once. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let running = 0;
+  const queue: (() => void)[] = [];
+  return async (fn) => {
+    if (running >= n) await new Promise<void>((resolve) => queue.push(resolve));
+    else running++;
+    try {
+      return await fn();
+    } finally {
+      // The slot passes to the next waiter, if any, without going free in between.
+      const next = queue.shift();
+      if (next) next();
+      else running--;
+    }
+  };
+}
 
 /** Every path under `rootfs` (as the image sees it) with its type, mode, owner and content. */
 export async function readRootfs(rootfs: string): Promise<Map<string, string>> {
   const files = new Map<string, string>();
+  // One limit for the whole walk: each file system call holds a slot only while it runs, never
+  // while a folder below is walked, so the limit neither multiplies with depth nor deadlocks.
+  const limit = limiter(READ_CONCURRENCY);
   const visit = async (path: string): Promise<void> => {
     const full = join(rootfs, path);
-    const st = await lstat(full);
+    const st = await limit(() => lstat(full));
     const owner = `${st.uid}:${st.gid}`;
     const mode = (st.mode & 0o7777).toString(8).padStart(4, "0");
-    if (st.isSymbolicLink()) files.set(path, `symlink ${owner} -> ${await readlink(full)}`);
+    if (st.isSymbolicLink()) files.set(path, `symlink ${owner} -> ${await limit(() => readlink(full))}`);
     else if (st.isDirectory()) {
       files.set(path, `dir ${mode} ${owner}`);
       await walk(path);
-    } else if (st.isFile()) files.set(path, `file ${mode} ${owner} ${await fileSha256(full)}`);
+    } else if (st.isFile()) files.set(path, `file ${mode} ${owner} ${await limit(() => fileSha256(full))}`);
     else files.set(path, `special ${(st.mode >>> 12).toString(8)} ${mode} ${owner} rdev ${st.rdev}`);
   };
   const walk = async (rel: string): Promise<void> => {
-    const paths = (await readdir(join(rootfs, rel)))
+    const paths = (await limit(() => readdir(join(rootfs, rel))))
       .map((name) => `${rel}/${name}`)
       .filter((path) => !IGNORED.some((r) => r.test(path)));
-    for (let i = 0; i < paths.length; i += READ_CONCURRENCY) {
-      await Promise.all(paths.slice(i, i + READ_CONCURRENCY).map(visit));
-    }
+    await Promise.all(paths.map(visit));
   };
   await walk("");
   return files;
