@@ -89,11 +89,21 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
 
     await disks.unmount(id);
     expect(await devicesUnder(root)).toEqual([]);
+    const unmounted = await disks.stat(id);
+    expect(unmounted.mounted).toBe(false);
     // Offline growth, then the next mount has the data and the whole size.
     expect(await disks.extend(id, 160 * MIB)).toEqual({ online: true });
     const offline = await disks.stat(id);
     expect(offline.mounted).toBe(false);
     expect(offline.blocks * offline.block_size).toBeGreaterThan(130 * MIB);
+    expect(offline.blocks).toBeGreaterThan(unmounted.blocks);
+    // An unmounted volume's figures are read once per change: the same again, then what a mount wrote.
+    expect(await disks.stat(id)).toEqual(offline);
+    const remounted = await disks.mount(id);
+    expect(await readFile(join(remounted, "hello.txt"), "utf8")).toBe("hello");
+    await writeFile(join(remounted, "more.bin"), Buffer.alloc(8 * MIB, 1));
+    await disks.unmount(id);
+    expect((await disks.stat(id)).used_bytes).toBeGreaterThan(offline.used_bytes + 7 * MIB);
     expect(await readFile(join(await disks.mount(id), "hello.txt"), "utf8")).toBe("hello");
   });
 

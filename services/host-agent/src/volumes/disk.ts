@@ -60,6 +60,12 @@ export interface VolumeDisksOptions {
  */
 export class VolumeDisks {
   readonly #locks = new KeyedSerial();
+  /**
+   * Unmounted volumes' figures from their superblocks (dumpe2fs), for the gateway's reads and the
+   * metrics' scrapes: read again once the image file changed (mtime, size) or an operation here
+   * touched it.
+   */
+  readonly #unmountedStats = new Map<string, { mtimeMs: number; size: number; stat: VolumeStat }>();
   readonly #loopControl: string;
 
   readonly #onlineResize: boolean;
@@ -119,6 +125,7 @@ export class VolumeDisks {
    */
   async create(id: string, bytes: number): Promise<void> {
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     if (existsSync(path)) return;
     await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const tmp = this.#tempPath(id);
@@ -137,6 +144,7 @@ export class VolumeDisks {
    */
   async restore(id: string, bytes: number, compressed: Readable): Promise<void> {
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     if (existsSync(path)) return;
     await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
     const tmp = this.#tempPath(id);
@@ -164,6 +172,7 @@ export class VolumeDisks {
    */
   async extend(id: string, bytes: number): Promise<{ online: boolean }> {
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     const st = await stat(path).catch(() => null);
     if (!st) throw new VolumeDiskError(`volume ${id} has no disk on this host`, "not_found");
     if (bytes < st.size)
@@ -187,6 +196,7 @@ export class VolumeDisks {
    */
   async mount(id: string): Promise<string> {
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     const target = this.mountPoint(id);
     if (!existsSync(path)) throw new VolumeDiskError(`volume ${id} has no disk on this host`, "not_found");
     if (isMountPoint(target)) return target;
@@ -206,6 +216,7 @@ export class VolumeDisks {
   /** Unmounts the volume and detaches its loop devices; nothing to do is no error. */
   async unmount(id: string): Promise<void> {
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     const target = this.mountPoint(id);
     if (isMountPoint(target)) {
       const { code } = await run("umount", [target], { allowFailure: true });
@@ -227,6 +238,7 @@ export class VolumeDisks {
     if (this.isMounted(id))
       throw new VolumeDiskError(`volume ${id} is mounted on this host; stop its machine first`, "conflict");
     const path = this.imagePath(id);
+    this.#unmountedStats.delete(id);
     for (const device of await loopDevicesOf(path))
       await run("losetup", ["-d", device], { allowFailure: true });
     await rm(path, { force: true });
@@ -239,7 +251,10 @@ export class VolumeDisks {
     return sb.blocks * sb.blockSize < size;
   }
 
-  /** The volume's size and use: from the mounted filesystem, or its superblock when unmounted. */
+  /**
+   * The volume's size and use: from the mounted filesystem, or its superblock when unmounted (read
+   * once per change of the image).
+   */
   async stat(id: string): Promise<VolumeStat> {
     const path = this.imagePath(id);
     const file = await stat(path).catch(() => null);
@@ -257,8 +272,10 @@ export class VolumeDisks {
         mounted: true,
       };
     }
+    const cached = this.#unmountedStats.get(id);
+    if (cached && cached.mtimeMs === file.mtimeMs && cached.size === file.size) return { ...cached.stat };
     const sb = await superblock(path);
-    return {
+    const figures: VolumeStat = {
       size_gb,
       block_size: sb.blockSize,
       // As statfs counts them for a mounted one: without the filesystem's own metadata.
@@ -268,6 +285,8 @@ export class VolumeDisks {
       used_bytes: (sb.blocks - sb.free) * sb.blockSize,
       mounted: false,
     };
+    this.#unmountedStats.set(id, { mtimeMs: file.mtimeMs, size: file.size, stat: figures });
+    return { ...figures };
   }
 
   /**
