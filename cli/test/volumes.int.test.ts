@@ -14,6 +14,7 @@ import { runCliIn } from "./run-cli.js";
 
 const TOKEN = "test-token";
 const ID = "vol_0123456789abcdef";
+const SNAP = "vs_0123456789abcdef";
 let api: FakeApi;
 let home: string;
 
@@ -104,13 +105,13 @@ describe("hangar volumes", () => {
 
   it("create --json prints the volume alone on stdout, progress on stderr", async () => {
     api.reply("POST", "/apps/json/volumes", volume());
-    const res = await hangar(["volumes", "create", "data", "-a", "json", "--snapshot-id", "vs_1", "--json"]);
+    const res = await hangar(["volumes", "create", "data", "-a", "json", "--snapshot-id", SNAP, "--json"]);
     expect(res.code).toBe(0);
     expect(JSON.parse(res.stdout)).toEqual(volume());
     expect(res.stderr).toMatch(/^Created volume/);
     expect(api.seen("POST", "/apps/json/volumes")[0]?.body).toEqual({
       name: "data",
-      snapshot_id: "vs_1",
+      snapshot_id: SNAP,
     });
   });
 
@@ -120,6 +121,15 @@ describe("hangar volumes", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/lowercase letters, digits and underscores/);
     expect((await hangar(["volumes", "show", "nope", "-a", "web"])).code).toBe(2);
+    // The domain's shapes (isVolumeId, isSnapshotId): vol_/vs_ and 16 lowercase letters or digits.
+    for (const id of ["vol_short", `vol_${"a".repeat(17)}`, "vol_ABCDEF0123456789"]) {
+      const res = await hangar(["volumes", "show", id, "-a", "web"]);
+      expect(res.code, id).toBe(2);
+      expect(res.stderr).toMatch(/expected a volume id such as vol_/);
+    }
+    const snap = await hangar(["volumes", "create", "data", "-a", "web", "--snapshot-id", "vs_1"]);
+    expect(snap.code).toBe(2);
+    expect(snap.stderr).toMatch(/expected a snapshot id such as vs_/);
     expect(api.requests.length).toBe(before);
   });
 

@@ -293,7 +293,7 @@ describe("the Volumes API", () => {
       expect(await everything()).toEqual(before);
     });
 
-    it("bad update and extend bodies are 400 at the route, and nothing changes", async () => {
+    it("bad update and extend bodies and ids not of the domain's shape are 400 at the route, and nothing changes", async () => {
       const before = await everything();
       const path = `/apps/${APP}/volumes/${vol.id}`;
       for (const body of [
@@ -310,6 +310,16 @@ describe("the Volumes API", () => {
       for (const body of [{ size_gb: 501 }, { size_gb: "3" }, { size_gb: 2.5 }, {}, { size_gb: null }]) {
         const res = await p.api.call("PUT", `${path}/extend`, body);
         expect(res.status, `extend ${JSON.stringify(body)}`).toBe(400);
+        expect(res.body).toMatchObject({ status: "invalid_argument" });
+      }
+      for (const id of ["vol_short", `vol_${"a".repeat(17)}`, "vol_ABCDEF0123456789", "nope"]) {
+        const res = await p.api.call("GET", `/apps/${APP}/volumes/${id}`);
+        expect(res.status, id).toBe(400);
+        expect(res.body).toMatchObject({ status: "invalid_argument" });
+      }
+      for (const snapshot_id of ["vs_short", "vs_0123456789ABCDEF", `vs_${"0".repeat(17)}`]) {
+        const res = await p.api.call("POST", `/apps/${APP}/volumes`, { name: "bad_source", snapshot_id });
+        expect(res.status, snapshot_id).toBe(400);
         expect(res.body).toMatchObject({ status: "invalid_argument" });
       }
       expect(await everything()).toEqual(before);

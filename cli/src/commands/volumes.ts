@@ -1,4 +1,11 @@
 import { createInterface } from "node:readline/promises";
+import {
+  isSnapshotId,
+  isVolumeId,
+  SNAPSHOT_ID_EXAMPLE,
+  VOLUME_ID_EXAMPLE,
+  volumeNameProblem,
+} from "@hangar/domain/volume-ids";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { ApiClient } from "../api.js";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
@@ -22,19 +29,29 @@ interface CreateFlags extends AppFlags {
   requireUniqueZone?: boolean;
 }
 
-/** A volume id argument, checked before any call: the API would only answer 400. */
+/** A volume id argument, checked (the domain's isVolumeId) before any call: the API would only answer 400. */
 export function volumeId(value: string): string {
-  if (!/^vol_[a-z0-9]+$/.test(value)) {
+  if (!isVolumeId(value)) {
     throw new InvalidArgumentError(
-      "expected a volume id such as vol_4y5n0k13m9gr0gvw (see `hangar volumes list`)",
+      `expected a volume id such as ${VOLUME_ID_EXAMPLE} (see \`hangar volumes list\`)`,
     );
   }
   return value;
 }
 
-/** A volume name as Fly allows it (lowercase letters, digits, underscores; at most 30). */
+/** A snapshot id option, checked (the domain's isSnapshotId) before any call. */
+export function snapshotId(value: string): string {
+  if (!isSnapshotId(value)) {
+    throw new InvalidArgumentError(
+      `expected a snapshot id such as ${SNAPSHOT_ID_EXAMPLE} (see \`hangar volumes snapshots list\`)`,
+    );
+  }
+  return value;
+}
+
+/** A volume name as Fly allows it (the domain's volumeNameProblem: lowercase letters, digits, underscores; at most 30). */
 export function volumeName(value: string): string {
-  if (!/^[a-z0-9_]{1,30}$/.test(value)) {
+  if (volumeNameProblem(value) !== undefined) {
     throw new InvalidArgumentError("expected lowercase letters, digits and underscores (at most 30)");
   }
   return value;
@@ -159,7 +176,7 @@ export function registerVolumes(program: Command, ctx: Context): void {
       ),
     )
     .option("-r, --region <region>", "region (default: the platform's)")
-    .option("--snapshot-id <id>", "restore this snapshot into the new volume")
+    .option("--snapshot-id <id>", "restore this snapshot into the new volume", snapshotId)
     .addOption(new Option("-n, --count <n>", "how many volumes to create").argParser(positiveInt).default(1))
     .addOption(new Option("--snapshot-retention <days>", "days to keep snapshots (5)").argParser(positiveInt))
     .option("--require-unique-zone", "put each volume on a host that has none of this name yet")

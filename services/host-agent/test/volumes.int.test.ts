@@ -51,7 +51,7 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
     for (const id of made.splice(0)) {
       await disks.unmount(id);
       await disks.remove(id);
-      await snapshots.delete(id, "vs_test1");
+      await snapshots.delete(id, "vs_00000000000test1");
     }
   });
   afterAll(async () => {
@@ -129,7 +129,7 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
     const at = await disks.mount(id);
     const data = new Uint8Array(3 * MIB).map((_, i) => (i * 7919) % 251);
     await writeFile(join(at, "data.bin"), data);
-    const snap = await snapshots.take(disks, id, "vs_test1");
+    const snap = await snapshots.take(disks, id, "vs_00000000000test1");
     console.log(
       `snapshot of a mounted 64 MiB volume: frozen ${snap.freeze_ms} ms, ${snap.size} -> ${snap.stored_size} bytes`,
     );
@@ -138,12 +138,12 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
     expect(snap.stored_size).toBeLessThan(snap.size);
     expect(snap.freeze_ms).toBeGreaterThanOrEqual(0);
     // Asked again: the stored one.
-    expect(await snapshots.take(disks, id, "vs_test1")).toEqual(snap);
+    expect(await snapshots.take(disks, id, "vs_00000000000test1")).toEqual(snap);
     // The volume was thawed: it takes writes after the snapshot.
     await writeFile(join(at, "later.txt"), "after the snapshot");
 
     const copy = volumeId();
-    await snapshots.restore(disks, copy, 96 * MIB, { volume_id: id, snapshot_id: "vs_test1" });
+    await snapshots.restore(disks, copy, 96 * MIB, { volume_id: id, snapshot_id: "vs_00000000000test1" });
     const copyAt = await disks.mount(copy);
     expect(sha256(await readFile(join(copyAt, "data.bin")))).toBe(sha256(data));
     expect(existsSync(join(copyAt, "later.txt"))).toBe(false);
@@ -151,7 +151,7 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
     expect(grown.blocks * grown.bsize).toBeGreaterThan(80 * MIB);
 
     await expect(
-      snapshots.restore(disks, volumeId(), 64 * MIB, { volume_id: id, snapshot_id: "vs_none" }),
+      snapshots.restore(disks, volumeId(), 64 * MIB, { volume_id: id, snapshot_id: "vs_000000000000none" }),
     ).rejects.toThrow(/is not in VOLUME_SNAPSHOTS/);
   });
 

@@ -2,6 +2,7 @@ import { type DomainErrorCode, deciderSpec, fold, isDomainError } from "@hangar/
 import { describe, expect, it } from "vitest";
 import {
   expiredSnapshots,
+  isSnapshotId,
   isVolumeId,
   newSnapshotId,
   newVolumeId,
@@ -59,6 +60,18 @@ describe("volume ids", () => {
     expect(isVolumeId(newVolumeId())).toBe(true);
     expect(newSnapshotId()).toMatch(/^vs_[0-9a-f]{16}$/);
     expect(isVolumeId("vol_short")).toBe(false);
+    expect(isVolumeId(`vol_${"a".repeat(17)}`)).toBe(false);
+    expect(isVolumeId("vol_ABCDEF0123456789")).toBe(false);
+    expect(isSnapshotId(newSnapshotId())).toBe(true);
+    expect(isSnapshotId(newSnapshotId("seed"))).toBe(true);
+    for (const bad of [
+      "vs_1",
+      "vs_0123456789ABCDEF",
+      `vs_${"0".repeat(17)}`,
+      newVolumeId(),
+      "vs_0123456789abcde.",
+    ])
+      expect(isSnapshotId(bad), bad).toBe(false);
     expect(newVolumeId("create-1")).toBe(newVolumeId("create-1"));
     expect(newVolumeId("create-1")).not.toBe(newVolumeId("create-2"));
   });

@@ -1,6 +1,18 @@
 import { createHash, randomBytes } from "node:crypto";
 import { type Decider, DomainError, defineStream, type EventOf, eventCodec } from "@hangar/eventstore";
 import { hangar } from "@hangar/proto";
+import { volumeNameProblem } from "./ids.js";
+
+export {
+  isSnapshotId,
+  isVolumeId,
+  SNAPSHOT_ID_EXAMPLE,
+  SNAPSHOT_ID_PATTERN,
+  VOLUME_ID_EXAMPLE,
+  VOLUME_ID_PATTERN,
+  VOLUME_NAME_PATTERN,
+  volumeNameProblem,
+} from "./ids.js";
 
 const messages = {
   VolumeCreateRequested: hangar.v1.VolumeCreateRequested,
@@ -63,11 +75,6 @@ export function newVolumeId(seed?: string): string {
 /** A snapshot id: `vs_` and 16 lowercase hex digits, derived from `seed` when given. */
 export function newSnapshotId(seed?: string): string {
   return `vs_${idDigits(seed)}`;
-}
-
-/** True for a string shaped as newVolumeId makes them. */
-export function isVolumeId(id: string): boolean {
-  return /^vol_[0-9a-z]{16}$/.test(id);
 }
 
 export type VolumeStatus = "creating" | "created" | "extending" | "failed" | "destroying" | "destroyed";
@@ -160,13 +167,6 @@ export type VolumeCommand =
     }
   | { type: "FailSnapshot"; snapshotId: string; reason: string }
   | { type: "DeleteSnapshot"; snapshotId: string };
-
-/** Why a volume name is refused, or undefined when Fly would take it (lowercase alnum and _, 1..30). */
-export function volumeNameProblem(name: string): string | undefined {
-  if (!/^[a-z0-9_]{1,30}$/.test(name))
-    return `volume name ${JSON.stringify(name)} must be 1 to 30 lowercase letters, digits or underscores`;
-  return undefined;
-}
 
 /** Why a size is refused, or undefined for 1..MAX_VOLUME_SIZE_GB whole GB. */
 export function volumeSizeProblem(sizeGb: number): string | undefined {

@@ -1,25 +1,35 @@
 import { RegionSchema } from "@hangar/config";
-import { MAX_SNAPSHOT_RETENTION, MAX_VOLUME_SIZE_GB, MIN_SNAPSHOT_RETENTION } from "@hangar/domain";
+import {
+  MAX_SNAPSHOT_RETENTION,
+  MAX_VOLUME_SIZE_GB,
+  MIN_SNAPSHOT_RETENTION,
+  SNAPSHOT_ID_EXAMPLE,
+  SNAPSHOT_ID_PATTERN,
+  VOLUME_ID_EXAMPLE,
+  VOLUME_ID_PATTERN,
+  VOLUME_NAME_PATTERN,
+} from "@hangar/domain";
 import { z } from "zod";
 import type { RequestContext } from "../http/backend.js";
 
 /**
- * A volume name as Fly allows it: lowercase letters, digits and underscores, at most 30. Names also
- * appear in fly.toml's `[mounts] source`, so dashes (which Fly refuses) are refused here too.
+ * A volume name as Fly allows it (the domain's VOLUME_NAME_PATTERN, volumeNameProblem's): lowercase
+ * letters, digits and underscores, at most 30. Names also appear in fly.toml's `[mounts] source`, so
+ * dashes (which Fly refuses) are refused here too.
  */
 export const VolumeNameSchema = z
   .string()
-  .regex(/^[a-z0-9_]{1,30}$/, "expected lowercase letters, digits and underscores (at most 30)");
+  .regex(VOLUME_NAME_PATTERN, "expected lowercase letters, digits and underscores (at most 30)");
 
-/** A volume id as the path and mounts carry it: `vol_` then lowercase letters and digits. */
+/** A volume id as the path and mounts carry it (the domain's isVolumeId): `vol_` and 16 lowercase letters or digits. */
 export const VolumeIdSchema = z
   .string()
-  .regex(/^vol_[a-z0-9]{1,40}$/, "expected a volume id such as vol_4y5n0k13m9gr0gvw");
+  .regex(VOLUME_ID_PATTERN, `expected a volume id such as ${VOLUME_ID_EXAMPLE}`);
 
-/** A snapshot id: `vs_` then letters and digits. */
+/** A snapshot id (the domain's isSnapshotId): `vs_` and 16 lowercase letters or digits. */
 export const SnapshotIdSchema = z
   .string()
-  .regex(/^vs_[A-Za-z0-9]{1,40}$/, "expected a snapshot id such as vs_2a4kdv0vj3gq1");
+  .regex(SNAPSHOT_ID_PATTERN, `expected a snapshot id such as ${SNAPSHOT_ID_EXAMPLE}`);
 
 // The volume decider's bounds (Fly's), checked here too so that a bad body is a 400 naming its field.
 const SizeSchema = z.number().int().min(1).max(MAX_VOLUME_SIZE_GB);

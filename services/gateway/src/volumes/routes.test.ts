@@ -159,6 +159,10 @@ describe("volume routes", () => {
     [{ name: "data", fstype: "xfs" }, /fstype/],
     [{ name: "data", snapshot_retention: 0 }, /snapshot_retention/],
     [{ name: "data", source_volume_id: "x.y" }, /source_volume_id/],
+    [{ name: "data", source_volume_id: "vol_short" }, /source_volume_id: expected a volume id/],
+    [{ name: "data", snapshot_id: "vs_1" }, /snapshot_id: expected a snapshot id/],
+    [{ name: "data", snapshot_id: "vs_0123456789ABCDEF" }, /snapshot_id/],
+    [{ name: "data", snapshot_id: `vs_${"0".repeat(17)}` }, /snapshot_id/],
   ])("refuses a create body %j with 400 naming the field", async (body, message) => {
     const res = await call("POST", "/v1/apps/web/volumes", body);
     expect(res.status).toBe(400);
@@ -172,6 +176,13 @@ describe("volume routes", () => {
     const bad = await call("GET", "/v1/apps/web/volumes/vol_UPPER.x");
     expect(bad.status).toBe(400);
     expect(bad.json.error).toMatch(/volume_id/);
+    // Only the domain's shape (isVolumeId): vol_ and 16 lowercase letters or digits.
+    for (const id of ["vol_short", `vol_${"a".repeat(17)}`, "vol_ABCDEF0123456789", "nope"]) {
+      const res = await call("GET", `/v1/apps/web/volumes/${id}`);
+      expect(res.status, id).toBe(400);
+      expect(res.json.error).toMatch(/volume_id: expected a volume id such as vol_/);
+    }
+    expect(backend.calls).toEqual([]);
     expect((await call("PUT", `/v1/apps/web/volumes/${VOL}/extend`, { size_gb: "2" })).status).toBe(400);
   });
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
-import { isVolumeId } from "@hangar/domain";
+import { isSnapshotId, isVolumeId } from "@hangar/domain";
 import type { DomainErrorCode } from "@hangar/eventstore";
 import { runTool as run } from "@hangar/oci";
 import { KeyedSerial, type VolumeStat } from "@hangar/service";
@@ -23,9 +23,6 @@ export class VolumeDiskError extends Error {
   }
 }
 
-/** Snapshot ids, `vs_...`, likewise name object-store entries and temp files. */
-const SNAPSHOT_ID = /^vs_[A-Za-z0-9]{1,40}$/;
-
 /** Throws `invalid_argument` unless `id` is a volume id. */
 export function checkVolumeId(id: string): void {
   // They become file names: nothing but the platform's shape passes.
@@ -33,9 +30,9 @@ export function checkVolumeId(id: string): void {
     throw new VolumeDiskError(`not a volume id: ${JSON.stringify(id)}`, "invalid_argument");
 }
 
-/** Throws `invalid_argument` unless `id` is a snapshot id. */
+/** Throws `invalid_argument` unless `id` is a snapshot id (they name object-store entries and temp files). */
 export function checkSnapshotId(id: string): void {
-  if (!SNAPSHOT_ID.test(id))
+  if (!isSnapshotId(id))
     throw new VolumeDiskError(`not a snapshot id: ${JSON.stringify(id)}`, "invalid_argument");
 }
 
