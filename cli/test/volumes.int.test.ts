@@ -133,6 +133,55 @@ describe("hangar volumes", () => {
     expect(api.requests.length).toBe(before);
   });
 
+  it("a refused token fails list and create with exit 1 and says what to do, and nothing is created", async () => {
+    const badHome = await mkdtemp(join(tmpdir(), "hangar-cli-volumes-badtoken-"));
+    try {
+      await writeFile(
+        join(badHome, "local.json"),
+        JSON.stringify({ api_url: api.url, token: "not-the-token" }),
+      );
+      let created = 0;
+      api.route("POST", "/apps/tok/volumes", () => {
+        created++;
+        return { status: 200, body: volume() };
+      });
+      for (const args of [
+        ["volumes", "list", "-a", "tok"],
+        ["volumes", "create", "data", "-a", "tok"],
+        ["volumes", "create", "data", "-a", "tok", "--json"],
+      ]) {
+        const res = await runCliIn(badHome, args);
+        expect(res.code, args.join(" ")).toBe(1);
+        expect(res.stdout).toBe("");
+        expect(res.stderr).toBe(
+          "Error: unauthorized\nthe API token was refused: check HANGAR_API_TOKEN, or the token in $HANGAR_HOME/local.json matches the running platform (restart `npm start` rewrites it)\n",
+        );
+      }
+      expect(created).toBe(0);
+    } finally {
+      await rm(badHome, { recursive: true, force: true });
+    }
+  });
+
+  it("another org's app is not found for list and create: exit 1, the API's message and a hint", async () => {
+    const notFound = { error: "app rival not found", status: "not_found" };
+    api.reply("GET", "/apps/rival/volumes", notFound, 404);
+    api.reply("POST", "/apps/rival/volumes", notFound, 404);
+    for (const args of [
+      ["volumes", "list", "-a", "rival"],
+      ["volumes", "create", "data", "-a", "rival"],
+      ["volumes", "create", "data", "-a", "rival", "--json"],
+    ]) {
+      const res = await hangar(args);
+      expect(res.code, args.join(" ")).toBe(1);
+      expect(res.stdout).toBe("");
+      expect(res.stderr).toBe(
+        "Error: app rival not found\napp rival not found: create it with `hangar apps create rival`\n",
+      );
+    }
+    expect(api.seen("POST", "/apps/rival/volumes")).toHaveLength(2);
+  });
+
   it("list prints a table, show the details, both as JSON with --json", async () => {
     api.reply("GET", "/apps/web/volumes", [volume({ attached_machine_id: "m1" })]);
     api.reply("GET", `/apps/web/volumes/${ID}`, volume());
