@@ -90,7 +90,6 @@ export {
   VOLUME_SNAPSHOTS_BUCKET,
   volumeAggregateId,
   volumeDecider,
-  volumeHasDisk,
   volumeIsUsable,
   volumeNameProblem,
   volumeSizeProblem,

@@ -69,11 +69,6 @@ export class VolumesView {
     return this.view.caughtUp;
   }
 
-  /** The last VOLUMES sequence folded in. */
-  get lastSeq(): number {
-    return this.view.lastSeq;
-  }
-
   /** Resolves once the view has folded the message at `seq` (or a later one): read your own writes. */
   waitForSeq(seq: number, timeoutMs?: number): Promise<void> {
     return this.view.waitForSeq(seq, timeoutMs);

@@ -41,7 +41,6 @@ function volume(id: string, hostId: string): Volume {
     org: "personal",
     name: "data",
     region: "local",
-    zone: hostId,
     host_id: hostId,
     state: "created",
     size_gb: 1,

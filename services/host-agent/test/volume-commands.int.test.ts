@@ -96,10 +96,10 @@ describe.runIf(canLoop)("a host's volume commands", () => {
     });
     // What the host holds before its agent starts: a live volume, one destroyed while the agent was
     // down, one no event names, and the temp file of a create a crash cut short.
-    await record(live, [createCommand(live), { type: "MarkCreated", hostId: HOST }]);
+    await record(live, [createCommand(live), { type: "MarkCreated" }]);
     await record(destroyed, [
       createCommand(destroyed),
-      { type: "MarkCreated", hostId: HOST },
+      { type: "MarkCreated" },
       { type: "RequestDestroy" },
       { type: "CompleteDestroy" },
     ]);
@@ -199,7 +199,7 @@ describe.runIf(canLoop)("a host's volume commands", () => {
 
   it("removes the disk of a volume destroyed while the agent runs", async () => {
     const ending = "vol_0000000000000b06";
-    await record(ending, [createCommand(ending), { type: "MarkCreated", hostId: HOST }]);
+    await record(ending, [createCommand(ending), { type: "MarkCreated" }]);
     await ask("create", { volume_id: ending, app: APP, size_gb: 1 });
     await record(ending, [{ type: "RequestDestroy" }, { type: "CompleteDestroy" }]);
     await waitFor("the disk's removal", () => (disks.exists(ending) ? undefined : true));

@@ -372,7 +372,7 @@ export class VolumeService {
       await this.deleteDisk(v).catch(() => undefined);
       throw new CommandError(reason, codeOf(err));
     }
-    return this.handle(app, volumeId, { type: "MarkCreated", hostId: v.host_id }, `created-${volumeId}`);
+    return this.handle(app, volumeId, { type: "MarkCreated" }, `created-${volumeId}`);
   }
 
   /** Sends one of the host agent's volume commands. */

@@ -203,7 +203,7 @@ describe("volume service", () => {
 
   it("creates a volume: placed on a host, recorded, its disk made, then created", async () => {
     vol = await create({ command_id: "c-1" });
-    expect(vol).toMatchObject({ app: "app1", name: "data", state: "created", zone: HOST, size_gb: 1 });
+    expect(vol).toMatchObject({ app: "app1", name: "data", state: "created", host_id: HOST, size_gb: 1 });
     expect(vol.id).toMatch(/^vol_[0-9a-f]{16}$/);
     expect(await diskFiles()).toEqual([vol.id]);
     // The same create asked again: the same volume, nothing more made.

@@ -80,9 +80,15 @@ describe("volume ids", () => {
 describe("volume decider: create", () => {
   it("records the create with its host, then created", () => {
     spec.given([]).when(create).then([requested]);
-    spec.given([requested]).when({ type: "MarkCreated", hostId: "h1" }).then([created]);
+    spec.given([requested]).when({ type: "MarkCreated" }).then([created]);
     const v = fold(volumeDecider, ready);
-    expect(v).toMatchObject({ state: "created", zone: "h1", size_gb: 1, fstype: "ext4", encrypted: false });
+    expect(v).toMatchObject({
+      state: "created",
+      host_id: "h1",
+      size_gb: 1,
+      fstype: "ext4",
+      encrypted: false,
+    });
   });
 
   it("answers the same create again with nothing, and refuses another create of the same id", () => {
@@ -119,10 +125,7 @@ describe("volume decider: create", () => {
     const failed: VolumeEvent = { type: "VolumeCreateFailed", data: { reason: "disk full" } };
     spec.given([requested]).when({ type: "FailCreate", reason: "disk full" }).then([failed]);
     spec.given([requested, failed]).when({ type: "FailCreate", reason: "again" }).then([]);
-    spec
-      .given([requested, failed])
-      .when({ type: "MarkCreated", hostId: "h1" })
-      .thenThrows(code("failed_precondition"));
+    spec.given([requested, failed]).when({ type: "MarkCreated" }).thenThrows(code("failed_precondition"));
     spec.given(ready).when({ type: "FailCreate", reason: "late" }).thenThrows(code("failed_precondition"));
   });
 });

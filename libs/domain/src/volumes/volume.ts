@@ -101,8 +101,7 @@ export interface Volume {
   org: string;
   name: string;
   region: string;
-  /** The host it lives on (a host is a zone here). */
-  zone: string;
+  /** The host it lives on (the API shows it as the volume's zone). */
   host_id: string;
   state: VolumeStatus;
   size_gb: number;
@@ -146,7 +145,7 @@ export interface CreateVolumeSpec {
 
 export type VolumeCommand =
   | ({ type: "CreateVolume" } & CreateVolumeSpec)
-  | { type: "MarkCreated"; hostId: string }
+  | { type: "MarkCreated" }
   | { type: "FailCreate"; reason: string }
   | { type: "UpdateVolume"; snapshotRetention?: number; autoBackupEnabled?: boolean }
   | { type: "RequestExtend"; sizeGb: number }
@@ -180,11 +179,6 @@ export function snapshotRetentionProblem(days: number): string | undefined {
   if (!Number.isInteger(days) || days < MIN_SNAPSHOT_RETENTION || days > MAX_SNAPSHOT_RETENTION)
     return `snapshot_retention must be ${MIN_SNAPSHOT_RETENTION} to ${MAX_SNAPSHOT_RETENTION} days, not ${days}`;
   return undefined;
-}
-
-/** True while the volume has (or may have) a disk file on its host. */
-export function volumeHasDisk(v: VolumeState): boolean {
-  return v !== null && v.state !== "destroyed";
 }
 
 /** True when machines may use it: made, not being destroyed. */
@@ -250,7 +244,7 @@ export const volumeDecider: Decider<VolumeState, VolumeCommand, VolumeEvent> = {
       }
       case "MarkCreated": {
         const v = existing(state);
-        if (v.state === "creating") return [{ type: "VolumeCreated", data: { hostId: command.hostId } }];
+        if (v.state === "creating") return [{ type: "VolumeCreated", data: { hostId: v.host_id } }];
         if (v.state === "created" || v.state === "extending") return [];
         throw new DomainError(`volume ${v.id} is ${v.state}, not being created`, "failed_precondition");
       }
@@ -408,7 +402,6 @@ export const volumeDecider: Decider<VolumeState, VolumeCommand, VolumeEvent> = {
         org: d.org ?? "",
         name: d.name ?? "",
         region: d.region ?? "",
-        zone: d.hostId ?? "",
         host_id: d.hostId ?? "",
         state: "creating",
         size_gb: d.sizeGb ?? 0,

@@ -11,7 +11,6 @@ function vol(id: string, over: Partial<Volume> = {}): Volume {
     org: "acme",
     name: "data",
     region: "ams",
-    zone: "h1",
     host_id: "h1",
     state: "created",
     size_gb: 1,
@@ -45,7 +44,7 @@ describe("resolveCreateMount", () => {
   const volumes = [
     vol("vol_a", { attached_machine_id: "m0" }),
     vol("vol_b"),
-    vol("vol_c", { region: "fra", host_id: "h2", zone: "h2" }),
+    vol("vol_c", { region: "fra", host_id: "h2" }),
     vol("vol_gone", { state: "destroyed" }),
   ];
 

@@ -20,7 +20,8 @@ export function toVolumeView(
     state: v.state,
     size_gb: v.size_gb,
     region: v.region,
-    zone: v.zone,
+    // A host is a zone here.
+    zone: v.host_id,
     encrypted: false,
     fstype: v.fstype,
     created_at: v.created_at,
