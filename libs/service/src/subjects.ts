@@ -31,6 +31,19 @@ export const subjects = {
    */
   volumeAutoExtend: (hostId: string) => `cmd.volume.auto_extend.${hostId}`,
   volumeAutoExtendAll: "cmd.volume.auto_extend.*",
+  /**
+   * The postgres manager's commands (docs/postgres.md), queue group `postgres-manager`; only the
+   * gateway asks them, after authorizing the caller against the cluster's org.
+   */
+  postgres: {
+    create: "cmd.postgres.create",
+    list: "cmd.postgres.list",
+    status: "cmd.postgres.status",
+    attach: "cmd.postgres.attach",
+    detach: "cmd.postgres.detach",
+    failover: "cmd.postgres.failover",
+    destroy: "cmd.postgres.destroy",
+  },
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
   /**
