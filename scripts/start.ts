@@ -17,6 +17,7 @@ import {
   hostsStream,
   machinesStream,
   orgsStream,
+  pgclustersStream,
   releasesStream,
   scalingStream,
   secretsStream,
@@ -183,6 +184,7 @@ async function main(): Promise<void> {
       secretsStream,
       orgsStream,
       volumesStream,
+      pgclustersStream,
     ];
     const nc = await connectOperator(nats.url, natsCreds, "hangar-start");
     const store = await EventStore.connect(nc);

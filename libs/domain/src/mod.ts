@@ -1,5 +1,6 @@
 export type { AppCommand, AppEvent, AppState } from "./apps/app.js";
 export { appDecider, appsStream, RESERVED_APP_NAMES } from "./apps/app.js";
+export { APP_NAME_PATTERN } from "./apps/names.js";
 export type { AuditCommand, AuditEntry, AuditEvent, AuditState } from "./audit/audit.js";
 export { auditAggregateId, auditDecider, auditEntryOf, auditStream } from "./audit/audit.js";
 export type { BuildCommand, BuildEvent, BuildRequest, BuildState, BuildStatus } from "./builds/build.js";
@@ -34,6 +35,32 @@ export type {
 export { machineAggregateId, machineDecider, machineMayRun, machinesStream } from "./machines/machine.js";
 export type { OrgCommand, OrgEvent, OrgState, TokenRecord } from "./orgs/org.js";
 export { OPERATOR_AGGREGATE, ORG_SLUG, orgDecider, orgsStream } from "./orgs/org.js";
+export type {
+  CreatePgClusterSpec,
+  PgAttachment,
+  PgCluster,
+  PgClusterCommand,
+  PgClusterEvent,
+  PgClusterState,
+  PgClusterStatus,
+  PgFailover,
+  PgFailoverKind,
+  PgMember,
+  PgRejoinMethod,
+  PgRole,
+} from "./pgclusters/pgcluster.js";
+export {
+  defaultPgIdentifier,
+  MAX_PG_CLUSTER_SIZE,
+  MIN_PG_CLUSTER_SIZE,
+  PG_IDENTIFIER_PATTERN,
+  pgClusterAggregateId,
+  pgClusterDecider,
+  pgClusterNameProblem,
+  pgClusterSizeProblem,
+  pgclustersStream,
+  pgIdentifierProblem,
+} from "./pgclusters/pgcluster.js";
 export type {
   Release,
   ReleaseCommand,

@@ -5,6 +5,7 @@ import {
   hostsStream,
   machinesStream,
   orgsStream,
+  pgclustersStream,
   releasesStream,
   scalingStream,
   secretsStream,
@@ -25,6 +26,7 @@ const streams = new Map(
     secretsStream,
     orgsStream,
     volumesStream,
+    pgclustersStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
 

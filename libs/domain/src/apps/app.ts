@@ -1,5 +1,6 @@
 import { type Decider, DomainError, defineStream, type EventOf, eventCodec } from "@hangar/eventstore";
 import { hangar } from "@hangar/proto";
+import { APP_NAME_PATTERN } from "./names.js";
 
 const messages = { AppCreated: hangar.v1.AppCreated, AppDestroyed: hangar.v1.AppDestroyed };
 
@@ -21,9 +22,6 @@ export type AppCommand =
   | { type: "CreateApp"; name: string; orgSlug: string; network?: string }
   | { type: "DestroyApp" };
 
-// Fly's rule: app names become DNS labels.
-const APP_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-
 /**
  * Names no app may take: a registry repository belongs to the app its first segment names, and
  * `library/...` holds the platform's base images (library/node), which an app named `library` would own.
@@ -43,7 +41,7 @@ export const appDecider: Decider<AppState, AppCommand, AppEvent> = {
             `app name ${command.name} is reserved by the platform: pick another`,
             "already_exists",
           );
-        if (!APP_NAME.test(command.name)) {
+        if (!APP_NAME_PATTERN.test(command.name)) {
           throw new DomainError(
             `invalid app name ${JSON.stringify(command.name)}: use 1-63 lowercase letters, digits and dashes, not starting or ending with a dash`,
             "invalid_argument",
