@@ -19,8 +19,10 @@ const pool = databaseUrl
   ? new pg.Pool({ connectionString: databaseUrl, max: 4, connectionTimeoutMillis: 5000 })
   : null;
 pool?.on("error", (err) => console.error(`pg-app: idle connection lost: ${err.message}`));
-// Resolves once the table exists; until then the row routes answer 503.
+// True once the table exists; until then the row routes answer 503.
 let ready = false;
+// What the database's host name resolved to when the table was made (GET / shows it).
+let resolved = [];
 
 /** Creates the table, retrying while the database cannot be reached yet (a cluster still starting). */
 async function createTable() {
@@ -29,11 +31,12 @@ async function createTable() {
   for (let attempt = 1; ; attempt++) {
     try {
       // <db>.internal has only AAAA records (6PN): say what it resolved to, to make a failure plain.
-      const addresses = await lookup(host, { all: true });
+      const addresses = (await lookup(host, { all: true })).map((a) => a.address);
       await pool.query(
         "CREATE TABLE IF NOT EXISTS rows (id bigserial PRIMARY KEY, note text NOT NULL, machine_id text NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
       );
-      console.log(`pg-app: table ready on ${host} (${addresses.map((a) => a.address).join(", ")})`);
+      console.log(`pg-app: table ready on ${host} (${addresses.join(", ")})`);
+      resolved = addresses;
       ready = true;
       return;
     } catch (err) {
@@ -97,8 +100,11 @@ const server = createServer(async (req, res) => {
   const path = new URL(req.url ?? "/", "http://app").pathname;
   try {
     if (path === "/healthz") return send(res, 200, { ok: true });
-    if (path === "/")
-      return send(res, 200, { app: "pg-app", machine_id: machine, database: Boolean(pool), ready });
+    if (path === "/") {
+      // The database's host and port (never its credentials), and what the host name resolved to.
+      const database = pool ? new URL(databaseUrl).host : null;
+      return send(res, 200, { app: "pg-app", machine_id: machine, database, resolved, ready });
+    }
     if (path !== "/rows") return send(res, 404, { error: `no route ${path}: try GET or POST /rows` });
     if (!pool)
       return send(res, 503, { error: "no DATABASE_URL: run `hangar postgres attach <db> -a <app>`" });

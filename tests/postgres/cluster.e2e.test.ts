@@ -1,0 +1,136 @@
+// Issue 16's acceptance 1 on the whole platform (every service a real process, members in real
+// machines on real volumes), driven through the CLI as a user would: `hangar postgres create
+// --initial-cluster-size 3` gives one primary and two streaming replicas, each on its own volume;
+// `postgres status` shows them with lag; `postgres attach` gives examples/pg-app (deployed with
+// `hangar launch` + `hangar deploy`) a DATABASE_URL on <db>.internal:5432, through which the app writes
+// and reads rows, answered through the proxy.
+import { cpSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "../../scripts/platform.js";
+import { viaProxy } from "../platform/harness.js";
+import { until } from "../volumes/volume-app.js";
+import {
+  type ClusterStatus,
+  clusterStatus,
+  createCluster,
+  isWhole,
+  membersIn,
+  type PgPlatform,
+  startPgPlatform,
+  waitForStatus,
+} from "./cluster.js";
+
+const DB = "pgdb";
+const APP = "pg-app";
+let pp: PgPlatform;
+
+beforeAll(async () => {
+  pp = await startPgPlatform();
+}, 120_000);
+
+afterAll(() => pp?.close());
+
+interface ApiVolume {
+  id: string;
+  attached_machine_id: string | null;
+  state: string;
+}
+
+describe("acceptance 1: a three-member cluster and an app that uses it", () => {
+  let status: ClusterStatus;
+
+  it("postgres create --initial-cluster-size 3: one primary and two streaming replicas, each on its own volume", async () => {
+    const out = await createCluster(pp, DB, 3);
+    process.stderr.write(`postgres create:\n${out}\n`);
+    status = await waitForStatus(pp, DB, (s) => isWhole(s, 3), 60_000);
+    expect(status.status).toBe("ready");
+    expect(membersIn(status, "primary")).toHaveLength(1);
+    expect(membersIn(status, "replica")).toHaveLength(2);
+    // Each member on its own volume, attached to that member's machine.
+    const volumes = await pp.p.api.ok<ApiVolume[]>("GET", `/apps/${DB}/volumes`);
+    const byMachine = new Map(volumes.map((v) => [v.attached_machine_id, v.id]));
+    expect(new Set(status.members.map((m) => m.volume_id)).size).toBe(3);
+    for (const m of status.members) expect(byMachine.get(m.id)).toBe(m.volume_id);
+  }, 330_000);
+
+  it("refuses a second cluster of the same name, and says so", async () => {
+    const res = await pp.hangar([
+      "postgres",
+      "create",
+      "--name",
+      DB,
+      "--region",
+      "local",
+      "--volume-size",
+      "1",
+    ]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/exists|taken/i);
+  });
+
+  it("postgres list shows the cluster", async () => {
+    const listed = JSON.parse(await pp.hangarOk(["postgres", "list", "--json"])) as { name: string }[];
+    expect(listed.map((c) => c.name)).toContain(DB);
+  });
+
+  it("the app deploys from examples/pg-app, and postgres attach gives it a working DATABASE_URL on <db>.internal:5432", async () => {
+    const dir = join(pp.work, APP);
+    cpSync(join(repoRoot, "examples", "pg-app"), dir, { recursive: true });
+    await pp.hangarOk(["launch"], { cwd: dir });
+    const deploy = await pp.hangar(["deploy"], { cwd: dir, timeoutMs: 300_000 });
+    expect(deploy.code, deploy.stdout + deploy.stderr).toBe(0);
+    // Deployed without a database, the app says what it misses.
+    expect((await viaProxy(pp.p, APP, "/rows")).status).toBe(503);
+
+    const attached = await pp.hangarOk(["postgres", "attach", DB, "-a", APP], { timeoutMs: 180_000 });
+    process.stderr.write(`postgres attach:\n${attached.replace(/:\/\/([^:]+):[^@]+@/g, "://$1:***@")}\n`);
+    const info = await until(async () => {
+      const res = await viaProxy(pp.p, APP, "/");
+      const body = JSON.parse(res.body) as { database: string | null; resolved: string[]; ready: boolean };
+      expect(body.ready).toBe(true);
+      return body;
+    }, 120_000);
+    expect(info.database).toBe(`${DB}.internal:5432`);
+    // <db>.internal resolved to the members' 6PN addresses (AAAA only).
+    expect(info.resolved.length).toBeGreaterThan(0);
+    for (const address of info.resolved) expect(address).toMatch(/^fdaa:/);
+
+    const ids: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await viaProxy(pp.p, APP, "/rows", "POST");
+      expect(res.status, res.body).toBe(201);
+      ids.push((JSON.parse(res.body) as { id: number }).id);
+    }
+    const read = await viaProxy(pp.p, APP, "/rows");
+    expect(read.status, read.body).toBe(200);
+    const rows = JSON.parse(read.body) as { count: number; last: { id: number }[] };
+    expect(rows.count).toBe(3);
+    expect(rows.last.map((r) => r.id)).toEqual([...ids].reverse());
+  }, 600_000);
+
+  it("attaching the same app again is refused, and the app keeps working", async () => {
+    const res = await pp.hangar(["postgres", "attach", DB, "-a", APP], { timeoutMs: 60_000 });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/DATABASE_URL|attached|exists/i);
+    expect((await viaProxy(pp.p, APP, "/rows")).status).toBe(200);
+  });
+
+  it("postgres status shows the attachment and each replica's lag after the app's writes", async () => {
+    status = await waitForStatus(
+      pp,
+      DB,
+      (s) => isWhole(s, 3) && membersIn(s, "replica").every((m) => typeof m.replay_lag_ms === "number"),
+      30_000,
+    ).catch(() => clusterStatus(pp, DB));
+    process.stderr.write(`postgres status: ${JSON.stringify(status)}\n`);
+    expect(isWhole(status, 3)).toBe(true);
+    expect(status.attachments).toEqual([expect.objectContaining({ app: APP, variable: "DATABASE_URL" })]);
+    // Postgres reports a replica's replay_lag while WAL flows and NULL once it has been idle: a figure
+    // or null, never missing.
+    for (const m of membersIn(status, "replica")) expect(m).toHaveProperty("replay_lag_ms");
+    const text = await pp.hangarOk(["postgres", "status", "-a", DB]);
+    process.stderr.write(`postgres status (table):\n${text}\n`);
+    for (const m of status.members) expect(text).toContain(m.id);
+  }, 60_000);
+});

@@ -1,0 +1,77 @@
+// Issue 16's acceptance 2, "no lost commit", on the whole platform: a client commits numbered rows in a
+// loop through the members' routers (port 5432 on their host-local IPv4 addresses) and records each
+// number whose COMMIT returned. The primary's machine is killed (SIGKILL of every process in it); a new
+// primary accepts writes within 10 s, and every acknowledged number is in the new primary's table. Three
+// rounds: each waits for the killed member to rejoin as a replica, then kills the new primary.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  attachedUri,
+  type ClusterStatus,
+  createCluster,
+  isWhole,
+  type PgPlatform,
+  startPgPlatform,
+  waitForStatus,
+} from "./cluster.js";
+import { clusterWriter, type FailoverRound, failoverRound } from "./failover.js";
+import type { NumberedWriter } from "./writer.js";
+
+const DB = "pgfail";
+const SIZE = 3;
+const ROUNDS = 3;
+/** The issue's bound on the time until a new primary accepts writes. */
+const ACCEPT_BOUND_S = 10;
+
+let pp: PgPlatform;
+let status: ClusterStatus;
+let writer: NumberedWriter | undefined;
+
+beforeAll(async () => {
+  pp = await startPgPlatform();
+  await createCluster(pp, DB, SIZE);
+  status = await waitForStatus(pp, DB, (s) => isWhole(s, SIZE), 60_000);
+}, 420_000);
+
+afterAll(async () => {
+  await writer?.stop();
+  await pp?.close();
+});
+
+describe("acceptance 2: no lost commit when the primary's machine is killed", () => {
+  it(`${ROUNDS} rounds: a new primary accepts writes within ${ACCEPT_BOUND_S} s and every acknowledged commit is kept`, async () => {
+    const uri = await attachedUri(pp, DB, "pg-writer");
+    writer = clusterWriter(
+      pp,
+      uri,
+      () => status.members.map((m) => m.id),
+      () => status.primary_id,
+    );
+    await writer.prepare();
+    writer.start();
+    const rounds: FailoverRound[] = [];
+    for (let i = 1; i <= ROUNDS; i++) {
+      const round = await failoverRound(pp, DB, SIZE, writer, status);
+      rounds.push(round);
+      process.stderr.write(
+        `failover round ${i}: killed ${round.oldPrimary}, new primary ${round.newPrimary} (timeline ${round.timeline}); ` +
+          `writes accepted again after ${round.acceptedAfterS?.toFixed(2) ?? "never"} s; ` +
+          `${round.acked} acknowledged, ${round.rows} rows, ${round.missing.length} missing\n`,
+      );
+      expect(round.missing).toEqual([]);
+      expect(round.newPrimary).not.toBe(round.oldPrimary);
+      expect(round.acceptedAfterS).not.toBeNull();
+      expect(round.acceptedAfterS as number).toBeLessThan(ACCEPT_BOUND_S);
+      status = await waitForStatus(pp, DB, (s) => isWhole(s, SIZE), 10_000);
+      // The killed member came back as a replica of the new primary.
+      expect(status.members.find((m) => m.id === round.oldPrimary)?.role).toBe("replica");
+    }
+    await writer.stop();
+    const final = await writer.missing();
+    process.stderr.write(
+      `failover: ${final.acked} commits acknowledged over ${ROUNDS} kills, ${final.rows} rows on the last primary, ` +
+        `write failures while failing over: ${JSON.stringify(Object.fromEntries(writer.failures))}\n`,
+    );
+    expect(final.missing).toEqual([]);
+    expect(new Set(rounds.map((r) => r.timeline)).size).toBe(ROUNDS);
+  }, 600_000);
+});

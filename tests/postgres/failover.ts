@@ -1,0 +1,79 @@
+// One round of issue 16's acceptance 2, shared by the failover e2e test and `pnpm bench postgres`: with
+// a NumberedWriter committing through the routers of the members that will survive, SIGKILL every process
+// of the primary's machine, time until a write is accepted again, wait until the cluster is whole again
+// (a new primary, the old member rejoined as a replica), and check every acknowledged number is present.
+import {
+  type ClusterStatus,
+  isWhole,
+  killMachine,
+  type PgPlatform,
+  routerTargets,
+  waitForStatus,
+} from "./cluster.js";
+import { NumberedWriter } from "./writer.js";
+
+/** How long a round waits for the first write the new primary accepts before it gives up. */
+const ACCEPT_TIMEOUT_MS = 60_000;
+/** How long a round waits for the killed member to rejoin as a replica. */
+const REJOIN_TIMEOUT_MS = 120_000;
+
+/** What one kill of the primary showed. */
+export interface FailoverRound {
+  oldPrimary: string;
+  newPrimary: string;
+  timeline: number;
+  /** From the SIGKILL until the first COMMIT acknowledged after it; null when none came in time. */
+  acceptedAfterS: number | null;
+  /** Acknowledged numbers so far (all rounds), and those of them missing on the new primary. */
+  acked: number;
+  missing: number[];
+  rows: number;
+}
+
+/**
+ * A writer on the cluster's `acks` table through the routers of every member but `avoid` (the one about
+ * to be killed), in member order; its targets follow the cluster's members as the rounds go.
+ */
+export function clusterWriter(pp: PgPlatform, uri: string, members: () => string[], avoid: () => string) {
+  return new NumberedWriter(
+    () =>
+      routerTargets(
+        pp.p,
+        members().filter((id) => id !== avoid()),
+      ),
+    { uri },
+  );
+}
+
+/** Kills the primary of a whole cluster of `size` while `writer` writes; see the file's comment. */
+export async function failoverRound(
+  pp: PgPlatform,
+  cluster: string,
+  size: number,
+  writer: NumberedWriter,
+  before: ClusterStatus,
+): Promise<FailoverRound> {
+  const oldPrimary = before.primary_id;
+  // Some acknowledged writes on the old primary first: these are what a failover must not lose.
+  const warm = performance.now();
+  if (!(await writer.waitForAckAfter(warm, 30_000))) throw new Error("the writer got no write acknowledged");
+  const killedAt = performance.now();
+  await killMachine(pp.p, oldPrimary);
+  const ack = await writer.waitForAckAfter(killedAt, ACCEPT_TIMEOUT_MS);
+  const after = await waitForStatus(
+    pp,
+    cluster,
+    (s) => isWhole(s, size) && s.primary_id !== oldPrimary,
+    REJOIN_TIMEOUT_MS,
+  );
+  const { missing, acked, rows } = await writer.missing();
+  return {
+    oldPrimary,
+    newPrimary: after.primary_id,
+    timeline: after.timeline,
+    acceptedAfterS: ack ? (ack.at - killedAt) / 1000 : null,
+    acked,
+    missing,
+    rows,
+  };
+}
