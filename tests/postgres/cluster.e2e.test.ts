@@ -12,7 +12,7 @@ import { viaProxy } from "../platform/harness.js";
 import { until } from "../volumes/volume-app.js";
 import {
   type ClusterStatus,
-  clusterStatus,
+  cliStatus,
   createCluster,
   isWhole,
   membersIn,
@@ -43,7 +43,9 @@ describe("acceptance 1: a three-member cluster and an app that uses it", () => {
   it("postgres create --initial-cluster-size 3: one primary and two streaming replicas, each on its own volume", async () => {
     const out = await createCluster(pp, DB, 3);
     process.stderr.write(`postgres create:\n${out}\n`);
-    status = await waitForStatus(pp, DB, (s) => isWhole(s, 3), 60_000);
+    await waitForStatus(pp, DB, (s) => isWhole(s, 3), 60_000);
+    status = await cliStatus(pp, DB);
+    expect(isWhole(status, 3)).toBe(true);
     expect(status.status).toBe("ready");
     expect(membersIn(status, "primary")).toHaveLength(1);
     expect(membersIn(status, "replica")).toHaveLength(2);
@@ -117,12 +119,13 @@ describe("acceptance 1: a three-member cluster and an app that uses it", () => {
   });
 
   it("postgres status shows the attachment and each replica's lag after the app's writes", async () => {
-    status = await waitForStatus(
+    await waitForStatus(
       pp,
       DB,
       (s) => isWhole(s, 3) && membersIn(s, "replica").every((m) => typeof m.replay_lag_ms === "number"),
       30_000,
-    ).catch(() => clusterStatus(pp, DB));
+    ).catch(() => undefined);
+    status = await cliStatus(pp, DB);
     process.stderr.write(`postgres status: ${JSON.stringify(status)}\n`);
     expect(isWhole(status, 3)).toBe(true);
     expect(status.attachments).toEqual([expect.objectContaining({ app: APP, variable: "DATABASE_URL" })]);

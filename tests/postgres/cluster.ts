@@ -103,8 +103,13 @@ export function createCluster(pp: PgPlatform, name: string, size: number, vmSize
 }
 
 /** `hangar postgres status -a <name> --json`. */
-export async function clusterStatus(pp: PgPlatform, name: string): Promise<ClusterStatus> {
+export async function cliStatus(pp: PgPlatform, name: string): Promise<ClusterStatus> {
   return JSON.parse(await pp.hangarOk(["postgres", "status", "-a", name, "--json"])) as ClusterStatus;
+}
+
+/** The cluster's status from the API (GET /v1/postgres/<name>): what the CLI shows, without a CLI process per poll. */
+export function clusterStatus(pp: PgPlatform, name: string): Promise<ClusterStatus> {
+  return pp.p.api.ok<ClusterStatus>("GET", `/postgres/${name}`);
 }
 
 /** The members of `status` in `role`. */
