@@ -10,6 +10,7 @@ import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
 import { registerOrgs } from "./commands/orgs.js";
+import { registerPostgres } from "./commands/postgres.js";
 import { registerProxy } from "./commands/proxy.js";
 import { registerRegistry } from "./commands/registry.js";
 import { registerReleases } from "./commands/releases.js";
@@ -51,6 +52,7 @@ export function buildProgram(ctx: Context): Command {
   registerReleases(program, ctx);
   registerSecrets(program, ctx);
   registerVolumes(program, ctx);
+  registerPostgres(program, ctx);
   registerRegistry(program, ctx);
   registerProxy(program, ctx);
   registerSsh(program, ctx);
