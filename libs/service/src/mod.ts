@@ -36,6 +36,8 @@ export type { ConnectionWatch } from "./readiness.js";
 export { readiness, watchConnection } from "./readiness.js";
 export type { RunningService, RunServiceOptions, ServiceContext } from "./run-service.js";
 export { runService } from "./run-service.js";
+export type { SealedSecret, SecretsScopeWriter } from "./secrets-writer.js";
+export { sealSecrets, secretsDataKey } from "./secrets-writer.js";
 export type { ServiceConfig, ServiceSettings, SettingMeta, SharedSettings } from "./settings.js";
 export {
   ConfigError,
@@ -69,6 +71,16 @@ export type {
   LoadSample,
   MachineLoad,
   MachineLogLine,
+  PgAttachReply,
+  PgAttachRequest,
+  PgClusterList,
+  PgClusterRef,
+  PgClusterView,
+  PgCreateRequest,
+  PgDetachRequest,
+  PgFailoverReply,
+  PgListRequest,
+  PgMemberView,
   PlaceRequest,
   PlaceResult,
   PlaceVolumeRequest,

@@ -100,6 +100,13 @@ export const partlySharedSettings = {
       shownDefault: "none",
     },
   ),
+  // Read by the services that keep a read model in the platform's Postgres (POSTGRES_SERVICES in
+  // scripts/platform.ts): the postgres manager.
+  HANGAR_DATABASE_URL: setting(z.string().url().optional(), {
+    description:
+      "the platform's own Postgres (read models), a postgres:// URL with its password; npm start makes one under its data folder",
+    shownDefault: "unset (the services that need it refuse to start)",
+  }),
   // Read by the builder and every host agent of a machine: one folder of unpacked layers may serve them all.
   HANGAR_LAYERS_DIR: setting(z.string().optional(), {
     description:

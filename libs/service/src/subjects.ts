@@ -33,7 +33,11 @@ export const subjects = {
   volumeAutoExtendAll: "cmd.volume.auto_extend.*",
   /**
    * The postgres manager's commands (docs/postgres.md), queue group `postgres-manager`; only the
-   * gateway asks them, after authorizing the caller against the cluster's org.
+   * gateway asks them, after authorizing the caller against the cluster's org. create
+   * (PgCreateRequest -> PgClusterView, once every member is ready), list (PgListRequest ->
+   * PgClusterList), status (PgClusterRef -> PgClusterView with live member figures), attach
+   * (PgAttachRequest -> PgAttachReply), detach (PgDetachRequest), failover (PgClusterRef ->
+   * PgFailoverReply: a planned switchover) and destroy (PgClusterRef).
    */
   postgres: {
     create: "cmd.postgres.create",
@@ -385,3 +389,99 @@ export interface VolumeStat {
 
 /** The stats of the volumes asked for that are on the host, by volume id. */
 export type HostVolumeStatReply = Record<string, VolumeStat>;
+
+/** Creates a Postgres cluster (`cmd.postgres.create`); asked again with the same command_id, the same cluster. */
+export interface PgCreateRequest {
+  command_id: string;
+  /** The cluster's name, which is its app's name. */
+  name: string;
+  org: string;
+  region: string;
+  /** Fly's VM size preset, e.g. shared-cpu-1x. */
+  vm_size: string;
+  volume_size_gb: number;
+  /** Members to make: 1, or 3+ for synchronous replication and failover. */
+  initial_size: number;
+}
+
+/** One cluster (`cmd.postgres.status`, `failover`, `destroy`). */
+export interface PgClusterRef {
+  cluster: string;
+}
+
+/** The clusters of one org, or of every org (`cmd.postgres.list`). */
+export interface PgListRequest {
+  org?: string;
+}
+
+/** A database and user on the cluster for an app (`cmd.postgres.attach`). */
+export interface PgAttachRequest {
+  cluster: string;
+  app: string;
+  /** Default: the app's name with `-` as `_`. */
+  database_name?: string;
+  /** Default: DATABASE_URL. */
+  variable_name?: string;
+}
+
+/** What the gateway sets as the app's secret `variable`; the password is in the URI only, never recorded. */
+export interface PgAttachReply {
+  database: string;
+  user: string;
+  variable: string;
+  connection_uri: string;
+}
+
+/** Drops the app's database and user (`cmd.postgres.detach`). */
+export interface PgDetachRequest {
+  cluster: string;
+  app: string;
+}
+
+/** How a planned switchover went. */
+export interface PgFailoverReply {
+  old_primary_id: string;
+  new_primary_id: string;
+  timeline: number;
+  duration_ms: number;
+}
+
+/** One member as the manager knows it, with its live figures (null when it did not answer). */
+export interface PgMemberView {
+  id: string;
+  region: string;
+  host_id: string;
+  volume_id: string;
+  /** The recorded role: "primary" or "replica" (null before it is ready). */
+  role: string | null;
+  /** The member agent's state (empty, starting, primary, replica, stopped), or "unreachable". */
+  state: string;
+  fenced: boolean;
+  timeline: number | null;
+  /** Its current (primary) or replayed (replica) WAL position, as Postgres prints it. */
+  lsn: string | null;
+  /** A replica's replay lag as its primary reports it. */
+  replay_lag_ms: number | null;
+  healthy: boolean;
+}
+
+/** A cluster as the manager answers it. */
+export interface PgClusterView {
+  name: string;
+  org: string;
+  region: string;
+  vm_size: string;
+  volume_size_gb: number;
+  /** creating, ready, failed or destroyed. */
+  status: string;
+  primary_id: string | null;
+  timeline: number | null;
+  members: PgMemberView[];
+  attachments: Array<{ app: string; database: string; user: string; variable: string }>;
+  created_at: string;
+}
+
+/** The answer of `cmd.postgres.list`. */
+export interface PgClusterList {
+  clusters: PgClusterView[];
+}

@@ -1,7 +1,11 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
-/** Fly's machine ids: 14 hex digits. */
-export function newMachineId(): string {
+/**
+ * Fly's machine ids: 14 hex digits; derived from `seed` when given, so a step asked again (a resumed
+ * create) names the same machine.
+ */
+export function newMachineId(seed?: string): string {
+  if (seed !== undefined) return createHash("sha256").update(seed).digest("hex").slice(0, 14);
   return randomBytes(7).toString("hex");
 }
 

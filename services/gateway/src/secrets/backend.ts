@@ -8,17 +8,8 @@ import {
   secretsStream,
 } from "@hangar/domain";
 import { type AggregateStream, CommandHandler, type EventStore } from "@hangar/eventstore";
-import {
-  digestKey,
-  encryptSecret,
-  type MasterKeys,
-  newDataKey,
-  scopeOfApp,
-  scopeOfOrg,
-  secretDigest,
-  type WrappedKey,
-} from "@hangar/secrets";
-import { AggregateView, handleThenWait } from "@hangar/service";
+import { type MasterKeys, scopeOfApp, scopeOfOrg, type WrappedKey } from "@hangar/secrets";
+import { AggregateView, handleThenWait, sealSecrets, secretsDataKey } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import { newUlid } from "../builds/ids.js";
 import type { RequestContext } from "../http/backend.js";
@@ -158,18 +149,15 @@ export class StreamSecretsBackend implements SecretsBackend {
         throw ApiError.of("not_found", `secret ${name} not found`);
       }
     }
-    const dataKey = await this.dataKeyOf(aggregateId, crypto, ctx);
-    const digests = digestKey(dataKey, crypto);
-    const set = entries.flatMap(([name, value]) =>
-      value === null
-        ? []
-        : [
-            {
-              name,
-              ciphertext: encryptSecret(dataKey, crypto, name, value),
-              digest: secretDigest(digests, value),
-            },
-          ],
+    const dataKey = await secretsDataKey(this.keys, {
+      crypto,
+      state: () => this.view.get(aggregateId),
+      record: (command) => this.handle(aggregateId, command, ctx),
+    });
+    const set = sealSecrets(
+      dataKey,
+      crypto,
+      entries.flatMap(([name, value]) => (value === null ? [] : [[name, value] as const])),
     );
     const unset = entries.filter(([, value]) => value === null).map(([name]) => name);
     await this.handle(
@@ -194,28 +182,6 @@ export class StreamSecretsBackend implements SecretsBackend {
 
   async stop(): Promise<void> {
     await this.view.stop();
-  }
-
-  /** The scope's data key, made and recorded (sealed by the master key) on its first secret. */
-  private async dataKeyOf(aggregateId: string, crypto: string, ctx: RequestContext): Promise<Uint8Array> {
-    const keys = this.keys;
-    if (!keys) {
-      throw ApiError.of(
-        "failed_precondition",
-        "secrets are off: the gateway has no master key (set HANGAR_SECRETS_KEY or HANGAR_SECRETS_KEY_FILE)",
-      );
-    }
-    if (!this.view.get(aggregateId)?.dataKey) {
-      const fresh = keys.wrap(newDataKey(), crypto);
-      await this.handle(
-        aggregateId,
-        { type: "CreateDataKey", masterKeyId: fresh.keyId, wrappedKey: fresh.wrapped, atMs: Date.now() },
-        ctx,
-      );
-    }
-    const sealed = this.view.get(aggregateId)?.dataKey;
-    if (!sealed) throw ApiError.of("unavailable", "the secrets data key was not recorded; try again");
-    return keys.unwrap({ keyId: sealed.masterKeyId, wrapped: sealed.wrappedKey }, crypto);
   }
 
   private async handle(aggregateId: string, command: SecretsCommand, ctx?: RequestContext): Promise<void> {

@@ -1,0 +1,108 @@
+import { hostname } from "node:os";
+import type { EventStore } from "@hangar/eventstore";
+import { acquireLease, LEASES_BUCKET, type Lease } from "@hangar/lease";
+import type { MasterKeys } from "@hangar/secrets";
+import { type HealthReport, type RunningService, serveCommands, subjects } from "@hangar/service";
+import type { Logger } from "@hangar/telemetry";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { Registry } from "prom-client";
+import { ClusterOps, type ManagerTimings } from "./cluster-ops.js";
+import { type ClusterLister, PostgresCommands } from "./commands.js";
+import { FailoverActor } from "./failover.js";
+import { ClusterMetrics } from "./metrics.js";
+import { clusterView } from "./views.js";
+
+/** The lease only one manager instance acts under (failovers, creates). */
+export const FAILOVER_LEASE = "postgres-manager";
+
+export interface PostgresManagerOptions {
+  nc: NatsConnection;
+  store: EventStore;
+  logger: Logger;
+  registry: Registry;
+  keys: MasterKeys | undefined;
+  /** The members' image. */
+  image: string;
+  /** The member agents' control API port. */
+  agentPort: number;
+  timings: ManagerTimings;
+  /** How long the failover lease holds without a renewal. */
+  leaseTtlMs?: number;
+  /** Replicas of the lease bucket when the manager creates it. */
+  replicas?: number;
+  /** Where `list` reads from; default the manager's own fold of PGCLUSTERS. */
+  lister?(ops: ClusterOps): ClusterLister;
+}
+
+/** The manager's `list` from its own fold of PGCLUSTERS. */
+export function foldLister(ops: ClusterOps): ClusterLister {
+  return {
+    list: async (org) =>
+      ops
+        .allClusters()
+        .filter((c) => c.status !== "destroyed" && (org === undefined || c.org === org))
+        .sort((a, b) => a.cluster.localeCompare(b.cluster))
+        .map((c) => clusterView(c, (id) => ops.machines.machine(c.cluster, id)?.region)),
+  };
+}
+
+/**
+ * The postgres manager (docs/postgres.md): its views, the `cmd.postgres.*` handlers in the
+ * `postgres-manager` queue group, and the failover actor under the `postgres-manager` lease.
+ */
+export class PostgresManager implements RunningService {
+  private constructor(
+    private readonly ops: ClusterOps,
+    private readonly actor: FailoverActor,
+    private readonly lease: Lease,
+    private readonly subs: Subscription[],
+  ) {}
+
+  static async start(opts: PostgresManagerOptions): Promise<PostgresManager> {
+    const ops = await ClusterOps.start(opts);
+    const metrics = new ClusterMetrics(opts.registry);
+    const actor = new FailoverActor(ops, metrics);
+    const commands = new PostgresCommands(ops, actor, metrics, (opts.lister ?? foldLister)(ops));
+    const onInternal = (err: unknown) => opts.logger.error({ err }, "postgres command failed");
+    const serve = <Q, R>(subject: string, handle: (q: Q) => Promise<R>) =>
+      serveCommands<Q, R>(opts.nc, subject, "postgres-manager", handle, onInternal);
+    const p = subjects.postgres;
+    const subs = [
+      serve(p.create, (q) => commands.create(q as never)),
+      serve(p.list, (q) => commands.list(q as never)),
+      serve(p.status, (q) => commands.status(q as never)),
+      serve(p.attach, (q) => commands.attach(q as never)),
+      serve(p.detach, (q) => commands.detach(q as never)),
+      serve(p.failover, (q) => commands.failover(q as never)),
+      serve(p.destroy, (q) => commands.destroy(q as never)),
+    ];
+    actor.start();
+    const lease = await acquireLease(opts.nc, {
+      bucket: LEASES_BUCKET,
+      name: FAILOVER_LEASE,
+      // One per process: two instances on one host must not both think they hold it.
+      holder: `${hostname()}/${process.pid}`,
+      ttlMs: opts.leaseTtlMs ?? 3_000,
+      ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+      onAcquired: () => actor.setLeader(true),
+      onLost: (reason) => {
+        opts.logger.warn({ reason }, "failover lease lost");
+        actor.setLeader(false);
+      },
+      onError: (err) => opts.logger.warn({ err: String(err) }, "failover lease: NATS KV call failed"),
+    });
+    if (lease.isHeld()) actor.setLeader(true);
+    return new PostgresManager(ops, actor, lease, subs);
+  }
+
+  health(): HealthReport {
+    return { ok: true, failover_leader: this.actor.isLeader, clusters: this.ops.allClusters().length };
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.subs) s.unsubscribe();
+    await this.actor.stop();
+    await this.lease.release().catch(() => undefined);
+    await this.ops.stop();
+  }
+}
