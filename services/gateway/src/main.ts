@@ -27,6 +27,7 @@ import { Catalog } from "./machines/catalog.js";
 import { MachineCommands } from "./machines/commands.js";
 import { serveWakes } from "./machines/wake.js";
 import { Orgs } from "./orgs/orgs.js";
+import { NatsPostgresBackend } from "./postgres/backend.js";
 import { KvBlobUsage } from "./registry/mod.js";
 import { StreamReleasesBackend } from "./releases/backend.js";
 import { ReleaseCatalog } from "./releases/catalog.js";
@@ -115,6 +116,7 @@ await runService({
       health: readiness,
       audit,
       volumes,
+      postgres: new NatsPostgresBackend(nc, { defaultRegion: config.HANGAR_REGION, logger }),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
       upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
     });

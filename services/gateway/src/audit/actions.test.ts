@@ -21,6 +21,7 @@ const api = createApi({
   orgs: unused,
   secrets: unused,
   volumes: unused,
+  postgres: unused,
   audit,
 });
 

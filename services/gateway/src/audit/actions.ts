@@ -25,6 +25,8 @@ const orgSlug = { param: "org_slug" };
 const machineAction = (verb: string): AuditedRoute => ({ action: `machine.${verb}`, target: machine });
 const VOLUME = `${APP}/volumes/:volume_id`;
 const volume = { param: "volume_id" };
+// A cluster is an app of its name: its calls are recorded under that app (and so its org).
+const CLUSTER = "/v1/postgres/:app_name";
 
 /**
  * Every route whose successful calls are audited, by method and route pattern (never by the raw
@@ -68,6 +70,17 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`DELETE ${VOLUME}`]: { action: "volume.delete", target: volume },
   [`PUT ${VOLUME}/extend`]: { action: "volume.extend", target: volume },
   [`POST ${VOLUME}/snapshots`]: { action: "volume.snapshot", target: volume },
+  "POST /v1/postgres": {
+    action: "postgres.create",
+    target: { response: "name" },
+    app: { response: "name" },
+    org: { response: "org" },
+  },
+  [`DELETE ${CLUSTER}`]: { action: "postgres.destroy", target: app },
+  // The attached app's secret is set by the same call: the target names the app, not the cluster.
+  [`POST ${CLUSTER}/attach`]: { action: "postgres.attach", target: { response: "app" } },
+  [`POST ${CLUSTER}/detach`]: { action: "postgres.detach", target: { response: "app" } },
+  [`POST ${CLUSTER}/failover`]: { action: "postgres.failover", target: { response: "new_primary_id" } },
   [`DELETE ${APP}/secrets/:name`]: { action: "secrets.unset", target: { param: "name" } },
   "POST /v1/orgs/:org_slug/secrets": { action: "org_secrets.update", target: orgSlug, org: orgSlug },
   "DELETE /v1/orgs/:org_slug/secrets/:name": {

@@ -11,6 +11,8 @@ import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import type { Orgs } from "../orgs/orgs.js";
+import type { PostgresBackend } from "../postgres/api.js";
+import { postgresRoutes } from "../postgres/routes.js";
 import {
   type BlobQuota,
   type RegistryStore,
@@ -88,6 +90,8 @@ export interface ApiDeps {
   rateLimits?: RateLimitSettings;
   /** Serves Fly's Volumes API on `/v1/apps/{app}/volumes` when given. */
   volumes?: VolumesBackend;
+  /** Serves `/v1/postgres` (clusters of the postgres manager) when given with `secrets` (attach sets one). */
+  postgres?: PostgresBackend;
 }
 
 /**
@@ -145,5 +149,6 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
   if (deps.volumes) api.route("/v1", volumeRoutes(deps.volumes));
+  if (deps.postgres && deps.secrets) api.route("/v1", postgresRoutes(deps.postgres, deps.secrets));
   return api;
 }

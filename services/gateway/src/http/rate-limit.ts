@@ -27,6 +27,7 @@ const ACCESS: Record<RateAction, Access> = {
   machine_get: "read",
   app_create: "write",
   volume: "write",
+  postgres: "write",
 };
 
 /**

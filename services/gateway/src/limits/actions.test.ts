@@ -10,12 +10,14 @@ import {
 
 describe("rate-limited routes", () => {
   it("every pattern of the table is a route of the API", () => {
-    // With orgs and volumes, so that /v1/orgs and /v1/apps/{app}/volumes are mounted.
+    // With orgs, volumes and postgres (with the secrets it needs), so that their routes are mounted.
     const api = createApi({
       backend: {} as never,
       auth: {} as never,
       orgs: {} as never,
       volumes: {} as never,
+      secrets: {} as never,
+      postgres: {} as never,
     });
     const routes = new Set(api.routes.map((r) => `${r.method} ${r.path}`));
     for (const { method, path } of RATE_LIMITED_ROUTES) expect(routes).toContain(`${method} ${path}`);
@@ -48,6 +50,10 @@ describe("rate-limited routes", () => {
       payer: "token",
     });
     expect(rateLimitedCall("POST", "/v1/apps/web/machines/m1")).toBeUndefined(); // update
+    // A cluster's changes are charged to its app's org; a new one to the org its body names.
+    expect(rateLimitedCall("POST", "/v1/postgres/db/failover")).toEqual({ action: "postgres", app: "db" });
+    expect(rateLimitedCall("POST", "/v1/postgres")).toEqual({ action: "postgres", app: undefined });
+    expect(rateLimitedCall("GET", "/v1/postgres/db")).toBeUndefined();
     expect(rateLimitedCall("GET", "/v1/apps/web/machines/m1/events")).toBeUndefined();
     expect(rateLimitedCall("POST", "/v1/apps/%E0%A4%A/machines")?.app).toBe("%E0%A4%A");
   });

@@ -7,6 +7,7 @@ export const RATE_ACTIONS = [
   "machine_get",
   "app_create",
   "volume",
+  "postgres",
 ] as const;
 
 export type RateAction = (typeof RATE_ACTIONS)[number];
@@ -18,6 +19,7 @@ export const DEFAULT_RATE_LIMITS: Readonly<Record<RateAction, number>> = {
   machine_get: 120,
   app_create: 5,
   volume: 15,
+  postgres: 10,
 };
 
 /** Whether an action only reads: those fail open when the limits' store is unreachable. */
@@ -37,6 +39,7 @@ export interface RateLimitedRoute {
 
 const MACHINE = "/v1/apps/:app_name/machines/:machine_id";
 const VOLUME = "/v1/apps/:app_name/volumes/:volume_id";
+const CLUSTER = "/v1/postgres/:app_name";
 
 /**
  * The one table of which route spends which action's budget. A test checks that every pattern here is
@@ -62,6 +65,13 @@ export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "DELETE", path: VOLUME, action: "volume" },
   { method: "PUT", path: `${VOLUME}/extend`, action: "volume" },
   { method: "POST", path: `${VOLUME}/snapshots`, action: "volume" },
+  // Every change of a Postgres cluster moves machines, volumes or a database: one budget for them. A
+  // create is charged to the org its body names (as a new app), the others to the cluster's.
+  { method: "POST", path: "/v1/postgres", action: "postgres" },
+  { method: "DELETE", path: CLUSTER, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/attach`, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/detach`, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/failover`, action: "postgres" },
 ];
 
 /** A request matched to the table: its action and the path's `app_name`, when the pattern has one. */
