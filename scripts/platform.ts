@@ -26,6 +26,7 @@ export type ServiceName =
   | "placement"
   | "host-agent"
   | "volume"
+  | "postgres-manager"
   | "builder"
   | "gateway"
   | "proxy"
@@ -33,12 +34,14 @@ export type ServiceName =
   | "monitor";
 /**
  * The order they start in: placement, the host agent and the volume service first, so the gateway
- * can place machines and make volumes at once.
+ * can place machines and make volumes at once; the postgres manager beside them (it makes volumes
+ * and places machines too, only when asked through the gateway).
  */
 export const SERVICES: ServiceName[] = [
   "placement",
   "host-agent",
   "volume",
+  "postgres-manager",
   "builder",
   "gateway",
   "proxy",
@@ -48,13 +51,13 @@ export const SERVICES: ServiceName[] = [
 
 /**
  * Services that wait for nothing but NATS at start and that nothing waits for until the platform is
- * up: the volume service (commands come once the gateway serves). They start beside the services
- * after them, which keeps a test platform's start as quick as it was.
+ * up: the volume service and the postgres manager (commands come once the gateway serves). They
+ * start beside the services after them, which keeps a test platform's start as quick as it was.
  */
-const STARTS_BESIDE: ReadonlySet<ServiceName> = new Set(["volume"]);
+const STARTS_BESIDE: ReadonlySet<ServiceName> = new Set(["volume", "postgres-manager"]);
 
-/** The services that use Postgres: npm start runs Postgres only when one does (none yet). */
-export const POSTGRES_SERVICES: readonly ServiceName[] = [];
+/** The services that use Postgres (HANGAR_DATABASE_URL): npm start runs Postgres only when one does. */
+export const POSTGRES_SERVICES: readonly ServiceName[] = ["postgres-manager"];
 
 export interface PlatformOptions {
   home: string;
@@ -76,6 +79,8 @@ export interface PlatformOptions {
   schedulerOpsPort?: number;
   /** The volume service's /health and /metrics; a free port when not given. */
   volumeOpsPort?: number;
+  /** The postgres manager's /health and /metrics; a free port when not given. */
+  postgresManagerOpsPort?: number;
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
@@ -123,10 +128,16 @@ type ResolvedOptions = PlatformOptions & {
   builderOpsPort: number;
   schedulerOpsPort: number;
   volumeOpsPort: number;
+  postgresManagerOpsPort: number;
 };
 
 /** The ops ports of the services a lone host agent or gateway does not start: not its business. */
-const NO_OTHER_OPS_PORTS = { builderOpsPort: 0, schedulerOpsPort: 0, volumeOpsPort: 0 } as const;
+const NO_OTHER_OPS_PORTS = {
+  builderOpsPort: 0,
+  schedulerOpsPort: 0,
+  volumeOpsPort: 0,
+  postgresManagerOpsPort: 0,
+} as const;
 
 function serviceEnv(
   name: ServiceName,
@@ -159,6 +170,13 @@ function serviceEnv(
         ...secretsKey,
       }),
     volume: () => SERVICE_CONFIGS.volume.toEnv({ ...common, HANGAR_VOLUME_OPS_PORT: o.volumeOpsPort }),
+    // It seals the cluster apps' credentials and opens the member agents' token: the secrets key.
+    "postgres-manager": () =>
+      SERVICE_CONFIGS["postgres-manager"].toEnv({
+        ...common,
+        HANGAR_POSTGRES_MANAGER_OPS_PORT: o.postgresManagerOpsPort,
+        ...secretsKey,
+      }),
     builder: () =>
       SERVICE_CONFIGS.builder.toEnv({
         ...common,
@@ -194,6 +212,7 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
     placement: o.placementOpsPort,
     "host-agent": o.hostOpsPort,
     volume: o.volumeOpsPort,
+    "postgres-manager": o.postgresManagerOpsPort,
     builder: o.builderOpsPort,
     gateway: o.gatewayPort,
     proxy: o.proxyOpsPort,
@@ -384,6 +403,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     builderOpsPort: options.builderOpsPort ?? (await freePort()),
     schedulerOpsPort: options.schedulerOpsPort ?? (await freePort()),
     volumeOpsPort: options.volumeOpsPort ?? (await freePort()),
+    postgresManagerOpsPort: options.postgresManagerOpsPort ?? (await freePort()),
   };
   const hostId = o.hostId ?? DEFAULT_HOST_ID;
   const hostStateDir = join(o.home, "hosts", hostId);

@@ -6,6 +6,7 @@ import { config as gateway } from "../services/gateway/src/config.js";
 import { config as hostAgent } from "../services/host-agent/src/config.js";
 import { config as monitor } from "../services/monitor/src/config.js";
 import { config as placement } from "../services/placement/src/config.js";
+import { config as postgresManager } from "../services/postgres-manager/src/config.js";
 import { config as proxy } from "../services/proxy/src/config.js";
 import { config as scheduler } from "../services/scheduler/src/config.js";
 import { config as volume } from "../services/volume/src/config.js";
@@ -15,6 +16,7 @@ export const SERVICE_CONFIGS = {
   placement,
   "host-agent": hostAgent,
   volume,
+  "postgres-manager": postgresManager,
   builder,
   gateway,
   proxy,

@@ -206,7 +206,9 @@ async function main(): Promise<void> {
         ? `dir: images run from ${dirImageRoots.join(", ")} (HANGAR_DIR_IMAGE_ROOTS)`
         : "dir: images are off (HANGAR_DIR_IMAGE_ROOTS is empty)",
     );
-    say("starting services: placement, host agent, volume, builder, gateway, proxy, scheduler, monitor");
+    say(
+      "starting services: placement, host agent, volume, postgres manager, builder, gateway, proxy, scheduler, monitor",
+    );
     platform = await startPlatform({
       home,
       natsUrl: nats.url,

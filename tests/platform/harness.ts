@@ -13,8 +13,10 @@ import {
   type NatsServer,
   type NetworkTopology,
   startNatsServer,
+  testDatabase,
 } from "@hangar/testkit";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { inject } from "vitest";
 import {
   connectOperator,
   DEFAULT_HOST_ID,
@@ -160,6 +162,25 @@ export function scaledHelloConfig(s: Scale): Record<string, unknown> {
 }
 
 /**
+ * A fresh database of the test run's Postgres (started by vitest's global setup) for the platform's
+ * read models (POSTGRES_SERVICES), named after the platform's folder; undefined outside vitest (a
+ * benchmark), where the postgres manager answers from its own fold.
+ */
+async function platformDatabase(home: string): Promise<string | undefined> {
+  let url: string;
+  try {
+    url = inject("postgresUrl");
+  } catch {
+    return undefined;
+  }
+  const name = `platform_${home
+    .slice(-6)
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, "_")}`;
+  return testDatabase(url, name);
+}
+
+/**
  * Starts a network topology (`opts.hosts` hosts, 1 by default), nats-server and the platform in a
  * temp HANGAR_HOME; the host agent runs on the topology's first host, so its machines' network
  * (routes, firewall, forwarding) lives in namespaces the test owns, never in the root namespace.
@@ -187,6 +208,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   const secretsKeyFile = join(home, "secrets-key");
   writeFileSync(secretsKeyFile, randomBytes(32).toString("base64"), { mode: 0o600 });
   const proxyPort = await freePort();
+  const databaseUrl = await platformDatabase(home);
   // Ordinary tests create and delete machines and apps far faster than an org's default budget
   // allows: the test platform raises every action's limit (a test's own env.gateway, or an org's
   // limits, may lower them again).
@@ -223,7 +245,15 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   try {
     platform = await startPlatform({
       ...base,
-      env: { ...(opts.env ?? {}), gateway: gatewayEnv, "host-agent": hostEnv(0) },
+      env: {
+        ...(opts.env ?? {}),
+        gateway: gatewayEnv,
+        "host-agent": hostEnv(0),
+        "postgres-manager": {
+          ...(databaseUrl === undefined ? {} : { HANGAR_DATABASE_URL: databaseUrl }),
+          ...(opts.env?.["postgres-manager"] ?? {}),
+        },
+      },
     });
   } catch (err) {
     await nats.stop();

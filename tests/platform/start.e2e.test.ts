@@ -1,5 +1,5 @@
 // `npm start`'s launcher (scripts/start.ts) in a temp HANGAR_HOME on free ports: it starts
-// nats-server and every service (Postgres only once a service uses it), writes local.json, serves
+// nats-server, Postgres (the postgres manager's read model) and every service, writes local.json, serves
 // the `hangar` CLI's commands, and stops cleanly on SIGTERM.
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
@@ -71,10 +71,11 @@ describe("npm start (the local platform launcher)", () => {
     expect(names).toEqual(expect.arrayContaining(["APPS", "HOSTS", "MACHINES"]));
     await nc.close();
 
-    // No service uses Postgres yet (POSTGRES_SERVICES), so npm start did not start it.
-    expect(local.database_url).toBeUndefined();
-    expect(run.output).not.toContain("[hangar] postgres");
-    expect(existsSync(join(home, "postgres-password"))).toBe(false);
+    // The postgres manager keeps its read model there (POSTGRES_SERVICES), so npm start runs
+    // Postgres with a password of its own, kept beside local.json.
+    expect(local.database_url).toMatch(/^postgres(ql)?:\/\/.+@127\.0\.0\.1:\d+\/hangar$/);
+    expect(run.output).toContain("[hangar] postgres");
+    expect(existsSync(join(home, "postgres-password"))).toBe(true);
 
     await cliAgainstPlatform(home, local);
 

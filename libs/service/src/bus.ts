@@ -129,19 +129,23 @@ export function serveCommands<Q, R>(
         span.end();
         return;
       }
-      handle(payload, msg.subject).then(
-        (ok) => {
-          msg.respond(encoder.encode(JSON.stringify({ ok })));
-          span.end();
-        },
-        (e: unknown) => {
-          span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
-          const error = replyError(e, subject);
-          if (error.code === "internal") onInternalError(e);
-          msg.respond(encoder.encode(JSON.stringify({ error })));
-          span.end();
-        },
-      );
+      // Through a promise, so a handler that throws before its first await is answered as a
+      // refusal too, instead of throwing out of the subscription's callback.
+      Promise.resolve()
+        .then(() => handle(payload, msg.subject))
+        .then(
+          (ok) => {
+            msg.respond(encoder.encode(JSON.stringify({ ok })));
+            span.end();
+          },
+          (e: unknown) => {
+            span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
+            const error = replyError(e, subject);
+            if (error.code === "internal") onInternalError(e);
+            msg.respond(encoder.encode(JSON.stringify({ error })));
+            span.end();
+          },
+        );
     },
   });
 }

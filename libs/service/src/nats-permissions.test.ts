@@ -84,7 +84,32 @@ describe("the NATS permission table", () => {
 
   it("gives allow_responses only to users that serve commands", () => {
     const serving = natsUsers(["h1"]).filter((u) => permissionsOf(u).allowResponses);
-    expect(serving.map((u) => u.user).sort()).toEqual(["gateway", "host-agent-h1", "placement", "volume"]);
+    expect(serving.map((u) => u.user).sort()).toEqual([
+      "gateway",
+      "host-agent-h1",
+      "placement",
+      "postgres-manager",
+      "volume",
+    ]);
+  });
+
+  it("lets only the gateway ask the postgres manager, and only the manager record clusters", () => {
+    const users = natsUsers(["h1"]);
+    const asking = users.filter((u) => permissionsOf(u).publish.some((s) => s.startsWith("cmd.postgres.")));
+    expect(asking.map((u) => u.user)).toEqual(["gateway"]);
+    const recording = users.filter((u) => appendsTo(u, "PGCLUSTERS"));
+    expect(recording.map((u) => u.user)).toEqual(["postgres-manager"]);
+    const manager = permissionsOf(natsUserOf("postgres-manager") ?? hostAgentUser("x"));
+    expect(manager.subscribe).toContain("cmd.postgres.*");
+    // Apps' sealed secrets only, never an org's (registry credentials).
+    expect(manager.publish).toContain("ev.secret.app.*");
+    expect(manager.publish.some((s) => s.includes("ev.secret.org") || s === "ev.secret.*.*")).toBe(false);
+    expect(manager.publish).toContain("$JS.API.CONSUMER.CREATE.SECRETS.*.ev.secret.app.>");
+    expect(manager.publish.filter((s) => s.startsWith("cmd.volume."))).toEqual([
+      "cmd.volume.create",
+      "cmd.volume.attach",
+      "cmd.volume.destroy",
+    ]);
   });
   it("lets only the volume service make disks, and host agents ask only for their own host's auto-extends", () => {
     const volume = permissionsOf(natsUserOf("volume") ?? hostAgentUser("x"));

@@ -100,9 +100,11 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // tunnel: `hangar proxy` and `hangar ssh console`, through the machine's host.
     // cmd.volume.*: the Volumes API and machine mounts (attach, detach); volume.stat: a volume's
     // blocks figures, asked of its host.
+    // cmd.postgres.*: the Postgres API (/v1/postgres), after authorizing the caller against the cluster's org.
     publish: [
       "cmd.placement.place",
       "cmd.volume.*",
+      "cmd.postgres.*",
       "cmd.host.*.volume.stat",
       "cmd.host.*.signal",
       "cmd.host.*.logs",
@@ -138,6 +140,26 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     subscribe: [],
     // cmd.volume.auto_extend.<host>: each host agent's auto-extends, checked against the volume's host.
     serves: ["cmd.volume.*", "cmd.volume.auto_extend.*"],
+  },
+  {
+    user: "postgres-manager",
+    role: "Postgres clusters: create, attach, failover, destroy (docs/postgres.md)",
+    streams: [
+      writer("PGCLUSTERS", "ev.pgcluster.*"),
+      // A cluster is an app of machines: the manager creates (and destroys) the app and its members.
+      writer("APPS", "ev.app.*"),
+      writer("MACHINES", "ev.machine.*.*"),
+      // The cluster app's credentials, sealed; it opens the member agents' token. Apps' secrets only.
+      { stream: "SECRETS", read: true, append: ["ev.secret.app.*"], readOnly: "ev.secret.app.>" },
+      // The members' volumes are made, attached and destroyed through the volume service.
+      reader("VOLUMES"),
+    ],
+    // hangar-leases: only the holder of the postgres-manager lease fails clusters over.
+    kv: [{ bucket: "hangar-leases", write: true }],
+    objects: [],
+    publish: ["cmd.placement.place", "cmd.volume.create", "cmd.volume.attach", "cmd.volume.destroy"],
+    subscribe: [],
+    serves: ["cmd.postgres.*"],
   },
   {
     user: "builder",

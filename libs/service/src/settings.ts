@@ -105,7 +105,7 @@ export const partlySharedSettings = {
   HANGAR_DATABASE_URL: setting(z.string().url().optional(), {
     description:
       "the platform's own Postgres (read models), a postgres:// URL with its password; npm start makes one under its data folder",
-    shownDefault: "unset (the services that need it refuse to start)",
+    shownDefault: "unset (the postgres manager answers list from its own fold of PGCLUSTERS)",
   }),
   // Read by the builder and every host agent of a machine: one folder of unpacked layers may serve them all.
   HANGAR_LAYERS_DIR: setting(z.string().optional(), {

@@ -30,7 +30,7 @@ import type { ClusterOps } from "./cluster-ops.js";
 import { recordCreate } from "./create.js";
 import type { FailoverActor } from "./failover.js";
 import type { ClusterMetrics } from "./metrics.js";
-import { clusterView } from "./views.js";
+import { clusterView, factsOf } from "./views.js";
 
 /** Where `list` reads clusters from: the read model in Postgres, or the manager's own fold. */
 export interface ClusterLister {
@@ -76,16 +76,16 @@ export class PostgresCommands {
     return this.status({ cluster: c.cluster });
   }
 
-  list(req: PgListRequest): Promise<PgClusterList> {
+  async list(req: PgListRequest): Promise<PgClusterList> {
     const org = req?.org === undefined || req.org === "" ? undefined : text(req.org, "org");
-    return this.lister.list(org).then((clusters) => ({ clusters }));
+    return { clusters: await this.lister.list(org) };
   }
 
   /** The cluster with each member's live status and lag. */
   async status(req: PgClusterRef): Promise<PgClusterView> {
     const c = this.existing(req?.cluster);
     const statuses = c.status === "destroyed" ? undefined : await this.ops.statuses(c);
-    return clusterView(c, (id) => this.ops.machines.machine(c.cluster, id)?.region, statuses);
+    return clusterView(factsOf(c), (id) => this.ops.machines.machine(c.cluster, id)?.region, statuses);
   }
 
   /**
@@ -145,7 +145,7 @@ export class PostgresCommands {
   }
 
   /** A planned switchover, carried out by the instance holding the failover lease. */
-  failover(req: PgClusterRef): Promise<PgFailoverReply> {
+  async failover(req: PgClusterRef): Promise<PgFailoverReply> {
     const c = this.existing(req?.cluster);
     if (c.status !== "ready")
       throw new DomainError(`cluster ${c.cluster} is ${c.status}`, "failed_precondition");

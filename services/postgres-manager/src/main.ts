@@ -24,5 +24,6 @@ await runService({
         createTimeoutMs: config.HANGAR_POSTGRES_MANAGER_CREATE_TIMEOUT_S * 1000,
       },
       replicas: config.HANGAR_STREAM_REPLICAS,
+      ...(config.HANGAR_DATABASE_URL ? { databaseUrl: config.HANGAR_DATABASE_URL } : {}),
     }),
 });

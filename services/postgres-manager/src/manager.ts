@@ -1,16 +1,19 @@
 import { hostname } from "node:os";
-import type { EventStore } from "@hangar/eventstore";
+import type { EventStore, RunningProjection } from "@hangar/eventstore";
 import { acquireLease, LEASES_BUCKET, type Lease } from "@hangar/lease";
 import type { MasterKeys } from "@hangar/secrets";
 import { type HealthReport, type RunningService, serveCommands, subjects } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import { Kysely, PostgresDialect } from "kysely";
+import pg from "pg";
 import type { Registry } from "prom-client";
 import { ClusterOps, type ManagerTimings } from "./cluster-ops.js";
 import { type ClusterLister, PostgresCommands } from "./commands.js";
+import { type Database, listClusters, startReadModel } from "./db/mod.js";
 import { FailoverActor } from "./failover.js";
 import { ClusterMetrics } from "./metrics.js";
-import { clusterView } from "./views.js";
+import { clusterView, factsOf } from "./views.js";
 
 /** The lease only one manager instance acts under (failovers, creates). */
 export const FAILOVER_LEASE = "postgres-manager";
@@ -30,8 +33,17 @@ export interface PostgresManagerOptions {
   leaseTtlMs?: number;
   /** Replicas of the lease bucket when the manager creates it. */
   replicas?: number;
-  /** Where `list` reads from; default the manager's own fold of PGCLUSTERS. */
-  lister?(ops: ClusterOps): ClusterLister;
+  /**
+   * The platform's Postgres: the read model `list` answers from (migrated and kept folded from
+   * PGCLUSTERS here). Without it, `list` answers from the manager's own fold.
+   */
+  databaseUrl?: string;
+}
+
+/** The read model in Postgres, kept folded while the manager runs. */
+interface ReadModel {
+  db: Kysely<Database>;
+  projection: RunningProjection;
 }
 
 /** The manager's `list` from its own fold of PGCLUSTERS. */
@@ -42,8 +54,34 @@ export function foldLister(ops: ClusterOps): ClusterLister {
         .allClusters()
         .filter((c) => c.status !== "destroyed" && (org === undefined || c.org === org))
         .sort((a, b) => a.cluster.localeCompare(b.cluster))
-        .map((c) => clusterView(c, (id) => ops.machines.machine(c.cluster, id)?.region)),
+        .map((c) => clusterView(factsOf(c), (id) => ops.machines.machine(c.cluster, id)?.region)),
   };
+}
+
+/** The manager's `list` from its read model in Postgres. */
+function readModelLister(ops: ClusterOps, db: Kysely<Database>): ClusterLister {
+  return {
+    list: async (org) =>
+      (await listClusters(db, org === undefined ? {} : { org })).map((r) =>
+        clusterView(r, (id) => ops.machines.machine(r.name, id)?.region),
+      ),
+  };
+}
+
+/** Migrates the read model and starts folding PGCLUSTERS into it. */
+async function startDatabase(store: EventStore, url: string, logger: Logger): Promise<ReadModel> {
+  const db = new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 4 }) }),
+  });
+  try {
+    const projection = await startReadModel(store.js, db, {
+      onError: (err) => logger.warn({ err: String(err) }, "read model projection failed; retrying"),
+    });
+    return { db, projection };
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
 }
 
 /**
@@ -56,13 +94,22 @@ export class PostgresManager implements RunningService {
     private readonly actor: FailoverActor,
     private readonly lease: Lease,
     private readonly subs: Subscription[],
+    private readonly readModel: ReadModel | undefined,
   ) {}
 
   static async start(opts: PostgresManagerOptions): Promise<PostgresManager> {
     const ops = await ClusterOps.start(opts);
+    const readModel = opts.databaseUrl
+      ? await startDatabase(opts.store, opts.databaseUrl, opts.logger)
+      : undefined;
+    if (!readModel)
+      opts.logger.warn(
+        "no HANGAR_DATABASE_URL: list answers from the manager's own fold, not the read model",
+      );
     const metrics = new ClusterMetrics(opts.registry);
     const actor = new FailoverActor(ops, metrics);
-    const commands = new PostgresCommands(ops, actor, metrics, (opts.lister ?? foldLister)(ops));
+    const lister = readModel ? readModelLister(ops, readModel.db) : foldLister(ops);
+    const commands = new PostgresCommands(ops, actor, metrics, lister);
     const onInternal = (err: unknown) => opts.logger.error({ err }, "postgres command failed");
     const serve = <Q, R>(subject: string, handle: (q: Q) => Promise<R>) =>
       serveCommands<Q, R>(opts.nc, subject, "postgres-manager", handle, onInternal);
@@ -92,7 +139,7 @@ export class PostgresManager implements RunningService {
       onError: (err) => opts.logger.warn({ err: String(err) }, "failover lease: NATS KV call failed"),
     });
     if (lease.isHeld()) actor.setLeader(true);
-    return new PostgresManager(ops, actor, lease, subs);
+    return new PostgresManager(ops, actor, lease, subs, readModel);
   }
 
   health(): HealthReport {
@@ -103,6 +150,8 @@ export class PostgresManager implements RunningService {
     for (const s of this.subs) s.unsubscribe();
     await this.actor.stop();
     await this.lease.release().catch(() => undefined);
+    await this.readModel?.projection.stop();
+    await this.readModel?.db.destroy();
     await this.ops.stop();
   }
 }

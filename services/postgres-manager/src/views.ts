@@ -1,7 +1,35 @@
-import type { PgCluster } from "@hangar/domain";
+import type { PgAttachment, PgCluster, PgRole } from "@hangar/domain";
 import type { PgClusterView, PgMemberView } from "@hangar/service";
 import { orderedMembers } from "./cluster-ops.js";
 import type { MemberStatus } from "./member-client.js";
+
+/** What a view shows of a cluster, from the manager's fold (factsOf) or the read model's row. */
+export interface ClusterFacts {
+  name: string;
+  org: string;
+  region: string;
+  vm_size: string;
+  volume_size_gb: number;
+  status: string;
+  primary_id: string;
+  timeline: number;
+  created_at: string;
+  /** In member order. */
+  members: Array<{
+    id: string;
+    volume_id: string;
+    host_id: string;
+    role: PgRole | null;
+    ready: boolean;
+    fenced: boolean;
+  }>;
+  attachments: PgAttachment[];
+}
+
+/** The facts of a cluster as the manager folded it. */
+export function factsOf(c: PgCluster): ClusterFacts {
+  return { ...c, name: c.cluster, members: orderedMembers(c) };
+}
 
 /** What the manager knows of a member's machine: its region (the cluster's until it is placed). */
 export type RegionOf = (memberId: string) => string | undefined;
@@ -11,13 +39,13 @@ export type RegionOf = (memberId: string) => string | undefined;
  * `statuses` has them (list answers without asking the members).
  */
 export function clusterView(
-  c: PgCluster,
+  c: ClusterFacts,
   regionOf: RegionOf,
   statuses?: ReadonlyMap<string, MemberStatus | undefined>,
 ): PgClusterView {
   const primaryStatus = statuses?.get(c.primary_id);
   const lagOf = new Map(primaryStatus?.replication.map((r) => [r.member_id, r.replay_lag_ms]) ?? []);
-  const members = orderedMembers(c).map((m): PgMemberView => {
+  const members = c.members.map((m): PgMemberView => {
     const s = statuses?.get(m.id);
     const role = m.role;
     return {
@@ -35,7 +63,7 @@ export function clusterView(
     };
   });
   return {
-    name: c.cluster,
+    name: c.name,
     org: c.org,
     region: c.region,
     vm_size: c.vm_size,
