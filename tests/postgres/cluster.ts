@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { type PgAttachReply, type PgAttachRequest, sendCommand, subjects } from "@hangar/service";
 import { type CliResult, runHangar } from "../../cli/test/run-cli.js";
 import { type CgroupRef, MachineCgroup } from "../../services/host-agent/src/driver/cgroup.js";
 import { startTestPlatform, type TestPlatform, type TestPlatformOptions } from "../platform/harness.js";
@@ -185,16 +186,23 @@ export async function killMachine(p: TestPlatform, id: string): Promise<void> {
 }
 
 /**
- * A connection URI (user, password, database of its own) on `cluster` for the test's own client: it
- * makes app `app` and attaches the cluster to it through the API, whose answer carries the URI
- * (`postgres://<user>:<pw>@<cluster>.internal:5432/<db>`; the test reaches a member's router instead).
+ * A connection URI (a user, password and database of its own) on `cluster` for the test's own client.
+ * The gateway's attach puts the URI into the app's secret only and never answers it, so the test asks
+ * the manager's attach command itself, on the platform's NATS as the operator; it makes app `app` first
+ * (the cluster's org). The URI names <cluster>.internal:5432; the test reaches a member's router instead.
  */
 export async function attachedUri(pp: PgPlatform, cluster: string, app: string): Promise<string> {
   await pp.p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
-  const attached = await pp.p.api.ok<{ connection_uri?: string }>("POST", `/postgres/${cluster}/attach`, {
-    app,
-  });
-  if (!attached.connection_uri)
-    throw new Error(`attach answered no connection_uri: ${Object.keys(attached)}`);
-  return attached.connection_uri;
+  const nc = await pp.p.connectNats();
+  try {
+    const reply = await sendCommand<PgAttachRequest, PgAttachReply>(
+      nc,
+      subjects.postgres.attach,
+      { cluster, app },
+      60_000,
+    );
+    return reply.connection_uri;
+  } finally {
+    await nc.close();
+  }
 }
