@@ -1,0 +1,672 @@
+import { existsSync } from "node:fs";
+import { appendFile, chmod, chown, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import pg from "pg";
+import {
+  conninfo,
+  hasMajority,
+  lsnBytes,
+  type Member,
+  type PeerView,
+  pgHbaText,
+  routerTarget,
+  SQL_NAME,
+  serverConfText,
+  shouldFence,
+} from "./logic.js";
+import { log, PostgresProcess, ToolError } from "./server.js";
+import type { MemberSettings } from "./settings.js";
+
+/** A refusal or failure of a control API call, with its HTTP status and the contract's code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: 400 | 401 | 404 | 409 | 503,
+    readonly code:
+      | "invalid_argument"
+      | "failed_precondition"
+      | "unavailable"
+      | "unauthenticated"
+      | "not_found",
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One replica as the primary sees it (pg_stat_replication). */
+export interface ReplicationView {
+  member_id: string;
+  state: string;
+  sync_state: string;
+  replay_lag_ms: number | null;
+  flush_lsn: string | null;
+}
+
+/** GET /status: what the member is, as the contract in docs/postgres.md says. */
+export interface MemberStatus {
+  member_id: string;
+  state: "empty" | "starting" | "primary" | "replica" | "stopped";
+  role: "primary" | "replica" | null;
+  fenced: boolean;
+  pg_up: boolean;
+  timeline: number | null;
+  lsn: { current: string | null; receive: string | null; replay: string | null };
+  lsn_bytes: { current: number | null; receive: number | null; replay: number | null };
+  replication: ReplicationView[];
+  majority: boolean;
+  peers_seen: string[];
+  members: Member[];
+  xact_commit: number;
+  numbackends: number;
+  sync_standby_names: string;
+  /** How this member last became a replica of its primary: rewind, basebackup or follow (null: never). */
+  rejoined_with: "rewind" | "basebackup" | "follow" | null;
+  /** Times postgres died on its own (and was restarted) since the agent started. */
+  pg_crashes: number;
+}
+
+interface LocalSnapshot {
+  recovery: boolean;
+  current: string | null;
+  receive: string | null;
+  replay: string | null;
+  timeline: number | null;
+  sync_names: string;
+  receiver_status: string | null;
+  sender_host: string | null;
+  xact_commit: string;
+  numbackends: number;
+  replication: ReplicationView[];
+}
+
+const STATUS_SQL = `SELECT pg_is_in_recovery() AS recovery,
+  CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END AS current,
+  pg_last_wal_receive_lsn()::text AS receive,
+  pg_last_wal_replay_lsn()::text AS replay,
+  CASE WHEN pg_is_in_recovery()
+    THEN coalesce((SELECT received_tli FROM pg_stat_wal_receiver), (SELECT timeline_id FROM pg_control_checkpoint()))
+    ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END AS timeline,
+  current_setting('synchronous_standby_names') AS sync_names,
+  (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,
+  (SELECT sender_host FROM pg_stat_wal_receiver) AS sender_host,
+  (SELECT coalesce(sum(xact_commit), 0)::text FROM pg_stat_database) AS xact_commit,
+  (SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'client backend') AS numbackends,
+  coalesce((SELECT json_agg(json_build_object('member_id', application_name, 'state', state,
+      'sync_state', sync_state, 'replay_lag_ms', (extract(epoch FROM replay_lag) * 1000)::float8,
+      'flush_lsn', flush_lsn::text) ORDER BY application_name) FROM pg_stat_replication), '[]'::json) AS replication`;
+
+/** How long replicate and follow wait for the replica to stream before answering unavailable. */
+const STREAM_WAIT_MS = 30_000;
+
+/**
+ * The member agent: owns postgres (bootstrap, replicate, promote, follow), fences a primary that
+ * lost the majority, and tells the router where the primary is. The control API calls its methods.
+ */
+export class MemberAgent {
+  private members: Member[] = [];
+  private primary: Member | undefined;
+  private fenced = false;
+  private phase: "empty" | "starting" | "running" | "stopped" = "starting";
+  private rejoinedWith: MemberStatus["rejoined_with"] = null;
+  private lastMajorityAt = Date.now();
+  private majority = true;
+  private peersSeen: string[] = [];
+  private peerViews: PeerView[] = [];
+  private busy: Promise<unknown> = Promise.resolve();
+  private ticking: NodeJS.Timeout | undefined;
+  private stopped = false;
+  readonly pg: PostgresProcess;
+  private readonly stateFile: string;
+  private readonly socketDir: string;
+
+  constructor(
+    private readonly s: MemberSettings,
+    private readonly onTarget: (target: Member | undefined) => void = () => {},
+  ) {
+    this.pg = new PostgresProcess(s);
+    this.stateFile = join(dirname(s.dataDir), "hangar-member.json");
+    this.socketDir = join(dirname(s.dataDir), "run");
+  }
+
+  private get hasData(): boolean {
+    return existsSync(join(this.s.dataDir, "PG_VERSION"));
+  }
+
+  private get isStandbyDir(): boolean {
+    return existsSync(join(this.s.dataDir, "standby.signal"));
+  }
+
+  /** Loads the stored members and starts postgres if there is a data directory (a primary's starts fenced). */
+  async start(): Promise<void> {
+    const stored = await readFile(this.stateFile, "utf8").then(
+      (text) => JSON.parse(text) as { members?: Member[]; primary?: Member },
+      () => ({}) as { members?: Member[]; primary?: Member },
+    );
+    this.members = stored.members ?? [];
+    this.primary = stored.primary;
+    await this.prepareFolders();
+    this.scheduleTick();
+    if (!this.hasData) {
+      this.phase = "empty";
+    } else {
+      // Only the manager decides who is primary: a primary's data directory comes back fenced.
+      this.fenced = !this.isStandbyDir;
+      if (this.fenced)
+        log("existing primary data directory: starting fenced until the manager says unfence or rejoin");
+      await this.exclusive(() => this.run());
+    }
+  }
+
+  /** Stops the checks and postgres (fast shutdown). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.ticking);
+    this.phase = "stopped";
+    await this.pg.stop();
+  }
+
+  /** The member's status; never waits more than ~300 ms on postgres (a hung postgres is pg_up false). */
+  async status(): Promise<MemberStatus> {
+    const snap = await this.snapshot();
+    const role = snap === undefined ? null : snap.recovery ? "replica" : "primary";
+    const state =
+      this.phase === "running" ? (role ?? "starting") : this.phase === "empty" ? "empty" : this.phase;
+    return {
+      member_id: this.s.memberId,
+      state,
+      role,
+      fenced: this.fenced,
+      pg_up: snap !== undefined,
+      timeline: snap?.timeline ?? null,
+      lsn: { current: snap?.current ?? null, receive: snap?.receive ?? null, replay: snap?.replay ?? null },
+      lsn_bytes: {
+        current: lsnBytes(snap?.current ?? null),
+        receive: lsnBytes(snap?.receive ?? null),
+        replay: lsnBytes(snap?.replay ?? null),
+      },
+      replication: snap?.replication ?? [],
+      majority: this.majority,
+      peers_seen: this.peersSeen,
+      members: this.members,
+      xact_commit: Number(snap?.xact_commit ?? 0),
+      numbackends: snap?.numbackends ?? 0,
+      sync_standby_names: snap?.sync_names ?? "",
+      rejoined_with: this.rejoinedWith,
+      pg_crashes: this.pg.crashes,
+    };
+  }
+
+  private async snapshot(): Promise<LocalSnapshot | undefined> {
+    if (!this.pg.running) return undefined;
+    try {
+      const [row] = await this.pg.query<LocalSnapshot>(STATUS_SQL);
+      return row;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Stores the members (id + address) and, on a primary, sets synchronous_standby_names from them. */
+  configure(members: Member[]): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      this.members = members;
+      await this.save();
+      if (this.hasData) await this.applyConf();
+      return this.status();
+    });
+  }
+
+  /** initdb and start as an unfenced primary; only on an empty member (again after success: its status). */
+  bootstrap(members: Member[]): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      if (this.hasData) {
+        const status = await this.status();
+        if (status.role === "primary" || (status.state === "starting" && !this.isStandbyDir)) return status;
+        throw new ApiError(
+          409,
+          "failed_precondition",
+          `member ${this.s.memberId} has data: it is a ${status.state}`,
+        );
+      }
+      this.members = members;
+      this.primary = undefined;
+      this.fenced = false;
+      await this.save();
+      await this.emptyDataDir();
+      const pwfile = join(this.socketDir, "initdb.pw");
+      await writeFile(pwfile, `${this.s.operatorPassword}\n`, { mode: 0o600 });
+      await this.own(pwfile);
+      try {
+        await this.pg.runTool("initdb", [
+          "-D",
+          this.s.dataDir,
+          "--data-checksums",
+          "-U",
+          "postgres",
+          `--pwfile=${pwfile}`,
+          "--auth-local=peer",
+          "--auth-host=scram-sha-256",
+          "-E",
+          "UTF8",
+          "--locale=C",
+        ]);
+      } finally {
+        await rm(pwfile, { force: true });
+      }
+      await writeFile(join(this.s.dataDir, "pg_hba.conf"), pgHbaText());
+      await appendFile(join(this.s.dataDir, "postgresql.conf"), "\ninclude_if_exists = 'hangar.conf'\n");
+      await this.run();
+      // No replica streams yet: this one commit does not wait for the synchronous standbys.
+      await this.pg.query(
+        `BEGIN; SET LOCAL synchronous_commit = local; CREATE ROLE repl WITH REPLICATION LOGIN PASSWORD ${pg.escapeLiteral(this.s.replPassword)}; COMMIT`,
+        [],
+        10_000,
+      );
+      log("bootstrapped as primary", { members: members.map((m) => m.id) });
+      return this.status();
+    });
+  }
+
+  /**
+   * Becomes a streaming replica of `primary`: a base backup into an empty member; else postgres stops,
+   * pg_rewind brings the data directory onto the primary's history (a fresh base backup when it
+   * fails) and it starts as a standby, unfenced. Answers once it streams.
+   */
+  replicate(primary: Member): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      if (primary.id === this.s.memberId)
+        throw new ApiError(400, "invalid_argument", "a member cannot replicate itself");
+      const snap = await this.snapshot();
+      if (snap?.recovery && this.streamsFrom(snap, primary)) return this.status();
+      this.primary = primary;
+      await this.save();
+      if (!this.hasData) {
+        await this.baseBackup(primary);
+      } else {
+        this.phase = "stopped";
+        await this.pg.stop();
+        try {
+          const out = await this.pg.runTool(
+            "pg_rewind",
+            ["-D", this.s.dataDir, `--source-server=${this.sourceServer(primary)}`],
+            {
+              PGPASSWORD: this.s.operatorPassword,
+            },
+          );
+          log("pg_rewind done", { primary: primary.id, output: out.trim().split("\n").slice(-2).join(" ") });
+          this.rejoinedWith = "rewind";
+        } catch (error) {
+          log("pg_rewind failed; taking a fresh base backup", {
+            primary: primary.id,
+            error: (error as Error).message,
+          });
+          await this.baseBackup(primary);
+        }
+      }
+      await writeFile(join(this.s.dataDir, "standby.signal"), "");
+      await this.own(join(this.s.dataDir, "standby.signal"));
+      this.fenced = false;
+      await this.run();
+      await this.waitStreaming(primary);
+      return this.status();
+    });
+  }
+
+  /** Promotes a replica (pg_promote, waiting up to 30 s); it comes out an unfenced primary. */
+  promote(): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      const snap = await this.snapshot();
+      if (snap === undefined) throw new ApiError(503, "unavailable", "postgres is not up");
+      if (!snap.recovery) {
+        if (this.fenced)
+          throw new ApiError(409, "failed_precondition", "this member is a fenced primary: unfence it");
+        return this.status();
+      }
+      // The primary's settings (synchronous_standby_names first) are in force before the promotion.
+      this.primary = undefined;
+      this.fenced = false;
+      await this.save();
+      await this.applyConf();
+      const [row] = await this.pg.query<{ promoted: boolean }>(
+        "SELECT pg_promote(true, 30) AS promoted",
+        [],
+        35_000,
+      );
+      if (!row?.promoted) throw new ApiError(503, "unavailable", "pg_promote did not finish within 30 s");
+      // pg_control shows the new timeline only after a checkpoint; pg_rewind against this primary reads it there.
+      await this.pg.query("CHECKPOINT", [], 30_000);
+      this.lastMajorityAt = Date.now();
+      log("promoted to primary");
+      return this.status();
+    });
+  }
+
+  /** A replica streams from `primary` from now on (new conninfo, reload), on its timeline; answers once it streams. */
+  follow(primary: Member): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      if (primary.id === this.s.memberId)
+        throw new ApiError(400, "invalid_argument", "a member cannot follow itself");
+      const snap = await this.snapshot();
+      if (snap === undefined) throw new ApiError(503, "unavailable", "postgres is not up");
+      if (!snap.recovery)
+        throw new ApiError(409, "failed_precondition", "a primary cannot follow: use replicate");
+      this.primary = primary;
+      await this.save();
+      await this.applyConf();
+      await this.waitStreaming(primary);
+      this.rejoinedWith = "follow";
+      return this.status();
+    });
+  }
+
+  /** Fences (read-only, waiting client backends terminated); a no-op unless postgres is a primary. */
+  fence(reason: string): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      await this.fenceNow(reason);
+      return this.status();
+    });
+  }
+
+  /** Lifts the fence (the manager's word: this member is the primary). */
+  unfence(): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      if (this.fenced) {
+        this.fenced = false;
+        this.lastMajorityAt = Date.now();
+        await this.applyConf();
+        await this.waitSetting("off");
+        log("unfenced");
+      }
+      return this.status();
+    });
+  }
+
+  /** Creates (or resets the password of) a login user and a database it owns; primary only. */
+  createDatabase(database: string, user: string, password: string): Promise<{ created: boolean }> {
+    return this.exclusive(async () => {
+      await this.requireWritablePrimary();
+      const [role] = await this.pg.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [user], 5_000);
+      const secret = pg.escapeLiteral(password);
+      await this.pg.query(
+        role
+          ? `ALTER ROLE "${user}" WITH LOGIN PASSWORD ${secret}`
+          : `CREATE ROLE "${user}" WITH LOGIN PASSWORD ${secret}`,
+        [],
+        5_000,
+      );
+      const [db] = await this.pg.query("SELECT 1 FROM pg_database WHERE datname = $1", [database], 5_000);
+      if (!db) await this.pg.query(`CREATE DATABASE "${database}" OWNER "${user}"`, [], 60_000);
+      return { created: !db };
+    });
+  }
+
+  /** Drops a database and its user (absent ones are fine); primary only. */
+  dropDatabase(database: string, user: string): Promise<{ dropped: boolean }> {
+    return this.exclusive(async () => {
+      await this.requireWritablePrimary();
+      await this.pg.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`, [], 60_000);
+      await this.pg.query(`DROP ROLE IF EXISTS "${user}"`, [], 5_000);
+      return { dropped: true };
+    });
+  }
+
+  /**
+   * A restore (backup.ts): on an empty member only, `prepare` leaves a recovered, promoted data
+   * directory in PGDATA; then postgres runs it as this member's unfenced primary.
+   */
+  adopt(prepare: () => Promise<void>): Promise<MemberStatus> {
+    return this.exclusive(async () => {
+      if (this.hasData)
+        throw new ApiError(409, "failed_precondition", `member ${this.s.memberId} has data already`);
+      this.primary = undefined;
+      this.fenced = false;
+      await this.save();
+      await prepare();
+      await this.run();
+      log("restored; running as primary");
+      return this.status();
+    });
+  }
+
+  /** Checks that SQL names are identifiers the API accepts. */
+  static checkNames(names: Record<string, unknown>): void {
+    for (const [field, value] of Object.entries(names)) {
+      if (typeof value !== "string" || !SQL_NAME.test(value))
+        throw new ApiError(400, "invalid_argument", `${field} must match ${SQL_NAME.source}`);
+    }
+  }
+
+  private async requireWritablePrimary(): Promise<void> {
+    const snap = await this.snapshot();
+    if (snap === undefined) throw new ApiError(503, "unavailable", "postgres is not up");
+    if (snap.recovery || this.fenced)
+      throw new ApiError(409, "failed_precondition", `member ${this.s.memberId} is not an unfenced primary`);
+  }
+
+  // --- the checks: peers, majority, fencing, the router's target -----------------------------------
+
+  private scheduleTick(delay = 0): void {
+    if (this.stopped) return;
+    this.ticking = setTimeout(() => {
+      const started = Date.now();
+      this.tick(started)
+        .catch((error: unknown) => log("check failed", { error: (error as Error).message }))
+        .finally(() => this.scheduleTick(Math.max(0, this.s.fenceCheckMs - (Date.now() - started))));
+    }, delay);
+  }
+
+  /** One round: ask every peer's /status (answered within the check interval), count, fence, route. */
+  private async tick(started: number): Promise<void> {
+    const peers = this.members.filter((m) => m.id !== this.s.memberId);
+    const answers = await Promise.all(peers.map((m) => this.peerStatus(m)));
+    const views = answers.filter((v): v is PeerView => v !== undefined);
+    this.peersSeen = views.map((v) => v.id);
+    this.peerViews = views;
+    const count = this.members.length + (this.members.some((m) => m.id === this.s.memberId) ? 0 : 1);
+    this.majority = hasMajority(count, views.length);
+    if (this.majority) this.lastMajorityAt = started;
+    const snap = await this.snapshot();
+    const isPrimary = snap !== undefined && !snap.recovery;
+    if (
+      isPrimary &&
+      !this.fenced &&
+      shouldFence({ now: Date.now(), lastMajorityAt: this.lastMajorityAt, fenceAfterMs: this.s.fenceAfterMs })
+    ) {
+      await this.exclusive(() =>
+        this.fenceNow(`saw no majority of ${count} members for ${Date.now() - this.lastMajorityAt} ms`),
+      );
+    }
+    const self = this.members.find((m) => m.id === this.s.memberId);
+    const own: PeerView[] =
+      self && snap
+        ? [
+            {
+              ...self,
+              role: snap.recovery ? "replica" : "primary",
+              fenced: this.fenced,
+              timeline: snap.timeline,
+            },
+          ]
+        : [];
+    const target = routerTarget([...own, ...this.peerViews]);
+    this.onTarget(target && { id: target.id, address: target.address });
+  }
+
+  private async peerStatus(m: Member): Promise<PeerView | undefined> {
+    const host = m.address.includes(":") ? `[${m.address}]` : m.address;
+    try {
+      const res = await fetch(`http://${host}:${this.s.controlPort}/status`, {
+        headers: { authorization: `Bearer ${this.s.agentToken}` },
+        signal: AbortSignal.timeout(this.s.fenceCheckMs),
+      });
+      if (!res.ok) return undefined;
+      const body = (await res.json()) as MemberStatus;
+      return { id: m.id, address: m.address, role: body.role, fenced: body.fenced, timeline: body.timeline };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async fenceNow(reason: string): Promise<void> {
+    if (this.fenced) return;
+    const snap = await this.snapshot();
+    if (snap === undefined || snap.recovery) return;
+    this.fenced = true;
+    log("fencing: writes refused until the manager says unfence or rejoin", { reason });
+    await this.applyConf();
+    await this.waitSetting("on");
+    // Sessions that began before the reload (and commits waiting for a standby) end here.
+    await this.pg.query(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+      [],
+      5_000,
+    );
+  }
+
+  // --- postgres plumbing -----------------------------------------------------------------------------
+
+  private async run(): Promise<void> {
+    this.phase = "starting";
+    await this.writeConf();
+    await this.pg.start();
+    this.phase = "running";
+  }
+
+  private async applyConf(): Promise<void> {
+    await this.writeConf();
+    this.pg.reload();
+  }
+
+  private async writeConf(): Promise<void> {
+    const file = join(this.s.dataDir, "hangar.conf");
+    const text = serverConfText({
+      port: this.s.pgPort,
+      listen: this.s.listen,
+      socketDir: this.socketDir,
+      selfId: this.s.memberId,
+      members: this.members,
+      ...(this.primary ? { primary: this.primary } : {}),
+      replPassword: this.s.replPassword,
+      fenced: this.fenced,
+      extra: this.s.extraConf,
+      ...(this.s.archiveCommand ? { archiveCommand: this.s.archiveCommand } : {}),
+    });
+    await writeFile(`${file}.tmp`, text, { mode: 0o600 });
+    await this.own(`${file}.tmp`);
+    await rename(`${file}.tmp`, file);
+  }
+
+  /** Waits until a fresh setting of default_transaction_read_only is in force (the reload is asynchronous). */
+  private async waitSetting(value: "on" | "off"): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      const [row] = await this.pg
+        .query<{ v: string }>(
+          "SELECT setting AS v FROM pg_settings WHERE name = 'default_transaction_read_only'",
+        )
+        .catch(() => [] as { v: string }[]);
+      if (row?.v === value) return;
+      await sleep(20);
+    }
+    throw new ApiError(
+      503,
+      "unavailable",
+      `postgres did not take default_transaction_read_only = ${value} within 5 s`,
+    );
+  }
+
+  private streamsFrom(snap: LocalSnapshot, primary: Member): boolean {
+    return snap.receiver_status === "streaming" && snap.sender_host === primary.address;
+  }
+
+  private async waitStreaming(primary: Member): Promise<void> {
+    const deadline = Date.now() + STREAM_WAIT_MS;
+    while (Date.now() < deadline) {
+      const snap = await this.snapshot();
+      if (snap?.recovery && this.streamsFrom(snap, primary)) return;
+      await sleep(100);
+    }
+    throw new ApiError(
+      503,
+      "unavailable",
+      `not streaming from ${primary.id} (${primary.address}) after ${STREAM_WAIT_MS / 1000} s`,
+    );
+  }
+
+  private sourceServer(primary: Member): string {
+    return conninfo({
+      host: primary.address,
+      port: this.s.pgPort,
+      user: "postgres",
+      dbname: "postgres",
+      sslmode: "disable",
+      connect_timeout: 10,
+    });
+  }
+
+  private async baseBackup(primary: Member): Promise<void> {
+    await this.emptyDataDir();
+    await this.pg.runTool(
+      "pg_basebackup",
+      [
+        "-h",
+        primary.address,
+        "-p",
+        String(this.s.pgPort),
+        "-U",
+        "repl",
+        "-D",
+        this.s.dataDir,
+        "-X",
+        "stream",
+        "-c",
+        "fast",
+        "-w",
+      ],
+      { PGPASSWORD: this.s.replPassword, PGAPPNAME: this.s.memberId },
+    );
+    this.rejoinedWith = "basebackup";
+    log("base backup taken", { primary: primary.id });
+  }
+
+  private async emptyDataDir(): Promise<void> {
+    const names = await readdir(this.s.dataDir).catch(() => [] as string[]);
+    await Promise.all(names.map((name) => rm(join(this.s.dataDir, name), { recursive: true, force: true })));
+    await mkdir(this.s.dataDir, { recursive: true });
+    await chmod(this.s.dataDir, 0o700);
+    await this.own(this.s.dataDir);
+  }
+
+  private async prepareFolders(): Promise<void> {
+    await mkdir(this.socketDir, { recursive: true });
+    await chmod(this.socketDir, 0o700);
+    await this.own(this.socketDir);
+  }
+
+  private async own(path: string): Promise<void> {
+    const owner = this.pg.owner;
+    if (owner) await chown(path, owner.uid, owner.gid);
+  }
+
+  private async save(): Promise<void> {
+    const text = JSON.stringify({
+      members: this.members,
+      ...(this.primary ? { primary: this.primary } : {}),
+    });
+    await writeFile(`${this.stateFile}.tmp`, text);
+    await rename(`${this.stateFile}.tmp`, this.stateFile);
+  }
+
+  /** Runs control actions one at a time; a failed tool is unavailable (503), never a 500. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn, fn);
+    this.busy = run.catch(() => undefined);
+    return run.catch((error: unknown) => {
+      if (error instanceof ApiError) throw error;
+      if (error instanceof ToolError || error instanceof pg.DatabaseError || error instanceof Error)
+        throw new ApiError(503, "unavailable", error.message);
+      throw error;
+    });
+  }
+}
