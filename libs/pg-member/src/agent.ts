@@ -112,7 +112,8 @@ export class MemberAgent {
   private lastMajorityAt = Date.now();
   private majority = true;
   private peersSeen: string[] = [];
-  private peerViews: PeerView[] = [];
+  /** The last answer of each member (this one too) and when it came: what the router chooses from. */
+  private readonly views = new Map<string, { view: PeerView; at: number }>();
   private busy: Promise<unknown> = Promise.resolve();
   private ticking: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -197,10 +198,10 @@ export class MemberAgent {
     };
   }
 
-  private async snapshot(): Promise<LocalSnapshot | undefined> {
+  private async snapshot(timeoutMs?: number): Promise<LocalSnapshot | undefined> {
     if (!this.pg.running) return undefined;
     try {
-      const [row] = await this.pg.query<LocalSnapshot>(STATUS_SQL);
+      const [row] = await this.pg.query<LocalSnapshot>(STATUS_SQL, [], timeoutMs);
       return row;
     } catch {
       return undefined;
@@ -462,11 +463,13 @@ export class MemberAgent {
     const answers = await Promise.all(peers.map((m) => this.peerStatus(m)));
     const views = answers.filter((v): v is PeerView => v !== undefined);
     this.peersSeen = views.map((v) => v.id);
-    this.peerViews = views;
+    // An answer without postgres (pg_up false: down, or slower than the status bound) counts for
+    // the majority but leaves the member's last routing view to age out.
+    for (const v of views) if (v.role !== null) this.views.set(v.id, { view: v, at: started });
     const count = this.members.length + (this.members.some((m) => m.id === this.s.memberId) ? 0 : 1);
     this.majority = hasMajority(count, views.length);
     if (this.majority) this.lastMajorityAt = started;
-    const snap = await this.snapshot();
+    const snap = await this.snapshot(this.s.fenceCheckMs);
     const isPrimary = snap !== undefined && !snap.recovery;
     if (
       isPrimary &&
@@ -478,18 +481,19 @@ export class MemberAgent {
       );
     }
     const self = this.members.find((m) => m.id === this.s.memberId);
-    const own: PeerView[] =
-      self && snap
-        ? [
-            {
-              ...self,
-              role: snap.recovery ? "replica" : "primary",
-              fenced: this.fenced,
-              timeline: snap.timeline,
-            },
-          ]
-        : [];
-    const target = routerTarget([...own, ...this.peerViews]);
+    if (self && snap) {
+      const role = snap.recovery ? "replica" : "primary";
+      this.views.set(self.id, {
+        view: { ...self, role, fenced: this.fenced, timeline: snap.timeline },
+        at: Date.now(),
+      });
+    }
+    // A member that missed a round or two keeps its place for the fencing bound: a slow answer
+    // does not close the router's connections, and a primary cut off longer has fenced itself.
+    const fresh = [...this.views.values()]
+      .filter((v) => v.at >= Date.now() - this.s.fenceAfterMs && this.members.some((m) => m.id === v.view.id))
+      .map((v) => v.view);
+    const target = routerTarget(fresh);
     this.onTarget(target && { id: target.id, address: target.address });
   }
 

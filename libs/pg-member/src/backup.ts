@@ -382,7 +382,11 @@ export class MemberBackups {
     const target =
       body.recovery_target_time === undefined
         ? undefined
-        : new Date(Date.parse(body.recovery_target_time as string)).toISOString();
+        : // Postgres reads "YYYY-MM-DD HH:MM:SS.sss+00", not RFC 3339's T and Z.
+          new Date(Date.parse(body.recovery_target_time as string))
+            .toISOString()
+            .replace("T", " ")
+            .replace("Z", "+00");
     await this.requireEmpty();
     if (!existsSync(join(this.folders.restoreBase, "PG_VERSION")))
       throw new ApiError(409, "failed_precondition", "no base backup was uploaded (PUT /restore/base)");

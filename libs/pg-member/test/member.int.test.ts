@@ -63,6 +63,8 @@ async function startAgent(m: Member): Promise<void> {
       HANGAR_PG_ROUTER_PORT: String(ports.router),
       HANGAR_PG_CONTROL_PORT: String(ports.control),
       HANGAR_PG_CONF: "shared_buffers=16MB;max_connections=30;fsync=on",
+      // A busy CI host answers a peer slower than the 500 ms default now and then: no spurious fencing.
+      HANGAR_PG_FENCE_CHECK_MS: "1000",
       OPERATOR_PASSWORD,
       REPL_PASSWORD: "repl-pw-for-the-test",
       HANGAR_PG_AGENT_TOKEN: TOKEN,
