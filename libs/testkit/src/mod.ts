@@ -20,6 +20,7 @@ export { createNetworkTopology } from "./network-topology.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
+export { signalProcessTree } from "./process-tree.js";
 export type { FaultyRegistryProxy, RegistryAuthMode, TestRegistry, TestRegistryOptions } from "./registry.js";
 export { startFaultyRegistryProxy, startTestRegistry } from "./registry.js";
 export {

@@ -235,10 +235,10 @@ export class FailoverActor {
     await this.ops.onMember(cluster, memberId, (m, at, token) =>
       m.configure(at, token, this.ops.addresses(c)),
     );
-    await this.ops.onMember(cluster, memberId, (m, at, token) => m.replicate(at, token, primary));
+    const s = await this.ops.onMember(cluster, memberId, (m, at, token) => m.replicate(at, token, primary));
     await this.ops.record(
       cluster,
-      { type: "MarkRejoined", memberId, primaryId: primary.id, method },
+      { type: "MarkRejoined", memberId, primaryId: primary.id, method: s.rejoined_with ?? method },
       `rejoined-${memberId}-${c.timeline}-${Date.now()}`,
     );
     this.watches.get(cluster)?.olderTimelineSince.delete(memberId);

@@ -40,6 +40,8 @@ export interface MemberStatus {
   xact_commit: number;
   numbackends: number;
   sync_standby_names: string;
+  /** How the member last started replicating: a replicate's answer says which it took. */
+  rejoined_with?: "rewind" | "basebackup" | "follow" | null;
 }
 
 /** What the agent answers to an error: its message and code. */
