@@ -1,7 +1,8 @@
 // The manager against three real member agents (the bundle the member image carries, run as host
 // processes on 127.0.0.1-3 against the host's postgresql-15, as libs/pg-member's test runs them):
 // a recorded create driven to ready (bootstrap, replicas, ANY 1), the primary killed with SIGKILL
-// and failed over with no acknowledged commit lost and every step in PGCLUSTERS, the old primary
+// and failed over (the manager, its own process, SIGKILLed mid-failover and started again) with no
+// acknowledged commit lost and every step in PGCLUSTERS, the old primary
 // rejoining as a replica, and a planned switchover. Machines are recorded in MACHINES as a host
 // agent would (started, at the agent's address); no host agent, placement or volume service runs.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -11,6 +12,7 @@ import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
 import {
   appSecretsId,
   appsStream,
@@ -33,14 +35,11 @@ import {
   sendCommand,
   subjects,
 } from "@hangar/service";
-import { createLogger } from "@hangar/telemetry";
 import { freePort, type NatsServer, signalProcessTree, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
-import { Registry } from "prom-client";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { memberMachineId } from "../src/create.js";
-import { PostgresManager } from "../src/manager.js";
 
 const CLUSTER = "pgc";
 const CREATE_ID = "create-1";
@@ -57,9 +56,10 @@ let ports: { pg: number; router: number; control: number };
 let server: NatsServer;
 let nc: NatsConnection;
 let store: EventStore;
-let manager: PostgresManager | undefined;
+let manager: ChildProcess | undefined;
 const agents = new Map<string, ChildProcess>();
-const keys = new MasterKeys(randomBytes(32));
+const keyBase64 = randomBytes(32).toString("base64");
+const keys = new MasterKeys(Buffer.from(keyBase64, "base64"));
 
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), "hangar-pgm-failover-"));
@@ -75,22 +75,11 @@ beforeAll(async () => {
   await recordSecrets();
   await recordCreate();
   for (const id of ids) await startAgent(id);
-  manager = await PostgresManager.start({
-    nc,
-    store,
-    logger: createLogger("postgres-manager-test", { level: process.env.PGM_LOG ?? "silent" }),
-    registry: new Registry(),
-    keys,
-    image: "hangar/postgres-member:15",
-    agentPort: ports.control,
-    // The agents fence after 1.5 s without a majority (below): the wait covers that, a check and a margin.
-    timings: { checkMs: 250, primaryLostMs: 1_000, fenceWaitMs: 2_250, createTimeoutMs: 90_000 },
-    leaseTtlMs: 1_500,
-  });
+  await startManager();
 }, 60_000);
 
 afterAll(async () => {
-  await manager?.stop();
+  await stopManager("SIGTERM");
   for (const child of agents.values()) if (child.pid !== undefined) signalProcessTree(child.pid, "SIGKILL");
   store?.close();
   await nc?.close();
@@ -203,6 +192,43 @@ async function startAgent(id: string): Promise<void> {
   agents.set(id, child);
 }
 
+/**
+ * The manager as its own process (services/postgres-manager/src/main.ts), so a test can kill it
+ * with SIGKILL mid-failover; resolves once it answers commands.
+ */
+async function startManager(): Promise<void> {
+  const out = openSync(join(root, "manager.log"), "a");
+  manager = spawn(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("../src/main.ts", import.meta.url))],
+    {
+      stdio: ["ignore", out, out],
+      env: {
+        PATH: process.env.PATH,
+        HANGAR_NATS_URL: server.url,
+        HANGAR_SECRETS_KEY: keyBase64,
+        HANGAR_POSTGRES_MANAGER_AGENT_PORT: String(ports.control),
+        // The agents fence after 1.5 s without a majority (below): the wait covers that, a check and a margin.
+        HANGAR_POSTGRES_MANAGER_CHECK_MS: "250",
+        HANGAR_POSTGRES_MANAGER_PRIMARY_LOST_MS: "1000",
+        HANGAR_POSTGRES_MANAGER_FENCE_WAIT_MS: "2250",
+        HANGAR_POSTGRES_MANAGER_CREATE_TIMEOUT_S: "90",
+        LOG_LEVEL: process.env.PGM_LOG ?? "info",
+      },
+    },
+  );
+  await until("the manager answering", () => status().then(() => true), 30_000);
+}
+
+async function stopManager(signal: NodeJS.Signals): Promise<void> {
+  const child = manager;
+  manager = undefined;
+  if (child?.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  await exited;
+}
+
 /** SIGKILL of the agent and its postgres, as a machine's processes die when it is killed. */
 function killAgent(id: string): void {
   const child = agents.get(id);
@@ -298,7 +324,7 @@ it("drives a recorded create to ready: primary bootstrapped, two replicas stream
   await c.end();
 }, 90_000);
 
-it("fails a killed primary over: the most advanced replica promoted, every acknowledged commit kept", async () => {
+it("fails a killed primary over, though the manager is killed mid-failover: one primary, every acknowledged commit kept", async () => {
   const old = ids[0] as string;
   const acked: number[] = [];
   const writer = client(old);
@@ -317,6 +343,15 @@ it("fails a killed primary over: the most advanced replica promoted, every ackno
   })();
   await sleep(500);
   killAgent(old);
+  // The manager dies with the failover in flight (its candidate chosen, the promote maybe sent): the
+  // next one finds it in PGCLUSTERS and finishes it, with one primary.
+  await until(
+    "the candidate chosen",
+    async () => ((await eventTypes()).includes("PgCandidateChosen") ? true : undefined),
+    30_000,
+  );
+  await stopManager("SIGKILL");
+  await startManager();
   await writing;
   await writer.end().catch(() => undefined);
   expect(acked.length).toBeGreaterThan(0);
@@ -331,6 +366,7 @@ it("fails a killed primary over: the most advanced replica promoted, every ackno
   const view = await status();
   expect(view.primary_id).not.toBe(old);
   expect(view.timeline).toBe(2);
+  expect(view.members.filter((m) => m.state === "primary").map((m) => m.id)).toEqual([view.primary_id]);
   expect(types.slice(8)).toEqual([
     "PgFailoverStarted",
     "PgCandidateChosen",
