@@ -38,6 +38,7 @@ export { OPERATOR_AGGREGATE, ORG_SLUG, orgDecider, orgsStream } from "./orgs/org
 export type {
   CreatePgClusterSpec,
   PgAttachment,
+  PgBackup,
   PgCluster,
   PgClusterCommand,
   PgClusterEvent,
@@ -47,6 +48,7 @@ export type {
   PgFailoverKind,
   PgMember,
   PgRejoinMethod,
+  PgRestoreSource,
   PgRole,
 } from "./pgclusters/pgcluster.js";
 export {

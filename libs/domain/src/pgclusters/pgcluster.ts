@@ -31,6 +31,9 @@ const messages = {
   PgDatabaseAttached: hangar.v1.PgDatabaseAttached,
   PgDatabaseDetached: hangar.v1.PgDatabaseDetached,
   PgClusterDestroyed: hangar.v1.PgClusterDestroyed,
+  PgBackupStarted: hangar.v1.PgBackupStarted,
+  PgBackupCompleted: hangar.v1.PgBackupCompleted,
+  PgBackupFailed: hangar.v1.PgBackupFailed,
 };
 
 /** A Postgres cluster's events. */
@@ -87,6 +90,30 @@ export interface PgAttachment {
   variable: string;
 }
 
+/** A base backup of the cluster (docs/postgres.md "Backups"). */
+export interface PgBackup {
+  backup_id: string;
+  member_id: string;
+  status: "running" | "completed" | "failed";
+  started_at_ms: number;
+  finished_at_ms?: number;
+  start_lsn?: string;
+  timeline?: number;
+  size?: number;
+  stored_size?: number;
+  sha256?: string;
+  error?: string;
+}
+
+/** Where a restored cluster's first member comes from. */
+export interface PgRestoreSource {
+  /** The cluster whose archive (PG_BACKUPS) is restored. */
+  from: string;
+  backup_id: string;
+  /** RFC 3339; empty: to the end of the archived WAL. */
+  target_time: string;
+}
+
 /** What the manager knows of one cluster. */
 export interface PgCluster {
   cluster: string;
@@ -111,6 +138,10 @@ export interface PgCluster {
   create_command_id: string;
   /** Why the create failed (status "failed"). */
   error?: string;
+  /** Base backups, oldest first. */
+  backups: PgBackup[];
+  /** Set on a cluster created by a restore. */
+  restore?: PgRestoreSource;
 }
 
 /** A cluster's state; null before its create. */
@@ -128,6 +159,8 @@ export interface CreatePgClusterSpec {
   image: string;
   requestedAtMs: number;
   commandId: string;
+  /** A restore: the first member is recovered from this backup instead of bootstrapped. */
+  restore?: { from: string; backupId: string; targetTime: string };
 }
 
 export type PgClusterCommand =
@@ -147,7 +180,19 @@ export type PgClusterCommand =
   | { type: "MarkRejoined"; memberId: string; primaryId: string; method: PgRejoinMethod }
   | { type: "AttachDatabase"; app: string; database: string; user: string; variable: string }
   | { type: "DetachDatabase"; app: string }
-  | { type: "DestroyPgCluster" };
+  | { type: "DestroyPgCluster" }
+  | { type: "StartBackup"; backupId: string; memberId: string; startedAtMs: number }
+  | {
+      type: "CompleteBackup";
+      backupId: string;
+      startLsn: string;
+      timeline: number;
+      size: number;
+      storedSize: number;
+      sha256: string;
+      finishedAtMs: number;
+    }
+  | { type: "FailBackup"; backupId: string; reason: string };
 
 function invalid(problem: string | undefined): void {
   if (problem) throw new DomainError(problem, "invalid_argument");
@@ -212,9 +257,80 @@ function decideCreate(command: CreatePgClusterSpec, state: PgClusterState): PgCl
         image: command.image,
         requestedAtMs: command.requestedAtMs,
         commandId: command.commandId,
+        ...(command.restore
+          ? {
+              restoreFrom: command.restore.from,
+              restoreBackupId: command.restore.backupId,
+              restoreTargetTime: command.restore.targetTime,
+            }
+          : {}),
       },
     },
   ];
+}
+
+/** Base backups: one running at a time, on a ready cluster; completed or failed once. */
+function decideBackupStep(command: PgClusterCommand, c: PgCluster): PgClusterEvent[] {
+  const cluster = c.cluster;
+  const known = (id: string) => c.backups.find((b) => b.backup_id === id);
+  switch (command.type) {
+    case "StartBackup": {
+      if (known(command.backupId)) return [];
+      withStatus(c, "ready", "back it up");
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(command.backupId))
+        invalid("a backup id is 1-64 letters, digits, - or _");
+      memberOf(c, command.memberId);
+      const running = c.backups.find((b) => b.status === "running");
+      if (running)
+        throw new DomainError(
+          `backup ${running.backup_id} of cluster ${cluster} is running; try again when it is done`,
+          "failed_precondition",
+        );
+      return [
+        {
+          type: "PgBackupStarted",
+          data: {
+            cluster,
+            backupId: command.backupId,
+            memberId: command.memberId,
+            startedAtMs: command.startedAtMs,
+          },
+        },
+      ];
+    }
+    case "CompleteBackup":
+    case "FailBackup": {
+      const b = known(command.backupId);
+      if (!b)
+        throw new DomainError(`backup ${command.backupId} of cluster ${cluster} not found`, "not_found");
+      const done = command.type === "CompleteBackup" ? "completed" : "failed";
+      if (b.status === done) return [];
+      if (b.status !== "running")
+        throw new DomainError(`backup ${b.backup_id} is ${b.status} already`, "failed_precondition");
+      if (command.type === "FailBackup")
+        return [{ type: "PgBackupFailed", data: { cluster, backupId: b.backup_id, reason: command.reason } }];
+      if (!command.sha256 || !command.startLsn || command.timeline < 1)
+        invalid("a completed backup needs its sha256, start LSN and timeline");
+      return [
+        {
+          type: "PgBackupCompleted",
+          data: {
+            cluster,
+            backupId: b.backup_id,
+            startLsn: command.startLsn,
+            timeline: command.timeline,
+            size: command.size,
+            storedSize: command.storedSize,
+            sha256: command.sha256,
+            startedAtMs: b.started_at_ms,
+            finishedAtMs: command.finishedAtMs,
+          },
+        },
+      ];
+    }
+    default:
+      throw new Error(`not a backup step: ${command.type}`);
+  }
 }
 
 /** The create's steps: members added, ready, then the cluster ready (or failed). */
@@ -435,6 +551,10 @@ export const pgClusterDecider: Decider<PgClusterState, PgClusterCommand, PgClust
       case "CompleteFailover":
       case "AbandonFailover":
         return decideFailoverStep(command, c);
+      case "StartBackup":
+      case "CompleteBackup":
+      case "FailBackup":
+        return decideBackupStep(command, c);
       case "MarkFenced": {
         const m = memberOf(c, command.memberId);
         if (m.fenced) return [];
@@ -522,6 +642,16 @@ export const pgClusterDecider: Decider<PgClusterState, PgClusterCommand, PgClust
         attachments: [],
         created_at: new Date(Number(d.requestedAtMs ?? 0)).toISOString(),
         create_command_id: d.commandId ?? "",
+        backups: [],
+        ...(d.restoreFrom
+          ? {
+              restore: {
+                from: d.restoreFrom,
+                backup_id: d.restoreBackupId ?? "",
+                target_time: d.restoreTargetTime ?? "",
+              },
+            }
+          : {}),
       };
     }
     if (state === null) return state;
@@ -533,6 +663,10 @@ function withMember(c: PgCluster, id: string, change: Partial<PgMember>): PgClus
   const m = c.members[id];
   if (!m) return c;
   return { ...c, members: { ...c.members, [id]: { ...m, ...change } } };
+}
+
+function withBackup(c: PgCluster, id: string, change: Partial<PgBackup>): PgCluster {
+  return { ...c, backups: c.backups.map((b) => (b.backup_id === id ? { ...b, ...change } : b)) };
 }
 
 function evolveCluster(c: PgCluster, event: PgClusterEvent): PgCluster {
@@ -640,5 +774,29 @@ function evolveCluster(c: PgCluster, event: PgClusterEvent): PgCluster {
     }
     case "PgClusterDestroyed":
       return { ...c, status: "destroyed", failover: null };
+    case "PgBackupStarted": {
+      const d = event.data;
+      const b: PgBackup = {
+        backup_id: d.backupId ?? "",
+        member_id: d.memberId ?? "",
+        status: "running",
+        started_at_ms: Number(d.startedAtMs ?? 0),
+      };
+      return { ...c, backups: [...c.backups, b] };
+    }
+    case "PgBackupCompleted": {
+      const d = event.data;
+      return withBackup(c, d.backupId ?? "", {
+        status: "completed",
+        start_lsn: d.startLsn ?? "",
+        timeline: d.timeline ?? 0,
+        size: Number(d.size ?? 0),
+        stored_size: Number(d.storedSize ?? 0),
+        sha256: d.sha256 ?? "",
+        finished_at_ms: Number(d.finishedAtMs ?? 0),
+      });
+    }
+    case "PgBackupFailed":
+      return withBackup(c, event.data.backupId ?? "", { status: "failed", error: event.data.reason ?? "" });
   }
 }
