@@ -22,6 +22,9 @@ export function pgClusterNameProblem(name: string): string | undefined {
 export function pgIdentifierProblem(what: "database" | "user", name: string): string | undefined {
   if (!PG_IDENTIFIER_PATTERN.test(name))
     return `invalid ${what} name ${JSON.stringify(name)}: use 1-63 lowercase letters, digits and underscores, not starting with a digit`;
+  // Postgres reserves role names that start with pg_ (and the manager names a user as its database).
+  if (name.startsWith("pg_"))
+    return `invalid ${what} name ${JSON.stringify(name)}: Postgres reserves names starting with pg_`;
   return undefined;
 }
 
@@ -34,9 +37,10 @@ export function pgClusterSizeProblem(size: number): string | undefined {
 
 /**
  * The database and user name an attach uses by default for `app`: the app name with `-` as `_`, and
- * `_` in front when it starts with a digit (an unquoted identifier cannot).
+ * `_` in front when it starts with a digit (an unquoted identifier cannot) or with pg_ (Postgres
+ * reserves those role names: an app named pg-app gets _pg_app).
  */
 export function defaultPgIdentifier(app: string): string {
   const name = app.replaceAll("-", "_");
-  return /^[0-9]/.test(name) ? `_${name}`.slice(0, 63) : name;
+  return /^([0-9]|pg_)/.test(name) ? `_${name}`.slice(0, 63) : name;
 }

@@ -87,13 +87,15 @@ describe("postgres cluster names", () => {
       expect(pgClusterNameProblem(bad), bad).toBeDefined();
     expect(pgIdentifierProblem("database", "my_app")).toBeUndefined();
     expect(pgIdentifierProblem("user", `_${"a".repeat(62)}`)).toBeUndefined();
-    for (const bad of ["my-app", "1app", "App", "", "a".repeat(64), 'x"; drop', "a b"])
+    for (const bad of ["my-app", "1app", "App", "", "a".repeat(64), 'x"; drop', "a b", "pg_app"])
       expect(pgIdentifierProblem("user", bad), bad).toBeDefined();
   });
 
   it("derives a valid default database and user name from any app name", () => {
     expect(defaultPgIdentifier("my-app")).toBe("my_app");
     expect(defaultPgIdentifier("1app")).toBe("_1app");
+    // Postgres reserves role names starting with pg_.
+    expect(defaultPgIdentifier("pg-app")).toBe("_pg_app");
     expect(pgIdentifierProblem("database", defaultPgIdentifier(`9${"a".repeat(62)}`))).toBeUndefined();
   });
 });
