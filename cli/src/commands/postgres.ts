@@ -12,6 +12,7 @@ import { type Context, printJson } from "../context.js";
 import { positiveInt, waitTimeoutOption } from "../options.js";
 import { formatTable } from "../table.js";
 import { runConsoleSession } from "../tunnel.js";
+import { registerPostgresImport } from "./postgres-import.js";
 import { rollSecrets } from "./secrets.js";
 
 /** One member of a cluster, as `GET /v1/postgres/{name}` shows it (live figures null when it did not answer). */
@@ -105,7 +106,8 @@ function variableName(value: string): string {
   return value;
 }
 
-const path = (cluster: string, verb?: string) =>
+/** The API path of a cluster, or of one of its actions. */
+export const path = (cluster: string, verb?: string) =>
   `/postgres/${encodeURIComponent(cluster)}${verb ? `/${verb}` : ""}`;
 
 /**
@@ -121,7 +123,8 @@ function notFoundHint(err: unknown, cluster: string): unknown {
   return err;
 }
 
-async function onCluster<T>(cluster: string, call: () => Promise<T>): Promise<T> {
+/** Runs a call on a cluster's path, its 404 saying how to find the right name. */
+export async function onCluster<T>(cluster: string, call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (err) {
@@ -266,7 +269,8 @@ async function create(ctx: Context, flags: CreateFlags): Promise<void> {
   );
 }
 
-async function clusterOf(ctx: Context, flags: ClusterFlags): Promise<string> {
+/** The cluster a command names with -a, or the app of hangar.toml here. */
+export async function clusterOf(ctx: Context, flags: ClusterFlags): Promise<string> {
   return resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
 }
 
@@ -377,7 +381,7 @@ function withApp(cmd: Command): Command {
     .addOption(waitTimeoutOption(60, "60s", "the app's new machines to start and pass their checks"));
 }
 
-/** `hangar postgres create|list|status|attach|detach|connect|failover|destroy`, as flyctl's. */
+/** `hangar postgres create|list|status|attach|detach|connect|import|failover|destroy`, as flyctl's. */
 export function registerPostgres(program: Command, ctx: Context): void {
   const pg = program
     .command("postgres")
@@ -456,6 +460,8 @@ export function registerPostgres(program: Command, ctx: Context): void {
     .option("-a, --app <name>", "the cluster (default: `app` in hangar.toml or fly.toml here)")
     .option("-d, --database <name>", "database", identifier("database"), "postgres")
     .action((flags: ClusterFlags & { database: string }) => connect(ctx, flags));
+
+  registerPostgresImport(pg, ctx);
 
   withCluster(pg.command("failover"))
     .description(

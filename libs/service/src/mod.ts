@@ -79,6 +79,8 @@ export type {
   PgCreateRequest,
   PgDetachRequest,
   PgFailoverReply,
+  PgImportReply,
+  PgImportRequest,
   PgListRequest,
   PgMemberView,
   PlaceRequest,

@@ -158,7 +158,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     kv: [{ bucket: "hangar-leases", write: true }],
     objects: [],
     publish: ["cmd.placement.place", "cmd.volume.create", "cmd.volume.attach", "cmd.volume.destroy"],
-    subscribe: [],
+    // An import's answer carries the last lines of its temporary machine (logs.<app>.<region>.<machine>).
+    subscribe: ["logs.*.*.*"],
     serves: ["cmd.postgres.*"],
   },
   {

@@ -47,6 +47,12 @@ export const subjects = {
     detach: "cmd.postgres.detach",
     failover: "cmd.postgres.failover",
     destroy: "cmd.postgres.destroy",
+    /** Base backups (docs/postgres.md "Backups"): PgClusterRef -> PgBackupView once stored. */
+    backupCreate: "cmd.postgres.backup_create",
+    /** PgClusterRef -> PgBackupList, newest first. */
+    backupList: "cmd.postgres.backup_list",
+    /** PgRestoreRequest -> PgClusterView: a new cluster from a cluster's archive, once ready. */
+    backupRestore: "cmd.postgres.backup_restore",
   },
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
@@ -484,4 +490,39 @@ export interface PgClusterView {
 /** The answer of `cmd.postgres.list`. */
 export interface PgClusterList {
   clusters: PgClusterView[];
+}
+
+/** One base backup of a cluster (`cmd.postgres.backup_create`, `backup_list`). */
+export interface PgBackupView {
+  id: string;
+  status: "running" | "completed" | "failed";
+  /** The member (the primary then) it was taken on. */
+  member_id: string;
+  started_at: string;
+  finished_at: string | null;
+  start_lsn: string | null;
+  timeline: number | null;
+  /** Bytes of the tar, and of its gzip copy in PG_BACKUPS. */
+  size: number | null;
+  stored_size: number | null;
+  sha256: string | null;
+  error: string | null;
+}
+
+/** The answer of `cmd.postgres.backup_list`: newest first. */
+export interface PgBackupList {
+  backups: PgBackupView[];
+}
+
+/**
+ * A point-in-time restore into a new cluster `name` (`cmd.postgres.backup_restore`): the newest
+ * completed base backup of `cluster` finished before `time` plus its archived WAL, recovered to
+ * `time` (RFC 3339; none: the end of the archive). The new cluster has the source's org, region,
+ * vm size, volume size and member count; asked again with the same command_id, the same cluster.
+ */
+export interface PgRestoreRequest {
+  command_id: string;
+  cluster: string;
+  name: string;
+  time?: string;
 }

@@ -12,6 +12,7 @@ import { ClusterOps, type ManagerTimings } from "./cluster-ops.js";
 import { type ClusterLister, PostgresCommands } from "./commands.js";
 import { type Database, listClusters, startReadModel } from "./db/mod.js";
 import { FailoverActor } from "./failover.js";
+import { PostgresImporter } from "./import.js";
 import { ClusterMetrics } from "./metrics.js";
 import { clusterView, factsOf } from "./views.js";
 
@@ -110,6 +111,7 @@ export class PostgresManager implements RunningService {
     const actor = new FailoverActor(ops, metrics);
     const lister = readModel ? readModelLister(ops, readModel.db) : foldLister(ops);
     const commands = new PostgresCommands(ops, actor, metrics, lister);
+    const importer = new PostgresImporter(ops);
     const onInternal = (err: unknown) => opts.logger.error({ err }, "postgres command failed");
     const serve = <Q, R>(subject: string, handle: (q: Q) => Promise<R>) =>
       serveCommands<Q, R>(opts.nc, subject, "postgres-manager", handle, onInternal);
@@ -122,6 +124,7 @@ export class PostgresManager implements RunningService {
       serve(p.detach, (q) => commands.detach(q as never)),
       serve(p.failover, (q) => commands.failover(q as never)),
       serve(p.destroy, (q) => commands.destroy(q as never)),
+      serve(p.import, (q) => importer.import(q as never)),
     ];
     actor.start();
     const lease = await acquireLease(opts.nc, {

@@ -81,6 +81,11 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`POST ${CLUSTER}/attach`]: { action: "postgres.attach", target: { response: "app" } },
   [`POST ${CLUSTER}/detach`]: { action: "postgres.detach", target: { response: "app" } },
   [`POST ${CLUSTER}/failover`]: { action: "postgres.failover", target: { response: "new_primary_id" } },
+  // The record of an import (PGCLUSTERS has no event for it): the database it wrote.
+  [`POST ${CLUSTER}/import`]: { action: "postgres.import", target: { response: "database" } },
+  [`POST ${CLUSTER}/backups`]: { action: "postgres.backup_create", target: { response: "id" } },
+  // A restore makes a new cluster (an app of the same org): the target names it.
+  [`POST ${CLUSTER}/backups/restore`]: { action: "postgres.backup_restore", target: { response: "name" } },
   [`DELETE ${APP}/secrets/:name`]: { action: "secrets.unset", target: { param: "name" } },
   "POST /v1/orgs/:org_slug/secrets": { action: "org_secrets.update", target: orgSlug, org: orgSlug },
   "DELETE /v1/orgs/:org_slug/secrets/:name": {

@@ -72,6 +72,9 @@ export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "POST", path: `${CLUSTER}/attach`, action: "postgres" },
   { method: "POST", path: `${CLUSTER}/detach`, action: "postgres" },
   { method: "POST", path: `${CLUSTER}/failover`, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/import`, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/backups`, action: "postgres" },
+  { method: "POST", path: `${CLUSTER}/backups/restore`, action: "postgres" },
 ];
 
 /** A request matched to the table: its action and the path's `app_name`, when the pattern has one. */

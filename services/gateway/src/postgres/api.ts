@@ -6,7 +6,13 @@ import {
   PG_IDENTIFIER_PATTERN,
 } from "@hangar/domain";
 import { isSecretName } from "@hangar/secrets";
-import type { PgAttachReply, PgClusterView, PgFailoverReply } from "@hangar/service";
+import type {
+  PgAttachReply,
+  PgBackupView,
+  PgClusterView,
+  PgFailoverReply,
+  PgImportReply,
+} from "@hangar/service";
 import { z } from "zod";
 import type { RequestContext } from "../http/backend.js";
 
@@ -54,6 +60,31 @@ export const AttachRequestSchema = z.looseObject({
 /** `POST /v1/postgres/{name}/detach`: the app whose database and user go. */
 export const DetachRequestSchema = z.looseObject({ app: AppNameSchema });
 
+/**
+ * `POST /v1/postgres/{name}/import`: flyctl's `postgres import`. The URL is checked again by the
+ * manager (scheme, host, database name); here only that it is a postgres:// or postgresql:// string.
+ */
+export const ImportRequestSchema = z.looseObject({
+  source_url: z
+    .string()
+    .max(2048)
+    .regex(/^postgres(?:ql)?:\/\//, "expected a postgres:// or postgresql:// URL"),
+  clean: z.boolean().nullish(),
+  data_only: z.boolean().nullish(),
+  schema_only: z.boolean().nullish(),
+});
+export type ImportRequest = z.output<typeof ImportRequestSchema>;
+
+/**
+ * `POST /v1/postgres/{name}/backups/restore`: a new cluster `name` from the cluster's archive at
+ * `time` (RFC 3339 with a zone; none: the end of the archive).
+ */
+export const RestoreRequestSchema = z.looseObject({
+  name: AppNameSchema,
+  time: z.iso.datetime({ offset: true }).nullish(),
+});
+export type RestoreRequest = z.output<typeof RestoreRequestSchema>;
+
 /** A create's outcome: the ready cluster, or still in progress (the caller polls its status). */
 export type PgCreateOutcome = { done: true; cluster: PgClusterView } | { done: false };
 
@@ -74,5 +105,13 @@ export interface PostgresBackend {
   ): Promise<PgAttachReply>;
   detach(cluster: string, app: string, ctx: RequestContext): Promise<void>;
   failover(cluster: string, ctx: RequestContext): Promise<PgFailoverReply>;
+  /** Copies a database from `input.source_url` into the cluster; answers once the importer has ended. */
+  import(cluster: string, input: ImportRequest, ctx: RequestContext): Promise<PgImportReply>;
   destroy(cluster: string, ctx: RequestContext): Promise<void>;
+  /** Takes a base backup of the primary; answers it once stored. */
+  backupCreate(cluster: string, ctx: RequestContext): Promise<PgBackupView>;
+  /** The cluster's base backups, newest first. */
+  backupList(cluster: string, ctx: RequestContext): Promise<PgBackupView[]>;
+  /** Restores into a new cluster in the source's org; answers it when ready soon enough, as create. */
+  backupRestore(cluster: string, input: RestoreRequest, ctx: RequestContext): Promise<PgCreateOutcome>;
 }

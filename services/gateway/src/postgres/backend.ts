@@ -2,13 +2,18 @@ import { randomBytes } from "node:crypto";
 import {
   type PgAttachReply,
   type PgAttachRequest,
+  type PgBackupList,
+  type PgBackupView,
   type PgClusterList,
   type PgClusterRef,
   type PgClusterView,
   type PgCreateRequest,
   type PgDetachRequest,
   type PgFailoverReply,
+  type PgImportReply,
+  type PgImportRequest,
   type PgListRequest,
+  type PgRestoreRequest,
   sendCommand,
   subjects,
 } from "@hangar/service";
@@ -17,8 +22,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import {
   type CreatePostgresRequest,
   DEFAULT_PG_VM_SIZE,
+  type ImportRequest,
   type PgCreateOutcome,
   type PostgresBackend,
+  type RestoreRequest,
 } from "./api.js";
 
 /** A create makes volumes, pulls the member image on each host and waits for replicas to stream. */
@@ -29,6 +36,10 @@ const READ_TIMEOUT_MS = 10_000;
 const ATTACH_TIMEOUT_MS = 60_000;
 /** A switchover waits for the candidate to catch up and be promoted; a destroy for machines and volumes. */
 const FAILOVER_TIMEOUT_MS = 120_000;
+/** An import runs pg_dump | pg_restore in a machine: the manager gives it an hour, then a minute to clean up. */
+const IMPORT_TIMEOUT_MS = 61 * 60_000;
+/** A base backup streams the whole database from the primary into the object store. */
+const BACKUP_TIMEOUT_MS = 60 * 60_000;
 /** How long a create's HTTP request waits for the manager before answering 202 (the CLI then polls). */
 const DEFAULT_CREATE_WAIT_MS = 20_000;
 
@@ -71,6 +82,14 @@ export class NatsPostgresBackend implements PostgresBackend {
       },
       CREATE_TIMEOUT_MS,
     );
+    return this.doneOrPending(request, input.name);
+  }
+
+  /**
+   * A create's (or a restore's) answer: the cluster when the manager answers within createWaitMs,
+   * else `done: false` while it goes on.
+   */
+  private async doneOrPending(request: Promise<PgClusterView>, name: string): Promise<PgCreateOutcome> {
     // A refusal (a bad input, a taken name) comes back at once and is the answer; a create that is
     // still making members goes on in the manager, which records each step, and the caller follows
     // it through status. Its end is only logged here: never the reply itself, which may hold a password.
@@ -90,7 +109,7 @@ export class NatsPostgresBackend implements PostgresBackend {
             "postgres cluster created",
           ),
         (err: unknown) =>
-          this.opts.logger.warn({ err, cluster: input.name }, "postgres cluster create failed"),
+          this.opts.logger.warn({ err, cluster: name }, "postgres cluster create failed"),
       );
     }
     return outcome;
@@ -143,6 +162,52 @@ export class NatsPostgresBackend implements PostgresBackend {
       { cluster },
       FAILOVER_TIMEOUT_MS,
     );
+  }
+
+  import(cluster: string, input: ImportRequest): Promise<PgImportReply> {
+    return sendCommand<PgImportRequest, PgImportReply>(
+      this.nc,
+      subjects.postgres.import,
+      {
+        cluster,
+        source_url: input.source_url,
+        options: {
+          ...(input.clean ? { clean: true } : {}),
+          ...(input.data_only ? { data_only: true } : {}),
+          ...(input.schema_only ? { schema_only: true } : {}),
+        },
+      },
+      IMPORT_TIMEOUT_MS,
+    );
+  }
+
+  backupCreate(cluster: string): Promise<PgBackupView> {
+    return sendCommand<PgClusterRef, PgBackupView>(this.nc, subjects.postgres.backupCreate, { cluster }, BACKUP_TIMEOUT_MS);
+  }
+
+  async backupList(cluster: string): Promise<PgBackupView[]> {
+    const reply = await sendCommand<PgClusterRef, PgBackupList>(
+      this.nc,
+      subjects.postgres.backupList,
+      { cluster },
+      READ_TIMEOUT_MS,
+    );
+    return reply.backups;
+  }
+
+  backupRestore(cluster: string, input: RestoreRequest): Promise<PgCreateOutcome> {
+    const request = sendCommand<PgRestoreRequest, PgClusterView>(
+      this.nc,
+      subjects.postgres.backupRestore,
+      {
+        command_id: `restore-pg-${randomBytes(8).toString("hex")}`,
+        cluster,
+        name: input.name,
+        ...(input.time ? { time: input.time } : {}),
+      },
+      CREATE_TIMEOUT_MS,
+    );
+    return this.doneOrPending(request, input.name);
   }
 
   async destroy(cluster: string): Promise<void> {

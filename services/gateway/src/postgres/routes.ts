@@ -9,7 +9,9 @@ import {
   AttachRequestSchema,
   CreatePostgresRequestSchema,
   DetachRequestSchema,
+  ImportRequestSchema,
   type PostgresBackend,
+  RestoreRequestSchema,
 } from "./api.js";
 
 /**
@@ -45,7 +47,7 @@ function targetApp(c: Context<ApiEnv>, app: string, clusterOrg: string, cluster:
 
 /**
  * Postgres clusters (docs/postgres.md): `POST /postgres` (create), `GET /postgres` (list),
- * `GET|DELETE /postgres/{name}`, `POST /postgres/{name}/attach|detach|failover`. Reads need read
+ * `GET|DELETE /postgres/{name}`, `POST /postgres/{name}/attach|detach|failover|import`. Reads need read
  * access to the cluster's org, everything else write access; a create or a destroy is an org's act
  * (as an app's), so an app-scoped token may do neither. An attach sets the connection URI as a
  * deployed secret of the app (machines get it when they next start: the CLI then rolls them, as
@@ -124,5 +126,30 @@ export function postgresRoutes(backend: PostgresBackend, secrets: SecretsBackend
     .post(`${CLUSTER_PATH}/failover`, async (c) => {
       const { cluster } = clusterFor(c, "write");
       return c.json(await backend.failover(cluster, requestContext(c)));
+    })
+    .post(`${CLUSTER_PATH}/import`, async (c) => {
+      const { cluster } = clusterFor(c, "write");
+      const input = await readBody(c, ImportRequestSchema);
+      // The answer never holds the source URL (its password); the importer's lines may name its host.
+      return c.json(await backend.import(cluster, input, requestContext(c)));
+    })
+    .post(`${CLUSTER_PATH}/backups`, async (c) => {
+      const { cluster } = clusterFor(c, "write");
+      return c.json(await backend.backupCreate(cluster, requestContext(c)));
+    })
+    .get(`${CLUSTER_PATH}/backups`, async (c) => {
+      const { cluster } = clusterFor(c, "read");
+      return c.json({ backups: await backend.backupList(cluster, requestContext(c)) });
+    })
+    .post(`${CLUSTER_PATH}/backups/restore`, async (c) => {
+      // The new cluster is made in the source's org: a create there, which an app-scoped token may not do.
+      const { cluster, org } = clusterFor(c, "write");
+      if (principalOf(c).apps !== undefined)
+        throw ApiError.of("permission_denied", `token is scoped to apps: it may not create a cluster from ${cluster}`);
+      authorizeOrg(c, org, "write");
+      const input = await readBody(c, RestoreRequestSchema);
+      const outcome = await backend.backupRestore(cluster, input, requestContext(c));
+      if (outcome.done) return c.json(outcome.cluster);
+      return c.json({ name: input.name, org, status: "creating" }, 202);
     });
 }
