@@ -22,11 +22,13 @@ describe("app decider", () => {
     }
   });
 
-  it("refuses a name the platform reserves (library/ holds the base images)", () => {
-    spec
-      .given([])
-      .when({ type: "CreateApp", name: "library", orgSlug: "personal" })
-      .thenThrows((e) => isDomainError(e, "already_exists"));
+  it("refuses a name the platform reserves (library/ holds the base images, hangar/ its own)", () => {
+    for (const name of ["library", "hangar"]) {
+      spec
+        .given([])
+        .when({ type: "CreateApp", name, orgSlug: "personal" })
+        .thenThrows((e) => isDomainError(e, "already_exists"));
+    }
   });
 
   it("refuses to create an app twice, also after it was destroyed", () => {

@@ -24,9 +24,10 @@ export type AppCommand =
 
 /**
  * Names no app may take: a registry repository belongs to the app its first segment names, and
- * `library/...` holds the platform's base images (library/node), which an app named `library` would own.
+ * `library/...` holds the platform's base images (library/node), which an app named `library` would
+ * own; `hangar/...` holds the platform's own images (hangar/postgres-member, every cluster member's).
  */
-export const RESERVED_APP_NAMES: ReadonlySet<string> = new Set(["library"]);
+export const RESERVED_APP_NAMES: ReadonlySet<string> = new Set(["library", "hangar"]);
 
 /** The app aggregate: created once under a valid name, destroyed once. */
 export const appDecider: Decider<AppState, AppCommand, AppEvent> = {
