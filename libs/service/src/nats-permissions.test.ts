@@ -105,6 +105,10 @@ describe("the NATS permission table", () => {
     expect(manager.publish).toContain("ev.secret.app.*");
     expect(manager.publish.some((s) => s.includes("ev.secret.org") || s === "ev.secret.*.*")).toBe(false);
     expect(manager.publish).toContain("$JS.API.CONSUMER.CREATE.SECRETS.*.ev.secret.app.>");
+    // Its read model's projection pulls and acknowledges its own durable consumer only.
+    expect(manager.publish).toContain("$JS.API.CONSUMER.MSG.NEXT.PGCLUSTERS.postgres-manager-read-model");
+    expect(manager.publish).toContain("$JS.ACK.PGCLUSTERS.postgres-manager-read-model.>");
+    expect(manager.publish.filter((s) => s.includes("MSG.NEXT"))).toHaveLength(1);
     expect(manager.publish.filter((s) => s.startsWith("cmd.volume."))).toEqual([
       "cmd.volume.create",
       "cmd.volume.attach",

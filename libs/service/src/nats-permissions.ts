@@ -18,6 +18,11 @@ export interface StreamGrant {
    * direct gets of their last message; no direct get by sequence, which could reach any subject.
    */
   readOnly?: string;
+  /**
+   * Durable consumers of the stream it pulls from and acknowledges: a projection's (read model),
+   * named by the projection.
+   */
+  durables?: string[];
 }
 
 /** A KV or Object Store bucket a user opens (creating it if needed), reads, and maybe writes. */
@@ -145,7 +150,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     user: "postgres-manager",
     role: "Postgres clusters: create, attach, failover, destroy (docs/postgres.md)",
     streams: [
-      writer("PGCLUSTERS", "ev.pgcluster.*"),
+      // Its read model in Postgres is projected from PGCLUSTERS on a durable consumer.
+      { ...writer("PGCLUSTERS", "ev.pgcluster.*"), durables: ["postgres-manager-read-model"] },
       // A cluster is an app of machines: the manager creates (and destroys) the app and its members.
       writer("APPS", "ev.app.*"),
       writer("MACHINES", "ev.machine.*.*"),
@@ -317,6 +323,8 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
   for (const s of spec.streams) {
     out.push(...ensureSubjects(s.stream, s.append.length > 0));
     if (s.read) out.push(...streamReadSubjects(s.stream, s.readOnly));
+    for (const name of s.durables ?? [])
+      out.push(`${API}.CONSUMER.MSG.NEXT.${s.stream}.${name}`, `$JS.ACK.${s.stream}.${name}.>`);
     out.push(...s.append);
   }
   for (const { bucket, write } of spec.kv) {
