@@ -173,11 +173,19 @@ export class FailoverActor {
     const w = this.watchOf(c.cluster);
     const primary = statuses.get(c.primary_id);
     this.seePrimary(w, primary, now);
-    if (primary?.fenced && !c.members[c.primary_id]?.fenced)
+    // What the manager saw of the primary's fencing goes into the log (the monitor's role changes).
+    const recordedFenced = c.members[c.primary_id]?.fenced === true;
+    if (primary?.fenced && !recordedFenced)
       await this.ops.record(
         c.cluster,
         { type: "MarkFenced", memberId: c.primary_id, atMs: now },
         `fenced-${c.primary_id}-${now}`,
+      );
+    if (isWritablePrimary(primary) && recordedFenced)
+      await this.ops.record(
+        c.cluster,
+        { type: "MarkUnfenced", memberId: c.primary_id, atMs: now },
+        `unfenced-${c.primary_id}-${now}`,
       );
     if (shouldUnfence(primary)) {
       // A primary that restarted fenced and still sees its majority, with nobody promoted since.
@@ -268,6 +276,7 @@ export class FailoverActor {
       this.log.warn({ cluster, failover: id, old_primary: c.primary_id, reason }, "failover started");
     }
     const w = this.watchOf(cluster);
+    let waitingFor = "";
     while (!c.failover?.promoted) {
       if (signal.aborted) return;
       const f = c.failover;
@@ -335,7 +344,9 @@ export class FailoverActor {
       const replicas = members.filter((m) => m.id !== f.old_primary_id);
       const choice = chooseCandidate(replicas, Object.keys(c.members).length >= 3, f.candidate_id);
       if ("wait" in choice) {
-        this.log.warn({ cluster, failover: id, why: choice.wait }, "failover waits");
+        if (choice.wait !== waitingFor)
+          this.log.warn({ cluster, failover: id, why: choice.wait }, "failover waits");
+        waitingFor = choice.wait;
         await sleep(this.ops.opts.timings.checkMs);
         c = this.live(cluster);
         continue;
