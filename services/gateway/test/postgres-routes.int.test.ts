@@ -9,6 +9,7 @@ import {
   type PgAttachRequest,
   type PgClusterView,
   type PgCreateRequest,
+  type PgImportRequest,
   serveCommands,
   subjects,
 } from "@hangar/service";
@@ -141,6 +142,18 @@ async function answer(payload: Record<string, unknown>, subject: string): Promis
     case "failover":
       found(payload.cluster);
       return { old_primary_id: "m1", new_primary_id: "m2", timeline: 2, duration_ms: 812 };
+    case "import": {
+      const req = payload as unknown as PgImportRequest;
+      found(req.cluster);
+      return {
+        cluster: req.cluster,
+        database: "shop",
+        machine_id: "imp1",
+        exit_code: 0,
+        log_tail: ["import: done"],
+        duration_ms: 1200,
+      };
+    }
     default:
       found(payload.cluster);
       clusters.delete(String(payload.cluster));
@@ -319,6 +332,27 @@ describe("postgres routes", () => {
     expect(res.status).toBe(400);
     expect(res.json.error).toMatch(message);
     expect(asked).toEqual([]);
+  });
+
+  it("imports through the manager; a bad body (400), a read-only token (403), another org's cluster (404) never reach it", async () => {
+    const source = "postgres://u:pw@db.example.com/shop";
+    for (const body of [
+      {},
+      { source_url: "mysql://u:pw@h/shop" },
+      { source_url: 42 },
+      { source_url: source, clean: "yes" },
+    ]) {
+      const res = await call("POST", "/postgres/db/import", body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(JSON.stringify(res.json)).not.toContain("pw@");
+    }
+    expect((await call("POST", "/postgres/db/import", { source_url: source }, ACME_READ)).status).toBe(403);
+    expect((await call("POST", "/postgres/rivaldb/import", { source_url: source })).status).toBe(404);
+    expect(asked).toEqual([]);
+    const res = await call("POST", "/postgres/db/import", { source_url: source, clean: true });
+    expect(res.status).toBe(200);
+    expect(res.json).toMatchObject({ database: "shop", exit_code: 0, log_tail: ["import: done"] });
+    expect(asked).toEqual([["import", { cluster: "db", source_url: source, options: { clean: true } }]]);
   });
 
   it("fails over and destroys through the manager", async () => {
