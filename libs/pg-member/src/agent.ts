@@ -15,7 +15,7 @@ import {
   serverConfText,
   shouldFence,
 } from "./logic.js";
-import { log, PostgresProcess, ToolError } from "./server.js";
+import { log, PostgresProcess } from "./server.js";
 import type { MemberSettings } from "./settings.js";
 
 /** A refusal or failure of a control API call, with its HTTP status and the contract's code. */
@@ -668,9 +668,8 @@ export class MemberAgent {
     this.busy = run.catch(() => undefined);
     return run.catch((error: unknown) => {
       if (error instanceof ApiError) throw error;
-      if (error instanceof ToolError || error instanceof pg.DatabaseError || error instanceof Error)
-        throw new ApiError(503, "unavailable", error.message);
-      throw error;
+      // A tool, postgres or the file system failed: the member cannot do it now.
+      throw new ApiError(503, "unavailable", error instanceof Error ? error.message : String(error));
     });
   }
 }
