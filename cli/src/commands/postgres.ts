@@ -12,6 +12,7 @@ import { type Context, printJson } from "../context.js";
 import { positiveInt, waitTimeoutOption } from "../options.js";
 import { formatTable } from "../table.js";
 import { runConsoleSession } from "../tunnel.js";
+import { registerPostgresBackup } from "./postgres-backup.js";
 import { registerPostgresImport } from "./postgres-import.js";
 import { rollSecrets } from "./secrets.js";
 
@@ -203,7 +204,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * view), failed or `timeoutMs` passed. A cluster not visible yet (its app is made first) or a
  * manager busy for a moment is asked again.
  */
-async function followCreate(
+export async function followCreate(
   api: ApiClient,
   name: string,
   timeoutMs: number,
@@ -462,6 +463,7 @@ export function registerPostgres(program: Command, ctx: Context): void {
     .action((flags: ClusterFlags & { database: string }) => connect(ctx, flags));
 
   registerPostgresImport(pg, ctx);
+  registerPostgresBackup(pg, ctx);
 
   withCluster(pg.command("failover"))
     .description(

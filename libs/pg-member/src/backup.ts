@@ -429,7 +429,8 @@ export class MemberBackups {
     try {
       const deadline = Date.now() + 30 * 60_000;
       for (;;) {
-        if (gone) throw new ApiError(503, "unavailable", `recovery failed: ${output.trim().slice(-800)}`);
+        if (gone)
+          throw new ApiError(409, "failed_precondition", `recovery failed: ${output.trim().slice(-800)}`);
         const answer = await psql("SELECT pg_is_in_recovery()").catch(() => "");
         if (answer === "f") break;
         if (Date.now() > deadline)

@@ -162,7 +162,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     ],
     // hangar-leases: only the holder of the postgres-manager lease fails clusters over.
     kv: [{ bucket: "hangar-leases", write: true }],
-    objects: [],
+    // PG_BACKUPS: the clusters' WAL archive and base backups, stored and read back by the manager only.
+    objects: [{ bucket: "PG_BACKUPS", write: true }],
     publish: ["cmd.placement.place", "cmd.volume.create", "cmd.volume.attach", "cmd.volume.destroy"],
     // An import's answer carries the last lines of its temporary machine (logs.<app>.<region>.<machine>).
     subscribe: ["logs.*.*.*"],

@@ -37,7 +37,8 @@ export const subjects = {
    * (PgCreateRequest -> PgClusterView, once every member is ready), list (PgListRequest ->
    * PgClusterList), status (PgClusterRef -> PgClusterView with live member figures), attach
    * (PgAttachRequest -> PgAttachReply), detach (PgDetachRequest), failover (PgClusterRef ->
-   * PgFailoverReply: a planned switchover) and destroy (PgClusterRef).
+   * PgFailoverReply: a planned switchover), destroy (PgClusterRef) and import (PgImportRequest ->
+   * PgImportReply: pg_dump | pg_restore from a source URL in a temporary machine of the cluster).
    */
   postgres: {
     create: "cmd.postgres.create",
@@ -47,6 +48,7 @@ export const subjects = {
     detach: "cmd.postgres.detach",
     failover: "cmd.postgres.failover",
     destroy: "cmd.postgres.destroy",
+    import: "cmd.postgres.import",
     /** Base backups (docs/postgres.md "Backups"): PgClusterRef -> PgBackupView once stored. */
     backupCreate: "cmd.postgres.backup_create",
     /** PgClusterRef -> PgBackupList, newest first. */
@@ -490,6 +492,36 @@ export interface PgClusterView {
 /** The answer of `cmd.postgres.list`. */
 export interface PgClusterList {
   clusters: PgClusterView[];
+}
+
+/**
+ * Copies a database into the cluster (`cmd.postgres.import`): pg_dump of `source_url` piped to
+ * pg_restore into the database of the same name, run by a temporary machine of the cluster's app.
+ */
+export interface PgImportRequest {
+  cluster: string;
+  /** postgres:// or postgresql:// with a host; its password is never logged or recorded. */
+  source_url: string;
+  options?: {
+    /** Drop the objects the dump holds before making them (pg_restore --clean --if-exists). */
+    clean?: boolean;
+    /** Rows only (pg_dump --data-only). */
+    data_only?: boolean;
+    /** Definitions only (pg_dump --schema-only). */
+    schema_only?: boolean;
+  };
+}
+
+/** How an import went: the importer's exit code (0: copied) and its last output lines. */
+export interface PgImportReply {
+  cluster: string;
+  /** The database written, the source's. */
+  database: string;
+  /** The temporary machine that ran the importer (destroyed since). */
+  machine_id: string;
+  exit_code: number | null;
+  log_tail: string[];
+  duration_ms: number;
 }
 
 /** One base backup of a cluster (`cmd.postgres.backup_create`, `backup_list`). */

@@ -7,9 +7,11 @@ import { mintToken } from "@hangar/auth";
 import {
   CommandError,
   type PgAttachRequest,
+  type PgBackupView,
   type PgClusterView,
   type PgCreateRequest,
   type PgImportRequest,
+  type PgRestoreRequest,
   serveCommands,
   subjects,
 } from "@hangar/service";
@@ -66,6 +68,20 @@ function cluster(name: string, org: string): PgClusterView {
     created_at: "2026-12-05T11:00:00.000Z",
   };
 }
+
+const BACKUP: PgBackupView = {
+  id: "20261205113000000-ab12cd",
+  status: "completed",
+  member_id: "m1",
+  started_at: "2026-12-05T11:30:00.000Z",
+  finished_at: "2026-12-05T11:30:04.000Z",
+  start_lsn: "0/2000028",
+  timeline: 1,
+  size: 31_000_000,
+  stored_size: 4_000_000,
+  sha256: "a".repeat(64),
+  error: null,
+};
 
 /** The app secrets the routes set, by app: the gateway's own SecretsBackend, kept in memory. */
 class MemorySecrets implements SecretsBackend {
@@ -142,6 +158,18 @@ async function answer(payload: Record<string, unknown>, subject: string): Promis
     case "failover":
       found(payload.cluster);
       return { old_primary_id: "m1", new_primary_id: "m2", timeline: 2, duration_ms: 812 };
+    case "backup_create":
+      found(payload.cluster);
+      return BACKUP;
+    case "backup_list":
+      found(payload.cluster);
+      return { backups: [BACKUP] };
+    case "backup_restore": {
+      const req = payload as unknown as PgRestoreRequest;
+      const source = found(req.cluster);
+      if (clusters.has(req.name)) throw new CommandError(`the name ${req.name} is taken`, "already_exists");
+      return cluster(req.name, source.org);
+    }
     case "import": {
       const req = payload as unknown as PgImportRequest;
       found(req.cluster);
@@ -331,6 +359,49 @@ describe("postgres routes", () => {
     const res = await call("POST", "/postgres/db/attach", body);
     expect(res.status).toBe(400);
     expect(res.json.error).toMatch(message);
+    expect(asked).toEqual([]);
+  });
+
+  it("backs up, lists backups and restores into a new cluster of the source's org", async () => {
+    expect(await call("POST", "/postgres/db/backups")).toEqual({ status: 200, json: BACKUP });
+    expect((await call("GET", "/postgres/db/backups", undefined, ACME_READ)).json).toEqual({
+      backups: [BACKUP],
+    });
+    const restored = await call("POST", "/postgres/db/backups/restore", {
+      name: "db2",
+      time: "2026-12-05T11:30:02Z",
+    });
+    expect(restored.status).toBe(200);
+    expect(restored.json).toMatchObject({ name: "db2", org: "acme" });
+    expect(asked.at(-1)).toEqual([
+      "backup_restore",
+      expect.objectContaining({ cluster: "db", name: "db2", time: "2026-12-05T11:30:02Z" }),
+    ]);
+    const taken = await call("POST", "/postgres/db/backups/restore", { name: "rivaldb" });
+    expect(taken.status).toBe(409);
+  });
+
+  it("refuses another org's backups (404), a read-only token's backup or restore (403), a bad time or name (400), before the manager", async () => {
+    for (const [method, path] of [
+      ["POST", "/postgres/rivaldb/backups"],
+      ["GET", "/postgres/rivaldb/backups"],
+      ["POST", "/postgres/rivaldb/backups/restore"],
+    ] as const) {
+      expect((await call(method, path, method === "POST" ? { name: "x2" } : undefined)).status, path).toBe(
+        404,
+      );
+    }
+    expect((await call("POST", "/postgres/db/backups", undefined, ACME_READ)).status).toBe(403);
+    expect((await call("POST", "/postgres/db/backups/restore", { name: "db2" }, ACME_READ)).status).toBe(403);
+    for (const body of [
+      { name: "db2", time: "yesterday" },
+      { name: "db2", time: "2026-12-05 11:30:00" },
+      { name: "Bad Name" },
+      {},
+    ]) {
+      const res = await call("POST", "/postgres/db/backups/restore", body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+    }
     expect(asked).toEqual([]);
   });
 

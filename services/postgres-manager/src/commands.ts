@@ -60,9 +60,14 @@ export class PostgresCommands {
   /** Records the create, has the leader drive it, and answers the cluster once every member is ready. */
   async create(req: PgCreateRequest): Promise<PgClusterView> {
     const recorded = await recordCreate(this.ops, req);
-    this.actor.kickCreate(recorded.cluster);
+    return this.awaitCreate(recorded.cluster);
+  }
+
+  /** Has the leader drive a recorded create (a new or a restored cluster) and answers it once ready. */
+  async awaitCreate(cluster: string): Promise<PgClusterView> {
+    this.actor.kickCreate(cluster);
     const c = await this.until(
-      recorded.cluster,
+      cluster,
       (x) => x.status !== "creating",
       this.ops.opts.timings.createTimeoutMs + 10_000,
     );

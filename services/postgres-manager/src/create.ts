@@ -28,6 +28,7 @@ import {
 } from "@hangar/service";
 import { AGENT_TOKEN_SECRET, type ClusterOps, orderedMembers } from "./cluster-ops.js";
 import type { MemberStatus } from "./member-client.js";
+import { restoreFirstMember } from "./restore.js";
 
 const ORG_SLUG = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
@@ -82,7 +83,11 @@ export function memberMachineConfig(
  * Records a create (the first step), refusing a name an app or another cluster has. The same
  * command id asked again is the same cluster (no event).
  */
-export async function recordCreate(ops: ClusterOps, req: PgCreateRequest): Promise<PgCluster> {
+export async function recordCreate(
+  ops: ClusterOps,
+  req: PgCreateRequest,
+  restore?: { from: string; backupId: string; targetTime: string },
+): Promise<PgCluster> {
   const problem = createRequestProblem(req);
   if (problem) throw new DomainError(problem, "invalid_argument");
   const existing = ops.cluster(req.name);
@@ -107,6 +112,7 @@ export async function recordCreate(ops: ClusterOps, req: PgCreateRequest): Promi
       image: ops.opts.image,
       requestedAtMs: Date.now(),
       commandId: req.command_id,
+      ...(restore ? { restore } : {}),
     },
     `create-${req.command_id}`,
   );
@@ -171,7 +177,10 @@ async function createSteps(
     await untilAnswers(ops, name, first.id, deadline, signal);
     const self = ops.addresses(c, [first.id]);
     await ops.onMember(name, first.id, (m, at, token) => m.configure(at, token, self));
-    const status = await ops.onMember(name, first.id, (m, at, token) => m.bootstrap(at, token, self));
+    // A restore (backups.ts) recovers the first member from the source's archive instead.
+    const status = c.restore
+      ? await restoreFirstMember(ops, c, first.id)
+      : await ops.onMember(name, first.id, (m, at, token) => m.bootstrap(at, token, self));
     c = await ops.record(
       name,
       { type: "MarkMemberReady", memberId: first.id, role: "primary", timeline: status.timeline ?? 1 },

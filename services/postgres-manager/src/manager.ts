@@ -8,12 +8,14 @@ import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Kysely, PostgresDialect } from "kysely";
 import pg from "pg";
 import type { Registry } from "prom-client";
+import { PostgresBackups } from "./backups.js";
 import { ClusterOps, type ManagerTimings } from "./cluster-ops.js";
 import { type ClusterLister, PostgresCommands } from "./commands.js";
 import { type Database, listClusters, startReadModel } from "./db/mod.js";
 import { FailoverActor } from "./failover.js";
 import { PostgresImporter } from "./import.js";
 import { ClusterMetrics } from "./metrics.js";
+import { backupStoreOf } from "./restore.js";
 import { clusterView, factsOf } from "./views.js";
 
 /** The lease only one manager instance acts under (failovers, creates). */
@@ -93,6 +95,7 @@ export class PostgresManager implements RunningService {
   private constructor(
     private readonly ops: ClusterOps,
     private readonly actor: FailoverActor,
+    private readonly backups: PostgresBackups,
     private readonly lease: Lease,
     private readonly subs: Subscription[],
     private readonly readModel: ReadModel | undefined,
@@ -112,6 +115,7 @@ export class PostgresManager implements RunningService {
     const lister = readModel ? readModelLister(ops, readModel.db) : foldLister(ops);
     const commands = new PostgresCommands(ops, actor, metrics, lister);
     const importer = new PostgresImporter(ops);
+    const backups = new PostgresBackups(ops, await backupStoreOf(opts.nc), opts.registry);
     const onInternal = (err: unknown) => opts.logger.error({ err }, "postgres command failed");
     const serve = <Q, R>(subject: string, handle: (q: Q) => Promise<R>) =>
       serveCommands<Q, R>(opts.nc, subject, "postgres-manager", handle, onInternal);
@@ -125,8 +129,17 @@ export class PostgresManager implements RunningService {
       serve(p.failover, (q) => commands.failover(q as never)),
       serve(p.destroy, (q) => commands.destroy(q as never)),
       serve(p.import, (q) => importer.import(q as never)),
+      serve(p.backupCreate, (q) => backups.create(q as never)),
+      serve(p.backupList, async (q) => backups.list(q as never)),
+      serve(p.backupRestore, (q) => backups.restore(q as never, (name) => commands.awaitCreate(name))),
     ];
     actor.start();
+    backups.start();
+    // The lease holder also drains the members' WAL outboxes.
+    const lead = (held: boolean) => {
+      actor.setLeader(held);
+      backups.setLeader(held);
+    };
     const lease = await acquireLease(opts.nc, {
       bucket: LEASES_BUCKET,
       name: FAILOVER_LEASE,
@@ -134,15 +147,15 @@ export class PostgresManager implements RunningService {
       holder: `${hostname()}/${process.pid}`,
       ttlMs: opts.leaseTtlMs ?? 3_000,
       ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
-      onAcquired: () => actor.setLeader(true),
+      onAcquired: () => lead(true),
       onLost: (reason) => {
         opts.logger.warn({ reason }, "failover lease lost");
-        actor.setLeader(false);
+        lead(false);
       },
       onError: (err) => opts.logger.warn({ err: String(err) }, "failover lease: NATS KV call failed"),
     });
-    if (lease.isHeld()) actor.setLeader(true);
-    return new PostgresManager(ops, actor, lease, subs, readModel);
+    if (lease.isHeld()) lead(true);
+    return new PostgresManager(ops, actor, backups, lease, subs, readModel);
   }
 
   health(): HealthReport {
@@ -152,6 +165,7 @@ export class PostgresManager implements RunningService {
   async stop(): Promise<void> {
     for (const s of this.subs) s.unsubscribe();
     await this.actor.stop();
+    await this.backups.stop();
     await this.lease.release().catch(() => undefined);
     await this.readModel?.projection.stop();
     await this.readModel?.db.destroy();

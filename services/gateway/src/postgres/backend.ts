@@ -108,8 +108,7 @@ export class NatsPostgresBackend implements PostgresBackend {
             { cluster: cluster.name, status: cluster.status },
             "postgres cluster created",
           ),
-        (err: unknown) =>
-          this.opts.logger.warn({ err, cluster: name }, "postgres cluster create failed"),
+        (err: unknown) => this.opts.logger.warn({ err, cluster: name }, "postgres cluster create failed"),
       );
     }
     return outcome;
@@ -182,7 +181,12 @@ export class NatsPostgresBackend implements PostgresBackend {
   }
 
   backupCreate(cluster: string): Promise<PgBackupView> {
-    return sendCommand<PgClusterRef, PgBackupView>(this.nc, subjects.postgres.backupCreate, { cluster }, BACKUP_TIMEOUT_MS);
+    return sendCommand<PgClusterRef, PgBackupView>(
+      this.nc,
+      subjects.postgres.backupCreate,
+      { cluster },
+      BACKUP_TIMEOUT_MS,
+    );
   }
 
   async backupList(cluster: string): Promise<PgBackupView[]> {

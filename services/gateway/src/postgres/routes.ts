@@ -47,7 +47,8 @@ function targetApp(c: Context<ApiEnv>, app: string, clusterOrg: string, cluster:
 
 /**
  * Postgres clusters (docs/postgres.md): `POST /postgres` (create), `GET /postgres` (list),
- * `GET|DELETE /postgres/{name}`, `POST /postgres/{name}/attach|detach|failover|import`. Reads need read
+ * `GET|DELETE /postgres/{name}`, `POST /postgres/{name}/attach|detach|failover|import`, backups
+ * (`POST|GET /postgres/{name}/backups`, `POST /postgres/{name}/backups/restore`). Reads need read
  * access to the cluster's org, everything else write access; a create or a destroy is an org's act
  * (as an app's), so an app-scoped token may do neither. An attach sets the connection URI as a
  * deployed secret of the app (machines get it when they next start: the CLI then rolls them, as
@@ -145,7 +146,10 @@ export function postgresRoutes(backend: PostgresBackend, secrets: SecretsBackend
       // The new cluster is made in the source's org: a create there, which an app-scoped token may not do.
       const { cluster, org } = clusterFor(c, "write");
       if (principalOf(c).apps !== undefined)
-        throw ApiError.of("permission_denied", `token is scoped to apps: it may not create a cluster from ${cluster}`);
+        throw ApiError.of(
+          "permission_denied",
+          `token is scoped to apps: it may not create a cluster from ${cluster}`,
+        );
       authorizeOrg(c, org, "write");
       const input = await readBody(c, RestoreRequestSchema);
       const outcome = await backend.backupRestore(cluster, input, requestContext(c));
