@@ -52,7 +52,7 @@ const ids = [0, 1, 2].map((i) => memberMachineId(CLUSTER, CREATE_ID, i));
 const addressOf = new Map(ids.map((id, i) => [id, `127.0.0.${i + 1}`]));
 let root = "";
 let bundle = "";
-let ports: { pg: number; router: number; control: number };
+let ports: { pg: number; router: number; control: number; ops: number };
 let server: NatsServer;
 let nc: NatsConnection;
 let store: EventStore;
@@ -66,7 +66,12 @@ beforeAll(async () => {
   await chmod(root, 0o755);
   bundle = join(root, "pg-member.mjs");
   await bundleMemberAgent(bundle);
-  ports = { pg: await freePort(), router: await freePort(), control: await freePort() };
+  ports = {
+    pg: await freePort(),
+    router: await freePort(),
+    control: await freePort(),
+    ops: await freePort(),
+  };
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   store = await EventStore.connect(nc);
@@ -208,6 +213,7 @@ async function startManager(): Promise<void> {
         HANGAR_NATS_URL: server.url,
         HANGAR_SECRETS_KEY: keyBase64,
         HANGAR_POSTGRES_MANAGER_AGENT_PORT: String(ports.control),
+        HANGAR_POSTGRES_MANAGER_OPS_PORT: String(ports.ops),
         // The agents fence after 1.5 s without a majority (below): the wait covers that, a check and a margin.
         HANGAR_POSTGRES_MANAGER_CHECK_MS: "250",
         HANGAR_POSTGRES_MANAGER_PRIMARY_LOST_MS: "1000",
@@ -322,6 +328,23 @@ it("drives a recorded create to ready: primary bootstrapped, two replicas stream
   expect(sync.rows[0]?.synchronous_standby_names).toMatch(/^ANY 1 \(/);
   await c.query("create table numbers (n int primary key)");
   await c.end();
+  // The ops server's figures, as the actor last saw the members.
+  const metrics = await until(
+    "the members' figures on /metrics",
+    async () => {
+      const text = await (await fetch(`http://127.0.0.1:${ports.ops}/metrics`)).text();
+      return text.includes(`hangar_pg_member_role{cluster="${CLUSTER}",member="${ids[0]}",role="primary"`)
+        ? text
+        : undefined;
+    },
+    10_000,
+  );
+  expect(metrics).toMatch(
+    new RegExp(`hangar_pg_member_role\\{[^}]*member="${ids[1]}",role="replica"[^}]*\\} 1`),
+  );
+  expect(metrics).toMatch(new RegExp(`hangar_pg_connections\\{[^}]*member="${ids[0]}"`));
+  expect(metrics).toMatch(new RegExp(`hangar_pg_xact_commit_total\\{[^}]*member="${ids[0]}"[^}]*\\} [1-9]`));
+  expect(metrics).toContain("# TYPE hangar_pg_replication_lag_seconds gauge");
 }, 90_000);
 
 it("fails a killed primary over, though the manager is killed mid-failover: one primary, every acknowledged commit kept", async () => {
