@@ -1,7 +1,12 @@
-// The manager's cmd.postgres.* handlers against a real nats-server and Postgres: every refusal with
-// its platform code and nothing recorded for it, and list read from the read model. The cluster here
-// is recorded directly (its one member's machine never exists), so no member agent is involved.
+// The manager's cmd.postgres.* handlers against a real nats-server (secured: the manager connects as
+// its own NATS user, so its permissions are tested too) and Postgres: every refusal with its platform
+// code and nothing recorded for it, list read from the read model, and no service but the gateway
+// may ask. The cluster here is recorded directly (its one member's machine never exists), so no
+// member agent is involved.
 import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   appDecider,
@@ -16,11 +21,16 @@ import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import { MasterKeys } from "@hangar/secrets";
 import {
   CommandError,
+  type NatsCredentials,
+  natsAuthOptions,
+  natsUsers,
+  OPERATOR_USER,
   type PgClusterList,
   type PgClusterView,
   type PgCreateRequest,
   sendCommand,
   subjects,
+  writeNatsCredentials,
 } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer, testDatabase } from "@hangar/testkit";
@@ -35,6 +45,9 @@ let server: NatsServer;
 let nc: NatsConnection;
 let store: EventStore;
 let manager: PostgresManager | undefined;
+let managerNc: NatsConnection | undefined;
+let creds: NatsCredentials;
+let credsDir = "";
 const dbName = `pgm_cmd_${process.pid}`;
 
 const create = (over: Partial<PgCreateRequest> = {}): PgCreateRequest => ({
@@ -87,8 +100,10 @@ async function recordCluster(name: string, org: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  server = await startNatsServer();
-  nc = await connect({ servers: server.url });
+  credsDir = await mkdtemp(join(tmpdir(), "hangar-pgm-creds-"));
+  creds = await writeNatsCredentials(credsDir, natsUsers([]));
+  server = await startNatsServer({ authorization: creds.authorization });
+  nc = await connectAs(OPERATOR_USER);
   store = await EventStore.connect(nc);
   for (const stream of [pgclustersStream, appsStream, machinesStream, secretsStream])
     await ensureStream(store.jsm, stream);
@@ -103,9 +118,10 @@ beforeAll(async () => {
     { type: "CreateApp", name: "taken", orgSlug: "personal" },
     { commandId: "create-taken" },
   );
+  managerNc = await connectAs("postgres-manager");
   manager = await PostgresManager.start({
-    nc,
-    store,
+    nc: managerNc,
+    store: await EventStore.connect(managerNc),
     logger: createLogger("postgres-manager-test", { level: "silent" }),
     registry: new Registry(),
     keys: new MasterKeys(randomBytes(32)),
@@ -119,6 +135,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await manager?.stop();
+  await managerNc?.close();
   store?.close();
   await nc?.close();
   await server?.stop();
@@ -126,7 +143,13 @@ afterAll(async () => {
   await admin.connect();
   await admin.query(`drop database if exists ${pg.escapeIdentifier(dbName)} with (force)`);
   await admin.end();
+  if (credsDir) await rm(credsDir, { recursive: true, force: true });
 });
+
+/** A connection to the test's nats-server as one of the platform's NATS users. */
+function connectAs(user: string): Promise<NatsConnection> {
+  return connect({ servers: server.url, ...natsAuthOptions({ credsFile: creds.credsFile(user), user }) });
+}
 
 describe("cmd.postgres.create", () => {
   it.each([
@@ -200,6 +223,30 @@ describe("cmd.postgres.status / list", () => {
       ["db1", "ready", ["db1m0"]],
     ]);
     expect(await ask<PgClusterList>("list", { org: "other" })).toEqual({ clusters: [] });
+  });
+});
+
+describe("who may ask", () => {
+  it("refuses every service but the gateway (and the operator) at the NATS server", async () => {
+    for (const user of ["volume", "scheduler", "proxy"]) {
+      const other = await connectAs(user);
+      try {
+        const err = await refusal(sendCommand(other, subjects.postgres.list, {}, 2_000));
+        expect(String(err), user).toMatch(/permission/i);
+      } finally {
+        await other.close();
+      }
+    }
+    const gateway = await connectAs("gateway");
+    try {
+      expect(
+        await sendCommand<unknown, PgClusterList>(gateway, subjects.postgres.list, { org: "nobody" }),
+      ).toEqual({
+        clusters: [],
+      });
+    } finally {
+      await gateway.close();
+    }
   });
 });
 
