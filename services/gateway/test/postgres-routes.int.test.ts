@@ -202,23 +202,31 @@ afterAll(async () => {
   await nats?.stop();
 });
 
-beforeEach(() => {
-  asked.length = 0;
-  clusters.clear();
-  clusters.set("db", cluster("db", "acme"));
-  clusters.set("rivaldb", cluster("rivaldb", "rival"));
-  secrets = new MemorySecrets();
-  api = createApi({
+/**
+ * The API over the responder. A create's answer is awaited `createWaitMs` (long by default, so that a
+ * refusal is the answer however slow the machine is; only the 202 test shortens it).
+ */
+function apiOver(createWaitMs = 30_000): ReturnType<typeof createApi> {
+  return createApi({
     backend: {} as never,
     auth: AUTH,
     secrets,
     postgres: new NatsPostgresBackend(nc, {
       defaultRegion: "local",
       logger: createLogger("test", { level: "silent" }),
-      createWaitMs: 300,
+      createWaitMs,
     }),
     logger: createLogger("test", { level: "silent" }),
   });
+}
+
+beforeEach(() => {
+  asked.length = 0;
+  clusters.clear();
+  clusters.set("db", cluster("db", "acme"));
+  clusters.set("rivaldb", cluster("rivaldb", "rival"));
+  secrets = new MemorySecrets();
+  api = apiOver();
 });
 
 async function call(method: string, path: string, body?: unknown, token = ACME) {
@@ -247,6 +255,7 @@ describe("postgres routes", () => {
   });
 
   it("answers 202 while a create goes on, for the caller to follow its status", async () => {
+    api = apiOver(200);
     const res = await call("POST", "/postgres", { name: "slow" });
     expect(res.status).toBe(202);
     expect(res.json).toEqual({ name: "slow", org: "acme", status: "creating" });
