@@ -221,12 +221,27 @@ export class MemberBackups {
     const status = await this.agent.status();
     if (status.role !== "primary")
       throw new ApiError(409, "failed_precondition", "only a primary switches WAL");
-    const [row] = await this.agent.pg.query<{ lsn: string }>(
-      "SELECT pg_switch_wal()::text AS lsn",
+    // The segment just completed (on a segment boundary, pg_walfile_name names the one before it).
+    const [row] = await this.agent.pg.query<{ lsn: string; file: string }>(
+      "SELECT lsn::text, pg_walfile_name(lsn) AS file FROM pg_switch_wal() AS lsn",
       [],
       10_000,
     );
-    json(res, 200, { lsn: row?.lsn ?? null });
+    const file = row?.file ?? "";
+    // Answered once the archiver has put that segment in the outbox, so a drain right after has it.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const [archived] = await this.agent.pg.query<{ last: string | null }>(
+        "SELECT last_archived_wal AS last FROM pg_stat_archiver",
+        [],
+        5_000,
+      );
+      if (archived?.last && archived.last.slice(0, 24) >= file) break;
+      if (Date.now() > deadline)
+        throw new ApiError(503, "unavailable", `${file} was not archived within 30 s: see the member's log`);
+      await sleep(100);
+    }
+    json(res, 200, { lsn: row?.lsn ?? null, file });
   }
 
   private walFile(name: string): string {

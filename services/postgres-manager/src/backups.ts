@@ -253,12 +253,11 @@ export class PostgresBackups {
         `cluster ${source.cluster} has no completed base backup${req.time ? ` finished before ${req.time}` : ""}: take one with hangar postgres backup create`,
         "failed_precondition",
       );
-    if (!this.ops.cluster(req.name)) {
-      if (source.status === "ready") {
-        const at = await this.endpoint(source.cluster, source.primary_id);
-        await switchWal(at);
-        await drainWal(at, this.store, source.cluster);
-      }
+    // pg_switch_wal on a primary with nothing new written is a no-op: asking again (a retried restore) is harmless.
+    if (source.status === "ready") {
+      const at = await this.endpoint(source.cluster, source.primary_id);
+      await switchWal(at);
+      await drainWal(at, this.store, source.cluster);
     }
     await recordCreate(
       this.ops,
