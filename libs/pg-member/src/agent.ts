@@ -8,6 +8,7 @@ import {
   hasMajority,
   lsnBytes,
   type Member,
+  memoryConf,
   type PeerView,
   pgHbaText,
   routerTarget,
@@ -526,6 +527,8 @@ export class MemberAgent {
       [],
       5_000,
     );
+    // The agent's other connections were among them.
+    this.pg.resetConnections();
   }
 
   // --- postgres plumbing -----------------------------------------------------------------------------
@@ -553,7 +556,7 @@ export class MemberAgent {
       ...(this.primary ? { primary: this.primary } : {}),
       replPassword: this.s.replPassword,
       fenced: this.fenced,
-      extra: this.s.extraConf,
+      extra: [...memoryConf(this.s.memoryLimit), ...this.s.extraConf],
       ...(this.s.archiveCommand ? { archiveCommand: this.s.archiveCommand } : {}),
     });
     await writeFile(`${file}.tmp`, text, { mode: 0o600 });

@@ -5,6 +5,7 @@ import {
   lsnBytes,
   memberProblem,
   membersProblem,
+  memoryConf,
   passwdEntry,
   pgHbaText,
   routerTarget,
@@ -120,6 +121,14 @@ describe("server configuration text", () => {
     expect(hba).toContain("host all all ::/0 scram-sha-256");
     expect(hba).toContain("host replication all ::/0 scram-sha-256");
     expect(hba).not.toMatch(/trust/);
+  });
+});
+
+describe("memoryConf", () => {
+  it("gives shared_buffers a quarter of the machine's memory, at least 16 MB", () => {
+    expect(memoryConf(256 * 1024 * 1024)).toEqual(["shared_buffers = '64MB'"]);
+    expect(memoryConf(32 * 1024 * 1024)).toEqual(["shared_buffers = '16MB'"]);
+    expect(memoryConf(undefined)).toEqual([]);
   });
 });
 

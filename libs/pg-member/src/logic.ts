@@ -193,3 +193,14 @@ export function passwdEntry(passwd: string, user: string): { uid: number; gid: n
   }
   return undefined;
 }
+
+/**
+ * postgresql.conf lines sized to the machine's memory limit (bytes; undefined: none known): a
+ * quarter for shared_buffers, as Fly's postgres does, so a 256 MB member does not give postgres'
+ * default 128 MB to the buffer pool beside node. HANGAR_PG_CONF lines come after and win.
+ */
+export function memoryConf(limitBytes: number | undefined): string[] {
+  if (limitBytes === undefined || !Number.isFinite(limitBytes) || limitBytes <= 0) return [];
+  const quarterMb = Math.floor(limitBytes / 4 / 1024 / 1024);
+  return [`shared_buffers = '${Math.max(16, quarterMb)}MB'`];
+}

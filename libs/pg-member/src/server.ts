@@ -159,6 +159,11 @@ export class PostgresProcess {
     return this.connections;
   }
 
+  /** Closes the agent's own connections (a fence terminated them): the next query opens a fresh one. */
+  resetConnections(): void {
+    this.dropConnections();
+  }
+
   private dropConnections(): void {
     const pool = this.connections;
     this.connections = undefined;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { archiveCommand } from "./backup.js";
 
@@ -22,6 +23,8 @@ export interface MemberSettings {
   agentToken: string;
   /** Extra postgresql.conf lines, separated by `;` or newlines (e.g. `shared_buffers=16MB`). */
   extraConf: string[];
+  /** The machine's memory limit in bytes (cgroup v2 memory.max), undefined when there is none. */
+  memoryLimit: number | undefined;
   /** archive_command: this bundle's `archive-wal` (backup.ts), run by the same node; undefined: archiving off. */
   archiveCommand: string | undefined;
 }
@@ -71,6 +74,7 @@ export function memberSettings(env: NodeJS.ProcessEnv = process.env): MemberSett
       .split(/[;\n]/)
       .map((line) => line.trim())
       .filter((line) => line !== ""),
+    memoryLimit: cgroupMemoryLimit(),
     archiveCommand:
       env.HANGAR_PG_ARCHIVE === "off" || !process.argv[1]
         ? undefined
@@ -82,4 +86,14 @@ export function memberSettings(env: NodeJS.ProcessEnv = process.env): MemberSett
   }
   if (problems.length > 0) throw new SettingsError(problems.join("; "));
   return settings;
+}
+
+/** The memory limit of the agent's cgroup (v2), or undefined: none, or not readable (a host process). */
+function cgroupMemoryLimit(): number | undefined {
+  try {
+    const text = readFileSync("/sys/fs/cgroup/memory.max", "utf8").trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
 }

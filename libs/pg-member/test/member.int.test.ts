@@ -248,7 +248,7 @@ it("fences a primary that lost the majority: writes refused, a commit waiting fo
   );
   const fenced = await until("the primary to fence", async () => {
     const s = await call(m1, "GET", "/status");
-    return s.fenced ? s : undefined;
+    return s.fenced && s.pg_up ? s : undefined;
   });
   expect(fenced).toMatchObject({ role: "primary", majority: false, peers_seen: [] });
   expect(await waiting).toBeInstanceOf(Error);
