@@ -20,6 +20,7 @@ import {
   startPgPlatform,
   waitForStatus,
 } from "./cluster.js";
+import { hangarInput, importFromOutside, liveMachineIds, secretNames } from "./import.js";
 
 const DB = "pgdb";
 const APP = "pg-app";
@@ -136,4 +137,44 @@ describe("acceptance 1: a three-member cluster and an app that uses it", () => {
     process.stderr.write(`postgres status (table):\n${text}\n`);
     for (const m of status.members) expect(text).toContain(m.id);
   }, 60_000);
+
+  it("postgres import copies schema and rows from a separate Postgres; connect runs a query from stdin (acceptance 6)", async () => {
+    await importFromOutside(pp, async (source) => {
+      const members = await liveMachineIds(pp, DB);
+      // Refused before anything is made: not a postgres URL (the CLI), a template database (the manager).
+      const notUrl = await pp.hangar(["postgres", "import", "db.example.com/shop", "-a", DB]);
+      expect(notUrl.code).not.toBe(0);
+      expect(notUrl.stderr).toMatch(/postgres:\/\//);
+      const template = await pp.hangar(["postgres", "import", source.url("template1"), "-a", DB]);
+      expect(template.code, template.stderr).toBe(1);
+      expect(template.stderr).toMatch(/template0\/1/);
+      expect(template.stderr).not.toContain(source.password);
+      expect(await liveMachineIds(pp, DB)).toEqual(members);
+      expect(await secretNames(pp, DB)).not.toContain("SOURCE_DATABASE_URI");
+
+      const out = await pp.hangarOk(["postgres", "import", source.url("shop"), "-a", DB], {
+        timeoutMs: 240_000,
+      });
+      process.stderr.write(`postgres import:\n${out}\n`);
+      // The importer's lines as they came (pg_restore --verbose), then the summary.
+      expect(out).toMatch(/processing data for table "public\.items"/);
+      expect(out).toMatch(/Imported database shop into cluster pgdb/);
+      expect(out).not.toContain(source.password);
+      // Its temporary machine is gone, and so is the source's secret.
+      expect(await liveMachineIds(pp, DB)).toEqual(members);
+      expect(await secretNames(pp, DB)).not.toContain("SOURCE_DATABASE_URI");
+
+      // The rows, and the schema: the unique constraint came along.
+      const psql = await hangarInput(
+        pp,
+        ["postgres", "connect", "-a", DB, "-d", "shop"],
+        "select count(*) as n, sum(price) as total from items;\n\\d items",
+      );
+      process.stderr.write(`postgres connect:\n${psql.stdout}\n`);
+      expect(psql.code, psql.stderr).toBe(0);
+      expect(psql.stdout).toMatch(/^\s*42 \| /m);
+      expect(psql.stdout).toContain(source.total);
+      expect(psql.stdout).toContain('"items_name_key" UNIQUE CONSTRAINT');
+    });
+  }, 300_000);
 });
