@@ -1,14 +1,14 @@
 // The importer of `cmd.postgres.import` without a platform: its checks of the request, and its script
-// run by bash on this host against two real Postgres 15 servers (a source with a schema and rows, and
-// a target playing the cluster's router), as the temporary machine runs it.
+// run by bash on this host against a real Postgres 15, as the temporary machine runs it: its database
+// shop is the source, and the script writes into shop_copy on the same server (playing the cluster's
+// router), so one server start covers both ends.
 import { spawn } from "node:child_process";
 import { findBinary, type PostgresServer, startPostgres } from "@hangar/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { importFlags, importScript, importSource, SOURCE_SECRET } from "../src/import.js";
 
-const SOURCE_PASSWORD = "source-secret-pw";
-const TARGET_PASSWORD = "operator-secret-pw";
+const PASSWORD = "operator-secret-pw";
 
 describe("an import's request", () => {
   it("takes postgres:// and postgresql:// URLs and names the source's database", () => {
@@ -86,16 +86,12 @@ function dirnameOf(file: string): string {
 }
 
 describe("the importer's script", () => {
-  let source: PostgresServer;
-  let target: PostgresServer;
+  let server: PostgresServer;
   let sourceUrl: string;
 
   beforeAll(async () => {
-    [source, target] = await Promise.all([
-      startPostgres({ password: SOURCE_PASSWORD }),
-      startPostgres({ password: TARGET_PASSWORD }),
-    ]);
-    sourceUrl = await source.createDatabase("shop");
+    server = await startPostgres({ password: PASSWORD });
+    sourceUrl = await server.createDatabase("shop");
     const c = new pg.Client({ connectionString: sourceUrl });
     await c.connect();
     try {
@@ -107,15 +103,15 @@ describe("the importer's script", () => {
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all([source?.stop(), target?.stop()]);
+    await server?.stop();
   });
 
   const envFor = (url: string) => ({
     [SOURCE_SECRET]: url,
-    OPERATOR_PASSWORD: TARGET_PASSWORD,
-    IMPORT_DATABASE: "shop",
+    OPERATOR_PASSWORD: PASSWORD,
+    IMPORT_DATABASE: "shop_copy",
     IMPORT_TARGET_HOSTS: "127.0.0.1",
-    IMPORT_TARGET_PORT: String(target.port),
+    IMPORT_TARGET_PORT: String(server.port),
   });
 
   it("creates the database and copies schema and rows; again with clean, it replaces them", async () => {
@@ -124,8 +120,8 @@ describe("the importer's script", () => {
     expect(first.output).toContain("import: done");
     const again = await runScript(importScript(importFlags({ clean: true })), envFor(sourceUrl));
     expect(again.code, again.output).toBe(0);
-    const url = new URL(target.url);
-    url.pathname = "/shop";
+    const url = new URL(server.url);
+    url.pathname = "/shop_copy";
     const c = new pg.Client({ connectionString: url.toString() });
     await c.connect();
     try {
@@ -143,6 +139,6 @@ describe("the importer's script", () => {
     expect(res.code).not.toBe(0);
     expect(res.output).toMatch(/password authentication failed/);
     expect(res.output).not.toContain("not-the-password");
-    expect(res.output).not.toContain(TARGET_PASSWORD);
+    expect(res.output).not.toContain(PASSWORD);
   }, 30_000);
 });
