@@ -112,6 +112,9 @@ export class MemberAgent {
   private rejoinedWith: MemberStatus["rejoined_with"] = null;
   private lastMajorityAt = Date.now();
   private majority = true;
+  /** The role postgres had when it last answered (null: not running), and its timeline then. */
+  private lastRole: "primary" | "replica" | null = null;
+  private lastTimeline: number | null = null;
   private peersSeen: string[] = [];
   /** The last answer of each member (this one too) and when it came: what the router chooses from. */
   private readonly views = new Map<string, { view: PeerView; at: number }>();
@@ -200,9 +203,16 @@ export class MemberAgent {
   }
 
   private async snapshot(timeoutMs?: number): Promise<LocalSnapshot | undefined> {
-    if (!this.pg.running) return undefined;
+    if (!this.pg.running) {
+      this.lastRole = null;
+      return undefined;
+    }
     try {
       const [row] = await this.pg.query<LocalSnapshot>(STATUS_SQL, [], timeoutMs);
+      if (row) {
+        this.lastRole = row.recovery ? "replica" : "primary";
+        this.lastTimeline = row.timeline;
+      }
       return row;
     } catch {
       return undefined;
@@ -461,7 +471,11 @@ export class MemberAgent {
   /** One round: ask every peer's /status (answered within the check interval), count, fence, route. */
   private async tick(started: number): Promise<void> {
     const peers = this.members.filter((m) => m.id !== this.s.memberId);
-    const answers = await Promise.all(peers.map((m) => this.peerStatus(m)));
+    // The peers and the member's own postgres at once: a round takes at most one check interval.
+    const [answers, snap] = await Promise.all([
+      Promise.all(peers.map((m) => this.peerStatus(m))),
+      this.snapshot(this.s.fenceCheckMs),
+    ]);
     const views = answers.filter((v): v is PeerView => v !== undefined);
     this.peersSeen = views.map((v) => v.id);
     // An answer without postgres (pg_up false: down, or slower than the status bound) counts for
@@ -470,10 +484,9 @@ export class MemberAgent {
     const count = this.members.length + (this.members.some((m) => m.id === this.s.memberId) ? 0 : 1);
     this.majority = hasMajority(count, views.length);
     if (this.majority) this.lastMajorityAt = started;
-    const snap = await this.snapshot(this.s.fenceCheckMs);
-    const isPrimary = snap !== undefined && !snap.recovery;
+    // A primary too slow to answer its own status this round is still fenced on time.
     if (
-      isPrimary &&
+      this.lastRole === "primary" &&
       !this.fenced &&
       shouldFence({ now: Date.now(), lastMajorityAt: this.lastMajorityAt, fenceAfterMs: this.s.fenceAfterMs })
     ) {
@@ -482,11 +495,15 @@ export class MemberAgent {
       );
     }
     const self = this.members.find((m) => m.id === this.s.memberId);
-    if (self && snap) {
-      const role = snap.recovery ? "replica" : "primary";
+    if (self && this.lastRole !== null) {
       this.views.set(self.id, {
-        view: { ...self, role, fenced: this.fenced, timeline: snap.timeline },
-        at: Date.now(),
+        view: {
+          ...self,
+          role: this.lastRole,
+          fenced: this.fenced,
+          timeline: snap?.timeline ?? this.lastTimeline,
+        },
+        at: snap ? Date.now() : (this.views.get(self.id)?.at ?? 0),
       });
     }
     // A member that missed a round or two keeps its place for the fencing bound: a slow answer
@@ -515,20 +532,24 @@ export class MemberAgent {
 
   private async fenceNow(reason: string): Promise<void> {
     if (this.fenced) return;
-    const snap = await this.snapshot();
-    if (snap === undefined || snap.recovery) return;
+    await this.snapshot(this.s.fenceCheckMs);
+    if (this.lastRole !== "primary") return;
     this.fenced = true;
     log("fencing: writes refused until the manager says unfence or rejoin", { reason });
+    // The settings are written and postgres told (a signal) whether or not it answers SQL now.
     await this.applyConf();
-    await this.waitSetting("on");
-    // Sessions that began before the reload (and commits waiting for a standby) end here.
-    await this.pg.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
-      [],
-      5_000,
-    );
-    // The agent's other connections were among them.
-    this.pg.resetConnections();
+    try {
+      await this.waitSetting("on");
+      // Sessions that began before the reload (and commits waiting for a standby) end here.
+      await this.pg.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+        [],
+        5_000,
+      );
+    } finally {
+      // The agent's other connections were among them.
+      this.pg.resetConnections();
+    }
   }
 
   // --- postgres plumbing -----------------------------------------------------------------------------
