@@ -189,7 +189,7 @@ async function failovers(pp: PgPlatform, name: string, size: number): Promise<Fa
       const r = await failoverRound(pp, name, size, writer, status);
       rounds.push(r);
       console.log(
-        `kill ${i}: ${r.oldPrimary} -> ${r.newPrimary} (timeline ${r.timeline}), writes accepted after ${r.acceptedAfterS?.toFixed(2) ?? "never"} s, ${r.acked} acknowledged, ${r.missing.length} missing`,
+        `kill ${i} at ${r.killedAt}: ${r.oldPrimary} -> ${r.newPrimary} (timeline ${r.timeline}), writes accepted after ${r.acceptedAfterS?.toFixed(2) ?? "never"} s, ${r.acked} acknowledged, ${r.missing.length} missing`,
       );
       if (r.missing.length > 0)
         throw new Error(`kill ${i} lost acknowledged commits: ${r.missing.join(", ")}`);

@@ -53,14 +53,13 @@ describe("acceptance 2: no lost commit when the primary's machine is killed", ()
       const round = await failoverRound(pp, DB, SIZE, writer, status);
       rounds.push(round);
       process.stderr.write(
-        `failover round ${i}: killed ${round.oldPrimary}, new primary ${round.newPrimary} (timeline ${round.timeline}); ` +
+        `failover round ${i}: killed ${round.oldPrimary} at ${round.killedAt}, new primary ${round.newPrimary} (timeline ${round.timeline}); ` +
           `writes accepted again after ${round.acceptedAfterS?.toFixed(2) ?? "never"} s; ` +
           `${round.acked} acknowledged, ${round.rows} rows, ${round.missing.length} missing\n`,
       );
+      // No lost commit is checked at once; the time bound after every round has run, so each figure prints.
       expect(round.missing).toEqual([]);
       expect(round.newPrimary).not.toBe(round.oldPrimary);
-      expect(round.acceptedAfterS).not.toBeNull();
-      expect(round.acceptedAfterS as number).toBeLessThan(ACCEPT_BOUND_S);
       status = await waitForStatus(pp, DB, (s) => isWhole(s, SIZE), 10_000);
       // The killed member came back as a replica of the new primary.
       expect(status.members.find((m) => m.id === round.oldPrimary)?.role).toBe("replica");
@@ -73,5 +72,17 @@ describe("acceptance 2: no lost commit when the primary's machine is killed", ()
     );
     expect(final.missing).toEqual([]);
     expect(new Set(rounds.map((r) => r.timeline)).size).toBe(ROUNDS);
-  }, 600_000);
+    const slow = rounds.filter((r) => r.acceptedAfterS === null || r.acceptedAfterS >= ACCEPT_BOUND_S);
+    if (slow.length > 0) {
+      // What the members said around the slow rounds, for whoever reads the failure.
+      const logs = await pp.hangar(["logs", "-a", DB, "--no-tail"]);
+      process.stderr.write(
+        `members' logs (last lines):\n${logs.stdout.split("\n").slice(-200).join("\n")}\n`,
+      );
+    }
+    expect(
+      slow.map((r) => r.acceptedAfterS),
+      `seconds until writes were accepted again over the issue's ${ACCEPT_BOUND_S} s bound`,
+    ).toEqual([]);
+  }, 900_000);
 });

@@ -21,6 +21,8 @@ const REJOIN_TIMEOUT_MS = 120_000;
 export interface FailoverRound {
   oldPrimary: string;
   newPrimary: string;
+  /** When the kill was sent (ISO time), to find the round in the services' and members' logs. */
+  killedAt: string;
   timeline: number;
   /** From the SIGKILL until the first COMMIT acknowledged after it; null when none came in time. */
   acceptedAfterS: number | null;
@@ -58,6 +60,7 @@ export async function failoverRound(
   const warm = performance.now();
   if (!(await writer.waitForAckAfter(warm, 30_000))) throw new Error("the writer got no write acknowledged");
   const killedAt = performance.now();
+  const killedAtIso = new Date().toISOString();
   await killMachine(pp.p, oldPrimary);
   const ack = await writer.waitForAckAfter(killedAt, ACCEPT_TIMEOUT_MS);
   const after = await waitForStatus(
@@ -70,6 +73,7 @@ export async function failoverRound(
   return {
     oldPrimary,
     newPrimary: after.primary_id,
+    killedAt: killedAtIso,
     timeline: after.timeline,
     acceptedAfterS: ack ? (ack.at - killedAt) / 1000 : null,
     acked,
