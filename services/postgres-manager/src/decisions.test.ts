@@ -3,6 +3,7 @@ import {
   caughtUp,
   chooseCandidate,
   fenceWaitRemainingMs,
+  isSlowPrimary,
   isWritablePrimary,
   needsRejoin,
   primaryLost,
@@ -53,8 +54,23 @@ describe("is the primary lost", () => {
   });
 
   it("is lost once it has not been writable for the whole loss time, not before", () => {
-    expect(primaryLost(10_000, 11_999, 2_000)).toBe(false);
-    expect(primaryLost(10_000, 12_000, 2_000)).toBe(true);
+    const silent = { lastWritableAtMs: 10_000, lastSlowAtMs: 0 };
+    expect(primaryLost(silent, 11_999, 2_000, 6_000)).toBe(false);
+    expect(primaryLost(silent, 12_000, 2_000, 6_000)).toBe(true);
+  });
+
+  it("gives an agent that keeps answering that its postgres is slow the longer time", () => {
+    // Slow answers keep coming (the last one 250 ms ago): lost only after the longer time.
+    const slowUntil = (now: number) => ({ lastWritableAtMs: 10_000, lastSlowAtMs: now - 250 });
+    expect(primaryLost(slowUntil(14_000), 14_000, 2_000, 6_000)).toBe(false);
+    expect(primaryLost(slowUntil(15_999), 15_999, 2_000, 6_000)).toBe(false);
+    expect(primaryLost(slowUntil(16_000), 16_000, 2_000, 6_000)).toBe(true);
+    // Silent for the loss time after its last slow answer: lost.
+    expect(primaryLost({ lastWritableAtMs: 10_000, lastSlowAtMs: 12_000 }, 14_000, 2_000, 60_000)).toBe(true);
+    expect(isSlowPrimary(primary({ pg_up: false }))).toBe(true);
+    expect(isSlowPrimary(primary({ pg_up: false, fenced: true }))).toBe(false);
+    expect(isSlowPrimary(primary())).toBe(false);
+    expect(isSlowPrimary(undefined)).toBe(false);
   });
 });
 

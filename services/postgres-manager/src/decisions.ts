@@ -10,10 +10,26 @@ export function isWritablePrimary(status: MemberStatus | undefined): boolean {
 /**
  * Whether the recorded primary is lost: it has not answered as a writable primary for `lostAfterMs`
  * (the watcher counts from when it started watching, so a manager that just took over waits the
- * whole time too).
+ * whole time too). An agent that keeps answering, unfenced, that its postgres is not up gets
+ * `slowLostAfterMs`: the agent gives postgres ~300 ms per status, which a starved host (CPU
+ * contention) misses while postgres is fine; a postgres that really died is restarted by its agent
+ * or is fenced by the failover at once.
  */
-export function primaryLost(lastWritableAtMs: number, nowMs: number, lostAfterMs: number): boolean {
-  return nowMs - lastWritableAtMs >= lostAfterMs;
+export function primaryLost(
+  seen: { lastWritableAtMs: number; lastSlowAtMs: number },
+  nowMs: number,
+  lostAfterMs: number,
+  slowLostAfterMs: number,
+): boolean {
+  const sinceWritable = nowMs - seen.lastWritableAtMs;
+  if (sinceWritable < lostAfterMs) return false;
+  if (nowMs - seen.lastSlowAtMs < lostAfterMs) return sinceWritable >= slowLostAfterMs;
+  return true;
+}
+
+/** An answer of the primary's agent that says only that its postgres did not answer it in time. */
+export function isSlowPrimary(status: MemberStatus | undefined): boolean {
+  return status !== undefined && !status.fenced && !status.pg_up;
 }
 
 /**

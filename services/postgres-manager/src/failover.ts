@@ -10,6 +10,7 @@ import {
   caughtUp,
   chooseCandidate,
   fenceWaitRemainingMs,
+  isSlowPrimary,
   isWritablePrimary,
   needsRejoin,
   primaryLost,
@@ -21,6 +22,8 @@ import type { ClusterMetrics } from "./metrics.js";
 
 /** A replica on an older timeline than the cluster's this long is told to replicate again. */
 const STALE_TIMELINE_MS = 10_000;
+/** How many loss times a primary whose agent answers that postgres is slow gets (decisions.ts primaryLost). */
+const SLOW_PRIMARY_LOST_FACTOR = 5;
 /** How long a switchover waits for a replica to replay everything the fenced primary wrote. */
 const SWITCHOVER_CATCH_UP_MS = 30_000;
 
@@ -30,6 +33,8 @@ interface ClusterWatch {
   lastWritableAtMs: number;
   /** Last time the recorded primary answered unfenced (or the watch began): the fencing wait counts from it. */
   lastUnfencedAtMs: number;
+  /** Last time the primary's agent answered, unfenced, that its postgres did not answer it in time. */
+  lastSlowAtMs: number;
   /** Since when each member has answered on a timeline older than the cluster's. */
   olderTimelineSince: Map<string, number>;
 }
@@ -140,7 +145,7 @@ export class FailoverActor {
     let w = this.watches.get(cluster);
     if (!w) {
       const now = Date.now();
-      w = { lastWritableAtMs: now, lastUnfencedAtMs: now, olderTimelineSince: new Map() };
+      w = { lastWritableAtMs: now, lastUnfencedAtMs: now, lastSlowAtMs: 0, olderTimelineSince: new Map() };
       this.watches.set(cluster, w);
     }
     return w;
@@ -150,6 +155,7 @@ export class FailoverActor {
   private seePrimary(w: ClusterWatch, status: MemberStatus | undefined, now: number): void {
     if (status && !status.fenced) w.lastUnfencedAtMs = now;
     if (isWritablePrimary(status)) w.lastWritableAtMs = now;
+    if (isSlowPrimary(status)) w.lastSlowAtMs = now;
   }
 
   private async checkCluster(c: PgCluster): Promise<void> {
@@ -195,7 +201,12 @@ export class FailoverActor {
     }
     if (
       Object.keys(c.members).length > 1 &&
-      primaryLost(w.lastWritableAtMs, now, this.ops.opts.timings.primaryLostMs)
+      primaryLost(
+        w,
+        now,
+        this.ops.opts.timings.primaryLostMs,
+        SLOW_PRIMARY_LOST_FACTOR * this.ops.opts.timings.primaryLostMs,
+      )
     ) {
       const reason = !primary
         ? "the primary does not answer"

@@ -66,7 +66,8 @@ const AGENT_CODES: Record<string, DomainErrorCode> = {
 export class MemberClient {
   constructor(
     private readonly port: number,
-    private readonly timeoutMs = 2_000,
+    // Configure, fence and unfence reload postgres, which a busy host takes seconds to do.
+    private readonly timeoutMs = 30_000,
   ) {}
 
   /** The member's status; undefined when it does not answer (quickly) or answers an error. */
