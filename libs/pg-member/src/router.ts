@@ -2,6 +2,9 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 import type { Member } from "./logic.js";
 import { log } from "./server.js";
 
+/** How long a forwarded connection waits for the primary to accept it. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 /**
  * The member's router: each TCP connection to it is forwarded to the current primary's postgres
  * (its address, the members' postgres port). With no primary known the connection is closed at once
@@ -44,6 +47,9 @@ export class Router {
       return;
     }
     const upstream = connect({ host: target.address, port: this.pgPort });
+    // A primary whose machine is gone answers nothing: the client is cut off instead of hanging.
+    upstream.setTimeout(CONNECT_TIMEOUT_MS, () => upstream.destroy());
+    upstream.once("connect", () => upstream.setTimeout(0));
     client.setNoDelay(true);
     upstream.setNoDelay(true);
     this.open.add(client);
