@@ -24,7 +24,7 @@ export interface FailoverRound {
   /** When the kill was sent (ISO time), to find the round in the services' and members' logs. */
   killedAt: string;
   timeline: number;
-  /** From the SIGKILL until the first COMMIT acknowledged after it; null when none came in time. */
+  /** From the SIGKILL (every process dead) until the first COMMIT acknowledged after it; null when none came in time. */
   acceptedAfterS: number | null;
   /** Acknowledged numbers so far (all rounds), and those of them missing on the new primary. */
   acked: number;
@@ -59,9 +59,11 @@ export async function failoverRound(
   // Some acknowledged writes on the old primary first: these are what a failover must not lose.
   const warm = performance.now();
   if (!(await writer.waitForAckAfter(warm, 30_000))) throw new Error("the writer got no write acknowledged");
-  const killedAt = performance.now();
   const killedAtIso = new Date().toISOString();
   await killMachine(pp.p, oldPrimary);
+  // Timed from when every process of the machine is dead: a COMMIT acknowledged while the kill was on its
+  // way (cgroup v1 freezes the machine first) came from the old primary, not a new one.
+  const killedAt = performance.now();
   const ack = await writer.waitForAckAfter(killedAt, ACCEPT_TIMEOUT_MS);
   const after = await waitForStatus(
     pp,
