@@ -24,7 +24,7 @@ export interface FailoverRound {
   /** When the kill was sent (ISO time), to find the round in the services' and members' logs. */
   killedAt: string;
   timeline: number;
-  /** From the SIGKILL (every process dead) until the first COMMIT acknowledged after it; null when none came in time. */
+  /** From the SIGKILL (every process dead) until a write sent after it was acknowledged; null when none was in time. */
   acceptedAfterS: number | null;
   /** Acknowledged numbers so far (all rounds), and those of them missing on the new primary. */
   acked: number;
@@ -61,8 +61,8 @@ export async function failoverRound(
   if (!(await writer.waitForAckAfter(warm, 30_000))) throw new Error("the writer got no write acknowledged");
   const killedAtIso = new Date().toISOString();
   await killMachine(pp.p, oldPrimary);
-  // Timed from when every process of the machine is dead: a COMMIT acknowledged while the kill was on its
-  // way (cgroup v1 freezes the machine first) came from the old primary, not a new one.
+  // Timed from when every process of the machine is dead, to the answer of the first write sent after
+  // that: one sent before may have been acknowledged by the old primary (cgroup v1 freezes it first).
   const killedAt = performance.now();
   const ack = await writer.waitForAckAfter(killedAt, ACCEPT_TIMEOUT_MS);
   const after = await waitForStatus(

@@ -12,9 +12,10 @@ export interface WriteTarget {
   port: number;
 }
 
-/** One acknowledged commit: its number and when its COMMIT returned (performance.now()). */
+/** One acknowledged commit: its number, when it was sent and when its COMMIT returned (performance.now()). */
 export interface Ack {
   n: number;
+  sent: number;
   at: number;
 }
 
@@ -83,12 +84,15 @@ export class NumberedWriter {
     await this.drop();
   }
 
-  /** The first acknowledgement whose COMMIT returned after `t` (performance.now()), or undefined. */
+  /**
+   * The first acknowledged write sent after `t` (performance.now()), or undefined: one sent before
+   * may have been answered by a server that died since.
+   */
   firstAckAfter(t: number): Ack | undefined {
-    return this.acks.find((a) => a.at > t);
+    return this.acks.find((a) => a.sent > t);
   }
 
-  /** Resolves with the first acknowledgement after `t`, or undefined after `timeoutMs`. */
+  /** Resolves with the first acknowledged write sent after `t`, or undefined after `timeoutMs`. */
   async waitForAckAfter(t: number, timeoutMs: number): Promise<Ack | undefined> {
     const deadline = performance.now() + timeoutMs;
     for (;;) {
@@ -118,8 +122,9 @@ export class NumberedWriter {
       const n = this.next++;
       try {
         this.client ??= await this.connect();
+        const sent = performance.now();
         await this.client.query(`INSERT INTO ${this.table} (n) VALUES ($1)`, [n]);
-        this.acks.push({ n, at: performance.now() });
+        this.acks.push({ n, sent, at: performance.now() });
       } catch (err) {
         this.count(err);
         await this.drop();
