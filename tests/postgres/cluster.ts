@@ -146,10 +146,19 @@ export async function waitForStatus(
   for (;;) {
     last = await clusterStatus(pp, name).catch(() => last);
     if (last && check(last)) return last;
-    if (Date.now() > deadline)
-      throw new Error(`cluster ${name} after ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    if (Date.now() > deadline) {
+      throw new Error(
+        `cluster ${name} after ${timeoutMs} ms: ${JSON.stringify(last)}\nits members' last log lines:\n${await memberLogs(pp, name)}`,
+      );
+    }
     await sleep(500);
   }
+}
+
+/** The last `lines` lines of the cluster's members' logs (`hangar logs --no-tail`), to explain a failure. */
+export async function memberLogs(pp: PgPlatform, name: string, lines = 120): Promise<string> {
+  const res = await pp.hangar(["logs", "-a", name, "--no-tail"], { timeoutMs: 30_000 });
+  return `${res.stdout}${res.stderr}`.trimEnd().split("\n").slice(-lines).join("\n");
 }
 
 /** What the host agent recorded of a machine's current run (run.json in its state folder). */

@@ -9,6 +9,7 @@ import {
   type ClusterStatus,
   createCluster,
   isWhole,
+  memberLogs,
   type PgPlatform,
   startPgPlatform,
   waitForStatus,
@@ -29,7 +30,7 @@ let writer: NumberedWriter | undefined;
 beforeAll(async () => {
   pp = await startPgPlatform();
   await createCluster(pp, DB, SIZE);
-  status = await waitForStatus(pp, DB, (s) => isWhole(s, SIZE), 60_000);
+  status = await waitForStatus(pp, DB, (s) => isWhole(s, SIZE), 90_000);
 }, 420_000);
 
 afterAll(async () => {
@@ -73,13 +74,8 @@ describe("acceptance 2: no lost commit when the primary's machine is killed", ()
     expect(final.missing).toEqual([]);
     expect(new Set(rounds.map((r) => r.timeline)).size).toBe(ROUNDS);
     const slow = rounds.filter((r) => r.acceptedAfterS === null || r.acceptedAfterS >= ACCEPT_BOUND_S);
-    if (slow.length > 0) {
-      // What the members said around the slow rounds, for whoever reads the failure.
-      const logs = await pp.hangar(["logs", "-a", DB, "--no-tail"]);
-      process.stderr.write(
-        `members' logs (last lines):\n${logs.stdout.split("\n").slice(-200).join("\n")}\n`,
-      );
-    }
+    // What the members said around the slow rounds, for whoever reads the failure.
+    if (slow.length > 0) process.stderr.write(`members' last log lines:\n${await memberLogs(pp, DB, 200)}\n`);
     expect(
       slow.map((r) => r.acceptedAfterS),
       `seconds until writes were accepted again over the issue's ${ACCEPT_BOUND_S} s bound`,
