@@ -29,6 +29,7 @@ import {
 import type { ClusterOps } from "./cluster-ops.js";
 import { recordCreate } from "./create.js";
 import type { FailoverActor } from "./failover.js";
+import { AgentRefusal, type MemberClient } from "./member-client.js";
 import type { ClusterMetrics } from "./metrics.js";
 import { clusterView, factsOf } from "./views.js";
 
@@ -36,6 +37,9 @@ import { clusterView, factsOf } from "./views.js";
 export interface ClusterLister {
   list(org: string | undefined): Promise<PgClusterView[]>;
 }
+
+/** How long an attach or detach asks again while the primary's agent answers that postgres is not up. */
+const PRIMARY_RETRY_MS = 15_000;
 
 function invalid(problem: string | undefined): void {
   if (problem) throw new DomainError(problem, "invalid_argument");
@@ -119,9 +123,7 @@ export class PostgresCommands {
     // Refused (already attached, cluster not ready) before the primary is asked anything.
     pgClusterDecider.decide(command, c);
     const password = randomBytes(24).toString("base64url");
-    await this.ops.onMember(c.cluster, c.primary_id, (m, at, token) =>
-      m.createDatabase(at, token, { database, user, password }),
-    );
+    await this.onPrimary(c, (m, at, token) => m.createDatabase(at, token, { database, user, password }));
     await this.ops.record(c.cluster, command, `attach-${randomBytes(8).toString("hex")}`);
     return {
       database,
@@ -141,9 +143,7 @@ export class PostgresCommands {
       if (e.type !== "PgDatabaseDetached") continue;
       const database = e.data.database ?? "";
       const user = e.data.user ?? "";
-      await this.ops.onMember(c.cluster, c.primary_id, (m, at, token) =>
-        m.dropDatabase(at, token, { database, user }),
-      );
+      await this.onPrimary(c, (m, at, token) => m.dropDatabase(at, token, { database, user }));
     }
     await this.ops.record(c.cluster, command, `detach-${randomBytes(8).toString("hex")}`);
     return {};
@@ -217,6 +217,26 @@ export class PostgresCommands {
         if (err instanceof CommandError && err.code === "not_found") return;
         const attached = err instanceof CommandError && err.code === "failed_precondition";
         if (!attached || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  }
+
+  /**
+   * Calls the primary's agent; asked again for a while when the agent answers that its postgres is
+   * not up just now (a busy or restarting member): the calls are idempotent.
+   */
+  private async onPrimary<R>(
+    c: PgCluster,
+    call: (client: MemberClient, address: string, token: string) => Promise<R>,
+  ): Promise<R> {
+    const deadline = Date.now() + PRIMARY_RETRY_MS;
+    for (;;) {
+      try {
+        return await this.ops.onMember(c.cluster, c.primary_id, call);
+      } catch (err) {
+        const passing = err instanceof AgentRefusal && err.code === "unavailable";
+        if (!passing || Date.now() > deadline) throw err;
         await new Promise((r) => setTimeout(r, 500));
       }
     }

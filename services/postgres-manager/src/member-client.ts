@@ -58,6 +58,11 @@ const AGENT_CODES: Record<string, DomainErrorCode> = {
   unauthenticated: "internal",
 };
 
+/** A member agent's own refusal (it answered, with an error status), as against no answer at all. */
+export class AgentRefusal extends CommandError {
+  override name = "AgentRefusal";
+}
+
 /**
  * The member agents' control API as the manager calls it: `http://<machine's host-local IPv4>:5500`
  * with the cluster's bearer token. A member that does not answer in time is `unavailable`; the
@@ -167,7 +172,7 @@ export class MemberClient {
     if (!res.ok) {
       const e = parsed as AgentError;
       const code = (e.code && AGENT_CODES[e.code]) || "unavailable";
-      throw new CommandError(
+      throw new AgentRefusal(
         `member agent at ${address}: ${method} ${path}: ${res.status} ${e.error ?? text}`,
         code,
       );
