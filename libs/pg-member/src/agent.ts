@@ -97,6 +97,9 @@ const STATUS_SQL = `SELECT pg_is_in_recovery() AS recovery,
       'sync_state', sync_state, 'replay_lag_ms', (extract(epoch FROM replay_lag) * 1000)::float8,
       'flush_lsn', flush_lsn::text) ORDER BY application_name) FROM pg_stat_replication), '[]'::json) AS replication`;
 
+/** How long postgres' last status answer stands in for one that did not come in time (ms). */
+const SNAPSHOT_STALE_MS = 2_000;
+
 /** How long replicate and follow wait for the replica to stream before answering unavailable. */
 const STREAM_WAIT_MS = 30_000;
 
@@ -115,6 +118,8 @@ export class MemberAgent {
   /** The role postgres had when it last answered (null: not running), and its timeline then. */
   private lastRole: "primary" | "replica" | null = null;
   private lastTimeline: number | null = null;
+  /** Postgres' last answer to the status query, and when it came. */
+  private lastSnapshot: { row: LocalSnapshot; at: number } | undefined;
   private peersSeen: string[] = [];
   /** The last answer of each member (this one too) and when it came: what the router chooses from. */
   private readonly views = new Map<string, { view: PeerView; at: number }>();
@@ -171,7 +176,7 @@ export class MemberAgent {
     await this.pg.stop();
   }
 
-  /** The member's status; never waits more than ~300 ms on postgres (a hung postgres is pg_up false). */
+  /** The member's status; never waits more than ~300 ms on postgres (one that has not answered for 2 s is pg_up false). */
   async status(): Promise<MemberStatus> {
     const snap = await this.snapshot();
     const role = snap === undefined ? null : snap.recovery ? "replica" : "primary";
@@ -205,6 +210,7 @@ export class MemberAgent {
   private async snapshot(timeoutMs?: number): Promise<LocalSnapshot | undefined> {
     if (!this.pg.running) {
       this.lastRole = null;
+      this.lastSnapshot = undefined;
       return undefined;
     }
     try {
@@ -212,10 +218,14 @@ export class MemberAgent {
       if (row) {
         this.lastRole = row.recovery ? "replica" : "primary";
         this.lastTimeline = row.timeline;
+        this.lastSnapshot = { row, at: Date.now() };
       }
       return row;
     } catch {
-      return undefined;
+      // One slow answer on a loaded host is not a dead postgres: the last answer stands for
+      // SNAPSHOT_STALE_MS, after which a postgres that does not answer is reported down.
+      const last = this.lastSnapshot;
+      return last !== undefined && Date.now() - last.at < SNAPSHOT_STALE_MS ? last.row : undefined;
     }
   }
 

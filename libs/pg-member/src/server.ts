@@ -119,23 +119,24 @@ export class PostgresProcess {
     const connecting = pool.connect();
     const client = await withTimeout(connecting, timeoutMs, "connecting to postgres").catch(
       (error: unknown) => {
-        // A connection that arrives after the wait is closed, not left checked out.
+        // A connection that arrives after the wait goes back to the pool for the next query: on a
+        // loaded host, closing every late one meant no query ever found a connection in time.
         connecting.then(
-          (late) => late.release(true),
+          (late) => late.release(),
           () => undefined,
         );
         throw error;
       },
     );
-    try {
-      const res = await withTimeout(client.query<R>(text, values), timeoutMs, "a query");
-      client.release();
-      return res.rows;
-    } catch (error) {
-      // A timed-out or broken connection is not reused: the next query opens a fresh one.
-      client.release(error instanceof pg.DatabaseError ? undefined : (error as Error));
-      throw error;
-    }
+    const running = client.query<R>(text, values);
+    // The connection goes back when its query ends, however late: a slow answer is not a broken
+    // connection, and a postgres that hangs holds at most the pool's few connections.
+    running.then(
+      () => client.release(),
+      (error: unknown) => client.release(error instanceof pg.DatabaseError ? undefined : (error as Error)),
+    );
+    const res = await withTimeout(running, timeoutMs, "a query");
+    return res.rows;
   }
 
   private pool(): pg.Pool {
