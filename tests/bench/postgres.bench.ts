@@ -189,14 +189,14 @@ async function failovers(pp: PgPlatform, name: string, size: number): Promise<Fa
     await writer.prepare();
     writer.start();
     for (let i = 1; i <= KILLS; i++) {
-      const r = await failoverRound(pp, name, size, writer, status);
+      const r = await failoverRound(pp, name, size, writer);
       rounds.push(r);
       console.log(
-        `kill ${i} at ${r.killedAt}: ${r.oldPrimary} -> ${r.newPrimary} (timeline ${r.timeline}), writes accepted after ${r.acceptedAfterS?.toFixed(2) ?? "never"} s, ${r.acked} acknowledged, ${r.missing.length} missing`,
+        `kill ${i} at ${r.killedAt}: ${r.oldPrimary} -> ${r.newPrimary}${r.failedOver ? "" : " (restarted before a failover)"} (timeline ${r.timeline}), writes accepted after ${r.acceptedAfterS?.toFixed(2) ?? "never"} s, ${r.acked} acknowledged, ${r.missing.length} missing`,
       );
       if (r.missing.length > 0)
         throw new Error(`kill ${i} lost acknowledged commits: ${r.missing.join(", ")}`);
-      status = await waitForStatus(pp, name, (s) => isWhole(s, size), 30_000);
+      status = r.status;
     }
   } finally {
     await writer.stop();
