@@ -85,6 +85,20 @@ it.runIf(enabled)(
     expect(image.manifest.layers[0]?.digest).toBe(postgres?.manifest.layers[0]?.digest);
     // Pulled again: from Hangar's registry, the same image.
     expect((await puller.pull("hangar/postgres-member:15")).digest).toBe(pulled.digest);
+    // A tag that names another image (what an older Hangar pushed, with its older agent) is made
+    // again from this checkout by the next process's resolve: members always run this agent.
+    const other = await registry.getManifest("library/postgres", "15");
+    if (!other) throw new Error("postgres:15 is not in the registry");
+    await registry.putManifest("hangar/postgres-member", "15", other.bytes, other.mediaType);
+    expect((await registry.resolve("hangar/postgres-member:15")).digest).not.toBe(pulled.digest);
+    const nextProcess = new ImagePuller({
+      registry,
+      layers,
+      logger: { info: () => undefined },
+      bases: platformBaseImages(registry),
+    });
+    expect((await nextProcess.pull("hangar/postgres-member:15")).digest).toBe(pulled.digest);
+    expect((await registry.resolve("hangar/postgres-member:15")).digest).toBe(pulled.digest);
 
     await mountImageRoot(layers, image.manifest.layers, {
       upper: join(work, "upper"),

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
-import { platformBaseNames } from "./bases/catalog.js";
+import { baseSpecOf, platformBaseNames } from "./bases/catalog.js";
 import { type Digest, DigestHasher, isDigest } from "./digest.js";
 import { BlobCorruptedError, ImageNotFoundError, InvalidReferenceError } from "./errors.js";
 import {
@@ -118,6 +118,12 @@ export async function resolveImage(ref: string, opts: ImageSourceOptions): Promi
   const host = registryHostOf(parsed);
   const reference = parsed.digest ?? parsed.tag ?? "latest";
   const hub = host === DOCKER_HUB;
+  // The member image is the platform's alone: always this checkout's (a tag an older Hangar pushed
+  // would keep an old agent), and never looked up upstream, where anyone may publish hangar/*.
+  if (opts.bases !== undefined && baseSpecOf(ref)?.kind === "postgres-member") {
+    const made = await opts.bases.make(ref, opts.onProgress);
+    if (made) return made;
+  }
   if (!hub && opts.upstreams[host] === undefined) return opts.registry.resolve(ref);
   if (hub) {
     // Hangar's own copy of an official image (a base the platform made, or one an operator pushed).

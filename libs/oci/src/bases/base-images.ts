@@ -268,6 +268,8 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
   };
 
   let pruned: Promise<void> | undefined;
+  // The member image is made on every resolve (see resolveImage): once per process and tag is enough.
+  const members = new Map<string, Promise<ResolvedImage>>();
   return {
     async make(ref, onProgress = () => {}) {
       const spec = baseSpecOf(ref);
@@ -284,7 +286,14 @@ export function platformBaseImages(registry: ImageRegistry, opts: { cacheDir?: s
       // Every line says how long this base has taken so far: a first make is minutes of mmdebstrap.
       const timed = (line: string) =>
         onProgress(`[${Math.round((Date.now() - started) / 1000)} s] ${ref}: ${line}`);
-      return maker(spec, tag, timed);
+      if (spec.kind !== "postgres-member") return maker(spec, tag, timed);
+      let made = members.get(tag);
+      if (made === undefined) {
+        made = maker(spec, tag, timed);
+        members.set(tag, made);
+        made.catch(() => members.delete(tag));
+      }
+      return made;
     },
   };
 }
