@@ -1,4 +1,4 @@
-// One round of issue 16's acceptance 2, shared by the failover e2e test and `pnpm bench postgres`: with
+// One round of issue 16's acceptance 2, shared by cluster.e2e.test.ts (acceptance 2) and `pnpm bench postgres`: with
 // a NumberedWriter committing through the routers of the members that will survive, SIGKILL every process
 // of the primary's machine, time until a write is accepted again, wait until the cluster is whole again,
 // and check every acknowledged number is present. The killed machine restarts at once (restart policy
