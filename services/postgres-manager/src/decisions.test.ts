@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   caughtUp,
   chooseCandidate,
+  fencedPrimaryAction,
   fenceWaitRemainingMs,
   isSlowPrimary,
   isWritablePrimary,
@@ -88,6 +89,21 @@ describe("fencing wait", () => {
     expect(shouldUnfence(primary())).toBe(false);
     expect(shouldUnfence(status({ fenced: true }))).toBe(false);
     expect(shouldUnfence(undefined)).toBe(false);
+  });
+
+  it("hands a fenced primary's place to a streaming replica with synchronous replication, else unfences it", () => {
+    const back = primary({ fenced: true });
+    const replica = status();
+    expect(fencedPrimaryAction(back, [replica, status({ pg_up: false })], 3)).toBe("failover");
+    // No replica that could take over: the old primary takes writes again.
+    expect(fencedPrimaryAction(back, [undefined, status({ pg_up: false })], 3)).toBe("unfence");
+    expect(fencedPrimaryAction(back, [status({ fenced: true })], 3)).toBe("unfence");
+    // Asynchronous replication (2 members): only the old primary surely holds every acknowledged commit.
+    expect(fencedPrimaryAction(back, [replica], 2)).toBe("unfence");
+    expect(fencedPrimaryAction(back, [], 1)).toBe("unfence");
+    // Not a fenced primary that is up and sees its majority: neither.
+    expect(fencedPrimaryAction(primary(), [replica], 3)).toBeUndefined();
+    expect(fencedPrimaryAction(primary({ fenced: true, majority: false }), [replica], 3)).toBeUndefined();
   });
 });
 

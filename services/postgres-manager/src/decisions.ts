@@ -53,6 +53,24 @@ export function shouldUnfence(status: MemberStatus | undefined): boolean {
   );
 }
 
+/**
+ * What to do with a fenced primary that is up and sees its majority again (its machine restarted, or
+ * a partition healed): with synchronous replication (3 or more members) and a replica streaming,
+ * unfenced and up, that replica takes its place ("failover": every acknowledged commit is on a
+ * synchronous replica, so nothing acknowledged is lost, and the cluster does not wait on a primary
+ * that just crashed); otherwise it takes writes again ("unfence": with 1 or 2 members, replication is
+ * asynchronous and only the old primary surely holds every acknowledged commit). Undefined: neither.
+ */
+export function fencedPrimaryAction(
+  primary: MemberStatus | undefined,
+  others: readonly (MemberStatus | undefined)[],
+  memberCount: number,
+): "unfence" | "failover" | undefined {
+  if (!shouldUnfence(primary)) return undefined;
+  const standIn = others.some((s) => s?.role === "replica" && s.pg_up && !s.fenced);
+  return memberCount >= 3 && standIn ? "failover" : "unfence";
+}
+
 /** The replica to promote, with the WAL position it was chosen at. */
 export interface Candidate {
   memberId: string;

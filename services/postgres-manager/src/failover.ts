@@ -9,13 +9,13 @@ import { driveCreate } from "./create.js";
 import {
   caughtUp,
   chooseCandidate,
+  fencedPrimaryAction,
   fenceWaitRemainingMs,
   isSlowPrimary,
   isWritablePrimary,
   needsRejoin,
   primaryLost,
   resumeChoice,
-  shouldUnfence,
 } from "./decisions.js";
 import type { MemberStatus } from "./member-client.js";
 import type { ClusterMetrics } from "./metrics.js";
@@ -193,10 +193,20 @@ export class FailoverActor {
         { type: "MarkUnfenced", memberId: c.primary_id, atMs: now },
         `unfenced-${c.primary_id}-${now}`,
       );
-    if (shouldUnfence(primary)) {
+    const others = orderedMembers(c)
+      .filter((m) => m.id !== c.primary_id)
+      .map((m) => statuses.get(m.id));
+    const fencedAction = fencedPrimaryAction(primary, others, Object.keys(c.members).length);
+    if (fencedAction === "unfence") {
       // A primary that restarted fenced and still sees its majority, with nobody promoted since.
       w.lastWritableAtMs = now;
       this.task(c.cluster, () => this.unfence(c.cluster, c.primary_id));
+      return;
+    }
+    if (fencedAction === "failover") {
+      const reason =
+        "the primary came back fenced (restarted or partitioned); a synchronous replica takes its place";
+      this.task(c.cluster, (signal) => this.runFailover(c.cluster, undefined, signal, "failover", reason));
       return;
     }
     if (
