@@ -2,10 +2,9 @@
 // a NumberedWriter committing through the routers of the members that will survive, SIGKILL every process
 // of the primary's machine, time until a write is accepted again, wait until the cluster is whole again,
 // and check every acknowledged number is present. The killed machine restarts at once (restart policy
-// always): usually the manager has failed over by then and the old primary rejoins as a replica, but a
-// restart that beats the manager's loss time comes back as the recorded primary (started fenced, then
-// unfenced by the manager), after crash recovery on its own volume. Both keep every commit; the round
-// says which happened.
+// always); its agent starts it fenced, and with a synchronous replica streaming the manager promotes
+// that replica rather than unfencing the old primary, which rejoins as a replica. The round says
+// whether a replica became primary (the acceptance test requires it; the bench reports it).
 import {
   type ClusterStatus,
   isWhole,

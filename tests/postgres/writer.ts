@@ -102,14 +102,19 @@ export class NumberedWriter {
     }
   }
 
+  /** The numbers in the table, read through a target. */
+  async rowsPresent(): Promise<Set<number>> {
+    return this.withClient(async (c) => {
+      const { rows } = await c.query<{ n: string }>(`SELECT n FROM ${this.table}`);
+      return new Set(rows.map((r) => Number(r.n)));
+    });
+  }
+
   /** The acknowledged numbers that are not in the table (read through a target): empty when none was lost. */
   async missing(): Promise<{ missing: number[]; acked: number; rows: number }> {
     // Only what was acknowledged before the read starts must be in the read's snapshot.
     const acked = this.acks.slice();
-    const present = await this.withClient(async (c) => {
-      const { rows } = await c.query<{ n: string }>(`SELECT n FROM ${this.table}`);
-      return new Set(rows.map((r) => Number(r.n)));
-    });
+    const present = await this.rowsPresent();
     return {
       missing: acked.filter((a) => !present.has(a.n)).map((a) => a.n),
       acked: acked.length,
