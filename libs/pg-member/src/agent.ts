@@ -65,6 +65,8 @@ export interface MemberStatus {
   rejoined_with: "rewind" | "basebackup" | "follow" | null;
   /** Times postgres died on its own (and was restarted) since the agent started. */
   pg_crashes: number;
+  /** How old postgres' answer behind this status is (ms): near 0 when it answered this call; null without one. */
+  pg_answer_age_ms: number | null;
 }
 
 interface LocalSnapshot {
@@ -96,6 +98,12 @@ const STATUS_SQL = `SELECT pg_is_in_recovery() AS recovery,
   coalesce((SELECT json_agg(json_build_object('member_id', application_name, 'state', state,
       'sync_state', sync_state, 'replay_lag_ms', (extract(epoch FROM replay_lag) * 1000)::float8,
       'flush_lsn', flush_lsn::text) ORDER BY application_name) FROM pg_stat_replication), '[]'::json) AS replication`;
+
+/**
+ * Put first in a transaction that names a password: if the statement fails, postgres logs the error
+ * without the statement (log_min_error_statement), so no password reaches the member's log.
+ */
+const NO_STATEMENT_IN_LOG = "SET LOCAL log_min_error_statement = panic;";
 
 /** How long postgres' last status answer stands in for one that did not come in time (ms). */
 const SNAPSHOT_STALE_MS = 2_000;
@@ -204,6 +212,10 @@ export class MemberAgent {
       sync_standby_names: snap?.sync_names ?? "",
       rejoined_with: this.rejoinedWith,
       pg_crashes: this.pg.crashes,
+      pg_answer_age_ms:
+        snap === undefined
+          ? null
+          : Date.now() - (snap === this.lastSnapshot?.row ? this.lastSnapshot.at : Date.now()),
     };
   }
 
@@ -223,7 +235,8 @@ export class MemberAgent {
       return row;
     } catch {
       // One slow answer on a loaded host is not a dead postgres: the last answer stands for
-      // SNAPSHOT_STALE_MS, after which a postgres that does not answer is reported down.
+      // SNAPSHOT_STALE_MS, after which a postgres that does not answer is reported down. The status
+      // says how old it is (pg_answer_age_ms): a failover never chooses by an old WAL position.
       const last = this.lastSnapshot;
       return last !== undefined && Date.now() - last.at < SNAPSHOT_STALE_MS ? last.row : undefined;
     }
@@ -281,7 +294,7 @@ export class MemberAgent {
       await this.run();
       // No replica streams yet: this one commit does not wait for the synchronous standbys.
       await this.pg.query(
-        `BEGIN; SET LOCAL synchronous_commit = local; CREATE ROLE repl WITH REPLICATION LOGIN PASSWORD ${pg.escapeLiteral(this.s.replPassword)}; COMMIT`,
+        `BEGIN; SET LOCAL synchronous_commit = local; ${NO_STATEMENT_IN_LOG} CREATE ROLE repl WITH REPLICATION LOGIN PASSWORD ${pg.escapeLiteral(this.s.replPassword)}; COMMIT`,
         [],
         10_000,
       );
@@ -411,9 +424,7 @@ export class MemberAgent {
       const [role] = await this.pg.query("SELECT 1 FROM pg_roles WHERE rolname = $1", [user], 5_000);
       const secret = pg.escapeLiteral(password);
       await this.pg.query(
-        role
-          ? `ALTER ROLE "${user}" WITH LOGIN PASSWORD ${secret}`
-          : `CREATE ROLE "${user}" WITH LOGIN PASSWORD ${secret}`,
+        `BEGIN; ${NO_STATEMENT_IN_LOG} ${role ? "ALTER" : "CREATE"} ROLE "${user}" WITH LOGIN PASSWORD ${secret}; COMMIT`,
         [],
         5_000,
       );

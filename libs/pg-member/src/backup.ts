@@ -452,9 +452,10 @@ export class MemberBackups {
           throw new ApiError(503, "unavailable", "recovery did not finish within 30 minutes");
         await sleep(200);
       }
-      // The backup holds the source cluster's passwords: this cluster's secrets replace them.
+      // The backup holds the source cluster's passwords: this cluster's secrets replace them (a failed
+      // statement is logged without its text, which names them).
       await psql(
-        `ALTER ROLE postgres WITH PASSWORD ${sqlString(this.s.operatorPassword)}; ALTER ROLE repl WITH PASSWORD ${sqlString(this.s.replPassword)}; CHECKPOINT;`,
+        `SET log_min_error_statement = panic; ALTER ROLE postgres WITH PASSWORD ${sqlString(this.s.operatorPassword)}; ALTER ROLE repl WITH PASSWORD ${sqlString(this.s.replPassword)}; CHECKPOINT;`,
       );
       log("restore: recovered and promoted", {
         timeline: await psql("SELECT timeline_id FROM pg_control_checkpoint()"),

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   caughtUp,
   chooseCandidate,
+  FRESH_ANSWER_MS,
   fencedPrimaryAction,
   fenceWaitRemainingMs,
   isSlowPrimary,
@@ -94,8 +95,10 @@ describe("fencing wait", () => {
   it("hands a fenced primary's place to a streaming replica with synchronous replication, else unfences it", () => {
     const back = primary({ fenced: true });
     const replica = status();
-    expect(fencedPrimaryAction(back, [replica, status({ pg_up: false })], 3)).toBe("failover");
-    // No replica that could take over: the old primary takes writes again.
+    expect(fencedPrimaryAction(back, [replica, status()], 3)).toBe("failover");
+    // A replica that does not answer: the failover would wait for it, so the old primary takes writes again.
+    expect(fencedPrimaryAction(back, [replica, status({ pg_up: false })], 3)).toBe("unfence");
+    expect(fencedPrimaryAction(back, [replica, undefined], 3)).toBe("unfence");
     expect(fencedPrimaryAction(back, [undefined, status({ pg_up: false })], 3)).toBe("unfence");
     expect(fencedPrimaryAction(back, [status({ fenced: true })], 3)).toBe("unfence");
     // Asynchronous replication (2 members): only the old primary surely holds every acknowledged commit.
@@ -108,6 +111,35 @@ describe("fencing wait", () => {
 });
 
 describe("candidate choice", () => {
+  it("counts a replica whose postgres answer is older than FRESH_ANSWER_MS as not answering", () => {
+    const stale = status({ at: 900, pg_answer_age_ms: FRESH_ANSWER_MS + 1 });
+    const fresh = status({ at: 300, pg_answer_age_ms: 3 });
+    // With synchronous replication every replica must answer now: wait.
+    expect(
+      chooseCandidate(
+        [
+          { id: "a", status: stale },
+          { id: "b", status: fresh },
+        ],
+        true,
+      ),
+    ).toHaveProperty("wait");
+    // Without, the stale one is left out: its old position may be behind what it holds now.
+    expect(
+      chooseCandidate(
+        [
+          { id: "a", status: stale },
+          { id: "b", status: fresh },
+        ],
+        false,
+      ),
+    ).toMatchObject({
+      candidate: { memberId: "b" },
+    });
+    // A recorded candidate is chosen again only on a fresh answer.
+    expect(chooseCandidate([{ id: "a", status: stale }], false, "a")).toHaveProperty("wait");
+  });
+
   it("chooses the replica holding the most WAL (received, else replayed)", () => {
     const choice = chooseCandidate(
       [

@@ -67,8 +67,23 @@ export function fencedPrimaryAction(
   memberCount: number,
 ): "unfence" | "failover" | undefined {
   if (!shouldUnfence(primary)) return undefined;
-  const standIn = others.some((s) => s?.role === "replica" && s.pg_up && !s.fenced);
-  return memberCount >= 3 && standIn ? "failover" : "unfence";
+  // Every other member must answer as a replica: the failover then chooses among all of them (an
+  // acknowledged commit may be on any one), so it cannot stall beside a primary that holds everything.
+  const allStandBy = others.every((s) => s?.role === "replica" && s.pg_up && !s.fenced);
+  return memberCount >= 3 && others.length > 0 && allStandBy ? "failover" : "unfence";
+}
+
+/**
+ * How old a member's postgres answer may be for its WAL position to count in a failover (ms). The
+ * choice comes at least the fencing wait (4 s) after the old primary was last seen unfenced, and a
+ * primary that lost its majority fenced itself within 3.5 s of that: an answer at most this old was
+ * given after the old primary's last acknowledged commit.
+ */
+export const FRESH_ANSWER_MS = 500;
+
+/** A status whose WAL position postgres gave just now (not an older answer standing in for a slow one). */
+function answeredNow(status: MemberStatus | undefined): status is MemberStatus {
+  return status?.pg_up === true && (status.pg_answer_age_ms ?? 0) <= FRESH_ANSWER_MS;
 }
 
 /** The replica to promote, with the WAL position it was chosen at. */
@@ -99,7 +114,7 @@ function heldLsn(status: MemberStatus): { lsn: string; bytes: number } | undefin
  * Chooses the replica to promote among `replicas` (every member but the old primary, in member
  * order, with its status or undefined when it did not answer). With synchronous replication
  * (`requireAll`: ANY 1 of them) an acknowledged commit may be on any one replica, so every replica
- * must answer with postgres up; then the one holding the most WAL has every commit any of them has
+ * must answer with postgres up, for this status; then the one holding the most WAL has every commit any of them has
  * (WAL is one ordered history). Ties go to the first in member order, so the choice is stable.
  */
 export function chooseCandidate(
@@ -112,13 +127,14 @@ export function chooseCandidate(
   recorded?: string,
 ): CandidateChoice {
   const again = replicas.find((r) => r.id === recorded);
-  const againHeld = again?.status?.pg_up ? heldLsn(again.status) : undefined;
+  const againHeld = answeredNow(again?.status) ? heldLsn(again.status) : undefined;
   if (again && againHeld)
     return { candidate: { memberId: again.id, lsn: againHeld.lsn, lsnBytes: againHeld.bytes } };
   let best: Candidate | undefined;
   const silent: string[] = [];
   for (const { id, status } of replicas) {
-    const held = status?.pg_up ? heldLsn(status) : undefined;
+    // An older answer standing in for a slow postgres may predate the last commits it received.
+    const held = answeredNow(status) ? heldLsn(status) : undefined;
     if (!held) {
       silent.push(id);
       continue;

@@ -33,6 +33,12 @@ interface ClusterWatch {
   lastWritableAtMs: number;
   /** Last time the recorded primary answered unfenced (or the watch began): the fencing wait counts from it. */
   lastUnfencedAtMs: number;
+  /**
+   * Last time another member said it reached the old primary's agent (its `peers_seen`): a primary
+   * cut off from the manager alone still sees its majority and never fences, so the fencing wait
+   * counts from this too.
+   */
+  lastSeenByPeersAtMs: number;
   /** Last time the primary's agent answered, unfenced, that its postgres did not answer it in time. */
   lastSlowAtMs: number;
   /** Since when each member has answered on a timeline older than the cluster's. */
@@ -145,7 +151,13 @@ export class FailoverActor {
     let w = this.watches.get(cluster);
     if (!w) {
       const now = Date.now();
-      w = { lastWritableAtMs: now, lastUnfencedAtMs: now, lastSlowAtMs: 0, olderTimelineSince: new Map() };
+      w = {
+        lastWritableAtMs: now,
+        lastUnfencedAtMs: now,
+        lastSeenByPeersAtMs: 0,
+        lastSlowAtMs: 0,
+        olderTimelineSince: new Map(),
+      };
       this.watches.set(cluster, w);
     }
     return w;
@@ -306,6 +318,9 @@ export class FailoverActor {
       const now = Date.now();
       this.seePrimary(w, statuses.get(f.old_primary_id), now);
       const members = orderedMembers(c).map((m) => ({ id: m.id, status: statuses.get(m.id) }));
+      if (members.some((m) => m.id !== f.old_primary_id && m.status?.peers_seen.includes(f.old_primary_id)))
+        w.lastSeenByPeersAtMs = now;
+      const seenAtMs = Math.max(w.lastUnfencedAtMs, w.lastSeenByPeersAtMs);
       const resumed = resumeChoice(f.old_primary_id, c.timeline, members);
       if ("promoted" in resumed) {
         const s = statuses.get(resumed.promoted.memberId);
@@ -354,9 +369,7 @@ export class FailoverActor {
           .catch(() => undefined);
         fencedNow = fenced?.fenced === true;
       }
-      const wait = fencedNow
-        ? 0
-        : fenceWaitRemainingMs(w.lastUnfencedAtMs, now, this.ops.opts.timings.fenceWaitMs);
+      const wait = fencedNow ? 0 : fenceWaitRemainingMs(seenAtMs, now, this.ops.opts.timings.fenceWaitMs);
       if (wait > 0) {
         await sleep(Math.min(wait, this.ops.opts.timings.checkMs));
         c = this.live(cluster);
@@ -379,10 +392,7 @@ export class FailoverActor {
         `choose-${id}-${candidate.memberId}`,
       );
       // The old primary may have answered unfenced while the others were asked: wait again then.
-      if (
-        !fencedNow &&
-        fenceWaitRemainingMs(w.lastUnfencedAtMs, Date.now(), this.ops.opts.timings.fenceWaitMs) > 0
-      )
+      if (!fencedNow && fenceWaitRemainingMs(seenAtMs, Date.now(), this.ops.opts.timings.fenceWaitMs) > 0)
         continue;
       if (signal.aborted) return;
       const promoted = await this.ops.onMember(cluster, candidate.memberId, (m, at, token) =>

@@ -42,6 +42,8 @@ export interface MemberStatus {
   sync_standby_names: string;
   /** How the member last started replicating: a replicate's answer says which it took. */
   rejoined_with?: "rewind" | "basebackup" | "follow" | null;
+  /** How old postgres' answer behind the status is (ms); 0: answered for this status. */
+  pg_answer_age_ms?: number | null;
 }
 
 /** What the agent answers to an error: its message and code. */
