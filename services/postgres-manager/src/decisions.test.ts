@@ -2,7 +2,6 @@ import { describe, expect, it } from "vitest";
 import {
   caughtUp,
   chooseCandidate,
-  FRESH_ANSWER_MS,
   fencedPrimaryAction,
   fenceWaitRemainingMs,
   isSlowPrimary,
@@ -111,35 +110,6 @@ describe("fencing wait", () => {
 });
 
 describe("candidate choice", () => {
-  it("counts a replica whose postgres answer is older than FRESH_ANSWER_MS as not answering", () => {
-    const stale = status({ at: 900, pg_answer_age_ms: FRESH_ANSWER_MS + 1 });
-    const fresh = status({ at: 300, pg_answer_age_ms: 3 });
-    // With synchronous replication every replica must answer now: wait.
-    expect(
-      chooseCandidate(
-        [
-          { id: "a", status: stale },
-          { id: "b", status: fresh },
-        ],
-        true,
-      ),
-    ).toHaveProperty("wait");
-    // Without, the stale one is left out: its old position may be behind what it holds now.
-    expect(
-      chooseCandidate(
-        [
-          { id: "a", status: stale },
-          { id: "b", status: fresh },
-        ],
-        false,
-      ),
-    ).toMatchObject({
-      candidate: { memberId: "b" },
-    });
-    // A recorded candidate is chosen again only on a fresh answer.
-    expect(chooseCandidate([{ id: "a", status: stale }], false, "a")).toHaveProperty("wait");
-  });
-
   it("chooses the replica holding the most WAL (received, else replayed)", () => {
     const choice = chooseCandidate(
       [

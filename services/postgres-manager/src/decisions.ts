@@ -73,17 +73,9 @@ export function fencedPrimaryAction(
   return memberCount >= 3 && others.length > 0 && allStandBy ? "failover" : "unfence";
 }
 
-/**
- * How old a member's postgres answer may be for its WAL position to count in a failover (ms). The
- * choice comes at least the fencing wait (4 s) after the old primary was last seen unfenced, and a
- * primary that lost its majority fenced itself within 3.5 s of that: an answer at most this old was
- * given after the old primary's last acknowledged commit.
- */
-export const FRESH_ANSWER_MS = 500;
-
-/** A status whose WAL position postgres gave just now (not an older answer standing in for a slow one). */
+/** A status with postgres up, so its WAL position counts. */
 function answeredNow(status: MemberStatus | undefined): status is MemberStatus {
-  return status?.pg_up === true && (status.pg_answer_age_ms ?? 0) <= FRESH_ANSWER_MS;
+  return status?.pg_up === true;
 }
 
 /** The replica to promote, with the WAL position it was chosen at. */
@@ -114,7 +106,7 @@ function heldLsn(status: MemberStatus): { lsn: string; bytes: number } | undefin
  * Chooses the replica to promote among `replicas` (every member but the old primary, in member
  * order, with its status or undefined when it did not answer). With synchronous replication
  * (`requireAll`: ANY 1 of them) an acknowledged commit may be on any one replica, so every replica
- * must answer with postgres up, for this status; then the one holding the most WAL has every commit any of them has
+ * must answer with postgres up; then the one holding the most WAL has every commit any of them has
  * (WAL is one ordered history). Ties go to the first in member order, so the choice is stable.
  */
 export function chooseCandidate(
