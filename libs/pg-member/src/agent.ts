@@ -108,6 +108,9 @@ const NO_STATEMENT_IN_LOG = "SET LOCAL log_min_error_statement = panic;";
 /** How long postgres' last status answer stands in for one that did not come in time (ms). */
 const SNAPSHOT_STALE_MS = 2_000;
 
+/** How long a fresh status (GET /status/fresh, a failover's choice) waits for postgres' answer (ms). */
+const FRESH_STATUS_WAIT_MS = 5_000;
+
 /** How long replicate and follow wait for the replica to stream before answering unavailable. */
 const STREAM_WAIT_MS = 30_000;
 
@@ -185,8 +188,9 @@ export class MemberAgent {
   }
 
   /** The member's status; never waits more than ~300 ms on postgres (one that has not answered for 2 s is pg_up false). */
-  async status(): Promise<MemberStatus> {
-    const snap = await this.snapshot();
+  async status(fresh = false): Promise<MemberStatus> {
+    // fresh: postgres' own answer now (waiting up to FRESH_STATUS_WAIT_MS), never an older one standing in.
+    const snap = fresh ? await this.snapshot(FRESH_STATUS_WAIT_MS, false) : await this.snapshot();
     const role = snap === undefined ? null : snap.recovery ? "replica" : "primary";
     const state =
       this.phase === "running" ? (role ?? "starting") : this.phase === "empty" ? "empty" : this.phase;
@@ -219,7 +223,7 @@ export class MemberAgent {
     };
   }
 
-  private async snapshot(timeoutMs?: number): Promise<LocalSnapshot | undefined> {
+  private async snapshot(timeoutMs?: number, allowStale = true): Promise<LocalSnapshot | undefined> {
     if (!this.pg.running) {
       this.lastRole = null;
       this.lastSnapshot = undefined;
@@ -238,6 +242,7 @@ export class MemberAgent {
       // SNAPSHOT_STALE_MS, after which a postgres that does not answer is reported down. The status
       // says how old it is (pg_answer_age_ms): a failover never chooses by an old WAL position.
       const last = this.lastSnapshot;
+      if (!allowStale) return undefined;
       return last !== undefined && Date.now() - last.at < SNAPSHOT_STALE_MS ? last.row : undefined;
     }
   }

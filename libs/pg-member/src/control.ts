@@ -16,6 +16,8 @@ type Handler = (body: Record<string, unknown>) => Promise<unknown>;
 export function controlServer(agent: MemberAgent, token: string, backups?: MemberBackups): Server {
   const routes: Record<string, Handler> = {
     "GET /status": () => agent.status(),
+    // The WAL position postgres gives now, waiting for a slow one (a failover chooses by it).
+    "GET /status/fresh": () => agent.status(true),
     "POST /configure": (b) => agent.configure(members(b.members)),
     "POST /bootstrap": (b) => agent.bootstrap(members(b.members ?? [])),
     "POST /replicate": (b) => agent.replicate(member(b.primary, "primary")),

@@ -375,7 +375,18 @@ export class FailoverActor {
         c = this.live(cluster);
         continue;
       }
-      const replicas = members.filter((m) => m.id !== f.old_primary_id);
+      // Chosen by WAL positions postgres gives now: the quick status may carry an answer up to 2 s old
+      // (a slow postgres), older than the last commits a replica received.
+      const replicas = await Promise.all(
+        members
+          .filter((m) => m.id !== f.old_primary_id)
+          .map(async (m) => ({
+            id: m.id,
+            status: await this.ops
+              .onMember(cluster, m.id, (client, at, token) => client.freshStatus(at, token))
+              .catch(() => undefined),
+          })),
+      );
       const choice = chooseCandidate(replicas, Object.keys(c.members).length >= 3, f.candidate_id);
       if ("wait" in choice) {
         if (choice.wait !== waitingFor)

@@ -92,6 +92,11 @@ export class MemberClient {
     return this.call(address, token, "GET", "/status");
   }
 
+  /** The status with postgres' answer of now (the agent waits up to 5 s for it, never an older one). */
+  freshStatus(address: string, token: string): Promise<MemberStatus> {
+    return this.call(address, token, "GET", "/status/fresh", undefined, 8_000);
+  }
+
   configure(address: string, token: string, members: MemberAddress[]): Promise<MemberStatus> {
     return this.call(address, token, "POST", "/configure", { members });
   }
