@@ -82,6 +82,16 @@ describe("the NATS permission table", () => {
     expect(natsUserOf("not-a-service")).toBeUndefined();
   });
 
+  it("lets only the monitor list streams and consumers (its lag metrics), and read no message by it", () => {
+    const listing = natsUsers(["h1"]).filter((u) =>
+      permissionsOf(u).publish.includes("$JS.API.CONSUMER.LIST.*"),
+    );
+    expect(listing.map((u) => u.user)).toEqual(["monitor"]);
+    const p = permissionsOf(natsUserOf("monitor") ?? hostAgentUser("x"));
+    expect(p.publish).toContain("$JS.API.STREAM.NAMES");
+    expect(p.publish.filter((s) => s.startsWith("$JS.API.CONSUMER.MSG.NEXT"))).toEqual([]);
+  });
+
   it("gives allow_responses only to users that serve commands", () => {
     const serving = natsUsers(["h1"]).filter((u) => permissionsOf(u).allowResponses);
     expect(serving.map((u) => u.user).sort()).toEqual([

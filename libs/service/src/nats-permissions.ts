@@ -45,6 +45,11 @@ export interface NatsUserSpec {
   subscribe: string[];
   /** Command subjects it answers (request/reply): it may reply to whoever asked. */
   serves: string[];
+  /**
+   * Lists every stream and its consumers (names, configs, pending counts; never a message): the
+   * monitor's consumer lag metrics.
+   */
+  listsConsumers?: boolean;
 }
 
 /** The subjects one user may publish and subscribe to, as nats-server's permissions say them. */
@@ -213,13 +218,14 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
   },
   {
     user: "monitor",
-    role: "machine metrics",
+    role: "machine metrics and the durable consumers' lag",
     streams: [reader("MACHINES")],
     kv: [],
     objects: [],
     publish: [],
     subscribe: [],
     serves: [],
+    listsConsumers: true,
   },
 ];
 
@@ -346,6 +352,7 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
     // Replacing or deleting an object purges its old chunks.
     if (write) out.push(`$O.${bucket}.>`, `${API}.STREAM.PURGE.${stream}`);
   }
+  if (spec.listsConsumers) out.push(`${API}.STREAM.NAMES`, `${API}.CONSUMER.LIST.*`);
   // jetstreamManager() checks that JetStream answers before anything else.
   if (out.length > 0) out.unshift(`${API}.INFO`);
   return out;
