@@ -124,3 +124,24 @@ export {
   volumeSizeProblem,
   volumesStream,
 } from "./volumes/volume.js";
+export type {
+  DeliveryAttempt,
+  RetryPolicy,
+  Webhook,
+  WebhookCommand,
+  WebhookDelivery,
+  WebhookEvent,
+  WebhookState,
+} from "./webhooks/webhook.js";
+export {
+  EVENT_TYPE_PATTERN,
+  givesUp,
+  MAX_LOGGED_DELIVERIES,
+  nextAttemptAtMs,
+  retryDelayMs,
+  WEBHOOK_ID_PATTERN,
+  webhookDecider,
+  webhookMatches,
+  webhooksStream,
+  webhookUrlProblem,
+} from "./webhooks/webhook.js";
