@@ -7,5 +7,5 @@ await runService({
   name: "monitor",
   config,
   streams: [machinesStream],
-  start: ({ store, registry }) => Monitor.start(store, registry),
+  start: ({ store, registry, logger }) => Monitor.start(store, registry, { logger }),
 });

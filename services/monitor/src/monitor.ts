@@ -1,11 +1,13 @@
 import type { EventStore } from "@hangar/eventstore";
 import { type MachineChange, MachinesView } from "@hangar/service";
+import type { Logger } from "@hangar/telemetry";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { ConsumerLag } from "./consumer-lag.js";
 
 /**
  * Machine-state metrics from the MACHINES stream: counts by app, region and state (from the whole
- * history, rebuilt at start), and — for changes seen live — transitions, create-to-started latency and
- * exits by code.
+ * history, rebuilt at start), and — for changes seen live — transitions, starts and failed starts,
+ * create-to-started latency and exits by code; plus the lag of every durable JetStream consumer.
  */
 export class Monitor {
   private readonly createdAt = new Map<string, number>();
@@ -15,12 +17,18 @@ export class Monitor {
     private readonly transitions: Counter,
     private readonly createToStarted: Histogram,
     private readonly exits: Counter,
+    private readonly starts: Counter,
+    private readonly lag: ConsumerLag,
   ) {
     view.subscribe((c) => this.observe(c));
   }
 
   /** Rebuilds machine states from the stream and keeps the metrics in `registry` current. */
-  static async start(store: EventStore, registry: Registry): Promise<Monitor> {
+  static async start(
+    store: EventStore,
+    registry: Registry,
+    opts: { logger?: Logger } = {},
+  ): Promise<Monitor> {
     const registers = [registry];
     const transitions = new Counter({
       name: "hangar_machine_transitions_total",
@@ -31,7 +39,7 @@ export class Monitor {
     const createToStarted = new Histogram({
       name: "hangar_machine_create_to_started_seconds",
       help: "From a machine's creation to its first start, by event times",
-      labelNames: ["region"],
+      labelNames: ["app", "region"],
       buckets: [0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30],
       registers,
     });
@@ -41,8 +49,15 @@ export class Monitor {
       labelNames: ["app", "code", "requested"],
       registers,
     });
+    const starts = new Counter({
+      name: "hangar_machine_starts_total",
+      help: "Machine starts seen since this monitor started, by result (started, or failed: the host agent could not start it)",
+      labelNames: ["app", "region", "result"],
+      registers,
+    });
+    const lag = await ConsumerLag.start(store.jsm, registry, opts.logger ? { logger: opts.logger } : {});
     const view = MachinesView.create(store);
-    const monitor = new Monitor(view, transitions, createToStarted, exits);
+    const monitor = new Monitor(view, transitions, createToStarted, exits, starts, lag);
     const machines = new Gauge({
       name: "hangar_machines",
       help: "Machines by app, region and state (destroyed ones included)",
@@ -75,11 +90,17 @@ export class Monitor {
           this.createdAt.delete(c.aggregateId);
           if (c.live && c.state.status !== "absent") {
             this.createToStarted.observe(
-              { region: c.state.region },
+              { app: c.state.app, region: c.state.region },
               Math.max(0, r.timeUnixMs - created) / 1000,
             );
           }
         }
+      }
+      if (c.live && c.state.status !== "absent") {
+        if (r.event.type === "MachineStarted")
+          this.starts.inc({ app: c.state.app, region: c.state.region, result: "started" });
+        if (r.event.type === "MachineStartFailed")
+          this.starts.inc({ app: c.state.app, region: c.state.region, result: "failed" });
       }
       if (r.event.type === "MachineDestroyed") this.createdAt.delete(c.aggregateId);
       if (c.live && r.event.type === "MachineExited" && c.state.status !== "absent") {
@@ -100,7 +121,8 @@ export class Monitor {
     return { ok: this.view.live, machines_known: this.view.size, last_seq: this.view.lastSeq };
   }
 
-  stop(): Promise<void> {
-    return this.view.stop();
+  async stop(): Promise<void> {
+    await this.lag.stop();
+    await this.view.stop();
   }
 }

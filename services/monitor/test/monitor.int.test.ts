@@ -1,9 +1,11 @@
 import { machineAggregateId, machineDecider, machinesStream } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
+import { AckPolicy } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConsumerLag } from "../src/consumer-lag.js";
 import { Monitor } from "../src/monitor.js";
 
 let server: NatsServer;
@@ -83,12 +85,53 @@ describe("monitor", () => {
       expect(latency.find((v) => (v as { metricName?: string }).metricName?.endsWith("_count"))?.value).toBe(
         1,
       );
+      expect(latency).toContainEqual(
+        expect.objectContaining({ labels: expect.objectContaining({ app: "web" }) }),
+      );
+      expect(await metric(registry, "hangar_machine_starts_total")).toEqual([
+        expect.objectContaining({ value: 1, labels: { app: "web", region: "local", result: "started" } }),
+      ]);
       const transitions = await metric(registry, "hangar_machine_transitions_total");
       expect(transitions).toContainEqual(
         expect.objectContaining({ labels: { app: "web", from: "started", to: "stopped" } }),
       );
     } finally {
       await monitor.stop();
+    }
+  });
+});
+
+describe("consumer lag", () => {
+  it("serves num_pending and num_ack_pending of durable consumers only, by stream and consumer", async () => {
+    await run("lagged", [create("lagged"), started(12)]);
+    const total = (await store.jsm.streams.info(machinesStream.name)).state.messages;
+    await store.jsm.consumers.add(machinesStream.name, {
+      durable_name: "lag-probe",
+      ack_policy: AckPolicy.Explicit,
+    });
+    // An ephemeral consumer (a view following the stream) has a random name: it must not show.
+    const ephemeral = await store.jsm.consumers.add(machinesStream.name, { ack_policy: AckPolicy.None });
+    const registry = new Registry();
+    const lag = await ConsumerLag.start(store.jsm, registry, { intervalMs: 60_000 });
+    try {
+      expect(await metric(registry, "hangar_nats_consumer_pending_messages")).toEqual([
+        expect.objectContaining({ value: total, labels: { stream: "MACHINES", consumer: "lag-probe" } }),
+      ]);
+      const c = await store.js.consumers.get(machinesStream.name, "lag-probe");
+      const batch = await c.fetch({ max_messages: 2, expires: 2_000 });
+      for await (const _m of batch) {
+        // Delivered, not acknowledged.
+      }
+      await lag.poll();
+      expect(await metric(registry, "hangar_nats_consumer_pending_messages")).toEqual([
+        expect.objectContaining({ value: total - 2, labels: { stream: "MACHINES", consumer: "lag-probe" } }),
+      ]);
+      expect(await metric(registry, "hangar_nats_consumer_ack_pending_messages")).toEqual([
+        expect.objectContaining({ value: 2, labels: { stream: "MACHINES", consumer: "lag-probe" } }),
+      ]);
+    } finally {
+      await lag.stop();
+      await store.jsm.consumers.delete(machinesStream.name, ephemeral.name);
     }
   });
 });
