@@ -73,6 +73,9 @@ describe("routing", () => {
     expect(ups.reduce((n, u) => n + u.hits, 0)).toBe(60);
     expect(await metric("hangar_proxy_requests_total", { app: "trio", status_class: "2xx" })).toBe(60);
     expect(await metric("hangar_proxy_upstream_response_seconds", { app: "trio", le: "+Inf" })).toBe(60);
+    expect(
+      await metric("hangar_proxy_request_duration_seconds", { app: "trio", status_class: "2xx", le: "+Inf" }),
+    ).toBe(60);
   });
 
   it("answers 404 for an unknown app, with a JSON reason", async () => {

@@ -45,6 +45,7 @@ class Exchange implements Held {
   /** Its place in the app's queue while held. */
   private queued: QueueEntry<Held> | undefined = undefined;
   readonly metrics: AppMetrics | undefined;
+  private readonly arrivedAt = performance.now();
   // Only requests without a body can be sent again, and only idempotent ones.
   private readonly retryable: boolean;
 
@@ -144,7 +145,10 @@ class Exchange implements Held {
       this.queued = undefined;
     }
     engine.pool.release(this.app);
-    if (this.metrics) engine.metrics?.request(this.metrics, res.headersSent ? res.statusCode : undefined);
+    if (this.metrics) {
+      const seconds = (performance.now() - this.arrivedAt) / 1000;
+      engine.metrics?.request(this.metrics, res.headersSent ? res.statusCode : undefined, seconds);
+    }
   }
 }
 

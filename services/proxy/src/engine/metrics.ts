@@ -30,6 +30,7 @@ export class AppMetrics {
 export class ProxyMetrics {
   private readonly apps = new Map<string, AppMetrics>();
   private readonly latency: Histogram<"app">;
+  private readonly duration: Histogram<"app" | "status_class">;
   private readonly wakes: Counter<"app" | "result">;
 
   /** `queued` lists the apps the proxy tracks with the requests each holds, read at scrape time. */
@@ -71,6 +72,13 @@ export class ProxyMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    this.duration = new Histogram({
+      name: "hangar_proxy_request_duration_seconds",
+      help: "Time from a request's arrival at the proxy to its end (answer sent or client gone), by app and status class; held and retried time included",
+      labelNames: ["app", "status_class"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
     new Gauge({
       name: "hangar_proxy_queued",
       help: "Requests the proxy holds for an app until a machine can take them (hard limit, wake-up)",
@@ -104,10 +112,16 @@ export class ProxyMetrics {
     return m;
   }
 
-  /** Counts an answered request; `status` is undefined when the client left before the answer. */
-  request(m: AppMetrics, status: number | undefined): void {
+  /**
+   * Counts an answered request; `status` is undefined when the client left before the answer.
+   * `seconds`, when given, is the request's whole time in the proxy.
+   */
+  request(m: AppMetrics, status: number | undefined, seconds?: number): void {
     const i = status === undefined ? ABORTED : Math.floor(status / 100) - 1;
-    if (i >= 0 && i <= ABORTED) m.requests[i] = (m.requests[i] as number) + 1;
+    if (i < 0 || i > ABORTED) return;
+    m.requests[i] = (m.requests[i] as number) + 1;
+    if (seconds !== undefined)
+      this.duration.observe({ app: m.labels.app, status_class: STATUS_CLASSES[i] as string }, seconds);
   }
 
   /** Counts a retry. */
