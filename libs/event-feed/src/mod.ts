@@ -1,0 +1,27 @@
+export type { EventFeedOptions, FeedEndReason, FeedSubscribeOptions, FeedSubscription } from "./feed.js";
+export { EventFeed, FeedEvent } from "./feed.js";
+export type { EventFilter } from "./filter.js";
+export { FilterError, matchesFilter, parseTypesParam } from "./filter.js";
+export type { FeedMessage, FeedPosition, OrgResolver, PublicEvent } from "./public-event.js";
+export {
+  EVENT_SCHEMA,
+  eventIdOf,
+  FEED_STREAMS,
+  isPublicEventType,
+  PUBLIC_EVENT_TYPES,
+  parseEventId,
+  publicData,
+  publicEventType,
+  toPublicEvent,
+  toPublicEvents,
+} from "./public-event.js";
+export type { SseOptions } from "./sse.js";
+export { sseStream } from "./sse.js";
+export {
+  EVENTS_STREAM,
+  ensureEventsStream,
+  eventsFilter,
+  eventsStreamConfig,
+  eventsStreamName,
+  sourceNames,
+} from "./stream.js";
