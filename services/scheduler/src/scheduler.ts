@@ -10,6 +10,7 @@ import {
   DEFAULT_STABLE_WINDOW_S,
   type PassResult,
 } from "./autoscaler.js";
+import { decisionCause } from "./decision-reason.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, type ExecutorHooks, ScaleExecutor } from "./executor.js";
 import { Fleet } from "./fleet.js";
 import { LoadBoard, PROXY_LIVE_MS, parseLoadSample, parseProxyHeartbeat } from "./load.js";
@@ -133,7 +134,11 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       logger.info({ app, panic: result.panicChange.panic, reason: result.panicChange.reason }, "panic mode");
     const d = result.decision;
     if (d) {
-      metrics.decisions.inc({ app, direction: d.desired > d.current ? "up" : "down" });
+      metrics.decisions.inc({
+        app,
+        direction: d.desired > d.current ? "up" : "down",
+        reason: decisionCause(d.reason),
+      });
       logger.info(
         {
           app,
@@ -230,8 +235,8 @@ function schedulerMetrics(registry: Registry) {
   return {
     decisions: new Counter({
       name: "hangar_scheduler_decisions_total",
-      help: "Scaling decisions recorded by this scheduler, by app and direction (up or down)",
-      labelNames: ["app", "direction"],
+      help: "Scaling decisions recorded by this scheduler, by app, direction (up or down) and reason (panic, scale_up, scale_down, below_min, above_max)",
+      labelNames: ["app", "direction", "reason"],
       registers: [registry],
     }),
     desired: new Gauge({

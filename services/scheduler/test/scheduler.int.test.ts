@@ -80,7 +80,7 @@ describe("scheduler", () => {
     }
     expect(platform.placements.filter((p) => p.app === "step")).toHaveLength(9);
     const metrics = await s.registry.metrics();
-    expect(metrics).toMatch(/hangar_scheduler_decisions_total\{app="step",direction="up"\} 1/);
+    expect(metrics).toMatch(/hangar_scheduler_decisions_total\{app="step",direction="up",reason="panic"\} 1/);
     expect(metrics).toMatch(/hangar_scheduler_desired_machines\{app="step"\} 10/);
     expect(metrics).toMatch(/hangar_scheduler_concurrency\{app="step",window="panic"\} 200/);
     await s.stop();
