@@ -60,7 +60,10 @@ describe.each(users.map((u) => [u.user, u] as const))("user %s", (_name, spec) =
         if (await prober.canPublish(subject)) published.push(subject);
         if (await prober.canSubscribe(subject)) subscribed.push(subject);
       }
-      const expectedPublish = everySubject.filter((s) => allowed.publish.some((p) => matches(p, s)));
+      // A denied subject (another user's durable consumer) is refused although an allow matches it.
+      const expectedPublish = everySubject.filter(
+        (s) => allowed.publish.some((p) => matches(p, s)) && !allowed.denyPublish.some((p) => matches(p, s)),
+      );
       const expectedSubscribe = everySubject.filter((s) => allowed.subscribe.some((p) => matches(p, s)));
       expect(published).toEqual(expectedPublish);
       expect(subscribed).toEqual(expectedSubscribe);

@@ -21,6 +21,7 @@ export {
   OPERATOR_USER,
   permissionsOf,
   SERVICE_USERS,
+  SUBSCRIBER_USER,
 } from "./nats-permissions.js";
 export { permissionsMarkdown, withPermissionsMarkdown } from "./nats-permissions-doc.js";
 export type { ViolationLogger } from "./nats-violations.js";
@@ -109,3 +110,15 @@ export type { SnapshotObjects } from "./volume-snapshots.js";
 export { deleteSnapshotObject, snapshotObjectName } from "./volume-snapshots.js";
 export type { VolumeChange, VolumesViewOptions } from "./volumes-view.js";
 export { VolumesView } from "./volumes-view.js";
+export type {
+  WebhookAttemptView,
+  WebhookCreatedReply,
+  WebhookCreateRequest,
+  WebhookDeliveryList,
+  WebhookDeliveryView,
+  WebhookList,
+  WebhookListRequest,
+  WebhookRedeliverRequest,
+  WebhookRef,
+  WebhookView,
+} from "./webhook-messages.js";

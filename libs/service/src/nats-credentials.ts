@@ -49,18 +49,20 @@ export interface AuthorizedUser {
 /** The nats-server (2.9 and later) `authorization` block for these users. Nobody else gets in. */
 export function natsAuthorization(users: readonly AuthorizedUser[]): string {
   const lines = ["authorization {", "  users = ["];
+  const specs = users.flatMap((u) => (u.spec === undefined ? [] : [u.spec]));
   for (const { spec, publicKey } of users) {
     if (spec === undefined) {
       lines.push(`    # ${OPERATOR_USER}: every subject`, `    { nkey: ${JSON.stringify(publicKey)} }`);
       continue;
     }
-    const p = permissionsOf(spec);
+    const p = permissionsOf(spec, specs);
     // Subjects are quoted: unquoted, `$JS...` would read as a config variable.
     const list = (subjects: string[]) => `[${subjects.map((s) => JSON.stringify(s)).join(", ")}]`;
+    const deny = p.denyPublish.length > 0 ? `, deny: ${list(p.denyPublish)}` : "";
     lines.push(
       `    # ${spec.user}: ${spec.role}`,
       `    { nkey: ${JSON.stringify(publicKey)}, permissions: {`,
-      `      publish: { allow: ${list(p.publish)} }`,
+      `      publish: { allow: ${list(p.publish)}${deny} }`,
       `      subscribe: { allow: ${list(p.subscribe)} }`,
       ...(p.allowResponses ? ["      allow_responses: true"] : []),
       "    } }",

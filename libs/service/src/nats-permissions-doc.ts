@@ -46,6 +46,7 @@ export function permissionsMarkdown(): string {
     lines.push(
       `- ${code(u.user)}${p.allowResponses ? " (`allow_responses: true`)" : ""}`,
       `  - publish: ${list(p.publish)}`,
+      ...(p.denyPublish.length > 0 ? [`  - publish denied: ${list(p.denyPublish)}`] : []),
       `  - subscribe: ${list(p.subscribe)}`,
     );
   }

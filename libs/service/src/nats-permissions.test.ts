@@ -12,7 +12,16 @@ import {
   volumesStream,
 } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
-import { appendsTo, hostAgentUser, natsUserOf, natsUsers, permissionsOf } from "./nats-permissions.js";
+import {
+  appendsTo,
+  hostAgentUser,
+  type NatsUserSpec,
+  natsUserOf,
+  natsUsers,
+  permissionsOf,
+  SERVICE_USERS,
+  SUBSCRIBER_USER,
+} from "./nats-permissions.js";
 
 const streams = new Map(
   [
@@ -29,6 +38,8 @@ const streams = new Map(
     pgclustersStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
+// EVENTS (the event feed) holds the messages of the streams it sources, under their subjects.
+streams.set("EVENTS", "ev");
 
 describe("the NATS permission table", () => {
   it.each(natsUsers(["h1"]).map((u) => [u.user, u] as const))(
@@ -90,6 +101,34 @@ describe("the NATS permission table", () => {
     const p = permissionsOf(natsUserOf("monitor") ?? hostAgentUser("x"));
     expect(p.publish).toContain("$JS.API.STREAM.NAMES");
     expect(p.publish.filter((s) => s.startsWith("$JS.API.CONSUMER.MSG.NEXT"))).toEqual([]);
+  });
+
+  it("lets the subscriber read EVENTS only, with durables of its own and never a service's", () => {
+    const subscriber = natsUserOf(SUBSCRIBER_USER) ?? hostAgentUser("x");
+    const projector: NatsUserSpec = {
+      ...subscriber,
+      user: "projector",
+      streams: [{ stream: "EVENTS", read: true, append: [], durables: ["projector"] }],
+    };
+    const p = permissionsOf(subscriber, [...SERVICE_USERS, projector]);
+    // Nothing but EVENTS' info and its consumers: no stream created, no event published.
+    expect(p.publish.filter((s) => !/^\$JS\.(API\.[A-Z.]+|ACK|FC)\.EVENTS\b/.test(s))).toEqual([
+      "$JS.API.INFO",
+    ]);
+    expect(p.publish).not.toContain("$JS.API.STREAM.CREATE.EVENTS");
+    expect(p.publish).toContain("$JS.API.CONSUMER.MSG.NEXT.EVENTS.*");
+    expect(p.subscribe).toEqual(["_INBOX_subscriber.>"]);
+    expect(p.denyPublish).toContain("$JS.API.CONSUMER.MSG.NEXT.EVENTS.projector");
+    expect(p.denyPublish).toContain("$JS.ACK.EVENTS.projector.>");
+    // Every durable the table gives a service on EVENTS is denied to the subscriber.
+    const theirs = SERVICE_USERS.flatMap((u) => u.streams.filter((g) => g.stream === "EVENTS")).flatMap(
+      (g) => g.durables ?? [],
+    );
+    const denied = permissionsOf(subscriber).denyPublish;
+    for (const name of theirs) expect(denied).toContain(`$JS.API.CONSUMER.DELETE.EVENTS.${name}`);
+    // Nobody else is denied anything: only an ownDurables grant needs it.
+    for (const u of natsUsers(["h1"]).filter((u) => u.user !== SUBSCRIBER_USER))
+      expect(permissionsOf(u).denyPublish, u.user).toEqual([]);
   });
 
   it("gives allow_responses only to users that serve commands", () => {

@@ -23,6 +23,14 @@ export interface StreamGrant {
    * named by the projection.
    */
   durables?: string[];
+  /** Looks the stream up but never creates it: a user outside the platform's services makes no stream. */
+  lookupOnly?: boolean;
+  /**
+   * Durable consumers of its own making, any name, that it creates, pulls, acknowledges and deletes,
+   * except the durables other users' grants name (denied to it). nats-server's permissions match
+   * whole subject tokens, so they cannot hold a user to a consumer name prefix.
+   */
+  ownDurables?: boolean;
 }
 
 /** A KV or Object Store bucket a user opens (creating it if needed), reads, and maybe writes. */
@@ -58,10 +66,15 @@ export interface NatsPermissions {
   subscribe: string[];
   /** Publishing to the reply subject of a request it received (`allow_responses`). */
   allowResponses: boolean;
+  /** Subjects refused although `publish` matches them: other users' durable consumers. */
+  denyPublish: string[];
 }
 
 /** The user with every permission: npm start's set-up, the tests, an operator's shell. */
 export const OPERATOR_USER = "operator";
+
+/** The read-only user of in-cluster subscribers to the event feed (EVENTS). */
+export const SUBSCRIBER_USER = "subscriber";
 
 const reader = (stream: string, readOnly?: string): StreamGrant => ({
   stream,
@@ -227,6 +240,18 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     serves: [],
     listsConsumers: true,
   },
+  {
+    user: SUBSCRIBER_USER,
+    role: "in-cluster subscribers (not a service): read the event feed, with durable consumers of their own",
+    // EVENTS only (docs/events.md, "In-cluster subscribers"): not the aggregate streams it sources, nor
+    // any other. Looks EVENTS up but never creates it, and publishes nothing else.
+    streams: [{ stream: "EVENTS", read: true, append: [], lookupOnly: true, ownDurables: true }],
+    kv: [],
+    objects: [],
+    publish: [],
+    subscribe: [],
+    serves: [],
+  },
 ];
 
 /** The user of one host's agent: its own host's subjects only, never another host's. */
@@ -328,8 +353,10 @@ export function natsUserOf(service: string, hostId?: string): NatsUserSpec | und
 function jetStreamSubjects(spec: NatsUserSpec): string[] {
   const out: string[] = [];
   for (const s of spec.streams) {
-    out.push(...ensureSubjects(s.stream, s.append.length > 0));
+    if (s.lookupOnly) out.push(`${API}.STREAM.INFO.${s.stream}`);
+    else out.push(...ensureSubjects(s.stream, s.append.length > 0));
     if (s.read) out.push(...streamReadSubjects(s.stream, s.readOnly));
+    if (s.ownDurables) out.push(`${API}.CONSUMER.MSG.NEXT.${s.stream}.*`, `$JS.ACK.${s.stream}.*.>`);
     for (const name of s.durables ?? [])
       out.push(`${API}.CONSUMER.MSG.NEXT.${s.stream}.${name}`, `$JS.ACK.${s.stream}.${name}.>`);
     out.push(...s.append);
@@ -358,13 +385,44 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
   return out;
 }
 
-/** The exact publish and subscribe permissions of a user. */
-export function permissionsOf(spec: NatsUserSpec): NatsPermissions {
+/**
+ * The exact publish and subscribe permissions of a user, among `users` (whose durable consumers a
+ * user with `ownDurables` on the same stream is refused).
+ */
+export function permissionsOf(
+  spec: NatsUserSpec,
+  users: readonly NatsUserSpec[] = SERVICE_USERS,
+): NatsPermissions {
   const publish = [...jetStreamSubjects(spec), ...spec.publish];
   // Replies (requests, JetStream API answers, acknowledgements, push deliveries) all land below the
   // user's own inbox prefix, so nobody can read another user's replies.
   const subscribe = [`${inboxPrefixOf(spec.user)}.>`, ...spec.subscribe, ...spec.serves];
-  return { publish: unique(publish), subscribe: unique(subscribe), allowResponses: spec.serves.length > 0 };
+  return {
+    publish: unique(publish),
+    subscribe: unique(subscribe),
+    allowResponses: spec.serves.length > 0,
+    denyPublish: unique(othersDurableSubjects(spec, users)),
+  };
+}
+
+/** Creating, pulling, acknowledging or deleting the other users' durables of the streams `spec` makes its own durables on. */
+function othersDurableSubjects(spec: NatsUserSpec, users: readonly NatsUserSpec[]): string[] {
+  const out: string[] = [];
+  for (const { stream } of spec.streams.filter((g) => g.ownDurables)) {
+    for (const other of users.filter((u) => u.user !== spec.user)) {
+      for (const name of other.streams.find((g) => g.stream === stream)?.durables ?? []) {
+        out.push(
+          `${API}.CONSUMER.CREATE.${stream}.${name}`,
+          `${API}.CONSUMER.CREATE.${stream}.${name}.>`,
+          `${API}.CONSUMER.DURABLE.CREATE.${stream}.${name}`,
+          `${API}.CONSUMER.DELETE.${stream}.${name}`,
+          `${API}.CONSUMER.MSG.NEXT.${stream}.${name}`,
+          `$JS.ACK.${stream}.${name}.>`,
+        );
+      }
+    }
+  }
+  return out;
 }
 
 function unique(subjects: string[]): string[] {
