@@ -1,3 +1,5 @@
+import { extractTraceContext } from "@hangar/telemetry";
+import { context } from "@opentelemetry/api";
 import { decodeBatch, type RecordedEvent } from "./batch.js";
 import type { EventStore } from "./event-store.js";
 import { OrderedReader } from "./reader.js";
@@ -15,7 +17,11 @@ export interface ReplayProgress {
 }
 
 export interface ReplayOptions<E> {
-  /** Called for each message's events, in stream order. */
+  /**
+   * Called for each message's events, in stream order. Once caught up, it runs in the trace context
+   * of the message's publisher (its `traceparent` header), so spans a live change leads to join the
+   * trace of the request that made it; replayed history runs in none (and skips parsing headers).
+   */
   onEvents(events: RecordedEvent<E>[], aggregateId: string): void;
   /** Called every `progressEvery` messages and once when caught up. */
   onProgress?(progress: ReplayProgress): void;
@@ -88,7 +94,10 @@ export async function replay<E extends { type: string }>(
         messages++;
         events += recorded.length;
         lastSeq = m.seq;
-        opts.onEvents(recorded, aggregateIdOf(stream, m.subject));
+        const aggregateId = aggregateIdOf(stream, m.subject);
+        if (caughtUp)
+          context.with(extractTraceContext(m.headers), () => opts.onEvents(recorded, aggregateId));
+        else opts.onEvents(recorded, aggregateId);
       } catch (err) {
         // A message that does not decode, or a handler that throws, ends the replay: state would be wrong.
         failed = true;

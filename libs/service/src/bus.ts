@@ -131,8 +131,10 @@ export function serveCommands<Q, R>(
       }
       // Through a promise, so a handler that throws before its first await is answered as a
       // refusal too, instead of throwing out of the subscription's callback.
+      // The handler runs in the span's context, so its own spans and appends are its children.
+      const active = trace.setSpan(parent, span);
       Promise.resolve()
-        .then(() => handle(payload, msg.subject))
+        .then(() => context.with(active, () => handle(payload, msg.subject)))
         .then(
           (ok) => {
             msg.respond(encoder.encode(JSON.stringify({ ok })));
