@@ -136,6 +136,8 @@ async function errorFrom(res: Response, method: string, path: string): Promise<A
 /** A client for the Fly-compatible Machines API served by the Hangar gateway under /v1. */
 export class ApiClient {
   private readonly base: string;
+  /** The W3C `traceparent` every request carries while set (a traced command such as deploy sets it). */
+  traceparent: (() => string) | undefined;
 
   constructor(private readonly config: ApiConfig) {
     this.base = config.apiUrl.replace(/\/+$/, "");
@@ -165,6 +167,7 @@ export class ApiClient {
     const headers: Record<string, string> = {
       authorization: `Bearer ${this.config.token}`,
       accept: "application/json",
+      ...(this.traceparent ? { traceparent: this.traceparent() } : {}),
       ...options.headers,
     };
     const streamed = options.body !== undefined && typeof options.body !== "string";

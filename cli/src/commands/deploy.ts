@@ -13,6 +13,7 @@ import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
 import { deployRelease } from "../deploy-machines.js";
 import { seconds } from "../options.js";
+import { type CommandTrace, startCommandTrace } from "../trace.js";
 import type { Release } from "../types.js";
 import { readCounted, UploadProgress } from "../upload.js";
 
@@ -157,13 +158,40 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
   const progress = flags.json ? ctx.err : ctx.out;
 
   const api = await ctx.api();
+  // One trace for the whole deploy: every API call carries it, and the services' spans join it.
+  const trace = await startCommandTrace("hangar deploy");
+  api.traceparent = trace.traceparent;
+  let failure: unknown;
+  try {
+    await deployTraced(ctx, api, { app, dir, config, flags, progress, trace });
+  } catch (err) {
+    failure = err;
+    throw err;
+  } finally {
+    api.traceparent = undefined;
+    await trace.end(failure);
+  }
+}
+
+interface DeployRun {
+  app: string;
+  dir: string;
+  config: AppConfig;
+  flags: DeployFlags;
+  progress: (text: string) => void;
+  trace: CommandTrace;
+}
+
+async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promise<void> {
+  const { app, dir, config, flags, progress, trace } = run;
+  progress(`Trace ${trace.traceId}\n`);
   await api.getApp(app);
   // A prebuilt image (--image, else [build] image) is deployed as it is: its hosts pull it.
   const prebuilt = flags.image ?? config.build?.image;
   if (prebuilt) progress(`Deploying the image ${prebuilt} (no build)\n`);
   const built: Built = prebuilt
     ? { image: prebuilt }
-    : await build(ctx, api, app, dir, config, flags, progress);
+    : await trace.phase("build", () => build(ctx, api, app, dir, config, flags, progress));
 
   // Staged secrets (`hangar secrets set --stage`) go out with this deploy: its machines start with them.
   const { secrets } = await api.listSecrets(app);
@@ -175,13 +203,15 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
 
   const releases = await api.listReleases(app);
   const previous = releases.find((r) => r.status === "succeeded");
-  const release = await api.createRelease(app, {
-    image: built.image,
-    ...(built.buildId ? { build_id: built.buildId } : {}),
-    config,
-    strategy: "immediate",
-    ...(flags.message ? { description: flags.message } : {}),
-  });
+  const release = await trace.phase("release", () =>
+    api.createRelease(app, {
+      image: built.image,
+      ...(built.buildId ? { build_id: built.buildId } : {}),
+      config,
+      strategy: "immediate",
+      ...(flags.message ? { description: flags.message } : {}),
+    }),
+  );
   progress(`Release v${release.version} created, replacing machines\n`);
 
   const configured = config.deploy?.wait_timeout;
@@ -191,15 +221,17 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
       : configured !== undefined
         ? durationToMs(configured)
         : DEFAULT_WAIT_MS;
-  const result = await deployRelease({
-    api,
-    app,
-    config,
-    image: built.image,
-    release: release.version,
-    waitTimeoutMs,
-    progress,
-  });
+  const result = await trace.phase("replace machines", () =>
+    deployRelease({
+      api,
+      app,
+      config,
+      image: built.image,
+      release: release.version,
+      waitTimeoutMs,
+      progress,
+    }),
+  );
   if (!result.ok) {
     const hadMachines = (await api.listMachines(app)).length > 0;
     const message = `release v${release.version} failed: ${result.reason}; ${keepsServing(previous, hadMachines)}`;
@@ -210,6 +242,7 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
         status: "failed",
         reason: result.reason,
         image: built.image,
+        trace_id: trace.traceId,
       });
     }
     throw new CliError(message, `see what the app printed with \`hangar logs -a ${app}\``);
@@ -232,6 +265,7 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
       volumes_created: result.volumesCreated,
       url: url ?? null,
       cached_steps: built.cachedSteps ?? null,
+      trace_id: trace.traceId,
     });
     return;
   }
