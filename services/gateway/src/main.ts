@@ -119,6 +119,8 @@ await runService({
       postgres: new NatsPostgresBackend(nc, { defaultRegion: config.HANGAR_REGION, logger }),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
       upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
+      // The web dashboard on /dashboard; its sessions live in this process (a restart logs users out).
+      dashboard: {},
     });
     const server = await startApiServer(app, {
       port: config.HANGAR_GATEWAY_PORT,

@@ -6,6 +6,8 @@ import { Registry } from "prom-client";
 import { auditCalls } from "../audit/middleware.js";
 import { auditRoutes } from "../audit/routes.js";
 import type { AuditLog } from "../audit/trail.js";
+import { dashboardRoutes } from "../dashboard/routes.js";
+import { DashboardSessions } from "../dashboard/sessions.js";
 import type { MachineInspector } from "../exec/inspector.js";
 import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
@@ -92,6 +94,8 @@ export interface ApiDeps {
   volumes?: VolumesBackend;
   /** Serves `/v1/postgres` (clusters of the postgres manager) when given with `secrets` (attach sets one). */
   postgres?: PostgresBackend;
+  /** Serves the web dashboard on `/dashboard` when given (dashboard/routes.ts); sessions default to a new in-memory store. */
+  dashboard?: { sessions?: DashboardSessions };
 }
 
 /**
@@ -150,5 +154,24 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
   if (deps.volumes) api.route("/v1", volumeRoutes(deps.volumes));
   if (deps.postgres && deps.secrets) api.route("/v1", postgresRoutes(deps.postgres, deps.secrets));
+  if (deps.dashboard) {
+    api.route(
+      "/dashboard",
+      dashboardRoutes({
+        auth: deps.auth,
+        sessions: deps.dashboard.sessions ?? new DashboardSessions(),
+        api,
+        served: {
+          orgs: deps.orgs !== undefined,
+          releases: deps.releases !== undefined,
+          scaling: deps.scaling !== undefined,
+          volumes: deps.volumes !== undefined,
+          postgres: deps.postgres !== undefined && deps.secrets !== undefined,
+          logs: deps.logs !== undefined,
+          events: (deps as { events?: unknown }).events !== undefined,
+        },
+      }),
+    );
+  }
   return api;
 }
