@@ -9,3 +9,4 @@ export { createLogger } from "./logger.js";
 export type { Telemetry, TelemetryOptions } from "./sdk.js";
 export { startTelemetry } from "./sdk.js";
 export { tracer } from "./tracer.js";
+export { withSpan } from "./with-span.js";
