@@ -18,7 +18,7 @@ import {
 } from "@hangar/oci";
 import { type MasterKeys, openBuildSecrets } from "@hangar/secrets";
 import { AggregateView } from "@hangar/service";
-import type { Logger } from "@hangar/telemetry";
+import { type Context, context, type Logger, SpanStatusCode, trace, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Counter, Histogram, type Registry } from "prom-client";
 import { type BuildLimits, buildCgroupName, openBuildCgroup, removeLeftCgroups } from "./build-cgroup.js";
@@ -92,19 +92,26 @@ export class Builder {
   private readonly running = new Map<string, AbortController>();
   private readonly finished: Counter;
   private readonly stepSeconds: Histogram;
+  private readonly buildSeconds: Histogram;
   private readonly cacheLookups: Counter;
   private readonly view: BuildView;
   private stopping = false;
   private pumping = false;
   private pumpAgain = false;
   private readonly idle = new Set<() => void>();
+  /** The trace context of each build requested while this builder runs, so its build span joins the deploy's trace. */
+  private readonly requestContexts = new Map<string, Context>();
 
   private constructor(private readonly opts: BuilderOptions) {
     this.builderId = opts.builderId ?? `${hostname()}/${process.pid}`;
     this.handler = new CommandHandler(opts.store, opts.stream ?? buildsStream, buildDecider);
     this.view = AggregateView.create(opts.store, opts.stream ?? buildsStream, buildDecider);
     this.view.subscribe((c) => {
-      if (c.live && c.state.status === "requested") this.pump();
+      // Live changes arrive in the trace context of whoever recorded them (the gateway's request).
+      if (c.live && c.state.status === "requested") {
+        this.requestContexts.set(c.aggregateId, context.active());
+        this.pump();
+      } else this.requestContexts.delete(c.aggregateId);
       // Cancelled through the API (the gateway recorded its failure): the running build stops.
       if (c.state.status === "failed" && c.state.failure?.reason === "cancelled") {
         this.running.get(c.aggregateId)?.abort(new BuildStopped("cancelled", "build cancelled"));
@@ -122,6 +129,13 @@ export class Builder {
       help: "Duration of build steps, by kind (from, config, workdir, run, copy) and cache use",
       labelNames: ["kind", "cached"],
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 15, 60, 300],
+      registers,
+    });
+    this.buildSeconds = new Histogram({
+      name: "hangar_build_duration_seconds",
+      help: "Duration of the builds this builder finished, from its start to its outcome, by app and outcome",
+      labelNames: ["app", "outcome"],
+      buckets: [1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800],
       registers,
     });
     this.cacheLookups = new Counter({
@@ -202,11 +216,15 @@ export class Builder {
   }
 
   private async take(aggregateId: string): Promise<void> {
+    // Read now: the view forgets it once it folds the BuildStarted appended below.
+    const requestContext = this.requestContexts.get(aggregateId) ?? context.active();
     try {
-      const r = await this.handler.handle(
-        aggregateId,
-        { type: "StartBuild", builderId: this.builderId },
-        { commandId: `start-${aggregateId}-${this.builderId}` },
+      const r = await context.with(requestContext, () =>
+        this.handler.handle(
+          aggregateId,
+          { type: "StartBuild", builderId: this.builderId },
+          { commandId: `start-${aggregateId}-${this.builderId}` },
+        ),
       );
       if (r.state.status === "absent" || r.state.builderId !== this.builderId) {
         this.skipped.add(aggregateId);
@@ -214,7 +232,13 @@ export class Builder {
       }
       const abort = new AbortController();
       this.running.set(aggregateId, abort);
-      void this.runBuild(aggregateId, r.state, abort.signal).finally(() => {
+      const request = r.state.request;
+      void withSpan(
+        "build",
+        { attributes: { "hangar.app": request.app ?? "", "hangar.build_id": request.buildId ?? "" } },
+        () => this.runBuild(aggregateId, r.state, abort.signal),
+        requestContext,
+      ).finally(() => {
         this.running.delete(aggregateId);
         if (this.running.size === 0) for (const f of this.idle) f();
         this.pump();
@@ -357,7 +381,7 @@ export class Builder {
           totalSteps: result.totalSteps,
         },
       });
-      this.finished.inc({ outcome: "succeeded" });
+      this.ended(app, "succeeded", started);
       log.info(
         { digest: result.manifestDigest, cached: result.cachedSteps, steps: result.totalSteps },
         "build succeeded",
@@ -373,14 +397,15 @@ export class Builder {
             : isBuildError(err)
               ? { message: err.message, line: err.line, instruction: err.instruction, output: err.output }
               : { message: `builder error: ${(err as Error).message}`, line: 0, instruction: "", output: "" };
+      trace.getActiveSpan()?.setStatus({ code: SpanStatusCode.ERROR, message: failure.message });
       if (!isBuildError(err) && !stop.signal.aborted) log.error({ err }, "build failed in the builder");
       else log.info({ line: failure.line, reason: failure.message }, "build failed");
       // A cancelled build's failure is already recorded (by the gateway): there is nothing to add.
       if ("reason" in failure && failure.reason === "cancelled") {
-        this.finished.inc({ outcome: "cancelled" });
+        this.ended(app, "cancelled", started);
         return;
       }
-      this.finished.inc({ outcome: "failed" });
+      this.ended(app, "failed", started);
       await this.record(aggregateId, {
         type: "FailBuild",
         failure: { ...failure, durationMs: Date.now() - started },
@@ -390,6 +415,12 @@ export class Builder {
       await rm(workDir, { recursive: true, force: true }).catch(() => undefined);
       await this.discardContext(request.contextObject, log);
     }
+  }
+
+  /** Counts a build that ended in this builder and records how long it took since `startedMs`. */
+  private ended(app: string, outcome: "succeeded" | "failed" | "cancelled", startedMs: number): void {
+    this.finished.inc({ outcome });
+    this.buildSeconds.observe({ app, outcome }, (Date.now() - startedMs) / 1000);
   }
 
   /**

@@ -22,6 +22,7 @@ import {
   unmountIfMounted,
   writeImage,
 } from "@hangar/oci";
+import { trace, withSpan } from "@hangar/telemetry";
 import { extractArchive, fileArchiveKind } from "./archive.js";
 import type { BuildCgroup } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
@@ -204,7 +205,7 @@ class ImageBuild {
     let nextStep = 1;
     for (const head of outline.stages) {
       const started = Date.now();
-      const base = await this.startStage(head);
+      const base = await withSpan(`stage ${head.index} FROM`, {}, () => this.startStage(head));
       const plan = planStage(
         { ...head, firstStep: nextStep },
         { parsed, baseConfig: base.config, buildArgs },
@@ -216,7 +217,17 @@ class ImageBuild {
       let stage: Stage = { ...base, config: plan.config, author: plan.author ?? base.author };
       for (const step of steps) {
         this.hooks.signal?.throwIfAborted();
-        stage = await this.runStep(stage, step);
+        const before = stage;
+        stage = await withSpan(
+          `step ${step.step}`,
+          {
+            attributes: {
+              "hangar.build.step": step.step,
+              "hangar.build.instruction": step.instruction.slice(0, 200),
+            },
+          },
+          () => this.runStep(before, step),
+        );
       }
       this.stages.set(head.index, stage);
     }
@@ -706,6 +717,8 @@ class ImageBuild {
     step: PlannedStep,
     r: { cached: boolean; layer: LayerRef | null; started: number; output: string },
   ): Promise<void> {
+    // Inside the step's span (FROM steps: the stage's).
+    trace.getActiveSpan()?.setAttribute("hangar.build.cached", r.cached);
     await this.hooks.onStep?.({
       stage: step.stage,
       stageName: step.stageName,
