@@ -156,7 +156,7 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
         }
       }
       if (principal === undefined) return htmlResponse(c, loginPage(refusal), 401);
-      const id = sessions.create(token, principal.tokenId, principal.expiresAt);
+      const id = sessions.create(token, principal);
       setCookie(c, SESSION_COOKIE, id, {
         path: "/dashboard",
         httpOnly: true,
@@ -226,10 +226,11 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
 
   dash.get("/", (c) =>
     page(c, async () => {
-      // Without the org directory's routes, the API serves the apps of the token's org (or "personal").
+      // Without the org directory's routes, the token's own org (an operator's: "personal", as /v1/apps defaults).
+      const own = c.get("session").org ?? "personal";
       const orgs = served.orgs
         ? (await call<{ orgs: { slug: string; name: string }[] }>(c, "/v1/orgs")).orgs
-        : [{ slug: "personal", name: "personal" }];
+        : [{ slug: own, name: own }];
       const overviews = await Promise.all(orgs.map((o) => orgOverview(c, o.slug, o.name)));
       return htmlResponse(c, homePage(overviews));
     }),

@@ -1,9 +1,12 @@
 import { randomBytes } from "node:crypto";
+import type { Principal } from "@hangar/auth";
 
 /** One signed-in browser: the verified token it presented, used for every call the dashboard makes for it. */
 export interface DashboardSession {
   token: string;
   tokenId: string;
+  /** The token's org caveat; undefined for an operator's token (every org). */
+  org: string | undefined;
   /** When the session ends (ms since the epoch): its lifetime, never past the token's own expiry. */
   expiresAt: number;
 }
@@ -34,13 +37,14 @@ export class DashboardSessions {
   }
 
   /** Starts a session for a verified token and returns its id (256 random bits, base64url). */
-  create(token: string, tokenId: string, tokenExpiresAt: number | undefined): string {
+  create(token: string, principal: Pick<Principal, "tokenId" | "org" | "expiresAt">): string {
     const id = randomBytes(32).toString("base64url");
     const end = this.now() + this.ttlMs;
     this.sessions.set(id, {
       token,
-      tokenId,
-      expiresAt: tokenExpiresAt === undefined ? end : Math.min(end, tokenExpiresAt),
+      tokenId: principal.tokenId,
+      org: principal.org,
+      expiresAt: principal.expiresAt === undefined ? end : Math.min(end, principal.expiresAt),
     });
     // Map keeps insertion order: the first keys are the oldest sessions.
     for (const oldest of this.sessions.keys()) {
