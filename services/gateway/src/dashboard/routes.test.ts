@@ -32,7 +32,7 @@ function machine(id: string, name: string): MachineView {
     events: [],
     checks: [],
     host_status: "ok",
-  } as MachineView;
+  } as unknown as MachineView;
 }
 
 // Only what the dashboard reads; the API's own routes check the token before the backend is asked.
