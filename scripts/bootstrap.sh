@@ -51,6 +51,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /sbin/mkfs.ext4 ] && [ -x /sbin/resize2fs ] || missing+=(e2fsprogs)
 [ -x /sbin/losetup ] || missing+=(mount)
 [ -x /sbin/fsfreeze ] && command -v fallocate >/dev/null 2>&1 || missing+=(util-linux)
+# The web dashboard's browser test: playwright-core drives Debian's chromium (headless).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
