@@ -1,0 +1,339 @@
+import {
+  appsStream,
+  type MachineEvent,
+  machinesStream,
+  type PgClusterEvent,
+  pgclustersStream,
+  releasesStream,
+  scalingStream,
+  volumesStream,
+} from "@hangar/domain";
+import { type AggregateStream, encodeBatch, ensureStream, prefixedStream } from "@hangar/eventstore";
+import { hangar } from "@hangar/proto";
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  EventFeed,
+  ensureEventsStream,
+  eventsStreamName,
+  type FeedEndReason,
+  type FeedEvent,
+  type FeedPosition,
+  parseEventId,
+  sseStream,
+} from "../src/mod.js";
+
+// Streams of this file only: the shared nats-server outlives it.
+const prefix = `feed${process.pid}`;
+const orgs = new Map([
+  ["web", "acme"],
+  ["api", "acme"],
+  ["other", "globex"],
+]);
+const resolver = { orgOfApp: (app: string) => orgs.get(app) };
+let nc: NatsConnection;
+let jsm: JetStreamManager;
+let js: JetStreamClient;
+const feeds: EventFeed[] = [];
+let machineCount = 0;
+
+const streamOf = <E extends { type: string }>(s: AggregateStream<E>) => prefixedStream(s, prefix);
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  jsm = await jetstreamManager(nc);
+  js = jetstream(nc);
+  // PGCLUSTERS is left out on purpose: EVENTS must source it once it exists.
+  for (const s of [appsStream, machinesStream, releasesStream, scalingStream, volumesStream])
+    await ensureStream(jsm, streamOf(s as AggregateStream<{ type: string }>));
+  await ensureEventsStream(jsm, { prefix });
+});
+
+afterAll(async () => {
+  await Promise.all(feeds.map((f) => f.stop()));
+  const names = [eventsStreamName(prefix)];
+  for (const s of [
+    appsStream,
+    machinesStream,
+    releasesStream,
+    scalingStream,
+    volumesStream,
+    pgclustersStream,
+  ])
+    names.push(streamOf(s as AggregateStream<{ type: string }>).name);
+  for (const name of names) await jsm.streams.delete(name).catch(() => {});
+  await nc.close();
+});
+
+async function startFeed(ringSize?: number): Promise<EventFeed> {
+  const feed = await EventFeed.start({ nc, jsm, prefix, resolver, ...(ringSize ? { ringSize } : {}) });
+  feeds.push(feed);
+  return feed;
+}
+
+/** A machine's lifecycle as its decisions: create + start request (one message), started, stop, exited, destroy, destroyed. */
+async function machineLifecycle(app: string): Promise<string> {
+  const id = `m${++machineCount}${process.pid}`;
+  const stream = streamOf(machinesStream);
+  const aggregateId = `${app}.${id}`;
+  const decisions: MachineEvent[][] = [
+    [
+      {
+        type: "MachineCreated",
+        data: hangar.v1.MachineCreated.create({
+          machineId: id,
+          app,
+          configJson: JSON.stringify({ image: "nginx:1", env: { API_TOKEN: "not-for-subscribers" } }),
+        }),
+      },
+      { type: "MachineStartRequested", data: hangar.v1.MachineStartRequested.create({ instanceId: "i1" }) },
+    ],
+    [
+      {
+        type: "MachineStarted",
+        data: hangar.v1.MachineStarted.create({ hostId: "h1", pid: 42, startTime: 7 }),
+      },
+    ],
+    [{ type: "MachineDestroyed", data: hangar.v1.MachineDestroyed.create({}) }],
+  ];
+  for (const events of decisions) {
+    await js.publish(
+      `${stream.subjectPrefix}.${aggregateId}`,
+      encodeBatch(stream, aggregateId, events, { commandId: crypto.randomUUID() }),
+    );
+  }
+  return id;
+}
+
+/** Collects what a subscription delivers. */
+function collector() {
+  const events: FeedEvent[] = [];
+  const waiters: { n: number; resolve: () => void }[] = [];
+  let ended: FeedEndReason | undefined;
+  return {
+    events,
+    get ended() {
+      return ended;
+    },
+    onEvent(e: FeedEvent) {
+      events.push(e);
+      for (const w of waiters.filter((w) => events.length >= w.n)) w.resolve();
+    },
+    onEnd(reason: FeedEndReason) {
+      ended = reason;
+    },
+    waitFor(n: number, timeoutMs = 10_000): Promise<void> {
+      if (events.length >= n) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`got ${events.length} events of ${n}: ${events.map((e) => e.event.id)}`)),
+          timeoutMs,
+        );
+        waiters.push({ n, resolve: () => (clearTimeout(timer), resolve()) });
+      });
+    },
+  };
+}
+
+/** Every event of EVENTS after `after`, as the feed converts them: the truth a subscription is held to. */
+async function truth(feed: EventFeed, after = 0): Promise<FeedEvent[]> {
+  const info = await jsm.streams.info(feed.streamName);
+  const out: FeedEvent[] = [];
+  for (let seq = after + 1; seq <= info.state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(feed.streamName, { seq });
+    if (m) out.push(...(await feed.convert({ seq, subject: m.subject, data: m.data })));
+  }
+  return out;
+}
+
+describe("the EVENTS stream", () => {
+  it("holds what its sources get, quickly, with one sequence for all of them", async () => {
+    const feed = await startFeed();
+    const live = collector();
+    feed.subscribe({ filter: {}, onEvent: live.onEvent });
+    const t0 = performance.now();
+    await machineLifecycle("web");
+    await live.waitFor(4);
+    console.log(
+      `four events through MACHINES -> EVENTS -> feed in ${(performance.now() - t0).toFixed(1)} ms`,
+    );
+    const ids = live.events.map((e) => e.event.id);
+    const seqs = live.events.map((e) => e.seq);
+    // One decision of two events shares a sequence: its events are <seq>.0 and <seq>.1.
+    expect(ids[0]).toBe(`${seqs[0]}.0`);
+    expect(ids[1]).toBe(`${seqs[0]}.1`);
+    expect(ids[2]).toBe(String((seqs[0] ?? 0) + 1));
+    expect(live.events.map((e) => e.event.type)).toEqual([
+      "machine.created",
+      "machine.start_requested",
+      "machine.started",
+      "machine.destroyed",
+    ]);
+    const created = live.events[0]?.event;
+    expect(created).toMatchObject({ app: "web", org: "acme", schema: "hangar.event.v1" });
+    expect(created?.data).toMatchObject({ image: "nginx:1", app: "web" });
+    expect(JSON.stringify(live.events.map((e) => e.event))).not.toContain("not-for-subscribers");
+  });
+
+  it("sources a stream created after it, and names a Postgres cluster's org from its create event", async () => {
+    const stream = streamOf(pgclustersStream);
+    await ensureStream(jsm, stream);
+    const cluster = `pg${process.pid}`;
+    const publish = (events: PgClusterEvent[]) =>
+      js.publish(
+        `${stream.subjectPrefix}.${cluster}`,
+        encodeBatch(stream, cluster, events, { commandId: crypto.randomUUID() }),
+      );
+    await publish([
+      {
+        type: "PgClusterCreateRequested",
+        data: hangar.v1.PgClusterCreateRequested.create({ cluster, org: "globex" }),
+      },
+    ]);
+    // A feed started after the create knows the cluster's org only by looking its first message up.
+    const eventsName = eventsStreamName(prefix);
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      const info = await jsm.streams.info(eventsName);
+      const sourced = info.sources?.find((s) => s.name === stream.name);
+      if (
+        sourced &&
+        sourced.lag === 0 &&
+        (await truth(await startFeed())).some((e) => e.event.subject === cluster)
+      )
+        break;
+      if (Date.now() > deadline) throw new Error(`EVENTS never sourced ${stream.name}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const feed = await startFeed();
+    const live = collector();
+    feed.subscribe({ filter: { org: "globex" }, onEvent: live.onEvent });
+    await publish([
+      {
+        type: "PgMemberPromoted",
+        data: hangar.v1.PgMemberPromoted.create({ cluster, memberId: "m1", timeline: 2 }),
+      },
+    ]);
+    await live.waitFor(1);
+    expect(live.events[0]?.event).toMatchObject({
+      type: "pgcluster.member_promoted",
+      org: "globex",
+      app: null,
+      subject: cluster,
+    });
+  });
+});
+
+describe("the feed", () => {
+  it("fans one tail out to many subscribers, each through its own filter", async () => {
+    const feed = await startFeed();
+    const all = collector();
+    const acme = collector();
+    const other = collector();
+    const started = collector();
+    const apiOnly = collector();
+    feed.subscribe({ filter: {}, onEvent: all.onEvent });
+    feed.subscribe({ filter: { org: "acme" }, onEvent: acme.onEvent });
+    feed.subscribe({ filter: { org: "globex" }, onEvent: other.onEvent });
+    feed.subscribe({ filter: { types: new Set(["machine.started"]) }, onEvent: started.onEvent });
+    feed.subscribe({ filter: { org: "acme", apps: new Set(["api"]) }, onEvent: apiOnly.onEvent });
+    await machineLifecycle("web");
+    await machineLifecycle("api");
+    await machineLifecycle("other");
+    await all.waitFor(12);
+    await other.waitFor(4);
+    expect(acme.events.map((e) => e.event.app)).toEqual([...Array(4).fill("web"), ...Array(4).fill("api")]);
+    expect(other.events.every((e) => e.event.org === "globex")).toBe(true);
+    expect(started.events.map((e) => e.event.app)).toEqual(["web", "api", "other"]);
+    expect(apiOnly.events.map((e) => e.event.app)).toEqual(Array(4).fill("api"));
+  });
+
+  it("resumes from any id, from its ring or an ordered consumer, without a gap or a double, while events keep coming", async () => {
+    // A ring of 3 events: most resumes must read their history from the stream.
+    const feed = await startFeed(3);
+    const first = feed.lastSeq;
+    for (let i = 0; i < 5; i++) await machineLifecycle("web");
+    const expected = await truth(feed, first);
+    expect(expected.length).toBe(20);
+    const runs: Promise<void>[] = [];
+    const subs: { after: FeedPosition; c: ReturnType<typeof collector> }[] = [];
+    // Resume from every id, including one inside a two-event message, while five more machines run.
+    for (const e of expected) {
+      const after = parseEventId(e.event.id) as FeedPosition;
+      const c = collector();
+      feed.subscribe({ filter: {}, after, onEvent: c.onEvent, onEnd: c.onEnd });
+      subs.push({ after, c });
+    }
+    for (let i = 0; i < 5; i++) runs.push(machineLifecycle("api").then(() => {}));
+    await Promise.all(runs);
+    const all = await truth(feed, first);
+    expect(all.length).toBe(40);
+    for (const { after, c } of subs) {
+      const want = all.filter((e) => e.isAfter(after)).map((e) => e.event.id);
+      await c.waitFor(want.length);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(c.events.map((e) => e.event.id)).toEqual(want);
+      expect(c.ended).toBeUndefined();
+    }
+  });
+
+  it("ends a subscriber whose history read falls too far behind, so it resumes by id", async () => {
+    const feed = await startFeed(1);
+    const from = feed.lastSeq;
+    for (let i = 0; i < 3; i++) await machineLifecycle("web");
+    const c = collector();
+    // History to read (12 events) while 8 live ones arrive with room for 2.
+    feed.subscribe({ filter: {}, after: { seq: from }, maxPending: 2, onEvent: c.onEvent, onEnd: c.onEnd });
+    await Promise.all([machineLifecycle("web"), machineLifecycle("web")]);
+    const deadline = Date.now() + 10_000;
+    while (c.ended === undefined && c.events.length < 20 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    // Either the history was read before the live events piled up (then everything came, in order), or it was ended.
+    const ids = c.events.map((e) => e.event.id);
+    const want = (await truth(feed, from)).map((e) => e.event.id);
+    if (c.ended === "behind") expect(want.slice(0, ids.length)).toEqual(ids);
+    else expect(ids).toEqual(want);
+  });
+});
+
+describe("sseStream", () => {
+  async function readFrames(body: ReadableStream<Uint8Array>): Promise<string[]> {
+    const text = await new Response(body).text();
+    return text.split("\n\n").filter((f) => f !== "");
+  }
+
+  it("ends a client that does not read once its queue is full, after what was queued, and stops its subscription", async () => {
+    const feed = await startFeed();
+    const before = feed.subscribers;
+    let reason: FeedEndReason | undefined;
+    const body = sseStream(feed, { filter: {}, maxQueued: 5, onEnd: (r) => (reason = r) });
+    expect(feed.subscribers).toBe(before + 1);
+    for (let i = 0; i < 3; i++) await machineLifecycle("web");
+    const deadline = Date.now() + 10_000;
+    while (reason === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(reason).toBe("behind");
+    expect(feed.subscribers).toBe(before);
+    const frames = await readFrames(body);
+    expect(frames[0]).toBe(": hangar events");
+    const ids = frames.slice(1).map((f) => /^id: (\S+)$/m.exec(f)?.[1]);
+    // The frames queued before the end, each a whole event, in order.
+    expect(ids.length).toBeGreaterThanOrEqual(5);
+    for (const f of frames.slice(1)) {
+      const data = JSON.parse(/^data: (.*)$/m.exec(f)?.[1] ?? "null");
+      expect(data.id).toBe(/^id: (\S+)$/m.exec(f)?.[1]);
+    }
+  });
+
+  it("sends a heartbeat comment and stops its subscription when the client goes away", async () => {
+    const feed = await startFeed();
+    const before = feed.subscribers;
+    const body = sseStream(feed, { filter: {}, heartbeatMs: 50 });
+    const reader = body.getReader();
+    const decoder = new TextDecoder();
+    let text = "";
+    while (!text.includes(": heartbeat")) text += decoder.decode((await reader.read()).value);
+    await reader.cancel();
+    expect(feed.subscribers).toBe(before);
+  });
+});
