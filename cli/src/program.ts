@@ -6,6 +6,7 @@ import { registerAudit } from "./commands/audit.js";
 import { registerAuth } from "./commands/auth.js";
 import { registerBuilds } from "./commands/builds.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerEvents } from "./commands/events.js";
 import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
 import { registerMachine } from "./commands/machine.js";
@@ -46,6 +47,7 @@ export function buildProgram(ctx: Context): Command {
   registerMachine(program, ctx);
   registerStatus(program, ctx);
   registerLogs(program, ctx);
+  registerEvents(program, ctx);
   registerLaunch(program, ctx);
   registerDeploy(program, ctx);
   registerBuilds(program, ctx);

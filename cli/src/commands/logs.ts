@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
 import type { Context } from "../context.js";
+import { readUntilInterrupted } from "../interrupt.js";
 import { formatLogEntry } from "../logs.js";
 
 interface LogsFlags {
@@ -12,34 +13,20 @@ interface LogsFlags {
   json?: boolean;
 }
 
-/** Whether an error is the end of a read the user asked for (Ctrl-C). */
-function isAbort(err: unknown): boolean {
-  return err instanceof Error && err.name === "AbortError";
-}
-
 async function printLogs(ctx: Context, flags: LogsFlags): Promise<void> {
   const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
   const api = await ctx.api();
-  const stop = new AbortController();
-  const onSignal = () => stop.abort();
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
-  try {
+  await readUntilInterrupted(async (signal) => {
     const entries = api.appLogs(app, {
       machine: flags.machine,
       region: flags.region,
       follow: flags.tail,
-      signal: stop.signal,
+      signal,
     });
     for await (const entry of entries) {
       ctx.out(`${flags.json ? JSON.stringify(entry) : formatLogEntry(entry)}\n`);
     }
-  } catch (err) {
-    if (!isAbort(err)) throw err;
-  } finally {
-    process.off("SIGINT", onSignal);
-    process.off("SIGTERM", onSignal);
-  }
+  });
 }
 
 /** `hangar logs`: an app's recent output through the API, then new lines as they are printed, until Ctrl-C. */
