@@ -10,6 +10,7 @@ import {
   scalingStream,
   secretsStream,
   volumesStream,
+  webhooksStream,
 } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
 import {
@@ -36,6 +37,7 @@ const streams = new Map(
     orgsStream,
     volumesStream,
     pgclustersStream,
+    webhooksStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
 // EVENTS (the event feed) holds the messages of the streams it sources, under their subjects.
@@ -139,7 +141,21 @@ describe("the NATS permission table", () => {
       "placement",
       "postgres-manager",
       "volume",
+      "webhooks",
     ]);
+  });
+
+  it("lets only the gateway ask the webhooks service, and only it record webhooks and pull its feed consumer", () => {
+    const users = natsUsers(["h1"]);
+    const asking = users.filter((u) => permissionsOf(u).publish.some((s) => s.startsWith("cmd.webhooks.")));
+    expect(asking.map((u) => u.user)).toEqual(["gateway"]);
+    expect(users.filter((u) => appendsTo(u, "WEBHOOKS")).map((u) => u.user)).toEqual(["webhooks"]);
+    const webhooks = permissionsOf(natsUserOf("webhooks") ?? hostAgentUser("x"));
+    expect(webhooks.subscribe).toContain("cmd.webhooks.*");
+    expect(webhooks.publish).toContain("$JS.API.CONSUMER.MSG.NEXT.EVENTS.webhooks");
+    expect(webhooks.publish).toContain("$JS.ACK.EVENTS.webhooks.>");
+    // It appends to its own stream only.
+    expect(webhooks.publish.filter((s) => s.startsWith("ev."))).toEqual(["ev.webhook.*"]);
   });
 
   it("lets only the gateway ask the postgres manager, and only the manager record clusters", () => {

@@ -124,10 +124,12 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // cmd.volume.*: the Volumes API and machine mounts (attach, detach); volume.stat: a volume's
     // blocks figures, asked of its host.
     // cmd.postgres.*: the Postgres API (/v1/postgres), after authorizing the caller against the cluster's org.
+    // cmd.webhooks.*: the webhooks API (/v1/webhooks), after authorizing the caller against the org.
     publish: [
       "cmd.placement.place",
       "cmd.volume.*",
       "cmd.postgres.*",
+      "cmd.webhooks.*",
       "cmd.host.*.volume.stat",
       "cmd.host.*.signal",
       "cmd.host.*.logs",
@@ -186,6 +188,22 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // An import's answer carries the last lines of its temporary machine (logs.<app>.<region>.<machine>).
     subscribe: ["logs.*.*.*"],
     serves: ["cmd.postgres.*"],
+  },
+  {
+    user: "webhooks",
+    role: "webhooks: their delivery log, and the signed deliveries of the event feed (docs/webhooks.md)",
+    streams: [
+      writer("WEBHOOKS", "ev.webhook.*"),
+      // APPS: which org an app is in, for the events' org; EVENTS: the feed, on its durable consumer,
+      // and direct gets by sequence for the retries of events no longer in memory.
+      reader("APPS"),
+      { ...reader("EVENTS"), durables: ["webhooks"] },
+    ],
+    kv: [],
+    objects: [],
+    publish: [],
+    subscribe: [],
+    serves: ["cmd.webhooks.*"],
   },
   {
     user: "builder",

@@ -56,6 +56,21 @@ export const subjects = {
     /** PgRestoreRequest -> PgClusterView: a new cluster from a cluster's archive, once ready. */
     backupRestore: "cmd.postgres.backup_restore",
   },
+  /**
+   * The webhooks service's commands (docs/webhooks.md, webhook-messages.ts), queue group `webhooks`;
+   * only the gateway asks them, after authorizing the caller against the org (and app): create
+   * (WebhookCreateRequest -> WebhookCreatedReply, the secret's only showing), list (WebhookListRequest
+   * -> WebhookList), get (WebhookRef -> WebhookView), delete (WebhookRef), deliveries (WebhookRef ->
+   * WebhookDeliveryList), redeliver (WebhookRedeliverRequest -> WebhookDeliveryView).
+   */
+  webhooks: {
+    create: "cmd.webhooks.create",
+    list: "cmd.webhooks.list",
+    get: "cmd.webhooks.get",
+    delete: "cmd.webhooks.delete",
+    deliveries: "cmd.webhooks.deliveries",
+    redeliver: "cmd.webhooks.redeliver",
+  },
   /** The gateway (owner of the machine commands): start a sleeping machine for a proxy. Request WakeRequest. */
   wake: "cmd.machines.wake",
   /**
