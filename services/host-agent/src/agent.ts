@@ -16,7 +16,7 @@ import {
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError, loadAggregate } from "@hangar/eventstore";
 import { AggregateView, MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
-import type { Logger } from "@hangar/telemetry";
+import { type Logger, SpanStatusCode, trace, withSpan } from "@hangar/telemetry";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
@@ -296,13 +296,22 @@ export class HostAgent {
     const proc = driver.running().find((r) => r.machineId === m.machineId);
     switch (m.status) {
       case "starting": {
-        if (proc) {
-          // A suspended process resumes; a running one (adopted, or started before a crash) is recorded.
-          driver.resume(m.machineId);
-          await this.recordStarted(m, proc, true);
-          return;
-        }
-        await this.startProcess(m);
+        // In the trace of whoever asked for the start (a live change runs in its publisher's context).
+        const attributes = {
+          "hangar.app": m.app,
+          "hangar.machine_id": m.machineId,
+          "hangar.host_id": m.hostId,
+        };
+        await withSpan("machine start", { attributes }, async (span) => {
+          if (proc) {
+            // A suspended process resumes; a running one (adopted, or started before a crash) is recorded.
+            span.setAttribute("hangar.machine.resumed", true);
+            driver.resume(m.machineId);
+            await this.recordStarted(m, proc, true);
+            return;
+          }
+          await this.startProcess(m);
+        });
         return;
       }
       case "started":
@@ -433,6 +442,7 @@ export class HostAgent {
       });
     } catch (err) {
       // An image that cannot run here or a process that cannot start: either way the start failed.
+      trace.getActiveSpan()?.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
       await this.record(
         m,
         { type: "RecordStartFailed", message: (err as Error).message },

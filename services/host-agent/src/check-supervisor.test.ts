@@ -1,5 +1,7 @@
 import { createServer, type Server } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
+import { SpanStatusCode, tracer } from "@hangar/telemetry";
+import { startInMemoryTracing } from "@hangar/telemetry/testing";
 import { afterEach, describe, expect, it } from "vitest";
 import { CheckSupervisor } from "./check-supervisor.js";
 
@@ -63,5 +65,39 @@ describe("CheckSupervisor", () => {
       throw new Error("no check should report");
     });
     expect(s.has("m1")).toBe(false);
+  });
+
+  it("traces each check from the start until it first passes, and one stopped first as failed", async () => {
+    const tracing = startInMemoryTracing();
+    try {
+      const { port } = await listener();
+      const s = supervisor();
+      const changes: string[] = [];
+      const m = machine({
+        alive: { type: "tcp", port: 8080, interval: "20ms", timeout: "1s" },
+        // Nothing listens on port 1: this one never passes.
+        dead: { type: "tcp", port: 1, interval: "20ms", timeout: "1s" },
+      });
+      const start = tracer().startActiveSpan("machine start", (span) => {
+        s.ensure(m, { privateIp: "127.0.0.1", port }, (name, status) => changes.push(`${name} ${status}`));
+        span.end();
+        return span.spanContext();
+      });
+      while (!changes.includes("alive passing") || !changes.includes("dead critical")) await sleep(10);
+      // Later results of a passed check add nothing.
+      await sleep(60);
+      const passed = tracing.spans().filter((x) => x.name === "check alive");
+      expect(passed).toHaveLength(1);
+      expect(passed[0]?.parentSpanContext?.spanId).toBe(start.spanId);
+      expect(passed[0]?.events.map((e) => e.name)).toEqual(["passing"]);
+      expect(tracing.spans().some((x) => x.name === "check dead")).toBe(false);
+
+      s.stop("m1");
+      const dead = tracing.spans().find((x) => x.name === "check dead");
+      expect(dead?.status.code).toBe(SpanStatusCode.ERROR);
+      expect(dead?.parentSpanContext?.spanId).toBe(start.spanId);
+    } finally {
+      await tracing.shutdown();
+    }
   });
 });
