@@ -1,0 +1,137 @@
+// Acceptance 5: the web dashboard in a real browser (playwright-core driving Debian's chromium) on a
+// running platform. It logs in with a token (a wrong one cannot), opens an app, sees a machine started
+// from the CLI turn `started` without a reload (the page follows the app's event stream), and sees an
+// autoscaler decision with its reason. The app has its own random name, so the check runs on a platform
+// other checks share; it needs the scheduler to decide within its wait (short windows, see the e2e file).
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mintToken } from "@hangar/auth";
+import { chromium, type Page } from "playwright-core";
+import { expect } from "vitest";
+import { runHangar } from "../../cli/test/run-cli.js";
+import { helloDir, scaledHelloConfig, type TestPlatform } from "../platform/harness.js";
+
+/** Debian's chromium unless HANGAR_CHROMIUM names another build. */
+const CHROMIUM = process.env.HANGAR_CHROMIUM ?? "/usr/bin/chromium";
+
+export interface DashboardCheckOptions {
+  /** Where to save dashboard-login.png and dashboard-app.png; none by default (CI leaves the tree clean). */
+  screenshotsDir?: string;
+  /** How long to wait for the autoscaler's first decision on the app; default 120 s. */
+  decisionTimeoutMs?: number;
+}
+
+/** Polls `expression` (evaluated in the page) until it is truthy. A string: no bundler helper reaches the page. */
+async function until(page: Page, what: string, expression: string, timeoutMs: number): Promise<void> {
+  try {
+    await page.waitForFunction(expression, undefined, { timeout: timeoutMs, polling: 100 });
+  } catch (err) {
+    const shown = await page
+      .locator("main")
+      .textContent()
+      .catch(() => "(no page)");
+    throw new Error(`${what}: not seen within ${timeoutMs} ms. The page showed:\n${shown}`, { cause: err });
+  }
+}
+
+export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOptions = {}): Promise<void> {
+  const app = `dash-${randomBytes(3).toString("hex")}`;
+  // Two machines that scale on connections, min 1: with no traffic the autoscaler stops one, and says why.
+  await p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
+  for (let i = 0; i < 2; i++) {
+    const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, {
+      config: scaledHelloConfig({ soft: 20, autostop: "stop", min: 1 }),
+    });
+    const started = await p.api.call("GET", `/apps/${app}/machines/${m.id}/wait?state=started&timeout=60`);
+    expect(started.status, JSON.stringify(started.body)).toBe(200);
+  }
+  const cliHome = mkdtempSync(join(tmpdir(), "hangar-dashboard-cli-"));
+  writeFileSync(
+    join(cliHome, "local.json"),
+    JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
+  );
+  const shots = opts.screenshotsDir;
+  if (shots) mkdirSync(shots, { recursive: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  try {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const page = await context.newPage();
+
+    // No session: the dashboard sends the browser to its login.
+    await page.goto(`${p.apiUrl}/dashboard/apps/${app}`);
+    expect(new URL(page.url()).pathname).toBe("/dashboard/login");
+    if (shots) await page.screenshot({ path: join(shots, "dashboard-login.png") });
+
+    // A token signed with another key cannot log in: the form again, 401, no cookie.
+    const forged = mintToken(new Uint8Array(randomBytes(32)), { id: "tok_test_operator", kind: "operator" });
+    const submit = async (token: string) => {
+      await page.fill("#token", token);
+      const [answer] = await Promise.all([
+        page.waitForResponse((r) => r.request().method() === "POST" && r.url().endsWith("/dashboard/login")),
+        page.click("form[action='/dashboard/login'] button[type=submit]"),
+      ]);
+      await page.waitForLoadState();
+      return answer.status();
+    };
+    expect(await submit(forged)).toBe(401);
+    expect(await page.locator(".error").textContent()).toContain("invalid token");
+    expect(await context.cookies()).toEqual([]);
+
+    // The platform's token logs in: an httpOnly, SameSite=Strict session cookie, then the apps.
+    expect(await submit(p.token)).toBe(303);
+    expect(new URL(page.url()).pathname).toBe("/dashboard");
+    const [cookie] = await context.cookies();
+    expect(cookie).toMatchObject({
+      name: "hangar_session",
+      httpOnly: true,
+      sameSite: "Strict",
+      path: "/dashboard",
+    });
+    expect(cookie?.value).not.toBe(p.token);
+
+    // Open the app from the list.
+    await page.click(`a[href="/dashboard/apps/${app}"]`);
+    await page.waitForURL(`${p.apiUrl}/dashboard/apps/${app}`);
+    await until(
+      page,
+      "the event stream connected",
+      "document.getElementById('live-status').textContent === 'live'",
+      30_000,
+    );
+    // Anything left on `window` survives only if the page is never reloaded.
+    await page.evaluate("window.__sameDocument = 'dashboard-check'");
+
+    // A machine started from the CLI appears, and turns `started`, on the open page.
+    const run = await runHangar(["machine", "run", `dir:${helloDir}`, "-a", app, "--detach", "--json"], {
+      env: { HANGAR_HOME: cliHome },
+    });
+    expect(run.code, run.stderr).toBe(0);
+    const machine = JSON.parse(run.stdout) as { id: string };
+    await until(
+      page,
+      `machine ${machine.id} shown as started`,
+      `document.querySelector('tr[data-machine-id="${machine.id}"] .state')?.textContent === 'started'`,
+      90_000,
+    );
+
+    // The autoscaler's decision, with its reason, on the same page.
+    await until(
+      page,
+      "an autoscaler decision with its reason",
+      "[...document.querySelectorAll('#scaling .decision .reason')].some((e) => e.textContent.trim() !== '')",
+      opts.decisionTimeoutMs ?? 120_000,
+    );
+    const reasons = await page.locator("#scaling .decision .reason").allTextContents();
+    expect(reasons[0]).toMatch(/^scale (up|down)/);
+    expect(await page.evaluate("window.__sameDocument")).toBe("dashboard-check");
+    // The machine is still listed (the autoscaler may have stopped it since; it started first).
+    expect(await page.locator(`tr[data-machine-id="${machine.id}"]`).count()).toBe(1);
+    if (shots) await page.screenshot({ path: join(shots, "dashboard-app.png"), fullPage: true });
+  } finally {
+    await browser.close();
+    rmSync(cliHome, { recursive: true, force: true });
+    await p.api.call("DELETE", `/apps/${app}`);
+  }
+}
