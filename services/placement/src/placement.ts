@@ -21,7 +21,7 @@ import {
   subjects,
   VolumesView,
 } from "@hangar/service";
-import type { Logger } from "@hangar/telemetry";
+import { type Logger, withSpan } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import { noRoomMessage, type PlacementStrategy, rankHosts } from "./domain/rank.js";
@@ -182,8 +182,21 @@ export class Placement {
     return Date.now() - seen < timeout;
   }
 
-  /** Reserves room for one machine and says where. */
-  async place(req: PlaceRequest): Promise<PlaceResult> {
+  /** Reserves room for one machine and says where, in a span that names the host chosen. */
+  place(req: PlaceRequest): Promise<PlaceResult> {
+    const attributes = {
+      "hangar.app": req.app,
+      "hangar.machine_id": req.machine_id,
+      "hangar.region": req.region,
+    };
+    return withSpan("placement decide", { attributes }, async (span) => {
+      const placed = await this.decide(req);
+      span.setAttribute("hangar.host_id", placed.host_id);
+      return placed;
+    });
+  }
+
+  private async decide(req: PlaceRequest): Promise<PlaceResult> {
     if (!req.machine_id || !req.app || !req.region) {
       throw new DomainError("a placement needs machine_id, app and region", "invalid_argument");
     }
