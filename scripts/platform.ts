@@ -96,6 +96,8 @@ export interface PlatformOptions {
   secretsKeyFile?: string;
   /** Extra environment per service. */
   env?: Partial<Record<ServiceName, Record<string, string>>>;
+  /** Extra environment for every service, under `env` (e.g. OTEL_EXPORTER_OTLP_ENDPOINT of a test's receiver). */
+  allEnv?: Record<string, string>;
   logLevel?: string;
   /** Where service output goes: a folder for one log file per service (default <home>/logs). */
   logDir?: string;
@@ -204,7 +206,7 @@ function serviceEnv(
       SERVICE_CONFIGS.scheduler.toEnv({ ...common, HANGAR_SCHEDULER_OPS_PORT: o.schedulerOpsPort }),
     monitor: () => SERVICE_CONFIGS.monitor.toEnv({ ...common, HANGAR_MONITOR_OPS_PORT: o.monitorPort }),
   };
-  return { ...own[name](), ...(o.env?.[name] ?? {}) };
+  return { ...own[name](), ...(o.allEnv ?? {}), ...(o.env?.[name] ?? {}) };
 }
 
 function healthPort(name: ServiceName, o: ResolvedOptions): number {
