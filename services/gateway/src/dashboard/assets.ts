@@ -13,7 +13,7 @@ export const DASHBOARD_JS = `"use strict";
   var app = page.getAttribute("data-app");
   var base = "/dashboard/apps/" + encodeURIComponent(app);
   var STATES = ${JSON.stringify(MACHINE_STATES)};
-  var PARTS = { machine: "machines", release: "releases", scaling: "scaling", volume: "volumes" };
+  var PARTS = { release: "releases", scaling: "scaling", volume: "volumes" };
   var timers = {};
 
   function refresh(part) {
@@ -28,19 +28,26 @@ export const DASHBOARD_JS = `"use strict";
           if (target) target.innerHTML = markup;
         });
       });
-    }, 150);
+    }, 1000);
   }
 
-  function showMachineState(event) {
+  // A state change of a listed machine is shown from the event itself; anything else (a new machine,
+  // an event that is not a state) refetches the table, at most once a second: reads spend the org's
+  // machine_get budget.
+  function showMachine(event) {
     var id = String(event.subject || "").slice(app.length + 1);
     var state = String(event.type).slice("machine.".length);
-    if (STATES.indexOf(state) < 0) return;
+    var row = null;
     var rows = document.querySelectorAll("tr[data-machine-id]");
     for (var i = 0; i < rows.length; i++) {
-      if (rows[i].getAttribute("data-machine-id") !== id) continue;
-      var cell = rows[i].querySelector(".state");
-      if (cell) { cell.textContent = state; cell.className = "state state-" + state; }
+      if (rows[i].getAttribute("data-machine-id") === id) row = rows[i];
     }
+    var cell = row && row.querySelector(".state");
+    if (!cell || STATES.indexOf(state) < 0) { refresh("machines"); return; }
+    cell.textContent = state;
+    cell.className = "state state-" + state;
+    var updated = row.querySelector(".updated");
+    if (updated && event.time) updated.textContent = event.time;
   }
 
   var status = document.getElementById("live-status");
@@ -51,8 +58,8 @@ export const DASHBOARD_JS = `"use strict";
     var event;
     try { event = JSON.parse(message.data); } catch (err) { return; }
     var kind = String(event.type).split(".")[0];
-    if (kind === "machine") showMachineState(event);
-    if (PARTS[kind]) refresh(PARTS[kind]);
+    if (kind === "machine") showMachine(event);
+    else if (PARTS[kind]) refresh(PARTS[kind]);
   };
 
   var logs = document.getElementById("logs");

@@ -39,7 +39,7 @@ export function loginPage(error?: string): Html {
     "Log in",
     html`<section class="login">
 <h1>Log in to Hangar</h1>
-<p>Paste an API token (<code>hangar tokens create</code>, or the operator token <code>npm start</code> printed).</p>
+<p>Paste an API token: one from <code>hangar tokens create</code>, or the <code>token</code> in <code>$HANGAR_HOME/local.json</code> after <code>npm start</code>.</p>
 ${error === undefined ? "" : html`<p class="error" role="alert">${error}</p>`}
 <form method="post" action="/dashboard/login">
 <label for="token">Token</label>
@@ -118,7 +118,7 @@ export function machineRows(machines: MachineView[]): Html {
     ["machine", "name", "state", "region", "image", "updated"],
     machines.map(
       (m) => html`<tr data-machine-id="${m.id}"><td><code>${m.id}</code></td><td>${m.name}</td>
-<td class="state state-${m.state}">${m.state}</td><td>${m.region}</td><td>${m.config.image}</td><td>${m.updated_at}</td></tr>`,
+<td class="state state-${m.state}">${m.state}</td><td>${m.region}</td><td>${m.config.image}</td><td class="updated">${m.updated_at}</td></tr>`,
     ),
     "no machines",
   );
