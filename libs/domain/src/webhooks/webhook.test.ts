@@ -23,22 +23,22 @@ const create: Extract<WebhookCommand, { type: "CreateWebhook" }> = {
   eventTypes: ["machine.started"],
   masterKeyId: "k1",
   sealedSecret: sealed,
-  afterEventId: 10,
+  afterSeq: 10,
   atMs: 1_000,
 };
 const { type: _, ...createdData } = create;
 const created: WebhookEvent = { type: "WebhookCreated", data: createdData };
 const queued: WebhookEvent = {
   type: "WebhookDeliveryQueued",
-  data: { eventId: 11, eventType: "machine.started", atMs: 2_000 },
+  data: { eventId: "11", eventType: "machine.started", atMs: 2_000 },
 };
 const failed = (atMs: number): WebhookEvent => ({
   type: "WebhookDeliveryAttempted",
-  data: { eventId: 11, statusCode: 500, error: "", durationMs: 5, atMs },
+  data: { eventId: "11", statusCode: 500, error: "", durationMs: 5, atMs },
 });
 const attempt = (statusCode: number, giveUp = false): WebhookCommand => ({
   type: "RecordAttempt",
-  eventId: 11,
+  eventId: "11",
   statusCode,
   error: statusCode === 0 ? "timeout" : "",
   durationMs: 5,
@@ -71,12 +71,18 @@ describe("webhook decider", () => {
   });
 
   it("queues an event once, and nothing for old events or a deleted webhook", () => {
-    const q = { type: "QueueDelivery" as const, eventId: 11, eventType: "machine.started", atMs: 2_000 };
+    const q = {
+      type: "QueueDelivery" as const,
+      eventId: "11",
+      seq: 11,
+      eventType: "machine.started",
+      atMs: 2_000,
+    };
     spec.given([created]).when(q).then([queued]);
     spec.given([created, queued]).when(q).then([]);
     spec
       .given([created])
-      .when({ ...q, eventId: 10 })
+      .when({ ...q, eventId: "10", seq: 10 })
       .then([]);
     spec
       .given([created, { type: "WebhookDeleted", data: { atMs: 1 } }])
@@ -85,13 +91,13 @@ describe("webhook decider", () => {
   });
 
   it("records a 2xx as delivered, a failure as an attempt, and gives up when told", () => {
-    const data = { eventId: 11, durationMs: 5, atMs: 3_000 };
+    const data = { eventId: "11", durationMs: 5, atMs: 3_000 };
     spec
       .given([created, queued])
       .when(attempt(204))
       .then([
         { type: "WebhookDeliveryAttempted", data: { ...data, statusCode: 204, error: "" } },
-        { type: "WebhookDeliveryDelivered", data: { eventId: 11, atMs: 3_000 } },
+        { type: "WebhookDeliveryDelivered", data: { eventId: "11", atMs: 3_000 } },
       ]);
     spec
       .given([created, queued])
@@ -102,10 +108,10 @@ describe("webhook decider", () => {
       .when(attempt(0, true))
       .then([
         { type: "WebhookDeliveryAttempted", data: { ...data, statusCode: 0, error: "timeout" } },
-        { type: "WebhookDeliveryGivenUp", data: { eventId: 11, atMs: 3_000 } },
+        { type: "WebhookDeliveryGivenUp", data: { eventId: "11", atMs: 3_000 } },
       ]);
     spec
-      .given([created, queued, { type: "WebhookDeliveryDelivered", data: { eventId: 11, atMs: 1 } }])
+      .given([created, queued, { type: "WebhookDeliveryDelivered", data: { eventId: "11", atMs: 1 } }])
       .when(attempt(200))
       .thenThrows((e) => isDomainError(e, "failed_precondition"));
     spec
@@ -115,19 +121,19 @@ describe("webhook decider", () => {
   });
 
   it("redelivers a finished delivery only", () => {
-    const redeliver = { type: "RequestRedelivery" as const, eventId: 11, atMs: 9_000 };
-    const given: WebhookEvent = { type: "WebhookDeliveryGivenUp", data: { eventId: 11, atMs: 5_000 } };
+    const redeliver = { type: "RequestRedelivery" as const, eventId: "11", atMs: 9_000 };
+    const given: WebhookEvent = { type: "WebhookDeliveryGivenUp", data: { eventId: "11", atMs: 5_000 } };
     spec
       .given([created, queued, failed(3_000), given])
       .when(redeliver)
-      .then([{ type: "WebhookRedeliveryRequested", data: { eventId: 11, atMs: 9_000 } }]);
+      .then([{ type: "WebhookRedeliveryRequested", data: { eventId: "11", atMs: 9_000 } }]);
     spec
       .given([created, queued])
       .when(redeliver)
       .thenThrows((e) => isDomainError(e, "failed_precondition"));
     spec
       .given([created, queued, given])
-      .when({ ...redeliver, eventId: 12 })
+      .when({ ...redeliver, eventId: "12" })
       .thenThrows((e) => isDomainError(e, "not_found"));
     spec
       .given([])
@@ -141,8 +147,8 @@ describe("webhook decider", () => {
       queued,
       failed(3_000),
       failed(13_000),
-      { type: "WebhookDeliveryGivenUp", data: { eventId: 11, atMs: 13_000 } },
-      { type: "WebhookRedeliveryRequested", data: { eventId: 11, atMs: 50_000 } },
+      { type: "WebhookDeliveryGivenUp", data: { eventId: "11", atMs: 13_000 } },
+      { type: "WebhookRedeliveryRequested", data: { eventId: "11", atMs: 50_000 } },
     ]);
     const d = s?.deliveries[0];
     expect(d).toMatchObject({ status: "pending", roundAttempts: 0, roundStartMs: 50_000 });
@@ -179,11 +185,11 @@ describe("retry schedule", () => {
 describe("matching and urls", () => {
   const hook = fold(webhookDecider, [created]);
   if (!hook) throw new Error("no webhook");
-  const ev = { id: 11, type: "machine.started", app: "web", org: "acme" };
+  const ev = { seq: 11, type: "machine.started", app: "web", org: "acme" };
 
   it("matches the org, the app filter and the types, after the webhook was made", () => {
     expect(webhookMatches(hook, ev)).toBe(true);
-    expect(webhookMatches(hook, { ...ev, id: 10 })).toBe(false);
+    expect(webhookMatches(hook, { ...ev, seq: 10 })).toBe(false);
     expect(webhookMatches(hook, { ...ev, org: "other" })).toBe(false);
     expect(webhookMatches(hook, { ...ev, type: "machine.stopped" })).toBe(false);
     expect(webhookMatches({ ...hook, app: "api" }, ev)).toBe(false);

@@ -39,7 +39,8 @@ export interface DeliveryAttempt {
 
 /** One event's delivery to a webhook: its attempts and where it stands. */
 export interface WebhookDelivery {
-  eventId: number;
+  /** The public event's id: "<EVENTS seq>" or "<seq>.<index>". */
+  eventId: string;
   eventType: string;
   queuedAtMs: number;
   status: "pending" | "delivered" | "given_up";
@@ -61,7 +62,8 @@ export interface Webhook {
   eventTypes: string[];
   masterKeyId: string;
   sealedSecret: Uint8Array;
-  afterEventId: number;
+  /** Events of EVENTS messages after this sequence are delivered. */
+  afterSeq: number;
   createdAtMs: number;
   deleted: boolean;
   /** Oldest first. */
@@ -80,14 +82,14 @@ export type WebhookCommand =
       eventTypes: string[];
       masterKeyId: string;
       sealedSecret: Uint8Array;
-      afterEventId: number;
+      afterSeq: number;
       atMs: number;
     }
   | { type: "DeleteWebhook"; atMs: number }
-  | { type: "QueueDelivery"; eventId: number; eventType: string; atMs: number }
+  | { type: "QueueDelivery"; eventId: string; seq: number; eventType: string; atMs: number }
   | {
       type: "RecordAttempt";
-      eventId: number;
+      eventId: string;
       statusCode: number;
       error: string;
       durationMs: number;
@@ -95,7 +97,7 @@ export type WebhookCommand =
       /** Whether a failed attempt ends the round (the service's retry policy says so). */
       giveUp: boolean;
     }
-  | { type: "RequestRedelivery"; eventId: number; atMs: number };
+  | { type: "RequestRedelivery"; eventId: string; atMs: number };
 
 /** The retry schedule: the first retry after `initialMs`, doubling up to `maxMs`, for `giveUpAfterMs`. */
 export interface RetryPolicy {
@@ -125,9 +127,9 @@ export function givesUp(delivery: WebhookDelivery, atMs: number, policy: RetryPo
 /** Whether a public event goes to this webhook: same org, its app (or any), one of its types (or any). */
 export function webhookMatches(
   hook: Webhook,
-  event: { id: number; type: string; app: string | null; org: string | null },
+  event: { seq: number; type: string; app: string | null; org: string | null },
 ): boolean {
-  if (hook.deleted || event.id <= hook.afterEventId || event.org !== hook.org) return false;
+  if (hook.deleted || event.seq <= hook.afterSeq || event.org !== hook.org) return false;
   if (hook.app !== "" && event.app !== hook.app) return false;
   return hook.eventTypes.length === 0 || hook.eventTypes.includes(event.type);
 }
@@ -155,7 +157,7 @@ function existing(state: WebhookState): Webhook {
   return state;
 }
 
-function deliveryOf(hook: Webhook, eventId: number): WebhookDelivery {
+function deliveryOf(hook: Webhook, eventId: string): WebhookDelivery {
   const d = hook.deliveries.find((x) => x.eventId === eventId);
   if (!d) throw new DomainError(`webhook ${hook.id} has no delivery of event ${eventId}`, "not_found");
   return d;
@@ -163,7 +165,7 @@ function deliveryOf(hook: Webhook, eventId: number): WebhookDelivery {
 
 function withDelivery(
   hook: Webhook,
-  eventId: number,
+  eventId: string,
   change: (d: WebhookDelivery) => WebhookDelivery,
 ): Webhook {
   return {
@@ -210,10 +212,10 @@ export const webhookDecider: Decider<WebhookState, WebhookCommand, WebhookEvent>
         return [{ type: "WebhookDeleted", data: { atMs: command.atMs } }];
       case "QueueDelivery": {
         // The feed is read at least once: an event already queued, or one for a webhook gone, is a no-op.
-        if (state === null || state.deleted || command.eventId <= state.afterEventId) return [];
+        if (state === null || state.deleted || command.seq <= state.afterSeq) return [];
         if (state.deliveries.some((d) => d.eventId === command.eventId)) return [];
-        const { type: _, ...data } = command;
-        return [{ type: "WebhookDeliveryQueued", data }];
+        const { eventId, eventType, atMs } = command;
+        return [{ type: "WebhookDeliveryQueued", data: { eventId, eventType, atMs } }];
       }
       case "RecordAttempt": {
         const hook = existing(state);
@@ -258,7 +260,7 @@ export const webhookDecider: Decider<WebhookState, WebhookCommand, WebhookEvent>
         eventTypes: [...(d.eventTypes ?? [])],
         masterKeyId: d.masterKeyId ?? "",
         sealedSecret: d.sealedSecret ?? new Uint8Array(),
-        afterEventId: Number(d.afterEventId ?? 0),
+        afterSeq: Number(d.afterSeq ?? 0),
         createdAtMs: Number(d.atMs ?? 0),
         deleted: false,
         deliveries: [],
@@ -272,7 +274,7 @@ export const webhookDecider: Decider<WebhookState, WebhookCommand, WebhookEvent>
         const d = event.data;
         const at = Number(d.atMs ?? 0);
         const delivery: WebhookDelivery = {
-          eventId: Number(d.eventId ?? 0),
+          eventId: d.eventId ?? "",
           eventType: d.eventType ?? "",
           queuedAtMs: at,
           status: "pending",
@@ -290,7 +292,7 @@ export const webhookDecider: Decider<WebhookState, WebhookCommand, WebhookEvent>
           error: d.error ?? "",
           durationMs: d.durationMs ?? 0,
         };
-        return withDelivery(state, Number(d.eventId ?? 0), (x) => ({
+        return withDelivery(state, d.eventId ?? "", (x) => ({
           ...x,
           roundAttempts: x.roundAttempts + 1,
           attempts: [...x.attempts, attempt],
@@ -299,11 +301,11 @@ export const webhookDecider: Decider<WebhookState, WebhookCommand, WebhookEvent>
       case "WebhookDeliveryDelivered":
       case "WebhookDeliveryGivenUp": {
         const status = event.type === "WebhookDeliveryDelivered" ? "delivered" : "given_up";
-        const next = withDelivery(state, Number(event.data.eventId ?? 0), (x) => ({ ...x, status }));
+        const next = withDelivery(state, event.data.eventId ?? "", (x) => ({ ...x, status }));
         return { ...next, deliveries: trimmed(next.deliveries) };
       }
       case "WebhookRedeliveryRequested":
-        return withDelivery(state, Number(event.data.eventId ?? 0), (x) => ({
+        return withDelivery(state, event.data.eventId ?? "", (x) => ({
           ...x,
           status: "pending",
           roundStartMs: Number(event.data.atMs ?? 0),
