@@ -20,6 +20,7 @@ import { createLogger } from "@hangar/telemetry";
 import { HARDENED_PROBE, parseSandboxProbe, sandboxProbe, sharedLayersDir } from "@hangar/testkit";
 import { Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { Builder, RESTARTED_MESSAGE } from "../src/builder.js";
 import type { BuildDeps } from "../src/image-build.js";
@@ -59,6 +60,8 @@ let requests: CommandHandler<BuildState, BuildCommand, BuildEvent>;
 let dataDir: string;
 let deps: BuildDeps;
 const builders: Builder[] = [];
+/** Each builder's metrics, as its ops server serves them. */
+const metrics: Registry[] = [];
 const connections: NatsConnection[] = [];
 let buildCounter = 0;
 
@@ -214,6 +217,7 @@ beforeAll(async () => {
         dataDir,
         stream,
         builderId: `test-${prefix}-${name}/${process.pid}`,
+        registry: metrics[metrics.push(new Registry()) - 1],
         maxContextBytes: MAX_CONTEXT_BYTES,
         orgOf: (app) => ORG_OF[app],
         keys: KEYS,
@@ -257,6 +261,17 @@ describe("the builder", () => {
 
     const image = await deps.registry.resolve(`${APP}:v1`);
     expect(image.digest).toBe(ok.manifestDigest);
+    // Its time, in the builders' metrics by app and outcome.
+    const counts = await Promise.all(
+      metrics.map(async (r) =>
+        ((await r.getSingleMetric("hangar_build_duration_seconds")?.get())?.values ?? []).filter(
+          (v) =>
+            (v as { metricName?: string }).metricName === "hangar_build_duration_seconds_count" &&
+            v.labels.app === APP,
+        ),
+      ),
+    );
+    expect(counts.flat().some((v) => v.labels.outcome === "succeeded" && v.value >= 1)).toBe(true);
     const c = image.config.config;
     expect(c.Cmd).toEqual(["node", "server.js"]);
     expect(c.WorkingDir).toBe("/app");
