@@ -53,7 +53,13 @@ export const DASHBOARD_JS = `"use strict";
   var status = document.getElementById("live-status");
   var events = new EventSource(base + "/events");
   events.onopen = function () { if (status) status.textContent = "live"; };
-  events.onerror = function () { if (status) status.textContent = "reconnecting"; };
+  events.onerror = function () {
+    // EventSource gives up on an answer other than 200 (the session ended: logout, a gateway restart):
+    // a refetch then finds the 401 and sends the browser to the login.
+    var closed = events.readyState === EventSource.CLOSED;
+    if (status) status.textContent = closed ? "disconnected" : "reconnecting";
+    if (closed) refresh("machines");
+  };
   events.onmessage = function (message) {
     var event;
     try { event = JSON.parse(message.data); } catch (err) { return; }

@@ -324,7 +324,7 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
 
 /** No session (or no longer a valid one): pages go to the login, the script's requests get a 401. */
 function signedOut(c: Context): Response {
-  deleteCookie(c, SESSION_COOKIE, { path: "/dashboard" });
+  if (getCookie(c, SESSION_COOKIE) !== undefined) deleteCookie(c, SESSION_COOKIE, { path: "/dashboard" });
   const wantsPage = (c.req.header("accept") ?? "").includes("text/html");
   if (wantsPage || c.req.path === "/dashboard" || /^\/dashboard\/apps\/[^/]+\/?$/.test(c.req.path)) {
     return c.redirect("/dashboard/login", 303);
