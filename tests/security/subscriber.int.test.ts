@@ -1,17 +1,26 @@
-// The in-cluster subscribers' user on a real nats-server with the generated users: it reads EVENTS
-// through durable consumers of its own (and an ordered consumer), and is refused appending, changing
-// or deleting the stream, making a stream, reading the aggregate streams, and touching a platform
-// service's durable consumer of EVENTS.
-import { mkdtempSync, rmSync } from "node:fs";
+// The in-cluster subscribers' user on a real nats-server with the generated users and the EVENTS
+// stream the gateway makes: it reads EVENTS through durable consumers of its own (and an ordered
+// consumer) and turns what it reads into public events, as docs/events.md shows; it is refused
+// appending, changing or deleting the stream, making a stream, reading the aggregate streams, and
+// touching a platform service's durable consumer of EVENTS.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { machineAggregateId, machinesStream } from "@hangar/domain";
+import { EVENTS_STREAM, ensureEventsStream, toPublicEvents } from "@hangar/event-feed";
+import { EventStore, ensureStream } from "@hangar/eventstore";
+import {
+  type NatsCredentials,
+  type NatsUserSpec,
+  natsUsers,
+  OPERATOR_USER,
+  SUBSCRIBER_USER,
+  writeNatsCredentials,
+} from "@hangar/service";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { AckPolicy, type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { connect, type NatsConnection, nkeyAuthenticator } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { natsAuthOptions } from "../src/nats.js";
-import { type NatsCredentials, writeNatsCredentials } from "../src/nats-credentials.js";
-import { type NatsUserSpec, natsUsers, OPERATOR_USER, SUBSCRIBER_USER } from "../src/nats-permissions.js";
 
 /** A platform service with a durable consumer of EVENTS, as the webhooks service has. */
 const projector: NatsUserSpec = {
@@ -32,10 +41,13 @@ let operator: JetStreamManager;
 let subscriber: JetStreamManager;
 const conns: NatsConnection[] = [];
 
+/** Connects as docs/events.md tells a subscriber to: the user's seed, and its own inbox prefix. */
 async function managerOf(user: string): Promise<JetStreamManager> {
+  const seed = new TextEncoder().encode(readFileSync(creds.credsFile(user), "utf8").trim());
   const nc = await connect({
     servers: server.url,
-    ...natsAuthOptions({ credsFile: creds.credsFile(user), user }),
+    authenticator: nkeyAuthenticator(seed),
+    inboxPrefix: `_INBOX_${user}`,
   });
   conns.push(nc);
   return jetstreamManager(nc, { timeout: 2_000 });
@@ -46,10 +58,16 @@ beforeAll(async () => {
   creds = await writeNatsCredentials(dir, [...natsUsers(["h1"]), projector]);
   server = await startNatsServer({ authorization: creds.authorization });
   operator = await managerOf(OPERATOR_USER);
-  await operator.streams.add({ name: "MACHINES", subjects: ["ev.machine.>"] });
-  await operator.streams.add({ name: "EVENTS", subjects: [], sources: [{ name: "MACHINES" }] });
+  await ensureStream(operator, machinesStream);
+  expect(await ensureEventsStream(operator)).toBe(EVENTS_STREAM);
   await operator.consumers.add("EVENTS", { durable_name: "projector", ack_policy: AckPolicy.Explicit });
-  await operator.jetstream().publish("ev.machine.app1.m1", "started");
+  const store = await EventStore.connect(conns[0] as NatsConnection);
+  await store.append(
+    machinesStream,
+    machineAggregateId("app1", "m1"),
+    [{ type: "MachineStarted", data: { hostId: "h1", pid: 42 } }],
+    { commandId: "c1", expectedSeq: "any" },
+  );
   // Sourcing is asynchronous: wait until EVENTS holds the event.
   while ((await operator.streams.info("EVENTS")).state.messages < 1) await conns[0]?.flush();
   subscriber = await managerOf(SUBSCRIBER_USER);
@@ -69,9 +87,20 @@ it("lets the subscriber read EVENTS through a durable consumer of its own, and a
   const js = subscriber.jetstream();
   const durable = await js.consumers.get("EVENTS", "sub_audit");
   const msg = await durable.next({ expires: 2_000 });
-  expect(msg?.subject).toBe("ev.machine.app1.m1");
-  expect(msg?.string()).toBe("started");
-  await msg?.ackAck();
+  if (!msg) throw new Error("no message on sub_audit");
+  expect(msg.subject).toBe("ev.machine.app1.m1");
+  const events = toPublicEvents(msg, { orgOfApp: (app) => (app === "app1" ? "acme" : undefined) });
+  expect(events).toMatchObject([
+    {
+      id: "1",
+      type: "machine.started",
+      app: "app1",
+      org: "acme",
+      subject: "app1.m1",
+      data: { host_id: "h1" },
+    },
+  ]);
+  await msg.ackAck();
   expect((await durable.info()).ack_floor.stream_seq).toBe(1);
 
   const ordered = await js.consumers.get("EVENTS");
