@@ -35,6 +35,7 @@ import { ScalingCatalog } from "./scaling/catalog.js";
 import { StreamSecretsBackend } from "./secrets/backend.js";
 import { HostTunnels } from "./tunnel/host-tunnels.js";
 import { StreamVolumesBackend } from "./volumes/backend.js";
+import { NatsWebhooksBackend } from "./webhooks/backend.js";
 
 await runService({
   name: "gateway",
@@ -117,6 +118,7 @@ await runService({
       audit,
       volumes,
       postgres: new NatsPostgresBackend(nc, { defaultRegion: config.HANGAR_REGION, logger }),
+      webhooks: new NatsWebhooksBackend(nc),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
       upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
       // The web dashboard on /dashboard; its sessions live in this process (a restart logs users out).

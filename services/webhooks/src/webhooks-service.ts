@@ -22,6 +22,7 @@ import {
   ensureEventsStream,
   eventsFilter,
   type FeedMessage,
+  isPublicEventType,
   type OrgResolver,
   type PublicEvent,
   parseEventId,
@@ -273,6 +274,9 @@ export class WebhooksService {
       req.events.some((t) => typeof t !== "string" || !EVENT_TYPE_PATTERN.test(t))
     )
       refuse("events must be a list of event types such as machine.started", "invalid_argument");
+    const unknown = req.events.filter((t) => !isPublicEventType(t));
+    if (unknown.length > 0)
+      refuse(`unknown event types ${unknown.join(", ")} (docs/events.md lists them)`, "invalid_argument");
     const problem = webhookUrlProblem(url);
     if (problem) refuse(problem, "invalid_argument");
     try {

@@ -22,6 +22,7 @@ const api = createApi({
   secrets: unused,
   volumes: unused,
   postgres: unused,
+  webhooks: unused,
   audit,
 });
 

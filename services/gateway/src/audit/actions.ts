@@ -101,6 +101,12 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   },
   "POST /v1/tokens": { action: "token.create", target: { response: "id" }, org: { response: "org" } },
   "DELETE /v1/tokens/:id": { action: "token.revoke", target: { param: "id" } },
+  "POST /v1/webhooks": { action: "webhook.create", target: { response: "id" }, org: { response: "org" } },
+  "DELETE /v1/webhooks/:id": { action: "webhook.delete", target: { param: "id" } },
+  "POST /v1/webhooks/:id/deliveries/:event_id/redeliver": {
+    action: "webhook.redeliver",
+    target: { param: "event_id" },
+  },
 };
 
 /** The methods whose calls change something; a route with one of them must be in AUDITED_ROUTES. */

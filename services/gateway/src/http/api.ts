@@ -25,6 +25,8 @@ import type { TunnelOpener } from "../tunnel/host-tunnels.js";
 import { tunnelRoutes } from "../tunnel/routes.js";
 import type { VolumesBackend } from "../volumes/api.js";
 import { volumeRoutes } from "../volumes/routes.js";
+import type { WebhooksBackend } from "../webhooks/api.js";
+import { webhookRoutes } from "../webhooks/routes.js";
 import { accessLog } from "./access-log.js";
 import { appRoutes } from "./apps.js";
 import { type TokenAuth, tokenAuth } from "./auth.js";
@@ -94,6 +96,8 @@ export interface ApiDeps {
   volumes?: VolumesBackend;
   /** Serves `/v1/postgres` (clusters of the postgres manager) when given with `secrets` (attach sets one). */
   postgres?: PostgresBackend;
+  /** Serves `/v1/webhooks` (the webhooks service's) when given. */
+  webhooks?: WebhooksBackend;
   /** Serves the web dashboard on `/dashboard` when given (dashboard/routes.ts); sessions default to a new in-memory store. */
   dashboard?: { sessions?: DashboardSessions };
 }
@@ -154,6 +158,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
   if (deps.volumes) api.route("/v1", volumeRoutes(deps.volumes));
   if (deps.postgres && deps.secrets) api.route("/v1", postgresRoutes(deps.postgres, deps.secrets));
+  if (deps.webhooks) api.route("/v1", webhookRoutes(deps.webhooks));
   if (deps.dashboard) {
     api.route(
       "/dashboard",
