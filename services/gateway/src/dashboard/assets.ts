@@ -51,7 +51,8 @@ export const DASHBOARD_JS = `"use strict";
   }
 
   var status = document.getElementById("live-status");
-  var events = new EventSource(base + "/events");
+  var since = page.getAttribute("data-since");
+  var events = new EventSource(base + "/events" + (since ? "?last_event_id=" + encodeURIComponent(since) : ""));
   events.onopen = function () { if (status) status.textContent = "live"; };
   events.onerror = function () {
     // EventSource gives up on an answer other than 200 (the session ended: logout, a gateway restart):

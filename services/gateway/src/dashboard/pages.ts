@@ -6,7 +6,11 @@ import type { VolumeView } from "../volumes/api.js";
 import { type Html, type HtmlValue, html } from "./html.js";
 
 /** The one page frame: the style sheet, the script (both from /dashboard/static), the header. */
-export function layout(title: string, body: Html, opts: { signedIn: boolean; appName?: string }): Html {
+export function layout(
+  title: string,
+  body: Html,
+  opts: { signedIn: boolean; appName?: string; since?: string | undefined },
+): Html {
   return html`<!doctype html>
 <html lang="en">
 <head>
@@ -25,7 +29,9 @@ ${
     : ""
 }
 </header>
-<main${opts.appName === undefined ? "" : html` data-app="${opts.appName}"`}>
+<main${opts.appName === undefined ? "" : html` data-app="${opts.appName}"`}${
+    opts.since === undefined ? "" : html` data-since="${opts.since}"`
+  }>
 ${body}
 </main>
 </body>
@@ -174,6 +180,8 @@ export interface AppOverview {
   scaling: ScalingView;
   volumes: VolumeView[];
   clusters: PgClusterView[];
+  /** The event feed's position before these were read: the script follows the feed from there. */
+  since?: string | undefined;
 }
 
 function part(id: string, title: string, content: HtmlValue): Html {
@@ -193,6 +201,6 @@ ${part("releases", "Releases", releaseRows(o.releases))}
 ${part("volumes", "Volumes", volumeRows(o.volumes))}
 ${part("clusters", "Postgres clusters attached", clustersTable(o.clusters))}
 <section><h2>Logs</h2><div id="logs" aria-live="polite"></div></section>`,
-    { signedIn: true, appName: name },
+    { signedIn: true, appName: name, since: o.since },
   );
 }

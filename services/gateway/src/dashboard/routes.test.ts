@@ -305,7 +305,7 @@ describe("dashboard pages", () => {
     const js = await api.request("/dashboard/static/dashboard.js");
     expect(js.status).toBe(200);
     expect(js.headers.get("content-type")).toContain("text/javascript");
-    expect(await js.text()).toContain('new EventSource(base + "/events")');
+    expect(await js.text()).toContain('new EventSource(base + "/events" + (since');
     const css = await api.request("/dashboard/static/dashboard.css");
     expect(css.headers.get("content-type")).toContain("text/css");
   });

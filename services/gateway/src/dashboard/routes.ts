@@ -52,6 +52,11 @@ export interface DashboardDeps {
   /** The gateway's own API: every read is a call to it with the session's token, so the token's caveats apply as they do to any client. */
   api: { fetch(request: Request): Response | Promise<Response> };
   served: ServedApis;
+  /**
+   * The event feed's position now (an event id). The app page is read after it and the page's script
+   * follows the feed from it, so nothing that happens between the read and the stream's start is missed.
+   */
+  feedPosition?: () => string;
 }
 
 type DashboardEnv = { Variables: { session: DashboardSession; sessionId: string } };
@@ -264,6 +269,7 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
     page(c, async () => {
       const name = c.req.param("app");
       const base = appPath(name);
+      const since = deps.feedPosition?.();
       // The app first: another org's app, or none, is a 404 before anything else is read.
       const app = await call<AppView>(c, base);
       const org = `?org_slug=${encodeURIComponent(app.organization.slug)}`;
@@ -275,7 +281,10 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
         served.postgres ? call<{ clusters: PgClusterView[] }>(c, `/v1/postgres${org}`) : { clusters: [] },
       ]);
       const attached = clusters.clusters.filter((cl) => cl.attachments.some((a) => a.app === name));
-      return htmlResponse(c, appPage({ app, machines, releases, scaling, volumes, clusters: attached }));
+      return htmlResponse(
+        c,
+        appPage({ app, machines, releases, scaling, volumes, clusters: attached, since }),
+      );
     }),
   );
 
@@ -295,7 +304,8 @@ export function dashboardRoutes(deps: DashboardDeps): Hono<DashboardEnv> {
       authorization: `Bearer ${c.get("session").token}`,
       accept: "text/event-stream",
     };
-    const resume = c.req.header("last-event-id");
+    // EventSource sends the header on a reconnect; the page's first connection names its position in the query.
+    const resume = c.req.header("last-event-id") ?? c.req.query("last_event_id");
     if (resume !== undefined) headers["last-event-id"] = resume;
     const res = await deps.api.fetch(
       new Request(new URL(path, "http://gateway.internal"), { headers, signal: c.req.raw.signal }),
