@@ -53,6 +53,9 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 [ -x /sbin/fsfreeze ] && command -v fallocate >/dev/null 2>&1 || missing+=(util-linux)
 # The web dashboard's browser test: playwright-core drives Debian's chromium (headless).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+# Issue 17's dashboards test: a real Prometheus scrapes a running platform and answers every PromQL
+# query of the generated Grafana dashboards (tests/observability/prometheus.ts).
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
