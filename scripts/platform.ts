@@ -27,6 +27,7 @@ export type ServiceName =
   | "host-agent"
   | "volume"
   | "postgres-manager"
+  | "webhooks"
   | "builder"
   | "gateway"
   | "proxy"
@@ -35,13 +36,15 @@ export type ServiceName =
 /**
  * The order they start in: placement, the host agent and the volume service first, so the gateway
  * can place machines and make volumes at once; the postgres manager beside them (it makes volumes
- * and places machines too, only when asked through the gateway).
+ * and places machines too, only when asked through the gateway), and the webhooks service (it reads
+ * the event feed and answers the gateway's webhook commands).
  */
 export const SERVICES: ServiceName[] = [
   "placement",
   "host-agent",
   "volume",
   "postgres-manager",
+  "webhooks",
   "builder",
   "gateway",
   "proxy",
@@ -51,10 +54,11 @@ export const SERVICES: ServiceName[] = [
 
 /**
  * Services that wait for nothing but NATS at start and that nothing waits for until the platform is
- * up: the volume service and the postgres manager (commands come once the gateway serves). They
- * start beside the services after them, which keeps a test platform's start as quick as it was.
+ * up: the volume service, the postgres manager and the webhooks service (commands come once the
+ * gateway serves). They start beside the services after them, which keeps a test platform's start
+ * as quick as it was.
  */
-const STARTS_BESIDE: ReadonlySet<ServiceName> = new Set(["volume", "postgres-manager"]);
+const STARTS_BESIDE: ReadonlySet<ServiceName> = new Set(["volume", "postgres-manager", "webhooks"]);
 
 /** The services that use Postgres (HANGAR_DATABASE_URL): npm start runs Postgres only when one does. */
 export const POSTGRES_SERVICES: readonly ServiceName[] = ["postgres-manager"];
@@ -81,6 +85,8 @@ export interface PlatformOptions {
   volumeOpsPort?: number;
   /** The postgres manager's /health and /metrics; a free port when not given. */
   postgresManagerOpsPort?: number;
+  /** The webhooks service's /health and /metrics; a free port when not given. */
+  webhooksOpsPort?: number;
   hostId?: string;
   hostCpus?: number;
   hostMemoryMb?: number;
@@ -131,6 +137,7 @@ type ResolvedOptions = PlatformOptions & {
   schedulerOpsPort: number;
   volumeOpsPort: number;
   postgresManagerOpsPort: number;
+  webhooksOpsPort: number;
 };
 
 /** The ops ports of the services a lone host agent or gateway does not start: not its business. */
@@ -139,6 +146,7 @@ const NO_OTHER_OPS_PORTS = {
   schedulerOpsPort: 0,
   volumeOpsPort: 0,
   postgresManagerOpsPort: 0,
+  webhooksOpsPort: 0,
 } as const;
 
 function serviceEnv(
@@ -179,6 +187,13 @@ function serviceEnv(
         HANGAR_POSTGRES_MANAGER_OPS_PORT: o.postgresManagerOpsPort,
         ...secretsKey,
       }),
+    // It seals webhooks' signing secrets and opens them to sign deliveries: the secrets key.
+    webhooks: () =>
+      SERVICE_CONFIGS.webhooks.toEnv({
+        ...common,
+        HANGAR_WEBHOOKS_OPS_PORT: o.webhooksOpsPort,
+        ...secretsKey,
+      }),
     builder: () =>
       SERVICE_CONFIGS.builder.toEnv({
         ...common,
@@ -215,6 +230,7 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
     "host-agent": o.hostOpsPort,
     volume: o.volumeOpsPort,
     "postgres-manager": o.postgresManagerOpsPort,
+    webhooks: o.webhooksOpsPort,
     builder: o.builderOpsPort,
     gateway: o.gatewayPort,
     proxy: o.proxyOpsPort,
@@ -406,6 +422,7 @@ export async function startPlatform(options: PlatformOptions): Promise<Platform>
     schedulerOpsPort: options.schedulerOpsPort ?? (await freePort()),
     volumeOpsPort: options.volumeOpsPort ?? (await freePort()),
     postgresManagerOpsPort: options.postgresManagerOpsPort ?? (await freePort()),
+    webhooksOpsPort: options.webhooksOpsPort ?? (await freePort()),
   };
   const hostId = o.hostId ?? DEFAULT_HOST_ID;
   const hostStateDir = join(o.home, "hosts", hostId);

@@ -10,6 +10,7 @@ import { config as postgresManager } from "../services/postgres-manager/src/conf
 import { config as proxy } from "../services/proxy/src/config.js";
 import { config as scheduler } from "../services/scheduler/src/config.js";
 import { config as volume } from "../services/volume/src/config.js";
+import { config as webhooks } from "../services/webhooks/src/config.js";
 
 /** The settings of each service, in the order the platform starts them. */
 export const SERVICE_CONFIGS = {
@@ -17,6 +18,7 @@ export const SERVICE_CONFIGS = {
   "host-agent": hostAgent,
   volume,
   "postgres-manager": postgresManager,
+  webhooks,
   builder,
   gateway,
   proxy,

@@ -207,7 +207,7 @@ async function main(): Promise<void> {
         : "dir: images are off (HANGAR_DIR_IMAGE_ROOTS is empty)",
     );
     say(
-      "starting services: placement, host agent, volume, postgres manager, builder, gateway, proxy, scheduler, monitor",
+      "starting services: placement, host agent, volume, postgres manager, webhooks, builder, gateway, proxy, scheduler, monitor",
     );
     platform = await startPlatform({
       home,

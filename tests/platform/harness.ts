@@ -253,6 +253,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
           ...(databaseUrl === undefined ? {} : { HANGAR_DATABASE_URL: databaseUrl }),
           ...(opts.env?.["postgres-manager"] ?? {}),
         },
+        // Tests' webhook receivers listen on loopback, which webhooks may not reach by default.
+        webhooks: { HANGAR_WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", ...(opts.env?.webhooks ?? {}) },
       },
     });
   } catch (err) {
