@@ -1,6 +1,6 @@
 import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
-import type { Logger } from "@hangar/telemetry";
+import { type Logger, type Span, SpanStatusCode, withSpan } from "@hangar/telemetry";
 import type { Registry } from "prom-client";
 import { AppState, BackendPool, type BackendState, type Wake } from "./backends.js";
 import { pickBackend } from "./balancer.js";
@@ -208,7 +208,10 @@ export class ProxyEngine {
     const wake: Wake = { machineId: undefined, timer };
     app.wake = wake;
     this.pool.track(app);
-    void this.runWake(waker, app, wake, candidates);
+    // In the trace of the request that needed it (admit runs in the request's context).
+    void withSpan("machine wake", { attributes: { "hangar.app": app.app } }, (span) =>
+      this.runWake(waker, app, wake, candidates, span),
+    );
   }
 
   private async runWake(
@@ -216,9 +219,11 @@ export class ProxyEngine {
     app: AppState,
     wake: Wake,
     candidates: readonly SleepingMachine[],
+    span: Span,
   ): Promise<void> {
     for (const machine of candidates) {
       if (app.wake !== wake) return;
+      span.setAttribute("hangar.machine_id", machine.machineId);
       try {
         await waker.start(app.app, machine);
       } catch (err) {
@@ -234,6 +239,7 @@ export class ProxyEngine {
       this.routeChanged(app.app);
       return;
     }
+    span.setStatus({ code: SpanStatusCode.ERROR, message: "no sleeping machine could be woken" });
     if (app.wake !== wake) return;
     this.endWake(app, wake, undefined);
     this.pump(app);

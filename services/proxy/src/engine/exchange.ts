@@ -5,6 +5,17 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
+import {
+  type Context,
+  context,
+  extractTraceContext,
+  injectTraceContext,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  tracer,
+} from "@hangar/telemetry";
 import type { AppState, BackendState } from "./backends.js";
 import { isRouted, type ProxyEngine } from "./engine.js";
 import { downstreamResponse, type Forwarding, upstreamRequest, viaFor } from "./headers.js";
@@ -24,7 +35,20 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
     if (m) engine.metrics?.request(m, target.status);
     return;
   }
-  const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody);
+  // A trace per proxied request, child of the client's traceparent if it sent one.
+  const span = tracer().startSpan(
+    `proxy ${req.method}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "hangar.app": target.app,
+        "http.request.method": req.method ?? "",
+        "fly.request_id": fwd.requestId,
+      },
+    },
+    extractTraceContext({ get: (k) => String(req.headers[k] ?? ""), set: () => undefined }),
+  );
+  const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody, span);
   res.on("close", () => ex.closed());
   ex.start();
 }
@@ -48,6 +72,8 @@ class Exchange implements Held {
   private readonly arrivedAt = performance.now();
   // Only requests without a body can be sent again, and only idempotent ones.
   private readonly retryable: boolean;
+  /** The request span's context: attempts and a wake-up it causes are its children. */
+  readonly traceContext: Context;
 
   constructor(
     readonly engine: ProxyEngine,
@@ -57,7 +83,9 @@ class Exchange implements Held {
     readonly fwd: Forwarding,
     readonly headers: string[],
     readonly hasBody: boolean,
+    readonly span: Span,
   ) {
+    this.traceContext = trace.setSpan(context.active(), span);
     this.retryable = !hasBody && (req.method === "GET" || req.method === "HEAD");
     this.metrics = engine.appMetrics(app.app);
     app.inFlight++;
@@ -67,7 +95,12 @@ class Exchange implements Held {
   /** Sends the request to a machine that can take it, or holds it until one can, or refuses it. */
   start(): void {
     this.attempts = 1;
-    this.queued = this.engine.admit(this.app, this);
+    this.admit();
+  }
+
+  /** Asks the engine for a machine (or a place in the queue), in the request's trace: a wake-up joins it. */
+  private admit(): void {
+    this.queued = context.with(this.traceContext, () => this.engine.admit(this.app, this));
   }
 
   /** Starts an attempt on `backend` (Held). */
@@ -104,7 +137,7 @@ class Exchange implements Held {
       if (this.metrics) this.engine.metrics?.retry(this.metrics, "connect_refused");
       // The machine may have stopped before this proxy folded it: with no backend left, admit holds
       // the request and wakes a sleeping machine (or refuses with 503 when there is none).
-      this.queued = this.engine.admit(this.app, this);
+      this.admit();
     }, delay);
     timer.unref();
     return true;
@@ -115,7 +148,7 @@ class Exchange implements Held {
     if (this.metrics) this.engine.metrics?.retry(this.metrics, reason);
     this.attempts++;
     if (this.app.canTake(backend)) this.go(backend);
-    else this.queued = this.engine.admit(this.app, this);
+    else this.admit();
   }
 
   /** Answers 502 because no machine could be reached. */
@@ -145,6 +178,9 @@ class Exchange implements Held {
       this.queued = undefined;
     }
     engine.pool.release(this.app);
+    this.span.setAttribute("http.response.status_code", res.headersSent ? res.statusCode : 0);
+    if (!res.headersSent || res.statusCode >= 500) this.span.setStatus({ code: SpanStatusCode.ERROR });
+    this.span.end();
     if (this.metrics) {
       const seconds = (performance.now() - this.arrivedAt) / 1000;
       engine.metrics?.request(this.metrics, res.headersSent ? res.statusCode : undefined, seconds);
@@ -162,6 +198,7 @@ class Attempt {
   private phase = WAITING;
   private settled = false;
   private readonly started: number;
+  private readonly span: Span;
 
   constructor(
     private readonly ex: Exchange,
@@ -169,12 +206,20 @@ class Attempt {
   ) {
     const { req } = ex;
     this.started = ex.metrics ? performance.now() : 0;
+    this.span = tracer().startSpan(
+      "upstream",
+      {
+        kind: SpanKind.CLIENT,
+        attributes: { "hangar.machine_id": backend.machineId, "server.address": backend.address },
+      },
+      ex.traceContext,
+    );
     this.upstream = request({
       host: backend.address,
       port: backend.port,
       method: req.method,
       path: req.url,
-      headers: ex.headers,
+      headers: withTraceparent(ex.headers, trace.setSpan(ex.traceContext, this.span)),
       agent: backend.agent,
     });
     backend.inFlight++;
@@ -190,6 +235,7 @@ class Attempt {
     if (ex.metrics) engine.metrics?.upstreamResponse(ex.metrics, (performance.now() - this.started) / 1000);
     const status = upRes.statusCode ?? 502;
     const failed = status >= 500;
+    this.span.setAttribute("http.response.status_code", status);
     if (failed) {
       const next = ex.retryTarget(this.backend);
       if (next) {
@@ -252,9 +298,23 @@ class Attempt {
   private settle(failed: boolean): void {
     if (this.settled) return;
     this.settled = true;
+    if (failed) this.span.setStatus({ code: SpanStatusCode.ERROR });
+    this.span.end();
     if (failed) this.backend.errors.record(this.ex.engine.now());
     this.backend.release();
   }
+}
+
+/** The forwarded headers with the machine's traceparent (the attempt's span) in place of the client's. */
+function withTraceparent(headers: readonly string[], ctx: Context): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = (headers[i] as string).toLowerCase();
+    if (name !== "traceparent" && name !== "tracestate")
+      out.push(headers[i] as string, headers[i + 1] as string);
+  }
+  injectTraceContext({ get: () => "", set: (k, v) => out.push(k, v) }, ctx);
+  return out;
 }
 
 function errorCode(err: Error): string {
