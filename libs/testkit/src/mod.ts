@@ -21,6 +21,8 @@ export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
 export { signalProcessTree } from "./process-tree.js";
+export type { PrometheusOptions, PrometheusServer, PromSeries, PromTarget } from "./prometheus.js";
+export { prometheusConfig, startPrometheus } from "./prometheus.js";
 export type { FaultyRegistryProxy, RegistryAuthMode, TestRegistry, TestRegistryOptions } from "./registry.js";
 export { startFaultyRegistryProxy, startTestRegistry } from "./registry.js";
 export {
