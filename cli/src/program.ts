@@ -20,6 +20,7 @@ import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
 import { registerTokens } from "./commands/tokens.js";
 import { registerVolumes } from "./commands/volumes.js";
+import { registerWebhooks } from "./commands/webhooks.js";
 import { type Context, processContext } from "./context.js";
 import { describeError } from "./errors.js";
 
@@ -62,6 +63,7 @@ export function buildProgram(ctx: Context): Command {
   registerTokens(program, ctx);
   registerAuth(program, ctx);
   registerAudit(program, ctx);
+  registerWebhooks(program, ctx);
   return program;
 }
 
