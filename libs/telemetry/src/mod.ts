@@ -1,6 +1,6 @@
 export type { Context, Span, Tracer } from "@opentelemetry/api";
 // Re-exported so callers can set span kind and status without depending on @opentelemetry/api themselves.
-export { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
+export { context, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 export type { Logger } from "pino";
 export type { HeaderCarrier } from "./headers.js";
 export { extractTraceContext, injectTraceContext } from "./headers.js";

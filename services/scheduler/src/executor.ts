@@ -13,7 +13,7 @@ import {
 } from "@hangar/domain";
 import { CommandHandler, type CommandResult, type EventStore, isDomainError } from "@hangar/eventstore";
 import { CommandError, handleThenWait, type PlacedMachine, placeThenCreateMachine } from "@hangar/service";
-import type { Logger } from "@hangar/telemetry";
+import { type Context, type Logger, ROOT_CONTEXT, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Autoscaler, templateOf } from "./autoscaler.js";
 import type { Fleet } from "./fleet.js";
@@ -77,6 +77,8 @@ export class ScaleExecutor {
   private readonly drainTimeoutMs: number;
   private readonly drainPollMs: number;
   private readonly now: () => number;
+  /** The trace of each decision this process recorded, until its actions have run: their spans join it. */
+  private readonly decisionTraces = new Map<string, Context>();
 
   constructor(private readonly opts: ExecutorOptions) {
     this.machines = new CommandHandler(opts.store, machinesStream, machineDecider);
@@ -90,6 +92,11 @@ export class ScaleExecutor {
     return this.inFlight.size;
   }
 
+  /** Makes the actions of a decision children of `ctx` (the decision's span) when they run. */
+  traceDecision(decisionId: string, ctx: Context): void {
+    this.decisionTraces.set(decisionId, ctx);
+  }
+
   /** Starts every unfinished action that is not already being carried out. */
   kick(): void {
     if (this.abort.signal.aborted) return;
@@ -99,7 +106,14 @@ export class ScaleExecutor {
         const key = `${decision.decisionId}/${action.machineId}`;
         if (this.inFlight.has(key)) continue;
         this.inFlight.add(key);
-        this.execute(app, decision, action)
+        // An action of a decision recorded by another (or an earlier) scheduler starts a trace of its own.
+        const parent = this.decisionTraces.get(decision.decisionId) ?? ROOT_CONTEXT;
+        const attributes = {
+          "hangar.app": app,
+          "hangar.scaling.decision_id": decision.decisionId,
+          "hangar.machine_id": action.machineId,
+        };
+        withSpan(`scale ${action.kind}`, { attributes }, () => this.execute(app, decision, action), parent)
           .catch((err: unknown) => {
             if (err instanceof StoppedError || this.abort.signal.aborted) return;
             this.opts.logger.warn(
@@ -107,7 +121,12 @@ export class ScaleExecutor {
               "scale action failed for now; it is tried again on the next pass",
             );
           })
-          .finally(() => this.inFlight.delete(key));
+          .finally(() => {
+            this.inFlight.delete(key);
+            const prefix = `${decision.decisionId}/`;
+            if (![...this.inFlight].some((k) => k.startsWith(prefix)))
+              this.decisionTraces.delete(decision.decisionId);
+          });
       }
     }
   }

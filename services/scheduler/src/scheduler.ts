@@ -1,7 +1,7 @@
 import { EventStore } from "@hangar/eventstore";
 import type { HealthReport } from "@hangar/service";
 import { subjects } from "@hangar/service";
-import { createLogger, type Logger } from "@hangar/telemetry";
+import { context, createLogger, type Logger, SpanStatusCode, withSpan } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, Registry } from "prom-client";
 import {
@@ -124,11 +124,36 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
     ];
     if (commands.length === 0) return;
     const commandId = result.decision?.decisionId ?? `panic-${app}-${nowMs}`;
-    const recorded = await log.record(app, commands, commandId, scalingSeq).catch((err: unknown) => {
-      // Refused by the decider: a machine got into another scheduler's action since we looked.
-      logger.warn({ err, app }, "decision not recorded; the next pass decides again");
-      return false;
-    });
+    const record = () =>
+      log.record(app, commands, commandId, scalingSeq).catch((err: unknown) => {
+        // Refused by the decider: a machine got into another scheduler's action since we looked.
+        logger.warn({ err, app }, "decision not recorded; the next pass decides again");
+        return false;
+      });
+    const decided = result.decision;
+    // A trace per decision: its record here, then its actions (the executor's spans) under it.
+    const recorded = decided
+      ? await withSpan(
+          "scaling decision",
+          {
+            root: true,
+            attributes: {
+              "hangar.app": app,
+              "hangar.scaling.decision_id": decided.decisionId,
+              "hangar.scaling.current": decided.current,
+              "hangar.scaling.desired": decided.desired,
+              "hangar.scaling.reason": decided.reason,
+              "hangar.scaling.actions": decided.actions.map((a) => `${a.kind} ${a.machineId}`),
+            },
+          },
+          async (span) => {
+            const ok = await record();
+            if (ok) executor.traceDecision(decided.decisionId, context.active());
+            else span.setStatus({ code: SpanStatusCode.ERROR, message: "not recorded: the log moved on" });
+            return ok;
+          },
+        )
+      : await record();
     if (!recorded) return;
     if (result.panicChange)
       logger.info({ app, panic: result.panicChange.panic, reason: result.panicChange.reason }, "panic mode");
