@@ -92,6 +92,21 @@ function dashboard() {
     auth,
     logger: createLogger("gateway-test", { level: "silent" }),
     scaling: { scalingOf: () => scaling, appExists: (a) => ORG_OF[a] !== undefined },
+    logs: {
+      appExists: (a) => ORG_OF[a] !== undefined,
+      machineExists: () => true,
+      async *logs(app) {
+        yield {
+          ts: "2026-12-05T10:00:03.000Z",
+          seq: 1,
+          app,
+          machine_id: "3d8d9e0b2c4f18",
+          region: "local",
+          stream: "stdout",
+          line: XSS,
+        };
+      },
+    },
     dashboard: { sessions },
   });
 }
@@ -298,6 +313,21 @@ describe("dashboard pages", () => {
     now += 3_600_000;
     const expired = await api.request("/dashboard", { headers: { cookie: again } });
     expect(expired.status).toBe(303);
+  });
+
+  it("passes the app's logs through as Server-Sent Events, for the session's token only", async () => {
+    const api = dashboard();
+    const cookie = await login(api);
+    const res = await api.request("/dashboard/apps/web/logs", { headers: { cookie } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const body = await res.text();
+    expect(body).toContain("id: 3d8d9e0b2c4f18:1\nevent: log\n");
+    // The line reaches the browser as JSON, which the script puts into the page as text.
+    expect(body).toContain(JSON.stringify(XSS));
+    const rival = await api.request("/dashboard/apps/rival/logs", { headers: { cookie } });
+    expect(rival.status).toBe(404);
+    expect(await rival.json()).toMatchObject({ status: "not_found", error: "app rival not found" });
   });
 
   it("serves the script and style sheet without a session", async () => {
