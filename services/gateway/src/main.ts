@@ -10,9 +10,11 @@ import {
   secretsStream,
   volumesStream,
 } from "@hangar/domain";
+import { EventFeed, ensureEventsStream } from "@hangar/event-feed";
 import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { runService, VolumesView } from "@hangar/service";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { AuditTrail } from "./audit/trail.js";
 import { StreamBuildsBackend } from "./builds/backend.js";
 import { BuildCatalog } from "./builds/catalog.js";
@@ -66,6 +68,20 @@ await runService({
     const masterKeys = masterKeysFromConfig(config);
     const secrets = await StreamSecretsBackend.start(store, masterKeys, logger);
     const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
+    // The public event feed (docs/events.md): EVENTS sources the aggregate streams, and one live tail
+    // of it serves every SSE client of this gateway.
+    await ensureEventsStream(await jetstreamManager(nc), { replicas: config.HANGAR_STREAM_REPLICAS });
+    const events = await EventFeed.start({
+      nc,
+      resolver: {
+        // A destroyed app keeps its org, so its last events still reach that org's subscribers.
+        orgOfApp: (a) => {
+          const state = catalog.apps.get(a);
+          return state && state.status !== "absent" ? state.orgSlug : undefined;
+        },
+      },
+      onError: (err) => logger.warn({ err }, "event feed"),
+    });
     const appExists = (name: string) => catalog.app(name) !== undefined;
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
@@ -117,6 +133,7 @@ await runService({
       health: readiness,
       audit,
       volumes,
+      events: { feed: events },
       postgres: new NatsPostgresBackend(nc, { defaultRegion: config.HANGAR_REGION, logger }),
       webhooks: new NatsWebhooksBackend(nc),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
@@ -143,6 +160,7 @@ await runService({
           secrets.stop(),
           orgs.stop(),
           volumesView.stop(),
+          events.stop(),
         ]);
       },
     };

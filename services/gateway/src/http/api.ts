@@ -1,3 +1,4 @@
+import type { EventFeed } from "@hangar/event-feed";
 import type { UpstreamRegistries } from "@hangar/oci";
 import type { HealthReport } from "@hangar/service";
 import { createLogger, type Logger } from "@hangar/telemetry";
@@ -8,6 +9,7 @@ import { auditRoutes } from "../audit/routes.js";
 import type { AuditLog } from "../audit/trail.js";
 import { dashboardRoutes } from "../dashboard/routes.js";
 import { DashboardSessions } from "../dashboard/sessions.js";
+import { type EventRoutesOptions, eventRoutes } from "../events/routes.js";
 import type { MachineInspector } from "../exec/inspector.js";
 import { execRoutes } from "../exec/routes.js";
 import type { LogsReader } from "../logs/app-logs.js";
@@ -96,6 +98,8 @@ export interface ApiDeps {
   volumes?: VolumesBackend;
   /** Serves `/v1/postgres` (clusters of the postgres manager) when given with `secrets` (attach sets one). */
   postgres?: PostgresBackend;
+  /** Serves the event feed as Server-Sent Events (`/v1/apps/{app}/events/stream`, `/v1/events/stream`) when given. */
+  events?: { feed: EventFeed } & EventRoutesOptions;
   /** Serves `/v1/webhooks` (the webhooks service's) when given. */
   webhooks?: WebhooksBackend;
   /** Serves the web dashboard on `/dashboard` when given (dashboard/routes.ts); sessions default to a new in-memory store. */
@@ -154,6 +158,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.secrets) api.route("/v1", secretRoutes(deps.secrets));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));
+  if (deps.events) api.route("/v1", eventRoutes(deps.events.feed, deps.events));
   if (deps.inspector) api.route("/v1", execRoutes(deps.inspector));
   if (deps.tunnels) api.route("/v1", tunnelRoutes(deps.tunnels));
   if (deps.volumes) api.route("/v1", volumeRoutes(deps.volumes));
