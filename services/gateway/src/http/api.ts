@@ -106,6 +106,9 @@ export interface ApiDeps {
   dashboard?: { sessions?: DashboardSessions };
 }
 
+/** The feed's position now, as an event id: after its last message. */
+const feedPositionOf = (feed: EventFeed) => () => String(feed.lastSeq);
+
 /**
  * The Fly-compatible Machines API: `/v1/...` behind a macaroon token (Bearer or FlyV1) whose caveats
  * every route checks (authz.ts), plus `/health` and `/metrics` without, and with a registry, the OCI
@@ -178,8 +181,9 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
           volumes: deps.volumes !== undefined,
           postgres: deps.postgres !== undefined && deps.secrets !== undefined,
           logs: deps.logs !== undefined,
-          events: (deps as { events?: unknown }).events !== undefined,
+          events: deps.events !== undefined,
         },
+        ...(deps.events ? { feedPosition: feedPositionOf(deps.events.feed) } : {}),
       }),
     );
   }
