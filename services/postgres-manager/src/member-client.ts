@@ -56,9 +56,13 @@ const AGENT_CODES: Record<string, DomainErrorCode> = {
   invalid_argument: "invalid_argument",
   failed_precondition: "failed_precondition",
   unavailable: "unavailable",
-  // The manager sent the cluster's own token: a refusal means the cluster's secrets are broken.
-  unauthenticated: "internal",
+  // The manager sent the cluster's own token: a refusal means the secret was changed (or unset) since
+  // the member started, which the user can mend, so it is not the platform's fault (no 500).
+  unauthenticated: "failed_precondition",
 };
+
+const TOKEN_REFUSED =
+  "the member refused the cluster's agent token: its secret HANGAR_PG_AGENT_TOKEN was changed or unset since the member started; restart the cluster's machines (hangar machine restart <id> -a <cluster>) so they take the current secret, and leave the cluster's HANGAR_PG_AGENT_TOKEN, OPERATOR_PASSWORD and REPL_PASSWORD secrets to hangar postgres";
 
 /** A member agent's own refusal (it answered, with an error status), as against no answer at all. */
 export class AgentRefusal extends CommandError {
@@ -179,10 +183,8 @@ export class MemberClient {
     if (!res.ok) {
       const e = parsed as AgentError;
       const code = (e.code && AGENT_CODES[e.code]) || "unavailable";
-      throw new AgentRefusal(
-        `member agent at ${address}: ${method} ${path}: ${res.status} ${e.error ?? text}`,
-        code,
-      );
+      const reason = res.status === 401 ? TOKEN_REFUSED : (e.error ?? text);
+      throw new AgentRefusal(`member agent at ${address}: ${method} ${path}: ${res.status} ${reason}`, code);
     }
     return parsed as R;
   }
