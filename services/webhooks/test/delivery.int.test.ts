@@ -190,6 +190,8 @@ describe("webhook deliveries", () => {
     expect(delivered.event_type).toBe("app.created");
     // Each retry came after its backoff (300, 600, 1200 ms): the waits grow.
     const at = delivered.attempts.map((a) => Date.parse(a.at));
+    const waits = at.slice(1).map((t, i) => t - (at[i] ?? 0));
+    console.log(`[webhooks] waits before attempts 2-4: ${waits.join(", ")} ms (backoff 300, 600, 1200 ms)`);
     for (let i = 1; i < at.length; i++)
       expect((at[i] ?? 0) - (at[i - 1] ?? 0), `wait before attempt ${i + 1}`).toBeGreaterThanOrEqual(
         INITIAL_MS * 2 ** (i - 1),
@@ -268,6 +270,7 @@ describe("webhook deliveries", () => {
       [{ org: "acme", url: "ftp://example.com/x", events: [] }, /http/],
       [{ org: "acme", url: "not a url", events: [] }, /not a URL/],
       [{ org: "acme", url, events: ["machine.*"] }, /event types/],
+      [{ org: "acme", url, events: ["machine.exploded"] }, /unknown event types machine\.exploded/],
       [{ org: "acme", url }, /event types/],
       [{ url, events: [] }, /org/],
     ] as const) {
