@@ -61,7 +61,10 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
     process.stderr.write(`${err.message}\n`);
     process.exit(1);
   }
-  const telemetry = startTelemetry({ serviceName: `hangar-${opts.name}` });
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: opts.name });
+  // With an OTLP endpoint, the registry's metrics (what /metrics serves) are exported over OTLP too.
+  const telemetry = startTelemetry({ serviceName: `hangar-${opts.name}`, metrics: registry });
   const logger = createLogger(opts.name, { level: config.LOG_LEVEL });
   for (const message of warnings) logger.warn(message);
   const hostId = opts.hostId?.(config);
@@ -79,8 +82,6 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
       update: user === undefined || appendsTo(user, stream.name),
     });
   }
-  const registry = new Registry();
-  registry.setDefaultLabels({ service: opts.name });
   reportPermissionViolations(nc, logger, registry);
   let service: RunningService | undefined;
   const report = () => readiness(service?.health(), connection);

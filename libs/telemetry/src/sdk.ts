@@ -1,17 +1,25 @@
 import { context, propagation, trace } from "@opentelemetry/api";
 import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
 import { W3CTraceContextPropagator } from "@opentelemetry/core";
+import { OTLPMetricExporter } from "@opentelemetry/exporter-metrics-otlp-http";
 import { OTLPTraceExporter } from "@opentelemetry/exporter-trace-otlp-http";
 import { defaultResource, resourceFromAttributes } from "@opentelemetry/resources";
+import { type IMetricReader, PeriodicExportingMetricReader } from "@opentelemetry/sdk-metrics";
 import { NodeSDK } from "@opentelemetry/sdk-node";
 import { BatchSpanProcessor, NoopSpanProcessor, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ATTR_SERVICE_VERSION } from "@opentelemetry/semantic-conventions";
+import { type PromRegistryLike, promMetricProducer } from "./prom-bridge.js";
 
 export interface TelemetryOptions {
   serviceName: string;
   serviceVersion?: string;
   /** Upper bound on `shutdown()`; spans not flushed by then are dropped. Default 5000. */
   shutdownTimeoutMs?: number;
+  /**
+   * The service's prom-client registry: with an OTLP endpoint, what it holds (what /metrics serves)
+   * is exported over OTLP too, every OTEL_METRIC_EXPORT_INTERVAL ms (default 60000).
+   */
+  metrics?: PromRegistryLike;
 }
 
 export interface Telemetry {
@@ -31,7 +39,7 @@ export function startTelemetry(opts: TelemetryOptions): Telemetry {
     instrumentations: [],
     spanProcessors: [spanProcessor()],
     // Left unset, NodeSDK would start OTLP metric and log exporters aimed at localhost.
-    metricReaders: [],
+    metricReaders: metricReaders(opts.metrics),
     logRecordProcessors: [],
   });
   sdk.start();
@@ -59,6 +67,22 @@ function spanProcessor(): SpanProcessor {
   }
   // Without a processor NodeSDK registers no tracer provider, and spans would get no ids to log or propagate.
   return new NoopSpanProcessor();
+}
+
+function metricReaders(registry: PromRegistryLike | undefined): IMetricReader[] {
+  const env = process.env;
+  if (!registry || !(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)) return [];
+  const intervalMs = Number(env.OTEL_METRIC_EXPORT_INTERVAL) || 60_000;
+  return [
+    new PeriodicExportingMetricReader({
+      // Like the span exporter, it reads the endpoint, headers and timeout from the OTEL_* variables.
+      exporter: new OTLPMetricExporter(),
+      exportIntervalMillis: intervalMs,
+      // The reader refuses a timeout longer than its interval.
+      exportTimeoutMillis: Math.min(Number(env.OTEL_METRIC_EXPORT_TIMEOUT) || 30_000, intervalMs),
+      metricProducers: [promMetricProducer(registry)],
+    }),
+  ];
 }
 
 function withTimeout(work: Promise<void>, ms: number): Promise<void> {
