@@ -8,6 +8,7 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
+import { dashboards, PROMETHEUS, TEMPO } from "../../scripts/grafana-dashboards.js";
 
 const K8S = fileURLToPath(new URL("../../deploy/k8s/", import.meta.url));
 const BASE = join(K8S, "base");
@@ -640,15 +641,144 @@ describe("OpenTelemetry Collector", () => {
     expect(config.service.pipelines.traces?.processors).toEqual(["memory_limiter", "batch"]);
     const [tempo] = config.service.pipelines.traces?.exporters ?? [];
     expect(tempo).toMatch(/^otlp(_grpc)?\/tempo$/);
-    expect(config.exporters[tempo ?? ""]).toEqual({
-      endpoint: "tempo.monitoring.svc:4317",
-      tls: { insecure: true },
-    });
+    expect(config.exporters[tempo ?? ""]).toEqual({ endpoint: "tempo:4317", tls: { insecure: true } });
+    expect(named<Service>(baseObjects, "Service", "tempo").spec.ports.map((p) => p.port)).toContain(4317);
     expect(config.service.pipelines.metrics?.exporters).toEqual(["prometheus"]);
     expect(config.exporters.prometheus?.endpoint).toBe("0.0.0.0:8889");
     expect(containerPorts).toContain(8889);
     const service = named<Service>(baseObjects, "Service", "otel-collector");
     expect(service.spec.ports.map((p) => p.port).sort()).toEqual([4317, 4318, 8889]);
+  });
+});
+
+describe("Tempo, Prometheus and Grafana", () => {
+  const containerOf = (kind: string, name: string) => {
+    const c = named<Workload>(baseObjects, kind, name).spec.template.spec.containers[0];
+    if (!c) throw new Error(`no container in ${kind} ${name}`);
+    return c;
+  };
+  const servicePort = (name: string, port: number) =>
+    named<Service>(baseObjects, "Service", name).spec.ports.some((p) => p.port === port);
+
+  it("runs Tempo receiving OTLP gRPC on 4317 and answering queries on the port its Service names", () => {
+    const tempo = parse(
+      named<ConfigMap>(baseObjects, "ConfigMap", "tempo-config").data["tempo.yaml"] ?? "",
+    ) as {
+      server: { http_listen_port: number };
+      distributor: { receivers: { otlp: { protocols: { grpc: { endpoint: string } } } } };
+      storage: { trace: { local: { path: string }; wal: { path: string } } };
+    };
+    const ports = (containerOf("StatefulSet", "tempo").ports ?? []).map((p) => p.containerPort);
+    expect(ports).toEqual(expect.arrayContaining([tempo.server.http_listen_port, 4317]));
+    expect(tempo.distributor.receivers.otlp.protocols.grpc.endpoint).toBe("0.0.0.0:4317");
+    expect(servicePort("tempo", tempo.server.http_listen_port)).toBe(true);
+    // Blocks and WAL on the StatefulSet's volume.
+    const mount = containerOf("StatefulSet", "tempo").volumeMounts?.find((m) => m.name === "data")?.mountPath;
+    expect(tempo.storage.trace.local.path.startsWith(`${mount}/`)).toBe(true);
+    expect(tempo.storage.trace.wal.path.startsWith(`${mount}/`)).toBe(true);
+  });
+
+  it("has Prometheus discover the namespace's annotated pods, with read access to pods only", () => {
+    interface ScrapeConfig {
+      job_name: string;
+      kubernetes_sd_configs?: { role: string; namespaces?: { own_namespace?: boolean } }[];
+      relabel_configs?: { source_labels?: string[]; action?: string; regex?: string }[];
+    }
+    const config = parse(
+      named<ConfigMap>(baseObjects, "ConfigMap", "prometheus-config").data["prometheus.yml"] ?? "",
+    ) as { scrape_configs: ScrapeConfig[] };
+    const pods = config.scrape_configs.find((c) => c.kubernetes_sd_configs?.[0]?.role === "pod");
+    expect(pods?.kubernetes_sd_configs?.[0]?.namespaces?.own_namespace).toBe(true);
+    expect(pods?.relabel_configs?.[0]).toEqual({
+      source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+      action: "keep",
+      regex: "true",
+    });
+    const sts = named<Workload>(baseObjects, "StatefulSet", "prometheus");
+    const account = (sts.spec.template.spec as { serviceAccountName?: string }).serviceAccountName;
+    expect(named(baseObjects, "ServiceAccount", account ?? "")).toBeDefined();
+    const role = named<K8sObject & { rules: { resources: string[]; verbs: string[] }[] }>(
+      baseObjects,
+      "Role",
+      "prometheus",
+    );
+    expect(role.rules).toEqual([{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"] }]);
+    const binding = named<K8sObject & { roleRef: { name: string }; subjects: { name: string }[] }>(
+      baseObjects,
+      "RoleBinding",
+      "prometheus",
+    );
+    expect(binding.roleRef.name).toBe("prometheus");
+    expect(binding.subjects.map((s) => s.name)).toEqual([account]);
+    // The collector (metrics the services send over OTLP) is one of the pods it keeps.
+    const collector = named<Workload>(baseObjects, "Deployment", "otel-collector").spec.template.metadata as {
+      annotations?: Record<string, string>;
+    };
+    expect(collector.annotations?.["prometheus.io/scrape"]).toBe("true");
+    expect(servicePort("prometheus", 9090)).toBe(true);
+  });
+
+  it("lets the services be scraped at their pod's IP (HANGAR_BIND_HOST=0.0.0.0 in hangar-config)", () => {
+    const config = baseConfigMapGenerators.find((g) => g.name === "hangar-config");
+    expect(literal(config, "HANGAR_BIND_HOST")).toBe("0.0.0.0");
+  });
+
+  it("provisions Grafana's Prometheus and Tempo data sources under the uids the dashboards use, at their Services", () => {
+    const provisioning = named<ConfigMap>(baseObjects, "ConfigMap", "grafana-provisioning");
+    const { datasources } = parse(provisioning.data["datasources.yaml"] ?? "") as {
+      datasources: { uid: string; type: string; url: string }[];
+    };
+    expect(datasources.map((d) => [d.type, d.uid]).sort()).toEqual([
+      [PROMETHEUS.type, PROMETHEUS.uid],
+      [TEMPO.type, TEMPO.uid],
+    ]);
+    for (const d of datasources) {
+      const url = new URL(d.url);
+      expect(servicePort(url.hostname, Number(url.port)), d.url).toBe(true);
+    }
+    // Every data source a dashboard names is provisioned.
+    const named_ = new Set(
+      Object.values(dashboards()).flatMap((d) =>
+        (d.panels ?? []).flatMap((p) => (p.datasource?.uid ? [p.datasource.uid] : [])),
+      ),
+    );
+    expect([...named_].sort()).toEqual(datasources.map((d) => d.uid).sort());
+  });
+
+  it("provisions every generated dashboard from a ConfigMap mounted where the provider reads", () => {
+    const generator = generators(join(BASE, "grafana"), "configMapGenerator").find(
+      (g) => g.name === "grafana-dashboards",
+    );
+    expect(generator?.files?.map((f) => basename(f)).sort()).toEqual(Object.keys(dashboards()).sort());
+    const provisioning = named<ConfigMap>(baseObjects, "ConfigMap", "grafana-provisioning");
+    const { providers } = parse(provisioning.data["dashboards.yaml"] ?? "") as {
+      providers: { type: string; options: { path: string } }[];
+    };
+    const grafana = named<Workload>(baseObjects, "Deployment", "grafana").spec.template.spec;
+    const volume = grafana.volumes?.find((v) => v.configMap?.name === "grafana-dashboards");
+    const mount = grafana.containers[0]?.volumeMounts?.find((m) => m.name === volume?.name);
+    expect(providers.map((p) => [p.type, p.options.path])).toEqual([["file", mount?.mountPath]]);
+    // The provisioning files land in the folders Grafana reads them from.
+    const prov = grafana.volumes?.find((v) => v.configMap?.name === "grafana-provisioning") as
+      | { name: string; configMap: { items: { key: string; path: string }[] } }
+      | undefined;
+    expect(prov?.configMap.items.map((i) => i.path.split("/")[0]).sort()).toEqual([
+      "dashboards",
+      "datasources",
+    ]);
+    const provMount = grafana.containers[0]?.volumeMounts?.find((m) => m.name === prov?.name)?.mountPath;
+    const env = grafana.containers[0]?.env?.find((e) => e.name === "GF_PATHS_PROVISIONING")?.value;
+    expect(provMount).toBe(env);
+  });
+
+  it("keeps Grafana's admin password an obvious placeholder, and anonymous access off", () => {
+    const secret = generators(join(BASE, "grafana"), "secretGenerator").find(
+      (g) => g.name === "grafana-admin",
+    );
+    expect(literal(secret, "GF_SECURITY_ADMIN_PASSWORD")).toMatch(/CHANGE-?ME/i);
+    const c = containerOf("Deployment", "grafana");
+    expect(c.envFrom?.map((e) => e.secretRef?.name)).toContain("grafana-admin");
+    expect(c.env?.find((e) => e.name === "GF_AUTH_ANONYMOUS_ENABLED")?.value).toBe("false");
   });
 });
 
