@@ -60,6 +60,11 @@ export interface FeedSubscribeOptions {
   onEnd?(reason: FeedEndReason, err?: unknown): void;
   /** Live events held while the history is read before the subscription is ended; default 10,000. */
   maxPending?: number;
+  /**
+   * Called once when everything up to the feed's position at `subscribe` has been delivered (its
+   * history, if any) and live events follow: at once without `after`. Not called after an end.
+   */
+  onCaughtUp?(): void;
 }
 
 export interface FeedSubscription {
@@ -160,18 +165,29 @@ export class EventFeed {
     }
     this.subs.add(sub);
     const after = opts.after;
-    if (after === undefined) return { close };
+    if (after === undefined) {
+      this.caughtUp(sub);
+      return { close };
+    }
     if (after.seq >= this.ringFrom) {
       // The ring holds everything after `after`: deliver it now, synchronously, then live.
       for (let i = this.ringStartAfter(after); i < this.ring.length; i++) {
         const e = this.ring[i] as FeedEvent;
         if (e.isAfter(after) && matchesFilter(opts.filter, e.event)) opts.onEvent(e);
       }
+      this.caughtUp(sub);
       return { close };
     }
     sub.pending = [];
     void this.readHistory(sub, after, this.lastDispatched);
     return { close };
+  }
+
+  /** Tells a subscriber it has caught up, on a microtask: never inside subscribe(), before it holds its subscription. */
+  private caughtUp(sub: Sub): void {
+    queueMicrotask(() => {
+      if (!sub.closed) sub.opts.onCaughtUp?.();
+    });
   }
 
   /** Stops the tail and ends every subscription with `stopped`. */
@@ -316,6 +332,7 @@ export class EventFeed {
       void sub.history?.stop().catch(() => {});
       sub.history = undefined;
       this.deliver(sub, held);
+      this.caughtUp(sub);
     };
     // From the message of `after` when it names an event inside it, else from the next one.
     const startAfter = after.index === undefined ? after.seq : after.seq - 1;

@@ -17,6 +17,11 @@ export interface SseOptions {
   maxQueued?: number;
   /** Told why a stream ended early (`behind`, `failed`, `stopped`). */
   onEnd?(reason: FeedEndReason, err?: unknown): void;
+  /**
+   * False: end the stream once what had happened when it began is sent (`hangar events` without
+   * --follow); default true, streaming live events after it.
+   */
+  follow?: boolean;
 }
 
 /**
@@ -55,6 +60,13 @@ export function sseStream(feed: EventFeed, opts: SseOptions): ReadableStream<Uin
           onEnd: end,
           maxPending: maxQueued,
         };
+        if (opts.follow === false) {
+          sub.onCaughtUp = () => {
+            if (ended) return;
+            finish();
+            controller.close();
+          };
+        }
         if (opts.after !== undefined) sub.after = opts.after;
         subscription = feed.subscribe(sub);
         heartbeat = setInterval(() => {

@@ -349,3 +349,33 @@ describe("acceptance 1: 50 machines, three random disconnects, every transition 
     ]);
   });
 });
+
+describe("history without following (hangar events)", () => {
+  it("with follow=false sends what happened after the position and ends; tail=n starts n messages back", async () => {
+    const before = String(feed.lastSeq);
+    await lifecycle("api");
+    const followed = await readStream("/v1/apps/api/events/stream", {
+      lastEventId: before,
+      until: (events) => events.some((e) => e.type === "machine.destroyed"),
+    });
+    // Ends by itself, with the same events a follower got.
+    const history = await readStream(`/v1/apps/api/events/stream?follow=false&last_event_id=${before}`, {});
+    expect(history.map((e) => e.id)).toEqual(followed.map((e) => e.id));
+    expect(history.length).toBeGreaterThanOrEqual(6);
+    // No position and no tail: nothing had happened after now.
+    expect(await readStream("/v1/apps/api/events/stream?follow=false", {})).toEqual([]);
+    // The last messages of the feed: the lifecycle's are among them.
+    const tail = await readStream("/v1/events/stream?follow=false&tail=1000&types=machine.*", {});
+    expect(tail.map((e) => e.id)).toEqual(expect.arrayContaining(history.map((e) => e.id)));
+    const last = await readStream("/v1/events/stream?follow=false&tail=1", {});
+    expect(last.map((e) => e.id)).toEqual([history.at(-1)?.id]);
+  });
+
+  it("refuses a bad follow or tail with a 400 in Fly's shape", async () => {
+    for (const query of ["follow=maybe", "tail=0", "tail=1001", "tail=ten", "tail=-1"]) {
+      const res = await get(`/v1/apps/web/events/stream?${query}`);
+      expect(res.status, query).toBe(400);
+      expect(await res.json()).toMatchObject({ status: "invalid_argument" });
+    }
+  });
+});

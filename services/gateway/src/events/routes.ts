@@ -33,6 +33,25 @@ function resumeFrom(c: Context): FeedPosition | undefined {
   return position;
 }
 
+/** The most EVENTS messages `?tail=` may start back from the end. */
+const MAX_TAIL = 1_000;
+
+/**
+ * `?follow=false`: what had happened, then the end (`hangar events` without --follow); and
+ * `?tail=<n>`: without a resume position, start the feed's last n messages back instead of now.
+ */
+function historyOptions(c: Context, feed: EventFeed): { follow: boolean; tail?: FeedPosition } {
+  const follow = c.req.query("follow");
+  if (follow !== undefined && follow !== "true" && follow !== "false")
+    throw invalid("follow", `expected true or false, received ${quoted(follow)}`);
+  const raw = c.req.query("tail");
+  if (raw === undefined) return { follow: follow !== "false" };
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || n < 1 || n > MAX_TAIL)
+    throw invalid("tail", `expected a whole number from 1 to ${MAX_TAIL}, received ${quoted(raw)}`);
+  return { follow: follow !== "false", tail: { seq: Math.max(0, feed.lastSeq - n) } };
+}
+
 function typesFilter(c: Context): ReadonlySet<string> | undefined {
   const raw = c.req.query("types");
   if (raw === undefined) return undefined;
@@ -52,9 +71,11 @@ function typesFilter(c: Context): ReadonlySet<string> | undefined {
  */
 export function eventRoutes(feed: EventFeed, opts: EventRoutesOptions = {}): Hono<ApiEnv> {
   const stream = (c: Context<ApiEnv>, filter: EventFilter) => {
-    const after = resumeFrom(c);
+    const { follow, tail } = historyOptions(c, feed);
+    const after = resumeFrom(c) ?? tail;
     const body = sseStream(feed, {
       filter,
+      follow,
       ...(after ? { after } : {}),
       ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.maxQueued ? { maxQueued: opts.maxQueued } : {}),
