@@ -19,6 +19,7 @@ import {
   webhookUrlProblem,
 } from "@hangar/domain";
 import {
+  EVENTS_STREAM,
   ensureEventsStream,
   eventsFilter,
   type FeedMessage,
@@ -49,7 +50,12 @@ import {
   type WebhookView,
 } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
-import type { ConsumerMessages } from "@nats-io/jetstream";
+import {
+  type ConsumerMessages,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+} from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Gauge, type Registry } from "prom-client";
 import { Deliverer } from "./deliverer.js";
@@ -125,6 +131,19 @@ function deliveryView(d: WebhookDelivery, policy: RetryPolicy): WebhookDeliveryV
 }
 
 /**
+ * EVENTS as it is, or made when this service starts before the gateway. The gateway owns its
+ * configuration (it adds sources a newer platform feeds): this service never updates it.
+ */
+async function eventsStreamOf(jsm: JetStreamManager, replicas: number): Promise<string> {
+  try {
+    return (await jsm.streams.info(EVENTS_STREAM)).config.name;
+  } catch (err) {
+    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
+    return ensureEventsStream(jsm, { replicas });
+  }
+}
+
+/**
  * The webhooks service (docs/webhooks.md): owns the WEBHOOKS stream, answers `cmd.webhooks.*` for
  * the gateway, queues a delivery for every EVENTS event a webhook matches (a durable consumer, at
  * least once) and runs the deliveries with their retries (Deliverer). Run one instance: two would
@@ -184,7 +203,7 @@ export class WebhooksService {
     await hooks.follow();
     await Promise.all([apps.caughtUp, hooks.caughtUp]);
     for (const [, hook] of hooks.entries()) if (hook) service.deliverer.reconcile(hook);
-    service.eventsStream = await ensureEventsStream(opts.store.jsm, { replicas: opts.replicas ?? 1 });
+    service.eventsStream = await eventsStreamOf(opts.store.jsm, opts.replicas ?? 1);
     await service.startFeed();
     service.serve();
     return service;
