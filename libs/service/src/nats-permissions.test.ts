@@ -22,6 +22,7 @@ import {
   permissionsOf,
   SERVICE_USERS,
   SUBSCRIBER_USER,
+  updatesStream,
 } from "./nats-permissions.js";
 
 const streams = new Map(
@@ -77,12 +78,12 @@ describe("the NATS permission table", () => {
     expect(() => hostAgentUser("*")).toThrow(/invalid host id/);
   });
 
-  it("lets only a stream's writers update, delete or purge it; nobody deletes or purges an aggregate stream", () => {
+  it("lets only a stream's writers (and the gateway, EVENTS) update it; nobody deletes or purges an aggregate stream", () => {
     for (const u of natsUsers(["h1"])) {
       const publish = permissionsOf(u).publish;
       for (const name of streams.keys()) {
         expect(publish.includes(`$JS.API.STREAM.UPDATE.${name}`), `${u.user} updates ${name}`).toBe(
-          appendsTo(u, name),
+          updatesStream(u, name),
         );
         expect(publish.some((s) => s.startsWith(`$JS.API.STREAM.DELETE.${name}`))).toBe(false);
         expect(publish.some((s) => s.startsWith(`$JS.API.STREAM.PURGE.${name}`))).toBe(false);

@@ -31,6 +31,11 @@ export interface StreamGrant {
    * whole subject tokens, so they cannot hold a user to a consumer name prefix.
    */
   ownDurables?: boolean;
+  /**
+   * Updates the stream's configuration although it appends nothing: the gateway adds the sources
+   * EVENTS lacks (a stream of sourced messages has no subjects to append to).
+   */
+  updates?: boolean;
 }
 
 /** A KV or Object Store bucket a user opens (creating it if needed), reads, and maybe writes. */
@@ -105,6 +110,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       ensureOnly("HOSTS"),
       // The Volumes API reads volumes here; their changes go through the volume service.
       reader("VOLUMES"),
+      // The event feed (docs/events.md): the gateway creates EVENTS, which sources the aggregate
+      // streams (the server reads those itself), and follows it for the SSE routes.
+      { ...reader("EVENTS"), updates: true },
     ],
     // hangar-rate-limits: the orgs' token buckets; hangar-blob-usage: the blob bytes each org pushed
     // (its registry quota). Both shared by the gateway replicas.
@@ -361,6 +369,11 @@ export function appendsTo(spec: NatsUserSpec, stream: string): boolean {
   return spec.streams.some((g) => g.stream === stream && g.append.length > 0);
 }
 
+/** Whether a user's entry lets it update `stream`'s configuration: its writers, and a grant that `updates`. */
+export function updatesStream(spec: NatsUserSpec, stream: string): boolean {
+  return appendsTo(spec, stream) || spec.streams.some((g) => g.stream === stream && g.updates === true);
+}
+
 /** The table's entry of a service (for a host agent, of its host); undefined for one not in the table. */
 export function natsUserOf(service: string, hostId?: string): NatsUserSpec | undefined {
   if (service === "host-agent" && hostId !== undefined) return hostAgentUser(hostId);
@@ -372,7 +385,7 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
   const out: string[] = [];
   for (const s of spec.streams) {
     if (s.lookupOnly) out.push(`${API}.STREAM.INFO.${s.stream}`);
-    else out.push(...ensureSubjects(s.stream, s.append.length > 0));
+    else out.push(...ensureSubjects(s.stream, s.append.length > 0 || s.updates === true));
     if (s.read) out.push(...streamReadSubjects(s.stream, s.readOnly));
     if (s.ownDurables) out.push(`${API}.CONSUMER.MSG.NEXT.${s.stream}.*`, `$JS.ACK.${s.stream}.*.>`);
     for (const name of s.durables ?? [])
