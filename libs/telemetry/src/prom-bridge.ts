@@ -23,7 +23,8 @@ export interface PromValue {
 export interface PromMetric {
   name: string;
   help: string;
-  type: string;
+  /** "counter", "gauge", "histogram" or "summary" at run time (prom-client's typings say a numeric enum). */
+  type: unknown;
   values: PromValue[];
 }
 
@@ -94,7 +95,7 @@ export function toMetricData(
     m.values.map(
       (v): DataPoint<number> => ({ startTime, endTime, attributes: attributesOf(v.labels), value: v.value }),
     );
-  switch (m.type) {
+  switch (String(m.type)) {
     case "counter":
       return {
         descriptor,
