@@ -23,7 +23,7 @@ function traceparentOf(traceId: string, spanId: string): string {
 
 /**
  * Starts the root span of a command. With an OTLP endpoint configured, the OpenTelemetry SDK is
- * loaded (only then: it costs the CLI's startup ~100 ms) and the CLI's spans are exported; without
+ * loaded (only then: importing it is slow, seconds on a loaded machine) and the CLI's spans are exported; without
  * one, the command still gets a trace id of its own, which the services' spans share.
  */
 export async function startCommandTrace(
