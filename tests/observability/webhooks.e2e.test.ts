@@ -8,7 +8,7 @@ let p: TestPlatform;
 
 beforeAll(async () => {
   p = await startTestPlatform();
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   await p?.close();

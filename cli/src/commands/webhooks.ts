@@ -97,6 +97,9 @@ export function webhookText(h: WebhookInfo): string {
 }
 
 const hookPath = (id: string, rest = "") => `/webhooks/${encodeURIComponent(id)}${rest}`;
+const ORG_FLAGS = "-o, --org <slug>";
+const ORG_HELP = "the org (default: the token's; `personal` for an operator token)";
+const inOrg = (flags: { org?: string }) => (flags.org ? { query: { org: flags.org } } : {});
 
 /**
  * `hangar webhooks create|list|show|deliveries|redeliver|delete` (docs/webhooks.md): signed POSTs of
@@ -119,10 +122,12 @@ export function registerWebhooks(program: Command, ctx: Context): void {
       eventTypes,
     )
     .option("-a, --app <name>", "only this app's events (default: every app of the org)")
+    .option(ORG_FLAGS, ORG_HELP)
     .option("--json", "print the webhook (with its secret) as JSON")
-    .action(async (flags: { url: string; events: string[]; app?: string; json?: boolean }) => {
+    .action(async (flags: { url: string; events: string[]; app?: string; org?: string; json?: boolean }) => {
       const made = await (await ctx.api()).request<WebhookInfo & { secret: string }>("POST", "/webhooks", {
         body: { url: flags.url, events: flags.events, ...(flags.app ? { app: flags.app } : {}) },
+        ...inOrg(flags),
       });
       if (flags.json) return printJson(ctx, made);
       ctx.out(webhookText(made));
@@ -134,11 +139,13 @@ export function registerWebhooks(program: Command, ctx: Context): void {
   webhooks
     .command("list")
     .description("list the org's webhooks")
+    .option(ORG_FLAGS, ORG_HELP)
     .option("--json", "print the API's JSON")
-    .action(async (flags: { json?: boolean }) => {
+    .action(async (flags: { org?: string; json?: boolean }) => {
       const { webhooks: hooks } = await (await ctx.api()).request<{ webhooks: WebhookInfo[] }>(
         "GET",
         "/webhooks",
+        inOrg(flags),
       );
       if (flags.json) return printJson(ctx, hooks);
       if (hooks.length === 0)
@@ -150,9 +157,10 @@ export function registerWebhooks(program: Command, ctx: Context): void {
     .command("show")
     .argument("<id>", "the webhook")
     .description("show a webhook and its delivery counts")
+    .option(ORG_FLAGS, ORG_HELP)
     .option("--json", "print the API's JSON")
-    .action(async (id: string, flags: { json?: boolean }) => {
-      const hook = await (await ctx.api()).request<WebhookInfo>("GET", hookPath(id));
+    .action(async (id: string, flags: { org?: string; json?: boolean }) => {
+      const hook = await (await ctx.api()).request<WebhookInfo>("GET", hookPath(id), inOrg(flags));
       if (flags.json) return printJson(ctx, hook);
       ctx.out(webhookText(hook));
     });
@@ -161,11 +169,13 @@ export function registerWebhooks(program: Command, ctx: Context): void {
     .command("deliveries")
     .argument("<id>", "the webhook")
     .description("the webhook's delivery log, newest first: each event and its attempts")
+    .option(ORG_FLAGS, ORG_HELP)
     .option("--json", "print the API's JSON (every attempt with its time, status or error and duration)")
-    .action(async (id: string, flags: { json?: boolean }) => {
+    .action(async (id: string, flags: { org?: string; json?: boolean }) => {
       const { deliveries } = await (await ctx.api()).request<{ deliveries: WebhookDelivery[] }>(
         "GET",
         hookPath(id, "/deliveries"),
+        inOrg(flags),
       );
       if (flags.json) return printJson(ctx, deliveries);
       if (deliveries.length === 0) return ctx.out(`No deliveries to ${id} yet\n`);
@@ -177,11 +187,13 @@ export function registerWebhooks(program: Command, ctx: Context): void {
     .argument("<id>", "the webhook")
     .argument("<event-id>", "the event (its id in `hangar webhooks deliveries`)")
     .description("send a delivered or given-up event again, with a fresh round of retries")
+    .option(ORG_FLAGS, ORG_HELP)
     .option("--json", "print the delivery as JSON")
-    .action(async (id: string, eventId: string, flags: { json?: boolean }) => {
+    .action(async (id: string, eventId: string, flags: { org?: string; json?: boolean }) => {
       const d = await (await ctx.api()).request<WebhookDelivery>(
         "POST",
         hookPath(id, `/deliveries/${encodeURIComponent(eventId)}/redeliver`),
+        inOrg(flags),
       );
       if (flags.json) return printJson(ctx, d);
       ctx.out(`Event ${d.event_id} will be sent to ${id} again\n`);
@@ -191,8 +203,9 @@ export function registerWebhooks(program: Command, ctx: Context): void {
     .command("delete")
     .argument("<id>", "the webhook")
     .description("delete a webhook: nothing more is sent to it")
-    .action(async (id: string) => {
-      await (await ctx.api()).request("DELETE", hookPath(id));
+    .option(ORG_FLAGS, ORG_HELP)
+    .action(async (id: string, flags: { org?: string }) => {
+      await (await ctx.api()).request("DELETE", hookPath(id), inOrg(flags));
       ctx.out(`Webhook ${id} deleted\n`);
     });
 }

@@ -262,12 +262,14 @@ describe("webhook routes", () => {
     expect(asked.map(([verb]) => verb)).toEqual(["get", "delete", "get", "redeliver", "get"]);
   });
 
-  it("makes an operator token name the org", async () => {
+  it("acts in ?org= or the token's org, personal for an operator token, and 404s an org not covered", async () => {
     const res = await call("GET", "/webhooks", undefined, OPERATOR);
-    expect(res.status).toBe(400);
-    expect(String(res.json.error)).toMatch(/\?org=/);
+    expect(res.status).toBe(404);
+    expect(String(res.json.error)).toMatch(/org personal not found/);
     const named = await call("GET", "/webhooks?org=rival", undefined, OPERATOR);
     expect((named.json.webhooks as WebhookView[]).map((h) => h.id)).toEqual(["wh_rival"]);
     expect((await call("GET", "/webhooks?org=nosuch", undefined, OPERATOR)).status).toBe(404);
+    expect((await call("GET", "/webhooks?org=rival")).status).toBe(404);
+    expect((await call("GET", "/webhooks/wh_rival?org=rival")).status).toBe(404);
   });
 });

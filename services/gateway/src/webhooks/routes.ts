@@ -7,13 +7,12 @@ import { ApiError } from "../http/errors.js";
 import { CreateWebhookRequestSchema, type WebhooksBackend } from "./api.js";
 
 /**
- * The org a webhook call acts in: the token's. An operator token (no org) names it with `?org=`;
- * one the token does not cover is a 404, as an org that does not exist.
+ * The org a webhook call acts in: `?org=`, else the token's, else `personal` (as the postgres
+ * routes). One the token does not cover is a 404, as an org that does not exist.
  */
 function orgOf(c: Context<ApiEnv>): string {
   const p = principalOf(c);
-  const org = p.org ?? c.req.query("org");
-  if (!org) throw ApiError.of("invalid_argument", "an operator token must name the org: ?org=<slug>");
+  const org = c.req.query("org") || p.org || "personal";
   if (!coversOrg(p, org) || !c.get("orgs").exists(org))
     throw ApiError.of("not_found", `org ${org} not found`);
   return org;
