@@ -11,7 +11,7 @@ beforeAll(async () => {
   p = await startTestPlatform({
     env: { scheduler: { HANGAR_SCHEDULER_PANIC_WINDOW_S: "2", HANGAR_SCHEDULER_STABLE_WINDOW_S: "6" } },
   });
-}, 120_000);
+}, 240_000);
 
 afterAll(async () => {
   await p?.close();

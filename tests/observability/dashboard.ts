@@ -30,7 +30,13 @@ export interface DashboardCheckOptions {
  * Waits for `locator` to be shown. Locators, not page.waitForFunction: the dashboard's CSP forbids the
  * string evaluation that one does in the page.
  */
-async function until(page: Page, what: string, locator: Locator, timeoutMs: number): Promise<void> {
+async function until(
+  page: Page,
+  what: string,
+  locator: Locator,
+  timeoutMs: number,
+  truth: () => Promise<unknown>,
+): Promise<void> {
   try {
     await locator.first().waitFor({ timeout: timeoutMs });
   } catch (err) {
@@ -38,7 +44,10 @@ async function until(page: Page, what: string, locator: Locator, timeoutMs: numb
       .locator("main")
       .textContent()
       .catch(() => "(no page)");
-    throw new Error(`${what}: not seen within ${timeoutMs} ms. The page showed:\n${shown}`, { cause: err });
+    throw new Error(
+      `${what}: not seen within ${timeoutMs} ms. The page showed:\n${shown}\nThe API says:\n${JSON.stringify(await truth())}`,
+      { cause: err },
+    );
   }
 }
 
@@ -58,6 +67,12 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
     join(cliHome, "local.json"),
     JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
   );
+  // What the API holds, printed when the page does not show what was awaited.
+  const truth = async () => {
+    const list = await p.api.call<{ id: string; state: string }[]>("GET", `/apps/${app}/machines`);
+    const machines = Array.isArray(list.body) ? list.body.map((m) => `${m.id}:${m.state}`) : list.body;
+    return { machines, scaling: (await p.api.call("GET", `/apps/${app}/scaling?limit=3`)).body };
+  };
   const shots = opts.screenshotsDir;
   if (shots) mkdirSync(shots, { recursive: true });
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
@@ -105,6 +120,7 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
       "the event stream connected",
       page.locator("#live-status", { hasText: /^live$/ }),
       30_000,
+      truth,
     );
     // From here on the page must never navigate (no reload): what changes comes from the event stream.
     let navigations = 0;
@@ -123,6 +139,7 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
       `machine ${machine.id} shown as started`,
       page.locator(`tr[data-machine-id="${machine.id}"] td.state`, { hasText: /^started$/ }),
       90_000,
+      truth,
     );
 
     // The autoscaler's decision, with its reason, on the same page.
@@ -131,6 +148,7 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
       "an autoscaler decision with its reason",
       page.locator("#scaling .decision .reason", { hasText: REASON }),
       opts.decisionTimeoutMs ?? 120_000,
+      truth,
     );
     const reasons = await page.locator("#scaling .decision .reason").allTextContents();
     expect(reasons.some((r) => REASON.test(r))).toBe(true);
