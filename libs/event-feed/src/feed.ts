@@ -131,13 +131,7 @@ export class EventFeed {
     const name = eventsStreamName(opts.prefix);
     const info = await jsm.streams.info(name);
     const feed = new EventFeed(opts, jsm, info.state.last_seq);
-    feed.tail = await OrderedReader.start(opts.nc, jsm, {
-      stream: name,
-      filter: eventsFilter(opts.prefix),
-      afterSeq: info.state.last_seq,
-      onMessage: (m) => feed.receive(m),
-      onError: (err) => opts.onError?.(err),
-    });
+    feed.tail = await feed.read(info.state.last_seq, (m) => feed.receive(m));
     return feed;
   }
 
@@ -196,6 +190,17 @@ export class EventFeed {
     this.stopped = true;
     await this.tail?.stop();
     for (const sub of [...this.subs]) this.end(sub, "stopped");
+  }
+
+  /** An ordered consumer of all of EVENTS after `afterSeq`. */
+  private read(afterSeq: number, onMessage: (m: StreamMessage) => void): Promise<OrderedReader> {
+    return OrderedReader.start(this.opts.nc, this.jsm, {
+      stream: this.streamName,
+      filter: eventsFilter(this.opts.prefix),
+      afterSeq,
+      onMessage,
+      onError: (err) => this.opts.onError?.(err),
+    });
   }
 
   /** Converts one EVENTS message, looking a Postgres cluster's org up first when it is not known. */
@@ -359,13 +364,7 @@ export class EventFeed {
       chain.catch((err) => this.end(sub, "failed", err));
     };
     try {
-      const reader = await OrderedReader.start(this.opts.nc, this.jsm, {
-        stream: this.streamName,
-        filter: eventsFilter(this.opts.prefix),
-        afterSeq: startAfter,
-        onMessage,
-        onError: (err) => this.opts.onError?.(err),
-      });
+      const reader = await this.read(startAfter, onMessage);
       if (sub.closed || done) await reader.stop();
       else sub.history = reader;
     } catch (err) {

@@ -1,7 +1,6 @@
 import { prefixedStream } from "@hangar/eventstore";
 import {
   DiscardPolicy,
-  JetStreamApiCodes,
   JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
@@ -60,24 +59,22 @@ export async function ensureEventsStream(
 ): Promise<string> {
   const config = eventsStreamConfig(opts);
   try {
-    const info = await jsm.streams.info(config.name);
-    const have = new Set((info.config.sources ?? []).map((s) => s.name));
-    const missing = (config.sources ?? []).filter((s) => !have.has(s.name));
-    const replicasChange = opts.replicas !== undefined && info.config.num_replicas !== opts.replicas;
-    if (missing.length > 0 || replicasChange) {
-      await jsm.streams.update(config.name, {
-        ...info.config,
-        sources: [...(info.config.sources ?? []), ...missing],
-        ...(replicasChange ? { num_replicas: opts.replicas } : {}),
-      });
-    }
+    // A create of a stream that exists with the same configuration succeeds; with another, it fails.
+    await jsm.streams.add(config);
+    return config.name;
   } catch (err) {
-    if (!(err instanceof JetStreamApiError) || err.code !== JetStreamApiCodes.StreamNotFound) throw err;
-    try {
-      await jsm.streams.add(config);
-    } catch (addErr) {
-      if (!(addErr instanceof JetStreamApiError) || addErr.code !== STREAM_NAME_IN_USE) throw addErr;
-    }
+    if (!(err instanceof JetStreamApiError) || err.code !== STREAM_NAME_IN_USE) throw err;
+  }
+  const info = await jsm.streams.info(config.name);
+  const have = new Set((info.config.sources ?? []).map((s) => s.name));
+  const missing = (config.sources ?? []).filter((s) => !have.has(s.name));
+  const replicasChange = opts.replicas !== undefined && info.config.num_replicas !== opts.replicas;
+  if (missing.length > 0 || replicasChange) {
+    await jsm.streams.update(config.name, {
+      ...info.config,
+      sources: [...(info.config.sources ?? []), ...missing],
+      ...(replicasChange ? { num_replicas: opts.replicas } : {}),
+    });
   }
   return config.name;
 }

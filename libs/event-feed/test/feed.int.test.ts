@@ -130,7 +130,13 @@ function collector() {
           () => reject(new Error(`got ${events.length} events of ${n}: ${events.map((e) => e.event.id)}`)),
           timeoutMs,
         );
-        waiters.push({ n, resolve: () => (clearTimeout(timer), resolve()) });
+        waiters.push({
+          n,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
       });
     },
   };
