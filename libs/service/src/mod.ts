@@ -31,6 +31,7 @@ export { startOpsServer } from "./ops-server.js";
 export { OrgSecrets } from "./org-secrets.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";
 export { placeThenCreateMachine } from "./place-machine.js";
+export { isPrivateAddress, publicOnlyLookup } from "./private-addresses.js";
 export type { SequencedView } from "./read-your-writes.js";
 export { handleThenWait } from "./read-your-writes.js";
 export type { ConnectionWatch } from "./readiness.js";

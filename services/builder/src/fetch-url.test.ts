@@ -1,5 +1,5 @@
+import { isPrivateAddress } from "@hangar/service";
 import { describe, expect, it } from "vitest";
-import { isPrivateAddress } from "./fetch-url.js";
 
 describe("isPrivateAddress", () => {
   it("refuses the host's and private networks' addresses to ADD, and lets public ones through", () => {

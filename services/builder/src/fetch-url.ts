@@ -1,11 +1,11 @@
 import { createHash } from "node:crypto";
-import { lookup as dnsLookup } from "node:dns";
 import { createWriteStream } from "node:fs";
 import { utimes } from "node:fs/promises";
 import { get as httpGet, type IncomingMessage } from "node:http";
 import { get as httpsGet } from "node:https";
-import { BlockList, isIP, type LookupFunction } from "node:net";
+import { isIP } from "node:net";
 import { pipeline } from "node:stream/promises";
+import { isPrivateAddress, publicOnlyLookup } from "@hangar/service";
 
 /*
  * ADD <url>: the builder downloads the file itself, as BuildKit does, but as a build's RUN would
@@ -15,32 +15,6 @@ import { pipeline } from "node:stream/promises";
  * checked address, so a second lookup cannot swap it.
  */
 
-/** Addresses a build may never fetch from. */
-const PRIVATE = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["224.0.0.0", 3],
-] as const) {
-  PRIVATE.addSubnet(net, prefix, "ipv4");
-}
-for (const [net, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-] as const) {
-  PRIVATE.addSubnet(net, prefix, "ipv6");
-}
-
 /** A download ADD cannot make: the message names the URL and what to do. */
 export class UrlFetchError extends Error {
   constructor(message: string) {
@@ -49,32 +23,13 @@ export class UrlFetchError extends Error {
   }
 }
 
-/** True when a build may not reach `address` (an IP literal). */
-export function isPrivateAddress(address: string): boolean {
-  // An IPv4-mapped IPv6 address is judged as its IPv4 address.
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  if (mapped) return isPrivateAddress(mapped[1] as string);
-  const family = isIP(address);
-  if (family === 0) return true;
-  return PRIVATE.check(address, family === 4 ? "ipv4" : "ipv6");
-}
-
-const publicLookup: LookupFunction = (hostname, options, callback) => {
-  dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-    if (err) return callback(err, "", 4);
-    const usable = addresses.filter((a) => !isPrivateAddress(a.address));
-    const first = usable[0];
-    if (!first || usable.length < addresses.length) {
-      const e = new UrlFetchError(`${hostname} resolves to an address builds may not reach`) as Error & {
-        code?: string;
-      };
-      e.code = "EHANGARPRIVATE";
-      return callback(e, "", 4);
-    }
-    if ((options as { all?: boolean }).all) return callback(null, [first] as never, first.family);
-    return callback(null, first.address, first.family);
-  });
-};
+const publicLookup = publicOnlyLookup((hostname) => {
+  const e = new UrlFetchError(`${hostname} resolves to an address builds may not reach`) as Error & {
+    code?: string;
+  };
+  e.code = "EHANGARPRIVATE";
+  return e;
+});
 
 /** What a download gave: its digest and the server's Last-Modified, which ADD keeps as the file's mtime. */
 export interface Downloaded {

@@ -1,7 +1,6 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { isIP } from "node:net";
-import { guardedLookup, hostOf, isPrivateAddress, TargetRefusedError } from "./targets.js";
+import { hostOf, refusedLiteral, webhookLookup } from "./targets.js";
 
 /** What one POST came to: the HTTP status (0 when none came) or the error, and how long it took. */
 export interface SendOutcome {
@@ -45,15 +44,14 @@ export function postDelivery(
     } catch {
       return finish(0, "not a URL");
     }
-    const host = hostOf(target);
-    if (isIP(host) && !opts.allowPrivate && isPrivateAddress(host)) {
-      return finish(0, new TargetRefusedError(`${host} is a private address`).message);
-    }
+    const literal = refusedLiteral(hostOf(target), opts.allowPrivate);
+    if (literal) return finish(0, literal.message);
+    const lookup = webhookLookup(opts.allowPrivate);
     const send = target.protocol === "https:" ? httpsRequest : httpRequest;
     const req = send(target, {
       method: "POST",
       headers: { ...headers, "content-length": String(Buffer.byteLength(body)) },
-      lookup: guardedLookup(opts.allowPrivate),
+      ...(lookup ? { lookup } : {}),
       agent: false,
     });
     timer = setTimeout(() => {

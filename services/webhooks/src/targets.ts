@@ -1,51 +1,16 @@
-import { lookup as dnsLookup, type LookupAddress } from "node:dns";
-import { BlockList, isIP, type LookupFunction } from "node:net";
-
-/**
- * Where a webhook may not reach unless the operator allows it (HANGAR_WEBHOOKS_ALLOW_PRIVATE_TARGETS):
- * loopback, private, link-local, shared (CGNAT), unique-local (6PN is fdaa::/16), multicast and
- * reserved addresses. The platform's control plane (NATS, the gateway, ops ports, host agents) lives on
- * such addresses, so a webhook cannot be pointed at it (docs/webhooks.md "What a webhook may reach").
- */
-const PRIVATE = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8],
-  ["10.0.0.0", 8],
-  ["100.64.0.0", 10],
-  ["127.0.0.0", 8],
-  ["169.254.0.0", 16],
-  ["172.16.0.0", 12],
-  ["192.0.0.0", 24],
-  ["192.168.0.0", 16],
-  ["198.18.0.0", 15],
-  ["224.0.0.0", 4],
-  ["240.0.0.0", 4],
-] as const)
-  PRIVATE.addSubnet(net, prefix, "ipv4");
-for (const [net, prefix] of [
-  ["::", 128],
-  ["::1", 128],
-  ["fc00::", 7],
-  ["fe80::", 10],
-  ["ff00::", 8],
-  ["64:ff9b::", 96],
-] as const)
-  PRIVATE.addSubnet(net, prefix, "ipv6");
-
-/** Whether an address is one a webhook may not reach by default (IPv4-mapped IPv6 as its IPv4). */
-export function isPrivateAddress(address: string): boolean {
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  if (mapped) return PRIVATE.check(mapped, "ipv4");
-  const family = isIP(address);
-  if (family === 0) return true;
-  return PRIVATE.check(address, family === 4 ? "ipv4" : "ipv6");
-}
+import { lookup as dnsLookup } from "node:dns";
+import { isIP, type LookupFunction } from "node:net";
+import { isPrivateAddress, publicOnlyLookup } from "@hangar/service";
 
 /** A webhook target refused: its address is private and the operator did not allow that. */
 export class TargetRefusedError extends Error {
   override readonly name = "TargetRefusedError";
 }
 
+/**
+ * Why a target is refused: the platform's control plane lives on private addresses, so webhooks reach
+ * public ones only unless HANGAR_WEBHOOKS_ALLOW_PRIVATE_TARGETS (docs/webhooks.md "What a webhook may reach").
+ */
 function refusal(host: string, address: string): TargetRefusedError {
   return new TargetRefusedError(
     `${host} is ${address}, a private, loopback or link-local address, which webhooks may not reach`,
@@ -58,23 +23,16 @@ export function hostOf(url: URL): string {
 }
 
 /**
- * DNS lookup for webhook requests that refuses private answers, so a name that resolves (or later
- * rebinds) to the control plane is refused at connect time and not only when the webhook was made.
+ * The DNS lookup of webhook requests: private answers refused at connect time too (not only when the
+ * webhook was made), unless allowed; then the system's own lookup.
  */
-export function guardedLookup(allowPrivate: boolean): LookupFunction {
-  return (hostname, options, callback) => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
-      if (err) return callback(err, "", 0);
-      const bad = allowPrivate ? undefined : addresses.find((a) => isPrivateAddress(a.address));
-      if (bad)
-        return callback(Object.assign(refusal(hostname, bad.address), { code: "EHOSTREFUSED" }), "", 0);
-      if (options.all) return (callback as unknown as (e: null, a: LookupAddress[]) => void)(null, addresses);
-      const first = addresses[0];
-      if (!first)
-        return callback(Object.assign(new Error(`${hostname} has no address`), { code: "ENOTFOUND" }), "", 0);
-      callback(null, first.address, first.family);
-    });
-  };
+export function webhookLookup(allowPrivate: boolean): LookupFunction | undefined {
+  return allowPrivate ? undefined : publicOnlyLookup(refusal);
+}
+
+/** Whether a URL's host is an IP literal webhooks may not reach. */
+export function refusedLiteral(host: string, allowPrivate: boolean): TargetRefusedError | undefined {
+  return isIP(host) !== 0 && !allowPrivate && isPrivateAddress(host) ? refusal(host, host) : undefined;
 }
 
 /**
