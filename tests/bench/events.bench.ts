@@ -10,18 +10,13 @@
 //   a client parsing that event, for every client and event. The clients share this process, so a
 //   sample includes the wait for this process to get to its socket: an upper bound.
 // Before measuring, events are appended until every client has one, so each is subscribed.
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
-import { loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
-import { mintToken } from "@hangar/auth";
+import { loadavg } from "node:os";
 import { machineAggregateId, machinesStream } from "@hangar/domain";
-import { aggregateSubject, EventStore } from "@hangar/eventstore";
-import { freePort, startNatsServer } from "@hangar/testkit";
+import { aggregateSubject } from "@hangar/eventstore";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { createParser } from "eventsource-parser";
-import { connectOperator, platformNatsCredentials, startGateway } from "../../scripts/platform.js";
+import { startLoneGateway } from "../platform/lone-gateway.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const APP = "eventsbench";
@@ -78,39 +73,12 @@ async function until(what: string, done: () => boolean, tick?: () => Promise<voi
 }
 
 export async function run(): Promise<Record<string, number>> {
-  const home = mkdtempSync(join(tmpdir(), "hangar-events-bench-"));
-  const creds = await platformNatsCredentials(home);
-  const nats = await startNatsServer({ storeDir: join(home, "nats"), authorization: creds.authorization });
-  const tokenKey = randomBytes(32);
-  const token = mintToken(new Uint8Array(tokenKey), { id: "tok_bench_operator", kind: "operator" });
-  const gateway = await startGateway({
-    home,
-    natsUrl: nats.url,
-    natsCreds: creds,
-    tokenKey: tokenKey.toString("base64"),
-    gatewayPort: await freePort(),
-    proxyPort: await freePort(),
-    monitorPort: await freePort(),
-    placementOpsPort: await freePort(),
-    hostOpsPort: await freePort(),
-    proxyOpsPort: await freePort(),
-    logLevel: "warn",
-    env: { gateway: { HANGAR_GATEWAY_RATE_LIMITS: "machine_get=1000000,app_create=1000000" } },
-  });
-  const nc = await connectOperator(nats.url, creds, "events-bench");
+  const gateway = await startLoneGateway("events-bench");
+  const { nc, store, token } = gateway;
   const clients: SseClient[] = [];
   try {
-    const post = async (path: string, body: unknown) => {
-      const res = await fetch(`${gateway.apiUrl}/v1${path}`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      if (!res.ok) throw new Error(`POST ${path}: HTTP ${res.status} ${await res.text()}`);
-    };
-    await post("/orgs", { slug: APP });
-    await post("/apps", { app_name: APP, org_slug: APP });
-    const store = await EventStore.connect(nc);
+    await gateway.post("/orgs", { slug: APP });
+    await gateway.post("/apps", { app_name: APP, org_slug: APP });
     let commands = 0;
     /** Appends a machine-started event of machine `machine`; its public event's subject is returned. */
     const append = async (machine: string) => {
@@ -248,9 +216,6 @@ export async function run(): Promise<Record<string, number>> {
     };
   } finally {
     for (const c of clients) c.close();
-    await nc.close();
-    await gateway.stop();
-    await nats.stop();
-    rmSync(home, { recursive: true, force: true });
+    await gateway.close();
   }
 }
