@@ -5,7 +5,7 @@
 // build steps) return any series. The app has its own random name, so the check runs on a platform
 // other checks share.
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -57,6 +57,12 @@ async function deploy(p: TestPlatform, app: string, work: string): Promise<void>
   const env = { HANGAR_HOME: home };
   const launch = await runHangar(["launch", "--name", app, "--yes"], { cwd: dir, env, timeoutMs: 60_000 });
   expect(launch.code, launch.stderr + launch.stdout).toBe(0);
+  // One machine always running: with launch's default of 0 the autoscaler may stop the new machine
+  // (no load over its stable window) before a slow host has it pass its checks.
+  const toml = join(dir, "hangar.toml");
+  const config = readFileSync(toml, "utf8");
+  expect(config).toContain("min_machines_running = 0");
+  writeFileSync(toml, config.replace("min_machines_running = 0", "min_machines_running = 1"));
   const deployed = await runHangar(["deploy", "--json"], { cwd: dir, env, timeoutMs: DEPLOY_TIMEOUT_MS });
   if (deployed.code !== 0) {
     // What the app printed says why its machine did not pass.
