@@ -147,12 +147,7 @@ export class EventFeed {
 
   subscribe(opts: FeedSubscribeOptions): FeedSubscription {
     const sub: Sub = { opts, pending: undefined, after: opts.after, closed: false };
-    const close = () => {
-      if (sub.closed) return;
-      sub.closed = true;
-      this.subs.delete(sub);
-      void sub.history?.stop().catch(() => {});
-    };
+    const close = () => this.end(sub, "closed");
     if (this.stopped) {
       queueMicrotask(() => opts.onEnd?.("stopped"));
       return { close };
@@ -316,12 +311,13 @@ export class EventFeed {
     return lo;
   }
 
+  /** Ends a subscription; its owner hears why, unless it closed it itself. */
   private end(sub: Sub, reason: FeedEndReason, err?: unknown): void {
     if (sub.closed) return;
     sub.closed = true;
     this.subs.delete(sub);
     void sub.history?.stop().catch(() => {});
-    sub.opts.onEnd?.(reason, err);
+    if (reason !== "closed") sub.opts.onEnd?.(reason, err);
   }
 
   /**
