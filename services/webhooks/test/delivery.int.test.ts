@@ -264,6 +264,32 @@ describe("webhook deliveries", () => {
     expect(new Set(flaky.got.map((r) => r.headers["x-hangar-event-id"])).size).toBe(1);
   });
 
+  it("gives a delivery up once its next attempt would fall past the give-up time", async () => {
+    const dead = await receiver([500]);
+    const [current] = running;
+    if (!current) throw new Error("no service");
+    await stopService(current);
+    // Attempts at 0 and after 200 ms; the next would come 400 ms later, past 500 ms: given up.
+    const short = await startService({ policy: { initialMs: 200, maxMs: 10_000, giveUpAfterMs: 500 } });
+    const hook = await ask<WebhookCreatedReply>("create", {
+      org: "acme",
+      app: "web3",
+      url: dead.url,
+      events: [],
+    });
+    await createApp("web3", "acme");
+    const d = await deliveryOnce(hook.id, (x) => x.status === "given_up", "given up");
+    expect(d.attempts.map((a) => a.status_code)).toEqual([500, 500]);
+    expect(d.next_attempt_at).toBeNull();
+    await stopService(short);
+    await startService();
+    // A restart does not take a given-up delivery up again; a redelivery does.
+    expect(dead.got).toHaveLength(2);
+    await ask("redeliver", { org: "acme", id: hook.id, event_id: d.event_id });
+    await vi.waitFor(() => expect(dead.got).toHaveLength(3), { timeout: 10_000, interval: 50 });
+    await ask("delete", { org: "acme", id: hook.id });
+  });
+
   it("refuses bad requests, another org's webhook, and a redelivery of an unknown event", async () => {
     const { url } = await receiver([200]);
     for (const [body, message] of [
