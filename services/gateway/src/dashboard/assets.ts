@@ -15,6 +15,8 @@ export const DASHBOARD_JS = `"use strict";
   var STATES = ${JSON.stringify(MACHINE_STATES)};
   var PARTS = { release: "releases", scaling: "scaling", volume: "volumes" };
   var timers = {};
+  // States from events of machines not on the page yet: applied once a refetch brings their rows.
+  var pending = {};
 
   function refresh(part) {
     if (timers[part]) return;
@@ -26,6 +28,11 @@ export const DASHBOARD_JS = `"use strict";
         return res.text().then(function (markup) {
           var target = document.getElementById(part);
           if (target) target.innerHTML = markup;
+          if (part === "machines") {
+            var waiting = pending;
+            pending = {};
+            for (var id in waiting) setState(id, waiting[id]);
+          }
         });
       });
     }, 1000);
@@ -34,20 +41,32 @@ export const DASHBOARD_JS = `"use strict";
   // A state change of a listed machine is shown from the event itself; anything else (a new machine,
   // an event that is not a state) refetches the table, at most once a second: reads spend the org's
   // machine_get budget.
-  function showMachine(event) {
-    var id = String(event.subject || "").slice(app.length + 1);
-    var state = String(event.type).slice("machine.".length);
-    var row = null;
+  function rowOf(id) {
     var rows = document.querySelectorAll("tr[data-machine-id]");
     for (var i = 0; i < rows.length; i++) {
-      if (rows[i].getAttribute("data-machine-id") === id) row = rows[i];
+      if (rows[i].getAttribute("data-machine-id") === id) return rows[i];
     }
+    return null;
+  }
+
+  function setState(id, state, time) {
+    var row = rowOf(id);
     var cell = row && row.querySelector(".state");
-    if (!cell || STATES.indexOf(state) < 0) { refresh("machines"); return; }
+    if (!cell) return false;
     cell.textContent = state;
     cell.className = "state state-" + state;
     var updated = row.querySelector(".updated");
-    if (updated && event.time) updated.textContent = event.time;
+    if (updated && time) updated.textContent = time;
+    return true;
+  }
+
+  function showMachine(event) {
+    var id = String(event.subject || "").slice(app.length + 1);
+    var state = String(event.type).slice("machine.".length);
+    var known = STATES.indexOf(state) >= 0;
+    if (known && setState(id, state, event.time)) return;
+    if (known) pending[id] = state;
+    refresh("machines");
   }
 
   var status = document.getElementById("live-status");
