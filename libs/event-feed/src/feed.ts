@@ -158,7 +158,8 @@ export class EventFeed {
       this.caughtUp(sub);
       return { close };
     }
-    if (after.seq >= this.ringFrom) {
+    // The ring holds whole messages after `ringFrom`: a position inside a message needs that message whole.
+    if (after.index === undefined ? after.seq >= this.ringFrom : after.seq > this.ringFrom) {
       // The ring holds everything after `after`: deliver it now, synchronously, then live.
       for (let i = this.ringStartAfter(after); i < this.ring.length; i++) {
         const e = this.ring[i] as FeedEvent;

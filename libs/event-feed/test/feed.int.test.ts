@@ -284,6 +284,43 @@ describe("the feed", () => {
     }
   });
 
+  it("resumes inside a two-event decision that came before the feed started", async () => {
+    const stream = streamOf(machinesStream);
+    const aggregateId = `web.split${process.pid}`;
+    const ack = await js.publish(
+      `${stream.subjectPrefix}.${aggregateId}`,
+      encodeBatch(
+        stream,
+        aggregateId,
+        [
+          {
+            type: "MachineCreated",
+            data: hangar.v1.MachineCreated.create({ machineId: "split", app: "web" }),
+          },
+          {
+            type: "MachineStartRequested",
+            data: hangar.v1.MachineStartRequested.create({ instanceId: "i" }),
+          },
+        ],
+        { commandId: crypto.randomUUID() },
+      ),
+    );
+    // EVENTS holds it once its source has copied it: wait for the feed to start after it.
+    let feed = await startFeed();
+    while ((await truth(feed, feed.lastSeq - 1)).every((e) => e.event.subject !== aggregateId)) {
+      await new Promise((r) => setTimeout(r, 20));
+      feed = await startFeed();
+    }
+    expect(ack.seq).toBeGreaterThan(0);
+    const seq = feed.lastSeq;
+    const c = collector();
+    feed.subscribe({ filter: {}, after: { seq, index: 0 }, onEvent: c.onEvent });
+    await c.waitFor(1);
+    expect(c.events.map((e) => [e.event.id, e.event.type])).toEqual([
+      [`${seq}.1`, "machine.start_requested"],
+    ]);
+  });
+
   it("ends a subscriber whose history read falls too far behind, so it resumes by id", async () => {
     const feed = await startFeed(1);
     const from = feed.lastSeq;
