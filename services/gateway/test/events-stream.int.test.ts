@@ -338,6 +338,10 @@ describe("acceptance 1: 50 machines, three random disconnects, every transition 
           `machine.${t.replace(/^Machine/, "").replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase())}`,
       );
     for (const [machine, types] of truth) expect(seen.get(machine), machine).toEqual(asPublic(types));
+    // Every cut connection ended its subscription: nothing is left following the feed.
+    const deadline = Date.now() + 10_000;
+    while (feed.subscribers > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(feed.subscribers).toBe(0);
     expect(asPublic(truth.values().next().value ?? [])).toEqual([
       "machine.created",
       "machine.start_requested",
