@@ -16,4 +16,4 @@ afterAll(async () => {
 
 it("every PromQL query of the generated dashboards returns series for the app the platform serves", async () => {
   await checkDashboardQueries(p);
-}, 420_000);
+}, 600_000);

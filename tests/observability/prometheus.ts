@@ -16,7 +16,7 @@ import { type DashboardQuery, dashboards, promQueries } from "../../scripts/graf
 import { helloDir, type TestPlatform, viaProxy } from "../platform/harness.js";
 import { HeldLoad } from "../platform/held-load.js";
 
-const DEPLOY_TIMEOUT_MS = 240_000;
+const DEPLOY_TIMEOUT_MS = 360_000;
 /** How long the autoscaler may take to decide under load (its panic window is 6 s by default). */
 const DECISION_TIMEOUT_MS = 60_000;
 /** How long every query may take to answer with series once the platform did its part (a few scrapes). */
@@ -63,7 +63,12 @@ async function deploy(p: TestPlatform, app: string, work: string): Promise<void>
   const config = readFileSync(toml, "utf8");
   expect(config).toContain("min_machines_running = 0");
   writeFileSync(toml, config.replace("min_machines_running = 0", "min_machines_running = 1"));
-  const deployed = await runHangar(["deploy", "--json"], { cwd: dir, env, timeoutMs: DEPLOY_TIMEOUT_MS });
+  // A loaded host (a CI runner, the shared platform run) may take over the default minute to start it.
+  const deployed = await runHangar(["deploy", "--json", "--wait-timeout", "3m"], {
+    cwd: dir,
+    env,
+    timeoutMs: DEPLOY_TIMEOUT_MS,
+  });
   if (deployed.code !== 0) {
     // What the app printed says why its machine did not pass.
     const logs = await runHangar(["logs", "-a", app, "--no-tail"], { cwd: dir, env, timeoutMs: 30_000 });
