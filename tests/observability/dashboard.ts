@@ -20,7 +20,10 @@ const CHROMIUM = process.env.HANGAR_CHROMIUM ?? "/usr/bin/chromium";
 const REASON = /^(scale (up|down): |panic: |\d+ running [<>] (min|max)_machines_running)/;
 
 export interface DashboardCheckOptions {
-  /** Where to save dashboard-login.png and dashboard-app.png; none by default (CI leaves the tree clean). */
+  /**
+   * Where to save dashboard-login.png, dashboard-app.png (the app page as opened) and
+   * dashboard-app-live.png (after the live changes); none by default (CI leaves the tree clean).
+   */
   screenshotsDir?: string;
   /** How long to wait for the autoscaler's first decision on the app; default 120 s. */
   decisionTimeoutMs?: number;
@@ -68,10 +71,15 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
     JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
   );
   // What the API holds, printed when the page does not show what was awaited.
+  let traffic: string[] = [];
   const truth = async () => {
     const list = await p.api.call<{ id: string; state: string }[]>("GET", `/apps/${app}/machines`);
     const machines = Array.isArray(list.body) ? list.body.map((m) => `${m.id}:${m.state}`) : list.body;
-    return { machines, scaling: (await p.api.call("GET", `/apps/${app}/scaling?limit=3`)).body };
+    return {
+      machines,
+      scaling: (await p.api.call("GET", `/apps/${app}/scaling?limit=3`)).body,
+      traffic: traffic.slice(-40),
+    };
   };
   const shots = opts.screenshotsDir;
   if (shots) mkdirSync(shots, { recursive: true });
@@ -79,6 +87,11 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const page = await context.newPage();
+    // The dashboard's answers and the page's errors, printed with a failure.
+    traffic = [];
+    page.on("response", (r) => traffic.push(`${r.status()} ${r.url().replace(p.apiUrl, "")}`));
+    page.on("console", (m) => traffic.push(`console ${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => traffic.push(`page error: ${e.message}`));
 
     // No session: the dashboard sends the browser to its login.
     await page.goto(`${p.apiUrl}/dashboard/apps/${app}`);
@@ -122,6 +135,7 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
       30_000,
       truth,
     );
+    if (shots) await page.screenshot({ path: join(shots, "dashboard-app.png"), fullPage: true });
     // From here on the page must never navigate (no reload): what changes comes from the event stream.
     let navigations = 0;
     page.on("framenavigated", (frame) => {
@@ -155,7 +169,7 @@ export async function checkDashboard(p: TestPlatform, opts: DashboardCheckOption
     expect(navigations).toBe(0);
     // The machine is still listed (the autoscaler may have stopped it since; it started first).
     expect(await page.locator(`tr[data-machine-id="${machine.id}"]`).count()).toBe(1);
-    if (shots) await page.screenshot({ path: join(shots, "dashboard-app.png"), fullPage: true });
+    if (shots) await page.screenshot({ path: join(shots, "dashboard-app-live.png"), fullPage: true });
   } finally {
     await browser.close();
     rmSync(cliHome, { recursive: true, force: true });
