@@ -15,8 +15,8 @@ export {
   toPublicEvent,
   toPublicEvents,
 } from "./public-event.js";
-export type { SseOptions } from "./sse.js";
-export { sseStream } from "./sse.js";
+export type { SseOptions, SseResponse } from "./sse.js";
+export { sseStream, writeSse } from "./sse.js";
 export {
   EVENTS_STREAM,
   ensureEventsStream,

@@ -6,14 +6,19 @@ import {
   FilterError,
   parseEventId,
   parseTypesParam,
+  type SseOptions,
+  type SseResponse,
   sseStream,
+  writeSse,
 } from "@hangar/event-feed";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { type Context, Hono } from "hono";
 import { authorizeApp, authorizeOrg, principalOf } from "../http/authz.js";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
 import { appFor } from "../http/params.js";
 import { invalid, quoted } from "../http/query.js";
+import { REQUEST_ID_HEADER } from "../http/request-id.js";
 
 /** How the event stream routes are tuned (tests shorten the heartbeat). */
 export interface EventRoutesOptions {
@@ -73,18 +78,28 @@ export function eventRoutes(feed: EventFeed, opts: EventRoutesOptions = {}): Hon
   const stream = (c: Context<ApiEnv>, filter: EventFilter) => {
     const { follow, tail } = historyOptions(c, feed);
     const after = resumeFrom(c) ?? tail;
-    const body = sseStream(feed, {
+    const sse: SseOptions = {
       filter,
       follow,
       ...(after ? { after } : {}),
       ...(opts.heartbeatMs ? { heartbeatMs: opts.heartbeatMs } : {}),
       ...(opts.maxQueued ? { maxQueued: opts.maxQueued } : {}),
-    });
-    return c.body(body, 200, {
+    };
+    const headers = {
       "content-type": "text/event-stream",
       "cache-control": "no-cache",
       "x-accel-buffering": "no",
-    });
+      [REQUEST_ID_HEADER]: c.get("requestId"),
+    };
+    // On Node's HTTP server (startApiServer passes its response along), the frames go straight to the
+    // socket: one write per client per event, no web stream per client. Elsewhere (app.request in
+    // tests), a ReadableStream body.
+    const outgoing = (c.env as { outgoing?: SseResponse } | undefined)?.outgoing;
+    if (outgoing) {
+      writeSse(feed, sse, outgoing, headers);
+      return RESPONSE_ALREADY_SENT;
+    }
+    return c.body(sseStream(feed, sse), 200, headers);
   };
   return new Hono<ApiEnv>()
     .get("/apps/:app_name/events/stream", (c) => {

@@ -1,7 +1,11 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { serveUpgrades, type TunnelUpgrade } from "../tunnel/upgrade.js";
+
+/** The header of @hono/node-server's RESPONSE_ALREADY_SENT: the handler wrote the response itself. */
+const ALREADY_SENT_HEADER = "x-hono-already-sent";
 
 export interface ApiServer {
   /** The port bound, useful when asked for port 0. */
@@ -20,7 +24,18 @@ export function startApiServer(
   const hostname = opts.hostname ?? "127.0.0.1";
   return new Promise((resolve, reject) => {
     const server = serve(
-      { fetch: (request) => app.fetch(request), port: opts.port, hostname },
+      {
+        // Node's request and response ride along as the env: the event stream writes to the response
+        // itself and answers RESPONSE_ALREADY_SENT. The API's middleware copies that answer into a new
+        // Response, which @hono/node-server would send again: its marker header turns it back.
+        fetch: async (request, env) => {
+          const res = await app.fetch(request, env as never);
+          return res.headers.get(ALREADY_SENT_HEADER) ? RESPONSE_ALREADY_SENT : res;
+        },
+        port: opts.port,
+        hostname,
+      },
+
       (info: AddressInfo) => {
         server.off("error", reject);
         resolve({
