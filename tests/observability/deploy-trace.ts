@@ -91,7 +91,17 @@ export async function checkDeployTrace(p: TestPlatform, otlp: OtlpReceiver): Pro
     const launch = await runHangar(["launch", "--name", app, "--yes"], { cwd: dir, env, timeoutMs: 60_000 });
     expect(launch.code, launch.stderr + launch.stdout).toBe(0);
     const deploy = await runHangar(["deploy", "--json"], { cwd: dir, env, timeoutMs: DEPLOY_TIMEOUT_MS });
-    expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);
+    if (deploy.code !== 0) {
+      // What the app printed says why its machine did not stay up.
+      const logs = await runHangar(["logs", "-a", app, "--no-tail"], { cwd: dir, env, timeoutMs: 30_000 });
+      // And what its trace shows so far.
+      const traceId = /"trace_id": "([0-9a-f]{32})"/.exec(deploy.stdout)?.[1];
+      await sleep(3_000);
+      const spans = new Trace(otlp.spans().filter((s) => s.traceId === traceId)).describe();
+      throw new Error(
+        `deploy failed:\n${deploy.stderr}${deploy.stdout}\nthe app's output:\n${logs.stdout}${logs.stderr}\nits trace:\n${spans}`,
+      );
+    }
     const outcome = JSON.parse(deploy.stdout) as { status: string; trace_id: string };
     expect(outcome.status).toBe("succeeded");
     expect(outcome.trace_id).toMatch(/^[0-9a-f]{32}$/);
