@@ -1,5 +1,5 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -283,6 +283,10 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
 
   it("pulls the image, runs its CMD in its WorkingDir with its Env under Fly's, and serves HTTP", async () => {
     expect(await overlaySupported()).toBe(true);
+    // As a host where crun's state dir came first leaves it: /run/hangar closed to the machine's
+    // mapped root. The machine must start all the same (its rootfs parents are opened for it).
+    await mkdir("/run/hangar", { recursive: true });
+    await chmod("/run/hangar", 0o700);
     agent = await startAgent(HOST, { ok: true, network: "host" });
     await createMachine("m1", HOST, { image: ref(), env: { FROM_CONFIG: "yes", GREETING: "from-config" } });
     first = await machineIn("m1", "started", 60_000);

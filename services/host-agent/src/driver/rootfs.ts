@@ -1,6 +1,17 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, chown, lstat, mkdir, readFile, readlink, realpath, rm, symlink } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  readFile,
+  readlink,
+  realpath,
+  rm,
+  stat,
+  symlink,
+} from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type IdRange, mountIdmappedOverlay, runTool as run, unmountIfMounted } from "@hangar/oci";
 import { writeJsonAtomic } from "./state.js";
@@ -201,11 +212,22 @@ function stillMounted(path: string): boolean {
   return mountPoints().some((p) => p === dir || p.startsWith(`${dir}/`));
 }
 
-/** Creates `dir` and its missing parents, each 0711 (traversable, not listable) whatever the umask says. */
+/**
+ * Creates `dir` and its missing parents, each 0711 (traversable, not listable) whatever the umask
+ * says, and lets others traverse every parent it already had. The machine's root is a mapped uid of
+ * its own user namespace: crun cannot reach a rootfs under a parent closed to it (`make ... private:
+ * Permission denied`), and another part may have made a parent first (crun's state dir makes
+ * /run/hangar 0700), so which part ran first on a host must not decide whether machines start.
+ */
 async function mkdirTraversable(dir: string): Promise<void> {
   const first = await mkdir(dir, { recursive: true, mode: 0o711 });
-  if (first === undefined) return;
-  for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o711);
+  if (first !== undefined) {
+    for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o711);
+  }
+  for (let d = dirname(dir); d !== dirname(d); d = dirname(d)) {
+    const mode = (await stat(d)).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) await chmod(d, mode | 0o011);
+  }
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
