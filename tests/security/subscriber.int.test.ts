@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { machineAggregateId, machinesStream } from "@hangar/domain";
-import { EVENTS_STREAM, ensureEventsStream, toPublicEvents } from "@hangar/event-feed";
+import { EVENTS_STREAM, EventsRelay, ensureEventsStream, toPublicEvents } from "@hangar/event-feed";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import {
   type NatsCredentials,
@@ -53,6 +53,8 @@ async function managerOf(user: string): Promise<JetStreamManager> {
   return jetstreamManager(nc, { timeout: 2_000 });
 }
 
+let relay: EventsRelay | undefined;
+
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "hangar-subscriber-grant-"));
   creds = await writeNatsCredentials(dir, [...natsUsers(["h1"]), projector]);
@@ -68,11 +70,13 @@ beforeAll(async () => {
     [{ type: "MachineStarted", data: { hostId: "h1", pid: 42 } }],
     { commandId: "c1", expectedSeq: "any" },
   );
-  // Sourcing is asynchronous: wait until EVENTS holds the event.
+  relay = await EventsRelay.start(conns[0] as NatsConnection, operator);
+  // The relay copies asynchronously: wait until EVENTS holds the event.
   while ((await operator.streams.info("EVENTS")).state.messages < 1) await conns[0]?.flush();
   subscriber = await managerOf(SUBSCRIBER_USER);
 });
 afterAll(async () => {
+  await relay?.stop();
   for (const nc of conns) await nc.close();
   await server?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -82,13 +86,13 @@ it("lets the subscriber read EVENTS through a durable consumer of its own, and a
   await subscriber.consumers.add("EVENTS", {
     durable_name: "sub_audit",
     ack_policy: AckPolicy.Explicit,
-    filter_subject: "ev.machine.>",
+    filter_subject: "events.ev.machine.>",
   });
   const js = subscriber.jetstream();
   const durable = await js.consumers.get("EVENTS", "sub_audit");
   const msg = await durable.next({ expires: 2_000 });
   if (!msg) throw new Error("no message on sub_audit");
-  expect(msg.subject).toBe("ev.machine.app1.m1");
+  expect(msg.subject).toBe("events.ev.machine.app1.m1");
   const events = toPublicEvents(msg, { orgOfApp: (app) => (app === "app1" ? "acme" : undefined) });
   expect(events).toMatchObject([
     {
@@ -111,9 +115,9 @@ it("lets the subscriber read EVENTS through a durable consumer of its own, and a
 });
 
 it("refuses the subscriber appending, changing or deleting EVENTS, and making a stream", async () => {
-  await expect(
-    subscriber.jetstream().publish("ev.machine.app1.m1", "forged", { timeout: 1_000 }),
-  ).rejects.toThrow();
+  for (const subject of ["ev.machine.app1.m1", "events.ev.machine.app1.m1"]) {
+    await expect(subscriber.jetstream().publish(subject, "forged", { timeout: 1_000 })).rejects.toThrow();
+  }
   await expect(subscriber.streams.update("EVENTS", { max_msgs: 1 })).rejects.toThrow();
   await expect(subscriber.streams.purge("EVENTS")).rejects.toThrow();
   await expect(subscriber.streams.delete("EVENTS")).rejects.toThrow();

@@ -15,13 +15,17 @@ export {
   toPublicEvent,
   toPublicEvents,
 } from "./public-event.js";
+export type { EventsRelayOptions } from "./relay.js";
+export { EventsRelay, SOURCE_SEQ_HEADER, SOURCE_STREAM_HEADER } from "./relay.js";
 export type { SseOptions, SseResponse } from "./sse.js";
 export { sseStream, writeSse } from "./sse.js";
 export {
   EVENTS_STREAM,
+  EVENTS_SUBJECT_PREFIX,
   ensureEventsStream,
   eventsFilter,
   eventsStreamConfig,
   eventsStreamName,
+  originalSubject,
   sourceNames,
 } from "./stream.js";

@@ -7,6 +7,7 @@ import {
   volumesStream,
 } from "@hangar/domain";
 import { type AggregateStream, decodeBatch, type RecordedEvent } from "@hangar/eventstore";
+import { originalSubject } from "./stream.js";
 
 /** The version of the public event's shape (docs/events.schema.json). */
 export const EVENT_SCHEMA = "hangar.event.v1";
@@ -156,8 +157,9 @@ export function sourceOf(
   prefix?: string,
 ): { source: FeedSource; aggregateId: string } | undefined {
   const head = prefix ? `${prefix}.` : "";
-  if (!subject.startsWith(head)) return undefined;
-  const rest = subject.slice(head.length);
+  const original = originalSubject(subject);
+  if (!original.startsWith(head)) return undefined;
+  const rest = original.slice(head.length);
   for (const source of SOURCES) {
     const p = `${source.stream.subjectPrefix}.`;
     if (rest.startsWith(p)) return { source, aggregateId: rest.slice(p.length) };

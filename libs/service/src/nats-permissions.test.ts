@@ -41,8 +41,8 @@ const streams = new Map(
     webhooksStream,
   ].map((s) => [s.name, s.subjectPrefix]),
 );
-// EVENTS (the event feed) holds the messages of the streams it sources, under their subjects.
-streams.set("EVENTS", "ev");
+// EVENTS (the event feed) holds copies of the aggregate streams under events.<their subject>.
+streams.set("EVENTS", "events.ev");
 
 describe("the NATS permission table", () => {
   it.each(natsUsers(["h1"]).map((u) => [u.user, u] as const))(

@@ -32,8 +32,8 @@ export interface StreamGrant {
    */
   ownDurables?: boolean;
   /**
-   * Updates the stream's configuration although it appends nothing: the gateway adds the sources
-   * EVENTS lacks (a stream of sourced messages has no subjects to append to).
+   * Updates the stream's configuration: the gateway brings an EVENTS of an earlier Hangar (which
+   * sourced the aggregate streams) to its subjects, and sets its replicas.
    */
   updates?: boolean;
 }
@@ -110,9 +110,11 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       ensureOnly("HOSTS"),
       // The Volumes API reads volumes here; their changes go through the volume service.
       reader("VOLUMES"),
-      // The event feed (docs/events.md): the gateway creates EVENTS, which sources the aggregate
-      // streams (the server reads those itself), and follows it for the SSE routes.
-      { ...reader("EVENTS"), updates: true },
+      reader("PGCLUSTERS"),
+      // The event feed (docs/events.md): the gateway creates EVENTS, copies the aggregate streams
+      // into it (its relay: APPS, MACHINES, RELEASES, SCALING, VOLUMES, PGCLUSTERS) and follows it
+      // for the SSE routes.
+      { ...writer("EVENTS", "events.ev.>"), updates: true },
     ],
     // hangar-rate-limits: the orgs' token buckets; hangar-blob-usage: the blob bytes each org pushed
     // (its registry quota). Both shared by the gateway replicas.

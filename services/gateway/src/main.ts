@@ -10,7 +10,7 @@ import {
   secretsStream,
   volumesStream,
 } from "@hangar/domain";
-import { EventFeed, ensureEventsStream } from "@hangar/event-feed";
+import { EventFeed, EventsRelay, ensureEventsStream } from "@hangar/event-feed";
 import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { runService, VolumesView } from "@hangar/service";
@@ -68,9 +68,14 @@ await runService({
     const masterKeys = masterKeysFromConfig(config);
     const secrets = await StreamSecretsBackend.start(store, masterKeys, logger);
     const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
-    // The public event feed (docs/events.md): EVENTS sources the aggregate streams, and one live tail
-    // of it serves every SSE client of this gateway.
-    await ensureEventsStream(await jetstreamManager(nc), { replicas: config.HANGAR_STREAM_REPLICAS });
+    // The public event feed (docs/events.md): every gateway's relay copies the aggregate streams into
+    // EVENTS (one appends at a time; the others find its copies and go on after them), and one live
+    // tail of it serves every SSE client of this gateway.
+    const jsm = await jetstreamManager(nc);
+    await ensureEventsStream(jsm, { replicas: config.HANGAR_STREAM_REPLICAS });
+    const relay = await EventsRelay.start(nc, jsm, {
+      onError: (err) => logger.debug({ err }, "events relay starts over"),
+    });
     const events = await EventFeed.start({
       nc,
       resolver: {
@@ -161,6 +166,7 @@ await runService({
           orgs.stop(),
           volumesView.stop(),
           events.stop(),
+          relay.stop(),
         ]);
       },
     };

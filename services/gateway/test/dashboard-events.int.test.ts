@@ -12,6 +12,7 @@ import {
 } from "@hangar/domain";
 import {
   EventFeed,
+  EventsRelay,
   ensureEventsStream,
   eventsStreamName,
   FEED_STREAMS,
@@ -32,6 +33,7 @@ const ACME = mintToken(key, { id: "tok_acme", kind: "org", org: "acme" });
 
 let nc: NatsConnection;
 let store: EventStore;
+let relay: EventsRelay | undefined;
 let feed: EventFeed;
 let api: ReturnType<typeof createApi>;
 let handler: CommandHandler<MachineState, MachineCommand, MachineEvent>;
@@ -41,6 +43,7 @@ beforeAll(async () => {
   store = await EventStore.connect(nc);
   for (const s of FEED_STREAMS) await ensureStream(store.jsm, prefixedStream(s, prefix));
   await ensureEventsStream(store.jsm, { prefix });
+  relay = await EventsRelay.start(nc, store.jsm, { prefix });
   feed = await EventFeed.start({ nc, prefix, resolver: { orgOfApp: (a) => ORG_OF[a] } });
   handler = new CommandHandler(store, prefixedStream(machinesStream, prefix), machineDecider);
   // The app page's reads: the app, and no machines yet (they come through the stream).
@@ -71,6 +74,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await feed?.stop();
+  await relay?.stop();
   for (const s of FEED_STREAMS)
     await store.jsm.streams.delete(prefixedStream(s, prefix).name).catch(() => {});
   await store?.jsm.streams.delete(eventsStreamName(prefix)).catch(() => {});

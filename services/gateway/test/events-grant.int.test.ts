@@ -5,7 +5,13 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pgclustersStream } from "@hangar/domain";
-import { EventFeed, ensureEventsStream, eventsStreamConfig, type FeedEvent } from "@hangar/event-feed";
+import {
+  EventFeed,
+  EventsRelay,
+  ensureEventsStream,
+  eventsStreamConfig,
+  type FeedEvent,
+} from "@hangar/event-feed";
 import { encodeBatch } from "@hangar/eventstore";
 import {
   type NatsCredentials,
@@ -44,20 +50,27 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("lets the gateway create EVENTS, add a missing source, and follow what the sources get", async () => {
+it("lets the gateway bring an EVENTS of an earlier Hangar to its subjects, and relay and follow what the aggregate streams get", async () => {
   const operator = await jetstreamManager(await connectAs(OPERATOR_USER));
-  // An EVENTS of an older version, without PGCLUSTERS among its sources.
-  const old = eventsStreamConfig();
-  await operator.streams.add({ ...old, sources: (old.sources ?? []).filter((s) => s.name !== "PGCLUSTERS") });
+  // EVENTS as an earlier Hangar made it: sourcing the aggregate streams, no subjects of its own.
+  const current = eventsStreamConfig();
+  await operator.streams.add({ ...current, subjects: [], sources: [{ name: "MACHINES" }] });
   await operator.streams.add({ name: "PGCLUSTERS", subjects: ["ev.pgcluster.>"], allow_direct: true });
   const gatewayNc = await connectAs("gateway");
   const gateway = await jetstreamManager(gatewayNc, { timeout: 2_000 });
   await ensureEventsStream(gateway);
-  expect((await gateway.streams.info("EVENTS")).config.sources?.map((s) => s.name)).toContain("PGCLUSTERS");
-  // Another user may not update EVENTS.
-  const proxy = await jetstreamManager(await connectAs("proxy"), { timeout: 2_000 });
-  await expect(proxy.streams.update("EVENTS", { ...old, description: "changed" })).rejects.toThrow();
+  const config = (await gateway.streams.info("EVENTS")).config;
+  expect(config.sources ?? []).toEqual([]);
+  expect(config.subjects).toEqual(["events.ev.>"]);
+  // Another user may not update EVENTS, nor append to it.
+  const proxyNc = await connectAs("proxy");
+  const proxy = await jetstreamManager(proxyNc, { timeout: 2_000 });
+  await expect(proxy.streams.update("EVENTS", { ...current, description: "changed" })).rejects.toThrow();
+  await expect(
+    proxy.jetstream().publish("events.ev.pgcluster.db1", "forged", { timeout: 1_000 }),
+  ).rejects.toThrow();
 
+  const relay = await EventsRelay.start(gatewayNc, gateway);
   const feed = await EventFeed.start({
     nc: gatewayNc,
     jsm: gateway,
@@ -80,4 +93,5 @@ it("lets the gateway create EVENTS, add a missing source, and follow what the so
   while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   expect(got.map((e) => [e.event.type, e.event.org])).toEqual([["pgcluster.create_requested", "acme"]]);
   await feed.stop();
+  await relay.stop();
 });

@@ -16,7 +16,13 @@ import {
   scalingStream,
   volumesStream,
 } from "@hangar/domain";
-import { EventFeed, ensureEventsStream, eventsStreamName, type PublicEvent } from "@hangar/event-feed";
+import {
+  EventFeed,
+  EventsRelay,
+  ensureEventsStream,
+  eventsStreamName,
+  type PublicEvent,
+} from "@hangar/event-feed";
 import {
   type AggregateStream,
   CommandHandler,
@@ -60,6 +66,7 @@ const ACME = token("org", { org: "acme" });
 const machines = prefixedStream(machinesStream, prefix);
 let nc: NatsConnection;
 let store: EventStore;
+let relay: EventsRelay | undefined;
 let feed: EventFeed;
 let server: ApiServer;
 let handler: CommandHandler<MachineState, MachineCommand, MachineEvent>;
@@ -77,6 +84,7 @@ beforeAll(async () => {
   ])
     await ensureStream(store.jsm, prefixedStream(s as AggregateStream<{ type: string }>, prefix));
   await ensureEventsStream(store.jsm, { prefix });
+  relay = await EventsRelay.start(nc, store.jsm, { prefix });
   feed = await EventFeed.start({ nc, prefix, resolver: { orgOfApp: (a) => APP_ORGS.get(a) } });
   handler = new CommandHandler(store, machines, machineDecider);
   const api = createApi({
@@ -93,6 +101,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
   await feed?.stop();
+  await relay?.stop();
   for (const s of [
     appsStream,
     machinesStream,

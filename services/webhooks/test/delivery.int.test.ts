@@ -12,7 +12,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { appDecider, appsStream, webhooksStream } from "@hangar/domain";
-import { ensureEventsStream, FEED_STREAMS } from "@hangar/event-feed";
+import { EventsRelay, ensureEventsStream, FEED_STREAMS } from "@hangar/event-feed";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import { MasterKeys } from "@hangar/secrets";
 import {
@@ -143,6 +143,8 @@ function deliveryOnce(id: string, done: (d: WebhookDeliveryView) => boolean, wha
   );
 }
 
+let relay: EventsRelay | undefined;
+
 beforeAll(async () => {
   credsDir = await mkdtemp(join(tmpdir(), "hangar-webhooks-creds-"));
   creds = await writeNatsCredentials(credsDir, natsUsers([]));
@@ -151,12 +153,14 @@ beforeAll(async () => {
   store = await EventStore.connect(nc);
   for (const stream of [...FEED_STREAMS, webhooksStream]) await ensureStream(store.jsm, stream);
   await ensureEventsStream(store.jsm);
+  relay = await EventsRelay.start(nc, store.jsm);
   await createApp("web", "acme");
   await startService();
 });
 
 afterAll(async () => {
   for (const entry of [...running]) await stopService(entry);
+  await relay?.stop();
   for (const srv of receivers) srv.closeAllConnections();
   await Promise.all(receivers.map((srv) => new Promise((resolve) => srv.close(resolve))));
   store?.close();

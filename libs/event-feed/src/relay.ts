@@ -1,0 +1,203 @@
+import { OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
+import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { FEED_STREAMS } from "./public-event.js";
+import { EVENTS_SUBJECT_PREFIX, eventsStreamName } from "./stream.js";
+
+/** Header of a relayed message: the sequence it has in its aggregate stream. */
+export const SOURCE_SEQ_HEADER = "Hangar-Source-Seq";
+/** Header of a relayed message: its aggregate stream's name. */
+export const SOURCE_STREAM_HEADER = "Hangar-Source-Stream";
+
+/** How often a relay looks again for an aggregate stream that does not exist yet, and retries after a failure. */
+const RETRY_MS = 1_000;
+
+export interface EventsRelayOptions {
+  /** The prefix of a test's streams (`prefixedStream`); none in production. */
+  prefix?: string;
+  /** Told about errors; the relay starts over and keeps going until stopped. */
+  onError?: (err: unknown) => void;
+}
+
+interface Source {
+  stream: string;
+  /** The aggregate stream's subjects, `<subjectPrefix>.>`. */
+  filter: string;
+  reader?: OrderedReader;
+  /** Messages read and not yet copied, in order. */
+  queue: StreamMessage[];
+}
+
+/**
+ * Copies every message of the aggregate streams into EVENTS, in order per stream, under
+ * `events.<original subject>`, with its own headers but not the server's (`Nats-*`): an aggregate's
+ * append carries `Nats-Expected-Last-Subject-Sequence`, which nats-server 2.9 also checks when it
+ * sources a message into another stream, where the subject's sequence is another, so a sourced EVENTS
+ * stalled at the second event of a subject (docs/events.md).
+ *
+ * Crash-safe and safe to run in every gateway: where each stream's copy got to is read back from
+ * EVENTS itself (the last message of `events.<subjectPrefix>.>` names its source sequence), and every
+ * copy is appended with `expect.lastSequence` of EVENTS as this relay last saw it, so two relays
+ * never both append: the loser gets a wrong-last-sequence error, reads the positions again and goes
+ * on from there. The message id (`<stream>:<seq>`) drops a copy a restarted relay sends twice.
+ */
+export class EventsRelay {
+  private readonly sources: Source[];
+  private readonly eventsName: string;
+  private lastEventsSeq = 0;
+  /** The copying under way, if any: a start-over waits for it, so no copy is half-counted. */
+  private writing: Promise<void> | undefined;
+  private stopped = false;
+  private restarting: Promise<void> | undefined;
+  private retry: NodeJS.Timeout | undefined;
+
+  private constructor(
+    private readonly nc: NatsConnection,
+    private readonly jsm: JetStreamManager,
+    private readonly opts: EventsRelayOptions,
+  ) {
+    this.eventsName = eventsStreamName(opts.prefix);
+    this.sources = FEED_STREAMS.map((s) => (opts.prefix ? prefixedStream(s, opts.prefix) : s)).map((s) => ({
+      stream: s.name,
+      filter: `${s.subjectPrefix}.>`,
+      queue: [],
+    }));
+  }
+
+  /** Starts copying (EVENTS must exist: `ensureEventsStream`); resolves once every existing stream is followed. */
+  static async start(
+    nc: NatsConnection,
+    jsm: JetStreamManager,
+    opts: EventsRelayOptions = {},
+  ): Promise<EventsRelay> {
+    const relay = new EventsRelay(nc, jsm, opts);
+    await relay.startOver();
+    return relay;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retry);
+    await this.restarting;
+    await this.writing;
+    await Promise.all(this.sources.map((s) => s.reader?.stop()));
+  }
+
+  /** Reads every stream's position back from EVENTS and follows each stream from there. */
+  private startOver(): Promise<void> {
+    this.restarting ??= (async () => {
+      try {
+        await this.writing;
+        for (const s of this.sources) {
+          await s.reader?.stop();
+          s.reader = undefined;
+          s.queue = [];
+        }
+        if (this.stopped) return;
+        this.lastEventsSeq = (await this.jsm.streams.info(this.eventsName)).state.last_seq;
+        await this.followMissing();
+      } catch (err) {
+        this.opts.onError?.(err);
+        this.later(() => this.startOver());
+      }
+    })().finally(() => {
+      this.restarting = undefined;
+      this.write();
+    });
+    return this.restarting;
+  }
+
+  /**
+   * Follows each stream not followed yet that exists, from the position its copies in EVENTS name. A
+   * stream made later (PGCLUSTERS, when the first cluster is made) is looked for again shortly.
+   */
+  private async followMissing(): Promise<void> {
+    let missing = false;
+    for (const s of this.sources) {
+      if (s.reader) continue;
+      if (!(await this.exists(s.stream))) {
+        missing = true;
+        continue;
+      }
+      const last = await this.jsm.direct.getMessage(this.eventsName, {
+        last_by_subj: `${EVENTS_SUBJECT_PREFIX}.${s.filter}`,
+      });
+      const afterSeq = last ? Number(last.header.get(SOURCE_SEQ_HEADER)) || 0 : 0;
+      s.reader = await OrderedReader.start(this.nc, this.jsm, {
+        stream: s.stream,
+        filter: s.filter,
+        afterSeq,
+        onMessage: (m) => {
+          s.queue.push(m);
+          this.write();
+        },
+        onError: (err) => this.opts.onError?.(err),
+      });
+    }
+    if (missing) {
+      this.later(() =>
+        (this.restarting ?? Promise.resolve())
+          .then(() => this.followMissing())
+          .catch((err) => {
+            this.opts.onError?.(err);
+            return this.startOver();
+          }),
+      );
+    }
+  }
+
+  private later(work: () => Promise<void>): void {
+    if (this.stopped) return;
+    clearTimeout(this.retry);
+    this.retry = setTimeout(() => void work(), RETRY_MS);
+    this.retry.unref();
+  }
+
+  private async exists(stream: string): Promise<boolean> {
+    try {
+      await this.jsm.streams.info(stream);
+      return true;
+    } catch (err) {
+      if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return false;
+      throw err;
+    }
+  }
+
+  /** Copies what the streams delivered, one append at a time (each expects the one before it). */
+  private write(): void {
+    if (this.writing || this.restarting || this.stopped) return;
+    this.writing = this.copyQueued().finally(() => {
+      this.writing = undefined;
+    });
+  }
+
+  private async copyQueued(): Promise<void> {
+    const js = jetstream(this.nc);
+    try {
+      for (;;) {
+        if (this.restarting || this.stopped) return;
+        const s = this.sources.find((x) => x.queue.length > 0);
+        const m = s?.queue[0];
+        if (!s || !m) return;
+        const h = headers();
+        for (const [key, values] of m.headers ?? []) {
+          if (key.toLowerCase().startsWith("nats-")) continue;
+          for (const v of values) h.append(key, v);
+        }
+        h.set(SOURCE_STREAM_HEADER, s.stream);
+        h.set(SOURCE_SEQ_HEADER, String(m.seq));
+        const ack = await js.publish(`${EVENTS_SUBJECT_PREFIX}.${m.subject}`, m.data, {
+          headers: h,
+          msgID: `${s.stream}:${m.seq}`,
+          expect: { lastSequence: this.lastEventsSeq },
+        });
+        s.queue.shift();
+        if (!ack.duplicate) this.lastEventsSeq = ack.seq;
+      }
+    } catch (err) {
+      // Another relay appended (wrong last sequence), or NATS failed: read the positions again.
+      this.opts.onError?.(err);
+      queueMicrotask(() => void this.startOver());
+    }
+  }
+}
