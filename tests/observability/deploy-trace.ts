@@ -49,10 +49,9 @@ class Trace {
   }
 }
 
-/** Whether the nearest ancestor of `span` made by `service` is named like `name`. */
+/** Whether an ancestor of `span` made by `service` is named like `name`. */
 function underService(t: Trace, span: ReceivedSpan, service: string, name: RegExp): boolean {
-  const nearest = t.ancestors(span).find((a) => a.service === service);
-  return nearest !== undefined && name.test(nearest.name);
+  return t.ancestors(span).some((a) => a.service === service && name.test(a.name));
 }
 
 /** What a complete deploy trace has; a list of what is missing, empty when complete. */
