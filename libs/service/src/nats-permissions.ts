@@ -209,7 +209,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       reader("APPS"),
       { ...reader("EVENTS"), durables: ["webhooks"] },
     ],
-    kv: [],
+    // hangar-leases: only the holder of the webhooks-deliveries lease sends deliveries.
+    kv: [{ bucket: "hangar-leases", write: true }],
     objects: [],
     publish: [],
     subscribe: [],

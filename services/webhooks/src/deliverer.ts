@@ -31,7 +31,16 @@ export interface DelivererDeps {
   logger: Logger;
   registry?: Registry | undefined;
   now?: () => number;
+  /**
+   * Whether this instance sends now (it holds the delivery lease); a standby keeps its timers and
+   * asks again every STANDBY_RECHECK_MS, so it takes over the pending deliveries when the lease
+   * comes to it. Always, when absent.
+   */
+  maySend?: () => boolean;
 }
+
+/** How soon a standby instance looks again whether it may send a due delivery. */
+const STANDBY_RECHECK_MS = 500;
 
 const keyOf = (webhookId: string, eventId: string) => `${webhookId} ${eventId}`;
 
@@ -92,6 +101,10 @@ export class Deliverer {
     const due = Math.max(nextAttemptAtMs(d, this.deps.policy), notBeforeMs);
     const timer = setTimeout(
       () => {
+        if (this.deps.maySend && !this.deps.maySend()) {
+          this.schedule(webhookId, d, this.now() + STANDBY_RECHECK_MS);
+          return;
+        }
         this.active.set(key, undefined);
         void this.attempt(webhookId, d.eventId);
       },

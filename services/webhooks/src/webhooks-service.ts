@@ -1,4 +1,5 @@
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import {
   type AppCommand,
   type AppEvent,
@@ -30,6 +31,7 @@ import {
   toPublicEvents,
 } from "@hangar/event-feed";
 import { CommandHandler, DomainError, type EventStore, ensureDurable } from "@hangar/eventstore";
+import { acquireLease, type Lease } from "@hangar/lease";
 import type { MasterKeys } from "@hangar/secrets";
 import {
   AggregateView,
@@ -76,7 +78,13 @@ export interface WebhooksServiceOptions {
   allowPrivate: boolean;
   /** Replicas of EVENTS when this service is the first to create it. */
   replicas?: number;
+  /** This instance's name for the delivery lease (unique per live process). */
+  holder?: string;
 }
+
+/** The lease only whose holder sends deliveries (libs/lease, bucket hangar-leases). */
+export const DELIVERY_LEASE = "webhooks-deliveries";
+const DELIVERY_LEASE_TTL_MS = 6_000;
 
 /** The durable consumer of EVENTS the service queues deliveries from. */
 export const FEED_CONSUMER = "webhooks";
@@ -146,8 +154,9 @@ async function eventsStreamOf(jsm: JetStreamManager, replicas: number): Promise<
 /**
  * The webhooks service (docs/webhooks.md): owns the WEBHOOKS stream, answers `cmd.webhooks.*` for
  * the gateway, queues a delivery for every EVENTS event a webhook matches (a durable consumer, at
- * least once) and runs the deliveries with their retries (Deliverer). Run one instance: two would
- * both send each pending retry (the log stays consistent, the receiver sees the event twice).
+ * least once) and runs the deliveries with their retries (Deliverer). Several instances may run:
+ * they share the durable consumer's work, and only the holder of the delivery lease sends; the
+ * others keep the same pending deliveries and send them once the lease comes to them.
  */
 export class WebhooksService {
   private readonly handler: CommandHandler<WebhookState, WebhookCommand, WebhookEvent>;
@@ -160,6 +169,7 @@ export class WebhooksService {
   private feedDone: Promise<void> = Promise.resolve();
   private eventsStream = "";
   private stopped = false;
+  private lease: Lease | undefined;
 
   private constructor(
     private readonly opts: WebhooksServiceOptions,
@@ -180,6 +190,7 @@ export class WebhooksService {
       allowPrivate: opts.allowPrivate,
       logger: opts.logger,
       registry: opts.registry,
+      maySend: () => this.lease?.isHeld() ?? false,
     });
     const service = this;
     new Gauge({
@@ -203,10 +214,26 @@ export class WebhooksService {
     await hooks.follow();
     await Promise.all([apps.caughtUp, hooks.caughtUp]);
     for (const [, hook] of hooks.entries()) if (hook) service.deliverer.reconcile(hook);
+    service.lease = await acquireLease(opts.nc, {
+      name: DELIVERY_LEASE,
+      holder: opts.holder ?? `webhooks-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      ttlMs: DELIVERY_LEASE_TTL_MS,
+      replicas: opts.replicas ?? 1,
+      onAcquired: () => opts.logger.info("holds the webhook delivery lease: sending deliveries"),
+      onLost: (reason) => opts.logger.warn({ reason }, "lost the webhook delivery lease"),
+      onError: (err) => opts.logger.warn({ err }, "webhook delivery lease"),
+    });
     service.eventsStream = await eventsStreamOf(opts.store.jsm, opts.replicas ?? 1);
     await service.startFeed();
     service.serve();
+    // Started means answering: the server has the command subscriptions before start resolves.
+    await opts.nc.flush();
     return service;
+  }
+
+  /** Whether this instance holds the delivery lease, so it is the one sending. */
+  sending(): boolean {
+    return this.lease?.isHeld() ?? false;
   }
 
   health(): HealthReport {
@@ -217,6 +244,7 @@ export class WebhooksService {
     this.stopped = true;
     for (const s of this.subs) s.unsubscribe();
     this.deliverer.stop();
+    await this.lease?.release();
     await this.feed?.close();
     await this.feedDone;
     await this.hooks.stop();

@@ -268,6 +268,30 @@ describe("webhook deliveries", () => {
     expect(new Set(flaky.got.map((r) => r.headers["x-hangar-event-id"])).size).toBe(1);
   });
 
+  it("runs as two instances: only the delivery lease's holder sends, and the other takes over when it stops", async () => {
+    const flaky = await receiver([503, 503, 200]);
+    const hook = await ask<WebhookCreatedReply>("create", {
+      org: "acme",
+      app: "web4",
+      url: flaky.url,
+      events: [],
+    });
+    await startService();
+    expect(running).toHaveLength(2);
+    expect(running.filter((r) => r.service.sending())).toHaveLength(1);
+    await createApp("web4", "acme");
+    await deliveryOnce(hook.id, (d) => d.attempts.length >= 1, "the first attempt");
+    const holder = running.find((r) => r.service.sending());
+    if (!holder) throw new Error("no instance holds the delivery lease");
+    await stopService(holder);
+    const d = await deliveryOnce(hook.id, (x) => x.status === "delivered", "delivered by the other instance");
+    expect(d.attempts.map((a) => a.status_code)).toEqual([503, 503, 200]);
+    // Two instances, and still every attempt sent once.
+    expect(flaky.got).toHaveLength(3);
+    expect(running).toHaveLength(1);
+    expect(running[0]?.service.sending()).toBe(true);
+  });
+
   it("gives a delivery up once its next attempt would fall past the give-up time", async () => {
     const dead = await receiver([500]);
     const [current] = running;
