@@ -3,7 +3,7 @@
 // test sees them. The platform must export to that receiver (startTestPlatform({ allEnv:
 // receiver.env() })); the app has its own random name, so the check runs on a platform other checks share.
 import { randomBytes } from "node:crypto";
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -89,6 +89,12 @@ export async function checkDeployTrace(p: TestPlatform, otlp: OtlpReceiver): Pro
     const env = { HANGAR_HOME: cliHome, ...otlp.env() };
     const launch = await runHangar(["launch", "--name", app, "--yes"], { cwd: dir, env, timeoutMs: 60_000 });
     expect(launch.code, launch.stderr + launch.stdout).toBe(0);
+    // One machine stays up: on a slow host the autoscaler must not stop it before it passes its check.
+    const toml = join(dir, "hangar.toml");
+    writeFileSync(
+      toml,
+      readFileSync(toml, "utf8").replace("min_machines_running = 0", "min_machines_running = 1"),
+    );
     const deploy = await runHangar(["deploy", "--json"], { cwd: dir, env, timeoutMs: DEPLOY_TIMEOUT_MS });
     if (deploy.code !== 0) {
       // What the app printed says why its machine did not stay up.
