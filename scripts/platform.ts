@@ -290,6 +290,8 @@ class ServiceProcess implements ServiceHandle {
       if (ok) return;
       await sleep(100);
     }
+    // Not healthy in time: it must not live on, orphaned, beside the next attempt's platform.
+    child.kill("SIGKILL");
     throw new Error(
       `${this.name} did not become healthy at ${this.healthUrl} within 60 s; its last output:\n${this.tail}`,
     );
