@@ -13,6 +13,7 @@
 import { request } from "node:http";
 import { loadavg } from "node:os";
 import { machineAggregateId, machinesStream } from "@hangar/domain";
+import { EVENTS_SUBJECT_PREFIX } from "@hangar/event-feed";
 import { aggregateSubject } from "@hangar/eventstore";
 import { DeliverPolicy, jetstream } from "@nats-io/jetstream";
 import { createParser } from "eventsource-parser";
@@ -114,7 +115,7 @@ export async function run(): Promise<Record<string, number>> {
         else if (++sseCount === RATE_EVENTS) sseLastAt = at;
       }),
     );
-    const warmNatsSubject = aggregateSubject(machinesStream, warmSubject);
+    const warmNatsSubject = `${EVENTS_SUBJECT_PREFIX}.${aggregateSubject(machinesStream, warmSubject)}`;
     let natsCount = 0;
     let natsLastAt = 0;
     let natsWarm = false;

@@ -1,6 +1,6 @@
 import { OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
-import { headers, type NatsConnection } from "@nats-io/transport-node";
+import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { FEED_STREAMS } from "./public-event.js";
 import { EVENTS_SUBJECT_PREFIX, eventsStreamName } from "./stream.js";
 
@@ -11,6 +11,8 @@ export const SOURCE_STREAM_HEADER = "Hangar-Source-Stream";
 
 /** How often a relay looks again for an aggregate stream that does not exist yet, and retries after a failure. */
 const RETRY_MS = 1_000;
+/** Copies in flight at once. */
+const COPY_BATCH = 256;
 
 export interface EventsRelayOptions {
   /** The prefix of a test's streams (`prefixedStream`); none in production. */
@@ -35,11 +37,12 @@ interface Source {
  * sources a message into another stream, where the subject's sequence is another, so a sourced EVENTS
  * stalled at the second event of a subject (docs/events.md).
  *
- * Crash-safe and safe to run in every gateway: where each stream's copy got to is read back from
+ * Crash-safe, and safe beside another relay: where each stream's copy got to is read back from
  * EVENTS itself (the last message of `events.<subjectPrefix>.>` names its source sequence), and every
- * copy is appended with `expect.lastSequence` of EVENTS as this relay last saw it, so two relays
- * never both append: the loser gets a wrong-last-sequence error, reads the positions again and goes
- * on from there. The message id (`<stream>:<seq>`) drops a copy a restarted relay sends twice.
+ * copy is appended with `expect.lastSequence` of EVENTS (up to COPY_BATCH in flight, each expecting
+ * the one before it), so two relays never both append a position: the loser gets a wrong-last-sequence
+ * error, reads the positions again and goes on from there. The message id (`<stream>:<seq>`) drops a
+ * copy a restarted relay sends twice. The gateways run one relay at a time, under a lease.
  */
 export class EventsRelay {
   private readonly sources: Source[];
@@ -163,7 +166,7 @@ export class EventsRelay {
     }
   }
 
-  /** Copies what the streams delivered, one append at a time (each expects the one before it). */
+  /** Copies what the streams delivered, in order (each append expects the one before it). */
   private write(): void {
     if (this.writing || this.restarting || this.stopped) return;
     this.writing = this.copyQueued().finally(() => {
@@ -176,23 +179,33 @@ export class EventsRelay {
     try {
       for (;;) {
         if (this.restarting || this.stopped) return;
-        const s = this.sources.find((x) => x.queue.length > 0);
-        const m = s?.queue[0];
-        if (!s || !m) return;
-        const h = headers();
-        for (const [key, values] of m.headers ?? []) {
-          if (key.toLowerCase().startsWith("nats-")) continue;
-          for (const v of values) h.append(key, v);
+        // Up to COPY_BATCH copies in flight, the n-th expecting EVENTS' last sequence + n: one
+        // connection's publishes reach the server in order, so they are stored in order, and a copy
+        // another relay got in ahead of fails all that follow it (each then expects a wrong sequence).
+        const batch: Array<{ source: Source; m: StreamMessage }> = [];
+        for (const source of this.sources) {
+          for (const m of source.queue) {
+            if (batch.length === COPY_BATCH) break;
+            batch.push({ source, m });
+          }
         }
-        h.set(SOURCE_STREAM_HEADER, s.stream);
-        h.set(SOURCE_SEQ_HEADER, String(m.seq));
-        const ack = await js.publish(`${EVENTS_SUBJECT_PREFIX}.${m.subject}`, m.data, {
-          headers: h,
-          msgID: `${s.stream}:${m.seq}`,
-          expect: { lastSequence: this.lastEventsSeq },
-        });
-        s.queue.shift();
-        if (!ack.duplicate) this.lastEventsSeq = ack.seq;
+        if (batch.length === 0) return;
+        const base = this.lastEventsSeq;
+        const acks = await Promise.all(
+          batch.map(({ source, m }, i) =>
+            js.publish(`${EVENTS_SUBJECT_PREFIX}.${m.subject}`, m.data, {
+              headers: copyHeaders(source.stream, m),
+              msgID: `${source.stream}:${m.seq}`,
+              expect: { lastSequence: base + i },
+            }),
+          ),
+        );
+        for (const { source } of batch) source.queue.shift();
+        const last = acks[acks.length - 1];
+        // A copy the server already had (its id within the duplicate window) is stored no second
+        // time, so the next batch's expectations would be off: read the positions again.
+        if (acks.some((a) => a.duplicate) || !last) throw new Error("a copy was a duplicate");
+        this.lastEventsSeq = last.seq;
       }
     } catch (err) {
       // Another relay appended (wrong last sequence), or NATS failed: read the positions again.
@@ -200,4 +213,16 @@ export class EventsRelay {
       queueMicrotask(() => void this.startOver());
     }
   }
+}
+
+/** A copy's headers: the message's own, not the server's (`Nats-*`), and where it came from. */
+function copyHeaders(stream: string, m: StreamMessage): MsgHdrs {
+  const h = headers();
+  for (const [key, values] of m.headers ?? []) {
+    if (key.toLowerCase().startsWith("nats-")) continue;
+    for (const v of values) h.append(key, v);
+  }
+  h.set(SOURCE_STREAM_HEADER, stream);
+  h.set(SOURCE_SEQ_HEADER, String(m.seq));
+  return h;
 }
