@@ -15,8 +15,14 @@ export {
   toPublicEvent,
   toPublicEvents,
 } from "./public-event.js";
-export type { EventsRelayOptions } from "./relay.js";
-export { EventsRelay, SOURCE_SEQ_HEADER, SOURCE_STREAM_HEADER } from "./relay.js";
+export type { EventsRelayOptions, LeasedRelay } from "./relay.js";
+export {
+  EventsRelay,
+  RELAY_LEASE,
+  runRelayUnderLease,
+  SOURCE_SEQ_HEADER,
+  SOURCE_STREAM_HEADER,
+} from "./relay.js";
 export type { SseOptions, SseResponse } from "./sse.js";
 export { sseStream, writeSse } from "./sse.js";
 export {

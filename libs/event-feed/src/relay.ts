@@ -1,4 +1,5 @@
 import { OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
+import { acquireLease } from "@hangar/lease";
 import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { FEED_STREAMS } from "./public-event.js";
@@ -225,4 +226,64 @@ function copyHeaders(stream: string, m: StreamMessage): MsgHdrs {
   h.set(SOURCE_STREAM_HEADER, stream);
   h.set(SOURCE_SEQ_HEADER, String(m.seq));
   return h;
+}
+
+/** The lease whose holder runs the platform's one events relay (libs/lease, bucket hangar-leases). */
+export const RELAY_LEASE = "events-relay";
+
+/** A relay run whenever this process holds the relay lease. */
+export interface LeasedRelay {
+  /** Whether this process's relay runs now. */
+  running(): boolean;
+  /** Stops the relay and gives the lease up, so another process's relay takes over at once. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs an EventsRelay only while this process holds the lease `events-relay`: of several gateways
+ * one copies, and the others stand by (a relay beside another would be safe, since each copy expects
+ * EVENTS' last sequence, but it would fail and start over at every event). A holder that dies is
+ * replaced within the lease's ttl; one that stops cleanly, at once.
+ */
+export async function runRelayUnderLease(
+  nc: NatsConnection,
+  jsm: JetStreamManager,
+  opts: EventsRelayOptions & { holder: string; ttlMs?: number; replicas?: number },
+): Promise<LeasedRelay> {
+  let relay: EventsRelay | undefined;
+  let stopped = false;
+  // Starts and stops run one after another, in the order the lease's changes came.
+  let turn: Promise<void> = Promise.resolve();
+  const next = (work: () => Promise<void>) => {
+    turn = turn.then(work).catch((err: unknown) => opts.onError?.(err));
+    return turn;
+  };
+  const lease = await acquireLease(nc, {
+    name: opts.prefix ? `${RELAY_LEASE}.${opts.prefix}` : RELAY_LEASE,
+    holder: opts.holder,
+    ttlMs: opts.ttlMs ?? 6_000,
+    ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+    onAcquired: () =>
+      void next(async () => {
+        if (!stopped && !relay) relay = await EventsRelay.start(nc, jsm, opts);
+      }),
+    onLost: () =>
+      void next(async () => {
+        await relay?.stop();
+        relay = undefined;
+      }),
+    onError: (err) => opts.onError?.(err),
+  });
+  await turn;
+  return {
+    running: () => relay !== undefined,
+    async stop() {
+      stopped = true;
+      await next(async () => {
+        await relay?.stop();
+        relay = undefined;
+      });
+      await lease.release();
+    },
+  };
 }

@@ -12,7 +12,7 @@ import { type AggregateStream, encodeBatch, ensureStream, prefixedStream } from 
 import { hangar } from "@hangar/proto";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
   EventFeed,
   EventsRelay,
@@ -21,7 +21,9 @@ import {
   type FeedEndReason,
   type FeedEvent,
   type FeedPosition,
+  type LeasedRelay,
   parseEventId,
+  runRelayUnderLease,
   sseStream,
 } from "../src/mod.js";
 
@@ -41,7 +43,8 @@ let machineCount = 0;
 
 const streamOf = <E extends { type: string }>(s: AggregateStream<E>) => prefixedStream(s, prefix);
 
-let relay: EventsRelay | undefined;
+let relay: LeasedRelay | undefined;
+const mainRelay = () => runRelayUnderLease(nc, jsm, { prefix, holder: `main-${process.pid}` });
 
 beforeAll(async () => {
   nc = await connect({ servers: inject("natsUrl") });
@@ -51,7 +54,7 @@ beforeAll(async () => {
   for (const s of [appsStream, machinesStream, releasesStream, scalingStream, volumesStream])
     await ensureStream(jsm, streamOf(s as AggregateStream<{ type: string }>));
   await ensureEventsStream(jsm, { prefix });
-  relay = await EventsRelay.start(nc, jsm, { prefix });
+  relay = await mainRelay();
 });
 
 afterAll(async () => {
@@ -236,6 +239,29 @@ describe("the EVENTS stream", () => {
     expect(live.events).toHaveLength(9);
     expect(live.events.map((e) => e.event)).toEqual(
       (await truth(feed)).filter((e) => e.event.app === "api").map((e) => e.event),
+    );
+  });
+
+  it("runs one relay of several under the lease, and hands over without a gap or a double when it stops", async () => {
+    const feed = await startFeed();
+    const live = collector();
+    feed.subscribe({ filter: { app: "leased" }, onEvent: live.onEvent });
+    await relay?.stop();
+    const a = await runRelayUnderLease(nc, jsm, { prefix, holder: `a-${process.pid}` });
+    const b = await runRelayUnderLease(nc, jsm, { prefix, holder: `b-${process.pid}` });
+    expect([a.running(), b.running()]).toEqual([true, false]);
+    await machineLifecycle("leased");
+    await live.waitFor(4);
+    await a.stop();
+    await vi.waitFor(() => expect(b.running()).toBe(true), { timeout: 5_000, interval: 20 });
+    await machineLifecycle("leased");
+    await live.waitFor(8);
+    await b.stop();
+    relay = await mainRelay();
+    const ids = live.events.map((e) => e.event.id);
+    expect(new Set(ids).size).toBe(8);
+    expect(live.events.map((e) => e.event)).toEqual(
+      (await truth(feed)).filter((e) => e.event.app === "leased").map((e) => e.event),
     );
   });
 

@@ -1,3 +1,5 @@
+import { randomUUID } from "node:crypto";
+import { hostname } from "node:os";
 import {
   appsStream,
   auditStream,
@@ -10,7 +12,7 @@ import {
   secretsStream,
   volumesStream,
 } from "@hangar/domain";
-import { EventFeed, EventsRelay, ensureEventsStream } from "@hangar/event-feed";
+import { EventFeed, ensureEventsStream, runRelayUnderLease } from "@hangar/event-feed";
 import { BlobStore, ImageRegistry, parseUpstreams } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { runService, VolumesView } from "@hangar/service";
@@ -68,12 +70,14 @@ await runService({
     const masterKeys = masterKeysFromConfig(config);
     const secrets = await StreamSecretsBackend.start(store, masterKeys, logger);
     const orgs = await Orgs.start(store, catalog.apps, config.HANGAR_GATEWAY_TOKEN_KEY);
-    // The public event feed (docs/events.md): every gateway's relay copies the aggregate streams into
-    // EVENTS (one appends at a time; the others find its copies and go on after them), and one live
-    // tail of it serves every SSE client of this gateway.
+    // The public event feed (docs/events.md): the relay of the gateway holding the events-relay
+    // lease copies the aggregate streams into EVENTS, and one live tail of EVENTS serves every SSE
+    // client of this gateway.
     const jsm = await jetstreamManager(nc);
     await ensureEventsStream(jsm, { replicas: config.HANGAR_STREAM_REPLICAS });
-    const relay = await EventsRelay.start(nc, jsm, {
+    const relay = await runRelayUnderLease(nc, jsm, {
+      holder: `gateway-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+      replicas: config.HANGAR_STREAM_REPLICAS,
       onError: (err) => logger.debug({ err }, "events relay starts over"),
     });
     const events = await EventFeed.start({
