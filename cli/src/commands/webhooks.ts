@@ -1,3 +1,4 @@
+import { EVENT_TYPE_PATTERN } from "@hangar/domain";
 import { type Command, InvalidArgumentError } from "commander";
 import { type Context, printJson } from "../context.js";
 import { formatTable } from "../table.js";
@@ -25,15 +26,13 @@ export interface WebhookDelivery {
   next_attempt_at: string | null;
 }
 
-const EVENT_TYPE = /^[a-z][a-z_]*\.[a-z][a-z_]*$/;
-
 /** `--events a,b`: public event types (docs/events.md), refused before any call when malformed. */
 export function eventTypes(value: string): string[] {
   const types = value
     .split(",")
     .map((t) => t.trim())
     .filter((t) => t !== "");
-  const bad = types.filter((t) => !EVENT_TYPE.test(t));
+  const bad = types.filter((t) => !EVENT_TYPE_PATTERN.test(t));
   if (types.length === 0 || bad.length > 0)
     throw new InvalidArgumentError(
       `expected event types such as machine.started,release.created${bad.length > 0 ? ` (not: ${bad.join(", ")})` : ""}`,

@@ -1,6 +1,12 @@
 import { OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
 import { acquireLease } from "@hangar/lease";
-import { JetStreamApiCodes, JetStreamApiError, type JetStreamManager, jetstream } from "@nats-io/jetstream";
+import {
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+  jetstream,
+} from "@nats-io/jetstream";
 import { headers, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
 import { FEED_STREAMS } from "./public-event.js";
 import { EVENTS_SUBJECT_PREFIX, eventsStreamName } from "./stream.js";
@@ -49,6 +55,7 @@ export class EventsRelay {
   private readonly sources: Source[];
   private readonly eventsName: string;
   private lastEventsSeq = 0;
+  private readonly js: JetStreamClient;
   /** The copying under way, if any: a start-over waits for it, so no copy is half-counted. */
   private writing: Promise<void> | undefined;
   private stopped = false;
@@ -61,6 +68,7 @@ export class EventsRelay {
     private readonly opts: EventsRelayOptions,
   ) {
     this.eventsName = eventsStreamName(opts.prefix);
+    this.js = jetstream(nc);
     this.sources = FEED_STREAMS.map((s) => (opts.prefix ? prefixedStream(s, opts.prefix) : s)).map((s) => ({
       stream: s.name,
       filter: `${s.subjectPrefix}.>`,
@@ -176,7 +184,7 @@ export class EventsRelay {
   }
 
   private async copyQueued(): Promise<void> {
-    const js = jetstream(this.nc);
+    const js = this.js;
     try {
       for (;;) {
         if (this.restarting || this.stopped) return;

@@ -65,6 +65,11 @@ function pipeFeed(feed: EventFeed, opts: SseOptions, sink: SseSink, limit: numbe
   if (opts.follow === false) sub.onCaughtUp = () => end();
   if (opts.after !== undefined) sub.after = opts.after;
   subscription = feed.subscribe(sub);
+  // A resume served from the ring arrives inside subscribe(), and may already have ended the client.
+  if (ended) {
+    subscription.close();
+    return finish;
+  }
   heartbeat = setInterval(() => {
     if (!ended) sink.write(HEARTBEAT);
   }, opts.heartbeatMs ?? 15_000);

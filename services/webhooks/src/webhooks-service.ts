@@ -410,15 +410,10 @@ export class WebhooksService {
     if (kept !== undefined) return kept;
     const position = parseEventId(eventId);
     if (!position) return undefined;
-    let msg: FeedMessage;
-    try {
-      const m = await this.opts.store.jsm.direct.getMessage(this.eventsStream, { seq: position.seq });
-      if (!m) return undefined;
-      msg = { seq: m.seq, subject: m.subject, data: m.data };
-    } catch (err) {
-      if ((err as { code?: unknown })?.code === 10037 || /not found/i.test(String(err))) return undefined;
-      throw err;
-    }
+    // A message no longer in EVENTS is null; any other failure is thrown, and the attempt retried.
+    const m = await this.opts.store.jsm.direct.getMessage(this.eventsStream, { seq: position.seq });
+    if (!m) return undefined;
+    const msg: FeedMessage = { seq: m.seq, subject: m.subject, data: m.data };
     const event = (await this.publicEvents(msg)).find((e) => e.id === eventId);
     if (!event) return undefined;
     const body = JSON.stringify(event);

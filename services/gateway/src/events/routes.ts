@@ -17,7 +17,7 @@ import { authorizeApp, authorizeOrg, principalOf } from "../http/authz.js";
 import type { ApiEnv } from "../http/context.js";
 import { ApiError } from "../http/errors.js";
 import { appFor } from "../http/params.js";
-import { invalid, quoted } from "../http/query.js";
+import { flag, invalid, quoted } from "../http/query.js";
 import { REQUEST_ID_HEADER } from "../http/request-id.js";
 
 /** How the event stream routes are tuned (tests shorten the heartbeat). */
@@ -46,15 +46,14 @@ const MAX_TAIL = 1_000;
  * `?tail=<n>`: without a resume position, start the feed's last n messages back instead of now.
  */
 function historyOptions(c: Context, feed: EventFeed): { follow: boolean; tail?: FeedPosition } {
-  const follow = c.req.query("follow");
-  if (follow !== undefined && follow !== "true" && follow !== "false")
-    throw invalid("follow", `expected true or false, received ${quoted(follow)}`);
+  // Unset: follow (an SSE stream follows); otherwise the API's usual true/false query flag.
+  const follow = c.req.query("follow") === undefined || flag(c, "follow");
   const raw = c.req.query("tail");
-  if (raw === undefined) return { follow: follow !== "false" };
+  if (raw === undefined) return { follow };
   const n = Number(raw);
   if (!/^\d+$/.test(raw) || n < 1 || n > MAX_TAIL)
     throw invalid("tail", `expected a whole number from 1 to ${MAX_TAIL}, received ${quoted(raw)}`);
-  return { follow: follow !== "false", tail: { seq: Math.max(0, feed.lastSeq - n) } };
+  return { follow, tail: { seq: Math.max(0, feed.lastSeq - n) } };
 }
 
 function typesFilter(c: Context): ReadonlySet<string> | undefined {

@@ -1,3 +1,4 @@
+import { parseEventId } from "@hangar/event-feed";
 import type { WebhookView } from "@hangar/service";
 import { type Context, Hono } from "hono";
 import { authorizeApp, authorizeOrg, coversApp, coversOrg, principalOf } from "../http/authz.js";
@@ -80,7 +81,7 @@ export function webhookRoutes(backend: WebhooksBackend): Hono<ApiEnv> {
       const hook = await hookFor(c);
       authorizeChange(c, hook);
       const eventId = c.req.param("event_id") ?? "";
-      if (!/^\d+(?:\.\d+)?$/.test(eventId))
+      if (!parseEventId(eventId))
         throw ApiError.of(
           "invalid_argument",
           `invalid event id ${JSON.stringify(eventId)}: expected <seq> or <seq>.<index>`,

@@ -239,8 +239,9 @@ export class ProxyEngine {
       this.routeChanged(app.app);
       return;
     }
-    span.setStatus({ code: SpanStatusCode.ERROR, message: "no sleeping machine could be woken" });
+    // A wake replaced or cancelled meanwhile did not fail: only this one's end is its outcome.
     if (app.wake !== wake) return;
+    span.setStatus({ code: SpanStatusCode.ERROR, message: "no sleeping machine could be woken" });
     this.endWake(app, wake, undefined);
     this.pump(app);
   }
