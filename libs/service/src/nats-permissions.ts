@@ -254,7 +254,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     user: "scheduler",
     role: "the autoscaler",
     streams: [reader("APPS"), writer("MACHINES", "ev.machine.*.*"), writer("SCALING", "ev.scale.*")],
-    kv: [],
+    // hangar-leases: only the holder of the scheduler lease decides and acts; the others stand by.
+    kv: [{ bucket: "hangar-leases", write: true }],
     objects: [],
     publish: ["cmd.placement.place"],
     subscribe: ["load.*", "proxy.heartbeat.*"],

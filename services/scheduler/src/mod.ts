@@ -17,6 +17,8 @@ export {
 } from "./autoscaler.js";
 export type { ActionRef, ExecutorHooks, ExecutorStep } from "./executor.js";
 export { DEFAULT_DRAIN_TIMEOUT_S } from "./executor.js";
+export type { LeaderOptions, LeasedScheduler } from "./leader.js";
+export { DEFAULT_LEASE_TTL_MS, runSchedulerUnderLease, SCHEDULER_LEASE } from "./leader.js";
 export type { AppLoad, DrainStatus } from "./load.js";
 export { LoadBoard, PROXY_LIVE_MS, parseLoadSample, parseProxyHeartbeat } from "./load.js";
 export type { RunningScheduler, SchedulerOptions } from "./scheduler.js";

@@ -46,7 +46,7 @@ export interface RunningScheduler {
   health(): HealthReport;
   /** Runs one pass now (passes also run on their own timer). */
   pass(): Promise<void>;
-  /** Stops passes and actions; unfinished actions stay in the log for the next scheduler. */
+  /** Stops passes and actions (unfinished actions stay in the log for the next scheduler), and unregisters its metrics. */
   stop(): Promise<void>;
 }
 
@@ -252,26 +252,34 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       await passing?.catch(() => undefined);
       await fleet.stop();
       if (ownStore) store.close();
+      // A scheduler started again in this process (a standby that takes the lease back) registers them anew.
+      for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
     },
   };
 }
 
+const SCHEDULER_METRICS = [
+  "hangar_scheduler_decisions_total",
+  "hangar_scheduler_desired_machines",
+  "hangar_scheduler_concurrency",
+] as const;
+
 function schedulerMetrics(registry: Registry) {
   return {
     decisions: new Counter({
-      name: "hangar_scheduler_decisions_total",
+      name: SCHEDULER_METRICS[0],
       help: "Scaling decisions recorded by this scheduler, by app, direction (up or down) and reason (panic, scale_up, scale_down, below_min, above_max)",
       labelNames: ["app", "direction", "reason"],
       registers: [registry],
     }),
     desired: new Gauge({
-      name: "hangar_scheduler_desired_machines",
+      name: SCHEDULER_METRICS[1],
       help: "Machines the autoscaler wants running for the app, as of its last pass",
       labelNames: ["app"],
       registers: [registry],
     }),
     concurrency: new Gauge({
-      name: "hangar_scheduler_concurrency",
+      name: SCHEDULER_METRICS[2],
       help: "The app's concurrency over the panic window (max) and the stable window (mean)",
       labelNames: ["app", "window"],
       registers: [registry],
