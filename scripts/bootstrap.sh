@@ -56,6 +56,10 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 # Issue 17's dashboards test: a real Prometheus scrapes a running platform and answers every PromQL
 # query of the generated Grafana dashboards (tests/observability/prometheus.ts).
 command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+# Issue 18's podman run of the k8s manifests (tests/deploy/podman.e2e.test.ts): `podman kube play`
+# plays the rendered Deployments' pods from the local images (conmon, CNI plugins and the pause image's
+# catatonit come with it).
+command -v podman >/dev/null 2>&1 || missing+=(podman)
 if [ ${#missing[@]} -gt 0 ]; then
   if is_debian_root; then
     say "installing ${missing[*]} with apt-get"
