@@ -373,6 +373,55 @@ export async function startHostAgent(options: PlatformOptions): Promise<HostAgen
   return Object.assign(agent, { hostId, hostStateDir });
 }
 
+/** One more replica of a service of a running platform (startReplica). */
+export interface ReplicaHandle extends ServiceHandle {
+  /** The port its /health is on (the gateway's: its API port). */
+  opsPort: number;
+  /** SIGTERM, then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts another replica of `name` beside a running platform's, against the same NATS, its /health
+ * (and the gateway's API) on `opsPort`, its own log file `<name>-<opsPort>.log`, `env[name]` added;
+ * waits until it is healthy. Replicas share the streams, the KV buckets, the command queue groups and
+ * the leases (docs/architecture.md, "Replicas").
+ */
+export async function startReplica(
+  name: ServiceName,
+  options: PlatformOptions,
+  opsPort: number,
+): Promise<ReplicaHandle> {
+  const hostId = options.hostId ?? DEFAULT_HOST_ID;
+  const logDir = options.logDir ?? join(options.home, "logs");
+  await mkdir(logDir, { recursive: true });
+  // Only the service's own port key is read: every key names opsPort.
+  const o: ResolvedOptions = {
+    ...options,
+    gatewayPort: opsPort,
+    monitorPort: opsPort,
+    placementOpsPort: opsPort,
+    hostOpsPort: opsPort,
+    proxyOpsPort: opsPort,
+    builderOpsPort: opsPort,
+    schedulerOpsPort: opsPort,
+    volumeOpsPort: opsPort,
+    postgresManagerOpsPort: opsPort,
+    webhooksOpsPort: opsPort,
+  };
+  const replica = new ServiceProcess(
+    name,
+    `http://127.0.0.1:${opsPort}/health`,
+    serviceEnv(name, o, hostId, join(o.home, "hosts", hostId)),
+    join(logDir, `${name}-${opsPort}.log`),
+  );
+  await replica.launch().catch(async (err: unknown) => {
+    await replica.stop();
+    throw err;
+  });
+  return Object.assign(replica, { opsPort });
+}
+
 /** One more gateway of a running platform (startGateway): its process and API address. */
 export interface GatewayHandle extends ServiceHandle {
   apiUrl: string;
@@ -386,31 +435,18 @@ export interface GatewayHandle extends ServiceHandle {
  * healthy: replicas share the streams, the KV buckets (rate limits) and the command queue groups.
  */
 export async function startGateway(options: PlatformOptions): Promise<GatewayHandle> {
-  const hostId = options.hostId ?? DEFAULT_HOST_ID;
-  const logDir = options.logDir ?? join(options.home, "logs");
-  await mkdir(logDir, { recursive: true });
-  const o: ResolvedOptions = { ...options, ...NO_OTHER_OPS_PORTS };
-  const gateway = new ServiceProcess(
-    "gateway",
-    `http://127.0.0.1:${o.gatewayPort}/health`,
-    serviceEnv("gateway", o, hostId, join(o.home, "hosts", hostId)),
-    join(logDir, `gateway-${o.gatewayPort}.log`),
-  );
-  await gateway.launch().catch(async (err: unknown) => {
-    await gateway.stop();
-    throw err;
-  });
-  return Object.assign(gateway, { apiUrl: `http://127.0.0.1:${o.gatewayPort}` });
+  const gateway = await startReplica("gateway", options, options.gatewayPort);
+  return Object.assign(gateway, { apiUrl: `http://127.0.0.1:${options.gatewayPort}` });
 }
 
-/** A connection to a platform's NATS as the operator (every subject): for set-up, tests and tools. */
+/** A connection to a platform's NATS (`url`: one or more, comma-separated) as the operator (every subject): for set-up, tests and tools. */
 export function connectOperator(
   url: string,
   creds: NatsCredentials,
   name = "hangar-operator",
 ): Promise<NatsConnection> {
   return connect({
-    servers: url,
+    servers: url.split(","),
     name,
     ...natsAuthOptions({ credsFile: creds.credsFile(OPERATOR_USER), user: OPERATOR_USER }),
   });

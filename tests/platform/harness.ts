@@ -10,8 +10,10 @@ import type { NatsCredentials } from "@hangar/service";
 import {
   createNetworkTopology,
   freePort,
+  type NatsCluster,
   type NatsServer,
   type NetworkTopology,
+  startNatsCluster,
   startNatsServer,
   testDatabase,
 } from "@hangar/testkit";
@@ -37,8 +39,12 @@ import { removeStateDir } from "../../services/host-agent/test/harness.js";
 export const helloDir = join(repoRoot, "examples", "hello");
 
 export interface TestPlatform extends Platform {
-  /** Secured: only the platform's users get in (natsCreds). */
+  /** Secured: only the platform's users get in (natsCreds). With `natsNodes` > 1: the cluster's first node. */
   nats: NatsServer;
+  /** Every node's client URL, comma-separated: the services' HANGAR_NATS_URL. */
+  natsUrl: string;
+  /** With `natsNodes` > 1: the JetStream cluster (each node's kill() and restart()). */
+  natsCluster?: NatsCluster;
   natsCreds: NatsCredentials;
   /** A connection to the platform's NATS as the operator (every subject); the caller closes it. */
   connectNats(): Promise<NatsConnection>;
@@ -68,6 +74,8 @@ export interface TestPlatform extends Platform {
 export interface TestPlatformOptions extends Partial<PlatformOptions> {
   /** How many hosts its network topology has (default 1); see TestPlatform.startHostAgent. */
   hosts?: number;
+  /** NATS nodes (default 1): more make a JetStream cluster (libs/testkit startNatsCluster). */
+  natsNodes?: number;
 }
 
 export interface ApiResponse<T = unknown> {
@@ -188,20 +196,33 @@ async function platformDatabase(home: string): Promise<string | undefined> {
  * lists the test's folders.
  */
 export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise<TestPlatform> {
-  const { hosts = 1, ...platformOpts } = opts;
+  const { hosts = 1, natsNodes = 1, ...platformOpts } = opts;
   const home = mkdtempSync(join(tmpdir(), "hangar-platform-"));
   chmodSync(home, 0o755);
   const topology = await createNetworkTopology({ hosts });
   const hostId = opts.hostId ?? DEFAULT_HOST_ID;
   const hostIds = topology.hosts.map((host, i) => (i === 0 ? hostId : `${hostId}-${host.name}`));
   const natsCreds = await platformNatsCredentials(home, hostIds);
-  const nats = await startNatsServer({
-    storeDir: join(home, "nats"),
-    authorization: natsCreds.authorization,
-  }).catch(async (err: unknown) => {
-    await topology.close();
-    throw err;
-  });
+  const natsCluster =
+    natsNodes > 1
+      ? await startNatsCluster({ size: natsNodes, authorization: natsCreds.authorization }).catch(
+          async (err: unknown) => {
+            await topology.close();
+            throw err;
+          },
+        )
+      : undefined;
+  const nats =
+    natsCluster?.servers[0] ??
+    (await startNatsServer({
+      storeDir: join(home, "nats"),
+      authorization: natsCreds.authorization,
+    }).catch(async (err: unknown) => {
+      await topology.close();
+      throw err;
+    }));
+  const natsUrl = natsCluster ? natsCluster.urls.join(",") : nats.url;
+  const stopNats = () => (natsCluster ? natsCluster.stop() : nats.stop());
   const tokenKey = new Uint8Array(randomBytes(32));
   const token = mintToken(tokenKey, { id: "tok_test_operator", kind: "operator" });
   // A random secrets master key per platform, in a file as npm start keeps it.
@@ -225,7 +246,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   });
   const base: PlatformOptions = {
     home,
-    natsUrl: nats.url,
+    natsUrl,
     natsCreds,
     tokenKey: Buffer.from(tokenKey).toString("base64"),
     gatewayPort: await freePort(),
@@ -258,7 +279,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       },
     });
   } catch (err) {
-    await nats.stop();
+    await stopNats();
     await topology.close();
     throw err;
   }
@@ -268,15 +289,17 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   // Apps go to the "personal" org unless they name another, as with npm start; the org must exist.
   await api.ok("POST", "/orgs", { slug: "personal" }).catch(async (err: unknown) => {
     await platform.stop();
-    await nats.stop();
+    await stopNats();
     await topology.close();
     throw err;
   });
   return {
     ...platform,
     nats,
+    natsUrl,
+    ...(natsCluster ? { natsCluster } : {}),
     natsCreds,
-    connectNats: () => connectOperator(nats.url, natsCreds, "hangar-test"),
+    connectNats: () => connectOperator(natsUrl, natsCreds, "hangar-test"),
     home,
     token,
     tokenKey,
@@ -313,7 +336,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       for (const gateway of extraGateways) await gateway.stop();
       for (const agent of extraAgents) await agent.stop();
       await platform.stop();
-      await nats.stop();
+      await stopNats();
       // Stopped machines keep their network namespaces and mounted root filesystems (as they would
       // across a platform restart); a test platform is gone for good, so they go too.
       const stateDirs = [platform.hostStateDir, ...extraAgents.map((agent) => agent.hostStateDir)];

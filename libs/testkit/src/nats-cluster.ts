@@ -14,6 +14,8 @@ export interface NatsCluster {
 export interface NatsClusterOptions {
   /** Default: 3, the smallest cluster that survives losing a node. */
   size?: number;
+  /** Every node's `authorization { ... }` block (startNatsServer's): only its users get in. */
+  authorization?: string;
 }
 
 const LEADER_TIMEOUT_MS = 30_000;
@@ -39,6 +41,7 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
       startNatsServer({
         name: node.name,
         port: node.client,
+        ...(opts.authorization === undefined ? {} : { authorization: opts.authorization }),
         extraConfig: [
           `http: "127.0.0.1:${node.monitor}"`,
           `cluster { name: hangar, listen: "127.0.0.1:${node.route}", routes: [${routes}] }`,
