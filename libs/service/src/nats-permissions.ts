@@ -124,6 +124,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       { bucket: "hangar-registry-links", write: true },
       { bucket: "hangar-rate-limits", write: true },
       { bucket: "hangar-blob-usage", write: true },
+      // hangar-idempotency: the callers' Idempotency-Keys and the answers they replay, on any replica.
+      { bucket: "hangar-idempotency", write: true },
       // hangar-leases: only the holder of events-relay copies the aggregate streams into EVENTS.
       { bucket: "hangar-leases", write: true },
     ],

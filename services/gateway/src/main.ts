@@ -24,6 +24,7 @@ import { BuildContexts } from "./builds/contexts.js";
 import { config } from "./config.js";
 import { HostInspector } from "./exec/inspector.js";
 import { createApi, startApiServer } from "./http/mod.js";
+import { KvIdempotency } from "./idempotency/kv-idempotency.js";
 import { KvRateLimiter } from "./limits/kv-rate-limiter.js";
 import { AppLogs } from "./logs/app-logs.js";
 import { StreamBackend } from "./machines/backend.js";
@@ -133,6 +134,7 @@ await runService({
         maxBlobBytes: config.HANGAR_GATEWAY_MAX_BLOB_GB * 2 ** 30,
         ttlMs: config.HANGAR_GATEWAY_UPLOAD_TTL,
       },
+      idempotency: await KvIdempotency.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS, logger }),
       rateLimits: {
         limiter: await KvRateLimiter.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS }),
         limits: config.HANGAR_GATEWAY_RATE_LIMITS,

@@ -12,6 +12,7 @@ import { DashboardSessions } from "../dashboard/sessions.js";
 import { type EventRoutesOptions, eventRoutes } from "../events/routes.js";
 import type { MachineInspector } from "../exec/inspector.js";
 import { execRoutes } from "../exec/routes.js";
+import type { IdempotencyStore } from "../idempotency/kv-idempotency.js";
 import type { LogsReader } from "../logs/app-logs.js";
 import { logRoutes } from "../logs/routes.js";
 import type { Orgs } from "../orgs/orgs.js";
@@ -39,6 +40,7 @@ import type { BuildsBackend } from "./builds-backend.js";
 import type { ApiEnv } from "./context.js";
 import { errorHandler, notFound } from "./error-handler.js";
 import { httpMetrics } from "./http-metrics.js";
+import { idempotency } from "./idempotency.js";
 import { leaseRoutes } from "./leases.js";
 import { machineActionRoutes } from "./machine-actions.js";
 import { machineRoutes } from "./machines.js";
@@ -92,6 +94,8 @@ export interface ApiDeps {
   upstreams?: UpstreamRegistries;
   /** The audit trail: when given, successful mutating calls on `/v1` and `/v2` are recorded and `GET /v1/audit` serves them. */
   audit?: AuditLog;
+  /** Idempotency keys of the mutations (http/idempotency.ts), shared by the replicas; without it the header is ignored. */
+  idempotency?: IdempotencyStore;
   /** Rate limits per org and action on `/v1` (http/rate-limit.ts); without them, none. */
   rateLimits?: RateLimitSettings;
   /** Serves Fly's Volumes API on `/v1/apps/{app}/volumes` when given. */
@@ -132,6 +136,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
 
   api.use("/v1/*", tokenAuth(deps.auth));
   api.use("/v1/*", jsonBodyLimit());
+  if (deps.idempotency) api.use("/v1/*", idempotency(deps.idempotency, logger));
   if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
   if (deps.audit) {
     for (const path of ["/v1/*", "/v2/*"]) api.use(path, auditCalls(deps.audit, logger));

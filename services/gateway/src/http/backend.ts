@@ -35,6 +35,12 @@ export interface RequestContext {
   leaseNonce: string | undefined;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /**
+   * Set for a request with an Idempotency-Key (http/idempotency.ts): what the backend makes (a
+   * machine id, a command id) derives from it, so a retry that took over a dead gateway's attempt
+   * meets what that attempt made instead of making it twice.
+   */
+  operationId?: string;
 }
 
 /** Fly's `App`. */

@@ -13,7 +13,13 @@ export const LEASE_NONCE_HEADER = "fly-machine-lease-nonce";
  * `/v1/*` and `/v2/*`.
  */
 export type ApiEnv = {
-  Variables: { requestId: string; principal: Principal; orgs: OrgDirectory };
+  Variables: {
+    requestId: string;
+    principal: Principal;
+    orgs: OrgDirectory;
+    /** Set by the idempotency middleware when the request carries a key it honours. */
+    operationId?: string;
+  };
   Bindings: { upgrade?: TunnelUpgrade };
 };
 
@@ -23,5 +29,6 @@ export function requestContext(c: Context<ApiEnv>): RequestContext {
     requestId: c.get("requestId"),
     leaseNonce: c.req.header(LEASE_NONCE_HEADER) || undefined,
     signal: c.req.raw.signal,
+    ...(c.get("operationId") ? { operationId: c.get("operationId") } : {}),
   };
 }

@@ -20,6 +20,8 @@ import { CommandError } from "@hangar/service";
  * - `permission_denied` 403: the token's own org, but a caveat (apps, read-only, exec-only) denies;
  *   another org's resources are `not_found`, as if they did not exist.
  * - `resource_exhausted` 413 and `unsupported_media_type` 415: a build context too large, or not a tar.
+ * - `idempotency_key_reused` 422: an Idempotency-Key sent again with a different request (as Stripe
+ *   and the IETF idempotency-key draft answer it); a key whose first request still runs is `conflict`.
  * - `rate_limited` 429: the org spent its budget for the action (http/rate-limit.ts); the answer's
  *   Retry-After says in whole seconds when one more call fits, and clients such as flyctl retry then.
  * - `unknown` 500: anything unexpected (the spec's other error enum value).
@@ -38,6 +40,7 @@ export const ERROR_STATUS = {
   resource_exhausted: 413,
   unsupported_media_type: 415,
   insufficient_capacity: 422,
+  idempotency_key_reused: 422,
   rate_limited: 429,
   unknown: 500,
   unavailable: 503,

@@ -5,7 +5,8 @@ import type {
   Signal,
   UpdateMachineRequest,
 } from "@hangar/config";
-import { machineAggregateId, newInstanceId, RESERVED_APP_NAMES } from "@hangar/domain";
+import { machineAggregateId, newInstanceId, newMachineId, RESERVED_APP_NAMES } from "@hangar/domain";
+import { isDomainError } from "@hangar/eventstore";
 import {
   ApiError,
   type AppListView,
@@ -25,6 +26,15 @@ import {
 } from "../http/mod.js";
 import type { Catalog, MachineRecord } from "./catalog.js";
 import type { MachineCommands } from "./commands.js";
+
+/**
+ * The event store command id of a request with an Idempotency-Key (RequestContext.operationId): a
+ * retry that took over a dead gateway's attempt sends the same command, which the store answers
+ * with the first one's result instead of acting twice. Undefined: a fresh id.
+ */
+function commandIdOf(type: string, ctx: RequestContext): string | undefined {
+  return ctx.operationId ? `${type}-${ctx.operationId}` : undefined;
+}
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();
@@ -116,10 +126,23 @@ export class StreamBackend implements MachinesBackend {
     return { total_apps: apps.length, apps };
   }
 
-  async createApp(input: CreateAppRequest): Promise<AppView> {
-    if (this.catalog.app(input.app_name) || RESERVED_APP_NAMES.has(input.app_name))
-      throw ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
-    await this.commands.createApp(input.app_name, input.org_slug, input.network ?? undefined);
+  async createApp(input: CreateAppRequest, ctx: RequestContext): Promise<AppView> {
+    const taken = () => ApiError.of("name_taken", `app name ${input.app_name} is already taken`);
+    // With a key, an app that exists may be this request's own, made by an attempt that died: the
+    // store tells by the command id (a repeat succeeds, another's app is already_exists).
+    if (RESERVED_APP_NAMES.has(input.app_name) || (this.catalog.app(input.app_name) && !ctx.operationId))
+      throw taken();
+    try {
+      await this.commands.createApp(
+        input.app_name,
+        input.org_slug,
+        input.network ?? undefined,
+        commandIdOf("create-app", ctx),
+      );
+    } catch (err) {
+      if (isDomainError(err, "already_exists")) throw taken();
+      throw err;
+    }
     return appView(input.app_name, input.org_slug);
   }
 
@@ -145,9 +168,10 @@ export class StreamBackend implements MachinesBackend {
       .map((m) => toMachineView(m, filter.summary));
   }
 
-  async createMachine(app: string, input: CreateMachineRequest): Promise<MachineView> {
+  async createMachine(app: string, input: CreateMachineRequest, ctx: RequestContext): Promise<MachineView> {
     this.appOrThrow(app);
     let r = await this.commands.createMachine(app, {
+      ...(ctx.operationId ? { machineId: newMachineId(ctx.operationId) } : {}),
       ...(input.name ? { name: input.name } : {}),
       ...(input.region ? { region: input.region } : {}),
       config: input.config as CreateMachineRequest["config"] & Record<string, unknown>,
@@ -155,14 +179,14 @@ export class StreamBackend implements MachinesBackend {
     });
     let nonce: string | undefined;
     if (input.lease_ttl) {
-      nonce = newInstanceId().toLowerCase();
-      r = await this.commands.machine(app, r.state.machineId, {
-        type: "AcquireLease",
-        nonce,
-        ttlS: input.lease_ttl,
-        owner: "api",
-        description: "",
-      });
+      // A retry of a keyed create takes the same lease, with the same nonce, as the first attempt.
+      nonce = ctx.operationId ? newMachineId(`${ctx.operationId}/lease`) : newInstanceId().toLowerCase();
+      r = await this.commands.machine(
+        app,
+        r.state.machineId,
+        { type: "AcquireLease", nonce, ttlS: input.lease_ttl, owner: "api", description: "" },
+        commandIdOf("create-lease", ctx),
+      );
     }
     return { ...toMachineView(r), ...(nonce ? { nonce } : {}) };
   }
@@ -184,14 +208,19 @@ export class StreamBackend implements MachinesBackend {
         `machine ${machineId} is at version ${current.state.instanceId}, not ${input.current_version}`,
       );
     }
-    const r = await this.commands.machine(app, machineId, {
-      type: "UpdateMachine",
-      instanceId: newInstanceId(),
-      configJson: JSON.stringify(this.commands.keepVolume(app, current, input.config)),
-      name: input.name ?? "",
-      skipLaunch: input.skip_launch ?? false,
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    const r = await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "UpdateMachine",
+        instanceId: newInstanceId(),
+        configJson: JSON.stringify(this.commands.keepVolume(app, current, input.config)),
+        name: input.name ?? "",
+        skipLaunch: input.skip_launch ?? false,
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("UpdateMachine", ctx),
+    );
     return toMachineView(r);
   }
 
@@ -202,30 +231,45 @@ export class StreamBackend implements MachinesBackend {
     ctx: RequestContext,
   ): Promise<void> {
     this.record(app, machineId);
-    await this.commands.machine(app, machineId, {
-      type: "DestroyMachine",
-      force: opts.force,
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "DestroyMachine",
+        force: opts.force,
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("DestroyMachine", ctx),
+    );
   }
 
   async startMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineStartView> {
     const previous = this.record(app, machineId).state.status;
-    await this.commands.machine(app, machineId, {
-      type: "StartMachine",
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "StartMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("StartMachine", ctx),
+    );
     return { previous_state: previous };
   }
 
   async stopMachine(app: string, machineId: string, opts: StopOptions, ctx: RequestContext): Promise<void> {
     const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
-    await this.commands.machine(app, machineId, {
-      type: "StopMachine",
-      signal: opts.signal ?? config.stop_config?.signal ?? "SIGINT",
-      timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "StopMachine",
+        signal: opts.signal ?? config.stop_config?.signal ?? "SIGINT",
+        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("StopMachine", ctx),
+    );
   }
 
   async restartMachine(
@@ -235,12 +279,17 @@ export class StreamBackend implements MachinesBackend {
     ctx: RequestContext,
   ): Promise<void> {
     const config = JSON.parse(this.record(app, machineId).state.configJson || "{}") as MachineConfig;
-    await this.commands.machine(app, machineId, {
-      type: "RestartMachine",
-      signal: opts.forceStop ? "SIGKILL" : (opts.signal ?? config.stop_config?.signal ?? "SIGINT"),
-      timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "RestartMachine",
+        signal: opts.forceStop ? "SIGKILL" : (opts.signal ?? config.stop_config?.signal ?? "SIGINT"),
+        timeoutS: Math.ceil((opts.timeoutMs ?? 0) / 1000),
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("RestartMachine", ctx),
+    );
   }
 
   signalMachine(app: string, machineId: string, signal: Signal): Promise<void> {
@@ -249,10 +298,15 @@ export class StreamBackend implements MachinesBackend {
 
   async suspendMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {
     this.record(app, machineId);
-    await this.commands.machine(app, machineId, {
-      type: "SuspendMachine",
-      ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
-    });
+    await this.commands.machine(
+      app,
+      machineId,
+      {
+        type: "SuspendMachine",
+        ...(ctx.leaseNonce ? { leaseNonce: ctx.leaseNonce } : {}),
+      },
+      commandIdOf("SuspendMachine", ctx),
+    );
   }
 
   async cordonMachine(app: string, machineId: string, ctx: RequestContext): Promise<void> {

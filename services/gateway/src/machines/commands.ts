@@ -27,6 +27,8 @@ import {
 import type { Catalog, MachineRecord } from "./catalog.js";
 
 export interface CreateMachineInput {
+  /** The machine's id when the caller derives it (an Idempotency-Key); a fresh one otherwise. */
+  machineId?: string;
   name?: string;
   region?: string;
   config: { guest?: { cpus?: number; memory_mb?: number } } & Record<string, unknown>;
@@ -55,13 +57,14 @@ export class MachineCommands {
     this.machinesHandler = new CommandHandler(store, machinesStream, machineDecider);
   }
 
-  async createApp(name: string, orgSlug: string, network?: string): Promise<void> {
+  /** `commandId` makes a repeat of the same create a success (an Idempotency-Key's); fresh by default. */
+  async createApp(name: string, orgSlug: string, network?: string, commandId?: string): Promise<void> {
     await handleThenWait(
       this.appsHandler,
       this.catalog.apps,
       name,
       { type: "CreateApp", name, orgSlug, ...(network ? { network } : {}) },
-      { commandId: `create-app-${name}-${randomBytes(4).toString("hex")}` },
+      { commandId: commandId ?? `create-app-${name}-${randomBytes(4).toString("hex")}` },
     );
   }
 
@@ -95,7 +98,10 @@ export class MachineCommands {
    */
   async createMachine(app: string, input: CreateMachineInput): Promise<MachineRecord> {
     if (!this.catalog.app(app)) throw new DomainError(`app ${app} not found`, "not_found");
-    const machineId = newMachineId();
+    const machineId = input.machineId ?? newMachineId();
+    // A keyed create that an earlier attempt already made (its gateway died before answering).
+    const made = this.catalog.machine(machineAggregateId(app, machineId));
+    if (made) return made;
     const mount = resolveCreateMount(app, this.volumes.volumesOf(app), input.config as WithMounts, {
       asked: input.region || undefined,
       fallback: this.defaultRegion,

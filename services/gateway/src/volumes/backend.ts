@@ -16,6 +16,7 @@ import {
   type VolumeUpdateRequest,
 } from "@hangar/service";
 import type { NatsConnection } from "@nats-io/transport-node";
+import type { RequestContext } from "../http/backend.js";
 import { ApiError } from "../http/errors.js";
 
 import type {
@@ -107,11 +108,18 @@ export class StreamVolumesBackend implements VolumesBackend, MachineVolumes {
     return this.views(this.view.ofApp(app).filter((v) => v.state !== "destroyed"));
   }
 
-  async createVolume(app: string, org: string, input: CreateVolumeRequest): Promise<VolumeView> {
+  async createVolume(
+    app: string,
+    org: string,
+    input: CreateVolumeRequest,
+    ctx?: RequestContext,
+  ): Promise<VolumeView> {
     const created = await this.command<VolumeCreateRequest, VolumeReply>(
       subjects.volume.create,
       {
-        command_id: `create-volume-${randomBytes(8).toString("hex")}`,
+        // The volume service derives the volume's id from the command id: a keyed retry (an
+        // Idempotency-Key's operation id) meets the volume its first attempt made.
+        command_id: `create-volume-${ctx?.operationId ?? randomBytes(8).toString("hex")}`,
         app,
         org,
         name: input.name,

@@ -1,0 +1,79 @@
+import type { Logger } from "@hangar/telemetry";
+import type { MiddlewareHandler } from "hono";
+import {
+  IDEMPOTENCY_KEY_HEADER,
+  IDEMPOTENT_REPLAYED_HEADER,
+  isIdempotentRoute,
+  isRecordedStatus,
+  isValidIdempotencyKey,
+  recordKeyOf,
+  requestFingerprint,
+} from "../idempotency/keys.js";
+import type { Claim, IdempotencyStore, RecordedAnswer } from "../idempotency/kv-idempotency.js";
+import type { ApiEnv } from "./context.js";
+import { ApiError } from "./errors.js";
+
+/**
+ * Honours `Idempotency-Key` on the mutations of IDEMPOTENT_ROUTES, after the token middleware (keys
+ * are the calling token's own) and before the rate limits (a replay costs nothing). The first
+ * request with a key acts; the same key with the same request replays its answer (status and body,
+ * with `Idempotent-Replayed: true`) on any gateway; with another request it is a 422; while the first
+ * still runs, a second waits for it and then replays, or gets a 409 after the store's wait. Only
+ * answers a retry would repeat are kept (keys.ts isRecordedStatus); otherwise the key is freed.
+ */
+export function idempotency(store: IdempotencyStore, logger: Logger): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const key = c.req.header(IDEMPOTENCY_KEY_HEADER);
+    if (key === undefined || !isIdempotentRoute(c.req.method, c.req.path)) return next();
+    if (!isValidIdempotencyKey(key))
+      throw ApiError.of(
+        "invalid_argument",
+        "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces (a UUID, say)",
+      );
+    const principal = c.get("principal");
+    const recordKey = recordKeyOf({ org: principal.org, tokenId: principal.tokenId }, key);
+    const url = new URL(c.req.url);
+    const fingerprint = requestFingerprint(c.req.method, url.pathname + url.search, await c.req.text());
+    let claim: Claim;
+    try {
+      claim = await store.claim(recordKey, fingerprint, c.req.raw.signal);
+    } catch (err) {
+      throw ApiError.of("unavailable", "idempotency keys cannot be checked right now; try again", {
+        cause: err,
+      });
+    }
+    if (claim.kind === "mismatch")
+      throw ApiError.of(
+        "idempotency_key_reused",
+        `Idempotency-Key ${key} was used with a different request; send a new key with a new request`,
+      );
+    if (claim.kind === "busy")
+      throw ApiError.of(
+        "conflict",
+        `a request with Idempotency-Key ${key} is still in progress; retry it in a few seconds`,
+      );
+    if (claim.kind === "replay") {
+      return new Response(claim.answer.body, {
+        status: claim.answer.status,
+        headers: { "content-type": claim.answer.contentType, [IDEMPOTENT_REPLAYED_HEADER]: "true" },
+      });
+    }
+    if (claim.takenOver)
+      logger.info({ path: c.req.path }, "idempotency key taken over from a stopped attempt");
+    c.set("operationId", claim.operationId);
+    let answer: RecordedAnswer | undefined;
+    try {
+      await next();
+      if (isRecordedStatus(c.res.status)) {
+        answer = {
+          status: c.res.status,
+          body: await c.res.clone().text(),
+          contentType: c.res.headers.get("content-type") ?? "application/json",
+        };
+      }
+    } finally {
+      // Whatever happened, the key stops beating: recorded, or freed for a retry to act anew.
+      await claim.finish(answer);
+    }
+  };
+}

@@ -1,0 +1,238 @@
+// Idempotency keys across two gateways: two APIs (each its own NATS connection, event store,
+// catalog and KvIdempotency, on real HTTP ports) share one nats-server, as two gateway replicas do.
+// Placement is a responder on the same server that counts what it is asked (the e2e runs the real
+// service); what the test counts is the MACHINES log, through the catalog.
+import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { mintToken } from "@hangar/auth";
+import { appsStream, machinesStream, newMachineId } from "@hangar/domain";
+import { EventStore, ensureStream } from "@hangar/eventstore";
+import { type PlaceRequest, type PlaceResult, serveCommands, subjects } from "@hangar/service";
+import { createLogger } from "@hangar/telemetry";
+import { type NatsServer, startNatsServer } from "@hangar/testkit";
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApi, startApiServer } from "../src/http/mod.js";
+import { recordKeyOf, requestFingerprint } from "../src/idempotency/keys.js";
+import { KvIdempotency } from "../src/idempotency/kv-idempotency.js";
+import { StreamBackend } from "../src/machines/backend.js";
+import { Catalog } from "../src/machines/catalog.js";
+import { MachineCommands } from "../src/machines/commands.js";
+import type { MachineVolumes } from "../src/volumes/mounts.js";
+
+const ORG_OF: Record<string, string> = { web: "acme", shop: "other" };
+const key = new Uint8Array(randomBytes(32));
+const acme = mintToken(key, { id: "tok_acme", kind: "org", org: "acme" });
+const other = mintToken(key, { id: "tok_other", kind: "org", org: "other" });
+const noVolumes: MachineVolumes = { volumesOf: () => [], attach: async () => {}, detach: async () => {} };
+// Short beats so that a dead gateway's key is taken over within seconds.
+const timings = { heartbeatMs: 200, staleMs: 1000, waitMs: 8000, pollMs: 50 };
+
+interface Gateway {
+  nc: NatsConnection;
+  catalog: Catalog;
+  commands: MachineCommands;
+  url: string;
+  close(): Promise<void>;
+}
+
+let server: NatsServer;
+let placer: NatsConnection;
+let placeDelayMs = 0;
+const placed: string[] = [];
+const gateways: Gateway[] = [];
+
+async function startGateway(): Promise<Gateway> {
+  const nc = await connect({ servers: server.url });
+  const store = await EventStore.connect(nc);
+  const catalog = await Catalog.start(store);
+  const commands = new MachineCommands(nc, store, catalog, "local", noVolumes);
+  const api = createApi({
+    backend: new StreamBackend(catalog, commands),
+    auth: {
+      key,
+      directory: {
+        orgOf: (app) => ORG_OF[app],
+        exists: (o) => o === "acme" || o === "other",
+        limitsOf: () => ({}),
+      },
+      isRevoked: () => false,
+    },
+    logger: createLogger("gateway", { level: "silent" }),
+    idempotency: await KvIdempotency.open(nc, { timings }),
+  });
+  const http = await startApiServer(api, { port: 0 });
+  return {
+    nc,
+    catalog,
+    commands,
+    url: http.url,
+    close: async () => {
+      await http.close();
+      await catalog.stop();
+      await nc.close();
+    },
+  };
+}
+
+beforeAll(async () => {
+  server = await startNatsServer();
+  placer = await connect({ servers: server.url });
+  const store = await EventStore.connect(placer);
+  for (const s of [appsStream, machinesStream]) await ensureStream(store.jsm, s);
+  serveCommands<PlaceRequest, PlaceResult>(placer, subjects.place, "placement", async (req) => {
+    placed.push(req.machine_id);
+    await sleep(placeDelayMs);
+    return { host_id: "h0", region: req.region };
+  });
+  gateways.push(await startGateway(), await startGateway());
+  const [a] = gateways;
+  await a?.commands.createApp("web", "acme");
+  await a?.commands.createApp("shop", "other");
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(gateways.map((g) => g.close()));
+  await placer?.close();
+  await server?.stop();
+});
+
+const gw = (i: number) => gateways[i] as Gateway;
+
+function post(i: number, path: string, body: unknown, opts: { token?: string; key?: string } = {}) {
+  return fetch(`${gw(i).url}${path}`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${opts.token ?? acme}`,
+      "content-type": "application/json",
+      ...(opts.key ? { "idempotency-key": opts.key } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+}
+
+const liveMachines = (app: string) =>
+  gw(0)
+    .catalog.machinesOf(app)
+    .filter((m) => m.state.status !== "destroyed").length;
+
+/** Waits until both gateways' catalogs hold `n` machines of `app` (they fold the same log). */
+async function settle(app: string) {
+  await sleep(300);
+  return liveMachines(app);
+}
+
+describe("Idempotency-Key on two gateways", () => {
+  it("the same key and request on the other gateway replays the first answer: one machine", async () => {
+    const before = liveMachines("web");
+    const body = { config: { image: "nginx" }, region: "local" };
+    const first = await post(0, "/v1/apps/web/machines", body, { key: "create-1" });
+    expect(first.status).toBe(200);
+    const made = (await first.json()) as { id: string };
+    const again = await post(1, "/v1/apps/web/machines", body, { key: "create-1" });
+    expect(again.status).toBe(200);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.json()).toEqual(made);
+    expect(first.headers.get("idempotent-replayed")).toBeNull();
+    expect(await settle("web")).toBe(before + 1);
+    // Without a key, the same request acts again.
+    const unkeyed = await post(1, "/v1/apps/web/machines", body);
+    expect(unkeyed.status).toBe(200);
+    expect(((await unkeyed.json()) as { id: string }).id).not.toBe(made.id);
+  });
+
+  it("the same key with another request is a 422, and acts on nothing", async () => {
+    await post(0, "/v1/apps/web/machines", { config: { image: "nginx" } }, { key: "create-2" });
+    const before = placed.length;
+    const res = await post(1, "/v1/apps/web/machines", { config: { image: "redis" } }, { key: "create-2" });
+    expect(res.status).toBe(422);
+    expect(await res.json()).toEqual({
+      status: "idempotency_key_reused",
+      error: expect.stringContaining("used with a different request"),
+    });
+    expect(placed.length).toBe(before);
+  });
+
+  it("two requests with one key at once, one on each gateway: one acts, both get its answer", async () => {
+    placeDelayMs = 700;
+    try {
+      const before = liveMachines("web");
+      const placedBefore = placed.length;
+      const body = { config: { image: "nginx" } };
+      const [a, b] = await Promise.all([
+        post(0, "/v1/apps/web/machines", body, { key: "create-3" }),
+        post(1, "/v1/apps/web/machines", body, { key: "create-3" }),
+      ]);
+      expect([a.status, b.status]).toEqual([200, 200]);
+      expect(await a.json()).toEqual(await b.json());
+      expect([a, b].filter((r) => r.headers.get("idempotent-replayed") === "true")).toHaveLength(1);
+      expect(placed.length - placedBefore).toBe(1);
+      expect(await settle("web")).toBe(before + 1);
+    } finally {
+      placeDelayMs = 0;
+    }
+  });
+
+  it("keys are the caller's: another org's token with the same key does not get the answer", async () => {
+    const body = { config: { image: "nginx" } };
+    const mine = await post(0, "/v1/apps/web/machines", body, { key: "shared-key" });
+    expect(mine.status).toBe(200);
+    // The other tenant's same key names a record of its own: it acts for them on their app.
+    const own = await post(1, "/v1/apps/shop/machines", body, { key: "shared-key", token: other });
+    expect(own.status).toBe(200);
+    expect(own.headers.get("idempotent-replayed")).toBeNull();
+    expect(((await own.json()) as { id: string }).id).not.toBe(((await mine.json()) as { id: string }).id);
+    // Sending the first tenant's exact request with the first tenant's key replays nothing to them:
+    // the app is not theirs, so not found.
+    const theirs = await post(1, "/v1/apps/web/machines", body, { key: "shared-key-2", token: other });
+    await post(0, "/v1/apps/web/machines", body, { key: "shared-key-2" });
+    const again = await post(1, "/v1/apps/web/machines", body, { key: "shared-key-2", token: other });
+    for (const r of [theirs, again]) {
+      expect(r.status).toBe(404);
+      expect(r.headers.get("idempotent-replayed") === "true").toBe(r === again);
+    }
+  });
+
+  it("a refusal that is not the request's answer (a 409 from the backend) frees the key", async () => {
+    const first = await post(0, "/v1/apps", { app_name: "web", org_slug: "acme" }, { key: "app-1" });
+    expect(first.status).toBe(409);
+    // Not replayed: the key acts anew, and a different body under it is no 422.
+    const next = await post(1, "/v1/apps", { app_name: "blog", org_slug: "acme" }, { key: "app-1" });
+    expect(next.status).toBe(201);
+    expect(next.headers.get("idempotent-replayed")).toBeNull();
+  });
+
+  it("a malformed key is a 400 that says what a key is", async () => {
+    const res = await post(0, "/v1/apps/web/machines", { config: { image: "nginx" } }, { key: "a b" });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({
+      status: "invalid_argument",
+      error: expect.stringContaining("Idempotency-Key"),
+    });
+  });
+
+  it("a gateway that died after making the machine, before answering: the retry elsewhere meets that machine", async () => {
+    const body = { config: { image: "nginx" } };
+    const path = "/v1/apps/web/machines";
+    // The dying gateway: it claims the key, makes the machine the key names, and stops (its NATS
+    // connection closes, so its beats stop) without recording an answer.
+    const dying = await connect({ servers: server.url });
+    const store = await KvIdempotency.open(dying, { timings });
+    const recordKey = recordKeyOf({ org: "acme", tokenId: "tok_acme" }, "create-dead");
+    const claim = await store.claim(recordKey, requestFingerprint("POST", path, JSON.stringify(body)));
+    if (claim.kind !== "acting") throw new Error(`expected to act, got ${claim.kind}`);
+    const made = await gw(0).commands.createMachine("web", {
+      machineId: newMachineId(claim.operationId),
+      config: body.config,
+    });
+    await dying.close();
+    const before = await settle("web");
+    const retry = await post(1, path, body, { key: "create-dead" });
+    expect(retry.status).toBe(200);
+    expect(((await retry.json()) as { id: string }).id).toBe(made.state.machineId);
+    expect(await settle("web")).toBe(before);
+    // From now on the answer is recorded: replayed on the first gateway too.
+    const replay = await post(0, path, body, { key: "create-dead" });
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+  });
+});
