@@ -27,10 +27,13 @@ import {
   type Platform,
   type PlatformOptions,
   platformNatsCredentials,
+  type ReplicaHandle,
   repoRoot,
+  type ServiceName,
   startGateway,
   startHostAgent,
   startPlatform,
+  startReplica,
 } from "../../scripts/platform.js";
 import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
 import { listMachineIds } from "../../services/host-agent/src/driver/state.js";
@@ -67,6 +70,11 @@ export interface TestPlatform extends Platform {
   startHostAgent(index: number, env?: Record<string, string>): Promise<HostAgentHandle>;
   /** Starts another gateway replica on a free port, with the platform's gateway settings; close() stops it. */
   startGateway(): Promise<GatewayHandle>;
+  /**
+   * Starts another replica of a service (not the host agent or the proxy: one per host) with the
+   * platform's settings, its /health on a free port; close() stops it.
+   */
+  startReplica(name: ServiceName): Promise<ReplicaHandle>;
   /** Stops the services, any machine they left, the nats-server, the topology, and removes the folder. */
   close(): Promise<void>;
 }
@@ -262,22 +270,20 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     secretsKeyFile,
     ...platformOpts,
   };
+  const platformEnv: PlatformOptions["env"] = {
+    ...(opts.env ?? {}),
+    gateway: gatewayEnv,
+    "host-agent": hostEnv(0),
+    "postgres-manager": {
+      ...(databaseUrl === undefined ? {} : { HANGAR_DATABASE_URL: databaseUrl }),
+      ...(opts.env?.["postgres-manager"] ?? {}),
+    },
+    // Tests' webhook receivers listen on loopback, which webhooks may not reach by default.
+    webhooks: { HANGAR_WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", ...(opts.env?.webhooks ?? {}) },
+  };
   let platform: Platform;
   try {
-    platform = await startPlatform({
-      ...base,
-      env: {
-        ...(opts.env ?? {}),
-        gateway: gatewayEnv,
-        "host-agent": hostEnv(0),
-        "postgres-manager": {
-          ...(databaseUrl === undefined ? {} : { HANGAR_DATABASE_URL: databaseUrl }),
-          ...(opts.env?.["postgres-manager"] ?? {}),
-        },
-        // Tests' webhook receivers listen on loopback, which webhooks may not reach by default.
-        webhooks: { HANGAR_WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", ...(opts.env?.webhooks ?? {}) },
-      },
-    });
+    platform = await startPlatform({ ...base, env: platformEnv });
   } catch (err) {
     await stopNats();
     await topology.close();
@@ -285,6 +291,7 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
   }
   const extraAgents: HostAgentHandle[] = [];
   const extraGateways: GatewayHandle[] = [];
+  const extraReplicas: ReplicaHandle[] = [];
   const api = new ApiClient(platform.apiUrl, token);
   // Apps go to the "personal" org unless they name another, as with npm start; the org must exist.
   await api.ok("POST", "/orgs", { slug: "personal" }).catch(async (err: unknown) => {
@@ -332,7 +339,20 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       extraGateways.push(gateway);
       return gateway;
     },
+    async startReplica(name) {
+      if (name === "host-agent" || name === "proxy") {
+        throw new RangeError(`${name}: one per host (startHostAgent starts another host's agent)`);
+      }
+      const replica = await startReplica(
+        name,
+        { ...base, env: { [name]: platformEnv[name] ?? {} } },
+        await freePort(),
+      );
+      extraReplicas.push(replica);
+      return replica;
+    },
     async close() {
+      for (const replica of extraReplicas) await replica.stop();
       for (const gateway of extraGateways) await gateway.stop();
       for (const agent of extraAgents) await agent.stop();
       await platform.stop();
