@@ -1,0 +1,148 @@
+// scripts/podman-play.ts: what podman 4.3 `kube play` is given for the kinds it cannot run (pure).
+import { describe, expect, it } from "vitest";
+import { expandEnvRefs } from "../../scripts/kube-play.js";
+import {
+  type KubeObject,
+  podmanPlan,
+  podNames,
+  readinessOf,
+  withHostAliases,
+} from "../../scripts/podman-play.js";
+
+const pod = (extra: Record<string, unknown> = {}) => ({
+  metadata: { labels: { app: "x" } },
+  spec: {
+    containers: [
+      {
+        name: "c",
+        image: "i",
+        ports: [{ name: "ops", containerPort: 4290 }],
+        readinessProbe: { httpGet: { path: "/health", port: "ops" } },
+      },
+    ],
+    volumes: [
+      {
+        name: "creds",
+        secret: { secretName: "nats-creds", defaultMode: 288, items: [{ key: "a.nk", path: "a.nk" }] },
+      },
+    ],
+    ...extra,
+  },
+});
+const obj = (kind: string, name: string, spec: Record<string, unknown>): KubeObject => ({
+  apiVersion: "apps/v1",
+  kind,
+  metadata: { name },
+  spec: { selector: { matchLabels: { app: "x" } }, template: pod(), ...spec },
+});
+
+describe("podmanPlan", () => {
+  it("plays a StatefulSet as a Deployment with a PVC per claim template, and a DaemonSet as one pod", () => {
+    const plan = podmanPlan([
+      obj("StatefulSet", "nats", {
+        replicas: 1,
+        volumeClaimTemplates: [
+          { metadata: { name: "data" }, spec: { resources: { requests: { storage: "1Gi" } } } },
+        ],
+      }),
+      obj("DaemonSet", "proxy", {}),
+      obj("Deployment", "gateway", { replicas: 2 }),
+    ]);
+    expect(plan.workloads.map((w) => [w.name, w.from, w.replicas, w.deployment.kind])).toEqual([
+      ["nats", "StatefulSet", 1, "Deployment"],
+      ["proxy", "DaemonSet", 1, "Deployment"],
+      ["gateway", "Deployment", 2, "Deployment"],
+    ]);
+    expect(plan.claims.map((c) => [c.kind, c.metadata.name])).toEqual([
+      ["PersistentVolumeClaim", "data-nats"],
+    ]);
+    const [nats, , gateway] = plan.workloads;
+    if (!nats || !gateway) throw new Error("missing workloads");
+    const volumes = (nats.deployment.spec as { template: { spec: { volumes: unknown[] } } }).template.spec
+      .volumes;
+    expect(volumes).toContainEqual({ name: "data", persistentVolumeClaim: { claimName: "data-nats" } });
+    expect(podNames(gateway)).toEqual(["gateway-pod-0", "gateway-pod-1"]);
+  });
+
+  it("turns a Secret into a ConfigMap (volumes) and a podman secret of JSON (env), and its volumes into ConfigMap volumes", () => {
+    const plan = podmanPlan([
+      {
+        apiVersion: "v1",
+        kind: "Secret",
+        metadata: { name: "nats-creds" },
+        data: { "a.nk": Buffer.from("SUA").toString("base64") },
+      },
+      obj("Deployment", "gateway", { replicas: 2 }),
+    ]);
+    expect(plan.configMaps).toEqual([
+      { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "nats-creds" }, data: { "a.nk": "SUA" } },
+    ]);
+    expect(JSON.parse(plan.secrets[0]?.json ?? "{}")).toEqual({
+      "a.nk": Buffer.from("SUA").toString("base64"),
+    });
+    const [gateway] = plan.workloads;
+    if (!gateway) throw new Error("no workload");
+    const spec = (gateway.deployment.spec as { template: { spec: { volumes: unknown[] } } }).template.spec;
+    expect(spec.volumes).toEqual([
+      {
+        name: "creds",
+        configMap: { name: "nats-creds", items: [{ key: "a.nk", path: "a.nk" }], defaultMode: 288 },
+      },
+    ]);
+  });
+
+  it("leaves out Services and policies, the DaemonSets run as host processes, and refuses a kind it has no stand-in for", () => {
+    const plan = podmanPlan(
+      [
+        { apiVersion: "v1", kind: "Service", metadata: { name: "gateway" } },
+        { apiVersion: "networking.k8s.io/v1", kind: "NetworkPolicy", metadata: { name: "gateway" } },
+        obj("DaemonSet", "host-agent", {}),
+      ],
+      { hostProcesses: ["host-agent"] },
+    );
+    expect(plan.workloads).toEqual([]);
+    expect(plan.leftOut).toHaveLength(3);
+    expect(() => podmanPlan([{ apiVersion: "batch/v1", kind: "CronJob", metadata: { name: "c" } }])).toThrow(
+      /CronJob c/,
+    );
+  });
+
+  it("adds Service names as host aliases and finds the readiness probe's port by name", () => {
+    const [w] = podmanPlan([obj("Deployment", "gateway", { replicas: 2 })]).workloads;
+    if (!w) throw new Error("no workload");
+    const aliased = withHostAliases(w, { nats: "10.89.0.2", postgres: "10.89.0.3" });
+    expect(
+      (aliased.spec as { template: { spec: { hostAliases: unknown } } }).template.spec.hostAliases,
+    ).toEqual([
+      { ip: "10.89.0.2", hostnames: ["nats"] },
+      { ip: "10.89.0.3", hostnames: ["postgres"] },
+    ]);
+    expect(readinessOf(w)).toEqual({ path: "/health", port: 4290 });
+  });
+});
+
+describe("expandEnvRefs", () => {
+  it("expands $(VAR) from earlier literal and Secret env, as Kubernetes does and podman does not", () => {
+    const d = obj("Deployment", "pm", {
+      template: {
+        spec: {
+          containers: [
+            {
+              name: "c",
+              env: [
+                { name: "POSTGRES_USER", valueFrom: { secretKeyRef: { name: "pg", key: "POSTGRES_USER" } } },
+                { name: "HOST", value: "postgres" },
+                { name: "URL", value: "postgres://$(POSTGRES_USER)@$(HOST)/$(UNKNOWN)" },
+              ],
+            },
+          ],
+        },
+      },
+    });
+    const out = expandEnvRefs(d, new Map([["pg", { POSTGRES_USER: "hangar" }]]));
+    const env = (
+      out.spec as { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } }
+    ).template.spec.containers[0]?.env;
+    expect(env?.find((e) => e.name === "URL")?.value).toBe("postgres://hangar@postgres/$(UNKNOWN)");
+  });
+});
