@@ -87,7 +87,7 @@ interface Generator {
 interface Patch {
   path?: string;
   patch?: string;
-  target?: { kind?: string; name?: string };
+  target?: { kind?: string; name?: string; labelSelector?: string };
 }
 interface Kustomization {
   namespace?: string;
@@ -170,7 +170,7 @@ const baseSecretGenerators = generators(BASE, "secretGenerator");
 const ofKind = <T extends K8sObject>(objects: K8sObject[], kind: string) =>
   objects.filter((o) => o.kind === kind) as T[];
 const workloadsOf = (objects: K8sObject[]) =>
-  objects.filter((o) => o.kind === "Deployment" || o.kind === "StatefulSet") as Workload[];
+  objects.filter((o) => ["Deployment", "StatefulSet", "DaemonSet"].includes(o.kind)) as Workload[];
 
 function named<T extends K8sObject>(objects: K8sObject[], kind: string, name: string): T {
   const found = objects.find((o) => o.kind === kind && o.metadata.name === name);
@@ -804,14 +804,21 @@ describe("local overlay", () => {
       const body = patchBody(p) as Partial<K8sObject> | unknown[];
       const kind = p.target?.kind ?? (Array.isArray(body) ? undefined : body.kind);
       const name = p.target?.name ?? (Array.isArray(body) ? undefined : body.metadata?.name);
-      const target = named<K8sObject>(baseObjects, kind ?? "", name ?? "");
-      for (const op of jsonOps(p)) {
+      // A target by label selector (key=value) patches every object of the kind with that label.
+      const [labelKey, labelValue] = (p.target?.labelSelector ?? "").split("=");
+      const targets = p.target?.labelSelector
+        ? baseObjects.filter(
+            (o) => o.kind === kind && labelKey && o.metadata.labels?.[labelKey] === labelValue,
+          )
+        : [named<K8sObject>(baseObjects, kind ?? "", name ?? "")];
+      expect(targets.length, `${kind} ${p.target?.labelSelector}`).toBeGreaterThan(0);
+      for (const [target, op] of targets.flatMap((t) => jsonOps(p).map((op) => [t, op] as const))) {
         expect(["replace", "add", "remove"], op.path).toContain(op.op);
         const parent = op.op === "add" ? op.path.split("/").slice(0, -1) : op.path.split("/");
         const found = parent
           .slice(1)
           .reduce<unknown>((node, key) => (node as Record<string, unknown>)?.[key], target);
-        expect(found, `${kind} ${name}: ${op.path}`).toBeDefined();
+        expect(found, `${kind} ${target.metadata.name}: ${op.path}`).toBeDefined();
       }
     }
   });

@@ -11,7 +11,13 @@ export { MachinesView } from "./machines-view.js";
 export type { NatsAuth } from "./nats.js";
 export { connectNats, inboxPrefixOf, natsAuthOptions, natsUserName } from "./nats.js";
 export type { AuthorizedUser, NatsCredentials } from "./nats-credentials.js";
-export { credsFileOf, natsAuthorization, writeNatsCredentials } from "./nats-credentials.js";
+export {
+  credsFileOf,
+  natsAuthorization,
+  placeholderAuthorization,
+  unheldPublicKey,
+  writeNatsCredentials,
+} from "./nats-credentials.js";
 export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./nats-permissions.js";
 export {
   appendsTo,

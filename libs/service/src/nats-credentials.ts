@@ -1,6 +1,8 @@
+import { createHash } from "node:crypto";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createUser, fromSeed } from "@nats-io/nkeys";
+import { createUser, fromSeed, Prefix } from "@nats-io/nkeys";
+import { Codec } from "@nats-io/nkeys/lib/codec.js";
 import { type NatsUserSpec, OPERATOR_USER, permissionsOf } from "./nats-permissions.js";
 
 /** The seeds of a platform's NATS users on disk and the server configuration that admits them. */
@@ -70,6 +72,28 @@ export function natsAuthorization(users: readonly AuthorizedUser[]): string {
   }
   lines.push("  ]", "}");
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * A user public key (`U...`) that nobody holds the seed of: a hash of `label` taken as the key's
+ * bytes. No seed was ever made for it, and finding one means solving ed25519's discrete logarithm,
+ * so a server that admits it admits nobody. Deterministic: a generated placeholder file stays the same.
+ */
+export function unheldPublicKey(label: string): string {
+  const bytes = new Uint8Array(createHash("sha256").update(`hangar unheld nkey: ${label}`).digest());
+  return new TextDecoder().decode(Codec.encode(Prefix.User, bytes));
+}
+
+/**
+ * The authorization block of `users` (and the operator) as `writeNatsCredentials` makes it, with
+ * unheld keys (`unheldPublicKey`): the permissions are the real ones, and nobody gets in. A
+ * template committed beside manifests, which an environment replaces with its own users' keys.
+ */
+export function placeholderAuthorization(users: readonly NatsUserSpec[]): string {
+  return natsAuthorization([
+    ...users.map((spec) => ({ spec, publicKey: unheldPublicKey(spec.user) })),
+    { spec: undefined, publicKey: unheldPublicKey(OPERATOR_USER) },
+  ]);
 }
 
 async function ensureSeed(dir: string, user: string): Promise<string> {
