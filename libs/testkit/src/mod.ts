@@ -17,6 +17,8 @@ export type { NatsServer, NatsServerOptions } from "./nats-server.js";
 export { startNatsServer } from "./nats-server.js";
 export type { NetworkTopology, NetworkTopologyOptions, TopologyHost } from "./network-topology.js";
 export { createNetworkTopology } from "./network-topology.js";
+export type { PollOptions } from "./poll.js";
+export { poll } from "./poll.js";
 export { freePort } from "./ports.js";
 export type { PostgresOptions, PostgresServer } from "./postgres.js";
 export { startPostgres } from "./postgres.js";
