@@ -83,6 +83,11 @@ function quantiles(metric: string, selector: string, by = ""): Query[] {
 }
 
 const APP = '{app="$app"}';
+/**
+ * The monitor runs as several replicas (docs/architecture.md, "Replicas"), each exporting the same
+ * series from its fold of MACHINES, told apart only by the scrape's labels: keep one of each.
+ */
+const ONE_MONITOR = "max without (instance, pod, kubernetes_pod_name) ";
 
 /** The platform dashboard: machines, proxy, autoscaler, NATS, builds for one app, and traces. */
 export function platformDashboard(): Dashboard {
@@ -123,7 +128,8 @@ export function platformDashboard(): Dashboard {
     .withRow(new RowBuilder("Machines of $app"))
     .withPanel(
       graph("Machines by state", "hangar_machines from the monitor (the MACHINES stream's fold)", "short", [
-        { expr: `sum by (state) (hangar_machines${APP})`, legend: "{{state}}" },
+        // Every monitor replica folds the whole stream and exports the same series: one copy each.
+        { expr: `sum by (state) (${ONE_MONITOR}(hangar_machines${APP}))`, legend: "{{state}}" },
       ]),
     )
     .withPanel(
@@ -133,11 +139,11 @@ export function platformDashboard(): Dashboard {
         "short",
         [
           {
-            expr: `sum by (result) (increase(hangar_machine_starts_total${APP}[$__rate_interval]))`,
+            expr: `sum by (result) (${ONE_MONITOR}(increase(hangar_machine_starts_total${APP}[$__rate_interval])))`,
             legend: "start {{result}}",
           },
           {
-            expr: `sum by (to) (increase(hangar_machine_transitions_total{app="$app", to=~"started|stopped"}[$__rate_interval]))`,
+            expr: `sum by (to) (${ONE_MONITOR}(increase(hangar_machine_transitions_total{app="$app", to=~"started|stopped"}[$__rate_interval])))`,
             legend: "to {{to}}",
           },
         ],
