@@ -1,10 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fromSeed } from "@nats-io/nkeys";
+import { fromPublic, fromSeed } from "@nats-io/nkeys";
 import { afterEach, expect, it } from "vitest";
 import { inboxPrefixOf, natsUserName } from "./nats.js";
-import { writeNatsCredentials } from "./nats-credentials.js";
+import { placeholderAuthorization, unheldPublicKey, writeNatsCredentials } from "./nats-credentials.js";
 import { hostAgentUser, SERVICE_USERS } from "./nats-permissions.js";
 
 const dirs: string[] = [];
@@ -43,4 +43,17 @@ it("keeps the seeds that exist, so a restarted platform keeps its credentials", 
   const first = await writeNatsCredentials(dir, SERVICE_USERS);
   const second = await writeNatsCredentials(dir, SERVICE_USERS);
   expect(second.authorization).toBe(first.authorization);
+});
+
+it("makes placeholder users under valid, stable public keys that no seed made", async () => {
+  const key = unheldPublicKey("gateway");
+  expect(fromPublic(key).getPublicKey()).toBe(key);
+  expect(key).toMatch(/^U[A-Z2-7]{55}$/);
+  expect(unheldPublicKey("gateway")).toBe(key);
+  expect(unheldPublicKey("placement")).not.toBe(key);
+  // The same block as real credentials, but for the keys.
+  const real = await writeNatsCredentials(tempDir(), SERVICE_USERS);
+  const withoutKeys = (conf: string) => conf.replace(/nkey: "U[A-Z2-7]{55}"/g, "nkey");
+  expect(withoutKeys(placeholderAuthorization(SERVICE_USERS))).toBe(withoutKeys(real.authorization));
+  expect(placeholderAuthorization(SERVICE_USERS)).toContain(`nkey: "${key}"`);
 });
