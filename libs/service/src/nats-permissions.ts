@@ -2,7 +2,9 @@ import { inboxPrefixOf } from "./nats.js";
 
 /**
  * The one table of who may do what on the control plane's NATS. nats-server's authorization block
- * (`natsAuthorization`) and docs/nats-security.md are both generated from it.
+ * (`natsAuthorization`), docs/nats-security.md and deploy/k8s's users template
+ * (deploy/k8s/base/nats/auth/authorization.conf, `pnpm k8s`) are generated from it: regenerate both
+ * files after a change (tests fail on a stale one).
  */
 
 /** An aggregate stream a user works with. Every user that uses a stream may ensure it (info/create/update). */
