@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { createApi } from "../http/api.js";
 import {
   canonicalJson,
+  IDEMPOTENT_ROUTES,
   isIdempotentRoute,
   isRecordedStatus,
   isValidIdempotencyKey,
@@ -68,6 +70,12 @@ describe("idempotency keys", () => {
     expect(canonicalJson({ b: [2, { d: 1, c: null }], a: "x", u: undefined })).toBe(
       '{"a":"x","b":[2,{"c":null,"d":1}]}',
     );
+  });
+
+  it("are honoured on routes of the API only", () => {
+    const api = createApi({ backend: {} as never, auth: {} as never, volumes: {} as never });
+    const routes = new Set(api.routes.map((r) => `${r.method} ${r.path}`));
+    for (const { method, path } of IDEMPOTENT_ROUTES) expect(routes).toContain(`${method} ${path}`);
   });
 
   it("cover the mutations whose backends derive what they make, and nothing else", () => {
