@@ -104,6 +104,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
   });
 
   let stopped = false;
+  let stopping: Promise<void> | undefined;
   let passing: Promise<void> | undefined;
   let lastPassMs = 0;
   const known = new Set<string>();
@@ -243,17 +244,20 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       panic_window_s: autoscaler.panicWindowS,
       stable_window_s: autoscaler.stableWindowS,
     }),
-    async stop() {
-      if (stopped) return;
-      stopped = true;
-      clearInterval(timer);
-      executor.stop();
-      for (const s of subs) s.unsubscribe();
-      await passing?.catch(() => undefined);
-      await fleet.stop();
-      if (ownStore) store.close();
-      // A scheduler started again in this process (a standby that takes the lease back) registers them anew.
-      for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
+    stop() {
+      // Every caller waits for the one stop: it acts no more from the first call on.
+      stopping ??= (async () => {
+        stopped = true;
+        clearInterval(timer);
+        executor.stop();
+        for (const s of subs) s.unsubscribe();
+        await passing?.catch(() => undefined);
+        await fleet.stop();
+        if (ownStore) store.close();
+        // A scheduler started again in this process (a standby that takes the lease back) registers them anew.
+        for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
+      })();
+      return stopping;
     },
   };
 }
