@@ -1,5 +1,6 @@
 export { BASE_LABEL, type BaseImages, platformBaseImages } from "./bases/base-images.js";
 export { platformBaseNames } from "./bases/catalog.js";
+export { makeNatsServerImage, NATS_IMAGE_DATA, NATS_IMAGE_UID } from "./bases/nats.js";
 export { BlobStore, DEFAULT_BLOB_BUCKET, hashFile } from "./blob-store.js";
 export { checkDigest, type Digest, DigestHasher, digestOf, isDigest } from "./digest.js";
 export {
