@@ -6,6 +6,7 @@ import { createContext } from "../src/context.js";
 import { runCli } from "../src/program.js";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
+const compiledMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 // By path: the child may run in a folder outside the repository, where `--import tsx` would not resolve.
 const tsx = createRequire(import.meta.url).resolve("tsx");
 
@@ -29,8 +30,13 @@ export interface RunningCli {
   exited: Promise<CliResult>;
 }
 
-/** The command line that runs the real CLI from its sources (for a wrapper such as `script`). */
+/**
+ * The command line that runs the real CLI (for a wrapper such as `script`): from its sources, or
+ * from cli/dist when HANGAR_RUN_FROM=dist (the tests' global setup has built it; see
+ * scripts/platform.ts serviceArgv).
+ */
 export function hangarArgv(args: string[]): string[] {
+  if (process.env.HANGAR_RUN_FROM === "dist") return [process.execPath, compiledMain, ...args];
   return [process.execPath, "--conditions=source", "--import", tsx, main, ...args];
 }
 
