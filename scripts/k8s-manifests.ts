@@ -135,7 +135,9 @@ function resources(service: HangarService): Obj {
     requests: { cpu: cpuReq, memory: memReq },
     limits: { cpu, memory: mem },
   });
-  if (service === "builder") return r("500m", "1Gi", "4", "6Gi");
+  // RUN steps run in the pod's cgroup: HANGAR_BUILDER_CONCURRENCY (2) builds of HANGAR_BUILDER_CPUS (2)
+  // and HANGAR_BUILDER_MEMORY_MB (4096) each, and the builder itself.
+  if (service === "builder") return r("500m", "1Gi", "5", "10Gi");
   if (service === "host-agent") return r("250m", "512Mi", "2", "2Gi");
   if (service === "gateway" || service === "proxy") return r("200m", "256Mi", "2", "1Gi");
   return r("100m", "192Mi", "1", "512Mi");

@@ -271,6 +271,18 @@ describe.skipIf(!kubectl)("workloads", () => {
     expect(podEnv("host-agent").HANGAR_HOST_AGENT_ID).toBe("node-1");
   });
 
+  it("gives the builder room for the RUN steps it runs in its own pod's cgroup", () => {
+    const settings = SERVICE_CONFIGS.builder.load(podEnv("builder"), () => {}) as Record<string, number>;
+    const [c] = workloadOf(objects, "builder").spec.template.spec.containers;
+    const { cpu, memory } = c.resources.limits as { cpu: string; memory: string };
+    const concurrency = settings.HANGAR_BUILDER_CONCURRENCY ?? 0;
+    expect(/^\d+Gi$/.test(memory) && /^\d+$/.test(cpu), `${cpu} ${memory}`).toBe(true);
+    expect(Number.parseInt(memory, 10) * 1024).toBeGreaterThan(
+      concurrency * (settings.HANGAR_BUILDER_MEMORY_MB ?? 0),
+    );
+    expect(Number(cpu)).toBeGreaterThan(concurrency * (settings.HANGAR_BUILDER_CPUS ?? 0));
+  });
+
   it("refuses to start on the base's placeholder keys (a check that can fail)", () => {
     const env = { ...podEnv("gateway"), HANGAR_GATEWAY_TOKEN_KEY: "PLACEHOLDER-replace-in-the-overlay" };
     expect(() => SERVICE_CONFIGS.gateway.load(env, () => {})).toThrow(/HANGAR_GATEWAY_TOKEN_KEY/);
