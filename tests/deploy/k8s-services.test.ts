@@ -272,15 +272,15 @@ describe.skipIf(!kubectl)("workloads", () => {
   });
 
   it("gives the builder room for the RUN steps it runs in its own pod's cgroup", () => {
-    const settings = SERVICE_CONFIGS.builder.load(podEnv("builder"), () => {}) as Record<string, number>;
+    const settings = SERVICE_CONFIGS.builder.load(podEnv("builder"), () => {});
     const [c] = workloadOf(objects, "builder").spec.template.spec.containers;
     const { cpu, memory } = c.resources.limits as { cpu: string; memory: string };
-    const concurrency = settings.HANGAR_BUILDER_CONCURRENCY ?? 0;
+    const concurrency = settings.HANGAR_BUILDER_CONCURRENCY;
     expect(/^\d+Gi$/.test(memory) && /^\d+$/.test(cpu), `${cpu} ${memory}`).toBe(true);
     expect(Number.parseInt(memory, 10) * 1024).toBeGreaterThan(
-      concurrency * (settings.HANGAR_BUILDER_MEMORY_MB ?? 0),
+      concurrency * settings.HANGAR_BUILDER_MEMORY_MB,
     );
-    expect(Number(cpu)).toBeGreaterThan(concurrency * (settings.HANGAR_BUILDER_CPUS ?? 0));
+    expect(Number(cpu)).toBeGreaterThan(concurrency * settings.HANGAR_BUILDER_CPUS);
   });
 
   it("refuses to start on the base's placeholder keys (a check that can fail)", () => {
