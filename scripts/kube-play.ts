@@ -19,12 +19,13 @@ import { freePort } from "@hangar/testkit";
 import { parseAllDocuments, stringify } from "yaml";
 import { repoRoot } from "./platform.js";
 import {
+  forPlay,
   type KubeObject,
   type PlayWorkload,
   podmanPlan,
   podNames,
+  podsOf,
   readinessOf,
-  withHostAliases,
 } from "./podman-play.js";
 
 export const PODMAN_OVERLAY = join(repoRoot, "deploy", "k8s", "overlays", "podman");
@@ -194,14 +195,15 @@ export function runKustomization(o: {
 }
 
 /**
- * podman cannot expand `$(VAR)` in env values: a value referring to variables set literally earlier in
- * the same container (or in its Secret env, resolved from `secrets`) is expanded here, as Kubernetes would.
+ * podman cannot expand `$(VAR)` in env values: in a Pod, a value referring to variables set literally
+ * earlier in the same container (or in its Secret env, resolved from `secrets`) is expanded here, as
+ * Kubernetes would.
  */
 export function expandEnvRefs(
   obj: KubeObject,
   secrets: ReadonlyMap<string, Record<string, string>>,
 ): KubeObject {
-  const spec = (obj.spec as { template: { spec: { containers: { env?: EnvVar[] }[] } } }).template.spec;
+  const spec = obj.spec as { containers: { env?: EnvVar[] }[] };
   for (const c of spec.containers) {
     const known: Record<string, string> = {};
     for (const e of c.env ?? []) {
@@ -262,6 +264,15 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
   };
   const onExit = () => teardownSync();
   process.once("exit", onExit);
+  // Killed by a signal (Ctrl-C, a test runner's SIGTERM): tear down, then die of it as before, unless
+  // someone else handles the signal (then they own shutdown, and "exit" covers us).
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (process.listenerCount(signal) > 1) return;
+    teardownSync();
+    process.kill(process.pid, signal);
+  };
+  const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+  for (const signal of signals) process.once(signal, onSignal);
 
   const down = () => {
     downDone ??= (async () => {
@@ -278,6 +289,7 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
       await podman("network", "rm", "-f", network).catch(() => "");
       await rm(dir, { recursive: true, force: true });
       process.off("exit", onExit);
+      for (const signal of signals) process.off(signal, onSignal);
     })();
     return downDone;
   };
@@ -351,17 +363,23 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
       );
     }
     for (const cm of plan.configMaps) volumes.push(cm.metadata.name);
+    for (const c of plan.claims) volumes.push(c.metadata.name);
+    // What a run killed with SIGKILL left under these names (a reused NATS volume would hold another
+    // run's streams): this run's names, so gone before it plays.
+    for (const w of plan.workloads) {
+      for (const pod of podNames(w)) await podman("pod", "rm", "-f", "-t", "0", pod).catch(() => "");
+    }
+    for (const v of volumes) await podman("volume", "rm", "-f", v).catch(() => "");
     await podman("network", "create", network);
 
     const playedPods: PlayedPod[] = [];
-    for (const c of plan.claims) volumes.push(c.metadata.name);
     const play = async (name: string, workloads: KubeObject[], hostNetwork: boolean) => {
       if (workloads.length === 0) return;
       const file = join(dir, `play-${name}.yaml`);
       const claims = name === "infra" ? plan.claims : [];
       await writeFile(
         file,
-        [...plan.configMaps, ...claims, ...workloads].map((o) => stringify(o)).join("---\n"),
+        [...plan.configMaps, ...claims, ...workloads].map((o) => stringify(forPlay(o))).join("---\n"),
       );
       playFiles.push(file);
       const args = [
@@ -391,7 +409,7 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
     for (const w of first) track(w);
     await play(
       "infra",
-      first.map((w) => expandEnvRefs(w.deployment, secretValues)),
+      first.flatMap((w) => podsOf(w).map((pod) => expandEnvRefs(pod, secretValues))),
       false,
     );
     for (const w of first) await register(w, false);
@@ -417,13 +435,13 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
     for (const w of rest) track(w);
     await play(
       "services",
-      onNet.map((w) => expandEnvRefs(withHostAliases(w, aliases), secretValues)),
+      onNet.flatMap((w) => podsOf(w, aliases).map((pod) => expandEnvRefs(pod, secretValues))),
       false,
     );
     if (onHost.length > 0) {
       await play(
         "host",
-        onHost.map((w) => expandEnvRefs(withHostAliases(w, aliases), secretValues)),
+        onHost.flatMap((w) => podsOf(w, aliases).map((pod) => expandEnvRefs(pod, secretValues))),
         true,
       );
     }

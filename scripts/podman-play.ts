@@ -234,6 +234,42 @@ export function withHostAliases(w: PlayWorkload, aliases: Record<string, string>
   };
 }
 
+/**
+ * The workload's replicas as Pods `<name>-pod-<i>`, as podman would name a Deployment's, each with its
+ * own emptyDirs: podman 4.3 makes an emptyDir (of any medium) a named volume called after the volume,
+ * which every pod with a volume of that name (`data`, `tmp`) would share, so each is renamed
+ * `<pod>-<volume>` here.
+ */
+export function podsOf(w: PlayWorkload, aliases: Record<string, string> = {}): KubeObject[] {
+  const t = template(withHostAliases(w, aliases));
+  return podNames(w).map((pod) => {
+    const own = new Set((t.spec.volumes ?? []).filter((v) => v.emptyDir !== undefined).map((v) => v.name));
+    const rename = (name: string) => (own.has(name) ? `${pod}-${name}` : name);
+    const mounts = (c: Container) => ({
+      ...c,
+      ...(Array.isArray(c.volumeMounts)
+        ? {
+            volumeMounts: (c.volumeMounts as { name: string }[]).map((m) => ({ ...m, name: rename(m.name) })),
+          }
+        : {}),
+    });
+    return {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: {
+        name: pod,
+        ...(t.metadata?.labels ? { labels: t.metadata.labels as Record<string, string> } : {}),
+      },
+      spec: {
+        ...t.spec,
+        containers: t.spec.containers.map(mounts),
+        ...(t.spec.initContainers ? { initContainers: t.spec.initContainers.map(mounts) } : {}),
+        ...(t.spec.volumes ? { volumes: t.spec.volumes.map((v) => ({ ...v, name: rename(v.name) })) } : {}),
+      },
+    };
+  });
+}
+
 /** The pod names podman gives a played Deployment's replicas. */
 export function podNames(w: PlayWorkload): string[] {
   return Array.from({ length: w.replicas }, (_, i) => `${w.name}-pod-${i}`);
@@ -249,4 +285,21 @@ export function readinessOf(w: PlayWorkload): { path: string; port: number } | u
   if (port === undefined)
     throw new Error(`${w.name}: readiness port ${String(get.port)} is not a container port`);
   return { path: get.path ?? "/", port };
+}
+
+/**
+ * The object as written for `podman kube play`: without container ports, which podman 4.3 publishes
+ * on the host's port of the same number (two replicas would clash, and a pod's ports are reached at
+ * its own address anyway), and without liveness probes (podman makes them healthchecks run by systemd
+ * timers, which this machine has not, and cannot resolve a named port in them). Readiness ports are
+ * read from the workload before this; readiness and startup probes podman 4.3 ignores.
+ */
+export function forPlay(obj: KubeObject): KubeObject {
+  if (obj.kind !== "Pod") return obj;
+  const spec = obj.spec as PodSpec;
+  const strip = (c: Container) => {
+    const { ports: _ports, livenessProbe: _liveness, ...rest } = c;
+    return rest as Container;
+  };
+  return { ...obj, spec: { ...spec, containers: spec.containers.map(strip) } };
 }

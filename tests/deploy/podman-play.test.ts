@@ -2,9 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { expandEnvRefs } from "../../scripts/kube-play.js";
 import {
+  forPlay,
   type KubeObject,
   podmanPlan,
   podNames,
+  podsOf,
   readinessOf,
   withHostAliases,
 } from "../../scripts/podman-play.js";
@@ -121,28 +123,57 @@ describe("podmanPlan", () => {
   });
 });
 
+describe("podsOf", () => {
+  it("plays each replica as its own Pod, with its own emptyDirs and the Service names as host aliases", () => {
+    const d = obj("Deployment", "gateway", { replicas: 2 });
+    const t = (d.spec as { template: ReturnType<typeof pod> }).template;
+    t.spec.volumes = [...t.spec.volumes, { name: "tmp", emptyDir: {} } as never];
+    (t.spec.containers[0] as Record<string, unknown>).volumeMounts = [
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "creds", mountPath: "/etc/hangar/nats" },
+    ];
+    const [w] = podmanPlan([d]).workloads;
+    if (!w) throw new Error("no workload");
+    const pods = podsOf(w, { nats: "10.89.0.2" });
+    expect(pods.map((p) => [p.kind, p.metadata.name])).toEqual([
+      ["Pod", "gateway-pod-0"],
+      ["Pod", "gateway-pod-1"],
+    ]);
+    const spec = pods[1]?.spec as {
+      hostAliases: unknown;
+      volumes: { name: string }[];
+      containers: { volumeMounts: { name: string }[] }[];
+    };
+    expect(spec.hostAliases).toEqual([{ ip: "10.89.0.2", hostnames: ["nats"] }]);
+    expect(spec.volumes.map((v) => v.name)).toEqual(["creds", "gateway-pod-1-tmp"]);
+    expect(spec.containers[0]?.volumeMounts.map((m) => m.name)).toEqual(["gateway-pod-1-tmp", "creds"]);
+    const played = forPlay(pods[0] as KubeObject).spec as { containers: Record<string, unknown>[] };
+    expect(played.containers[0]?.ports).toBeUndefined();
+  });
+});
+
 describe("expandEnvRefs", () => {
   it("expands $(VAR) from earlier literal and Secret env, as Kubernetes does and podman does not", () => {
-    const d = obj("Deployment", "pm", {
-      template: {
-        spec: {
-          containers: [
-            {
-              name: "c",
-              env: [
-                { name: "POSTGRES_USER", valueFrom: { secretKeyRef: { name: "pg", key: "POSTGRES_USER" } } },
-                { name: "HOST", value: "postgres" },
-                { name: "URL", value: "postgres://$(POSTGRES_USER)@$(HOST)/$(UNKNOWN)" },
-              ],
-            },
-          ],
-        },
+    const p: KubeObject = {
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "pm-pod-0" },
+      spec: {
+        containers: [
+          {
+            name: "c",
+            env: [
+              { name: "POSTGRES_USER", valueFrom: { secretKeyRef: { name: "pg", key: "POSTGRES_USER" } } },
+              { name: "HOST", value: "postgres" },
+              { name: "URL", value: "postgres://$(POSTGRES_USER)@$(HOST)/$(UNKNOWN)" },
+            ],
+          },
+        ],
       },
-    });
-    const out = expandEnvRefs(d, new Map([["pg", { POSTGRES_USER: "hangar" }]]));
-    const env = (
-      out.spec as { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } }
-    ).template.spec.containers[0]?.env;
+    };
+    const out = expandEnvRefs(p, new Map([["pg", { POSTGRES_USER: "hangar" }]]));
+    const env = (out.spec as { containers: { env: { name: string; value?: string }[] }[] }).containers[0]
+      ?.env;
     expect(env?.find((e) => e.name === "URL")?.value).toBe("postgres://hangar@postgres/$(UNKNOWN)");
   });
 });
