@@ -12,7 +12,6 @@ import { chmod, mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
 import {
   appSecretsId,
   appsStream,
@@ -39,6 +38,7 @@ import { freePort, type NatsServer, signalProcessTree, startNatsServer } from "@
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { serviceArgv } from "../../../scripts/platform.js";
 import { memberMachineId } from "../src/create.js";
 
 const CLUSTER = "pgc";
@@ -203,26 +203,22 @@ async function startAgent(id: string): Promise<void> {
  */
 async function startManager(): Promise<void> {
   const out = openSync(join(root, "manager.log"), "a");
-  manager = spawn(
-    process.execPath,
-    ["--conditions=source", "--import", "tsx", fileURLToPath(new URL("../src/main.ts", import.meta.url))],
-    {
-      stdio: ["ignore", out, out],
-      env: {
-        PATH: process.env.PATH,
-        HANGAR_NATS_URL: server.url,
-        HANGAR_SECRETS_KEY: keyBase64,
-        HANGAR_POSTGRES_MANAGER_AGENT_PORT: String(ports.control),
-        HANGAR_POSTGRES_MANAGER_OPS_PORT: String(ports.ops),
-        // The agents fence after 1.5 s without a majority (below): the wait covers that, a check and a margin.
-        HANGAR_POSTGRES_MANAGER_CHECK_MS: "250",
-        HANGAR_POSTGRES_MANAGER_PRIMARY_LOST_MS: "1000",
-        HANGAR_POSTGRES_MANAGER_FENCE_WAIT_MS: "2250",
-        HANGAR_POSTGRES_MANAGER_CREATE_TIMEOUT_S: "90",
-        LOG_LEVEL: process.env.PGM_LOG ?? "info",
-      },
+  manager = spawn(process.execPath, serviceArgv("postgres-manager"), {
+    stdio: ["ignore", out, out],
+    env: {
+      PATH: process.env.PATH,
+      HANGAR_NATS_URL: server.url,
+      HANGAR_SECRETS_KEY: keyBase64,
+      HANGAR_POSTGRES_MANAGER_AGENT_PORT: String(ports.control),
+      HANGAR_POSTGRES_MANAGER_OPS_PORT: String(ports.ops),
+      // The agents fence after 1.5 s without a majority (below): the wait covers that, a check and a margin.
+      HANGAR_POSTGRES_MANAGER_CHECK_MS: "250",
+      HANGAR_POSTGRES_MANAGER_PRIMARY_LOST_MS: "1000",
+      HANGAR_POSTGRES_MANAGER_FENCE_WAIT_MS: "2250",
+      HANGAR_POSTGRES_MANAGER_CREATE_TIMEOUT_S: "90",
+      LOG_LEVEL: process.env.PGM_LOG ?? "info",
     },
-  );
+  });
   await until("the manager answering", () => status().then(() => true), 30_000);
 }
 
