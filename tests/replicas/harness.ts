@@ -4,6 +4,7 @@
 // checkInvariants reads the event log back after a fault (tests/replicas/invariants.ts).
 import { hostsStream, machinesStream, scalingStream } from "@hangar/domain";
 import { type AggregateStream, EventStore, replay } from "@hangar/eventstore";
+import { poll } from "@hangar/testkit";
 import { SERVICES, type ServiceHandle, type ServiceName } from "../../scripts/platform.js";
 import {
   ApiClient,
@@ -134,13 +135,20 @@ export async function startReplicatedPlatform(
   };
 }
 
-/** Every event of a stream, in order, with its aggregate, message sequence and command id. */
+/**
+ * Every event of a stream, in order, with its aggregate, message sequence and command id, up to the
+ * stream's last sequence as its leader tells it. A replay alone may stop early: it counts itself
+ * caught up when its consumer has nothing pending, and a consumer placed on a replica still catching
+ * up (a NATS node just restarted) has nothing pending before it has the newest messages.
+ */
 async function readStream<E extends { type: string }>(
   store: EventStore,
   stream: AggregateStream<E>,
 ): Promise<LoggedEvent<E>[]> {
   const out: LoggedEvent<E>[] = [];
+  const target = (await store.jsm.streams.info(stream.name)).state.last_seq;
   const r = await replay(store, stream, {
+    follow: true,
     onEvents: (events, aggregateId) => {
       for (const e of events)
         out.push({ aggregateId, seq: e.seq, causationId: e.causationId, event: e.event });
@@ -148,6 +156,11 @@ async function readStream<E extends { type: string }>(
   });
   try {
     await r.caughtUp;
+    await poll(async () => (r.lastSeq >= target ? true : undefined), {
+      what: `${stream.name} read up to its last sequence ${target}`,
+      timeoutMs: 60_000,
+      intervalMs: 50,
+    });
   } finally {
     await r.stop();
   }
