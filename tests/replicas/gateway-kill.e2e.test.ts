@@ -9,7 +9,13 @@ const APP = "kill-load";
 let p: ReplicatedPlatform;
 
 beforeAll(async () => {
-  p = await startReplicatedPlatform({ schedulers: 1, monitors: 1 });
+  // Room for every machine the load makes: a destroyed machine's room comes back with placement's
+  // next reconcile (every 5 s), and a fast machine makes more than the test host's 64 in that time.
+  p = await startReplicatedPlatform({
+    schedulers: 1,
+    monitors: 1,
+    env: { "host-agent": { HANGAR_HOST_AGENT_CPUS: "100000", HANGAR_HOST_AGENT_MEMORY_MB: "25600000" } },
+  });
   await p.api.ok("POST", "/apps", { app_name: APP, org_slug: "personal" });
 }, 240_000);
 
