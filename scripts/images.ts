@@ -190,6 +190,16 @@ async function workspacePackages(): Promise<string[]> {
   return ["proto", ...(await under("libs")), ...(await under("services"))].sort();
 }
 
+/**
+ * pnpm's bookkeeping files in the staged node_modules that hold the time of the install: left out of
+ * the images (.dockerignore) and of the context's digest, so an install that changed nothing changes
+ * no image.
+ */
+export const VOLATILE_FILES = [
+  "app/node_modules/.modules.yaml",
+  "app/node_modules/.pnpm-workspace-state-v1.json",
+];
+
 /** Keeps what runs: no declarations, source maps, build info or tests. */
 function runtimeFile(path: string): boolean {
   return !/\.(d\.ts|d\.ts\.map|js\.map|tsbuildinfo)$/.test(path) && !/\.test\.js$/.test(path);
@@ -208,6 +218,7 @@ async function stageContext(context: string, progress: (line: string) => void): 
   const app = join(context, "app");
   await mkdir(app, { recursive: true });
   await cp(DOCKERFILE, join(context, "Dockerfile"), { preserveTimestamps: true });
+  await writeFile(join(context, ".dockerignore"), `${VOLATILE_FILES.join("\n")}\n`);
   await writeFile(join(app, "pnpm-workspace.yaml"), "packages:\n  - proto\n  - libs/*\n  - services/*\n");
   await cp(join(repoRoot, "pnpm-lock.yaml"), join(app, "pnpm-lock.yaml"), { preserveTimestamps: true });
   const root = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as Record<string, unknown>;
@@ -242,8 +253,8 @@ async function stageContext(context: string, progress: (line: string) => void): 
   );
 }
 
-/** A digest of a folder's tree: paths, modes, file contents and link targets (not times). */
-export async function treeDigest(dir: string): Promise<string> {
+/** A digest of a folder's tree: paths, modes, file contents and link targets (not times), `skip` left out. */
+export async function treeDigest(dir: string, skip: readonly string[] = []): Promise<string> {
   const hash = createHash("sha256");
   const walk = async (rel: string): Promise<void> => {
     const entries = (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) =>
@@ -251,6 +262,7 @@ export async function treeDigest(dir: string): Promise<string> {
     );
     for (const e of entries) {
       const path = rel === "" ? e.name : `${rel}/${e.name}`;
+      if (skip.includes(path)) continue;
       const st = await lstat(join(dir, path));
       hash.update(`${path}\0${st.mode}\0`);
       if (e.isSymbolicLink()) hash.update(await readlink(join(dir, path)));
@@ -290,7 +302,7 @@ export async function buildImages(opts: ImagesOptions = {}): Promise<ImageOutcom
   const context = imagesContextDir(cacheDir);
   await stageContext(context, progress);
   const nodeId = outcomes.find((o) => o.image === NODE_IMAGE)?.id ?? "";
-  const contextDigest = await treeDigest(context);
+  const contextDigest = await treeDigest(context, VOLATILE_FILES);
   const statePath = join(dir, "state.json");
   const state: BuildState = await readFile(statePath, "utf8").then(
     (text) => JSON.parse(text) as BuildState,
