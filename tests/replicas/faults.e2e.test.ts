@@ -79,19 +79,32 @@ describe("replica faults", () => {
     const active = await p.activeScheduler();
     expect(active).toBeDefined();
     const standby = active === 0 ? 1 : 0;
+    // The active scheduler is killed the moment its first decision for the app is appended (the
+    // operator's subscription to ev.scale.<app> sees it), while its actions are being carried out.
+    const nc = await p.connectNats();
+    const decided = new Promise<void>((resolve) => {
+      nc.subscribe(`ev.scale.${SCALED}`, { max: 1, callback: () => resolve() });
+    });
+    await nc.flush();
+    let killedAt = 0;
+    const killer = decided.then(async () => {
+      const at = Date.now();
+      await p.replicas.scheduler[active as number]?.kill("SIGKILL");
+      killedAt = at;
+    });
     // 20 requests always in flight over a soft limit of 5: the app needs 4 machines.
     const load = new HeldLoad({ proxyPort: p.proxyPort, app: SCALED, clients: 20, holdMs: 1_000 });
     try {
+      await eventually("a scaling decision, and the kill", 60_000, async () => killedAt > 0);
+      await killer;
       let unfinished = 0;
-      await eventually("the first scale-up decision", 60_000, async () => {
+      await eventually("the decision listed by the API", 30_000, async () => {
         const s = await p.api.ok<Scaling>("GET", `/apps/${SCALED}/scaling`);
         unfinished = s.decisions.flatMap((d) => d.actions).filter((a) => a.outcome === "").length;
         return s.decisions_total > 0;
       });
-      const killedAt = Date.now();
-      await p.replicas.scheduler[active as number]?.kill("SIGKILL");
       process.stderr.write(
-        `scheduler failover: killed the active scheduler with ${unfinished} actions unfinished\n`,
+        `scheduler failover: killed the active scheduler as it recorded its decision; ${unfinished} of its actions unfinished after the kill\n`,
       );
       await eventually(
         "the standby scheduler to become active",
@@ -109,6 +122,7 @@ describe("replica faults", () => {
       );
     } finally {
       await load.stop();
+      await nc.close();
     }
     // The killed one comes back and stands by.
     await p.replicas.scheduler[active as number]?.restart();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { type KV, type KvEntry, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -57,13 +58,34 @@ export interface Lease {
 export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Promise<Lease> {
   if (!(opts.ttlMs > 0)) throw new Error(`lease ttlMs must be positive, not ${opts.ttlMs}`);
   if (!opts.holder) throw new Error("a lease needs a holder name");
-  const kv = await new Kvm(nc).create(opts.bucket ?? LEASES_BUCKET, {
-    history: 1,
-    replicas: opts.replicas ?? 1,
-  });
+  const kv = await patiently(
+    () => new Kvm(nc).create(opts.bucket ?? LEASES_BUCKET, { history: 1, replicas: opts.replicas ?? 1 }),
+    opts.onError,
+  );
   const lease = new KvLease(kv, opts);
   await lease.start();
   return lease;
+}
+
+/** Set-up calls (the bucket, the watch) tried this many times when NATS does not answer. */
+const SETUP_ATTEMPTS = 10;
+const SETUP_RETRY_MS = 500;
+
+/**
+ * Runs a set-up call again when it failed for a reason that passes (no answer in time, no responders
+ * while a JetStream cluster elects a leader): a busy cluster must not stop a service from starting.
+ * A JetStream API error (a bucket configured otherwise) is thrown at once.
+ */
+async function patiently<T>(call: () => Promise<T>, onError?: (err: unknown) => void): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= SETUP_ATTEMPTS || err instanceof JetStreamApiError) throw err;
+      onError?.(err);
+      await sleep(SETUP_RETRY_MS);
+    }
+  }
 }
 
 /** Whether a KV create or update failed because the key's revision moved on (another writer won). */
@@ -110,13 +132,10 @@ class KvLease implements Lease {
   }
 
   async start(): Promise<void> {
-    await this.#watch();
-    try {
-      await this.#run(() => this.#attempt());
-    } catch (err) {
-      await this.release().catch(() => {});
-      throw err;
-    }
+    await patiently(() => this.#watch(), this.#opts.onError);
+    // A first attempt that failed (reported through onError) leaves the lease not held; the next
+    // tick asks again, as after any failed call.
+    await this.#run(() => this.#attempt()).catch(() => {});
     this.#schedule();
   }
 
