@@ -20,6 +20,7 @@ import { parseAllDocuments, stringify } from "yaml";
 import { repoRoot } from "./platform.js";
 import {
   forPlay,
+  inlineEnvFrom,
   type KubeObject,
   type PlayWorkload,
   podmanPlan,
@@ -375,6 +376,15 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
     const playedPods: PlayedPod[] = [];
     const play = async (name: string, workloads: KubeObject[], hostNetwork: boolean) => {
       if (workloads.length === 0) return;
+      // The pods' own emptyDirs are named volumes too (podsOf): they go with the run.
+      for (const pod of workloads) {
+        for (const v of (pod.spec as { volumes?: { name: string; emptyDir?: unknown }[] }).volumes ?? []) {
+          if (v.emptyDir !== undefined) {
+            await podman("volume", "rm", "-f", v.name).catch(() => "");
+            volumes.push(v.name);
+          }
+        }
+      }
       const file = join(dir, `play-${name}.yaml`);
       const claims = name === "infra" ? plan.claims : [];
       await writeFile(
@@ -409,7 +419,9 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
     for (const w of first) track(w);
     await play(
       "infra",
-      first.flatMap((w) => podsOf(w).map((pod) => expandEnvRefs(pod, secretValues))),
+      first.flatMap((w) =>
+        podsOf(w).map((pod) => expandEnvRefs(inlineEnvFrom(pod, plan.configMaps), secretValues)),
+      ),
       false,
     );
     for (const w of first) await register(w, false);
@@ -435,13 +447,21 @@ export async function kubePlay(options: KubePlayOptions = {}): Promise<KubePlay>
     for (const w of rest) track(w);
     await play(
       "services",
-      onNet.flatMap((w) => podsOf(w, aliases).map((pod) => expandEnvRefs(pod, secretValues))),
+      onNet.flatMap((w) =>
+        podsOf(w, aliases).map((pod) =>
+          expandEnvRefs(inlineEnvFrom(pod, plan.configMaps, aliases), secretValues),
+        ),
+      ),
       false,
     );
     if (onHost.length > 0) {
       await play(
         "host",
-        onHost.flatMap((w) => podsOf(w, aliases).map((pod) => expandEnvRefs(pod, secretValues))),
+        onHost.flatMap((w) =>
+          podsOf(w, aliases).map((pod) =>
+            expandEnvRefs(inlineEnvFrom(pod, plan.configMaps, aliases), secretValues),
+          ),
+        ),
         true,
       );
     }

@@ -1,12 +1,14 @@
 // What Debian's podman 4.3 `kube play` can run, made from rendered Kubernetes objects (pure, no I/O).
-// podman plays Pods, Deployments (N replicas: pods `<name>-pod-<i>`), ConfigMaps (env and volumes) and
-// PVCs. It does not play StatefulSets, DaemonSets or Services ("no supported kube kind"), its Secret
-// support is broken (a Secret volume panics podman 4.3.1; `secretKeyRef` env reads only a podman secret
-// holding JSON), it does not expand `$(VAR)` in env values, and has no `spec.nodeName` fieldRef. The
-// stand-ins, as deploy/k8s/README.md ("Run it with podman") says:
-// - a StatefulSet is played as a Deployment of its replicas, its volumeClaimTemplates as emptyDir;
-// - a DaemonSet is played as a Deployment of one replica (this machine is its one node), or not at all
-//   when the caller runs it as a host process;
+// podman plays Pods, Deployments, ConfigMaps (env and volumes) and PVCs. It does not play StatefulSets,
+// DaemonSets or Services ("no supported kube kind"), its Secret support is broken (a Secret volume
+// panics podman 4.3.1; `secretKeyRef` env reads only a podman secret holding JSON), it does not expand
+// `$(VAR)` in env values, has no `spec.nodeName` fieldRef, lets `envFrom` win over `env`, and shares an
+// emptyDir among all pods by its name. The stand-ins, as deploy/k8s/README.md ("Run it with podman")
+// lists them:
+// - every workload (Deployment, StatefulSet, DaemonSet) is planned with its replicas (a DaemonSet: one,
+//   this machine being its one node) and played as that many Pods, each with its own emptyDirs
+//   (podsOf); a StatefulSet's volumeClaimTemplates become one PVC each; a DaemonSet the caller runs
+//   as a host process (the host agent) is not played;
 // - a Secret becomes a ConfigMap of the same name (for volumes) and a podman secret holding JSON (for env);
 // - Services, PodDisruptionBudgets, NetworkPolicies, RBAC and the Namespace are left out; Service DNS
 //   names are `hostAliases` to the pods' addresses, given by the caller once those pods run.
@@ -302,4 +304,42 @@ export function forPlay(obj: KubeObject): KubeObject {
     return rest as Container;
   };
   return { ...obj, spec: { ...spec, containers: spec.containers.map(strip) } };
+}
+
+/**
+ * The Pod with each container's `envFrom` ConfigMaps written out as env entries before its own:
+ * podman 4.3 lets an `envFrom` value win over the container's own `env` of the same name, the other
+ * way round from Kubernetes. On the host's network (`hostNetwork`), where podman writes no
+ * `hostAliases`, a Service name in a URL (`nats://nats:4222`) is replaced by its pod's address.
+ */
+export function inlineEnvFrom(
+  pod: KubeObject,
+  configMaps: readonly KubeObject[],
+  aliases: Record<string, string> = {},
+): KubeObject {
+  const spec = pod.spec as PodSpec;
+  const data = new Map(configMaps.map((cm) => [cm.metadata.name, (cm.data ?? {}) as Record<string, string>]));
+  const resolve = (value: string) =>
+    spec.hostNetwork === true
+      ? Object.entries(aliases).reduce((v, [host, ip]) => v.split(`://${host}:`).join(`://${ip}:`), value)
+      : value;
+  const containers = spec.containers.map((c) => {
+    const envFrom = (c.envFrom as { configMapRef?: { name: string } }[] | undefined) ?? [];
+    const own = c.env ?? [];
+    const ownNames = new Set(own.map((e) => e.name));
+    const fromMaps = envFrom.flatMap((ef) => {
+      if (!ef.configMapRef) return [];
+      const values = data.get(ef.configMapRef.name);
+      if (!values)
+        throw new Error(`${pod.metadata.name}: envFrom ConfigMap ${ef.configMapRef.name} is not rendered`);
+      return Object.entries(values).map(([name, value]) => ({ name, value }));
+    });
+    const rest = envFrom.filter((ef) => !ef.configMapRef);
+    const env = [...fromMaps.filter((e) => !ownNames.has(e.name)), ...own].map((e) =>
+      e.value === undefined ? e : { ...e, value: resolve(e.value) },
+    );
+    const { envFrom: _envFrom, ...container } = c;
+    return { ...container, env, ...(rest.length > 0 ? { envFrom: rest } : {}) } as Container;
+  });
+  return { ...pod, spec: { ...spec, containers } };
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { expandEnvRefs } from "../../scripts/kube-play.js";
 import {
   forPlay,
+  inlineEnvFrom,
   type KubeObject,
   podmanPlan,
   podNames,
@@ -149,6 +150,45 @@ describe("podsOf", () => {
     expect(spec.containers[0]?.volumeMounts.map((m) => m.name)).toEqual(["gateway-pod-1-tmp", "creds"]);
     const played = forPlay(pods[0] as KubeObject).spec as { containers: Record<string, unknown>[] };
     expect(played.containers[0]?.ports).toBeUndefined();
+  });
+});
+
+describe("inlineEnvFrom", () => {
+  it("lets the container's own env win over envFrom, and puts pod addresses in URLs on the host's network", () => {
+    const cm: KubeObject = {
+      apiVersion: "v1",
+      kind: "ConfigMap",
+      metadata: { name: "hangar-config-abc" },
+      data: { HANGAR_NATS_URL: "nats://nats:4222", HANGAR_BIND_HOST: "0.0.0.0" },
+    };
+    const p = (hostNetwork: boolean): KubeObject => ({
+      apiVersion: "v1",
+      kind: "Pod",
+      metadata: { name: "proxy-pod-0" },
+      spec: {
+        hostNetwork,
+        containers: [
+          {
+            name: "proxy",
+            envFrom: [{ configMapRef: { name: "hangar-config-abc" } }],
+            env: [{ name: "HANGAR_BIND_HOST", value: "127.0.0.1" }],
+          },
+        ],
+      },
+    });
+    const envOf = (o: KubeObject) =>
+      (o.spec as { containers: { env: { name: string; value: string }[]; envFrom?: unknown }[] })
+        .containers[0];
+    const onHost = envOf(inlineEnvFrom(p(true), [cm], { nats: "10.89.0.2" }));
+    expect(onHost?.envFrom).toBeUndefined();
+    expect(onHost?.env).toEqual([
+      { name: "HANGAR_NATS_URL", value: "nats://10.89.0.2:4222" },
+      { name: "HANGAR_BIND_HOST", value: "127.0.0.1" },
+    ]);
+    expect(envOf(inlineEnvFrom(p(false), [cm], { nats: "10.89.0.2" }))?.env[0]?.value).toBe(
+      "nats://nats:4222",
+    );
+    expect(() => inlineEnvFrom(p(false), [])).toThrow(/hangar-config-abc/);
   });
 });
 
