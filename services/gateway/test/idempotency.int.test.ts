@@ -193,13 +193,15 @@ describe("Idempotency-Key on two gateways", () => {
     }
   });
 
-  it("a refusal that is not the request's answer (a 409 from the backend) frees the key", async () => {
+  it("an answer that is not final (a 409) is not replayed: the retry acts again, on the same request only", async () => {
     const first = await post(0, "/v1/apps", { app_name: "web", org_slug: "acme" }, { key: "app-1" });
     expect(first.status).toBe(409);
-    // Not replayed: the key acts anew, and a different body under it is no 422.
-    const next = await post(1, "/v1/apps", { app_name: "blog", org_slug: "acme" }, { key: "app-1" });
-    expect(next.status).toBe(201);
-    expect(next.headers.get("idempotent-replayed")).toBeNull();
+    const again = await post(1, "/v1/apps", { app_name: "web", org_slug: "acme" }, { key: "app-1" });
+    expect(again.status).toBe(409);
+    expect(again.headers.get("idempotent-replayed")).toBeNull();
+    // Its outcome was not kept, but the key stays bound to its request.
+    const other = await post(1, "/v1/apps", { app_name: "blog", org_slug: "acme" }, { key: "app-1" });
+    expect(other.status).toBe(422);
   });
 
   it("a malformed key is a 400 that says what a key is", async () => {
@@ -211,6 +213,24 @@ describe("Idempotency-Key on two gateways", () => {
     });
   });
 
+  it("an attempt released without a kept answer (a 5xx) is resumed by the retry with the same ids", async () => {
+    const store = await KvIdempotency.open(gw(0).nc, { timings });
+    const first = await store.claim("released-key", "fp");
+    if (first.kind !== "acting") throw new Error(`expected to act, got ${first.kind}`);
+    await first.finish(undefined);
+    const retry = await store.claim("released-key", "fp");
+    if (retry.kind !== "acting") throw new Error(`expected to act, got ${retry.kind}`);
+    expect(retry.operationId).toBe(first.operationId);
+    expect(retry.resumed).toBe(true);
+    expect(first.resumed).toBe(false);
+    await retry.finish({ status: 200, body: "{}", contentType: "application/json" });
+    expect(await store.claim("released-key", "other fp")).toEqual({ kind: "mismatch" });
+    expect(await store.claim("released-key", "fp")).toMatchObject({
+      kind: "replay",
+      answer: { status: 200 },
+    });
+  });
+
   it("a gateway that died after making the machine, before answering: the retry elsewhere meets that machine", async () => {
     const body = { config: { image: "nginx" } };
     const path = "/v1/apps/web/machines";
@@ -218,7 +238,10 @@ describe("Idempotency-Key on two gateways", () => {
     // connection closes, so its beats stop) without recording an answer.
     const dying = await connect({ servers: server.url });
     const store = await KvIdempotency.open(dying, { timings });
-    const recordKey = recordKeyOf({ org: "acme", tokenId: "tok_acme" }, "create-dead");
+    const recordKey = recordKeyOf(
+      { org: "acme", tokenId: "tok_acme", credential: `Bearer ${acme}` },
+      "create-dead",
+    );
     const claim = await store.claim(recordKey, requestFingerprint("POST", path, JSON.stringify(body)));
     if (claim.kind !== "acting") throw new Error(`expected to act, got ${claim.kind}`);
     const made = await gw(0).commands.createMachine("web", {

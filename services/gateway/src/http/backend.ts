@@ -41,6 +41,12 @@ export interface RequestContext {
    * meets what that attempt made instead of making it twice.
    */
   operationId?: string;
+  /**
+   * With operationId: an earlier attempt with the key may have acted (its gateway died, or it ended
+   * in a 5xx). Checks that attempt may have made false (current_version, a machine it destroyed) are
+   * left to the event store's command ids.
+   */
+  resumed?: boolean;
 }
 
 /** Fly's `App`. */

@@ -19,6 +19,8 @@ export type ApiEnv = {
     orgs: OrgDirectory;
     /** Set by the idempotency middleware when the request carries a key it honours. */
     operationId?: string;
+    /** Set with operationId when an earlier attempt with the key may have acted (RequestContext.resumed). */
+    operationResumed?: boolean;
   };
   Bindings: { upgrade?: TunnelUpgrade };
 };
@@ -30,5 +32,6 @@ export function requestContext(c: Context<ApiEnv>): RequestContext {
     leaseNonce: c.req.header(LEASE_NONCE_HEADER) || undefined,
     signal: c.req.raw.signal,
     ...(c.get("operationId") ? { operationId: c.get("operationId") } : {}),
+    ...(c.get("operationResumed") ? { resumed: true } : {}),
   };
 }

@@ -31,6 +31,7 @@ class ScriptedStore implements IdempotencyStore {
           kind: "acting",
           operationId: "op-1",
           takenOver: false,
+          resumed: false,
           finish: async (answer) => void this.finished.push(answer),
         };
     }

@@ -31,7 +31,10 @@ export function idempotency(store: IdempotencyStore, logger: Logger): Middleware
         "Idempotency-Key must be 1 to 255 printable ASCII characters without spaces (a UUID, say)",
       );
     const principal = c.get("principal");
-    const recordKey = recordKeyOf({ org: principal.org, tokenId: principal.tokenId }, key);
+    const recordKey = recordKeyOf(
+      { org: principal.org, tokenId: principal.tokenId, credential: c.req.header("authorization") ?? "" },
+      key,
+    );
     const url = new URL(c.req.url);
     const fingerprint = requestFingerprint(c.req.method, url.pathname + url.search, await c.req.text());
     let claim: Claim;
@@ -53,7 +56,9 @@ export function idempotency(store: IdempotencyStore, logger: Logger): Middleware
         `a request with Idempotency-Key ${key} is still in progress; retry it in a few seconds`,
       );
     if (claim.kind === "replay") {
-      return new Response(claim.answer.body, {
+      // 204, 205 and 304 carry no body: a Response refuses one.
+      const empty = [204, 205, 304].includes(claim.answer.status);
+      return new Response(empty ? null : claim.answer.body, {
         status: claim.answer.status,
         headers: { "content-type": claim.answer.contentType, [IDEMPOTENT_REPLAYED_HEADER]: "true" },
       });
@@ -61,19 +66,31 @@ export function idempotency(store: IdempotencyStore, logger: Logger): Middleware
     if (claim.takenOver)
       logger.info({ path: c.req.path }, "idempotency key taken over from a stopped attempt");
     c.set("operationId", claim.operationId);
+    if (claim.resumed) c.set("operationResumed", true);
     let answer: RecordedAnswer | undefined;
     try {
       await next();
-      if (isRecordedStatus(c.res.status)) {
+      const body = await c.res.clone().text();
+      if (isRecordedStatus(c.res.status, errorCodeOf(body))) {
         answer = {
           status: c.res.status,
-          body: await c.res.clone().text(),
+          body,
           contentType: c.res.headers.get("content-type") ?? "application/json",
         };
       }
     } finally {
-      // Whatever happened, the key stops beating: recorded, or freed for a retry to act anew.
+      // Whatever happened, the key stops beating: recorded, or released for a retry to resume.
       await claim.finish(answer);
     }
   };
+}
+
+/** The `status` of a Fly-style error body, if the body is one. */
+function errorCodeOf(body: string): string | undefined {
+  try {
+    const status = (JSON.parse(body) as { status?: unknown } | null)?.status;
+    return typeof status === "string" ? status : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -22,15 +22,19 @@ describe("idempotency keys", () => {
   });
 
   it("are scoped to the caller: another token or another org names another record", () => {
-    const mine = recordKeyOf({ org: "acme", tokenId: "tok_a" }, "k1");
-    expect(recordKeyOf({ org: "acme", tokenId: "tok_a" }, "k1")).toBe(mine);
-    expect(recordKeyOf({ org: "acme", tokenId: "tok_b" }, "k1")).not.toBe(mine);
-    expect(recordKeyOf({ org: "other", tokenId: "tok_a" }, "k1")).not.toBe(mine);
-    expect(recordKeyOf({ org: undefined, tokenId: "tok_a" }, "k1")).not.toBe(mine);
-    expect(recordKeyOf({ org: "acme", tokenId: "tok_a" }, "k2")).not.toBe(mine);
+    // An attenuated token keeps its parent's id: the credential tells them apart.
+    expect(recordKeyOf({ org: "acme", tokenId: "tok_a", credential: "Bearer child" }, "k1")).not.toBe(
+      recordKeyOf({ org: "acme", tokenId: "tok_a", credential: "Bearer t" }, "k1"),
+    );
+    const mine = recordKeyOf({ org: "acme", tokenId: "tok_a", credential: "Bearer t" }, "k1");
+    expect(recordKeyOf({ org: "acme", tokenId: "tok_a", credential: "Bearer t" }, "k1")).toBe(mine);
+    expect(recordKeyOf({ org: "acme", tokenId: "tok_b", credential: "Bearer t" }, "k1")).not.toBe(mine);
+    expect(recordKeyOf({ org: "other", tokenId: "tok_a", credential: "Bearer t" }, "k1")).not.toBe(mine);
+    expect(recordKeyOf({ org: undefined, tokenId: "tok_a", credential: "Bearer t" }, "k1")).not.toBe(mine);
+    expect(recordKeyOf({ org: "acme", tokenId: "tok_a", credential: "Bearer t" }, "k2")).not.toBe(mine);
     // A separator inside a field cannot make two scopes meet.
-    expect(recordKeyOf({ org: "a", tokenId: "b\0c" }, "k")).not.toBe(
-      recordKeyOf({ org: "a\0b", tokenId: "c" }, "k"),
+    expect(recordKeyOf({ org: "a", tokenId: "b\0c", credential: "Bearer t" }, "k")).not.toBe(
+      recordKeyOf({ org: "a\0b", tokenId: "c", credential: "Bearer t" }, "k"),
     );
     expect(mine).toMatch(/^[0-9a-f]{64}$/);
   });
@@ -94,8 +98,11 @@ describe("idempotency keys", () => {
   });
 
   it("keep successes and refusals a retry would repeat, not 'come back later' answers", () => {
-    for (const s of [200, 201, 204, 400, 403, 404, 412, 422]) expect(isRecordedStatus(s)).toBe(true);
-    for (const s of [408, 409, 429, 500, 503, 302]) expect(isRecordedStatus(s)).toBe(false);
+    for (const s of [200, 201, 204, 400, 404, 412, 422]) expect(isRecordedStatus(s)).toBe(true);
+    for (const s of [401, 403, 408, 409, 429, 500, 503, 302]) expect(isRecordedStatus(s)).toBe(false);
+    // A 422 that says "no room now" passes; one of bad input is the answer.
+    expect(isRecordedStatus(422, "insufficient_capacity")).toBe(false);
+    expect(isRecordedStatus(422, "idempotency_key_reused")).toBe(true);
   });
 
   it("derive one operation id per record and attempt nonce", () => {

@@ -50,10 +50,15 @@ export function isIdempotentRoute(method: string, path: string): boolean {
   return compiled.some((r) => r.method === method && r.regex.test(path));
 }
 
-/** Who a key belongs to: a token (by its id) within its org (none for the operator's). */
+/**
+ * Who a key belongs to: the exact credential sent (the Authorization header's value), so an
+ * attenuated token (which keeps its parent's id, with fewer rights) never shares its parent's
+ * records; the org and token id are in the digest as well.
+ */
 export interface KeyScope {
   org: string | undefined;
   tokenId: string;
+  credential: string;
 }
 
 /**
@@ -61,7 +66,9 @@ export interface KeyScope {
  * never names another's record, and any key text fits a KV key.
  */
 export function recordKeyOf(scope: KeyScope, key: string): string {
-  return sha256(JSON.stringify(["idempotency", scope.org ?? null, scope.tokenId, key]));
+  return sha256(
+    JSON.stringify(["idempotency", scope.org ?? null, scope.tokenId, sha256(scope.credential), key]),
+  );
 }
 
 /**
@@ -93,14 +100,28 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Error codes (the body's `status`) that say "not now" or "not you", never the request's final answer. */
+const PASSING_CODES = new Set([
+  "unauthenticated",
+  "permission_denied",
+  "deadline_exceeded",
+  "aborted",
+  "conflict",
+  "insufficient_capacity",
+  "rate_limited",
+  "unavailable",
+]);
+
 /**
  * Whether an answer is kept for replay. A success, and a refusal that asking again would repeat
- * (bad input, not found, a wrong state), are the request's answer. A 409 (held by another), 408, 429
- * (come back later) or a 5xx are not: the key is freed, and a retry acts anew.
+ * (bad input, not found, a wrong state), are the request's answer. A 401/403, 408, 409, 425, 429,
+ * an answer whose error code passes (PASSING_CODES: insufficient_capacity is a 422) and any 5xx are
+ * not: the key is released, and a retry acts again (with the same derived ids).
  */
-export function isRecordedStatus(status: number): boolean {
+export function isRecordedStatus(status: number, errorCode?: string): boolean {
   if (status >= 200 && status < 300) return true;
-  return status >= 400 && status < 500 && ![408, 409, 425, 429].includes(status);
+  if (errorCode !== undefined && PASSING_CODES.has(errorCode)) return false;
+  return status >= 400 && status < 500 && ![401, 403, 408, 409, 425, 429].includes(status);
 }
 
 /**

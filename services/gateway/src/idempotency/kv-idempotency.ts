@@ -28,7 +28,16 @@ export type Claim =
       operationId: string;
       /** Whether this request took the key over from an attempt that stopped beating (its gateway died). */
       takenOver: boolean;
-      /** Records the answer, or frees the key when `answer` is undefined. Never throws. */
+      /**
+       * Whether an earlier attempt with this key may have acted: it was taken over, or it ended
+       * without an answer worth keeping (a 5xx may come after the write landed). This one derives
+       * the same ids (the same nonce), so it meets what that one made.
+       */
+      resumed: boolean;
+      /**
+       * Records the answer; with `answer` undefined, releases the key for a retry, which keeps this
+       * attempt's nonce (its outcome is unknown). Never throws.
+       */
       finish(answer: RecordedAnswer | undefined): Promise<void>;
     }
   | { kind: "replay"; answer: RecordedAnswer }
@@ -62,7 +71,9 @@ export const DEFAULT_IDEMPOTENCY_TIMINGS: IdempotencyTimings = {
 
 type PendingRecord = { v: 1; state: "pending"; fp: string; nonce: string; beat: number };
 type DoneRecord = { v: 1; state: "done"; fp: string; nonce: string } & RecordedAnswer;
-type IdempotencyRecord = PendingRecord | DoneRecord;
+/** An attempt ended without an answer to keep: the next one resumes with its nonce. */
+type ReleasedRecord = { v: 1; state: "released"; fp: string; nonce: string };
+type IdempotencyRecord = PendingRecord | DoneRecord | ReleasedRecord;
 
 /**
  * Idempotency keys in NATS KV, shared by every gateway replica. The first request with a key creates
@@ -100,7 +111,7 @@ export class KvIdempotency implements IdempotencyStore {
       const fresh: PendingRecord = { v: 1, state: "pending", fp: fingerprint, nonce, beat: 0 };
       try {
         const revision = await this.kv.create(recordKey, JSON.stringify(fresh));
-        return this.acting(recordKey, fresh, revision, false);
+        return this.acting(recordKey, fresh, revision, { takenOver: false, resumed: false });
       } catch (err) {
         if (!isLostCas(err)) throw err;
       }
@@ -117,6 +128,16 @@ export class KvIdempotency implements IdempotencyStore {
             answer: { status: record.status, body: record.body, contentType: record.contentType },
           };
         }
+        if (record?.state === "released") {
+          const resumed: PendingRecord = { ...record, state: "pending", beat: 0 };
+          try {
+            const revision = await this.kv.update(recordKey, JSON.stringify(resumed), entry.revision);
+            return this.acting(recordKey, resumed, revision, { takenOver: false, resumed: true });
+          } catch (err) {
+            if (!isLostCas(err)) throw err;
+            continue;
+          }
+        }
         const now = Date.now();
         if (seen === undefined || seen.revision !== entry.revision) {
           seen = { revision: entry.revision, since: now };
@@ -127,11 +148,11 @@ export class KvIdempotency implements IdempotencyStore {
             state: "pending",
             fp: fingerprint,
             nonce: record?.nonce ?? nonce,
-            beat: (record?.beat ?? 0) + 1,
+            beat: (record?.state === "pending" ? record.beat : 0) + 1,
           };
           try {
             const revision = await this.kv.update(recordKey, JSON.stringify(next), entry.revision);
-            return this.acting(recordKey, next, revision, true);
+            return this.acting(recordKey, next, revision, { takenOver: true, resumed: true });
           } catch (err) {
             if (!isLostCas(err)) throw err;
             continue;
@@ -143,7 +164,12 @@ export class KvIdempotency implements IdempotencyStore {
     }
   }
 
-  private acting(recordKey: string, pending: PendingRecord, revision: number, takenOver: boolean): Claim {
+  private acting(
+    recordKey: string,
+    pending: PendingRecord,
+    revision: number,
+    how: { takenOver: boolean; resumed: boolean },
+  ): Claim {
     let current = revision;
     let beat = pending.beat;
     // Another attempt took the key over: this one neither beats nor records any more.
@@ -171,12 +197,18 @@ export class KvIdempotency implements IdempotencyStore {
     return {
       kind: "acting",
       operationId: operationIdOf(recordKey, pending.nonce),
-      takenOver,
+      ...how,
       finish: (answer) => {
         clearInterval(timer);
         return step(async () => {
           if (answer === undefined) {
-            await this.kv.delete(recordKey, { previousSeq: current });
+            const released: ReleasedRecord = {
+              v: 1,
+              state: "released",
+              fp: pending.fp,
+              nonce: pending.nonce,
+            };
+            current = await this.kv.update(recordKey, JSON.stringify(released), current);
             return;
           }
           const done: DoneRecord = { v: 1, state: "done", fp: pending.fp, nonce: pending.nonce, ...answer };
@@ -194,6 +226,7 @@ function parseRecord(text: string): IdempotencyRecord | undefined {
     const base = { v: 1 as const, fp: r.fp, nonce: r.nonce };
     if (r.state === "pending" && typeof r.beat === "number")
       return { ...base, state: "pending", beat: r.beat };
+    if (r.state === "released") return { ...base, state: "released" };
     if (r.state === "done" && typeof r.status === "number" && typeof r.body === "string") {
       const contentType = typeof r.contentType === "string" ? r.contentType : "application/json";
       return { ...base, state: "done", status: r.status, body: r.body, contentType };

@@ -202,7 +202,8 @@ export class StreamBackend implements MachinesBackend {
     ctx: RequestContext,
   ): Promise<MachineView> {
     const current = this.record(app, machineId);
-    if (input.current_version && input.current_version !== current.state.instanceId) {
+    // A resumed keyed update may meet its own earlier attempt's version: the command id decides.
+    if (input.current_version && !ctx.resumed && input.current_version !== current.state.instanceId) {
       throw ApiError.of(
         "failed_precondition",
         `machine ${machineId} is at version ${current.state.instanceId}, not ${input.current_version}`,
@@ -230,6 +231,9 @@ export class StreamBackend implements MachinesBackend {
     opts: { force: boolean },
     ctx: RequestContext,
   ): Promise<void> {
+    // A resumed keyed destroy whose earlier attempt destroyed the machine: that was this request.
+    const done = this.catalog.machine(machineAggregateId(app, machineId));
+    if (ctx.resumed && done?.state.status === "destroyed") return;
     this.record(app, machineId);
     await this.commands.machine(
       app,
