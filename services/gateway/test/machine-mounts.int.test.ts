@@ -110,6 +110,23 @@ describe("a machine create that mounts a volume", () => {
     expect(volumes.volumes.get("vol_a")?.attached_machine_id).toBe(id);
   });
 
+  it("a keyed create resumed after its first attempt attached the volume by name finds that volume", async () => {
+    const v = volume("vol_resume", "h3");
+    v.name = "resume";
+    v.attached_machine_id = "m0resume00001";
+    volumes.volumes.set(v.id, v);
+    const m = await commands.createMachine("web", {
+      machineId: "m0resume00001",
+      config: config({ name: "resume" }),
+    });
+    expect(m.state.machineId).toBe("m0resume00001");
+    expect(m.state.hostId).toBe("h3");
+    expect(volumes.calls).toEqual(["attach vol_resume m0resume00001"]);
+    // Another machine id still finds no unattached volume of that name.
+    const err = await commands.createMachine("web", { config: config({ name: "resume" }) }).catch((e) => e);
+    expect(err).toMatchObject({ code: "not_found" });
+  });
+
   it("gives the volume back when placement refuses, and records no machine", async () => {
     volumes.volumes.set("vol_b", volume("vol_b", "h2"));
     refuse = true;

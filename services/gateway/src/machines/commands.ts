@@ -102,7 +102,12 @@ export class MachineCommands {
     // A keyed create that an earlier attempt already made (its gateway died before answering).
     const made = this.catalog.machine(machineAggregateId(app, machineId));
     if (made) return made;
-    const mount = resolveCreateMount(app, this.volumes.volumesOf(app), input.config as WithMounts, {
+    // A volume already attached to this machine id is this create's own: a keyed create resumed after
+    // its earlier attempt attached it (attaching again is a no-op in the volume's decider).
+    const volumes = this.volumes
+      .volumesOf(app)
+      .map((v) => (v.attached_machine_id === machineId ? { ...v, attached_machine_id: null } : v));
+    const mount = resolveCreateMount(app, volumes, input.config as WithMounts, {
       asked: input.region || undefined,
       fallback: this.defaultRegion,
     });
