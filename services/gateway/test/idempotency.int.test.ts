@@ -7,7 +7,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { mintToken } from "@hangar/auth";
 import { appsStream, machinesStream, newMachineId } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
-import { type PlaceRequest, type PlaceResult, serveCommands, subjects } from "@hangar/service";
+import { MachinesView, type PlaceRequest, type PlaceResult, serveCommands, subjects } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -111,20 +111,19 @@ function post(i: number, path: string, body: unknown, opts: { token?: string; ke
   });
 }
 
-const liveMachines = (app: string) =>
-  gw(0)
-    .catalog.machinesOf(app)
-    .filter((m) => m.state.status !== "destroyed").length;
-
-/** Waits until both gateways' catalogs hold `n` machines of `app` (they fold the same log). */
-async function settle(app: string) {
-  await sleep(300);
-  return liveMachines(app);
+/** The app's machines that are not destroyed, as the MACHINES log holds them now (read from its start). */
+async function loggedMachines(app: string): Promise<number> {
+  const view = await MachinesView.start(await EventStore.connect(placer));
+  try {
+    return view.ofApp(app).filter((m) => m.state.status !== "destroyed").length;
+  } finally {
+    await view.stop();
+  }
 }
 
 describe("Idempotency-Key on two gateways", () => {
   it("the same key and request on the other gateway replays the first answer: one machine", async () => {
-    const before = liveMachines("web");
+    const before = await loggedMachines("web");
     const body = { config: { image: "nginx" }, region: "local" };
     const first = await post(0, "/v1/apps/web/machines", body, { key: "create-1" });
     expect(first.status).toBe(200);
@@ -134,7 +133,7 @@ describe("Idempotency-Key on two gateways", () => {
     expect(again.headers.get("idempotent-replayed")).toBe("true");
     expect(await again.json()).toEqual(made);
     expect(first.headers.get("idempotent-replayed")).toBeNull();
-    expect(await settle("web")).toBe(before + 1);
+    expect(await loggedMachines("web")).toBe(before + 1);
     // Without a key, the same request acts again.
     const unkeyed = await post(1, "/v1/apps/web/machines", body);
     expect(unkeyed.status).toBe(200);
@@ -156,7 +155,7 @@ describe("Idempotency-Key on two gateways", () => {
   it("two requests with one key at once, one on each gateway: one acts, both get its answer", async () => {
     placeDelayMs = 700;
     try {
-      const before = liveMachines("web");
+      const before = await loggedMachines("web");
       const placedBefore = placed.length;
       const body = { config: { image: "nginx" } };
       const [a, b] = await Promise.all([
@@ -167,7 +166,7 @@ describe("Idempotency-Key on two gateways", () => {
       expect(await a.json()).toEqual(await b.json());
       expect([a, b].filter((r) => r.headers.get("idempotent-replayed") === "true")).toHaveLength(1);
       expect(placed.length - placedBefore).toBe(1);
-      expect(await settle("web")).toBe(before + 1);
+      expect(await loggedMachines("web")).toBe(before + 1);
     } finally {
       placeDelayMs = 0;
     }
@@ -249,11 +248,11 @@ describe("Idempotency-Key on two gateways", () => {
       config: body.config,
     });
     await dying.close();
-    const before = await settle("web");
+    const before = await loggedMachines("web");
     const retry = await post(1, path, body, { key: "create-dead" });
     expect(retry.status).toBe(200);
     expect(((await retry.json()) as { id: string }).id).toBe(made.state.machineId);
-    expect(await settle("web")).toBe(before);
+    expect(await loggedMachines("web")).toBe(before);
     // From now on the answer is recorded: replayed on the first gateway too.
     const replay = await post(0, path, body, { key: "create-dead" });
     expect(replay.headers.get("idempotent-replayed")).toBe("true");

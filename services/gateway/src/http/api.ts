@@ -136,8 +136,10 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
 
   api.use("/v1/*", tokenAuth(deps.auth));
   api.use("/v1/*", jsonBodyLimit());
-  if (deps.idempotency) api.use("/v1/*", idempotency(deps.idempotency, logger));
   if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
+  // After the rate limits, so a flood of keyed requests spends the org's budget before any KV write
+  // (a replay is charged like the call it replays); before the audit, so a replay is not recorded again.
+  if (deps.idempotency) api.use("/v1/*", idempotency(deps.idempotency, logger));
   if (deps.audit) {
     for (const path of ["/v1/*", "/v2/*"]) api.use(path, auditCalls(deps.audit, logger));
     api.route("/v1", auditRoutes(deps.audit));

@@ -15,7 +15,7 @@ import { ApiError } from "./errors.js";
 
 /**
  * Honours `Idempotency-Key` on the mutations of IDEMPOTENT_ROUTES, after the token middleware (keys
- * are the calling token's own) and before the rate limits (a replay costs nothing). The first
+ * are the calling credential's own) and the rate limits (a keyed flood is refused before any KV write). The first
  * request with a key acts; the same key with the same request replays its answer (status and body,
  * with `Idempotent-Replayed: true`) on any gateway; with another request it is a 422; while the first
  * still runs, a second waits for it and then replays, or gets a 409 after the store's wait. Only
