@@ -29,13 +29,27 @@ export class Fleet {
 
   /** Starts the three views and resolves once each has folded the history that existed at start. */
   static async start(store: EventStore): Promise<Fleet> {
-    const [machines, apps, scaling] = await Promise.all([
+    const started = await Promise.allSettled([
       MachinesView.start(store),
       AggregateView.start(store, appsStream, appDecider),
       AggregateView.start(store, scalingStream, scalingDecider),
-    ]);
-    await Promise.all([apps.caughtUp, scaling.caughtUp]);
-    return new Fleet(apps, machines, scaling);
+    ] as const);
+    const [machines, apps, scaling] = started;
+    if (machines.status === "fulfilled" && apps.status === "fulfilled" && scaling.status === "fulfilled") {
+      const fleet = new Fleet(apps.value, machines.value, scaling.value);
+      try {
+        await Promise.all([apps.value.caughtUp, scaling.value.caughtUp]);
+      } catch (err) {
+        await fleet.stop().catch(() => undefined);
+        throw err;
+      }
+      return fleet;
+    }
+    // A view that did start is stopped again: a failed start leaves no consumer behind.
+    await Promise.all(
+      started.map((s) => (s.status === "fulfilled" ? s.value.stop().catch(() => undefined) : undefined)),
+    );
+    throw started.find((s) => s.status === "rejected")?.reason;
   }
 
   get live(): boolean {

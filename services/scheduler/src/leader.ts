@@ -11,6 +11,8 @@ export const SCHEDULER_LEASE = "scheduler";
 export const DEFAULT_LEASE_TTL_MS = 3_000;
 /** How long a holder whose scheduler could not start waits before it tries again. */
 const RETRY_START_MS = 1_000;
+/** Failed starts in a row after which a holder gives the lease up, so another replica can try. */
+export const MAX_FAILED_STARTS = 3;
 
 export interface LeaderOptions extends SchedulerOptions {
   /** Unique per live process (`<hostname>/<pid>`). */
@@ -67,7 +69,9 @@ export async function runSchedulerUnderLease(opts: LeaderOptions): Promise<Lease
   };
   const held = () => lease?.isHeld() ?? false;
 
+  const ttlMs = opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
   const become = async () => {
+    let failed = 0;
     while (!stopped && !scheduler && held()) {
       try {
         scheduler = await startScheduler({ ...opts, logger, registry });
@@ -75,7 +79,17 @@ export async function runSchedulerUnderLease(opts: LeaderOptions): Promise<Lease
         since = Date.now();
         logger.info({ holder: opts.holder }, "scheduler lease held: active");
       } catch (err) {
-        logger.error({ err }, "active scheduler could not start; trying again");
+        failed++;
+        if (failed >= MAX_FAILED_STARTS) {
+          // A holder that cannot start must not keep the lease renewed and block a replica that can:
+          // it gives it up, stands aside a lease time (a standby takes it meanwhile), then asks again.
+          logger.error({ err, failed }, "active scheduler could not start; giving the lease up");
+          await lease?.release();
+          await sleep(ttlMs);
+          if (!stopped) lease = await acquire();
+          return;
+        }
+        logger.error({ err, failed }, "active scheduler could not start; trying again");
         await sleep(RETRY_START_MS);
       }
     }
@@ -90,20 +104,22 @@ export async function runSchedulerUnderLease(opts: LeaderOptions): Promise<Lease
     await s?.stop();
   };
 
-  lease = await acquireLease(opts.nc, {
-    name: opts.leaseName ?? SCHEDULER_LEASE,
-    holder: opts.holder,
-    ttlMs: opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
-    ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
-    onAcquired: () => void next(become),
-    onLost: (reason) => {
-      logger.warn({ reason }, "scheduler lease lost: standing by");
-      // Stop acting now, before the queue gets to it: no pass, no new step from here on.
-      void scheduler?.stop();
-      void next(standBy);
-    },
-    onError: (err) => logger.warn({ err: String(err) }, "scheduler lease: NATS KV call failed"),
-  });
+  const acquire = () =>
+    acquireLease(opts.nc, {
+      name: opts.leaseName ?? SCHEDULER_LEASE,
+      holder: opts.holder,
+      ttlMs,
+      ...(opts.replicas === undefined ? {} : { replicas: opts.replicas }),
+      onAcquired: () => void next(become),
+      onLost: (reason) => {
+        logger.warn({ reason }, "scheduler lease lost: standing by");
+        // Stop acting now, before the queue gets to it: no pass, no new step from here on.
+        void scheduler?.stop();
+        void next(standBy);
+      },
+      onError: (err) => logger.warn({ err: String(err) }, "scheduler lease: NATS KV call failed"),
+    });
+  lease = await acquire();
   if (lease.isHeld()) await next(become);
   else logger.info({ holder: opts.holder }, "scheduler lease held by another: standing by");
 

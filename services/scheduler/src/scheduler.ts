@@ -89,7 +89,17 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       },
     }),
   );
-  const fleet = await Fleet.start(store);
+  let fleet: Fleet;
+  try {
+    fleet = await Fleet.start(store);
+  } catch (err) {
+    // A failed start leaves nothing behind, so the next attempt in this process can register its
+    // metrics and subscribe again.
+    for (const s of subs) s.unsubscribe();
+    if (ownStore) store.close();
+    for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
+    throw err;
+  }
   const log = new ScalingLog(store, fleet.scaling);
   const executor = new ScaleExecutor({
     nc,
@@ -227,13 +237,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
   const timer = setInterval(() => {
     pass().catch((err: unknown) => logger.error({ err }, "pass failed"));
   }, passIntervalMs);
-  await pass();
-  logger.info(
-    { panic_window_s: autoscaler.panicWindowS, stable_window_s: autoscaler.stableWindowS },
-    "scheduler caught up with the log",
-  );
-
-  return {
+  const running: RunningScheduler = {
     registry,
     pass,
     health: () => ({
@@ -260,6 +264,17 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       return stopping;
     },
   };
+  try {
+    await pass();
+  } catch (err) {
+    await running.stop();
+    throw err;
+  }
+  logger.info(
+    { panic_window_s: autoscaler.panicWindowS, stable_window_s: autoscaler.stableWindowS },
+    "scheduler caught up with the log",
+  );
+  return running;
 }
 
 const SCHEDULER_METRICS = [

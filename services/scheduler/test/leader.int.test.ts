@@ -1,16 +1,19 @@
 // The scheduler under its lease, on a real nats-server: of two replicas one acts and the other stands by
 // (healthy, idle); a clean stop hands over at once; a holder whose lease is taken from it stops acting.
 import { setTimeout as sleep } from "node:timers/promises";
+import { EventStore } from "@hangar/eventstore";
 import { LEASES_BUCKET } from "@hangar/lease";
 import { createLogger } from "@hangar/telemetry";
 import { jetstream } from "@nats-io/jetstream";
 import { connect } from "@nats-io/transport-node";
+import { Registry } from "prom-client";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import {
   type LeaderOptions,
   type LeasedScheduler,
   runSchedulerUnderLease,
   SCHEDULER_LEASE,
+  startScheduler,
 } from "../src/mod.js";
 import { Platform, serviceConfig, waitFor } from "./harness.js";
 
@@ -49,6 +52,14 @@ afterEach(async () => {
 afterAll(async () => {
   await platform?.stop();
 });
+
+/** An event store whose connection is closed: a scheduler given it cannot start (its views fail). */
+async function brokenStore(): Promise<EventStore> {
+  const nc = await connect({ servers: platform.server.url });
+  const store = await EventStore.connect(nc);
+  await nc.close();
+  return store;
+}
 
 const startedOf = (app: string) => platform.machinesOf(app).filter((m) => m.status === "started");
 
@@ -117,5 +128,31 @@ describe("scheduler lease", () => {
     expect(a.active() && b.active()).toBe(false);
     await waitFor("3 started machines", () => (startedOf("taken").length === 3 ? true : undefined));
     expect(platform.scalingOf("taken").decisions).toHaveLength(1);
+  });
+
+  it("a failed start leaves no metric behind, and a holder that cannot start gives the lease up", async () => {
+    const nc = await connect({ servers: platform.server.url });
+    running.push(() => nc.close());
+    const registry = new Registry();
+    const store = await brokenStore();
+    for (let i = 0; i < 2; i++) {
+      // The second attempt fails for the same reason, not on a metric the first left registered.
+      const err = await startScheduler({ nc, store, registry, logger, warmupMs: 0 }).catch((e: unknown) => e);
+      expect(String(err)).not.toMatch(/already been registered|already registered/);
+      expect(err).toBeInstanceOf(Error);
+    }
+    expect(registry.getSingleMetric("hangar_scheduler_decisions_total")).toBeUndefined();
+
+    await platform.createApp("wedged");
+    await platform.startedMachine("wedged", "w1", serviceConfig({ soft: 20, min: 1 }));
+    const broken = await replica("broken", { store: await brokenStore() });
+    const b = await replica("b");
+    expect(b.active()).toBe(false);
+    // broken holds the lease and fails to start; after its third failure it lets b have it.
+    await waitFor("the replica that can start to take over", () => (b.active() ? true : undefined), 15_000);
+    expect(broken.active()).toBe(false);
+    expect(broken.health()).toMatchObject({ ok: true, role: "standby" });
+    platform.load.set("wedged", { concurrency: 60, machines: { w1: 60 } });
+    await waitFor("3 started machines", () => (startedOf("wedged").length === 3 ? true : undefined));
   });
 });
