@@ -15,7 +15,7 @@
 // Usage: pnpm images [--json] [--only <name>,<name>...]
 import { type SpawnOptions, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { cp, lstat, mkdir, readdir, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { cp, lstat, mkdir, readdir, readFile, readlink, rename, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { startNatsServer } from "@hangar/testkit";
@@ -191,14 +191,11 @@ async function workspacePackages(): Promise<string[]> {
 }
 
 /**
- * pnpm's bookkeeping files in the staged node_modules that hold the time of the install: left out of
- * the images (.dockerignore) and of the context's digest, so an install that changed nothing changes
- * no image.
+ * pnpm's bookkeeping files in the staged node_modules that hold the time of the install: kept beside
+ * the context between runs (pnpm's next install reads them), never in it, so an install that changed
+ * nothing changes no image.
  */
-export const VOLATILE_FILES = [
-  "app/node_modules/.modules.yaml",
-  "app/node_modules/.pnpm-workspace-state-v1.json",
-];
+const VOLATILE_FILES = ["node_modules/.modules.yaml", "node_modules/.pnpm-workspace-state-v1.json"];
 
 /** Keeps what runs: no declarations, source maps, build info or tests. */
 function runtimeFile(path: string): boolean {
@@ -218,7 +215,7 @@ async function stageContext(context: string, progress: (line: string) => void): 
   const app = join(context, "app");
   await mkdir(app, { recursive: true });
   await cp(DOCKERFILE, join(context, "Dockerfile"), { preserveTimestamps: true });
-  await writeFile(join(context, ".dockerignore"), `${VOLATILE_FILES.join("\n")}\n`);
+  await rm(join(context, ".dockerignore"), { force: true });
   await writeFile(join(app, "pnpm-workspace.yaml"), "packages:\n  - proto\n  - libs/*\n  - services/*\n");
   await cp(join(repoRoot, "pnpm-lock.yaml"), join(app, "pnpm-lock.yaml"), { preserveTimestamps: true });
   const root = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as Record<string, unknown>;
@@ -245,16 +242,30 @@ async function stageContext(context: string, progress: (line: string) => void): 
     }
   }
   progress("pnpm install --prod (offline, from this host's store)");
+  const kept = join(context, "..", "pnpm-state");
+  await mkdir(kept, { recursive: true });
+  const move = (from: string, to: string) =>
+    Promise.all(
+      VOLATILE_FILES.map((file) =>
+        rename(join(from, file), join(to, file)).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== "ENOENT") throw error;
+        }),
+      ),
+    );
+  await mkdir(join(kept, "node_modules"), { recursive: true });
+  await mkdir(join(app, "node_modules"), { recursive: true });
+  await move(kept, app);
   await runCommand(
     "pnpm",
     ["install", "--prod", "--offline", "--no-frozen-lockfile", "--reporter=append-only"],
     progress,
     { cwd: app, env: { ...process.env, CI: "" } },
   );
+  await move(app, kept);
 }
 
-/** A digest of a folder's tree: paths, modes, file contents and link targets (not times), `skip` left out. */
-export async function treeDigest(dir: string, skip: readonly string[] = []): Promise<string> {
+/** A digest of a folder's tree: paths, modes, file contents and link targets (not times). */
+export async function treeDigest(dir: string): Promise<string> {
   const hash = createHash("sha256");
   const walk = async (rel: string): Promise<void> => {
     const entries = (await readdir(join(dir, rel), { withFileTypes: true })).sort((a, b) =>
@@ -262,7 +273,6 @@ export async function treeDigest(dir: string, skip: readonly string[] = []): Pro
     );
     for (const e of entries) {
       const path = rel === "" ? e.name : `${rel}/${e.name}`;
-      if (skip.includes(path)) continue;
       const st = await lstat(join(dir, path));
       hash.update(`${path}\0${st.mode}\0`);
       if (e.isSymbolicLink()) hash.update(await readlink(join(dir, path)));
@@ -302,7 +312,7 @@ export async function buildImages(opts: ImagesOptions = {}): Promise<ImageOutcom
   const context = imagesContextDir(cacheDir);
   await stageContext(context, progress);
   const nodeId = outcomes.find((o) => o.image === NODE_IMAGE)?.id ?? "";
-  const contextDigest = await treeDigest(context, VOLATILE_FILES);
+  const contextDigest = await treeDigest(context);
   const statePath = join(dir, "state.json");
   const state: BuildState = await readFile(statePath, "utf8").then(
     (text) => JSON.parse(text) as BuildState,
