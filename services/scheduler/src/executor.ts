@@ -55,6 +55,8 @@ export interface ExecutorOptions {
   drainPollMs?: number;
   hooks?: ExecutorHooks;
   now?: () => number;
+  /** Whether this scheduler may still act (its lease is held): a step is taken only while it is. */
+  isHeld?: () => boolean;
 }
 
 /** The scheduler was stopped while an action ran; the next scheduler finishes it from the log. */
@@ -99,7 +101,7 @@ export class ScaleExecutor {
 
   /** Starts every unfinished action that is not already being carried out. */
   kick(): void {
-    if (this.abort.signal.aborted) return;
+    if (this.abort.signal.aborted || !(this.opts.isHeld?.() ?? true)) return;
     const { fleet } = this.opts;
     for (const app of fleet.scaledApps()) {
       for (const { decision, action } of unfinishedActions(fleet.scalingOf(app))) {
@@ -300,6 +302,7 @@ export class ScaleExecutor {
     command: MachineCommand,
     verb: string,
   ): Promise<CommandResult<MachineState, MachineEvent>> {
+    this.checkStopped();
     return handleThenWait(
       this.machines,
       this.opts.fleet.machines,
@@ -334,6 +337,7 @@ export class ScaleExecutor {
 
   private checkStopped(): void {
     if (this.abort.signal.aborted) throw new StoppedError("the scheduler is stopping");
+    if (!(this.opts.isHeld?.() ?? true)) throw new StoppedError("the scheduler lease is no longer held");
   }
 }
 

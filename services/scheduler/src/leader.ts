@@ -74,7 +74,7 @@ export async function runSchedulerUnderLease(opts: LeaderOptions): Promise<Lease
     let failed = 0;
     while (!stopped && !scheduler && held()) {
       try {
-        scheduler = await startScheduler({ ...opts, logger, registry });
+        scheduler = await startScheduler({ ...opts, logger, registry, isHeld: held });
         leader.set(1);
         since = Date.now();
         logger.info({ holder: opts.holder }, "scheduler lease held: active");

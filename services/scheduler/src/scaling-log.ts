@@ -31,6 +31,8 @@ export class ScalingLog {
     private readonly store: EventStore,
     private readonly view: ScalingView,
     private readonly stream: AggregateStream<ScalingEvent> = scalingStream,
+    /** Whether this scheduler may still write decisions (its lease is held); checked right before each. */
+    private readonly mayDecide: () => boolean = () => true,
   ) {
     this.finisher = new CommandHandler(store, stream, scalingDecider);
   }
@@ -38,11 +40,11 @@ export class ScalingLog {
   /**
    * Records a pass's commands (a panic change and/or a decision) as one message, on `expectedSeq`: the
    * version of the app's log the pass read. Resolves false when the log moved since (another writer,
-   * or an action of ours that finished meanwhile): nothing was recorded.
+   * or an action of ours that finished meanwhile) or this scheduler lost its lease: nothing was recorded.
    */
   record(app: string, commands: ScalingCommand[], commandId: string, expectedSeq: number): Promise<boolean> {
     return this.serial(app, async () => {
-      if (this.view.seqOf(app) !== expectedSeq) return false;
+      if (!this.mayDecide() || this.view.seqOf(app) !== expectedSeq) return false;
       let state = this.view.get(app) ?? scalingDecider.initialState();
       const events: ScalingEvent[] = [];
       for (const c of commands) {

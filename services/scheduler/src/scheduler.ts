@@ -38,6 +38,12 @@ export interface SchedulerOptions {
   failureBackoffMs?: number;
   /** Test seams: hold the executor at a step. */
   hooks?: ExecutorHooks;
+  /**
+   * Whether this process may act now (the leader passes its lease's isHeld): checked before each
+   * pass, before a decision is recorded and before each step of an action, so a scheduler whose
+   * lease went while it started or acted does nothing more even before it is stopped. Default: always.
+   */
+  isHeld?: () => boolean;
 }
 
 /** A running scheduler. */
@@ -100,7 +106,8 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
     for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
     throw err;
   }
-  const log = new ScalingLog(store, fleet.scaling);
+  const isHeld = opts.isHeld ?? (() => true);
+  const log = new ScalingLog(store, fleet.scaling, undefined, isHeld);
   const executor = new ScaleExecutor({
     nc,
     store,
@@ -110,6 +117,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
     log,
     logger,
     drainTimeoutMs: (opts.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000,
+    isHeld,
     ...(opts.hooks ? { hooks: opts.hooks } : {}),
   });
 
@@ -204,7 +212,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
     board.prune(nowMs);
     const apps = fleet.appNames();
     for (const app of apps) {
-      if (stopped) return;
+      if (stopped || !isHeld()) return;
       known.add(app);
       try {
         await passApp(app, nowMs);
@@ -225,7 +233,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
   }
 
   function pass(): Promise<void> {
-    if (stopped) return Promise.resolve();
+    if (stopped || !isHeld()) return Promise.resolve();
     // One pass at a time: a slow append delays the next pass instead of overlapping it.
     passing ??= runPass().finally(() => {
       passing = undefined;

@@ -243,3 +243,41 @@ describe("scheduler, load coming back during a drain", () => {
     expect(platform.errors).toEqual([]);
   });
 });
+
+describe("scheduler, isHeld (the leader's lease)", () => {
+  it("acts only while isHeld says so: no pass, no decision and no step once the lease is gone", async () => {
+    await platform.createApp("held");
+    await platform.startedMachine("held", "h1", serviceConfig({ soft: 20, min: 1 }));
+    platform.load.set("held", { concurrency: 60, machines: { h1: 60 } });
+    // Lost while it started: the first pass and every later one decide nothing.
+    let held = false;
+    let release: () => void = () => undefined;
+    const atCreate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let creates = 0;
+    await scheduler({
+      isHeld: () => held,
+      hooks: {
+        beforeStep: async (step) => {
+          if (step !== "create-machine") return;
+          creates++;
+          await atCreate;
+        },
+      },
+    });
+    await sleep(800);
+    expect(platform.scalingOf("held").decisions).toHaveLength(0);
+
+    // Held: it decides and its actions reach the create step, where the test holds them.
+    held = true;
+    await waitFor("the creates to reach their step", () => (creates === 2 ? true : undefined));
+    expect(platform.scalingOf("held").decisions).toHaveLength(1);
+    // The lease goes while the steps wait: released, they create nothing and finish nothing.
+    held = false;
+    release();
+    await sleep(800);
+    expect(platform.machinesOf("held")).toHaveLength(1);
+    expect(platform.scalingOf("held").decisions[0]?.actions.every((a) => a.outcome === "")).toBe(true);
+  });
+});
