@@ -124,19 +124,33 @@ export async function runSchedulerUnderLease(opts: LeaderOptions): Promise<Lease
   else logger.info({ holder: opts.holder }, "scheduler lease held by another: standing by");
 
   return {
-    active: () => scheduler !== undefined,
+    active: () => held() && scheduler !== undefined,
     current: () => scheduler,
-    health: () => {
-      const s = scheduler;
-      const role = s ? "active" : "standby";
-      const sinceIso = new Date(since).toISOString();
-      // A standby is healthy: it is ready to take over, which is its whole job.
-      return s ? { ...s.health(), role, since: sinceIso } : { ok: !stopped, role, since: sinceIso };
-    },
+    health: () => leaderHealth({ held: held(), scheduler, stopped, since }),
     async stop() {
       stopped = true;
       await next(standBy);
       await lease?.release();
     },
   };
+}
+
+/** What a leased scheduler is now: `active` (holds the lease, started), `starting` (holds it, replays the log) or `standby`. */
+export type LeaderRole = "active" | "starting" | "standby";
+
+/**
+ * A leased scheduler's /health: its role from the lease and the start's state, not from whether a
+ * scheduler object exists (one that lost the lease and is being stopped is a standby, and a healthy
+ * one: a hand-over is no failure). Only an active scheduler reports its own health.
+ */
+export function leaderHealth(s: {
+  held: boolean;
+  scheduler: { health(): HealthReport } | undefined;
+  stopped: boolean;
+  since: number;
+}): HealthReport & { role: LeaderRole } {
+  const since = new Date(s.since).toISOString();
+  if (s.held && s.scheduler) return { ...s.scheduler.health(), role: "active", since };
+  // A standby or a holder still starting is healthy: ready to take over, or taking over.
+  return { ok: !s.stopped, role: s.held ? "starting" : "standby", since };
 }
