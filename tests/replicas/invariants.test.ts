@@ -118,4 +118,35 @@ describe("checkInvariants", () => {
       expect.stringMatching(/m1 reserved on h2 while it holds room on h1/),
     ]);
   });
+
+  it("catches a machine reserved twice on one host, and adds its room twice as the host's fold does", () => {
+    const log = {
+      ...empty(),
+      hosts: [registered("h1", 8, 1024), reserved("h1", "m1", 512), reserved("h1", "m1", 768)],
+    };
+    const { violations, hostPeaks } = checkInvariants(log);
+    expect(violations).toEqual([
+      expect.stringMatching(/machine m1 reserved twice on h1/),
+      expect.stringMatching(/host h1 over capacity at seq \d+: 2\/8 CPUs, 1280\/1024 MiB/),
+    ]);
+    expect(hostPeaks.h1?.memoryMb).toBe(1280);
+  });
+
+  it("catches a host command carried out twice", () => {
+    const r = (host: string, id: string) => ({ ...reserved(host, id, 128), causationId: "place-m1" });
+    const log = {
+      ...empty(),
+      hosts: [registered("h1", 8, 1024), r("h1", "m1"), released("h1", "m1"), r("h1", "m1")],
+    };
+    expect(checkInvariants(log).violations).toEqual([
+      expect.stringMatching(/HOSTS: command place-m1 appended twice to h1/),
+    ]);
+  });
+
+  it("reports an event without a command id instead of skipping it", () => {
+    const log = { ...empty(), machines: [created("a", "m1", "")] };
+    expect(checkInvariants(log).violations).toEqual([
+      expect.stringMatching(/MACHINES: event MachineCreated of a\.m1 at seq \d+ has no command id/),
+    ]);
+  });
 });

@@ -51,9 +51,11 @@ interface HostFold {
  * Checks, over the whole log:
  * - no lost or doubled machine: each machine id created once (in one app), every acknowledged id created;
  * - no command carried out twice: a command id appended at most one message per aggregate, in
- *   MACHINES and SCALING (the scheduler's steps have ids of their own, `scale-<decision>-<verb>-<id>`,
+ *   MACHINES, HOSTS and SCALING (the scheduler's steps have ids of their own, `scale-<decision>-<verb>-<id>`,
  *   so a step run by two schedulers shows here);
- * - no host over capacity at any point of the HOSTS log, and no machine reserved on two hosts at once;
+ * - no host over capacity at any point of the HOSTS log (its reservations added as the host's fold
+ *   adds them), no machine reserved on two hosts at once nor twice on one;
+ * - every event has the command id that appended it (an empty one is reported, not skipped);
  * - no scaling decision recorded twice, no action finished twice, no finish of an action never decided.
  */
 export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): InvariantReport {
@@ -71,7 +73,11 @@ export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): Inv
   }
   for (const id of opts.acknowledged ?? [])
     if (!created.has(id)) violations.push(`machine ${id} was acknowledged but never created (lost)`);
-  violations.push(...commandsOnce("MACHINES", log.machines), ...commandsOnce("SCALING", log.scaling));
+  violations.push(
+    ...commandsOnce("MACHINES", log.machines),
+    ...commandsOnce("HOSTS", log.hosts),
+    ...commandsOnce("SCALING", log.scaling),
+  );
 
   const hosts = new Map<string, HostFold>();
   const reservedOn = new Map<string, string>();
@@ -101,11 +107,10 @@ export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): Inv
           violations.push(
             `machine ${machineId} reserved on ${hostId} while it holds room on ${other} (seq ${e.seq})`,
           );
-        const previous = h.reservations.get(machineId);
-        if (previous) {
-          h.usedCpus -= previous.cpus;
-          h.usedMemoryMb -= previous.memoryMb;
-        }
+        // Reserved again on the same host: the host's fold (libs/domain hosts) adds the room again, so
+        // the host counts it twice from here on; the check adds as the domain does.
+        if (h.reservations.has(machineId))
+          violations.push(`machine ${machineId} reserved twice on ${hostId} (seq ${e.seq})`);
         const r = { cpus: ev.data.cpus ?? 0, memoryMb: ev.data.memoryMb ?? 0 };
         h.reservations.set(machineId, r);
         reservedOn.set(machineId, hostId);
@@ -174,7 +179,11 @@ function commandsOnce(stream: string, events: LoggedEvent<{ type: string }>[]): 
   const seen = new Map<string, number>();
   const out: string[] = [];
   for (const e of events) {
-    if (!e.causationId) continue;
+    if (!e.causationId) {
+      // Every append carries its command's id; one without escaped the check above.
+      out.push(`${stream}: event ${e.event.type} of ${e.aggregateId} at seq ${e.seq} has no command id`);
+      continue;
+    }
     const key = `${e.aggregateId} ${e.causationId}`;
     const seq = seen.get(key);
     if (seq === undefined) seen.set(key, e.seq);
