@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { mintToken } from "@hangar/auth";
 import { createNetworkTopology, freePort, type NetworkTopology } from "@hangar/testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildImages } from "../../scripts/images.js";
 import { type KubePlay, kubePlay, podmanUnavailable } from "../../scripts/kube-play.js";
 import { type HostAgentHandle, startHostAgent } from "../../scripts/platform.js";
 import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
@@ -51,12 +52,12 @@ describe.skipIf(unavailable !== undefined)(
     const started = Date.now();
 
     beforeAll(async () => {
+      const log = (line: string) => process.stderr.write(`[kube-play] ${line.slice(0, 400)}\n`);
+      // The images of this checkout (`pnpm images`: built only when the workspace changed, cached per host).
+      await buildImages({ onProgress: log });
+      log(`images ready after ${(Date.now() - started) / 1000} s`);
       topology = await createNetworkTopology({ hosts: 1, internet: false });
-      played = await kubePlay({
-        hostIds: [HOST_ID],
-        dirImageRoots: [helloDir],
-        log: (line) => process.stderr.write(`[kube-play] ${line.slice(0, 400)}\n`),
-      });
+      played = await kubePlay({ hostIds: [HOST_ID], dirImageRoots: [helloDir], log });
       process.stderr.write(
         `[kube-play] ${played.pods.length} pods ready after ${(Date.now() - started) / 1000} s\n`,
       );
@@ -86,7 +87,7 @@ describe.skipIf(unavailable !== undefined)(
         proxyOpsPort: 0,
         env: { "host-agent": { HANGAR_HOST_AGENT_STOP_MACHINES: "1", ...host.env } },
       });
-    }, 900_000);
+    }, 1_800_000);
 
     afterAll(async () => {
       // Everything goes even when a step fails: machines, the agent, every pod, volume, secret and network.
@@ -144,7 +145,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(typeof res.body.error).toBe("string");
     });
 
-    it("makes an app and a machine through both gateways and serves a request through the proxy", async () => {
+    it("makes an app and a machine through a played gateway, the other replica serves it, and the proxy serves a request from it", async () => {
       const p = played as KubePlay;
       const token = mintToken(new Uint8Array(Buffer.from(p.tokenKey, "base64")), {
         id: "tok_podman_operator",
@@ -155,15 +156,24 @@ describe.skipIf(unavailable !== undefined)(
       const api1 = new ApiClient(url1 ?? "", token);
       await api0.ok("POST", "/orgs", { slug: "personal" });
       const app = "podman-hello";
-      expect((await api1.call("POST", "/apps", { app_name: app, org_slug: "personal" })).status).toBe(201);
+      // One client's writes through one replica: a replica's read model follows another's writes a
+      // moment later (an app made through one gateway was once not found by the other at once).
+      expect((await api0.call("POST", "/apps", { app_name: app, org_slug: "personal" })).status).toBe(201);
       const machine = await api0.ok<{ id: string }>("POST", `/apps/${app}/machines`, {
         config: helloConfig(),
       });
-      const wait = await api1.call(
+      const wait = await api0.call(
         "GET",
         `/apps/${app}/machines/${machine.id}/wait?state=started&timeout=60`,
       );
       expect(wait.status, JSON.stringify(wait.body)).toBe(200);
+      // The other replica serves the same machine (a liveness bound, not a timing claim).
+      let seen = await api1.call<{ state?: string }>("GET", `/apps/${app}/machines/${machine.id}`);
+      for (const until = Date.now() + 30_000; seen.status !== 200 && Date.now() < until; ) {
+        await sleep(250);
+        seen = await api1.call<{ state?: string }>("GET", `/apps/${app}/machines/${machine.id}`);
+      }
+      expect(seen.status, JSON.stringify(seen.body)).toBe(200);
       // Served by the played proxy from the machine on the agent's host (a liveness bound, not a timing claim).
       const deadline = Date.now() + 60_000;
       let last = { status: 0, body: "" };
