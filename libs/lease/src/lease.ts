@@ -37,7 +37,10 @@ export interface LeaseOptions {
 
 /** A candidacy for a lease: holds it whenever it can, until release(). */
 export interface Lease {
-  /** True while this holder's last write still holds the lease (by this process's clock). */
+  /**
+   * True while this holder's last write still holds the lease, by this process's clock, less a margin
+   * of ttlMs / 6: it turns false before a standby may take the lease over.
+   */
   isHeld(): boolean;
   /** Resolves once the lease is held (at once when it is); rejects when released first. */
   whenHeld(): Promise<void>;
@@ -51,9 +54,11 @@ export interface Lease {
  * retries as often and watches the key, so a release hands over at once and an expired lease (its
  * holder stopped renewing, as a killed process does) is taken over within ttlMs / 3 of its expiry.
  *
- * A holder counts itself holding until `write time + ttlMs` by its own clock, and a standby takes over
- * only after `expires_at_ms` by its clock; so one holder at a time needs clocks that agree far better
- * than ttlMs (NTP), as every lease built on time does.
+ * A holder counts itself holding until `write time + ttlMs - margin` by its own clock (the margin is
+ * half a renewal period, ttlMs / 6), and a standby takes over only after `expires_at_ms` (write time +
+ * ttlMs) by its clock: a holder that stopped renewing has stopped counting itself holding a margin
+ * before anyone may take over. One holder at a time still needs clocks that agree better than that
+ * margin (NTP), as every lease built on time does.
  */
 export async function acquireLease(nc: NatsConnection, opts: LeaseOptions): Promise<Lease> {
   if (!(opts.ttlMs > 0)) throw new Error(`lease ttlMs must be positive, not ${opts.ttlMs}`);
@@ -113,9 +118,11 @@ class KvLease implements Lease {
   readonly #kv: KV;
   readonly #opts: LeaseOptions;
   readonly #period: number;
+  /** How long before its write's expiry a holder stops counting itself holding. */
+  readonly #margin: number;
   /** The revision of our last write while held; undefined while not held. */
   #revision: number | undefined;
-  /** Local time until which our last write holds the lease. */
+  /** Local time until which we count our last write holding the lease (its expiry less the margin). */
   #deadline = 0;
   #released = false;
   #timer: NodeJS.Timeout | undefined;
@@ -129,6 +136,7 @@ class KvLease implements Lease {
     this.#kv = kv;
     this.#opts = opts;
     this.#period = Math.max(1, Math.floor(opts.ttlMs / 3));
+    this.#margin = Math.floor(this.#period / 2);
   }
 
   async start(): Promise<void> {
@@ -245,7 +253,8 @@ class KvLease implements Lease {
     const wasHeld = this.isHeld();
     // Recorded even when release() came meanwhile: its queued delete then removes what we wrote.
     this.#revision = revision;
-    this.#deadline = startedAt + this.#opts.ttlMs;
+    // The write holds for others until startedAt + ttlMs; we stop counting on it a margin earlier.
+    this.#deadline = startedAt + this.#opts.ttlMs - this.#margin;
     if (this.#released) return;
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = setTimeout(() => this.#expired(), Math.max(0, this.#deadline - Date.now()));
@@ -259,7 +268,7 @@ class KvLease implements Lease {
   /** Our deadline passed without a renewal (NATS unreachable, a stalled process). */
   #expired(): void {
     if (this.#revision !== undefined && Date.now() >= this.#deadline)
-      this.#lose(`lease ${this.#opts.name} expired: no renewal within ${this.#opts.ttlMs} ms`);
+      this.#lose(`lease ${this.#opts.name} expired: no renewal within ${this.#opts.ttlMs - this.#margin} ms`);
   }
 
   #lose(reason: string): void {

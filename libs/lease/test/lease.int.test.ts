@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -95,6 +96,21 @@ describe("a lease in NATS KV", () => {
     expect(aHeldWhenBGotIt).toBe(false);
     expect(a.lease.isHeld()).toBe(false);
     expect((await stored("takeover")).value?.holder).toBe("b");
+  });
+
+  it("a holder that stops renewing stops counting itself holding before its write expires for others", async () => {
+    const ttlMs = 1_200;
+    const a = await contender("margin", "a", ttlMs);
+    expect(a.lease.isHeld()).toBe(true);
+    // No more renewals reach NATS; the last one that did is what a standby goes by.
+    await a.nc.close();
+    const { value } = await stored("margin");
+    expect(value?.holder).toBe("a");
+    const expiresAt = value?.expires_at_ms ?? 0;
+    // Just before a standby may take over, the old holder has already stopped (ttlMs / 6 earlier).
+    await sleep(Math.max(0, expiresAt - 1 - Date.now()));
+    expect(a.lease.isHeld()).toBe(false);
+    expect(await a.lostOnce).toBe(`lease margin expired: no renewal within ${ttlMs - ttlMs / 6} ms`);
   });
 
   it("hands over at once on release, long before the released write would expire", async () => {
