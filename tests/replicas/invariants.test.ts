@@ -72,6 +72,7 @@ describe("checkInvariants", () => {
   it("catches a decision recorded twice, an action finished twice and a finish never decided", () => {
     const log = {
       ...empty(),
+      machines: [created("a", "m1")],
       scaling: [
         decided("a", "d1", ["m1"]),
         decided("a", "d1", ["m1"]),
@@ -83,6 +84,7 @@ describe("checkInvariants", () => {
     const { violations } = checkInvariants(log);
     expect(violations).toEqual([
       expect.stringMatching(/decision d1 recorded twice/),
+      expect.stringMatching(/decision d1 names machine m1 of a, already in unfinished decision d1/),
       expect.stringMatching(/d1\/m1 finished twice/),
       expect.stringMatching(/d2\/m7 finished but never decided/),
     ]);
@@ -147,6 +149,26 @@ describe("checkInvariants", () => {
     const log = { ...empty(), machines: [created("a", "m1", "")] };
     expect(checkInvariants(log).violations).toEqual([
       expect.stringMatching(/MACHINES: event MachineCreated of a\.m1 at seq \d+ has no command id/),
+    ]);
+  });
+
+  it("catches two decisions for one machine while its action is unfinished, and a create done without its machine", () => {
+    const log = {
+      ...empty(),
+      machines: [created("a", "m1")],
+      scaling: [
+        decided("a", "d1", ["m1", "m2"]),
+        // Another scheduler, deciding on the same load: its own decision id, the same machine.
+        decided("a", "d2", ["m2"]),
+        finished("a", "d1", "m1"),
+        finished("a", "d1", "m2"),
+        // Once the first action ended, a decision may name the machine again.
+        decided("a", "d3", ["m1"]),
+      ],
+    };
+    expect(checkInvariants(log).violations).toEqual([
+      expect.stringMatching(/decision d2 names machine m2 of a, already in unfinished decision d1/),
+      expect.stringMatching(/d1\/m2 finished done but machine m2 was never created/),
     ]);
   });
 });

@@ -56,7 +56,9 @@ interface HostFold {
  * - no host over capacity at any point of the HOSTS log (its reservations added as the host's fold
  *   adds them), no machine reserved on two hosts at once nor twice on one;
  * - every event has the command id that appended it (an empty one is reported, not skipped);
- * - no scaling decision recorded twice, no action finished twice, no finish of an action never decided.
+ * - no scaling decision recorded twice, none naming a machine already in an unfinished action of its
+ *   app (two schedulers deciding on the same load), no action finished twice, no finish of an action
+ *   never decided, no create finished "done" without its MachineCreated.
  */
 export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): InvariantReport {
   const violations: string[] = [];
@@ -147,22 +149,46 @@ export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): Inv
     }
   }
 
-  const decided = new Map<string, Set<string>>();
+  // Per decision id, each action's machine and kind.
+  const decided = new Map<string, Map<string, string>>();
+  // Per app, the machines in an unfinished action and the decision that holds each.
+  const unfinished = new Map<string, Map<string, string>>();
   const finished = new Set<string>();
   let decisions = 0;
   for (const e of log.scaling) {
     const ev = e.event;
+    const app = e.aggregateId;
     if (ev.type === "ScaleDecided") {
       const id = ev.data.decisionId ?? "";
       if (decided.has(id)) violations.push(`scaling decision ${id} recorded twice (seq ${e.seq})`);
-      decided.set(id, new Set((ev.data.actions ?? []).map((a) => a.machineId ?? "")));
+      const actions = ev.data.actions ?? [];
+      decided.set(id, new Map(actions.map((a) => [a.machineId ?? "", a.kind ?? ""])));
+      // Two schedulers deciding on the same load name the same machines under different decision ids.
+      let busy = unfinished.get(app);
+      if (!busy) unfinished.set(app, (busy = new Map()));
+      for (const a of actions) {
+        const machineId = a.machineId ?? "";
+        const holder = busy.get(machineId);
+        if (holder !== undefined)
+          violations.push(
+            `scaling decision ${id} names machine ${machineId} of ${app}, already in unfinished decision ${holder} (seq ${e.seq})`,
+          );
+        busy.set(machineId, id);
+      }
       decisions++;
     } else if (ev.type === "ScaleActionFinished") {
-      const key = `${ev.data.decisionId ?? ""}/${ev.data.machineId ?? ""}`;
-      if (!decided.get(ev.data.decisionId ?? "")?.has(ev.data.machineId ?? ""))
+      const decisionId = ev.data.decisionId ?? "";
+      const machineId = ev.data.machineId ?? "";
+      const key = `${decisionId}/${machineId}`;
+      const kind = decided.get(decisionId)?.get(machineId);
+      if (kind === undefined)
         violations.push(`scale action ${key} finished but never decided (seq ${e.seq})`);
       if (finished.has(key)) violations.push(`scale action ${key} finished twice (seq ${e.seq})`);
+      if (kind === "create" && (ev.data.outcome ?? "done") === "done" && !created.has(machineId))
+        violations.push(`scale action ${key} finished done but machine ${machineId} was never created`);
       finished.add(key);
+      const busy = unfinished.get(app);
+      if (busy?.get(machineId) === decisionId) busy.delete(machineId);
     }
   }
   return {
