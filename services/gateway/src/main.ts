@@ -98,6 +98,7 @@ await runService({
     });
     const app = createApi({
       backend: new StreamBackend(catalog, commands),
+      freshReads: catalog.freshReads(store),
       auth: {
         key: config.HANGAR_GATEWAY_TOKEN_KEY,
         directory: orgs,

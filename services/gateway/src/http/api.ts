@@ -39,6 +39,7 @@ import { buildRoutes } from "./builds.js";
 import type { BuildsBackend } from "./builds-backend.js";
 import type { ApiEnv } from "./context.js";
 import { errorHandler, notFound } from "./error-handler.js";
+import { type FreshReadsSource, freshReads } from "./fresh-reads.js";
 import { httpMetrics } from "./http-metrics.js";
 import { idempotency } from "./idempotency.js";
 import { leaseRoutes } from "./leases.js";
@@ -106,6 +107,8 @@ export interface ApiDeps {
   events?: { feed: EventFeed } & EventRoutesOptions;
   /** Serves `/v1/webhooks` (the webhooks service's) when given. */
   webhooks?: WebhooksBackend;
+  /** Read-your-writes across replicas: on a miss, wait briefly for an app or machine another replica wrote. */
+  freshReads?: FreshReadsSource;
   /** Serves the web dashboard on `/dashboard` when given (dashboard/routes.ts); sessions default to a new in-memory store. */
   dashboard?: { sessions?: DashboardSessions };
 }
@@ -137,6 +140,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   api.use("/v1/*", tokenAuth(deps.auth));
   api.use("/v1/*", jsonBodyLimit());
   if (deps.rateLimits) api.use("/v1/*", rateLimit(deps.rateLimits));
+  if (deps.freshReads) api.use("/v1/apps/*", freshReads(deps.freshReads));
   // After the rate limits, so a flood of keyed requests spends the org's budget before any KV write
   // (a replay is charged like the call it replays); before the audit, so a replay is not recorded again.
   if (deps.idempotency) api.use("/v1/*", idempotency(deps.idempotency, logger));

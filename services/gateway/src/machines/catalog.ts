@@ -5,9 +5,12 @@ import {
   appDecider,
   appsStream,
   type ExistingMachine,
+  machineAggregateId,
+  machinesStream,
 } from "@hangar/domain";
 import type { EventStore } from "@hangar/eventstore";
 import { AggregateView, type MachineChange, type MachineEntry, MachinesView } from "@hangar/service";
+import type { FreshReadsSource } from "../http/fresh-reads.js";
 import { type MachineEventRecord, toEventRecord } from "./events.js";
 
 /** What the gateway knows of one machine beyond its aggregate state. */
@@ -105,6 +108,18 @@ export class Catalog {
       }, timeoutMs);
       this.waiters.push(waiter);
     });
+  }
+
+  /** Read-your-writes across replicas (http/fresh-reads.ts): what this replica folded, and what `store` holds. */
+  freshReads(store: EventStore): FreshReadsSource {
+    return {
+      appKnown: (app) => this.app(app) !== undefined,
+      machineKnown: (app, id) => this.machine(machineAggregateId(app, id)) !== undefined,
+      lastAppSeq: (app) => store.lastSequence(appsStream, app),
+      lastMachineSeq: (app, id) => store.lastSequence(machinesStream, machineAggregateId(app, id)),
+      waitForApps: (seq, timeoutMs) => this.apps.waitForSeq(seq, timeoutMs),
+      waitForMachines: (seq, timeoutMs) => this.machines.waitForSeq(seq, timeoutMs),
+    };
   }
 
   async stop(): Promise<void> {
