@@ -39,19 +39,27 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-/** The pid of this npm start's process whose command line contains `needle`. */
-function pidOf(needle: string): number {
+/** What a service's command line holds: its sources through tsx, or its compiled dist (HANGAR_RUN_FROM=dist). */
+const placementMain = [
+  join("services", "placement", "src", "main.ts"),
+  join("services", "placement", "dist", "main.js"),
+];
+
+/** The pid of this npm start's process whose command line contains `needle` (or one of them). */
+function pidOf(needles: string | string[]): number {
+  const wanted = typeof needles === "string" ? [needles] : needles;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, "utf8");
       const env = readFileSync(`/proc/${entry}/environ`, "utf8");
-      if (cmdline.includes(needle) && `\0${env}`.includes(`\0HANGAR_HOME=${home}\0`)) return Number(entry);
+      if (wanted.some((n) => cmdline.includes(n)) && `\0${env}`.includes(`\0HANGAR_HOME=${home}\0`))
+        return Number(entry);
     } catch {
       // Gone while we looked.
     }
   }
-  throw new Error(`no process of this npm start runs ${needle}`);
+  throw new Error(`no process of this npm start runs ${wanted.join(" or ")}`);
 }
 
 async function healthStatus(url: string): Promise<number> {
@@ -136,7 +144,7 @@ describe("npm start supervision (acceptance 6)", () => {
 
   it("restarts a service killed with kill -9 (placement); the proxy answers throughout; a create succeeds after", async () => {
     const answersBefore = load?.answers.length ?? 0;
-    const pid = pidOf(join("services", "placement", "src", "main.ts"));
+    const pid = pidOf(placementMain);
 
     process.kill(pid, "SIGKILL");
     const killedAt = performance.now();
@@ -154,7 +162,7 @@ describe("npm start supervision (acceptance 6)", () => {
     );
 
     expect(run.output).toMatch(/\[hangar\] placement exited \(killed by SIGKILL\); restarting in \d+ ms/);
-    expect(pidOf(join("services", "placement", "src", "main.ts"))).not.toBe(pid);
+    expect(pidOf(placementMain)).not.toBe(pid);
     expect(backMs).toBeLessThan(60_000);
     expect(load?.failures()).toEqual([]);
     expect(answered).toBeGreaterThan(0);
