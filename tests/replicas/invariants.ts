@@ -165,7 +165,10 @@ export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): Inv
       decided.set(id, new Map(actions.map((a) => [a.machineId ?? "", a.kind ?? ""])));
       // Two schedulers deciding on the same load name the same machines under different decision ids.
       let busy = unfinished.get(app);
-      if (!busy) unfinished.set(app, (busy = new Map()));
+      if (!busy) {
+        busy = new Map();
+        unfinished.set(app, busy);
+      }
       for (const a of actions) {
         const machineId = a.machineId ?? "";
         const holder = busy.get(machineId);
