@@ -7,7 +7,14 @@ import {
 } from "@hangar/eventstore";
 import { CommandError } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
-import { InvalidArgumentError } from "@nats-io/transport-node";
+import { JetStreamApiError } from "@nats-io/jetstream";
+import {
+  ClosedConnectionError,
+  InvalidArgumentError,
+  NoRespondersError,
+  RequestError,
+  TimeoutError,
+} from "@nats-io/transport-node";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import type { ApiEnv } from "./context.js";
@@ -138,6 +145,33 @@ it("answers an event store error that may pass with 503, and one that will not w
   });
   const broken = new EventStoreError("undecodable event", "DECODE", false);
   expect((await appThrowing(broken).app.request("/boom")).status).toBe(500);
+});
+
+it("answers NATS not answering (a node lost, a leader electing) as a 503 to retry, not a 500", async () => {
+  const stalled = [
+    new TimeoutError(),
+    new NoRespondersError("$JS.API.STREAM.INFO.MACHINES"),
+    new ClosedConnectionError(),
+    new Error("appending failed", {
+      cause: new RequestError("request failed", { cause: new TimeoutError() }),
+    }),
+    new JetStreamApiError({
+      code: 503,
+      err_code: 10008,
+      description: "JetStream system temporarily unavailable",
+    }),
+  ];
+  for (const err of stalled) {
+    const res = await appThrowing(err).app.request("/boom");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      error: "the platform's messaging did not answer in time; try again",
+      status: "unavailable",
+    });
+  }
+  // A JetStream refusal that is not about availability stays what it was: unexpected here.
+  const refused = new JetStreamApiError({ code: 400, err_code: 10071, description: "wrong last sequence" });
+  expect((await appThrowing(refused).app.request("/boom")).status).toBe(500);
 });
 
 it("treats an error with a code outside the platform's as unexpected", async () => {

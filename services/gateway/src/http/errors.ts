@@ -116,11 +116,40 @@ export function toApiError(err: unknown): ApiError | undefined {
   if (err instanceof EventStoreError && err.retryable) {
     return new ApiError("unavailable", `${err.message}; try again`, { cause: err });
   }
+  // NATS not answering (a node lost, a stream electing its leader, the connection moving to another
+  // node): nothing the client did, and a retry may pass, so a 503 and not a 500.
+  if (messagingUnavailable(err)) {
+    return new ApiError("unavailable", "the platform's messaging did not answer in time; try again", {
+      cause: err,
+    });
+  }
   if (!(err instanceof DomainError) && !(err instanceof CommandError)) return undefined;
   const code = API_CODE_OF[err.code];
   // A failing service's message may say more than a client should read.
   const message = err.code === "internal" ? "internal error" : err.message;
   return new ApiError(code, message, { cause: err });
+}
+
+/** The NATS client's errors for a request nobody answered or a connection that went away (nats-core's names). */
+const MESSAGING_UNAVAILABLE = new Set([
+  "TimeoutError",
+  "NoResponders",
+  "RequestError",
+  "ClosedConnectionError",
+  "DrainingConnectionError",
+  "ConnectionError",
+]);
+
+/**
+ * Whether `err`, or an error it wraps, says NATS did not answer: a transport error above, or a
+ * JetStream API error with status 503 (no leader for the stream right now, the cluster electing).
+ */
+export function messagingUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) {
+    if (MESSAGING_UNAVAILABLE.has(e.name)) return true;
+    if (e.name === "JetStreamApiError" && (e as Error & { status?: unknown }).status === 503) return true;
+  }
+  return false;
 }
 
 /** Whether `err`, or an error it wraps, is the NATS client's refusal of a message over max_payload. */
