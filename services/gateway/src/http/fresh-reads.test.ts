@@ -1,6 +1,9 @@
+import { createLogger } from "@hangar/telemetry";
+import { NoRespondersError } from "@nats-io/transport-node";
 import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import type { ApiEnv } from "./context.js";
+import { errorHandler } from "./error-handler.js";
 import { FRESH_READ_WAIT_MS, type FreshReadsSource, freshReads } from "./fresh-reads.js";
 
 /** A replica that knows `known` and whose store holds `stored` (aggregate -> last sequence). */
@@ -11,7 +14,7 @@ function replica(known: Set<string>, stored: Record<string, number>, failLookups
     machineKnown: (app, id) => known.has(`${app}/${id}`),
     lastAppSeq: async (app) => {
       calls.push(`last app ${app}`);
-      if (failLookups) throw new Error("no responders");
+      if (failLookups) throw new NoRespondersError("$JS.API.DIRECT.GET.APPS");
       return stored[app] ?? 0;
     },
     lastMachineSeq: async (app, id) => {
@@ -29,10 +32,11 @@ function replica(known: Set<string>, stored: Record<string, number>, failLookups
     },
   };
   const api = new Hono<ApiEnv>();
+  api.onError(errorHandler(createLogger("test", { level: "silent" })));
   api.use("/v1/apps/*", freshReads(source));
   api.all("/v1/apps/:app/*", (c) => c.text(known.has(c.req.param("app")) ? "found" : "missing"));
   api.all("/v1/apps/:app", (c) => c.text(known.has(c.req.param("app")) ? "found" : "missing"));
-  return { api, calls, known };
+  return { api, calls, known, source };
 }
 
 describe("freshReads", () => {
@@ -61,11 +65,24 @@ describe("freshReads", () => {
     expect(r.known.has("web/m1")).toBe(true);
   });
 
-  it("answers from what the replica has when the lookup fails", async () => {
-    const r = replica(new Set(), { web: 2 }, true);
-    const res = await r.api.request("/v1/apps/web");
-    expect(res.status).toBe(200);
-    expect(await res.text()).toBe("missing");
+  it("answers 503 to retry, not 404, when the lookup fails or the fold stays behind", async () => {
+    const failing = replica(new Set(), { web: 2 }, true);
+    const res = await failing.api.request("/v1/apps/web");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({
+      error: "the platform's messaging did not answer in time; try again",
+      status: "unavailable",
+    });
+    const behind = replica(new Set(["web"]), { "web/m1": 4 });
+    behind.source.waitForMachines = async () => {
+      throw new Error("view did not reach stream sequence 4 within 2000 ms");
+    };
+    const late = await behind.api.request("/v1/apps/web/machines/m1");
+    expect(late.status).toBe(503);
+    expect(await late.json()).toEqual({
+      error: "this gateway has not read machine m1 yet; try again",
+      status: "unavailable",
+    });
   });
 
   it("never looks up a name that is not a plain token (a NATS wildcard, say)", async () => {

@@ -1,5 +1,6 @@
 import type { MiddlewareHandler } from "hono";
 import type { ApiEnv } from "./context.js";
+import { ApiError } from "./errors.js";
 
 /**
  * What a gateway replica knows of apps and machines, and how to bring it up to what is stored:
@@ -27,8 +28,9 @@ const APP_PATH = /^\/v1\/apps\/([A-Za-z0-9_-]+)(?:\/machines\/([A-Za-z0-9_-]+))?
  * another could get a 404 while the second replica is a few milliseconds behind. On a miss only (an
  * app or machine this replica does not know), it asks JetStream for the aggregate's last sequence (a
  * direct get) and, when something is stored, waits up to FRESH_READ_WAIT_MS for its view to read it.
- * A name nobody created costs one direct get; a failing lookup is ignored (the route answers from
- * what the replica has, as before).
+ * A name nobody created costs one direct get. A lookup NATS does not answer is a 503 (errors.ts maps
+ * its error), and so is a fold still behind after the wait: the client retries, and is never told
+ * 404 about what exists.
  */
 export function freshReads(source: FreshReadsSource): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
@@ -36,17 +38,31 @@ export function freshReads(source: FreshReadsSource): MiddlewareHandler<ApiEnv> 
     if (m !== null) {
       const app = m[1] as string;
       const machineId = m[2];
-      try {
-        if (!source.appKnown(app)) {
-          const seq = await source.lastAppSeq(app);
-          if (seq > 0) await source.waitForApps(seq, FRESH_READ_WAIT_MS);
+      // The store holds what the fold has not read: wait for it. A store that does not answer, or a
+      // fold that stays behind, is a 503 to retry, never a 404 for what exists.
+      const caughtUp = async (
+        seq: number,
+        wait: (seq: number, ms: number) => Promise<void>,
+        what: string,
+      ) => {
+        if (seq === 0) return;
+        try {
+          await wait(seq, FRESH_READ_WAIT_MS);
+        } catch (err) {
+          throw ApiError.of("unavailable", `this gateway has not read ${what} yet; try again`, {
+            cause: err,
+          });
         }
-        if (machineId !== undefined && source.appKnown(app) && !source.machineKnown(app, machineId)) {
-          const seq = await source.lastMachineSeq(app, machineId);
-          if (seq > 0) await source.waitForMachines(seq, FRESH_READ_WAIT_MS);
-        }
-      } catch {
-        // Not found after all, or NATS slow: the route answers from this replica's fold.
+      };
+      if (!source.appKnown(app)) {
+        await caughtUp(await source.lastAppSeq(app), source.waitForApps, `app ${app}`);
+      }
+      if (machineId !== undefined && source.appKnown(app) && !source.machineKnown(app, machineId)) {
+        await caughtUp(
+          await source.lastMachineSeq(app, machineId),
+          source.waitForMachines,
+          `machine ${machineId}`,
+        );
       }
     }
     return next();
