@@ -19,38 +19,18 @@ import {
 import { freePort } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { SERVICE_CONFIGS } from "./service-configs.js";
+import { HANGAR_SERVICES, type HangarService } from "./service-connections.js";
 
 export const repoRoot = fileURLToPath(new URL("..", import.meta.url));
 
-export type ServiceName =
-  | "placement"
-  | "host-agent"
-  | "volume"
-  | "postgres-manager"
-  | "webhooks"
-  | "builder"
-  | "gateway"
-  | "proxy"
-  | "scheduler"
-  | "monitor";
+export type ServiceName = HangarService;
 /**
  * The order they start in: placement, the host agent and the volume service first, so the gateway
  * can place machines and make volumes at once; the postgres manager beside them (it makes volumes
  * and places machines too, only when asked through the gateway), and the webhooks service (it reads
  * the event feed and answers the gateway's webhook commands).
  */
-export const SERVICES: ServiceName[] = [
-  "placement",
-  "host-agent",
-  "volume",
-  "postgres-manager",
-  "webhooks",
-  "builder",
-  "gateway",
-  "proxy",
-  "scheduler",
-  "monitor",
-];
+export const SERVICES: ServiceName[] = [...HANGAR_SERVICES];
 
 /**
  * Services that wait for nothing but NATS at start and that nothing waits for until the platform is

@@ -3,7 +3,7 @@
 // tests/deploy/k8s-services.test.ts checks it against the services' settings and the rendered
 // NetworkPolicies against it: the policies allow exactly these connections, nothing else.
 
-/** The Hangar services, as in scripts/platform.ts SERVICES. */
+/** The Hangar services, in the order scripts/platform.ts starts them (its SERVICES). */
 export const HANGAR_SERVICES = [
   "placement",
   "host-agent",
