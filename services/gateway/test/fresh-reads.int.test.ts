@@ -10,25 +10,15 @@ import { mintToken } from "@hangar/auth";
 import { appsStream, machinesStream } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import { type PlaceRequest, type PlaceResult, serveCommands, subjects } from "@hangar/service";
-import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApi, startApiServer } from "../src/http/mod.js";
-import { StreamBackend } from "../src/machines/backend.js";
-import { Catalog } from "../src/machines/catalog.js";
-import { MachineCommands } from "../src/machines/commands.js";
-import type { MachineVolumes } from "../src/volumes/mounts.js";
+import { type GatewayReplica, startGatewayReplica } from "./gateway-replica.js";
 
 const key = new Uint8Array(randomBytes(32));
 const token = mintToken(key, { id: "tok_acme", kind: "org", org: "acme" });
-const noVolumes: MachineVolumes = { volumesOf: () => [], attach: async () => {}, detach: async () => {} };
 
-interface Gateway {
-  commands: MachineCommands;
-  url: string;
-  close(): Promise<void>;
-}
+type Gateway = GatewayReplica;
 
 let server: NatsServer;
 let placer: NatsConnection;
@@ -53,35 +43,18 @@ async function laggingRelay(port: number): Promise<Server> {
   return relay;
 }
 
-async function startGateway(natsUrl: string): Promise<Gateway> {
-  const nc = await connect({ servers: natsUrl, timeout: 10_000 });
-  const store = await EventStore.connect(nc);
-  const catalog = await Catalog.start(store);
-  const commands = new MachineCommands(nc, store, catalog, "local", noVolumes);
-  const api = createApi({
-    backend: new StreamBackend(catalog, commands),
-    auth: {
-      key,
-      directory: {
-        orgOf: (app) => catalog.app(app)?.orgSlug,
-        exists: (o) => o === "acme",
-        limitsOf: () => ({}),
-      },
-      isRevoked: () => false,
-    },
-    logger: createLogger("gateway", { level: "silent" }),
-    freshReads: catalog.freshReads(store),
+function startGateway(natsUrl: string): Promise<Gateway> {
+  return startGatewayReplica({
+    natsUrl,
+    key,
+    // The catalog's apps view says which org an app is in: a replica behind answers 404 by it.
+    directory: (catalog) => ({
+      orgOf: (app) => catalog.app(app)?.orgSlug,
+      exists: (o) => o === "acme",
+      limitsOf: () => ({}),
+    }),
+    extra: async ({ store, catalog }) => ({ freshReads: catalog.freshReads(store) }),
   });
-  const http = await startApiServer(api, { port: 0 });
-  return {
-    commands,
-    url: http.url,
-    close: async () => {
-      await http.close();
-      await catalog.stop();
-      await nc.close();
-    },
-  };
 }
 
 beforeAll(async () => {

@@ -8,33 +8,21 @@ import { mintToken } from "@hangar/auth";
 import { appsStream, machinesStream, newMachineId } from "@hangar/domain";
 import { EventStore, ensureStream } from "@hangar/eventstore";
 import { MachinesView, type PlaceRequest, type PlaceResult, serveCommands, subjects } from "@hangar/service";
-import { createLogger } from "@hangar/telemetry";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApi, startApiServer } from "../src/http/mod.js";
 import { recordKeyOf, requestFingerprint } from "../src/idempotency/keys.js";
 import { KvIdempotency } from "../src/idempotency/kv-idempotency.js";
-import { StreamBackend } from "../src/machines/backend.js";
-import { Catalog } from "../src/machines/catalog.js";
-import { MachineCommands } from "../src/machines/commands.js";
-import type { MachineVolumes } from "../src/volumes/mounts.js";
+import { type GatewayReplica, startGatewayReplica } from "./gateway-replica.js";
 
 const ORG_OF: Record<string, string> = { web: "acme", shop: "other" };
 const key = new Uint8Array(randomBytes(32));
 const acme = mintToken(key, { id: "tok_acme", kind: "org", org: "acme" });
 const other = mintToken(key, { id: "tok_other", kind: "org", org: "other" });
-const noVolumes: MachineVolumes = { volumesOf: () => [], attach: async () => {}, detach: async () => {} };
 // Short beats so that a dead gateway's key is taken over within seconds.
 const timings = { heartbeatMs: 200, staleMs: 1000, waitMs: 8000, pollMs: 50 };
 
-interface Gateway {
-  nc: NatsConnection;
-  catalog: Catalog;
-  commands: MachineCommands;
-  url: string;
-  close(): Promise<void>;
-}
+type Gateway = GatewayReplica;
 
 let server: NatsServer;
 let placer: NatsConnection;
@@ -42,37 +30,17 @@ let placeDelayMs = 0;
 const placed: string[] = [];
 const gateways: Gateway[] = [];
 
-async function startGateway(): Promise<Gateway> {
-  const nc = await connect({ servers: server.url });
-  const store = await EventStore.connect(nc);
-  const catalog = await Catalog.start(store);
-  const commands = new MachineCommands(nc, store, catalog, "local", noVolumes);
-  const api = createApi({
-    backend: new StreamBackend(catalog, commands),
-    auth: {
-      key,
-      directory: {
-        orgOf: (app) => ORG_OF[app],
-        exists: (o) => o === "acme" || o === "other",
-        limitsOf: () => ({}),
-      },
-      isRevoked: () => false,
-    },
-    logger: createLogger("gateway", { level: "silent" }),
-    idempotency: await KvIdempotency.open(nc, { timings }),
+function startGateway(): Promise<Gateway> {
+  return startGatewayReplica({
+    natsUrl: server.url,
+    key,
+    directory: () => ({
+      orgOf: (app) => ORG_OF[app],
+      exists: (o) => o === "acme" || o === "other",
+      limitsOf: () => ({}),
+    }),
+    extra: async ({ nc }) => ({ idempotency: await KvIdempotency.open(nc, { timings }) }),
   });
-  const http = await startApiServer(api, { port: 0 });
-  return {
-    nc,
-    catalog,
-    commands,
-    url: http.url,
-    close: async () => {
-      await http.close();
-      await catalog.stop();
-      await nc.close();
-    },
-  };
 }
 
 beforeAll(async () => {
