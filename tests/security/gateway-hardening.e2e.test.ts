@@ -1,23 +1,15 @@
 // Issue 13 review, gateway auth and limits hardening: token expiries are bounded (20 years) and
 // refused before anything is recorded; an org's limits are the operator's to set, and creating orgs
 // spends the creating org's app_create budget.
-import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestPlatform, type TestPlatform } from "../platform/harness.js";
+import { lastSequences, settledSequences } from "../platform/stream-sequences.js";
 
 let p: TestPlatform;
 let nc: NatsConnection;
 /** The admin token of org `hx`, created by the operator. */
 let admin: string;
-
-/** Every stream's last sequence, by stream name. */
-async function lastSequences(): Promise<Record<string, number>> {
-  const jsm = await jetstreamManager(nc);
-  const out: Record<string, number> = {};
-  for await (const info of jsm.streams.list()) out[info.config.name] = info.state.last_seq;
-  return out;
-}
 
 beforeAll(async () => {
   p = await startTestPlatform();
@@ -32,7 +24,7 @@ afterAll(async () => {
 
 describe("token expiry", () => {
   it("past 20 years is a 400 that records nothing, and the org's tokens still list", async () => {
-    const before = await lastSequences();
+    const before = await settledSequences(nc);
     // 2.5e9h once recorded TokenIssued and then 500ed rendering it, and the org's listing 500ed for
     // good; 99999999999h failed to mint after recording.
     for (const expiry of ["2500000000h", "99999999999h", "175201h"]) {
@@ -40,7 +32,7 @@ describe("token expiry", () => {
       expect(res.status, expiry).toBe(400);
       expect(res.body).toMatchObject({ status: "invalid_argument" });
     }
-    expect(await lastSequences()).toEqual(before);
+    expect(await lastSequences(nc)).toEqual(before);
     const ok = await p.api.call<{ expires_at: string }>(
       "POST",
       "/tokens",

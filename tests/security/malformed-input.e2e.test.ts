@@ -6,11 +6,10 @@
 // streams, KV and object buckets alike) is the same afterwards: a refused call writes nothing.
 import { setTimeout as sleep } from "node:timers/promises";
 import { attenuateToken, mintToken, TOKEN_PREFIX } from "@hangar/auth";
-import { jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LEASES_BUCKET } from "../../libs/lease/src/mod.js";
 import { helloConfig, startTestPlatform, type TestPlatform } from "../platform/harness.js";
+import { lastSequences, settledSequences } from "../platform/stream-sequences.js";
 
 const APP = "malformed";
 const MIB = 2 ** 20;
@@ -18,37 +17,6 @@ const MIB = 2 ** 20;
 let p: TestPlatform;
 let nc: NatsConnection;
 let machineId: string;
-
-/**
- * Streams written on a timer whatever the input: the leadership leases' bucket, renewed every ttl/3 by
- * their holders (the postgres manager's).
- */
-const HEARTBEAT_STREAMS = new Set([`KV_${LEASES_BUCKET}`]);
-
-/** Every stream's last sequence, by stream name (heartbeat streams left out). */
-async function lastSequences(): Promise<Record<string, number>> {
-  const jsm = await jetstreamManager(nc);
-  const out: Record<string, number> = {};
-  for await (const info of jsm.streams.list()) {
-    if (!HEARTBEAT_STREAMS.has(info.config.name)) out[info.config.name] = info.state.last_seq;
-  }
-  return out;
-}
-
-/**
- * The sequences once the platform is quiet: two readings a second apart agree (set-up's own
- * writes, such as a host's registration, have landed).
- */
-async function settledSequences(): Promise<Record<string, number>> {
-  let before = await lastSequences();
-  for (let i = 0; i < 30; i++) {
-    await sleep(1000);
-    const now = await lastSequences();
-    if (JSON.stringify(now) === JSON.stringify(before)) return now;
-    before = now;
-  }
-  throw new Error(`the platform's streams kept changing: ${JSON.stringify(before)}`);
-}
 
 /** `token` with one byte of its signature changed: the gateway must not accept it. */
 function forgeSignature(token: string): string {
@@ -389,7 +357,7 @@ describe("malformed input", () => {
       },
     ];
 
-    const before = await settledSequences();
+    const before = await settledSequences(nc);
     const outcomes: Array<{ what: string; status: number; ok: boolean }> = [];
     for (const probe of probes) {
       const status = await send(probe);
@@ -397,7 +365,7 @@ describe("malformed input", () => {
     }
     // Anything a refused call set off would land within a moment.
     await sleep(1500);
-    const after = await lastSequences();
+    const after = await lastSequences(nc);
 
     const wrong = outcomes.filter((o) => !o.ok);
     console.log(
