@@ -4,11 +4,12 @@ import { refineMount } from "./mounts.js";
 import { AppNameSchema } from "./names.js";
 import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
 import { StopSignalSchema } from "./signals.js";
-import { VM_SIZES } from "./vm-sizes.js";
+import { MEMORY_SIZE, VM_SIZES } from "./vm-sizes.js";
 
-// The app config of fly.toml (Fly's "App configuration" reference), also read from hangar.toml. Tables are
-// strict so that a key nobody reads is reported (as a warning, by parseAppConfig) instead of silently
-// doing nothing. Keys Fly defines that Hangar does not act on are listed in UNSUPPORTED_KEYS.
+// The app config of fly.toml (Fly's "App configuration" reference), also read from hangar.toml, in the shape
+// normaliseFlyToml gives the older shapes flyctl reads. Tables are strict so that a key nobody reads is
+// reported (as a warning, by parseAppConfig) instead of silently doing nothing. Keys flyctl reads that
+// Hangar does not act on yet are listed in UNSUPPORTED_KEYS: each one gets a warning.
 
 /** An env or build-arg value: TOML lets people write numbers and booleans, which become strings. */
 const EnvValueSchema = z.union([z.string(), z.number(), z.boolean()]).transform(String);
@@ -18,8 +19,8 @@ const EnvMapSchema = z.record(z.string(), EnvValueSchema);
 export const AutoStopSchema = z.union([z.boolean(), z.enum(["off", "stop", "suspend"])]);
 
 const ProcessesSchema = StringListSchema;
-/** Memory as Fly writes it: a number of MB, or a size such as "512mb" or "1gb". */
-const MemorySchema = z.union([z.number().int().min(1), z.string().regex(/^\d+(\.\d+)?\s*(mb|gb|m|g)?$/i)]);
+/** Memory as flyctl reads it: a whole number of MB, or a size such as "512mb", "1gb" or "4G". */
+const MemorySchema = z.string().regex(MEMORY_SIZE, 'expected a size such as "512mb" or "1gb"');
 
 const ConcurrencySchema = z.strictObject({
   type: z.enum(["connections", "requests"]).optional(),
@@ -43,6 +44,15 @@ const HttpOptionsSchema = z.strictObject({
 });
 
 const HeadersSchema = z.record(z.string(), z.string());
+
+/** A check that runs a command in a machine of its own during deploys (flyctl's machine_checks). */
+const MachineCheckCommandSchema = z.strictObject({
+  command: StringListSchema.optional(),
+  image: z.string().optional(),
+  entrypoint: StringListSchema.optional(),
+  kill_signal: z.string().optional(),
+  kill_timeout: DurationSchema.optional(),
+});
 
 /** An HTTP check of http_service or a service. */
 const HttpCheckSchema = z.strictObject({
@@ -78,6 +88,7 @@ const HttpServiceSchema = z.strictObject({
   tls_options: TlsOptionsSchema.optional(),
   http_options: HttpOptionsSchema.optional(),
   checks: z.array(HttpCheckSchema).optional(),
+  machine_checks: z.array(MachineCheckCommandSchema).optional(),
 });
 
 const ServicePortSchema = z.strictObject({
@@ -93,7 +104,8 @@ const ServicePortSchema = z.strictObject({
 
 const ServiceSchema = z.strictObject({
   protocol: z.enum(["tcp", "udp"]).optional(),
-  internal_port: PortSchema,
+  // flyctl loads a service without one (its setters fill it in); so does Hangar.
+  internal_port: PortSchema.optional(),
   processes: ProcessesSchema.optional(),
   ports: z.array(ServicePortSchema).optional(),
   concurrency: ConcurrencySchema.optional(),
@@ -104,6 +116,7 @@ const ServiceSchema = z.strictObject({
   tcp_checks: z.array(TcpCheckSchema).optional(),
   http_checks: z.array(HttpCheckSchema).optional(),
   script_checks: z.array(z.unknown()).optional(),
+  machine_checks: z.array(MachineCheckCommandSchema).optional(),
 });
 
 /** A volume the machines of the app mount; sizes and limits are checked as flyctl checks them. */
@@ -121,6 +134,7 @@ const MountSchema = z
   })
   .superRefine(refineMount);
 
+/** A [[vm]] (or [[compute]]) table: a size, and fields of the guest that override it. */
 const VmSchema = z.strictObject({
   size: z
     .string()
@@ -130,6 +144,7 @@ const VmSchema = z.strictObject({
     .optional(),
   memory: MemorySchema.optional(),
   memory_mb: z.number().int().min(1).optional(),
+  max_memory_mb: z.number().int().min(1).optional(),
   cpus: z.number().int().min(1).optional(),
   cpu_kind: z.enum(["shared", "performance"]).optional(),
   gpus: CountSchema.optional(),
@@ -140,10 +155,15 @@ const VmSchema = z.strictObject({
   processes: ProcessesSchema.optional(),
 });
 
+/** The deploy strategies Hangar knows; flyctl reads any string and refuses others at deploy. */
+export const DEPLOY_STRATEGIES = ["immediate", "rolling", "bluegreen", "canary"] as const;
+
 const DeploySchema = z.strictObject({
-  strategy: z.enum(["immediate", "rolling", "bluegreen", "canary"]).optional(),
+  strategy: z.enum(DEPLOY_STRATEGIES).optional(),
   release_command: z.string().optional(),
   release_command_timeout: DurationSchema.optional(),
+  release_command_vm: VmSchema.optional(),
+  seed_command: z.string().optional(),
   wait_timeout: DurationSchema.optional(),
   max_unavailable: z.number().min(0).optional(),
 });
@@ -173,8 +193,17 @@ const StaticsSchema = z.strictObject({
 
 const MetricsSchema = z.strictObject({
   port: PortSchema,
-  path: z.string(),
+  path: z.string().optional(),
   https: z.boolean().optional(),
+  processes: ProcessesSchema.optional(),
+});
+
+/** A file written into the machine at boot: from the fly.toml, a local file or a secret. */
+const FileSchema = z.strictObject({
+  guest_path: z.string().startsWith("/", "expected an absolute path"),
+  raw_value: z.string().optional(),
+  local_path: z.string().optional(),
+  secret_name: z.string().optional(),
   processes: ProcessesSchema.optional(),
 });
 
@@ -194,6 +223,9 @@ const BuildSchema = z.strictObject({
   buildpacks: z.unknown().optional(),
   builtin: z.unknown().optional(),
   settings: z.unknown().optional(),
+  compose: z.unknown().optional(),
+  compression: z.unknown().optional(),
+  compression_level: z.unknown().optional(),
 });
 
 const ExperimentalSchema = z.strictObject({
@@ -204,6 +236,8 @@ const ExperimentalSchema = z.strictObject({
   enable_consul: z.unknown().optional(),
   enable_etcd: z.unknown().optional(),
   lazy_load_images: z.unknown().optional(),
+  attached: z.unknown().optional(),
+  machine_config: z.unknown().optional(),
 });
 
 /** fly.toml / hangar.toml, as parseAppConfig validates it. */
@@ -214,6 +248,7 @@ export const AppConfigSchema = z.strictObject({
   kill_timeout: DurationSchema.optional(),
   swap_size_mb: CountSchema.optional(),
   console_command: z.string().optional(),
+  host_dedication_id: z.string().optional(),
   build: BuildSchema.optional(),
   env: EnvMapSchema.optional(),
   http_service: HttpServiceSchema.optional(),
@@ -229,23 +264,46 @@ export const AppConfigSchema = z.strictObject({
   metrics: z.array(MetricsSchema).optional(),
   restart: z.array(RestartSchema).optional(),
   experimental: ExperimentalSchema.optional(),
-  files: z.unknown().optional(),
+  files: z.array(FileSchema).optional(),
+  machine_checks: z.array(MachineCheckCommandSchema).optional(),
+  machine_config: z.unknown().optional(),
+  container: z.unknown().optional(),
 });
 
-/** Tables Fly allows either once (`[mounts]`) or as an array of tables (`[[mounts]]`); kept as arrays. */
-export const TABLE_OR_ARRAY_KEYS = ["mounts", "vm", "metrics", "restart"] as const;
-
-/** Keys Fly defines that Hangar accepts but does not act on: each one gets a warning. */
+/**
+ * Keys flyctl reads that Hangar loads and keeps but does not act on yet: each one present gets one
+ * warning (a GPU in [[vm]] gets its own). docs/app-config.md lists them.
+ */
 export const UNSUPPORTED_KEYS: readonly string[] = [
   "build.builder",
   "build.buildpacks",
   "build.builtin",
   "build.settings",
+  "build.compose",
+  "build.compression",
+  "build.compression_level",
   "experimental.enable_consul",
   "experimental.enable_etcd",
   "experimental.lazy_load_images",
+  "experimental.attached",
+  "experimental.machine_config",
+  "machine_config",
+  "container",
   "services.script_checks",
+  "services.machine_checks",
+  "http_service.machine_checks",
+  "machine_checks",
+  "http_service.http_options",
+  "services.ports.http_options",
+  "deploy.release_command_vm",
+  "deploy.seed_command",
   "files",
+  "statics",
+  "metrics",
+  "swap_size_mb",
+  "host_dedication_id",
+  "vm.host_dedication_id",
+  "console_command",
 ];
 
 /** A parsed and validated app config. */
@@ -254,3 +312,4 @@ export type AppService = z.output<typeof ServiceSchema>;
 export type AppHttpService = z.output<typeof HttpServiceSchema>;
 export type AppVm = z.output<typeof VmSchema>;
 export type AppMountConfig = z.output<typeof MountSchema>;
+export type AppFile = z.output<typeof FileSchema>;

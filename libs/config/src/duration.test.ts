@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { DurationSchema, durationToMs, parseDuration } from "./duration.js";
+import { DurationSchema, durationToMs, formatGoDuration, parseDuration } from "./duration.js";
 
 describe("parseDuration", () => {
   it.each([
@@ -42,5 +42,22 @@ describe("DurationSchema", () => {
     for (const bad of ["-1s", -1, "soon", Number.POSITIVE_INFINITY, true, null]) {
       expect(DurationSchema.safeParse(bad).success).toBe(false);
     }
+  });
+});
+
+describe("formatGoDuration", () => {
+  it.each([
+    [0, "0s"],
+    [10_000_000_000, "10s"],
+    [1_500_000_000, "1.5s"],
+    [90_000_000_000, "1m30s"],
+    [3_600_000_000_000, "1h0m0s"],
+    [250_000_000, "250ms"],
+    [10_000, "10µs"],
+    [7, "7ns"],
+    [-2_000_000_000, "-2s"],
+  ])("writes %d ns as Go does: %s", (ns, text) => {
+    expect(formatGoDuration(ns)).toBe(text);
+    if (ns >= 1000) expect(parseDuration(text) * 1e6).toBeCloseTo(ns, 3);
   });
 });

@@ -56,3 +56,30 @@ function isNonNegativeDuration(value: unknown): value is string | number {
 export const DurationSchema = z.custom<string | number>(isNonNegativeDuration, {
   message: 'expected a duration such as "10s" or "1m30s", or a number of seconds',
 });
+
+/** Go's time.Duration.String() of `ns` nanoseconds ("1m30s", "1.5s", "250ms", "10µs", "0s"). */
+export function formatGoDuration(ns: number): string {
+  let rest = Math.trunc(Math.abs(ns));
+  const sign = ns < 0 ? "-" : "";
+  if (rest === 0) return "0s";
+  if (rest < 1e9) {
+    const [unit, scale] = rest < 1e3 ? ["ns", 1] : rest < 1e6 ? ["µs", 1e3] : ["ms", 1e6];
+    return `${sign}${decimal(rest, scale)}${unit}`;
+  }
+  const hours = Math.floor(rest / 3.6e12);
+  rest -= hours * 3.6e12;
+  const minutes = Math.floor(rest / 6e10);
+  rest -= minutes * 6e10;
+  const seconds = `${decimal(rest, 1e9)}s`;
+  if (hours > 0) return `${sign}${hours}h${minutes}m${seconds}`;
+  return minutes > 0 ? `${sign}${minutes}m${seconds}` : `${sign}${seconds}`;
+}
+
+/** `value / scale` written as Go writes it: the fraction's trailing zeros dropped. */
+function decimal(value: number, scale: number): string {
+  const whole = Math.floor(value / scale);
+  const fraction = value - whole * scale;
+  if (fraction === 0) return String(whole);
+  const digits = String(scale).length - 1;
+  return `${whole}.${String(fraction).padStart(digits, "0").replace(/0+$/, "")}`;
+}

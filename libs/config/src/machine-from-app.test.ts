@@ -143,7 +143,8 @@ swap_size_mb = 256
         internal_port: 9000,
         ports: [{ port: 9000 }],
         checks: [
-          { type: "tcp", interval: "15s" },
+          // A bare number in a service check is milliseconds to flyctl (its patches.go _patchCheck).
+          { type: "tcp", interval: "15ms" },
           { type: "http", path: "/ready" },
         ],
       },

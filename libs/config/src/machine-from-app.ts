@@ -2,7 +2,7 @@ import type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.
 import { GUEST_DEFAULTS, type MachineConfigInput } from "./machine-config.js";
 import { machineMount } from "./mounts.js";
 import { splitShellWords } from "./shell-words.js";
-import { parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
+import { DEFAULT_GPU_VM_SIZE, DEFAULT_VM_SIZE, parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
 
 /** The process group of an app without [processes], as Fly names it. */
 export const DEFAULT_PROCESS_GROUP = "app";
@@ -17,16 +17,25 @@ type Duration = string | number;
 
 /** What machineConfigFromApp is building a machine for. */
 export interface MachineFromAppOptions {
-  /** The process group; the first of [processes], or "app", by default. */
+  /** The process group; defaultProcessGroup(app) by default. */
   processGroup?: string;
   /** The release the machine belongs to, recorded in its metadata as hangar_release. */
   release?: number | string;
 }
 
-/** The process groups an app config defines: the names in [processes], or just "app". */
+/** The process groups an app config defines: the names in [processes] sorted (as flyctl lists them), or just "app". */
 export function processGroups(app: AppConfig): string[] {
-  const names = Object.keys(app.processes ?? {});
+  const names = Object.keys(app.processes ?? {}).sort();
   return names.length > 0 ? names : [DEFAULT_PROCESS_GROUP];
+}
+
+/**
+ * The group that sections without `processes` belong to, as flyctl picks it: "app" if there is one,
+ * else the first by name.
+ */
+export function defaultProcessGroup(app: AppConfig): string {
+  const groups = processGroups(app);
+  return groups.includes(DEFAULT_PROCESS_GROUP) ? DEFAULT_PROCESS_GROUP : (groups[0] as string);
 }
 
 /** The process group a config of `app` is not defined for. */
@@ -41,26 +50,32 @@ export class UnknownProcessGroupError extends Error {
 /** The config (Machines API MachineConfig) of a machine of `app`'s process group running `image`. */
 export function machineConfigFromApp(app: AppConfig, image: string, opts: MachineFromAppOptions = {}): Input {
   const groups = processGroups(app);
-  const group = opts.processGroup ?? (groups[0] as string);
+  const defaultGroup = defaultProcessGroup(app);
+  const group = opts.processGroup ?? defaultGroup;
   const command = app.processes?.[group];
   if (app.processes && Object.keys(app.processes).length > 0 && command === undefined) {
     throw new UnknownProcessGroupError(group, groups);
   }
+  // flyctl's Flatten: a section without `processes` (or with an empty list) is the default group's only.
+  const forGroup = (processes: string[] | undefined): boolean =>
+    processes === undefined || processes.length === 0 ? group === defaultGroup : processes.includes(group);
   const inGroup = <T extends { processes?: string[] | undefined }>(items: T[] | undefined): T[] =>
-    (items ?? []).filter((item) => item.processes === undefined || item.processes.includes(group));
+    (items ?? []).filter((item) => forGroup(item.processes));
 
   const services = [
     ...(app.http_service && inGroup([app.http_service]).length > 0 ? [httpService(app.http_service)] : []),
     ...inGroup(app.services).map(service),
   ];
   const checks = Object.entries(app.checks ?? {}).filter(([, c]) => inGroup([c]).length > 0);
-  const vm = inGroup(app.vm)[0];
-  const restart = inGroup(app.restart)[0];
+  const vm = vmForGroup(app.vm, group);
+  // flyctl applies each matching [[restart]] in turn: the last one is the policy.
+  const restart = inGroup(app.restart).at(-1);
   const metrics = inGroup(app.metrics)[0];
   const mounts = inGroup(app.mounts);
   const statics = (app.statics ?? []).filter((s) => s.guest_path !== undefined);
+  const words = command ? splitShellWords(command) : [];
   const init = compact({
-    cmd: command !== undefined ? splitShellWords(command) : app.experimental?.cmd,
+    cmd: words.length > 0 ? words : app.experimental?.cmd,
     entrypoint: app.experimental?.entrypoint,
     exec: app.experimental?.exec,
     swap_size_mb: app.swap_size_mb,
@@ -75,11 +90,13 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
       ...(app.primary_region ? { PRIMARY_REGION: app.primary_region } : {}),
     },
     init: Object.keys(init).length > 0 ? init : undefined,
-    guest: vm ? guest(vm) : undefined,
+    guest: vm ? guest(vm, app.host_dedication_id) : undefined,
     services: services.length > 0 ? services : undefined,
     checks:
       checks.length > 0
-        ? Object.fromEntries(checks.map(([name, c]) => [name, check(c, c.type, c.port)]))
+        ? Object.fromEntries(
+            checks.map(([name, c]) => [name, check(c, c.type, c.port ?? checkPort(app, name, group))]),
+          )
         : undefined,
     restart: restart
       ? compact({
@@ -102,6 +119,37 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
       ...(opts.release !== undefined ? { hangar_release: String(opts.release) } : {}),
     },
   }) as Input;
+}
+
+/** A top-level check without a port checks the group's http_service (flyctl refuses one without either). */
+function checkPort(app: AppConfig, name: string, group: string): number {
+  const hs = app.http_service;
+  if (hs && (hs.processes === undefined || hs.processes.length === 0 || hs.processes.includes(group))) {
+    return hs.internal_port ?? DEFAULT_INTERNAL_PORT;
+  }
+  throw new CheckWithoutPortError(name, group);
+}
+
+/** A top-level check has no port and its process group no http_service to take one from. */
+export class CheckWithoutPortError extends Error {
+  override name = "CheckWithoutPortError";
+  readonly code = "check_without_port";
+  constructor(check: string, group: string) {
+    super(
+      `check ${check} of process group ${group} has no port set and the group has no http_service to take it from`,
+    );
+  }
+}
+
+/**
+ * The [[vm]] of a group, as flyctl's ComputeForGroup picks it: of the sections that name the group or name
+ * no group at all, the last that names it, else the first.
+ */
+function vmForGroup(vms: AppVm[] | undefined, group: string): AppVm | undefined {
+  const candidates = (vms ?? []).filter(
+    (vm) => (vm.processes ?? []).length === 0 || vm.processes?.includes(group),
+  );
+  return candidates.findLast((vm) => vm.processes?.includes(group)) ?? candidates[0];
 }
 
 function httpService(hs: AppHttpService): ServiceInput {
@@ -179,16 +227,21 @@ function check(c: AnyCheck, type: "http" | "tcp", port?: number): CheckInput {
   });
 }
 
-function guest(vm: AppVm): NonNullable<Input["guest"]> {
-  const base = vm.size ? (VM_SIZES[vm.size] ?? GUEST_DEFAULTS) : GUEST_DEFAULTS;
+/**
+ * The guest of a [[vm]] as flyctl's computeToGuest builds it: the size's preset (shared-cpu-1x, or
+ * performance-8x for a GPU without a size), then `memory`, then every guest field the table sets.
+ */
+function guest(vm: AppVm, hostDedicationId: string | undefined): NonNullable<Input["guest"]> {
+  const sizeName = vm.size ?? (vm.gpu_kind ? DEFAULT_GPU_VM_SIZE : DEFAULT_VM_SIZE);
+  const base = VM_SIZES[sizeName] ?? GUEST_DEFAULTS;
   const memory = vm.memory_mb ?? (vm.memory !== undefined ? parseMemoryMb(vm.memory) : base.memory_mb);
   return compact({
     cpu_kind: vm.cpu_kind ?? base.cpu_kind,
     cpus: vm.cpus ?? base.cpus,
     memory_mb: memory,
-    gpus: vm.gpus,
-    gpu_kind: vm.gpu_kind,
-    host_dedication_id: vm.host_dedication_id,
+    gpus: vm.gpus ?? ("gpus" in base ? base.gpus : undefined),
+    gpu_kind: vm.gpu_kind ?? ("gpu_kind" in base ? base.gpu_kind : undefined),
+    host_dedication_id: vm.host_dedication_id ?? hostDedicationId,
     kernel_args:
       typeof vm.kernel_args === "string" ? vm.kernel_args.split(/\s+/).filter(Boolean) : vm.kernel_args,
   });

@@ -1,5 +1,5 @@
-export type { AppConfig, AppHttpService, AppMountConfig, AppService, AppVm } from "./app-config.js";
-export { AppConfigSchema, AutoStopSchema, UNSUPPORTED_KEYS } from "./app-config.js";
+export type { AppConfig, AppFile, AppHttpService, AppMountConfig, AppService, AppVm } from "./app-config.js";
+export { AppConfigSchema, AutoStopSchema, DEPLOY_STRATEGIES, UNSUPPORTED_KEYS } from "./app-config.js";
 export type { MachineCheck } from "./checks.js";
 export { CheckHeaderSchema, MachineCheckSchema } from "./checks.js";
 export type { DirImageConfig, InitProgram } from "./dir-image.js";
@@ -12,7 +12,7 @@ export {
   isUnder,
   programOutsideRoots,
 } from "./dir-image.js";
-export { DurationSchema, durationToMs, parseDuration } from "./duration.js";
+export { DurationSchema, durationToMs, formatGoDuration, parseDuration } from "./duration.js";
 export { dirImagePath, ImageSchema } from "./image.js";
 export type { MachineConfig, MachineConfigInput, MachineGuest } from "./machine-config.js";
 export {
@@ -31,7 +31,9 @@ export {
 } from "./machine-config.js";
 export type { MachineFromAppOptions } from "./machine-from-app.js";
 export {
+  CheckWithoutPortError,
   DEFAULT_PROCESS_GROUP,
+  defaultProcessGroup,
   machineConfigFromApp,
   processGroups,
   UnknownProcessGroupError,
@@ -91,4 +93,4 @@ export {
 export type { Validation } from "./validate.js";
 export { describeIssues, validate } from "./validate.js";
 export type { VmSize } from "./vm-sizes.js";
-export { parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
+export { DEFAULT_GPU_VM_SIZE, DEFAULT_VM_SIZE, parseMemoryMb, VM_SIZES } from "./vm-sizes.js";

@@ -141,10 +141,10 @@ primary_region = "local"
 });
 
 describe("[mount], which flyctl reads as [mounts]", () => {
-  it("adds its tables after those of [mounts], and reports its problems at its own line", () => {
+  it("puts its tables before those of [mounts], as flyctl's patchMounts does, and reports its problems at its own line", () => {
     const text =
       '[mounts]\n  source = "a"\n  destination = "/a"\n  processes = ["web"]\n\n[mount]\n  source = "b"\n  destination = "/b"\n';
-    expect(parseAppConfig(text, "fly.toml").config.mounts?.map((m) => m.source)).toEqual(["a", "b"]);
+    expect(parseAppConfig(text, "fly.toml").config.mounts?.map((m) => m.source)).toEqual(["b", "a"]);
     expect(issuesOf('[mount]\n  source = "b"\n  destination = "/b"\n  initial_size = "0gb"\n')).toEqual([
       'fly.toml:4: mount.initial_size: expected a size at least 1GB (sizes are rounded down to whole GB), got "0gb"',
     ]);

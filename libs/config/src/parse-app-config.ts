@@ -1,7 +1,9 @@
 import { parse, TomlError } from "smol-toml";
 import type { z } from "zod";
-import { type AppConfig, AppConfigSchema, TABLE_OR_ARRAY_KEYS, UNSUPPORTED_KEYS } from "./app-config.js";
+import { type AppConfig, AppConfigSchema, DEPLOY_STRATEGIES, UNSUPPORTED_KEYS } from "./app-config.js";
+import { normaliseFlyToml } from "./fly-toml-shapes.js";
 import { TomlLocator, type TomlPath } from "./toml-locator.js";
+import { VM_SIZES } from "./vm-sizes.js";
 
 /** One problem in an app config file: where, and what is wrong. */
 export interface AppConfigIssue {
@@ -53,39 +55,29 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
     throw new AppConfigError("syntax", fileName, [issue], err.codeblock);
   }
   const locator = new TomlLocator(text);
-  const wrapped = new Set<string>();
-  for (const key of TABLE_OR_ARRAY_KEYS) {
-    const value = raw[key];
-    if (value !== undefined && !Array.isArray(value)) {
-      raw[key] = [value];
-      wrapped.add(key);
-    }
-  }
-  // flyctl reads `[mount]` / `[[mount]]` as more [mounts] (appconfig's patchMounts): they follow those.
-  const alias = raw.mount;
-  const aliasFrom = Array.isArray(raw.mounts) ? raw.mounts.length : 0;
-  if (alias !== undefined) {
-    raw.mounts = [
-      ...((raw.mounts as unknown[] | undefined) ?? []),
-      ...(Array.isArray(alias) ? alias : [alias]),
-    ];
-    delete raw.mount;
-  }
-  // As written in the file: a table given once (`[mounts]`) has no index; an aliased one is `mount`.
+  const { origins, notes } = normaliseFlyToml(raw);
+  // As written in the file: item i of a list flyctl gathers from several tables (`[[compute]]` into vm,
+  // `[mount]` into mounts, a single `[mounts]` table) came from origins[key][i].
   const asWritten = (path: TomlPath): TomlPath => {
-    const [key, index] = path;
-    if (alias !== undefined && key === "mounts" && typeof index === "number" && index >= aliasFrom) {
-      return ["mount", ...(Array.isArray(alias) ? [index - aliasFrom] : []), ...path.slice(2)];
+    const [key, index, ...rest] = path;
+    // A whole gathered list is where its first item was written.
+    if (path.length === 1 && typeof key === "string") {
+      const first = origins.get(key)?.[0];
+      return first ? first.filter((part) => typeof part === "string") : path;
     }
-    return typeof key === "string" && wrapped.has(key) && index === 0 ? [key, ...path.slice(2)] : path;
+    const from = typeof key === "string" && typeof index === "number" ? origins.get(key)?.[index] : undefined;
+    return from ? [...from, ...rest] : path;
   };
   const lineOf = (path: TomlPath) => locator.lineOf(asWritten(path));
 
   const warnings: { line: number | undefined; text: string }[] = [];
-  const warn = (path: TomlPath, text: string) => {
-    const line = lineOf(path);
+  const warnAt = (line: number | undefined, text: string) =>
     warnings.push({ line, text: `${line === undefined ? fileName : `${fileName}:${line}`}: ${text}` });
-  };
+  const warn = (path: TomlPath, text: string) => warnAt(lineOf(path), text);
+  for (const note of notes) warnAt(locator.lineOf(note.path), `${displayPath(note.path)} ${note.text}`);
+  for (const choice of dropUnknownChoices(raw)) {
+    warn(choice.path, `${displayPath(asWritten(choice.path))} ${choice.text}`);
+  }
   let result = AppConfigSchema.safeParse(raw, { reportInput: true });
   const unknown = result.success ? [] : result.error.issues.filter((i) => i.code === "unrecognized_keys");
   if (unknown.length > 0) {
@@ -111,12 +103,76 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
     });
     throw new AppConfigError("invalid", fileName, byLine(issues));
   }
+  // One warning a key, at its first place: the user learns what Hangar leaves out, not how often.
   for (const key of UNSUPPORTED_KEYS) {
-    for (const path of present(raw, key.split("."))) {
-      warn(path, `${displayPath(asWritten(path))} is not supported by Hangar (ignored)`);
-    }
+    const [first, ...others] = present(raw, key.split("."));
+    if (first === undefined) continue;
+    const more = others.length > 0 ? ` (and ${others.length} more)` : "";
+    warn(first, `${displayPath(asWritten(first))}${more} is not supported by Hangar (ignored)`);
+  }
+  const gpu = gpuVm(result.data);
+  if (gpu !== undefined) {
+    const at: TomlPath = ["vm", gpu.index];
+    warn(at, `${displayPath(asWritten(at))} asks for a GPU (${gpu.what}): Hangar has no GPU hosts yet`);
   }
   return { config: result.data, warnings: byLine(warnings).map((w) => w.text) };
+}
+
+/** A value flyctl reads without a check (it refuses it at deploy, if at all) that Hangar has no meaning for. */
+interface DroppedChoice {
+  path: TomlPath;
+  text: string;
+}
+
+const CONCURRENCY_TYPES = ["connections", "requests"];
+
+/**
+ * Removes values flyctl loads but that name nothing Hangar knows (a deploy strategy, a concurrency type),
+ * so that the file still loads, and says what Hangar does instead.
+ */
+function dropUnknownChoices(raw: Record<string, unknown>): DroppedChoice[] {
+  const dropped: DroppedChoice[] = [];
+  const check = (table: unknown, key: string, at: TomlPath, known: readonly string[], instead: string) => {
+    if (table === null || typeof table !== "object") return;
+    const record = table as Record<string, unknown>;
+    const value = record[key];
+    if (typeof value !== "string" || known.includes(value)) return;
+    const text = `${JSON.stringify(value)} is not one of ${known.join(", ")}: ${instead} (ignored)`;
+    dropped.push({ path: [...at, key], text });
+    delete record[key];
+  };
+  check(raw.deploy, "strategy", ["deploy"], DEPLOY_STRATEGIES, "Hangar deploys with its default strategy");
+  const service = raw.http_service as Record<string, unknown> | undefined;
+  check(
+    service?.concurrency,
+    "type",
+    ["http_service", "concurrency"],
+    CONCURRENCY_TYPES,
+    "connections are counted",
+  );
+  if (Array.isArray(raw.services)) {
+    raw.services.forEach((s: Record<string, unknown> | undefined, i) => {
+      check(
+        s?.concurrency,
+        "type",
+        ["services", i, "concurrency"],
+        CONCURRENCY_TYPES,
+        "connections are counted",
+      );
+    });
+  }
+  return dropped;
+}
+
+/** The first [[vm]] that asks for a GPU, and how. */
+function gpuVm(config: AppConfig): { index: number; what: string } | undefined {
+  for (const [index, vm] of (config.vm ?? []).entries()) {
+    if (vm.size !== undefined && VM_SIZES[vm.size]?.gpu_kind !== undefined)
+      return { index, what: `size ${vm.size}` };
+    if (vm.gpu_kind !== undefined) return { index, what: `gpu_kind ${vm.gpu_kind}` };
+    if (vm.gpus) return { index, what: `gpus ${vm.gpus}` };
+  }
+  return undefined;
 }
 
 /** Sorted by line, those without one last, so problems read in file order. */

@@ -1,0 +1,147 @@
+import { describe, expect, it } from "vitest";
+import { machineConfigFromApp } from "./machine-from-app.js";
+import { type AppConfigError, parseAppConfig } from "./parse-app-config.js";
+
+const load = (text: string) => parseAppConfig(text, "fly.toml");
+
+describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => {
+  it("reads `processes = []` as no processes, and [[processes]] with name and command as [processes]", () => {
+    expect(load('app = "a"\nprocesses = []\n').config.processes).toBeUndefined();
+    const text = '[[processes]]\n  name = "web"\n  command = "bin/web"\n[[processes]]\n  name = "idle"\n';
+    expect(load(text).config.processes).toEqual({ web: "bin/web", idle: "" });
+  });
+
+  it("merges [[env]] tables in order and writes values that are not strings as strings", () => {
+    const text = '[[env]]\n  A = 1\n  B = true\n[[env]]\n  A = "2"\n  C = 1.5\n';
+    expect(load(text).config.env).toEqual({ A: "2", B: "true", C: "1.5" });
+  });
+
+  it('reads string ports, "soft,hard" concurrency and a single [services] table', () => {
+    const text =
+      '[services]\n  internal_port = "8080"\n  concurrency = "20,25"\n  [[services.ports]]\n    port = "443"\n';
+    const service = load(text).config.services?.[0];
+    expect(service?.internal_port).toBe(8080);
+    expect(service?.ports?.[0]?.port).toBe(443);
+    expect(service?.concurrency).toEqual({ type: "requests", soft_limit: 20, hard_limit: 25 });
+  });
+
+  it("drops empty [[services]] tables and reports a bad value at its line", () => {
+    expect(load("[[services]]\n").config.services).toBeUndefined();
+    expect(() => load('[[services]]\n  internal_port = 80\n  concurrency = "many"\n')).toThrow(
+      "fly.toml:3: services[0].concurrency: expected a table, got string",
+    );
+  });
+
+  it("reads check headers given as a list of name/value and values that are not strings", () => {
+    const text =
+      '[[services]]\n  internal_port = 80\n  [[services.http_checks]]\n    headers = [{ name = "Host", value = "x.dev" }, { name = "X-N", value = 3 }]\n' +
+      '[checks.ready]\n  type = "http"\n  port = 80\n  headers = { X-Flag = true }\n';
+    const { config } = load(text);
+    expect(config.services?.[0]?.http_checks?.[0]?.headers).toEqual({ Host: "x.dev", "X-N": "3" });
+    expect(config.checks?.ready?.headers).toEqual({ "X-Flag": "true" });
+  });
+
+  it('reads `grace_period = ""` as no grace period', () => {
+    const text =
+      '[[services]]\n  internal_port = 80\n  [[services.tcp_checks]]\n    grace_period = ""\n    interval = "5s"\n';
+    expect(load(text).config.services?.[0]?.tcp_checks?.[0]).toEqual({ interval: "5s" });
+  });
+
+  it("reads cmd, entrypoint and exec given as one string as one argument", () => {
+    const text = '[experimental]\n  cmd = "bin/rails server"\n  entrypoint = "/init"\n';
+    const { config } = load(text);
+    expect(config.experimental?.cmd).toEqual(["bin/rails server"]);
+    expect(config.experimental?.entrypoint).toEqual(["/init"]);
+  });
+
+  it("moves experimental.kill_timeout and metrics_port/metrics_path to the top level", () => {
+    const text = '[experimental]\n  kill_timeout = 30\n  metrics_port = 9091\n  metrics_path = "/m"\n';
+    const { config } = load(text);
+    expect(config.kill_timeout).toBe("30s");
+    expect(config.metrics).toEqual([{ port: 9091, path: "/m" }]);
+    expect(config.experimental).toEqual({});
+  });
+});
+
+describe("bare-number durations, as flyctl reads them", () => {
+  it("reads them as milliseconds in [[services.*_checks]] and [checks], seconds in kill_timeout", () => {
+    const text =
+      "kill_timeout = 5\n[[services]]\n  internal_port = 80\n  [[services.tcp_checks]]\n    interval = 10000\n    timeout = 2000\n" +
+      '[checks.db]\n  type = "tcp"\n  port = 5432\n  grace_period = 1500\n';
+    const { config, warnings } = load(text);
+    expect(config.kill_timeout).toBe("5s");
+    expect(config.services?.[0]?.tcp_checks?.[0]).toEqual({ interval: "10s", timeout: "2s" });
+    expect(config.checks?.db?.grace_period).toBe("1.5s");
+    expect(warnings).toEqual([]);
+  });
+
+  it("reads them as nanoseconds in http_service checks and [deploy], as fly.Duration does, and says so", () => {
+    const text = "[http_service]\n  internal_port = 8080\n  [[http_service.checks]]\n    interval = 10000\n";
+    const { config, warnings } = load(text);
+    expect(config.http_service?.checks?.[0]?.interval).toBe("10µs");
+    expect(warnings).toEqual([
+      'fly.toml:4: http_service.checks[0].interval = 10000 is 10µs: flyctl reads a bare number here as nanoseconds; write a duration such as "10s"',
+    ]);
+  });
+});
+
+describe("[[vm]] and [[compute]]", () => {
+  const text = `[processes]
+  web = "bin/web"
+  gpu = "bin/infer"
+  worker = "bin/work"
+
+[[vm]]
+  size = "shared-cpu-2x"
+
+[[compute]]
+  memory = "64gb"
+  gpu_kind = "a100-pcie-40gb"
+  processes = ["gpu"]
+
+[[vm]]
+  memory = 1024
+  cpus = 2
+  processes = ["worker"]
+`;
+
+  it("gives each group the last [[vm]] naming it, else the first naming no group", () => {
+    const { config } = load(text);
+    const guest = (group: string) => machineConfigFromApp(config, "img", { processGroup: group }).guest;
+    expect(guest("web")).toEqual({ cpu_kind: "shared", cpus: 2, memory_mb: 512 });
+    // gpu_kind without a size starts from performance-8x, as flyctl's computeToGuest does.
+    expect(guest("gpu")).toEqual({
+      cpu_kind: "performance",
+      cpus: 8,
+      memory_mb: 65536,
+      gpu_kind: "a100-pcie-40gb",
+    });
+    expect(guest("worker")).toEqual({ cpu_kind: "shared", cpus: 2, memory_mb: 1024 });
+  });
+
+  it("loads every VM size flyctl knows, and warns once that GPUs are not there yet", () => {
+    const { config, warnings } = load('[[vm]]\n  size = "l40s"\n');
+    expect(machineConfigFromApp(config, "img").guest).toEqual({
+      cpu_kind: "performance",
+      cpus: 8,
+      memory_mb: 32768,
+      gpus: 1,
+      gpu_kind: "l40s",
+    });
+    expect(warnings).toEqual(["fly.toml:1: vm[0] asks for a GPU (size l40s): Hangar has no GPU hosts yet"]);
+  });
+
+  it("reports a problem in a [[compute]] table at its own line and name", () => {
+    const err = (() => {
+      try {
+        load(text.replace('memory = "64gb"', 'memory = "lots"'));
+      } catch (e) {
+        return e as AppConfigError;
+      }
+      throw new Error("expected an error");
+    })();
+    expect(err.message).toBe(
+      'fly.toml:10: compute[0].memory: expected a size such as "512mb" or "1gb", got "lots"',
+    );
+  });
+});
