@@ -59,7 +59,7 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     const { config } = load(text);
     expect(config.kill_timeout).toBe("30s");
     expect(config.metrics).toEqual([{ port: 9091, path: "/m" }]);
-    expect(config.experimental).toEqual({});
+    expect(config.experimental).toBeUndefined();
   });
 });
 

@@ -60,6 +60,8 @@ export function normaliseFlyToml(raw: Table): FlyTomlShapes {
   const moved = new Map<string, TomlPath>();
   const duration = durationReader(notes);
 
+  // flyctl reads `app = ""` as no app name (the CLI's -a then names it).
+  if (raw.app === "") delete raw.app;
   patchEnv(raw);
   patchServices(raw, origins, duration);
   patchProcesses(raw);
@@ -71,11 +73,19 @@ export function normaliseFlyToml(raw: Table): FlyTomlShapes {
     if (isTable(vm) && typeof vm.memory === "number") vm.memory = String(vm.memory);
   }
   gather("mounts", ["mount", "mounts"]);
+  for (const mount of (raw.mounts as unknown[] | undefined) ?? []) {
+    if (isTable(mount) && typeof mount.initial_size === "number")
+      mount.initial_size = String(mount.initial_size);
+  }
   gather("metrics", ["metric", "metrics"]);
   // flyctl wants these as lists; one table is read as a list of one, as for [mounts].
   for (const key of ["restart", "statics", "files"]) gather(key, [key]);
   if (raw.kill_timeout !== undefined) duration(raw, "kill_timeout", ["kill_timeout"], "s");
   patchBuild(raw);
+  // flyctl drops these tables when empty (GQL GetConfig wrote an empty [experimental] into every file).
+  for (const key of ["experimental", "build"]) {
+    if (isTable(raw[key]) && Object.keys(raw[key]).length === 0) delete raw[key];
+  }
   patchNanosecondDurations(raw, duration);
   return { raw, origins, notes };
 }

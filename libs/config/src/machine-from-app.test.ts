@@ -47,7 +47,7 @@ describe("machineConfigFromApp", () => {
           internal_port: 3000,
           ports: [
             { port: 80, handlers: ["http"], force_https: false },
-            { port: 443, handlers: ["tls", "http"] },
+            { port: 443, handlers: ["http", "tls"] },
           ],
           concurrency: { type: "connections", soft_limit: 20 },
           autostop: "stop",

@@ -111,7 +111,14 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
     mounts: mounts.length > 0 ? mounts.map(machineMount) : undefined,
     statics:
       statics.length > 0
-        ? statics.map((s) => ({ guest_path: s.guest_path as string, url_prefix: s.url_prefix }))
+        ? statics.map((s) =>
+            compact({
+              guest_path: s.guest_path as string,
+              url_prefix: s.url_prefix,
+              tigris_bucket: s.tigris_bucket,
+              index_document: s.index_document,
+            }),
+          )
         : undefined,
     metrics: metrics ? compact({ port: metrics.port, path: metrics.path, https: metrics.https }) : undefined,
     metadata: {
@@ -165,7 +172,7 @@ function httpService(hs: AppHttpService): ServiceInput {
       }),
       compact({
         port: 443,
-        handlers: ["tls", "http"],
+        handlers: ["http", "tls"], // flyctl's order (HTTPService.ToService)
         tls_options: hs.tls_options,
         http_options: hs.http_options,
       }),

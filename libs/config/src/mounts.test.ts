@@ -117,9 +117,10 @@ primary_region = "local"
     expect(machineMount({ source: "data", destination: "/data" })).toEqual({ name: "data", path: "/data" });
   });
 
-  it("accepts initial_size as a number of GB", () => {
+  it("accepts initial_size as a number of GB (kept as flyctl keeps it, a string)", () => {
     const { config } = parseAppConfig('[mounts]\nsource = "d"\ndestination = "/d"\ninitial_size = 5\n', "f");
-    expect(config.mounts?.[0]?.initial_size).toBe(5);
+    expect(config.mounts?.[0]?.initial_size).toBe("5");
+    expect(parseVolumeSizeGb(config.mounts?.[0]?.initial_size ?? "")).toBe(5);
   });
 
   it("reports each invalid value with its line and key", () => {
