@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { ExitStatus } from "./cli-error.js";
+import { registerAppConfig } from "./commands/app-config-commands.js";
 import { registerApps } from "./commands/apps.js";
 import { registerAudit } from "./commands/audit.js";
 import { registerAuth } from "./commands/auth.js";
@@ -50,6 +51,7 @@ export function buildProgram(ctx: Context): Command {
   registerLogs(program, ctx);
   registerEvents(program, ctx);
   registerLaunch(program, ctx);
+  registerAppConfig(program, ctx);
   registerDeploy(program, ctx);
   registerBuilds(program, ctx);
   registerReleases(program, ctx);

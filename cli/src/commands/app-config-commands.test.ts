@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseAppConfig } from "@hangar/config";
+import { parse } from "smol-toml";
+import { afterAll, describe, expect, it } from "vitest";
+import { runCliIn } from "../../test/run-cli.js";
+import { showText, validateReport } from "./app-config-commands.js";
+
+const OLD_FLY_TOML = `app = "notes"
+kill_timeout = 5
+processes = []
+
+[[services]]
+  internal_port = "8080"
+  concurrency = "20,25"
+  [[services.ports]]
+    port = "443"
+    handlers = ["tls", "http"]
+  [[services.tcp_checks]]
+    interval = 10000
+`;
+
+const folders: string[] = [];
+afterAll(() => {
+  for (const dir of folders) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A folder holding `files`, where the CLI runs. */
+function folder(files: Record<string, string>): string {
+  const dir = mkdtempSync(join(tmpdir(), "hangar-config-cmd-"));
+  folders.push(dir);
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
+  return dir;
+}
+
+describe("validateReport", () => {
+  it('says "valid", and lists the warnings when there are some', () => {
+    expect(validateReport({ file: "/a/fly.toml", ...parseAppConfig('app = "a"\n', "fly.toml") })).toBe(
+      "fly.toml is valid\n",
+    );
+    const loaded = { file: "/a/fly.toml", ...parseAppConfig('app = "a"\nswap_size_mb = 512\n', "fly.toml") };
+    expect(validateReport(loaded)).toBe(
+      "fly.toml is valid, with 1 warning:\n  fly.toml:2: swap_size_mb is not supported by Hangar (ignored)\n",
+    );
+  });
+});
+
+describe("showText", () => {
+  it("prints the normalised config as TOML that reads back the same, or as JSON", () => {
+    const { config } = parseAppConfig(OLD_FLY_TOML, "fly.toml");
+    expect(parse(showText(config, false))).toEqual(JSON.parse(showText(config, true)));
+    expect(JSON.parse(showText(config, true)).services[0]).toEqual({
+      internal_port: 8080,
+      concurrency: { type: "requests", soft_limit: 20, hard_limit: 25 },
+      ports: [{ port: 443, handlers: ["tls", "http"] }],
+      tcp_checks: [{ interval: "10s" }],
+    });
+  });
+});
+
+describe("hangar config validate / show", () => {
+  it("validates the fly.toml of the folder: exit 0 and valid", async () => {
+    const res = await runCliIn(folder({ "fly.toml": OLD_FLY_TOML }), ["config", "validate"]);
+    expect(res).toMatchObject({ code: 0, stdout: "fly.toml is valid\n" });
+  });
+
+  it("exits 1 with each error and its file:line", async () => {
+    const dir = folder({ "fly.toml": 'app = "a"\n\n[http_service]\n  internal_port = "web"\n' });
+    const res = await runCliIn(dir, ["config", "validate"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("fly.toml:4: http_service.internal_port: expected a number, got string");
+  });
+
+  it("takes the file from -c, and prefers hangar.toml to fly.toml", async () => {
+    const dir = folder({ "hangar.toml": 'app = "from-hangar"\n', "other.toml": 'app = "other"\n' });
+    const shown = await runCliIn(dir, ["config", "show", "--json"]);
+    expect(JSON.parse(shown.stdout)).toEqual({ app: "from-hangar" });
+    const other = await runCliIn(dir, ["config", "show", "-c", "other.toml", "--json"]);
+    expect(JSON.parse(other.stdout)).toEqual({ app: "other" });
+  });
+
+  it("shows warnings on stderr, keeping stdout parseable", async () => {
+    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nconsole_command = "bin/console"\n' }), [
+      "config",
+      "show",
+      "--json",
+    ]);
+    expect(JSON.parse(res.stdout)).toEqual({ app: "a", console_command: "bin/console" });
+    expect(res.stderr).toBe("warning: fly.toml:2: console_command is not supported by Hangar (ignored)\n");
+  });
+
+  it("says so when there is no config file", async () => {
+    const res = await runCliIn(folder({}), ["config", "validate"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("no hangar.toml or fly.toml found here");
+  });
+});

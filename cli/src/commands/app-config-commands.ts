@@ -1,0 +1,62 @@
+import { basename } from "node:path";
+import type { AppConfig } from "@hangar/config";
+import type { Command } from "commander";
+import { stringify } from "smol-toml";
+import { type LoadedAppConfig, loadAppConfig } from "../app-config.js";
+import { CliError } from "../cli-error.js";
+import { type Context, printJson } from "../context.js";
+
+/** What `hangar config validate` prints for a file that loads: "valid", then each warning. */
+export function validateReport(loaded: LoadedAppConfig): string {
+  const name = basename(loaded.file);
+  if (loaded.warnings.length === 0) return `${name} is valid\n`;
+  const count = loaded.warnings.length === 1 ? "1 warning" : `${loaded.warnings.length} warnings`;
+  return `${name} is valid, with ${count}:\n${loaded.warnings.map((w) => `  ${w}\n`).join("")}`;
+}
+
+/** The parsed config as `hangar config show` prints it: TOML, or JSON with --json. */
+export function showText(config: AppConfig, json: boolean): string {
+  return json ? `${JSON.stringify(config, null, 2)}\n` : `${stringify(config)}\n`;
+}
+
+async function load(ctx: Context, configPath: string | undefined): Promise<LoadedAppConfig> {
+  const loaded = await loadAppConfig(ctx.cwd, configPath, ctx.cwd);
+  if (loaded) return loaded;
+  throw new CliError(
+    "no hangar.toml or fly.toml found here",
+    "pass -c <file>, or run it in the app's folder",
+  );
+}
+
+/** `hangar config validate` and `hangar config show`: the app config file as Hangar reads it. */
+export function registerAppConfig(program: Command, ctx: Context): void {
+  const config = program
+    .command("config")
+    .description("check and print the app config file (hangar.toml or fly.toml) as Hangar reads it");
+  const fileOption = [
+    "-c, --config <file>",
+    "app config file (default: hangar.toml, else fly.toml, here)",
+  ] as const;
+
+  config
+    .command("validate")
+    .description("check the app config file: exit 0 if it loads (printing its warnings), 1 with its errors")
+    .option(...fileOption)
+    .action(async (flags: { config?: string }) => {
+      ctx.out(validateReport(await load(ctx, flags.config)));
+    });
+
+  config
+    .command("show")
+    .description(
+      "print the app config as Hangar reads it: older fly.toml shapes converted, durations as flyctl reads them",
+    )
+    .option(...fileOption)
+    .option("--json", "print JSON")
+    .action(async (flags: { config?: string; json?: boolean }) => {
+      const loaded = await load(ctx, flags.config);
+      for (const warning of loaded.warnings) ctx.err(`warning: ${warning}\n`);
+      if (flags.json) printJson(ctx, loaded.config);
+      else ctx.out(showText(loaded.config, false));
+    });
+}
