@@ -221,13 +221,14 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
 
 /**
  * Node's arguments for a service's process: its TypeScript sources through tsx, or, when
- * HANGAR_RUN_FROM=dist, the JavaScript `pnpm run build` compiled into services/<name>/dist (what the
- * images run). The tests' global setup builds and sets it: a service then loads in about half the
- * CPU time, with no tsx hooks between it and each of its modules (test platforms start ten).
+ * HANGAR_RUN_FROM=dist, the JavaScript `pnpm run build` compiled into services/<name>/dist, bundled
+ * into one file with its dependencies by scripts/bundle.ts (services/<name>/bundle/main.mjs). The
+ * tests' global setup builds, bundles and sets it: a service then loads in about a third of the CPU
+ * time, with no tsx hooks and no module resolution between it and its code (test platforms start ten).
  */
 export function serviceArgv(name: ServiceName): string[] {
   return process.env.HANGAR_RUN_FROM === "dist"
-    ? [join(repoRoot, "services", name, "dist", "main.js")]
+    ? [join(repoRoot, "services", name, "bundle", "main.mjs")]
     : ["--conditions=source", "--import", "tsx", join(repoRoot, "services", name, "src", "main.ts")];
 }
 

@@ -6,7 +6,8 @@ import { createContext } from "../src/context.js";
 import { runCli } from "../src/program.js";
 
 const main = fileURLToPath(new URL("../src/main.ts", import.meta.url));
-const compiledMain = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+/** The CLI compiled by `tsc --build` and bundled by scripts/bundle.ts (the tests' global setup does both). */
+const compiledMain = fileURLToPath(new URL("../bundle/main.mjs", import.meta.url));
 // By path: the child may run in a folder outside the repository, where `--import tsx` would not resolve.
 const tsx = createRequire(import.meta.url).resolve("tsx");
 
@@ -32,7 +33,7 @@ export interface RunningCli {
 
 /**
  * The command line that runs the real CLI (for a wrapper such as `script`): from its sources, or
- * from cli/dist when HANGAR_RUN_FROM=dist (the tests' global setup has built it; see
+ * from cli/dist, bundled into cli/bundle, when HANGAR_RUN_FROM=dist (the tests' global setup has built it; see
  * scripts/platform.ts serviceArgv).
  */
 export function hangarArgv(args: string[]): string[] {

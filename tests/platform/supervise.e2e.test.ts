@@ -39,10 +39,10 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
   }
 }
 
-/** What a service's command line holds: its sources through tsx, or its compiled dist (HANGAR_RUN_FROM=dist). */
+/** What a service's command line holds: its sources through tsx, or its bundle (HANGAR_RUN_FROM=dist). */
 const placementMain = [
   join("services", "placement", "src", "main.ts"),
-  join("services", "placement", "dist", "main.js"),
+  join("services", "placement", "bundle", "main.mjs"),
 ];
 
 /** The pid of this npm start's process whose command line contains `needle` (or one of them). */

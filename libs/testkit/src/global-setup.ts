@@ -44,7 +44,8 @@ const repoRoot = fileURLToPath(new URL("../../..", import.meta.url));
 /**
  * The platforms and CLIs the tests start run from compiled JavaScript (HANGAR_RUN_FROM=dist, see
  * scripts/platform.ts serviceArgv): `tsc --build` brings every package's dist up to date with its
- * sources first (bootstrap has built it, so in a fresh run this only checks, in seconds). A run of
+ * sources first (bootstrap has built it, so in a fresh run this only checks, in seconds), then
+ * scripts/bundle.ts bundles each service's and the CLI's dist into one file (seconds). A run of
  * unit tests only starts none, and a HANGAR_RUN_FROM the caller set (source) is left as it is.
  * Returns whether it set the variable.
  */
@@ -60,6 +61,12 @@ async function buildForRun(): Promise<boolean> {
     console.warn(`[global-setup] tsc --build failed; services and the CLI run from their sources:\n${out}`);
     return false;
   }
+  // A bundle that fails to build is an error of the run, not a reason to test something else.
+  await promisify(execFile)(
+    process.execPath,
+    ["--conditions=source", "--import", "tsx", join(repoRoot, "scripts", "bundle.ts")],
+    { cwd: repoRoot, maxBuffer: 64 << 20 },
+  );
   process.env.HANGAR_RUN_FROM = "dist";
   return true;
 }

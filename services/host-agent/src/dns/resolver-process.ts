@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { extname as extnameOf } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ExistingMachine } from "@hangar/domain";
 import type { Logger } from "@hangar/telemetry";
@@ -136,6 +137,7 @@ export class ResolverProcess {
   }
 }
 
+/** The extension of this module's file: .ts from source, .js from dist, .mjs from a bundle (scripts/bundle.ts). */
 function extname(url: string): string {
-  return url.endsWith(".ts") ? ".ts" : ".js";
+  return extnameOf(new URL(url).pathname);
 }
