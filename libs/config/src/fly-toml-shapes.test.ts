@@ -85,6 +85,16 @@ describe("bare-number durations, as flyctl reads them", () => {
   });
 });
 
+describe("top-level checks", () => {
+  it("take the group's http_service port when they have none, and an upper-cased method, as flyctl's do", () => {
+    const text =
+      '[http_service]\n  internal_port = 3000\n[checks.pg]\n  type = "http"\n  method = "get"\n  path = "/up"\n';
+    expect(machineConfigFromApp(load(text).config, "img").checks).toEqual({
+      pg: { type: "http", port: 3000, method: "GET", path: "/up" },
+    });
+  });
+});
+
 describe("[[vm]] and [[compute]]", () => {
   const text = `[processes]
   web = "bin/web"

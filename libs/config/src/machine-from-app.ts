@@ -95,7 +95,11 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
     checks:
       checks.length > 0
         ? Object.fromEntries(
-            checks.map(([name, c]) => [name, check(c, c.type, c.port ?? checkPort(app, name, group))]),
+            checks.map(([name, c]) => [
+              name,
+              // flyctl upper-cases the method of a top-level check (not of a service's).
+              check({ ...c, method: c.method?.toUpperCase() }, c.type, c.port ?? checkPort(app, name, group)),
+            ]),
           )
         : undefined,
     restart: restart
