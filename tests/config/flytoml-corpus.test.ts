@@ -49,6 +49,7 @@ function isDocumentedWarning(warning: string): boolean {
   return (
     / asks for a GPU \(.*\): Hangar has no GPU hosts yet$/.test(warning) ||
     / is not one of .*: .* \(ignored\)$/.test(warning) ||
+    / has no type: the check is not run \(ignored\)$/.test(warning) ||
     / flyctl reads a bare number here as nanoseconds; /.test(warning)
   );
 }

@@ -95,6 +95,27 @@ describe("top-level checks", () => {
   });
 });
 
+describe("values flyctl loads but refuses at deploy", () => {
+  it("leaves out a top-level check of another type than http or tcp, or of none, with a warning", () => {
+    const text = '[checks.etcd]\n  type = "script"\n  command = "/bin/check"\n[checks.pg]\n  port = 5500\n';
+    const { config, warnings } = load(text);
+    expect(config.checks).toBeUndefined();
+    expect(warnings).toEqual([
+      'fly.toml:1: checks.etcd type "script" is not one of http, tcp: the check is not run (ignored)',
+      "fly.toml:4: checks.pg has no type: the check is not run (ignored)",
+    ]);
+  });
+
+  it("ignores a deploy strategy or concurrency type Hangar does not know, with a warning", () => {
+    const text =
+      '[deploy]\n  strategy = "rolling-eyes"\n[http_service]\n  [http_service.concurrency]\n    type = "donuts"\n';
+    const { config, warnings } = load(text);
+    expect(config.deploy?.strategy).toBeUndefined();
+    expect(config.http_service?.concurrency?.type).toBeUndefined();
+    expect(warnings).toHaveLength(2);
+  });
+});
+
 describe("[[vm]] and [[compute]]", () => {
   const text = `[processes]
   web = "bin/web"

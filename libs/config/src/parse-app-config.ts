@@ -127,8 +127,8 @@ interface DroppedChoice {
 const CONCURRENCY_TYPES = ["connections", "requests"];
 
 /**
- * Removes values flyctl loads but that name nothing Hangar knows (a deploy strategy, a concurrency type),
- * so that the file still loads, and says what Hangar does instead.
+ * Removes values flyctl loads but that name nothing Hangar knows (a deploy strategy, a concurrency type,
+ * a check type), so that the file still loads, and says what Hangar does instead.
  */
 function dropUnknownChoices(raw: Record<string, unknown>): DroppedChoice[] {
   const dropped: DroppedChoice[] = [];
@@ -150,6 +150,20 @@ function dropUnknownChoices(raw: Record<string, unknown>): DroppedChoice[] {
     CONCURRENCY_TYPES,
     "connections are counted",
   );
+  // A top-level check of another type ("script", from Nomad-era files) or none: flyctl loads it and
+  // refuses it at deploy; Hangar loads the file and leaves the check out.
+  if (raw.checks !== null && typeof raw.checks === "object" && !Array.isArray(raw.checks)) {
+    const checks = raw.checks as Record<string, unknown>;
+    for (const [name, c] of Object.entries(checks)) {
+      const type = (c as Record<string, unknown> | null)?.type;
+      if (type === "http" || type === "tcp" || c === null || typeof c !== "object") continue;
+      const what =
+        type === undefined ? "has no type" : `type ${JSON.stringify(type)} is not one of http, tcp`;
+      dropped.push({ path: ["checks", name], text: `${what}: the check is not run (ignored)` });
+      delete checks[name];
+    }
+    if (Object.keys(checks).length === 0) delete raw.checks;
+  }
   if (Array.isArray(raw.services)) {
     raw.services.forEach((s: Record<string, unknown> | undefined, i) => {
       check(
