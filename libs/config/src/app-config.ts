@@ -192,7 +192,8 @@ const StaticsSchema = z.strictObject({
 });
 
 const MetricsSchema = z.strictObject({
-  port: PortSchema,
+  // flyctl loads a [metrics] without a port (experimental.metrics_path alone gives one).
+  port: PortSchema.optional(),
   path: z.string().optional(),
   https: z.boolean().optional(),
   processes: ProcessesSchema.optional(),

@@ -60,6 +60,7 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(config.kill_timeout).toBe("30s");
     expect(config.metrics).toEqual([{ port: 9091, path: "/m" }]);
     expect(config.experimental).toBeUndefined();
+    expect(load('[experimental]\n  metrics_path = "/m"\n').config.metrics).toEqual([{ path: "/m" }]);
   });
 });
 
