@@ -64,6 +64,20 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
   });
 });
 
+describe("the cases of flyctl's definition_test.go, written as TOML", () => {
+  it('reads kill_timeout 20, 1.5 and "10s" as 20s, 1s and 10s (TestFromDefinitionKillTimeout*)', () => {
+    expect(load("kill_timeout = 20\n").config.kill_timeout).toBe("20s");
+    expect(load("kill_timeout = 1.5\n").config.kill_timeout).toBe("1s");
+    expect(load('kill_timeout = "10s"\n').config.kill_timeout).toBe("10s");
+  });
+
+  it("reads checks as a list with names, and an empty list as none (TestFromDefinitionChecksAs*)", () => {
+    const text = '[[checks]]\n  name = "pg"\n  type = "tcp"\n  port = 80\n';
+    expect(load(text).config.checks).toEqual({ pg: { type: "tcp", port: 80 } });
+    expect(load("checks = []\n").config.checks).toBeUndefined();
+  });
+});
+
 describe("bare-number durations, as flyctl reads them", () => {
   it("reads them as milliseconds in [[services.*_checks]] and [checks], seconds in kill_timeout", () => {
     const text =
