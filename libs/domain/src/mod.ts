@@ -32,7 +32,15 @@ export type {
   MachineState,
   MachineStatus,
 } from "./machines/machine.js";
-export { machineAggregateId, machineDecider, machineMayRun, machinesStream } from "./machines/machine.js";
+export {
+  MACHINE_METADATA_LIMITS,
+  machineAggregateId,
+  machineDecider,
+  machineMayRun,
+  machineMetadataIssue,
+  machineMetadataOf,
+  machinesStream,
+} from "./machines/machine.js";
 export type { OrgCommand, OrgEvent, OrgState, TokenRecord } from "./orgs/org.js";
 export { OPERATOR_AGGREGATE, ORG_SLUG, orgDecider, orgsStream } from "./orgs/org.js";
 export type {

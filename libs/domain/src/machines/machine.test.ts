@@ -1,6 +1,13 @@
 import { deciderSpec, isDomainError } from "@hangar/eventstore";
-import { describe, it } from "vitest";
-import { type MachineCommand, type MachineEvent, machineDecider } from "./machine.js";
+import { describe, expect, it } from "vitest";
+import {
+  type ExistingMachine,
+  MACHINE_METADATA_LIMITS,
+  type MachineCommand,
+  type MachineEvent,
+  type MachineState,
+  machineDecider,
+} from "./machine.js";
 
 const spec = deciderSpec(machineDecider);
 
@@ -285,5 +292,109 @@ describe("machine decider", () => {
       .given([...running, passing])
       .when({ type: "RecordCheck", name: "http", status: "passing", output: "200" })
       .then([]);
+  });
+
+  describe("metadata", () => {
+    const set = (key: string, value: string): MachineEvent => ({
+      type: "MachineMetadataSet",
+      data: { key, value },
+    });
+    const fold = (events: MachineEvent[]): ExistingMachine =>
+      events.reduce<MachineState>(machineDecider.evolve, machineDecider.initialState()) as ExistingMachine;
+
+    it("sets a key in the config in place: same instance, same status, no start or stop", () => {
+      spec
+        .given(running)
+        .when({ type: "SetMachineMetadata", key: "role", value: "primary" })
+        .then([set("role", "primary")]);
+      const before = fold(running);
+      const after = fold([...running, set("role", "primary")]);
+      expect(JSON.parse(after.configJson)).toEqual({
+        image: "dir:/srv/hello",
+        metadata: { role: "primary" },
+      });
+      expect({ ...after, configJson: "" }).toEqual({ ...before, configJson: "" });
+      expect(after.status).toBe("started");
+      expect(after.instanceId).toBe("i1");
+    });
+
+    it("decides nothing for a value the key already has, or a key that is not there", () => {
+      spec
+        .given([...running, set("role", "primary")])
+        .when({ type: "SetMachineMetadata", key: "role", value: "primary" })
+        .then([]);
+      spec.given(running).when({ type: "DeleteMachineMetadata", key: "role" }).then([]);
+    });
+
+    it("deletes a key and keeps the others", () => {
+      const deleted: MachineEvent = { type: "MachineMetadataDeleted", data: { key: "role" } };
+      spec
+        .given([...running, set("role", "primary"), set("zone", "a")])
+        .when({ type: "DeleteMachineMetadata", key: "role" })
+        .then([deleted]);
+      const after = fold([...running, set("role", "primary"), set("zone", "a"), deleted]);
+      expect(JSON.parse(after.configJson).metadata).toEqual({ zone: "a" });
+    });
+
+    it("keeps metadata the config was created with, and a full update replaces it", () => {
+      const withMeta = {
+        ...created,
+        data: { ...createdData, configJson: '{"image":"x","metadata":{"fly_process_group":"app"}}' },
+      };
+      const after = fold([withMeta, set("role", "primary")]);
+      expect(JSON.parse(after.configJson).metadata).toEqual({ fly_process_group: "app", role: "primary" });
+    });
+
+    it("is not guarded by a lease (fly-go sends no nonce with it)", () => {
+      const lease: MachineEvent = {
+        type: "MachineLeaseAcquired",
+        data: { nonce: "n1", expiresAtUnixMs: now + 30_000, owner: "ops", description: "" },
+      };
+      // The gateway adds the time to every command it sends; metadata commands ignore it.
+      const command = { type: "SetMachineMetadata", key: "k", value: "v", nowMs: now } as MachineCommand;
+      spec
+        .given([...running, lease])
+        .when(command)
+        .then([set("k", "v")]);
+    });
+
+    it("refuses bad keys, long values, too many keys, and machines being destroyed or gone", () => {
+      for (const key of ["", "a b", "a/b", "k".repeat(65), "ключ"]) {
+        spec
+          .given(running)
+          .when({ type: "SetMachineMetadata", key, value: "v" })
+          .thenThrows((e) => isDomainError(e, "invalid_argument"));
+      }
+      spec
+        .given(running)
+        .when({
+          type: "SetMachineMetadata",
+          key: "k",
+          value: "v".repeat(MACHINE_METADATA_LIMITS.valueChars + 1),
+        })
+        .thenThrows((e) => isDomainError(e, "invalid_argument"));
+      const full = Array.from({ length: MACHINE_METADATA_LIMITS.keys }, (_, i) => set(`k${i}`, "v"));
+      spec
+        .given([...running, ...full])
+        .when({ type: "SetMachineMetadata", key: "one-more", value: "v" })
+        .thenThrows((e) => isDomainError(e, "invalid_argument"));
+      spec
+        .given([...running, ...full])
+        .when({ type: "SetMachineMetadata", key: "k0", value: "changed" })
+        .then([set("k0", "changed")]);
+      const destroying: MachineEvent = { type: "MachineDestroyRequested", data: { force: true } };
+      spec
+        .given([...running, destroying])
+        .when({ type: "SetMachineMetadata", key: "k", value: "v" })
+        .thenThrows((e) => isDomainError(e, "failed_precondition"));
+      spec
+        .given([...running, destroying, { type: "MachineDestroyed", data: {} }])
+        .when({ type: "DeleteMachineMetadata", key: "k" })
+        .thenThrows((e) => isDomainError(e, "not_found"));
+      spec
+        .given([])
+        .when({ type: "SetMachineMetadata", key: "k", value: "v" })
+        .thenThrows((e) => isDomainError(e, "not_found"));
+    });
   });
 });

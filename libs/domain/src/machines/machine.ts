@@ -20,6 +20,8 @@ const messages = {
   MachineLeaseAcquired: hangar.v1.MachineLeaseAcquired,
   MachineLeaseReleased: hangar.v1.MachineLeaseReleased,
   MachineCheckChanged: hangar.v1.MachineCheckChanged,
+  MachineMetadataSet: hangar.v1.MachineMetadataSet,
+  MachineMetadataDeleted: hangar.v1.MachineMetadataDeleted,
 };
 
 /** A machine's events. */
@@ -130,6 +132,9 @@ export type MachineCommand =
   | ({ type: "UncordonMachine" } & LeaseGuard)
   | { type: "AcquireLease"; nonce: string; ttlS: number; owner: string; description: string; nowMs: number }
   | { type: "ReleaseLease"; nonce: string; nowMs: number }
+  /** A key of config.metadata, changed in place: same instance id, no restart, no lease needed (as Fly). */
+  | { type: "SetMachineMetadata"; key: string; value: string }
+  | { type: "DeleteMachineMetadata"; key: string }
   | {
       type: "RecordStarted";
       hostId: string;
@@ -154,6 +159,41 @@ export type MachineCommand =
   | { type: "RecordSuspended" }
   | { type: "RecordDestroyed" }
   | { type: "RecordCheck"; name: string; status: string; output: string };
+
+/** What a metadata key and value may be, and how many keys one machine holds. */
+export const MACHINE_METADATA_LIMITS = {
+  keyPattern: /^[A-Za-z0-9_.-]{1,64}$/,
+  valueChars: 1024,
+  keys: 64,
+} as const;
+
+/** Why `key` (and `value`, when given) cannot be machine metadata, or undefined when it can. */
+export function machineMetadataIssue(key: string, value?: string): string | undefined {
+  if (!MACHINE_METADATA_LIMITS.keyPattern.test(key))
+    return `metadata key ${JSON.stringify(key.slice(0, 80))} is invalid: 1 to 64 letters, digits, "_", "-" or "."`;
+  if (value !== undefined && value.length > MACHINE_METADATA_LIMITS.valueChars)
+    return `metadata value of ${key} is too long: at most ${MACHINE_METADATA_LIMITS.valueChars} characters`;
+  return undefined;
+}
+
+/** The config.metadata of a machine's config JSON ({} when it has none). */
+export function machineMetadataOf(configJson: string): Record<string, string> {
+  const metadata = (JSON.parse(configJson || "{}") as { metadata?: Record<string, string> | null }).metadata;
+  return metadata ?? {};
+}
+
+function withMetadata(configJson: string, metadata: Record<string, string>): string {
+  return JSON.stringify({ ...(JSON.parse(configJson || "{}") as object), metadata });
+}
+
+// Commands a lease does not guard: the lease's own, and metadata (fly-go sends no nonce with them,
+// and flyctl tags machines it holds leased during a bluegreen deploy).
+const UNGUARDED: ReadonlySet<MachineCommand["type"]> = new Set([
+  "AcquireLease",
+  "ReleaseLease",
+  "SetMachineMetadata",
+  "DeleteMachineMetadata",
+]);
 
 function invalid(state: ExistingMachine, action: string): DomainError {
   return new DomainError(`cannot ${action} a machine that is ${state.status}`, "failed_precondition");
@@ -186,7 +226,7 @@ function decideExisting(
   command: Exclude<MachineCommand, { type: "CreateMachine" }>,
   state: ExistingMachine,
 ): MachineEvent[] {
-  if ("nowMs" in command && command.type !== "AcquireLease" && command.type !== "ReleaseLease") {
+  if ("nowMs" in command && !UNGUARDED.has(command.type)) {
     const held = leaseHeld(state, command);
     if (held) throw held;
   }
@@ -279,6 +319,23 @@ function decideExisting(
         throw new DomainError("the lease nonce does not match the machine's lease", "lease_held");
       return [{ type: "MachineLeaseReleased", data: { nonce: command.nonce } }];
     }
+    case "SetMachineMetadata": {
+      const issue = machineMetadataIssue(command.key, command.value);
+      if (issue) throw new DomainError(issue, "invalid_argument");
+      if (state.status === "destroying") throw invalid(state, "change the metadata of");
+      const metadata = machineMetadataOf(state.configJson);
+      if (metadata[command.key] === command.value) return [];
+      if (!(command.key in metadata) && Object.keys(metadata).length >= MACHINE_METADATA_LIMITS.keys)
+        throw new DomainError(
+          `machine ${state.machineId} already has ${MACHINE_METADATA_LIMITS.keys} metadata keys: delete one first`,
+          "invalid_argument",
+        );
+      return [{ type: "MachineMetadataSet", data: { key: command.key, value: command.value } }];
+    }
+    case "DeleteMachineMetadata":
+      if (state.status === "destroying") throw invalid(state, "change the metadata of");
+      if (!(command.key in machineMetadataOf(state.configJson))) return [];
+      return [{ type: "MachineMetadataDeleted", data: { key: command.key } }];
     case "RecordStarted":
       if (state.status === "started" && state.pid === command.pid) return [];
       // A suspended process that is resumed keeps its pid: starting it again is what resumes it.
@@ -439,6 +496,17 @@ function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMa
         ...state,
         checks: { ...state.checks, [d.name ?? ""]: { status: d.status ?? "", output: d.output ?? "" } },
       };
+    }
+    case "MachineMetadataSet": {
+      const metadata = {
+        ...machineMetadataOf(state.configJson),
+        [event.data.key ?? ""]: event.data.value ?? "",
+      };
+      return { ...state, configJson: withMetadata(state.configJson, metadata) };
+    }
+    case "MachineMetadataDeleted": {
+      const { [event.data.key ?? ""]: _, ...metadata } = machineMetadataOf(state.configJson);
+      return { ...state, configJson: withMetadata(state.configJson, metadata) };
     }
   }
 }
