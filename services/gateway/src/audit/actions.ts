@@ -53,6 +53,8 @@ export const AUDITED_ROUTES: Readonly<Record<string, AuditedRoute>> = {
   [`POST ${MACHINE}/cordon`]: machineAction("cordon"),
   [`POST ${MACHINE}/uncordon`]: machineAction("uncordon"),
   [`POST ${MACHINE}/exec`]: machineAction("exec"),
+  [`POST ${MACHINE}/metadata/:key`]: machineAction("metadata_set"),
+  [`DELETE ${MACHINE}/metadata/:key`]: machineAction("metadata_delete"),
   [`POST ${MACHINE}/lease`]: { action: "lease.acquire", target: machine },
   [`DELETE ${MACHINE}/lease`]: { action: "lease.release", target: machine },
   [`GET ${MACHINE}/tunnel`]: { action: "tunnel.open", target: machine },

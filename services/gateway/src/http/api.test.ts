@@ -13,6 +13,7 @@ import type {
   MachineListFilter,
   MachineStartView,
   MachinesBackend,
+  MachineVersionView,
   MachineView,
   RequestContext,
   RestartOptions,
@@ -171,6 +172,30 @@ class MemoryBackend implements MachinesBackend {
   async listMachineEvents(app: string, id: string, ctx: RequestContext): Promise<MachineEventView[]> {
     this.record("listMachineEvents", app, id, ctx);
     return this.machine(app, id).events;
+  }
+
+  async listMachineVersions(app: string, id: string, ctx: RequestContext): Promise<MachineVersionView[]> {
+    this.record("listMachineVersions", app, id, ctx);
+    const machine = this.machine(app, id);
+    return [{ version: machine.instance_id, user_config: machine.config }];
+  }
+
+  async getMachineMetadata(app: string, id: string, ctx: RequestContext): Promise<Record<string, string>> {
+    this.record("getMachineMetadata", app, id, ctx);
+    return this.machine(app, id).config.metadata ?? {};
+  }
+
+  async setMachineMetadata(app: string, id: string, key: string, value: string, ctx: RequestContext) {
+    this.record("setMachineMetadata", app, id, key, value, ctx);
+    const machine = this.machine(app, id);
+    machine.config = { ...machine.config, metadata: { ...machine.config.metadata, [key]: value } };
+  }
+
+  async deleteMachineMetadata(app: string, id: string, key: string, ctx: RequestContext) {
+    this.record("deleteMachineMetadata", app, id, key, ctx);
+    const machine = this.machine(app, id);
+    const { [key]: _, ...rest } = machine.config.metadata ?? {};
+    machine.config = { ...machine.config, metadata: rest };
   }
 
   async getLease(app: string, id: string, ctx: RequestContext): Promise<LeaseView> {
@@ -493,7 +518,13 @@ describe("machines", () => {
     expect(list?.id).toBe("m1");
     expect(backend.last("listMachines")?.slice(0, 2)).toEqual([
       "web",
-      { includeDeleted: true, region: "ams", states: ["started", "stopped", "suspended"], summary: true },
+      {
+        includeDeleted: true,
+        region: "ams",
+        states: ["started", "stopped", "suspended"],
+        summary: true,
+        metadata: {},
+      },
     ]);
     await call("GET", "/v1/apps/web/machines");
     expect(backend.last("listMachines")?.[1]).toEqual({
@@ -501,6 +532,12 @@ describe("machines", () => {
       region: undefined,
       states: [],
       summary: false,
+      metadata: {},
+    });
+    await call("GET", "/v1/apps/web/machines?metadata.fly_process_group=web&metadata.role=");
+    expect((backend.last("listMachines")?.[1] as MachineListFilter | undefined)?.metadata).toEqual({
+      fly_process_group: "web",
+      role: "",
     });
   });
 
@@ -516,6 +553,12 @@ describe("machines", () => {
       400,
       "invalid_argument",
       'include_deleted: expected true or false, received "maybe"',
+    );
+    await expectError(
+      await call("GET", "/v1/apps/web/machines?metadata.a%20b=x"),
+      400,
+      "invalid_argument",
+      /^metadata\.a b: metadata key "a b" is invalid/,
     );
   });
 
@@ -741,6 +784,85 @@ describe("leases", () => {
       400,
       "invalid_argument",
       /^ttl: /,
+    );
+  });
+});
+
+describe("versions and metadata", () => {
+  it("lists the machine's versions as MachineVersion", async () => {
+    const res = await call("GET", "/v1/apps/web/machines/m1/versions");
+    expect(res.status).toBe(200);
+    const [version, ...rest] = (await res.json()) as MachineVersionView[];
+    expect(rest).toEqual([]);
+    expect(Object.keys(version ?? {}).sort()).toEqual(["user_config", "version"]);
+    expect(version?.version).toBe("01HINSTANCE");
+    expect(backend.last("listMachineVersions")?.slice(0, 2)).toEqual(["web", "m1"]);
+  });
+
+  it("sets a key from fly-go's {value} body and deletes it, each with an empty 204", async () => {
+    const set = await call("POST", "/v1/apps/web/machines/m1/metadata/fly_bluegreen_deployment_tag", {
+      body: { value: "safe-to-destroy" },
+    });
+    expect(set.status).toBe(204);
+    expect(await set.text()).toBe("");
+    expect(backend.last("setMachineMetadata")?.slice(0, 4)).toEqual([
+      "web",
+      "m1",
+      "fly_bluegreen_deployment_tag",
+      "safe-to-destroy",
+    ]);
+    const shown = await call("GET", "/v1/apps/web/machines/m1/metadata");
+    expect(shown.status).toBe(200);
+    expect(await shown.json()).toEqual({ fly_bluegreen_deployment_tag: "safe-to-destroy" });
+
+    const deleted = await call("DELETE", "/v1/apps/web/machines/m1/metadata/fly_bluegreen_deployment_tag");
+    expect(deleted.status).toBe(204);
+    expect(await deleted.text()).toBe("");
+    expect(backend.last("deleteMachineMetadata")?.slice(0, 3)).toEqual([
+      "web",
+      "m1",
+      "fly_bluegreen_deployment_tag",
+    ]);
+    expect(await (await call("GET", "/v1/apps/web/machines/m1/metadata")).json()).toEqual({});
+  });
+
+  it("refuses a bad key, a missing or non-string value, and a value too long, with 400 before the backend", async () => {
+    await expectError(
+      await call("POST", "/v1/apps/web/machines/m1/metadata/a%20b", { body: { value: "x" } }),
+      400,
+      "invalid_argument",
+      /metadata key "a b" is invalid/,
+    );
+    await expectError(
+      await call("DELETE", "/v1/apps/web/machines/m1/metadata/bad%2Fkey"),
+      400,
+      "invalid_argument",
+      /metadata key "bad\/key" is invalid/,
+    );
+    await expectError(await call("POST", "/v1/apps/web/machines/m1/metadata/k"), 400, "invalid_argument");
+    await expectError(
+      await call("POST", "/v1/apps/web/machines/m1/metadata/k", { body: { value: 3 } }),
+      400,
+      "invalid_argument",
+      /^value: /,
+    );
+    await expectError(
+      await call("POST", "/v1/apps/web/machines/m1/metadata/k", { body: { value: "v".repeat(1025) } }),
+      400,
+      "invalid_argument",
+      /too long/,
+    );
+    expect(backend.last("setMachineMetadata")).toBeUndefined();
+    expect(backend.last("deleteMachineMetadata")).toBeUndefined();
+  });
+
+  it("answers an unknown machine with 404", async () => {
+    await expectError(await call("GET", "/v1/apps/web/machines/nope/versions"), 404, "not_found");
+    await expectError(await call("GET", "/v1/apps/web/machines/nope/metadata"), 404, "not_found");
+    await expectError(
+      await call("POST", "/v1/apps/web/machines/nope/metadata/k", { body: { value: "v" } }),
+      404,
+      "not_found",
     );
   });
 });

@@ -45,6 +45,7 @@ import { idempotency } from "./idempotency.js";
 import { leaseRoutes } from "./leases.js";
 import { machineActionRoutes } from "./machine-actions.js";
 import { machineRoutes } from "./machines.js";
+import { metadataRoutes } from "./metadata.js";
 import { orgRoutes } from "./orgs.js";
 import { type RateLimitSettings, rateLimit } from "./rate-limit.js";
 import { releaseRoutes } from "./releases.js";
@@ -151,7 +152,7 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   if (deps.orgs) api.route("/v1", orgRoutes(deps.orgs));
   api.route("/v1", appRoutes(deps.backend));
   api.route("/v1", machineRoutes(deps.backend, deps.dirImageRoots, deps.registry, deps.upstreams));
-  for (const routes of [machineActionRoutes, leaseRoutes]) {
+  for (const routes of [machineActionRoutes, leaseRoutes, metadataRoutes]) {
     api.route("/v1", routes(deps.backend));
   }
   if (deps.registry) {

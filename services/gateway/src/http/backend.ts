@@ -112,6 +112,15 @@ export interface MachineView {
   cordoned?: boolean;
 }
 
+/**
+ * A machine in a list asked for with `summary=true`: Fly leaves out config, checks, events,
+ * host_status and nonce.
+ */
+export type MachineSummaryView = Omit<
+  MachineView,
+  "config" | "incomplete_config" | "checks" | "events" | "host_status" | "nonce"
+>;
+
 /** Fly's `Lease`; expires_at in unix seconds. */
 export interface LeaseView {
   nonce: string;
@@ -119,6 +128,12 @@ export interface LeaseView {
   owner: string;
   description: string;
   version: string;
+}
+
+/** Fly's `MachineVersion`: one config the machine has had, under its version (instance id). */
+export interface MachineVersionView {
+  version: string;
+  user_config: MachineConfig;
 }
 
 /** Answer to a start (fly-go reads previous_state). */
@@ -131,8 +146,10 @@ export interface MachineListFilter {
   region: string | undefined;
   /** Empty means any state. */
   states: MachineState[];
-  /** Fly's summary view: the backend may leave out config and events. */
+  /** Fly's summary view (MachineSummaryView): no config, checks, events, host_status. */
   summary: boolean;
+  /** Fly's `metadata.<key>=<value>` filters: every pair must be in the machine's config.metadata. */
+  metadata: Record<string, string>;
 }
 
 export interface StopOptions {
@@ -170,7 +187,11 @@ export interface MachinesBackend {
   getApp(app: string, ctx: RequestContext): Promise<AppView>;
   deleteApp(app: string, ctx: RequestContext): Promise<void>;
 
-  listMachines(app: string, filter: MachineListFilter, ctx: RequestContext): Promise<MachineView[]>;
+  listMachines(
+    app: string,
+    filter: MachineListFilter,
+    ctx: RequestContext,
+  ): Promise<(MachineView | MachineSummaryView)[]>;
   /** With `lease_ttl`, the machine is created leased and the view carries `nonce`. */
   createMachine(app: string, input: CreateMachineRequest, ctx: RequestContext): Promise<MachineView>;
   getMachine(app: string, machineId: string, ctx: RequestContext): Promise<MachineView>;
@@ -199,6 +220,21 @@ export interface MachinesBackend {
   waitMachine(app: string, machineId: string, opts: WaitOptions, ctx: RequestContext): Promise<WaitState>;
   /** Newest first, as Fly lists them. */
   listMachineEvents(app: string, machineId: string, ctx: RequestContext): Promise<MachineEventView[]>;
+  /** The configs the machine has had, newest (the current one) first. */
+  listMachineVersions(app: string, machineId: string, ctx: RequestContext): Promise<MachineVersionView[]>;
+
+  /** The machine's config.metadata. */
+  getMachineMetadata(app: string, machineId: string, ctx: RequestContext): Promise<Record<string, string>>;
+  /** Sets one key of config.metadata in place (no new version, no restart); `key` and `value` are checked. */
+  setMachineMetadata(
+    app: string,
+    machineId: string,
+    key: string,
+    value: string,
+    ctx: RequestContext,
+  ): Promise<void>;
+  /** Removes one key of config.metadata in place; a key that is not there is no error. */
+  deleteMachineMetadata(app: string, machineId: string, key: string, ctx: RequestContext): Promise<void>;
 
   /** Throws `not_found` when the machine has no lease. */
   getLease(app: string, machineId: string, ctx: RequestContext): Promise<LeaseView>;

@@ -11,7 +11,7 @@ import { appFor, MACHINE_PATH, machineTarget } from "./params.js";
 import { destroyOptions, listFilter } from "./query.js";
 
 /**
- * `/apps/{app}/machines` routes: list, create, show, update, destroy. A `dir:` image must lie under
+ * `/apps/{app}/machines` routes: list, create, show, its versions, update, destroy. A `dir:` image must lie under
  * `dirImageRoots` (none: `dir:` images are off). An image of another org's app is refused as not
  * found (image-access.ts); `registry` tells whether an operator's `library/x` shadows such an app.
  */
@@ -38,6 +38,9 @@ export function machineRoutes(
     })
     .get(MACHINE_PATH, async (c) => {
       return c.json(await backend.getMachine(...machineTarget(c, "read")));
+    })
+    .get(`${MACHINE_PATH}/versions`, async (c) => {
+      return c.json(await backend.listMachineVersions(...machineTarget(c, "read")));
     })
     .post(MACHINE_PATH, async (c) => {
       const [app, id, ctx] = machineTarget(c, "write");

@@ -1,4 +1,5 @@
 import { durationToMs, StopSignalSchema, validate } from "@hangar/config";
+import { machineMetadataIssue } from "@hangar/domain";
 import type { Context } from "hono";
 import {
   MACHINE_STATES,
@@ -59,13 +60,27 @@ function duration(c: Context, name: string): number | undefined {
   throw invalid(name, `expected a duration such as "10s", or a number of seconds, received ${quoted(value)}`);
 }
 
-/** `GET .../machines`: include_deleted, region, state (several allowed), summary. */
+/** Fly's `metadata.<key>=<value>` list filters (the first value of a repeated key, as for region). */
+function metadataFilter(c: Context): Record<string, string> {
+  const filter: Record<string, string> = {};
+  for (const name of Object.keys(c.req.queries())) {
+    if (!name.startsWith("metadata.")) continue;
+    const key = name.slice("metadata.".length);
+    const issue = machineMetadataIssue(key);
+    if (issue) throw invalid(name, issue);
+    filter[key] = c.req.query(name) ?? "";
+  }
+  return filter;
+}
+
+/** `GET .../machines`: include_deleted, region, state (several allowed), summary, metadata.<key>. */
 export function listFilter(c: Context): MachineListFilter {
   return {
     includeDeleted: flag(c, "include_deleted"),
     region: one(c, "region"),
     states: oneOf<MachineState>(c, "state", MACHINE_STATES),
     summary: flag(c, "summary"),
+    metadata: metadataFilter(c),
   };
 }
 

@@ -37,6 +37,8 @@ export const IDEMPOTENT_ROUTES: readonly IdempotentRoute[] = [
   { method: "POST", path: `${MACHINE}/stop` },
   { method: "POST", path: `${MACHINE}/restart` },
   { method: "POST", path: `${MACHINE}/suspend` },
+  { method: "POST", path: `${MACHINE}/metadata/:key` },
+  { method: "DELETE", path: `${MACHINE}/metadata/:key` },
   { method: "POST", path: "/v1/apps/:app_name/volumes" },
 ];
 

@@ -57,8 +57,13 @@ export const RATE_LIMITED_ROUTES: readonly RateLimitedRoute[] = [
   { method: "POST", path: `${MACHINE}/stop`, action: "machine_start" },
   { method: "POST", path: `${MACHINE}/restart`, action: "machine_start" },
   { method: "POST", path: `${MACHINE}/suspend`, action: "machine_start" },
+  // A metadata change is a small change of a running machine's config, charged like its other state changes.
+  { method: "POST", path: `${MACHINE}/metadata/:key`, action: "machine_start" },
+  { method: "DELETE", path: `${MACHINE}/metadata/:key`, action: "machine_start" },
   { method: "GET", path: "/v1/apps/:app_name/machines", action: "machine_get" },
   { method: "GET", path: MACHINE, action: "machine_get" },
+  { method: "GET", path: `${MACHINE}/versions`, action: "machine_get" },
+  { method: "GET", path: `${MACHINE}/metadata`, action: "machine_get" },
   // Every change of a volume makes or moves disk on a host: one budget for all of them.
   { method: "POST", path: "/v1/apps/:app_name/volumes", action: "volume" },
   { method: "POST", path: VOLUME, action: "volume" },

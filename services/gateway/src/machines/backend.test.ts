@@ -1,6 +1,6 @@
 import { type MachineEvent, machineDecider } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
-import { toMachineView } from "./backend.js";
+import { toMachineSummaryView, toMachineView } from "./backend.js";
 
 /** A machine started with these addresses, as the catalog holds it. */
 function startedWith(privateIp: string, privateIpv6: string) {
@@ -26,7 +26,7 @@ function startedWith(privateIp: string, privateIpv6: string) {
   ];
   const state = events.reduce(machineDecider.evolve, machineDecider.initialState());
   if (state.status === "absent") throw new Error("the machine does not exist");
-  return { state, createdAtMs: 0, updatedAtMs: 0, events: [], checkUpdatedAtMs: {} };
+  return { state, createdAtMs: 0, updatedAtMs: 0, events: [], checkUpdatedAtMs: {}, versions: [] };
 }
 
 describe("a machine's view", () => {
@@ -36,5 +36,21 @@ describe("a machine's view", () => {
 
   it("shows the v4 address of a machine without 6PN", () => {
     expect(toMachineView(startedWith("127.77.0.2", "")).private_ip).toBe("127.77.0.2");
+  });
+
+  it("leaves config, checks, events and host_status out of a summary, as Fly's summary=true does", () => {
+    const summary = toMachineSummaryView(startedWith("127.77.0.2", "fdaa:1:2:3::4"));
+    expect(Object.keys(summary).sort()).toEqual([
+      "created_at",
+      "id",
+      "image_ref",
+      "instance_id",
+      "name",
+      "private_ip",
+      "region",
+      "state",
+      "updated_at",
+    ]);
+    expect(summary.image_ref.repository).toBe("hello");
   });
 });

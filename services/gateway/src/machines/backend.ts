@@ -5,7 +5,13 @@ import type {
   Signal,
   UpdateMachineRequest,
 } from "@hangar/config";
-import { machineAggregateId, newInstanceId, newMachineId, RESERVED_APP_NAMES } from "@hangar/domain";
+import {
+  machineAggregateId,
+  machineMetadataOf,
+  newInstanceId,
+  newMachineId,
+  RESERVED_APP_NAMES,
+} from "@hangar/domain";
 import { isDomainError } from "@hangar/eventstore";
 import {
   ApiError,
@@ -16,7 +22,9 @@ import {
   type MachineEventView,
   type MachineListFilter,
   type MachineStartView,
+  type MachineSummaryView,
   type MachinesBackend,
+  type MachineVersionView,
   type MachineView,
   type RequestContext,
   type RestartOptions,
@@ -57,8 +65,8 @@ function imageRef(image: string) {
   };
 }
 
-/** A machine as Fly's API shows it. */
-export function toMachineView(r: MachineRecord, summary = false): MachineView {
+/** A machine as Fly's API lists it with `summary=true`: no config, checks, events or host status. */
+export function toMachineSummaryView(r: MachineRecord): MachineSummaryView {
   const s = r.state;
   const config = JSON.parse(s.configJson || "{}") as MachineConfig;
   return {
@@ -69,11 +77,21 @@ export function toMachineView(r: MachineRecord, summary = false): MachineView {
     instance_id: s.instanceId,
     // Fly's private_ip is the 6PN address; a machine without one (dir:, host network) has its v4.
     private_ip: s.privateIpv6 || s.privateIp,
-    config: summary ? ({ image: config.image } as MachineConfig) : config,
     image_ref: imageRef(config.image ?? ""),
     created_at: iso(r.createdAtMs),
     updated_at: iso(r.updatedAtMs),
-    events: summary ? [] : r.events.slice(0, 10),
+    ...(s.cordoned ? { cordoned: true } : {}),
+  };
+}
+
+/** A machine as Fly's API shows it. */
+export function toMachineView(r: MachineRecord): MachineView {
+  const s = r.state;
+  const config = JSON.parse(s.configJson || "{}") as MachineConfig;
+  return {
+    ...toMachineSummaryView(r),
+    config,
+    events: r.events.slice(0, 10),
     checks: Object.entries(s.checks).map(([name, c]) => ({
       name,
       status: c.status as "passing" | "critical",
@@ -81,8 +99,12 @@ export function toMachineView(r: MachineRecord, summary = false): MachineView {
       updated_at: iso(r.checkUpdatedAtMs[name] ?? r.updatedAtMs),
     })),
     host_status: "ok",
-    ...(s.cordoned ? { cordoned: true } : {}),
   };
+}
+
+function hasMetadata(r: MachineRecord, wanted: [string, string][]): boolean {
+  const metadata = machineMetadataOf(r.state.configJson);
+  return wanted.every(([key, value]) => metadata[key] === value);
 }
 
 function appView(name: string, orgSlug: string): AppView {
@@ -155,17 +177,19 @@ export class StreamBackend implements MachinesBackend {
     return this.commands.destroyApp(app);
   }
 
-  async listMachines(app: string, filter: MachineListFilter): Promise<MachineView[]> {
+  async listMachines(app: string, filter: MachineListFilter): Promise<(MachineView | MachineSummaryView)[]> {
     this.appOrThrow(app);
+    const wanted = Object.entries(filter.metadata);
     return this.catalog
       .machinesOf(app)
       .filter(
         (m) =>
           (filter.includeDeleted || m.state.status !== "destroyed") &&
           (!filter.region || m.state.region === filter.region) &&
-          (filter.states.length === 0 || filter.states.includes(m.state.status)),
+          (filter.states.length === 0 || filter.states.includes(m.state.status)) &&
+          (wanted.length === 0 || hasMetadata(m, wanted)),
       )
-      .map((m) => toMachineView(m, filter.summary));
+      .map((m) => (filter.summary ? toMachineSummaryView(m) : toMachineView(m)));
   }
 
   async createMachine(app: string, input: CreateMachineRequest, ctx: RequestContext): Promise<MachineView> {
@@ -364,6 +388,48 @@ export class StreamBackend implements MachinesBackend {
 
   async listMachineEvents(app: string, machineId: string): Promise<MachineEventView[]> {
     return this.record(app, machineId).events;
+  }
+
+  async listMachineVersions(app: string, machineId: string): Promise<MachineVersionView[]> {
+    return this.record(app, machineId).versions.map((v) => ({
+      version: v.version,
+      user_config: JSON.parse(v.configJson || "{}") as MachineConfig,
+    }));
+  }
+
+  async getMachineMetadata(app: string, machineId: string): Promise<Record<string, string>> {
+    return machineMetadataOf(this.record(app, machineId).state.configJson);
+  }
+
+  async setMachineMetadata(
+    app: string,
+    machineId: string,
+    key: string,
+    value: string,
+    ctx: RequestContext,
+  ): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(
+      app,
+      machineId,
+      { type: "SetMachineMetadata", key, value },
+      commandIdOf("SetMachineMetadata", ctx),
+    );
+  }
+
+  async deleteMachineMetadata(
+    app: string,
+    machineId: string,
+    key: string,
+    ctx: RequestContext,
+  ): Promise<void> {
+    this.record(app, machineId);
+    await this.commands.machine(
+      app,
+      machineId,
+      { type: "DeleteMachineMetadata", key },
+      commandIdOf("DeleteMachineMetadata", ctx),
+    );
   }
 
   async getLease(app: string, machineId: string): Promise<LeaseView> {

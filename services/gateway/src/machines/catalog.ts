@@ -5,6 +5,7 @@ import {
   appDecider,
   appsStream,
   type ExistingMachine,
+  type MachineEvent,
   machineAggregateId,
   machinesStream,
 } from "@hangar/domain";
@@ -21,14 +22,24 @@ export interface MachineRecord {
   /** Newest first, at most EVENTS_KEPT. */
   events: MachineEventRecord[];
   checkUpdatedAtMs: Record<string, number>;
+  /** The configs it has had, newest (the current one) first, at most VERSIONS_KEPT. */
+  versions: MachineVersionRecord[];
+}
+
+/** One version of a machine: its instance id and the config it had (metadata changes it in place). */
+export interface MachineVersionRecord {
+  version: string;
+  configJson: string;
 }
 
 const EVENTS_KEPT = 50;
+const VERSIONS_KEPT = 100;
 
-/** The API's history of one machine: its recent events and when each check last changed. */
+/** The API's history of one machine: its recent events, when each check last changed, its versions. */
 interface MachineHistory {
   events: MachineEventRecord[];
   checkUpdatedAtMs: Record<string, number>;
+  versions: MachineVersionRecord[];
 }
 
 type Waiter = { aggregateId: string; test(m: MachineRecord): boolean; resolve(m: MachineRecord): void };
@@ -128,12 +139,18 @@ export class Catalog {
 
   private record(entry: MachineEntry): MachineRecord {
     const history = this.histories.get(entry.aggregateId);
+    const versions = history?.versions ?? [];
     return {
       state: entry.state,
       createdAtMs: entry.createdAtMs,
       updatedAtMs: entry.updatedAtMs,
       events: history?.events ?? [],
       checkUpdatedAtMs: history?.checkUpdatedAtMs ?? {},
+      // A machine whose creation this catalog did not see has at least its current version.
+      versions:
+        versions.length > 0
+          ? versions
+          : [{ version: entry.state.instanceId, configJson: entry.state.configJson }],
     };
   }
 
@@ -141,16 +158,18 @@ export class Catalog {
     if (c.state.status === "absent") return;
     let history = this.histories.get(c.aggregateId);
     if (!history) {
-      history = { events: [], checkUpdatedAtMs: {} };
+      history = { events: [], checkUpdatedAtMs: {}, versions: [] };
       this.histories.set(c.aggregateId, history);
     }
     for (const r of c.events) {
       if (r.event.type === "MachineCheckChanged")
         history.checkUpdatedAtMs[r.event.data.name ?? ""] = r.timeUnixMs;
+      foldVersion(history.versions, r.event, c.state.configJson);
       const e = toEventRecord(r);
       if (e) history.events.unshift(e);
     }
     if (history.events.length > EVENTS_KEPT) history.events.length = EVENTS_KEPT;
+    if (history.versions.length > VERSIONS_KEPT) history.versions.length = VERSIONS_KEPT;
     if (this.waiters.length > 0) {
       const entry = this.machines.entry(c.aggregateId);
       if (!entry) return;
@@ -161,5 +180,26 @@ export class Catalog {
         return false;
       });
     }
+  }
+}
+
+/**
+ * A machine's versions after `event`, newest first: a create or an update is a new version; a
+ * metadata change rewrites the current one (`configJson`: the machine's config after the event).
+ */
+function foldVersion(versions: MachineVersionRecord[], event: MachineEvent, configJson: string): void {
+  switch (event.type) {
+    case "MachineCreated":
+    case "MachineUpdated":
+      versions.unshift({ version: event.data.instanceId ?? "", configJson: event.data.configJson ?? "" });
+      return;
+    case "MachineMetadataSet":
+    case "MachineMetadataDeleted": {
+      const current = versions[0];
+      if (current) versions[0] = { ...current, configJson };
+      return;
+    }
+    default:
+      return;
   }
 }

@@ -154,7 +154,8 @@ export class MachineCommands {
     machineId: string,
     command:
       | DistributiveOmit<MachineUserCommand, "nowMs">
-      | DistributiveOmit<Extract<MachineCommand, { type: "AcquireLease" | "ReleaseLease" }>, "nowMs">,
+      | DistributiveOmit<Extract<MachineCommand, { type: "AcquireLease" | "ReleaseLease" }>, "nowMs">
+      | Extract<MachineCommand, { type: "SetMachineMetadata" | "DeleteMachineMetadata" }>,
     commandId = `${command.type}-${randomBytes(6).toString("hex")}`,
   ): Promise<MachineRecord> {
     const aggregateId = machineAggregateId(app, machineId);
