@@ -17,6 +17,9 @@ processes = []
   [[services.ports]]
     port = "443"
     handlers = ["tls", "http"]
+  [[services.ports]]
+    start_port = 9000
+    end_port = 9010
   [[services.tcp_checks]]
     interval = 10000
 `;
@@ -53,7 +56,10 @@ describe("showText", () => {
     expect(JSON.parse(showText(config, true)).services[0]).toEqual({
       internal_port: 8080,
       concurrency: { type: "requests", soft_limit: 20, hard_limit: 25 },
-      ports: [{ port: 443, handlers: ["tls", "http"] }],
+      ports: [
+        { port: 443, handlers: ["tls", "http"] },
+        { start_port: 9000, end_port: 9010 },
+      ],
       tcp_checks: [{ interval: "10s" }],
     });
   });

@@ -4,7 +4,7 @@ import type { Command } from "commander";
 import { stringify } from "smol-toml";
 import { type LoadedAppConfig, loadAppConfig } from "../app-config.js";
 import { CliError } from "../cli-error.js";
-import { type Context, printJson } from "../context.js";
+import type { Context } from "../context.js";
 
 /** What `hangar config validate` prints for a file that loads: "valid", then each warning. */
 export function validateReport(loaded: LoadedAppConfig): string {
@@ -16,7 +16,9 @@ export function validateReport(loaded: LoadedAppConfig): string {
 
 /** The parsed config as `hangar config show` prints it: TOML, or JSON with --json. */
 export function showText(config: AppConfig, json: boolean): string {
-  return json ? `${JSON.stringify(config, null, 2)}\n` : `${stringify(config)}\n`;
+  const text = JSON.stringify(config, null, 2);
+  // Through JSON, so that TOML gets what the JSON shows (no undefined fields, which TOML cannot write).
+  return json ? `${text}\n` : `${stringify(JSON.parse(text))}\n`;
 }
 
 async function load(ctx: Context, configPath: string | undefined): Promise<LoadedAppConfig> {
@@ -56,7 +58,6 @@ export function registerAppConfig(program: Command, ctx: Context): void {
     .action(async (flags: { config?: string; json?: boolean }) => {
       const loaded = await load(ctx, flags.config);
       for (const warning of loaded.warnings) ctx.err(`warning: ${warning}\n`);
-      if (flags.json) printJson(ctx, loaded.config);
-      else ctx.out(showText(loaded.config, false));
+      ctx.out(showText(loaded.config, flags.json === true));
     });
 }

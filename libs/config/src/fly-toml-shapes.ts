@@ -130,11 +130,10 @@ function patchService(service: Table, at: TomlPath, duration: DurationReader): v
   if (isTable(service.ports)) service.ports = [service.ports];
   if (Array.isArray(service.ports)) {
     for (const port of service.ports) {
-      if (isTable(port)) port.port = integer(port.port);
+      if (isTable(port) && port.port !== undefined) port.port = integer(port.port);
     }
   }
-  service.internal_port = integer(service.internal_port);
-  if (service.internal_port === undefined) delete service.internal_port;
+  if (service.internal_port !== undefined) service.internal_port = integer(service.internal_port);
   for (const kind of ["tcp_checks", "http_checks"]) {
     if (service[kind] === undefined) continue;
     const { items, from } = listOfTables(service[kind], [...at, kind]);
