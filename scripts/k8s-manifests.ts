@@ -113,7 +113,7 @@ export function serviceEnv(service: HangarService): Obj[] {
       break;
     case "host-agent":
       fields.push(
-        field("HANGAR_HOST_AGENT_ID", "spec.nodeName"),
+        field("HANGAR_HOST_AGENT_NODE_NAME", "spec.nodeName"),
         field("HANGAR_HOST_AGENT_ADDRESS", "status.hostIP"),
       );
       plain.HANGAR_HOST_AGENT_STATE_DIR = `${HOST_DIR}/host`;

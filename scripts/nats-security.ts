@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { natsUsers, writeNatsCredentials } from "@hangar/service";
+import { hostIdFromName, natsUsers, writeNatsCredentials } from "@hangar/service";
 import { NATS_SECURITY_DOC, natsSecurityDoc } from "./nats-security-doc.js";
 
 const [command, dir, ...hosts] = process.argv.slice(2);
@@ -15,14 +15,15 @@ if (command === "docs") {
   await writeFile(file, natsSecurityDoc(await readFile(file, "utf8")));
   process.stdout.write(`rewrote the permission table in ${file}\n`);
 } else if (command === "credentials" && dir !== undefined && hosts.length > 0) {
-  const creds = await writeNatsCredentials(dir, natsUsers(hosts));
+  // Node names (a host agent's id is made from its node's name, as the DaemonSet's agents make it).
+  const creds = await writeNatsCredentials(dir, natsUsers(hosts.map(hostIdFromName)));
   await writeFile(join(dir, "authorization.conf"), creds.authorization, { mode: 0o600 });
   await writeFile(join(dir, "routes.conf"), routesConf(randomBytes(24).toString("base64url")), {
     mode: 0o600,
   });
   process.stdout.write(`seeds, authorization.conf and routes.conf in ${dir}\n`);
 } else {
-  process.stderr.write("usage: nats-security.ts docs | credentials <dir> <host id>...\n");
+  process.stderr.write("usage: nats-security.ts docs | credentials <dir> <node name or host id>...\n");
   process.exit(2);
 }
 

@@ -36,6 +36,7 @@ import {
   PEER_BLOCKS,
   type Peer,
 } from "../../scripts/service-connections.js";
+import { hostIdOf } from "../../services/host-agent/src/config.js";
 
 const K8S = fileURLToPath(new URL("../../deploy/k8s/", import.meta.url));
 const OVERLAYS = {
@@ -271,7 +272,17 @@ describe.skipIf(!kubectl)("workloads", () => {
       expect(settings.HANGAR_BIND_HOST, service).toBe("0.0.0.0");
     }
     expect(podEnv("postgres-manager").HANGAR_DATABASE_URL).toBe("postgres://hangar:pw@postgres:5432/hangar");
-    expect(podEnv("host-agent").HANGAR_HOST_AGENT_ID).toBe("node-1");
+    // The agent's id is made from its node's name (hostIdOf): a dotted node name is a valid host.
+    expect(podEnv("host-agent").HANGAR_HOST_AGENT_ID).toBeUndefined();
+    expect(podEnv("host-agent").HANGAR_HOST_AGENT_NODE_NAME).toBe("node-1");
+    expect(
+      hostIdOf(
+        SERVICE_CONFIGS["host-agent"].load(
+          { ...podEnv("host-agent"), HANGAR_HOST_AGENT_NODE_NAME: "ip-10-0-0-1.ec2.internal" },
+          () => {},
+        ) as Parameters<typeof hostIdOf>[0],
+      ),
+    ).toBe("ip-10-0-0-1-ec2-internal");
   });
 
   it("gives the builder room for the RUN steps it runs in its own pod's cgroup", () => {
@@ -383,7 +394,7 @@ describe.skipIf(!kubectl)("NATS users", () => {
         // Its host's own seed, on the node: another node's agent cannot read it.
         expect(credsPath).toBe(HOST_AGENT_SEED);
         expect(
-          c.env.find((e: { name: string }) => e.name === "HANGAR_HOST_AGENT_ID")?.valueFrom?.fieldRef
+          c.env.find((e: { name: string }) => e.name === "HANGAR_HOST_AGENT_NODE_NAME")?.valueFrom?.fieldRef
             ?.fieldPath,
         ).toBe("spec.nodeName");
         continue;

@@ -22,6 +22,7 @@ export type { BucketGrant, NatsPermissions, NatsUserSpec, StreamGrant } from "./
 export {
   appendsTo,
   hostAgentUser,
+  hostIdFromName,
   natsUserOf,
   natsUsers,
   OPERATOR_USER,

@@ -291,6 +291,15 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
 ];
 
 /** The user of one host's agent: its own host's subjects only, never another host's. */
+/**
+ * The host id made from a name that may hold characters a NATS subject token may not (a Kubernetes
+ * node's name: ip-10-0-0-1.ec2.internal is ip-10-0-0-1-ec2-internal): each character other than a
+ * letter, digit, _ or - becomes -.
+ */
+export function hostIdFromName(name: string): string {
+  return name.replace(/[^A-Za-z0-9_-]/g, "-");
+}
+
 export function hostAgentUser(hostId: string): NatsUserSpec {
   if (!/^[A-Za-z0-9_-]+$/.test(hostId)) throw new Error(`invalid host id ${JSON.stringify(hostId)}`);
   return hostAgentTemplate(hostId);

@@ -1,5 +1,6 @@
+import { hostname } from "node:os";
 import { describe, expect, it } from "vitest";
-import { config } from "./config.js";
+import { config, hostIdOf } from "./config.js";
 
 describe("host agent network settings", () => {
   it("defaults to the agent's own namespace, no underlay, 172.30.0.0/16 and the private blocks denied", () => {
@@ -40,5 +41,22 @@ describe("host agent network settings", () => {
       { HANGAR_HOST_AGENT_CONTROL_SOURCES: "10.0.0.0/33" },
     ])
       expect(() => config.load(env), JSON.stringify(env)).toThrow();
+  });
+});
+
+describe("host id", () => {
+  it("is HANGAR_HOST_AGENT_ID when set, else made from the node's name, else host-<hostname>", () => {
+    expect(hostIdOf(config.load({ HANGAR_HOST_AGENT_ID: "h1", HANGAR_HOST_AGENT_NODE_NAME: "n.x" }))).toBe(
+      "h1",
+    );
+    expect(hostIdOf(config.load({ HANGAR_HOST_AGENT_NODE_NAME: "ip-10-0-0-1.ec2.internal" }))).toBe(
+      "ip-10-0-0-1-ec2-internal",
+    );
+    expect(hostIdOf(config.load({}))).toBe(`host-${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}`);
+  });
+
+  it("refuses an explicit id that is not a NATS subject token", () => {
+    expect(() => config.load({ HANGAR_HOST_AGENT_ID: "ip-10-0-0-1.ec2.internal" })).toThrow(/host id/);
+    expect(() => config.load({ HANGAR_HOST_AGENT_ID: "a*" })).toThrow(/host id/);
   });
 });

@@ -1,6 +1,6 @@
 import { isIP, isIPv4, isIPv6 } from "node:net";
 import { cpus, hostname, totalmem } from "node:os";
-import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
+import { defineServiceConfig, hostIdFromName, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 
 /** An address or `address/length` block, IPv4 or IPv6. */
@@ -33,9 +33,17 @@ export const config = defineServiceConfig("host-agent", {
       .string()
       // Host ids are subject tokens: no dots, no wildcards.
       .regex(/^[A-Za-z0-9_-]+$/, "a host id: letters, digits, _ and - (it is a NATS subject token)")
-      .default(`host-${hostname().replace(/[^A-Za-z0-9_-]/g, "-")}`),
-    { description: "this host's id", legacy: "HANGAR_HOST_ID", shownDefault: "`host-<hostname>`" },
+      .optional(),
+    {
+      description: "this host's id",
+      legacy: "HANGAR_HOST_ID",
+      shownDefault: "made from HANGAR_HOST_AGENT_NODE_NAME, else `host-<hostname>`",
+    },
   ),
+  HANGAR_HOST_AGENT_NODE_NAME: setting(z.string().min(1).optional(), {
+    description:
+      "the Kubernetes node the agent runs on (spec.nodeName); when HANGAR_HOST_AGENT_ID is unset the id is made from it, each character other than a letter, digit, _ or - becoming - (ip-10-0-0-1.ec2.internal is ip-10-0-0-1-ec2-internal)",
+  }),
   HANGAR_HOST_AGENT_STATE_DIR: setting(z.string().optional(), {
     description: "the agent's machine folders, layer cache and logs",
     legacy: "HANGAR_HOST_STATE_DIR",
@@ -192,3 +200,16 @@ export const config = defineServiceConfig("host-agent", {
     legacy: "HANGAR_HOST_STOP_MACHINES",
   }),
 });
+
+/** This host's id: HANGAR_HOST_AGENT_ID, else made from the node's name, else `host-<hostname>`. */
+export function hostIdOf(c: {
+  HANGAR_HOST_AGENT_ID?: string | undefined;
+  HANGAR_HOST_AGENT_NODE_NAME?: string | undefined;
+}): string {
+  return (
+    c.HANGAR_HOST_AGENT_ID ??
+    (c.HANGAR_HOST_AGENT_NODE_NAME !== undefined
+      ? hostIdFromName(c.HANGAR_HOST_AGENT_NODE_NAME)
+      : `host-${hostIdFromName(hostname())}`)
+  );
+}

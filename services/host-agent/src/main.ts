@@ -14,7 +14,7 @@ import {
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { OrgSecrets, runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
-import { config } from "./config.js";
+import { config, hostIdOf } from "./config.js";
 import { ResolverProcess } from "./dns/resolver-process.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
@@ -29,9 +29,9 @@ await runService({
   name: "host-agent",
   config,
   streams: [hostsStream, machinesStream, secretsStream, volumesStream],
-  hostId: (config) => config.HANGAR_HOST_AGENT_ID,
+  hostId: hostIdOf,
   async start({ nc, store, logger, registry, config }) {
-    const hostId = config.HANGAR_HOST_AGENT_ID;
+    const hostId = hostIdOf(config);
     const stateDir = config.HANGAR_HOST_AGENT_STATE_DIR ?? join(config.HANGAR_HOME, "hosts", hostId);
     const mode = config.HANGAR_HOST_AGENT_DRIVER;
     const sandbox = await sandboxCapability(mode, config.HANGAR_HOST_AGENT_SANDBOX_NETWORK, {
