@@ -52,6 +52,19 @@ describe("checkInvariants", () => {
     expect(report.hostPeaks.h1).toEqual({ memoryMb: 1024, cpus: 2, capacityMemoryMb: 1024, capacityCpus: 4 });
   });
 
+  it("reports a host's smallest capacity, not its last (a host that came back larger)", () => {
+    const log: EventLog = {
+      ...empty(),
+      hosts: [registered("h1", 4, 1024), reserved("h1", "m1", 512), registered("h1", 8, 4096)],
+    };
+    expect(checkInvariants(log).hostPeaks.h1).toEqual({
+      memoryMb: 512,
+      cpus: 1,
+      capacityMemoryMb: 1024,
+      capacityCpus: 4,
+    });
+  });
+
   it("catches a machine created twice, and one acknowledged but lost", () => {
     const log = { ...empty(), machines: [created("a", "m1"), created("b", "m1")] };
     const { violations } = checkInvariants(log, { acknowledged: ["m1", "m9"] });

@@ -32,7 +32,7 @@ export interface InvariantReport {
   /** Scaling decisions recorded, and actions finished. */
   decisions: number;
   actionsFinished: number;
-  /** Per host: the most memory (MiB) and CPUs reserved at any point of the HOSTS log, and its capacity. */
+  /** Per host: the most memory (MiB) and CPUs reserved at any point of the HOSTS log, and its smallest capacity. */
   hostPeaks: Record<
     string,
     { memoryMb: number; cpus: number; capacityMemoryMb: number; capacityCpus: number }
@@ -139,12 +139,12 @@ export function checkInvariants(log: EventLog, opts: InvariantOptions = {}): Inv
         break;
     }
     if (h) {
-      const peak = hostPeaks[hostId] ?? { memoryMb: 0, cpus: 0, capacityMemoryMb: 0, capacityCpus: 0 };
+      const peak = hostPeaks[hostId];
       hostPeaks[hostId] = {
-        memoryMb: Math.max(peak.memoryMb, h.usedMemoryMb),
-        cpus: Math.max(peak.cpus, h.usedCpus),
-        capacityMemoryMb: h.memoryMb,
-        capacityCpus: h.cpus,
+        memoryMb: Math.max(peak?.memoryMb ?? 0, h.usedMemoryMb),
+        cpus: Math.max(peak?.cpus ?? 0, h.usedCpus),
+        capacityMemoryMb: Math.min(peak?.capacityMemoryMb ?? h.memoryMb, h.memoryMb),
+        capacityCpus: Math.min(peak?.capacityCpus ?? h.cpus, h.cpus),
       };
     }
   }
