@@ -54,6 +54,14 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(config.experimental?.entrypoint).toEqual(["/init"]);
   });
 
+  it("drops experimental.allowed_public_ports and private_network, which old flyctl wrote and nothing reads", () => {
+    const text =
+      "[experimental]\n  allowed_public_ports = []\n  private_network = true\n  auto_rollback = true\n";
+    const { config, warnings } = load(text);
+    expect(config.experimental).toEqual({ auto_rollback: true });
+    expect(warnings).toEqual([]);
+  });
+
   it("moves experimental.kill_timeout and metrics_port/metrics_path to the top level", () => {
     const text = '[experimental]\n  kill_timeout = 30\n  metrics_port = 9091\n  metrics_path = "/m"\n';
     const { config } = load(text);

@@ -166,9 +166,16 @@ function patchProcesses(raw: Table): void {
 }
 
 /** cmd, entrypoint and exec may be one string (one argument, as flyctl reads it); old keys move out. */
+/**
+ * Keys older flyctl versions wrote into every fly.toml they generated (`fly launch` before Apps V2) and
+ * that neither flyctl nor Fly reads any more: flyctl drops them without a word, and so does Hangar.
+ */
+export const LEGACY_EXPERIMENTAL_KEYS = ["allowed_public_ports", "private_network"] as const;
+
 function patchExperimental(raw: Table, duration: DurationReader, moved: Map<string, TomlPath>): void {
   const experimental = raw.experimental;
   if (!isTable(experimental)) return;
+  for (const key of LEGACY_EXPERIMENTAL_KEYS) delete experimental[key];
   for (const key of ["cmd", "entrypoint", "exec"]) {
     if (typeof experimental[key] === "string") experimental[key] = [experimental[key]];
   }

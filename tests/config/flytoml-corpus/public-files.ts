@@ -1,6 +1,7 @@
 // The fly.toml files in public/: where each comes from (also in README.md) and the warnings it loads with.
 // A warning is expected only for a key Hangar documents it does not act on yet (UNSUPPORTED_KEYS, a GPU),
 // or for a key flyctl itself does not recognise (`fly config validate --strict` lists it as unrecognised).
+// Keys old flyctl versions generated and nothing reads (experimental.allowed_public_ports) load silently.
 
 /** One public fly.toml: its source and the warnings Hangar gives it. */
 export interface PublicFile {
@@ -15,15 +16,11 @@ export interface PublicFile {
 }
 
 /**
- * Keys in these files that flyctl does not recognise either (no field of its Config, Experimental or
- * fly-go's MachinePort; `fly config validate --strict` lists them): Hangar's "unknown key" warning is
- * expected for them and for nothing else.
+ * Keys in these files that flyctl does not recognise either (no field of fly-go's MachinePort; `fly config
+ * validate --strict` lists it) and that no flyctl ever wrote: Hangar's "unknown key" warning is expected
+ * for them and for nothing else.
  */
-export const UNRECOGNISED_BY_FLYCTL = [
-  "experimental.allowed_public_ports",
-  "experimental.private_network",
-  "services.ports.protocol",
-];
+export const UNRECOGNISED_BY_FLYCTL = ["services.ports.protocol"];
 
 export const PUBLIC_FILES: PublicFile[] = [
   {
@@ -33,10 +30,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "f64d690722d8260a055bb63b042de877ab3f6a18",
     licence: "MIT",
-    warnings: [
-      "remix-epic-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)",
-      "remix-epic-stack.toml:9: unknown key experimental.allowed_public_ports (ignored)",
-    ],
+    warnings: ["remix-epic-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
   },
   {
     file: "remix-indie-stack.toml",
@@ -45,10 +39,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "56abb93bf81f635b574d9ca23eed05602699458a",
     licence: "MIT",
-    warnings: [
-      "remix-indie-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)",
-      "remix-indie-stack.toml:9: unknown key experimental.allowed_public_ports (ignored)",
-    ],
+    warnings: ["remix-indie-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
   },
   {
     file: "remix-blues-stack.toml",
@@ -60,7 +51,6 @@ export const PUBLIC_FILES: PublicFile[] = [
     warnings: [
       "remix-blues-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)",
       "remix-blues-stack.toml:13: metrics is not supported by Hangar (ignored)",
-      "remix-blues-stack.toml:21: unknown key experimental.allowed_public_ports (ignored)",
     ],
   },
   {
@@ -79,7 +69,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "b5811d3a166f7fa6261e0f287e433691d204f5b2",
     licence: "Apache-2.0",
-    warnings: ["phoenix-hello-elixir.toml:15: unknown key experimental.allowed_public_ports (ignored)"],
+    warnings: [],
   },
   {
     file: "phoenix-ash-hq.toml",
@@ -107,9 +97,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     commit: "44ab26a7cd0c3f8345887e9e7b9f48a73851eaf5",
     licence: "Apache-2.0",
     warnings: [
-      "db-postgres-ha.toml:41: unknown key experimental.allowed_public_ports (ignored)",
       "db-postgres-ha.toml:43: experimental.enable_consul is not supported by Hangar (ignored)",
-      "db-postgres-ha.toml:44: unknown key experimental.private_network (ignored)",
       "db-postgres-ha.toml:46: metrics is not supported by Hangar (ignored)",
     ],
   },
