@@ -41,8 +41,10 @@ export interface ParsedAppConfig {
 }
 
 /**
- * Parses and validates fly.toml / hangar.toml text. Unknown keys become warnings; values of the wrong type,
- * and TOML syntax errors, throw an AppConfigError naming the file, line and key path of each problem.
+ * Parses and validates fly.toml / hangar.toml text as flyctl reads it (older shapes converted by
+ * normaliseFlyToml). Unknown keys, and keys Hangar does not act on yet, become warnings; values of the
+ * wrong type, and TOML syntax errors, throw an AppConfigError naming the file, line and key path of each
+ * problem.
  */
 export function parseAppConfig(text: string, fileName: string): ParsedAppConfig {
   let raw: Record<string, unknown>;
