@@ -76,6 +76,18 @@ const TABLE: Record<string, Row> = {
   "GET /v1/apps/:app_name/machines/:machine_id/lease": row("222", "224", "234", "224", "234", "234"),
   "POST /v1/apps/:app_name/machines/:machine_id/lease": row("222", "224", "234", "334", "334", "334"),
   "DELETE /v1/apps/:app_name/machines/:machine_id/lease": row("222", "224", "234", "334", "334", "334"),
+  // An exec token reads what exec needs (the machines, their state and events), not their configs' history or metadata.
+  "GET /v1/apps/:app_name/machines/:machine_id/versions": row("222", "224", "234", "224", "334", "234"),
+  "GET /v1/apps/:app_name/machines/:machine_id/metadata": row("222", "224", "234", "224", "334", "234"),
+  "POST /v1/apps/:app_name/machines/:machine_id/metadata/:key": row("222", "224", "234", "334", "334", "334"),
+  "DELETE /v1/apps/:app_name/machines/:machine_id/metadata/:key": row(
+    "222",
+    "224",
+    "234",
+    "334",
+    "334",
+    "334",
+  ),
   "POST /v1/apps/:app_name/builds": row("222", "224", "234", "334", "334", "334"),
   "GET /v1/apps/:app_name/builds": row("222", "224", "234", "224", "334", "234"),
   "GET /v1/apps/:app_name/builds/:build_id": row("222", "224", "234", "224", "334", "234"),
@@ -169,6 +181,7 @@ function callOf(route: string, t: TokenName, k: number): Call {
     .replace(":org_slug", org)
     .replace(":id", freshTokens.get(cellKey(t, k)) ?? "")
     .replace(":build_id", "missing-build")
+    .replace(":key", "matrix")
     .replace(":version", "999")
     .replace(":name", "MISSING_SECRET")
     .replace(":digest", IMAGE_CONFIG_DIGEST)
@@ -195,6 +208,7 @@ function callOf(route: string, t: TokenName, k: number): Call {
     "POST /v1/apps/:app_name/machines": {},
     "POST /v1/apps/:app_name/machines/:machine_id": {},
     "POST /v1/apps/:app_name/machines/:machine_id/signal": {},
+    "POST /v1/apps/:app_name/machines/:machine_id/metadata/:key": { value: "matrix" },
     "POST /v1/apps/:app_name/releases": {},
     "PATCH /v1/apps/:app_name/releases/:version": {},
     "POST /v1/apps/:app_name/secrets": { values: { "1BAD": "x" } },
