@@ -1,4 +1,4 @@
-import { VM_SIZES } from "@hangar/config";
+import { CPU_VM_SIZES } from "@hangar/config";
 import {
   pgClusterNameProblem,
   pgClusterSizeProblem,
@@ -398,7 +398,7 @@ export function registerPostgres(program: Command, ctx: Context): void {
     .option("-r, --region <region>", "region (default: the platform's)")
     .addOption(
       new Option("--vm-size <size>", "members' VM size")
-        .choices(Object.keys(VM_SIZES))
+        .choices(Object.keys(CPU_VM_SIZES))
         .default("shared-cpu-1x"),
     )
     .addOption(

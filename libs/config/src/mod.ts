@@ -93,4 +93,4 @@ export {
 export type { Validation } from "./validate.js";
 export { describeIssues, validate } from "./validate.js";
 export type { VmSize } from "./vm-sizes.js";
-export { DEFAULT_GPU_VM_SIZE, DEFAULT_VM_SIZE, parseMemoryMb, VM_SIZES } from "./vm-sizes.js";
+export { CPU_VM_SIZES, DEFAULT_GPU_VM_SIZE, DEFAULT_VM_SIZE, parseMemoryMb, VM_SIZES } from "./vm-sizes.js";

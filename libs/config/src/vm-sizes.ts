@@ -47,6 +47,11 @@ export const VM_SIZES: Readonly<Record<string, VmSize>> = {
   a10: gpu("a10"),
 };
 
+/** The VM sizes without a GPU: what a Postgres cluster's members may be (as `fly postgres create` offers). */
+export const CPU_VM_SIZES: Readonly<Record<string, VmSize>> = Object.fromEntries(
+  Object.entries(VM_SIZES).filter(([, size]) => size.gpus === undefined),
+);
+
 const BINARY_UNIT: Record<string, number> = {
   "": 1,
   k: 2 ** 10,

@@ -25,6 +25,8 @@ describe("a create request", () => {
     [{ org: "" }, /org/],
     [{ region: "Not A Region" }, /region/],
     [{ vm_size: "tiny" }, /vm size "tiny": one of shared-cpu-1x/],
+    // A GPU size is a size flyctl knows, but no Postgres member runs on one (nor does Fly's).
+    [{ vm_size: "l40s" }, /vm size "l40s": one of shared-cpu-1x(?!.*l40s)/],
     [{ volume_size_gb: "1" }, /volume_size_gb/],
     [{ initial_size: 0 }, /initial cluster size/],
     [{ initial_size: 2.5 }, /initial cluster size/],

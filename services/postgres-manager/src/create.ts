@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { RegionSchema, VM_SIZES } from "@hangar/config";
+import { CPU_VM_SIZES, RegionSchema } from "@hangar/config";
 import {
   newMachineId,
   type PgCluster,
@@ -47,8 +47,8 @@ export function createRequestProblem(req: PgCreateRequest): string | undefined {
   if (typeof req.org !== "string" || !ORG_SLUG.test(req.org)) return `invalid org ${JSON.stringify(req.org)}`;
   if (typeof req.region !== "string" || !RegionSchema.safeParse(req.region).success)
     return `invalid region ${JSON.stringify(req.region)}`;
-  if (typeof req.vm_size !== "string" || !Object.hasOwn(VM_SIZES, req.vm_size))
-    return `invalid vm size ${JSON.stringify(req.vm_size)}: one of ${Object.keys(VM_SIZES).join(", ")}`;
+  if (typeof req.vm_size !== "string" || !Object.hasOwn(CPU_VM_SIZES, req.vm_size))
+    return `invalid vm size ${JSON.stringify(req.vm_size)}: one of ${Object.keys(CPU_VM_SIZES).join(", ")}`;
   if (typeof req.volume_size_gb !== "number") return "volume_size_gb must be a number of GB";
   const sizeProblem = volumeSizeProblem(req.volume_size_gb);
   if (sizeProblem) return sizeProblem;
@@ -68,7 +68,7 @@ export function memberMachineConfig(
 ): Record<string, unknown> & {
   guest: { cpu_kind: string; cpus: number; memory_mb: number };
 } {
-  const size = VM_SIZES[c.vm_size];
+  const size = CPU_VM_SIZES[c.vm_size];
   return {
     image: c.image,
     guest: { cpu_kind: size?.cpu_kind ?? "shared", cpus: c.cpus, memory_mb: c.memory_mb },
@@ -96,7 +96,7 @@ export async function recordCreate(
   const app = ops.apps.get(req.name);
   if (!existing && ((app && app.status !== "absent") || RESERVED_APP_NAMES.has(req.name)))
     throw new DomainError(`the name ${req.name} is taken by an app: pick another`, "already_exists");
-  const size = VM_SIZES[req.vm_size] as (typeof VM_SIZES)[string];
+  const size = CPU_VM_SIZES[req.vm_size] as (typeof CPU_VM_SIZES)[string];
   return ops.record(
     req.name,
     {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { VM_SIZES } from "@hangar/config";
+import { CPU_VM_SIZES } from "@hangar/config";
 import { machineAggregateId, newMachineId, pgClusterNameProblem } from "@hangar/domain";
 import { DomainError } from "@hangar/eventstore";
 import { scopeOfApp } from "@hangar/secrets";
@@ -165,7 +165,7 @@ export class PostgresImporter {
     log.info({ machine: machineId }, "import started");
     try {
       await this.setSource(cluster, machineId, req.source_url);
-      const size = VM_SIZES[c.vm_size];
+      const size = CPU_VM_SIZES[c.vm_size];
       const guest = { cpu_kind: size?.cpu_kind ?? "shared", cpus: c.cpus, memory_mb: c.memory_mb };
       await placeThenCreateMachine(
         { nc: this.ops.opts.nc, machines: this.ops.machinesHandler, view: this.ops.machines },

@@ -1,4 +1,4 @@
-import { AppNameSchema, RegionSchema, VM_SIZES } from "@hangar/config";
+import { AppNameSchema, CPU_VM_SIZES, RegionSchema } from "@hangar/config";
 import {
   MAX_PG_CLUSTER_SIZE,
   MAX_VOLUME_SIZE_GB,
@@ -40,7 +40,7 @@ export const CreatePostgresRequestSchema = z.looseObject({
   region: RegionSchema.nullish(),
   vm_size: z
     .string()
-    .refine((size) => size in VM_SIZES, `expected one of ${Object.keys(VM_SIZES).join(", ")}`)
+    .refine((size) => size in CPU_VM_SIZES, `expected one of ${Object.keys(CPU_VM_SIZES).join(", ")}`)
     .nullish(),
   volume_size_gb: z.number().int().min(1).max(MAX_VOLUME_SIZE_GB).nullish(),
   initial_cluster_size: z.number().int().min(MIN_PG_CLUSTER_SIZE).max(MAX_PG_CLUSTER_SIZE).nullish(),
