@@ -37,7 +37,7 @@ export type { HealthReport, OpsServer, OpsServerOptions } from "./ops-server.js"
 export { startOpsServer } from "./ops-server.js";
 export { OrgSecrets } from "./org-secrets.js";
 export type { MachineCreator, NewMachine, PlacedMachine } from "./place-machine.js";
-export { placeThenCreateMachine } from "./place-machine.js";
+export { gpusOf, placeThenCreateMachine } from "./place-machine.js";
 export { isPrivateAddress, publicOnlyLookup } from "./private-addresses.js";
 export type { SequencedView } from "./read-your-writes.js";
 export { handleThenWait } from "./read-your-writes.js";

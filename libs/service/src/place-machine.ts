@@ -19,7 +19,9 @@ export interface NewMachine {
   machineId: string;
   region: string;
   /** The machine config as the API holds it; its guest size is what placement reserves. */
-  config: { guest?: { cpus?: number; memory_mb?: number } } & Record<string, unknown>;
+  config: {
+    guest?: { cpus?: number; memory_mb?: number; gpus?: number | null; gpu_kind?: string | null };
+  } & Record<string, unknown>;
   /** Default: Fly's generated name for the machine id. */
   name?: string;
   skipLaunch?: boolean;
@@ -69,6 +71,7 @@ export async function placeThenCreateMachine(
     region: machine.region,
     cpus: machine.config.guest?.cpus ?? GUEST_DEFAULTS.cpus,
     memory_mb: machine.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
+    ...gpusOf(machine.config.guest),
     ...(machine.hostId ? { host_id: machine.hostId } : {}),
   });
   await hooks.beforeCreate?.(placed);
@@ -90,4 +93,14 @@ export async function placeThenCreateMachine(
     { commandId: `create-${machine.machineId}` },
   );
   return { placed, created };
+}
+
+/** The GPUs a guest asks for: `gpus`, or one when only `gpu_kind` is given (as Fly reads a guest). */
+export function gpusOf(guest: { gpus?: number | null; gpu_kind?: string | null } | undefined): {
+  gpus?: number;
+  gpu_kind?: string;
+} {
+  const gpus = guest?.gpus ?? (guest?.gpu_kind ? 1 : 0);
+  if (gpus <= 0) return {};
+  return { gpus, ...(guest?.gpu_kind ? { gpu_kind: guest.gpu_kind } : {}) };
 }

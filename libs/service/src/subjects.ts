@@ -144,6 +144,9 @@ export interface PlaceRequest {
   region: string;
   cpus: number;
   memory_mb: number;
+  /** GPUs the machine's guest asks for (its `gpus`, or 1 with a `gpu_kind`), and of which kind. */
+  gpus?: number;
+  gpu_kind?: string;
   strategy?: "binpack" | "spread";
   /** The host of the machine's volume: placed there or refused (with a message that says why). */
   host_id?: string;

@@ -200,6 +200,14 @@ export class Placement {
     if (!req.machine_id || !req.app || !req.region) {
       throw new DomainError("a placement needs machine_id, app and region", "invalid_argument");
     }
+    // No host reports GPUs (a host agent runs crun, with no device passthrough): a GPU guest has no room anywhere.
+    if ((req.gpus ?? 0) > 0) {
+      this.refused.inc({ region: req.region });
+      throw new DomainError(
+        `insufficient capacity: machine ${req.machine_id} asks for ${req.gpus} GPU${req.gpus === 1 ? "" : "s"}${req.gpu_kind ? ` (${req.gpu_kind})` : ""}, and no host of this platform has a GPU; choose a VM size without one (shared-cpu-* or performance-*)`,
+        "insufficient_capacity",
+      );
+    }
     const guest = { region: req.region, cpus: req.cpus, memoryMb: req.memory_mb };
     // Asked again (a retried request): the room it already has.
     for (const [id, h] of this.hosts.entries()) {

@@ -116,6 +116,25 @@ describe("placement with two instances", () => {
     expect((err as CommandError).message).toMatch(/larger than any host in region local/);
   });
 
+  it("refuses a GPU machine with insufficient_capacity, naming the GPU, and reserves nothing", async () => {
+    const err = await place({ machine_id: "gpu", gpus: 1, gpu_kind: "l40s" }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    expect((err as CommandError).code).toBe("insufficient_capacity");
+    expect((err as CommandError).message).toMatch(
+      /asks for 1 GPU \(l40s\), and no host of this platform has a GPU/,
+    );
+    const handler = new CommandHandler(store, hostsStream, hostDecider, { cacheSize: 0 });
+    for (const h of ["h1", "h2"]) {
+      const { state } = await handler.handle(
+        h,
+        { type: "ReleaseMachine", machineId: "none", reason: "probe" },
+        { commandId: `gpu-probe-${h}` },
+      );
+      if (state.status === "absent") throw new Error("host missing");
+      expect(state.reservations.gpu).toBeUndefined();
+    }
+  });
+
   it("releases a reservation whose machine was never created, after the orphan period", async () => {
     const p = instances[0] as Placement;
     const before = await p.reconcile(Date.now());
