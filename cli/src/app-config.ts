@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { type AppConfig, AppConfigError, parseAppConfig } from "@hangar/config";
+import type { Command } from "commander";
 import { CliError } from "./cli-error.js";
 
 /** The app config files `hangar deploy` looks for, in this order. */
@@ -59,4 +60,20 @@ export function resolveAppName(flag: string | undefined, loaded: LoadedAppConfig
     loaded ? `${loaded.file} does not name the app` : "no app given and no hangar.toml or fly.toml found",
     "pass -a <app>, or run `hangar launch` to write a hangar.toml",
   );
+}
+
+/** The help of an app-scoped command's `-a, --app`. */
+export const APP_OPTION_HELP = "app (default: `app` in hangar.toml or fly.toml here)";
+
+/**
+ * A preAction hook for a command (and its subcommands) whose `-a, --app` defaults to the app of the
+ * config file in `cwd`, as flyctl's commands do: the action always finds `app` set, or the run stops
+ * with resolveAppName's error saying how to name one. Commands without an `app` option are left alone.
+ */
+export function appFromConfigHook(cwd: string): (thisCommand: Command, action: Command) => Promise<void> {
+  return async (_thisCommand, action) => {
+    if (!action.options.some((o) => o.attributeName() === "app")) return;
+    if (action.getOptionValue("app") !== undefined) return;
+    action.setOptionValue("app", resolveAppName(undefined, await loadAppConfig(cwd)));
+  };
 }

@@ -60,9 +60,17 @@ describe("errors", () => {
 
   it("exits 2 on a usage error, before calling the API", async () => {
     const before = api.requests.length;
-    const res = await hangar(["machine", "list"]);
+    const res = await hangar(["machine", "list", "--no-such-flag"]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toContain("required option '-a, --app <name>' not specified");
+    expect(res.stderr).toContain("unknown option '--no-such-flag'");
+    expect(api.requests.length).toBe(before);
+  });
+
+  it("asks for an app when neither -a nor a config file names one, before calling the API", async () => {
+    const before = api.requests.length;
+    const res = await hangar(["machine", "list"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("no app given and no hangar.toml or fly.toml found");
     expect(api.requests.length).toBe(before);
   });
 

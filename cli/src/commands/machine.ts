@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { ApiClient } from "../api.js";
+import { APP_OPTION_HELP, appFromConfigHook } from "../app-config.js";
 import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
@@ -106,13 +107,15 @@ async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<voi
 /** `hangar machine run|list|status|start|stop|restart|destroy|exec`. */
 export function registerMachine(program: Command, ctx: Context): void {
   const machine = program.command("machine").alias("machines").description("manage machines");
+  // -a defaults to the config file's app, for every subcommand (exec's too).
+  machine.hook("preAction", appFromConfigHook(ctx.cwd));
 
   machine
     .command("run <image>")
     .description(
       "create and start a machine from an image reference, `dir:<path>`, or a folder (`.`, `./app`)",
     )
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("-p, --port <port>", "port the app listens on inside the machine, served on 80 and 443", port)
     .option("-r, --region <region>", "region to run in")
     .option("-e, --env <KEY=VALUE>", "environment variable (repeatable)", envPair)
@@ -130,7 +133,7 @@ export function registerMachine(program: Command, ctx: Context): void {
     .command("list")
     .alias("ls")
     .description("list an app's machines")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("-s, --state <state>", "only machines in this state")
     .option("-r, --region <region>", "only machines in this region")
     .option("--json", "print the API's JSON")
@@ -147,7 +150,7 @@ export function registerMachine(program: Command, ctx: Context): void {
   machine
     .command("status <id>")
     .description("show a machine's state, config and recent events")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("--json", "print the machine's JSON, with its events")
     .action(async (id: string, flags: { app: string; json?: boolean }) => {
       const api = await ctx.api();
@@ -162,7 +165,7 @@ export function registerMachine(program: Command, ctx: Context): void {
   machine
     .command("start <id>")
     .description("start a stopped machine")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("--no-wait", "do not wait for it to be started")
     .addOption(waitTimeoutOption(60, "1m", "it to be started"))
     .action(async (id: string, flags: { app: string; wait: boolean; waitTimeout: number }) => {
@@ -183,7 +186,7 @@ export function registerMachine(program: Command, ctx: Context): void {
   machine
     .command("stop <id>")
     .description("stop a machine")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("--signal <signal>", "signal to stop it with, e.g. SIGTERM (default: its stop_config)")
     .option(
       "--timeout <duration>",
@@ -214,7 +217,7 @@ export function registerMachine(program: Command, ctx: Context): void {
   machine
     .command("restart <id>")
     .description("restart a machine")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("--timeout <duration>", "time to stop before it is killed", goDuration)
     .option("--no-wait", "do not wait for it to be started again")
     .addOption(waitTimeoutOption(60, "1m", "it to be started again"))
@@ -239,7 +242,7 @@ export function registerMachine(program: Command, ctx: Context): void {
     .command("destroy <id>")
     .alias("rm")
     .description("destroy a machine")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("-f, --force", "destroy it even if it is running")
     .action(async (id: string, flags: { app: string; force?: boolean }) => {
       const api = await ctx.api();

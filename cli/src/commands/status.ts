@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { APP_OPTION_HELP, appFromConfigHook } from "../app-config.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
 import { fields, machineTable, scalingSummary } from "../views.js";
@@ -8,8 +9,9 @@ export function registerStatus(program: Command, ctx: Context): void {
   program
     .command("status")
     .description("show an app, its URL, its machines and why the autoscaler last scaled it")
-    .requiredOption("-a, --app <name>", "app")
+    .option("-a, --app <name>", APP_OPTION_HELP)
     .option("--json", 'print {"app": ..., "machines": [...], "scaling": {...}} from the API')
+    .hook("preAction", appFromConfigHook(ctx.cwd))
     .action(async (flags: { app: string; json?: boolean }) => {
       const api = await ctx.api();
       const [app, machines, scaling] = await Promise.all([
