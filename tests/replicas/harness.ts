@@ -62,6 +62,11 @@ export async function startReplicatedPlatform(
   };
   const p = await startTestPlatform({
     natsNodes,
+    // The node-loss test's writers create machines (not launched) that each hold 1 CPU and 256 MB
+    // of the host for as long as the test runs: room for 1,024 of them, so that "insufficient
+    // capacity" never stands in for an accepted write (a run filled the default 64 at 61 machines).
+    hostCpus: 1024,
+    hostMemoryMb: 1024 * 256,
     allEnv: { HANGAR_STREAM_REPLICAS: String(Math.min(3, natsNodes)) },
     ...(opts.env ? { env: opts.env } : {}),
   });
