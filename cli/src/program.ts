@@ -16,6 +16,7 @@ import { registerPostgres } from "./commands/postgres.js";
 import { registerProxy } from "./commands/proxy.js";
 import { registerRegistry } from "./commands/registry.js";
 import { registerReleases } from "./commands/releases.js";
+import { registerScale } from "./commands/scale.js";
 import { registerSecrets } from "./commands/secrets.js";
 import { registerSsh } from "./commands/ssh.js";
 import { registerStatus } from "./commands/status.js";
@@ -48,6 +49,7 @@ export function buildProgram(ctx: Context): Command {
   registerApps(program, ctx);
   registerMachine(program, ctx);
   registerStatus(program, ctx);
+  registerScale(program, ctx);
   registerLogs(program, ctx);
   registerEvents(program, ctx);
   registerLaunch(program, ctx);

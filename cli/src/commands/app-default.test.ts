@@ -69,6 +69,13 @@ describe("the app of an app-scoped command", () => {
     expect(asked).toContain("GET /v1/apps/mine/machines");
   });
 
+  it("comes from the config file for scale show too", async () => {
+    const res = await run(["scale", "show", "--json"], { "fly.toml": 'app = "scaled"\n' });
+    expect(res, res.stderr).toMatchObject({ code: 0 });
+    expect(asked).toEqual(["GET /v1/apps/scaled/machines"]);
+    expect(JSON.parse(res.stdout)).toEqual([]);
+  });
+
   it("is -a's when given, whatever the config file says", async () => {
     const res = await run(["machine", "list", "-a", "named"], { "fly.toml": 'app = "from-config"\n' });
     expect(res.code).toBe(0);
