@@ -132,7 +132,13 @@ export async function checkDashboardQueries(p: TestPlatform): Promise<void> {
     for (let i = 0; i < 20; i++) expect((await viaProxy(p, app)).status).toBe(200);
     await loadUntilScaled(p, app);
 
-    const targets = await prom.targets();
+    // "unknown" is a target Prometheus has not scraped yet (a loaded machine delays its first scrapes):
+    // wait for every target's first scrape, up to a minute, then each must be up.
+    let targets = await prom.targets();
+    for (let waited = 0; targets.some((t) => t.health === "unknown") && waited < 60; waited++) {
+      await sleep(1_000);
+      targets = await prom.targets();
+    }
     expect(
       targets.filter((t) => t.health !== "up"),
       "every service's /metrics is scraped",
