@@ -256,19 +256,30 @@ class KvLease implements Lease {
     // The write holds for others until startedAt + ttlMs; we stop counting on it a margin earlier.
     this.#deadline = startedAt + this.#opts.ttlMs - this.#margin;
     if (this.#released) return;
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = setTimeout(() => this.#expired(), Math.max(0, this.#deadline - Date.now()));
-    this.#deadlineTimer.unref();
+    this.#armDeadline();
     if (!wasHeld) {
       this.#opts.onAcquired?.();
       for (const w of this.#waiters.splice(0)) w.resolve();
     }
   }
 
+  /** Calls #expired at our deadline. */
+  #armDeadline(): void {
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = setTimeout(() => this.#expired(), Math.max(0, this.#deadline - Date.now()));
+    this.#deadlineTimer.unref();
+  }
+
   /** Our deadline passed without a renewal (NATS unreachable, a stalled process). */
   #expired(): void {
-    if (this.#revision !== undefined && Date.now() >= this.#deadline)
-      this.#lose(`lease ${this.#opts.name} expired: no renewal within ${this.#opts.ttlMs - this.#margin} ms`);
+    if (this.#revision === undefined || this.#released) return;
+    // Node's timers run on the event loop's cached monotonic time, which lags the wall clock on a busy
+    // loop: a timer may fire a few ms before Date.now() reaches the deadline. Then wait out the rest.
+    if (Date.now() < this.#deadline) {
+      this.#armDeadline();
+      return;
+    }
+    this.#lose(`lease ${this.#opts.name} expired: no renewal within ${this.#opts.ttlMs - this.#margin} ms`);
   }
 
   #lose(reason: string): void {

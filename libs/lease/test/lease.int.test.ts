@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { Kvm } from "@nats-io/kv";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { acquireLease, type Lease, type LeaseOptions, type LeaseValue } from "../src/mod.js";
 
 // One bucket per test file run: the shared nats-server outlives it.
@@ -111,6 +111,23 @@ describe("a lease in NATS KV", () => {
     await sleep(Math.max(0, expiresAt - 1 - Date.now()));
     expect(a.lease.isHeld()).toBe(false);
     expect(await a.lostOnce).toBe(`lease margin expired: no renewal within ${ttlMs - ttlMs / 6} ms`);
+  });
+
+  it("still reports the loss when its deadline timer fires before the wall clock reaches the deadline", async () => {
+    // Node runs timers on the loop's cached monotonic time, which lags Date.now() on a busy loop, so a
+    // deadline timer can fire a few ms early. Here the wall clock is made to lag by 50 ms on purpose.
+    const ttlMs = 900;
+    const a = await contender("early-timer", "a", ttlMs);
+    expect(a.lease.isHeld()).toBe(true);
+    await a.nc.close();
+    const realNow = Date.now.bind(Date);
+    const lagging = vi.spyOn(Date, "now").mockImplementation(() => realNow() - 50);
+    try {
+      expect(await a.lostOnce).toBe(`lease early-timer expired: no renewal within ${ttlMs - ttlMs / 6} ms`);
+      expect(a.lease.isHeld()).toBe(false);
+    } finally {
+      lagging.mockRestore();
+    }
   });
 
   it("hands over at once on release, long before the released write would expire", async () => {
