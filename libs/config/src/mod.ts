@@ -77,6 +77,17 @@ export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./se
 export { splitShellWords } from "./shell-words.js";
 export type { Signal, StopSignal } from "./signals.js";
 export { SIGNALS, SignalSchema, STOP_SIGNALS, StopSignalSchema } from "./signals.js";
+export type { MachineStatic, StaticLookup } from "./statics.js";
+export {
+  guestPathParts,
+  imageStaticsOf,
+  lookupStatic,
+  STATICS_MAX_FILE_BYTES,
+  STATICS_MAX_FILES,
+  STATICS_MAX_TOTAL_BYTES,
+  staticContentType,
+  staticsSetId,
+} from "./statics.js";
 export type { TomlPath } from "./toml-locator.js";
 export { TomlLocator } from "./toml-locator.js";
 export type { ExecEnd } from "./tunnel.js";
