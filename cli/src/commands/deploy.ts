@@ -5,6 +5,7 @@ import { type AppConfig, durationToMs } from "@hangar/config";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { ApiClient } from "../api.js";
 import { type LoadedAppConfig, loadAppConfig, resolveAppName } from "../app-config.js";
+import { withLocalFiles } from "../local-files.js";
 import { contextPath, formatBytes, packContext } from "../build-context.js";
 import { followBuild, formatDuration, formatFailure } from "../build-log.js";
 import { type BuildSecretSpec, parseBuildSecret, readBuildSecrets } from "../build-secrets.js";
@@ -153,7 +154,9 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
   for (const warning of loaded?.warnings ?? []) ctx.err(`Warning: ${warning}\n`);
   const app = resolveAppName(flags.app, loaded);
   if (!loaded) ctx.err("Warning: no hangar.toml or fly.toml: deploying with defaults (no HTTP service)\n");
-  const config: AppConfig = loaded?.config ?? {};
+  // [[files]] local_path files are read here, before anything is built or changed, into the config
+  // the release records (see ReleasedAppFile).
+  const config: AppConfig = loaded ? await withLocalFiles(loaded.config, loaded.file) : {};
   for (const note of unsupported(config)) ctx.err(`Warning: ${note}\n`);
   const progress = flags.json ? ctx.err : ctx.out;
 

@@ -298,7 +298,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "services.ports.http_options",
   "deploy.release_command_vm",
   "deploy.seed_command",
-  "files",
   "statics",
   "metrics",
   "swap_size_mb",

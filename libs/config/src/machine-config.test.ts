@@ -146,7 +146,7 @@ describe("MachineConfigSchema", () => {
 
   it("wants files with an absolute guest path and some content", () => {
     expect(message({ image: "x", files: [{ guest_path: "/a" }] })).toBe(
-      "files.0: expected one of raw_value, secret_name or image_config",
+      "files.0: expected one of raw_value or secret_name",
     );
     expect(message({ image: "x", files: [{ guest_path: "a", secret_name: "S" }] })).toBe(
       "files.0.guest_path: expected an absolute path",

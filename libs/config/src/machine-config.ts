@@ -2,6 +2,7 @@ import { posix } from "node:path";
 import { z } from "zod";
 import { MachineCheckSchema } from "./checks.js";
 import { DurationSchema } from "./duration.js";
+import { guestPathProblem, isBase64 } from "./files.js";
 import { ImageSchema } from "./image.js";
 import { CountSchema, PortSchema, StringListSchema, StringMapSchema } from "./primitives.js";
 import { MachineServiceSchema } from "./services.js";
@@ -61,17 +62,26 @@ export const MachineMountSchema = z.looseObject({
   extend_threshold_percent: CountSchema.nullish(),
 });
 
-/** A file written into the machine before it starts (Fly's api.File). */
+/**
+ * A file written into the machine's root filesystem at every boot (Fly's api.File): the bytes of
+ * raw_value (base64), or of the app secret secret_name (whose value is base64, as on Fly), with
+ * `mode` (permission bits, 0644 by default). image_config (Fly writes an image's config) is refused.
+ */
 export const MachineFileSchema = z
   .looseObject({
-    guest_path: AbsolutePathSchema,
-    raw_value: z.string().nullish(),
-    secret_name: z.string().nullish(),
-    image_config: z.string().nullish(),
-    mode: CountSchema.nullish(),
+    guest_path: z.string().superRefine((path, ctx) => {
+      const problem = guestPathProblem(path);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
+    raw_value: z.string().refine(isBase64, "expected standard base64 with padding").nullish(),
+    secret_name: z.string().min(1).nullish(),
+    image_config: z
+      .null({ error: "image_config is not supported by Hangar: give raw_value or secret_name" })
+      .optional(),
+    mode: z.number().int().min(0).max(0o777, "expected permission bits, at most 0o777 (511)").nullish(),
   })
-  .refine((f) => f.raw_value != null || f.secret_name != null || f.image_config != null, {
-    message: "expected one of raw_value, secret_name or image_config",
+  .refine((f) => (f.raw_value != null) !== (f.secret_name != null), {
+    message: "expected one of raw_value or secret_name",
   });
 
 /** A process of a multi-process machine (Fly's api.MachineProcess). */

@@ -1,4 +1,5 @@
 import type { AppConfig, AppHttpService, AppService, AppVm } from "./app-config.js";
+import { machineFile, type ReleasedAppFile } from "./files.js";
 import { GUEST_DEFAULTS, type MachineConfigInput } from "./machine-config.js";
 import { machineMount } from "./mounts.js";
 import { splitShellWords } from "./shell-words.js";
@@ -72,6 +73,7 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
   const restart = inGroup(app.restart).at(-1);
   const metrics = inGroup(app.metrics)[0];
   const mounts = inGroup(app.mounts);
+  const files = inGroup<ReleasedAppFile>(app.files).map(machineFile);
   const statics = (app.statics ?? []).filter((s) => s.guest_path !== undefined);
   const words = command ? splitShellWords(command) : [];
   const init = compact({
@@ -113,6 +115,7 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
         ? compact({ signal: app.kill_signal, timeout: goDuration(app.kill_timeout) })
         : undefined,
     mounts: mounts.length > 0 ? mounts.map(machineMount) : undefined,
+    files: files.length > 0 ? files : undefined,
     statics:
       statics.length > 0
         ? statics.map((s) =>

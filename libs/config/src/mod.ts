@@ -13,6 +13,15 @@ export {
   programOutsideRoots,
 } from "./dir-image.js";
 export { DurationSchema, durationToMs, formatGoDuration, parseDuration } from "./duration.js";
+export type { ReleasedAppFile } from "./files.js";
+export {
+  decodeBase64,
+  FileWithoutContentError,
+  guestPathProblem,
+  isBase64,
+  LocalFileNotReadError,
+  machineFile,
+} from "./files.js";
 export { dirImagePath, ImageSchema } from "./image.js";
 export type { MachineConfig, MachineConfigInput, MachineGuest } from "./machine-config.js";
 export {
@@ -77,15 +86,18 @@ export { ConcurrencySchema, MachinePortSchema, MachineServiceSchema } from "./se
 export { splitShellWords } from "./shell-words.js";
 export type { Signal, StopSignal } from "./signals.js";
 export { SIGNALS, SignalSchema, STOP_SIGNALS, StopSignalSchema } from "./signals.js";
-export type { MachineStatic, StaticLookup } from "./statics.js";
+export type { MachineStatic, StaticFileEntry, StaticLookup, StaticsManifest } from "./statics.js";
 export {
   guestPathParts,
   imageStaticsOf,
   lookupStatic,
+  STATICS_BUCKET,
   STATICS_MAX_FILE_BYTES,
   STATICS_MAX_FILES,
   STATICS_MAX_TOTAL_BYTES,
   staticContentType,
+  staticsFileName,
+  staticsManifestName,
   staticsSetId,
 } from "./statics.js";
 export type { TomlPath } from "./toml-locator.js";
