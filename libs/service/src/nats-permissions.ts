@@ -249,15 +249,21 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     role: "the edge proxy: reads routes, wakes machines through the gateway",
     streams: [reader("APPS"), reader("MACHINES")],
     kv: [],
-    objects: [],
+    // hangar-statics: the files of the apps' [[statics]] it serves without their machines.
+    objects: [{ bucket: "hangar-statics", write: false }],
     publish: ["load.*", "proxy.heartbeat.*", "cmd.machines.wake"],
     subscribe: [],
     serves: [],
   },
   {
     user: "scheduler",
-    role: "the autoscaler",
-    streams: [reader("APPS"), writer("MACHINES", "ev.machine.*.*"), writer("SCALING", "ev.scale.*")],
+    role: "the autoscaler and the release orchestrator",
+    streams: [
+      reader("APPS"),
+      writer("MACHINES", "ev.machine.*.*"),
+      writer("SCALING", "ev.scale.*"),
+      writer("RELEASES", "ev.release.*"),
+    ],
     // hangar-leases: only the holder of the scheduler lease decides and acts; the others stand by.
     kv: [{ bucket: "hangar-leases", write: true }],
     objects: [],

@@ -25,6 +25,7 @@ import type { ResolverProcess } from "./dns/resolver-process.js";
 import { type ExitInfo, type ProcessDriver, restartDecision } from "./driver/mod.js";
 import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
+import { machineFiles } from "./machine-files.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
 import type { MachineSecrets } from "./machine-secrets.js";
 import type { OrgNetworks } from "./network/org-networks.js";
@@ -420,6 +421,8 @@ export class HostAgent {
         ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
       });
       const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
+      // A file's secret is one of those just opened: its value goes into the file and nowhere else.
+      const files = machineFiles(parseMachineConfig(m.configJson).files, secretEnv, m.app);
       // 6PN needs the machine's own namespace and an org to be on the network of.
       const network =
         run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
@@ -438,6 +441,7 @@ export class HostAgent {
         ...(run.port !== undefined ? { port: run.port } : {}),
         guest: run.guest,
         ...(run.mounts.length > 0 ? { volumes: run.mounts } : {}),
+        ...(files.length > 0 ? { files } : {}),
         ...(network ? { sixpn: sixpnSpec(network, m.machineId) } : {}),
       });
     } catch (err) {

@@ -10,6 +10,7 @@ import {
   type SandboxSpec,
   type VolumeMount,
 } from "./driver/mod.js";
+import type { FileConfig } from "./machine-files.js";
 
 /** A machine check as Fly's config states it. */
 export interface CheckConfig {
@@ -48,6 +49,8 @@ export interface AgentConfig {
   guest: GuestSize;
   /** Its volumes' mounts; a mount without a volume id (not resolved) is left out. */
   mounts: VolumeMountConfig[];
+  /** The files written into its root filesystem at boot (machineFiles decodes them). */
+  files: FileConfig[];
 }
 
 function durationSeconds(v: string | number | undefined, fallback: number): number {
@@ -75,6 +78,7 @@ export function parseMachineConfig(configJson: string): AgentConfig {
     guest?: { cpus?: number; cpu_kind?: GuestSize["cpuKind"]; memory_mb?: number };
     stop_config?: AgentConfig["stop_config"];
     mounts?: Array<Partial<VolumeMountConfig> | null>;
+    files?: FileConfig[] | null;
   };
   const checks: Record<string, CheckConfig> = { ...(c.checks ?? {}) };
   for (const [i, s] of (c.services ?? []).entries()) {
@@ -104,6 +108,7 @@ export function parseMachineConfig(configJson: string): AgentConfig {
         ? [{ ...m, volume: m.volume, path: m.path }]
         : [],
     ),
+    files: c.files ?? [],
   };
 }
 

@@ -40,6 +40,7 @@ export type {
   ExitInfo,
   GuestSize,
   LogStream,
+  MachineFile,
   MachineRunSpec,
   RunningMachine,
   SandboxNetwork,

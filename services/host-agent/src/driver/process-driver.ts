@@ -530,7 +530,8 @@ export class ProcessDriver {
     const { spec, dir } = run;
     const { machineId } = spec;
     const { privateIp, privateIpv6, port, cgroup } = run;
-    const { secretEnv: _secretEnv, ...recorded } = spec;
+    // Neither the secrets nor the files (a secret's among them) reach run.json.
+    const { secretEnv: _secretEnv, files: _files, ...recorded } = spec;
     let launch: { argv: string[]; cwd: string; env: Record<string, string> };
     try {
       // What crun kept of a run killed with it (a SIGKILL to the group) would refuse the id.

@@ -1,6 +1,7 @@
 import { stat } from "node:fs/promises";
 import { isIP } from "node:net";
 import { isAbsolute } from "node:path";
+import { guestPathProblem } from "@hangar/config";
 import { isVolumeId } from "@hangar/domain";
 import { InvalidMachineSpecError } from "./errors.js";
 import { isValidMachineId } from "./state.js";
@@ -35,6 +36,12 @@ export async function validateRunSpec(spec: MachineRunSpec): Promise<void> {
       throw new InvalidMachineSpecError(
         `volume mount path ${JSON.stringify(path)}: an absolute path other than /`,
       );
+  }
+  for (const { guestPath, mode } of spec.files ?? []) {
+    const problem = guestPathProblem(guestPath);
+    if (problem) throw new InvalidMachineSpecError(`file ${JSON.stringify(guestPath)}: ${problem}`);
+    if (!(Number.isInteger(mode) && mode >= 0 && mode <= 0o777))
+      throw new InvalidMachineSpecError(`file ${guestPath}: mode ${mode} is not permission bits`);
   }
   const { guest } = spec;
   if (

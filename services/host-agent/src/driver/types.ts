@@ -32,6 +32,20 @@ export interface MachineRunSpec {
   sixpn?: { org: string; prefix: string; address: string };
   /** The volumes it mounts (on this host's disks), each at an absolute path inside the machine. */
   volumes?: VolumeMount[];
+  /**
+   * Files written into its root filesystem before every run (its config's `files`, decoded; a secret's
+   * decrypted just in time): like secretEnv, never in run.json.
+   */
+  files?: readonly MachineFile[];
+}
+
+/** A file written into a machine's root filesystem at boot. */
+export interface MachineFile {
+  /** Absolute, without empty, . or .. segments (the gateway checked it; the driver checks again). */
+  guestPath: string;
+  content: Uint8Array;
+  /** Permission bits. */
+  mode: number;
 }
 
 /** A volume a machine mounts (as its config's `mounts` name it): its id and where it appears in the machine. */

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { machineParts } from "./mod.js";
 
 describe("machineParts", () => {
-  it("wires every resource once, an address before the namespace on it and the cgroup before the root filesystem, the root filesystem before the volumes", () => {
+  it("wires every resource once, an address before the namespace on it and the cgroup before the root filesystem, the root filesystem before the files written into it and the volumes", () => {
     const parts = machineParts({
       stateDir: "/nonexistent",
       hostIp: "127.0.0.1",
@@ -16,6 +16,7 @@ describe("machineParts", () => {
       "network namespace",
       "cgroup",
       "root filesystem",
+      "files",
       "volumes",
       "output",
     ]);

@@ -4,6 +4,7 @@ import type { VolumeDisks } from "../../volumes/disk.js";
 import type { SuspendMode } from "../cgroup.js";
 import { AddressPart } from "./address.js";
 import { CgroupPart } from "./cgroup.js";
+import { FilesPart } from "./files.js";
 import { NetnsPart } from "./netns.js";
 import { type LineSink, OutputPart } from "./output.js";
 import type { MachinePart } from "./part.js";
@@ -40,7 +41,7 @@ export interface MachineParts {
   address: AddressPart;
   cgroup: CgroupPart;
   output: OutputPart;
-  /** In launch order: an address before the namespace that uses it, the cgroup (killing what an earlier run left) before the root filesystem is mounted again, the root filesystem (the image's users) before the volumes. */
+  /** In launch order: an address before the namespace that uses it, the cgroup (killing what an earlier run left) before the root filesystem is mounted again, the root filesystem (the image's users) before the files written into it and the volumes. */
   all: readonly MachinePart[];
 }
 
@@ -58,6 +59,7 @@ export function machineParts(opts: PartsOptions): MachineParts {
       new NetnsPart(opts.network),
       cgroup,
       new RootfsPart(opts.stateDir),
+      new FilesPart(),
       new VolumesPart(opts.volumes),
       output,
     ],
