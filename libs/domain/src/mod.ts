@@ -75,10 +75,19 @@ export type {
   Release,
   ReleaseCommand,
   ReleaseEvent,
+  ReleaseGroup,
   ReleaseStatus,
+  ReleaseStrategy,
   ReleasesState,
 } from "./releases/release.js";
-export { currentRelease, releaseDecider, releasesStream } from "./releases/release.js";
+export {
+  currentRelease,
+  inProgress,
+  RELEASE_STRATEGIES,
+  releaseDecider,
+  releasesStream,
+  validMaxUnavailable,
+} from "./releases/release.js";
 export type {
   ScaleAction,
   ScaleActionKind,

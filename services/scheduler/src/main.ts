@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { appsStream, machinesStream, scalingStream } from "@hangar/domain";
+import { appsStream, machinesStream, releasesStream, scalingStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
 import { config } from "./config.js";
 import { runSchedulerUnderLease } from "./leader.js";
@@ -7,7 +7,7 @@ import { runSchedulerUnderLease } from "./leader.js";
 await runService({
   name: "scheduler",
   config,
-  streams: [appsStream, machinesStream, scalingStream],
+  streams: [appsStream, machinesStream, scalingStream, releasesStream],
   // One replica acts (the scheduler lease's holder); the others stand by, healthy, and take over.
   start: ({ nc, store, logger, registry, config }) =>
     runSchedulerUnderLease({
@@ -22,5 +22,6 @@ await runService({
       panicWindowS: config.HANGAR_SCHEDULER_PANIC_WINDOW_S,
       stableWindowS: config.HANGAR_SCHEDULER_STABLE_WINDOW_S,
       drainTimeoutS: config.HANGAR_SCHEDULER_DRAIN_TIMEOUT_S,
+      defaultRegion: config.HANGAR_REGION,
     }),
 });

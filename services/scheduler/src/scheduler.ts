@@ -14,6 +14,7 @@ import { decisionCause } from "./decision-reason.js";
 import { DEFAULT_DRAIN_TIMEOUT_S, type ExecutorHooks, ScaleExecutor } from "./executor.js";
 import { Fleet } from "./fleet.js";
 import { LoadBoard, PROXY_LIVE_MS, parseLoadSample, parseProxyHeartbeat } from "./load.js";
+import { ReleaseOrchestrator } from "./releases/orchestrator.js";
 import { ScalingLog } from "./scaling-log.js";
 
 export interface SchedulerOptions {
@@ -36,6 +37,8 @@ export interface SchedulerOptions {
   warmupMs?: number;
   /** After a decision with a failed action, no new decision for the app for this long (default 10 s). */
   failureBackoffMs?: number;
+  /** The region of a release's machines when neither its config nor the app's machines name one. */
+  defaultRegion?: string;
   /** Test seams: hold the executor at a step. */
   hooks?: ExecutorHooks;
   /**
@@ -107,6 +110,25 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
     throw err;
   }
   const isHeld = opts.isHeld ?? (() => true);
+  let releases: ReleaseOrchestrator;
+  try {
+    releases = await ReleaseOrchestrator.start({
+      nc,
+      store,
+      fleet,
+      board,
+      logger,
+      isHeld,
+      defaultRegion: opts.defaultRegion ?? "local",
+      drainTimeoutMs: (opts.drainTimeoutS ?? DEFAULT_DRAIN_TIMEOUT_S) * 1000,
+    });
+  } catch (err) {
+    for (const s of subs) s.unsubscribe();
+    await fleet.stop().catch(() => undefined);
+    if (ownStore) store.close();
+    for (const name of SCHEDULER_METRICS) registry.removeSingleMetric(name);
+    throw err;
+  }
   const log = new ScalingLog(store, fleet.scaling, undefined, isHeld);
   const executor = new ScaleExecutor({
     nc,
@@ -128,6 +150,8 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
   const known = new Set<string>();
 
   async function passApp(app: string, nowMs: number): Promise<void> {
+    // While a release rolls out, the orchestrator sets the app's machines: no scaling decision meanwhile.
+    if (releases.deploying(app)) return;
     const scalingSeq = fleet.scaling.seqOf(app);
     const result = autoscaler.pass({
       app,
@@ -230,6 +254,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
       metrics.concurrency.remove({ app, window: "stable" });
     }
     executor.kick();
+    releases.kick();
   }
 
   function pass(): Promise<void> {
@@ -264,6 +289,7 @@ export async function startScheduler(opts: SchedulerOptions): Promise<RunningSch
         executor.stop();
         for (const s of subs) s.unsubscribe();
         await passing?.catch(() => undefined);
+        await releases.stop();
         await fleet.stop();
         if (ownStore) store.close();
         // A scheduler started again in this process (a standby that takes the lease back) registers them anew.

@@ -1,6 +1,6 @@
 import { type DomainErrorCode, deciderSpec, fold, isDomainError } from "@hangar/eventstore";
 import { describe, expect, it } from "vitest";
-import { currentRelease, type ReleaseEvent, releaseDecider } from "./release.js";
+import { currentRelease, inProgress, type ReleaseEvent, releaseDecider } from "./release.js";
 
 const spec = deciderSpec(releaseDecider);
 
@@ -10,7 +10,7 @@ const create = {
   imageRef: "registry.local/hello@sha256:aa",
   configJson: "{}",
 };
-const created = (version: number, extra: Record<string, string> = {}): ReleaseEvent => ({
+const created = (version: number, extra: Record<string, string | number | boolean> = {}): ReleaseEvent => ({
   type: "ReleaseCreated",
   data: {
     version,
@@ -20,6 +20,11 @@ const created = (version: number, extra: Record<string, string> = {}): ReleaseEv
     configJson: "{}",
     strategy: "immediate",
     description: "",
+    maxUnavailable: "",
+    waitTimeoutMs: 0,
+    deployedBy: "",
+    rollbackOf: 0,
+    orchestrated: false,
     ...extra,
   },
 });
@@ -29,7 +34,26 @@ const succeeded = (version: number): ReleaseEvent => ({
 });
 const failed = (version: number): ReleaseEvent => ({
   type: "ReleaseFailed",
-  data: { version, reason: "checks failed" },
+  data: { version, reason: "checks failed", rolledBackTo: 0 },
+});
+const orchestrated = (version: number) => created(version, { orchestrated: true, strategy: "rolling" });
+const started = (version: number, previousVersion = 0): ReleaseEvent => ({
+  type: "ReleaseStarted",
+  data: {
+    version,
+    groups: [{ group: "app", count: 2 }],
+    previousVersion,
+    previousGroups: [],
+    startedAtMs: 1000,
+  },
+});
+const start = (version: number) => ({
+  type: "StartRelease" as const,
+  version,
+  groups: [{ group: "app", count: 2 }],
+  previousVersion: 0,
+  previousGroups: [],
+  startedAtMs: 1000,
 });
 
 const is = (code: DomainErrorCode) => (e: unknown) => isDomainError(e, code);
@@ -93,5 +117,73 @@ describe("release decider", () => {
     expect(state.releases[1]?.reason).toBe("checks failed");
     expect(currentRelease(state)?.version).toBe(1);
     expect(currentRelease(fold(releaseDecider, [created(1)]))).toBeUndefined();
+  });
+
+  it("checks an orchestrated release's strategy and max_unavailable", () => {
+    spec
+      .given([])
+      .when({ ...create, orchestrated: true, strategy: "rolling", maxUnavailable: "0.33" })
+      .then([created(1, { orchestrated: true, strategy: "rolling", maxUnavailable: "0.33" })]);
+    spec
+      .given([])
+      .when({ ...create, orchestrated: true, strategy: "sideways" })
+      .thenThrows(is("invalid_argument"));
+    for (const bad of ["0", "-1", "1.5", "x"]) {
+      spec
+        .given([])
+        .when({ ...create, orchestrated: true, strategy: "rolling", maxUnavailable: bad })
+        .thenThrows(is("invalid_argument"));
+    }
+    spec
+      .given([created(1)])
+      .when({ ...create, orchestrated: true, strategy: "immediate", rollbackOf: 7 })
+      .thenThrows(is("not_found"));
+  });
+
+  it("starts an orchestrated release once, and rolls a running one back before it fails", () => {
+    spec
+      .given([orchestrated(1)])
+      .when(start(1))
+      .then([started(1)]);
+    // A restarted orchestrator starting it again changes nothing.
+    spec
+      .given([orchestrated(1), started(1)])
+      .when(start(1))
+      .then([]);
+    spec
+      .given([created(1)])
+      .when(start(1))
+      .thenThrows(is("failed_precondition"));
+    spec
+      .given([orchestrated(1)])
+      .when({ type: "RollBackRelease", version: 1, reason: "x" })
+      .thenThrows(is("failed_precondition"));
+    const rollingBack: ReleaseEvent = {
+      type: "ReleaseRollingBack",
+      data: { version: 2, reason: "check failed" },
+    };
+    spec
+      .given([orchestrated(1), started(1), succeeded(1), orchestrated(2), started(2, 1)])
+      .when({ type: "RollBackRelease", version: 2, reason: "check failed" })
+      .then([rollingBack]);
+    spec
+      .given([orchestrated(2), started(2, 1), rollingBack])
+      .when({ type: "SucceedRelease", version: 2, machineIds: [] })
+      .thenThrows(is("failed_precondition"));
+    spec
+      .given([orchestrated(2), started(2, 1), rollingBack])
+      .when({ type: "FailRelease", version: 2, reason: "check failed", rolledBackTo: 1 })
+      .then([{ type: "ReleaseFailed", data: { version: 2, reason: "check failed", rolledBackTo: 1 } }]);
+    const state = fold(releaseDecider, [
+      orchestrated(1),
+      started(1),
+      orchestrated(2),
+      started(2, 1),
+      rollingBack,
+    ]);
+    expect(state.releases.map((r) => r.status)).toEqual(["running", "rolling_back"]);
+    expect(inProgress(state).map((r) => r.version)).toEqual([1, 2]);
+    expect(state.releases[1]?.previousVersion).toBe(1);
+    expect(state.releases[1]?.groups).toEqual([{ group: "app", count: 2 }]);
   });
 });

@@ -3,6 +3,8 @@ import { hangar } from "@hangar/proto";
 
 const messages = {
   ReleaseCreated: hangar.v1.ReleaseCreated,
+  ReleaseStarted: hangar.v1.ReleaseStarted,
+  ReleaseRollingBack: hangar.v1.ReleaseRollingBack,
   ReleaseSucceeded: hangar.v1.ReleaseSucceeded,
   ReleaseFailed: hangar.v1.ReleaseFailed,
 };
@@ -17,7 +19,22 @@ export const releasesStream = defineStream({
   codec: eventCodec(messages),
 });
 
-export type ReleaseStatus = "pending" | "succeeded" | "failed";
+/**
+ * `pending` until it ends or the orchestrator takes it on; `running` while the orchestrator rolls it
+ * out; `rolling_back` while it brings the previous release back after a failure; then `succeeded` or
+ * `failed` (with `rolledBackTo` when the previous release was brought back).
+ */
+export type ReleaseStatus = "pending" | "running" | "rolling_back" | "succeeded" | "failed";
+
+/** The deploy strategies of fly.toml's [deploy] strategy that the release orchestrator carries out. */
+export const RELEASE_STRATEGIES = ["rolling", "immediate", "canary", "bluegreen"] as const;
+export type ReleaseStrategy = (typeof RELEASE_STRATEGIES)[number];
+
+/** A process group's machine count in a release. */
+export interface ReleaseGroup {
+  group: string;
+  count: number;
+}
 
 export interface Release {
   version: number;
@@ -30,6 +47,23 @@ export interface Release {
   status: ReleaseStatus;
   reason: string;
   machineIds: string[];
+  /** Rolling: a count ("2") or a fraction of each group ("0.33"); empty for the default (1). */
+  maxUnavailable: string;
+  /** How long each new machine has to be healthy (0: the orchestrator's default). */
+  waitTimeoutMs: number;
+  deployedBy: string;
+  /** The release this one redeploys (`releases rollback`), or 0. */
+  rollbackOf: number;
+  /** Carried out by the platform's release orchestrator (else by the client, which ends it). */
+  orchestrated: boolean;
+  /** Set when the orchestrator takes it on. */
+  groups: ReleaseGroup[];
+  previousVersion: number;
+  /** The previous release's machines per group when this one started: what a rollback restores. */
+  previousGroups: ReleaseGroup[];
+  startedAtMs: number;
+  /** The release the app was returned to after this one failed, or 0. */
+  rolledBackTo: number;
 }
 
 /** An app's releases, oldest first. */
@@ -46,21 +80,49 @@ export type ReleaseCommand =
       configJson: string;
       strategy?: string;
       description?: string;
+      maxUnavailable?: string;
+      waitTimeoutMs?: number;
+      deployedBy?: string;
+      rollbackOf?: number;
+      orchestrated?: boolean;
     }
+  | {
+      type: "StartRelease";
+      version: number;
+      groups: ReleaseGroup[];
+      previousVersion: number;
+      previousGroups: ReleaseGroup[];
+      startedAtMs: number;
+    }
+  | { type: "RollBackRelease"; version: number; reason: string }
   | { type: "SucceedRelease"; version: number; machineIds: string[] }
-  | { type: "FailRelease"; version: number; reason: string };
+  | { type: "FailRelease"; version: number; reason: string; rolledBackTo?: number };
+
+const ENDED: ReadonlySet<ReleaseStatus> = new Set(["succeeded", "failed"]);
 
 /** The release the app serves: the newest that succeeded. */
 export function currentRelease(state: ReleasesState): Release | undefined {
   return state.releases.findLast((r) => r.status === "succeeded");
 }
 
-function pending(state: ReleasesState, version: number): Release {
+function unended(state: ReleasesState, version: number): Release {
   const r = state.releases.find((x) => x.version === version);
   if (!r) throw new DomainError(`release v${version} not found`, "not_found");
-  if (r.status !== "pending")
+  if (ENDED.has(r.status))
     throw new DomainError(`release v${version} already ${r.status}`, "failed_precondition");
   return r;
+}
+
+/** A release the orchestrator carries out and has not ended: pending, running or rolling back. */
+export function inProgress(state: ReleasesState): Release[] {
+  return state.releases.filter((r) => r.orchestrated && !ENDED.has(r.status));
+}
+
+/** Whether a maxUnavailable is a positive count or a fraction in (0, 1]. */
+export function validMaxUnavailable(v: string): boolean {
+  if (v === "") return true;
+  const n = Number(v);
+  return Number.isFinite(n) && n > 0 && (Number.isInteger(n) || n <= 1);
 }
 
 /**
@@ -73,6 +135,21 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
     switch (command.type) {
       case "CreateRelease":
         if (!command.imageRef) throw new DomainError("a release needs an image", "invalid_argument");
+        if (!validMaxUnavailable(command.maxUnavailable ?? ""))
+          throw new DomainError(
+            `max_unavailable ${command.maxUnavailable}: expected a count (2) or a fraction (0.33)`,
+            "invalid_argument",
+          );
+        if (
+          command.orchestrated &&
+          !(RELEASE_STRATEGIES as readonly string[]).includes(command.strategy ?? "")
+        )
+          throw new DomainError(
+            `strategy ${command.strategy}: expected one of ${RELEASE_STRATEGIES.join(", ")}`,
+            "invalid_argument",
+          );
+        if (command.rollbackOf && !state.releases.some((r) => r.version === command.rollbackOf))
+          throw new DomainError(`release v${command.rollbackOf} not found`, "not_found");
         return [
           {
             type: "ReleaseCreated",
@@ -84,17 +161,66 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
               configJson: command.configJson,
               strategy: command.strategy ?? "immediate",
               description: command.description ?? "",
+              maxUnavailable: command.maxUnavailable ?? "",
+              waitTimeoutMs: command.waitTimeoutMs ?? 0,
+              deployedBy: command.deployedBy ?? "",
+              rollbackOf: command.rollbackOf ?? 0,
+              orchestrated: command.orchestrated ?? false,
             },
           },
         ];
-      case "SucceedRelease":
-        pending(state, command.version);
+      case "StartRelease": {
+        const r = unended(state, command.version);
+        if (!r.orchestrated)
+          throw new DomainError(
+            `release v${command.version} is carried out by its client`,
+            "failed_precondition",
+          );
+        // Started once: a second orchestrator (a restarted leader) finds it started and goes on.
+        if (r.status !== "pending") return [];
+        return [
+          {
+            type: "ReleaseStarted",
+            data: {
+              version: command.version,
+              groups: command.groups,
+              previousVersion: command.previousVersion,
+              previousGroups: command.previousGroups,
+              startedAtMs: command.startedAtMs,
+            },
+          },
+        ];
+      }
+      case "RollBackRelease": {
+        const r = unended(state, command.version);
+        if (r.status === "rolling_back") return [];
+        if (r.status !== "running")
+          throw new DomainError(
+            `release v${command.version} is ${r.status}, not running`,
+            "failed_precondition",
+          );
+        return [{ type: "ReleaseRollingBack", data: { version: command.version, reason: command.reason } }];
+      }
+      case "SucceedRelease": {
+        const r = unended(state, command.version);
+        if (r.status === "rolling_back")
+          throw new DomainError(`release v${command.version} is rolling back`, "failed_precondition");
         return [
           { type: "ReleaseSucceeded", data: { version: command.version, machineIds: command.machineIds } },
         ];
+      }
       case "FailRelease":
-        pending(state, command.version);
-        return [{ type: "ReleaseFailed", data: { version: command.version, reason: command.reason } }];
+        unended(state, command.version);
+        return [
+          {
+            type: "ReleaseFailed",
+            data: {
+              version: command.version,
+              reason: command.reason,
+              rolledBackTo: command.rolledBackTo ?? 0,
+            },
+          },
+        ];
     }
   },
   evolve(state, event) {
@@ -112,8 +238,40 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           status: "pending",
           reason: "",
           machineIds: [],
+          maxUnavailable: d.maxUnavailable ?? "",
+          waitTimeoutMs: Number(d.waitTimeoutMs ?? 0),
+          deployedBy: d.deployedBy ?? "",
+          rollbackOf: d.rollbackOf ?? 0,
+          orchestrated: d.orchestrated ?? false,
+          groups: [],
+          previousVersion: 0,
+          previousGroups: [],
+          startedAtMs: 0,
+          rolledBackTo: 0,
         };
         return { releases: [...state.releases, release] };
+      }
+      case "ReleaseStarted": {
+        const d = event.data;
+        return update(state, d.version ?? 0, (r) => ({
+          ...r,
+          status: "running",
+          groups: (d.groups ?? []).map((g) => ({ group: g.group ?? "", count: g.count ?? 0 })),
+          previousVersion: d.previousVersion ?? 0,
+          previousGroups: (d.previousGroups ?? []).map((g) => ({
+            group: g.group ?? "",
+            count: g.count ?? 0,
+          })),
+          startedAtMs: Number(d.startedAtMs ?? 0),
+        }));
+      }
+      case "ReleaseRollingBack": {
+        const d = event.data;
+        return update(state, d.version ?? 0, (r) => ({
+          ...r,
+          status: "rolling_back",
+          reason: d.reason ?? "",
+        }));
       }
       case "ReleaseSucceeded":
       case "ReleaseFailed": {
@@ -124,10 +282,19 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
               ? r
               : event.type === "ReleaseSucceeded"
                 ? { ...r, status: "succeeded", machineIds: event.data.machineIds ?? [] }
-                : { ...r, status: "failed", reason: event.data.reason ?? "" },
+                : {
+                    ...r,
+                    status: "failed",
+                    reason: event.data.reason ?? "",
+                    rolledBackTo: event.data.rolledBackTo ?? 0,
+                  },
           ),
         };
       }
     }
   },
 };
+
+function update(state: ReleasesState, version: number, f: (r: Release) => Release): ReleasesState {
+  return { releases: state.releases.map((r) => (r.version === version ? f(r) : r)) };
+}

@@ -35,6 +35,8 @@ export interface RequestContext {
   leaseNonce: string | undefined;
   /** Aborted when the client goes away. */
   signal: AbortSignal;
+  /** Who calls: the token's kind and id (unset in tests that build a context by hand). */
+  principal?: { kind: string; tokenId: string };
   /**
    * Set for a request with an Idempotency-Key (http/idempotency.ts): what the backend makes (a
    * machine id, a command id) derives from it, so a retry that took over a dead gateway's attempt

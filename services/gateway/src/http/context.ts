@@ -31,6 +31,7 @@ export function requestContext(c: Context<ApiEnv>): RequestContext {
     requestId: c.get("requestId"),
     leaseNonce: c.req.header(LEASE_NONCE_HEADER) || undefined,
     signal: c.req.raw.signal,
+    ...(c.get("principal") ? { principal: c.get("principal") } : {}),
     ...(c.get("operationId") ? { operationId: c.get("operationId") } : {}),
     ...(c.get("operationResumed") ? { resumed: true } : {}),
   };

@@ -1,6 +1,6 @@
 import type { RequestContext } from "./backend.js";
 
-export type ReleaseStatusView = "pending" | "succeeded" | "failed";
+export type ReleaseStatusView = "pending" | "running" | "rolling_back" | "succeeded" | "failed";
 
 /** One release of an app. */
 export interface ReleaseView {
@@ -18,6 +18,19 @@ export interface ReleaseView {
   config: Record<string, unknown> | null;
   /** RFC 3339: when the release was created. */
   created_at: string;
+  /** Carried out by the platform (`deploy: true`), not by its client. */
+  deploy: boolean;
+  max_unavailable: string | null;
+  /** Seconds each new machine has to be healthy; null for the default. */
+  wait_timeout: number | null;
+  /** Who created it: the kind and id of the token. */
+  deployed_by: string;
+  /** The release it redeploys, or null. */
+  rollback_of: number | null;
+  /** The release the app was returned to after this one failed, or null. */
+  rolled_back_to: number | null;
+  /** The release it replaced (set once it started), or null. */
+  previous_version: number | null;
 }
 
 /** A new release: `image`, or `build_id` whose image it defaults to. */
@@ -27,6 +40,10 @@ export interface CreateReleaseInput {
   config: Record<string, unknown> | undefined;
   strategy: string | undefined;
   description: string | undefined;
+  deploy: boolean;
+  maxUnavailable: string | undefined;
+  waitTimeoutMs: number | undefined;
+  rollbackOf: number | undefined;
 }
 
 /** How a release ended. */

@@ -1,4 +1,5 @@
-import { ImageSchema } from "@hangar/config";
+import { durationToMs, ImageSchema } from "@hangar/config";
+import { validMaxUnavailable } from "@hangar/domain";
 import type { Context } from "hono";
 import { z } from "zod";
 import { readBody } from "./body.js";
@@ -16,9 +17,33 @@ export const CreateReleaseRequestSchema = z
     config: z.record(z.string(), z.unknown()).nullish(),
     strategy: z.enum(RELEASE_STRATEGIES).nullish(),
     description: z.string().max(1024).nullish(),
+    // Hangar's: the platform's release orchestrator carries the release out (else its client does).
+    deploy: z.boolean().nullish(),
+    // As fly.toml's [deploy] max_unavailable: a count (2) or a fraction of each group (0.33).
+    max_unavailable: z
+      .union([z.number(), z.string()])
+      .transform(String)
+      .refine((v) => validMaxUnavailable(v), { error: "expected a count (2) or a fraction (0.33)" })
+      .nullish(),
+    // As flyctl's --wait-timeout: a duration ("5m", "90s") or seconds.
+    wait_timeout: z
+      .union([z.number().positive(), z.string().min(1)])
+      .transform((v, ctx) => {
+        try {
+          const ms = typeof v === "number" ? v * 1000 : durationToMs(v);
+          if (ms > 0) return ms;
+        } catch {
+          // Reported below.
+        }
+        ctx.addIssue({ code: "custom", message: "expected a duration such as 5m or 90s, or seconds" });
+        return z.NEVER;
+      })
+      .nullish(),
+    // Redeploys an earlier release: its image and config unless given.
+    rollback_of: z.number().int().positive().nullish(),
   })
-  .refine((r) => r.image || r.build_id, {
-    error: "required unless build_id is given",
+  .refine((r) => r.image || r.build_id || r.rollback_of, {
+    error: "required unless build_id or rollback_of is given",
     path: ["image"],
   });
 
@@ -37,6 +62,10 @@ export async function createReleaseInput(c: Context): Promise<CreateReleaseInput
     config: body.config ?? undefined,
     strategy: body.strategy ?? undefined,
     description: body.description ?? undefined,
+    deploy: body.deploy ?? false,
+    maxUnavailable: body.max_unavailable ?? undefined,
+    waitTimeoutMs: body.wait_timeout ?? undefined,
+    rollbackOf: body.rollback_of ?? undefined,
   };
 }
 

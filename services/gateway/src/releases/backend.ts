@@ -1,3 +1,4 @@
+import { AppConfigSchema } from "@hangar/config";
 import {
   type ReleaseCommand,
   type ReleaseEvent,
@@ -51,6 +52,13 @@ export function toReleaseView(r: ReleaseRecord): ReleaseView {
     machine_ids: x.machineIds,
     config: x.configJson ? (JSON.parse(x.configJson) as Record<string, unknown>) : null,
     created_at: new Date(r.createdAtMs).toISOString(),
+    deploy: x.orchestrated,
+    max_unavailable: x.maxUnavailable || null,
+    wait_timeout: x.waitTimeoutMs > 0 ? x.waitTimeoutMs / 1000 : null,
+    deployed_by: x.deployedBy,
+    rollback_of: x.rollbackOf || null,
+    rolled_back_to: x.rolledBackTo || null,
+    previous_version: x.status === "pending" || !x.orchestrated ? null : x.previousVersion || null,
   };
 }
 
@@ -89,8 +97,23 @@ export class StreamReleasesBackend implements ReleasesBackend {
 
   async createRelease(app: string, input: CreateReleaseInput, ctx: RequestContext): Promise<ReleaseView> {
     this.appOrThrow(app);
-    const image = input.buildId ? (input.image ?? this.buildImage(app, input.buildId)) : input.image;
+    const earlier = input.rollbackOf === undefined ? undefined : this.record(app, input.rollbackOf).release;
+    const image = input.buildId
+      ? (input.image ?? this.buildImage(app, input.buildId))
+      : (input.image ?? earlier?.imageRef);
     if (!image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
+    const configJson = input.config ? JSON.stringify(input.config) : (earlier?.configJson ?? "");
+    if (input.deploy && input.config) {
+      // The platform derives the machines from it: it must be an app config as fly.toml loads into.
+      const parsed = AppConfigSchema.safeParse(input.config);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0];
+        throw ApiError.of(
+          "invalid_argument",
+          `config.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+        );
+      }
+    }
     const releaseId = newUlid();
     const res = await this.handle(
       app,
@@ -98,10 +121,16 @@ export class StreamReleasesBackend implements ReleasesBackend {
         type: "CreateRelease",
         releaseId,
         imageRef: image,
-        configJson: input.config ? JSON.stringify(input.config) : "",
+        configJson,
         ...(input.buildId ? { buildId: input.buildId } : {}),
-        ...(input.strategy ? { strategy: input.strategy } : {}),
+        // A release the platform carries out rolls by default, as Fly's deploys do.
+        ...(input.strategy || input.deploy ? { strategy: input.strategy ?? "rolling" } : {}),
         ...(input.description ? { description: input.description } : {}),
+        orchestrated: input.deploy,
+        ...(input.maxUnavailable ? { maxUnavailable: input.maxUnavailable } : {}),
+        ...(input.waitTimeoutMs ? { waitTimeoutMs: Math.round(input.waitTimeoutMs) } : {}),
+        ...(input.rollbackOf ? { rollbackOf: input.rollbackOf } : {}),
+        ...(ctx.principal ? { deployedBy: `${ctx.principal.kind} token ${ctx.principal.tokenId}` } : {}),
       },
       `create-release-${releaseId}`,
       ctx,
@@ -117,7 +146,11 @@ export class StreamReleasesBackend implements ReleasesBackend {
     outcome: ReleaseOutcome,
     ctx: RequestContext,
   ): Promise<ReleaseView> {
-    this.record(app, version);
+    if (this.record(app, version).release.orchestrated)
+      throw ApiError.of(
+        "failed_precondition",
+        `release v${version} is carried out by the platform; it ends on its own (follow it with GET .../releases/${version})`,
+      );
     const command: ReleaseCommand =
       outcome.status === "succeeded"
         ? { type: "SucceedRelease", version, machineIds: outcome.machineIds }

@@ -1,0 +1,511 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { type AppConfig, machineConfigFromApp, processGroups } from "@hangar/config";
+import {
+  currentRelease,
+  type ExistingMachine,
+  inProgress,
+  type MachineCommand,
+  type MachineEvent,
+  type MachineState,
+  machineAggregateId,
+  machineDecider,
+  machineMetadataOf,
+  machinesStream,
+  newMachineId,
+  type Release,
+  type ReleaseCommand,
+  type ReleaseEvent,
+  type ReleaseGroup,
+  type ReleasesState,
+  releaseDecider,
+  releasesStream,
+} from "@hangar/domain";
+import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
+import { AggregateView, handleThenWait, placeThenCreateMachine } from "@hangar/service";
+import type { Logger } from "@hangar/telemetry";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { Fleet } from "../fleet.js";
+import type { LoadBoard } from "../load.js";
+import { planRollout, type RolloutMachine, type RolloutStep, type RolloutTarget } from "./rollout.js";
+
+/** flyctl's default wait for a new machine to start and pass its checks. */
+export const DEFAULT_RELEASE_WAIT_MS = 5 * 60_000;
+const GONE = new Set(["destroying", "destroyed"]);
+
+export type ReleasesView = AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>;
+
+export interface OrchestratorOptions {
+  nc: NatsConnection;
+  store: EventStore;
+  fleet: Fleet;
+  board: LoadBoard;
+  logger: Logger;
+  /** Where a release's machines go when its config names no primary_region and the app has none. */
+  defaultRegion: string;
+  drainTimeoutMs: number;
+  drainPollMs?: number;
+  /** Whether this scheduler may act (its lease is held). */
+  isHeld: () => boolean;
+  now?: () => number;
+}
+
+/**
+ * The release orchestrator (in the scheduler, under its lease): carries out every release created
+ * with `orchestrated`, so a deploy goes on and ends (succeeded, or failed and rolled back) whatever
+ * happens to the client that asked for it. All it knows is in the RELEASES and MACHINES logs: a
+ * release's target (machines per group, the release it replaces) is recorded when it starts, each new
+ * machine's id comes from its release and slot, and every step is planned afresh from the machines
+ * as they are, so a new leader goes on where a killed one stopped.
+ */
+export class ReleaseOrchestrator {
+  private readonly releases: CommandHandler<ReleasesState, ReleaseCommand, ReleaseEvent>;
+  private readonly machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
+  /** Apps being advanced now (one pass per app at a time). */
+  private readonly busy = new Set<string>();
+  /** Steps in flight, by machine id: a step is taken once even while the next passes plan it again. */
+  private readonly stepping = new Set<string>();
+  /** When this process first saw each new machine of a release (its wait timeout counts from then). */
+  private readonly firstSeen = new Map<string, number>();
+  private readonly abort = new AbortController();
+  private readonly now: () => number;
+
+  private constructor(
+    private readonly opts: OrchestratorOptions,
+    readonly view: ReleasesView,
+  ) {
+    this.releases = new CommandHandler(opts.store, releasesStream, releaseDecider);
+    this.machines = new CommandHandler(opts.store, machinesStream, machineDecider);
+    this.now = opts.now ?? Date.now;
+  }
+
+  static async start(opts: OrchestratorOptions): Promise<ReleaseOrchestrator> {
+    const view = await AggregateView.start(opts.store, releasesStream, releaseDecider);
+    await view.caughtUp;
+    return new ReleaseOrchestrator(opts, view);
+  }
+
+  /** Whether a release of the app is being carried out (the autoscaler leaves its machines alone meanwhile). */
+  deploying(app: string): boolean {
+    const state = this.view.get(app);
+    return state !== undefined && inProgress(state).length > 0;
+  }
+
+  /** Advances every app with a release in progress; called on every scheduler pass. */
+  kick(): void {
+    if (this.abort.signal.aborted || !this.opts.isHeld()) return;
+    for (const [app, state] of this.view.entries()) {
+      if (this.busy.has(app) || inProgress(state).length === 0) continue;
+      this.busy.add(app);
+      this.advance(app)
+        .catch((err: unknown) => {
+          if (this.abort.signal.aborted || !this.opts.isHeld()) return;
+          this.opts.logger.warn(
+            { err, app },
+            "release step failed for now; it is tried again on the next pass",
+          );
+        })
+        .finally(() => this.busy.delete(app));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.view.stop();
+  }
+
+  private async advance(app: string): Promise<void> {
+    const state = this.view.get(app);
+    if (!state) return;
+    const open = inProgress(state);
+    const release = open.at(-1);
+    if (!release) return;
+    // An older release still open when a newer one came: the newer one takes the app over.
+    for (const older of open.slice(0, -1))
+      await this.command(
+        app,
+        { type: "FailRelease", version: older.version, reason: `superseded by v${release.version}` },
+        `fail-${older.releaseId}`,
+      );
+    if (!this.opts.fleet.appExists(app)) {
+      await this.command(
+        app,
+        { type: "FailRelease", version: release.version, reason: `app ${app} no longer exists` },
+        `fail-${release.releaseId}`,
+      );
+      return;
+    }
+    switch (release.status) {
+      case "pending":
+        return this.begin(app, state, release);
+      case "running":
+        return this.roll(app, release);
+      case "rolling_back":
+        return this.rollBack(app, state, release);
+      default:
+        return;
+    }
+  }
+
+  /** Records what the release converges to: each group's count (never fewer than it has) and the release it replaces. */
+  private async begin(app: string, state: ReleasesState, release: Release): Promise<void> {
+    const config = appConfigOf(release);
+    const problem =
+      config === undefined
+        ? "the release's config is not valid JSON"
+        : configProblem(config, release.imageRef);
+    if (problem !== undefined) {
+      await this.command(
+        app,
+        { type: "FailRelease", version: release.version, reason: problem },
+        `fail-${release.releaseId}`,
+      );
+      return;
+    }
+    const live = this.live(app).filter((m) => m.group !== undefined);
+    const counted = (group: string) => live.filter((m) => m.group === group).length;
+    const groups = processGroups(config as AppConfig).map((group) => ({
+      group,
+      count: Math.max(1, counted(group)),
+    }));
+    const previousGroups = [...new Set(live.map((m) => m.group as string))]
+      .sort()
+      .map((group) => ({ group, count: counted(group) }));
+    const previous = currentRelease({ releases: state.releases.filter((r) => r.version < release.version) });
+    await this.command(
+      app,
+      {
+        type: "StartRelease",
+        version: release.version,
+        groups,
+        previousVersion: previous?.version ?? 0,
+        previousGroups,
+        startedAtMs: this.now(),
+      },
+      `start-${release.releaseId}`,
+    );
+    this.opts.logger.info(
+      { app, release: release.version, strategy: release.strategy, groups },
+      "release started",
+    );
+  }
+
+  private async roll(app: string, release: Release): Promise<void> {
+    const config = appConfigOf(release) as AppConfig;
+    const target: RolloutTarget = {
+      release: release.version,
+      groups: release.groups,
+      strategy: release.strategy as RolloutTarget["strategy"],
+      maxUnavailable: release.maxUnavailable,
+      slotId: (group, slot) => newMachineId(`${release.releaseId}/${group}/${slot}`),
+    };
+    const decision = planRollout(
+      target,
+      this.rolloutMachines(app, release.version, waitOf(release)),
+      this.taken(app),
+    );
+    switch (decision.kind) {
+      case "done":
+        await this.command(
+          app,
+          { type: "SucceedRelease", version: release.version, machineIds: decision.machineIds },
+          `succeed-${release.releaseId}`,
+        );
+        this.opts.logger.info({ app, release: release.version }, "release succeeded");
+        return;
+      case "fail":
+        this.opts.logger.warn(
+          { app, release: release.version, reason: decision.reason },
+          "release failed: rolling back",
+        );
+        await this.command(
+          app,
+          { type: "RollBackRelease", version: release.version, reason: decision.reason },
+          `rollback-${release.releaseId}`,
+        );
+        return;
+      case "act":
+        this.take(app, decision.steps, (group) =>
+          this.configFor(config, release.imageRef, release.version, group),
+        );
+        return;
+    }
+  }
+
+  /** Brings the previous release back (its image, config and counts) at once, then ends the release failed. */
+  private async rollBack(app: string, state: ReleasesState, release: Release): Promise<void> {
+    const previous = state.releases.find((r) => r.version === release.previousVersion);
+    const target: RolloutTarget = {
+      release: previous?.version ?? 0,
+      // With no previous release there is nothing to return to: the release's machines just go.
+      groups: previous ? release.previousGroups.filter((g) => g.count > 0) : [],
+      strategy: "immediate",
+      maxUnavailable: "",
+      slotId: (group, slot) => newMachineId(`${release.releaseId}/rollback/${group}/${slot}`),
+    };
+    const config = previous ? appConfigOf(previous) : undefined;
+    const decision = planRollout(
+      target,
+      this.rolloutMachines(app, target.release, waitOf(release)),
+      this.taken(app),
+    );
+    switch (decision.kind) {
+      case "done":
+        await this.command(
+          app,
+          {
+            type: "FailRelease",
+            version: release.version,
+            reason: release.reason,
+            rolledBackTo: previous?.version ?? 0,
+          },
+          `fail-${release.releaseId}`,
+        );
+        this.opts.logger.info(
+          { app, release: release.version, rolled_back_to: previous?.version ?? 0 },
+          "release failed and rolled back",
+        );
+        return;
+      case "fail":
+        await this.command(
+          app,
+          {
+            type: "FailRelease",
+            version: release.version,
+            reason: `${release.reason}; returning to v${previous?.version} failed too: ${decision.reason}`,
+          },
+          `fail-${release.releaseId}`,
+        );
+        return;
+      case "act":
+        if (!previous || !config) {
+          this.take(app, decision.steps, () => undefined);
+          return;
+        }
+        this.take(app, decision.steps, (group) =>
+          this.configFor(config, previous.imageRef, previous.version, group),
+        );
+        return;
+    }
+  }
+
+  private configFor(
+    config: AppConfig,
+    image: string,
+    release: number,
+    group: string,
+  ): Record<string, unknown> {
+    return machineConfigFromApp(config, image, { processGroup: group, release }) as Record<string, unknown>;
+  }
+
+  /** Starts each step not already in flight; they run concurrently, and the next pass plans from what they did. */
+  private take(
+    app: string,
+    steps: RolloutStep[],
+    configOf: (group: string) => Record<string, unknown> | undefined,
+  ): void {
+    for (const step of steps) {
+      const id = step.machineId;
+      if (this.stepping.has(id)) continue;
+      this.stepping.add(id);
+      const work =
+        step.kind === "create"
+          ? this.create(app, id, step.group, configOf(step.group))
+          : this.destroy(app, id);
+      work
+        .catch((err: unknown) => {
+          if (this.abort.signal.aborted) return;
+          this.opts.logger.warn(
+            { err, app, machine: id, step: step.kind },
+            "release step failed for now; planned again on the next pass",
+          );
+        })
+        .finally(() => this.stepping.delete(id));
+    }
+  }
+
+  private async create(
+    app: string,
+    machineId: string,
+    group: string,
+    config: Record<string, unknown> | undefined,
+  ): Promise<void> {
+    if (!config) return;
+    this.checkHeld();
+    const region = (config as { region?: string }).region || this.regionOf(app, group);
+    await placeThenCreateMachine(
+      { nc: this.opts.nc, machines: this.machines, view: this.opts.fleet.machines },
+      { app, machineId, region, config },
+    ).catch((err: unknown) => {
+      if (!isDomainError(err, "already_exists")) throw err;
+    });
+    this.opts.logger.info({ app, machine: machineId, group }, "release machine created");
+  }
+
+  /** Cordons the machine, waits until the proxies have drained it (or the drain timeout), then destroys it. */
+  private async destroy(app: string, machineId: string): Promise<void> {
+    const machine = this.opts.fleet.machine(app, machineId);
+    if (!machine || GONE.has(machine.status)) return;
+    if (machine.status === "started") {
+      const cordon = await this.machine(
+        app,
+        machineId,
+        { type: "CordonMachine", nowMs: this.now() },
+        "cordon",
+      );
+      const until = this.now() + this.opts.drainTimeoutMs;
+      while (this.now() < until) {
+        this.checkHeld();
+        if (this.opts.board.drainStatus(app, machineId, cordon, this.now()).drained) break;
+        await sleep(this.opts.drainPollMs ?? 200, undefined, { signal: this.abort.signal });
+      }
+    }
+    await this.machine(app, machineId, { type: "DestroyMachine", force: true, nowMs: this.now() }, "destroy");
+    this.opts.logger.info({ app, machine: machineId }, "previous machine destroyed");
+  }
+
+  private async machine(
+    app: string,
+    machineId: string,
+    command: MachineCommand,
+    verb: string,
+  ): Promise<number> {
+    this.checkHeld();
+    try {
+      const r = await handleThenWait(
+        this.machines,
+        this.opts.fleet.machines,
+        machineAggregateId(app, machineId),
+        command,
+        {
+          commandId: `release-${verb}-${machineId}`,
+        },
+      );
+      return r.seq;
+    } catch (err) {
+      // Already cordoned or already going: what was wanted.
+      if (isDomainError(err, "failed_precondition"))
+        return this.opts.fleet.machines.seqOf(machineAggregateId(app, machineId));
+      throw err;
+    }
+  }
+
+  private async command(app: string, command: ReleaseCommand, commandId: string): Promise<void> {
+    this.checkHeld();
+    try {
+      await handleThenWait(this.releases, this.view, app, command, { commandId });
+    } catch (err) {
+      // Ended meanwhile (another leader, a client): nothing left to do.
+      if (!isDomainError(err, "failed_precondition")) throw err;
+    }
+  }
+
+  private checkHeld(): void {
+    if (this.abort.signal.aborted || !this.opts.isHeld())
+      throw new Error("the scheduler lease is no longer held");
+  }
+
+  /** The app's machines that are not destroyed, as a rollout sees them. */
+  private live(app: string): RolloutMachine[] {
+    return this.rolloutMachines(app, -1, Number.POSITIVE_INFINITY);
+  }
+
+  private taken(app: string): Set<string> {
+    return new Set(this.opts.fleet.machines.ofApp(app).map((e) => e.state.machineId));
+  }
+
+  private rolloutMachines(app: string, release: number, waitMs: number): RolloutMachine[] {
+    const now = this.now();
+    return this.opts.fleet.machines
+      .ofApp(app)
+      .filter((e) => !GONE.has(e.state.status))
+      .map(({ state }) => {
+        const metadata = safeMetadata(state.configJson);
+        const version = Number(metadata.hangar_release) || 0;
+        const why = unhealthy(state);
+        let failure: string | undefined;
+        if (version === release && why !== undefined) {
+          if (state.status === "failed")
+            failure = `machine ${state.machineId} failed${state.failure ? `: ${state.failure}` : ""}`;
+          else {
+            const seen = this.firstSeen.get(state.machineId) ?? now;
+            this.firstSeen.set(state.machineId, seen);
+            if (now - seen > waitMs) failure = `${why} after ${Math.round(waitMs / 1000)} s`;
+          }
+        }
+        return {
+          id: state.machineId,
+          group: metadata.fly_process_group,
+          release: version,
+          healthy: why === undefined,
+          failure,
+        };
+      });
+  }
+
+  /** The region of a new machine: the group's (or the app's) machines', else the platform's default. */
+  private regionOf(app: string, group: string): string {
+    const machines = this.opts.fleet.machines.ofApp(app).filter((e) => !GONE.has(e.state.status));
+    const same = machines.find((e) => safeMetadata(e.state.configJson).fly_process_group === group);
+    return (same ?? machines[0])?.state.region || this.opts.defaultRegion;
+  }
+}
+
+function appConfigOf(release: Release): AppConfig | undefined {
+  try {
+    return JSON.parse(release.configJson || "{}") as AppConfig;
+  } catch {
+    return undefined;
+  }
+}
+
+function waitOf(release: Release): number {
+  return release.waitTimeoutMs > 0 ? release.waitTimeoutMs : DEFAULT_RELEASE_WAIT_MS;
+}
+
+/** Why the orchestrator cannot carry the release out: a config no machine can be made of, or volumes. */
+function configProblem(config: AppConfig, image: string): string | undefined {
+  try {
+    for (const group of processGroups(config)) machineConfigFromApp(config, image, { processGroup: group });
+  } catch (err) {
+    return `the release's config gives no machine config: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if ((config.mounts ?? []).length === 0) return undefined;
+  return "the app mounts volumes ([mounts]): its machines keep their volume and are updated in place by `hangar deploy`, not by the release orchestrator";
+}
+
+function safeMetadata(configJson: string): Record<string, string | undefined> {
+  try {
+    return machineMetadataOf(configJson);
+  } catch {
+    return {};
+  }
+}
+
+/** Why a machine is not healthy: not started, a check not passing, or checks not reported yet. */
+export function unhealthy(m: ExistingMachine): string | undefined {
+  if (m.status !== "started") return `machine ${m.machineId} is ${m.status}`;
+  for (const [name, c] of Object.entries(m.checks)) {
+    if (c.status !== "passing")
+      return `check ${name} of machine ${m.machineId} is ${c.status}${c.output ? `: ${c.output.trim().slice(0, 200)}` : ""}`;
+  }
+  const expected = expectedChecks(m.configJson);
+  const reported = Object.keys(m.checks).length;
+  if (reported < expected) return `machine ${m.machineId} has reported ${reported} of its ${expected} checks`;
+  return undefined;
+}
+
+function expectedChecks(configJson: string): number {
+  try {
+    const c = JSON.parse(configJson || "{}") as {
+      checks?: Record<string, unknown> | null;
+      services?: { checks?: unknown[] | null }[] | null;
+    };
+    return (
+      Object.keys(c.checks ?? {}).length + (c.services ?? []).reduce((n, s) => n + (s.checks?.length ?? 0), 0)
+    );
+  } catch {
+    return 0;
+  }
+}
+
+export type { ReleaseGroup };
