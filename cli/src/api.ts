@@ -423,6 +423,11 @@ export class ApiClient {
     return this.request("GET", `/apps/${enc(app)}/releases`);
   }
 
+  /** GET /apps/{app}/releases/{version} */
+  getRelease(app: string, version: number): Promise<Release> {
+    return this.request("GET", `/apps/${enc(app)}/releases/${version}`);
+  }
+
   /** GET /apps/{app}/scaling: the autoscaler's recent decisions, newest first. */
   getScaling(app: string, limit = 20): Promise<Scaling> {
     return this.request("GET", `/apps/${enc(app)}/scaling?limit=${limit}`);

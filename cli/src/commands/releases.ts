@@ -1,6 +1,8 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
+import { CliError } from "../cli-error.js";
 import { type Context, printJson } from "../context.js";
+import { followRelease } from "../follow-release.js";
 import { ago, formatTable } from "../table.js";
 import type { Release } from "../types.js";
 
@@ -12,14 +14,62 @@ export function releasesTable(releases: Release[], now: number = Date.now()): st
     r.image ?? "",
     r.build_id ?? "",
     ago(r.created_at, now),
-    (r.status === "failed" ? r.reason : r.description) ?? "",
+    r.strategy ?? "",
+    r.deployed_by ?? "",
+    describeRelease(r),
   ]);
-  return formatTable(["VERSION", "STATUS", "IMAGE", "BUILD", "CREATED", "DESCRIPTION/REASON"], rows);
+  return formatTable(
+    ["VERSION", "STATUS", "IMAGE", "BUILD", "CREATED", "STRATEGY", "BY", "DESCRIPTION/REASON"],
+    rows,
+  );
+}
+
+/** What happened to a release, in words: why it failed and where the app went back to, or its description. */
+export function describeRelease(r: Release): string {
+  const parts: string[] = [];
+  if (r.status === "failed") {
+    parts.push(r.reason ?? "");
+    if (r.rolled_back_to) parts.push(`rolled back to v${r.rolled_back_to}`);
+  } else if (r.description) parts.push(r.description);
+  if (r.rollback_of) parts.push(`redeploys v${r.rollback_of}`);
+  return parts.filter((p) => p !== "").join("; ");
+}
+
+/**
+ * The release `releases rollback` goes back to: `version` when given, else the newest that succeeded
+ * before the one the app serves now.
+ */
+export function rollbackTarget(releases: Release[], version: number | undefined): Release {
+  if (version !== undefined) {
+    const r = releases.find((x) => x.version === version);
+    if (!r) throw new CliError(`release v${version} not found`, "list the releases with `hangar releases`");
+    if (r.status !== "succeeded")
+      throw new CliError(
+        `release v${version} ${r.status === "failed" ? "failed" : "has not ended"}: only a release that served can be rolled back to`,
+      );
+    return r;
+  }
+  const served = releases.filter((r) => r.status === "succeeded").sort((a, b) => b.version - a.version);
+  const target = served[1];
+  if (!target)
+    throw new CliError(
+      served.length === 0
+        ? "no release of this app has served yet"
+        : "the app has served only one release: there is nothing to roll back to",
+    );
+  return target;
+}
+
+function versionArg(value: string): number {
+  const v = Number(value.replace(/^v/, ""));
+  if (!Number.isInteger(v) || v < 1)
+    throw new InvalidArgumentError("expected a release version such as 3 or v3");
+  return v;
 }
 
 /** `hangar releases`: an app's releases. */
 export function registerReleases(program: Command, ctx: Context): void {
-  program
+  const releases = program
     .command("releases")
     .description("list an app's releases, newest first")
     .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
@@ -32,4 +82,46 @@ export function registerReleases(program: Command, ctx: Context): void {
         return ctx.out(`No releases of app ${app} yet: deploy with \`hangar deploy\`\n`);
       ctx.out(releasesTable(releases));
     });
+
+  releases
+    .command("rollback [version]")
+    .description("redeploy an earlier release (its image and config): by default the one before the current")
+    .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
+    .option("--strategy <name>", "rolling (default), immediate, canary or bluegreen")
+    .option("--detach", "return once the release is recorded; the platform carries it out")
+    .option("--json", "print the outcome as one JSON object")
+    .action(
+      async (
+        version: string | undefined,
+        flags: { app?: string; strategy?: string; detach?: boolean; json?: boolean },
+      ) => {
+        const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
+        const api = await ctx.api();
+        const target = rollbackTarget(
+          await api.listReleases(app),
+          version === undefined ? undefined : versionArg(version),
+        );
+        const progress = flags.json ? ctx.err : ctx.out;
+        const created = await api.createRelease(app, {
+          rollback_of: target.version,
+          deploy: true,
+          strategy: flags.strategy ?? "rolling",
+          description: `rollback to v${target.version}`,
+        });
+        progress(
+          `Release v${created.version} redeploys v${target.version} (${target.image ?? "its image"})\n`,
+        );
+        if (flags.detach) return flags.json ? printJson(ctx, created) : undefined;
+        const ended = await followRelease(api, app, created.version, progress);
+        if (flags.json) printJson(ctx, ended);
+        if (ended.status === "failed")
+          throw new CliError(
+            `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; the app was returned to v${ended.rolled_back_to}` : ""}`,
+          );
+        if (!flags.json)
+          ctx.out(
+            `Release v${ended.version} (v${target.version}'s image and config) is live on ${ended.machine_ids?.length ?? 0} machines\n`,
+          );
+      },
+    );
 }

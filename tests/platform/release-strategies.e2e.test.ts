@@ -1,0 +1,197 @@
+// Deploys carried out by the platform's release orchestrator (in the scheduler), on an app of 4
+// machines under steady load through the proxy: rolling, canary and bluegreen releases of a good
+// image take over with no failed request; a release whose check fails is rolled back to the previous
+// release on its own (its image, config and machine count), again with no failed request; and
+// `hangar releases rollback` redeploys an earlier release. The releases list says what happened.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runHangar } from "../../cli/test/run-cli.js";
+import { helloDir, startTestPlatform, type TestPlatform, viaProxy } from "./harness.js";
+import { HeldLoad } from "./held-load.js";
+
+const app = "rollouts";
+const image = `dir:${helloDir}`;
+let p: TestPlatform;
+
+interface ReleaseView {
+  version: number;
+  status: string;
+  reason: string | null;
+  strategy: string;
+  rolled_back_to: number | null;
+  rollback_of: number | null;
+  machine_ids: string[];
+  deployed_by: string;
+}
+interface MachineView {
+  id: string;
+  state: string;
+  config: { env?: Record<string, string>; metadata?: Record<string, string> };
+}
+
+beforeAll(async () => {
+  p = await startTestPlatform();
+  writeFileSync(
+    join(p.home, "local.json"),
+    JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
+  );
+  await p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
+}, 120_000);
+
+afterAll(async () => {
+  await p?.close();
+});
+
+/** The app config (as fly.toml loads it) of a release greeting with `greeting`; `failing` adds a check that never passes. */
+function appConfig(greeting: string, failing = false): Record<string, unknown> {
+  return {
+    app,
+    env: { GREETING: greeting },
+    ...(failing
+      ? { checks: { db: { type: "tcp", port: 9999, interval: "1s", timeout: "1s", grace_period: "1s" } } }
+      : {}),
+    http_service: {
+      internal_port: 8080,
+      auto_stop_machines: "off",
+      min_machines_running: 0,
+      concurrency: { type: "connections", soft_limit: 20 },
+      checks: [{ path: "/healthz", interval: "1s", timeout: "1s", grace_period: "1s" }],
+    },
+  };
+}
+
+async function release(body: Record<string, unknown>): Promise<ReleaseView> {
+  return p.api.ok<ReleaseView>("POST", `/apps/${app}/releases`, { deploy: true, ...body });
+}
+
+/** Waits until the release ends (the platform ends it: nobody else calls). */
+async function ended(version: number, timeoutMs = 120_000): Promise<ReleaseView> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await p.api.ok<ReleaseView>("GET", `/apps/${app}/releases/${version}`);
+    if (r.status === "succeeded" || r.status === "failed") return r;
+    if (Date.now() > until) throw new Error(`release v${version} still ${r.status} after ${timeoutMs} ms`);
+    await sleep(250);
+  }
+}
+
+async function live(): Promise<MachineView[]> {
+  const all = await p.api.ok<MachineView[]>("GET", `/apps/${app}/machines`);
+  return all.filter((m) => m.state !== "destroyed" && m.state !== "destroying");
+}
+
+/** The greetings of the live machines, and the releases they belong to. */
+async function fleet(): Promise<{ greetings: string[]; releases: string[] }> {
+  const ms = await live();
+  return {
+    greetings: ms.map((m) => m.config.env?.GREETING ?? "").sort(),
+    releases: [...new Set(ms.map((m) => m.config.metadata?.hangar_release ?? ""))],
+  };
+}
+
+describe("the release orchestrator", () => {
+  it("rolls releases out with rolling, canary and bluegreen under load, rolls a failing one back, and redeploys an earlier one", async () => {
+    // v1: one machine, then three more like it (what `scale count 4` does).
+    const v1 = await release({ image, config: appConfig("v1"), strategy: "immediate" });
+    expect((await ended(v1.version)).status).toBe("succeeded");
+    const [first] = await live();
+    if (!first) throw new Error("v1 made no machine");
+    for (let i = 0; i < 3; i++) {
+      const { config } = await p.api.ok<MachineView>("GET", `/apps/${app}/machines/${first.id}`);
+      await p.api.ok("POST", `/apps/${app}/machines`, { config });
+    }
+    await p.api.ok("GET", `/apps/${app}/machines/${first.id}/wait?state=started`);
+    expect((await fleet()).greetings).toEqual(["v1", "v1", "v1", "v1"]);
+
+    const load = new HeldLoad({ proxyPort: p.proxyPort, app, clients: 12, holdMs: 100 });
+    try {
+      const good: Array<[string, Record<string, unknown>]> = [
+        ["v2", { strategy: "rolling", max_unavailable: 2 }],
+        ["v3", { strategy: "canary" }],
+        ["v4", { strategy: "bluegreen" }],
+      ];
+      for (const [greeting, how] of good) {
+        const created = await release({ image, config: appConfig(greeting), wait_timeout: 60, ...how });
+        const r = await ended(created.version);
+        expect(r.status, `${greeting}: ${r.reason}`).toBe("succeeded");
+        expect(r.machine_ids).toHaveLength(4);
+        expect(await fleet()).toEqual({
+          greetings: [greeting, greeting, greeting, greeting],
+          releases: [String(r.version)],
+        });
+        expect(load.failures(), `${greeting} (${how.strategy})`).toEqual([]);
+      }
+
+      // v5 has a check that never passes: its first new machines never become healthy, and the app
+      // goes back to v4 (image, config, 4 machines) by itself.
+      const bad = await release({
+        image,
+        config: appConfig("v5", true),
+        strategy: "rolling",
+        wait_timeout: 8,
+      });
+      const failed = await ended(bad.version);
+      expect(failed.status).toBe("failed");
+      expect(failed.reason).toMatch(/not healthy|critical|reported 0 of its 1 checks/);
+      expect(failed.rolled_back_to).toBe(4);
+      expect(await fleet()).toEqual({ greetings: ["v4", "v4", "v4", "v4"], releases: ["4"] });
+      expect(load.failures()).toEqual([]);
+      const answered = JSON.parse((await viaProxy(p, app)).body) as { hello: string };
+      expect(answered.hello).toBe("v4");
+    } finally {
+      await load.stop();
+    }
+    expect(load.answers.length).toBeGreaterThan(100);
+
+    // The client's rollback: v2's image and config again, as a new release.
+    const rb = await runHangar(["releases", "rollback", "2", "-a", app, "--strategy", "immediate"], {
+      env: { HANGAR_HOME: p.home },
+      timeoutMs: 120_000,
+    });
+    expect(rb.code, rb.stderr + rb.stdout).toBe(0);
+    expect(rb.stdout).toMatch(/v6 \(v2's image and config\) is live on 4 machines/);
+    expect((await fleet()).greetings).toEqual(["v2", "v2", "v2", "v2"]);
+
+    const list = await runHangar(["releases", "-a", app], { env: { HANGAR_HOME: p.home } });
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/v6\s+succeeded.*immediate.*redeploys v2/);
+    expect(list.stdout).toMatch(/v5\s+failed.*rolling.*rolled back to v4/);
+    expect(list.stdout).toMatch(/v3\s+succeeded.*canary/);
+    const all = await p.api.ok<ReleaseView[]>("GET", `/apps/${app}/releases`);
+    expect(all.find((r) => r.version === 6)).toMatchObject({ rollback_of: 2, status: "succeeded" });
+    expect(all.every((r) => r.deployed_by.startsWith("operator token"))).toBe(true);
+  }, 600_000);
+
+  it("refuses what it cannot carry out with a clear 4xx, and a client cannot end a release the platform carries out", async () => {
+    const bad = await p.api.call("POST", `/apps/${app}/releases`, {
+      deploy: true,
+      image,
+      strategy: "sideways",
+    });
+    expect(bad.status).toBe(400);
+    const mu = await p.api.call("POST", `/apps/${app}/releases`, {
+      deploy: true,
+      image,
+      max_unavailable: 1.5,
+    });
+    expect(mu.status).toBe(400);
+    expect(JSON.stringify(mu.body)).toMatch(/max_unavailable/);
+    const cfg = await p.api.call("POST", `/apps/${app}/releases`, {
+      deploy: true,
+      image,
+      config: { http_service: { internal_port: "x" } },
+    });
+    expect(cfg.status).toBe(400);
+    const missing = await p.api.call("POST", `/apps/${app}/releases`, { deploy: true, rollback_of: 99 });
+    expect(missing.status).toBe(404);
+    const list = await p.api.ok<ReleaseView[]>("GET", `/apps/${app}/releases`);
+    const newest = list[0] as ReleaseView;
+    const end = await p.api.call("PATCH", `/apps/${app}/releases/${newest.version}`, {
+      status: "failed",
+      reason: "x",
+    });
+    expect(end.status).toBe(412);
+  });
+});
