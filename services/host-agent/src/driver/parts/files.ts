@@ -1,3 +1,4 @@
+import { realpath } from "node:fs/promises";
 import { writeGuestFile } from "../guest-files.js";
 import { mountPoints } from "../rootfs.js";
 import type { MachinePart, RunSetup } from "./part.js";
@@ -23,9 +24,11 @@ export class FilesPart implements MachinePart {
       folder: { uid: range.hostId, gid: range.hostId },
     };
     // A dir: machine's root holds binds of the host's folders and of its app folder: never written to.
+    // Its real path, as the mount table names mount points.
+    const root = await realpath(rootfs);
     const mounts = new Set(mountPoints());
     for (const { guestPath, content, mode } of files) {
-      await writeGuestFile(rootfs, guestPath, content, mode, owners, mounts);
+      await writeGuestFile(root, guestPath, content, mode, owners, mounts);
     }
   }
 
