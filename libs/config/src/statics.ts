@@ -169,3 +169,34 @@ export function staticContentType(path: string): string {
   if (dot <= 0) return "application/octet-stream";
   return CONTENT_TYPES[name.slice(dot + 1).toLowerCase()] ?? "application/octet-stream";
 }
+
+/** The Object Store bucket of the files the proxy serves for `[[statics]]`: the builder writes, the proxy reads. */
+export const STATICS_BUCKET = "hangar-statics";
+
+/** One file of a statics set: its content's object is named by its SHA-256. */
+export interface StaticFileEntry {
+  sha256: string;
+  size: number;
+}
+
+/**
+ * What one image gives one list of statics, written last (after every file) under
+ * `staticsManifestName`: its presence says the set is complete.
+ */
+export interface StaticsManifest {
+  image: string;
+  /** The image manifest's digest the files were read from. */
+  digest: string;
+  statics: MachineStatic[];
+  /** Per entry of `statics`, its files by path relative to its guest_path. */
+  files: Array<Record<string, StaticFileEntry>>;
+  /** Files left out (symlinks, over the limits), as the builder logged them. */
+  warnings: string[];
+}
+
+/** The object name of a statics set's manifest. */
+export const staticsManifestName = (app: string, setId: string): string => `${app}/${setId}/manifest.json`;
+
+/** The object name of a file's content in a statics set. */
+export const staticsFileName = (app: string, setId: string, sha256: string): string =>
+  `${app}/${setId}/sha256/${sha256}`;
