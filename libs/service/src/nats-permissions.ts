@@ -228,7 +228,13 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     // APPS: which org holds each app, so a build's FROM may not reach another org's images.
     // SECRETS: the orgs' sealed registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with, and the
     // apps' sealed secrets RUN --mount=type=secret falls back to.
-    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS"), reader("SECRETS", "ev.secret.*.>")],
+    // MACHINES: each machine config's [[statics]], taken out of its image into hangar-statics.
+    streams: [
+      writer("BUILDS", "ev.build.*.*"),
+      reader("APPS"),
+      reader("SECRETS", "ev.secret.*.>"),
+      reader("MACHINES"),
+    ],
     kv: [
       { bucket: "hangar-registry", write: true },
       // Pushing an image links its blobs to its repository.
@@ -239,6 +245,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       { bucket: "hangar-blobs", write: true },
       // A build's context is deleted by the builder once the build has ended.
       { bucket: "hangar-build-contexts", write: true },
+      // The files of the apps' [[statics]], read out of their images for the proxy.
+      { bucket: "hangar-statics", write: true },
     ],
     publish: ["logs.build.*.*"],
     subscribe: [],
