@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ApiClient } from "./api.js";
+import { formatLogEntry } from "./logs.js";
 import type { Machine, Release } from "./types.js";
 
 const ENDED = new Set(["succeeded", "failed"]);
@@ -23,7 +24,7 @@ function describe(m: Machine): string {
  * this (Ctrl-C, a lost connection) leaves the release running: the platform ends it either way.
  */
 export async function followRelease(
-  api: Pick<ApiClient, "getRelease" | "listMachines">,
+  api: Pick<ApiClient, "getRelease" | "listMachines" | "appLogs">,
   app: string,
   version: number,
   progress: (text: string) => void,
@@ -31,8 +32,37 @@ export async function followRelease(
 ): Promise<Release> {
   let status = "";
   const seen = new Map<string, string>();
-  for (;;) {
-    const release = await api.getRelease(app, version);
+  // The release_command's output, followed from its start until it has ended.
+  let commandLogs: { stop: AbortController; done: Promise<void> } | undefined;
+  let commandEnded = false;
+  try {
+    for (;;) {
+      const release = await api.getRelease(app, version);
+      const rc = release.release_command;
+      if (rc && !commandLogs) {
+        progress(`Running the release_command in machine ${rc.machine_id}\n`);
+        const stop = new AbortController();
+        commandLogs = { stop, done: streamLogs(api, app, rc.machine_id, progress, stop.signal) };
+      }
+      if (rc && commandLogs && !commandEnded && (rc.exit_code !== null || rc.error)) {
+        commandEnded = true;
+        // Give the last lines a moment to arrive, then stop following.
+        await sleep(500);
+        commandLogs.stop.abort();
+        await commandLogs.done;
+        progress(
+          rc.error ? `release_command ${rc.error}\n` : `release_command exited with code ${rc.exit_code}\n`,
+        );
+      }
+      const ended = await step(release);
+      if (ended) return ended;
+      await sleep(opts.pollMs ?? 500, undefined, opts.signal ? { signal: opts.signal } : undefined);
+    }
+  } finally {
+    commandLogs?.stop.abort();
+  }
+
+  async function step(release: Release): Promise<Release | undefined> {
     if (release.status !== status) {
       status = release.status;
       if (status === "running")
@@ -60,7 +90,22 @@ export async function followRelease(
       seen.set(m.id, what);
     }
     for (const id of seen.keys()) if (!now.has(id)) seen.delete(id);
-    if (ENDED.has(release.status)) return release;
-    await sleep(opts.pollMs ?? 500, undefined, opts.signal ? { signal: opts.signal } : undefined);
+    return ENDED.has(release.status) ? release : undefined;
+  }
+}
+
+/** Prints one machine's log lines as they come, until `signal` aborts. */
+async function streamLogs(
+  api: Pick<ApiClient, "appLogs">,
+  app: string,
+  machine: string,
+  progress: (text: string) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  try {
+    for await (const entry of api.appLogs(app, { machine, follow: true, signal }))
+      progress(`  ${formatLogEntry(entry)}\n`);
+  } catch {
+    // Aborted, or the logs are unavailable: the outcome is printed either way.
   }
 }

@@ -3,7 +3,9 @@
 // image take over with no failed request; a release whose check fails is rolled back to the previous
 // release on its own (its image, config and machine count), again with no failed request; and
 // `hangar releases rollback` redeploys an earlier release. The releases list says what happened.
-import { writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -67,10 +69,14 @@ async function release(body: Record<string, unknown>): Promise<ReleaseView> {
 }
 
 /** Waits until the release ends (the platform ends it: nobody else calls). */
-async function ended(version: number, timeoutMs = 120_000): Promise<ReleaseView> {
+function ended(version: number, timeoutMs = 120_000): Promise<ReleaseView> {
+  return endedOf(app, version, timeoutMs);
+}
+
+async function endedOf(name: string, version: number, timeoutMs = 120_000): Promise<ReleaseView> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const r = await p.api.ok<ReleaseView>("GET", `/apps/${app}/releases/${version}`);
+    const r = await p.api.ok<ReleaseView>("GET", `/apps/${name}/releases/${version}`);
     if (r.status === "succeeded" || r.status === "failed") return r;
     if (Date.now() > until) throw new Error(`release v${version} still ${r.status} after ${timeoutMs} ms`);
     await sleep(250);
@@ -163,6 +169,84 @@ describe("the release orchestrator", () => {
     expect(all.find((r) => r.version === 6)).toMatchObject({ rollback_of: 2, status: "succeeded" });
     expect(all.every((r) => r.deployed_by.startsWith("operator token"))).toBe(true);
   }, 600_000);
+
+  it("runs the release_command once per release with the app's secrets before any machine changes, and a failing one changes nothing", async () => {
+    const name = "migrates";
+    await p.api.ok("POST", "/apps", { app_name: name, org_slug: "personal" });
+    const databaseUrl = "postgres://app:s3cret@db.internal:5432/app";
+    await p.api.ok("POST", `/apps/${name}/secrets`, { values: { DATABASE_URL: databaseUrl } });
+    const digest = createHash("sha256").update(databaseUrl).digest("hex").slice(0, 12);
+    const dir = mkdtempSync(join(tmpdir(), "hangar-release-command-"));
+    // The "migration": needs the secret, says which database it ran against (by digest, never the value).
+    const migrate = (exit: number) =>
+      `node -e \\"const u = process.env.DATABASE_URL; if (!u) process.exit(2); console.log('migrated ' + require('crypto').createHash('sha256').update(u).digest('hex').slice(0, 12) + ' for ' + process.env.GREETING); process.exit(${exit})\\"`;
+    const flyToml = (greeting: string, exit: number) => `app = "${name}"
+[env]
+  GREETING = "${greeting}"
+[http_service]
+  internal_port = 8080
+  auto_stop_machines = "off"
+[[http_service.checks]]
+  path = "/healthz"
+  interval = "1s"
+  grace_period = "1s"
+[deploy]
+  strategy = "immediate"
+  release_command = "${migrate(exit)}"
+`;
+    const deploy = (greeting: string, exit: number) => {
+      writeFileSync(join(dir, "fly.toml"), flyToml(greeting, exit));
+      return runHangar(["deploy", "--image", image], {
+        cwd: dir,
+        env: { HANGAR_HOME: p.home },
+        timeoutMs: 180_000,
+      });
+    };
+    try {
+      const first = await deploy("m1", 0);
+      expect(first.code, first.stderr + first.stdout).toBe(0);
+      expect(first.stdout).toContain("Running the release_command");
+      expect(first.stdout).toContain(`migrated ${digest} for m1`);
+      expect(first.stdout).toContain("release_command exited with code 0");
+      expect(first.stdout + first.stderr).not.toContain(databaseUrl);
+      const started = async () =>
+        (await p.api.ok<MachineView[]>("GET", `/apps/${name}/machines`)).filter((m) => m.state === "started");
+
+      // The same release asked for twice (a client retrying with its Idempotency-Key) runs it once.
+      const [v1] = await p.api.ok<ReleaseView[]>("GET", `/apps/${name}/releases`);
+      const again = {
+        deploy: true,
+        image,
+        config: (v1 as ReleaseView & { config: unknown }).config,
+        strategy: "immediate",
+      };
+      const headers = { "idempotency-key": "release-command-retry-1" };
+      const a = await p.api.call<ReleaseView>("POST", `/apps/${name}/releases`, again, { headers });
+      const b = await p.api.call<ReleaseView>("POST", `/apps/${name}/releases`, again, { headers });
+      expect([a.status, b.status]).toEqual([201, 201]);
+      expect(b.body.version).toBe(a.body.version);
+      expect((await endedOf(name, a.body.version)).status).toBe("succeeded");
+      const serving = await started();
+      expect(serving).toHaveLength(1);
+
+      // Exit 1: the deploy fails saying so, and the machines serving are the same ones, untouched.
+      const failing = await deploy("m3", 1);
+      expect(failing.code).not.toBe(0);
+      expect(failing.stderr).toMatch(/release_command exited with code 1/);
+      expect(failing.stdout).toContain(`migrated ${digest} for m3`);
+      const still = await started();
+      expect(still.map((m) => m.id)).toEqual(serving.map((m) => m.id));
+      expect(still.every((m) => m.config.env?.GREETING === "m1")).toBe(true);
+
+      // One run per release: v1, v2 (retried, once), v3.
+      const logs = await runHangar(["logs", "-a", name, "--no-tail"], { env: { HANGAR_HOME: p.home } });
+      expect(logs.code, logs.stderr).toBe(0);
+      const runs = logs.stdout.split("\n").filter((l) => l.includes(`migrated ${digest}`));
+      expect(runs.map((l) => l.replace(/.*for /, ""))).toEqual(["m1", "m1", "m3"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 400_000);
 
   it("refuses what it cannot carry out with a clear 4xx, and a client cannot end a release the platform carries out", async () => {
     const bad = await p.api.call("POST", `/apps/${app}/releases`, {

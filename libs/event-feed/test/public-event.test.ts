@@ -178,7 +178,15 @@ describe("ids and filters", () => {
       new Set(["machine.started", "release.created"]),
     );
     expect(parseTypesParam("release.*")).toEqual(
-      new Set(["release.created", "release.failed", "release.succeeded"]),
+      new Set([
+        "release.created",
+        "release.command_started",
+        "release.command_finished",
+        "release.started",
+        "release.rolling_back",
+        "release.failed",
+        "release.succeeded",
+      ]),
     );
     expect(() => parseTypesParam("machine.exploded")).toThrow(FilterError);
     expect(() => parseTypesParam("machine.exploded")).toThrow(/unknown event type "machine.exploded"/);

@@ -186,4 +186,39 @@ describe("release decider", () => {
     expect(state.releases[1]?.previousVersion).toBe(1);
     expect(state.releases[1]?.groups).toEqual([{ group: "app", count: 2 }]);
   });
+
+  it("runs a release_command once per release, before the release starts", () => {
+    const cmdStarted: ReleaseEvent = { type: "ReleaseCommandStarted", data: { version: 1, machineId: "m1" } };
+    const finished: ReleaseEvent = {
+      type: "ReleaseCommandFinished",
+      data: { version: 1, machineId: "m1", exitCode: 3, reason: "" },
+    };
+    spec
+      .given([orchestrated(1)])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "m1" })
+      .then([cmdStarted]);
+    // A new leader asking again changes nothing: the machine recorded first is the one.
+    spec
+      .given([orchestrated(1), cmdStarted])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "m2" })
+      .then([]);
+    spec
+      .given([orchestrated(1), cmdStarted])
+      .when({ type: "FinishReleaseCommand", version: 1, exitCode: 3, reason: "" })
+      .then([finished]);
+    spec
+      .given([orchestrated(1), cmdStarted, finished])
+      .when({ type: "FinishReleaseCommand", version: 1, exitCode: 0, reason: "" })
+      .then([]);
+    spec
+      .given([orchestrated(1)])
+      .when({ type: "FinishReleaseCommand", version: 1, exitCode: 0, reason: "" })
+      .thenThrows(is("failed_precondition"));
+    spec
+      .given([orchestrated(1), started(1)])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "m1" })
+      .thenThrows(is("failed_precondition"));
+    const state = fold(releaseDecider, [orchestrated(1), cmdStarted, finished]);
+    expect(state.releases[0]?.releaseCommand).toEqual({ machineId: "m1", exitCode: 3, reason: "" });
+  });
 });

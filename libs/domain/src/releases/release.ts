@@ -4,6 +4,8 @@ import { hangar } from "@hangar/proto";
 const messages = {
   ReleaseCreated: hangar.v1.ReleaseCreated,
   ReleaseStarted: hangar.v1.ReleaseStarted,
+  ReleaseCommandStarted: hangar.v1.ReleaseCommandStarted,
+  ReleaseCommandFinished: hangar.v1.ReleaseCommandFinished,
   ReleaseRollingBack: hangar.v1.ReleaseRollingBack,
   ReleaseSucceeded: hangar.v1.ReleaseSucceeded,
   ReleaseFailed: hangar.v1.ReleaseFailed,
@@ -64,6 +66,8 @@ export interface Release {
   startedAtMs: number;
   /** The release the app was returned to after this one failed, or 0. */
   rolledBackTo: number;
+  /** The release_command's machine once started ("" before), and its exit code once it ended. */
+  releaseCommand: { machineId: string; exitCode: number | null; reason: string };
 }
 
 /** An app's releases, oldest first. */
@@ -95,6 +99,8 @@ export type ReleaseCommand =
       startedAtMs: number;
     }
   | { type: "RollBackRelease"; version: number; reason: string }
+  | { type: "StartReleaseCommand"; version: number; machineId: string }
+  | { type: "FinishReleaseCommand"; version: number; exitCode: number; reason: string }
   | { type: "SucceedRelease"; version: number; machineIds: string[] }
   | { type: "FailRelease"; version: number; reason: string; rolledBackTo?: number };
 
@@ -191,6 +197,39 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           },
         ];
       }
+      case "StartReleaseCommand": {
+        const r = unended(state, command.version);
+        if (r.status !== "pending")
+          throw new DomainError(
+            `release v${command.version} is ${r.status}: its release_command runs before it starts`,
+            "failed_precondition",
+          );
+        // Once per release: a second start (a new leader) names the machine already recorded.
+        if (r.releaseCommand.machineId) return [];
+        return [
+          { type: "ReleaseCommandStarted", data: { version: command.version, machineId: command.machineId } },
+        ];
+      }
+      case "FinishReleaseCommand": {
+        const r = unended(state, command.version);
+        if (!r.releaseCommand.machineId)
+          throw new DomainError(
+            `release v${command.version} has no release_command running`,
+            "failed_precondition",
+          );
+        if (r.releaseCommand.exitCode !== null || r.releaseCommand.reason) return [];
+        return [
+          {
+            type: "ReleaseCommandFinished",
+            data: {
+              version: command.version,
+              machineId: r.releaseCommand.machineId,
+              exitCode: command.exitCode,
+              reason: command.reason,
+            },
+          },
+        ];
+      }
       case "RollBackRelease": {
         const r = unended(state, command.version);
         if (r.status === "rolling_back") return [];
@@ -248,6 +287,7 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           previousGroups: [],
           startedAtMs: 0,
           rolledBackTo: 0,
+          releaseCommand: { machineId: "", exitCode: null, reason: "" },
         };
         return { releases: [...state.releases, release] };
       }
@@ -263,6 +303,24 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
             count: g.count ?? 0,
           })),
           startedAtMs: Number(d.startedAtMs ?? 0),
+        }));
+      }
+      case "ReleaseCommandStarted": {
+        const d = event.data;
+        return update(state, d.version ?? 0, (r) => ({
+          ...r,
+          releaseCommand: { machineId: d.machineId ?? "", exitCode: null, reason: "" },
+        }));
+      }
+      case "ReleaseCommandFinished": {
+        const d = event.data;
+        return update(state, d.version ?? 0, (r) => ({
+          ...r,
+          releaseCommand: {
+            machineId: d.machineId ?? r.releaseCommand.machineId,
+            exitCode: d.reason ? null : (d.exitCode ?? 0),
+            reason: d.reason ?? "",
+          },
         }));
       }
       case "ReleaseRollingBack": {

@@ -31,6 +31,8 @@ export interface ReleaseView {
   rolled_back_to: number | null;
   /** The release it replaced (set once it started), or null. */
   previous_version: number | null;
+  /** Its [deploy] release_command's run, once started: the machine, and how it ended (null while it runs). */
+  release_command: { machine_id: string; exit_code: number | null; error: string | null } | null;
 }
 
 /** A new release: `image`, or `build_id` whose image it defaults to. */

@@ -59,6 +59,13 @@ export function toReleaseView(r: ReleaseRecord): ReleaseView {
     rollback_of: x.rollbackOf || null,
     rolled_back_to: x.rolledBackTo || null,
     previous_version: x.status === "pending" || !x.orchestrated ? null : x.previousVersion || null,
+    release_command: x.releaseCommand.machineId
+      ? {
+          machine_id: x.releaseCommand.machineId,
+          exit_code: x.releaseCommand.exitCode,
+          error: x.releaseCommand.reason || null,
+        }
+      : null,
   };
 }
 

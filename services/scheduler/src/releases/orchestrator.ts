@@ -1,5 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type AppConfig, machineConfigFromApp, processGroups } from "@hangar/config";
+import {
+  type AppConfig,
+  defaultProcessGroup,
+  durationToMs,
+  machineConfigFromApp,
+  processGroups,
+  splitShellWords,
+} from "@hangar/config";
 import {
   currentRelease,
   type ExistingMachine,
@@ -30,6 +37,8 @@ import { planRollout, type RolloutMachine, type RolloutStep, type RolloutTarget 
 
 /** flyctl's default wait for a new machine to start and pass its checks. */
 export const DEFAULT_RELEASE_WAIT_MS = 5 * 60_000;
+/** flyctl's default release_command_timeout. */
+export const DEFAULT_RELEASE_COMMAND_TIMEOUT_MS = 5 * 60_000;
 const GONE = new Set(["destroying", "destroyed"]);
 
 export type ReleasesView = AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>;
@@ -60,8 +69,10 @@ export interface OrchestratorOptions {
 export class ReleaseOrchestrator {
   private readonly releases: CommandHandler<ReleasesState, ReleaseCommand, ReleaseEvent>;
   private readonly machines: CommandHandler<MachineState, MachineCommand, MachineEvent>;
-  /** Apps being advanced now (one pass per app at a time). */
+  /** Apps being advanced now (one pass per app at a time), and those to advance again right after. */
   private readonly busy = new Set<string>();
+  private readonly again = new Set<string>();
+  private readonly unsubscribe: (() => void)[] = [];
   /** Steps in flight, by machine id: a step is taken once even while the next passes plan it again. */
   private readonly stepping = new Set<string>();
   /** When this process first saw each new machine of a release (its wait timeout counts from then). */
@@ -81,7 +92,9 @@ export class ReleaseOrchestrator {
   static async start(opts: OrchestratorOptions): Promise<ReleaseOrchestrator> {
     const view = await AggregateView.start(opts.store, releasesStream, releaseDecider);
     await view.caughtUp;
-    return new ReleaseOrchestrator(opts, view);
+    const orchestrator = new ReleaseOrchestrator(opts, view);
+    orchestrator.watch();
+    return orchestrator;
   }
 
   /** Whether a release of the app is being carried out (the autoscaler leaves its machines alone meanwhile). */
@@ -90,26 +103,56 @@ export class ReleaseOrchestrator {
     return state !== undefined && inProgress(state).length > 0;
   }
 
-  /** Advances every app with a release in progress; called on every scheduler pass. */
+  /**
+   * Advances every app with a release in progress: on every scheduler pass, and at once when one of
+   * its machines or releases changes (a machine healthy is the next step's cue).
+   */
   kick(): void {
     if (this.abort.signal.aborted || !this.opts.isHeld()) return;
     for (const [app, state] of this.view.entries()) {
-      if (this.busy.has(app) || inProgress(state).length === 0) continue;
-      this.busy.add(app);
-      this.advance(app)
-        .catch((err: unknown) => {
-          if (this.abort.signal.aborted || !this.opts.isHeld()) return;
-          this.opts.logger.warn(
-            { err, app },
-            "release step failed for now; it is tried again on the next pass",
-          );
-        })
-        .finally(() => this.busy.delete(app));
+      if (inProgress(state).length > 0) this.advanceSoon(app);
     }
+  }
+
+  /** Advances the app now, or once more right after the pass in progress when there is one. */
+  private advanceSoon(app: string): void {
+    if (this.busy.has(app)) {
+      this.again.add(app);
+      return;
+    }
+    this.busy.add(app);
+    this.advance(app)
+      .catch((err: unknown) => {
+        if (this.abort.signal.aborted || !this.opts.isHeld()) return;
+        this.opts.logger.warn(
+          { err, app },
+          "release step failed for now; it is tried again on the next pass",
+        );
+      })
+      .finally(() => {
+        this.busy.delete(app);
+        if (this.again.delete(app) && !this.abort.signal.aborted && this.opts.isHeld()) this.advanceSoon(app);
+      });
+  }
+
+  /** Follows machine and release changes of apps with a release in progress. */
+  private watch(): void {
+    const onChange = (app: string) => {
+      const state = this.view.get(app);
+      if (state && inProgress(state).length > 0 && !this.abort.signal.aborted && this.opts.isHeld())
+        this.advanceSoon(app);
+    };
+    this.unsubscribe.push(
+      this.opts.fleet.machines.subscribe((c) => {
+        if (c.state.status !== "absent") onChange(c.state.app);
+      }),
+      this.view.subscribe((c) => onChange(c.aggregateId)),
+    );
   }
 
   async stop(): Promise<void> {
     this.abort.abort();
+    for (const off of this.unsubscribe.splice(0)) off();
     await this.view.stop();
   }
 
@@ -161,6 +204,7 @@ export class ReleaseOrchestrator {
       );
       return;
     }
+    if (!(await this.releaseCommandDone(app, release, config as AppConfig))) return;
     const live = this.live(app).filter((m) => m.group !== undefined);
     const counted = (group: string) => live.filter((m) => m.group === group).length;
     const groups = processGroups(config as AppConfig).map((group) => ({
@@ -187,6 +231,105 @@ export class ReleaseOrchestrator {
       { app, release: release.version, strategy: release.strategy, groups },
       "release started",
     );
+  }
+
+  /**
+   * Runs the release's [deploy] release_command once, in a machine of its own (the release's image, the
+   * app's env and secrets, no service, no restart) before any machine is replaced; resolves to true once
+   * it has exited 0 (or there is none). A non-zero exit, a start that failed or a timeout fails the
+   * release, and nothing else is touched. The machine's id comes from the release, and the start and
+   * the end are recorded, so a new leader neither runs it again nor loses its outcome.
+   */
+  private async releaseCommandDone(app: string, release: Release, config: AppConfig): Promise<boolean> {
+    const command = config.deploy?.release_command?.trim();
+    if (!command) return true;
+    const rc = release.releaseCommand;
+    if (rc.exitCode === 0) return true;
+    const fail = (reason: string) =>
+      this.command(
+        app,
+        { type: "FailRelease", version: release.version, reason },
+        `fail-${release.releaseId}`,
+      );
+    if (rc.reason || rc.exitCode !== null) {
+      await fail(
+        rc.reason ? `release_command ${rc.reason}` : `release_command exited with code ${rc.exitCode}`,
+      );
+      return false;
+    }
+    const machineId = rc.machineId || newMachineId(`${release.releaseId}/release_command`);
+    if (!rc.machineId) {
+      await this.command(
+        app,
+        { type: "StartReleaseCommand", version: release.version, machineId },
+        `release-command-${release.releaseId}`,
+      );
+      this.opts.logger.info(
+        { app, release: release.version, machine: machineId, command },
+        "release_command started",
+      );
+    }
+    const machine = this.opts.fleet.machine(app, machineId);
+    if (!machine) {
+      if (this.stepping.has(machineId)) return false;
+      this.stepping.add(machineId);
+      const base = machineConfigFromApp(config, release.imageRef, {
+        processGroup: defaultProcessGroup(config),
+        release: release.version,
+      });
+      const run: Record<string, unknown> = {
+        ...base,
+        init: { ...(base.init ?? {}), cmd: splitShellWords(command) },
+        services: [],
+        checks: {},
+        restart: { policy: "no" },
+        metadata: { hangar_release_command: String(release.version) },
+      };
+      void this.create(app, machineId, "", run)
+        .catch((err: unknown) =>
+          this.opts.logger.warn({ err, app, machine: machineId }, "release_command machine not created yet"),
+        )
+        .finally(() => this.stepping.delete(machineId));
+      return false;
+    }
+    const timeoutMs = config.deploy?.release_command_timeout
+      ? durationToMs(config.deploy.release_command_timeout)
+      : DEFAULT_RELEASE_COMMAND_TIMEOUT_MS;
+    const seen = this.firstSeen.get(machineId) ?? this.now();
+    this.firstSeen.set(machineId, seen);
+    let finish: { exitCode: number; reason: string } | undefined;
+    if (machine.status === "failed") finish = { exitCode: -1, reason: `could not start: ${machine.failure}` };
+    else if ((machine.status === "stopped" || GONE.has(machine.status)) && machine.lastExitCode !== null)
+      finish = { exitCode: machine.lastExitCode, reason: "" };
+    else if (GONE.has(machine.status))
+      finish = { exitCode: -1, reason: "machine was destroyed before it exited" };
+    else if (this.now() - seen > timeoutMs)
+      finish = { exitCode: -1, reason: `did not exit within ${Math.round(timeoutMs / 1000)} s` };
+    if (!finish) return false;
+    await this.command(
+      app,
+      { type: "FinishReleaseCommand", version: release.version, ...finish },
+      `release-command-end-${release.releaseId}`,
+    );
+    this.opts.logger.info(
+      { app, release: release.version, machine: machineId, ...finish },
+      "release_command ended",
+    );
+    // Its output stays in the app's logs; the machine goes.
+    if (!GONE.has(machine.status))
+      await this.machine(
+        app,
+        machineId,
+        { type: "DestroyMachine", force: true, nowMs: this.now() },
+        "destroy",
+      );
+    if (finish.exitCode === 0 && !finish.reason) return true;
+    await fail(
+      finish.reason
+        ? `release_command ${finish.reason}`
+        : `release_command exited with code ${finish.exitCode}`,
+    );
+    return false;
   }
 
   private async roll(app: string, release: Release): Promise<void> {
