@@ -55,6 +55,14 @@ export interface MachineInit {
 
 export type RestartPolicy = "no" | "always" | "on-failure";
 
+/** A volume mounted into a machine (Fly's MachineMount): by volume id, or by name for a deploy to pick one. */
+export interface MachineMount {
+  volume?: string | null;
+  name?: string | null;
+  path: string;
+  size_gb?: number | null;
+}
+
 export interface MachineConfig {
   image?: string;
   env?: Record<string, string>;
@@ -64,6 +72,9 @@ export interface MachineConfig {
   services?: MachineService[];
   metadata?: Record<string, string>;
   auto_destroy?: boolean;
+  mounts?: MachineMount[] | null;
+  /** Machines this one is a standby for (Fly's standbys). */
+  standbys?: string[] | null;
 }
 
 /** Fly's MachineExecRequest: an argv and a timeout in seconds. */
@@ -184,7 +195,7 @@ export type BuildEvent =
     }
   | ({ type: "failed" } & BuildFailure);
 
-export type ReleaseStatus = "pending" | "succeeded" | "failed";
+export type ReleaseStatus = "pending" | "running" | "rolling_back" | "succeeded" | "failed";
 
 export interface Release {
   version: number;
@@ -198,6 +209,17 @@ export interface Release {
   /** The app config the release runs with, as sent. */
   config?: Record<string, unknown> | null;
   created_at?: string;
+  machine_ids?: string[];
+  /** Carried out by the platform's release orchestrator. */
+  deploy?: boolean;
+  max_unavailable?: string | null;
+  wait_timeout?: number | null;
+  deployed_by?: string;
+  rollback_of?: number | null;
+  rolled_back_to?: number | null;
+  previous_version?: number | null;
+  /** Its [deploy] release_command's run, once started. */
+  release_command?: { machine_id: string; exit_code: number | null; error: string | null } | null;
 }
 
 /** One app secret as the API lists it: never its value. */
@@ -217,12 +239,19 @@ export interface SecretsListing {
 
 /** Body of POST /apps/{app}/releases. */
 export interface CreateReleaseRequest {
-  image: string;
+  /** Required unless build_id or rollback_of is given. */
+  image?: string;
   build_id?: string;
-  /** The parsed app config. */
-  config: unknown;
+  /** The parsed app config (rollback_of: that release's, unless given). */
+  config?: unknown;
   strategy?: string;
   description?: string;
+  /** The platform carries the release out (its release orchestrator), not this client. */
+  deploy?: boolean;
+  max_unavailable?: string;
+  /** Seconds. */
+  wait_timeout?: number;
+  rollback_of?: number;
 }
 
 /** Body of PATCH /apps/{app}/releases/{version}. */

@@ -5,7 +5,6 @@ import { type AppConfig, durationToMs } from "@hangar/config";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import type { ApiClient } from "../api.js";
 import { type LoadedAppConfig, loadAppConfig, resolveAppName } from "../app-config.js";
-import { withLocalFiles } from "../local-files.js";
 import { contextPath, formatBytes, packContext } from "../build-context.js";
 import { followBuild, formatDuration, formatFailure } from "../build-log.js";
 import { type BuildSecretSpec, parseBuildSecret, readBuildSecrets } from "../build-secrets.js";
@@ -13,12 +12,15 @@ import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
 import { deployRelease } from "../deploy-machines.js";
+import { followRelease } from "../follow-release.js";
+import { withLocalFiles } from "../local-files.js";
 import { seconds } from "../options.js";
 import { type CommandTrace, startCommandTrace } from "../trace.js";
 import type { Release } from "../types.js";
 import { readCounted, UploadProgress } from "../upload.js";
 
-interface DeployFlags {
+/** The options of `hangar deploy`, as commander gives them (`cache` is true unless --no-cache). */
+export interface DeployFlags {
   app?: string;
   config?: string;
   cache: boolean;
@@ -29,8 +31,17 @@ interface DeployFlags {
   /** A prebuilt image to deploy without a build (--image). */
   image?: string;
   waitTimeout?: number;
+  /** rolling (default), immediate, canary or bluegreen; wins over [deploy] strategy. */
+  strategy?: string;
+  /** Rolling: machines replaced at once, a count or a fraction; wins over [deploy] max_unavailable. */
+  maxUnavailable?: string;
+  /** Print the release and return; the platform carries the deploy out. */
+  detach?: boolean;
   json?: boolean;
 }
+
+/** The strategies the platform's release orchestrator carries out (flyctl's). */
+export const STRATEGIES = ["rolling", "immediate", "canary", "bluegreen"] as const;
 
 const DEFAULT_WAIT_MS = 60_000;
 
@@ -131,14 +142,25 @@ async function build(
   }
 }
 
-/** Notes for config the immediate strategy does not act on yet. */
-function unsupported(config: AppConfig): string[] {
+/**
+ * Whether the platform carries the deploy out. An app with [mounts] is still deployed by this client:
+ * its machines keep their volume and are updated in place (the release orchestrator does not yet).
+ */
+function orchestrated(config: AppConfig): boolean {
+  return (config.mounts ?? []).length === 0;
+}
+
+/** Notes for config this deploy does not act on yet. */
+function unsupported(config: AppConfig, flags: DeployFlags): string[] {
   const notes: string[] = [];
-  const strategy = config.deploy?.strategy;
-  if (strategy && strategy !== "immediate") {
-    notes.push(`[deploy] strategy ${strategy}: Hangar deploys with the immediate strategy`);
+  const strategy = flags.strategy ?? config.deploy?.strategy;
+  if (!orchestrated(config) && strategy && strategy !== "immediate" && strategy !== "rolling") {
+    notes.push(
+      `strategy ${strategy}: an app with [mounts] is deployed machine by machine on its volumes (immediate)`,
+    );
   }
-  if (config.deploy?.release_command) notes.push("[deploy] release_command is not run by Hangar yet");
+  if (config.deploy?.release_command && !orchestrated(config))
+    notes.push("[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it");
   return notes;
 }
 
@@ -147,7 +169,8 @@ function keepsServing(previous: Release | undefined, hadMachines: boolean): stri
   return hadMachines ? "the previous machines keep serving" : "nothing was serving before";
 }
 
-async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise<void> {
+/** `hangar deploy <dirArg>`: what the command does, for `hangar launch` to deploy the same way. */
+export async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise<void> {
   const dir = resolve(ctx.cwd, dirArg);
   if (!(await stat(dir).catch(() => undefined))?.isDirectory()) throw new CliError(`${dir} is not a folder`);
   const loaded: LoadedAppConfig | undefined = await loadAppConfig(dir, flags.config, ctx.cwd);
@@ -157,7 +180,7 @@ async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): Promise
   // [[files]] local_path files are read here, before anything is built or changed, into the config
   // the release records (see ReleasedAppFile).
   const config: AppConfig = loaded ? await withLocalFiles(loaded.config, loaded.file) : {};
-  for (const note of unsupported(config)) ctx.err(`Warning: ${note}\n`);
+  for (const note of unsupported(config, flags)) ctx.err(`Warning: ${note}\n`);
   const progress = flags.json ? ctx.err : ctx.out;
 
   const api = await ctx.api();
@@ -206,6 +229,7 @@ async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promi
 
   const releases = await api.listReleases(app);
   const previous = releases.find((r) => r.status === "succeeded");
+  if (orchestrated(config)) return deployByPlatform(ctx, api, run, built, previous);
   const release = await trace.phase("release", () =>
     api.createRelease(app, {
       image: built.image,
@@ -277,6 +301,94 @@ async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promi
   if (url) ctx.out(`URL: ${url}\n`);
 }
 
+/** How long each new machine has (--wait-timeout, else [deploy] wait_timeout), in ms; undefined: the platform's default. */
+function waitTimeoutOf(config: AppConfig, flags: DeployFlags): number | undefined {
+  if (flags.waitTimeout !== undefined) return flags.waitTimeout * 1000;
+  const configured = config.deploy?.wait_timeout;
+  return configured !== undefined ? durationToMs(configured) : undefined;
+}
+
+/**
+ * Records a release the platform carries out (its release orchestrator, under the deploy's trace) and
+ * follows it to its end, unless --detach. A client that stops half-way leaves a deploy that the
+ * platform finishes or rolls back.
+ */
+async function deployByPlatform(
+  ctx: Context,
+  api: ApiClient,
+  run: DeployRun,
+  built: Built,
+  previous: Release | undefined,
+): Promise<void> {
+  const { app, config, flags, progress, trace } = run;
+  const strategy = flags.strategy ?? config.deploy?.strategy ?? "rolling";
+  const maxUnavailable = flags.maxUnavailable ?? config.deploy?.max_unavailable;
+  const waitMs = waitTimeoutOf(config, flags);
+  const release = await trace.phase("release", () =>
+    api.createRelease(app, {
+      image: built.image,
+      ...(built.buildId ? { build_id: built.buildId } : {}),
+      config,
+      strategy,
+      deploy: true,
+      ...(maxUnavailable !== undefined ? { max_unavailable: String(maxUnavailable) } : {}),
+      ...(waitMs !== undefined ? { wait_timeout: waitMs / 1000 } : {}),
+      ...(flags.message ? { description: flags.message } : {}),
+    }),
+  );
+  progress(`Release v${release.version} created: the platform deploys it (${strategy})\n`);
+  const summary = (r: Release) => ({
+    app,
+    release: r.version,
+    status: r.status,
+    strategy,
+    reason: r.reason ?? null,
+    rolled_back_to: r.rolled_back_to ?? null,
+    image: built.image,
+    build_id: built.buildId ?? null,
+    machines: r.machine_ids ?? [],
+    trace_id: trace.traceId,
+  });
+  if (flags.detach) {
+    if (flags.json) return printJson(ctx, summary(release));
+    ctx.out(`Follow it with \`hangar releases -a ${app}\`\n`);
+    return;
+  }
+  const ended = await trace.phase("replace machines", () =>
+    followRelease(api, app, release.version, progress),
+  );
+  if (ended.status === "failed") {
+    if (flags.json) printJson(ctx, summary(ended));
+    const back = ended.rolled_back_to
+      ? `the app was returned to v${ended.rolled_back_to}`
+      : keepsServing(previous, (await api.listMachines(app)).length > 0);
+    throw new CliError(
+      `release v${ended.version} failed: ${ended.reason ?? "unknown"}; ${back}`,
+      `see what the app printed with \`hangar logs -a ${app}\``,
+    );
+  }
+  const hasHttp = config.http_service !== undefined || (config.services ?? []).length > 0;
+  const url = hasHttp ? appUrl(app, (await ctx.config()).proxyUrl) : undefined;
+  if (flags.json)
+    return printJson(ctx, { ...summary(ended), url: url ?? null, cached_steps: built.cachedSteps ?? null });
+  const count = ended.machine_ids?.length === 1 ? "1 machine" : `${ended.machine_ids?.length ?? 0} machines`;
+  ctx.out(`Release v${ended.version} is live on ${count}\n`);
+  if (url) ctx.out(`URL: ${url}\n`);
+}
+
+function strategyArg(value: string): string {
+  if (!(STRATEGIES as readonly string[]).includes(value))
+    throw new InvalidArgumentError(`expected one of ${STRATEGIES.join(", ")}`);
+  return value;
+}
+
+function maxUnavailableArg(value: string): string {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (!Number.isInteger(n) && n > 1))
+    throw new InvalidArgumentError("expected a count (2) or a fraction of each group (0.33)");
+  return value;
+}
+
 /** `hangar deploy [dir]`: builds the image, records a release and replaces the app's machines. */
 export function registerDeploy(program: Command, ctx: Context): void {
   program
@@ -299,9 +411,22 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .addOption(
       new Option(
         "--wait-timeout <duration>",
-        "how long new machines have to start and pass their checks (default: [deploy] wait_timeout, else 60s)",
+        "how long each new machine has to start and pass its checks (default: [deploy] wait_timeout, else 5m; 60s for an app with [mounts])",
       ).argParser(seconds),
     )
+    .addOption(
+      new Option(
+        "--strategy <name>",
+        "rolling (default), immediate, canary or bluegreen; wins over [deploy] strategy",
+      ).argParser(strategyArg),
+    )
+    .addOption(
+      new Option(
+        "--max-unavailable <n>",
+        "rolling: machines replaced at once, a count or a fraction of each group (default 0.33)",
+      ).argParser(maxUnavailableArg),
+    )
+    .option("--detach", "return once the release is recorded; the platform carries the deploy out")
     .option("--json", "print the outcome as one JSON object")
     .action((dir: string | undefined, flags: DeployFlags) => deploy(ctx, dir ?? ".", flags));
 }
