@@ -160,7 +160,9 @@ function unsupported(config: AppConfig, flags: DeployFlags): string[] {
     );
   }
   if (config.deploy?.release_command && !orchestrated(config))
-    notes.push("[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it");
+    notes.push(
+      "[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it",
+    );
   return notes;
 }
 
@@ -360,7 +362,7 @@ async function deployByPlatform(
   if (ended.status === "failed") {
     if (flags.json) printJson(ctx, summary(ended));
     const back = ended.rolled_back_to
-      ? `the app was returned to v${ended.rolled_back_to}`
+      ? `v${ended.rolled_back_to} keeps serving (the platform returned the app to it)`
       : keepsServing(previous, (await api.listMachines(app)).length > 0);
     throw new CliError(
       `release v${ended.version} failed: ${ended.reason ?? "unknown"}; ${back}`,

@@ -116,7 +116,7 @@ export function registerReleases(program: Command, ctx: Context): void {
         if (flags.json) printJson(ctx, ended);
         if (ended.status === "failed")
           throw new CliError(
-            `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; the app was returned to v${ended.rolled_back_to}` : ""}`,
+            `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; v${ended.rolled_back_to} keeps serving (the platform returned the app to it)` : ""}`,
           );
         if (!flags.json)
           ctx.out(
