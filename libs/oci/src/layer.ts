@@ -166,14 +166,7 @@ export async function applyLayer(
   const overlay = opts.mode === "overlay";
   await mkdir(root, { recursive: true });
   const extract = tar.extract();
-  const { head, rest } = await peek(src as AsyncIterable<Uint8Array>, 4);
-  const gzipped = head[0] === 0x1f && head[1] === 0x8b;
-  const feeding = gzipped
-    ? // 256 KiB output chunks, not zlib's 16 KiB: the tar parser's cost is per chunk (10x faster unpacks).
-      pipeline(Readable.from(rest), createGunzip({ chunkSize: 1 << 18 }), extract)
-    : head.length >= 4 && head.readUInt32LE(0) === ZSTD_MAGIC
-      ? pipeline(Readable.from(rest), zstdDecompress(), extract)
-      : pipeline(Readable.from(rest), extract);
+  const feeding = feedLayer(src, extract);
   feeding.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
 
   const created = new Set<string>();
@@ -298,8 +291,34 @@ export async function applyLayer(
   for (const { path, mtime } of dirTimes.reverse()) await utimes(path, mtime, mtime);
 }
 
+/**
+ * Feeds a layer's tar (.tar.gz, .tar+zstd or plain tar, told apart by their first bytes) into
+ * `extract`; resolves when all of it went in.
+ */
+export async function feedLayer(
+  src: AsyncIterable<Uint8Array> | NodeJS.ReadableStream,
+  extract: ReturnType<typeof tar.extract>,
+): Promise<void> {
+  let peeked: Awaited<ReturnType<typeof peek>>;
+  try {
+    peeked = await peek(src as AsyncIterable<Uint8Array>, 4);
+  } catch (error) {
+    // Whoever reads `extract`'s entries hears of it, rather than waiting for entries that never come.
+    extract.destroy(error as Error);
+    throw error;
+  }
+  const { head, rest } = peeked;
+  const gzipped = head[0] === 0x1f && head[1] === 0x8b;
+  return gzipped
+    ? // 256 KiB output chunks, not zlib's 16 KiB: the tar parser's cost is per chunk (10x faster unpacks).
+      pipeline(Readable.from(rest), createGunzip({ chunkSize: 1 << 18 }), extract)
+    : head.length >= 4 && head.readUInt32LE(0) === ZSTD_MAGIC
+      ? pipeline(Readable.from(rest), zstdDecompress(), extract)
+      : pipeline(Readable.from(rest), extract);
+}
+
 /** The path components of a tar entry name; refuses absolute names and `..`. */
-function entryPath(name: string): string[] {
+export function entryPath(name: string): string[] {
   if (name.startsWith("/"))
     throw new LayerEntryError(`layer entry ${name} has an absolute path; layers hold relative paths`);
   const parts = name.split("/").filter((p) => p !== "" && p !== ".");

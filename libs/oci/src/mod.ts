@@ -21,6 +21,7 @@ export {
 } from "./errors.js";
 export type { RunOptions as RunToolOptions, RunResult as RunToolResult } from "./exec.js";
 export { run as runTool } from "./exec.js";
+export { type ImageFiles, type ImageFilesOptions, readImageFiles } from "./image-files.js";
 export { reachesForeignApp } from "./image-owner.js";
 export {
   cacheRepository,
