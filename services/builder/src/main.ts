@@ -1,17 +1,27 @@
-import { appDecider, appsStream, buildsStream, secretsStream } from "@hangar/domain";
-import { parseUpstreams, REGISTRY_AUTH_SECRET, registryCredentials } from "@hangar/oci";
+import { STATICS_BUCKET } from "@hangar/config";
+import { appDecider, appsStream, buildsStream, machinesStream, secretsStream } from "@hangar/domain";
+import {
+  ImageNotFoundError,
+  imageNotFoundError,
+  openObjectBucket,
+  parseUpstreams,
+  REGISTRY_AUTH_SECRET,
+  reachesForeignApp,
+  registryCredentials,
+} from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
-import { AggregateView, OrgSecrets, runService } from "@hangar/service";
+import { AggregateView, MachinesView, OrgSecrets, runService } from "@hangar/service";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
 import { BuildNetworks } from "./network/build-network.js";
 import { openBuildDeps } from "./platform.js";
 import { checkBuilderHost } from "./preflight.js";
+import { StaticsExtractor } from "./statics-extractor.js";
 
 await runService({
   name: "builder",
   config,
-  streams: [buildsStream, appsStream, secretsStream],
+  streams: [buildsStream, appsStream, secretsStream, machinesStream],
   async start({ nc, store, logger, registry, config }) {
     // A host without what RUN steps need fails here, saying what is missing, rather than at each build.
     await checkBuilderHost(config.HANGAR_BUILDER_NETWORK);
@@ -36,6 +46,10 @@ await runService({
     // Which org holds each app: a build may not take its base from another org's app repository.
     const apps = await AggregateView.start(store, appsStream, appDecider);
     await apps.caughtUp;
+    const orgOf = (app: string): string | undefined => {
+      const a = apps.get(app);
+      return a?.status === "created" ? a.orgSlug : undefined;
+    };
     const builder = await Builder.start({
       nc,
       store,
@@ -61,16 +75,35 @@ await runService({
         cpus: config.HANGAR_BUILDER_CPUS,
         pids: config.HANGAR_BUILDER_PIDS,
       },
-      orgOf: (app) => {
-        const a = apps.get(app);
-        return a?.status === "created" ? a.orgSlug : undefined;
-      },
+      orgOf,
     });
+    // [[statics]]: the files each machine config names, taken out of its image for the proxy.
+    const statics = new StaticsExtractor({
+      bucket: await openObjectBucket(nc, STATICS_BUCKET, { replicas: config.HANGAR_STREAM_REPLICAS }),
+      blobs: deps.blobs,
+      // As a build's FROM: an image of another org's app is not found, so its files are never served.
+      resolve: async (app, ref) => {
+        const org = orgOf(app);
+        if (org === undefined) throw new ImageNotFoundError(ref, `app ${app} does not exist`);
+        const official = async (repository: string, reference: string) =>
+          (await deps.registry.getManifest(repository, reference)) !== undefined;
+        if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
+          throw imageNotFoundError(ref, upstreams);
+        }
+        return resolveImageFor(org)(ref);
+      },
+      logger,
+    });
+    const machines = MachinesView.create(store);
+    machines.subscribe((change) => statics.onMachineChange(change));
+    await machines.follow();
     logger.info({ builder_id: builder.builderId, data_dir: dataDir }, "builder started");
     return {
       health: () => builder.health(),
       stop: async () => {
         await builder.stop();
+        await machines.stop();
+        await statics.stop();
         await apps.stop();
         await orgSecrets.stop();
         await appSecrets.stop();
