@@ -1,6 +1,6 @@
 import { type ExistingMachine, type MachineState, machineDecider } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
-import { isRoutable } from "./routable.js";
+import { hasServices, isRoutable } from "./routable.js";
 
 // A started machine as the decider folds it, so the test follows the real state shape.
 function startedMachine(): ExistingMachine {
@@ -41,5 +41,16 @@ describe("isRoutable", () => {
     expect(isRoutable({ ...m, status: "stopped" })).toBe(false);
     expect(isRoutable({ ...m, cordoned: true })).toBe(false);
     expect(isRoutable({ ...m, port: 0 })).toBe(false);
+  });
+});
+
+describe("hasServices", () => {
+  it("is true for a machine whose config has a service, false without one (a worker) or without a config", () => {
+    const web = JSON.stringify({ services: [{ internal_port: 8080, ports: [{ port: 80 }] }] });
+    expect(hasServices({ configJson: web })).toBe(true);
+    expect(hasServices({ configJson: JSON.stringify({ services: [] }) })).toBe(false);
+    expect(hasServices({ configJson: JSON.stringify({ init: { cmd: ["node", "worker.js"] } }) })).toBe(false);
+    expect(hasServices({ configJson: "" })).toBe(false);
+    expect(hasServices({ configJson: "not json" })).toBe(false);
   });
 });

@@ -10,3 +10,17 @@ export function isRoutable(m: ExistingMachine): boolean {
   for (const check of Object.values(m.checks)) if (check.status === "critical") return false;
   return true;
 }
+
+/**
+ * Whether the machine has a service in its config. Fly's proxy sends traffic only to machines that
+ * do, and wakes only those: a process group without [http_service] or [[services]] (a worker) gets
+ * none, even when it listens on the port the app's other machines serve on.
+ */
+export function hasServices(m: Pick<ExistingMachine, "configJson">): boolean {
+  try {
+    const services = (JSON.parse(m.configJson || "{}") as { services?: unknown }).services;
+    return Array.isArray(services) && services.length > 0;
+  } catch {
+    return false;
+  }
+}

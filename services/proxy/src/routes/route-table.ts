@@ -11,7 +11,7 @@ import {
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
 import { AggregateView, MachinesView } from "@hangar/service";
 import type { SleepingMachine } from "../engine/route-table.js";
-import { isRoutable } from "./routable.js";
+import { hasServices, isRoutable } from "./routable.js";
 
 /** A machine the proxy may send requests to. */
 export interface RouteBackend {
@@ -41,9 +41,10 @@ export interface StreamRouteTableOptions {
 
 /**
  * The proxy's routing table, rebuilt from the APPS and MACHINES streams at start and kept current
- * from their live tail: an app's backends are its started, uncordoned machines whose checks are not
- * critical. Lookups are a map read; an app's route is rebuilt only when one of its machines changes,
- * and listeners hear of every such change.
+ * from their live tail: an app's backends are its started, uncordoned machines with a service whose
+ * checks are not critical (machines without a service are neither backends nor woken). Lookups are
+ * a map read; an app's route is rebuilt only when one of its machines changes, and listeners hear of
+ * every such change.
  */
 export class StreamRouteTable {
   private readonly routes = new Map<string, AppRoute>();
@@ -131,7 +132,9 @@ export class StreamRouteTable {
     const starting: string[] = [];
     const candidates: Array<{ seq: number; configJson: string }> = [];
     for (const { state: m, createdSeq } of this.machines.ofApp(app)) {
-      if (isRoutable(m)) {
+      if (!hasServices(m)) {
+        // No service (a worker process group): never a backend, never woken.
+      } else if (isRoutable(m)) {
         backends.push({ machineId: m.machineId, address: m.privateIp, port: m.port, region: m.region });
       } else if (m.status === "stopped" || m.status === "suspended") {
         sleeping.push({ machineId: m.machineId, region: m.region, status: m.status });
