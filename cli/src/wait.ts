@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { type ApiClient, ApiError } from "./api.js";
-import type { WaitState } from "./types.js";
+import type { MachineEvent, WaitState } from "./types.js";
 
 /** The longest single long poll; the Fly API caps the wait endpoint's timeout at 60 s. */
 const MAX_POLL_SECONDS = 60;
@@ -37,5 +37,56 @@ export async function waitForState(
     }
     // A server that gives up at once instead of holding the request must not be hammered.
     if (Date.now() - started < 1000) await sleep(1000);
+  }
+}
+
+/** The restart requests among a machine's events (MachineRestartRequested reads as restart/stopping). */
+function restartRequests(events: MachineEvent[]): MachineEvent[] {
+  return events.filter((e) => e.type === "restart" && e.status === "stopping");
+}
+
+/** What a machine's events say of the restart `request`: started again, failed (with why), or neither yet. */
+export function restartOutcome(
+  events: MachineEvent[],
+  request: MachineEvent,
+): "started" | string | undefined {
+  const after = events
+    .filter((e) => (e.timestamp ?? 0) >= (request.timestamp ?? 0) && e.id !== request.id)
+    .sort((a, b) => (a.timestamp ?? 0) - (b.timestamp ?? 0));
+  for (const e of after) {
+    if (e.type === "start" && e.status === "started") return "started";
+    if (e.type === "launch" && e.status === "failed") {
+      const why = (e.request as { error?: unknown } | undefined)?.error;
+      return typeof why === "string" ? why : "it failed to start";
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Restarts a machine and waits until it has started again: the restart's own request in its events
+ * (one not there before), then a start after it. A machine still "started" only because the restart
+ * has not reached it yet is not mistaken for one that restarted.
+ */
+export async function restartAndWait(
+  api: Pick<ApiClient, "machineEvents" | "restartMachine">,
+  app: string,
+  id: string,
+  timeoutSeconds: number,
+  pollMs = 250,
+): Promise<void> {
+  const earlier = new Set(restartRequests(await api.machineEvents(app, id)).map((e) => e.id));
+  await api.restartMachine(app, id);
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  for (;;) {
+    const events = await api.machineEvents(app, id);
+    const request = restartRequests(events).find((e) => !earlier.has(e.id));
+    const outcome = request ? restartOutcome(events, request) : undefined;
+    if (outcome === "started") return;
+    if (outcome !== undefined) throw new Error(`machine ${id} did not start again: ${outcome}`);
+    if (Date.now() >= deadline) {
+      throw new WaitTimeoutError(`machine ${id} did not start again within ${timeoutSeconds}s`);
+    }
+    await sleep(pollMs);
   }
 }

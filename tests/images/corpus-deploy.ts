@@ -37,7 +37,7 @@ export async function startDeployPlatform(): Promise<DeployPlatform> {
       const dir = join(work, app);
       cpSync(join(CORPUS_DIR, entry), dir, { recursive: true });
       if (existsSync(join(dir, "node_modules"))) throw new Error(`${entry} carries node_modules`);
-      const launch = await hangar(["launch", "--name", app, "--yes"], dir, 60_000);
+      const launch = await hangar(["launch", "--name", app, "--yes", "--no-deploy"], dir, 60_000);
       if (launch.code !== 0) return launch;
       return hangar(["deploy"], dir, timeoutMs);
     },

@@ -87,7 +87,11 @@ export async function checkDeployTrace(p: TestPlatform, otlp: OtlpReceiver): Pro
       JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
     );
     const env = { HANGAR_HOME: cliHome, ...otlp.env() };
-    const launch = await runHangar(["launch", "--name", app, "--yes"], { cwd: dir, env, timeoutMs: 60_000 });
+    const launch = await runHangar(["launch", "--name", app, "--yes", "--no-deploy"], {
+      cwd: dir,
+      env,
+      timeoutMs: 60_000,
+    });
     expect(launch.code, launch.stderr + launch.stdout).toBe(0);
     // One machine stays up: on a slow host the autoscaler must not stop it before it passes its check.
     const toml = join(dir, "hangar.toml");

@@ -55,7 +55,11 @@ async function deploy(p: TestPlatform, app: string, work: string): Promise<void>
     JSON.stringify({ api_url: p.apiUrl, proxy_url: p.proxyUrl, nats_url: p.nats.url, token: p.token }),
   );
   const env = { HANGAR_HOME: home };
-  const launch = await runHangar(["launch", "--name", app, "--yes"], { cwd: dir, env, timeoutMs: 60_000 });
+  const launch = await runHangar(["launch", "--name", app, "--yes", "--no-deploy"], {
+    cwd: dir,
+    env,
+    timeoutMs: 60_000,
+  });
   expect(launch.code, launch.stderr + launch.stdout).toBe(0);
   // One machine always running: with launch's default of 0 the autoscaler may stop the new machine
   // (no load over its stable window) before a slow host has it pass its checks.

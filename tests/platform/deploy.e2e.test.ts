@@ -71,7 +71,7 @@ describe("launch and deploy", () => {
     "launches and deploys examples/hello: the built image answers through the proxy",
     async () => {
       const dir = example("hello", "hello");
-      const launch = await hangar(["launch", "--name", "hello-deploy", "--yes"], dir, 60_000);
+      const launch = await hangar(["launch", "--name", "hello-deploy", "--yes", "--no-deploy"], dir, 60_000);
       expect(launch.code, launch.stderr + launch.stdout).toBe(0);
       expect(readFileSync(join(dir, "Dockerfile"), "utf8")).toMatch(/^FROM node:\d+/m);
       expect(readFileSync(join(dir, "hangar.toml"), "utf8")).toMatch(/app = "hello-deploy"/);
@@ -95,7 +95,7 @@ describe("launch and deploy", () => {
       "builds in a build stage with dev dependencies and serves from the slim runtime stage",
       async () => {
         dir = example("multistage", "multistage");
-        const launch = await hangar(["launch", "--name", app, "--yes"], dir, 60_000);
+        const launch = await hangar(["launch", "--name", app, "--yes", "--no-deploy"], dir, 60_000);
         expect(launch.code, launch.stderr + launch.stdout).toBe(0);
         const deploy = await hangar(["deploy"], dir);
         expect(deploy.code, deploy.stderr + deploy.stdout).toBe(0);

@@ -96,7 +96,7 @@ describe("acceptance 1: a three-member cluster and an app that uses it", () => {
   it("the app deploys from examples/pg-app, and postgres attach gives it a working DATABASE_URL on <db>.internal:5432", async () => {
     const dir = join(pp.work, APP);
     cpSync(join(repoRoot, "examples", "pg-app"), dir, { recursive: true });
-    await pp.hangarOk(["launch"], { cwd: dir });
+    await pp.hangarOk(["launch", "--no-deploy"], { cwd: dir });
     const deploy = await pp.hangar(["deploy"], { cwd: dir, timeoutMs: 300_000 });
     expect(deploy.code, deploy.stdout + deploy.stderr).toBe(0);
     // Deployed without a database, the app says what it misses.

@@ -17,6 +17,7 @@ import {
   writeNew,
 } from "../launch.js";
 import { port } from "../options.js";
+import { deploy } from "./deploy.js";
 
 interface LaunchFlags {
   name?: string;
@@ -24,7 +25,10 @@ interface LaunchFlags {
   port?: number;
   org?: string;
   create: boolean;
+  /** False with --no-deploy. */
+  deploy: boolean;
   yes?: boolean;
+  json?: boolean;
 }
 
 function describeOutcome(file: string, outcome: FileOutcome): string {
@@ -33,11 +37,16 @@ function describeOutcome(file: string, outcome: FileOutcome): string {
 }
 
 /** Creates the app, or accepts an existing one of the same name in the user's organization. */
-async function createApp(ctx: Context, app: string, org: string | undefined): Promise<void> {
+async function createApp(
+  ctx: Context,
+  app: string,
+  org: string | undefined,
+  say: (text: string) => void,
+): Promise<void> {
   const api = await ctx.api();
   try {
     const created = await api.createApp(app, org);
-    ctx.out(`Created app ${app} in organization ${created?.organization?.slug ?? org}\n`);
+    say(`Created app ${app} in organization ${created?.organization?.slug ?? org}\n`);
     return;
   } catch (err) {
     if (!(err instanceof ApiError && err.httpStatus === 409)) throw err;
@@ -53,7 +62,7 @@ async function createApp(ctx: Context, app: string, org: string | undefined): Pr
       "pick another name with --name, and change `app` in hangar.toml",
     );
   }
-  ctx.out(`App ${app} already exists in your organization ${existing.organization?.slug ?? org}: using it\n`);
+  say(`App ${app} already exists in your organization ${existing.organization?.slug ?? org}: using it\n`);
 }
 
 async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise<void> {
@@ -73,28 +82,30 @@ async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise
   }
   const region = flags.region ?? existing?.config.primary_region ?? "local";
   const overwrite = flags.yes ?? false;
+  // With --json, stdout is the deploy's JSON alone.
+  const say = flags.json ? ctx.err : ctx.out;
 
   if (project.kind === "dockerfile") {
     const exposed = project.exposedPort ? ` (EXPOSE ${project.exposedPort})` : "";
-    ctx.out(`Found a Dockerfile${exposed}\n`);
+    say(`Found a Dockerfile${exposed}\n`);
   } else {
-    ctx.out(`Detected a ${project.framework === "next" ? "Next.js" : "Node"} app\n`);
+    say(`Detected a ${project.framework === "next" ? "Next.js" : "Node"} app\n`);
     const dockerfile = await writeNew(
       join(dir, "Dockerfile"),
       nodeDockerfile(project, internalPort),
       overwrite,
     );
-    ctx.out(`${describeOutcome("Dockerfile", dockerfile)}\n`);
+    say(`${describeOutcome("Dockerfile", dockerfile)}\n`);
     const ignore = await writeNew(join(dir, ".dockerignore"), NODE_DOCKERIGNORE, overwrite);
-    ctx.out(`${describeOutcome(".dockerignore", ignore)}\n`);
+    say(`${describeOutcome(".dockerignore", ignore)}\n`);
   }
 
   if (existing && basename(existing.file) === "fly.toml" && !overwrite) {
-    ctx.out(`Using the existing fly.toml (pass --yes to write a hangar.toml instead)\n`);
+    say(`Using the existing fly.toml (pass --yes to write a hangar.toml instead)\n`);
   } else {
     const toml = hangarToml({ app, region, port: internalPort });
     const outcome = await writeNew(join(dir, "hangar.toml"), toml, overwrite);
-    ctx.out(`${describeOutcome("hangar.toml", outcome)}\n`);
+    say(`${describeOutcome("hangar.toml", outcome)}\n`);
   }
   for (const warning of existing?.warnings ?? []) ctx.err(`Warning: ${warning}\n`);
   if (existing?.config.app && existing.config.app !== app && !overwrite) {
@@ -103,16 +114,24 @@ async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise
     );
   }
 
-  if (flags.create) await createApp(ctx, app, flags.org);
+  if (flags.create) await createApp(ctx, app, flags.org, say);
   const where = relative(ctx.cwd, dir);
-  ctx.out(`Deploy it with \`hangar deploy${where === "" ? "" : ` ${where}`}\`\n`);
+  if (flags.create && flags.deploy) {
+    // As flyctl's launch: the app is deployed at once, as `hangar deploy` would.
+    say(`Deploying ${app}\n`);
+    await deploy(ctx, dirArg, { app, cache: true, ...(flags.json ? { json: true } : {}) });
+    return;
+  }
+  say(`Deploy it with \`hangar deploy${where === "" ? "" : ` ${where}`}\`\n`);
 }
 
-/** `hangar launch [dir]`: detects the app, writes Dockerfile, .dockerignore and hangar.toml, creates the app. */
+/** `hangar launch [dir]`: detects the app, writes Dockerfile, .dockerignore and hangar.toml, creates the app and deploys it. */
 export function registerLaunch(program: Command, ctx: Context): void {
   program
     .command("launch [dir]")
-    .description("set up an app from a folder: Dockerfile (for Node apps), hangar.toml, and the app itself")
+    .description(
+      "set up an app from a folder: Dockerfile (for Node apps), hangar.toml, the app itself, and its first deploy",
+    )
     .option("-n, --name <app>", "app name (default: the package or folder name)")
     .option("-r, --region <region>", "primary region", undefined)
     .option(
@@ -121,7 +140,9 @@ export function registerLaunch(program: Command, ctx: Context): void {
       port,
     )
     .option("-o, --org <slug>", "organization (default: the token's)")
-    .option("--no-create", "only write the files, do not create the app")
+    .option("--no-create", "only write the files, do not create (nor deploy) the app")
+    .option("--no-deploy", "create the app but do not deploy it (`hangar deploy` does later)")
+    .option("--json", "print the deploy's outcome as one JSON object (progress goes to stderr)")
     .option("-y, --yes", "overwrite files that exist")
     .action((dir: string | undefined, flags: LaunchFlags) => launch(ctx, dir ?? ".", flags));
 }

@@ -3,10 +3,13 @@ import type { ApiClient } from "../api.js";
 import { APP_OPTION_HELP, appFromConfigHook } from "../app-config.js";
 import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
+import { confirm } from "../confirm.js";
 import { type Context, printJson } from "../context.js";
 import { withHint } from "../errors.js";
 import { resolveImage } from "../image.js";
 import { buildCreateMachineRequest } from "../machine-request.js";
+import { guestOfSize, sizeName, updateAndWait } from "../machine-update.js";
+import { createLike, NewVolumes } from "../new-machine.js";
 import {
   durationSeconds,
   envPair,
@@ -16,7 +19,7 @@ import {
   restartPolicy,
   waitTimeoutOption,
 } from "../options.js";
-import type { RestartPolicy, WaitState } from "../types.js";
+import type { MachineConfig, RestartPolicy, WaitState } from "../types.js";
 import { machineDetails, machineTable } from "../views.js";
 import { waitForState } from "../wait.js";
 import { registerMachineExec } from "./exec.js";
@@ -104,7 +107,7 @@ async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<voi
   if (flags.json) printJson(ctx, flags.detach ? machine : await api.getMachine(flags.app, machine.id));
 }
 
-/** `hangar machine run|list|status|start|stop|restart|destroy|exec`. */
+/** `hangar machine run|list|status|start|stop|restart|destroy|clone|update|exec`. */
 export function registerMachine(program: Command, ctx: Context): void {
   const machine = program.command("machine").alias("machines").description("manage machines");
   // -a defaults to the config file's app, for every subcommand (exec's too).
@@ -250,5 +253,125 @@ export function registerMachine(program: Command, ctx: Context): void {
       ctx.out(`Machine ${id} destroyed\n`);
     });
 
+  machine
+    .command("clone <id>")
+    .description("create a machine with another's config (a machine with a volume gets a new empty one)")
+    .option("-a, --app <name>", APP_OPTION_HELP)
+    .option("-r, --region <region>", "region of the new machine (default: the source's)")
+    .option("-n, --name <name>", "name of the new machine")
+    .option("-d, --detach", "return once created, without waiting for the machine to start")
+    .addOption(waitTimeoutOption(300, "5m", "it to start"))
+    .option("--json", "print the new machine's JSON")
+    .action((id: string, flags: CloneFlags) => clone(ctx, id, flags));
+
+  machine
+    .command("update <id>")
+    .description("change a machine's VM size, memory or image; a running machine restarts with it")
+    .option("-a, --app <name>", APP_OPTION_HELP)
+    .option("--vm-size <size>", "VM size, e.g. shared-cpu-2x or performance-1x")
+    .option("--memory <mb>", "memory in MB", positiveInt)
+    .option("--image <ref>", "image reference, `dir:<path>`, or the path of a folder")
+    .option("-y, --yes", "do not ask for confirmation")
+    .addOption(waitTimeoutOption(300, "5m", "it to start again"))
+    .option("--json", "print the updated machine's JSON")
+    .action((id: string, flags: UpdateFlags) => update(ctx, id, flags));
+
   registerMachineExec(machine, ctx);
+}
+
+interface CloneFlags {
+  app: string;
+  region?: string;
+  name?: string;
+  detach?: boolean;
+  waitTimeout: number;
+  json?: boolean;
+}
+
+/** `hangar machine clone`: flyctl's clone, a new volume of the same name and size for a mounted one. */
+async function clone(ctx: Context, id: string, flags: CloneFlags): Promise<void> {
+  const api = await ctx.api();
+  const progress = flags.json ? ctx.err : ctx.out;
+  const source = await api.getMachine(flags.app, id);
+  if (!source.config) throw new CliError(`machine ${id} has no config to clone`);
+  const region = flags.region ?? source.region ?? "";
+  progress(`Cloning machine ${source.id} into ${region ? `region ${region}` : "the default region"}\n`);
+  const volumes = new NewVolumes(api, flags.app, progress, false);
+  const m = await createLike(api, flags.app, source.config, region, volumes, flags.name);
+  const where = `Machine ${m.id} created in region ${m.region ?? "?"}`;
+  if (flags.detach) {
+    progress(`${where}\n`);
+  } else {
+    progress(`${where}, waiting for it to start... `);
+    await waitAndReport({
+      api,
+      app: flags.app,
+      id: m.id,
+      state: "started",
+      timeout: flags.waitTimeout,
+      instanceId: m.instance_id,
+      progress,
+    });
+  }
+  if (flags.json) printJson(ctx, flags.detach ? m : await api.getMachine(flags.app, m.id));
+}
+
+interface UpdateFlags {
+  app: string;
+  vmSize?: string;
+  memory?: number;
+  image?: string;
+  yes?: boolean;
+  waitTimeout: number;
+  json?: boolean;
+}
+
+/** `hangar machine update`: the changes listed, confirmed unless --yes, then the machine replaced. */
+async function update(ctx: Context, id: string, flags: UpdateFlags): Promise<void> {
+  if (flags.vmSize === undefined && flags.memory === undefined && flags.image === undefined) {
+    throw new CliError("nothing to update", "pass --vm-size, --memory or --image");
+  }
+  guestOfSize(flags.vmSize, flags.memory); // a bad size fails before any call
+  let image: string | undefined;
+  if (flags.image !== undefined) {
+    try {
+      image = resolveImage(flags.image, ctx.cwd);
+    } catch (err) {
+      throw new CliError(
+        (err as Error).message,
+        "give an image reference, `dir:<path>`, or the path of a folder",
+      );
+    }
+  }
+  const api = await ctx.api();
+  const progress = flags.json ? ctx.err : ctx.out;
+  const m = await api.getMachine(flags.app, id);
+  const before = m.config ?? {};
+  const guest = guestOfSize(flags.vmSize, flags.memory, (before.guest ?? {}) as Record<string, unknown>);
+  const config: MachineConfig = { ...before, ...(image ? { image } : {}), guest };
+  const changes = [
+    ...(image && image !== before.image ? [`image: ${before.image ?? "(none)"} -> ${image}`] : []),
+    ...(sizeName(guest) !== sizeName(before.guest)
+      ? [`size: ${sizeName(before.guest)} -> ${sizeName(guest)}`]
+      : []),
+    ...(guest.memory_mb !== before.guest?.memory_mb
+      ? [`memory: ${before.guest?.memory_mb ?? "?"} MB -> ${String(guest.memory_mb)} MB`]
+      : []),
+  ];
+  if (changes.length === 0) {
+    progress(`Machine ${id} has that config already: nothing to update\n`);
+    if (flags.json) printJson(ctx, m);
+    return;
+  }
+  progress(`Machine ${id} will change:\n${changes.map((c) => `  ${c}\n`).join("")}`);
+  if (!flags.yes && !(await confirm(ctx, `Update machine ${id}?`, `not updating machine ${id}`))) {
+    throw new CliError(`machine ${id} was not updated`);
+  }
+  progress(`Updating machine ${id}... `);
+  try {
+    await updateAndWait(api, flags.app, m, config, flags.waitTimeout, progress);
+  } catch (err) {
+    throw withHint(err, logsHint(flags.app, id));
+  }
+  if (flags.json) printJson(ctx, await api.getMachine(flags.app, id));
 }

@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
-import type { Machine } from "../types.js";
-import { formatRegions, scaleGroups, scaleShowText } from "./scale.js";
+import type { Machine, Release } from "../types.js";
+import {
+  formatRegions,
+  groupSourceConfig,
+  knownGroups,
+  pickGroup,
+  planText,
+  scaleGroups,
+  scaleShowText,
+} from "./scale.js";
 
 const machine = (
   id: string,
@@ -52,6 +60,79 @@ describe("hangar scale show", () => {
       "Groups",
       "NAME  COUNT  KIND    CPUS  MEMORY  REGIONS",
       "web   2      shared  1     256 MB  iad(2)",
+      "",
+    ]);
+  });
+});
+
+describe("hangar scale count and vm: the group, the source config, the plan", () => {
+  const release = (config: Record<string, unknown>): Release => ({
+    version: 4,
+    status: "succeeded",
+    image: "registry/web@sha256:abc",
+    config,
+  });
+
+  it("knows the release's groups, else those of the machines", () => {
+    const config = { processes: { web: "node server.js", worker: "node worker.js" } };
+    expect(knownGroups([], config)).toEqual(["web", "worker"]);
+    expect(knownGroups([machine("m1", "web", "iad"), machine("m2", undefined, "iad")], undefined)).toEqual([
+      "app",
+      "web",
+    ]);
+    expect(knownGroups([], undefined)).toEqual(["app"]);
+  });
+
+  it("takes --process-group when known, the only group without it, and refuses otherwise", () => {
+    expect(pickGroup("worker", ["web", "worker"])).toBe("worker");
+    expect(pickGroup(undefined, ["app"])).toBe("app");
+    expect(() => pickGroup("jobs", ["web", "worker"])).toThrow(
+      "process group jobs is not one of the app's process groups (web, worker)",
+    );
+    expect(() => pickGroup(undefined, ["web", "worker"])).toThrow(/several process groups \(web, worker\)/);
+  });
+
+  it("copies a machine of the group on the current release, else any of its machines", () => {
+    const old = machine("m1", "web", "iad");
+    const current: Machine = {
+      ...machine("m2", "web", "iad"),
+      config: { image: "web:2", metadata: { fly_process_group: "web", hangar_release: "4" } },
+    };
+    expect(groupSourceConfig([old, current], "web", release({})).image).toBe("web:2");
+    expect(groupSourceConfig([old], "web", release({})).image).toBe("web:1");
+  });
+
+  it("makes a group without machines from the release's config, with its group and release", () => {
+    const config = groupSourceConfig(
+      [],
+      "worker",
+      release({
+        processes: { web: "node server.js", worker: "node worker.js" },
+        http_service: { internal_port: 8080, processes: ["web"] },
+      }),
+    );
+    expect(config.image).toBe("registry/web@sha256:abc");
+    expect(config.init?.cmd).toEqual(["node", "worker.js"]);
+    expect(config.services).toBeUndefined();
+    expect(config.metadata).toEqual({ fly_process_group: "worker", hangar_release: "4" });
+    expect(() => groupSourceConfig([], "web", undefined)).toThrow(
+      /no machine to copy and the app has no release/,
+    );
+  });
+
+  it("prints the plan as flyctl does", () => {
+    const text = planText(
+      "shop",
+      [
+        { group: "worker", region: "local", delta: 2, destroy: [] },
+        { group: "worker", region: "", delta: -1, destroy: [] },
+      ],
+      "shared-cpu-1x",
+    );
+    expect(text.split("\n")).toEqual([
+      "App 'shop' is going to be scaled according to this plan:",
+      "  +2 machines for group 'worker' on region 'local' of size 'shared-cpu-1x'",
+      "  -1 machines for group 'worker' on the default region of size 'shared-cpu-1x'",
       "",
     ]);
   });
