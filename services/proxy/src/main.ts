@@ -1,9 +1,12 @@
+import { STATICS_BUCKET } from "@hangar/config";
 import { appsStream, machinesStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
+import { Objm, StorageType } from "@nats-io/obj";
 import { config } from "./config.js";
 import { createProxy } from "./engine/mod.js";
 import { LoadPublisher, proxyIdOf } from "./load.js";
 import { StreamRouteTable } from "./routes/route-table.js";
+import { StaticFiles } from "./statics/static-files.js";
 import { CommandWaker } from "./wake.js";
 
 await runService({
@@ -14,6 +17,11 @@ await runService({
     const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
     const region = config.HANGAR_REGION;
     const routes = await StreamRouteTable.start(store);
+    // The files of the apps' [[statics]], which the builder takes out of their images.
+    const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
+      storage: StorageType.File,
+      replicas: config.HANGAR_STREAM_REPLICAS,
+    });
     const proxy = createProxy({
       routes,
       domains: config.HANGAR_PROXY_DOMAINS,
@@ -24,6 +32,7 @@ await runService({
       queueMax: config.HANGAR_PROXY_QUEUE_MAX,
       queueTimeoutMs: config.HANGAR_PROXY_QUEUE_TIMEOUT_MS,
       wakeTimeoutMs: config.HANGAR_PROXY_WAKE_TIMEOUT_MS,
+      statics: new StaticFiles(staticsBucket, logger),
     });
     await new Promise<void>((resolve, reject) => {
       proxy.server.once("error", reject);

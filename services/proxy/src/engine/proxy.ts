@@ -1,8 +1,10 @@
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { Registry } from "prom-client";
+import type { StaticFiles } from "../statics/static-files.js";
 import { ProxyEngine } from "./engine.js";
 import { handleRequest } from "./exchange.js";
+import { appFromHost } from "./host.js";
 import type { RouteTable } from "./route-table.js";
 import { handleUpgrade } from "./tunnel.js";
 import type { Waker } from "./waker.js";
@@ -37,6 +39,8 @@ export interface ProxyOptions {
   queueTimeoutMs?: number;
   /** How long a request is held for a machine being started before 503. Default 30 s. */
   wakeTimeoutMs?: number;
+  /** Serves the apps' `[[statics]]` paths without their machines. None: the machines serve them. */
+  statics?: StaticFiles;
 }
 
 /** Requests in flight on one machine, and its recent error score. */
@@ -103,7 +107,7 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
   const server = createServer();
   // A request node parsed but cannot forward (http.request validates more strictly) must not take
   // the whole proxy down.
-  server.on("request", (req, res) => {
+  const forward = (req: IncomingMessage, res: ServerResponse): void => {
     try {
       handleRequest(engine, req, res);
     } catch (err) {
@@ -111,6 +115,24 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
       if (res.headersSent) res.destroy();
       else res.writeHead(400).end();
     }
+  };
+  const statics = opts.statics;
+  server.on("request", (req, res) => {
+    if (statics === undefined || (req.method !== "GET" && req.method !== "HEAD")) return forward(req, res);
+    const app = appFromHost(req.headers.host, engine.domains);
+    const set = app === undefined ? undefined : opts.routes.lookup(app)?.statics;
+    if (app === undefined || set === undefined) return forward(req, res);
+    statics.serve(app, set, req, res).then(
+      (served) => {
+        if (!served) forward(req, res);
+      },
+      (err: unknown) => {
+        // The bucket unreachable: the machines still have the files.
+        engine.logger.warn({ err, app, url: req.url }, "could not serve a static file; forwarding");
+        if (res.headersSent) res.destroy();
+        else forward(req, res);
+      },
+    );
   });
   server.on("upgrade", (req, socket, head) => {
     try {

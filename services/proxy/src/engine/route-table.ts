@@ -1,4 +1,5 @@
 import type { ScalingSettings } from "@hangar/config";
+import type { AppStatics } from "../statics/static-files.js";
 
 /** One started, non-cordoned machine that can take requests for an app. */
 export interface Backend {
@@ -26,6 +27,8 @@ export interface AppRoute {
   sleeping?: readonly SleepingMachine[];
   /** Machines being started now (by this proxy, another one, or the autoscaler). Default: none. */
   starting?: readonly string[];
+  /** The `[[statics]]` the proxy serves itself, from the files taken out of the app's image. Default: none. */
+  statics?: AppStatics;
 }
 
 /** The proxy's view of routable apps; it may change between any two requests. */

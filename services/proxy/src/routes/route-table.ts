@@ -1,4 +1,10 @@
-import { DEFAULT_SCALING, type ScalingSettings, scalingSettings } from "@hangar/config";
+import {
+  DEFAULT_SCALING,
+  imageStaticsOf,
+  type ScalingSettings,
+  scalingSettings,
+  staticsSetId,
+} from "@hangar/config";
 import {
   type AppCommand,
   type AppEvent,
@@ -11,6 +17,7 @@ import {
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
 import { AggregateView, MachinesView } from "@hangar/service";
 import type { SleepingMachine } from "../engine/route-table.js";
+import type { AppStatics } from "../statics/static-files.js";
 import { hasServices, isRoutable } from "./routable.js";
 
 /** A machine the proxy may send requests to. */
@@ -31,6 +38,8 @@ export interface AppRoute {
   sleeping: SleepingMachine[];
   /** Its machines being started. */
   starting: string[];
+  /** The [[statics]] of its newest machine that has services or statics (that machine's image's files). */
+  statics?: AppStatics;
 }
 
 /** Where the table reads from; tests give prefixed streams. */
@@ -152,6 +161,33 @@ export class StreamRouteTable {
       settings = scalingSettings(c.configJson);
       if (settings) break;
     }
-    return { app, backends, settings: settings ?? DEFAULT_SCALING, sleeping, starting };
+    const statics = staticsOf(candidates);
+    return {
+      app,
+      backends,
+      settings: settings ?? DEFAULT_SCALING,
+      sleeping,
+      starting,
+      ...(statics ? { statics } : {}),
+    };
   }
+}
+
+/**
+ * An app's statics: those of its newest machine (of `candidates`, newest first) that has services
+ * or statics, so that a deploy's new release brings its own files, and one without statics none.
+ */
+function staticsOf(candidates: ReadonlyArray<{ configJson: string }>): AppStatics | undefined {
+  for (const c of candidates) {
+    let config: { services?: unknown[]; statics?: unknown[] } | undefined;
+    try {
+      config = JSON.parse(c.configJson);
+    } catch {
+      continue;
+    }
+    if (!config?.services?.length && !config?.statics?.length) continue;
+    const found = imageStaticsOf(config);
+    return found ? { setId: staticsSetId(found.image, found.statics), statics: found.statics } : undefined;
+  }
+  return undefined;
 }
