@@ -10,6 +10,7 @@ import {
 import { MachineConfigSchema } from "./machine-config.js";
 import { machineConfigFromApp } from "./machine-from-app.js";
 import { parseAppConfig } from "./parse-app-config.js";
+import { ReleaseConfigSchema } from "./release-config.js";
 import { validate } from "./validate.js";
 
 function message(config: unknown): string {
@@ -141,5 +142,20 @@ describe("machine files as the Machines API takes them", () => {
       files: [{ guest_path: "/a", secret_name: "S", mode: 0o600, raw_value: null }],
     });
     expect(ok.ok).toBe(true);
+  });
+});
+
+describe("a release's config", () => {
+  it("takes the local_content hangar deploy read, in base64; a fly.toml does not", () => {
+    const files = [{ guest_path: "/a", local_path: "a.txt", local_content: "AP8K" }];
+    expect(ReleaseConfigSchema.safeParse({ files }).success).toBe(true);
+    const bad = ReleaseConfigSchema.safeParse({ files: [{ ...files[0], local_content: "not base64" }] });
+    expect(bad.error?.issues[0]?.message).toBe("expected standard base64 with padding");
+    const { config, warnings } = parseAppConfig(
+      '[[files]]\nguest_path = "/a"\nlocal_path = "a.txt"\nlocal_content = "AP8K"\n',
+      "fly.toml",
+    );
+    expect(warnings).toEqual(["fly.toml:4: unknown key files[0].local_content (ignored)"]);
+    expect(config.files).toEqual([{ guest_path: "/a", local_path: "a.txt" }]);
   });
 });

@@ -58,6 +58,7 @@ export {
 export { AppNameSchema, MachineIdSchema, RegionSchema } from "./names.js";
 export type { AppConfigIssue, ParsedAppConfig } from "./parse-app-config.js";
 export { AppConfigError, parseAppConfig } from "./parse-app-config.js";
+export { ReleaseConfigSchema } from "./release-config.js";
 export type {
   CreateAppRequest,
   CreateMachineRequest,

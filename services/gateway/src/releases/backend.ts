@@ -1,4 +1,4 @@
-import { AppConfigSchema } from "@hangar/config";
+import { ReleaseConfigSchema } from "@hangar/config";
 import {
   type ReleaseCommand,
   type ReleaseEvent,
@@ -111,8 +111,9 @@ export class StreamReleasesBackend implements ReleasesBackend {
     if (!image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
     const configJson = input.config ? JSON.stringify(input.config) : (earlier?.configJson ?? "");
     if (input.deploy && input.config) {
-      // The platform derives the machines from it: it must be an app config as fly.toml loads into.
-      const parsed = AppConfigSchema.safeParse(input.config);
+      // The platform derives the machines from it: it must be an app config as fly.toml loads into
+      // (with the [[files]] local_path contents hangar deploy read).
+      const parsed = ReleaseConfigSchema.safeParse(input.config);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw ApiError.of(
