@@ -379,7 +379,13 @@ export interface ProxyResponse {
 }
 
 /** Sends a request through the proxy as `<app>.localhost` (node:http: fetch may not set Host). */
-export function viaProxy(p: TestPlatform, app: string, path = "/", method = "GET"): Promise<ProxyResponse> {
+export function viaProxy(
+  p: TestPlatform,
+  app: string,
+  path = "/",
+  method = "GET",
+  headers: Record<string, string> = {},
+): Promise<ProxyResponse> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -387,7 +393,7 @@ export function viaProxy(p: TestPlatform, app: string, path = "/", method = "GET
         port: p.proxyPort,
         path,
         method,
-        headers: { host: `${app}.localhost:${p.proxyPort}` },
+        headers: { ...headers, host: `${app}.localhost:${p.proxyPort}` },
       },
       (res) => {
         let body = "";

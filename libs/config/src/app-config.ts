@@ -298,7 +298,8 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "services.ports.http_options",
   "deploy.release_command_vm",
   "deploy.seed_command",
-  "statics",
+  // The proxy serves [[statics]] from the release's image; Fly serves a tigris_bucket from the bucket.
+  "statics.tigris_bucket",
   "metrics",
   "swap_size_mb",
   "host_dedication_id",

@@ -132,7 +132,6 @@ describe("parseAppConfig", () => {
     expect(warnings).toEqual([
       "fly.toml:6: swap_size_mb is not supported by Hangar (ignored)",
       "fly.toml:7: console_command is not supported by Hangar (ignored)",
-      "fly.toml:101: statics is not supported by Hangar (ignored)",
       "fly.toml:105: metrics is not supported by Hangar (ignored)",
     ]);
     expect(config.app).toBe("fly-app-name");
@@ -177,6 +176,14 @@ describe("parseAppConfig", () => {
     expect(parseAppConfig(text, "fly.toml").warnings).toEqual([
       "fly.toml:2: build.builder is not supported by Hangar (ignored)",
     ]);
+  });
+
+  it("warns about a [[statics]] tigris_bucket, which the proxy does not serve, and not about the others", () => {
+    const text =
+      '[[statics]]\n  guest_path = "/app/public"\n  url_prefix = "/static"\n\n[[statics]]\n  url_prefix = "/assets"\n  tigris_bucket = "my-bucket"\n';
+    const { config, warnings } = parseAppConfig(text, "fly.toml");
+    expect(warnings).toEqual(["fly.toml:7: statics[1].tigris_bucket is not supported by Hangar (ignored)"]);
+    expect(config.statics).toHaveLength(2);
   });
 
   it("names the key and line of each wrong type", () => {
