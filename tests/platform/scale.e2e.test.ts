@@ -212,6 +212,31 @@ describe("process groups and hangar scale", () => {
     expect(inGroup(await machines(), "worker")).toHaveLength(1);
   });
 
+  it("a read-only token may show the groups but not scale them: refused, nothing created", async () => {
+    const minted = await p.api.call<{ token: string }>("POST", "/tokens", {
+      kind: "readonly",
+      org: "personal",
+    });
+    expect(minted.status).toBe(201);
+    const env = {
+      HANGAR_HOME: join(p.home, "no-local-json"),
+      HANGAR_API_URL: p.apiUrl,
+      HANGAR_API_TOKEN: minted.body.token,
+    };
+    const as = (args: string[]) => runHangar(args, { cwd: dir, env, timeoutMs: 60_000 });
+    const before = (await machines()).map((m) => m.id).sort();
+    const show = await as(["scale", "show", "--json"]);
+    expect(show.code, show.stderr).toBe(0);
+    expect((JSON.parse(show.stdout) as { Process: string }[]).map((g) => g.Process)).toEqual([
+      "web",
+      "worker",
+    ]);
+    const refused = await as(["scale", "count", "4", "--process-group", "worker", "-y"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/forbidden|read-only|not allowed/i);
+    expect((await machines()).map((m) => m.id).sort()).toEqual(before);
+  });
+
   it("machine clone makes a machine with the source's config in another region; machine update changes its memory", async () => {
     const [worker] = inGroup(await machines(), "worker");
     const out = await ok(["machine", "clone", worker?.id as string, "--region", "r2", "--json"]);
