@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -457,6 +457,51 @@ describe.runIf(process.getuid?.() === 0)("OCI images in the sandbox driver", () 
     expect(statSync(join(upper, "app", "data", "graceful.txt")).uid).toBe(written.uid);
     await command("hello", "m4", { type: "DestroyMachine", force: true, nowMs: Date.now() });
     await machineIn("m4", "destroyed");
+  });
+
+  it("writes the config's files into the root filesystem at every boot, the image user's, never through a link out of it", async () => {
+    // A host folder a link inside the machine names: the machine's own /tmp/<name> is meant, never this.
+    const hostFolder = await mkdtemp(join(tmpdir(), "hangar-files-escape-"));
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    await createMachine("m5", HOST, {
+      image: "hello:v3-node",
+      files: [
+        { guest_path: "/etc/app/settings.conf", raw_value: b64("from the config\n"), mode: 0o600 },
+        { guest_path: "/app/data/out/escape.txt", raw_value: b64("inside\n") },
+      ],
+    });
+    const driver = () => running.find((r) => r.driver.running().some((x) => x.machineId === "m5"))?.driver;
+    const sh = async (script: string) => {
+      const run = await driver()?.exec("m5", { command: ["sh", "-c", script], timeoutMs: 10_000 });
+      expect(run?.exitCode, run?.stderr).toBe(0);
+      return run?.stdout;
+    };
+    try {
+      await machineIn("m5", "started");
+      // Readable (0600) by the image's user (node, 1000), whose file it is; its folder is root's.
+      expect(
+        await sh("id -u; stat -c '%a %u' /etc/app/settings.conf /etc/app; cat /etc/app/settings.conf"),
+      ).toBe("1000\n600 1000\n755 0\nfrom the config\n");
+      // The machine changes the file and swaps the file's folder for a link to a path that, on the
+      // host, is the host's folder; the next boot writes the file again, inside the machine.
+      await sh(
+        `echo changed > /etc/app/settings.conf; mv /app/data/out /app/data/old; ln -s ${hostFolder} /app/data/out`,
+      );
+      await command("hello", "m5", { type: "StopMachine", signal: "", timeoutS: 10, nowMs: Date.now() });
+      await machineIn("m5", "stopped");
+      await command("hello", "m5", { type: "StartMachine", nowMs: Date.now() });
+      await machineIn("m5", "started", 30_000, (m) => m.pid !== 0);
+      expect(await sh("cat /etc/app/settings.conf; cat /app/data/out/escape.txt")).toBe(
+        "from the config\ninside\n",
+      );
+      expect(readdirSync(hostFolder)).toEqual([]);
+      const upper = join(stateDir, HOST, "m5", "upper");
+      expect(readFileSync(join(upper, hostFolder, "escape.txt"), "utf8")).toBe("inside\n");
+    } finally {
+      await command("hello", "m5", { type: "DestroyMachine", force: true, nowMs: Date.now() });
+      await machineIn("m5", "destroyed");
+      await rm(hostFolder, { recursive: true, force: true });
+    }
   });
 
   it("an image the registry does not have fails the start with the registry's message", async () => {
