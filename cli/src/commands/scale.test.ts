@@ -1,4 +1,8 @@
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { createContext } from "../context.js";
+import { runCli } from "../program.js";
 import type { Machine, Release } from "../types.js";
 import {
   formatRegions,
@@ -135,5 +139,43 @@ describe("hangar scale count and vm: the group, the source config, the plan", ()
       "  -1 machines for group 'worker' on the default region of size 'shared-cpu-1x'",
       "",
     ]);
+  });
+});
+
+describe("hangar scale count and vm refuse bad input before any call", () => {
+  /** Runs the CLI in this process with no platform configured: an API call would fail differently. */
+  async function run(args: string[]): Promise<{ code: number; stderr: string }> {
+    const res = { code: 0, stderr: "" };
+    const ctx = createContext({
+      env: { HANGAR_HOME: join(tmpdir(), "hangar-scale-test-no-home") },
+      cwd: tmpdir(),
+      out: () => undefined,
+      err: (text) => {
+        res.stderr += text;
+      },
+    });
+    res.code = await runCli(args, ctx);
+    return res;
+  }
+
+  it("a negative or fractional count", async () => {
+    for (const n of ["-1", "1.5", "three"]) {
+      const res = await run(["scale", "count", n, "-a", "shop", "--process-group", "web", "-y"]);
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(`${n}: expected the number of machines, a whole number >= 0`);
+    }
+  });
+
+  it("a VM size flyctl does not know", async () => {
+    const res = await run(["scale", "vm", "huge-1x", "-a", "shop"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("huge-1x is not a VM size");
+  });
+
+  it("a machine update with nothing to change", async () => {
+    const res = await run(["machine", "update", "m1", "-a", "shop"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("nothing to update");
+    expect(res.stderr).toContain("--vm-size, --memory or --image");
   });
 });
