@@ -10,17 +10,13 @@ import {
   buildsStream,
 } from "@hangar/domain";
 import { type AggregateStream, CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import {
-  DEFAULT_REGISTRY_HOST,
-  imageNotFoundError,
-  reachesForeignApp,
-  type UpstreamRegistries,
-} from "@hangar/oci";
+import { DEFAULT_REGISTRY_HOST, type UpstreamRegistries } from "@hangar/oci";
 import { type MasterKeys, openBuildSecrets } from "@hangar/secrets";
 import { AggregateView } from "@hangar/service";
 import { type Context, context, type Logger, SpanStatusCode, trace, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Counter, Histogram, type Registry } from "prom-client";
+import { orgImageResolver } from "./app-images.js";
 import { type BuildLimits, buildCgroupName, openBuildCgroup, removeLeftCgroups } from "./build-cgroup.js";
 import type { OutputLine } from "./command.js";
 import type { BuildContextStore } from "./context.js";
@@ -263,8 +259,6 @@ export class Builder {
   private depsFor(app: string, buildId: string): BuildDeps {
     const { deps, orgOf } = this.opts;
     const org = orgOf(app) ?? "";
-    const official = async (repository: string, reference: string) =>
-      (await deps.registry.getManifest(repository, reference)) !== undefined;
     const { networks, limits, upstreams } = this.opts;
     const resolve = this.opts.resolveImageFor?.(org) ?? deps.resolveImage;
     return {
@@ -273,12 +267,7 @@ export class Builder {
       ...(limits
         ? { openCgroup: () => openBuildCgroup(buildCgroupName(this.builderId, buildId), limits) }
         : {}),
-      async resolveImage(ref, onProgress) {
-        if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
-          throw imageNotFoundError(ref, upstreams ?? {});
-        }
-        return resolve(ref, onProgress);
-      },
+      resolveImage: orgImageResolver({ org, orgOf, registry: deps.registry, upstreams, resolve }),
     };
   }
 

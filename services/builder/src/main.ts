@@ -2,15 +2,14 @@ import { STATICS_BUCKET } from "@hangar/config";
 import { appDecider, appsStream, buildsStream, machinesStream, secretsStream } from "@hangar/domain";
 import {
   ImageNotFoundError,
-  imageNotFoundError,
   openObjectBucket,
   parseUpstreams,
   REGISTRY_AUTH_SECRET,
-  reachesForeignApp,
   registryCredentials,
 } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { AggregateView, MachinesView, OrgSecrets, runService } from "@hangar/service";
+import { orgImageResolver } from "./app-images.js";
 import { Builder } from "./builder.js";
 import { config } from "./config.js";
 import { BuildNetworks } from "./network/build-network.js";
@@ -82,15 +81,16 @@ await runService({
       bucket: await openObjectBucket(nc, STATICS_BUCKET, { replicas: config.HANGAR_STREAM_REPLICAS }),
       blobs: deps.blobs,
       // As a build's FROM: an image of another org's app is not found, so its files are never served.
-      resolve: async (app, ref) => {
+      resolve: (app, ref) => {
         const org = orgOf(app);
         if (org === undefined) throw new ImageNotFoundError(ref, `app ${app} does not exist`);
-        const official = async (repository: string, reference: string) =>
-          (await deps.registry.getManifest(repository, reference)) !== undefined;
-        if (await reachesForeignApp(ref, org, orgOf, official, upstreams)) {
-          throw imageNotFoundError(ref, upstreams);
-        }
-        return resolveImageFor(org)(ref);
+        return orgImageResolver({
+          org,
+          orgOf,
+          registry: deps.registry,
+          upstreams,
+          resolve: resolveImageFor(org),
+        })(ref);
       },
       logger,
     });

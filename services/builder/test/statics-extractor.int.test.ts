@@ -22,6 +22,7 @@ import type { ObjectStore } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import tar from "tar-stream";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { orgImageResolver } from "../src/app-images.js";
 import { StaticsExtractor } from "../src/statics-extractor.js";
 
 const prefix = `bstatics${Date.now().toString(36)}`;
@@ -151,4 +152,32 @@ it("leaves a config without statics, or with only a tigris_bucket one, alone", a
   );
   await extractor.idle();
   expect(resolved).toBe(0);
+});
+
+it("never reads another org's app image for an app's statics", async () => {
+  // "web" is acme's app; "thief" is another org's, whose machine config names web's image.
+  const orgOf = (app: string) => ({ web: "acme", thief: "evil" })[app];
+  const extractor = new StaticsExtractor({
+    bucket,
+    blobs: registry.blobs,
+    resolve: (app, ref) =>
+      orgImageResolver({
+        org: orgOf(app) ?? "",
+        orgOf,
+        registry,
+        upstreams: {},
+        resolve: (r: string) => registry.resolve(r),
+      })(ref),
+    logger: createLogger("statics-test"),
+  });
+  extractor.onMachineChange(change("thief", { image, statics: STATICS }));
+  await extractor.idle();
+  expect(await bucket.info(staticsManifestName("thief", staticsSetId(image, STATICS)))).toBeNull();
+  // The same resolver lets web's own machines have them.
+  extractor.onMachineChange(change("web", { image, statics: [{ guest_path: "/app", url_prefix: "/" }] }));
+  await extractor.idle();
+  const own = await bucket.info(
+    staticsManifestName("web", staticsSetId(image, [{ guest_path: "/app", url_prefix: "/" }])),
+  );
+  expect(own).not.toBeNull();
 });
