@@ -33,7 +33,7 @@ export async function followRelease(
   let status = "";
   const seen = new Map<string, string>();
   // The release_command's output, followed from its start until it has ended.
-  let commandLogs: { stop: AbortController; done: Promise<void> } | undefined;
+  let commandLogs: { stop: AbortController; done: Promise<void>; output: CommandOutput } | undefined;
   let commandEnded = false;
   try {
     for (;;) {
@@ -42,7 +42,8 @@ export async function followRelease(
       if (rc && !commandLogs) {
         progress(`Running the release_command in machine ${rc.machine_id}\n`);
         const stop = new AbortController();
-        commandLogs = { stop, done: streamLogs(api, app, rc.machine_id, progress, stop.signal) };
+        const output = new CommandOutput(api, app, rc.machine_id, progress);
+        commandLogs = { stop, done: output.stream(stop.signal), output };
       }
       if (rc && commandLogs && !commandEnded && (rc.exit_code !== null || rc.error)) {
         commandEnded = true;
@@ -50,6 +51,7 @@ export async function followRelease(
         await sleep(500);
         commandLogs.stop.abort();
         await commandLogs.done;
+        await commandLogs.output.rest();
         progress(
           rc.error ? `release_command ${rc.error}\n` : `release_command exited with code ${rc.exit_code}\n`,
         );
@@ -94,18 +96,40 @@ export async function followRelease(
   }
 }
 
-/** Prints one machine's log lines as they come, until `signal` aborts. */
-async function streamLogs(
-  api: Pick<ApiClient, "appLogs">,
-  app: string,
-  machine: string,
-  progress: (text: string) => void,
-  signal: AbortSignal,
-): Promise<void> {
-  try {
-    for await (const entry of api.appLogs(app, { machine, follow: true, signal }))
-      progress(`  ${formatLogEntry(entry)}\n`);
-  } catch {
-    // Aborted, or the logs are unavailable: the outcome is printed either way.
+/** One machine's output, printed once per line (by its sequence number) whether it came live or from a later read. */
+class CommandOutput {
+  private last = 0;
+  constructor(
+    private readonly api: Pick<ApiClient, "appLogs">,
+    private readonly app: string,
+    private readonly machine: string,
+    private readonly progress: (text: string) => void,
+  ) {}
+
+  /** Prints its lines as they come, until `signal` aborts. */
+  async stream(signal: AbortSignal): Promise<void> {
+    await this.read(true, signal);
+  }
+
+  /** Prints the lines the machine's host still has that were not printed yet (a line can race the live stream). */
+  async rest(): Promise<void> {
+    await this.read(false);
+  }
+
+  private async read(follow: boolean, signal?: AbortSignal): Promise<void> {
+    try {
+      for await (const entry of this.api.appLogs(this.app, {
+        machine: this.machine,
+        follow,
+        ...(signal ? { signal } : {}),
+      })) {
+        const seq = entry.meta?.seq ?? 0;
+        if (seq !== 0 && seq <= this.last) continue;
+        this.last = Math.max(this.last, seq);
+        this.progress(`  ${formatLogEntry(entry)}\n`);
+      }
+    } catch {
+      // Aborted, or the logs are unavailable: the outcome is printed either way.
+    }
   }
 }

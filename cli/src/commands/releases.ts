@@ -90,38 +90,38 @@ export function registerReleases(program: Command, ctx: Context): void {
     .option("--strategy <name>", "rolling (default), immediate, canary or bluegreen")
     .option("--detach", "return once the release is recorded; the platform carries it out")
     .option("--json", "print the outcome as one JSON object")
-    .action(
-      async (
-        version: string | undefined,
-        flags: { app?: string; strategy?: string; detach?: boolean; json?: boolean },
-      ) => {
-        const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
-        const api = await ctx.api();
-        const target = rollbackTarget(
-          await api.listReleases(app),
-          version === undefined ? undefined : versionArg(version),
+    .action(async (version: string | undefined, _flags: unknown, cmd: Command) => {
+      // `releases` has -a too: commander gives it to the parent when it follows the subcommand.
+      const flags = cmd.optsWithGlobals<{
+        app?: string;
+        strategy?: string;
+        detach?: boolean;
+        json?: boolean;
+      }>();
+      const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
+      const api = await ctx.api();
+      const target = rollbackTarget(
+        await api.listReleases(app),
+        version === undefined ? undefined : versionArg(version),
+      );
+      const progress = flags.json ? ctx.err : ctx.out;
+      const created = await api.createRelease(app, {
+        rollback_of: target.version,
+        deploy: true,
+        strategy: flags.strategy ?? "rolling",
+        description: `rollback to v${target.version}`,
+      });
+      progress(`Release v${created.version} redeploys v${target.version} (${target.image ?? "its image"})\n`);
+      if (flags.detach) return flags.json ? printJson(ctx, created) : undefined;
+      const ended = await followRelease(api, app, created.version, progress);
+      if (flags.json) printJson(ctx, ended);
+      if (ended.status === "failed")
+        throw new CliError(
+          `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; v${ended.rolled_back_to} keeps serving (the platform returned the app to it)` : ""}`,
         );
-        const progress = flags.json ? ctx.err : ctx.out;
-        const created = await api.createRelease(app, {
-          rollback_of: target.version,
-          deploy: true,
-          strategy: flags.strategy ?? "rolling",
-          description: `rollback to v${target.version}`,
-        });
-        progress(
-          `Release v${created.version} redeploys v${target.version} (${target.image ?? "its image"})\n`,
+      if (!flags.json)
+        ctx.out(
+          `Release v${ended.version} (v${target.version}'s image and config) is live on ${ended.machine_ids?.length ?? 0} machines\n`,
         );
-        if (flags.detach) return flags.json ? printJson(ctx, created) : undefined;
-        const ended = await followRelease(api, app, created.version, progress);
-        if (flags.json) printJson(ctx, ended);
-        if (ended.status === "failed")
-          throw new CliError(
-            `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; v${ended.rolled_back_to} keeps serving (the platform returned the app to it)` : ""}`,
-          );
-        if (!flags.json)
-          ctx.out(
-            `Release v${ended.version} (v${target.version}'s image and config) is live on ${ended.machine_ids?.length ?? 0} machines\n`,
-          );
-      },
-    );
+    });
 }

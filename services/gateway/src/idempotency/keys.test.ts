@@ -77,7 +77,12 @@ describe("idempotency keys", () => {
   });
 
   it("are honoured on routes of the API only", () => {
-    const api = createApi({ backend: {} as never, auth: {} as never, volumes: {} as never });
+    const api = createApi({
+      backend: {} as never,
+      auth: {} as never,
+      volumes: {} as never,
+      releases: {} as never,
+    });
     const routes = new Set(api.routes.map((r) => `${r.method} ${r.path}`));
     for (const { method, path } of IDEMPOTENT_ROUTES) expect(routes).toContain(`${method} ${path}`);
   });

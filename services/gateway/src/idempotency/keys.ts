@@ -40,6 +40,8 @@ export const IDEMPOTENT_ROUTES: readonly IdempotentRoute[] = [
   { method: "POST", path: `${MACHINE}/metadata/:key` },
   { method: "DELETE", path: `${MACHINE}/metadata/:key` },
   { method: "POST", path: "/v1/apps/:app_name/volumes" },
+  // A release the platform carries out runs its release_command once: a retried POST is the same release.
+  { method: "POST", path: "/v1/apps/:app_name/releases" },
 ];
 
 const compiled = IDEMPOTENT_ROUTES.map((route) => ({

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { ReleaseConfigSchema } from "@hangar/config";
 import {
   type ReleaseCommand,
@@ -122,7 +123,10 @@ export class StreamReleasesBackend implements ReleasesBackend {
         );
       }
     }
-    const releaseId = newUlid();
+    // A retried request with an Idempotency-Key names the release its first attempt made.
+    const releaseId = ctx.operationId
+      ? `op-${createHash("sha256").update(ctx.operationId).digest("hex").slice(0, 24)}`
+      : newUlid();
     const res = await this.handle(
       app,
       {

@@ -37,6 +37,8 @@ import { planRollout, type RolloutMachine, type RolloutStep, type RolloutTarget 
 
 /** flyctl's default wait for a new machine to start and pass its checks. */
 export const DEFAULT_RELEASE_WAIT_MS = 5 * 60_000;
+/** How long a release_command's stopped machine (and so its output) stays after its release ended. */
+const RELEASE_COMMAND_KEEP_MS = 15_000;
 /** flyctl's default release_command_timeout. */
 export const DEFAULT_RELEASE_COMMAND_TIMEOUT_MS = 5 * 60_000;
 const GONE = new Set(["destroying", "destroyed"]);
@@ -204,6 +206,7 @@ export class ReleaseOrchestrator {
       );
       return;
     }
+    await this.sweepReleaseCommands(app);
     if (!(await this.releaseCommandDone(app, release, config as AppConfig))) return;
     const live = this.live(app).filter((m) => m.group !== undefined);
     const counted = (group: string) => live.filter((m) => m.group === group).length;
@@ -315,14 +318,8 @@ export class ReleaseOrchestrator {
       { app, release: release.version, machine: machineId, ...finish },
       "release_command ended",
     );
-    // Its output stays in the app's logs; the machine goes.
-    if (!GONE.has(machine.status))
-      await this.machine(
-        app,
-        machineId,
-        { type: "DestroyMachine", force: true, nowMs: this.now() },
-        "destroy",
-      );
+    // The stopped machine stays until the release has ended and a little longer (sweepReleaseCommands):
+    // its host keeps its output for `hangar deploy` and `hangar logs` meanwhile.
     if (finish.exitCode === 0 && !finish.reason) return true;
     await fail(
       finish.reason
@@ -330,6 +327,29 @@ export class ReleaseOrchestrator {
         : `release_command exited with code ${finish.exitCode}`,
     );
     return false;
+  }
+
+  /**
+   * Destroys the release_command machines of releases that have ended (kept a while after their end
+   * for their output, and swept again when the next release begins, should a leader have died meanwhile).
+   */
+  private async sweepReleaseCommands(app: string): Promise<void> {
+    if (this.abort.signal.aborted || !this.opts.isHeld()) return;
+    const ended = new Set(
+      (this.view.get(app)?.releases ?? [])
+        .filter((r) => r.status === "succeeded" || r.status === "failed")
+        .map((r) => String(r.version)),
+    );
+    for (const { state } of this.opts.fleet.machines.ofApp(app)) {
+      const of = safeMetadata(state.configJson).hangar_release_command;
+      if (of === undefined || !ended.has(of) || GONE.has(state.status)) continue;
+      await this.machine(
+        app,
+        state.machineId,
+        { type: "DestroyMachine", force: true, nowMs: this.now() },
+        "destroy",
+      );
+    }
   }
 
   private async roll(app: string, release: Release): Promise<void> {
@@ -533,6 +553,14 @@ export class ReleaseOrchestrator {
   }
 
   private async command(app: string, command: ReleaseCommand, commandId: string): Promise<void> {
+    if (command.type === "SucceedRelease" || command.type === "FailRelease") {
+      const sweep = setTimeout(() => {
+        this.sweepReleaseCommands(app).catch((err: unknown) =>
+          this.opts.logger.warn({ err, app }, "release_command machines not removed yet"),
+        );
+      }, RELEASE_COMMAND_KEEP_MS);
+      sweep.unref();
+    }
     this.checkHeld();
     try {
       await handleThenWait(this.releases, this.view, app, command, { commandId });
