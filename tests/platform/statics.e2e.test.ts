@@ -96,6 +96,7 @@ describe("[[statics]]", () => {
     expect(file.status).toBe(200);
     expect(file.body).toBe("hello from the image\n");
     expect(file.headers["content-type"]).toBe("text/plain; charset=utf-8");
+    expect(file.headers["fly-request-id"]).toEqual(expect.any(String));
     const etag = file.headers.etag as string;
     expect(etag).toMatch(/^"[0-9a-f]{64}"$/);
     const again = await viaProxy(p, APP, "/static/hello.txt", "GET", { "if-none-match": etag });

@@ -122,9 +122,15 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     const app = appFromHost(req.headers.host, engine.domains);
     const set = app === undefined ? undefined : opts.routes.lookup(app)?.statics;
     if (app === undefined || set === undefined) return forward(req, res);
-    statics.serve(app, set, req, res).then(
+    // Fly's headers on the proxy's own answers too, as on its refusals.
+    const fwd = engine.forwarding(req);
+    const signature: Record<string, string> = { via: fwd.via, "fly-request-id": fwd.requestId };
+    if (fwd.region !== undefined) signature["fly-region"] = fwd.region;
+    statics.serve(app, set, req, res, signature).then(
       (served) => {
-        if (!served) forward(req, res);
+        if (!served) return forward(req, res);
+        const m = engine.appMetrics(app);
+        if (m) engine.metrics?.request(m, res.statusCode);
       },
       (err: unknown) => {
         // The bucket unreachable: the machines still have the files.

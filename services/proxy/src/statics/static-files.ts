@@ -50,7 +50,14 @@ export class StaticFiles {
   ) {}
 
   /** Answers `req` from the statics if it is theirs; false leaves it to the machines. */
-  async serve(app: string, set: AppStatics, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  async serve(
+    app: string,
+    set: AppStatics,
+    req: IncomingMessage,
+    res: ServerResponse,
+    /** Headers the proxy adds to every answer (Via, Fly-Request-Id, Fly-Region). */
+    signature: Record<string, string> = {},
+  ): Promise<boolean> {
     const answer = await this.answer(
       app,
       set,
@@ -60,14 +67,14 @@ export class StaticFiles {
     );
     if (answer === undefined) return false;
     if (answer.object === undefined) {
-      res.writeHead(answer.status, answer.headers);
+      res.writeHead(answer.status, { ...answer.headers, ...signature });
       res.end(answer.body);
       return true;
     }
     // Only a purged bucket loses a file its manifest lists: the machines still have it.
     const found = await this.bucket.get(answer.object);
     if (found === null) return false;
-    res.writeHead(answer.status, answer.headers);
+    res.writeHead(answer.status, { ...answer.headers, ...signature });
     await pipeline(
       Readable.fromWeb(found.data as import("node:stream/web").ReadableStream<Uint8Array>),
       res,
