@@ -297,4 +297,21 @@ describe("process groups and hangar scale", () => {
       expect(events.filter((e) => e.type === "restart" && e.status === "stopping")).toHaveLength(1);
     }
   });
+
+  it("a deploy replaces each group's machines region by region: the machines scaled into r2 stay in r2", async () => {
+    const spread = (ms: ApiMachine[]) =>
+      ["web", "worker"].map(
+        (g) =>
+          `${g}: ${inGroup(ms, g)
+            .map((m) => m.region)
+            .sort()
+            .join(",")}`,
+      );
+    const before = await machines();
+    expect(before.some((m) => m.region === "r2")).toBe(true);
+    await ok(["deploy", "--strategy", "bluegreen"], 240_000);
+    const after = await machines();
+    expect(spread(after)).toEqual(spread(before));
+    expect(after.map((m) => m.id).filter((id) => before.some((b) => b.id === id))).toEqual([]);
+  });
 });

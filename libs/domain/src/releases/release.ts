@@ -36,6 +36,8 @@ export type ReleaseStrategy = (typeof RELEASE_STRATEGIES)[number];
 export interface ReleaseGroup {
   group: string;
   count: number;
+  /** The region of each slot; empty: wherever the orchestrator defaults. */
+  regions?: string[];
 }
 
 export interface Release {
@@ -296,12 +298,9 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
         return update(state, d.version ?? 0, (r) => ({
           ...r,
           status: "running",
-          groups: (d.groups ?? []).map((g) => ({ group: g.group ?? "", count: g.count ?? 0 })),
+          groups: (d.groups ?? []).map(groupOf),
           previousVersion: d.previousVersion ?? 0,
-          previousGroups: (d.previousGroups ?? []).map((g) => ({
-            group: g.group ?? "",
-            count: g.count ?? 0,
-          })),
+          previousGroups: (d.previousGroups ?? []).map(groupOf),
           startedAtMs: Number(d.startedAtMs ?? 0),
         }));
       }
@@ -355,4 +354,12 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
 
 function update(state: ReleasesState, version: number, f: (r: Release) => Release): ReleasesState {
   return { releases: state.releases.map((r) => (r.version === version ? f(r) : r)) };
+}
+
+function groupOf(g: {
+  group?: string | null;
+  count?: number | null;
+  regions?: string[] | null;
+}): ReleaseGroup {
+  return { group: g.group ?? "", count: g.count ?? 0, ...(g.regions?.length ? { regions: g.regions } : {}) };
 }

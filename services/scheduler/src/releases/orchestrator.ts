@@ -210,13 +210,20 @@ export class ReleaseOrchestrator {
     if (!(await this.releaseCommandDone(app, release, config as AppConfig))) return;
     const live = this.live(app).filter((m) => m.group !== undefined);
     const counted = (group: string) => live.filter((m) => m.group === group).length;
-    const groups = processGroups(config as AppConfig).map((group) => ({
-      group,
-      count: Math.max(1, counted(group)),
-    }));
+    // Each slot keeps the region of a machine it replaces: a group spread over regions stays spread.
+    const regions = (group: string) =>
+      live
+        .filter((m) => m.group === group)
+        .map((m) => m.region ?? "")
+        .sort();
+    const fallback = (config as AppConfig).primary_region || this.opts.defaultRegion;
+    const groups = processGroups(config as AppConfig).map((group) => {
+      const spread = regions(group);
+      return { group, count: Math.max(1, spread.length), regions: spread.length > 0 ? spread : [fallback] };
+    });
     const previousGroups = [...new Set(live.map((m) => m.group as string))]
       .sort()
-      .map((group) => ({ group, count: counted(group) }));
+      .map((group) => ({ group, count: counted(group), regions: regions(group) }));
     const previous = currentRelease({ releases: state.releases.filter((r) => r.version < release.version) });
     await this.command(
       app,
@@ -387,8 +394,11 @@ export class ReleaseOrchestrator {
         );
         return;
       case "act":
-        this.take(app, decision.steps, (group) =>
-          this.configFor(config, release.imageRef, release.version, group),
+        this.take(
+          app,
+          decision.steps,
+          (group) => this.configFor(config, release.imageRef, release.version, group),
+          release.groups,
         );
         return;
     }
@@ -444,8 +454,11 @@ export class ReleaseOrchestrator {
           this.take(app, decision.steps, () => undefined);
           return;
         }
-        this.take(app, decision.steps, (group) =>
-          this.configFor(config, previous.imageRef, previous.version, group),
+        this.take(
+          app,
+          decision.steps,
+          (group) => this.configFor(config, previous.imageRef, previous.version, group),
+          release.previousGroups,
         );
         return;
     }
@@ -465,6 +478,7 @@ export class ReleaseOrchestrator {
     app: string,
     steps: RolloutStep[],
     configOf: (group: string) => Record<string, unknown> | undefined,
+    groups: ReleaseGroup[] = [],
   ): void {
     for (const step of steps) {
       const id = step.machineId;
@@ -472,7 +486,7 @@ export class ReleaseOrchestrator {
       this.stepping.add(id);
       const work =
         step.kind === "create"
-          ? this.create(app, id, step.group, configOf(step.group))
+          ? this.create(app, id, step.group, configOf(step.group), slotRegion(groups, step.group, step.slot))
           : this.destroy(app, id);
       work
         .catch((err: unknown) => {
@@ -491,10 +505,10 @@ export class ReleaseOrchestrator {
     machineId: string,
     group: string,
     config: Record<string, unknown> | undefined,
+    region = this.regionOf(app, group),
   ): Promise<void> {
     if (!config) return;
     this.checkHeld();
-    const region = (config as { region?: string }).region || this.regionOf(app, group);
     await placeThenCreateMachine(
       { nc: this.opts.nc, machines: this.machines, view: this.opts.fleet.machines },
       { app, machineId, region, config },
@@ -609,6 +623,7 @@ export class ReleaseOrchestrator {
           release: version,
           healthy: why === undefined,
           failure,
+          region: state.region,
         };
       });
   }
@@ -619,6 +634,12 @@ export class ReleaseOrchestrator {
     const same = machines.find((e) => safeMetadata(e.state.configJson).fly_process_group === group);
     return (same ?? machines[0])?.state.region || this.opts.defaultRegion;
   }
+}
+
+/** The region of a group's slot, as the release recorded its groups' spread; undefined: the orchestrator's default. */
+function slotRegion(groups: ReleaseGroup[], group: string, slot: number): string | undefined {
+  const regions = groups.find((g) => g.group === group)?.regions ?? [];
+  return regions.length > 0 ? regions[slot % regions.length] : undefined;
 }
 
 function appConfigOf(release: Release): AppConfig | undefined {

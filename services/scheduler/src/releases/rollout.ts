@@ -14,6 +14,7 @@ export interface RolloutMachine {
   healthy: boolean;
   /** Why it will not become healthy by waiting (failed, destroyed, past its wait timeout), if so. */
   failure?: string | undefined;
+  region?: string;
 }
 
 /** What a rollout converges the app to: a release's machines, so many per process group. */
@@ -29,7 +30,7 @@ export interface RolloutTarget {
 
 export type RolloutStep =
   /** Create the group's machine of slot `slot` (its id is derived from the slot: creating twice is one machine). */
-  | { kind: "create"; group: string; machineId: string }
+  | { kind: "create"; group: string; slot: number; machineId: string }
   /** Drain then destroy a machine the target does not keep. */
   | { kind: "destroy"; machineId: string };
 
@@ -94,7 +95,7 @@ export function planRollout(
     for (let slot = 0, made = 0; made < creates; slot++) {
       const machineId = target.slotId(group, slot);
       if (taken.has(machineId)) continue;
-      steps.push({ kind: "create", group, machineId });
+      steps.push({ kind: "create", group, slot, machineId });
       made++;
     }
     // Old machines go as new ones are healthy: all at once for immediate and bluegreen, once all are.
