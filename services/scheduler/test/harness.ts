@@ -12,6 +12,7 @@ import {
   machineAggregateId,
   machineDecider,
   machinesStream,
+  releasesStream,
   type ScalingCommand,
   type ScalingEvent,
   type ScalingState,
@@ -103,7 +104,8 @@ export class Platform {
     const server = await startNatsServer();
     const nc = await connect({ servers: server.url });
     const store = await EventStore.connect(nc);
-    for (const s of [appsStream, machinesStream, scalingStream]) await ensureStream(store.jsm, s);
+    for (const s of [appsStream, machinesStream, scalingStream, releasesStream])
+      await ensureStream(store.jsm, s);
     const machinesHandler = new CommandHandler(store, machinesStream, machineDecider);
     const machines = MachinesView.create(store);
     const scaling = await AggregateView.start(store, scalingStream, scalingDecider);
