@@ -1,5 +1,5 @@
 // Acceptance 3: `hangar deploy` yields one trace, with spans from the CLI, the gateway, the builder,
-// placement and the host agent (and its checks), each parented correctly, as an OTLP receiver in the
+// the scheduler's release orchestrator, placement and the host agent (and its checks), each parented correctly, as an OTLP receiver in the
 // test sees them. The platform must export to that receiver (startTestPlatform({ allEnv:
 // receiver.env() })); the app has its own random name, so the check runs on a platform other checks share.
 import { randomBytes } from "node:crypto";
@@ -137,6 +137,7 @@ export async function checkDeployTrace(p: TestPlatform, otlp: OtlpReceiver): Pro
     for (const s of [
       "hangar-cli",
       "hangar-gateway",
+      "hangar-scheduler",
       "hangar-builder",
       "hangar-placement",
       "hangar-host-agent",
@@ -153,17 +154,20 @@ export async function checkDeployTrace(p: TestPlatform, otlp: OtlpReceiver): Pro
     for (const step of t.find("hangar-builder", /^step \d+$/))
       expect(t.byId.get(step.parentSpanId)).toBe(build);
 
-    // Placement and the machine's start: under the gateway's machine create, in the CLI's machine phase.
+    // Placement and the machine's start: the platform carries the release out (the scheduler's release
+    // orchestrator), under the gateway's POST of the release, in the CLI's release phase.
+    const underRelease = (span: ReceivedSpan) =>
+      underService(t, span, "hangar-scheduler", /^release create machine$/) &&
+      underService(t, span, "hangar-gateway", /^POST .*\/releases$/) &&
+      underService(t, span, "hangar-cli", /^release$/);
     for (const placed of t.find("hangar-placement", "placement decide")) {
       expect(placed.attributes["hangar.app"]).toBe(app);
-      expect(underService(t, placed, "hangar-gateway", /^POST .*\/machines$/)).toBe(true);
-      expect(underService(t, placed, "hangar-cli", /^replace machines$/)).toBe(true);
+      expect(underRelease(placed), t.describe()).toBe(true);
     }
     const starts = t.find("hangar-host-agent", "machine start");
     for (const start of starts) {
       expect(start.statusCode).not.toBe(2);
-      expect(underService(t, start, "hangar-gateway", /^POST .*\/machines$/)).toBe(true);
-      expect(underService(t, start, "hangar-cli", /^replace machines$/)).toBe(true);
+      expect(underRelease(start), t.describe()).toBe(true);
     }
     // The checks: each under its machine's start, ended by a pass.
     for (const check of t.find("hangar-host-agent", /^check /)) {

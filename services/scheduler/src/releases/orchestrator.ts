@@ -29,7 +29,7 @@ import {
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
 import { AggregateView, handleThenWait, placeThenCreateMachine } from "@hangar/service";
-import type { Logger } from "@hangar/telemetry";
+import { type Context, context, type Logger, ROOT_CONTEXT, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Fleet } from "../fleet.js";
 import type { LoadBoard } from "../load.js";
@@ -75,6 +75,12 @@ export class ReleaseOrchestrator {
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
+  /**
+   * The trace each release was created in (the deploy's: the gateway appends it under the client's
+   * request), so the steps this process takes join it; a release taken over from another leader, or
+   * read from history, starts traces of its own.
+   */
+  private readonly traces = new Map<string, Context>();
   /** Steps in flight, by machine id: a step is taken once even while the next passes plan it again. */
   private readonly stepping = new Set<string>();
   /** When this process first saw each new machine of a release (its wait timeout counts from then). */
@@ -148,7 +154,15 @@ export class ReleaseOrchestrator {
       this.opts.fleet.machines.subscribe((c) => {
         if (c.state.status !== "absent") onChange(c.state.app);
       }),
-      this.view.subscribe((c) => onChange(c.aggregateId)),
+      this.view.subscribe((c) => {
+        for (const { event } of c.events) {
+          const key = `${c.aggregateId}#${event.data.version ?? 0}`;
+          // A live change runs in its publisher's trace context (libs/eventstore replay).
+          if (c.live && event.type === "ReleaseCreated") this.traces.set(key, context.active());
+          if (event.type === "ReleaseSucceeded" || event.type === "ReleaseFailed") this.traces.delete(key);
+        }
+        onChange(c.aggregateId);
+      }),
     );
   }
 
@@ -295,7 +309,18 @@ export class ReleaseOrchestrator {
         restart: { policy: "no" },
         metadata: { hangar_release_command: String(release.version) },
       };
-      void this.create(app, machineId, "", run)
+      void withSpan(
+        "release command machine",
+        {
+          attributes: {
+            "hangar.app": app,
+            "hangar.machine_id": machineId,
+            "hangar.release": release.version,
+          },
+        },
+        () => this.create(app, machineId, "", run),
+        this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
+      )
         .catch((err: unknown) =>
           this.opts.logger.warn({ err, app, machine: machineId }, "release_command machine not created yet"),
         )
@@ -399,6 +424,7 @@ export class ReleaseOrchestrator {
           decision.steps,
           (group) => this.configFor(config, release.imageRef, release.version, group),
           release.groups,
+          release.version,
         );
         return;
     }
@@ -451,7 +477,7 @@ export class ReleaseOrchestrator {
         return;
       case "act":
         if (!previous || !config) {
-          this.take(app, decision.steps, () => undefined);
+          this.take(app, decision.steps, () => undefined, [], release.version);
           return;
         }
         this.take(
@@ -459,6 +485,7 @@ export class ReleaseOrchestrator {
           decision.steps,
           (group) => this.configFor(config, previous.imageRef, previous.version, group),
           release.previousGroups,
+          release.version,
         );
         return;
     }
@@ -478,17 +505,24 @@ export class ReleaseOrchestrator {
     app: string,
     steps: RolloutStep[],
     configOf: (group: string) => Record<string, unknown> | undefined,
-    groups: ReleaseGroup[] = [],
+    groups: ReleaseGroup[],
+    /** The release being carried out (its trace is the steps' parent). */
+    release: number,
   ): void {
     for (const step of steps) {
       const id = step.machineId;
       if (this.stepping.has(id)) continue;
       this.stepping.add(id);
-      const work =
+      const work = () =>
         step.kind === "create"
           ? this.create(app, id, step.group, configOf(step.group), slotRegion(groups, step.group, step.slot))
           : this.destroy(app, id);
-      work
+      withSpan(
+        `release ${step.kind} machine`,
+        { attributes: { "hangar.app": app, "hangar.machine_id": id, "hangar.release": release } },
+        work,
+        this.traces.get(`${app}#${release}`) ?? ROOT_CONTEXT,
+      )
         .catch((err: unknown) => {
           if (this.abort.signal.aborted) return;
           this.opts.logger.warn(
