@@ -83,8 +83,8 @@ async function endedOf(name: string, version: number, timeoutMs = 120_000): Prom
   }
 }
 
-async function live(): Promise<MachineView[]> {
-  const all = await p.api.ok<MachineView[]>("GET", `/apps/${app}/machines`);
+async function live(name = app): Promise<MachineView[]> {
+  const all = await p.api.ok<MachineView[]>("GET", `/apps/${name}/machines`);
   return all.filter((m) => m.state !== "destroyed" && m.state !== "destroying");
 }
 
@@ -249,6 +249,105 @@ describe("the release orchestrator", () => {
       rmSync(dir, { recursive: true, force: true });
     }
   }, 400_000);
+
+  it("a failing first release leaves machines no release made; a newer release waits for an older one's release_command, and takes over without counting the older one's machines", async () => {
+    const name = "supersede";
+    await p.api.ok("POST", "/apps", { app_name: name, org_slug: "personal" });
+    const config = (greeting: string, extra: Record<string, unknown> = {}) => ({
+      ...appConfig(greeting),
+      ...extra,
+      app: name,
+    });
+    // A machine that no release made (as flyctl's deploys leave them: a process group, no release):
+    // a failing first release removes its own machines only.
+    const adopted = await p.api.ok<MachineView>("POST", `/apps/${name}/machines`, {
+      config: { image, env: { GREETING: "adopted" }, metadata: { fly_process_group: "app" } },
+    });
+    await p.api.ok("GET", `/apps/${name}/machines/${adopted.id}/wait?state=started`);
+    const failing = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("broken", appConfig("broken", true)),
+      strategy: "immediate",
+      wait_timeout: 5,
+    });
+    const f = await endedOf(name, failing.version);
+    expect(f).toMatchObject({ status: "failed", rolled_back_to: null });
+    const after = await live(name);
+    expect(after.map((m) => m.id)).toEqual([adopted.id]);
+
+    const good = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("v1"),
+      strategy: "immediate",
+    });
+    expect((await endedOf(name, good.version)).status).toBe("succeeded");
+    const serving = (await live(name)).length;
+
+    // v3's release_command takes 3 s; v4 comes while it runs.
+    const slow = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("v3", {
+        deploy: { release_command: `node -e "setTimeout(() => console.log('slow done'), 3000)"` },
+      }),
+      strategy: "bluegreen",
+    });
+    const until = Date.now() + 30_000;
+    while (
+      !(
+        await p.api.ok<ReleaseView & { release_command: unknown }>(
+          "GET",
+          `/apps/${name}/releases/${slow.version}`,
+        )
+      ).release_command
+    ) {
+      if (Date.now() > until) throw new Error("v3's release_command never started");
+      await sleep(100);
+    }
+    const next = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("v4"),
+      strategy: "bluegreen",
+    });
+    const superseded = (await endedOf(name, slow.version)) as ReleaseView & {
+      release_command: { exit_code: number | null; error: string | null };
+    };
+    expect(superseded.status).toBe("failed");
+    expect(superseded.reason).toBe(`superseded by v${next.version}`);
+    // It ran to its end: not cut off by the newer release.
+    expect(superseded.release_command).toMatchObject({ exit_code: 0, error: null });
+    expect((await endedOf(name, next.version)).status).toBe("succeeded");
+    expect((await live(name)).map((m) => m.config.env?.GREETING)).toEqual(Array(serving).fill("v4"));
+
+    // v5's machines never pass their check; v6 comes while they exist and counts only the serving ones.
+    const stuck = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("v5", appConfig("v5", true)),
+      strategy: "bluegreen",
+      wait_timeout: 120,
+    });
+    const until5 = Date.now() + 30_000;
+    while ((await live(name)).length <= serving) {
+      if (Date.now() > until5) throw new Error("v5 made no machine");
+      await sleep(100);
+    }
+    const v6 = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("v6"),
+      strategy: "bluegreen",
+    });
+    expect(await endedOf(name, stuck.version)).toMatchObject({
+      status: "failed",
+      reason: `superseded by v${v6.version}`,
+    });
+    expect((await endedOf(name, v6.version)).status).toBe("succeeded");
+    expect((await live(name)).map((m) => m.config.env?.GREETING)).toEqual(Array(serving).fill("v6"));
+  }, 300_000);
 
   it("refuses what it cannot carry out with a clear 4xx, and a client cannot end a release the platform carries out", async () => {
     const bad = await p.api.call("POST", `/apps/${app}/releases`, {

@@ -111,15 +111,25 @@ export class StreamReleasesBackend implements ReleasesBackend {
       : (input.image ?? earlier?.imageRef);
     if (!image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
     const configJson = input.config ? JSON.stringify(input.config) : (earlier?.configJson ?? "");
-    if (input.deploy && input.config) {
+    if (input.deploy) {
       // The platform derives the machines from it: it must be an app config as fly.toml loads into
-      // (with the [[files]] local_path contents hangar deploy read).
-      const parsed = ReleaseConfigSchema.safeParse(input.config);
+      // (with the [[files]] local_path contents hangar deploy read), whether sent or taken from the
+      // release rolled back to (which may have been created for a client to carry out, unchecked).
+      let config: unknown = input.config ?? {};
+      if (!input.config && configJson) {
+        try {
+          config = JSON.parse(configJson);
+        } catch {
+          config = undefined;
+        }
+      }
+      const parsed = ReleaseConfigSchema.safeParse(config);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
+        const what = input.config ? "config" : `config of v${input.rollbackOf}`;
         throw ApiError.of(
           "invalid_argument",
-          `config.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+          `${what}.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
         );
       }
     }

@@ -5,6 +5,7 @@ import {
   durationToMs,
   machineConfigFromApp,
   processGroups,
+  ReleaseConfigSchema,
   splitShellWords,
 } from "@hangar/config";
 import {
@@ -75,6 +76,13 @@ export class ReleaseOrchestrator {
   private readonly busy = new Set<string>();
   private readonly again = new Set<string>();
   private readonly unsubscribe: (() => void)[] = [];
+  /** Why a release_command machine could not be created, by machine id (its release fails with it). */
+  private readonly commandErrors = new Map<string, string>();
+  /** Creates this process planned and has not seen land yet: since when, and their last error. */
+  private readonly creating = new Map<
+    string,
+    { app: string; release: number; since: number; error: string }
+  >();
   /**
    * The trace each release was created in (the deploy's: the gateway appends it under the client's
    * request), so the steps this process takes join it; a release taken over from another leader, or
@@ -178,7 +186,14 @@ export class ReleaseOrchestrator {
     const open = inProgress(state);
     const release = open.at(-1);
     if (!release) return;
-    // An older release still open when a newer one came: the newer one takes the app over.
+    // An older release still open when a newer one came: the newer one takes the app over, once the
+    // older one's release_command (if running) has ended: a migration is never cut off half-way.
+    const older = open.slice(0, -1);
+    if (older.some(commandRunning)) {
+      for (const r of older.filter(commandRunning))
+        await this.releaseCommandDone(app, r, appConfigOf(r) ?? {});
+      return;
+    }
     for (const older of open.slice(0, -1))
       await this.command(
         app,
@@ -222,7 +237,14 @@ export class ReleaseOrchestrator {
     }
     await this.sweepReleaseCommands(app);
     if (!(await this.releaseCommandDone(app, release, config as AppConfig))) return;
-    const live = this.live(app).filter((m) => m.group !== undefined);
+    // The app's serving machines: those of a release still open or failed (one this release
+    // supersedes, half rolled out) are not counted, and go as old machines.
+    const unserved = new Set(
+      state.releases
+        .filter((r) => r.version !== release.version && r.status !== "succeeded")
+        .map((r) => r.version),
+    );
+    const live = this.live(app).filter((m) => m.group !== undefined && !unserved.has(m.release));
     const counted = (group: string) => live.filter((m) => m.group === group).length;
     // Each slot keeps the region of a machine it replaces: a group spread over regions stays spread.
     const regions = (group: string) =>
@@ -293,8 +315,19 @@ export class ReleaseOrchestrator {
         "release_command started",
       );
     }
+    let timeoutMs = DEFAULT_RELEASE_COMMAND_TIMEOUT_MS;
+    try {
+      if (config.deploy?.release_command_timeout)
+        timeoutMs = durationToMs(config.deploy.release_command_timeout);
+    } catch {
+      // The gateway checks the config; a value it let through that does not parse keeps the default.
+    }
+    // Counted from when this process first asked for it: a machine that cannot be created times out too.
+    const seen = this.firstSeen.get(machineId) ?? this.now();
+    this.firstSeen.set(machineId, seen);
+    const late = this.now() - seen > timeoutMs;
     const machine = this.opts.fleet.machine(app, machineId);
-    if (!machine) {
+    if (!machine && !late) {
       if (this.stepping.has(machineId)) return false;
       this.stepping.add(machineId);
       const base = machineConfigFromApp(config, release.imageRef, {
@@ -321,19 +354,22 @@ export class ReleaseOrchestrator {
         () => this.create(app, machineId, "", run),
         this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
       )
-        .catch((err: unknown) =>
-          this.opts.logger.warn({ err, app, machine: machineId }, "release_command machine not created yet"),
-        )
+        .catch((err: unknown) => {
+          this.commandErrors.set(machineId, err instanceof Error ? err.message : String(err));
+          this.opts.logger.warn({ err, app, machine: machineId }, "release_command machine not created yet");
+        })
         .finally(() => this.stepping.delete(machineId));
       return false;
     }
-    const timeoutMs = config.deploy?.release_command_timeout
-      ? durationToMs(config.deploy.release_command_timeout)
-      : DEFAULT_RELEASE_COMMAND_TIMEOUT_MS;
-    const seen = this.firstSeen.get(machineId) ?? this.now();
-    this.firstSeen.set(machineId, seen);
     let finish: { exitCode: number; reason: string } | undefined;
-    if (machine.status === "failed") finish = { exitCode: -1, reason: `could not start: ${machine.failure}` };
+    const error = this.commandErrors.get(machineId);
+    if (!machine)
+      finish = {
+        exitCode: -1,
+        reason: `could not be started within ${Math.round(timeoutMs / 1000)} s${error ? `: ${error}` : ""}`,
+      };
+    else if (machine.status === "failed")
+      finish = { exitCode: -1, reason: `could not start: ${machine.failure}` };
     else if ((machine.status === "stopped" || GONE.has(machine.status)) && machine.lastExitCode !== null)
       finish = { exitCode: machine.lastExitCode, reason: "" };
     else if (GONE.has(machine.status))
@@ -351,7 +387,15 @@ export class ReleaseOrchestrator {
       "release_command ended",
     );
     // The stopped machine stays until the release has ended and a little longer (sweepReleaseCommands):
-    // its host keeps its output for `hangar deploy` and `hangar logs` meanwhile.
+    // its host keeps its output for `hangar deploy` and `hangar logs` meanwhile. One that overran its
+    // timeout is stopped for good now.
+    if (machine && !GONE.has(machine.status) && machine.status !== "stopped" && machine.status !== "failed")
+      await this.machine(
+        app,
+        machineId,
+        { type: "DestroyMachine", force: true, nowMs: this.now() },
+        "destroy",
+      );
     if (finish.exitCode === 0 && !finish.reason) return true;
     await fail(
       finish.reason
@@ -374,7 +418,8 @@ export class ReleaseOrchestrator {
     );
     for (const { state } of this.opts.fleet.machines.ofApp(app)) {
       const of = safeMetadata(state.configJson).hangar_release_command;
-      if (of === undefined || !ended.has(of) || GONE.has(state.status)) continue;
+      // Only one that has exited: a release_command still running is never cut off.
+      if (of === undefined || !ended.has(of) || !["stopped", "failed"].includes(state.status)) continue;
       await this.machine(
         app,
         state.machineId,
@@ -393,11 +438,10 @@ export class ReleaseOrchestrator {
       maxUnavailable: release.maxUnavailable,
       slotId: (group, slot) => newMachineId(`${release.releaseId}/${group}/${slot}`),
     };
-    const decision = planRollout(
-      target,
-      this.rolloutMachines(app, release.version, waitOf(release)),
-      this.taken(app),
-    );
+    const stuck = this.stuckCreate(app, release, waitOf(release));
+    const decision = stuck
+      ? { kind: "fail" as const, reason: stuck }
+      : planRollout(target, this.rolloutMachines(app, release.version, waitOf(release)), this.taken(app));
     switch (decision.kind) {
       case "done":
         await this.command(
@@ -408,6 +452,9 @@ export class ReleaseOrchestrator {
         this.opts.logger.info({ app, release: release.version }, "release succeeded");
         return;
       case "fail":
+        // Creates of the rollout that never landed are not the rollback's to wait for.
+        for (const [id, p] of this.creating)
+          if (p.app === app && p.release === release.version) this.creating.delete(id);
         this.opts.logger.warn(
           { app, release: release.version, reason: decision.reason },
           "release failed: rolling back",
@@ -432,23 +479,50 @@ export class ReleaseOrchestrator {
 
   /** Brings the previous release back (its image, config and counts) at once, then ends the release failed. */
   private async rollBack(app: string, state: ReleasesState, release: Release): Promise<void> {
-    const previous = state.releases.find((r) => r.version === release.previousVersion);
+    const found = state.releases.find((r) => r.version === release.previousVersion);
+    const config = found ? appConfigOf(found) : undefined;
+    // A previous release whose config gives no machine (a client-deployed one with [mounts], a config
+    // that no longer loads) cannot be brought back: the release's own machines just go.
+    const unusable =
+      found &&
+      (config === undefined ? "its config is not valid JSON" : configProblem(config, found.imageRef));
+    const previous = unusable ? undefined : found;
+    const groupsOfPrevious = new Set(previous && config ? processGroups(config) : []);
+    const fail = (why: string) =>
+      this.command(
+        app,
+        {
+          type: "FailRelease",
+          version: release.version,
+          reason: `${release.reason}; ${why}`,
+          rolledBackTo: 0,
+        },
+        `fail-${release.releaseId}`,
+      );
     const target: RolloutTarget = {
-      release: previous?.version ?? 0,
-      // With no previous release there is nothing to return to: the release's machines just go.
-      groups: previous ? release.previousGroups.filter((g) => g.count > 0) : [],
+      release: previous?.version ?? -1,
+      groups: previous
+        ? release.previousGroups.filter((g) => g.count > 0 && groupsOfPrevious.has(g.group))
+        : [],
       strategy: "immediate",
       maxUnavailable: "",
       slotId: (group, slot) => newMachineId(`${release.releaseId}/rollback/${group}/${slot}`),
     };
-    const config = previous ? appConfigOf(previous) : undefined;
-    const decision = planRollout(
-      target,
-      this.rolloutMachines(app, target.release, waitOf(release)),
-      this.taken(app),
-    );
+    let machines = this.rolloutMachines(app, target.release, waitOf(release));
+    // With nothing to return to, only this release's own machines go; every other machine stays.
+    if (!previous) machines = machines.filter((m) => m.release === release.version);
+    const stuck = this.stuckCreate(app, release, waitOf(release));
+    const decision = stuck
+      ? { kind: "fail" as const, reason: stuck }
+      : planRollout(target, machines, this.taken(app));
     switch (decision.kind) {
       case "done":
+        if (!previous && unusable) {
+          await fail(
+            `v${found?.version} cannot be brought back (${unusable}); the release's machines were removed`,
+          );
+          return;
+        }
         await this.command(
           app,
           {
@@ -465,17 +539,16 @@ export class ReleaseOrchestrator {
         );
         return;
       case "fail":
-        await this.command(
-          app,
-          {
-            type: "FailRelease",
-            version: release.version,
-            reason: `${release.reason}; returning to v${previous?.version} failed too: ${decision.reason}`,
-          },
-          `fail-${release.releaseId}`,
+        await fail(
+          previous
+            ? `returning to v${previous.version} failed too: ${decision.reason}`
+            : `removing its machines failed too: ${decision.reason}`,
         );
         return;
-      case "act":
+      case "act": {
+        // A machine of the previous release left cordoned (a leader that stopped half-way through its
+        // drain) would count as serving while no proxy routes to it: it is let back in first.
+        if (previous) await this.uncordonAll(app, previous.version);
         if (!previous || !config) {
           this.take(app, decision.steps, () => undefined, [], release.version);
           return;
@@ -488,7 +561,35 @@ export class ReleaseOrchestrator {
           release.version,
         );
         return;
+      }
     }
+  }
+
+  /** Lifts the cordon of the release's live machines. */
+  private async uncordonAll(app: string, version: number): Promise<void> {
+    for (const { state } of this.opts.fleet.machines.ofApp(app)) {
+      if (!state.cordoned || GONE.has(state.status)) continue;
+      if (Number(safeMetadata(state.configJson).hangar_release) !== version) continue;
+      await this.machine(app, state.machineId, { type: "UncordonMachine", nowMs: this.now() }, "uncordon");
+    }
+  }
+
+  /**
+   * Why a machine this release planned has not come to exist within the wait: placement or its
+   * create kept failing (no capacity, no host in its region, a config no machine can be made of).
+   */
+  private stuckCreate(app: string, release: Release, waitMs: number): string | undefined {
+    const now = this.now();
+    for (const [id, p] of this.creating) {
+      if (p.app !== app || p.release !== release.version) continue;
+      if (this.opts.fleet.machine(app, id)) {
+        this.creating.delete(id);
+        continue;
+      }
+      if (now - p.since > waitMs)
+        return `machine ${id} could not be created within ${Math.round(waitMs / 1000)} s${p.error ? `: ${p.error}` : ""}`;
+    }
+    return undefined;
   }
 
   private configFor(
@@ -513,6 +614,8 @@ export class ReleaseOrchestrator {
       const id = step.machineId;
       if (this.stepping.has(id)) continue;
       this.stepping.add(id);
+      if (step.kind === "create" && !this.creating.has(id))
+        this.creating.set(id, { app, release, since: this.now(), error: "" });
       const work = () =>
         step.kind === "create"
           ? this.create(app, id, step.group, configOf(step.group), slotRegion(groups, step.group, step.slot))
@@ -525,6 +628,8 @@ export class ReleaseOrchestrator {
       )
         .catch((err: unknown) => {
           if (this.abort.signal.aborted) return;
+          const planned = this.creating.get(id);
+          if (planned) planned.error = err instanceof Error ? err.message : String(err);
           this.opts.logger.warn(
             { err, app, machine: id, step: step.kind },
             "release step failed for now; planned again on the next pass",
@@ -541,7 +646,7 @@ export class ReleaseOrchestrator {
     config: Record<string, unknown> | undefined,
     region = this.regionOf(app, group),
   ): Promise<void> {
-    if (!config) return;
+    if (!config) throw new Error(`no machine config for process group ${group || "(release_command)"}`);
     this.checkHeld();
     await placeThenCreateMachine(
       { nc: this.opts.nc, machines: this.machines, view: this.opts.fleet.machines },
@@ -641,6 +746,8 @@ export class ReleaseOrchestrator {
         const metadata = safeMetadata(state.configJson);
         const version = Number(metadata.hangar_release) || 0;
         const why = unhealthy(state);
+        // The wait counts until a machine is first healthy; a later blip waits afresh.
+        if (why === undefined) this.firstSeen.delete(state.machineId);
         let failure: string | undefined;
         if (version === release && why !== undefined) {
           if (state.status === "failed")
@@ -670,6 +777,13 @@ export class ReleaseOrchestrator {
   }
 }
 
+/** Whether the release's release_command has started and not ended. */
+function commandRunning(r: Release): boolean {
+  return (
+    r.releaseCommand.machineId !== "" && r.releaseCommand.exitCode === null && r.releaseCommand.reason === ""
+  );
+}
+
 /** The region of a group's slot, as the release recorded its groups' spread; undefined: the orchestrator's default. */
 function slotRegion(groups: ReleaseGroup[], group: string, slot: number): string | undefined {
   const regions = groups.find((g) => g.group === group)?.regions ?? [];
@@ -690,6 +804,11 @@ function waitOf(release: Release): number {
 
 /** Why the orchestrator cannot carry the release out: a config no machine can be made of, or volumes. */
 function configProblem(config: AppConfig, image: string): string | undefined {
+  const parsed = ReleaseConfigSchema.safeParse(config);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    return `the release's config is not an app config: ${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`;
+  }
   try {
     for (const group of processGroups(config)) machineConfigFromApp(config, image, { processGroup: group });
   } catch (err) {
