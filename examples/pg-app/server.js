@@ -1,7 +1,8 @@
 // A small app with a Postgres database: `hangar postgres attach <db> -a <app>` gives it DATABASE_URL
 // (postgres://...@<db>.internal:5432/...), which reaches the cluster's current primary over the
 // private network. POST /rows inserts a row and answers its id; GET /rows answers the count and the
-// last rows. Without DATABASE_URL it still serves /healthz, and says on the other routes what is missing.
+// last rows; GET /migrations, how many times migrate.js (the release_command) ran. Without
+// DATABASE_URL it still serves /healthz, and says on the other routes what is missing.
 import { lookup } from "node:dns/promises";
 import { createServer } from "node:http";
 import pg from "pg";
@@ -104,6 +105,13 @@ const server = createServer(async (req, res) => {
       // The database's host and port (never its credentials), and what the host name resolved to.
       const database = pool ? new URL(databaseUrl).host : null;
       return send(res, 200, { app: "pg-app", machine_id: machine, database, resolved, ready });
+    }
+    if (path === "/migrations" && pool) {
+      // How many times migrate.js (the release_command) ran against this database.
+      const { rows } = await pool.query("SELECT count(*)::int AS count FROM schema_migrations").catch(() => ({
+        rows: [{ count: 0 }],
+      }));
+      return send(res, 200, { count: rows[0].count });
     }
     if (path !== "/rows") return send(res, 404, { error: `no route ${path}: try GET or POST /rows` });
     if (!pool)

@@ -5,7 +5,7 @@
 // `hangar launch` + `hangar deploy`) a DATABASE_URL on <db>.internal:5432, through which the app writes
 // and reads rows, answered through the proxy. Then acceptance 2 on the same cluster (one platform start
 // and one cluster for both, to keep CI short): see the last describe.
-import { cpSync } from "node:fs";
+import { cpSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -134,6 +134,43 @@ describe("acceptance 1: a three-member cluster and an app that uses it", () => {
     expect(res.stderr).toMatch(/DATABASE_URL|attached|exists/i);
     expect((await viaProxy(pp.p, APP, "/rows")).status).toBe(200);
   });
+
+  it("a release_command migrates the attached database once per release, before any machine is replaced", async () => {
+    const dir = join(pp.work, APP);
+    const config = join(dir, "fly.toml");
+    const plain = readFileSync(config, "utf8");
+    writeFileSync(config, `${plain}\n[deploy]\n  release_command = "node migrate.js"\n`);
+    try {
+      const deploy = await pp.hangar(["deploy"], { cwd: dir, timeoutMs: 300_000 });
+      expect(deploy.code, deploy.stdout + deploy.stderr).toBe(0);
+      expect(deploy.stdout).toMatch(/migrate: ran migration 1/);
+      expect(deploy.stdout).toContain("release_command exited with code 0");
+      const count = async () =>
+        (JSON.parse((await viaProxy(pp.p, APP, "/migrations")).body) as { count: number }).count;
+      expect(await count()).toBe(1);
+
+      // The same release asked for twice (a client retrying with its Idempotency-Key) migrates once.
+      const [last] = await pp.p.api.ok<{ image: string; config: unknown }[]>("GET", `/apps/${APP}/releases`);
+      const again = { deploy: true, image: last?.image, config: last?.config, strategy: "immediate" };
+      const headers = { "idempotency-key": "pg-app-migrate-retry" };
+      const first = await pp.p.api.call<{ version: number }>("POST", `/apps/${APP}/releases`, again, {
+        headers,
+      });
+      const retry = await pp.p.api.call<{ version: number }>("POST", `/apps/${APP}/releases`, again, {
+        headers,
+      });
+      expect(retry.body.version).toBe(first.body.version);
+      const ended = await until(async () => {
+        const r = await pp.p.api.ok<{ status: string }>("GET", `/apps/${APP}/releases/${first.body.version}`);
+        expect(["succeeded", "failed"]).toContain(r.status);
+        return r.status;
+      }, 180_000);
+      expect(ended).toBe("succeeded");
+      expect(await count()).toBe(2);
+    } finally {
+      writeFileSync(config, plain);
+    }
+  }, 600_000);
 
   it("postgres status shows the attachment and each replica's lag after the app's writes", async () => {
     await waitForStatus(
