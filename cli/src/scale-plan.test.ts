@@ -76,10 +76,17 @@ describe("planScaleCount", () => {
     expect(plan).toEqual([{ group: "worker", region: "r2", delta: 2, destroy: [] }]);
   });
 
-  it("takes machines without a group as the `app` group, as flyctl does", () => {
-    expect(planScaleCount({ machines, group: "app", count: 0 })).toMatchObject([
-      { group: "app", region: "local", delta: -1, destroy: [{ id: "u1" }] },
-    ]);
+  it("leaves alone machines no deploy made and release_command machines, as flyctl acts only on its deploys' machines", () => {
+    // u1 has no fly_process_group (`hangar machine run`): scaling `app` to 0 destroys nothing of it.
+    expect(planScaleCount({ machines, group: "app", count: 0 })).toEqual([]);
+    const rc: Machine = {
+      id: "rc1",
+      state: "stopped",
+      region: "local",
+      config: { metadata: { fly_process_group: "web", hangar_release_command: "3" } },
+    };
+    const web = planScaleCount({ machines: [...machines, rc], group: "web", count: 0 });
+    expect(web.flatMap((a) => a.destroy.map((m) => m.id))).not.toContain("rc1");
   });
 
   it("gives a group without machines its count in the primary region of an app without any", () => {

@@ -15,9 +15,25 @@ export function groupOf(m: Machine): string {
   return m.config?.metadata?.fly_process_group || UNLABELLED_GROUP;
 }
 
-/** The machines that count: not destroyed or being destroyed, and with a config. */
+/**
+ * The machines that count: not destroyed or being destroyed, with a config, and not a release's
+ * release_command machine (a one-off the release orchestrator runs and removes).
+ */
 export function liveMachines(machines: Machine[]): Machine[] {
-  return machines.filter((m) => m.config !== undefined && !GONE.has(m.state ?? ""));
+  return machines.filter(
+    (m) =>
+      m.config !== undefined &&
+      !GONE.has(m.state ?? "") &&
+      m.config?.metadata?.hangar_release_command === undefined,
+  );
+}
+
+/**
+ * The machines `scale count` and `scale vm` act on: live ones a deploy made (with fly_process_group),
+ * as flyctl acts only on the machines its deploys made; `hangar machine run` machines are left alone.
+ */
+export function deployedMachines(machines: Machine[]): Machine[] {
+  return liveMachines(machines).filter((m) => Boolean(m.config?.metadata?.fly_process_group));
 }
 
 /**
@@ -89,14 +105,14 @@ export function scaleRegions(
 ): string[] {
   const asked = (req.regions ?? []).map((r) => r.trim()).filter((r) => r !== "");
   if (asked.length > 0) return [...new Set(asked)];
-  const present = [...new Set(liveMachines(req.machines).map((m) => m.region ?? ""))];
+  const present = [...new Set(deployedMachines(req.machines).map((m) => m.region ?? ""))];
   if (present.length > 0) return present;
   return [req.primaryRegion ?? ""];
 }
 
 /** Per region, the machines the group gains or loses to have `count` in the regions acted on. */
 export function planScaleCount(req: ScaleCountRequest): ScaleAction[] {
-  const members = liveMachines(req.machines).filter((m) => groupOf(m) === req.group);
+  const members = deployedMachines(req.machines).filter((m) => groupOf(m) === req.group);
   const byRegion = new Map<string, Machine[]>();
   for (const m of members) byRegion.set(m.region ?? "", [...(byRegion.get(m.region ?? "") ?? []), m]);
   const current = Object.fromEntries([...byRegion].map(([r, ms]) => [r, ms.length]));

@@ -8,7 +8,14 @@ import { type Context, printJson } from "../context.js";
 import { guestOfSize, sizeName, updateAndWait } from "../machine-update.js";
 import { createLike, NewVolumes } from "../new-machine.js";
 import { positiveInt, waitTimeoutOption } from "../options.js";
-import { groupOf, liveMachines, planScaleCount, type ScaleAction, UNLABELLED_GROUP } from "../scale-plan.js";
+import {
+  deployedMachines,
+  groupOf,
+  liveMachines,
+  planScaleCount,
+  type ScaleAction,
+  UNLABELLED_GROUP,
+} from "../scale-plan.js";
 import { formatTable } from "../table.js";
 import type { Machine, MachineConfig, Release } from "../types.js";
 
@@ -179,7 +186,7 @@ async function scaleCount(ctx: Context, n: number, flags: CountFlags): Promise<v
     if (flags.json) printJson(ctx, { ...summary, plan });
     return;
   }
-  const members = liveMachines(machines).filter((m) => groupOf(m) === group);
+  const members = deployedMachines(machines).filter((m) => groupOf(m) === group);
   const source = actions.some((a) => a.delta > 0) ? groupSourceConfig(members, group, release) : undefined;
   const size = sizeName(source?.guest ?? members[0]?.config?.guest);
   progress(planText(flags.app, actions, size));
@@ -225,7 +232,7 @@ async function scaleVm(ctx: Context, size: string, flags: VmFlags): Promise<void
     currentRelease(api, flags.app),
   ]);
   const group = pickGroup(flags.processGroup, knownGroups(machines, releaseConfig(release)));
-  const members = liveMachines(machines).filter((m) => groupOf(m) === group);
+  const members = deployedMachines(machines).filter((m) => groupOf(m) === group);
   if (members.length === 0) {
     throw new CliError(
       `no machines in process group ${group}`,

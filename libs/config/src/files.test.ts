@@ -151,6 +151,15 @@ describe("a release's config", () => {
     expect(ReleaseConfigSchema.safeParse({ files }).success).toBe(true);
     const bad = ReleaseConfigSchema.safeParse({ files: [{ ...files[0], local_content: "not base64" }] });
     expect(bad.error?.issues[0]?.message).toBe("expected standard base64 with padding");
+    // A path a machine's config.files refuses is refused when the release is deployed (a 400), not
+    // when fly.toml loads (flyctl loads any path).
+    const climbing = ReleaseConfigSchema.safeParse({
+      files: [{ guest_path: "/etc/../root/x", raw_value: "x" }],
+    });
+    expect(climbing.error?.issues[0]?.path).toEqual(["files", 0, "guest_path"]);
+    expect(
+      parseAppConfig('[[files]]\nguest_path = "/etc/../root/x"\nraw_value = "x"\n', "fly.toml").config.files,
+    ).toHaveLength(1);
     const { config, warnings } = parseAppConfig(
       '[[files]]\nguest_path = "/a"\nlocal_path = "a.txt"\nlocal_content = "AP8K"\n',
       "fly.toml",

@@ -120,4 +120,20 @@ describe("readImageFiles", () => {
       "/app/public/b.txt: the statics are over 100 bytes or 100 files in all: not served",
     ]);
   });
+
+  it("counts hard links and long paths against the limits: a layer of links or long names makes no huge manifest", async () => {
+    const links = Array.from({ length: 10 }, (_, i) => ({
+      name: `app/public/l${i}`,
+      hardlink: "app/public/a",
+    }));
+    const { files, warnings } = await read([[{ name: "app/public/a", body: "x" }, ...links]], {
+      maxFiles: 4,
+    });
+    expect(Object.keys(files)).toHaveLength(4);
+    expect(warnings[0]).toMatch(/over .* or 4 files in all: not served/);
+    const long = `app/public/${"n".repeat(1100)}`;
+    const named = await read([[{ name: long, body: "x" }]]);
+    expect(named.files).toEqual({});
+    expect(named.warnings[0]).toMatch(/is a path over 1024 bytes: not served/);
+  });
 });

@@ -20,6 +20,9 @@ export interface ImageFiles {
   warnings: string[];
 }
 
+/** A longer path is left out: a manifest of many long names would cost its readers (the proxy) dearly. */
+export const MAX_STATIC_PATH_BYTES = 1024;
+
 /** Warnings kept at most; the rest are counted in the last one. */
 const MAX_WARNINGS = 20;
 
@@ -130,6 +133,11 @@ export async function readImageFiles(
           entry.resume();
           continue;
         }
+        if (Buffer.byteLength(rel) > MAX_STATIC_PATH_BYTES) {
+          entry.resume();
+          warn(`/${rel.slice(0, 64)}... is a path over ${MAX_STATIC_PATH_BYTES} bytes: not served`);
+          continue;
+        }
         switch (h.type) {
           case "file":
           case "contiguous-file": {
@@ -167,6 +175,13 @@ export async function readImageFiles(
             const bytes = files.get(target);
             if (bytes === undefined || !under(target)) {
               warn(`/${rel} is a hard link to /${target}, which is not a static file: not served`);
+              continue;
+            }
+            // A link is one more file of the manifest: it counts against the same limits.
+            if (total + bytes.length > opts.maxTotalBytes || files.size >= opts.maxFiles) {
+              warn(
+                `/${rel}: the statics are over ${mib(opts.maxTotalBytes)} or ${opts.maxFiles} files in all: not served`,
+              );
               continue;
             }
             add(rel, bytes);

@@ -79,6 +79,13 @@ describe("StaticFiles.answer", () => {
       status: "not_found",
     });
     expect((await statics.answer("web", SET, "GET", "/static/css", undefined))?.status).toBe(404);
+    // Names an object has by inheritance are no files of the image.
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty"]) {
+      for (const method of ["GET", "HEAD"]) {
+        const inherited = await statics.answer("web", SET, method, `/static/${name}`, undefined);
+        expect(inherited?.status, `${method} ${name}`).toBe(404);
+      }
+    }
     const climbing = await statics.answer("web", SET, "GET", "/static/%2e%2e/server.js", undefined);
     expect(climbing?.status).toBe(400);
     expect(JSON.parse(climbing?.body ?? "").status).toBe("bad_request");

@@ -98,7 +98,7 @@ export class StaticFiles {
     if (found.kind === "refused") return json(400, "bad_request", found.reason);
     const files = manifest.files[found.index] ?? {};
     const path = pick(files, found.path, found.indexDocument);
-    const file = path === undefined ? undefined : files[path];
+    const file = path === undefined ? undefined : own(files, path);
     if (path === undefined || file === undefined)
       return json(404, "not_found", `no file ${url.split("?")[0]} among the app's statics`);
     const etag = `"${file.sha256}"`;
@@ -134,10 +134,15 @@ function pick(
   path: string,
   indexDocument: string | undefined,
 ): string | undefined {
-  if (path !== "" && files[path] !== undefined) return path;
+  if (path !== "" && own(files, path) !== undefined) return path;
   if (indexDocument === undefined) return undefined;
   const index = path === "" ? indexDocument : `${path}/${indexDocument}`;
-  return files[index] !== undefined ? index : undefined;
+  return own(files, index) !== undefined ? index : undefined;
+}
+
+/** The manifest's entry for a path: its own key only (a path like `constructor` or `__proto__` is no file). */
+function own(files: Record<string, StaticFileEntry>, path: string): StaticFileEntry | undefined {
+  return Object.hasOwn(files, path) ? files[path] : undefined;
 }
 
 /** Whether an If-None-Match header names `etag` (or is `*`), weak or strong. */

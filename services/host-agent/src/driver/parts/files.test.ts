@@ -71,3 +71,19 @@ describe.runIf(process.getuid?.() === 0)("FilesPart", () => {
     expect(await readdir(appDir)).toEqual(["server.js"]);
   });
 });
+
+describe("FilesPart, the image's user", () => {
+  it("refuses a user outside the machine's id range, which would name a host id of another range", async () => {
+    const setup = (user: { uid: number; gid: number }) =>
+      ({
+        spec: { files: [file("/etc/app.conf", "x")] },
+        rootfs: stateDir,
+        range: { hostId: 100_000, size: 65_536 },
+        user,
+      }) as unknown as Parameters<FilesPart["prepare"]>[0];
+    await expect(new FilesPart().prepare(setup({ uid: 70_000, gid: 0 }))).rejects.toThrow(
+      /user 70000:0 is outside the machine's 65536 ids/,
+    );
+    await expect(new FilesPart().prepare(setup({ uid: 0, gid: 65_536 }))).rejects.toThrow(/outside/);
+  });
+});

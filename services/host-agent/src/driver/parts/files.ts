@@ -19,6 +19,11 @@ export class FilesPart implements MachinePart {
     const { rootfs, range } = run;
     if (rootfs === null || range === null) throw new Error("the root filesystem is not ready");
     const user = run.user ?? { uid: 0, gid: 0 };
+    // An id outside the machine's range would name a host id of another machine's range.
+    if (user.uid >= range.size || user.gid >= range.size || user.uid < 0 || user.gid < 0)
+      throw new Error(
+        `the image's user ${user.uid}:${user.gid} is outside the machine's ${range.size} ids: its files cannot be owned by it`,
+      );
     const owners = {
       file: { uid: range.hostId + user.uid, gid: range.hostId + user.gid },
       folder: { uid: range.hostId, gid: range.hostId },
