@@ -139,7 +139,9 @@ async function cliAgainstPlatform(
 
   const logs = startHangar(["logs", "-a", "cli-web"], { env: { HANGAR_HOME: home }, timeoutMs: 60_000 });
   const run = JSON.parse(
-    (await ok(["machine", "run", join(root, "examples", "hello"), "-a", "cli-web", "--json"])).stdout,
+    // -p: a service on the app's port (without one, as on Fly, the proxy routes nothing to it).
+    (await ok(["machine", "run", join(root, "examples", "hello"), "-a", "cli-web", "-p", "8080", "--json"]))
+      .stdout,
   );
   expect(run.id).toMatch(/^[0-9a-f]{14}$/);
   const list = JSON.parse((await ok(["machine", "list", "-a", "cli-web", "--json"])).stdout) as Array<{
