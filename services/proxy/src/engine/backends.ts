@@ -31,7 +31,19 @@ export class BackendState implements Candidate {
     readonly region: string | undefined,
     maxSockets: number,
   ) {
-    this.agent = new Agent({ keepAlive: true, maxSockets, timeout: IDLE_SOCKET_MS });
+    this.agent = new Agent({
+      keepAlive: true,
+      maxSockets: poolSize(owner.hard, maxSockets),
+      maxFreeSockets: poolSize(owner.hard, maxSockets),
+      timeout: IDLE_SOCKET_MS,
+    });
+  }
+
+  /** Sizes the keep-alive pool to the machine's hard limit: as many connections as it may take requests. */
+  size(hard: number, maxSockets: number): void {
+    const n = poolSize(hard, maxSockets);
+    this.agent.maxSockets = n;
+    this.agent.maxFreeSockets = n;
   }
 
   /** Whether `b` is this machine at this address. */
@@ -98,6 +110,7 @@ export class AppState implements Limits {
       this.settings = settings;
       this.soft = settings.softLimit;
       this.hard = settings.hardLimit ?? Number.POSITIVE_INFINITY;
+      for (const b of this.backends) b.size(this.hard, this.maxSockets);
     }
     this.sleeping = route.sleeping ?? NONE;
     this.starting = route.starting ?? NONE;
@@ -131,6 +144,15 @@ export class AppState implements Limits {
 }
 
 const NONE: readonly never[] = Object.freeze([]);
+
+/**
+ * Connections kept to one machine: its hard limit (the proxy never has more requests on it), or the
+ * configured most when it has none. Idle ones are kept up to the same number, so a machine at its
+ * limit keeps its connections between bursts instead of reconnecting.
+ */
+function poolSize(hard: number, maxSockets: number): number {
+  return Number.isFinite(hard) ? Math.max(1, hard) : maxSockets;
+}
 
 /**
  * The proxy's per-app state, synced lazily with the route table on each request for the app.

@@ -18,11 +18,45 @@ import {
 } from "@hangar/telemetry";
 import type { AppState, BackendState } from "./backends.js";
 import { isRouted, type ProxyEngine } from "./engine.js";
-import { downstreamResponse, type Forwarding, upstreamRequest, viaFor } from "./headers.js";
+import {
+  downstreamResponse,
+  type Forwarding,
+  type UpstreamRequest,
+  upstreamRequest,
+  viaFor,
+} from "./headers.js";
 import type { Held } from "./held.js";
 import type { AppMetrics, RetryReason } from "./metrics.js";
 import type { QueueEntry } from "./queue.js";
 import { type Refusal, refuse } from "./refusal.js";
+
+// The hot path allocates what a request needs and no more: one rewritten header list (the attempt's
+// traceparent is appended to it in place), and the exchange and attempt objects. Node's events reach
+// them through these module-level handlers and a symbol on the emitter, not through closures.
+const EXCHANGE = Symbol("exchange");
+const ATTEMPT = Symbol("attempt");
+type ClientSide = ServerResponse & { [EXCHANGE]?: Exchange; [ATTEMPT]?: Attempt };
+type UpstreamSide<T> = T & { [ATTEMPT]?: Attempt };
+
+/** Reads the client's trace context from the one pass over its headers (no req.headers object). */
+const incoming = {
+  from: undefined as UpstreamRequest | undefined,
+  get(k: string): string {
+    const u = this.from;
+    if (u === undefined) return "";
+    return (k === "traceparent" ? u.traceparent : k === "tracestate" ? u.tracestate : undefined) ?? "";
+  },
+  set(): void {},
+};
+
+/** Appends the attempt's trace context to its header list. */
+const outgoing = {
+  to: [] as string[],
+  get: (): string => "",
+  set(k: string, v: string): void {
+    this.to.push(k, v);
+  },
+};
 
 /** Serves one HTTP request: routes it by Host, forwards it to a machine, relays the answer. */
 export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: ServerResponse): void {
@@ -36,6 +70,12 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
     return;
   }
   // A trace per proxied request, child of the client's traceparent if it sent one.
+  let parent = context.active();
+  if (upstream.traceparent !== undefined) {
+    incoming.from = upstream;
+    parent = extractTraceContext(incoming, parent);
+    incoming.from = undefined;
+  }
   const span = tracer().startSpan(
     `proxy ${req.method}`,
     {
@@ -46,11 +86,16 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
         "fly.request_id": fwd.requestId,
       },
     },
-    extractTraceContext({ get: (k) => String(req.headers[k] ?? ""), set: () => undefined }),
+    parent,
   );
   const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody, span);
-  res.on("close", () => ex.closed());
+  (res as ClientSide)[EXCHANGE] = ex;
+  res.on("close", clientClosed);
   ex.start();
+}
+
+function clientClosed(this: ClientSide): void {
+  this[EXCHANGE]?.closed();
 }
 
 /** How long a request without a body waits, in all, for machines that refuse connections. */
@@ -74,6 +119,8 @@ class Exchange implements Held {
   private readonly retryable: boolean;
   /** The request span's context: attempts and a wake-up it causes are its children. */
   readonly traceContext: Context;
+  /** How many entries of `headers` are the request's own; each attempt appends its traceparent after them. */
+  readonly ownHeaders: number;
 
   constructor(
     readonly engine: ProxyEngine,
@@ -86,6 +133,7 @@ class Exchange implements Held {
     readonly span: Span,
   ) {
     this.traceContext = trace.setSpan(context.active(), span);
+    this.ownHeaders = headers.length;
     this.retryable = !hasBody && (req.method === "GET" || req.method === "HEAD");
     this.metrics = engine.appMetrics(app.app);
     app.inFlight++;
@@ -100,7 +148,7 @@ class Exchange implements Held {
 
   /** Asks the engine for a machine (or a place in the queue), in the request's trace: a wake-up joins it. */
   private admit(): void {
-    this.queued = context.with(this.traceContext, () => this.engine.admit(this.app, this));
+    this.queued = context.with(this.traceContext, this.engine.admit, this.engine, this.app, this);
   }
 
   /** Starts an attempt on `backend` (Held). */
@@ -194,17 +242,18 @@ const DONE = 2;
 
 /** One try of an exchange on one machine. */
 class Attempt {
-  readonly upstream: ClientRequest;
+  readonly upstream: UpstreamSide<ClientRequest>;
+  private upRes: UpstreamSide<IncomingMessage> | undefined = undefined;
   private phase = WAITING;
   private settled = false;
   private readonly started: number;
   private readonly span: Span;
 
   constructor(
-    private readonly ex: Exchange,
+    readonly ex: Exchange,
     private readonly backend: BackendState,
   ) {
-    const { req } = ex;
+    const { req, headers } = ex;
     this.started = ex.metrics ? performance.now() : 0;
     this.span = tracer().startSpan(
       "upstream",
@@ -214,22 +263,28 @@ class Attempt {
       },
       ex.traceContext,
     );
+    // The machine gets this attempt's span as its parent, in place of the client's (or a former attempt's).
+    headers.length = ex.ownHeaders;
+    outgoing.to = headers;
+    injectTraceContext(outgoing, trace.setSpan(ex.traceContext, this.span));
+    outgoing.to = NO_HEADERS;
     this.upstream = request({
       host: backend.address,
       port: backend.port,
       method: req.method,
       path: req.url,
-      headers: withTraceparent(ex.headers, trace.setSpan(ex.traceContext, this.span)),
+      headers,
       agent: backend.agent,
     });
     backend.inFlight++;
-    this.upstream.on("response", (upRes) => this.response(upRes));
-    this.upstream.on("error", (err) => this.error(err));
+    this.upstream[ATTEMPT] = this;
+    this.upstream.on("response", upstreamResponse);
+    this.upstream.on("error", upstreamError);
     if (ex.hasBody) req.pipe(this.upstream);
     else this.upstream.end();
   }
 
-  private response(upRes: IncomingMessage): void {
+  response(upRes: IncomingMessage): void {
     const { ex } = this;
     const { engine, res } = ex;
     if (ex.metrics) engine.metrics?.upstreamResponse(ex.metrics, (performance.now() - this.started) / 1000);
@@ -267,19 +322,37 @@ class Attempt {
       return;
     }
     this.phase = RELAYING;
-    upRes.on("close", () => {
-      if (upRes.complete) {
-        this.settle(failed);
-        return;
-      }
-      // The machine went away mid-answer: the client must not take a cut body for a whole one.
-      this.settle(!ex.clientGone);
-      res.destroy();
-    });
-    upRes.pipe(res);
+    this.failed = failed;
+    // The body is relayed as pipe() would, with backpressure: a client that does not read pauses the machine.
+    const up = upRes as UpstreamSide<IncomingMessage>;
+    this.upRes = up;
+    up[ATTEMPT] = this;
+    (res as ClientSide)[ATTEMPT] = this;
+    up.on("close", upstreamClosed);
+    up.on("data", upstreamData);
+    up.on("end", upstreamEnded);
+    res.on("drain", clientDrained);
   }
 
-  private error(err: Error): void {
+  private failed = false;
+
+  /** The machine's answer ended: whole, or cut when the machine went away mid-answer. */
+  upstreamClosed(upRes: IncomingMessage): void {
+    if (upRes.complete) {
+      this.settle(this.failed);
+      return;
+    }
+    // The client must not take a cut body for a whole one.
+    this.settle(!this.ex.clientGone);
+    this.ex.res.destroy();
+  }
+
+  /** The client can take more of the body. */
+  drained(): void {
+    this.upRes?.resume();
+  }
+
+  error(err: Error): void {
     // Once answered, the response's close handler owns the outcome.
     if (this.phase !== WAITING) return;
     this.phase = DONE;
@@ -305,16 +378,31 @@ class Attempt {
   }
 }
 
-/** The forwarded headers with the machine's traceparent (the attempt's span) in place of the client's. */
-function withTraceparent(headers: readonly string[], ctx: Context): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < headers.length; i += 2) {
-    const name = (headers[i] as string).toLowerCase();
-    if (name !== "traceparent" && name !== "tracestate")
-      out.push(headers[i] as string, headers[i + 1] as string);
-  }
-  injectTraceContext({ get: () => "", set: (k, v) => out.push(k, v) }, ctx);
-  return out;
+const NO_HEADERS: string[] = [];
+
+function upstreamResponse(this: UpstreamSide<ClientRequest>, upRes: IncomingMessage): void {
+  this[ATTEMPT]?.response(upRes);
+}
+
+function upstreamError(this: UpstreamSide<ClientRequest>, err: Error): void {
+  this[ATTEMPT]?.error(err);
+}
+
+function upstreamData(this: UpstreamSide<IncomingMessage>, chunk: Buffer): void {
+  const attempt = this[ATTEMPT];
+  if (attempt !== undefined && !attempt.ex.res.write(chunk)) this.pause();
+}
+
+function upstreamEnded(this: UpstreamSide<IncomingMessage>): void {
+  this[ATTEMPT]?.ex.res.end();
+}
+
+function upstreamClosed(this: UpstreamSide<IncomingMessage>): void {
+  this[ATTEMPT]?.upstreamClosed(this);
+}
+
+function clientDrained(this: ClientSide): void {
+  this[ATTEMPT]?.drained();
 }
 
 function errorCode(err: Error): string {

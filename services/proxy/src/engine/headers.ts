@@ -22,6 +22,9 @@ export interface UpstreamRequest {
   /** Flat name/value list, as http.request takes it. */
   headers: string[];
   hasBody: boolean;
+  /** The client's W3C trace context, taken out of `headers` unless `upgrade` (the proxy sends its own). */
+  traceparent: string | undefined;
+  tracestate: string | undefined;
 }
 
 // A Connection header may not take away what frames or routes the message.
@@ -32,10 +35,14 @@ const NEVER_LISTED = new Set(["host", "content-length", "transfer-encoding"]);
  * and those named in Connection, replaces Fly-Client-IP, X-Forwarded-Proto/-Port, Fly-Request-Id
  * and Fly-Region, and appends to X-Forwarded-For and Via. Transfer-Encoding stays so node frames
  * the body the way the client did. Upgrade and `Connection: Upgrade` stay only when `upgrade`.
+ * Traceparent and Tracestate are returned apart and stay out of the list unless `upgrade` (an
+ * HTTP request's attempt sends its own span's). One pass over the headers, one list out.
  */
 export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: boolean): UpstreamRequest {
   const headers: string[] = [];
   let host: string | undefined;
+  let traceparent: string | undefined;
+  let tracestate: string | undefined;
   let xff: string | undefined;
   let via: string | undefined;
   let connection: string | undefined;
@@ -66,6 +73,14 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
         continue;
       case "via":
         via = via === undefined ? value : `${via}, ${value}`;
+        continue;
+      case "traceparent":
+        traceparent ??= value;
+        if (upgrade) break;
+        continue;
+      case "tracestate":
+        tracestate = tracestate === undefined ? value : `${tracestate},${value}`;
+        if (upgrade) break;
         continue;
       case "keep-alive":
       case "te":
@@ -98,7 +113,7 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
   );
   if (f.region !== undefined) headers.push("Fly-Region", f.region);
   if (upgrade && upgradeTo !== undefined) headers.push("Connection", "Upgrade", "Upgrade", upgradeTo);
-  return { host, headers, hasBody };
+  return { host, headers, hasBody, traceparent, tracestate };
 }
 
 /**

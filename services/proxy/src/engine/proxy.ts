@@ -25,7 +25,7 @@ export interface ProxyOptions {
   domains?: readonly string[];
   /** Region this proxy runs in: sent as Fly-Region and suffixed to request ids. */
   region?: string;
-  /** Most connections kept open to one machine. Default 128. */
+  /** Most connections kept open to a machine without a hard limit (one with: that many). Default 128. */
   keepAliveMaxSockets?: number;
   /** Default: createLogger("proxy"). Only failures are logged, at debug level. */
   logger?: Logger;
