@@ -97,6 +97,12 @@ class LazyRecordedEvent<E> implements RecordedEvent<E> {
 
 const EMPTY: Uint8Array = new Uint8Array(0);
 
+/**
+ * The one reader every decode walks its message with (decodes are synchronous, so they never
+ * share it): a replay decodes millions of messages and would otherwise make a reader for each.
+ */
+const batchReader = protobuf.Reader.create(EMPTY);
+
 /** Decodes one message body into its recorded events (payloads now, envelope metadata on access). */
 export function decodeBatch<E extends { type: string }>(
   stream: AggregateStream<E>,
@@ -104,29 +110,44 @@ export function decodeBatch<E extends { type: string }>(
   seq: number,
 ): RecordedEvent<E>[] {
   const out: RecordedEvent<E>[] = [];
+  const codec = stream.codec;
   // One reader walks the batch and, inside each envelope, only the fields a fold needs.
-  const r = protobuf.Reader.create(data);
-  while (r.pos < r.len) {
-    const tag = r.uint32();
-    if (tag >>> 3 !== BATCH_EVENTS || (tag & 7) !== WIRE_LEN) {
-      r.skipType(tag & 7);
-      continue;
+  const r = batchReader;
+  r.buf = data;
+  r.pos = 0;
+  r.len = data.length;
+  try {
+    while (r.pos < r.len) {
+      const tag = r.uint32();
+      if (tag >>> 3 !== BATCH_EVENTS || (tag & 7) !== WIRE_LEN) {
+        r.skipType(tag & 7);
+        continue;
+      }
+      const end = r.uint32() + r.pos;
+      const start = r.pos;
+      let type = "";
+      let payload: Uint8Array = EMPTY;
+      while (r.pos < end) {
+        const t = r.uint32();
+        const field = t >>> 3;
+        if ((field === ENVELOPE_TYPE || field === ENVELOPE_PAYLOAD) && (t & 7) === WIRE_LEN) {
+          const n = r.uint32();
+          if (r.pos + n > r.len) throw RangeError(`index out of range: ${r.pos} + ${n} > ${r.len}`);
+          // A known type is looked up by its bytes; an unknown one is decoded for the error.
+          if (field === ENVELOPE_TYPE)
+            type =
+              codec.wireTypeAt(data, r.pos, r.pos + n) ?? textDecoder.decode(data.subarray(r.pos, r.pos + n));
+          else payload = data.subarray(r.pos, r.pos + n);
+          r.pos += n;
+        } else r.skipType(t & 7);
+      }
+      out.push(new LazyRecordedEvent(data, start, end, codec.decode(type, payload), seq, out.length));
     }
-    const end = r.uint32() + r.pos;
-    const start = r.pos;
-    let type = "";
-    let payload: Uint8Array = EMPTY;
-    while (r.pos < end) {
-      const t = r.uint32();
-      const field = t >>> 3;
-      if (field === ENVELOPE_TYPE && (t & 7) === WIRE_LEN) type = r.string();
-      else if (field === ENVELOPE_PAYLOAD && (t & 7) === WIRE_LEN) {
-        const n = r.uint32();
-        payload = data.subarray(r.pos, r.pos + n);
-        r.pos += n;
-      } else r.skipType(t & 7);
-    }
-    out.push(new LazyRecordedEvent(data, start, end, stream.codec.decode(type, payload), seq, out.length));
+  } finally {
+    // The message is not kept alive by the shared reader.
+    r.buf = EMPTY;
   }
   return out;
 }
+
+const textDecoder = new TextDecoder();

@@ -16,6 +16,12 @@ export type EventOf<M> = {
 export interface EventCodec<E extends { type: string }> {
   encode(event: E): { type: string; payload: Uint8Array };
   decode(type: string, payload: Uint8Array): E;
+  /**
+   * The wire type whose UTF-8 bytes are `bytes[start, end)`, as the same string every time, without
+   * decoding them (undefined for a type this codec does not know): replays meet the same few types
+   * millions of times.
+   */
+  wireTypeAt(bytes: Uint8Array, start: number, end: number): string | undefined;
   /** The short names this codec knows. */
   readonly types: readonly string[];
 }
@@ -25,13 +31,24 @@ export interface EventCodec<E extends { type: string }> {
 export function eventCodec<M extends Record<string, MessageClass<any>>>(messages: M): EventCodec<EventOf<M>> {
   const toWire = new Map<string, { wire: string; cls: MessageClass<unknown> }>();
   const fromWire = new Map<string, { name: string; cls: MessageClass<unknown> }>();
+  // By length, then compared from the last byte: the types of one stream share a long prefix.
+  const byLength = new Map<number, { wire: string; bytes: Uint8Array }[]>();
+  const utf8 = new TextEncoder();
   for (const [name, cls] of Object.entries(messages)) {
     const wire = cls.getTypeUrl("").replace(/^\//, "");
     toWire.set(name, { wire, cls });
     fromWire.set(wire, { name, cls });
+    const bytes = utf8.encode(wire);
+    byLength.set(bytes.length, [...(byLength.get(bytes.length) ?? []), { wire, bytes }]);
   }
   return {
     types: [...toWire.keys()],
+    wireTypeAt(bytes, start, end) {
+      const candidates = byLength.get(end - start);
+      if (!candidates) return undefined;
+      for (const c of candidates) if (sameBytes(c.bytes, bytes, start)) return c.wire;
+      return undefined;
+    },
     encode(event) {
       const entry = toWire.get(event.type);
       if (!entry) throw new DecodeError(`unknown event type ${event.type}`);
@@ -48,4 +65,10 @@ export function eventCodec<M extends Record<string, MessageClass<any>>>(messages
       }
     },
   };
+}
+
+/** Whether `a` equals the bytes of `b` from `start` on (as many as `a` has), compared from the end. */
+function sameBytes(a: Uint8Array, b: Uint8Array, start: number): boolean {
+  for (let i = a.length - 1; i >= 0; i--) if (a[i] !== b[start + i]) return false;
+  return true;
 }

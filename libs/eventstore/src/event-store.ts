@@ -79,7 +79,10 @@ export class EventStore {
     const data = encodeBatch(stream, aggregateId, events, opts);
     const h = headers();
     // append, not set: the headers are new, so set's search for an existing key is wasted work.
-    h.append(EVENT_TYPES_HEADER, events.map((e) => e.type).join(","));
+    h.append(
+      EVENT_TYPES_HEADER,
+      events.length === 1 ? (events[0] as E).type : events.map((e) => e.type).join(","),
+    );
     const span = tracer().startSpan(`${stream.name} publish`, {
       kind: SpanKind.PRODUCER,
       attributes: {

@@ -23,3 +23,11 @@ describe("parseAckReply", () => {
     expect(parseAckReply("$JS.ACK.a.b.c.d.e.f.g.h")).toBeUndefined();
   });
 });
+
+describe("parseAckReply on malformed numbers", () => {
+  it("refuses a reply whose sequences are not decimal numbers", () => {
+    expect(parseAckReply("$JS.ACK.MACHINES.rd_x1.1.12x4.17.1700000000000000000.42")).toBeUndefined();
+    expect(parseAckReply("$JS.ACK.MACHINES.rd_x1.1..17.1700000000000000000.42")).toBeUndefined();
+    expect(parseAckReply("$JS.ACK.MACHINES.rd_x1.1.1234.17.1700000000000000000.-1")).toBeUndefined();
+  });
+});

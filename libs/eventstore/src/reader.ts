@@ -69,6 +69,8 @@ export class OrderedReader {
   private restartAgain = false;
   private retry: NodeJS.Timeout | undefined;
   private statusEvents: QueuedIterator<Status> | undefined;
+  /** Reused for every delivery: the reply's numbers are read into it, not into a new object. */
+  private readonly ack: AckReply = { seq: 0, dseq: 0, pending: 0 };
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -164,25 +166,16 @@ export class OrderedReader {
     }
     const reply = m.reply;
     if (!reply) return;
-    const ack = parseAckReply(reply);
-    if (!ack) return;
-    const { seq, dseq, pending } = ack;
+    const ack = this.ack;
+    if (!readAckReply(reply, ack)) return;
     if (this.stopped) return;
-    if (dseq !== this.lastDseq + 1) {
+    if (ack.dseq !== this.lastDseq + 1) {
       this.restart();
       return;
     }
-    this.lastDseq = dseq;
-    this.lastSeq = seq;
-    this.opts.onMessage({
-      subject: m.subject,
-      seq,
-      data: m.data,
-      pending,
-      get headers() {
-        return m.headers;
-      },
-    });
+    this.lastDseq = ack.dseq;
+    this.lastSeq = ack.seq;
+    this.opts.onMessage(new DeliveredMessage(m, ack.seq, ack.pending));
   }
 
   private control(m: Msg): void {
@@ -252,14 +245,78 @@ export class OrderedReader {
   }
 }
 
+/** A delivered message: a class, so a delivery costs one small object and no closure. */
+class DeliveredMessage implements StreamMessage {
+  readonly subject: string;
+  readonly data: Uint8Array;
+
+  constructor(
+    private readonly msg: Msg,
+    readonly seq: number,
+    readonly pending: number,
+  ) {
+    this.subject = msg.subject;
+    this.data = msg.data;
+  }
+
+  get headers(): MsgHdrs | undefined {
+    return this.msg.headers;
+  }
+}
+
+/** The numbers of a JetStream delivery reply subject. */
+interface AckReply {
+  seq: number;
+  dseq: number;
+  pending: number;
+}
+
+const DOT = 46;
+const ZERO = 48;
+/** Dot positions of the reply being read (the 12-token form has 11; a reply with more than 32 is refused). */
+const dots = new Int32Array(32);
+
+/** The decimal number between two positions of a string, without slicing it; NaN when not digits. */
+function numberAt(s: string, from: number, to: number): number {
+  if (from >= to) return Number.NaN;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - ZERO;
+    if (d < 0 || d > 9) return Number.NaN;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Token `t` of the reply whose `dots` were just found (it runs from after dot t-1 to dot t, or the end). */
+function numericToken(reply: string, t: number, dotCount: number): number {
+  return numberAt(reply, (dots[t - 1] as number) + 1, t < dotCount ? (dots[t] as number) : reply.length);
+}
+
 /**
- * Reads the sequences out of a JetStream delivery reply subject:
- * `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>` (9 tokens), or the
- * 12-token form `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.<random>`.
+ * Reads the sequences of a JetStream delivery reply subject into `out`, scanning it once without
+ * splitting it (a replay reads millions): `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>`
+ * (9 tokens), or the 12-token form `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.<random>`.
  */
-export function parseAckReply(reply: string): { seq: number; dseq: number; pending: number } | undefined {
-  const t = reply.split(".");
-  if (t[0] !== "$JS" || t[1] !== "ACK" || (t.length !== 9 && t.length < 12)) return undefined;
-  const v2 = t.length >= 12;
-  return { seq: Number(t[v2 ? 7 : 5]), dseq: Number(t[v2 ? 8 : 6]), pending: Number(t[v2 ? 10 : 8]) };
+function readAckReply(reply: string, out: AckReply): boolean {
+  if (!reply.startsWith("$JS.ACK.")) return false;
+  let n = 0;
+  for (let i = 0; i < reply.length; i++) {
+    if (reply.charCodeAt(i) !== DOT) continue;
+    if (n === dots.length) return false;
+    dots[n++] = i;
+  }
+  const tokens = n + 1;
+  if (tokens !== 9 && tokens < 12) return false;
+  const v2 = tokens >= 12;
+  out.seq = numericToken(reply, v2 ? 7 : 5, n);
+  out.dseq = numericToken(reply, v2 ? 8 : 6, n);
+  out.pending = numericToken(reply, v2 ? 10 : 8, n);
+  return !Number.isNaN(out.seq) && !Number.isNaN(out.dseq) && !Number.isNaN(out.pending);
+}
+
+/** Reads the sequences out of a JetStream delivery reply subject (see readAckReply). */
+export function parseAckReply(reply: string): AckReply | undefined {
+  const out = { seq: 0, dseq: 0, pending: 0 };
+  return readAckReply(reply, out) ? out : undefined;
 }

@@ -400,16 +400,48 @@ function decideExisting(
   }
 }
 
+/**
+ * The next state of a machine: a copy with `changes` over it. The copy is a literal of every field
+ * because V8 builds it ten times faster than a spread of this 22-field object, and a rebuild folds
+ * millions of events.
+ */
+function changed(s: ExistingMachine, changes: Partial<ExistingMachine>): ExistingMachine {
+  const next: ExistingMachine = {
+    status: s.status,
+    machineId: s.machineId,
+    app: s.app,
+    name: s.name,
+    region: s.region,
+    instanceId: s.instanceId,
+    configJson: s.configJson,
+    hostId: s.hostId,
+    pid: s.pid,
+    startTime: s.startTime,
+    privateIp: s.privateIp,
+    privateIpv6: s.privateIpv6,
+    port: s.port,
+    lastExitCode: s.lastExitCode,
+    stopSignal: s.stopSignal,
+    stopTimeoutS: s.stopTimeoutS,
+    startAfterExit: s.startAfterExit,
+    restarts: s.restarts,
+    cordoned: s.cordoned,
+    lease: s.lease,
+    checks: s.checks,
+    failure: s.failure,
+  };
+  return Object.assign(next, changes);
+}
+
 function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMachine {
   switch (event.type) {
     case "MachineCreated":
       return state;
     case "MachineStartRequested":
-      return { ...state, status: "starting", startAfterExit: false, failure: "" };
+      return changed(state, { status: "starting", startAfterExit: false, failure: "" });
     case "MachineStarted": {
       const d = event.data;
-      return {
-        ...state,
+      return changed(state, {
         status: "started",
         hostId: d.hostId ?? state.hostId,
         pid: d.pid ?? 0,
@@ -417,43 +449,39 @@ function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMa
         privateIpv6: d.privateIpv6 ?? "",
         port: d.port ?? 0,
         startTime: d.startTime ?? 0,
-      };
+      });
     }
     case "MachineStartFailed":
-      return { ...state, status: "failed", pid: 0, failure: event.data.message ?? "" };
+      return changed(state, { status: "failed", pid: 0, failure: event.data.message ?? "" });
     case "MachineStopRequested":
-      return {
-        ...state,
+      return changed(state, {
         status: "stopping",
         stopSignal: event.data.signal ?? "",
         stopTimeoutS: event.data.timeoutS ?? 0,
         startAfterExit: false,
-      };
+      });
     case "MachineRestartRequested":
-      return {
-        ...state,
+      return changed(state, {
         status: "stopping",
         stopSignal: event.data.signal ?? "",
         stopTimeoutS: event.data.timeoutS ?? 0,
         startAfterExit: true,
-      };
+      });
     case "MachineExited":
-      return {
-        ...state,
+      return changed(state, {
         status: "stopped",
         pid: 0,
         startTime: 0,
         lastExitCode: event.data.codeUnknown ? null : (event.data.exitCode ?? 0),
         restarts: event.data.requested ? 0 : state.restarts,
         checks: {},
-      };
+      });
     case "MachineRestarting":
-      return { ...state, restarts: event.data.attempt ?? state.restarts + 1 };
+      return changed(state, { restarts: event.data.attempt ?? state.restarts + 1 });
     case "MachineUpdated": {
       const d = event.data;
       const running = machineMayRun(state);
-      return {
-        ...state,
+      return changed(state, {
         status: running ? "replacing" : state.status,
         startAfterExit: running,
         stopSignal: "",
@@ -462,51 +490,49 @@ function evolveExisting(state: ExistingMachine, event: MachineEvent): ExistingMa
         configJson: d.configJson ?? state.configJson,
         name: d.name || state.name,
         restarts: 0,
-      };
+      });
     }
     case "MachineSuspendRequested":
-      return { ...state, status: "suspending" };
+      return changed(state, { status: "suspending" });
     case "MachineSuspended":
-      return { ...state, status: "suspended" };
+      return changed(state, { status: "suspended" });
     case "MachineDestroyRequested":
-      return { ...state, status: "destroying", startAfterExit: false };
+      return changed(state, { status: "destroying", startAfterExit: false });
     case "MachineDestroyed":
-      return { ...state, status: "destroyed", pid: 0, startTime: 0, lease: null };
+      return changed(state, { status: "destroyed", pid: 0, startTime: 0, lease: null });
     case "MachineCordoned":
-      return { ...state, cordoned: true };
+      return changed(state, { cordoned: true });
     case "MachineUncordoned":
-      return { ...state, cordoned: false };
+      return changed(state, { cordoned: false });
     case "MachineLeaseAcquired": {
       const d = event.data;
-      return {
-        ...state,
+      return changed(state, {
         lease: {
           nonce: d.nonce ?? "",
           expiresAtMs: d.expiresAtUnixMs ?? 0,
           owner: d.owner ?? "",
           description: d.description ?? "",
         },
-      };
+      });
     }
     case "MachineLeaseReleased":
-      return { ...state, lease: null };
+      return changed(state, { lease: null });
     case "MachineCheckChanged": {
       const d = event.data;
-      return {
-        ...state,
+      return changed(state, {
         checks: { ...state.checks, [d.name ?? ""]: { status: d.status ?? "", output: d.output ?? "" } },
-      };
+      });
     }
     case "MachineMetadataSet": {
       const metadata = {
         ...machineMetadataOf(state.configJson),
         [event.data.key ?? ""]: event.data.value ?? "",
       };
-      return { ...state, configJson: withMetadata(state.configJson, metadata) };
+      return changed(state, { configJson: withMetadata(state.configJson, metadata) });
     }
     case "MachineMetadataDeleted": {
       const { [event.data.key ?? ""]: _, ...metadata } = machineMetadataOf(state.configJson);
-      return { ...state, configJson: withMetadata(state.configJson, metadata) };
+      return changed(state, { configJson: withMetadata(state.configJson, metadata) });
     }
   }
 }
