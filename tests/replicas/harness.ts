@@ -146,7 +146,7 @@ export async function startReplicatedPlatform(
  * caught up when its consumer has nothing pending, and a consumer placed on a replica still catching
  * up (a NATS node just restarted) has nothing pending before it has the newest messages.
  */
-async function readStream<E extends { type: string }>(
+export async function readStream<E extends { type: string }>(
   store: EventStore,
   stream: AggregateStream<E>,
 ): Promise<LoggedEvent<E>[]> {

@@ -9,10 +9,15 @@ import {
   type KnownHost,
   machineAggregateId,
 } from "@hangar/domain";
-import { CommandHandler, DomainError, type EventStore, isDomainError } from "@hangar/eventstore";
+import {
+  CommandHandler,
+  DomainError,
+  type EventStore,
+  isConcurrencyError,
+  isDomainError,
+} from "@hangar/eventstore";
 import {
   AggregateView,
-  type HostHeartbeat,
   MachinesView,
   type PlaceRequest,
   type PlaceResult,
@@ -24,7 +29,18 @@ import {
 import { type Logger, withSpan } from "@hangar/telemetry";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
-import { noRoomMessage, type PlacementStrategy, rankHosts } from "./domain/rank.js";
+import { HostIndex } from "./domain/host-index.js";
+import { type GuestRequest, noRoomMessage, type PlacementStrategy } from "./domain/rank.js";
+
+/** Appends to one host that lost to another instance's before the host is left for another one. */
+const MAX_CONFLICTS_PER_HOST = 3;
+
+/** A region with fewer hosts than this is placed strictly in rank order: the best host that fits. */
+const LARGE_REGION_HOSTS = 100;
+/** In a larger region a request chooses among this share of the hosts that fit, at least ... */
+const CHOICE_SHARE = 1 / 100;
+/** ... and at least this many hosts per request of this instance in flight in the region. */
+const CHOICES_PER_REQUEST = 8;
 
 export interface PlacementOptions {
   nc: NatsConnection;
@@ -52,10 +68,17 @@ export class Placement {
   private readonly reservedAt = new Map<string, number>();
   private readonly startedAt = Date.now();
   private readonly handler: CommandHandler<HostState, HostCommand, HostEvent>;
+  /** The active hosts in rank order, and which host holds each machine's room. */
+  private readonly index = new HostIndex();
+  /** Per host, the end of this instance's appends to it: they run one at a time. */
+  private readonly appending = new Map<string, Promise<void>>();
+  /** Per region, this instance's machine placements under way. */
+  private readonly inFlight = new Map<string, number>();
   private subs: Subscription[] = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly placed: Counter;
   private readonly refused: Counter;
+  private readonly conflicts: Counter;
 
   private constructor(
     private readonly opts: PlacementOptions,
@@ -64,10 +87,16 @@ export class Placement {
     private readonly volumes: VolumesView,
   ) {
     hosts.subscribe((c) => {
+      this.index.update(c.state);
       for (const r of c.events) {
-        if (r.event.type === "HostMachineReserved")
+        if (r.event.type === "HostMachineReserved") {
           this.reservedAt.set(r.event.data.machineId ?? "", r.timeUnixMs);
-        if (r.event.type === "HostMachineReleased") this.reservedAt.delete(r.event.data.machineId ?? "");
+          this.index.reserved(r.event.data.machineId ?? "", c.aggregateId);
+        }
+        if (r.event.type === "HostMachineReleased") {
+          this.reservedAt.delete(r.event.data.machineId ?? "");
+          this.index.released(r.event.data.machineId ?? "", c.aggregateId);
+        }
         if (r.event.type === "HostVolumeReserved")
           this.reservedAt.set(r.event.data.volumeId ?? "", r.timeUnixMs);
         if (r.event.type === "HostVolumeReleased") this.reservedAt.delete(r.event.data.volumeId ?? "");
@@ -96,6 +125,11 @@ export class Placement {
       name: "hangar_placements_refused_total",
       help: "Placements refused for lack of room",
       labelNames: ["region"],
+      registers,
+    });
+    this.conflicts = new Counter({
+      name: "hangar_placement_conflicts_total",
+      help: "Reservations that lost to another instance's append to the same host and were decided again",
       registers,
     });
     const placement = this;
@@ -139,16 +173,14 @@ export class Placement {
 
   private listen(): void {
     const { nc, logger } = this.opts;
+    // The subject names the host (hosts.heartbeat.<host_id>): liveness needs no decoding of the
+    // body, which matters at 10,000 hosts beating every second.
+    const prefix = subjects.heartbeat("");
     this.subs.push(
       nc.subscribe(subjects.heartbeatAll, {
         callback: (err, msg) => {
           if (err) return;
-          try {
-            const hb = msg.json<HostHeartbeat>();
-            this.lastSeen.set(hb.host_id, Date.now());
-          } catch {
-            logger.warn({ subject: msg.subject }, "heartbeat that is not JSON");
-          }
+          this.lastSeen.set(msg.subject.slice(prefix.length), Date.now());
         },
       }),
     );
@@ -176,10 +208,10 @@ export class Placement {
   }
 
   /** Alive = a heartbeat within the timeout; right after start, known hosts get one period of grace. */
-  private isAlive(hostId: string): boolean {
+  private isAlive(hostId: string, now = Date.now()): boolean {
     const timeout = this.opts.heartbeatTimeoutMs ?? 5_000;
     const seen = this.lastSeen.get(hostId) ?? this.startedAt;
-    return Date.now() - seen < timeout;
+    return now - seen < timeout;
   }
 
   /** Reserves room for one machine and says where, in a span that names the host chosen. */
@@ -200,6 +232,15 @@ export class Placement {
     if (!req.machine_id || !req.app || !req.region) {
       throw new DomainError("a placement needs machine_id, app and region", "invalid_argument");
     }
+    // As a machine config has them (MachineConfigSchema): the host index leaves out full hosts.
+    if (
+      !(Number.isInteger(req.cpus) && req.cpus >= 1 && Number.isInteger(req.memory_mb) && req.memory_mb >= 1)
+    ) {
+      throw new DomainError(
+        "a placement needs cpus and memory_mb, whole numbers of at least 1",
+        "invalid_argument",
+      );
+    }
     // No host reports GPUs (a host agent runs crun, with no device passthrough): a GPU guest has no room anywhere.
     if ((req.gpus ?? 0) > 0) {
       this.refused.inc({ region: req.region });
@@ -210,14 +251,14 @@ export class Placement {
     }
     const guest = { region: req.region, cpus: req.cpus, memoryMb: req.memory_mb };
     // Asked again (a retried request): the room it already has.
-    for (const [id, h] of this.hosts.entries()) {
-      if (h.status !== "absent" && h.reservations[req.machine_id]) return { host_id: id, region: h.region };
-    }
+    const holder = this.index.hostOf(req.machine_id);
+    const held = holder === undefined ? undefined : this.hosts.get(holder);
+    if (held && held.status !== "absent") return { host_id: held.hostId, region: held.region };
     if (req.host_id) {
       // Where its volume is, or nowhere.
       const host = this.volumeHost(req.host_id, req.region, "the machine's volume");
       try {
-        return await this.reserveMachine(host, req);
+        return await this.reserveMachine(host.hostId, req);
       } catch (err) {
         if (!isDomainError(err, "insufficient_capacity")) throw err;
         this.refused.inc({ region: req.region });
@@ -227,20 +268,22 @@ export class Placement {
         );
       }
     }
-    const ranked = rankHosts(
-      [...this.hosts.entries()].map(([, h]) => h),
-      guest,
-      req.strategy ?? this.opts.strategy ?? "binpack",
-      (id) => this.isAlive(id),
-    );
-    for (const host of ranked) {
-      try {
-        return await this.reserveMachine(host, req);
-      } catch (err) {
-        // Another instance filled it first: the next host may still have room.
-        if (isDomainError(err, "insufficient_capacity")) continue;
-        throw err;
+    const strategy = req.strategy ?? this.opts.strategy ?? "binpack";
+    const tried = new Set<string>();
+    this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 0) + 1);
+    try {
+      for (let hostId = this.choose(guest, strategy, req.machine_id, tried); hostId !== undefined; ) {
+        tried.add(hostId);
+        try {
+          return await this.reserveMachine(hostId, req);
+        } catch (err) {
+          // Another instance filled it first, or kept winning it: another host may still have room.
+          if (!isDomainError(err, "insufficient_capacity") && !isConcurrencyError(err)) throw err;
+        }
+        hostId = this.choose(guest, strategy, req.machine_id, tried);
       }
+    } finally {
+      this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 1) - 1);
     }
     this.refused.inc({ region: req.region });
     throw new DomainError(
@@ -252,21 +295,91 @@ export class Placement {
     );
   }
 
-  /** Reserves room for the machine on `host` (refused `insufficient_capacity` when it has none). */
-  private async reserveMachine(host: KnownHost, req: PlaceRequest): Promise<PlaceResult> {
-    await this.handler.handle(
-      host.hostId,
-      {
-        type: "ReserveMachine",
-        machineId: req.machine_id,
-        app: req.app,
-        cpus: req.cpus,
-        memoryMb: req.memory_mb,
-      },
-      { commandId: `reserve-${req.machine_id}` },
+  /**
+   * The host to try next. In a small region, the best host that fits. In a large one, one of the
+   * best hosts rather than always the best, so that instances (and this instance's concurrent
+   * requests) do not all append to the same host and lose to each other's expected sequence: of two
+   * ranks drawn from the best CHOICE_SHARE of the region (more when many requests are under way),
+   * by the machine id, the better one (power of two choices), skipping hosts this instance is
+   * appending to already; when it appends to every host that fits, the best one.
+   */
+  private choose(
+    guest: GuestRequest,
+    strategy: PlacementStrategy,
+    machineId: string,
+    tried: Set<string>,
+  ): string | undefined {
+    const hosts = this.index.activeIn(guest.region);
+    const now = Date.now();
+    const usable = (id: string) => !tried.has(id) && this.isAlive(id, now);
+    if (hosts >= LARGE_REGION_HOSTS) {
+      const size = Math.max(
+        Math.ceil(hosts * CHOICE_SHARE),
+        CHOICES_PER_REQUEST * (this.inFlight.get(guest.region) ?? 1),
+      );
+      const hash = fnv1a(machineId);
+      const rank = Math.min(hash % size, (Math.imul(hash, 0x9e3779b1) >>> 0) % size);
+      const idle = this.index.from(guest, strategy, rank, (id) => !this.appending.has(id) && usable(id));
+      if (idle) return idle.hostId;
+    }
+    return this.index.ranked(guest, strategy, usable).next().value?.hostId;
+  }
+
+  /**
+   * Reserves room for the machine on a host (refused `insufficient_capacity` when it has none). The
+   * decision is made on the hosts view's state of the host and appended with the sequence that state
+   * is at, so a reservation another instance appended in between fails the append and is decided
+   * again on: capacity holds with any number of instances. This instance's appends to one host run
+   * one after another, each waiting until the view has folded it.
+   */
+  private reserveMachine(hostId: string, req: PlaceRequest): Promise<PlaceResult> {
+    const command: HostCommand = {
+      type: "ReserveMachine",
+      machineId: req.machine_id,
+      app: req.app,
+      cpus: req.cpus,
+      memoryMb: req.memory_mb,
+    };
+    const commandId = `reserve-${req.machine_id}`;
+    return this.oneAtATime(hostId, async () => {
+      for (let conflicts = 0; ; ) {
+        const state = this.hosts.get(hostId) ?? hostDecider.initialState();
+        const seq = this.hosts.seqOf(hostId);
+        // Refuses (insufficient_capacity, not_found) or decides nothing when the machine holds room here.
+        const events = hostDecider.decide(command, state);
+        if (events.length === 0) break;
+        try {
+          const ack = await this.opts.store.append(hostsStream, hostId, events, {
+            commandId,
+            expectedSeq: seq,
+          });
+          await this.hosts.waitForSeq(ack.seq);
+          break;
+        } catch (err) {
+          if (!isConcurrencyError(err)) throw err;
+          this.conflicts.inc();
+          if (++conflicts >= MAX_CONFLICTS_PER_HOST) throw err;
+          await this.hosts.waitForSeq(err.actual ?? seq + 1);
+        }
+      }
+      this.placed.inc({ region: req.region });
+      const h = this.hosts.get(hostId);
+      return { host_id: hostId, region: h && h.status !== "absent" ? h.region : req.region };
+    });
+  }
+
+  /** Runs `fn` after this instance's earlier work on the host has finished. */
+  private oneAtATime<T>(hostId: string, fn: () => Promise<T>): Promise<T> {
+    const result = (this.appending.get(hostId) ?? Promise.resolve()).then(fn);
+    const done = result.then(
+      () => undefined,
+      () => undefined,
     );
-    this.placed.inc({ region: req.region });
-    return { host_id: host.hostId, region: host.region };
+    this.appending.set(hostId, done);
+    void done.then(() => {
+      if (this.appending.get(hostId) === done) this.appending.delete(hostId);
+    });
+    return result;
   }
 
   /**
@@ -442,4 +555,11 @@ export class Placement {
     for (const s of this.subs) s.unsubscribe();
     await Promise.all([this.hosts.stop(), this.machines.stop(), this.volumes.stop()]);
   }
+}
+
+/** FNV-1a of a string: a cheap, stable spread of machine ids over the hosts to choose among. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
