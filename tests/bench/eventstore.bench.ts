@@ -2,13 +2,18 @@
 // - raw_publish_per_s vs append_per_s: the same bytes to 1,000 subjects, one write in flight per
 //   subject (the shape of guarded appends, which must wait for their predecessor): plain async
 //   JetStream publishing (JetStreamPublisher, no headers) vs EventStore.append over the same
-//   publisher (encode, event-type header, msgID, expected sequence, trace span);
+//   publisher (encode, msgID, expected sequence, trace span). In between, the append taken apart:
+//   the raw publish plus a Nats-Msg-Id (msgid_publish_per_s), plus the expected last subject
+//   sequence too (guarded_publish_per_s), and this process's CPU per write for raw and append;
 //   nats.js's own js.publish is shown for reference;
 // - raw_read_per_s vs rebuild_events_per_s: 1,000,000 events (10,000 machines x 100) read by the
-//   ordered reader without decoding vs replayed, decoded and folded into in-memory state;
+//   ordered reader without decoding vs replayed, decoded and folded into in-memory state, by the one
+//   ordered reader replay uses (rebuild_single_reader_events_per_s is that same figure, named for
+//   issue 20). raw_read_two_readers_per_s reads the stream with two ordered readers at once over its
+//   two halves: whether a second consumer reads faster than one, which partitioned replays need;
 // - full_load_p99_ms vs snapshot_load_p99_ms: loading one 100-event machine from its first event
 //   vs from a KV snapshot plus the (empty) tail.
-// Pairs run alternately, twice each; the best round of each is reported.
+// Variants run alternately (writes three rounds, reads two); the best round of each is reported.
 import {
   type MachineEvent,
   type MachineState,
@@ -17,18 +22,20 @@ import {
   machinesStream,
 } from "@hangar/domain";
 import {
+  type AggregateStream,
   EventStore,
   encodeBatch,
   ensureStream,
   jsonSnapshots,
   loadAggregate,
+  messageIdFor,
   OrderedReader,
   prefixedStream,
   replay,
   SnapshotStore,
 } from "@hangar/eventstore";
 import { startNatsServer } from "@hangar/testkit";
-import { connect } from "@nats-io/transport-node";
+import { connect, headers } from "@nats-io/transport-node";
 import { percentile, printTable, round } from "./stats.js";
 
 const WRITE_AGGREGATES = 1_000;
@@ -80,50 +87,68 @@ export async function run(): Promise<Record<string, number>> {
     const sample: MachineEvent = { type: "MachineStarted", data: { hostId: "host-1", pid: 4242 } };
     const bytes = encodeBatch(machinesStream, "app.m", [sample], { commandId: "c" });
     let round_ = 0;
-    const rawPublish = async (
-      publish: (subject: string) => Promise<unknown>,
+    // One shape for every write variant: 1,000 subjects, one write in flight per subject, each
+    // write told the sequence its predecessor got. Returns wall seconds and this process's CPU.
+    const writeRound = async (
+      write: (s: AggregateStream<MachineEvent>, a: number, i: number, prevSeq: number) => Promise<number>,
       count = WRITES_PER_AGGREGATE,
     ) => {
-      const s = prefixedStream(machinesStream, `raw${++round_}`);
+      const s = prefixedStream(machinesStream, `w${++round_}`);
       await ensureStream(jsm, s);
-      return timed(async () => {
-        await Promise.all(
-          Array.from({ length: WRITE_AGGREGATES }, async (_, a) => {
-            for (let i = 0; i < count; i++) await publish(`${s.subjectPrefix}.app.m${a}`);
-          }),
-        );
-      });
-    };
-    const viaPublisher = (subject: string) => store.publisher.publish(subject, bytes);
-    const guardedAppend = async () => {
-      const s = prefixedStream(machinesStream, `app${++round_}`);
-      await ensureStream(jsm, s);
-      return timed(async () => {
+      const cpu0 = process.cpuUsage();
+      const seconds = await timed(async () => {
         await Promise.all(
           Array.from({ length: WRITE_AGGREGATES }, async (_, a) => {
             let seq = 0;
-            for (let i = 0; i < WRITES_PER_AGGREGATE; i++) {
-              const ack = await store.append(s, `app.m${a}`, [sample], {
-                expectedSeq: seq,
-                commandId: `c${a}-${i}`,
-              });
-              seq = ack.seq;
-            }
+            for (let i = 0; i < count; i++) seq = await write(s, a, i, seq);
           }),
         );
       });
+      const cpu = process.cpuUsage(cpu0);
+      return { seconds, cpuUsPerWrite: (cpu.user + cpu.system) / (WRITE_AGGREGATES * count) };
     };
-    const writes = WRITE_AGGREGATES * WRITES_PER_AGGREGATE;
-    const publishTimes: number[] = [];
-    const appendTimes: number[] = [];
+    const subjectOf = (s: AggregateStream<MachineEvent>, a: number) => `${s.subjectPrefix}.app.m${a}`;
+    // The guarded append taken apart: what each of its headers costs over the same raw publish.
+    const variants: Record<string, Parameters<typeof writeRound>[0]> = {
+      raw: async (s, a) => (await store.publisher.publish(subjectOf(s, a), bytes)).seq,
+      msgId: async (s, a, i) => {
+        const h = headers();
+        h.append("Nats-Msg-Id", messageIdFor(`c${a}-${i}`, `app.m${a}`));
+        return (await store.publisher.publish(subjectOf(s, a), bytes, h)).seq;
+      },
+      msgIdExpected: async (s, a, i, prevSeq) => {
+        const h = headers();
+        h.append("Nats-Msg-Id", messageIdFor(`c${a}-${i}`, `app.m${a}`));
+        h.append("Nats-Expected-Last-Subject-Sequence", String(prevSeq));
+        return (await store.publisher.publish(subjectOf(s, a), bytes, h)).seq;
+      },
+      append: async (s, a, i, prevSeq) =>
+        (await store.append(s, `app.m${a}`, [sample], { expectedSeq: prevSeq, commandId: `c${a}-${i}` })).seq,
+    };
+    const writeRuns: Record<string, { seconds: number; cpuUsPerWrite: number }[]> = {};
     for (let r = 0; r < 3; r++) {
-      publishTimes.push(await rawPublish(viaPublisher));
-      appendTimes.push(await guardedAppend());
+      for (const [name, write] of Object.entries(variants)) {
+        const runs = writeRuns[name] ?? [];
+        runs.push(await writeRound(write));
+        writeRuns[name] = runs;
+      }
     }
-    const rawPublishPerS = writes / Math.min(...publishTimes);
-    const appendPerS = writes / Math.min(...appendTimes);
+    const writes = WRITE_AGGREGATES * WRITES_PER_AGGREGATE;
+    // The best round's rate, and the CPU per write of that same round.
+    const best = (name: string) => {
+      const runs = writeRuns[name] ?? [];
+      const fastest = runs.reduce((x, y) => (y.seconds < x.seconds ? y : x));
+      return { perS: writes / fastest.seconds, cpuUs: fastest.cpuUsPerWrite };
+    };
+    const rawPublish = best("raw");
+    const msgIdPublish = best("msgId");
+    const guardedPublish = best("msgIdExpected");
+    const appendBest = best("append");
+    const rawPublishPerS = rawPublish.perS;
+    const appendPerS = appendBest.perS;
     const natsJsPublishPerS =
-      (WRITE_AGGREGATES * 10) / (await rawPublish((subject) => js.publish(subject, bytes), 10));
+      (WRITE_AGGREGATES * 10) /
+      (await writeRound(async (s, a) => (await js.publish(subjectOf(s, a), bytes)).seq, 10)).seconds;
 
     // --- the 1,000,000-event stream ---
     const stream = prefixedStream(machinesStream, "rebuild");
@@ -151,24 +176,41 @@ export async function run(): Promise<Record<string, number>> {
     });
     const total = REBUILD_AGGREGATES * EVENTS_PER_AGGREGATE;
 
-    const rawRead = () =>
+    // Counts the stream's messages with `readers` ordered readers at once, each over its own
+    // consecutive range of sequences (one reader: the whole stream), without decoding.
+    const rawRead = (readers: number) =>
       timed(async () => {
-        let count = 0;
-        let reader: OrderedReader | undefined;
-        await new Promise<void>((resolve, reject) => {
-          OrderedReader.start(nc, jsm, {
-            stream: stream.name,
-            filter: `${stream.subjectPrefix}.>`,
-            onMessage: (m) => {
-              count++;
-              if (m.pending === 0) resolve();
-            },
-            onError: reject,
-          }).then((r) => {
-            reader = r;
-          }, reject);
-        });
-        await reader?.stop();
+        const size = Math.ceil(total / readers);
+        const counts = await Promise.all(
+          Array.from({ length: readers }, (_, k) => {
+            const afterSeq = k * size;
+            const lastSeq = Math.min(total, afterSeq + size);
+            return new Promise<number>((resolve, reject) => {
+              let count = 0;
+              let reader: OrderedReader | undefined;
+              let done = false;
+              OrderedReader.start(nc, jsm, {
+                stream: stream.name,
+                filter: `${stream.subjectPrefix}.>`,
+                afterSeq,
+                onMessage: (m) => {
+                  if (done) return;
+                  count++;
+                  if (m.seq >= lastSeq) {
+                    done = true;
+                    void reader?.stop();
+                    resolve(count);
+                  }
+                },
+                onError: reject,
+              }).then((r) => {
+                reader = r;
+                if (done) void r.stop();
+              }, reject);
+            });
+          }),
+        );
+        const count = counts.reduce((a, b) => a + b, 0);
         if (count !== total) throw new Error(`raw read saw ${count} of ${total} messages`);
       });
     let peakRss = 0;
@@ -199,12 +241,15 @@ export async function run(): Promise<Record<string, number>> {
         }
       });
     const readTimes: number[] = [];
+    const twoReaderTimes: number[] = [];
     const rebuildTimes: number[] = [];
     for (let r = 0; r < 2; r++) {
-      readTimes.push(await rawRead());
+      readTimes.push(await rawRead(1));
       rebuildTimes.push(await rebuild());
+      twoReaderTimes.push(await rawRead(2));
     }
     const rawReadPerS = total / Math.min(...readTimes);
+    const twoReadersPerS = total / Math.min(...twoReaderTimes);
     const rebuildPerS = total / Math.min(...rebuildTimes);
 
     // --- loading one aggregate ---
@@ -229,12 +274,29 @@ export async function run(): Promise<Record<string, number>> {
       snapshotLoads.push(performance.now() - t0);
       if (loaded.messagesSinceSnapshot !== 0) throw new Error(`${id} did not load from its snapshot`);
     }
+    // Its two parts apart (a snapshot load sends both at once): the KV get and the last sequence.
+    const kvGets: number[] = [];
+    const lastSeqGets: number[] = [];
+    for (const id of ids) {
+      let t0 = performance.now();
+      await snapshots.load(id);
+      kvGets.push(performance.now() - t0);
+      t0 = performance.now();
+      await store.lastSequence(stream, id);
+      lastSeqGets.push(performance.now() - t0);
+    }
 
     const result = {
       raw_publish_per_s: round(rawPublishPerS),
+      msgid_publish_per_s: round(msgIdPublish.perS),
+      guarded_publish_per_s: round(guardedPublish.perS),
       append_per_s: round(appendPerS),
+      raw_publish_cpu_us: round(rawPublish.cpuUs, 1),
+      append_cpu_us: round(appendBest.cpuUs, 1),
       raw_read_per_s: round(rawReadPerS),
+      raw_read_two_readers_per_s: round(twoReadersPerS),
       rebuild_events_per_s: round(rebuildPerS),
+      rebuild_single_reader_events_per_s: round(rebuildPerS),
       rebuild_peak_rss_mb: round(peakRss / 2 ** 20),
       full_load_p99_ms: round(percentile(fullLoads, 99), 2),
       snapshot_load_p99_ms: round(percentile(snapshotLoads, 99), 2),
@@ -243,20 +305,40 @@ export async function run(): Promise<Record<string, number>> {
       [
         "raw publish",
         result.raw_publish_per_s,
-        `msgs/s (${writes} to ${WRITE_AGGREGATES} subjects, best of 3)`,
+        `msgs/s (${writes} to ${WRITE_AGGREGATES} subjects, best of 3, variants alternating)`,
       ],
       ["nats.js js.publish", round(natsJsPublishPerS), "msgs/s, same shape, for reference (not a target)"],
       [
+        "+ Nats-Msg-Id",
+        result.msgid_publish_per_s,
+        `msgs/s (ratio ${round(msgIdPublish.perS / rawPublishPerS, 2)}): the server's duplicate check`,
+      ],
+      [
+        "+ expected seq",
+        result.guarded_publish_per_s,
+        `msgs/s (ratio ${round(guardedPublish.perS / rawPublishPerS, 2)}): and its last-subject-sequence check`,
+      ],
+      [
         "guarded append",
         result.append_per_s,
-        `appends/s (ratio ${round(appendPerS / rawPublishPerS, 2)}, target >= 0.8)`,
+        `appends/s (ratio ${round(appendPerS / rawPublishPerS, 2)}, target >= 0.6): EventStore.append, all of it`,
+      ],
+      [
+        "client CPU",
+        `${result.raw_publish_cpu_us} / ${result.append_cpu_us}`,
+        `us per write, raw publish / append (this process; the rest of a write is the server's)`,
       ],
       ["fill (setup)", round(total / fillSeconds), `msgs/s, ${total} events written with a window of 4000`],
       ["raw read", result.raw_read_per_s, "msgs/s, ordered reader, no decoding (best of 2)"],
       [
+        "raw read, 2 readers",
+        result.raw_read_two_readers_per_s,
+        `msgs/s, two readers at once over the two halves (ratio ${round(twoReadersPerS / rawReadPerS, 2)})`,
+      ],
+      [
         "rebuild",
         result.rebuild_events_per_s,
-        `events/s decoded and folded (ratio ${round(rebuildPerS / rawReadPerS, 2)}; targets >= 200000 and >= 0.8)`,
+        `events/s decoded and folded by one reader (ratio ${round(rebuildPerS / rawReadPerS, 2)}; targets >= 200000 and >= 0.8)`,
       ],
       ["rebuild peak RSS", result.rebuild_peak_rss_mb, "MiB, whole process"],
       [
@@ -264,7 +346,21 @@ export async function run(): Promise<Record<string, number>> {
         result.full_load_p99_ms,
         `ms, one ${EVENTS_PER_AGGREGATE}-event machine, ${LOAD_SAMPLES} loads`,
       ],
-      ["snapshot load p99", result.snapshot_load_p99_ms, "ms, snapshot + empty tail (target < 5)"],
+      [
+        "snapshot load p99",
+        result.snapshot_load_p99_ms,
+        "ms, snapshot + empty tail (target < 5): two direct gets at once, no consumer",
+      ],
+      [
+        "  KV get p99",
+        round(percentile(kvGets, 99), 2),
+        "ms, the snapshot's direct get and JSON decode alone",
+      ],
+      [
+        "  last seq p99",
+        round(percentile(lastSeqGets, 99), 2),
+        "ms, the direct get of the last sequence alone",
+      ],
     ]);
     return result;
   } finally {
