@@ -91,6 +91,34 @@ export function hostHasDiskRoom(state: HostState, sizeGb: number, volumeId?: str
   return state.usedDiskGb - own + sizeGb <= state.diskGb;
 }
 
+/**
+ * A host's state with other machine reservations: a literal of its fields, which V8 builds many times
+ * faster than a spread of the state (placement folds one per machine placed).
+ */
+function withMachines(
+  state: KnownHost,
+  reservations: Record<string, Reservation>,
+  usedCpus: number,
+  usedMemoryMb: number,
+): KnownHost {
+  return {
+    status: state.status,
+    cordonReason: state.cordonReason,
+    reservations,
+    usedCpus,
+    usedMemoryMb,
+    volumes: state.volumes,
+    usedDiskGb: state.usedDiskGb,
+    diskGb: state.diskGb,
+    hostId: state.hostId,
+    region: state.region,
+    cpus: state.cpus,
+    memoryMb: state.memoryMb,
+    address: state.address,
+    underlayIp: state.underlayIp,
+  };
+}
+
 /** The host aggregate: a host registers (again when its capacity changes), may be cordoned, and is removed. */
 export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
   initialState: () => ({ status: "absent" }),
@@ -222,25 +250,22 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
         if (state.status === "absent") return state;
         const d = event.data;
         const r = { app: d.app ?? "", cpus: d.cpus ?? 0, memoryMb: d.memoryMb ?? 0 };
-        return {
-          ...state,
-          reservations: { ...state.reservations, [d.machineId ?? ""]: r },
-          usedCpus: state.usedCpus + r.cpus,
-          usedMemoryMb: state.usedMemoryMb + r.memoryMb,
-        };
+        return withMachines(
+          state,
+          { ...state.reservations, [d.machineId ?? ""]: r },
+          state.usedCpus + r.cpus,
+          state.usedMemoryMb + r.memoryMb,
+        );
       }
       case "HostMachineReleased": {
         if (state.status === "absent") return state;
         const id = event.data.machineId ?? "";
         const r = state.reservations[id];
         if (!r) return state;
-        const { [id]: _, ...rest } = state.reservations;
-        return {
-          ...state,
-          reservations: rest,
-          usedCpus: state.usedCpus - r.cpus,
-          usedMemoryMb: state.usedMemoryMb - r.memoryMb,
-        };
+        const rest: Record<string, Reservation> = {};
+        for (const other in state.reservations)
+          if (other !== id) rest[other] = state.reservations[other] as Reservation;
+        return withMachines(state, rest, state.usedCpus - r.cpus, state.usedMemoryMb - r.memoryMb);
       }
       case "HostVolumeReserved": {
         if (state.status === "absent") return state;
