@@ -231,7 +231,13 @@ async function stageContext(context: string, progress: (line: string) => void): 
     await cp(join(repoRoot, pkg, "package.json"), join(to, "package.json"), { preserveTimestamps: true });
     if (pkg === TESTKIT) continue;
     // The compiled code: dist/, and the proto package's generated code and entry points.
-    const parts = pkg === "proto" ? ["index.js", "numbers.js", "gen"] : ["dist"];
+    // The host agent's native/ holds its machine wrapper's C source, which the Dockerfile compiles.
+    const parts =
+      pkg === "proto"
+        ? ["index.js", "numbers.js", "gen"]
+        : pkg === "services/host-agent"
+          ? ["dist", "native"]
+          : ["dist"];
     for (const part of parts) {
       await rm(join(to, part), { recursive: true, force: true });
       await cp(join(repoRoot, pkg, part), join(to, part), {

@@ -413,19 +413,26 @@ export class HostAgent {
     let proc: Awaited<ReturnType<ProcessDriver["start"]>>;
     try {
       const { images, sandbox, dirImageRoots } = this.opts;
-      const org = await this.orgOf(m.app);
-      const run = await resolveRun(m, {
-        ...(sandbox ? { sandbox } : {}),
-        ...(images ? { images } : {}),
-        ...(dirImageRoots ? { dirImageRoots } : {}),
-        ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
-      });
-      const secretEnv = (await this.opts.secrets?.envFor(m.app)) ?? {};
+      // The app's secrets are opened while its org, image and network are looked up: neither waits
+      // for the other.
+      const [{ org, run, network }, secretEnv] = await Promise.all([
+        (async () => {
+          const org = await this.orgOf(m.app);
+          const run = await resolveRun(m, {
+            ...(sandbox ? { sandbox } : {}),
+            ...(images ? { images } : {}),
+            ...(dirImageRoots ? { dirImageRoots } : {}),
+            ...(org ? { owner: { org, orgOf: (app: string) => this.orgOf(app) } } : {}),
+          });
+          // 6PN needs the machine's own namespace and an org to be on the network of.
+          const network =
+            run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
+          return { org, run, network };
+        })(),
+        (async () => (await this.opts.secrets?.envFor(m.app)) ?? {})(),
+      ]);
       // A file's secret is one of those just opened: its value goes into the file and nowhere else.
       const files = machineFiles(parseMachineConfig(m.configJson).files, secretEnv, m.app);
-      // 6PN needs the machine's own namespace and an org to be on the network of.
-      const network =
-        run.sandbox?.network === "netns" && org ? await this.opts.orgNetworks?.of(org) : undefined;
       proc = await this.opts.driver.start({
         machineId: m.machineId,
         app: m.app,

@@ -15,7 +15,7 @@ import {
 } from "../src/driver/mod.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { containerIdOf } from "../src/driver/sandbox.js";
-import { PERL, wrapperArgs } from "../src/driver/wrapper.js";
+import { machineWrapper, wrapperArgs } from "../src/driver/wrapper.js";
 import {
   groupGone,
   groupMembers,
@@ -168,7 +168,7 @@ describe("adopt", () => {
         startTime: null,
       }),
     );
-    const wrapper = spawn(PERL, wrapperArgs(join(dir, "exit"), ["sleep", "30"]), {
+    const wrapper = spawn(await machineWrapper(), wrapperArgs(join(dir, "exit"), ["sleep", "30"]), {
       detached: true,
       stdio: "ignore",
     });

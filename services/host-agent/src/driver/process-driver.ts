@@ -31,6 +31,7 @@ import {
 } from "./errors.js";
 import { type LogEntry, recentLogs } from "./machine-log.js";
 import {
+  type MachinePart,
   type MachineParts,
   machineParts,
   type RunOutput,
@@ -51,8 +52,8 @@ import {
   CGROUP_ENV,
   decodeWaitStatus,
   findWrapper,
+  machineWrapper,
   OOM_SCORE_ADJ_ENV,
-  PERL,
   readExitStatus,
   untilForked,
   wrapperArgs,
@@ -470,11 +471,11 @@ export class ProcessDriver {
     }
   }
 
-  /** Prepares every part of the run in order, then starts the wrapper and records its pid. */
+  /** Prepares every part of the run (its chains at once), then starts the wrapper and records its pid. */
   async #spawn(run: RunSetup): Promise<RunningMachine> {
     const { spec } = run;
     const { machineId } = spec;
-    for (const part of this.#parts.all) {
+    const prepare = async (part: MachinePart) => {
       try {
         await part.prepare(run);
       } catch (err) {
@@ -487,7 +488,16 @@ export class ProcessDriver {
           },
         );
       }
-    }
+    };
+    // The chains at once, each in its order; every chain settles before a failure is reported, so
+    // nothing is still being set up when the caller cleans up.
+    const prepared = await Promise.allSettled(
+      this.#parts.chains.map(async (chain) => {
+        for (const part of chain) await prepare(part);
+      }),
+    );
+    const failed = prepared.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failed) throw failed.reason;
     const { privateIp, privateIpv6, port } = run;
     const { secretEnv } = spec;
     const env = {
@@ -532,7 +542,7 @@ export class ProcessDriver {
     const { privateIp, privateIpv6, port, cgroup } = run;
     // Neither the secrets nor the files (a secret's among them) reach run.json.
     const { secretEnv: _secretEnv, files: _files, ...recorded } = spec;
-    let launch: { argv: string[]; cwd: string; env: Record<string, string> };
+    let launch: { wrapper: string; argv: string[]; cwd: string; env: Record<string, string> };
     try {
       // What crun kept of a run killed with it (a SIGKILL to the group) would refuse the id.
       await deleteContainer(containerId);
@@ -551,7 +561,12 @@ export class ProcessDriver {
         env,
       );
       // The sandbox gets `env` from the bundle; the wrapper needs only a PATH.
-      launch = { argv, cwd: dir.path, env: { PATH: process.env.PATH ?? DEFAULT_PATH } };
+      launch = {
+        wrapper: await machineWrapper(),
+        argv,
+        cwd: dir.path,
+        env: { PATH: process.env.PATH ?? DEFAULT_PATH },
+      };
     } catch (err) {
       throw new MachineStartError(machineId, `could not prepare the sandbox: ${(err as Error).message}`, {
         cause: err,
@@ -574,7 +589,7 @@ export class ProcessDriver {
     const outputs = STREAMS.map((stream) => openSync(dir.logFile(stream), "a", 0o600));
     let child: ChildProcess;
     try {
-      child = spawn(PERL, wrapperArgs(dir.exitFile, launch.argv), {
+      child = spawn(launch.wrapper, wrapperArgs(dir.exitFile, launch.argv), {
         cwd: launch.cwd,
         // The wrapper joins the cgroups before it forks, and removes the variables from the app's env.
         // crun stays at the wrapper's oom_score_adj (-1000 where it may): the runtime spec puts the
@@ -805,9 +820,19 @@ export class ProcessDriver {
     else killGroup(m, signal);
   }
 
-  /** Checks (once) that crun can run here, and readies the host for it (see prepareCrunHost). */
+  /**
+   * Checks (once) that crun can run here, and readies the host for it (see prepareCrunHost), with the
+   * machines' wrapper built.
+   */
   #runtimeReady(): Promise<{ ok: true } | { ok: false; reason: string }> {
-    this.#runtime ??= prepareCrunHost();
+    this.#runtime ??= (async () => {
+      const host = await prepareCrunHost();
+      if (!host.ok) return host;
+      return machineWrapper().then(
+        () => host,
+        (err: unknown) => ({ ok: false as const, reason: (err as Error).message }),
+      );
+    })();
     return this.#runtime;
   }
 

@@ -151,6 +151,7 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
   await rm(paths.target, { recursive: true, force: true });
   await machineHome(paths.home, paths.target, range);
   await chown(paths.target, range.hostId, range.hostId);
+  const binds: string[][] = [];
   for (const name of HOST_VIEW) {
     const st = await lstat(join("/", name)).catch(() => null);
     if (!st) continue;
@@ -161,7 +162,7 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
       await mkdir(at);
       // Not --rbind: util-linux makes only the top mount read-only, and what is mounted below the
       // host's /usr or /etc is not the machine's to see.
-      await run("mount", ["--bind", "-o", "ro,nosuid,nodev", join("/", name), at]);
+      binds.push(["--bind", "-o", "ro,nosuid,nodev", join("/", name), at]);
     }
   }
   const tmp = join(paths.target, "tmp");
@@ -169,7 +170,12 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
   await chmod(tmp, 0o1777);
   const at = join(paths.target, app);
   await mkdir(at, { recursive: true });
-  await run("mount", ["--bind", "-o", "nosuid,nodev", app, at]);
+  binds.push(["--bind", "-o", "nosuid,nodev", app, at]);
+  // At once: none is inside another (the app folder is in no host folder of the view, checked above).
+  // Every mount settles before a failure is reported, so none lands after the caller cleans up.
+  const mounted = await Promise.allSettled(binds.map((args) => run("mount", args)));
+  const failed = mounted.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
   await writeJsonAtomic(paths.record, { key, lowers: [] } satisfies RootfsRecord);
   return paths.target;
 }

@@ -5,11 +5,12 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { signalNumber } from "./signals.js";
 import {
   CGROUP_ENV,
   decodeWaitStatus,
+  machineWrapper,
   OOM_SCORE_ADJ_ENV,
-  PERL,
   readExitStatus,
   wrapperArgs,
 } from "./wrapper.js";
@@ -30,19 +31,23 @@ describe("decodeWaitStatus", () => {
 });
 
 describe("wrapperArgs", () => {
-  it("passes the exit file and the argv after --, untouched", () => {
-    const args = wrapperArgs("/state/m1/exit", ["node", "-e", "x", "--", "-y"]);
-    expect(args.slice(2)).toEqual(["--", "/state/m1/exit", "node", "-e", "x", "--", "-y"]);
-    expect(args[0]).toBe("-e");
+  it("passes the exit file, then the argv untouched", () => {
+    expect(wrapperArgs("/state/m1/exit", ["node", "-e", "x", "--", "-y"])).toEqual([
+      "/state/m1/exit",
+      "node",
+      "-e",
+      "x",
+      "--",
+      "-y",
+    ]);
   });
+});
 
-  it("leaves uncatchable and non-terminating signals at their default", () => {
-    const script = wrapperArgs("/x", ["true"])[1] ?? "";
-    const caught = /qw\(([^)]*)\)/.exec(script)?.[1]?.split(" ") ?? [];
-    expect(caught).toEqual(
-      expect.arrayContaining(["TERM", "INT", "HUP", "QUIT", "USR1", "USR2", "ALRM", "XCPU"]),
-    );
-    for (const name of ["KILL", "STOP", "CHLD", "CONT", "TSTP"]) expect(caught).not.toContain(name);
+describe("machineWrapper", () => {
+  it("builds one static binary per source and hands back the same path", async () => {
+    const path = await machineWrapper();
+    expect(path).toMatch(/\/hangar-wrapper-[0-9a-f]{16}$/);
+    expect(await machineWrapper()).toBe(path);
   });
 });
 
@@ -58,7 +63,7 @@ describe("the wrapper joining a cgroup", () => {
   async function runWrapped(env: Record<string, string>, cmd: string[]) {
     const dir = await mkdtemp(join(tmpdir(), "hangar-wrapper-test-"));
     try {
-      const child = spawn(PERL, wrapperArgs(join(dir, "exit"), cmd), {
+      const child = spawn(await machineWrapper(), wrapperArgs(join(dir, "exit"), cmd), {
         env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...env },
         detached: true,
         stdio: ["ignore", "pipe", "pipe"],
@@ -123,6 +128,47 @@ describe("the wrapper joining a cgroup", () => {
     const run = await runWrapped({}, ["/bin/sh", "-c", "cat /proc/self/oom_score_adj"]);
     expect(run.stdout).toBe(`${readFileSync("/proc/self/oom_score_adj", "utf8").trim()}\n`);
     expect(run.exitStatus).toBe(0);
+  });
+
+  it("catches every signal that would kill it, leaves uncatchable and non-terminating ones at their default", async () => {
+    // The app prints the signals its parent, the wrapper, catches (SigCgt: bit n-1 for signal n).
+    const run = await runWrapped({}, ["/bin/sh", "-c", "grep SigCgt /proc/$PPID/status"]);
+    const caught = BigInt(`0x${/SigCgt:\s*([0-9a-f]+)/.exec(run.stdout)?.[1] ?? "0"}`);
+    const has = (name: string) => ((caught >> BigInt(signalNumber(name as NodeJS.Signals) - 1)) & 1n) === 1n;
+    for (const name of ["SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGXCPU"])
+      expect(has(name), name).toBe(true);
+    for (const name of ["SIGKILL", "SIGSTOP", "SIGCHLD", "SIGCONT", "SIGTSTP"])
+      expect(has(name), name).toBe(false);
+  });
+
+  it("execs the app with no signal caught, ignored or blocked", async () => {
+    const run = await runWrapped({}, ["cat", "/proc/self/status"]);
+    const masks = run.stdout.split("\n").filter((l) => /^Sig(Blk|Ign|Cgt):/.test(l));
+    expect(masks).toEqual([
+      "SigBlk:\t0000000000000000",
+      "SigIgn:\t0000000000000000",
+      "SigCgt:\t0000000000000000",
+    ]);
+  });
+
+  it("records the app's death by a signal sent to the group, and lives to write it", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-wrapper-test-"));
+    try {
+      const child = spawn(await machineWrapper(), wrapperArgs(join(dir, "exit"), ["sleep", "30"]), {
+        detached: true,
+        stdio: ["ignore", "ignore", "ignore", "pipe"],
+      });
+      // The wrapper writes the app's pid to fd 3 once its handlers are set.
+      const [line] = (await once(child.stdio[3] as NodeJS.ReadableStream, "data")) as [Buffer];
+      expect(Number.parseInt(line.toString(), 10)).toBeGreaterThan(0);
+      process.kill(-(child.pid as number), "SIGTERM");
+      const [code, signal] = (await once(child, "exit")) as [number | null, string | null];
+      // The wrapper ends by SIGKILLing its own group, itself included.
+      expect({ code, signal }).toEqual({ code: null, signal: "SIGKILL" });
+      expect(await readExitStatus(join(dir, "exit"))).toBe(signalNumber("SIGTERM"));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("refuses an oom_score_adj that is not a number, before the app runs", async () => {

@@ -1,24 +1,34 @@
-import { readFile } from "node:fs/promises";
-import { constants } from "node:os";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { isSameLiveProcess, listPids, readCmdline, readProcStat } from "./proc.js";
 import { signalName } from "./signals.js";
 import type { ExitInfo } from "./types.js";
 
+const exec = promisify(execFile);
+
 /*
- * Every machine runs under a small perl wrapper, the leader of the machine's own process group:
+ * Every machine runs under a small static C program, the leader of the machine's own process group
+ * (native/wrapper.c, built with the host's C compiler on first use, see machineWrapper):
  *
- *   perl -e SCRIPT -- <exit file> <argv...>
+ *   hangar-wrapper-<hash> <exit file> <argv...>
  *
  * It forks, execs the argv, waits, writes the raw wait status to the exit file (tmp + rename) and
  * finally SIGKILLs its whole group, so stragglers the app left behind die with it, as in a VM.
  * It records the exit while no agent is there to wait for it, and its stdio goes to files, so an agent
- * that dies takes nothing with it.
+ * that dies takes nothing with it. A compiled program and not a script: an interpreter started per
+ * machine (perl with POSIX takes 25 ms of CPU before its first line) would sit on every start.
  *
- * Why perl (perl-base is Essential in Debian) and not `sh -c 'trap : TERM ...; "$@"; echo $? > f'`:
- * the shell reports a death by signal n as 128+n, the same as exit(128+n), so "SIGINT" and exit(130)
- * look alike; every signal it does not trap kills it before it writes the file; and it prints
- * "Terminated" into the app's stderr. Perl's waitpid hands back the full status.
+ * Why not `sh -c 'trap : TERM ...; "$@"; echo $? > f'`: the shell reports a death by signal n as
+ * 128+n, the same as exit(128+n), so "SIGINT" and exit(130) look alike; every signal it does not trap
+ * kills it before it writes the file; and it prints "Terminated" into the app's stderr. waitpid hands
+ * back the full status.
  *
  * The wrapper catches (never ignores) every signal whose default would kill it, so signals sent to the
  * group reach the app while the wrapper lives on to write the status. Caught handlers revert to the
@@ -39,8 +49,6 @@ import type { ExitInfo } from "./types.js";
  * container process its own oom_score_adj (crun, from the runtime spec) is itself kept at -1000.
  */
 
-export const PERL = "/usr/bin/perl";
-
 /**
  * The wrapper's environment variable naming the cgroup.procs files it joins before it forks,
  * separated by ':', so the app and everything it forks are in the machine's cgroups from their first
@@ -54,69 +62,54 @@ export const CGROUP_ENV = "HANGAR_CGROUP_PROCS";
  */
 export const OOM_SCORE_ADJ_ENV = "HANGAR_APP_OOM_SCORE_ADJ";
 
-// Signals whose default action does not terminate (CHLD, CONT, URG, WINCH), cannot be caught (KILL,
-// STOP), or stops the process (TSTP, TTIN, TTOU: a stopped wrapper is harmless and SIGCONT resumes it).
-const KEEP_DEFAULT = new Set(["KILL", "STOP", "CHLD", "CONT", "URG", "WINCH", "TSTP", "TTIN", "TTOU"]);
+/** The wrapper's source, in the package's native/: from src/driver and dist/driver, or from the bundle (bundle/main.mjs). */
+const SOURCE =
+  ["../../native/wrapper.c", "../native/wrapper.c"]
+    .map((path) => fileURLToPath(new URL(path, import.meta.url)))
+    .find((path) => existsSync(path)) ?? fileURLToPath(new URL("../../native/wrapper.c", import.meta.url));
+/** Every wrapper binary is named this, then the hash of its source. */
+const NAME = "hangar-wrapper-";
+/** Where a host image puts the wrapper it built with its C compiler (deploy/images/Dockerfile). */
+export const PREBUILT_WRAPPER_DIR = "/usr/local/libexec/hangar";
+let built: Promise<string> | undefined;
 
-const CAUGHT = [...new Set(Object.keys(constants.signals).map((name) => name.slice(3)))].filter(
-  (name) => !KEEP_DEFAULT.has(name),
-);
+/**
+ * The path of the wrapper binary for this agent's source: the host image's prebuilt one, else built
+ * once per host and source (static, with the host's cc) into a root-only folder on /run, by a
+ * temporary name renamed into place, so agents building at once never run a half-written file.
+ */
+export function machineWrapper(): Promise<string> {
+  built ??= (async () => {
+    const source = await readFile(SOURCE);
+    const name = `${NAME}${createHash("sha256").update(source).digest("hex").slice(0, 16)}`;
+    const prebuilt = join(PREBUILT_WRAPPER_DIR, name);
+    if (existsSync(prebuilt)) return prebuilt;
+    const dir =
+      process.getuid?.() === 0 ? "/run/hangar/bin" : join(tmpdir(), `hangar-bin-${process.getuid?.()}`);
+    const out = join(dir, name);
+    if (existsSync(out)) return out;
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    const tmp = `${out}.${process.pid}.tmp`;
+    try {
+      await exec("cc", ["-static", "-O2", "-o", tmp, SOURCE]);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw new Error(
+        `could not build the machine wrapper ${SOURCE} (install a C compiler and static libc: apt-get install gcc libc6-dev): ${(err as Error).message}`,
+      );
+    }
+    await rename(tmp, out);
+    return out;
+  })();
+  built.catch(() => {
+    built = undefined;
+  });
+  return built;
+}
 
-const SCRIPT = `use strict;
-use POSIX ();
-my $exit_file = shift @ARGV;
-my $cgroup_procs = delete $ENV{${CGROUP_ENV}};
-my $child_oom_adj = delete $ENV{${OOM_SCORE_ADJ_ENV}};
-$child_oom_adj = "0" unless defined $child_oom_adj && $child_oom_adj ne "";
-$child_oom_adj =~ /^-?[0-9]+$/ or die "hangar wrapper: ${OOM_SCORE_ADJ_ENV}=$child_oom_adj is not a number\n";
-sub oom_score_adj {
-  open(my $adj, ">", "/proc/self/oom_score_adj") or return 0;
-  my $ok = defined(syswrite($adj, "$_[0]\n"));
-  close($adj);
-  return $ok;
-}
-my $protected = oom_score_adj(-1000);
-for my $file (grep { $_ ne "" } split(/:/, defined $cgroup_procs ? $cgroup_procs : "")) {
-  open(my $procs, ">", $file) or die "hangar wrapper: $file: $!\n";
-  defined(syswrite($procs, "$$\n")) or die "hangar wrapper: joining the cgroup $file: $!\n";
-  close($procs);
-}
-my @caught = qw(${CAUGHT.join(" ")});
-$SIG{$_} = sub {} for @caught;
-my $all = POSIX::SigSet->new;
-$all->fillset;
-my $mask = POSIX::SigSet->new;
-POSIX::sigprocmask(POSIX::SIG_BLOCK(), $all, $mask) or die "hangar wrapper: sigprocmask: $!\n";
-my $pid = fork();
-defined $pid or die "hangar wrapper: fork: $!\n";
-if ($pid == 0) {
-  $SIG{$_} = "DEFAULT" for @caught;
-  POSIX::close(3);
-  if ($protected && !oom_score_adj($child_oom_adj)) {
-    print STDERR "hangar wrapper: oom_score_adj $child_oom_adj: $!\n";
-    POSIX::_exit(127);
-  }
-  POSIX::sigprocmask(POSIX::SIG_SETMASK(), $mask);
-  exec { $ARGV[0] } @ARGV;
-  print STDERR "hangar wrapper: exec $ARGV[0]: $!\n";
-  POSIX::_exit(127);
-}
-POSIX::sigprocmask(POSIX::SIG_SETMASK(), $mask);
-if (open(my $ready, ">&=", 3)) {
-  print $ready "$pid\n";
-  close($ready);
-}
-my $status = waitpid($pid, 0) == $pid ? $? : -1;
-open(my $out, ">", "$exit_file.tmp") or die "hangar wrapper: $exit_file.tmp: $!\n";
-print $out "$status\n";
-close($out) or die "hangar wrapper: $exit_file.tmp: $!\n";
-rename("$exit_file.tmp", $exit_file) or die "hangar wrapper: $exit_file: $!\n";
-kill("-KILL", $$);
-`;
-
-/** The argv that runs `cmd` under the wrapper, recording its exit status in `exitFile`. */
+/** The argv (after the wrapper's path) that runs `cmd` under the wrapper, recording its exit status in `exitFile`. */
 export function wrapperArgs(exitFile: string, cmd: readonly string[]): string[] {
-  return ["-e", SCRIPT, "--", exitFile, ...cmd];
+  return [exitFile, ...cmd];
 }
 
 /**
@@ -156,7 +149,7 @@ export function decodeWaitStatus(status: number): Omit<ExitInfo, "requested"> {
 export function findWrapper(exitFile: string): { pid: number; startTime: number } | null {
   for (const pid of listPids()) {
     const argv = readCmdline(pid);
-    if (argv?.[0] !== PERL || argv[3] !== "--" || argv[4] !== exitFile) continue;
+    if (!basename(argv?.[0] ?? "").startsWith(NAME) || argv?.[1] !== exitFile) continue;
     const stat = readProcStat(pid);
     if (stat && isSameLiveProcess(pid, stat.startTime)) return { pid, startTime: stat.startTime };
   }

@@ -20,6 +20,13 @@ describe("machineParts", () => {
       "volumes",
       "output",
     ]);
+    // Chains hold each part once, in the order of `all`, and a part only needs what its chain did before it.
+    expect(parts.chains.map((chain) => chain.map((p) => p.name))).toEqual([
+      ["address", "network namespace"],
+      ["cgroup", "root filesystem", "files", "volumes"],
+      ["output"],
+    ]);
+    expect(parts.chains.flat()).toEqual(parts.all);
     expect(parts.all).toContain(parts.address);
     expect(parts.all).toContain(parts.cgroup);
     expect(parts.all).toContain(parts.output);

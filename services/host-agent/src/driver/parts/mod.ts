@@ -43,6 +43,11 @@ export interface MachineParts {
   output: OutputPart;
   /** In launch order: an address before the namespace that uses it, the cgroup (killing what an earlier run left) before the root filesystem is mounted again, the root filesystem (the image's users) before the files written into it and the volumes. */
   all: readonly MachinePart[];
+  /**
+   * `all` cut into chains that depend on nothing in another chain: launch prepares the chains at
+   * once, each in its order (the network namespace's commands overlap the root filesystem's mounts).
+   */
+  chains: readonly (readonly MachinePart[])[];
 }
 
 /** Wires the parts every machine gets; the one place that lists them. */
@@ -50,18 +55,10 @@ export function machineParts(opts: PartsOptions): MachineParts {
   const address = new AddressPart(opts.stateDir, opts.hostIp, opts.holdsPort, opts.network);
   const cgroup = new CgroupPart(opts.stateDir, opts.suspend, opts.logger);
   const output = new OutputPart(opts.sink, opts.logBytes);
-  return {
-    address,
-    cgroup,
-    output,
-    all: [
-      address,
-      new NetnsPart(opts.network),
-      cgroup,
-      new RootfsPart(opts.stateDir),
-      new FilesPart(),
-      new VolumesPart(opts.volumes),
-      output,
-    ],
-  };
+  const chains = [
+    [address, new NetnsPart(opts.network)],
+    [cgroup, new RootfsPart(opts.stateDir), new FilesPart(), new VolumesPart(opts.volumes)],
+    [output],
+  ];
+  return { address, cgroup, output, all: chains.flat(), chains };
 }
