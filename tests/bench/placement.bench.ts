@@ -25,7 +25,7 @@ import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import { hostDecider, hostsStream, machinesStream, volumesStream } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
-import { type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
+import { CommandError, type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
 import { startNatsServer } from "@hangar/testkit";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { HostHeartbeats } from "../../services/host-agent/src/heartbeat.js";
@@ -216,6 +216,7 @@ export async function run(): Promise<Record<string, number>> {
     const latencies: number[] = [];
     const answers = new Map<string, string>();
     let refused = 0;
+    let failed = 0;
     let next = 0;
     t0 = performance.now();
     await Promise.all(
@@ -227,8 +228,9 @@ export async function run(): Promise<Record<string, number>> {
             const placed = await sendCommand<PlaceRequest, PlaceResult>(nc, subjects.place, req);
             answers.set(req.machine_id, placed.host_id);
           } catch (err) {
-            refused++;
-            if (refused <= 5) console.error(`placement of ${req.machine_id} refused: ${String(err)}`);
+            // A refusal for lack of room is an answer; anything else (a timeout) is a failure.
+            if (err instanceof CommandError && err.code === "insufficient_capacity") refused++;
+            else if (++failed <= 5) console.error(`placement of ${req.machine_id} failed: ${String(err)}`);
           }
           latencies.push(performance.now() - sent);
         }
@@ -279,7 +281,7 @@ export async function run(): Promise<Record<string, number>> {
     printTable([
       ["hosts registered", HOSTS, `${round(registerS, 1)} s (${round(HOSTS / registerS)}/s)`],
       ["placement processes ready", INSTANCES, `${round(startS, 1)} s after registration`],
-      ["machines placed", placed, `${refused} refused`],
+      ["machines placed", placed, `${refused} refused for lack of room, ${failed} failed (no answer in 5 s)`],
       ["placements/s", round(placementsPerS), `over ${round(placeS, 1)} s`],
       ["p50 ms", round(percentile(latencies, 50), 2), "request latency"],
       ["p99 ms", round(percentile(latencies, 99), 2), "request latency"],
@@ -315,6 +317,7 @@ export async function run(): Promise<Record<string, number>> {
       instances: INSTANCES,
       concurrency: CONCURRENCY,
       refused,
+      failed,
       p50_ms: round(percentile(latencies, 50), 2),
       conflicts,
       nats_cpu_share: round(serverCpu / totalCpu, 2),
