@@ -38,4 +38,8 @@ export const config = defineServiceConfig("proxy", {
   HANGAR_PROXY_WAKE_TIMEOUT_MS: setting(count(QUEUE_DEFAULTS.wakeTimeoutMs), {
     description: "how long a held request waits while a machine is woken",
   }),
+  HANGAR_PROXY_WORKERS: setting(count(1), {
+    description:
+      "proxy worker processes (node:cluster: the first process accepts connections and hands them out); each holds its part of every machine's soft and hard limits",
+  }),
 });

@@ -1,3 +1,4 @@
+import cluster from "node:cluster";
 import { STATICS_BUCKET } from "@hangar/config";
 import { appsStream, machinesStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
@@ -8,48 +9,85 @@ import { LoadPublisher, proxyIdOf } from "./load.js";
 import { StreamRouteTable } from "./routes/route-table.js";
 import { StaticFiles } from "./statics/static-files.js";
 import { CommandWaker } from "./wake.js";
+import { ProxyWorkers, serveAsWorker, workerShare } from "./workers.js";
 
-await runService({
-  name: "proxy",
-  config,
-  streams: [appsStream, machinesStream],
-  async start({ nc, store, logger, registry, config }) {
-    const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
-    const region = config.HANGAR_REGION;
-    const routes = await StreamRouteTable.start(store);
-    // The files of the apps' [[statics]], which the builder takes out of their images.
-    const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
-      storage: StorageType.File,
-      replicas: config.HANGAR_STREAM_REPLICAS,
-    });
-    const proxy = createProxy({
-      routes,
-      domains: config.HANGAR_PROXY_DOMAINS,
-      region,
-      logger,
-      registry,
-      waker: new CommandWaker(nc, { machineSeq: (app, id) => routes.machineSeq(app, id) }),
-      queueMax: config.HANGAR_PROXY_QUEUE_MAX,
-      queueTimeoutMs: config.HANGAR_PROXY_QUEUE_TIMEOUT_MS,
-      wakeTimeoutMs: config.HANGAR_PROXY_WAKE_TIMEOUT_MS,
-      statics: new StaticFiles(staticsBucket, logger),
-    });
-    await new Promise<void>((resolve, reject) => {
-      proxy.server.once("error", reject);
-      proxy.server.listen(config.HANGAR_PROXY_PORT, config.HANGAR_PROXY_HOST, () => resolve());
-    });
-    const load = LoadPublisher.start({ nc, proxyId, region, stats: () => proxy.stats() });
-    logger.info(
-      { port: config.HANGAR_PROXY_PORT, domains: config.HANGAR_PROXY_DOMAINS, proxy_id: proxyId },
-      "proxy listening",
-    );
-    return {
-      health: () => ({ ok: routes.live, proxy_id: proxyId, routes: routes.snapshot() }),
-      async stop() {
-        load.stop();
-        await proxy.close();
-        await routes.stop();
-      },
-    };
-  },
-});
+// HANGAR_PROXY_WORKERS > 1: this process forks the workers that serve, and serves /health and
+// /metrics for them all (src/workers.ts); each worker runs the proxy below with its part of the limits.
+const workers = cluster.isPrimary ? workerCount() : 1;
+if (workers > 1) {
+  await runService({
+    name: "proxy",
+    config,
+    streams: [],
+    async start({ logger, registry, config }) {
+      const pool = new ProxyWorkers(workers, proxyIdOf(config.HANGAR_PROXY_ID), logger);
+      pool.aggregate(registry);
+      logger.info({ port: config.HANGAR_PROXY_PORT, workers }, "proxy workers starting");
+      return {
+        health: () => ({ ok: pool.healthy, workers, workers_ready: pool.readyCount }),
+        stop: () => pool.stop(),
+      };
+    },
+  });
+} else {
+  await serve();
+}
+
+async function serve(): Promise<void> {
+  const share = workerShare();
+  await runService({
+    name: "proxy",
+    config,
+    streams: [appsStream, machinesStream],
+    async start({ nc, store, logger, registry, config }) {
+      const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
+      const region = config.HANGAR_REGION;
+      const routes = await StreamRouteTable.start(store);
+      // The files of the apps' [[statics]], which the builder takes out of their images.
+      const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
+        storage: StorageType.File,
+        replicas: config.HANGAR_STREAM_REPLICAS,
+      });
+      const proxy = createProxy({
+        routes,
+        domains: config.HANGAR_PROXY_DOMAINS,
+        region,
+        logger,
+        registry,
+        waker: new CommandWaker(nc, { machineSeq: (app, id) => routes.machineSeq(app, id) }),
+        queueMax: config.HANGAR_PROXY_QUEUE_MAX,
+        queueTimeoutMs: config.HANGAR_PROXY_QUEUE_TIMEOUT_MS,
+        wakeTimeoutMs: config.HANGAR_PROXY_WAKE_TIMEOUT_MS,
+        statics: new StaticFiles(staticsBucket, logger),
+        ...(share === undefined ? {} : { share }),
+      });
+      await new Promise<void>((resolve, reject) => {
+        proxy.server.once("error", reject);
+        proxy.server.listen(config.HANGAR_PROXY_PORT, config.HANGAR_PROXY_HOST, () => resolve());
+      });
+      const load = LoadPublisher.start({ nc, proxyId, region, stats: () => proxy.stats() });
+      logger.info(
+        { port: config.HANGAR_PROXY_PORT, domains: config.HANGAR_PROXY_DOMAINS, proxy_id: proxyId },
+        "proxy listening",
+      );
+      if (share !== undefined) serveAsWorker(registry);
+      return {
+        health: () => ({ ok: routes.live, proxy_id: proxyId, routes: routes.snapshot() }),
+        async stop() {
+          load.stop();
+          await proxy.close();
+          await routes.stop();
+        },
+      };
+    },
+  });
+}
+
+/** HANGAR_PROXY_WORKERS; 1 when the settings do not load (runService then says why and exits). */
+function workerCount(): number {
+  try {
+    return config.load(process.env, () => {}).HANGAR_PROXY_WORKERS;
+  } catch {
+    return 1;
+  }
+}

@@ -75,6 +75,26 @@ export interface Wake {
   readonly timer: NodeJS.Timeout;
 }
 
+/**
+ * This process's part of the machines' limits when the proxy runs as several worker processes
+ * (HANGAR_PROXY_WORKERS): worker `index` of `count`. Without it the process holds the whole limits.
+ */
+export interface LimitShare {
+  index: number;
+  count: number;
+}
+
+/**
+ * Worker `index`'s part of `limit` split over `count` workers: the parts add up to the limit, so the
+ * workers together never hold more requests on a machine than its hard limit, without talking to
+ * each other. A limit below the worker count leaves some workers a part of 0.
+ */
+export function shareOf(limit: number, share: LimitShare | undefined): number {
+  if (share === undefined || share.count <= 1 || !Number.isFinite(limit)) return limit;
+  const base = Math.floor(limit / share.count);
+  return base + (share.index < limit % share.count ? 1 : 0);
+}
+
 /** Called when a backend of the app frees a slot while requests are held. */
 export type SlotFreed = (app: AppState) => void;
 
@@ -101,6 +121,7 @@ export class AppState implements Limits {
     readonly app: string,
     private readonly maxSockets: number,
     readonly slotFreed: SlotFreed = () => {},
+    private readonly share?: LimitShare,
   ) {}
 
   /** Follows the route: its settings, and its backend list, keeping the state of machines still in it. */
@@ -108,8 +129,9 @@ export class AppState implements Limits {
     const settings = route.settings ?? DEFAULT_SCALING;
     if (settings !== this.settings) {
       this.settings = settings;
-      this.soft = settings.softLimit;
-      this.hard = settings.hardLimit ?? Number.POSITIVE_INFINITY;
+      // A soft part of 0 would count every request as over the soft limit (and wake machines for it).
+      this.soft = Math.max(1, shareOf(settings.softLimit, this.share));
+      this.hard = shareOf(settings.hardLimit ?? Number.POSITIVE_INFINITY, this.share);
       for (const b of this.backends) b.size(this.hard, this.maxSockets);
     }
     this.sleeping = route.sleeping ?? NONE;
@@ -165,6 +187,7 @@ export class BackendPool {
     private readonly routes: RouteTable,
     private readonly maxSockets: number,
     private readonly slotFreed?: SlotFreed,
+    private readonly share?: LimitShare,
   ) {}
 
   /**
@@ -181,13 +204,13 @@ export class BackendPool {
     if (route.backends.length === 0) {
       if (state) this.forget(state, route);
       else {
-        state = new AppState(app, this.maxSockets, this.slotFreed);
+        state = new AppState(app, this.maxSockets, this.slotFreed, this.share);
         state.sync(route);
       }
       return state;
     }
     if (state === undefined) {
-      state = new AppState(app, this.maxSockets, this.slotFreed);
+      state = new AppState(app, this.maxSockets, this.slotFreed, this.share);
       this.apps.set(app, state);
     }
     state.sync(route);

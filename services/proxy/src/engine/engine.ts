@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import type { Duplex } from "node:stream";
 import { type Logger, type Span, SpanStatusCode, withSpan } from "@hangar/telemetry";
 import type { Registry } from "prom-client";
-import { AppState, BackendPool, type BackendState, type Wake } from "./backends.js";
+import { AppState, BackendPool, type BackendState, type LimitShare, type Wake } from "./backends.js";
 import { pickBackend } from "./balancer.js";
 import { type Forwarding, viaFor } from "./headers.js";
 import type { Held } from "./held.js";
@@ -36,6 +36,8 @@ export interface EngineOptions {
   queueTimeoutMs: number;
   /** How long a request waits for a machine being started. */
   wakeTimeoutMs: number;
+  /** This worker's part of the machines' limits; none: all of them. */
+  share?: LimitShare;
 }
 
 /** The proxy's shared state; one per proxy server. */
@@ -57,7 +59,7 @@ export class ProxyEngine {
   private readonly unsubscribe: () => void;
 
   constructor(opts: EngineOptions) {
-    this.pool = new BackendPool(opts.routes, opts.maxSockets, (app) => this.pump(app));
+    this.pool = new BackendPool(opts.routes, opts.maxSockets, (app) => this.pump(app), opts.share);
     this.domains = normalizeDomains(opts.domains);
     this.region = opts.region;
     this.logger = opts.logger;

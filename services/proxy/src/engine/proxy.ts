@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { Registry } from "prom-client";
 import type { StaticFiles } from "../statics/static-files.js";
+import type { LimitShare } from "./backends.js";
 import { ProxyEngine } from "./engine.js";
 import { handleRequest } from "./exchange.js";
 import { appFromHost } from "./host.js";
@@ -41,6 +42,11 @@ export interface ProxyOptions {
   wakeTimeoutMs?: number;
   /** Serves the apps' `[[statics]]` paths without their machines. None: the machines serve them. */
   statics?: StaticFiles;
+  /**
+   * This process's part of every machine's soft and hard limits when the proxy runs as several
+   * worker processes (worker `index` of `count`). None: the whole limits.
+   */
+  share?: LimitShare;
 }
 
 /** Requests in flight on one machine, and its recent error score. */
@@ -103,6 +109,7 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     queueMax: opts.queueMax ?? QUEUE_DEFAULTS.queueMax,
     queueTimeoutMs: opts.queueTimeoutMs ?? QUEUE_DEFAULTS.queueTimeoutMs,
     wakeTimeoutMs: opts.wakeTimeoutMs ?? QUEUE_DEFAULTS.wakeTimeoutMs,
+    ...(opts.share === undefined ? {} : { share: opts.share }),
   });
   const server = createServer();
   // A request node parsed but cannot forward (http.request validates more strictly) must not take
