@@ -1,13 +1,19 @@
 // The machines stage end to end, on a whole platform started by tests/platform/harness.ts (nats-server
 // and every service as its own process; one host agent with room for 300 machines):
-// - create_started_p50_ms / _p99_ms: 100 creations of examples/hello through the Machines API, 4 at a
-//   time (latency, not queueing on 2 cores), after 4 unmeasured ones. Each is timed from sending
+// - create_started_p50_ms / _p99_ms: 100 creations through the Machines API of examples/hello as
+//   Hangar's builder builds it (`hangar launch` + `hangar deploy`, see podman-run.ts), 4 at a time
+//   (latency, not queueing on 2 cores), after 4 unmeasured ones. Each is timed from sending
 //   POST /v1/apps/<app>/machines until GET .../wait?state=started, sent as soon as the POST answers,
 //   returns. The table splits that time by the machine's own event timestamps (same clock): POST
 //   sent -> MachineCreated (placement, gateway decision), -> MachineStarted (host agent: sees the
 //   start request, spawns the process), -> wait returns (append, the gateway's catalog folds it).
 //   The machines keep running (idle) until the platform closes: destroying 100 at once makes
 //   placement's releases collide on the host aggregate.
+// - podman_run_p50_ms / _p99_ms: `podman run -d` of the same image, 4 at a time, in rounds that
+//   alternate with Hangar's (4 creates, 4 podman runs, ...); see podman-run.ts for what is timed and
+//   how podman is set up. Each round's containers are removed (untimed) before the next round.
+// - dir_create_started_p50_ms / _p99_ms: the same creates of a dir: machine of examples/hello (the
+//   host's node and the example's folder, no image), 25 after the image rounds.
 // - direct_rps / proxy_rps: keep-alive GETs of / (services/proxy/test/load.ts `measure`, concurrency
 //   8, 5,000 per round after its own warm-up) to the one machine of a second app: straight to its
 //   private address and port (read from the host agent's run.json), and through the proxy with Host
@@ -31,10 +37,12 @@ import {
   viaProxy,
 } from "../platform/harness.js";
 import { forkBombRound } from "./forkbomb.js";
+import { BenchPodman, deployHello } from "./podman-run.js";
 import { sandboxStartRound } from "./sandbox-start.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const CREATES = 100;
+const DIR_CREATES = 24;
 const CREATE_WARMUP = 4;
 const CREATE_CONCURRENCY = 4;
 const ROUNDS = 3;
@@ -65,10 +73,14 @@ async function pool<T>(n: number, concurrency: number, fn: (i: number) => Promis
   return out;
 }
 
-async function createStarted(p: TestPlatform, app: string): Promise<Created> {
+async function createStarted(
+  p: TestPlatform,
+  app: string,
+  config: Record<string, unknown> = helloConfig(),
+): Promise<Created> {
   const sentAt = Date.now();
   const t0 = performance.now();
-  const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, { config: helloConfig() });
+  const m = await p.api.ok<{ id: string }>("POST", `/apps/${app}/machines`, { config });
   const t1 = performance.now();
   const wait = await p.api.call("GET", `/apps/${app}/machines/${m.id}/wait?state=started&timeout=60`);
   const t2 = performance.now();
@@ -116,13 +128,41 @@ export async function run(): Promise<Record<string, number>> {
   try {
     const startupS = (performance.now() - started) / 1000;
 
-    // --- create to started ---
+    // --- create to started, and podman run of the same image, alternating rounds ---
+    const imageApp = "bench-image";
+    const built = performance.now();
+    const image = await deployHello(p, imageApp);
+    const buildS = (performance.now() - built) / 1000;
+    const imageConfig = helloConfig({ image });
+    const podman = await BenchPodman.open(p, image);
     const app = "bench-create";
     await p.api.ok("POST", "/apps", { app_name: app, org_slug: "personal" });
-    await pool(CREATE_WARMUP, CREATE_CONCURRENCY, () => createStarted(p, app));
-    const t0 = performance.now();
-    const creates = await pool(CREATES, CREATE_CONCURRENCY, () => createStarted(p, app));
-    const createS = (performance.now() - t0) / 1000;
+    const creates: Created[] = [];
+    const podmanRuns: number[] = [];
+    let createMs = 0;
+    try {
+      let n = 0;
+      const podmanRound = async () => {
+        const names = Array.from({ length: CREATE_CONCURRENCY }, () => `hangar-bench-${n++}`);
+        const times = await Promise.all(names.map((name) => podman.runDetached(name)));
+        await podman.remove(names);
+        return times;
+      };
+      await pool(CREATE_WARMUP, CREATE_CONCURRENCY, () => createStarted(p, app, imageConfig));
+      await podmanRound();
+      for (let r = 0; r < CREATES / CREATE_CONCURRENCY; r++) {
+        const t0 = performance.now();
+        creates.push(
+          ...(await pool(CREATE_CONCURRENCY, CREATE_CONCURRENCY, () => createStarted(p, app, imageConfig))),
+        );
+        createMs += performance.now() - t0;
+        podmanRuns.push(...(await podmanRound()));
+      }
+    } finally {
+      await podman.close();
+    }
+    const createS = createMs / 1000;
+    const dirCreates = await pool(DIR_CREATES, CREATE_CONCURRENCY, () => createStarted(p, app));
 
     // --- direct vs through the proxy, one machine ---
     const edge = "bench-edge";
@@ -162,9 +202,14 @@ export async function run(): Promise<Record<string, number>> {
       return `${round(percentile(xs, 50), 1)} / ${round(percentile(xs, 99), 1)}`;
     };
     const totals = creates.map((c) => c.totalMs);
+    const dirTotals = dirCreates.map((c) => c.totalMs);
     const result = {
       create_started_p50_ms: round(percentile(totals, 50), 1),
       create_started_p99_ms: round(percentile(totals, 99), 1),
+      podman_run_p50_ms: round(percentile(podmanRuns, 50), 1),
+      podman_run_p99_ms: round(percentile(podmanRuns, 99), 1),
+      dir_create_started_p50_ms: round(percentile(dirTotals, 50), 1),
+      dir_create_started_p99_ms: round(percentile(dirTotals, 99), 1),
       direct_rps: round(best(directRounds).rps),
       proxy_rps: round(best(proxyRounds).rps),
       proxy_added_p50_ms: round(median(addedP50), 3),
@@ -179,9 +224,20 @@ export async function run(): Promise<Record<string, number>> {
       [
         "create->started p50",
         result.create_started_p50_ms,
-        `ms, ${CREATES} creates ${CREATE_CONCURRENCY} at a time, after ${CREATE_WARMUP} unmeasured`,
+        `ms, ${CREATES} creates of the image ${CREATE_CONCURRENCY} at a time, after ${CREATE_WARMUP} unmeasured`,
       ],
-      ["create->started p99", result.create_started_p99_ms, "ms (target < 500)"],
+      ["hello image build", round(buildS, 1), `s (hangar launch + deploy: ${image})`],
+      ["create->started p99", result.create_started_p99_ms, "ms (target < 300 and <= podman run p99)"],
+      [
+        "podman run -d p50 / p99",
+        `${result.podman_run_p50_ms} / ${result.podman_run_p99_ms}`,
+        `ms, the same image, ${podmanRuns.length} runs ${CREATE_CONCURRENCY} at a time, rounds alternating with Hangar's`,
+      ],
+      [
+        "dir: create->started p50 / p99",
+        `${result.dir_create_started_p50_ms} / ${result.dir_create_started_p99_ms}`,
+        `ms, ${DIR_CREATES} creates of a dir: machine of examples/hello`,
+      ],
       ["  POST answered", dist((c) => c.postMs), "ms p50 / p99"],
       ["  then wait returned", dist((c) => c.waitMs), "ms p50 / p99"],
       ["  sent->created", dist((c) => c.createdAtMs), "ms p50 / p99: placement + gateway decision"],
@@ -194,7 +250,7 @@ export async function run(): Promise<Record<string, number>> {
       [
         "  creates/s",
         round(CREATES / createS, 1),
-        `(${round(createS, 1)} s for ${CREATES}, one events read each)`,
+        `(${round(createS, 1)} s for ${CREATES} in Hangar's rounds, one events read each)`,
       ],
       [
         "direct rps",
