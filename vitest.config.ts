@@ -29,28 +29,75 @@ const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 // they change of the process (vi.unstubAllEnvs, saved process.env) and mock no modules; a unit file
 // that needs a process of its own belongs in the int layer. Int and e2e files keep a fresh process
 // each: they start services whose module state (caches, handles) must not reach the next file.
+// Int files run two at a time, e2e files one at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
+// file one by one): most of their time is spent waiting on the processes and servers they start, not
+// on CPU, and each starts its own on free ports, in temp folders and in network namespaces of its own
+// (buckets and streams on the run's shared nats-server carry the file's own prefix). E2e files stay
+// one at a time until two at a time has passed a whole run on a quiet machine. The files below always
+// run alone, after the others of their layer: two build `pnpm images` into this host's one container
+// storage, and the replica faults time a failover against a bound on three NATS nodes of their own.
+// Folders end in "/": their files of the layer.
+const SOLO = [
+  "tests/images/service-images.e2e.test.ts",
+  "tests/deploy/podman.e2e.test.ts",
+  "tests/replicas/",
+];
+/** The solo files of a layer, as globs, given the layer's own glob (e.g. `**\/*.e2e.test.ts`). */
+const soloGlobs = (layerGlob: string): string[] =>
+  SOLO.flatMap((entry) =>
+    entry.endsWith("/") ? [entry + layerGlob] : entry.endsWith(layerGlob.slice("**/*".length)) ? [entry] : [],
+  );
+const workersSet = process.env.HANGAR_TEST_WORKERS;
+const workersOf = (layer: string): number => {
+  if (workersSet === undefined) return layer === "int" ? 2 : 1;
+  const n = Number(workersSet);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new Error(`HANGAR_TEST_WORKERS=${workersSet}: not a whole number of at least 1`);
+  }
+  return n;
+};
+
+interface Project {
+  name: string;
+  include: string[];
+  exclude: string[];
+  maxWorkers: number;
+  isolate: boolean;
+}
+
+const projects: Project[] = Object.entries(LAYERS)
+  .filter(([name]) => !layerName || name === layerName)
+  .flatMap(([name, layer]): Project[] => {
+    const include = layer.include.map((glob) => roots + glob);
+    if (name === "unit") return [{ name, include, exclude: layer.exclude, maxWorkers: 1, isolate: false }];
+    const solo = layer.include.flatMap(soloGlobs);
+    return [
+      { name, include, exclude: [...layer.exclude, ...solo], maxWorkers: workersOf(name), isolate: true },
+      { name: `${name}-solo`, include: solo, exclude: layer.exclude, maxWorkers: 1, isolate: true },
+    ];
+  });
+
 export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions } },
   test: {
     globalSetup: ["libs/testkit/src/global-setup.ts"],
-    projects: Object.entries(LAYERS)
-      .filter(([name]) => !layerName || name === layerName)
-      .map(([name, layer], groupOrder) => ({
-        resolve: { conditions },
-        ssr: { resolve: { conditions } },
-        test: {
-          name,
-          include: layer.include.map((glob) => roots + glob),
-          exclude: ["**/node_modules/**", "**/dist/**", ...layer.exclude],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
-          pool: "forks" as const,
-          server: { deps: { external } },
-          isolate: name !== "unit",
-          // Layers run one after another, unit first: its files give the quickest verdict.
-          sequence: { groupOrder },
-        },
-      })),
+    projects: projects.map((project, groupOrder) => ({
+      resolve: { conditions },
+      ssr: { resolve: { conditions } },
+      test: {
+        name: project.name,
+        include: project.include,
+        exclude: ["**/node_modules/**", "**/dist/**", ...project.exclude],
+        testTimeout: 60_000,
+        hookTimeout: 60_000,
+        pool: "forks" as const,
+        server: { deps: { external } },
+        isolate: project.isolate,
+        maxWorkers: project.maxWorkers,
+        // Projects run one after another, unit first: its files give the quickest verdict.
+        sequence: { groupOrder },
+      },
+    })),
   },
 });
