@@ -32,11 +32,18 @@ export function workerShare(): LimitShare | undefined {
  * serves on its /metrics the sum of theirs and its own. The workers listen on the proxy's port
  * through it (it accepts and hands the connections out).
  */
+const RESTART_FIRST_MS = 100;
+const RESTART_MAX_MS = 30_000;
+const RESTART_RESET_MS = 10_000;
+
 export class ProxyWorkers {
   private readonly ready = new Set<number>();
   private readonly workers = new Map<number, Worker>();
   private stopping = false;
   private nextId = 0;
+  /** Exits in a row of each worker that died within RESTART_RESET_MS of its start, for the backoff. */
+  private readonly quickExits = new Map<number, number>();
+  private readonly restarts = new Set<NodeJS.Timeout>();
 
   constructor(
     private readonly count: number,
@@ -70,6 +77,8 @@ export class ProxyWorkers {
   /** Stops the workers (each finishes what it serves, as a lone proxy does on SIGTERM). */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const timer of this.restarts) clearTimeout(timer);
+    this.restarts.clear();
     await Promise.all(
       [...this.workers.values()].map(
         (w) =>
@@ -83,6 +92,7 @@ export class ProxyWorkers {
   }
 
   private fork(index: number): void {
+    const forkedAt = Date.now();
     const worker = cluster.fork({
       [INDEX_ENV]: String(index),
       [COUNT_ENV]: String(this.count),
@@ -98,8 +108,20 @@ export class ProxyWorkers {
       this.ready.delete(index);
       if (this.workers.get(index) === worker) this.workers.delete(index);
       if (this.stopping) return;
-      this.logger.error({ worker: index, code, signal }, "proxy worker exited; starting it again");
-      this.fork(index);
+      // A worker that dies as it starts (NATS unreachable, a bad setting) is started again after a
+      // growing delay, not in a tight loop: 0.1 s, doubling to 30 s, reset by a run of 10 s or more.
+      const quick = Date.now() - forkedAt < RESTART_RESET_MS ? (this.quickExits.get(index) ?? 0) + 1 : 0;
+      this.quickExits.set(index, quick);
+      const delayMs = quick === 0 ? 0 : Math.min(RESTART_MAX_MS, RESTART_FIRST_MS * 2 ** (quick - 1));
+      this.logger.error(
+        { worker: index, code, signal, restart_in_ms: delayMs },
+        "proxy worker exited; starting it again",
+      );
+      const timer = setTimeout(() => {
+        this.restarts.delete(timer);
+        if (!this.stopping) this.fork(index);
+      }, delayMs);
+      this.restarts.add(timer);
     });
   }
 

@@ -31,19 +31,21 @@ export class BackendState implements Candidate {
     readonly region: string | undefined,
     maxSockets: number,
   ) {
+    // Open connections are capped by the configured most, not by the hard limit: a connection can
+    // stay busy after its request's slot is freed (a 5xx body drained while the request is retried
+    // elsewhere), and a cap of hard would then queue requests inside the Agent, unseen by the
+    // proxy's own queue and metrics.
     this.agent = new Agent({
       keepAlive: true,
-      maxSockets: poolSize(owner.hard, maxSockets),
+      maxSockets,
       maxFreeSockets: poolSize(owner.hard, maxSockets),
       timeout: IDLE_SOCKET_MS,
     });
   }
 
-  /** Sizes the keep-alive pool to the machine's hard limit: as many connections as it may take requests. */
+  /** Keeps as many idle connections as the machine's hard limit lets it take requests. */
   size(hard: number, maxSockets: number): void {
-    const n = poolSize(hard, maxSockets);
-    this.agent.maxSockets = n;
-    this.agent.maxFreeSockets = n;
+    this.agent.maxFreeSockets = poolSize(hard, maxSockets);
   }
 
   /** Whether `b` is this machine at this address. */
@@ -130,8 +132,10 @@ export class AppState implements Limits {
     if (settings !== this.settings) {
       this.settings = settings;
       // A soft part of 0 would count every request as over the soft limit (and wake machines for it).
-      this.soft = Math.max(1, shareOf(settings.softLimit, this.share));
+      // Never above the hard part: a worker whose hard part is 0 (a hard_limit below the worker count)
+      // sends the machine nothing, and the balancer admits by the soft part first.
       this.hard = shareOf(settings.hardLimit ?? Number.POSITIVE_INFINITY, this.share);
+      this.soft = Math.min(this.hard, Math.max(1, shareOf(settings.softLimit, this.share)));
       for (const b of this.backends) b.size(this.hard, this.maxSockets);
     }
     this.sleeping = route.sleeping ?? NONE;
@@ -168,9 +172,9 @@ export class AppState implements Limits {
 const NONE: readonly never[] = Object.freeze([]);
 
 /**
- * Connections kept to one machine: its hard limit (the proxy never has more requests on it), or the
- * configured most when it has none. Idle ones are kept up to the same number, so a machine at its
- * limit keeps its connections between bursts instead of reconnecting.
+ * Idle connections kept to one machine: its hard limit (the proxy never has more requests on it), or
+ * the configured most when it has none, so a machine at its limit keeps its connections between
+ * bursts instead of reconnecting.
  */
 function poolSize(hard: number, maxSockets: number): number {
   return Number.isFinite(hard) ? Math.max(1, hard) : maxSockets;

@@ -47,14 +47,19 @@ async function countingMachine(): Promise<{ up: Upstream; most: () => number }> 
 }
 
 /** `count` proxies over one route table, worker i holding part i of the limits (or all, without shares). */
-async function workers(routes: TestRoutes, count: number, shared: boolean): Promise<number[]> {
+async function workers(
+  routes: TestRoutes,
+  count: number,
+  shared: boolean,
+  queueTimeoutMs = 10_000,
+): Promise<number[]> {
   const ports: number[] = [];
   for (let index = 0; index < count; index++) {
     const share: LimitShare | undefined = shared ? { index, count } : undefined;
     const proxy = createProxy({
       routes,
       logger: createLogger("share-test", { level: "silent" }),
-      queueTimeoutMs: 10_000,
+      queueTimeoutMs,
       ...(share ? { share } : {}),
     });
     proxies.push(proxy);
@@ -92,6 +97,28 @@ describe("limits across workers", () => {
     expect(statuses).toEqual(Array(4 * HARD).fill(200));
     expect(most()).toBeGreaterThan(1);
     expect(most()).toBeLessThanOrEqual(HARD);
+  });
+
+  it("holds a hard limit below the worker count: a worker whose part is 0 sends the machine nothing", async () => {
+    const one = scalingSettings({
+      services: [
+        {
+          internal_port: 8080,
+          ports: [{ port: 80, handlers: ["http"] }],
+          concurrency: { type: "requests", soft_limit: 1, hard_limit: 1 },
+        },
+      ],
+    });
+    const routes = new TestRoutes();
+    const { up, most } = await countingMachine();
+    routes.set("single", [up.backend], { settings: one });
+    const ports = await workers(routes, 2, true, 500);
+    const statuses = await load(ports, "single", 6);
+    expect(most()).toBe(1);
+    // Worker 0 (part 1) serves its three one after another; worker 1 (part 0) queues its three and
+    // refuses them when the queue times out, never sending one to the machine.
+    expect(statuses.filter((s) => s === 200)).toHaveLength(3);
+    expect(statuses.filter((s) => s !== 200).every((s) => s === 503)).toBe(true);
   });
 
   it("would go over it if each worker held the whole limits (what the shares prevent)", async () => {
