@@ -174,7 +174,7 @@ describe("ps", () => {
     const app = ps.find((proc) => proc.command.includes("setInterval"));
     expect(app).toMatchObject({ directory: "/", listen_sockets: [] });
     expect(app?.rss).toBeGreaterThan(0);
-    expect(ps.every((proc) => !/nats-server|vitest|crun|perl .*wrapper/.test(proc.command))).toBe(true);
+    expect(ps.every((proc) => !/nats-server|vitest|crun|hangar-wrapper/.test(proc.command))).toBe(true);
   });
 });
 

@@ -65,6 +65,8 @@ static int keeps_default(int sig) {
   switch (sig) {
     case SIGKILL: case SIGSTOP: case SIGCHLD: case SIGCONT: case SIGURG: case SIGWINCH:
     case SIGTSTP: case SIGTTIN: case SIGTTOU:
+    /* A fault in the wrapper itself must kill it, not return to the faulting instruction for ever. */
+    case SIGSEGV: case SIGBUS: case SIGILL: case SIGFPE:
       return 1;
     default:
       return 0;

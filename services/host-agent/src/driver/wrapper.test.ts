@@ -1,7 +1,7 @@
 import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -10,6 +10,7 @@ import {
   CGROUP_ENV,
   decodeWaitStatus,
   machineWrapper,
+  mustBeOwn,
   OOM_SCORE_ADJ_ENV,
   readExitStatus,
   wrapperArgs,
@@ -188,5 +189,37 @@ describe("the wrapper joining a cgroup", () => {
     expect(run.stderr).toContain("/nonexistent/hangar/cgroup.procs");
     expect(run.code).not.toBe(0);
     expect(run.exitStatus).toBeNull();
+  });
+});
+
+describe("the wrapper's build folder", () => {
+  it("is used only when it is this user's own folder or file that no one else can write", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "hangar-wrapper-own-"));
+    try {
+      const uid = process.getuid?.() ?? 0;
+      const own = join(dir, "own");
+      await mkdir(own, { mode: 0o755 });
+      await chmod(own, 0o755);
+      await expect(mustBeOwn(own, uid, true)).resolves.toBeUndefined();
+      const file = join(own, "hangar-wrapper-x");
+      await writeFile(file, "x", { mode: 0o755 });
+      await chmod(file, 0o755);
+      await expect(mustBeOwn(file, uid, false)).resolves.toBeUndefined();
+
+      const open = join(dir, "open");
+      await mkdir(open);
+      await chmod(open, 0o777);
+      await expect(mustBeOwn(open, uid, true)).rejects.toThrow(/that only it can write/);
+      const writable = join(own, "writable");
+      await writeFile(writable, "x");
+      await chmod(writable, 0o775);
+      await expect(mustBeOwn(writable, uid, false)).rejects.toThrow(/not a file of uid/);
+      const link = join(dir, "link");
+      await symlink(own, link);
+      await expect(mustBeOwn(link, uid, true)).rejects.toThrow(/not a folder of uid/);
+      await expect(mustBeOwn(own, uid + 1, true)).rejects.toThrow(/remove it and start again/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

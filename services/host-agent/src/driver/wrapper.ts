@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rename, rm } from "node:fs/promises";
+import { chmod, lstat, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { Readable, Writable } from "node:stream";
@@ -84,12 +84,19 @@ export function machineWrapper(): Promise<string> {
     const name = `${NAME}${createHash("sha256").update(source).digest("hex").slice(0, 16)}`;
     const prebuilt = join(PREBUILT_WRAPPER_DIR, name);
     if (existsSync(prebuilt)) return prebuilt;
-    const dir =
-      process.getuid?.() === 0 ? "/run/hangar/bin" : join(tmpdir(), `hangar-bin-${process.getuid?.()}`);
+    const uid = process.getuid?.() ?? 0;
+    const dir = uid === 0 ? "/run/hangar/bin" : join(tmpdir(), `hangar-bin-${uid}`);
     const out = join(dir, name);
-    if (existsSync(out)) return out;
     await mkdir(dir, { recursive: true, mode: 0o755 });
-    const tmp = `${out}.${process.pid}.tmp`;
+    // Another local user could make the folder first (/tmp is everyone's) and plant a binary of the
+    // public source's name in it: only a folder and a file of this user's own, that no one else can
+    // write, are used.
+    await mustBeOwn(dir, uid, true);
+    if (existsSync(out)) {
+      await mustBeOwn(out, uid, false);
+      return out;
+    }
+    const tmp = `${out}.${randomBytes(8).toString("hex")}.tmp`;
     try {
       await exec("cc", ["-static", "-O2", "-o", tmp, SOURCE]);
     } catch (err) {
@@ -98,6 +105,7 @@ export function machineWrapper(): Promise<string> {
         `could not build the machine wrapper ${SOURCE} (install a C compiler and static libc: apt-get install gcc libc6-dev): ${(err as Error).message}`,
       );
     }
+    await chmod(tmp, 0o755);
     await rename(tmp, out);
     return out;
   })();
@@ -105,6 +113,17 @@ export function machineWrapper(): Promise<string> {
     built = undefined;
   });
   return built;
+}
+
+/** Refuses `path` unless it is a real folder (or file) of `uid` that neither group nor others can write. */
+export async function mustBeOwn(path: string, uid: number, folder: boolean): Promise<void> {
+  const st = await lstat(path);
+  const kindOk = folder ? st.isDirectory() : st.isFile();
+  if (!kindOk || st.uid !== uid || (st.mode & 0o022) !== 0) {
+    throw new Error(
+      `${path} is not a ${folder ? "folder" : "file"} of uid ${uid} that only it can write: the machine wrapper is not taken from it (remove it and start again)`,
+    );
+  }
 }
 
 /** The argv (after the wrapper's path) that runs `cmd` under the wrapper, recording its exit status in `exitFile`. */
