@@ -95,6 +95,8 @@ export class HeldLoad {
               machineId: res.statusCode === 200 ? (parsed.machine_id ?? "") : "",
               inFlight: parsed.in_flight ?? 0,
               atMs: this.elapsedMs(),
+              // A refusal says why (the proxy's {"error": ...}), for the failure's message.
+              ...(res.statusCode === 200 ? {} : { error: body.slice(0, 200) }),
             });
           });
           res.on("error", (err) => resolve(this.failed(err)));

@@ -98,8 +98,12 @@ function clientClosed(this: ClientSide): void {
   this[EXCHANGE]?.closed();
 }
 
-/** How long a request without a body waits, in all, for machines that refuse connections. */
-const LISTEN_WAIT_MS = 2_000;
+/**
+ * How long a request without a body waits, in all, for machines that refuse connections: a machine
+ * reported started may not listen yet, and machines started together on a busy host (a scale-up)
+ * took more than 2 s to.
+ */
+const LISTEN_WAIT_MS = 10_000;
 
 /**
  * One client request and its (at most two) attempts on machines, plus waits for a machine to listen
