@@ -6,23 +6,11 @@
 // (open it in Chrome DevTools or speedscope) and prints the functions with the most self time.
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
-import {
-  type MachineEvent,
-  type MachineState,
-  machineAggregateId,
-  machineDecider,
-  machinesStream,
-} from "@hangar/domain";
-import {
-  EventStore,
-  encodeBatch,
-  ensureStream,
-  OrderedReader,
-  prefixedStream,
-  replay,
-} from "@hangar/eventstore";
+import { type MachineEvent, machineAggregateId, machinesStream } from "@hangar/domain";
+import { EventStore, encodeBatch, ensureStream, OrderedReader, prefixedStream } from "@hangar/eventstore";
 import { startNatsServer } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
+import { rebuildMachines } from "./machine-rebuild.js";
 
 const MACHINES = Number(process.env.MACHINES ?? 3_000);
 const EVENTS = 100;
@@ -82,17 +70,7 @@ const modes: Record<string, () => Promise<number>> = {
     return total;
   },
   async rebuild() {
-    const states = new Map<string, MachineState>();
-    const r = await replay(store, stream, {
-      onEvents(events, id) {
-        let s = states.get(id) ?? machineDecider.initialState();
-        for (const e of events) s = machineDecider.evolve(s, e.event);
-        states.set(id, s);
-      },
-    });
-    const done = await r.caughtUp;
-    await r.stop();
-    return done.events;
+    return (await rebuildMachines(store, stream)).events;
   },
   async append() {
     const s = prefixedStream(machinesStream, `ap${Date.now()}`);

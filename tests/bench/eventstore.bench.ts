@@ -31,11 +31,11 @@ import {
   messageIdFor,
   OrderedReader,
   prefixedStream,
-  replay,
   SnapshotStore,
 } from "@hangar/eventstore";
 import { startNatsServer } from "@hangar/testkit";
 import { connect, headers } from "@nats-io/transport-node";
+import { rebuildMachines } from "./machine-rebuild.js";
 import { percentile, printTable, round } from "./stats.js";
 
 const WRITE_AGGREGATES = 1_000;
@@ -216,22 +216,13 @@ export async function run(): Promise<Record<string, number>> {
     let peakRss = 0;
     const rebuild = () =>
       timed(async () => {
-        const states = new Map<string, MachineState>();
         const sampler = setInterval(() => {
           peakRss = Math.max(peakRss, process.memoryUsage.rss());
         }, 20);
         try {
-          const r = await replay(store, stream, {
-            onEvents(events, aggregateId) {
-              let s = states.get(aggregateId) ?? machineDecider.initialState();
-              for (const e of events) s = machineDecider.evolve(s, e.event);
-              states.set(aggregateId, s);
-            },
-          });
-          const done = await r.caughtUp;
-          await r.stop();
-          if (done.events !== total || states.size !== REBUILD_AGGREGATES) {
-            throw new Error(`rebuild saw ${done.events} events of ${states.size} machines`);
+          const { events, states } = await rebuildMachines(store, stream);
+          if (events !== total || states.size !== REBUILD_AGGREGATES) {
+            throw new Error(`rebuild saw ${events} events of ${states.size} machines`);
           }
           if (states.get(machineAggregateId("app7", "m7"))?.status !== "stopping")
             throw new Error("wrong state");
