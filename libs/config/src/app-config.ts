@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { DurationSchema } from "./duration.js";
+import { EdgeConfigSchema } from "./edge.js";
 import { refineMount } from "./mounts.js";
 import { AppNameSchema } from "./names.js";
 import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
@@ -269,6 +270,8 @@ export const AppConfigSchema = z.strictObject({
   machine_checks: z.array(MachineCheckCommandSchema).optional(),
   machine_config: z.unknown().optional(),
   container: z.unknown().optional(),
+  /** Hangar's: the app is an edge app (JavaScript run in the proxies), with no machines of its own. */
+  edge: EdgeConfigSchema.optional(),
 });
 
 /**

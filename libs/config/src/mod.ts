@@ -13,6 +13,17 @@ export {
   programOutsideRoots,
 } from "./dir-image.js";
 export { DurationSchema, durationToMs, formatGoDuration, parseDuration } from "./duration.js";
+export type { EdgeConfig } from "./edge.js";
+export {
+  EDGE_BUNDLE_MAX_BYTES,
+  EDGE_BUNDLES_BUCKET,
+  EDGE_CACHE_BUCKET,
+  EDGE_CPU_MS_MAX,
+  EDGE_MEMORY_MB_MAX,
+  EDGE_MEMORY_MB_MIN,
+  EdgeConfigSchema,
+  edgeBundleName,
+} from "./edge.js";
 export type { ReleasedAppFile } from "./files.js";
 export {
   decodeBase64,

@@ -1,6 +1,7 @@
 import { parse, TomlError } from "smol-toml";
 import type { z } from "zod";
 import { type AppConfig, AppConfigSchema, DEPLOY_STRATEGIES, UNSUPPORTED_KEYS } from "./app-config.js";
+import { EDGE_MACHINE_KEYS } from "./edge.js";
 import { normaliseFlyToml } from "./fly-toml-shapes.js";
 import { TomlLocator, type TomlPath } from "./toml-locator.js";
 import { VM_SIZES } from "./vm-sizes.js";
@@ -111,6 +112,17 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
     if (first === undefined) continue;
     const more = others.length > 0 ? ` (and ${others.length} more)` : "";
     warn(first, `${displayPath(asWritten(first))}${more} is not supported by Hangar (ignored)`);
+  }
+  // An edge app runs in the proxies: what would give it machines is kept but does nothing.
+  if (result.data.edge !== undefined) {
+    for (const key of EDGE_MACHINE_KEYS) {
+      const [first] = present(raw, key.split("."));
+      if (first === undefined) continue;
+      warn(
+        first,
+        `${displayPath(asWritten(first))} is not used by an edge app ([edge] runs in the proxies, with no machines) (ignored)`,
+      );
+    }
   }
   const gpu = gpuVm(result.data);
   if (gpu !== undefined) {

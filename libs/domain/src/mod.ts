@@ -71,9 +71,12 @@ export {
   pgclustersStream,
   pgIdentifierProblem,
 } from "./pgclusters/pgcluster.js";
+export type { EdgeRelease } from "./releases/edge.js";
+export { isEdgeRelease, liveEdgeRelease } from "./releases/edge.js";
 export type {
   Release,
   ReleaseCommand,
+  ReleaseEdge,
   ReleaseEvent,
   ReleaseGroup,
   ReleaseStatus,
@@ -82,6 +85,7 @@ export type {
 } from "./releases/release.js";
 export {
   currentRelease,
+  EDGE_BUNDLE_DIGEST,
   inProgress,
   RELEASE_STRATEGIES,
   releaseDecider,

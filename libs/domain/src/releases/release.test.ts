@@ -221,4 +221,38 @@ describe("release decider", () => {
     const state = fold(releaseDecider, [orchestrated(1), cmdStarted, finished]);
     expect(state.releases[0]?.releaseCommand).toEqual({ machineId: "m1", exitCode: 3, reason: "" });
   });
+
+  it("records an edge release's bundle and limits instead of an image", () => {
+    const digest = `sha256:${"ab".repeat(32)}`;
+    const edge = { bundleDigest: digest, cpuMs: 50, memoryMb: 128 };
+    spec
+      .given([created(1), succeeded(1)])
+      .when({ ...create, releaseId: "r2", imageRef: "", edge, orchestrated: true, strategy: "immediate" })
+      .then([
+        created(2, {
+          imageRef: "",
+          orchestrated: true,
+          edgeBundleDigest: digest,
+          edgeCpuMs: 50,
+          edgeMemoryMb: 128,
+        }),
+      ]);
+    const state = fold(releaseDecider, [
+      created(1, { imageRef: "", edgeBundleDigest: digest, edgeCpuMs: 20, edgeMemoryMb: 64 }),
+    ]);
+    expect(state.releases[0]?.edge).toEqual({ bundleDigest: digest, cpuMs: 20, memoryMb: 64 });
+    expect(fold(releaseDecider, [created(1)]).releases[0]?.edge).toBeNull();
+    // An image and a bundle, a digest of another shape, or limits below 1 are refused.
+    for (const bad of [
+      { imageRef: "registry.local/hello@sha256:aa", edge },
+      { imageRef: "", edge: { ...edge, bundleDigest: "sha256:zz" } },
+      { imageRef: "", edge: { ...edge, bundleDigest: digest.slice(7) } },
+      { imageRef: "", edge: { ...edge, cpuMs: 0 } },
+      { imageRef: "", edge: { ...edge, memoryMb: 0.5 } },
+    ])
+      spec
+        .given([])
+        .when({ ...create, ...bad })
+        .thenThrows(is("invalid_argument"));
+  });
 });

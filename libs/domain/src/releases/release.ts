@@ -40,10 +40,23 @@ export interface ReleaseGroup {
   regions?: string[];
 }
 
+/** What an edge app's release runs in the proxies: its bundle (by digest) and its limits. */
+export interface ReleaseEdge {
+  /** `sha256:<hex>` of the bundle's code: the object `<app>/<digest>` of the hangar-edge-bundles bucket. */
+  bundleDigest: string;
+  /** CPU time per request, in ms. */
+  cpuMs: number;
+  /** The isolate's heap, in MB. */
+  memoryMb: number;
+}
+
 export interface Release {
   version: number;
   releaseId: string;
+  /** The image the machines run; "" for an edge release. */
   imageRef: string;
+  /** An edge app's release: its bundle instead of an image (it has no machines); null otherwise. */
+  edge: ReleaseEdge | null;
   buildId: string;
   configJson: string;
   strategy: string;
@@ -81,7 +94,10 @@ export type ReleaseCommand =
   | {
       type: "CreateRelease";
       releaseId: string;
+      /** The image, or "" for an edge release. */
       imageRef: string;
+      /** An edge release: the bundle instead of an image. */
+      edge?: ReleaseEdge;
       buildId?: string;
       configJson: string;
       strategy?: string;
@@ -142,7 +158,14 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
   decide(command, state) {
     switch (command.type) {
       case "CreateRelease":
-        if (!command.imageRef) throw new DomainError("a release needs an image", "invalid_argument");
+        if (!command.imageRef && !command.edge)
+          throw new DomainError("a release needs an image or an edge bundle", "invalid_argument");
+        if (command.imageRef && command.edge)
+          throw new DomainError("a release runs an image or an edge bundle, not both", "invalid_argument");
+        if (command.edge) {
+          const problem = edgeProblem(command.edge);
+          if (problem) throw new DomainError(problem, "invalid_argument");
+        }
         if (!validMaxUnavailable(command.maxUnavailable ?? ""))
           throw new DomainError(
             `max_unavailable ${command.maxUnavailable}: expected a count (2) or a fraction (0.33)`,
@@ -174,6 +197,13 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
               deployedBy: command.deployedBy ?? "",
               rollbackOf: command.rollbackOf ?? 0,
               orchestrated: command.orchestrated ?? false,
+              ...(command.edge
+                ? {
+                    edgeBundleDigest: command.edge.bundleDigest,
+                    edgeCpuMs: command.edge.cpuMs,
+                    edgeMemoryMb: command.edge.memoryMb,
+                  }
+                : {}),
             },
           },
         ];
@@ -272,6 +302,9 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           version: d.version ?? 0,
           releaseId: d.releaseId ?? "",
           imageRef: d.imageRef ?? "",
+          edge: d.edgeBundleDigest
+            ? { bundleDigest: d.edgeBundleDigest, cpuMs: d.edgeCpuMs ?? 0, memoryMb: d.edgeMemoryMb ?? 0 }
+            : null,
           buildId: d.buildId ?? "",
           configJson: d.configJson ?? "",
           strategy: d.strategy ?? "",
@@ -351,6 +384,20 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
     }
   },
 };
+
+/** A bundle digest as the bundler and the gateway write it. */
+export const EDGE_BUNDLE_DIGEST = /^sha256:[0-9a-f]{64}$/;
+
+/** Why an edge release's bundle or limits cannot be run, or undefined. */
+function edgeProblem(edge: ReleaseEdge): string | undefined {
+  if (!EDGE_BUNDLE_DIGEST.test(edge.bundleDigest))
+    return `edge bundle ${JSON.stringify(edge.bundleDigest)}: expected sha256:<64 hex digits>`;
+  if (!Number.isInteger(edge.cpuMs) || edge.cpuMs < 1)
+    return `edge cpu_ms ${edge.cpuMs}: expected at least 1`;
+  if (!Number.isInteger(edge.memoryMb) || edge.memoryMb < 1)
+    return `edge memory_mb ${edge.memoryMb}: expected at least 1`;
+  return undefined;
+}
 
 function update(state: ReleasesState, version: number, f: (r: Release) => Release): ReleasesState {
   return { releases: state.releases.map((r) => (r.version === version ? f(r) : r)) };
