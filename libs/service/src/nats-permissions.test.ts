@@ -195,4 +195,22 @@ describe("the NATS permission table", () => {
     expect(agent.publish.some((s) => s.startsWith("ev.volume"))).toBe(false);
     expect(agent.subscribe).toContain("cmd.host.h1.volume.*");
   });
+
+  it("lets only the gateway write the edge bundles; the proxy reads them and RELEASES, shares the edge cache, publishes console lines", () => {
+    const users = natsUsers(["h1"]);
+    const bundles = (u: NatsUserSpec) => u.objects.find((o) => o.bucket === "hangar-edge-bundles");
+    expect(users.filter((u) => bundles(u)?.write).map((u) => u.user)).toEqual(["gateway"]);
+    expect(users.filter((u) => bundles(u) && !bundles(u)?.write).map((u) => u.user)).toEqual(["proxy"]);
+    const cache = users.filter((u) => u.kv.some((b) => b.bucket === "hangar-edge-cache"));
+    expect(cache.map((u) => u.user)).toEqual(["proxy"]);
+    const proxy = permissionsOf(natsUserOf("proxy") ?? hostAgentUser("x"));
+    expect(proxy.publish).toContain("$JS.API.CONSUMER.CREATE.RELEASES.>");
+    expect(proxy.publish).toContain("$JS.API.CONSUMER.CREATE.OBJ_hangar-edge-bundles.>");
+    expect(proxy.publish).not.toContain("$O.hangar-edge-bundles.>");
+    expect(proxy.publish).toContain("$KV.hangar-edge-cache.>");
+    expect(proxy.publish).toContain("logs.*.*.*");
+    // It reads releases and appends to no stream; it never purges the bundles.
+    expect(proxy.publish.some((s) => s.startsWith("ev."))).toBe(false);
+    expect(proxy.publish).not.toContain("$JS.API.STREAM.PURGE.OBJ_hangar-edge-bundles");
+  });
 });

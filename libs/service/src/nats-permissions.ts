@@ -134,6 +134,8 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     objects: [
       { bucket: "hangar-blobs", write: true },
       { bucket: "hangar-build-contexts", write: true },
+      // The edge apps' bundles, uploaded through `POST /v1/apps/{app}/edge/bundles`.
+      { bucket: "hangar-edge-bundles", write: true },
     ],
     // exec and ps: `POST .../exec` and `GET .../ps` of the Machines API, answered by the machine's host;
     // tunnel: `hangar proxy` and `hangar ssh console`, through the machine's host.
@@ -254,12 +256,19 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
   },
   {
     user: "proxy",
-    role: "the edge proxy: reads routes, wakes machines through the gateway",
-    streams: [reader("APPS"), reader("MACHINES")],
-    kv: [],
-    // hangar-statics: the files of the apps' [[statics]] it serves without their machines.
-    objects: [{ bucket: "hangar-statics", write: false }],
-    publish: ["load.*", "proxy.heartbeat.*", "cmd.machines.wake"],
+    role: "the edge proxy: reads routes, wakes machines through the gateway, runs the edge apps",
+    // RELEASES: each edge app's live release (the bundle it runs).
+    streams: [reader("APPS"), reader("MACHINES"), reader("RELEASES")],
+    // hangar-edge-cache: the edge apps' `fly.cache`, shared by every proxy and worker.
+    kv: [{ bucket: "hangar-edge-cache", write: true }],
+    // hangar-statics: the files of the apps' [[statics]] it serves without their machines;
+    // hangar-edge-bundles: the edge apps' code.
+    objects: [
+      { bucket: "hangar-statics", write: false },
+      { bucket: "hangar-edge-bundles", write: false },
+    ],
+    // logs.<app>.<region>.<id>: the edge apps' console lines, for `hangar logs`.
+    publish: ["load.*", "proxy.heartbeat.*", "cmd.machines.wake", "logs.*.*.*"],
     subscribe: [],
     serves: [],
   },
