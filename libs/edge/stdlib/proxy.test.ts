@@ -27,6 +27,10 @@ describe("proxy", () => {
     expect(seen.headers.host).toBe(origin.host);
     expect(seen.headers["x-forwarded-host"]).toBe("example.com");
     expect(seen.headers["x-forwarded-proto"]).toBe("http");
+    const behindTls = await seenBy(
+      await proxy(origin.url)(new Request("http://example.com/", { headers: { "x-forwarded-proto": "https" } })),
+    );
+    expect(behindTls.headers["x-forwarded-proto"]).toBe("https");
     expect(seen.headers["x-user"]).toBe("ann");
   });
 

@@ -62,7 +62,8 @@ export function proxy(origin: string | URL, options: ProxyOptions = {}): ProxyFe
     for (const name of HOP_BY_HOP) headers.delete(name);
     headers.set("host", target.host);
     headers.set("x-forwarded-host", url.host);
-    headers.set("x-forwarded-proto", url.protocol.slice(0, -1));
+    // The scheme the client used: as the proxy in front said, else the request URL's.
+    headers.set("x-forwarded-proto", request.headers.get("x-forwarded-proto") ?? url.protocol.slice(0, -1));
     for (const [name, value] of Object.entries(options.headers ?? {})) {
       if (value === false) headers.delete(name);
       else headers.set(name, value);

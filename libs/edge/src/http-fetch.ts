@@ -1,17 +1,10 @@
 /**
- * The EdgeHost of `hangar edge dev` and `hangar edge test`: fetches go to the network as asked (the
- * developer's own machine: localhost included), the cache is in this process's memory, console lines
- * go where the embedder says.
+ * An edge app's outbound fetch straight to the network, as `hangar edge dev` and `hangar edge test`
+ * make it (the developer's own machine, localhost included): an EdgeFetcher for MemoryEdgeHost.
  */
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
-import {
-  EDGE_BODY_MAX_BYTES,
-  type EdgeHost,
-  type EdgeHttpRequest,
-  type EdgeHttpResponse,
-  type EdgeLogLevel,
-} from "./contract.js";
+import { EDGE_BODY_MAX_BYTES, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
 
 /** Headers of one connection: not sent on, and not handed back (the body crosses whole). */
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
@@ -47,7 +40,11 @@ async function readWhole(res: IncomingMessage): Promise<Uint8Array> {
  * sets an origin's), redirects not followed, the body not decoded (so the answer's content-encoding
  * and content-length stay true).
  */
-export function networkFetch(req: EdgeHttpRequest, signal: AbortSignal): Promise<EdgeHttpResponse> {
+export function httpFetch(
+  _app: string,
+  req: EdgeHttpRequest,
+  signal: AbortSignal,
+): Promise<EdgeHttpResponse> {
   const url = new URL(req.url);
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return Promise.reject(new TypeError(`cannot fetch ${url.protocol} URLs`));
@@ -72,51 +69,4 @@ export function networkFetch(req: EdgeHttpRequest, signal: AbortSignal): Promise
     outgoing.on("error", reject);
     outgoing.end(req.body);
   });
-}
-
-/** A cache per app in this process's memory, each key with its own expiry. */
-export class MemoryEdgeCache {
-  private readonly apps = new Map<string, Map<string, { value: Uint8Array; expiresAt: number }>>();
-
-  constructor(private readonly now: () => number = Date.now) {}
-
-  private of(app: string): Map<string, { value: Uint8Array; expiresAt: number }> {
-    let entries = this.apps.get(app);
-    if (!entries) {
-      entries = new Map();
-      this.apps.set(app, entries);
-    }
-    return entries;
-  }
-
-  get(app: string, key: string): Uint8Array | undefined {
-    const entries = this.of(app);
-    const entry = entries.get(key);
-    if (entry && entry.expiresAt <= this.now()) {
-      entries.delete(key);
-      return undefined;
-    }
-    return entry?.value;
-  }
-
-  set(app: string, key: string, value: Uint8Array, ttlSeconds?: number): void {
-    const expiresAt = ttlSeconds === undefined ? Number.POSITIVE_INFINITY : this.now() + ttlSeconds * 1000;
-    this.of(app).set(key, { value: value.slice(), expiresAt });
-  }
-
-  delete(app: string, key: string): boolean {
-    return this.get(app, key) !== undefined && this.of(app).delete(key);
-  }
-}
-
-/** The EdgeHost of the dev server and the test runner; `log` gets the app's console lines. */
-export function createDevHost(log: (app: string, level: EdgeLogLevel, message: string) => void): EdgeHost {
-  const cache = new MemoryEdgeCache();
-  return {
-    fetch: (_app, req, signal) => networkFetch(req, signal),
-    log,
-    cacheGet: async (app, key) => cache.get(app, key),
-    cacheSet: async (app, key, value, ttlSeconds) => cache.set(app, key, value, ttlSeconds),
-    cacheDelete: async (app, key) => cache.delete(app, key),
-  };
 }

@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoOrigin, type SeenRequest, startEchoOrigin } from "../test/echo-origin.js";
-import { createDevHost, MemoryEdgeCache, networkFetch } from "./dev-host.js";
+import { httpFetch } from "./http-fetch.js";
 
 let origin: EchoOrigin;
 beforeAll(async () => {
@@ -14,9 +14,10 @@ afterAll(() => origin.close());
 
 const text = (body: Uint8Array) => new TextDecoder().decode(body);
 
-describe("networkFetch", () => {
+describe("httpFetch", () => {
   it("sends method, Host as given, repeated headers and the body; answers status, headers and body", async () => {
-    const res = await networkFetch(
+    const res = await httpFetch(
+      "app",
       {
         method: "PUT",
         url: `${origin.url}/a?b=1`,
@@ -49,10 +50,10 @@ describe("networkFetch", () => {
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     try {
       const signal = new AbortController().signal;
-      const moved = await networkFetch({ method: "GET", url: `${base}/old`, headers: [] }, signal);
+      const moved = await httpFetch("app", { method: "GET", url: `${base}/old`, headers: [] }, signal);
       expect(moved.status).toBe(302);
       expect(moved.headers).toContainEqual(["location", "/new"]);
-      const zipped = await networkFetch({ method: "GET", url: `${base}/z`, headers: [] }, signal);
+      const zipped = await httpFetch("app", { method: "GET", url: `${base}/z`, headers: [] }, signal);
       expect(Buffer.from(zipped.body).equals(packed)).toBe(true);
     } finally {
       await new Promise((resolve) => server.close(resolve));
@@ -62,42 +63,15 @@ describe("networkFetch", () => {
   it("rejects a URL that is not http(s), a refused connection and an aborted fetch", async () => {
     const signal = new AbortController().signal;
     await expect(
-      networkFetch({ method: "GET", url: "file:///etc/passwd", headers: [] }, signal),
+      httpFetch("app", { method: "GET", url: "file:///etc/passwd", headers: [] }, signal),
     ).rejects.toThrow(/cannot fetch file:/);
     const closed = await startEchoOrigin();
     await closed.close();
-    await expect(networkFetch({ method: "GET", url: closed.url, headers: [] }, signal)).rejects.toThrow(
+    await expect(httpFetch("app", { method: "GET", url: closed.url, headers: [] }, signal)).rejects.toThrow(
       /ECONNREFUSED/,
     );
     await expect(
-      networkFetch({ method: "GET", url: origin.url, headers: [] }, AbortSignal.abort()),
+      httpFetch("app", { method: "GET", url: origin.url, headers: [] }, AbortSignal.abort()),
     ).rejects.toThrow(/abort/i);
-  });
-});
-
-describe("MemoryEdgeCache and the dev host", () => {
-  it("keeps each app's keys apart and expires a key after its TTL", async () => {
-    let now = 0;
-    const cache = new MemoryEdgeCache(() => now);
-    cache.set("a", "k", new Uint8Array([1]), 10);
-    cache.set("b", "k", new Uint8Array([2]));
-    expect(cache.get("a", "k")).toEqual(new Uint8Array([1]));
-    expect(cache.get("b", "k")).toEqual(new Uint8Array([2]));
-    now = 10_000;
-    expect(cache.get("a", "k")).toBeUndefined();
-    expect(cache.get("b", "k")).toEqual(new Uint8Array([2]));
-    expect(cache.delete("b", "k")).toBe(true);
-    expect(cache.delete("b", "k")).toBe(false);
-  });
-
-  it("the dev host's cache and log go through its parts", async () => {
-    const lines: string[] = [];
-    const host = createDevHost((app, level, message) => lines.push(`${app} ${level} ${message}`));
-    await host.cacheSet("a", "k", new Uint8Array([7]));
-    expect(await host.cacheGet("a", "k")).toEqual(new Uint8Array([7]));
-    expect(await host.cacheGet("b", "k")).toBeUndefined();
-    expect(await host.cacheDelete("a", "k")).toBe(true);
-    host.log("a", "info", "hi");
-    expect(lines).toEqual(["a info hi"]);
   });
 });
