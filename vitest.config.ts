@@ -92,6 +92,8 @@ export default defineConfig({
         testTimeout: 60_000,
         hookTimeout: 60_000,
         pool: "forks" as const,
+        // isolated-vm (the edge runtime, libs/edge) needs it on Node 20+: libs/edge/src/node-flags.ts.
+        execArgv: ["--no-node-snapshot"],
         server: { deps: { external } },
         isolate: project.isolate,
         maxWorkers: project.maxWorkers,

@@ -1,0 +1,230 @@
+/**
+ * The host's side of an isolate's bridge: the one function the prelude calls (by an isolated-vm
+ * Reference) for fetch, console, fly.cache, timers, random bytes and crypto.subtle. The app's name is
+ * fixed here when the isolate is made; nothing the code passes chooses it. What the bridge holds for
+ * the isolate (fetches, timers, keys) is released when the isolate is.
+ */
+import { randomBytes, webcrypto } from "node:crypto";
+import {
+  EDGE_BODY_MAX_BYTES,
+  type EdgeHost,
+  type EdgeHttpRequest,
+  type EdgeHttpResponse,
+  type EdgeLogLevel,
+} from "./contract.js";
+
+/** Node 20 has CryptoKey as a global only (not on crypto.webcrypto). */
+const CryptoKeyClass = (globalThis as unknown as { CryptoKey: typeof webcrypto.CryptoKey }).CryptoKey;
+const LOG_LEVELS = new Set<EdgeLogLevel>(["debug", "info", "warn", "error"]);
+/** A console line longer than this is cut (the rest is noted by its length). */
+const LOG_LINE_MAX = 16 * 1024;
+/** Keys an isolate may hold at once (crypto.subtle). */
+const KEYS_MAX = 10_000;
+const SUBTLE_OPERATIONS = new Set([
+  "digest",
+  "importKey",
+  "exportKey",
+  "generateKey",
+  "sign",
+  "verify",
+  "encrypt",
+  "decrypt",
+  "deriveBits",
+  "deriveKey",
+  "wrapKey",
+  "unwrapKey",
+]);
+
+/** What one isolate's bridge holds, released with the isolate. */
+export class BridgeState {
+  readonly fetches = new Map<number, AbortController>();
+  readonly timers = new Set<NodeJS.Timeout>();
+  readonly keys = new Map<number, webcrypto.CryptoKey>();
+  nextKey = 1;
+  closed = false;
+
+  close(): void {
+    this.closed = true;
+    for (const controller of this.fetches.values())
+      controller.abort(new Error("the edge app's isolate was stopped"));
+    this.fetches.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.keys.clear();
+  }
+}
+
+/** One console line of an app's code to its host, its level checked and its length capped. */
+export function logLine(host: EdgeHost, app: string, level: unknown, message: unknown): void {
+  const text = stringArg(message, "a log line");
+  host.log(
+    app,
+    LOG_LEVELS.has(level as EdgeLogLevel) ? (level as EdgeLogLevel) : "info",
+    text.length > LOG_LINE_MAX ? `${text.slice(0, LOG_LINE_MAX)}... (${text.length} characters)` : text,
+  );
+}
+
+function isHeaderList(value: unknown): value is [string, string][] {
+  return (
+    Array.isArray(value) &&
+    value.every(
+      (pair) =>
+        Array.isArray(pair) &&
+        pair.length === 2 &&
+        typeof pair[0] === "string" &&
+        typeof pair[1] === "string",
+    )
+  );
+}
+
+function outboundRequest(value: unknown): EdgeHttpRequest {
+  const req = value as Partial<EdgeHttpRequest> | undefined;
+  if (
+    typeof req?.method !== "string" ||
+    typeof req.url !== "string" ||
+    !isHeaderList(req.headers) ||
+    (req.body !== undefined && !(req.body instanceof Uint8Array))
+  )
+    throw new TypeError("fetch: a malformed request");
+  if (req.body !== undefined && req.body.byteLength > EDGE_BODY_MAX_BYTES)
+    throw new RangeError(`fetch: a request body is larger than ${EDGE_BODY_MAX_BYTES} bytes`);
+  return { method: req.method, url: req.url, headers: req.headers, ...(req.body ? { body: req.body } : {}) };
+}
+
+function inboundResponse(res: EdgeHttpResponse): EdgeHttpResponse {
+  if (res.body.byteLength > EDGE_BODY_MAX_BYTES)
+    throw new RangeError(`fetch: a response body is larger than ${EDGE_BODY_MAX_BYTES} bytes`);
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: res.body,
+    ...(res.statusText === undefined ? {} : { statusText: res.statusText }),
+  };
+}
+
+function stringArg(value: unknown, what: string): string {
+  if (typeof value !== "string") throw new TypeError(`${what} must be a string`);
+  return value;
+}
+
+/** Arguments from the isolate: { $key: n } names a key the bridge holds. */
+function withKeys(state: BridgeState, value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => withKeys(state, v));
+  if (typeof value === "object" && value !== null && !ArrayBuffer.isView(value)) {
+    const record = value as Record<string, unknown>;
+    if (typeof record.$key === "number") {
+      const key = state.keys.get(record.$key);
+      if (key === undefined) throw new TypeError("InvalidAccessError: the key was released");
+      return key;
+    }
+    return Object.fromEntries(Object.entries(record).map(([k, v]) => [k, withKeys(state, v)]));
+  }
+  return value;
+}
+
+/** Results for the isolate: keys become descriptions with a handle, buffers bytes. */
+function describeResult(state: BridgeState, value: unknown): unknown {
+  if (value instanceof CryptoKeyClass) {
+    if (state.keys.size >= KEYS_MAX)
+      throw new RangeError(`QuotaExceededError: more than ${KEYS_MAX} keys held`);
+    const handle = state.nextKey++;
+    state.keys.set(handle, value);
+    return {
+      $handle: handle,
+      type: value.type,
+      extractable: value.extractable,
+      algorithm: JSON.parse(
+        JSON.stringify(value.algorithm, (_, v) => (v instanceof Uint8Array ? [...v] : v)),
+      ),
+      usages: value.usages,
+    };
+  }
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  if (typeof value === "object" && value !== null && "publicKey" in value && "privateKey" in value) {
+    const pair = value as webcrypto.CryptoKeyPair;
+    return {
+      publicKey: describeResult(state, pair.publicKey),
+      privateKey: describeResult(state, pair.privateKey),
+    };
+  }
+  return value;
+}
+
+async function subtle(state: BridgeState, op: unknown, args: unknown): Promise<unknown> {
+  if (typeof op !== "string" || !SUBTLE_OPERATIONS.has(op) || !Array.isArray(args))
+    throw new TypeError(`NotSupportedError: crypto.subtle.${String(op)} is not supported`);
+  const method = (webcrypto.subtle as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[op];
+  try {
+    return describeResult(state, await method?.apply(webcrypto.subtle, withKeys(state, args) as unknown[]));
+  } catch (error) {
+    const e = error as Error;
+    throw new Error(`${/Error$/.test(e.name) ? e.name : "OperationError"}: ${e.message}`);
+  }
+}
+
+/** The function an isolate of `app` calls for everything it needs of its host. */
+export function hostBridge(
+  app: string,
+  host: EdgeHost,
+  state: BridgeState,
+  touched: () => void,
+): (op: string, ...args: unknown[]) => unknown {
+  return (op, ...args) => {
+    if (state.closed) throw new Error("the edge app's isolate was stopped");
+    touched();
+    switch (op) {
+      case "fetch": {
+        const [id, req] = args;
+        if (typeof id !== "number") throw new TypeError("fetch: a malformed id");
+        const controller = new AbortController();
+        state.fetches.set(id, controller);
+        return host
+          .fetch(app, outboundRequest(req), controller.signal)
+          .then(inboundResponse)
+          .finally(() => {
+            state.fetches.delete(id);
+            touched();
+          });
+      }
+      case "abortFetch":
+        state.fetches.get(args[0] as number)?.abort(new Error("aborted by the app"));
+        return undefined;
+      case "log":
+        logLine(host, app, args[0], args[1]);
+        return undefined;
+      case "cacheGet":
+        return host.cacheGet(app, stringArg(args[0], "a cache key"));
+      case "cacheSet": {
+        const [key, value, ttl] = args;
+        if (!(value instanceof Uint8Array)) throw new TypeError("a cache value must be bytes");
+        if (ttl !== undefined && typeof ttl !== "number") throw new TypeError("a cache TTL must be a number");
+        return host.cacheSet(app, stringArg(key, "a cache key"), value, ttl);
+      }
+      case "cacheDelete":
+        return host.cacheDelete(app, stringArg(args[0], "a cache key"));
+      case "sleep":
+        return new Promise<void>((resolve) => {
+          const ms = Math.min(Math.max(0, Number(args[0]) || 0), 2 ** 31 - 1);
+          const timer = setTimeout(() => {
+            state.timers.delete(timer);
+            touched();
+            resolve();
+          }, ms);
+          state.timers.add(timer);
+        });
+      case "random": {
+        const n = args[0];
+        if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65536)
+          throw new RangeError("random: 0 to 65536 bytes");
+        return new Uint8Array(randomBytes(n));
+      }
+      case "subtle":
+        return subtle(state, args[0], args[1]);
+      case "releaseKey":
+        state.keys.delete(args[0] as number);
+        return undefined;
+      default:
+        throw new TypeError(`the edge host has no operation ${JSON.stringify(op)}`);
+    }
+  };
+}

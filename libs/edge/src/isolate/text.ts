@@ -1,0 +1,19 @@
+/**
+ * TextEncoder and TextDecoder (UTF-8) from fast-text-encoding, made globals as this module loads:
+ * whatwg-url uses them as globals, so the prelude imports this module first.
+ */
+import * as encoding from "fast-text-encoding";
+
+interface TextEncoding {
+  TextEncoder: typeof globalThis.TextEncoder;
+  TextDecoder: typeof globalThis.TextDecoder;
+}
+
+const loaded = encoding as unknown as Partial<TextEncoding>;
+const fromGlobal = globalThis as unknown as Partial<TextEncoding>;
+
+export const TextEncoder = (loaded.TextEncoder ?? fromGlobal.TextEncoder) as typeof globalThis.TextEncoder;
+export const TextDecoder = (loaded.TextDecoder ?? fromGlobal.TextDecoder) as typeof globalThis.TextDecoder;
+
+for (const [name, value] of Object.entries({ TextEncoder, TextDecoder }))
+  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });

@@ -1,0 +1,395 @@
+/**
+ * The edge runtime: one V8 isolate (isolated-vm) per app, each with its heap limit, running on
+ * isolated-vm's own threads so that the embedder's event loop never runs an app's code. Requests
+ * and responses cross whole. A watchdog charges each request the isolate's CPU time while it is in
+ * flight and stops an isolate whose request goes over its CPU limit; an isolate over its heap limit
+ * is thrown away by V8. Either way the app's isolate is made again from the same bundle on its next
+ * request.
+ */
+import ivm from "isolated-vm";
+import { BridgeState, hostBridge, logLine } from "./bridge.js";
+import { edgeDigest } from "./bundle-code.js";
+import {
+  EDGE_BODY_MAX_BYTES,
+  EDGE_DEFAULT_LIMITS,
+  type EdgeAppEnv,
+  type EdgeBundle,
+  EdgeError,
+  type EdgeErrorCode,
+  type EdgeHost,
+  type EdgeHttpRequest,
+  type EdgeHttpResponse,
+  type EdgeLimits,
+  type EdgeLogLevel,
+  type EdgeRuntimeLike,
+} from "./contract.js";
+import { assertIsolateFlags } from "./node-flags.js";
+import { edgePrelude } from "./prelude.js";
+
+/** How often the watchdog reads the CPU time of the isolates that are running or may run. */
+const WATCHDOG_MS = 5;
+/** An isolate with nothing in flight stays watched this long after it last did anything. */
+const WATCH_IDLE_MS = 1_000;
+/** The wall time the bundle's top level (and the prelude's setup) may take when it loads. */
+const LOAD_TIMEOUT_MS = 2_000;
+
+interface InFlight {
+  cpuNs: number;
+  fail(error: EdgeError): void;
+}
+
+/** One isolate of an app: made from a bundle, serving until it is replaced, removed or stopped. */
+interface Instance {
+  app: string;
+  limits: EdgeLimits;
+  isolate: ivm.Isolate;
+  dispatch: ivm.Reference;
+  bridge: BridgeState;
+  inFlight: Set<InFlight>;
+  cpuMark: bigint;
+  /** CPU time the isolate used while nothing of it was in flight (timers, waitUntil), since it was last idle. */
+  backgroundNs: number;
+  touchedAt: number;
+  /** Replaced by a deploy or removed: disposed when its last request ends. */
+  retired: boolean;
+  /** Why the runtime stopped it, if it did. */
+  stopped?: EdgeErrorCode;
+}
+
+interface AppSlot {
+  bundle: EdgeBundle;
+  env: EdgeAppEnv;
+  limits: EdgeLimits;
+  instance?: Instance;
+  loading?: Promise<Instance>;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function isMemoryLimit(error: unknown): boolean {
+  return /memory limit/i.test(messageOf(error));
+}
+
+/** An answer from the isolate's dispatch: a response, or why there is none; its console lines to the host. */
+function answerOf(app: string, host: EdgeHost, answer: unknown): EdgeHttpResponse {
+  const value = answer as Partial<EdgeHttpResponse> & {
+    error?: EdgeErrorCode;
+    message?: string;
+    logs?: [EdgeLogLevel, string][];
+  };
+  if (Array.isArray(value?.logs))
+    for (const [level, message] of value.logs) logLine(host, app, level, message);
+  if (typeof value?.error === "string")
+    throw new EdgeError(value.error, `${app}: ${value.message ?? value.error}`);
+  if (
+    typeof value?.status !== "number" ||
+    !Array.isArray(value.headers) ||
+    !(value.body instanceof Uint8Array)
+  )
+    throw new EdgeError("bad_response", `${app}: the isolate answered a malformed response`);
+  return {
+    status: value.status,
+    headers: value.headers,
+    body: value.body,
+    ...(value.statusText ? { statusText: value.statusText } : {}),
+  };
+}
+
+export class EdgeRuntime implements EdgeRuntimeLike {
+  private readonly apps = new Map<string, AppSlot>();
+  /** Each app's deploys, one at a time. */
+  private readonly deploying = new Map<string, Promise<void>>();
+  private readonly watched = new Set<Instance>();
+  private watchdog: NodeJS.Timeout | undefined;
+  private disposed = false;
+
+  constructor(
+    private readonly host: EdgeHost,
+    private readonly defaults: EdgeLimits = EDGE_DEFAULT_LIMITS,
+  ) {}
+
+  async deploy(
+    app: string,
+    bundle: EdgeBundle,
+    env: EdgeAppEnv,
+    limits?: Partial<EdgeLimits>,
+  ): Promise<void> {
+    if (this.disposed) throw new Error("the edge runtime was disposed");
+    if (edgeDigest(bundle.code) !== bundle.digest)
+      throw new EdgeError("compile", `${app}: the bundle's code does not match its digest ${bundle.digest}`);
+    const full: EdgeLimits = { ...this.defaults, ...limits };
+    const previous = this.deploying.get(app) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(() => this.install(app, bundle, env, full));
+    this.deploying.set(app, next);
+    try {
+      await next;
+    } finally {
+      if (this.deploying.get(app) === next) this.deploying.delete(app);
+    }
+  }
+
+  current(app: string): string | undefined {
+    return this.apps.get(app)?.bundle.digest;
+  }
+
+  async dispatch(app: string, req: EdgeHttpRequest): Promise<EdgeHttpResponse> {
+    if (req.body !== undefined && req.body.byteLength > EDGE_BODY_MAX_BYTES)
+      throw new EdgeError(
+        "uncaught",
+        `${app}: a request body is larger than ${EDGE_BODY_MAX_BYTES} bytes`,
+        413,
+      );
+    const instance = await this.instanceOf(app);
+    return this.run(instance, req);
+  }
+
+  remove(app: string): void {
+    const slot = this.apps.get(app);
+    if (slot === undefined) return;
+    this.apps.delete(app);
+    if (slot.instance !== undefined) this.stop(slot.instance, "not_deployed", `${app} was removed`);
+  }
+
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const slots = [...this.apps.values()];
+    this.apps.clear();
+    for (const slot of slots) {
+      if (slot.instance !== undefined)
+        this.stop(slot.instance, "not_deployed", "the edge runtime was disposed");
+      await slot.loading?.then((instance) => this.release(instance)).catch(() => undefined);
+    }
+    if (this.watchdog !== undefined) clearInterval(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  /** Loads the bundle in a new isolate, then makes it the app's in one step; the old one drains. */
+  private async install(app: string, bundle: EdgeBundle, env: EdgeAppEnv, limits: EdgeLimits): Promise<void> {
+    const instance = await this.load(app, bundle, env, limits);
+    if (this.disposed) {
+      this.release(instance);
+      throw new Error("the edge runtime was disposed");
+    }
+    const old = this.apps.get(app);
+    this.apps.set(app, { bundle, env, limits, instance });
+    if (old?.instance !== undefined) this.retire(old.instance);
+  }
+
+  /** The app's serving isolate, made again from its bundle when the last one was stopped. */
+  private async instanceOf(app: string): Promise<Instance> {
+    const slot = this.apps.get(app);
+    if (slot === undefined) throw new EdgeError("not_deployed", `${app}: no edge release is loaded here`);
+    const serving = slot.instance;
+    if (serving !== undefined && !serving.isolate.isDisposed && serving.stopped === undefined) return serving;
+    if (serving !== undefined) {
+      slot.instance = undefined;
+      this.release(serving);
+    }
+    if (slot.loading === undefined) {
+      const loading = this.load(app, slot.bundle, slot.env, slot.limits);
+      slot.loading = loading;
+      loading.then(
+        (instance) => {
+          if (slot.loading === loading) slot.loading = undefined;
+          if (this.apps.get(app) === slot && slot.instance === undefined) slot.instance = instance;
+          else if (slot.instance !== instance) this.release(instance);
+        },
+        () => {
+          if (slot.loading === loading) slot.loading = undefined;
+        },
+      );
+    }
+    return slot.loading;
+  }
+
+  /** A fresh isolate with the prelude, the bridge and the app's bundle loaded. */
+  private async load(
+    app: string,
+    bundle: EdgeBundle,
+    env: EdgeAppEnv,
+    limits: EdgeLimits,
+  ): Promise<Instance> {
+    assertIsolateFlags();
+    const prelude = await edgePrelude();
+    const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb });
+    const bridge = new BridgeState();
+    const instance: Instance = {
+      app,
+      limits,
+      isolate,
+      dispatch: undefined as unknown as ivm.Reference,
+      bridge,
+      inFlight: new Set(),
+      cpuMark: 0n,
+      backgroundNs: 0,
+      touchedAt: Date.now(),
+      retired: false,
+    };
+    try {
+      const context = await isolate.createContext();
+      await (await isolate.compileScript(prelude, { filename: "edge-prelude.js" })).run(context, {
+        timeout: LOAD_TIMEOUT_MS,
+      });
+      const init: ivm.Reference = await context.global.get("__hangar_init", { reference: true });
+      const reference = new ivm.Reference(hostBridge(app, this.host, bridge, () => this.touch(instance)));
+      const entry = (await init.apply(
+        undefined,
+        [reference, app, new ivm.ExternalCopy({ appEnv: env.appEnv, vars: { ...env.vars } }).copyInto()],
+        { result: { reference: true }, timeout: LOAD_TIMEOUT_MS },
+      )) as ivm.Reference;
+      instance.dispatch = await entry.get("dispatch", { reference: true });
+      const register: ivm.Reference = await entry.get("registerModule", { reference: true });
+      const module = await isolate.compileModule(bundle.code, {
+        filename: `edge://${app}/${bundle.digest}.js`,
+      });
+      await module.instantiate(context, (specifier) => {
+        throw new Error(`import ${JSON.stringify(specifier)}: an edge app's code is one bundle`);
+      });
+      await module.evaluate({ timeout: LOAD_TIMEOUT_MS });
+      await register.apply(undefined, [module.namespace.derefInto()], { timeout: LOAD_TIMEOUT_MS });
+      instance.cpuMark = isolate.cpuTime;
+      return instance;
+    } catch (error) {
+      const memory = isMemoryLimit(error);
+      this.release(instance);
+      throw new EdgeError(
+        memory ? "memory_limit" : "compile",
+        `${app}: loading ${bundle.digest} failed: ${messageOf(error)}`,
+      );
+    }
+  }
+
+  private run(instance: Instance, req: EdgeHttpRequest): Promise<EdgeHttpResponse> {
+    const { app, limits } = instance;
+    return new Promise<EdgeHttpResponse>((resolve, reject) => {
+      let done = false;
+      const finish = (error: EdgeError | undefined, response?: EdgeHttpResponse) => {
+        if (done) return;
+        done = true;
+        clearTimeout(wall);
+        this.account(instance);
+        instance.inFlight.delete(request);
+        if (instance.retired && instance.inFlight.size === 0) this.release(instance);
+        if (error !== undefined) reject(error);
+        else resolve(response as EdgeHttpResponse);
+      };
+      const request: InFlight = { cpuNs: 0, fail: (error) => finish(error) };
+      this.account(instance);
+      instance.inFlight.add(request);
+      this.touch(instance);
+      const wall = setTimeout(
+        () => finish(new EdgeError("wall_limit", `${app}: the request took longer than ${limits.wallMs} ms`)),
+        limits.wallMs,
+      );
+      instance.dispatch
+        .apply(undefined, [req], { arguments: { copy: true }, result: { promise: true, copy: true } })
+        .then(
+          (answer) => {
+            try {
+              finish(undefined, answerOf(app, this.host, answer));
+            } catch (error) {
+              finish(error as EdgeError);
+            }
+          },
+          (error: unknown) => finish(this.failure(instance, error)),
+        );
+    });
+  }
+
+  /** Why a dispatch into the isolate failed. */
+  private failure(instance: Instance, error: unknown): EdgeError {
+    if (instance.stopped !== undefined)
+      return new EdgeError(
+        instance.stopped,
+        `${instance.app}: its isolate was stopped (${instance.stopped})`,
+      );
+    if (isMemoryLimit(error) || instance.isolate.isDisposed) {
+      this.stop(
+        instance,
+        "memory_limit",
+        `${instance.app}: its isolate went over ${instance.limits.memoryMb} MB`,
+      );
+      return new EdgeError(
+        "memory_limit",
+        `${instance.app}: its isolate went over ${instance.limits.memoryMb} MB`,
+      );
+    }
+    return new EdgeError("uncaught", `${instance.app}: ${messageOf(error)}`);
+  }
+
+  /** Charges the CPU time the isolate used since the last look to what is in flight. */
+  private account(instance: Instance): void {
+    if (instance.isolate.isDisposed) return;
+    const now = instance.isolate.cpuTime;
+    const used = Number(now - instance.cpuMark);
+    instance.cpuMark = now;
+    if (used <= 0) {
+      if (instance.inFlight.size === 0) instance.backgroundNs = 0;
+      return;
+    }
+    instance.touchedAt = Date.now();
+    if (instance.inFlight.size === 0) {
+      instance.backgroundNs += used;
+      return;
+    }
+    const share = used / instance.inFlight.size;
+    for (const request of instance.inFlight) request.cpuNs += share;
+  }
+
+  private touch(instance: Instance): void {
+    instance.touchedAt = Date.now();
+    if (instance.retired && instance.inFlight.size === 0) return;
+    this.watched.add(instance);
+    this.watchdog ??= setInterval(() => this.tick(), WATCHDOG_MS);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    for (const instance of this.watched) {
+      if (instance.isolate.isDisposed || instance.stopped !== undefined) {
+        this.watched.delete(instance);
+        continue;
+      }
+      this.account(instance);
+      const limitNs = instance.limits.cpuMs * 1e6;
+      const over = [...instance.inFlight].find((request) => request.cpuNs > limitNs);
+      if (over !== undefined || instance.backgroundNs > limitNs) {
+        const message = `${instance.app}: ${over !== undefined ? "a request" : "code run outside a request (a timer, waitUntil)"} used more than ${instance.limits.cpuMs} ms of CPU`;
+        this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
+        this.stop(instance, "cpu_limit", message);
+        continue;
+      }
+      if (instance.inFlight.size === 0 && now - instance.touchedAt > WATCH_IDLE_MS)
+        this.watched.delete(instance);
+    }
+    if (this.watched.size === 0 && this.watchdog !== undefined) {
+      clearInterval(this.watchdog);
+      this.watchdog = undefined;
+    }
+  }
+
+  /** Stops an isolate: what it has in flight fails with `code`; the app's next request makes a new one. */
+  private stop(instance: Instance, code: EdgeErrorCode, message: string): void {
+    if (instance.stopped !== undefined) return;
+    instance.stopped = code;
+    for (const slot of this.apps.values()) if (slot.instance === instance) slot.instance = undefined;
+    const inFlight = [...instance.inFlight];
+    instance.inFlight.clear();
+    this.release(instance);
+    for (const request of inFlight) request.fail(new EdgeError(code, message));
+  }
+
+  /** Replaced by a deploy: serves what it has in flight, then goes. */
+  private retire(instance: Instance): void {
+    instance.retired = true;
+    if (instance.inFlight.size === 0) this.release(instance);
+  }
+
+  private release(instance: Instance): void {
+    this.watched.delete(instance);
+    instance.bridge.close();
+    if (!instance.isolate.isDisposed) instance.isolate.dispose();
+  }
+}
