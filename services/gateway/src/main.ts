@@ -22,6 +22,7 @@ import { StreamBuildsBackend } from "./builds/backend.js";
 import { BuildCatalog } from "./builds/catalog.js";
 import { BuildContexts } from "./builds/contexts.js";
 import { config } from "./config.js";
+import { EdgeBundles } from "./edge/bundles.js";
 import { HostInspector } from "./exec/inspector.js";
 import { createApi, startApiServer } from "./http/mod.js";
 import { KvIdempotency } from "./idempotency/kv-idempotency.js";
@@ -93,6 +94,7 @@ await runService({
       onError: (err) => logger.warn({ err }, "event feed"),
     });
     const appExists = (name: string) => catalog.app(name) !== undefined;
+    const edgeBundles = await EdgeBundles.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
     });
@@ -115,7 +117,8 @@ await runService({
         maxContextBytes: config.HANGAR_GATEWAY_MAX_CONTEXT_MB * 2 ** 20,
         ...(masterKeys ? { keys: masterKeys } : {}),
       }),
-      releases: new StreamReleasesBackend({ store, catalog: releases, builds, appExists }),
+      releases: new StreamReleasesBackend({ store, catalog: releases, builds, appExists, edgeBundles }),
+      edgeBundles: { store: edgeBundles, appExists },
       scaling: { scalingOf: (a, limit) => scaling.scalingOf(a, limit), appExists },
       secrets,
       logs: new AppLogs({

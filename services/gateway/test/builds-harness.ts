@@ -20,6 +20,7 @@ import { inject } from "vitest";
 import { StreamBuildsBackend } from "../src/builds/backend.js";
 import { BuildCatalog } from "../src/builds/catalog.js";
 import { BuildContexts } from "../src/builds/contexts.js";
+import { EdgeBundles } from "../src/edge/bundles.js";
 import { createApi } from "../src/http/api.js";
 import type { MachinesBackend } from "../src/http/backend.js";
 import { ApiError } from "../src/http/errors.js";
@@ -27,7 +28,7 @@ import { StreamReleasesBackend } from "../src/releases/backend.js";
 import { ReleaseCatalog } from "../src/releases/catalog.js";
 import { testAuth } from "./auth-fixture.js";
 
-const { auth: AUTH, token: TOKEN } = testAuth();
+const { auth: AUTH, token: TOKEN, key: KEY } = testAuth();
 
 // These tests never reach the Machines API: every call of it fails loudly.
 const noMachines = new Proxy({} as MachinesBackend, {
@@ -37,10 +38,14 @@ const noMachines = new Proxy({} as MachinesBackend, {
 });
 
 /**
- * The gateway's API with real builds and releases backends on the run's nats-server, over streams
- * and a bucket named with `prefix` so that test files never share them.
+ * The gateway's API with real builds, releases and edge bundles backends on the run's nats-server,
+ * over streams and buckets named with `prefix` so that test files never share them. `orgs` puts apps
+ * in orgs of their own (every app is in "personal" otherwise).
  */
-export async function startBuildsGateway(prefix: string, opts: { maxContextBytes?: number } = {}) {
+export async function startBuildsGateway(
+  prefix: string,
+  opts: { maxContextBytes?: number; orgs?: Record<string, string> } = {},
+) {
   const nc: NatsConnection = await connect({ servers: inject("natsUrl") });
   const store = await EventStore.connect(nc);
   const streams = {
@@ -55,9 +60,21 @@ export async function startBuildsGateway(prefix: string, opts: { maxContextBytes
   const builds = await BuildCatalog.start(store, streams.builds);
   const releases = await ReleaseCatalog.start(store, streams.releases);
   const contexts = await BuildContexts.open(nc, { bucket: `${prefix}-build-contexts` });
+  const edgeBundles = await EdgeBundles.open(nc, { bucket: `${prefix}-edge-bundles` });
+  const orgs = opts.orgs;
+  const auth = orgs
+    ? {
+        ...AUTH,
+        directory: {
+          ...AUTH.directory,
+          orgOf: (app: string) => orgs[app] ?? "personal",
+          exists: (org: string) => org === "personal" || Object.values(orgs).includes(org),
+        },
+      }
+    : AUTH;
   const api = createApi({
     backend: noMachines,
-    auth: AUTH,
+    auth,
     logger: createLogger("builds-test", { level: "silent" }),
     builds: new StreamBuildsBackend({
       store,
@@ -73,7 +90,9 @@ export async function startBuildsGateway(prefix: string, opts: { maxContextBytes
       builds,
       appExists,
       stream: streams.releases,
+      edgeBundles,
     }),
+    edgeBundles: { store: edgeBundles, appExists },
   });
   const appsHandler = new CommandHandler<AppState, AppCommand, AppEvent>(store, streams.apps, appDecider);
   // The builder's side of a build, as the builder service records it.
@@ -86,11 +105,14 @@ export async function startBuildsGateway(prefix: string, opts: { maxContextBytes
   return {
     api,
     token: TOKEN,
+    /** The root key the tokens are minted with (tests mint org-scoped ones). */
+    key: KEY,
     nc,
     store,
     streams,
     builds,
     contexts,
+    edgeBundles,
     /** A request to the API with the bearer token. */
     request(path: string, init: RequestInit = {}): Promise<Response> {
       const headers = new Headers(init.headers);
@@ -116,6 +138,7 @@ export async function startBuildsGateway(prefix: string, opts: { maxContextBytes
     async stop(): Promise<void> {
       await Promise.all([apps.stop(), builds.stop(), releases.stop()]);
       await contexts.os.destroy();
+      await edgeBundles.os.destroy();
       store.close();
       await nc.drain();
     },

@@ -138,7 +138,13 @@ describe("releases", () => {
     const cases: [method: string, path: string, body: unknown, status: number, error: RegExp][] = [
       ["POST", "/v1/apps/web/releases", "{not json", 400, /invalid JSON body/],
       ["POST", "/v1/apps/web/releases", "", 400, /body is required/],
-      ["POST", "/v1/apps/web/releases", {}, 400, /image: required unless build_id or rollback_of is given/],
+      [
+        "POST",
+        "/v1/apps/web/releases",
+        {},
+        400,
+        /image: required unless build_id, edge_bundle or rollback_of is given/,
+      ],
       ["POST", "/v1/apps/web/releases", { image: 5 }, 400, /image: expected string, received 5/],
       ["POST", "/v1/apps/web/releases", { image: "has space" }, 400, /image:/],
       ["POST", "/v1/apps/web/releases", { image: IMAGE, strategy: "yolo" }, 400, /strategy: expected one of/],

@@ -38,6 +38,7 @@ import { jsonBodyLimit } from "./body-limit.js";
 import { buildRoutes } from "./builds.js";
 import type { BuildsBackend } from "./builds-backend.js";
 import type { ApiEnv } from "./context.js";
+import { type EdgeBundleStore, edgeBundleRoutes } from "./edge-bundles.js";
 import { errorHandler, notFound } from "./error-handler.js";
 import { type FreshReadsSource, freshReads } from "./fresh-reads.js";
 import { httpMetrics } from "./http-metrics.js";
@@ -70,6 +71,8 @@ export interface ApiDeps {
   builds?: BuildsBackend;
   /** Serves `/v1/apps/{app}/releases` when given. */
   releases?: ReleasesBackend;
+  /** Serves `POST /v1/apps/{app}/edge/bundles` (edge apps' code, stored by digest) when given. */
+  edgeBundles?: { store: EdgeBundleStore; appExists(app: string): boolean };
   /** Serves `/v1/apps/{app}/logs` (the machines' output, recent then live) when given. */
   logs?: LogsReader;
   /** Serves `POST .../machines/{id}/exec` and `GET .../machines/{id}/ps` (through the machine's host) when given. */
@@ -170,6 +173,8 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   }
   if (deps.builds) api.route("/v1", buildRoutes(deps.builds));
   if (deps.releases) api.route("/v1", releaseRoutes(deps.releases, deps.registry, deps.upstreams));
+  if (deps.edgeBundles)
+    api.route("/v1", edgeBundleRoutes(deps.edgeBundles.store, deps.edgeBundles.appExists));
   if (deps.scaling) api.route("/v1", scalingRoutes(deps.scaling));
   if (deps.secrets) api.route("/v1", secretRoutes(deps.secrets));
   if (deps.logs) api.route("/v1", logRoutes(deps.logs));

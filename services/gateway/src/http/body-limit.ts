@@ -9,8 +9,9 @@ export const MAX_JSON_BODY_BYTES = 2 ** 20;
 // sending reads the 413 rather than a broken pipe; beyond it the connection is cut.
 const DRAIN_BYTES = 16 * 2 ** 20;
 
-// Build contexts are tars streamed to the object store under their own limit (the builds routes).
-const STREAMED_BODY = /^\/v1\/apps\/[^/]+\/builds\/?$/;
+// Build contexts are tars streamed to the object store, and edge bundles are read, under their own
+// limits (the builds and edge bundles routes).
+const STREAMED_BODY = /^\/v1\/apps\/[^/]+\/(?:builds|edge\/bundles)\/?$/;
 
 /**
  * The 413. It closes the connection: the rest of the body may still be on its way, and a client must
@@ -42,22 +43,46 @@ export function jsonBodyLimit(maxBytes = MAX_JSON_BODY_BYTES): MiddlewareHandler
       if (Number(declared) > maxBytes) throw tooLarge(c, maxBytes);
       return next();
     }
-    const reader = body.getReader();
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      size += value.byteLength;
-      if (size > maxBytes) {
-        await drain(reader);
-        throw tooLarge(c, maxBytes);
-      }
-      chunks.push(value);
-    }
-    c.req.raw = new Request(c.req.raw, { body: Buffer.concat(chunks) });
+    c.req.raw = new Request(c.req.raw, { body: await readWithin(c, body, maxBytes) });
     return next();
   };
+}
+
+/**
+ * The whole request body, refused with 413 `resource_exhausted` once it passes `maxBytes` (at once
+ * from its Content-Length), never holding more than the limit in memory; empty when there is none.
+ */
+export async function readBodyWithin(c: Context<ApiEnv>, maxBytes: number): Promise<Buffer> {
+  const declared = c.req.header("content-length");
+  if (
+    declared !== undefined &&
+    c.req.header("transfer-encoding") === undefined &&
+    Number(declared) > maxBytes
+  )
+    throw tooLarge(c, maxBytes);
+  const body = c.req.raw.body;
+  return body === null ? Buffer.alloc(0) : readWithin(c, body, maxBytes);
+}
+
+async function readWithin(
+  c: Context<ApiEnv>,
+  body: ReadableStream<Uint8Array>,
+  maxBytes: number,
+): Promise<Buffer> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > maxBytes) {
+      await drain(reader);
+      throw tooLarge(c, maxBytes);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks);
 }
 
 async function drain(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<void> {

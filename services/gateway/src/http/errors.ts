@@ -22,6 +22,8 @@ import { CommandError } from "@hangar/service";
  * - `resource_exhausted` 413 and `unsupported_media_type` 415: a build context too large, or not a tar.
  * - `idempotency_key_reused` 422: an Idempotency-Key sent again with a different request (as Stripe
  *   and the IETF idempotency-key draft answer it); a key whose first request still runs is `conflict`.
+ * - `edge_bundle_not_found` 422: a release names an edge bundle the app has not uploaded (the request
+ *   is well formed; what it points to is missing, as with a registry's unknown blob).
  * - `rate_limited` 429: the org spent its budget for the action (http/rate-limit.ts); the answer's
  *   Retry-After says in whole seconds when one more call fits, and clients such as flyctl retry then.
  * - `unknown` 500: anything unexpected (the spec's other error enum value).
@@ -41,6 +43,7 @@ export const ERROR_STATUS = {
   unsupported_media_type: 415,
   insufficient_capacity: 422,
   idempotency_key_reused: 422,
+  edge_bundle_not_found: 422,
   rate_limited: 429,
   unknown: 500,
   unavailable: 503,

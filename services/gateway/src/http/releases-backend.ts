@@ -33,6 +33,8 @@ export interface ReleaseView {
   previous_version: number | null;
   /** Its [deploy] release_command's run, once started: the machine, and how it ended (null while it runs). */
   release_command: { machine_id: string; exit_code: number | null; error: string | null } | null;
+  /** An edge app's release: the bundle the proxies run and its limits (`image` is then ""); null otherwise. */
+  edge: { bundle: string; cpu_ms: number; memory_mb: number } | null;
 }
 
 /** A new release: `image`, or `build_id` whose image it defaults to. */
@@ -46,6 +48,8 @@ export interface CreateReleaseInput {
   maxUnavailable: string | undefined;
   waitTimeoutMs: number | undefined;
   rollbackOf: number | undefined;
+  /** An edge app's bundle digest instead of an image. */
+  edgeBundle: string | undefined;
 }
 
 /** How a release ended. */

@@ -1,5 +1,5 @@
 import { durationToMs, ImageSchema } from "@hangar/config";
-import { validMaxUnavailable } from "@hangar/domain";
+import { EDGE_BUNDLE_DIGEST, validMaxUnavailable } from "@hangar/domain";
 import type { Context } from "hono";
 import { z } from "zod";
 import { readBody } from "./body.js";
@@ -9,7 +9,10 @@ import type { CreateReleaseInput, ReleaseOutcome } from "./releases-backend.js";
 /** Fly's deployment strategies. */
 export const RELEASE_STRATEGIES = ["immediate", "rolling", "bluegreen", "canary"] as const;
 
-/** Body of `POST /v1/apps/{app}/releases`: an image, or a build whose image it defaults to. */
+/**
+ * Body of `POST /v1/apps/{app}/releases`: an image, or a build whose image it defaults to, or an edge
+ * app's bundle (uploaded first to `POST .../edge/bundles`).
+ */
 export const CreateReleaseRequestSchema = z
   .object({
     image: ImageSchema.nullish(),
@@ -39,12 +42,18 @@ export const CreateReleaseRequestSchema = z
         return z.NEVER;
       })
       .nullish(),
-    // Redeploys an earlier release: its image and config unless given.
+    // Redeploys an earlier release: its image (or edge bundle) and config unless given.
     rollback_of: z.number().int().positive().nullish(),
+    // Hangar's: an edge app's bundle (sha256:<hex>) instead of an image; its limits come from the config's [edge].
+    edge_bundle: z.string().regex(EDGE_BUNDLE_DIGEST, "expected sha256:<64 hex digits>").nullish(),
   })
-  .refine((r) => r.image || r.build_id || r.rollback_of, {
-    error: "required unless build_id or rollback_of is given",
+  .refine((r) => r.image || r.build_id || r.rollback_of || r.edge_bundle, {
+    error: "required unless build_id, edge_bundle or rollback_of is given",
     path: ["image"],
+  })
+  .refine((r) => !(r.edge_bundle && (r.image || r.build_id)), {
+    error: "a release runs an image or an edge bundle, not both",
+    path: ["edge_bundle"],
   });
 
 /** Body of `PATCH /v1/apps/{app}/releases/{version}`: how the release ended. */
@@ -66,6 +75,7 @@ export async function createReleaseInput(c: Context): Promise<CreateReleaseInput
     maxUnavailable: body.max_unavailable ?? undefined,
     waitTimeoutMs: body.wait_timeout ?? undefined,
     rollbackOf: body.rollback_of ?? undefined,
+    edgeBundle: body.edge_bundle ?? undefined,
   };
 }
 

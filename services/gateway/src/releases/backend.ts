@@ -1,7 +1,9 @@
 import { createHash } from "node:crypto";
-import { ReleaseConfigSchema } from "@hangar/config";
+import { EdgeConfigSchema, ReleaseConfigSchema } from "@hangar/config";
 import {
+  type Release,
   type ReleaseCommand,
+  type ReleaseEdge,
   type ReleaseEvent,
   type ReleasesState,
   releaseDecider,
@@ -17,6 +19,7 @@ import { handleThenWait } from "@hangar/service";
 import type { BuildCatalog } from "../builds/catalog.js";
 import { newUlid } from "../builds/ids.js";
 import type { RequestContext } from "../http/backend.js";
+import type { EdgeBundleStore } from "../http/edge-bundles.js";
 import { ApiError } from "../http/errors.js";
 import type {
   CreateReleaseInput,
@@ -36,6 +39,8 @@ export interface StreamReleasesBackendDeps {
   appExists(app: string): boolean;
   /** The RELEASES stream (tests pass a prefixed one). */
   stream?: AggregateStream<ReleaseEvent>;
+  /** Where an edge release's bundle must have been uploaded; without it, edge releases are refused. */
+  edgeBundles?: Pick<EdgeBundleStore, "has">;
 }
 
 /** A release as the API shows it. */
@@ -67,6 +72,7 @@ export function toReleaseView(r: ReleaseRecord): ReleaseView {
           error: x.releaseCommand.reason || null,
         }
       : null,
+    edge: x.edge ? { bundle: x.edge.bundleDigest, cpu_ms: x.edge.cpuMs, memory_mb: x.edge.memoryMb } : null,
   };
 }
 
@@ -106,11 +112,17 @@ export class StreamReleasesBackend implements ReleasesBackend {
   async createRelease(app: string, input: CreateReleaseInput, ctx: RequestContext): Promise<ReleaseView> {
     this.appOrThrow(app);
     const earlier = input.rollbackOf === undefined ? undefined : this.record(app, input.rollbackOf).release;
-    const image = input.buildId
-      ? (input.image ?? this.buildImage(app, input.buildId))
-      : (input.image ?? earlier?.imageRef);
-    if (!image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
     const configJson = input.config ? JSON.stringify(input.config) : (earlier?.configJson ?? "");
+    // An edge release: the bundle named, or that of the edge release rolled back to (unless an image is given).
+    const edgeDigest =
+      input.edgeBundle ?? (input.image || input.buildId ? undefined : earlier?.edge?.bundleDigest);
+    const edge = edgeDigest ? await this.edgeRelease(app, edgeDigest, input, earlier) : undefined;
+    const image = edge
+      ? ""
+      : input.buildId
+        ? (input.image ?? this.buildImage(app, input.buildId))
+        : (input.image ?? earlier?.imageRef);
+    if (!edge && !image) throw ApiError.of("invalid_argument", "image: required unless build_id is given");
     if (input.deploy) {
       // The platform derives the machines from it: it must be an app config as fly.toml loads into
       // (with the [[files]] local_path contents hangar deploy read), whether sent or taken from the
@@ -142,11 +154,15 @@ export class StreamReleasesBackend implements ReleasesBackend {
       {
         type: "CreateRelease",
         releaseId,
-        imageRef: image,
+        imageRef: image ?? "",
+        ...(edge ? { edge } : {}),
         configJson,
         ...(input.buildId ? { buildId: input.buildId } : {}),
-        // A release the platform carries out rolls by default, as Fly's deploys do.
-        ...(input.strategy || input.deploy ? { strategy: input.strategy ?? "rolling" } : {}),
+        // A release the platform carries out rolls by default, as Fly's deploys do; an edge release
+        // has no machines to roll, and takes effect at once.
+        ...(input.strategy || input.deploy
+          ? { strategy: input.strategy ?? (edge ? "immediate" : "rolling") }
+          : {}),
         ...(input.description ? { description: input.description } : {}),
         orchestrated: input.deploy,
         ...(input.maxUnavailable ? { maxUnavailable: input.maxUnavailable } : {}),
@@ -160,6 +176,36 @@ export class StreamReleasesBackend implements ReleasesBackend {
     const created = res.events[0];
     const version = created?.type === "ReleaseCreated" ? (created.data.version ?? 0) : 0;
     return toReleaseView(this.record(app, version));
+  }
+
+  /**
+   * An edge release's bundle and limits: the bundle must have been uploaded to the app (422
+   * otherwise); the limits are the config's [edge] (defaults when it has none), or those of the
+   * release rolled back to when no config is sent.
+   */
+  private async edgeRelease(
+    app: string,
+    bundleDigest: string,
+    input: CreateReleaseInput,
+    earlier: Release | undefined,
+  ): Promise<ReleaseEdge> {
+    if (!this.deps.edgeBundles)
+      throw ApiError.of("invalid_argument", "edge_bundle: this gateway stores no edge bundles");
+    if (!(await this.deps.edgeBundles.has(app, bundleDigest)))
+      throw ApiError.of(
+        "edge_bundle_not_found",
+        `edge_bundle: ${bundleDigest} was not uploaded to app ${app} (POST /v1/apps/${app}/edge/bundles)`,
+      );
+    if (!input.config && earlier?.edge) return { ...earlier.edge, bundleDigest };
+    const parsed = EdgeConfigSchema.safeParse(input.config?.edge ?? {});
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw ApiError.of(
+        "invalid_argument",
+        `config.edge.${issue?.path.join(".") ?? ""}: ${issue?.message ?? "invalid"}`,
+      );
+    }
+    return { bundleDigest, cpuMs: parsed.data.cpu_ms, memoryMb: parsed.data.memory_mb };
   }
 
   async endRelease(

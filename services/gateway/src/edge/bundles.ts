@@ -1,0 +1,33 @@
+import { EDGE_BUNDLES_BUCKET, edgeBundleName } from "@hangar/config";
+import { openObjectBucket } from "@hangar/oci";
+import type { ObjectStore } from "@nats-io/obj";
+import type { NatsConnection } from "@nats-io/transport-node";
+import type { EdgeBundleStore } from "../http/edge-bundles.js";
+
+/**
+ * Edge apps' bundles in the hangar-edge-bundles Object Store bucket, one object per app and digest
+ * (`<app>/sha256:<hex>`, edgeBundleName): the gateway writes them, the proxies read them. An object
+ * is never changed once written: its name is its content's hash.
+ */
+export class EdgeBundles implements EdgeBundleStore {
+  private constructor(readonly os: ObjectStore) {}
+
+  /** Opens (creating if needed) the bucket. */
+  static async open(
+    nc: NatsConnection,
+    opts: { bucket?: string; replicas?: number } = {},
+  ): Promise<EdgeBundles> {
+    return new EdgeBundles(await openObjectBucket(nc, opts.bucket ?? EDGE_BUNDLES_BUCKET, opts));
+  }
+
+  async put(app: string, digest: string, code: Uint8Array): Promise<boolean> {
+    if (await this.has(app, digest)) return false;
+    await this.os.putBlob({ name: edgeBundleName(app, digest) }, code);
+    return true;
+  }
+
+  async has(app: string, digest: string): Promise<boolean> {
+    const info = await this.os.info(edgeBundleName(app, digest));
+    return info !== null && !info.deleted;
+  }
+}
