@@ -30,6 +30,11 @@ command -v crun >/dev/null 2>&1 || missing+=(crun)
 [ -x /usr/bin/catatonit ] || missing+=(catatonit)
 [ -f /usr/share/containers/seccomp.json ] || missing+=(golang-github-containers-common)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# isolated-vm (the edge runtime, libs/edge) is built by node-gyp at pnpm install: a C++ compiler,
+# make and python3 (Node's headers: /usr/include/node, .npmrc nodedir).
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
 [ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v umoci >/dev/null 2>&1 || missing+=(umoci)

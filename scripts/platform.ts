@@ -225,11 +225,19 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
  * into one file with its dependencies by scripts/bundle.ts (services/<name>/bundle/main.mjs). The
  * tests' global setup builds, bundles and sets it: a service then loads in about a third of the CPU
  * time, with no tsx hooks and no module resolution between it and its code (test platforms start ten).
+ * The proxy runs edge apps in isolated-vm isolates, which need Node's --no-node-snapshot on Node 20+.
  */
 export function serviceArgv(name: ServiceName): string[] {
+  const flags = name === "proxy" ? ["--no-node-snapshot"] : [];
   return process.env.HANGAR_RUN_FROM === "dist"
-    ? [join(repoRoot, "services", name, "bundle", "main.mjs")]
-    : ["--conditions=source", "--import", "tsx", join(repoRoot, "services", name, "src", "main.ts")];
+    ? [...flags, join(repoRoot, "services", name, "bundle", "main.mjs")]
+    : [
+        ...flags,
+        "--conditions=source",
+        "--import",
+        "tsx",
+        join(repoRoot, "services", name, "src", "main.ts"),
+      ];
 }
 
 class ServiceProcess implements ServiceHandle {

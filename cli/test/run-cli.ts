@@ -37,8 +37,10 @@ export interface RunningCli {
  * scripts/platform.ts serviceArgv).
  */
 export function hangarArgv(args: string[]): string[] {
-  if (process.env.HANGAR_RUN_FROM === "dist") return [process.execPath, compiledMain, ...args];
-  return [process.execPath, "--conditions=source", "--import", tsx, main, ...args];
+  // `hangar edge dev|test` run edge apps in isolated-vm isolates: Node 20+ needs --no-node-snapshot.
+  const flags = args[0] === "edge" ? ["--no-node-snapshot"] : [];
+  if (process.env.HANGAR_RUN_FROM === "dist") return [process.execPath, ...flags, compiledMain, ...args];
+  return [process.execPath, ...flags, "--conditions=source", "--import", tsx, main, ...args];
 }
 
 /** Starts the real CLI from its sources as a child process, with only the HANGAR_* variables given. */
