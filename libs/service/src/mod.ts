@@ -113,7 +113,7 @@ export type {
   VolumeUpdateRequest,
   WakeRequest,
 } from "./subjects.js";
-export { subjects } from "./subjects.js";
+export { EDGE_LOG_INSTANCE_PREFIX, subjects } from "./subjects.js";
 export type { SnapshotObjects } from "./volume-snapshots.js";
 export { deleteSnapshotObject, snapshotObjectName } from "./volume-snapshots.js";
 export type { VolumeChange, VolumesViewOptions } from "./volumes-view.js";

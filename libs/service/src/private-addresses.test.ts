@@ -39,4 +39,20 @@ describe("private addresses", () => {
     // The same name through the plain lookup resolves: the guard is what refused it.
     await new Promise<void>((resolve, reject) => lookup("localhost", (e) => (e ? reject(e) : resolve())));
   });
+
+  it("judges addresses by the caller's rule when given one", async () => {
+    const judged: string[] = [];
+    const guarded = publicOnlyLookup(
+      (host, address) => new Error(`refused ${host} at ${address}`),
+      (address) => {
+        judged.push(address);
+        return false;
+      },
+    );
+    const err = await new Promise<Error | null>((resolve) =>
+      guarded("localhost", { all: true }, (e) => resolve(e as Error | null)),
+    );
+    expect(err).toBeNull();
+    expect(judged.length).toBeGreaterThan(0);
+  });
 });

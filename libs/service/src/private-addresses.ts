@@ -43,13 +43,17 @@ export function isPrivateAddress(address: string): boolean {
 /**
  * A DNS lookup for http(s) requests that refuses a name with any private address (the error from
  * `refused`), so the connection goes to an address that was checked and a second lookup (DNS
- * rebinding) cannot swap it.
+ * rebinding) cannot swap it. `isRefused` (default isPrivateAddress) judges each address: a caller
+ * may refuse more (the edge proxy refuses its host's own public addresses too).
  */
-export function publicOnlyLookup(refused: (hostname: string, address: string) => Error): LookupFunction {
+export function publicOnlyLookup(
+  refused: (hostname: string, address: string) => Error,
+  isRefused: (address: string) => boolean = isPrivateAddress,
+): LookupFunction {
   return (hostname, options, callback) => {
     dnsLookup(hostname, { ...options, all: true }, (err, addresses: LookupAddress[]) => {
       if (err) return callback(err, "", 4);
-      const bad = addresses.find((a) => isPrivateAddress(a.address));
+      const bad = addresses.find((a) => isRefused(a.address));
       if (bad) return callback(refused(hostname, bad.address), "", 4);
       const first = addresses[0];
       if (!first)

@@ -198,6 +198,12 @@ export interface SignalRequest {
 }
 
 /**
+ * The start of the instance id an edge app's console lines carry in place of a machine id
+ * (`edge-<proxy id>`, published by the proxy that ran the code); machine ids are hex, never with a dash.
+ */
+export const EDGE_LOG_INSTANCE_PREFIX = "edge-";
+
+/**
  * One line a machine printed: published live on `logs.<app>.<region>.<machine_id>` by the agent that
  * runs it (core NATS), and kept by that agent, which answers the recent ones on `cmd.host.<id>.logs`.
  */

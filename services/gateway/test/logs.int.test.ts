@@ -122,3 +122,28 @@ describe("AppLogs follows only the app's own machines", () => {
     expect(got).toEqual(["m1 1 one", "m1 2 two", "m1 3 three", "m1 60 last"]);
   });
 });
+
+describe("AppLogs shows an edge app's console lines", () => {
+  it("passes lines of an edge-<proxy> instance on its own subject, with the app's machines' lines", async () => {
+    const stop = new AbortController();
+    const got: string[] = [];
+    const read = reader().logs(app, {}, { limit: 10, follow: true, signal: stop.signal });
+    for await (const l of read) {
+      got.push(`${l.machine_id} ${l.seq} ${l.line}`);
+      if (l.seq === 3) {
+        publish(line(1, "console.log from the edge", "edge-p1"));
+        // Another proxy's line sent on p1's subject is not p1's.
+        hostNc.publish(`logs.${app}.ams.edge-p1`, JSON.stringify(line(2, "p2 on p1's subject", "edge-p2")));
+        publish(line(70, "last"));
+      }
+      if (l.seq === 70) stop.abort();
+    }
+    expect(got).toEqual([
+      "m1 1 one",
+      "m1 2 two",
+      "m1 3 three",
+      "edge-p1 1 console.log from the edge",
+      "m1 70 last",
+    ]);
+  });
+});

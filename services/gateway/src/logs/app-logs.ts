@@ -1,4 +1,5 @@
 import {
+  EDGE_LOG_INSTANCE_PREFIX,
   type HostLogsReply,
   type HostLogsRequest,
   type MachineLogLine,
@@ -96,7 +97,9 @@ export class AppLogs implements LogsReader {
         // Any host agent may publish on logs.*.*.*: only a line of one of this app's machines, sent
         // on that machine's own subject, is the app's (an app named like a subject prefix reads no other).
         if (msg.subject !== subjects.logs(app, line.region, line.machine_id)) continue;
-        if (!this.#machineOf(app, line.machine_id)) continue;
+        // An edge app's console lines come from the proxies that ran its code (edge-<proxy id>).
+        if (!line.machine_id.startsWith(EDGE_LOG_INSTANCE_PREFIX) && !this.#machineOf(app, line.machine_id))
+          continue;
         newest.set(line.machine_id, line.seq);
         yield line;
       }
