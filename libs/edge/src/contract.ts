@@ -53,6 +53,54 @@ export interface EdgeAppEnv {
 
 export type EdgeLogLevel = "debug" | "info" | "warn" | "error";
 
+/** Where an overlay goes on an image. */
+export type EdgeImageGravity =
+  | "center"
+  | "north"
+  | "northeast"
+  | "east"
+  | "southeast"
+  | "south"
+  | "southwest"
+  | "west"
+  | "northwest";
+
+/** One image operation; the host (sharp) applies them in order. */
+export type EdgeImageOp =
+  | {
+      op: "resize";
+      width?: number;
+      height?: number;
+      /** How the image fits the box (sharp's fit): `cover` crops, `inside` keeps it whole. Default cover. */
+      fit?: "cover" | "contain" | "fill" | "inside" | "outside";
+      /** Never make the image larger than it is. */
+      withoutEnlargement?: boolean;
+    }
+  /** Another image (bytes) laid over this one: a watermark. */
+  | {
+      op: "overlay";
+      image: Uint8Array;
+      gravity?: EdgeImageGravity;
+      top?: number;
+      left?: number;
+      tile?: boolean;
+    }
+  | { op: "rotate"; angle: number }
+  | { op: "flip" }
+  | { op: "flop" }
+  | { op: "grayscale" }
+  | { op: "blur"; sigma: number }
+  /** The output's format (default: the input's). */
+  | { op: "format"; format: "jpeg" | "png" | "webp" | "avif"; quality?: number };
+
+/** An image the host made: its bytes and what they are. */
+export interface EdgeImageResult {
+  body: Uint8Array;
+  format: string;
+  width: number;
+  height: number;
+}
+
 /**
  * What an app's code may reach, supplied by the embedder. The runtime passes the app's name on
  * every call and never lets the code choose it: scoping (whose cache, whose logs) is the host's.
@@ -66,6 +114,11 @@ export interface EdgeHost {
   cacheGet(app: string, key: string): Promise<Uint8Array | undefined>;
   cacheSet(app: string, key: string, value: Uint8Array, ttlSeconds?: number): Promise<void>;
   cacheDelete(app: string, key: string): Promise<boolean>;
+  /**
+   * Image operations (`@fly/image`), done by the host with sharp (libs/edge's transformImage); a host
+   * without it leaves image operations out of its apps' reach.
+   */
+  image?(app: string, input: Uint8Array, ops: EdgeImageOp[]): Promise<EdgeImageResult>;
 }
 
 export type EdgeErrorCode =
