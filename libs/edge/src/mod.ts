@@ -1,4 +1,12 @@
 export { edgeBundleOf, edgeDigest } from "./bundle-code.js";
+export {
+  type BundledEdgeApp,
+  type BundleEdgeAppOptions,
+  bundleEdgeApp,
+  detectEdgeEntry,
+  EDGE_STDLIB_IMPORTS,
+  looksLikeEdgeEntry,
+} from "./bundler.js";
 export * from "./contract.js";
 export { type EdgeFetcher, type EdgeLogLine, MemoryEdgeHost, networkFetch } from "./memory-host.js";
 export { assertIsolateFlags, NODE_FLAG } from "./node-flags.js";
