@@ -12,6 +12,7 @@ import {
   currentRelease,
   type ExistingMachine,
   inProgress,
+  isEdgeRelease,
   type MachineCommand,
   type MachineEvent,
   type MachineState,
@@ -208,6 +209,8 @@ export class ReleaseOrchestrator {
       );
       return;
     }
+    // An edge release runs in the proxies (from when it is appended): no machine to roll.
+    if (isEdgeRelease(release)) return this.edgeDone(app, state, release);
     switch (release.status) {
       case "pending":
         return this.begin(app, state, release);
@@ -218,6 +221,39 @@ export class ReleaseOrchestrator {
       default:
         return;
     }
+  }
+
+  /**
+   * Ends an edge release at once: started with no machines (naming the release it replaces), then
+   * succeeded. The app's machines, if an earlier image release left some, are left as they are.
+   */
+  private async edgeDone(app: string, state: ReleasesState, release: Release): Promise<void> {
+    if (release.status === "pending") {
+      const previous = currentRelease({
+        releases: state.releases.filter((r) => r.version < release.version),
+      });
+      await this.command(
+        app,
+        {
+          type: "StartRelease",
+          version: release.version,
+          groups: [],
+          previousVersion: previous?.version ?? 0,
+          previousGroups: [],
+          startedAtMs: this.now(),
+        },
+        `start-${release.releaseId}`,
+      );
+    }
+    await this.command(
+      app,
+      { type: "SucceedRelease", version: release.version, machineIds: [] },
+      `succeed-${release.releaseId}`,
+    );
+    this.opts.logger.info(
+      { app, release: release.version, bundle: release.edge?.bundleDigest },
+      "edge release succeeded",
+    );
   }
 
   /** Records what the release converges to: each group's count (never fewer than it has) and the release it replaces. */
