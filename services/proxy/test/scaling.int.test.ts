@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import type { ServerResponse } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   type AppCommand,
@@ -127,8 +127,8 @@ function recordStarted(app: string, machineId: string, upstreamPort: number) {
 }
 
 /** An app with one machine that ran once and is stopped now. */
-async function appWithStoppedMachine(app: string, machineId: string): Promise<void> {
-  await apps.handle(app, { type: "CreateApp", name: app, orgSlug: "personal" }, meta());
+async function appWithStoppedMachine(app: string, machineId: string, orgSlug = "personal"): Promise<void> {
+  await apps.handle(app, { type: "CreateApp", name: app, orgSlug }, meta());
   const id = machineAggregateId(app, machineId);
   await machines.handle(
     id,
@@ -200,6 +200,59 @@ describe("wake-up from the MACHINES stream", () => {
     expect(up.hits).toBe(50);
     expect(startRequests).toBe(1);
     expect(wakeCalls).toBe(1);
+  });
+});
+
+describe("fly-replay between apps of the stream's organizations", () => {
+  const replaysTo =
+    (target: string) =>
+    (req: IncomingMessage, res: ServerResponse): void => {
+      req.resume();
+      res.writeHead(409, { "fly-replay": `app=${target}` }).end();
+    };
+
+  /** Starts the app's stopped machine at `upstreamPort` and waits until the proxy routes to it. */
+  async function startAt(app: string, machineId: string, upstreamPort: number): Promise<void> {
+    await machines.handle(
+      machineAggregateId(app, machineId),
+      { type: "StartMachine", nowMs: Date.now() },
+      meta(),
+    );
+    await recordStarted(app, machineId, upstreamPort);
+    await expect.poll(() => routes.lookup(app)?.backends.length).toBe(1);
+  }
+
+  it("replays to a sleeping app of the same organization, waking it, and not to another organization's", async () => {
+    const router = `router-${suffix}`;
+    const worker = `worker-${suffix}`;
+    const router2 = `router2-${suffix}`;
+    const foreign = `foreign-${suffix}`;
+    await appWithStoppedMachine(router, "r1");
+    await appWithStoppedMachine(worker, "w1");
+    await appWithStoppedMachine(router2, "r2");
+    await appWithStoppedMachine(foreign, "f1", "someone-else");
+    expect(routes.lookup(router)?.org).toBe("personal");
+    expect(routes.lookup(foreign)?.org).toBe("someone-else");
+    await startAt(router, "r1", (await startUpstream("r1", replaysTo(worker))).port);
+
+    const back = await startUpstream("w1");
+    const pending = send(port, `${router}.localhost`, { method: "POST", body: Buffer.from("job") });
+    await expect.poll(() => routes.lookup(worker)?.starting).toEqual(["w1"]);
+    await recordStarted(worker, "w1", back.port);
+    const res = await pending;
+    expect(res.status).toBe(200);
+    expect(res.json().upstream).toBe("w1");
+    expect((res.json().headers as Record<string, string>)["fly-replay-src"]).toMatch(
+      /^instance=r1;region=local;/,
+    );
+
+    const other = await startUpstream("f1");
+    await startAt(foreign, "f1", other.port);
+    await startAt(router2, "r2", (await startUpstream("r2", replaysTo(foreign))).port);
+    const refused = await send(port, `${router2}.localhost`);
+    expect(refused.status).toBe(502);
+    expect(refused.json().status).toBe("replay_app_not_found");
+    expect(other.hits).toBe(0);
   });
 });
 

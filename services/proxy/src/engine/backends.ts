@@ -114,6 +114,8 @@ export class AppState implements Limits {
   hard = Number.POSITIVE_INFINITY;
   sleeping: readonly SleepingMachine[] = [];
   starting: readonly string[] = [];
+  /** Its organization (AppRoute.org). */
+  org: string | undefined = undefined;
   readonly queue = new HoldQueue<Held>();
   wake: Wake | undefined = undefined;
   /** Machines whose start was refused lately, with when they may be tried again (engine clock). */
@@ -138,6 +140,7 @@ export class AppState implements Limits {
       this.soft = Math.min(this.hard, Math.max(1, shareOf(settings.softLimit, this.share)));
       for (const b of this.backends) b.size(this.hard, this.maxSockets);
     }
+    this.org = route.org;
     this.sleeping = route.sleeping ?? NONE;
     this.starting = route.starting ?? NONE;
     this.syncBackends(route.backends);

@@ -101,9 +101,13 @@ export class ProxyEngine {
     return app;
   }
 
-  /** A backend of `app` under its limits (see pickBackend), never `avoid` when another will do. */
-  pick(app: AppState, avoid?: BackendState): BackendState | undefined {
-    return pickBackend(app.backends, this.now(), this.random, avoid, app);
+  /**
+   * A backend of `app` under its limits (see pickBackend), never `avoid` when another will do; only
+   * among those `only` accepts, when given (a replay's target).
+   */
+  pick(app: AppState, avoid?: BackendState, only?: (b: BackendState) => boolean): BackendState | undefined {
+    const backends = only === undefined ? app.backends : app.backends.filter(only);
+    return pickBackend(backends, this.now(), this.random, avoid, app);
   }
 
   /**
@@ -113,7 +117,7 @@ export class ProxyEngine {
    */
   admit(app: AppState, held: Held): QueueEntry<Held> | undefined {
     if (app.queue.size === 0) {
-      const backend = this.pick(app);
+      const backend = this.pick(app, undefined, held.only);
       if (backend) {
         this.send(app, held, backend);
         return undefined;
@@ -175,10 +179,15 @@ export class ProxyEngine {
 
   /** Hands freed slots (or new machines) to held requests, oldest first; refuses them when hope is gone. */
   private pump(app: AppState): void {
-    while (app.queue.size > 0) {
-      const backend = this.pick(app);
+    // A replay held for one machine or region waits at the head for it: those are rare, and the
+    // queue's timeout bounds the wait of those behind.
+    let held = app.queue.peek();
+    while (held !== undefined) {
+      const backend = this.pick(app, undefined, held.only);
       if (!backend) break;
-      this.send(app, app.queue.shift() as Held, backend);
+      app.queue.shift();
+      this.send(app, held, backend);
+      held = app.queue.peek();
     }
     if (app.queue.size === 0 || app.backends.length > 0) return;
     this.wakeOne(app);

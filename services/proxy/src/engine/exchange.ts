@@ -26,9 +26,18 @@ import {
   viaFor,
 } from "./headers.js";
 import type { Held } from "./held.js";
-import type { AppMetrics, RetryReason } from "./metrics.js";
+import type { AppMetrics, ReplayResult, RetryReason } from "./metrics.js";
 import type { QueueEntry } from "./queue.js";
 import { type Refusal, refuse } from "./refusal.js";
+import {
+  findReplay,
+  MAX_REPLAYS,
+  parseReplay,
+  REPLAY_BODY_MAX,
+  type ReplayAsk,
+  replaySource,
+  replayTargets,
+} from "./replay.js";
 
 // The hot path allocates what a request needs and no more: one rewritten header list (the attempt's
 // traceparent is appended to it in place), and the exchange and attempt objects. Node's events reach
@@ -36,6 +45,7 @@ import { type Refusal, refuse } from "./refusal.js";
 const EXCHANGE = Symbol("exchange");
 const ATTEMPT = Symbol("attempt");
 type ClientSide = ServerResponse & { [EXCHANGE]?: Exchange; [ATTEMPT]?: Attempt };
+type ClientBody = IncomingMessage & { [EXCHANGE]?: Exchange };
 type UpstreamSide<T> = T & { [ATTEMPT]?: Attempt };
 
 /** Reads the client's trace context from the one pass over its headers (no req.headers object). */
@@ -88,7 +98,7 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
     },
     parent,
   );
-  const ex = new Exchange(engine, req, res, target, fwd, upstream.headers, upstream.hasBody, span);
+  const ex = new Exchange(engine, req, res, target, fwd, upstream, span);
   (res as ClientSide)[EXCHANGE] = ex;
   res.on("close", clientClosed);
   ex.start();
@@ -106,8 +116,9 @@ function clientClosed(this: ClientSide): void {
 const LISTEN_WAIT_MS = 10_000;
 
 /**
- * One client request and its (at most two) attempts on machines, plus waits for a machine to listen
- * and for a machine to take it (hard limit, wake-up).
+ * One client request and its attempts on machines (at most two per target: a retry; a machine's
+ * fly-replay sends it to another target), plus waits for a machine to listen and for a machine to
+ * take it (hard limit, wake-up).
  */
 class Exchange implements Held {
   attempts = 0;
@@ -124,21 +135,53 @@ class Exchange implements Held {
   /** The request span's context: attempts and a wake-up it causes are its children. */
   readonly traceContext: Context;
   /** How many entries of `headers` are the request's own; each attempt appends its traceparent after them. */
-  readonly ownHeaders: number;
+  ownHeaders: number;
+  /** How many of them came from the client (a replay appends Fly-Replay-Src after them). */
+  private readonly clientHeaders: number;
+  readonly headers: string[];
+  readonly hasBody: boolean;
+  /** The app whose machines it goes to: the Host's, or a replay's target. */
+  app: AppState;
+  /** The machines it may go to (Held); set by a replay. */
+  only: ((b: BackendState) => boolean) | undefined = undefined;
+  /** How many times machines had it replayed, and which (`<app> <machine>`): never a target again. */
+  private replays = 0;
+  private replayedBy: Set<string> | undefined = undefined;
+  /**
+   * The body as sent to the first machine, kept while no answer came, to replay it. Undefined when
+   * there is none, once relayed, or past REPLAY_BODY_MAX (then bodyTooLarge).
+   */
+  private body: Buffer[] | undefined = undefined;
+  private bodyBytes = 0;
+  private bodyTooLarge = false;
+  /** Whether the body is being (or was) streamed to a machine: later attempts send the kept one. */
+  private bodyStarted = false;
+  /** A replay asked while the body was still arriving: decided once it has come whole. */
+  private awaitingBody: { value: string; from: BackendState } | undefined = undefined;
 
   constructor(
     readonly engine: ProxyEngine,
     readonly req: IncomingMessage,
     readonly res: ServerResponse,
-    readonly app: AppState,
+    app: AppState,
     readonly fwd: Forwarding,
-    readonly headers: string[],
-    readonly hasBody: boolean,
+    upstream: UpstreamRequest,
     readonly span: Span,
   ) {
+    this.app = app;
+    this.headers = upstream.headers;
+    this.hasBody = upstream.hasBody;
     this.traceContext = trace.setSpan(context.active(), span);
-    this.ownHeaders = headers.length;
-    this.retryable = !hasBody && (req.method === "GET" || req.method === "HEAD");
+    this.ownHeaders = this.headers.length;
+    this.clientHeaders = this.ownHeaders;
+    this.retryable = !this.hasBody && (req.method === "GET" || req.method === "HEAD");
+    // A body the client says is over the most a replay keeps is not kept at all.
+    if (
+      this.hasBody &&
+      upstream.contentLength !== undefined &&
+      Number(upstream.contentLength) > REPLAY_BODY_MAX
+    )
+      this.bodyTooLarge = true;
     this.metrics = engine.appMetrics(app.app);
     app.inFlight++;
     app.received++;
@@ -172,7 +215,169 @@ class Exchange implements Held {
   /** Where to send the request again after `failed` failed, if it may be. */
   retryTarget(failed: BackendState): BackendState | undefined {
     if (!this.retryable || this.attempts > 1 || this.clientGone) return undefined;
-    return this.engine.pick(this.app, failed);
+    return this.engine.pick(this.app, failed, this.only);
+  }
+
+  /**
+   * Sends the body to an attempt's machine: the client's as it comes for the first (keeping it, up
+   * to REPLAY_BODY_MAX, while no answer came), the kept one for a replay.
+   */
+  sendBody(upstream: ClientRequest): void {
+    if (this.bodyStarted) {
+      for (const chunk of this.body ?? NO_BODY) upstream.write(chunk);
+      upstream.end();
+      return;
+    }
+    this.bodyStarted = true;
+    this.req.pipe(upstream);
+    if (this.bodyTooLarge) return;
+    this.body = [];
+    (this.req as ClientBody)[EXCHANGE] = this;
+    this.req.on("data", keepBodyChunk);
+  }
+
+  /** Keeps a chunk of the body for a replay, or stops keeping it past REPLAY_BODY_MAX. */
+  keep(chunk: Buffer): void {
+    const body = this.body;
+    if (body === undefined) return;
+    this.bodyBytes += chunk.length;
+    if (this.bodyBytes <= REPLAY_BODY_MAX) {
+      body.push(chunk);
+      return;
+    }
+    this.dropBody();
+    this.bodyTooLarge = true;
+    // A replay waiting for the body is refused now, not after the rest of a large upload.
+    const waiting = this.awaitingBody;
+    if (waiting !== undefined) {
+      this.awaitingBody = undefined;
+      this.replayNow(waiting.value, waiting.from);
+    }
+  }
+
+  /** A machine's answer is relayed: the body will not be replayed. */
+  dropBody(): void {
+    if (this.body === undefined) return;
+    this.body = undefined;
+    this.req.off("data", keepBodyChunk);
+  }
+
+  /**
+   * `from` answered with `fly-replay: value`: sends the request to the target it names (another app
+   * of its organization, a region, a machine) with the kept body, or refuses it: a header it cannot
+   * follow, a loop, a body too large to have been kept, an app outside the organization, no machine.
+   */
+  replay(value: string, from: BackendState, upstream: ClientRequest): void {
+    if (this.hasBody) {
+      // The machine has answered: the rest of the body is no longer for it.
+      this.req.unpipe(upstream);
+      if (!this.req.readableEnded) {
+        upstream.destroy();
+        if (!this.bodyTooLarge) {
+          this.awaitingBody = { value, from };
+          this.req.once("end", () => this.bodyEnded());
+          this.req.resume();
+          return;
+        }
+      }
+    }
+    this.replayNow(value, from);
+  }
+
+  private replayNow(value: string, from: BackendState): void {
+    const source = this.app;
+    const by = `machine ${from.machineId} of app ${source.app}`;
+    let ask: ReplayAsk;
+    try {
+      ask = parseReplay(value);
+    } catch (err) {
+      const message = `${by} answered with a fly-replay header the proxy cannot follow: ${(err as Error).message}`;
+      this.replayRefused(source, "invalid", {
+        status: 502,
+        code: "invalid_replay",
+        message,
+        app: source.app,
+      });
+      return;
+    }
+    this.replays++;
+    const replayedBy = this.replayedBy ?? new Set<string>();
+    this.replayedBy = replayedBy;
+    replayedBy.add(`${source.app} ${from.machineId}`);
+    if (this.replays > MAX_REPLAYS) {
+      const message = `replay loop: the request was replayed ${MAX_REPLAYS} times (fly-replay) and ${by} asked for one more`;
+      this.replayRefused(source, "loop", { status: 508, code: "replay_loop", message, app: source.app });
+      return;
+    }
+    if (this.bodyTooLarge) {
+      const message = `${by} asked to replay the request (fly-replay), but its body is larger than the ${REPLAY_BODY_MAX} bytes the proxy keeps to replay a request`;
+      this.replayRefused(source, "body_too_large", {
+        status: 413,
+        code: "replay_body_too_large",
+        message,
+        app: source.app,
+      });
+      return;
+    }
+    let target = source;
+    if (ask.app !== undefined && ask.app !== source.app) {
+      const other = this.engine.pool.resolve(ask.app);
+      // The same answer whether the app does not exist or is another organization's: a machine
+      // cannot learn other tenants' app names by replaying to them.
+      if (other === undefined || source.org === undefined || other.org !== source.org) {
+        const message = `${by} asked to replay the request to app ${ask.app} (fly-replay), which is not an app of its organization`;
+        this.replayRefused(source, "app_not_found", {
+          status: 502,
+          code: "replay_app_not_found",
+          message,
+          app: source.app,
+        });
+        return;
+      }
+      target = other;
+    }
+    const only = replayTargets(target, ask, replayedBy, by);
+    if (typeof only !== "function" && only !== undefined) {
+      this.replayRefused(source, only.code === "replay_loop" ? "loop" : "no_machine", only);
+      return;
+    }
+    this.engine.metrics?.replay(source.app, "replayed");
+    this.span.addEvent("fly-replay", {
+      "hangar.machine_id": from.machineId,
+      "hangar.replay.app": target.app,
+      "hangar.replay.header": value,
+    });
+    if (target !== source) {
+      this.engine.pool.release(source);
+      target.inFlight++;
+      target.received++;
+      this.app = target;
+    }
+    this.only = only;
+    this.attempts = 1;
+    const headers = this.headers;
+    headers.length = this.clientHeaders;
+    headers.push(
+      "Fly-Replay-Src",
+      replaySource(from.machineId, from.region ?? this.engine.region, ask.state, Date.now()),
+    );
+    this.ownHeaders = headers.length;
+    this.admit();
+  }
+
+  /** The body the replay waits for has come whole. */
+  private bodyEnded(): void {
+    const waiting = this.awaitingBody;
+    if (waiting === undefined) return;
+    this.awaitingBody = undefined;
+    if (!this.clientGone) this.replayNow(waiting.value, waiting.from);
+  }
+
+  private replayRefused(source: AppState, result: ReplayResult, r: Refusal): void {
+    this.engine.metrics?.replay(source.app, result);
+    this.engine.logger.debug({ request_id: this.fwd.requestId, app: source.app, code: r.code }, r.message);
+    this.dropBody();
+    this.refuse(r);
   }
 
   /**
@@ -284,7 +489,7 @@ class Attempt {
     this.upstream[ATTEMPT] = this;
     this.upstream.on("response", upstreamResponse);
     this.upstream.on("error", upstreamError);
-    if (ex.hasBody) req.pipe(this.upstream);
+    if (ex.hasBody) ex.sendBody(this.upstream);
     else this.upstream.end();
   }
 
@@ -292,6 +497,16 @@ class Attempt {
     const { ex } = this;
     const { engine, res } = ex;
     if (ex.metrics) engine.metrics?.upstreamResponse(ex.metrics, (performance.now() - this.started) / 1000);
+    const replay = findReplay(upRes.rawHeaders);
+    if (replay !== undefined) {
+      // The answer is not for the client: its body is drained so the connection can serve again.
+      this.phase = DONE;
+      upRes.resume();
+      this.settle(false);
+      ex.replay(replay, this.backend, this.upstream);
+      return;
+    }
+    if (ex.hasBody) ex.dropBody();
     const status = upRes.statusCode ?? 502;
     const failed = status >= 500;
     this.span.setAttribute("http.response.status_code", status);
@@ -383,6 +598,11 @@ class Attempt {
 }
 
 const NO_HEADERS: string[] = [];
+const NO_BODY: Buffer[] = [];
+
+function keepBodyChunk(this: ClientBody, chunk: Buffer): void {
+  this[EXCHANGE]?.keep(chunk);
+}
 
 function upstreamResponse(this: UpstreamSide<ClientRequest>, upRes: IncomingMessage): void {
   this[ATTEMPT]?.response(upRes);

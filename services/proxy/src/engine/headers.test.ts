@@ -125,6 +125,21 @@ describe("upstreamRequest", () => {
     expect(byName(chunked.headers)["transfer-encoding"]).toEqual(["chunked"]);
   });
 
+  it("returns the Content-Length, so a body over the replay limit is not kept", () => {
+    expect(upstreamRequest(["Content-Length", "2000000"], fwd, false).contentLength).toBe("2000000");
+    expect(upstreamRequest(["Transfer-Encoding", "chunked"], fwd, false).contentLength).toBe(undefined);
+  });
+
+  it("drops a Fly-Replay-Src the client sent: only the proxy says where a replay came from", () => {
+    const { headers } = upstreamRequest(
+      ["Fly-Replay-Src", "instance=forged;state=admin", "Accept", "*/*"],
+      fwd,
+      false,
+    );
+    expect(byName(headers)["fly-replay-src"]).toBe(undefined);
+    expect(byName(headers).accept).toEqual(["*/*"]);
+  });
+
   it("does not let Connection remove the headers that frame or route the request", () => {
     const h = byName(
       upstreamRequest(

@@ -22,6 +22,8 @@ export interface UpstreamRequest {
   /** Flat name/value list, as http.request takes it. */
   headers: string[];
   hasBody: boolean;
+  /** The Content-Length the client gave, if any (node has checked that it is one number). */
+  contentLength: string | undefined;
   /** The client's W3C trace context, taken out of `headers` unless `upgrade` (the proxy sends its own). */
   traceparent: string | undefined;
   tracestate: string | undefined;
@@ -33,10 +35,11 @@ const NEVER_LISTED = new Set(["host", "content-length", "transfer-encoding"]);
 /**
  * Rewrites client request headers for the machine: drops hop-by-hop headers (RFC 9110 §7.6.1)
  * and those named in Connection, replaces Fly-Client-IP, X-Forwarded-Proto/-Port, Fly-Request-Id
- * and Fly-Region, and appends to X-Forwarded-For and Via. Transfer-Encoding stays so node frames
- * the body the way the client did. Upgrade and `Connection: Upgrade` stay only when `upgrade`.
- * Traceparent and Tracestate are returned apart and stay out of the list unless `upgrade` (an
- * HTTP request's attempt sends its own span's). One pass over the headers, one list out.
+ * and Fly-Region, drops Fly-Replay-Src (the proxy adds its own on a replay), and appends to
+ * X-Forwarded-For and Via. Transfer-Encoding stays so node frames the body the way the client did.
+ * Upgrade and `Connection: Upgrade` stay only when `upgrade`. Traceparent and Tracestate are
+ * returned apart and stay out of the list unless `upgrade` (an HTTP request's attempt sends its own
+ * span's). One pass over the headers, one list out.
  */
 export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: boolean): UpstreamRequest {
   const headers: string[] = [];
@@ -48,6 +51,7 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
   let connection: string | undefined;
   let upgradeTo: string | undefined;
   let hasBody = false;
+  let contentLength: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i] as string;
     const value = raw[i + 1] as string;
@@ -58,6 +62,7 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
         break;
       case "content-length":
         if (value !== "0") hasBody = true;
+        contentLength = value;
         break;
       case "transfer-encoding":
         hasBody = true;
@@ -90,6 +95,8 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
       case "x-forwarded-port":
       case "fly-request-id":
       case "fly-region":
+      // Only the proxy says where a request was replayed from: apps may trust its state.
+      case "fly-replay-src":
         continue;
       default:
         if (lower.startsWith("proxy-")) continue;
@@ -113,7 +120,7 @@ export function upstreamRequest(raw: readonly string[], f: Forwarding, upgrade: 
   );
   if (f.region !== undefined) headers.push("Fly-Region", f.region);
   if (upgrade && upgradeTo !== undefined) headers.push("Connection", "Upgrade", "Upgrade", upgradeTo);
-  return { host, headers, hasBody, traceparent, tracestate };
+  return { host, headers, hasBody, contentLength, traceparent, tracestate };
 }
 
 /**

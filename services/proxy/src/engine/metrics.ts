@@ -12,6 +12,19 @@ export type RetryReason = "connect_error" | "connect_refused" | "status_5xx";
 /** How one wake-up (the start of one machine by a request) ended. */
 export type WakeResult = "ready" | "refused" | "error" | "failed" | "timeout";
 
+/**
+ * How a machine's `fly-replay` ended: the request sent on, or refused because the header could not
+ * be followed, it looped, its body was too large to keep, the app is not in the organization, or no
+ * machine fits.
+ */
+export type ReplayResult =
+  | "replayed"
+  | "invalid"
+  | "loop"
+  | "body_too_large"
+  | "app_not_found"
+  | "no_machine";
+
 /** One app's counts; plain numbers on the hot path, turned into samples when scraped. */
 export class AppMetrics {
   readonly requests = [0, 0, 0, 0, 0, 0];
@@ -25,13 +38,14 @@ export class AppMetrics {
 
 /**
  * The proxy's Prometheus metrics: requests by app and status class, retries, upstream latency,
- * requests held per app, wake-ups by result.
+ * requests held per app, wake-ups by result, fly-replays by result.
  */
 export class ProxyMetrics {
   private readonly apps = new Map<string, AppMetrics>();
   private readonly latency: Histogram<"app">;
   private readonly duration: Histogram<"app" | "status_class">;
   private readonly wakes: Counter<"app" | "result">;
+  private readonly replays: Counter<"app" | "result">;
 
   /** `queued` lists the apps the proxy tracks with the requests each holds, read at scrape time. */
   constructor(registry: Registry, queued: () => Iterable<[app: string, queued: number]> = () => []) {
@@ -95,6 +109,17 @@ export class ProxyMetrics {
       labelNames: ["app", "result"],
       registers,
     });
+    this.replays = new Counter({
+      name: "hangar_proxy_replays_total",
+      help: "Answers with fly-replay, by the app of the machine that gave them and what the proxy did (replayed, or why not)",
+      labelNames: ["app", "result"],
+      registers,
+    });
+  }
+
+  /** Counts a machine's `fly-replay`, by the app of the machine that asked. */
+  replay(app: string, result: ReplayResult): void {
+    this.replays.inc({ app, result });
   }
 
   /** Counts a wake-up that ended. */

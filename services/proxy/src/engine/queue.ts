@@ -28,6 +28,12 @@ export class HoldQueue<T> {
     return entry;
   }
 
+  /** The oldest item, left in the queue, or undefined when empty. */
+  peek(): T | undefined {
+    const first = this.entries.values().next();
+    return first.done ? undefined : first.value.item;
+  }
+
   /** Takes the oldest entry out, or undefined when empty. */
   shift(): T | undefined {
     const first = this.entries.values().next();

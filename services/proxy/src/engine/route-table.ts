@@ -21,6 +21,11 @@ export interface SleepingMachine {
 export interface AppRoute {
   app: string;
   backends: Backend[];
+  /**
+   * The app's organization: a machine's `fly-replay` may send a request to another app only when
+   * both are known to be in the same one. None: it replays to no other app and none to it.
+   */
+  org?: string;
   /** How machines are loaded and whether requests may wake them. Default: Fly's (DEFAULT_SCALING). */
   settings?: ScalingSettings;
   /** Machines a request may start when nothing started can take it. Default: none. */

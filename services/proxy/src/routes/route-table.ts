@@ -32,6 +32,8 @@ export interface RouteBackend {
 export interface AppRoute {
   app: string;
   backends: RouteBackend[];
+  /** Its organization's slug: fly-replay crosses between apps of one organization only. */
+  org: string;
   /** From the app's newest (last created) machine that is not destroyed and has services; Fly's defaults when none. */
   settings: ScalingSettings;
   /** Its stopped and suspended machines, cordoned or not. */
@@ -90,7 +92,7 @@ export class StreamRouteTable {
     if (cached) return cached;
     const state = this.apps.get(app);
     if (state?.status !== "created") return undefined;
-    const route = this.build(app);
+    const route = this.build(app, state.orgSlug);
     this.routes.set(app, route);
     return route;
   }
@@ -135,7 +137,7 @@ export class StreamRouteTable {
     for (const listener of this.listeners) listener(app);
   }
 
-  private build(app: string): AppRoute {
+  private build(app: string, org: string): AppRoute {
     const backends: RouteBackend[] = [];
     const sleeping: SleepingMachine[] = [];
     const starting: string[] = [];
@@ -165,6 +167,7 @@ export class StreamRouteTable {
     return {
       app,
       backends,
+      org,
       settings: settings ?? DEFAULT_SCALING,
       sleeping,
       starting,
