@@ -33,16 +33,19 @@ const EXTERNAL = ["esbuild", "pg-native"];
 /**
  * Workspace packages that find files next to their own modules, imported from their compiled dist
  * by absolute path (a bundle is a local build artefact, never moved): @hangar/pg-member bundles its
- * member agent from the main module beside its own (bundle.ts). Bundled, it would find the service's.
+ * member agent from the main module beside its own (bundle.ts); @hangar/edge bundles the isolates'
+ * prelude from the files beside it and loads isolated-vm, a native addon, from its own node_modules.
+ * Bundled, they would look beside the service's bundle.
  */
 const IN_PLACE: Record<string, string> = {
   "@hangar/pg-member": join(repoRoot, "libs", "pg-member", "dist", "mod.js"),
+  "@hangar/edge": join(repoRoot, "libs", "edge", "dist", "mod.js"),
 };
 
 const inPlace: Plugin = {
   name: "hangar-in-place",
   setup(b) {
-    b.onResolve({ filter: /^@hangar\/pg-member$/ }, (args) => ({
+    b.onResolve({ filter: /^@hangar\/(pg-member|edge)$/ }, (args) => ({
       path: IN_PLACE[args.path] as string,
       external: true,
     }));

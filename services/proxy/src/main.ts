@@ -1,9 +1,10 @@
 import cluster from "node:cluster";
 import { STATICS_BUCKET } from "@hangar/config";
-import { appsStream, machinesStream } from "@hangar/domain";
+import { appsStream, machinesStream, releasesStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
 import { Objm, StorageType } from "@nats-io/obj";
 import { config } from "./config.js";
+import { startEdgeApps } from "./edge/mod.js";
 import { createProxy } from "./engine/mod.js";
 import { LoadPublisher, proxyIdOf } from "./load.js";
 import { StreamRouteTable } from "./routes/route-table.js";
@@ -38,7 +39,7 @@ async function serve(): Promise<void> {
   await runService({
     name: "proxy",
     config,
-    streams: [appsStream, machinesStream],
+    streams: [appsStream, machinesStream, releasesStream],
     async start({ nc, store, logger, registry, config }) {
       const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
       const region = config.HANGAR_REGION;
@@ -47,6 +48,17 @@ async function serve(): Promise<void> {
       const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
         storage: StorageType.File,
         replicas: config.HANGAR_STREAM_REPLICAS,
+      });
+      // Edge apps: each live edge release's bundle runs in this process's runtime (docs/edge.md).
+      const edgeApps = await startEdgeApps({
+        nc,
+        store,
+        routes,
+        proxyId,
+        region,
+        domain: config.HANGAR_PROXY_DOMAINS[0] ?? "localhost",
+        replicas: config.HANGAR_STREAM_REPLICAS,
+        logger,
       });
       const proxy = createProxy({
         routes,
@@ -59,8 +71,10 @@ async function serve(): Promise<void> {
         queueTimeoutMs: config.HANGAR_PROXY_QUEUE_TIMEOUT_MS,
         wakeTimeoutMs: config.HANGAR_PROXY_WAKE_TIMEOUT_MS,
         statics: new StaticFiles(staticsBucket, logger),
+        edge: edgeApps.edge,
         ...(share === undefined ? {} : { share }),
       });
+      await edgeApps.listenInternal(proxy.internal);
       await new Promise<void>((resolve, reject) => {
         proxy.server.once("error", reject);
         proxy.server.listen(config.HANGAR_PROXY_PORT, config.HANGAR_PROXY_HOST, () => resolve());
@@ -72,10 +86,16 @@ async function serve(): Promise<void> {
       );
       if (share !== undefined) serveAsWorker(registry);
       return {
-        health: () => ({ ok: routes.live, proxy_id: proxyId, routes: routes.snapshot() }),
+        health: () => ({
+          ok: routes.live,
+          proxy_id: proxyId,
+          routes: routes.snapshot(),
+          edge: edgeApps.edge.versions(),
+        }),
         async stop() {
           load.stop();
           await proxy.close();
+          await edgeApps.stop();
           await routes.stop();
         },
       };

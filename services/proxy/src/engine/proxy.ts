@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import { createLogger, type Logger } from "@hangar/telemetry";
 import type { Registry } from "prom-client";
+import { type EdgeApps, serveEdge } from "../edge/serve.js";
 import type { StaticFiles } from "../statics/static-files.js";
 import type { LimitShare } from "./backends.js";
 import { ProxyEngine } from "./engine.js";
@@ -47,6 +49,11 @@ export interface ProxyOptions {
    * worker processes (worker `index` of `count`). None: the whole limits.
    */
   share?: LimitShare;
+  /**
+   * The edge apps this proxy runs: a request whose Host names one runs its code first (before
+   * statics and machines). None: every app is served by its machines.
+   */
+  edge?: EdgeApps;
 }
 
 /** Requests in flight on one machine, and its recent error score. */
@@ -87,6 +94,12 @@ export interface ProxyStats {
 export interface EdgeProxy {
   /** Not listening yet: the caller calls `server.listen(port)`. */
   server: Server;
+  /**
+   * The same routing and balancing with no edge app's code in front: where an edge app's fetch of
+   * `<app>.internal` goes (so a fetch of its own name cannot loop). Not listening yet: the caller
+   * binds it to loopback when it runs edge apps.
+   */
+  internal: Server;
   /** Stops accepting, waits up to CLOSE_GRACE_MS for requests in flight, closes upstream pools. */
   close(): Promise<void>;
   stats(): ProxyStats;
@@ -124,11 +137,15 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     }
   };
   const statics = opts.statics;
+  const edge = opts.edge;
   server.on("request", (req, res) => {
-    if (statics === undefined || (req.method !== "GET" && req.method !== "HEAD")) return forward(req, res);
+    if (statics === undefined && edge === undefined) return forward(req, res);
     const app = appFromHost(req.headers.host, engine.domains);
-    const set = app === undefined ? undefined : opts.routes.lookup(app)?.statics;
-    if (app === undefined || set === undefined) return forward(req, res);
+    if (app === undefined) return forward(req, res);
+    if (edge?.has(app)) return serveEdge(engine, edge, app, req, res);
+    if (statics === undefined || (req.method !== "GET" && req.method !== "HEAD")) return forward(req, res);
+    const set = opts.routes.lookup(app)?.statics;
+    if (set === undefined) return forward(req, res);
     // Fly's headers on the proxy's own answers too, as on its refusals.
     const fwd = engine.forwarding(req);
     const signature: Record<string, string> = { via: fwd.via, "fly-request-id": fwd.requestId };
@@ -147,26 +164,23 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
       },
     );
   });
-  server.on("upgrade", (req, socket, head) => {
+  const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     try {
       handleUpgrade(engine, req, socket, head);
     } catch (err) {
       engine.logger.warn({ err, url: req.url }, "could not forward upgrade request");
       socket.destroy();
     }
-  });
+  };
+  server.on("upgrade", upgrade);
+  const internal = createServer();
+  internal.on("request", forward);
+  internal.on("upgrade", upgrade);
 
   const close = async (): Promise<void> => {
     engine.shutdown();
     for (const socket of engine.tunnels) socket.destroy();
-    await new Promise<void>((resolve) => {
-      const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
-      server.close(() => {
-        clearTimeout(cut);
-        resolve();
-      });
-      server.closeIdleConnections();
-    });
+    await Promise.all([closeServer(server), closeServer(internal)]);
     engine.pool.destroy();
   };
 
@@ -197,5 +211,18 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     return { inFlight, queued, machinesSeq: opts.routes.machinesSeq ?? 0, apps };
   };
 
-  return { server, close, stats };
+  return { server, internal, close, stats };
+}
+
+/** Stops accepting, waits up to CLOSE_GRACE_MS for requests in flight, then cuts them. */
+function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
+    server.close(() => {
+      clearTimeout(cut);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
 }

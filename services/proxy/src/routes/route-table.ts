@@ -97,6 +97,15 @@ export class StreamRouteTable {
     return route;
   }
 
+  /**
+   * The private network an existing app is on (`<org>/<network>`): apps reach each other by their
+   * `.internal` names only within one. Undefined for an app that does not exist.
+   */
+  privateNetworkOf(app: string): string | undefined {
+    const state = this.apps.get(app);
+    return state?.status === "created" ? `${state.orgSlug}/${state.network}` : undefined;
+  }
+
   /** Calls `listener` with the app's name each time one of its machines (or the app) changes. */
   onChange(listener: (app: string) => void): () => void {
     this.listeners.add(listener);

@@ -1,0 +1,150 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { networkInterfaces } from "node:os";
+import type { EdgeHttpRequest } from "@hangar/edge";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProxyEdgeHost } from "./host.js";
+import { EdgeFetchRefusedError, refusedForEdge, sendOutbound } from "./outbound.js";
+
+let server: Server;
+let port: number;
+const seen: Array<{
+  method: string;
+  url: string;
+  host: string;
+  body: string;
+  headers: Record<string, unknown>;
+}> = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      seen.push({
+        method: req.method ?? "",
+        url: req.url ?? "",
+        host: req.headers.host ?? "",
+        body: Buffer.concat(chunks).toString(),
+        headers: req.headers,
+      });
+      res.writeHead(207, "Multi", [
+        ["X-Answer", "a"],
+        ["X-Answer", "b"],
+      ]);
+      res.end("answer");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  port = (server.address() as AddressInfo).port;
+});
+
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const never = new AbortController().signal;
+const get = (url: string, extra: Partial<EdgeHttpRequest> = {}): EdgeHttpRequest => ({
+  method: "GET",
+  url,
+  headers: [],
+  ...extra,
+});
+
+describe("refusedForEdge", () => {
+  it("refuses loopback, private, link-local, 6PN and every address of this host", () => {
+    for (const a of [
+      "127.0.0.1",
+      "::1",
+      "10.1.2.3",
+      "192.168.0.1",
+      "169.254.169.254",
+      "fdaa:0:1::2",
+      "::ffff:127.0.0.1",
+    ])
+      expect(refusedForEdge(a), a).toBe(true);
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) expect(refusedForEdge(a.address), a.address).toBe(true);
+  });
+
+  it("lets a public address through", () => {
+    expect(refusedForEdge("203.0.113.7")).toBe(false);
+  });
+});
+
+describe("sendOutbound", () => {
+  it("refuses a loopback literal and a name that resolves to loopback, before connecting", async () => {
+    const before = seen.length;
+    await expect(
+      sendOutbound(get(`http://127.0.0.1:${port}/`), { url: new URL(`http://127.0.0.1:${port}/`) }, never),
+    ).rejects.toThrow(EdgeFetchRefusedError);
+    await expect(
+      sendOutbound(get(`http://localhost:${port}/`), { url: new URL(`http://localhost:${port}/`) }, never),
+    ).rejects.toThrow(/localhost is .*, an address of this host or a private one/);
+    await expect(
+      sendOutbound(get("file:///etc/passwd"), { url: new URL("file:///etc/passwd") }, never),
+    ).rejects.toThrow(/http and https only/);
+    expect(seen.length).toBe(before);
+  });
+
+  it("sends the request with its body and reads the whole answer, repeated headers kept", async () => {
+    const url = new URL(`http://127.0.0.1:${port}/p?q=1`);
+    const answer = await sendOutbound(
+      {
+        method: "POST",
+        url: url.href,
+        headers: [
+          ["x-one", "1"],
+          ["connection", "close"],
+          ["host", "spoofed.example"],
+        ],
+        body: new TextEncoder().encode("payload"),
+      },
+      { url, isRefused: () => false },
+      never,
+    );
+    expect(answer.status).toBe(207);
+    expect(answer.statusText).toBe("Multi");
+    expect(answer.headers.filter(([n]) => n === "x-answer")).toEqual([
+      ["x-answer", "a"],
+      ["x-answer", "b"],
+    ]);
+    expect(Buffer.from(answer.body).toString()).toBe("answer");
+    expect(seen.at(-1)).toMatchObject({
+      method: "POST",
+      url: "/p?q=1",
+      host: `127.0.0.1:${port}`,
+      body: "payload",
+    });
+    expect(seen.at(-1)?.headers).toMatchObject({ "x-one": "1", "content-length": "7" });
+  });
+});
+
+describe("ProxyEdgeHost fetch of <app>.internal", () => {
+  const host = (networks: Record<string, string>) =>
+    new ProxyEdgeHost({
+      internal: () => ({ host: "127.0.0.1", port }),
+      domain: "apps.test",
+      privateNetworkOf: (app) => networks[app],
+      cache: {
+        get: async () => undefined,
+        set: async () => {},
+        delete: async () => false,
+      },
+      log: () => {},
+    });
+
+  it("goes to the proxy's internal listener with the app's Host, only within the app's private network", async () => {
+    const h = host({ web: "personal/default", api: "personal/default", other: "acme/default" });
+    const answer = await h.fetch("web", get("http://api.internal:8080/v1?x=2"), never);
+    expect(answer.status).toBe(207);
+    expect(seen.at(-1)).toMatchObject({ url: "/v1?x=2", host: "api.apps.test" });
+    await expect(h.fetch("web", get("http://other.internal/"), never)).rejects.toThrow(
+      /no app other in this app's private network/,
+    );
+    await expect(h.fetch("web", get("http://ghost.internal/"), never)).rejects.toThrow(EdgeFetchRefusedError);
+    await expect(h.fetch("web", get("http://m1.vm.api.internal/"), never)).rejects.toThrow(
+      /<app>.internal only/,
+    );
+  });
+});

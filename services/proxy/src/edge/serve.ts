@@ -1,0 +1,140 @@
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
+import { EDGE_BODY_MAX_BYTES, EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "@hangar/edge";
+import type { ProxyEngine } from "../engine/engine.js";
+import { downstreamResponse, type Forwarding, upstreamRequest } from "../engine/headers.js";
+import { refuse } from "../engine/refusal.js";
+
+/** The edge apps a proxy serves: whether a Host's app is one, and its code's answer to a request. */
+export interface EdgeApps {
+  /** Whether the app has a live edge release here (its requests run its code, not its machines). */
+  has(app: string): boolean;
+  /** Runs the app's handler; rejects with EdgeError when its code gives no answer. */
+  dispatch(app: string, req: EdgeHttpRequest): Promise<EdgeHttpResponse>;
+}
+
+/**
+ * Serves a client request with an edge app's code: the request as a machine would get it (Fly's
+ * forwarding headers, hop-by-hop ones dropped, the body whole), the code's answer with the proxy's
+ * signature, or the code's failure as the proxy's `{"error","status"}` refusal with its status.
+ */
+export function serveEdge(
+  engine: ProxyEngine,
+  edge: EdgeApps,
+  app: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  const arrivedAt = performance.now();
+  const fwd = engine.forwarding(req);
+  const upstream = upstreamRequest(req.rawHeaders, fwd, false);
+  const headers: [string, string][] = [];
+  for (let i = 0; i < upstream.headers.length; i += 2) {
+    headers.push([(upstream.headers[i] as string).toLowerCase(), upstream.headers[i + 1] as string]);
+  }
+  const metrics = engine.appMetrics(app);
+  res.once("close", () => {
+    if (metrics) {
+      const status = res.headersSent ? res.statusCode : undefined;
+      engine.metrics?.request(metrics, status, (performance.now() - arrivedAt) / 1000);
+    }
+  });
+  const method = req.method ?? "GET";
+  const url = `http://${upstream.host ?? app}${req.url ?? "/"}`;
+  const run = (body: Uint8Array | undefined) => {
+    edge.dispatch(app, body === undefined ? { method, url, headers } : { method, url, headers, body }).then(
+      (answer) => answerWith(res, answer, method, fwd, app),
+      (err: unknown) => failWith(engine, res, err, fwd, app),
+    );
+  };
+  if (!upstream.hasBody) {
+    run(undefined);
+    return;
+  }
+  readBody(req).then(run, (err: Error) => {
+    if (res.headersSent || res.destroyed) return;
+    refuse(res, { status: 413, code: "body_too_large", message: err.message, app }, fwd);
+  });
+}
+
+/** The client's body, whole; rejects once it passes EDGE_BODY_MAX_BYTES (the rest is drained). */
+function readBody(req: IncomingMessage): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on("data", (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > EDGE_BODY_MAX_BYTES) {
+        over = true;
+        chunks.length = 0;
+        reject(
+          new Error(`the request body is over ${EDGE_BODY_MAX_BYTES} bytes, the most an edge app takes`),
+        );
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.once("end", () => {
+      if (!over) resolve(Buffer.concat(chunks, size));
+    });
+    req.once("error", reject);
+  });
+}
+
+// Statuses whose answer has no body (RFC 9110 §6.4.1).
+function bodiless(status: number, method: string): boolean {
+  return method === "HEAD" || status === 204 || status === 304 || (status >= 100 && status < 200);
+}
+
+function answerWith(
+  res: ServerResponse,
+  answer: EdgeHttpResponse,
+  method: string,
+  fwd: Forwarding,
+  app: string,
+): void {
+  if (res.destroyed || res.headersSent) return;
+  const raw: string[] = [];
+  for (const [name, value] of answer.headers) {
+    // The proxy frames the body it has whole.
+    if (name === "content-length") continue;
+    raw.push(name, value);
+  }
+  const headers = downstreamResponse(raw, fwd.requestId, fwd.via, fwd.region, false);
+  const empty = bodiless(answer.status, method);
+  if (!empty || method === "HEAD") headers.push("Content-Length", String(answer.body.byteLength));
+  try {
+    res.writeHead(answer.status, answer.statusText || (STATUS_CODES[answer.status] ?? ""), headers);
+  } catch (err) {
+    // Node refuses a head it cannot write (a bad status or header value).
+    refuse(
+      res,
+      {
+        status: 502,
+        code: "bad_response",
+        message: `edge app ${app} answered a response the proxy cannot send (${(err as Error).message})`,
+        app,
+      },
+      fwd,
+    );
+    return;
+  }
+  res.end(empty ? undefined : answer.body);
+}
+
+function failWith(
+  engine: ProxyEngine,
+  res: ServerResponse,
+  err: unknown,
+  fwd: Forwarding,
+  app: string,
+): void {
+  if (res.destroyed || res.headersSent) return;
+  if (err instanceof EdgeError) {
+    refuse(res, { status: err.status, code: err.code, message: err.message, app }, fwd);
+    return;
+  }
+  engine.logger.warn({ err, app, request_id: fwd.requestId }, "edge runtime failed a request");
+  refuse(res, { status: 500, code: "edge_failed", message: `edge app ${app} could not be run`, app }, fwd);
+}
