@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import { type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
 import { createLogger } from "@hangar/telemetry";
@@ -144,6 +144,40 @@ describe("fly-replay to another app", () => {
       bytes: all.length,
       sha256: createHash("sha256").update(all).digest("hex"),
     });
+  });
+
+  it("sends nothing on for a client that leaves while the replay waits for the body", async () => {
+    const early = await machine("leave-1", (req, res) => {
+      res.writeHead(409, { "fly-replay": "app=leave-sink" });
+      res.end();
+      req.resume();
+    });
+    const sink = await machine("leave-sink-1", hashes);
+    routes.set("leave", [early.backend], { org: "acme" });
+    routes.set("leave-sink", [sink.backend], { org: "acme" });
+    const answered = new Promise<void>((resolve) => {
+      early.server.once("request", (_req: IncomingMessage, res: ServerResponse) => res.on("finish", resolve));
+    });
+    const client = request({
+      host: "127.0.0.1",
+      port,
+      method: "POST",
+      headers: { host: `leave.localhost:${port}`, "transfer-encoding": "chunked" },
+      agent: false,
+    });
+    client.on("error", () => {});
+    client.write(randomBytes(1000));
+    await answered;
+    client.destroy();
+    await expect
+      .poll(() =>
+        proxy
+          .stats()
+          .apps.filter((a) => a.app === "leave" || a.app === "leave-sink")
+          .map((a) => [a.app, a.inFlight]),
+      )
+      .toEqual([["leave", 0]]);
+    expect(sink.hits).toBe(0);
   });
 
   it("refuses to replay a body larger than it keeps, with 413, and the target gets nothing", async () => {

@@ -285,6 +285,8 @@ class Exchange implements Held {
   }
 
   private replayNow(value: string, from: BackendState): void {
+    // A client that left has been counted out (closed): nothing more is sent for it.
+    if (this.clientGone) return;
     const source = this.app;
     const by = `machine ${from.machineId} of app ${source.app}`;
     let ask: ReplayAsk;
@@ -370,7 +372,7 @@ class Exchange implements Held {
     const waiting = this.awaitingBody;
     if (waiting === undefined) return;
     this.awaitingBody = undefined;
-    if (!this.clientGone) this.replayNow(waiting.value, waiting.from);
+    this.replayNow(waiting.value, waiting.from);
   }
 
   private replayRefused(source: AppState, result: ReplayResult, r: Refusal): void {
