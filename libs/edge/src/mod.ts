@@ -8,6 +8,7 @@ export {
   looksLikeEdgeEntry,
 } from "./bundler.js";
 export * from "./contract.js";
+export { httpFetch } from "./http-fetch.js";
 export { type EdgeFetcher, type EdgeLogLine, MemoryEdgeHost, networkFetch } from "./memory-host.js";
 export { assertIsolateFlags, NODE_FLAG } from "./node-flags.js";
 export { EdgeRuntime } from "./runtime.js";
