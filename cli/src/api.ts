@@ -31,6 +31,7 @@ import type {
   Scaling,
   SecretsListing,
   StopRequest,
+  StoredEdgeBundle,
   UpdateReleaseRequest,
   Volume,
   VolumeSnapshot,
@@ -406,6 +407,16 @@ export class ApiClient {
     });
     if (!res.body) return;
     yield* parseNdjson<LogEntry>(res.body);
+  }
+
+  /** POST /apps/{app}/edge/bundles: stores an edge app's bundled code; the gateway checks `digest`. */
+  async uploadEdgeBundle(app: string, code: string, digest: string): Promise<StoredEdgeBundle> {
+    const res = await this.send("POST", `/apps/${enc(app)}/edge/bundles`, {
+      query: { digest },
+      headers: { "content-type": "application/javascript" },
+      body: code,
+    });
+    return (await res.json()) as StoredEdgeBundle;
   }
 
   /** POST /apps/{app}/releases */

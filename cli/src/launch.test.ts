@@ -193,4 +193,30 @@ describe("hangar launch --no-create", () => {
     expect(res.code).toBe(1);
     expect(res.stderr).toMatch(/^Error: Bad\.Name is not a valid app name.*\npass --name <app>\n$/);
   });
+
+  it("writes an [edge] hangar.toml and no Dockerfile for an edge app", async () => {
+    await pkg({ name: "@acme/router", main: "src/router.js" });
+    await write("src/router.js", 'fly.http.respondWith(() => new Response("hi"));\n');
+    expect(await detectProject(dir)).toEqual({
+      kind: "edge",
+      entry: "src/router.js",
+      packageName: "@acme/router",
+    });
+    const res = await launch(["--no-create"]);
+    expect(res).toMatchObject({ code: 0, stderr: "" });
+    expect(res.stdout).toContain("Detected an edge app (src/router.js)");
+    expect(res.stdout).toContain("Wrote hangar.toml\n");
+    expect(res.stdout).not.toContain("Dockerfile");
+    const parsed = parseAppConfig(await readFile(join(dir, "hangar.toml"), "utf8"), "hangar.toml");
+    expect(parsed.warnings).toEqual([]);
+    expect(parsed.config).toEqual({
+      app: "router",
+      primary_region: "local",
+      edge: { entry: "src/router.js", cpu_ms: 50, memory_mb: 128 },
+    });
+    // A Node server that registers no handler stays a Node app.
+    await rm(join(dir, "hangar.toml"));
+    await write("src/router.js", "require('http').createServer().listen(8080);\n");
+    expect((await detectProject(dir)).kind).toBe("node");
+  });
 });

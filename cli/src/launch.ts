@@ -1,10 +1,13 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { EdgeConfigSchema } from "@hangar/config";
 import { CliError } from "./cli-error.js";
 
 /** What `hangar launch` found in a folder. */
 export type Project =
   | { kind: "dockerfile"; exposedPort?: number }
+  /** An edge app: an entry that calls fly.http.respondWith or has `export default { fetch }`. */
+  | { kind: "edge"; entry: string; packageName?: string }
   | {
       kind: "node";
       /** Next.js is built with `next build` and served with `next start`. */
@@ -43,7 +46,10 @@ export function exposedPort(dockerfile: string): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
-/** Detects an existing Dockerfile, else a Node app (package.json with a start script, a main, or Next.js). */
+/**
+ * Detects an existing Dockerfile, else an edge app (an entry libs/edge's detectEdgeEntry finds), else
+ * a Node app (package.json with a start script, a main, or Next.js).
+ */
 export async function detectProject(dir: string): Promise<Project> {
   const dockerfile = await readText(join(dir, "Dockerfile"));
   if (dockerfile !== undefined) {
@@ -51,6 +57,18 @@ export async function detectProject(dir: string): Promise<Project> {
     return port === undefined ? { kind: "dockerfile" } : { kind: "dockerfile", exposedPort: port };
   }
   const text = await readText(join(dir, "package.json"));
+  // Loaded only here: @hangar/edge also holds the runtime, a native addon other commands need not load.
+  const { detectEdgeEntry } = await import("@hangar/edge");
+  const entry = await detectEdgeEntry(dir);
+  if (entry !== undefined) {
+    let name: unknown;
+    try {
+      name = text === undefined ? undefined : (JSON.parse(text) as PackageJson).name;
+    } catch {
+      // The entry was found without it; the folder names the app.
+    }
+    return { kind: "edge", entry, ...(typeof name === "string" ? { packageName: name } : {}) };
+  }
   if (text === undefined) {
     throw new CliError(
       `nothing to launch in ${dir}: no Dockerfile and no package.json`,
@@ -83,6 +101,7 @@ export async function detectProject(dir: string): Promise<Project> {
 export function appPort(project: Project, flag: number | undefined): number {
   if (flag !== undefined) return flag;
   if (project.kind === "dockerfile") return project.exposedPort ?? 8080;
+  if (project.kind === "edge") return 8080;
   return project.framework === "next" ? 3000 : 8080;
 }
 
@@ -152,6 +171,23 @@ primary_region = ${q(o.region)}
 `;
 }
 
+/** hangar.toml of an edge app: its entry, and the runtime's limits written out so they are easy to change. */
+export function edgeHangarToml(o: { app: string; region: string; entry: string }): string {
+  const q = JSON.stringify;
+  const limits = EdgeConfigSchema.parse({});
+  return `# App configuration for \`hangar deploy\` (the fly.toml format, with Hangar's [edge]).
+# An edge app runs in the proxies (V8 isolates), with no machines: \`hangar edge dev\` serves it here.
+app = ${q(o.app)}
+primary_region = ${q(o.region)}
+
+[edge]
+  entry = ${q(o.entry)}
+  # CPU time per request (ms) and the isolate's heap (MB).
+  cpu_ms = ${limits.cpu_ms}
+  memory_mb = ${limits.memory_mb}
+`;
+}
+
 /** An app name made from a package or folder name: lowercase letters, digits and dashes, at most 63. */
 export function appNameFrom(name: string): string {
   const slug = name
@@ -166,7 +202,9 @@ export function appNameFrom(name: string): string {
 
 /** The default app name of a project in `dir`: its package name, else the folder's name. */
 export function defaultAppName(dir: string, project: Project): string {
-  return appNameFrom(project.kind === "node" && project.packageName ? project.packageName : basename(dir));
+  return appNameFrom(
+    project.kind !== "dockerfile" && project.packageName ? project.packageName : basename(dir),
+  );
 }
 
 /** What happened to one file launch wanted to write. */

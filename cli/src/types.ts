@@ -220,6 +220,14 @@ export interface Release {
   previous_version?: number | null;
   /** Its [deploy] release_command's run, once started. */
   release_command?: { machine_id: string; exit_code: number | null; error: string | null } | null;
+  /** An edge app's release: the bundle the proxies run, and its limits. */
+  edge?: { bundle: string; cpu_ms: number; memory_mb: number } | null;
+}
+
+/** What `POST /apps/{app}/edge/bundles` answers: the bundle's digest and size. */
+export interface StoredEdgeBundle {
+  digest: string;
+  size: number;
 }
 
 /** One app secret as the API lists it: never its value. */
@@ -239,8 +247,10 @@ export interface SecretsListing {
 
 /** Body of POST /apps/{app}/releases. */
 export interface CreateReleaseRequest {
-  /** Required unless build_id or rollback_of is given. */
+  /** Required unless build_id, edge_bundle or rollback_of is given. */
   image?: string;
+  /** An edge app's bundle (uploaded first) instead of an image. */
+  edge_bundle?: string;
   build_id?: string;
   /** The parsed app config (rollback_of: that release's, unless given). */
   config?: unknown;

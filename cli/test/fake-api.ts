@@ -25,7 +25,9 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString("utf8");
-  return text === "" ? undefined : JSON.parse(text);
+  if (text === "") return undefined;
+  // JSON, except an upload of something else (an edge bundle), kept as its text.
+  return (req.headers["content-type"] ?? "").startsWith("application/json") ? JSON.parse(text) : text;
 }
 
 /**

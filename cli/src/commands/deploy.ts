@@ -12,6 +12,7 @@ import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
 import { deployRelease } from "../deploy-machines.js";
+import { deployEdge } from "../edge-deploy.js";
 import { followRelease } from "../follow-release.js";
 import { withLocalFiles } from "../local-files.js";
 import { seconds } from "../options.js";
@@ -214,6 +215,20 @@ async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promi
   const { app, dir, config, flags, progress, trace } = run;
   progress(`Trace ${trace.traceId}\n`);
   await api.getApp(app);
+  // An edge app ([edge]) has no image and no machines: its code is bundled here and runs in the proxies.
+  if (config.edge) {
+    const edge = config.edge;
+    return deployEdge(ctx, api, {
+      app,
+      dir,
+      config: { ...config, edge },
+      progress,
+      trace,
+      ...(flags.message ? { message: flags.message } : {}),
+      ...(flags.detach ? { detach: true } : {}),
+      ...(flags.json ? { json: true } : {}),
+    });
+  }
   // A prebuilt image (--image, else [build] image) is deployed as it is: its hosts pull it.
   const prebuilt = flags.image ?? config.build?.image;
   if (prebuilt) progress(`Deploying the image ${prebuilt} (no build)\n`);

@@ -10,6 +10,7 @@ import {
   appPort,
   defaultAppName,
   detectProject,
+  edgeHangarToml,
   type FileOutcome,
   hangarToml,
   NODE_DOCKERIGNORE,
@@ -88,6 +89,8 @@ async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise
   if (project.kind === "dockerfile") {
     const exposed = project.exposedPort ? ` (EXPOSE ${project.exposedPort})` : "";
     say(`Found a Dockerfile${exposed}\n`);
+  } else if (project.kind === "edge") {
+    say(`Detected an edge app (${project.entry}): it runs in the proxies, with no image and no machines\n`);
   } else {
     say(`Detected a ${project.framework === "next" ? "Next.js" : "Node"} app\n`);
     const dockerfile = await writeNew(
@@ -103,7 +106,10 @@ async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise
   if (existing && basename(existing.file) === "fly.toml" && !overwrite) {
     say(`Using the existing fly.toml (pass --yes to write a hangar.toml instead)\n`);
   } else {
-    const toml = hangarToml({ app, region, port: internalPort });
+    const toml =
+      project.kind === "edge"
+        ? edgeHangarToml({ app, region, entry: project.entry })
+        : hangarToml({ app, region, port: internalPort });
     const outcome = await writeNew(join(dir, "hangar.toml"), toml, overwrite);
     say(`${describeOutcome("hangar.toml", outcome)}\n`);
   }

@@ -1,0 +1,115 @@
+import { createHash } from "node:crypto";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FakeApi } from "./fake-api.js";
+import { runCliIn } from "./run-cli.js";
+
+// `hangar deploy` of an edge app ([edge]) in this process against a stand-in for the HTTP API: the
+// bundle it uploads, the release it records, and what it prints. services/gateway's
+// edge-releases.int.test.ts checks the gateway's side; the e2e deploys through the real platform.
+
+const TOKEN = "test-token";
+let api: FakeApi;
+let home: string;
+let app: string;
+
+const CODE =
+  'import { greeting } from "./greeting.js";\nfly.http.respondWith(() => new Response(greeting));\n';
+
+beforeAll(async () => {
+  api = await FakeApi.start(TOKEN);
+  home = await mkdtemp(join(tmpdir(), "hangar-edge-deploy-"));
+  const local = { api_url: api.url, token: TOKEN, proxy_url: "http://localhost:18080" };
+  await writeFile(join(home, "local.json"), JSON.stringify(local));
+  app = join(home, "hello");
+  await mkdir(app);
+  await writeFile(join(app, "index.js"), CODE);
+  await writeFile(join(app, "greeting.js"), 'export const greeting = "hello from the edge";\n');
+  await writeFile(
+    join(app, "hangar.toml"),
+    'app = "hello"\n\n[edge]\ncpu_ms = 20\n\n[http_service]\ninternal_port = 8080\n',
+  );
+});
+
+afterAll(async () => {
+  await api?.close();
+  if (home) await rm(home, { recursive: true, force: true });
+});
+
+/** Answers the calls of an edge deploy; the release ends `status` on its second poll. */
+function platform(status: "succeeded" | "failed") {
+  api.reply("GET", "/apps/hello", { name: "hello", status: "deployed", organization: { slug: "personal" } });
+  api.route("POST", "/apps/hello/edge/bundles", (req) => ({
+    status: 201,
+    body: { digest: req.query.digest, size: Buffer.byteLength(String(req.body)) },
+  }));
+  api.route("POST", "/apps/hello/releases", (req) => {
+    const body = req.body as { edge_bundle: string; config: { edge: { cpu_ms: number; memory_mb: number } } };
+    const edge = {
+      bundle: body.edge_bundle,
+      cpu_ms: body.config.edge.cpu_ms,
+      memory_mb: body.config.edge.memory_mb,
+    };
+    return { status: 201, body: { version: 4, status: "pending", image: "", edge, machine_ids: [] } };
+  });
+  api.route("GET", "/apps/hello/releases/4", (_req, calls) => ({
+    status: 200,
+    body: {
+      version: 4,
+      status: calls === 0 ? "pending" : status,
+      ...(status === "failed" && calls > 0 ? { reason: "superseded by v5" } : {}),
+      image: "",
+      machine_ids: [],
+    },
+  }));
+  api.reply("GET", "/apps/hello/machines", []);
+}
+
+describe("hangar deploy of an edge app", () => {
+  it("bundles the code, uploads it by digest, releases it for the platform and prints the outcome", async () => {
+    platform("succeeded");
+    const res = await runCliIn(home, ["deploy", app, "--json", "-m", "first"]);
+    expect(res.stderr).not.toMatch(/Error/);
+    expect(res.code).toBe(0);
+    // The machine-only section gets the config's warning; nothing was built.
+    expect(res.stderr).toContain("http_service is not used by an edge app");
+    expect(api.seen("POST", "/apps/hello/builds")).toEqual([]);
+
+    const [upload] = api.seen("POST", "/apps/hello/edge/bundles");
+    const code = String(upload?.body);
+    // One script: the import is bundled in, the standard library's names resolved.
+    expect(code).toContain("hello from the edge");
+    expect(code).not.toMatch(/from\s+["']\.\/greeting/);
+    const digest = `sha256:${createHash("sha256").update(code).digest("hex")}`;
+    expect(upload?.query).toEqual({ digest });
+
+    const [created] = api.seen("POST", "/apps/hello/releases");
+    expect(created?.body).toMatchObject({
+      edge_bundle: digest,
+      deploy: true,
+      description: "first",
+      config: { app: "hello", edge: { cpu_ms: 20, memory_mb: 128 } },
+    });
+    expect(created?.body).not.toHaveProperty("image");
+    expect(JSON.parse(res.stdout)).toMatchObject({
+      app: "hello",
+      release: 4,
+      status: "succeeded",
+      bundle: digest,
+      size: Buffer.byteLength(code),
+      cpu_ms: 20,
+      memory_mb: 128,
+      url: expect.stringMatching(/hello/),
+    });
+  });
+
+  it("fails with the release's reason when the platform fails it", async () => {
+    platform("failed");
+    const res = await runCliIn(home, ["deploy", app]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("Error: release v4 failed: superseded by v5");
+    expect(res.stdout).toMatch(/^Bundled index\.js: .*sha256:[0-9a-f]{64}\n/m);
+  });
+});
