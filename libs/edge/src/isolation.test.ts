@@ -2,7 +2,7 @@
  * Issue 21's isolation acceptance, on real isolates: CPU and memory limits, apps apart from each
  * other, and nothing of the host within reach.
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { edgeBundleOf } from "./bundle-code.js";
 import { EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
 import { MemoryEdgeHost } from "./memory-host.js";
@@ -60,6 +60,28 @@ describe("edge isolation", () => {
     );
     // The spinner's isolate was made again from its bundle: its state starts over.
     expect(text(await runtime.dispatch("spinner", get("http://s.test/")))).toBe("served 1");
+  });
+
+  it("stops code that loops outside any request (a timer), and serves the app again afterwards", async () => {
+    await runtime.deploy(
+      "timer-spinner",
+      edgeBundleOf(`let served = 0; fly.http.respondWith((req) => {
+        served++;
+        if (req.url.endsWith("/later")) setTimeout(() => { for (;;) {} }, 1);
+        return new Response("served " + served);
+      })`),
+      PROD,
+      { cpuMs: 30 },
+    );
+    expect(text(await runtime.dispatch("timer-spinner", get("http://t.test/later")))).toBe("served 1");
+    await vi.waitFor(
+      () =>
+        expect(host.logs.some((l) => l.app === "timer-spinner" && /outside a request/.test(l.message))).toBe(
+          true,
+        ),
+      { timeout: 10_000, interval: 20 },
+    );
+    expect(text(await runtime.dispatch("timer-spinner", get("http://t.test/")))).toBe("served 1");
   });
 
   it("stops an app allocating without bound at its memory limit, and serves it again afterwards", async () => {

@@ -24,7 +24,7 @@ import {
   type EdgeRuntimeLike,
 } from "./contract.js";
 import { assertIsolateFlags } from "./node-flags.js";
-import { edgePrelude } from "./prelude.js";
+import { edgePrelude, edgePreludeCache, PRELUDE_FILENAME } from "./prelude.js";
 
 /** How often the watchdog reads the CPU time of the isolates that are running or may run. */
 const WATCHDOG_MS = 5;
@@ -34,7 +34,8 @@ const WATCH_IDLE_MS = 1_000;
 const LOAD_TIMEOUT_MS = 2_000;
 
 interface InFlight {
-  cpuNs: number;
+  /** The instance's shareNs when the request began: its charge is what shareNs grew since. */
+  shareAtStart: number;
   fail(error: EdgeError): void;
 }
 
@@ -46,7 +47,13 @@ interface Instance {
   dispatch: ivm.Reference;
   bridge: BridgeState;
   inFlight: Set<InFlight>;
+  /** The highest cpuTime read (charged up to it), and the last one read. */
   cpuMark: bigint;
+  rawCpu: bigint;
+  /** One request's equal share of the CPU time charged while requests were in flight, summed. */
+  shareNs: number;
+  /** Over the limit since (performance.now()) with cpuTime then, while the watchdog waits out its grace. */
+  suspect?: { at: number; cpu: bigint };
   /** CPU time the isolate used while nothing of it was in flight (timers, waitUntil), since it was last idle. */
   backgroundNs: number;
   touchedAt: number;
@@ -212,7 +219,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     limits: EdgeLimits,
   ): Promise<Instance> {
     assertIsolateFlags();
-    const prelude = await edgePrelude();
+    const [prelude, cachedData] = await Promise.all([edgePrelude(), edgePreludeCache()]);
     const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb });
     const bridge = new BridgeState();
     const instance: Instance = {
@@ -223,15 +230,16 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       bridge,
       inFlight: new Set(),
       cpuMark: 0n,
+      rawCpu: 0n,
+      shareNs: 0,
       backgroundNs: 0,
       touchedAt: Date.now(),
       retired: false,
     };
     try {
       const context = await isolate.createContext();
-      await (await isolate.compileScript(prelude, { filename: "edge-prelude.js" })).run(context, {
-        timeout: LOAD_TIMEOUT_MS,
-      });
+      const script = await isolate.compileScript(prelude, { filename: PRELUDE_FILENAME, cachedData });
+      await script.run(context, { timeout: LOAD_TIMEOUT_MS });
       const init: ivm.Reference = await context.global.get("__hangar_init", { reference: true });
       const reference = new ivm.Reference(hostBridge(app, this.host, bridge, () => this.touch(instance)));
       const entry = (await init.apply(
@@ -271,13 +279,16 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         clearTimeout(wall);
         this.account(instance);
         instance.inFlight.delete(request);
+        instance.backgroundNs = 0;
         if (instance.retired && instance.inFlight.size === 0) this.release(instance);
         if (error !== undefined) reject(error);
         else resolve(response as EdgeHttpResponse);
       };
-      const request: InFlight = { cpuNs: 0, fail: (error) => finish(error) };
       this.account(instance);
+      const request: InFlight = { shareAtStart: instance.shareNs, fail: (error) => finish(error) };
       instance.inFlight.add(request);
+      // Background time is counted over a stretch without requests; a request's start or end ends one.
+      instance.backgroundNs = 0;
       this.touch(instance);
       const wall = setTimeout(
         () => finish(new EdgeError("wall_limit", `${app}: the request took longer than ${limits.wallMs} ms`)),
@@ -319,23 +330,23 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     return new EdgeError("uncaught", `${instance.app}: ${messageOf(error)}`);
   }
 
-  /** Charges the CPU time the isolate used since the last look to what is in flight. */
+  /**
+   * Charges the CPU time the isolate used since the last look to what is in flight, in equal shares:
+   * `shareNs` adds up one request's share, so a request's charge is its growth since the request
+   * began (O(1) per look, and the oldest request has the largest). isolated-vm's cpuTime is the
+   * thread's CPU time for finished slices but the wall time of a slice still running, so it can read
+   * high while the thread waits for a core and lower once the slice ends: the mark only goes up.
+   */
   private account(instance: Instance): void {
     if (instance.isolate.isDisposed) return;
     const now = instance.isolate.cpuTime;
+    instance.rawCpu = now;
+    if (now <= instance.cpuMark) return;
     const used = Number(now - instance.cpuMark);
     instance.cpuMark = now;
-    if (used <= 0) {
-      if (instance.inFlight.size === 0) instance.backgroundNs = 0;
-      return;
-    }
     instance.touchedAt = Date.now();
-    if (instance.inFlight.size === 0) {
-      instance.backgroundNs += used;
-      return;
-    }
-    const share = used / instance.inFlight.size;
-    for (const request of instance.inFlight) request.cpuNs += share;
+    if (instance.inFlight.size === 0) instance.backgroundNs += used;
+    else instance.shareNs += used / instance.inFlight.size;
   }
 
   private touch(instance: Instance): void {
@@ -345,6 +356,24 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     this.watchdog ??= setInterval(() => this.tick(), WATCHDOG_MS);
   }
 
+  /**
+   * What the watchdog found over the CPU limit, if anything: the oldest request (the most charged),
+   * or code run outside requests.
+   */
+  private overLimit(instance: Instance): string | undefined {
+    const limitNs = instance.limits.cpuMs * 1e6;
+    const oldest = instance.inFlight.values().next().value;
+    if (oldest !== undefined && instance.shareNs - oldest.shareAtStart > limitNs) return "a request";
+    if (instance.backgroundNs > limitNs) return "code run outside a request (a timer, waitUntil)";
+    return undefined;
+  }
+
+  /**
+   * Stops the isolates over their CPU limit. A charge over the limit must hold for a grace of half
+   * the limit (at least 10 ms) while the isolate stays busy (its cpuTime grows by at least half the
+   * wall time): a slice that read high while its thread waited for a core ends within that, a loop
+   * does not. A loop is so stopped after about 1.5 times the limit.
+   */
   private tick(): void {
     const now = Date.now();
     for (const instance of this.watched) {
@@ -353,13 +382,22 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         continue;
       }
       this.account(instance);
-      const limitNs = instance.limits.cpuMs * 1e6;
-      const over = [...instance.inFlight].find((request) => request.cpuNs > limitNs);
-      if (over !== undefined || instance.backgroundNs > limitNs) {
-        const message = `${instance.app}: ${over !== undefined ? "a request" : "code run outside a request (a timer, waitUntil)"} used more than ${instance.limits.cpuMs} ms of CPU`;
-        this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
-        this.stop(instance, "cpu_limit", message);
-        continue;
+      const over = this.overLimit(instance);
+      if (over === undefined) {
+        instance.suspect = undefined;
+      } else if (instance.suspect === undefined) {
+        instance.suspect = { at: performance.now(), cpu: instance.rawCpu };
+      } else {
+        const span = performance.now() - instance.suspect.at;
+        if (span >= Math.max(10, instance.limits.cpuMs / 2)) {
+          if (Number(instance.rawCpu - instance.suspect.cpu) >= span * 0.5e6) {
+            const message = `${instance.app}: ${over} used more than ${instance.limits.cpuMs} ms of CPU`;
+            this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
+            this.stop(instance, "cpu_limit", message);
+            continue;
+          }
+          instance.suspect = { at: performance.now(), cpu: instance.rawCpu };
+        }
       }
       if (instance.inFlight.size === 0 && now - instance.touchedAt > WATCH_IDLE_MS)
         this.watched.delete(instance);

@@ -3,9 +3,9 @@
  * stream given by the app (read whole when the body crosses to the host).
  */
 import { ReadableStream } from "web-streams-polyfill";
-import { URLSearchParams } from "whatwg-url";
 import { EDGE_BODY_MAX_BYTES } from "../contract.js";
 import { TextDecoder, TextEncoder } from "./text.js";
+import { URLSearchParams } from "./url.js";
 
 export type BodySource = Uint8Array | ReadableStream<Uint8Array> | null;
 

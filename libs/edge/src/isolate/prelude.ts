@@ -3,9 +3,6 @@
  * before the app's code loads. Bundled by esbuild into one script (../prelude.ts), run once in each
  * new isolate. `__hangar_init` takes the host's bridge and the app's settings, then removes itself.
  */
-// First, as a bare import (never reordered): whatwg-url finds TextEncoder and TextDecoder as globals.
-import "./text.js";
-
 import { AbortController, AbortSignal } from "abort-controller";
 import { decode as atob, encode as btoa } from "base-64";
 import {
@@ -15,7 +12,6 @@ import {
   TransformStream,
   WritableStream,
 } from "web-streams-polyfill";
-import { URL, URLSearchParams } from "whatwg-url";
 import type { EdgeAppEnv, EdgeHttpRequest } from "../contract.js";
 import { addEventListener, app, configureApp, dispatch, fly, registerModule } from "./app.js";
 import { edgeConsole } from "./console.js";
@@ -28,6 +24,7 @@ import { EdgeRequest } from "./request.js";
 import { EdgeResponse } from "./response.js";
 import { TextDecoder, TextEncoder } from "./text.js";
 import { clearTimer, queueMicrotask, setInterval, setTimeout } from "./timers.js";
+import { URL, URLSearchParams } from "./url.js";
 
 const globals: Record<string, unknown> = {
   AbortController,

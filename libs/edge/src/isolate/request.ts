@@ -1,8 +1,8 @@
 /** Request: a method, an absolute URL, headers, a body and an abort signal. */
 import { AbortController, type AbortSignal } from "abort-controller";
-import { URL } from "whatwg-url";
 import { type BodyInitLike, EdgeBody, extractBody } from "./body.js";
 import { EdgeHeaders, type HeadersInitLike } from "./headers.js";
+import { URL } from "./url.js";
 
 export interface RequestInitLike {
   method?: string;

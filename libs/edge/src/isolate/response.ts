@@ -1,7 +1,8 @@
 /** Response: a status, headers and a body; Response.json, Response.redirect and Response.error. */
-import { URL } from "whatwg-url";
+
 import { type BodyInitLike, EdgeBody, extractBody } from "./body.js";
 import { EdgeHeaders, type HeadersInitLike } from "./headers.js";
+import { URL } from "./url.js";
 
 export interface ResponseInitLike {
   status?: number;

@@ -1,7 +1,4 @@
-/**
- * TextEncoder and TextDecoder (UTF-8) from fast-text-encoding, made globals as this module loads:
- * whatwg-url uses them as globals, so the prelude imports this module first.
- */
+/** TextEncoder and TextDecoder (UTF-8) from fast-text-encoding. */
 import * as encoding from "fast-text-encoding";
 
 interface TextEncoding {
@@ -14,6 +11,3 @@ const fromGlobal = globalThis as unknown as Partial<TextEncoding>;
 
 export const TextEncoder = (loaded.TextEncoder ?? fromGlobal.TextEncoder) as typeof globalThis.TextEncoder;
 export const TextDecoder = (loaded.TextDecoder ?? fromGlobal.TextDecoder) as typeof globalThis.TextDecoder;
-
-for (const [name, value] of Object.entries({ TextEncoder, TextDecoder }))
-  Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
