@@ -148,8 +148,19 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         `${app}: a request body is larger than ${EDGE_BODY_MAX_BYTES} bytes`,
         413,
       );
+    let url: string;
+    try {
+      // Node's URL (ada) serialises it here; the isolate takes it as it is (isolate/request.ts).
+      url = new URL(req.url).href;
+    } catch {
+      throw new EdgeError(
+        "uncaught",
+        `${app}: the request's URL ${JSON.stringify(req.url)} is not absolute`,
+        400,
+      );
+    }
     const instance = await this.instanceOf(app);
-    return this.run(instance, req);
+    return this.run(instance, url === req.url ? req : { ...req, url });
   }
 
   remove(app: string): void {

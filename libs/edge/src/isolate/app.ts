@@ -13,7 +13,7 @@ import { bodyBytes } from "./body.js";
 import { cache } from "./cache.js";
 import { reportError, requestEnded, requestStarted } from "./console.js";
 import { headerList } from "./headers.js";
-import { EdgeRequest } from "./request.js";
+import { type EdgeRequest, requestFromHost } from "./request.js";
 import { EdgeResponse } from "./response.js";
 
 type Handler = (request: EdgeRequest, env: Record<string, string>, ctx: ExecutionContext) => unknown;
@@ -127,7 +127,7 @@ async function respond(req: EdgeHttpRequest): Promise<EdgeHttpResponse | Dispatc
       message: "the app registered no handler (fly.http.respondWith or export default { fetch })",
     };
   const hasBody = req.body !== undefined && req.method !== "GET" && req.method !== "HEAD";
-  const request = new EdgeRequest(req.url, {
+  const request = requestFromHost(req.url, {
     method: req.method,
     headers: req.headers,
     ...(hasBody ? { body: req.body } : {}),
