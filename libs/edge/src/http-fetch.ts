@@ -4,6 +4,7 @@
  */
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
+import type { LookupFunction } from "node:net";
 import { EDGE_BODY_MAX_BYTES, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
 
 /** Headers of one connection: not sent on, and not handed back (the body crosses whole). */
@@ -35,6 +36,11 @@ async function readWhole(res: IncomingMessage): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks));
 }
 
+/** How httpFetch connects: `lookup` resolves the URL's name (the proxy's refuses private addresses). */
+export interface HttpFetchOptions {
+  lookup?: LookupFunction;
+}
+
 /**
  * Sends a request to the URL's host over HTTP(S) as it is: `Host` as the request gives it (a proxy
  * sets an origin's), redirects not followed, the body not decoded (so the answer's content-encoding
@@ -44,6 +50,7 @@ export function httpFetch(
   _app: string,
   req: EdgeHttpRequest,
   signal: AbortSignal,
+  options: HttpFetchOptions = {},
 ): Promise<EdgeHttpResponse> {
   const url = new URL(req.url);
   if (url.protocol !== "http:" && url.protocol !== "https:") {
@@ -53,7 +60,12 @@ export function httpFetch(
   return new Promise((resolve, reject) => {
     const outgoing = send(
       url,
-      { method: req.method, headers: outgoingHeaders(req.headers, req.body?.byteLength), signal },
+      {
+        method: req.method,
+        headers: outgoingHeaders(req.headers, req.body?.byteLength),
+        signal,
+        ...(options.lookup ? { lookup: options.lookup } : {}),
+      },
       (res) => {
         readWhole(res).then((body) => {
           const headers: [string, string][] = [];

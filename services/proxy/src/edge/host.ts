@@ -43,6 +43,7 @@ export class ProxyEdgeHost implements EdgeHost {
     const name = url.hostname.toLowerCase().replace(/\.$/, "");
     if (!name.endsWith(INTERNAL)) {
       return sendOutbound(
+        app,
         req,
         { url, ...(this.opts.isRefused ? { isRefused: this.opts.isRefused } : {}) },
         signal,
@@ -62,6 +63,7 @@ export class ProxyEdgeHost implements EdgeHost {
     }
     // The port names the machines' service, which the proxy's routing knows: it is not used.
     return sendOutbound(
+      app,
       req,
       { url, via: this.opts.internal(), hostHeader: `${target}.${this.opts.domain}` },
       signal,

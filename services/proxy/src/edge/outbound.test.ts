@@ -76,27 +76,38 @@ describe("sendOutbound", () => {
   it("refuses a loopback literal and a name that resolves to loopback, before connecting", async () => {
     const before = seen.length;
     await expect(
-      sendOutbound(get(`http://127.0.0.1:${port}/`), { url: new URL(`http://127.0.0.1:${port}/`) }, never),
+      sendOutbound(
+        "web",
+        get(`http://127.0.0.1:${port}/`),
+        { url: new URL(`http://127.0.0.1:${port}/`) },
+        never,
+      ),
     ).rejects.toThrow(EdgeFetchRefusedError);
     await expect(
-      sendOutbound(get(`http://localhost:${port}/`), { url: new URL(`http://localhost:${port}/`) }, never),
+      sendOutbound(
+        "web",
+        get(`http://localhost:${port}/`),
+        { url: new URL(`http://localhost:${port}/`) },
+        never,
+      ),
     ).rejects.toThrow(/localhost is .*, an address of this host or a private one/);
     await expect(
-      sendOutbound(get("file:///etc/passwd"), { url: new URL("file:///etc/passwd") }, never),
+      sendOutbound("web", get("file:///etc/passwd"), { url: new URL("file:///etc/passwd") }, never),
     ).rejects.toThrow(/http and https only/);
     expect(seen.length).toBe(before);
   });
 
-  it("sends the request with its body and reads the whole answer, repeated headers kept", async () => {
+  it("sends the request with its body and the Host it names, and reads the whole answer, repeated headers kept", async () => {
     const url = new URL(`http://127.0.0.1:${port}/p?q=1`);
     const answer = await sendOutbound(
+      "web",
       {
         method: "POST",
         url: url.href,
         headers: [
           ["x-one", "1"],
           ["connection", "close"],
-          ["host", "spoofed.example"],
+          ["host", "origin.example"],
         ],
         body: new TextEncoder().encode("payload"),
       },
@@ -113,7 +124,7 @@ describe("sendOutbound", () => {
     expect(seen.at(-1)).toMatchObject({
       method: "POST",
       url: "/p?q=1",
-      host: `127.0.0.1:${port}`,
+      host: "origin.example",
       body: "payload",
     });
     expect(seen.at(-1)?.headers).toMatchObject({ "x-one": "1", "content-length": "7" });

@@ -1,8 +1,6 @@
-import { request as httpRequest, type IncomingMessage } from "node:http";
-import { request as httpsRequest } from "node:https";
-import { isIP, type LookupFunction } from "node:net";
+import { isIP } from "node:net";
 import { networkInterfaces } from "node:os";
-import { EDGE_BODY_MAX_BYTES, type EdgeHttpRequest, type EdgeHttpResponse } from "@hangar/edge";
+import { type EdgeHttpRequest, type EdgeHttpResponse, httpFetch } from "@hangar/edge";
 import { isPrivateAddress, publicOnlyLookup } from "@hangar/service";
 
 /** An edge app's fetch the proxy will not send, and why. */
@@ -56,98 +54,34 @@ export interface Destination {
   isRefused?: (address: string) => boolean;
 }
 
-// Headers that describe one hop, or that the proxy sets from the request itself.
-const NOT_SENT = new Set([
-  "connection",
-  "keep-alive",
-  "transfer-encoding",
-  "te",
-  "trailer",
-  "upgrade",
-  "host",
-  "content-length",
-  "proxy-connection",
-]);
-
 /**
- * Sends an edge app's request (its body whole) and reads the answer whole, up to EDGE_BODY_MAX_BYTES.
- * Redirects are not followed: the app sees them. Rejects with EdgeFetchRefusedError for a refused
- * address (an IP literal, or any address the name resolves to, checked at connect time so a second
- * lookup cannot swap it).
+ * Sends an edge app's request with httpFetch (libs/edge: the body whole both ways, at most
+ * EDGE_BODY_MAX_BYTES back, redirects not followed, bodies not decoded). Rejects with
+ * EdgeFetchRefusedError for a refused address: an IP literal, or any address the name resolves to,
+ * checked at connect time so a second lookup cannot swap it.
  */
 export function sendOutbound(
+  app: string,
   req: EdgeHttpRequest,
   dest: Destination,
   signal: AbortSignal,
 ): Promise<EdgeHttpResponse> {
-  const { url } = dest;
+  const { url, via } = dest;
   if (url.protocol !== "http:" && url.protocol !== "https:") {
     return Promise.reject(
       new EdgeFetchRefusedError(`${url.protocol} URLs cannot be fetched (http and https only)`),
     );
   }
-  const headers: [string, string][] = [];
-  for (const [name, value] of req.headers) if (!NOT_SENT.has(name)) headers.push([name, value]);
-  headers.push(["host", dest.hostHeader ?? url.host]);
-  const body = req.body ?? new Uint8Array(0);
-  if (body.byteLength > 0 || !["GET", "HEAD", "OPTIONS", "DELETE"].includes(req.method)) {
-    headers.push(["content-length", String(body.byteLength)]);
+  if (via !== undefined) {
+    const headers: [string, string][] = req.headers.filter(([name]) => name !== "host");
+    headers.push(["host", dest.hostHeader ?? url.host]);
+    const inside = `http://${via.host}:${via.port}${url.pathname}${url.search}`;
+    return httpFetch(app, { ...req, url: inside, headers }, signal);
   }
-  let lookup: LookupFunction | undefined;
-  if (dest.via === undefined) {
-    const isRefused = dest.isRefused ?? refusedForEdge;
-    const literal = url.hostname.replace(/^\[(.*)\]$/, "$1");
-    if (isIP(literal) !== 0) {
-      if (isRefused(literal)) return Promise.reject(refusal(literal, literal));
-    } else {
-      lookup = publicOnlyLookup(refusal, isRefused);
-    }
+  const isRefused = dest.isRefused ?? refusedForEdge;
+  const literal = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  if (isIP(literal) !== 0) {
+    return isRefused(literal) ? Promise.reject(refusal(literal, literal)) : httpFetch(app, req, signal);
   }
-  const send = url.protocol === "https:" && dest.via === undefined ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
-    const out = send({
-      protocol: dest.via === undefined ? url.protocol : "http:",
-      hostname: dest.via?.host ?? url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: dest.via?.port ?? url.port,
-      method: req.method,
-      path: `${url.pathname}${url.search}`,
-      headers: headers.flat(),
-      signal,
-      agent: false,
-      ...(lookup ? { lookup } : {}),
-    });
-    out.once("error", reject);
-    out.once("response", (res) => readAnswer(res).then(resolve, reject));
-    out.end(body.byteLength > 0 ? body : undefined);
-  });
-}
-
-function readAnswer(res: IncomingMessage): Promise<EdgeHttpResponse> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > EDGE_BODY_MAX_BYTES) {
-        res.destroy(
-          new Error(`the response body is over ${EDGE_BODY_MAX_BYTES} bytes, the most an edge app takes`),
-        );
-        return;
-      }
-      chunks.push(chunk);
-    });
-    res.once("error", reject);
-    res.once("end", () => {
-      const headers: [string, string][] = [];
-      for (let i = 0; i < res.rawHeaders.length; i += 2) {
-        headers.push([(res.rawHeaders[i] as string).toLowerCase(), res.rawHeaders[i + 1] as string]);
-      }
-      resolve({
-        status: res.statusCode ?? 502,
-        statusText: res.statusMessage ?? "",
-        headers,
-        body: Buffer.concat(chunks, size),
-      });
-    });
-  });
+  return httpFetch(app, req, signal, { lookup: publicOnlyLookup(refusal, isRefused) });
 }
