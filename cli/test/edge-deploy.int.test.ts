@@ -112,4 +112,36 @@ describe("hangar deploy of an edge app", () => {
     expect(res.stderr).toContain("Error: release v4 failed: superseded by v5");
     expect(res.stdout).toMatch(/^Bundled index\.js: .*sha256:[0-9a-f]{64}\n/m);
   });
+
+  it("rolls back to an earlier edge release with `hangar releases rollback`", async () => {
+    const edge = (c: string) => ({ bundle: `sha256:${c.repeat(64)}`, cpu_ms: 50, memory_mb: 128 });
+    api.reply("GET", "/apps/edgy/releases", [
+      { version: 2, status: "succeeded", image: "", edge: edge("b") },
+      { version: 1, status: "succeeded", image: "", edge: edge("a") },
+    ]);
+    api.reply(
+      "POST",
+      "/apps/edgy/releases",
+      { version: 3, status: "pending", image: "", edge: edge("a") },
+      201,
+    );
+    api.reply("GET", "/apps/edgy/releases/3", {
+      version: 3,
+      status: "succeeded",
+      image: "",
+      edge: edge("a"),
+    });
+    api.reply("GET", "/apps/edgy/machines", []);
+    const res = await runCliIn(home, ["releases", "rollback", "-a", "edgy"]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(api.seen("POST", "/apps/edgy/releases")[0]?.body).toEqual({
+      rollback_of: 1,
+      deploy: true,
+      strategy: "immediate",
+      description: "rollback to v1",
+    });
+    expect(res.stdout).toContain(`Release v3 redeploys v1 (its edge bundle ${edge("a").bundle})\n`);
+    expect(res.stdout).toContain("Release v3 (v1's edge bundle and config) is live on the edge\n");
+  });
 });

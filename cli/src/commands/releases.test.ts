@@ -49,6 +49,17 @@ describe("releasesTable", () => {
   });
 });
 
+describe("releasesTable, edge releases", () => {
+  it("shows an edge release's bundle, shortened, where an image release shows its image", () => {
+    const bundle = `sha256:${"ab".repeat(32)}`;
+    const table = releasesTable(
+      [{ version: 1, status: "succeeded", image: "", edge: { bundle, cpu_ms: 50, memory_mb: 128 } }],
+      Date.now(),
+    );
+    expect(table.split("\n")[1]).toMatch(/^v1 +succeeded +edge sha256:abababababab(\s|$)/);
+  });
+});
+
 describe("rollbackTarget", () => {
   const r = (version: number, status: Release["status"]): Release => ({ version, status });
   const list = [r(4, "failed"), r(3, "succeeded"), r(2, "succeeded"), r(1, "succeeded")];

@@ -11,7 +11,7 @@ export function releasesTable(releases: Release[], now: number = Date.now()): st
   const rows = releases.map((r) => [
     `v${r.version}`,
     r.status,
-    r.image ?? "",
+    r.image || (r.edge ? edgeBundleShort(r.edge.bundle) : ""),
     r.build_id ?? "",
     ago(r.created_at, now),
     r.strategy ?? "",
@@ -22,6 +22,11 @@ export function releasesTable(releases: Release[], now: number = Date.now()): st
     ["VERSION", "STATUS", "IMAGE", "BUILD", "CREATED", "STRATEGY", "BY", "DESCRIPTION/REASON"],
     rows,
   );
+}
+
+/** An edge release's bundle in the IMAGE column: `edge sha256:<12 hex>`. */
+export function edgeBundleShort(digest: string): string {
+  return `edge ${digest.slice(0, "sha256:".length + 12)}`;
 }
 
 /** What happened to a release, in words: why it failed and where the app went back to, or its description. */
@@ -105,13 +110,16 @@ export function registerReleases(program: Command, ctx: Context): void {
         version === undefined ? undefined : versionArg(version),
       );
       const progress = flags.json ? ctx.err : ctx.out;
+      // An edge release's bundle and limits come back with it (the gateway takes them from the release).
+      const edge = target.edge ?? undefined;
       const created = await api.createRelease(app, {
         rollback_of: target.version,
         deploy: true,
-        strategy: flags.strategy ?? "rolling",
+        strategy: flags.strategy ?? (edge ? "immediate" : "rolling"),
         description: `rollback to v${target.version}`,
       });
-      progress(`Release v${created.version} redeploys v${target.version} (${target.image ?? "its image"})\n`);
+      const what = edge ? `its edge bundle ${edge.bundle}` : target.image || "its image";
+      progress(`Release v${created.version} redeploys v${target.version} (${what})\n`);
       if (flags.detach) return flags.json ? printJson(ctx, created) : undefined;
       const ended = await followRelease(api, app, created.version, progress);
       if (flags.json) printJson(ctx, ended);
@@ -119,7 +127,12 @@ export function registerReleases(program: Command, ctx: Context): void {
         throw new CliError(
           `release v${ended.version} failed: ${ended.reason ?? "unknown"}${ended.rolled_back_to ? `; v${ended.rolled_back_to} keeps serving (the platform returned the app to it)` : ""}`,
         );
-      if (!flags.json)
+      if (flags.json) return;
+      if (edge)
+        ctx.out(
+          `Release v${ended.version} (v${target.version}'s edge bundle and config) is live on the edge\n`,
+        );
+      else
         ctx.out(
           `Release v${ended.version} (v${target.version}'s image and config) is live on ${ended.machine_ids?.length ?? 0} machines\n`,
         );
