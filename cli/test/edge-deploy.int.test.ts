@@ -144,4 +144,16 @@ describe("hangar deploy of an edge app", () => {
     expect(res.stdout).toContain(`Release v3 redeploys v1 (its edge bundle ${edge("a").bundle})\n`);
     expect(res.stdout).toContain("Release v3 (v1's edge bundle and config) is live on the edge\n");
   });
+
+  it("refuses to scale an edge app's machines: it has none", async () => {
+    const edge = { bundle: `sha256:${"c".repeat(64)}`, cpu_ms: 50, memory_mb: 128 };
+    api.reply("GET", "/apps/edger/releases", [{ version: 1, status: "succeeded", image: "", edge }]);
+    api.reply("GET", "/apps/edger/machines", []);
+    const res = await runCliIn(home, ["scale", "count", "3", "-a", "edger", "--yes"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(
+      /^Error: app edger is an edge app: its code runs in every proxy, with no machines to scale\n/,
+    );
+    expect(api.seen("POST", "/apps/edger/machines")).toEqual([]);
+  });
 });

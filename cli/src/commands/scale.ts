@@ -170,6 +170,11 @@ async function scaleCount(ctx: Context, n: number, flags: CountFlags): Promise<v
     api.listMachines(flags.app),
     currentRelease(api, flags.app),
   ]);
+  if (release?.edge)
+    throw new CliError(
+      `app ${flags.app} is an edge app: its code runs in every proxy, with no machines to scale`,
+      "its limits are [edge] cpu_ms and memory_mb in hangar.toml (then `hangar deploy`)",
+    );
   const config = releaseConfig(release);
   const group = pickGroup(flags.processGroup, knownGroups(machines, config));
   const actions = planScaleCount({
