@@ -7,6 +7,7 @@ import { registerAudit } from "./commands/audit.js";
 import { registerAuth } from "./commands/auth.js";
 import { registerBuilds } from "./commands/builds.js";
 import { registerDeploy } from "./commands/deploy.js";
+import { registerEdge } from "./commands/edge.js";
 import { registerEvents } from "./commands/events.js";
 import { registerLaunch } from "./commands/launch.js";
 import { registerLogs } from "./commands/logs.js";
@@ -55,6 +56,7 @@ export function buildProgram(ctx: Context): Command {
   registerLaunch(program, ctx);
   registerAppConfig(program, ctx);
   registerDeploy(program, ctx);
+  registerEdge(program, ctx);
   registerBuilds(program, ctx);
   registerReleases(program, ctx);
   registerSecrets(program, ctx);
