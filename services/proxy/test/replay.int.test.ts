@@ -2,6 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { type IncomingMessage, request, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PassThrough } from "node:stream";
+import { DEFAULT_SCALING } from "@hangar/config";
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -369,6 +370,43 @@ describe("fly-replay within an app", () => {
   it("sends it to another machine of the app with elsewhere=true", async () => {
     const [ams] = await regional("away", "elsewhere=true");
     expect(await served("away", ams as Upstream)).not.toBe("away-ams");
+  });
+
+  it("holds a replay for its machine at the hard limit without holding up requests the others can take", async () => {
+    const held: ServerResponse[] = [];
+    const x = await machine("hol-x", (req, res, self) => {
+      req.resume();
+      if (req.url === "/hold") held.push(res);
+      else res.end(self.name);
+    });
+    const y = await machine("hol-y", (req, res, self) => {
+      req.resume();
+      res.end(self.name);
+    });
+    const front = await machine("holfront-1", (req, res) => {
+      req.resume();
+      res.writeHead(409, { "fly-replay": "app=hol;instance=hol-x" }).end();
+    });
+    routes.set("hol", [x.backend, y.backend], {
+      org: "acme",
+      settings: { ...DEFAULT_SCALING, hardLimit: 1 },
+    });
+    routes.set("holfront", [front.backend], { org: "acme" });
+
+    const first = get("holfront", { path: "/hold" });
+    await expect.poll(() => held.length).toBe(1);
+    const second = get("holfront", { path: "/second" });
+    await expect.poll(() => proxy.stats().apps.find((a) => a.app === "hol")?.queued).toBe(1);
+    // Behind the replay held for hol-x, a request any machine may take goes to hol-y now.
+    const direct = await get("hol", { path: "/direct" });
+    expect(direct.body.toString()).toBe("hol-y");
+    expect(held.length).toBe(1);
+
+    held[0]?.end("held");
+    expect((await first).body.toString()).toBe("held");
+    const replayed = await second;
+    expect(replayed.status).toBe(200);
+    expect(replayed.body.toString()).toBe("hol-x");
   });
 
   it("answers 503 when no machine is in the region or the machine is not started", async () => {

@@ -113,7 +113,8 @@ export class ProxyEngine {
   /**
    * Sends `held` to a machine of `app` that can take it now. Otherwise holds it in the app's queue
    * (every machine at its hard limit, or a machine being woken), returning its place, or refuses it.
-   * While others wait, a newcomer queues behind them.
+   * While others wait, a newcomer queues behind them, and goes on at once only when those ahead wait
+   * for machines of their own (replays held for one machine or region).
    */
   admit(app: AppState, held: Held): QueueEntry<Held> | undefined {
     if (app.queue.size === 0) {
@@ -122,8 +123,12 @@ export class ProxyEngine {
         this.send(app, held, backend);
         return undefined;
       }
+      return this.hold(app, held);
     }
-    return this.hold(app, held);
+    const entry = this.hold(app, held);
+    if (entry === undefined) return undefined;
+    this.pump(app);
+    return app.queue.has(entry) ? entry : undefined;
   }
 
   /** The metrics of an app (or UNROUTED_APP), when metrics are on. */
@@ -179,15 +184,17 @@ export class ProxyEngine {
 
   /** Hands freed slots (or new machines) to held requests, oldest first; refuses them when hope is gone. */
   private pump(app: AppState): void {
-    // A replay held for one machine or region waits at the head for it: those are rare, and the
-    // queue's timeout bounds the wait of those behind.
-    let held = app.queue.peek();
-    while (held !== undefined) {
+    for (const entry of app.queue) {
+      const held = entry.item;
       const backend = this.pick(app, undefined, held.only);
-      if (!backend) break;
-      app.queue.shift();
+      if (backend === undefined) {
+        // Every machine is at its hard limit. A replay held for one machine or region is not: those
+        // behind it may go to the others.
+        if (held.only === undefined) break;
+        continue;
+      }
+      app.queue.remove(entry);
       this.send(app, held, backend);
-      held = app.queue.peek();
     }
     if (app.queue.size === 0 || app.backends.length > 0) return;
     this.wakeOne(app);

@@ -28,18 +28,14 @@ export class HoldQueue<T> {
     return entry;
   }
 
-  /** The oldest item, left in the queue, or undefined when empty. */
-  peek(): T | undefined {
-    const first = this.entries.values().next();
-    return first.done ? undefined : first.value.item;
+  /** The entries, oldest first; one may be removed while iterating. */
+  [Symbol.iterator](): IterableIterator<QueueEntry<T>> {
+    return this.entries.values();
   }
 
-  /** Takes the oldest entry out, or undefined when empty. */
-  shift(): T | undefined {
-    const first = this.entries.values().next();
-    if (first.done) return undefined;
-    this.remove(first.value);
-    return first.value.item;
+  /** Whether `entry` is still queued. */
+  has(entry: QueueEntry<T>): boolean {
+    return this.entries.has(entry);
   }
 
   /** Takes `entry` out; false when it was no longer queued. */
