@@ -75,6 +75,11 @@ export interface TestPlatform extends Platform {
    * platform's settings, its /health on a free port; close() stops it.
    */
   startReplica(name: ServiceName): Promise<ReplicaHandle>;
+  /**
+   * Starts another proxy (as a second edge of the same host would be) on a free port of its own,
+   * with the platform's proxy settings and `env`; close() stops it.
+   */
+  startProxy(env?: Record<string, string>): Promise<ReplicaHandle & { proxyPort: number }>;
   /** Stops the services, any machine they left, the nats-server, the topology, and removes the folder. */
   close(): Promise<void>;
 }
@@ -350,6 +355,16 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       );
       extraReplicas.push(replica);
       return replica;
+    },
+    async startProxy(env = {}) {
+      const port = await freePort();
+      const replica = await startReplica(
+        "proxy",
+        { ...base, proxyPort: port, env: { proxy: { ...(platformEnv.proxy ?? {}), ...env } } },
+        await freePort(),
+      );
+      extraReplicas.push(replica);
+      return Object.assign(replica, { proxyPort: port });
     },
     async close() {
       for (const replica of extraReplicas) await replica.stop();
