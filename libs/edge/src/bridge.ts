@@ -10,6 +10,7 @@ import {
   type EdgeHost,
   type EdgeHttpRequest,
   type EdgeHttpResponse,
+  type EdgeImageOp,
   type EdgeLogLevel,
 } from "./contract.js";
 
@@ -202,6 +203,13 @@ export function hostBridge(
       }
       case "cacheDelete":
         return host.cacheDelete(app, stringArg(args[0], "a cache key"));
+      case "image": {
+        const [input, ops] = args;
+        if (!(input instanceof Uint8Array) || !Array.isArray(ops))
+          throw new TypeError("image: malformed arguments");
+        if (host.image === undefined) throw new Error("image operations are not available on this host");
+        return host.image(app, input, ops as EdgeImageOp[]).then((out) => ({ ...out }));
+      }
       case "sleep":
         return new Promise<void>((resolve) => {
           const ms = Math.min(Math.max(0, Number(args[0]) || 0), 2 ** 31 - 1);
@@ -210,6 +218,8 @@ export function hostBridge(
             touched();
             resolve();
           }, ms);
+          // An app's timers never keep the embedder's process alive.
+          timer.unref();
           state.timers.add(timer);
         });
       case "random": {

@@ -364,7 +364,8 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     instance.touchedAt = Date.now();
     if (instance.retired && instance.inFlight.size === 0) return;
     this.watched.add(instance);
-    this.watchdog ??= setInterval(() => this.tick(), WATCHDOG_MS);
+    // The runtime's own timers never keep the process alive.
+    this.watchdog ??= setInterval(() => this.tick(), WATCHDOG_MS).unref();
   }
 
   /**
