@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { edgeBundleOf } from "./bundle-code.js";
-import { EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
+import { EDGE_BODY_MAX_BYTES, EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
 import { MemoryEdgeHost } from "./memory-host.js";
 import { EdgeRuntime } from "./runtime.js";
 
@@ -149,6 +149,57 @@ describe("EdgeRuntime: the app's API", () => {
       redirect: "https://x.test/a",
     });
     expect(body.uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it("keeps the Fetch standard's rules for Request, Response and Headers", async () => {
+    await runtime.deploy(
+      "rules",
+      edgeBundleOf(`export default { async fetch() {
+        const threw = (f) => { try { f(); return "no"; } catch (e) { return e.name; } };
+        const used = new Response("once");
+        await used.text();
+        const streamed = new Response(new ReadableStream({ start(c) { c.enqueue(new TextEncoder().encode("s")); c.close(); } }));
+        const twin = streamed.clone();
+        const h = new Headers({ "X-A": " padded " });
+        h.set("x-a", "set"); h.append("x-b", "1"); h.delete("X-B");
+        const controller = new AbortController();
+        controller.abort();
+        const aborted = await fetch("http://x.internal/", { signal: controller.signal }).then(() => "fetched", (e) => e.name);
+        return Response.json({
+          getWithBody: threw(() => new Request("http://a.test/", { body: "x" })),
+          badStatus: threw(() => new Response("x", { status: 99 })),
+          bodyOn204: threw(() => new Response("x", { status: 204 })),
+          badHeader: threw(() => new Headers({ "bad name": "x" })),
+          relativeUrl: threw(() => new Request("/relative")),
+          usedAgain: await used.text().then(() => "read", (e) => e.name),
+          bodyUsed: used.bodyUsed,
+          clones: [await streamed.text(), await twin.text()],
+          headers: [...h], method: new Request("http://a.test/", { method: "patch" }).method,
+          aborted,
+        });
+      } }`),
+      PROD,
+    );
+    expect(JSON.parse(text(await runtime.dispatch("rules", get("http://rules.test/"))))).toEqual({
+      getWithBody: "TypeError",
+      badStatus: "RangeError",
+      bodyOn204: "TypeError",
+      badHeader: "TypeError",
+      relativeUrl: "TypeError",
+      usedAgain: "TypeError",
+      bodyUsed: true,
+      clones: ["s", "s"],
+      headers: [["x-a", "set"]],
+      method: "patch",
+      aborted: "AbortError",
+    });
+    const big = new Uint8Array(EDGE_BODY_MAX_BYTES + 1);
+    const tooBig = await failure(
+      runtime.dispatch("rules", { ...get("http://rules.test/"), method: "POST", body: big }),
+    );
+    expect(tooBig.status).toBe(413);
+    await runtime.deploy("errorful", edgeBundleOf(`fly.http.respondWith(() => Response.error())`), PROD);
+    expect((await failure(runtime.dispatch("errorful", get("http://e.test/")))).code).toBe("bad_response");
   });
 
   it("fetches through the host, logs console lines to it, and keeps fly.cache per app", async () => {
