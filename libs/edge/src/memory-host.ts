@@ -3,7 +3,15 @@
  * `onLog`, fetch through a function the embedder gives (global fetch by default). `hangar edge dev`
  * and `hangar edge test` serve one app with it; tests use it as the proxy's stand-in.
  */
-import type { EdgeHost, EdgeHttpRequest, EdgeHttpResponse, EdgeLogLevel } from "./contract.js";
+import type {
+  EdgeHost,
+  EdgeHttpRequest,
+  EdgeHttpResponse,
+  EdgeImageOp,
+  EdgeImageResult,
+  EdgeLogLevel,
+} from "./contract.js";
+import { transformImage } from "./image.js";
 
 export interface EdgeLogLine {
   app: string;
@@ -85,6 +93,10 @@ export class MemoryEdgeHost implements EdgeHost {
   async cacheSet(app: string, key: string, value: Uint8Array, ttlSeconds?: number): Promise<void> {
     const expires = ttlSeconds === undefined ? Number.POSITIVE_INFINITY : Date.now() + ttlSeconds * 1000;
     this.cacheOf(app).set(key, { value: value.slice(), expires });
+  }
+
+  image(_app: string, input: Uint8Array, ops: EdgeImageOp[]): Promise<EdgeImageResult> {
+    return transformImage(input, ops);
   }
 
   async cacheDelete(app: string, key: string): Promise<boolean> {

@@ -28,7 +28,9 @@ describe("proxy", () => {
     expect(seen.headers["x-forwarded-host"]).toBe("example.com");
     expect(seen.headers["x-forwarded-proto"]).toBe("http");
     const behindTls = await seenBy(
-      await proxy(origin.url)(new Request("http://example.com/", { headers: { "x-forwarded-proto": "https" } })),
+      await proxy(origin.url)(
+        new Request("http://example.com/", { headers: { "x-forwarded-proto": "https" } }),
+      ),
     );
     expect(behindTls.headers["x-forwarded-proto"]).toBe("https");
     expect(seen.headers["x-user"]).toBe("ann");

@@ -13,6 +13,7 @@ import { bodyBytes } from "./body.js";
 import { cache } from "./cache.js";
 import { reportError, requestEnded, requestStarted } from "./console.js";
 import { headerList } from "./headers.js";
+import { image } from "./image.js";
 import { type EdgeRequest, requestFromHost } from "./request.js";
 import { EdgeResponse } from "./response.js";
 
@@ -65,6 +66,7 @@ export const fly = Object.freeze({
     },
   }),
   cache: Object.freeze(cache),
+  image: Object.freeze(image),
 });
 
 export const app = { name: "", env: "production" as EdgeAppEnv["appEnv"] };
