@@ -349,6 +349,33 @@ describe("what an edge app reaches", () => {
     expect(await probe("http://169.254.169.254/latest/meta-data")).toMatch(/^refused .*may not fetch/);
   });
 
+  it("does image operations in the host: a POSTed PNG comes back resized as WebP", async () => {
+    const app = `images-${suffix}`;
+    await appOnNetwork(app, "personal");
+    await release(
+      app,
+      `fly.http.respondWith(async (req) => {
+        const input = new Uint8Array(await req.arrayBuffer());
+        const out = await fly.image.transform(input, [{ op: "resize", width: 3, height: 2, fit: "fill" }, { op: "format", format: "webp" }]);
+        return new Response(out.body, { headers: { "x-size": out.width + "x" + out.height, "content-type": "image/" + out.format } });
+      });`,
+    );
+    // A 1x1 PNG.
+    const png = Buffer.from(
+      "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==",
+      "base64",
+    );
+    let got = await send(port, `${app}.localhost`, { method: "POST", body: png });
+    for (let i = 0; i < 100 && got.status === 404; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      got = await send(port, `${app}.localhost`, { method: "POST", body: png });
+    }
+    expect(got.status, got.body.toString()).toBe(200);
+    expect(got.headers["x-size"]).toBe("3x2");
+    expect(got.headers["content-type"]).toBe("image/webp");
+    expect(got.body.subarray(8, 12).toString()).toBe("WEBP");
+  });
+
   it("keeps each app's cache its own, with TTLs, and sends console lines to the app's log subject", async () => {
     const a = `cachea-${suffix}`;
     const b = `cacheb-${suffix}`;

@@ -1,4 +1,12 @@
-import type { EdgeHost, EdgeHttpRequest, EdgeHttpResponse, EdgeLogLevel } from "@hangar/edge";
+import {
+  type EdgeHost,
+  type EdgeHttpRequest,
+  type EdgeHttpResponse,
+  type EdgeImageOp,
+  type EdgeImageResult,
+  type EdgeLogLevel,
+  transformImage,
+} from "@hangar/edge";
 import { EdgeFetchRefusedError, sendOutbound } from "./outbound.js";
 
 /** What an edge app's cache is kept in (KvEdgeCache in the platform). */
@@ -28,7 +36,7 @@ const INTERNAL = ".internal";
  * routing and balancing (its internal listener: machines, woken if they sleep, never an edge app's
  * code, so a fetch of its own name cannot loop), only within the app's private network; any other
  * URL to the network, never to this host or a private address (checked on the resolved address);
- * its cache, scoped by app; its console lines to `hangar logs`.
+ * its cache, scoped by app; its console lines to `hangar logs`; image operations.
  */
 export class ProxyEdgeHost implements EdgeHost {
   constructor(private readonly opts: ProxyEdgeHostOptions) {}
@@ -72,6 +80,11 @@ export class ProxyEdgeHost implements EdgeHost {
 
   log(app: string, level: EdgeLogLevel, message: string): void {
     this.opts.log(app, level, message);
+  }
+
+  /** `@fly/image`: sharp, on libuv's threads (libs/edge transformImage, the dev host's too). */
+  image(_app: string, input: Uint8Array, ops: EdgeImageOp[]): Promise<EdgeImageResult> {
+    return transformImage(input, ops);
   }
 
   cacheGet(app: string, key: string): Promise<Uint8Array | undefined> {
