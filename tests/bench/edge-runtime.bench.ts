@@ -1,9 +1,11 @@
 // The edge runtime's own costs (libs/edge, issue 21), and workerd's for the same hello world: the
 // figures docs/edge.md gives for choosing isolated-vm. `pnpm bench edge-runtime` (the proxy's whole
 // path is `pnpm bench edge`).
-// - cold_start_p50_ms / _p99_ms: EdgeRuntime.deploy of an app never seen (a fresh isolate, the prelude
-//   compiled from V8's code cache and run, the bundle compiled and evaluated) plus its first request,
-//   timed in this process; 40 apps, after one deploy that builds the prelude and its code cache.
+// - cold_start_p50_ms / _p99_ms: EdgeRuntime.deploy of an app never seen plus its first request, timed
+//   in this process; 40 apps 100 ms apart, after one deploy that builds the prelude and its code
+//   cache: each takes the spare isolate (prelude run) made after the one before, and loads its bundle.
+// - cold_start_no_spare_p50_ms / _p99_ms: the same with a memory limit of each app's own, so no spare
+//   waits: a fresh isolate, the prelude compiled from V8's code cache and run, then the bundle.
 // - dispatch_cpu_us: this process's CPU time (all threads, the isolate's included) per dispatch of the
 //   hello world, 16 in flight, 20,000 dispatches; dispatch_rps the same run's rate.
 // - edge_http_rps / node_http_rps / workerd_http_rps: keep-alive GETs (services/proxy/test/load.ts
@@ -139,18 +141,23 @@ function stop(child: ChildProcess): void {
   if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
 }
 
-/** EdgeRuntime cold starts: deploy of a new app plus its first request. */
-async function coldStarts(): Promise<number[]> {
+/**
+ * EdgeRuntime cold starts: deploy of a new app plus its first request. `spare`: 100 ms apart, so the
+ * spare isolate made after each deploy is ready for the next, as deploys seconds apart find it in the
+ * proxy; otherwise each app has a memory limit of its own, for which no spare waits.
+ */
+async function coldStarts(spare: boolean): Promise<number[]> {
   const runtime = new EdgeRuntime(new MemoryEdgeHost());
   const env = { appEnv: "production" as const, vars: {} };
   try {
     await runtime.deploy("warm-up", edgeBundleOf(HELLO), env);
     const samples: number[] = [];
     for (let i = 0; i < COLD_STARTS; i++) {
+      if (spare) await sleep(100);
       // A different bundle each time: nothing of an earlier app's compile is reused.
       const bundle = edgeBundleOf(`${HELLO}\n// app ${i}`);
       const t0 = performance.now();
-      await runtime.deploy(`cold-${i}`, bundle, env);
+      await runtime.deploy(`cold-${i}`, bundle, env, spare ? {} : { memoryMb: 129 + i });
       await runtime.dispatch(`cold-${i}`, { method: "GET", url: "http://cold.test/", headers: [] });
       samples.push(performance.now() - t0);
       runtime.remove(`cold-${i}`);
@@ -218,7 +225,8 @@ async function edgeLoopBlocks(): Promise<boolean> {
 }
 
 export async function run(): Promise<Record<string, unknown>> {
-  const cold = await coldStarts();
+  const cold = await coldStarts(true);
+  const coldNoSpare = await coldStarts(false);
   const dispatch = await dispatchCost();
   const edgeLoop = await edgeLoopBlocks();
 
@@ -264,6 +272,8 @@ export async function run(): Promise<Record<string, unknown>> {
   const result = {
     cold_start_p50_ms: round(percentile(cold, 50), 1),
     cold_start_p99_ms: round(percentile(cold, 99), 1),
+    cold_start_no_spare_p50_ms: round(percentile(coldNoSpare, 50), 1),
+    cold_start_no_spare_p99_ms: round(percentile(coldNoSpare, 99), 1),
     dispatch_cpu_us: round(dispatch.cpuUs, 1),
     dispatch_rps: round(dispatch.rps),
     edge_http_rps: round(best.edge?.rps ?? Number.NaN),
@@ -280,6 +290,11 @@ export async function run(): Promise<Record<string, unknown>> {
       "cold start p50 / p99",
       `${result.cold_start_p50_ms} / ${result.cold_start_p99_ms} ms`,
       "deploy of a new app + its first request",
+    ],
+    [
+      "  with no spare isolate",
+      `${result.cold_start_no_spare_p50_ms} / ${result.cold_start_no_spare_p99_ms} ms`,
+      "a fresh isolate and the prelude run first",
     ],
     [
       "dispatch",

@@ -23,8 +23,8 @@ import {
   type EdgeLogLevel,
   type EdgeRuntimeLike,
 } from "./contract.js";
+import { type PreparedIsolate, SpareIsolates } from "./isolate-pool.js";
 import { assertIsolateFlags } from "./node-flags.js";
-import { edgePrelude, edgePreludeCache, PRELUDE_FILENAME } from "./prelude.js";
 
 /** How often the watchdog reads the CPU time of the isolates that are running or may run. */
 const WATCHDOG_MS = 5;
@@ -109,6 +109,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   /** Each app's deploys, one at a time. */
   private readonly deploying = new Map<string, Promise<void>>();
   private readonly watched = new Set<Instance>();
+  private readonly spares = new SpareIsolates(LOAD_TIMEOUT_MS);
   private watchdog: NodeJS.Timeout | undefined;
   private disposed = false;
 
@@ -172,6 +173,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
 
   async dispose(): Promise<void> {
     this.disposed = true;
+    this.spares.close();
     const slots = [...this.apps.values()];
     this.apps.clear();
     for (const slot of slots) {
@@ -230,8 +232,13 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     limits: EdgeLimits,
   ): Promise<Instance> {
     assertIsolateFlags();
-    const [prelude, cachedData] = await Promise.all([edgePrelude(), edgePreludeCache()]);
-    const isolate = new ivm.Isolate({ memoryLimit: limits.memoryMb });
+    let prepared: PreparedIsolate;
+    try {
+      prepared = await this.spares.take(limits.memoryMb);
+    } catch (error) {
+      throw new EdgeError("compile", `${app}: making an isolate failed: ${messageOf(error)}`);
+    }
+    const { isolate, context } = prepared;
     const bridge = new BridgeState();
     const instance: Instance = {
       app,
@@ -248,9 +255,6 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       retired: false,
     };
     try {
-      const context = await isolate.createContext();
-      const script = await isolate.compileScript(prelude, { filename: PRELUDE_FILENAME, cachedData });
-      await script.run(context, { timeout: LOAD_TIMEOUT_MS });
       const init: ivm.Reference = await context.global.get("__hangar_init", { reference: true });
       const reference = new ivm.Reference(hostBridge(app, this.host, bridge, () => this.touch(instance)));
       const entry = (await init.apply(
