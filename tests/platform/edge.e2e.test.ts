@@ -1,5 +1,5 @@
 // Edge apps end to end (issue 21), on one whole platform (every service a real process) with a second
-// proxy beside the first: the four examples deployed with the real CLI (`hangar deploy`) serve
+// proxy beside the first (as two workers): the four examples deployed with the real CLI (`hangar deploy`) serve
 // through the proxy, their origins Hangar apps (machines of examples/hello, reached as
 // `<app>.internal`) and a server in a network namespace of its own playing the internet; console
 // lines reach `hangar logs`; a rollback reaches both proxies (timed from the release's append to the
@@ -29,7 +29,8 @@ let nc: NatsConnection;
 beforeAll(async () => {
   p = await startTestPlatform();
   internet = await startInternetServer();
-  secondProxyPort = (await p.startProxy()).proxyPort;
+  // The second proxy runs as two workers: each worker runs the edge apps itself.
+  secondProxyPort = (await p.startProxy({ HANGAR_PROXY_WORKERS: "2" })).proxyPort;
   nc = await p.connectNats();
   work = mkdtempSync(join(tmpdir(), "hangar-edge-"));
   writeFileSync(
@@ -140,6 +141,11 @@ describe("the four examples, deployed with hangar deploy, through the proxy", ()
     expect(JSON.parse(blog.body)).toMatchObject({ hello: "blog", path: "/post-1" });
     const docs = await get("edge-router", "/docs/intro");
     expect(JSON.parse(docs.body)).toMatchObject({ hello: "docs", path: "/intro" });
+    // Through the second proxy's workers too (each fetches .internal through its own listener).
+    for (let i = 0; i < 4; i++) {
+      const viaWorker = await until("edge-router", "/docs/x", (r) => r.status === 200, secondProxyPort);
+      expect(JSON.parse(viaWorker.body)).toMatchObject({ hello: "docs", path: "/x" });
+    }
     const site = await get("edge-router", "/index.html");
     expect(JSON.parse(site.body)).toMatchObject({
       origin: "internet",
@@ -241,7 +247,8 @@ describe("an edge app in the platform", () => {
     process.stderr.write(
       `[edge.e2e] rollback: the earlier code answered on the two proxies ${ms.join(" and ")} ms after the release's append\n`,
     );
-    for (const port of ports) expect((await get(app, "/", port)).body).toBe("v1");
+    // Each proxy (and each of the second's workers) serves the earlier code from now on.
+    for (const port of [...ports, ...ports, ...ports]) expect((await get(app, "/", port)).body).toBe("v1");
   });
 
   it("stops an infinite loop with a 5xx while another app answers, and cannot fetch the gateway or NATS", async () => {
