@@ -275,5 +275,11 @@ describe("EdgeRuntime: the app's API", () => {
     expect(text(await runtime.dispatch("swap", get("http://s.test/")))).toBe("v2");
     runtime.remove("swap");
     expect((await failure(runtime.dispatch("swap", get("http://s.test/")))).code).toBe("not_deployed");
+    // A removal while a deploy loads is the later word: the deploy does not install.
+    const late = runtime.deploy("swap", edgeBundleOf(`fly.http.respondWith(() => new Response("v3"))`), PROD);
+    runtime.remove("swap");
+    await late;
+    expect(runtime.current("swap")).toBeUndefined();
+    expect((await failure(runtime.dispatch("swap", get("http://s.test/")))).code).toBe("not_deployed");
   });
 });

@@ -108,6 +108,8 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   private readonly apps = new Map<string, AppSlot>();
   /** Each app's deploys, one at a time. */
   private readonly deploying = new Map<string, Promise<void>>();
+  /** Each app's removals so far: a deploy that began before one does not install. */
+  private readonly removals = new Map<string, number>();
   private readonly watched = new Set<Instance>();
   private readonly spares = new SpareIsolates(LOAD_TIMEOUT_MS);
   private watchdog: NodeJS.Timeout | undefined;
@@ -129,7 +131,8 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       throw new EdgeError("compile", `${app}: the bundle's code does not match its digest ${bundle.digest}`);
     const full: EdgeLimits = { ...this.defaults, ...limits };
     const previous = this.deploying.get(app) ?? Promise.resolve();
-    const next = previous.catch(() => undefined).then(() => this.install(app, bundle, env, full));
+    const removals = this.removals.get(app) ?? 0;
+    const next = previous.catch(() => undefined).then(() => this.install(app, bundle, env, full, removals));
     this.deploying.set(app, next);
     try {
       await next;
@@ -165,6 +168,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   remove(app: string): void {
+    this.removals.set(app, (this.removals.get(app) ?? 0) + 1);
     const slot = this.apps.get(app);
     if (slot === undefined) return;
     this.apps.delete(app);
@@ -186,11 +190,22 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   /** Loads the bundle in a new isolate, then makes it the app's in one step; the old one drains. */
-  private async install(app: string, bundle: EdgeBundle, env: EdgeAppEnv, limits: EdgeLimits): Promise<void> {
+  private async install(
+    app: string,
+    bundle: EdgeBundle,
+    env: EdgeAppEnv,
+    limits: EdgeLimits,
+    removals: number,
+  ): Promise<void> {
     const instance = await this.load(app, bundle, env, limits);
     if (this.disposed) {
       this.release(instance);
       throw new Error("the edge runtime was disposed");
+    }
+    // Removed while it loaded: the removal is the later word.
+    if ((this.removals.get(app) ?? 0) !== removals) {
+      this.release(instance);
+      return;
     }
     const old = this.apps.get(app);
     this.apps.set(app, { bundle, env, limits, instance });
