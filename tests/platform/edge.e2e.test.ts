@@ -5,7 +5,7 @@
 // lines reach `hangar logs`; a rollback reaches both proxies (timed from the release's append to the
 // first answer of the earlier code on each, printed: a test never fails on a duration); an edge app's
 // infinite loop gets a 5xx while another app answers; an edge app cannot fetch the gateway's or
-// NATS's port on 127.0.0.1.
+// NATS's port on 127.0.0.1; its cache is the same through both proxies.
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -251,7 +251,7 @@ describe("an edge app in the platform", () => {
     for (const port of [...ports, ...ports, ...ports]) expect((await get(app, "/", port)).body).toBe("v1");
   });
 
-  it("stops an infinite loop with a 5xx while another app answers, and cannot fetch the gateway or NATS", async () => {
+  it("stops an infinite loop with a 5xx while another app answers, cannot fetch the gateway or NATS, shares its cache", async () => {
     const app = "edge-probe";
     await deploy(
       app,
@@ -259,6 +259,11 @@ describe("an edge app in the platform", () => {
         "index.js": `fly.http.respondWith(async (req) => {
   const url = new URL(req.url);
   if (url.pathname === "/loop") for (;;) {}
+  if (url.pathname === "/cache") {
+    const value = url.searchParams.get("set");
+    if (value) await fly.cache.set("k", value);
+    return new Response(String(await fly.cache.getString("k")));
+  }
   const target = url.searchParams.get("url");
   try {
     const res = await fetch(target);
@@ -289,6 +294,10 @@ describe("an edge app in the platform", () => {
       const res = await get(app, `/?url=${encodeURIComponent(target)}`);
       expect(res.body, target).toMatch(/^refused .*may not fetch/);
     }
+    // Its cache is one for every proxy (and worker): set through one, read through the other.
+    expect((await get(app, "/cache?set=shared")).body).toBe("shared");
+    for (let i = 0; i < 3; i++) expect((await get(app, "/cache", secondProxyPort)).body).toBe("shared");
+
     // The app's code still serves after the loop was stopped.
     expect((await get(app, `/?url=${encodeURIComponent(internet.url)}`)).body).toMatch(/^fetched 200/);
   });
