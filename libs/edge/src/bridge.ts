@@ -65,7 +65,8 @@ export function logLine(host: EdgeHost, app: string, level: unknown, message: un
   );
 }
 
-function isHeaderList(value: unknown): value is [string, string][] {
+/** Whether a value is a header list as the contract has it: [name, value] pairs of strings. */
+export function isHeaderList(value: unknown): value is [string, string][] {
   return (
     Array.isArray(value) &&
     value.every(

@@ -120,6 +120,17 @@ describe("edge isolation", () => {
     });
   });
 
+  it("takes an answer the app's code bent out of shape as bad_response, not as it is", async () => {
+    await runtime.deploy(
+      "bender",
+      edgeBundleOf(`Object.defineProperty(Response.prototype, "status", { get: () => 1000 });
+        fly.http.respondWith(() => new Response("x"))`),
+      PROD,
+    );
+    const error = await failure(runtime.dispatch("bender", get("http://b.test/")));
+    expect([error.code, error.status]).toEqual(["bad_response", 500]);
+  });
+
   it("keeps process, require, modules, the host's files and NATS out of reach", async () => {
     await runtime.deploy(
       "prober",

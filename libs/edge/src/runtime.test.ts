@@ -1,6 +1,12 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { edgeBundleOf } from "./bundle-code.js";
-import { EDGE_BODY_MAX_BYTES, EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
+import {
+  EDGE_BODY_MAX_BYTES,
+  EDGE_DEFAULT_LIMITS,
+  EdgeError,
+  type EdgeHttpRequest,
+  type EdgeHttpResponse,
+} from "./contract.js";
 import { MemoryEdgeHost } from "./memory-host.js";
 import { EdgeRuntime } from "./runtime.js";
 
@@ -24,7 +30,8 @@ const host = new MemoryEdgeHost(async (app, req) => {
     ),
   };
 });
-const runtime = new EdgeRuntime(host);
+// Not a test of the CPU limit (isolation.test.ts is): a loaded machine must not stop these requests.
+const runtime = new EdgeRuntime(host, { ...EDGE_DEFAULT_LIMITS, cpuMs: 2_000 });
 afterAll(() => runtime.dispose());
 
 async function failure(promise: Promise<unknown>): Promise<EdgeError> {

@@ -7,7 +7,7 @@
  * request.
  */
 import ivm from "isolated-vm";
-import { BridgeState, hostBridge, logLine } from "./bridge.js";
+import { BridgeState, hostBridge, isHeaderList, logLine } from "./bridge.js";
 import { edgeDigest } from "./bundle-code.js";
 import {
   EDGE_BODY_MAX_BYTES,
@@ -57,6 +57,8 @@ interface Instance {
   /** CPU time the isolate used while nothing of it was in flight (timers, waitUntil), since it was last idle. */
   backgroundNs: number;
   touchedAt: number;
+  /** When (performance.now()) a request of it last ended: the isolate was not stuck then. */
+  progressAt: number;
   /** Replaced by a deploy or removed: disposed when its last request ends. */
   retired: boolean;
   /** Why the runtime stopped it, if it did. */
@@ -70,6 +72,9 @@ interface AppSlot {
   instance?: Instance;
   loading?: Promise<Instance>;
 }
+
+/** The failures an app's own code causes, which its isolate reports (the others are the runtime's). */
+const CODE_FAILURES = new Set<EdgeErrorCode>(["uncaught", "no_handler", "bad_response"]);
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -88,12 +93,21 @@ function answerOf(app: string, host: EdgeHost, answer: unknown): EdgeHttpRespons
   };
   if (Array.isArray(value?.logs))
     for (const [level, message] of value.logs) logLine(host, app, level, message);
-  if (typeof value?.error === "string")
-    throw new EdgeError(value.error, `${app}: ${value.message ?? value.error}`);
+  // The app's code shares the isolate with the prelude and could bend what dispatch answers: only
+  // the failures the code itself can cause, and well-formed responses, are taken as they are.
+  if (value?.error !== undefined)
+    throw new EdgeError(
+      CODE_FAILURES.has(value.error) ? value.error : "bad_response",
+      `${app}: ${String(value.message ?? value.error)}`,
+    );
   if (
     typeof value?.status !== "number" ||
-    !Array.isArray(value.headers) ||
-    !(value.body instanceof Uint8Array)
+    !Number.isInteger(value.status) ||
+    value.status < 200 ||
+    value.status > 599 ||
+    !isHeaderList(value.headers) ||
+    !(value.body instanceof Uint8Array) ||
+    (value.statusText !== undefined && typeof value.statusText !== "string")
   )
     throw new EdgeError("bad_response", `${app}: the isolate answered a malformed response`);
   return {
@@ -267,6 +281,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       shareNs: 0,
       backgroundNs: 0,
       touchedAt: Date.now(),
+      progressAt: performance.now(),
       retired: false,
     };
     try {
@@ -310,6 +325,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         this.account(instance);
         instance.inFlight.delete(request);
         instance.backgroundNs = 0;
+        instance.progressAt = performance.now();
         if (instance.retired && instance.inFlight.size === 0) this.release(instance);
         if (error !== undefined) reject(error);
         else resolve(response as EdgeHttpResponse);
@@ -400,10 +416,12 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   /**
-   * Stops the isolates over their CPU limit. A charge over the limit must hold for a grace of half
-   * the limit (at least 10 ms) while the isolate stays busy (its cpuTime grows by at least half the
-   * wall time): a slice that read high while its thread waited for a core ends within that, a loop
-   * does not. A loop is so stopped after about 1.5 times the limit.
+   * Stops the isolates over their CPU limit. A charge over the limit must hold for a grace as long
+   * as the limit (at least 20 ms) while the isolate stays busy (its cpuTime grows by at least half
+   * the wall time) and no request of it ends: a slice that read high while its thread waited for a
+   * core ends within that, and many short requests keep ending, but a loop does neither (calls to
+   * the host from a loop do not count: they are no sign of a request's end). A loop is so stopped
+   * after about twice the limit.
    */
   private tick(): void {
     const now = Date.now();
@@ -420,8 +438,9 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         instance.suspect = { at: performance.now(), cpu: instance.rawCpu };
       } else {
         const span = performance.now() - instance.suspect.at;
-        if (span >= Math.max(10, instance.limits.cpuMs / 2)) {
-          if (Number(instance.rawCpu - instance.suspect.cpu) >= span * 0.5e6) {
+        if (span >= Math.max(20, instance.limits.cpuMs)) {
+          const busy = Number(instance.rawCpu - instance.suspect.cpu) >= span * 0.5e6;
+          if (busy && instance.progressAt < instance.suspect.at) {
             const message = `${instance.app}: ${over} used more than ${instance.limits.cpuMs} ms of CPU`;
             this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
             this.stop(instance, "cpu_limit", message);
