@@ -171,6 +171,11 @@ export const CONNECTIONS: readonly Connection[] = [
     why: "requests to machines at their host's address (HANGAR_HOST_AGENT_ADDRESS), any service port",
   },
   { from: "proxy", to: "machines", why: "requests to machines at their own addresses" },
+  {
+    from: "proxy",
+    to: "internet",
+    why: "edge apps' fetches of URLs on the internet (private addresses and the host's own refused: docs/edge.md)",
+  },
   // The edge.
   { from: "clients", to: "gateway", ports: [PORTS.gatewayApi], why: "the Machines API (LoadBalancer)" },
   { from: "clients", to: "proxy", ports: [PORTS.proxyHttp], why: "apps' traffic (LoadBalancer)" },
