@@ -218,6 +218,8 @@ async function stageContext(context: string, progress: (line: string) => void): 
   await rm(join(context, ".dockerignore"), { force: true });
   await writeFile(join(app, "pnpm-workspace.yaml"), "packages:\n  - proto\n  - libs/*\n  - services/*\n");
   await cp(join(repoRoot, "pnpm-lock.yaml"), join(app, "pnpm-lock.yaml"), { preserveTimestamps: true });
+  // .npmrc's nodedir: node-gyp builds isolated-vm (@hangar/edge, the proxy's) against Node's headers here.
+  await cp(join(repoRoot, ".npmrc"), join(app, ".npmrc"), { preserveTimestamps: true });
   const root = JSON.parse(await readFile(join(repoRoot, "package.json"), "utf8")) as Record<string, unknown>;
   const rootJson = JSON.stringify(
     { name: "hangar-images", private: true, type: "module", engines: root.engines, pnpm: root.pnpm },
