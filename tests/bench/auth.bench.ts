@@ -6,7 +6,7 @@
 //   caveats). Load: 16 keep-alive connections from this process, 20,000 requests a round after a
 //   warm-up; 4 rounds alternating the two, the best of each reported. Target: authorized >= 0.9 x plain.
 // - secret_inject_ms_p99: what opening an app's secrets adds to a machine start: the host agent's
-//   MachineSecrets.envFor, as a start calls it (one direct get of the app's last SECRETS sequence so
+//   AppSecrets.envFor, as a start calls it (one direct get of the app's last SECRETS sequence so
 //   the host has folded every acknowledged change, then the app's sealed secrets from its folded
 //   view, the data key unwrapped with the master key, 20 values decrypted) and the driver's env merge, p99 of 5,000
 //   starts after 500 unmeasured ones, against a real nats-server holding the secrets the gateway's
@@ -21,8 +21,8 @@ import { loadMasterKeys } from "@hangar/secrets";
 import { createLogger } from "@hangar/telemetry";
 import { startNatsServer } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
+import { AppSecrets } from "../../libs/service/src/app-secrets.js";
 import { StreamSecretsBackend } from "../../services/gateway/src/secrets/backend.js";
-import { MachineSecrets } from "../../services/host-agent/src/machine-secrets.js";
 import { measure } from "../../services/proxy/test/load.js";
 import { percentile, printTable, round } from "./stats.js";
 
@@ -90,7 +90,7 @@ async function secretInjectTimes(): Promise<number[]> {
     const ctx = { requestId: "bench", leaseNonce: undefined, signal: new AbortController().signal };
     await gateway.update({ kind: "app", name: "bench" }, { values, stage: false }, ctx);
     await gateway.stop();
-    const host = await MachineSecrets.start(store, keys);
+    const host = await AppSecrets.start(store, keys);
     // The host agent's view follows the stream: wait until it holds what the gateway wrote.
     while (Object.keys(host.envOf("bench")).length < SECRETS) await new Promise((r) => setTimeout(r, 10));
     const configEnv = { PATH: "/usr/bin:/bin", APP_ENV: "production", FLY_APP_NAME: "bench" };

@@ -1,5 +1,7 @@
 export type { AggregateViewOptions, ViewChange } from "./aggregate-view.js";
 export { AggregateView } from "./aggregate-view.js";
+export type { AppSecretsMetric } from "./app-secrets.js";
+export { AppSecrets, AppSecretsError } from "./app-secrets.js";
 export type { CodedError } from "./bus.js";
 export { CommandError, sendCommand, serveCommands } from "./bus.js";
 export { KeyedSerial } from "./keyed-serial.js";

@@ -213,4 +213,17 @@ describe("the NATS permission table", () => {
     expect(proxy.publish.some((s) => s.startsWith("ev."))).toBe(false);
     expect(proxy.publish).not.toContain("$JS.API.STREAM.PURGE.OBJ_hangar-edge-bundles");
   });
+
+  it("lets the proxy read the apps' sealed secrets (its edge apps' env), never an org's", () => {
+    const proxy = permissionsOf(natsUserOf("proxy") ?? hostAgentUser("x"));
+    expect(proxy.publish).toContain("$JS.API.CONSUMER.CREATE.SECRETS.*.ev.secret.app.>");
+    expect(proxy.publish).toContain("$JS.API.DIRECT.GET.SECRETS.ev.secret.app.>");
+    // No consumer or direct get of the whole stream, nor of the orgs' registry credentials.
+    expect(proxy.publish.some((s) => s.includes("ev.secret.org"))).toBe(false);
+    expect(proxy.publish).not.toContain("$JS.API.CONSUMER.CREATE.SECRETS.>");
+    expect(proxy.publish).not.toContain("$JS.API.DIRECT.GET.SECRETS");
+    expect(proxy.publish).not.toContain("$JS.API.DIRECT.GET.SECRETS.>");
+    // It appends no secret.
+    expect(appendsTo(natsUserOf("proxy") ?? hostAgentUser("x"), "SECRETS")).toBe(false);
+  });
 });

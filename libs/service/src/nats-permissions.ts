@@ -258,7 +258,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     user: "proxy",
     role: "the edge proxy: reads routes, wakes machines through the gateway, runs the edge apps",
     // RELEASES: each edge app's live release (the bundle it runs).
-    streams: [reader("APPS"), reader("MACHINES"), reader("RELEASES")],
+    // SECRETS: the apps' sealed secrets, opened as an edge app's `env` when it is deployed into the
+    // runtime, as a host agent opens a machine's; never an org's.
+    streams: [reader("APPS"), reader("MACHINES"), reader("RELEASES"), reader("SECRETS", "ev.secret.app.>")],
     // hangar-edge-cache: the edge apps' `fly.cache`, shared by every proxy and worker.
     kv: [{ bucket: "hangar-edge-cache", write: true }],
     // hangar-statics: the files of the apps' [[statics]] it serves without their machines;

@@ -1,4 +1,4 @@
-// MachineSecrets on a real nats-server: what the gateway appends (sealed values) opens here into an
+// AppSecrets (the host agent's machine secrets) on a real nats-server: what the gateway appends (sealed values) opens here into an
 // app's environment, staged values stay out until deployed, and a host without the master key (or
 // with another one) refuses to start the app's machines rather than start them without secrets.
 import { randomBytes } from "node:crypto";
@@ -15,13 +15,18 @@ import { digestKey, encryptSecret, MasterKeys, newDataKey, scopeOfApp, secretDig
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { MachineSecrets, MachineSecretsError } from "../src/machine-secrets.js";
+import { AppSecrets, AppSecretsError } from "../src/app-secrets.js";
 
 const stream = prefixedStream(secretsStream, `has${randomBytes(3).toString("hex")}`);
 const keys = new MasterKeys(newDataKey());
 let nc: NatsConnection;
 let store: EventStore;
-const opened: MachineSecrets[] = [];
+const opened: AppSecrets[] = [];
+/** The host agent's histogram (services/host-agent/src/main.ts). */
+const INJECT_METRIC = {
+  name: "hangar_host_secret_inject_seconds",
+  help: "Time secrets add to one machine start",
+};
 
 /** Seals values for `app` as the gateway does and appends them (data key first). */
 async function gatewaySets(app: string, values: Record<string, string>, staged = false): Promise<void> {
@@ -48,8 +53,11 @@ async function gatewaySets(app: string, values: Record<string, string>, staged =
   await handler.handle(id, { type: "UpdateSecrets", set, unset: [], staged, atMs: 2 }, meta());
 }
 
-async function open(k: MasterKeys | undefined, registry?: Registry): Promise<MachineSecrets> {
-  const s = await MachineSecrets.start(store, k, { stream, ...(registry ? { registry } : {}) });
+async function open(k: MasterKeys | undefined, registry?: Registry): Promise<AppSecrets> {
+  const s = await AppSecrets.start(store, k, {
+    stream,
+    ...(registry ? { registry, metric: INJECT_METRIC } : {}),
+  });
   opened.push(s);
   return s;
 }
@@ -68,7 +76,7 @@ afterAll(async () => {
   await nc?.drain();
 });
 
-describe("machine secrets", () => {
+describe("app secrets (a machine's or an edge app's)", () => {
   it("opens an app's deployed secrets into environment variables, and times each opening", async () => {
     const registry = new Registry();
     const secrets = await open(keys, registry);
@@ -80,6 +88,17 @@ describe("machine secrets", () => {
     );
   });
 
+  it("tells a listener which app's secrets changed after the start", async () => {
+    const secrets = await open(keys);
+    const changed: string[] = [];
+    const unsubscribe = secrets.onChange((app) => changed.push(app));
+    await gatewaySets("notified", { TOKEN: "t" });
+    await secrets.envFor("notified");
+    expect(changed).toContain("notified");
+    expect(changed.every((app) => app === "notified")).toBe(true);
+    unsubscribe();
+  });
+
   it("catches up with a change appended after it started before it opens the app's secrets", async () => {
     const secrets = await open(keys);
     await gatewaySets("late", { FRESH: "new" });
@@ -88,7 +107,7 @@ describe("machine secrets", () => {
 
   it("refuses, without naming any value, when this host has no master key or another one", async () => {
     const keyless = await open(undefined);
-    expect(() => keyless.envOf("web")).toThrow(MachineSecretsError);
+    expect(() => keyless.envOf("web")).toThrow(AppSecretsError);
     expect(() => keyless.envOf("web")).toThrow(/no master key/);
     // An app without secrets still starts on such a host.
     expect(keyless.envOf("no-secrets")).toEqual({});

@@ -1,5 +1,5 @@
 // The read grants on SECRETS, on a real nats-server with the generated users: a host agent reads the
-// apps' sealed secrets as MachineSecrets does (a consumer filtered to ev.secret.app.>, a direct get
+// apps' sealed secrets as AppSecrets does (a consumer filtered to ev.secret.app.>, a direct get
 // of an app's last message) and the orgs' registry credentials as OrgSecrets does (ev.secret.org.>);
 // the builder reads both too (registry credentials, and app secrets for RUN --mount=type=secret).
 // Neither may read by sequence or without a filter.

@@ -15,7 +15,14 @@ import {
   machinesStream,
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError, loadAggregate } from "@hangar/eventstore";
-import { AggregateView, MachinesView, type SignalRequest, serveCommands, subjects } from "@hangar/service";
+import {
+  AggregateView,
+  type AppSecrets,
+  MachinesView,
+  type SignalRequest,
+  serveCommands,
+  subjects,
+} from "@hangar/service";
 import { type Logger, SpanStatusCode, trace, withSpan } from "@hangar/telemetry";
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -27,7 +34,6 @@ import { HostHeartbeats } from "./heartbeat.js";
 import { serveMachineInspection } from "./machine-exec.js";
 import { machineFiles } from "./machine-files.js";
 import { serveRecentLogs, toLogLine } from "./machine-logs.js";
-import type { MachineSecrets } from "./machine-secrets.js";
 import type { OrgNetworks } from "./network/org-networks.js";
 import {
   hostRouteFacts,
@@ -70,8 +76,8 @@ export interface HostAgentOptions {
   dns?: Pick<ResolverProcess, "update">;
   /** HANGAR_HOST_AGENT_TUNNEL_PORT: the tunnel listener's port on `address` (0, the default: a free one). */
   tunnelPort?: number;
-  /** The apps' secrets (MachineSecrets), opened when one of their machines starts; without it, none. */
-  secrets?: Pick<MachineSecrets, "envFor">;
+  /** The apps' secrets (AppSecrets), opened when one of their machines starts; without it, none. */
+  secrets?: Pick<AppSecrets, "envFor">;
   /** This host's volumes (disk commands, reconcile, auto-extend); without it, the host offers no disk. */
   volumes?: HostVolumes;
   /** Room for volumes this host offers placement, GiB (HANGAR_HOST_AGENT_VOLUMES_DISK_GB). */

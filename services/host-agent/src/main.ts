@@ -12,13 +12,12 @@ import {
   registryCredentials,
 } from "@hangar/oci";
 import { masterKeysFromConfig } from "@hangar/secrets";
-import { OrgSecrets, runService } from "@hangar/service";
+import { AppSecrets, OrgSecrets, runService } from "@hangar/service";
 import { HostAgent } from "./agent.js";
 import { config, hostIdOf } from "./config.js";
 import { ResolverProcess } from "./dns/resolver-process.js";
 import { ProcessDriver } from "./driver/mod.js";
 import { ImagePuller } from "./images.js";
-import { MachineSecrets } from "./machine-secrets.js";
 import { HostNetwork, RESOLVER_ADDRESS } from "./network/host-network.js";
 import { OrgNetworks } from "./network/org-networks.js";
 import { netnsSupported, sandboxCapability } from "./sandbox-support.js";
@@ -110,7 +109,13 @@ await runService({
       { mode, sandbox },
       sandbox.ok ? "OCI images run sandboxed" : "OCI images cannot run on this host",
     );
-    const secrets = await MachineSecrets.start(store, keys, { registry });
+    const secrets = await AppSecrets.start(store, keys, {
+      registry,
+      metric: {
+        name: "hangar_host_secret_inject_seconds",
+        help: "Time secrets add to one machine start: catching up with the app's secrets and opening them",
+      },
+    });
     const volumes = await HostVolumes.open({
       nc,
       store,
