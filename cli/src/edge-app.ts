@@ -2,7 +2,7 @@
  * What `hangar edge test` and `hangar edge dev` share: an edge app's folder read (hangar.toml's app,
  * [edge] and [env]), bundled, and loaded into a runtime of this process.
  */
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import {
   assertIsolateFlags,
   bundleEdgeApp,
@@ -35,7 +35,7 @@ export async function readEdgeApp(dir: string): Promise<EdgeAppDir> {
   const edge = config?.edge;
   return {
     dir: abs,
-    app: config?.app ?? (abs.split("/").at(-1) || "app"),
+    app: config?.app ?? basename(abs),
     ...(edge?.entry ? { entry: edge.entry } : {}),
     limits: {
       ...EDGE_DEFAULT_LIMITS,
