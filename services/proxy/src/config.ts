@@ -1,4 +1,4 @@
-import { defineServiceConfig, port, setting } from "@hangar/service";
+import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 import { QUEUE_DEFAULTS } from "./engine/mod.js";
 
@@ -42,4 +42,8 @@ export const config = defineServiceConfig("proxy", {
     description:
       "proxy worker processes (node:cluster: the first process accepts connections and hands them out); each holds its part of every machine's soft and hard limits",
   }),
+  // The edge apps' secrets are opened with it when their code is deployed (docs/security.md).
+  HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
+  HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
+  HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,
 });

@@ -1,7 +1,8 @@
 import cluster from "node:cluster";
 import { STATICS_BUCKET } from "@hangar/config";
-import { appsStream, machinesStream, releasesStream } from "@hangar/domain";
-import { runService } from "@hangar/service";
+import { appsStream, machinesStream, releasesStream, secretsStream } from "@hangar/domain";
+import { masterKeysFromConfig } from "@hangar/secrets";
+import { AppSecrets, runService } from "@hangar/service";
 import { Objm, StorageType } from "@nats-io/obj";
 import { config } from "./config.js";
 import { startEdgeApps } from "./edge/mod.js";
@@ -16,12 +17,18 @@ import { ProxyWorkers, serveAsWorker, workerShare } from "./workers.js";
 // /metrics for them all (src/workers.ts); each worker runs the proxy below with its part of the limits.
 const workers = cluster.isPrimary ? workerCount() : 1;
 if (workers > 1) {
+  // Loading the settings takes the master keys out of this process's environment: each worker is
+  // given them as they were (its own load takes them out of its environment again).
+  const keys = {
+    HANGAR_SECRETS_KEY: process.env.HANGAR_SECRETS_KEY,
+    HANGAR_SECRETS_PREVIOUS_KEYS: process.env.HANGAR_SECRETS_PREVIOUS_KEYS,
+  };
   await runService({
     name: "proxy",
     config,
     streams: [],
     async start({ logger, registry, config }) {
-      const pool = new ProxyWorkers(workers, proxyIdOf(config.HANGAR_PROXY_ID), logger);
+      const pool = new ProxyWorkers(workers, proxyIdOf(config.HANGAR_PROXY_ID), logger, keys);
       pool.aggregate(registry);
       logger.info({ port: config.HANGAR_PROXY_PORT, workers }, "proxy workers starting");
       return {
@@ -39,7 +46,7 @@ async function serve(): Promise<void> {
   await runService({
     name: "proxy",
     config,
-    streams: [appsStream, machinesStream, releasesStream],
+    streams: [appsStream, machinesStream, releasesStream, secretsStream],
     async start({ nc, store, logger, registry, config }) {
       const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
       const region = config.HANGAR_REGION;
@@ -49,8 +56,12 @@ async function serve(): Promise<void> {
         storage: StorageType.File,
         replicas: config.HANGAR_STREAM_REPLICAS,
       });
+      // The master key is read here, once; the process's environment holds at most the key file's path.
+      // Edge apps' secrets are opened with it into their `env` (as a host agent opens a machine's).
+      const secrets = await AppSecrets.start(store, masterKeysFromConfig(config));
       // Edge apps: each live edge release's bundle runs in this process's runtime (docs/edge.md).
       const edgeApps = await startEdgeApps({
+        secrets,
         nc,
         store,
         routes,
@@ -96,6 +107,7 @@ async function serve(): Promise<void> {
           load.stop();
           await proxy.close();
           await edgeApps.stop();
+          await secrets.stop();
           await routes.stop();
         },
       };
@@ -106,7 +118,8 @@ async function serve(): Promise<void> {
 /** HANGAR_PROXY_WORKERS; 1 when the settings do not load (runService then says why and exits). */
 function workerCount(): number {
   try {
-    return config.load(process.env, () => {}).HANGAR_PROXY_WORKERS;
+    // A copy: loading takes the master keys out of the environment it reads, and runService reads them.
+    return config.load({ ...process.env }, () => {}).HANGAR_PROXY_WORKERS;
   } catch {
     return 1;
   }

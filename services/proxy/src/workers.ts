@@ -49,6 +49,8 @@ export class ProxyWorkers {
     private readonly count: number,
     private readonly proxyId: string,
     private readonly logger: Logger,
+    /** Settings each worker is given besides the primary's environment (the master keys, taken out of it). */
+    private readonly env: Record<string, string | undefined> = {},
   ) {
     for (let index = 0; index < count; index++) this.fork(index);
   }
@@ -94,6 +96,7 @@ export class ProxyWorkers {
   private fork(index: number): void {
     const forkedAt = Date.now();
     const worker = cluster.fork({
+      ...this.env,
       [INDEX_ENV]: String(index),
       [COUNT_ENV]: String(this.count),
       HANGAR_PROXY_ID: `${this.proxyId}-w${index}`,

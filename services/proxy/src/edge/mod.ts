@@ -11,9 +11,10 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { EDGE_CACHE_MAX_AGE_MS, KvEdgeCache } from "./cache.js";
 import { ProxyEdgeHost } from "./host.js";
 import { EdgeLogs } from "./logs.js";
-import { EdgeReleases, ObjectStoreBundles } from "./releases.js";
+import { EdgeReleases, type EdgeSecrets, ObjectStoreBundles } from "./releases.js";
 
 export { EdgeFetchRefusedError, refusedForEdge } from "./outbound.js";
+export type { EdgeSecrets } from "./releases.js";
 export { EdgeReleases } from "./releases.js";
 export type { EdgeApps } from "./serve.js";
 
@@ -28,6 +29,8 @@ export interface EdgeAppsOptions {
   domain: string;
   replicas: number;
   logger: Logger;
+  /** The apps' deployed secrets (AppSecrets), each edge app's `env` over its [env]. */
+  secrets?: EdgeSecrets;
   /** Tests: a prefixed RELEASES stream, buckets of their own, loopback reachable. */
   releases?: AggregateStream<ReleaseEvent>;
   bundlesBucket?: string;
@@ -81,6 +84,7 @@ export async function startEdgeApps(opts: EdgeAppsOptions): Promise<RunningEdgeA
     runtime,
     bundles: new ObjectStoreBundles(bundles),
     logger: opts.logger,
+    ...(opts.secrets ? { secrets: opts.secrets } : {}),
     ...(opts.releases ? { stream: opts.releases } : {}),
   }).catch(async (err: unknown) => {
     await runtime.dispose();

@@ -10,7 +10,7 @@ import {
 } from "@hangar/domain";
 import { EdgeError, type EdgeHttpRequest, type EdgeHttpResponse, type EdgeRuntimeLike } from "@hangar/edge";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
-import { AggregateView } from "@hangar/service";
+import { AggregateView, AppSecretsError } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import type { ObjectStore } from "@nats-io/obj";
 import type { EdgeApps } from "./serve.js";
@@ -34,10 +34,20 @@ export class ObjectStoreBundles implements BundleSource {
   }
 }
 
+/** The apps' deployed secrets (AppSecrets): what an edge app's `env` gets over its [env]. */
+export interface EdgeSecrets {
+  /** The app's deployed secrets, caught up with its last change; throws when they do not open here. */
+  envFor(app: string): Promise<Record<string, string>>;
+  /** Calls the listener with an app whose secrets changed; returns the unsubscribe. */
+  onChange(listener: (app: string) => void): () => void;
+}
+
 export interface EdgeReleasesOptions {
   runtime: EdgeRuntimeLike;
   bundles: BundleSource;
   logger: Logger;
+  /** The apps' deployed secrets, overlaid on each release's [env]; without it, [env] only. */
+  secrets?: EdgeSecrets;
   /** Tests give a prefixed stream. */
   stream?: AggregateStream<ReleaseEvent>;
 }
@@ -73,6 +83,7 @@ export class EdgeReleases implements EdgeApps {
   private readonly loading = new Map<string, Promise<void>>();
   private readonly failures = new Map<string, EdgeError>();
   private readonly retries = new Map<string, { timer: NodeJS.Timeout; delayMs: number }>();
+  private readonly unsubscribeSecrets: () => void;
   private stopped = false;
 
   private constructor(
@@ -80,6 +91,11 @@ export class EdgeReleases implements EdgeApps {
     private readonly opts: EdgeReleasesOptions,
   ) {
     view.subscribe((c) => this.changed(c.aggregateId, c.state, c.live));
+    // A secrets change is a fresh deploy of the app's code with the new `env` (reconcile compares).
+    this.unsubscribeSecrets =
+      opts.secrets?.onChange((app) => {
+        if (this.wanted.has(app)) this.schedule(app);
+      }) ?? (() => {});
   }
 
   /** Follows the stream and deploys every live edge release before resolving. */
@@ -122,6 +138,7 @@ export class EdgeReleases implements EdgeApps {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unsubscribeSecrets();
     for (const r of this.retries.values()) clearTimeout(r.timer);
     this.retries.clear();
     await this.view.stop();
@@ -159,7 +176,27 @@ export class EdgeReleases implements EdgeApps {
         this.cancelRetry(app);
         return;
       }
-      if (this.deployed.get(app) === wanted.key) return;
+      let vars: Record<string, string>;
+      try {
+        vars = { ...wanted.vars, ...(await this.opts.secrets?.envFor(app)) };
+      } catch (err) {
+        if (!(err instanceof AppSecretsError)) {
+          // SECRETS unreachable for now: what serves keeps serving; try again later.
+          logger.error({ err, app, version: wanted.version }, "could not read an edge app's secrets");
+          this.retryLater(app);
+          return;
+        }
+        // No master key here, or one that does not open them: the app is refused, saying why, rather
+        // than run without its secrets (as a host agent refuses to start its machines).
+        this.refuse(app, wanted, err);
+        if (this.wanted.get(app) === wanted) return;
+        continue;
+      }
+      // The deployed code is compared by a digest of what it was made with, secrets included.
+      const key = createHash("sha256")
+        .update(JSON.stringify([wanted.key, vars]))
+        .digest("hex");
+      if (this.deployed.get(app) === key) return;
       let code: string | undefined;
       try {
         code = await bundles.code(app, wanted.digest);
@@ -178,7 +215,7 @@ export class EdgeReleases implements EdgeApps {
         await runtime.deploy(
           app,
           { digest: wanted.digest, code },
-          { appEnv: "production", vars: wanted.vars },
+          { appEnv: "production", vars },
           { cpuMs: wanted.cpuMs, memoryMb: wanted.memoryMb },
         );
         this.failures.delete(app);
@@ -195,9 +232,25 @@ export class EdgeReleases implements EdgeApps {
           "edge release did not compile; the previous code serves",
         );
       }
-      this.deployed.set(app, wanted.key);
+      this.deployed.set(app, key);
       this.cancelRetry(app);
     }
+  }
+
+  /** The app's secrets do not open here: its code is taken out and its requests answer why. */
+  private refuse(app: string, wanted: Wanted, err: Error): void {
+    const { runtime, logger } = this.opts;
+    logger.error(
+      { err, app, version: wanted.version },
+      "edge app's secrets do not open; its requests are refused",
+    );
+    if (runtime.current(app) !== undefined) runtime.remove(app);
+    this.deployed.delete(app);
+    this.failures.set(
+      app,
+      new EdgeError("not_deployed", `edge app ${app} is not run by this proxy: ${err.message}`, 503),
+    );
+    this.cancelRetry(app);
   }
 
   private retryLater(app: string): void {
