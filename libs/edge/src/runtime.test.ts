@@ -270,6 +270,20 @@ describe("EdgeRuntime: the app's API", () => {
     expect([missing.code, missing.status]).toEqual(["not_deployed", 404]);
   });
 
+  it("answers wall_limit to a request that waits too long, and the app serves on", async () => {
+    await runtime.deploy(
+      "waiter",
+      edgeBundleOf(
+        `fly.http.respondWith((req) => req.url.endsWith("/forever") ? new Promise(() => {}) : new Response("here"))`,
+      ),
+      PROD,
+      { wallMs: 200 },
+    );
+    const error = await failure(runtime.dispatch("waiter", get("http://w.test/forever")));
+    expect([error.code, error.status]).toEqual(["wall_limit", 503]);
+    expect(text(await runtime.dispatch("waiter", get("http://w.test/")))).toBe("here");
+  });
+
   it("swaps a deploy in at once, keeps serving the old code until then, and removes an app", async () => {
     await runtime.deploy("swap", edgeBundleOf(`fly.http.respondWith(() => new Response("v1"))`), PROD);
     const v1 = runtime.current("swap");
