@@ -125,6 +125,8 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   /** Each app's removals so far: a deploy that began before one does not install. */
   private readonly removals = new Map<string, number>();
   private readonly watched = new Set<Instance>();
+  /** Every isolate loaded and not yet released. */
+  private readonly live = new Set<Instance>();
   private readonly spares = new SpareIsolates(LOAD_TIMEOUT_MS);
   private watchdog: NodeJS.Timeout | undefined;
   private disposed = false;
@@ -194,11 +196,11 @@ export class EdgeRuntime implements EdgeRuntimeLike {
     this.spares.close();
     const slots = [...this.apps.values()];
     this.apps.clear();
-    for (const slot of slots) {
-      if (slot.instance !== undefined)
-        this.stop(slot.instance, "not_deployed", "the edge runtime was disposed");
+    for (const slot of slots)
       await slot.loading?.then((instance) => this.release(instance)).catch(() => undefined);
-    }
+    // Serving, retired but still draining, or loaded by a deploy still under way: all go.
+    for (const instance of [...this.live])
+      this.stop(instance, "not_deployed", "the edge runtime was disposed");
     if (this.watchdog !== undefined) clearInterval(this.watchdog);
     this.watchdog = undefined;
   }
@@ -303,6 +305,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       await module.evaluate({ timeout: LOAD_TIMEOUT_MS });
       await register.apply(undefined, [module.namespace.derefInto()], { timeout: LOAD_TIMEOUT_MS });
       instance.cpuMark = isolate.cpuTime;
+      this.live.add(instance);
       return instance;
     } catch (error) {
       const memory = isMemoryLimit(error);
@@ -476,6 +479,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   private release(instance: Instance): void {
+    this.live.delete(instance);
     this.watched.delete(instance);
     instance.bridge.close();
     if (!instance.isolate.isDisposed) instance.isolate.dispose();
