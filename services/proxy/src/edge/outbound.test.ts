@@ -2,9 +2,31 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { networkInterfaces } from "node:os";
 import type { EdgeHttpRequest } from "@hangar/edge";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { ProxyEdgeHost } from "./host.js";
 import { EdgeFetchRefusedError, refusedForEdge, sendOutbound } from "./outbound.js";
+
+/** A public address this host is given (TEST-NET-1), so its own addresses include a public one. */
+const OWN_PUBLIC = "192.0.2.2";
+vi.mock("node:os", async (original) => {
+  const os = await original<typeof import("node:os")>();
+  return {
+    ...os,
+    networkInterfaces: () => ({
+      ...os.networkInterfaces(),
+      test0: [
+        {
+          address: OWN_PUBLIC,
+          netmask: "255.255.255.0",
+          family: "IPv4",
+          mac: "00:00:00:00:00:00",
+          internal: false,
+          cidr: `${OWN_PUBLIC}/24`,
+        },
+      ],
+    }),
+  };
+});
 
 let server: Server;
 let port: number;
@@ -67,6 +89,14 @@ describe("refusedForEdge", () => {
       for (const a of list ?? []) expect(refusedForEdge(a.address), a.address).toBe(true);
   });
 
+  it("refuses this host's public address in its IPv4-mapped IPv6 forms, as the URL parser writes them", () => {
+    const hex = new URL(`http://[::ffff:${OWN_PUBLIC}]/`).hostname.slice(1, -1);
+    expect(hex).toBe("::ffff:c000:202");
+    for (const a of [OWN_PUBLIC, `::ffff:${OWN_PUBLIC}`, hex, "0:0:0:0:0:FFFF:C000:0202"])
+      expect(refusedForEdge(a), a).toBe(true);
+    expect(refusedForEdge("::ffff:c000:203")).toBe(false);
+  });
+
   it("lets a public address through", () => {
     expect(refusedForEdge("203.0.113.7")).toBe(false);
   });
@@ -91,6 +121,10 @@ describe("sendOutbound", () => {
         never,
       ),
     ).rejects.toThrow(/localhost is .*, an address of this host or a private one/);
+    const mapped = `http://[::ffff:${OWN_PUBLIC}]:${port}/`;
+    await expect(sendOutbound("web", get(mapped), { url: new URL(mapped) }, never)).rejects.toThrow(
+      EdgeFetchRefusedError,
+    );
     await expect(
       sendOutbound("web", get("file:///etc/passwd"), { url: new URL("file:///etc/passwd") }, never),
     ).rejects.toThrow(/http and https only/);

@@ -1,4 +1,4 @@
-import { isIP } from "node:net";
+import { BlockList, isIP } from "node:net";
 import { networkInterfaces } from "node:os";
 import { type EdgeHttpRequest, type EdgeHttpResponse, httpFetch } from "@hangar/edge";
 import { isPrivateAddress, publicOnlyLookup } from "@hangar/service";
@@ -10,15 +10,23 @@ export class EdgeFetchRefusedError extends Error {
 
 /** How long the host's own addresses are kept before they are read again. */
 const OWN_ADDRESSES_TTL_MS = 5_000;
-let own: { at: number; addresses: Set<string> } | undefined;
+let own: { at: number; addresses: BlockList } | undefined;
 
-/** This host's own addresses (every interface's), read at most every OWN_ADDRESSES_TTL_MS. */
-function ownAddresses(): Set<string> {
+/**
+ * This host's own addresses (every interface's), read at most every OWN_ADDRESSES_TTL_MS. A
+ * BlockList matches an IPv4 address in its IPv4-mapped IPv6 forms too (`::ffff:c000:202` as the
+ * URL parser writes `[::ffff:192.0.2.2]`), and an IPv6 one however it is written.
+ */
+function ownAddresses(): BlockList {
   const now = Date.now();
   if (own === undefined || now - own.at > OWN_ADDRESSES_TTL_MS) {
-    const addresses = new Set<string>();
+    const addresses = new BlockList();
     for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) addresses.add(a.address.replace(/%.*$/, "").toLowerCase());
+      for (const a of list ?? []) {
+        const address = a.address.replace(/%.*$/, "");
+        const family = isIP(address);
+        if (family !== 0) addresses.addAddress(address, family === 4 ? "ipv4" : "ipv6");
+      }
     }
     own = { at: now, addresses };
   }
@@ -29,12 +37,12 @@ function ownAddresses(): Set<string> {
  * Whether an edge app's fetch may not go to `address`: the addresses the platform refuses its
  * outbound requests on a user's behalf (libs/service isPrivateAddress: loopback, private, link-local,
  * the machines' 6PN and the rest), and this host's own addresses, public ones included (the control
- * plane's ports may listen on any of them).
+ * plane's ports may listen on any of them), in any form.
  */
 export function refusedForEdge(address: string): boolean {
   if (isPrivateAddress(address)) return true;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address)?.[1];
-  return ownAddresses().has((mapped ?? address).toLowerCase());
+  const family = isIP(address);
+  return ownAddresses().check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
 function refusal(host: string, address: string): EdgeFetchRefusedError {
