@@ -76,7 +76,7 @@ export interface PlatformOptions {
    */
   dirImageRoots?: readonly string[];
   /**
-   * HANGAR_SECRETS_KEY_FILE of the gateway, the builder and the host agents: the secrets master key (base64, mode
+   * HANGAR_SECRETS_KEY_FILE of the gateway, the builder, the host agents and the proxy: the secrets master key (base64, mode
    * 0600). Without it, app secrets are off.
    */
   secretsKeyFile?: string;
@@ -196,6 +196,8 @@ function serviceEnv(
         ...common,
         HANGAR_PROXY_PORT: o.proxyPort,
         HANGAR_PROXY_OPS_PORT: o.proxyOpsPort,
+        // It opens the edge apps' secrets into their env, as a host agent opens a machine's.
+        ...secretsKey,
       }),
     scheduler: () =>
       SERVICE_CONFIGS.scheduler.toEnv({ ...common, HANGAR_SCHEDULER_OPS_PORT: o.schedulerOpsPort }),

@@ -5,6 +5,7 @@ import { CliError } from "./cli-error.js";
 import { appUrl } from "./config.js";
 import { type Context, printJson } from "./context.js";
 import { followRelease } from "./follow-release.js";
+import { deployStagedSecrets } from "./staged-secrets.js";
 import type { CommandTrace } from "./trace.js";
 import type { Release } from "./types.js";
 
@@ -42,6 +43,8 @@ export async function deployEdge(ctx: Context, api: ApiClient, run: EdgeDeploy):
   const { bundle } = built;
   progress(`Bundled ${built.entry}: ${formatBytes(Buffer.byteLength(bundle.code))}, ${bundle.digest}\n`);
   const stored = await trace.phase("upload", () => api.uploadEdgeBundle(app, bundle.code, bundle.digest));
+  // Staged secrets go out with this deploy, as an image deploy's: the code gets them as `env`.
+  await deployStagedSecrets(api, app, progress);
   const release = await trace.phase("release", () =>
     api.createRelease(app, {
       edge_bundle: stored.digest,

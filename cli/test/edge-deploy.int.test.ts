@@ -38,9 +38,11 @@ afterAll(async () => {
   if (home) await rm(home, { recursive: true, force: true });
 });
 
-/** Answers the calls of an edge deploy; the release ends `status` on its second poll. */
-function platform(status: "succeeded" | "failed") {
+/** Answers the calls of an edge deploy (the app's secrets are `secrets`); the release ends `status` on its second poll. */
+function platform(status: "succeeded" | "failed", secrets: { name: string; status: string }[] = []) {
   api.reply("GET", "/apps/hello", { name: "hello", status: "deployed", organization: { slug: "personal" } });
+  api.reply("GET", "/apps/hello/secrets", { secrets });
+  api.reply("POST", "/apps/hello/secrets", { secrets: secrets.map((s) => ({ ...s, status: "deployed" })) });
   api.route("POST", "/apps/hello/edge/bundles", (req) => ({
     status: 201,
     body: { digest: req.query.digest, size: Buffer.byteLength(String(req.body)) },
@@ -103,6 +105,24 @@ describe("hangar deploy of an edge app", () => {
       memory_mb: 128,
       url: expect.stringMatching(/hello/),
     });
+  });
+
+  it("deploys the staged secrets before the release, as an image deploy does", async () => {
+    platform("succeeded", [
+      { name: "API_TOKEN", status: "staged" },
+      { name: "OLD", status: "deployed" },
+    ]);
+    const before = api.seen("POST", "/apps/hello/releases").length;
+    const res = await runCliIn(home, ["deploy", app]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("Deployed the staged secrets API_TOKEN\n");
+    expect(api.seen("POST", "/apps/hello/secrets").map((r) => r.body)).toEqual([{ values: {} }]);
+    // Before the release: the code it releases is deployed with them.
+    const order = api.requests.map((r) => `${r.method} ${r.path}`);
+    expect(order.lastIndexOf("POST /apps/hello/secrets")).toBeLessThan(
+      order.lastIndexOf("POST /apps/hello/releases"),
+    );
+    expect(api.seen("POST", "/apps/hello/releases")).toHaveLength(before + 1);
   });
 
   it("fails with the release's reason when the platform fails it", async () => {

@@ -16,6 +16,7 @@ import { deployEdge } from "../edge-deploy.js";
 import { followRelease } from "../follow-release.js";
 import { withLocalFiles } from "../local-files.js";
 import { seconds } from "../options.js";
+import { deployStagedSecrets } from "../staged-secrets.js";
 import { type CommandTrace, startCommandTrace } from "../trace.js";
 import type { Release } from "../types.js";
 import { readCounted, UploadProgress } from "../upload.js";
@@ -237,12 +238,7 @@ async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promi
     : await trace.phase("build", () => build(ctx, api, app, dir, config, flags, progress));
 
   // Staged secrets (`hangar secrets set --stage`) go out with this deploy: its machines start with them.
-  const { secrets } = await api.listSecrets(app);
-  const staged = secrets.filter((s) => s.status !== "deployed").map((s) => s.name);
-  if (staged.length > 0) {
-    await api.updateSecrets(app, {});
-    progress(`Deployed the staged secrets ${staged.join(", ")}\n`);
-  }
+  await deployStagedSecrets(api, app, progress);
 
   const releases = await api.listReleases(app);
   const previous = releases.find((r) => r.status === "succeeded");
