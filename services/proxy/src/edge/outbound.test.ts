@@ -113,14 +113,17 @@ describe("sendOutbound", () => {
         never,
       ),
     ).rejects.toThrow(EdgeFetchRefusedError);
-    await expect(
-      sendOutbound(
-        "web",
-        get(`http://localhost:${port}/`),
-        { url: new URL(`http://localhost:${port}/`) },
-        never,
-      ),
-    ).rejects.toThrow(/localhost is .*, an address of this host or a private one/);
+    const byName = sendOutbound(
+      "web",
+      get(`http://localhost:${port}/`),
+      { url: new URL(`http://localhost:${port}/`) },
+      never,
+    );
+    await expect(byName).rejects.toThrow(
+      /localhost is or resolves to an address of this host or a private one/,
+    );
+    // The address the name resolved to is not told to the app.
+    await expect(byName).rejects.not.toThrow(/127\.0\.0\.1|::1/);
     const mapped = `http://[::ffff:${OWN_PUBLIC}]:${port}/`;
     await expect(sendOutbound("web", get(mapped), { url: new URL(mapped) }, never)).rejects.toThrow(
       EdgeFetchRefusedError,

@@ -45,9 +45,10 @@ export function refusedForEdge(address: string): boolean {
   return ownAddresses().check(address, family === 4 ? "ipv4" : "ipv6");
 }
 
-function refusal(host: string, address: string): EdgeFetchRefusedError {
+/** The refusal names the host the app asked for, never the address it resolved to (kept from the app). */
+function refusal(host: string): EdgeFetchRefusedError {
   return new EdgeFetchRefusedError(
-    `${host} is ${address}, an address of this host or a private one, which edge apps may not fetch`,
+    `${host} is or resolves to an address of this host or a private one, which edge apps may not fetch`,
   );
 }
 
@@ -89,7 +90,7 @@ export function sendOutbound(
   const isRefused = dest.isRefused ?? refusedForEdge;
   const literal = url.hostname.replace(/^\[(.*)\]$/, "$1");
   if (isIP(literal) !== 0) {
-    return isRefused(literal) ? Promise.reject(refusal(literal, literal)) : httpFetch(app, req, signal);
+    return isRefused(literal) ? Promise.reject(refusal(literal)) : httpFetch(app, req, signal);
   }
   return httpFetch(app, req, signal, { lookup: publicOnlyLookup(refusal, isRefused) });
 }
