@@ -34,8 +34,8 @@ const WATCH_IDLE_MS = 1_000;
 const LOAD_TIMEOUT_MS = 2_000;
 
 interface InFlight {
-  /** The instance's shareNs when the request began: its charge is what shareNs grew since. */
-  shareAtStart: number;
+  /** The instance's chargedNs when the request began: its charge is what chargedNs grew since. */
+  chargedAtStart: number;
   fail(error: EdgeError): void;
 }
 
@@ -47,17 +47,16 @@ interface Instance {
   dispatch: ivm.Reference;
   bridge: BridgeState;
   inFlight: Set<InFlight>;
-  /** The highest cpuTime read (charged up to it), and the last one read. */
+  /** The highest cpuTime read (charged up to it). */
   cpuMark: bigint;
-  rawCpu: bigint;
-  /** One request's equal share of the CPU time charged while requests were in flight, summed. */
-  shareNs: number;
-  /** Over the limit since (performance.now()) with cpuTime then, while the watchdog waits out its grace. */
-  suspect?: { at: number; cpu: bigint };
+  /** The CPU time the isolate used while requests were in flight, summed. */
+  chargedNs: number;
+  /** Over the limit since (performance.now()), while the watchdog waits out its grace. */
+  suspect?: { at: number };
   /** CPU time the isolate used while nothing of it was in flight (timers, waitUntil), since it was last idle. */
   backgroundNs: number;
   touchedAt: number;
-  /** When (performance.now()) a request of it last ended: the isolate was not stuck then. */
+  /** When (performance.now()) the isolate last answered a request: it was not stuck then. */
   progressAt: number;
   /** Replaced by a deploy or removed: disposed when its last request ends. */
   retired: boolean;
@@ -279,8 +278,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       bridge,
       inFlight: new Set(),
       cpuMark: 0n,
-      rawCpu: 0n,
-      shareNs: 0,
+      chargedNs: 0,
       backgroundNs: 0,
       touchedAt: Date.now(),
       progressAt: performance.now(),
@@ -328,13 +326,12 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         this.account(instance);
         instance.inFlight.delete(request);
         instance.backgroundNs = 0;
-        instance.progressAt = performance.now();
         if (instance.retired && instance.inFlight.size === 0) this.release(instance);
         if (error !== undefined) reject(error);
         else resolve(response as EdgeHttpResponse);
       };
       this.account(instance);
-      const request: InFlight = { shareAtStart: instance.shareNs, fail: (error) => finish(error) };
+      const request: InFlight = { chargedAtStart: instance.chargedNs, fail: (error) => finish(error) };
       instance.inFlight.add(request);
       // Background time is counted over a stretch without requests; a request's start or end ends one.
       instance.backgroundNs = 0;
@@ -347,6 +344,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         .apply(undefined, [req], { arguments: { copy: true }, result: { promise: true, copy: true } })
         .then(
           (answer) => {
+            instance.progressAt = performance.now();
             try {
               finish(undefined, answerOf(app, this.host, answer));
             } catch (error) {
@@ -380,22 +378,22 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   /**
-   * Charges the CPU time the isolate used since the last look to what is in flight, in equal shares:
-   * `shareNs` adds up one request's share, so a request's charge is its growth since the request
-   * began (O(1) per look, and the oldest request has the largest). isolated-vm's cpuTime is the
+   * Charges the CPU time the isolate used since the last look to every request in flight, whole (not
+   * split: requests parked beside a loop would share out its charge): `chargedNs` adds up the time
+   * used while requests were in flight, so a request's charge is its growth since the request began
+   * (O(1) per look; the oldest request has the largest). isolated-vm's cpuTime is the
    * thread's CPU time for finished slices but the wall time of a slice still running, so it can read
    * high while the thread waits for a core and lower once the slice ends: the mark only goes up.
    */
   private account(instance: Instance): void {
     if (instance.isolate.isDisposed) return;
     const now = instance.isolate.cpuTime;
-    instance.rawCpu = now;
     if (now <= instance.cpuMark) return;
     const used = Number(now - instance.cpuMark);
     instance.cpuMark = now;
     instance.touchedAt = Date.now();
     if (instance.inFlight.size === 0) instance.backgroundNs += used;
-    else instance.shareNs += used / instance.inFlight.size;
+    else instance.chargedNs += used;
   }
 
   private touch(instance: Instance): void {
@@ -413,18 +411,19 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   private overLimit(instance: Instance): string | undefined {
     const limitNs = instance.limits.cpuMs * 1e6;
     const oldest = instance.inFlight.values().next().value;
-    if (oldest !== undefined && instance.shareNs - oldest.shareAtStart > limitNs) return "a request";
+    if (oldest !== undefined && instance.chargedNs - oldest.chargedAtStart > limitNs) return "a request";
     if (instance.backgroundNs > limitNs) return "code run outside a request (a timer, waitUntil)";
     return undefined;
   }
 
   /**
    * Stops the isolates over their CPU limit. A charge over the limit must hold for a grace as long
-   * as the limit (at least 20 ms) while the isolate stays busy (its cpuTime grows by at least half
-   * the wall time) and no request of it ends: a slice that read high while its thread waited for a
-   * core ends within that, and many short requests keep ending, but a loop does neither (calls to
-   * the host from a loop do not count: they are no sign of a request's end). A loop is so stopped
-   * after about twice the limit.
+   * as the limit (at least 20 ms) in which the isolate answers no request: a slice that read high
+   * while its thread waited for a core ends within that, and many short requests at once keep being
+   * answered, but a loop answers nothing. Only an answer from the isolate counts (a request that
+   * timed out or a call to the host from a loop is no sign the isolate is free). A loop is so
+   * stopped after about twice the limit; code that works in bursts between sleeps, once its charge
+   * is over the limit, as soon as it has answered nothing for the grace.
    */
   private tick(): void {
     const now = Date.now();
@@ -438,18 +437,17 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       if (over === undefined) {
         instance.suspect = undefined;
       } else if (instance.suspect === undefined) {
-        instance.suspect = { at: performance.now(), cpu: instance.rawCpu };
+        instance.suspect = { at: performance.now() };
       } else {
         const span = performance.now() - instance.suspect.at;
         if (span >= Math.max(20, instance.limits.cpuMs)) {
-          const busy = Number(instance.rawCpu - instance.suspect.cpu) >= span * 0.5e6;
-          if (busy && instance.progressAt < instance.suspect.at) {
+          if (instance.progressAt < instance.suspect.at) {
             const message = `${instance.app}: ${over} used more than ${instance.limits.cpuMs} ms of CPU`;
             this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
             this.stop(instance, "cpu_limit", message);
             continue;
           }
-          instance.suspect = { at: performance.now(), cpu: instance.rawCpu };
+          instance.suspect = { at: performance.now() };
         }
       }
       if (instance.inFlight.size === 0 && now - instance.touchedAt > WATCH_IDLE_MS)
