@@ -4,7 +4,7 @@ import type { AddressInfo } from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type EchoOrigin, type SeenRequest, startEchoOrigin } from "../test/echo-origin.js";
-import { httpFetch } from "./http-fetch.js";
+import { HttpFetchTimeoutError, httpFetch } from "./http-fetch.js";
 
 let origin: EchoOrigin;
 beforeAll(async () => {
@@ -73,5 +73,35 @@ describe("httpFetch", () => {
     await expect(
       httpFetch("app", { method: "GET", url: origin.url, headers: [] }, AbortSignal.abort()),
     ).rejects.toThrow(/abort/i);
+  });
+
+  it("cuts an origin that sends no head, or stalls in its body, at its timeouts", async () => {
+    const server = createServer((req, res) => {
+      if (req.url === "/stall-body") {
+        res.writeHead(200, { "content-length": "1000" });
+        res.write("part of it");
+      }
+      // Anything else: the head never comes.
+    }).listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const signal = new AbortController().signal;
+      const options = { timeouts: { headMs: 200, totalMs: 400 } };
+      await expect(
+        httpFetch("app", { method: "GET", url: `${base}/no-head`, headers: [] }, signal, options),
+      ).rejects.toThrow(/no response head within 200 ms/);
+      const stalled = httpFetch(
+        "app",
+        { method: "GET", url: `${base}/stall-body`, headers: [] },
+        signal,
+        options,
+      );
+      await expect(stalled).rejects.toThrow(HttpFetchTimeoutError);
+      await expect(stalled).rejects.toThrow(/not whole within 400 ms/);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });

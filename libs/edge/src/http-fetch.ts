@@ -36,15 +36,37 @@ async function readWhole(res: IncomingMessage): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks));
 }
 
-/** How httpFetch connects: `lookup` resolves the URL's name (the proxy's refuses private addresses). */
+/** How long a fetch may take: its response head (connecting included), and the whole answer. */
+export interface HttpFetchTimeouts {
+  headMs: number;
+  totalMs: number;
+}
+
+/** An origin that stalls never holds a fetch (nor its buffered bytes) longer than this. */
+export const HTTP_FETCH_TIMEOUTS: Readonly<HttpFetchTimeouts> = Object.freeze({
+  headMs: 30_000,
+  totalMs: 60_000,
+});
+
+/** A fetch cut at one of its timeouts. */
+export class HttpFetchTimeoutError extends Error {
+  override readonly name = "HttpFetchTimeoutError";
+}
+
+/**
+ * How httpFetch connects: `lookup` resolves the URL's name (the proxy's refuses private addresses);
+ * `timeouts` replace HTTP_FETCH_TIMEOUTS' (tests).
+ */
 export interface HttpFetchOptions {
   lookup?: LookupFunction;
+  timeouts?: Partial<HttpFetchTimeouts>;
 }
 
 /**
  * Sends a request to the URL's host over HTTP(S) as it is: `Host` as the request gives it (a proxy
  * sets an origin's), redirects not followed, the body not decoded (so the answer's content-encoding
- * and content-length stay true).
+ * and content-length stay true). Rejects with HttpFetchTimeoutError when the head or the whole answer
+ * is later than its timeout.
  */
 export function httpFetch(
   _app: string,
@@ -57,7 +79,29 @@ export function httpFetch(
     return Promise.reject(new TypeError(`cannot fetch ${url.protocol} URLs`));
   }
   const send = url.protocol === "https:" ? httpsRequest : httpRequest;
-  return new Promise((resolve, reject) => {
+  const { headMs, totalMs } = { ...HTTP_FETCH_TIMEOUTS, ...options.timeouts };
+  return new Promise((resolveFetch, rejectFetch) => {
+    let response: IncomingMessage | undefined;
+    // Destroying the response too makes the body's reading reject with this error.
+    const cut = (message: string) => {
+      const err = new HttpFetchTimeoutError(`fetch of ${url.host}: ${message}`);
+      if (response) response.destroy(err);
+      else outgoing.destroy(err);
+    };
+    const headTimer = setTimeout(() => cut(`no response head within ${headMs} ms`), headMs);
+    const totalTimer = setTimeout(() => cut(`the answer was not whole within ${totalMs} ms`), totalMs);
+    const settle = () => {
+      clearTimeout(headTimer);
+      clearTimeout(totalTimer);
+    };
+    const resolve = (answer: EdgeHttpResponse) => {
+      settle();
+      resolveFetch(answer);
+    };
+    const reject = (err: unknown) => {
+      settle();
+      rejectFetch(err);
+    };
     const outgoing = send(
       url,
       {
@@ -67,6 +111,8 @@ export function httpFetch(
         ...(options.lookup ? { lookup: options.lookup } : {}),
       },
       (res) => {
+        response = res;
+        clearTimeout(headTimer);
         readWhole(res).then((body) => {
           const headers: [string, string][] = [];
           const raw = res.rawHeaders;
