@@ -21,6 +21,21 @@ const LOG_LEVELS = new Set<EdgeLogLevel>(["debug", "info", "warn", "error"]);
 const LOG_LINE_MAX = 16 * 1024;
 /** Keys an isolate may hold at once (crypto.subtle). */
 const KEYS_MAX = 10_000;
+/** Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES on the host). */
+export const EDGE_FETCHES_MAX_IN_FLIGHT = 16;
+/** The most PBKDF2 iterations a derivation may ask for (each costs the host's thread pool). */
+export const EDGE_PBKDF2_MAX_ITERATIONS = 1_000_000;
+/** The largest RSA modulus a key generation may ask for. */
+export const EDGE_RSA_MAX_BITS = 4096;
+/**
+ * Heavy host work (crypto.subtle's key generation and derivation, images) runs on libuv's 4 shared
+ * threads, which also answer dns.lookup, fs and zlib: an isolate may have this many such operations
+ * under way, and the process runs at most HEAVY_MAX at once (the rest wait their turn), so some of
+ * the pool is always free for the proxy's own work.
+ */
+export const EDGE_HEAVY_PER_ISOLATE = 2;
+const HEAVY_MAX = 2;
+const HEAVY_OPERATIONS = new Set(["generateKey", "deriveBits", "deriveKey"]);
 const SUBTLE_OPERATIONS = new Set([
   "digest",
   "importKey",
@@ -43,9 +58,12 @@ export class BridgeState {
   readonly keys = new Map<number, webcrypto.CryptoKey>();
   nextKey = 1;
   closed = false;
+  /** Heavy operations of this isolate under way or waiting for the process's turn. */
+  heavy = 0;
 
   close(): void {
     this.closed = true;
+    heavyTurns.drop(this);
     for (const controller of this.fetches.values())
       controller.abort(new Error("the edge app's isolate was stopped"));
     this.fetches.clear();
@@ -53,6 +71,65 @@ export class BridgeState {
     this.timers.clear();
     this.keys.clear();
   }
+}
+
+/** The process's turns at heavy host work: at most HEAVY_MAX at once, the rest in order. */
+class HeavyTurns {
+  private running = 0;
+  private readonly waiting: { state: BridgeState; go: () => void; stop: (e: Error) => void }[] = [];
+
+  async run<T>(state: BridgeState, work: () => Promise<T>): Promise<T> {
+    if (state.heavy >= EDGE_HEAVY_PER_ISOLATE)
+      throw new RangeError(
+        `QuotaExceededError: more than ${EDGE_HEAVY_PER_ISOLATE} image or key operations at once`,
+      );
+    state.heavy++;
+    try {
+      if (this.running >= HEAVY_MAX)
+        await new Promise<void>((go, stop) => this.waiting.push({ state, go, stop }));
+      else this.running++;
+      try {
+        return await work();
+      } finally {
+        const next = this.waiting.shift();
+        if (next === undefined) this.running--;
+        else next.go();
+      }
+    } finally {
+      state.heavy--;
+    }
+  }
+
+  /** A stopped isolate's waiting operations never start. */
+  drop(state: BridgeState): void {
+    for (let i = this.waiting.length - 1; i >= 0; i--) {
+      const entry = this.waiting[i];
+      if (entry?.state !== state) continue;
+      this.waiting.splice(i, 1);
+      entry.stop(new Error("the edge app's isolate was stopped"));
+    }
+  }
+}
+
+const heavyTurns = new HeavyTurns();
+
+/** Refuses what would make the host's crypto run without bound: PBKDF2 iterations, RSA modulus. */
+function checkCost(op: string, args: unknown[]): void {
+  const algorithm = args[0] as { name?: unknown; iterations?: unknown; modulusLength?: unknown } | undefined;
+  if (typeof algorithm !== "object" || algorithm === null) return;
+  const name = String(algorithm.name).toUpperCase();
+  if (
+    (op === "deriveBits" || op === "deriveKey") &&
+    name === "PBKDF2" &&
+    !(Number(algorithm.iterations) <= EDGE_PBKDF2_MAX_ITERATIONS)
+  )
+    throw new RangeError(`NotSupportedError: PBKDF2 takes at most ${EDGE_PBKDF2_MAX_ITERATIONS} iterations`);
+  if (
+    op === "generateKey" &&
+    name.startsWith("RSA") &&
+    !(Number(algorithm.modulusLength) <= EDGE_RSA_MAX_BITS)
+  )
+    throw new RangeError(`NotSupportedError: an RSA modulus is at most ${EDGE_RSA_MAX_BITS} bits`);
 }
 
 /** One console line of an app's code to its host, its level checked and its length capped. */
@@ -157,7 +234,10 @@ async function subtle(state: BridgeState, op: unknown, args: unknown): Promise<u
     throw new TypeError(`NotSupportedError: crypto.subtle.${String(op)} is not supported`);
   const method = (webcrypto.subtle as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[op];
   try {
-    return describeResult(state, await method?.apply(webcrypto.subtle, withKeys(state, args) as unknown[]));
+    checkCost(op, args);
+    const call = () =>
+      method?.apply(webcrypto.subtle, withKeys(state, args) as unknown[]) as Promise<unknown>;
+    return describeResult(state, await (HEAVY_OPERATIONS.has(op) ? heavyTurns.run(state, call) : call()));
   } catch (error) {
     const e = error as Error;
     throw new Error(`${/Error$/.test(e.name) ? e.name : "OperationError"}: ${e.message}`);
@@ -171,13 +251,17 @@ export function hostBridge(
   state: BridgeState,
   touched: () => void,
 ): (op: string, ...args: unknown[]) => unknown {
-  return (op, ...args) => {
+  const serve = (op: string, args: unknown[]): unknown => {
     if (state.closed) throw new Error("the edge app's isolate was stopped");
     touched();
     switch (op) {
       case "fetch": {
         const [id, req] = args;
         if (typeof id !== "number") throw new TypeError("fetch: a malformed id");
+        if (state.fetches.size >= EDGE_FETCHES_MAX_IN_FLIGHT)
+          throw new RangeError(
+            `fetch: more than ${EDGE_FETCHES_MAX_IN_FLIGHT} fetches in flight at once (wait for one to finish)`,
+          );
         const controller = new AbortController();
         state.fetches.set(id, controller);
         return host
@@ -209,7 +293,10 @@ export function hostBridge(
         if (!(input instanceof Uint8Array) || !Array.isArray(ops))
           throw new TypeError("image: malformed arguments");
         if (host.image === undefined) throw new Error("image operations are not available on this host");
-        return host.image(app, input, ops as EdgeImageOp[]).then((out) => ({ ...out }));
+        const image = host.image.bind(host);
+        return heavyTurns
+          .run(state, () => image(app, input, ops as EdgeImageOp[]))
+          .then((out) => ({ ...out }));
       }
       case "sleep":
         return new Promise<void>((resolve) => {
@@ -237,5 +324,12 @@ export function hostBridge(
       default:
         throw new TypeError(`the edge host has no operation ${JSON.stringify(op)}`);
     }
+  };
+  return (op, ...args) => {
+    const result = serve(op, args);
+    // isolated-vm hands a rejection to the isolate, but takes the promise up only after Node has
+    // looked for unhandled rejections: one already rejected (a refusal) would be reported as such.
+    if (result instanceof Promise) result.catch(() => undefined);
+    return result;
   };
 }

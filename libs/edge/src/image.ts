@@ -1,8 +1,10 @@
 /**
  * Image operations of edge apps (`@fly/image`), done in the host with sharp: the proxy's EdgeHost and
  * `hangar edge dev`/`test`'s both call transformImage. Inputs are bounded (bytes and pixels) so that a
- * small compressed image cannot make the host decode a huge one; sharp runs on libuv's thread pool,
- * outside the app's CPU limit, which counts only the isolate's own time.
+ * small compressed image cannot make the host decode a huge one, and so are outputs (no resize or
+ * rotation past EDGE_IMAGE_MAX_PIXELS), blur's sigma and each pipeline's time (sharp's timeout).
+ * sharp runs on libuv's thread pool, outside the app's CPU limit, which counts only the isolate's own
+ * time: the bridge lets few image and crypto operations run at once (bridge.ts).
  */
 import sharp, { type FormatEnum, type OverlayOptions, type Sharp } from "sharp";
 import { EDGE_BODY_MAX_BYTES, type EdgeImageOp, type EdgeImageResult } from "./contract.js";
@@ -13,6 +15,10 @@ export const EDGE_IMAGE_MAX_PIXELS = 40_000_000;
 export const EDGE_IMAGE_MAX_SIDE = 8_192;
 /** The most operations one image may take. */
 export const EDGE_IMAGE_MAX_OPS = 32;
+/** The largest blur sigma (its cost grows with it). */
+export const EDGE_IMAGE_MAX_SIGMA = 20;
+/** The time sharp may take for one pipeline (one step between resizes or overlays, or the output). */
+export const EDGE_IMAGE_TIMEOUT_S = 5;
 
 /** An image operation the app got wrong: the app's error, not the host's. */
 export class EdgeImageError extends Error {
@@ -39,7 +45,58 @@ function checkBytes(bytes: Uint8Array, what: string): Buffer {
 }
 
 const open = (bytes: Buffer): Sharp =>
-  sharp(bytes, { limitInputPixels: EDGE_IMAGE_MAX_PIXELS, failOn: "error" });
+  sharp(bytes, { limitInputPixels: EDGE_IMAGE_MAX_PIXELS, failOn: "error" }).timeout({
+    seconds: EDGE_IMAGE_TIMEOUT_S,
+  });
+
+interface Size {
+  width: number;
+  height: number;
+}
+
+/** Refuses a step whose output would be larger than EDGE_IMAGE_MAX_PIXELS; else its size. */
+function bounded(size: Size, what: string): Size {
+  const width = Math.ceil(size.width);
+  const height = Math.ceil(size.height);
+  if (width * height > EDGE_IMAGE_MAX_PIXELS) {
+    throw new EdgeImageError(
+      `${what} would make an image of ${width}x${height}, more than ${EDGE_IMAGE_MAX_PIXELS} pixels`,
+    );
+  }
+  return { width, height };
+}
+
+/** The size a resize makes (sharp's fit rules), from the size before it. */
+function resized(
+  from: Size,
+  width: number | undefined,
+  height: number | undefined,
+  op: EdgeImageOp & { op: "resize" },
+): Size {
+  const sx = width === undefined ? undefined : width / from.width;
+  const sy = height === undefined ? undefined : height / from.height;
+  const fit = op.fit ?? "cover";
+  let size: Size;
+  if (sx !== undefined && sy !== undefined && (fit === "cover" || fit === "fill" || fit === "contain"))
+    size = { width: width as number, height: height as number };
+  else {
+    const scales = [sx, sy].filter((s): s is number => s !== undefined);
+    const scale = fit === "inside" ? Math.min(...scales) : Math.max(...scales);
+    size = { width: from.width * scale, height: from.height * scale };
+  }
+  if (op.withoutEnlargement && size.width * size.height > from.width * from.height) return from;
+  return size;
+}
+
+/** The bounding box of an image rotated by `angle` degrees. */
+function rotated(from: Size, angle: number): Size {
+  const r = (angle * Math.PI) / 180;
+  const cos = Math.abs(Math.cos(r));
+  const sin = Math.abs(Math.sin(r));
+  // Right angles exactly (cos/sin of multiples of 90° are not exactly 0 in floating point).
+  if (angle % 90 === 0) return (angle / 90) % 2 === 0 ? from : { width: from.height, height: from.width };
+  return { width: from.width * cos + from.height * sin, height: from.width * sin + from.height * cos };
+}
 
 /**
  * Applies each operation in order. sharp runs one pipeline's resize once, so an image is made again
@@ -52,8 +109,10 @@ export async function transformImage(input: Uint8Array, ops: EdgeImageOp[]): Pro
   }
   let bytes = checkBytes(input, "the image");
   let image = open(bytes);
-  const format = (await image.metadata()).format;
+  const meta = await image.metadata();
+  const format = meta.format;
   if (!format) throw new EdgeImageError("the image's format is not one sharp reads");
+  let size: Size = { width: meta.width ?? 1, height: meta.height ?? 1 };
   let output: { format: "jpeg" | "png" | "webp" | "avif"; quality?: number } | undefined;
   let pending = false;
   const settle = async () => {
@@ -70,6 +129,7 @@ export async function transformImage(input: Uint8Array, ops: EdgeImageOp[]): Pro
         const height = side(op.height, "height");
         if (width === undefined && height === undefined)
           throw new EdgeImageError("resize needs a width or a height");
+        size = bounded(resized(size, width, height, op), "resize");
         image = image.resize({
           ...(width ? { width } : {}),
           ...(height ? { height } : {}),
@@ -94,6 +154,7 @@ export async function transformImage(input: Uint8Array, ops: EdgeImageOp[]): Pro
       }
       case "rotate":
         if (!Number.isFinite(op.angle)) throw new EdgeImageError(`rotate: ${op.angle} is not an angle`);
+        size = bounded(rotated(size, op.angle), "rotate");
         image = image.rotate(op.angle);
         pending = true;
         break;
@@ -107,8 +168,8 @@ export async function transformImage(input: Uint8Array, ops: EdgeImageOp[]): Pro
         image = image.grayscale();
         break;
       case "blur":
-        if (!(op.sigma >= 0.3 && op.sigma <= 100))
-          throw new EdgeImageError(`blur: sigma ${op.sigma} is not from 0.3 to 100`);
+        if (!(op.sigma >= 0.3 && op.sigma <= EDGE_IMAGE_MAX_SIGMA))
+          throw new EdgeImageError(`blur: sigma ${op.sigma} is not from 0.3 to ${EDGE_IMAGE_MAX_SIGMA}`);
         image = image.blur(op.sigma);
         break;
       case "format":
