@@ -84,6 +84,8 @@ export class EdgeReleases implements EdgeApps {
   private readonly failures = new Map<string, EdgeError>();
   private readonly retries = new Map<string, { timer: NodeJS.Timeout; delayMs: number }>();
   private readonly unsubscribeSecrets: () => void;
+  /** Counts each app's secrets changes: one that comes while its secrets are being read is not missed. */
+  private readonly secretsChanges = new Map<string, number>();
   private stopped = false;
 
   private constructor(
@@ -94,6 +96,7 @@ export class EdgeReleases implements EdgeApps {
     // A secrets change is a fresh deploy of the app's code with the new `env` (reconcile compares).
     this.unsubscribeSecrets =
       opts.secrets?.onChange((app) => {
+        this.secretsChanges.set(app, (this.secretsChanges.get(app) ?? 0) + 1);
         if (this.wanted.has(app)) this.schedule(app);
       }) ?? (() => {});
   }
@@ -176,6 +179,7 @@ export class EdgeReleases implements EdgeApps {
         this.cancelRetry(app);
         return;
       }
+      const changes = this.secretsChanges.get(app);
       let vars: Record<string, string>;
       try {
         vars = { ...wanted.vars, ...(await this.opts.secrets?.envFor(app)) };
@@ -189,14 +193,18 @@ export class EdgeReleases implements EdgeApps {
         // No master key here, or one that does not open them: the app is refused, saying why, rather
         // than run without its secrets (as a host agent refuses to start its machines).
         this.refuse(app, wanted, err);
-        if (this.wanted.get(app) === wanted) return;
+        if (this.wanted.get(app) === wanted && this.secretsChanges.get(app) === changes) return;
         continue;
       }
       // The deployed code is compared by a digest of what it was made with, secrets included.
       const key = createHash("sha256")
         .update(JSON.stringify([wanted.key, vars]))
         .digest("hex");
-      if (this.deployed.get(app) === key) return;
+      if (this.deployed.get(app) === key) {
+        // A change that came while they were read: read them again.
+        if (this.secretsChanges.get(app) !== changes) continue;
+        return;
+      }
       let code: string | undefined;
       try {
         code = await bundles.code(app, wanted.digest);
