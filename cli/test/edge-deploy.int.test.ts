@@ -125,6 +125,21 @@ describe("hangar deploy of an edge app", () => {
     expect(api.seen("POST", "/apps/hello/releases")).toHaveLength(before + 1);
   });
 
+  it("sets an edge app's secret without rolling machines: the proxies deploy its code again", async () => {
+    const edge = { bundle: `sha256:${"c".repeat(64)}`, cpu_ms: 50, memory_mb: 128 };
+    api.reply("POST", "/apps/edger/secrets", {
+      version: 2,
+      secrets: [{ name: "API_TOKEN", status: "deployed" }],
+    });
+    api.reply("GET", "/apps/edger/releases", [{ version: 1, status: "succeeded", image: "", edge }]);
+    const res = await runCliIn(home, ["secrets", "set", "API_TOKEN=t0ken", "-a", "edger"]);
+    expect(res.stderr).toBe("");
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("The proxies run edge app edger's code with the new secrets");
+    expect(api.seen("POST", "/apps/edger/secrets")[0]?.body).toEqual({ values: { API_TOKEN: "t0ken" } });
+    expect(api.seen("POST", "/apps/edger/releases")).toEqual([]);
+  });
+
   it("fails with the release's reason when the platform fails it", async () => {
     platform("failed");
     const res = await runCliIn(home, ["deploy", app]);

@@ -85,6 +85,11 @@ export async function rollSecrets(
   opts: { waitTimeoutMs: number; progress: (text: string) => void; reason: string },
 ): Promise<{ release: number; machines: string[] } | undefined> {
   const current = (await api.listReleases(app)).find((r) => r.status === "succeeded");
+  if (current?.edge) {
+    // An edge app has no machines: each proxy deploys its code again with the new `env` by itself.
+    opts.progress(`The proxies run edge app ${app}'s code with the new secrets within seconds\n`);
+    return undefined;
+  }
   if (!current?.image) {
     opts.progress(
       `No release of app ${app} to roll: machines get the new secrets when they next start (hangar machine restart)\n`,
