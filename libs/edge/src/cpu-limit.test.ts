@@ -13,7 +13,11 @@ import { EdgeRuntime } from "./runtime.js";
 const get = (url: string): EdgeHttpRequest => ({ method: "GET", url, headers: [] });
 const PROD = { appEnv: "production" as const, vars: {} };
 
-const host = new MemoryEdgeHost(async () => ({ status: 200, headers: [], body: new Uint8Array() }));
+// An origin that answers at once, or after 1.5 s for /slow.
+const host = new MemoryEdgeHost(async (_app, req) => {
+  if (req.url.endsWith("/slow")) await new Promise((resolve) => setTimeout(resolve, 1_500));
+  return { status: 200, headers: [], body: new Uint8Array() };
+});
 const runtime = new EdgeRuntime(host);
 afterAll(() => runtime.dispose());
 
@@ -88,5 +92,24 @@ describe("edge CPU limit: the ways around it are closed", () => {
     const error = await outcome(runtime.dispatch("bursts", get("http://b.test/")));
     expect(error?.code).toBe("cpu_limit");
     expect(stoppedForCpu("bursts")).toBe(true);
+  });
+
+  it("does not stop a request waiting on a slow fetch while the isolate answers others' work beside it", async () => {
+    // 60 requests of 3 ms each answered while /wait waits: 180 ms of CPU used with it in flight,
+    // none of it its own.
+    await runtime.deploy(
+      "waiting",
+      edgeBundleOf(`fly.http.respondWith(async (req) => {
+        if (req.url.endsWith("/wait")) { await fetch("http://origin.test/slow"); return new Response("waited"); }
+        const t = Date.now(); while (Date.now() - t < 3) {}
+        return new Response("worked");
+      })`),
+      PROD,
+      { cpuMs: 50, wallMs: 20_000 },
+    );
+    const waiting = runtime.dispatch("waiting", get("http://w.test/wait"));
+    for (let i = 0; i < 60; i++) await runtime.dispatch("waiting", get("http://w.test/work"));
+    expect(new TextDecoder().decode((await waiting).body)).toBe("waited");
+    expect(stoppedForCpu("waiting")).toBe(false);
   });
 });

@@ -32,6 +32,7 @@ const WATCHDOG_MS = 5;
 const WATCH_IDLE_MS = 1_000;
 /** The wall time the bundle's top level (and the prelude's setup) may take when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
+const OUTSIDE = "code run outside a request (a timer, waitUntil)";
 
 interface InFlight {
   /** The instance's chargedNs when the request began: its charge is what chargedNs grew since. */
@@ -47,10 +48,21 @@ interface Instance {
   dispatch: ivm.Reference;
   bridge: BridgeState;
   inFlight: Set<InFlight>;
-  /** The highest cpuTime read (charged up to it). */
+  /** The highest cpuTime read (charged up to it), and the last one read. */
   cpuMark: bigint;
-  /** The CPU time the isolate used while requests were in flight, summed. */
+  rawCpu: bigint;
+  /**
+   * The CPU time the isolate used while exactly one request was in flight, summed: all of it that
+   * request's own (CPU used while several are in flight is nobody's for sure; `looping` watches it).
+   */
   chargedNs: number;
+  /**
+   * A stretch in which the isolate's cpuTime grew at every look and it answered nothing: since when
+   * (performance.now()), with cpuTime then. A loop makes one, whatever else is in flight.
+   */
+  busy?: { at: number; cpu: bigint };
+  /** cpuTime at the watchdog's last look. */
+  lookCpu: bigint;
   /** Over the limit since (performance.now()), while the watchdog waits out its grace. */
   suspect?: { at: number };
   /** CPU time the isolate used while nothing of it was in flight (timers, waitUntil), since it was last idle. */
@@ -278,6 +290,8 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       bridge,
       inFlight: new Set(),
       cpuMark: 0n,
+      rawCpu: 0n,
+      lookCpu: 0n,
       chargedNs: 0,
       backgroundNs: 0,
       touchedAt: Date.now(),
@@ -344,16 +358,25 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         .apply(undefined, [req], { arguments: { copy: true }, result: { promise: true, copy: true } })
         .then(
           (answer) => {
-            instance.progressAt = performance.now();
+            this.answered(instance);
             try {
               finish(undefined, answerOf(app, this.host, answer));
             } catch (error) {
               finish(error as EdgeError);
             }
           },
-          (error: unknown) => finish(this.failure(instance, error)),
+          (error: unknown) => {
+            // The app's code threw: the isolate answered. A stopped or disposed one did not.
+            if (instance.stopped === undefined && !instance.isolate.isDisposed) this.answered(instance);
+            finish(this.failure(instance, error));
+          },
         );
     });
+  }
+
+  private answered(instance: Instance): void {
+    instance.progressAt = performance.now();
+    instance.busy = undefined;
   }
 
   /** Why a dispatch into the isolate failed. */
@@ -378,22 +401,24 @@ export class EdgeRuntime implements EdgeRuntimeLike {
   }
 
   /**
-   * Charges the CPU time the isolate used since the last look to every request in flight, whole (not
-   * split: requests parked beside a loop would share out its charge): `chargedNs` adds up the time
-   * used while requests were in flight, so a request's charge is its growth since the request began
-   * (O(1) per look; the oldest request has the largest). isolated-vm's cpuTime is the
+   * Charges the CPU time the isolate used since the last look to the request in flight when there is
+   * exactly one (then it is surely its own: neither split among parked requests nor charged to a
+   * request waiting on a fetch beside others' work): `chargedNs` adds it up, so a request's charge
+   * is its growth since the request began (O(1) per look; the oldest request has the largest, as no
+   * other is ever alone while it is in flight). isolated-vm's cpuTime is the
    * thread's CPU time for finished slices but the wall time of a slice still running, so it can read
    * high while the thread waits for a core and lower once the slice ends: the mark only goes up.
    */
   private account(instance: Instance): void {
     if (instance.isolate.isDisposed) return;
     const now = instance.isolate.cpuTime;
+    instance.rawCpu = now;
     if (now <= instance.cpuMark) return;
     const used = Number(now - instance.cpuMark);
     instance.cpuMark = now;
     instance.touchedAt = Date.now();
     if (instance.inFlight.size === 0) instance.backgroundNs += used;
-    else instance.chargedNs += used;
+    else if (instance.inFlight.size === 1) instance.chargedNs += used;
   }
 
   private touch(instance: Instance): void {
@@ -408,22 +433,39 @@ export class EdgeRuntime implements EdgeRuntimeLike {
    * What the watchdog found over the CPU limit, if anything: the oldest request (the most charged),
    * or code run outside requests.
    */
-  private overLimit(instance: Instance): string | undefined {
-    const limitNs = instance.limits.cpuMs * 1e6;
+  private overLimit(instance: Instance, readHigh = 0n): string | undefined {
+    const limitNs = instance.limits.cpuMs * 1e6 + Number(readHigh);
     const oldest = instance.inFlight.values().next().value;
     if (oldest !== undefined && instance.chargedNs - oldest.chargedAtStart > limitNs) return "a request";
-    if (instance.backgroundNs > limitNs) return "code run outside a request (a timer, waitUntil)";
+    if (instance.backgroundNs > limitNs) return OUTSIDE;
     return undefined;
   }
 
   /**
+   * A loop, whatever shares its isolate: its cpuTime grew at every look, by at least half the wall
+   * time, for twice the CPU limit (at least 40 ms), and it answered nothing meanwhile.
+   */
+  private looping(instance: Instance): boolean {
+    const cpu = instance.rawCpu;
+    const grew = cpu > instance.lookCpu;
+    instance.lookCpu = cpu;
+    if (!grew || instance.busy === undefined) {
+      instance.busy = grew ? { at: performance.now(), cpu } : undefined;
+      return false;
+    }
+    const span = performance.now() - instance.busy.at;
+    return span >= Math.max(40, 2 * instance.limits.cpuMs) && Number(cpu - instance.busy.cpu) >= span * 0.5e6;
+  }
+
+  /**
    * Stops the isolates over their CPU limit. A charge over the limit must hold for a grace as long
-   * as the limit (at least 20 ms) in which the isolate answers no request: a slice that read high
-   * while its thread waited for a core ends within that, and many short requests at once keep being
-   * answered, but a loop answers nothing. Only an answer from the isolate counts (a request that
-   * timed out or a call to the host from a loop is no sign the isolate is free). A loop is so
-   * stopped after about twice the limit; code that works in bursts between sleeps, once its charge
-   * is over the limit, as soon as it has answered nothing for the grace.
+   * as the limit (at least 20 ms) in which the isolate answers no request, and still be over at its
+   * end net of what the last look may read high (a slice that read high while its thread waited for
+   * a core reads lower once it ends). Apart from any charge, an isolate busy without a break for
+   * twice the limit and answering nothing is a loop, however many requests share it (`looping`).
+   * Only an answer from the isolate counts (a request that timed out, or a call to the host from a
+   * loop, is no sign the isolate is free). A loop is so stopped after about twice the limit; code
+   * that works in bursts between sleeps, alone in its isolate, once its charge is over the limit.
    */
   private tick(): void {
     const now = Date.now();
@@ -433,6 +475,10 @@ export class EdgeRuntime implements EdgeRuntimeLike {
         continue;
       }
       this.account(instance);
+      if (this.looping(instance)) {
+        this.stopForCpu(instance, instance.inFlight.size > 0 ? "a request" : OUTSIDE);
+        continue;
+      }
       const over = this.overLimit(instance);
       if (over === undefined) {
         instance.suspect = undefined;
@@ -441,10 +487,9 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       } else {
         const span = performance.now() - instance.suspect.at;
         if (span >= Math.max(20, instance.limits.cpuMs)) {
-          if (instance.progressAt < instance.suspect.at) {
-            const message = `${instance.app}: ${over} used more than ${instance.limits.cpuMs} ms of CPU`;
-            this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
-            this.stop(instance, "cpu_limit", message);
+          const readHigh = instance.cpuMark > instance.rawCpu ? instance.cpuMark - instance.rawCpu : 0n;
+          if (instance.progressAt < instance.suspect.at && this.overLimit(instance, readHigh) !== undefined) {
+            this.stopForCpu(instance, over);
             continue;
           }
           instance.suspect = { at: performance.now() };
@@ -457,6 +502,12 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       clearInterval(this.watchdog);
       this.watchdog = undefined;
     }
+  }
+
+  private stopForCpu(instance: Instance, what: string): void {
+    const message = `${instance.app}: ${what} used more than ${instance.limits.cpuMs} ms of CPU`;
+    this.host.log(instance.app, "error", `${message}; its isolate was stopped`);
+    this.stop(instance, "cpu_limit", message);
   }
 
   /** Stops an isolate: what it has in flight fails with `code`; the app's next request makes a new one. */
