@@ -3,7 +3,9 @@
  * cold start (docs/edge.md: 7.6 + 8.7 of about 20 ms on a quiet core), and none of it depends on the
  * app. So for each memory limit in use, one spare isolate waits, prepared in the background after
  * the last was taken; a deploy takes it and only loads the app's own code. A spare has never run an
- * app's code: it is as fresh as one made on the spot.
+ * app's code: it is as fresh as one made on the spot. Every prepared isolate has also run the
+ * prelude's request path once (isolate/app.ts `warm`), so an app's first request is not the one to
+ * pay for V8 compiling it.
  */
 import ivm from "isolated-vm";
 import { edgePrelude, edgePreludeCache, PRELUDE_FILENAME } from "./prelude.js";
@@ -24,6 +26,9 @@ async function prepare(memoryMb: number, timeoutMs: number): Promise<PreparedIso
     const context = await isolate.createContext();
     const script = await isolate.compileScript(prelude, { filename: PRELUDE_FILENAME, cachedData });
     await script.run(context, { timeout: timeoutMs });
+    // The prelude's request path run once, so that the app's first request costs what later ones do.
+    const warm: ivm.Reference = await context.global.get("__hangar_warm", { reference: true });
+    await warm.apply(undefined, [], { result: { promise: true }, timeout: timeoutMs });
     return { isolate, context };
   } catch (error) {
     isolate.dispose();

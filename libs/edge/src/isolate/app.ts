@@ -12,10 +12,12 @@ import type {
 import { bodyBytes } from "./body.js";
 import { cache } from "./cache.js";
 import { reportError, requestEnded, requestStarted } from "./console.js";
-import { headerList } from "./headers.js";
+import { EdgeHeaders, headerList } from "./headers.js";
 import { image } from "./image.js";
 import { type EdgeRequest, requestFromHost } from "./request.js";
 import { EdgeResponse } from "./response.js";
+import { TextDecoder, TextEncoder } from "./text.js";
+import { URL } from "./url.js";
 
 type Handler = (request: EdgeRequest, env: Record<string, string>, ctx: ExecutionContext) => unknown;
 
@@ -128,6 +130,48 @@ async function respond(req: EdgeHttpRequest): Promise<EdgeHttpResponse | Dispatc
       error: "no_handler",
       message: "the app registered no handler (fly.http.respondWith or export default { fetch })",
     };
+  return respondBy(req, handle);
+}
+
+/**
+ * Runs the prelude's request path once before the isolate serves, with a handler of its own that
+ * does what apps commonly do (headers, a URL, a body read, JSON and text responses, a clone): V8
+ * compiles the prelude's functions lazily, on first call, so an app's first request would otherwise
+ * pay for it (11-59 ms of CPU on a busy host, against a few ms later). Calls nothing of the host.
+ */
+export async function warm(): Promise<void> {
+  const req: EdgeHttpRequest = {
+    method: "POST",
+    url: "http://warm.invalid/path?query=1",
+    headers: [
+      ["content-type", "application/json"],
+      ["x-warm", "1"],
+    ],
+    body: new TextEncoder().encode('{"warm":true}'),
+  };
+  const answers = [
+    await respondBy(req, async (request) => {
+      const url = new URL(request.url);
+      const body = (await request.clone().json()) as unknown;
+      const headers = new EdgeHeaders(request.headers);
+      headers.set("x-path", url.pathname + url.searchParams.get("query"));
+      return EdgeResponse.json({ body, text: await request.text(), method: request.method }, { headers });
+    }),
+    await respondBy({ method: "GET", url: req.url, headers: [] }, async (request) => {
+      const bytes = new Uint8Array(
+        await new EdgeResponse(request.headers.get("x-none") ?? "x").arrayBuffer(),
+      );
+      return new EdgeResponse(new TextDecoder().decode(bytes), { status: 201, headers: { "x-warm": "1" } });
+    }),
+  ];
+  for (const answer of answers)
+    if ("error" in answer) throw new Error(`warming the prelude failed: ${answer.message}`);
+}
+
+async function respondBy(
+  req: EdgeHttpRequest,
+  handle: (request: EdgeRequest, ctx: ExecutionContext) => unknown,
+): Promise<EdgeHttpResponse | DispatchFailure> {
   const hasBody = req.body !== undefined && req.method !== "GET" && req.method !== "HEAD";
   const request = requestFromHost(req.url, {
     method: req.method,

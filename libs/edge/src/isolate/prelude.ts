@@ -13,7 +13,7 @@ import {
   WritableStream,
 } from "web-streams-polyfill";
 import type { EdgeAppEnv, EdgeHttpRequest } from "../contract.js";
-import { addEventListener, app, configureApp, dispatch, fly, registerModule } from "./app.js";
+import { addEventListener, app, configureApp, dispatch, fly, registerModule, warm } from "./app.js";
 import { edgeConsole } from "./console.js";
 import { EdgeCryptoKey, edgeCrypto } from "./crypto.js";
 import { EdgeDOMException } from "./dom-exception.js";
@@ -68,6 +68,15 @@ export interface IsolateEntry {
   dispatch(req: EdgeHttpRequest): Promise<unknown>;
   registerModule(namespace: Record<string, unknown>): void;
 }
+
+// The host runs it once, right after the prelude, before anything else (isolate-pool.ts).
+Object.defineProperty(globalThis, "__hangar_warm", {
+  configurable: true,
+  value(): Promise<void> {
+    delete (globalThis as { __hangar_warm?: unknown }).__hangar_warm;
+    return warm();
+  },
+});
 
 Object.defineProperty(globalThis, "__hangar_init", {
   configurable: true,
