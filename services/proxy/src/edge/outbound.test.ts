@@ -187,6 +187,14 @@ describe("ProxyEdgeHost fetch of <app>.internal", () => {
     const answer = await h.fetch("web", get("http://api.internal:8080/v1?x=2"), never);
     expect(answer.status).toBe(207);
     expect(seen.at(-1)).toMatchObject({ url: "/v1?x=2", host: "api.apps.test" });
+    // The app's own Host, in any case, gives way to the app's routed name.
+    const hosted = await h.fetch(
+      "web",
+      get("http://api.internal/", { headers: [["HOST", "evil.example"]] }),
+      never,
+    );
+    expect(hosted.status).toBe(207);
+    expect(seen.at(-1)).toMatchObject({ url: "/", host: "api.apps.test" });
     await expect(h.fetch("web", get("http://other.internal/"), never)).rejects.toThrow(
       /no app other in this app's private network/,
     );

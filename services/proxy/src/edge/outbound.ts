@@ -82,7 +82,7 @@ export function sendOutbound(
     );
   }
   if (via !== undefined) {
-    const headers: [string, string][] = req.headers.filter(([name]) => name !== "host");
+    const headers: [string, string][] = req.headers.filter(([name]) => name.toLowerCase() !== "host");
     headers.push(["host", dest.hostHeader ?? url.host]);
     const inside = `http://${via.host}:${via.port}${url.pathname}${url.search}`;
     return httpFetch(app, { ...req, url: inside, headers }, signal);

@@ -12,10 +12,30 @@ export interface EdgeApps {
   dispatch(app: string, req: EdgeHttpRequest): Promise<EdgeHttpResponse>;
 }
 
+/** How much of one app's edge traffic a proxy process takes at once. */
+export interface EdgeServeLimits {
+  /** The app's requests in flight, from their arrival until their answer is sent. */
+  requestsPerApp: number;
+  /** Client body bytes the app's requests in flight hold (each body at most EDGE_BODY_MAX_BYTES). */
+  bodyBytesPerApp: number;
+}
+
+export const EDGE_SERVE_LIMITS: Readonly<EdgeServeLimits> = Object.freeze({
+  requestsPerApp: 128,
+  bodyBytesPerApp: 64 * 1024 * 1024,
+});
+
+/** What each app's requests in flight hold in this process (an app is here while it has some). */
+const loads = new Map<string, { requests: number; bodyBytes: number }>();
+
+/** An app's request the proxy will not take now: too much of the app's traffic is in flight. */
+class EdgeBusyError extends Error {}
+
 /**
  * Serves a client request with an edge app's code: the request as a machine would get it (Fly's
  * forwarding headers, hop-by-hop ones dropped, the body whole), the code's answer with the proxy's
  * signature, or the code's failure as the proxy's `{"error","status"}` refusal with its status.
+ * Past the app's `limits` (requests or body bytes in flight) it answers 503 `edge_busy`.
  */
 export function serveEdge(
   engine: ProxyEngine,
@@ -23,6 +43,7 @@ export function serveEdge(
   app: string,
   req: IncomingMessage,
   res: ServerResponse,
+  limits: Readonly<EdgeServeLimits> = EDGE_SERVE_LIMITS,
 ): void {
   const arrivedAt = performance.now();
   const fwd = engine.forwarding(req);
@@ -38,6 +59,34 @@ export function serveEdge(
       engine.metrics?.request(metrics, status, (performance.now() - arrivedAt) / 1000);
     }
   });
+  let load = loads.get(app);
+  if (load === undefined) {
+    load = { requests: 0, bodyBytes: 0 };
+    loads.set(app, load);
+  }
+  if (load.requests >= limits.requestsPerApp) {
+    busy(
+      res,
+      `edge app ${app} has ${limits.requestsPerApp} requests in flight on this proxy, the most it takes at once`,
+      fwd,
+      app,
+    );
+    return;
+  }
+  const held = load;
+  held.requests++;
+  let heldBytes = 0;
+  res.once("close", () => {
+    held.requests--;
+    held.bodyBytes -= heldBytes;
+    if (held.requests === 0) loads.delete(app);
+  });
+  const reserve = (bytes: number): boolean => {
+    if (held.bodyBytes + bytes > limits.bodyBytesPerApp) return false;
+    held.bodyBytes += bytes;
+    heldBytes += bytes;
+    return true;
+  };
   const method = req.method ?? "GET";
   const url = `http://${upstream.host ?? app}${req.url ?? "/"}`;
   const run = (body: Uint8Array | undefined) => {
@@ -50,14 +99,29 @@ export function serveEdge(
     run(undefined);
     return;
   }
-  readBody(req).then(run, (err: Error) => {
+  readBody(req, reserve).then(run, (err: Error) => {
     if (res.headersSent || res.destroyed) return;
-    refuse(res, { status: 413, code: "body_too_large", message: err.message, app }, fwd);
+    if (err instanceof EdgeBusyError) {
+      const most = limits.bodyBytesPerApp;
+      busy(
+        res,
+        `edge app ${app}'s requests in flight on this proxy hold ${most} bytes of request bodies, the most it takes at once`,
+        fwd,
+        app,
+      );
+    } else refuse(res, { status: 413, code: "body_too_large", message: err.message, app }, fwd);
   });
 }
 
-/** The client's body, whole; rejects once it passes EDGE_BODY_MAX_BYTES (the rest is drained). */
-function readBody(req: IncomingMessage): Promise<Uint8Array> {
+function busy(res: ServerResponse, message: string, fwd: Forwarding, app: string): void {
+  refuse(res, { status: 503, code: "edge_busy", message, app, retryAfter: 1 }, fwd);
+}
+
+/**
+ * The client's body, whole; rejects once it passes EDGE_BODY_MAX_BYTES, or with EdgeBusyError once
+ * `reserve` refuses its bytes (the app's requests in flight hold their most); the rest is drained.
+ */
+function readBody(req: IncomingMessage, reserve: (bytes: number) => boolean): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -73,6 +137,12 @@ function readBody(req: IncomingMessage): Promise<Uint8Array> {
         );
         return;
       }
+      if (!reserve(chunk.length)) {
+        over = true;
+        chunks.length = 0;
+        reject(new EdgeBusyError("the app's request bodies in flight are at their most"));
+        return;
+      }
       chunks.push(chunk);
     });
     req.once("end", () => {
@@ -81,6 +151,9 @@ function readBody(req: IncomingMessage): Promise<Uint8Array> {
     req.once("error", reject);
   });
 }
+
+/** A header name: an RFC 9110 token. */
+const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
 
 // Statuses whose answer has no body (RFC 9110 §6.4.1).
 function bodiless(status: number, method: string): boolean {
@@ -97,9 +170,11 @@ function answerWith(
   if (res.destroyed || res.headersSent) return;
   const raw: string[] = [];
   for (const [name, value] of answer.headers) {
-    // The proxy frames the body it has whole.
-    if (name === "content-length") continue;
-    raw.push(name, value);
+    const lower = name.toLowerCase();
+    // The proxy frames the body it has whole (downstreamResponse drops the hop-by-hop headers,
+    // Transfer-Encoding among them, in any case); a name that is not a token never reaches the wire.
+    if (lower === "content-length" || !HEADER_NAME.test(lower)) continue;
+    raw.push(lower, value);
   }
   const headers = downstreamResponse(raw, fwd.requestId, fwd.via, fwd.region, false);
   const empty = bodiless(answer.status, method);
