@@ -19,6 +19,8 @@ const CryptoKeyClass = (globalThis as unknown as { CryptoKey: typeof webcrypto.C
 const LOG_LEVELS = new Set<EdgeLogLevel>(["debug", "info", "warn", "error"]);
 /** A console line longer than this is cut (the rest is noted by its length). */
 const LOG_LINE_MAX = 16 * 1024;
+/** Timers an isolate may have waiting at once (setTimeout, setInterval). */
+export const EDGE_TIMERS_MAX = 1_000;
 /** Keys an isolate may hold at once (crypto.subtle). */
 const KEYS_MAX = 10_000;
 /** Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES on the host). */
@@ -54,7 +56,8 @@ const SUBTLE_OPERATIONS = new Set([
 /** What one isolate's bridge holds, released with the isolate. */
 export class BridgeState {
   readonly fetches = new Map<number, AbortController>();
-  readonly timers = new Set<NodeJS.Timeout>();
+  /** The isolate's timers waiting, by its timer id: a cleared one is cancelled here too. */
+  readonly timers = new Map<number, { timer: NodeJS.Timeout; done: () => void }>();
   readonly keys = new Map<number, webcrypto.CryptoKey>();
   nextKey = 1;
   closed = false;
@@ -67,7 +70,7 @@ export class BridgeState {
     for (const controller of this.fetches.values())
       controller.abort(new Error("the edge app's isolate was stopped"));
     this.fetches.clear();
-    for (const timer of this.timers) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.keys.clear();
   }
@@ -298,18 +301,31 @@ export function hostBridge(
           .run(state, () => image(app, input, ops as EdgeImageOp[]))
           .then((out) => ({ ...out }));
       }
-      case "sleep":
+      case "sleep": {
+        const id = args[1];
+        if (typeof id !== "number" || state.timers.has(id))
+          throw new TypeError("sleep: a malformed timer id");
+        if (state.timers.size >= EDGE_TIMERS_MAX)
+          throw new RangeError(`more than ${EDGE_TIMERS_MAX} timers waiting at once`);
         return new Promise<void>((resolve) => {
           const ms = Math.min(Math.max(0, Number(args[0]) || 0), 2 ** 31 - 1);
-          const timer = setTimeout(() => {
-            state.timers.delete(timer);
-            touched();
+          const done = () => {
+            clearTimeout(timer);
+            state.timers.delete(id);
             resolve();
+          };
+          const timer = setTimeout(() => {
+            done();
+            touched();
           }, ms);
           // An app's timers never keep the embedder's process alive.
           timer.unref();
-          state.timers.add(timer);
+          state.timers.set(id, { timer, done });
         });
+      }
+      case "cancelSleep":
+        state.timers.get(args[0] as number)?.done();
+        return undefined;
       case "random": {
         const n = args[0];
         if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65536)

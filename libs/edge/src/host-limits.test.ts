@@ -4,7 +4,7 @@
  */
 import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
-import { EDGE_HEAVY_PER_ISOLATE, EDGE_PBKDF2_MAX_ITERATIONS } from "./bridge.js";
+import { EDGE_HEAVY_PER_ISOLATE, EDGE_PBKDF2_MAX_ITERATIONS, EDGE_TIMERS_MAX } from "./bridge.js";
 import { edgeBundleOf } from "./bundle-code.js";
 import type { EdgeHttpRequest, EdgeHttpResponse, EdgeImageOp, EdgeImageResult } from "./contract.js";
 import { EDGE_IMAGE_MAX_PIXELS, EdgeImageError, transformImage } from "./image.js";
@@ -119,5 +119,31 @@ describe("the bridge's bounds on host work", () => {
       expect(outcomes.filter((o) => /QuotaExceededError/.test(o))).toHaveLength(3 - EDGE_HEAVY_PER_ISOLATE);
     }
     expect(host.most).toBe(2);
+  });
+
+  it("cancels a cleared timer in the host too, and lets at most 1,000 timers wait at once", async () => {
+    await runtime.deploy(
+      "timers",
+      edgeBundleOf(`fly.http.respondWith(async () => {
+        // Set and cleared at once: the host must not keep them (each would hold a timer for 11 days).
+        for (let i = 0; i < 5000; i++) clearTimeout(setTimeout(() => {}, 1e9));
+        const fired = await new Promise((resolve) => setTimeout(() => resolve("fired"), 1));
+        const kept = [];
+        let refused = "none";
+        try { for (let i = 0; i < 1001; i++) kept.push(setTimeout(() => {}, 1e9)); } catch (e) { refused = e.message; }
+        const held = kept.length;
+        for (const id of kept) clearTimeout(id);
+        const again = await new Promise((resolve) => setTimeout(() => resolve("fired"), 1));
+        return Response.json({ fired, held, refused, again });
+      })`),
+      PROD,
+    );
+    expect(JSON.parse(text(await runtime.dispatch("timers", get("http://t.test/"))))).toEqual({
+      fired: "fired",
+      held: EDGE_TIMERS_MAX,
+      refused: `more than ${EDGE_TIMERS_MAX} timers waiting at once`,
+      again: "fired",
+    });
+    expect(host.logs.filter((l) => l.app === "timers" && l.level === "error")).toEqual([]);
   });
 });
