@@ -6,7 +6,14 @@ import sharp from "sharp";
 import { afterAll, describe, expect, it } from "vitest";
 import { EDGE_HEAVY_PER_ISOLATE, EDGE_PBKDF2_MAX_ITERATIONS, EDGE_TIMERS_MAX } from "./bridge.js";
 import { edgeBundleOf } from "./bundle-code.js";
-import type { EdgeHttpRequest, EdgeHttpResponse, EdgeImageOp, EdgeImageResult } from "./contract.js";
+import {
+  EDGE_BODY_MAX_BYTES,
+  EdgeError,
+  type EdgeHttpRequest,
+  type EdgeHttpResponse,
+  type EdgeImageOp,
+  type EdgeImageResult,
+} from "./contract.js";
 import { EDGE_IMAGE_MAX_PIXELS, EdgeImageError, transformImage } from "./image.js";
 import { MemoryEdgeHost } from "./memory-host.js";
 import { EdgeRuntime } from "./runtime.js";
@@ -14,6 +21,15 @@ import { EdgeRuntime } from "./runtime.js";
 const text = (res: EdgeHttpResponse) => new TextDecoder().decode(res.body);
 const get = (url: string): EdgeHttpRequest => ({ method: "GET", url, headers: [] });
 const PROD = { appEnv: "production" as const, vars: {} };
+
+async function failure(promise: Promise<unknown>): Promise<EdgeError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(EdgeError);
+  return error as EdgeError;
+}
 
 /** A host whose image operations wait until the test lets them go, counting those under way. */
 class HeldImages extends MemoryEdgeHost {
@@ -145,5 +161,39 @@ describe("the bridge's bounds on host work", () => {
       again: "fired",
     });
     expect(host.logs.filter((l) => l.app === "timers" && l.level === "error")).toEqual([]);
+  });
+
+  it("refuses a response body over 10 MiB, in the prelude and, when the code bent it, in the host", async () => {
+    await runtime.deploy(
+      "big-body",
+      edgeBundleOf(`fly.http.respondWith((req) => {
+        const body = req.url.endsWith("/text") ? "x".repeat(${EDGE_BODY_MAX_BYTES} + 1) : new Uint8Array(${EDGE_BODY_MAX_BYTES} + 1);
+        const res = new Response(body);
+        if (req.url.endsWith("/bent")) {
+          // The second look at a large array's length (the prelude's check, after it copied the body)
+          // says it is empty.
+          const proto = Object.getPrototypeOf(Uint8Array.prototype);
+          const real = Object.getOwnPropertyDescriptor(proto, "byteLength").get;
+          let looks = 0;
+          Object.defineProperty(proto, "byteLength", {
+            get() { const n = real.call(this); return n > ${EDGE_BODY_MAX_BYTES} && ++looks === 2 ? 0 : n; },
+          });
+        }
+        return res;
+      })`),
+      PROD,
+    );
+    for (const path of ["/bytes", "/text"]) {
+      const error = await failure(runtime.dispatch("big-body", get(`http://b.test${path}`)));
+      expect([error.code, error.message]).toEqual([
+        "uncaught",
+        expect.stringMatching(/larger than 10485760 bytes/),
+      ]);
+    }
+    const bent = await failure(runtime.dispatch("big-body", get("http://b.test/bent")));
+    expect([bent.code, bent.message]).toEqual([
+      "bad_response",
+      expect.stringMatching(/larger than 10485760 bytes/),
+    ]);
   });
 });

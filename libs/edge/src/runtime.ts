@@ -121,6 +121,12 @@ function answerOf(app: string, host: EdgeHost, answer: unknown): EdgeHttpRespons
     (value.statusText !== undefined && typeof value.statusText !== "string")
   )
     throw new EdgeError("bad_response", `${app}: the isolate answered a malformed response`);
+  // The prelude cuts a body at the bound; code that bent it could send more, and the host refuses it.
+  if (value.body.byteLength > EDGE_BODY_MAX_BYTES)
+    throw new EdgeError(
+      "bad_response",
+      `${app}: a response body is larger than ${EDGE_BODY_MAX_BYTES} bytes`,
+    );
   return {
     status: value.status,
     headers: value.headers,

@@ -138,9 +138,15 @@ export class EdgeBody {
   }
 }
 
-/** The whole body as bytes (marks it used), for the host; an empty body is undefined. */
+/**
+ * The whole body as bytes (marks it used), for the host; an empty body is undefined. At most
+ * EDGE_BODY_MAX_BYTES cross (a stream is cut as it is read, bytes or a string given whole here).
+ */
 export async function bodyBytes(body: EdgeBody): Promise<Uint8Array | undefined> {
   const source = sourceOf(body);
   if (source === null) return undefined;
-  return new Uint8Array(await body.arrayBuffer());
+  const bytes = new Uint8Array(await body.arrayBuffer());
+  if (bytes.byteLength > EDGE_BODY_MAX_BYTES)
+    throw new RangeError(`a body is larger than ${EDGE_BODY_MAX_BYTES} bytes`);
+  return bytes;
 }
