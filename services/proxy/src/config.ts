@@ -1,3 +1,4 @@
+import { EDGE_CACHE_MAX_BYTES } from "@hangar/config";
 import { defineServiceConfig, partlySharedSettings, port, setting } from "@hangar/service";
 import { z } from "zod";
 import { QUEUE_DEFAULTS } from "./engine/mod.js";
@@ -41,6 +42,10 @@ export const config = defineServiceConfig("proxy", {
   HANGAR_PROXY_WORKERS: setting(count(1), {
     description:
       "proxy worker processes (node:cluster: the first process accepts connections and hands them out); each holds its part of every machine's soft and hard limits",
+  }),
+  HANGAR_PROXY_EDGE_CACHE_MAX_BYTES: setting(count(EDGE_CACHE_MAX_BYTES), {
+    description:
+      "the most the edge apps' cache bucket (hangar-edge-cache) holds, every app's entries together: a set past it fails; applied when the bucket is created",
   }),
   // The edge apps' secrets are opened with it when their code is deployed (docs/security.md).
   HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,

@@ -26,9 +26,11 @@ import {
 import { CommandHandler, EventStore, ensureStream, prefixedStream } from "@hangar/eventstore";
 import { type MachineLogLine, subjects } from "@hangar/service";
 import { createLogger } from "@hangar/telemetry";
+import { Kvm } from "@nats-io/kv";
 import { type ObjectStore, Objm } from "@nats-io/obj";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { EDGE_CACHE_VALUE_MAX_BYTES, KvEdgeCache } from "../src/edge/cache.js";
 import { type RunningEdgeApps, startEdgeApps } from "../src/edge/mod.js";
 import { createProxy, type EdgeProxy } from "../src/engine/mod.js";
 import { StreamRouteTable } from "../src/routes/route-table.js";
@@ -45,6 +47,8 @@ const bundlesBucket = `edgebundles${suffix}`;
 const cacheBucket = `edgecache${suffix}`;
 const proxyId = `edge-test.${suffix}`;
 const region = "local";
+/** The cache bucket's size in this test: a few of the largest values. */
+const CACHE_MAX_BYTES = 2 * 1024 * 1024;
 const SERVICE = JSON.stringify({ services: [{ internal_port: 8080, ports: [{ port: 80 }] }] });
 
 let nc: NatsConnection;
@@ -82,6 +86,7 @@ beforeAll(async () => {
     releases: streams.releases,
     bundlesBucket,
     cacheBucket,
+    cacheMaxBytes: CACHE_MAX_BYTES,
   });
   proxy = createProxy({
     routes,
@@ -411,5 +416,26 @@ describe("what an edge app reaches", () => {
     sub.unsubscribe();
     expect(lines[0]).toMatchObject({ app: a, region, stream: "stdout", line: "set apple" });
     expect(lines[0]?.machine_id).toBe(`edge-edge-test-${suffix}`);
+  });
+});
+
+describe("the edge buckets' bounds", () => {
+  it("creates the cache bucket with its max bytes, so sets past it fail instead of growing the stream", async () => {
+    const info = await store.jsm.streams.info(`KV_${cacheBucket}`);
+    expect(info.config.max_bytes).toBe(CACHE_MAX_BYTES);
+    const cache = new KvEdgeCache(await new Kvm(nc).open(cacheBucket));
+    const value = new Uint8Array(EDGE_CACHE_VALUE_MAX_BYTES);
+    let stored = 0;
+    let refused: unknown;
+    while (refused === undefined && stored < 10) {
+      await cache.set(`filler-${suffix}`, `k${stored}`, value).then(
+        () => stored++,
+        (err: unknown) => {
+          refused = err;
+        },
+      );
+    }
+    expect(String(refused)).toMatch(/maximum bytes exceeded/i);
+    expect(stored).toBeLessThan(CACHE_MAX_BYTES / EDGE_CACHE_VALUE_MAX_BYTES);
   });
 });

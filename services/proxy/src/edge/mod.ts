@@ -1,6 +1,6 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { EDGE_BUNDLES_BUCKET, EDGE_CACHE_BUCKET } from "@hangar/config";
+import { EDGE_BUNDLES_BUCKET, EDGE_CACHE_BUCKET, EDGE_CACHE_MAX_BYTES } from "@hangar/config";
 import type { ReleaseEvent } from "@hangar/domain";
 import { EdgeRuntime } from "@hangar/edge";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
@@ -35,6 +35,8 @@ export interface EdgeAppsOptions {
   releases?: AggregateStream<ReleaseEvent>;
   bundlesBucket?: string;
   cacheBucket?: string;
+  /** The cache bucket's size when this creates it (HANGAR_PROXY_EDGE_CACHE_MAX_BYTES; default EDGE_CACHE_MAX_BYTES). */
+  cacheMaxBytes?: number;
   isRefused?: (address: string) => boolean;
 }
 
@@ -63,7 +65,11 @@ export async function startEdgeApps(opts: EdgeAppsOptions): Promise<RunningEdgeA
     replicas,
   });
   const cache = new KvEdgeCache(
-    await openKvBucket(nc, opts.cacheBucket ?? EDGE_CACHE_BUCKET, { replicas, ttlMs: EDGE_CACHE_MAX_AGE_MS }),
+    await openKvBucket(nc, opts.cacheBucket ?? EDGE_CACHE_BUCKET, {
+      replicas,
+      ttlMs: EDGE_CACHE_MAX_AGE_MS,
+      maxBytes: opts.cacheMaxBytes ?? EDGE_CACHE_MAX_BYTES,
+    }),
   );
   const logs = new EdgeLogs(nc, opts.proxyId, opts.region);
   let internal: AddressInfo | undefined;
