@@ -61,6 +61,8 @@ export class BridgeState {
   readonly keys = new Map<number, webcrypto.CryptoKey>();
   nextKey = 1;
   closed = false;
+  /** What console output the isolate may still send. */
+  readonly logs = new LogBudget();
   /** Heavy operations of this isolate under way or waiting for the process's turn. */
   heavy = 0;
 
@@ -135,14 +137,60 @@ function checkCost(op: string, args: unknown[]): void {
     throw new RangeError(`NotSupportedError: an RSA modulus is at most ${EDGE_RSA_MAX_BITS} bits`);
 }
 
-/** One console line of an app's code to its host, its level checked and its length capped. */
-export function logLine(host: EdgeHost, app: string, level: unknown, message: unknown): void {
+/** Console lines an isolate may send in a burst, and per second after it. */
+export const EDGE_LOG_LINES_PER_S = 1_000;
+/** Console characters an isolate may send in a burst, and per second after it. */
+export const EDGE_LOG_CHARS_PER_S = 1024 * 1024;
+const LOG_BURST_LINES = 2 * EDGE_LOG_LINES_PER_S;
+
+/**
+ * How much console output an isolate may still send (token buckets of lines and characters): an
+ * app's logging is the embedder's main thread's work. Lines over it are dropped and counted; the
+ * next line that goes says how many.
+ */
+export class LogBudget {
+  private lines = LOG_BURST_LINES;
+  private chars = EDGE_LOG_CHARS_PER_S;
+  private at = performance.now();
+  dropped = 0;
+
+  take(chars: number): boolean {
+    const now = performance.now();
+    const seconds = (now - this.at) / 1000;
+    this.at = now;
+    this.lines = Math.min(LOG_BURST_LINES, this.lines + seconds * EDGE_LOG_LINES_PER_S);
+    this.chars = Math.min(EDGE_LOG_CHARS_PER_S, this.chars + seconds * EDGE_LOG_CHARS_PER_S);
+    if (this.lines < 1 || this.chars < chars) {
+      this.dropped++;
+      return false;
+    }
+    this.lines -= 1;
+    this.chars -= chars;
+    return true;
+  }
+}
+
+/** One console line of an app's code to its host, its level checked, its length and rate capped. */
+export function logLine(
+  host: EdgeHost,
+  app: string,
+  budget: LogBudget,
+  level: unknown,
+  message: unknown,
+): void {
   const text = stringArg(message, "a log line");
-  host.log(
-    app,
-    LOG_LEVELS.has(level as EdgeLogLevel) ? (level as EdgeLogLevel) : "info",
-    text.length > LOG_LINE_MAX ? `${text.slice(0, LOG_LINE_MAX)}... (${text.length} characters)` : text,
-  );
+  const line =
+    text.length > LOG_LINE_MAX ? `${text.slice(0, LOG_LINE_MAX)}... (${text.length} characters)` : text;
+  if (!budget.take(line.length)) return;
+  if (budget.dropped > 0) {
+    host.log(
+      app,
+      "warn",
+      `${budget.dropped} console lines dropped (more than ${EDGE_LOG_LINES_PER_S} lines or ${EDGE_LOG_CHARS_PER_S} characters a second)`,
+    );
+    budget.dropped = 0;
+  }
+  host.log(app, LOG_LEVELS.has(level as EdgeLogLevel) ? (level as EdgeLogLevel) : "info", line);
 }
 
 /** Whether a value is a header list as the contract has it: [name, value] pairs of strings. */
@@ -279,7 +327,7 @@ export function hostBridge(
         state.fetches.get(args[0] as number)?.abort(new Error("aborted by the app"));
         return undefined;
       case "log":
-        logLine(host, app, args[0], args[1]);
+        logLine(host, app, state.logs, args[0], args[1]);
         return undefined;
       case "cacheGet":
         return host.cacheGet(app, stringArg(args[0], "a cache key"));

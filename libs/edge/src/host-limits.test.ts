@@ -3,7 +3,7 @@
  * crypto.subtle's PBKDF2 iterations and RSA modulus, and how many such operations run at once.
  */
 import sharp from "sharp";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { EDGE_HEAVY_PER_ISOLATE, EDGE_PBKDF2_MAX_ITERATIONS, EDGE_TIMERS_MAX } from "./bridge.js";
 import { edgeBundleOf } from "./bundle-code.js";
 import {
@@ -195,5 +195,34 @@ describe("the bridge's bounds on host work", () => {
       "bad_response",
       expect.stringMatching(/larger than 10485760 bytes/),
     ]);
+  });
+
+  it("caps the console lines a request holds, and an isolate's lines per second on the host", async () => {
+    await runtime.deploy(
+      "chatty",
+      edgeBundleOf(`fly.http.respondWith((req) => {
+        if (req.url.endsWith("/held")) for (let i = 0; i < 525; i++) console.log(String(i).padEnd(16 * 1024, "x"));
+        if (req.url.endsWith("/outside"))
+          setTimeout(() => {
+            for (let i = 0; i < 5000; i++) console.log("line " + i);
+            setTimeout(() => console.log("after"), 50);
+          }, 0);
+        return new Response("ok");
+      })`),
+      PROD,
+    );
+    const of = () => host.logs.filter((l) => l.app === "chatty");
+    // 525 lines of 16 KiB in one request: what the prelude holds (256 K characters), then a note.
+    await runtime.dispatch("chatty", get("http://c.test/held"));
+    const held = of();
+    expect(held.length).toBeLessThan(20);
+    expect(held.reduce((n, l) => n + l.message.length, 0)).toBeLessThanOrEqual(256 * 1024 + 200);
+    expect(held.at(-1)?.message).toMatch(/^\d+ console lines dropped/);
+    // 5,000 lines from a timer, outside any request: the host's budget lets about 2,000 through.
+    await runtime.dispatch("chatty", get("http://c.test/outside"));
+    await vi.waitFor(() => expect(of().some((l) => l.message === "after")).toBe(true), { timeout: 10_000 });
+    const outside = of().slice(held.length);
+    expect(outside.length).toBeLessThan(3_000);
+    expect(outside.some((l) => l.level === "warn" && /console lines dropped/.test(l.message))).toBe(true);
   });
 });

@@ -33,6 +33,8 @@ const WATCH_IDLE_MS = 1_000;
 /** The wall time the bundle's top level (and the prelude's setup) may take when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
 const OUTSIDE = "code run outside a request (a timer, waitUntil)";
+/** Console lines taken from one answer (the prelude holds at most 200, and one noting the rest). */
+const LOGS_PER_ANSWER_MAX = 201;
 
 interface InFlight {
   /** The instance's chargedNs when the request began: its charge is what chargedNs grew since. */
@@ -96,14 +98,16 @@ function isMemoryLimit(error: unknown): boolean {
 }
 
 /** An answer from the isolate's dispatch: a response, or why there is none; its console lines to the host. */
-function answerOf(app: string, host: EdgeHost, answer: unknown): EdgeHttpResponse {
+function answerOf(app: string, host: EdgeHost, bridge: BridgeState, answer: unknown): EdgeHttpResponse {
   const value = answer as Partial<EdgeHttpResponse> & {
     error?: EdgeErrorCode;
     message?: string;
     logs?: [EdgeLogLevel, string][];
   };
+  // At most what the prelude holds for a request (isolate/console.ts); the host's budget bounds the rest.
   if (Array.isArray(value?.logs))
-    for (const [level, message] of value.logs) logLine(host, app, level, message);
+    for (const entry of value.logs.slice(0, LOGS_PER_ANSWER_MAX))
+      if (Array.isArray(entry)) logLine(host, app, bridge.logs, entry[0], entry[1]);
   // The app's code shares the isolate with the prelude and could bend what dispatch answers: only
   // the failures the code itself can cause, and well-formed responses, are taken as they are.
   if (value?.error !== undefined)
@@ -366,7 +370,7 @@ export class EdgeRuntime implements EdgeRuntimeLike {
           (answer) => {
             this.answered(instance);
             try {
-              finish(undefined, answerOf(app, this.host, answer));
+              finish(undefined, answerOf(app, this.host, instance.bridge, answer));
             } catch (error) {
               finish(error as EdgeError);
             }
