@@ -13,6 +13,9 @@ export const EDGE_CACHE_BUCKET = "hangar-edge-cache";
 /** The default of HANGAR_PROXY_EDGE_CACHE_MAX_BYTES: the most the cache bucket holds, every app's entries together. */
 export const EDGE_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
 
+/** The default of HANGAR_EDGE_BUNDLES_MAX_BYTES: the most the bundles bucket holds, every app's bundles together. */
+export const EDGE_BUNDLES_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+
 /** The largest bundle the gateway stores: as large as a body that may cross into an isolate. */
 export const EDGE_BUNDLE_MAX_BYTES = EDGE_BODY_MAX_BYTES;
 

@@ -17,6 +17,7 @@ export type { EdgeConfig } from "./edge.js";
 export {
   EDGE_BUNDLE_MAX_BYTES,
   EDGE_BUNDLES_BUCKET,
+  EDGE_BUNDLES_MAX_BYTES,
   EDGE_CACHE_BUCKET,
   EDGE_CACHE_MAX_BYTES,
   EDGE_CPU_MS_MAX,

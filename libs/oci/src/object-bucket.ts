@@ -9,7 +9,11 @@ import type { NatsConnection } from "@nats-io/transport-node";
 export function openObjectBucket(
   nc: NatsConnection,
   name: string,
-  opts: { replicas?: number } = {},
+  opts: { replicas?: number; maxBytes?: number } = {},
 ): Promise<ObjectStore> {
-  return new Objm(nc).create(name, { storage: StorageType.File, replicas: opts.replicas ?? 1 });
+  return new Objm(nc).create(name, {
+    storage: StorageType.File,
+    replicas: opts.replicas ?? 1,
+    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+  });
 }

@@ -4,7 +4,7 @@
 // keeps its old name in `legacy` for one release: the old name still works, with a warning.
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { DirImageRootsSchema } from "@hangar/config";
+import { DirImageRootsSchema, EDGE_BUNDLES_MAX_BYTES } from "@hangar/config";
 import { z } from "zod";
 
 /** What docs/configuration.md says about a setting, beside its schema. */
@@ -73,6 +73,11 @@ export const partlySharedSettings = {
     description:
       "colon-separated folders whose dir: images may run (development only); unset, dir: images are refused",
     shownDefault: "unset (dir: images off)",
+  }),
+  // Read by the gateway (writes edge bundles) and the proxy (reads them): whichever creates the bucket sets it.
+  HANGAR_EDGE_BUNDLES_MAX_BYTES: setting(z.coerce.number().int().positive().default(EDGE_BUNDLES_MAX_BYTES), {
+    description:
+      "the most the edge apps' bundles bucket (hangar-edge-bundles) holds, every app's bundles together: an upload past it fails; applied when the bucket is created",
   }),
   // Read by the gateway (seals secrets) and every host agent (opens them when a machine starts).
   HANGAR_SECRETS_KEY: setting(z.string().min(1).optional(), {

@@ -77,6 +77,7 @@ export const config = defineServiceConfig("gateway", {
   }),
   // dir: images are off unless listed; the gateway refuses them at machine create and update.
   HANGAR_DIR_IMAGE_ROOTS: partlySharedSettings.HANGAR_DIR_IMAGE_ROOTS,
+  HANGAR_EDGE_BUNDLES_MAX_BYTES: partlySharedSettings.HANGAR_EDGE_BUNDLES_MAX_BYTES,
   HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
   HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,
   HANGAR_SECRETS_PREVIOUS_KEYS: partlySharedSettings.HANGAR_SECRETS_PREVIOUS_KEYS,

@@ -94,7 +94,10 @@ await runService({
       onError: (err) => logger.warn({ err }, "event feed"),
     });
     const appExists = (name: string) => catalog.app(name) !== undefined;
-    const edgeBundles = await EdgeBundles.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
+    const edgeBundles = await EdgeBundles.open(nc, {
+      replicas: config.HANGAR_STREAM_REPLICAS,
+      maxBytes: config.HANGAR_EDGE_BUNDLES_MAX_BYTES,
+    });
     const blobs = await BlobStore.open(nc, {
       replicas: config.HANGAR_GATEWAY_BLOB_REPLICAS ?? config.HANGAR_STREAM_REPLICAS,
     });

@@ -47,6 +47,7 @@ export const config = defineServiceConfig("proxy", {
     description:
       "the most the edge apps' cache bucket (hangar-edge-cache) holds, every app's entries together: a set past it fails; applied when the bucket is created",
   }),
+  HANGAR_EDGE_BUNDLES_MAX_BYTES: partlySharedSettings.HANGAR_EDGE_BUNDLES_MAX_BYTES,
   // The edge apps' secrets are opened with it when their code is deployed (docs/security.md).
   HANGAR_SECRETS_KEY: partlySharedSettings.HANGAR_SECRETS_KEY,
   HANGAR_SECRETS_KEY_FILE: partlySharedSettings.HANGAR_SECRETS_KEY_FILE,

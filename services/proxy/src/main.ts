@@ -70,6 +70,7 @@ async function serve(): Promise<void> {
         domain: config.HANGAR_PROXY_DOMAINS[0] ?? "localhost",
         replicas: config.HANGAR_STREAM_REPLICAS,
         cacheMaxBytes: config.HANGAR_PROXY_EDGE_CACHE_MAX_BYTES,
+        bundlesMaxBytes: config.HANGAR_EDGE_BUNDLES_MAX_BYTES,
         logger,
       });
       const proxy = createProxy({

@@ -49,6 +49,7 @@ const proxyId = `edge-test.${suffix}`;
 const region = "local";
 /** The cache bucket's size in this test: a few of the largest values. */
 const CACHE_MAX_BYTES = 2 * 1024 * 1024;
+const BUNDLES_MAX_BYTES = 64 * 1024 * 1024;
 const SERVICE = JSON.stringify({ services: [{ internal_port: 8080, ports: [{ port: 80 }] }] });
 
 let nc: NatsConnection;
@@ -72,7 +73,6 @@ beforeAll(async () => {
   apps = new CommandHandler(store, streams.apps, appDecider);
   machines = new CommandHandler(store, streams.machines, machineDecider);
   releases = new CommandHandler(store, streams.releases, releaseDecider);
-  bucket = await new Objm(nc).create(bundlesBucket);
   routes = await StreamRouteTable.start(store, { apps: streams.apps, machines: streams.machines });
   edgeApps = await startEdgeApps({
     nc,
@@ -87,7 +87,10 @@ beforeAll(async () => {
     bundlesBucket,
     cacheBucket,
     cacheMaxBytes: CACHE_MAX_BYTES,
+    bundlesMaxBytes: BUNDLES_MAX_BYTES,
   });
+  // The proxy made the bundles bucket (the gateway makes it too, with the same setting).
+  bucket = await new Objm(nc).open(bundlesBucket);
   proxy = createProxy({
     routes,
     region,
@@ -420,6 +423,11 @@ describe("what an edge app reaches", () => {
 });
 
 describe("the edge buckets' bounds", () => {
+  it("creates the bundles bucket with its max bytes", async () => {
+    const info = await store.jsm.streams.info(`OBJ_${bundlesBucket}`);
+    expect(info.config.max_bytes).toBe(BUNDLES_MAX_BYTES);
+  });
+
   it("creates the cache bucket with its max bytes, so sets past it fail instead of growing the stream", async () => {
     const info = await store.jsm.streams.info(`KV_${cacheBucket}`);
     expect(info.config.max_bytes).toBe(CACHE_MAX_BYTES);

@@ -12,10 +12,10 @@ import type { EdgeBundleStore } from "../http/edge-bundles.js";
 export class EdgeBundles implements EdgeBundleStore {
   private constructor(readonly os: ObjectStore) {}
 
-  /** Opens (creating if needed) the bucket. */
+  /** Opens (creating if needed, at most `maxBytes` when given: HANGAR_EDGE_BUNDLES_MAX_BYTES) the bucket. */
   static async open(
     nc: NatsConnection,
-    opts: { bucket?: string; replicas?: number } = {},
+    opts: { bucket?: string; replicas?: number; maxBytes?: number } = {},
   ): Promise<EdgeBundles> {
     return new EdgeBundles(await openObjectBucket(nc, opts.bucket ?? EDGE_BUNDLES_BUCKET, opts));
   }

@@ -1,6 +1,11 @@
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { EDGE_BUNDLES_BUCKET, EDGE_CACHE_BUCKET, EDGE_CACHE_MAX_BYTES } from "@hangar/config";
+import {
+  EDGE_BUNDLES_BUCKET,
+  EDGE_BUNDLES_MAX_BYTES,
+  EDGE_CACHE_BUCKET,
+  EDGE_CACHE_MAX_BYTES,
+} from "@hangar/config";
 import type { ReleaseEvent } from "@hangar/domain";
 import { EdgeRuntime } from "@hangar/edge";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
@@ -35,6 +40,8 @@ export interface EdgeAppsOptions {
   releases?: AggregateStream<ReleaseEvent>;
   bundlesBucket?: string;
   cacheBucket?: string;
+  /** The bundles bucket's size when this creates it (HANGAR_EDGE_BUNDLES_MAX_BYTES; default EDGE_BUNDLES_MAX_BYTES). */
+  bundlesMaxBytes?: number;
   /** The cache bucket's size when this creates it (HANGAR_PROXY_EDGE_CACHE_MAX_BYTES; default EDGE_CACHE_MAX_BYTES). */
   cacheMaxBytes?: number;
   isRefused?: (address: string) => boolean;
@@ -63,6 +70,7 @@ export async function startEdgeApps(opts: EdgeAppsOptions): Promise<RunningEdgeA
   const bundles = await new Objm(nc).create(opts.bundlesBucket ?? EDGE_BUNDLES_BUCKET, {
     storage: StorageType.File,
     replicas,
+    max_bytes: opts.bundlesMaxBytes ?? EDGE_BUNDLES_MAX_BYTES,
   });
   const cache = new KvEdgeCache(
     await openKvBucket(nc, opts.cacheBucket ?? EDGE_CACHE_BUCKET, {
