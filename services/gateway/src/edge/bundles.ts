@@ -3,6 +3,7 @@ import { openObjectBucket } from "@hangar/oci";
 import type { ObjectStore } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { EdgeBundleStore } from "../http/edge-bundles.js";
+import { ApiError } from "../http/errors.js";
 
 /**
  * Edge apps' bundles in the hangar-edge-bundles Object Store bucket, one object per app and digest
@@ -22,7 +23,18 @@ export class EdgeBundles implements EdgeBundleStore {
 
   async put(app: string, digest: string, code: Uint8Array): Promise<boolean> {
     if (await this.has(app, digest)) return false;
-    await this.os.putBlob({ name: edgeBundleName(app, digest) }, code);
+    try {
+      await this.os.putBlob({ name: edgeBundleName(app, digest) }, code);
+    } catch (err) {
+      // The bucket's max bytes (the stream discards new messages): no bundle is half stored.
+      if (/maximum bytes exceeded/i.test((err as Error).message))
+        throw ApiError.of(
+          "resource_exhausted",
+          "the edge bundles bucket is full (HANGAR_EDGE_BUNDLES_MAX_BYTES, every app's bundles together): the platform's operator must raise it",
+          { cause: err },
+        );
+      throw err;
+    }
     return true;
   }
 
