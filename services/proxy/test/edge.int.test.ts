@@ -443,7 +443,7 @@ describe("the edge buckets' bounds", () => {
         },
       );
     }
-    expect(String(refused)).toMatch(/maximum bytes exceeded/i);
+    expect(String(refused)).toMatch(/QuotaExceededError: the edge apps' cache is full/);
     expect(stored).toBeLessThan(CACHE_MAX_BYTES / EDGE_CACHE_VALUE_MAX_BYTES);
   });
 });

@@ -46,7 +46,19 @@ export class KvEdgeCache {
     const expires = ttlSeconds !== undefined && ttlSeconds > 0 ? this.now() + ttlSeconds * 1000 : 0;
     new DataView(stored.buffer).setFloat64(0, expires);
     stored.set(value, HEADER_BYTES);
-    await this.kv.put(entryKey(app, key), stored);
+    try {
+      await this.kv.put(entryKey(app, key), stored);
+    } catch (err) {
+      // The bucket's max bytes (it discards new values when full): the app is told in its words.
+      if (/maximum bytes exceeded/i.test((err as Error).message))
+        throw new RangeError(
+          "QuotaExceededError: the edge apps' cache is full (its max bytes, every app's entries together)",
+          {
+            cause: err,
+          },
+        );
+      throw err;
+    }
   }
 
   /** Whether the key had a live entry. */
