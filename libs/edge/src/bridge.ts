@@ -23,8 +23,12 @@ const LOG_LINE_MAX = 16 * 1024;
 export const EDGE_TIMERS_MAX = 1_000;
 /** Keys an isolate may hold at once (crypto.subtle). */
 const KEYS_MAX = 10_000;
-/** Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES on the host). */
-export const EDGE_FETCHES_MAX_IN_FLIGHT = 16;
+/**
+ * Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES on the host). One
+ * isolate serves all of an app's requests at once in a process, so this is shared by them: a
+ * balancer answering 20 requests at once fetches 20 at once.
+ */
+export const EDGE_FETCHES_MAX_IN_FLIGHT = 50;
 /** The most PBKDF2 iterations a derivation may ask for (each costs the host's thread pool). */
 export const EDGE_PBKDF2_MAX_ITERATIONS = 1_000_000;
 /** The largest RSA modulus a key generation may ask for. */
