@@ -24,11 +24,17 @@ export const EDGE_TIMERS_MAX = 1_000;
 /** Keys an isolate may hold at once (crypto.subtle). */
 const KEYS_MAX = 10_000;
 /**
- * Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES on the host). One
- * isolate serves all of an app's requests at once in a process, so this is shared by them: a
- * balancer answering 20 requests at once fetches 20 at once.
+ * Fetches an isolate may have in flight at once (each may hold EDGE_BODY_MAX_BYTES of its answer on
+ * the host). One isolate serves all of an app's requests at once in a process, so this is shared by
+ * them: a balancer answering 100 requests at once fetches 100 at once. Past it, fetches wait their
+ * turn in order (EDGE_FETCHES_MAX_WAITING of them, holding at most EDGE_FETCHES_WAITING_MAX_BYTES of
+ * request bodies); past that, a fetch is refused.
  */
 export const EDGE_FETCHES_MAX_IN_FLIGHT = 50;
+/** Fetches an isolate may have waiting for one of its EDGE_FETCHES_MAX_IN_FLIGHT turns. */
+export const EDGE_FETCHES_MAX_WAITING = 1_000;
+/** The request bodies an isolate's waiting fetches may hold together on the host. */
+export const EDGE_FETCHES_WAITING_MAX_BYTES = 64 * 1024 * 1024;
 /** The most PBKDF2 iterations a derivation may ask for (each costs the host's thread pool). */
 export const EDGE_PBKDF2_MAX_ITERATIONS = 1_000_000;
 /** The largest RSA modulus a key generation may ask for. */
@@ -60,6 +66,9 @@ const SUBTLE_OPERATIONS = new Set([
 /** What one isolate's bridge holds, released with the isolate. */
 export class BridgeState {
   readonly fetches = new Map<number, AbortController>();
+  /** Fetches waiting for a turn (the bound above), in order, by the isolate's fetch id. */
+  readonly fetchesWaiting = new Map<number, { bytes: number; go: () => void; stop: (e: Error) => void }>();
+  fetchesWaitingBytes = 0;
   /** The isolate's timers waiting, by its timer id: a cleared one is cancelled here too. */
   readonly timers = new Map<number, { timer: NodeJS.Timeout; done: () => void }>();
   readonly keys = new Map<number, webcrypto.CryptoKey>();
@@ -76,6 +85,10 @@ export class BridgeState {
     for (const controller of this.fetches.values())
       controller.abort(new Error("the edge app's isolate was stopped"));
     this.fetches.clear();
+    for (const waiting of this.fetchesWaiting.values())
+      waiting.stop(new Error("the edge app's isolate was stopped"));
+    this.fetchesWaiting.clear();
+    this.fetchesWaitingBytes = 0;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     this.keys.clear();
@@ -299,6 +312,17 @@ async function subtle(state: BridgeState, op: unknown, args: unknown): Promise<u
   }
 }
 
+/** Gives the first waiting fetch of the isolate its turn, once one in flight is done. */
+function nextFetch(state: BridgeState): void {
+  if (state.closed || state.fetches.size >= EDGE_FETCHES_MAX_IN_FLIGHT) return;
+  const first = state.fetchesWaiting.entries().next();
+  if (first.done) return;
+  const [id, waiting] = first.value;
+  state.fetchesWaiting.delete(id);
+  state.fetchesWaitingBytes -= waiting.bytes;
+  waiting.go();
+}
+
 /** The function an isolate of `app` calls for everything it needs of its host. */
 export function hostBridge(
   app: string,
@@ -313,23 +337,46 @@ export function hostBridge(
       case "fetch": {
         const [id, req] = args;
         if (typeof id !== "number") throw new TypeError("fetch: a malformed id");
-        if (state.fetches.size >= EDGE_FETCHES_MAX_IN_FLIGHT)
+        const request = outboundRequest(req);
+        const start = () => {
+          const controller = new AbortController();
+          state.fetches.set(id, controller);
+          return host
+            .fetch(app, request, controller.signal)
+            .then(inboundResponse)
+            .finally(() => {
+              state.fetches.delete(id);
+              nextFetch(state);
+              touched();
+            });
+        };
+        if (state.fetches.size < EDGE_FETCHES_MAX_IN_FLIGHT && state.fetchesWaiting.size === 0)
+          return start();
+        const bytes = request.body?.byteLength ?? 0;
+        if (
+          state.fetchesWaiting.size >= EDGE_FETCHES_MAX_WAITING ||
+          state.fetchesWaitingBytes + bytes > EDGE_FETCHES_WAITING_MAX_BYTES
+        )
           throw new RangeError(
-            `fetch: more than ${EDGE_FETCHES_MAX_IN_FLIGHT} fetches in flight at once (wait for one to finish)`,
+            `fetch: more than ${EDGE_FETCHES_MAX_IN_FLIGHT} fetches in flight and ${EDGE_FETCHES_MAX_WAITING} (or ${EDGE_FETCHES_WAITING_MAX_BYTES} bytes of bodies) waiting at once`,
           );
-        const controller = new AbortController();
-        state.fetches.set(id, controller);
-        return host
-          .fetch(app, outboundRequest(req), controller.signal)
-          .then(inboundResponse)
-          .finally(() => {
-            state.fetches.delete(id);
-            touched();
-          });
+        state.fetchesWaitingBytes += bytes;
+        // go() starts the fetch at once, so its turn cannot be taken by another in between.
+        return new Promise<EdgeHttpResponse>((resolve, stop) =>
+          state.fetchesWaiting.set(id, { bytes, go: () => resolve(start()), stop }),
+        );
       }
-      case "abortFetch":
-        state.fetches.get(args[0] as number)?.abort(new Error("aborted by the app"));
+      case "abortFetch": {
+        const id = args[0] as number;
+        const waiting = state.fetchesWaiting.get(id);
+        if (waiting !== undefined) {
+          state.fetchesWaiting.delete(id);
+          state.fetchesWaitingBytes -= waiting.bytes;
+          waiting.stop(new Error("aborted by the app"));
+        }
+        state.fetches.get(id)?.abort(new Error("aborted by the app"));
         return undefined;
+      }
       case "log":
         logLine(host, app, state.logs, args[0], args[1]);
         return undefined;
