@@ -29,6 +29,8 @@ import { assertIsolateFlags } from "./node-flags.js";
 /** How often the watchdog reads the CPU time of the isolates that are running or may run. */
 const WATCHDOG_MS = 5;
 /** An isolate with nothing in flight stays watched this long after it last did anything. */
+/** The shortest busy run without an answer taken for a loop, whatever the CPU limit (`looping`). */
+const LOOP_MIN_MS = 250;
 const WATCH_IDLE_MS = 1_000;
 /** The wall time the bundle's top level (and the prelude's setup) may take when it loads. */
 const LOAD_TIMEOUT_MS = 2_000;
@@ -453,7 +455,10 @@ export class EdgeRuntime implements EdgeRuntimeLike {
 
   /**
    * A loop, whatever shares its isolate: its cpuTime grew at every look, by at least half the wall
-   * time, for twice the CPU limit (at least 40 ms), and it answered nothing meanwhile.
+   * time, for twice the CPU limit (at least LOOP_MIN_MS), and it answered nothing meanwhile. The floor
+   * is there because a slice still running reads as wall time: an isolate serving many requests on a
+   * loaded host, whose thread waits for a core, reads busy without a break for a while (20 requests
+   * at once of the balancer example were stopped so at 40 ms, load 15 on 2 cores).
    */
   private looping(instance: Instance): boolean {
     const cpu = instance.rawCpu;
@@ -464,7 +469,10 @@ export class EdgeRuntime implements EdgeRuntimeLike {
       return false;
     }
     const span = performance.now() - instance.busy.at;
-    return span >= Math.max(40, 2 * instance.limits.cpuMs) && Number(cpu - instance.busy.cpu) >= span * 0.5e6;
+    return (
+      span >= Math.max(LOOP_MIN_MS, 2 * instance.limits.cpuMs) &&
+      Number(cpu - instance.busy.cpu) >= span * 0.5e6
+    );
   }
 
   /**
