@@ -2,6 +2,7 @@
  * What `hangar edge test` and `hangar edge dev` share: an edge app's folder read (hangar.toml's app,
  * [edge] and [env]), bundled, and loaded into a runtime of this process.
  */
+import { stat } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import {
   assertIsolateFlags,
@@ -30,6 +31,11 @@ export interface EdgeAppDir {
 /** Reads the app's config in `dir`, when there is one (the app is named after the folder otherwise). */
 export async function readEdgeApp(dir: string): Promise<EdgeAppDir> {
   const abs = resolve(dir);
+  const st = await stat(abs).catch(() => undefined);
+  if (!st?.isDirectory())
+    throw new CliError(
+      `${abs} is ${st ? "not a folder" : "not there"}: give the edge app's folder (default: this one)`,
+    );
   const loaded = await loadAppConfig(abs);
   const config = loaded?.config;
   const edge = config?.edge;
