@@ -10,11 +10,16 @@ export const EDGE_BUNDLES_BUCKET = "hangar-edge-bundles";
 /** The KV bucket of the edge apps' caches (`fly.cache`), shared by every proxy and worker; keys scoped by app. */
 export const EDGE_CACHE_BUCKET = "hangar-edge-cache";
 
-/** The default of HANGAR_PROXY_EDGE_CACHE_MAX_BYTES: the most the cache bucket holds, every app's entries together. */
-export const EDGE_CACHE_MAX_BYTES = 1024 * 1024 * 1024;
+/**
+ * The default of HANGAR_PROXY_EDGE_CACHE_MAX_BYTES: the most the cache bucket holds, every app's
+ * entries together. JetStream reserves a bucket's max_bytes against the server's max_file_store when
+ * the bucket is made, so the two edge buckets' defaults together (512 MiB) fit the smallest NATS of
+ * deploy/k8s (the local overlay's 800 MiB); raise them where NATS has more room.
+ */
+export const EDGE_CACHE_MAX_BYTES = 256 * 1024 * 1024;
 
-/** The default of HANGAR_EDGE_BUNDLES_MAX_BYTES: the most the bundles bucket holds, every app's bundles together. */
-export const EDGE_BUNDLES_MAX_BYTES = 4 * 1024 * 1024 * 1024;
+/** The default of HANGAR_EDGE_BUNDLES_MAX_BYTES: the most the bundles bucket holds, every app's bundles together (see above). */
+export const EDGE_BUNDLES_MAX_BYTES = 256 * 1024 * 1024;
 
 /** The largest bundle the gateway stores: as large as a body that may cross into an isolate. */
 export const EDGE_BUNDLE_MAX_BYTES = EDGE_BODY_MAX_BYTES;
