@@ -13,6 +13,7 @@ import {
   type EdgeImageOp,
   type EdgeLogLevel,
 } from "./contract.js";
+import { SUBTLE_OPERATIONS as SUBTLE_OPERATION_NAMES } from "./isolate/subtle-operations.js";
 
 /** Node 20 has CryptoKey as a global only (not on crypto.webcrypto). */
 const CryptoKeyClass = (globalThis as unknown as { CryptoKey: typeof webcrypto.CryptoKey }).CryptoKey;
@@ -48,20 +49,7 @@ export const EDGE_RSA_MAX_BITS = 4096;
 export const EDGE_HEAVY_PER_ISOLATE = 2;
 const HEAVY_MAX = 2;
 const HEAVY_OPERATIONS = new Set(["generateKey", "deriveBits", "deriveKey"]);
-const SUBTLE_OPERATIONS = new Set([
-  "digest",
-  "importKey",
-  "exportKey",
-  "generateKey",
-  "sign",
-  "verify",
-  "encrypt",
-  "decrypt",
-  "deriveBits",
-  "deriveKey",
-  "wrapKey",
-  "unwrapKey",
-]);
+const SUBTLE_OPERATIONS: ReadonlySet<string> = new Set(SUBTLE_OPERATION_NAMES);
 
 /** What one isolate's bridge holds, released with the isolate. */
 export class BridgeState {

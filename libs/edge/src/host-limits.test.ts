@@ -4,11 +4,11 @@
  */
 import sharp from "sharp";
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { failure } from "../test/edge-error.js";
 import { EDGE_HEAVY_PER_ISOLATE, EDGE_PBKDF2_MAX_ITERATIONS, EDGE_TIMERS_MAX } from "./bridge.js";
 import { edgeBundleOf } from "./bundle-code.js";
 import {
   EDGE_BODY_MAX_BYTES,
-  EdgeError,
   type EdgeHttpRequest,
   type EdgeHttpResponse,
   type EdgeImageOp,
@@ -21,15 +21,6 @@ import { EdgeRuntime } from "./runtime.js";
 const text = (res: EdgeHttpResponse) => new TextDecoder().decode(res.body);
 const get = (url: string): EdgeHttpRequest => ({ method: "GET", url, headers: [] });
 const PROD = { appEnv: "production" as const, vars: {} };
-
-async function failure(promise: Promise<unknown>): Promise<EdgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(EdgeError);
-  return error as EdgeError;
-}
 
 /** A host whose image operations wait until the test lets them go, counting those under way. */
 class HeldImages extends MemoryEdgeHost {

@@ -3,8 +3,9 @@
  * other, and nothing of the host within reach.
  */
 import { afterAll, describe, expect, it, vi } from "vitest";
+import { failure } from "../test/edge-error.js";
 import { edgeBundleOf } from "./bundle-code.js";
-import { EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "./contract.js";
+import type { EdgeHttpRequest, EdgeHttpResponse } from "./contract.js";
 import { MemoryEdgeHost } from "./memory-host.js";
 import { EdgeRuntime } from "./runtime.js";
 
@@ -15,15 +16,6 @@ const PROD = { appEnv: "production" as const, vars: { TOKEN: "only-for-this-app"
 const host = new MemoryEdgeHost(async () => ({ status: 200, headers: [], body: new Uint8Array() }));
 const runtime = new EdgeRuntime(host);
 afterAll(() => runtime.dispose());
-
-async function failure(promise: Promise<unknown>): Promise<EdgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(EdgeError);
-  return error as EdgeError;
-}
 
 describe("edge isolation", () => {
   it("stops an infinite loop at its CPU limit with a 5xx while another app answers meanwhile", async () => {

@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { failure } from "../test/edge-error.js";
 import { edgeBundleOf } from "./bundle-code.js";
 import {
   EDGE_BODY_MAX_BYTES,
   EDGE_DEFAULT_LIMITS,
-  EdgeError,
   type EdgeHttpRequest,
   type EdgeHttpResponse,
 } from "./contract.js";
@@ -33,15 +33,6 @@ const host = new MemoryEdgeHost(async (app, req) => {
 // Not a test of the CPU limit (isolation.test.ts is): a loaded machine must not stop these requests.
 const runtime = new EdgeRuntime(host, { ...EDGE_DEFAULT_LIMITS, cpuMs: 2_000 });
 afterAll(() => runtime.dispose());
-
-async function failure(promise: Promise<unknown>): Promise<EdgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(EdgeError);
-  return error as EdgeError;
-}
 
 describe("EdgeRuntime: the app's API", () => {
   it("serves fly.http.respondWith and export default { fetch } with env, app.env and request bodies", async () => {

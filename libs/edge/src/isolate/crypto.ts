@@ -5,6 +5,7 @@
  */
 import { EdgeDOMException } from "./dom-exception.js";
 import { callHost, callHostSync, tellHost } from "./host.js";
+import { SUBTLE_OPERATIONS } from "./subtle-operations.js";
 
 /** A key as the host describes it (its handle, and what WebCrypto says of it). */
 export interface KeyDescription {
@@ -117,22 +118,6 @@ function subtleCall(op: string) {
     }
   };
 }
-
-/** The SubtleCrypto methods the host runs. */
-export const SUBTLE_OPERATIONS = [
-  "digest",
-  "importKey",
-  "exportKey",
-  "generateKey",
-  "sign",
-  "verify",
-  "encrypt",
-  "decrypt",
-  "deriveBits",
-  "deriveKey",
-  "wrapKey",
-  "unwrapKey",
-] as const;
 
 export const subtle = Object.fromEntries(SUBTLE_OPERATIONS.map((op) => [op, subtleCall(op)]));
 
