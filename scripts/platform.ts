@@ -293,10 +293,15 @@ class ServiceProcess implements ServiceHandle {
       if (ok) return;
       await sleep(100);
     }
+    // What it says of itself (the step of its start under way), before it is stopped.
+    const said = await fetch(this.healthUrl, { signal: AbortSignal.timeout(2_000) }).then(
+      async (r) => `its /health answered ${r.status}: ${(await r.text()).slice(0, 1_000)}`,
+      (err: unknown) => `its /health did not answer (${err instanceof Error ? err.message : String(err)})`,
+    );
     // Not healthy in time: it must not live on, orphaned, beside the next attempt's platform.
     child.kill("SIGKILL");
     throw new Error(
-      `${this.name} did not become healthy at ${this.healthUrl} within 60 s; its last output:\n${this.tail}`,
+      `${this.name} did not become healthy at ${this.healthUrl} within 60 s; ${said}; its last output:\n${this.tail}`,
     );
   }
 

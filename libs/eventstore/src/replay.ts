@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import { extractTraceContext } from "@hangar/telemetry";
 import { context } from "@opentelemetry/api";
 import { decodeBatch, type RecordedEvent } from "./batch.js";
@@ -62,6 +63,7 @@ export async function replay<E extends { type: string }>(
   let lastSeq = afterSeq;
   let caughtUp = false;
   let failed = false;
+  let stopped = false;
   let resolveCaughtUp!: (p: ReplayProgress) => void;
   let rejectCaughtUp!: (err: unknown) => void;
   const caughtUpPromise = new Promise<ReplayProgress>((resolve, reject) => {
@@ -113,8 +115,20 @@ export async function replay<E extends { type: string }>(
     reachedTarget(0);
   } else if (!caughtUp) {
     // A filter that matches nothing delivers nothing: ask the consumer whether anything is coming.
-    const ci = await reader.consumerInfo().catch(() => undefined);
-    if (ci && ci.num_pending === 0 && ci.delivered.consumer_seq === 0) reachedTarget(0);
+    // Asked until it answers: a request that failed (timed out on a busy server, or sent as the
+    // reader started over on a new consumer) said nothing, and no message would ever end the wait.
+    const started = reader;
+    void (async () => {
+      for (let delay = 50; !caughtUp && !failed && !stopped; delay = Math.min(delay * 2, 1_000)) {
+        const ci = await started.consumerInfo().catch(() => undefined);
+        if (caughtUp || failed || stopped) return;
+        if (ci) {
+          if (ci.num_pending === 0 && ci.delivered.consumer_seq === 0) reachedTarget(0);
+          return; // otherwise messages are on their way, and the last of them ends the wait
+        }
+        await sleep(delay);
+      }
+    })();
   }
   return {
     caughtUp: caughtUpPromise,
@@ -122,6 +136,7 @@ export async function replay<E extends { type: string }>(
       return lastSeq;
     },
     async stop() {
+      stopped = true;
       await reader?.stop();
     },
   };

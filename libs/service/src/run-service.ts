@@ -23,6 +23,11 @@ export interface ServiceContext<Own extends z.ZodRawShape> {
   config: ServiceSettings<Own>;
   /** What the ops server's /health says now; for a second /health (the gateway's API). */
   readiness(): HealthReport;
+  /**
+   * Names the step of `start` under way ("replaying ROUTES"): /health says it as `starting` until the
+   * service is up, and a start that takes long logs it, so a start that hangs says where.
+   */
+  step(what: string): void;
 }
 
 /** A started service. */
@@ -44,6 +49,9 @@ export interface RunServiceOptions<Own extends z.ZodRawShape> {
   /** Starts the service; resolves once its views have replayed and it serves. */
   start(ctx: ServiceContext<Own>): Promise<RunningService>;
 }
+
+/** How long a start runs before it is logged as still starting (and again each time after). */
+const STILL_STARTING_MS = 15_000;
 
 /**
  * Runs a service process: settings, telemetry, logger, NATS as the service's own user, the event
@@ -68,6 +76,14 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   const logger = createLogger(opts.name, { level: config.LOG_LEVEL });
   for (const message of warnings) logger.warn(message);
   const hostId = opts.hostId?.(config);
+  // The step of the start under way: /health says it until the service is up, and a start still
+  // under way after STILL_STARTING_MS is logged (a warning) with it, then every STILL_STARTING_MS.
+  const startedAt = Date.now();
+  let step = "connecting to NATS";
+  const stillStarting = setInterval(() => {
+    logger.warn({ step, elapsed_ms: Date.now() - startedAt }, `${opts.name} still starting: ${step}`);
+  }, STILL_STARTING_MS);
+  stillStarting.unref();
   const nc = await connectNats(config.HANGAR_NATS_URL, `hangar-${natsUserName(opts.name, hostId)}`, {
     ...(config.HANGAR_NATS_CREDS === undefined ? {} : { credsFile: config.HANGAR_NATS_CREDS }),
     user: natsUserName(opts.name, hostId),
@@ -77,6 +93,7 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   // Only a stream's writers update it (and its NATS user may only then); a reader creates it if missing.
   const user = natsUserOf(opts.name, hostId);
   for (const stream of opts.streams) {
+    step = `creating or checking stream ${stream.name}`;
     await ensureStream(store.jsm, stream, {
       replicas: config.HANGAR_STREAM_REPLICAS,
       update: user === undefined || appendsTo(user, stream.name),
@@ -84,7 +101,11 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   }
   reportPermissionViolations(nc, logger, registry);
   let service: RunningService | undefined;
-  const report = () => readiness(service?.health(), connection);
+  const report = () => {
+    const r = readiness(service?.health(), connection);
+    return service === undefined ? { ...r, starting: step } : r;
+  };
+  step = "starting the ops server";
   const ops = await startOpsServer({
     port: Number((config as Record<string, unknown>)[opts.config.opsPortKey]),
     host: config.HANGAR_BIND_HOST,
@@ -100,14 +121,28 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
     await telemetry.shutdown();
   };
   onShutdown(logger, closeAll);
+  step = "starting";
   try {
-    service = await opts.start({ name: opts.name, nc, store, logger, registry, config, readiness: report });
+    service = await opts.start({
+      name: opts.name,
+      nc,
+      store,
+      logger,
+      registry,
+      config,
+      readiness: report,
+      step: (what) => {
+        step = what;
+      },
+    });
   } catch (err) {
+    clearInterval(stillStarting);
     const message = err instanceof Error ? err.message : String(err);
     logger.fatal({ err }, "could not start");
     process.stderr.write(`hangar-${opts.name} cannot start: ${message}\n`);
     await closeAll().catch(() => undefined);
     process.exit(1);
   }
+  clearInterval(stillStarting);
   logger.info({ ops: `${config.HANGAR_BIND_HOST}:${ops.port}` }, `${opts.name} ready`);
 }

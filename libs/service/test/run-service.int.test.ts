@@ -79,6 +79,25 @@ describe("runService", () => {
     expect(await healthBecomes(url, 200, output)).toMatchObject({ ok: true, nats: "connected" });
   });
 
+  it("says the step of a start under way on /health, and is ready once the start is done", async () => {
+    const opsPort = await freePort();
+    const url = `http://127.0.0.1:${opsPort}/health`;
+    const held = startProbe({
+      HANGAR_NATS_URL: nats.url,
+      HANGAR_PROBE_OPS_PORT: String(opsPort),
+      PROBE_HOLD_START: "1",
+    });
+    expect(await healthBecomes(url, 503, held.output)).toMatchObject({
+      ok: false,
+      replayed: false,
+      starting: "waiting for SIGUSR2",
+    });
+    held.child.kill("SIGUSR2");
+    const ready = await healthBecomes(url, 200, held.output);
+    expect(ready).toMatchObject({ ok: true, probe: "here" });
+    expect(ready).not.toHaveProperty("starting");
+  });
+
   it("stops the service, then everything else, on SIGTERM, and exits 0", async () => {
     const opsPort = await freePort();
     const probeRun = startProbe({ HANGAR_NATS_URL: nats.url, HANGAR_PROBE_OPS_PORT: String(opsPort) });

@@ -47,10 +47,12 @@ async function serve(): Promise<void> {
     name: "proxy",
     config,
     streams: [appsStream, machinesStream, releasesStream, secretsStream],
-    async start({ nc, store, logger, registry, config }) {
+    async start({ nc, store, logger, registry, config, step }) {
       const proxyId = proxyIdOf(config.HANGAR_PROXY_ID);
       const region = config.HANGAR_REGION;
+      step("replaying APPS and MACHINES into the route table");
       const routes = await StreamRouteTable.start(store);
+      step(`opening the ${STATICS_BUCKET} object store`);
       // The files of the apps' [[statics]], which the builder takes out of their images.
       const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
         storage: StorageType.File,
@@ -58,8 +60,10 @@ async function serve(): Promise<void> {
       });
       // The master key is read here, once; the process's environment holds at most the key file's path.
       // Edge apps' secrets are opened with it into their `env` (as a host agent opens a machine's).
+      step("replaying the apps' secrets");
       const secrets = await AppSecrets.start(store, masterKeysFromConfig(config));
       // Edge apps: each live edge release's bundle runs in this process's runtime (docs/edge.md).
+      step("starting the edge apps (buckets, RELEASES, live bundles)");
       const edgeApps = await startEdgeApps({
         secrets,
         nc,
@@ -87,6 +91,7 @@ async function serve(): Promise<void> {
         edge: edgeApps.edge,
         ...(share === undefined ? {} : { share }),
       });
+      step("listening");
       await edgeApps.listenInternal(proxy.internal);
       await new Promise<void>((resolve, reject) => {
         proxy.server.once("error", reject);
