@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { agrees, diffImages, type ImageView, readRootfs } from "./compare.js";
+import { agrees, buildahDockerfile, diffImages, type ImageView, readRootfs } from "./compare.js";
 
 const root = mkdtempSync(join(tmpdir(), "hangar-compare-test-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -101,5 +101,35 @@ describe("readRootfs", () => {
         "/var",
       ]);
     });
+  });
+});
+
+describe("buildahDockerfile", () => {
+  it("takes --link off COPY and ADD, and leaves every other flag and line as it was", () => {
+    const dockerfile = [
+      "FROM node:20-slim",
+      "COPY --link package-lock.json package.json ./",
+      "copy --from=build --link=true /app /app",
+      "ADD --chown=1000:1000 --link --chmod=0644 a.txt /a.txt",
+      "COPY --linked-thing x y",
+      "RUN echo --link",
+      "COPY --link . .",
+    ].join("\n");
+    expect(buildahDockerfile(dockerfile)).toBe(
+      [
+        "FROM node:20-slim",
+        "COPY package-lock.json package.json ./",
+        "copy --from=build /app /app",
+        "ADD --chown=1000:1000 --chmod=0644 a.txt /a.txt",
+        "COPY --linked-thing x y",
+        "RUN echo --link",
+        "COPY . .",
+      ].join("\n"),
+    );
+  });
+
+  it("returns a Dockerfile without --link unchanged", () => {
+    const dockerfile = "FROM debian:bookworm\nCOPY --chown=app . /app\n";
+    expect(buildahDockerfile(dockerfile)).toBe(dockerfile);
   });
 });

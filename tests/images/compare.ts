@@ -47,6 +47,22 @@ const HOST_CA_FILE = process.env.NODE_EXTRA_CA_CERTS;
 const BUILDAH_CA_PATH = "/run/hangar/ca-certificates.crt";
 const BUILDAH_NPMRC_PATH = "/usr/local/etc/npmrc";
 
+/**
+ * The Dockerfile as buildah 1.28 takes it: `--link` (and `--link=<bool>`) taken off COPY and ADD,
+ * which that buildah refuses ("COPY only supports the --chmod --chown and the --from flags").
+ * `--link` lets BuildKit reuse a copy's layer when the layers under it change; the files it copies,
+ * their modes and owners are the same without it, which is what the comparison reads.
+ */
+export function buildahDockerfile(dockerfile: string): string {
+  return dockerfile.replace(
+    /^(\s*(?:COPY|ADD))((?:\s+--\S+)+)/gim,
+    (_all, instruction: string, flags: string) => {
+      const kept = flags.replace(/\s+--link(?:=\S*)?(?=\s|$)/gi, "");
+      return `${instruction}${kept}`;
+    },
+  );
+}
+
 /** The corpus: one folder per Dockerfile, with the app's files and SOURCE.md. */
 export const CORPUS_DIR = join(import.meta.dirname, "corpus");
 
@@ -366,9 +382,20 @@ export class ImageComparer {
     ];
   }
 
-  /** Builds a context with buildah (chroot isolation, layer cache on); returns the seconds it took. */
+  /**
+   * Builds a context with buildah (chroot isolation, layer cache on); returns the seconds it took.
+   * buildah 1.28 refuses `COPY --link`, so a Dockerfile using it is given to buildah without the
+   * flag (see buildahDockerfile).
+   */
   async buildWithBuildah(contextDir: string, tag: string, noCache = false): Promise<{ seconds: number }> {
     await this.publishBases(contextDir);
+    const original = readFileSync(join(contextDir, "Dockerfile"), "utf8");
+    const forBuildah = buildahDockerfile(original);
+    let dockerfile = join(contextDir, "Dockerfile");
+    if (forBuildah !== original) {
+      dockerfile = join(this.root, `${tag}.buildah.Dockerfile`);
+      writeFileSync(dockerfile, forBuildah);
+    }
     const t0 = performance.now();
     await run(
       "buildah",
@@ -384,7 +411,7 @@ export class ImageComparer {
         "-t",
         `localhost/corpus:${tag}`,
         "-f",
-        join(contextDir, "Dockerfile"),
+        dockerfile,
         contextDir,
       ],
       BIG,
