@@ -1,5 +1,11 @@
-import { type ObjectStore, Objm, StorageType } from "@nats-io/obj";
+import { type ObjectStore, Objm, StorageType, setSha256Backend } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
+
+// Every Object Store put and get hashes its content with SHA-256; the library's default is a pure-JS
+// hash (~50 MB/s here), node:crypto's is ~900 MB/s, and it was what bounded a layer's put and read.
+// Process-wide, and the same digest either way; runService sets it too, for services that use
+// Object Stores without this module.
+setSha256Backend("native");
 
 /**
  * Opens an Object Store bucket on disk, creating it with `replicas` (default 1) if it is missing.
