@@ -16,6 +16,9 @@
 //   registry against `skopeo copy` + `umoci unpack` of the same image (tests/bench/pull.ts).
 // - corpus_ok / corpus_total: every corpus entry built with both builders and compared (config and
 //   files); the table has one row per entry.
+// HANGAR_BENCH_BUILD_PARTS=express,pull,corpus (the default: all three) runs only the parts named;
+// the figures of a part not run are null. HANGAR_BENCH_BUILD_CORPUS=a,b limits the corpus to those
+// entries (corpus_total then counts them only).
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -87,10 +90,12 @@ async function expressFigures(comparer: ImageComparer, root: string) {
 }
 
 /** Every corpus entry compared: one table row each, and how many agree. */
-async function corpusFigures(comparer: ImageComparer): Promise<{ rows: Row[]; ok: number; total: number }> {
+async function corpusFigures(
+  comparer: ImageComparer,
+  entries: string[],
+): Promise<{ rows: Row[]; ok: number; total: number }> {
   const rows: Row[] = [];
   let ok = 0;
-  const entries = corpusEntries();
   for (const entry of entries) {
     const result = await comparer.compare(entry).catch((e: Error) => e);
     if (result instanceof Error) {
@@ -109,51 +114,103 @@ async function corpusFigures(comparer: ImageComparer): Promise<{ rows: Row[]; ok
   return { rows, ok, total: entries.length };
 }
 
+const PARTS = ["express", "pull", "corpus"] as const;
+type Part = (typeof PARTS)[number];
+
+/** The parts HANGAR_BENCH_BUILD_PARTS names (all when unset); a name not a part is an error. */
+export function benchParts(setting: string | undefined): Set<Part> {
+  if (setting === undefined || setting.trim() === "") return new Set(PARTS);
+  const parts = new Set<Part>();
+  for (const name of setting.split(",").map((p) => p.trim())) {
+    if (!(PARTS as readonly string[]).includes(name)) {
+      throw new Error(`HANGAR_BENCH_BUILD_PARTS: "${name}" is not one of ${PARTS.join(", ")}`);
+    }
+    parts.add(name as Part);
+  }
+  return parts;
+}
+
+/** The corpus entries HANGAR_BENCH_BUILD_CORPUS names (all when unset); an unknown one is an error. */
+function corpusSelection(setting: string | undefined): string[] {
+  const all = corpusEntries();
+  if (setting === undefined || setting.trim() === "") return all;
+  const chosen = setting.split(",").map((e) => e.trim());
+  const unknown = chosen.filter((e) => !all.includes(e));
+  if (unknown.length > 0) {
+    throw new Error(
+      `HANGAR_BENCH_BUILD_CORPUS: no corpus entry ${unknown.join(", ")} (entries: ${all.join(", ")})`,
+    );
+  }
+  return chosen;
+}
+
 export async function run(): Promise<Record<string, number | null>> {
+  const parts = benchParts(process.env.HANGAR_BENCH_BUILD_PARTS);
+  const entries = corpusSelection(process.env.HANGAR_BENCH_BUILD_CORPUS);
   const root = mkdtempSync(join(tmpdir(), "hangar-bench-build-"));
   const { comparer, close } = await openComparer();
   try {
-    const express = await expressFigures(comparer, root).catch((e: Error) => e);
-    const pull = await measurePullThroughput();
-    const corpus = await corpusFigures(comparer);
+    const express = parts.has("express")
+      ? await expressFigures(comparer, root).catch((e: Error) => e)
+      : undefined;
+    const pull = parts.has("pull") ? await measurePullThroughput() : undefined;
+    const corpus = parts.has("corpus") ? await corpusFigures(comparer, entries) : undefined;
 
     const expressRows: Row[] =
-      express instanceof Error
-        ? [["Express app", "FAILED", express.message.replace(/\s+/g, " ").slice(-300)]]
-        : [
-            [
-              "bases",
-              seconds(express.basesMs),
-              "s, made or found in the host cache, pushed to the local registry",
-            ],
-            [
-              "cold build",
-              seconds(express.coldMs),
-              "s, Hangar, the Express app, empty layer cache and layer folder",
-            ],
-            [
-              "buildah cold build",
-              seconds(express.buildahColdMs),
-              "s, empty storage, bases from the local registry",
-            ],
-            ["rebuild", seconds(express.rebuildMs), `s, Hangar, median of ${REBUILDS} code-only changes`],
-            [
-              "buildah rebuild",
-              seconds(express.buildahRebuildMs),
-              `s, buildah --layers, median of ${REBUILDS}`,
-            ],
-            ["rebuild ratio", round(express.rebuildMs / express.coldMs, 3), "rebuild / cold (target <= 0.2)"],
-            ["pull + unpack", seconds(express.pullMs), `s, ${express.pullNote}`],
-          ];
+      express === undefined
+        ? [["Express app", "not run", "HANGAR_BENCH_BUILD_PARTS leaves it out"]]
+        : express instanceof Error
+          ? [["Express app", "FAILED", express.message.replace(/\s+/g, " ").slice(-300)]]
+          : [
+              [
+                "bases",
+                seconds(express.basesMs),
+                "s, made or found in the host cache, pushed to the local registry",
+              ],
+              [
+                "cold build",
+                seconds(express.coldMs),
+                "s, Hangar, the Express app, empty layer cache and layer folder",
+              ],
+              [
+                "buildah cold build",
+                seconds(express.buildahColdMs),
+                "s, empty storage, bases from the local registry",
+              ],
+              ["rebuild", seconds(express.rebuildMs), `s, Hangar, median of ${REBUILDS} code-only changes`],
+              [
+                "buildah rebuild",
+                seconds(express.buildahRebuildMs),
+                `s, buildah --layers, median of ${REBUILDS}`,
+              ],
+              [
+                "rebuild ratio",
+                round(express.rebuildMs / express.coldMs, 3),
+                "rebuild / cold (target <= 0.2)",
+              ],
+              ["pull + unpack", seconds(express.pullMs), `s, ${express.pullNote}`],
+            ];
     printTable([
       ...expressRows,
-      ["pull (host agent)", round(pull.pullMbS, 1), `MB/s, ${pull.description}`],
-      ["skopeo + umoci", round(pull.skopeoUmociMbS, 1), "MB/s, the same image (target: pull >= 0.8 x this)"],
-      ...corpus.rows,
-      ["corpus", `${corpus.ok}/${corpus.total}`, "entries where both builders agree"],
+      ...(pull === undefined
+        ? [["pull", "not run", "HANGAR_BENCH_BUILD_PARTS leaves it out"] as Row]
+        : [
+            ["pull (host agent)", round(pull.pullMbS, 1), `MB/s, ${pull.description}`] as Row,
+            [
+              "skopeo + umoci",
+              round(pull.skopeoUmociMbS, 1),
+              "MB/s, the same image (target: pull >= 0.8 x this)",
+            ] as Row,
+          ]),
+      ...(corpus === undefined
+        ? [["corpus", "not run", "HANGAR_BENCH_BUILD_PARTS leaves it out"] as Row]
+        : [
+            ...corpus.rows,
+            ["corpus", `${corpus.ok}/${corpus.total}`, "entries where both builders agree"] as Row,
+          ]),
     ]);
-    const figure = (f: (e: Exclude<typeof express, Error>) => number) =>
-      express instanceof Error ? null : f(express);
+    const figure = (f: (e: Exclude<typeof express, Error | undefined>) => number) =>
+      express === undefined || express instanceof Error ? null : f(express);
     return {
       cold_build_s: figure((e) => seconds(e.coldMs)),
       rebuild_s: figure((e) => seconds(e.rebuildMs)),
@@ -161,10 +218,10 @@ export async function run(): Promise<Record<string, number | null>> {
       pull_unpack_s: figure((e) => seconds(e.pullMs)),
       buildah_cold_s: figure((e) => seconds(e.buildahColdMs)),
       buildah_rebuild_s: figure((e) => seconds(e.buildahRebuildMs)),
-      pull_mb_s: round(pull.pullMbS, 1),
-      skopeo_umoci_mb_s: round(pull.skopeoUmociMbS, 1),
-      corpus_ok: corpus.ok,
-      corpus_total: corpus.total,
+      pull_mb_s: pull === undefined ? null : round(pull.pullMbS, 1),
+      skopeo_umoci_mb_s: pull === undefined ? null : round(pull.skopeoUmociMbS, 1),
+      corpus_ok: corpus === undefined ? null : corpus.ok,
+      corpus_total: corpus === undefined ? null : corpus.total,
     };
   } finally {
     await close();
