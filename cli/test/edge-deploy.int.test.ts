@@ -107,6 +107,16 @@ describe("hangar deploy of an edge app", () => {
     });
   });
 
+  it("refuses --image for an edge app, saying why and what to do, and calls nothing", async () => {
+    const before = api.requests.length;
+    const res = await runCliIn(home, ["deploy", app, "--image", "nginx:1.27"]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain("hello is an edge app ([edge] in");
+    expect(res.stderr).toContain("there is nothing to run the image nginx:1.27 on");
+    expect(res.stderr).toContain("deploy without --image");
+    expect(api.requests.length).toBe(before);
+  });
+
   it("deploys the staged secrets before the release, as an image deploy does", async () => {
     platform("succeeded", [
       { name: "API_TOKEN", status: "staged" },

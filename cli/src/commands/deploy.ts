@@ -184,6 +184,14 @@ export async function deploy(ctx: Context, dirArg: string, flags: DeployFlags): 
   // [[files]] local_path files are read here, before anything is built or changed, into the config
   // the release records (see ReleasedAppFile).
   const config: AppConfig = loaded ? await withLocalFiles(loaded.config, loaded.file) : {};
+  // An edge app's code is bundled from this folder; an image is for machines, which it has none of.
+  // ([build] image in its config gets the warning every [build] key of an edge app gets.)
+  if (config.edge && flags.image !== undefined) {
+    throw new CliError(
+      `${app} is an edge app ([edge] in ${loaded?.file ?? "its config"}): its code is bundled from ${dir} and runs in the proxies, so there is nothing to run the image ${flags.image} on`,
+      "deploy without --image, or take [edge] out of the config to run the image on machines",
+    );
+  }
   for (const note of unsupported(config, flags)) ctx.err(`Warning: ${note}\n`);
   const progress = flags.json ? ctx.err : ctx.out;
 
