@@ -1,6 +1,8 @@
 // A trace per proxied request: the proxy's server span (child of the client's traceparent), the
 // wake-up of a sleeping machine under it, and the upstream call, whose traceparent the machine gets.
+// An edge app's request gets a server span of its own too (its code here is a plain function).
 import type { AddressInfo } from "node:net";
+import { EdgeError } from "@hangar/edge";
 import { createLogger, SpanKind, SpanStatusCode, trace } from "@hangar/telemetry";
 import { type InMemoryTracing, startInMemoryTracing } from "@hangar/telemetry/testing";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -25,6 +27,18 @@ beforeAll(async () => {
         // The machine "starts": the table then routes to it.
         const up = await startUpstream(`${app}-woken`);
         routes.set(app, [up.backend]);
+      },
+    },
+    edge: {
+      has: (app) => app.startsWith("edge-"),
+      async dispatch(app) {
+        if (app === "edge-loop") throw new EdgeError("cpu_limit", "a request used more than 50 ms of CPU");
+        return {
+          status: 201,
+          statusText: "",
+          headers: [["content-type", "text/plain"]],
+          body: Buffer.from("hi"),
+        };
       },
     },
   });
@@ -102,4 +116,28 @@ it("traces the wake-up of a sleeping machine under the request that needed it", 
   expect(wakeParent).toBe(wake?.spanContext().spanId);
   const upstream = tracing.spans().find((s) => s.attributes["hangar.machine_id"] === "sleepy-woken");
   expect(upstream?.parentSpanContext?.spanId).toBe(server?.spanContext().spanId);
+});
+
+it("gives an edge app's request a server span, child of the client's, with its status or why its code failed", async () => {
+  const ok = await send(port, `edge-ok.localhost:${port}`, {
+    headers: { traceparent: `00-${CLIENT_TRACE}-${CLIENT_SPAN}-01` },
+  });
+  expect(ok.status).toBe(201);
+  const failed = await send(port, `edge-loop.localhost:${port}`);
+  expect(failed.status).toBe(503);
+  const spanOf = (app: string) =>
+    tracing.spans().find((s) => s.attributes["hangar.app"] === app && s.kind === SpanKind.SERVER);
+  const served = spanOf("edge-ok");
+  expect(served?.name).toBe("edge GET");
+  expect(served?.spanContext().traceId).toBe(CLIENT_TRACE);
+  expect(served?.parentSpanContext?.spanId).toBe(CLIENT_SPAN);
+  expect(served?.attributes).toMatchObject({ "hangar.edge": true, "http.response.status_code": 201 });
+  expect(served?.status.code).not.toBe(SpanStatusCode.ERROR);
+  const stopped = spanOf("edge-loop");
+  expect(stopped?.parentSpanContext).toBeUndefined();
+  expect(stopped?.attributes).toMatchObject({
+    "hangar.edge.error": "cpu_limit",
+    "http.response.status_code": 503,
+  });
+  expect(stopped?.status.code).toBe(SpanStatusCode.ERROR);
 });

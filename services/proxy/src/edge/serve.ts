@@ -1,5 +1,6 @@
 import { type IncomingMessage, type ServerResponse, STATUS_CODES } from "node:http";
 import { EDGE_BODY_MAX_BYTES, EdgeError, type EdgeHttpRequest, type EdgeHttpResponse } from "@hangar/edge";
+import { context, extractTraceContext, SpanKind, SpanStatusCode, tracer } from "@hangar/telemetry";
 import type { ProxyEngine } from "../engine/engine.js";
 import { downstreamResponse, type Forwarding, upstreamRequest } from "../engine/headers.js";
 import { refuse } from "../engine/refusal.js";
@@ -53,11 +54,38 @@ export function serveEdge(
     headers.push([(upstream.headers[i] as string).toLowerCase(), upstream.headers[i + 1] as string]);
   }
   const metrics = engine.appMetrics(app);
+  // A trace per edge request, as per proxied one: a server span, child of the client's traceparent.
+  const parent =
+    upstream.traceparent === undefined
+      ? context.active()
+      : extractTraceContext(
+          {
+            get: (k: string) =>
+              (k === "traceparent" ? upstream.traceparent : k === "tracestate" ? upstream.tracestate : "") ??
+              "",
+            set() {},
+          },
+          context.active(),
+        );
+  const span = tracer().startSpan(
+    `edge ${req.method ?? "GET"}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        "hangar.app": app,
+        "hangar.edge": true,
+        "http.request.method": req.method ?? "",
+        "fly.request_id": fwd.requestId,
+      },
+    },
+    parent,
+  );
   res.once("close", () => {
-    if (metrics) {
-      const status = res.headersSent ? res.statusCode : undefined;
-      engine.metrics?.request(metrics, status, (performance.now() - arrivedAt) / 1000);
-    }
+    const status = res.headersSent ? res.statusCode : undefined;
+    if (metrics) engine.metrics?.request(metrics, status, (performance.now() - arrivedAt) / 1000);
+    span.setAttribute("http.response.status_code", status ?? 0);
+    if (status === undefined || status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
   });
   let load = loads.get(app);
   if (load === undefined) {
@@ -92,7 +120,11 @@ export function serveEdge(
   const run = (body: Uint8Array | undefined) => {
     edge.dispatch(app, body === undefined ? { method, url, headers } : { method, url, headers, body }).then(
       (answer) => answerWith(res, answer, method, fwd, app),
-      (err: unknown) => failWith(engine, res, err, fwd, app),
+      (err: unknown) => {
+        // Why the code gave no answer (cpu_limit, memory_limit, compile, ...), on the request's span.
+        span.setAttribute("hangar.edge.error", err instanceof EdgeError ? err.code : "edge_failed");
+        failWith(engine, res, err, fwd, app);
+      },
     );
   };
   if (!upstream.hasBody) {
