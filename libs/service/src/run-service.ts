@@ -104,9 +104,11 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   }
   reportPermissionViolations(nc, logger, registry);
   let service: RunningService | undefined;
+  /** Set once start has resolved and its subscriptions are at the server: /health may say ready. */
+  let ready = false;
   const report = () => {
-    const r = readiness(service?.health(), connection);
-    return service === undefined ? { ...r, starting: step } : r;
+    const r = readiness(ready ? service?.health() : undefined, connection);
+    return ready ? r : { ...r, starting: step };
   };
   step = "starting the ops server";
   const ops = await startOpsServer({
@@ -138,6 +140,11 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
         step = what;
       },
     });
+    // Ready only once the server has every subscription start made: a command sent the moment
+    // /health says ready must find its responder.
+    step = "flushing its subscriptions to NATS";
+    await nc.flush();
+    ready = true;
   } catch (err) {
     clearInterval(stillStarting);
     const message = err instanceof Error ? err.message : String(err);

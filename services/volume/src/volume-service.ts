@@ -157,6 +157,9 @@ export class VolumeService {
     await Promise.all([volumes.follow(), machines.follow()]);
     await Promise.all([volumes.caughtUp, machines.caughtUp]);
     self.listen();
+    // The subscriptions are at the server before start resolves: a command sent from another
+    // connection right after it would otherwise find no responder (the int test's CI run did).
+    await opts.nc.flush();
     // In the background: the service answers (and is healthy) while hosts are asked.
     void self.resume({ atStart: true });
     return self;
