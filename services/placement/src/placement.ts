@@ -168,6 +168,8 @@ export class Placement {
         self.reservedAt.set(id, now);
     }
     self.listen();
+    // Its subscriptions are at the server before start resolves (a request sent right after finds them).
+    await opts.nc.flush();
     return self;
   }
 
