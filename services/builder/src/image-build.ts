@@ -142,6 +142,9 @@ interface Stage {
  * step, taking steps from the layer cache when their key is known, and writes the image to the
  * registry.
  */
+/** The gzip level of the layers a build makes (see mutate). */
+const BUILD_GZIP_LEVEL = 1;
+
 export async function buildImage(
   deps: BuildDeps,
   input: BuildInput,
@@ -462,6 +465,9 @@ class ImageBuild {
     if (await onlySkipped(upper, skip)) return null;
     const made = await createLayer(upper, join(dir, "layer.tar.gz"), {
       overlayUpper: true,
+      // gzip's fastest level: about half the time of its default (6) on a build step's files, for
+      // layers about a tenth larger (buildah keeps a build's layers uncompressed until a push).
+      gzipLevel: BUILD_GZIP_LEVEL,
       skip: (p) => skip.has(p),
       ...(range ? { idRange: range } : {}),
     });
