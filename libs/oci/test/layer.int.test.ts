@@ -188,6 +188,15 @@ describe("applyLayer refuses entries that escape the target", () => {
       ],
     ],
     ["a hard link out of the root", [{ name: "hard", type: "link", linkname: "../../etc/passwd" }]],
+    [
+      "a directory the layer turned into a symlink after using it",
+      [
+        { name: "out/", type: "directory" },
+        { name: "out/first", content: "x" },
+        { name: "out", type: "symlink", linkname: join(tmpdir()) },
+        { name: "out/escaped", content: "x" },
+      ],
+    ],
   ];
   for (const [what, entries] of cases) {
     it(`through ${what}`, async () => {
@@ -199,4 +208,30 @@ describe("applyLayer refuses entries that escape the target", () => {
       await expect(lstat(join(work, "escaped"))).rejects.toThrow(/ENOENT/);
     });
   }
+});
+
+describe("applyLayer over entries of the same layer", () => {
+  it("replaces a file, a directory and a symlink named again, the last entry winning", async () => {
+    const target = join(work, "named-again");
+    await applyLayer(
+      Readable.from([
+        await tarOf([
+          { name: "file", content: "first" },
+          { name: "file", content: "second" },
+          { name: "dir/", type: "directory" },
+          { name: "dir/inner", content: "x" },
+          { name: "dir", content: "now a file" },
+          { name: "link", type: "symlink", linkname: "file" },
+          { name: "link", content: "now a file too" },
+          { name: "dir2/sub/deep", content: "made with its parents" },
+        ]),
+      ]),
+      target,
+    );
+    expect(await readFile(join(target, "file"), "utf8")).toBe("second");
+    expect(await readFile(join(target, "dir"), "utf8")).toBe("now a file");
+    expect((await lstat(join(target, "link"))).isFile()).toBe(true);
+    expect(await readFile(join(target, "link"), "utf8")).toBe("now a file too");
+    expect(await readFile(join(target, "dir2/sub/deep"), "utf8")).toBe("made with its parents");
+  });
 });
