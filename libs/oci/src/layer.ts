@@ -427,9 +427,9 @@ function writeSmallFile(path: string, data: Buffer, h: TarHeader, asRoot: boolea
 }
 
 /** The whole of a tar entry's body. */
-async function readEntry(entry: AsyncIterable<Buffer>, size: number): Promise<Buffer> {
+async function readEntry(entry: AsyncIterable<unknown>, size: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of entry) chunks.push(chunk);
+  for await (const chunk of entry) chunks.push(chunk as Buffer);
   return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size);
 }
 
