@@ -134,7 +134,16 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
       .map((m) => m.id)
       .sort();
 
-    // The host agent: one process per started machine, none for anything else.
+    // The host agent: one process per started machine, none for anything else. "started" is recorded
+    // once the sandbox runs; its app's own process (node, FLY_MACHINE_ID in its environment) comes a
+    // moment later, out of the wrapper's exec: looked for until the set is as expected, or 15 s.
+    const expected = JSON.stringify(startedIds.map((id) => [id, 1]));
+    const seen = () => {
+      const found = machineProcesses();
+      return JSON.stringify([...found.keys()].sort().map((id) => [id, found.get(id)?.length ?? 0]));
+    };
+    for (const deadline = Date.now() + 15_000; seen() !== expected && Date.now() < deadline; )
+      await sleep(250);
     const procs = machineProcesses();
     for (const id of startedIds) expect(procs.get(id)?.length ?? 0, `processes of ${id}`).toBe(1);
     expect([...procs.keys()].sort()).toEqual(startedIds);
