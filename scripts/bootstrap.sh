@@ -77,8 +77,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # pnpm: the workspace's package manager (corepack cannot be relied on offline).
-if ! command -v pnpm >/dev/null 2>&1; then
-  say "installing pnpm@$PNPM_VERSION with npm"
+# Another version is replaced: pnpm 12 switching itself to the pinned 10.x fails against npm's
+# registry (ERR_PNPM_BAD_CONFIG_DEP, it looks for platform packages 10.x never published).
+have_pnpm=$(pnpm --version 2>/dev/null || true)
+if [ "$have_pnpm" != "$PNPM_VERSION" ]; then
+  say "installing pnpm@$PNPM_VERSION with npm${have_pnpm:+ (found pnpm $have_pnpm)}"
   npm install -g --silent "pnpm@$PNPM_VERSION" >/dev/null 2>&1 ||
     die "could not install pnpm; run: npm install -g pnpm@$PNPM_VERSION (with sudo if npm's global folder is not yours)"
 fi
