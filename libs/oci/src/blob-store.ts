@@ -47,7 +47,7 @@ export class BlobStore {
   async putBytes(bytes: Uint8Array, expected?: Digest): Promise<{ digest: Digest; size: number }> {
     const digest = digestOf(bytes);
     checkDigest(digest, expected);
-    if (!(await this.has(digest))) await this.upload(digest, once(bytes));
+    if (!(await this.has(digest))) await this.upload(digest, once(bytes), true);
     return { digest, size: bytes.byteLength };
   }
 
@@ -60,11 +60,14 @@ export class BlobStore {
 
   /**
    * Stores a stream. With `expected` it streams straight into the bucket and a mismatch stores
-   * nothing; without, it is spooled to a temp file to learn its digest first.
+   * nothing; without, it is spooled to a temp file to learn its digest first. `checked` says that
+   * `src` hashes itself and fails before its end when it is not `expected` (a pull's fetch): then
+   * it is not hashed a second time here (the object store still hashes it for its own record).
    */
   async putStream(
     src: AsyncIterable<Uint8Array>,
     expected?: Digest,
+    opts: { checked?: boolean } = {},
   ): Promise<{ digest: Digest; size: number }> {
     if (expected === undefined) {
       const dir = await mkdtemp(join(tmpdir(), "hangar-blob-"));
@@ -83,7 +86,7 @@ export class BlobStore {
       checkDigest(hasher.digest(), expected);
       return { digest: expected, size: hasher.size };
     }
-    const size = await this.upload(expected, src);
+    const size = await this.upload(expected, src, opts.checked === true);
     return { digest: expected, size };
   }
 
@@ -134,8 +137,9 @@ export class BlobStore {
     }
   }
 
-  private async upload(name: Digest, src: AsyncIterable<Uint8Array>): Promise<number> {
+  private async upload(name: Digest, src: AsyncIterable<Uint8Array>, checked: boolean): Promise<number> {
     const hasher = new DigestHasher();
+    let size = 0;
     const it = src[Symbol.asyncIterator]();
     // Erroring the stream before its end makes the object store purge the chunks it wrote and
     // publish no metadata, so a mismatched put leaves nothing behind.
@@ -144,13 +148,14 @@ export class BlobStore {
         try {
           const { done, value } = await it.next();
           if (done) {
-            const actual = hasher.digest();
+            const actual = checked ? name : hasher.digest();
             if (actual === name) controller.close();
             else controller.error(new DigestMismatchError(name, actual));
             return;
           }
           const chunk = value instanceof Uint8Array ? value : Buffer.from(value);
-          hasher.update(chunk);
+          if (!checked) hasher.update(chunk);
+          size += chunk.length;
           controller.enqueue(chunk);
         } catch (error) {
           controller.error(error);
@@ -161,7 +166,7 @@ export class BlobStore {
       },
     });
     await this.os.put({ name, options: { max_chunk_size: CHUNK_SIZE } }, rs);
-    return hasher.size;
+    return size;
   }
 }
 

@@ -1,13 +1,10 @@
-import { createWriteStream } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { PassThrough, Readable, Transform } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { baseSpecOf, platformBaseNames } from "./bases/catalog.js";
+import type { BlobStore } from "./blob-store.js";
 import { type Digest, DigestHasher, isDigest } from "./digest.js";
 import { BlobCorruptedError, ImageNotFoundError, InvalidReferenceError } from "./errors.js";
+import type { LayerSource } from "./layer-store.js";
 import {
   choosePlatform,
   hostArchitecture,
@@ -42,10 +39,12 @@ export interface ImageSourceOptions {
   /** Human progress lines ("pulling docker.io/library/node:20 (3/7 layers, 41 MB)"). */
   onProgress?: (line: string) => void;
   /**
-   * Called with each pulled layer's verified file while it is stored, before the file goes: a host
-   * unpacks it from there (LayerStore.dir with `file`) instead of reading it back from the blob store.
+   * Called with each pulled layer's bytes as they arrive, while the same bytes go into the blob store:
+   * a host unpacks the layer from there (LayerStore.dir with a `source`) instead of reading it back
+   * after. The stream must be read to its end; `source.verified` settles once the whole layer has
+   * arrived, and rejects when it is not the announced digest and size (then nothing of it is stored).
    */
-  onLayerFile?: (digest: Digest, file: string) => Promise<unknown>;
+  onLayerStream?: (digest: Digest, source: LayerSource) => Promise<unknown>;
 }
 
 /** Docker Hub, where a ref without a registry host points. */
@@ -53,6 +52,9 @@ export const DOCKER_HUB = "docker.io";
 
 /** Blobs fetched at once by one pull: enough to hide a round trip, few enough for a 2-core host. */
 const PARALLEL_BLOBS = 3;
+
+/** What each reader of a blob being fetched may fall behind the other by, in chunks (of about 64 KiB). */
+const TEE_CHUNKS = 16;
 
 /**
  * Parses HANGAR_REGISTRY_UPSTREAMS: a JSON object of registry host -> http(s) base URL, e.g.
@@ -232,67 +234,132 @@ async function pull(
     opts.onProgress?.(
       `pulling ${host}/${repository}:${reference} (${done}/${total} layers, ${Math.round(bytes / 1e6)} MB)`,
     );
-  const dir = await mkdtemp(join(tmpdir(), "hangar-pull-"));
-  try {
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      // A failed blob stops the others from starting new ones: the pull has failed already.
-      while (next < blobs.length && !failed) {
-        const blob = blobs[next++];
-        if (!blob) break;
-        try {
-          if (!(await opts.registry.blobs.has(blob.digest))) {
-            const file = join(dir, blob.digest.slice("sha256:".length));
-            await download(remote, repository, blob.digest, blob.size, file, ref);
-            const unpack = blob !== manifest.config ? opts.onLayerFile?.(blob.digest, file) : undefined;
-            await Promise.all([opts.registry.blobs.putFile(file, blob.digest), unpack]);
-            await rm(file, { force: true });
-            bytes += blob.size;
-          }
-        } catch (error) {
-          failed = true;
-          throw error;
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    // A failed blob stops the others from starting new ones: the pull has failed already.
+    while (next < blobs.length && !failed) {
+      const blob = blobs[next++];
+      if (!blob) break;
+      try {
+        if (!(await opts.registry.blobs.has(blob.digest))) {
+          const onLayer = blob !== manifest.config ? opts.onLayerStream : undefined;
+          await fetchBlob(remote, repository, blob, ref, opts.registry.blobs, onLayer);
+          bytes += blob.size;
         }
-        if (blob !== manifest.config) {
-          done++;
-          progress();
-        }
+      } catch (error) {
+        failed = true;
+        throw error;
       }
-    };
-    // Every worker is done before the temp folder goes, so none writes into a folder that is gone.
-    const settled = await Promise.allSettled(Array.from({ length: PARALLEL_BLOBS }, worker));
-    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (rejected) throw rejected.reason;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+      if (blob !== manifest.config) {
+        done++;
+        progress();
+      }
+    }
+  };
+  const settled = await Promise.allSettled(Array.from({ length: PARALLEL_BLOBS }, worker));
+  const rejected = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (rejected) throw rejected.reason;
   // The platform manifest under its digest, then the tag (or the asked digest) pointing at it.
   await opts.registry.putManifest(cache, top.digest, top.bytes, top.mediaType);
   if (!isDigest(reference)) await opts.registry.putManifest(cache, reference, top.bytes, top.mediaType);
   return top.digest;
 }
 
-/** Streams a blob into `file`, hashing it; a digest or size other than announced is BlobCorruptedError. */
-async function download(
+/**
+ * Streams a blob from the remote registry into the blob store and, for a layer, to `onLayer` at the
+ * same time (the slower reader sets the pace). Its size is checked as it comes and its digest at the
+ * end: a blob other than announced is BlobCorruptedError, the store keeps nothing of it and
+ * `verified` tells the layer's reader not to use what it made. A reader that fails (a layer that
+ * does not unpack) is cut off while the blob is still fetched and stored, so that its error is
+ * reported only for bytes that are the announced ones.
+ */
+async function fetchBlob(
   remote: RemoteRegistry,
   repository: string,
-  digest: Digest,
-  size: number,
-  file: string,
+  blob: { digest: Digest; size: number },
   ref: string,
+  store: BlobStore,
+  onLayer: ImageSourceOptions["onLayerStream"],
 ): Promise<void> {
-  const body = await remote.blob(repository, digest, ref);
+  const { digest, size } = blob;
+  const body = Readable.fromWeb(
+    (await remote.blob(repository, digest, ref)) as NodeReadableStream<Uint8Array>,
+  );
   const hasher = new DigestHasher();
-  const hash = new Transform({
+  const verified = settleable();
+  const checked = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       hasher.update(chunk);
-      callback(null, chunk);
+      if (hasher.size > size)
+        callback(new BlobCorruptedError(ref, digest, `it is longer than the announced ${size} bytes`));
+      else callback(null, chunk);
+    },
+    flush(callback) {
+      const actual = hasher.digest();
+      const error =
+        actual !== digest
+          ? new BlobCorruptedError(ref, digest, `its content hashes to ${actual}`)
+          : hasher.size !== size
+            ? new BlobCorruptedError(ref, digest, `it is ${hasher.size} bytes, not ${size}`)
+            : undefined;
+      if (error) callback(error);
+      else {
+        verified.resolve();
+        callback();
+      }
     },
   });
-  await pipeline(Readable.fromWeb(body as NodeReadableStream<Uint8Array>), hash, createWriteStream(file));
-  const actual = hasher.digest();
-  if (actual !== digest) throw new BlobCorruptedError(ref, digest, `its content hashes to ${actual}`);
-  if (hasher.size !== size)
-    throw new BlobCorruptedError(ref, digest, `it is ${hasher.size} bytes, not ${size}`);
+  // Chunks are read one by one as they came (object mode), not joined into one buffer per read.
+  const tee = () =>
+    new PassThrough({
+      readableObjectMode: true,
+      readableHighWaterMark: TEE_CHUNKS,
+      writableHighWaterMark: TEE_CHUNKS << 16,
+    });
+  const toStore = tee();
+  const toLayer = onLayer ? tee() : undefined;
+  const fail = (error: Error): void => {
+    verified.reject(error);
+    body.destroy();
+    checked.destroy();
+    toStore.destroy(error);
+    toLayer?.destroy(error);
+  };
+  // Their readers hear of an error when they read (one may not have started yet).
+  for (const tee of [toStore, toLayer]) tee?.on("error", () => {});
+  body.on("error", fail);
+  checked.on("error", fail);
+  body.pipe(checked);
+  checked.pipe(toStore);
+  if (toLayer) checked.pipe(toLayer);
+  const storing = store.putStream(toStore, digest, { checked: true }).catch((error: Error) => {
+    fail(error);
+    throw error;
+  });
+  const unpacking = toLayer
+    ? Promise.resolve(onLayer?.(digest, { stream: toLayer, verified: verified.promise })).catch(
+        (error: unknown) => {
+          checked.unpipe(toLayer);
+          toLayer.destroy();
+          throw error;
+        },
+      )
+    : undefined;
+  const [v, ...others] = await Promise.allSettled([verified.promise, storing, unpacking]);
+  // The blob's own fault first: a corrupted layer also fails to store and, often, to unpack.
+  if (v?.status === "rejected") throw v.reason;
+  for (const r of others) if (r.status === "rejected") throw r.reason;
+}
+
+/** A promise with its settling functions (Promise.withResolvers, which Node 20 lacks). */
+function settleable(): { promise: Promise<void>; resolve(): void; reject(error: Error): void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // awaited by fetchBlob and by the layer's reader
+  return { promise, resolve, reject };
 }

@@ -1,12 +1,20 @@
-import { createReadStream } from "node:fs";
 import { chmod, lstat, mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
+import { finished } from "node:stream/promises";
 import type { BlobStore } from "./blob-store.js";
 import { type Digest, digestHex } from "./digest.js";
 import { applyLayer } from "./layer.js";
 
-/** Read size of a local layer file: large reads keep gunzip and the tar parser off many small chunks. */
-const READ_CHUNK = 1 << 20;
+/**
+ * A layer's bytes as they are being fetched (image-source's onLayerStream): `stream` must be read to
+ * its end, and what is made of it is used only once `verified` resolves (the whole layer arrived,
+ * with the announced digest and size).
+ */
+export interface LayerSource {
+  stream: Readable;
+  verified: Promise<void>;
+}
 
 /** Length of the digest prefix naming a layer's directory: short, so many lowerdirs fit in one mount. */
 const SHORT = 16;
@@ -29,15 +37,18 @@ export class LayerStore {
 
   /**
    * The directory holding the unpacked layer, unpacking it first if needed: from the blob store, or
-   * from `file`, a local copy of the layer whose digest the caller has checked (a pull's download).
+   * from `source`, the layer's bytes as a pull fetches them. A source this store does not need (the
+   * layer is there, or being unpacked already) is read to its end all the same, so that the pull
+   * storing the same bytes is not held up.
    */
-  dir(layer: Digest, file?: string): Promise<string> {
+  dir(layer: Digest, source?: LayerSource): Promise<string> {
     let pending = this.#inFlight.get(layer);
     if (pending === undefined) {
-      pending = this.unpack(layer, file).finally(() => this.#inFlight.delete(layer));
+      pending = this.unpack(layer, source).finally(() => this.#inFlight.delete(layer));
       this.#inFlight.set(layer, pending);
+      return pending;
     }
-    return pending;
+    return source ? Promise.all([pending, drain(source)]).then(([dir]) => dir) : pending;
   }
 
   /** Creates the root, or closes one an earlier version left open, 0700. */
@@ -49,17 +60,18 @@ export class LayerStore {
     return this.#rootReady;
   }
 
-  private async unpack(layer: Digest, file?: string): Promise<string> {
+  private async unpack(layer: Digest, source?: LayerSource): Promise<string> {
     await this.#ensureRoot();
     const dir = join(this.root, digestHex(layer).slice(0, SHORT));
-    if (await exists(dir)) return dir;
+    if (await exists(dir)) {
+      if (source) await drain(source);
+      return dir;
+    }
     const tmp = join(this.root, `.tmp-${digestHex(layer).slice(0, SHORT)}-${process.pid}-${Date.now()}`);
     try {
-      const source =
-        file === undefined
-          ? await this.blobs.getStream(layer)
-          : createReadStream(file, { highWaterMark: READ_CHUNK });
-      await applyLayer(source, tmp, { mode: "overlay" });
+      await applyLayer(source ? source.stream : await this.blobs.getStream(layer), tmp, { mode: "overlay" });
+      // The unpack read the whole stream: now it is known whether those were the layer's bytes.
+      if (source) await source.verified;
       await rename(tmp, dir);
     } catch (error) {
       await rm(tmp, { recursive: true, force: true });
@@ -74,6 +86,13 @@ export class LayerStore {
     }
     return dir;
   }
+}
+
+/** Reads a source to its end, keeping nothing; rejects as it does (or as its check does). */
+async function drain(source: LayerSource): Promise<void> {
+  source.stream.resume();
+  await finished(source.stream);
+  await source.verified;
 }
 
 async function exists(path: string): Promise<boolean> {

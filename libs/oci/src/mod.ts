@@ -36,7 +36,7 @@ export {
 } from "./image-source.js";
 export { writeImage } from "./image-writer.js";
 export { applyLayer, createLayer, type LayerFile } from "./layer.js";
-export { LayerStore } from "./layer-store.js";
+export { type LayerSource, LayerStore } from "./layer-store.js";
 export { exportImageLayout } from "./layout.js";
 export {
   choosePlatform,

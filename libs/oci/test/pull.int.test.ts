@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -13,8 +13,10 @@ import {
   BlobCorruptedError,
   BlobStore,
   cacheRepository,
+  type Digest,
   ImageNotFoundError,
   ImageRegistry,
+  type LayerSource,
   LayerStore,
   RegistryAuthError,
   resolveImage,
@@ -159,6 +161,47 @@ describe("pull-through from a real docker-registry", () => {
     p.failNext.push(429, 503);
     const image = await resolveImage(ref, { registry, upstreams });
     expect(image.config.architecture).toBe("amd64");
+    await p.stop();
+  });
+
+  it("unpacks a layer from its download as it is stored, and keeps nothing of a corrupted one", async () => {
+    const r = await registryWithApp("none");
+    const p = await startFaultyRegistryProxy(r.url);
+    const upstreams = { [r.host]: p.url };
+    const ref = `${r.host}/x/app:1`;
+    // The layer store reads from an empty blob store: a layer it has can only come from the stream.
+    const empty = await hangarRegistry();
+    const root = join(work, `streamed-${seq++}`);
+    const layers = new LayerStore(root, empty.blobs);
+    const streamed: string[] = [];
+    const onLayerStream = (digest: Digest, source: LayerSource) => {
+      streamed.push(digest);
+      return layers.dir(digest, source);
+    };
+
+    p.corrupt = true;
+    const registry = await hangarRegistry();
+    const corrupted = resolveImage(ref, { registry, upstreams, onLayerStream });
+    await expect(corrupted).rejects.toThrow(BlobCorruptedError);
+    expect(streamed).toHaveLength(1);
+    expect(await registry.blobs.has(streamed[0] as Digest)).toBe(false);
+    expect(await readdir(root)).toEqual([]); // neither the layer nor its temp folder
+
+    p.corrupt = false;
+    const image = await resolveImage(ref, { registry, upstreams, onLayerStream });
+    const layer = image.manifest.layers[0]?.digest as Digest;
+    expect(streamed).toEqual([layer, layer]);
+    expect(await registry.blobs.has(layer)).toBe(true);
+    const dir = await layers.dir(layer);
+    expect((await readFile(join(dir, "marker"))).toString()).toBe("amd64\n");
+
+    // A layer the store has already: the stream is read to its end all the same, and the pull ends.
+    const other = await hangarRegistry();
+    const again = await resolveImage(ref, { registry: other, upstreams, onLayerStream });
+    expect(again.digest).toBe(image.digest);
+    expect(streamed).toHaveLength(3);
+    expect(await other.blobs.has(layer)).toBe(true);
+    expect(await readdir(root)).toHaveLength(1);
     await p.stop();
   });
 

@@ -1,5 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createReadStream } from "node:fs";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -85,4 +86,32 @@ it("runs a command with bwrap over an overlay of unpacked layers", async () => {
   expect(await readFile(join(work, "upper/written"), "utf8")).toBe("hi\n");
   await mount.unmount();
   await expect(readFile(join(merged, "written"))).rejects.toThrow(/ENOENT/);
+});
+
+it("uses a layer unpacked from a stream only once the stream's bytes are verified", async () => {
+  const blobs = await BlobStore.open(nc, { bucket: `oci-test-rootfs-stream-${process.pid}` });
+  const dir = join(work, "streamed-src");
+  await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, "hello"), "streamed\n");
+  const layer = await createLayer(dir, join(work, "streamed.tar.gz"));
+  const root = join(work, "streamed-layers");
+  const store = new LayerStore(root, blobs); // an empty blob store: only the stream has the layer
+
+  const refused = Promise.reject(new Error("its content hashes to something else"));
+  refused.catch(() => {});
+  await expect(
+    store.dir(layer.digest, { stream: createReadStream(layer.file), verified: refused }),
+  ).rejects.toThrow("its content hashes to something else");
+  expect(await readdir(root)).toEqual([]);
+
+  const unpacked = await store.dir(layer.digest, {
+    stream: createReadStream(layer.file),
+    verified: Promise.resolve(),
+  });
+  expect(await readFile(join(unpacked, "hello"), "utf8")).toBe("streamed\n");
+
+  // Had already: the stream is still read to its end (the pull storing it waits on its reader).
+  const stream = createReadStream(layer.file);
+  expect(await store.dir(layer.digest, { stream, verified: Promise.resolve() })).toBe(unpacked);
+  expect(stream.readableEnded).toBe(true);
 });

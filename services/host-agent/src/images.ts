@@ -69,8 +69,8 @@ export class ImagePuller implements ImageSource {
         ...(owner && credentials ? { credentials: (host: string) => credentials(owner.org, host) } : {}),
         ...(bases ? { bases } : {}),
         onProgress: (line) => logger.info({ ref }, line),
-        // A pulled layer is unpacked from its download while it is stored, not read back after.
-        onLayerFile: (digest, file) => this.#opts.layers.dir(digest, file),
+        // A pulled layer is unpacked from its download as it is stored, not read back after.
+        onLayerStream: (digest, source) => this.#opts.layers.dir(digest, source),
       });
       const dirs: string[] = [];
       // One at a time: unpacking is disk-bound, and a 2-core host also runs the machines.
