@@ -7,6 +7,9 @@ import type { ProxyStats } from "./engine/mod.js";
 /** How long an app keeps being sampled after its last activity, so subscribers see its load end. */
 export const ACTIVE_WINDOW_MS = 60_000;
 
+/** How soon an early round (`soon`) goes out: the changes of one moment (ten cordons) share it. */
+export const SOON_MS = 50;
+
 export interface LoadPublisherOptions {
   nc: NatsConnection;
   proxyId: string;
@@ -30,12 +33,14 @@ export function proxyIdOf(configured: string | undefined): string {
 /**
  * Publishes, every second on core NATS, a LoadSample on `load.<app>` for each app that had anything
  * in flight or held in the last minute (zero samples included, so the end of the load is seen), and
- * a ProxyHeartbeat naming those apps and the MACHINES sequence the proxy has folded.
+ * a ProxyHeartbeat naming those apps and the MACHINES sequence the proxy has folded; and a round
+ * more when asked (`soon`).
  */
 export class LoadPublisher {
   private readonly lastActive = new Map<string, number>();
   private readonly lastReceived = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
+  private early: NodeJS.Timeout | undefined;
   private readonly window: number;
   private readonly now: () => number;
 
@@ -100,7 +105,23 @@ export class LoadPublisher {
     nc.publish(subjects.proxyHeartbeat(proxyId), JSON.stringify(heartbeat));
   }
 
+  /**
+   * Publishes a round within SOON_MS besides the regular ones, once however often it is asked before
+   * then: a route change (a machine cordoned) or a drained machine is reported without waiting for
+   * the next second, so a release's drain ends as soon as the proxies are done.
+   */
+  soon(): void {
+    if (this.early) return;
+    this.early = setTimeout(() => {
+      this.early = undefined;
+      this.tick();
+    }, SOON_MS);
+    this.early.unref();
+  }
+
   stop(): void {
     clearInterval(this.timer);
+    clearTimeout(this.early);
+    this.early = undefined;
   }
 }

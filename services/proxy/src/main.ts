@@ -77,7 +77,10 @@ async function serve(): Promise<void> {
         bundlesMaxBytes: config.HANGAR_EDGE_BUNDLES_MAX_BYTES,
         logger,
       });
+      // The load publisher reports at once what a drain waits for: a route change, a machine drained.
+      let load: LoadPublisher | undefined;
       const proxy = createProxy({
+        onDrained: () => load?.soon(),
         routes,
         domains: config.HANGAR_PROXY_DOMAINS,
         region,
@@ -97,7 +100,9 @@ async function serve(): Promise<void> {
         proxy.server.once("error", reject);
         proxy.server.listen(config.HANGAR_PROXY_PORT, config.HANGAR_PROXY_HOST, () => resolve());
       });
-      const load = LoadPublisher.start({ nc, proxyId, region, stats: () => proxy.stats() });
+      load = LoadPublisher.start({ nc, proxyId, region, stats: () => proxy.stats() });
+      const publisher = load;
+      const unwatch = routes.onChange(() => publisher.soon());
       logger.info(
         { port: config.HANGAR_PROXY_PORT, domains: config.HANGAR_PROXY_DOMAINS, proxy_id: proxyId },
         "proxy listening",
@@ -111,7 +116,8 @@ async function serve(): Promise<void> {
           edge: edgeApps.edge.versions(),
         }),
         async stop() {
-          load.stop();
+          unwatch();
+          publisher.stop();
           await proxy.close();
           await edgeApps.stop();
           await secrets.stop();

@@ -129,6 +129,11 @@ function recordStarted(app: string, machineId: string, upstreamPort: number) {
 /** An app with one machine that ran once and is stopped now. */
 async function appWithStoppedMachine(app: string, machineId: string, orgSlug = "personal"): Promise<void> {
   await apps.handle(app, { type: "CreateApp", name: app, orgSlug }, meta());
+  await stoppedMachine(app, machineId);
+}
+
+/** A machine of the app that ran once and is stopped now. */
+async function stoppedMachine(app: string, machineId: string): Promise<void> {
   const id = machineAggregateId(app, machineId);
   await machines.handle(
     id,
@@ -296,5 +301,105 @@ describe("load samples", () => {
       .toMatchObject({ app, queued: 0, machines: [{ machine_id: "b1", concurrency: 0 }] });
     // Still within the minute after the load: the proxy keeps naming the app in its heartbeat.
     expect(beats.at(-1)?.apps).toContain(app);
+  });
+
+  it("counts a cordoned machine's requests until they end, and reports the cordon and the drain at once", async () => {
+    const app = `drain-${suffix}`;
+    const ownId = `${proxyId}-drain`;
+    const drained: string[] = [];
+    let publisher: LoadPublisher | undefined;
+    const own = createProxy({
+      routes,
+      region,
+      onDrained: (a) => {
+        drained.push(a);
+        publisher?.soon();
+      },
+      logger: createLogger("proxy-drain-test", { level: "silent" }),
+    });
+    await new Promise<void>((resolve) => own.server.listen(0, "127.0.0.1", resolve));
+    const ownPort = (own.server.address() as AddressInfo).port;
+    // No regular round within the test: every sample it sees was asked for with `soon`.
+    publisher = LoadPublisher.start({
+      nc,
+      proxyId: ownId,
+      region,
+      stats: () => own.stats(),
+      intervalMs: 600_000,
+    });
+    const started = publisher;
+    const unwatch = routes.onChange(() => started.soon());
+    try {
+      await appWithStoppedMachine(app, "d1");
+      await stoppedMachine(app, "d2");
+      const held: ServerResponse[] = [];
+      const d1 = await startUpstream("d1", (req, res) => {
+        req.resume();
+        held.push(res);
+      });
+      const d2 = await startUpstream("d2");
+      const start = async (id: string, upstreamPort: number) => {
+        await machines.handle(
+          machineAggregateId(app, id),
+          { type: "StartMachine", nowMs: Date.now() },
+          meta(),
+        );
+        await recordStarted(app, id, upstreamPort);
+      };
+      await start("d1", d1.port);
+      await expect.poll(() => routes.lookup(app)?.backends.length).toBe(1);
+      const samples = collect<LoadSample>(subjects.load(app));
+      await nc.flush();
+      // Two requests held on d1, then d2 starts.
+      const pending = [send(ownPort, `${app}.localhost`), send(ownPort, `${app}.localhost`)];
+      await expect.poll(() => held.length).toBe(2);
+      await start("d2", d2.port);
+      await expect.poll(() => routes.lookup(app)?.backends.length).toBe(2);
+
+      await machines.handle(
+        machineAggregateId(app, "d1"),
+        { type: "CordonMachine", nowMs: Date.now() },
+        meta(),
+      );
+      await expect.poll(() => routes.lookup(app)?.backends.map((b) => b.machineId)).toEqual(["d2"]);
+      const cordonSeq = routes.machinesSeq ?? 0;
+      // A request after the cordon goes to d2, and takes d1 out of this proxy's backends.
+      expect((await send(ownPort, `${app}.localhost`)).status).toBe(200);
+      const onD1 = () =>
+        own
+          .stats()
+          .apps.find((a) => a.app === app)
+          ?.backends.find((b) => b.machineId === "d1")?.inFlight;
+      expect(onD1()).toBe(2);
+      // The cordon was reported at once, d1's requests with it.
+      await expect
+        .poll(() =>
+          samples.find(
+            (x) =>
+              x.proxy_id === ownId &&
+              x.machines_seq >= cordonSeq &&
+              x.machines.some((m) => m.machine_id === "d1" && m.concurrency === 2),
+          ),
+        )
+        .toBeDefined();
+
+      const before = samples.length;
+      for (const res of held) res.end("ok");
+      await Promise.all(pending);
+      expect(onD1()).toBeUndefined();
+      expect(drained).toContain(app);
+      // The drain was reported at once too: a sample with nothing on d1.
+      await expect
+        .poll(() =>
+          samples
+            .slice(before)
+            .find((x) => x.proxy_id === ownId && !x.machines.some((m) => m.machine_id === "d1")),
+        )
+        .toBeDefined();
+    } finally {
+      unwatch();
+      publisher.stop();
+      await own.close();
+    }
   });
 });

@@ -59,14 +59,28 @@ export class BackendState implements Candidate {
    */
   release(): void {
     this.inFlight--;
-    if (this.retired && this.inFlight === 0) this.agent.destroy();
+    if (this.retired && this.inFlight === 0) {
+      this.agent.destroy();
+      this.owner.retiring.delete(this);
+      this.owner.drained(this.owner);
+    }
     if (this.owner.queue.size > 0) this.owner.slotFreed(this.owner);
   }
 
-  /** Takes the backend out of service: its sockets close now, or when its last request ends. */
+  /**
+   * Takes the backend out of service: its sockets close now, or when its last request ends (until
+   * then it is one of the app's `retiring` backends, whose requests the load samples still count).
+   */
   retire(): void {
     this.retired = true;
     if (this.inFlight === 0) this.agent.destroy();
+    else this.owner.retiring.add(this);
+  }
+
+  /** Puts a retiring backend (its machine routable again) back in service, its requests and pool kept. */
+  revive(): void {
+    this.retired = false;
+    this.owner.retiring.delete(this);
   }
 }
 
@@ -100,6 +114,9 @@ export function shareOf(limit: number, share: LimitShare | undefined): number {
 /** Called when a backend of the app frees a slot while requests are held. */
 export type SlotFreed = (app: AppState) => void;
 
+/** Called when the last request on a backend taken out of service (its machine cordoned or gone) ends. */
+export type BackendDrained = (app: AppState) => void;
+
 /**
  * An app's current backends, settings and limits, the requests in flight for it (held ones
  * included), the requests held until a machine can take them, and its wake-up in progress.
@@ -109,6 +126,8 @@ export class AppState implements Limits {
   /** Requests and upgrades received since this state exists: activity between two load samples. */
   received = 0;
   backends: BackendState[] = [];
+  /** Backends out of the route with requests still in flight on them (their machines drain). */
+  readonly retiring = new Set<BackendState>();
   settings: ScalingSettings = DEFAULT_SCALING;
   soft = DEFAULT_SCALING.softLimit;
   hard = Number.POSITIVE_INFINITY;
@@ -126,6 +145,7 @@ export class AppState implements Limits {
     private readonly maxSockets: number,
     readonly slotFreed: SlotFreed = () => {},
     private readonly share?: LimitShare,
+    readonly drained: BackendDrained = () => {},
   ) {}
 
   /** Follows the route: its settings, and its backend list, keeping the state of machines still in it. */
@@ -153,11 +173,13 @@ export class AppState implements Limits {
 
   private syncBackends(list: readonly Backend[]): void {
     if (this.matches(list)) return;
-    const next = list.map(
-      (b) =>
-        this.backends.find((s) => s.is(b)) ??
-        new BackendState(this, b.machineId, b.address, b.port, b.region, this.maxSockets),
-    );
+    const next = list.map((b) => {
+      const kept = this.backends.find((s) => s.is(b));
+      if (kept) return kept;
+      const back = [...this.retiring].find((s) => s.is(b));
+      back?.revive();
+      return back ?? new BackendState(this, b.machineId, b.address, b.port, b.region, this.maxSockets);
+    });
     for (const s of this.backends) if (!next.includes(s)) s.retire();
     this.backends = next;
   }
@@ -195,6 +217,7 @@ export class BackendPool {
     private readonly maxSockets: number,
     private readonly slotFreed?: SlotFreed,
     private readonly share?: LimitShare,
+    private readonly drained?: BackendDrained,
   ) {}
 
   /**
@@ -211,13 +234,13 @@ export class BackendPool {
     if (route.backends.length === 0) {
       if (state) this.forget(state, route);
       else {
-        state = new AppState(app, this.maxSockets, this.slotFreed, this.share);
+        state = new AppState(app, this.maxSockets, this.slotFreed, this.share, this.drained);
         state.sync(route);
       }
       return state;
     }
     if (state === undefined) {
-      state = new AppState(app, this.maxSockets, this.slotFreed, this.share);
+      state = new AppState(app, this.maxSockets, this.slotFreed, this.share, this.drained);
       this.apps.set(app, state);
     }
     state.sync(route);

@@ -38,6 +38,8 @@ export interface EngineOptions {
   wakeTimeoutMs: number;
   /** This worker's part of the machines' limits; none: all of them. */
   share?: LimitShare;
+  /** Told the app whose backend out of service has just finished its last request. */
+  onDrained?: (app: string) => void;
 }
 
 /** The proxy's shared state; one per proxy server. */
@@ -59,7 +61,14 @@ export class ProxyEngine {
   private readonly unsubscribe: () => void;
 
   constructor(opts: EngineOptions) {
-    this.pool = new BackendPool(opts.routes, opts.maxSockets, (app) => this.pump(app), opts.share);
+    const onDrained = opts.onDrained;
+    this.pool = new BackendPool(
+      opts.routes,
+      opts.maxSockets,
+      (app) => this.pump(app),
+      opts.share,
+      onDrained ? (app) => onDrained(app.app) : undefined,
+    );
     this.domains = normalizeDomains(opts.domains);
     this.region = opts.region;
     this.logger = opts.logger;

@@ -50,6 +50,11 @@ export interface ProxyOptions {
    */
   share?: LimitShare;
   /**
+   * Told the app of a machine taken out of service (cordoned, stopped, gone) once the last request
+   * this proxy had on it ends: the load publisher reports it at once, so a drain need not wait.
+   */
+  onDrained?: (app: string) => void;
+  /**
    * The edge apps this proxy runs: a request whose Host names one runs its code first (before
    * statics and machines). None: every app is served by its machines.
    */
@@ -123,6 +128,7 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     queueTimeoutMs: opts.queueTimeoutMs ?? QUEUE_DEFAULTS.queueTimeoutMs,
     wakeTimeoutMs: opts.wakeTimeoutMs ?? QUEUE_DEFAULTS.wakeTimeoutMs,
     ...(opts.share === undefined ? {} : { share: opts.share }),
+    ...(opts.onDrained === undefined ? {} : { onDrained: opts.onDrained }),
   });
   const server = createServer();
   // A request node parsed but cannot forward (http.request validates more strictly) must not take
@@ -198,7 +204,8 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
         queued: state.queue.size,
         received: state.received,
         ...(state.wake ? { waking: state.wake.machineId ?? "" } : {}),
-        backends: state.backends.map((b) => ({
+        // Machines out of the route still count their requests until those end: a drain waits for them.
+        backends: [...state.backends, ...state.retiring].map((b) => ({
           machineId: b.machineId,
           address: b.address,
           port: b.port,
