@@ -3,7 +3,14 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { agrees, buildahDockerfile, diffImages, type ImageView, readRootfs } from "./compare.js";
+import {
+  agrees,
+  buildahDockerfile,
+  diffImages,
+  type ImageView,
+  readRootfs,
+  renamedPaths,
+} from "./compare.js";
 
 const root = mkdtempSync(join(tmpdir(), "hangar-compare-test-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -53,6 +60,41 @@ describe("diffImages", () => {
       "only in buildah: /c (dir 0755 0:0)",
       "only in buildah: /etc/hosts (file 0644 0:0 abc)",
     ]);
+  });
+});
+
+describe("renamedPaths", () => {
+  const dir = "dir 0755 0:0";
+  const file = (x: string) => `file 0644 0:0 ${x}`;
+  const image = (id: string, extra: Record<string, string> = {}) =>
+    view(
+      {},
+      {
+        "/app/.next": dir,
+        "/app/.next/static": dir,
+        "/app/.next/static/chunks": dir,
+        [`/app/.next/static/${id}`]: dir,
+        [`/app/.next/static/${id}/_buildManifest.js`]: file(id),
+        ...extra,
+      },
+    );
+
+  it("leaves out what each side has under a name that two buildah builds also choose differently", () => {
+    const left = renamedPaths(image("hhh"), image("bbb"), image("ccc"));
+    expect([...left].sort()).toEqual([
+      "/app/.next/static/bbb",
+      "/app/.next/static/bbb/_buildManifest.js",
+      "/app/.next/static/hhh",
+      "/app/.next/static/hhh/_buildManifest.js",
+    ]);
+  });
+
+  it("keeps an entry more on one side, and every renamed path where the buildah builds agree", () => {
+    // Hangar writes one more directory where the names change: not one name for another.
+    const extra = image("hhh", { "/app/.next/static/more": dir });
+    expect(renamedPaths(extra, image("bbb"), image("ccc"))).toEqual(new Set());
+    // The two buildah builds name it alike: a name only Hangar's image has is a difference.
+    expect(renamedPaths(image("hhh"), image("bbb"), image("bbb"))).toEqual(new Set());
   });
 });
 

@@ -113,7 +113,8 @@ export interface Comparison {
   /**
    * Paths that differed too between two buildah builds of the entry (without cache): what the
    * Dockerfile's own tools write differently at each build (timestamps in npm's cache index, a
-   * Next.js build id). Left out of fileDiffs, and counted here.
+   * Next.js build id), and paths named differently at each build (renamedPaths). Left out of
+   * fileDiffs, and counted here.
    */
   volatilePaths: string[];
   filesCompared: number;
@@ -252,6 +253,53 @@ export function diffImages(hangar: ImageView, buildah: ImageView): { config: str
     files.push({ path, text: `only in buildah: ${path} (${facts})` });
   }
   return { config, files: files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)) };
+}
+
+/**
+ * Paths left out because their names, not just their contents, change from build to build (Next.js's
+ * `.next/static/<random build id>/`): where two buildah builds (`buildah`, `again`) each have entries
+ * directly under a directory that the other lacks, the entries only Hangar's image or only buildah's
+ * has there are left out too, with everything under them, if both sides have as many of them (one
+ * random name for another).
+ */
+export function renamedPaths(hangar: ImageView, buildah: ImageView, again: ImageView): Set<string> {
+  /** Each path of `a` that `b` lacks, under its topmost ancestor `b` lacks (that ancestor's own name). */
+  const tops = (a: ImageView, b: ImageView): Map<string, string[]> => {
+    const byTop = new Map<string, string[]>();
+    for (const path of a.files.keys()) {
+      if (b.files.has(path)) continue;
+      let top = path;
+      for (let up = parentOf(path); up !== "/" && up !== "" && !b.files.has(up); up = parentOf(up)) top = up;
+      byTop.set(top, [...(byTop.get(top) ?? []), path]);
+    }
+    return byTop;
+  };
+  const slots = (byTop: Map<string, string[]>): Map<string, string[]> => {
+    const bySlot = new Map<string, string[]>();
+    for (const top of byTop.keys()) bySlot.set(parentOf(top), [...(bySlot.get(parentOf(top)) ?? []), top]);
+    return bySlot;
+  };
+  const firstOnly = slots(tops(buildah, again));
+  const secondOnly = slots(tops(again, buildah));
+  const renaming = new Set([...firstOnly.keys()].filter((slot) => secondOnly.has(slot)));
+  const hangarTops = tops(hangar, buildah);
+  const buildahTops = tops(buildah, hangar);
+  const hangarSlots = slots(hangarTops);
+  const buildahSlots = slots(buildahTops);
+  const out = new Set<string>();
+  for (const slot of renaming) {
+    const h = hangarSlots.get(slot) ?? [];
+    const b = buildahSlots.get(slot) ?? [];
+    if (h.length === 0 || h.length !== b.length) continue;
+    for (const top of h) for (const path of hangarTops.get(top) ?? []) out.add(path);
+    for (const top of b) for (const path of buildahTops.get(top) ?? []) out.add(path);
+  }
+  return out;
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
 }
 
 /** The repository path a registry stores a base ref under (`node:20-slim` -> `library/node`). */
@@ -476,8 +524,9 @@ export class ImageComparer {
       let volatile = new Set<string>();
       if (diff.files.length > 0) {
         await this.buildWithBuildah(contextDir, `${tag}-again`, true);
-        const again = diffImages(b, await this.buildahView(out, `${tag}-again`));
-        volatile = new Set(again.files.map((d) => d.path));
+        const rebuilt = await this.buildahView(out, `${tag}-again`);
+        const again = diffImages(b, rebuilt);
+        volatile = new Set([...again.files.map((d) => d.path), ...renamedPaths(a, b, rebuilt)]);
       }
       const round = (s: number) => Math.round(s * 10) / 10;
       return {
