@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { setPriority } from "node:os";
 import { extname as extnameOf } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { ExistingMachine } from "@hangar/domain";
@@ -12,9 +13,11 @@ import type { InternalDnsOptions } from "./server.js";
 const READY_TIMEOUT_MS = 30_000;
 /** The wait before a resolver process that died is started again. */
 const RESPAWN_DELAY_MS = 1_000;
+/** The resolver process's niceness: a lookup that waits behind the host's busy processes is a slow start. */
+const RESOLVER_PRIORITY = -5;
 
 export interface ResolverProcessOptions extends Omit<InternalDnsOptions, "logger"> {
-  logger: Pick<Logger, "info" | "warn" | "level">;
+  logger: Pick<Logger, "info" | "warn" | "debug" | "level">;
 }
 
 /**
@@ -101,6 +104,14 @@ export class ResolverProcess {
       { stdio: ["ignore", "inherit", "inherit", "ipc"] },
     );
     this.child = child;
+    // Ahead of the host's other work (machines, builds, the agent's own): a lookup waits on it.
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, RESOLVER_PRIORITY);
+      } catch (err) {
+        logger.debug({ err }, "the DNS resolver runs at the normal priority (raising it needs CAP_SYS_NICE)");
+      }
+    }
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill("SIGKILL");
