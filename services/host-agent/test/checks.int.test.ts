@@ -116,6 +116,20 @@ describe("runChecks", () => {
     });
   });
 
+  it("passes soon after the program is ready, not a whole interval after a first failed round", async () => {
+    // A program still starting: it answers 503 until it is ready.
+    const { port, status } = await statusServer();
+    status.code = 503;
+    const changes = watch({ web: { type: "http", interval: "10m" } }, port);
+    await waitFor("the first result", () => changes[0]);
+    expect(changes[0]?.status).toBe("critical");
+    await sleep(300);
+    status.code = 200;
+    // The next rounds come 100, 200, 400 ... ms apart until the first pass: seconds, not 10 minutes.
+    await waitFor("passing", () => changes[1]);
+    expect(changes[1]?.status).toBe("passing");
+  });
+
   it("waits out the grace period, and reports nothing after stop", async () => {
     const { port, requests, status } = await statusServer();
     const changes = watch({ web: { type: "http", grace_period: "1m", interval: "50ms" } }, port);

@@ -17,7 +17,7 @@ import { type Context, type Logger, ROOT_CONTEXT, withSpan } from "@hangar/telem
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Autoscaler, templateOf } from "./autoscaler.js";
 import type { Fleet } from "./fleet.js";
-import type { LoadBoard } from "./load.js";
+import { DRAIN_POLL_MS, type LoadBoard } from "./load.js";
 import type { ScalingLog } from "./scaling-log.js";
 
 /** Default wait for proxies to drain a cordoned machine before it is stopped anyway (s). */
@@ -85,7 +85,7 @@ export class ScaleExecutor {
   constructor(private readonly opts: ExecutorOptions) {
     this.machines = new CommandHandler(opts.store, machinesStream, machineDecider);
     this.drainTimeoutMs = opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_S * 1000;
-    this.drainPollMs = opts.drainPollMs ?? 200;
+    this.drainPollMs = opts.drainPollMs ?? DRAIN_POLL_MS;
     this.now = opts.now ?? Date.now;
   }
 

@@ -3,6 +3,12 @@ import type { LoadSample, ProxyHeartbeat } from "@hangar/service";
 /** A proxy is live, and its samples count, while it was heard from within this long (ms). */
 export const PROXY_LIVE_MS = 3_000;
 
+/**
+ * How often a drain looks at the board (ms): proxies report a cordon and a drained machine within
+ * 50 ms (services/proxy/src/load.ts), and a look is a scan of the live proxies' latest word.
+ */
+export const DRAIN_POLL_MS = 50;
+
 /** An app's load as the live proxies report it now. */
 export interface AppLoad {
   /** Sum over live proxies of their recent sample's concurrency (queued requests included). */

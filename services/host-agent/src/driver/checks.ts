@@ -58,9 +58,13 @@ interface Plan {
 
 const DEFAULTS = { interval: "15s", timeout: "5s", grace_period: "0s" };
 
+/** The first wait before a check that has never passed is tried again (then doubled, up to its interval). */
+export const STARTUP_RETRY_MS = 100;
+
 /**
  * Runs a machine's checks against `target` until stopped, calling `onChange` with each check's first
- * result and then only when its status changes. An http check passes on 2xx and 3xx (redirects are not
+ * result and then only when its status changes. Rounds come every interval after the grace period;
+ * before a check's first pass, a failed one is tried again after 100 ms, 200 ms, ... up to the interval. An http check passes on 2xx and 3xx (redirects are not
  * followed), a tcp check when it connects. Throws InvalidCheckError / InvalidDurationError up front.
  * `onChange` must not throw.
  */
@@ -84,6 +88,11 @@ export function runChecks(
 
   for (const p of plans) {
     let last: CheckStatus | undefined;
+    // Until its first pass, a check that fails is tried again sooner (STARTUP_RETRY_MS, doubling up
+    // to the interval): a machine whose program is not listening yet at the first round is healthy
+    // soon after it is, not a whole interval later (a deploy waits for that on every new machine).
+    let passed = false;
+    let retryMs = STARTUP_RETRY_MS;
     const round = async () => {
       const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(p.timeoutMs)]);
       const result = await p.probe(target.ip, p.port, signal);
@@ -92,7 +101,10 @@ export function runChecks(
         last = result.status;
         onChange(p.name, result.status, result.output);
       }
-      schedule(p.intervalMs, () => void round());
+      if (result.status === "passing") passed = true;
+      const next = passed ? p.intervalMs : Math.min(retryMs, p.intervalMs);
+      retryMs *= 2;
+      schedule(next, () => void round());
     };
     schedule(p.graceMs, () => void round());
   }

@@ -34,7 +34,7 @@ import { AggregateView, handleThenWait, placeThenCreateMachine } from "@hangar/s
 import { type Context, context, type Logger, ROOT_CONTEXT, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Fleet } from "../fleet.js";
-import type { LoadBoard } from "../load.js";
+import { DRAIN_POLL_MS, type LoadBoard } from "../load.js";
 import { planRollout, type RolloutMachine, type RolloutStep, type RolloutTarget } from "./rollout.js";
 
 /** flyctl's default wait for a new machine to start and pass its checks. */
@@ -708,7 +708,7 @@ export class ReleaseOrchestrator {
       while (this.now() < until) {
         this.checkHeld();
         if (this.opts.board.drainStatus(app, machineId, cordon, this.now()).drained) break;
-        await sleep(this.opts.drainPollMs ?? 200, undefined, { signal: this.abort.signal });
+        await sleep(this.opts.drainPollMs ?? DRAIN_POLL_MS, undefined, { signal: this.abort.signal });
       }
     }
     await this.machine(app, machineId, { type: "DestroyMachine", force: true, nowMs: this.now() }, "destroy");
