@@ -205,8 +205,8 @@ function runtimeFile(path: string): boolean {
 /**
  * Builds the workspace (pnpm build: proto code and tsc --build, incremental) and stages the build
  * context in `context`: the Dockerfile and app/ with each package's package.json and compiled code
- * and production node_modules (pnpm install --prod from this host's store, offline, at the
- * lockfile's versions). The test kit's package.json is there only because other packages name it as
+ * and production node_modules (pnpm install --prod from this host's store, at the lockfile's
+ * versions; the registry is asked only for what the store lacks). The test kit's package.json is there only because other packages name it as
  * a dev dependency; none of its code is.
  */
 async function stageContext(context: string, progress: (line: string) => void): Promise<void> {
@@ -249,7 +249,7 @@ async function stageContext(context: string, progress: (line: string) => void): 
       });
     }
   }
-  progress("pnpm install --prod (offline, from this host's store)");
+  progress("pnpm install --prod (from this host's store, the registry only for what it lacks)");
   const kept = join(context, "..", "pnpm-state");
   await mkdir(kept, { recursive: true });
   const move = (from: string, to: string) =>
@@ -265,7 +265,11 @@ async function stageContext(context: string, progress: (line: string) => void): 
   await move(kept, app);
   await runCommand(
     "pnpm",
-    ["install", "--prod", "--offline", "--no-frozen-lockfile", "--reporter=append-only"],
+    // --prefer-offline, not --offline: this install resolves again (the staged workspace has fewer
+    // packages than the lockfile's), and a host whose installs were all frozen has no metadata of
+    // sharp's platform packages; offline, pnpm then drops those optional dependencies without a
+    // word, and the proxy's image cannot load sharp.
+    ["install", "--prod", "--prefer-offline", "--no-frozen-lockfile", "--reporter=append-only"],
     progress,
     { cwd: app, env: { ...process.env, CI: "" } },
   );
