@@ -71,6 +71,8 @@ export class LogTail {
   #watcher: FSWatcher | null = null;
   #offset: number;
   #pumping: Promise<void> | null = null;
+  /** Cleared by `#pump` itself, with no await after its last look at `#again`. */
+  #busy = false;
   #again = false;
   #closed = false;
 
@@ -110,23 +112,18 @@ export class LogTail {
   /** Reads whatever was appended since the last read. */
   poke(): void {
     if (this.#closed) return;
-    if (this.#pumping) {
-      this.#again = true;
-      return;
-    }
-    this.#pumping = this.#pump()
-      .catch(() => {
-        // A failed read (file deleted under us) loses nothing: the next poke reads from the same offset.
-      })
-      .finally(() => {
-        this.#pumping = null;
-      });
+    this.#again = true;
+    if (this.#busy) return;
+    this.#busy = true;
+    this.#pumping = this.#pump().catch(() => {
+      // A failed read (file deleted under us) loses nothing: the next poke reads from the same offset.
+    });
   }
 
   /** Reads to the end of the file and emits the unterminated last line too: the writer is gone. */
   async drain(): Promise<void> {
     this.poke();
-    while (this.#pumping) await this.#pumping;
+    while (this.#busy) await this.#pumping;
     const last = this.#splitter.flush();
     if (last !== null && !this.#closed) this.#onLine(last);
   }
@@ -145,21 +142,27 @@ export class LogTail {
   }
 
   async #pump(): Promise<void> {
-    do {
-      this.#again = false;
-      for (;;) {
-        if (this.#closed) return;
-        const { bytesRead } = await this.#file.read(this.#buffer, 0, this.#buffer.length, this.#offset);
-        if (bytesRead === 0) {
-          if (this.#offset >= this.#truncateAbove) {
-            await this.#file.truncate(0);
-            this.#offset = 0;
+    try {
+      while (this.#again) {
+        this.#again = false;
+        for (;;) {
+          if (this.#closed) return;
+          const { bytesRead } = await this.#file.read(this.#buffer, 0, this.#buffer.length, this.#offset);
+          if (bytesRead === 0) {
+            if (this.#offset >= this.#truncateAbove) {
+              await this.#file.truncate(0);
+              this.#offset = 0;
+            }
+            break;
           }
-          break;
+          this.#offset += bytesRead;
+          for (const line of this.#splitter.push(this.#buffer.subarray(0, bytesRead))) this.#onLine(line);
         }
-        this.#offset += bytesRead;
-        for (const line of this.#splitter.push(this.#buffer.subarray(0, bytesRead))) this.#onLine(line);
       }
-    } while (this.#again);
+    } finally {
+      // In the same step as the loop's last look at `#again`: a poke made a microtask later, which a
+      // `.finally` on the promise would have let through unread, starts a pump of its own.
+      this.#busy = false;
+    }
   }
 }

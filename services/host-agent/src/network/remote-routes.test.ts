@@ -117,6 +117,28 @@ describe("RouteSync", () => {
     expect(applied).toHaveLength(2);
   });
 
+  it("loses no change that comes right after a pass that applied nothing (two events in one read)", async () => {
+    // A pass whose set equals the last one applied ends without awaiting anything. A second change
+    // made in the same synchronous run (the next message of the same socket read) must still be
+    // applied, not be taken for one the finished pass will see.
+    let current: RemoteRoute[] = [{ address: "fdaa::10", via: "fd00:99::2" }];
+    const applied: RemoteRoute[][] = [];
+    const sync = new RouteSync({
+      compute: () => current,
+      apply: async (routes) => {
+        applied.push(routes);
+      },
+      logger: { warn() {} },
+    });
+    sync.changed();
+    await sync.idle();
+    sync.changed(); // the machine's create: no route moves
+    current = [...current, { address: "fdaa::11", via: "fd00:99::2" }];
+    sync.changed(); // its start, in the same read: a new route
+    await sync.idle();
+    expect(applied).toEqual([[{ address: "fdaa::10", via: "fd00:99::2" }], current]);
+  });
+
   it("tries a failed apply again, and starts nothing once stopped", async () => {
     let calls = 0;
     const warned: unknown[] = [];

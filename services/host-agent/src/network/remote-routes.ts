@@ -85,7 +85,9 @@ export interface RouteSyncOptions {
  * costs nothing (most machine events move no route).
  */
 export class RouteSync {
-  private running: Promise<void> | undefined;
+  /** Set and cleared synchronously with the loop's last look at `again`: see `changed`. */
+  private busy = false;
+  private running: Promise<void> = Promise.resolve();
   private again = false;
   private applied: string | undefined;
   private retry: NodeJS.Timeout | undefined;
@@ -96,18 +98,19 @@ export class RouteSync {
   /** Asks for a sync; returns at once. */
   changed(): void {
     if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.loop().finally(() => {
-      this.running = undefined;
-    });
+    this.again = true;
+    // `busy` is cleared by the loop itself, in the same synchronous step as its last look at `again`.
+    // A marker cleared in a `.finally` would be cleared a few microtasks later: a pass that applies
+    // nothing ends without awaiting, and a change made meanwhile (the next message of the same socket
+    // read) would be left to a loop that has already ended.
+    if (this.busy) return;
+    this.busy = true;
+    this.running = this.loop();
   }
 
   /** Resolves once no sync is running. */
   async idle(): Promise<void> {
-    while (this.running) await this.running;
+    while (this.busy) await this.running;
   }
 
   /** No sync starts from now on; the routes stay as they are (a restarted agent keeps them). */
@@ -118,21 +121,26 @@ export class RouteSync {
   }
 
   private async loop(): Promise<void> {
-    do {
-      this.again = false;
-      const routes = this.o.compute();
-      const key = JSON.stringify(routes);
-      if (key === this.applied) continue;
-      try {
-        await this.o.apply(routes);
-        this.applied = key;
-      } catch (err) {
-        this.o.logger.warn({ err, routes: routes.length }, "6PN routes not applied; trying again");
-        this.applied = undefined;
-        clearTimeout(this.retry);
-        this.retry = setTimeout(() => this.changed(), this.o.retryMs ?? 1_000);
-        this.retry.unref();
+    try {
+      while (this.again && !this.stopped) {
+        this.again = false;
+        const routes = this.o.compute();
+        const key = JSON.stringify(routes);
+        if (key === this.applied) continue;
+        try {
+          await this.o.apply(routes);
+          this.applied = key;
+        } catch (err) {
+          this.o.logger.warn({ err, routes: routes.length }, "6PN routes not applied; trying again");
+          this.applied = undefined;
+          clearTimeout(this.retry);
+          this.retry = setTimeout(() => this.changed(), this.o.retryMs ?? 1_000);
+          this.retry.unref();
+        }
       }
-    } while (this.again && !this.stopped);
+    } finally {
+      // No await between the loop's last look at `again` and this line.
+      this.busy = false;
+    }
   }
 }
