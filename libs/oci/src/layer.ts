@@ -33,6 +33,7 @@ import { type Digest, DigestHasher } from "./digest.js";
 import { LayerEntryError, LayerTooLargeError } from "./errors.js";
 import { run } from "./exec.js";
 import type { IdRange } from "./runtime/spec.js";
+import { walkTreeLoaded } from "./tree-walk.js";
 import { findOpaqueDirs, markOpaque } from "./xattr.js";
 
 /** A layer written to disk: its compressed digest (what manifests name) and uncompressed diff id. */
@@ -93,14 +94,15 @@ export async function createLayer(
       if (content) content().once("error", fail).pipe(pack.entry(header, callback));
       else pack.entry(header, EMPTY, callback);
     });
+  const addBytes = (header: TarHeader, bytes: Buffer): Promise<void> =>
+    new Promise((done, fail) => {
+      pack.entry(header, bytes, (err?: Error | null) => (err ? fail(err) : done()));
+    });
 
-  const walk = async (relDir: string): Promise<void> => {
-    const names = (await readdir(join(root, relDir))).sort();
-    for (const name of names) {
-      const rel = relDir === "" ? name : `${relDir}/${name}`;
-      if (opts.skip?.(rel)) continue;
-      const abs = join(root, rel);
-      const st = await lstat(abs);
+  // Entries in order, each one's lstat and a small file's bytes read ahead (tree-walk.ts).
+  const walk = async (): Promise<void> => {
+    const entries = walkTreeLoaded(root, { skip: (e) => opts.skip?.(e.rel) === true, readFiles: true });
+    for await (const { rel, parent, name, abs, st, content } of entries) {
       const base = {
         mode: st.mode & 0o7777,
         uid: hostToLayerId(st.uid, opts.idRange),
@@ -111,9 +113,8 @@ export async function createLayer(
         await add({ ...base, name: `${rel}/`, type: "directory" });
         if (opaque.has(abs))
           await add({ ...base, name: `${rel}/${OPAQUE_MARKER}`, type: "file", mode: 0, size: 0 });
-        await walk(rel);
       } else if (opts.overlayUpper && st.isCharacterDevice() && st.rdev === 0) {
-        const whiteout = relDir === "" ? `${WHITEOUT}${name}` : `${relDir}/${WHITEOUT}${name}`;
+        const whiteout = parent === "" ? `${WHITEOUT}${name}` : `${parent}/${WHITEOUT}${name}`;
         await add({ ...base, name: whiteout, type: "file", mode: 0, size: 0 });
       } else if (st.isSymbolicLink()) {
         await add({ ...base, name: rel, type: "symlink", linkname: await readlink(abs) });
@@ -124,7 +125,8 @@ export async function createLayer(
           await add({ ...base, name: rel, type: "link", linkname: first });
         } else {
           if (st.nlink > 1) links.set(inode, rel);
-          await add({ ...base, name: rel, type: "file", size: st.size }, () => createReadStream(abs));
+          const header: TarHeader = { ...base, name: rel, type: "file", size: st.size };
+          await (content ? addBytes(header, content) : add(header, () => createReadStream(abs)));
         }
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
         const type = st.isCharacterDevice() ? "character-device" : "block-device";
@@ -137,7 +139,7 @@ export async function createLayer(
   };
 
   try {
-    await walk("");
+    await walk();
     pack.finalize();
   } catch (error) {
     pack.destroy(error as Error);

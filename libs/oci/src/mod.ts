@@ -78,3 +78,11 @@ export {
 export { layerLowers, mountImageRoot, mountOverlay, overlaySupported, unmountIfMounted } from "./rootfs.js";
 export * from "./runtime/mod.js";
 export { bwrapPath, resolveUser, type SandboxOptions, sandboxArgv } from "./sandbox.js";
+export {
+  type LoadedEntry,
+  READ_AHEAD,
+  readAhead,
+  type TreeEntry,
+  walkTree,
+  walkTreeLoaded,
+} from "./tree-walk.js";

@@ -89,6 +89,32 @@ describe("COPY sources", () => {
     expect((await readFile(join(image, "new/dir/pkg.json"))).toString()).toBe("{}");
   });
 
+  it("copies a tree many entries at a time: new folders whole, existing ones merged, a file replaced by a folder, a link to a folder followed", async () => {
+    const src = join(dir, "src");
+    for (let d = 0; d < 10; d++) {
+      await mkdir(join(src, `deep/d${d}/e`), { recursive: true });
+      for (let f = 0; f < 20; f++) await writeFile(join(src, `deep/d${d}/e/f${f}`), `${d}-${f}`);
+    }
+    await mkdir(join(src, "conf"));
+    await writeFile(join(src, "conf/app.ini"), "ini");
+    await mkdir(join(src, "lib"));
+    await writeFile(join(src, "lib/libx.so"), "so");
+    await writeFile(join(src, "a.txt"), "new");
+    const image = join(dir, "image");
+    await mkdir(join(image, "srv"), { recursive: true });
+    await mkdir(join(image, "usr/lib"), { recursive: true });
+    await writeFile(join(image, "srv/conf"), "a file where the source has a folder");
+    await writeFile(join(image, "srv/a.txt"), "old");
+    await symlink("/usr/lib", join(image, "srv/lib"));
+    await copyIntoRoot(image, src, "/srv", { uid: 0, gid: 0 });
+    for (let d = 0; d < 10; d++)
+      for (let f = 0; f < 20; f++)
+        expect((await readFile(join(image, `srv/deep/d${d}/e/f${f}`))).toString()).toBe(`${d}-${f}`);
+    expect((await readFile(join(image, "srv/conf/app.ini"))).toString()).toBe("ini");
+    expect((await readFile(join(image, "usr/lib/libx.so"))).toString()).toBe("so");
+    expect((await readFile(join(image, "srv/a.txt"))).toString()).toBe("new");
+  });
+
   it("leaves the paths it is told to out of a copied directory", async () => {
     const image = join(dir, "image");
     await mkdir(image, { recursive: true });

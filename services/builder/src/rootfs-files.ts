@@ -1,5 +1,5 @@
 import { createHash, type Hash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, type Stats } from "node:fs";
 import {
   chmod,
   copyFile,
@@ -14,6 +14,7 @@ import {
   symlink,
 } from "node:fs/promises";
 import { join, posix } from "node:path";
+import { READ_AHEAD, readAhead, type TreeEntry, walkTree, walkTreeLoaded } from "@hangar/oci";
 import { cleanSource, hasGlob, matchComponent } from "./domain/copy-rules.js";
 import { type BuildFailureDetails, CopySourceError } from "./domain/errors.js";
 
@@ -150,6 +151,13 @@ export async function copyIntoRoot(
   await copyEntry(srcHost, join(parent, posix.basename(destPath)), owner, true, mode);
 }
 
+/**
+ * Copies a folder's contents, entries read ahead and copied with up to READ_AHEAD at once
+ * (@hangar/oci's readAhead): a context of node_modules is tens of thousands of small files, and one
+ * at a time their system calls' round trips to libuv's threads were most of a COPY's time. Each
+ * folder is made before anything is copied into it; a folder this copy made is new, so nothing in it
+ * needs replacing.
+ */
 async function copyDirContents(
   root: string,
   srcDir: string,
@@ -158,25 +166,54 @@ async function copyDirContents(
   mode: number | undefined,
   leftOut: ReadonlySet<string>,
 ): Promise<void> {
-  const destDir = await mkdirInRoot(root, destPath, owner === "preserve" ? undefined : owner);
-  for (const name of (await readdir(srcDir)).sort()) {
-    const src = join(srcDir, name);
-    if (leftOut.has(src)) continue;
-    const st = await lstat(src);
-    if (st.isDirectory()) {
-      const dest = join(destDir, name);
-      const existing = await lstat(dest).catch(() => undefined);
+  const dirOwner = owner === "preserve" ? undefined : owner;
+  const top = await mkdirInRoot(root, destPath, dirOwner);
+  /** Each source folder's destination (by `rel`), made before its entries are copied. */
+  const dirs = new Map<string, Promise<CopiedDir>>([
+    ["", Promise.resolve({ host: top, path: destPath, fresh: false })],
+  ]);
+  const destOf = (e: TreeEntry): Promise<CopiedDir> => {
+    const dir = dirs.get(e.parent);
+    if (dir === undefined) throw new Error(`${e.rel}: its folder was not copied first`);
+    return dir;
+  };
+  // Called in the walk's order, a folder before its entries: a folder's promise is set before any await.
+  const copyOne = async (e: TreeEntry): Promise<void> => {
+    const parentDir = destOf(e);
+    if (!e.isDirectory) {
+      const parent = await parentDir;
+      await copyEntry(e.abs, join(parent.host, e.name), owner, false, mode, !parent.fresh);
+      return;
+    }
+    const made = (async (): Promise<CopiedDir> => {
+      const parent = await parentDir;
+      const st = await lstat(e.abs);
+      const dest = join(parent.host, e.name);
+      const path = posix.join(parent.path, e.name);
+      const existing = parent.fresh ? undefined : await lstat(dest).catch(() => undefined);
       if (existing && !existing.isDirectory() && !existing.isSymbolicLink()) await rm(dest, { force: true });
       if (!existing || (!existing.isDirectory() && !existing.isSymbolicLink())) {
         await mkdir(dest);
         await applyMeta(dest, st, owner, false, mode);
+        return { host: dest, path, fresh: true };
       }
       // A symlink to a directory in the image is followed, inside the root, as Docker does.
-      await copyDirContents(root, src, posix.join(destPath, name), owner, mode, leftOut);
-    } else {
-      await copyEntry(src, join(destDir, name), owner, false, mode);
-    }
+      return { host: await mkdirInRoot(root, path, dirOwner), path, fresh: false };
+    })();
+    dirs.set(e.rel, made);
+    await made;
+  };
+  const entries = walkTree(srcDir, (e) => leftOut.has(e.abs));
+  for await (const _ of readAhead(entries, READ_AHEAD, copyOne)) {
+    // Each copy's failure surfaces here, in order.
   }
+}
+
+/** Where a source folder's entries go: its host path, its path in the root, and whether this copy made it. */
+interface CopiedDir {
+  host: string;
+  path: string;
+  fresh: boolean;
 }
 
 async function copyEntry(
@@ -185,9 +222,11 @@ async function copyEntry(
   owner: Owner,
   followSource: boolean,
   mode?: number,
+  /** False when `dest` cannot exist (its folder was just made): no removal is tried first. */
+  replace = true,
 ): Promise<void> {
   const st = followSource ? await stat(src) : await lstat(src);
-  await rm(dest, { recursive: true, force: true });
+  if (replace) await rm(dest, { recursive: true, force: true });
   if (st.isSymbolicLink()) {
     await symlink(await readlink(src), dest);
   } else if (st.isFile()) {
@@ -221,23 +260,29 @@ export async function digestSources(root: string, sources: FoundSource[]): Promi
   const h = createHash("sha256");
   for (const s of sources) {
     h.update(`source\0${s.path}\0`);
-    await digestEntry(h, await resolveInRoot(root, s.path), "", true);
+    await digestEntry(h, await resolveInRoot(root, s.path));
   }
   return `sha256:${h.digest("hex")}`;
 }
 
-async function digestEntry(h: Hash, host: string, rel: string, follow: boolean): Promise<void> {
-  const st = follow ? await stat(host) : await lstat(host);
+async function digestEntry(h: Hash, host: string): Promise<void> {
+  const st = await stat(host);
+  await digestOne(h, "", host, st);
+  // What is under a folder, lstats and small files read ahead, hashed in order.
+  if (st.isDirectory())
+    for await (const e of walkTreeLoaded(host, { readFiles: true }))
+      await digestOne(h, e.rel, e.abs, e.st, e.content);
+}
+
+async function digestOne(h: Hash, rel: string, host: string, st: Stats, content?: Buffer): Promise<void> {
   const mode = (st.mode & 0o7777).toString(8);
   if (st.isDirectory()) {
     h.update(`dir\0${rel}\0${mode}\0`);
-    for (const name of (await readdir(host)).sort()) {
-      await digestEntry(h, join(host, name), rel === "" ? name : `${rel}/${name}`, false);
-    }
   } else if (st.isSymbolicLink()) {
     h.update(`link\0${rel}\0${await readlink(host)}\0`);
   } else if (st.isFile()) {
     h.update(`file\0${rel}\0${mode}\0${st.size}\0`);
-    for await (const chunk of createReadStream(host)) h.update(chunk as Buffer);
+    if (content) h.update(content);
+    else for await (const chunk of createReadStream(host)) h.update(chunk as Buffer);
   }
 }
