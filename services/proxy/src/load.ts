@@ -41,6 +41,8 @@ export class LoadPublisher {
   private readonly lastReceived = new Map<string, number>();
   private readonly timer: NodeJS.Timeout;
   private early: NodeJS.Timeout | undefined;
+  /** The apps the early round reports (`soon`); the regular rounds report every active app. */
+  private readonly soonApps = new Set<string>();
   private readonly window: number;
   private readonly now: () => number;
 
@@ -56,8 +58,11 @@ export class LoadPublisher {
     return new LoadPublisher(opts);
   }
 
-  /** Takes and publishes one round of samples and the heartbeat (the timer calls it). */
-  tick(): void {
+  /**
+   * Takes and publishes one round of samples and the heartbeat (the timer calls it). With `only`, the
+   * samples of those apps alone (an early round's); the heartbeat always.
+   */
+  tick(only?: ReadonlySet<string>): void {
     const { nc, proxyId, region } = this.opts;
     const stats = this.opts.stats();
     const ts = this.now();
@@ -78,6 +83,7 @@ export class LoadPublisher {
         continue;
       }
       apps.push(app);
+      if (only !== undefined && !only.has(app)) continue;
       const a = byApp.get(app);
       const sample: LoadSample = {
         proxy_id: proxyId,
@@ -106,15 +112,20 @@ export class LoadPublisher {
   }
 
   /**
-   * Publishes a round within SOON_MS besides the regular ones, once however often it is asked before
-   * then: a route change (a machine cordoned) or a drained machine is reported without waiting for
-   * the next second, so a release's drain ends as soon as the proxies are done.
+   * Publishes `app`'s sample, and the heartbeat, within SOON_MS besides the regular rounds, once however
+   * often it is asked before then (the apps asked for meanwhile share that round): a route change (a
+   * machine cordoned) or a drained machine is reported without waiting for the next second, so a
+   * release's drain ends as soon as the proxies are done. Only those apps' samples: a proxy whose
+   * routes churn sends a few small messages more, not every active app's sample twenty times a second.
    */
-  soon(): void {
+  soon(app: string): void {
+    this.soonApps.add(app);
     if (this.early) return;
     this.early = setTimeout(() => {
       this.early = undefined;
-      this.tick();
+      const apps = new Set(this.soonApps);
+      this.soonApps.clear();
+      this.tick(apps);
     }, SOON_MS);
     this.early.unref();
   }

@@ -80,7 +80,7 @@ async function serve(): Promise<void> {
       // The load publisher reports at once what a drain waits for: a route change, a machine drained.
       let load: LoadPublisher | undefined;
       const proxy = createProxy({
-        onDrained: () => load?.soon(),
+        onDrained: (app) => load?.soon(app),
         routes,
         domains: config.HANGAR_PROXY_DOMAINS,
         region,
@@ -102,7 +102,7 @@ async function serve(): Promise<void> {
       });
       load = LoadPublisher.start({ nc, proxyId, region, stats: () => proxy.stats() });
       const publisher = load;
-      const unwatch = routes.onChange(() => publisher.soon());
+      const unwatch = routes.onChange((app) => publisher.soon(app));
       logger.info(
         { port: config.HANGAR_PROXY_PORT, domains: config.HANGAR_PROXY_DOMAINS, proxy_id: proxyId },
         "proxy listening",

@@ -313,7 +313,7 @@ describe("load samples", () => {
       region,
       onDrained: (a) => {
         drained.push(a);
-        publisher?.soon();
+        publisher?.soon(a);
       },
       logger: createLogger("proxy-drain-test", { level: "silent" }),
     });
@@ -328,7 +328,7 @@ describe("load samples", () => {
       intervalMs: 600_000,
     });
     const started = publisher;
-    const unwatch = routes.onChange(() => started.soon());
+    const unwatch = routes.onChange((changed) => started.soon(changed));
     try {
       await appWithStoppedMachine(app, "d1");
       await stoppedMachine(app, "d2");
