@@ -1,10 +1,11 @@
 // A host agent's pull of a ~200 MB image against skopeo + umoci (issue 14's acceptance 6:
 // pull_mb_s >= 0.8 x skopeo_umoci_mb_s). The image (4 layers of 50 MB of random bytes, so gzip
 // cannot shrink them) is pushed into Debian's docker-registry; the host agent's ImagePuller pulls it
-// through an empty Hangar registry (every blob fetched, verified and stored in JetStream) and
-// unpacks every layer into an empty layer cache; skopeo copies the same image into an OCI layout
-// and umoci unpacks it. MB/s is the image's compressed size over the wall time, both from cold, the
-// median of 3 alternating rounds.
+// through an empty Hangar registry, as the agent does: every layer fetched, verified, spooled and
+// unpacked into an empty layer cache, at which point the image can run (pull_mb_s); its cache fill
+// into JetStream then goes on, and is timed too (pull_and_fill_mb_s). skopeo copies the same image
+// into an OCI layout and umoci unpacks it, after the fill has ended. MB/s is the image's compressed
+// size over the wall time, both from cold, the median of 3 alternating rounds.
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -28,7 +29,10 @@ function median(xs: number[]): number {
 
 /** The outcome: both throughputs and what was pulled. */
 export interface PullThroughput {
+  /** Until the image can run: every layer unpacked and verified (the cache fill may go on). */
   pullMbS: number;
+  /** Until the cache fill into Hangar's registry has ended too. */
+  pullAndFillMbS: number;
   skopeoUmociMbS: number;
   description: string;
 }
@@ -54,6 +58,7 @@ export async function measurePullThroughput(): Promise<PullThroughput> {
     const ref = `${registry.host}/bench/big:1`;
 
     const pullS: number[] = [];
+    const filledS: number[] = [];
     const skopeoS: number[] = [];
     let bytes = 0;
     let layers = 0;
@@ -65,13 +70,18 @@ export async function measurePullThroughput(): Promise<PullThroughput> {
       const puller = new ImagePuller({
         registry: images,
         layers: new LayerStore(join(root, `layers-${round}`), blobs),
-        logger: { info() {} },
+        logger: { info() {}, warn() {} },
+        // As the host agent does: layers spooled, stored after the pull (the cache fill, timed apart).
+        spoolDir: join(root, `pulls-${round}`),
         upstreams: { [registry.host]: registry.url },
         credentials: async () => ({ username: registry.username, password: registry.password }),
       });
       let started = performance.now();
       await puller.pull(ref, { org: "bench", orgOf: async () => undefined });
       pullS.push((performance.now() - started) / 1000);
+      // The peer's round starts once the fill has ended, so it never runs beside it.
+      await puller.cacheFilled();
+      filledS.push((performance.now() - started) / 1000);
       const image = await images.resolveIn(cacheRepository(registry.host, "bench/big"), "1", ref);
       bytes = (image?.manifest.layers ?? []).reduce((n, l) => n + l.size, 0);
       layers = image?.manifest.layers.length ?? 0;
@@ -95,8 +105,9 @@ export async function measurePullThroughput(): Promise<PullThroughput> {
     const ratios = pullS.map((p, i) => ((skopeoS[i] ?? 0) / p).toFixed(2)).join(" / ");
     return {
       pullMbS: mb / median(pullS),
+      pullAndFillMbS: mb / median(filledS),
       skopeoUmociMbS: mb / median(skopeoS),
-      description: `${Math.round(mb)} MB in ${layers} layers, median of ${ROUNDS} rounds: ${secs(pullS)} s vs ${secs(skopeoS)} s (ratios ${ratios})`,
+      description: `${Math.round(mb)} MB in ${layers} layers, median of ${ROUNDS} rounds: ${secs(pullS)} s (cache filled at ${secs(filledS)} s) vs ${secs(skopeoS)} s (ratios ${ratios})`,
     };
   } finally {
     await nc.close();

@@ -194,7 +194,8 @@ describe("hangar deploy --image from a registry with auth", () => {
       const res = await viaProxy(p, app, "/varz");
       expect(res.status, res.body).toBe(200);
       expect(JSON.parse(res.body).server_name).toBe("amd64-variant");
-      expect(await cachedTags(registry.host, "x/app")).toEqual(["1"]);
+      // The host's pull ends once the layers are unpacked; its cache fill is recorded after.
+      await expect.poll(() => cachedTags(registry.host, "x/app"), { timeout: 30_000 }).toEqual(["1"]);
     },
     DEPLOY_TIMEOUT_MS,
   );

@@ -67,7 +67,7 @@ it.runIf(enabled)(
     const puller = new ImagePuller({
       registry,
       layers,
-      logger: { info: (_fields: unknown, line?: string) => lines.push(line ?? "") },
+      logger: { info: (_fields: unknown, line?: string) => lines.push(line ?? ""), warn: () => undefined },
       bases: platformBaseImages(registry),
     });
     const pulled = await puller.pull("hangar/postgres-member:15");
@@ -94,7 +94,7 @@ it.runIf(enabled)(
     const nextProcess = new ImagePuller({
       registry,
       layers,
-      logger: { info: () => undefined },
+      logger: { info: () => undefined, warn: () => undefined },
       bases: platformBaseImages(registry),
     });
     expect((await nextProcess.pull("hangar/postgres-member:15")).digest).toBe(pulled.digest);

@@ -1,4 +1,8 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { join } from "node:path";
 import { PassThrough, Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { baseSpecOf, platformBaseNames } from "./bases/catalog.js";
 import type { BlobStore } from "./blob-store.js";
@@ -8,6 +12,7 @@ import type { LayerSource } from "./layer-store.js";
 import {
   choosePlatform,
   hostArchitecture,
+  type ImageConfig,
   type ImageIndex,
   type ImageManifest,
   INDEX_TYPES,
@@ -45,6 +50,16 @@ export interface ImageSourceOptions {
    * arrived, and rejects when it is not the announced digest and size (then nothing of it is stored).
    */
   onLayerStream?: (digest: Digest, source: LayerSource) => Promise<unknown>;
+  /**
+   * With `onLayerStream`: each pulled layer is spooled to a temp file here instead of streamed into
+   * the blob store at once, and the pull returns as soon as every layer is unpacked and verified. The
+   * cache fill (the layers into the blob store, then the manifest and tag) goes on after it, so a
+   * machine starts without waiting for it (`cacheFilled` waits for it). Unset: the layers are stored
+   * as they arrive and the pull returns once the image is recorded.
+   */
+  spoolDir?: string;
+  /** Told of a cache fill that failed after its pull returned: the image still runs here, and the next pull fetches it again. */
+  onCacheFillError?: (error: unknown) => void;
 }
 
 /** Docker Hub, where a ref without a registry host points. */
@@ -143,11 +158,9 @@ export async function resolveImage(ref: string, opts: ImageSourceOptions): Promi
     const cache = cacheRepository(host, parsed.repository);
     const cached = await opts.registry.resolveIn(cache, reference, ref);
     if (cached) return cached;
-    const digest = await pullOnce(opts.registry, `${cache}@${reference}`, () =>
+    return pullOnce(opts.registry, `${cache}@${reference}`, () =>
       pull(ref, parsed.repository, reference, cache, url, host, opts),
     );
-    const pulled = await opts.registry.resolveIn(cache, digest, ref);
-    if (pulled) return pulled;
   }
   if (hub) {
     const made = await opts.bases?.make(ref, opts.onProgress);
@@ -181,25 +194,45 @@ export function imageNotFoundError(
   );
 }
 
-// Concurrent pulls of one image share one download (per registry instance).
-const inFlight = new WeakMap<ImageRegistry, Map<string, Promise<Digest>>>();
+/** A pull's image, and its cache fill (settled at once unless the layers were spooled). */
+interface Pulled {
+  image: ResolvedImage;
+  filled: Promise<void>;
+}
 
-function pullOnce(registry: ImageRegistry, key: string, run: () => Promise<Digest>): Promise<Digest> {
-  const pending = inFlight.get(registry) ?? new Map<string, Promise<Digest>>();
+// Concurrent pulls of one image share one download (per registry instance), until its cache fill ends:
+// a resolve while the fill goes on gets the pulled image, not a second download.
+const inFlight = new WeakMap<ImageRegistry, Map<string, Promise<Pulled>>>();
+
+function pullOnce(registry: ImageRegistry, key: string, run: () => Promise<Pulled>): Promise<ResolvedImage> {
+  const pending = inFlight.get(registry) ?? new Map<string, Promise<Pulled>>();
   inFlight.set(registry, pending);
   let p = pending.get(key);
   if (!p) {
-    p = run().finally(() => pending.delete(key));
+    const started = run();
+    p = started;
+    const forget = () => {
+      pending.delete(key);
+    };
+    // A failed fill is reported by the pull (onCacheFillError); here it only ends the sharing.
+    started.then((pulled) => pulled.filled.then(forget, forget), forget);
     pending.set(key, p);
   }
-  return p;
+  return p.then((pulled) => pulled.image);
+}
+
+/** Resolves once every cache fill of `registry`'s pulls under way now has ended (filled or failed). */
+export async function cacheFilled(registry: ImageRegistry): Promise<void> {
+  const pending = [...(inFlight.get(registry)?.values() ?? [])];
+  await Promise.allSettled(pending.map((p) => p.then((pulled) => pulled.filled)));
 }
 
 /**
  * Pulls one image into `cache`: the manifest (this host's platform of an index), then every blob
- * Hangar's blob store lacks, each hashed as it streams to a temp file and stored only if it matches
- * its digest and size; the manifest is recorded (and tagged) last, so a half-pulled image is never
- * found. Returns the digest of the platform manifest.
+ * Hangar's blob store lacks, each hashed as it streams and stored only if it matches its digest and
+ * size; the manifest is recorded (and tagged) last, so a half-pulled image is never found. With
+ * `spoolDir` (and `onLayerStream`), the layers are spooled and stored after the pull returns, the
+ * manifest recorded once they are (`filled`).
  */
 async function pull(
   ref: string,
@@ -209,7 +242,7 @@ async function pull(
   url: string,
   host: string,
   opts: ImageSourceOptions,
-): Promise<Digest> {
+): Promise<Pulled> {
   const credentials = await opts.credentials?.(host);
   const remote = new RemoteRegistry({ host, url, ...(credentials ? { credentials } : {}) });
   let top = await remote.manifest(repository, reference, ref);
@@ -236,6 +269,14 @@ async function pull(
     );
   let next = 0;
   let failed = false;
+  const spool =
+    opts.onLayerStream !== undefined && opts.spoolDir !== undefined
+      ? await mkdir(opts.spoolDir, { recursive: true, mode: 0o700 }).then(() =>
+          mkdtemp(join(opts.spoolDir as string, "pull-")),
+        )
+      : undefined;
+  /** Layers spooled, to be stored after the pull. */
+  const spooled: Array<{ digest: Digest; file: string }> = [];
   const worker = async (): Promise<void> => {
     // A failed blob stops the others from starting new ones: the pull has failed already.
     while (next < blobs.length && !failed) {
@@ -244,7 +285,9 @@ async function pull(
       try {
         if (!(await opts.registry.blobs.has(blob.digest))) {
           const onLayer = blob !== manifest.config ? opts.onLayerStream : undefined;
-          await fetchBlob(remote, repository, blob, ref, opts.registry.blobs, onLayer);
+          const file = onLayer && spool ? join(spool, blob.digest.slice("sha256:".length)) : undefined;
+          await fetchBlob(remote, repository, blob, ref, file ?? opts.registry.blobs, onLayer);
+          if (file) spooled.push({ digest: blob.digest, file });
           bytes += blob.size;
         }
       } catch (error) {
@@ -259,11 +302,40 @@ async function pull(
   };
   const settled = await Promise.allSettled(Array.from({ length: PARALLEL_BLOBS }, worker));
   const rejected = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (rejected) throw rejected.reason;
+  if (rejected) {
+    if (spool) await rm(spool, { recursive: true, force: true });
+    throw rejected.reason;
+  }
+  const image: ResolvedImage = {
+    repository: cache,
+    digest: top.digest,
+    manifest,
+    config: JSON.parse(
+      Buffer.from(await opts.registry.blobs.getBytes(manifest.config.digest)).toString(),
+    ) as ImageConfig,
+    configDigest: manifest.config.digest,
+  };
   // The platform manifest under its digest, then the tag (or the asked digest) pointing at it.
-  await opts.registry.putManifest(cache, top.digest, top.bytes, top.mediaType);
-  if (!isDigest(reference)) await opts.registry.putManifest(cache, reference, top.bytes, top.mediaType);
-  return top.digest;
+  const record = async (): Promise<void> => {
+    await opts.registry.putManifest(cache, top.digest, top.bytes, top.mediaType);
+    if (!isDigest(reference)) await opts.registry.putManifest(cache, reference, top.bytes, top.mediaType);
+  };
+  if (!spool) {
+    await record();
+    return { image, filled: Promise.resolve() };
+  }
+  // Verified and unpacked already: the layers go into the blob store (hashed again as they are read
+  // back from disk), then the image is recorded, while the machine that asked for it starts.
+  const filled = (async () => {
+    try {
+      for (const { digest, file } of spooled) await opts.registry.blobs.putFile(file, digest);
+      await record();
+    } finally {
+      await rm(spool, { recursive: true, force: true });
+    }
+  })();
+  filled.catch((error: unknown) => opts.onCacheFillError?.(error));
+  return { image, filled };
 }
 
 /**
@@ -279,7 +351,8 @@ async function fetchBlob(
   repository: string,
   blob: { digest: Digest; size: number },
   ref: string,
-  store: BlobStore,
+  /** The blob store, or a file to spool the blob to (which is removed when the blob is not the announced one). */
+  store: BlobStore | string,
   onLayer: ImageSourceOptions["onLayerStream"],
 ): Promise<void> {
   const { digest, size } = blob;
@@ -333,7 +406,14 @@ async function fetchBlob(
   body.pipe(checked);
   checked.pipe(toStore);
   if (toLayer) checked.pipe(toLayer);
-  const storing = store.putStream(toStore, digest, { checked: true }).catch((error: Error) => {
+  const storing = (
+    typeof store === "string"
+      ? pipeline(toStore, createWriteStream(store)).catch(async (error: Error) => {
+          await rm(store, { force: true });
+          throw error;
+        })
+      : store.putStream(toStore, digest, { checked: true })
+  ).catch((error: Error) => {
     fail(error);
     throw error;
   });

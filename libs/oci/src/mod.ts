@@ -24,6 +24,7 @@ export { run as runTool } from "./exec.js";
 export { type ImageFiles, type ImageFilesOptions, readImageFiles } from "./image-files.js";
 export { reachesForeignApp } from "./image-owner.js";
 export {
+  cacheFilled,
   cacheRepository,
   DOCKER_HUB,
   type ImageSourceOptions,

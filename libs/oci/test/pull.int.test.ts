@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   BlobCorruptedError,
   BlobStore,
+  cacheFilled,
   cacheRepository,
   type Digest,
   ImageNotFoundError,
@@ -202,6 +203,91 @@ describe("pull-through from a real docker-registry", () => {
     expect(streamed).toHaveLength(3);
     expect(await other.blobs.has(layer)).toBe(true);
     expect(await readdir(root)).toHaveLength(1);
+    await p.stop();
+  });
+
+  it("with a spool, ends once the layers are unpacked and fills the cache after; a resolve meanwhile downloads nothing", async () => {
+    const r = await registryWithApp("none");
+    const p = await startFaultyRegistryProxy(r.url);
+    const upstreams = { [r.host]: p.url };
+    const ref = `${r.host}/x/app:1`;
+    const registry = await hangarRegistry();
+    const layers = new LayerStore(join(work, `spooled-${seq++}`), registry.blobs);
+    const spoolDir = join(work, `spool-${seq++}`);
+    await mkdir(spoolDir);
+    const opts = {
+      registry,
+      upstreams,
+      spoolDir,
+      onLayerStream: (digest: Digest, source: LayerSource) => layers.dir(digest, source),
+    };
+    p.corrupt = true;
+    await expect(resolveImage(ref, opts)).rejects.toThrow(BlobCorruptedError);
+    expect(await readdir(spoolDir)).toEqual([]);
+    p.corrupt = false;
+
+    // The cache fill is held until the checks of the pull's end are done.
+    let open!: () => void;
+    const held = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const putFile = registry.blobs.putFile.bind(registry.blobs);
+    registry.blobs.putFile = async (...args) => {
+      await held;
+      return putFile(...args);
+    };
+    const image = await resolveImage(ref, opts);
+    const layer = image.manifest.layers[0]?.digest as Digest;
+    expect(image.config.architecture).toBe("amd64");
+    expect((await readFile(join(await layers.dir(layer), "marker"))).toString()).toBe("amd64\n");
+    expect(await registry.blobs.has(layer)).toBe(false);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual([]);
+    const gets = p.blobGets.length;
+    const meanwhile = await resolveImage(ref, opts);
+    expect(meanwhile.digest).toBe(image.digest);
+    expect(p.blobGets).toHaveLength(gets);
+
+    open();
+    await cacheFilled(registry);
+    expect(await registry.blobs.has(layer)).toBe(true);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual(["1"]);
+    expect(await readdir(spoolDir)).toEqual([]);
+    expect((await registry.resolveIn(cacheRepository(r.host, "x/app"), "1", ref))?.digest).toBe(image.digest);
+    await p.stop();
+  });
+
+  it("reports a cache fill that fails, records nothing, and fetches the image again on the next pull", async () => {
+    const r = await registryWithApp("none");
+    const p = await startFaultyRegistryProxy(r.url);
+    const ref = `${r.host}/x/app:1`;
+    const registry = await hangarRegistry();
+    const layers = new LayerStore(join(work, `spooled-${seq++}`), registry.blobs);
+    const spoolDir = join(work, `spool-${seq++}`);
+    const failures: unknown[] = [];
+    const opts = {
+      registry,
+      upstreams: { [r.host]: p.url },
+      spoolDir,
+      onLayerStream: (digest: Digest, source: LayerSource) => layers.dir(digest, source),
+      onCacheFillError: (error: unknown) => failures.push(error),
+    };
+    const putFile = registry.blobs.putFile.bind(registry.blobs);
+    registry.blobs.putFile = async () => {
+      throw new Error("JetStream is out of storage");
+    };
+    const image = await resolveImage(ref, opts);
+    await cacheFilled(registry);
+    expect(failures).toEqual([new Error("JetStream is out of storage")]);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual([]);
+    expect(await readdir(spoolDir)).toEqual([]);
+
+    registry.blobs.putFile = putFile;
+    const gets = p.blobGets.length;
+    expect((await resolveImage(ref, opts)).digest).toBe(image.digest);
+    expect(p.blobGets.length).toBeGreaterThan(gets);
+    await cacheFilled(registry);
+    expect(await registry.tags(cacheRepository(r.host, "x/app"))).toEqual(["1"]);
+    expect(failures).toHaveLength(1);
     await p.stop();
   });
 

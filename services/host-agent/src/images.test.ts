@@ -18,7 +18,10 @@ function puller(manifests: string[]): { puller: ImagePuller; resolved: string[] 
       throw new Error("resolved");
     },
   } as unknown as ImageRegistry;
-  return { puller: new ImagePuller({ registry, layers: {} as LayerStore, logger: { info() {} } }), resolved };
+  return {
+    puller: new ImagePuller({ registry, layers: {} as LayerStore, logger: { info() {}, warn() {} } }),
+    resolved,
+  };
 }
 
 const apps: Record<string, string> = { "a-app": "org-a", "b-app": "org-b", redis: "org-a" };

@@ -1,4 +1,5 @@
 import {
+  cacheFilled,
   type ImageRegistry,
   type ImageSourceOptions,
   type LayerStore,
@@ -21,8 +22,14 @@ export interface ImagePullerOptions {
   registry: ImageRegistry;
   /** The host's content-addressed layer cache (`<state dir>/layers`). */
   layers: LayerStore;
-  logger: Pick<Logger, "info">;
+  logger: Pick<Logger, "info" | "warn">;
   metrics?: Registry;
+  /**
+   * Where pulled layers are spooled while the pull unpacks them (`<state dir>/pulls`): the pull ends
+   * once they are unpacked and verified, and their cache fill into Hangar's registry goes on after,
+   * while the machine starts. Unset: a pull stores each layer as it arrives and ends once recorded.
+   */
+  spoolDir?: string;
   /** The remote registries images are pulled from through Hangar's registry (HANGAR_REGISTRY_UPSTREAMS). */
   upstreams?: UpstreamRegistries;
   /** An org's credentials for a registry host (its HANGAR_REGISTRY_AUTH secret). */
@@ -57,6 +64,11 @@ export class ImagePuller implements ImageSource {
    * this check at each pull covers a name another org took since (e.g. an app named `redis` pushed
    * after a machine was made with `redis:7`).
    */
+  /** Resolves once the cache fills of the pulls that ended so far have ended (stored, or failed and logged). */
+  cacheFilled(): Promise<void> {
+    return cacheFilled(this.#opts.registry);
+  }
+
   async pull(ref: string, owner?: ImageOwner): Promise<PulledImage> {
     const started = performance.now();
     const elapsed = () => (performance.now() - started) / 1000;
@@ -69,8 +81,14 @@ export class ImagePuller implements ImageSource {
         ...(owner && credentials ? { credentials: (host: string) => credentials(owner.org, host) } : {}),
         ...(bases ? { bases } : {}),
         onProgress: (line) => logger.info({ ref }, line),
-        // A pulled layer is unpacked from its download as it is stored, not read back after.
+        // A pulled layer is unpacked from its download as it is stored (or spooled), not read back after.
         onLayerStream: (digest, source) => this.#opts.layers.dir(digest, source),
+        ...(this.#opts.spoolDir === undefined ? {} : { spoolDir: this.#opts.spoolDir }),
+        onCacheFillError: (err) =>
+          logger.warn(
+            { err, ref },
+            "the pulled image was not stored in Hangar's registry; the next pull fetches it again",
+          ),
       });
       const dirs: string[] = [];
       // One at a time: unpacking is disk-bound, and a 2-core host also runs the machines.

@@ -1,3 +1,4 @@
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { hostsStream, machinesStream, secretsStream, volumesStream } from "@hangar/domain";
 import {
@@ -87,10 +88,14 @@ await runService({
       // Whichever service opens the blob bucket first creates it: each asks for the configured replicas.
       const blobs = await BlobStore.open(nc, { replicas: config.HANGAR_STREAM_REPLICAS });
       const imageRegistry = await ImageRegistry.open(nc, blobs, { replicas: config.HANGAR_STREAM_REPLICAS });
+      // Layers an earlier agent spooled for a cache fill it did not finish: its next pull fetches them again.
+      const pullsDir = join(stateDir, "pulls");
+      await rm(pullsDir, { recursive: true, force: true });
       images = new ImagePuller({
         registry: imageRegistry,
         layers: new LayerStore(config.HANGAR_LAYERS_DIR ?? join(stateDir, "layers"), blobs),
         logger,
+        spoolDir: pullsDir,
         metrics: registry,
         upstreams: parseUpstreams(config.HANGAR_REGISTRY_UPSTREAMS),
         credentials: registryCredentials((org) => orgSecrets.read(org, REGISTRY_AUTH_SECRET)),
