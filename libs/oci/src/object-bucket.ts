@@ -1,4 +1,3 @@
-import { patiently } from "@hangar/eventstore";
 import { type ObjectStore, Objm, StorageType, setSha256Backend } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -18,12 +17,9 @@ export function openObjectBucket(
   name: string,
   opts: { replicas?: number; maxBytes?: number } = {},
 ): Promise<ObjectStore> {
-  // Services open their buckets at start, at once on a platform that starts them together.
-  return patiently(() =>
-    new Objm(nc).create(name, {
-      storage: StorageType.File,
-      replicas: opts.replicas ?? 1,
-      ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
-    }),
-  );
+  return new Objm(nc).create(name, {
+    storage: StorageType.File,
+    replicas: opts.replicas ?? 1,
+    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+  });
 }

@@ -1,4 +1,3 @@
-import { patiently } from "@hangar/eventstore";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -19,13 +18,10 @@ export function openKvBucket(
   bucket: string,
   opts: { replicas?: number; ttlMs?: number; maxBytes?: number } = {},
 ): Promise<KV> {
-  // Services open their buckets at start, at once on a platform that starts them together.
-  return patiently(() =>
-    new Kvm(nc).create(bucket, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-      ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
-      ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
-    }),
-  );
+  return new Kvm(nc).create(bucket, {
+    history: 1,
+    replicas: opts.replicas ?? 1,
+    ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
+    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+  });
 }
