@@ -118,6 +118,7 @@ export type { TomlPath } from "./toml-locator.js";
 export { TomlLocator } from "./toml-locator.js";
 export type { ExecEnd } from "./tunnel.js";
 export {
+  connectForRelay,
   ExecFrameDecoder,
   ExecFrameKind,
   encodeExecEnd,
@@ -125,6 +126,7 @@ export {
   MAX_FRAME_BYTES,
   parseExecEnd,
   pipeBothWays,
+  RELAY_READ_BYTES,
   TUNNEL_PROTOCOL,
 } from "./tunnel.js";
 export type { Validation } from "./validate.js";

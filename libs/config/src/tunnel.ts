@@ -1,4 +1,4 @@
-import type { Socket } from "node:net";
+import { connect, type Socket, type TcpNetConnectOpts } from "node:net";
 
 // The wire format of tunnels into machines (`hangar proxy`, `hangar ssh console`), shared by the CLI,
 // the gateway and the host agent. A port tunnel carries raw bytes both ways. An exec tunnel carries
@@ -76,10 +76,82 @@ export function parseExecEnd(payload: Buffer): ExecEnd {
   throw new Error("exec stream: malformed end frame");
 }
 
+/** The buffer a relayed connection reads into, used again for every read. */
+export const RELAY_READ_BYTES = 128 * 1024;
+
+/** Connections opened by `connectForRelay`, and what their reads go to. */
+const relayedReads = new WeakMap<Socket, ReusedReads>();
+
+/**
+ * `net.connect`, for a connection whose bytes only go on to another socket (`pipeBothWays`): it reads
+ * into one buffer used again for every read (net's `onread`) instead of a new one per read. A
+ * relay that allocates per read makes the allocator hand back and fault in fresh pages for every
+ * chunk, and the garbage collector sweep them: in the gateway's port tunnels that was most of the
+ * relay's CPU.
+ */
+export function connectForRelay(options: Omit<TcpNetConnectOpts, "onread">): Socket {
+  const reads = new ReusedReads();
+  const socket = connect({ ...options, onread: reads.onread });
+  reads.source = socket;
+  relayedReads.set(socket, reads);
+  return socket;
+}
+
+/**
+ * The reads of a `connectForRelay` socket: each chunk is written to the other end before the buffer
+ * is read into again. A write the kernel does not take at once (the other end is slow) keeps the
+ * buffer until it completes, and reading waits for it, as `pipe` would. Bytes that arrive before
+ * the other end is known are copied and kept for it.
+ */
+class ReusedReads {
+  source: Socket | undefined;
+  readonly #buffer = Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
+  #to: Socket | undefined;
+  #early: Buffer[] = [];
+  /** The write the reading waits for (its sequence number), 0 when it waits for none. */
+  #waitingFor = 0;
+  #writes = 0;
+
+  readonly onread = {
+    buffer: this.#buffer,
+    callback: (n: number): boolean => this.#read(n),
+  };
+
+  #read(n: number): boolean {
+    const chunk = this.#buffer.subarray(0, n);
+    const to = this.#to;
+    if (!to) {
+      this.#early.push(Buffer.from(chunk));
+      return true;
+    }
+    const id = ++this.#writes;
+    to.write(chunk, () => {
+      if (this.#waitingFor !== id) return;
+      this.#waitingFor = 0;
+      this.source?.resume();
+    });
+    // Nothing left queued: the kernel has the bytes, and the buffer is free for the next read.
+    if (to.writableLength === 0) return true;
+    this.#waitingFor = id;
+    return false;
+  }
+
+  relayTo(to: Socket): void {
+    const source = this.source;
+    if (!source) throw new Error("relayTo before the socket was made");
+    this.#to = to;
+    for (const early of this.#early) to.write(early);
+    this.#early = [];
+    source.once("end", () => to.end());
+    // Flowing, so that the end of the stream is seen: the bytes themselves never enter the stream.
+    source.resume();
+  }
+}
+
 /**
  * Pipes two sockets into each other (a tunnel and its other end), each end passed on as it comes
- * (the sockets should allow half-open), with no work per chunk; an error or a close on either side
- * tears both down.
+ * (the sockets should allow half-open), with no work per chunk (a `connectForRelay` socket's reads
+ * go through its reused buffer); an error or a close on either side tears both down.
  */
 export function pipeBothWays(a: Socket, b: Socket): void {
   const teardown = () => {
@@ -90,6 +162,12 @@ export function pipeBothWays(a: Socket, b: Socket): void {
   b.on("error", teardown);
   a.on("close", teardown);
   b.on("close", teardown);
-  a.pipe(b);
-  b.pipe(a);
+  for (const [from, to] of [
+    [a, b],
+    [b, a],
+  ] as const) {
+    const reads = relayedReads.get(from);
+    if (reads) reads.relayTo(to);
+    else from.pipe(to);
+  }
 }

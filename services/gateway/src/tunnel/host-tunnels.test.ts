@@ -1,5 +1,6 @@
 import { once } from "node:events";
-import { type AddressInfo, createServer, type Server } from "node:net";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { pipeBothWays } from "@hangar/config";
 import type { ExistingMachine } from "@hangar/domain";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -24,6 +25,24 @@ const catalog: Pick<Catalog, "machine" | "machinesOf" | "app"> = {
 };
 const tunnels = new HostTunnels({} as NatsConnection, catalog);
 
+/**
+ * "round trip" sent through a tunnel's connection and read back, as the gateway relays it: a client
+ * socket whose accepted end is piped both ways to the tunnel (its reads reach nothing else).
+ */
+async function roundTrip(tunnel: Socket): Promise<string> {
+  const relay = createServer((accepted) => pipeBothWays(accepted, tunnel)).listen(0, "127.0.0.1");
+  await once(relay, "listening");
+  const client = connect({ host: "127.0.0.1", port: (relay.address() as AddressInfo).port });
+  try {
+    const back = once(client, "data");
+    client.write("round trip");
+    return String((await back)[0]);
+  } finally {
+    client.destroy();
+    await new Promise<void>((done) => relay.close(() => done()));
+  }
+}
+
 const refusal = (p: Promise<unknown>) =>
   p.then(
     () => "opened",
@@ -42,10 +61,7 @@ describe("port tunnels", () => {
   it("connect to the port at the machine's private address, the one given or any started one", async () => {
     for (const machineId of ["m1", undefined]) {
       const socket = await tunnels.open("web", machineId, { kind: "port", port: echoPort });
-      const back = once(socket, "data");
-      socket.write("round trip");
-      expect(String((await back)[0])).toBe("round trip");
-      socket.destroy();
+      expect(await roundTrip(socket)).toBe("round trip");
     }
   });
 

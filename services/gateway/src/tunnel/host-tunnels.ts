@@ -1,5 +1,6 @@
 import { once } from "node:events";
-import { connect, type Socket } from "node:net";
+import type { Socket } from "node:net";
+import { connectForRelay } from "@hangar/config";
 import {
   type ExecTarget,
   type HostTunnelReply,
@@ -19,7 +20,11 @@ import type { Catalog } from "../machines/catalog.js";
  */
 const TUNNEL_OPEN_TIMEOUT_MS = 5_000;
 
-/** What the tunnel routes need: a connection into a machine, ready for the client's bytes. */
+/**
+ * What the tunnel routes need: a connection into a machine, ready for the client's bytes. Its reads
+ * go to the client only through @hangar/config's `pipeBothWays` (it reads into a reused buffer,
+ * `connectForRelay`, and emits no `data`).
+ */
 export interface TunnelOpener {
   /** The machine given, or any started machine of the app; then a connection to the target in it. */
   open(app: string, machineId: string | undefined, target: TunnelTarget): Promise<Socket>;
@@ -71,7 +76,7 @@ export class HostTunnels implements TunnelOpener {
 
 /** A connected socket to `address:port` (half-open allowed, no Nagle); 503 naming `what` when it fails. */
 async function connectTo(address: string, port: number, what: string): Promise<Socket> {
-  const socket = connect({ host: address, port, allowHalfOpen: true, noDelay: true });
+  const socket = connectForRelay({ host: address, port, allowHalfOpen: true, noDelay: true });
   socket.setTimeout(TUNNEL_OPEN_TIMEOUT_MS, () =>
     socket.destroy(new Error(`timed out connecting to ${address}:${port}`)),
   );

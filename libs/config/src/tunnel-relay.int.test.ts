@@ -1,0 +1,106 @@
+import { createHash, randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { connectForRelay, pipeBothWays, RELAY_READ_BYTES } from "./tunnel.js";
+
+// A relay as the gateway's port tunnels make one: a client connects to a listener, whose accepted
+// socket is piped to a connectForRelay connection to a far server. Real sockets on loopback.
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await new Promise((done) => s.close(done));
+});
+
+async function listen(onConnection: (s: Socket) => void): Promise<number> {
+  const server = createServer({ allowHalfOpen: true }, onConnection);
+  servers.push(server);
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return (server.address() as AddressInfo).port;
+}
+
+/** A listener that relays each connection to 127.0.0.1:farPort, the far side through connectForRelay. */
+async function relayTo(farPort: number): Promise<number> {
+  return listen((near) => {
+    const far = connectForRelay({ host: "127.0.0.1", port: farPort, allowHalfOpen: true });
+    pipeBothWays(near, far);
+  });
+}
+
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+/** Everything `socket` sends until its end, read slowly: a pause every chunk, so writes into it queue up. */
+function readSlowly(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on("data", (c: Buffer) => {
+    chunks.push(c);
+    socket.pause();
+    setTimeout(() => socket.resume(), 1);
+  });
+  return once(socket, "end").then(() => Buffer.concat(chunks));
+}
+
+describe("connectForRelay with pipeBothWays", () => {
+  it("passes every byte from the far side in order while the near side reads slowly (the reused buffer waits for its write)", async () => {
+    // Far server: sends 8 MiB of random bytes (many times the read buffer) and ends.
+    const payload = randomBytes(8 * 1024 * 1024);
+    expect(payload.length).toBeGreaterThan(RELAY_READ_BYTES * 16);
+    const far = await listen((s) => s.end(payload));
+    const client = connect({ host: "127.0.0.1", port: await relayTo(far), allowHalfOpen: true });
+    const got = await readSlowly(client);
+    expect(got.length).toBe(payload.length);
+    expect(sha(got)).toBe(sha(payload));
+    client.destroy();
+  });
+
+  it("echoes 16 MiB both ways at once, byte for byte", async () => {
+    const far = await listen((s) => s.pipe(s));
+    const client = connect({ host: "127.0.0.1", port: await relayTo(far), allowHalfOpen: true });
+    await once(client, "connect");
+    const payload = randomBytes(16 * 1024 * 1024);
+    const back = new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      client.on("data", (c: Buffer) => {
+        chunks.push(c);
+        n += c.length;
+        if (n >= payload.length) resolve(Buffer.concat(chunks));
+      });
+    });
+    for (let i = 0; i < payload.length; i += 256 * 1024) {
+      if (!client.write(payload.subarray(i, i + 256 * 1024))) await once(client, "drain");
+    }
+    const got = await back;
+    expect(sha(got)).toBe(sha(payload));
+    client.destroy();
+  });
+
+  it("delivers what the far side sends before the relay is set up first, and passes each side's half-close on", async () => {
+    // The far server greets at once (as SSH or SMTP do), then answers what it gets, upper-cased,
+    // until the client's end, and then ends itself.
+    const far = await listen((s) => {
+      s.write("hello\n");
+      const got: Buffer[] = [];
+      s.on("data", (c: Buffer) => got.push(c));
+      s.on("end", () => s.end(Buffer.concat(got).toString().toUpperCase()));
+    });
+    // The relay is set up only after the greeting has surely arrived at the far connection.
+    const port = await listen((near) => {
+      const upstream = connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true });
+      upstream.once("connect", () => setTimeout(() => pipeBothWays(near, upstream), 100));
+    });
+    const client = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
+    const all = new Promise<string>((resolve) => {
+      let text = "";
+      client.on("data", (c: Buffer) => {
+        text += c.toString();
+      });
+      client.on("end", () => resolve(text));
+    });
+    await once(client, "connect");
+    client.end("quiet please");
+    expect(await all).toBe("hello\nQUIET PLEASE");
+    client.destroy();
+  });
+});
