@@ -1,6 +1,7 @@
 // The fault test: 50 machine creations spread over a few seconds while the gateway, placement, the
 // host agent, the proxy and the monitor are each killed with SIGKILL at a random moment and started
-// again. Afterwards every machine the API acknowledged exists, in one state that the API, the proxy
+// again. Each creation carries an Idempotency-Key and is sent again until it is answered, so every one
+// lands, once. Afterwards every machine the API acknowledged exists, in one state that the API, the proxy
 // and the host agent agree on; none is lost, none runs twice, and no host is over capacity.
 import { readdirSync, readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -13,6 +14,8 @@ import { helloConfig, startTestPlatform, type TestPlatform } from "./harness.js"
 let p: TestPlatform;
 const APP = "faulty";
 const CREATIONS = 50;
+/** How often one creation is sent before the test gives up on it: about 30 s of a platform down. */
+const MAX_ATTEMPTS = 300;
 
 beforeAll(async () => {
   p = await startTestPlatform();
@@ -52,50 +55,51 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
   it("loses no acknowledged machine, runs none twice, and overbooks no host", async () => {
     const acknowledged = new Set<string>();
     let refused = 0;
-    // Why creations were not acknowledged, printed with the counts: the share refused depends on how
-    // long each service takes to come back, and the reasons tell which.
+    let retried = 0;
+    // Why creations were refused (none should be), printed with the counts.
     const reasons = new Map<string, number>();
     const refuse = (why: string) => {
       refused++;
       reasons.set(why, (reasons.get(why) ?? 0) + 1);
     };
-    let killing = true;
     const creations = Array.from({ length: CREATIONS }, async (_, i) => {
       // Spread over about 6 s so that every kill lands in the middle of creations.
       await sleep(Math.floor((i / CREATIONS) * 6_000 + Math.random() * 200));
-      // A refused connection sent nothing, so a client may send it again once a gateway is back:
-      // otherwise how many creations land would depend on how fast the gateway restarts on a busy
-      // machine. The same holds for placement's insufficient_capacity while the only host's agent is
-      // being restarted (its heartbeat is older than placement's 5 s): placement refuses before it
-      // reserves anything (so it is sent again only while services are being killed), and for a 503 that
-      // says no placement instance answered: no placement got the request, so nothing was reserved or
-      // recorded (how many of those there are depends only on how fast placement restarts). A request
-      // cut off in flight, or answered with another error, is not sent again.
-      for (;;) {
+      // Each creation carries an Idempotency-Key, as a careful Fly client's would, so the client sends
+      // it again whatever became of an attempt: a refused connection (nothing sent), a 503 that says
+      // to try again (the platform's messaging timed out while a service was down), placement's
+      // insufficient_capacity while the only host's agent is being restarted (its heartbeat is older
+      // than placement's 5 s), a 409 while a killed gateway's claim on the key is not yet taken over,
+      // and a request cut off in flight (the gateway died with it). The key makes a repeat of a
+      // creation that was recorded answer with that machine, never make a second one: the checks
+      // below ("runs none twice") hold the platform to it. Without the key, cut-off requests could
+      // not be sent again, and how many creations landed depended on how fast the services came
+      // back on a busy machine.
+      const key = `faults-${process.pid}-${i}`;
+      for (let attempt = 1; ; attempt++) {
+        const again = async (why: string) => {
+          if (attempt >= MAX_ATTEMPTS) {
+            refuse(`gave up after ${attempt} attempts: ${why}`.slice(0, 120));
+            return false;
+          }
+          retried++;
+          await sleep(100);
+          return true;
+        };
         try {
           const res = await p.api.call<{ id?: string; error?: string; status?: string }>(
             "POST",
             `/apps/${APP}/machines`,
-            {
-              config: helloConfig({ env: { N: String(i) } }),
-            },
+            { config: helloConfig({ env: { N: String(i) } }) },
+            { headers: { "idempotency-key": key } },
           );
           if (res.status === 200 && res.body.id) acknowledged.add(res.body.id);
-          else if (
-            killing &&
-            (res.body.status === "insufficient_capacity" ||
-              (res.status === 503 && res.body.error?.startsWith("no service answers cmd.placement.place")))
-          ) {
-            await sleep(100);
-            continue;
+          else if (res.status === 503 || res.status === 409 || res.body.status === "insufficient_capacity") {
+            if (await again(`${res.status} ${res.body.error ?? ""}`)) continue;
           } else refuse(`${res.status} ${res.body.error ?? ""}`.slice(0, 120));
         } catch (err) {
-          if (connectionRefused(err)) {
-            await sleep(100);
-            continue;
-          }
-          // The gateway died with the request in flight: not acknowledged.
-          refuse(`no answer: ${(err as Error).message}`);
+          const why = connectionRefused(err) ? "connection refused" : `no answer: ${(err as Error).message}`;
+          if (await again(why)) continue;
         }
         break;
       }
@@ -108,13 +112,13 @@ describe("kill -9 of every service during 50 concurrent creations", () => {
         await sleep(Math.random() * 300);
         await p.services[name].restart();
       }
-      killing = false;
     })();
     await Promise.all([...creations, killer]);
     process.stderr.write(
-      `faults: ${acknowledged.size} creations acknowledged, ${refused} refused or cut off: ${JSON.stringify(Object.fromEntries(reasons))}\n`,
+      `faults: ${acknowledged.size} creations acknowledged after ${retried} repeated attempts, ${refused} refused: ${JSON.stringify(Object.fromEntries(reasons))}\n`,
     );
-    expect(acknowledged.size).toBeGreaterThan(CREATIONS / 2);
+    // Every creation lands, once: the key makes sending it again safe whatever the kills did.
+    expect(acknowledged.size).toBe(CREATIONS);
 
     // Converge: every acknowledged machine reaches started (those placed while the agent was down
     // start when it is back).
