@@ -30,13 +30,11 @@ const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 // that needs a process of its own belongs in the int layer. Int and e2e files keep a fresh process
 // each: they start services whose module state (caches, handles) must not reach the next file.
 // Int files run two at a time, e2e files one at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
-// file one by one): most of their time is spent waiting on the processes and servers they start, not
-// on CPU, and each starts its own on free ports, in temp folders and in network namespaces of its own
-// (buckets and streams on the run's shared nats-server carry the file's own prefix). E2e files stay
-// one at a time: they are CPU-bound on a 2-core machine. Two at a time (HANGAR_TEST_WORKERS=2, e2e
-// layer, 2026-12-06) took 1,480 s against 1,463 s one at a time in the CI run before, and a
-// load-dependent bound failed (faults.e2e: 24 of 50 creations acknowledged during the kills, not
-// more than half). The files below always
+// file one by one). Each starts its own servers on free ports, in temp folders and in network
+// namespaces of its own (buckets and streams on the run's shared nats-server carry the file's own
+// prefix). Int files spend most of their time waiting on what they start; e2e files, each a whole
+// platform, are CPU-bound on a 2-core machine: two at a time (HANGAR_TEST_WORKERS=2, e2e layer,
+// 2026-12-06) took 1,480 s against 1,463 s one at a time. The files below always
 // run alone, after the others of their layer: two build `pnpm images` into this host's one container
 // storage, and the replica faults time a failover against a bound on three NATS nodes of their own.
 // Folders end in "/": their files of the layer.

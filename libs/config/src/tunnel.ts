@@ -86,8 +86,8 @@ const relayedReads = new WeakMap<Socket, ReusedReads>();
  * `net.connect`, for a connection whose bytes only go on to another socket (`pipeBothWays`): it reads
  * into one buffer used again for every read (net's `onread`) instead of a new one per read. A
  * relay that allocates per read makes the allocator hand back and fault in fresh pages for every
- * chunk, and the garbage collector sweep them: in the gateway's port tunnels that was most of the
- * relay's CPU.
+ * chunk, and the garbage collector sweep them: in the gateway's port tunnels that was a large share
+ * of the relay's CPU.
  */
 export function connectForRelay(options: Omit<TcpNetConnectOpts, "onread">): Socket {
   const reads = new ReusedReads();
@@ -100,14 +100,14 @@ export function connectForRelay(options: Omit<TcpNetConnectOpts, "onread">): Soc
 /**
  * The reads of a `connectForRelay` socket: each chunk is written to the other end before the buffer
  * is read into again. A write the kernel does not take at once (the other end is slow) keeps the
- * buffer until it completes, and reading waits for it, as `pipe` would. Bytes that arrive before
- * the other end is known are copied and kept for it.
+ * buffer until it completes, and reading waits for it, as `pipe` would. A chunk that arrives before
+ * the other end is known is copied and kept for it, and reading waits for the other end.
  */
 class ReusedReads {
   source: Socket | undefined;
   readonly #buffer = Buffer.allocUnsafeSlow(RELAY_READ_BYTES);
   #to: Socket | undefined;
-  #early: Buffer[] = [];
+  #early: Buffer | undefined;
   /** The write the reading waits for (its sequence number), 0 when it waits for none. */
   #waitingFor = 0;
   #writes = 0;
@@ -121,8 +121,8 @@ class ReusedReads {
     const chunk = this.#buffer.subarray(0, n);
     const to = this.#to;
     if (!to) {
-      this.#early.push(Buffer.from(chunk));
-      return true;
+      this.#early = Buffer.from(chunk);
+      return false;
     }
     const id = ++this.#writes;
     to.write(chunk, () => {
@@ -140,10 +140,11 @@ class ReusedReads {
     const source = this.source;
     if (!source) throw new Error("relayTo before the socket was made");
     this.#to = to;
-    for (const early of this.#early) to.write(early);
-    this.#early = [];
+    if (this.#early) to.write(this.#early);
+    this.#early = undefined;
     source.once("end", () => to.end());
-    // Flowing, so that the end of the stream is seen: the bytes themselves never enter the stream.
+    // Reading again if an early chunk stopped it, and flowing, so that the end of the stream is seen:
+    // the bytes themselves never enter the stream.
     source.resume();
   }
 }
