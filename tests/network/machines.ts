@@ -88,7 +88,7 @@ export interface ProbeAsk {
   fetch?: string[];
   waitGone?: { name: string; address: string; pollMs?: number; forMs?: number };
   load?: { url: string; connections?: number; durationMs?: number };
-  dnsLoad?: { server: string; name: string; rate?: number; durationMs?: number };
+  dnsLoad?: { server: string; name: string; rate?: number; durationMs?: number; warmupMs?: number };
 }
 
 /** probe.mjs's answer. */

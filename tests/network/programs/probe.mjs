@@ -98,37 +98,49 @@ function dnsQuery(id, name) {
 }
 
 /**
- * Asks `server` for `name` at `rate` queries a second for `durationMs` over UDP, one socket, and
- * times each answer from its send: percentiles (a lost query at the timeout), how many were lost or
- * had no record.
+ * Asks `server` for `name` at `rate` queries a second for `warmupMs` then `durationMs` over UDP,
+ * one socket, and times each answer of the second part from its send: percentiles (a lost query at
+ * the timeout), how many were lost or had no record. The warm-up runs in this process, so that both
+ * ends' code is compiled before the timed part (a new process's first seconds are not steady state).
  */
-async function dnsLoad({ server, name, rate = 1000, durationMs = 5000 }) {
+async function dnsLoad({ server, name, rate = 1000, durationMs = 5000, warmupMs = 0 }) {
   const { createSocket } = await import("node:dgram");
   const socket = createSocket(server.includes(":") ? "udp6" : "udp4");
   const sentAt = new Map();
   const latencies = [];
   let empty = 0;
+  let timed = false;
   socket.on("message", (msg) => {
     const id = msg.readUInt16BE(0);
     const at = sentAt.get(id);
     if (at === undefined) return;
     sentAt.delete(id);
+    if (!timed) return;
     latencies.push(performance.now() - at);
     if ((msg.readUInt16BE(2) & 0xf) !== 0 || msg.readUInt16BE(6) === 0) empty++;
   });
   await new Promise((done) => socket.connect(53, server, done));
-  const start = performance.now();
-  let sent = 0;
-  const total = Math.round((rate * durationMs) / 1000);
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
-    for (; sent < due; sent++) {
-      const id = sent % 65536;
-      sentAt.set(id, performance.now());
-      socket.send(dnsQuery(id, name));
+  let queries = 0; // ids run on across both parts, so a late warm-up answer matches no timed query
+  const send = async (ms) => {
+    const start = performance.now();
+    let sent = 0;
+    const total = Math.round((rate * ms) / 1000);
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+      for (; sent < due; sent++) {
+        const id = queries++ % 65536;
+        sentAt.set(id, performance.now());
+        socket.send(dnsQuery(id, name));
+      }
+      await sleep(1);
     }
-    await sleep(1);
-  }
+    return sent;
+  };
+  await send(warmupMs);
+  sentAt.clear(); // a warm-up answer still on its way is not timed
+  timed = true;
+  const start = performance.now();
+  const sent = await send(durationMs);
   await sleep(timeoutMs);
   socket.close();
   // A query never answered counts at the timeout: a lost answer is the worst latency, not none.
