@@ -4,12 +4,14 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import {
+  canFollowByStreaming,
   conninfo,
   hasMajority,
   lsnBytes,
   type Member,
   memoryConf,
   type PeerView,
+  parseTimelineHistory,
   pgHbaText,
   routerTarget,
   SQL_NAME,
@@ -105,6 +107,14 @@ const STATUS_SQL = `SELECT pg_is_in_recovery() AS recovery,
  */
 const NO_STATEMENT_IN_LOG = "SET LOCAL log_min_error_statement = panic;";
 
+/**
+ * On a primary: its timeline and that timeline's history file (pg_wal/<%08X>.history; timeline 1 has
+ * none). Superuser only (pg_read_file), as pg_rewind's source connection is.
+ */
+const TIMELINE_HISTORY_SQL = `SELECT tli AS timeline,
+  CASE WHEN tli > 1 THEN pg_read_file('pg_wal/' || lpad(upper(to_hex(tli)), 8, '0') || '.history') ELSE '' END AS history
+  FROM (SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int AS tli) t`;
+
 /** How long postgres' last status answer stands in for one that did not come in time (ms). */
 const SNAPSHOT_STALE_MS = 2_000;
 
@@ -129,6 +139,12 @@ export class MemberAgent {
   /** The role postgres had when it last answered (null: not running), and its timeline then. */
   private lastRole: "primary" | "replica" | null = null;
   private lastTimeline: number | null = null;
+  /**
+   * The timeline this replica last streamed on (pg_stat_wal_receiver's received_tli). Once its
+   * primary is gone the receiver row goes, and the status falls back to the last checkpoint's
+   * timeline, which lags a switch of timeline until the next restartpoint.
+   */
+  private lastStreamedTimeline: number | null = null;
   /** Postgres' last answer to the status query, and when it came. */
   private lastSnapshot: { row: LocalSnapshot; at: number } | undefined;
   private peersSeen: string[] = [];
@@ -234,6 +250,7 @@ export class MemberAgent {
       if (row) {
         this.lastRole = row.recovery ? "replica" : "primary";
         this.lastTimeline = row.timeline;
+        if (row.recovery && row.receiver_status === "streaming") this.lastStreamedTimeline = row.timeline;
         this.lastSnapshot = { row, at: Date.now() };
       }
       return row;
@@ -321,36 +338,45 @@ export class MemberAgent {
       if (snap?.recovery && this.streamsFrom(snap, primary)) return this.status();
       this.primary = primary;
       await this.save();
-      if (!this.hasData) {
-        await this.baseBackup(primary);
-      } else {
-        this.phase = "stopped";
-        await this.pg.stop();
-        try {
-          const out = await this.pg.runTool(
-            "pg_rewind",
-            ["-D", this.s.dataDir, `--source-server=${this.sourceServer(primary)}`],
-            {
-              PGPASSWORD: this.s.operatorPassword,
-            },
-          );
-          log("pg_rewind done", { primary: primary.id, output: out.trim().split("\n").slice(-2).join(" ") });
-          this.rejoinedWith = "rewind";
-        } catch (error) {
-          log("pg_rewind failed; taking a fresh base backup", {
-            primary: primary.id,
-            error: (error as Error).message,
-          });
-          await this.baseBackup(primary);
-        }
-      }
-      await writeFile(join(this.s.dataDir, "standby.signal"), "");
-      await this.own(join(this.s.dataDir, "standby.signal"));
-      this.fenced = false;
-      await this.run();
-      await this.waitStreaming(primary);
+      await this.rejoinFrom(primary);
       return this.status();
     });
+  }
+
+  /**
+   * A base backup into an empty member; else postgres stops and pg_rewind brings the data directory
+   * onto `primary`'s history (a fresh base backup when it fails). Then it starts as a standby,
+   * unfenced, and this answers once it streams. Runs inside `exclusive`.
+   */
+  private async rejoinFrom(primary: Member): Promise<void> {
+    if (!this.hasData) {
+      await this.baseBackup(primary);
+    } else {
+      this.phase = "stopped";
+      await this.pg.stop();
+      try {
+        const out = await this.pg.runTool(
+          "pg_rewind",
+          ["-D", this.s.dataDir, `--source-server=${this.sourceServer(primary)}`],
+          {
+            PGPASSWORD: this.s.operatorPassword,
+          },
+        );
+        log("pg_rewind done", { primary: primary.id, output: out.trim().split("\n").slice(-2).join(" ") });
+        this.rejoinedWith = "rewind";
+      } catch (error) {
+        log("pg_rewind failed; taking a fresh base backup", {
+          primary: primary.id,
+          error: (error as Error).message,
+        });
+        await this.baseBackup(primary);
+      }
+    }
+    await writeFile(join(this.s.dataDir, "standby.signal"), "");
+    await this.own(join(this.s.dataDir, "standby.signal"));
+    this.fenced = false;
+    await this.run();
+    await this.waitStreaming(primary);
   }
 
   /** Promotes a replica (pg_promote, waiting up to 30 s); it comes out an unfenced primary. */
@@ -382,7 +408,11 @@ export class MemberAgent {
     });
   }
 
-  /** A replica streams from `primary` from now on (new conninfo, reload), on its timeline; answers once it streams. */
+  /**
+   * A replica streams from `primary` from now on (new conninfo, reload), on its timeline; answers
+   * once it streams. A replica that holds WAL the new primary's history never had (see
+   * canFollowByStreaming) could never stream from it: it rejoins with pg_rewind instead.
+   */
   follow(primary: Member): Promise<MemberStatus> {
     return this.exclusive(async () => {
       if (primary.id === this.s.memberId)
@@ -393,11 +423,64 @@ export class MemberAgent {
         throw new ApiError(409, "failed_precondition", "a primary cannot follow: use replicate");
       this.primary = primary;
       await this.save();
+      const diverged = await this.divergedFrom(primary, snap);
+      if (diverged) {
+        log("holds WAL the new primary's history does not have: rejoining with pg_rewind", {
+          primary: primary.id,
+          ...diverged,
+        });
+        await this.rejoinFrom(primary);
+        return this.status();
+      }
       await this.applyConf();
       await this.waitStreaming(primary);
       this.rejoinedWith = "follow";
       return this.status();
     });
+  }
+
+  /**
+   * What shows that this replica cannot follow `primary` by streaming (its timeline and WAL held
+   * against the primary's timeline history), or undefined when it can or the primary cannot say (then
+   * a plain follow is tried, as before).
+   */
+  private async divergedFrom(
+    primary: Member,
+    snap: LocalSnapshot,
+  ): Promise<{ timeline: number; held: string; primary_timeline: number } | undefined> {
+    const timeline = Math.max(this.lastStreamedTimeline ?? 0, snap.timeline ?? 0);
+    const held = [snap.receive, snap.replay]
+      .map((lsn) => ({ lsn, bytes: lsnBytes(lsn) }))
+      .reduce((a, b) => ((b.bytes ?? -1) > (a.bytes ?? -1) ? b : a));
+    if (timeline === 0 || held.bytes === null || held.lsn === null) return undefined;
+    const client = new pg.Client({
+      host: primary.address,
+      port: this.s.pgPort,
+      user: "postgres",
+      database: "postgres",
+      password: this.s.operatorPassword,
+      connectionTimeoutMillis: 5_000,
+      query_timeout: 5_000,
+    });
+    client.on("error", () => {});
+    try {
+      await client.connect();
+      const { rows } = await client.query<{ timeline: number; history: string }>(TIMELINE_HISTORY_SQL);
+      const row = rows[0];
+      if (!row) return undefined;
+      const history = parseTimelineHistory(row.history);
+      if (canFollowByStreaming({ timeline, heldBytes: held.bytes, primaryTimeline: row.timeline, history }))
+        return undefined;
+      return { timeline, held: held.lsn, primary_timeline: row.timeline };
+    } catch (error) {
+      log("could not read the new primary's timeline history; following it", {
+        primary: primary.id,
+        error: (error as Error).message,
+      });
+      return undefined;
+    } finally {
+      await client.end().catch(() => {});
+    }
   }
 
   /** Fences (read-only, waiting client backends terminated); a no-op unless postgres is a primary. */

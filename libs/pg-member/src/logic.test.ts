@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
 import {
+  canFollowByStreaming,
   conninfo,
   hasMajority,
   lsnBytes,
   memberProblem,
   membersProblem,
   memoryConf,
+  parseTimelineHistory,
   passwdEntry,
   pgHbaText,
   routerTarget,
@@ -188,5 +190,36 @@ describe("memberSettings", () => {
       memberSettings({ FLY_MACHINE_ID: "abc", HANGAR_PG_PORT: "x", HANGAR_PG_LISTEN: "any" }),
     ).toThrow(/HANGAR_PG_LISTEN.*HANGAR_PG_PORT.*OPERATOR_PASSWORD.*REPL_PASSWORD.*HANGAR_PG_AGENT_TOKEN/);
     expect(() => memberSettings({ ...secrets, HANGAR_PG_CONF: "shared_buffers" })).toThrow(/name=value/);
+  });
+});
+
+describe("following a new primary", () => {
+  // As postgres 15 writes 00000003.history: timeline 1 ended at 0/4C77560, timeline 2 at 0/5000060.
+  const history = parseTimelineHistory(
+    "1\t0/4C77560\tno recovery target specified\n\n2\t0/5000060\tno recovery target specified\n",
+  );
+  it("reads a timeline history file", () => {
+    expect([...history]).toEqual([
+      [1, 0x4c77560],
+      [2, 0x5000060],
+    ]);
+    expect(parseTimelineHistory("")).toEqual(new Map());
+    expect(() => parseTimelineHistory("1\tjunk\treason\n")).toThrow(/unreadable line/);
+  });
+  it("streams on when the standby holds nothing past where its timeline left the primary's history", () => {
+    const primary = { primaryTimeline: 3, history };
+    expect(canFollowByStreaming({ ...primary, timeline: 3, heldBytes: 0x9000000 })).toBe(true);
+    expect(canFollowByStreaming({ ...primary, timeline: 1, heldBytes: 0x4c77560 })).toBe(true);
+    expect(canFollowByStreaming({ ...primary, timeline: 2, heldBytes: 0x4d00000 })).toBe(true);
+  });
+  it("needs a rewind past that point, on a timeline not in the history, or on a newer one", () => {
+    const primary = { primaryTimeline: 3, history };
+    // A replica that streamed a restarted old primary's end-of-recovery checkpoint on timeline 1.
+    expect(canFollowByStreaming({ ...primary, timeline: 1, heldBytes: 0x4c77561 })).toBe(false);
+    expect(canFollowByStreaming({ ...primary, timeline: 2, heldBytes: 0x5000061 })).toBe(false);
+    expect(canFollowByStreaming({ primaryTimeline: 3, history: new Map(), timeline: 1, heldBytes: 1 })).toBe(
+      false,
+    );
+    expect(canFollowByStreaming({ ...primary, timeline: 4, heldBytes: 1 })).toBe(false);
   });
 });

@@ -181,6 +181,46 @@ export function lsnBytes(lsn: string | null): number | null {
   return Number.parseInt(m[1], 16) * 2 ** 32 + Number.parseInt(m[2], 16);
 }
 
+/**
+ * Where each ancestor timeline of a timeline ends, from its history file (`pg_wal/<TLI>.history`:
+ * lines of parent timeline, switch point LSN and reason; comments and blank lines skipped).
+ */
+export function parseTimelineHistory(text: string): Map<number, number> {
+  const ends = new Map<number, number>();
+  for (const line of text.split("\n")) {
+    const fields = line.trim().split(/\s+/);
+    if (!fields[0] || fields[0].startsWith("#")) continue;
+    const timeline = Number(fields[0]);
+    const end = lsnBytes(fields[1] ?? null);
+    if (!Number.isInteger(timeline) || timeline < 1 || end === null)
+      throw new Error(`timeline history: unreadable line ${JSON.stringify(line)}`);
+    ends.set(timeline, end);
+  }
+  return ends;
+}
+
+/**
+ * Whether a standby on `timeline` that holds WAL up to `heldBytes` can follow a primary on
+ * `primaryTimeline` with this history (parseTimelineHistory) by streaming alone. It cannot when its
+ * timeline is not an ancestor of the primary's, or when it holds WAL past the point where the
+ * primary's history left its timeline (postgres then logs "new timeline N forked off current
+ * database system timeline M before current recovery point" and waits forever): such WAL was never
+ * on the primary, and only pg_rewind (or a new base backup) takes the member back onto its history.
+ * That happens, for one, to a replica that streamed an old primary's end-of-recovery checkpoint when
+ * it restarted after another member was promoted.
+ */
+export function canFollowByStreaming(o: {
+  timeline: number;
+  heldBytes: number;
+  primaryTimeline: number;
+  history: ReadonlyMap<number, number>;
+}): boolean {
+  if (o.timeline === o.primaryTimeline) return true;
+  if (o.timeline > o.primaryTimeline) return false;
+  const end = o.history.get(o.timeline);
+  return end !== undefined && o.heldBytes <= end;
+}
+
 /** Database and user names the API accepts (they are used as SQL identifiers). */
 export const SQL_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 

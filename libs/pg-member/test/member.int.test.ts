@@ -11,7 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { freePort } from "@hangar/testkit";
 import pg from "pg";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { bundleMemberAgent, type Member, type MemberStatus } from "../src/mod.js";
+import { bundleMemberAgent, lsnBytes, type Member, type MemberStatus } from "../src/mod.js";
 
 const TOKEN = "agent-token-for-the-test";
 const OPERATOR_PASSWORD = "operator-pw-for-the-test";
@@ -287,6 +287,43 @@ it("promotes a replica, the other follows, the old primary rejoins with pg_rewin
   expect(
     (await sql<{ n: number }>(m2.address, ports.pg, "SELECT count(*)::int AS n FROM t WHERE n = -2"))[0]?.n,
   ).toBe(0);
+});
+
+it("a replica that streamed a restarted old primary's WAL past the new primary's fork rejoins with pg_rewind when told to follow", async () => {
+  // m2 (primary, timeline 2) dies with its agent, as a machine does; m1 is promoted (timeline 3).
+  await until("m1 and m3 to hold all of m2's WAL", async () => {
+    const [a, b, p] = await Promise.all([m1, m3, m2].map((m) => call(m, "GET", "/status")));
+    const end = p?.lsn_bytes.current ?? 0;
+    return a?.lsn_bytes.replay === end && b?.lsn_bytes.replay === end ? true : undefined;
+  });
+  signalTree(agents.get("m2")?.pid, "SIGKILL");
+  agents.delete("m2");
+  expect(await call(m1, "POST", "/promote")).toMatchObject({ state: "primary", timeline: 3 });
+  const [history] = await sql<{ text: string }>(
+    m1.address,
+    ports.pg,
+    "SELECT pg_read_file('pg_wal/00000003.history') AS text",
+  );
+  const forkLine = history?.text.split("\n").find((l) => l.startsWith("2\t")) ?? "";
+  const fork = lsnBytes(forkLine.split("\t")[1] ?? null) ?? Number.POSITIVE_INFINITY;
+  // m2 comes back: its postgres recovers from the crash and writes on timeline 2 (fenced, no client
+  // write), and m3, still pointed at it, streams that WAL: WAL that timeline 3 never had.
+  await startAgent(m2);
+  await until(
+    "m3 to stream m2's WAL past the fork",
+    async () => ((await call(m3, "GET", "/status")).lsn_bytes.receive ?? 0) > fork || undefined,
+    30_000,
+  );
+  const followed = await call(m3, "POST", "/follow", { primary: m1 });
+  expect(followed).toMatchObject({ state: "replica", rejoined_with: "rewind", timeline: 3 });
+  expect(agentLog(m3)).toContain("rejoining with pg_rewind");
+  await sql(m1.address, ports.pg, "INSERT INTO t VALUES (2000000)");
+  await until("the row on m3", async () => {
+    const rows = await sql<{ n: number }>(m3.address, ports.pg, "SELECT n FROM t WHERE n = 2000000");
+    return rows.length === 1 || undefined;
+  });
+  // m2 rejoins the new primary too, as the manager would have it.
+  expect(await call(m2, "POST", "/replicate", { primary: m1 })).toMatchObject({ rejoined_with: "rewind" });
 });
 
 it("restarts a crashed postgres and stops cleanly on SIGTERM", async () => {
