@@ -423,7 +423,11 @@ export class MemberAgent {
         throw new ApiError(409, "failed_precondition", "a primary cannot follow: use replicate");
       this.primary = primary;
       await this.save();
-      const diverged = await this.divergedFrom(primary, snap);
+      await this.applyConf();
+      // WAL may still come from the old primary (restarted) until its receiver is gone: only then is
+      // what this replica holds final, and the check below sound.
+      const settled = await this.receiverSettled(primary);
+      const diverged = settled && (await this.divergedFrom(primary, settled));
       if (diverged) {
         log("holds WAL the new primary's history does not have: rejoining with pg_rewind", {
           primary: primary.id,
@@ -432,11 +436,24 @@ export class MemberAgent {
         await this.rejoinFrom(primary);
         return this.status();
       }
-      await this.applyConf();
       await this.waitStreaming(primary);
       this.rejoinedWith = "follow";
       return this.status();
     });
+  }
+
+  /**
+   * A snapshot taken once no WAL receiver streams from anyone but `primary` (postgres restarts the
+   * receiver on a new primary_conninfo), or undefined when that does not happen within 5 s.
+   */
+  private async receiverSettled(primary: Member): Promise<LocalSnapshot | undefined> {
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      const snap = await this.snapshot(undefined, false);
+      if (snap && (snap.receiver_status === null || snap.sender_host === primary.address)) return snap;
+      await sleep(50);
+    }
+    return undefined;
   }
 
   /**

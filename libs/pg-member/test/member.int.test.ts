@@ -316,7 +316,7 @@ it("a replica that streamed a restarted old primary's WAL past the new primary's
   );
   const followed = await call(m3, "POST", "/follow", { primary: m1 });
   expect(followed).toMatchObject({ state: "replica", rejoined_with: "rewind", timeline: 3 });
-  expect(agentLog(m3)).toContain("rejoining with pg_rewind");
+  expect(readFileSync(join(root, "m3", "agent.log"), "utf8")).toContain("rejoining with pg_rewind");
   await sql(m1.address, ports.pg, "INSERT INTO t VALUES (2000000)");
   await until("the row on m3", async () => {
     const rows = await sql<{ n: number }>(m3.address, ports.pg, "SELECT n FROM t WHERE n = 2000000");
