@@ -25,6 +25,7 @@ export {
 } from "./errors.js";
 export type { AggregateEvents, AppendOptions, AppendResult } from "./event-store.js";
 export { EVENT_TYPES_HEADER, EventStore, messageIdFor } from "./event-store.js";
+export { patiently, SETUP_ATTEMPTS } from "./patiently.js";
 export type { PostgresProjection } from "./postgres-projection.js";
 export {
   migrateCheckpoints,

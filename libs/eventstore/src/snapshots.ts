@@ -1,6 +1,7 @@
 import { StorageType } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { patiently } from "./patiently.js";
 import type { AggregateStream } from "./stream.js";
 
 /** A state saved at a stream sequence, with the recent command ids that led to it. */
@@ -36,10 +37,12 @@ export class SnapshotStore<S> {
     stream: AggregateStream<{ type: string }>,
     codec: SnapshotCodec<S>,
   ): Promise<SnapshotStore<S>> {
-    const kv = await new Kvm(nc).create(`snapshots-${stream.name}`, {
-      history: 1,
-      storage: StorageType.File,
-    });
+    const kv = await patiently(() =>
+      new Kvm(nc).create(`snapshots-${stream.name}`, {
+        history: 1,
+        storage: StorageType.File,
+      }),
+    );
     return new SnapshotStore(kv, codec);
   }
 

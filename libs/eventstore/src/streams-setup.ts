@@ -8,6 +8,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+import { patiently } from "./patiently.js";
 import type { AggregateStream } from "./stream.js";
 
 /** JetStream's error code for a stream name that exists (JSStreamNameExistErr); JetStreamApiCodes has no name for it. */
@@ -41,6 +42,15 @@ export async function ensureStream(
   jsm: JetStreamManager,
   stream: AggregateStream<{ type: string }>,
   opts: { replicas?: number; update?: boolean } = {},
+): Promise<void> {
+  // Every service ensures its streams at start, at once on a platform that starts them together.
+  await patiently(() => ensureStreamOnce(jsm, stream, opts));
+}
+
+async function ensureStreamOnce(
+  jsm: JetStreamManager,
+  stream: AggregateStream<{ type: string }>,
+  opts: { replicas?: number; update?: boolean },
 ): Promise<void> {
   const config = streamConfig(stream, opts.replicas);
   try {

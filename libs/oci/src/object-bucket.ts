@@ -1,3 +1,4 @@
+import { patiently } from "@hangar/eventstore";
 import { type ObjectStore, Objm, StorageType, setSha256Backend } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -17,9 +18,12 @@ export function openObjectBucket(
   name: string,
   opts: { replicas?: number; maxBytes?: number } = {},
 ): Promise<ObjectStore> {
-  return new Objm(nc).create(name, {
-    storage: StorageType.File,
-    replicas: opts.replicas ?? 1,
-    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
-  });
+  // Services open their buckets at start, at once on a platform that starts them together.
+  return patiently(() =>
+    new Objm(nc).create(name, {
+      storage: StorageType.File,
+      replicas: opts.replicas ?? 1,
+      ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+    }),
+  );
 }

@@ -1,3 +1,4 @@
+import { patiently } from "@hangar/eventstore";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { BlobStore } from "./blob-store.js";
@@ -74,8 +75,8 @@ export class ImageRegistry {
     const bucket = opts.bucket ?? DEFAULT_REGISTRY_BUCKET;
     const kvm = new Kvm(nc);
     const settings = { history: 1, replicas: opts.replicas ?? 1 };
-    const kv = await kvm.create(bucket, settings);
-    const links = await kvm.create(linksBucketOf(bucket), settings);
+    const kv = await patiently(() => kvm.create(bucket, settings));
+    const links = await patiently(() => kvm.create(linksBucketOf(bucket), settings));
     return new ImageRegistry(blobs, kv, links);
   }
 

@@ -1,3 +1,4 @@
+import { patiently } from "@hangar/eventstore";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -18,10 +19,13 @@ export function openKvBucket(
   bucket: string,
   opts: { replicas?: number; ttlMs?: number; maxBytes?: number } = {},
 ): Promise<KV> {
-  return new Kvm(nc).create(bucket, {
-    history: 1,
-    replicas: opts.replicas ?? 1,
-    ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
-    ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
-  });
+  // Services open their buckets at start, at once on a platform that starts them together.
+  return patiently(() =>
+    new Kvm(nc).create(bucket, {
+      history: 1,
+      replicas: opts.replicas ?? 1,
+      ...(opts.ttlMs !== undefined ? { ttl: opts.ttlMs } : {}),
+      ...(opts.maxBytes !== undefined ? { max_bytes: opts.maxBytes } : {}),
+    }),
+  );
 }

@@ -1,3 +1,4 @@
+import { patiently } from "@hangar/eventstore";
 import type { BlobStore, Digest } from "@hangar/oci";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -34,10 +35,12 @@ export class LayerCache {
     blobs: BlobStore,
     opts: { bucket?: string; replicas?: number } = {},
   ): Promise<LayerCache> {
-    const kv = await new Kvm(nc).create(opts.bucket ?? DEFAULT_CACHE_BUCKET, {
-      history: 1,
-      replicas: opts.replicas ?? 1,
-    });
+    const kv = await patiently(() =>
+      new Kvm(nc).create(opts.bucket ?? DEFAULT_CACHE_BUCKET, {
+        history: 1,
+        replicas: opts.replicas ?? 1,
+      }),
+    );
     return new LayerCache(kv, blobs);
   }
 

@@ -8,6 +8,7 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import { promisify } from "node:util";
 import { constants, createGunzip, createGzip, gunzip, gzip } from "node:zlib";
+import { patiently } from "@hangar/eventstore";
 import { type ObjectInfo, type ObjectStore, Objm, StorageType } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
 
@@ -75,7 +76,7 @@ export class BackupStore {
   /** Opens (creating if missing) the bucket, on disk with `replicas`. */
   static async open(nc: NatsConnection, replicas = 1): Promise<BackupStore> {
     return new BackupStore(
-      await new Objm(nc).create(BACKUPS_BUCKET, { storage: StorageType.File, replicas }),
+      await patiently(() => new Objm(nc).create(BACKUPS_BUCKET, { storage: StorageType.File, replicas })),
     );
   }
 

@@ -1,6 +1,7 @@
 import cluster from "node:cluster";
 import { STATICS_BUCKET } from "@hangar/config";
 import { appsStream, machinesStream, releasesStream, secretsStream } from "@hangar/domain";
+import { patiently } from "@hangar/eventstore";
 import { masterKeysFromConfig } from "@hangar/secrets";
 import { AppSecrets, runService } from "@hangar/service";
 import { Objm, StorageType } from "@nats-io/obj";
@@ -54,10 +55,12 @@ async function serve(): Promise<void> {
       const routes = await StreamRouteTable.start(store);
       step(`opening the ${STATICS_BUCKET} object store`);
       // The files of the apps' [[statics]], which the builder takes out of their images.
-      const staticsBucket = await new Objm(nc).create(STATICS_BUCKET, {
-        storage: StorageType.File,
-        replicas: config.HANGAR_STREAM_REPLICAS,
-      });
+      const staticsBucket = await patiently(() =>
+        new Objm(nc).create(STATICS_BUCKET, {
+          storage: StorageType.File,
+          replicas: config.HANGAR_STREAM_REPLICAS,
+        }),
+      );
       // The master key is read here, once; the process's environment holds at most the key file's path.
       // Edge apps' secrets are opened with it into their `env` (as a host agent opens a machine's).
       step("replaying the apps' secrets");

@@ -9,6 +9,7 @@ import {
 import type { ReleaseEvent } from "@hangar/domain";
 import { EdgeRuntime } from "@hangar/edge";
 import type { AggregateStream, EventStore } from "@hangar/eventstore";
+import { patiently } from "@hangar/eventstore";
 import { openKvBucket } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import { Objm, StorageType } from "@nats-io/obj";
@@ -67,11 +68,13 @@ export interface RunningEdgeApps {
  */
 export async function startEdgeApps(opts: EdgeAppsOptions): Promise<RunningEdgeApps> {
   const { nc, replicas } = opts;
-  const bundles = await new Objm(nc).create(opts.bundlesBucket ?? EDGE_BUNDLES_BUCKET, {
-    storage: StorageType.File,
-    replicas,
-    max_bytes: opts.bundlesMaxBytes ?? EDGE_BUNDLES_MAX_BYTES,
-  });
+  const bundles = await patiently(() =>
+    new Objm(nc).create(opts.bundlesBucket ?? EDGE_BUNDLES_BUCKET, {
+      storage: StorageType.File,
+      replicas,
+      max_bytes: opts.bundlesMaxBytes ?? EDGE_BUNDLES_MAX_BYTES,
+    }),
+  );
   const cache = new KvEdgeCache(
     await openKvBucket(nc, opts.cacheBucket ?? EDGE_CACHE_BUCKET, {
       replicas,
