@@ -1,7 +1,7 @@
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
-import { TUNNEL_PROTOCOL } from "@hangar/config";
+import { TUNNEL_PROTOCOL, upgradeForRelay } from "@hangar/config";
 import type {
   AuditPage,
   CreatedOrg,
@@ -218,6 +218,37 @@ export class ApiClient {
     const url = new URL(`${this.base}/v1${path}`);
     for (const [key, value] of Object.entries(query))
       if (value !== undefined) url.searchParams.set(key, String(value));
+    if (url.protocol === "http:" && kind === "tunnel") return this.openPortTunnel(url, path);
+    return this.upgradeThroughHttpClient(url, path);
+  }
+
+  /**
+   * A port tunnel over plain HTTP: the upgrade is made by hand on a socket whose reads go into one
+   * reused buffer (upgradeForRelay), as the gateway's own relay does, since the HTTP client's
+   * upgraded socket allocates a new buffer for every read, and a port tunnel may carry gigabytes.
+   * Any answer but 101 is asked again through the HTTP client, which reads the error.
+   */
+  private async openPortTunnel(url: URL, path: string): Promise<Socket> {
+    // A token no HTTP header may carry: the HTTP client refuses it with its own message.
+    if (!/^[\x21-\x7e]+$/.test(this.config.token)) return this.upgradeThroughHttpClient(url, path);
+    const host = url.hostname.replace(/^\[|\]$/g, "");
+    const head =
+      `GET ${url.pathname}${url.search} HTTP/1.1\r\n` +
+      `Host: ${url.host}\r\n` +
+      `Authorization: Bearer ${this.config.token}\r\n` +
+      `Connection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`;
+    const answer = await upgradeForRelay(
+      { host, port: Number(url.port || 80), allowHalfOpen: true, noDelay: true },
+      head,
+      DEFAULT_TIMEOUT_MS,
+    ).catch((err: unknown) => {
+      throw new ConnectionError(this.base, reasonOf(err));
+    });
+    if ("socket" in answer) return answer.socket;
+    return this.upgradeThroughHttpClient(url, path);
+  }
+
+  private upgradeThroughHttpClient(url: URL, path: string): Promise<Socket> {
     const request = url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const req = request(url, {

@@ -128,6 +128,7 @@ export {
   pipeBothWays,
   RELAY_READ_BYTES,
   TUNNEL_PROTOCOL,
+  upgradeForRelay,
 } from "./tunnel.js";
 export type { Validation } from "./validate.js";
 export { describeIssues, validate } from "./validate.js";

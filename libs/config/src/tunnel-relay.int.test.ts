@@ -2,7 +2,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { connectForRelay, pipeBothWays, RELAY_READ_BYTES } from "./tunnel.js";
+import { connectForRelay, pipeBothWays, RELAY_READ_BYTES, upgradeForRelay } from "./tunnel.js";
 
 // A relay as the gateway's port tunnels make one: a client connects to a listener, whose accepted
 // socket is piped to a connectForRelay connection to a far server. Real sockets on loopback.
@@ -102,5 +102,79 @@ describe("connectForRelay with pipeBothWays", () => {
     client.end("quiet please");
     expect(await all).toBe("hello\nQUIET PLEASE");
     client.destroy();
+  });
+});
+
+describe("upgradeForRelay", () => {
+  const REQUEST = "GET /v1/t HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: hangar-tunnel\r\n\r\n";
+
+  /** A server that reads the request head, answers `answer`, then (after a 101) echoes. */
+  async function upgrader(
+    answer: (head: string) => string | Buffer,
+  ): Promise<{ port: number; heads: string[] }> {
+    const heads: string[] = [];
+    const port = await listen((s) => {
+      let got = Buffer.alloc(0);
+      const onData = (c: Buffer) => {
+        got = Buffer.concat([got, c]);
+        const end = got.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        s.removeListener("data", onData);
+        const head = got.subarray(0, end).toString();
+        heads.push(head);
+        s.write(answer(head));
+        const rest = got.subarray(end + 4);
+        if (rest.length > 0) s.write(rest);
+        s.pipe(s);
+      };
+      s.on("data", onData);
+    });
+    return { port, heads };
+  }
+
+  it("relays through the reused buffer after a 101, bytes that came with the head first", async () => {
+    const { port, heads } = await upgrader(() =>
+      Buffer.concat([
+        Buffer.from(
+          "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: hangar-tunnel\r\n\r\n",
+        ),
+        Buffer.from("greeting:"),
+      ]),
+    );
+    const answer = await upgradeForRelay({ host: "127.0.0.1", port, allowHalfOpen: true }, REQUEST, 5_000);
+    expect(heads).toEqual([REQUEST.slice(0, -4)]);
+    if (!("socket" in answer)) throw new Error(`expected the socket, got ${JSON.stringify(answer)}`);
+    // The tunnel's other end: a local listener's connection, piped to the upgraded socket.
+    const near = await listen((s) => pipeBothWays(s, answer.socket));
+    const client = connect({ host: "127.0.0.1", port: near, allowHalfOpen: true });
+    const payload = randomBytes(4 * 1024 * 1024);
+    const got = readSlowly(client);
+    client.end(payload);
+    const all = await got;
+    expect(all.subarray(0, 9).toString()).toBe("greeting:");
+    expect(sha(all.subarray(9))).toBe(sha(payload));
+  });
+
+  it("answers the status alone for anything but 101, and rejects a non-HTTP answer or none", async () => {
+    const refused = await upgrader(
+      () =>
+        'HTTP/1.1 401 Unauthorized\r\nContent-Length: 45\r\n\r\n{"error":"unauthenticated","status":"denied"}',
+    );
+    expect(await upgradeForRelay({ host: "127.0.0.1", port: refused.port }, REQUEST, 5_000)).toEqual({
+      status: 401,
+    });
+    const junk = await upgrader(() => "SSH-2.0-OpenSSH\r\n\r\n");
+    await expect(upgradeForRelay({ host: "127.0.0.1", port: junk.port }, REQUEST, 5_000)).rejects.toThrow(
+      /not HTTP\/1.1/,
+    );
+    // Says nothing; lets go once the client gives up (it is half-open, as the relays' listeners are).
+    const silent = await listen((s) => s.on("end", () => s.destroy()).resume());
+    await expect(upgradeForRelay({ host: "127.0.0.1", port: silent }, REQUEST, 300)).rejects.toThrow(
+      /timed out/,
+    );
+    const closing = await listen((s) => s.destroy());
+    await expect(upgradeForRelay({ host: "127.0.0.1", port: closing }, REQUEST, 5_000)).rejects.toThrow(
+      /closed before the server answered/,
+    );
   });
 });

@@ -97,6 +97,62 @@ export function connectForRelay(options: Omit<TcpNetConnectOpts, "onread">): Soc
   return socket;
 }
 
+/** The largest HTTP response head `upgradeForRelay` reads. */
+const MAX_RESPONSE_HEAD = 16 * 1024;
+
+/**
+ * An HTTP/1.1 upgrade made by hand on a `connectForRelay` socket (plain TCP), so that the relay's
+ * reads go into the reused buffer from the first byte: `request` is the whole request head (ending
+ * with an empty line). Resolves with the socket, ready for `pipeBothWays`, once the server answers
+ * 101; with the status alone (the socket destroyed) for any other answer, for the caller to ask
+ * again through its HTTP client and read the error. Rejects when the connection fails, the head is
+ * malformed or longer than 16 KiB, or nothing completes within `timeoutMs`.
+ */
+export function upgradeForRelay(
+  options: Omit<TcpNetConnectOpts, "onread">,
+  request: string,
+  timeoutMs: number,
+): Promise<{ socket: Socket } | { status: number }> {
+  const socket = connectForRelay(options);
+  const reads = relayedReads.get(socket) as ReusedReads;
+  return new Promise((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const fail = (err: Error) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => fail(new Error("timed out")), timeoutMs);
+    const closed = () => fail(new Error("the connection closed before the server answered"));
+    socket.once("error", fail);
+    socket.once("close", closed);
+    reads.head = (chunk) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) {
+        if (head.length > MAX_RESPONSE_HEAD) fail(new Error("the server's answer has no end of head"));
+        return undefined;
+      }
+      clearTimeout(timer);
+      socket.removeListener("error", fail);
+      socket.removeListener("close", closed);
+      const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString("latin1"))?.[1];
+      if (status === undefined) {
+        fail(new Error("the server's answer is not HTTP/1.1"));
+        return Buffer.alloc(0);
+      }
+      if (status !== "101") {
+        socket.destroy();
+        resolve({ status: Number(status) });
+        return Buffer.alloc(0);
+      }
+      resolve({ socket });
+      return Buffer.from(head.subarray(end + 4));
+    };
+    socket.write(request);
+  });
+}
+
 /**
  * The reads of a `connectForRelay` socket: each chunk is written to the other end before the buffer
  * is read into again. A write the kernel does not take at once (the other end is slow) keeps the
@@ -117,8 +173,19 @@ class ReusedReads {
     callback: (n: number): boolean => this.#read(n),
   };
 
+  /** Set while an HTTP response head is awaited (upgradeForRelay): chunks go to it until it ends. */
+  head: ((chunk: Buffer) => Buffer | undefined) | undefined;
+
   #read(n: number): boolean {
     const chunk = this.#buffer.subarray(0, n);
+    if (this.head) {
+      // The head's reader keeps what it needs; what came after the head is kept for the relay.
+      const rest = this.head(chunk);
+      if (rest === undefined) return true;
+      this.head = undefined;
+      if (rest.length > 0) this.#early = rest;
+      return false;
+    }
     const to = this.#to;
     if (!to) {
       this.#early = Buffer.from(chunk);
