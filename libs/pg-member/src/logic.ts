@@ -136,6 +136,10 @@ export function serverConfText(c: ServerConf): string {
     "synchronous_commit = on",
     "password_encryption = 'scram-sha-256'",
     "recovery_target_timeline = 'latest'",
+    // How soon a standby tries its primary again once streaming stopped (5 s by default): a failover's
+    // repointed replica, or a rejoined member, streams within this of its new primary_conninfo, and
+    // with 3+ members the new primary takes no commit until one does.
+    "wal_retrieve_retry_interval = '500ms'",
     `synchronous_standby_names = ${confString(sync)}`,
     `default_transaction_read_only = ${c.fenced ? "on" : "off"}`,
     `primary_conninfo = ${confString(
