@@ -176,5 +176,10 @@ describe("upgradeForRelay", () => {
     await expect(upgradeForRelay({ host: "127.0.0.1", port: closing }, REQUEST, 5_000)).rejects.toThrow(
       /closed before the server answered/,
     );
+    // Half-open, as the CLI opens it: the server's end alone, mid-head, is seen at once, not at the timeout.
+    const ending = await listen((s) => s.end("HTTP/1.1 101 Swi").resume());
+    await expect(
+      upgradeForRelay({ host: "127.0.0.1", port: ending, allowHalfOpen: true }, REQUEST, 30_000),
+    ).rejects.toThrow(/closed before the server answered/);
   });
 });

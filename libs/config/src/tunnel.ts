@@ -126,6 +126,10 @@ export function upgradeForRelay(
     const closed = () => fail(new Error("the connection closed before the server answered"));
     socket.once("error", fail);
     socket.once("close", closed);
+    // A half-open socket sees the server's end as 'end' alone, and only while it flows (its bytes
+    // still go to the reused buffer, not to 'data').
+    socket.once("end", closed);
+    socket.resume();
     reads.head = (chunk) => {
       head = Buffer.concat([head, chunk]);
       const end = head.indexOf("\r\n\r\n");
@@ -136,6 +140,7 @@ export function upgradeForRelay(
       clearTimeout(timer);
       socket.removeListener("error", fail);
       socket.removeListener("close", closed);
+      socket.removeListener("end", closed);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.subarray(0, end).toString("latin1"))?.[1];
       if (status === undefined) {
         fail(new Error("the server's answer is not HTTP/1.1"));

@@ -349,6 +349,8 @@ export class MemberAgent {
    * unfenced, and this answers once it streams. Runs inside `exclusive`.
    */
   private async rejoinFrom(primary: Member): Promise<void> {
+    // What it streamed before belongs to the data directory this replaces or rewinds.
+    this.lastStreamedTimeline = null;
     if (!this.hasData) {
       await this.baseBackup(primary);
     } else {
