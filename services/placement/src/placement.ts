@@ -34,6 +34,13 @@ import { type GuestRequest, noRoomMessage, type PlacementStrategy } from "./doma
 
 /** Appends to one host that lost to another instance's before the host is left for another one. */
 const MAX_CONFLICTS_PER_HOST = 3;
+/**
+ * Rounds over the hosts that were left only for losing to other instances' appends, once every
+ * host that fits has been tried: each loss is another instance's reservation made, so this bounds
+ * the wait under a storm, not the progress. Past it the answer is `unavailable` (ask again), never
+ * `insufficient_capacity` for a host that may still have room.
+ */
+const MAX_RACE_ROUNDS = 10;
 
 /** A region with fewer hosts than this is placed strictly in rank order: the best host that fits. */
 const LARGE_REGION_HOSTS = 100;
@@ -272,20 +279,39 @@ export class Placement {
     }
     const strategy = req.strategy ?? this.opts.strategy ?? "binpack";
     const tried = new Set<string>();
+    // Hosts left after losing every append to other instances': they may still have room.
+    const lost = new Set<string>();
+    let rounds = 0;
     this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 0) + 1);
     try {
-      for (let hostId = this.choose(guest, strategy, req.machine_id, tried); hostId !== undefined; ) {
+      for (let hostId = this.choose(guest, strategy, req.machine_id, tried); ; ) {
+        if (hostId === undefined) {
+          // Every host that fits was tried. Those lost only to races are tried again on the state
+          // the winners left; a host that is full now refuses with insufficient_capacity.
+          if (lost.size === 0 || ++rounds > MAX_RACE_ROUNDS) break;
+          for (const id of lost) tried.delete(id);
+          lost.clear();
+          hostId = this.choose(guest, strategy, req.machine_id, tried);
+          continue;
+        }
         tried.add(hostId);
         try {
           return await this.reserveMachine(hostId, req);
         } catch (err) {
           // Another instance filled it first, or kept winning it: another host may still have room.
-          if (!isDomainError(err, "insufficient_capacity") && !isConcurrencyError(err)) throw err;
+          if (isConcurrencyError(err)) lost.add(hostId);
+          else if (!isDomainError(err, "insufficient_capacity")) throw err;
         }
         hostId = this.choose(guest, strategy, req.machine_id, tried);
       }
     } finally {
       this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 1) - 1);
+    }
+    if (lost.size > 0) {
+      throw new DomainError(
+        `placement of machine ${req.machine_id} lost ${MAX_RACE_ROUNDS * MAX_CONFLICTS_PER_HOST} appends in a row to other placement instances on host ${[...lost].join(", ")}, which may still have room; try again`,
+        "unavailable",
+      );
     }
     this.refused.inc({ region: req.region });
     throw new DomainError(

@@ -244,3 +244,72 @@ describe("volume placement", () => {
     expect(gone.message).toMatch(/host nowhere, which is gone/);
   });
 });
+
+describe("placement losing appends to other instances", () => {
+  it("keeps trying a host that lost only races while it has room, and refuses only once it is full", async () => {
+    // One host with room for 8: an instance whose every first append to it loses to another
+    // instance's reservation (made just before it, as a rival instance would) still places, where
+    // it used to answer insufficient_capacity after 3 lost appends with room left.
+    await registerHost("r1", 8, 8 * 256, "race");
+    const rivals = new CommandHandler(store, hostsStream, hostDecider);
+    let rival = 0;
+    let losses = 0;
+    const racing = Object.create(store) as EventStore;
+    racing.append = async (stream, id, events, opts) => {
+      if (stream.name === hostsStream.name && id === "r1" && losses > 0) {
+        losses--;
+        const machineId = `rival-${rival++}`;
+        await rivals.handle(
+          "r1",
+          { type: "ReserveMachine", machineId, app: "rival", cpus: 1, memoryMb: 256 },
+          { commandId: `reserve-${machineId}` },
+        );
+      }
+      return store.append(stream, id, events, opts);
+    };
+    const nci = await connect({ servers: server.url });
+    const p = await Placement.start({ nc: nci, store: racing, logger });
+    try {
+      const req = { app: "a", region: "race", cpus: 1, memory_mb: 256 };
+      losses = 4; // more than the 3 lost appends after which a host used to be given up
+      expect(await p.place({ ...req, machine_id: "racer-1" })).toEqual({ host_id: "r1", region: "race" });
+      expect(rival).toBe(4);
+      // 5 of 8 taken: the next one fits after losing one race (7 of 8).
+      losses = 1;
+      expect((await p.place({ ...req, machine_id: "racer-2" })).host_id).toBe("r1");
+      expect(rival).toBe(5);
+      // A race lost to the last slot ends in a refusal for want of room, not a retry storm.
+      losses = 1;
+      const full = await p.place({ ...req, machine_id: "racer-3" }).catch((e: unknown) => e);
+      expect(rival).toBe(6);
+      expect(full).toMatchObject({ code: "insufficient_capacity" });
+      // A host that loses every append for good is answered `unavailable` (ask again), not "full".
+      await registerHost("r2", 8, 8 * 256, "storm");
+      racing.append = async (stream, id, events, opts) => {
+        if (stream.name === hostsStream.name && id === "r2") {
+          // Other instances' appends to the host every time: a reservation and its release, which
+          // leave the room as it was.
+          const machineId = `storm-${rival++}`;
+          await rivals.handle(
+            "r2",
+            { type: "ReserveMachine", machineId, app: "rival", cpus: 1, memoryMb: 256 },
+            { commandId: `reserve-${machineId}` },
+          );
+          await rivals.handle(
+            "r2",
+            { type: "ReleaseMachine", machineId, reason: "storm" },
+            { commandId: `release-${machineId}` },
+          );
+        }
+        return store.append(stream, id, events, opts);
+      };
+      const storm = await p.place({ ...req, region: "storm", machine_id: "stormy" }).catch((e: unknown) => e);
+      expect(storm).toMatchObject({ code: "unavailable" });
+      expect((storm as Error).message).toMatch(
+        /lost 30 appends in a row .* on host r2, which may still have room; try again/,
+      );
+    } finally {
+      await p.stop();
+    }
+  });
+});
