@@ -17,7 +17,7 @@ interface ExitEvent {
   type: string;
   status: string;
   request?: {
-    exit_event?: { exit_code: number; signal?: string; oom_killed: boolean; requested_stop: boolean };
+    exit_event?: { exit_code: number; signal?: number; oom_killed: boolean; requested_stop: boolean };
     attempt?: number;
   };
 }

@@ -33,14 +33,35 @@ describe("toEventRecord of an exit", () => {
       request: {
         exit_event: {
           exit_code: 137,
-          signal: "SIGKILL",
+          signal: 9,
           requested_stop: false,
           restarting: false,
           oom_killed: true,
+          exited_at: "1970-01-01T00:00:00.005Z",
         },
       },
     });
     const plain = toEventRecord(recorded({ type: "MachineExited", data: { exitCode: 1, requested: false } }));
     expect(plain?.request?.exit_event).toMatchObject({ exit_code: 1, oom_killed: false });
+  });
+});
+
+describe("toEventRecord in the types Fly's clients decode", () => {
+  // fly-go's MachineExitEvent.Signal is an int (a name fails its json.Unmarshal of the whole machine),
+  // fly-admin types it a number, and both read exited_at as a time.
+  it("gives an exit's signal as its number, a real-time one's too, and none for a plain exit", () => {
+    const exit = (signal: string) =>
+      toEventRecord(recorded({ type: "MachineExited", data: { exitCode: 129, signal, requested: false } }))
+        ?.request?.exit_event as Record<string, unknown>;
+    expect(exit("SIGHUP").signal).toBe(1);
+    expect(exit("SIGTERM").signal).toBe(15);
+    expect(exit("SIG40").signal).toBe(40);
+    expect(exit("").signal).toBeUndefined();
+    expect(exit("SIGHUP").exited_at).toBe(new Date(5).toISOString());
+  });
+
+  it("counts a restart's attempt as Fly's restart_count", () => {
+    const restart = toEventRecord(recorded({ type: "MachineRestarting", data: { attempt: 2 } }));
+    expect(restart?.request).toMatchObject({ restart_count: 2 });
   });
 });

@@ -1,5 +1,18 @@
+import { constants } from "node:os";
 import type { MachineEvent } from "@hangar/domain";
 import type { RecordedEvent } from "@hangar/eventstore";
+
+const SIGNAL_NUMBERS: Readonly<Record<string, number>> = constants.signals;
+
+/**
+ * An exit's signal as Fly gives it, a number (fly-go decodes it into an int): the domain keeps the
+ * name, "SIG<n>" for a real-time signal Node has no name for; undefined for no signal.
+ */
+function exitSignalNumber(name: string | null | undefined): number | undefined {
+  if (!name) return undefined;
+  const realTime = /^SIG(\d+)$/.exec(name)?.[1];
+  return SIGNAL_NUMBERS[name] ?? (realTime === undefined ? undefined : Number(realTime));
+}
 
 /** One entry of a machine's event list, in the shape of Fly's MachineEvent. */
 export interface MachineEventRecord {
@@ -55,10 +68,11 @@ export function toEventRecord(r: RecordedEvent<MachineEvent>): MachineEventRecor
         request: {
           exit_event: {
             exit_code: e.data.codeUnknown ? null : (e.data.exitCode ?? 0),
-            signal: e.data.signal || undefined,
+            signal: exitSignalNumber(e.data.signal),
             requested_stop: Boolean(e.data.requested),
             restarting: false,
             oom_killed: Boolean(e.data.oomKilled),
+            exited_at: new Date(r.timeUnixMs).toISOString(),
           },
         },
       };
@@ -68,7 +82,8 @@ export function toEventRecord(r: RecordedEvent<MachineEvent>): MachineEventRecor
         type: "restart",
         status: "starting",
         source: "flyd",
-        request: { attempt: e.data.attempt },
+        // restart_count is Fly's name; attempt is Hangar's own, kept for its readers.
+        request: { attempt: e.data.attempt, restart_count: e.data.attempt },
       };
     case "MachineUpdated":
       return { ...base, type: "update", status: "replacing", source: "user" };
