@@ -37,6 +37,22 @@ describe("loadAppConfig", () => {
 });
 
 describe("resolveAppName", () => {
+  it("takes -a over a config `app` that is no app name, and refuses that name without -a, saying what to do", async () => {
+    await writeFile(join(dir, "fly.toml"), 'app = "$APP_NAME$"\n');
+    const loaded = await loadAppConfig(dir);
+    expect(resolveAppName("web", loaded)).toBe("web");
+    expect(() => resolveAppName(undefined, loaded)).toThrow(
+      `${join(dir, "fly.toml")}: app "$APP_NAME$" is not an app name (lowercase letters, digits and dashes, at most 63)`,
+    );
+    try {
+      resolveAppName(undefined, loaded);
+    } catch (err) {
+      expect((err as { hint?: string }).hint).toBe(
+        "pass -a <app>, or set `app` in fly.toml to the app's name",
+      );
+    }
+  });
+
   it("takes -a, else the config's app, else says to pass -a or run launch", async () => {
     await writeFile(join(dir, "hangar.toml"), 'app = "web"\n');
     const loaded = await loadAppConfig(dir);

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
-import { type AppConfig, AppConfigError, parseAppConfig } from "@hangar/config";
+import { type AppConfig, AppConfigError, AppNameSchema, parseAppConfig } from "@hangar/config";
 import type { Command } from "commander";
 import { CliError } from "./cli-error.js";
 
@@ -54,7 +54,16 @@ export async function loadAppConfig(
 
 /** The app to act on: -a, else the config file's `app`, else an error saying how to name one. */
 export function resolveAppName(flag: string | undefined, loaded: LoadedAppConfig | undefined): string {
-  const app = flag ?? loaded?.config.app;
+  if (flag) return flag;
+  const app = loaded?.config.app;
+  // The file loads with any `app`, as flyctl loads it (a template's "$APP_NAME"); naming the app with it
+  // is where it must be a name.
+  if (app && loaded && !AppNameSchema.safeParse(app).success) {
+    throw new CliError(
+      `${loaded.file}: app ${JSON.stringify(app)} is not an app name (lowercase letters, digits and dashes, at most 63)`,
+      `pass -a <app>, or set \`app\` in ${basename(loaded.file)} to the app's name`,
+    );
+  }
   if (app) return app;
   throw new CliError(
     loaded ? `${loaded.file} does not name the app` : "no app given and no hangar.toml or fly.toml found",

@@ -2,7 +2,6 @@ import { z } from "zod";
 import { DurationSchema } from "./duration.js";
 import { EdgeConfigSchema } from "./edge.js";
 import { refineMount } from "./mounts.js";
-import { AppNameSchema } from "./names.js";
 import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
 import { StopSignalSchema } from "./signals.js";
 import { MEMORY_SIZE, VM_SIZES } from "./vm-sizes.js";
@@ -244,7 +243,9 @@ const ExperimentalSchema = z.strictObject({
 
 /** fly.toml / hangar.toml, as parseAppConfig validates it. */
 export const AppConfigSchema = z.strictObject({
-  app: AppNameSchema.optional(),
+  // Any string, as flyctl loads it: templates ship "$APP_NAME" or "<your-app>" for `fly launch` or -a to
+  // replace, and old apps have names Fly no longer allows. The CLI checks it where it names the app.
+  app: z.string().optional(),
   primary_region: z.string().optional(),
   kill_signal: StopSignalSchema.optional(),
   kill_timeout: DurationSchema.optional(),
