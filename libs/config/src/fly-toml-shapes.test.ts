@@ -25,6 +25,15 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(service?.concurrency).toEqual({ type: "requests", soft_limit: 20, hard_limit: 25 });
   });
 
+  // kelvinn/changedetection's fly.toml: a worker's [[services]] with `protocol = ""` and no ports.
+  it('reads `protocol = ""` in [[services]] as no protocol, as Go reads an empty string field', () => {
+    const text = '[[services]]\n  protocol = ""\n  processes = ["worker"]\n  auto_stop_machines = true\n';
+    const { config, warnings } = load(text);
+    expect(config.services?.[0]?.protocol).toBeUndefined();
+    expect(config.services?.[0]?.processes).toEqual(["worker"]);
+    expect(warnings).toEqual([]);
+  });
+
   it("drops empty [[services]] tables and reports a bad value at its line", () => {
     expect(load("[[services]]\n").config.services).toBeUndefined();
     expect(() => load('[[services]]\n  internal_port = 80\n  concurrency = "many"\n')).toThrow(

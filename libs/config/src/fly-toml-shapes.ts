@@ -121,6 +121,8 @@ function patchServices(raw: Table, origins: Origins, duration: DurationReader): 
 }
 
 function patchService(service: Table, at: TomlPath, duration: DurationReader): void {
+  // flyctl's Service.Protocol is a plain Go string: `protocol = ""` is the same as no protocol.
+  if (service.protocol === "") delete service.protocol;
   const concurrency = service.concurrency;
   if (typeof concurrency === "string") {
     // The old "{soft},{hard}" string, which flyctl reads as request limits.
