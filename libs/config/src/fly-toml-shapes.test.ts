@@ -34,6 +34,21 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(warnings).toEqual([]);
   });
 
+  // What `fly launch` wrote in early 2024 (a generated fly.toml kept in a public uptime-kuma deploy script).
+  it("reads `auto_extend_size_threshold = 0` and empty sizes in [[mounts]] as unset, as flyctl's Go zero values", () => {
+    const text =
+      '[[mounts]]\n  source = "kuma_data"\n  destination = "/app/data"\n  auto_extend_size_threshold = 0\n' +
+      '[[mounts]]\n  source = "b"\n  destination = "/b"\n  initial_size = ""\n  auto_extend_size_increment = ""\n  auto_extend_size_limit = ""\n';
+    const { config, warnings } = load(text);
+    expect(config.mounts).toEqual([
+      { source: "kuma_data", destination: "/app/data" },
+      { source: "b", destination: "/b" },
+    ]);
+    expect(warnings).toEqual([]);
+    const one = { ...config, mounts: config.mounts?.slice(0, 1) };
+    expect(machineConfigFromApp(one, "img").mounts).toEqual([{ name: "kuma_data", path: "/app/data" }]);
+  });
+
   it("drops empty [[services]] tables and reports a bad value at its line", () => {
     expect(load("[[services]]\n").config.services).toBeUndefined();
     expect(() => load('[[services]]\n  internal_port = 80\n  concurrency = "many"\n')).toThrow(

@@ -74,8 +74,14 @@ export function normaliseFlyToml(raw: Table): FlyTomlShapes {
   }
   gather("mounts", ["mount", "mounts"]);
   for (const mount of (raw.mounts as unknown[] | undefined) ?? []) {
-    if (isTable(mount) && typeof mount.initial_size === "number")
-      mount.initial_size = String(mount.initial_size);
+    if (!isTable(mount)) continue;
+    if (typeof mount.initial_size === "number") mount.initial_size = String(mount.initial_size);
+    // flyctl's Mount has plain Go fields, so 0 and "" are unset: `fly launch` in early 2024 wrote
+    // `auto_extend_size_threshold = 0` into every [[mounts]], and flyctl's checks skip it.
+    if (mount.auto_extend_size_threshold === 0) delete mount.auto_extend_size_threshold;
+    for (const key of ["initial_size", "auto_extend_size_increment", "auto_extend_size_limit"]) {
+      if (mount[key] === "") delete mount[key];
+    }
   }
   gather("metrics", ["metric", "metrics"]);
   // flyctl wants these as lists; one table is read as a list of one, as for [mounts].
