@@ -16,6 +16,11 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(load(text).config.env).toEqual({ A: "2", B: "true", C: "1.5" });
   });
 
+  it('writes an array in [env] as Go\'s "%v" writes it, as flyctl does', () => {
+    const text = '[env]\n  HOSTS = ["a", "b"]\n  PORTS = [80, 443]\n';
+    expect(load(text).config.env).toEqual({ HOSTS: "[a b]", PORTS: "[80 443]" });
+  });
+
   it('reads string ports, "soft,hard" concurrency and a single [services] table', () => {
     const text =
       '[services]\n  internal_port = "8080"\n  concurrency = "20,25"\n  [[services.ports]]\n    port = "443"\n';

@@ -98,10 +98,16 @@ export function normaliseFlyToml(raw: Table): FlyTomlShapes {
 
 /** `[env]` or `[[env]]` (merged in order); values that are not strings become strings. */
 function patchEnv(raw: Table): void {
-  if (!Array.isArray(raw.env)) return;
-  const env: Table = {};
-  for (const part of raw.env) if (isTable(part)) Object.assign(env, part);
-  raw.env = env;
+  if (Array.isArray(raw.env)) {
+    const env: Table = {};
+    for (const part of raw.env) if (isTable(part)) Object.assign(env, part);
+    raw.env = env;
+  }
+  if (!isTable(raw.env)) return;
+  // flyctl writes any value that is not a string with Go's "%v": `A = [1, 2]` is "[1 2]".
+  for (const [key, value] of Object.entries(raw.env)) {
+    if (Array.isArray(value)) raw.env[key] = asString(value);
+  }
 }
 
 /** `[[services]]`, also a single `[services]`; empty ones dropped, as flyctl drops them. */
