@@ -12,7 +12,7 @@ import {
 import type { EventStore } from "@hangar/eventstore";
 import { AggregateView, type MachineChange, type MachineEntry, MachinesView } from "@hangar/service";
 import type { FreshReadsSource } from "../http/fresh-reads.js";
-import { type MachineEventRecord, toEventRecord } from "./events.js";
+import { type MachineEventRecord, startsAgain, toEventRecord } from "./events.js";
 
 /** What the gateway knows of one machine beyond its aggregate state. */
 export interface MachineRecord {
@@ -161,11 +161,11 @@ export class Catalog {
       history = { events: [], checkUpdatedAtMs: {}, versions: [] };
       this.histories.set(c.aggregateId, history);
     }
-    for (const r of c.events) {
+    for (const [i, r] of c.events.entries()) {
       if (r.event.type === "MachineCheckChanged")
         history.checkUpdatedAtMs[r.event.data.name ?? ""] = r.timeUnixMs;
       foldVersion(history.versions, r.event, c.state.configJson);
-      const e = toEventRecord(r);
+      const e = toEventRecord(r, r.event.type === "MachineExited" && startsAgain(c.events, i));
       if (e) history.events.unshift(e);
     }
     if (history.events.length > EVENTS_KEPT) history.events.length = EVENTS_KEPT;

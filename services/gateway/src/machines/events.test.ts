@@ -1,7 +1,7 @@
 import type { MachineEvent } from "@hangar/domain";
 import type { RecordedEvent } from "@hangar/eventstore";
 import { describe, expect, it } from "vitest";
-import { toEventRecord } from "./events.js";
+import { startsAgain, toEventRecord } from "./events.js";
 
 function recorded(event: MachineEvent): RecordedEvent<MachineEvent> {
   return {
@@ -63,5 +63,29 @@ describe("toEventRecord in the types Fly's clients decode", () => {
   it("counts a restart's attempt as Fly's restart_count", () => {
     const restart = toEventRecord(recorded({ type: "MachineRestarting", data: { attempt: 2 } }));
     expect(restart?.request).toMatchObject({ restart_count: 2 });
+  });
+});
+
+describe("an exit's restarting", () => {
+  const exited: MachineEvent = { type: "MachineExited", data: { exitCode: 1, requested: false } };
+  const exitOf = (events: MachineEvent[]) => {
+    const decision = events.map(recorded);
+    return toEventRecord(decision[0] as RecordedEvent<MachineEvent>, startsAgain(decision, 0))?.request
+      ?.exit_event as Record<string, unknown>;
+  };
+  it("is true when the exit's decision starts the machine again: its restart policy, or a restart asked for", () => {
+    expect(
+      exitOf([
+        exited,
+        { type: "MachineRestarting", data: { attempt: 1 } },
+        { type: "MachineStartRequested", data: { instanceId: "i1" } },
+      ]).restarting,
+    ).toBe(true);
+    expect(exitOf([exited, { type: "MachineStartRequested", data: { instanceId: "i1" } }]).restarting).toBe(
+      true,
+    );
+  });
+  it("is false for an exit that leaves the machine stopped", () => {
+    expect(exitOf([exited]).restarting).toBe(false);
   });
 });

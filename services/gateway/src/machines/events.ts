@@ -14,6 +14,15 @@ function exitSignalNumber(name: string | null | undefined): number | undefined {
   return SIGNAL_NUMBERS[name] ?? (realTime === undefined ? undefined : Number(realTime));
 }
 
+/** Whether a decision's events after an exit start the machine again. */
+export function startsAgain(events: readonly RecordedEvent<MachineEvent>[], after: number): boolean {
+  for (let i = after + 1; i < events.length; i++) {
+    const type = events[i]?.event.type;
+    if (type === "MachineRestarting" || type === "MachineStartRequested") return true;
+  }
+  return false;
+}
+
 /** One entry of a machine's event list, in the shape of Fly's MachineEvent. */
 export interface MachineEventRecord {
   id: string;
@@ -24,8 +33,15 @@ export interface MachineEventRecord {
   request?: Record<string, unknown>;
 }
 
-/** How each stored event reads in Fly's event list; events with no place there give undefined. */
-export function toEventRecord(r: RecordedEvent<MachineEvent>): MachineEventRecord | undefined {
+/**
+ * How each stored event reads in Fly's event list; events with no place there give undefined.
+ * `restarting`: an exit's decision also starts the machine again (its restart policy, or a restart
+ * asked for), which Fly's exit_event says.
+ */
+export function toEventRecord(
+  r: RecordedEvent<MachineEvent>,
+  restarting = false,
+): MachineEventRecord | undefined {
   const base = { id: r.eventId, timestamp: r.timeUnixMs };
   const e = r.event;
   switch (e.type) {
@@ -70,7 +86,7 @@ export function toEventRecord(r: RecordedEvent<MachineEvent>): MachineEventRecor
             exit_code: e.data.codeUnknown ? null : (e.data.exitCode ?? 0),
             signal: exitSignalNumber(e.data.signal),
             requested_stop: Boolean(e.data.requested),
-            restarting: false,
+            restarting,
             oom_killed: Boolean(e.data.oomKilled),
             exited_at: new Date(r.timeUnixMs).toISOString(),
           },
