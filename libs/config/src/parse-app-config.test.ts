@@ -132,7 +132,6 @@ describe("parseAppConfig", () => {
     expect(warnings).toEqual([
       "fly.toml:6: swap_size_mb is not supported by Hangar (ignored)",
       "fly.toml:7: console_command is not supported by Hangar (ignored)",
-      "fly.toml:105: metrics is not supported by Hangar (ignored)",
     ]);
     expect(config.app).toBe("fly-app-name");
     expect(config.kill_signal).toBe("SIGINT");

@@ -16,6 +16,8 @@ export interface OpsServerOptions {
   /** The service's metrics; default process metrics are added to it. */
   registry?: Registry;
   health(): HealthReport;
+  /** More GET paths in the Prometheus text format (e.g. the monitor's /metrics/apps), looked up per request. */
+  textRoutes?(): Readonly<Record<string, () => string>> | undefined;
 }
 
 /** A running ops endpoint: /health and /metrics. */
@@ -52,10 +54,15 @@ export async function startOpsServer(opts: OpsServerOptions): Promise<OpsServer>
       );
       return;
     }
+    const route = req.method === "GET" && path ? opts.textRoutes?.()?.[path] : undefined;
+    if (route) {
+      res.writeHead(200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+      res.end(route());
+      return;
+    }
+    const paths = ["/health", "/metrics", ...Object.keys(opts.textRoutes?.() ?? {})].join(", ");
     res.writeHead(404, { "content-type": "application/json" });
-    res.end(
-      JSON.stringify({ error: "not found: this port serves /health and /metrics", status: "not_found" }),
-    );
+    res.end(JSON.stringify({ error: `not found: this port serves ${paths}`, status: "not_found" }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);

@@ -37,6 +37,8 @@ export interface RunningService {
   health(): HealthReport;
   /** Stops what the service started; runService closes the rest afterwards. */
   stop(): Promise<void>;
+  /** More GET paths of its ops server, in the Prometheus text format (the monitor's /metrics/apps). */
+  textRoutes?: Readonly<Record<string, () => string>>;
 }
 
 export interface RunServiceOptions<Own extends z.ZodRawShape> {
@@ -117,6 +119,7 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
     service: opts.name,
     registry,
     health: report,
+    textRoutes: () => (ready ? service?.textRoutes : undefined),
   });
   const closeAll = async () => {
     await service?.stop();

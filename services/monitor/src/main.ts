@@ -7,5 +7,6 @@ await runService({
   name: "monitor",
   config,
   streams: [machinesStream],
-  start: ({ store, registry, logger }) => Monitor.start(store, registry, { logger }),
+  start: ({ store, registry, logger, config }) =>
+    Monitor.start(store, registry, { logger, appScrapeMs: config.HANGAR_MONITOR_APP_SCRAPE_MS }),
 });

@@ -2,7 +2,14 @@ import type { EventStore } from "@hangar/eventstore";
 import { type MachineChange, MachinesView } from "@hangar/service";
 import type { Logger } from "@hangar/telemetry";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { AppMetrics } from "./app-metrics.js";
 import { ConsumerLag } from "./consumer-lag.js";
+
+export interface MonitorOptions {
+  logger?: Logger;
+  /** How often the machines' [[metrics]] are scraped (default 15 s). */
+  appScrapeMs?: number;
+}
 
 /**
  * Machine-state metrics from the MACHINES stream: counts by app, region and state (from the whole
@@ -11,6 +18,9 @@ import { ConsumerLag } from "./consumer-lag.js";
  */
 export class Monitor {
   private readonly createdAt = new Map<string, number>();
+  /** The machines' own metrics (fly.toml [[metrics]]), scraped and served at /metrics/apps. */
+  readonly appMetrics: AppMetrics;
+  readonly textRoutes: Readonly<Record<string, () => string>>;
 
   private constructor(
     private readonly view: MachinesView,
@@ -19,16 +29,19 @@ export class Monitor {
     private readonly exits: Counter,
     private readonly starts: Counter,
     private readonly lag: ConsumerLag,
+    opts: MonitorOptions,
   ) {
     view.subscribe((c) => this.observe(c));
+    this.appMetrics = new AppMetrics({
+      machines: () => view.all(),
+      ...(opts.appScrapeMs !== undefined ? { intervalMs: opts.appScrapeMs } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+    });
+    this.textRoutes = { "/metrics/apps": () => this.appMetrics.render() };
   }
 
   /** Rebuilds machine states from the stream and keeps the metrics in `registry` current. */
-  static async start(
-    store: EventStore,
-    registry: Registry,
-    opts: { logger?: Logger } = {},
-  ): Promise<Monitor> {
+  static async start(store: EventStore, registry: Registry, opts: MonitorOptions = {}): Promise<Monitor> {
     const registers = [registry];
     const transitions = new Counter({
       name: "hangar_machine_transitions_total",
@@ -57,7 +70,7 @@ export class Monitor {
     });
     const lag = await ConsumerLag.start(store.jsm, registry, opts.logger ? { logger: opts.logger } : {});
     const view = MachinesView.create(store);
-    const monitor = new Monitor(view, transitions, createToStarted, exits, starts, lag);
+    const monitor = new Monitor(view, transitions, createToStarted, exits, starts, lag, opts);
     const machines = new Gauge({
       name: "hangar_machines",
       help: "Machines by app, region and state (destroyed ones included)",
@@ -78,6 +91,7 @@ export class Monitor {
     void machines;
     await view.follow();
     await view.caughtUp;
+    monitor.appMetrics.start();
     return monitor;
   }
 
@@ -122,6 +136,7 @@ export class Monitor {
   }
 
   async stop(): Promise<void> {
+    await this.appMetrics.stop();
     await this.lag.stop();
     await this.view.stop();
   }

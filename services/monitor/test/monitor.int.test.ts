@@ -1,5 +1,8 @@
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { machineAggregateId, machineDecider, machinesStream } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
+import { startOpsServer } from "@hangar/service";
 import { type NatsServer, startNatsServer } from "@hangar/testkit";
 import { AckPolicy } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -132,6 +135,83 @@ describe("consumer lag", () => {
     } finally {
       await lag.stop();
       await store.jsm.consumers.delete(machinesStream.name, ephemeral.name);
+    }
+  });
+});
+
+describe("the machines' own metrics ([[metrics]])", () => {
+  it("scrapes each started machine's metrics port and serves its series at /metrics/apps with app, instance, region and process group", async () => {
+    // A machine's metrics endpoint: a real HTTP server on the host-local address the monitor reaches machines on.
+    const exposition = [
+      "# HELP jobs_done_total Jobs done.",
+      "# TYPE jobs_done_total counter",
+      'jobs_done_total{queue="mail",app="mine"} 7',
+      "# TYPE job_seconds histogram",
+      'job_seconds_bucket{le="0.5"} 3',
+      'job_seconds_bucket{le="+Inf"} 4',
+      "job_seconds_sum 1.5",
+      "job_seconds_count 4",
+      "",
+    ].join("\n");
+    let asked = "";
+    const app = createServer((req, res) => {
+      asked = req.url ?? "";
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end(exposition);
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const port = (app.address() as AddressInfo).port;
+    const withMetrics = (path: string | undefined, metricsPort: number) =>
+      JSON.stringify({
+        metrics: { port: metricsPort, ...(path ? { path } : {}) },
+        env: { FLY_PROCESS_GROUP: "worker" },
+      });
+    const h = new CommandHandler(store, machinesStream, machineDecider);
+    const make = async (id: string, configJson: string, start: boolean) => {
+      await h.handle(machineAggregateId("web", id), { ...create(id), configJson }, { commandId: `${id}-c` });
+      if (start)
+        await h.handle(
+          machineAggregateId("web", id),
+          { ...started(5), privateIpv6: "" },
+          { commandId: `${id}-s` },
+        );
+    };
+    await make("scraped", withMetrics("/internal/metrics", port), true);
+    await make("stopped-one", withMetrics(undefined, port), false);
+    await make("refusing", withMetrics(undefined, 1), true); // nothing listens on port 1
+    const monitor = await Monitor.start(store, new Registry(), { appScrapeMs: 60_000 });
+    const ops = await startOpsServer({
+      port: 0,
+      host: "127.0.0.1",
+      service: "monitor",
+      health: () => ({ ok: true }),
+      textRoutes: () => monitor.textRoutes,
+    });
+    try {
+      await monitor.appMetrics.scrapeAll();
+      expect(asked).toBe("/internal/metrics");
+      const res = await fetch(`http://127.0.0.1:${ops.port}/metrics/apps`);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      const where = 'app="web",instance="scraped",region="local",process_group="worker"';
+      expect(text).toContain(`jobs_done_total{queue="mail",exported_app="mine",${where}} 7`);
+      expect(text).toContain(`job_seconds_bucket{le="+Inf",${where}} 4`);
+      expect(text).toContain(`job_seconds_count{${where}} 4`);
+      expect(text.match(/# TYPE jobs_done_total counter/g)).toHaveLength(1);
+      expect(text).toContain(`hangar_app_scrape_up{${where}} 1`);
+      expect(text).toContain(
+        'hangar_app_scrape_up{app="web",instance="refusing",region="local",process_group="worker"} 0',
+      );
+      // A stopped machine is not scraped.
+      expect(text).not.toContain('instance="stopped-one"');
+      // The platform's own /metrics stays apart.
+      expect(await (await fetch(`http://127.0.0.1:${ops.port}/metrics`)).text()).not.toContain(
+        "jobs_done_total",
+      );
+    } finally {
+      await monitor.stop();
+      await ops.close();
+      app.close();
     }
   });
 });

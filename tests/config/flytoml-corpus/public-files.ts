@@ -60,10 +60,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "7390646d6f3b6e6cb7ef722e4b61cdbffb997afc",
     licence: "MIT",
-    warnings: [
-      "remix-blues-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)",
-      "remix-blues-stack.toml:13: metrics is not supported by Hangar (ignored)",
-    ],
+    warnings: ["remix-blues-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
   },
   {
     file: "phoenix-live-beats.toml",
@@ -108,10 +105,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "44ab26a7cd0c3f8345887e9e7b9f48a73851eaf5",
     licence: "Apache-2.0",
-    warnings: [
-      "db-postgres-ha.toml:43: experimental.enable_consul is not supported by Hangar (ignored)",
-      "db-postgres-ha.toml:46: metrics is not supported by Hangar (ignored)",
-    ],
+    warnings: ["db-postgres-ha.toml:43: experimental.enable_consul is not supported by Hangar (ignored)"],
   },
   {
     file: "db-supavisor.toml",
@@ -129,7 +123,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "examples/fly/fly.toml",
     commit: "0d0dd7a6620d9b16ab8e6cc0aba1912d7b5050d1",
     licence: "Apache-2.0",
-    warnings: ["db-corrosion.toml:11: metrics is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "db-corrosion-antithesis.toml",
@@ -138,7 +132,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: ".antithesis/corrosion/fly.toml",
     commit: "0d0dd7a6620d9b16ab8e6cc0aba1912d7b5050d1",
     licence: "Apache-2.0",
-    warnings: ["db-corrosion-antithesis.toml:11: metrics is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "db-litefs.toml",
@@ -366,7 +360,6 @@ export const PUBLIC_FILES: PublicFile[] = [
       "go-foundryvtt-relay.toml:27: unknown key http_service.restart_machine_strategy (ignored)",
       "go-foundryvtt-relay.toml:43: unknown key experimental.enable_6pn (ignored)",
       "go-foundryvtt-relay.toml:50: unknown key vm[0].mounts (ignored)",
-      "go-foundryvtt-relay.toml:54: metrics is not supported by Hangar (ignored)",
     ],
   },
 ];
