@@ -103,3 +103,38 @@ describe("ApiClient.openTunnel for a port tunnel over plain HTTP (the upgrade ma
     }
   });
 });
+
+describe("hangar console", () => {
+  it("runs fly.toml's console_command, or -C's command, in a machine of the config's app", async () => {
+    const asked: string[] = [];
+    const server = createServer((_req, res) => res.writeHead(404).end());
+    server.on("upgrade", (req: IncomingMessage, socket: Socket) => {
+      asked.push(req.url ?? "");
+      const body = JSON.stringify({ error: "no started machine", status: "failed_precondition" });
+      socket.end(
+        `HTTP/1.1 412 Precondition Failed\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const dir = await mkdtemp(join(tmpdir(), "hangar-cli-console-"));
+    try {
+      const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await writeFile(join(dir, "local.json"), JSON.stringify({ api_url: apiUrl, token: "t" }));
+      await writeFile(join(dir, "fly.toml"), 'app = "shop"\nconsole_command = "/rails/bin/rails console"\n');
+      const fromConfig = await runCliIn(dir, ["console"]);
+      expect(fromConfig.code).toBe(1);
+      expect(fromConfig.stderr).toMatch(/no started machine/);
+      expect(fromConfig.stderr).not.toMatch(/console_command is not supported/);
+      const other = await runCliIn(dir, ["console", "-C", "bin/other"]);
+      expect(other.code).toBe(1);
+      const cmds = asked.map((url) => new URL(url, "http://x").searchParams.get("cmd"));
+      expect(asked.every((url) => url.startsWith("/v1/apps/shop/"))).toBe(true);
+      expect(cmds).toEqual(["/rails/bin/rails console", "bin/other"]);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -87,13 +87,13 @@ describe("hangar config validate / show", () => {
   });
 
   it("shows warnings on stderr, keeping stdout parseable", async () => {
-    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nconsole_command = "bin/console"\n' }), [
+    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nswap_size_mb = 512\n' }), [
       "config",
       "show",
       "--json",
     ]);
-    expect(JSON.parse(res.stdout)).toEqual({ app: "a", console_command: "bin/console" });
-    expect(res.stderr).toBe("warning: fly.toml:2: console_command is not supported by Hangar (ignored)\n");
+    expect(JSON.parse(res.stdout)).toEqual({ app: "a", swap_size_mb: 512 });
+    expect(res.stderr).toBe("warning: fly.toml:2: swap_size_mb is not supported by Hangar (ignored)\n");
   });
 
   it("says so when there is no config file", async () => {

@@ -10,14 +10,35 @@ interface ConsoleFlags {
   machine?: string;
   command?: string;
   pty?: boolean;
+  config?: string;
 }
 
 async function sshConsole(ctx: Context, flags: ConsoleFlags): Promise<void> {
   const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
+  // As Fly's: a shell gets a terminal when the user has one; a command only when asked (--pty).
+  await consoleSession(
+    ctx,
+    app,
+    flags,
+    flags.pty ?? (flags.command === undefined && ctx.stdin?.isTTY === true),
+  );
+}
+
+/**
+ * `hangar console`, as `fly console`: the app config's `console_command` (a Rails console, an IEx
+ * shell...), or -C's command, or a login shell, in a started machine of the app, with a terminal when
+ * the user has one. Unlike flyctl it does not make a machine for it: it runs in one that is started.
+ */
+async function appConsole(ctx: Context, flags: ConsoleFlags): Promise<void> {
+  const loaded = await loadAppConfig(ctx.cwd, flags.config);
+  const app = resolveAppName(flags.app, flags.app ? undefined : loaded);
+  const command = flags.command ?? loaded?.config.console_command;
+  await consoleSession(ctx, app, { ...flags, command }, flags.pty ?? ctx.stdin?.isTTY === true);
+}
+
+async function consoleSession(ctx: Context, app: string, flags: ConsoleFlags, tty: boolean): Promise<void> {
   const api = await ctx.api();
   const { stdin } = ctx;
-  // As Fly's: a shell gets a terminal when the user has one; a command only when asked (--pty).
-  const tty = flags.pty ?? (flags.command === undefined && stdin?.isTTY === true);
   const { cols, rows } = ctx.terminalSize();
   let socket: Awaited<ReturnType<typeof api.openTunnel>>;
   try {
@@ -67,4 +88,18 @@ export function registerSsh(program: Command, ctx: Context): void {
     .option("--pty", "give the command a terminal even with -C (the default for a shell on a terminal)")
     .option("--no-pty", "never give the command a terminal")
     .action((flags: ConsoleFlags) => sshConsole(ctx, flags));
+  program
+    .command("console")
+    .description(
+      "run the app's console_command (from hangar.toml or fly.toml; -C for another, a login shell when " +
+        "there is none) inside a started machine of the app, with a terminal when you have one; as " +
+        "`fly console`, but in a started machine rather than a new one",
+    )
+    .option("-a, --app <name>", "app (default: `app` in hangar.toml or fly.toml here)")
+    .option("-c, --config <file>", "app config file (default: hangar.toml, else fly.toml)")
+    .option("--machine <id>", "the machine (default: any started machine of the app)")
+    .option("-C, --command <command>", "run this command line instead of console_command")
+    .option("--pty", "give the command a terminal (the default on a terminal)")
+    .option("--no-pty", "never give the command a terminal")
+    .action((flags: ConsoleFlags) => appConsole(ctx, flags));
 }

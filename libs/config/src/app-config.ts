@@ -307,7 +307,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "swap_size_mb",
   "host_dedication_id",
   "vm.host_dedication_id",
-  "console_command",
 ];
 
 /** A parsed and validated app config. */

@@ -129,10 +129,7 @@ function invalid(text: string): AppConfigError {
 describe("parseAppConfig", () => {
   it("parses a realistic fly.toml from Fly's reference, warning only about keys Hangar does not act on yet", () => {
     const { config, warnings } = parseAppConfig(FLY_TOML, "fly.toml");
-    expect(warnings).toEqual([
-      "fly.toml:6: swap_size_mb is not supported by Hangar (ignored)",
-      "fly.toml:7: console_command is not supported by Hangar (ignored)",
-    ]);
+    expect(warnings).toEqual(["fly.toml:6: swap_size_mb is not supported by Hangar (ignored)"]);
     expect(config.app).toBe("fly-app-name");
     expect(config.kill_signal).toBe("SIGINT");
     expect(config.build?.["build-target"]).toBe("runtime");
