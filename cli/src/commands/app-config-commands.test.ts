@@ -42,9 +42,12 @@ describe("validateReport", () => {
     expect(validateReport({ file: "/a/fly.toml", ...parseAppConfig('app = "a"\n', "fly.toml") })).toBe(
       "fly.toml is valid\n",
     );
-    const loaded = { file: "/a/fly.toml", ...parseAppConfig('app = "a"\nswap_size_mb = 512\n', "fly.toml") };
+    const loaded = {
+      file: "/a/fly.toml",
+      ...parseAppConfig('app = "a"\nhost_dedication_id = "d1"\n', "fly.toml"),
+    };
     expect(validateReport(loaded)).toBe(
-      "fly.toml is valid, with 1 warning:\n  fly.toml:2: swap_size_mb is not supported by Hangar (ignored)\n",
+      "fly.toml is valid, with 1 warning:\n  fly.toml:2: host_dedication_id is not supported by Hangar (ignored)\n",
     );
   });
 });
@@ -87,13 +90,13 @@ describe("hangar config validate / show", () => {
   });
 
   it("shows warnings on stderr, keeping stdout parseable", async () => {
-    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nswap_size_mb = 512\n' }), [
+    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nhost_dedication_id = "d1"\n' }), [
       "config",
       "show",
       "--json",
     ]);
-    expect(JSON.parse(res.stdout)).toEqual({ app: "a", swap_size_mb: 512 });
-    expect(res.stderr).toBe("warning: fly.toml:2: swap_size_mb is not supported by Hangar (ignored)\n");
+    expect(JSON.parse(res.stdout)).toEqual({ app: "a", host_dedication_id: "d1" });
+    expect(res.stderr).toBe("warning: fly.toml:2: host_dedication_id is not supported by Hangar (ignored)\n");
   });
 
   it("says so when there is no config file", async () => {

@@ -127,9 +127,9 @@ function invalid(text: string): AppConfigError {
 }
 
 describe("parseAppConfig", () => {
-  it("parses a realistic fly.toml from Fly's reference, warning only about keys Hangar does not act on yet", () => {
+  it("parses a realistic fly.toml from Fly's reference with no warning", () => {
     const { config, warnings } = parseAppConfig(FLY_TOML, "fly.toml");
-    expect(warnings).toEqual(["fly.toml:6: swap_size_mb is not supported by Hangar (ignored)"]);
+    expect(warnings).toEqual([]);
     expect(config.app).toBe("fly-app-name");
     expect(config.kill_signal).toBe("SIGINT");
     expect(config.build?.["build-target"]).toBe("runtime");

@@ -91,6 +91,14 @@ describe("parseMachineConfig guest", () => {
       memoryMb: 4096,
     });
   });
+
+  it("reads init.swap_size_mb (fly.toml swap_size_mb) as the guest's swap", () => {
+    const init = { swap_size_mb: 512 };
+    expect(parseMachineConfig(JSON.stringify({ image: "x", init })).guest).toMatchObject({ swapMb: 512 });
+    expect(
+      parseMachineConfig(JSON.stringify({ image: "x", init: { swap_size_mb: null } })).guest,
+    ).not.toHaveProperty("swapMb");
+  });
 });
 
 describe("parseMachineConfig mounts", () => {

@@ -38,7 +38,7 @@ export interface VolumeMountConfig extends VolumeMount {
 export interface AgentConfig {
   image: string;
   env: Record<string, string>;
-  init: { cmd?: string[]; entrypoint?: string[]; exec?: string[] };
+  init: { cmd?: string[]; entrypoint?: string[]; exec?: string[]; swap_size_mb?: number | null };
   restart: { policy: "no" | "always" | "on-failure"; max_retries?: number };
   checks: Record<string, CheckConfig>;
   /** The first service's internal port: the port checks and the proxy mean. */
@@ -102,6 +102,9 @@ export function parseMachineConfig(configJson: string): AgentConfig {
       cpus: c.guest?.cpus ?? DEFAULT_GUEST.cpus,
       cpuKind: c.guest?.cpu_kind ?? DEFAULT_GUEST.cpuKind,
       memoryMb: c.guest?.memory_mb ?? DEFAULT_GUEST.memoryMb,
+      ...(typeof c.init?.swap_size_mb === "number" && c.init.swap_size_mb > 0
+        ? { swapMb: c.init.swap_size_mb }
+        : {}),
     },
     mounts: (c.mounts ?? []).flatMap((m) =>
       m && typeof m.volume === "string" && typeof m.path === "string"

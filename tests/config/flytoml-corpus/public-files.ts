@@ -42,7 +42,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "f64d690722d8260a055bb63b042de877ab3f6a18",
     licence: "MIT",
-    warnings: ["remix-epic-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "remix-indie-stack.toml",
@@ -51,7 +51,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "56abb93bf81f635b574d9ca23eed05602699458a",
     licence: "MIT",
-    warnings: ["remix-indie-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "remix-blues-stack.toml",
@@ -60,7 +60,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "7390646d6f3b6e6cb7ef722e4b61cdbffb997afc",
     licence: "MIT",
-    warnings: ["remix-blues-stack.toml:6: swap_size_mb is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "phoenix-live-beats.toml",
@@ -278,7 +278,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "65317139169adba01e0c96b8723d2b7097fb2f49",
     licence: "MIT",
-    warnings: ["crystal-penny.toml:3: swap_size_mb is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "bun-statuslines.toml",

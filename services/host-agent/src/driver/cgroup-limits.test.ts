@@ -23,8 +23,15 @@ describe("guestLimits", () => {
       cpuWeight: 6,
       cpuShares: 64,
       memoryBytes: 256 * 1024 * 1024,
+      swapBytes: 0,
       pidsMax: 1024,
     });
+  });
+
+  it("gives swap as the config's swap_size_mb asks (fly.toml swap_size_mb), none without it", () => {
+    expect(guestLimits({ cpus: 1, cpuKind: "shared", memoryMb: 256, swapMb: 512 }).swapBytes).toBe(
+      512 * 1024 * 1024,
+    );
   });
 
   it("scales quota and weight with cpus, and pids with memory up to a guest kernel's pid_max", () => {
@@ -117,9 +124,26 @@ describe("MachineLimits control files", () => {
     );
     expect(read("pids", "hangar", "agent-1", "m1", "pids.max")).toBe("1024");
 
+    // swap_size_mb: memory+swap is memory plus the swap asked for.
+    limits.apply({ cpus: 1, cpuKind: "shared", memoryMb: 256, swapMb: 512 });
+    expect(read("memory", "hangar", "agent-1", "m1", "memory.memsw.limit_in_bytes")).toBe(
+      String(768 * 1024 * 1024),
+    );
+
     rmSync(join(at("memory"), "memory.memsw.limit_in_bytes"));
     limits.apply({ cpus: 1, cpuKind: "shared", memoryMb: 256 });
     expect(read("memory", "hangar", "agent-1", "m1", "memory.swappiness")).toBe("0");
+    limits.apply({ cpus: 1, cpuKind: "shared", memoryMb: 256, swapMb: 512 });
+    expect(read("memory", "hangar", "agent-1", "m1", "memory.swappiness")).not.toBe("0");
+  });
+
+  it("v2: memory.swap.max is the swap asked for", () => {
+    const path = join(root, "hangar", "agent-1", "m2");
+    const limits = new MachineLimits([{ version: 2, path, controllers: ["memory"] }]);
+    limits.create();
+    writeFileSync(join(path, "memory.swap.max"), "max");
+    limits.apply({ cpus: 1, cpuKind: "shared", memoryMb: 256, swapMb: 128 });
+    expect(read("hangar", "agent-1", "m2", "memory.swap.max")).toBe(String(128 * 1024 * 1024));
   });
 
   it("counts OOM kills from a run's start, from v1 memory.oom_control or v2 memory.events", () => {

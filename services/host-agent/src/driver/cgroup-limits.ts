@@ -27,8 +27,11 @@ import type { GuestSize } from "./types.js";
  *   shared vCPU is guaranteed 1/16 of a core and bursts up to a whole one; a performance vCPU is a
  *   whole core. Both get the same quota (a shared vCPU may burst to a core); the weight under
  *   contention is what differs: a shared vCPU weighs 1/16 of a performance vCPU.
- * - Memory: `memory_mb` MiB of RAM and no swap (v2 memory.swap.max 0; v1 the same value for memory
- *   and memory+swap, or swappiness 0 where the host has no swap accounting).
+ * - Memory: `memory_mb` MiB of RAM and, as fly.toml's `swap_size_mb` (the config's
+ *   init.swap_size_mb) asks, that much of the host's swap, else none (v2 memory.swap.max; v1
+ *   memory+swap = memory + swap, or, where the host has no swap accounting, swappiness 0 for none
+ *   and the host's own swappiness for some). A Fly machine gets a swap file of that size in its VM;
+ *   a Hangar machine gets the host's swap up to it, so a host without swap has none to give.
  * - Pids: 4 per MiB of memory, at least 1024 and at most 32768 (a guest kernel's default pid_max):
  *   a fork bomb hits the cap long before the host's pid space, and a machine's memory is what bounds
  *   how many processes it can use anyway.
@@ -62,6 +65,8 @@ export interface GuestLimits {
   /** v1 cpu.shares (at least 2). */
   cpuShares: number;
   memoryBytes: number;
+  /** Swap besides memory (0: none). */
+  swapBytes: number;
   pidsMax: number;
 }
 
@@ -74,6 +79,7 @@ export function guestLimits(guest: GuestSize): GuestLimits {
     cpuWeight: Math.min(10_000, Math.max(1, Math.round(guest.cpus * WEIGHT_PER_CPU * fraction))),
     cpuShares: Math.max(2, Math.round(guest.cpus * SHARES_PER_CPU * fraction)),
     memoryBytes: guest.memoryMb * 1024 * 1024,
+    swapBytes: Math.max(0, guest.swapMb ?? 0) * 1024 * 1024,
     pidsMax: Math.min(MAX_PIDS, Math.max(MIN_PIDS, guest.memoryMb * PIDS_PER_MB)),
   };
 }
@@ -307,11 +313,21 @@ function applyV2(path: string, controller: LimitController, limits: GuestLimits)
     case "memory":
       writeControl(path, "memory.max", limits.memoryBytes);
       // Absent without swap accounting (swapaccount=0): there is no swap to take from the cgroup then.
-      if (existsSync(join(path, "memory.swap.max"))) writeControl(path, "memory.swap.max", 0);
+      if (existsSync(join(path, "memory.swap.max"))) writeControl(path, "memory.swap.max", limits.swapBytes);
       return;
     case "pids":
       writeControl(path, "pids.max", limits.pidsMax);
       return;
+  }
+}
+
+/** The host's vm.swappiness (the kernel's default, 60, if it cannot be read). */
+function hostSwappiness(): number {
+  try {
+    const n = Number(readFileSync("/proc/sys/vm/swappiness", "utf8").trim());
+    return Number.isInteger(n) && n >= 0 && n <= 200 ? n : 60;
+  } catch {
+    return 60;
   }
 }
 
@@ -327,11 +343,11 @@ function applyV1(path: string, controller: LimitController, limits: GuestLimits)
         // memory+swap may never be below memory: lifted first, so a larger guest than last run's fits.
         writeControl(path, "memory.memsw.limit_in_bytes", -1);
         writeControl(path, "memory.limit_in_bytes", limits.memoryBytes);
-        writeControl(path, "memory.memsw.limit_in_bytes", limits.memoryBytes);
+        writeControl(path, "memory.memsw.limit_in_bytes", limits.memoryBytes + limits.swapBytes);
       } else {
-        // Without swap accounting the cgroup cannot cap swap; it can only be told not to use any.
+        // Without swap accounting the cgroup cannot cap swap; it can only be told to use none or some.
         writeControl(path, "memory.limit_in_bytes", limits.memoryBytes);
-        writeControl(path, "memory.swappiness", 0);
+        writeControl(path, "memory.swappiness", limits.swapBytes > 0 ? hostSwappiness() : 0);
       }
       return;
     case "pids":

@@ -59,6 +59,8 @@ export interface GuestSize {
   cpus: number;
   cpuKind: "shared" | "performance";
   memoryMb: number;
+  /** Swap the machine may use besides its memory (the config's init.swap_size_mb: fly.toml swap_size_mb); 0 or absent: none. */
+  swapMb?: number;
 }
 
 /** How a sandboxed machine is networked: the host's network, or a namespace of its own. */
