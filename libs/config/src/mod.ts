@@ -88,6 +88,8 @@ export {
   StopRequestSchema,
   UpdateMachineRequestSchema,
 } from "./requests.js";
+export type { ResponseRules } from "./response-headers.js";
+export { applyResponseRules, responseRules } from "./response-headers.js";
 export type { AutoStop, ScalingSettings } from "./scaling.js";
 export {
   DEFAULT_MAX_MACHINES_RUNNING,

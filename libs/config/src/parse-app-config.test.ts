@@ -240,3 +240,31 @@ describe("parseAppConfig", () => {
     expect(err.message).toMatch(/^fly\.toml:4:\d+: /);
   });
 });
+
+describe("http_options", () => {
+  it("takes response headers and pristine with no warning, and warns about the options the proxy does not act on", () => {
+    const { config, warnings } = parseAppConfig(
+      [
+        'app = "a"',
+        "[http_service]",
+        "  internal_port = 8080",
+        "  [http_service.http_options]",
+        "    compress = true",
+        "  [http_service.http_options.response]",
+        "    pristine = true",
+        "    [http_service.http_options.response.headers]",
+        '      X-Frame-Options = "DENY"',
+        "      X-Powered-By = false",
+        "",
+      ].join("\n"),
+      "fly.toml",
+    );
+    expect(warnings).toEqual([
+      "fly.toml:5: http_service.http_options.compress is not supported by Hangar (ignored)",
+    ]);
+    expect(config.http_service?.http_options?.response).toEqual({
+      pristine: true,
+      headers: { "X-Frame-Options": "DENY", "X-Powered-By": false },
+    });
+  });
+});

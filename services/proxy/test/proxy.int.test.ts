@@ -3,6 +3,7 @@ import { once } from "node:events";
 import { Agent, createServer, type IncomingMessage, request } from "node:http";
 import { type AddressInfo, connect, type Socket } from "node:net";
 import { Readable } from "node:stream";
+import { responseRules } from "@hangar/config";
 import { createLogger } from "@hangar/telemetry";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -477,5 +478,41 @@ describe("connections", () => {
     const [res] = (await once(req, "response")) as [IncomingMessage];
     expect(res.statusCode).toBe(404);
     res.resume();
+  });
+});
+
+describe("http_options.response (fly.toml)", () => {
+  const withResponse = (response: Record<string, unknown>) =>
+    responseRules({ services: [{ ports: [{ port: 80, handlers: ["http"], http_options: { response } }] }] });
+  const powered: Handler = (req, res) => {
+    req.resume();
+    res.setHeader("X-Powered-By", "Express");
+    res.setHeader("X-Frame-Options", "SAMEORIGIN");
+    res.end("ok");
+  };
+
+  it("sets and removes the response headers the config names, and keeps the machine's others", async () => {
+    const up = await startUpstream("hdr", powered);
+    const response = withResponse({
+      headers: { "X-Frame-Options": "DENY", "X-Powered-By": false, "X-Multi": ["a", "b"] },
+    });
+    routes.set("hdr", [up.backend], response ? { response } : {});
+    const res = await get("hdr");
+    expect(res.status).toBe(200);
+    expect(res.headers["x-frame-options"]).toBe("DENY");
+    expect(res.headers["x-powered-by"]).toBeUndefined();
+    expect(res.headers["x-multi"]).toBe("a, b");
+    expect(res.headers["fly-request-id"]).toBeDefined();
+    expect(res.body.toString()).toBe("ok");
+  });
+
+  it("leaves out the proxy's own headers when pristine", async () => {
+    const up = await startUpstream("pristine", powered);
+    const response = withResponse({ pristine: true });
+    routes.set("pristine", [up.backend], response ? { response } : {});
+    const res = await get("pristine");
+    expect(res.headers["fly-request-id"]).toBeUndefined();
+    expect(res.headers.via).toBeUndefined();
+    expect(res.headers["x-powered-by"]).toBe("Express");
   });
 });

@@ -1,5 +1,5 @@
 import { Agent } from "node:http";
-import { DEFAULT_SCALING, type ScalingSettings } from "@hangar/config";
+import { DEFAULT_SCALING, type ResponseRules, type ScalingSettings } from "@hangar/config";
 import type { Candidate, Limits } from "./balancer.js";
 import { ErrorScore } from "./health.js";
 import type { Held } from "./held.js";
@@ -129,6 +129,8 @@ export class AppState implements Limits {
   /** Backends out of the route with requests still in flight on them (their machines drain). */
   readonly retiring = new Set<BackendState>();
   settings: ScalingSettings = DEFAULT_SCALING;
+  /** fly.toml's http_options.response of the app's http service (AppRoute.response). */
+  response: ResponseRules | undefined = undefined;
   soft = DEFAULT_SCALING.softLimit;
   hard = Number.POSITIVE_INFINITY;
   sleeping: readonly SleepingMachine[] = [];
@@ -161,6 +163,7 @@ export class AppState implements Limits {
       for (const b of this.backends) b.size(this.hard, this.maxSockets);
     }
     this.org = route.org;
+    this.response = route.response;
     this.sleeping = route.sleeping ?? NONE;
     this.starting = route.starting ?? NONE;
     this.syncBackends(route.backends);

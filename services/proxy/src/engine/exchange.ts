@@ -5,6 +5,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
+import { applyResponseRules } from "@hangar/config";
 import {
   type Context,
   context,
@@ -523,17 +524,17 @@ class Attempt {
       }
     }
     try {
-      res.writeHead(
-        status,
-        upRes.statusMessage || (STATUS_CODES[status] ?? ""),
-        downstreamResponse(
-          upRes.rawHeaders,
-          ex.fwd.requestId,
-          viaFor(upRes.httpVersionMajor, upRes.httpVersionMinor),
-          engine.region,
-          false,
-        ),
+      const rules = ex.app.response;
+      const headers = downstreamResponse(
+        upRes.rawHeaders,
+        ex.fwd.requestId,
+        viaFor(upRes.httpVersionMajor, upRes.httpVersionMinor),
+        engine.region,
+        false,
+        rules?.pristine,
       );
+      if (rules) applyResponseRules(headers, rules);
+      res.writeHead(status, upRes.statusMessage || (STATUS_CODES[status] ?? ""), headers);
     } catch (err) {
       // Node refuses a head it cannot write (e.g. a bad status); treat it as an unreachable machine.
       this.phase = DONE;

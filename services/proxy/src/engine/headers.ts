@@ -134,6 +134,8 @@ export function downstreamResponse(
   via: string,
   region: string | undefined,
   upgrade: boolean,
+  /** fly.toml's http_options.response.pristine: none of the proxy's own headers (Via, Fly-Request-Id, Fly-Region). */
+  pristine = false,
 ): string[] {
   const headers: string[] = [];
   let upstreamVia: string | undefined;
@@ -168,13 +170,17 @@ export function downstreamResponse(
     headers.push(name, value);
   }
   if (connection !== undefined) dropListed(headers, connection);
-  headers.push(
-    "Via",
-    upstreamVia === undefined ? via : `${upstreamVia}, ${via}`,
-    "Fly-Request-Id",
-    requestId,
-  );
-  if (region !== undefined) headers.push("Fly-Region", region);
+  if (pristine) {
+    if (upstreamVia !== undefined) headers.push("Via", upstreamVia);
+  } else {
+    headers.push(
+      "Via",
+      upstreamVia === undefined ? via : `${upstreamVia}, ${via}`,
+      "Fly-Request-Id",
+      requestId,
+    );
+    if (region !== undefined) headers.push("Fly-Region", region);
+  }
   if (upgrade && upgradeTo !== undefined) headers.push("Connection", "Upgrade", "Upgrade", upgradeTo);
   return headers;
 }

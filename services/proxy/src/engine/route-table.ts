@@ -1,4 +1,4 @@
-import type { ScalingSettings } from "@hangar/config";
+import type { ResponseRules, ScalingSettings } from "@hangar/config";
 import type { AppStatics } from "../statics/static-files.js";
 
 /** One started, non-cordoned machine that can take requests for an app. */
@@ -34,6 +34,8 @@ export interface AppRoute {
   starting?: readonly string[];
   /** The `[[statics]]` the proxy serves itself, from the files taken out of the app's image. Default: none. */
   statics?: AppStatics;
+  /** Headers set or removed on its responses (fly.toml http_options.response). Default: none. */
+  response?: ResponseRules;
 }
 
 /** The proxy's view of routable apps; it may change between any two requests. */

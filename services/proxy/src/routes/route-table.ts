@@ -1,6 +1,8 @@
 import {
   DEFAULT_SCALING,
   imageStaticsOf,
+  type ResponseRules,
+  responseRules,
   type ScalingSettings,
   scalingSettings,
   staticsSetId,
@@ -168,9 +170,13 @@ export class StreamRouteTable {
     // Newest first; parsing stops at the first machine that has services.
     candidates.sort((a, b) => b.seq - a.seq);
     let settings: ScalingSettings | undefined;
+    let response: ResponseRules | undefined;
     for (const c of candidates) {
       settings = scalingSettings(c.configJson);
-      if (settings) break;
+      if (settings) {
+        response = responseRules(c.configJson);
+        break;
+      }
     }
     const statics = staticsOf(candidates);
     return {
@@ -181,6 +187,7 @@ export class StreamRouteTable {
       sleeping,
       starting,
       ...(statics ? { statics } : {}),
+      ...(response ? { response } : {}),
     };
   }
 }
