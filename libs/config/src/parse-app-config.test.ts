@@ -210,9 +210,9 @@ describe("parseAppConfig", () => {
     );
   });
 
-  it("reports bad durations, signals and missing required keys", () => {
+  it("reports bad durations and missing required keys", () => {
     const text =
-      'app = "web"\nkill_signal = "SIGFOO"\n\n[[http_service.checks]]\n  interval = "often"\n\n[[mounts]]\n  source = "data"\n';
+      'app = "web"\nkill_signal = true\n\n[[http_service.checks]]\n  interval = "often"\n\n[[mounts]]\n  source = "data"\n';
     const messages = invalid(text).message.split("\n");
     expect(messages).toContain(
       "fly.toml:5: http_service.checks[0].interval: " +
@@ -220,6 +220,20 @@ describe("parseAppConfig", () => {
     );
     expect(messages).toContain("fly.toml:7: mounts[0].destination: required, expected a string");
     expect(messages.some((m) => m.startsWith("fly.toml:2: kill_signal: expected one of"))).toBe(true);
+  });
+
+  // flyctl passes any kill_signal string to the machines' stop_config (flyd decides): the file loads.
+  it("loads a kill_signal Hangar cannot stop machines with, warning that the default is used; an empty one is none", () => {
+    const odd = parseAppConfig('app = "web"\nkill_signal = "SIGWINCH"\n', "fly.toml");
+    expect(odd.config.kill_signal).toBeUndefined();
+    expect(odd.warnings).toEqual([
+      expect.stringMatching(
+        /^fly\.toml:2: kill_signal "SIGWINCH" is not one of SIGABRT, .*SIGUSR2: machines are stopped with SIGINT, the default \(ignored\)$/,
+      ),
+    ]);
+    const empty = parseAppConfig('app = "web"\nkill_signal = ""\n', "fly.toml");
+    expect(empty.config.kill_signal).toBeUndefined();
+    expect(empty.warnings).toEqual([]);
   });
 
   // flyctl loads `app` as any string: fly-apps/fly-laravel's templates ship "$APP_NAME$", 0x2E/fusion's

@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { type AppConfig, AppConfigSchema, DEPLOY_STRATEGIES, UNSUPPORTED_KEYS } from "./app-config.js";
 import { EDGE_MACHINE_KEYS } from "./edge.js";
 import { normaliseFlyToml } from "./fly-toml-shapes.js";
+import { STOP_SIGNALS } from "./signals.js";
 import { TomlLocator, type TomlPath } from "./toml-locator.js";
 import { VM_SIZES } from "./vm-sizes.js";
 
@@ -156,6 +157,9 @@ function dropUnknownChoices(raw: Record<string, unknown>): DroppedChoice[] {
     delete record[key];
   };
   check(raw.deploy, "strategy", ["deploy"], DEPLOY_STRATEGIES, "Hangar deploys with its default strategy");
+  // flyctl passes any kill_signal to the machines' stop_config; an empty one is no signal (the default).
+  if (raw.kill_signal === "") delete raw.kill_signal;
+  check(raw, "kill_signal", [], STOP_SIGNALS, "machines are stopped with SIGINT, the default");
   const service = raw.http_service as Record<string, unknown> | undefined;
   check(
     service?.concurrency,
