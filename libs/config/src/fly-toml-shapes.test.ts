@@ -21,6 +21,27 @@ describe("older fly.toml shapes, read as flyctl's patches.go reads them", () => 
     expect(load(text).config.env).toEqual({ HOSTS: "[a b]", PORTS: "[80 443]" });
   });
 
+  it('writes a TOML date or time in [env] as Go\'s "%v" writes what go-toml decodes, as flyctl does', () => {
+    const text = [
+      "[env]",
+      "  UTC = 2024-01-02T03:04:05Z",
+      "  OFFSET = 2024-01-02T03:04:05.5+02:00",
+      "  DAY = 2024-01-02",
+      "  AT = 03:04:05",
+      "  LOCAL = 2024-01-02T03:04:05",
+      "",
+    ].join("\n");
+    const { config, warnings } = load(text);
+    expect(warnings).toEqual([]);
+    expect(config.env).toEqual({
+      UTC: "2024-01-02 03:04:05 +0000 UTC",
+      OFFSET: "2024-01-02 03:04:05.5 +0200 +0200",
+      DAY: "2024-01-02",
+      AT: "03:04:05",
+      LOCAL: "2024-01-02T03:04:05",
+    });
+  });
+
   it('reads string ports, "soft,hard" concurrency and a single [services] table', () => {
     const text =
       '[services]\n  internal_port = "8080"\n  concurrency = "20,25"\n  [[services.ports]]\n    port = "443"\n';

@@ -34,9 +34,38 @@ function isTable(value: unknown): value is Table {
   return value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Date);
 }
 
+/** A date or time smol-toml parsed (its TomlDate): toISOString gives it as the TOML wrote it. */
+interface TomlDateLike extends Date {
+  isLocal(): boolean;
+  isDate(): boolean;
+  isTime(): boolean;
+}
+
+/** Seconds as Go prints them: the fraction's trailing zeros left out, and the dot with them. */
+const goSeconds = (hms: string) => hms.replace(/(\.\d*?)0+$/, "$1").replace(/\.$/, "");
+
+/**
+ * Go's "%v" of what go-toml decodes a TOML date or time into: an offset date-time is a time.Time
+ * ("2024-01-02 03:04:05 +0000 UTC", a fixed zone without a name for another offset), a local date,
+ * time or date-time its own String ("2024-01-02", "03:04:05", "2024-01-02T03:04:05").
+ */
+function goTimeText(d: TomlDateLike): string {
+  const iso = d.toISOString();
+  if (d.isDate() || d.isTime()) return d.isTime() ? goSeconds(iso) : iso;
+  const [date, rest = ""] = iso.split("T");
+  if (d.isLocal()) return `${date}T${goSeconds(rest)}`;
+  const zone = /(Z|[+-]\d\d:\d\d)$/.exec(rest)?.[1] ?? "Z";
+  const time = goSeconds(rest.slice(0, rest.length - zone.length));
+  if (zone === "Z") return `${date} ${time} +0000 UTC`;
+  const offset = zone.replace(":", "");
+  return `${date} ${time} ${offset} ${offset}`;
+}
+
 /** Go's fmt "%v" of a TOML scalar, which is how flyctl turns env and header values into strings. */
 function asString(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(asString).join(" ")}]`;
+  if (value instanceof Date && typeof (value as Partial<TomlDateLike>).isLocal === "function")
+    return goTimeText(value as TomlDateLike);
   return String(value);
 }
 
@@ -104,9 +133,10 @@ function patchEnv(raw: Table): void {
     raw.env = env;
   }
   if (!isTable(raw.env)) return;
-  // flyctl writes any value that is not a string with Go's "%v": `A = [1, 2]` is "[1 2]".
+  // flyctl writes any value that is not a string with Go's "%v": `A = [1, 2]` is "[1 2]", a date
+  // 2024-01-02T03:04:05Z is "2024-01-02 03:04:05 +0000 UTC".
   for (const [key, value] of Object.entries(raw.env)) {
-    if (Array.isArray(value)) raw.env[key] = asString(value);
+    if (Array.isArray(value) || value instanceof Date) raw.env[key] = asString(value);
   }
 }
 
