@@ -33,10 +33,9 @@ export async function loadAppConfig(
   configPath?: string,
   cwd: string = dir,
 ): Promise<LoadedAppConfig | undefined> {
-  const candidates = configPath ? [resolve(cwd, configPath)] : APP_CONFIG_FILES.map((f) => resolve(dir, f));
-  for (const file of candidates) {
-    const text = await readIfExists(file);
-    if (text === undefined) continue;
+  const found = await findAppConfigFile(dir, configPath, cwd);
+  if (found) {
+    const { file, text } = found;
     try {
       return { file, ...parseAppConfig(text, basename(file)) };
     } catch (err) {
@@ -47,6 +46,23 @@ export async function loadAppConfig(
         `fix ${basename(file)} and run the command again`,
       );
     }
+  }
+  return undefined;
+}
+
+/**
+ * The app config file loadAppConfig reads, and its text: `configPath` (relative to `cwd`), else
+ * hangar.toml or fly.toml in `dir`; undefined when there is none and none was asked for.
+ */
+export async function findAppConfigFile(
+  dir: string,
+  configPath?: string,
+  cwd: string = dir,
+): Promise<{ file: string; text: string } | undefined> {
+  const candidates = configPath ? [resolve(cwd, configPath)] : APP_CONFIG_FILES.map((f) => resolve(dir, f));
+  for (const file of candidates) {
+    const text = await readIfExists(file);
+    if (text !== undefined) return { file, text };
   }
   if (configPath) throw new CliError(`config file ${resolve(cwd, configPath)} does not exist`);
   return undefined;

@@ -81,6 +81,32 @@ describe("hangar config validate / show", () => {
     expect(res.stderr).toContain("fly.toml:4: http_service.internal_port: expected a number, got string");
   });
 
+  it("says the verdict as JSON with --json: valid with the warnings, or not with each error's line, exit 1", async () => {
+    const good = await runCliIn(folder({ "fly.toml": 'app = "a"\nhost_dedication_id = "d1"\n' }), [
+      "config",
+      "validate",
+      "--json",
+    ]);
+    expect(good.code).toBe(0);
+    expect(JSON.parse(good.stdout)).toMatchObject({
+      valid: true,
+      app: "a",
+      warnings: ["fly.toml:2: host_dedication_id is not supported by Hangar (ignored)"],
+      errors: [],
+    });
+    const bad = await runCliIn(
+      folder({ "fly.toml": 'app = "a"\n\n[http_service]\n  internal_port = "web"\n' }),
+      ["config", "validate", "--json"],
+    );
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({
+      valid: false,
+      kind: "invalid",
+      errors: [{ path: "http_service.internal_port", line: 4, message: "expected a number, got string" }],
+    });
+    expect(bad.stderr).toBe("");
+  });
+
   it("takes the file from -c, and prefers hangar.toml to fly.toml", async () => {
     const dir = folder({ "hangar.toml": 'app = "from-hangar"\n', "other.toml": 'app = "other"\n' });
     const shown = await runCliIn(dir, ["config", "show", "--json"]);

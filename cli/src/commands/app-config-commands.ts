@@ -1,9 +1,9 @@
 import { basename } from "node:path";
-import type { AppConfig } from "@hangar/config";
+import { type AppConfig, AppConfigError, parseAppConfig } from "@hangar/config";
 import type { Command } from "commander";
 import { stringify } from "smol-toml";
-import { type LoadedAppConfig, loadAppConfig } from "../app-config.js";
-import { CliError } from "../cli-error.js";
+import { findAppConfigFile, type LoadedAppConfig, loadAppConfig } from "../app-config.js";
+import { CliError, ExitStatus } from "../cli-error.js";
 import type { Context } from "../context.js";
 
 /** What `hangar config validate` prints for a file that loads: "valid", then each warning. */
@@ -30,6 +30,27 @@ async function load(ctx: Context, configPath: string | undefined): Promise<Loade
   );
 }
 
+/** `hangar config validate --json`: the verdict as JSON on stdout, and exit 1 when the file does not load. */
+async function validateJson(ctx: Context, configPath: string | undefined): Promise<void> {
+  const found = await findAppConfigFile(ctx.cwd, configPath, ctx.cwd);
+  if (!found) {
+    throw new CliError(
+      "no hangar.toml or fly.toml found here",
+      "pass -c <file>, or run it in the app's folder",
+    );
+  }
+  const print = (verdict: Record<string, unknown>) =>
+    ctx.out(`${JSON.stringify({ file: found.file, ...verdict }, null, 2)}\n`);
+  try {
+    const { config, warnings } = parseAppConfig(found.text, basename(found.file));
+    print({ valid: true, app: config.app ?? null, warnings, errors: [] });
+  } catch (err) {
+    if (!(err instanceof AppConfigError)) throw err;
+    print({ valid: false, kind: err.code, app: null, warnings: [], errors: err.issues });
+    throw new ExitStatus(1);
+  }
+}
+
 /** `hangar config validate` and `hangar config show`: the app config file as Hangar reads it. */
 export function registerAppConfig(program: Command, ctx: Context): void {
   const config = program
@@ -44,7 +65,12 @@ export function registerAppConfig(program: Command, ctx: Context): void {
     .command("validate")
     .description("check the app config file: exit 0 if it loads (printing its warnings), 1 with its errors")
     .option(...fileOption)
-    .action(async (flags: { config?: string }) => {
+    .option(
+      "--json",
+      "print {file, valid, app, warnings, errors} as JSON (errors: each with its line, path and message)",
+    )
+    .action(async (flags: { config?: string; json?: boolean }) => {
+      if (flags.json) return validateJson(ctx, flags.config);
       ctx.out(validateReport(await load(ctx, flags.config)));
     });
 
