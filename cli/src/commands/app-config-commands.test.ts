@@ -44,10 +44,10 @@ describe("validateReport", () => {
     );
     const loaded = {
       file: "/a/fly.toml",
-      ...parseAppConfig('app = "a"\nhost_dedication_id = "d1"\n', "fly.toml"),
+      ...parseAppConfig('app = "a"\n[build]\nbuilder = "paketobuildpacks/builder:base"\n', "fly.toml"),
     };
     expect(validateReport(loaded)).toBe(
-      "fly.toml is valid, with 1 warning:\n  fly.toml:2: host_dedication_id is not supported by Hangar (ignored)\n",
+      "fly.toml is valid, with 1 warning:\n  fly.toml:3: build.builder is not supported by Hangar (ignored)\n",
     );
   });
 });
@@ -82,16 +82,15 @@ describe("hangar config validate / show", () => {
   });
 
   it("says the verdict as JSON with --json: valid with the warnings, or not with each error's line, exit 1", async () => {
-    const good = await runCliIn(folder({ "fly.toml": 'app = "a"\nhost_dedication_id = "d1"\n' }), [
-      "config",
-      "validate",
-      "--json",
-    ]);
+    const good = await runCliIn(
+      folder({ "fly.toml": 'app = "a"\n[build]\nbuilder = "paketobuildpacks/builder:base"\n' }),
+      ["config", "validate", "--json"],
+    );
     expect(good.code).toBe(0);
     expect(JSON.parse(good.stdout)).toMatchObject({
       valid: true,
       app: "a",
-      warnings: ["fly.toml:2: host_dedication_id is not supported by Hangar (ignored)"],
+      warnings: ["fly.toml:3: build.builder is not supported by Hangar (ignored)"],
       errors: [],
     });
     const bad = await runCliIn(
@@ -116,13 +115,12 @@ describe("hangar config validate / show", () => {
   });
 
   it("shows warnings on stderr, keeping stdout parseable", async () => {
-    const res = await runCliIn(folder({ "fly.toml": 'app = "a"\nhost_dedication_id = "d1"\n' }), [
-      "config",
-      "show",
-      "--json",
-    ]);
-    expect(JSON.parse(res.stdout)).toEqual({ app: "a", host_dedication_id: "d1" });
-    expect(res.stderr).toBe("warning: fly.toml:2: host_dedication_id is not supported by Hangar (ignored)\n");
+    const res = await runCliIn(
+      folder({ "fly.toml": 'app = "a"\n[build]\nbuilder = "paketobuildpacks/builder:base"\n' }),
+      ["config", "show", "--json"],
+    );
+    expect(JSON.parse(res.stdout)).toEqual({ app: "a", build: { builder: "paketobuildpacks/builder:base" } });
+    expect(res.stderr).toBe("warning: fly.toml:3: build.builder is not supported by Hangar (ignored)\n");
   });
 
   it("says so when there is no config file", async () => {

@@ -309,8 +309,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "deploy.seed_command",
   // The proxy serves [[statics]] from the release's image; Fly serves a tigris_bucket from the bucket.
   "statics.tigris_bucket",
-  "host_dedication_id",
-  "vm.host_dedication_id",
 ];
 
 /** A parsed and validated app config. */

@@ -171,3 +171,25 @@ swap_size_mb = 256
     });
   });
 });
+
+describe("host_dedication_id", () => {
+  it("is each [[vm]]'s default, and a deploy's (a release's) config sets it on the guest as flyctl's deploy does", () => {
+    const { config } = parseAppConfig('app = "a"\nhost_dedication_id = "team-a"\n', "fly.toml");
+    expect(machineConfigFromApp(config, "img").guest).toBeUndefined();
+    expect(machineConfigFromApp(config, "img", { release: 3 }).guest).toEqual({
+      host_dedication_id: "team-a",
+    });
+    const withVm = parseAppConfig(
+      'app = "a"\nhost_dedication_id = "team-a"\n[[vm]]\n  size = "shared-cpu-2x"\n',
+      "fly.toml",
+    );
+    expect(machineConfigFromApp(withVm.config, "img").guest).toMatchObject({
+      cpus: 2,
+      host_dedication_id: "team-a",
+    });
+    expect(machineConfigFromApp(withVm.config, "img", { release: 3 }).guest).toMatchObject({
+      cpus: 2,
+      host_dedication_id: "team-a",
+    });
+  });
+});

@@ -20,7 +20,11 @@ type Duration = string | number;
 export interface MachineFromAppOptions {
   /** The process group; defaultProcessGroup(app) by default. */
   processGroup?: string;
-  /** The release the machine belongs to, recorded in its metadata as hangar_release. */
+  /**
+   * The release the machine belongs to, recorded in its metadata as hangar_release. Given, the config
+   * is a deploy's: as flyctl's deploy sets it on every machine it launches, the top-level
+   * host_dedication_id is the guest's (with or without a [[vm]]).
+   */
   release?: number | string;
 }
 
@@ -92,7 +96,14 @@ export function machineConfigFromApp(app: AppConfig, image: string, opts: Machin
       ...(app.primary_region ? { PRIMARY_REGION: app.primary_region } : {}),
     },
     init: Object.keys(init).length > 0 ? init : undefined,
-    guest: vm ? guest(vm, app.host_dedication_id) : undefined,
+    // As flyctl's ToMachineConfig: the top-level host_dedication_id is the default of each [[vm]]; its
+    // deploy then sets it on every machine's guest (the release's config, below).
+    guest:
+      opts.release !== undefined && app.host_dedication_id
+        ? { ...(vm ? guest(vm, app.host_dedication_id) : {}), host_dedication_id: app.host_dedication_id }
+        : vm
+          ? guest(vm, app.host_dedication_id)
+          : undefined,
     services: services.length > 0 ? services : undefined,
     checks:
       checks.length > 0

@@ -20,7 +20,13 @@ export interface NewMachine {
   region: string;
   /** The machine config as the API holds it; its guest size is what placement reserves. */
   config: {
-    guest?: { cpus?: number; memory_mb?: number; gpus?: number | null; gpu_kind?: string | null };
+    guest?: {
+      cpus?: number;
+      memory_mb?: number;
+      gpus?: number | null;
+      gpu_kind?: string | null;
+      host_dedication_id?: string | null;
+    };
   } & Record<string, unknown>;
   /** Default: Fly's generated name for the machine id. */
   name?: string;
@@ -73,6 +79,9 @@ export async function placeThenCreateMachine(
     memory_mb: machine.config.guest?.memory_mb ?? GUEST_DEFAULTS.memory_mb,
     ...gpusOf(machine.config.guest),
     ...(machine.hostId ? { host_id: machine.hostId } : {}),
+    ...(machine.config.guest?.host_dedication_id
+      ? { host_dedication_id: machine.config.guest.host_dedication_id }
+      : {}),
   });
   await hooks.beforeCreate?.(placed);
   const created = await handleThenWait(

@@ -150,6 +150,8 @@ export interface PlaceRequest {
   strategy?: "binpack" | "spread";
   /** The host of the machine's volume: placed there or refused (with a message that says why). */
   host_id?: string;
+  /** The guest's host_dedication_id: only hosts of that dedication group; absent, only shared hosts. */
+  host_dedication_id?: string;
 }
 
 /** Disk room for a volume: on `host_id` when given (extend, a machine's volume) or refused. */

@@ -82,6 +82,8 @@ export interface HostAgentOptions {
   volumes?: HostVolumes;
   /** Room for volumes this host offers placement, GiB (HANGAR_HOST_AGENT_VOLUMES_DISK_GB). */
   diskGb?: number;
+  /** Its host dedication group (HANGAR_HOST_AGENT_DEDICATION_ID): only machines asking for it come here. */
+  dedicationId?: string;
 }
 
 /**
@@ -190,9 +192,10 @@ export class HostAgent {
         address: opts.address,
         underlayIp: opts.underlayIp ?? "",
         diskGb: opts.diskGb ?? 0,
+        dedicationId: opts.dedicationId ?? "",
       },
       {
-        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}-${opts.diskGb ?? 0}`,
+        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}-${opts.diskGb ?? 0}-${opts.dedicationId ?? ""}`,
       },
     );
     const adopted = await opts.driver.adopt();

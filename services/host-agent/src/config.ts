@@ -186,6 +186,10 @@ export const config = defineServiceConfig("host-agent", {
     description: "room for volumes this host offers placement, in GiB",
     shownDefault: "the free space of the volumes folder plus what its volumes hold",
   }),
+  HANGAR_HOST_AGENT_DEDICATION_ID: setting(z.string().optional(), {
+    description:
+      "the host dedication group this host belongs to (Fly's host_dedication_id): only machines whose guest asks for it are placed here; unset, a shared host",
+  }),
   HANGAR_HOST_AGENT_VOLUMES_FREEZE_TIMEOUT_MS: setting(z.coerce.number().int().positive().default(10_000), {
     description:
       "how long a snapshot may keep a mounted volume frozen (fsfreeze) while its image is copied; past it the volume is thawed and the snapshot fails",

@@ -146,6 +146,9 @@ await runService({
       secrets,
       volumes,
       diskGb: config.HANGAR_HOST_AGENT_VOLUMES_DISK_GB ?? (await defaultDiskGb(disks)),
+      ...(config.HANGAR_HOST_AGENT_DEDICATION_ID
+        ? { dedicationId: config.HANGAR_HOST_AGENT_DEDICATION_ID }
+        : {}),
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,

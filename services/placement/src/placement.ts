@@ -259,6 +259,10 @@ export class Placement {
       );
     }
     const guest = { region: req.region, cpus: req.cpus, memoryMb: req.memory_mb };
+    const dedication = req.host_dedication_id ?? "";
+    if (typeof dedication !== "string") {
+      throw new DomainError("a placement's host_dedication_id is a string", "invalid_argument");
+    }
     // Asked again (a retried request): the room it already has.
     const holder = this.index.hostOf(req.machine_id);
     const held = holder === undefined ? undefined : this.hosts.get(holder);
@@ -266,6 +270,13 @@ export class Placement {
     if (req.host_id) {
       // Where its volume is, or nowhere.
       const host = this.volumeHost(req.host_id, req.region, "the machine's volume");
+      if ((host.dedicationId ?? "") !== dedication) {
+        this.refused.inc({ region: req.region });
+        throw new DomainError(
+          `insufficient capacity: the machine's volume is on host ${host.hostId}, ${host.dedicationId ? `of host dedication ${host.dedicationId}` : "a shared host"}, and the machine asks for ${dedication ? `host dedication ${dedication}` : "a shared host"}`,
+          "insufficient_capacity",
+        );
+      }
       try {
         return await this.reserveMachine(host.hostId, req);
       } catch (err) {
@@ -278,7 +289,15 @@ export class Placement {
       }
     }
     const strategy = req.strategy ?? this.opts.strategy ?? "binpack";
-    const tried = new Set<string>();
+    if (dedication !== "" && !this.hasDedicatedHost(req.region, dedication)) {
+      this.refused.inc({ region: req.region });
+      throw new DomainError(
+        `insufficient capacity: machine ${req.machine_id} asks for host dedication ${dedication}, and no live host in region ${req.region} belongs to it (a host joins one with HANGAR_HOST_AGENT_DEDICATION_ID)`,
+        "insufficient_capacity",
+      );
+    }
+    // Only hosts of the machine's dedication group (none: shared hosts only), as Fly places them.
+    const tried = new Set<string>(this.otherDedications(req.region, dedication));
     // Hosts left after losing every append to other instances': they may still have room.
     const lost = new Set<string>();
     let rounds = 0;
@@ -321,6 +340,22 @@ export class Placement {
       ),
       "insufficient_capacity",
     );
+  }
+
+  /** Whether a live, active host of `region` belongs to the dedication group. */
+  private hasDedicatedHost(region: string, dedication: string): boolean {
+    for (const [id, h] of this.hosts.entries()) {
+      if (h.status === "active" && h.region === region && h.dedicationId === dedication && this.isAlive(id))
+        return true;
+    }
+    return false;
+  }
+
+  /** The hosts of `region` in another dedication group than `dedication` ("" for shared hosts). */
+  private *otherDedications(region: string, dedication: string): Iterable<string> {
+    for (const [id, h] of this.hosts.entries()) {
+      if (h.status !== "absent" && h.region === region && (h.dedicationId ?? "") !== dedication) yield id;
+    }
   }
 
   /**

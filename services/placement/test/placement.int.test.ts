@@ -21,13 +21,30 @@ let store: EventStore;
 const instances: Placement[] = [];
 const logger = createLogger("placement-test", { level: "silent" });
 
-async function registerHost(hostId: string, cpus: number, memoryMb: number, region = "local", diskGb = 0) {
+async function registerHost(
+  hostId: string,
+  cpus: number,
+  memoryMb: number,
+  region = "local",
+  diskGb = 0,
+  dedicationId = "",
+) {
   const hosts = new CommandHandler(store, hostsStream, hostDecider);
   await hosts.handle(
     hostId,
-    { type: "RegisterHost", hostId, region, cpus, memoryMb, address: "127.0.0.1", underlayIp: "", diskGb },
     {
-      commandId: `register-${hostId}-${cpus}-${memoryMb}-${diskGb}`,
+      type: "RegisterHost",
+      hostId,
+      region,
+      cpus,
+      memoryMb,
+      address: "127.0.0.1",
+      underlayIp: "",
+      diskGb,
+      dedicationId,
+    },
+    {
+      commandId: `register-${hostId}-${cpus}-${memoryMb}-${diskGb}-${dedicationId}`,
     },
   );
   nc.publish(subjects.heartbeat(hostId), JSON.stringify({ host_id: hostId }));
@@ -311,5 +328,30 @@ describe("placement losing appends to other instances", () => {
     } finally {
       await p.stop();
     }
+  });
+});
+
+describe("host dedication (Fly's host_dedication_id)", () => {
+  it("places a machine that asks for a dedication group only on its hosts, and one that does not only on shared hosts", async () => {
+    await registerHost("team-1", 4, 1024, "ded", 0, "team-a");
+    await registerHost("shared-1", 4, 1024, "ded");
+    // The placement instances learn of the hosts from HOSTS; each asks until both are in its view.
+    const dedicated = await place({ machine_id: "d-m1", region: "ded", host_dedication_id: "team-a" });
+    expect(dedicated.host_id).toBe("team-1");
+    const shared = await place({ machine_id: "s-m1", region: "ded" });
+    expect(shared.host_id).toBe("shared-1");
+    for (let i = 2; i <= 4; i++) {
+      expect(
+        (await place({ machine_id: `d-m${i}`, region: "ded", host_dedication_id: "team-a" })).host_id,
+      ).toBe("team-1");
+    }
+    // team-1 is full: a fifth of team-a's is refused, though shared-1 has room.
+    const full = await refusal(place({ machine_id: "d-m5", region: "ded", host_dedication_id: "team-a" }));
+    expect(full.code).toBe("insufficient_capacity");
+    const unknown = await refusal(place({ machine_id: "x-m1", region: "ded", host_dedication_id: "team-b" }));
+    expect(unknown.code).toBe("insufficient_capacity");
+    expect(unknown.message).toMatch(
+      /asks for host dedication team-b, and no live host in region ded belongs to it/,
+    );
   });
 });

@@ -1,5 +1,5 @@
 import { deciderSpec, isDomainError } from "@hangar/eventstore";
-import { describe, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hostDecider } from "./host.js";
 
 const spec = deciderSpec(hostDecider);
@@ -171,5 +171,34 @@ describe("host decider", () => {
       .given([])
       .when(reserveVolume("v1", 1))
       .thenThrows((e) => isDomainError(e, "not_found"));
+  });
+});
+
+describe("host dedication", () => {
+  it("registers a host's dedication group, and keeps it through reservations and releases", () => {
+    const dedicated = { type: "HostRegistered" as const, data: { ...host, dedicationId: "team-a" } };
+    spec
+      .given([])
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .then([dedicated]);
+    // Registering again with the same group decides nothing; a new group is a new registration.
+    spec
+      .given([dedicated])
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .then([]);
+    spec
+      .given([registered])
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .then([dedicated]);
+    let state = hostDecider.evolve(hostDecider.initialState(), dedicated);
+    state = hostDecider.evolve(state, {
+      type: "HostMachineReserved",
+      data: { machineId: "m1", app: "a", cpus: 1, memoryMb: 256 },
+    });
+    state = hostDecider.evolve(state, {
+      type: "HostMachineReleased",
+      data: { machineId: "m1", reason: "x" },
+    });
+    expect(state.status !== "absent" && state.dedicationId).toBe("team-a");
   });
 });

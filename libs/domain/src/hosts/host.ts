@@ -32,6 +32,8 @@ export interface HostSpec {
   underlayIp: string;
   /** Room for volumes, GiB (the host agent's HANGAR_HOST_AGENT_VOLUMES_DISK_GB); 0 or absent: none. */
   diskGb?: number;
+  /** Its host dedication group (Fly's host_dedication_id): only machines asking for it go there. Empty or absent: shared. */
+  dedicationId?: string;
 }
 
 /** Room a machine holds on a host. */
@@ -116,6 +118,7 @@ function withMachines(
     memoryMb: state.memoryMb,
     address: state.address,
     underlayIp: state.underlayIp,
+    ...(state.dedicationId ? { dedicationId: state.dedicationId } : {}),
   };
 }
 
@@ -136,10 +139,17 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
             state.memoryMb === spec.memoryMb &&
             state.address === spec.address &&
             state.underlayIp === spec.underlayIp &&
-            state.diskGb === (spec.diskGb ?? 0);
+            state.diskGb === (spec.diskGb ?? 0) &&
+            (state.dedicationId ?? "") === (spec.dedicationId ?? "");
           if (same) return [];
         }
-        return [{ type: "HostRegistered", data: { ...spec, diskGb: spec.diskGb ?? 0 } }];
+        const { dedicationId, ...rest } = spec;
+        return [
+          {
+            type: "HostRegistered",
+            data: { ...rest, diskGb: spec.diskGb ?? 0, ...(dedicationId ? { dedicationId } : {}) },
+          },
+        ];
       }
       case "CordonHost":
         if (state.status === "absent" || state.status === "removed")
@@ -223,6 +233,7 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           address: d.address ?? "",
           underlayIp: d.underlayIp ?? "",
           diskGb: d.diskGb ?? 0,
+          dedicationId: d.dedicationId ?? "",
         };
         // Re-registering keeps a cordon: an operator's decision outlives a restart of the agent.
         if (state.status === "cordoned") return { ...state, ...spec };
