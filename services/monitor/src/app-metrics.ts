@@ -38,8 +38,12 @@ export interface AppMetricsOptions {
   intervalMs?: number;
   /** A scrape that has not answered by then counts as down (default 5 s). */
   timeoutMs?: number;
-  /** A body larger than this is refused (default 4 MiB). */
+  /** A body larger than this is refused, read no further (default 4 MiB). */
   maxBytes?: number;
+  /** A target serving more samples than this is down, its series dropped (Prometheus' sample_limit; default 10,000). */
+  maxSamples?: number;
+  /** Scrapes in flight at once (default 32). */
+  concurrency?: number;
   logger?: Logger;
 }
 
@@ -78,6 +82,72 @@ function processGroupOf(configJson: string): string {
   } catch {
     return "";
   }
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+const VALUE = /^[+-]?(Inf|inf|NaN|nan|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)$/;
+const TYPES = new Set(["counter", "gauge", "histogram", "summary", "untyped"]);
+/** The monitor's own series about each target: an app's family of these names would spoof them. */
+const RESERVED_PREFIX = "hangar_app_scrape_";
+
+/** Reads a response's body as text, or undefined as soon as it is over `max` bytes (the read is cut). */
+async function readCapped(res: Response, max: number): Promise<string | undefined> {
+  const length = Number(res.headers.get("content-length") ?? "0");
+  if (length > max || !res.body) {
+    await res.body?.cancel();
+    return length > max ? undefined : "";
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > max) {
+      await reader.cancel();
+      return undefined;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * The families of one target if every name, label and value is one the text format allows (the parser
+ * is lenient), no family uses the monitor's own names, and there are at most `maxSamples` samples;
+ * else why not, and the target is down: one app's page never makes /metrics/apps unreadable.
+ */
+function checkFamilies(families: Family[], maxSamples: number): Family[] | string {
+  let samples = 0;
+  const value = (v: string | undefined) => v === undefined || VALUE.test(v);
+  for (const f of families) {
+    if (!METRIC_NAME.test(f.name)) return `metric name ${JSON.stringify(f.name)} is not valid`;
+    if (f.name.startsWith(RESERVED_PREFIX)) return `metric name ${f.name} is the monitor's own`;
+    if (!TYPES.has(f.type.toLowerCase())) return `metric ${f.name} has type ${f.type}`;
+    for (const m of f.metrics) {
+      samples += 1 + Object.keys(m.buckets ?? {}).length + Object.keys(m.quantiles ?? {}).length;
+      if (samples > maxSamples) return `more than ${maxSamples} samples`;
+      // exported_<name> is where the monitor moves an app's own app, instance... label: not the app's to use.
+      for (const k of Object.keys(m.labels ?? {})) {
+        if (!LABEL_NAME.test(k) || k.startsWith("exported_"))
+          return `metric ${f.name} has label name ${JSON.stringify(k)}`;
+      }
+      const numbers = [
+        m.value,
+        m.sum,
+        m.count,
+        ...Object.values(m.buckets ?? {}),
+        ...Object.values(m.quantiles ?? {}),
+      ];
+      if (!numbers.every(value) || (m.value === undefined && !m.buckets && !m.quantiles))
+        return `metric ${f.name} has a value that is not a number`;
+      for (const k of [...Object.keys(m.buckets ?? {}), ...Object.keys(m.quantiles ?? {})])
+        if (!VALUE.test(k)) return `metric ${f.name} has a bucket or quantile ${JSON.stringify(k)}`;
+    }
+  }
+  return families;
 }
 
 const escapeLabel = (v: string) => v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
@@ -120,7 +190,7 @@ export class AppMetrics {
   /** Scrapes every target once (the timer's round; tests call it). */
   async scrapeAll(): Promise<void> {
     const seen = new Set<string>();
-    const work: Promise<void>[] = [];
+    const work: (() => Promise<void>)[] = [];
     for (const entry of this.opts.machines()) {
       const m = entry.state;
       if (m.status !== "started" || !m.privateIp) continue;
@@ -135,9 +205,15 @@ export class AppMetrics {
       };
       const host = m.privateIp.includes(":") ? `[${m.privateIp}]` : m.privateIp;
       const url = `${target.https ? "https" : "http"}://${host}:${target.port}${target.path}`;
-      work.push(this.scrape(entry.aggregateId, labels, url));
+      work.push(() => this.scrape(entry.aggregateId, labels, url));
     }
-    await Promise.all(work);
+    // A bounded number at once: a host of thousands of machines is not asked all at the same moment.
+    const lanes = Math.max(1, this.opts.concurrency ?? 32);
+    let next = 0;
+    const lane = async () => {
+      while (next < work.length) await (work[next++] as () => Promise<void>)();
+    };
+    await Promise.all(Array.from({ length: Math.min(lanes, work.length) }, lane));
     for (const id of this.scraped.keys()) if (!seen.has(id)) this.scraped.delete(id);
   }
 
@@ -156,26 +232,33 @@ export class AppMetrics {
     try {
       const res = await fetch(url, {
         headers: { accept: "text/plain;version=0.0.4" },
+        // Never followed: a machine must not point the monitor at another address.
+        redirect: "manual",
         signal: AbortSignal.timeout(this.opts.timeoutMs ?? 5_000),
       });
-      if (!res.ok) {
+      if (res.status < 200 || res.status > 299) {
         await res.body?.cancel();
-        done(false, [], `HTTP ${res.status}`);
+        done(
+          false,
+          [],
+          res.status >= 300 && res.status < 400
+            ? `HTTP ${res.status}: redirects are not followed`
+            : `HTTP ${res.status}`,
+        );
         return;
       }
       const max = this.opts.maxBytes ?? 4 << 20;
-      const length = Number(res.headers.get("content-length") ?? "0");
-      if (length > max) {
-        await res.body?.cancel();
-        done(false, [], `body of ${length} bytes is over ${max}`);
-        return;
-      }
-      const text = await res.text();
-      if (text.length > max) {
+      const text = await readCapped(res, max);
+      if (text === undefined) {
         done(false, [], `body is over ${max} bytes`);
         return;
       }
-      done(true, parsePrometheusTextFormat(text) as Family[], "");
+      const checked = checkFamilies(
+        parsePrometheusTextFormat(text) as Family[],
+        this.opts.maxSamples ?? 10_000,
+      );
+      if (typeof checked === "string") done(false, [], checked);
+      else done(true, checked, "");
     } catch (err) {
       const error = err instanceof Error ? err.message : String(err);
       this.opts.logger?.debug({ target: url, err: error }, "app metrics scrape failed");
@@ -200,6 +283,8 @@ export class AppMetrics {
     for (const s of this.scraped.values()) {
       for (const f of s.families) {
         const known = byName.get(f.name);
+        // One TYPE per family: another app's family of the same name and another type is left out.
+        if (known && known.family.type !== f.type) continue;
         if (known) known.from.push({ s, metrics: f.metrics });
         else byName.set(f.name, { family: f, from: [{ s, metrics: f.metrics }] });
       }

@@ -9,6 +9,8 @@ export interface MonitorOptions {
   logger?: Logger;
   /** How often the machines' [[metrics]] are scraped (default 15 s). */
   appScrapeMs?: number;
+  /** The largest metrics page taken from a machine (default 4 MiB). */
+  appScrapeMaxBytes?: number;
 }
 
 /**
@@ -35,6 +37,7 @@ export class Monitor {
     this.appMetrics = new AppMetrics({
       machines: () => view.all(),
       ...(opts.appScrapeMs !== undefined ? { intervalMs: opts.appScrapeMs } : {}),
+      ...(opts.appScrapeMaxBytes !== undefined ? { maxBytes: opts.appScrapeMaxBytes } : {}),
       ...(opts.logger ? { logger: opts.logger } : {}),
     });
     this.textRoutes = { "/metrics/apps": () => this.appMetrics.render() };

@@ -215,3 +215,89 @@ describe("the machines' own metrics ([[metrics]])", () => {
     }
   });
 });
+
+describe("the machines' own metrics, refused", () => {
+  it("never follows a redirect, cuts a body over the cap, and takes no series from a page that is not valid", async () => {
+    // A second server the redirect points at: it must never be asked.
+    let elsewhereAsked = 0;
+    const elsewhere = createServer((_req, res) => {
+      elsewhereAsked++;
+      res.end("secret_total 1\n");
+    });
+    await new Promise<void>((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
+    const elsewherePort = (elsewhere.address() as AddressInfo).port;
+    const pages: Record<string, (res: import("node:http").ServerResponse) => void> = {
+      "/redirect": (res) => {
+        res.writeHead(302, { location: `http://127.0.0.1:${elsewherePort}/metrics` });
+        res.end();
+      },
+      // Chunked (no Content-Length), well over the cap.
+      "/huge": (res) => {
+        res.writeHead(200, { "content-type": "text/plain" });
+        for (let i = 0; i < 2_000; i++) res.write(`big_total{i="${i}"} ${i}\n`);
+        res.end();
+      },
+      "/broken": (res) => res.end('ok_total 1\nweird-name{a="b"} 2\n'),
+      "/spoof": (res) => res.end("hangar_app_scrape_up 1\n"),
+      "/fine": (res) => res.end("fine_total 3\n"),
+    };
+    const app = createServer((req, res) => {
+      const page = pages[req.url ?? ""];
+      if (page) page(res);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => app.listen(0, "127.0.0.1", resolve));
+    const port = (app.address() as AddressInfo).port;
+    const h = new CommandHandler(store, machinesStream, machineDecider);
+    for (const path of Object.keys(pages)) {
+      const id = `bad${path.replace("/", "-")}`;
+      const configJson = JSON.stringify({ metrics: { port, path } });
+      await h.handle(
+        machineAggregateId("bad", id),
+        { ...create(id), app: "bad", configJson },
+        { commandId: `${id}-c` },
+      );
+      await h.handle(
+        machineAggregateId("bad", id),
+        { ...started(5), privateIpv6: "" },
+        { commandId: `${id}-s` },
+      );
+    }
+    const monitor = await Monitor.start(store, new Registry(), {
+      appScrapeMs: 60_000,
+      appScrapeMaxBytes: 10_000,
+    });
+    try {
+      await monitor.appMetrics.scrapeAll();
+      const byInstance = new Map(
+        monitor.appMetrics
+          .targets()
+          .filter((t) => t.app === "bad")
+          .map((t) => [t.instance, t]),
+      );
+      expect(byInstance.get("bad-redirect")).toMatchObject({
+        up: false,
+        error: "HTTP 302: redirects are not followed",
+      });
+      expect(elsewhereAsked).toBe(0);
+      expect(byInstance.get("bad-huge")).toMatchObject({ up: false, error: "body is over 10000 bytes" });
+      expect(byInstance.get("bad-broken")).toMatchObject({
+        up: false,
+        error: 'metric name "weird-name" is not valid',
+      });
+      expect(byInstance.get("bad-spoof")).toMatchObject({
+        up: false,
+        error: "metric name hangar_app_scrape_up is the monitor's own",
+      });
+      expect(byInstance.get("bad-fine")?.up).toBe(true);
+      const text = monitor.appMetrics.render();
+      expect(text).toContain('fine_total{app="bad",instance="bad-fine"');
+      expect(text).not.toMatch(/ok_total|big_total|secret_total/);
+      expect(text.match(/# TYPE hangar_app_scrape_up gauge/g)).toHaveLength(1);
+    } finally {
+      await monitor.stop();
+      app.close();
+      elsewhere.close();
+    }
+  });
+});
