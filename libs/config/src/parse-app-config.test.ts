@@ -276,6 +276,13 @@ describe("http_options", () => {
     expect(warnings).toEqual([
       "fly.toml:5: http_service.http_options.compress is not supported by Hangar (ignored)",
     ]);
+    const framing = parseAppConfig(
+      'app = "a"\n[http_service.http_options.response.headers]\n  Content-Length = "2"\n',
+      "fly.toml",
+    );
+    expect(framing.warnings).toEqual([
+      "fly.toml:3: http_service.http_options.response.headers.Content-Length: the proxy frames responses itself; this header is not set or removed (ignored)",
+    ]);
     expect(config.http_service?.http_options?.response).toEqual({
       pristine: true,
       headers: { "X-Frame-Options": "DENY", "X-Powered-By": false },

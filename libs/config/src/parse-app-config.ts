@@ -3,6 +3,7 @@ import type { z } from "zod";
 import { type AppConfig, AppConfigSchema, DEPLOY_STRATEGIES, UNSUPPORTED_KEYS } from "./app-config.js";
 import { EDGE_MACHINE_KEYS } from "./edge.js";
 import { normaliseFlyToml } from "./fly-toml-shapes.js";
+import { isFramingHeader } from "./response-headers.js";
 import { STOP_SIGNALS } from "./signals.js";
 import { TomlLocator, type TomlPath } from "./toml-locator.js";
 import { VM_SIZES } from "./vm-sizes.js";
@@ -125,6 +126,29 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
       );
     }
   }
+  // Response headers that frame the response are the proxy's: the proxy leaves them out (response-headers.ts).
+  const responseHeaders = (at: TomlPath, headers: Record<string, unknown> | undefined) => {
+    for (const name of Object.keys(headers ?? {})) {
+      if (!isFramingHeader(name)) continue;
+      const path = [...at, name];
+      warn(
+        path,
+        `${displayPath(asWritten(path))}: the proxy frames responses itself; this header is not set or removed (ignored)`,
+      );
+    }
+  };
+  responseHeaders(
+    ["http_service", "http_options", "response", "headers"],
+    result.data.http_service?.http_options?.response?.headers,
+  );
+  result.data.services?.forEach((s, i) =>
+    s.ports?.forEach((p, j) =>
+      responseHeaders(
+        ["services", i, "ports", j, "http_options", "response", "headers"],
+        p.http_options?.response?.headers,
+      ),
+    ),
+  );
   const gpu = gpuVm(result.data);
   if (gpu !== undefined) {
     const at: TomlPath = ["vm", gpu.index];

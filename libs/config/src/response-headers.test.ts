@@ -28,6 +28,14 @@ describe("responseRules", () => {
     expect(responseRules({ services: [] })).toBeUndefined();
     expect(responseRules("not json")).toBeUndefined();
     expect(responseRules(config({ pristine: true }))?.pristine).toBe(true);
+    // The headers that frame the response stay the proxy's and the machine's.
+    const framing = responseRules(
+      config({
+        headers: { "Content-Length": "2", "Transfer-Encoding": "chunked", Connection: false, "X-A": "b" },
+      }),
+    );
+    expect(framing?.set).toEqual(["X-A", "b"]);
+    expect([...(framing?.drop ?? [])]).toEqual(["x-a"]);
   });
 });
 

@@ -15,14 +15,33 @@ export interface ResponseRules {
 }
 
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/**
+ * Headers that frame the response or the connection: the proxy's and the machine's to set, never an
+ * app config's (a Content-Length of the config's would split one response into two on a kept-alive
+ * connection).
+ */
+export function isFramingHeader(name: string): boolean {
+  const lower = name.toLowerCase();
+  return (
+    lower === "content-length" ||
+    lower === "transfer-encoding" ||
+    lower === "connection" ||
+    lower === "keep-alive" ||
+    lower === "upgrade" ||
+    lower === "te" ||
+    lower === "trailer" ||
+    lower.startsWith("proxy-")
+  );
+}
 const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * The response rules of a machine config (JSON or parsed), from the http port of the service the
  * proxy routes to (the first with an http handler, else the first): undefined when it has none.
  * A header's value is a string, a number or boolean (written as text), or a list of them (one header
- * each); `false` removes the header, as Fly's proxy does. Names and values a header cannot carry are
- * left out.
+ * each); `false` removes the header, as Fly's proxy does. Names and values a header cannot carry, and
+ * the headers that frame the response (isFramingHeader), are left out.
  */
 export function responseRules(config: unknown): ResponseRules | undefined {
   const obj = typeof config === "string" ? safeJson(config) : config;
@@ -43,7 +62,7 @@ export function responseRules(config: unknown): ResponseRules | undefined {
   const set: string[] = [];
   const drop = new Set<string>();
   for (const [name, value] of Object.entries(response.headers ?? {})) {
-    if (!TOKEN.test(name)) continue;
+    if (!TOKEN.test(name) || isFramingHeader(name)) continue;
     drop.add(name.toLowerCase());
     if (value === false || value === null || value === undefined) continue;
     for (const v of Array.isArray(value) ? value : [value]) {
