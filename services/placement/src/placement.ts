@@ -77,6 +77,8 @@ export class Placement {
   private readonly handler: CommandHandler<HostState, HostCommand, HostEvent>;
   /** The active hosts in rank order, and which host holds each machine's room. */
   private readonly index = new HostIndex();
+  /** The dedication group of each host in one (few hosts): a shared request checks a host in O(1). */
+  private readonly dedications = new Map<string, string>();
   /** Per host, the end of this instance's appends to it: they run one at a time. */
   private readonly appending = new Map<string, Promise<void>>();
   /** Per region, this instance's machine placements under way. */
@@ -95,6 +97,9 @@ export class Placement {
   ) {
     hosts.subscribe((c) => {
       this.index.update(c.state);
+      if (c.state.status !== "absent" && c.state.dedicationId)
+        this.dedications.set(c.aggregateId, c.state.dedicationId);
+      else this.dedications.delete(c.aggregateId);
       for (const r of c.events) {
         if (r.event.type === "HostMachineReserved") {
           this.reservedAt.set(r.event.data.machineId ?? "", r.timeUnixMs);
@@ -296,21 +301,22 @@ export class Placement {
         "insufficient_capacity",
       );
     }
-    // Only hosts of the machine's dedication group (none: shared hosts only), as Fly places them.
-    const tried = new Set<string>(this.otherDedications(req.region, dedication));
+    // Only hosts of the machine's dedication group (none: shared hosts only), as Fly places them:
+    // choose() checks each candidate's group.
+    const tried = new Set<string>();
     // Hosts left after losing every append to other instances': they may still have room.
     const lost = new Set<string>();
     let rounds = 0;
     this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 0) + 1);
     try {
-      for (let hostId = this.choose(guest, strategy, req.machine_id, tried); ; ) {
+      for (let hostId = this.choose(guest, strategy, req.machine_id, tried, dedication); ; ) {
         if (hostId === undefined) {
           // Every host that fits was tried. Those lost only to races are tried again on the state
           // the winners left; a host that is full now refuses with insufficient_capacity.
           if (lost.size === 0 || ++rounds > MAX_RACE_ROUNDS) break;
           for (const id of lost) tried.delete(id);
           lost.clear();
-          hostId = this.choose(guest, strategy, req.machine_id, tried);
+          hostId = this.choose(guest, strategy, req.machine_id, tried, dedication);
           continue;
         }
         tried.add(hostId);
@@ -321,41 +327,35 @@ export class Placement {
           if (isConcurrencyError(err)) lost.add(hostId);
           else if (!isDomainError(err, "insufficient_capacity")) throw err;
         }
-        hostId = this.choose(guest, strategy, req.machine_id, tried);
+        hostId = this.choose(guest, strategy, req.machine_id, tried, dedication);
       }
     } finally {
       this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 1) - 1);
     }
     if (lost.size > 0) {
       throw new DomainError(
-        `placement of machine ${req.machine_id} lost ${MAX_RACE_ROUNDS * MAX_CONFLICTS_PER_HOST} appends in a row to other placement instances on host ${[...lost].join(", ")}, which may still have room; try again`,
+        `placement of machine ${req.machine_id} lost every append to other placement instances on host ${[...lost].join(", ")} for ${MAX_RACE_ROUNDS + 1} rounds, and it may still have room; try again`,
         "unavailable",
       );
     }
     this.refused.inc({ region: req.region });
+    const sameGroup = [...this.hosts.entries()]
+      .map(([, h]) => h)
+      .filter((h) => h.status === "absent" || (h.dedicationId ?? "") === dedication);
     throw new DomainError(
-      noRoomMessage(
-        [...this.hosts.entries()].map(([, h]) => h),
-        guest,
-      ),
+      `${noRoomMessage(sameGroup, guest)}${dedication ? ` (hosts of dedication ${dedication})` : this.dedications.size > 0 ? " (shared hosts: those of a dedication group take only machines that ask for it)" : ""}`,
       "insufficient_capacity",
     );
   }
 
   /** Whether a live, active host of `region` belongs to the dedication group. */
   private hasDedicatedHost(region: string, dedication: string): boolean {
-    for (const [id, h] of this.hosts.entries()) {
-      if (h.status === "active" && h.region === region && h.dedicationId === dedication && this.isAlive(id))
-        return true;
+    for (const [id, group] of this.dedications) {
+      if (group !== dedication) continue;
+      const h = this.hosts.get(id);
+      if (h?.status === "active" && h.region === region && this.isAlive(id)) return true;
     }
     return false;
-  }
-
-  /** The hosts of `region` in another dedication group than `dedication` ("" for shared hosts). */
-  private *otherDedications(region: string, dedication: string): Iterable<string> {
-    for (const [id, h] of this.hosts.entries()) {
-      if (h.status !== "absent" && h.region === region && (h.dedicationId ?? "") !== dedication) yield id;
-    }
   }
 
   /**
@@ -371,10 +371,12 @@ export class Placement {
     strategy: PlacementStrategy,
     machineId: string,
     tried: Set<string>,
+    dedication: string,
   ): string | undefined {
     const hosts = this.index.activeIn(guest.region);
     const now = Date.now();
-    const usable = (id: string) => !tried.has(id) && this.isAlive(id, now);
+    const usable = (id: string) =>
+      !tried.has(id) && (this.dedications.get(id) ?? "") === dedication && this.isAlive(id, now);
     if (hosts >= LARGE_REGION_HOSTS) {
       const size = Math.max(
         Math.ceil(hosts * CHOICE_SHARE),

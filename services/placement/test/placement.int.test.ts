@@ -50,6 +50,15 @@ async function registerHost(
   nc.publish(subjects.heartbeat(hostId), JSON.stringify({ host_id: hostId }));
 }
 
+/** Waits until every placement instance's hosts view holds the hosts. */
+async function waitForHosts(ids: string[]): Promise<void> {
+  for (const p of instances) {
+    const view = (p as unknown as { hosts: { get(id: string): { status: string } | undefined } }).hosts;
+    for (let i = 0; i < 200 && !ids.every((id) => (view.get(id)?.status ?? "absent") !== "absent"); i++)
+      await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 const place = (req: Partial<PlaceRequest> & { machine_id: string }) =>
   sendCommand<PlaceRequest, PlaceResult>(nc, subjects.place, {
     app: "a",
@@ -323,7 +332,7 @@ describe("placement losing appends to other instances", () => {
       const storm = await p.place({ ...req, region: "storm", machine_id: "stormy" }).catch((e: unknown) => e);
       expect(storm).toMatchObject({ code: "unavailable" });
       expect((storm as Error).message).toMatch(
-        /lost 30 appends in a row .* on host r2, which may still have room; try again/,
+        /lost every append to other placement instances on host r2 for 11 rounds, and it may still have room; try again/,
       );
     } finally {
       await p.stop();
@@ -333,21 +342,27 @@ describe("placement losing appends to other instances", () => {
 
 describe("host dedication (Fly's host_dedication_id)", () => {
   it("places a machine that asks for a dedication group only on its hosts, and one that does not only on shared hosts", async () => {
-    await registerHost("team-1", 4, 1024, "ded", 0, "team-a");
-    await registerHost("shared-1", 4, 1024, "ded");
-    // The placement instances learn of the hosts from HOSTS; each asks until both are in its view.
-    const dedicated = await place({ machine_id: "d-m1", region: "ded", host_dedication_id: "team-a" });
-    expect(dedicated.host_id).toBe("team-1");
+    // The dedicated host sorts first, so a shared machine placed there would be the filter missing.
+    await registerHost("a-team-1", 4, 1024, "ded", 0, "team-a");
+    await registerHost("z-shared-1", 1, 256, "ded");
+    // place() does not retry: wait until both instances' views hold both hosts (the queue group picks one).
+    await waitForHosts(["a-team-1", "z-shared-1"]);
     const shared = await place({ machine_id: "s-m1", region: "ded" });
-    expect(shared.host_id).toBe("shared-1");
-    for (let i = 2; i <= 4; i++) {
+    expect(shared.host_id).toBe("z-shared-1");
+    // z-shared-1 is full now: a shared machine is refused though a-team-1 has room.
+    const sharedFull = await refusal(place({ machine_id: "s-m2", region: "ded" }));
+    expect(sharedFull.code).toBe("insufficient_capacity");
+    expect(sharedFull.message).toMatch(
+      /shared hosts: those of a dedication group take only machines that ask for it/,
+    );
+    for (let i = 1; i <= 4; i++) {
       expect(
         (await place({ machine_id: `d-m${i}`, region: "ded", host_dedication_id: "team-a" })).host_id,
-      ).toBe("team-1");
+      ).toBe("a-team-1");
     }
-    // team-1 is full: a fifth of team-a's is refused, though shared-1 has room.
     const full = await refusal(place({ machine_id: "d-m5", region: "ded", host_dedication_id: "team-a" }));
     expect(full.code).toBe("insufficient_capacity");
+    expect(full.message).toMatch(/hosts of dedication team-a/);
     const unknown = await refusal(place({ machine_id: "x-m1", region: "ded", host_dedication_id: "team-b" }));
     expect(unknown.code).toBe("insufficient_capacity");
     expect(unknown.message).toMatch(
