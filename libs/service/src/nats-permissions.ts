@@ -162,8 +162,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
   {
     user: "placement",
     role: "host inventory and machine placement",
-    // VOLUMES: a destroyed volume's disk room is released.
-    streams: [writer("HOSTS", "ev.host.*"), reader("MACHINES"), reader("VOLUMES")],
+    // VOLUMES: a destroyed volume's disk room is released. APPS: a host dedication group takes only
+    // its own organization's machines.
+    streams: [writer("HOSTS", "ev.host.*"), reader("MACHINES"), reader("VOLUMES"), reader("APPS")],
     kv: [],
     objects: [],
     publish: [],

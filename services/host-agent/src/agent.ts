@@ -84,6 +84,8 @@ export interface HostAgentOptions {
   diskGb?: number;
   /** Its host dedication group (HANGAR_HOST_AGENT_DEDICATION_ID): only machines asking for it come here. */
   dedicationId?: string;
+  /** The organization whose machines may use the group (HANGAR_HOST_AGENT_DEDICATION_ORG). */
+  dedicationOrg?: string;
 }
 
 /**
@@ -193,9 +195,10 @@ export class HostAgent {
         underlayIp: opts.underlayIp ?? "",
         diskGb: opts.diskGb ?? 0,
         dedicationId: opts.dedicationId ?? "",
+        dedicationOrg: opts.dedicationOrg ?? "",
       },
       {
-        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}-${opts.diskGb ?? 0}-${opts.dedicationId ?? ""}`,
+        commandId: `register-${opts.hostId}-${opts.region}-${opts.cpus}-${opts.memoryMb}-${opts.address}-${opts.underlayIp ?? ""}-${opts.diskGb ?? 0}-${opts.dedicationId ?? ""}-${opts.dedicationOrg ?? ""}`,
       },
     );
     const adopted = await opts.driver.adopt();

@@ -190,6 +190,10 @@ export const config = defineServiceConfig("host-agent", {
     description:
       "the host dedication group this host belongs to (Fly's host_dedication_id): only machines whose guest asks for it are placed here; unset, a shared host",
   }),
+  HANGAR_HOST_AGENT_DEDICATION_ORG: setting(z.string().optional(), {
+    description:
+      "the organization (slug) whose machines may use this host's dedication group; required with HANGAR_HOST_AGENT_DEDICATION_ID",
+  }),
   HANGAR_HOST_AGENT_VOLUMES_FREEZE_TIMEOUT_MS: setting(z.coerce.number().int().positive().default(10_000), {
     description:
       "how long a snapshot may keep a mounted volume frozen (fsfreeze) while its image is copied; past it the volume is thawed and the snapshot fails",

@@ -146,9 +146,7 @@ await runService({
       secrets,
       volumes,
       diskGb: config.HANGAR_HOST_AGENT_VOLUMES_DISK_GB ?? (await defaultDiskGb(disks)),
-      ...(config.HANGAR_HOST_AGENT_DEDICATION_ID
-        ? { dedicationId: config.HANGAR_HOST_AGENT_DEDICATION_ID }
-        : {}),
+      ...dedicationOf(config.HANGAR_HOST_AGENT_DEDICATION_ID, config.HANGAR_HOST_AGENT_DEDICATION_ORG),
       sandbox,
       ...(images ? { images } : {}),
       dirImageRoots: config.HANGAR_DIR_IMAGE_ROOTS,
@@ -179,3 +177,17 @@ await runService({
     };
   },
 });
+
+/** The host's dedication group and its organization: both, or neither. */
+function dedicationOf(
+  id: string | undefined,
+  org: string | undefined,
+): { dedicationId?: string; dedicationOrg?: string } {
+  if (!id) return {};
+  if (!org) {
+    throw new Error(
+      "HANGAR_HOST_AGENT_DEDICATION_ID needs HANGAR_HOST_AGENT_DEDICATION_ORG: the organization whose machines may use the group",
+    );
+  }
+  return { dedicationId: id, dedicationOrg: org };
+}

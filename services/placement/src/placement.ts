@@ -1,5 +1,10 @@
 import { randomUUID } from "node:crypto";
 import {
+  type AppCommand,
+  type AppEvent,
+  type AppState,
+  appDecider,
+  appsStream,
   type HostCommand,
   type HostEvent,
   type HostState,
@@ -77,7 +82,7 @@ export class Placement {
   private readonly handler: CommandHandler<HostState, HostCommand, HostEvent>;
   /** The active hosts in rank order, and which host holds each machine's room. */
   private readonly index = new HostIndex();
-  /** The dedication group of each host in one (few hosts): a shared request checks a host in O(1). */
+  /** The dedication group (with its organization) of each host in one (few hosts): a shared request checks a host in O(1). */
   private readonly dedications = new Map<string, string>();
   /** Per host, the end of this instance's appends to it: they run one at a time. */
   private readonly appending = new Map<string, Promise<void>>();
@@ -94,11 +99,13 @@ export class Placement {
     private readonly hosts: AggregateView<HostState, HostCommand, HostEvent>,
     private readonly machines: MachinesView,
     private readonly volumes: VolumesView,
+    /** The apps' organizations: a host dedication group takes only its own organization's machines. */
+    private readonly apps: AggregateView<AppState, AppCommand, AppEvent>,
   ) {
     hosts.subscribe((c) => {
       this.index.update(c.state);
       if (c.state.status !== "absent" && c.state.dedicationId)
-        this.dedications.set(c.aggregateId, c.state.dedicationId);
+        this.dedications.set(c.aggregateId, `${c.state.dedicationId}\u0000${c.state.dedicationOrg ?? ""}`);
       else this.dedications.delete(c.aggregateId);
       for (const r of c.events) {
         if (r.event.type === "HostMachineReserved") {
@@ -169,9 +176,10 @@ export class Placement {
     const hosts = AggregateView.create(opts.store, hostsStream, hostDecider);
     const machines = MachinesView.create(opts.store);
     const volumes = VolumesView.create(opts.store);
-    const self = new Placement(opts, hosts, machines, volumes);
-    await Promise.all([hosts.follow(), machines.follow(), volumes.follow()]);
-    await Promise.all([hosts.caughtUp, machines.caughtUp, volumes.caughtUp]);
+    const apps = AggregateView.create(opts.store, appsStream, appDecider);
+    const self = new Placement(opts, hosts, machines, volumes, apps);
+    await Promise.all([hosts.follow(), machines.follow(), volumes.follow(), apps.follow()]);
+    await Promise.all([hosts.caughtUp, machines.caughtUp, volumes.caughtUp, apps.caughtUp]);
     // Reservations found in the history count as made at start: orphans among them wait a full period.
     const now = Date.now();
     for (const [, h] of hosts.entries()) {
@@ -275,7 +283,7 @@ export class Placement {
     if (req.host_id) {
       // Where its volume is, or nowhere.
       const host = this.volumeHost(req.host_id, req.region, "the machine's volume");
-      if ((host.dedicationId ?? "") !== dedication) {
+      if ((this.dedications.get(host.hostId) ?? "") !== this.dedicationKey(req.app, dedication)) {
         this.refused.inc({ region: req.region });
         throw new DomainError(
           `insufficient capacity: the machine's volume is on host ${host.hostId}, ${host.dedicationId ? `of host dedication ${host.dedicationId}` : "a shared host"}, and the machine asks for ${dedication ? `host dedication ${dedication}` : "a shared host"}`,
@@ -294,7 +302,8 @@ export class Placement {
       }
     }
     const strategy = req.strategy ?? this.opts.strategy ?? "binpack";
-    if (dedication !== "" && !this.hasDedicatedHost(req.region, dedication)) {
+    const group = this.dedicationKey(req.app, dedication);
+    if (group !== "" && !this.hasDedicatedHost(req.region, group)) {
       this.refused.inc({ region: req.region });
       throw new DomainError(
         `insufficient capacity: machine ${req.machine_id} asks for host dedication ${dedication}, and no live host in region ${req.region} belongs to it (a host joins one with HANGAR_HOST_AGENT_DEDICATION_ID)`,
@@ -309,14 +318,14 @@ export class Placement {
     let rounds = 0;
     this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 0) + 1);
     try {
-      for (let hostId = this.choose(guest, strategy, req.machine_id, tried, dedication); ; ) {
+      for (let hostId = this.choose(guest, strategy, req.machine_id, tried, group); ; ) {
         if (hostId === undefined) {
           // Every host that fits was tried. Those lost only to races are tried again on the state
           // the winners left; a host that is full now refuses with insufficient_capacity.
           if (lost.size === 0 || ++rounds > MAX_RACE_ROUNDS) break;
           for (const id of lost) tried.delete(id);
           lost.clear();
-          hostId = this.choose(guest, strategy, req.machine_id, tried, dedication);
+          hostId = this.choose(guest, strategy, req.machine_id, tried, group);
           continue;
         }
         tried.add(hostId);
@@ -327,7 +336,7 @@ export class Placement {
           if (isConcurrencyError(err)) lost.add(hostId);
           else if (!isDomainError(err, "insufficient_capacity")) throw err;
         }
-        hostId = this.choose(guest, strategy, req.machine_id, tried, dedication);
+        hostId = this.choose(guest, strategy, req.machine_id, tried, group);
       }
     } finally {
       this.inFlight.set(req.region, (this.inFlight.get(req.region) ?? 1) - 1);
@@ -341,11 +350,25 @@ export class Placement {
     this.refused.inc({ region: req.region });
     const sameGroup = [...this.hosts.entries()]
       .map(([, h]) => h)
-      .filter((h) => h.status === "absent" || (h.dedicationId ?? "") === dedication);
+      .filter((h) => h.status === "absent" || (this.dedications.get(h.hostId) ?? "") === group);
     throw new DomainError(
       `${noRoomMessage(sameGroup, guest)}${dedication ? ` (hosts of dedication ${dedication})` : this.dedications.size > 0 ? " (shared hosts: those of a dedication group take only machines that ask for it)" : ""}`,
       "insufficient_capacity",
     );
+  }
+
+  /**
+   * The key of the dedication group a request may use: the group with the app's organization, so
+   * that another organization's group of the same name is no host of it (and the refusal is the one
+   * for a group no host has: it does not say that the name is taken). "" for shared hosts.
+   */
+  private dedicationKey(app: string, dedication: string): string {
+    if (dedication === "") return "";
+    const a = this.apps.get(app);
+    if (a?.status !== "created") {
+      throw new DomainError(`app ${app} is not known to placement yet; try again`, "unavailable");
+    }
+    return `${dedication}\u0000${a.orgSlug}`;
   }
 
   /** Whether a live, active host of `region` belongs to the dedication group. */
@@ -618,7 +641,7 @@ export class Placement {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     for (const s of this.subs) s.unsubscribe();
-    await Promise.all([this.hosts.stop(), this.machines.stop(), this.volumes.stop()]);
+    await Promise.all([this.hosts.stop(), this.machines.stop(), this.volumes.stop(), this.apps.stop()]);
   }
 }
 

@@ -1,4 +1,11 @@
-import { hostDecider, hostsStream, machinesStream, volumesStream } from "@hangar/domain";
+import {
+  appDecider,
+  appsStream,
+  hostDecider,
+  hostsStream,
+  machinesStream,
+  volumesStream,
+} from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import {
   CommandError,
@@ -28,6 +35,7 @@ async function registerHost(
   region = "local",
   diskGb = 0,
   dedicationId = "",
+  dedicationOrg = "",
 ) {
   const hosts = new CommandHandler(store, hostsStream, hostDecider);
   await hosts.handle(
@@ -42,9 +50,10 @@ async function registerHost(
       underlayIp: "",
       diskGb,
       dedicationId,
+      dedicationOrg,
     },
     {
-      commandId: `register-${hostId}-${cpus}-${memoryMb}-${diskGb}-${dedicationId}`,
+      commandId: `register-${hostId}-${cpus}-${memoryMb}-${diskGb}-${dedicationId}-${dedicationOrg}`,
     },
   );
   nc.publish(subjects.heartbeat(hostId), JSON.stringify({ host_id: hostId }));
@@ -55,6 +64,15 @@ async function waitForHosts(ids: string[]): Promise<void> {
   for (const p of instances) {
     const view = (p as unknown as { hosts: { get(id: string): { status: string } | undefined } }).hosts;
     for (let i = 0; i < 200 && !ids.every((id) => (view.get(id)?.status ?? "absent") !== "absent"); i++)
+      await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits until every placement instance's apps view holds the app. */
+async function waitForApp(app: string): Promise<void> {
+  for (const p of instances) {
+    const view = (p as unknown as { apps: { get(id: string): { status: string } | undefined } }).apps;
+    for (let i = 0; i < 200 && view.get(app)?.status !== "created"; i++)
       await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -72,7 +90,7 @@ beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   store = await EventStore.connect(nc);
-  for (const s of [hostsStream, machinesStream, volumesStream]) await ensureStream(store.jsm, s);
+  for (const s of [hostsStream, machinesStream, volumesStream, appsStream]) await ensureStream(store.jsm, s);
   await registerHost("h1", 4, 1024);
   await registerHost("h2", 4, 1024);
   // Two placement instances share the requests through the queue group.
@@ -343,10 +361,15 @@ describe("placement losing appends to other instances", () => {
 describe("host dedication (Fly's host_dedication_id)", () => {
   it("places a machine that asks for a dedication group only on its hosts, and one that does not only on shared hosts", async () => {
     // The dedicated host sorts first, so a shared machine placed there would be the filter missing.
-    await registerHost("a-team-1", 4, 1024, "ded", 0, "team-a");
+    // App "a" (place()'s) is acme's; team-a is acme's group, team-c another organization's.
+    const apps = new CommandHandler(store, appsStream, appDecider);
+    await apps.handle("a", { type: "CreateApp", name: "a", orgSlug: "acme" }, { commandId: "create-app-a" });
+    await registerHost("a-team-1", 4, 1024, "ded", 0, "team-a", "acme");
+    await registerHost("b-team-c-1", 4, 1024, "ded", 0, "team-c", "other");
     await registerHost("z-shared-1", 1, 256, "ded");
-    // place() does not retry: wait until both instances' views hold both hosts (the queue group picks one).
-    await waitForHosts(["a-team-1", "z-shared-1"]);
+    // place() does not retry: wait until both instances' views hold the hosts and the app.
+    await waitForHosts(["a-team-1", "b-team-c-1", "z-shared-1"]);
+    await waitForApp("a");
     const shared = await place({ machine_id: "s-m1", region: "ded" });
     expect(shared.host_id).toBe("z-shared-1");
     // z-shared-1 is full now: a shared machine is refused though a-team-1 has room.
@@ -367,6 +390,12 @@ describe("host dedication (Fly's host_dedication_id)", () => {
     expect(unknown.code).toBe("insufficient_capacity");
     expect(unknown.message).toMatch(
       /asks for host dedication team-b, and no live host in region ded belongs to it/,
+    );
+    // Another organization's group is refused as one no host has: nothing says the name is taken.
+    const others = await refusal(place({ machine_id: "x-m2", region: "ded", host_dedication_id: "team-c" }));
+    expect(others.code).toBe("insufficient_capacity");
+    expect(others.message).toMatch(
+      /asks for host dedication team-c, and no live host in region ded belongs to it/,
     );
   });
 });

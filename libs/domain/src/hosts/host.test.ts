@@ -176,19 +176,22 @@ describe("host decider", () => {
 
 describe("host dedication", () => {
   it("registers a host's dedication group, and keeps it through reservations and releases", () => {
-    const dedicated = { type: "HostRegistered" as const, data: { ...host, dedicationId: "team-a" } };
+    const dedicated = {
+      type: "HostRegistered" as const,
+      data: { ...host, dedicationId: "team-a", dedicationOrg: "acme" },
+    };
     spec
       .given([])
-      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a", dedicationOrg: "acme" })
       .then([dedicated]);
     // Registering again with the same group decides nothing; a new group is a new registration.
     spec
       .given([dedicated])
-      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a", dedicationOrg: "acme" })
       .then([]);
     spec
       .given([registered])
-      .when({ type: "RegisterHost", ...host, dedicationId: "team-a" })
+      .when({ type: "RegisterHost", ...host, dedicationId: "team-a", dedicationOrg: "acme" })
       .then([dedicated]);
     let state = hostDecider.evolve(hostDecider.initialState(), dedicated);
     state = hostDecider.evolve(state, {
@@ -199,6 +202,9 @@ describe("host dedication", () => {
       type: "HostMachineReleased",
       data: { machineId: "m1", reason: "x" },
     });
-    expect(state.status !== "absent" && state.dedicationId).toBe("team-a");
+    expect(state.status !== "absent" && [state.dedicationId, state.dedicationOrg]).toEqual([
+      "team-a",
+      "acme",
+    ]);
   });
 });

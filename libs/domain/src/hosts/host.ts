@@ -34,6 +34,8 @@ export interface HostSpec {
   diskGb?: number;
   /** Its host dedication group (Fly's host_dedication_id): only machines asking for it go there. Empty or absent: shared. */
   dedicationId?: string;
+  /** The organization whose machines may use the group (a dedicated host's only). */
+  dedicationOrg?: string;
 }
 
 /** Room a machine holds on a host. */
@@ -118,7 +120,9 @@ function withMachines(
     memoryMb: state.memoryMb,
     address: state.address,
     underlayIp: state.underlayIp,
-    ...(state.dedicationId ? { dedicationId: state.dedicationId } : {}),
+    ...(state.dedicationId
+      ? { dedicationId: state.dedicationId, dedicationOrg: state.dedicationOrg ?? "" }
+      : {}),
   };
 }
 
@@ -140,14 +144,19 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
             state.address === spec.address &&
             state.underlayIp === spec.underlayIp &&
             state.diskGb === (spec.diskGb ?? 0) &&
-            (state.dedicationId ?? "") === (spec.dedicationId ?? "");
+            (state.dedicationId ?? "") === (spec.dedicationId ?? "") &&
+            (state.dedicationOrg ?? "") === (spec.dedicationOrg ?? "");
           if (same) return [];
         }
-        const { dedicationId, ...rest } = spec;
+        const { dedicationId, dedicationOrg, ...rest } = spec;
         return [
           {
             type: "HostRegistered",
-            data: { ...rest, diskGb: spec.diskGb ?? 0, ...(dedicationId ? { dedicationId } : {}) },
+            data: {
+              ...rest,
+              diskGb: spec.diskGb ?? 0,
+              ...(dedicationId ? { dedicationId, dedicationOrg: dedicationOrg ?? "" } : {}),
+            },
           },
         ];
       }
@@ -234,6 +243,7 @@ export const hostDecider: Decider<HostState, HostCommand, HostEvent> = {
           underlayIp: d.underlayIp ?? "",
           diskGb: d.diskGb ?? 0,
           dedicationId: d.dedicationId ?? "",
+          dedicationOrg: d.dedicationOrg ?? "",
         };
         // Re-registering keeps a cordon: an operator's decision outlives a restart of the agent.
         if (state.status === "cordoned") return { ...state, ...spec };
