@@ -23,7 +23,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
-import { hostDecider, hostsStream, machinesStream, volumesStream } from "@hangar/domain";
+import { appsStream, hostDecider, hostsStream, machinesStream, volumesStream } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import { CommandError, type PlaceRequest, type PlaceResult, sendCommand, subjects } from "@hangar/service";
 import { startNatsServer } from "@hangar/testkit";
@@ -185,7 +185,8 @@ export async function run(): Promise<Record<string, number>> {
   let beats: HostHeartbeats[] = [];
   try {
     const store = await EventStore.connect(nc);
-    for (const s of [hostsStream, machinesStream, volumesStream]) await ensureStream(store.jsm, s);
+    for (const s of [hostsStream, machinesStream, volumesStream, appsStream])
+      await ensureStream(store.jsm, s);
     let t0 = performance.now();
     await registerHosts(store);
     const registerS = (performance.now() - t0) / 1000;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  appsStream,
   hostDecider,
   hostsStream,
   machineAggregateId,
@@ -156,7 +157,7 @@ beforeAll(async () => {
   server = await startNatsServer();
   nc = await connect({ servers: server.url });
   store = await EventStore.connect(nc);
-  for (const s of [hostsStream, machinesStream, volumesStream]) await ensureStream(store.jsm, s);
+  for (const s of [hostsStream, machinesStream, volumesStream, appsStream]) await ensureStream(store.jsm, s);
   bucket = await openObjectBucket(nc, VOLUME_SNAPSHOTS_BUCKET);
   root = await mkdtemp(join(tmpdir(), "hangar-volume-service-"));
   disks = new VolumeDisks({
