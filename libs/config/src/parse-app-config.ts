@@ -141,14 +141,14 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
     ["http_service", "http_options", "response", "headers"],
     result.data.http_service?.http_options?.response?.headers,
   );
-  result.data.services?.forEach((s, i) =>
-    s.ports?.forEach((p, j) =>
+  for (const [i, s] of (result.data.services ?? []).entries()) {
+    for (const [j, p] of (s.ports ?? []).entries()) {
       responseHeaders(
         ["services", i, "ports", j, "http_options", "response", "headers"],
         p.http_options?.response?.headers,
-      ),
-    ),
-  );
+      );
+    }
+  }
   const gpu = gpuVm(result.data);
   if (gpu !== undefined) {
     const at: TomlPath = ["vm", gpu.index];
