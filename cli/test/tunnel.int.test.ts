@@ -128,9 +128,12 @@ describe("hangar console", () => {
       expect(fromConfig.stderr).not.toMatch(/console_command is not supported/);
       const other = await runCliIn(dir, ["console", "-C", "bin/other"]);
       expect(other.code).toBe(1);
+      // Another app (-a): the file's console_command is not its own, so a login shell.
+      const elsewhere = await runCliIn(dir, ["console", "-a", "blog"]);
+      expect(elsewhere.code).toBe(1);
       const cmds = asked.map((url) => new URL(url, "http://x").searchParams.get("cmd"));
-      expect(asked.every((url) => url.startsWith("/v1/apps/shop/"))).toBe(true);
-      expect(cmds).toEqual(["/rails/bin/rails console", "bin/other"]);
+      expect(asked.map((url) => url.split("/")[3])).toEqual(["shop", "shop", "blog"]);
+      expect(cmds).toEqual(["/rails/bin/rails console", "bin/other", null]);
     } finally {
       server.closeAllConnections();
       server.close();

@@ -104,6 +104,21 @@ describe("hangar config validate / show", () => {
       errors: [{ path: "http_service.internal_port", line: 4, message: "expected a number, got string" }],
     });
     expect(bad.stderr).toBe("");
+    const none = await runCliIn(folder({}), ["config", "validate", "--json"]);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout)).toMatchObject({
+      file: null,
+      valid: false,
+      kind: "missing",
+      errors: [{ message: "no hangar.toml or fly.toml found here" }],
+    });
+  });
+
+  it("a command that takes the app from the file refuses a template's app, saying to pass -a", async () => {
+    const res = await runCliIn(folder({ "fly.toml": 'app = "$APP_NAME$"\n' }), ["events"]);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toMatch(/app "\$APP_NAME\$" is not an app name/);
+    expect(res.stderr).toMatch(/pass -a <app>/);
   });
 
   it("takes the file from -c, and prefers hangar.toml to fly.toml", async () => {

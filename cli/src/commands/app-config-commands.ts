@@ -32,12 +32,16 @@ async function load(ctx: Context, configPath: string | undefined): Promise<Loade
 
 /** `hangar config validate --json`: the verdict as JSON on stdout, and exit 1 when the file does not load. */
 async function validateJson(ctx: Context, configPath: string | undefined): Promise<void> {
-  const found = await findAppConfigFile(ctx.cwd, configPath, ctx.cwd);
-  if (!found) {
-    throw new CliError(
-      "no hangar.toml or fly.toml found here",
-      "pass -c <file>, or run it in the app's folder",
+  const found = await findAppConfigFile(ctx.cwd, configPath, ctx.cwd).catch((err: unknown) => {
+    if (err instanceof CliError) return { missing: err.message };
+    throw err;
+  });
+  if (!found || "missing" in found) {
+    const message = found?.missing ?? "no hangar.toml or fly.toml found here";
+    ctx.out(
+      `${JSON.stringify({ file: null, valid: false, kind: "missing", app: null, warnings: [], errors: [{ path: "", message }] }, null, 2)}\n`,
     );
+    throw new ExitStatus(1);
   }
   const print = (verdict: Record<string, unknown>) =>
     ctx.out(`${JSON.stringify({ file: found.file, ...verdict }, null, 2)}\n`);

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { loadAppConfig } from "../app-config.js";
+import { loadAppConfig, resolveAppName } from "../app-config.js";
 import type { Context } from "../context.js";
 import { formatEvent, parseSince, parseTypes, readEvents } from "../events.js";
 import { readUntilInterrupted } from "../interrupt.js";
@@ -17,7 +17,10 @@ async function printEvents(ctx: Context, flags: EventsFlags): Promise<void> {
   const types = flags.types === undefined ? undefined : parseTypes(flags.types);
   const since = flags.since === undefined ? undefined : parseSince(flags.since);
   // -a, else the app of hangar.toml / fly.toml here, else the whole org's feed.
-  const app = flags.app ?? (flags.org === undefined ? (await loadAppConfig(ctx.cwd))?.config.app : undefined);
+  const loaded =
+    flags.app === undefined && flags.org === undefined ? await loadAppConfig(ctx.cwd) : undefined;
+  // The file's app only where it is an app's name (a template's "$APP_NAME" is refused, saying so).
+  const app = flags.app ?? (loaded?.config.app ? resolveAppName(undefined, loaded) : undefined);
   const api = await ctx.api();
   await readUntilInterrupted(async (signal) => {
     const events = readEvents(

@@ -32,7 +32,9 @@ async function sshConsole(ctx: Context, flags: ConsoleFlags): Promise<void> {
 async function appConsole(ctx: Context, flags: ConsoleFlags): Promise<void> {
   const loaded = await loadAppConfig(ctx.cwd, flags.config);
   const app = resolveAppName(flags.app, flags.app ? undefined : loaded);
-  const command = flags.command ?? loaded?.config.console_command;
+  // The file's console_command is its app's: another app (-a) gets a login shell unless -C says otherwise.
+  const ownApp = flags.app === undefined || flags.app === loaded?.config.app;
+  const command = flags.command ?? (ownApp ? loaded?.config.console_command : undefined);
   await consoleSession(ctx, app, { ...flags, command }, flags.pty ?? ctx.stdin?.isTTY === true);
 }
 
