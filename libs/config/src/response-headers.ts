@@ -1,4 +1,4 @@
-import { type MachineService, MachineServiceSchema } from "./services.js";
+import { routedService } from "./scaling.js";
 
 /**
  * What the proxy does to an app's responses, from its http port's
@@ -44,15 +44,7 @@ const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * the headers that frame the response (isFramingHeader), are left out.
  */
 export function responseRules(config: unknown): ResponseRules | undefined {
-  const obj = typeof config === "string" ? safeJson(config) : config;
-  const raw = (obj as { services?: unknown } | undefined)?.services;
-  if (!Array.isArray(raw)) return undefined;
-  const services: MachineService[] = [];
-  for (const s of raw) {
-    const parsed = MachineServiceSchema.safeParse(s);
-    if (parsed.success) services.push(parsed.data);
-  }
-  const svc = services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
+  const svc = routedService(config);
   const port = svc?.ports?.find((p) => p.handlers?.includes("http")) ?? svc?.ports?.[0];
   const response = port?.http_options?.response as
     | { headers?: Record<string, unknown> | null; pristine?: unknown }
@@ -89,12 +81,4 @@ export function applyResponseRules(headers: string[], rules: ResponseRules): voi
     headers.length = w;
   }
   for (const h of rules.set) headers.push(h);
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

@@ -39,16 +39,7 @@ export const DEFAULT_SCALING: Readonly<ScalingSettings> = Object.freeze({
  * Fly's defaults: soft_limit 20, autostart on, autostop off, min_machines_running 0.
  */
 export function scalingSettings(config: unknown): ScalingSettings | undefined {
-  const obj = typeof config === "string" ? safeJson(config) : config;
-  if (typeof obj !== "object" || obj === null) return undefined;
-  const raw = (obj as { services?: unknown }).services;
-  if (!Array.isArray(raw) || raw.length === 0) return undefined;
-  const services: MachineService[] = [];
-  for (const s of raw) {
-    const parsed = MachineServiceSchema.safeParse(s);
-    if (parsed.success) services.push(parsed.data);
-  }
-  const svc = services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
+  const svc = routedService(config);
   if (!svc) return undefined;
   const d = DEFAULT_SCALING;
   const soft = svc.concurrency?.soft_limit ?? d.softLimit;
@@ -64,6 +55,23 @@ export function scalingSettings(config: unknown): ScalingSettings | undefined {
     minMachinesRunning: min,
     maxMachinesRunning: Math.max(min, svc.max_machines_running ?? d.maxMachinesRunning),
   };
+}
+
+/**
+ * The service of a machine config (its JSON or parsed form) the proxy routes to: its first valid
+ * service with an http handler, else its first valid one; undefined when it has none.
+ */
+export function routedService(config: unknown): MachineService | undefined {
+  const obj = typeof config === "string" ? safeJson(config) : config;
+  if (typeof obj !== "object" || obj === null) return undefined;
+  const raw = (obj as { services?: unknown }).services;
+  if (!Array.isArray(raw)) return undefined;
+  const services: MachineService[] = [];
+  for (const s of raw) {
+    const parsed = MachineServiceSchema.safeParse(s);
+    if (parsed.success) services.push(parsed.data);
+  }
+  return services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
 }
 
 function autostopOf(v: NonNullable<MachineService["autostop"]>): AutoStop {

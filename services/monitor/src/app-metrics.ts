@@ -56,9 +56,18 @@ interface Scraped {
   families: Family[];
 }
 
-/** The `metrics` of a machine config, or undefined when it has none or no port. */
-export function metricsTarget(configJson: string): MetricsTarget | undefined {
-  let config: { metrics?: { port?: unknown; path?: unknown; https?: unknown } | null } | undefined;
+/**
+ * The `metrics` of a machine config and its process group (one parse), or undefined when it has no
+ * metrics port.
+ */
+export function metricsTarget(configJson: string): (MetricsTarget & { processGroup: string }) | undefined {
+  let config:
+    | {
+        metrics?: { port?: unknown; path?: unknown; https?: unknown } | null;
+        env?: Record<string, unknown> | null;
+        metadata?: Record<string, unknown> | null;
+      }
+    | undefined;
   try {
     config = JSON.parse(configJson || "{}");
   } catch {
@@ -68,20 +77,13 @@ export function metricsTarget(configJson: string): MetricsTarget | undefined {
   if (!m || typeof m.port !== "number" || !Number.isInteger(m.port) || m.port < 1 || m.port > 65535)
     return undefined;
   const path = typeof m.path === "string" && m.path !== "" ? m.path : "/metrics";
-  return { port: m.port, path: path.startsWith("/") ? path : `/${path}`, https: m.https === true };
-}
-
-function processGroupOf(configJson: string): string {
-  try {
-    const { env, metadata } = JSON.parse(configJson || "{}") as {
-      env?: Record<string, unknown> | null;
-      metadata?: Record<string, unknown> | null;
-    };
-    const group = metadata?.fly_process_group ?? env?.FLY_PROCESS_GROUP;
-    return typeof group === "string" ? group : "";
-  } catch {
-    return "";
-  }
+  const group = config?.metadata?.fly_process_group ?? config?.env?.FLY_PROCESS_GROUP;
+  return {
+    port: m.port,
+    path: path.startsWith("/") ? path : `/${path}`,
+    https: m.https === true,
+    processGroup: typeof group === "string" ? group : "",
+  };
 }
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -201,7 +203,7 @@ export class AppMetrics {
         app: m.app,
         instance: m.machineId,
         region: m.region,
-        process_group: processGroupOf(m.configJson),
+        process_group: target.processGroup,
       };
       const host = m.privateIp.includes(":") ? `[${m.privateIp}]` : m.privateIp;
       const url = `${target.https ? "https" : "http"}://${host}:${target.port}${target.path}`;
