@@ -391,6 +391,12 @@ describe("host dedication (Fly's host_dedication_id)", () => {
     expect(unknown.message).toMatch(
       /asks for host dedication team-b, and no live host in region ded belongs to it/,
     );
+    // A host_dedication_id that is not a string is bad input, refused before anything is reserved.
+    const bad = await refusal(
+      place({ machine_id: "x-m3", region: "ded", host_dedication_id: 5 as unknown as string }),
+    );
+    expect(bad.code).toBe("invalid_argument");
+    expect(bad.message).toMatch(/host_dedication_id is a string/);
     // Another organization's group is refused as one no host has: nothing says the name is taken.
     const others = await refusal(place({ machine_id: "x-m2", region: "ded", host_dedication_id: "team-c" }));
     expect(others.code).toBe("insufficient_capacity");
