@@ -163,7 +163,7 @@ describe.each(versions.map((v) => `cgroup-v${v}` as const))(
       await ticksPast(file, 0);
       const members = expectWholeTreeIn(ref, m);
       // The shell's short-lived children (its sleep, echo's mv) come and go; the rest stays.
-      const lasting = members.filter((pid) => !/(^|\/)(sleep|mv)$/.test(readCmdline(pid)?.[0] ?? "sleep"));
+      const lasting = members.filter((pid) => !shortLived(pid));
       expect(cgroupFrozen(ref)).toBe(false);
 
       await driver.suspend("m1");
@@ -192,8 +192,8 @@ describe.each(versions.map((v) => `cgroup-v${v}` as const))(
       // The same processes (the app reports its pid inside its namespace, checked above).
       expect(lasting.length).toBeGreaterThanOrEqual(4);
       expect(groupMembers(m.pid)).toEqual(expect.arrayContaining(lasting));
+      // Printed, not asserted: tests never fail on a duration (pnpm bench scale measures wakes).
       console.log(`[suspend.int] ${mode}: resume to the first answer took ${wakeMs.toFixed(2)} ms`);
-      expect(wakeMs).toBeLessThan(250);
     });
 
     it("stop discards a suspended machine at once and records the exit; its cgroup is thawed for the next run", async () => {
@@ -207,11 +207,12 @@ describe.each(versions.map((v) => `cgroup-v${v}` as const))(
 
       const started = performance.now();
       // The app would exit 143 on SIGTERM; 137 shows it never ran again.
-      const exit = await driver.stop("m1", { signal: "SIGTERM", timeoutMs: 10_000 });
+      const exit = await driver.stop("m1", { signal: "SIGTERM", timeoutMs: 60_000 });
       const tookMs = performance.now() - started;
       expect(exit).toEqual({ exitCode: 137, signal: "SIGKILL", requested: true });
       expect(await next("m1")).toEqual(exit);
-      expect(tookMs).toBeLessThan(1_000);
+      // At once, not after the SIGTERM's timeout (a bound on behaviour, far from any timing).
+      expect(tookMs).toBeLessThan(30_000);
       await groupGone(m.pid);
       await waitFor("an empty cgroup", () => (cgroupPids(ref).length === 0 ? true : undefined));
       expect(cgroupFrozen(ref)).toBe(false);
@@ -299,6 +300,18 @@ describe.each(versions.map((v) => `cgroup-v${v}` as const))(
     });
   },
 );
+
+/**
+ * One of the counter shell's short-lived children: its sleep or mv, or a fork of the shell that has
+ * not yet exec'd one (it still shows the shell's command line, under the shell).
+ */
+function shortLived(pid: number): boolean {
+  const cmdline = readCmdline(pid);
+  if (cmdline === null || cmdline === undefined || /(^|\/)(sleep|mv)$/.test(cmdline[0] ?? "")) return true;
+  const ppid = readProcStat(pid)?.ppid;
+  const parent = ppid === undefined ? undefined : readCmdline(ppid);
+  return parent !== null && parent !== undefined && parent.join("\0") === cmdline.join("\0");
+}
 
 function readState(pid: number): string | undefined {
   try {
