@@ -101,17 +101,25 @@ export async function startTestRegistry(opts: TestRegistryOptions = {}): Promise
     rmSync(dir, { recursive: true, force: true });
   });
   const url = `http://127.0.0.1:${port}`;
+  // What the last probe got, for the error if the registry never answers.
+  let last = "no answer yet";
   try {
     await poll(
       async () => {
         if (child.exitCode !== null)
           throw new ServerStartError("docker-registry", `exited at start: ${stderr}`);
-        const res = await fetch(`${url}/v2/`).catch(() => undefined);
+        const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2_000) }).catch((e: Error) => {
+          last = `${e.message}${e.cause instanceof Error ? `: ${e.cause.message}` : ""}`;
+          return undefined;
+        });
+        if (res) last = `HTTP ${res.status}`;
         return res && (res.status === 200 || res.status === 401) ? true : undefined;
       },
       { what: "docker-registry to answer", timeoutMs: 15_000, intervalMs: 50 },
     );
   } catch (error) {
+    if (error instanceof Error && !(error instanceof ServerStartError))
+      error.message += ` (pid ${child.pid}, the last probe of ${url}/v2/: ${last}; its stderr: ${stderr.trim() || "empty"})`;
     child.kill("SIGKILL");
     stopTokens();
     forget();
