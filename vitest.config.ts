@@ -29,10 +29,11 @@ const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 // they change of the process (vi.unstubAllEnvs, saved process.env) and mock no modules; a unit file
 // that needs a process of its own belongs in the int layer. Int and e2e files keep a fresh process
 // each: they start services whose module state (caches, handles) must not reach the next file.
-// Int files run two at a time, e2e files one at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
+// Int files run three at a time, e2e files one at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
 // file one by one). Each starts its own servers on free ports, in temp folders and in network
 // namespaces of its own (buckets and streams on the run's shared nats-server carry the file's own
-// prefix). Int files spend most of their time waiting on what they start; e2e files, each a whole
+// prefix). Int files spend much of their time waiting on what they start: two at a time used 1.25
+// of 2 cores (600 CPU-s in 480 s, 2026-12-07), three at a time 1.7 and took 322-353 s; e2e files, each a whole
 // platform, are CPU-bound on a 2-core machine: two at a time (HANGAR_TEST_WORKERS=2, e2e layer,
 // 2026-12-06) took 1,480 s against 1,463 s one at a time. The files below always
 // run alone, after the others of their layer: two build `pnpm images` into this host's one container
@@ -50,7 +51,7 @@ const soloGlobs = (layerGlob: string): string[] =>
   );
 const workersSet = process.env.HANGAR_TEST_WORKERS;
 const workersOf = (layer: string): number => {
-  if (workersSet === undefined) return layer === "int" ? 2 : 1;
+  if (workersSet === undefined) return layer === "int" ? 3 : 1;
   const n = Number(workersSet);
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`HANGAR_TEST_WORKERS=${workersSet}: not a whole number of at least 1`);
