@@ -29,11 +29,13 @@ const external = [/\/proto\/(index|numbers)\.js$/, /\/proto\/gen\//];
 // they change of the process (vi.unstubAllEnvs, saved process.env) and mock no modules; a unit file
 // that needs a process of its own belongs in the int layer. Int and e2e files keep a fresh process
 // each: they start services whose module state (caches, handles) must not reach the next file.
-// Int files run three at a time, e2e files one at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
+// Int and e2e files run two at a time (HANGAR_TEST_WORKERS sets both; 1 runs every
 // file one by one). Each starts its own servers on free ports, in temp folders and in network
 // namespaces of its own (buckets and streams on the run's shared nats-server carry the file's own
 // prefix). Int files spend much of their time waiting on what they start: two at a time used 1.25
-// of 2 cores (600 CPU-s in 480 s, 2026-12-07), three at a time 1.7 and took 322-353 s.
+// of 2 cores (600 CPU-s in 480 s, 2026-12-07). Three at a time used 1.7 and took 322-353 s, but
+// two runs of three failed: a test registry that never answered, restore.int's backup and a
+// suspend.int test (causes not found), none of them seen two at a time.
 //
 // E2e files, each a whole platform, run two at a time, but for the ones below, which run alone
 // after the others of their layer. Six light e2e files took 90 s two at a time against 117 s one at
@@ -67,8 +69,9 @@ const soloGlobs = (layerGlob: string): string[] =>
     entry.endsWith("/") ? [entry + layerGlob] : entry.endsWith(layerGlob.slice("**/*".length)) ? [entry] : [],
   );
 const workersSet = process.env.HANGAR_TEST_WORKERS;
-const workersOf = (layer: string): number => {
-  if (workersSet === undefined) return layer === "int" ? 3 : 2;
+/** How many int or e2e files run at once (the solo ones aside). */
+const workersOf = (): number => {
+  if (workersSet === undefined) return 2;
   const n = Number(workersSet);
   if (!Number.isInteger(n) || n < 1) {
     throw new Error(`HANGAR_TEST_WORKERS=${workersSet}: not a whole number of at least 1`);
@@ -91,7 +94,7 @@ const projects: Project[] = Object.entries(LAYERS)
     if (name === "unit") return [{ name, include, exclude: layer.exclude, maxWorkers: 1, isolate: false }];
     const solo = layer.include.flatMap(soloGlobs);
     return [
-      { name, include, exclude: [...layer.exclude, ...solo], maxWorkers: workersOf(name), isolate: true },
+      { name, include, exclude: [...layer.exclude, ...solo], maxWorkers: workersOf(), isolate: true },
       { name: `${name}-solo`, include: solo, exclude: layer.exclude, maxWorkers: 1, isolate: true },
     ];
   });
