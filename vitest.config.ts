@@ -70,14 +70,10 @@ const soloGlobs = (layerGlob: string): string[] =>
   );
 const workersSet = process.env.HANGAR_TEST_WORKERS;
 /** How many int or e2e files run at once (the solo ones aside). */
-const workersOf = (): number => {
-  if (workersSet === undefined) return 2;
-  const n = Number(workersSet);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new Error(`HANGAR_TEST_WORKERS=${workersSet}: not a whole number of at least 1`);
-  }
-  return n;
-};
+const workers = workersSet === undefined ? 2 : Number(workersSet);
+if (!Number.isInteger(workers) || workers < 1) {
+  throw new Error(`HANGAR_TEST_WORKERS=${workersSet}: not a whole number of at least 1`);
+}
 
 interface Project {
   name: string;
@@ -94,7 +90,7 @@ const projects: Project[] = Object.entries(LAYERS)
     if (name === "unit") return [{ name, include, exclude: layer.exclude, maxWorkers: 1, isolate: false }];
     const solo = layer.include.flatMap(soloGlobs);
     return [
-      { name, include, exclude: [...layer.exclude, ...solo], maxWorkers: workersOf(), isolate: true },
+      { name, include, exclude: [...layer.exclude, ...solo], maxWorkers: workers, isolate: true },
       { name: `${name}-solo`, include: solo, exclude: layer.exclude, maxWorkers: 1, isolate: true },
     ];
   });

@@ -105,7 +105,7 @@ export class Placement {
     hosts.subscribe((c) => {
       this.index.update(c.state);
       if (c.state.status !== "absent" && c.state.dedicationId)
-        this.dedications.set(c.aggregateId, `${c.state.dedicationId}\u0000${c.state.dedicationOrg ?? ""}`);
+        this.dedications.set(c.aggregateId, groupKey(c.state.dedicationId, c.state.dedicationOrg ?? ""));
       else this.dedications.delete(c.aggregateId);
       for (const r of c.events) {
         if (r.event.type === "HostMachineReserved") {
@@ -350,7 +350,7 @@ export class Placement {
     this.refused.inc({ region: req.region });
     const sameGroup = [...this.hosts.entries()]
       .map(([, h]) => h)
-      .filter((h) => h.status === "absent" || (this.dedications.get(h.hostId) ?? "") === group);
+      .filter((h) => h.status !== "absent" && (this.dedications.get(h.hostId) ?? "") === group);
     throw new DomainError(
       `${noRoomMessage(sameGroup, guest)}${dedication ? ` (hosts of dedication ${dedication})` : this.dedications.size > 0 ? " (shared hosts: those of a dedication group take only machines that ask for it)" : ""}`,
       "insufficient_capacity",
@@ -368,7 +368,7 @@ export class Placement {
     if (a?.status !== "created") {
       throw new DomainError(`app ${app} is not known to placement yet; try again`, "unavailable");
     }
-    return `${dedication}\u0000${a.orgSlug}`;
+    return groupKey(dedication, a.orgSlug);
   }
 
   /** Whether a live, active host of `region` belongs to the dedication group. */
@@ -650,4 +650,9 @@ function fnv1a(text: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
   return hash >>> 0;
+}
+
+/** A host dedication group as placement keys it: its id with the organization that owns it. */
+function groupKey(dedicationId: string, org: string): string {
+  return `${dedicationId}\u0000${org}`;
 }
