@@ -26,6 +26,8 @@ const LOG_TAIL_LINES = 30;
 const IMPORT_TIMEOUT_MS = 60 * 60_000;
 /** Lines the host agent published just before the exit was recorded may still be on their way. */
 const LATE_LINES_MS = 500;
+/** How long the answer waits for the importer's machine to be destroyed once that has begun. */
+const DESTROY_WAIT_MS = 30_000;
 /**
  * Database names the importer writes into: they go into its environment and to psql/pg_restore as
  * arguments (never through a shell's parsing), and `=` would make pg_restore read a connection string.
@@ -277,7 +279,29 @@ export class PostgresImporter {
     });
   }
 
-  /** Destroys the importer's machine (when it was created) and unsets the source secret (when set). */
+  /** Resolves once the machine is destroyed; rejects after DESTROY_WAIT_MS. */
+  private destroyed(cluster: string, machineId: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const gone = () => this.ops.machines.machine(cluster, machineId)?.status === "destroyed";
+      if (gone()) return resolve();
+      const timer = setTimeout(() => {
+        unsubscribe();
+        reject(new Error(`machine ${machineId} not destroyed after ${DESTROY_WAIT_MS / 1000} s`));
+      }, DESTROY_WAIT_MS);
+      const unsubscribe = this.ops.machines.subscribe((change) => {
+        if (change.aggregateId !== machineAggregateId(cluster, machineId) || !gone()) return;
+        clearTimeout(timer);
+        unsubscribe();
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Destroys the importer's machine (when it was created), waits until it is destroyed (its
+   * auto_destroy may have begun that already), and unsets the source secret (when set): the answer
+   * comes when nothing of the import is left, or after DESTROY_WAIT_MS with the failure logged.
+   */
   private async cleanUp(cluster: string, machineId: string): Promise<void> {
     const m = this.ops.machines.machine(cluster, machineId);
     if (m && m.status !== "destroyed" && m.status !== "destroying") {
@@ -297,5 +321,6 @@ export class PostgresImporter {
         `pg-import-unset-${machineId}`,
       );
     }
+    if (m) await this.destroyed(cluster, machineId);
   }
 }
