@@ -161,6 +161,11 @@ class Topology implements NetworkTopology {
     await ip("-n", ns, "link", "set", "lo", "up");
     await ip("-n", ns, "link", "add", "underlay", "type", "veth", "peer", "name", port, "netns", fabric);
     await ip("-n", fabric, "link", "set", port, "master", "fabric", "up");
+    // No DAD on the underlay: its generated link-local would stay tentative for a second or two after
+    // it comes up, and until then the namespace answers no neighbour solicitation and sends none of
+    // its own but DAD's, so the first packets between hosts waited ~2 s (seen on a fast machine, where
+    // tests connect sooner after building the topology). A real host's underlay has been up for long.
+    await ip("netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.underlay.accept_dad=0");
     // nodad: a tentative address cannot be used for a second or two, and the fabric has no duplicates.
     for (const address of addresses) {
       await ip(
