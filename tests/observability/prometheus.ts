@@ -136,10 +136,14 @@ export async function checkDashboardQueries(p: TestPlatform): Promise<void> {
     for (let i = 0; i < 20; i++) expect((await viaProxy(p, app)).status).toBe(200);
     await loadUntilScaled(p, app);
 
-    // "unknown" is a target Prometheus has not scraped yet (a loaded machine delays its first scrapes):
-    // wait for every target's first scrape, up to a minute, then each must be up.
+    // Prometheus hands its static targets to the scrape manager some seconds after it starts (its
+    // discovery updates are throttled to one per 5 s), and "unknown" is a target not scraped yet (a
+    // loaded machine delays its first scrapes): wait until every job is listed and scraped once, up to
+    // a minute, then each must be up.
+    const pending = (targets: Awaited<ReturnType<typeof prom.targets>>) =>
+      targets.length < Object.keys(jobs).length || targets.some((t) => t.health === "unknown");
     let targets = await prom.targets();
-    for (let waited = 0; targets.some((t) => t.health === "unknown") && waited < 60; waited++) {
+    for (let waited = 0; pending(targets) && waited < 60; waited++) {
       await sleep(1_000);
       targets = await prom.targets();
     }
