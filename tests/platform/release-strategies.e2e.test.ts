@@ -30,7 +30,11 @@ interface ReleaseView {
 interface MachineView {
   id: string;
   state: string;
-  config: { env?: Record<string, string>; metadata?: Record<string, string> };
+  config: {
+    env?: Record<string, string>;
+    metadata?: Record<string, string>;
+    guest?: { cpu_kind?: string; cpus?: number; memory_mb?: number };
+  };
 }
 
 beforeAll(async () => {
@@ -180,7 +184,7 @@ describe("the release orchestrator", () => {
     // The "migration": needs the secret, says which database it ran against (by digest, never the value).
     const migrate = (exit: number) =>
       `node -e \\"const u = process.env.DATABASE_URL; if (!u) process.exit(2); console.log('migrated ' + require('crypto').createHash('sha256').update(u).digest('hex').slice(0, 12) + ' for ' + process.env.GREETING); process.exit(${exit})\\"`;
-    const flyToml = (greeting: string, exit: number) => `app = "${name}"
+    const flyToml = (greeting: string, exit: number, vm = "") => `app = "${name}"
 [env]
   GREETING = "${greeting}"
 [http_service]
@@ -193,9 +197,9 @@ describe("the release orchestrator", () => {
 [deploy]
   strategy = "immediate"
   release_command = "${migrate(exit)}"
-`;
-    const deploy = (greeting: string, exit: number) => {
-      writeFileSync(join(dir, "fly.toml"), flyToml(greeting, exit));
+${vm}`;
+    const deploy = (greeting: string, exit: number, vm = "") => {
+      writeFileSync(join(dir, "fly.toml"), flyToml(greeting, exit, vm));
       return runHangar(["deploy", "--image", image], {
         cwd: dir,
         env: { HANGAR_HOME: p.home },
@@ -230,7 +234,7 @@ describe("the release orchestrator", () => {
       expect(serving, JSON.stringify(serving.map((m) => [m.id, m.config.metadata]))).toHaveLength(1);
 
       // Exit 1: the deploy fails saying so, and the machines serving are the same ones, untouched.
-      const failing = await deploy("m3", 1);
+      const failing = await deploy("m3", 1, '[deploy.release_command_vm]\n  memory = "1gb"\n');
       expect(failing.code).not.toBe(0);
       expect(failing.stderr).toMatch(/release_command exited with code 1/);
       expect(failing.stdout).toContain(`migrated ${digest} for m3`);
@@ -245,6 +249,19 @@ describe("the release orchestrator", () => {
         .filter((v): v is string => v !== undefined)
         .sort();
       expect(runs).toEqual(["1", "2", "3"]);
+      // Their size, as flyctl chooses it: shared-cpu-2x with no machine yet (v1), then the default
+      // group's machine with the most memory (v2: the one v1 made, the default guest), then
+      // [deploy] release_command_vm (v3: shared-cpu-1x's preset with its memory).
+      const guestOf = (version: string) =>
+        ever.find((m) => m.config.metadata?.hangar_release_command === version)?.config.guest;
+      expect(guestOf("1")).toMatchObject({ cpu_kind: "shared", cpus: 2, memory_mb: 512 });
+      expect(guestOf("2")).toMatchObject({ cpu_kind: "shared", cpus: 1, memory_mb: 256 });
+      expect(guestOf("3")).toMatchObject({ cpu_kind: "shared", cpus: 1, memory_mb: 1024 });
+      const v1Run = ever.find((m) => m.config.metadata?.hangar_release_command === "1");
+      expect(v1Run?.config.env).toMatchObject({
+        RELEASE_COMMAND: "1",
+        FLY_PROCESS_GROUP: "fly_app_release_command",
+      });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

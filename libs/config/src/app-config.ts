@@ -305,7 +305,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "services.ports.http_options.compress",
   "services.ports.http_options.h2_backend",
   "services.ports.http_options.idle_timeout",
-  "deploy.release_command_vm",
   "deploy.seed_command",
   // The proxy serves [[statics]] from the release's image; Fly serves a tigris_bucket from the bucket.
   "statics.tigris_bucket",

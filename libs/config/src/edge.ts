@@ -65,4 +65,5 @@ export const EDGE_MACHINE_KEYS: readonly string[] = [
   "files",
   "restart",
   "deploy.release_command",
+  "deploy.release_command_vm",
 ];

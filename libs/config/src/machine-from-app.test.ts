@@ -1,6 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { MachineConfigSchema } from "./machine-config.js";
-import { machineConfigFromApp, processGroups, UnknownProcessGroupError } from "./machine-from-app.js";
+import {
+  machineConfigFromApp,
+  processGroups,
+  releaseCommandGuest,
+  UnknownProcessGroupError,
+} from "./machine-from-app.js";
 import { parseAppConfig } from "./parse-app-config.js";
 
 const IMAGE = "registry.hangar.local/web@sha256:0123";
@@ -191,5 +196,52 @@ describe("host_dedication_id", () => {
       cpus: 2,
       host_dedication_id: "team-a",
     });
+  });
+});
+
+describe("releaseCommandGuest", () => {
+  const big = { cpu_kind: "performance" as const, cpus: 1, memory_mb: 2048 };
+  const small = { cpu_kind: "shared" as const, cpus: 1, memory_mb: 256 };
+
+  it("takes [deploy] release_command_vm as flyctl reads a [[vm]]: the size, then memory, then fields", () => {
+    const config = app(`app = "a"
+[[vm]]
+  size = "shared-cpu-1x"
+[deploy]
+  release_command = "migrate"
+  [deploy.release_command_vm]
+    size = "performance-1x"
+    memory = "4gb"
+`);
+    expect(releaseCommandGuest(config, [small])).toEqual({
+      cpu_kind: "performance",
+      cpus: 1,
+      memory_mb: 4096,
+    });
+    const noSize = app(`app = "a"
+[deploy.release_command_vm]
+  memory = "2gb"
+`);
+    // No size: shared-cpu-1x's preset, then the memory (flyctl's computeToGuest).
+    expect(releaseCommandGuest(noSize, [])).toEqual({ cpu_kind: "shared", cpus: 1, memory_mb: 2048 });
+  });
+
+  it("without it, the default group's machine with the most memory; with none, shared-cpu-2x, not [[vm]]", () => {
+    const config = app(`app = "a"
+[[vm]]
+  size = "performance-4x"
+[deploy]
+  release_command = "migrate"
+`);
+    expect(releaseCommandGuest(config, [small, big, small])).toEqual(big);
+    expect(releaseCommandGuest(config, [])).toEqual({ cpu_kind: "shared", cpus: 2, memory_mb: 512 });
+  });
+
+  it("carries the top-level host_dedication_id in every case", () => {
+    const config = app(`app = "a"
+host_dedication_id = "team-a"
+`);
+    expect(releaseCommandGuest(config, [small])).toEqual({ ...small, host_dedication_id: "team-a" });
+    expect(releaseCommandGuest(config, []).host_dedication_id).toBe("team-a");
   });
 });

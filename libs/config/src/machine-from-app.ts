@@ -252,6 +252,30 @@ function check(c: AnyCheck, type: "http" | "tcp", port?: number): CheckInput {
   });
 }
 
+/** Guest fields of a machine as the Machines API gives them (memory in MB). */
+type Guest = NonNullable<Input["guest"]>;
+
+/**
+ * The guest of an app's release_command machine, as flyctl's deploy chooses it: `[deploy]
+ * release_command_vm` (read as a [[vm]]); else the guest of the default process group's machine with
+ * the most memory (`defaultGroupGuests`, the live machines' guests); else shared-cpu-2x. [[vm]] is not
+ * read directly: on a first deploy the release machine is shared-cpu-2x whatever it says. The
+ * top-level host_dedication_id goes on it in every case, as flyctl's.
+ */
+export function releaseCommandGuest(app: AppConfig, defaultGroupGuests: readonly Guest[]): Guest {
+  const vm = app.deploy?.release_command_vm;
+  const chosen = vm
+    ? guest(vm, app.host_dedication_id)
+    : (defaultGroupGuests.reduce<Guest | undefined>(
+        (most, g) => (most === undefined || (g.memory_mb ?? 0) > (most.memory_mb ?? 0) ? g : most),
+        undefined,
+      ) ?? guest({ size: RELEASE_COMMAND_VM_SIZE }, undefined));
+  return app.host_dedication_id ? { ...chosen, host_dedication_id: app.host_dedication_id } : chosen;
+}
+
+/** flyctl's release machine on an app with no machines yet. */
+const RELEASE_COMMAND_VM_SIZE = "shared-cpu-2x";
+
 /**
  * The guest of a [[vm]] as flyctl's computeToGuest builds it: the size's preset (shared-cpu-1x, or
  * performance-8x for a GPU without a size), then `memory`, then every guest field the table sets.

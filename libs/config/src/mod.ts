@@ -58,6 +58,7 @@ export {
   defaultProcessGroup,
   machineConfigFromApp,
   processGroups,
+  releaseCommandGuest,
   UnknownProcessGroupError,
 } from "./machine-from-app.js";
 export type { AppMount, MachineMountFromApp, MountIssue, MountVolume } from "./mounts.js";

@@ -3,9 +3,11 @@ import {
   type AppConfig,
   defaultProcessGroup,
   durationToMs,
+  GUEST_DEFAULTS,
   machineConfigFromApp,
   processGroups,
   ReleaseConfigSchema,
+  releaseCommandGuest,
   splitShellWords,
 } from "@hangar/config";
 import {
@@ -41,6 +43,8 @@ import { planRollout, type RolloutMachine, type RolloutStep, type RolloutTarget 
 export const DEFAULT_RELEASE_WAIT_MS = 5 * 60_000;
 /** How long a release_command's stopped machine (and so its output) stays after its release ended. */
 const RELEASE_COMMAND_KEEP_MS = 15_000;
+/** FLY_PROCESS_GROUP of a release_command machine, as flyctl's. */
+const RELEASE_COMMAND_GROUP = "fly_app_release_command";
 /** flyctl's default release_command_timeout. */
 export const DEFAULT_RELEASE_COMMAND_TIMEOUT_MS = 5 * 60_000;
 const GONE = new Set(["destroying", "destroyed"]);
@@ -366,13 +370,26 @@ export class ReleaseOrchestrator {
     if (!machine && !late) {
       if (this.stepping.has(machineId)) return false;
       this.stepping.add(machineId);
+      const group = defaultProcessGroup(config);
       const base = machineConfigFromApp(config, release.imageRef, {
-        processGroup: defaultProcessGroup(config),
+        processGroup: group,
         release: release.version,
       });
+      const groupGuests = this.opts.fleet.machines
+        .ofApp(app)
+        .filter(
+          (e) => !GONE.has(e.state.status) && safeMetadata(e.state.configJson).fly_process_group === group,
+        )
+        .map((e) => guestOf(e.state.configJson));
+      // As flyctl's ToReleaseMachineConfig: the command, with [experimental] entrypoint but not exec
+      // (which would run instead of it); no services, checks, mounts, statics or metrics; env says so.
+      const { mounts: _mounts, statics: _statics, metrics: _metrics, ...kept } = base;
+      const entrypoint = config.experimental?.entrypoint;
       const run: Record<string, unknown> = {
-        ...base,
-        init: { ...(base.init ?? {}), cmd: splitShellWords(command) },
+        ...kept,
+        env: { ...base.env, RELEASE_COMMAND: "1", FLY_PROCESS_GROUP: RELEASE_COMMAND_GROUP },
+        guest: releaseCommandGuest(config, groupGuests),
+        init: { cmd: splitShellWords(command), ...(entrypoint ? { entrypoint } : {}) },
         services: [],
         checks: {},
         restart: { policy: "no" },
@@ -853,6 +870,20 @@ function configProblem(config: AppConfig, image: string): string | undefined {
   if ((config.mounts ?? []).length === 0) return undefined;
   return "the app mounts volumes ([mounts]): its machines keep their volume and are updated in place by `hangar deploy`, not by the release orchestrator";
 }
+
+/** A machine's guest as it runs: its config's, Fly's defaults for what that leaves out. */
+function guestOf(configJson: string): MachineGuest {
+  let guest: Record<string, unknown> = {};
+  try {
+    const parsed = JSON.parse(configJson) as { guest?: unknown };
+    if (parsed.guest && typeof parsed.guest === "object") guest = parsed.guest as Record<string, unknown>;
+  } catch {
+    // A config that does not parse runs with the defaults.
+  }
+  return { ...GUEST_DEFAULTS, ...guest } as MachineGuest;
+}
+
+type MachineGuest = Parameters<typeof releaseCommandGuest>[1][number];
 
 function safeMetadata(configJson: string): Record<string, string | undefined> {
   try {
