@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -85,6 +85,39 @@ describe("a RUN step's trust of the platform's CA bundle", () => {
     for (const spec of [none, plain]) {
       expect(bindsOf(spec).some((b) => b.endsWith(BUILD_CA_PATH))).toBe(false);
       expect(envOf(spec).some((e) => e.startsWith("NODE_EXTRA_CA_CERTS="))).toBe(false);
+    }
+  });
+});
+
+describe("a RUN step's /etc/hosts", () => {
+  it("is bound read-only from a file naming localhost and the step's hostname, with network or without", async () => {
+    const base = {
+      rootfs: "/tmp/root",
+      argv: ["true"],
+      env: [],
+      cwd: "/",
+      user: { uid: 0, gid: 0 },
+      range: { hostId: 100000, size: 65536 },
+    };
+    for (const spec of [
+      await runStepSpec({ ...base, network: "none" }),
+      await runStepSpec({
+        ...base,
+        network: "default",
+        buildNetwork: { netnsPath: "/run/netns/b", resolvConf: "/tmp/r.conf" },
+      }),
+    ]) {
+      const mounts = (spec.mounts ?? []) as Array<{
+        source?: string;
+        destination: string;
+        options?: string[];
+      }>;
+      const hosts = mounts.find((m) => m.destination === "/etc/hosts");
+      expect(hosts?.options).toContain("ro");
+      const text = await readFile(hosts?.source ?? "", "utf8");
+      expect(text).toMatch(/^127\.0\.0\.1\tlocalhost hangar-build$/m);
+      expect(text).toMatch(/^::1\tlocalhost /m);
+      expect(spec.hostname).toBe("hangar-build");
     }
   });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { lstat, readdir } from "node:fs/promises";
+import { lstat, readdir, readFile, rename, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import {
   CATATONIT,
@@ -71,6 +72,26 @@ function caEnv(): Record<string, string> {
   );
 }
 
+/** A RUN step's hostname, which its /etc/hosts names too. */
+const BUILD_HOSTNAME = "hangar-build";
+
+/** The /etc/hosts every RUN step gets, as BuildKit gives one: localhost and the step's hostname. */
+const BUILD_HOSTS = `127.0.0.1\tlocalhost ${BUILD_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n`;
+
+/**
+ * The host's file of BUILD_HOSTS, written when missing or changed (a temp folder's cleaner may have
+ * removed it from a long-running builder); written whole and renamed, so concurrent builds never
+ * bind a half-written one.
+ */
+async function buildHostsFile(): Promise<string> {
+  const path = join(tmpdir(), "hangar-build-hosts");
+  if ((await readFile(path, "utf8").catch(() => "")) === BUILD_HOSTS) return path;
+  const partial = `${path}.${randomBytes(6).toString("hex")}`;
+  await writeFile(partial, BUILD_HOSTS, { mode: 0o644 });
+  await rename(partial, path);
+  return path;
+}
+
 /** The runtime spec of a RUN step. */
 export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
   seccomp ??= defaultSeccomp(DEFAULT_CAPABILITIES);
@@ -90,8 +111,11 @@ export async function runStepSpec(r: SandboxedRun): Promise<RuntimeSpec> {
     hardened: true,
     seccomp: await seccomp,
     network: net ? { kind: "netns", path: net.netnsPath } : { kind: "none" },
-    hostname: "hangar-build",
+    hostname: BUILD_HOSTNAME,
     binds: [
+      // As BuildKit's: a step resolves localhost whatever the image holds, and a package's postinst
+      // that writes /etc/hosts when it is missing (netbase) leaves none in the layer.
+      { src: await buildHostsFile(), dest: "/etc/hosts", readOnly: true },
       ...(net ? [{ src: net.resolvConf, dest: "/etc/resolv.conf", readOnly: true }] : []),
       ...(net?.caFile ? [{ src: net.caFile, dest: BUILD_CA_PATH, readOnly: true }] : []),
       ...(r.binds ?? []),

@@ -540,7 +540,7 @@ describe("RUN steps in the machines' sandbox", () => {
     }
   });
 
-  it("have the build's network namespace by default, with its resolv.conf, or only loopback with --network=none", async () => {
+  it("have the build's network namespace by default, with its resolv.conf, or only loopback with --network=none; an /etc/hosts always", async () => {
     const seen = async (fixture: string) => {
       const all = await outcome(await requestBuild(join(FIXTURES, fixture)));
       const ok = only(all, "BuildSucceeded");
@@ -549,17 +549,20 @@ describe("RUN steps in the machines' sandbox", () => {
         await deps.registry.resolve(`${APP}@${ok.manifestDigest}`),
       );
       try {
-        // crun's bind target for resolv.conf stays out of the layer: the base image has none.
+        // crun's bind targets for resolv.conf and hosts stay out of the layer: the base image has neither.
         expect(await stat(join(rootfs, "etc/resolv.conf")).catch(() => undefined)).toBeUndefined();
+        expect(await stat(join(rootfs, "etc/hosts")).catch(() => undefined)).toBeUndefined();
         return {
           interfaces: Number((await readFile(join(rootfs, "interfaces"), "utf8")).trim()),
           resolv: (await readFile(join(rootfs, "resolv"), "utf8")).trim(),
+          localhost: (await readFile(join(rootfs, "localhost"), "utf8")).trim().split(/\s+/)[0],
         };
       } finally {
         await release();
       }
     };
-    expect(await seen("network")).toEqual({ interfaces: 1, resolv: "yes" });
-    expect(await seen("network-none")).toEqual({ interfaces: 0, resolv: "no" });
+    // localhost resolves from the step's /etc/hosts, with or without network (as under BuildKit).
+    expect(await seen("network")).toEqual({ interfaces: 1, resolv: "yes", localhost: "::1" });
+    expect(await seen("network-none")).toEqual({ interfaces: 0, resolv: "no", localhost: "::1" });
   }, 180_000);
 });
