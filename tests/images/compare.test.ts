@@ -39,6 +39,14 @@ describe("diffImages", () => {
     ).toBe(true);
   });
 
+  it("reads Env as a set: a variable set again keeps its place under BuildKit and moves under buildah", () => {
+    const a = view({ Env: ["PATH=/app/bin:/bin", "NODE_ENV=production"] }, {});
+    const b = view({ Env: ["NODE_ENV=production", "PATH=/app/bin:/bin"] }, {});
+    expect(diffImages(a, b).config).toEqual([]);
+    const c = view({ Env: ["NODE_ENV=development", "PATH=/app/bin:/bin"] }, {});
+    expect(diffImages(a, c).config).toHaveLength(1);
+  });
+
   it("names each config field and each file that differs, and files only one side has", () => {
     const a = view({ User: "app", WorkingDir: "/app" }, { "/a": "file 0644 0:0 x", "/b": "dir 0755 0:0" });
     const b = view(

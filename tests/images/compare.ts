@@ -27,7 +27,8 @@ import {
   outlineBuild,
   parseDockerfile,
 } from "@hangar/builder";
-import { type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
+import { packContext } from "@hangar/cli";
+import { applyLayer, type Digest, exportImageLayout, parseImageRef } from "@hangar/oci";
 import { sharedLayersDir, startNatsServer, startTestRegistry, type TestRegistry } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 
@@ -237,9 +238,14 @@ function isBuildahMountPoint(path: string, facts: string): boolean {
 /** The config field differences and the file differences of two image views. */
 export function diffImages(hangar: ImageView, buildah: ImageView): { config: string[]; files: FileDiff[] } {
   const config: string[] = [];
+  // Env is compared as a set: each name is there once, and its place carries no meaning. An ENV
+  // that sets a variable the image has already keeps its place under BuildKit (and Hangar), while
+  // buildah 1.28 moves it to the end.
+  const comparable = (field: (typeof CONFIG_FIELDS)[number], value: unknown) =>
+    field === "Env" && Array.isArray(value) ? [...value].sort() : value;
   for (const field of CONFIG_FIELDS) {
-    const a = JSON.stringify(normalized(hangar.config[field]));
-    const b = JSON.stringify(normalized(buildah.config[field]));
+    const a = JSON.stringify(normalized(comparable(field, hangar.config[field])));
+    const b = JSON.stringify(normalized(comparable(field, buildah.config[field])));
     if (a !== b) config.push(`${field}: hangar ${a} buildah ${b}`);
   }
   const files: FileDiff[] = [];
@@ -394,23 +400,42 @@ export class ImageComparer {
     return join(this.root, "registries.conf");
   }
 
-  /** Builds a context with Hangar's builder; returns the image digest and the seconds it took. */
+  /**
+   * Builds a context with Hangar's builder, as `hangar deploy` sends it: packed by the CLI
+   * (.dockerignore honoured) and unpacked as the builder unpacks a context; returns the image digest
+   * and the seconds the build took.
+   */
   async buildWithHangar(contextDir: string, tag: string): Promise<{ digest: Digest; seconds: number }> {
     const workDir = await mkdtemp(join(this.root, "work-"));
+    const sentDir = await mkdtemp(join(this.root, "sent-"));
+    const sent = join(sentDir, "context");
+    await mkdir(sent);
+    await packContext(contextDir, join(sentDir, "context.tar"));
+    await applyLayer(createReadStream(join(sentDir, "context.tar")), sent, { mode: "flatten" });
     const t0 = performance.now();
+    const tail: string[] = [];
     try {
       // RUN --mount=type=cache folders, per entry as the builder keeps them per app.
       const cacheMountDir = join(this.root, "cache-mounts", tag);
-      const result = await buildImage(this.deps, {
-        contextDir,
-        workDir,
-        repository: "corpus",
-        tag,
-        cacheMountDir,
-      });
+      const result = await buildImage(
+        this.deps,
+        { contextDir: sent, workDir, repository: "corpus", tag, cacheMountDir },
+        {
+          onOutput: (_step, { line }) => {
+            tail.push(line);
+            if (tail.length > 40) tail.shift();
+          },
+        },
+      );
       return { digest: result.manifestDigest, seconds: (performance.now() - t0) / 1000 };
+    } catch (err) {
+      // The build's last lines say why a RUN failed.
+      if (err instanceof Error)
+        err.message += `\n  last lines of Hangar's build:\n    ${tail.join("\n    ")}`;
+      throw err;
     } finally {
       await rm(workDir, { recursive: true, force: true });
+      await rm(sentDir, { recursive: true, force: true });
     }
   }
 
