@@ -2,7 +2,7 @@ import { z } from "zod";
 import { DurationSchema } from "./duration.js";
 import { EdgeConfigSchema } from "./edge.js";
 import { refineMount } from "./mounts.js";
-import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
+import { CountSchema, PortSchema, StringListSchema, Uint32Schema } from "./primitives.js";
 import { StopSignalSchema } from "./signals.js";
 import { MEMORY_SIZE, VM_SIZES } from "./vm-sizes.js";
 
@@ -37,7 +37,8 @@ const TlsOptionsSchema = z.strictObject({
 const HttpOptionsSchema = z.strictObject({
   compress: z.boolean().optional(),
   h2_backend: z.boolean().optional(),
-  idle_timeout: z.number().int().min(0).optional(),
+  /** Seconds (fly-go's uint32). */
+  idle_timeout: Uint32Schema.optional(),
   response: z
     .strictObject({ headers: z.record(z.string(), z.unknown()).optional(), pristine: z.boolean().optional() })
     .optional(),

@@ -7,6 +7,7 @@ import {
   UnknownProcessGroupError,
 } from "./machine-from-app.js";
 import { parseAppConfig } from "./parse-app-config.js";
+import { proxyHttpOptions } from "./proxy-options.js";
 
 const IMAGE = "registry.hangar.local/web@sha256:0123";
 
@@ -243,5 +244,52 @@ host_dedication_id = "team-a"
 `);
     expect(releaseCommandGuest(config, [small])).toEqual({ ...small, host_dedication_id: "team-a" });
     expect(releaseCommandGuest(config, []).host_dedication_id).toBe("team-a");
+
+describe("http_options", () => {
+  it("carries compress and idle_timeout into every port, as flyctl does, for the proxy to read back", () => {
+    const { config } = parseAppConfig(
+      [
+        'app = "a"',
+        "[http_service]",
+        "  internal_port = 8080",
+        "  [http_service.http_options]",
+        "    compress = true",
+        "    idle_timeout = 600",
+        "[[services]]",
+        "  internal_port = 9000",
+        "  [[services.ports]]",
+        "    port = 9000",
+        "    handlers = ['http']",
+        "    http_options = { compress = false, idle_timeout = 30 }",
+        "",
+      ].join("\n"),
+      "fly.toml",
+    );
+    const machine = machineConfigFromApp(config, IMAGE);
+    const options = machine.services?.map((s) => s.ports?.map((p) => p.http_options));
+    expect(options).toEqual([
+      [
+        { compress: true, idle_timeout: 600 },
+        { compress: true, idle_timeout: 600 },
+      ],
+      [{ compress: false, idle_timeout: 30 }],
+    ]);
+    // The machine config as the gateway takes and stores it, then as the proxy's route table reads it.
+    const stored = MachineConfigSchema.parse(JSON.parse(JSON.stringify(machine)));
+    expect(proxyHttpOptions(JSON.stringify(stored))).toEqual({ compress: true, idleTimeout: 600 });
+  });
+
+  it("refuses in a machine config an idle_timeout that is not a uint32, as Fly's Machines API (fly-go) does", () => {
+    const withIdle = (idle_timeout: unknown) => ({
+      image: IMAGE,
+      services: [
+        { internal_port: 8080, ports: [{ port: 80, handlers: ["http"], http_options: { idle_timeout } }] },
+      ],
+    });
+    expect(MachineConfigSchema.safeParse(withIdle(600)).success).toBe(true);
+    expect(MachineConfigSchema.safeParse(withIdle(0xffff_ffff)).success).toBe(true);
+    for (const bad of [-1, 1.5, "600", 0x1_0000_0000]) {
+      expect(MachineConfigSchema.safeParse(withIdle(bad)).success, String(bad)).toBe(false);
+    }
   });
 });

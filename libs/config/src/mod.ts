@@ -72,6 +72,8 @@ export {
 export { AppNameSchema, MachineIdSchema, RegionSchema } from "./names.js";
 export type { AppConfigIssue, ParsedAppConfig } from "./parse-app-config.js";
 export { AppConfigError, parseAppConfig } from "./parse-app-config.js";
+export type { ProxyHttpOptions } from "./proxy-options.js";
+export { proxyHttpOptions } from "./proxy-options.js";
 export { ReleaseConfigSchema } from "./release-config.js";
 export type {
   CreateAppRequest,

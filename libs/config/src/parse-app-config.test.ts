@@ -288,4 +288,37 @@ describe("http_options", () => {
       headers: { "X-Frame-Options": "DENY", "X-Powered-By": false },
     });
   });
+
+  it("refuses a compress that is not a boolean and an idle_timeout that is not a uint32 of seconds, as flyctl does", () => {
+    const err = invalid(
+      [
+        'app = "a"',
+        "[http_service.http_options]",
+        '  compress = "yes"',
+        "  idle_timeout = -1",
+        "[[services]]",
+        "  internal_port = 8080",
+        "  [[services.ports]]",
+        "    port = 80",
+        "    http_options = { idle_timeout = 4294967296 }",
+        "  [[services.ports]]",
+        "    port = 81",
+        "    http_options = { idle_timeout = 1.5, compress = 1 }",
+        "",
+      ].join("\n"),
+    );
+    expect(err.issues.map((i) => `${i.line}: ${i.path}`).sort()).toEqual([
+      "12: services[0].ports[1].http_options.compress",
+      "12: services[0].ports[1].http_options.idle_timeout",
+      "3: http_service.http_options.compress",
+      "4: http_service.http_options.idle_timeout",
+      "9: services[0].ports[0].http_options.idle_timeout",
+    ]);
+    // The most a uint32 holds loads.
+    const { config } = parseAppConfig(
+      'app = "a"\n[http_service.http_options]\n  idle_timeout = 4294967295\n',
+      "fly.toml",
+    );
+    expect(config.http_service?.http_options?.idle_timeout).toBe(4294967295);
+  });
 });

@@ -1,4 +1,4 @@
-import { routedService } from "./scaling.js";
+import { routedPort } from "./scaling.js";
 
 /**
  * What the proxy does to an app's responses, from its http port's
@@ -44,9 +44,12 @@ const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * the headers that frame the response (isFramingHeader), are left out.
  */
 export function responseRules(config: unknown): ResponseRules | undefined {
-  const svc = routedService(config);
-  const port = svc?.ports?.find((p) => p.handlers?.includes("http")) ?? svc?.ports?.[0];
-  const response = port?.http_options?.response as
+  return responseRulesOf(routedPort(config)?.http_options?.response);
+}
+
+/** The response rules of an `http_options.response` table (see responseRules). */
+export function responseRulesOf(table: unknown): ResponseRules | undefined {
+  const response = table as
     | { headers?: Record<string, unknown> | null; pristine?: unknown }
     | null
     | undefined;

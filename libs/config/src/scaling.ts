@@ -1,4 +1,4 @@
-import { type MachineService, MachineServiceSchema } from "./services.js";
+import { type MachinePort, type MachineService, MachineServiceSchema } from "./services.js";
 
 /** Fly's default soft limit: one machine per 20 concurrent connections. */
 export const DEFAULT_SOFT_LIMIT = 20;
@@ -72,6 +72,15 @@ export function routedService(config: unknown): MachineService | undefined {
     if (parsed.success) services.push(parsed.data);
   }
   return services.find((s) => s.ports?.some((p) => p.handlers?.includes("http"))) ?? services[0];
+}
+
+/**
+ * The port of the routed service (routedService) whose http_options the proxy follows: its first
+ * with an http handler, else its first.
+ */
+export function routedPort(config: unknown): MachinePort | undefined {
+  const ports = routedService(config)?.ports;
+  return ports?.find((p) => p.handlers?.includes("http")) ?? ports?.[0];
 }
 
 function autostopOf(v: NonNullable<MachineService["autostop"]>): AutoStop {

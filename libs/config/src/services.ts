@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { MachineCheckSchema } from "./checks.js";
-import { CountSchema, PortSchema, StringListSchema } from "./primitives.js";
+import { CountSchema, PortSchema, StringListSchema, Uint32Schema } from "./primitives.js";
 
 /** A public port of a service and how the proxy handles it (Fly's api.MachinePort). */
 export const MachinePortSchema = z.looseObject({
@@ -20,6 +20,8 @@ export const MachinePortSchema = z.looseObject({
     .looseObject({
       compress: z.boolean().nullish(),
       h2_backend: z.boolean().nullish(),
+      /** Seconds a client connection may stay idle (fly-go's IdleTimeout, a uint32). */
+      idle_timeout: Uint32Schema.nullish(),
       response: z.looseObject({ headers: z.record(z.string(), z.unknown()).nullish() }).nullish(),
     })
     .nullish(),
@@ -51,3 +53,4 @@ export const MachineServiceSchema = z.looseObject({
 });
 
 export type MachineService = z.output<typeof MachineServiceSchema>;
+export type MachinePort = z.output<typeof MachinePortSchema>;
