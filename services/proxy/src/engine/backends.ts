@@ -131,6 +131,8 @@ export class AppState implements Limits {
   settings: ScalingSettings = DEFAULT_SCALING;
   /** fly.toml's http_options.response of the app's http service (AppRoute.response). */
   response: ResponseRules | undefined = undefined;
+  /** Whether its responses are compressed (AppRoute.compress). */
+  compress: boolean | undefined = undefined;
   soft = DEFAULT_SCALING.softLimit;
   hard = Number.POSITIVE_INFINITY;
   sleeping: readonly SleepingMachine[] = [];
@@ -164,6 +166,7 @@ export class AppState implements Limits {
     }
     this.org = route.org;
     this.response = route.response;
+    this.compress = route.compress;
     this.sleeping = route.sleeping ?? NONE;
     this.starting = route.starting ?? NONE;
     this.syncBackends(route.backends);

@@ -5,6 +5,7 @@ import {
   type ServerResponse,
   STATUS_CODES,
 } from "node:http";
+import type { Transform } from "node:stream";
 import { applyResponseRules } from "@hangar/config";
 import {
   type Context,
@@ -18,6 +19,7 @@ import {
   tracer,
 } from "@hangar/telemetry";
 import type { AppState, BackendState } from "./backends.js";
+import { compressedHeaders, compressionFor, compressor, type Encoding } from "./compress.js";
 import { isRouted, type ProxyEngine } from "./engine.js";
 import {
   downstreamResponse,
@@ -45,9 +47,13 @@ import {
 // them through these module-level handlers and a symbol on the emitter, not through closures.
 const EXCHANGE = Symbol("exchange");
 const ATTEMPT = Symbol("attempt");
+/** The compressor a machine's answer goes through (http_options.compress), on that answer. */
+const COMPRESSOR = Symbol("compressor");
 type ClientSide = ServerResponse & { [EXCHANGE]?: Exchange; [ATTEMPT]?: Attempt };
 type ClientBody = IncomingMessage & { [EXCHANGE]?: Exchange };
 type UpstreamSide<T> = T & { [ATTEMPT]?: Attempt };
+type Compressor = Transform & { [ATTEMPT]?: Attempt };
+type UpstreamAnswer = UpstreamSide<IncomingMessage> & { [COMPRESSOR]?: Compressor };
 
 /** Reads the client's trace context from the one pass over its headers (no req.headers object). */
 const incoming = {
@@ -431,7 +437,7 @@ class Exchange implements Held {
     const { res, engine } = this;
     if (!res.writableFinished) {
       this.clientGone = true;
-      this.current?.upstream.destroy();
+      this.current?.cut();
     }
     if (this.queued) {
       this.app.queue.remove(this.queued);
@@ -455,7 +461,8 @@ const DONE = 2;
 /** One try of an exchange on one machine. */
 class Attempt {
   readonly upstream: UpstreamSide<ClientRequest>;
-  private upRes: UpstreamSide<IncomingMessage> | undefined = undefined;
+  /** The machine's answer being relayed. */
+  upRes: UpstreamAnswer | undefined = undefined;
   private phase = WAITING;
   private settled = false;
   private readonly started: number;
@@ -523,8 +530,10 @@ class Attempt {
         return;
       }
     }
+    let encoding: Encoding | undefined;
     try {
-      const rules = ex.app.response;
+      const { app } = ex;
+      const rules = app.response;
       const headers = downstreamResponse(
         upRes.rawHeaders,
         ex.fwd.requestId,
@@ -534,6 +543,10 @@ class Attempt {
         rules?.pristine,
       );
       if (rules) applyResponseRules(headers, rules);
+      if (app.compress) {
+        encoding = compressionFor(ex.req.method, ex.req.rawHeaders, status, headers);
+        if (encoding !== undefined) compressedHeaders(headers, encoding);
+      }
       res.writeHead(status, upRes.statusMessage || (STATUS_CODES[status] ?? ""), headers);
     } catch (err) {
       // Node refuses a head it cannot write (e.g. a bad status); treat it as an unreachable machine.
@@ -546,17 +559,45 @@ class Attempt {
     this.phase = RELAYING;
     this.failed = failed;
     // The body is relayed as pipe() would, with backpressure: a client that does not read pauses the machine.
-    const up = upRes as UpstreamSide<IncomingMessage>;
+    const up = upRes as UpstreamAnswer;
     this.upRes = up;
     up[ATTEMPT] = this;
     (res as ClientSide)[ATTEMPT] = this;
     up.on("close", upstreamClosed);
+    if (encoding !== undefined) {
+      this.relayCompressed(up, encoding);
+      return;
+    }
     up.on("data", upstreamData);
     up.on("end", upstreamEnded);
     res.on("drain", clientDrained);
   }
 
   private failed = false;
+
+  /**
+   * Relays the body through a compressor, with backpressure both ways: a compressor that is full
+   * pauses the machine, a client that does not read pauses the compressor. It flushes after each
+   * chunk of the machine's, so a streamed answer is not held back.
+   */
+  private relayCompressed(up: UpstreamAnswer, encoding: Encoding): void {
+    const zip: Compressor = compressor(encoding);
+    up[COMPRESSOR] = zip;
+    zip[ATTEMPT] = this;
+    up.on("data", upstreamDataCompressed);
+    up.on("end", upstreamEndedCompressed);
+    zip.on("data", compressedData);
+    zip.on("drain", compressorDrained);
+    zip.on("end", compressedEnded);
+    zip.on("error", compressorFailed);
+    this.ex.res.on("drain", clientDrainedCompressed);
+  }
+
+  /** The client left before the whole answer: the machine's side is cut, and the compressor freed. */
+  cut(): void {
+    this.upstream.destroy();
+    this.upRes?.[COMPRESSOR]?.destroy();
+  }
 
   /** The machine's answer ended: whole, or cut when the machine went away mid-answer. */
   upstreamClosed(upRes: IncomingMessage): void {
@@ -566,10 +607,11 @@ class Attempt {
     }
     // The client must not take a cut body for a whole one.
     this.settle(!this.ex.clientGone);
+    (upRes as UpstreamAnswer)[COMPRESSOR]?.destroy();
     this.ex.res.destroy();
   }
 
-  /** The client can take more of the body. */
+  /** The client (or the compressor) can take more of the body. */
   drained(): void {
     this.upRes?.resume();
   }
@@ -630,6 +672,38 @@ function upstreamClosed(this: UpstreamSide<IncomingMessage>): void {
 
 function clientDrained(this: ClientSide): void {
   this[ATTEMPT]?.drained();
+}
+
+function upstreamDataCompressed(this: UpstreamAnswer, chunk: Buffer): void {
+  const zip = this[COMPRESSOR];
+  if (zip !== undefined && !zip.write(chunk)) this.pause();
+}
+
+function upstreamEndedCompressed(this: UpstreamAnswer): void {
+  this[COMPRESSOR]?.end();
+}
+
+function compressedData(this: Compressor, chunk: Buffer): void {
+  const attempt = this[ATTEMPT];
+  if (attempt !== undefined && !attempt.ex.res.write(chunk)) this.pause();
+}
+
+function compressorDrained(this: Compressor): void {
+  this[ATTEMPT]?.drained();
+}
+
+function compressedEnded(this: Compressor): void {
+  this[ATTEMPT]?.ex.res.end();
+}
+
+// Not expected (any bytes compress). The client must not take what came for the whole body; its
+// connection closing cuts the machine's side (Exchange.closed), which is not counted against it.
+function compressorFailed(this: Compressor): void {
+  this[ATTEMPT]?.ex.res.destroy();
+}
+
+function clientDrainedCompressed(this: ClientSide): void {
+  this[ATTEMPT]?.upRes?.[COMPRESSOR]?.resume();
 }
 
 function errorCode(err: Error): string {

@@ -36,6 +36,8 @@ export interface AppRoute {
   statics?: AppStatics;
   /** Headers set or removed on its responses (fly.toml http_options.response). Default: none. */
   response?: ResponseRules;
+  /** Its responses are compressed for clients that accept it (fly.toml http_options.compress). Default: no. */
+  compress?: boolean;
 }
 
 /** The proxy's view of routable apps; it may change between any two requests. */

@@ -1,8 +1,8 @@
 import {
   DEFAULT_SCALING,
   imageStaticsOf,
-  type ResponseRules,
-  responseRules,
+  type ProxyHttpOptions,
+  proxyHttpOptions,
   type ScalingSettings,
   scalingSettings,
   staticsSetId,
@@ -30,8 +30,11 @@ export interface RouteBackend {
   region: string;
 }
 
-/** An app the proxy knows: the machines that can serve it now, those it may wake, and its limits. */
-export interface AppRoute {
+/**
+ * An app the proxy knows: the machines that can serve it now, those it may wake, its limits, and its
+ * http_options (ProxyHttpOptions, of the same machine as its limits).
+ */
+export interface AppRoute extends ProxyHttpOptions {
   app: string;
   backends: RouteBackend[];
   /** Its organization's slug: fly-replay crosses between apps of one organization only. */
@@ -170,11 +173,11 @@ export class StreamRouteTable {
     // Newest first; parsing stops at the first machine that has services.
     candidates.sort((a, b) => b.seq - a.seq);
     let settings: ScalingSettings | undefined;
-    let response: ResponseRules | undefined;
+    let options: ProxyHttpOptions = {};
     for (const c of candidates) {
       settings = scalingSettings(c.configJson);
       if (settings) {
-        response = responseRules(c.configJson);
+        options = proxyHttpOptions(c.configJson);
         break;
       }
     }
@@ -187,7 +190,7 @@ export class StreamRouteTable {
       sleeping,
       starting,
       ...(statics ? { statics } : {}),
-      ...(response ? { response } : {}),
+      ...options,
     };
   }
 }
