@@ -1,11 +1,11 @@
-// fly.toml's http_options.compress through a real proxy to real machine stand-ins: what the client
-// gets (checked byte for byte with node's zlib).
+// fly.toml's http_options.compress and idle_timeout through a real proxy to real machine stand-ins:
+// what the client gets (checked byte for byte with node's zlib), and when its connection is closed.
 // The machines' configs are made from fly.toml as a deploy makes them, and one app goes through the
 // MACHINES stream on the run's nats-server to show the route table reads them.
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { type IncomingMessage, request } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
 import { brotliDecompressSync, createBrotliDecompress, gunzipSync, gzipSync, inflateSync } from "node:zlib";
 import { machineConfigFromApp, parseAppConfig, proxyHttpOptions } from "@hangar/config";
 import {
@@ -35,6 +35,9 @@ let port: number;
 
 beforeAll(async () => {
   proxy = createProxy({ routes, region: "ams", logger: createLogger("proxy-test", { level: "silent" }) });
+  // Node's keep-alive timeout (5 s, and 1 s more) would close an idle connection within the bounds
+  // below too: longer here, only idle_timeout can.
+  proxy.server.keepAliveTimeout = 60_000;
   await new Promise<void>((resolve) => proxy.server.listen(0, "127.0.0.1", resolve));
   port = (proxy.server.address() as AddressInfo).port;
 });
@@ -333,6 +336,142 @@ describe("http_options.compress", () => {
     expect(await outcome).toBe("aborted");
     await expect.poll(() => proxy.stats().apps.find((a) => a.app === "zip-dies")?.inFlight).toBe(0);
   });
+});
+
+/** Sends one keep-alive GET on a raw connection and reads its whole answer (Content-Length framed). */
+async function keepAliveGet(socket: Socket, app: string): Promise<string> {
+  socket.write(`GET / HTTP/1.1\r\nHost: ${hostOf(app)}\r\nConnection: keep-alive\r\n\r\n`);
+  let text = "";
+  for (;;) {
+    const [chunk] = (await once(socket, "data")) as [Buffer];
+    text += chunk.toString();
+    const end = text.indexOf("\r\n\r\n");
+    const length = /\r\ncontent-length: (\d+)/i.exec(text);
+    if (end !== -1 && length && text.length >= end + 4 + Number(length[1])) return text;
+  }
+}
+
+async function opened(): Promise<Socket> {
+  const socket = connect(port, "127.0.0.1");
+  await once(socket, "connect");
+  return socket;
+}
+
+/** Resolves with how many ms after `since` the socket closed, or "open" if it has not within `ms`. */
+function closedWithin(socket: Socket, ms: number, since: number): Promise<number | "open"> {
+  if (socket.destroyed) return Promise.resolve(performance.now() - since);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve("open"), ms);
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(performance.now() - since);
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe("http_options.idle_timeout", () => {
+  it("closes an app's idle keep-alive connection after its idle_timeout, and not another app's", async () => {
+    const up = await startUpstream("idle-m");
+    routes.set("idle", [up.backend], optionsFrom("    idle_timeout = 1"));
+    routes.set("no-idle", [up.backend], optionsFrom("    compress = false"));
+    const [idle, kept] = await Promise.all([opened(), opened()]);
+    const [idleAnswer] = await Promise.all([keepAliveGet(idle, "idle"), keepAliveGet(kept, "no-idle")]);
+    const answered = performance.now();
+    expect(idleAnswer).toMatch(/\r\nKeep-Alive: timeout=1\r\n/i);
+    const [idleClosed, keptClosed] = await Promise.all([
+      closedWithin(idle, 10_000, answered),
+      closedWithin(kept, 3_000, answered),
+    ]);
+    console.log(`idle_timeout = 1: closed ${Math.round(Number(idleClosed))} ms after the answer`);
+    expect(idleClosed).not.toBe("open");
+    expect(keptClosed).toBe("open");
+    // Still a working connection.
+    expect(await keepAliveGet(kept, "no-idle")).toMatch(/^HTTP\/1\.1 200 /);
+    kept.destroy();
+  }, 20_000);
+
+  it("never cuts a request in flight, however slow its answer, then closes the connection once idle", async () => {
+    const up = await startUpstream("idle-slow", (req, res) => {
+      req.resume();
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      // Chunks closer than the timeout, then a pause longer than it, for about 3 s in all.
+      let n = 0;
+      const next = () => {
+        n++;
+        if (n === 6) {
+          res.end("done");
+          return;
+        }
+        res.write(`chunk ${n}\n`);
+        setTimeout(next, n === 3 ? 1_500 : 300);
+      };
+      next();
+    });
+    routes.set("idle-slow", [up.backend], optionsFrom("    idle_timeout = 1"));
+    const socket = await opened();
+    const started = performance.now();
+    socket.write(`GET / HTTP/1.1\r\nHost: ${hostOf("idle-slow")}\r\n\r\n`);
+    let text = "";
+    socket.on("data", (c: Buffer) => {
+      text += c.toString();
+    });
+    await expect.poll(() => text.endsWith("0\r\n\r\n") || socket.destroyed, { timeout: 15_000 }).toBe(true);
+    expect(socket.destroyed).toBe(false);
+    expect(text).toContain("chunk 5\n");
+    expect(text).toContain("done");
+    expect(performance.now() - started).toBeGreaterThan(1_500);
+    expect(await closedWithin(socket, 10_000, performance.now())).not.toBe("open");
+  }, 30_000);
+
+  it("closes an upgraded connection with no bytes either way after its idle_timeout, not one in use, nor another app's", async () => {
+    const up = await startUpstream("idle-ws");
+    let upstreamSockets = 0;
+    up.server.on("upgrade", (_req, socket: Socket) => {
+      upstreamSockets++;
+      socket.on("close", () => upstreamSockets--);
+      socket.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n");
+      socket.pipe(socket);
+    });
+    routes.set("idle-ws", [up.backend], optionsFrom("    idle_timeout = 1"));
+    routes.set("ws", [up.backend]);
+    const tunnel = async (app: string): Promise<Socket> => {
+      const req = request({
+        host: "127.0.0.1",
+        port,
+        headers: { host: hostOf(app), connection: "Upgrade", upgrade: "echo" },
+        agent: false,
+      });
+      req.end();
+      const [, socket] = (await once(req, "upgrade")) as [IncomingMessage, Socket];
+      return socket;
+    };
+    const [quiet, busy, other] = await Promise.all([tunnel("idle-ws"), tunnel("idle-ws"), tunnel("ws")]);
+    const opened = performance.now();
+    // One tunnel talks every 300 ms for 3 s: never idle for a second.
+    const talk = (async () => {
+      for (let i = 0; i < 10; i++) {
+        busy.write(`ping ${i}`);
+        const [echoed] = (await once(busy, "data")) as [Buffer];
+        expect(echoed.toString()).toBe(`ping ${i}`);
+        await sleep(300);
+      }
+    })();
+    const [quietClosed, otherClosed] = await Promise.all([
+      closedWithin(quiet, 10_000, opened),
+      closedWithin(other, 3_000, opened),
+    ]);
+    await talk;
+    console.log(`idle_timeout = 1: tunnel closed ${Math.round(Number(quietClosed))} ms after it opened`);
+    expect(quietClosed).not.toBe("open");
+    expect(busy.destroyed).toBe(false);
+    expect(otherClosed).toBe("open");
+    busy.destroy();
+    other.destroy();
+    await expect.poll(() => upstreamSockets).toBe(0);
+    await expect.poll(() => proxy.stats().apps.find((a) => a.app === "idle-ws")?.inFlight ?? 0).toBe(0);
+  }, 20_000);
 });
 
 describe("the route table reads http_options from the machines' configs", () => {

@@ -133,6 +133,8 @@ export class AppState implements Limits {
   response: ResponseRules | undefined = undefined;
   /** Whether its responses are compressed (AppRoute.compress). */
   compress: boolean | undefined = undefined;
+  /** Seconds its client connections may stay idle (AppRoute.idleTimeout); none when undefined. */
+  idleTimeout: number | undefined = undefined;
   soft = DEFAULT_SCALING.softLimit;
   hard = Number.POSITIVE_INFINITY;
   sleeping: readonly SleepingMachine[] = [];
@@ -167,6 +169,7 @@ export class AppState implements Limits {
     this.org = route.org;
     this.response = route.response;
     this.compress = route.compress;
+    this.idleTimeout = route.idleTimeout;
     this.sleeping = route.sleeping ?? NONE;
     this.starting = route.starting ?? NONE;
     this.syncBackends(route.backends);

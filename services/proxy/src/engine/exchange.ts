@@ -29,6 +29,7 @@ import {
   viaFor,
 } from "./headers.js";
 import type { Held } from "./held.js";
+import { closeIdleAfter } from "./idle.js";
 import type { AppMetrics, ReplayResult, RetryReason } from "./metrics.js";
 import type { QueueEntry } from "./queue.js";
 import { type Refusal, refuse } from "./refusal.js";
@@ -108,6 +109,7 @@ export function handleRequest(engine: ProxyEngine, req: IncomingMessage, res: Se
   const ex = new Exchange(engine, req, res, target, fwd, upstream, span);
   (res as ClientSide)[EXCHANGE] = ex;
   res.on("close", clientClosed);
+  if (target.idleTimeout !== undefined) closeIdleAfter(res, target.idleTimeout);
   ex.start();
 }
 

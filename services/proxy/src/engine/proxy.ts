@@ -8,6 +8,7 @@ import type { LimitShare } from "./backends.js";
 import { ProxyEngine } from "./engine.js";
 import { handleRequest } from "./exchange.js";
 import { appFromHost } from "./host.js";
+import { closeIdleAfter } from "./idle.js";
 import type { RouteTable } from "./route-table.js";
 import { handleUpgrade } from "./tunnel.js";
 import type { Waker } from "./waker.js";
@@ -150,8 +151,10 @@ export function createProxy(opts: ProxyOptions): EdgeProxy {
     if (app === undefined) return forward(req, res);
     if (edge?.has(app)) return serveEdge(engine, edge, app, req, res);
     if (statics === undefined || (req.method !== "GET" && req.method !== "HEAD")) return forward(req, res);
-    const set = opts.routes.lookup(app)?.statics;
+    const route = opts.routes.lookup(app);
+    const set = route?.statics;
     if (set === undefined) return forward(req, res);
+    if (route?.idleTimeout !== undefined) closeIdleAfter(res, route.idleTimeout);
     // Fly's headers on the proxy's own answers too, as on its refusals.
     const fwd = engine.forwarding(req);
     const signature: Record<string, string> = { via: fwd.via, "fly-request-id": fwd.requestId };

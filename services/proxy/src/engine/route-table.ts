@@ -38,6 +38,12 @@ export interface AppRoute {
   response?: ResponseRules;
   /** Its responses are compressed for clients that accept it (fly.toml http_options.compress). Default: no. */
   compress?: boolean;
+  /**
+   * Seconds a client connection to it may stay idle (no request in flight, or an upgraded connection
+   * with no bytes either way) before the proxy closes it (fly.toml http_options.idle_timeout).
+   * Default: none (node's keep-alive timeout between requests, none on upgraded connections).
+   */
+  idleTimeout?: number;
 }
 
 /** The proxy's view of routable apps; it may change between any two requests. */

@@ -4,6 +4,7 @@ import type { AppState, BackendState } from "./backends.js";
 import { isRouted, type ProxyEngine } from "./engine.js";
 import { downstreamResponse, type Forwarding, upstreamRequest, viaFor } from "./headers.js";
 import type { Held } from "./held.js";
+import { closeIdleTunnel } from "./idle.js";
 import type { AppMetrics } from "./metrics.js";
 import type { QueueEntry } from "./queue.js";
 import { type Refusal, refuseOnSocket } from "./refusal.js";
@@ -101,8 +102,10 @@ class Tunnel implements Held {
       );
       if (upHead.length > 0) socket.write(upHead);
       if (head.length > 0) upSocket.write(head);
-      // The pool's idle timeout no longer applies: a quiet WebSocket is still a live one.
+      // The pool's idle timeout no longer applies: a quiet WebSocket is still a live one, unless
+      // the app gives one of its own (http_options.idle_timeout), kept on the client's side.
       upSocket.setTimeout(0);
+      if (app.idleTimeout !== undefined) closeIdleTunnel(socket, app.idleTimeout);
       upSocket.on("error", () => upSocket.destroy());
       upSocket.on("close", () => socket.destroy());
       socket.on("close", () => upSocket.destroy());
