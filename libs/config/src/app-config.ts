@@ -299,13 +299,9 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "services.machine_checks",
   "http_service.machine_checks",
   "machine_checks",
-  // http_options.response (headers, pristine) is the proxy's; these are not.
-  "http_service.http_options.compress",
+  // The proxy acts on http_options' response, compress and idle_timeout; it speaks HTTP/1.1 to machines.
   "http_service.http_options.h2_backend",
-  "http_service.http_options.idle_timeout",
-  "services.ports.http_options.compress",
   "services.ports.http_options.h2_backend",
-  "services.ports.http_options.idle_timeout",
   "deploy.seed_command",
   // The proxy serves [[statics]] from the release's image; Fly serves a tigris_bucket from the bucket.
   "statics.tigris_bucket",

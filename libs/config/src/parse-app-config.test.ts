@@ -256,7 +256,7 @@ describe("parseAppConfig", () => {
 });
 
 describe("http_options", () => {
-  it("takes response headers and pristine with no warning, and warns about the options the proxy does not act on", () => {
+  it("takes response headers, pristine, compress and idle_timeout with no warning, and warns about h2_backend", () => {
     const { config, warnings } = parseAppConfig(
       [
         'app = "a"',
@@ -264,6 +264,8 @@ describe("http_options", () => {
         "  internal_port = 8080",
         "  [http_service.http_options]",
         "    compress = true",
+        "    idle_timeout = 600",
+        "    h2_backend = true",
         "  [http_service.http_options.response]",
         "    pristine = true",
         "    [http_service.http_options.response.headers]",
@@ -274,8 +276,9 @@ describe("http_options", () => {
       "fly.toml",
     );
     expect(warnings).toEqual([
-      "fly.toml:5: http_service.http_options.compress is not supported by Hangar (ignored)",
+      "fly.toml:7: http_service.http_options.h2_backend is not supported by Hangar (ignored)",
     ]);
+    expect(config.http_service?.http_options).toMatchObject({ compress: true, idle_timeout: 600 });
     const framing = parseAppConfig(
       'app = "a"\n[http_service.http_options.response.headers]\n  Content-Length = "2"\n',
       "fly.toml",
@@ -314,11 +317,12 @@ describe("http_options", () => {
       "4: http_service.http_options.idle_timeout",
       "9: services[0].ports[0].http_options.idle_timeout",
     ]);
-    // The most a uint32 holds loads.
-    const { config } = parseAppConfig(
+    // The most a uint32 holds loads, with no warning.
+    const { config, warnings } = parseAppConfig(
       'app = "a"\n[http_service.http_options]\n  idle_timeout = 4294967295\n',
       "fly.toml",
     );
     expect(config.http_service?.http_options?.idle_timeout).toBe(4294967295);
+    expect(warnings).toEqual([]);
   });
 });
