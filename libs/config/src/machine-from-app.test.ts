@@ -244,6 +244,8 @@ host_dedication_id = "team-a"
 `);
     expect(releaseCommandGuest(config, [small])).toEqual({ ...small, host_dedication_id: "team-a" });
     expect(releaseCommandGuest(config, []).host_dedication_id).toBe("team-a");
+  });
+});
 
 describe("http_options", () => {
   it("carries compress and idle_timeout into every port, as flyctl does, for the proxy to read back", () => {
