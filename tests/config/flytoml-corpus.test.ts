@@ -35,7 +35,7 @@ const tomlFiles = (dir: string) =>
 const load = (dir: string, file: string): ParsedAppConfig =>
   parseAppConfig(readFileSync(join(dir, file), "utf8"), file);
 
-/** The warnings Hangar documents: a key it loads but does not act on yet, a GPU, or a value read as flyctl reads it. */
+/** The warnings Hangar documents: a key it loads but does not act on yet, or a value read as flyctl reads it. */
 function isDocumentedWarning(warning: string): boolean {
   const unsupported = / ([\w.[\]-]+)(?: \(and \d+ more\))? is not supported by Hangar \(ignored\)$/.exec(
     warning,
@@ -47,7 +47,6 @@ function isDocumentedWarning(warning: string): boolean {
     return UNSUPPORTED_KEYS.includes(asRead);
   }
   return (
-    / asks for a GPU \(.*\): Hangar has no GPU hosts yet$/.test(warning) ||
     / is not one of .*: .* \(ignored\)$/.test(warning) ||
     / has no type: the check is not run \(ignored\)$/.test(warning) ||
     / flyctl reads a bare number here as nanoseconds; /.test(warning)

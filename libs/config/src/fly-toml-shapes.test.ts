@@ -223,7 +223,7 @@ describe("[[vm]] and [[compute]]", () => {
     expect(guest("worker")).toEqual({ cpu_kind: "shared", cpus: 2, memory_mb: 1024 });
   });
 
-  it("loads every VM size flyctl knows, and warns once that GPUs are not there yet", () => {
+  it("loads every VM size flyctl knows, GPU ones without a warning (placement refuses them where no host has a GPU)", () => {
     const { config, warnings } = load('[[vm]]\n  size = "l40s"\n');
     expect(machineConfigFromApp(config, "img").guest).toEqual({
       cpu_kind: "performance",
@@ -232,7 +232,7 @@ describe("[[vm]] and [[compute]]", () => {
       gpus: 1,
       gpu_kind: "l40s",
     });
-    expect(warnings).toEqual(["fly.toml:1: vm[0] asks for a GPU (size l40s): Hangar has no GPU hosts yet"]);
+    expect(warnings).toEqual([]);
   });
 
   it("reports a problem in a [[compute]] table at its own line and name", () => {

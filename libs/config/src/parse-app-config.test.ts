@@ -174,6 +174,15 @@ describe("parseAppConfig", () => {
     ]);
   });
 
+  it("loads the [experimental] keys flyctl reads and does nothing with without a warning; warns about lazy_load_images, as flyctl", () => {
+    const text =
+      '[experimental]\n  enable_consul = true\n  enable_etcd = true\n  auto_rollback = true\n  [experimental.attached.secrets.export]\n    DATABASE_URL = "postgres://db.flycast"\n';
+    expect(parseAppConfig(text, "fly.toml").warnings).toEqual([]);
+    expect(parseAppConfig("[experimental]\n  lazy_load_images = true\n", "fly.toml").warnings).toEqual([
+      "fly.toml:2: experimental.lazy_load_images is not supported by Hangar (ignored)",
+    ]);
+  });
+
   it("warns about a [[statics]] tigris_bucket, which the proxy does not serve, and not about the others", () => {
     const text =
       '[[statics]]\n  guest_path = "/app/public"\n  url_prefix = "/static"\n\n[[statics]]\n  url_prefix = "/assets"\n  tigris_bucket = "my-bucket"\n';

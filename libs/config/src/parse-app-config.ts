@@ -6,7 +6,6 @@ import { normaliseFlyToml } from "./fly-toml-shapes.js";
 import { isFramingHeader } from "./response-headers.js";
 import { STOP_SIGNALS } from "./signals.js";
 import { TomlLocator, type TomlPath } from "./toml-locator.js";
-import { VM_SIZES } from "./vm-sizes.js";
 
 /** One problem in an app config file: where, and what is wrong. */
 export interface AppConfigIssue {
@@ -149,11 +148,6 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
       );
     }
   }
-  const gpu = gpuVm(result.data);
-  if (gpu !== undefined) {
-    const at: TomlPath = ["vm", gpu.index];
-    warn(at, `${displayPath(asWritten(at))} asks for a GPU (${gpu.what}): Hangar has no GPU hosts yet`);
-  }
   return { config: result.data, warnings: byLine(warnings).map((w) => w.text) };
 }
 
@@ -218,17 +212,6 @@ function dropUnknownChoices(raw: Record<string, unknown>): DroppedChoice[] {
     });
   }
   return dropped;
-}
-
-/** The first [[vm]] that asks for a GPU, and how. */
-function gpuVm(config: AppConfig): { index: number; what: string } | undefined {
-  for (const [index, vm] of (config.vm ?? []).entries()) {
-    if (vm.size !== undefined && VM_SIZES[vm.size]?.gpu_kind !== undefined)
-      return { index, what: `size ${vm.size}` };
-    if (vm.gpu_kind !== undefined) return { index, what: `gpu_kind ${vm.gpu_kind}` };
-    if (vm.gpus) return { index, what: `gpus ${vm.gpus}` };
-  }
-  return undefined;
 }
 
 /** Sorted by line, those without one last, so problems read in file order. */

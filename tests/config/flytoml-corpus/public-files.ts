@@ -1,5 +1,5 @@
 // The fly.toml files in public/: where each comes from (also in README.md) and the warnings it loads with.
-// A warning is expected only for a key Hangar documents it does not act on yet (UNSUPPORTED_KEYS, a GPU),
+// A warning is expected only for a key Hangar documents it does not act on yet (UNSUPPORTED_KEYS),
 // or for a key flyctl itself does not recognise (`fly config validate --strict` lists it as unrecognised).
 // Keys old flyctl versions generated and nothing reads (experimental.allowed_public_ports) load silently.
 
@@ -105,7 +105,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "44ab26a7cd0c3f8345887e9e7b9f48a73851eaf5",
     licence: "Apache-2.0",
-    warnings: ["db-postgres-ha.toml:43: experimental.enable_consul is not supported by Hangar (ignored)"],
+    warnings: [],
   },
   {
     file: "db-supavisor.toml",
@@ -168,9 +168,7 @@ export const PUBLIC_FILES: PublicFile[] = [
     path: "fly.toml",
     commit: "701024d497ba62853b296550e022df5f1d229e52",
     licence: "MIT",
-    warnings: [
-      "gpu-ollama-open-webui.toml:27: vm[0] asks for a GPU (gpu_kind l40s): Hangar has no GPU hosts yet",
-    ],
+    warnings: [],
   },
   {
     file: "rails-litestream.toml",
