@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
   CommandHandler,
   ConcurrencyError,
@@ -91,6 +91,35 @@ describe("append", () => {
     expect(short.events.map((e) => e.event)).toEqual([inc(7), inc(8)]);
     const bounded = await store.readAggregate(stream, "tail", seqs[1], seqs[7]);
     expect(bounded.events.map((e) => e.seq)).toEqual(seqs.slice(2, 8));
+  });
+
+  it("reads through the stream's leader what a direct get does not find (a replica behind, allow_direct)", async () => {
+    const id = "lagging";
+    const seqs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await store.append(stream, id, [inc(i)], {
+        expectedSeq: seqs.at(-1) ?? 0,
+        commandId: `l${i}`,
+      });
+      seqs.push(r.seq);
+    }
+    // A replica that answers direct gets but has not stored these messages yet: every direct get by
+    // sequence (and next-by-subject) finds nothing; last-by-subject is answered as before.
+    const direct = store.jsm.direct;
+    const real = direct.getMessage.bind(direct);
+    const spy = vi
+      .spyOn(direct, "getMessage")
+      .mockImplementation(async (name, query) => ("seq" in query ? null : real(name, query)));
+    try {
+      const read = await store.readAggregate(stream, id);
+      expect(read.events.map((e) => e.event)).toEqual([inc(0), inc(1), inc(2)]);
+      expect(read.lastSeq).toBe(seqs[2]);
+      expect((await store.readMessage(stream, seqs[1] as number)).map((e) => e.event)).toEqual([inc(1)]);
+      expect(spy).toHaveBeenCalled();
+    } finally {
+      spy.mockRestore();
+    }
+    await expect(store.readMessage(stream, 10_000_000)).rejects.toThrow(/no message 10000000/);
   });
 
   it("rejects an append on a stale sequence with ConcurrencyError carrying expected and actual", async () => {
