@@ -94,6 +94,9 @@ export interface HostAgentOptions {
  * match (reconcile), and records starts, exits, suspensions and check results as events on the
  * machine's own subject. After a crash it adopts what still runs and never starts a second copy.
  */
+/** How many times a check result is recorded before it is given up (the check's next change is recorded). */
+const CHECK_RECORD_ATTEMPTS = 5;
+
 export class HostAgent {
   private readonly view: MachinesView;
   /** Every host, for the underlay addresses 6PN routes go via. */
@@ -108,6 +111,8 @@ export class HostAgent {
   /** Per machine: a reconcile in progress, and whether another pass was asked for meanwhile. */
   private readonly busy = new Map<string, { again: boolean }>();
   private readonly checks = new CheckSupervisor();
+  /** The command id of each machine check's latest result (`<machine>/<check>`), while recording it. */
+  private readonly latestCheck = new Map<string, string>();
   private readonly subs: Subscription[] = [];
   /** Unsubscribes from the driver's exits and log lines: the driver outlives a stopped agent. */
   private readonly driverListeners: Array<() => void> = [];
@@ -528,11 +533,32 @@ export class HostAgent {
 
   private ensureChecks(m: ExistingMachine, proc: { privateIp: string; port: number }): void {
     this.checks.ensure(m, proc, (name, status, output) => {
-      void this.record(
-        m,
-        { type: "RecordCheck", name, status, output },
-        `check-${name}-${status}-${Date.now()}`,
-      );
+      const key = `${m.machineId}/${name}`;
+      const commandId = `check-${name}-${status}-${Date.now()}`;
+      this.latestCheck.set(key, commandId);
+      // A result that cannot be recorded now (NATS away for a moment) is tried again, a few times,
+      // while it is still the check's latest: a check reports changes only, and a lost "passing"
+      // would leave a deploy waiting. It never ends the agent.
+      const attempt = (n: number): void => {
+        const latest = () => this.latestCheck.get(key) === commandId;
+        this.record(m, { type: "RecordCheck", name, status, output }, commandId).then(
+          () => {
+            if (latest()) this.latestCheck.delete(key);
+          },
+          (err: unknown) => {
+            if (n < CHECK_RECORD_ATTEMPTS && latest()) {
+              setTimeout(() => attempt(n + 1), n * 1_000).unref();
+              return;
+            }
+            if (latest()) this.latestCheck.delete(key);
+            this.opts.logger.warn(
+              { err, machine: m.machineId, check: name, status },
+              "check result not recorded",
+            );
+          },
+        );
+      };
+      attempt(1);
     });
   }
 

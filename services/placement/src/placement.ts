@@ -123,13 +123,26 @@ export class Placement {
     });
     machines.subscribe((c) => {
       if (c.live && c.state.status === "destroyed" && c.previous.status !== "destroyed") {
-        void this.release(c.state.hostId, c.state.machineId, "destroyed");
+        // A release that fails (NATS unavailable, a conflict that outlasted its retries) leaves
+        // the room reserved until reconcile() frees it; it must not end the process.
+        const { hostId, machineId } = c.state;
+        this.release(hostId, machineId, "destroyed").catch((err: unknown) =>
+          this.opts.logger.warn(
+            { err, host: hostId, machine: machineId },
+            "release of a destroyed machine's room failed; the next reconcile frees it",
+          ),
+        );
       }
     });
     volumes.subscribe((c) => {
       const v = c.state;
       if (c.live && v && (v.state === "destroyed" || v.state === "failed") && c.previous?.state !== v.state) {
-        void this.releaseVolume(v.host_id, v.id);
+        this.releaseVolume(v.host_id, v.id).catch((err: unknown) =>
+          this.opts.logger.warn(
+            { err, host: v.host_id, volume: v.id },
+            "release of a volume's room failed; the next reconcile frees it",
+          ),
+        );
       }
     });
     this.handler = new CommandHandler(opts.store, hostsStream, hostDecider);
