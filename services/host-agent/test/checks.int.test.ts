@@ -91,6 +91,32 @@ describe("runChecks", () => {
     expect(requests[0]?.headers["x-check"]).toBe("a, b");
   });
 
+  it("http: a path, method or header Node cannot send makes the check critical, saying so, and ends nothing", async () => {
+    const { port, requests } = await statusServer();
+    const changes = watch(
+      {
+        spaced: { type: "http", interval: "50ms", timeout: "1s", path: "/health check" },
+        method: { type: "http", interval: "50ms", timeout: "1s", method: "GE T" },
+        header: {
+          type: "http",
+          interval: "50ms",
+          timeout: "1s",
+          headers: [{ name: "X-Bad", values: ["a\nb"] }],
+        },
+      },
+      port,
+    );
+    await waitFor("three results", () => (changes.length >= 3 ? changes : undefined));
+    for (const name of ["spaced", "method", "header"]) {
+      const change = changes.find((c) => c.name === name);
+      expect(change?.status, name).toBe("critical");
+      expect(change?.output, name).toMatch(/^the check cannot be sent: /);
+    }
+    // Rounds go on (the process lives); nothing reached the server.
+    await sleep(200);
+    expect(requests).toHaveLength(0);
+  });
+
   it("http: a server that does not answer in time is critical", async () => {
     const server = createServer(() => {});
     servers.push(server);

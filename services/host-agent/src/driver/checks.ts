@@ -104,9 +104,15 @@ export function runChecks(
       if (result.status === "passing") passed = true;
       const next = passed ? p.intervalMs : Math.min(retryMs, p.intervalMs);
       retryMs *= 2;
-      schedule(next, () => void round());
+      schedule(next, run);
     };
-    schedule(p.graceMs, () => void round());
+    // A round never rejects (a probe resolves its failures); should one, the check is stopped and
+    // said to be critical rather than the agent ended.
+    const run = () =>
+      void round().catch((err: unknown) => {
+        if (!stopper.signal.aborted) onChange(p.name, "critical", `the check failed: ${String(err)}`);
+      });
+    schedule(p.graceMs, run);
   }
 
   return {
@@ -181,14 +187,22 @@ function httpProbe(name: string, check: CheckDefinition, timeoutMs: number): Pla
         rejectUnauthorized: !check.tls_skip_verify,
         ...(check.tls_server_name ? { servername: check.tls_server_name } : {}),
       };
-      const req = request(options, (res) => {
-        const code = res.statusCode ?? 0;
-        res.destroy();
-        resolve({
-          status: code >= 200 && code < 400 ? "passing" : "critical",
-          output: `HTTP ${code} ${res.statusMessage ?? ""}`.trimEnd(),
+      let req: ReturnType<typeof request>;
+      try {
+        req = request(options, (res) => {
+          const code = res.statusCode ?? 0;
+          res.destroy();
+          resolve({
+            status: code >= 200 && code < 400 ? "passing" : "critical",
+            output: `HTTP ${code} ${res.statusMessage ?? ""}`.trimEnd(),
+          });
         });
-      });
+      } catch (err) {
+        // Node refuses a path, method or header it cannot send (a space in the path, say), at once:
+        // the app's config is wrong, and the check says so rather than ending the agent.
+        resolve({ status: "critical", output: `the check cannot be sent: ${(err as Error).message}` });
+        return;
+      }
       req.once("error", (err) =>
         resolve({
           status: "critical",
