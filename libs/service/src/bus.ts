@@ -4,6 +4,7 @@ import {
   ClosedConnectionError,
   DrainingConnectionError,
   headers,
+  type Msg,
   type NatsConnection,
   NoRespondersError,
   RequestError,
@@ -100,6 +101,29 @@ function replyError(e: unknown, subject: string): { code: DomainErrorCode; messa
 }
 
 /**
+ * Sends a command's answer. One larger than the connection's max_payload cannot be sent (the client
+ * throws at once): the requester gets a refusal that says so instead, and the service goes on.
+ */
+function respondOk(msg: Msg, subject: string, ok: unknown): void {
+  const body = encoder.encode(JSON.stringify({ ok }));
+  try {
+    msg.respond(body);
+  } catch {
+    const message = `the answer to ${subject} (${body.length} bytes) is larger than the messaging allows; ask for less`;
+    respond(msg, encoder.encode(JSON.stringify({ error: { code: "invalid_argument", message } })));
+  }
+}
+
+/** Sends a reply; one that cannot go (the connection closed meanwhile) is dropped: the requester times out. */
+function respond(msg: Msg, body: Uint8Array): void {
+  try {
+    msg.respond(body);
+  } catch {
+    // Nothing to tell the requester with.
+  }
+}
+
+/**
  * Serves commands on a subject in a queue group, so instances share the work. The handler's result
  * is the reply; a thrown error with a string `code` is sent back as that code.
  */
@@ -137,14 +161,14 @@ export function serveCommands<Q, R>(
         .then(() => context.with(active, () => handle(payload, msg.subject)))
         .then(
           (ok) => {
-            msg.respond(encoder.encode(JSON.stringify({ ok })));
+            respondOk(msg, subject, ok);
             span.end();
           },
           (e: unknown) => {
             span.setStatus({ code: SpanStatusCode.ERROR, message: String(e) });
             const error = replyError(e, subject);
             if (error.code === "internal") onInternalError(e);
-            msg.respond(encoder.encode(JSON.stringify({ error })));
+            respond(msg, encoder.encode(JSON.stringify({ error })));
             span.end();
           },
         );

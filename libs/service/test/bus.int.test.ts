@@ -34,6 +34,19 @@ describe("commands over NATS", () => {
     sub.unsubscribe();
   });
 
+  it("refuses an answer larger than the server's max_payload, saying so, and goes on serving", async () => {
+    const s = subject("huge");
+    const sub = serveCommands<{ big: boolean }, { text: string }>(nc, s, "q", async ({ big }) => ({
+      text: "x".repeat(big ? (nc.info?.max_payload ?? 1 << 20) : 3),
+    }));
+    const err = await failure(sendCommand(nc, s, { big: true }));
+    expect(err.code).toBe("invalid_argument");
+    expect(err.message).toMatch(/is larger than the messaging allows; ask for less$/);
+    // The subscription is still there: the next request is answered.
+    expect(await sendCommand(nc, s, { big: false })).toEqual({ text: "xxx" });
+    sub.unsubscribe();
+  });
+
   it("passes a refusal's platform code back, terminal", async () => {
     const s = subject("refused");
     const sub = serveCommands(nc, s, "q", async () => {
