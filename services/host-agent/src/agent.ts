@@ -94,7 +94,7 @@ export interface HostAgentOptions {
  * match (reconcile), and records starts, exits, suspensions and check results as events on the
  * machine's own subject. After a crash it adopts what still runs and never starts a second copy.
  */
-/** How many times a check result is recorded before it is given up (the check's next change is recorded). */
+/** How many times a check result or an exit is recorded before it is given up and logged. */
 const CHECK_RECORD_ATTEMPTS = 5;
 
 export class HostAgent {
@@ -212,7 +212,7 @@ export class HostAgent {
       "adopted machines that survived the last agent",
     );
     this.driverListeners.push(
-      opts.driver.onExit((machineId, exit) => this.onExit(machineId, exit)),
+      opts.driver.onExit((machineId, exit) => this.recordExit(machineId, exit, 1)),
       opts.driver.onLog((machineId, entry) => {
         const m = this.mine(machineId);
         if (m)
@@ -504,6 +504,21 @@ export class HostAgent {
     );
     const now = this.view.get(machineAggregateId(m.app, m.machineId));
     if (now && now.status === "started") this.ensureChecks(now, proc);
+  }
+
+  /**
+   * Records a machine's exit. One that cannot be recorded now (NATS away for a moment) must not end
+   * the agent: it is tried again (the records are idempotent), a few times, then left to the next
+   * reconcile of the machine, which finds its process gone.
+   */
+  private recordExit(machineId: string, exit: ExitInfo, attempt: number): void {
+    this.onExit(machineId, exit).catch((err: unknown) => {
+      if (attempt < CHECK_RECORD_ATTEMPTS && !this.stopped) {
+        setTimeout(() => this.recordExit(machineId, exit, attempt + 1), attempt * 1_000).unref();
+        return;
+      }
+      this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
+    });
   }
 
   private async onExit(machineId: string, exit: ExitInfo): Promise<void> {

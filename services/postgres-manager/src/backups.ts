@@ -132,7 +132,14 @@ export class PostgresBackups {
     try {
       for (const c of this.ops.allClusters()) {
         if (c.status !== "ready") continue;
-        await this.failAbandoned(c);
+        // Recording a backup as failed may not go through now (NATS away): the next round tries
+        // again; it must not end the manager.
+        await this.failAbandoned(c).catch((err: unknown) =>
+          this.ops.opts.logger.warn(
+            { err, cluster: c.cluster },
+            "backups left running by an earlier manager not recorded failed yet",
+          ),
+        );
         for (const m of orderedMembers(c)) {
           if (!this.leader) return;
           const at = await this.endpoint(c.cluster, m.id).catch(() => undefined);
