@@ -91,8 +91,18 @@ export async function startEdgeDev(options: EdgeDevOptions): Promise<EdgeDevServ
           // node:http takes repeated headers (set-cookie) as one flat list of names and values.
           const headers = answer.headers.filter(([name]) => !FRAMING.has(name.toLowerCase())).flat();
           headers.push("content-length", String(answer.body.byteLength));
-          if (answer.statusText) res.writeHead(answer.status, answer.statusText, headers);
-          else res.writeHead(answer.status, headers);
+          try {
+            if (answer.statusText) res.writeHead(answer.status, answer.statusText, headers);
+            else res.writeHead(answer.status, headers);
+          } catch (err) {
+            // A header or status text node refuses (a newline in a value): the app's fault, said so.
+            options.err(
+              `${req.method} ${req.url}: the app's response cannot be sent: ${(err as Error).message}\n`,
+            );
+            res.writeHead(502, { "content-type": "text/plain" });
+            res.end(`the app's response cannot be sent: ${(err as Error).message}\n`);
+            return;
+          }
           res.end(answer.body);
         },
         (err: unknown) => {

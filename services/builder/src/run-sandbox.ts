@@ -136,7 +136,11 @@ export async function runInSandbox(
   const id = `hangar-build-${randomBytes(8).toString("hex")}`;
   const output = new OutputCollector(opts.onLine);
   // crun delete --force kills the container's processes, once it has created them; crun run then returns.
-  const kill = () => void untilCreated(id, 10_000).then(() => deleteContainer(id));
+  // A kill that fails (crun never created it, a spawn refused) leaves the step to its own end.
+  const kill = () =>
+    void untilCreated(id, 10_000)
+      .then(() => deleteContainer(id))
+      .catch(() => undefined);
   opts.signal?.addEventListener("abort", kill, { once: true });
   try {
     const { exitCode } = await runContainer(id, spec, {

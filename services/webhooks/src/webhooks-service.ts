@@ -471,6 +471,18 @@ export class WebhooksService {
           m.nak(1_000);
         }
       }
-    })();
+    })().catch((err: unknown) => {
+      // The consumer's iterator ended with an error (a refused pull, missed heartbeats): the feed
+      // starts again on the durable consumer a second later, where it was, instead of the
+      // rejection ending the service.
+      if (this.stopped) return;
+      this.opts.logger.warn({ err }, "the webhooks event feed stopped; starting it again");
+      setTimeout(() => {
+        if (!this.stopped)
+          this.startFeed().catch((e: unknown) =>
+            this.opts.logger.error({ err: e }, "the webhooks event feed did not start again"),
+          );
+      }, 1_000).unref();
+    });
   }
 }

@@ -281,7 +281,10 @@ export async function runContainer(
       child.once("error", reject);
       child.once("close", (code, signal) => resolve(code ?? (signal ? 128 : -1)));
     });
-    void untilCreated(id, 10_000).then(() => removeBundle(id).catch(() => {}));
+    // The bundle goes once crun has read it; the finally below removes it in any case.
+    void untilCreated(id, 10_000)
+      .then(() => removeBundle(id))
+      .catch(() => {});
     return { exitCode: await closed };
   } finally {
     await removeBundle(id);

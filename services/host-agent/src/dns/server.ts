@@ -239,7 +239,14 @@ export class InternalDns {
     const udp: DgramSocket = this.sockets.udp;
     void this.answer(msg, rinfo.address, "udp").then(
       (reply) => {
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+        // The socket may have closed meanwhile (the resolver stopping): the query goes unanswered.
+        if (reply) {
+          try {
+            udp.send(reply, rinfo.port, rinfo.address);
+          } catch {
+            // Nothing to answer on.
+          }
+        }
       },
       (err: unknown) => this.opts.logger.warn({ err, source: rinfo.address }, "DNS query failed"),
     );
