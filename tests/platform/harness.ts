@@ -270,7 +270,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
     proxyOpsPort: await freePort(),
     hostCpus: 64,
     hostMemoryMb: 64 * 256,
-    logLevel: "warn",
+    // HANGAR_TEST_LOG_LEVEL=debug keeps the services' debug lines (with HANGAR_KEEP_TEST_HOME, in <home>/logs).
+    logLevel: process.env.HANGAR_TEST_LOG_LEVEL || "warn",
     dirImageRoots: [helloDir],
     secretsKeyFile,
     ...platformOpts,

@@ -40,6 +40,23 @@ describe("network namespace addresses", () => {
     expect(machineEnd("172.30.1.5")).toBe("172.30.1.6");
   });
 
+  it("passes over the host's other claims to the first free address, and keeps a machine's own", async () => {
+    claims = mkdtempSync(join(tmpdir(), "hangar-claims-"));
+    const options = { claimsDir: claims, cidr: "10.201.0.0/16" };
+    const none = new Set<string>();
+    const taken: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const ip = await claimNetnsAddress(`other-${i}`, none, undefined, options);
+      taken.push(ip as string);
+    }
+    expect(new Set(taken).size).toBe(300);
+    expect(taken.at(-1)).toBe("10.201.4.174");
+    expect(await claimNetnsAddress("m1", none, undefined, options)).toBe("10.201.4.178");
+    // Its own claim, asked for again, and another machine's, asked for: the own kept, the other not.
+    expect(await claimNetnsAddress("m1", none, "10.201.4.178", options)).toBe("10.201.4.178");
+    expect(await claimNetnsAddress("m2", none, "10.201.0.2", options)).toBe("10.201.4.182");
+  });
+
   it("claims from the host's machine CIDR, and says when it is full", async () => {
     claims = mkdtempSync(join(tmpdir(), "hangar-claims-"));
     const none = new Set<string>();

@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { isIPv4 } from "node:net";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -83,7 +83,8 @@ export interface ClaimOptions {
  * `preferred`, if it is free or already the machine's). A claim is a file created with O_EXCL, so
  * agents of different state folders, or two platforms on one host, never hand out the same /30.
  * Addresses some veth of the host's namespace already holds (a namespace left by an older agent) are
- * skipped too.
+ * skipped too. The folder is listed once and claimed addresses are passed over without being read:
+ * a start costs the same with thousands of machines on the host as with none.
  */
 export async function claimNetnsAddress(
   machineId: string,
@@ -94,18 +95,26 @@ export async function claimNetnsAddress(
   const claimsDir = options.claimsDir ?? CLAIMS_DIR;
   const block = machineBlock(options.cidr ?? DEFAULT_MACHINE_CIDR);
   await mkdir(claimsDir, { recursive: true });
-  const onHost = await hostVethAddresses(options.hostNs);
-  const candidates = preferred ? [preferred] : [];
-  for (let i = 0; i < block.subnets; i++) candidates.push(machineAddress(block, i));
-  for (const ip of candidates) {
-    if (ip !== preferred && (skip.has(ip) || onHost.has(ip))) continue;
+  const [onHost, claimed] = await Promise.all([
+    hostVethAddresses(options.hostNs),
+    readdir(claimsDir).then((names) => new Set(names)),
+  ]);
+  /** Whether the machine holds `ip` now: claimed by this call, or already its own. */
+  const claim = async (ip: string): Promise<boolean> => {
     try {
       await writeFile(join(claimsDir, ip), machineId, { flag: "wx" });
-      return ip;
+      return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      if ((await claimOwner(claimsDir, ip)) === machineId) return ip;
+      return (await claimOwner(claimsDir, ip)) === machineId;
     }
+  };
+  if (preferred !== undefined && (await claim(preferred))) return preferred;
+  for (let i = 0; i < block.subnets; i++) {
+    const ip = machineAddress(block, i);
+    if (ip === preferred || skip.has(ip) || onHost.has(ip) || claimed.has(ip)) continue;
+    // Lost only to a claim made since the listing: the next one is tried.
+    if (await claim(ip)) return ip;
   }
   return null;
 }

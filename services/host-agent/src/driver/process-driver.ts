@@ -79,7 +79,7 @@ export interface ProcessDriverOptions {
   suspendTimeoutMs?: number;
   /** The bound of each machine's kept output file (one older file stays) and raw output files; default 1 MiB. */
   logBytes?: number;
-  logger?: Pick<Logger, "warn">;
+  logger?: Pick<Logger, "warn" | "debug">;
   /**
    * false runs machines without the hardening (no user namespace, every capability, no seccomp): only
    * for `pnpm bench machines`, which measures what the hardening costs. Default true.
@@ -161,7 +161,7 @@ export class ProcessDriver {
   readonly #pollMs: number;
   readonly #suspendTimeoutMs: number;
   readonly #parts: MachineParts;
-  readonly #logger: Pick<Logger, "warn">;
+  readonly #logger: Pick<Logger, "warn" | "debug">;
   readonly #machines = new Map<string, Tracked>();
   /** Machines a start, adoption or destroy is working on. */
   readonly #busy = new Set<string>();
@@ -475,9 +475,14 @@ export class ProcessDriver {
   async #spawn(run: RunSetup): Promise<RunningMachine> {
     const { spec } = run;
     const { machineId } = spec;
+    const t0 = performance.now();
+    const ms: Record<string, number> = {};
+    const since = (from: number) => Math.round((performance.now() - from) * 10) / 10;
     const prepare = async (part: MachinePart) => {
+      const started = performance.now();
       try {
         await part.prepare(run);
+        ms[part.name] = since(started);
       } catch (err) {
         if (err instanceof MachineStartError) throw err;
         throw new MachineStartError(
@@ -510,6 +515,8 @@ export class ProcessDriver {
       FLY_PRIVATE_IP: privateIpv6 || privateIp,
     };
     const containerId = containerIdOf(this.#stateDir, machineId);
+    ms.parts = since(t0);
+    const spawning = performance.now();
     let machine: RunningMachine;
     let ended: Promise<void>;
     try {
@@ -524,7 +531,14 @@ export class ProcessDriver {
     }
     // A signal from outside reaches a namespace's init only once it handles it: start returns when
     // the init has forked the app, so a stop or signal right after it is not lost.
+    ms.spawned = since(spawning);
+    const forking = performance.now();
     await Promise.race([untilInitForked(containerId, BUNDLE_WAIT_MS), ended]);
+    ms.init_forked = since(forking);
+    ms.total = since(t0);
+    // Where a start's time went: each part's preparation (the chains run at once), the spawn of the
+    // wrapper and crun until the pid is recorded, then the wait for the init to fork the app.
+    this.#logger.debug({ machineId, ms }, "machine start timings");
     return { ...machine };
   }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -44,5 +44,28 @@ describe("AddressPart", () => {
     const run = runSetup(stateDir, "a", { privateIp: "127.77.9.9", port: 4321 });
     await part.prepare(run);
     expect([run.privateIp, run.port]).toEqual(["127.77.9.9", 4321]);
+  });
+
+  it("gives a machine whose start died before its run record the namespace address it claimed, and frees it on release", async () => {
+    const claims = join(stateDir, "claims");
+    const network = { machineCidr: "10.200.8.0/24", netns: undefined };
+    const spec = { sandbox: { image: "hello@sha256:1", lowers: [], user: "", network: "netns" as const } };
+    const first = runSetup(stateDir, "a", spec);
+    // Launch makes the machine's folder before any part prepares.
+    await first.dir.prepareRun();
+    await new AddressPart(stateDir, "127.0.0.1", () => false, network, claims).prepare(first);
+    expect(first.privateIp).toBe("10.200.8.2");
+    // A new agent (nothing in memory, no run.json): the same address, no second claim.
+    const part = new AddressPart(stateDir, "127.0.0.1", () => false, network, claims);
+    const again = runSetup(stateDir, "a", spec);
+    await part.prepare(again);
+    expect(again.privateIp).toBe("10.200.8.2");
+    const other = runSetup(stateDir, "b", spec);
+    await other.dir.prepareRun();
+    await part.prepare(other);
+    expect(other.privateIp).toBe("10.200.8.6");
+    expect((await readdir(claims)).sort()).toEqual(["10.200.8.2", "10.200.8.6"]);
+    await new AddressPart(stateDir, "127.0.0.1", () => false, network, claims).release(teardownOf(again));
+    expect(await readdir(claims)).toEqual(["10.200.8.6"]);
   });
 });

@@ -1,9 +1,21 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import type { HostNetwork } from "../../network/host-network.js";
 import { nextPrivateIp, probePort } from "../address.js";
 import { MachineStartError } from "../errors.js";
 import { claimNetnsAddress, DEFAULT_MACHINE_CIDR, isNetnsAddress, releaseNetnsAddress } from "../netns.js";
 import { listMachineIds, MachineDir } from "../state.js";
 import type { MachinePart, MachineTeardown, RunSetup } from "./part.js";
+
+/** The machine folder's note of the namespace address it claimed, written before anything else records it. */
+const CLAIM_NOTE = "netns-address";
+
+async function readClaimNote(machineDir: string): Promise<string | undefined> {
+  return readFile(join(machineDir, CLAIM_NOTE), "utf8").then(
+    (ip) => ip.trim() || undefined,
+    () => undefined,
+  );
+}
 
 /** A machine's private address and the port its app listens on. */
 export interface MachineAddress {
@@ -31,6 +43,8 @@ export class AddressPart implements MachinePart {
     private readonly hostIp: string,
     private readonly holdsPort: (machineId: string) => boolean,
     private readonly network?: Pick<HostNetwork, "netns" | "machineCidr">,
+    /** Where namespace addresses are claimed (tests); CLAIMS_DIR by default. */
+    private readonly claimsDir?: string,
   ) {}
 
   get #cidr(): string {
@@ -66,12 +80,18 @@ export class AddressPart implements MachinePart {
       const used = new Set(
         [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
       );
+      // A claim made by a start that ended before its run record (the agent died) is the machine's
+      // again, not left behind: its note in the machine's folder says which it was.
+      const noted = kept ?? (await readClaimNote(run.dir.path));
+      const preferred = noted !== undefined && isNetnsAddress(noted, this.#cidr) ? noted : undefined;
       privateIp =
-        (await claimNetnsAddress(machineId, used, kept, {
+        (await claimNetnsAddress(machineId, used, preferred, {
           cidr: this.#cidr,
           ...(this.network?.netns !== undefined ? { hostNs: this.network.netns } : {}),
+          ...(this.claimsDir !== undefined ? { claimsDir: this.claimsDir } : {}),
         })) ?? undefined;
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
+      if (privateIp !== noted) await writeFile(join(run.dir.path, CLAIM_NOTE), privateIp, { mode: 0o600 });
     } else if (privateIp === undefined) {
       const used = new Set([...addresses.values()].map((a) => a.privateIp));
       privateIp = nextPrivateIp(used) ?? undefined;
@@ -105,10 +125,10 @@ export class AddressPart implements MachinePart {
   }
 
   /** Gives up the machine's host-wide claim on a namespace address, and forgets its address. */
-  async release({ machineId }: MachineTeardown): Promise<void> {
-    const address = (await this.load()).get(machineId)?.privateIp;
+  async release({ machineId, dir }: MachineTeardown): Promise<void> {
+    const address = (await this.load()).get(machineId)?.privateIp ?? (await readClaimNote(dir.path));
     // Only a claim the machine holds goes (a loopback address has none), whatever the CIDR is now.
-    if (address) await releaseNetnsAddress(machineId, address);
+    if (address) await releaseNetnsAddress(machineId, address, this.claimsDir);
     this.#addresses?.delete(machineId);
   }
 }
