@@ -200,10 +200,14 @@ describe.runIf(canRun)("host network", () => {
   let b1: MachineLink;
 
   it("puts machines on their org's network and routes it across hosts", async () => {
-    a1 = await addMachine("hna1-", h1, orgA);
-    a3 = await addMachine("hna3-", h1, orgA);
-    b1 = await addMachine("hnb1-", h1, orgB);
-    a2 = await addMachine("hna2-", h2, orgA);
+    // Set up together, as starts that come at once are: each gets its devices and is in the one
+    // firewall that covers them all (the tests below check the org boundary on these machines).
+    [a1, a3, b1, a2] = await Promise.all([
+      addMachine("hna1-", h1, orgA),
+      addMachine("hna3-", h1, orgA),
+      addMachine("hnb1-", h1, orgB),
+      addMachine("hna2-", h2, orgA),
+    ]);
     await network(h1).setRemoteRoutes([{ address: v6(a2), via: h2.underlayIp }]);
     await network(h2).setRemoteRoutes([a1, a3, b1].map((m) => ({ address: v6(m), via: h1.underlayIp })));
     await startIn(netnsName(a2.machineId), ECHO_SERVER, [String(ECHO_PORT)]);

@@ -71,7 +71,9 @@ function orgPrefixOf(address: string): string {
  * firewall (one nftables table per host agent) and forwarding, all in the host's namespace. The kernel
  * is the only record: a restarted agent reads the machines' links back from the namespace (the host
  * ends' /30s and the /128 routes to them) and its remote routes by their protocol number, so what it
- * finds keeps working while it starts. Changes are applied one at a time.
+ * finds keeps working while it starts. Machines' own links are set up side by side; remote routes
+ * change one set at a time; the firewall is rewritten whole, one apply at a time, each apply covering
+ * every change made before it began.
  */
 export class HostNetwork {
   readonly netns: string | undefined;
@@ -85,6 +87,11 @@ export class HostNetwork {
   /** Other hosts' machines' 6PN addresses (the remote routes): the only off-host 6PN sources let into machines. */
   #remotes = new Set<string>();
   #queue: Promise<unknown> = Promise.resolve();
+  /** The firewall apply under way, and the one that callers since it began wait for (firewallSoon). */
+  readonly #firewall: { running: Promise<void> | null; queued: Promise<void> | null } = {
+    running: null,
+    queued: null,
+  };
 
   private constructor(o: HostNetworkOptions) {
     this.netns = o.netns;
@@ -124,37 +131,35 @@ export class HostNetwork {
    * Makes sure the machine's namespace, veth pair, addresses and routes are there (changing only what
    * is missing or wrong), and that the firewall knows it, before its process starts.
    */
-  ensureMachine(link: MachineLink): Promise<void> {
-    return this.#serialized(async () => {
-      const veth = vethName(link.machineId);
-      const entry: FirewallLink = { veth, ipv4: link.ipv4 };
-      if (link.sixpn) {
-        const prefix = orgPrefixOf(link.sixpn.address);
-        if (
-          prefix !== orgPrefixOf(link.sixpn.prefix.split("/")[0] ?? "") ||
-          !link.sixpn.prefix.endsWith("/48")
-        ) {
-          throw new Error(
-            `6PN address ${link.sixpn.address} is not in org prefix ${link.sixpn.prefix} (a /48)`,
-          );
-        }
-        entry.sixpn = { prefix, address: link.sixpn.address };
+  async ensureMachine(link: MachineLink): Promise<void> {
+    const veth = vethName(link.machineId);
+    const entry: FirewallLink = { veth, ipv4: link.ipv4 };
+    if (link.sixpn) {
+      const prefix = orgPrefixOf(link.sixpn.address);
+      if (
+        prefix !== orgPrefixOf(link.sixpn.prefix.split("/")[0] ?? "") ||
+        !link.sixpn.prefix.endsWith("/48")
+      ) {
+        throw new Error(
+          `6PN address ${link.sixpn.address} is not in org prefix ${link.sixpn.prefix} (a /48)`,
+        );
       }
-      await ensureNetns(
-        { machineId: link.machineId, ipv4: link.ipv4, ...(link.sixpn ? { ipv6: link.sixpn.address } : {}) },
-        this.netns,
-      );
-      this.#links.set(veth, entry);
-      await this.#applyFirewall();
-    });
+      entry.sixpn = { prefix, address: link.sixpn.address };
+    }
+    await ensureNetns(
+      { machineId: link.machineId, ipv4: link.ipv4, ...(link.sixpn ? { ipv6: link.sixpn.address } : {}) },
+      this.netns,
+    );
+    this.#links.set(veth, entry);
+    // Machines' own devices are theirs alone: their starts set them up side by side, and the table
+    // is rewritten once for the starts that came together.
+    await this.#firewallSoon();
   }
 
   /** Removes the machine from the firewall, then its namespace and veth pair (with its routes). */
-  removeMachine(machineId: string): Promise<void> {
-    return this.#serialized(async () => {
-      if (this.#links.delete(vethName(machineId))) await this.#applyFirewall();
-      await removeNetns(machineId, this.netns);
-    });
+  async removeMachine(machineId: string): Promise<void> {
+    if (this.#links.delete(vethName(machineId))) await this.#firewallSoon();
+    await removeNetns(machineId, this.netns);
   }
 
   /**
@@ -190,7 +195,7 @@ export class HostNetwork {
       const remotes = new Set(wanted.keys());
       if (remotes.size !== this.#remotes.size || [...remotes].some((a) => !this.#remotes.has(a))) {
         this.#remotes = remotes;
-        await this.#applyFirewall();
+        await this.#firewallSoon();
       }
     });
   }
@@ -208,6 +213,29 @@ export class HostNetwork {
     const next = this.#queue.then(work, work);
     this.#queue = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * Resolves once an apply of the firewall that began after this call has ended. Changes made before
+   * the call are in it (the ruleset is built as an apply begins), and the changes of every caller
+   * waiting meanwhile go in one apply: starts that come together rewrite the table once, not once
+   * each in a row.
+   */
+  #firewallSoon(): Promise<void> {
+    if (this.#firewall.queued) return this.#firewall.queued;
+    const running = this.#firewall.running ?? Promise.resolve();
+    const queued = running
+      .catch(() => undefined)
+      .then(() => {
+        this.#firewall.queued = null;
+        const apply = this.#applyFirewall();
+        this.#firewall.running = apply;
+        return apply.finally(() => {
+          if (this.#firewall.running === apply) this.#firewall.running = null;
+        });
+      });
+    this.#firewall.queued = queued;
+    return queued;
   }
 
   /** Replaces the table with one made from every machine link, in one nft transaction. */
