@@ -110,8 +110,8 @@ async function isMountPoint(path: string): Promise<boolean> {
   });
 }
 
-// overlayfs needs at least one lower dir; an image without layers gets this empty one.
-async function emptyLower(): Promise<string> {
+/** An empty folder, the one lower of an overlay of no layers (overlayfs needs at least one). */
+export async function emptyLower(): Promise<string> {
   const dir = join(tmpdir(), "hangar-empty-lower");
   await mkdir(dir, { recursive: true, mode: 0o755 });
   return dir;

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
@@ -161,9 +161,11 @@ async function keepCompiledSeccomp(id: string): Promise<void> {
 export async function writeBundle(id: string, spec: RuntimeSpec): Promise<string> {
   checkId(id);
   const dir = join(BUNDLE_ROOT, id);
-  await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  await writeFile(join(dir, "config.json"), JSON.stringify(withCompiledSeccomp(id, spec)), { mode: 0o600 });
+  // Synchronously: one small file on a start's path, where each threadpool round trip waits behind
+  // the event loop of a busy agent.
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, "config.json"), JSON.stringify(withCompiledSeccomp(id, spec)), { mode: 0o600 });
   return dir;
 }
 

@@ -25,7 +25,7 @@ export {
 } from "./crun.js";
 export { BUILT_IN_EGRESS_DENY } from "./egress.js";
 export { checked, ipv4ToNumber, numberToIpv4, withDirLock } from "./host-util.js";
-export { chownToRange, idmapMounts, mountIdmappedOverlay } from "./idmap.js";
+export { chownToRange, mountIdmappedOverlay } from "./idmap.js";
 export {
   CONTAINERS_SECCOMP_PROFILE,
   convertProfile,

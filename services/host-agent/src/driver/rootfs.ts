@@ -1,17 +1,6 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
-import {
-  chmod,
-  chown,
-  lstat,
-  mkdir,
-  readFile,
-  readlink,
-  realpath,
-  rm,
-  stat,
-  symlink,
-} from "node:fs/promises";
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync } from "node:fs";
+import { chmod, chown, lstat, mkdir, readFile, readlink, realpath, rm, symlink } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { type IdRange, mountIdmappedOverlay, runTool as run, unmountIfMounted } from "@hangar/oci";
 import { writeJsonAtomic } from "./state.js";
@@ -111,10 +100,10 @@ export async function prepareRootfs(
     await writeJsonAtomic(paths.record, { key: fullKey, lowers: [...lowers] } satisfies RootfsRecord);
   }
   for (const dir of [paths.upper, paths.work]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    await chown(dir, range.hostId, range.hostId);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    chownSync(dir, range.hostId, range.hostId);
   }
-  await machineHome(paths.home, paths.target, range);
+  machineHome(paths.home, paths.target, range);
   await mountIdmappedOverlay({ lowers, upper: paths.upper, work: paths.work, target: paths.target, range });
   return paths.target;
 }
@@ -149,7 +138,7 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
   // Never remove through a bind that is still there: it would reach the app's folder or the host's.
   if (stillMounted(paths.home)) throw new Error(`${paths.home} still has mounts; not removing its root`);
   await rm(paths.target, { recursive: true, force: true });
-  await machineHome(paths.home, paths.target, range);
+  machineHome(paths.home, paths.target, range);
   await chown(paths.target, range.hostId, range.hostId);
   const binds: string[][] = [];
   for (const name of HOST_VIEW) {
@@ -180,13 +169,17 @@ export async function prepareHostView(machineDir: string, appDir: string, range:
   return paths.target;
 }
 
-/** Creates the machine's 0700 folder, owned by its range's root, and its root folder inside. */
-async function machineHome(home: string, target: string, range: IdRange): Promise<void> {
-  await mkdirTraversable(dirname(home));
-  await mkdir(home, { recursive: true, mode: 0o700 });
-  await chmod(home, 0o700);
-  await chown(home, range.hostId, range.hostId);
-  await mkdir(target, { recursive: true, mode: 0o755 });
+/**
+ * Creates the machine's 0700 folder, owned by its range's root, and its root folder inside. A dozen
+ * metadata calls on the host's own folders, made synchronously: on a start's path, each as a
+ * threadpool round trip waited behind a busy event loop (tens of ms each with starts under way).
+ */
+function machineHome(home: string, target: string, range: IdRange): void {
+  mkdirTraversable(dirname(home));
+  mkdirSync(home, { recursive: true, mode: 0o700 });
+  chmodSync(home, 0o700);
+  chownSync(home, range.hostId, range.hostId);
+  mkdirSync(target, { recursive: true, mode: 0o755 });
 }
 
 /** Unmounts everything mounted at or under `path`, deepest first. */
@@ -225,14 +218,14 @@ function stillMounted(path: string): boolean {
  * Permission denied`), and another part may have made a parent first (crun's state dir makes
  * /run/hangar 0700), so which part ran first on a host must not decide whether machines start.
  */
-async function mkdirTraversable(dir: string): Promise<void> {
-  const first = await mkdir(dir, { recursive: true, mode: 0o711 });
+function mkdirTraversable(dir: string): void {
+  const first = mkdirSync(dir, { recursive: true, mode: 0o711 });
   if (first !== undefined) {
-    for (let d = dir; d.length >= first.length; d = dirname(d)) await chmod(d, 0o711);
+    for (let d = dir; d.length >= first.length; d = dirname(d)) chmodSync(d, 0o711);
   }
   for (let d = dirname(dir); d !== dirname(d); d = dirname(d)) {
-    const mode = (await stat(d)).mode & 0o7777;
-    if ((mode & 0o011) !== 0o011) await chmod(d, mode | 0o011);
+    const mode = statSync(d).mode & 0o7777;
+    if ((mode & 0o011) !== 0o011) chmodSync(d, mode | 0o011);
   }
 }
 

@@ -1,6 +1,5 @@
 import { createHash } from "node:crypto";
-import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   CATATONIT,
@@ -51,19 +50,16 @@ export interface SandboxLaunch {
  * Writes the resolv.conf and hosts of a machine on its org's network, as Fly's machines have them:
  * the host's resolver (fdaa::3) answers `.internal` names and forwards the rest, and `fly-local-6pn`
  * names the machine's 6PN address (what an app binds to be reachable only privately). Returns the
- * read-only binds that put them at /etc.
+ * read-only binds that put them at /etc. Written synchronously, as the start's other small files are
+ * (each a threadpool round trip otherwise, waited behind a busy event loop on the start's path).
  */
-async function sixpnNetworkFiles(
-  machineDir: string,
-  machineId: string,
-  address: string,
-): Promise<RuntimeBind[]> {
+function sixpnNetworkFiles(machineDir: string, machineId: string, address: string): RuntimeBind[] {
   const folder = join(machineDir, "etc");
-  await mkdir(folder, { recursive: true, mode: 0o755 });
+  mkdirSync(folder, { recursive: true, mode: 0o755 });
   const resolvConf = join(folder, "resolv.conf");
   const hosts = join(folder, "hosts");
-  await writeFile(resolvConf, `nameserver ${RESOLVER_ADDRESS}\n`, { mode: 0o644 });
-  await writeFile(
+  writeFileSync(resolvConf, `nameserver ${RESOLVER_ADDRESS}\n`, { mode: 0o644 });
+  writeFileSync(
     hosts,
     [
       "127.0.0.1\tlocalhost",
@@ -84,11 +80,11 @@ async function sixpnNetworkFiles(
  * Writes a machine's /etc/hostname (its id, as on Fly, where `cat /etc/hostname` names the machine)
  * and returns the read-only bind that puts it there.
  */
-async function hostnameFile(machineDir: string, machineId: string): Promise<RuntimeBind> {
+function hostnameFile(machineDir: string, machineId: string): RuntimeBind {
   const folder = join(machineDir, "etc");
-  await mkdir(folder, { recursive: true, mode: 0o755 });
+  mkdirSync(folder, { recursive: true, mode: 0o755 });
   const file = join(folder, "hostname");
-  await writeFile(file, `${machineId}\n`, { mode: 0o644 });
+  writeFileSync(file, `${machineId}\n`, { mode: 0o644 });
   return { src: file, dest: HOSTNAME, readOnly: true };
 }
 
@@ -109,13 +105,13 @@ export async function sandboxCommand(
   // On its org's network a machine asks the host's resolver; otherwise, the host's own.
   const networkBinds: RuntimeBind[] =
     sandbox?.network === "netns" && launch.privateIpv6 !== ""
-      ? await sixpnNetworkFiles(launch.machineDir, spec.machineId, launch.privateIpv6)
+      ? sixpnNetworkFiles(launch.machineDir, spec.machineId, launch.privateIpv6)
       : sandbox && existsSync(RESOLV_CONF)
         ? [{ src: RESOLV_CONF, dest: RESOLV_CONF, readOnly: true }]
         : [];
   // A dir: machine sees the host's folders, /etc included: its hostname file stays the host's.
   const binds = sandbox
-    ? [...networkBinds, await hostnameFile(launch.machineDir, spec.machineId), ...launch.binds]
+    ? [...networkBinds, hostnameFile(launch.machineDir, spec.machineId), ...launch.binds]
     : [...networkBinds, ...launch.binds];
   const network: RuntimeNetwork =
     sandbox?.network === "netns"

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import type { Dirent } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { type Dirent, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdir, readdir, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { CgroupRef } from "./cgroup.js";
 import type { LimitsRef } from "./cgroup-limits.js";
@@ -65,11 +65,13 @@ export async function listMachineIds(stateDir: string): Promise<string[]> {
 /** Writes JSON so that readers see the old file or the new one, never a part (tmp + rename). */
 export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.${randomBytes(4).toString("hex")}.tmp`;
+  // Synchronously: a small file, written on a start's path, where each threadpool round trip waits
+  // behind the event loop of a busy agent.
   try {
-    await writeFile(tmp, `${JSON.stringify(value)}\n`, { mode: 0o600 });
-    await rename(tmp, path);
+    writeFileSync(tmp, `${JSON.stringify(value)}\n`, { mode: 0o600 });
+    renameSync(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true });
+    rmSync(tmp, { force: true });
     throw err;
   }
 }
