@@ -58,4 +58,35 @@ describe.runIf(canMakeNetns)("network namespace removal", () => {
       await removeNetns(id, host.netns);
     }
   });
+
+  it("sets a new namespace up over a host end its namespace left behind, and again over one it keeps", async () => {
+    const host = topology?.hosts[0];
+    if (!host) throw new Error("no topology host");
+    const id = `nsleft${process.pid}`;
+    const address = await claimNetnsAddress(id, new Set(), undefined, {
+      cidr: host.machineCidr,
+      hostNs: host.netns,
+    });
+    if (!address) throw new Error("no free namespace address");
+    claimed.push([id, address]);
+    // A host end of the machine's name with no namespace of the machine's: a new set-up replaces it.
+    await topology?.exec(host.netns, [
+      IP,
+      "link",
+      "add",
+      vethName(id),
+      "type",
+      "veth",
+      "peer",
+      "name",
+      `${vethName(id)}p`,
+    ]);
+    await ensureNetns({ machineId: id, ipv4: address }, host.netns);
+    const eth0 = await topology?.exec(netnsName(id), [IP, "-o", "-4", "addr", "show", "dev", "eth0"]);
+    expect(eth0?.stdout).toContain(`${address}/30`);
+    // Ensured again (a restarted agent): the same pair, nothing changed.
+    await ensureNetns({ machineId: id, ipv4: address }, host.netns);
+    const again = await topology?.exec(netnsName(id), [IP, "-o", "-4", "addr", "show", "dev", "eth0"]);
+    expect(again?.stdout).toBe(eth0?.stdout);
+  });
 });

@@ -96,7 +96,7 @@ export async function claimNetnsAddress(
   const block = machineBlock(options.cidr ?? DEFAULT_MACHINE_CIDR);
   await mkdir(claimsDir, { recursive: true });
   const [onHost, claimed] = await Promise.all([
-    hostVethAddresses(options.hostNs),
+    hostVethAddressesOnce(options.hostNs),
     readdir(claimsDir).then((names) => new Set(names)),
   ]);
   /** Whether the machine holds `ip` now: claimed by this call, or already its own. */
@@ -131,6 +131,24 @@ export async function releaseNetnsAddress(
 /** `ip` in namespace `ns` (`-n`), or in the agent's own when undefined. */
 function inNs(ns: string | undefined, args: string[]): string[] {
   return ns === undefined ? args : ["-n", ns, ...args];
+}
+
+/**
+ * Machine addresses whose /30 a veth of the namespace held when this process first asked (the host
+ * end, .1): every veth made since was claimed first, by this agent or another, so only what predates
+ * the claims (a namespace left by an older agent) needs the listing, and a start spawns no `ip` for it.
+ */
+const vethSnapshots = new Map<string, Promise<Set<string>>>();
+
+function hostVethAddressesOnce(hostNs: string | undefined): Promise<Set<string>> {
+  const key = hostNs ?? "";
+  let snapshot = vethSnapshots.get(key);
+  if (snapshot === undefined) {
+    snapshot = hostVethAddresses(hostNs);
+    vethSnapshots.set(key, snapshot);
+    snapshot.catch(() => vethSnapshots.delete(key));
+  }
+  return snapshot;
 }
 
 /** Machine addresses whose /30 a veth of the namespace holds (the host end, .1). */
@@ -238,24 +256,34 @@ export async function ensureNetns(link: NetnsLink, hostNs?: string): Promise<voi
   const veth = vethName(link.machineId);
   const host = hostEnd(link.ipv4);
   const existed = netnsExists(link.machineId);
+  // Not batched with the rest: `ip -n` runs its batch in a mount namespace of its own, where the
+  // namespace's bind mount would stay.
   if (!existed) await ip("netns", "add", ns);
-  const hostPresent = await globalAddresses(hostNs, veth);
+  // A namespace made just now has no pair yet (a pair goes with its namespace, and removeNetns
+  // deletes the host end): only an older namespace's is looked for.
+  const hostPresent = existed ? await globalAddresses(hostNs, veth) : null;
   const created = hostPresent === null;
-  if (created) {
-    // An eth0 whose host end is elsewhere (the host's namespace setting changed) makes way for the new pair.
-    if (existed) await ip("-n", ns, "link", "delete", "eth0").catch(() => undefined);
-    await ip(...inNs(hostNs, ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns]));
-  }
+  // An eth0 whose host end is elsewhere (the host's namespace setting changed) makes way for the new pair.
+  if (created && existed) await ip("-n", ns, "link", "delete", "eth0").catch(() => undefined);
   const machinePresent = created ? [] : ((await globalAddresses(ns, "eth0")) ?? []);
   // No generated link-locals: they would be tentative (DAD) for a second or more; the fixed ones are not.
   const fresh = (dev: string) => (created ? [`link set ${dev} addrgenmode none`] : []);
-  await ipBatch(hostNs, [
+  const hostLines = [
+    ...(created ? [`link add ${veth} type veth peer name eth0 netns ${ns}`] : []),
     ...fresh(veth),
     ...addressLines(veth, hostPresent ?? [], [`${host}/30`]),
     `addr replace ${HOST_END_V6}/64 dev ${veth} nodad`,
     `link set ${veth} up`,
     ...(link.ipv6 ? [`route replace ${link.ipv6}/128 dev ${veth}`] : []),
-  ]);
+  ];
+  try {
+    await ipBatch(hostNs, hostLines);
+  } catch (err) {
+    // A host end left without its namespace (the namespace's file removed by hand): it goes, once.
+    if (existed || !(await linkExists(hostNs, veth))) throw err;
+    await ip(...inNs(hostNs, ["link", "delete", veth]));
+    await ipBatch(hostNs, hostLines);
+  }
   await ipBatch(ns, [
     ...fresh("eth0"),
     ...addressLines("eth0", machinePresent, [`${link.ipv4}/30`, ...(link.ipv6 ? [`${link.ipv6}/128`] : [])]),
