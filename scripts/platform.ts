@@ -4,6 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, type WriteStream } from "node:fs";
 import { mkdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
@@ -219,9 +220,20 @@ function healthPort(name: ServiceName, o: ResolvedOptions): number {
  * tests' global setup builds, bundles and sets it: a service then loads in about a third of the CPU
  * time, with no tsx hooks and no module resolution between it and its code (test platforms start ten).
  * The proxy runs edge apps in isolated-vm isolates, which need Node's --no-node-snapshot on Node 20+.
+ *
+ * HANGAR_PROFILE_SERVICES (names, comma-separated) runs those services under --cpu-prof: each writes
+ * a .cpuprofile into HANGAR_PROFILE_DIR (default: the temp folder) when it exits, for Chrome's
+ * DevTools or speedscope.
  */
 export function serviceArgv(name: ServiceName): string[] {
   const flags = name === "proxy" ? ["--no-node-snapshot"] : [];
+  const profiled = (process.env.HANGAR_PROFILE_SERVICES ?? "").split(",").map((n) => n.trim());
+  if (profiled.includes(name))
+    flags.push(
+      "--cpu-prof",
+      `--cpu-prof-dir=${process.env.HANGAR_PROFILE_DIR || tmpdir()}`,
+      `--cpu-prof-name=${name}.${Date.now()}.cpuprofile`,
+    );
   return process.env.HANGAR_RUN_FROM === "dist"
     ? [...flags, join(repoRoot, "services", name, "bundle", "main.mjs")]
     : [
