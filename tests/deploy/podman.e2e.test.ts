@@ -14,8 +14,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildImages } from "../../scripts/images.js";
 import { type KubePlay, kubePlay, podmanUnavailable } from "../../scripts/kube-play.js";
 import { type HostAgentHandle, startHostAgent } from "../../scripts/platform.js";
-import { releaseNetnsAddress, removeNetns } from "../../services/host-agent/src/driver/netns.js";
-import { listMachineIds, MachineDir } from "../../services/host-agent/src/driver/state.js";
+import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
+import { listMachineIds } from "../../services/host-agent/src/driver/state.js";
 import { removeStateDir } from "../../services/host-agent/test/harness.js";
 import { ApiClient, helloConfig, helloDir } from "../platform/harness.js";
 
@@ -95,11 +95,7 @@ describe.skipIf(unavailable !== undefined)(
         async () => agent?.stop(),
         async () => {
           if (!agent) return;
-          for (const id of await listMachineIds(agent.hostStateDir)) {
-            await removeNetns(id);
-            const address = (await new MachineDir(agent.hostStateDir, id).readRun())?.privateIp;
-            if (address) await releaseNetnsAddress(id, address);
-          }
+          for (const id of await listMachineIds(agent.hostStateDir)) await removeNetns(id);
           await removeStateDir(agent.hostStateDir);
         },
         async () => played?.down(),

@@ -35,8 +35,8 @@ import {
   startPlatform,
   startReplica,
 } from "../../scripts/platform.js";
-import { releaseNetnsAddress, removeNetns } from "../../services/host-agent/src/driver/netns.js";
-import { listMachineIds, MachineDir } from "../../services/host-agent/src/driver/state.js";
+import { removeNetns } from "../../services/host-agent/src/driver/netns.js";
+import { listMachineIds } from "../../services/host-agent/src/driver/state.js";
 import { removeStateDir } from "../../services/host-agent/test/harness.js";
 
 export const helloDir = join(repoRoot, "examples", "hello");
@@ -377,12 +377,8 @@ export async function startTestPlatform(opts: TestPlatformOptions = {}): Promise
       // across a platform restart); a test platform is gone for good, so they go too.
       const stateDirs = [platform.hostStateDir, ...extraAgents.map((agent) => agent.hostStateDir)];
       for (const dir of stateDirs) {
-        for (const id of await listMachineIds(dir)) {
-          await removeNetns(id);
-          // Its host-wide address claim too: claims left by every test platform fill the block.
-          const address = (await new MachineDir(dir, id).readRun())?.privateIp;
-          if (address) await releaseNetnsAddress(id, address);
-        }
+        for (const id of await listMachineIds(dir)) await removeNetns(id);
+        // With their crun state and address claims.
         await removeStateDir(dir);
       }
       await topology.close();

@@ -113,6 +113,8 @@ export class HostAgent {
   private readonly checks = new CheckSupervisor();
   /** The command id of each machine check's latest result (`<machine>/<check>`), while recording it. */
   private readonly latestCheck = new Map<string, string>();
+  /** Machines whose exit the driver reported and this agent is recording (recordExit). */
+  private readonly exitsInFlight = new Set<string>();
   private readonly subs: Subscription[] = [];
   /** Unsubscribes from the driver's exits and log lines: the driver outlives a stopped agent. */
   private readonly driverListeners: Array<() => void> = [];
@@ -333,10 +335,9 @@ export class HostAgent {
         return;
       }
       case "started":
-        if (!proc) {
-          // It died while nobody watched, and its exit left no trace.
-          await this.onExit(m.machineId, { exitCode: null });
-        } else this.ensureChecks(m, proc);
+        // It died while nobody watched, and its exit left no trace.
+        if (!proc) await this.exitUnseen(m.machineId);
+        else this.ensureChecks(m, proc);
         return;
       case "stopping":
       case "replacing":
@@ -347,7 +348,7 @@ export class HostAgent {
           this.checks.stop(m.machineId);
           // A suspended machine is discarded by the stop: killed at once, it never runs again.
           await driver.stop(m.machineId, { signal, timeoutMs: timeoutS * 1000 });
-        } else await this.onExit(m.machineId, { exitCode: null });
+        } else await this.exitUnseen(m.machineId);
         return;
       case "suspending":
         if (proc) {
@@ -357,10 +358,10 @@ export class HostAgent {
           // Resolves once every process is frozen; throws (the machine left running) when they are not.
           await driver.suspend(m.machineId);
           await this.record(m, { type: "RecordSuspended" }, commandId);
-        } else await this.onExit(m.machineId, { exitCode: null });
+        } else await this.exitUnseen(m.machineId);
         return;
       case "suspended":
-        if (!proc) await this.onExit(m.machineId, { exitCode: null });
+        if (!proc) await this.exitUnseen(m.machineId);
         return;
       case "destroying":
         this.checks.stop(m.machineId);
@@ -518,13 +519,30 @@ export class HostAgent {
    * reconcile of the machine, which finds its process gone.
    */
   private recordExit(machineId: string, exit: ExitInfo, attempt: number): void {
-    this.onExit(machineId, exit).catch((err: unknown) => {
-      if (attempt < CHECK_RECORD_ATTEMPTS && !this.stopped) {
-        setTimeout(() => this.recordExit(machineId, exit, attempt + 1), attempt * 1_000).unref();
-        return;
-      }
-      this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
-    });
+    // Until it is recorded, a reconcile of the machine (another event of it, such as a cordon right
+    // after a signal) must not take the missing process for an exit nobody saw: its record, with no
+    // exit code, would take the real one's place (both have the run's command id).
+    this.exitsInFlight.add(machineId);
+    this.onExit(machineId, exit).then(
+      () => this.exitsInFlight.delete(machineId),
+      (err: unknown) => {
+        if (attempt < CHECK_RECORD_ATTEMPTS && !this.stopped) {
+          setTimeout(() => this.recordExit(machineId, exit, attempt + 1), attempt * 1_000).unref();
+          return;
+        }
+        this.exitsInFlight.delete(machineId);
+        this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
+      },
+    );
+  }
+
+  /**
+   * Records the exit of a machine whose process is gone with no exit to report, unless the driver
+   * did report one that is being recorded (recordExit): that record, with its code, moves it on.
+   */
+  private async exitUnseen(machineId: string): Promise<void> {
+    if (this.exitsInFlight.has(machineId)) return;
+    await this.onExit(machineId, { exitCode: null });
   }
 
   private async onExit(machineId: string, exit: ExitInfo): Promise<void> {

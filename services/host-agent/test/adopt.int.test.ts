@@ -113,9 +113,10 @@ describe("adopt", () => {
     const m = await a.start(runSpec("m1", sh("trap 'exit 0' TERM; while :; do sleep 0.05; done")));
     // A SIGTERM before the shell has set its trap would kill it (143): wait for its first sleep.
     await waitFor("the trap", () => (groupMembers(m.pid).length >= 5 ? true : undefined));
-    const stopping = a.stop("m1", { timeoutMs: 30_000 });
+    // Its refusal is awaited from the start: the stop may end before close() does.
+    const stopping = expect(a.stop("m1", { timeoutMs: 30_000 })).rejects.toThrow(DriverClosedError);
     await a.close();
-    await expect(stopping).rejects.toThrow(DriverClosedError);
+    await stopping;
 
     const b = newDriver();
     const { exits } = recordExits(b);

@@ -10,11 +10,15 @@ import {
   cgroupScope,
   MachineCgroup,
 } from "../src/driver/cgroup.js";
+import { deleteContainer } from "@hangar/oci";
 import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { machinePids } from "../src/driver/ps.js";
+import { releaseNetnsAddress } from "../src/driver/netns.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
+import { containerIdOf } from "../src/driver/sandbox.js";
+import { listMachineIds, MachineDir } from "../src/driver/state.js";
 import { waitFor } from "./wait.js";
 
 // Machines run detached and outlive whoever started them, this test process included: every state
@@ -148,6 +152,13 @@ export async function removeStateDir(stateDir: string): Promise<void> {
     if ("limits" in limits) await limits.limits.removeScope(cgroupScope(folder));
     // Never delete through a mounted root filesystem.
     unmountUnder(folder);
+    // What lives outside the folder: crun's state of each machine, and its host-wide address claim
+    // (left by every test otherwise, until the claims fill the machine block).
+    for (const id of await listMachineIds(folder)) {
+      await deleteContainer(containerIdOf(folder, id));
+      const address = (await new MachineDir(folder, id).readRun())?.privateIp;
+      if (address) await releaseNetnsAddress(id, address);
+    }
   }
   await rm(stateDir, { recursive: true, force: true });
   for (const folder of folders) await rm(rootfsMountRoot(folder), { recursive: true, force: true });
