@@ -3,6 +3,7 @@ import { readdirSync, readFileSync, rmdirSync } from "node:fs";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { deleteContainer } from "@hangar/oci";
 import {
   CgroupFreezer,
   type CgroupRef,
@@ -10,12 +11,11 @@ import {
   cgroupScope,
   MachineCgroup,
 } from "../src/driver/cgroup.js";
-import { deleteContainer } from "@hangar/oci";
 import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
+import { releaseNetnsAddress } from "../src/driver/netns.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { machinePids } from "../src/driver/ps.js";
-import { releaseNetnsAddress } from "../src/driver/netns.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
 import { containerIdOf } from "../src/driver/sandbox.js";
 import { listMachineIds, MachineDir } from "../src/driver/state.js";
