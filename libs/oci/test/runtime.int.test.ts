@@ -53,7 +53,7 @@ afterAll(async () => {
 });
 
 /** A fresh root filesystem over the shared layers, idmapped into `range`. */
-async function rootfs(name: string): Promise<{ root: string; upper: string }> {
+async function rootfs(name: string, attach?: "staged"): Promise<{ root: string; upper: string }> {
   const upper = join(work, name, "upper");
   const root = join(work, name, "root");
   await chownToRange(join(work, name), range);
@@ -61,7 +61,14 @@ async function rootfs(name: string): Promise<{ root: string; upper: string }> {
   await chownToRange(upper, range);
   await chownToRange(join(work, name, "work"), range);
   await mkdir(root, { recursive: true });
-  await mountIdmappedOverlay({ lowers, upper, work: join(work, name, "work"), target: root, range });
+  await mountIdmappedOverlay({
+    lowers,
+    upper,
+    work: join(work, name, "work"),
+    target: root,
+    range,
+    ...(attach ? { attach } : {}),
+  });
   roots.push(root);
   return { root, upper };
 }
@@ -135,23 +142,34 @@ describe("the hardened runtime", () => {
     expect(again).toMatchObject(HARDENED_PROBE);
   });
 
-  it("shows root the image's files as its own, and writes land in the upper owned by the range", async () => {
-    const { root, upper } = await rootfs("owner");
-    const { exitCode, out } = await runIn(root, [
-      "sh",
-      "-c",
-      "ls -ln /etc/passwd && echo x > /etc/hangar-written",
-    ]);
-    expect(exitCode, out).toBe(0);
-    expect(out).toMatch(/^-rw-r--r-- 1 0 0 /);
-    const written = await stat(join(upper, "etc", "hangar-written"));
-    expect([written.uid, written.gid]).toEqual([range.hostId, range.hostId]);
-    // Host users cannot reach the unpacked layers (setuid programs and device nodes stay as images hold them).
-    expect((await stat(join(work, "layers"))).mode & 0o777).toBe(0o700);
-    // The shared layer is untouched: still owned by host root, no copy made.
-    expect((await stat(join(lowers[0] as string, "etc", "passwd"))).uid).toBe(0);
-    expect((await exec("findmnt", ["-no", "OPTIONS", root])).stdout).toMatch(/nosuid.*nodev|nodev.*nosuid/);
-  });
+  it.each([
+    ["detached", undefined],
+    ["staged (what a kernel before 6.15 gets)", "staged" as const],
+  ])(
+    "shows root the image's files as its own, and writes land in the upper owned by the range: %s lowers",
+    async (_, attach) => {
+      const name = `owner-${attach ?? "detached"}`;
+      const { root, upper } = await rootfs(name, attach);
+      // Nothing but the overlay is left mounted, and no staging folder is left.
+      const mounts = (await exec("findmnt", ["-rno", "TARGET"])).stdout.split("\n");
+      expect(mounts.filter((m) => m.startsWith(work))).toEqual(roots.filter((r) => mounts.includes(r)));
+      expect((await readdir(join(work, name))).sort()).toEqual(["root", "upper", "work"]);
+      const { exitCode, out } = await runIn(root, [
+        "sh",
+        "-c",
+        "ls -ln /etc/passwd && echo x > /etc/hangar-written",
+      ]);
+      expect(exitCode, out).toBe(0);
+      expect(out).toMatch(/^-rw-r--r-- 1 0 0 /);
+      const written = await stat(join(upper, "etc", "hangar-written"));
+      expect([written.uid, written.gid]).toEqual([range.hostId, range.hostId]);
+      // Host users cannot reach the unpacked layers (setuid programs and device nodes stay as images hold them).
+      expect((await stat(join(work, "layers"))).mode & 0o777).toBe(0o700);
+      // The shared layer is untouched: still owned by host root, no copy made.
+      expect((await stat(join(lowers[0] as string, "etc", "passwd"))).uid).toBe(0);
+      expect((await exec("findmnt", ["-no", "OPTIONS", root])).stdout).toMatch(/nosuid.*nodev|nodev.*nosuid/);
+    },
+  );
 
   it("passes the process's exit status through init and crun", async () => {
     const { root } = await rootfs("status");

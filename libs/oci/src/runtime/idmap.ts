@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { SystemToolError } from "../errors.js";
 import { run } from "../exec.js";
 import { emptyLower, unmountIfMounted } from "../rootfs.js";
@@ -16,15 +17,21 @@ import type { IdRange } from "./spec.js";
  * layer's mount tree (open_tree), detached, and marks the clone idmapped through that namespace and
  * read-only, nosuid, nodev (mount_setattr); then it mounts the overlay with each lower named by its
  * clone's descriptor (/proc/self/fd/N). The overlay keeps its own references to the clones, so
- * nothing is attached anywhere else and nothing is left to unmount: the clones go with the process.
- * open_tree and mount_setattr have the same numbers on every architecture; unshare and mount do not.
+ * nothing is attached anywhere else and nothing is left to unmount. Overlayfs takes detached mounts
+ * as lowers from Linux 6.15 ("fs: allow detached mounts in clone_private_mount()"); an older kernel
+ * refuses them with EINVAL, and the script then attaches each clone to a folder of `$stage`
+ * (move_mount), mounts the overlay over those folders, and detaches them (umount2 MNT_DETACH): the
+ * overlay holds its own copies. open_tree, move_mount and mount_setattr have the same numbers on
+ * every architecture; unshare, mount and umount2 do not.
  */
 const OVERLAY_SCRIPT = `use strict;
-my ($arch, $base, $count, $target, $data, $flags, @lowers) = @ARGV;
+my ($arch, $base, $count, $target, $data, $flags, $stage, $attach, @lowers) = @ARGV;
 my %unshare = (x64 => 272, arm64 => 97, ppc64 => 282, s390x => 303, riscv64 => 97);
 my %mount = (x64 => 165, arm64 => 40, ppc64 => 21, s390x => 21, riscv64 => 40);
+my %umount2 = (x64 => 166, arm64 => 39, ppc64 => 52, s390x => 52, riscv64 => 39);
 my $nr_unshare = $unshare{$arch} // die "idmap: no unshare syscall number for $arch\\n";
 my $nr_mount = $mount{$arch} // die "idmap: no mount syscall number for $arch\\n";
+my $nr_umount2 = $umount2{$arch} // die "idmap: no umount2 syscall number for $arch\\n";
 pipe(my $ready_r, my $ready_w) or die "idmap: pipe: $!\\n";
 pipe(my $done_r, my $done_w) or die "idmap: pipe: $!\\n";
 my $pid = fork() // die "idmap: fork: $!\\n";
@@ -59,7 +66,31 @@ close $done_w;
 waitpid($pid, 0);
 my ($source, $type) = ("overlay", "overlay");
 my $options = "lowerdir=" . join(":", map { "/proc/self/fd/$_" } @fds) . $data;
-syscall($nr_mount, $source, $target, $type, $flags + 0, $options) == 0 or die "idmap: mounting the overlay at $target: $!\\n";
+if ($attach eq "detached") {
+  exit(0) if syscall($nr_mount, $source, $target, $type, $flags + 0, $options) == 0;
+  # EINVAL (22 on Linux): detached lowers are refused (before 6.15).
+  $! + 0 == 22 or die "idmap: mounting the overlay at $target: $!\\n";
+}
+# Before Linux 6.15: each clone attached to a folder of $stage, the overlay over those, then detached.
+mkdir($stage, 0700) or die "idmap: $stage: $!\\n";
+my @points;
+for my $i (0 .. $#fds) {
+  my $point = "$stage/$i";
+  mkdir($point, 0700) or die "idmap: $point: $!\\n";
+  my $empty = "";
+  # move_mount(fd, "", AT_FDCWD, point, MOVE_MOUNT_F_EMPTY_PATH)
+  syscall(429, $fds[$i], $empty, -100, $point, 0x4) == 0 or die "idmap: move_mount $point: $!\\n";
+  push @points, $point;
+}
+$options = "lowerdir=" . join(":", @points) . $data;
+my $mounted = syscall($nr_mount, $source, $target, $type, $flags + 0, $options) == 0;
+my $error = "$!";
+for my $point (@points) {
+  syscall($nr_umount2, $point, 2);
+  rmdir($point);
+}
+rmdir($stage);
+$mounted or die "idmap: mounting the overlay at $target: $error\\n";
 `;
 
 /** mount(2) flags of a machine's root filesystem: MS_NOSUID | MS_NODEV. */
@@ -78,6 +109,12 @@ export async function mountIdmappedOverlay(o: {
   work: string;
   target: string;
   range: IdRange;
+  /**
+   * "detached" (the default): the layers' clones are the overlay's lowers as they are, or, on a
+   * kernel that refuses that, attached to folders first; "staged": attached first in any case (tests
+   * of what kernels before 6.15 do).
+   */
+  attach?: "detached" | "staged";
 }): Promise<void> {
   const upper = resolve(o.upper);
   const work = resolve(o.work);
@@ -98,6 +135,9 @@ export async function mountIdmappedOverlay(o: {
     target,
     `,upperdir=${upper},workdir=${work}`,
     String(ROOTFS_FLAGS),
+    // Made only on a kernel that refuses detached lowers, beside the work folder (same filesystem).
+    join(dirname(work), `.idmap-${randomBytes(6).toString("hex")}`),
+    o.attach ?? "detached",
     ...lowers,
   ];
   const { code, stderr } = await new Promise<{ code: number; stderr: string }>((done, fail) => {
