@@ -113,8 +113,8 @@ export class HostAgent {
   private readonly checks = new CheckSupervisor();
   /** The command id of each machine check's latest result (`<machine>/<check>`), while recording it. */
   private readonly latestCheck = new Map<string, string>();
-  /** Machines whose exit the driver reported and this agent is recording (recordExit). */
-  private readonly exitsInFlight = new Set<string>();
+  /** How many exits the driver reported of each machine are being recorded (recordExit). */
+  private readonly exitsInFlight = new Map<string, number>();
   private readonly subs: Subscription[] = [];
   /** Unsubscribes from the driver's exits and log lines: the driver outlives a stopped agent. */
   private readonly driverListeners: Array<() => void> = [];
@@ -214,7 +214,7 @@ export class HostAgent {
       "adopted machines that survived the last agent",
     );
     this.driverListeners.push(
-      opts.driver.onExit((machineId, exit) => this.recordExit(machineId, exit, 1)),
+      opts.driver.onExit((machineId, exit) => this.recordExit(machineId, exit)),
       opts.driver.onLog((machineId, entry) => {
         const m = this.mine(machineId);
         if (m)
@@ -518,22 +518,27 @@ export class HostAgent {
    * the agent: it is tried again (the records are idempotent), a few times, then left to the next
    * reconcile of the machine, which finds its process gone.
    */
-  private recordExit(machineId: string, exit: ExitInfo, attempt: number): void {
+  private recordExit(machineId: string, exit: ExitInfo): void {
     // Until it is recorded, a reconcile of the machine (another event of it, such as a cordon right
     // after a signal) must not take the missing process for an exit nobody saw: its record, with no
     // exit code, would take the real one's place (both have the run's command id).
-    this.exitsInFlight.add(machineId);
-    this.onExit(machineId, exit).then(
-      () => this.exitsInFlight.delete(machineId),
-      (err: unknown) => {
-        if (attempt < CHECK_RECORD_ATTEMPTS && !this.stopped) {
-          setTimeout(() => this.recordExit(machineId, exit, attempt + 1), attempt * 1_000).unref();
+    this.exitsInFlight.set(machineId, (this.exitsInFlight.get(machineId) ?? 0) + 1);
+    const settled = () => {
+      const left = (this.exitsInFlight.get(machineId) ?? 1) - 1;
+      if (left > 0) this.exitsInFlight.set(machineId, left);
+      else this.exitsInFlight.delete(machineId);
+    };
+    const attempt = (n: number): void => {
+      this.onExit(machineId, exit).then(settled, (err: unknown) => {
+        if (n < CHECK_RECORD_ATTEMPTS && !this.stopped) {
+          setTimeout(() => attempt(n + 1), n * 1_000).unref();
           return;
         }
-        this.exitsInFlight.delete(machineId);
+        settled();
         this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
-      },
-    );
+      });
+    };
+    attempt(1);
   }
 
   /**

@@ -14,6 +14,7 @@ import {
 import { CgroupLimits } from "../src/driver/cgroup-limits.js";
 import type { ExitInfo, MachineRunSpec, ProcessDriver } from "../src/driver/mod.js";
 import { releaseNetnsAddress } from "../src/driver/netns.js";
+import { readClaimNote } from "../src/driver/parts/address.js";
 import { isSameLiveProcess, readProcStat } from "../src/driver/proc.js";
 import { machinePids } from "../src/driver/ps.js";
 import { mountPoints, rootfsMountRoot } from "../src/driver/rootfs.js";
@@ -156,8 +157,9 @@ export async function removeStateDir(stateDir: string): Promise<void> {
     // (left by every test otherwise, until the claims fill the machine block).
     for (const id of await listMachineIds(folder)) {
       await deleteContainer(containerIdOf(folder, id));
-      const address = (await new MachineDir(folder, id).readRun())?.privateIp;
-      if (address) await releaseNetnsAddress(id, address);
+      const dir = new MachineDir(folder, id);
+      for (const address of new Set([(await dir.readRun())?.privateIp, await readClaimNote(dir.path)]))
+        if (address) await releaseNetnsAddress(id, address);
     }
   }
   await rm(stateDir, { recursive: true, force: true });

@@ -79,8 +79,8 @@ export interface ClaimOptions {
 }
 
 /**
- * Claims a machine address in the block for `machineId`, host-wide: the first free one (or
- * `preferred`, if it is free or already the machine's). A claim is a file created with O_EXCL, so
+ * Claims a machine address in the block for `machineId`, host-wide: the first free one (or the
+ * first of `preferred` that is free or already the machine's). A claim is a file created with O_EXCL, so
  * agents of different state folders, or two platforms on one host, never hand out the same /30.
  * Addresses some veth of the host's namespace already holds (a namespace left by an older agent) are
  * skipped too. The folder is listed once and claimed addresses are passed over without being read:
@@ -89,12 +89,27 @@ export interface ClaimOptions {
 export async function claimNetnsAddress(
   machineId: string,
   skip: ReadonlySet<string>,
-  preferred?: string,
+  preferred?: string | readonly string[],
   options: ClaimOptions = {},
 ): Promise<string | null> {
   const claimsDir = options.claimsDir ?? CLAIMS_DIR;
   const block = machineBlock(options.cidr ?? DEFAULT_MACHINE_CIDR);
   await mkdir(claimsDir, { recursive: true });
+  const found = await claimIn(machineId, skip, preferred, options, claimsDir, block);
+  if (found !== null || !vethSnapshots.has(options.hostNs ?? "")) return found;
+  // Full as this agent last listed the host's veths: some may have gone since (another agent's).
+  vethSnapshots.delete(options.hostNs ?? "");
+  return claimIn(machineId, skip, preferred, options, claimsDir, block);
+}
+
+async function claimIn(
+  machineId: string,
+  skip: ReadonlySet<string>,
+  preferred: string | readonly string[] | undefined,
+  options: ClaimOptions,
+  claimsDir: string,
+  block: MachineBlock,
+): Promise<string | null> {
   const [onHost, claimed] = await Promise.all([
     hostVethAddressesOnce(options.hostNs),
     readdir(claimsDir).then((names) => new Set(names)),
@@ -109,10 +124,11 @@ export async function claimNetnsAddress(
       return (await claimOwner(claimsDir, ip)) === machineId;
     }
   };
-  if (preferred !== undefined && (await claim(preferred))) return preferred;
+  const wanted = preferred === undefined ? [] : typeof preferred === "string" ? [preferred] : preferred;
+  for (const ip of wanted) if (await claim(ip)) return ip;
   for (let i = 0; i < block.subnets; i++) {
     const ip = machineAddress(block, i);
-    if (ip === preferred || skip.has(ip) || onHost.has(ip) || claimed.has(ip)) continue;
+    if (wanted.includes(ip) || skip.has(ip) || onHost.has(ip) || claimed.has(ip)) continue;
     // Lost only to a claim made since the listing: the next one is tried.
     if (await claim(ip)) return ip;
   }
@@ -126,6 +142,12 @@ export async function releaseNetnsAddress(
   claimsDir = CLAIMS_DIR,
 ): Promise<void> {
   if ((await claimOwner(claimsDir, ip)) === machineId) await rm(join(claimsDir, ip), { force: true });
+  // Its veth goes with it (destroy): the address is free for this agent's next claims again.
+  for (const snapshot of vethSnapshots.values())
+    snapshot.then(
+      (addresses) => addresses.delete(ip),
+      () => undefined,
+    );
 }
 
 /** `ip` in namespace `ns` (`-n`), or in the agent's own when undefined. */
@@ -137,6 +159,7 @@ function inNs(ns: string | undefined, args: string[]): string[] {
  * Machine addresses whose /30 a veth of the namespace held when this process first asked (the host
  * end, .1): every veth made since was claimed first, by this agent or another, so only what predates
  * the claims (a namespace left by an older agent) needs the listing, and a start spawns no `ip` for it.
+ * An address this process releases leaves it; a block that looks full is listed again.
  */
 const vethSnapshots = new Map<string, Promise<Set<string>>>();
 
@@ -251,7 +274,12 @@ export interface NetnsLink {
  * agent) cuts none of its connections. Namespaces outlive the agent and survive the machine's stops:
  * only destroy removes them.
  */
-export async function ensureNetns(link: NetnsLink, hostNs?: string): Promise<void> {
+export async function ensureNetns(
+  link: NetnsLink,
+  hostNs?: string,
+  /** Runs the host end's changes (the pair, its addresses and the /128 route): the host network serializes them with its other route changes. */
+  hostSide: (work: () => Promise<void>) => Promise<void> = (work) => work(),
+): Promise<void> {
   const ns = netnsName(link.machineId);
   const veth = vethName(link.machineId);
   const host = hostEnd(link.ipv4);
@@ -276,14 +304,16 @@ export async function ensureNetns(link: NetnsLink, hostNs?: string): Promise<voi
     `link set ${veth} up`,
     ...(link.ipv6 ? [`route replace ${link.ipv6}/128 dev ${veth}`] : []),
   ];
-  try {
-    await ipBatch(hostNs, hostLines);
-  } catch (err) {
-    // A host end left without its namespace (the namespace's file removed by hand): it goes, once.
-    if (existed || !(await linkExists(hostNs, veth))) throw err;
-    await ip(...inNs(hostNs, ["link", "delete", veth]));
-    await ipBatch(hostNs, hostLines);
-  }
+  await hostSide(async () => {
+    try {
+      await ipBatch(hostNs, hostLines);
+    } catch (err) {
+      // A host end left without its namespace (the namespace's file removed by hand): it goes, once.
+      if (existed || !(await linkExists(hostNs, veth))) throw err;
+      await ip(...inNs(hostNs, ["link", "delete", veth]));
+      await ipBatch(hostNs, hostLines);
+    }
+  });
   await ipBatch(ns, [
     ...fresh("eth0"),
     ...addressLines("eth0", machinePresent, [`${link.ipv4}/30`, ...(link.ipv6 ? [`${link.ipv6}/128`] : [])]),

@@ -71,9 +71,9 @@ function orgPrefixOf(address: string): string {
  * firewall (one nftables table per host agent) and forwarding, all in the host's namespace. The kernel
  * is the only record: a restarted agent reads the machines' links back from the namespace (the host
  * ends' /30s and the /128 routes to them) and its remote routes by their protocol number, so what it
- * finds keeps working while it starts. Machines' own links are set up side by side; remote routes
- * change one set at a time; the firewall is rewritten whole, one apply at a time, each apply covering
- * every change made before it began.
+ * finds keeps working while it starts. Machines' own links are set up side by side, but their host
+ * ends' changes take turns with the remote routes' (one set at a time); the firewall is rewritten
+ * whole, one apply at a time, each apply covering every change made before it began.
  */
 export class HostNetwork {
   readonly netns: string | undefined;
@@ -146,13 +146,26 @@ export class HostNetwork {
       }
       entry.sixpn = { prefix, address: link.sixpn.address };
     }
-    await ensureNetns(
-      { machineId: link.machineId, ipv4: link.ipv4, ...(link.sixpn ? { ipv6: link.sixpn.address } : {}) },
-      this.netns,
-    );
-    this.#links.set(veth, entry);
-    // Machines' own devices are theirs alone: their starts set them up side by side, and the table
-    // is rewritten once for the starts that came together.
+    const before = this.#links.get(veth);
+    try {
+      // Machines' own devices are theirs alone: their starts set them up side by side. Only the host
+      // end's changes, its /128 route among them, take turns with the remote routes, and the link is
+      // known from then on: setRemoteRoutes never puts another host's route over a local machine's.
+      await ensureNetns(
+        { machineId: link.machineId, ipv4: link.ipv4, ...(link.sixpn ? { ipv6: link.sixpn.address } : {}) },
+        this.netns,
+        (hostSide) =>
+          this.#serialized(async () => {
+            this.#links.set(veth, entry);
+            await hostSide();
+          }),
+      );
+    } catch (err) {
+      if (before) this.#links.set(veth, before);
+      else this.#links.delete(veth);
+      throw err;
+    }
+    // The table is rewritten once for the starts that came together.
     await this.#firewallSoon();
   }
 

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -67,5 +67,27 @@ describe("AddressPart", () => {
     expect((await readdir(claims)).sort()).toEqual(["10.200.8.2", "10.200.8.6"]);
     await new AddressPart(stateDir, "127.0.0.1", () => false, network, claims).release(teardownOf(again));
     expect(await readdir(claims)).toEqual(["10.200.8.6"]);
+  });
+
+  it("takes back the claim its note names over a run record's address another machine holds, and leaves that one alone", async () => {
+    const claims = join(stateDir, "claims");
+    const network = { machineCidr: "10.200.9.0/24", netns: undefined };
+    const spec = { sandbox: { image: "hello@sha256:1", lowers: [], user: "", network: "netns" as const } };
+    const run = runSetup(stateDir, "a", spec);
+    await run.dir.prepareRun();
+    await mkdir(claims, { recursive: true });
+    // The run record says .2 (now another machine's); the note says .6 (a's last claim, made before
+    // its agent died).
+    await writeFile(join(run.dir.path, "run.json"), JSON.stringify({ privateIp: "10.200.9.2", port: 0 }));
+    await writeFile(join(run.dir.path, "netns-address"), "10.200.9.6");
+    await writeFile(join(claims, "10.200.9.2"), "other");
+    await writeFile(join(claims, "10.200.9.6"), "a");
+    const part = new AddressPart(stateDir, "127.0.0.1", () => false, network, claims);
+    await part.prepare(run);
+    expect(run.privateIp).toBe("10.200.9.6");
+    expect((await readdir(claims)).sort()).toEqual(["10.200.9.2", "10.200.9.6"]);
+    expect(await readFile(join(claims, "10.200.9.2"), "utf8")).toBe("other");
+    await part.release(teardownOf(run));
+    expect(await readdir(claims)).toEqual(["10.200.9.2"]);
   });
 });

@@ -10,7 +10,7 @@ import type { MachinePart, MachineTeardown, RunSetup } from "./part.js";
 /** The machine folder's note of the namespace address it claimed, written before anything else records it. */
 const CLAIM_NOTE = "netns-address";
 
-async function readClaimNote(machineDir: string): Promise<string | undefined> {
+export async function readClaimNote(machineDir: string): Promise<string | undefined> {
   return readFile(join(machineDir, CLAIM_NOTE), "utf8").then(
     (ip) => ip.trim() || undefined,
     () => undefined,
@@ -80,10 +80,13 @@ export class AddressPart implements MachinePart {
       const used = new Set(
         [...addresses.entries()].filter(([id]) => id !== machineId).map(([, a]) => a.privateIp),
       );
-      // A claim made by a start that ended before its run record (the agent died) is the machine's
-      // again, not left behind: its note in the machine's folder says which it was.
-      const noted = kept ?? (await readClaimNote(run.dir.path));
-      const preferred = noted !== undefined && isNetnsAddress(noted, this.#cidr) ? noted : undefined;
+      // The note in the machine's folder names its last claim, made before its run record: a start
+      // that ended in between (the agent died) leaves it the machine's, not behind. Then the run
+      // record's address.
+      const noted = await readClaimNote(run.dir.path);
+      const preferred = [...new Set([noted, kept])].filter(
+        (ip): ip is string => ip !== undefined && isNetnsAddress(ip, this.#cidr),
+      );
       privateIp =
         (await claimNetnsAddress(machineId, used, preferred, {
           cidr: this.#cidr,
@@ -92,6 +95,9 @@ export class AddressPart implements MachinePart {
         })) ?? undefined;
       if (privateIp === undefined) throw new MachineStartError(machineId, "no free private address");
       if (privateIp !== noted) await writeFile(join(run.dir.path, CLAIM_NOTE), privateIp, { mode: 0o600 });
+      // An older claim of the machine's that it no longer uses goes (only if it is the machine's).
+      for (const old of preferred)
+        if (old !== privateIp) await releaseNetnsAddress(machineId, old, this.claimsDir);
     } else if (privateIp === undefined) {
       const used = new Set([...addresses.values()].map((a) => a.privateIp));
       privateIp = nextPrivateIp(used) ?? undefined;
@@ -126,9 +132,10 @@ export class AddressPart implements MachinePart {
 
   /** Gives up the machine's host-wide claim on a namespace address, and forgets its address. */
   async release({ machineId, dir }: MachineTeardown): Promise<void> {
-    const address = (await this.load()).get(machineId)?.privateIp ?? (await readClaimNote(dir.path));
+    const addresses = new Set([(await this.load()).get(machineId)?.privateIp, await readClaimNote(dir.path)]);
     // Only a claim the machine holds goes (a loopback address has none), whatever the CIDR is now.
-    if (address) await releaseNetnsAddress(machineId, address, this.claimsDir);
+    for (const address of addresses)
+      if (address) await releaseNetnsAddress(machineId, address, this.claimsDir);
     this.#addresses?.delete(machineId);
   }
 }
