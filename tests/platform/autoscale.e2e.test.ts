@@ -232,7 +232,13 @@ describe("autoscaling on concurrency", () => {
     } finally {
       await load.stop();
     }
-    const s = await scaling(app);
+    // An action's outcome is recorded once the scheduler sees its machine start, a moment after the
+    // machine counts as started here: every outcome is awaited (none may stay pending), then checked.
+    let s = await scaling(app);
+    await eventually("every action's outcome", 30_000, async () => {
+      s = await scaling(app);
+      return s.decisions.flatMap((d) => d.actions).every((a) => a.outcome !== "pending");
+    });
     const actions = s.decisions.flatMap((d) => d.actions);
     const created = actions.filter((a) => a.kind === "create").map((a) => a.machine_id);
     expect(new Set(created).size).toBe(created.length);
