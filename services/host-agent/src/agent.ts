@@ -88,15 +88,40 @@ export interface HostAgentOptions {
   dedicationOrg?: string;
 }
 
+/** How many times a check result or an exit is recorded before it is given up and logged. */
+const RECORD_ATTEMPTS = 5;
+
+/**
+ * Tries `record` up to RECORD_ATTEMPTS times, waiting 1, 2, 3... s between tries, while `wanted()`
+ * holds; then `done(err)` (err undefined once recorded). A record that cannot be made now (NATS away
+ * for a moment) never ends the agent.
+ */
+function recordWithRetries(
+  record: () => Promise<unknown>,
+  wanted: () => boolean,
+  done: (err?: unknown) => void,
+): void {
+  const attempt = (n: number): void => {
+    record().then(
+      () => done(),
+      (err: unknown) => {
+        if (n < RECORD_ATTEMPTS && wanted()) {
+          setTimeout(() => attempt(n + 1), n * 1_000).unref();
+          return;
+        }
+        done(err);
+      },
+    );
+  };
+  attempt(1);
+}
+
 /**
  * Runs the machines placed on one host and reports what really happens to them, like Fly's flyd.
  * The MACHINES stream says what each machine should be doing; the agent makes the local processes
  * match (reconcile), and records starts, exits, suspensions and check results as events on the
  * machine's own subject. After a crash it adopts what still runs and never starts a second copy.
  */
-/** How many times a check result or an exit is recorded before it is given up and logged. */
-const CHECK_RECORD_ATTEMPTS = 5;
-
 export class HostAgent {
   private readonly view: MachinesView;
   /** Every host, for the underlay addresses 6PN routes go via. */
@@ -528,17 +553,15 @@ export class HostAgent {
       if (left > 0) this.exitsInFlight.set(machineId, left);
       else this.exitsInFlight.delete(machineId);
     };
-    const attempt = (n: number): void => {
-      this.onExit(machineId, exit).then(settled, (err: unknown) => {
-        if (n < CHECK_RECORD_ATTEMPTS && !this.stopped) {
-          setTimeout(() => attempt(n + 1), n * 1_000).unref();
-          return;
-        }
+    recordWithRetries(
+      () => this.onExit(machineId, exit),
+      () => !this.stopped,
+      (err) => {
         settled();
-        this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
-      });
-    };
-    attempt(1);
+        if (err !== undefined)
+          this.opts.logger.warn({ err, machine: machineId }, "a machine's exit was not recorded");
+      },
+    );
   }
 
   /**
@@ -582,27 +605,20 @@ export class HostAgent {
       this.latestCheck.set(key, commandId);
       // A result that cannot be recorded now (NATS away for a moment) is tried again, a few times,
       // while it is still the check's latest: a check reports changes only, and a lost "passing"
-      // would leave a deploy waiting. It never ends the agent.
-      const attempt = (n: number): void => {
-        const latest = () => this.latestCheck.get(key) === commandId;
-        this.record(m, { type: "RecordCheck", name, status, output }, commandId).then(
-          () => {
-            if (latest()) this.latestCheck.delete(key);
-          },
-          (err: unknown) => {
-            if (n < CHECK_RECORD_ATTEMPTS && latest()) {
-              setTimeout(() => attempt(n + 1), n * 1_000).unref();
-              return;
-            }
-            if (latest()) this.latestCheck.delete(key);
+      // would leave a deploy waiting.
+      const latest = () => this.latestCheck.get(key) === commandId;
+      recordWithRetries(
+        () => this.record(m, { type: "RecordCheck", name, status, output }, commandId),
+        latest,
+        (err) => {
+          if (latest()) this.latestCheck.delete(key);
+          if (err !== undefined)
             this.opts.logger.warn(
               { err, machine: m.machineId, check: name, status },
               "check result not recorded",
             );
-          },
-        );
-      };
-      attempt(1);
+        },
+      );
     });
   }
 

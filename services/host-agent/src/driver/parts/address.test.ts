@@ -15,6 +15,9 @@ afterEach(async () => {
   await rm(stateDir, { recursive: true, force: true });
 });
 
+/** A machine in a network namespace of its own, whose address is claimed host-wide. */
+const NETNS_SPEC = { sandbox: { image: "hello@sha256:1", lowers: [], user: "", network: "netns" as const } };
+
 describe("AddressPart", () => {
   it("gives each machine its own private address and a free port", async () => {
     const part = new AddressPart(stateDir, "127.0.0.1", () => true);
@@ -49,18 +52,17 @@ describe("AddressPart", () => {
   it("gives a machine whose start died before its run record the namespace address it claimed, and frees it on release", async () => {
     const claims = join(stateDir, "claims");
     const network = { machineCidr: "10.200.8.0/24", netns: undefined };
-    const spec = { sandbox: { image: "hello@sha256:1", lowers: [], user: "", network: "netns" as const } };
-    const first = runSetup(stateDir, "a", spec);
+    const first = runSetup(stateDir, "a", NETNS_SPEC);
     // Launch makes the machine's folder before any part prepares.
     await first.dir.prepareRun();
     await new AddressPart(stateDir, "127.0.0.1", () => false, network, claims).prepare(first);
     expect(first.privateIp).toBe("10.200.8.2");
     // A new agent (nothing in memory, no run.json): the same address, no second claim.
     const part = new AddressPart(stateDir, "127.0.0.1", () => false, network, claims);
-    const again = runSetup(stateDir, "a", spec);
+    const again = runSetup(stateDir, "a", NETNS_SPEC);
     await part.prepare(again);
     expect(again.privateIp).toBe("10.200.8.2");
-    const other = runSetup(stateDir, "b", spec);
+    const other = runSetup(stateDir, "b", NETNS_SPEC);
     await other.dir.prepareRun();
     await part.prepare(other);
     expect(other.privateIp).toBe("10.200.8.6");
@@ -72,8 +74,7 @@ describe("AddressPart", () => {
   it("takes back the claim its note names over a run record's address another machine holds, and leaves that one alone", async () => {
     const claims = join(stateDir, "claims");
     const network = { machineCidr: "10.200.9.0/24", netns: undefined };
-    const spec = { sandbox: { image: "hello@sha256:1", lowers: [], user: "", network: "netns" as const } };
-    const run = runSetup(stateDir, "a", spec);
+    const run = runSetup(stateDir, "a", NETNS_SPEC);
     await run.dir.prepareRun();
     await mkdir(claims, { recursive: true });
     // The run record says .2 (now another machine's); the note says .6 (a's last claim, made before
