@@ -12,7 +12,8 @@
 // - tunnel_mb_s: MB/s (10^6 bytes) of 64 MiB written to web's TCP echo and read back on one
 //   connection through `hangar proxy` (CLI -> gateway tunnel -> the machine;
 //   tests/network/tunnel-throughput.ts); direct_mb_s: the same from this process straight to web's
-//   address (routed through the host's uplink). 3 rounds each, alternating; the best is reported.
+//   address (routed through the host's uplink). One warm-up round each, then 3 rounds alternating;
+//   the best is reported.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -183,6 +184,10 @@ export async function run(): Promise<Record<string, number>> {
       remotePort: ECHO_PORT,
       args: ["--machine", web.id],
     });
+    // One warm-up round each, as for the requests above: the first MiBs through a fresh `hangar proxy`
+    // run while its relay code is still being optimised and its heap grows.
+    await echoRound("127.0.0.1", tunnel.port);
+    await echoRound(run.privateIp, ECHO_PORT);
     const tunnelMbs: number[] = [];
     const directMbs: number[] = [];
     for (let r = 0; r < ROUNDS; r++) {

@@ -1,6 +1,6 @@
 import { once } from "node:events";
 import { type AddressInfo, createServer } from "node:net";
-import { pipeBothWays } from "@hangar/config";
+import { adoptForRelay, pipeBothWays } from "@hangar/config";
 import type { Command } from "commander";
 import type { ApiClient } from "../api.js";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
@@ -48,9 +48,10 @@ async function proxy(
   const app = resolveAppName(flags.app, flags.app ? undefined : await loadAppConfig(ctx.cwd));
   const api = await ctx.api();
   await checkReachable(api, app, flags.machine);
-  // Half-open: a client that ends its request still gets the whole answer.
-  const server = createServer({ allowHalfOpen: true, noDelay: true }, (local) => {
-    local.pause();
+  // Half-open: a client that ends its request still gets the whole answer. Paused until its tunnel
+  // is open; its reads then go into a reused buffer (adoptForRelay), as the tunnel's side does.
+  const server = createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, (accepted) => {
+    const local = adoptForRelay(accepted);
     local.on("error", () => local.destroy());
     api.openTunnel(app, flags.machine, "tunnel", { port: ports.remote }).then(
       (remote) => {

@@ -123,6 +123,7 @@ export type { TomlPath } from "./toml-locator.js";
 export { TomlLocator } from "./toml-locator.js";
 export type { ExecEnd } from "./tunnel.js";
 export {
+  adoptForRelay,
   connectForRelay,
   ExecFrameDecoder,
   ExecFrameKind,

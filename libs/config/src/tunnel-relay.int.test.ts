@@ -1,8 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
 import { once } from "node:events";
+import { createServer as createHttpServer } from "node:http";
 import { type AddressInfo, connect, createServer, type Server, type Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
-import { connectForRelay, pipeBothWays, RELAY_READ_BYTES, upgradeForRelay } from "./tunnel.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { adoptForRelay, connectForRelay, pipeBothWays, RELAY_READ_BYTES, upgradeForRelay } from "./tunnel.js";
 
 // A relay as the gateway's port tunnels make one: a client connects to a listener, whose accepted
 // socket is piped to a connectForRelay connection to a far server. Real sockets on loopback.
@@ -181,5 +182,128 @@ describe("upgradeForRelay", () => {
     await expect(
       upgradeForRelay({ host: "127.0.0.1", port: ending, allowHalfOpen: true }, REQUEST, 30_000),
     ).rejects.toThrow(/closed before the server answered/);
+  });
+});
+
+describe("adoptForRelay", () => {
+  /** Sends `payload` and reads as many bytes back, byte for byte, both ways at once. */
+  async function echoed(client: Socket, payload: Buffer): Promise<Buffer> {
+    const back = new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      let n = 0;
+      client.on("data", (c: Buffer) => {
+        chunks.push(c);
+        n += c.length;
+        if (n >= payload.length) resolve(Buffer.concat(chunks));
+      });
+    });
+    for (let i = 0; i < payload.length; i += 256 * 1024) {
+      if (!client.write(payload.subarray(i, i + 256 * 1024))) await once(client, "drain");
+    }
+    return back;
+  }
+
+  it("relays a net server's accepted connection through a reused buffer, and ends with it for the server", async () => {
+    const far = await listen((s) => s.pipe(s));
+    const adopted: Socket[] = [];
+    const accepted: Socket[] = [];
+    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
+      accepted.push(s);
+      const near = adoptForRelay(s);
+      adopted.push(near);
+      near.on("data", () => {
+        throw new Error("an adopted socket's bytes must not reach 'data'");
+      });
+      pipeBothWays(near, connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true }));
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const client = connect({
+      host: "127.0.0.1",
+      port: (server.address() as AddressInfo).port,
+      allowHalfOpen: true,
+    });
+    await once(client, "connect");
+    const payload = randomBytes(16 * 1024 * 1024);
+    expect(sha(await echoed(client, payload))).toBe(sha(payload));
+    expect(adopted[0]).not.toBe(accepted[0]);
+    // The server counts the accepted socket: it closes once the relay has, and then the server can.
+    const closed = once(accepted[0] as Socket, "close");
+    client.destroy();
+    await closed;
+    await new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
+  });
+
+  it("takes over an HTTP upgrade with the bytes the client sent before its answer, and a server's destroy of the accepted socket ends the relay", async () => {
+    const far = await listen((s) => s.pipe(s));
+    const accepted: Socket[] = [];
+    const server = createHttpServer();
+    server.on("upgrade", (_req, socket: Socket, head: Buffer) => {
+      accepted.push(socket);
+      // Answered later, as the gateway answers after its checks: once the client's next bytes have
+      // been read into the accepted socket's stream meanwhile.
+      const ready = setInterval(() => {
+        if (socket.readableLength < "two,".length) return;
+        clearInterval(ready);
+        const upstream = connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true });
+        upstream.once("connect", () => {
+          const client = adoptForRelay(socket);
+          expect(client).not.toBe(socket);
+          client.write("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: t\r\n\r\n");
+          if (head.length > 0) upstream.write(head);
+          pipeBothWays(client, upstream);
+        });
+      }, 5);
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const client = connect({ host: "127.0.0.1", port: (server.address() as AddressInfo).port });
+    await once(client, "connect");
+    const text: string[] = [];
+    client.on("data", (c: Buffer) => text.push(c.toString()));
+    // The head and a first piece in one write (the server's `head`), a second before any answer.
+    client.write("GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: t\r\n\r\none,");
+    await new Promise((r) => setTimeout(r, 30));
+    client.write("two,");
+    expect(text).toEqual([]);
+    await vi.waitFor(() => expect(text.join("")).toContain("one,two,"), { timeout: 5_000 });
+    client.write("three");
+    await vi.waitFor(() => expect(text.join("")).toMatch(/\r\n\r\none,two,three$/), { timeout: 5_000 });
+    expect(text.join("")).toMatch(/^HTTP\/1.1 101 /);
+    // What a server's closeAll does: the relay's connection to the client ends with it.
+    const ended = once(client, "close");
+    (accepted[0] as Socket).destroy();
+    await ended;
+    await new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
+  });
+
+  it("leaves a socket whose end was already read as it is, to be piped", async () => {
+    const server = createServer({ allowHalfOpen: true }, (s) => {
+      s.once("end", () => {
+        const same = adoptForRelay(s);
+        s.end(same === s ? "kept" : "adopted");
+      });
+      s.resume();
+    });
+    servers.push(server);
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const client = connect({
+      host: "127.0.0.1",
+      port: (server.address() as AddressInfo).port,
+      allowHalfOpen: true,
+    });
+    client.end();
+    const [answer] = await Promise.all([
+      new Promise<string>((resolve) => {
+        let t = "";
+        client.on("data", (c: Buffer) => {
+          t += c.toString();
+        });
+        client.on("end", () => resolve(t));
+      }),
+    ]);
+    expect(answer).toBe("kept");
+    client.destroy();
   });
 });

@@ -1,4 +1,6 @@
-import { connect, type Socket, type TcpNetConnectOpts } from "node:net";
+import { connect, Socket, type TcpNetConnectOpts } from "node:net";
+import { isReadable } from "node:stream";
+import { TLSSocket } from "node:tls";
 
 // The wire format of tunnels into machines (`hangar proxy`, `hangar ssh console`), shared by the CLI,
 // the gateway and the host agent. A port tunnel carries raw bytes both ways. An exec tunnel carries
@@ -95,6 +97,55 @@ export function connectForRelay(options: Omit<TcpNetConnectOpts, "onread">): Soc
   reads.source = socket;
   relayedReads.set(socket, reads);
   return socket;
+}
+
+/** What `adoptForRelay` needs of a socket's handle (Node's TCP wrap, `socket._handle`). */
+interface StreamHandle {
+  readStop(): number;
+  useUserBuffer(buffer: Uint8Array): void;
+}
+
+/**
+ * A connection a server accepted (a `net` server's, or an HTTP server's after an upgrade), taken over
+ * for a relay (`pipeBothWays`), so that its reads go into one reused buffer as `connectForRelay`'s
+ * do: Node's API gives `onread` only to sockets it connects, so the accepted socket's handle is moved
+ * into a new `Socket` made with it. Bytes the accepted socket had already read are relayed first.
+ * The two sockets end together: the accepted one (which its server counts, and may destroy) closes
+ * when the new one does, and destroying it destroys the new one. Returns `accepted` itself, to be
+ * piped as before, where this cannot be done safely: a TLS socket, one with no TCP handle, one whose
+ * end has been read or with writes pending.
+ */
+export function adoptForRelay(accepted: Socket): Socket {
+  const inner = accepted as Socket & { _handle?: Partial<StreamHandle> | null };
+  const handle = inner._handle;
+  if (
+    accepted instanceof TLSSocket ||
+    accepted.destroyed ||
+    !isReadable(accepted) ||
+    accepted.writableLength > 0 ||
+    typeof handle?.readStop !== "function" ||
+    typeof handle.useUserBuffer !== "function"
+  )
+    return accepted;
+  // What the stream holds already (read from the handle before the relay existed), then no more reads.
+  const early = accepted.readableLength > 0 ? (accepted.read() as Buffer | null) : null;
+  handle.readStop();
+  accepted.setTimeout(0);
+  // The accepted socket no longer owns the handle: destroying it closes nothing but itself.
+  inner._handle = null;
+  const reads = new ReusedReads();
+  const adopted = new Socket({
+    handle,
+    allowHalfOpen: accepted.allowHalfOpen,
+    onread: reads.onread,
+    pauseOnCreate: true,
+  } as ConstructorParameters<typeof Socket>[0]);
+  reads.source = adopted;
+  if (early && early.length > 0) reads.keepEarly(early);
+  relayedReads.set(adopted, reads);
+  adopted.once("close", () => accepted.destroy());
+  accepted.once("close", () => adopted.destroy());
+  return adopted;
 }
 
 /** The largest HTTP response head `upgradeForRelay` reads. */
@@ -206,6 +257,11 @@ class ReusedReads {
     if (to.writableLength === 0) return true;
     this.#waitingFor = id;
     return false;
+  }
+
+  /** Bytes read before the relay began (copied), written first once the other end is known. */
+  keepEarly(chunk: Buffer): void {
+    this.#early = this.#early ? Buffer.concat([this.#early, chunk]) : Buffer.from(chunk);
   }
 
   relayTo(to: Socket): void {

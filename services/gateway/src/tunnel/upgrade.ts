@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from "node:http";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
-import { pipeBothWays, TUNNEL_PROTOCOL } from "@hangar/config";
+import { adoptForRelay, pipeBothWays, TUNNEL_PROTOCOL } from "@hangar/config";
 
 /**
  * What an upgrade request's handler gets (as the `upgrade` binding): `accept` hands over the other end
@@ -70,12 +70,14 @@ async function upgradeOne(
       upstream.destroy();
       return;
     }
-    socket.setNoDelay(true);
-    socket.write(
+    // The client's reads go into a reused buffer from here on, as the machine's side does (adoptForRelay).
+    const client = adoptForRelay(socket);
+    client.setNoDelay(true);
+    client.write(
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${TUNNEL_PROTOCOL}\r\n\r\n`,
     );
     if (head.length > 0) upstream.write(head);
-    pipeBothWays(socket, upstream);
+    pipeBothWays(client, upstream);
     return;
   }
   const body = Buffer.from(await res.arrayBuffer());
