@@ -5,6 +5,10 @@ import type { Machine, Release } from "./types.js";
 
 const ENDED = new Set(["succeeded", "failed"]);
 
+/** The commands a release may run before it replaces machines, in the order they run. */
+const COMMAND_KEYS = ["release_command", "seed_command"] as const;
+type CommandKey = (typeof COMMAND_KEYS)[number];
+
 /** What a machine is, as a deploy prints it: its state and whether its checks pass. */
 function describe(m: Machine): string {
   const checks = m.checks ?? [];
@@ -32,36 +36,41 @@ export async function followRelease(
 ): Promise<Release> {
   let status = "";
   const seen = new Map<string, string>();
-  // The release_command's output, followed from its start until it has ended.
-  let commandLogs: { stop: AbortController; done: Promise<void>; output: CommandOutput } | undefined;
-  let commandEnded = false;
+  // The release_command's output (then a launch's seed_command's), followed from its start until it has ended.
+  const commands = new Map<
+    CommandKey,
+    { stop: AbortController; done: Promise<void>; output: CommandOutput; ended: boolean }
+  >();
   try {
     for (;;) {
       const release = await api.getRelease(app, version);
-      const rc = release.release_command;
-      if (rc && !commandLogs) {
-        progress(`Running the release_command in machine ${rc.machine_id}\n`);
-        const stop = new AbortController();
-        const output = new CommandOutput(api, app, rc.machine_id, progress);
-        commandLogs = { stop, done: output.stream(stop.signal), output };
-      }
-      if (rc && commandLogs && !commandEnded && (rc.exit_code !== null || rc.error)) {
-        commandEnded = true;
-        // Give the last lines a moment to arrive, then stop following.
-        await sleep(500);
-        commandLogs.stop.abort();
-        await commandLogs.done;
-        await commandLogs.output.rest();
-        progress(
-          rc.error ? `release_command ${rc.error}\n` : `release_command exited with code ${rc.exit_code}\n`,
-        );
+      for (const key of COMMAND_KEYS) {
+        const run = release[key];
+        if (!run) continue;
+        let followed = commands.get(key);
+        if (!followed) {
+          progress(`Running the ${key} in machine ${run.machine_id}\n`);
+          const stop = new AbortController();
+          const output = new CommandOutput(api, app, run.machine_id, progress);
+          followed = { stop, done: output.stream(stop.signal), output, ended: false };
+          commands.set(key, followed);
+        }
+        if (!followed.ended && (run.exit_code !== null || run.error)) {
+          followed.ended = true;
+          // Give the last lines a moment to arrive, then stop following.
+          await sleep(500);
+          followed.stop.abort();
+          await followed.done;
+          await followed.output.rest();
+          progress(run.error ? `${key} ${run.error}\n` : `${key} exited with code ${run.exit_code}\n`);
+        }
       }
       const ended = await step(release);
       if (ended) return ended;
       await sleep(opts.pollMs ?? 500, undefined, opts.signal ? { signal: opts.signal } : undefined);
     }
   } finally {
-    commandLogs?.stop.abort();
+    for (const followed of commands.values()) followed.stop.abort();
   }
 
   async function step(release: Release): Promise<Release | undefined> {

@@ -219,9 +219,18 @@ export interface Release {
   rolled_back_to?: number | null;
   previous_version?: number | null;
   /** Its [deploy] release_command's run, once started. */
-  release_command?: { machine_id: string; exit_code: number | null; error: string | null } | null;
+  release_command?: CommandRunView | null;
+  /** A first deploy by `hangar launch`: its [deploy] seed_command's run, once started. */
+  seed_command?: CommandRunView | null;
   /** An edge app's release: the bundle the proxies run, and its limits. */
   edge?: { bundle: string; cpu_ms: number; memory_mb: number } | null;
+}
+
+/** A release's release_command or seed_command run: its machine, and how it ended (both null while it runs). */
+export interface CommandRunView {
+  machine_id: string;
+  exit_code: number | null;
+  error: string | null;
 }
 
 /** What `POST /apps/{app}/edge/bundles` answers: the bundle's digest and size. */
@@ -262,6 +271,8 @@ export interface CreateReleaseRequest {
   /** Seconds. */
   wait_timeout?: number;
   rollback_of?: number;
+  /** A first deploy by `hangar launch`: runs [deploy] seed_command (with deploy only). */
+  seed?: boolean;
 }
 
 /** Body of PATCH /apps/{app}/releases/{version}. */

@@ -388,6 +388,10 @@ ${vm}`;
     expect(cfg.status).toBe(400);
     const missing = await p.api.call("POST", `/apps/${app}/releases`, { deploy: true, rollback_of: 99 });
     expect(missing.status).toBe(404);
+    // The platform runs a seed_command: a release its client carries out cannot ask for one.
+    const seedless = await p.api.call("POST", `/apps/${app}/releases`, { image, seed: true });
+    expect(seedless.status).toBe(400);
+    expect(JSON.stringify(seedless.body)).toMatch(/seed.*deploy: true/);
     const list = await p.api.ok<ReleaseView[]>("GET", `/apps/${app}/releases`);
     const newest = list[0] as ReleaseView;
     const end = await p.api.call("PATCH", `/apps/${app}/releases/${newest.version}`, {

@@ -60,6 +60,10 @@ beforeAll(async () => {
       `  web = "node server.js"`,
       `  worker = "node server.js"`,
       "",
+      // As `fly launch` runs it: once, on launch's deploy, after the release_command; not on later deploys.
+      "[deploy]",
+      `  seed_command = "node -e \\"console.log('seeded ' + process.env.RELEASE_COMMAND)\\""`,
+      "",
       "[http_service]",
       "  internal_port = 8080",
       `  processes = ["web"]`,
@@ -86,9 +90,15 @@ async function ok(args: string[], timeoutMs?: number): Promise<string> {
   return res.stdout;
 }
 
+/** The app's machines, but for those a release ran a command in (launch's seed_command: kept, stopped, a while after). */
 async function machines(): Promise<ApiMachine[]> {
   const all = await p.api.ok<ApiMachine[]>("GET", `/apps/${APP}/machines`);
-  return all.filter((m) => m.state !== "destroyed" && m.state !== "destroying");
+  return all.filter(
+    (m) =>
+      m.state !== "destroyed" &&
+      m.state !== "destroying" &&
+      m.config.metadata?.hangar_release_command === undefined,
+  );
 }
 
 const inGroup = (ms: ApiMachine[], group: string) =>
@@ -107,6 +117,9 @@ describe("process groups and hangar scale", () => {
   it("launch creates the app and deploys it: one web and one worker machine of release 1", async () => {
     const out = await ok(["launch", "--name", APP], 180_000);
     expect(out).toContain(`Created app ${APP}`);
+    expect(out).toMatch(/Running the seed_command in machine \w+/);
+    expect(out).toContain("seeded 1");
+    expect(out).toContain("seed_command exited with code 0");
     expect(out).toContain("Release v1 is live on 2 machines");
     const ms = await machines();
     expect(inGroup(ms, "web")).toHaveLength(1);
@@ -309,9 +322,23 @@ describe("process groups and hangar scale", () => {
       );
     const before = await machines();
     expect(before.some((m) => m.region === "r2")).toBe(true);
-    await ok(["deploy", "--strategy", "bluegreen"], 240_000);
+    const out = await ok(["deploy", "--strategy", "bluegreen"], 240_000);
     const after = await machines();
     expect(spread(after)).toEqual(spread(before));
     expect(after.map((m) => m.id).filter((id) => before.some((b) => b.id === id))).toEqual([]);
+    // A deploy is not a launch: the seed_command ran once, for v1.
+    expect(out).not.toContain("seed_command");
+    const ever = await p.api.ok<ApiMachine[]>("GET", `/apps/${APP}/machines?include_deleted=true`);
+    const seeds = ever.filter((m) => m.config.metadata?.hangar_command === "seed");
+    expect(seeds.map((m) => m.config.metadata?.hangar_release_command)).toEqual(["1"]);
+    const releases = await p.api.ok<{ version: number; seed: boolean; seed_command: unknown }[]>(
+      "GET",
+      `/apps/${APP}/releases`,
+    );
+    expect(releases.find((r) => r.version === 1)).toMatchObject({
+      seed: true,
+      seed_command: { exit_code: 0, error: null },
+    });
+    expect(releases.filter((r) => r.version > 1).every((r) => !r.seed && r.seed_command === null)).toBe(true);
   });
 });

@@ -39,6 +39,8 @@ export interface DeployFlags {
   maxUnavailable?: string;
   /** Print the release and return; the platform carries the deploy out. */
   detach?: boolean;
+  /** Set by `hangar launch` for the app's first deploy: [deploy] seed_command runs, as `fly launch` runs it. */
+  seed?: boolean;
   json?: boolean;
 }
 
@@ -164,6 +166,10 @@ function unsupported(config: AppConfig, flags: DeployFlags): string[] {
   if (config.deploy?.release_command && !orchestrated(config))
     notes.push(
       "[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it",
+    );
+  if (flags.seed && config.deploy?.seed_command && !orchestrated(config))
+    notes.push(
+      "[deploy] seed_command: an app with [mounts] is deployed by this client, which does not run it",
     );
   return notes;
 }
@@ -355,6 +361,7 @@ async function deployByPlatform(
       ...(maxUnavailable !== undefined ? { max_unavailable: String(maxUnavailable) } : {}),
       ...(waitMs !== undefined ? { wait_timeout: waitMs / 1000 } : {}),
       ...(flags.message ? { description: flags.message } : {}),
+      ...(flags.seed ? { seed: true } : {}),
     }),
   );
   progress(`Release v${release.version} created: the platform deploys it (${strategy})\n`);

@@ -123,9 +123,10 @@ async function launch(ctx: Context, dirArg: string, flags: LaunchFlags): Promise
   if (flags.create) await createApp(ctx, app, flags.org, say);
   const where = relative(ctx.cwd, dir);
   if (flags.create && flags.deploy) {
-    // As flyctl's launch: the app is deployed at once, as `hangar deploy` would.
+    // As flyctl's launch: the app is deployed at once, as `hangar deploy` would, and this first
+    // deploy runs [deploy] seed_command after the release_command.
     say(`Deploying ${app}\n`);
-    await deploy(ctx, dirArg, { app, cache: true, ...(flags.json ? { json: true } : {}) });
+    await deploy(ctx, dirArg, { app, cache: true, seed: true, ...(flags.json ? { json: true } : {}) });
     return;
   }
   say(`Deploy it with \`hangar deploy${where === "" ? "" : ` ${where}`}\`\n`);

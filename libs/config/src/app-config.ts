@@ -299,7 +299,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   // The proxy acts on http_options' response, compress and idle_timeout; it speaks HTTP/1.1 to machines.
   "http_service.http_options.h2_backend",
   "services.ports.http_options.h2_backend",
-  "deploy.seed_command",
   // The proxy serves [[statics]] from the release's image; Fly serves a tigris_bucket from the bucket.
   "statics.tigris_bucket",
 ];

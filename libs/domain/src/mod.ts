@@ -74,6 +74,8 @@ export {
 export type { EdgeRelease } from "./releases/edge.js";
 export { isEdgeRelease, liveEdgeRelease } from "./releases/edge.js";
 export type {
+  CommandKind,
+  CommandRun,
   Release,
   ReleaseCommand,
   ReleaseEdge,
@@ -84,6 +86,8 @@ export type {
   ReleasesState,
 } from "./releases/release.js";
 export {
+  commandKey,
+  commandRun,
   currentRelease,
   EDGE_BUNDLE_DIGEST,
   inProgress,

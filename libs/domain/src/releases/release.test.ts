@@ -222,6 +222,66 @@ describe("release decider", () => {
     expect(state.releases[0]?.releaseCommand).toEqual({ machineId: "m1", exitCode: 3, reason: "" });
   });
 
+  it("runs a seeded release's seed_command once, after its release_command exited 0, and only a seeded one's", () => {
+    const seeded = created(1, { orchestrated: true, strategy: "rolling", seed: true });
+    const seedStarted: ReleaseEvent = {
+      type: "ReleaseCommandStarted",
+      data: { version: 1, machineId: "s1", kind: "seed" },
+    };
+    const seedFinished: ReleaseEvent = {
+      type: "ReleaseCommandFinished",
+      data: { version: 1, machineId: "s1", exitCode: 0, reason: "", kind: "seed" },
+    };
+    spec
+      .given([])
+      .when({ ...create, orchestrated: true, strategy: "rolling", seed: true })
+      .then([seeded]);
+    // Only the platform runs it: a release its client carries out cannot be seeded.
+    spec
+      .given([])
+      .when({ ...create, seed: true })
+      .thenThrows(is("invalid_argument"));
+    spec
+      .given([seeded])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "s1", kind: "seed" })
+      .then([seedStarted]);
+    spec
+      .given([orchestrated(1)])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "s1", kind: "seed" })
+      .thenThrows(is("failed_precondition"));
+    // After a release_command that has not exited 0: refused.
+    const rcStarted: ReleaseEvent = { type: "ReleaseCommandStarted", data: { version: 1, machineId: "m1" } };
+    spec
+      .given([seeded, rcStarted])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "s1", kind: "seed" })
+      .thenThrows(is("failed_precondition"));
+    const rcDone: ReleaseEvent = {
+      type: "ReleaseCommandFinished",
+      data: { version: 1, machineId: "m1", exitCode: 0, reason: "" },
+    };
+    spec
+      .given([seeded, rcStarted, rcDone])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "s1", kind: "seed" })
+      .then([seedStarted]);
+    spec
+      .given([seeded, rcStarted, rcDone, seedStarted])
+      .when({ type: "StartReleaseCommand", version: 1, machineId: "s2", kind: "seed" })
+      .then([]);
+    spec
+      .given([seeded, seedStarted])
+      .when({ type: "FinishReleaseCommand", version: 1, exitCode: 0, reason: "", kind: "seed" })
+      .then([seedFinished]);
+    // The release_command's run and the seed's are apart.
+    spec
+      .given([seeded, seedStarted])
+      .when({ type: "FinishReleaseCommand", version: 1, exitCode: 0, reason: "" })
+      .thenThrows(is("failed_precondition"));
+    const state = fold(releaseDecider, [seeded, rcStarted, rcDone, seedStarted, seedFinished]);
+    expect(state.releases[0]?.seed).toBe(true);
+    expect(state.releases[0]?.releaseCommand).toEqual({ machineId: "m1", exitCode: 0, reason: "" });
+    expect(state.releases[0]?.seedCommand).toEqual({ machineId: "s1", exitCode: 0, reason: "" });
+  });
+
   it("records an edge release's bundle and limits instead of an image", () => {
     const digest = `sha256:${"ab".repeat(32)}`;
     const edge = { bundleDigest: digest, cpuMs: 50, memoryMb: 128 };

@@ -82,7 +82,42 @@ export interface Release {
   /** The release the app was returned to after this one failed, or 0. */
   rolledBackTo: number;
   /** The release_command's machine once started ("" before), and its exit code once it ended. */
-  releaseCommand: { machineId: string; exitCode: number | null; reason: string };
+  releaseCommand: CommandRun;
+  /** A first deploy by `hangar launch`: [deploy] seed_command runs after the release_command. */
+  seed: boolean;
+  /** The seed_command's run, as `releaseCommand`'s. */
+  seedCommand: CommandRun;
+}
+
+/** A command run in a machine of its own before a release replaces machines: its machine ("" before it started), and how it ended. */
+export interface CommandRun {
+  machineId: string;
+  exitCode: number | null;
+  reason: string;
+}
+
+/** Which command: [deploy] release_command, or [deploy] seed_command (a seeded release's, after it). */
+export type CommandKind = "release" | "seed";
+
+/** A release's run of `kind`. */
+export function commandRun(r: Release, kind: CommandKind): CommandRun {
+  return kind === "seed" ? r.seedCommand : r.releaseCommand;
+}
+
+/** The fly.toml key of a command kind, as messages name it. */
+export function commandKey(kind: CommandKind): string {
+  return kind === "seed" ? "seed_command" : "release_command";
+}
+
+const NOT_RUN: CommandRun = { machineId: "", exitCode: null, reason: "" };
+
+/** The kind an event or command names ("" and absent: release). */
+function kindOf(kind: string | null | undefined): CommandKind {
+  return kind === "seed" ? "seed" : "release";
+}
+
+function withRun(r: Release, kind: CommandKind, run: CommandRun): Release {
+  return kind === "seed" ? { ...r, seedCommand: run } : { ...r, releaseCommand: run };
 }
 
 /** An app's releases, oldest first. */
@@ -107,6 +142,8 @@ export type ReleaseCommand =
       deployedBy?: string;
       rollbackOf?: number;
       orchestrated?: boolean;
+      /** A first deploy by `hangar launch`: runs [deploy] seed_command (orchestrated releases only). */
+      seed?: boolean;
     }
   | {
       type: "StartRelease";
@@ -117,8 +154,14 @@ export type ReleaseCommand =
       startedAtMs: number;
     }
   | { type: "RollBackRelease"; version: number; reason: string }
-  | { type: "StartReleaseCommand"; version: number; machineId: string }
-  | { type: "FinishReleaseCommand"; version: number; exitCode: number; reason: string }
+  | { type: "StartReleaseCommand"; version: number; machineId: string; kind?: CommandKind }
+  | {
+      type: "FinishReleaseCommand";
+      version: number;
+      exitCode: number;
+      reason: string;
+      kind?: CommandKind;
+    }
   | { type: "SucceedRelease"; version: number; machineIds: string[] }
   | { type: "FailRelease"; version: number; reason: string; rolledBackTo?: number };
 
@@ -181,6 +224,11 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           );
         if (command.rollbackOf && !state.releases.some((r) => r.version === command.rollbackOf))
           throw new DomainError(`release v${command.rollbackOf} not found`, "not_found");
+        if (command.seed && !command.orchestrated)
+          throw new DomainError(
+            "a seeded release runs its seed_command on the platform: it must be deployed by it",
+            "invalid_argument",
+          );
         return [
           {
             type: "ReleaseCreated",
@@ -197,6 +245,7 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
               deployedBy: command.deployedBy ?? "",
               rollbackOf: command.rollbackOf ?? 0,
               orchestrated: command.orchestrated ?? false,
+              ...(command.seed ? { seed: true } : {}),
               ...(command.edge
                 ? {
                     edgeBundleDigest: command.edge.bundleDigest,
@@ -231,33 +280,56 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
       }
       case "StartReleaseCommand": {
         const r = unended(state, command.version);
+        const kind = command.kind ?? "release";
         if (r.status !== "pending")
           throw new DomainError(
-            `release v${command.version} is ${r.status}: its release_command runs before it starts`,
+            `release v${command.version} is ${r.status}: its ${commandKey(kind)} runs before it starts`,
             "failed_precondition",
           );
+        if (kind === "seed") {
+          if (!r.seed)
+            throw new DomainError(
+              `release v${command.version} is not a first deploy by launch: it runs no seed_command`,
+              "failed_precondition",
+            );
+          if (r.releaseCommand.machineId && r.releaseCommand.exitCode !== 0)
+            throw new DomainError(
+              `release v${command.version}'s release_command has not exited 0: the seed_command runs after it`,
+              "failed_precondition",
+            );
+        }
         // Once per release: a second start (a new leader) names the machine already recorded.
-        if (r.releaseCommand.machineId) return [];
+        if (commandRun(r, kind).machineId) return [];
         return [
-          { type: "ReleaseCommandStarted", data: { version: command.version, machineId: command.machineId } },
+          {
+            type: "ReleaseCommandStarted",
+            data: {
+              version: command.version,
+              machineId: command.machineId,
+              ...(kind === "seed" ? { kind } : {}),
+            },
+          },
         ];
       }
       case "FinishReleaseCommand": {
         const r = unended(state, command.version);
-        if (!r.releaseCommand.machineId)
+        const kind = command.kind ?? "release";
+        const run = commandRun(r, kind);
+        if (!run.machineId)
           throw new DomainError(
-            `release v${command.version} has no release_command running`,
+            `release v${command.version} has no ${commandKey(kind)} running`,
             "failed_precondition",
           );
-        if (r.releaseCommand.exitCode !== null || r.releaseCommand.reason) return [];
+        if (run.exitCode !== null || run.reason) return [];
         return [
           {
             type: "ReleaseCommandFinished",
             data: {
               version: command.version,
-              machineId: r.releaseCommand.machineId,
+              machineId: run.machineId,
               exitCode: command.exitCode,
               reason: command.reason,
+              ...(kind === "seed" ? { kind } : {}),
             },
           },
         ];
@@ -322,7 +394,9 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
           previousGroups: [],
           startedAtMs: 0,
           rolledBackTo: 0,
-          releaseCommand: { machineId: "", exitCode: null, reason: "" },
+          releaseCommand: NOT_RUN,
+          seed: d.seed ?? false,
+          seedCommand: NOT_RUN,
         };
         return { releases: [...state.releases, release] };
       }
@@ -339,21 +413,20 @@ export const releaseDecider: Decider<ReleasesState, ReleaseCommand, ReleaseEvent
       }
       case "ReleaseCommandStarted": {
         const d = event.data;
-        return update(state, d.version ?? 0, (r) => ({
-          ...r,
-          releaseCommand: { machineId: d.machineId ?? "", exitCode: null, reason: "" },
-        }));
+        return update(state, d.version ?? 0, (r) =>
+          withRun(r, kindOf(d.kind), { machineId: d.machineId ?? "", exitCode: null, reason: "" }),
+        );
       }
       case "ReleaseCommandFinished": {
         const d = event.data;
-        return update(state, d.version ?? 0, (r) => ({
-          ...r,
-          releaseCommand: {
-            machineId: d.machineId ?? r.releaseCommand.machineId,
+        return update(state, d.version ?? 0, (r) => {
+          const kind = kindOf(d.kind);
+          return withRun(r, kind, {
+            machineId: d.machineId ?? commandRun(r, kind).machineId,
             exitCode: d.reason ? null : (d.exitCode ?? 0),
             reason: d.reason ?? "",
-          },
-        }));
+          });
+        });
       }
       case "ReleaseRollingBack": {
         const d = event.data;

@@ -33,6 +33,10 @@ export interface ReleaseView {
   previous_version: number | null;
   /** Its [deploy] release_command's run, once started: the machine, and how it ended (null while it runs). */
   release_command: { machine_id: string; exit_code: number | null; error: string | null } | null;
+  /** A first deploy by `hangar launch` (`seed: true`): its [deploy] seed_command runs after the release_command. */
+  seed: boolean;
+  /** Its seed_command's run, as release_command's. */
+  seed_command: { machine_id: string; exit_code: number | null; error: string | null } | null;
   /** An edge app's release: the bundle the proxies run and its limits (`image` is then ""); null otherwise. */
   edge: { bundle: string; cpu_ms: number; memory_mb: number } | null;
 }
@@ -50,6 +54,8 @@ export interface CreateReleaseInput {
   rollbackOf: number | undefined;
   /** An edge app's bundle digest instead of an image. */
   edgeBundle: string | undefined;
+  /** A first deploy by `hangar launch`: runs [deploy] seed_command (deploy only). */
+  seed: boolean;
 }
 
 /** How a release ended. */

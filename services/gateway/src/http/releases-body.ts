@@ -46,6 +46,9 @@ export const CreateReleaseRequestSchema = z
     rollback_of: z.number().int().positive().nullish(),
     // Hangar's: an edge app's bundle (sha256:<hex>) instead of an image; its limits come from the config's [edge].
     edge_bundle: z.string().regex(EDGE_BUNDLE_DIGEST, "expected sha256:<64 hex digits>").nullish(),
+    // Hangar's: a first deploy by `hangar launch`, as `fly launch`'s: [deploy] seed_command runs once,
+    // after the release_command. The platform runs it, so only with deploy.
+    seed: z.boolean().nullish(),
   })
   .refine((r) => r.image || r.build_id || r.rollback_of || r.edge_bundle, {
     error: "required unless build_id, edge_bundle or rollback_of is given",
@@ -54,6 +57,10 @@ export const CreateReleaseRequestSchema = z
   .refine((r) => !(r.edge_bundle && (r.image || r.build_id)), {
     error: "a release runs an image or an edge bundle, not both",
     path: ["edge_bundle"],
+  })
+  .refine((r) => !r.seed || r.deploy, {
+    error: "the platform runs the seed_command: a seeded release needs deploy: true",
+    path: ["seed"],
   });
 
 /** Body of `PATCH /v1/apps/{app}/releases/{version}`: how the release ended. */
@@ -76,6 +83,7 @@ export async function createReleaseInput(c: Context): Promise<CreateReleaseInput
     waitTimeoutMs: body.wait_timeout ?? undefined,
     rollbackOf: body.rollback_of ?? undefined,
     edgeBundle: body.edge_bundle ?? undefined,
+    seed: body.seed ?? false,
   };
 }
 

@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { EdgeConfigSchema, ReleaseConfigSchema } from "@hangar/config";
 import {
+  type CommandRun,
   type Release,
   type ReleaseCommand,
   type ReleaseEdge,
@@ -65,15 +66,18 @@ export function toReleaseView(r: ReleaseRecord): ReleaseView {
     rollback_of: x.rollbackOf || null,
     rolled_back_to: x.rolledBackTo || null,
     previous_version: x.status === "pending" || !x.orchestrated ? null : x.previousVersion || null,
-    release_command: x.releaseCommand.machineId
-      ? {
-          machine_id: x.releaseCommand.machineId,
-          exit_code: x.releaseCommand.exitCode,
-          error: x.releaseCommand.reason || null,
-        }
-      : null,
+    release_command: commandView(x.releaseCommand),
+    seed: x.seed,
+    seed_command: commandView(x.seedCommand),
     edge: x.edge ? { bundle: x.edge.bundleDigest, cpu_ms: x.edge.cpuMs, memory_mb: x.edge.memoryMb } : null,
   };
+}
+
+/** A command run's view: null until it started. */
+function commandView(run: CommandRun): ReleaseView["release_command"] {
+  return run.machineId
+    ? { machine_id: run.machineId, exit_code: run.exitCode, error: run.reason || null }
+    : null;
 }
 
 /** The releases API over the RELEASES stream; reads come from the ReleaseCatalog. */
@@ -168,6 +172,7 @@ export class StreamReleasesBackend implements ReleasesBackend {
         ...(input.maxUnavailable ? { maxUnavailable: input.maxUnavailable } : {}),
         ...(input.waitTimeoutMs ? { waitTimeoutMs: Math.round(input.waitTimeoutMs) } : {}),
         ...(input.rollbackOf ? { rollbackOf: input.rollbackOf } : {}),
+        ...(input.seed ? { seed: true } : {}),
         ...(ctx.principal ? { deployedBy: `${ctx.principal.kind} token ${ctx.principal.tokenId}` } : {}),
       },
       `create-release-${releaseId}`,

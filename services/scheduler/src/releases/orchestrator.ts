@@ -11,6 +11,9 @@ import {
   splitShellWords,
 } from "@hangar/config";
 import {
+  type CommandKind,
+  commandKey,
+  commandRun,
   currentRelease,
   type ExistingMachine,
   inProgress,
@@ -195,8 +198,7 @@ export class ReleaseOrchestrator {
     // older one's release_command (if running) has ended: a migration is never cut off half-way.
     const older = open.slice(0, -1);
     if (older.some(commandRunning)) {
-      for (const r of older.filter(commandRunning))
-        await this.releaseCommandDone(app, r, appConfigOf(r) ?? {});
+      for (const r of older.filter(commandRunning)) await this.commandsDone(app, r, appConfigOf(r) ?? {});
       return;
     }
     for (const older of open.slice(0, -1))
@@ -276,7 +278,7 @@ export class ReleaseOrchestrator {
       return;
     }
     await this.sweepReleaseCommands(app);
-    if (!(await this.releaseCommandDone(app, release, config as AppConfig))) return;
+    if (!(await this.commandsDone(app, release, config as AppConfig))) return;
     // The app's serving machines: those of a release still open or failed (one this release
     // supersedes, half rolled out) are not counted, and go as old machines.
     const unserved = new Set(
@@ -320,16 +322,34 @@ export class ReleaseOrchestrator {
   }
 
   /**
-   * Runs the release's [deploy] release_command once, in a machine of its own (the release's image, the
-   * app's env and secrets, no service, no restart) before any machine is replaced; resolves to true once
-   * it has exited 0 (or there is none). A non-zero exit, a start that failed or a timeout fails the
-   * release, and nothing else is touched. The machine's id comes from the release, and the start and
-   * the end are recorded, so a new leader neither runs it again nor loses its outcome.
+   * The release's commands, in turn: its release_command, then (a first deploy by `hangar launch`, as
+   * `fly launch`'s) its seed_command; true once each has exited 0 or there is none.
    */
-  private async releaseCommandDone(app: string, release: Release, config: AppConfig): Promise<boolean> {
-    const command = config.deploy?.release_command?.trim();
+  private async commandsDone(app: string, release: Release, config: AppConfig): Promise<boolean> {
+    if (!(await this.commandDone(app, release, config, "release"))) return false;
+    if (!release.seed) return true;
+    // The release as recorded now: the release_command's end may have just been appended.
+    const now = this.view.get(app)?.releases.find((r) => r.version === release.version) ?? release;
+    return this.commandDone(app, now, config, "seed");
+  }
+
+  /**
+   * Runs the release's [deploy] release_command (or seed_command) once, in a machine of its own (the
+   * release's image, the app's env and secrets, no service, no restart) before any machine is replaced;
+   * resolves to true once it has exited 0 (or there is none). A non-zero exit, a start that failed or a
+   * timeout fails the release, and nothing else is touched. The machine's id comes from the release, and
+   * the start and the end are recorded, so a new leader neither runs it again nor loses its outcome.
+   */
+  private async commandDone(
+    app: string,
+    release: Release,
+    config: AppConfig,
+    kind: CommandKind,
+  ): Promise<boolean> {
+    const key = commandKey(kind);
+    const command = (kind === "seed" ? config.deploy?.seed_command : config.deploy?.release_command)?.trim();
     if (!command) return true;
-    const rc = release.releaseCommand;
+    const rc = commandRun(release, kind);
     if (rc.exitCode === 0) return true;
     const fail = (reason: string) =>
       this.command(
@@ -338,22 +358,24 @@ export class ReleaseOrchestrator {
         `fail-${release.releaseId}`,
       );
     if (rc.reason || rc.exitCode !== null) {
-      await fail(
-        rc.reason ? `release_command ${rc.reason}` : `release_command exited with code ${rc.exitCode}`,
-      );
+      await fail(rc.reason ? `${key} ${rc.reason}` : `${key} exited with code ${rc.exitCode}`);
       return false;
     }
-    const machineId = rc.machineId || newMachineId(`${release.releaseId}/release_command`);
+    // The release_command's ids and idempotency keys are those it always had; the seed's its own.
+    const suffix = kind === "seed" ? "seed-" : "";
+    const machineId = rc.machineId || newMachineId(`${release.releaseId}/${key}`);
     if (!rc.machineId) {
       await this.command(
         app,
-        { type: "StartReleaseCommand", version: release.version, machineId },
-        `release-command-${release.releaseId}`,
+        {
+          type: "StartReleaseCommand",
+          version: release.version,
+          machineId,
+          ...(kind === "seed" ? { kind } : {}),
+        },
+        `release-command-${suffix}${release.releaseId}`,
       );
-      this.opts.logger.info(
-        { app, release: release.version, machine: machineId, command },
-        "release_command started",
-      );
+      this.opts.logger.info({ app, release: release.version, machine: machineId, command }, `${key} started`);
     }
     let timeoutMs = DEFAULT_RELEASE_COMMAND_TIMEOUT_MS;
     try {
@@ -393,10 +415,14 @@ export class ReleaseOrchestrator {
         services: [],
         checks: {},
         restart: { policy: "no" },
-        metadata: { hangar_release_command: String(release.version) },
+        // Swept with the release's other command machines; a seed's says which it is.
+        metadata: {
+          hangar_release_command: String(release.version),
+          ...(kind === "seed" ? { hangar_command: "seed" } : {}),
+        },
       };
       void withSpan(
-        "release command machine",
+        `${kind} command machine`,
         {
           attributes: {
             "hangar.app": app,
@@ -409,7 +435,7 @@ export class ReleaseOrchestrator {
       )
         .catch((err: unknown) => {
           this.commandErrors.set(machineId, err instanceof Error ? err.message : String(err));
-          this.opts.logger.warn({ err, app, machine: machineId }, "release_command machine not created yet");
+          this.opts.logger.warn({ err, app, machine: machineId }, `${key} machine not created yet`);
         })
         .finally(() => this.stepping.delete(machineId));
       return false;
@@ -432,13 +458,15 @@ export class ReleaseOrchestrator {
     if (!finish) return false;
     await this.command(
       app,
-      { type: "FinishReleaseCommand", version: release.version, ...finish },
-      `release-command-end-${release.releaseId}`,
+      {
+        type: "FinishReleaseCommand",
+        version: release.version,
+        ...finish,
+        ...(kind === "seed" ? { kind } : {}),
+      },
+      `release-command-end-${suffix}${release.releaseId}`,
     );
-    this.opts.logger.info(
-      { app, release: release.version, machine: machineId, ...finish },
-      "release_command ended",
-    );
+    this.opts.logger.info({ app, release: release.version, machine: machineId, ...finish }, `${key} ended`);
     // The stopped machine stays until the release has ended and a little longer (sweepReleaseCommands):
     // its host keeps its output for `hangar deploy` and `hangar logs` meanwhile. One that overran its
     // timeout is stopped for good now.
@@ -450,11 +478,7 @@ export class ReleaseOrchestrator {
         "destroy",
       );
     if (finish.exitCode === 0 && !finish.reason) return true;
-    await fail(
-      finish.reason
-        ? `release_command ${finish.reason}`
-        : `release_command exited with code ${finish.exitCode}`,
-    );
+    await fail(finish.reason ? `${key} ${finish.reason}` : `${key} exited with code ${finish.exitCode}`);
     return false;
   }
 
@@ -830,10 +854,10 @@ export class ReleaseOrchestrator {
   }
 }
 
-/** Whether the release's release_command has started and not ended. */
+/** Whether the release's release_command or seed_command has started and not ended. */
 function commandRunning(r: Release): boolean {
-  return (
-    r.releaseCommand.machineId !== "" && r.releaseCommand.exitCode === null && r.releaseCommand.reason === ""
+  return [r.releaseCommand, r.seedCommand].some(
+    (run) => run.machineId !== "" && run.exitCode === null && run.reason === "",
   );
 }
 
