@@ -277,6 +277,26 @@ describe("adoptForRelay", () => {
     await new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
   });
 
+  it("ends the client's connection when the far side was reset before the relay began, and a write to the old socket does not crash", async () => {
+    const far = await listen((s) => s.resetAndDestroy());
+    const accepted: Socket[] = [];
+    const port = await listen((s) => {
+      accepted.push(s);
+      const near = adoptForRelay(s);
+      const upstream = connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true });
+      upstream.on("error", () => upstream.destroy());
+      // The relay begins only once the far side's reset has destroyed the upstream.
+      upstream.once("close", () => pipeBothWays(near, upstream));
+    });
+    const client = connect({ host: "127.0.0.1", port });
+    client.on("error", () => undefined);
+    client.resume();
+    await once(client, "close");
+    // The accepted socket lost its handle to the adopted one: writing to it fails, quietly.
+    (accepted[0] as Socket).write("late");
+    await new Promise((r) => setTimeout(r, 20));
+  });
+
   it("leaves a socket whose end was already read as it is, to be piped", async () => {
     const server = createServer({ allowHalfOpen: true }, (s) => {
       s.once("end", () => {

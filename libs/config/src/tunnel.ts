@@ -122,13 +122,17 @@ export function adoptForRelay(accepted: Socket): Socket {
     accepted instanceof TLSSocket ||
     accepted.destroyed ||
     !isReadable(accepted) ||
+    accepted.writableEnded ||
     accepted.writableLength > 0 ||
     typeof handle?.readStop !== "function" ||
     typeof handle.useUserBuffer !== "function"
   )
     return accepted;
-  // What the stream holds already (read from the handle before the relay existed), then no more reads.
-  const early = accepted.readableLength > 0 ? (accepted.read() as Buffer | null) : null;
+  // What the stream holds already (read from the handle before the relay existed), all of it, then no
+  // more reads.
+  accepted.pause();
+  const early =
+    accepted.readableLength > 0 ? (accepted.read(accepted.readableLength) as Buffer | null) : null;
   handle.readStop();
   accepted.setTimeout(0);
   // The accepted socket no longer owns the handle: destroying it closes nothing but itself.
@@ -145,6 +149,8 @@ export function adoptForRelay(accepted: Socket): Socket {
   relayedReads.set(adopted, reads);
   adopted.once("close", () => accepted.destroy());
   accepted.once("close", () => adopted.destroy());
+  // A write to the accepted socket now fails (it has no handle): it ends the relay, never the process.
+  accepted.on("error", () => adopted.destroy());
   return adopted;
 }
 
@@ -244,7 +250,7 @@ class ReusedReads {
     }
     const to = this.#to;
     if (!to) {
-      this.#early = Buffer.from(chunk);
+      this.keepEarly(chunk);
       return false;
     }
     const id = ++this.#writes;
@@ -287,6 +293,11 @@ export function pipeBothWays(a: Socket, b: Socket): void {
     a.destroy();
     b.destroy();
   };
+  // One side already gone (reset before the relay began): its close has been and will not come again.
+  if (a.destroyed || b.destroyed) {
+    teardown();
+    return;
+  }
   a.on("error", teardown);
   b.on("error", teardown);
   a.on("close", teardown);

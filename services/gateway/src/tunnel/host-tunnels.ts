@@ -86,5 +86,7 @@ async function connectTo(address: string, port: number, what: string): Promise<S
     throw ApiError.of("unavailable", `cannot reach ${what}: ${(err as Error).message}`);
   }
   socket.setTimeout(0);
+  // Until the relay takes it (pipeBothWays), an error (the far side resets) only destroys it.
+  socket.on("error", () => socket.destroy());
   return socket;
 }
