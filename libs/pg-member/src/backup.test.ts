@@ -1,13 +1,24 @@
+import { spawn } from "node:child_process";
 import { describe, expect, it } from "vitest";
 import {
   archiveCommand,
   backupFolders,
   recoveryArgs,
   recoveryTargetProblem,
+  runPsql,
   WAL_FILE_NAME,
 } from "./backup.js";
 
 describe("the member's backup pieces", () => {
+  it("rejects with its output when psql exits before reading its input, instead of failing on the write (EPIPE)", async () => {
+    // A stand-in for a psql that cannot connect: it says so and exits without reading, and the SQL is
+    // more than a pipe holds, so the write surely meets a closed pipe.
+    const child = spawn(process.execPath, ["-e", "console.error('no server'); process.exit(2)"], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    await expect(runPsql(child, "x".repeat(4 * 1024 * 1024))).rejects.toThrow("psql: no server");
+  });
+
   it("accepts only archived WAL file names (nothing that walks out of the outbox)", () => {
     for (const ok of [
       "000000010000000000000002",

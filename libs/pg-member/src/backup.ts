@@ -469,8 +469,8 @@ export class MemberBackups {
 
   /** Runs SQL through psql over the unix socket as the OS user postgres (peer): no password on a command line. */
   private psql(socketDir: string, sql: string): Promise<string> {
-    return new Promise((done, fail) => {
-      const child = this.tool("psql", [
+    return runPsql(
+      this.tool("psql", [
         "-h",
         socketDir,
         "-p",
@@ -482,14 +482,9 @@ export class MemberBackups {
         "-Atq",
         "-v",
         "ON_ERROR_STOP=1",
-      ]);
-      let out = "";
-      child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
-      child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
-      child.once("error", fail);
-      child.once("close", (code) => (code === 0 ? done(out.trim()) : fail(new Error(`psql: ${out.trim()}`))));
-      child.stdin?.end(sql);
-    });
+      ]),
+      sql,
+    );
   }
 
   private tool(name: string, args: string[], env: Record<string, string> = {}): ChildProcess {
@@ -505,6 +500,24 @@ export class MemberBackups {
     const owner = this.agent.pg.owner;
     if (owner) await chown(path, owner.uid, owner.gid);
   }
+}
+
+/**
+ * Writes `sql` to a spawned psql's input and resolves to what it printed once it exits 0; rejects with
+ * its output otherwise. A psql that exits before reading its input (Postgres not up yet, as while a
+ * recovery is polled) makes the write fail with EPIPE: its exit says why, and that error, unheard,
+ * would end the whole member agent.
+ */
+export function runPsql(child: ChildProcess, sql: string): Promise<string> {
+  return new Promise((done, fail) => {
+    let out = "";
+    child.stdout?.on("data", (b: Buffer) => (out += b.toString()));
+    child.stderr?.on("data", (b: Buffer) => (out += b.toString()));
+    child.once("error", fail);
+    child.once("close", (code) => (code === 0 ? done(out.trim()) : fail(new Error(`psql: ${out.trim()}`))));
+    child.stdin?.on("error", () => undefined);
+    child.stdin?.end(sql);
+  });
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {

@@ -45,6 +45,8 @@ export async function probeDns(o: ProbeOptions): Promise<ProbeResult[]> {
   child.stderr.on("data", (d: Buffer) => {
     stderr += d.toString();
   });
+  // A child that exits before reading its input makes this write fail with EPIPE: its exit code says why.
+  child.stdin.on("error", () => undefined);
   child.stdin.end(`${o.queries.map((q) => q.toString("hex")).join("\n")}\n`);
   const code = await new Promise<number | null>((resolve, reject) => {
     child.on("error", reject);
