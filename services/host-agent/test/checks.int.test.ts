@@ -151,9 +151,19 @@ describe("runChecks", () => {
     expect(changes[0]?.status).toBe("critical");
     await sleep(300);
     status.code = 200;
-    // The next rounds come 100, 200, 400 ... ms apart until the first pass: seconds, not 10 minutes.
+    // The next rounds come every 100 ms until the first pass: 100 ms after it is ready, not 10 minutes.
     await waitFor("passing", () => changes[1]);
     expect(changes[1]?.status).toBe("passing");
+  });
+
+  it("tries a check that has not passed yet every 100 ms through its first interval", async () => {
+    const { port, requests, status } = await statusServer();
+    status.code = 503;
+    watch({ web: { type: "http", interval: "2s" } }, port);
+    await sleep(1_900);
+    // Every 100 ms: about 19 rounds; waits doubling from 100 ms would have made 5 (0, 100, 300, 700,
+    // 1500 ms). Counted loosely: a busy machine's timers run late.
+    expect(requests.length).toBeGreaterThanOrEqual(8);
   });
 
   it("waits out the grace period, and reports nothing after stop", async () => {

@@ -58,13 +58,17 @@ interface Plan {
 
 const DEFAULTS = { interval: "15s", timeout: "5s", grace_period: "0s" };
 
-/** The first wait before a check that has never passed is tried again (then doubled, up to its interval). */
+/**
+ * How soon a check that has never passed is tried again: every 100 ms through its first interval (from
+ * its first round), then after 200 ms, 400 ms ... up to the interval.
+ */
 export const STARTUP_RETRY_MS = 100;
 
 /**
  * Runs a machine's checks against `target` until stopped, calling `onChange` with each check's first
  * result and then only when its status changes. Rounds come every interval after the grace period;
- * before a check's first pass, a failed one is tried again after 100 ms, 200 ms, ... up to the interval. An http check passes on 2xx and 3xx (redirects are not
+ * before a check's first pass, a failed one is tried again every 100 ms through its first interval,
+ * then after 200 ms, 400 ms ... up to the interval. An http check passes on 2xx and 3xx (redirects are not
  * followed), a tcp check when it connects. Throws InvalidCheckError / InvalidDurationError up front.
  * `onChange` must not throw.
  */
@@ -88,12 +92,16 @@ export function runChecks(
 
   for (const p of plans) {
     let last: CheckStatus | undefined;
-    // Until its first pass, a check that fails is tried again sooner (STARTUP_RETRY_MS, doubling up
-    // to the interval): a machine whose program is not listening yet at the first round is healthy
-    // soon after it is, not a whole interval later (a deploy waits for that on every new machine).
+    // Until its first pass, a check that fails is tried again sooner (STARTUP_RETRY_MS through the
+    // first interval, then doubling up to it): a machine whose program is not listening yet at the
+    // first round is healthy within 100 ms of being ready, not a whole interval later, nor (as when the
+    // waits doubled from the start) as late again as it took to get ready: a deploy waits for that on
+    // every new machine. A probe of a port nothing listens on yet costs a refused connection.
     let passed = false;
     let retryMs = STARTUP_RETRY_MS;
+    let firstRoundAt: number | undefined;
     const round = async () => {
+      firstRoundAt ??= Date.now();
       const signal = AbortSignal.any([stopper.signal, AbortSignal.timeout(p.timeoutMs)]);
       const result = await p.probe(target.ip, p.port, signal);
       if (stopper.signal.aborted) return;
@@ -102,8 +110,13 @@ export function runChecks(
         onChange(p.name, result.status, result.output);
       }
       if (result.status === "passing") passed = true;
-      const next = passed ? p.intervalMs : Math.min(retryMs, p.intervalMs);
-      retryMs *= 2;
+      let next = p.intervalMs;
+      if (!passed && Date.now() - firstRoundAt < p.intervalMs)
+        next = Math.min(STARTUP_RETRY_MS, p.intervalMs);
+      else if (!passed) {
+        retryMs *= 2;
+        next = Math.min(retryMs, p.intervalMs);
+      }
       schedule(next, run);
     };
     // A round never rejects (a probe resolves its failures); should one, the check is stopped and
