@@ -60,6 +60,24 @@ describe("releasesTable, edge releases", () => {
   });
 });
 
+describe("releasesTable, a launch's first release", () => {
+  it("says how its seed_command ended, or that it runs", () => {
+    const seeded = (seed_command: Release["seed_command"]): Release => ({
+      version: 1,
+      status: "succeeded",
+      image: "img",
+      seed_command,
+    });
+    const line = (r: Release) => releasesTable([r], Date.now()).split("\n")[1];
+    expect(line(seeded({ machine_id: "m", exit_code: 0, error: null }))).toMatch(/seed_command exited 0$/);
+    expect(line(seeded({ machine_id: "m", exit_code: null, error: null }))).toMatch(/seed_command running$/);
+    expect(line(seeded({ machine_id: "m", exit_code: null, error: "did not exit within 300 s" }))).toMatch(
+      /seed_command did not exit within 300 s$/,
+    );
+    expect(line(seeded(null))).not.toMatch(/seed_command/);
+  });
+});
+
 describe("rollbackTarget", () => {
   const r = (version: number, status: Release["status"]): Release => ({ version, status });
   const list = [r(4, "failed"), r(3, "succeeded"), r(2, "succeeded"), r(1, "succeeded")];

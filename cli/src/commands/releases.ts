@@ -37,6 +37,16 @@ export function describeRelease(r: Release): string {
     if (r.rolled_back_to) parts.push(`rolled back to v${r.rolled_back_to}`);
   } else if (r.description) parts.push(r.description);
   if (r.rollback_of) parts.push(`redeploys v${r.rollback_of}`);
+  // A launch's first deploy: its seed_command, and how it ended.
+  const seed = r.seed_command;
+  if (seed)
+    parts.push(
+      seed.error
+        ? `seed_command ${seed.error}`
+        : seed.exit_code === null
+          ? "seed_command running"
+          : `seed_command exited ${seed.exit_code}`,
+    );
   return parts.filter((p) => p !== "").join("; ");
 }
 
