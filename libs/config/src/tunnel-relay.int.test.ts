@@ -13,12 +13,37 @@ afterEach(async () => {
   for (const s of servers.splice(0)) await new Promise((done) => s.close(done));
 });
 
-async function listen(onConnection: (s: Socket) => void): Promise<number> {
-  const server = createServer({ allowHalfOpen: true }, onConnection);
+/** A half-open server on 127.0.0.1 (closed after each test), and its port. */
+async function serve(
+  onConnection: (s: Socket) => void,
+  options: { pauseOnConnect?: boolean } = {},
+): Promise<{ server: Server; port: number }> {
+  const server = createServer({ allowHalfOpen: true, ...options }, onConnection);
   servers.push(server);
   server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  return (server.address() as AddressInfo).port;
+  return { server, port: (server.address() as AddressInfo).port };
+}
+
+async function listen(onConnection: (s: Socket) => void): Promise<number> {
+  return (await serve(onConnection)).port;
+}
+
+/** Writes `payload` in 256 KiB pieces and resolves to as many bytes read back, both ways at once. */
+async function echoed(client: Socket, payload: Buffer): Promise<Buffer> {
+  const back = new Promise<Buffer>((resolve) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    client.on("data", (c: Buffer) => {
+      chunks.push(c);
+      n += c.length;
+      if (n >= payload.length) resolve(Buffer.concat(chunks));
+    });
+  });
+  for (let i = 0; i < payload.length; i += 256 * 1024) {
+    if (!client.write(payload.subarray(i, i + 256 * 1024))) await once(client, "drain");
+  }
+  return back;
 }
 
 /** A listener that relays each connection to 127.0.0.1:farPort, the far side through connectForRelay. */
@@ -60,20 +85,7 @@ describe("connectForRelay with pipeBothWays", () => {
     const client = connect({ host: "127.0.0.1", port: await relayTo(far), allowHalfOpen: true });
     await once(client, "connect");
     const payload = randomBytes(16 * 1024 * 1024);
-    const back = new Promise<Buffer>((resolve) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      client.on("data", (c: Buffer) => {
-        chunks.push(c);
-        n += c.length;
-        if (n >= payload.length) resolve(Buffer.concat(chunks));
-      });
-    });
-    for (let i = 0; i < payload.length; i += 256 * 1024) {
-      if (!client.write(payload.subarray(i, i + 256 * 1024))) await once(client, "drain");
-    }
-    const got = await back;
-    expect(sha(got)).toBe(sha(payload));
+    expect(sha(await echoed(client, payload))).toBe(sha(payload));
     client.destroy();
   });
 
@@ -186,43 +198,23 @@ describe("upgradeForRelay", () => {
 });
 
 describe("adoptForRelay", () => {
-  /** Sends `payload` and reads as many bytes back, byte for byte, both ways at once. */
-  async function echoed(client: Socket, payload: Buffer): Promise<Buffer> {
-    const back = new Promise<Buffer>((resolve) => {
-      const chunks: Buffer[] = [];
-      let n = 0;
-      client.on("data", (c: Buffer) => {
-        chunks.push(c);
-        n += c.length;
-        if (n >= payload.length) resolve(Buffer.concat(chunks));
-      });
-    });
-    for (let i = 0; i < payload.length; i += 256 * 1024) {
-      if (!client.write(payload.subarray(i, i + 256 * 1024))) await once(client, "drain");
-    }
-    return back;
-  }
-
   it("relays a net server's accepted connection through a reused buffer, and ends with it for the server", async () => {
     const far = await listen((s) => s.pipe(s));
     const adopted: Socket[] = [];
     const accepted: Socket[] = [];
-    const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => {
-      accepted.push(s);
-      const near = adoptForRelay(s);
-      adopted.push(near);
-      near.on("data", () => {
-        throw new Error("an adopted socket's bytes must not reach 'data'");
-      });
-      pipeBothWays(near, connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true }));
-    });
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const client = connect({
-      host: "127.0.0.1",
-      port: (server.address() as AddressInfo).port,
-      allowHalfOpen: true,
-    });
+    const { server, port } = await serve(
+      (s) => {
+        accepted.push(s);
+        const near = adoptForRelay(s);
+        adopted.push(near);
+        near.on("data", () => {
+          throw new Error("an adopted socket's bytes must not reach 'data'");
+        });
+        pipeBothWays(near, connectForRelay({ host: "127.0.0.1", port: far, allowHalfOpen: true }));
+      },
+      { pauseOnConnect: true },
+    );
+    const client = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
     await once(client, "connect");
     const payload = randomBytes(16 * 1024 * 1024);
     expect(sha(await echoed(client, payload))).toBe(sha(payload));
@@ -292,38 +284,30 @@ describe("adoptForRelay", () => {
     client.on("error", () => undefined);
     client.resume();
     await once(client, "close");
-    // The accepted socket lost its handle to the adopted one: writing to it fails, quietly.
+    // The accepted socket lost its handle to the adopted one: writing to it fails, quietly (an
+    // error with no listener would reach vitest as an unhandled error, failing the run).
     (accepted[0] as Socket).write("late");
     await new Promise((r) => setTimeout(r, 20));
   });
 
   it("leaves a socket whose end was already read as it is, to be piped", async () => {
-    const server = createServer({ allowHalfOpen: true }, (s) => {
+    const port = await listen((s) => {
       s.once("end", () => {
         const same = adoptForRelay(s);
         s.end(same === s ? "kept" : "adopted");
       });
       s.resume();
     });
-    servers.push(server);
-    server.listen(0, "127.0.0.1");
-    await once(server, "listening");
-    const client = connect({
-      host: "127.0.0.1",
-      port: (server.address() as AddressInfo).port,
-      allowHalfOpen: true,
-    });
+    const client = connect({ host: "127.0.0.1", port, allowHalfOpen: true });
     client.end();
-    const [answer] = await Promise.all([
-      new Promise<string>((resolve) => {
-        let t = "";
-        client.on("data", (c: Buffer) => {
-          t += c.toString();
-        });
-        client.on("end", () => resolve(t));
-      }),
-    ]);
-    expect(answer).toBe("kept");
+    const answer = new Promise<string>((resolve) => {
+      let t = "";
+      client.on("data", (c: Buffer) => {
+        t += c.toString();
+      });
+      client.on("end", () => resolve(t));
+    });
+    expect(await answer).toBe("kept");
     client.destroy();
   });
 });

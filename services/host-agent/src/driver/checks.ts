@@ -110,14 +110,8 @@ export function runChecks(
         onChange(p.name, result.status, result.output);
       }
       if (result.status === "passing") passed = true;
-      let next = p.intervalMs;
-      if (!passed && Date.now() - firstRoundAt < p.intervalMs)
-        next = Math.min(STARTUP_RETRY_MS, p.intervalMs);
-      else if (!passed) {
-        retryMs *= 2;
-        next = Math.min(retryMs, p.intervalMs);
-      }
-      schedule(next, run);
+      if (!passed && Date.now() - firstRoundAt >= p.intervalMs) retryMs *= 2;
+      schedule(passed ? p.intervalMs : Math.min(retryMs, p.intervalMs), run);
     };
     // A round never rejects (a probe resolves its failures); should one, the check is stopped and
     // said to be critical rather than the agent ended.
