@@ -1,4 +1,4 @@
-import { OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
+import { getStoredMessage, OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
 import { acquireLease } from "@hangar/lease";
 import {
   JetStreamApiCodes,
@@ -131,7 +131,7 @@ export class EventsRelay {
         missing = true;
         continue;
       }
-      const last = await this.jsm.direct.getMessage(this.eventsName, {
+      const last = await getStoredMessage(this.jsm, this.eventsName, {
         last_by_subj: `${EVENTS_SUBJECT_PREFIX}.${s.filter}`,
       });
       const afterSeq = last ? Number(last.header.get(SOURCE_SEQ_HEADER)) || 0 : 0;

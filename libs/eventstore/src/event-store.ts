@@ -12,6 +12,7 @@ import { decodeBatch, type EventMetadata, encodeBatch, type RecordedEvent } from
 import { ConcurrencyError } from "./errors.js";
 import { JetStreamPublisher, PublishRejectedError } from "./publisher.js";
 import { OrderedReader } from "./reader.js";
+import { getStoredMessage } from "./stored-message.js";
 import { type AggregateStream, aggregateSubject } from "./stream.js";
 
 /** Header that names the event types of a message, so subscribers can filter without decoding. */
@@ -119,7 +120,8 @@ export class EventStore {
 
   /** The last sequence stored on an aggregate's subject; 0 when it has no events. */
   async lastSequence(stream: AggregateStream<{ type: string }>, aggregateId: string): Promise<number> {
-    const msg = await this.jsm.direct.getMessage(stream.name, {
+    // The leader's answer on a replicated stream: a follower's may miss what was just acknowledged.
+    const msg = await getStoredMessage(this.jsm, stream.name, {
       last_by_subj: aggregateSubject(stream, aggregateId),
     });
     return msg?.seq ?? 0;
@@ -130,11 +132,7 @@ export class EventStore {
     stream: AggregateStream<E>,
     seq: number,
   ): Promise<RecordedEvent<E>[]> {
-    // A direct get may be answered by a replica that has not stored `seq` yet (allow_direct on a
-    // replicated stream): the stream's leader has every acknowledged message.
-    const msg =
-      (await this.jsm.direct.getMessage(stream.name, { seq })) ??
-      (await this.jsm.streams.getMessage(stream.name, { seq }));
+    const msg = await getStoredMessage(this.jsm, stream.name, { seq });
     if (!msg) throw new Error(`no message ${seq} in ${stream.name}`);
     return decodeBatch(stream, msg.data, msg.seq);
   }

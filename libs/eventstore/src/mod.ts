@@ -43,6 +43,8 @@ export type { Replay, ReplayOptions, ReplayProgress } from "./replay.js";
 export { replay } from "./replay.js";
 export type { Snapshot, SnapshotCodec } from "./snapshots.js";
 export { jsonSnapshots, SnapshotStore } from "./snapshots.js";
+export type { StoredMessageQuery } from "./stored-message.js";
+export { getStoredMessage } from "./stored-message.js";
 export type { AggregateStream } from "./stream.js";
 export { aggregateIdOf, aggregateSubject, defineStream, prefixedStream } from "./stream.js";
 export { ensureStream, streamConfig } from "./streams-setup.js";

@@ -93,7 +93,7 @@ describe("append", () => {
     expect(bounded.events.map((e) => e.seq)).toEqual(seqs.slice(2, 8));
   });
 
-  it("reads through the stream's leader what a direct get does not find (a replica behind, allow_direct)", async () => {
+  it("reads an aggregate's tail with a consumer where a direct get does not find it (a replica behind, allow_direct)", async () => {
     const id = "lagging";
     const seqs: number[] = [];
     for (let i = 0; i < 3; i++) {
@@ -114,7 +114,6 @@ describe("append", () => {
       const read = await store.readAggregate(stream, id);
       expect(read.events.map((e) => e.event)).toEqual([inc(0), inc(1), inc(2)]);
       expect(read.lastSeq).toBe(seqs[2]);
-      expect((await store.readMessage(stream, seqs[1] as number)).map((e) => e.event)).toEqual([inc(1)]);
       expect(spy).toHaveBeenCalled();
     } finally {
       spy.mockRestore();

@@ -57,4 +57,34 @@ describe("event store on a 3-node cluster (R3)", () => {
     expect(loaded.state).toEqual({ total: 120, increments: 120 });
     store.close();
   }, 180_000);
+
+  it("reads every acknowledged append back at once, from a client on a follower of the stream", async () => {
+    // A client's direct gets go to the replica on its own server. Connected to a follower, that
+    // replica applies an append only after the leader acknowledged it, so a read right after the
+    // ack must not be served by it.
+    const fresh = counterStreamFor("cluster-fresh");
+    const setup = await EventStore.connect(nc);
+    await ensureStream(setup.jsm, fresh, { replicas: 3 });
+    const leader = (await setup.jsm.streams.info(fresh.name)).cluster?.leader;
+    setup.close();
+    const follower = cluster.servers.findIndex((_, i) => `hangar-${i + 1}` !== leader);
+    const onFollower = await connect({ servers: cluster.urls[follower] });
+    try {
+      expect(onFollower.info?.server_name).not.toBe(leader);
+      const store = await EventStore.connect(onFollower);
+      const handler = new CommandHandler(store, fresh, counterDecider);
+      const stale: number[] = [];
+      for (let i = 1; i <= 300; i++) {
+        const done = await handler.handle("one", { type: "Increment", by: 1 }, { commandId: `f${i}` });
+        if ((await store.lastSequence(fresh, "one")) !== done.seq) stale.push(i);
+        if ((await store.readMessage(fresh, done.seq))[0]?.event.type !== "Incremented") stale.push(i);
+        const loaded = await loadAggregate(store, fresh, counterDecider, "one");
+        if (loaded.state.total !== i) stale.push(i);
+      }
+      expect(stale).toEqual([]);
+      store.close();
+    } finally {
+      await onFollower.close();
+    }
+  }, 120_000);
 });

@@ -379,7 +379,12 @@ export function natsUsers(hostIds: readonly string[]): NatsUserSpec[] {
 
 const API = "$JS.API";
 
-/** What reading a stream takes: its info, ephemeral consumers (create, info, delete), direct gets, flow control. */
+/**
+ * What reading a stream takes: ephemeral consumers (create, info, delete), direct gets, flow control,
+ * and the leader's message get, which getStoredMessage uses on a replicated stream (a follower's
+ * direct get can miss what was just acknowledged). A reader limited to some subjects gets no
+ * message get: its request names no subject, so it could read any message of the stream.
+ */
 function streamReadSubjects(stream: string, readOnly?: string): string[] {
   if (readOnly !== undefined) {
     return [
@@ -396,6 +401,7 @@ function streamReadSubjects(stream: string, readOnly?: string): string[] {
     `${API}.CONSUMER.DELETE.${stream}.*`,
     `${API}.DIRECT.GET.${stream}`,
     `${API}.DIRECT.GET.${stream}.>`,
+    `${API}.STREAM.MSG.GET.${stream}`,
     `$JS.FC.${stream}.>`,
   ];
 }
@@ -446,12 +452,7 @@ function jetStreamSubjects(spec: NatsUserSpec): string[] {
   for (const { bucket, write } of spec.objects) {
     const stream = `OBJ_${bucket}`;
     // An object's metadata is read with a stream message get, its chunks with a push consumer.
-    out.push(
-      `${API}.STREAM.INFO.${stream}`,
-      `${API}.STREAM.CREATE.${stream}`,
-      `${API}.STREAM.MSG.GET.${stream}`,
-      ...streamReadSubjects(stream),
-    );
+    out.push(`${API}.STREAM.INFO.${stream}`, `${API}.STREAM.CREATE.${stream}`, ...streamReadSubjects(stream));
     // Replacing or deleting an object purges its old chunks.
     if (write) out.push(`$O.${bucket}.>`, `${API}.STREAM.PURGE.${stream}`);
   }

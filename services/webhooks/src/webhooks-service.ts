@@ -30,7 +30,13 @@ import {
   parseEventId,
   toPublicEvents,
 } from "@hangar/event-feed";
-import { CommandHandler, DomainError, type EventStore, ensureDurable } from "@hangar/eventstore";
+import {
+  CommandHandler,
+  DomainError,
+  type EventStore,
+  ensureDurable,
+  getStoredMessage,
+} from "@hangar/eventstore";
 import { acquireLease, type Lease } from "@hangar/lease";
 import type { MasterKeys } from "@hangar/secrets";
 import {
@@ -411,7 +417,7 @@ export class WebhooksService {
     const position = parseEventId(eventId);
     if (!position) return undefined;
     // A message no longer in EVENTS is null; any other failure is thrown, and the attempt retried.
-    const m = await this.opts.store.jsm.direct.getMessage(this.eventsStream, { seq: position.seq });
+    const m = await getStoredMessage(this.opts.store.jsm, this.eventsStream, { seq: position.seq });
     if (!m) return undefined;
     const msg: FeedMessage = { seq: m.seq, subject: m.subject, data: m.data };
     const event = (await this.publicEvents(msg)).find((e) => e.id === eventId);

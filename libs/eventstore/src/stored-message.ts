@@ -1,0 +1,84 @@
+import type { JetStreamManager, LastForMsgRequest, SeqMsgRequest, StoredMsg } from "@nats-io/jetstream";
+import { PermissionViolationError } from "@nats-io/transport-node";
+
+/** A stored message asked for by sequence, as the last on a subject, or as the next on a subject from a sequence. */
+export type StoredMessageQuery = SeqMsgRequest | LastForMsgRequest | { seq: number; next_by_subj: string };
+
+/** How long a stream's replica count is trusted before it is looked up again. */
+const REPLICAS_TTL_MS = 30_000;
+
+interface Replication {
+  replicated: Promise<boolean>;
+  until: number;
+}
+
+const known = new WeakMap<JetStreamManager, Map<string, Replication>>();
+
+/**
+ * A stored message, read so that it holds every message acknowledged before the call.
+ *
+ * A direct get (allow_direct) is answered by any replica of a stream, and a client's requests go to
+ * the replica on the server it is connected to: on a replicated stream that is often a follower,
+ * which applies a message only after the leader has acknowledged it, so a read right after an
+ * append misses it (seen on a 3-node cluster: an acknowledged event left out of an aggregate's
+ * load). On a replicated stream this asks the stream's leader (`STREAM.MSG.GET`); on a stream of
+ * one replica, where the only replica is the leader, it keeps the cheaper direct get. A stream's
+ * replica count is looked up once per 30 s (an operator may scale a stream); a stream that cannot
+ * be looked up, or a client allowed direct gets only, reads with a direct get, as before.
+ */
+export async function getStoredMessage(
+  jsm: JetStreamManager,
+  stream: string,
+  query: StoredMessageQuery,
+): Promise<StoredMsg | null> {
+  if (await isReplicated(jsm, stream)) {
+    try {
+      return await jsm.streams.getMessage(stream, query as SeqMsgRequest);
+    } catch (err) {
+      if (!isPermissionViolation(err)) throw err;
+      // A reader limited to some of the stream's subjects has direct gets only (nats-permissions.ts):
+      // it reads as before, and asks no more (permissions do not change while connected).
+      streamsOf(jsm).set(stream, { replicated: Promise.resolve(false), until: Number.POSITIVE_INFINITY });
+    }
+  }
+  return jsm.direct.getMessage(stream, query);
+}
+
+function streamsOf(jsm: JetStreamManager): Map<string, Replication> {
+  let streams = known.get(jsm);
+  if (!streams) {
+    streams = new Map();
+    known.set(jsm, streams);
+  }
+  return streams;
+}
+
+async function isReplicated(jsm: JetStreamManager, stream: string): Promise<boolean> {
+  const streams = streamsOf(jsm);
+  const now = Date.now();
+  const cached = streams.get(stream);
+  if (cached && cached.until > now) return cached.replicated;
+  // One look-up for the callers that ask at once. A client not allowed to look the stream up is not
+  // allowed the leader's get either: it reads with direct gets and asks no more. Any other failure
+  // is not kept.
+  const replicated = jsm.streams.info(stream).then(
+    (info) => info.config.num_replicas > 1,
+    (err: unknown) => {
+      const entry = streams.get(stream);
+      if (entry?.replicated === replicated) {
+        if (isPermissionViolation(err)) entry.until = Number.POSITIVE_INFINITY;
+        else streams.delete(stream);
+      }
+      return false;
+    },
+  );
+  streams.set(stream, { replicated, until: now + REPLICAS_TTL_MS });
+  return replicated;
+}
+
+function isPermissionViolation(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if (e instanceof PermissionViolationError) return true;
+  }
+  return false;
+}
