@@ -2,6 +2,21 @@ import { describe, expect, it } from "vitest";
 import { buildCreateMachineRequest, parseEnvPair } from "./machine-request.js";
 
 describe("buildCreateMachineRequest", () => {
+  it("sets auto_destroy for --rm, with restart policy no unless one was given", () => {
+    expect(buildCreateMachineRequest({ image: "nginx", autoDestroy: true }).config).toEqual({
+      image: "nginx",
+      auto_destroy: true,
+      restart: { policy: "no" },
+    });
+    expect(
+      buildCreateMachineRequest({ image: "nginx", autoDestroy: true, restart: "on-failure" }).config,
+    ).toEqual({
+      image: "nginx",
+      auto_destroy: true,
+      restart: { policy: "on-failure" },
+    });
+  });
+
   it("sends only the image when nothing else is asked for", () => {
     expect(buildCreateMachineRequest({ image: "nginx" })).toEqual({ config: { image: "nginx" } });
   });

@@ -15,6 +15,8 @@ export interface RunOptions {
   /** A command line, split shell-style into `config.init.cmd`. */
   cmd?: string;
   restart?: RestartPolicy;
+  /** `--rm`: the machine destroys itself once its process has ended (config.auto_destroy). */
+  autoDestroy?: boolean;
 }
 
 /** The one service the CLI creates: the proxy's http and https ports in front of `internalPort`. */
@@ -51,6 +53,12 @@ export function buildCreateMachineRequest(options: RunOptions): CreateMachineReq
   }
   if (options.cmd !== undefined) config.init = { cmd: splitShellWords(options.cmd) };
   if (options.restart) config.restart = { policy: options.restart };
+  // As flyctl's --rm: auto_destroy, and a restart policy of "no" unless one was given (a machine
+  // that would be started again never ends).
+  if (options.autoDestroy) {
+    config.auto_destroy = true;
+    config.restart ??= { policy: "no" };
+  }
   if (options.port !== undefined) config.services = [httpService(options.port)];
   return {
     ...(options.name ? { name: options.name } : {}),

@@ -1,6 +1,6 @@
 // The rest of the machine lifecycle through the API of a running platform: update with a full
-// config, leases, cordon, signals, suspend and resume, checks recorded as events, and the restart
-// policy applied to a machine that died while its host agent was down.
+// config, leases, cordon, signals, suspend and resume, checks recorded as events, auto_destroy, and
+// the restart policy applied to a machine that died while its host agent was down.
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -193,6 +193,44 @@ describe("machine lifecycle", () => {
     }
     expect(machine.checks).toEqual([expect.objectContaining({ name: "alive", status: "passing" })]);
     await p.api.ok("DELETE", `/apps/${APP}/machines/${m.id}?force=true`);
+  });
+
+  it("destroys a machine with auto_destroy once its process has ended, by itself or stopped, and keeps one without", async () => {
+    interface ExitEvent {
+      type: string;
+      request?: { exit_event?: { exit_code: number | null; requested_stop: boolean } };
+    }
+    // A destroyed machine is listed (with its latest events) when the list includes deleted ones.
+    const exitOf = async (id: string) =>
+      (await p.api.ok<Array<{ id: string; state: string; events: ExitEvent[] }>>(
+        "GET",
+        `/apps/${APP}/machines?include_deleted=true`,
+      ))
+        .find((m) => m.id === id && m.state === "destroyed")
+        ?.events.find((e) => e.type === "exit")?.request?.exit_event;
+    // Ends by itself with code 3: destroyed, the exit recorded.
+    const ends = await p.api.ok<Machine>("POST", `/apps/${APP}/machines`, {
+      config: helloConfig({
+        auto_destroy: true,
+        restart: { policy: "no" },
+        init: { cmd: ["node", "-e", "setTimeout(() => process.exit(3), 300)"] },
+      }),
+    });
+    await waitState(ends.id, "destroyed");
+    expect(await exitOf(ends.id)).toMatchObject({ exit_code: 3, requested_stop: false });
+    // Stopped through the API: destroyed too.
+    const stopped = await create({ auto_destroy: true, restart: { policy: "no" } });
+    await p.api.ok("POST", `/apps/${APP}/machines/${stopped.id}/stop`);
+    await waitState(stopped.id, "destroyed");
+    expect(await exitOf(stopped.id)).toMatchObject({ requested_stop: true });
+    // Without auto_destroy, a machine that ends stays, stopped.
+    const kept = await p.api.ok<Machine>("POST", `/apps/${APP}/machines`, {
+      config: helloConfig({ restart: { policy: "no" }, init: { cmd: ["node", "-e", "process.exit(0)"] } }),
+    });
+    await waitState(kept.id, "stopped");
+    await sleep(500);
+    expect((await p.api.ok<Machine>("GET", `/apps/${APP}/machines/${kept.id}`)).state).toBe("stopped");
+    await p.api.ok("DELETE", `/apps/${APP}/machines/${kept.id}`);
   });
 
   it("applies the restart policy to machines that died while the host agent was down", async () => {

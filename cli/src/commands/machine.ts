@@ -34,6 +34,7 @@ interface RunFlags {
   memory?: number;
   cmd?: string;
   restart?: RestartPolicy;
+  rm?: boolean;
   detach?: boolean;
   waitTimeout: number;
   json?: boolean;
@@ -84,6 +85,7 @@ async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<voi
     memoryMb: flags.memory,
     cmd: flags.cmd,
     restart: flags.restart,
+    autoDestroy: flags.rm,
   });
   const api = await ctx.api();
   const progress = flags.json ? ctx.err : ctx.out;
@@ -93,15 +95,18 @@ async function run(ctx: Context, imageArg: string, flags: RunFlags): Promise<voi
     progress(`${where}\n`);
   } else {
     progress(`${where}, waiting for it to start... `);
-    await waitAndReport({
-      api,
-      app: flags.app,
-      id: machine.id,
-      state: "started",
-      timeout: flags.waitTimeout,
-      instanceId: machine.instance_id,
-      progress,
-    });
+    try {
+      await waitForState(api, flags.app, machine.id, "started", flags.waitTimeout, machine.instance_id);
+      progress("started\n");
+    } catch (err) {
+      // A --rm machine whose command was quick may have ended, and be going, before the wait saw it run.
+      const now = flags.rm ? await api.getMachine(flags.app, machine.id).catch(() => undefined) : undefined;
+      if (!now || !["stopped", "destroying", "destroyed"].includes(now.state ?? "")) {
+        progress("failed\n");
+        throw withHint(err, logsHint(flags.app, machine.id));
+      }
+      progress(`it ran and ended (${now.state})\n`);
+    }
   }
   if (body.config.services) progress(`URL: ${appUrl(flags.app, (await ctx.config()).proxyUrl)}\n`);
   if (flags.json) printJson(ctx, flags.detach ? machine : await api.getMachine(flags.app, machine.id));
@@ -127,6 +132,10 @@ export function registerMachine(program: Command, ctx: Context): void {
     .option("--memory <mb>", "memory in MB", positiveInt)
     .option("--cmd <command>", "command to run instead of the image's (split like a shell would)")
     .option("--restart <policy>", "restart policy: no, always or on-failure", restartPolicy)
+    .option(
+      "--rm",
+      "destroy the machine once its process has ended (restart policy no unless --restart is given)",
+    )
     .option("-d, --detach", "return once created, without waiting for the machine to start")
     .addOption(waitTimeoutOption(300, "5m", "it to start"))
     .option("--json", "print the machine's JSON")

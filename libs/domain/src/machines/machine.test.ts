@@ -119,6 +119,43 @@ describe("machine decider", () => {
       .then([exited(1, false), { type: "MachineRestarting", data: { attempt: 1 } }, startRequested]);
   });
 
+  it("destroys a machine with auto_destroy once its process has ended and is not started again", () => {
+    const configJson = '{"image":"dir:/srv/hello","auto_destroy":true}';
+    const autoDestroyed = [{ ...created, data: { ...createdData, configJson } }, startRequested, started];
+    const destroyRequested: MachineEvent = { type: "MachineDestroyRequested", data: { force: false } };
+    // By itself, with any code, and when stopped.
+    spec
+      .given(autoDestroyed)
+      .when(exit(0))
+      .then([exited(0, false), destroyRequested]);
+    spec
+      .given(autoDestroyed)
+      .when(exit(3))
+      .then([exited(3, false), destroyRequested]);
+    spec
+      .given([...autoDestroyed, stopRequested])
+      .when(exit(0))
+      .then([exited(0, true), destroyRequested]);
+    // Not while its restart policy starts it again, nor when an update replaces its process.
+    spec
+      .given(autoDestroyed)
+      .when(exit(1, true))
+      .then([exited(1, false), { type: "MachineRestarting", data: { attempt: 1 } }, startRequested]);
+    spec
+      .given([...autoDestroyed, { type: "MachineUpdated", data: { instanceId: "i2", configJson, name: "" } }])
+      .when(exit(0))
+      .then([exited(0, true), { type: "MachineStartRequested", data: { instanceId: "i2" } }]);
+    // auto_destroy false, or a config that is not JSON: kept, stopped.
+    spec
+      .given([
+        { ...created, data: { ...createdData, configJson: '{"auto_destroy":false}' } },
+        startRequested,
+        started,
+      ])
+      .when(exit(0))
+      .then([exited(0, false)]);
+  });
+
   it("records an OOM kill with the exit, and restarts the machine by its policy like any failed exit", () => {
     spec
       .given(running)

@@ -182,6 +182,15 @@ export function machineMetadataOf(configJson: string): Record<string, string> {
   return metadata ?? {};
 }
 
+/** Whether a machine's config asks it to destroy itself once its process has ended (config.auto_destroy). */
+export function autoDestroys(configJson: string): boolean {
+  try {
+    return (JSON.parse(configJson || "{}") as { auto_destroy?: unknown }).auto_destroy === true;
+  } catch {
+    return false;
+  }
+}
+
 function withMetadata(configJson: string, metadata: Record<string, string>): string {
   return JSON.stringify({ ...(JSON.parse(configJson || "{}") as object), metadata });
 }
@@ -377,6 +386,10 @@ function decideExisting(
       } else if (command.restart && !requested) {
         events.push({ type: "MachineRestarting", data: { attempt: state.restarts + 1 } });
         events.push({ type: "MachineStartRequested", data: { instanceId: state.instanceId } });
+      } else if (autoDestroys(state.configJson)) {
+        // config.auto_destroy: the machine destroys itself once it is complete (its process ended and
+        // is not started again), whether it ended by itself or was stopped, as on Fly.
+        events.push({ type: "MachineDestroyRequested", data: { force: false } });
       }
       return events;
     }
