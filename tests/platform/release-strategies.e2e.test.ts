@@ -366,6 +366,62 @@ ${vm}`;
     expect((await live(name)).map((m) => m.config.env?.GREETING)).toEqual(Array(serving).fill("v6"));
   }, 300_000);
 
+  it("runs machine_checks against each new machine (FLY_TEST_MACHINE_IP) before it counts, and a failing one rolls the release back", async () => {
+    const name = "machine-checked";
+    await p.api.ok("POST", "/apps", { app_name: name, org_slug: "personal" });
+    // The test: exits `exit` once it has the tested machine's address. (Reaching it there is the
+    // private network's part, tested in tests/network; these dir: machines share the host's network
+    // with a port each, where an image machine's app listens on its own address.)
+    const probe = (exit: number) => [
+      "node",
+      "-e",
+      `process.exit(process.env.FLY_TEST_MACHINE_IP && process.env.FLY_TEST_COMMAND === "1" ? ${exit} : 9)`,
+    ];
+    const config = (greeting: string, exit: number) => ({
+      ...appConfig(greeting),
+      app: name,
+      http_service: {
+        ...(appConfig(greeting).http_service as Record<string, unknown>),
+        machine_checks: [{ command: probe(exit) }],
+      },
+    });
+    const v1 = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("checked", 0),
+      strategy: "immediate",
+    });
+    const done = await endedOf(name, v1.version);
+    expect(done, JSON.stringify(done)).toMatchObject({ status: "succeeded" });
+    // The test machine ran (and stays a little while after the release, for its output).
+    const all = await p.api.ok<MachineView[]>("GET", `/apps/${name}/machines`);
+    const served = all.filter((m) => m.config.metadata?.hangar_release === String(v1.version));
+    const tests = all.filter((m) => m.config.metadata?.hangar_machine_check !== undefined);
+    expect(served).toHaveLength(1);
+    expect(tests.map((t) => t.config.metadata?.hangar_machine_check)).toEqual([served[0]?.id]);
+    const testEnv = tests[0]?.config.env ?? {};
+    const tested = await p.api.ok<{ private_ip: string }>("GET", `/apps/${name}/machines/${served[0]?.id}`);
+    expect(testEnv).toMatchObject({
+      FLY_TEST_COMMAND: "1",
+      FLY_PROCESS_GROUP: "fly_app_test_machine_command",
+      FLY_TEST_MACHINE_IP: tested.private_ip,
+    });
+    expect(tests[0]?.config.metadata?.fly_process_group).toBe("fly_app_test_machine_command");
+
+    // A check that fails: the new machine never counts, and v1 comes back.
+    const v2 = await p.api.ok<ReleaseView>("POST", `/apps/${name}/releases`, {
+      deploy: true,
+      image,
+      config: config("unchecked", 4),
+      strategy: "immediate",
+    });
+    const failed = await endedOf(name, v2.version);
+    expect(failed).toMatchObject({ status: "failed", rolled_back_to: v1.version });
+    expect(failed.reason).toMatch(/machine check 1 of 1 \(node -e .*\) on machine \S+ exited with code 4/);
+    const after = (await live(name)).filter((m) => m.config.metadata?.hangar_release_command === undefined);
+    expect(after.map((m) => m.config.env?.GREETING)).toEqual(["checked"]);
+  }, 180_000);
+
   it("refuses what it cannot carry out with a clear 4xx, and a client cannot end a release the platform carries out", async () => {
     const bad = await p.api.call("POST", `/apps/${app}/releases`, {
       deploy: true,

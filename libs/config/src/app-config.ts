@@ -293,9 +293,6 @@ export const UNSUPPORTED_KEYS: readonly string[] = [
   "machine_config",
   "container",
   "services.script_checks",
-  "services.machine_checks",
-  "http_service.machine_checks",
-  "machine_checks",
   // The proxy acts on http_options' response, compress and idle_timeout; it speaks HTTP/1.1 to machines.
   "http_service.http_options.h2_backend",
   "services.ports.http_options.h2_backend",

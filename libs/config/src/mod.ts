@@ -36,6 +36,13 @@ export {
   machineFile,
 } from "./files.js";
 export { dirImagePath, ImageSchema } from "./image.js";
+export type { AppMachineCheck, TestedMachine } from "./machine-checks.js";
+export {
+  MachineCheckWithoutCommandError,
+  machineChecksFor,
+  TEST_MACHINE_GROUP,
+  testMachineConfig,
+} from "./machine-checks.js";
 export type { MachineConfig, MachineConfigInput, MachineGuest } from "./machine-config.js";
 export {
   DnsConfigSchema,

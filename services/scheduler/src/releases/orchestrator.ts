@@ -4,11 +4,14 @@ import {
   defaultProcessGroup,
   durationToMs,
   GUEST_DEFAULTS,
+  machineChecksFor,
   machineConfigFromApp,
   processGroups,
   ReleaseConfigSchema,
   releaseCommandGuest,
   splitShellWords,
+  TEST_MACHINE_GROUP,
+  testMachineConfig,
 } from "@hangar/config";
 import {
   type CommandKind,
@@ -518,7 +521,11 @@ export class ReleaseOrchestrator {
     const stuck = this.stuckCreate(app, release, waitOf(release));
     const decision = stuck
       ? { kind: "fail" as const, reason: stuck }
-      : planRollout(target, this.rolloutMachines(app, release.version, waitOf(release)), this.taken(app));
+      : planRollout(
+          target,
+          this.rolloutMachines(app, release.version, waitOf(release), { release, config }),
+          this.taken(app),
+        );
     switch (decision.kind) {
       case "done":
         await this.command(
@@ -814,7 +821,13 @@ export class ReleaseOrchestrator {
     return new Set(this.opts.fleet.machines.ofApp(app).map((e) => e.state.machineId));
   }
 
-  private rolloutMachines(app: string, release: number, waitMs: number): RolloutMachine[] {
+  private rolloutMachines(
+    app: string,
+    release: number,
+    waitMs: number,
+    /** The release being rolled out: its new machines are healthy once their machine_checks have passed too. */
+    checking?: { release: Release; config: AppConfig },
+  ): RolloutMachine[] {
     const now = this.now();
     return this.opts.fleet.machines
       .ofApp(app)
@@ -822,11 +835,16 @@ export class ReleaseOrchestrator {
       .map(({ state }) => {
         const metadata = safeMetadata(state.configJson);
         const version = Number(metadata.hangar_release) || 0;
-        const why = unhealthy(state);
+        let why = unhealthy(state);
+        let failure: string | undefined;
+        if (checking && version === release && why === undefined) {
+          const checks = this.machineChecks(app, checking.release, checking.config, state, waitMs);
+          failure = checks?.failure;
+          why = checks?.pending;
+        }
         // The wait counts until a machine is first healthy; a later blip waits afresh.
         if (why === undefined) this.firstSeen.delete(state.machineId);
-        let failure: string | undefined;
-        if (version === release && why !== undefined) {
+        if (version === release && why !== undefined && failure === undefined) {
           if (state.status === "failed")
             failure = `machine ${state.machineId} failed${state.failure ? `: ${state.failure}` : ""}`;
           else {
@@ -837,13 +855,98 @@ export class ReleaseOrchestrator {
         }
         return {
           id: state.machineId,
-          group: metadata.fly_process_group,
+          // A release's command and test machines are no group's: the rollout leaves them alone.
+          group: metadata.hangar_release_command === undefined ? metadata.fly_process_group : undefined,
           release: version,
           healthy: why === undefined,
           failure,
           region: state.region,
         };
       });
+  }
+
+  /**
+   * Where a new machine's machine_checks stand (flyctl's runTestMachines): each check runs once in a
+   * machine of its own (its id from the release, the machine and the check, so a new leader finds it)
+   * with FLY_TEST_MACHINE_IP set to the machine's address. Undefined once every one has exited 0 (or
+   * the machine's group has none); `pending` while one is starting or running; `failure` when one
+   * exited non-zero, could not start, or ran past the wait timeout (it is then destroyed): the
+   * rollout fails and the previous release comes back. Test machines are swept with the release's
+   * command machines once the release has ended.
+   */
+  private machineChecks(
+    app: string,
+    release: Release,
+    config: AppConfig,
+    tested: ExistingMachine,
+    waitMs: number,
+  ): { pending?: string; failure?: string } | undefined {
+    const group = safeMetadata(tested.configJson).fly_process_group ?? "";
+    const checks = machineChecksFor(config, group);
+    for (const [i, check] of checks.entries()) {
+      const name = `machine check ${i + 1} of ${checks.length} (${(check.command ?? []).join(" ")}) on machine ${tested.machineId}`;
+      const id = newMachineId(`${release.releaseId}/machine-check/${tested.machineId}/${i}`);
+      const seen = this.firstSeen.get(id) ?? this.now();
+      this.firstSeen.set(id, seen);
+      const late = this.now() - seen > waitMs;
+      const m = this.opts.fleet.machine(app, id);
+      if (!m) {
+        if (late) {
+          const error = this.commandErrors.get(id);
+          return {
+            failure: `${name} could not be started within ${Math.round(waitMs / 1000)} s${error ? `: ${error}` : ""}`,
+          };
+        }
+        if (this.stepping.has(id)) return { pending: `${name} is being created` };
+        let run: Record<string, unknown>;
+        try {
+          const base = testMachineConfig(config, check, {
+            config: JSON.parse(tested.configJson || "{}"),
+            privateIp: tested.privateIpv6 || tested.privateIp,
+          });
+          run = {
+            ...base,
+            metadata: {
+              ...base.metadata,
+              hangar_release_command: String(release.version),
+              hangar_machine_check: tested.machineId,
+            },
+          };
+        } catch (err) {
+          return { failure: `${name}: ${err instanceof Error ? err.message : String(err)}` };
+        }
+        this.stepping.add(id);
+        void withSpan(
+          "machine check",
+          { attributes: { "hangar.app": app, "hangar.machine_id": id, "hangar.release": release.version } },
+          () => this.create(app, id, TEST_MACHINE_GROUP, run, tested.region),
+          this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
+        )
+          .catch((err: unknown) => {
+            this.commandErrors.set(id, err instanceof Error ? err.message : String(err));
+            this.opts.logger.warn({ err, app, machine: id }, "machine check not created yet");
+          })
+          .finally(() => this.stepping.delete(id));
+        return { pending: `${name} is being created` };
+      }
+      if (m.status === "failed") return { failure: `${name} could not start: ${m.failure}` };
+      if ((m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode !== null) {
+        if (m.lastExitCode === 0) continue;
+        return { failure: `${name} exited with code ${m.lastExitCode}` };
+      }
+      if (GONE.has(m.status)) return { failure: `${name} was destroyed before it exited` };
+      if (late) {
+        void this.machine(
+          app,
+          id,
+          { type: "DestroyMachine", force: true, nowMs: this.now() },
+          "destroy",
+        ).catch(() => undefined);
+        return { failure: `${name} did not exit within ${Math.round(waitMs / 1000)} s` };
+      }
+      return { pending: `${name} is ${m.status}` };
+    }
+    return undefined;
   }
 
   /** The region of a new machine: the group's (or the app's) machines', else the platform's default. */
