@@ -202,10 +202,12 @@ describe("machine lifecycle", () => {
     }
     // A destroyed machine is listed (with its latest events) when the list includes deleted ones.
     const exitOf = async (id: string) =>
-      (await p.api.ok<Array<{ id: string; state: string; events: ExitEvent[] }>>(
-        "GET",
-        `/apps/${APP}/machines?include_deleted=true`,
-      ))
+      (
+        await p.api.ok<Array<{ id: string; state: string; events: ExitEvent[] }>>(
+          "GET",
+          `/apps/${APP}/machines?include_deleted=true`,
+        )
+      )
         .find((m) => m.id === id && m.state === "destroyed")
         ?.events.find((e) => e.type === "exit")?.request?.exit_event;
     // Ends by itself with code 3: destroyed, the exit recorded.
