@@ -200,7 +200,8 @@ describe("machine lifecycle", () => {
       type: string;
       request?: { exit_event?: { exit_code: number | null; requested_stop: boolean } };
     }
-    // A destroyed machine is listed (with its latest events) when the list includes deleted ones.
+    // A destroyed machine is listed (with its latest events) when the list includes deleted ones,
+    // and answered by GET with its events, as flyctl reads an auto_destroy machine's exit.
     const exitOf = async (id: string) =>
       (
         await p.api.ok<Array<{ id: string; state: string; events: ExitEvent[] }>>(
@@ -220,6 +221,12 @@ describe("machine lifecycle", () => {
     });
     await waitState(ends.id, "destroyed");
     expect(await exitOf(ends.id)).toMatchObject({ exit_code: 3, requested_stop: false });
+    const got = await p.api.ok<{ state: string; events: ExitEvent[] }>(
+      "GET",
+      `/apps/${APP}/machines/${ends.id}`,
+    );
+    expect(got.state).toBe("destroyed");
+    expect(got.events.find((e) => e.type === "exit")?.request?.exit_event).toMatchObject({ exit_code: 3 });
     // Stopped through the API: destroyed too.
     const stopped = await create({ auto_destroy: true, restart: { policy: "no" } });
     await p.api.ok("POST", `/apps/${APP}/machines/${stopped.id}/stop`);

@@ -118,9 +118,9 @@ export class StreamBackend implements MachinesBackend {
     private readonly commands: MachineCommands,
   ) {}
 
-  private record(app: string, machineId: string): MachineRecord {
+  private record(app: string, machineId: string, destroyedToo = false): MachineRecord {
     const r = this.catalog.machine(machineAggregateId(app, machineId));
-    if (!r || r.state.status === "destroyed") {
+    if (!r || (r.state.status === "destroyed" && !destroyedToo)) {
       if (!this.catalog.app(app)) throw ApiError.of("not_found", `app ${app} not found`);
       throw ApiError.of("not_found", `machine ${machineId} not found in app ${app}`);
     }
@@ -215,8 +215,13 @@ export class StreamBackend implements MachinesBackend {
     return { ...toMachineView(r), ...(nonce ? { nonce } : {}) };
   }
 
+  /**
+   * A destroyed machine is still answered, with state "destroyed" and its events, as Fly's API does:
+   * a client of an auto_destroy machine (flyctl's test and release_command machines) reads its exit
+   * there. Every command on it answers 404.
+   */
   async getMachine(app: string, machineId: string): Promise<MachineView> {
-    return toMachineView(this.record(app, machineId));
+    return toMachineView(this.record(app, machineId, true));
   }
 
   async updateMachine(
@@ -387,7 +392,7 @@ export class StreamBackend implements MachinesBackend {
   }
 
   async listMachineEvents(app: string, machineId: string): Promise<MachineEventView[]> {
-    return this.record(app, machineId).events;
+    return this.record(app, machineId, true).events;
   }
 
   async listMachineVersions(app: string, machineId: string): Promise<MachineVersionView[]> {
