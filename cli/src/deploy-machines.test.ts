@@ -400,6 +400,63 @@ primary_region = "local"
     expect(api.destroyed).toEqual([]);
   });
 
+  it("runs machine_checks against a machine updated in place, and gives it its config back when one fails", async () => {
+    const WITH_CHECKS = config(`app = "web"
+primary_region = "local"
+[mounts]
+  source = "data"
+  destination = "/data"
+[[machine_checks]]
+  command = ["./smoke.sh"]
+`);
+    // A test machine (config.auto_destroy) ends at once, destroyed, with its exit event; the rest are healthy.
+    const tests = (exitCode: number) => {
+      const api = new FakeDeployApi(healthy);
+      const get = api.getMachine.bind(api);
+      api.getMachine = async (app, id) => {
+        const m = await get(app, id);
+        if (!m.config?.metadata?.hangar_machine_check) return { ...m, private_ip: "fdaa:0:1::7" };
+        return {
+          ...m,
+          state: "destroyed",
+          events: [{ type: "exit", timestamp: 1, request: { exit_event: { exit_code: exitCode } } }],
+        };
+      };
+      api.add("old1", "app", "started", "vol_1");
+      return api;
+    };
+    const good = tests(0);
+    const { result, lines } = await run(good, WITH_CHECKS);
+    expect(result).toMatchObject({ ok: true, destroyed: [] });
+    const test = good.created[0]?.config as {
+      auto_destroy?: boolean;
+      init?: { cmd?: string[] };
+      env?: Record<string, string>;
+      metadata?: Record<string, string>;
+    };
+    expect(test).toMatchObject({
+      auto_destroy: true,
+      init: { cmd: ["./smoke.sh"] },
+      env: {
+        FLY_TEST_COMMAND: "1",
+        FLY_PROCESS_GROUP: "fly_app_test_machine_command",
+        FLY_TEST_MACHINE_IP: "fdaa:0:1::7",
+      },
+      metadata: { fly_process_group: "fly_app_test_machine_command", hangar_machine_check: "old1" },
+    });
+    expect(lines.join("")).toContain("Machine check 1 of 1 (./smoke.sh) on machine old1 passed");
+
+    const bad = tests(3);
+    const before = bad.machines.get("old1")?.config;
+    const failed = await run(bad, WITH_CHECKS);
+    expect(failed.result).toEqual({
+      ok: false,
+      reason: "machine check 1 of 1 (./smoke.sh) on machine old1 exited with code 3",
+    });
+    expect(bad.updated.map((u) => u.id)).toEqual(["old1", "old1"]);
+    expect(bad.updated[1]?.body.config).toEqual(before);
+  });
+
   it("updates machines on a volume in place with the rolling strategy too", async () => {
     const api = new FakeDeployApi(healthy);
     api.add("old1", "app", "started", "vol_1");

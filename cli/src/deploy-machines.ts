@@ -2,9 +2,11 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   type AppConfig,
   type AppMountConfig,
+  machineChecksFor,
   machineConfigFromApp,
   mountVolume,
   processGroups,
+  testMachineConfig,
 } from "@hangar/config";
 import { type ApiClient, ApiError } from "./api.js";
 import { formatDuration } from "./build-log.js";
@@ -261,6 +263,9 @@ interface Waiting {
   pollMs: number;
   /** Set by the first machine to fail, so the others stop waiting. */
   abort: { failed: boolean };
+  /** The release's config: once healthy, the machine runs its group's machine_checks before it counts. */
+  config?: AppConfig;
+  progress?: (text: string) => void;
 }
 
 /** Why a failed machine did not start (its last failed launch's error, e.g. an image that cannot be pulled), as ": <why>". */
@@ -283,13 +288,79 @@ async function waitHealthy(w: Waiting): Promise<string | undefined | typeof ABOR
   for (;;) {
     const m = await w.api.getMachine(w.app, w.id);
     const why = unhealthy(m, w.checks);
-    if (why === undefined) return undefined;
+    if (why === undefined) return w.config ? machineChecks(w, w.config, m) : undefined;
     // A failed or destroyed machine will not come back by waiting.
     if (m.state === "failed" || GONE.has(m.state ?? "")) return `machine ${w.id} ${m.state}${failureOf(m)}`;
     if (Date.now() >= w.deadline) return why;
     if (w.abort.failed) return ABORTED;
     await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));
   }
+}
+
+/**
+ * Runs the machine's machine_checks as flyctl's runTestMachines does: one machine per check, created at
+ * once with auto_destroy (the check's command, FLY_TEST_MACHINE_IP set to the machine's address, the
+ * tested machine's region), then waits until each has ended, within the wait's deadline. Resolves to why
+ * the machine does not count (a check that exited non-zero, failed to start or did not end), else undefined.
+ */
+async function machineChecks(w: Waiting, config: AppConfig, tested: Machine): Promise<string | undefined> {
+  const checks = machineChecksFor(config, groupOf(tested) ?? "");
+  if (checks.length === 0) return undefined;
+  const runs: { id: string; name: string }[] = [];
+  for (const [i, check] of checks.entries()) {
+    const name = `machine check ${i + 1} of ${checks.length} (${(check.command ?? []).join(" ")}) on machine ${tested.id}`;
+    let created: Machine;
+    try {
+      const base = testMachineConfig(config, check, {
+        config: (tested.config ?? {}) as Parameters<typeof testMachineConfig>[2]["config"],
+        privateIp: tested.private_ip ?? "",
+      });
+      created = await w.api.createMachine(w.app, {
+        ...(tested.region ? { region: tested.region } : {}),
+        config: {
+          ...base,
+          auto_destroy: true,
+          metadata: { ...base.metadata, hangar_machine_check: tested.id },
+        } as MachineConfig,
+      });
+    } catch (err) {
+      return `${name} could not be created: ${reasonOf(err)}`;
+    }
+    w.progress?.(`Running ${name} in machine ${created.id}\n`);
+    runs.push({ id: created.id, name });
+  }
+  for (const run of runs) {
+    for (;;) {
+      const m = await w.api.getMachine(w.app, run.id);
+      if (m.state === "failed") return `${run.name} could not start${failureOf(m)}`;
+      const exit = latestExit(m);
+      if (exit !== undefined && (m.state === "stopped" || GONE.has(m.state ?? ""))) {
+        if (exit === 0) break;
+        return `${run.name} exited with code ${exit ?? "unknown"}`;
+      }
+      if (Date.now() >= w.deadline) {
+        await w.api.destroyMachine(w.app, run.id, true).catch(() => undefined);
+        return `${run.name} did not end in time`;
+      }
+      await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));
+    }
+    w.progress?.(`${run.name[0]?.toUpperCase()}${run.name.slice(1)} passed\n`);
+  }
+  return undefined;
+}
+
+/** The exit code of a machine's latest exit event: undefined without one, null when it is not known. */
+function latestExit(m: Machine): number | null | undefined {
+  const exit = (m.events ?? [])
+    .filter((e) => e.type === "exit")
+    .reduce<MachineEvent | undefined>(
+      (a, e) => (a && (a.timestamp ?? 0) >= (e.timestamp ?? 0) ? a : e),
+      undefined,
+    );
+  if (!exit) return undefined;
+  const code = (exit.request as { exit_event?: { exit_code?: number | null } } | undefined)?.exit_event
+    ?.exit_code;
+  return code ?? null;
 }
 
 async function destroyAll(api: DeployApi, app: string, ids: string[]): Promise<string[]> {
@@ -370,6 +441,8 @@ export async function deployRelease(o: DeployOptions): Promise<DeployResult> {
           deadline,
           pollMs: o.pollMs ?? 500,
           abort,
+          config: o.config,
+          progress: o.progress,
         }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
         if (why === ABORTED) return undefined;
         if (why !== undefined) abort.failed = true;
@@ -449,6 +522,8 @@ async function rollRelease(
       deadline: Date.now() + o.waitTimeoutMs,
       pollMs: o.pollMs ?? 500,
       abort: { failed: false },
+      config: o.config,
+      progress: o.progress,
     }).catch((err: unknown) => `cannot read machine ${machine.id}: ${reasonOf(err)}`);
   for (const p of groups) {
     // Machines on a volume are updated in place one at a time; a failed one gets its config back.

@@ -167,19 +167,11 @@ function unsupported(config: AppConfig, flags: DeployFlags): string[] {
     notes.push(
       "[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it",
     );
-  if (!orchestrated(config) && hasMachineChecks(config))
-    notes.push("machine_checks: an app with [mounts] is deployed by this client, which does not run them");
   if (flags.seed && config.deploy?.seed_command && !orchestrated(config))
     notes.push(
       "[deploy] seed_command: an app with [mounts] is deployed by this client, which does not run it",
     );
   return notes;
-}
-
-function hasMachineChecks(config: AppConfig): boolean {
-  return [config, config.http_service, ...(config.services ?? [])].some(
-    (s) => (s?.machine_checks ?? []).length > 0,
-  );
 }
 
 function keepsServing(previous: Release | undefined, hadMachines: boolean): string {
