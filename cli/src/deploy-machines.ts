@@ -303,50 +303,65 @@ async function waitHealthy(w: Waiting): Promise<string | undefined | typeof ABOR
  * tested machine's region), then waits until each has ended, within the wait's deadline. Resolves to why
  * the machine does not count (a check that exited non-zero, failed to start or did not end), else undefined.
  */
-async function machineChecks(w: Waiting, config: AppConfig, tested: Machine): Promise<string | undefined> {
+async function machineChecks(
+  w: Waiting,
+  config: AppConfig,
+  tested: Machine,
+): Promise<string | undefined | typeof ABORTED> {
   const checks = machineChecksFor(config, groupOf(tested) ?? "");
   if (checks.length === 0) return undefined;
   const runs: { id: string; name: string }[] = [];
-  for (const [i, check] of checks.entries()) {
-    const name = `machine check ${i + 1} of ${checks.length} (${(check.command ?? []).join(" ")}) on machine ${tested.id}`;
-    let created: Machine;
-    try {
-      const base = testMachineConfig(config, check, {
-        config: (tested.config ?? {}) as Parameters<typeof testMachineConfig>[2]["config"],
-        privateIp: tested.private_ip ?? "",
-      });
-      created = await w.api.createMachine(w.app, {
-        ...(tested.region ? { region: tested.region } : {}),
-        config: {
-          ...base,
-          auto_destroy: true,
-          metadata: { ...base.metadata, hangar_machine_check: tested.id },
-        } as MachineConfig,
-      });
-    } catch (err) {
-      return `${name} could not be created: ${reasonOf(err)}`;
-    }
-    w.progress?.(`Running ${name} in machine ${created.id}\n`);
-    runs.push({ id: created.id, name });
-  }
-  for (const run of runs) {
-    for (;;) {
-      const m = await w.api.getMachine(w.app, run.id);
-      if (m.state === "failed") return `${run.name} could not start${failureOf(m)}`;
-      const exit = latestExit(m);
-      if (exit !== undefined && (m.state === "stopped" || GONE.has(m.state ?? ""))) {
-        if (exit === 0) break;
-        return `${run.name} exited with code ${exit ?? "unknown"}`;
+  /** Runs seen ended (auto_destroy removes those); the others are destroyed before this returns. */
+  const ended = new Set<string>();
+  try {
+    for (const [i, check] of checks.entries()) {
+      const name = `machine check ${i + 1} of ${checks.length} (${(check.command ?? []).join(" ")}) on machine ${tested.id}`;
+      let created: Machine;
+      try {
+        const base = testMachineConfig(config, check, {
+          config: (tested.config ?? {}) as Parameters<typeof testMachineConfig>[2]["config"],
+          privateIp: tested.private_ip ?? "",
+        });
+        created = await w.api.createMachine(w.app, {
+          ...(tested.region ? { region: tested.region } : {}),
+          config: {
+            ...base,
+            auto_destroy: true,
+            metadata: { ...base.metadata, hangar_machine_check: tested.id },
+          } as MachineConfig,
+        });
+      } catch (err) {
+        return `${name} could not be created: ${reasonOf(err)}`;
       }
-      if (Date.now() >= w.deadline) {
-        await w.api.destroyMachine(w.app, run.id, true).catch(() => undefined);
-        return `${run.name} did not end in time`;
-      }
-      await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));
+      w.progress?.(`Running ${name} in machine ${created.id}\n`);
+      runs.push({ id: created.id, name });
     }
-    w.progress?.(`${run.name[0]?.toUpperCase()}${run.name.slice(1)} passed\n`);
+    for (const run of runs) {
+      for (;;) {
+        const m = await w.api.getMachine(w.app, run.id);
+        if (m.state === "failed") return `${run.name} could not start${failureOf(m)}`;
+        const exit = latestExit(m);
+        if (exit !== undefined && (m.state === "stopped" || GONE.has(m.state ?? ""))) {
+          ended.add(run.id);
+          if (exit === 0) break;
+          return `${run.name} exited with code ${exit ?? "unknown"}`;
+        }
+        if (Date.now() >= w.deadline) return `${run.name} did not end in time`;
+        if (w.abort.failed) return ABORTED;
+        await sleep(Math.min(w.pollMs, Math.max(0, w.deadline - Date.now())));
+      }
+      w.progress?.(`${run.name[0]?.toUpperCase()}${run.name.slice(1)} passed\n`);
+    }
+    return undefined;
+  } finally {
+    // A run that has not ended (still running, failed to start, or not waited for) has nothing left
+    // to decide: it goes, as auto_destroy would have removed it once ended.
+    await destroyAll(
+      w.api,
+      w.app,
+      runs.filter((r) => !ended.has(r.id)).map((r) => r.id),
+    );
   }
-  return undefined;
 }
 
 /** The exit code of a machine's latest exit event: undefined without one, null when it is not known. */

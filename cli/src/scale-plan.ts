@@ -17,14 +17,15 @@ export function groupOf(m: Machine): string {
 
 /**
  * The machines that count: not destroyed or being destroyed, with a config, and not a release's
- * release_command machine (a one-off the release orchestrator runs and removes).
+ * release_command or machine_checks machine (one-offs a deploy runs and removes).
  */
 export function liveMachines(machines: Machine[]): Machine[] {
   return machines.filter(
     (m) =>
       m.config !== undefined &&
       !GONE.has(m.state ?? "") &&
-      m.config?.metadata?.hangar_release_command === undefined,
+      m.config?.metadata?.hangar_release_command === undefined &&
+      m.config?.metadata?.hangar_machine_check === undefined,
   );
 }
 

@@ -28,6 +28,12 @@ export async function checkReachable(
   const start = (id: string) => `start it with \`hangar machine start ${id} -a ${app}\``;
   if (machineId) {
     const machine = await api.getMachine(app, machineId);
+    // The API answers a destroyed machine too (as Fly's does); it cannot be started again.
+    if (machine.state === "destroyed" || machine.state === "destroying")
+      throw new CliError(
+        `machine ${machineId} is ${machine.state}`,
+        `pick a started one from \`hangar machine list -a ${app}\``,
+      );
     if (machine.state !== "started")
       throw new CliError(`machine ${machineId} is ${machine.state}: it must be started`, start(machineId));
     return;

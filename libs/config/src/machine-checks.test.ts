@@ -80,7 +80,6 @@ describe("testMachineConfig", () => {
         PRIMARY_REGION: "ord",
         FLY_TEST_MACHINE_IP: "fdaa:0:1::3",
       },
-      guest: tested.config.guest,
       restart: { policy: "no" },
       dns: { skip_registration: true },
       // Its own image: the check's kill settings only, not the app's.

@@ -24,7 +24,7 @@ export function machineChecksFor(app: AppConfig, group: string): AppMachineCheck
 
 /** The machine a check tests, as its test machine's config needs it. */
 export interface TestedMachine {
-  /** Its config (the Machines API's MachineConfig): image, env, init, guest. */
+  /** Its config (the Machines API's MachineConfig): image, env, init. */
   config: MachineConfigInput;
   /** Its private address, given to the test as FLY_TEST_MACHINE_IP. */
   privateIp: string;
@@ -44,7 +44,8 @@ export class MachineCheckWithoutCommandError extends Error {
  * builds it: the check's command in the check's image (else the tested machine's), the check's
  * entrypoint (else the tested machine's; [experimental] entrypoint wins), the app's env with the
  * tested machine's over it, FLY_TEST_COMMAND=1, FLY_PROCESS_GROUP=fly_app_test_machine_command and
- * FLY_TEST_MACHINE_IP; the tested machine's guest; no services, checks or restarts. Its stop signal
+ * FLY_TEST_MACHINE_IP; the platform's default guest (flyctl's for a group no machine has: not the
+ * tested machine's, whose GPU a test would need twice); no services, checks or restarts. Its stop signal
  * and timeout are the check's, else (when it runs the tested machine's image) the app's.
  */
 export function testMachineConfig(
@@ -69,7 +70,6 @@ export function testMachineConfig(
       ...(app.primary_region ? { PRIMARY_REGION: app.primary_region } : {}),
       FLY_TEST_MACHINE_IP: tested.privateIp,
     },
-    ...(tested.config.guest ? { guest: tested.config.guest } : {}),
     restart: { policy: "no" },
     dns: { skip_registration: true },
     ...(signal !== undefined || timeout !== undefined

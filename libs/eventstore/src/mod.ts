@@ -44,7 +44,7 @@ export { replay } from "./replay.js";
 export type { Snapshot, SnapshotCodec } from "./snapshots.js";
 export { jsonSnapshots, SnapshotStore } from "./snapshots.js";
 export type { StoredMessageQuery } from "./stored-message.js";
-export { getStoredMessage } from "./stored-message.js";
+export { getStoredMessage, limitLeaderReads } from "./stored-message.js";
 export type { AggregateStream } from "./stream.js";
 export { aggregateIdOf, aggregateSubject, defineStream, prefixedStream } from "./stream.js";
 export { ensureStream, streamConfig } from "./streams-setup.js";

@@ -6,6 +6,8 @@ export type StoredMessageQuery = SeqMsgRequest | LastForMsgRequest | { seq: numb
 
 /** How long a stream's replica count is trusted before it is looked up again. */
 const REPLICAS_TTL_MS = 30_000;
+/** How long a failed look-up stands (the stream then counts as replicated). */
+const LOOKUP_FAILURE_TTL_MS = 5_000;
 
 interface Replication {
   replicated: Promise<boolean>;
@@ -13,6 +15,17 @@ interface Replication {
 }
 
 const known = new WeakMap<JetStreamManager, Map<string, Replication>>();
+const leaderReads = new WeakMap<JetStreamManager, (stream: string) => boolean>();
+
+/**
+ * Says which streams this client may read through the leader (`STREAM.MSG.GET`): the others are read
+ * with direct gets, without asking the leader first. A service whose NATS user may read a stream only
+ * by subject (a host agent on SECRETS) has no message get there; asking would be refused and counted
+ * as a permission violation. Without it, every stream may be (and a refusal falls back as below).
+ */
+export function limitLeaderReads(jsm: JetStreamManager, allowed: (stream: string) => boolean): void {
+  leaderReads.set(jsm, allowed);
+}
 
 /**
  * A stored message, read so that it holds every message acknowledged before the call.
@@ -23,15 +36,15 @@ const known = new WeakMap<JetStreamManager, Map<string, Replication>>();
  * append misses it (seen on a 3-node cluster: an acknowledged event left out of an aggregate's
  * load). On a replicated stream this asks the stream's leader (`STREAM.MSG.GET`); on a stream of
  * one replica, where the only replica is the leader, it keeps the cheaper direct get. A stream's
- * replica count is looked up once per 30 s (an operator may scale a stream); a stream that cannot
- * be looked up, or a client allowed direct gets only, reads with a direct get, as before.
+ * replica count is looked up once per 30 s (an operator may scale a stream); one that cannot be
+ * looked up just now is read from the leader; a client allowed direct gets only reads with them.
  */
 export async function getStoredMessage(
   jsm: JetStreamManager,
   stream: string,
   query: StoredMessageQuery,
 ): Promise<StoredMsg | null> {
-  if (await isReplicated(jsm, stream)) {
+  if (leaderReads.get(jsm)?.(stream) !== false && (await isReplicated(jsm, stream))) {
     try {
       return await jsm.streams.getMessage(stream, query as SeqMsgRequest);
     } catch (err) {
@@ -59,17 +72,17 @@ async function isReplicated(jsm: JetStreamManager, stream: string): Promise<bool
   const cached = streams.get(stream);
   if (cached && cached.until > now) return cached.replicated;
   // One look-up for the callers that ask at once. A client not allowed to look the stream up is not
-  // allowed the leader's get either: it reads with direct gets and asks no more. Any other failure
-  // is not kept.
+  // allowed the leader's get either: it reads with direct gets and asks no more. Any other failure (a
+  // timeout, no leader during an election) counts as replicated for a few seconds: the leader's
+  // answer is right either way, and an outage does not add a look-up to every read.
   const replicated = jsm.streams.info(stream).then(
     (info) => info.config.num_replicas > 1,
     (err: unknown) => {
       const entry = streams.get(stream);
-      if (entry?.replicated === replicated) {
-        if (isPermissionViolation(err)) entry.until = Number.POSITIVE_INFINITY;
-        else streams.delete(stream);
-      }
-      return false;
+      const denied = isPermissionViolation(err);
+      if (entry?.replicated === replicated)
+        entry.until = denied ? Number.POSITIVE_INFINITY : Date.now() + LOOKUP_FAILURE_TTL_MS;
+      return !denied;
     },
   );
   streams.set(stream, { replicated, until: now + REPLICAS_TTL_MS });

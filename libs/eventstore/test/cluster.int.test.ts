@@ -67,6 +67,7 @@ describe("event store on a 3-node cluster (R3)", () => {
     await ensureStream(setup.jsm, fresh, { replicas: 3 });
     const leader = (await setup.jsm.streams.info(fresh.name)).cluster?.leader;
     setup.close();
+    expect(leader).toMatch(/^hangar-\d$/);
     const follower = cluster.servers.findIndex((_, i) => `hangar-${i + 1}` !== leader);
     const onFollower = await connect({ servers: cluster.urls[follower] });
     try {

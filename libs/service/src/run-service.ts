@@ -1,4 +1,4 @@
-import { type AggregateStream, EventStore, ensureStream } from "@hangar/eventstore";
+import { type AggregateStream, EventStore, ensureStream, limitLeaderReads } from "@hangar/eventstore";
 import { createLogger, type Logger, startTelemetry } from "@hangar/telemetry";
 import { setSha256Backend } from "@nats-io/obj";
 import type { NatsConnection } from "@nats-io/transport-node";
@@ -6,7 +6,7 @@ import { Registry } from "prom-client";
 import type { z } from "zod";
 import { onShutdown } from "./lifecycle.js";
 import { connectNats, natsUserName } from "./nats.js";
-import { appendsTo, natsUserOf } from "./nats-permissions.js";
+import { appendsTo, natsUserOf, permissionsOf } from "./nats-permissions.js";
 import { reportPermissionViolations } from "./nats-violations.js";
 import { type HealthReport, startOpsServer } from "./ops-server.js";
 import { readiness, watchConnection } from "./readiness.js";
@@ -97,6 +97,11 @@ export async function runService<Own extends z.ZodRawShape>(opts: RunServiceOpti
   const store = await EventStore.connect(nc);
   // Only a stream's writers update it (and its NATS user may only then); a reader creates it if missing.
   const user = natsUserOf(opts.name, hostId);
+  if (user !== undefined && config.HANGAR_NATS_CREDS !== undefined) {
+    // Leader reads where its grants allow them (a subject-limited reader has direct gets only).
+    const publish = new Set(permissionsOf(user).publish);
+    limitLeaderReads(store.jsm, (stream) => publish.has(`$JS.API.STREAM.MSG.GET.${stream}`));
+  }
   for (const stream of opts.streams) {
     step = `creating or checking stream ${stream.name}`;
     await ensureStream(store.jsm, stream, {

@@ -2,18 +2,18 @@
 // reader of a whole stream (the gateway on APPS) reads through the leader's message get, which its
 // grant allows, and sees what was just acknowledged even when connected to a follower; a reader
 // limited to some subjects (a host agent on SECRETS) is refused that get once, and reads with
-// direct gets from then on.
+// direct gets from then on; told its grants (limitLeaderReads, as run-service does), it never asks.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { getStoredMessage } from "@hangar/eventstore";
+import { getStoredMessage, limitLeaderReads } from "@hangar/eventstore";
 import { type NatsCluster, startNatsCluster } from "@hangar/testkit";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, PermissionViolationError } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { natsAuthOptions } from "../src/nats.js";
 import { type NatsCredentials, writeNatsCredentials } from "../src/nats-credentials.js";
-import { natsUsers, OPERATOR_USER } from "../src/nats-permissions.js";
+import { natsUserOf, natsUsers, OPERATOR_USER, permissionsOf } from "../src/nats-permissions.js";
 
 let dir: string;
 let creds: NatsCredentials;
@@ -32,7 +32,19 @@ async function connectAs(user: string, server: number): Promise<NatsConnection> 
 /** Index of a node that does not lead `stream`. */
 async function followerOf(jsm: JetStreamManager, stream: string): Promise<number> {
   const leader = (await jsm.streams.info(stream)).cluster?.leader;
+  expect(leader).toMatch(/^hangar-\d$/);
   return cluster.servers.findIndex((_, i) => `hangar-${i + 1}` !== leader);
+}
+
+/** The permission violations a connection is told of, as they come. */
+function refusals(nc: NatsConnection): PermissionViolationError[] {
+  const seen: PermissionViolationError[] = [];
+  void (async () => {
+    for await (const s of nc.status()) {
+      if (s.type === "error" && s.error instanceof PermissionViolationError) seen.push(s.error);
+    }
+  })();
+  return seen;
 }
 
 beforeAll(async () => {
@@ -56,6 +68,7 @@ afterAll(async () => {
 it("gives a whole-stream reader on a follower every acknowledged message at once", async () => {
   const operator = await jetstreamManager(conns[0] as NatsConnection);
   const gateway = await connectAs("gateway", await followerOf(operator, "APPS"));
+  const refused = refusals(gateway);
   const jsm = await jetstreamManager(gateway);
   const js = jsm.jetstream();
   const stale: number[] = [];
@@ -66,6 +79,8 @@ it("gives a whole-stream reader on a follower every acknowledged message at once
   }
   expect(stale).toEqual([]);
   expect((await getStoredMessage(jsm, "APPS", { seq: 1 }))?.string()).toBe("v1");
+  // Read through the leader's get, which its grant allows: nothing was refused.
+  expect(refused).toEqual([]);
 }, 60_000);
 
 it("lets a subject-limited reader (a host agent on SECRETS) read with direct gets after one refusal", async () => {
@@ -73,12 +88,7 @@ it("lets a subject-limited reader (a host agent on SECRETS) read with direct get
   await operator.jetstream().publish("ev.secret.app.a1", "sealed 1");
   const second = await operator.jetstream().publish("ev.secret.app.a1", "sealed 2");
   const agent = await connectAs("host-agent-h1", await followerOf(operator, "SECRETS"));
-  const refused: PermissionViolationError[] = [];
-  void (async () => {
-    for await (const s of agent.status()) {
-      if (s.type === "error" && s.error instanceof PermissionViolationError) refused.push(s.error);
-    }
-  })();
+  const refused = refusals(agent);
   const jsm = await jetstreamManager(agent);
   for (let i = 0; i < 3; i++) {
     // A follower may not have applied the second message yet: wait for it, as a reader of direct
@@ -93,4 +103,23 @@ it("lets a subject-limited reader (a host agent on SECRETS) read with direct get
   expect(refused.map((e) => e.subject)).toEqual(["$JS.API.STREAM.MSG.GET.SECRETS"]);
   // Its grant still keeps it to its subjects.
   await expect(getStoredMessage(jsm, "SECRETS", { seq: 1 })).rejects.toThrow();
+}, 60_000);
+
+it("asks nothing it may not ask once told its grants (what run-service does for every service)", async () => {
+  const operator = await jetstreamManager(conns[0] as NatsConnection);
+  const last = await operator.jetstream().publish("ev.secret.app.a2", "sealed");
+  const agent = await connectAs("host-agent-h1", await followerOf(operator, "SECRETS"));
+  const refused = refusals(agent);
+  const jsm = await jetstreamManager(agent);
+  const publish = new Set(
+    permissionsOf(natsUserOf("host-agent", "h1") as NonNullable<ReturnType<typeof natsUserOf>>).publish,
+  );
+  limitLeaderReads(jsm, (stream) => publish.has(`$JS.API.STREAM.MSG.GET.${stream}`));
+  let got = await getStoredMessage(jsm, "SECRETS", { last_by_subj: "ev.secret.app.a2" });
+  while (got?.seq !== last.seq) {
+    await new Promise((r) => setTimeout(r, 20));
+    got = await getStoredMessage(jsm, "SECRETS", { last_by_subj: "ev.secret.app.a2" });
+  }
+  expect(got.string()).toBe("sealed");
+  expect(refused).toEqual([]);
 }, 60_000);

@@ -497,9 +497,14 @@ export class ReleaseOrchestrator {
         .map((r) => String(r.version)),
     );
     for (const { state } of this.opts.fleet.machines.ofApp(app)) {
-      const of = safeMetadata(state.configJson).hangar_release_command;
-      // Only one that has exited: a release_command still running is never cut off.
-      if (of === undefined || !ended.has(of) || !["stopped", "failed"].includes(state.status)) continue;
+      const metadata = safeMetadata(state.configJson);
+      const of = metadata.hangar_release_command;
+      if (of === undefined || !ended.has(of) || GONE.has(state.status)) continue;
+      // Only one that has exited: a release_command still running is never cut off. A machine check
+      // still running once its release has ended (its machine failed, or a sibling's check did) has
+      // nothing left to decide: it goes.
+      if (metadata.hangar_machine_check === undefined && !["stopped", "failed"].includes(state.status))
+        continue;
       await this.machine(
         app,
         state.machineId,
@@ -858,7 +863,7 @@ export class ReleaseOrchestrator {
           // A release's command and test machines are no group's: the rollout leaves them alone.
           group: metadata.hangar_release_command === undefined ? metadata.fly_process_group : undefined,
           release: version,
-          healthy: why === undefined,
+          healthy: why === undefined && failure === undefined,
           failure,
           region: state.region,
         };
@@ -886,10 +891,14 @@ export class ReleaseOrchestrator {
     for (const [i, check] of checks.entries()) {
       const name = `machine check ${i + 1} of ${checks.length} (${(check.command ?? []).join(" ")}) on machine ${tested.machineId}`;
       const id = newMachineId(`${release.releaseId}/machine-check/${tested.machineId}/${i}`);
+      const m = this.opts.fleet.machine(app, id);
+      if (m && (m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode === 0) {
+        this.firstSeen.delete(id);
+        continue;
+      }
       const seen = this.firstSeen.get(id) ?? this.now();
       this.firstSeen.set(id, seen);
       const late = this.now() - seen > waitMs;
-      const m = this.opts.fleet.machine(app, id);
       if (!m) {
         if (late) {
           const error = this.commandErrors.get(id);
@@ -930,10 +939,8 @@ export class ReleaseOrchestrator {
         return { pending: `${name} is being created` };
       }
       if (m.status === "failed") return { failure: `${name} could not start: ${m.failure}` };
-      if ((m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode !== null) {
-        if (m.lastExitCode === 0) continue;
+      if ((m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode !== null)
         return { failure: `${name} exited with code ${m.lastExitCode}` };
-      }
       if (GONE.has(m.status)) return { failure: `${name} was destroyed before it exited` };
       if (late) {
         void this.machine(
