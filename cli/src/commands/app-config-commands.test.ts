@@ -94,14 +94,19 @@ describe("hangar config validate / show", () => {
       errors: [],
     });
     const bad = await runCliIn(
-      folder({ "fly.toml": 'app = "a"\n\n[http_service]\n  internal_port = "web"\n' }),
+      folder({
+        "fly.toml": 'app = "a"\n[environment]\n  X = "1"\n\n[http_service]\n  internal_port = "web"\n',
+      }),
       ["config", "validate", "--json"],
     );
     expect(bad.code).toBe(1);
+    // The app and what was found before the errors are said too.
     expect(JSON.parse(bad.stdout)).toMatchObject({
       valid: false,
       kind: "invalid",
-      errors: [{ path: "http_service.internal_port", line: 4, message: "expected a number, got string" }],
+      app: "a",
+      warnings: ["fly.toml:2: unknown key environment (ignored)"],
+      errors: [{ path: "http_service.internal_port", line: 6, message: "expected a number, got string" }],
     });
     expect(bad.stderr).toBe("");
     const none = await runCliIn(folder({}), ["config", "validate", "--json"]);

@@ -50,7 +50,13 @@ async function validateJson(ctx: Context, configPath: string | undefined): Promi
     print({ valid: true, app: config.app ?? null, warnings, errors: [] });
   } catch (err) {
     if (!(err instanceof AppConfigError)) throw err;
-    print({ valid: false, kind: err.code, app: null, warnings: [], errors: err.issues });
+    print({
+      valid: false,
+      kind: err.code,
+      app: err.found.app,
+      warnings: err.found.warnings,
+      errors: err.issues,
+    });
     throw new ExitStatus(1);
   }
 }

@@ -24,6 +24,8 @@ export class AppConfigError extends Error {
     readonly file: string,
     readonly issues: AppConfigIssue[],
     detail?: string,
+    /** A file that is TOML but not a valid config: its `app`, and the warnings found before the errors. */
+    readonly found: { app: string | null; warnings: string[] } = { app: null, warnings: [] },
   ) {
     super([...issues.map((issue) => formatIssue(file, issue)), ...(detail ? [detail] : [])].join("\n"));
   }
@@ -105,7 +107,10 @@ export function parseAppConfig(text: string, fileName: string): ParsedAppConfig 
         message: describeIssue(issue),
       };
     });
-    throw new AppConfigError("invalid", fileName, byLine(issues));
+    throw new AppConfigError("invalid", fileName, byLine(issues), undefined, {
+      app: typeof raw.app === "string" ? raw.app : null,
+      warnings: byLine(warnings).map((w) => w.text),
+    });
   }
   // One warning a key, at its first place: the user learns what Hangar leaves out, not how often.
   for (const key of UNSUPPORTED_KEYS) {
