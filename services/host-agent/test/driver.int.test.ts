@@ -125,6 +125,29 @@ describe("ProcessDriver: start", () => {
 });
 
 describe("ProcessDriver: exits", () => {
+  it("leaves no moment between a run's end and its exit report when the machine is neither running nor exiting", async () => {
+    // The agent takes a machine that is neither for an exit nobody saw (recorded with no code):
+    // while the driver reads a real exit, `exiting` must say so, until the exit is reported.
+    let reported = false;
+    driver.onExit(() => {
+      reported = true;
+    });
+    const m = await driver.start(runSpec("m1", ["sleep", "30"]));
+    const gaps: number[] = [];
+    let looks = 0;
+    driver.signal("m1", "SIGHUP");
+    while (!reported && looks < 100_000) {
+      looks++;
+      const running = driver.running().some((r) => r.machineId === "m1");
+      if (!running && !driver.exiting("m1") && !reported) gaps.push(looks);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(reported).toBe(true);
+    expect(gaps).toEqual([]);
+    expect(driver.exiting("m1")).toBe(false);
+    await groupGone(m.pid);
+  });
+
   it("stop with SIGTERM: the app exits and the exit is recorded once, as requested", async () => {
     const { exits } = recordExits(driver);
     const m = await driver.start(runSpec("m1", httpApp));

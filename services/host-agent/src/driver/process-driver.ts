@@ -409,6 +409,14 @@ export class ProcessDriver {
     return [...this.#machines.values()].filter((m) => !m.finishing).map((m) => ({ ...m.machine }));
   }
 
+  /**
+   * Whether the machine's run has ended and its exit is being read (its group cleared, its exit
+   * file read, its output drained): not running any more, and its exit listeners not called yet.
+   */
+  exiting(machineId: string): boolean {
+    return this.#machines.get(machineId)?.finishing === true;
+  }
+
   /** Calls `listener` once per run when the machine's process exits, requested or not. Returns an unsubscribe. */
   onExit(listener: ExitListener): () => void {
     this.#exitListeners.add(listener);
@@ -780,7 +788,14 @@ export class ProcessDriver {
       });
       for (const waiter of m.waiters.splice(0)) waiter.resolve(exit);
     };
-    done().catch((err: unknown) => this.#logger.warn({ err, machineId }, "exit handling failed"));
+    done().catch((err: unknown) => {
+      this.#logger.warn({ err, machineId }, "exit handling failed");
+      // Not exiting any more: the agent's next look records the exit it could not be told of.
+      if (this.#machines.get(machineId) === m) {
+        this.#machines.delete(machineId);
+        this.#updateTimer();
+      }
+    });
   }
 
   #running(machineId: string): Tracked {
