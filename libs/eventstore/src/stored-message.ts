@@ -20,7 +20,7 @@ const leaderReads = new WeakMap<JetStreamManager, (stream: string) => boolean>()
 /**
  * Says which streams this client may read through the leader (`STREAM.MSG.GET`): the others are read
  * with direct gets, without asking the leader first. A service whose NATS user may read a stream only
- * by subject (a host agent on SECRETS) has no message get there; asking would be refused and counted
+ * by subject (the proxy on SECRETS) has no message get there; asking would be refused and counted
  * as a permission violation. Without it, every stream may be (and a refusal falls back as below).
  */
 export function limitLeaderReads(jsm: JetStreamManager, allowed: (stream: string) => boolean): void {

@@ -83,6 +83,15 @@ export const OPERATOR_USER = "operator";
 /** The read-only user of in-cluster subscribers to the event feed (EVENTS). */
 export const SUBSCRIBER_USER = "subscriber";
 
+/*
+ * WHOLE_SECRETS: the host agents and the builder read every scope of SECRETS (apps' and orgs'), which
+ * is every subject the stream holds (its writers append only `ev.secret.<app|org>.<name>`). So they
+ * read it as whole-stream readers: that reveals nothing more than `ev.secret.*.>` would, and it
+ * brings the leader's message get, without which a read on a replicated SECRETS (the Kubernetes
+ * deployment's) could come from a follower that has not yet applied the latest `secrets set`: a
+ * machine started right after it would have run with the old values. The proxy and the postgres
+ * manager, which may read only the apps' scope, stay limited to `ev.secret.app.>`.
+ */
 const reader = (stream: string, readOnly?: string): StreamGrant => ({
   stream,
   read: true,
@@ -230,14 +239,9 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
     role: "image builds",
     // APPS: which org holds each app, so a build's FROM may not reach another org's images.
     // SECRETS: the orgs' sealed registry credentials (HANGAR_REGISTRY_AUTH) FROM pulls with, and the
-    // apps' sealed secrets RUN --mount=type=secret falls back to.
+    // apps' sealed secrets RUN --mount=type=secret falls back to: the whole stream (WHOLE_SECRETS).
     // MACHINES: each machine config's [[statics]], taken out of its image into hangar-statics.
-    streams: [
-      writer("BUILDS", "ev.build.*.*"),
-      reader("APPS"),
-      reader("SECRETS", "ev.secret.*.>"),
-      reader("MACHINES"),
-    ],
+    streams: [writer("BUILDS", "ev.build.*.*"), reader("APPS"), reader("SECRETS"), reader("MACHINES")],
     kv: [
       { bucket: "hangar-registry", write: true },
       // Pushing an image links its blobs to its repository.
@@ -338,13 +342,13 @@ export function hostAgentTemplate(hostId: string): NatsUserSpec {
     role: `the host agent of host ${hostId}`,
     // APPS: the org of an app, which picks the id range its machines run as and their 6PN network.
     // SECRETS: the sealed app secrets it opens just in time when one of its machines starts, and
-    // the orgs' registry credentials (HANGAR_REGISTRY_AUTH) it pulls their images with; no machine
-    // gets an org secret.
+    // the orgs' registry credentials (HANGAR_REGISTRY_AUTH) it pulls their images with (no machine
+    // gets an org secret): the whole stream (WHOLE_SECRETS).
     streams: [
       writer("MACHINES", "ev.machine.*.*"),
       writer("HOSTS", `ev.host.${hostId}`),
       reader("APPS"),
-      reader("SECRETS", "ev.secret.*.>"),
+      reader("SECRETS"),
       // Which disks on this host belong to volumes that exist (its reconcile at start).
       reader("VOLUMES"),
     ],

@@ -1,8 +1,8 @@
 // The read grants on SECRETS, on a real nats-server with the generated users: a host agent reads the
-// apps' sealed secrets as AppSecrets does (a consumer filtered to ev.secret.app.>, a direct get
-// of an app's last message) and the orgs' registry credentials as OrgSecrets does (ev.secret.org.>);
-// the builder reads both too (registry credentials, and app secrets for RUN --mount=type=secret).
-// Neither may read by sequence or without a filter.
+// apps' sealed secrets (AppSecrets) and the orgs' registry credentials (OrgSecrets), the builder both
+// too (registry credentials, and app secrets for RUN --mount=type=secret): that is the whole stream,
+// so they read it as whole-stream readers, the leader's message get included (WHOLE_SECRETS in
+// nats-permissions.ts). The proxy reads the apps' scope only, by subject.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -46,40 +46,49 @@ afterAll(async () => {
 
 const consumer = { ack_policy: AckPolicy.None, mem_storage: true, inactive_threshold: 30_000_000_000 };
 
-it("lets a host agent read the apps' and the orgs' secrets, only by subject", async () => {
-  const agent = await managerOf("host-agent-h1");
-  const app = await agent.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
-  expect(app?.string()).toBe("app sealed");
-  await expect(
-    agent.consumers.add("SECRETS", { ...consumer, name: "apps", filter_subject: "ev.secret.app.>" }),
-  ).resolves.toMatchObject({ num_pending: 1 });
-  const org = await agent.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
-  expect(org?.string()).toBe("org sealed");
-  await expect(
-    agent.consumers.add("SECRETS", { ...consumer, name: "orgs", filter_subject: "ev.secret.org.>" }),
-  ).resolves.toMatchObject({ num_pending: 1 });
-  // By sequence (the body form), any subject could be read: refused outright.
-  await expect(agent.direct.getMessage("SECRETS", { seq: 2 })).rejects.toThrow();
-  await expect(
-    agent.consumers.add("SECRETS", { ...consumer, name: "all", filter_subject: "ev.secret.>" }),
-  ).rejects.toThrow();
-  await expect(agent.consumers.add("SECRETS", { ...consumer, name: "unfiltered" })).rejects.toThrow();
-});
+it.each(["host-agent-h1", "builder"])(
+  "lets %s read the whole stream: the apps' and the orgs' secrets, by subject, by sequence and from the leader",
+  async (user) => {
+    const reader = await managerOf(user);
+    const app = await reader.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
+    expect(app?.string()).toBe("app sealed");
+    const org = await reader.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
+    expect(org?.string()).toBe("org sealed");
+    // ev.secret.<scope>.<name> is every subject the stream holds: reading by sequence, or through the
+    // leader's message get (what getStoredMessage asks on a replicated stream), reveals nothing more.
+    expect((await reader.direct.getMessage("SECRETS", { seq: 2 }))?.string()).toBe("org sealed");
+    expect((await reader.streams.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" }))?.string()).toBe(
+      "app sealed",
+    );
+    await expect(
+      reader.consumers.add("SECRETS", {
+        ...consumer,
+        name: `${user}-apps`,
+        filter_subject: "ev.secret.app.>",
+      }),
+    ).resolves.toMatchObject({ num_pending: 1 });
+    await expect(
+      reader.consumers.add("SECRETS", { ...consumer, name: `${user}-all`, filter_subject: "ev.secret.>" }),
+    ).resolves.toMatchObject({ num_pending: 2 });
+  },
+);
 
-it("lets the builder read the orgs' registry credentials and the apps' secrets, only by subject", async () => {
-  const builder = await managerOf("builder");
-  const org = await builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" });
-  expect(org?.string()).toBe("org sealed");
-  await expect(
-    builder.consumers.add("SECRETS", { ...consumer, name: "b-orgs", filter_subject: "ev.secret.org.>" }),
-  ).resolves.toMatchObject({ num_pending: 1 });
-  const app = await builder.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
+it("keeps the proxy to the apps' secrets, by subject only", async () => {
+  const proxy = await managerOf("proxy");
+  const app = await proxy.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.app.a1" });
   expect(app?.string()).toBe("app sealed");
   await expect(
-    builder.consumers.add("SECRETS", { ...consumer, name: "b-apps", filter_subject: "ev.secret.app.>" }),
+    proxy.consumers.add("SECRETS", { ...consumer, name: "p-apps", filter_subject: "ev.secret.app.>" }),
   ).resolves.toMatchObject({ num_pending: 1 });
-  await expect(builder.direct.getMessage("SECRETS", { seq: 1 })).rejects.toThrow();
+  await expect(proxy.direct.getMessage("SECRETS", { last_by_subj: "ev.secret.org.o1" })).rejects.toThrow();
+  // By sequence (the body form) or from the leader, any subject could be read: refused outright.
+  await expect(proxy.direct.getMessage("SECRETS", { seq: 2 })).rejects.toThrow();
+  await expect(proxy.streams.getMessage("SECRETS", { seq: 2 })).rejects.toThrow();
   await expect(
-    builder.consumers.add("SECRETS", { ...consumer, name: "b-all", filter_subject: "ev.secret.>" }),
+    proxy.consumers.add("SECRETS", { ...consumer, name: "p-orgs", filter_subject: "ev.secret.org.>" }),
   ).rejects.toThrow();
+  await expect(
+    proxy.consumers.add("SECRETS", { ...consumer, name: "p-all", filter_subject: "ev.secret.>" }),
+  ).rejects.toThrow();
+  await expect(proxy.consumers.add("SECRETS", { ...consumer, name: "p-unfiltered" })).rejects.toThrow();
 });

@@ -1,8 +1,9 @@
 // getStoredMessage with the generated users on a 3-node cluster, where the stream is replicated: a
-// reader of a whole stream (the gateway on APPS) reads through the leader's message get, which its
-// grant allows, and sees what was just acknowledged even when connected to a follower; a reader
-// limited to some subjects (a host agent on SECRETS) is refused that get once, and reads with
-// direct gets from then on; told its grants (limitLeaderReads, as run-service does), it never asks.
+// reader of a whole stream (the gateway on APPS, a host agent on SECRETS) reads through the leader's
+// message get, which its grant allows, and sees what was just acknowledged even when connected to a
+// follower; a reader limited to some subjects (the proxy on SECRETS) is refused that get once, and
+// reads with direct gets from then on; told its grants (limitLeaderReads, as run-service does), it
+// never asks.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -65,29 +66,38 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-it("gives a whole-stream reader on a follower every acknowledged message at once", async () => {
-  const operator = await jetstreamManager(conns[0] as NatsConnection);
-  const gateway = await connectAs("gateway", await followerOf(operator, "APPS"));
-  const refused = refusals(gateway);
-  const jsm = await jetstreamManager(gateway);
-  const js = jsm.jetstream();
-  const stale: number[] = [];
-  for (let i = 1; i <= 200; i++) {
-    const ack = await js.publish("ev.app.a1", `v${i}`);
-    const last = await getStoredMessage(jsm, "APPS", { last_by_subj: "ev.app.a1" });
-    if (last?.seq !== ack.seq) stale.push(i);
-  }
-  expect(stale).toEqual([]);
-  expect((await getStoredMessage(jsm, "APPS", { seq: 1 }))?.string()).toBe("v1");
-  // Read through the leader's get, which its grant allows: nothing was refused.
-  expect(refused).toEqual([]);
-}, 60_000);
+it.each([
+  ["gateway", "APPS", "ev.app.a1"],
+  // A machine started right after `secrets set` opens the values just set.
+  ["host-agent-h1", "SECRETS", "ev.secret.app.fresh"],
+])(
+  "gives a whole-stream reader (%s on %s) on a follower every acknowledged message at once",
+  async (user, stream, subject) => {
+    const operator = await jetstreamManager(conns[0] as NatsConnection);
+    const reader = await connectAs(user, await followerOf(operator, stream));
+    const refused = refusals(reader);
+    const jsm = await jetstreamManager(reader);
+    const js = operator.jetstream();
+    const first = await js.publish(subject, "v0");
+    const stale: number[] = [];
+    for (let i = 1; i <= 200; i++) {
+      const ack = await js.publish(subject, `v${i}`);
+      const last = await getStoredMessage(jsm, stream, { last_by_subj: subject });
+      if (last?.seq !== ack.seq) stale.push(i);
+    }
+    expect(stale).toEqual([]);
+    expect((await getStoredMessage(jsm, stream, { seq: first.seq }))?.string()).toBe("v0");
+    // Read through the leader's get, which its grant allows: nothing was refused.
+    expect(refused).toEqual([]);
+  },
+  60_000,
+);
 
-it("lets a subject-limited reader (a host agent on SECRETS) read with direct gets after one refusal", async () => {
+it("lets a subject-limited reader (the proxy on SECRETS) read with direct gets after one refusal", async () => {
   const operator = await jetstreamManager(conns[0] as NatsConnection);
   await operator.jetstream().publish("ev.secret.app.a1", "sealed 1");
   const second = await operator.jetstream().publish("ev.secret.app.a1", "sealed 2");
-  const agent = await connectAs("host-agent-h1", await followerOf(operator, "SECRETS"));
+  const agent = await connectAs("proxy", await followerOf(operator, "SECRETS"));
   const refused = refusals(agent);
   const jsm = await jetstreamManager(agent);
   for (let i = 0; i < 3; i++) {
@@ -108,11 +118,11 @@ it("lets a subject-limited reader (a host agent on SECRETS) read with direct get
 it("asks nothing it may not ask once told its grants (what run-service does for every service)", async () => {
   const operator = await jetstreamManager(conns[0] as NatsConnection);
   const last = await operator.jetstream().publish("ev.secret.app.a2", "sealed");
-  const agent = await connectAs("host-agent-h1", await followerOf(operator, "SECRETS"));
+  const agent = await connectAs("proxy", await followerOf(operator, "SECRETS"));
   const refused = refusals(agent);
   const jsm = await jetstreamManager(agent);
   const publish = new Set(
-    permissionsOf(natsUserOf("host-agent", "h1") as NonNullable<ReturnType<typeof natsUserOf>>).publish,
+    permissionsOf(natsUserOf("proxy") as NonNullable<ReturnType<typeof natsUserOf>>).publish,
   );
   limitLeaderReads(jsm, (stream) => publish.has(`$JS.API.STREAM.MSG.GET.${stream}`));
   let got = await getStoredMessage(jsm, "SECRETS", { last_by_subj: "ev.secret.app.a2" });
