@@ -67,4 +67,7 @@ process.once("SIGTERM", () => {
     .then(() => nc.drain())
     .finally(() => process.exit(0));
 });
+// The subscription reaches the server before the bench is told to ask it: a request sent while the
+// SUB was still in this client's buffer had no responder (a run failed so, "no responders").
+await nc.flush();
 console.log(JSON.stringify({ ready: name, pid: process.pid }));
