@@ -394,7 +394,6 @@ export class ReleaseOrchestrator {
     const machine = this.opts.fleet.machine(app, machineId);
     if (!machine && !late) {
       if (this.stepping.has(machineId)) return false;
-      this.stepping.add(machineId);
       const group = defaultProcessGroup(config);
       const base = machineConfigFromApp(config, release.imageRef, {
         processGroup: group,
@@ -424,40 +423,13 @@ export class ReleaseOrchestrator {
           ...(kind === "seed" ? { hangar_command: "seed" } : {}),
         },
       };
-      void withSpan(
-        `${kind} command machine`,
-        {
-          attributes: {
-            "hangar.app": app,
-            "hangar.machine_id": machineId,
-            "hangar.release": release.version,
-          },
-        },
-        () => this.create(app, machineId, "", run),
-        this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
-      )
-        .catch((err: unknown) => {
-          this.commandErrors.set(machineId, err instanceof Error ? err.message : String(err));
-          this.opts.logger.warn({ err, app, machine: machineId }, `${key} machine not created yet`);
-        })
-        .finally(() => this.stepping.delete(machineId));
+      this.launchOneOff(app, release, machineId, run, {
+        span: `${kind} command machine`,
+        what: `${key} machine`,
+      });
       return false;
     }
-    let finish: { exitCode: number; reason: string } | undefined;
-    const error = this.commandErrors.get(machineId);
-    if (!machine)
-      finish = {
-        exitCode: -1,
-        reason: `could not be started within ${Math.round(timeoutMs / 1000)} s${error ? `: ${error}` : ""}`,
-      };
-    else if (machine.status === "failed")
-      finish = { exitCode: -1, reason: `could not start: ${machine.failure}` };
-    else if ((machine.status === "stopped" || GONE.has(machine.status)) && machine.lastExitCode !== null)
-      finish = { exitCode: machine.lastExitCode, reason: "" };
-    else if (GONE.has(machine.status))
-      finish = { exitCode: -1, reason: "machine was destroyed before it exited" };
-    else if (this.now() - seen > timeoutMs)
-      finish = { exitCode: -1, reason: `did not exit within ${Math.round(timeoutMs / 1000)} s` };
+    const finish = oneOffEnd(machine, late, timeoutMs, this.commandErrors.get(machineId));
     if (!finish) return false;
     await this.command(
       app,
@@ -899,13 +871,7 @@ export class ReleaseOrchestrator {
       const seen = this.firstSeen.get(id) ?? this.now();
       this.firstSeen.set(id, seen);
       const late = this.now() - seen > waitMs;
-      if (!m) {
-        if (late) {
-          const error = this.commandErrors.get(id);
-          return {
-            failure: `${name} could not be started within ${Math.round(waitMs / 1000)} s${error ? `: ${error}` : ""}`,
-          };
-        }
+      if (!m && !late) {
         if (this.stepping.has(id)) return { pending: `${name} is being created` };
         let run: Record<string, unknown>;
         try {
@@ -924,36 +890,55 @@ export class ReleaseOrchestrator {
         } catch (err) {
           return { failure: `${name}: ${err instanceof Error ? err.message : String(err)}` };
         }
-        this.stepping.add(id);
-        void withSpan(
-          "machine check",
-          { attributes: { "hangar.app": app, "hangar.machine_id": id, "hangar.release": release.version } },
-          () => this.create(app, id, TEST_MACHINE_GROUP, run, tested.region),
-          this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
-        )
-          .catch((err: unknown) => {
-            this.commandErrors.set(id, err instanceof Error ? err.message : String(err));
-            this.opts.logger.warn({ err, app, machine: id }, "machine check not created yet");
-          })
-          .finally(() => this.stepping.delete(id));
+        this.launchOneOff(app, release, id, run, {
+          span: "machine check",
+          what: "machine check",
+          group: TEST_MACHINE_GROUP,
+          region: tested.region,
+        });
         return { pending: `${name} is being created` };
       }
-      if (m.status === "failed") return { failure: `${name} could not start: ${m.failure}` };
-      if ((m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode !== null)
-        return { failure: `${name} exited with code ${m.lastExitCode}` };
-      if (GONE.has(m.status)) return { failure: `${name} was destroyed before it exited` };
-      if (late) {
+      const end = oneOffEnd(m, late, waitMs, this.commandErrors.get(id));
+      if (!end) return { pending: `${name} is ${m?.status}` };
+      // One still running past the wait is stopped for good.
+      if (m && !GONE.has(m.status) && m.status !== "stopped" && m.status !== "failed")
         void this.machine(
           app,
           id,
           { type: "DestroyMachine", force: true, nowMs: this.now() },
           "destroy",
         ).catch(() => undefined);
-        return { failure: `${name} did not exit within ${Math.round(waitMs / 1000)} s` };
-      }
-      return { pending: `${name} is ${m.status}` };
+      return { failure: `${name} ${end.reason || `exited with code ${end.exitCode}`}` };
     }
     return undefined;
+  }
+
+  /**
+   * Creates a one-off machine of the release (a release_command's or seed_command's, a machine
+   * check's) in the release's trace, in the background: one create at a time per machine
+   * (`stepping`), and a create that failed is remembered for the timeout's message (`commandErrors`).
+   */
+  private launchOneOff(
+    app: string,
+    release: Release,
+    machineId: string,
+    config: Record<string, unknown>,
+    opts: { span: string; what: string; group?: string; region?: string },
+  ): void {
+    this.stepping.add(machineId);
+    void withSpan(
+      opts.span,
+      {
+        attributes: { "hangar.app": app, "hangar.machine_id": machineId, "hangar.release": release.version },
+      },
+      () => this.create(app, machineId, opts.group ?? "", config, opts.region),
+      this.traces.get(`${app}#${release.version}`) ?? ROOT_CONTEXT,
+    )
+      .catch((err: unknown) => {
+        this.commandErrors.set(machineId, err instanceof Error ? err.message : String(err));
+        this.opts.logger.warn({ err, app, machine: machineId }, `${opts.what} not created yet`);
+      })
+      .finally(() => this.stepping.delete(machineId));
   }
 
   /** The region of a new machine: the group's (or the app's) machines', else the platform's default. */
@@ -969,6 +954,29 @@ function commandRunning(r: Release): boolean {
   return [r.releaseCommand, r.seedCommand].some(
     (run) => run.machineId !== "" && run.exitCode === null && run.reason === "",
   );
+}
+
+/**
+ * How a one-off machine's run ended (a release_command's, a machine check's), undefined while it may
+ * still end well: its exit code, or -1 and what went wrong, worded to follow what ran.
+ */
+export function oneOffEnd(
+  m: ExistingMachine | undefined,
+  late: boolean,
+  timeoutMs: number,
+  createError?: string,
+): { exitCode: number; reason: string } | undefined {
+  const within = `within ${Math.round(timeoutMs / 1000)} s`;
+  if (!m)
+    return late
+      ? { exitCode: -1, reason: `could not be started ${within}${createError ? `: ${createError}` : ""}` }
+      : undefined;
+  if (m.status === "failed") return { exitCode: -1, reason: `could not start: ${m.failure}` };
+  if ((m.status === "stopped" || GONE.has(m.status)) && m.lastExitCode !== null)
+    return { exitCode: m.lastExitCode, reason: "" };
+  if (GONE.has(m.status)) return { exitCode: -1, reason: "was destroyed before it exited" };
+  if (late) return { exitCode: -1, reason: `did not exit ${within}` };
+  return undefined;
 }
 
 /** The region of a group's slot, as the release recorded its groups' spread; undefined: the orchestrator's default. */
