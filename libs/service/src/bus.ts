@@ -105,6 +105,7 @@ function replyError(e: unknown, subject: string): { code: DomainErrorCode; messa
  * throws at once): the requester gets a refusal that says so instead, and the service goes on.
  */
 function respondOk(msg: Msg, subject: string, ok: unknown): void {
+  if (msg.reply && !isInbox(msg.reply)) return;
   const body = encoder.encode(JSON.stringify({ ok }));
   try {
     msg.respond(body);
@@ -114,8 +115,21 @@ function respondOk(msg: Msg, subject: string, ok: unknown): void {
   }
 }
 
+/**
+ * Whether a reply subject is a requester's inbox (nats.js's `_INBOX.`, or a platform user's
+ * `_INBOX_<user>.`, inboxPrefixOf). A service's user may publish to the reply subject of any request
+ * it receives (`allow_responses`), whatever subject the requester named, and the server checks no
+ * deny list for it. A requester could then name a stream's subject (`ev.secret.org.<org>`), and the
+ * answer would be stored there as an event of that stream, one its readers cannot decode. So a
+ * service answers inboxes only.
+ */
+export function isInbox(reply: string): boolean {
+  return reply.startsWith("_INBOX.") || reply.startsWith("_INBOX_");
+}
+
 /** Sends a reply; one that cannot go (the connection closed meanwhile) is dropped: the requester times out. */
 function respond(msg: Msg, body: Uint8Array): void {
+  if (msg.reply && !isInbox(msg.reply)) return;
   try {
     msg.respond(body);
   } catch {
@@ -139,13 +153,26 @@ export function serveCommands<Q, R>(
     queue,
     callback: (err, msg) => {
       if (err) return;
+      // A request whose answer would go anywhere but an inbox is not carried out: see isInbox.
+      if (msg.reply && !isInbox(msg.reply)) {
+        // Left in the traces (as an error span), for an operator to see who tried.
+        tracer()
+          .startSpan(`${subject} refused`, {
+            kind: SpanKind.SERVER,
+            attributes: { "messaging.destination.name": msg.subject, "hangar.reply_subject": msg.reply },
+          })
+          .setStatus({ code: SpanStatusCode.ERROR, message: "the reply subject is not an inbox" })
+          .end();
+        return;
+      }
       const parent = msg.headers ? extractTraceContext(msg.headers) : context.active();
       const span = tracer().startSpan(`${subject} handle`, { kind: SpanKind.SERVER }, parent);
       let payload: Q;
       try {
         payload = JSON.parse(decoder.decode(msg.data)) as Q;
       } catch {
-        msg.respond(
+        respond(
+          msg,
           encoder.encode(
             JSON.stringify({ error: { code: "invalid_argument", message: "request is not JSON" } }),
           ),

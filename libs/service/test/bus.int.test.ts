@@ -1,8 +1,9 @@
 import { randomBytes } from "node:crypto";
 import { DomainError, isRetryable, PublishTimeoutError } from "@hangar/eventstore";
+import { jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection, RequestError, TimeoutError } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { CommandError, sendCommand, serveCommands } from "../src/bus.js";
+import { CommandError, isInbox, sendCommand, serveCommands } from "../src/bus.js";
 
 // Subjects carry this file's suffix: the nats-server is shared with other test files.
 const subject = (name: string) => `test.bus.${randomBytes(4).toString("hex")}.${name}`;
@@ -126,5 +127,43 @@ describe("commands over NATS", () => {
     const err = await failure(sendCommand(nc, s, {}));
     expect(err.code).toBe("internal");
     sub.unsubscribe();
+  });
+
+  it("carries out no request whose answer would go anywhere but an inbox (a stream's subject, say)", async () => {
+    const s = subject("foreign-reply");
+    const prefix = `test.bus.${randomBytes(4).toString("hex")}.stored`;
+    const jsm = await jetstreamManager(nc);
+    const stream = `BUS_REPLY_${randomBytes(4).toString("hex")}`;
+    await jsm.streams.add({ name: stream, subjects: [`${prefix}.>`] });
+    let handled = 0;
+    const sub = serveCommands(nc, s, "q", async () => {
+      handled++;
+      return { done: true };
+    });
+    try {
+      // A requester names a stream's subject as the reply: a served answer would be stored there.
+      nc.publish(s, JSON.stringify({}), { reply: `${prefix}.org.o1` });
+      nc.publish(s, "not json", { reply: `${prefix}.org.o2` });
+      // A real request after them, on the same connection: answered once those two were seen.
+      expect(await sendCommand(nc, s, {})).toEqual({ done: true });
+      expect(handled).toBe(1);
+      await nc.flush();
+      expect((await jsm.streams.info(stream)).state.messages).toBe(0);
+      // The stream does store what is published to it: the count above is not for want of one.
+      await jsm.jetstream().publish(`${prefix}.control`, "x");
+      expect((await jsm.streams.info(stream)).state.messages).toBe(1);
+    } finally {
+      sub.unsubscribe();
+      await jsm.streams.delete(stream);
+    }
+  });
+
+  it("takes nats.js's inboxes and the platform users' for inboxes, and nothing else", () => {
+    expect(isInbox("_INBOX.abc.def")).toBe(true);
+    expect(isInbox("_INBOX_gateway.abc")).toBe(true);
+    expect(isInbox("_INBOX_host-agent-h1.abc")).toBe(true);
+    expect(isInbox("ev.secret.org.o1")).toBe(false);
+    expect(isInbox("$KV.hangar-leases.x")).toBe(false);
+    expect(isInbox("INBOX.x")).toBe(false);
   });
 });
