@@ -46,7 +46,7 @@ const exec = promisify(execFile);
 
 const PG_BIN = "/usr/lib/postgresql/15/bin";
 // The members' VM size; HANGAR_BENCH_PG_VM_SIZE picks another (performance-1x: full CPU weight, as
-// the native peer has; performance-2x's 4 GB each do not fit four clusters on the bench's host).
+// the native peer has; performance-2x's 4 GB each do not fit the bench's five members on its host).
 const VM_SIZE = process.env.HANGAR_BENCH_PG_VM_SIZE ?? "shared-cpu-2x";
 const SCALE = 5;
 /** The members' postgres port (the router's 5432 forwards to the primary's). */
