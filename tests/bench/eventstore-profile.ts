@@ -7,7 +7,14 @@
 import { writeFileSync } from "node:fs";
 import { Session } from "node:inspector/promises";
 import { type MachineEvent, machineAggregateId, machinesStream } from "@hangar/domain";
-import { EventStore, encodeBatch, ensureStream, OrderedReader, prefixedStream } from "@hangar/eventstore";
+import {
+  EventStore,
+  encodeBatch,
+  ensureStream,
+  eventTypesHeaders,
+  OrderedReader,
+  prefixedStream,
+} from "@hangar/eventstore";
 import { startNatsServer } from "@hangar/testkit";
 import { connect } from "@nats-io/transport-node";
 import { rebuildMachines } from "./machine-rebuild.js";
@@ -41,7 +48,7 @@ for (let e = 0; e < EVENTS; e++) {
           }
         : (cycle[(e - 1) % cycle.length] as MachineEvent);
     const data = encodeBatch(stream, id, [event], { commandId: `f${a}-${e}` });
-    inFlight.push(store.publisher.publish(`${stream.subjectPrefix}.${id}`, data));
+    inFlight.push(store.publisher.publish(`${stream.subjectPrefix}.${id}`, data, eventTypesHeaders([event])));
     if (inFlight.length >= 4_000) {
       await Promise.all(inFlight);
       inFlight = [];

@@ -26,6 +26,7 @@ import {
   EventStore,
   encodeBatch,
   ensureStream,
+  eventTypesHeaders,
   jsonSnapshots,
   loadAggregate,
   messageIdFor,
@@ -165,7 +166,9 @@ export async function run(): Promise<Record<string, number>> {
           const id = machineAggregateId(`app${a % 100}`, `m${a}`);
           const event = lifecycles[a]?.[e] as MachineEvent;
           const data = encodeBatch(stream, id, [event], { commandId: `fill-${a}-${e}` });
-          inFlight.push(store.publisher.publish(`${stream.subjectPrefix}.${id}`, data));
+          inFlight.push(
+            store.publisher.publish(`${stream.subjectPrefix}.${id}`, data, eventTypesHeaders([event])),
+          );
           if (inFlight.length >= WINDOW) {
             await Promise.all(inFlight);
             inFlight = [];

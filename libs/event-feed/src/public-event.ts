@@ -6,7 +6,8 @@ import {
   scalingStream,
   volumesStream,
 } from "@hangar/domain";
-import { type AggregateStream, decodeBatch, type RecordedEvent } from "@hangar/eventstore";
+import { type AggregateStream, decodeBatch, isAppended, type RecordedEvent } from "@hangar/eventstore";
+import type { MsgHdrs } from "@nats-io/transport-node";
 import { originalSubject } from "./stream.js";
 
 /** The version of the public event's shape (docs/events.schema.json). */
@@ -149,6 +150,8 @@ export interface FeedMessage {
   seq: number;
   subject: string;
   data: Uint8Array;
+  /** Its headers, where the reader has them: a message that is no event (isAppended) gives none. */
+  headers?: MsgHdrs | undefined;
 }
 
 /** Where a subject belongs: its source and aggregate id; undefined for a subject of no sourced stream. */
@@ -219,6 +222,7 @@ export function toPublicEvents(
 ): PublicEvent[] {
   const found = sourceOf(msg.subject, opts.prefix);
   if (!found) return [];
+  if (msg.headers !== undefined && !isAppended(msg.headers)) return [];
   const recorded = decodeBatch(found.source.stream, msg.data, msg.seq);
   return recorded.map((r, i) =>
     toPublicEvent(found.source, r, eventIdOf(msg.seq, i, recorded.length), resolver),

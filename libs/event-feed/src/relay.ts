@@ -1,4 +1,10 @@
-import { getStoredMessage, OrderedReader, prefixedStream, type StreamMessage } from "@hangar/eventstore";
+import {
+  getStoredMessage,
+  isAppended,
+  OrderedReader,
+  prefixedStream,
+  type StreamMessage,
+} from "@hangar/eventstore";
 import { acquireLease } from "@hangar/lease";
 import {
   JetStreamApiCodes,
@@ -140,6 +146,8 @@ export class EventsRelay {
         filter: s.filter,
         afterSeq,
         onMessage: (m) => {
+          // No event (isAppended in @hangar/eventstore): not copied into EVENTS.
+          if (!isAppended(m.headers)) return;
           s.queue.push(m);
           this.write();
         },

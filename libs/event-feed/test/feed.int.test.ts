@@ -8,7 +8,13 @@ import {
   scalingStream,
   volumesStream,
 } from "@hangar/domain";
-import { type AggregateStream, encodeBatch, ensureStream, prefixedStream } from "@hangar/eventstore";
+import {
+  type AggregateStream,
+  encodeBatch,
+  ensureStream,
+  eventTypesHeaders,
+  prefixedStream,
+} from "@hangar/eventstore";
 import { hangar } from "@hangar/proto";
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -111,7 +117,7 @@ async function machineLifecycle(app: string): Promise<string> {
     const ack = await js.publish(
       `${stream.subjectPrefix}.${aggregateId}`,
       encodeBatch(stream, aggregateId, events, { commandId: crypto.randomUUID() }),
-      { expect: { lastSubjectSequence: last } },
+      { expect: { lastSubjectSequence: last }, headers: eventTypesHeaders(events) },
     );
     last = ack.seq;
   }
@@ -218,6 +224,7 @@ describe("the EVENTS stream", () => {
         encodeBatch(apps, "api", [{ type: "AppCreated", data: { name: "api", orgSlug: "acme" } as never }], {
           commandId,
         }),
+        { headers: eventTypesHeaders([{ type: "AppCreated" }]) },
       );
     await appCreated(crypto.randomUUID());
     const id = await machineLifecycle("api");
@@ -273,6 +280,7 @@ describe("the EVENTS stream", () => {
       js.publish(
         `${stream.subjectPrefix}.${cluster}`,
         encodeBatch(stream, cluster, events, { commandId: crypto.randomUUID() }),
+        { headers: eventTypesHeaders(events) },
       );
     await publish([
       {
@@ -379,6 +387,7 @@ describe("the feed", () => {
         ],
         { commandId: crypto.randomUUID() },
       ),
+      { headers: eventTypesHeaders([{ type: "MachineCreated" }, { type: "MachineStartRequested" }]) },
     );
     // EVENTS holds it once its source has copied it: wait for the feed to start after it.
     let feed = await startFeed();

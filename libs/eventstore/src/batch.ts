@@ -1,7 +1,34 @@
 import { randomUUID } from "node:crypto";
 import { hangar } from "@hangar/proto";
+import { headers, type MsgHdrs } from "@nats-io/transport-node";
 import protobuf from "protobufjs/minimal.js";
 import type { AggregateStream } from "./stream.js";
+
+/** Header that names the event types of a message, so subscribers can filter without decoding. */
+export const EVENT_TYPES_HEADER = "Hangar-Event-Types";
+
+/**
+ * Whether a stored message was written by the event store, whose every append names its events'
+ * types in EVENT_TYPES_HEADER. Anything else on a stream's subjects is no event, and readers skip it:
+ * nats-server stores whatever is published on a stream's subjects, its own answers included, and
+ * any client allowed one JetStream API request may name a stream's subject as the reply (measured:
+ * a `$JS.API.STREAM.INFO` request with reply `foo.x` left its JSON answer in a stream of `foo.>`).
+ * Decoded as an event, such a message would end every rebuild of the stream.
+ */
+export function isAppended(h: MsgHdrs | undefined): boolean {
+  return h?.has(EVENT_TYPES_HEADER) === true;
+}
+
+/** New headers naming `events`' types (EVENT_TYPES_HEADER), as every append carries them. */
+export function eventTypesHeaders(events: readonly { type: string }[]): MsgHdrs {
+  const h = headers();
+  // append, not set: the headers are new, so set's search for an existing key is wasted work.
+  h.append(
+    EVENT_TYPES_HEADER,
+    events.length === 1 ? (events[0] as { type: string }).type : events.map((e) => e.type).join(","),
+  );
+  return h;
+}
 
 /** Who and what caused a decision; copied into every event of it. */
 export interface EventMetadata {

@@ -8,15 +8,22 @@ import {
 } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
-import { decodeBatch, type EventMetadata, encodeBatch, type RecordedEvent } from "./batch.js";
+import {
+  decodeBatch,
+  EVENT_TYPES_HEADER,
+  type EventMetadata,
+  encodeBatch,
+  eventTypesHeaders,
+  isAppended,
+  type RecordedEvent,
+} from "./batch.js";
 import { ConcurrencyError } from "./errors.js";
 import { JetStreamPublisher, PublishRejectedError } from "./publisher.js";
 import { OrderedReader } from "./reader.js";
 import { getStoredMessage } from "./stored-message.js";
 import { type AggregateStream, aggregateSubject } from "./stream.js";
 
-/** Header that names the event types of a message, so subscribers can filter without decoding. */
-export const EVENT_TYPES_HEADER = "Hangar-Event-Types";
+export { EVENT_TYPES_HEADER };
 
 /** Options of one append. */
 export interface AppendOptions extends EventMetadata {
@@ -78,12 +85,7 @@ export class EventStore {
     if (events.length === 0) throw new Error("append needs at least one event");
     const subject = aggregateSubject(stream, aggregateId);
     const data = encodeBatch(stream, aggregateId, events, opts);
-    const h = headers();
-    // append, not set: the headers are new, so set's search for an existing key is wasted work.
-    h.append(
-      EVENT_TYPES_HEADER,
-      events.length === 1 ? (events[0] as E).type : events.map((e) => e.type).join(","),
-    );
+    const h = eventTypesHeaders(events);
     const span = tracer().startSpan(`${stream.name} publish`, {
       kind: SpanKind.PRODUCER,
       attributes: {
@@ -134,7 +136,7 @@ export class EventStore {
   ): Promise<RecordedEvent<E>[]> {
     const msg = await getStoredMessage(this.jsm, stream.name, { seq });
     if (!msg) throw new Error(`no message ${seq} in ${stream.name}`);
-    return decodeBatch(stream, msg.data, msg.seq);
+    return isAppended(msg.header) ? decodeBatch(stream, msg.data, msg.seq) : [];
   }
 
   /**
@@ -160,7 +162,7 @@ export class EventStore {
     for (let i = 0; i < DIRECT_TAIL_MESSAGES; i++) {
       const msg = await this.jsm.direct.getMessage(stream.name, { seq: afterSeq + 1, next_by_subj: subject });
       if (!msg || msg.seq > lastSeq) break;
-      for (const e of decodeBatch(stream, msg.data, msg.seq)) events.push(e);
+      if (isAppended(msg.header)) for (const e of decodeBatch(stream, msg.data, msg.seq)) events.push(e);
       afterSeq = msg.seq;
       if (afterSeq === lastSeq) return { events, lastSeq };
     }
@@ -180,7 +182,7 @@ export class EventStore {
         onMessage: (m) => {
           if (settled || m.seq > lastSeq) return;
           try {
-            for (const e of decodeBatch(stream, m.data, m.seq)) events.push(e);
+            if (isAppended(m.headers)) for (const e of decodeBatch(stream, m.data, m.seq)) events.push(e);
           } catch (err) {
             finish(err);
             return;

@@ -12,7 +12,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { decodeBatch, type RecordedEvent } from "./batch.js";
+import { decodeBatch, isAppended, type RecordedEvent } from "./batch.js";
 import { isRetryable } from "./errors.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
@@ -176,7 +176,8 @@ export async function runProjection<E extends { type: string }>(
           seq: m.seq,
           subject: m.subject,
           aggregateId: aggregateIdOf(stream, m.subject),
-          events: decodeBatch(stream, m.data, m.seq),
+          // No event (isAppended) projects nothing, and is acknowledged with the rest.
+          events: isAppended(m.headers) ? decodeBatch(stream, m.data, m.seq) : [],
         };
       });
       await opts.handle(batch);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { extractTraceContext } from "@hangar/telemetry";
 import { context } from "@opentelemetry/api";
-import { decodeBatch, type RecordedEvent } from "./batch.js";
+import { decodeBatch, isAppended, type RecordedEvent } from "./batch.js";
 import type { EventStore } from "./event-store.js";
 import { OrderedReader } from "./reader.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
@@ -92,12 +92,15 @@ export async function replay<E extends { type: string }>(
     onMessage(m) {
       if (failed || (caughtUp && !opts.follow)) return;
       try {
-        const recorded = decodeBatch(stream, m.data, m.seq);
+        // No event (isAppended): passed over, its position kept.
+        const recorded = isAppended(m.headers) ? decodeBatch(stream, m.data, m.seq) : [];
         messages++;
         events += recorded.length;
         lastSeq = m.seq;
         const aggregateId = aggregateIdOf(stream, m.subject);
-        if (caughtUp)
+        if (recorded.length === 0) {
+          // nothing to apply
+        } else if (caughtUp)
           context.with(extractTraceContext(m.headers), () => opts.onEvents(recorded, aggregateId));
         else opts.onEvents(recorded, aggregateId);
       } catch (err) {

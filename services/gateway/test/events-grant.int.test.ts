@@ -12,7 +12,7 @@ import {
   eventsStreamConfig,
   type FeedEvent,
 } from "@hangar/event-feed";
-import { encodeBatch } from "@hangar/eventstore";
+import { encodeBatch, eventTypesHeaders } from "@hangar/eventstore";
 import {
   type NatsCredentials,
   natsAuthOptions,
@@ -88,6 +88,7 @@ it("lets the gateway bring an EVENTS of an earlier Hangar to its subjects, and r
         [{ type: "PgClusterCreateRequested", data: { cluster: "db1", org: "acme" } as never }],
         { commandId: "c1" },
       ),
+      { headers: eventTypesHeaders([{ type: "PgClusterCreateRequested" }]) },
     );
   const deadline = Date.now() + 15_000;
   while (got.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

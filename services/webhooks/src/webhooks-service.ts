@@ -419,7 +419,7 @@ export class WebhooksService {
     // A message no longer in EVENTS is null; any other failure is thrown, and the attempt retried.
     const m = await getStoredMessage(this.opts.store.jsm, this.eventsStream, { seq: position.seq });
     if (!m) return undefined;
-    const msg: FeedMessage = { seq: m.seq, subject: m.subject, data: m.data };
+    const msg: FeedMessage = { seq: m.seq, subject: m.subject, data: m.data, headers: m.header };
     const event = (await this.publicEvents(msg)).find((e) => e.id === eventId);
     if (!event) return undefined;
     const body = JSON.stringify(event);
@@ -469,7 +469,9 @@ export class WebhooksService {
     this.feedDone = (async () => {
       for await (const m of messages) {
         try {
-          await this.turns.run("feed", () => this.queue({ seq: m.seq, subject: m.subject, data: m.data }));
+          await this.turns.run("feed", () =>
+            this.queue({ seq: m.seq, subject: m.subject, data: m.data, headers: m.headers }),
+          );
           m.ack();
         } catch (err) {
           if (this.stopped) return;

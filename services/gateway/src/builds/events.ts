@@ -4,6 +4,7 @@ import {
   aggregateSubject,
   decodeBatch,
   type EventStore,
+  isAppended,
   OrderedReader,
   type RecordedEvent,
 } from "@hangar/eventstore";
@@ -37,7 +38,7 @@ export async function* readBuildEvents(
     filter: aggregateSubject(stream, aggregateId),
     onMessage: (m) => {
       try {
-        queue.push(...decodeBatch(stream, m.data, m.seq));
+        if (isAppended(m.headers)) queue.push(...decodeBatch(stream, m.data, m.seq));
       } catch (err) {
         failure = err;
       }

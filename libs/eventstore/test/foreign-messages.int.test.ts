@@ -1,0 +1,73 @@
+// A message on a stream's subjects that the event store did not append (no Hangar-Event-Types
+// header) is no event: every reader passes over it. The way in measured here is nats-server's own:
+// any client allowed one JetStream API request may name a stream's subject as the reply, and the
+// server stores its JSON answer there.
+import { connect, type NatsConnection } from "@nats-io/transport-node";
+import { afterAll, beforeAll, expect, inject, it } from "vitest";
+import { CommandHandler, EventStore, ensureStream, loadAggregate, replay } from "../src/mod.js";
+import { type CounterState, counterDecider, counterStreamFor, uniquePrefix } from "./counter.js";
+
+let nc: NatsConnection;
+let store: EventStore;
+const stream = counterStreamFor(uniquePrefix("foreign"));
+const subject = (id: string) => `${stream.subjectPrefix}.${id}`;
+
+beforeAll(async () => {
+  nc = await connect({ servers: inject("natsUrl") });
+  store = await EventStore.connect(nc);
+  await ensureStream(store.jsm, stream);
+});
+afterAll(async () => {
+  await nc?.drain();
+});
+
+/** Has the server answer a stream info request into `reply`, and waits until the answer is stored. */
+async function plantApiAnswer(reply: string): Promise<number> {
+  const before = (await store.jsm.streams.info(stream.name)).state.last_seq;
+  nc.publish(`$JS.API.STREAM.INFO.${stream.name}`, "", { reply });
+  for (;;) {
+    const info = await store.jsm.streams.info(stream.name);
+    if (info.state.last_seq > before) return info.state.last_seq;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+it("loads, rebuilds and appends past a foreign message on an aggregate's subject", async () => {
+  const handler = new CommandHandler(store, stream, counterDecider);
+  await handler.handle("c1", { type: "Increment", by: 2 }, { commandId: "f-1" });
+  const planted = await plantApiAnswer(subject("c1"));
+  // The server did store its answer, headers and all, on the aggregate's subject.
+  const stored = await store.jsm.streams.getMessage(stream.name, { seq: planted });
+  expect(stored?.json<{ type: string }>().type).toMatch(/stream_info_response/);
+
+  // Loaded from the events alone; its version is the subject's last message.
+  const loaded = await loadAggregate(store, stream, counterDecider, "c1");
+  expect([loaded.state, loaded.seq]).toEqual([{ total: 2, increments: 1 }, planted]);
+  expect(await store.readMessage(stream, planted)).toEqual([]);
+  // A new handler (nothing cached) appends after it.
+  const next = await new CommandHandler(store, stream, counterDecider).handle(
+    "c1",
+    { type: "Increment", by: 3 },
+    { commandId: "f-2" },
+  );
+  expect(next.state).toEqual({ total: 5, increments: 2 });
+  // And the one that cached the version before it catches up and appends too.
+  const again = await handler.handle("c1", { type: "Increment", by: 1 }, { commandId: "f-3" });
+  expect(again.state).toEqual({ total: 6, increments: 3 });
+
+  // A rebuild of the whole stream folds the events and passes over the planted answer.
+  await plantApiAnswer(subject("c2"));
+  const states = new Map<string, CounterState>();
+  const r = await replay(store, stream, {
+    onEvents(events, aggregateId) {
+      let s = states.get(aggregateId) ?? counterDecider.initialState();
+      for (const e of events) s = counterDecider.evolve(s, e.event);
+      states.set(aggregateId, s);
+    },
+  });
+  const done = await r.caughtUp;
+  await r.stop();
+  expect(done.messages).toBe(5);
+  expect(done.events).toBe(3);
+  expect(Object.fromEntries(states)).toEqual({ c1: { total: 6, increments: 3 } });
+});
