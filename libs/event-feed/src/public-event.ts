@@ -222,8 +222,14 @@ export function toPublicEvents(
 ): PublicEvent[] {
   const found = sourceOf(msg.subject, opts.prefix);
   if (!found) return [];
-  if (msg.headers !== undefined && !isAppended(msg.headers)) return [];
-  const recorded = decodeBatch(found.source.stream, msg.data, msg.seq);
+  let recorded: RecordedEvent<{ type: string }>[];
+  try {
+    recorded = decodeBatch(found.source.stream, msg.data, msg.seq);
+  } catch (err) {
+    // No event (isAppended): none to give. Its headers are read only then, as a rebuild reads them.
+    if (msg.headers !== undefined && !isAppended(msg.headers)) return [];
+    throw err;
+  }
   return recorded.map((r, i) =>
     toPublicEvent(found.source, r, eventIdOf(msg.seq, i, recorded.length), resolver),
   );

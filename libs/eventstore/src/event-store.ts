@@ -9,12 +9,11 @@ import {
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import { context, SpanKind, SpanStatusCode, trace } from "@opentelemetry/api";
 import {
-  decodeBatch,
+  decodeStored,
   EVENT_TYPES_HEADER,
   type EventMetadata,
   encodeBatch,
   eventTypesHeaders,
-  isAppended,
   type RecordedEvent,
 } from "./batch.js";
 import { ConcurrencyError } from "./errors.js";
@@ -136,7 +135,7 @@ export class EventStore {
   ): Promise<RecordedEvent<E>[]> {
     const msg = await getStoredMessage(this.jsm, stream.name, { seq });
     if (!msg) throw new Error(`no message ${seq} in ${stream.name}`);
-    return isAppended(msg.header) ? decodeBatch(stream, msg.data, msg.seq) : [];
+    return decodeStored(stream, { data: msg.data, seq: msg.seq, headers: msg.header });
   }
 
   /**
@@ -162,7 +161,8 @@ export class EventStore {
     for (let i = 0; i < DIRECT_TAIL_MESSAGES; i++) {
       const msg = await this.jsm.direct.getMessage(stream.name, { seq: afterSeq + 1, next_by_subj: subject });
       if (!msg || msg.seq > lastSeq) break;
-      if (isAppended(msg.header)) for (const e of decodeBatch(stream, msg.data, msg.seq)) events.push(e);
+      for (const e of decodeStored(stream, { data: msg.data, seq: msg.seq, headers: msg.header }))
+        events.push(e);
       afterSeq = msg.seq;
       if (afterSeq === lastSeq) return { events, lastSeq };
     }
@@ -182,7 +182,7 @@ export class EventStore {
         onMessage: (m) => {
           if (settled || m.seq > lastSeq) return;
           try {
-            if (isAppended(m.headers)) for (const e of decodeBatch(stream, m.data, m.seq)) events.push(e);
+            for (const e of decodeStored(stream, m)) events.push(e);
           } catch (err) {
             finish(err);
             return;

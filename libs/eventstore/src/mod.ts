@@ -1,7 +1,7 @@
 export type { LoadedAggregate } from "./aggregate.js";
 export { catchUp, loadAggregate, REMEMBERED_COMMANDS } from "./aggregate.js";
 export type { EventMetadata, RecordedEvent } from "./batch.js";
-export { decodeBatch, encodeBatch, eventTypesHeaders, isAppended } from "./batch.js";
+export { decodeBatch, decodeStored, encodeBatch, eventTypesHeaders, isAppended } from "./batch.js";
 export type { EventCodec, EventOf, MessageClass } from "./codec.js";
 export { eventCodec } from "./codec.js";
 export type { CommandHandlerOptions, CommandResult } from "./command-handler.js";

@@ -12,7 +12,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { decodeBatch, isAppended, type RecordedEvent } from "./batch.js";
+import { decodeStored, type RecordedEvent } from "./batch.js";
 import { isRetryable } from "./errors.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
@@ -177,7 +177,7 @@ export async function runProjection<E extends { type: string }>(
           subject: m.subject,
           aggregateId: aggregateIdOf(stream, m.subject),
           // No event (isAppended) projects nothing, and is acknowledged with the rest.
-          events: isAppended(m.headers) ? decodeBatch(stream, m.data, m.seq) : [],
+          events: decodeStored(stream, m),
         };
       });
       await opts.handle(batch);

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { extractTraceContext } from "@hangar/telemetry";
 import { context } from "@opentelemetry/api";
-import { decodeBatch, isAppended, type RecordedEvent } from "./batch.js";
+import { decodeStored, type RecordedEvent } from "./batch.js";
 import type { EventStore } from "./event-store.js";
 import { OrderedReader } from "./reader.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
@@ -93,7 +93,7 @@ export async function replay<E extends { type: string }>(
       if (failed || (caughtUp && !opts.follow)) return;
       try {
         // No event (isAppended): passed over, its position kept.
-        const recorded = isAppended(m.headers) ? decodeBatch(stream, m.data, m.seq) : [];
+        const recorded = decodeStored(stream, m);
         messages++;
         events += recorded.length;
         lastSeq = m.seq;

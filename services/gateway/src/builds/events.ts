@@ -2,9 +2,8 @@ import type { BuildEvent } from "@hangar/domain";
 import {
   type AggregateStream,
   aggregateSubject,
-  decodeBatch,
+  decodeStored,
   type EventStore,
-  isAppended,
   OrderedReader,
   type RecordedEvent,
 } from "@hangar/eventstore";
@@ -38,7 +37,7 @@ export async function* readBuildEvents(
     filter: aggregateSubject(stream, aggregateId),
     onMessage: (m) => {
       try {
-        if (isAppended(m.headers)) queue.push(...decodeBatch(stream, m.data, m.seq));
+        queue.push(...decodeStored(stream, m));
       } catch (err) {
         failure = err;
       }
