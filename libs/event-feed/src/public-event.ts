@@ -227,7 +227,7 @@ export function toPublicEvents(
     recorded = decodeBatch(found.source.stream, msg.data, msg.seq);
   } catch (err) {
     // No event (isAppended): none to give. Its headers are read only then, as a rebuild reads them.
-    if (msg.headers !== undefined && !isAppended(msg.headers)) return [];
+    if (!isAppended(msg.headers)) return [];
     throw err;
   }
   return recorded.map((r, i) =>

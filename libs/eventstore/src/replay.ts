@@ -24,6 +24,11 @@ export interface ReplayOptions<E> {
    * trace of the request that made it; replayed history runs in none (and skips parsing headers).
    */
   onEvents(events: RecordedEvent<E>[], aggregateId: string): void;
+  /**
+   * Called, in stream order too, for a message that is no event (decodeStored): nothing to fold, but
+   * the replay is past `seq` (a reader waiting for the subject's last sequence may go on).
+   */
+  onPassed?(seq: number): void;
   /** Called every `progressEvery` messages and once when caught up. */
   onProgress?(progress: ReplayProgress): void;
   progressEvery?: number;
@@ -98,9 +103,8 @@ export async function replay<E extends { type: string }>(
         events += recorded.length;
         lastSeq = m.seq;
         const aggregateId = aggregateIdOf(stream, m.subject);
-        if (recorded.length === 0) {
-          // nothing to apply
-        } else if (caughtUp)
+        if (recorded.length === 0) opts.onPassed?.(m.seq);
+        else if (caughtUp)
           context.with(extractTraceContext(m.headers), () => opts.onEvents(recorded, aggregateId));
         else opts.onEvents(recorded, aggregateId);
       } catch (err) {

@@ -56,9 +56,11 @@ it("loads, rebuilds and appends past a foreign message on an aggregate's subject
   expect(again.state).toEqual({ total: 6, increments: 3 });
 
   // A rebuild of the whole stream folds the events and passes over the planted answer.
-  await plantApiAnswer(subject("c2"));
+  const second = await plantApiAnswer(subject("c2"));
   const states = new Map<string, CounterState>();
+  const passed: number[] = [];
   const r = await replay(store, stream, {
+    onPassed: (seq) => passed.push(seq),
     onEvents(events, aggregateId) {
       let s = states.get(aggregateId) ?? counterDecider.initialState();
       for (const e of events) s = counterDecider.evolve(s, e.event);
@@ -69,5 +71,6 @@ it("loads, rebuilds and appends past a foreign message on an aggregate's subject
   await r.stop();
   expect(done.messages).toBe(5);
   expect(done.events).toBe(3);
+  expect(passed).toEqual([planted, second]);
   expect(Object.fromEntries(states)).toEqual({ c1: { total: 6, increments: 3 } });
 });

@@ -98,6 +98,7 @@ export class AggregateView<S, C, E extends { type: string }> {
       ...(this.from.filter ? { filter: this.from.filter } : {}),
       ...(this.from.afterSeq ? { afterSeq: this.from.afterSeq } : {}),
       onEvents: (events, aggregateId) => this.apply(events, aggregateId),
+      onPassed: (seq) => this.passed(seq),
     });
     this.resolveCaughtUp(this.replayer);
   }
@@ -170,6 +171,17 @@ export class AggregateView<S, C, E extends { type: string }> {
     await this.replayer?.stop();
   }
 
+  /** A message that is no event: nothing to fold, but those waiting for its sequence may go on. */
+  private passed(seq: number): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i];
+      if (w && w.seq <= seq) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
   private apply(events: RecordedEvent<E>[], aggregateId: string): void {
     const previous = this.states.get(aggregateId) ?? this.decider.initialState();
     let state = previous;
@@ -181,14 +193,6 @@ export class AggregateView<S, C, E extends { type: string }> {
       const change = { aggregateId, previous, state, events, live: this.isLive };
       for (const listener of this.listeners) listener(change);
     }
-    if (this.waiters.length > 0) {
-      for (let i = this.waiters.length - 1; i >= 0; i--) {
-        const w = this.waiters[i];
-        if (w && w.seq <= seq) {
-          this.waiters.splice(i, 1);
-          w.resolve();
-        }
-      }
-    }
+    if (this.waiters.length > 0) this.passed(seq);
   }
 }

@@ -20,6 +20,8 @@ export const READ_MODEL_PROJECTION = "postgres-manager-read-model";
 export const clustersProjection: PostgresProjection<PgClusterEvent, Database> = {
   name: READ_MODEL_PROJECTION,
   async apply(trx, message) {
+    // A message that is no event (decodeStored in @hangar/eventstore) changes no row.
+    if (message.events.length === 0) return;
     const cluster = message.aggregateId;
     const row = await trx
       .selectFrom("pg_clusters")
