@@ -19,6 +19,8 @@ import { EVENTS_SUBJECT_PREFIX, eventsStreamName } from "./stream.js";
 
 /** Header of a relayed message: the sequence it has in its aggregate stream. */
 export const SOURCE_SEQ_HEADER = "Hangar-Source-Seq";
+/** How many messages of EVENTS a relay walks back over to find a stream's last copy. */
+const MAX_RESUME_WALK = 10_000;
 /** Header of a relayed message: its aggregate stream's name. */
 export const SOURCE_STREAM_HEADER = "Hangar-Source-Stream";
 
@@ -126,6 +128,36 @@ export class EventsRelay {
   }
 
   /**
+   * The source sequence of the stream's last copy in EVENTS (0: none yet). The last message on the
+   * stream's EVENTS subjects is that copy, unless something else was stored there since: nats-server
+   * stores its own answers on whatever reply subject a request names (isAppended in
+   * @hangar/eventstore). Such a message names no source position, and is walked back over.
+   */
+  private async lastCopied(s: Source): Promise<number> {
+    const prefix = `${EVENTS_SUBJECT_PREFIX}.${s.filter.slice(0, -1)}`;
+    let m = await getStoredMessage(this.jsm, this.eventsName, {
+      last_by_subj: `${EVENTS_SUBJECT_PREFIX}.${s.filter}`,
+    });
+    if (!m) return 0;
+    let first: number | undefined;
+    for (let seq = m.seq, walked = 0; ; walked++) {
+      if (m) {
+        const copied = Number(m.header?.get(SOURCE_SEQ_HEADER));
+        if (m.subject.startsWith(prefix) && m.header?.get(SOURCE_STREAM_HEADER) === s.stream && copied > 0)
+          return copied;
+      }
+      if (walked === MAX_RESUME_WALK)
+        throw new Error(
+          `no copy of ${s.stream} among the last ${MAX_RESUME_WALK} messages of ${this.eventsName} before ${seq}`,
+        );
+      // A message deleted in between (EVENTS' limits) is passed over, down to the stream's first.
+      first ??= (await this.jsm.streams.info(this.eventsName)).state.first_seq;
+      if (--seq < first) return 0;
+      m = await getStoredMessage(this.jsm, this.eventsName, { seq });
+    }
+  }
+
+  /**
    * Follows each stream not followed yet that exists, from the position its copies in EVENTS name. A
    * stream made later (PGCLUSTERS, when the first cluster is made) is looked for again shortly.
    */
@@ -137,10 +169,7 @@ export class EventsRelay {
         missing = true;
         continue;
       }
-      const last = await getStoredMessage(this.jsm, this.eventsName, {
-        last_by_subj: `${EVENTS_SUBJECT_PREFIX}.${s.filter}`,
-      });
-      const afterSeq = last ? Number(last.header.get(SOURCE_SEQ_HEADER)) || 0 : 0;
+      const afterSeq = await this.lastCopied(s);
       s.reader = await OrderedReader.start(this.nc, this.jsm, {
         stream: s.stream,
         filter: s.filter,

@@ -249,6 +249,35 @@ describe("the EVENTS stream", () => {
     );
   });
 
+  it("goes on past an answer the server stored in EVENTS, and a relay started after it doubles nothing", async () => {
+    const feed = await startFeed();
+    const live = collector();
+    feed.subscribe({ filter: { app: "planted" }, onEvent: live.onEvent });
+    await machineLifecycle("planted");
+    await live.waitFor(4);
+    // nats-server answers a JetStream API request on whatever reply subject it names, and EVENTS
+    // stores the answer when that subject is one of its own: here, the newest on MACHINES' copies.
+    const events = eventsStreamName(prefix);
+    const before = (await jsm.streams.info(events)).state.last_seq;
+    nc.publish(`$JS.API.STREAM.INFO.${events}`, "", {
+      reply: `events.${streamOf(machinesStream).subjectPrefix}.planted.x`,
+    });
+    while ((await jsm.streams.info(events)).state.last_seq === before)
+      await new Promise((r) => setTimeout(r, 10));
+    // A relay started now (a restarted gateway's) finds MACHINES' last copy behind it.
+    const second = await EventsRelay.start(nc, jsm, { prefix });
+    await machineLifecycle("planted");
+    await live.waitFor(8);
+    await second.stop();
+    const created = (await truth(feed)).filter(
+      (e) => e.event.app === "planted" && e.event.type === "machine.created",
+    );
+    expect(created).toHaveLength(2);
+    const ids = live.events.map((e) => e.event.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(live.events).toHaveLength(8);
+  });
+
   it("runs one relay of several under the lease, and hands over without a gap or a double when it stops", async () => {
     const feed = await startFeed();
     const live = collector();
