@@ -19,10 +19,10 @@ import { EVENTS_SUBJECT_PREFIX, eventsStreamName } from "./stream.js";
 
 /** Header of a relayed message: the sequence it has in its aggregate stream. */
 export const SOURCE_SEQ_HEADER = "Hangar-Source-Seq";
-/** How many messages of EVENTS a relay walks back over to find a stream's last copy. */
-const MAX_RESUME_WALK = 10_000;
 /** Header of a relayed message: its aggregate stream's name. */
 export const SOURCE_STREAM_HEADER = "Hangar-Source-Stream";
+/** How many messages of EVENTS a relay walks back over to find a stream's last copy. */
+const MAX_RESUME_WALK = 10_000;
 
 /** How often a relay looks again for an aggregate stream that does not exist yet, and retries after a failure. */
 const RETRY_MS = 1_000;

@@ -1,33 +1,14 @@
-import type { ExistingMachine, MachineStatus } from "@hangar/domain";
+import { type ExistingMachine, type MachineStatus, machineDecider } from "@hangar/domain";
 import { describe, expect, it } from "vitest";
 import { oneOffEnd } from "./orchestrator.js";
 
+/** A machine as the decider makes it (MachineCreated), then in `status` with `over`. */
 function machine(status: MachineStatus, over: Partial<ExistingMachine> = {}): ExistingMachine {
-  return {
-    status,
-    machineId: "m1",
-    app: "a",
-    name: "n",
-    region: "local",
-    instanceId: "i1",
-    configJson: "{}",
-    hostId: "h1",
-    pid: 0,
-    startTime: 0,
-    privateIp: "",
-    privateIpv6: "",
-    port: 0,
-    lastExitCode: null,
-    stopSignal: "",
-    stopTimeoutS: 0,
-    startAfterExit: false,
-    restarts: 0,
-    cordoned: false,
-    lease: null,
-    checks: {},
-    failure: "",
-    ...over,
-  };
+  const created = machineDecider.evolve(machineDecider.initialState(), {
+    type: "MachineCreated",
+    data: { machineId: "m1", app: "a", name: "n", region: "local", instanceId: "i1", configJson: "{}" },
+  }) as ExistingMachine;
+  return { ...created, status, ...over };
 }
 
 describe("oneOffEnd (a release_command's or a machine check's machine)", () => {
