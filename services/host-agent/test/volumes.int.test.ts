@@ -1,8 +1,10 @@
+import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, open, readFile, rm, statfs, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readFile, readlink, rm, statfs, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
 import { loopDevices, VolumeDisks } from "../src/volumes/disk.js";
@@ -26,6 +28,18 @@ function volumeId(): string {
 
 function sha256(bytes: Uint8Array): string {
   return createHash("sha256").update(bytes).digest("hex");
+}
+
+/** Calls `check` until it resolves, or throws its last error after 5 s. */
+async function until(check: () => Promise<void>): Promise<void> {
+  for (const deadline = Date.now() + 5000; ; ) {
+    try {
+      return await check();
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await sleep(20);
+    }
+  }
 }
 
 function hasOnlineResize(): boolean {
@@ -122,6 +136,44 @@ describe.runIf(canLoop)("volume disks on loop devices", () => {
       expect(at).toBe(disks.mountPoint(id));
     },
   );
+
+  it("grows at its next mount while the old mount's last user is still letting go of the loop device", async () => {
+    // As an agent without CAP_SYS_RESOURCE, so the growth waits for the next mount on any host.
+    const offline = new VolumeDisks({
+      dir: join(root, "volumes"),
+      mountsDir: join(root, "mounts"),
+      freezeTimeoutMs: 10_000,
+      onlineResize: false,
+    });
+    const id = volumeId();
+    await offline.create(id, 64 * MIB);
+    const at = await offline.mount(id);
+    // A process in a mount namespace of its own binds the volume elsewhere, as a machine's sandbox does,
+    // and holds it until the kernel has torn it down: the unmount leaves the loop device attached.
+    const bound = join(root, `bound-${id}`);
+    await mkdir(bound);
+    const holder = spawn(
+      "unshare",
+      ["-m", "--propagation", "private", "sh", "-c", 'mount --bind "$0" "$1" && exec sleep 60', at, bound],
+      { stdio: "ignore" },
+    );
+    try {
+      const ours = await readlink("/proc/self/ns/mnt");
+      await until(async () => expect(await readlink(`/proc/${holder.pid}/ns/mnt`)).not.toBe(ours));
+      await until(async () => expect(await readlink(`/proc/${holder.pid}/exe`)).toMatch(/sleep$/));
+      expect(await offline.extend(id, 128 * MIB)).toEqual({ online: false });
+      await offline.unmount(id);
+      expect(await devicesUnder(root)).toHaveLength(1);
+      const mounting = offline.mount(id);
+      await sleep(300);
+      holder.kill();
+      const again = await statfs(await mounting);
+      expect(again.blocks * again.bsize).toBeGreaterThan(100 * MIB);
+      expect(await offline.growPending(id)).toBe(false);
+    } finally {
+      holder.kill();
+    }
+  });
 
   it("snapshots a mounted volume under fsfreeze and restores it byte for byte into a new, larger volume", async () => {
     const id = volumeId();

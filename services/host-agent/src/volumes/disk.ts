@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, readdir, rename, rm, stat, statfs } from "node:fs/promises";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
 import { isSnapshotId, isVolumeId } from "@hangar/domain";
 import type { DomainErrorCode } from "@hangar/eventstore";
 import { runTool as run } from "@hangar/oci";
@@ -47,6 +48,8 @@ export interface VolumeDisksOptions {
   loopControl?: string;
   /** Whether mounted filesystems may be grown (ext4 wants CAP_SYS_RESOURCE); by default, whether the agent has it. */
   onlineResize?: boolean;
+  /** How long a mount that must grow the filesystem waits for the volume's old loop device to go (10 s). */
+  detachWaitMs?: number;
 }
 
 /**
@@ -198,8 +201,17 @@ export class VolumeDisks {
     if (!existsSync(path)) throw new VolumeDiskError(`volume ${id} has no disk on this host`, "not_found");
     if (isMountPoint(target)) return target;
     await mkdir(target, { recursive: true, mode: 0o700 });
+    let device = await this.#loopDeviceOf(path);
+    // An extend waits for this mount to grow the filesystem, so a device still attached is let go first.
+    // It is on its way out: mount attached it with autoclear, and the old mount's last user (the
+    // namespace of a machine being torn down) has not let go yet; or it was left by an agent that died
+    // inside mount(8), unused, and goes at once. Reused as it is, the kernel would hand back the old,
+    // smaller filesystem. One that outlives the wait is used again, and the growth waits for a later start.
+    if (device && (await this.growPending(id))) {
+      await run("losetup", ["-d", device], { allowFailure: true });
+      device = await this.#untilDetached(path);
+    }
     // A loop device left attached (by an agent that died between attaching and mounting) is used again.
-    const device = await this.#loopDeviceOf(path);
     if (device) {
       await run("mount", ["-t", "ext4", "-o", "nosuid,nodev", device, target]);
       return target;
@@ -328,6 +340,16 @@ export class VolumeDisks {
 
   async #loopDeviceOf(path: string): Promise<string | null> {
     return (await loopDevicesOf(path))[0] ?? null;
+  }
+
+  /** Waits up to detachWaitMs for `path`'s loop devices to go; returns one still attached, or null. */
+  async #untilDetached(path: string): Promise<string | null> {
+    const deadline = Date.now() + (this.opts.detachWaitMs ?? 10_000);
+    for (;;) {
+      const device = await this.#loopDeviceOf(path);
+      if (!device || Date.now() >= deadline) return device;
+      await sleep(50);
+    }
   }
 
   /**
