@@ -1,6 +1,8 @@
 // Issue 15 (volumes) on the whole platform, every service a real process and real loop devices:
 // acceptance 1 (`hangar deploy` of an app with [mounts] writes to its volume, and the data survives a
-// restart, a second deploy and a host agent kill -9; df inside shows the volume's size), 3 (a snapshot
+// restart, a second deploy and a host agent kill -9; df inside shows the volume's size; the deploy is
+// the platform's, so its release_command runs and a failed check returns the machine, in place, to
+// the release before), 3 (a snapshot
 // restored into a new volume holds the data as of the snapshot, checksum for checksum), 5 (filling
 // that volume gives the app ENOSPC and nothing worse) and 6 (the volume service killed with SIGKILL
 // during a create and during a snapshot: after its restart no volume is lost or doubled, the
@@ -119,6 +121,52 @@ describe("acceptance 1: an app with [mounts] keeps its data", () => {
     expect(await inMachine("cat /data/marker")).toBe("kept\n");
     expect((await volumes()).map((v) => v.id)).toEqual([volumeId]);
   }, 150_000);
+
+  it("the platform runs the deploy: a release_command runs once, and a release whose check fails returns the machine to the previous release on its volume", async () => {
+    interface ReleaseJson {
+      version: number;
+      status: string;
+      rolled_back_to: number | null;
+      release_command: { exit_code: number | null } | null;
+    }
+    const releases = () => p.api.ok<ReleaseJson[]>("GET", `/apps/${APP}/releases`);
+    const good = (await releases()).find((r) => r.status === "succeeded") as ReleaseJson;
+    const config = (extra: string) =>
+      writeFileSync(
+        join(work, "fly.toml"),
+        `app = "${APP}"\nprimary_region = "local"\n\n[mounts]\n  source = "data"\n  destination = "/data"\n${extra}`,
+      );
+    config(`\n[deploy]\n  release_command = "node -e 'console.log(42)'"\n`);
+    const out = await deploy();
+    expect(out).toMatchObject({ status: "succeeded", machines: [machineId], volumes_created: [] });
+    const withCommand = (await releases()).find((r) => r.status === "succeeded" && r.version > good.version);
+    expect(withCommand?.release_command).toMatchObject({ exit_code: 0 });
+    await until(async () => expect(await boots()).toHaveLength(4), 60_000);
+
+    // A check that never passes (nothing listens on 9999): the platform updates the machine back.
+    config(`\n[checks.alive]\n  type = "tcp"\n  port = 9999\n  interval = "1s"\n  timeout = "1s"\n`);
+    const res = await runHangar(["deploy", "--image", image, "--wait-timeout", "8", "--json"], {
+      cwd: work,
+      env: { HANGAR_HOME: p.home },
+      timeoutMs: 120_000,
+    });
+    expect(res.code, res.stderr + res.stdout).not.toBe(0);
+    const failed = JSON.parse(res.stdout) as DeployJson & { rolled_back_to: number };
+    expect(failed).toMatchObject({ status: "failed", rolled_back_to: (withCommand as ReleaseJson).version });
+    expect(res.stderr).toMatch(/keeps serving \(the platform returned the app to it\)/);
+    // Back on the release before it, on the same volume, with its data.
+    await until(async () => {
+      const m = await p.api.ok<{ state: string; config: { metadata: Record<string, string> } }>(
+        "GET",
+        `/apps/${APP}/machines/${machineId}`,
+      );
+      expect(m.state).toBe("started");
+      expect(m.config.metadata.hangar_release).toBe(String(withCommand?.version));
+    }, 60_000);
+    expect(await inMachine("cat /data/marker")).toBe("kept\n");
+    expect((await volumes()).map((v) => v.id)).toEqual([volumeId]);
+    config("");
+  }, 240_000);
 
   it("the data survives a kill -9 of the host agent and its restart", async () => {
     const before = await boots();

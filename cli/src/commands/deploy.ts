@@ -11,7 +11,6 @@ import { type BuildSecretSpec, parseBuildSecret, readBuildSecrets } from "../bui
 import { CliError } from "../cli-error.js";
 import { appUrl } from "../config.js";
 import { type Context, printJson } from "../context.js";
-import { deployRelease } from "../deploy-machines.js";
 import { deployEdge } from "../edge-deploy.js";
 import { followRelease } from "../follow-release.js";
 import { withLocalFiles } from "../local-files.js";
@@ -46,8 +45,6 @@ export interface DeployFlags {
 
 /** The strategies the platform's release orchestrator carries out (flyctl's). */
 export const STRATEGIES = ["rolling", "immediate", "canary", "bluegreen"] as const;
-
-const DEFAULT_WAIT_MS = 60_000;
 
 function buildArg(value: string, previous: string[] = []): string[] {
   if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(value)) throw new InvalidArgumentError("expected KEY=VALUE");
@@ -146,32 +143,14 @@ async function build(
   }
 }
 
-/**
- * Whether the platform carries the deploy out. An app with [mounts] is still deployed by this client:
- * its machines keep their volume and are updated in place (the release orchestrator does not yet).
- */
-function orchestrated(config: AppConfig): boolean {
-  return (config.mounts ?? []).length === 0;
-}
-
-/** Notes for config this deploy does not act on yet. */
+/** Notes for config this deploy carries out otherwise than asked. */
 function unsupported(config: AppConfig, flags: DeployFlags): string[] {
-  const notes: string[] = [];
   const strategy = flags.strategy ?? config.deploy?.strategy;
-  if (!orchestrated(config) && strategy && strategy !== "immediate" && strategy !== "rolling") {
-    notes.push(
-      `strategy ${strategy}: an app with [mounts] is deployed machine by machine on its volumes (immediate)`,
-    );
-  }
-  if (config.deploy?.release_command && !orchestrated(config))
-    notes.push(
-      "[deploy] release_command: an app with [mounts] is deployed by this client, which does not run it",
-    );
-  if (flags.seed && config.deploy?.seed_command && !orchestrated(config))
-    notes.push(
-      "[deploy] seed_command: an app with [mounts] is deployed by this client, which does not run it",
-    );
-  return notes;
+  if ((config.mounts ?? []).length > 0 && strategy === "bluegreen")
+    return [
+      "strategy bluegreen: an app with [mounts] keeps its machines on their volumes, so they are updated in place a batch at a time (as rolling)",
+    ];
+  return [];
 }
 
 function keepsServing(previous: Release | undefined, hadMachines: boolean): string {
@@ -256,76 +235,7 @@ async function deployTraced(ctx: Context, api: ApiClient, run: DeployRun): Promi
 
   const releases = await api.listReleases(app);
   const previous = releases.find((r) => r.status === "succeeded");
-  if (orchestrated(config)) return deployByPlatform(ctx, api, run, built, previous);
-  const release = await trace.phase("release", () =>
-    api.createRelease(app, {
-      image: built.image,
-      ...(built.buildId ? { build_id: built.buildId } : {}),
-      config,
-      strategy: "immediate",
-      ...(flags.message ? { description: flags.message } : {}),
-    }),
-  );
-  progress(`Release v${release.version} created, replacing machines\n`);
-
-  const configured = config.deploy?.wait_timeout;
-  const waitTimeoutMs =
-    flags.waitTimeout !== undefined
-      ? flags.waitTimeout * 1000
-      : configured !== undefined
-        ? durationToMs(configured)
-        : DEFAULT_WAIT_MS;
-  const result = await trace.phase("replace machines", () =>
-    deployRelease({
-      api,
-      app,
-      config,
-      image: built.image,
-      release: release.version,
-      waitTimeoutMs,
-      progress,
-    }),
-  );
-  if (!result.ok) {
-    const hadMachines = (await api.listMachines(app)).length > 0;
-    const message = `release v${release.version} failed: ${result.reason}; ${keepsServing(previous, hadMachines)}`;
-    if (flags.json) {
-      printJson(ctx, {
-        app,
-        release: release.version,
-        status: "failed",
-        reason: result.reason,
-        image: built.image,
-        trace_id: trace.traceId,
-      });
-    }
-    throw new CliError(message, `see what the app printed with \`hangar logs -a ${app}\``);
-  }
-
-  const hasHttp = config.http_service !== undefined || (config.services ?? []).length > 0;
-  const url = hasHttp ? appUrl(app, (await ctx.config()).proxyUrl) : undefined;
-  if (result.unmanaged.length > 0) {
-    const ids = result.unmanaged.map((m) => m.id).join(", ");
-    ctx.err(`Note: machines not created by a deploy were left alone: ${ids}\n`);
-  }
-  if (flags.json) {
-    printJson(ctx, {
-      app,
-      release: release.version,
-      status: "succeeded",
-      image: built.image,
-      build_id: built.buildId ?? null,
-      machines: result.machines.map((m) => m.id),
-      volumes_created: result.volumesCreated,
-      url: url ?? null,
-      cached_steps: built.cachedSteps ?? null,
-      trace_id: trace.traceId,
-    });
-    return;
-  }
-  const count = result.machines.length === 1 ? "1 machine" : `${result.machines.length} machines`;
-  ctx.out(`Release v${release.version} is live on ${count}\n`);
-  if (url) ctx.out(`URL: ${url}\n`);
+  return deployByPlatform(ctx, api, run, built, previous);
 }
 
 /** How long each new machine has (--wait-timeout, else [deploy] wait_timeout), in ms; undefined: the platform's default. */
@@ -351,6 +261,10 @@ async function deployByPlatform(
   const strategy = flags.strategy ?? config.deploy?.strategy ?? "rolling";
   const maxUnavailable = flags.maxUnavailable ?? config.deploy?.max_unavailable;
   const waitMs = waitTimeoutOf(config, flags);
+  // An app with [mounts]: the platform puts new machines on unattached volumes or new ones; what it
+  // created is told from the app's volumes of the mounts' names before and after.
+  const mounts = (config.mounts ?? []).length > 0;
+  const volumesBefore = mounts ? new Set((await api.listVolumes(app)).map((v) => v.id)) : undefined;
   const release = await trace.phase("release", () =>
     api.createRelease(app, {
       image: built.image,
@@ -397,8 +311,21 @@ async function deployByPlatform(
   }
   const hasHttp = config.http_service !== undefined || (config.services ?? []).length > 0;
   const url = hasHttp ? appUrl(app, (await ctx.config()).proxyUrl) : undefined;
+  const names = new Set((config.mounts ?? []).map((m) => m.source));
+  const created = volumesBefore
+    ? (await api.listVolumes(app)).filter(
+        (v) => !volumesBefore.has(v.id) && names.has(v.name) && v.state !== "destroyed",
+      )
+    : [];
+  for (const v of created)
+    progress(`Created volume ${v.id} (${v.name}, ${v.size_gb}GB) in region ${v.region}\n`);
   if (flags.json)
-    return printJson(ctx, { ...summary(ended), url: url ?? null, cached_steps: built.cachedSteps ?? null });
+    return printJson(ctx, {
+      ...summary(ended),
+      ...(volumesBefore ? { volumes_created: created.map((v) => v.id) } : {}),
+      url: url ?? null,
+      cached_steps: built.cachedSteps ?? null,
+    });
   const count = ended.machine_ids?.length === 1 ? "1 machine" : `${ended.machine_ids?.length ?? 0} machines`;
   ctx.out(`Release v${ended.version} is live on ${count}\n`);
   if (url) ctx.out(`URL: ${url}\n`);
@@ -439,7 +366,7 @@ export function registerDeploy(program: Command, ctx: Context): void {
     .addOption(
       new Option(
         "--wait-timeout <duration>",
-        "how long each new machine has to start and pass its checks (default: [deploy] wait_timeout, else 5m; 60s for an app with [mounts])",
+        "how long each new machine has to start and pass its checks (default: [deploy] wait_timeout, else 5m)",
       ).argParser(seconds),
     )
     .addOption(

@@ -287,11 +287,14 @@ export const SERVICE_USERS: readonly NatsUserSpec[] = [
       writer("MACHINES", "ev.machine.*.*"),
       writer("SCALING", "ev.scale.*"),
       writer("RELEASES", "ev.release.*"),
+      reader("VOLUMES"),
     ],
     // hangar-leases: only the holder of the scheduler lease decides and acts; the others stand by.
     kv: [{ bucket: "hangar-leases", write: true }],
     objects: [],
-    publish: ["cmd.placement.place"],
+    // cmd.volume.create/attach/detach: a deploy of an app with [mounts] puts each new machine on a
+    // volume (an unattached one of the mount's name, else a new one); never destroy, extend or snapshot.
+    publish: ["cmd.placement.place", "cmd.volume.create", "cmd.volume.attach", "cmd.volume.detach"],
     subscribe: ["load.*", "proxy.heartbeat.*"],
     serves: [],
   },

@@ -64,6 +64,11 @@ export class VolumesView {
     return this.view.follow();
   }
 
+  /** Whether the view follows the stream live (its consumer is up). */
+  get live(): boolean {
+    return this.view.live;
+  }
+
   /** Resolves once the history that existed when `follow` started is folded in. */
   get caughtUp(): Promise<unknown> {
     return this.view.caughtUp;

@@ -10,7 +10,7 @@ import {
   scalingStream,
 } from "@hangar/domain";
 import type { EventStore } from "@hangar/eventstore";
-import { AggregateView, MachinesView } from "@hangar/service";
+import { AggregateView, MachinesView, VolumesView } from "@hangar/service";
 import type { AppMachine } from "./autoscaler.js";
 import type { ScalingView } from "./scaling-log.js";
 
@@ -18,25 +18,33 @@ export type AppsView = AggregateView<AppState, AppCommand, AppEvent>;
 
 /**
  * What the scheduler knows of the platform: the APPS and SCALING streams folded in memory and the
- * shared MachinesView (replayed from the start, then followed live).
+ * shared MachinesView and VolumesView (replayed from the start, then followed live). The volumes are
+ * the release orchestrator's: a deploy of an app with [mounts] puts new machines on them.
  */
 export class Fleet {
   private constructor(
     readonly apps: AppsView,
     readonly machines: MachinesView,
     readonly scaling: ScalingView,
+    readonly volumes: VolumesView,
   ) {}
 
-  /** Starts the three views and resolves once each has folded the history that existed at start. */
+  /** Starts the four views and resolves once each has folded the history that existed at start. */
   static async start(store: EventStore): Promise<Fleet> {
     const started = await Promise.allSettled([
       MachinesView.start(store),
       AggregateView.start(store, appsStream, appDecider),
       AggregateView.start(store, scalingStream, scalingDecider),
+      VolumesView.start(store),
     ] as const);
-    const [machines, apps, scaling] = started;
-    if (machines.status === "fulfilled" && apps.status === "fulfilled" && scaling.status === "fulfilled") {
-      const fleet = new Fleet(apps.value, machines.value, scaling.value);
+    const [machines, apps, scaling, volumes] = started;
+    if (
+      machines.status === "fulfilled" &&
+      apps.status === "fulfilled" &&
+      scaling.status === "fulfilled" &&
+      volumes.status === "fulfilled"
+    ) {
+      const fleet = new Fleet(apps.value, machines.value, scaling.value, volumes.value);
       try {
         await Promise.all([apps.value.caughtUp, scaling.value.caughtUp]);
       } catch (err) {
@@ -53,7 +61,7 @@ export class Fleet {
   }
 
   get live(): boolean {
-    return this.apps.live && this.machines.live && this.scaling.live;
+    return this.apps.live && this.machines.live && this.scaling.live && this.volumes.live;
   }
 
   /** Apps that exist (created, not destroyed) and have machines. */
@@ -92,6 +100,6 @@ export class Fleet {
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.machines.stop(), this.apps.stop(), this.scaling.stop()]);
+    await Promise.all([this.machines.stop(), this.apps.stop(), this.scaling.stop(), this.volumes.stop()]);
   }
 }

@@ -1,5 +1,5 @@
 import { hostname } from "node:os";
-import { appsStream, machinesStream, releasesStream, scalingStream } from "@hangar/domain";
+import { appsStream, machinesStream, releasesStream, scalingStream, volumesStream } from "@hangar/domain";
 import { runService } from "@hangar/service";
 import { config } from "./config.js";
 import { runSchedulerUnderLease } from "./leader.js";
@@ -7,7 +7,7 @@ import { runSchedulerUnderLease } from "./leader.js";
 await runService({
   name: "scheduler",
   config,
-  streams: [appsStream, machinesStream, scalingStream, releasesStream],
+  streams: [appsStream, machinesStream, scalingStream, releasesStream, volumesStream],
   // One replica acts (the scheduler lease's holder); the others stand by, healthy, and take over.
   start: ({ nc, store, logger, registry, config }) =>
     runSchedulerUnderLease({

@@ -18,6 +18,7 @@ import {
   type ScalingState,
   scalingDecider,
   scalingStream,
+  volumesStream,
 } from "@hangar/domain";
 import { CommandHandler, EventStore, ensureStream } from "@hangar/eventstore";
 import {
@@ -104,7 +105,7 @@ export class Platform {
     const server = await startNatsServer();
     const nc = await connect({ servers: server.url });
     const store = await EventStore.connect(nc);
-    for (const s of [appsStream, machinesStream, scalingStream, releasesStream])
+    for (const s of [appsStream, machinesStream, scalingStream, releasesStream, volumesStream])
       await ensureStream(store.jsm, s);
     const machinesHandler = new CommandHandler(store, machinesStream, machineDecider);
     const machines = MachinesView.create(store);
@@ -125,7 +126,8 @@ export class Platform {
         platform.placements.push(req);
         const hosts = platform.hosts;
         // The same machine asking again gets the host it already holds, as real placement does.
-        const host = hosts.get(req.machine_id) ?? `host-${hosts.size % 3}`;
+        // A machine on a volume goes to the volume's host.
+        const host = hosts.get(req.machine_id) ?? req.host_id ?? `host-${hosts.size % 3}`;
         hosts.set(req.machine_id, host);
         return { host_id: host, region: req.region };
       }),
@@ -244,7 +246,7 @@ export class Platform {
         startTime: seq,
         adopted: false,
       };
-    else if (state.status === "stopping")
+    else if (state.status === "stopping" || state.status === "replacing")
       command = {
         type: "RecordExited",
         exitCode: 0,

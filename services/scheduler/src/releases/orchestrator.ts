@@ -1,11 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import {
   type AppConfig,
+  DEFAULT_VOLUME_SIZE_GB,
   defaultProcessGroup,
   durationToMs,
   GUEST_DEFAULTS,
   machineChecksFor,
   machineConfigFromApp,
+  mountVolume,
   processGroups,
   ReleaseConfigSchema,
   releaseCommandGuest,
@@ -28,7 +30,9 @@ import {
   machineDecider,
   machineMetadataOf,
   machinesStream,
+  newInstanceId,
   newMachineId,
+  newVolumeId,
   type Release,
   type ReleaseCommand,
   type ReleaseEvent,
@@ -36,9 +40,19 @@ import {
   type ReleasesState,
   releaseDecider,
   releasesStream,
+  type Volume,
 } from "@hangar/domain";
 import { CommandHandler, type EventStore, isDomainError } from "@hangar/eventstore";
-import { AggregateView, handleThenWait, placeThenCreateMachine } from "@hangar/service";
+import {
+  AggregateView,
+  handleThenWait,
+  placeThenCreateMachine,
+  sendCommand,
+  subjects,
+  type VolumeAttachRequest,
+  type VolumeCommandReply,
+  type VolumeCreateRequest,
+} from "@hangar/service";
 import { type Context, context, type Logger, ROOT_CONTEXT, withSpan } from "@hangar/telemetry";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Fleet } from "../fleet.js";
@@ -53,6 +67,28 @@ const RELEASE_COMMAND_KEEP_MS = 15_000;
 const RELEASE_COMMAND_GROUP = "fly_app_release_command";
 /** flyctl's default release_command_timeout. */
 export const DEFAULT_RELEASE_COMMAND_TIMEOUT_MS = 5 * 60_000;
+
+/** How long a new machine's volume create may take (its disk is made on its host). */
+const VOLUME_CREATE_TIMEOUT_MS = 60_000;
+
+/** Slots past a group's count a release may have used (a slot whose id was taken is skipped). */
+const STRANDED_SLOT_MARGIN = 8;
+
+/** The ids a release's new machines (and its rollback's) may have: its groups' slots, with a margin. */
+function slotIdsOf(r: Release): Set<string> {
+  const ids = new Set<string>();
+  for (const g of [...r.groups, ...r.previousGroups])
+    for (let slot = 0; slot < g.count + STRANDED_SLOT_MARGIN; slot++) {
+      ids.add(newMachineId(`${r.releaseId}/${g.group}/${slot}`));
+      ids.add(newMachineId(`${r.releaseId}/rollback/${g.group}/${slot}`));
+    }
+  return ids;
+}
+
+/** The command id of the volume create of a release's new machine: attempt 0, then 1, 2 ... */
+function ownVolumeKey(machineId: string, attempt: number): string {
+  return `release-volume-${machineId}${attempt > 0 ? `-${attempt}` : ""}`;
+}
 const GONE = new Set(["destroying", "destroyed"]);
 
 export type ReleasesView = AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>;
@@ -102,8 +138,17 @@ export class ReleaseOrchestrator {
   private readonly traces = new Map<string, Context>();
   /** Steps in flight, by machine id: a step is taken once even while the next passes plan it again. */
   private readonly stepping = new Set<string>();
-  /** When this process first saw each new machine of a release (its wait timeout counts from then). */
-  private readonly firstSeen = new Map<string, number>();
+  /**
+   * When this process first saw each new machine of a release (its wait timeout counts from then), by
+   * machine id, with the release it was seen on: a machine updated in place (or back, by a rollback)
+   * waits afresh on each release it runs.
+   */
+  private readonly firstSeen = new Map<string, { release: number; since: number }>();
+  /** In-place updates this process planned and has not seen land yet (see stuckStep). */
+  private readonly updating = new Map<
+    string,
+    { app: string; release: number; to: number; since: number; error: string }
+  >();
   private readonly abort = new AbortController();
   private readonly now: () => number;
 
@@ -283,13 +328,17 @@ export class ReleaseOrchestrator {
     await this.sweepReleaseCommands(app);
     if (!(await this.commandsDone(app, release, config as AppConfig))) return;
     // The app's serving machines: those of a release still open or failed (one this release
-    // supersedes, half rolled out) are not counted, and go as old machines.
+    // supersedes, half rolled out) are not counted, and go as old machines; but a machine on a volume
+    // is the app's own whatever release it was last updated to (an in-place rollout changes the
+    // machines it had), so it counts and is updated again.
     const unserved = new Set(
       state.releases
         .filter((r) => r.version !== release.version && r.status !== "succeeded")
         .map((r) => r.version),
     );
-    const live = this.live(app).filter((m) => m.group !== undefined && !unserved.has(m.release));
+    const live = this.live(app).filter(
+      (m) => m.group !== undefined && (!unserved.has(m.release) || m.volume !== undefined),
+    );
     const counted = (group: string) => live.filter((m) => m.group === group).length;
     // Each slot keeps the region of a machine it replaces: a group spread over regions stays spread.
     const regions = (group: string) =>
@@ -388,8 +437,8 @@ export class ReleaseOrchestrator {
       // The gateway checks the config; a value it let through that does not parse keeps the default.
     }
     // Counted from when this process first asked for it: a machine that cannot be created times out too.
-    const seen = this.firstSeen.get(machineId) ?? this.now();
-    this.firstSeen.set(machineId, seen);
+    const seen = this.firstSeen.get(machineId)?.since ?? this.now();
+    this.firstSeen.set(machineId, { release: release.version, since: seen });
     const late = this.now() - seen > timeoutMs;
     const machine = this.opts.fleet.machine(app, machineId);
     if (!machine && !late) {
@@ -463,6 +512,7 @@ export class ReleaseOrchestrator {
    */
   private async sweepReleaseCommands(app: string): Promise<void> {
     if (this.abort.signal.aborted || !this.opts.isHeld()) return;
+    await this.freeStrandedVolumes(app);
     const ended = new Set(
       (this.view.get(app)?.releases ?? [])
         .filter((r) => r.status === "succeeded" || r.status === "failed")
@@ -494,6 +544,8 @@ export class ReleaseOrchestrator {
       strategy: release.strategy as RolloutTarget["strategy"],
       maxUnavailable: release.maxUnavailable,
       slotId: (group, slot) => newMachineId(`${release.releaseId}/${group}/${slot}`),
+      inPlace: (group) =>
+        mountsOf(this.configFor(config, release.imageRef, release.version, group))[0]?.name ?? undefined,
     };
     const stuck = this.stuckCreate(app, release, waitOf(release));
     const decision = stuck
@@ -516,6 +568,8 @@ export class ReleaseOrchestrator {
         // Creates of the rollout that never landed are not the rollback's to wait for.
         for (const [id, p] of this.creating)
           if (p.app === app && p.release === release.version) this.creating.delete(id);
+        for (const [id, p] of this.updating)
+          if (p.app === app && p.release === release.version) this.updating.delete(id);
         this.opts.logger.warn(
           { app, release: release.version, reason: decision.reason },
           "release failed: rolling back",
@@ -533,6 +587,7 @@ export class ReleaseOrchestrator {
           (group) => this.configFor(config, release.imageRef, release.version, group),
           release.groups,
           release.version,
+          config,
         );
         return;
     }
@@ -542,8 +597,8 @@ export class ReleaseOrchestrator {
   private async rollBack(app: string, state: ReleasesState, release: Release): Promise<void> {
     const found = state.releases.find((r) => r.version === release.previousVersion);
     const config = found ? appConfigOf(found) : undefined;
-    // A previous release whose config gives no machine (a client-deployed one with [mounts], a config
-    // that no longer loads) cannot be brought back: the release's own machines just go.
+    // A previous release whose config gives no machine (one that no longer loads) cannot be brought
+    // back: the release's own machines just go.
     const unusable =
       found &&
       (config === undefined ? "its config is not valid JSON" : configProblem(config, found.imageRef));
@@ -568,10 +623,21 @@ export class ReleaseOrchestrator {
       strategy: "immediate",
       maxUnavailable: "",
       slotId: (group, slot) => newMachineId(`${release.releaseId}/rollback/${group}/${slot}`),
+      inPlace: (group) =>
+        previous !== undefined && config !== undefined
+          ? (mountsOf(this.configFor(config, previous.imageRef, previous.version, group))[0]?.name ??
+            undefined)
+          : undefined,
     };
     let machines = this.rolloutMachines(app, target.release, waitOf(release));
-    // With nothing to return to, only this release's own machines go; every other machine stays.
-    if (!previous) machines = machines.filter((m) => m.release === release.version);
+    // With nothing to return to, only this release's own machines go; every other machine stays,
+    // those it updated in place on their volumes too (on its config: there is none to go back to).
+    if (!previous) {
+      const made = slotIdsOf(release);
+      machines = machines.filter(
+        (m) => m.release === release.version && (m.volume === undefined || made.has(m.id)),
+      );
+    }
     const stuck = this.stuckCreate(app, release, waitOf(release));
     const decision = stuck
       ? { kind: "fail" as const, reason: stuck }
@@ -620,6 +686,7 @@ export class ReleaseOrchestrator {
           (group) => this.configFor(config, previous.imageRef, previous.version, group),
           release.previousGroups,
           release.version,
+          config,
         );
         return;
       }
@@ -637,7 +704,8 @@ export class ReleaseOrchestrator {
 
   /**
    * Why a machine this release planned has not come to exist within the wait: placement or its
-   * create kept failing (no capacity, no host in its region, a config no machine can be made of).
+   * create kept failing (no capacity, no host in its region, a config no machine can be made of); or
+   * why a machine it updates in place has not taken the update within the wait.
    */
   private stuckCreate(app: string, release: Release, waitMs: number): string | undefined {
     const now = this.now();
@@ -649,6 +717,17 @@ export class ReleaseOrchestrator {
       }
       if (now - p.since > waitMs)
         return `machine ${id} could not be created within ${Math.round(waitMs / 1000)} s${p.error ? `: ${p.error}` : ""}`;
+    }
+    // An update in place that has not landed (refused: a user's lease on the machine; or failing).
+    for (const [id, p] of this.updating) {
+      if (p.app !== app || p.release !== release.version) continue;
+      const m = this.opts.fleet.machine(app, id);
+      if (!m || GONE.has(m.status) || Number(safeMetadata(m.configJson).hangar_release) === p.to) {
+        this.updating.delete(id);
+        continue;
+      }
+      if (now - p.since > waitMs)
+        return `machine ${id} could not be updated in place within ${Math.round(waitMs / 1000)} s${p.error ? `: ${p.error}` : ""}`;
     }
     return undefined;
   }
@@ -670,6 +749,8 @@ export class ReleaseOrchestrator {
     groups: ReleaseGroup[],
     /** The release being carried out (its trace is the steps' parent). */
     release: number,
+    /** The app config the steps' machines are made of: the volumes of new machines come from its [mounts]. */
+    appConfig?: AppConfig,
   ): void {
     for (const step of steps) {
       const id = step.machineId;
@@ -677,10 +758,32 @@ export class ReleaseOrchestrator {
       this.stepping.add(id);
       if (step.kind === "create" && !this.creating.has(id))
         this.creating.set(id, { app, release, since: this.now(), error: "" });
-      const work = () =>
-        step.kind === "create"
-          ? this.create(app, id, step.group, configOf(step.group), slotRegion(groups, step.group, step.slot))
-          : this.destroy(app, id);
+      if (step.kind === "update" && !this.updating.has(id)) {
+        const to = Number(releaseOfConfig(configOf(step.group) ?? {}));
+        this.updating.set(id, { app, release, to, since: this.now(), error: "" });
+      }
+      const work = () => {
+        switch (step.kind) {
+          case "create": {
+            const config = configOf(step.group);
+            const region = slotRegion(groups, step.group, step.slot);
+            return config && mountsOf(config).length > 0
+              ? this.createOnVolume(
+                  app,
+                  id,
+                  step.group,
+                  config,
+                  region ?? this.regionOf(app, step.group),
+                  appConfig,
+                )
+              : this.create(app, id, step.group, config, region);
+          }
+          case "update":
+            return this.update(app, id, configOf(step.group), release);
+          case "destroy":
+            return this.destroy(app, id);
+        }
+      };
       withSpan(
         `release ${step.kind} machine`,
         { attributes: { "hangar.app": app, "hangar.machine_id": id, "hangar.release": release } },
@@ -689,7 +792,7 @@ export class ReleaseOrchestrator {
       )
         .catch((err: unknown) => {
           if (this.abort.signal.aborted) return;
-          const planned = this.creating.get(id);
+          const planned = this.creating.get(id) ?? this.updating.get(id);
           if (planned) planned.error = err instanceof Error ? err.message : String(err);
           this.opts.logger.warn(
             { err, app, machine: id, step: step.kind },
@@ -716,6 +819,155 @@ export class ReleaseOrchestrator {
       if (!isDomainError(err, "already_exists")) throw err;
     });
     this.opts.logger.info({ app, machine: machineId, group }, "release machine created");
+  }
+
+  /**
+   * Creates a machine of a group that mounts a volume, as flyctl's deploy does: on a volume already
+   * attached to this machine id (a resumed step's), else on the volume this step created earlier,
+   * else on an unattached volume of the mount's name in the slot's region (the oldest; not one another
+   * step of this process is making for its own machine), else on a new one of the mount's size. The
+   * new volume's create is keyed by the machine (`release-volume-<id>`, then `-1`, `-2` ... when an
+   * earlier one was taken by another machine), so a retried step makes one volume. The volume is
+   * attached first, so two steps cannot take the same one, and the machine is placed on its host. A
+   * create that placement or the decider refused gives the volume back; one whose outcome is unknown
+   * (a timeout) keeps it, and the sweep at the release's end frees it if the machine never came.
+   */
+  private async createOnVolume(
+    app: string,
+    machineId: string,
+    group: string,
+    config: Record<string, unknown>,
+    region: string,
+    appConfig: AppConfig | undefined,
+  ): Promise<void> {
+    this.checkHeld();
+    if (this.opts.fleet.machine(app, machineId)) return;
+    const [mount] = mountsOf(config);
+    if (!mount?.name) throw new Error(`process group ${group} mounts a volume with no name`);
+    const view = this.opts.fleet.volumes;
+    const usable = (v: Volume) => v.state === "created" || v.state === "extending";
+    // This step's own volumes, in the order it creates them; the first not taken by another machine.
+    let attempt = 0;
+    let own: Volume | undefined;
+    for (; ; attempt++) {
+      own = view.volume(app, newVolumeId(`${app}/${ownVolumeKey(machineId, attempt)}`));
+      if (!own || (usable(own) && (own.attached_machine_id ?? machineId) === machineId)) break;
+    }
+    const making = (v: Volume) => {
+      const of = /^release-volume-([^-]+)/.exec(v.create_command_id)?.[1];
+      return of !== undefined && of !== machineId && this.creating.has(of);
+    };
+    let volume =
+      view.ofApp(app).find((v) => v.attached_machine_id === machineId && usable(v)) ??
+      own ??
+      view
+        .ofApp(app)
+        .find(
+          (v) =>
+            v.name === mount.name &&
+            v.region === region &&
+            usable(v) &&
+            v.attached_machine_id === null &&
+            !making(v),
+        );
+    if (!volume) {
+      const found = this.opts.fleet.apps.get(app);
+      const org = found && found.status !== "absent" ? found.orgSlug : "";
+      // The [mounts] table the machine's mount was made of: the new volume's size and snapshot settings.
+      const table = (appConfig?.mounts ?? []).find(
+        (m) => m.source === mount.name && m.destination === mount.path,
+      );
+      const spec = table ? mountVolume(table) : { size_gb: DEFAULT_VOLUME_SIZE_GB };
+      volume = await sendCommand<VolumeCreateRequest, VolumeCommandReply<Volume>>(
+        this.opts.nc,
+        subjects.volume.create,
+        { command_id: ownVolumeKey(machineId, attempt), app, org, region, ...spec, name: mount.name },
+        VOLUME_CREATE_TIMEOUT_MS,
+      );
+      this.opts.logger.info({ app, volume: volume.id, machine: machineId, group }, "release volume created");
+    }
+    const attach: VolumeAttachRequest = { app, volume_id: volume.id, machine_id: machineId };
+    await sendCommand<VolumeAttachRequest, unknown>(this.opts.nc, subjects.volume.attach, attach);
+    try {
+      await placeThenCreateMachine(
+        { nc: this.opts.nc, machines: this.machines, view: this.opts.fleet.machines },
+        {
+          app,
+          machineId,
+          region: volume.region,
+          hostId: volume.host_id,
+          config: { ...config, mounts: [{ ...mount, volume: volume.id, name: volume.name }] },
+        },
+      );
+    } catch (err) {
+      if (isDomainError(err, "already_exists")) return;
+      // Refused (no room on the volume's host, a config no machine is made of): nothing was created.
+      if (isDomainError(err) && !this.opts.fleet.machine(app, machineId))
+        await sendCommand(this.opts.nc, subjects.volume.detach, attach).catch(() => undefined);
+      throw err;
+    }
+    this.opts.logger.info({ app, machine: machineId, group, volume: volume.id }, "release machine created");
+  }
+
+  /**
+   * Detaches the app's volumes left attached to a machine of an ended release that was never created
+   * (a step cut off between its attach and its create): no later step will create that machine, and
+   * the volume service frees a volume only when its machine is destroyed.
+   */
+  private async freeStrandedVolumes(app: string): Promise<void> {
+    const releases = (this.view.get(app)?.releases ?? []).filter(
+      (r) => r.status === "succeeded" || r.status === "failed",
+    );
+    const slots = new Set(releases.flatMap((r) => [...slotIdsOf(r)]));
+    for (const v of this.opts.fleet.volumes.ofApp(app)) {
+      const id = v.attached_machine_id;
+      if (!id || !slots.has(id) || this.stepping.has(id) || this.opts.fleet.machine(app, id)) continue;
+      await sendCommand(this.opts.nc, subjects.volume.detach, { app, volume_id: v.id, machine_id: id });
+      this.opts.logger.info({ app, volume: v.id, machine: id }, "volume of a machine never created detached");
+    }
+  }
+
+  /**
+   * Updates a machine of an in-place group to the release's config on the volume it has: its host
+   * agent stops it and starts it again with the new image and config, on the same disk. Keyed by the
+   * machine, the release it is updated to and the release carried out (a rollback's update back to
+   * the release before is not the update that once brought it there).
+   */
+  private async update(
+    app: string,
+    machineId: string,
+    config: Record<string, unknown> | undefined,
+    /** The release being carried out (a rollback's update back to the release before is its own command). */
+    carrying: number,
+  ): Promise<void> {
+    if (!config) throw new Error(`no machine config to update machine ${machineId} to`);
+    this.checkHeld();
+    const machine = this.opts.fleet.machine(app, machineId);
+    if (!machine || GONE.has(machine.status)) return;
+    const [current] = mountsOf(safeConfig(machine.configJson));
+    const [mount] = mountsOf(config);
+    if (!current?.volume || !mount)
+      throw new Error(`machine ${machineId} has no volume to keep: it is replaced, not updated`);
+    const updated = {
+      ...config,
+      mounts: [{ ...mount, volume: current.volume, name: current.name ?? mount.name }],
+    };
+    const release = releaseOfConfig(config);
+    await handleThenWait(
+      this.machines,
+      this.opts.fleet.machines,
+      machineAggregateId(app, machineId),
+      {
+        type: "UpdateMachine",
+        instanceId: newInstanceId(),
+        configJson: JSON.stringify(updated),
+        name: machine.name,
+        skipLaunch: false,
+        nowMs: this.now(),
+      },
+      { commandId: `release-${carrying}-update-v${release}-${machineId}` },
+    );
+    this.opts.logger.info({ app, machine: machineId, release }, "release machine updated in place");
   }
 
   /** Cordons the machine, waits until the proxies have drained it (or the drain timeout), then destroys it. */
@@ -811,6 +1063,7 @@ export class ReleaseOrchestrator {
       .filter((e) => !GONE.has(e.state.status))
       .map(({ state }) => {
         const metadata = safeMetadata(state.configJson);
+        const [mount] = mountsOf(safeConfig(state.configJson));
         const version = Number(metadata.hangar_release) || 0;
         let why = unhealthy(state);
         let failure: string | undefined;
@@ -825,8 +1078,9 @@ export class ReleaseOrchestrator {
           if (state.status === "failed")
             failure = `machine ${state.machineId} failed${state.failure ? `: ${state.failure}` : ""}`;
           else {
-            const seen = this.firstSeen.get(state.machineId) ?? now;
-            this.firstSeen.set(state.machineId, seen);
+            const first = this.firstSeen.get(state.machineId);
+            const seen = first?.release === version ? first.since : now;
+            this.firstSeen.set(state.machineId, { release: version, since: seen });
             if (now - seen > waitMs) failure = `${why} after ${Math.round(waitMs / 1000)} s`;
           }
         }
@@ -838,6 +1092,8 @@ export class ReleaseOrchestrator {
           healthy: why === undefined && failure === undefined,
           failure,
           region: state.region,
+          volume: mount?.volume ?? undefined,
+          volumeName: mount?.name ?? undefined,
         };
       });
   }
@@ -868,8 +1124,8 @@ export class ReleaseOrchestrator {
         this.firstSeen.delete(id);
         continue;
       }
-      const seen = this.firstSeen.get(id) ?? this.now();
-      this.firstSeen.set(id, seen);
+      const seen = this.firstSeen.get(id)?.since ?? this.now();
+      this.firstSeen.set(id, { release: release.version, since: seen });
       const late = this.now() - seen > waitMs;
       if (!m && !late) {
         if (this.stepping.has(id)) return { pending: `${name} is being created` };
@@ -997,7 +1253,7 @@ function waitOf(release: Release): number {
   return release.waitTimeoutMs > 0 ? release.waitTimeoutMs : DEFAULT_RELEASE_WAIT_MS;
 }
 
-/** Why the orchestrator cannot carry the release out: a config no machine can be made of, or volumes. */
+/** Why the orchestrator cannot carry the release out: a config no machine can be made of, or two mounts in a group. */
 function configProblem(config: AppConfig, image: string): string | undefined {
   const parsed = ReleaseConfigSchema.safeParse(config);
   if (!parsed.success) {
@@ -1009,8 +1265,37 @@ function configProblem(config: AppConfig, image: string): string | undefined {
   } catch (err) {
     return `the release's config gives no machine config: ${err instanceof Error ? err.message : String(err)}`;
   }
-  if ((config.mounts ?? []).length === 0) return undefined;
-  return "the app mounts volumes ([mounts]): its machines keep their volume and are updated in place by `hangar deploy`, not by the release orchestrator";
+  for (const group of processGroups(config)) {
+    const mounts = mountsOf(
+      machineConfigFromApp(config, image, { processGroup: group }) as Record<string, unknown>,
+    );
+    if (mounts.length > 1)
+      return `process group ${group} has ${mounts.length} [mounts]; a machine mounts one volume (give each [mounts] its own processes)`;
+  }
+  return undefined;
+}
+
+/** A machine's mount (Fly's MachineMount): by volume id once attached, by name as a release's config gives it. */
+interface MachineMount {
+  volume?: string | null;
+  name?: string | null;
+  path: string;
+  [key: string]: unknown;
+}
+
+/** A machine config's mounts (by volume id once attached, by name as a release's config gives them). */
+function mountsOf(config: Record<string, unknown>): MachineMount[] {
+  const { mounts } = config as { mounts?: MachineMount[] | null };
+  return Array.isArray(mounts) ? mounts : [];
+}
+
+/** A machine's config as recorded, or {} when it is not JSON. */
+function safeConfig(configJson: string): Record<string, unknown> {
+  try {
+    return JSON.parse(configJson || "{}") as Record<string, unknown>;
+  } catch {
+    return {};
+  }
 }
 
 /** A machine's guest as it runs: its config's, Fly's defaults for what that leaves out. */
@@ -1033,6 +1318,13 @@ function safeMetadata(configJson: string): Record<string, string | undefined> {
   } catch {
     return {};
   }
+}
+
+/** The release a machine config belongs to (its metadata's hangar_release), or "". */
+function releaseOfConfig(config: Record<string, unknown>): string {
+  const { metadata } = config as { metadata?: Record<string, unknown> | null };
+  const release = metadata?.hangar_release;
+  return typeof release === "string" ? release : "";
 }
 
 /** Why a machine is not healthy: not started, a check not passing, or checks not reported yet. */

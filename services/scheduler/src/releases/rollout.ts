@@ -15,6 +15,9 @@ export interface RolloutMachine {
   /** Why it will not become healthy by waiting (failed, destroyed, past its wait timeout), if so. */
   failure?: string | undefined;
   region?: string;
+  /** The volume it mounts, if any, and that volume's name: a machine of an in-place group keeps it. */
+  volume?: string | undefined;
+  volumeName?: string | undefined;
 }
 
 /** What a rollout converges the app to: a release's machines, so many per process group. */
@@ -26,11 +29,20 @@ export interface RolloutTarget {
   maxUnavailable: string;
   /** The machine id of a group's slot: the same for every attempt, so creating twice is one machine. */
   slotId(group: string, slot: number): string;
+  /**
+   * The name of the volume the group's machines mount ([mounts] source), if they mount one: a volume
+   * is attached to one machine, so the group's machines on a volume of that name are updated in place
+   * (flyctl's deploy of such an app) instead of replaced by new ones, and new machines come only for
+   * the slots they do not fill.
+   */
+  inPlace?(group: string): string | undefined;
 }
 
 export type RolloutStep =
   /** Create the group's machine of slot `slot` (its id is derived from the slot: creating twice is one machine). */
   | { kind: "create"; group: string; slot: number; machineId: string }
+  /** Update a machine of an in-place group to the target's config, on the volume it has. */
+  | { kind: "update"; group: string; machineId: string }
   /** Drain then destroy a machine the target does not keep. */
   | { kind: "destroy"; machineId: string };
 
@@ -59,6 +71,65 @@ export function batchSize(maxUnavailable: string, count: number): number {
  * - a new machine that fails stops the rollout (`fail`): nothing more is created or destroyed;
  * - machines of groups the target does not have go once every group is done.
  */
+/**
+ * One in-place group's steps (see RolloutTarget.inPlace). Its machines on a volume of the mount's name
+ * are updated to the target, those not serving first (updating them takes nothing away), then the
+ * serving ones while no more than the batch is unavailable: `max_unavailable` for `rolling`, one
+ * first for `canary`, all at once for `immediate` (`bluegreen`, which needs a second set of machines,
+ * rolls as `rolling` does). Slots no such machine fills get new machines, each on a volume of its
+ * own; machines beyond the count, or with no volume of that name to keep (another name: the mount's
+ * source changed), go once the group is done.
+ */
+function planInPlace(
+  target: RolloutTarget,
+  group: string,
+  count: number,
+  volumeName: string,
+  managed: RolloutMachine[],
+  taken: ReadonlySet<string>,
+  steps: RolloutStep[],
+): { done: boolean; waiting?: string } {
+  const mine = managed.filter((m) => m.group === group && m.release === target.release);
+  const healthy = mine.filter((m) => m.healthy).length;
+  const pending = mine.length - healthy;
+  const old = managed.filter((m) => m.group === group && m.release !== target.release);
+  const keepable = old.filter((m) => m.volume !== undefined && m.volumeName === volumeName);
+  // Machines not serving are updated (and kept) first.
+  const updatable = [...keepable.filter((m) => !m.healthy), ...keepable.filter((m) => m.healthy)].slice(
+    0,
+    Math.max(0, count - mine.length),
+  );
+  const surplus = old.filter((m) => !updatable.includes(m));
+  const batch =
+    target.strategy === "immediate"
+      ? count
+      : target.strategy === "canary" && healthy === 0
+        ? 1
+        : batchSize(target.maxUnavailable, count);
+  const down = updatable.filter((m) => !m.healthy);
+  for (const m of down) steps.push({ kind: "update", group, machineId: m.id });
+  let room = Math.max(0, batch - pending - down.length);
+  for (const m of updatable.filter((m) => m.healthy).slice(0, room)) {
+    steps.push({ kind: "update", group, machineId: m.id });
+    room--;
+  }
+  const creates = Math.min(room, Math.max(0, count - mine.length - updatable.length));
+  for (let slot = 0, made = 0; made < creates; slot++) {
+    const machineId = target.slotId(group, slot);
+    if (taken.has(machineId)) continue;
+    steps.push({ kind: "create", group, slot, machineId });
+    made++;
+  }
+  if (healthy >= count) for (const m of surplus) steps.push({ kind: "destroy", machineId: m.id });
+  if (healthy >= count && old.length === 0) return { done: true };
+  return {
+    done: false,
+    ...(healthy < count
+      ? { waiting: `${group}: ${healthy} of ${count} machines healthy on the new release` }
+      : {}),
+  };
+}
+
 export function planRollout(
   target: RolloutTarget,
   machines: RolloutMachine[],
@@ -74,6 +145,13 @@ export function planRollout(
   const waiting: string[] = [];
   let allDone = true;
   for (const { group, count } of target.groups) {
+    const volumeName = target.inPlace?.(group);
+    if (volumeName !== undefined) {
+      const done = planInPlace(target, group, count, volumeName, managed, taken, steps);
+      if (!done.done) allDone = false;
+      if (done.waiting) waiting.push(done.waiting);
+      continue;
+    }
     const mine = fresh.filter((m) => m.group === group);
     const healthy = mine.filter((m) => m.healthy).length;
     const pending = mine.length - healthy;
