@@ -1,4 +1,4 @@
-import { getStoredMessage, OrderedReader, type StreamMessage } from "@hangar/eventstore";
+import { getStoredMessage, OrderedReader, plantedStored, type StreamMessage } from "@hangar/eventstore";
 import { type JetStreamManager, jetstreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type EventFilter, matchesFilter } from "./filter.js";
@@ -227,7 +227,9 @@ export class EventFeed {
     try {
       // The cluster's first message is its create request, which names its org.
       const first = await getStoredMessage(this.jsm, this.streamName, { seq: 1, next_by_subj: subject });
-      const created = first ? this.convertNow({ seq: first.seq, subject, data: first.data }) : [];
+      const created = first
+        ? this.convertNow({ seq: first.seq, subject, data: first.data, planted: plantedStored(first) })
+        : [];
       if (!this.clusterOrgs.has(cluster)) this.clusterOrgs.set(cluster, created[0]?.event.org ?? null);
     } catch (err) {
       this.opts.onError?.(err);

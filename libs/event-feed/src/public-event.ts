@@ -152,6 +152,8 @@ export interface FeedMessage {
   data: Uint8Array;
   /** Its headers, where the reader has them: a message that is no event (isAppended) gives none. */
   headers?: MsgHdrs | undefined;
+  /** A copy the server planted (SERVER_COPY_HEADER in @hangar/eventstore): no event, none to give. */
+  readonly planted?: boolean | undefined;
 }
 
 /** Where a subject belongs: its source and aggregate id; undefined for a subject of no sourced stream. */
@@ -221,7 +223,7 @@ export function toPublicEvents(
   opts: { prefix?: string } = {},
 ): PublicEvent[] {
   const found = sourceOf(msg.subject, opts.prefix);
-  if (!found) return [];
+  if (!found || msg.planted) return [];
   let recorded: RecordedEvent<{ type: string }>[];
   try {
     recorded = decodeBatch(found.source.stream, msg.data, msg.seq);

@@ -2,6 +2,7 @@ import {
   getStoredMessage,
   isAppended,
   OrderedReader,
+  plantedStored,
   prefixedStream,
   type StreamMessage,
 } from "@hangar/eventstore";
@@ -141,7 +142,8 @@ export class EventsRelay {
     if (!m) return 0;
     let first: number | undefined;
     for (let seq = m.seq, walked = 0; ; walked++) {
-      if (m) {
+      // A copy the server planted (a direct get's answer) names a real copy's position: not this one's.
+      if (m && !plantedStored(m)) {
         const copied = Number(m.header?.get(SOURCE_SEQ_HEADER));
         if (m.subject.startsWith(prefix) && m.header?.get(SOURCE_STREAM_HEADER) === s.stream && copied > 0)
           return copied;
@@ -175,8 +177,9 @@ export class EventsRelay {
         filter: s.filter,
         afterSeq,
         onMessage: (m) => {
-          // No event (isAppended in @hangar/eventstore): not copied into EVENTS.
-          if (!isAppended(m.headers)) return;
+          // No event (isAppended in @hangar/eventstore), or a copy the server planted: not copied
+          // into EVENTS (where, its Nats-* headers left behind, it would pass for an event).
+          if (m.planted || !isAppended(m.headers)) return;
           s.queue.push(m);
           this.write();
         },

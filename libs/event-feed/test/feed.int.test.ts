@@ -13,6 +13,7 @@ import {
   encodeBatch,
   ensureStream,
   eventTypesHeaders,
+  plantedStored,
   prefixedStream,
 } from "@hangar/eventstore";
 import { hangar } from "@hangar/proto";
@@ -176,7 +177,8 @@ async function truth(feed: EventFeed, after = 0): Promise<FeedEvent[]> {
   const out: FeedEvent[] = [];
   for (let seq = after + 1; seq <= info.state.last_seq; seq++) {
     const m = await jsm.streams.getMessage(feed.streamName, { seq });
-    if (m) out.push(...(await feed.convert({ seq, subject: m.subject, data: m.data })));
+    if (m)
+      out.push(...(await feed.convert({ seq, subject: m.subject, data: m.data, planted: plantedStored(m) })));
   }
   return out;
 }
@@ -276,6 +278,49 @@ describe("the EVENTS stream", () => {
     const ids = live.events.map((e) => e.event.id);
     expect(new Set(ids).size).toBe(ids.length);
     expect(live.events).toHaveLength(8);
+  });
+
+  it("passes over a copy the server made of a real event (a direct get's answer) on EVENTS' subjects", async () => {
+    const feed = await startFeed();
+    const live = collector();
+    feed.subscribe({ filter: { app: "copied" }, onEvent: live.onEvent });
+    const machines = streamOf(machinesStream);
+    const id = await machineLifecycle("copied");
+    await live.waitFor(4);
+    // The machine's first decision in MACHINES (MachineCreated), copied by the server onto an empty
+    // subject of MACHINES' copies in EVENTS, headers and all: it decodes as that machine's events.
+    const first = await jsm.direct.getMessage(machines.name, {
+      seq: 1,
+      next_by_subj: `${machines.subjectPrefix}.copied.${id}`,
+    });
+    const events = eventsStreamName(prefix);
+    const before = (await jsm.streams.info(events)).state.last_seq;
+    nc.publish(`$JS.API.DIRECT.GET.${machines.name}`, JSON.stringify({ seq: first?.seq }), {
+      reply: `events.${machines.subjectPrefix}.copied.${id}x`,
+    });
+    while ((await jsm.streams.info(events)).state.last_seq === before)
+      await new Promise((r) => setTimeout(r, 10));
+    // And onto an empty subject of MACHINES itself: the relay copies no such message into EVENTS.
+    const inSource = `${machines.subjectPrefix}.copied.${id}y`;
+    nc.publish(`$JS.API.DIRECT.GET.${machines.name}`, JSON.stringify({ seq: first?.seq }), {
+      reply: inSource,
+    });
+    await vi.waitFor(async () =>
+      expect(await jsm.direct.getMessage(machines.name, { last_by_subj: inSource })).toBeTruthy(),
+    );
+    // A relay started now (a restarted gateway's) resumes from the real copies, past the planted one.
+    const second = await EventsRelay.start(nc, jsm, { prefix });
+    await machineLifecycle("copied");
+    await live.waitFor(8);
+    await second.stop();
+    const created = (await truth(feed)).filter(
+      (e) => e.event.app === "copied" && e.event.type === "machine.created",
+    );
+    expect(created).toHaveLength(2);
+    const ids = live.events.map((e) => e.event.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(live.events).toHaveLength(8);
+    expect(await jsm.direct.getMessage(events, { last_by_subj: `events.${inSource}` })).toBeNull();
   });
 
   it("runs one relay of several under the lease, and hands over without a gap or a double when it stops", async () => {

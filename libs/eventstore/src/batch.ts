@@ -21,15 +21,36 @@ export function isAppended(h: MsgHdrs | undefined): boolean {
 }
 
 /**
- * The events of a stored message; none for a message that is no event (isAppended). Decoded first and
+ * Header nats-server adds to a direct get's answer (with Nats-Subject, Nats-Sequence and
+ * Nats-Time-Stamp), and no append carries. Stored on a stream, it marks a copy the server made: a
+ * direct get whose reply named a stream's subject lands there with the copied message's own headers
+ * and data (measured: a reader of one stream planted a real event, Hangar-Event-Types and all, on
+ * another stream's subject, and on an empty subject of the same stream; the copy's own Nats-Msg-Id
+ * and Nats-Expected-Last-Subject-Sequence keep the server from storing one of an event appended
+ * within the duplicate window, or on a subject whose last sequence is not the one the event
+ * expected). Such a copy is no event, whatever it decodes to (`planted`; plantedStored for a message
+ * read by sequence or subject, where a direct get's answer carries the server's headers too).
+ */
+export const SERVER_COPY_HEADER = "Nats-Stream";
+
+/**
+ * The events of a stored message; none for a message that is no event (isAppended) or a copy the
+ * server planted (`planted`, which the reader tells from the message as stored). Decoded first and
  * its headers read only when that fails: a rebuild reads millions of messages, and parsing each one's
  * headers cost a third of its speed. A message the event store appended that does not decode still
  * throws (a rebuild must not go on without an event).
  */
 export function decodeStored<E extends { type: string }>(
   stream: AggregateStream<E>,
-  m: { readonly data: Uint8Array; readonly seq: number; readonly headers?: MsgHdrs | undefined },
+  m: {
+    readonly data: Uint8Array;
+    readonly seq: number;
+    readonly headers?: MsgHdrs | undefined;
+    /** A copy the server planted (SERVER_COPY_HEADER among the stored headers): no event. */
+    readonly planted?: boolean;
+  },
 ): RecordedEvent<E>[] {
+  if (m.planted) return [];
   try {
     return decodeBatch(stream, m.data, m.seq);
   } catch (err) {

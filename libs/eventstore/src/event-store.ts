@@ -19,7 +19,7 @@ import {
 import { ConcurrencyError } from "./errors.js";
 import { JetStreamPublisher, PublishRejectedError } from "./publisher.js";
 import { OrderedReader } from "./reader.js";
-import { getStoredMessage } from "./stored-message.js";
+import { getStoredMessage, plantedStored } from "./stored-message.js";
 import { type AggregateStream, aggregateSubject } from "./stream.js";
 
 export { EVENT_TYPES_HEADER };
@@ -135,7 +135,12 @@ export class EventStore {
   ): Promise<RecordedEvent<E>[]> {
     const msg = await getStoredMessage(this.jsm, stream.name, { seq });
     if (!msg) throw new Error(`no message ${seq} in ${stream.name}`);
-    return decodeStored(stream, { data: msg.data, seq: msg.seq, headers: msg.header });
+    return decodeStored(stream, {
+      data: msg.data,
+      seq: msg.seq,
+      headers: msg.header,
+      planted: plantedStored(msg),
+    });
   }
 
   /**
@@ -161,8 +166,8 @@ export class EventStore {
     for (let i = 0; i < DIRECT_TAIL_MESSAGES; i++) {
       const msg = await this.jsm.direct.getMessage(stream.name, { seq: afterSeq + 1, next_by_subj: subject });
       if (!msg || msg.seq > lastSeq) break;
-      for (const e of decodeStored(stream, { data: msg.data, seq: msg.seq, headers: msg.header }))
-        events.push(e);
+      const stored = { data: msg.data, seq: msg.seq, headers: msg.header, planted: plantedStored(msg) };
+      for (const e of decodeStored(stream, stored)) events.push(e);
       afterSeq = msg.seq;
       if (afterSeq === lastSeq) return { events, lastSeq };
     }

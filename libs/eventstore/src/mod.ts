@@ -1,7 +1,14 @@
 export type { LoadedAggregate } from "./aggregate.js";
 export { catchUp, loadAggregate, REMEMBERED_COMMANDS } from "./aggregate.js";
 export type { EventMetadata, RecordedEvent } from "./batch.js";
-export { decodeBatch, decodeStored, encodeBatch, eventTypesHeaders, isAppended } from "./batch.js";
+export {
+  decodeBatch,
+  decodeStored,
+  encodeBatch,
+  eventTypesHeaders,
+  isAppended,
+  SERVER_COPY_HEADER,
+} from "./batch.js";
 export type { EventCodec, EventOf, MessageClass } from "./codec.js";
 export { eventCodec } from "./codec.js";
 export type { CommandHandlerOptions, CommandResult } from "./command-handler.js";
@@ -44,7 +51,7 @@ export { replay } from "./replay.js";
 export type { Snapshot, SnapshotCodec } from "./snapshots.js";
 export { jsonSnapshots, SnapshotStore } from "./snapshots.js";
 export type { StoredMessageQuery } from "./stored-message.js";
-export { getStoredMessage, limitLeaderReads } from "./stored-message.js";
+export { getStoredMessage, limitLeaderReads, plantedStored } from "./stored-message.js";
 export type { AggregateStream } from "./stream.js";
 export { aggregateIdOf, aggregateSubject, defineStream, prefixedStream } from "./stream.js";
 export { ensureStream, streamConfig } from "./streams-setup.js";

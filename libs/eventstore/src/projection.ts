@@ -12,7 +12,7 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { decodeStored, type RecordedEvent } from "./batch.js";
+import { decodeStored, type RecordedEvent, SERVER_COPY_HEADER } from "./batch.js";
 import { isRetryable } from "./errors.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
@@ -177,7 +177,12 @@ export async function runProjection<E extends { type: string }>(
           subject: m.subject,
           aggregateId: aggregateIdOf(stream, m.subject),
           // No event (isAppended) projects nothing, and is acknowledged with the rest.
-          events: decodeStored(stream, m),
+          events: decodeStored(stream, {
+            data: m.data,
+            seq: m.seq,
+            headers: m.headers,
+            planted: m.headers?.has(SERVER_COPY_HEADER) ?? false,
+          }),
         };
       });
       await opts.handle(batch);

@@ -15,6 +15,7 @@ import {
   type Status,
   type Subscription,
 } from "@nats-io/transport-node";
+import { SERVER_COPY_HEADER } from "./batch.js";
 import { inboxFor } from "./inbox.js";
 
 /** One stored message as the reader delivers it. */
@@ -27,6 +28,8 @@ export interface StreamMessage {
   readonly headers: MsgHdrs | undefined;
   /** Messages matching the filter still to come after this one, as the server counted at delivery. */
   pending: number;
+  /** Stored with SERVER_COPY_HEADER: a copy the server planted (decodeStored), found without parsing the headers. */
+  readonly planted: boolean;
 }
 
 /** Times a consumer create is sent before the reader gives up (each waits the API timeout). */
@@ -262,6 +265,27 @@ class DeliveredMessage implements StreamMessage {
   get headers(): MsgHdrs | undefined {
     return this.msg.headers;
   }
+
+  get planted(): boolean {
+    return hasServerCopyHeader(this.msg);
+  }
+}
+
+/** `\r\nNats-Stream:` as it stands in a header block (after the status line or another header). */
+const SERVER_COPY_LINE = Buffer.from(`\r\n${SERVER_COPY_HEADER}:`);
+
+/**
+ * Whether a delivered message's stored headers name SERVER_COPY_HEADER: the raw header block is
+ * searched where the client keeps it (nats.js's MsgImpl: `_rdata`, the first `_msg.hdr` bytes), so a
+ * rebuild parses no headers; a client without those fields gets its headers parsed.
+ */
+function hasServerCopyHeader(msg: Msg): boolean {
+  const raw = msg as unknown as { _rdata?: Uint8Array; _msg?: { hdr?: number } };
+  const hdr = raw._msg?.hdr;
+  if (hdr === -1 || hdr === 0) return false;
+  if (raw._rdata instanceof Uint8Array && typeof hdr === "number")
+    return Buffer.from(raw._rdata.buffer, raw._rdata.byteOffset, hdr).indexOf(SERVER_COPY_LINE) >= 0;
+  return msg.headers?.has(SERVER_COPY_HEADER) ?? false;
 }
 
 /** The numbers of a JetStream delivery reply subject. */

@@ -57,6 +57,22 @@ export async function getStoredMessage(
   return jsm.direct.getMessage(stream, query);
 }
 
+/** A header of a direct get's answer, which a planted copy holds once more (plantedStored). */
+const SEQUENCE_HEADER = "Nats-Sequence";
+
+/**
+ * Whether a message read with getStoredMessage (or a direct get) is a copy the server planted: no
+ * event (decodeStored, SERVER_COPY_HEADER). Such a copy was stored with the headers of a direct get's
+ * answer, Nats-Sequence among them, naming the earlier message it copied; an answer adds its own,
+ * which names the message read. So a Nats-Sequence other than the message's own gives it away,
+ * however it was read: a direct get (the server's headers after the stored ones) or the leader's
+ * message get (the stored ones alone).
+ */
+export function plantedStored(m: StoredMsg): boolean {
+  const named = m.header?.values(SEQUENCE_HEADER) ?? [];
+  return named.some((v) => Number(v) !== m.seq);
+}
+
 function streamsOf(jsm: JetStreamManager): Map<string, Replication> {
   let streams = known.get(jsm);
   if (!streams) {

@@ -1,10 +1,18 @@
 // A message on a stream's subjects that the event store did not append (no Hangar-Event-Types
 // header) is no event: every reader passes over it. The way in measured here is nats-server's own:
 // any client allowed one JetStream API request may name a stream's subject as the reply, and the
-// server stores its JSON answer there.
+// server stores its JSON answer there. A direct get answered that way copies a real event, headers
+// and all, which decodes: the server's Nats-Stream header among the stored ones tells it apart.
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
-import { CommandHandler, EventStore, ensureStream, loadAggregate, replay } from "../src/mod.js";
+import {
+  CommandHandler,
+  EventStore,
+  ensureStream,
+  loadAggregate,
+  plantedStored,
+  replay,
+} from "../src/mod.js";
 import { type CounterState, counterDecider, counterStreamFor, uniquePrefix } from "./counter.js";
 
 let nc: NatsConnection;
@@ -73,4 +81,69 @@ it("loads, rebuilds and appends past a foreign message on an aggregate's subject
   expect(done.events).toBe(3);
   expect(passed).toEqual([planted, second]);
   expect(Object.fromEntries(states)).toEqual({ c1: { total: 6, increments: 3 } });
+});
+
+// Its own stream, with a short duplicate window: a copy carries the event's Nats-Msg-Id, so the
+// server drops one made within the window; older events can be copied. And it carries the event's
+// Nats-Expected-Last-Subject-Sequence, so only an aggregate's first event (expected 0) lands, and
+// only on an empty subject.
+const copies = counterStreamFor(uniquePrefix("copies"), 200);
+
+it("takes a real event the server copied onto another aggregate's subject (a direct get's answer) for no event", async () => {
+  await ensureStream(store.jsm, copies);
+  const on = (id: string) => `${copies.subjectPrefix}.${id}`;
+  const plant = async (seq: number, reply: string) => {
+    const before = (await store.jsm.streams.info(copies.name)).state.last_seq;
+    nc.publish(`$JS.API.DIRECT.GET.${copies.name}`, JSON.stringify({ seq }), { reply });
+    for (;;) {
+      const info = await store.jsm.streams.info(copies.name);
+      if (info.state.last_seq > before) return info.state.last_seq;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  };
+  const handler = new CommandHandler(store, copies, counterDecider);
+  const made = await handler.handle("p1", { type: "Increment", by: 5 }, { commandId: "p-1" });
+  await new Promise((r) => setTimeout(r, 400));
+  const copy = await plant(made.seq, on("p2"));
+  // The copy is the event, decodable, with Hangar-Event-Types: only the server's header tells.
+  const stored = await store.jsm.streams.getMessage(copies.name, { seq: copy });
+  expect(stored?.header?.get("Hangar-Event-Types")).toBeTruthy();
+  expect(stored && plantedStored(stored)).toBe(true);
+  const real = await store.jsm.direct.getMessage(copies.name, { seq: made.seq });
+  expect(real && plantedStored(real)).toBe(false);
+  const copyDirect = await store.jsm.direct.getMessage(copies.name, { seq: copy });
+  expect(copyDirect && plantedStored(copyDirect)).toBe(true);
+  expect(await store.readMessage(copies, copy)).toEqual([]);
+
+  // Loads: p2 has no event (its version is the copy's), p1 its one.
+  const p2 = await loadAggregate(store, copies, counterDecider, "p2");
+  expect([p2.state, p2.seq]).toEqual([counterDecider.initialState(), copy]);
+  const p1 = await loadAggregate(store, copies, counterDecider, "p1");
+  expect(p1.state).toEqual({ total: 5, increments: 1 });
+  // Appends go on after the copy.
+  const next = await new CommandHandler(store, copies, counterDecider).handle(
+    "p2",
+    { type: "Increment", by: 1 },
+    { commandId: "p-2" },
+  );
+  expect(next.state).toEqual({ total: 1, increments: 1 });
+
+  // A rebuild folds the events only.
+  const states = new Map<string, CounterState>();
+  const passed: number[] = [];
+  const r = await replay(store, copies, {
+    onPassed: (seq) => passed.push(seq),
+    onEvents(events, aggregateId) {
+      let s = states.get(aggregateId) ?? counterDecider.initialState();
+      for (const e of events) s = counterDecider.evolve(s, e.event);
+      states.set(aggregateId, s);
+    },
+  });
+  await r.caughtUp;
+  await r.stop();
+  expect(passed).toEqual([copy]);
+  expect(Object.fromEntries(states)).toEqual({
+    p1: { total: 5, increments: 1 },
+    p2: { total: 1, increments: 1 },
+  });
 });

@@ -36,6 +36,8 @@ import {
   type EventStore,
   ensureDurable,
   getStoredMessage,
+  plantedStored,
+  SERVER_COPY_HEADER,
 } from "@hangar/eventstore";
 import { acquireLease, type Lease } from "@hangar/lease";
 import type { MasterKeys } from "@hangar/secrets";
@@ -419,7 +421,13 @@ export class WebhooksService {
     // A message no longer in EVENTS is null; any other failure is thrown, and the attempt retried.
     const m = await getStoredMessage(this.opts.store.jsm, this.eventsStream, { seq: position.seq });
     if (!m) return undefined;
-    const msg: FeedMessage = { seq: m.seq, subject: m.subject, data: m.data, headers: m.header };
+    const msg: FeedMessage = {
+      seq: m.seq,
+      subject: m.subject,
+      data: m.data,
+      headers: m.header,
+      planted: plantedStored(m),
+    };
     const event = (await this.publicEvents(msg)).find((e) => e.id === eventId);
     if (!event) return undefined;
     const body = JSON.stringify(event);
@@ -470,7 +478,13 @@ export class WebhooksService {
       for await (const m of messages) {
         try {
           await this.turns.run("feed", () =>
-            this.queue({ seq: m.seq, subject: m.subject, data: m.data, headers: m.headers }),
+            this.queue({
+              seq: m.seq,
+              subject: m.subject,
+              data: m.data,
+              headers: m.headers,
+              planted: m.headers?.has(SERVER_COPY_HEADER) ?? false,
+            }),
           );
           m.ack();
         } catch (err) {
