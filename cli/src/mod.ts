@@ -21,14 +21,6 @@ export {
   requireApi,
 } from "./config.js";
 export { type Context, createContext, processContext } from "./context.js";
-export {
-  type DeployApi,
-  type DeployOptions,
-  type DeployResult,
-  deployRelease,
-  planReplacement,
-  type ReplacementPlan,
-} from "./deploy-machines.js";
 export { describeError, hintFor } from "./errors.js";
 export { resolveImage } from "./image.js";
 export {

@@ -2,7 +2,7 @@
 // onto the new value while clients keep sending requests through the proxy, with no failed request,
 // and every machine ends with the new value in its environment. `--stage` leaves the machines as they
 // are (same machines, old value inside), and a following `hangar secrets deploy` or `hangar deploy`
-// applies the staged value; `unset --detach` returns at once and the machines roll in the background.
+// applies the staged value; `unset --detach` returns at once and the platform rolls the machines.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -123,8 +123,8 @@ describe("secrets set rolls the machines", () => {
       const before = new Set((await machines()).map((m) => m.id));
       expect(before.size).toBe(MACHINES);
       const { stdout } = await underLoad(["secrets", "set", "GREETING=rolled-1", "-a", APP]);
-      // One machine at a time: each new one healthy before one previous machine goes.
-      expect(stdout).toMatch(/1 of 3[\s\S]*replacing[\s\S]*2 of 3[\s\S]*replacing[\s\S]*3 of 3/);
+      // A rolling release the platform carries out, followed to its end.
+      expect(stdout).toMatch(/is rolling out \(rolling\)[\s\S]*is live on 3 machine/);
       const after = await greetings();
       expect(after.size).toBe(MACHINES);
       for (const [id, value] of after) {
@@ -174,22 +174,26 @@ describe("secrets set rolls the machines", () => {
   );
 
   it(
-    "unset --detach returns at once and rolls the machines in the background",
+    "unset --detach returns at once and the platform rolls the machines",
     async () => {
       const before = new Set((await machines()).map((m) => m.id));
       const unset = await hangar(["secrets", "unset", "GREETING", "--detach", "-a", APP, "--json"]);
       expect(unset.code, unset.stderr).toBe(0);
-      const out = JSON.parse(unset.stdout) as { secrets: unknown[]; rolled: { background: { pid: number } } };
+      const out = JSON.parse(unset.stdout) as {
+        secrets: unknown[];
+        rolled: { release: number; detached: boolean };
+      };
       expect(out.secrets).toEqual([]);
-      expect(out.rolled.background.pid).toBeGreaterThan(0);
-      // The background roll replaces every machine; the new ones have no GREETING.
+      expect(out.rolled).toMatchObject({ detached: true });
+      expect(out.rolled.release).toBeGreaterThan(0);
+      // The platform's roll replaces every machine; the new ones have no GREETING.
       const deadline = Date.now() + ROLL_TIMEOUT_MS / 2;
       for (;;) {
         const now = await greetings();
         const replaced = [...now.keys()].every((id) => !before.has(id));
         if (now.size === MACHINES && replaced && [...now.values()].every((v) => v === "")) break;
         if (Date.now() > deadline)
-          throw new Error(`machines after the background roll: ${JSON.stringify([...now])}`);
+          throw new Error(`machines after the platform's roll: ${JSON.stringify([...now])}`);
         await new Promise((r) => setTimeout(r, 1_000));
       }
     },

@@ -1,7 +1,3 @@
-import { spawn } from "node:child_process";
-import { closeSync, openSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { AppConfig } from "@hangar/config";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import { parse as parseDotenv } from "dotenv";
@@ -9,7 +5,7 @@ import type { ApiClient } from "../api.js";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
 import { CliError } from "../cli-error.js";
 import { type Context, printJson } from "../context.js";
-import { deployRelease } from "../deploy-machines.js";
+import { followRelease } from "../follow-release.js";
 import { seconds } from "../options.js";
 import { ago, formatTable } from "../table.js";
 import type { SecretsListing } from "../types.js";
@@ -75,15 +71,17 @@ async function readStdin(ctx: Context): Promise<string> {
 }
 
 /**
- * Rolls the app's machines onto its deployed secrets through the deploy path: a release of the
- * current image and config, rolled one machine at a time (each new one starts with the new secrets
- * and passes its checks before one previous machine goes). Machines get secrets only when they start.
+ * Rolls the app's machines onto its secrets as they are now: a release of the current image and
+ * config that the platform carries out (rolling: each new machine healthy before a previous one goes;
+ * machines on volumes updated in place), followed here to its end unless `detach`. Machines get
+ * secrets only when they start. A client that stops half-way leaves a roll the platform finishes or
+ * rolls back.
  */
 export async function rollSecrets(
   api: ApiClient,
   app: string,
-  opts: { waitTimeoutMs: number; progress: (text: string) => void; reason: string },
-): Promise<{ release: number; machines: string[] } | undefined> {
+  opts: { waitTimeoutMs: number; progress: (text: string) => void; reason: string; detach?: boolean },
+): Promise<{ release: number; machines: string[]; detached?: boolean } | undefined> {
   const current = (await api.listReleases(app)).find((r) => r.status === "succeeded");
   if (current?.edge) {
     // An edge app has no machines: each proxy deploys its code again with the new `env` by itself.
@@ -102,57 +100,28 @@ export async function rollSecrets(
     ...(current.build_id ? { build_id: current.build_id } : {}),
     config,
     strategy: "rolling",
+    deploy: true,
+    wait_timeout: opts.waitTimeoutMs / 1000,
     description: opts.reason,
   });
-  opts.progress(`Release v${release.version} (${opts.reason}) created, replacing machines\n`);
-  const result = await deployRelease({
-    api,
-    app,
-    config,
-    image: current.image,
-    release: release.version,
-    waitTimeoutMs: opts.waitTimeoutMs,
-    progress: opts.progress,
-    strategy: "rolling",
-  });
-  if (!result.ok) {
+  opts.progress(
+    `Release v${release.version} (${opts.reason}) created: the platform rolls the machines onto it\n`,
+  );
+  if (opts.detach) {
+    opts.progress(`Follow it with \`hangar releases -a ${app}\`\n`);
+    return { release: release.version, machines: [], detached: true };
+  }
+  const ended = await followRelease(api, app, release.version, opts.progress);
+  if (ended.status === "failed") {
+    const back = ended.rolled_back_to
+      ? `v${ended.rolled_back_to} keeps serving with the secrets it started with (the platform returned the app to it)`
+      : `v${current.version} keeps serving with the secrets it started with`;
     throw new CliError(
-      `release v${release.version} failed: ${result.reason}; v${current.version} keeps serving with the secrets it started with`,
+      `release v${ended.version} failed: ${ended.reason ?? "unknown"}; ${back}`,
       `see what the app printed with \`hangar logs -a ${app}\``,
     );
   }
-  return { release: release.version, machines: result.machines.map((m) => m.id) };
-}
-
-/**
- * Starts `hangar secrets deploy -a <app>` as a process of its own that outlives this one (the roll is
- * client-driven, so a detached roll needs a process), its output in a log file.
- */
-function rollInBackground(app: string, waitTimeoutS: number | undefined): { pid: number; log: string } {
-  const entry = process.argv[1];
-  if (!entry) {
-    throw new CliError(
-      "cannot find the hangar command to roll in the background",
-      "run `hangar secrets deploy`",
-    );
-  }
-  const log = join(tmpdir(), `hangar-secrets-roll-${app}-${Date.now()}.log`);
-  const out = openSync(log, "a", 0o600);
-  try {
-    const wait = waitTimeoutS !== undefined ? ["--wait-timeout", `${waitTimeoutS}s`] : [];
-    const child = spawn(
-      process.execPath,
-      [...process.execArgv, entry, "secrets", "deploy", "-a", app, ...wait],
-      {
-        detached: true,
-        stdio: ["ignore", out, out],
-      },
-    );
-    child.unref();
-    return { pid: child.pid ?? 0, log };
-  } finally {
-    closeSync(out);
-  }
+  return { release: ended.version, machines: ended.machine_ids ?? [] };
 }
 
 /** Applies an update and, unless staged, rolls the machines onto it (in the background when detached). */
@@ -175,18 +144,14 @@ async function apply(
     return;
   }
   progress(`${subject} of app ${app} (version ${listing.version})\n`);
-  if (flags.detach) {
-    const roll = rollInBackground(app, flags.waitTimeout);
-    progress(`Rolling the machines in the background (pid ${roll.pid}), its output in ${roll.log}\n`);
-    if (flags.json) printJson(ctx, { app, staged: false, rolled: { background: roll }, ...listing });
-    return;
-  }
   const rolled = await rollSecrets(api, app, {
     waitTimeoutMs: flags.waitTimeout !== undefined ? flags.waitTimeout * 1000 : DEFAULT_WAIT_MS,
     progress,
     reason: names.length > 0 ? `secrets: ${what.toLowerCase()} ${names.join(", ")}` : "secrets deploy",
+    ...(flags.detach ? { detach: true } : {}),
   });
-  if (rolled) progress(`Release v${rolled.release} is live on ${rolled.machines.length} machine(s)\n`);
+  if (rolled && !rolled.detached)
+    progress(`Release v${rolled.release} is live on ${rolled.machines.length} machine(s)\n`);
   if (flags.json) printJson(ctx, { app, staged: false, rolled: rolled ?? null, ...listing });
 }
 
@@ -197,7 +162,7 @@ function withCommon(cmd: Command, stage: boolean): Command {
   if (stage) {
     cmd
       .option("--stage", "record the change without rolling the machines: the next deploy applies it")
-      .option("--detach", "apply at once and roll the machines in the background, without waiting");
+      .option("--detach", "apply at once and leave the roll to the platform, without waiting for it");
   }
   return cmd.addOption(
     new Option(
@@ -215,7 +180,7 @@ export function registerSecrets(program: Command, ctx: Context): void {
 
   withCommon(secrets.command("set <NAME=VALUE...>"), true)
     .description(
-      "set secrets and roll the app's machines onto them, one at a time, each healthy before the next",
+      "set secrets and roll the app's machines onto them: a rolling release the platform carries out",
     )
     .action((pairs: string[], flags: SecretsFlags) => apply(ctx, flags, parseAssignments(pairs), "Set"));
 
