@@ -8,7 +8,7 @@ import { type Context, printJson } from "../context.js";
 import { followRelease } from "../follow-release.js";
 import { seconds } from "../options.js";
 import { ago, formatTable } from "../table.js";
-import type { SecretsListing } from "../types.js";
+import type { Release, SecretsListing } from "../types.js";
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const DEFAULT_WAIT_MS = 60_000;
@@ -70,19 +70,47 @@ async function readStdin(ctx: Context): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
+/** A release the platform is still carrying out (a deploy, a rollback, another roll). */
+function inProgress(releases: readonly Release[]): Release | undefined {
+  return releases.find((r) => r.deploy === true && !ENDED.has(r.status));
+}
+
+const ENDED = new Set(["succeeded", "failed"]);
+
+/** The refusal of a detached roll while release `open` is in progress (it would supersede it). */
+function busy(app: string, open: Release, then: string): CliError {
+  return new CliError(
+    `release v${open.version} of app ${app} is ${open.status}: a roll now would take its place and bring the previous image back`,
+    `${then} once it has ended (\`hangar releases -a ${app}\`), or run this without --detach to wait for it`,
+  );
+}
+
 /**
- * Rolls the app's machines onto its secrets as they are now: a release of the current image and
- * config that the platform carries out (rolling: each new machine healthy before a previous one goes;
- * machines on volumes updated in place), followed here to its end unless `detach`. Machines get
- * secrets only when they start. A client that stops half-way leaves a roll the platform finishes or
- * rolls back.
+ * Rolls the app's machines onto its secrets as they are now, as flyctl's restart-only deploy does: a
+ * release of the current image and config without its release_command or seed_command, that the
+ * platform carries out (rolling, `[deploy] max_unavailable` at a time, else one machine at a time,
+ * each new machine healthy before a previous one goes; machines on volumes updated in place),
+ * followed here to its end unless `detach`. A release in progress (a deploy) is waited for first:
+ * a roll recorded now would supersede it and bring the old image back. Machines get secrets only
+ * when they start. A client that stops half-way leaves a roll the platform finishes or rolls back.
  */
 export async function rollSecrets(
   api: ApiClient,
   app: string,
   opts: { waitTimeoutMs: number; progress: (text: string) => void; reason: string; detach?: boolean },
 ): Promise<{ release: number; machines: string[]; detached?: boolean } | undefined> {
-  const current = (await api.listReleases(app)).find((r) => r.status === "succeeded");
+  let releases = await api.listReleases(app);
+  const open = inProgress(releases);
+  if (open && opts.detach)
+    throw busy(app, open, "the secrets are recorded: `hangar secrets deploy` rolls them");
+  if (open) {
+    opts.progress(
+      `Waiting for release v${open.version} (${open.status}) to end before rolling the machines\n`,
+    );
+    await followRelease(api, app, open.version, () => undefined);
+    releases = await api.listReleases(app);
+  }
+  const current = releases.find((r) => r.status === "succeeded");
   if (current?.edge) {
     // An edge app has no machines: each proxy deploys its code again with the new `env` by itself.
     opts.progress(`The proxies run edge app ${app}'s code with the new secrets within seconds\n`);
@@ -94,13 +122,20 @@ export async function rollSecrets(
     );
     return undefined;
   }
-  const config = (current.config ?? {}) as AppConfig;
+  // The app as it runs, without what only a deploy runs (a migration is not a restart's to run again).
+  const {
+    release_command: _release,
+    seed_command: _seed,
+    ...deploy
+  } = ((current.config ?? {}) as AppConfig).deploy ?? {};
+  const config = { ...(current.config ?? {}), deploy } as AppConfig;
   const release = await api.createRelease(app, {
     image: current.image,
     ...(current.build_id ? { build_id: current.build_id } : {}),
     config,
     strategy: "rolling",
     deploy: true,
+    max_unavailable: String(deploy.max_unavailable ?? 1),
     wait_timeout: opts.waitTimeoutMs / 1000,
     description: opts.reason,
   });
@@ -112,19 +147,27 @@ export async function rollSecrets(
     return { release: release.version, machines: [], detached: true };
   }
   const ended = await followRelease(api, app, release.version, opts.progress);
+  // A deploy recorded meanwhile took the app over: its machines start with the new secrets.
+  const superseded = /^superseded by v(\d+)/.exec(ended.reason ?? "");
+  if (ended.status === "failed" && superseded) {
+    opts.progress(
+      `Release v${ended.version} was superseded by v${superseded[1]}, whose machines start with the new secrets\n`,
+    );
+    return { release: ended.version, machines: [] };
+  }
   if (ended.status === "failed") {
     const back = ended.rolled_back_to
-      ? `v${ended.rolled_back_to} keeps serving with the secrets it started with (the platform returned the app to it)`
-      : `v${current.version} keeps serving with the secrets it started with`;
+      ? `the platform returned the app to v${ended.rolled_back_to}`
+      : `v${current.version} keeps serving`;
     throw new CliError(
-      `release v${ended.version} failed: ${ended.reason ?? "unknown"}; ${back}`,
+      `release v${ended.version} failed: ${ended.reason ?? "unknown"}; ${back} (machines it started again have the new secrets)`,
       `see what the app printed with \`hangar logs -a ${app}\``,
     );
   }
   return { release: ended.version, machines: ended.machine_ids ?? [] };
 }
 
-/** Applies an update and, unless staged, rolls the machines onto it (in the background when detached). */
+/** Applies an update and, unless staged, rolls the machines onto it (left to the platform when detached). */
 async function apply(
   ctx: Context,
   flags: SecretsFlags,
@@ -134,6 +177,10 @@ async function apply(
   const app = await appOf(ctx, flags);
   const api = await ctx.api();
   const stage = flags.stage ?? false;
+  if (flags.detach && !stage) {
+    const open = inProgress(await api.listReleases(app));
+    if (open) throw busy(app, open, "set them again, or run `hangar secrets deploy`,");
+  }
   const listing = await api.updateSecrets(app, values, stage);
   const progress = flags.json ? ctx.err : ctx.out;
   const names = Object.keys(values);

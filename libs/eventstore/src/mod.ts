@@ -45,7 +45,7 @@ export { ensureDurable, runProjection } from "./projection.js";
 export type { PublishAck } from "./publisher.js";
 export { JetStreamPublisher, PublishRejectedError, PublishTimeoutError } from "./publisher.js";
 export type { OrderedReaderOptions, StreamMessage } from "./reader.js";
-export { OrderedReader } from "./reader.js";
+export { OrderedReader, plantedDelivery } from "./reader.js";
 export type { Replay, ReplayOptions, ReplayProgress } from "./replay.js";
 export { replay } from "./replay.js";
 export type { Snapshot, SnapshotCodec } from "./snapshots.js";

@@ -12,8 +12,9 @@ import {
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
 import { type Span, SpanKind, SpanStatusCode } from "@opentelemetry/api";
-import { decodeStored, type RecordedEvent, SERVER_COPY_HEADER } from "./batch.js";
+import { decodeStored, type RecordedEvent } from "./batch.js";
 import { isRetryable } from "./errors.js";
+import { plantedDelivery } from "./reader.js";
 import { type AggregateStream, aggregateIdOf } from "./stream.js";
 
 /** One stored message as a projection sees it. */
@@ -181,7 +182,7 @@ export async function runProjection<E extends { type: string }>(
             data: m.data,
             seq: m.seq,
             headers: m.headers,
-            planted: m.headers?.has(SERVER_COPY_HEADER) ?? false,
+            planted: plantedDelivery(m),
           }),
         };
       });

@@ -275,6 +275,17 @@ class DeliveredMessage implements StreamMessage {
 const SERVER_COPY_LINE = Buffer.from(`\r\n${SERVER_COPY_HEADER}:`);
 
 /**
+ * Whether a delivered message (a core one, or a JetStream consumer's, which wraps one as `msg`) was
+ * stored with SERVER_COPY_HEADER: a copy the server planted (decodeStored).
+ */
+export function plantedDelivery(
+  m: Msg | { readonly msg?: Msg; readonly headers?: MsgHdrs | undefined },
+): boolean {
+  const inner = (m as { msg?: Msg }).msg;
+  return hasServerCopyHeader(inner ?? (m as Msg));
+}
+
+/**
  * Whether a delivered message's stored headers name SERVER_COPY_HEADER: the raw header block is
  * searched where the client keeps it (nats.js's MsgImpl: `_rdata`, the first `_msg.hdr` bytes), so a
  * rebuild parses no headers; a client without those fields gets its headers parsed.

@@ -3,6 +3,7 @@
 // any client allowed one JetStream API request may name a stream's subject as the reply, and the
 // server stores its JSON answer there. A direct get answered that way copies a real event, headers
 // and all, which decodes: the server's Nats-Stream header among the stored ones tells it apart.
+import { jetstream } from "@nats-io/jetstream";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { afterAll, beforeAll, expect, inject, it } from "vitest";
 import {
@@ -10,6 +11,7 @@ import {
   EventStore,
   ensureStream,
   loadAggregate,
+  plantedDelivery,
   plantedStored,
   replay,
 } from "../src/mod.js";
@@ -114,6 +116,16 @@ it("takes a real event the server copied onto another aggregate's subject (a dir
   const copyDirect = await store.jsm.direct.getMessage(copies.name, { seq: copy });
   expect(copyDirect && plantedStored(copyDirect)).toBe(true);
   expect(await store.readMessage(copies, copy)).toEqual([]);
+  // A JetStream consumer's delivery (projections, webhooks) tells it too, from the raw headers.
+  const consumer = await jetstream(nc).consumers.get(copies.name);
+  const delivered = new Map<number, boolean>();
+  for await (const m of await consumer.fetch({ max_messages: 2 })) delivered.set(m.seq, plantedDelivery(m));
+  expect(delivered).toEqual(
+    new Map([
+      [made.seq, false],
+      [copy, true],
+    ]),
+  );
 
   // Loads: p2 has no event (its version is the copy's), p1 its one.
   const p2 = await loadAggregate(store, copies, counterDecider, "p2");

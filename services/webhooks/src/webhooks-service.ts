@@ -36,8 +36,8 @@ import {
   type EventStore,
   ensureDurable,
   getStoredMessage,
+  plantedDelivery,
   plantedStored,
-  SERVER_COPY_HEADER,
 } from "@hangar/eventstore";
 import { acquireLease, type Lease } from "@hangar/lease";
 import type { MasterKeys } from "@hangar/secrets";
@@ -483,7 +483,7 @@ export class WebhooksService {
               subject: m.subject,
               data: m.data,
               headers: m.headers,
-              planted: m.headers?.has(SERVER_COPY_HEADER) ?? false,
+              planted: plantedDelivery(m),
             }),
           );
           m.ack();
