@@ -4,11 +4,16 @@
 // volumes; a release whose machines never pass their checks is rolled back in place. The volume
 // service's create, attach and detach are answered here over NATS (its own tests cover the disks).
 import {
+  newMachineId,
+  newVolumeId,
   type ReleaseCommand,
   type ReleaseEvent,
   type ReleasesState,
   releaseDecider,
   releasesStream,
+  volumeAggregateId,
+  volumeDecider,
+  volumesStream,
 } from "@hangar/domain";
 import { CommandHandler } from "@hangar/eventstore";
 import {
@@ -31,6 +36,7 @@ let releases: AggregateView<ReleasesState, ReleaseCommand, ReleaseEvent>;
 let stopScheduler: () => Promise<void>;
 const created: VolumeCreateRequest[] = [];
 const attached: VolumeAttachRequest[] = [];
+const detached: VolumeAttachRequest[] = [];
 
 beforeAll(async () => {
   platform = await Platform.start();
@@ -52,6 +58,10 @@ beforeAll(async () => {
   });
   serveCommands<VolumeAttachRequest, unknown>(platform.nc, subjects.volume.attach, "volume", async (req) => {
     attached.push(req);
+    return { id: req.volume_id, seq: 1 };
+  });
+  serveCommands<VolumeAttachRequest, unknown>(platform.nc, subjects.volume.detach, "volume", async (req) => {
+    detached.push(req);
     return { id: req.volume_id, seq: 1 };
   });
   await platform.createApp(APP);
@@ -205,5 +215,88 @@ describe("release orchestrator, an app with [mounts]", () => {
       { id: "a0000000000001", release: String(v2), volume: "vol_a000000000000001", host: "host-0" },
       { id: "a0000000000002", release: String(v2), volume: "vol_a000000000000002", host: "host-0" },
     ]);
+  });
+
+  it("detaches a volume left attached to a machine an ended release never created, when the next release starts", async () => {
+    // As a step cut off between its attach and its create leaves it: attached (in VOLUMES) to the
+    // id of a slot of release r1, with no such machine.
+    const stranded = newMachineId("r1/app/3");
+    const volumes = new CommandHandler(platform.store, volumesStream, volumeDecider);
+    const id = "vol_5714a0ded0000001";
+    const aggregate = volumeAggregateId(APP, id);
+    await volumes.handle(
+      aggregate,
+      {
+        type: "CreateVolume",
+        volumeId: id,
+        app: APP,
+        org: "personal",
+        name: "data",
+        region: "local",
+        hostId: "host-v",
+        sizeGb: 1,
+        snapshotRetention: 5,
+        autoBackupEnabled: true,
+        commandId: "stranded",
+        at: new Date().toISOString(),
+      },
+      { commandId: "stranded-create" },
+    );
+    await volumes.handle(aggregate, { type: "MarkCreated" }, { commandId: "stranded-created" });
+    await volumes.handle(
+      aggregate,
+      { type: "AttachVolume", machineId: stranded },
+      { commandId: "stranded-attach" },
+    );
+    const v4 = await release("r4", appConfig({ env: { RELEASE: "4" } }));
+    expect(await ended(v4)).toMatchObject({ status: "succeeded" });
+    expect(detached).toContainEqual({ app: APP, volume_id: id, machine_id: stranded });
+    // The machines' own volumes stay attached.
+    expect(detached.filter((d) => d.volume_id !== id)).toEqual([]);
+  });
+
+  it("makes its machine a volume of its own when another machine took the one its step made before", async () => {
+    const app = "notes-three";
+    await platform.createApp(app);
+    // The volume a cut-off step made for the first slot (keyed by that machine), since taken by another.
+    const slot0 = newMachineId("three-r1/app/0");
+    const taken = newVolumeId(`${app}/release-volume-${slot0}`);
+    const volumes = new CommandHandler(platform.store, volumesStream, volumeDecider);
+    const aggregate = volumeAggregateId(app, taken);
+    await volumes.handle(
+      aggregate,
+      {
+        type: "CreateVolume",
+        volumeId: taken,
+        app,
+        org: "personal",
+        name: "data",
+        region: "local",
+        hostId: "host-v",
+        sizeGb: 1,
+        snapshotRetention: 5,
+        autoBackupEnabled: true,
+        commandId: `release-volume-${slot0}`,
+        at: new Date().toISOString(),
+      },
+      { commandId: "taken-create" },
+    );
+    await volumes.handle(aggregate, { type: "MarkCreated" }, { commandId: "taken-created" });
+    await volumes.handle(
+      aggregate,
+      { type: "AttachVolume", machineId: "someoneelse01" },
+      { commandId: "taken-attach" },
+    );
+    const v1 = await release(
+      "three-r1",
+      JSON.stringify({ app, mounts: [{ source: "data", destination: "/data" }] }),
+      60_000,
+      app,
+    );
+    expect(await ended(v1, app)).toMatchObject({ status: "succeeded" });
+    expect(created.filter((c) => c.app === app).map((c) => c.command_id)).toEqual([
+      `release-volume-${slot0}-1`,
+    ]);
+    expect(attached.filter((a) => a.app === app).map((a) => a.machine_id)).toEqual([slot0]);
   });
 });

@@ -922,8 +922,19 @@ export class ReleaseOrchestrator {
     for (const v of this.opts.fleet.volumes.ofApp(app)) {
       const id = v.attached_machine_id;
       if (!id || !slots.has(id) || this.stepping.has(id) || this.opts.fleet.machine(app, id)) continue;
-      await sendCommand(this.opts.nc, subjects.volume.detach, { app, volume_id: v.id, machine_id: id });
-      this.opts.logger.info({ app, volume: v.id, machine: id }, "volume of a machine never created detached");
+      // Tried again at the next release's start or end; a volume service down now holds no release up.
+      try {
+        await sendCommand(this.opts.nc, subjects.volume.detach, { app, volume_id: v.id, machine_id: id });
+        this.opts.logger.info(
+          { app, volume: v.id, machine: id },
+          "volume of a machine never created detached",
+        );
+      } catch (err) {
+        this.opts.logger.warn(
+          { err, app, volume: v.id, machine: id },
+          "volume of a machine never created not detached yet",
+        );
+      }
     }
   }
 
