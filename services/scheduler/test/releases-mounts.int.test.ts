@@ -4,6 +4,7 @@
 // volumes; a release whose machines never pass their checks is rolled back in place. The volume
 // service's create, attach and detach are answered here over NATS (its own tests cover the disks).
 import {
+  machineAggregateId,
   newMachineId,
   newVolumeId,
   type ReleaseCommand,
@@ -298,5 +299,33 @@ describe("release orchestrator, an app with [mounts]", () => {
       `release-volume-${slot0}-1`,
     ]);
     expect(attached.filter((a) => a.app === app).map((a) => a.machine_id)).toEqual([slot0]);
+  });
+
+  it("fails a release whose machine cannot be updated in place within its wait (a user holds its lease), and leaves it as it was", async () => {
+    const before = machines();
+    const [m] = before;
+    if (!m) throw new Error("no machine");
+    await platform.machinesHandler.handle(
+      machineAggregateId(APP, m.id),
+      {
+        type: "AcquireLease",
+        nonce: "user-nonce",
+        ttlS: 60,
+        owner: "someone@example.com",
+        description: "maintenance",
+        nowMs: Date.now(),
+      },
+      { commandId: "lease-for-test" },
+    );
+    const v = await release("r6", appConfig({ env: { RELEASE: "6" } }), 1_500);
+    const r = await ended(v);
+    expect(r).toMatchObject({ status: "failed" });
+    expect(r.reason).toMatch(new RegExp(`machine ${m.id} could not be updated in place within 2 s: .*lease`));
+    expect(machines()).toEqual(before);
+    await platform.machinesHandler.handle(
+      machineAggregateId(APP, m.id),
+      { type: "ReleaseLease", nonce: "user-nonce", nowMs: Date.now() },
+      { commandId: "lease-release-for-test" },
+    );
   });
 });
