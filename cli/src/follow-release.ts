@@ -3,7 +3,8 @@ import type { ApiClient } from "./api.js";
 import { formatLogEntry } from "./logs.js";
 import type { Machine, Release } from "./types.js";
 
-const ENDED = new Set(["succeeded", "failed"]);
+/** The statuses a release ends with. */
+export const ENDED = new Set(["succeeded", "failed"]);
 
 /** The commands a release may run before it replaces machines, in the order they run. */
 const COMMAND_KEYS = ["release_command", "seed_command"] as const;

@@ -5,7 +5,7 @@ import type { ApiClient } from "../api.js";
 import { loadAppConfig, resolveAppName } from "../app-config.js";
 import { CliError } from "../cli-error.js";
 import { type Context, printJson } from "../context.js";
-import { followRelease } from "../follow-release.js";
+import { ENDED, followRelease } from "../follow-release.js";
 import { seconds } from "../options.js";
 import { ago, formatTable } from "../table.js";
 import type { Release, SecretsListing } from "../types.js";
@@ -74,8 +74,6 @@ async function readStdin(ctx: Context): Promise<string> {
 function inProgress(releases: readonly Release[]): Release | undefined {
   return releases.find((r) => r.deploy === true && !ENDED.has(r.status));
 }
-
-const ENDED = new Set(["succeeded", "failed"]);
 
 /** The refusal of a detached roll while release `open` is in progress (it would supersede it). */
 function busy(app: string, open: Release, then: string): CliError {

@@ -136,6 +136,28 @@ function machines(app = APP) {
     .sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/** A created volume "data" on host-v, attached (in VOLUMES) to `machineId`, as the volume service records one. */
+async function attachedVolume(app: string, volumeId: string, commandId: string, machineId: string) {
+  const volumes = new CommandHandler(platform.store, volumesStream, volumeDecider);
+  const aggregate = volumeAggregateId(app, volumeId);
+  const spec = { volumeId, app, org: "personal", name: "data", region: "local", hostId: "host-v" };
+  await volumes.handle(
+    aggregate,
+    {
+      type: "CreateVolume",
+      ...spec,
+      sizeGb: 1,
+      snapshotRetention: 5,
+      autoBackupEnabled: true,
+      commandId,
+      at: new Date().toISOString(),
+    },
+    { commandId: `${volumeId}-create` },
+  );
+  await volumes.handle(aggregate, { type: "MarkCreated" }, { commandId: `${volumeId}-created` });
+  await volumes.handle(aggregate, { type: "AttachVolume", machineId }, { commandId: `${volumeId}-attach` });
+}
+
 describe("release orchestrator, an app with [mounts]", () => {
   let first: ReturnType<typeof machines> = [];
 
@@ -222,33 +244,8 @@ describe("release orchestrator, an app with [mounts]", () => {
     // As a step cut off between its attach and its create leaves it: attached (in VOLUMES) to the
     // id of a slot of release r1, with no such machine.
     const stranded = newMachineId("r1/app/3");
-    const volumes = new CommandHandler(platform.store, volumesStream, volumeDecider);
     const id = "vol_5714a0ded0000001";
-    const aggregate = volumeAggregateId(APP, id);
-    await volumes.handle(
-      aggregate,
-      {
-        type: "CreateVolume",
-        volumeId: id,
-        app: APP,
-        org: "personal",
-        name: "data",
-        region: "local",
-        hostId: "host-v",
-        sizeGb: 1,
-        snapshotRetention: 5,
-        autoBackupEnabled: true,
-        commandId: "stranded",
-        at: new Date().toISOString(),
-      },
-      { commandId: "stranded-create" },
-    );
-    await volumes.handle(aggregate, { type: "MarkCreated" }, { commandId: "stranded-created" });
-    await volumes.handle(
-      aggregate,
-      { type: "AttachVolume", machineId: stranded },
-      { commandId: "stranded-attach" },
-    );
+    await attachedVolume(APP, id, "stranded", stranded);
     const v4 = await release("r4", appConfig({ env: { RELEASE: "4" } }));
     expect(await ended(v4)).toMatchObject({ status: "succeeded" });
     expect(detached).toContainEqual({ app: APP, volume_id: id, machine_id: stranded });
@@ -262,32 +259,7 @@ describe("release orchestrator, an app with [mounts]", () => {
     // The volume a cut-off step made for the first slot (keyed by that machine), since taken by another.
     const slot0 = newMachineId("three-r1/app/0");
     const taken = newVolumeId(`${app}/release-volume-${slot0}`);
-    const volumes = new CommandHandler(platform.store, volumesStream, volumeDecider);
-    const aggregate = volumeAggregateId(app, taken);
-    await volumes.handle(
-      aggregate,
-      {
-        type: "CreateVolume",
-        volumeId: taken,
-        app,
-        org: "personal",
-        name: "data",
-        region: "local",
-        hostId: "host-v",
-        sizeGb: 1,
-        snapshotRetention: 5,
-        autoBackupEnabled: true,
-        commandId: `release-volume-${slot0}`,
-        at: new Date().toISOString(),
-      },
-      { commandId: "taken-create" },
-    );
-    await volumes.handle(aggregate, { type: "MarkCreated" }, { commandId: "taken-created" });
-    await volumes.handle(
-      aggregate,
-      { type: "AttachVolume", machineId: "someoneelse01" },
-      { commandId: "taken-attach" },
-    );
+    await attachedVolume(app, taken, `release-volume-${slot0}`, "someoneelse01");
     const v1 = await release(
       "three-r1",
       JSON.stringify({ app, mounts: [{ source: "data", destination: "/data" }] }),

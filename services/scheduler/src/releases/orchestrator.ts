@@ -915,13 +915,19 @@ export class ReleaseOrchestrator {
    * the volume service frees a volume only when its machine is destroyed.
    */
   private async freeStrandedVolumes(app: string): Promise<void> {
+    // Volumes attached to a machine id no machine has: usually none, and then no slot id is computed.
+    const orphans = this.opts.fleet.volumes.ofApp(app).filter((v) => {
+      const id = v.attached_machine_id;
+      return id !== null && !this.stepping.has(id) && !this.opts.fleet.machine(app, id);
+    });
+    if (orphans.length === 0) return;
     const releases = (this.view.get(app)?.releases ?? []).filter(
       (r) => r.status === "succeeded" || r.status === "failed",
     );
     const slots = new Set(releases.flatMap((r) => [...slotIdsOf(r)]));
-    for (const v of this.opts.fleet.volumes.ofApp(app)) {
-      const id = v.attached_machine_id;
-      if (!id || !slots.has(id) || this.stepping.has(id) || this.opts.fleet.machine(app, id)) continue;
+    for (const v of orphans) {
+      const id = v.attached_machine_id as string;
+      if (!slots.has(id)) continue;
       // Tried again at the next release's start or end; a volume service down now holds no release up.
       try {
         await sendCommand(this.opts.nc, subjects.volume.detach, { app, volume_id: v.id, machine_id: id });
